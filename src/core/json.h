@@ -1,0 +1,22 @@
+/*
+ * The JSON shapes of docs/architecture.md §6, shared by `--json` output and the HTTP API so the
+ * two cannot drift. Each function returns a new reference (jansson) owned by the caller.
+ * Strings that are not valid UTF-8 (git paths are bytes) are emitted with each invalid byte
+ * replaced by U+FFFD.
+ */
+#ifndef PS_CORE_JSON_H
+#define PS_CORE_JSON_H
+
+#include <jansson.h>
+
+#include "core/model.h"
+
+json_t *ps_json_string(const char *s);
+json_t *ps_project_to_json(const struct ps_project *p);
+json_t *ps_sync_to_json(const struct ps_sync *s);
+json_t *ps_file_to_json(const struct ps_file *f);
+json_t *ps_change_to_json(const struct ps_change *c);
+json_t *ps_event_to_json(const struct ps_event *e);
+json_t *ps_sync_to_json_or_null(const struct ps_sync *s);
+
+#endif

@@ -1,0 +1,155 @@
+/*
+ * The words of projsync as C types: project, sync, file (one file version of a snapshot),
+ * change, event. Every part speaks these; the store fills them, the pipeline produces them, the
+ * CLI and the server print them with core/json.h. Structures returned through `**out` belong to
+ * the caller and are released with the matching ps_*_free (NULL-safe).
+ */
+#ifndef PS_CORE_MODEL_H
+#define PS_CORE_MODEL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "util/util.h"
+
+#define PS_DEFAULT_MAX_BLOB_SIZE (8 * 1024 * 1024)
+#define PS_DEFAULT_MEMORY_GLOB ".memory/**/*.md"
+
+/* Git file modes as stored and shown (as octal strings in JSON). */
+#define PS_MODE_TREE 0040000u
+#define PS_MODE_FILE 0100644u
+#define PS_MODE_EXEC 0100755u
+#define PS_MODE_LINK 0120000u
+#define PS_MODE_COMMIT 0160000u /* submodule */
+
+struct ps_project {
+	int64_t id;
+	char *name;
+	char *source;
+	char *branch;                 /* selected branch; NULL follows the source's default */
+	int64_t max_blob_size;
+	struct ps_strv memory_globs;
+	int64_t last_sync_id;         /* last succeeded sync, 0 if none */
+	char *last_commit;            /* its commit; NULL if none or the repository was empty */
+	char *last_error_code;        /* of the last failed sync since the last success */
+	char *last_error_message;
+	int64_t failures_in_row;
+	int64_t created_at;           /* ms since epoch */
+};
+
+enum ps_sync_status {
+	PS_SYNC_QUEUED,
+	PS_SYNC_RUNNING,
+	PS_SYNC_SUCCEEDED,
+	PS_SYNC_FAILED,
+	PS_SYNC_CANCELLED,
+};
+
+enum ps_phase {
+	PS_PHASE_NONE = 0,
+	PS_PHASE_PREPARE = 1,
+	PS_PHASE_SCAN = 2,
+	PS_PHASE_FETCH = 3,
+	PS_PHASE_IMPORT = 4,
+	PS_PHASE_FINALIZE = 5,
+};
+#define PS_PHASE_COUNT 5
+
+struct ps_counts {
+	int64_t added;
+	int64_t modified;
+	int64_t deleted;
+	int64_t renamed;
+	int64_t files;   /* files in the snapshot after this sync */
+};
+
+struct ps_sync {
+	int64_t id;
+	int64_t project_id;
+	char *project;                /* project name */
+	char *branch;
+	enum ps_sync_status status;
+	enum ps_phase phase;
+	char *commit;                 /* head commit synced (NULL until known, or empty repository) */
+	char *tree;                   /* its root tree */
+	int64_t previous_sync_id;     /* 0 for the first sync of a project */
+	int64_t base_sync_id;         /* the last succeeded sync this one diffed against, 0 if none */
+	char *trigger;                /* cli | api | webhook | schedule */
+	struct ps_counts counts;
+	int64_t bytes;                /* content bytes fetched */
+	int64_t requests;             /* upstream requests made */
+	bool up_to_date;              /* succeeded without a new snapshot: the head had not moved */
+	int64_t skipped_large;        /* files kept as metadata only (over the size limit) */
+	char *error_code;
+	char *error_message;
+	int64_t created_at, started_at, finished_at; /* ms since epoch, 0 = not yet */
+};
+
+struct ps_file {
+	char *path;
+	uint32_t mode;
+	char sha[PS_SHA_HEX];
+	int64_t size;                 /* -1 for submodules */
+};
+
+enum ps_change_status {
+	PS_CHANGE_ADDED,
+	PS_CHANGE_MODIFIED,
+	PS_CHANGE_DELETED,
+	PS_CHANGE_RENAMED,
+	PS_CHANGE_TYPE_CHANGED,
+};
+
+struct ps_change {
+	enum ps_change_status status;
+	char *path;                   /* new path (the old one for deletions) */
+	char *previous_path;          /* renames only */
+	char sha[PS_SHA_HEX];         /* empty for deletions */
+	char previous_sha[PS_SHA_HEX];/* empty for additions */
+	uint32_t mode, previous_mode; /* 0 where absent */
+	int64_t size;                 /* of the new blob, -1 unknown/submodule */
+};
+
+enum ps_event_kind {
+	PS_EVENT_QUEUED,
+	PS_EVENT_PHASE,
+	PS_EVENT_PROGRESS,
+	PS_EVENT_WARNING,
+	PS_EVENT_SUCCEEDED,
+	PS_EVENT_FAILED,
+	PS_EVENT_CANCELLED,
+};
+
+struct ps_event {
+	int64_t sync_id;
+	int64_t seq;
+	enum ps_event_kind kind;
+	enum ps_phase phase;
+	double fraction;
+	int64_t files_done, files_total;
+	int64_t bytes;
+	int64_t requests;
+	int64_t elapsed_ms;
+	char *message;                /* warnings and failures */
+	struct ps_sync *summary;      /* end events */
+};
+
+void ps_project_free(struct ps_project *p);
+void ps_sync_free(struct ps_sync *s);
+void ps_file_dispose(struct ps_file *f);
+void ps_change_dispose(struct ps_change *c);
+void ps_event_dispose(struct ps_event *e);
+
+const char *ps_sync_status_name(enum ps_sync_status s);
+int ps_sync_status_parse(const char *name, enum ps_sync_status *out);
+const char *ps_phase_name(enum ps_phase p);
+int ps_phase_parse(const char *name, enum ps_phase *out);
+const char *ps_change_status_name(enum ps_change_status s);
+const char *ps_event_kind_name(enum ps_event_kind k);
+bool ps_event_is_final(enum ps_event_kind k);
+/* "100644", "120000", ...; `out` holds at least 8 bytes. */
+void ps_mode_string(uint32_t mode, char *out);
+/* The GitHub tree-entry type of a mode: "blob", "tree" or "commit". */
+const char *ps_mode_type(uint32_t mode);
+
+#endif

@@ -1,0 +1,111 @@
+/*
+ * Where a project's repository lives. A source answers a handful of questions and nothing else:
+ * which branches exist, what a branch's head is, what a tree holds, and what a set of blobs
+ * contains. The sync pipeline (core/sync.c) builds everything else on top of these, so a git
+ * remote (libgit2, source/git.c) and GitHub's REST API (source/github.c, later) are
+ * interchangeable. A source object is used by one thread at a time.
+ *
+ * SOURCE strings:  a local path to a git repository (bare or not) | any git URL (https://, ssh://,
+ * git://, file://, user@host:path) | github:OWNER/REPO | https://github.com/OWNER/REPO[.git].
+ */
+#ifndef PS_SOURCE_SOURCE_H
+#define PS_SOURCE_SOURCE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/model.h"
+
+struct ps_source;
+
+/* One entry of one tree, as git stores it. */
+struct ps_tree_entry {
+	char *name;            /* a single path component (arbitrary bytes but '/' and NUL) */
+	uint32_t mode;         /* PS_MODE_* */
+	char sha[PS_SHA_HEX];
+	int64_t size;          /* blob size; -1 for trees and submodules */
+};
+
+struct ps_tree {
+	struct ps_tree_entry *entries;
+	size_t n;
+};
+void ps_tree_dispose(struct ps_tree *t);
+
+struct ps_head {
+	char commit[PS_SHA_HEX];
+	char tree[PS_SHA_HEX];
+};
+
+/* Called once per fetched blob, in any order. `data` is borrowed for the call. A non-zero return
+ * stops the fetch and is returned by fetch_blobs. */
+typedef int (*ps_blob_cb)(void *ud, const char *sha, const void *data, size_t len);
+
+struct ps_source_ops {
+	const char *kind; /* "git" | "github" */
+	/* Branch names (owned by the caller, sorted) and the default branch (owned, may be NULL for
+	 * an empty repository). */
+	int (*branches)(struct ps_source *src, struct ps_strv *out, char **default_branch);
+	/* Resolves `branch` (NULL = the default branch) to its head. PS_ENOTFOUND when the branch
+	 * does not exist, PS_EEMPTY when the repository has no commits at all. `known` is the
+	 * commit of the last succeeded sync or NULL: a source may use it to answer cheaply when
+	 * nothing moved. */
+	int (*resolve)(struct ps_source *src, const char *branch, const char *known,
+		       struct ps_head *out);
+	/* One tree, not recursive. PS_ENOTFOUND if the source no longer has it. */
+	int (*read_tree)(struct ps_source *src, const char *tree_sha, struct ps_tree *out);
+	/* The content of `n` blobs, each handed to cb. */
+	int (*fetch_blobs)(struct ps_source *src, const char *const *shas, size_t n,
+			   ps_blob_cb cb, void *ud);
+	void (*free)(struct ps_source *src);
+};
+
+struct ps_source {
+	const struct ps_source_ops *ops;
+	int64_t requests;      /* upstream requests so far (network round trips) */
+	int64_t bytes;         /* upstream bytes received so far */
+};
+
+struct ps_source_opts {
+	const char *cache_dir; /* where remote sources keep their bare caches */
+};
+
+/*
+ * Opens the source named by `spec`. Cheap for local paths; remote sources connect lazily (on
+ * the first branches/resolve call). PS_EINVAL for a spec that names nothing usable, with a
+ * message saying why. The source is owned by the caller: ps_source_free.
+ */
+int ps_source_open(struct ps_source **out, const char *spec, const struct ps_source_opts *opts);
+void ps_source_free(struct ps_source *src);
+
+/*
+ * Checks that `spec` names a reachable repository (used when a project is added): a path must
+ * be a git repository, a URL must answer. Blocks on the network for remote sources.
+ */
+int ps_source_check(const char *spec, const struct ps_source_opts *opts);
+
+static inline int ps_source_branches(struct ps_source *s, struct ps_strv *out, char **def)
+{
+	return s->ops->branches(s, out, def);
+}
+static inline int ps_source_resolve(struct ps_source *s, const char *branch, const char *known,
+				    struct ps_head *out)
+{
+	return s->ops->resolve(s, branch, known, out);
+}
+static inline int ps_source_read_tree(struct ps_source *s, const char *sha, struct ps_tree *out)
+{
+	return s->ops->read_tree(s, sha, out);
+}
+static inline int ps_source_fetch_blobs(struct ps_source *s, const char *const *shas, size_t n,
+					ps_blob_cb cb, void *ud)
+{
+	return s->ops->fetch_blobs(s, shas, n, cb, ud);
+}
+
+/* Constructor of the libgit2 source (source/git.c). `location` is a path or git URL. */
+int ps_git_source_open(struct ps_source **out, const char *location,
+		       const struct ps_source_opts *opts);
+int ps_git_source_check(const char *location, const struct ps_source_opts *opts);
+
+#endif

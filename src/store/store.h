@@ -1,0 +1,188 @@
+/*
+ * The store: everything projsync keeps, behind one backend-neutral interface. The functions speak
+ * the domain (projects, syncs, file versions, blobs, events), never SQL, so the pipeline, the CLI
+ * and the server do not know which backend answers. Today: SQLite (store/sqlite.c). A PostgreSQL
+ * backend implements the same functions; ps_store_open picks the backend from the URL.
+ *
+ * The data rules of docs/architecture.md §4 are kept here, not by callers:
+ *   - a sync's file versions become visible only in ps_store_sync_finalize (one transaction);
+ *   - syncs form one chain per project (UNIQUE previous_sync_id) and at most one queued/running
+ *     sync per project: ps_store_sync_create fails with PS_ECONFLICT otherwise;
+ *   - blobs are verified against their git blob SHA-1 in ps_store_blob_put;
+ *   - a dead sync is found by ps_store_reap and marked failed ("interrupted");
+ *   - the project's last-synced commit moves only in ps_store_sync_finalize;
+ *   - migrations run on open; a newer schema is refused.
+ *
+ * Every function returns 0 or a negative PS_E* code with a message (util/error.h). Objects
+ * returned through `**out` belong to the caller. A store handle is used by one thread at a time;
+ * open one per thread.
+ */
+#ifndef PS_STORE_STORE_H
+#define PS_STORE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/model.h"
+
+struct ps_store;
+
+enum ps_store_flags {
+	PS_STORE_NO_MIGRATE = 1 << 0, /* open without applying migrations (for `migrate` itself) */
+};
+
+/*
+ * Opens (creating if needed) the store at `url`: a file path for SQLite, or postgres://...
+ * Applies pending migrations unless PS_STORE_NO_MIGRATE. Fails with PS_ESTORE and a clear
+ * message for a file that is not a database, a schema newer than this binary, or a location
+ * that cannot be written.
+ */
+int ps_store_open(struct ps_store **out, const char *url, unsigned flags);
+void ps_store_free(struct ps_store *s);
+
+/* Applies pending migrations; reports the schema version before and after. */
+int ps_store_migrate(struct ps_store *s, int *from, int *to);
+/* The schema version this binary knows. */
+int ps_store_schema_version(void);
+
+/* Explicit transactions for groups of writes that must hold together. They nest: only the
+ * outermost begin/commit reaches the backend; a rollback at any depth rolls back the whole. */
+int ps_store_begin(struct ps_store *s);
+int ps_store_commit(struct ps_store *s);
+void ps_store_rollback(struct ps_store *s);
+
+/* ---- projects ---- */
+
+/* Adds `p` (name, source, branch, max_blob_size, memory_globs are read) and sets p->id and
+ * p->created_at. PS_ECONFLICT if the name is taken. */
+int ps_store_project_add(struct ps_store *s, struct ps_project *p);
+/* Updates branch, max_blob_size and memory_globs of the project with p->id. */
+int ps_store_project_update(struct ps_store *s, const struct ps_project *p);
+int ps_store_project_get(struct ps_store *s, const char *name, struct ps_project **out);
+int ps_store_project_get_by_id(struct ps_store *s, int64_t id, struct ps_project **out);
+/* All projects sorted by name; free each with ps_project_free and the array with free(). */
+int ps_store_project_list(struct ps_store *s, struct ps_project ***out, size_t *n);
+/* Removes a project with its syncs, file versions and events (blobs stay: they may be shared).
+ * PS_ECONFLICT while a sync of it is queued or running. */
+int ps_store_project_remove(struct ps_store *s, const char *name);
+
+/* ---- syncs ---- */
+
+/* Who runs a sync: host and a process identity (util.h ps_process_identity). */
+struct ps_owner {
+	const char *host;
+	const char *process;
+	int64_t lease_ms;     /* how long the claim holds without renewal */
+};
+
+/*
+ * Appends a new sync to the project's chain: previous_sync_id = the current tail. With an owner
+ * it starts `running` (claimed), without one `queued`. Before appending it reaps the project's
+ * dead syncs (see ps_store_reap) and purges rows left by syncs that did not succeed.
+ * PS_ECONFLICT when a sync of the project is queued or running (also when another process
+ * appended first).
+ */
+int ps_store_sync_create(struct ps_store *s, int64_t project_id, const char *branch,
+			 const char *trigger, const struct ps_owner *owner, struct ps_sync **out);
+/* Claims a queued sync for `owner` (queued -> running). PS_ECONFLICT if it is not queued. */
+int ps_store_sync_claim(struct ps_store *s, int64_t sync_id, const struct ps_owner *owner);
+int ps_store_sync_get(struct ps_store *s, int64_t id, struct ps_sync **out);
+/* A project's syncs newest first; `before_id` > 0 pages (ids < before_id); limit <= 0: all. */
+int ps_store_sync_list(struct ps_store *s, int64_t project_id, int64_t limit, int64_t before_id,
+		       struct ps_sync ***out, size_t *n);
+/* The queued or running sync of a project; PS_ENOTFOUND if none. */
+int ps_store_sync_active(struct ps_store *s, int64_t project_id, struct ps_sync **out);
+/* The last succeeded sync of a project (at or before `at_or_before`, 0 = latest);
+ * PS_ENOTFOUND if none. */
+int ps_store_sync_last_succeeded(struct ps_store *s, int64_t project_id, int64_t at_or_before,
+				 struct ps_sync **out);
+/* Saves a running sync's phase, commit, tree, base, counters and renews its lease. */
+int ps_store_sync_save_progress(struct ps_store *s, const struct ps_sync *sync, int64_t lease_ms);
+/* Asks a queued or running sync to stop at its next step boundary. A queued one is cancelled at
+ * once. PS_ECONFLICT if it already ended. */
+int ps_store_sync_request_cancel(struct ps_store *s, int64_t id);
+int ps_store_sync_cancel_requested(struct ps_store *s, int64_t id, bool *out);
+
+/*
+ * Ends a sync that did not succeed, in one transaction: status (failed or cancelled), phase,
+ * error code and message, finished_at; removes the file versions it staged; counts the failure
+ * on the project (cancelled does not count); stores `final_event`.
+ */
+int ps_store_sync_fail(struct ps_store *s, struct ps_sync *sync, enum ps_sync_status status,
+		       const char *code, const char *message, const struct ps_event *final_event);
+
+/*
+ * Makes a sync's staged snapshot visible, in one transaction: supersedes the previous versions
+ * of every path in `changes` (deleted, modified, renamed, type_changed), marks the sync succeeded
+ * with its counts, moves the project's last-synced commit, resets its failure count, and stores
+ * `final_event`. For an up-to-date sync `changes` is empty.
+ */
+int ps_store_sync_finalize(struct ps_store *s, struct ps_sync *sync,
+			   const struct ps_change *changes, size_t n,
+			   const struct ps_event *final_event);
+
+/*
+ * Finds running syncs (of one project, or all when project_id is 0) whose owner is gone: the
+ * process is not alive on this host, or the lease ran out. Marks each failed with code
+ * "interrupted", keeping its phase. Never touches a sync whose owner on this host still lives.
+ */
+int ps_store_reap(struct ps_store *s, int64_t project_id, int *reaped);
+
+/* ---- events ---- */
+
+/* An event as stored: its number, kind and its JSON (core/json.h ps_event_to_json), ready to be
+ * printed or sent as an SSE `data:` line without parsing. */
+struct ps_stored_event {
+	int64_t seq;
+	enum ps_event_kind kind;
+	char *json;
+};
+void ps_stored_events_free(struct ps_stored_event *evs, size_t n);
+
+/* Stores one event (seq is the caller's, from 1 without gaps). */
+int ps_store_event_append(struct ps_store *s, const struct ps_event *ev);
+/* Events of a sync with seq > after_seq, in order (limit <= 0: all). */
+int ps_store_event_list(struct ps_store *s, int64_t sync_id, int64_t after_seq, int64_t limit,
+			struct ps_stored_event **out, size_t *n);
+
+/* ---- file versions and snapshots ---- */
+
+/*
+ * Stages the new file versions of a running sync: one row per added, modified, renamed or
+ * type-changed change (deletions stage nothing). Invisible to every query until finalize.
+ * Call in batches; each call is one transaction unless inside ps_store_begin.
+ */
+int ps_store_files_stage(struct ps_store *s, const struct ps_sync *sync,
+			 const struct ps_change *changes, size_t n);
+
+/* Iterates the snapshot of succeeded sync `at` (0 = the latest) sorted by path bytes,
+ * restricted to paths starting with `prefix` (NULL/"" = all). The callback's file is borrowed;
+ * a non-zero return stops the iteration and is returned. PS_ENOTFOUND if `at` is not a
+ * succeeded sync of the project. */
+typedef int (*ps_file_cb)(void *ud, const struct ps_file *f);
+int ps_store_snapshot_each(struct ps_store *s, int64_t project_id, int64_t at,
+			   const char *prefix, ps_file_cb cb, void *ud);
+/* One path of a snapshot. PS_ENOTFOUND if the path is not in it. */
+int ps_store_snapshot_file(struct ps_store *s, int64_t project_id, int64_t at, const char *path,
+			   struct ps_file *out);
+
+/*
+ * The changes between two succeeded syncs of one project, from the version rows (cost follows
+ * the number of changes, not the snapshot size). Exact renames (same blob, one path gone and one
+ * new) are paired as `renamed`. Sorted by path. Dispose each, free the array.
+ */
+int ps_store_diff(struct ps_store *s, int64_t project_id, int64_t sync_a, int64_t sync_b,
+		  struct ps_change **out, size_t *n);
+
+/* ---- blobs ---- */
+
+/* Stores content under its git blob SHA-1 after verifying it; storing it again is a no-op.
+ * PS_EINVAL (slug "sha_mismatch") if the content does not hash to `sha`. */
+int ps_store_blob_put(struct ps_store *s, const char *sha, const void *data, size_t len);
+/* Content of a blob (malloc'd, caller frees). PS_ENOTFOUND if not stored. */
+int ps_store_blob_get(struct ps_store *s, const char *sha, void **data, size_t *len);
+/* For each of `n` SHAs, sets have[i]. */
+int ps_store_blob_have(struct ps_store *s, const char *const *shas, size_t n, bool *have);
+
+#endif

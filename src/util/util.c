@@ -1,0 +1,293 @@
+/*
+ * Implementation of the small shared helpers declared in util.h.
+ */
+#define _GNU_SOURCE
+#include "util/util.h"
+#include "util/error.h"
+
+#include <errno.h>
+#include <openssl/evp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static void oom(void)
+{
+	fputs("projsync: out of memory\n", stderr);
+	abort();
+}
+
+void *ps_malloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+	if (!p)
+		oom();
+	return p;
+}
+
+void *ps_calloc(size_t n, size_t size)
+{
+	void *p = calloc(n ? n : 1, size ? size : 1);
+	if (!p)
+		oom();
+	return p;
+}
+
+void *ps_realloc(void *p, size_t n)
+{
+	p = realloc(p, n ? n : 1);
+	if (!p)
+		oom();
+	return p;
+}
+
+char *ps_strdup(const char *s)
+{
+	return s ? ps_strndup(s, strlen(s)) : NULL;
+}
+
+char *ps_strndup(const char *s, size_t n)
+{
+	char *p = ps_malloc(n + 1);
+	memcpy(p, s, n);
+	p[n] = '\0';
+	return p;
+}
+
+char *ps_asprintf(const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) < 0)
+		oom();
+	va_end(ap);
+	return s;
+}
+
+int64_t ps_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t ps_mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void ps_time_rfc3339(int64_t ms, char *out, size_t outlen)
+{
+	time_t secs = (time_t)(ms / 1000);
+	struct tm tm;
+	char base[32];
+
+	gmtime_r(&secs, &tm);
+	strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(out, outlen, "%s.%03dZ", base, (int)(ms % 1000));
+}
+
+void ps_git_blob_sha(const void *data, size_t len, char out[PS_SHA_HEX])
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	char header[32];
+	int hlen = snprintf(header, sizeof(header), "blob %zu", len);
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+
+	if (!ctx)
+		oom();
+	EVP_DigestInit_ex(ctx, EVP_sha1(), NULL);
+	EVP_DigestUpdate(ctx, header, (size_t)hlen + 1); /* with its NUL */
+	if (len)
+		EVP_DigestUpdate(ctx, data, len);
+	EVP_DigestFinal_ex(ctx, md, &mdlen);
+	EVP_MD_CTX_free(ctx);
+	for (unsigned int i = 0; i < 20; i++) {
+		out[2 * i] = hex[md[i] >> 4];
+		out[2 * i + 1] = hex[md[i] & 15];
+	}
+	out[40] = '\0';
+}
+
+bool ps_sha_valid(const char *s)
+{
+	if (!s)
+		return false;
+	for (int i = 0; i < 40; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return false;
+	return s[40] == '\0';
+}
+
+void ps_buf_init(struct ps_buf *b, size_t max)
+{
+	memset(b, 0, sizeof(*b));
+	b->max = max;
+}
+
+void ps_buf_dispose(struct ps_buf *b)
+{
+	free(b->data);
+	memset(b, 0, sizeof(*b));
+}
+
+int ps_buf_append(struct ps_buf *b, const void *data, size_t len)
+{
+	if (len > b->max || b->len > b->max - len)
+		return ps_error_set(PS_ETOOBIG, NULL, "buffer limit of %zu bytes exceeded", b->max);
+	if (b->len + len + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 256;
+		while (cap < b->len + len + 1)
+			cap *= 2;
+		b->data = ps_realloc(b->data, cap);
+		b->cap = cap;
+	}
+	if (len)
+		memcpy(b->data + b->len, data, len);
+	b->len += len;
+	b->data[b->len] = '\0';
+	return 0;
+}
+
+int ps_buf_puts(struct ps_buf *b, const char *s)
+{
+	return ps_buf_append(b, s, strlen(s));
+}
+
+int ps_buf_printf(struct ps_buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+	int n, rc;
+
+	va_start(ap, fmt);
+	n = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		oom();
+	rc = ps_buf_append(b, s, (size_t)n);
+	free(s);
+	return rc;
+}
+
+char *ps_buf_take(struct ps_buf *b, size_t *len)
+{
+	char *d = b->data ? b->data : ps_strdup("");
+	if (len)
+		*len = b->len;
+	b->data = NULL;
+	b->len = b->cap = 0;
+	return d;
+}
+
+void ps_strv_push(struct ps_strv *sv, const char *s)
+{
+	if (sv->n == sv->cap) {
+		sv->cap = sv->cap ? sv->cap * 2 : 8;
+		sv->v = ps_realloc(sv->v, sv->cap * sizeof(char *));
+	}
+	sv->v[sv->n++] = ps_strdup(s);
+}
+
+void ps_strv_dispose(struct ps_strv *sv)
+{
+	for (size_t i = 0; i < sv->n; i++)
+		free(sv->v[i]);
+	free(sv->v);
+	memset(sv, 0, sizeof(*sv));
+}
+
+const char *ps_hostname(void)
+{
+	static char name[256];
+	if (!name[0] && gethostname(name, sizeof(name) - 1) != 0)
+		snprintf(name, sizeof(name), "localhost");
+	return name;
+}
+
+/* Field 22 of /proc/PID/stat: the start time in clock ticks since boot. The command name (field
+ * 2) may hold spaces and parentheses, so the count starts after its last ')'. */
+static long long proc_start_time(int pid)
+{
+	char path[64], buf[1024];
+	FILE *f;
+	size_t n;
+	char *p;
+	long long start = -1;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	p = strrchr(buf, ')');
+	if (!p)
+		return -1;
+	p++;
+	for (int field = 3; field < 22 && p; field++) {
+		p = strchr(p + 1, ' ');
+	}
+	if (p)
+		start = strtoll(p + 1, NULL, 10);
+	return start;
+}
+
+int ps_process_identity(int pid, char *out, size_t outlen)
+{
+	snprintf(out, outlen, "%d:%lld", pid, proc_start_time(pid));
+	return 0;
+}
+
+bool ps_process_alive(const char *identity)
+{
+	int pid = 0;
+	long long start = -1;
+
+	if (sscanf(identity, "%d:%lld", &pid, &start) < 1 || pid <= 0)
+		return false;
+	if (kill(pid, 0) != 0 && errno == ESRCH)
+		return false;
+	/* The pid exists; it is the same process only if it started at the same tick. */
+	if (start >= 0) {
+		long long now = proc_start_time(pid);
+		if (now >= 0 && now != start)
+			return false;
+	}
+	return true;
+}
+
+int ps_mkdir_p(const char *path)
+{
+	char *p = ps_strdup(path);
+	int rc = 0;
+
+	for (char *s = p + 1; ; s++) {
+		if (*s == '/' || *s == '\0') {
+			char c = *s;
+			*s = '\0';
+			if (mkdir(p, 0700) != 0 && errno != EEXIST) {
+				rc = ps_error_set(PS_EIO, "mkdir_failed", "cannot create directory %s: %s",
+						  p, strerror(errno));
+				break;
+			}
+			*s = c;
+			if (c == '\0')
+				break;
+		}
+	}
+	free(p);
+	return rc;
+}

@@ -1,0 +1,70 @@
+/*
+ * Small helpers shared by every part: allocation that reports PS_ENOMEM, time, git blob hashing,
+ * a bounded growable byte buffer, and string vectors.
+ */
+#ifndef PS_UTIL_UTIL_H
+#define PS_UTIL_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define PS_SHA_HEX 41 /* 40 hex digits + NUL */
+
+/* malloc/calloc/strdup that abort on exhaustion: projsync cannot do anything useful without
+ * memory, and checking every small allocation would drown the logic. Sizes a peer controls are
+ * bounded before they reach these. */
+void *ps_malloc(size_t n);
+void *ps_calloc(size_t n, size_t size);
+void *ps_realloc(void *p, size_t n);
+char *ps_strdup(const char *s);
+char *ps_strndup(const char *s, size_t n);
+char *ps_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Milliseconds since the epoch (wall clock) and a monotonic clock for durations. */
+int64_t ps_now_ms(void);
+int64_t ps_mono_ms(void);
+/* RFC 3339 UTC with milliseconds ("2026-11-25T18:39:36.123Z"); out holds at least 32 bytes. */
+void ps_time_rfc3339(int64_t ms, char *out, size_t outlen);
+
+/* Git's blob id of `data`: SHA-1 over "blob <len>\0" + data, as 40 lowercase hex digits. */
+void ps_git_blob_sha(const void *data, size_t len, char out[PS_SHA_HEX]);
+/* True when s is exactly 40 lowercase hex digits. */
+bool ps_sha_valid(const char *s);
+
+/* A growable byte buffer with a hard maximum (curl's dynbuf idea): appending past `max` fails
+ * with PS_ETOOBIG instead of growing without bound. Always NUL-terminated when non-empty. */
+struct ps_buf {
+	char *data;
+	size_t len;
+	size_t cap;
+	size_t max;
+};
+void ps_buf_init(struct ps_buf *b, size_t max);
+void ps_buf_dispose(struct ps_buf *b);
+int ps_buf_append(struct ps_buf *b, const void *data, size_t len);
+int ps_buf_puts(struct ps_buf *b, const char *s);
+int ps_buf_printf(struct ps_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Hands the contents to the caller (free() them) and empties the buffer. */
+char *ps_buf_take(struct ps_buf *b, size_t *len);
+
+/* A vector of owned strings. */
+struct ps_strv {
+	char **v;
+	size_t n;
+	size_t cap;
+};
+void ps_strv_push(struct ps_strv *sv, const char *s);
+void ps_strv_dispose(struct ps_strv *sv);
+
+/* Host name of this machine (cached) and a process identity that survives pid reuse:
+ * "<pid>:<start time in clock ticks>" from /proc. */
+const char *ps_hostname(void);
+int ps_process_identity(int pid, char *out, size_t outlen);
+/* True when the process named by identity (as above) still runs on this host. */
+bool ps_process_alive(const char *identity);
+
+/* Creates a directory and its parents (mode 0700 for those it creates). */
+int ps_mkdir_p(const char *path);
+
+#endif
