@@ -1,1 +1,183 @@
-/* placeholder: being written */
+/*
+ * The JSON shapes of docs/architecture.md §6. One place builds them, so `--json` output and the
+ * HTTP API stay identical. Times are RFC 3339 UTC; absent values are JSON null.
+ */
+#include "core/json.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Git paths are bytes; JSON strings must be UTF-8. Valid input passes through unchanged;
+ * each invalid byte becomes U+FFFD, so output is always valid JSON. */
+json_t *ps_json_string(const char *s)
+{
+	json_t *j;
+	size_t len, i = 0;
+	struct ps_buf b;
+
+	if (!s)
+		return json_null();
+	len = strlen(s);
+	j = json_stringn(s, len);
+	if (j)
+		return j;
+	ps_buf_init(&b, len * 3 + 16);
+	while (i < len) {
+		unsigned char c = (unsigned char)s[i];
+		size_t need = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+		json_t *probe = need && i + need <= len ? json_stringn(s + i, need) : NULL;
+		if (probe) {
+			ps_buf_append(&b, s + i, need);
+			json_decref(probe);
+			i += need;
+		} else {
+			ps_buf_append(&b, "\xef\xbf\xbd", 3);
+			i++;
+		}
+	}
+	j = json_stringn(b.data ? b.data : "", b.len);
+	ps_buf_dispose(&b);
+	return j;
+}
+
+static json_t *time_or_null(int64_t ms)
+{
+	char buf[40];
+
+	if (ms <= 0)
+		return json_null();
+	ps_time_rfc3339(ms, buf, sizeof(buf));
+	return json_string(buf);
+}
+
+static json_t *id_or_null(int64_t id)
+{
+	return id > 0 ? json_integer(id) : json_null();
+}
+
+json_t *ps_project_to_json(const struct ps_project *p)
+{
+	json_t *globs = json_array();
+
+	for (size_t i = 0; i < p->memory_globs.n; i++)
+		json_array_append_new(globs, ps_json_string(p->memory_globs.v[i]));
+	return json_pack("{s:I, s:o, s:o, s:o, s:I, s:o, s:o, s:o, s:o, s:I, s:o}",
+			 "id", (json_int_t)p->id,
+			 "name", ps_json_string(p->name),
+			 "source", ps_json_string(p->source),
+			 "branch", ps_json_string(p->branch),
+			 "max_blob_size", (json_int_t)p->max_blob_size,
+			 "memory_globs", globs,
+			 "last_sync_id", id_or_null(p->last_sync_id),
+			 "last_commit", ps_json_string(p->last_commit),
+			 "last_error", p->last_error_code
+				 ? json_pack("{s:o, s:o}", "code", ps_json_string(p->last_error_code),
+					     "message", ps_json_string(p->last_error_message))
+				 : json_null(),
+			 "failures_in_row", (json_int_t)p->failures_in_row,
+			 "created_at", time_or_null(p->created_at));
+}
+
+json_t *ps_sync_to_json(const struct ps_sync *s)
+{
+	json_t *counts = json_pack("{s:I, s:I, s:I, s:I, s:I}",
+				   "added", (json_int_t)s->counts.added,
+				   "modified", (json_int_t)s->counts.modified,
+				   "deleted", (json_int_t)s->counts.deleted,
+				   "renamed", (json_int_t)s->counts.renamed,
+				   "files", (json_int_t)s->counts.files);
+	json_t *error = s->error_code
+		? json_pack("{s:o, s:o}", "code", ps_json_string(s->error_code),
+			    "message", ps_json_string(s->error_message))
+		: json_null();
+	json_t *j = json_pack("{s:I, s:o, s:o, s:s, s:s, s:o, s:o, s:o, s:o, s:o}",
+			      "id", (json_int_t)s->id,
+			      "project", ps_json_string(s->project),
+			      "branch", ps_json_string(s->branch),
+			      "status", ps_sync_status_name(s->status),
+			      "phase", ps_phase_name(s->phase),
+			      "commit", ps_json_string(s->commit),
+			      "previous_sync_id", id_or_null(s->previous_sync_id),
+			      "trigger", ps_json_string(s->trigger),
+			      "counts", counts,
+			      "error", error);
+
+	json_object_set_new(j, "up_to_date", json_boolean(s->up_to_date));
+	json_object_set_new(j, "base_sync_id", id_or_null(s->base_sync_id));
+	json_object_set_new(j, "bytes", json_integer(s->bytes));
+	json_object_set_new(j, "requests", json_integer(s->requests));
+	json_object_set_new(j, "skipped_large", json_integer(s->skipped_large));
+	json_object_set_new(j, "created_at", time_or_null(s->created_at));
+	json_object_set_new(j, "started_at", time_or_null(s->started_at));
+	json_object_set_new(j, "finished_at", time_or_null(s->finished_at));
+	return j;
+}
+
+json_t *ps_sync_to_json_or_null(const struct ps_sync *s)
+{
+	return s ? ps_sync_to_json(s) : json_null();
+}
+
+json_t *ps_file_to_json(const struct ps_file *f)
+{
+	char mode[8];
+
+	ps_mode_string(f->mode, mode);
+	return json_pack("{s:o, s:s, s:s, s:s, s:o}",
+			 "path", ps_json_string(f->path),
+			 "mode", mode,
+			 "type", ps_mode_type(f->mode),
+			 "sha", f->sha,
+			 "size", f->size >= 0 ? json_integer(f->size) : json_null());
+}
+
+static json_t *mode_or_null(uint32_t mode)
+{
+	char buf[8];
+
+	if (!mode)
+		return json_null();
+	ps_mode_string(mode, buf);
+	return json_string(buf);
+}
+
+static json_t *sha_or_null(const char *sha)
+{
+	return sha[0] ? json_string(sha) : json_null();
+}
+
+json_t *ps_change_to_json(const struct ps_change *c)
+{
+	return json_pack("{s:s, s:o, s:o, s:o, s:o, s:o, s:o}",
+			 "status", ps_change_status_name(c->status),
+			 "path", ps_json_string(c->path),
+			 "previous_path", ps_json_string(c->status == PS_CHANGE_RENAMED
+							 ? c->previous_path : NULL),
+			 "sha", sha_or_null(c->sha),
+			 "previous_sha", sha_or_null(c->previous_sha),
+			 "mode", mode_or_null(c->mode),
+			 "previous_mode", mode_or_null(c->previous_mode));
+}
+
+json_t *ps_event_to_json(const struct ps_event *e)
+{
+	json_t *j = json_pack("{s:I, s:I, s:s, s:s, s:i, s:i, s:f, s:I, s:I, s:I, s:I, s:I}",
+			      "sync_id", (json_int_t)e->sync_id,
+			      "seq", (json_int_t)e->seq,
+			      "kind", ps_event_kind_name(e->kind),
+			      "phase", ps_phase_name(e->phase),
+			      "phase_index", (int)e->phase,
+			      "phase_count", PS_PHASE_COUNT,
+			      "fraction", e->fraction,
+			      "files_done", (json_int_t)e->files_done,
+			      "files_total", (json_int_t)e->files_total,
+			      "bytes", (json_int_t)e->bytes,
+			      "requests", (json_int_t)e->requests,
+			      "elapsed_ms", (json_int_t)e->elapsed_ms);
+
+	if (e->message)
+		json_object_set_new(j, "message", ps_json_string(e->message));
+	if (e->summary)
+		json_object_set_new(j, "summary", ps_sync_to_json(e->summary));
+	return j;
+}

@@ -1,1 +1,798 @@
-/* placeholder: being written */
+/*
+ * The sync pipeline (see sync.h): a state machine advanced one bounded step at a time.
+ *
+ *   prepare   open the source, resolve the branch; an unmoved head goes straight to finalize
+ *   scan      differential tree walk against the last succeeded sync's tree (core/scan.c);
+ *             if the source lost that tree, compare the full new tree with the stored snapshot
+ *   fetch     blobs the store lacks, in batches, each verified by ps_store_blob_put
+ *   import    stage the new file versions in batches (invisible until finalize)
+ *   finalize  one transaction: supersede, mark succeeded, move the project's marker
+ *
+ * Nothing a step writes is visible before finalize commits, so a run that dies anywhere leaves
+ * the previous snapshot as the answer; ps_store_reap later marks it interrupted.
+ *
+ * Every event is stored before it is handed out. Events a step produces wait in a small queue
+ * and are returned one per ps_sync_next call.
+ *
+ * Test hooks (environment, read at begin): PROJSYNC_TEST_KILL_AT=<phase>:<n> SIGKILLs the
+ * process at the start of the n-th step of that phase (finalize:1 inside the finalize
+ * transaction, before it commits); PROJSYNC_TEST_STEP_DELAY_MS=<ms> sleeps before each step;
+ * PROJSYNC_TEST_BATCH=<n> caps every step's batch at n trees/blobs/rows, for fine-grained
+ * kill points on small repositories.
+ */
+#include "core/sync.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/diff.h"
+#include "core/scan.h"
+#include "util/error.h"
+
+#define DEFAULT_LEASE_MS 60000
+#define DEFAULT_PROGRESS_MS 200
+#define SAVE_INTERVAL_MS 2000
+#define SCAN_BATCH 64
+#define FETCH_BATCH 256
+#define FETCH_BATCH_BYTES (16u << 20)
+#define IMPORT_BATCH 2000
+
+enum state {
+	ST_PREPARE,
+	ST_SCAN_START,
+	ST_SCAN,
+	ST_FETCH_START,
+	ST_FETCH,
+	ST_IMPORT_START,
+	ST_IMPORT,
+	ST_FINALIZE,
+	ST_FINISHED,
+};
+
+struct ps_sync_run {
+	struct ps_sync_ctx *ctx;
+	struct ps_store *store;
+	struct ps_project *project;
+	struct ps_sync *sync;
+	struct ps_sync *base;          /* last succeeded sync, NULL for a first sync */
+	struct ps_source *src;
+	enum state state;
+	char *want_branch;             /* NULL: the source's default */
+	struct ps_head head;
+	bool empty;                    /* the repository has no commits */
+
+	struct ps_event *queue;        /* events produced, not yet handed out */
+	size_t nqueue, qhead, capqueue;
+	struct ps_event current;       /* the event last handed out (owned) */
+	int64_t seq;
+	int64_t t0;
+	int64_t last_progress;
+	int64_t last_save;
+	volatile sig_atomic_t cancel;
+
+	struct ps_scan *scan;
+	bool scan_fallback;
+	struct ps_change *changes;
+	size_t nchanges;
+	char **fetch;                  /* SHAs to fetch (borrowed from changes) */
+	size_t nfetch, fetch_pos;
+	int64_t fetch_expected_bytes;
+	size_t import_pos;
+
+	enum ps_phase kill_phase;
+	long kill_step;
+	long step_in_phase;
+	enum ps_phase step_phase;
+	long delay_ms;
+	size_t batch_cap;
+	char owner_process[64];
+	struct ps_owner owner;
+};
+
+static const double phase_start[] = { 0, 0.0, 0.05, 0.25, 0.80, 0.95 };
+static const double phase_end[] = { 0, 0.05, 0.25, 0.80, 0.95, 1.0 };
+
+static int64_t lease_ms(const struct ps_sync_run *run)
+{
+	return run->ctx->lease_ms > 0 ? run->ctx->lease_ms : DEFAULT_LEASE_MS;
+}
+
+static size_t batch(const struct ps_sync_run *run, size_t n)
+{
+	return run->batch_cap && run->batch_cap < n ? run->batch_cap : n;
+}
+
+static struct ps_sync *sync_clone(const struct ps_sync *s)
+{
+	struct ps_sync *c = ps_malloc(sizeof(*c));
+
+	*c = *s;
+	c->project = ps_strdup(s->project);
+	c->branch = ps_strdup(s->branch);
+	c->commit = ps_strdup(s->commit);
+	c->tree = ps_strdup(s->tree);
+	c->trigger = ps_strdup(s->trigger);
+	c->error_code = ps_strdup(s->error_code);
+	c->error_message = ps_strdup(s->error_message);
+	return c;
+}
+
+static double fraction_in(enum ps_phase p, double within)
+{
+	if (within < 0)
+		within = 0;
+	if (within > 1)
+		within = 1;
+	return phase_start[p] + (phase_end[p] - phase_start[p]) * within;
+}
+
+static void fill_event(struct ps_sync_run *run, struct ps_event *ev, enum ps_event_kind kind,
+		       double fraction, int64_t done, int64_t total, const char *message)
+{
+	memset(ev, 0, sizeof(*ev));
+	ev->sync_id = run->sync->id;
+	ev->seq = ++run->seq;
+	ev->kind = kind;
+	ev->phase = run->sync->phase;
+	ev->fraction = fraction;
+	ev->files_done = done;
+	ev->files_total = total;
+	ev->bytes = run->sync->bytes;
+	ev->requests = run->src ? run->src->requests : run->sync->requests;
+	ev->elapsed_ms = ps_mono_ms() - run->t0;
+	ev->message = message ? ps_strdup(message) : NULL;
+}
+
+static void enqueue(struct ps_sync_run *run, struct ps_event *ev)
+{
+	if (run->nqueue == run->capqueue) {
+		run->capqueue = run->capqueue ? run->capqueue * 2 : 8;
+		run->queue = ps_realloc(run->queue, run->capqueue * sizeof(*run->queue));
+	}
+	run->queue[run->nqueue++] = *ev;
+}
+
+/* Stores and queues a non-final event. */
+static int emit(struct ps_sync_run *run, enum ps_event_kind kind, double fraction, int64_t done,
+		int64_t total, const char *message)
+{
+	struct ps_event ev;
+	int rc;
+
+	fill_event(run, &ev, kind, fraction, done, total, message);
+	if ((rc = ps_store_event_append(run->store, &ev)) < 0) {
+		run->seq--;
+		ps_event_dispose(&ev);
+		return rc;
+	}
+	if (kind == PS_EVENT_PROGRESS)
+		run->last_progress = ps_mono_ms();
+	enqueue(run, &ev);
+	return 0;
+}
+
+/* A progress event, unless one went out less than the interval ago. */
+static int progress(struct ps_sync_run *run, double within, int64_t done, int64_t total)
+{
+	int64_t gap = run->ctx->progress_interval_ms > 0 ? run->ctx->progress_interval_ms
+							   : DEFAULT_PROGRESS_MS;
+	if (ps_mono_ms() - run->last_progress < gap)
+		return 0;
+	return emit(run, PS_EVENT_PROGRESS, fraction_in(run->sync->phase, within), done, total, NULL);
+}
+
+static void sync_counters(struct ps_sync_run *run)
+{
+	if (run->src)
+		run->sync->requests = run->src->requests;
+}
+
+/* Saves phase and counters, renewing the lease; at most every SAVE_INTERVAL_MS unless forced. */
+static int save(struct ps_sync_run *run, bool force)
+{
+	int64_t now = ps_mono_ms();
+
+	if (!force && now - run->last_save < SAVE_INTERVAL_MS)
+		return 0;
+	run->last_save = now;
+	sync_counters(run);
+	return ps_store_sync_save_progress(run->store, run->sync, lease_ms(run));
+}
+
+static int enter_phase(struct ps_sync_run *run, enum ps_phase phase, int64_t total)
+{
+	int rc;
+
+	run->sync->phase = phase;
+	if ((rc = save(run, true)) < 0)
+		return rc;
+	return emit(run, PS_EVENT_PHASE, phase_start[phase], 0, total, NULL);
+}
+
+/* Ends the run as failed or cancelled: stores the final state and event in one transaction. */
+static void finish_unsuccessful(struct ps_sync_run *run, enum ps_sync_status status,
+				const char *code, const char *message)
+{
+	struct ps_event ev;
+
+	sync_counters(run);
+	run->sync->status = status;
+	free(run->sync->error_code);
+	free(run->sync->error_message);
+	run->sync->error_code = ps_strdup(code);
+	run->sync->error_message = ps_strdup(message);
+	run->sync->finished_at = ps_now_ms();
+	fill_event(run, &ev, status == PS_SYNC_CANCELLED ? PS_EVENT_CANCELLED : PS_EVENT_FAILED,
+		   fraction_in(run->sync->phase, 0), 0, 0, message);
+	ev.summary = sync_clone(run->sync);
+	if (ps_store_sync_fail(run->store, run->sync, status, code, message, &ev) < 0) {
+		/* The store could not record the end (another process already did, or the store
+		 * is failing): the caller still learns how the run ended. */
+		free(ev.message);
+		ev.message = ps_asprintf("%s (not recorded: %s)", message, ps_error_message());
+	}
+	enqueue(run, &ev);
+	run->state = ST_FINISHED;
+}
+
+static void fail_from_error(struct ps_sync_run *run, int rc)
+{
+	char *msg = ps_strdup(ps_error_message()[0] ? ps_error_message() : "unknown error");
+	char *slug = ps_strdup(ps_error_slug());
+
+	if (rc == PS_ECANCELLED)
+		finish_unsuccessful(run, PS_SYNC_CANCELLED, "cancelled", msg);
+	else
+		finish_unsuccessful(run, PS_SYNC_FAILED, slug, msg);
+	free(msg);
+	free(slug);
+}
+
+static void read_test_hooks(struct ps_sync_run *run)
+{
+	const char *kill_at = getenv("PROJSYNC_TEST_KILL_AT");
+	const char *delay = getenv("PROJSYNC_TEST_STEP_DELAY_MS");
+	const char *cap = getenv("PROJSYNC_TEST_BATCH");
+
+	if (kill_at) {
+		char name[32] = "";
+		long n = 1;
+		if (sscanf(kill_at, "%31[a-z]:%ld", name, &n) >= 1 &&
+		    ps_phase_parse(name, &run->kill_phase) == 0)
+			run->kill_step = n;
+	}
+	if (delay)
+		run->delay_ms = strtol(delay, NULL, 10);
+	if (cap)
+		run->batch_cap = (size_t)strtoul(cap, NULL, 10);
+}
+
+static void maybe_die(struct ps_sync_run *run, enum ps_phase phase)
+{
+	if (phase != run->step_phase) {
+		run->step_phase = phase;
+		run->step_in_phase = 0;
+	}
+	run->step_in_phase++;
+	if (run->kill_step > 0 && phase == run->kill_phase && run->step_in_phase == run->kill_step)
+		raise(SIGKILL);
+}
+
+static enum ps_phase state_phase(enum state st)
+{
+	switch (st) {
+	case ST_PREPARE: return PS_PHASE_PREPARE;
+	case ST_SCAN_START: case ST_SCAN: return PS_PHASE_SCAN;
+	case ST_FETCH_START: case ST_FETCH: return PS_PHASE_FETCH;
+	case ST_IMPORT_START: case ST_IMPORT: return PS_PHASE_IMPORT;
+	default: return PS_PHASE_FINALIZE;
+	}
+}
+
+/* ---- phases ---- */
+
+static int step_prepare(struct ps_sync_run *run)
+{
+	int (*open)(struct ps_source **, const char *, const struct ps_source_opts *) =
+		run->ctx->open_source ? run->ctx->open_source : ps_source_open;
+	struct ps_sync *base = NULL;
+	int rc;
+
+	if ((rc = enter_phase(run, PS_PHASE_PREPARE, 0)) < 0)
+		return rc;
+	rc = ps_store_sync_last_succeeded(run->store, run->project->id, 0, &base);
+	if (rc < 0 && rc != PS_ENOTFOUND)
+		return rc;
+	run->base = base;
+	if ((rc = open(&run->src, run->project->source, &run->ctx->source_opts)) < 0)
+		return rc;
+	if (!run->want_branch) {
+		struct ps_strv names = { 0 };
+		char *def = NULL;
+		if ((rc = ps_source_branches(run->src, &names, &def)) < 0)
+			return rc;
+		ps_strv_dispose(&names);
+		run->want_branch = def; /* NULL for an empty repository */
+	}
+	free(run->sync->branch);
+	run->sync->branch = ps_strdup(run->want_branch ? run->want_branch : "");
+	rc = ps_source_resolve(run->src, run->want_branch, base ? base->commit : NULL, &run->head);
+	if (rc == PS_EEMPTY) {
+		run->empty = true;
+		ps_error_clear();
+	} else if (rc < 0) {
+		return rc;
+	}
+	if (!run->empty) {
+		run->sync->commit = ps_strdup(run->head.commit);
+		run->sync->tree = ps_strdup(run->head.tree);
+	}
+	run->sync->base_sync_id = base ? base->id : 0;
+	run->sync->counts.files = base ? base->counts.files : 0;
+	if (base && ((run->empty && !base->commit) ||
+		     (!run->empty && base->commit && strcmp(base->commit, run->head.commit) == 0 &&
+		      base->tree && strcmp(base->tree, run->head.tree) == 0))) {
+		run->sync->up_to_date = true;
+		run->state = ST_FINALIZE;
+		return 0;
+	}
+	run->state = ST_SCAN_START;
+	return 0;
+}
+
+struct file_list {
+	struct ps_file *v;
+	size_t n, cap;
+};
+
+static int collect_file(void *ud, const struct ps_file *f)
+{
+	struct file_list *l = ud;
+
+	if (l->n == l->cap) {
+		l->cap = l->cap ? l->cap * 2 : 1024;
+		l->v = ps_realloc(l->v, l->cap * sizeof(*l->v));
+	}
+	l->v[l->n] = *f;
+	l->v[l->n].path = ps_strdup(f->path);
+	l->n++;
+	return 0;
+}
+
+static int cmp_file_path(const void *a, const void *b)
+{
+	return strcmp(((const struct ps_file *)a)->path, ((const struct ps_file *)b)->path);
+}
+
+/* After a fallback scan (every file of the new tree listed as added): compare the new tree with
+ * the stored snapshot of the base sync instead. */
+static int diff_against_snapshot(struct ps_sync_run *run)
+{
+	struct file_list old = { 0 }, now = { 0 };
+	struct ps_change *changes = NULL;
+	size_t n = 0;
+	int rc;
+
+	if (run->base &&
+	    (rc = ps_store_snapshot_each(run->store, run->project->id, run->base->id, NULL,
+					 collect_file, &old)) < 0)
+		goto out;
+	for (size_t i = 0; i < run->nchanges; i++) {
+		struct ps_file f = { .path = run->changes[i].path, .mode = run->changes[i].mode,
+				     .size = run->changes[i].size };
+		const struct ps_change *c = &run->changes[i];
+		memcpy(f.sha, c->sha, PS_SHA_HEX);
+		collect_file(&now, &f);
+	}
+	qsort(now.v, now.n, sizeof(*now.v), cmp_file_path);
+	if ((rc = ps_diff_files(old.v, old.n, now.v, now.n, &changes, &n)) < 0)
+		goto out;
+	ps_changes_free(run->changes, run->nchanges);
+	run->changes = changes;
+	run->nchanges = n;
+out:
+	for (size_t i = 0; i < old.n; i++)
+		free(old.v[i].path);
+	for (size_t i = 0; i < now.n; i++)
+		free(now.v[i].path);
+	free(old.v);
+	free(now.v);
+	return rc;
+}
+
+static int step_scan_start(struct ps_sync_run *run)
+{
+	const char *base_tree = run->base && run->base->tree ? run->base->tree : NULL;
+	int rc;
+
+	if ((rc = enter_phase(run, PS_PHASE_SCAN, 0)) < 0)
+		return rc;
+	run->state = ST_SCAN;
+	return ps_scan_new(&run->scan, run->src, base_tree, run->empty ? NULL : run->head.tree);
+}
+
+static int scan_done(struct ps_sync_run *run)
+{
+	struct ps_counts c = { 0 };
+	int rc;
+
+	ps_scan_take_changes(run->scan, &run->changes, &run->nchanges);
+	ps_scan_free(run->scan);
+	run->scan = NULL;
+	if (run->scan_fallback && (rc = diff_against_snapshot(run)) < 0)
+		return rc;
+	ps_changes_count(run->changes, run->nchanges, &c);
+	c.files = (run->base ? run->base->counts.files : 0) + c.added - c.deleted;
+	run->sync->counts = c;
+	run->state = ST_FETCH_START;
+	return 0;
+}
+
+static int step_scan(struct ps_sync_run *run)
+{
+	size_t read, pending;
+	bool done = false;
+	int rc;
+
+	rc = ps_scan_step(run->scan, batch(run, SCAN_BATCH), &done);
+	if (rc == PS_ENOTFOUND && run->base && !run->scan_fallback) {
+		/* The source lost the base tree (force-push and gc, or a new cache): list the new
+		 * tree in full and compare it with what the store holds. */
+		ps_scan_free(run->scan);
+		run->scan = NULL;
+		run->scan_fallback = true;
+		if ((rc = emit(run, PS_EVENT_WARNING, fraction_in(PS_PHASE_SCAN, 0), 0, 0,
+			       "the last synced tree is gone from the source; comparing the whole "
+			       "tree with the stored snapshot")) < 0)
+			return rc;
+		ps_error_clear();
+		return ps_scan_new(&run->scan, run->src, NULL, run->empty ? NULL : run->head.tree);
+	}
+	if (rc < 0)
+		return rc;
+	if (done)
+		return scan_done(run);
+	read = ps_scan_trees_read(run->scan);
+	pending = ps_scan_trees_pending(run->scan);
+	if ((rc = save(run, false)) < 0)
+		return rc;
+	return progress(run, (double)read / (double)(read + pending + 1),
+			(int64_t)ps_scan_changes_found(run->scan), 0);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int step_fetch_start(struct ps_sync_run *run)
+{
+	char **want = ps_calloc(run->nchanges + 1, sizeof(char *));
+	bool *have;
+	size_t n = 0, uniq = 0;
+	const char *first_large = NULL;
+	int rc;
+
+	for (size_t i = 0; i < run->nchanges; i++) {
+		struct ps_change *c = &run->changes[i];
+		if (c->status == PS_CHANGE_DELETED || (c->mode & 0170000u) == PS_MODE_COMMIT)
+			continue;
+		if (c->size > run->project->max_blob_size) {
+			run->sync->skipped_large++;
+			if (!first_large)
+				first_large = c->path;
+			continue;
+		}
+		want[n++] = c->sha;
+	}
+	qsort(want, n, sizeof(*want), cmp_str);
+	for (size_t i = 0; i < n; i++)
+		if (uniq == 0 || strcmp(want[uniq - 1], want[i]) != 0)
+			want[uniq++] = want[i];
+	have = ps_calloc(uniq + 1, sizeof(bool));
+	if ((rc = ps_store_blob_have(run->store, (const char *const *)want, uniq, have)) < 0) {
+		free(have);
+		free(want);
+		return rc;
+	}
+	n = 0;
+	for (size_t i = 0; i < uniq; i++)
+		if (!have[i])
+			want[n++] = want[i];
+	free(have);
+	run->fetch = want;
+	run->nfetch = n;
+	run->fetch_pos = 0;
+	if ((rc = enter_phase(run, PS_PHASE_FETCH, (int64_t)n)) < 0)
+		return rc;
+	if (run->sync->skipped_large) {
+		char *msg = ps_asprintf("%lld file(s) larger than the project's limit of %lld bytes are "
+					"kept as metadata only, not fetched (first: %s)",
+					(long long)run->sync->skipped_large,
+					(long long)run->project->max_blob_size, first_large);
+		rc = emit(run, PS_EVENT_WARNING, phase_start[PS_PHASE_FETCH], 0, (int64_t)n, msg);
+		free(msg);
+		if (rc < 0)
+			return rc;
+	}
+	run->state = ST_FETCH;
+	return 0;
+}
+
+struct fetch_ctx {
+	struct ps_sync_run *run;
+	size_t got;
+};
+
+static int store_blob(void *ud, const char *sha, const void *data, size_t len)
+{
+	struct fetch_ctx *fc = ud;
+	int rc;
+
+	if (len > (size_t)fc->run->project->max_blob_size) {
+		fc->run->sync->skipped_large++;
+		fc->got++;
+		return 0;
+	}
+	if ((rc = ps_store_blob_put(fc->run->store, sha, data, len)) < 0)
+		return ps_error_wrap(rc, "fetched blob failed verification: ");
+	fc->run->sync->bytes += (int64_t)len;
+	fc->got++;
+	return 0;
+}
+
+static int step_fetch(struct ps_sync_run *run)
+{
+	struct fetch_ctx fc = { .run = run };
+	size_t n = batch(run, FETCH_BATCH), end;
+	int rc;
+
+	if (run->fetch_pos >= run->nfetch) {
+		run->state = ST_IMPORT_START;
+		return 0;
+	}
+	end = run->fetch_pos + n < run->nfetch ? run->fetch_pos + n : run->nfetch;
+	if ((rc = ps_store_begin(run->store)) < 0)
+		return rc;
+	rc = ps_source_fetch_blobs(run->src, (const char *const *)run->fetch + run->fetch_pos,
+				   end - run->fetch_pos, store_blob, &fc);
+	if (rc < 0) {
+		ps_store_rollback(run->store);
+		return rc;
+	}
+	if ((rc = ps_store_commit(run->store)) < 0)
+		return rc;
+	if (fc.got != end - run->fetch_pos)
+		return ps_error_set(PS_EUPSTREAM, "blobs_missing",
+				    "the source returned %zu of %zu requested blobs", fc.got,
+				    end - run->fetch_pos);
+	run->fetch_pos = end;
+	if ((rc = save(run, false)) < 0)
+		return rc;
+	return progress(run, (double)run->fetch_pos / (double)run->nfetch, (int64_t)run->fetch_pos,
+			(int64_t)run->nfetch);
+}
+
+static int step_import_start(struct ps_sync_run *run)
+{
+	int rc = enter_phase(run, PS_PHASE_IMPORT, (int64_t)run->nchanges);
+
+	run->import_pos = 0;
+	run->state = ST_IMPORT;
+	return rc;
+}
+
+static int step_import(struct ps_sync_run *run)
+{
+	size_t end;
+	int rc;
+
+	if (run->import_pos >= run->nchanges) {
+		run->state = ST_FINALIZE;
+		return 0;
+	}
+	end = run->import_pos + batch(run, IMPORT_BATCH);
+	if (end > run->nchanges)
+		end = run->nchanges;
+	if ((rc = ps_store_files_stage(run->store, run->sync, run->changes + run->import_pos,
+				       end - run->import_pos)) < 0)
+		return rc;
+	run->import_pos = end;
+	if ((rc = save(run, false)) < 0)
+		return rc;
+	return progress(run, (double)end / (double)run->nchanges, (int64_t)end,
+			(int64_t)run->nchanges);
+}
+
+static int step_finalize(struct ps_sync_run *run)
+{
+	struct ps_event ev;
+	int rc;
+
+	if ((rc = enter_phase(run, PS_PHASE_FINALIZE, (int64_t)run->nchanges)) < 0)
+		return rc;
+	sync_counters(run);
+	run->sync->finished_at = ps_now_ms();
+	run->sync->status = PS_SYNC_SUCCEEDED;
+	fill_event(run, &ev, PS_EVENT_SUCCEEDED, 1.0, (int64_t)run->nchanges,
+		   (int64_t)run->nchanges, NULL);
+	ev.summary = sync_clone(run->sync);
+	if ((rc = ps_store_begin(run->store)) < 0)
+		goto fail;
+	if ((rc = ps_store_sync_finalize(run->store, run->sync, run->changes, run->nchanges,
+					 &ev)) < 0) {
+		ps_store_rollback(run->store);
+		goto fail;
+	}
+	/* The crash test's hardest point: everything written, nothing committed. */
+	if (run->kill_step > 0 && run->kill_phase == PS_PHASE_FINALIZE)
+		raise(SIGKILL);
+	if ((rc = ps_store_commit(run->store)) < 0)
+		goto fail;
+	enqueue(run, &ev);
+	run->state = ST_FINISHED;
+	return 0;
+fail:
+	run->seq--;
+	run->sync->status = PS_SYNC_RUNNING;
+	run->sync->finished_at = 0;
+	ps_event_dispose(&ev);
+	return rc;
+}
+
+static int run_step(struct ps_sync_run *run)
+{
+	bool requested = false;
+	enum ps_phase phase = state_phase(run->state);
+
+	if (run->delay_ms > 0) {
+		struct timespec ts = { run->delay_ms / 1000, (run->delay_ms % 1000) * 1000000 };
+		nanosleep(&ts, NULL);
+	}
+	if (phase != PS_PHASE_FINALIZE)
+		maybe_die(run, phase);
+	if (run->cancel)
+		return ps_error_set(PS_ECANCELLED, "cancelled", "cancelled by request");
+	if (ps_store_sync_cancel_requested(run->store, run->sync->id, &requested) == 0 && requested)
+		return ps_error_set(PS_ECANCELLED, "cancelled", "cancelled by request");
+	switch (run->state) {
+	case ST_PREPARE: return step_prepare(run);
+	case ST_SCAN_START: return step_scan_start(run);
+	case ST_SCAN: return step_scan(run);
+	case ST_FETCH_START: return step_fetch_start(run);
+	case ST_FETCH: return step_fetch(run);
+	case ST_IMPORT_START: return step_import_start(run);
+	case ST_IMPORT: return step_import(run);
+	case ST_FINALIZE: return step_finalize(run);
+	case ST_FINISHED: return 0;
+	}
+	return 0;
+}
+
+/* ---- public ---- */
+
+static struct ps_sync_run *run_new(struct ps_sync_ctx *ctx)
+{
+	struct ps_sync_run *run = ps_calloc(1, sizeof(*run));
+
+	run->ctx = ctx;
+	run->store = ctx->store;
+	run->t0 = ps_mono_ms();
+	run->last_progress = run->t0 - 1000000;
+	read_test_hooks(run);
+	ps_process_identity(getpid(), run->owner_process, sizeof(run->owner_process));
+	run->owner.host = ps_hostname();
+	run->owner.process = run->owner_process;
+	run->owner.lease_ms = lease_ms(run);
+	return run;
+}
+
+int ps_sync_begin(struct ps_sync_run **out, struct ps_sync_ctx *ctx, const char *project,
+		  const struct ps_sync_opts *opts)
+{
+	struct ps_sync_run *run = run_new(ctx);
+	const char *branch;
+	int rc;
+
+	if ((rc = ps_store_project_get(ctx->store, project, &run->project)) < 0)
+		goto fail;
+	branch = opts && opts->branch ? opts->branch : run->project->branch;
+	run->want_branch = ps_strdup(branch);
+	if ((rc = ps_store_sync_create(ctx->store, run->project->id, branch ? branch : "",
+				       opts && opts->trigger ? opts->trigger : "cli", &run->owner,
+				       &run->sync)) < 0)
+		goto fail;
+	*out = run;
+	return 0;
+fail:
+	ps_sync_end(run);
+	return rc;
+}
+
+int ps_sync_resume(struct ps_sync_run **out, struct ps_sync_ctx *ctx, int64_t sync_id)
+{
+	struct ps_sync_run *run = run_new(ctx);
+	int rc;
+
+	if ((rc = ps_store_sync_get(ctx->store, sync_id, &run->sync)) < 0 ||
+	    (rc = ps_store_project_get_by_id(ctx->store, run->sync->project_id, &run->project)) < 0)
+		goto fail;
+	if (run->sync->status != PS_SYNC_RUNNING) {
+		rc = ps_error_set(PS_ECONFLICT, "not_running", "sync %lld is %s, not running",
+				  (long long)sync_id, ps_sync_status_name(run->sync->status));
+		goto fail;
+	}
+	run->want_branch = run->sync->branch[0] ? ps_strdup(run->sync->branch)
+						: ps_strdup(run->project->branch);
+	run->seq = 0;
+	{
+		/* Continue the event numbering of the sync (a `queued` event may exist). */
+		struct ps_stored_event *evs = NULL;
+		size_t n = 0;
+		if (ps_store_event_list(ctx->store, sync_id, 0, 0, &evs, &n) == 0 && n)
+			run->seq = evs[n - 1].seq;
+		ps_stored_events_free(evs, n);
+	}
+	*out = run;
+	return 0;
+fail:
+	run->state = ST_FINISHED;
+	ps_sync_end(run);
+	return rc;
+}
+
+int ps_sync_next(struct ps_sync_run *run, const struct ps_event **ev)
+{
+	ps_event_dispose(&run->current);
+	memset(&run->current, 0, sizeof(run->current));
+	while (run->qhead == run->nqueue) {
+		int rc;
+
+		run->qhead = run->nqueue = 0;
+		if (run->state == ST_FINISHED)
+			return PS_SYNC_DONE;
+		rc = run_step(run);
+		if (rc < 0)
+			fail_from_error(run, rc);
+	}
+	run->current = run->queue[run->qhead++];
+	*ev = &run->current;
+	return PS_SYNC_MORE;
+}
+
+void ps_sync_cancel(struct ps_sync_run *run)
+{
+	run->cancel = 1;
+}
+
+const struct ps_sync *ps_sync_run_sync(const struct ps_sync_run *run)
+{
+	return run->sync;
+}
+
+void ps_sync_end(struct ps_sync_run *run)
+{
+	if (!run)
+		return;
+	if (run->sync && run->state != ST_FINISHED &&
+	    (run->sync->status == PS_SYNC_RUNNING || run->sync->status == PS_SYNC_QUEUED))
+		finish_unsuccessful(run, PS_SYNC_CANCELLED, "cancelled",
+				    "the run was abandoned before it finished");
+	for (size_t i = run->qhead; i < run->nqueue; i++)
+		ps_event_dispose(&run->queue[i]);
+	free(run->queue);
+	ps_event_dispose(&run->current);
+	ps_scan_free(run->scan);
+	ps_changes_free(run->changes, run->nchanges);
+	free(run->fetch);
+	ps_source_free(run->src);
+	ps_sync_free(run->sync);
+	ps_sync_free(run->base);
+	ps_project_free(run->project);
+	free(run->want_branch);
+	free(run);
+}

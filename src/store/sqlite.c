@@ -1,1 +1,1449 @@
-/* placeholder: being written */
+/*
+ * The SQLite backend of the store (store.h). One database file in WAL mode: readers never block
+ * the sync that writes, and a process killed at any moment leaves the last committed state.
+ *
+ * Visibility (data rule 1 and 3): a file version row is part of the snapshot of succeeded sync S
+ * when it was introduced by a succeeded sync at or before S and not superseded at or before S.
+ * superseded_by is only ever written by ps_store_sync_finalize, in the same transaction that marks
+ * the sync succeeded, so every superseding sync is a succeeded one. Rows staged by a sync that
+ * then fails are deleted when it is marked failed, and never visible before that because their
+ * sync is not succeeded.
+ *
+ * Sync ids come from AUTOINCREMENT and are never reused, so within a project the chain order is
+ * the id order; the snapshot queries rely on that.
+ */
+#include "store/store.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/diff.h"
+#include "core/json.h"
+#include "util/error.h"
+
+struct ps_embedded {
+	const char *name;
+	const char *text;
+	size_t len;
+};
+extern const struct ps_embedded ps_migrations[];
+extern const size_t ps_migrations_count;
+
+#define STMT_CACHE 64
+
+struct ps_store {
+	sqlite3 *db;
+	char *path;
+	int tx_depth;
+	bool tx_aborted;
+	struct {
+		const char *sql; /* cached by the address of a string literal */
+		sqlite3_stmt *stmt;
+	} cache[STMT_CACHE];
+};
+
+/* ---- plumbing ---- */
+
+static int db_error(struct ps_store *s, const char *what)
+{
+	int err = sqlite3_errcode(s->db);
+	int ext = sqlite3_extended_errcode(s->db);
+
+	if (err == SQLITE_READONLY || ext == SQLITE_CANTOPEN)
+		return ps_error_set(PS_ESTORE, "store_read_only", "store %s cannot be written (%s): %s",
+				    s->path, what, sqlite3_errmsg(s->db));
+	if (err == SQLITE_NOTADB || err == SQLITE_CORRUPT)
+		return ps_error_set(PS_ESTORE, "store_corrupt",
+				    "store %s is not a valid projsync database (%s)", s->path,
+				    sqlite3_errmsg(s->db));
+	if (err == SQLITE_BUSY || err == SQLITE_LOCKED)
+		return ps_error_set(PS_ESTORE, "store_busy", "store %s is busy (%s): %s", s->path,
+				    what, sqlite3_errmsg(s->db));
+	if (err == SQLITE_FULL)
+		return ps_error_set(PS_ESTORE, "store_full", "store %s: disk full (%s)", s->path, what);
+	return ps_error_set(PS_ESTORE, "store", "store %s: %s: %s", s->path, what,
+			    sqlite3_errmsg(s->db));
+}
+
+/* A cached prepared statement for a SQL string literal, reset and unbound. */
+static sqlite3_stmt *stmt(struct ps_store *s, const char *sql)
+{
+	int free_slot = -1;
+
+	for (int i = 0; i < STMT_CACHE; i++) {
+		if (s->cache[i].sql == sql) {
+			sqlite3_reset(s->cache[i].stmt);
+			sqlite3_clear_bindings(s->cache[i].stmt);
+			return s->cache[i].stmt;
+		}
+		if (!s->cache[i].sql && free_slot < 0)
+			free_slot = i;
+	}
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK) {
+		db_error(s, "prepare");
+		return NULL;
+	}
+	if (free_slot >= 0) {
+		s->cache[free_slot].sql = sql;
+		s->cache[free_slot].stmt = st;
+	}
+	/* With a full cache the statement leaks until close; the cache is sized above the number
+	 * of distinct statements in this file, so that does not happen. */
+	return st;
+}
+
+static void bind_text(sqlite3_stmt *st, int i, const char *v)
+{
+	if (v)
+		sqlite3_bind_text(st, i, v, -1, SQLITE_TRANSIENT);
+	else
+		sqlite3_bind_null(st, i);
+}
+
+static void bind_id(sqlite3_stmt *st, int i, int64_t v)
+{
+	if (v > 0)
+		sqlite3_bind_int64(st, i, v);
+	else
+		sqlite3_bind_null(st, i);
+}
+
+static char *col_text(sqlite3_stmt *st, int i)
+{
+	const unsigned char *t = sqlite3_column_text(st, i);
+	return t ? ps_strndup((const char *)t, (size_t)sqlite3_column_bytes(st, i)) : NULL;
+}
+
+/* Runs a statement that returns no rows. */
+static int step_done(struct ps_store *s, sqlite3_stmt *st, const char *what)
+{
+	int rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+		int code = db_error(s, what);
+		sqlite3_reset(st);
+		return code;
+	}
+	sqlite3_reset(st);
+	return 0;
+}
+
+static int exec(struct ps_store *s, const char *sql, const char *what)
+{
+	if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+		return db_error(s, what);
+	return 0;
+}
+
+int ps_store_begin(struct ps_store *s)
+{
+	if (s->tx_depth++ > 0)
+		return 0;
+	s->tx_aborted = false;
+	if (exec(s, "BEGIN IMMEDIATE", "begin transaction") < 0) {
+		s->tx_depth = 0;
+		return PS_ESTORE;
+	}
+	return 0;
+}
+
+int ps_store_commit(struct ps_store *s)
+{
+	if (s->tx_depth <= 0)
+		return ps_error_set(PS_ESTORE, NULL, "commit without a transaction");
+	if (--s->tx_depth > 0)
+		return 0;
+	if (s->tx_aborted) {
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+		return ps_error_set(PS_ESTORE, NULL, "transaction was rolled back by an inner failure");
+	}
+	if (exec(s, "COMMIT", "commit") < 0) {
+		int code = ps_error_code();
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+		return code;
+	}
+	return 0;
+}
+
+void ps_store_rollback(struct ps_store *s)
+{
+	if (s->tx_depth <= 0)
+		return;
+	s->tx_aborted = true;
+	if (--s->tx_depth == 0)
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+/* ---- open and migrations ---- */
+
+int ps_store_schema_version(void)
+{
+	return (int)ps_migrations_count;
+}
+
+static int user_version(struct ps_store *s, int *out)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
+		return db_error(s, "read schema version");
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		rc = db_error(s, "read schema version");
+		sqlite3_finalize(st);
+		return rc;
+	}
+	*out = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return 0;
+}
+
+int ps_store_migrate(struct ps_store *s, int *from, int *to)
+{
+	int version, rc, objects = 0;
+	sqlite3_stmt *st = NULL;
+
+	if ((rc = user_version(s, &version)) < 0)
+		return rc;
+	if (from)
+		*from = version;
+	if (version > ps_store_schema_version())
+		return ps_error_set(PS_ESTORE, "schema_too_new",
+				    "store %s has schema version %d, newer than this projsync knows (%d): "
+				    "upgrade projsync", s->path, version, ps_store_schema_version());
+	if (version == 0) {
+		/* A database with tables but no version is someone else's file: do not touch it. */
+		if (sqlite3_prepare_v2(s->db, "SELECT count(*) FROM sqlite_master", -1, &st, NULL) ==
+			    SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+			objects = sqlite3_column_int(st, 0);
+		sqlite3_finalize(st);
+		if (objects > 0)
+			return ps_error_set(PS_ESTORE, "store_foreign",
+					    "%s is an SQLite database but not a projsync store", s->path);
+	}
+	for (size_t i = (size_t)version; i < ps_migrations_count; i++) {
+		char pragma[64];
+
+		if ((rc = ps_store_begin(s)) < 0)
+			return rc;
+		snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %zu", i + 1);
+		if (exec(s, ps_migrations[i].text, ps_migrations[i].name) < 0 ||
+		    exec(s, pragma, "set schema version") < 0) {
+			rc = ps_error_code();
+			ps_store_rollback(s);
+			return ps_error_wrap(rc, "migration %s failed: ", ps_migrations[i].name);
+		}
+		if ((rc = ps_store_commit(s)) < 0)
+			return rc;
+	}
+	if (to)
+		*to = ps_store_schema_version();
+	return 0;
+}
+
+int ps_store_open(struct ps_store **out, const char *url, unsigned flags)
+{
+	struct ps_store *s;
+	int rc;
+
+	if (!strncmp(url, "postgres://", 11) || !strncmp(url, "postgresql://", 13))
+		return ps_error_set(PS_ENOTSUPP, "backend_not_built",
+				    "the PostgreSQL backend is not part of this build yet; use a file path");
+	s = ps_calloc(1, sizeof(*s));
+	s->path = ps_strdup(url);
+	rc = sqlite3_open_v2(url, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+	if (rc != SQLITE_OK) {
+		ps_error_set(PS_ESTORE, "store_open", "cannot open store %s: %s", url,
+			     s->db ? sqlite3_errmsg(s->db) : "out of memory");
+		ps_store_free(s);
+		return PS_ESTORE;
+	}
+	sqlite3_extended_result_codes(s->db, 0);
+	sqlite3_busy_timeout(s->db, 10000);
+	/* WAL: readers see the last committed state while a sync writes; NORMAL sync is durable
+	 * against a killed process (the case the crash rules are about). */
+	if (exec(s, "PRAGMA journal_mode=WAL", "open") < 0 ||
+	    exec(s, "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON", "open") < 0)
+		goto fail;
+	if (!(flags & PS_STORE_NO_MIGRATE)) {
+		if (ps_store_migrate(s, NULL, NULL) < 0)
+			goto fail;
+	} else {
+		int v;
+		if (user_version(s, &v) < 0)
+			goto fail;
+		if (v > ps_store_schema_version()) {
+			ps_error_set(PS_ESTORE, "schema_too_new",
+				     "store %s has schema version %d, newer than this projsync knows (%d): "
+				     "upgrade projsync", s->path, v, ps_store_schema_version());
+			goto fail;
+		}
+	}
+	*out = s;
+	return 0;
+fail:
+	rc = ps_error_code();
+	ps_store_free(s);
+	return rc ? rc : PS_ESTORE;
+}
+
+void ps_store_free(struct ps_store *s)
+{
+	if (!s)
+		return;
+	while (s->tx_depth > 0)
+		ps_store_rollback(s);
+	for (int i = 0; i < STMT_CACHE; i++)
+		sqlite3_finalize(s->cache[i].stmt);
+	sqlite3_close(s->db);
+	free(s->path);
+	free(s);
+}
+
+/* ---- projects ---- */
+
+#define PROJECT_COLS "id, name, source, branch, max_blob_size, memory_globs, last_sync_id, " \
+	"last_commit, last_error_code, last_error_message, failures_in_row, created_at"
+
+static struct ps_project *project_from_row(sqlite3_stmt *st)
+{
+	struct ps_project *p = ps_calloc(1, sizeof(*p));
+	json_t *globs;
+
+	p->id = sqlite3_column_int64(st, 0);
+	p->name = col_text(st, 1);
+	p->source = col_text(st, 2);
+	p->branch = col_text(st, 3);
+	p->max_blob_size = sqlite3_column_int64(st, 4);
+	globs = json_loads((const char *)sqlite3_column_text(st, 5), 0, NULL);
+	for (size_t i = 0; globs && i < json_array_size(globs); i++)
+		if (json_is_string(json_array_get(globs, i)))
+			ps_strv_push(&p->memory_globs, json_string_value(json_array_get(globs, i)));
+	json_decref(globs);
+	p->last_sync_id = sqlite3_column_int64(st, 6);
+	p->last_commit = col_text(st, 7);
+	p->last_error_code = col_text(st, 8);
+	p->last_error_message = col_text(st, 9);
+	p->failures_in_row = sqlite3_column_int64(st, 10);
+	p->created_at = sqlite3_column_int64(st, 11);
+	return p;
+}
+
+static char *globs_json(const struct ps_project *p)
+{
+	json_t *a = json_array();
+	char *text;
+
+	for (size_t i = 0; i < p->memory_globs.n; i++)
+		json_array_append_new(a, json_string(p->memory_globs.v[i]));
+	text = json_dumps(a, JSON_COMPACT);
+	json_decref(a);
+	return text;
+}
+
+int ps_store_project_add(struct ps_store *s, struct ps_project *p)
+{
+	static const char sql[] =
+		"INSERT INTO projects (name, source, branch, max_blob_size, memory_globs, created_at) "
+		"VALUES (?, ?, ?, ?, ?, ?)";
+	sqlite3_stmt *st = stmt(s, sql);
+	char *globs;
+	int rc;
+
+	if (!st)
+		return PS_ESTORE;
+	if (p->memory_globs.n == 0)
+		ps_strv_push(&p->memory_globs, PS_DEFAULT_MEMORY_GLOB);
+	if (p->max_blob_size <= 0)
+		p->max_blob_size = PS_DEFAULT_MAX_BLOB_SIZE;
+	globs = globs_json(p);
+	p->created_at = ps_now_ms();
+	bind_text(st, 1, p->name);
+	bind_text(st, 2, p->source);
+	bind_text(st, 3, p->branch);
+	sqlite3_bind_int64(st, 4, p->max_blob_size);
+	bind_text(st, 5, globs);
+	sqlite3_bind_int64(st, 6, p->created_at);
+	free(globs);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc == SQLITE_CONSTRAINT)
+		return ps_error_set(PS_ECONFLICT, "project_exists", "project '%s' already exists",
+				    p->name);
+	if (rc != SQLITE_DONE)
+		return db_error(s, "add project");
+	p->id = sqlite3_last_insert_rowid(s->db);
+	return 0;
+}
+
+int ps_store_project_update(struct ps_store *s, const struct ps_project *p)
+{
+	static const char sql[] =
+		"UPDATE projects SET branch = ?, max_blob_size = ?, memory_globs = ? WHERE id = ?";
+	sqlite3_stmt *st = stmt(s, sql);
+	char *globs;
+	int rc;
+
+	if (!st)
+		return PS_ESTORE;
+	globs = globs_json(p);
+	bind_text(st, 1, p->branch);
+	sqlite3_bind_int64(st, 2, p->max_blob_size);
+	bind_text(st, 3, globs);
+	sqlite3_bind_int64(st, 4, p->id);
+	free(globs);
+	if ((rc = step_done(s, st, "update project")) < 0)
+		return rc;
+	if (sqlite3_changes(s->db) == 0)
+		return ps_error_set(PS_ENOTFOUND, "project_not_found", "project %lld not found",
+				    (long long)p->id);
+	return 0;
+}
+
+static int project_query(struct ps_store *s, sqlite3_stmt *st, const char *what,
+			 struct ps_project **out)
+{
+	int rc = sqlite3_step(st);
+
+	if (rc == SQLITE_ROW) {
+		*out = project_from_row(st);
+		sqlite3_reset(st);
+		return 0;
+	}
+	sqlite3_reset(st);
+	if (rc == SQLITE_DONE)
+		return ps_error_set(PS_ENOTFOUND, "project_not_found", "project '%s' not found", what);
+	return db_error(s, "read project");
+}
+
+int ps_store_project_get(struct ps_store *s, const char *name, struct ps_project **out)
+{
+	static const char sql[] = "SELECT " PROJECT_COLS " FROM projects WHERE name = ?";
+	sqlite3_stmt *st = stmt(s, sql);
+
+	if (!st)
+		return PS_ESTORE;
+	bind_text(st, 1, name);
+	return project_query(s, st, name, out);
+}
+
+int ps_store_project_get_by_id(struct ps_store *s, int64_t id, struct ps_project **out)
+{
+	static const char sql[] = "SELECT " PROJECT_COLS " FROM projects WHERE id = ?";
+	sqlite3_stmt *st = stmt(s, sql);
+	char what[32];
+
+	if (!st)
+		return PS_ESTORE;
+	sqlite3_bind_int64(st, 1, id);
+	snprintf(what, sizeof(what), "#%lld", (long long)id);
+	return project_query(s, st, what, out);
+}
+
+int ps_store_project_list(struct ps_store *s, struct ps_project ***out, size_t *n)
+{
+	static const char sql[] = "SELECT " PROJECT_COLS " FROM projects ORDER BY name";
+	sqlite3_stmt *st = stmt(s, sql);
+	struct ps_project **v = NULL;
+	size_t count = 0;
+	int rc;
+
+	if (!st)
+		return PS_ESTORE;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		v = ps_realloc(v, (count + 1) * sizeof(*v));
+		v[count++] = project_from_row(st);
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE) {
+		for (size_t i = 0; i < count; i++)
+			ps_project_free(v[i]);
+		free(v);
+		return db_error(s, "list projects");
+	}
+	*out = v;
+	*n = count;
+	return 0;
+}
+
+int ps_store_project_remove(struct ps_store *s, const char *name)
+{
+	static const char del_events[] =
+		"DELETE FROM events WHERE sync_id IN (SELECT id FROM syncs WHERE project_id = ?)";
+	static const char del_files[] = "DELETE FROM file_versions WHERE project_id = ?";
+	static const char del_syncs[] = "DELETE FROM syncs WHERE project_id = ?";
+	static const char del_project[] = "DELETE FROM projects WHERE id = ?";
+	const char *const steps[] = { del_events, del_files, del_syncs, del_project };
+	struct ps_project *p = NULL;
+	struct ps_sync *active = NULL;
+	int rc;
+
+	if ((rc = ps_store_begin(s)) < 0)
+		return rc;
+	if ((rc = ps_store_project_get(s, name, &p)) < 0)
+		goto fail;
+	ps_store_reap(s, p->id, NULL);
+	if (ps_store_sync_active(s, p->id, &active) == 0) {
+		rc = ps_error_set(PS_ECONFLICT, "sync_running",
+				  "project '%s' has a %s sync (%lld); cancel it or wait before removing",
+				  name, ps_sync_status_name(active->status), (long long)active->id);
+		goto fail;
+	}
+	for (size_t i = 0; i < sizeof(steps) / sizeof(*steps); i++) {
+		sqlite3_stmt *st = stmt(s, steps[i]);
+		if (!st) {
+			rc = PS_ESTORE;
+			goto fail;
+		}
+		sqlite3_bind_int64(st, 1, p->id);
+		if ((rc = step_done(s, st, "remove project")) < 0)
+			goto fail;
+	}
+	ps_project_free(p);
+	return ps_store_commit(s);
+fail:
+	ps_sync_free(active);
+	ps_project_free(p);
+	ps_store_rollback(s);
+	return rc;
+}
+
+/* ---- syncs ---- */
+
+#define SYNC_COLS "s.id, s.project_id, p.name, s.branch, s.status, s.phase, s.commit_sha, " \
+	"s.tree_sha, s.previous_sync_id, s.base_sync_id, s.trigger, s.added, s.modified, " \
+	"s.deleted, s.renamed, s.files, s.bytes, s.requests, s.up_to_date, s.skipped_large, " \
+	"s.error_code, s.error_message, s.created_at, s.started_at, s.finished_at"
+#define SYNC_FROM " FROM syncs s JOIN projects p ON p.id = s.project_id "
+
+static struct ps_sync *sync_from_row(sqlite3_stmt *st)
+{
+	struct ps_sync *s = ps_calloc(1, sizeof(*s));
+	const char *status = (const char *)sqlite3_column_text(st, 4);
+	const char *phase = (const char *)sqlite3_column_text(st, 5);
+
+	s->id = sqlite3_column_int64(st, 0);
+	s->project_id = sqlite3_column_int64(st, 1);
+	s->project = col_text(st, 2);
+	s->branch = col_text(st, 3);
+	if (ps_sync_status_parse(status ? status : "", &s->status) < 0)
+		s->status = PS_SYNC_FAILED;
+	ps_phase_parse(phase, &s->phase);
+	s->commit = col_text(st, 6);
+	s->tree = col_text(st, 7);
+	s->previous_sync_id = sqlite3_column_int64(st, 8);
+	s->base_sync_id = sqlite3_column_int64(st, 9);
+	s->trigger = col_text(st, 10);
+	s->counts.added = sqlite3_column_int64(st, 11);
+	s->counts.modified = sqlite3_column_int64(st, 12);
+	s->counts.deleted = sqlite3_column_int64(st, 13);
+	s->counts.renamed = sqlite3_column_int64(st, 14);
+	s->counts.files = sqlite3_column_int64(st, 15);
+	s->bytes = sqlite3_column_int64(st, 16);
+	s->requests = sqlite3_column_int64(st, 17);
+	s->up_to_date = sqlite3_column_int(st, 18) != 0;
+	s->skipped_large = sqlite3_column_int64(st, 19);
+	s->error_code = col_text(st, 20);
+	s->error_message = col_text(st, 21);
+	s->created_at = sqlite3_column_int64(st, 22);
+	s->started_at = sqlite3_column_int64(st, 23);
+	s->finished_at = sqlite3_column_int64(st, 24);
+	return s;
+}
+
+static int sync_query_one(struct ps_store *s, sqlite3_stmt *st, const char *missing,
+			  struct ps_sync **out)
+{
+	int rc = sqlite3_step(st);
+
+	if (rc == SQLITE_ROW) {
+		*out = sync_from_row(st);
+		sqlite3_reset(st);
+		return 0;
+	}
+	sqlite3_reset(st);
+	if (rc == SQLITE_DONE)
+		return ps_error_set(PS_ENOTFOUND, "sync_not_found", "%s", missing);
+	return db_error(s, "read sync");
+}
+
+int ps_store_sync_get(struct ps_store *s, int64_t id, struct ps_sync **out)
+{
+	static const char sql[] = "SELECT " SYNC_COLS SYNC_FROM "WHERE s.id = ?";
+	sqlite3_stmt *st = stmt(s, sql);
+	char msg[64];
+
+	if (!st)
+		return PS_ESTORE;
+	sqlite3_bind_int64(st, 1, id);
+	snprintf(msg, sizeof(msg), "sync %lld not found", (long long)id);
+	return sync_query_one(s, st, msg, out);
+}
+
+int ps_store_sync_active(struct ps_store *s, int64_t project_id, struct ps_sync **out)
+{
+	static const char sql[] = "SELECT " SYNC_COLS SYNC_FROM
+		"WHERE s.project_id = ? AND s.status IN ('queued','running')";
+	sqlite3_stmt *st = stmt(s, sql);
+
+	if (!st)
+		return PS_ESTORE;
+	sqlite3_bind_int64(st, 1, project_id);
+	return sync_query_one(s, st, "no sync is queued or running", out);
+}
+
+int ps_store_sync_last_succeeded(struct ps_store *s, int64_t project_id, int64_t at_or_before,
+				 struct ps_sync **out)
+{
+	static const char sql[] = "SELECT " SYNC_COLS SYNC_FROM
+		"WHERE s.project_id = ?1 AND s.status = 'succeeded' AND (?2 <= 0 OR s.id <= ?2) "
+		"ORDER BY s.id DESC LIMIT 1";
+	sqlite3_stmt *st = stmt(s, sql);
+
+	if (!st)
+		return PS_ESTORE;
+	sqlite3_bind_int64(st, 1, project_id);
+	sqlite3_bind_int64(st, 2, at_or_before);
+	return sync_query_one(s, st, "no succeeded sync", out);
+}
+
+int ps_store_sync_list(struct ps_store *s, int64_t project_id, int64_t limit, int64_t before_id,
+		       struct ps_sync ***out, size_t *n)
+{
+	static const char sql[] = "SELECT " SYNC_COLS SYNC_FROM
+		"WHERE s.project_id = ?1 AND (?2 <= 0 OR s.id < ?2) ORDER BY s.id DESC LIMIT ?3";
+	sqlite3_stmt *st = stmt(s, sql);
+	struct ps_sync **v = NULL;
+	size_t count = 0;
+	int rc;
+
+	if (!st)
+		return PS_ESTORE;
+	sqlite3_bind_int64(st, 1, project_id);
+	sqlite3_bind_int64(st, 2, before_id);
+	sqlite3_bind_int64(st, 3, limit > 0 ? limit : -1);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		v = ps_realloc(v, (count + 1) * sizeof(*v));
+		v[count++] = sync_from_row(st);
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE) {
+		for (size_t i = 0; i < count; i++)
+			ps_sync_free(v[i]);
+		free(v);
+		return db_error(s, "list syncs");
+	}
+	*out = v;
+	*n = count;
+	return 0;
+}
+
+static int purge_unsucceeded(struct ps_store *s, int64_t project_id)
+{
+	static const char sql[] =
+		"DELETE FROM file_versions WHERE project_id = ?1 AND introduced_by IN "
+		"(SELECT id FROM syncs WHERE project_id = ?1 AND status IN ('failed','cancelled'))";
+	sqlite3_stmt *st = stmt(s, sql);
+
+	if (!st)
+		return PS_ESTORE;
+	sqlite3_bind_int64(st, 1, project_id);
+	return step_done(s, st, "purge failed syncs");
+}
+
+int ps_store_sync_create(struct ps_store *s, int64_t project_id, const char *branch,
+			 const char *trigger, const struct ps_owner *owner, struct ps_sync **out)
+{
+	static const char tail_sql[] = "SELECT max(id) FROM syncs WHERE project_id = ?";
+	static const char ins_sql[] =
+		"INSERT INTO syncs (project_id, branch, status, previous_sync_id, trigger, "
+		"owner_host, owner_process, lease_until, created_at, started_at) "
+		"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+	struct ps_sync *active = NULL;
+	sqlite3_stmt *st;
+	int64_t tail = 0, now = ps_now_ms(), id;
+	int rc;
+
+	if ((rc = ps_store_begin(s)) < 0)
+		return rc;
+	if ((rc = ps_store_reap(s, project_id, NULL)) < 0)
+		goto fail;
+	rc = ps_store_sync_active(s, project_id, &active);
+	if (rc == 0) {
+		rc = ps_error_set(PS_ECONFLICT, "sync_running",
+				  "a sync of project '%s' is already %s (sync %lld)", active->project,
+				  ps_sync_status_name(active->status), (long long)active->id);
+		ps_sync_free(active);
+		goto fail;
+	}
+	if (rc != PS_ENOTFOUND)
+		goto fail;
+	if ((rc = purge_unsucceeded(s, project_id)) < 0)
+		goto fail;
+	if (!(st = stmt(s, tail_sql))) {
+		rc = PS_ESTORE;
+		goto fail;
+	}
+	sqlite3_bind_int64(st, 1, project_id);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		tail = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	if (!(st = stmt(s, ins_sql))) {
+		rc = PS_ESTORE;
+		goto fail;
+	}
+	sqlite3_bind_int64(st, 1, project_id);
+	bind_text(st, 2, branch);
+	bind_text(st, 3, owner ? "running" : "queued");
+	bind_id(st, 4, tail);
+	bind_text(st, 5, trigger ? trigger : "cli");
+	bind_text(st, 6, owner ? owner->host : NULL);
+	bind_text(st, 7, owner ? owner->process : NULL);
+	if (owner)
+		sqlite3_bind_int64(st, 8, now + owner->lease_ms);
+	sqlite3_bind_int64(st, 9, now);
+	if (owner)
+		sqlite3_bind_int64(st, 10, now);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc == SQLITE_CONSTRAINT) {
+		/* Another writer appended between our check and insert (rule 2 held by the indexes). */
+		rc = ps_error_set(PS_ECONFLICT, "sync_running",
+				  "another sync of this project was started at the same time");
+		goto fail;
+	}
+	if (rc != SQLITE_DONE) {
+		rc = db_error(s, "create sync");
+		goto fail;
+	}
+	id = sqlite3_last_insert_rowid(s->db);
+	if ((rc = ps_store_commit(s)) < 0)
+		return rc;
+	return out ? ps_store_sync_get(s, id, out) : 0;
+fail:
+	ps_store_rollback(s);
+	return rc;
+}
+
+int ps_store_sync_claim(struct ps_store *s, int64_t sync_id, const struct ps_owner *owner)
+{
+	static const char sql[] =
+		"UPDATE syncs SET status = 'running', owner_host = ?, owner_process = ?, "
+		"lease_until = ?, started_at = ? WHERE id = ? AND status = 'queued'";
+	sqlite3_stmt *st = stmt(s, sql);
+	int64_t now = ps_now_ms();
+	int rc;
+
+	if (!st)
+		return PS_ESTORE;
+	bind_text(st, 1, owner->host);
+	bind_text(st, 2, owner->process);
+	sqlite3_bind_int64(st, 3, now + owner->lease_ms);
+	sqlite3_bind_int64(st, 4, now);
+	sqlite3_bind_int64(st, 5, sync_id);
+	if ((rc = step_done(s, st, "claim sync")) < 0)
+		return rc;
+	if (sqlite3_changes(s->db) != 1)
+		return ps_error_set(PS_ECONFLICT, "not_queued", "sync %lld is not queued",
+				    (long long)sync_id);
+	return 0;
+}
+
+int ps_store_sync_save_progress(struct ps_store *s, const struct ps_sync *y, int64_t lease_ms)
+{
+	static const char sql[] =
+		"UPDATE syncs SET phase = ?, commit_sha = ?, tree_sha = ?, base_sync_id = ?, "
+		"added = ?, modified = ?, deleted = ?, renamed = ?, files = ?, bytes = ?, "
+		"requests = ?, up_to_date = ?, skipped_large = ?, lease_until = ?, branch = ? "
+		"WHERE id = ? AND status = 'running'";
+	sqlite3_stmt *st = stmt(s, sql);
+	int rc;
+
+	if (!st)
+		return PS_ESTORE;
+	bind_text(st, 1, ps_phase_name(y->phase));
+	bind_text(st, 2, y->commit);
+	bind_text(st, 3, y->tree);
+	bind_id(st, 4, y->base_sync_id);
+	sqlite3_bind_int64(st, 5, y->counts.added);
+	sqlite3_bind_int64(st, 6, y->counts.modified);
+	sqlite3_bind_int64(st, 7, y->counts.deleted);
+	sqlite3_bind_int64(st, 8, y->counts.renamed);
+	sqlite3_bind_int64(st, 9, y->counts.files);
+	sqlite3_bind_int64(st, 10, y->bytes);
+	sqlite3_bind_int64(st, 11, y->requests);
+	sqlite3_bind_int(st, 12, y->up_to_date);
+	sqlite3_bind_int64(st, 13, y->skipped_large);
+	sqlite3_bind_int64(st, 14, ps_now_ms() + lease_ms);
+	bind_text(st, 15, y->branch);
+	sqlite3_bind_int64(st, 16, y->id);
+	if ((rc = step_done(s, st, "save sync progress")) < 0)
+		return rc;
+	if (sqlite3_changes(s->db) != 1)
+		return ps_error_set(PS_ECONFLICT, "sync_not_running",
+				    "sync %lld is no longer running (another process ended it)",
+				    (long long)y->id);
+	return 0;
+}
+
+int ps_store_sync_request_cancel(struct ps_store *s, int64_t id)
+{
+	static const char sql[] = "UPDATE syncs SET cancel_requested = 1 "
+				  "WHERE id = ? AND status IN ('queued','running')";
+	struct ps_sync *y = NULL;
+	sqlite3_stmt *st = stmt(s, sql);
+	int rc;
+
+	if (!st)
+		return PS_ESTORE;
+	if ((rc = ps_store_sync_get(s, id, &y)) < 0)
+		return rc;
+	if (y->status == PS_SYNC_QUEUED) {
+		/* Nobody runs it yet: it ends now. */
+		rc = ps_store_sync_fail(s, y, PS_SYNC_CANCELLED, "cancelled", "cancelled before it started",
+					NULL);
+		ps_sync_free(y);
+		return rc;
+	}
+	ps_sync_free(y);
+	sqlite3_bind_int64(st, 1, id);
+	if ((rc = step_done(s, st, "cancel sync")) < 0)
+		return rc;
+	if (sqlite3_changes(s->db) != 1)
+		return ps_error_set(PS_ECONFLICT, "sync_ended", "sync %lld has already ended",
+				    (long long)id);
+	return 0;
+}
+
+int ps_store_sync_cancel_requested(struct ps_store *s, int64_t id, bool *out)
+{
+	static const char sql[] = "SELECT cancel_requested FROM syncs WHERE id = ?";
+	sqlite3_stmt *st = stmt(s, sql);
+	int rc;
+
+	if (!st)
+		return PS_ESTORE;
+	sqlite3_bind_int64(st, 1, id);
+	rc = sqlite3_step(st);
+	*out = rc == SQLITE_ROW && sqlite3_column_int(st, 0) != 0;
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : db_error(s, "read cancel flag");
+}
+
+static int64_t last_event_seq(struct ps_store *s, int64_t sync_id)
+{
+	static const char sql[] = "SELECT coalesce(max(seq), 0) FROM events WHERE sync_id = ?";
+	sqlite3_stmt *st = stmt(s, sql);
+	int64_t seq = 0;
+
+	if (!st)
+		return 0;
+	sqlite3_bind_int64(st, 1, sync_id);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		seq = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return seq;
+}
+
+int ps_store_sync_fail(struct ps_store *s, struct ps_sync *y, enum ps_sync_status status,
+		       const char *code, const char *message, const struct ps_event *final_event)
+{
+	static const char upd[] =
+		"UPDATE syncs SET status = ?, phase = ?, error_code = ?, error_message = ?, "
+		"finished_at = ?, lease_until = NULL WHERE id = ? AND status IN ('queued','running')";
+	static const char del[] = "DELETE FROM file_versions WHERE introduced_by = ?";
+	static const char proj[] =
+		"UPDATE projects SET failures_in_row = failures_in_row + 1, last_error_code = ?, "
+		"last_error_message = ? WHERE id = ?";
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((rc = ps_store_begin(s)) < 0)
+		return rc;
+	y->status = status;
+	free(y->error_code);
+	free(y->error_message);
+	y->error_code = ps_strdup(code);
+	y->error_message = ps_strdup(message);
+	if (!y->finished_at)
+		y->finished_at = ps_now_ms();
+	if (!(st = stmt(s, upd))) {
+		rc = PS_ESTORE;
+		goto fail;
+	}
+	bind_text(st, 1, ps_sync_status_name(status));
+	bind_text(st, 2, ps_phase_name(y->phase));
+	bind_text(st, 3, code);
+	bind_text(st, 4, message);
+	sqlite3_bind_int64(st, 5, y->finished_at);
+	sqlite3_bind_int64(st, 6, y->id);
+	if ((rc = step_done(s, st, "end sync")) < 0)
+		goto fail;
+	if (sqlite3_changes(s->db) != 1) {
+		rc = ps_error_set(PS_ECONFLICT, "sync_ended", "sync %lld has already ended",
+				  (long long)y->id);
+		goto fail;
+	}
+	if (!(st = stmt(s, del))) {
+		rc = PS_ESTORE;
+		goto fail;
+	}
+	sqlite3_bind_int64(st, 1, y->id);
+	if ((rc = step_done(s, st, "discard staged files")) < 0)
+		goto fail;
+	if (status == PS_SYNC_FAILED) {
+		if (!(st = stmt(s, proj))) {
+			rc = PS_ESTORE;
+			goto fail;
+		}
+		bind_text(st, 1, code);
+		bind_text(st, 2, message);
+		sqlite3_bind_int64(st, 3, y->project_id);
+		if ((rc = step_done(s, st, "count failure")) < 0)
+			goto fail;
+	}
+	if (final_event) {
+		if ((rc = ps_store_event_append(s, final_event)) < 0)
+			goto fail;
+	} else {
+		/* Ended from outside the run (reaped, cancelled while queued): still close its
+		 * event stream with a final event so watchers stop. */
+		struct ps_event ev = {
+			.sync_id = y->id,
+			.seq = last_event_seq(s, y->id) + 1,
+			.kind = status == PS_SYNC_CANCELLED ? PS_EVENT_CANCELLED : PS_EVENT_FAILED,
+			.phase = y->phase,
+			.message = (char *)message,
+			.summary = y,
+		};
+		if ((rc = ps_store_event_append(s, &ev)) < 0)
+			goto fail;
+	}
+	return ps_store_commit(s);
+fail:
+	ps_store_rollback(s);
+	return rc;
+}
+
+int ps_store_sync_finalize(struct ps_store *s, struct ps_sync *y, const struct ps_change *changes,
+			   size_t n, const struct ps_event *final_event)
+{
+	static const char upd[] =
+		"UPDATE syncs SET status = 'succeeded', phase = 'finalize', commit_sha = ?, "
+		"tree_sha = ?, base_sync_id = ?, added = ?, modified = ?, deleted = ?, renamed = ?, "
+		"files = ?, bytes = ?, requests = ?, up_to_date = ?, skipped_large = ?, "
+		"finished_at = ?, lease_until = NULL, error_code = NULL, error_message = NULL "
+		"WHERE id = ? AND status = 'running'";
+	static const char supersede[] =
+		"UPDATE file_versions SET superseded_by = ?1 WHERE project_id = ?2 AND path = ?3 "
+		"AND superseded_by IS NULL AND introduced_by < ?1";
+	static const char proj[] =
+		"UPDATE projects SET last_sync_id = ?, last_commit = ?, failures_in_row = 0, "
+		"last_error_code = NULL, last_error_message = NULL WHERE id = ?";
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((rc = ps_store_begin(s)) < 0)
+		return rc;
+	if (!y->finished_at)
+		y->finished_at = ps_now_ms();
+	if (!(st = stmt(s, upd))) {
+		rc = PS_ESTORE;
+		goto fail;
+	}
+	bind_text(st, 1, y->commit);
+	bind_text(st, 2, y->tree);
+	bind_id(st, 3, y->base_sync_id);
+	sqlite3_bind_int64(st, 4, y->counts.added);
+	sqlite3_bind_int64(st, 5, y->counts.modified);
+	sqlite3_bind_int64(st, 6, y->counts.deleted);
+	sqlite3_bind_int64(st, 7, y->counts.renamed);
+	sqlite3_bind_int64(st, 8, y->counts.files);
+	sqlite3_bind_int64(st, 9, y->bytes);
+	sqlite3_bind_int64(st, 10, y->requests);
+	sqlite3_bind_int(st, 11, y->up_to_date);
+	sqlite3_bind_int64(st, 12, y->skipped_large);
+	sqlite3_bind_int64(st, 13, y->finished_at);
+	sqlite3_bind_int64(st, 14, y->id);
+	if ((rc = step_done(s, st, "finish sync")) < 0)
+		goto fail;
+	if (sqlite3_changes(s->db) != 1) {
+		rc = ps_error_set(PS_ECONFLICT, "sync_not_running",
+				  "sync %lld is no longer running (another process ended it)",
+				  (long long)y->id);
+		goto fail;
+	}
+	if (!(st = stmt(s, supersede))) {
+		rc = PS_ESTORE;
+		goto fail;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const char *paths[2] = { changes[i].path,
+					 changes[i].status == PS_CHANGE_RENAMED ? changes[i].previous_path
+										 : NULL };
+		for (int k = 0; k < 2 && paths[k]; k++) {
+			sqlite3_bind_int64(st, 1, y->id);
+			sqlite3_bind_int64(st, 2, y->project_id);
+			bind_text(st, 3, paths[k]);
+			if ((rc = step_done(s, st, "supersede file versions")) < 0)
+				goto fail;
+		}
+	}
+	if (!(st = stmt(s, proj))) {
+		rc = PS_ESTORE;
+		goto fail;
+	}
+	sqlite3_bind_int64(st, 1, y->id);
+	bind_text(st, 2, y->commit);
+	sqlite3_bind_int64(st, 3, y->project_id);
+	if ((rc = step_done(s, st, "advance project")) < 0)
+		goto fail;
+	y->status = PS_SYNC_SUCCEEDED;
+	if (final_event && (rc = ps_store_event_append(s, final_event)) < 0)
+		goto fail;
+	return ps_store_commit(s);
+fail:
+	ps_store_rollback(s);
+	return rc;
+}
+
+int ps_store_reap(struct ps_store *s, int64_t project_id, int *reaped)
+{
+	static const char sql[] =
+		"SELECT id, owner_host, owner_process, lease_until FROM syncs "
+		"WHERE status = 'running' AND (?1 <= 0 OR project_id = ?1)";
+	sqlite3_stmt *st = stmt(s, sql);
+	int64_t dead[64];
+	size_t ndead = 0;
+	int64_t now = ps_now_ms();
+	int rc, count = 0;
+
+	if (!st)
+		return PS_ESTORE;
+	sqlite3_bind_int64(st, 1, project_id);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW && ndead < sizeof(dead) / sizeof(*dead)) {
+		const char *host = (const char *)sqlite3_column_text(st, 1);
+		const char *proc = (const char *)sqlite3_column_text(st, 2);
+		int64_t lease = sqlite3_column_int64(st, 3);
+		bool gone;
+
+		/* On this host the process table is the truth: a live owner keeps its sync even
+		 * past its lease (it may be stopped or blocked), a dead one loses it at once.
+		 * Elsewhere only the lease can tell. */
+		if (host && proc && strcmp(host, ps_hostname()) == 0)
+			gone = !ps_process_alive(proc);
+		else
+			gone = lease > 0 && lease < now;
+		if (gone)
+			dead[ndead++] = sqlite3_column_int64(st, 0);
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+		return db_error(s, "find dead syncs");
+	for (size_t i = 0; i < ndead; i++) {
+		struct ps_sync *y = NULL;
+		if (ps_store_sync_get(s, dead[i], &y) < 0)
+			continue;
+		rc = ps_store_sync_fail(s, y, PS_SYNC_FAILED, "interrupted",
+					"interrupted: the process running this sync stopped before it "
+					"finished", NULL);
+		ps_sync_free(y);
+		if (rc == 0)
+			count++;
+		else if (rc != PS_ECONFLICT) /* someone else reaped it first: fine */
+			return rc;
+	}
+	if (reaped)
+		*reaped = count;
+	return 0;
+}
+
+/* ---- events ---- */
+
+void ps_stored_events_free(struct ps_stored_event *evs, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(evs[i].json);
+	free(evs);
+}
+
+int ps_store_event_append(struct ps_store *s, const struct ps_event *ev)
+{
+	static const char sql[] = "INSERT INTO events (sync_id, seq, kind, payload) VALUES (?, ?, ?, ?)";
+	sqlite3_stmt *st = stmt(s, sql);
+	json_t *j;
+	char *text;
+	int rc;
+
+	if (!st)
+		return PS_ESTORE;
+	j = ps_event_to_json(ev);
+	text = json_dumps(j, JSON_COMPACT);
+	json_decref(j);
+	sqlite3_bind_int64(st, 1, ev->sync_id);
+	sqlite3_bind_int64(st, 2, ev->seq);
+	bind_text(st, 3, ps_event_kind_name(ev->kind));
+	bind_text(st, 4, text);
+	free(text);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc == SQLITE_CONSTRAINT)
+		return ps_error_set(PS_ECONFLICT, "event_exists", "event %lld of sync %lld exists",
+				    (long long)ev->seq, (long long)ev->sync_id);
+	return rc == SQLITE_DONE ? 0 : db_error(s, "store event");
+}
+
+int ps_store_event_list(struct ps_store *s, int64_t sync_id, int64_t after_seq, int64_t limit,
+			struct ps_stored_event **out, size_t *n)
+{
+	static const char sql[] = "SELECT seq, kind, payload FROM events WHERE sync_id = ? "
+				  "AND seq > ? ORDER BY seq LIMIT ?";
+	sqlite3_stmt *st = stmt(s, sql);
+	struct ps_stored_event *v = NULL;
+	size_t count = 0, cap = 0;
+	int rc;
+
+	if (!st)
+		return PS_ESTORE;
+	sqlite3_bind_int64(st, 1, sync_id);
+	sqlite3_bind_int64(st, 2, after_seq);
+	sqlite3_bind_int64(st, 3, limit > 0 ? limit : -1);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *kind = (const char *)sqlite3_column_text(st, 1);
+		if (count == cap) {
+			cap = cap ? cap * 2 : 16;
+			v = ps_realloc(v, cap * sizeof(*v));
+		}
+		v[count].seq = sqlite3_column_int64(st, 0);
+		v[count].kind = PS_EVENT_PROGRESS;
+		for (int k = PS_EVENT_QUEUED; k <= PS_EVENT_CANCELLED; k++)
+			if (kind && strcmp(kind, ps_event_kind_name((enum ps_event_kind)k)) == 0)
+				v[count].kind = (enum ps_event_kind)k;
+		v[count].json = col_text(st, 2);
+		count++;
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE) {
+		ps_stored_events_free(v, count);
+		return db_error(s, "list events");
+	}
+	*out = v;
+	*n = count;
+	return 0;
+}
+
+/* ---- file versions ---- */
+
+int ps_store_files_stage(struct ps_store *s, const struct ps_sync *y,
+			 const struct ps_change *changes, size_t n)
+{
+	static const char sql[] =
+		"INSERT INTO file_versions (project_id, path, mode, sha, size, introduced_by) "
+		"VALUES (?, ?, ?, ?, ?, ?)";
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((rc = ps_store_begin(s)) < 0)
+		return rc;
+	if (!(st = stmt(s, sql))) {
+		ps_store_rollback(s);
+		return PS_ESTORE;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct ps_change *c = &changes[i];
+		if (c->status == PS_CHANGE_DELETED)
+			continue;
+		sqlite3_bind_int64(st, 1, y->project_id);
+		bind_text(st, 2, c->path);
+		sqlite3_bind_int64(st, 3, c->mode);
+		bind_text(st, 4, c->sha);
+		if (c->size >= 0)
+			sqlite3_bind_int64(st, 5, c->size);
+		else
+			sqlite3_bind_null(st, 5);
+		sqlite3_bind_int64(st, 6, y->id);
+		if ((rc = step_done(s, st, "stage file versions")) < 0) {
+			ps_store_rollback(s);
+			return rc;
+		}
+	}
+	return ps_store_commit(s);
+}
+
+/* Resolves `at` (0 = latest) to a succeeded sync of the project. */
+static int resolve_snapshot(struct ps_store *s, int64_t project_id, int64_t at, int64_t *out)
+{
+	struct ps_sync *y = NULL;
+	int rc;
+
+	if (at <= 0) {
+		rc = ps_store_sync_last_succeeded(s, project_id, 0, &y);
+		if (rc == PS_ENOTFOUND)
+			return ps_error_set(PS_ENOTFOUND, "no_snapshot",
+					    "the project has no succeeded sync yet");
+		if (rc < 0)
+			return rc;
+	} else {
+		if ((rc = ps_store_sync_get(s, at, &y)) < 0)
+			return rc;
+		if (y->project_id != project_id) {
+			ps_sync_free(y);
+			return ps_error_set(PS_ENOTFOUND, "sync_not_found",
+					    "sync %lld does not belong to this project", (long long)at);
+		}
+		if (y->status != PS_SYNC_SUCCEEDED) {
+			rc = ps_error_set(PS_ENOTFOUND, "no_snapshot",
+					  "sync %lld has no snapshot (it is %s)", (long long)at,
+					  ps_sync_status_name(y->status));
+			ps_sync_free(y);
+			return rc;
+		}
+	}
+	*out = y->id;
+	ps_sync_free(y);
+	return 0;
+}
+
+#define VISIBLE_AT(at) \
+	"fv.introduced_by <= " at " AND (fv.superseded_by IS NULL OR fv.superseded_by > " at ") " \
+	"AND EXISTS (SELECT 1 FROM syncs i WHERE i.id = fv.introduced_by AND i.status = 'succeeded')"
+
+static void file_from_row(sqlite3_stmt *st, struct ps_file *f)
+{
+	const unsigned char *sha = sqlite3_column_text(st, 2);
+
+	f->path = (char *)sqlite3_column_text(st, 0);
+	f->mode = (uint32_t)sqlite3_column_int64(st, 1);
+	snprintf(f->sha, sizeof(f->sha), "%s", sha ? (const char *)sha : "");
+	f->size = sqlite3_column_type(st, 3) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 3);
+}
+
+int ps_store_snapshot_each(struct ps_store *s, int64_t project_id, int64_t at, const char *prefix,
+			   ps_file_cb cb, void *ud)
+{
+	static const char sql[] =
+		"SELECT fv.path, fv.mode, fv.sha, fv.size FROM file_versions fv "
+		"WHERE fv.project_id = ?1 AND " VISIBLE_AT("?2") " "
+		"AND (?3 IS NULL OR fv.path >= ?3) AND (?4 IS NULL OR fv.path < ?4) "
+		"ORDER BY fv.path";
+	sqlite3_stmt *st;
+	int64_t snap;
+	int rc;
+
+	if ((rc = resolve_snapshot(s, project_id, at, &snap)) < 0)
+		return rc;
+	if (!(st = stmt(s, sql)))
+		return PS_ESTORE;
+	sqlite3_bind_int64(st, 1, project_id);
+	sqlite3_bind_int64(st, 2, snap);
+	if (prefix && *prefix) {
+		/* Paths with the prefix are those in [prefix, prefix with its last byte + 1): a
+		 * range the path index answers, and byte order (BINARY) is what we sort by. */
+		size_t len = strlen(prefix);
+		char *upper = ps_strdup(prefix);
+
+		while (len > 0 && (unsigned char)upper[len - 1] == 0xff)
+			len--;
+		bind_text(st, 3, prefix);
+		if (len > 0) {
+			upper[len - 1] = (char)((unsigned char)upper[len - 1] + 1);
+			sqlite3_bind_text(st, 4, upper, (int)len, SQLITE_TRANSIENT);
+		}
+		free(upper);
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct ps_file f;
+		int stop;
+
+		file_from_row(st, &f);
+		if ((stop = cb(ud, &f)) != 0) {
+			sqlite3_reset(st);
+			return stop;
+		}
+	}
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : db_error(s, "list snapshot");
+}
+
+int ps_store_snapshot_file(struct ps_store *s, int64_t project_id, int64_t at, const char *path,
+			   struct ps_file *out)
+{
+	static const char sql[] =
+		"SELECT fv.path, fv.mode, fv.sha, fv.size FROM file_versions fv "
+		"WHERE fv.project_id = ?1 AND fv.path = ?3 AND " VISIBLE_AT("?2");
+	sqlite3_stmt *st;
+	int64_t snap;
+	int rc;
+
+	if ((rc = resolve_snapshot(s, project_id, at, &snap)) < 0)
+		return rc;
+	if (!(st = stmt(s, sql)))
+		return PS_ESTORE;
+	sqlite3_bind_int64(st, 1, project_id);
+	sqlite3_bind_int64(st, 2, snap);
+	bind_text(st, 3, path);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		file_from_row(st, out);
+		out->path = ps_strdup(out->path);
+		sqlite3_reset(st);
+		return 0;
+	}
+	sqlite3_reset(st);
+	if (rc == SQLITE_DONE)
+		return ps_error_set(PS_ENOTFOUND, "path_not_found", "'%s' is not in the snapshot of sync %lld",
+				    path, (long long)snap);
+	return db_error(s, "read file");
+}
+
+struct file_list {
+	struct ps_file *v;
+	size_t n, cap;
+};
+
+static int collect_files(struct ps_store *s, sqlite3_stmt *st, struct file_list *out)
+{
+	int rc;
+
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct ps_file f;
+		file_from_row(st, &f);
+		f.path = ps_strdup(f.path);
+		if (out->n == out->cap) {
+			out->cap = out->cap ? out->cap * 2 : 64;
+			out->v = ps_realloc(out->v, out->cap * sizeof(*out->v));
+		}
+		out->v[out->n++] = f;
+	}
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : db_error(s, "diff snapshots");
+}
+
+int ps_store_diff(struct ps_store *s, int64_t project_id, int64_t a, int64_t b,
+		  struct ps_change **out, size_t *n)
+{
+	/* Rows visible at a but not at b, and at b but not at a (a < b): their ids lie in (a, b],
+	 * so the cost follows what changed, not the snapshot size. */
+	static const char old_sql[] =
+		"SELECT fv.path, fv.mode, fv.sha, fv.size FROM file_versions fv "
+		"WHERE fv.project_id = ?1 AND fv.superseded_by > ?2 AND fv.superseded_by <= ?3 AND "
+		VISIBLE_AT("?2") " ORDER BY fv.path";
+	static const char new_sql[] =
+		"SELECT fv.path, fv.mode, fv.sha, fv.size FROM file_versions fv "
+		"WHERE fv.project_id = ?1 AND fv.introduced_by > ?2 AND fv.introduced_by <= ?3 AND "
+		VISIBLE_AT("?3") " ORDER BY fv.path";
+	struct file_list olds = { 0 }, news = { 0 };
+	bool swap = false;
+	int64_t snap;
+	int rc;
+
+	if (a > 0 && (rc = resolve_snapshot(s, project_id, a, &snap)) < 0)
+		return rc;
+	if (b > 0 && (rc = resolve_snapshot(s, project_id, b, &snap)) < 0)
+		return rc;
+	if (a > b) {
+		int64_t t = a;
+		a = b;
+		b = t;
+		swap = true;
+	}
+	if (a < 0)
+		a = 0;
+	for (int k = 0; k < 2; k++) {
+		sqlite3_stmt *st = stmt(s, k == 0 ? old_sql : new_sql);
+		if (!st) {
+			rc = PS_ESTORE;
+			goto out;
+		}
+		sqlite3_bind_int64(st, 1, project_id);
+		sqlite3_bind_int64(st, 2, a);
+		sqlite3_bind_int64(st, 3, b);
+		if ((rc = collect_files(s, st, k == 0 ? &olds : &news)) < 0)
+			goto out;
+	}
+	rc = swap ? ps_diff_files(news.v, news.n, olds.v, olds.n, out, n)
+		  : ps_diff_files(olds.v, olds.n, news.v, news.n, out, n);
+out:
+	for (size_t i = 0; i < olds.n; i++)
+		free(olds.v[i].path);
+	for (size_t i = 0; i < news.n; i++)
+		free(news.v[i].path);
+	free(olds.v);
+	free(news.v);
+	return rc;
+}
+
+/* ---- blobs ---- */
+
+int ps_store_blob_put(struct ps_store *s, const char *sha, const void *data, size_t len)
+{
+	static const char sql[] = "INSERT OR IGNORE INTO blobs (sha, size, content) VALUES (?, ?, ?)";
+	sqlite3_stmt *st = stmt(s, sql);
+	char actual[PS_SHA_HEX];
+
+	if (!st)
+		return PS_ESTORE;
+	ps_git_blob_sha(data, len, actual);
+	if (strcmp(actual, sha) != 0)
+		return ps_error_set(PS_EINVAL, "sha_mismatch",
+				    "blob content does not match its id: expected %s, got %s", sha,
+				    actual);
+	bind_text(st, 1, sha);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)len);
+	sqlite3_bind_blob64(st, 3, len ? data : "", len, SQLITE_STATIC);
+	return step_done(s, st, "store blob");
+}
+
+int ps_store_blob_get(struct ps_store *s, const char *sha, void **data, size_t *len)
+{
+	static const char sql[] = "SELECT content FROM blobs WHERE sha = ?";
+	sqlite3_stmt *st = stmt(s, sql);
+	int rc;
+
+	if (!st)
+		return PS_ESTORE;
+	bind_text(st, 1, sha);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		size_t n = (size_t)sqlite3_column_bytes(st, 0);
+		void *p = ps_malloc(n + 1);
+		if (n)
+			memcpy(p, sqlite3_column_blob(st, 0), n);
+		((char *)p)[n] = '\0';
+		*data = p;
+		*len = n;
+		sqlite3_reset(st);
+		return 0;
+	}
+	sqlite3_reset(st);
+	if (rc == SQLITE_DONE)
+		return ps_error_set(PS_ENOTFOUND, "blob_not_stored", "blob %s is not stored", sha);
+	return db_error(s, "read blob");
+}
+
+int ps_store_blob_have(struct ps_store *s, const char *const *shas, size_t n, bool *have)
+{
+	static const char sql[] = "SELECT 1 FROM blobs WHERE sha = ?";
+	sqlite3_stmt *st = stmt(s, sql);
+
+	if (!st)
+		return PS_ESTORE;
+	for (size_t i = 0; i < n; i++) {
+		int rc;
+		sqlite3_reset(st);
+		bind_text(st, 1, shas[i]);
+		rc = sqlite3_step(st);
+		if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+			sqlite3_reset(st);
+			return db_error(s, "look up blobs");
+		}
+		have[i] = rc == SQLITE_ROW;
+	}
+	sqlite3_reset(st);
+	return 0;
+}

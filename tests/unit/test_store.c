@@ -1,3 +1,559 @@
+/*
+ * The store's data rules (docs/architecture.md §4), each with a test that fails if the rule is
+ * broken: atomic visibility, one chain, versioned rows, content addressing, crash safety (reap),
+ * the marker moving only on success, and schema migrations.
+ */
 #include "harness.h"
-static void placeholder(void) {}
-PS_TESTS(PS_TEST(placeholder))
+
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "core/diff.h"
+#include "store/store.h"
+#include "util/error.h"
+
+static struct ps_store *open_store(char **path_out)
+{
+	char *dir = ps_test_tmpdir();
+	char *path = ps_asprintf("%s/projsync.db", dir);
+	struct ps_store *s = NULL;
+
+	CHECK_OK(ps_store_open(&s, path, 0));
+	free(dir);
+	if (path_out)
+		*path_out = path;
+	else
+		free(path);
+	return s;
+}
+
+static struct ps_project *add_project(struct ps_store *s, const char *name)
+{
+	struct ps_project p = { .name = (char *)name, .source = (char *)"/nowhere" };
+	struct ps_project *out = NULL;
+
+	CHECK_OK(ps_store_project_add(s, &p));
+	ps_strv_dispose(&p.memory_globs);
+	CHECK_OK(ps_store_project_get(s, name, &out));
+	return out;
+}
+
+static struct ps_owner me(void)
+{
+	static char proc[64];
+	ps_process_identity(getpid(), proc, sizeof(proc));
+	return (struct ps_owner){ ps_hostname(), proc, 60000 };
+}
+
+static void fake_sha(char out[PS_SHA_HEX], const char *content)
+{
+	ps_git_blob_sha(content, strlen(content), out);
+}
+
+static struct ps_change change(enum ps_change_status st, const char *path, const char *content)
+{
+	struct ps_change c = { .status = st, .path = (char *)path, .mode = PS_MODE_FILE };
+	if (content) {
+		fake_sha(c.sha, content);
+		c.size = (int64_t)strlen(content);
+	} else {
+		c.mode = 0;
+		c.size = -1;
+	}
+	return c;
+}
+
+/* Runs one whole sync directly against the store: create, stage, finalize. */
+static int64_t commit_sync(struct ps_store *s, const struct ps_project *p, struct ps_change *c,
+			   size_t n, const char *commit)
+{
+	struct ps_owner o = me();
+	struct ps_sync *y = NULL;
+	int64_t id;
+
+	CHECK_OK(ps_store_sync_create(s, p->id, "main", "cli", &o, &y));
+	if (!y)
+		return 0;
+	CHECK_OK(ps_store_files_stage(s, y, c, n));
+	y->commit = ps_strdup(commit);
+	ps_changes_count(c, n, &y->counts);
+	CHECK_OK(ps_store_sync_finalize(s, y, c, n, NULL));
+	id = y->id;
+	ps_sync_free(y);
+	return id;
+}
+
+struct listing {
+	char text[4096];
+};
+
+static int list_cb(void *ud, const struct ps_file *f)
+{
+	struct listing *l = ud;
+	size_t len = strlen(l->text);
+	snprintf(l->text + len, sizeof(l->text) - len, "%s:%.7s ", f->path, f->sha);
+	return 0;
+}
+
+static char *snapshot(struct ps_store *s, int64_t project, int64_t at)
+{
+	struct listing l = { "" };
+	int rc = ps_store_snapshot_each(s, project, at, NULL, list_cb, &l);
+	return rc < 0 ? ps_asprintf("error %d", rc) : ps_strdup(l.text);
+}
+
+static void expect_snapshot(struct ps_store *s, int64_t project, int64_t at, const char *want)
+{
+	char *got = snapshot(s, project, at);
+	CHECK_STR(got, want);
+	free(got);
+}
+
+static char *short_sha(const char *content)
+{
+	char sha[PS_SHA_HEX];
+	fake_sha(sha, content);
+	return ps_strndup(sha, 7);
+}
+
+/* Rule 1: readers never see a half-applied sync. */
+static void test_atomic_visibility(void)
+{
+	struct ps_store *s = open_store(NULL);
+	struct ps_project *p = add_project(s, "vis");
+	struct ps_change c1[] = { change(PS_CHANGE_ADDED, "a.txt", "one") };
+	struct ps_change c2[] = { change(PS_CHANGE_MODIFIED, "a.txt", "two"),
+				  change(PS_CHANGE_ADDED, "b.txt", "bee") };
+	struct ps_owner o = me();
+	struct ps_sync *y = NULL;
+	char *one = short_sha("one"), *two = short_sha("two"), *bee = short_sha("bee");
+	char want1[128], want2[128];
+
+	commit_sync(s, p, c1, 1, "c1");
+	snprintf(want1, sizeof(want1), "a.txt:%s ", one);
+	snprintf(want2, sizeof(want2), "a.txt:%s b.txt:%s ", two, bee);
+
+	CHECK_OK(ps_store_sync_create(s, p->id, "main", "cli", &o, &y));
+	CHECK_OK(ps_store_files_stage(s, y, c2, 2));
+	/* Staged, not finalized: the previous snapshot is still the answer. */
+	expect_snapshot(s, p->id, 0, want1);
+	struct ps_file f = { 0 };
+	CHECK_INT(ps_store_snapshot_file(s, p->id, 0, "b.txt", &f), PS_ENOTFOUND);
+	/* A snapshot of the running sync itself is not readable. */
+	char *running = snapshot(s, p->id, y->id);
+	CHECK(strncmp(running, "error", 5) == 0);
+	free(running);
+
+	/* A finalize that fails half-way (inside an outer transaction rolled back) shows nothing. */
+	CHECK_OK(ps_store_begin(s));
+	CHECK_OK(ps_store_sync_finalize(s, y, c2, 2, NULL));
+	ps_store_rollback(s);
+	expect_snapshot(s, p->id, 0, want1);
+
+	y->status = PS_SYNC_RUNNING;
+	CHECK_OK(ps_store_sync_finalize(s, y, c2, 2, NULL));
+	expect_snapshot(s, p->id, 0, want2);
+	ps_sync_free(y);
+	free(one);
+	free(two);
+	free(bee);
+	ps_project_free(p);
+	ps_store_free(s);
+}
+
+/* Rule 2: one chain, at most one queued/running sync per project. */
+static void test_one_chain(void)
+{
+	char *path;
+	struct ps_store *s = open_store(&path);
+	struct ps_project *p = add_project(s, "chain"), *q = add_project(s, "other");
+	struct ps_owner o = me();
+	struct ps_sync *a = NULL, *b = NULL, *qa = NULL;
+	struct ps_sync **list = NULL;
+	size_t n = 0;
+	sqlite3 *raw = NULL;
+
+	CHECK_OK(ps_store_sync_create(s, p->id, "main", "cli", &o, &a));
+	CHECK_INT(a->previous_sync_id, 0);
+	CHECK_INT(ps_store_sync_create(s, p->id, "main", "cli", &o, &b), PS_ECONFLICT);
+	CHECK_INT(ps_store_sync_create(s, p->id, "main", "api", NULL, &b), PS_ECONFLICT);
+	/* Another project is independent. */
+	CHECK_OK(ps_store_sync_create(s, q->id, "main", "cli", &o, &qa));
+	CHECK_OK(ps_store_sync_fail(s, a, PS_SYNC_FAILED, "boom", "boom", NULL));
+	CHECK_OK(ps_store_sync_create(s, p->id, "main", "cli", NULL, &b));
+	CHECK_INT(b->status, PS_SYNC_QUEUED);
+	CHECK_INT(b->previous_sync_id, a->id);
+	CHECK_OK(ps_store_sync_list(s, p->id, 0, 0, &list, &n));
+	CHECK_INT(n, 2);
+	if (n == 2) {
+		CHECK_INT(list[0]->id, b->id);
+		CHECK_INT(list[1]->id, a->id);
+	}
+	for (size_t i = 0; i < n; i++)
+		ps_sync_free(list[i]);
+	free(list);
+
+	/* The schema itself refuses a fork of the chain, whoever writes. */
+	CHECK_INT(sqlite3_open(path, &raw), SQLITE_OK);
+	char *sql = sqlite3_mprintf(
+		"INSERT INTO syncs (project_id, branch, status, previous_sync_id, created_at) "
+		"VALUES (%lld, 'main', 'failed', %lld, 0)", (long long)p->id, (long long)a->id);
+	CHECK(sqlite3_exec(raw, sql, NULL, NULL, NULL) == SQLITE_CONSTRAINT);
+	sqlite3_free(sql);
+	sql = sqlite3_mprintf("INSERT INTO syncs (project_id, branch, status, created_at) "
+			      "VALUES (%lld, 'main', 'failed', 0)", (long long)p->id);
+	CHECK(sqlite3_exec(raw, sql, NULL, NULL, NULL) == SQLITE_CONSTRAINT);
+	sqlite3_free(sql);
+	sqlite3_close(raw);
+
+	ps_sync_free(a);
+	ps_sync_free(b);
+	ps_sync_free(qa);
+	ps_project_free(p);
+	ps_project_free(q);
+	ps_store_free(s);
+	free(path);
+}
+
+/* Rule 3: versioned rows; any past snapshot can be listed and any two compared; storage grows
+ * with changes, not with the number of syncs. */
+static void test_versioned_rows(void)
+{
+	char *path;
+	struct ps_store *s = open_store(&path);
+	struct ps_project *p = add_project(s, "ver");
+	struct ps_change c1[] = { change(PS_CHANGE_ADDED, "a", "A1"), change(PS_CHANGE_ADDED, "b", "B1"),
+				  change(PS_CHANGE_ADDED, "c", "C1") };
+	struct ps_change c2[] = { change(PS_CHANGE_MODIFIED, "a", "A2"),
+				  change(PS_CHANGE_DELETED, "b", NULL) };
+	struct ps_change c4[] = { change(PS_CHANGE_ADDED, "b", "B1") };
+	struct ps_change *d = NULL;
+	size_t n = 0;
+	int64_t s1, s2, s3, s4;
+	sqlite3 *raw = NULL;
+	sqlite3_stmt *st = NULL;
+
+	s1 = commit_sync(s, p, c1, 3, "c1");
+	s2 = commit_sync(s, p, c2, 2, "c2");
+	s3 = commit_sync(s, p, NULL, 0, "c2"); /* an up-to-date sync */
+	s4 = commit_sync(s, p, c4, 1, "c4");
+
+	char *a1 = short_sha("A1"), *a2 = short_sha("A2"), *b1 = short_sha("B1"), *c1s = short_sha("C1");
+	char w1[128], w2[128], w4[128];
+	snprintf(w1, sizeof(w1), "a:%s b:%s c:%s ", a1, b1, c1s);
+	snprintf(w2, sizeof(w2), "a:%s c:%s ", a2, c1s);
+	snprintf(w4, sizeof(w4), "a:%s b:%s c:%s ", a2, b1, c1s);
+	expect_snapshot(s, p->id, s1, w1);
+	expect_snapshot(s, p->id, s2, w2);
+	expect_snapshot(s, p->id, s3, w2);
+	expect_snapshot(s, p->id, s4, w4);
+	expect_snapshot(s, p->id, 0, w4);
+
+	CHECK_OK(ps_store_diff(s, p->id, s1, s2, &d, &n));
+	CHECK_INT(n, 2);
+	if (n == 2) {
+		CHECK_STR(d[0].path, "a");
+		CHECK_INT(d[0].status, PS_CHANGE_MODIFIED);
+		CHECK_STR(d[1].path, "b");
+		CHECK_INT(d[1].status, PS_CHANGE_DELETED);
+	}
+	ps_changes_free(d, n);
+	/* b deleted then re-added with the same content: no change between s1 and s4 for b. */
+	CHECK_OK(ps_store_diff(s, p->id, s1, s4, &d, &n));
+	CHECK_INT(n, 1);
+	ps_changes_free(d, n);
+	/* Reversed order reverses the statuses. */
+	CHECK_OK(ps_store_diff(s, p->id, s2, s1, &d, &n));
+	CHECK_INT(n, 2);
+	if (n == 2)
+		CHECK_INT(d[1].status, PS_CHANGE_ADDED);
+	ps_changes_free(d, n);
+	/* From the empty snapshot: everything is added. */
+	CHECK_OK(ps_store_diff(s, p->id, 0, s1, &d, &n));
+	CHECK_INT(n, 3);
+	ps_changes_free(d, n);
+
+	/* One row per change: 3 + 1 + 0 + 1. */
+	CHECK_INT(sqlite3_open(path, &raw), SQLITE_OK);
+	sqlite3_prepare_v2(raw, "SELECT count(*) FROM file_versions", -1, &st, NULL);
+	CHECK_INT(sqlite3_step(st), SQLITE_ROW);
+	CHECK_INT(sqlite3_column_int(st, 0), 5);
+	sqlite3_finalize(st);
+	sqlite3_close(raw);
+
+	/* Prefix listing. */
+	struct listing l = { "" };
+	CHECK_OK(ps_store_snapshot_each(s, p->id, 0, "b", list_cb, &l));
+	char wb[64];
+	snprintf(wb, sizeof(wb), "b:%s ", b1);
+	CHECK_STR(l.text, wb);
+
+	free(a1);
+	free(a2);
+	free(b1);
+	free(c1s);
+	ps_project_free(p);
+	ps_store_free(s);
+	free(path);
+}
+
+/* Rule 4: blobs keyed by git blob SHA-1, verified, stored once. */
+static void test_content_addressing(void)
+{
+	char *path;
+	struct ps_store *s = open_store(&path);
+	char sha[PS_SHA_HEX];
+	const char bin[] = "bin\0ary\xff";
+	void *data = NULL;
+	size_t len = 0;
+	bool have[2];
+	const char *shas[2];
+	sqlite3 *raw = NULL;
+	sqlite3_stmt *st = NULL;
+
+	ps_git_blob_sha("hello\n", 6, sha);
+	/* The id git itself gives "hello\n". */
+	CHECK_STR(sha, "ce013625030ba8dba906f756967f9e9ca394464a");
+	CHECK_OK(ps_store_blob_put(s, sha, "hello\n", 6));
+	CHECK_OK(ps_store_blob_put(s, sha, "hello\n", 6));
+	CHECK_INT(ps_store_blob_put(s, sha, "hellO\n", 6), PS_EINVAL);
+	CHECK_STR(ps_error_slug(), "sha_mismatch");
+	CHECK_OK(ps_store_blob_get(s, sha, &data, &len));
+	CHECK_INT(len, 6);
+	CHECK(data && memcmp(data, "hello\n", 6) == 0);
+	free(data);
+
+	ps_git_blob_sha(bin, sizeof(bin) - 1, sha);
+	CHECK_OK(ps_store_blob_put(s, sha, bin, sizeof(bin) - 1));
+	CHECK_OK(ps_store_blob_get(s, sha, &data, &len));
+	CHECK_INT(len, sizeof(bin) - 1);
+	CHECK(data && memcmp(data, bin, len) == 0);
+	free(data);
+
+	shas[0] = sha;
+	shas[1] = "0000000000000000000000000000000000000000";
+	CHECK_OK(ps_store_blob_have(s, shas, 2, have));
+	CHECK(have[0] && !have[1]);
+	CHECK_INT(ps_store_blob_get(s, shas[1], &data, &len), PS_ENOTFOUND);
+
+	CHECK_INT(sqlite3_open(path, &raw), SQLITE_OK);
+	sqlite3_prepare_v2(raw, "SELECT count(*) FROM blobs", -1, &st, NULL);
+	CHECK_INT(sqlite3_step(st), SQLITE_ROW);
+	CHECK_INT(sqlite3_column_int(st, 0), 2);
+	sqlite3_finalize(st);
+	sqlite3_close(raw);
+	ps_store_free(s);
+	free(path);
+}
+
+/* Rule 5: a dead owner's sync is marked interrupted and its rows vanish; a live owner's sync is
+ * never taken, even past its lease. */
+static void test_crash_reap(void)
+{
+	struct ps_store *s = open_store(NULL);
+	struct ps_project *p = add_project(s, "crash");
+	struct ps_change c1[] = { change(PS_CHANGE_ADDED, "a", "A1") };
+	struct ps_change c2[] = { change(PS_CHANGE_ADDED, "z", "Z") };
+	struct ps_sync *y = NULL, *got = NULL;
+	char dead_proc[64];
+	int reaped = -1;
+	pid_t child;
+
+	commit_sync(s, p, c1, 1, "c1");
+
+	/* A live owner on this host with an expired lease keeps its sync. */
+	struct ps_owner live = me();
+	live.lease_ms = -1000;
+	CHECK_OK(ps_store_sync_create(s, p->id, "main", "cli", &live, &y));
+	CHECK_OK(ps_store_reap(s, p->id, &reaped));
+	CHECK_INT(reaped, 0);
+	CHECK_OK(ps_store_sync_get(s, y->id, &got));
+	CHECK_INT(got->status, PS_SYNC_RUNNING);
+	ps_sync_free(got);
+	CHECK_OK(ps_store_sync_fail(s, y, PS_SYNC_FAILED, "x", "x", NULL));
+	ps_sync_free(y);
+
+	/* A dead process on this host loses it at once, lease or not. */
+	child = fork();
+	if (child == 0)
+		_exit(0);
+	ps_process_identity(child, dead_proc, sizeof(dead_proc));
+	waitpid(child, NULL, 0);
+	struct ps_owner dead = { ps_hostname(), dead_proc, 600000 };
+	CHECK_OK(ps_store_sync_create(s, p->id, "main", "cli", &dead, &y));
+	CHECK_OK(ps_store_files_stage(s, y, c2, 1));
+	CHECK_OK(ps_store_reap(s, p->id, &reaped));
+	CHECK_INT(reaped, 1);
+	CHECK_OK(ps_store_sync_get(s, y->id, &got));
+	CHECK_INT(got->status, PS_SYNC_FAILED);
+	CHECK_STR(got->error_code, "interrupted");
+	ps_sync_free(got);
+	/* Its final event closes the stream. */
+	struct ps_stored_event *evs = NULL;
+	size_t nev = 0;
+	CHECK_OK(ps_store_event_list(s, y->id, 0, 0, &evs, &nev));
+	CHECK_INT(nev, 1);
+	if (nev == 1)
+		CHECK_INT(evs[0].kind, PS_EVENT_FAILED);
+	ps_stored_events_free(evs, nev);
+	/* The dead sync's finalize can no longer land. */
+	CHECK_INT(ps_store_sync_finalize(s, y, c2, 1, NULL), PS_ECONFLICT);
+	ps_sync_free(y);
+	char *a1 = short_sha("A1"), want[64];
+	snprintf(want, sizeof(want), "a:%s ", a1);
+	expect_snapshot(s, p->id, 0, want);
+	free(a1);
+
+	/* Another host: only the lease counts. */
+	struct ps_owner far_ok = { "some-other-host", "1:1", 600000 };
+	CHECK_OK(ps_store_sync_create(s, p->id, "main", "cli", &far_ok, &y));
+	CHECK_OK(ps_store_reap(s, 0, &reaped));
+	CHECK_INT(reaped, 0);
+	CHECK_OK(ps_store_sync_fail(s, y, PS_SYNC_CANCELLED, "c", "c", NULL));
+	ps_sync_free(y);
+	struct ps_owner far_expired = { "some-other-host", "1:1", -1 };
+	CHECK_OK(ps_store_sync_create(s, p->id, "main", "cli", &far_expired, &y));
+	CHECK_OK(ps_store_reap(s, 0, &reaped));
+	CHECK_INT(reaped, 1);
+	ps_sync_free(y);
+
+	/* The next sync succeeds. */
+	struct ps_change c3[] = { change(PS_CHANGE_ADDED, "n", "N") };
+	CHECK(commit_sync(s, p, c3, 1, "c3") > 0);
+	ps_project_free(p);
+	ps_store_free(s);
+}
+
+/* Rules 6 and 7: the marker moves only on success; failures are counted and kept. */
+static void test_marker_moves_only_on_success(void)
+{
+	struct ps_store *s = open_store(NULL);
+	struct ps_project *p = add_project(s, "marker"), *after = NULL;
+	struct ps_change c1[] = { change(PS_CHANGE_ADDED, "a", "A1") };
+	struct ps_owner o = me();
+	struct ps_sync *y = NULL, *got = NULL;
+	int64_t s1 = commit_sync(s, p, c1, 1, "commit1");
+
+	for (int i = 0; i < 2; i++) {
+		CHECK_OK(ps_store_sync_create(s, p->id, "main", "cli", &o, &y));
+		y->phase = PS_PHASE_FETCH;
+		CHECK_OK(ps_store_sync_fail(s, y, PS_SYNC_FAILED, "upstream", "network down", NULL));
+		ps_sync_free(y);
+	}
+	CHECK_OK(ps_store_project_get(s, "marker", &after));
+	CHECK_STR(after->last_commit, "commit1");
+	CHECK_INT(after->last_sync_id, s1);
+	CHECK_INT(after->failures_in_row, 2);
+	CHECK_STR(after->last_error_message, "network down");
+	ps_project_free(after);
+	CHECK_OK(ps_store_sync_last_succeeded(s, p->id, 0, &got));
+	CHECK_INT(got->id, s1);
+	ps_sync_free(got);
+
+	struct ps_sync **list = NULL;
+	size_t n = 0;
+	CHECK_OK(ps_store_sync_list(s, p->id, 1, 0, &list, &n));
+	CHECK_INT(n, 1);
+	if (n == 1) {
+		CHECK_STR(ps_phase_name(list[0]->phase), "fetch");
+		CHECK_STR(list[0]->error_code, "upstream");
+		ps_sync_free(list[0]);
+	}
+	free(list);
+
+	struct ps_change c2[] = { change(PS_CHANGE_ADDED, "b", "B") };
+	commit_sync(s, p, c2, 1, "commit2");
+	CHECK_OK(ps_store_project_get(s, "marker", &after));
+	CHECK_STR(after->last_commit, "commit2");
+	CHECK_INT(after->failures_in_row, 0);
+	CHECK(after->last_error_code == NULL);
+	ps_project_free(after);
+	ps_project_free(p);
+	ps_store_free(s);
+}
+
+/* Rule 8: migrations on open; a newer schema and foreign files are refused. */
+static void test_migrations(void)
+{
+	char *path;
+	struct ps_store *s = open_store(&path);
+	int from = -1, to = -1;
+	sqlite3 *raw = NULL;
+	char *dir = ps_test_tmpdir(), *foreign = ps_asprintf("%s/other.db", dir);
+	char *garbage = ps_asprintf("%s/garbage.db", dir);
+
+	CHECK_OK(ps_store_migrate(s, &from, &to));
+	CHECK_INT(from, ps_store_schema_version());
+	CHECK_INT(to, ps_store_schema_version());
+	ps_store_free(s);
+
+	CHECK_INT(sqlite3_open(path, &raw), SQLITE_OK);
+	CHECK_INT(sqlite3_exec(raw, "PRAGMA user_version = 999", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(raw);
+	s = NULL;
+	CHECK_INT(ps_store_open(&s, path, 0), PS_ESTORE);
+	CHECK(strstr(ps_error_message(), "newer") != NULL);
+	CHECK(s == NULL);
+
+	CHECK_INT(sqlite3_open(foreign, &raw), SQLITE_OK);
+	CHECK_INT(sqlite3_exec(raw, "CREATE TABLE t(x)", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(raw);
+	CHECK_INT(ps_store_open(&s, foreign, 0), PS_ESTORE);
+	CHECK(strstr(ps_error_message(), "not a projsync store") != NULL);
+
+	ps_test_write(dir, "garbage.db", "this is not a database at all, not even close.........");
+	CHECK_INT(ps_store_open(&s, garbage, 0), PS_ESTORE);
+	CHECK(strstr(ps_error_message(), "not a valid projsync database") != NULL);
+	char *content = ps_test_sh_out(dir, "cat garbage.db");
+	CHECK_STR(content, "this is not a database at all, not even close.........");
+	free(content);
+
+	CHECK_INT(ps_store_open(&s, "postgres://localhost/x", 0), PS_ENOTSUPP);
+	free(foreign);
+	free(garbage);
+	free(dir);
+	free(path);
+}
+
+static void test_projects(void)
+{
+	struct ps_store *s = open_store(NULL);
+	struct ps_project *p = add_project(s, "proj"), *got = NULL;
+	struct ps_project dup = { .name = (char *)"proj", .source = (char *)"/x" };
+	struct ps_project **list = NULL;
+	struct ps_sync *y = NULL;
+	struct ps_owner o = me();
+	size_t n = 0;
+
+	CHECK_INT(ps_store_project_add(s, &dup), PS_ECONFLICT);
+	ps_strv_dispose(&dup.memory_globs);
+	CHECK_INT(p->max_blob_size, PS_DEFAULT_MAX_BLOB_SIZE);
+	CHECK_INT(p->memory_globs.n, 1);
+	CHECK_STR(p->memory_globs.v[0], PS_DEFAULT_MEMORY_GLOB);
+	CHECK_INT(ps_store_project_get(s, "nope", &got), PS_ENOTFOUND);
+	CHECK_OK(ps_store_project_list(s, &list, &n));
+	CHECK_INT(n, 1);
+	for (size_t i = 0; i < n; i++)
+		ps_project_free(list[i]);
+	free(list);
+
+	CHECK_OK(ps_store_sync_create(s, p->id, "main", "cli", &o, &y));
+	CHECK_INT(ps_store_project_remove(s, "proj"), PS_ECONFLICT);
+	CHECK_OK(ps_store_sync_request_cancel(s, y->id));
+	bool req = false;
+	CHECK_OK(ps_store_sync_cancel_requested(s, y->id, &req));
+	CHECK(req);
+	CHECK_OK(ps_store_sync_fail(s, y, PS_SYNC_CANCELLED, "cancelled", "cancelled", NULL));
+	ps_sync_free(y);
+	CHECK_OK(ps_store_project_remove(s, "proj"));
+	CHECK_INT(ps_store_project_get(s, "proj", &got), PS_ENOTFOUND);
+	ps_project_free(p);
+	ps_store_free(s);
+}
+
+PS_TESTS(PS_TEST(test_atomic_visibility), PS_TEST(test_one_chain), PS_TEST(test_versioned_rows),
+	 PS_TEST(test_content_addressing), PS_TEST(test_crash_reap),
+	 PS_TEST(test_marker_moves_only_on_success), PS_TEST(test_migrations),
+	 PS_TEST(test_projects))
