@@ -56,7 +56,15 @@ int ps_error_wrap(int code, const char *fmt, ...)
 	vsnprintf(prefix, sizeof(prefix), fmt, ap);
 	va_end(ap);
 	memcpy(old, last.message, sizeof(old));
-	snprintf(last.message, sizeof(last.message), "%s%s", prefix, old);
+	/* Truncation is intended: the message stays one bounded line. */
+	size_t plen = strlen(prefix), olen = strlen(old);
+	if (plen > sizeof(last.message) - 1)
+		plen = sizeof(last.message) - 1;
+	if (olen > sizeof(last.message) - 1 - plen)
+		olen = sizeof(last.message) - 1 - plen;
+	memcpy(last.message, prefix, plen);
+	memcpy(last.message + plen, old, olen);
+	last.message[plen + olen] = '\0';
 	if (last.code == 0) {
 		last.code = code;
 		snprintf(last.slug, sizeof(last.slug), "%s", ps_error_code_name(code));

@@ -1,7 +1,6 @@
 /*
  * Implementation of the small shared helpers declared in util.h.
  */
-#define _GNU_SOURCE
 #include "util/util.h"
 #include "util/error.h"
 

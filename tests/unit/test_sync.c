@@ -1,3 +1,321 @@
+/*
+ * The pipeline generator over an in-memory source: the event sequence, incremental cost,
+ * up-to-date syncs, failures in each phase leaving the previous snapshot, cancellation, the
+ * fallback when the source lost the base tree, the size limit and empty repositories.
+ */
 #include "harness.h"
-static void placeholder(void) {}
-PS_TESTS(PS_TEST(placeholder))
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "core/sync.h"
+#include "fake_source.h"
+#include "util/error.h"
+
+struct env {
+	char *dir;
+	struct ps_store *store;
+	struct ps_sync_ctx ctx;
+	struct fake_source *fake;
+};
+
+static void env_init(struct env *e, int64_t max_blob)
+{
+	char *path;
+	struct ps_project p = { .name = (char *)"p", .source = (char *)"fake:",
+				.max_blob_size = max_blob };
+
+	memset(e, 0, sizeof(*e));
+	e->dir = ps_test_tmpdir();
+	path = ps_asprintf("%s/db", e->dir);
+	CHECK_OK(ps_store_open(&e->store, path, 0));
+	free(path);
+	CHECK_OK(ps_store_project_add(e->store, &p));
+	ps_strv_dispose(&p.memory_globs);
+	e->fake = fake_new();
+	fake_register(e->fake);
+	e->ctx.store = e->store;
+	e->ctx.open_source = fake_open;
+	e->ctx.progress_interval_ms = 1; /* every progress event, to see them in tests */
+}
+
+static void env_dispose(struct env *e)
+{
+	ps_store_free(e->store);
+	fake_free(e->fake);
+	free(e->dir);
+}
+
+struct result {
+	enum ps_event_kind last;
+	struct ps_sync summary;
+	char phases[64];
+	int events;
+	bool seq_ok;
+	bool warned;
+	char error_code[64];
+	enum ps_phase failed_phase;
+};
+
+/* Runs a sync to its end; cancel_after > 0 cancels after that many events. */
+static struct result run(struct env *e, const char *branch, int cancel_after)
+{
+	struct ps_sync_run *r = NULL;
+	const struct ps_event *ev;
+	struct ps_sync_opts opts = { .branch = branch };
+	struct result res = { .seq_ok = true };
+	int64_t expect = 1;
+
+	if (ps_sync_begin(&r, &e->ctx, "p", &opts) < 0) {
+		CHECK(!"begin failed");
+		return res;
+	}
+	while (ps_sync_next(r, &ev) == PS_SYNC_MORE) {
+		if (ev->seq != expect++)
+			res.seq_ok = false;
+		res.events++;
+		res.last = ev->kind;
+		if (ev->kind == PS_EVENT_PHASE)
+			strcat(res.phases, ps_phase_name(ev->phase)), strcat(res.phases, " ");
+		if (ev->kind == PS_EVENT_WARNING)
+			res.warned = true;
+		if (ps_event_is_final(ev->kind) && ev->summary) {
+			res.summary = *ev->summary;
+			res.summary.project = res.summary.branch = res.summary.commit = NULL;
+			res.summary.tree = res.summary.trigger = NULL;
+			res.summary.error_code = res.summary.error_message = NULL;
+			snprintf(res.error_code, sizeof(res.error_code), "%s",
+				 ev->summary->error_code ? ev->summary->error_code : "");
+			res.failed_phase = ev->phase;
+		}
+		if (cancel_after > 0 && res.events == cancel_after)
+			ps_sync_cancel(r);
+	}
+	ps_sync_end(r);
+	return res;
+}
+
+static int count_cb(void *ud, const struct ps_file *f)
+{
+	(void)f;
+	(*(int *)ud)++;
+	return 0;
+}
+
+static int files_now(struct env *e)
+{
+	int n = 0;
+	if (ps_store_snapshot_each(e->store, 1, 0, NULL, count_cb, &n) < 0)
+		return -1;
+	return n;
+}
+
+static void test_first_then_incremental_then_up_to_date(void)
+{
+	struct env e;
+	struct fake_file v1[] = { { "a", "1" }, { "d/b", "2" }, { "d/c", "3" }, { "x/y/z", "4" } };
+	struct result r;
+
+	env_init(&e, 0);
+	fake_commit(e.fake, "c1", v1, 4);
+	r = run(&e, NULL, 0);
+	CHECK_INT(r.last, PS_EVENT_SUCCEEDED);
+	CHECK_STR(r.phases, "prepare scan fetch import finalize ");
+	CHECK(r.seq_ok);
+	CHECK_INT(r.summary.counts.added, 4);
+	CHECK_INT(r.summary.counts.files, 4);
+	CHECK_INT(fake_blob_reads(e.fake), 4);
+	CHECK_INT(files_now(&e), 4);
+
+	/* Every event handed out was stored, in order. */
+	struct ps_stored_event *evs = NULL;
+	size_t n = 0;
+	CHECK_OK(ps_store_event_list(e.store, r.summary.id, 0, 0, &evs, &n));
+	CHECK_INT(n, r.events);
+	if (n) {
+		json_t *last = json_loads(evs[n - 1].json, 0, NULL);
+		CHECK_STR(json_string_value(json_object_get(last, "kind")), "succeeded");
+		CHECK_STR(json_string_value(json_object_get(json_object_get(last, "summary"), "status")),
+			  "succeeded");
+		json_decref(last);
+	}
+	ps_stored_events_free(evs, n);
+
+	/* One file changes: one blob fetched, one row. */
+	v1[2].content = "3 changed";
+	fake_commit(e.fake, "c2", v1, 4);
+	fake_reset_counts(e.fake);
+	r = run(&e, NULL, 0);
+	CHECK_INT(r.last, PS_EVENT_SUCCEEDED);
+	CHECK_INT(r.summary.counts.modified, 1);
+	CHECK_INT(r.summary.counts.added, 0);
+	CHECK_INT(r.summary.counts.files, 4);
+	CHECK_INT(fake_blob_reads(e.fake), 1);
+	CHECK_INT(fake_tree_reads(e.fake), 4); /* root and d/, both sides */
+
+	/* Nothing moved: up to date, no tree read, no new snapshot. */
+	fake_reset_counts(e.fake);
+	r = run(&e, NULL, 0);
+	CHECK_INT(r.last, PS_EVENT_SUCCEEDED);
+	CHECK(r.summary.up_to_date);
+	CHECK_INT(r.summary.counts.files, 4);
+	CHECK_INT(fake_tree_reads(e.fake), 0);
+	CHECK_STR(r.phases, "prepare finalize ");
+	env_dispose(&e);
+}
+
+static void test_failures_leave_previous_snapshot(void)
+{
+	struct env e;
+	struct fake_file v1[] = { { "a", "1" } }, v2[] = { { "a", "2" }, { "b", "3" } };
+	struct ps_project *p = NULL;
+	struct result r;
+
+	env_init(&e, 0);
+	fake_commit(e.fake, "c1", v1, 1);
+	run(&e, NULL, 0);
+	fake_commit(e.fake, "c2", v2, 2);
+
+	fake_fail_fetch_after(e.fake, 1);
+	r = run(&e, NULL, 0);
+	CHECK_INT(r.last, PS_EVENT_FAILED);
+	CHECK_INT(r.failed_phase, PS_PHASE_FETCH);
+	CHECK_STR(r.error_code, "upstream");
+	CHECK_INT(files_now(&e), 1);
+
+	fake_corrupt_blobs(e.fake, true);
+	r = run(&e, NULL, 0);
+	CHECK_INT(r.last, PS_EVENT_FAILED);
+	CHECK_STR(r.error_code, "sha_mismatch");
+	fake_corrupt_blobs(e.fake, false);
+
+	r = run(&e, "no/such/branch", 0);
+	CHECK_INT(r.last, PS_EVENT_FAILED);
+	CHECK_INT(r.failed_phase, PS_PHASE_PREPARE);
+	CHECK_STR(r.error_code, "branch_not_found");
+
+	CHECK_OK(ps_store_project_get(e.store, "p", &p));
+	CHECK_INT(p->failures_in_row, 3);
+	ps_project_free(p);
+	CHECK_INT(files_now(&e), 1);
+
+	r = run(&e, NULL, 0);
+	CHECK_INT(r.last, PS_EVENT_SUCCEEDED);
+	CHECK_INT(r.summary.counts.added, 1);
+	CHECK_INT(r.summary.counts.modified, 1);
+	CHECK_INT(files_now(&e), 2);
+	env_dispose(&e);
+}
+
+static void test_cancel_and_conflict(void)
+{
+	struct env e;
+	struct fake_file v1[] = { { "a", "1" }, { "b", "2" } };
+	struct ps_sync_run *r1 = NULL, *r2 = NULL;
+	const struct ps_event *ev;
+	struct result r;
+
+	env_init(&e, 0);
+	fake_commit(e.fake, "c1", v1, 2);
+	r = run(&e, NULL, 2);
+	CHECK_INT(r.last, PS_EVENT_CANCELLED);
+	CHECK_INT(files_now(&e), -1); /* still no snapshot */
+
+	/* A second run while one is running is refused; the first is unaffected. */
+	CHECK_OK(ps_sync_begin(&r1, &e.ctx, "p", NULL));
+	CHECK_INT(ps_sync_next(r1, &ev), PS_SYNC_MORE);
+	CHECK_INT(ps_sync_begin(&r2, &e.ctx, "p", NULL), PS_ECONFLICT);
+	CHECK_INT(ps_sync_begin(&r2, &e.ctx, "unknown", NULL), PS_ENOTFOUND);
+	/* A cancel requested through the store (another process) stops it at the next step. */
+	CHECK_OK(ps_store_sync_request_cancel(e.store, ps_sync_run_sync(r1)->id));
+	enum ps_event_kind last = PS_EVENT_QUEUED;
+	while (ps_sync_next(r1, &ev) == PS_SYNC_MORE)
+		last = ev->kind;
+	CHECK_INT(last, PS_EVENT_CANCELLED);
+	ps_sync_end(r1);
+
+	/* Abandoning a run mid-way ends it as cancelled, and the next one starts. */
+	CHECK_OK(ps_sync_begin(&r1, &e.ctx, "p", NULL));
+	ps_sync_next(r1, &ev);
+	ps_sync_end(r1);
+	r = run(&e, NULL, 0);
+	CHECK_INT(r.last, PS_EVENT_SUCCEEDED);
+	env_dispose(&e);
+}
+
+static void test_fallback_when_base_tree_is_gone(void)
+{
+	struct env e;
+	struct fake_file v1[] = { { "a", "1" }, { "d/b", "2" } };
+	struct fake_file v2[] = { { "a", "1" }, { "d/c", "3" } };
+	struct result r;
+
+	env_init(&e, 0);
+	fake_commit(e.fake, "c1", v1, 2);
+	run(&e, NULL, 0);
+	fake_commit(e.fake, "c2-forced", v2, 2);
+	fake_gc(e.fake);
+	r = run(&e, NULL, 0);
+	CHECK_INT(r.last, PS_EVENT_SUCCEEDED);
+	CHECK(r.warned);
+	CHECK_INT(r.summary.counts.added, 1);
+	CHECK_INT(r.summary.counts.deleted, 1);
+	CHECK_INT(r.summary.counts.files, 2);
+	CHECK_INT(files_now(&e), 2);
+	env_dispose(&e);
+}
+
+static void test_size_limit_and_odd_entries(void)
+{
+	struct env e;
+	struct fake_file v1[] = { { "big", "0123456789abcdef" }, { "small", "ok" },
+				  { "sub", "@sub:abc" }, { "ln", "@link:small" } };
+	struct ps_file f = { 0 };
+	void *data = NULL;
+	size_t len;
+	struct result r;
+
+	env_init(&e, 10);
+	fake_commit(e.fake, "c1", v1, 4);
+	r = run(&e, NULL, 0);
+	CHECK_INT(r.last, PS_EVENT_SUCCEEDED);
+	CHECK(r.warned);
+	CHECK_INT(r.summary.skipped_large, 1);
+	CHECK_INT(r.summary.counts.files, 4);
+	CHECK_OK(ps_store_snapshot_file(e.store, 1, 0, "big", &f));
+	CHECK_INT(f.size, 16);
+	CHECK_INT(ps_store_blob_get(e.store, f.sha, &data, &len), PS_ENOTFOUND);
+	ps_file_dispose(&f);
+	CHECK_OK(ps_store_snapshot_file(e.store, 1, 0, "sub", &f));
+	CHECK_INT(f.mode, PS_MODE_COMMIT);
+	CHECK_INT(f.size, -1);
+	ps_file_dispose(&f);
+	CHECK_OK(ps_store_snapshot_file(e.store, 1, 0, "ln", &f));
+	CHECK_INT(f.mode, PS_MODE_LINK);
+	CHECK_OK(ps_store_blob_get(e.store, f.sha, &data, &len));
+	CHECK(len == 5 && memcmp(data, "small", 5) == 0);
+	free(data);
+	ps_file_dispose(&f);
+	env_dispose(&e);
+}
+
+static void test_empty_repository(void)
+{
+	struct env e;
+	struct result r;
+
+	env_init(&e, 0);
+	r = run(&e, NULL, 0);
+	CHECK_INT(r.last, PS_EVENT_SUCCEEDED);
+	CHECK_INT(r.summary.counts.files, 0);
+	CHECK_INT(files_now(&e), 0);
+	r = run(&e, NULL, 0);
+	CHECK(r.summary.up_to_date);
+	env_dispose(&e);
+}
+
+PS_TESTS(PS_TEST(test_first_then_incremental_then_up_to_date),
+	 PS_TEST(test_failures_leave_previous_snapshot), PS_TEST(test_cancel_and_conflict),
+	 PS_TEST(test_fallback_when_base_tree_is_gone), PS_TEST(test_size_limit_and_odd_entries),
+	 PS_TEST(test_empty_repository))

@@ -1,0 +1,276 @@
+/*
+ * The in-memory test source (see fake_source.h).
+ */
+#include "fake_source.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/error.h"
+
+struct object {
+	char sha[PS_SHA_HEX];
+	bool is_tree;
+	struct ps_tree tree;   /* trees */
+	char *data;            /* blobs */
+	size_t len;
+	bool reachable;
+};
+
+struct fake_source {
+	struct ps_source base;
+	struct object *objs;
+	size_t nobjs;
+	char head_commit[PS_SHA_HEX];
+	char head_tree[PS_SHA_HEX];
+	bool has_head;
+	size_t tree_reads, blob_reads;
+	int fail_fetch_after;
+	bool corrupt;
+};
+
+static struct fake_source *registered;
+
+static struct object *find(struct fake_source *f, const char *sha)
+{
+	for (size_t i = 0; i < f->nobjs; i++)
+		if (strcmp(f->objs[i].sha, sha) == 0)
+			return &f->objs[i];
+	return NULL;
+}
+
+static struct object *add_obj(struct fake_source *f, const char *sha)
+{
+	struct object *o = find(f, sha);
+	if (o)
+		return NULL;
+	f->objs = ps_realloc(f->objs, (f->nobjs + 1) * sizeof(*f->objs));
+	o = &f->objs[f->nobjs++];
+	memset(o, 0, sizeof(*o));
+	memcpy(o->sha, sha, PS_SHA_HEX);
+	return o;
+}
+
+static void blob(struct fake_source *f, const char *content, char sha[PS_SHA_HEX])
+{
+	struct object *o;
+	ps_git_blob_sha(content, strlen(content), sha);
+	if ((o = add_obj(f, sha))) {
+		o->data = ps_strdup(content);
+		o->len = strlen(content);
+	}
+}
+
+/* Builds the tree for files whose paths start with `prefix`; returns its id. */
+static void build_tree(struct fake_source *f, const struct fake_file *files, size_t n,
+		       const char *prefix, char sha[PS_SHA_HEX])
+{
+	struct ps_tree t = { 0 };
+	struct ps_buf ser;
+	size_t plen = strlen(prefix);
+
+	ps_buf_init(&ser, 1 << 24);
+	for (size_t i = 0; i < n; i++) {
+		const char *rel = files[i].path;
+		const char *slash;
+		char *name;
+		bool dup = false;
+
+		if (strncmp(rel, prefix, plen) != 0)
+			continue;
+		rel += plen;
+		slash = strchr(rel, '/');
+		name = slash ? ps_strndup(rel, (size_t)(slash - rel)) : ps_strdup(rel);
+		for (size_t k = 0; k < t.n; k++)
+			if (strcmp(t.entries[k].name, name) == 0)
+				dup = true;
+		if (dup) {
+			free(name);
+			continue;
+		}
+		t.entries = ps_realloc(t.entries, (t.n + 1) * sizeof(*t.entries));
+		struct ps_tree_entry *e = &t.entries[t.n++];
+		memset(e, 0, sizeof(*e));
+		e->name = name;
+		e->size = -1;
+		if (slash) {
+			char *sub = ps_asprintf("%s%s/", prefix, name);
+			e->mode = PS_MODE_TREE;
+			build_tree(f, files, n, sub, e->sha);
+			free(sub);
+		} else {
+			const char *c = files[i].content;
+			if (!strncmp(c, "@sub:", 5)) {
+				e->mode = PS_MODE_COMMIT;
+				ps_git_blob_sha(c, strlen(c), e->sha);
+			} else {
+				e->mode = !strncmp(c, "@link:", 6) ? PS_MODE_LINK
+					  : !strncmp(c, "@exec:", 6) ? PS_MODE_EXEC : PS_MODE_FILE;
+				if (e->mode != PS_MODE_FILE)
+					c += 6;
+				blob(f, c, e->sha);
+				e->size = (int64_t)strlen(c);
+			}
+		}
+		ps_buf_printf(&ser, "%o %s %s\n", e->mode, e->name, e->sha);
+	}
+	ps_git_blob_sha(ser.data ? ser.data : "", ser.len, sha);
+	ps_buf_dispose(&ser);
+	struct object *o = add_obj(f, sha);
+	if (o) {
+		o->is_tree = true;
+		o->tree = t;
+	} else {
+		ps_tree_dispose(&t);
+	}
+}
+
+static int f_branches(struct ps_source *src, struct ps_strv *out, char **def)
+{
+	struct fake_source *f = (struct fake_source *)src;
+	if (f->has_head)
+		ps_strv_push(out, "main");
+	*def = f->has_head ? ps_strdup("main") : NULL;
+	return 0;
+}
+
+static int f_resolve(struct ps_source *src, const char *branch, const char *known,
+		     struct ps_head *out)
+{
+	struct fake_source *f = (struct fake_source *)src;
+	src->requests++;
+	if (!f->has_head)
+		return ps_error_set(PS_EEMPTY, NULL, "repository is empty");
+	if (branch && strcmp(branch, "main") != 0)
+		return ps_error_set(PS_ENOTFOUND, "branch_not_found", "branch '%s' not found", branch);
+	memcpy(out->commit, f->head_commit, PS_SHA_HEX);
+	memcpy(out->tree, f->head_tree, PS_SHA_HEX);
+	return 0;
+}
+
+static int f_read_tree(struct ps_source *src, const char *sha, struct ps_tree *out)
+{
+	struct fake_source *f = (struct fake_source *)src;
+	struct object *o = find(f, sha);
+
+	src->requests++;
+	f->tree_reads++;
+	if (!o || !o->is_tree)
+		return ps_error_set(PS_ENOTFOUND, NULL, "tree %s not found", sha);
+	out->n = o->tree.n;
+	out->entries = ps_calloc(o->tree.n, sizeof(*out->entries));
+	for (size_t i = 0; i < o->tree.n; i++) {
+		out->entries[i] = o->tree.entries[i];
+		out->entries[i].name = ps_strdup(o->tree.entries[i].name);
+	}
+	return 0;
+}
+
+static int f_fetch(struct ps_source *src, const char *const *shas, size_t n, ps_blob_cb cb,
+		   void *ud)
+{
+	struct fake_source *f = (struct fake_source *)src;
+
+	src->requests++;
+	if (f->fail_fetch_after > 0 && --f->fail_fetch_after == 0)
+		return ps_error_set(PS_EUPSTREAM, "upstream", "fake upstream failure");
+	for (size_t i = 0; i < n; i++) {
+		struct object *o = find(f, shas[i]);
+		int rc;
+		if (!o || o->is_tree)
+			return ps_error_set(PS_ENOTFOUND, NULL, "blob %s not found", shas[i]);
+		f->blob_reads++;
+		rc = cb(ud, shas[i], f->corrupt ? "corrupted!" : o->data, f->corrupt ? 10 : o->len);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+static void f_free(struct ps_source *src)
+{
+	(void)src; /* owned by the test through fake_free */
+}
+
+static const struct ps_source_ops fake_ops = {
+	.kind = "fake",
+	.branches = f_branches,
+	.resolve = f_resolve,
+	.read_tree = f_read_tree,
+	.fetch_blobs = f_fetch,
+	.free = f_free,
+};
+
+struct fake_source *fake_new(void)
+{
+	struct fake_source *f = ps_calloc(1, sizeof(*f));
+	f->base.ops = &fake_ops;
+	return f;
+}
+
+const char *fake_commit(struct fake_source *f, const char *commit_name, const struct fake_file *files,
+			size_t n)
+{
+	build_tree(f, files, n, "", f->head_tree);
+	ps_git_blob_sha(commit_name, strlen(commit_name), f->head_commit);
+	f->has_head = true;
+	return f->head_tree;
+}
+
+static void mark(struct fake_source *f, const char *sha)
+{
+	struct object *o = find(f, sha);
+	if (!o || o->reachable)
+		return;
+	o->reachable = true;
+	if (o->is_tree)
+		for (size_t i = 0; i < o->tree.n; i++)
+			mark(f, o->tree.entries[i].sha);
+}
+
+void fake_gc(struct fake_source *f)
+{
+	size_t keep = 0;
+	for (size_t i = 0; i < f->nobjs; i++)
+		f->objs[i].reachable = false;
+	if (f->has_head)
+		mark(f, f->head_tree);
+	for (size_t i = 0; i < f->nobjs; i++) {
+		if (f->objs[i].reachable) {
+			f->objs[keep++] = f->objs[i];
+		} else {
+			ps_tree_dispose(&f->objs[i].tree);
+			free(f->objs[i].data);
+		}
+	}
+	f->nobjs = keep;
+}
+
+struct ps_source *fake_as_source(struct fake_source *f) { return &f->base; }
+size_t fake_tree_reads(const struct fake_source *f) { return f->tree_reads; }
+size_t fake_blob_reads(const struct fake_source *f) { return f->blob_reads; }
+void fake_reset_counts(struct fake_source *f) { f->tree_reads = f->blob_reads = 0; }
+void fake_fail_fetch_after(struct fake_source *f, int n) { f->fail_fetch_after = n; }
+void fake_corrupt_blobs(struct fake_source *f, bool on) { f->corrupt = on; }
+
+void fake_free(struct fake_source *f)
+{
+	if (!f)
+		return;
+	for (size_t i = 0; i < f->nobjs; i++) {
+		ps_tree_dispose(&f->objs[i].tree);
+		free(f->objs[i].data);
+	}
+	free(f->objs);
+	free(f);
+}
+
+void fake_register(struct fake_source *f) { registered = f; }
+
+int fake_open(struct ps_source **out, const char *spec, const struct ps_source_opts *opts)
+{
+	(void)spec;
+	(void)opts;
+	*out = &registered->base;
+	return 0;
+}
