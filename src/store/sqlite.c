@@ -21,6 +21,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "store/sqlite_internal.h"
 #include "core/diff.h"
 #include "core/json.h"
 #include "util/error.h"
@@ -33,18 +34,6 @@ struct ps_embedded {
 extern const struct ps_embedded ps_migrations[];
 extern const size_t ps_migrations_count;
 
-#define STMT_CACHE 64
-
-struct ps_store {
-	sqlite3 *db;
-	char *path;
-	int tx_depth;
-	bool tx_aborted;
-	struct {
-		const char *sql; /* cached by the address of a string literal */
-		sqlite3_stmt *stmt;
-	} cache[STMT_CACHE];
-};
 
 /* ---- plumbing ---- */
 
@@ -138,6 +127,15 @@ static int exec(struct ps_store *s, const char *sql, const char *what)
 		return db_error(s, what);
 	return 0;
 }
+
+sqlite3_stmt *ps_sqlite_stmt(struct ps_store *s, const char *sql) { return stmt(s, sql); }
+int ps_sqlite_error(struct ps_store *s, const char *what) { return db_error(s, what); }
+int ps_sqlite_step_done(struct ps_store *s, sqlite3_stmt *st, const char *what)
+{
+	return step_done(s, st, what);
+}
+void ps_sqlite_bind_text(sqlite3_stmt *st, int i, const char *v) { bind_text(st, i, v); }
+char *ps_sqlite_col_text(sqlite3_stmt *st, int i) { return col_text(st, i); }
 
 int ps_store_begin(struct ps_store *s)
 {

@@ -1,3 +1,103 @@
+/*
+ * Shared helpers: git blob ids, bounded buffers, times, process identities, the error slot and
+ * JSON strings for non-UTF-8 paths.
+ */
 #include "harness.h"
-static void placeholder(void) {}
-PS_TESTS(PS_TEST(placeholder))
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "core/json.h"
+#include "util/error.h"
+#include "util/util.h"
+
+static void test_blob_sha_matches_git(void)
+{
+	char *dir = ps_test_tmpdir();
+	char sha[PS_SHA_HEX];
+	const char bin[] = "a\0b\xff\n";
+	char *want;
+	FILE *f;
+
+	ps_git_blob_sha("", 0, sha);
+	CHECK_STR(sha, "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391");
+	char *path = ps_asprintf("%s/bin", dir);
+	f = fopen(path, "wb");
+	fwrite(bin, 1, sizeof(bin) - 1, f);
+	fclose(f);
+	want = ps_test_sh_out(dir, "git hash-object bin");
+	ps_git_blob_sha(bin, sizeof(bin) - 1, sha);
+	CHECK_STR(sha, want);
+	CHECK(ps_sha_valid(sha));
+	CHECK(!ps_sha_valid("E69DE29BB2D1D6434B8B29AE775AD8C2E48C5391"));
+	CHECK(!ps_sha_valid("e69de29"));
+	free(want);
+	free(path);
+	free(dir);
+}
+
+static void test_buffer_has_a_hard_limit(void)
+{
+	struct ps_buf b;
+
+	ps_buf_init(&b, 8);
+	CHECK_OK(ps_buf_puts(&b, "12345678"));
+	CHECK_INT(ps_buf_puts(&b, "9"), PS_ETOOBIG);
+	CHECK_INT(b.len, 8);
+	CHECK_STR(b.data, "12345678");
+	ps_buf_dispose(&b);
+}
+
+static void test_rfc3339(void)
+{
+	char buf[40];
+
+	ps_time_rfc3339(1764095976123LL, buf, sizeof(buf));
+	CHECK_STR(buf, "2025-11-25T18:39:36.123Z");
+}
+
+static void test_process_identity(void)
+{
+	char me[64], dead[64];
+	pid_t child;
+
+	ps_process_identity(getpid(), me, sizeof(me));
+	CHECK(ps_process_alive(me));
+	child = fork();
+	if (child == 0)
+		_exit(0);
+	ps_process_identity(child, dead, sizeof(dead));
+	waitpid(child, NULL, 0);
+	CHECK(!ps_process_alive(dead));
+	/* Same pid, different start time: another process (pid reuse). */
+	char reused[64];
+	snprintf(reused, sizeof(reused), "%d:1", getpid());
+	CHECK(!ps_process_alive(reused));
+}
+
+static void test_error_slot(void)
+{
+	CHECK_INT(ps_error_set(PS_ENOTFOUND, NULL, "project '%s' not found", "x"), PS_ENOTFOUND);
+	CHECK_STR(ps_error_slug(), "not_found");
+	ps_error_wrap(PS_EFAIL, "while syncing: ");
+	CHECK_STR(ps_error_message(), "while syncing: project 'x' not found");
+	CHECK_INT(ps_error_code(), PS_ENOTFOUND);
+	ps_error_clear();
+	CHECK_STR(ps_error_message(), "");
+}
+
+static void test_json_string_of_invalid_utf8(void)
+{
+	json_t *j = ps_json_string("caf\xc3\xa9 \xff end");
+	CHECK_STR(json_string_value(j), "caf\xc3\xa9 \xef\xbf\xbd end");
+	json_decref(j);
+	j = ps_json_string(NULL);
+	CHECK(json_is_null(j));
+	json_decref(j);
+}
+
+PS_TESTS(PS_TEST(test_blob_sha_matches_git), PS_TEST(test_buffer_has_a_hard_limit),
+	 PS_TEST(test_rfc3339), PS_TEST(test_process_identity), PS_TEST(test_error_slot),
+	 PS_TEST(test_json_string_of_invalid_utf8))

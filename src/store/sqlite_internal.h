@@ -1,0 +1,39 @@
+/*
+ * Private to the SQLite backend: the handle and the statement helpers that sqlite.c and the
+ * backend's other files (one per subject, e.g. sqlite_memory.c) share. Nothing outside
+ * src/store/ includes this.
+ */
+#ifndef PS_STORE_SQLITE_INTERNAL_H
+#define PS_STORE_SQLITE_INTERNAL_H
+
+#include <sqlite3.h>
+#include <stdbool.h>
+
+#include "store/store.h"
+
+#define STMT_CACHE 96
+
+struct ps_store {
+	sqlite3 *db;
+	char *path;
+	int tx_depth;
+	bool tx_aborted;
+	struct {
+		const char *sql; /* cached by the address of a string literal */
+		sqlite3_stmt *stmt;
+	} cache[STMT_CACHE];
+};
+
+/* A cached prepared statement for a `static const char sql[]` (keyed by its address), reset
+ * and unbound; NULL with the error set on failure. Borrowed: do not finalize. */
+sqlite3_stmt *ps_sqlite_stmt(struct ps_store *s, const char *sql);
+/* Sets the error from the connection's last error, with `what` as context; returns PS_ESTORE. */
+int ps_sqlite_error(struct ps_store *s, const char *what);
+/* Steps a statement that returns no rows (a row is tolerated) and resets it. */
+int ps_sqlite_step_done(struct ps_store *s, sqlite3_stmt *st, const char *what);
+/* Binds a string or NULL. */
+void ps_sqlite_bind_text(sqlite3_stmt *st, int i, const char *v);
+/* A column as a new string, NULL for NULL. */
+char *ps_sqlite_col_text(sqlite3_stmt *st, int i);
+
+#endif
