@@ -1,1 +1,732 @@
-/* placeholder: being written */
+/*
+ * The libgit2 source: a local repository read in place, or a git URL mirrored into a bare cache
+ * repository.
+ *
+ * Local paths are opened directly and nothing is copied: the objects are already on this disk.
+ * Remote URLs (file:// included, so the tests exercise the same path as https://) get one bare
+ * cache repository per URL under opts->cache_dir. `resolve` fetches only the branch asked for,
+ * with a forced refspec so that force-pushes are followed; objects are never pruned from the
+ * cache, because the sync pipeline diffs the new tree against the tree of the last sync, which a
+ * force-push may have made unreachable upstream. `branches` only lists the remote's refs and
+ * needs no cache. Every network round trip is counted in src->requests and every byte received
+ * in src->bytes.
+ *
+ * libgit2 errors become PS_E* codes carrying libgit2's own message after our context.
+ */
+#include "source/source.h"
+
+#include <git2.h>
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/error.h"
+#include "util/util.h"
+
+#define HEADS_PREFIX "refs/heads/"
+#define HEADS_PREFIX_LEN (sizeof(HEADS_PREFIX) - 1)
+
+/* Where Debian keeps the CA bundle; libgit2 is built with mbedTLS there, which has no default. */
+#define CA_BUNDLE "/etc/ssl/certs/ca-certificates.crt"
+
+struct git_source {
+	struct ps_source base;
+	char *location;        /* absolute path or URL, as shown in messages */
+	bool remote;
+	char *cache_path;      /* remote only: the bare cache repository */
+	git_repository *repo;  /* local: the repository; remote: the cache, opened on first use */
+};
+
+/* State shared with libgit2's callbacks during one connection. */
+struct call_state {
+	int64_t received;      /* bytes received by the current fetch */
+	int credential_tries;
+};
+
+/* The branches a remote advertises, in its order. */
+struct remote_heads {
+	struct ps_strv names;  /* short names (without refs/heads/) */
+	git_oid *oids;         /* parallel to names */
+	char *default_branch;  /* NULL when the remote does not say, or it is empty */
+};
+
+static pthread_once_t libgit2_once = PTHREAD_ONCE_INIT;
+
+static void libgit2_setup(void)
+{
+	git_libgit2_init();
+	/* A missing bundle only matters for https, and then libgit2's certificate error says so. */
+	if (git_libgit2_opts(GIT_OPT_SET_SSL_CERT_LOCATIONS, CA_BUNDLE, NULL) < 0)
+		git_error_clear();
+}
+
+/* Records a libgit2 failure as `code` with our context, then libgit2's message. */
+static int __attribute__((format(printf, 3, 4)))
+git_fail(int code, const char *slug, const char *fmt, ...)
+{
+	const git_error *e = git_error_last();
+	char ctx[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(ctx, sizeof(ctx), fmt, ap);
+	va_end(ap);
+	code = ps_error_set(code, slug, "%s: %s", ctx,
+			    e && e->message ? e->message : "unknown libgit2 error");
+	git_error_clear();
+	return code;
+}
+
+/* A URL or scp-like address (user@host:path) rather than a path. */
+static bool looks_remote(const char *location)
+{
+	const char *colon = strchr(location, ':');
+	const char *slash = strchr(location, '/');
+
+	if (strstr(location, "://"))
+		return true;
+	return location[0] != '/' && location[0] != '.' && colon && (!slash || colon < slash) &&
+	       strchr(location, '@') != NULL;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void sort_strv(struct ps_strv *sv)
+{
+	if (sv->n > 1)
+		qsort(sv->v, sv->n, sizeof(char *), cmp_str);
+}
+
+/* The cache directory name of a URL: a hash, so any URL maps to a safe, fixed-length name. */
+static char *cache_path_for(const char *cache_dir, const char *url)
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	char name[33];
+
+	EVP_Digest(url, strlen(url), md, &mdlen, EVP_sha256(), NULL);
+	for (int i = 0; i < 16; i++) {
+		name[2 * i] = hex[md[i] >> 4];
+		name[2 * i + 1] = hex[md[i] & 15];
+	}
+	name[32] = '\0';
+	return ps_asprintf("%s/git-%s.git", cache_dir, name);
+}
+
+/* Opens the cache repository of a remote source, creating it on first use. */
+static int cache_open(struct git_source *s)
+{
+	int rc;
+
+	if (s->repo)
+		return 0;
+	if (git_repository_open_bare(&s->repo, s->cache_path) == 0)
+		return 0;
+	git_error_clear();
+	if ((rc = ps_mkdir_p(s->cache_path)) < 0)
+		return rc;
+	if (git_repository_init(&s->repo, s->cache_path, 1) < 0)
+		return git_fail(PS_EIO, "cache_failed", "cannot create cache repository %s",
+				s->cache_path);
+	return 0;
+}
+
+static int on_transfer(const git_indexer_progress *stats, void *payload)
+{
+	struct call_state *cs = payload;
+
+	cs->received = (int64_t)stats->received_bytes;
+	return 0;
+}
+
+/* Anonymous access, except for ssh where the agent may hold a key. Asked again after a refusal,
+ * we give up rather than loop. */
+static int on_credentials(git_credential **out, const char *url, const char *user_from_url,
+			  unsigned int allowed, void *payload)
+{
+	struct call_state *cs = payload;
+	const char *user = user_from_url && *user_from_url ? user_from_url : "git";
+
+	if (cs->credential_tries++ > 0)
+		return GIT_PASSTHROUGH;
+	if (allowed & GIT_CREDENTIAL_SSH_KEY)
+		return git_credential_ssh_key_from_agent(out, user);
+	if (allowed & GIT_CREDENTIAL_USERNAME)
+		return git_credential_username_new(out, user);
+	return GIT_PASSTHROUGH;
+}
+
+static void callbacks_init(git_remote_callbacks *cbs, struct call_state *cs)
+{
+	git_remote_init_callbacks(cbs, GIT_REMOTE_CALLBACKS_VERSION);
+	cbs->credentials = on_credentials;
+	cbs->transfer_progress = on_transfer;
+	cbs->payload = cs;
+}
+
+/*
+ * Connects to the remote for fetching and counts the round trip. With `with_cache` the remote
+ * is bound to the cache repository (needed to fetch); otherwise it is detached (enough to list).
+ */
+static int remote_connect(struct git_source *s, bool with_cache, git_remote **out,
+			  const git_remote_callbacks *cbs)
+{
+	git_remote *r = NULL;
+	int rc, err;
+
+	if (with_cache) {
+		if ((rc = cache_open(s)) < 0)
+			return rc;
+		git_remote_create_options co;
+		git_remote_create_options_init(&co, GIT_REMOTE_CREATE_OPTIONS_VERSION);
+		co.repository = s->repo;
+		/* url.*.insteadOf rewriting is skipped: the detached remote used for listing cannot
+		 * apply it, both must reach the same place, and libgit2 1.5 leaks memory on every
+		 * config entry its insteadOf regex does not match. */
+		co.flags = GIT_REMOTE_CREATE_SKIP_INSTEADOF;
+		err = git_remote_create_with_opts(&r, s->location, &co);
+	} else {
+		err = git_remote_create_detached(&r, s->location);
+	}
+	if (err < 0)
+		return git_fail(PS_EINVAL, "bad_source", "bad git URL %s", s->location);
+	s->base.requests++;
+	if (git_remote_connect(r, GIT_DIRECTION_FETCH, cbs, NULL, NULL) < 0) {
+		rc = git_fail(PS_EUPSTREAM, "upstream_unreachable", "cannot connect to %s",
+			      s->location);
+		git_remote_free(r);
+		return rc;
+	}
+	*out = r;
+	return 0;
+}
+
+static void remote_heads_dispose(struct remote_heads *h)
+{
+	ps_strv_dispose(&h->names);
+	free(h->oids);
+	free(h->default_branch);
+	memset(h, 0, sizeof(*h));
+}
+
+/* The branches a connected remote advertises and its default branch. */
+static int remote_heads_list(struct git_source *s, git_remote *r, struct remote_heads *h)
+{
+	const git_remote_head **refs;
+	git_buf def = GIT_BUF_INIT;
+	size_t n;
+
+	memset(h, 0, sizeof(*h));
+	if (git_remote_ls(&refs, &n, r) < 0)
+		return git_fail(PS_EUPSTREAM, NULL, "cannot list branches of %s", s->location);
+	h->oids = ps_calloc(n ? n : 1, sizeof(git_oid));
+	for (size_t i = 0; i < n; i++) {
+		if (strncmp(refs[i]->name, HEADS_PREFIX, HEADS_PREFIX_LEN) != 0)
+			continue;
+		git_oid_cpy(&h->oids[h->names.n], &refs[i]->oid);
+		ps_strv_push(&h->names, refs[i]->name + HEADS_PREFIX_LEN);
+	}
+	/* Not knowing the default is not an error: an empty remote has none. */
+	if (git_remote_default_branch(&def, r) == 0 &&
+	    strncmp(def.ptr, HEADS_PREFIX, HEADS_PREFIX_LEN) == 0) {
+		for (size_t i = 0; i < h->names.n; i++)
+			if (strcmp(h->names.v[i], def.ptr + HEADS_PREFIX_LEN) == 0)
+				h->default_branch = ps_strdup(h->names.v[i]);
+	}
+	git_buf_dispose(&def);
+	git_error_clear();
+	return 0;
+}
+
+/* Fills `out` from the commit a reference points to (through annotated tags if need be). */
+static int head_from_ref(struct git_source *s, const char *refname, struct ps_head *out)
+{
+	git_reference *ref = NULL;
+	git_object *obj = NULL;
+	int rc = 0;
+
+	if (git_reference_lookup(&ref, s->repo, refname) < 0 ||
+	    git_reference_peel(&obj, ref, GIT_OBJECT_COMMIT) < 0) {
+		rc = git_fail(PS_EUPSTREAM, NULL, "cannot read %s in %s", refname, s->location);
+		goto cleanup;
+	}
+	git_oid_tostr(out->commit, PS_SHA_HEX, git_object_id(obj));
+	git_oid_tostr(out->tree, PS_SHA_HEX, git_commit_tree_id((git_commit *)obj));
+cleanup:
+	git_object_free(obj);
+	git_reference_free(ref);
+	return rc;
+}
+
+static int branch_not_found(struct git_source *s, const char *branch)
+{
+	return ps_error_set(PS_ENOTFOUND, "branch_not_found", "branch '%s' not found in %s",
+			    branch, s->location);
+}
+
+static int repository_empty(struct git_source *s)
+{
+	return ps_error_set(PS_EEMPTY, "empty", "repository is empty: %s", s->location);
+}
+
+/* "refs/heads/<branch>" for a name git accepts, so a name cannot smuggle in a refspec. */
+static int branch_refname(struct git_source *s, const char *branch, char **out)
+{
+	char *refname = ps_asprintf(HEADS_PREFIX "%s", branch);
+	int valid = 0;
+
+	if (git_reference_name_is_valid(&valid, refname) < 0 || !valid || !*branch) {
+		git_error_clear();
+		free(refname);
+		return ps_error_set(PS_ENOTFOUND, "branch_not_found",
+				    "branch '%s' not found in %s: not a valid branch name", branch,
+				    s->location);
+	}
+	*out = refname;
+	return 0;
+}
+
+/* ---- local repositories ---- */
+
+static int local_branch_names(struct git_source *s, struct ps_strv *out)
+{
+	git_branch_iterator *it = NULL;
+	git_reference *ref;
+	git_branch_t type;
+	int err;
+
+	if (git_branch_iterator_new(&it, s->repo, GIT_BRANCH_LOCAL) < 0)
+		return git_fail(PS_EUPSTREAM, NULL, "cannot list branches of %s", s->location);
+	while ((err = git_branch_next(&ref, &type, it)) == 0) {
+		ps_strv_push(out, git_reference_name(ref) + HEADS_PREFIX_LEN);
+		git_reference_free(ref);
+	}
+	git_branch_iterator_free(it);
+	if (err != GIT_ITEROVER) {
+		ps_strv_dispose(out);
+		return git_fail(PS_EUPSTREAM, NULL, "cannot list branches of %s", s->location);
+	}
+	git_error_clear();
+	sort_strv(out);
+	return 0;
+}
+
+/*
+ * The branch HEAD names (it may not exist yet: an unborn HEAD). A detached HEAD names no
+ * branch, so the first branch (sorted) at the same commit stands in; *out stays NULL if none.
+ */
+static int local_head_branch(struct git_source *s, const struct ps_strv *names, char **out)
+{
+	git_reference *head = NULL;
+	int rc = 0;
+
+	*out = NULL;
+	if (git_reference_lookup(&head, s->repo, "HEAD") < 0) {
+		git_error_clear();
+		return 0;
+	}
+	if (git_reference_type(head) == GIT_REFERENCE_SYMBOLIC) {
+		const char *target = git_reference_symbolic_target(head);
+		if (strncmp(target, HEADS_PREFIX, HEADS_PREFIX_LEN) == 0)
+			*out = ps_strdup(target + HEADS_PREFIX_LEN);
+	} else {
+		const git_oid *head_oid = git_reference_target(head);
+		for (size_t i = 0; i < names->n && !*out; i++) {
+			char *refname = ps_asprintf(HEADS_PREFIX "%s", names->v[i]);
+			git_oid oid;
+			if (git_reference_name_to_id(&oid, s->repo, refname) == 0 && head_oid &&
+			    git_oid_equal(&oid, head_oid))
+				*out = ps_strdup(names->v[i]);
+			free(refname);
+		}
+		git_error_clear();
+	}
+	git_reference_free(head);
+	return rc;
+}
+
+static int local_branches(struct git_source *s, struct ps_strv *out, char **default_branch)
+{
+	struct ps_strv names = {0};
+	char *def = NULL;
+	int rc;
+
+	if ((rc = local_branch_names(s, &names)) < 0)
+		return rc;
+	if ((rc = local_head_branch(s, &names, &def)) < 0) {
+		ps_strv_dispose(&names);
+		return rc;
+	}
+	/* An unborn HEAD is no default branch anyone can sync. */
+	if (def && (names.n == 0 || !bsearch(&def, names.v, names.n, sizeof(char *), cmp_str))) {
+		free(def);
+		def = NULL;
+	}
+	*out = names;
+	*default_branch = def;
+	return 0;
+}
+
+static int local_resolve(struct git_source *s, const char *branch, struct ps_head *out)
+{
+	struct ps_strv names = {0};
+	char *def = NULL, *refname = NULL;
+	int rc;
+
+	if ((rc = local_branch_names(s, &names)) < 0)
+		return rc;
+	if (names.n == 0) {
+		rc = repository_empty(s);
+		goto cleanup;
+	}
+	if (!branch) {
+		if ((rc = local_head_branch(s, &names, &def)) < 0)
+			goto cleanup;
+		if (!def) {
+			rc = ps_error_set(PS_ENOTFOUND, "branch_not_found",
+					  "%s has no default branch (HEAD is detached)", s->location);
+			goto cleanup;
+		}
+		branch = def;
+	}
+	if ((rc = branch_refname(s, branch, &refname)) < 0)
+		goto cleanup;
+	if (!bsearch(&branch, names.v, names.n, sizeof(char *), cmp_str)) {
+		rc = branch_not_found(s, branch);
+		goto cleanup;
+	}
+	rc = head_from_ref(s, refname, out);
+cleanup:
+	free(refname);
+	free(def);
+	ps_strv_dispose(&names);
+	return rc;
+}
+
+/* ---- remote repositories ---- */
+
+static int remote_branches(struct git_source *s, struct ps_strv *out, char **default_branch)
+{
+	struct call_state cs = {0};
+	git_remote_callbacks cbs;
+	struct remote_heads h;
+	git_remote *r = NULL;
+	int rc;
+
+	callbacks_init(&cbs, &cs);
+	if ((rc = remote_connect(s, false, &r, &cbs)) < 0)
+		return rc;
+	rc = remote_heads_list(s, r, &h);
+	git_remote_free(r);
+	if (rc < 0)
+		return rc;
+	sort_strv(&h.names);
+	*out = h.names;
+	*default_branch = h.default_branch;
+	h.names = (struct ps_strv){0};
+	h.default_branch = NULL;
+	remote_heads_dispose(&h);
+	return 0;
+}
+
+/*
+ * Deletes cache refs that would collide with `refname` as a directory or a file
+ * (refs/heads/a vs refs/heads/a/b): upstream may have deleted one and created the other. Their
+ * objects stay in the cache.
+ */
+static void cache_clear_ref_conflicts(struct git_source *s, const char *refname)
+{
+	git_reference_iterator *it = NULL;
+	git_reference *ref;
+	size_t len = strlen(refname);
+
+	if (git_reference_iterator_glob_new(&it, s->repo, HEADS_PREFIX "*") < 0) {
+		git_error_clear();
+		return;
+	}
+	while (git_reference_next(&ref, it) == 0) {
+		const char *name = git_reference_name(ref);
+		size_t nlen = strlen(name);
+		if ((nlen > len && strncmp(name, refname, len) == 0 && name[len] == '/') ||
+		    (len > nlen && strncmp(refname, name, nlen) == 0 && refname[nlen] == '/'))
+			git_reference_delete(ref);
+		git_reference_free(ref);
+	}
+	git_reference_iterator_free(it);
+	git_error_clear();
+}
+
+static int remote_resolve(struct git_source *s, const char *branch, struct ps_head *out)
+{
+	struct call_state cs = {0};
+	git_fetch_options fo;
+	struct remote_heads h = {0};
+	git_remote *r = NULL;
+	git_odb *odb = NULL;
+	git_reference *ref = NULL;
+	char *refname = NULL, *refspec = NULL;
+	size_t i;
+	int rc;
+
+	git_fetch_options_init(&fo, GIT_FETCH_OPTIONS_VERSION);
+	callbacks_init(&fo.callbacks, &cs);
+	fo.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
+	fo.prune = GIT_FETCH_NO_PRUNE;
+	fo.update_fetchhead = 0;
+
+	if ((rc = remote_connect(s, true, &r, &fo.callbacks)) < 0)
+		return rc;
+	if ((rc = remote_heads_list(s, r, &h)) < 0)
+		goto cleanup;
+	if (h.names.n == 0) {
+		rc = repository_empty(s);
+		goto cleanup;
+	}
+	if (!branch) {
+		if (!h.default_branch) {
+			rc = ps_error_set(PS_ENOTFOUND, "branch_not_found",
+					  "%s does not name a default branch", s->location);
+			goto cleanup;
+		}
+		branch = h.default_branch;
+	}
+	if ((rc = branch_refname(s, branch, &refname)) < 0)
+		goto cleanup;
+	for (i = 0; i < h.names.n && strcmp(h.names.v[i], branch) != 0; i++)
+		;
+	if (i == h.names.n) {
+		rc = branch_not_found(s, branch);
+		goto cleanup;
+	}
+
+	cache_clear_ref_conflicts(s, refname);
+	if (git_repository_odb(&odb, s->repo) < 0) {
+		rc = git_fail(PS_EIO, NULL, "cannot open cache %s", s->cache_path);
+		goto cleanup;
+	}
+	if (git_odb_exists(odb, &h.oids[i])) {
+		/* Already in the cache (unchanged, or pushed back to an older commit): objects of a
+		 * fetched commit always arrive with everything it reaches, so no fetch is needed. */
+		if (git_reference_create(&ref, s->repo, refname, &h.oids[i], 1, "projsync") < 0) {
+			rc = git_fail(PS_EIO, NULL, "cannot update cache %s", s->cache_path);
+			goto cleanup;
+		}
+	} else {
+		char *specs[1];
+		git_strarray arr = {specs, 1};
+
+		refspec = ps_asprintf("+%s:%s", refname, refname);
+		specs[0] = refspec;
+		s->base.requests++;
+		rc = git_remote_fetch(r, &arr, &fo, "projsync fetch");
+		s->base.bytes += cs.received;
+		if (rc < 0) {
+			rc = git_fail(PS_EUPSTREAM, "fetch_failed", "cannot fetch from %s",
+				      s->location);
+			goto cleanup;
+		}
+	}
+	rc = head_from_ref(s, refname, out);
+cleanup:
+	git_reference_free(ref);
+	git_odb_free(odb);
+	git_remote_free(r);
+	remote_heads_dispose(&h);
+	free(refname);
+	free(refspec);
+	return rc;
+}
+
+/* ---- the ops ---- */
+
+static int git_branches(struct ps_source *src, struct ps_strv *out, char **default_branch)
+{
+	struct git_source *s = (struct git_source *)src;
+
+	return s->remote ? remote_branches(s, out, default_branch)
+			 : local_branches(s, out, default_branch);
+}
+
+static int git_resolve(struct ps_source *src, const char *branch, const char *known,
+		       struct ps_head *out)
+{
+	struct git_source *s = (struct git_source *)src;
+
+	/* `known` buys nothing here: listing the remote's refs is the cheap check already. */
+	return s->remote ? remote_resolve(s, branch, out) : local_resolve(s, branch, out);
+}
+
+/* The repository objects are read from (the cache for a remote), and `oid` parsed from `sha`. */
+static int object_source(struct git_source *s, const char *sha, const char *what, git_oid *oid)
+{
+	int rc;
+
+	if (!ps_sha_valid(sha) || sha[40] != '\0')
+		return ps_error_set(PS_EINVAL, NULL, "bad %s id '%s'", what, sha ? sha : "(null)");
+	if (s->remote && (rc = cache_open(s)) < 0)
+		return rc;
+	if (git_oid_fromstr(oid, sha) < 0)
+		return git_fail(PS_EINVAL, NULL, "bad %s id '%s'", what, sha);
+	return 0;
+}
+
+static int git_read_tree(struct ps_source *src, const char *tree_sha, struct ps_tree *out)
+{
+	struct git_source *s = (struct git_source *)src;
+	struct ps_tree t = {0};
+	git_tree *tree = NULL;
+	git_odb *odb = NULL;
+	git_oid oid;
+	size_t n;
+	int rc, err;
+
+	if ((rc = object_source(s, tree_sha, "tree", &oid)) < 0)
+		return rc;
+	if ((err = git_tree_lookup(&tree, s->repo, &oid)) < 0)
+		return git_fail(err == GIT_ENOTFOUND ? PS_ENOTFOUND : PS_EUPSTREAM, NULL,
+				"tree %s not found in %s", tree_sha, s->location);
+	if (git_repository_odb(&odb, s->repo) < 0) {
+		rc = git_fail(PS_EUPSTREAM, NULL, "cannot open objects of %s", s->location);
+		goto cleanup;
+	}
+	n = git_tree_entrycount(tree);
+	t.entries = ps_calloc(n ? n : 1, sizeof(*t.entries));
+	for (size_t i = 0; i < n; i++) {
+		const git_tree_entry *e = git_tree_entry_byindex(tree, i);
+		struct ps_tree_entry *pe = &t.entries[t.n++];
+
+		pe->name = ps_strdup(git_tree_entry_name(e));
+		pe->mode = (uint32_t)git_tree_entry_filemode_raw(e);
+		git_oid_tostr(pe->sha, PS_SHA_HEX, git_tree_entry_id(e));
+		pe->size = -1;
+		if (git_tree_entry_type(e) == GIT_OBJECT_BLOB) {
+			size_t len;
+			git_object_t type;
+			/* The header alone: sizes are needed for every file, content for few. */
+			if ((err = git_odb_read_header(&len, &type, odb, git_tree_entry_id(e))) < 0) {
+				rc = git_fail(err == GIT_ENOTFOUND ? PS_ENOTFOUND : PS_EUPSTREAM, NULL,
+					      "blob %s of tree %s not found in %s", pe->sha,
+					      tree_sha, s->location);
+				goto cleanup;
+			}
+			pe->size = (int64_t)len;
+		}
+	}
+	*out = t;
+	t = (struct ps_tree){0};
+cleanup:
+	ps_tree_dispose(&t);
+	git_odb_free(odb);
+	git_tree_free(tree);
+	return rc;
+}
+
+static int git_fetch_blobs(struct ps_source *src, const char *const *shas, size_t n,
+			   ps_blob_cb cb, void *ud)
+{
+	struct git_source *s = (struct git_source *)src;
+
+	for (size_t i = 0; i < n; i++) {
+		git_blob *blob = NULL;
+		git_oid oid;
+		int rc, err;
+
+		if ((rc = object_source(s, shas[i], "blob", &oid)) < 0)
+			return rc;
+		if ((err = git_blob_lookup(&blob, s->repo, &oid)) < 0)
+			return git_fail(err == GIT_ENOTFOUND ? PS_ENOTFOUND : PS_EUPSTREAM, NULL,
+					"blob %s not found in %s", shas[i], s->location);
+		rc = cb(ud, shas[i], git_blob_rawcontent(blob), (size_t)git_blob_rawsize(blob));
+		git_blob_free(blob);
+		if (rc != 0)
+			return rc;
+	}
+	return 0;
+}
+
+static void git_source_free(struct ps_source *src)
+{
+	struct git_source *s = (struct git_source *)src;
+
+	git_repository_free(s->repo);
+	free(s->location);
+	free(s->cache_path);
+	free(s);
+}
+
+static const struct ps_source_ops git_ops = {
+	.kind = "git",
+	.branches = git_branches,
+	.resolve = git_resolve,
+	.read_tree = git_read_tree,
+	.fetch_blobs = git_fetch_blobs,
+	.free = git_source_free,
+};
+
+int ps_git_source_open(struct ps_source **out, const char *location,
+		       const struct ps_source_opts *opts)
+{
+	struct git_source *s;
+	int err;
+
+	if (!location || !*location)
+		return ps_error_set(PS_EINVAL, "bad_source", "empty source");
+	pthread_once(&libgit2_once, libgit2_setup);
+	s = ps_calloc(1, sizeof(*s));
+	s->base.ops = &git_ops;
+	s->location = ps_strdup(location);
+	s->remote = looks_remote(location);
+	if (s->remote) {
+		if (!opts || !opts->cache_dir || !*opts->cache_dir) {
+			git_source_free(&s->base);
+			return ps_error_set(PS_EINVAL, NULL,
+					    "no cache directory for the remote source %s", location);
+		}
+		/* The cache is created on first use: opening stays cheap and offline. */
+		s->cache_path = cache_path_for(opts->cache_dir, location);
+	} else if ((err = git_repository_open_ext(&s->repo, location,
+						 GIT_REPOSITORY_OPEN_NO_SEARCH, NULL)) < 0) {
+		int rc = err == GIT_ENOTFOUND
+			 ? ps_error_set(PS_EINVAL, "bad_source", "not a git repository: %s", location)
+			 : git_fail(PS_EINVAL, "bad_source", "cannot open repository %s", location);
+		git_error_clear();
+		git_source_free(&s->base);
+		return rc;
+	}
+	*out = &s->base;
+	return 0;
+}
+
+int ps_git_source_check(const char *location, const struct ps_source_opts *opts)
+{
+	struct ps_source *src = NULL;
+	struct git_source *s;
+	struct call_state cs = {0};
+	git_remote_callbacks cbs;
+	struct remote_heads h;
+	git_remote *r = NULL;
+	int rc;
+
+	if ((rc = ps_git_source_open(&src, location, opts)) < 0)
+		return rc;
+	s = (struct git_source *)src;
+	if (s->remote) {
+		callbacks_init(&cbs, &cs);
+		if ((rc = remote_connect(s, false, &r, &cbs)) == 0) {
+			rc = remote_heads_list(s, r, &h);
+			if (rc == 0)
+				remote_heads_dispose(&h);
+			git_remote_free(r);
+		}
+	}
+	ps_source_free(src);
+	return rc;
+}

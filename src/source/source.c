@@ -1,1 +1,167 @@
-/* placeholder: being written */
+/*
+ * Turns a SOURCE string into a source object. This is the one place that knows the SOURCE
+ * grammar (see source.h): GitHub names, git URLs (including scp-like user@host:path) and local
+ * paths. GitHub names are validated here so that a typo fails when the project is added, not at
+ * the first sync. Until the GitHub REST connector (source/github.c) exists, a GitHub repository
+ * is reached through its git URL with the libgit2 source.
+ */
+#include "source/source.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+#include "util/error.h"
+#include "util/util.h"
+
+void ps_tree_dispose(struct ps_tree *t)
+{
+	if (!t)
+		return;
+	for (size_t i = 0; i < t->n; i++)
+		free(t->entries[i].name);
+	free(t->entries);
+	t->entries = NULL;
+	t->n = 0;
+}
+
+/* GitHub's own rules: an owner is 1..39 alphanumerics or hyphens, not starting with one. */
+static bool github_owner_valid(const char *s, size_t len)
+{
+	if (len < 1 || len > 39 || s[0] == '-')
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '-'))
+			return false;
+	}
+	return true;
+}
+
+/* A repository name is 1..100 of [A-Za-z0-9._-], and "." and ".." are reserved. */
+static bool github_repo_valid(const char *s, size_t len)
+{
+	if (len < 1 || len > 100)
+		return false;
+	if ((len == 1 && s[0] == '.') || (len == 2 && s[0] == '.' && s[1] == '.'))
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '.' || c == '_' || c == '-'))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Parses "OWNER/REPO" (the part after "github:" or "https://github.com/"). With `url_form`, a
+ * trailing ".git" and one trailing slash are accepted, as people paste clone URLs.
+ * On success *out is the git URL of the repository (owned by the caller).
+ */
+static int parse_github(const char *spec, const char *rest, bool url_form, char **out)
+{
+	const char *slash = strchr(rest, '/');
+	size_t olen, rlen;
+	const char *repo;
+
+	if (!slash)
+		return ps_error_set(PS_EINVAL, "bad_source",
+				    "bad GitHub source '%s': expected OWNER/REPO", spec);
+	olen = (size_t)(slash - rest);
+	repo = slash + 1;
+	rlen = strlen(repo);
+	if (url_form && rlen > 0 && repo[rlen - 1] == '/')
+		rlen--;
+	if (url_form && rlen > 4 && strncmp(repo + rlen - 4, ".git", 4) == 0)
+		rlen -= 4;
+	if (!github_owner_valid(rest, olen))
+		return ps_error_set(PS_EINVAL, "bad_source",
+				    "bad GitHub source '%s': owner must be 1-39 letters, digits "
+				    "or '-', not starting with '-'", spec);
+	if (!github_repo_valid(repo, rlen))
+		return ps_error_set(PS_EINVAL, "bad_source",
+				    "bad GitHub source '%s': repository must be 1-100 letters, "
+				    "digits, '.', '_' or '-' (and not '.' or '..')", spec);
+	*out = ps_asprintf("https://github.com/%.*s/%.*s.git", (int)olen, rest, (int)rlen, repo);
+	return 0;
+}
+
+/* git's rule for scp-like addresses, restricted to the user@host:path form: a ':' before any
+ * '/', and an '@' before that ':'. */
+static bool is_scp_like(const char *spec)
+{
+	const char *colon = strchr(spec, ':');
+	const char *slash = strchr(spec, '/');
+	const char *at = strchr(spec, '@');
+
+	return colon && (!slash || colon < slash) && at && at < colon && at > spec &&
+	       colon > at + 1;
+}
+
+/*
+ * Classifies `spec` and returns the location the git source understands: a URL as given, a
+ * GitHub name as its git URL, a path made absolute. Fails with PS_EINVAL and a message that
+ * names the problem.
+ */
+static int source_location(const char *spec, char **out)
+{
+	char resolved[PATH_MAX];
+	struct stat st;
+
+	if (!spec || !*spec)
+		return ps_error_set(PS_EINVAL, "bad_source", "empty source");
+	if (strncmp(spec, "github:", 7) == 0)
+		return parse_github(spec, spec + 7, false, out);
+	if (strncasecmp(spec, "https://github.com/", 19) == 0)
+		return parse_github(spec, spec + 19, true, out);
+	if (strstr(spec, "://") || is_scp_like(spec)) {
+		*out = ps_strdup(spec);
+		return 0;
+	}
+	if (!realpath(spec, resolved)) {
+		if (errno == ENOENT || errno == ENOTDIR)
+			return ps_error_set(PS_EINVAL, "bad_source", "no such directory: %s", spec);
+		return ps_error_set(PS_EINVAL, "bad_source", "cannot resolve path %s: %s", spec,
+				    strerror(errno));
+	}
+	if (stat(resolved, &st) != 0 || !S_ISDIR(st.st_mode))
+		return ps_error_set(PS_EINVAL, "bad_source", "not a git repository: %s", resolved);
+	*out = ps_strdup(resolved);
+	return 0;
+}
+
+int ps_source_open(struct ps_source **out, const char *spec, const struct ps_source_opts *opts)
+{
+	char *location = NULL;
+	int rc;
+
+	if ((rc = source_location(spec, &location)) < 0)
+		return rc;
+	rc = ps_git_source_open(out, location, opts);
+	free(location);
+	return rc;
+}
+
+void ps_source_free(struct ps_source *src)
+{
+	if (src)
+		src->ops->free(src);
+}
+
+int ps_source_check(const char *spec, const struct ps_source_opts *opts)
+{
+	char *location = NULL;
+	int rc;
+
+	if ((rc = source_location(spec, &location)) < 0)
+		return rc;
+	rc = ps_git_source_check(location, opts);
+	free(location);
+	return rc;
+}
