@@ -1,1 +1,499 @@
-/* placeholder: being written */
+/*
+ * The command-line front: global options, the command table, where the store lives, and the
+ * helpers every command shares (option parsing, error reporting, tables, time and path
+ * formatting). The exit-code mapping lives here and nowhere else (ps_cli_exit_code).
+ */
+#include "cli/cli.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/progress.h"
+#include "util/error.h"
+
+static const char main_usage[] =
+	"usage: projsync [--db PATH] COMMAND [ARGS...]\n"
+	"\n"
+	"Keeps a live, versioned copy of git repositories: one snapshot per sync.\n"
+	"\n"
+	"Projects:\n"
+	"  project add NAME SOURCE [--branch B] [--memory-glob G]... [--max-blob-size BYTES]\n"
+	"  project list                    all projects and their last sync\n"
+	"  project show NAME               one project's settings and state\n"
+	"  project rm NAME                 remove a project and its history\n"
+	"  branches NAME                   the branches of a project's source\n"
+	"\n"
+	"Syncing:\n"
+	"  sync NAME [--branch B]          sync now, with live progress\n"
+	"  status NAME                     running sync and last succeeded sync\n"
+	"  history NAME [--limit N]        syncs, newest first\n"
+	"\n"
+	"Snapshots:\n"
+	"  changes SYNC_ID                 what a sync changed vs. the previous succeeded sync\n"
+	"  diff SYNC_A SYNC_B              changes between two succeeded syncs\n"
+	"  files NAME [--at SYNC_ID] [PREFIX]   files of a snapshot\n"
+	"  cat NAME PATH [--at SYNC_ID]    content of a file at a snapshot\n"
+	"  checkout NAME DIR [--at SYNC_ID]     mirror a snapshot into a folder\n"
+	"\n"
+	"Memory:\n"
+	"  memory NAME [--search Q] [--include-superseded]   a project's notes; show | history |\n"
+	"                                  restore ID; add NAME --title T (--file F | --text S)\n"
+	"\n"
+	"Maintenance:\n"
+	"  migrate                         apply pending store migrations\n"
+	"\n"
+	"Every command takes --help; listings take --json (one compact JSON document on stdout,\n"
+	"a bare array for lists).\n"
+	"\n"
+	"SOURCE: a local git repository path, any git URL, github:OWNER/REPO or\n"
+	"https://github.com/OWNER/REPO.\n"
+	"\n"
+	"Store: --db PATH, else $PROJSYNC_DB, else $XDG_DATA_HOME/projsync/projsync.db, else\n"
+	"~/.local/share/projsync/projsync.db. Remote sources are cached in <store dir>/cache.\n"
+	"\n"
+	"Exit codes: 0 ok, 1 failure, 2 usage error or invalid input, 3 not found,\n"
+	"4 conflict (a sync is already running, a name is taken).\n";
+
+static const char migrate_usage[] =
+	"usage: projsync migrate [--json]\n"
+	"\n"
+	"Applies the store's pending schema migrations (opening the store does this too) and\n"
+	"prints \"schema version A -> B\". --json prints {\"from\": A, \"to\": B}.\n";
+
+struct command {
+	const char *name;
+	int (*run)(struct ps_cli *cli, int argc, char **argv);
+};
+
+static const struct command commands[] = {
+	{ "project", ps_cmd_project },
+	{ "branches", ps_cmd_branches },
+	{ "sync", ps_cmd_sync },
+	{ "status", ps_cmd_status },
+	{ "history", ps_cmd_history },
+	{ "changes", ps_cmd_changes },
+	{ "diff", ps_cmd_diff },
+	{ "files", ps_cmd_files },
+	{ "cat", ps_cmd_cat },
+	{ "checkout", ps_cmd_checkout },
+	{ "memory", ps_cmd_memory },
+	{ "migrate", ps_cmd_migrate },
+};
+
+int ps_cli_exit_code(int rc)
+{
+	switch (rc) {
+	case 0: return PS_EXIT_OK;
+	case PS_EINVAL: return PS_EXIT_USAGE;
+	case PS_ENOTFOUND: return PS_EXIT_NOTFOUND;
+	case PS_ECONFLICT: return PS_EXIT_CONFLICT;
+	default: return PS_EXIT_FAILURE;
+	}
+}
+
+int ps_cli_fail(int rc)
+{
+	const char *msg = ps_error_message();
+
+	if (rc == 0)
+		return PS_EXIT_OK;
+	/* One line: a message that carries a newline (from a library) is cut at it. */
+	fprintf(stderr, "projsync: %.*s\n", (int)strcspn(msg[0] ? msg : ps_error_code_name(rc), "\n"),
+		msg[0] ? msg : ps_error_code_name(rc));
+	return ps_cli_exit_code(rc);
+}
+
+int ps_cli_usage_error(struct ps_cli *cli, const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("projsync: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	if (cli && cli->command)
+		fprintf(stderr, "\nhint: see 'projsync %s --help'\n", cli->command);
+	else
+		fputs("\nhint: see 'projsync --help'\n", stderr);
+	return PS_EXIT_USAGE;
+}
+
+int ps_cli_getopt(struct ps_cli *cli, int argc, char **argv, const struct option *longopts,
+		  const char *usage)
+{
+	enum { OPT_DB = 0x7001, OPT_HELP = 'h' };
+	static char **parsing;
+	struct option all[40];
+	size_t n = 0;
+	int c, idx = 0;
+
+	if (argv != parsing) {
+		/* GNU getopt: optind = 0 re-initialises it (and its permutation state). */
+		optind = 0;
+		parsing = argv;
+	}
+	for (; longopts && n < sizeof(all) / sizeof(*all) - 3 && longopts[n].name; n++)
+		all[n] = longopts[n];
+	all[n++] = (struct option){ "help", no_argument, NULL, OPT_HELP };
+	all[n++] = (struct option){ "db", required_argument, NULL, OPT_DB };
+	all[n] = (struct option){ 0 };
+	opterr = 0;
+	for (;;) {
+		c = getopt_long(argc, argv, ":h", all, &idx);
+		if (c == OPT_HELP) {
+			fputs(usage, stdout);
+			parsing = NULL;
+			return PS_CLI_OPT_HELP;
+		}
+		if (c == OPT_DB) {
+			free(cli->db_option);
+			cli->db_option = ps_strdup(optarg);
+			continue;
+		}
+		if (c == ':' || c == '?') {
+			const char *arg = argv[optind - 1];
+			parsing = NULL;
+			if (c == ':')
+				ps_cli_usage_error(cli, "option '%s' needs a value", arg);
+			else if (optopt && optopt != '?')
+				ps_cli_usage_error(cli, "unknown option '-%c'", optopt);
+			else
+				ps_cli_usage_error(cli, "unknown option '%s'", arg);
+			return PS_CLI_OPT_ERROR;
+		}
+		if (c == -1)
+			parsing = NULL;
+		return c;
+	}
+}
+
+bool ps_cli_parse_id(const char *s, int64_t *out)
+{
+	char *end;
+	long long v;
+
+	if (!s || *s < '0' || *s > '9')
+		return false;
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno || *end || v <= 0)
+		return false;
+	*out = v;
+	return true;
+}
+
+void ps_cli_print_json(json_t *j)
+{
+	json_dumpf(j, stdout, JSON_COMPACT);
+	fputc('\n', stdout);
+	json_decref(j);
+}
+
+char *ps_cli_quote_path(const char *path)
+{
+	static const char hex[] = "0123456789abcdef";
+	bool plain = true;
+	struct ps_buf b;
+
+	for (const unsigned char *p = (const unsigned char *)path; *p; p++)
+		if (*p < 0x20 || *p == 0x7f || *p == '"' || *p == '\\')
+			plain = false;
+	if (plain)
+		return ps_strdup(path);
+	ps_buf_init(&b, strlen(path) * 4 + 3);
+	ps_buf_puts(&b, "\"");
+	for (const unsigned char *p = (const unsigned char *)path; *p; p++) {
+		char esc[5] = { '\\', 0, 0, 0, 0 };
+		switch (*p) {
+		case '\n': esc[1] = 'n'; break;
+		case '\t': esc[1] = 't'; break;
+		case '\r': esc[1] = 'r'; break;
+		case '"': esc[1] = '"'; break;
+		case '\\': esc[1] = '\\'; break;
+		default:
+			if (*p < 0x20 || *p == 0x7f) {
+				esc[1] = 'x';
+				esc[2] = hex[*p >> 4];
+				esc[3] = hex[*p & 15];
+			} else {
+				esc[0] = (char)*p;
+			}
+		}
+		ps_buf_puts(&b, esc);
+	}
+	ps_buf_puts(&b, "\"");
+	return ps_buf_take(&b, NULL);
+}
+
+void ps_cli_format_time(int64_t ms, char *out, size_t outlen)
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+
+	if (ms <= 0 || !localtime_r(&t, &tm)) {
+		snprintf(out, outlen, "-");
+		return;
+	}
+	strftime(out, outlen, "%Y-%m-%d %H:%M", &tm);
+}
+
+void ps_cli_format_ago(int64_t ms, char *out, size_t outlen)
+{
+	int64_t s;
+
+	if (ms <= 0) {
+		snprintf(out, outlen, "never");
+		return;
+	}
+	s = (ps_now_ms() - ms) / 1000;
+	if (s < 0)
+		s = 0;
+	if (s < 60)
+		snprintf(out, outlen, "%llds ago", (long long)s);
+	else if (s < 3600)
+		snprintf(out, outlen, "%lldm ago", (long long)(s / 60));
+	else if (s < 86400)
+		snprintf(out, outlen, "%lldh ago", (long long)(s / 3600));
+	else
+		snprintf(out, outlen, "%lldd ago", (long long)(s / 86400));
+}
+
+void ps_cli_short_sha(const char *sha, char out[8])
+{
+	snprintf(out, 8, "%.7s", sha && sha[0] ? sha : "-");
+}
+
+/* ---- tables ---- */
+
+void ps_table_init(struct ps_table *t, size_t ncols, const char *const *headers)
+{
+	memset(t, 0, sizeof(*t));
+	t->ncols = ncols;
+	ps_table_add(t, headers);
+}
+
+void ps_table_add(struct ps_table *t, const char *const *cells)
+{
+	for (size_t i = 0; i < t->ncols; i++)
+		ps_strv_push(&t->cells, cells[i] ? cells[i] : "-");
+}
+
+void ps_table_print(const struct ps_table *t, FILE *out)
+{
+	size_t *w = ps_calloc(t->ncols ? t->ncols : 1, sizeof(size_t));
+	size_t rows = t->ncols ? t->cells.n / t->ncols : 0;
+	struct ps_buf line;
+
+	for (size_t r = 0; r < rows; r++)
+		for (size_t c = 0; c < t->ncols; c++) {
+			size_t dw = ps_display_width(t->cells.v[r * t->ncols + c]);
+			if (dw > w[c])
+				w[c] = dw;
+		}
+	ps_buf_init(&line, SIZE_MAX / 2);
+	for (size_t r = 0; r < rows; r++) {
+		line.len = 0;
+		for (size_t c = 0; c < t->ncols; c++) {
+			const char *cell = t->cells.v[r * t->ncols + c];
+			int pad = (int)(w[c] - ps_display_width(cell));
+			if (c)
+				ps_buf_puts(&line, "  ");
+			if (t->right_align & (1u << c))
+				ps_buf_printf(&line, "%*s%s", pad, "", cell);
+			else
+				ps_buf_printf(&line, "%s%*s", cell, pad, "");
+		}
+		/* Empty trailing cells leave only padding: no trailing blanks. */
+		while (line.len && line.data[line.len - 1] == ' ')
+			line.len--;
+		if (line.len)
+			fwrite(line.data, 1, line.len, out);
+		fputc('\n', out);
+	}
+	ps_buf_dispose(&line);
+	free(w);
+}
+
+void ps_table_dispose(struct ps_table *t)
+{
+	ps_strv_dispose(&t->cells);
+}
+
+/* ---- the store ---- */
+
+static char *default_db_path(void)
+{
+	const char *env = getenv("PROJSYNC_DB");
+	const char *xdg = getenv("XDG_DATA_HOME");
+	const char *home = getenv("HOME");
+
+	if (env && env[0])
+		return ps_strdup(env);
+	if (xdg && xdg[0] == '/')  /* the XDG spec: relative values are invalid, ignore them */
+		return ps_asprintf("%s/projsync/projsync.db", xdg);
+	if (home && home[0])
+		return ps_asprintf("%s/.local/share/projsync/projsync.db", home);
+	return NULL;
+}
+
+static bool is_url(const char *s)
+{
+	return strncmp(s, "postgres://", 11) == 0 || strncmp(s, "postgresql://", 13) == 0;
+}
+
+int ps_cli_open_store(struct ps_cli *cli, unsigned flags)
+{
+	const char *slash;
+	int rc;
+
+	if (cli->store)
+		return 0;
+	free(cli->db_url);
+	cli->db_url = cli->db_option ? ps_strdup(cli->db_option) : default_db_path();
+	if (!cli->db_url)
+		return ps_error_set(PS_EINVAL, NULL,
+				    "no store location: pass --db PATH or set PROJSYNC_DB or HOME");
+	free(cli->data_dir);
+	if (is_url(cli->db_url)) {
+		/* A database server holds the data; caches still need a local directory. */
+		char *local = default_db_path();
+		if (local && !is_url(local) && (slash = strrchr(local, '/')))
+			cli->data_dir = ps_strndup(local, (size_t)(slash - local));
+		else
+			cli->data_dir = ps_strdup(".");
+		free(local);
+	} else {
+		slash = strrchr(cli->db_url, '/');
+		cli->data_dir = slash ? ps_strndup(cli->db_url, slash == cli->db_url ? 1
+					: (size_t)(slash - cli->db_url))
+				      : ps_strdup(".");
+		if ((rc = ps_mkdir_p(cli->data_dir)) < 0)
+			return ps_error_wrap(rc, "store directory %s: ", cli->data_dir);
+	}
+	free(cli->cache_dir);
+	cli->cache_dir = ps_asprintf("%s/cache", cli->data_dir);
+	return ps_store_open(&cli->store, cli->db_url, flags);
+}
+
+struct ps_source_opts ps_cli_source_opts(struct ps_cli *cli)
+{
+	/* A failure here surfaces when the source tries to use the directory, with its path. */
+	if (cli->cache_dir)
+		(void)ps_mkdir_p(cli->cache_dir);
+	return (struct ps_source_opts){ .cache_dir = cli->cache_dir };
+}
+
+/* ---- commands defined here ---- */
+
+int ps_cmd_migrate(struct ps_cli *cli, int argc, char **argv)
+{
+	enum { OPT_JSON = 0x100 };
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ 0 },
+	};
+	int c, rc, from = 0, to = 0;
+
+	while ((c = ps_cli_getopt(cli, argc, argv, opts, migrate_usage)) != -1) {
+		switch (c) {
+		case PS_CLI_OPT_HELP: return PS_EXIT_OK;
+		case OPT_JSON: cli->json = true; break;
+		default: return PS_EXIT_USAGE;
+		}
+	}
+	if (optind < argc)
+		return ps_cli_usage_error(cli, "unexpected argument '%s'", argv[optind]);
+	if ((rc = ps_cli_open_store(cli, PS_STORE_NO_MIGRATE)) < 0 ||
+	    (rc = ps_store_migrate(cli->store, &from, &to)) < 0)
+		return ps_cli_fail(rc);
+	if (cli->json)
+		ps_cli_print_json(json_pack("{s:i, s:i}", "from", from, "to", to));
+	else
+		printf("schema version %d -> %d\n", from, to);
+	return PS_EXIT_OK;
+}
+
+/* ---- main ---- */
+
+static void cli_dispose(struct ps_cli *cli)
+{
+	ps_store_free(cli->store);
+	free(cli->db_option);
+	free(cli->db_url);
+	free(cli->data_dir);
+	free(cli->cache_dir);
+	memset(cli, 0, sizeof(*cli));
+}
+
+int ps_cli_main(int argc, char **argv)
+{
+	struct ps_cli cli = { 0 };
+	const struct command *cmd = NULL;
+	int i, rc;
+
+	cli.stdout_tty = isatty(STDOUT_FILENO) == 1;
+	/* Global options come before the command; the command's own parser takes the rest. */
+	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
+		const char *a = argv[i];
+		if (strcmp(a, "--") == 0) {
+			i++;
+			break;
+		} else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+			fputs(main_usage, stdout);
+			cli_dispose(&cli);
+			return PS_EXIT_OK;
+		} else if (strcmp(a, "--version") == 0) {
+			puts("projsync 0.1.0");
+			cli_dispose(&cli);
+			return PS_EXIT_OK;
+		} else if (strcmp(a, "--json") == 0) {
+			cli.json = true;
+		} else if (strcmp(a, "--db") == 0 || strncmp(a, "--db=", 5) == 0) {
+			const char *v = a[4] == '=' ? a + 5 : (i + 1 < argc ? argv[++i] : NULL);
+			if (!v || !v[0]) {
+				cli_dispose(&cli);
+				return ps_cli_usage_error(NULL, "option '--db' needs a value");
+			}
+			free(cli.db_option);
+			cli.db_option = ps_strdup(v);
+		} else {
+			cli_dispose(&cli);
+			return ps_cli_usage_error(NULL, "unknown option '%s'", a);
+		}
+	}
+	if (i >= argc) {
+		fputs("projsync: no command given\nhint: see 'projsync --help'\n", stderr);
+		cli_dispose(&cli);
+		return PS_EXIT_USAGE;
+	}
+	for (size_t k = 0; k < sizeof(commands) / sizeof(*commands); k++)
+		if (strcmp(argv[i], commands[k].name) == 0)
+			cmd = &commands[k];
+	if (!cmd) {
+		if (strcmp(argv[i], "help") == 0) {
+			fputs(main_usage, stdout);
+			cli_dispose(&cli);
+			return PS_EXIT_OK;
+		}
+		fprintf(stderr, "projsync: unknown command '%s'\nhint: see 'projsync --help'\n",
+			argv[i]);
+		cli_dispose(&cli);
+		return PS_EXIT_USAGE;
+	}
+	cli.command = cmd->name;
+	rc = cmd->run(&cli, argc - i, argv + i);
+	/* Output that did not arrive (full disk, closed pipe) is a failure, not a success. */
+	errno = 0;
+	if ((fflush(stdout) != 0 || ferror(stdout)) && rc == PS_EXIT_OK) {
+		fprintf(stderr, "projsync: writing output failed%s%s\n", errno ? ": " : "",
+			errno ? strerror(errno) : "");
+		rc = PS_EXIT_FAILURE;
+	}
+	cli_dispose(&cli);
+	return rc;
+}

@@ -1,1 +1,470 @@
-/* placeholder: being written */
+/*
+ * `projsync project add|list|show|rm` and `projsync branches`: the commands that manage what is
+ * synced. A project's source is checked before anything is stored, so a typo in SOURCE is
+ * refused at once rather than discovered by the first sync.
+ */
+#include "cli/cli.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli/progress.h"
+#include "core/json.h"
+#include "util/error.h"
+
+static const char project_usage[] =
+	"usage: projsync project add NAME SOURCE [--branch B] [--memory-glob G]... [--max-blob-size BYTES]\n"
+	"       projsync project list [--json]\n"
+	"       projsync project show NAME [--json]\n"
+	"       projsync project rm NAME\n"
+	"\n"
+	"Manages projects: a name, a repository source and the branch to sync.\n"
+	"See 'projsync project add --help' and friends for each subcommand.\n";
+
+static const char add_usage[] =
+	"usage: projsync project add NAME SOURCE [--branch B] [--memory-glob G]...\n"
+	"                            [--max-blob-size BYTES] [--json]\n"
+	"\n"
+	"Adds a project after checking that SOURCE names a reachable git repository (nothing is\n"
+	"stored when it does not).\n"
+	"\n"
+	"  NAME                   letters, digits, '.', '_', '-'; starts with a letter or digit;\n"
+	"                         at most 100 characters\n"
+	"  SOURCE                 a local repository path (stored as an absolute path), a git URL,\n"
+	"                         github:OWNER/REPO or https://github.com/OWNER/REPO\n"
+	"  --branch B             the branch to sync (default: the source's default branch)\n"
+	"  --memory-glob G        markdown files imported as memory entries; repeatable\n"
+	"                         (default: " PS_DEFAULT_MEMORY_GLOB ")\n"
+	"  --max-blob-size BYTES  files larger than this are kept without content (default 8M;\n"
+	"                         suffixes K, M, G are powers of 1024)\n"
+	"  --json                 print the project as JSON\n";
+
+static const char list_usage[] =
+	"usage: projsync project list [--json]\n"
+	"\n"
+	"Lists projects by name with their source, branch, last sync and failures in a row.\n"
+	"--json prints a bare array of project objects.\n";
+
+static const char show_usage[] =
+	"usage: projsync project show NAME [--json]\n"
+	"\n"
+	"Shows a project's settings and state. --json prints the project object.\n";
+
+static const char rm_usage[] =
+	"usage: projsync project rm NAME\n"
+	"\n"
+	"Removes a project with its syncs, snapshots and events. Refused (exit 4) while one of\n"
+	"its syncs is running.\n";
+
+static const char branches_usage[] =
+	"usage: projsync branches NAME [--json]\n"
+	"\n"
+	"Lists the branches of a project's source; marks the source's default branch and the one\n"
+	"the project syncs. --json prints a bare array of {\"name\", \"default\", \"selected\"}.\n";
+
+enum {
+	OPT_JSON = 0x100,
+	OPT_BRANCH,
+	OPT_MEMORY_GLOB,
+	OPT_MAX_BLOB_SIZE,
+};
+
+/* `[A-Za-z0-9][A-Za-z0-9._-]{0,99}`: safe in URLs, file names and shells. */
+static bool name_valid(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > 100)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+		if (!alnum && (i == 0 || (c != '.' && c != '_' && c != '-')))
+			return false;
+	}
+	return true;
+}
+
+/* "8388608", "512K", "8M", "1G" (powers of 1024). */
+static bool parse_size(const char *s, int64_t *out)
+{
+	char *end;
+	unsigned long long v;
+	int shift = 0;
+
+	if (!s || *s < '0' || *s > '9')
+		return false;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno)
+		return false;
+	if (*end) {
+		switch (*end) {
+		case 'k': case 'K': shift = 10; break;
+		case 'm': case 'M': shift = 20; break;
+		case 'g': case 'G': shift = 30; break;
+		default: return false;
+		}
+		end++;
+		if (*end == 'i' && end[1] == 'B')
+			end += 2;
+		else if (*end == 'B')
+			end++;
+		if (*end)
+			return false;
+	}
+	if (v == 0 || v > (unsigned long long)(INT64_MAX >> shift))
+		return false;
+	*out = (int64_t)(v << shift);
+	return true;
+}
+
+/* A local path is stored absolute, so a later sync from another directory finds it. URLs and
+ * github: specs are stored as given. */
+static char *normalize_source(const char *source)
+{
+	struct stat st;
+	char *abs;
+
+	if (strstr(source, "://") || strncmp(source, "github:", 7) == 0 || stat(source, &st) != 0)
+		return ps_strdup(source);
+	abs = realpath(source, NULL);
+	return abs ? abs : ps_strdup(source);
+}
+
+static void print_project(struct ps_cli *cli, const struct ps_project *p)
+{
+	char when[32], size[32], sha[8], ago[32];
+	struct ps_sync *last = NULL;
+
+	printf("name:           %s\n", p->name);
+	printf("source:         %s\n", p->source);
+	printf("branch:         %s\n", p->branch ? p->branch : "(the source's default)");
+	printf("memory globs:  ");
+	for (size_t i = 0; i < p->memory_globs.n; i++)
+		printf(" %s", p->memory_globs.v[i]);
+	printf("%s\n", p->memory_globs.n ? "" : " (none)");
+	ps_format_bytes(p->max_blob_size, size, sizeof(size));
+	printf("max blob size:  %s (%" PRId64 " bytes)\n", size, p->max_blob_size);
+	ps_cli_format_time(p->created_at, when, sizeof(when));
+	printf("created:        %s\n", when);
+	if (p->last_sync_id > 0) {
+		ps_cli_short_sha(p->last_commit, sha);
+		if (cli->store && ps_store_sync_get(cli->store, p->last_sync_id, &last) == 0)
+			ps_cli_format_ago(last->finished_at, ago, sizeof(ago));
+		else
+			snprintf(ago, sizeof(ago), "-");
+		printf("last synced:    #%" PRId64 " at %s, %s\n", p->last_sync_id,
+		       p->last_commit ? sha : "(empty repository)", ago);
+		ps_sync_free(last);
+	} else {
+		printf("last synced:    never\n");
+	}
+	if (p->failures_in_row > 0)
+		printf("last error:     %s: %s (%" PRId64 " failed in a row)\n",
+		       p->last_error_code ? p->last_error_code : "failed",
+		       p->last_error_message ? p->last_error_message : "", p->failures_in_row);
+}
+
+static int project_add(struct ps_cli *cli, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "branch", required_argument, NULL, OPT_BRANCH },
+		{ "memory-glob", required_argument, NULL, OPT_MEMORY_GLOB },
+		{ "max-blob-size", required_argument, NULL, OPT_MAX_BLOB_SIZE },
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ 0 },
+	};
+	struct ps_project p = { .max_blob_size = PS_DEFAULT_MAX_BLOB_SIZE };
+	struct ps_source_opts sopts;
+	const char *branch = NULL;
+	int c, rc, exit_code = PS_EXIT_USAGE;
+
+	while ((c = ps_cli_getopt(cli, argc, argv, opts, add_usage)) != -1) {
+		switch (c) {
+		case PS_CLI_OPT_HELP: exit_code = PS_EXIT_OK; goto cleanup;
+		case OPT_JSON: cli->json = true; break;
+		case OPT_BRANCH:
+			if (!optarg[0]) {
+				ps_cli_usage_error(cli, "--branch needs a branch name");
+				goto cleanup;
+			}
+			branch = optarg;
+			break;
+		case OPT_MEMORY_GLOB:
+			if (!optarg[0]) {
+				ps_cli_usage_error(cli, "--memory-glob needs a pattern");
+				goto cleanup;
+			}
+			ps_strv_push(&p.memory_globs, optarg);
+			break;
+		case OPT_MAX_BLOB_SIZE:
+			if (!parse_size(optarg, &p.max_blob_size)) {
+				ps_cli_usage_error(cli, "invalid --max-blob-size '%s': give a positive "
+						   "number of bytes (suffixes K, M, G)", optarg);
+				goto cleanup;
+			}
+			break;
+		default: goto cleanup;
+		}
+	}
+	if (argc - optind < 2) {
+		ps_cli_usage_error(cli, "project add needs NAME and SOURCE");
+		goto cleanup;
+	}
+	if (argc - optind > 2) {
+		ps_cli_usage_error(cli, "unexpected argument '%s'", argv[optind + 2]);
+		goto cleanup;
+	}
+	if (!name_valid(argv[optind])) {
+		ps_cli_usage_error(cli, "invalid project name '%s': use letters, digits, '.', '_' "
+				   "and '-', starting with a letter or digit, at most 100 characters",
+				   argv[optind]);
+		goto cleanup;
+	}
+	if (!argv[optind + 1][0]) {
+		ps_cli_usage_error(cli, "SOURCE is empty");
+		goto cleanup;
+	}
+	if (p.memory_globs.n == 0)
+		ps_strv_push(&p.memory_globs, PS_DEFAULT_MEMORY_GLOB);
+	p.name = ps_strdup(argv[optind]);
+	p.source = normalize_source(argv[optind + 1]);
+	p.branch = branch ? ps_strdup(branch) : NULL;
+
+	if ((rc = ps_cli_open_store(cli, 0)) < 0) {
+		exit_code = ps_cli_fail(rc);
+		goto cleanup;
+	}
+	sopts = ps_cli_source_opts(cli);
+	if ((rc = ps_source_check(p.source, &sopts)) < 0) {
+		exit_code = ps_cli_fail(rc);
+		goto cleanup;
+	}
+	if ((rc = ps_store_project_add(cli->store, &p)) < 0) {
+		exit_code = ps_cli_fail(rc);
+		goto cleanup;
+	}
+	if (cli->json)
+		ps_cli_print_json(ps_project_to_json(&p));
+	else
+		print_project(cli, &p);
+	exit_code = PS_EXIT_OK;
+cleanup:
+	free(p.name);
+	free(p.source);
+	free(p.branch);
+	ps_strv_dispose(&p.memory_globs);
+	return exit_code;
+}
+
+/* Parses `--json` and exactly `want` positional arguments. Returns -1 to go on, else the
+ * exit code to return. */
+static int parse_simple(struct ps_cli *cli, int argc, char **argv, const char *usage, int want,
+			const char *what, bool json_allowed)
+{
+	static const struct option with_json[] = {
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ 0 },
+	};
+	static const struct option none[] = { { 0 } };
+	int c;
+
+	while ((c = ps_cli_getopt(cli, argc, argv, json_allowed ? with_json : none, usage)) != -1) {
+		switch (c) {
+		case PS_CLI_OPT_HELP: return PS_EXIT_OK;
+		case OPT_JSON: cli->json = true; break;
+		default: return PS_EXIT_USAGE;
+		}
+	}
+	if (argc - optind < want)
+		return ps_cli_usage_error(cli, "%s needs %s", cli->command, what);
+	if (argc - optind > want)
+		return ps_cli_usage_error(cli, "unexpected argument '%s'", argv[optind + want]);
+	return -1;
+}
+
+static int project_list(struct ps_cli *cli, int argc, char **argv)
+{
+	static const char *const headers[] = { "NAME", "SOURCE", "BRANCH", "LAST SYNC", "COMMIT",
+					       "WHEN", "FAILURES" };
+	struct ps_project **ps = NULL;
+	size_t n = 0;
+	int rc;
+
+	if ((rc = parse_simple(cli, argc, argv, list_usage, 0, "", true)) >= 0)
+		return rc;
+	if ((rc = ps_cli_open_store(cli, 0)) < 0 ||
+	    (rc = ps_store_project_list(cli->store, &ps, &n)) < 0)
+		return ps_cli_fail(rc);
+	if (cli->json) {
+		json_t *arr = json_array();
+		for (size_t i = 0; i < n; i++)
+			json_array_append_new(arr, ps_project_to_json(ps[i]));
+		ps_cli_print_json(arr);
+	} else if (n == 0) {
+		puts("no projects yet: add one with 'projsync project add NAME SOURCE'");
+	} else {
+		struct ps_table t;
+		ps_table_init(&t, 7, headers);
+		t.right_align = 1u << 6;
+		for (size_t i = 0; i < n; i++) {
+			struct ps_sync **last = NULL;
+			size_t nl = 0;
+			char sha[8] = "-", ago[32] = "never", failures[24];
+			const char *status = "never";
+
+			(void)ps_store_reap(cli->store, ps[i]->id, NULL);
+			if (ps_store_sync_list(cli->store, ps[i]->id, 1, 0, &last, &nl) == 0 && nl) {
+				status = ps_sync_status_name(last[0]->status);
+				ps_cli_short_sha(last[0]->commit, sha);
+				ps_cli_format_ago(last[0]->finished_at ? last[0]->finished_at
+						  : last[0]->created_at, ago, sizeof(ago));
+			}
+			snprintf(failures, sizeof(failures), "%" PRId64, ps[i]->failures_in_row);
+			ps_table_add(&t, (const char *const[]){ ps[i]->name, ps[i]->source,
+				     ps[i]->branch ? ps[i]->branch : "(default)", status, sha, ago,
+				     failures });
+			for (size_t k = 0; k < nl; k++)
+				ps_sync_free(last[k]);
+			free(last);
+		}
+		ps_table_print(&t, stdout);
+		ps_table_dispose(&t);
+	}
+	for (size_t i = 0; i < n; i++)
+		ps_project_free(ps[i]);
+	free(ps);
+	ps_error_clear();
+	return PS_EXIT_OK;
+}
+
+static int project_show(struct ps_cli *cli, int argc, char **argv)
+{
+	struct ps_project *p = NULL;
+	int rc;
+
+	if ((rc = parse_simple(cli, argc, argv, show_usage, 1, "NAME", true)) >= 0)
+		return rc;
+	if ((rc = ps_cli_open_store(cli, 0)) < 0 ||
+	    (rc = ps_store_project_get(cli->store, argv[optind], &p)) < 0)
+		return ps_cli_fail(rc);
+	if (cli->json)
+		ps_cli_print_json(ps_project_to_json(p));
+	else
+		print_project(cli, p);
+	ps_project_free(p);
+	return PS_EXIT_OK;
+}
+
+static int project_rm(struct ps_cli *cli, int argc, char **argv)
+{
+	struct ps_project *p = NULL;
+	int rc;
+
+	if ((rc = parse_simple(cli, argc, argv, rm_usage, 1, "NAME", false)) >= 0)
+		return rc;
+	if ((rc = ps_cli_open_store(cli, 0)) < 0 ||
+	    (rc = ps_store_project_get(cli->store, argv[optind], &p)) < 0)
+		return ps_cli_fail(rc);
+	/* A sync whose process died must not block the removal forever. */
+	(void)ps_store_reap(cli->store, p->id, NULL);
+	ps_project_free(p);
+	if ((rc = ps_store_project_remove(cli->store, argv[optind])) < 0)
+		return ps_cli_fail(rc);
+	printf("removed project %s\n", argv[optind]);
+	return PS_EXIT_OK;
+}
+
+int ps_cmd_project(struct ps_cli *cli, int argc, char **argv)
+{
+	static const struct {
+		const char *name, *command;
+		int (*run)(struct ps_cli *, int, char **);
+	} subs[] = {
+		{ "add", "project add", project_add },
+		{ "list", "project list", project_list },
+		{ "ls", "project list", project_list },
+		{ "show", "project show", project_show },
+		{ "rm", "project rm", project_rm },
+		{ "remove", "project rm", project_rm },
+	};
+
+	if (argc < 2)
+		return ps_cli_usage_error(cli, "project needs a subcommand: add, list, show or rm");
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+	    strcmp(argv[1], "help") == 0) {
+		fputs(project_usage, stdout);
+		return PS_EXIT_OK;
+	}
+	for (size_t i = 0; i < sizeof(subs) / sizeof(*subs); i++)
+		if (strcmp(argv[1], subs[i].name) == 0) {
+			cli->command = subs[i].command;
+			return subs[i].run(cli, argc - 1, argv + 1);
+		}
+	return ps_cli_usage_error(cli, "unknown project subcommand '%s': use add, list, show or rm",
+				  argv[1]);
+}
+
+int ps_cmd_branches(struct ps_cli *cli, int argc, char **argv)
+{
+	struct ps_project *p = NULL;
+	struct ps_source *src = NULL;
+	struct ps_source_opts sopts;
+	struct ps_strv names = { 0 };
+	char *def = NULL;
+	const char *selected;
+	int rc, exit_code;
+
+	if ((rc = parse_simple(cli, argc, argv, branches_usage, 1, "NAME", true)) >= 0)
+		return rc;
+	if ((rc = ps_cli_open_store(cli, 0)) < 0 ||
+	    (rc = ps_store_project_get(cli->store, argv[optind], &p)) < 0)
+		return ps_cli_fail(rc);
+	sopts = ps_cli_source_opts(cli);
+	if ((rc = ps_source_open(&src, p->source, &sopts)) < 0 ||
+	    (rc = ps_source_branches(src, &names, &def)) < 0) {
+		ps_error_wrap(rc, "project '%s': ", p->name);
+		exit_code = ps_cli_fail(rc);
+		goto cleanup;
+	}
+	selected = p->branch ? p->branch : def;
+	if (cli->json) {
+		json_t *arr = json_array();
+		for (size_t i = 0; i < names.n; i++)
+			json_array_append_new(arr, json_pack("{s:o, s:b, s:b}",
+				"name", ps_json_string(names.v[i]),
+				"default", def && strcmp(def, names.v[i]) == 0,
+				"selected", selected && strcmp(selected, names.v[i]) == 0));
+		ps_cli_print_json(arr);
+	} else {
+		for (size_t i = 0; i < names.n; i++) {
+			bool is_sel = selected && strcmp(selected, names.v[i]) == 0;
+			bool is_def = def && strcmp(def, names.v[i]) == 0;
+			char *q = ps_cli_quote_path(names.v[i]);
+			printf("%c %s%s\n", is_sel ? '*' : ' ', q, is_def ? "  (default)" : "");
+			free(q);
+		}
+		if (names.n == 0) {
+			puts("no branches: the repository is empty");
+		} else if (p->branch) {
+			bool found = false;
+			for (size_t i = 0; i < names.n; i++)
+				found = found || strcmp(names.v[i], p->branch) == 0;
+			if (!found)
+				fprintf(stderr, "warning: the project's branch '%s' does not exist in "
+					"the source\n", p->branch);
+		}
+	}
+	exit_code = PS_EXIT_OK;
+cleanup:
+	ps_strv_dispose(&names);
+	free(def);
+	if (src)
+		ps_source_free(src);
+	ps_project_free(p);
+	return exit_code;
+}

@@ -1,1 +1,599 @@
-/* placeholder: being written */
+/*
+ * The read-only commands: `status`, `history`, `changes`, `diff`, `files`, `cat`. They answer
+ * from succeeded syncs only (the store's snapshots), so their output never shows a half-applied
+ * sync. `status` and `history` first let the store mark syncs whose process died as
+ * interrupted, so a crashed run does not show as running forever.
+ */
+#include "cli/cli.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/progress.h"
+#include "core/json.h"
+#include "util/error.h"
+
+static const char status_usage[] =
+	"usage: projsync status NAME [--json]\n"
+	"\n"
+	"Shows a project's running sync (if any), its last succeeded sync and its last sync.\n"
+	"--json prints {\"project\", \"running\", \"last_succeeded\", \"last_sync\"} (syncs or null).\n";
+
+static const char history_usage[] =
+	"usage: projsync history NAME [--limit N] [--json]\n"
+	"\n"
+	"Lists a project's syncs, newest first (all of them unless --limit N).\n"
+	"--json prints a bare array of sync objects.\n";
+
+static const char changes_usage[] =
+	"usage: projsync changes SYNC_ID [--json]\n"
+	"\n"
+	"Lists what a succeeded sync changed compared with the project's previous succeeded sync\n"
+	"(for the first sync: everything is added). One line per path, like git diff --name-status:\n"
+	"  A path   added          M path   modified       D path   deleted\n"
+	"  R old -> new   renamed  T path   type changed (file, symlink, submodule)\n"
+	"--json prints a bare array of change objects.\n";
+
+static const char diff_usage[] =
+	"usage: projsync diff SYNC_A SYNC_B [--json]\n"
+	"\n"
+	"Lists the changes from succeeded sync SYNC_A to succeeded sync SYNC_B of one project,\n"
+	"in the format of 'projsync changes'. --json prints a bare array of change objects.\n";
+
+static const char files_usage[] =
+	"usage: projsync files NAME [PREFIX] [--at SYNC_ID] [--json]\n"
+	"\n"
+	"Lists the files of a project's snapshot (the latest, or the one of succeeded sync\n"
+	"SYNC_ID), sorted by path, restricted to paths starting with PREFIX. Columns: mode, type\n"
+	"(blob or commit for submodules), sha, size, path. --json prints a bare array of file\n"
+	"objects {\"path\", \"mode\", \"type\", \"sha\", \"size\"}.\n";
+
+static const char cat_usage[] =
+	"usage: projsync cat NAME PATH [--at SYNC_ID]\n"
+	"\n"
+	"Writes the content of PATH in a project's snapshot (the latest, or the one of succeeded\n"
+	"sync SYNC_ID) to stdout, byte for byte. A symbolic link prints its target.\n";
+
+enum { OPT_JSON = 0x100, OPT_LIMIT, OPT_AT };
+
+static const struct option json_only[] = {
+	{ "json", no_argument, NULL, OPT_JSON },
+	{ 0 },
+};
+
+/* Parses options of `longopts` (--json, --limit, --at) and checks the positional count is
+ * within [min, max]. Returns -1 to go on, else the exit code. */
+static int parse_args(struct ps_cli *cli, int argc, char **argv, const struct option *longopts,
+		      const char *usage, int min, int max, const char *what, int64_t *limit,
+		      int64_t *at)
+{
+	int c;
+
+	while ((c = ps_cli_getopt(cli, argc, argv, longopts, usage)) != -1) {
+		switch (c) {
+		case PS_CLI_OPT_HELP: return PS_EXIT_OK;
+		case OPT_JSON: cli->json = true; break;
+		case OPT_LIMIT:
+			if (!ps_cli_parse_id(optarg, limit))
+				return ps_cli_usage_error(cli, "invalid --limit '%s': give a positive "
+							  "number", optarg);
+			break;
+		case OPT_AT:
+			if (!ps_cli_parse_id(optarg, at))
+				return ps_cli_usage_error(cli, "invalid --at '%s': give a sync id",
+							  optarg);
+			break;
+		default: return PS_EXIT_USAGE;
+		}
+	}
+	if (argc - optind < min)
+		return ps_cli_usage_error(cli, "%s needs %s", cli->command, what);
+	if (argc - optind > max)
+		return ps_cli_usage_error(cli, "unexpected argument '%s'", argv[optind + max]);
+	return -1;
+}
+
+static int open_project(struct ps_cli *cli, const char *name, struct ps_project **p)
+{
+	int rc;
+
+	if ((rc = ps_cli_open_store(cli, 0)) < 0 ||
+	    (rc = ps_store_project_get(cli->store, name, p)) < 0)
+		return rc;
+	return 0;
+}
+
+/* Lets the store mark dead syncs interrupted. A read-only store cannot; that is fine for a
+ * query, which then shows the sync as the store has it. */
+static int reap(struct ps_cli *cli, int64_t project_id)
+{
+	int rc = ps_store_reap(cli->store, project_id, NULL);
+
+	if (rc == PS_ESTORE) {
+		ps_error_clear();
+		return 0;
+	}
+	return rc;
+}
+
+static void format_counts(const struct ps_sync *s, bool unicode_arrow, char *out, size_t len)
+{
+	snprintf(out, len, "+%" PRId64 " ~%" PRId64 " -%" PRId64 " %s%" PRId64 ", %" PRId64 " files",
+		 s->counts.added, s->counts.modified, s->counts.deleted,
+		 unicode_arrow ? "→" : "->", s->counts.renamed, s->counts.files);
+}
+
+static int64_t sync_duration(const struct ps_sync *s)
+{
+	int64_t start = s->started_at ? s->started_at : s->created_at;
+	int64_t end = s->finished_at ? s->finished_at : ps_now_ms();
+
+	return start ? end - start : 0;
+}
+
+/* ---- status ---- */
+
+static void print_sync_line(const char *label, const struct ps_sync *s)
+{
+	char sha[8], ago[32], counts[160], took[32];
+
+	if (!s) {
+		printf("%-16s none\n", label);
+		return;
+	}
+	ps_cli_short_sha(s->commit, sha);
+	ps_format_duration(sync_duration(s), took, sizeof(took));
+	switch (s->status) {
+	case PS_SYNC_QUEUED:
+		ps_cli_format_ago(s->created_at, ago, sizeof(ago));
+		printf("%-16s #%" PRId64 " queued %s\n", label, s->id, ago);
+		break;
+	case PS_SYNC_RUNNING:
+		ps_cli_format_ago(s->started_at, ago, sizeof(ago));
+		printf("%-16s #%" PRId64 " running, phase %s, started %s\n", label, s->id,
+		       ps_phase_name(s->phase), ago);
+		break;
+	case PS_SYNC_SUCCEEDED:
+		ps_cli_format_ago(s->finished_at, ago, sizeof(ago));
+		format_counts(s, true, counts, sizeof(counts));
+		printf("%-16s #%" PRId64 " succeeded %s at %s%s, %s (%s)\n", label, s->id, ago, sha,
+		       s->up_to_date ? " (up to date)" : "", counts, took);
+		break;
+	case PS_SYNC_FAILED:
+	case PS_SYNC_CANCELLED:
+		ps_cli_format_ago(s->finished_at, ago, sizeof(ago));
+		printf("%-16s #%" PRId64 " %s %s in %s", label, s->id, ps_sync_status_name(s->status),
+		       ago, ps_phase_name(s->phase));
+		if (s->error_message)
+			printf(": %s", s->error_message);
+		putchar('\n');
+		break;
+	}
+}
+
+int ps_cmd_status(struct ps_cli *cli, int argc, char **argv)
+{
+	struct ps_project *p = NULL;
+	struct ps_sync *running = NULL, *succeeded = NULL, **last = NULL;
+	size_t nlast = 0;
+	int rc, exit_code;
+
+	if ((rc = parse_args(cli, argc, argv, json_only, status_usage, 1, 1, "a project NAME",
+			     NULL, NULL)) >= 0)
+		return rc;
+	if ((rc = open_project(cli, argv[optind], &p)) < 0)
+		return ps_cli_fail(rc);
+	if ((rc = reap(cli, p->id)) < 0)
+		goto fail;
+	if ((rc = ps_store_sync_active(cli->store, p->id, &running)) < 0 && rc != PS_ENOTFOUND)
+		goto fail;
+	if ((rc = ps_store_sync_last_succeeded(cli->store, p->id, 0, &succeeded)) < 0 &&
+	    rc != PS_ENOTFOUND)
+		goto fail;
+	if ((rc = ps_store_sync_list(cli->store, p->id, 1, 0, &last, &nlast)) < 0)
+		goto fail;
+	ps_error_clear();
+	if (cli->json) {
+		ps_cli_print_json(json_pack("{s:o, s:o, s:o, s:o}",
+			"project", ps_project_to_json(p),
+			"running", ps_sync_to_json_or_null(running),
+			"last_succeeded", ps_sync_to_json_or_null(succeeded),
+			"last_sync", ps_sync_to_json_or_null(nlast ? last[0] : NULL)));
+	} else {
+		printf("%-16s %s (%s, branch %s)\n", "project:", p->name, p->source,
+		       p->branch ? p->branch : "default");
+		print_sync_line("running:", running);
+		print_sync_line("last succeeded:", succeeded);
+		print_sync_line("last sync:", nlast ? last[0] : NULL);
+		if (p->failures_in_row > 0)
+			printf("%-16s %" PRId64 " failed in a row, last: %s\n", "failures:",
+			       p->failures_in_row,
+			       p->last_error_message ? p->last_error_message : "-");
+	}
+	exit_code = PS_EXIT_OK;
+	goto cleanup;
+fail:
+	exit_code = ps_cli_fail(rc);
+cleanup:
+	for (size_t i = 0; i < nlast; i++)
+		ps_sync_free(last[i]);
+	free(last);
+	ps_sync_free(running);
+	ps_sync_free(succeeded);
+	ps_project_free(p);
+	return exit_code;
+}
+
+/* ---- history ---- */
+
+int ps_cmd_history(struct ps_cli *cli, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ "limit", required_argument, NULL, OPT_LIMIT },
+		{ 0 },
+	};
+	static const char *const headers[] = { "ID", "STATUS", "PHASE", "BRANCH", "COMMIT", "ADD",
+		"MOD", "DEL", "REN", "STARTED", "DURATION", "TRIGGER", "ERROR" };
+	struct ps_project *p = NULL;
+	struct ps_sync **syncs = NULL;
+	size_t n = 0;
+	int64_t limit = 0;
+	int rc, exit_code = PS_EXIT_OK;
+
+	if ((rc = parse_args(cli, argc, argv, opts, history_usage, 1, 1, "a project NAME", &limit,
+			     NULL)) >= 0)
+		return rc;
+	if ((rc = open_project(cli, argv[optind], &p)) < 0)
+		return ps_cli_fail(rc);
+	if ((rc = reap(cli, p->id)) < 0 ||
+	    (rc = ps_store_sync_list(cli->store, p->id, limit, 0, &syncs, &n)) < 0) {
+		exit_code = ps_cli_fail(rc);
+		goto cleanup;
+	}
+	if (cli->json) {
+		json_t *arr = json_array();
+		for (size_t i = 0; i < n; i++)
+			json_array_append_new(arr, ps_sync_to_json(syncs[i]));
+		ps_cli_print_json(arr);
+	} else if (n == 0) {
+		printf("no syncs of %s yet: run 'projsync sync %s'\n", p->name, p->name);
+	} else {
+		struct ps_table t;
+		ps_table_init(&t, 13, headers);
+		t.right_align = 1u << 0 | 1u << 5 | 1u << 6 | 1u << 7 | 1u << 8 | 1u << 10;
+		for (size_t i = 0; i < n; i++) {
+			const struct ps_sync *s = syncs[i];
+			char id[24], sha[8], a[24], m[24], d[24], r[24], started[32], took[32];
+			char *err = NULL;
+
+			snprintf(id, sizeof(id), "%" PRId64, s->id);
+			ps_cli_short_sha(s->commit, sha);
+			snprintf(a, sizeof(a), "%" PRId64, s->counts.added);
+			snprintf(m, sizeof(m), "%" PRId64, s->counts.modified);
+			snprintf(d, sizeof(d), "%" PRId64, s->counts.deleted);
+			snprintf(r, sizeof(r), "%" PRId64, s->counts.renamed);
+			ps_cli_format_time(s->started_at ? s->started_at : s->created_at, started,
+					   sizeof(started));
+			ps_format_duration(sync_duration(s), took, sizeof(took));
+			if (s->error_code || s->error_message)
+				err = ps_strdup(s->error_message ? s->error_message : s->error_code);
+			else if (s->up_to_date)
+				err = ps_strdup("(up to date)");
+			ps_table_add(&t, (const char *const[]){ id, ps_sync_status_name(s->status),
+				     ps_phase_name(s->phase), s->branch, sha, a, m, d, r, started, took,
+				     s->trigger, err ? err : "" });
+			free(err);
+		}
+		ps_table_print(&t, stdout);
+		ps_table_dispose(&t);
+	}
+cleanup:
+	for (size_t i = 0; i < n; i++)
+		ps_sync_free(syncs[i]);
+	free(syncs);
+	ps_project_free(p);
+	return exit_code;
+}
+
+/* ---- changes and diff ---- */
+
+static void print_changes(struct ps_cli *cli, const struct ps_change *cs, size_t n)
+{
+	static const char letters[] = { 'A', 'M', 'D', 'R', 'T' };
+
+	if (cli->json) {
+		json_t *arr = json_array();
+		for (size_t i = 0; i < n; i++)
+			json_array_append_new(arr, ps_change_to_json(&cs[i]));
+		ps_cli_print_json(arr);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		char *path = ps_cli_quote_path(cs[i].path);
+		if (cs[i].status == PS_CHANGE_RENAMED) {
+			char *old = ps_cli_quote_path(cs[i].previous_path ? cs[i].previous_path : "");
+			printf("R %s -> %s\n", old, path);
+			free(old);
+		} else {
+			printf("%c %s\n", letters[cs[i].status], path);
+		}
+		free(path);
+	}
+}
+
+static void free_changes(struct ps_change *cs, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		ps_change_dispose(&cs[i]);
+	free(cs);
+}
+
+/* Loads sync `arg`: a usage error for a malformed id, not found for an unknown one. Returns
+ * -1 with *out set, else the exit code (error printed). */
+static int load_sync(struct ps_cli *cli, const char *arg, struct ps_sync **out)
+{
+	int64_t id;
+	int rc;
+
+	if (!ps_cli_parse_id(arg, &id))
+		return ps_cli_usage_error(cli, "invalid sync id '%s': give a positive number", arg);
+	if ((rc = ps_cli_open_store(cli, 0)) < 0)
+		return ps_cli_fail(rc);
+	if ((rc = ps_store_sync_get(cli->store, id, out)) < 0) {
+		if (rc == PS_ENOTFOUND)
+			ps_error_set(rc, NULL, "sync %" PRId64 " not found", id);
+		return ps_cli_fail(rc);
+	}
+	return -1;
+}
+
+int ps_cmd_changes(struct ps_cli *cli, int argc, char **argv)
+{
+	struct ps_sync *s = NULL, *prev = NULL;
+	struct ps_change *cs = NULL;
+	size_t n = 0;
+	int rc, exit_code;
+
+	if ((rc = parse_args(cli, argc, argv, json_only, changes_usage, 1, 1, "a SYNC_ID", NULL,
+			     NULL)) >= 0)
+		return rc;
+	if ((rc = load_sync(cli, argv[optind], &s)) >= 0)
+		return rc;
+	if (s->status != PS_SYNC_SUCCEEDED) {
+		ps_error_set(PS_EFAIL, "not_succeeded", "sync %" PRId64 " of %s is %s: only a "
+			     "succeeded sync has changes", s->id, s->project,
+			     ps_sync_status_name(s->status));
+		exit_code = ps_cli_fail(PS_EFAIL);
+		goto cleanup;
+	}
+	/* The previous succeeded sync of the project; none before the first (diff vs empty).
+	 * at_or_before = 0 would mean "the latest", so sync 1 is handled apart. */
+	if (s->id > 1) {
+		rc = ps_store_sync_last_succeeded(cli->store, s->project_id, s->id - 1, &prev);
+		if (rc < 0 && rc != PS_ENOTFOUND) {
+			exit_code = ps_cli_fail(rc);
+			goto cleanup;
+		}
+	}
+	if ((rc = ps_store_diff(cli->store, s->project_id, prev ? prev->id : 0, s->id, &cs,
+				&n)) < 0) {
+		exit_code = ps_cli_fail(rc);
+		goto cleanup;
+	}
+	print_changes(cli, cs, n);
+	exit_code = PS_EXIT_OK;
+cleanup:
+	free_changes(cs, n);
+	ps_sync_free(prev);
+	ps_sync_free(s);
+	return exit_code;
+}
+
+int ps_cmd_diff(struct ps_cli *cli, int argc, char **argv)
+{
+	struct ps_sync *a = NULL, *b = NULL;
+	struct ps_change *cs = NULL;
+	size_t n = 0;
+	int rc, exit_code;
+
+	if ((rc = parse_args(cli, argc, argv, json_only, diff_usage, 2, 2, "SYNC_A and SYNC_B",
+			     NULL, NULL)) >= 0)
+		return rc;
+	if ((rc = load_sync(cli, argv[optind], &a)) >= 0)
+		return rc;
+	if ((rc = load_sync(cli, argv[optind + 1], &b)) >= 0) {
+		ps_sync_free(a);
+		return rc;
+	}
+	if (a->project_id != b->project_id) {
+		exit_code = ps_cli_usage_error(cli, "sync %" PRId64 " is of project %s and sync %"
+					       PRId64 " of project %s: compare syncs of one project",
+					       a->id, a->project, b->id, b->project);
+		goto cleanup;
+	}
+	if (a->status != PS_SYNC_SUCCEEDED || b->status != PS_SYNC_SUCCEEDED) {
+		const struct ps_sync *bad = a->status != PS_SYNC_SUCCEEDED ? a : b;
+		exit_code = ps_cli_usage_error(cli, "sync %" PRId64 " is %s: only succeeded syncs "
+					       "have snapshots", bad->id,
+					       ps_sync_status_name(bad->status));
+		goto cleanup;
+	}
+	if ((rc = ps_store_diff(cli->store, a->project_id, a->id, b->id, &cs, &n)) < 0) {
+		exit_code = ps_cli_fail(rc);
+		goto cleanup;
+	}
+	print_changes(cli, cs, n);
+	exit_code = PS_EXIT_OK;
+cleanup:
+	free_changes(cs, n);
+	ps_sync_free(a);
+	ps_sync_free(b);
+	return exit_code;
+}
+
+/* ---- files and cat ---- */
+
+/*
+ * The succeeded sync whose snapshot to read: `at` if given (it must be a succeeded sync of
+ * `p`), else the project's last succeeded one. Returns -1 with *out set, else the exit code.
+ */
+static int resolve_snapshot(struct ps_cli *cli, const struct ps_project *p, int64_t at,
+			    int64_t *out)
+{
+	struct ps_sync *s = NULL;
+	int rc;
+
+	if (at == 0) {
+		if (p->last_sync_id <= 0) {
+			ps_error_set(PS_ENOTFOUND, "no_snapshot", "project %s has no snapshot yet: "
+				     "run 'projsync sync %s'", p->name, p->name);
+			return ps_cli_fail(PS_ENOTFOUND);
+		}
+		*out = p->last_sync_id;
+		return -1;
+	}
+	if ((rc = ps_store_sync_get(cli->store, at, &s)) < 0) {
+		if (rc == PS_ENOTFOUND)
+			ps_error_set(rc, NULL, "sync %" PRId64 " not found", at);
+		return ps_cli_fail(rc);
+	}
+	if (s->project_id != p->id) {
+		ps_error_set(PS_ENOTFOUND, NULL, "sync %" PRId64 " is not a sync of project %s",
+			     at, p->name);
+		rc = PS_ENOTFOUND;
+	} else if (s->status != PS_SYNC_SUCCEEDED) {
+		ps_error_set(PS_EFAIL, "not_succeeded", "sync %" PRId64 " of %s is %s: only a "
+			     "succeeded sync has a snapshot", at, p->name,
+			     ps_sync_status_name(s->status));
+		rc = PS_EFAIL;
+	}
+	ps_sync_free(s);
+	if (rc < 0)
+		return ps_cli_fail(rc);
+	*out = at;
+	return -1;
+}
+
+struct files_out {
+	bool json;
+	size_t n;
+};
+
+static int print_file(void *ud, const struct ps_file *f)
+{
+	struct files_out *o = ud;
+
+	if (o->json) {
+		json_t *j = ps_file_to_json(f);
+		fputs(o->n ? "," : "", stdout);
+		json_dumpf(j, stdout, JSON_COMPACT);
+		json_decref(j);
+	} else {
+		char mode[8], size[24];
+		char *path = ps_cli_quote_path(f->path);
+		ps_mode_string(f->mode, mode);
+		if (f->size >= 0)
+			snprintf(size, sizeof(size), "%" PRId64, f->size);
+		else
+			snprintf(size, sizeof(size), "-");
+		printf("%s %-6s %s %9s  %s\n", mode, ps_mode_type(f->mode), f->sha, size, path);
+		free(path);
+	}
+	o->n++;
+	return 0;
+}
+
+int ps_cmd_files(struct ps_cli *cli, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ "at", required_argument, NULL, OPT_AT },
+		{ 0 },
+	};
+	struct ps_project *p = NULL;
+	struct files_out o = { 0 };
+	int64_t at = 0, snapshot;
+	int rc, exit_code;
+
+	if ((rc = parse_args(cli, argc, argv, opts, files_usage, 1, 2, "a project NAME", NULL,
+			     &at)) >= 0)
+		return rc;
+	if ((rc = open_project(cli, argv[optind], &p)) < 0)
+		return ps_cli_fail(rc);
+	if ((exit_code = resolve_snapshot(cli, p, at, &snapshot)) >= 0)
+		goto cleanup;
+	o.json = cli->json;
+	/* Streamed, so a snapshot of a million files does not sit in memory as JSON. */
+	if (o.json)
+		fputc('[', stdout);
+	rc = ps_store_snapshot_each(cli->store, p->id, snapshot,
+				    argc - optind > 1 ? argv[optind + 1] : NULL, print_file, &o);
+	if (o.json)
+		fputs("]\n", stdout);
+	exit_code = rc < 0 ? ps_cli_fail(rc) : PS_EXIT_OK;
+cleanup:
+	ps_project_free(p);
+	return exit_code;
+}
+
+int ps_cmd_cat(struct ps_cli *cli, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "at", required_argument, NULL, OPT_AT },
+		{ 0 },
+	};
+	struct ps_project *p = NULL;
+	struct ps_file f = { 0 };
+	void *data = NULL;
+	size_t len = 0;
+	int64_t at = 0, snapshot;
+	const char *path;
+	int rc, exit_code;
+
+	if ((rc = parse_args(cli, argc, argv, opts, cat_usage, 2, 2, "NAME and PATH", NULL,
+			     &at)) >= 0)
+		return rc;
+	path = argv[optind + 1];
+	if ((rc = open_project(cli, argv[optind], &p)) < 0)
+		return ps_cli_fail(rc);
+	if ((exit_code = resolve_snapshot(cli, p, at, &snapshot)) >= 0)
+		goto cleanup;
+	if ((rc = ps_store_snapshot_file(cli->store, p->id, snapshot, path, &f)) < 0) {
+		if (rc == PS_ENOTFOUND)
+			ps_error_set(rc, NULL, "%s: no such file in %s at sync %" PRId64, path,
+				     p->name, snapshot);
+		exit_code = ps_cli_fail(rc);
+		goto cleanup;
+	}
+	if (f.mode == PS_MODE_COMMIT) {
+		ps_error_set(PS_EFAIL, "submodule", "%s is a submodule (commit %s)", path, f.sha);
+		exit_code = ps_cli_fail(PS_EFAIL);
+		goto cleanup;
+	}
+	if ((rc = ps_store_blob_get(cli->store, f.sha, &data, &len)) < 0) {
+		if (rc == PS_ENOTFOUND && f.size > p->max_blob_size)
+			ps_error_set(PS_EFAIL, "too_big", "content of %s not stored: %" PRId64
+				     " bytes exceeds the project's limit of %" PRId64 " bytes", path,
+				     f.size, p->max_blob_size);
+		else if (rc == PS_ENOTFOUND)
+			ps_error_set(PS_EFAIL, "blob_missing", "content of %s (blob %s) is missing "
+				     "from the store", path, f.sha);
+		/* Whatever the store said, the file exists: a missing blob is a failure, not
+		 * "not found". */
+		exit_code = ps_cli_fail(rc == PS_ENOTFOUND ? PS_EFAIL : rc);
+		goto cleanup;
+	}
+	if ((len && fwrite(data, 1, len, stdout) != len) || fflush(stdout) != 0) {
+		ps_error_set(PS_EIO, NULL, "writing %s to stdout failed", path);
+		exit_code = ps_cli_fail(PS_EIO);
+		goto cleanup;
+	}
+	exit_code = PS_EXIT_OK;
+cleanup:
+	free(data);
+	ps_file_dispose(&f);
+	ps_project_free(p);
+	return exit_code;
+}

@@ -1,1 +1,171 @@
-/* placeholder: being written */
+/*
+ * `projsync sync NAME`: runs the sync generator (core/sync.h) in this process and renders its
+ * events (cli/progress.h): a live line on a terminal, a line per phase otherwise, one JSON line
+ * per event with --json. SIGINT/SIGTERM ask the run to stop at its next step boundary, so an
+ * interrupted sync still ends properly as `cancelled`; a second signal kills the process (the
+ * store then finds the sync dead and marks it interrupted).
+ */
+#include "cli/cli.h"
+
+#include <langinfo.h>
+#include <locale.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "cli/progress.h"
+#include "core/sync.h"
+#include "util/error.h"
+
+static const char sync_usage[] =
+	"usage: projsync sync NAME [--branch B] [--json]\n"
+	"\n"
+	"Syncs a project now: resolves the branch head, scans what changed since the last\n"
+	"succeeded sync, fetches new content, imports it and makes the new snapshot visible.\n"
+	"\n"
+	"  --branch B   sync this branch instead of the project's selected branch\n"
+	"  --json       print every event as one JSON line (and nothing else on stdout)\n"
+	"\n"
+	"On a terminal one progress line is redrawn in place; otherwise a line per phase.\n"
+	"Ctrl-C cancels the sync at its next step. Exit: 0 succeeded (or up to date),\n"
+	"1 failed or cancelled, 3 unknown project, 4 a sync of the project is already running.\n";
+
+/* The run the signal handler cancels. ps_sync_cancel is async-signal-safe. */
+static struct ps_sync_run *volatile running;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	if (running)
+		ps_sync_cancel(running);
+}
+
+/* SIGINT/SIGTERM cancel the run. SIGPIPE is ignored while it runs: a reader that goes away
+ * (`projsync sync x | head -1`) must not kill the process mid-sync; the sync finishes and the
+ * lost output is reported when stdout is flushed at exit. */
+static void set_signals(bool install, struct sigaction old[3])
+{
+	static const int sigs[3] = { SIGINT, SIGTERM, SIGPIPE };
+
+	for (int i = 0; i < 3; i++) {
+		if (install) {
+			struct sigaction sa = { 0 };
+			sa.sa_handler = sigs[i] == SIGPIPE ? SIG_IGN : on_signal;
+			/* The first signal asks politely; the second one kills. */
+			sa.sa_flags = sigs[i] == SIGPIPE ? 0 : SA_RESETHAND;
+			sigemptyset(&sa.sa_mask);
+			sigaction(sigs[i], &sa, &old[i]);
+		} else {
+			sigaction(sigs[i], &old[i], NULL);
+		}
+	}
+}
+
+static int terminal_width(void)
+{
+	struct winsize ws;
+	const char *cols = getenv("COLUMNS");
+
+	if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
+		return ws.ws_col;
+	if (cols && atoi(cols) > 0)
+		return atoi(cols);
+	return 80;
+}
+
+static bool locale_is_utf8(void)
+{
+	const char *cs;
+
+	setlocale(LC_CTYPE, "");
+	cs = nl_langinfo(CODESET);
+	return cs && (strcmp(cs, "UTF-8") == 0 || strcmp(cs, "utf8") == 0);
+}
+
+int ps_cmd_sync(struct ps_cli *cli, int argc, char **argv)
+{
+	enum { OPT_JSON = 0x100, OPT_BRANCH };
+	static const struct option opts[] = {
+		{ "branch", required_argument, NULL, OPT_BRANCH },
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ 0 },
+	};
+	struct ps_sync_ctx ctx = { 0 };
+	struct ps_sync_opts sopts = { .trigger = "cli" };
+	struct ps_sync_run *run = NULL;
+	struct ps_progress progress;
+	struct sigaction old[3];
+	const struct ps_event *ev;
+	enum ps_event_kind final = PS_EVENT_FAILED;
+	char *final_message = NULL;
+	const char *terminal = getenv("TERM");
+	bool live, saw_final = false;
+	int c, rc, step;
+
+	while ((c = ps_cli_getopt(cli, argc, argv, opts, sync_usage)) != -1) {
+		switch (c) {
+		case PS_CLI_OPT_HELP: return PS_EXIT_OK;
+		case OPT_JSON: cli->json = true; break;
+		case OPT_BRANCH:
+			if (!optarg[0])
+				return ps_cli_usage_error(cli, "--branch needs a branch name");
+			sopts.branch = optarg;
+			break;
+		default: return PS_EXIT_USAGE;
+		}
+	}
+	if (argc - optind < 1)
+		return ps_cli_usage_error(cli, "sync needs a project NAME");
+	if (argc - optind > 1)
+		return ps_cli_usage_error(cli, "unexpected argument '%s'", argv[optind + 1]);
+	if ((rc = ps_cli_open_store(cli, 0)) < 0)
+		return ps_cli_fail(rc);
+
+	ctx.store = cli->store;
+	ctx.source_opts = ps_cli_source_opts(cli);
+	if ((rc = ps_sync_begin(&run, &ctx, argv[optind], &sopts)) < 0)
+		return ps_cli_fail(rc);
+
+	live = !cli->json && cli->stdout_tty && !(terminal && strcmp(terminal, "dumb") == 0);
+	ps_progress_init(&progress, stdout,
+			 cli->json ? PS_PROGRESS_JSON : live ? PS_PROGRESS_LIVE : PS_PROGRESS_LINES,
+			 locale_is_utf8(), live ? terminal_width() : 0, argv[optind]);
+	running = run;
+	set_signals(true, old);
+	while ((step = ps_sync_next(run, &ev)) == PS_SYNC_MORE) {
+		ps_progress_event(&progress, ev);
+		if (ps_event_is_final(ev->kind)) {
+			saw_final = true;
+			final = ev->kind;
+			free(final_message);
+			final_message = ps_progress_summary(&progress, ev);
+		}
+	}
+	set_signals(false, old);
+	running = NULL;
+	if (step < 0 && !saw_final) {
+		/* The generator promises a final event; if it breaks that promise, say so. */
+		ps_progress_abort(&progress);
+		free(final_message);
+		final_message = ps_strdup(ps_error_message()[0] ? ps_error_message()
+				       : "the sync stopped without a final event");
+	}
+	ps_sync_end(run);
+	ps_progress_dispose(&progress);
+
+	if (saw_final && final == PS_EVENT_SUCCEEDED) {
+		free(final_message);
+		return PS_EXIT_OK;
+	}
+	/* The one error line on stderr. On a terminal the summary line just said it. */
+	if (!(live && isatty(STDERR_FILENO))) {
+		if (saw_final && final == PS_EVENT_CANCELLED)
+			fputs("projsync: cancelled\n", stderr);
+		else
+			fprintf(stderr, "projsync: %s\n", final_message ? final_message : "sync failed");
+	}
+	free(final_message);
+	return PS_EXIT_FAILURE;
+}

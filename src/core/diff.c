@@ -79,8 +79,10 @@ void ps_diff_pair_renames(struct ps_change **changes, size_t *n)
 		else if (v[i].status == PS_CHANGE_ADDED && renamable(v[i].sha, v[i].mode))
 			adds[na++] = (struct idx){ v[i].sha, v[i].path, i };
 	}
-	qsort(dels, nd, sizeof(*dels), cmp_idx);
-	qsort(adds, na, sizeof(*adds), cmp_idx);
+	if (nd > 1)
+		qsort(dels, nd, sizeof(*dels), cmp_idx);
+	if (na > 1)
+		qsort(adds, na, sizeof(*adds), cmp_idx);
 	for (size_t d = 0, a = 0; d < nd && a < na;) {
 		int c = strcmp(dels[d].sha, adds[a].sha);
 		if (c < 0) {

@@ -98,8 +98,10 @@ static void merge(struct ps_scan *sc, const struct pair *p, struct ps_tree *bt, 
 {
 	size_t i = 0, j = 0;
 
-	qsort(bt->entries, bt->n, sizeof(*bt->entries), cmp_entry);
-	qsort(nt->entries, nt->n, sizeof(*nt->entries), cmp_entry);
+	if (bt->n > 1)
+		qsort(bt->entries, bt->n, sizeof(*bt->entries), cmp_entry);
+	if (nt->n > 1)
+		qsort(nt->entries, nt->n, sizeof(*nt->entries), cmp_entry);
 	while (i < bt->n || j < nt->n) {
 		const struct ps_tree_entry *b = i < bt->n ? &bt->entries[i] : NULL;
 		const struct ps_tree_entry *n = j < nt->n ? &nt->entries[j] : NULL;

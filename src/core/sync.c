@@ -5,7 +5,8 @@
  *   scan      differential tree walk against the last succeeded sync's tree (core/scan.c);
  *             if the source lost that tree, compare the full new tree with the stored snapshot
  *   fetch     blobs the store lacks, in batches, each verified by ps_store_blob_put
- *   import    stage the new file versions in batches (invisible until finalize)
+ *   import    stage the new file versions in batches (invisible until finalize), then the
+ *             memory entries of changed files that match the project's memory globs
  *   finalize  one transaction: supersede, mark succeeded, move the project's marker
  *
  * Nothing a step writes is visible before finalize commits, so a run that dies anywhere leaves
@@ -30,6 +31,7 @@
 #include <unistd.h>
 
 #include "core/diff.h"
+#include "core/memory.h"
 #include "core/scan.h"
 #include "util/error.h"
 
@@ -40,6 +42,8 @@
 #define FETCH_BATCH 256
 #define FETCH_BATCH_BYTES (16u << 20)
 #define IMPORT_BATCH 2000
+#define MEMORY_BATCH 64                 /* memory entries staged per step ... */
+#define MEMORY_BATCH_BYTES (16u << 20)  /* ... and their content bytes */
 
 enum state {
 	ST_PREPARE,
@@ -82,6 +86,7 @@ struct ps_sync_run {
 	size_t nfetch, fetch_pos;
 	int64_t fetch_expected_bytes;
 	size_t import_pos;
+	size_t memory_pos;             /* next change to consider for memory entries */
 
 	enum ps_phase kill_phase;
 	long kill_step;
@@ -388,7 +393,8 @@ static int diff_against_snapshot(struct ps_sync_run *run)
 		memcpy(f.sha, c->sha, PS_SHA_HEX);
 		collect_file(&now, &f);
 	}
-	qsort(now.v, now.n, sizeof(*now.v), cmp_file_path);
+	if (now.n > 1)
+		qsort(now.v, now.n, sizeof(*now.v), cmp_file_path);
 	if ((rc = ps_diff_files(old.v, old.n, now.v, now.n, &changes, &n)) < 0)
 		goto out;
 	ps_changes_free(run->changes, run->nchanges);
@@ -489,7 +495,8 @@ static int step_fetch_start(struct ps_sync_run *run)
 		}
 		want[n++] = c->sha;
 	}
-	qsort(want, n, sizeof(*want), cmp_str);
+	if (n > 1)
+		qsort(want, n, sizeof(*want), cmp_str);
 	for (size_t i = 0; i < n; i++)
 		if (uniq == 0 || strcmp(want[uniq - 1], want[i]) != 0)
 			want[uniq++] = want[i];
@@ -582,7 +589,91 @@ static int step_import_start(struct ps_sync_run *run)
 	int rc = enter_phase(run, PS_PHASE_IMPORT, (int64_t)run->nchanges);
 
 	run->import_pos = 0;
+	run->memory_pos = 0;
 	run->state = ST_IMPORT;
+	return rc;
+}
+
+static bool is_regular_file(uint32_t mode)
+{
+	return (mode & 0170000u) == 0100000u;
+}
+
+/*
+ * Memory entries for the changes that touch the project's memory globs (after the file versions
+ * are staged): a new or changed regular file becomes a staged entry read from its blob (fetched
+ * in the fetch phase); a deleted file, the old path of a rename, or a file that is no longer a
+ * regular file or whose content was not kept (over the size limit) stages the removal of its
+ * path's entry. All invisible until finalize. Bounded per step by entries, bytes and changes.
+ */
+static int step_import_memory(struct ps_sync_run *run)
+{
+	const struct ps_strv *globs = &run->project->memory_globs;
+	const char *kind = run->src && run->src->ops->kind ? run->src->ops->kind : "git";
+	struct ps_memory_entry *entries = NULL;
+	const char **removals = NULL;
+	size_t nentries = 0, nremovals = 0, bytes = 0, end, max_entries;
+	int rc = 0;
+
+	if (run->memory_pos >= run->nchanges || globs->n == 0) {
+		run->state = ST_FINALIZE;
+		return 0;
+	}
+	max_entries = batch(run, MEMORY_BATCH);
+	end = run->memory_pos + batch(run, IMPORT_BATCH);
+	if (end > run->nchanges)
+		end = run->nchanges;
+	entries = ps_calloc(max_entries, sizeof(*entries));
+	removals = ps_calloc(2 * (end - run->memory_pos), sizeof(*removals));
+	for (; run->memory_pos < end && nentries < max_entries && bytes < MEMORY_BATCH_BYTES;
+	     run->memory_pos++) {
+		const struct ps_change *c = &run->changes[run->memory_pos];
+		void *data = NULL;
+		size_t len = 0;
+
+		if (c->status == PS_CHANGE_RENAMED && c->previous_path &&
+		    ps_memory_globs_match(globs, c->previous_path))
+			removals[nremovals++] = c->previous_path;
+		if (!ps_memory_globs_match(globs, c->path))
+			continue;
+		if (c->status == PS_CHANGE_DELETED || !is_regular_file(c->mode)) {
+			removals[nremovals++] = c->path;
+			continue;
+		}
+		rc = ps_store_blob_get(run->store, c->sha, &data, &len);
+		if (rc == PS_ENOTFOUND) {
+			/* Kept as metadata only (over the size limit): the old entry is stale. */
+			ps_error_clear();
+			rc = 0;
+			removals[nremovals++] = c->path;
+			continue;
+		}
+		if (rc < 0)
+			goto out;
+		struct ps_memory_entry *e = &entries[nentries++];
+		ps_memory_parse(e, c->path, data, len);
+		free(data);
+		e->source = ps_strdup(kind);
+		e->source_ref = ps_strdup(c->path);
+		memcpy(e->sha, c->sha, PS_SHA_HEX);
+		bytes += len;
+	}
+	if ((rc = ps_store_begin(run->store)) < 0)
+		goto out;
+	if ((nentries && (rc = ps_store_memory_stage(run->store, run->sync, entries, nentries)) < 0) ||
+	    (nremovals && (rc = ps_store_memory_stage_removals(run->store, run->sync, removals,
+								 nremovals)) < 0)) {
+		ps_store_rollback(run->store);
+		goto out;
+	}
+	if ((rc = ps_store_commit(run->store)) < 0)
+		goto out;
+	if ((rc = save(run, false)) < 0)
+		goto out;
+	rc = progress(run, 1.0, (int64_t)run->nchanges, (int64_t)run->nchanges);
+out:
+	ps_memory_entries_free(entries, nentries);
+	free(removals);
 	return rc;
 }
 
@@ -591,10 +682,8 @@ static int step_import(struct ps_sync_run *run)
 	size_t end;
 	int rc;
 
-	if (run->import_pos >= run->nchanges) {
-		run->state = ST_FINALIZE;
-		return 0;
-	}
+	if (run->import_pos >= run->nchanges)
+		return step_import_memory(run);
 	end = run->import_pos + batch(run, IMPORT_BATCH);
 	if (end > run->nchanges)
 		end = run->nchanges;

@@ -1,0 +1,556 @@
+/*
+ * `projsync memory`: a project's knowledge base from the command line. Lists and searches
+ * entries (`memory NAME [--search Q]`), shows one entry and its versions (`show`, `history`),
+ * restores an older version (`restore`) and adds a note by hand (`add`). The work is the
+ * store's (store.h, memory entries); this file parses, prints tables for people and the JSON
+ * shape of core/memory.h for scripts.
+ *
+ * Text that came from a repository (titles, snippets, paths) is printed with control characters
+ * replaced, so a file cannot drive the terminal; `show` prints the content itself as it is,
+ * like `cat`.
+ */
+#include "cli/cli.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/memory.h"
+#include "util/error.h"
+
+static const char memory_usage[] =
+	"usage: projsync memory NAME [--search Q] [--include-superseded] [--limit N] [--offset N]\n"
+	"                            [--json]\n"
+	"       projsync memory show ID [--json]\n"
+	"       projsync memory history ID [--json]\n"
+	"       projsync memory restore ID [--json]\n"
+	"       projsync memory add NAME --title T (--file F | --text S) [--tag T]... [--json]\n"
+	"\n"
+	"A project's memory entries: notes imported by each sync from files that match the\n"
+	"project's memory globs (default " PS_DEFAULT_MEMORY_GLOB "), plus notes added by hand.\n"
+	"A sync that changes or deletes such a file supersedes its entry; `restore` brings an\n"
+	"older version back until a later sync changes that file again.\n"
+	"\n"
+	"  NAME                   lists the project's active entries, newest first\n"
+	"  --search Q             full-text search (title, content, tags), best match first;\n"
+	"                         Q is taken as plain words (quotes, -, *, AND, ... are text)\n"
+	"  --include-superseded   include superseded entries (marked in the STATUS column)\n"
+	"  --limit N, --offset N  a page of the results\n"
+	"  --json                 a bare array of memory entry objects (search results add\n"
+	"                         \"snippet\", with <mark>...</mark> around matches, and \"rank\")\n"
+	"\n"
+	"See 'projsync memory add --help' and friends for each subcommand.\n";
+
+static const char show_usage[] =
+	"usage: projsync memory show ID [--json]\n"
+	"\n"
+	"Shows one memory entry (active or superseded) with its content. --json prints the entry.\n";
+
+static const char history_usage[] =
+	"usage: projsync memory history ID [--json]\n"
+	"\n"
+	"Lists every version of an entry's note (all entries of its path), newest first: which\n"
+	"sync introduced each, what superseded it (a sync, or a restore), and what a restored\n"
+	"version was copied from. --json prints a bare array of memory entry objects.\n";
+
+static const char restore_usage[] =
+	"usage: projsync memory restore ID [--json]\n"
+	"\n"
+	"Makes a superseded entry current again: a new active entry with its title, tags and\n"
+	"content, which supersedes the current entry of the same file. It stays active until a\n"
+	"later sync changes or deletes that file. Restoring an active entry changes nothing.\n"
+	"--json prints the active entry.\n";
+
+static const char add_usage[] =
+	"usage: projsync memory add NAME --title T (--file F | --text S) [--tag T]... [--json]\n"
+	"\n"
+	"Adds a note by hand to project NAME. Syncs never supersede it.\n"
+	"\n"
+	"  --title T    one line\n"
+	"  --file F     the content, read from file F ('-': standard input)\n"
+	"  --text S     the content, given inline\n"
+	"  --tag T      a tag; repeatable\n"
+	"  --json       print the new entry\n";
+
+enum {
+	OPT_JSON = 0x100,
+	OPT_SEARCH,
+	OPT_INCLUDE_SUPERSEDED,
+	OPT_LIMIT,
+	OPT_OFFSET,
+	OPT_TITLE,
+	OPT_FILE,
+	OPT_TEXT,
+	OPT_TAG,
+};
+
+/* Text for one table cell or line: control characters (newlines too) become spaces. */
+static char *printable(const char *s)
+{
+	char *out = ps_strdup(s ? s : "");
+
+	for (unsigned char *p = (unsigned char *)out; *p; p++)
+		if (*p < 0x20 || *p == 0x7f)
+			*p = ' ';
+	return out;
+}
+
+static char *tags_text(const struct ps_memory_entry *e)
+{
+	struct ps_buf b;
+
+	ps_buf_init(&b, 1 << 16);
+	for (size_t i = 0; i < e->tags.n; i++) {
+		if (i)
+			ps_buf_puts(&b, ", ");
+		ps_buf_puts(&b, e->tags.v[i]);
+	}
+	char *raw = ps_buf_take(&b, NULL), *out = printable(raw);
+	free(raw);
+	return out;
+}
+
+/* The <mark>...</mark> of a snippet as [...] for a terminal. */
+static char *snippet_text(const char *snippet)
+{
+	struct ps_buf b;
+	const char *p = snippet ? snippet : "";
+
+	ps_buf_init(&b, strlen(p) + 1);
+	while (*p) {
+		if (strncmp(p, "<mark>", 6) == 0) {
+			ps_buf_puts(&b, "[");
+			p += 6;
+		} else if (strncmp(p, "</mark>", 7) == 0) {
+			ps_buf_puts(&b, "]");
+			p += 7;
+		} else {
+			ps_buf_append(&b, p++, 1);
+		}
+	}
+	char *raw = ps_buf_take(&b, NULL), *out = printable(raw);
+	free(raw);
+	return out;
+}
+
+static const char *where(const struct ps_memory_entry *e)
+{
+	return e->source_ref ? e->source_ref : "(manual)";
+}
+
+static void print_json_array(const struct ps_memory_entry *v, size_t n)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(a, ps_memory_entry_to_json(&v[i]));
+	ps_cli_print_json(a);
+}
+
+/* "sync 3", "restore of 5", "manual" */
+static void introduced_text(const struct ps_memory_entry *e, char *out, size_t len)
+{
+	if (e->introduced_by_sync)
+		snprintf(out, len, "sync %" PRId64, e->introduced_by_sync);
+	else if (e->restored_from)
+		snprintf(out, len, "restore of %" PRId64, e->restored_from);
+	else
+		snprintf(out, len, "%s", ps_memory_origin_name(e->origin));
+}
+
+/* "sync 7", "sync 7 (deleted)", "entry 9 (restore)", "-" */
+static void superseded_text(const struct ps_memory_entry *e, char *out, size_t len)
+{
+	if (e->status == PS_MEMORY_ACTIVE)
+		snprintf(out, len, "-");
+	else if (e->superseded_by_sync && e->superseded_by_entry)
+		snprintf(out, len, "sync %" PRId64 " (entry %" PRId64 ")", e->superseded_by_sync,
+			 e->superseded_by_entry);
+	else if (e->superseded_by_sync)
+		snprintf(out, len, "sync %" PRId64 " (file removed)", e->superseded_by_sync);
+	else if (e->superseded_by_entry)
+		snprintf(out, len, "entry %" PRId64 " (restore)", e->superseded_by_entry);
+	else
+		snprintf(out, len, "yes");
+}
+
+/* Parses a non-negative count ("0", "25"). */
+static bool parse_count(const char *s, int64_t *out)
+{
+	char *end;
+	long long v;
+
+	if (!s || *s < '0' || *s > '9')
+		return false;
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno || *end || v < 0)
+		return false;
+	*out = v;
+	return true;
+}
+
+/* ---- memory NAME ---- */
+
+static int memory_list(struct ps_cli *cli, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "search", required_argument, NULL, OPT_SEARCH },
+		{ "include-superseded", no_argument, NULL, OPT_INCLUDE_SUPERSEDED },
+		{ "limit", required_argument, NULL, OPT_LIMIT },
+		{ "offset", required_argument, NULL, OPT_OFFSET },
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ 0 },
+	};
+	struct ps_project *p = NULL;
+	struct ps_memory_entry *v = NULL;
+	const char *query = NULL;
+	bool superseded = false;
+	int64_t limit = 0, offset = 0;
+	size_t n = 0;
+	int c, rc;
+
+	while ((c = ps_cli_getopt(cli, argc, argv, opts, memory_usage)) != -1) {
+		switch (c) {
+		case PS_CLI_OPT_HELP: return PS_EXIT_OK;
+		case OPT_JSON: cli->json = true; break;
+		case OPT_SEARCH: query = optarg; break;
+		case OPT_INCLUDE_SUPERSEDED: superseded = true; break;
+		case OPT_LIMIT:
+			if (!ps_cli_parse_id(optarg, &limit))
+				return ps_cli_usage_error(cli, "invalid --limit '%s': give a positive "
+							  "number", optarg);
+			break;
+		case OPT_OFFSET:
+			if (!parse_count(optarg, &offset))
+				return ps_cli_usage_error(cli, "invalid --offset '%s': give a number",
+							  optarg);
+			break;
+		default: return PS_EXIT_USAGE;
+		}
+	}
+	if (argc - optind < 1)
+		return ps_cli_usage_error(cli, "memory needs a project NAME or a subcommand "
+					  "(show, history, restore, add)");
+	if (argc - optind > 1)
+		return ps_cli_usage_error(cli, "unexpected argument '%s'", argv[optind + 1]);
+	if (query) {
+		/* Checked before the store opens: a bad query is the user's input, exit 2. */
+		char *fts = NULL;
+		if ((rc = ps_memory_fts_query(&fts, query)) < 0)
+			return ps_cli_fail(rc == PS_ETOOBIG ? PS_EINVAL : rc);
+		free(fts);
+	}
+	if ((rc = ps_cli_open_store(cli, 0)) < 0 ||
+	    (rc = ps_store_project_get(cli->store, argv[optind], &p)) < 0 ||
+	    (rc = ps_store_memory_search(cli->store, p->id, query, superseded, limit, offset, &v,
+					 &n)) < 0) {
+		ps_project_free(p);
+		return ps_cli_fail(rc);
+	}
+	if (cli->json) {
+		print_json_array(v, n);
+	} else if (n == 0) {
+		printf(query ? "no memory entries of %s match\n" : "%s has no memory entries\n",
+		       p->name);
+	} else if (query) {
+		for (size_t i = 0; i < n; i++) {
+			char *title = printable(v[i].title), *path = printable(where(&v[i]));
+			char *snip = snippet_text(v[i].snippet), *tags = tags_text(&v[i]);
+			printf("%" PRId64 "  %s  (%s)%s%s%s%s\n", v[i].id, title, path,
+			       tags[0] ? "  [" : "", tags, tags[0] ? "]" : "",
+			       v[i].status == PS_MEMORY_SUPERSEDED ? "  superseded" : "");
+			if (snip[0])
+				printf("    %s\n", snip);
+			free(title);
+			free(path);
+			free(snip);
+			free(tags);
+		}
+	} else {
+		static const char *const headers[] = { "ID", "STATUS", "INTRODUCED", "TITLE",
+						       "SOURCE", "TAGS" };
+		struct ps_table t;
+
+		ps_table_init(&t, 6, headers);
+		t.right_align = 1u << 0;
+		for (size_t i = 0; i < n; i++) {
+			char id[24], intro[48];
+			char *title = printable(v[i].title), *path = printable(where(&v[i]));
+			char *tags = tags_text(&v[i]);
+			snprintf(id, sizeof(id), "%" PRId64, v[i].id);
+			introduced_text(&v[i], intro, sizeof(intro));
+			const char *cells[] = { id, ps_memory_status_name(v[i].status), intro, title,
+						path, tags[0] ? tags : NULL };
+			ps_table_add(&t, cells);
+			free(title);
+			free(path);
+			free(tags);
+		}
+		ps_table_print(&t, stdout);
+		ps_table_dispose(&t);
+	}
+	ps_memory_entries_free(v, n);
+	ps_project_free(p);
+	return PS_EXIT_OK;
+}
+
+/* ---- show, history, restore ---- */
+
+/* Parses `SUB ID [--json]`; returns -1 to go on (with *id set), else the exit code. */
+static int parse_id_args(struct ps_cli *cli, int argc, char **argv, const char *usage,
+			 int64_t *id)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ 0 },
+	};
+	int c;
+
+	while ((c = ps_cli_getopt(cli, argc, argv, opts, usage)) != -1) {
+		switch (c) {
+		case PS_CLI_OPT_HELP: return PS_EXIT_OK;
+		case OPT_JSON: cli->json = true; break;
+		default: return PS_EXIT_USAGE;
+		}
+	}
+	if (argc - optind < 1)
+		return ps_cli_usage_error(cli, "%s needs a memory entry ID", cli->command);
+	if (argc - optind > 1)
+		return ps_cli_usage_error(cli, "unexpected argument '%s'", argv[optind + 1]);
+	if (!ps_cli_parse_id(argv[optind], id))
+		return ps_cli_usage_error(cli, "invalid memory entry id '%s'", argv[optind]);
+	return -1;
+}
+
+static int memory_show(struct ps_cli *cli, int argc, char **argv)
+{
+	struct ps_memory_entry *e = NULL;
+	char intro[48], sup[80], when[32];
+	int64_t id;
+	int rc;
+
+	if ((rc = parse_id_args(cli, argc, argv, show_usage, &id)) >= 0)
+		return rc;
+	if ((rc = ps_cli_open_store(cli, 0)) < 0 || (rc = ps_store_memory_get(cli->store, id, &e)) < 0)
+		return ps_cli_fail(rc);
+	if (cli->json) {
+		ps_cli_print_json(ps_memory_entry_to_json(e));
+	} else {
+		char *title = printable(e->title), *path = printable(where(e)), *tags = tags_text(e);
+		introduced_text(e, intro, sizeof(intro));
+		superseded_text(e, sup, sizeof(sup));
+		ps_cli_format_time(e->created_at, when, sizeof(when));
+		printf("entry       %" PRId64 " (%s)\n", e->id, ps_memory_status_name(e->status));
+		printf("title       %s\n", title);
+		printf("project     %s\n", e->project);
+		printf("source      %s %s\n", e->source, path);
+		printf("tags        %s\n", tags[0] ? tags : "-");
+		printf("introduced  %s\n", intro);
+		printf("superseded  %s\n", sup);
+		printf("created     %s\n\n", when);
+		fputs(e->content ? e->content : "", stdout);
+		if (e->content && e->content[0] && e->content[strlen(e->content) - 1] != '\n')
+			fputc('\n', stdout);
+		free(title);
+		free(path);
+		free(tags);
+	}
+	ps_memory_entry_free(e);
+	return PS_EXIT_OK;
+}
+
+static int memory_history(struct ps_cli *cli, int argc, char **argv)
+{
+	static const char *const headers[] = { "ID", "STATUS", "INTRODUCED", "SUPERSEDED BY",
+					       "CREATED", "TITLE" };
+	struct ps_memory_entry *v = NULL;
+	struct ps_table t;
+	size_t n = 0;
+	int64_t id;
+	int rc;
+
+	if ((rc = parse_id_args(cli, argc, argv, history_usage, &id)) >= 0)
+		return rc;
+	if ((rc = ps_cli_open_store(cli, 0)) < 0 ||
+	    (rc = ps_store_memory_history(cli->store, id, &v, &n)) < 0)
+		return ps_cli_fail(rc);
+	if (cli->json) {
+		print_json_array(v, n);
+		ps_memory_entries_free(v, n);
+		return PS_EXIT_OK;
+	}
+	if (n > 0) {
+		char *path = printable(where(&v[0]));
+		printf("%s of project %s\n", path, v[0].project);
+		free(path);
+	}
+	ps_table_init(&t, 6, headers);
+	t.right_align = 1u << 0;
+	for (size_t i = 0; i < n; i++) {
+		char idtext[24], intro[48], sup[80], when[32];
+		char *title = printable(v[i].title);
+		snprintf(idtext, sizeof(idtext), "%" PRId64, v[i].id);
+		introduced_text(&v[i], intro, sizeof(intro));
+		superseded_text(&v[i], sup, sizeof(sup));
+		ps_cli_format_time(v[i].created_at, when, sizeof(when));
+		const char *cells[] = { idtext, ps_memory_status_name(v[i].status), intro, sup, when,
+					title };
+		ps_table_add(&t, cells);
+		free(title);
+	}
+	ps_table_print(&t, stdout);
+	ps_table_dispose(&t);
+	ps_memory_entries_free(v, n);
+	return PS_EXIT_OK;
+}
+
+static int memory_restore(struct ps_cli *cli, int argc, char **argv)
+{
+	struct ps_memory_entry *e = NULL;
+	bool restored = false;
+	int64_t id;
+	int rc;
+
+	if ((rc = parse_id_args(cli, argc, argv, restore_usage, &id)) >= 0)
+		return rc;
+	if ((rc = ps_cli_open_store(cli, 0)) < 0 ||
+	    (rc = ps_store_memory_restore(cli->store, id, &e, &restored)) < 0)
+		return ps_cli_fail(rc);
+	if (!restored)
+		fprintf(cli->json ? stderr : stdout,
+			"memory entry %" PRId64 " is already active: nothing to restore\n", id);
+	if (cli->json) {
+		ps_cli_print_json(ps_memory_entry_to_json(e));
+	} else if (restored) {
+		char *path = printable(where(e));
+		printf("restored entry %" PRId64 " as entry %" PRId64 ", now active for %s\n", id,
+		       e->id, path);
+		free(path);
+	}
+	ps_memory_entry_free(e);
+	return PS_EXIT_OK;
+}
+
+/* ---- add ---- */
+
+static int read_content(const char *file, char **out)
+{
+	FILE *f = strcmp(file, "-") == 0 ? stdin : fopen(file, "rb");
+	struct ps_buf b;
+	char chunk[65536];
+	size_t got;
+	int rc = 0;
+
+	if (!f)
+		return ps_error_set(errno == ENOENT ? PS_ENOTFOUND : PS_EIO, NULL, "cannot read %s: %s",
+				    file, strerror(errno));
+	ps_buf_init(&b, PS_MEMORY_MAX_CONTENT);
+	while ((got = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		if ((rc = ps_buf_append(&b, chunk, got)) < 0) {
+			rc = ps_error_set(PS_EINVAL, "content_too_big",
+					  "%s is larger than %d bytes", file, PS_MEMORY_MAX_CONTENT);
+			break;
+		}
+	if (rc == 0 && ferror(f))
+		rc = ps_error_set(PS_EIO, NULL, "cannot read %s: %s", file, strerror(errno));
+	if (f != stdin)
+		fclose(f);
+	if (rc == 0 && b.len && memchr(b.data, '\0', b.len))
+		rc = ps_error_set(PS_EINVAL, "binary_content", "%s holds NUL bytes: not text", file);
+	if (rc < 0) {
+		ps_buf_dispose(&b);
+		return rc;
+	}
+	*out = ps_buf_take(&b, NULL);
+	return 0;
+}
+
+static int memory_add(struct ps_cli *cli, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "title", required_argument, NULL, OPT_TITLE },
+		{ "file", required_argument, NULL, OPT_FILE },
+		{ "text", required_argument, NULL, OPT_TEXT },
+		{ "tag", required_argument, NULL, OPT_TAG },
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ 0 },
+	};
+	struct ps_strv tags = { 0 };
+	struct ps_project *p = NULL;
+	struct ps_memory_entry *e = NULL;
+	const char *title = NULL, *file = NULL, *text = NULL;
+	char *content = NULL;
+	int c, rc, exit_code;
+
+	while ((c = ps_cli_getopt(cli, argc, argv, opts, add_usage)) != -1) {
+		switch (c) {
+		case PS_CLI_OPT_HELP:
+			ps_strv_dispose(&tags);
+			return PS_EXIT_OK;
+		case OPT_JSON: cli->json = true; break;
+		case OPT_TITLE: title = optarg; break;
+		case OPT_FILE: file = optarg; break;
+		case OPT_TEXT: text = optarg; break;
+		case OPT_TAG: ps_strv_push(&tags, optarg); break;
+		default:
+			ps_strv_dispose(&tags);
+			return PS_EXIT_USAGE;
+		}
+	}
+	if (argc - optind != 1 || !title || (!file == !text)) {
+		ps_strv_dispose(&tags);
+		if (argc - optind > 1)
+			return ps_cli_usage_error(cli, "unexpected argument '%s'", argv[optind + 1]);
+		if (argc - optind < 1)
+			return ps_cli_usage_error(cli, "memory add needs a project NAME");
+		if (!title)
+			return ps_cli_usage_error(cli, "memory add needs --title");
+		return ps_cli_usage_error(cli, "memory add needs exactly one of --file and --text");
+	}
+	if (file && (rc = read_content(file, &content)) < 0) {
+		ps_strv_dispose(&tags);
+		return ps_cli_fail(rc == PS_ENOTFOUND ? PS_EINVAL : rc);
+	}
+	if ((rc = ps_cli_open_store(cli, 0)) < 0 ||
+	    (rc = ps_store_project_get(cli->store, argv[optind], &p)) < 0 ||
+	    (rc = ps_store_memory_add(cli->store, p->id, title, content ? content : text, &tags,
+				      &e)) < 0) {
+		exit_code = ps_cli_fail(rc == PS_ETOOBIG ? PS_EINVAL : rc);
+		goto out;
+	}
+	if (cli->json)
+		ps_cli_print_json(ps_memory_entry_to_json(e));
+	else
+		printf("added memory entry %" PRId64 " to %s\n", e->id, p->name);
+	exit_code = PS_EXIT_OK;
+out:
+	ps_memory_entry_free(e);
+	ps_project_free(p);
+	ps_strv_dispose(&tags);
+	free(content);
+	return exit_code;
+}
+
+int ps_cmd_memory(struct ps_cli *cli, int argc, char **argv)
+{
+	static const struct {
+		const char *name, *command;
+		int (*run)(struct ps_cli *, int, char **);
+	} subs[] = {
+		{ "show", "memory show", memory_show },
+		{ "history", "memory history", memory_history },
+		{ "restore", "memory restore", memory_restore },
+		{ "add", "memory add", memory_add },
+		{ "list", "memory", memory_list }, /* `memory list NAME`: for a project named "show" */
+	};
+
+	if (argc >= 2)
+		for (size_t i = 0; i < sizeof(subs) / sizeof(*subs); i++)
+			if (strcmp(argv[1], subs[i].name) == 0) {
+				cli->command = subs[i].command;
+				return subs[i].run(cli, argc - 1, argv + 1);
+			}
+	return memory_list(cli, argc, argv);
+}

@@ -1,0 +1,557 @@
+/*
+ * The pure part of memory entries (see memory.h): markdown front matter, titles and tags; the
+ * memory globs; the user's search text made into a safe FTS5 query; the JSON shape.
+ *
+ * Everything here reads text a repository (a peer) controls, so every loop is bounded by the
+ * input's length and the PS_MEMORY_MAX_* limits, and nothing can fail a sync: a file we cannot
+ * make sense of still becomes an entry, with its whole text as content.
+ */
+#include "core/memory.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/json.h"
+#include "util/error.h"
+
+/* ---- the entry ---- */
+
+void ps_memory_entry_dispose(struct ps_memory_entry *e)
+{
+	if (!e)
+		return;
+	free(e->project);
+	free(e->source);
+	free(e->source_ref);
+	free(e->title);
+	ps_strv_dispose(&e->tags);
+	free(e->content);
+	free(e->snippet);
+	memset(e, 0, sizeof(*e));
+}
+
+void ps_memory_entry_free(struct ps_memory_entry *e)
+{
+	ps_memory_entry_dispose(e);
+	free(e);
+}
+
+void ps_memory_entries_free(struct ps_memory_entry *v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++)
+		ps_memory_entry_dispose(&v[i]);
+	free(v);
+}
+
+const char *ps_memory_status_name(enum ps_memory_status s)
+{
+	return s == PS_MEMORY_ACTIVE ? "active" : "superseded";
+}
+
+static const char *const origin_names[] = { "sync", "restore", "manual" };
+
+const char *ps_memory_origin_name(enum ps_memory_origin o)
+{
+	return (unsigned)o < 3 ? origin_names[o] : "sync";
+}
+
+int ps_memory_origin_parse(const char *name, enum ps_memory_origin *out)
+{
+	for (int i = 0; i < 3; i++)
+		if (name && strcmp(name, origin_names[i]) == 0) {
+			*out = (enum ps_memory_origin)i;
+			return 0;
+		}
+	return ps_error_set(PS_EINVAL, NULL, "unknown memory entry origin '%s'", name ? name : "");
+}
+
+/* ---- front matter, title, tags ---- */
+
+static bool is_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v';
+}
+
+/* [*s, *e) without surrounding white space. */
+static void trim(const char **s, const char **e)
+{
+	while (*s < *e && is_space(**s))
+		(*s)++;
+	while (*e > *s && is_space((*e)[-1]))
+		(*e)--;
+}
+
+/* A new string of at most `max` bytes, cut at a UTF-8 character boundary. */
+static char *utf8_cut(const char *s, size_t len, size_t max)
+{
+	if (len > max) {
+		len = max;
+		while (len > 0 && ((unsigned char)s[len] & 0xc0) == 0x80)
+			len--;
+	}
+	return ps_strndup(s, len);
+}
+
+/* A YAML scalar as plain text: quotes removed ("..." with \" and \\, '...' with ''), and a
+ * trailing ` # comment` dropped. An unclosed quote is kept as text. */
+static char *scalar(const char *s, const char *e)
+{
+	trim(&s, &e);
+	if (s < e && (*s == '"' || *s == '\'')) {
+		char q = *s;
+		struct ps_buf b;
+
+		ps_buf_init(&b, (size_t)(e - s) + 1);
+		for (const char *p = s + 1; p < e; p++) {
+			if (q == '"' && *p == '\\' && p + 1 < e) {
+				p++;
+			} else if (q == '\'' && *p == '\'' && p + 1 < e && p[1] == '\'') {
+				p++;
+			} else if (*p == q) {
+				char *out = ps_buf_take(&b, NULL);
+				return out ? out : ps_strdup("");
+			}
+			ps_buf_append(&b, p, 1);
+		}
+		ps_buf_dispose(&b);
+	}
+	for (const char *p = s; p < e; p++)
+		if (*p == '#' && p > s && (p[-1] == ' ' || p[-1] == '\t')) {
+			e = p;
+			break;
+		}
+	trim(&s, &e);
+	return ps_strndup(s, (size_t)(e - s));
+}
+
+static void add_tag(struct ps_strv *tags, const char *s, const char *e)
+{
+	char *t = scalar(s, e);
+
+	if (t[0] && strlen(t) <= PS_MEMORY_MAX_TAG && tags->n < PS_MEMORY_MAX_TAGS) {
+		bool dup = false;
+		for (size_t i = 0; i < tags->n && !dup; i++)
+			dup = strcmp(tags->v[i], t) == 0;
+		if (!dup)
+			ps_strv_push(tags, t);
+	}
+	free(t);
+}
+
+/* "a, b" -> tags (commas inside quotes are not separators). */
+static void add_tag_list(struct ps_strv *tags, const char *s, const char *e)
+{
+	const char *start = s;
+	char quote = 0;
+
+	for (const char *p = s; p <= e; p++) {
+		if (p < e && quote) {
+			if (*p == quote)
+				quote = 0;
+		} else if (p < e && (*p == '"' || *p == '\'') && p == start + strspn(start, " \t")) {
+			quote = *p;
+		} else if (p == e || *p == ',') {
+			add_tag(tags, start, p);
+			start = p + 1;
+		}
+	}
+}
+
+/* Is [s, e) a delimiter line of the front matter ("---", or "..." to close), spaces allowed
+ * after it? */
+static bool delimiter(const char *s, const char *e, bool closing)
+{
+	trim(&s, &e);
+	return e - s == 3 && (memcmp(s, "---", 3) == 0 || (closing && memcmp(s, "...", 3) == 0));
+}
+
+/*
+ * Parses the front matter at the start of text. On success sets *title (malloc'd or NULL),
+ * fills tags and *body (the offset after the closing line) and returns true. Returns false for
+ * anything that is not a well-formed, bounded block; then *title is NULL and tags are empty.
+ */
+static bool front_matter(const char *text, size_t len, char **title, struct ps_strv *tags,
+			 size_t *body)
+{
+	const char *p = text, *end = text + len, *nl;
+	enum { K_OTHER, K_TAGS } key = K_OTHER;
+	int lines = 0;
+
+	*title = NULL;
+	nl = memchr(p, '\n', (size_t)(end - p));
+	if (!nl || !delimiter(p, nl, false))
+		return false;
+	p = nl + 1;
+	while (p < end) {
+		const char *ls = p, *le;
+
+		nl = memchr(p, '\n', (size_t)(end - p));
+		le = nl ? nl : end;
+		p = nl ? nl + 1 : end;
+		if (++lines > PS_MEMORY_MAX_FRONT_LINES || (size_t)(ls - text) > PS_MEMORY_MAX_FRONT_MATTER)
+			break;
+		if (delimiter(ls, le, true)) {
+			*body = (size_t)(p - text);
+			return true;
+		}
+		const char *s = ls, *e = le;
+		trim(&s, &e);
+		if (s == e || *s == '#')
+			continue;                      /* blank or comment */
+		if (ls[0] == ' ' || ls[0] == '\t' || ls[0] == '-') {
+			/* A list item or a continuation of the previous key's value. */
+			if (key == K_TAGS && *s == '-' && (s + 1 == e || s[1] == ' ' || s[1] == '\t'))
+				add_tag(tags, s + 1, e);
+			continue;
+		}
+		const char *colon = s;
+		while (colon < e && (((*colon | 0x20) >= 'a' && (*colon | 0x20) <= 'z') ||
+				     (*colon >= '0' && *colon <= '9') || *colon == '_' || *colon == '-'))
+			colon++;
+		if (colon == s || colon == e || *colon != ':' ||
+		    (colon + 1 < e && colon[1] != ' ' && colon[1] != '\t'))
+			break;                         /* not `key: value`: not YAML we understand */
+		size_t klen = (size_t)(colon - s);
+		const char *vs = colon + 1, *ve = e;
+		trim(&vs, &ve);
+		key = K_OTHER;
+		if (klen == 5 && memcmp(s, "title", 5) == 0) {
+			if (vs < ve && *vs != '|' && *vs != '>') {
+				free(*title);
+				*title = scalar(vs, ve);
+			}
+		} else if (klen == 4 && memcmp(s, "tags", 4) == 0) {
+			key = K_TAGS;
+			if (vs < ve && *vs == '[') {
+				const char *close = ve;
+				while (close > vs && close[-1] != ']')
+					close--;
+				if (close == vs)
+					break;                 /* `[a, b` without its `]` */
+				add_tag_list(tags, vs + 1, close - 1);
+			} else if (vs < ve) {
+				add_tag_list(tags, vs, ve);
+			}
+		}
+	}
+	free(*title);
+	*title = NULL;
+	ps_strv_dispose(tags);
+	return false;
+}
+
+/* The text of the first level-1 ATX heading (`# Title`) outside fenced code, or NULL. */
+static char *first_heading(const char *text, size_t len)
+{
+	const char *p = text, *end = text + len;
+	char fence = 0;
+
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		const char *ls = p, *le = nl ? nl : end;
+		int indent = 0;
+
+		p = nl ? nl + 1 : end;
+		while (ls < le && *ls == ' ' && indent < 4)
+			ls++, indent++;
+		if (indent >= 4)
+			continue;
+		if (le - ls >= 3 && (*ls == '`' || *ls == '~') && ls[1] == *ls && ls[2] == *ls) {
+			if (!fence)
+				fence = *ls;
+			else if (fence == *ls)
+				fence = 0;
+			continue;
+		}
+		if (fence || le - ls < 2 || ls[0] != '#' || (ls[1] != ' ' && ls[1] != '\t'))
+			continue;
+		const char *s = ls + 1, *e = le;
+		trim(&s, &e);
+		/* An optional closing sequence of #s, preceded by a space. */
+		const char *c = e;
+		while (c > s && c[-1] == '#')
+			c--;
+		if (c < e && (c == s || c[-1] == ' ' || c[-1] == '\t')) {
+			e = c;
+			trim(&s, &e);
+		}
+		if (s < e)
+			return utf8_cut(s, (size_t)(e - s), PS_MEMORY_MAX_TITLE);
+	}
+	return NULL;
+}
+
+void ps_memory_parse(struct ps_memory_entry *out, const char *path, const char *text, size_t len)
+{
+	struct ps_strv tags = { 0 };
+	char *title = NULL;
+	size_t body = 0;
+
+	len = text ? strnlen(text, len) : 0;
+	if (len >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0) { /* a UTF-8 byte order mark */
+		text += 3;
+		len -= 3;
+	}
+	if (!front_matter(text, len, &title, &tags, &body))
+		body = 0;
+	if (title && !title[0]) {
+		free(title);
+		title = NULL;
+	}
+	if (title && strlen(title) > PS_MEMORY_MAX_TITLE) {
+		char *cut = utf8_cut(title, strlen(title), PS_MEMORY_MAX_TITLE);
+		free(title);
+		title = cut;
+	}
+	if (!title)
+		title = first_heading(text + body, len - body);
+	if (!title) {
+		const char *slash = path ? strrchr(path, '/') : NULL;
+		const char *base = slash ? slash + 1 : path ? path : "";
+		title = utf8_cut(base, strlen(base), PS_MEMORY_MAX_TITLE);
+	}
+	free(out->title);
+	free(out->content);
+	ps_strv_dispose(&out->tags);
+	out->title = title;
+	out->tags = tags;
+	out->content = ps_strndup(text + body, len - body);
+}
+
+/* ---- globs ---- */
+
+/* Matches one pattern token at *pp against byte c; advances *pp past the token on success. */
+static bool token_match(const char **pp, const char *pe, char c)
+{
+	const char *p = *pp;
+
+	if (*p == '?') {
+		*pp = p + 1;
+		return true;
+	}
+	if (*p == '\\' && p + 1 < pe) {
+		*pp = p + 2;
+		return p[1] == c;
+	}
+	if (*p == '[') {
+		const char *q = p + 1;
+		bool negate = false, hit = false;
+
+		if (q < pe && (*q == '!' || *q == '^')) {
+			negate = true;
+			q++;
+		}
+		for (const char *first = q; q < pe && (*q != ']' || q == first); q++) {
+			unsigned char lo = (unsigned char)*q, hi = lo;
+			if (q + 2 < pe && q[1] == '-' && q[2] != ']') {
+				hi = (unsigned char)q[2];
+				q += 2;
+			}
+			if ((unsigned char)c >= lo && (unsigned char)c <= hi)
+				hit = true;
+		}
+		if (q < pe) {                  /* a closed class */
+			*pp = q + 1;
+			return hit != negate;
+		}
+		/* An unclosed '[' is a literal. */
+	}
+	*pp = p + 1;
+	return *p == c;
+}
+
+/* One path component against one glob component: `*` backtracks to its last position only. */
+static bool component_match(const char *p, const char *pe, const char *s, const char *se)
+{
+	const char *star_p = NULL, *star_s = NULL;
+
+	while (s < se) {
+		const char *next = p;
+		if (p < pe && *p == '*') {
+			while (p < pe && *p == '*')
+				p++;
+			star_p = p;
+			star_s = s;
+			continue;
+		}
+		if (p < pe && token_match(&next, pe, *s)) {
+			p = next;
+			s++;
+			continue;
+		}
+		if (!star_p)
+			return false;
+		p = star_p;
+		s = ++star_s;
+	}
+	while (p < pe && *p == '*')
+		p++;
+	return p == pe;
+}
+
+struct span {
+	const char *s, *e;
+};
+
+static struct span *split(const char *s, size_t *n)
+{
+	size_t count = 1;
+	struct span *v;
+
+	for (const char *p = s; *p; p++)
+		count += *p == '/';
+	v = ps_malloc(count * sizeof(*v));
+	*n = 0;
+	for (const char *p = s;; p++) {
+		if (*p == '/' || !*p) {
+			v[(*n)++] = (struct span){ s, p };
+			if (!*p)
+				break;
+			s = p + 1;
+		}
+	}
+	return v;
+}
+
+static bool is_globstar(const struct span *c)
+{
+	return c->e - c->s == 2 && c->s[0] == '*' && c->s[1] == '*';
+}
+
+bool ps_memory_glob_match(const char *glob, const char *path)
+{
+	struct span *g, *s;
+	size_t ng, ns, gi = 0, si = 0, star_g = 0, star_s = 0;
+	bool star = false, ok;
+
+	if (!glob || !path || !*glob)
+		return false;
+	while (*glob == '/')
+		glob++;
+	g = split(glob, &ng);
+	s = split(path, &ns);
+	/* The same backtracking as within a component, one level up: `**` is the star, a
+	 * component is the character. */
+	while (si < ns) {
+		if (gi < ng && is_globstar(&g[gi])) {
+			star = true;
+			star_g = ++gi;
+			star_s = si;
+			continue;
+		}
+		if (gi < ng && component_match(g[gi].s, g[gi].e, s[si].s, s[si].e)) {
+			gi++;
+			si++;
+			continue;
+		}
+		if (!star)
+			break;
+		gi = star_g;
+		si = ++star_s;
+	}
+	while (si == ns && gi < ng && is_globstar(&g[gi]))
+		gi++;
+	ok = si == ns && gi == ng;
+	free(g);
+	free(s);
+	return ok;
+}
+
+bool ps_memory_globs_match(const struct ps_strv *globs, const char *path)
+{
+	for (size_t i = 0; globs && i < globs->n; i++)
+		if (ps_memory_glob_match(globs->v[i], path))
+			return true;
+	return false;
+}
+
+/* ---- search text ---- */
+
+int ps_memory_fts_query(char **out, const char *q)
+{
+	struct ps_buf b;
+	size_t words = 0;
+	const char *p = q ? q : "";
+
+	if (strlen(p) > PS_MEMORY_MAX_QUERY)
+		return ps_error_set(PS_ETOOBIG, "query_too_long",
+				    "search query too long (%zu bytes; at most %d)", strlen(p),
+				    PS_MEMORY_MAX_QUERY);
+	ps_buf_init(&b, PS_MEMORY_MAX_QUERY * 2 + PS_MEMORY_MAX_QUERY_WORDS * 3 + 16);
+	while (*p && words < PS_MEMORY_MAX_QUERY_WORDS) {
+		const char *s, *e;
+		bool word = false;
+
+		while (*p && is_space(*p))
+			p++;
+		s = p;
+		while (*p && !is_space(*p))
+			p++;
+		e = p;
+		for (const char *c = s; c < e && !word; c++) {
+			unsigned char u = (unsigned char)*c;
+			word = u >= 0x80 || (u >= '0' && u <= '9') || ((u | 0x20) >= 'a' && (u | 0x20) <= 'z');
+		}
+		if (!word)
+			continue;               /* only punctuation: the tokenizer would drop it anyway */
+		if (words++)
+			ps_buf_puts(&b, " ");
+		ps_buf_puts(&b, "\"");
+		for (const char *c = s; c < e; c++)
+			ps_buf_append(&b, *c == '"' ? "\"\"" : c, *c == '"' ? 2 : 1);
+		ps_buf_puts(&b, "\"");
+	}
+	if (words == 0) {
+		ps_buf_dispose(&b);
+		return ps_error_set(PS_EINVAL, "empty_query",
+				    "empty query: give at least one word to search for");
+	}
+	*out = ps_buf_take(&b, NULL);
+	return 0;
+}
+
+/* ---- JSON ---- */
+
+static json_t *id_or_null(int64_t id)
+{
+	return id > 0 ? json_integer(id) : json_null();
+}
+
+static json_t *time_or_null(int64_t ms)
+{
+	char buf[40];
+
+	if (ms <= 0)
+		return json_null();
+	ps_time_rfc3339(ms, buf, sizeof(buf));
+	return json_string(buf);
+}
+
+json_t *ps_memory_entry_to_json(const struct ps_memory_entry *e)
+{
+	json_t *o = json_object(), *tags = json_array();
+
+	for (size_t i = 0; i < e->tags.n; i++)
+		json_array_append_new(tags, ps_json_string(e->tags.v[i]));
+	json_object_set_new(o, "id", json_integer(e->id));
+	json_object_set_new(o, "project", ps_json_string(e->project));
+	json_object_set_new(o, "source", ps_json_string(e->source));
+	json_object_set_new(o, "source_ref", ps_json_string(e->source_ref));
+	json_object_set_new(o, "title", ps_json_string(e->title));
+	json_object_set_new(o, "tags", tags);
+	json_object_set_new(o, "content", ps_json_string(e->content ? e->content : ""));
+	json_object_set_new(o, "status", json_string(ps_memory_status_name(e->status)));
+	json_object_set_new(o, "introduced_by_sync", id_or_null(e->introduced_by_sync));
+	json_object_set_new(o, "superseded_by_sync", id_or_null(e->superseded_by_sync));
+	json_object_set_new(o, "restored_from", id_or_null(e->restored_from));
+	json_object_set_new(o, "created_at", time_or_null(e->created_at));
+	json_object_set_new(o, "origin", json_string(ps_memory_origin_name(e->origin)));
+	json_object_set_new(o, "sha", e->sha[0] ? json_string(e->sha) : json_null());
+	json_object_set_new(o, "superseded_by_entry", id_or_null(e->superseded_by_entry));
+	json_object_set_new(o, "superseded_at", time_or_null(e->superseded_at));
+	if (e->snippet) {
+		json_object_set_new(o, "snippet", ps_json_string(e->snippet));
+		json_object_set_new(o, "rank", json_real(e->rank));
+	}
+	return o;
+}

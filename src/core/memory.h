@@ -1,0 +1,118 @@
+/*
+ * Memory entries: the project's knowledge base (DESIGN.md §4, memory paragraph). This module is
+ * the pure part of it, with no I/O: the entry type every layer speaks, how a markdown file
+ * becomes an entry (front matter, title, tags), which paths the project's memory globs select,
+ * how a user's search text becomes a safe full-text query, and the JSON shape (§6).
+ *
+ * The store keeps the entries and their versions (store.h, "memory entries"); the sync pipeline
+ * stages entries for changed files that match the globs; the CLI and the HTTP API call the
+ * store functions and print with ps_memory_entry_to_json.
+ */
+#ifndef PS_CORE_MEMORY_H
+#define PS_CORE_MEMORY_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/model.h"
+
+/* Bounds on what a file (a peer) can make us keep or parse. */
+#define PS_MEMORY_MAX_FRONT_MATTER (64 * 1024) /* bytes between the --- lines */
+#define PS_MEMORY_MAX_FRONT_LINES 256
+#define PS_MEMORY_MAX_TITLE 300                /* bytes; longer titles are cut (UTF-8 safe) */
+#define PS_MEMORY_MAX_TAGS 64
+#define PS_MEMORY_MAX_TAG 100                  /* bytes; longer tags are dropped */
+#define PS_MEMORY_MAX_CONTENT (8 * 1024 * 1024)/* manual entries */
+#define PS_MEMORY_MAX_QUERY 1000               /* bytes of search text */
+#define PS_MEMORY_MAX_QUERY_WORDS 32
+
+enum ps_memory_status {
+	PS_MEMORY_ACTIVE,
+	PS_MEMORY_SUPERSEDED,
+};
+
+/* Where an entry came from. */
+enum ps_memory_origin {
+	PS_MEMORY_FROM_SYNC,     /* imported from a file by a sync */
+	PS_MEMORY_FROM_RESTORE,  /* a restored copy of an older version */
+	PS_MEMORY_FROM_MANUAL,   /* written by hand (memory add, POST /projects/{name}/memory) */
+};
+
+struct ps_memory_entry {
+	int64_t id;
+	int64_t project_id;
+	char *project;                 /* project name */
+	enum ps_memory_origin origin;
+	char *source;                  /* "git" | "github" | "manual" */
+	char *source_ref;              /* the file's path; NULL for manual entries */
+	char *title;
+	struct ps_strv tags;
+	char *content;
+	char sha[PS_SHA_HEX];          /* the file's blob for entries from a sync (and their
+					  restores); empty for manual entries */
+	enum ps_memory_status status;
+	int64_t introduced_by_sync;    /* 0: not introduced by a sync (restore, manual) */
+	int64_t restored_from;         /* 0: not a restore */
+	int64_t superseded_by_sync;    /* 0: active, or superseded by a restore */
+	int64_t superseded_by_entry;   /* the entry that replaced it (0: none, e.g. file deleted) */
+	int64_t superseded_at;         /* ms since epoch; 0 while active */
+	int64_t created_at;
+	/* Search results only. `snippet` marks matches with <mark>...</mark> (text not
+	 * HTML-escaped); `rank` is FTS5's bm25 (lower is better; results are sorted by it). */
+	char *snippet;
+	double rank;
+};
+
+void ps_memory_entry_dispose(struct ps_memory_entry *e);
+/* Disposes and frees a heap entry (NULL-safe). */
+void ps_memory_entry_free(struct ps_memory_entry *e);
+/* Disposes each of n entries and frees the array (NULL-safe). */
+void ps_memory_entries_free(struct ps_memory_entry *v, size_t n);
+
+const char *ps_memory_status_name(enum ps_memory_status s);
+const char *ps_memory_origin_name(enum ps_memory_origin o);
+int ps_memory_origin_parse(const char *name, enum ps_memory_origin *out);
+
+/*
+ * A markdown file as a memory entry: reads a leading YAML front matter block (`---` ... `---`
+ * or `...`) for `title:` and `tags:` (`[a, b]`, a `- item` list, or `a, b`), else takes the
+ * title from the first `# ` heading outside code fences, else the file name (last path
+ * component). `content` is the text after the front matter, cut at the first NUL byte.
+ * Tolerant by design: a block that is unterminated, too big or malformed is not front matter
+ * and the whole text is the content; this never fails. Fills title, tags and content of `out`
+ * (other fields untouched); dispose with ps_memory_entry_dispose.
+ */
+void ps_memory_parse(struct ps_memory_entry *out, const char *path, const char *text, size_t len);
+
+/*
+ * Whether `path` matches `glob`: `*` and `?` within one path component, `[abc]`/`[a-z]`/`[!x]`
+ * classes, `\` escapes, and `**` as a whole component for zero or more components (so the
+ * default glob PS_DEFAULT_MEMORY_GLOB matches both `.memory/a.md` and `.memory/x/y/a.md`).
+ * A leading `/` in the glob is ignored. Backtracking only to the last star, per level: no
+ * exponential blow-up on hostile paths.
+ */
+bool ps_memory_glob_match(const char *glob, const char *path);
+/* True when any of the globs matches. */
+bool ps_memory_globs_match(const struct ps_strv *globs, const char *path);
+
+/*
+ * Turns what a user typed into an FTS5 query that cannot carry syntax: the text is split at
+ * white space, every piece that holds a letter or digit becomes a double-quoted phrase (quotes
+ * inside doubled), and the phrases are ANDed. `"`, `-`, `*`, `(`, `NEAR`, `AND`, `OR`, `:` are
+ * all just text. PS_EINVAL ("empty_query") when nothing searchable remains, PS_ETOOBIG for
+ * more than PS_MEMORY_MAX_QUERY bytes. Words beyond PS_MEMORY_MAX_QUERY_WORDS are ignored.
+ * *out is malloc'd.
+ */
+int ps_memory_fts_query(char **out, const char *user_query);
+
+/*
+ * The JSON shape of DESIGN.md §6: {"id", "project", "source", "source_ref", "title", "tags",
+ * "content", "status", "introduced_by_sync", "superseded_by_sync", "restored_from",
+ * "created_at"} plus "origin", "sha", "superseded_by_entry", "superseded_at", and on search results
+ * "snippet" and "rank". New reference owned by the caller.
+ */
+json_t *ps_memory_entry_to_json(const struct ps_memory_entry *e);
+
+#endif
