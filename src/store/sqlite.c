@@ -492,6 +492,8 @@ int ps_store_project_remove(struct ps_store *s, const char *name)
 				  name, ps_sync_status_name(active->status), (long long)active->id);
 		goto fail;
 	}
+	if ((rc = ps_sqlite_memory_remove_project(s, p->id)) < 0)
+		goto fail;
 	for (size_t i = 0; i < sizeof(steps) / sizeof(*steps); i++) {
 		sqlite3_stmt *st = stmt(s, steps[i]);
 		if (!st) {
@@ -894,6 +896,8 @@ int ps_store_sync_fail(struct ps_store *s, struct ps_sync *y, enum ps_sync_statu
 	sqlite3_bind_int64(st, 1, y->id);
 	if ((rc = step_done(s, st, "discard staged files")) < 0)
 		goto fail;
+	if ((rc = ps_sqlite_memory_discard(s, y->id)) < 0)
+		goto fail;
 	if (status == PS_SYNC_FAILED) {
 		if (!(st = stmt(s, proj))) {
 			rc = PS_ESTORE;
@@ -981,6 +985,9 @@ int ps_store_sync_finalize(struct ps_store *s, struct ps_sync *y, const struct p
 		goto fail;
 	}
 	for (size_t i = 0; i < n; i++) {
+		/* An added path had no version in the base snapshot: nothing to supersede. */
+		if (changes[i].status == PS_CHANGE_ADDED)
+			continue;
 		const char *paths[2] = { changes[i].path,
 					 changes[i].status == PS_CHANGE_RENAMED ? changes[i].previous_path
 										 : NULL };
@@ -992,6 +999,8 @@ int ps_store_sync_finalize(struct ps_store *s, struct ps_sync *y, const struct p
 				goto fail;
 		}
 	}
+	if ((rc = ps_sqlite_memory_finalize(s, y)) < 0)
+		goto fail;
 	if (!(st = stmt(s, proj))) {
 		rc = PS_ESTORE;
 		goto fail;
@@ -1059,6 +1068,45 @@ int ps_store_reap(struct ps_store *s, int64_t project_id, int *reaped)
 	if (reaped)
 		*reaped = count;
 	return 0;
+}
+
+int ps_store_sync_next_queued(struct ps_store *s, int64_t *id)
+{
+	static const char sql[] = "SELECT min(id) FROM syncs WHERE status = 'queued'";
+	sqlite3_stmt *st = stmt(s, sql);
+	int rc;
+
+	if (!st)
+		return PS_ESTORE;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
+		*id = sqlite3_column_int64(st, 0);
+		sqlite3_reset(st);
+		return 0;
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_error(s, "find queued sync");
+	return ps_error_set(PS_ENOTFOUND, "none_queued", "no sync is queued");
+}
+
+int ps_store_sync_count_by_status(struct ps_store *s, int64_t counts[PS_SYNC_CANCELLED + 1])
+{
+	static const char sql[] = "SELECT status, count(*) FROM syncs GROUP BY status";
+	sqlite3_stmt *st = stmt(s, sql);
+	int rc;
+
+	if (!st)
+		return PS_ESTORE;
+	for (int i = 0; i <= PS_SYNC_CANCELLED; i++)
+		counts[i] = 0;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		enum ps_sync_status status;
+		if (ps_sync_status_parse((const char *)sqlite3_column_text(st, 0), &status) == 0)
+			counts[status] = sqlite3_column_int64(st, 1);
+	}
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : db_error(s, "count syncs");
 }
 
 /* ---- events ---- */
@@ -1444,4 +1492,26 @@ int ps_store_blob_have(struct ps_store *s, const char *const *shas, size_t n, bo
 	}
 	sqlite3_reset(st);
 	return 0;
+}
+
+/* ---- webhook deliveries ---- */
+
+int ps_store_webhook_delivery_add(struct ps_store *s, const char *delivery_id, const char *event)
+{
+	static const char sql[] = "INSERT INTO webhook_deliveries (id, event, received_at) "
+				  "VALUES (?, ?, ?)";
+	sqlite3_stmt *st = stmt(s, sql);
+	int rc;
+
+	if (!st)
+		return PS_ESTORE;
+	bind_text(st, 1, delivery_id);
+	bind_text(st, 2, event);
+	sqlite3_bind_int64(st, 3, ps_now_ms());
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc == SQLITE_CONSTRAINT)
+		return ps_error_set(PS_ECONFLICT, "duplicate_delivery",
+				    "webhook delivery %s was received before", delivery_id);
+	return rc == SQLITE_DONE ? 0 : db_error(s, "record webhook delivery");
 }

@@ -36,4 +36,11 @@ void ps_sqlite_bind_text(sqlite3_stmt *st, int i, const char *v);
 /* A column as a new string, NULL for NULL. */
 char *ps_sqlite_col_text(sqlite3_stmt *st, int i);
 
+/* Memory entries (sqlite_memory.c), called by sqlite.c inside its transactions:
+ * finalize makes a succeeded sync's staged entries active and supersedes the ones they replace;
+ * discard deletes what a failed sync staged; remove_project deletes a project's entries. */
+int ps_sqlite_memory_finalize(struct ps_store *s, const struct ps_sync *sync);
+int ps_sqlite_memory_discard(struct ps_store *s, int64_t sync_id);
+int ps_sqlite_memory_remove_project(struct ps_store *s, int64_t project_id);
+
 #endif

@@ -129,6 +129,12 @@ int ps_store_sync_finalize(struct ps_store *s, struct ps_sync *sync,
  */
 int ps_store_reap(struct ps_store *s, int64_t project_id, int *reaped);
 
+/* The oldest queued sync of any project (what a server worker claims next); PS_ENOTFOUND if
+ * none is queued. */
+int ps_store_sync_next_queued(struct ps_store *s, int64_t *id);
+/* How many syncs have each status, indexed by enum ps_sync_status (for /metrics). */
+int ps_store_sync_count_by_status(struct ps_store *s, int64_t counts[PS_SYNC_CANCELLED + 1]);
+
 /* ---- events ---- */
 
 /* An event as stored: its number, kind and its JSON (core/json.h ps_event_to_json), ready to be
@@ -184,5 +190,68 @@ int ps_store_blob_put(struct ps_store *s, const char *sha, const void *data, siz
 int ps_store_blob_get(struct ps_store *s, const char *sha, void **data, size_t *len);
 /* For each of `n` SHAs, sets have[i]. */
 int ps_store_blob_have(struct ps_store *s, const char *const *shas, size_t n, bool *have);
+
+/* ---- memory entries ---- */
+
+/* core/memory.h: the entry type, its JSON shape and ps_memory_entries_free. */
+struct ps_memory_entry;
+
+/*
+ * Stages memory entries of a running sync, one per changed file that matches the project's
+ * memory globs (source, source_ref = path, title, tags, content and sha are read). Invisible
+ * until ps_store_sync_finalize, which makes them active and supersedes the entries they
+ * replace; discarded by ps_store_sync_fail. Staging a path twice keeps the last.
+ */
+int ps_store_memory_stage(struct ps_store *s, const struct ps_sync *sync,
+			  const struct ps_memory_entry *entries, size_t n);
+/* Records that the sync removes the entries of `paths` (deleted files, old paths of renames):
+ * finalize supersedes their active entries. */
+int ps_store_memory_stage_removals(struct ps_store *s, const struct ps_sync *sync,
+				   const char *const *paths, size_t n);
+
+/*
+ * The memory entries of one project: its active entries, plus its superseded ones when
+ * `include_superseded` (each marked by its status). With `query` (the user's text, see
+ * ps_memory_fts_query: words, never FTS syntax) a full-text search over title, content and
+ * tags, best first (bm25, a title match above a body mention), each result with `snippet` and
+ * `rank`; PS_EINVAL ("empty_query") when the text holds no word. Without `query` all of them,
+ * newest first. `limit` <= 0: no limit. Free with ps_memory_entries_free.
+ */
+int ps_store_memory_search(struct ps_store *s, int64_t project_id, const char *query,
+			   bool include_superseded, int64_t limit, int64_t offset,
+			   struct ps_memory_entry **out, size_t *n);
+/* One entry (active or superseded). PS_ENOTFOUND if unknown. Free with ps_memory_entry_free. */
+int ps_store_memory_get(struct ps_store *s, int64_t id, struct ps_memory_entry **out);
+/*
+ * The versions of an entry's note, newest first: every entry of the same project and path
+ * (which sync introduced each, which sync or entry superseded it, what a restore copied).
+ * A manual entry is its own only version. PS_ENOTFOUND if `id` is unknown.
+ */
+int ps_store_memory_history(struct ps_store *s, int64_t id, struct ps_memory_entry **out,
+			    size_t *n);
+/*
+ * Adds a manual entry (source "manual", no path), active at once; syncs never touch it.
+ * PS_EINVAL for an empty or multi-line title, an empty or over-long tag; PS_ETOOBIG for
+ * content over PS_MEMORY_MAX_CONTENT; PS_ENOTFOUND for an unknown project. `out` may be NULL.
+ */
+int ps_store_memory_add(struct ps_store *s, int64_t project_id, const char *title,
+			const char *content, const struct ps_strv *tags,
+			struct ps_memory_entry **out);
+/*
+ * Restores a superseded entry, in one transaction, visible at once: a new active entry with its
+ * title, tags and content (restored_from = id) that supersedes the path's current active entry
+ * (superseded_by_entry = the new one; superseded_by_sync stays NULL). It stays active until a
+ * later sync changes or deletes that file. Restoring an entry that is already active changes
+ * nothing: returns 0 with *restored = false and the entry itself in *out. PS_ENOTFOUND for an
+ * unknown id. `out` and `restored` may be NULL.
+ */
+int ps_store_memory_restore(struct ps_store *s, int64_t id, struct ps_memory_entry **out,
+			    bool *restored);
+
+/* ---- webhook deliveries ---- */
+
+/* Records a webhook delivery id (GitHub's X-GitHub-Delivery) so a redelivery is recognised.
+ * PS_ECONFLICT when the id was recorded before. */
+int ps_store_webhook_delivery_add(struct ps_store *s, const char *delivery_id, const char *event);
 
 #endif

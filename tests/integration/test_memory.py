@@ -1,0 +1,198 @@
+"""
+Memory entries through the real binary and a real git repository (DESIGN §4, memory paragraph):
+the full life of an entry (created by sync 1; superseded by a change in sync 2 and hidden from
+search unless asked; restored; kept by a sync that does not touch the file; superseded by a sync
+that changes it; superseded when the file is deleted), manual entries, search that treats any
+text as words, never mixes projects and ranks a title match above a body mention, the exit
+codes, and a sync killed inside its finalize transaction leaving memory exactly as it was.
+"""
+import json
+import signal
+
+import pytest
+
+from conftest import one_error_line
+
+KILLED = (-signal.SIGKILL, 128 + signal.SIGKILL)
+
+
+def entries(ps, name, *opts):
+    return ps.json("memory", name, *opts)
+
+
+def active_by_path(ps, name):
+    return {e["source_ref"]: e for e in entries(ps, name) if e["source_ref"]}
+
+
+def search_ids(ps, name, q, *opts):
+    return [e["id"] for e in entries(ps, name, "--search", q, *opts)]
+
+
+@pytest.fixture
+def world(ps, repo):
+    repo.write(".memory/deploy.md",
+               "---\ntitle: Deploy guide\ntags: [ops, release]\n---\n"
+               "Ship with make release; first version mentions kiwi.\n")
+    repo.write(".memory/team/people.md", "# Team\nWho owns what.\n")
+    repo.write("README.md", "kiwi in the readme is not memory\n")
+    repo.commit("c1")
+    ps.add("p", str(repo.path))
+    return ps, repo
+
+
+def test_entry_life(world):
+    ps, repo = world
+
+    # Sync 1 creates one entry per memory file, nothing for other files.
+    s1 = ps.sync("p")
+    act = active_by_path(ps, "p")
+    assert set(act) == {".memory/deploy.md", ".memory/team/people.md"}
+    e1 = act[".memory/deploy.md"]
+    assert e1["title"] == "Deploy guide"
+    assert e1["tags"] == ["ops", "release"]
+    assert e1["source"] == "git"
+    assert e1["status"] == "active"
+    assert e1["introduced_by_sync"] == s1["id"]
+    assert e1["superseded_by_sync"] is None and e1["restored_from"] is None
+    assert "kiwi" in e1["content"] and "title:" not in e1["content"]
+    assert act[".memory/team/people.md"]["title"] == "Team"
+    assert search_ids(ps, "p", "kiwi") == [e1["id"]]
+
+    # Sync 2 modifies the file: new active entry; the old one superseded, hidden from search,
+    # shown (marked) with --include-superseded.
+    repo.write(".memory/deploy.md", "# Deploy guide\nSecond version mentions mango.\n")
+    repo.commit()
+    s2 = ps.sync("p")
+    e2 = active_by_path(ps, "p")[".memory/deploy.md"]
+    assert e2["id"] != e1["id"] and e2["introduced_by_sync"] == s2["id"]
+    assert search_ids(ps, "p", "kiwi") == []
+    found = entries(ps, "p", "--search", "kiwi", "--include-superseded")
+    assert [(e["id"], e["status"]) for e in found] == [(e1["id"], "superseded")]
+    assert "<mark>kiwi</mark>" in found[0]["snippet"]
+    old = ps.json("memory", "show", e1["id"])
+    assert old["status"] == "superseded" and old["superseded_by_sync"] == s2["id"]
+
+    # Restore the sync-1 version: a new active copy; the sync-2 entry superseded by it.
+    r = ps.ok("memory", "restore", e1["id"], "--json")
+    restored = json.loads(r.out)
+    assert restored["status"] == "active" and restored["restored_from"] == e1["id"]
+    assert restored["content"] == e1["content"] and restored["title"] == e1["title"]
+    assert active_by_path(ps, "p")[".memory/deploy.md"]["id"] == restored["id"]
+    was2 = ps.json("memory", "show", e2["id"])
+    assert was2["status"] == "superseded" and was2["superseded_by_sync"] is None
+    assert search_ids(ps, "p", "kiwi") == [restored["id"]]
+    assert search_ids(ps, "p", "mango") == []
+
+    # Restoring an active entry is a no-op with a clear message; unknown ids are exit 3.
+    r = ps.ok("memory", "restore", restored["id"])
+    assert "already active" in r.out
+    assert len(entries(ps, "p", "--include-superseded")) == 4
+    r = ps("memory", "restore", "999999")
+    assert r.rc == 3 and one_error_line(r.err), r
+    assert ps("memory", "show", "999999").rc == 3
+    assert ps("memory", "history", "999999").rc == 3
+
+    # Sync 3 does not touch the file: the restored entry stays active.
+    repo.write(".memory/team/people.md", "# Team\nWho owns what, updated.\n")
+    repo.commit()
+    ps.sync("p")
+    assert active_by_path(ps, "p")[".memory/deploy.md"]["id"] == restored["id"]
+
+    # Sync 4 changes the file: the restored entry is superseded by that sync.
+    repo.write(".memory/deploy.md", "# Deploy guide\nThird version mentions papaya.\n")
+    repo.commit()
+    s4 = ps.sync("p")
+    e4 = active_by_path(ps, "p")[".memory/deploy.md"]
+    assert e4["introduced_by_sync"] == s4["id"]
+    was_r = ps.json("memory", "show", restored["id"])
+    assert was_r["status"] == "superseded" and was_r["superseded_by_sync"] == s4["id"]
+
+    # A manual entry, then deleting the file: its entry is superseded, the manual one stays.
+    added = ps.json("memory", "add", "p", "--title", "Handwritten", "--text", "papaya by hand",
+                    "--tag", "note")
+    assert added["source"] == "manual" and added["source_ref"] is None
+    repo.rm(".memory/deploy.md")
+    repo.commit()
+    s5 = ps.sync("p")
+    assert ".memory/deploy.md" not in active_by_path(ps, "p")
+    gone = ps.json("memory", "show", e4["id"])
+    assert gone["status"] == "superseded" and gone["superseded_by_sync"] == s5["id"]
+    assert search_ids(ps, "p", "papaya") == [added["id"]]
+    assert ps.json("memory", "show", added["id"])["status"] == "active"
+
+    # The version list of the path, newest first, from any of its entries.
+    hist = ps.json("memory", "history", e1["id"])
+    assert [h["id"] for h in hist] == [e4["id"], restored["id"], e2["id"], e1["id"]]
+    assert hist[1]["restored_from"] == e1["id"]
+    assert [h["introduced_by_sync"] for h in hist] == [s4["id"], None, s2["id"], s1["id"]]
+    assert all(h["status"] == "superseded" for h in hist)
+
+    # The tables for people.
+    out = ps.ok("memory", "history", e1["id"]).out
+    assert "restore of %d" % e1["id"] in out
+    out = ps.ok("memory", "p", "--search", "handwritten").out
+    assert "Handwritten" in out
+
+
+def test_search_input_and_isolation(world, make_repo):
+    ps, repo = world
+    ps.sync("p")
+    ps.ok("memory", "add", "p", "--title", "Zebra care", "--text", "Feeding and housing.")
+    ps.ok("memory", "add", "p", "--title", "Animals",
+          "--text", "A note about lions and rivers that mentions the zebra once.")
+    other = make_repo("other")
+    other.write(".memory/z.md", "# Zebra elsewhere\nzebra zebra zebra\n")
+    other.commit("c1")
+    ps.add("q", str(other.path))
+    ps.sync("q")
+
+    found = entries(ps, "p", "--search", "zebra")
+    assert [e["title"] for e in found] == ["Zebra care", "Animals"]  # title above body
+    assert all(e["project"] == "p" for e in found)
+    assert [e["project"] for e in entries(ps, "q", "--search", "zebra")] == ["q"]
+
+    for q in ['"', 'zebra"', "-zebra", "zebra*", "(zebra", "NEAR(zebra", "zebra AND",
+              "OR zebra", "zebra:x", "^zebra", "{zebra}", "zebra NOT"]:
+        r = ps("memory", "p", "--search", q, "--json")
+        assert r.rc in (0, 2), r
+        assert "SQL" not in r.err and "fts5" not in r.err and "syntax" not in r.err, r
+    assert len(search_ids(ps, "p", "-zebra")) == 2  # a word, not "NOT zebra"
+    for q in ["", "   ", "- * ("]:
+        r = ps("memory", "p", "--search", q)
+        assert r.rc == 2 and one_error_line(r.err) and "empty query" in r.err, r
+
+    assert ps("memory", "nosuch").rc == 3
+    assert ps("memory", "nosuch", "--search", "x").rc == 3
+    assert ps("memory", "show", "abc").rc == 2
+    assert ps("memory", "add", "p", "--title", "x").rc == 2                    # no content
+    assert ps("memory", "add", "p", "--title", "x", "--text", "a", "--file", "f").rc == 2
+    assert ps("memory", "add", "nosuch", "--title", "x", "--text", "a").rc == 3
+    assert ps("memory", "add", "p", "--title", "", "--text", "a").rc == 2
+    for args in (["--help"], ["show", "--help"], ["history", "--help"], ["restore", "--help"],
+                 ["add", "--help"]):
+        r = ps.ok("memory", *args)
+        assert r.out.startswith("usage: projsync memory"), r
+
+
+def test_killed_sync_leaves_memory(world):
+    ps, repo = world
+    ps.sync("p")
+    before = entries(ps, "p", "--include-superseded")
+
+    repo.write(".memory/deploy.md", "# Deploy guide\nchanged by the killed sync\n")
+    repo.rm(".memory/team/people.md")
+    repo.write(".memory/new.md", "# New\nadded by the killed sync\n")
+    repo.commit("c2")
+    r = ps("sync", "p", "--json", env={"PROJSYNC_TEST_KILL_AT": "finalize:1"})
+    assert r.rc in KILLED, r
+
+    assert entries(ps, "p", "--include-superseded") == before
+    assert search_ids(ps, "p", "killed", "--include-superseded") == []
+    assert ps.json("status", "p")["running"] is None  # reaped: interrupted
+
+    # The next sync applies all of it.
+    ps.sync("p")
+    act = active_by_path(ps, "p")
+    assert set(act) == {".memory/deploy.md", ".memory/new.md"}
+    assert "changed by the killed sync" in act[".memory/deploy.md"]["content"]
+    assert len(search_ids(ps, "p", "killed")) == 2

@@ -1,0 +1,733 @@
+/*
+ * Memory entries: front matter and titles (core/memory.c), memory globs, the search-text
+ * sanitiser, and the full life of an entry through real syncs over the in-memory source:
+ * created, superseded by a change, restored, kept by a sync that does not touch it, superseded
+ * again, removed with its file; a failed sync and a staged-then-failed sync leave memory exactly
+ * as it was; search never mixes projects and ranks a title match above a body mention.
+ */
+#include "harness.h"
+
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "core/memory.h"
+#include "core/sync.h"
+#include "fake_source.h"
+#include "store/store.h"
+#include "util/error.h"
+
+/* ---- front matter ---- */
+
+static void parse(struct ps_memory_entry *e, const char *path, const char *text)
+{
+	memset(e, 0, sizeof(*e));
+	ps_memory_parse(e, path, text, strlen(text));
+}
+
+static void test_front_matter_title_and_tags(void)
+{
+	struct ps_memory_entry e;
+
+	parse(&e, ".memory/a.md",
+	      "---\ntitle: Deploy notes\ntags: [ops, \"deploy, prod\", ops]\nowner: me\n---\n"
+	      "# Heading\nBody text\n");
+	CHECK_STR(e.title, "Deploy notes");
+	CHECK_INT(e.tags.n, 2); /* duplicates dropped, a quoted comma kept */
+	CHECK_STR(e.tags.n > 0 ? e.tags.v[0] : NULL, "ops");
+	CHECK_STR(e.tags.n > 1 ? e.tags.v[1] : NULL, "deploy, prod");
+	CHECK_STR(e.content, "# Heading\nBody text\n");
+	ps_memory_entry_dispose(&e);
+
+	/* A block list, a quoted title holding '#', a comment, CRLF line ends. */
+	parse(&e, "n.md",
+	      "---\r\n# a comment\r\ntitle: \"C# tips\" # trailing comment\r\ntags:\r\n  - one\r\n"
+	      "  - 'two'\r\n- three\r\n...\r\nbody\r\n");
+	CHECK_STR(e.title, "C# tips");
+	CHECK_INT(e.tags.n, 3);
+	CHECK_STR(e.tags.n > 2 ? e.tags.v[2] : NULL, "three");
+	CHECK_STR(e.content, "body\r\n");
+	ps_memory_entry_dispose(&e);
+
+	/* Plain comma list; no title key: the first level-1 heading of the body. */
+	parse(&e, "n.md", "---\ntags: a, b\n---\nintro\n## Not this\n# The Title ##\n");
+	CHECK_STR(e.title, "The Title");
+	CHECK_INT(e.tags.n, 2);
+	ps_memory_entry_dispose(&e);
+
+	/* A UTF-8 byte order mark before the block. */
+	parse(&e, "n.md", "\xef\xbb\xbf---\ntitle: BOM\n---\nx");
+	CHECK_STR(e.title, "BOM");
+	CHECK_STR(e.content, "x");
+	ps_memory_entry_dispose(&e);
+}
+
+static void test_front_matter_tolerant(void)
+{
+	struct ps_memory_entry e;
+	struct ps_buf big;
+
+	/* Unterminated: not front matter, the whole text is content, title from the heading. */
+	parse(&e, "d/n.md", "---\ntitle: Never closed\n# Real title\ntext\n");
+	CHECK_STR(e.title, "Real title");
+	CHECK_INT(e.tags.n, 0);
+	CHECK_STR(e.content, "---\ntitle: Never closed\n# Real title\ntext\n");
+	ps_memory_entry_dispose(&e);
+
+	/* A line that is not `key: value`: malformed, plain content. */
+	parse(&e, "d/n.md", "---\ntitle: X\nthis is not yaml\n---\nbody\n");
+	CHECK_STR(e.title, "n.md");
+	CHECK(strncmp(e.content, "---\ntitle: X", 12) == 0);
+	ps_memory_entry_dispose(&e);
+
+	/* An unclosed flow list. */
+	parse(&e, "d/n.md", "---\ntags: [a, b\n---\n# T\n");
+	CHECK_INT(e.tags.n, 0);
+	CHECK_STR(e.title, "T");
+	ps_memory_entry_dispose(&e);
+
+	/* A heading inside a code fence is not the title; the file name is. */
+	parse(&e, "x/notes.md", "```\n# not a title\n```\nplain\n#NoSpace\n");
+	CHECK_STR(e.title, "notes.md");
+	ps_memory_entry_dispose(&e);
+
+	/* Empty file; NUL byte cuts the content. */
+	parse(&e, "empty.md", "");
+	CHECK_STR(e.title, "empty.md");
+	CHECK_STR(e.content, "");
+	ps_memory_entry_dispose(&e);
+	memset(&e, 0, sizeof(e));
+	ps_memory_parse(&e, "bin.md", "# B\nab\0cd", 10);
+	CHECK_STR(e.content, "# B\nab");
+	ps_memory_entry_dispose(&e);
+
+	/* Too many lines: bounded, taken as plain content. */
+	ps_buf_init(&big, 1 << 20);
+	ps_buf_puts(&big, "---\n");
+	for (int i = 0; i < PS_MEMORY_MAX_FRONT_LINES + 10; i++)
+		ps_buf_printf(&big, "k%d: v\n", i);
+	ps_buf_puts(&big, "title: Late\n---\nbody\n");
+	parse(&e, "big.md", big.data);
+	CHECK_STR(e.title, "big.md");
+	CHECK(strncmp(e.content, "---\nk0: v", 9) == 0);
+	ps_memory_entry_dispose(&e);
+	ps_buf_dispose(&big);
+
+	/* A huge title is cut at a character boundary. */
+	ps_buf_init(&big, 1 << 20);
+	ps_buf_puts(&big, "# ");
+	for (int i = 0; i < 400; i++)
+		ps_buf_puts(&big, "\xc3\xa9"); /* é */
+	parse(&e, "t.md", big.data);
+	CHECK(strlen(e.title) <= PS_MEMORY_MAX_TITLE);
+	CHECK(strlen(e.title) % 2 == 0);
+	ps_memory_entry_dispose(&e);
+	ps_buf_dispose(&big);
+}
+
+/* ---- globs ---- */
+
+static void test_glob(void)
+{
+	const char *g = PS_DEFAULT_MEMORY_GLOB;
+	struct ps_buf path;
+
+	CHECK(ps_memory_glob_match(g, ".memory/a.md"));
+	CHECK(ps_memory_glob_match(g, ".memory/x/a.md"));
+	CHECK(ps_memory_glob_match(g, ".memory/x/y/z/a.md"));
+	CHECK(!ps_memory_glob_match(g, ".memory/a.txt"));
+	CHECK(!ps_memory_glob_match(g, "memory/a.md"));
+	CHECK(!ps_memory_glob_match(g, "x/.memory/a.md"));
+	CHECK(!ps_memory_glob_match(g, ".memory/a.md/b"));
+	CHECK(!ps_memory_glob_match(g, ".memory"));
+	CHECK(ps_memory_glob_match("**/*.md", "a.md"));
+	CHECK(ps_memory_glob_match("**/*.md", "d/e/a.md"));
+	CHECK(ps_memory_glob_match("/docs/*.md", "docs/a.md"));
+	CHECK(!ps_memory_glob_match("docs/*.md", "docs/x/a.md"));
+	CHECK(ps_memory_glob_match("docs/**", "docs/x/a.md"));
+	CHECK(ps_memory_glob_match("NOTES.md", "NOTES.md"));
+	CHECK(!ps_memory_glob_match("NOTES.md", "notes.md"));
+	CHECK(ps_memory_glob_match("n?te[sx].md", "notex.md"));
+	CHECK(!ps_memory_glob_match("n?te[!sx].md", "notes.md"));
+	CHECK(ps_memory_glob_match("[a-c]*.md", "b1.md"));
+	CHECK(ps_memory_glob_match("a\\*.md", "a*.md"));
+	CHECK(!ps_memory_glob_match("a\\*.md", "ab.md"));
+	CHECK(ps_memory_glob_match("a/**/b/**/c.md", "a/x/b/y/z/c.md"));
+	CHECK(!ps_memory_glob_match("a/**/b/**/c.md", "a/x/y/z/c.md"));
+	CHECK(!ps_memory_glob_match("", "a.md"));
+
+	/* Hostile input stays fast: many stars against a long component, deep paths. */
+	ps_buf_init(&path, 1 << 20);
+	for (int i = 0; i < 4000; i++)
+		ps_buf_puts(&path, "a");
+	CHECK(!ps_memory_glob_match("*a*a*a*a*a*a*a*a*b", path.data));
+	ps_buf_dispose(&path);
+	ps_buf_init(&path, 1 << 20);
+	for (int i = 0; i < 2000; i++)
+		ps_buf_puts(&path, "a/");
+	ps_buf_puts(&path, "x");
+	CHECK(!ps_memory_glob_match("**/a/**/a/**/a/**/b", path.data));
+	CHECK(ps_memory_glob_match("**/a/**/x", path.data));
+	ps_buf_dispose(&path);
+}
+
+/* ---- search text ---- */
+
+static void check_query(const char *in, const char *want)
+{
+	char *q = NULL;
+	int rc = ps_memory_fts_query(&q, in);
+
+	if (want) {
+		CHECK_INT(rc, 0);
+		CHECK_STR(q, want);
+	} else {
+		CHECK_INT(rc, PS_EINVAL);
+		CHECK_STR(ps_error_slug(), "empty_query");
+	}
+	free(q);
+}
+
+static void test_query_sanitising(void)
+{
+	struct ps_buf big;
+	char *q = NULL;
+
+	check_query("hello world", "\"hello\" \"world\"");
+	check_query("  say \"hi\" ", "\"say\" \"\"\"hi\"\"\"");
+	check_query("-foo bar*", "\"-foo\" \"bar*\"");
+	check_query("(a OR b", "\"(a\" \"OR\" \"b\"");
+	check_query("NEAR(a b) AND c", "\"NEAR(a\" \"b)\" \"AND\" \"c\"");
+	check_query("title:x ^y", "\"title:x\" \"^y\"");
+	check_query("café", "\"café\"");
+	check_query("", NULL);
+	check_query(NULL, NULL);
+	check_query(" \t\n", NULL);
+	check_query("- * ( ) \" :", NULL);
+	ps_buf_init(&big, 1 << 16);
+	for (int i = 0; i < PS_MEMORY_MAX_QUERY + 1; i++)
+		ps_buf_puts(&big, "x");
+	CHECK_INT(ps_memory_fts_query(&q, big.data), PS_ETOOBIG);
+	ps_buf_dispose(&big);
+}
+
+/* ---- the store and the pipeline ---- */
+
+struct env {
+	char *dir;
+	char *db;
+	struct ps_store *store;
+	struct ps_sync_ctx ctx;
+	struct fake_source *fake;
+	int64_t project_id;
+};
+
+static void env_init(struct env *e)
+{
+	struct ps_project p = { .name = (char *)"p", .source = (char *)"fake:" };
+
+	memset(e, 0, sizeof(*e));
+	e->dir = ps_test_tmpdir();
+	e->db = ps_asprintf("%s/db", e->dir);
+	CHECK_OK(ps_store_open(&e->store, e->db, 0));
+	CHECK_OK(ps_store_project_add(e->store, &p)); /* default memory glob */
+	e->project_id = p.id;
+	ps_strv_dispose(&p.memory_globs);
+	e->fake = fake_new();
+	fake_register(e->fake);
+	e->ctx.store = e->store;
+	e->ctx.open_source = fake_open;
+}
+
+static void env_dispose(struct env *e)
+{
+	ps_store_free(e->store);
+	fake_free(e->fake);
+	free(e->db);
+	free(e->dir);
+}
+
+/* Runs a sync to its end; returns its id, or 0 if it did not succeed. */
+static int64_t sync_now(struct env *e)
+{
+	struct ps_sync_run *r = NULL;
+	const struct ps_event *ev;
+	int64_t id = 0;
+	bool ok = false;
+
+	if (ps_sync_begin(&r, &e->ctx, "p", NULL) < 0) {
+		CHECK(!"begin failed");
+		return 0;
+	}
+	while (ps_sync_next(r, &ev) == PS_SYNC_MORE)
+		if (ev->kind == PS_EVENT_SUCCEEDED)
+			ok = true;
+	id = ps_sync_run_sync(r)->id;
+	ps_sync_end(r);
+	return ok ? id : 0;
+}
+
+/* The active entry of a path (copy into *out), or false. */
+static bool active_of(struct env *e, const char *path, struct ps_memory_entry *out)
+{
+	struct ps_memory_entry *v = NULL;
+	size_t n = 0;
+	bool found = false;
+
+	CHECK_OK(ps_store_memory_search(e->store, e->project_id, NULL, false, 0, 0, &v, &n));
+	for (size_t i = 0; i < n; i++)
+		if (v[i].source_ref && strcmp(v[i].source_ref, path) == 0 && !found) {
+			CHECK_INT(v[i].status, PS_MEMORY_ACTIVE);
+			*out = v[i];
+			memset(&v[i], 0, sizeof(v[i]));
+			found = true;
+		}
+	ps_memory_entries_free(v, n);
+	return found;
+}
+
+/* Ids of a search's results, as "1,4,7" (for compact checks). */
+static char *search_ids(struct env *e, int64_t project, const char *q, bool superseded)
+{
+	struct ps_memory_entry *v = NULL;
+	struct ps_buf b;
+	size_t n = 0;
+	int rc = ps_store_memory_search(e->store, project, q, superseded, 0, 0, &v, &n);
+
+	ps_buf_init(&b, 1 << 16);
+	if (rc < 0)
+		ps_buf_printf(&b, "error %d", rc);
+	for (size_t i = 0; i < n; i++)
+		ps_buf_printf(&b, "%s%lld%s", i ? "," : "", (long long)v[i].id,
+			      v[i].status == PS_MEMORY_SUPERSEDED ? "s" : "");
+	ps_memory_entries_free(v, n);
+	return ps_buf_take(&b, NULL);
+}
+
+#define CHECK_IDS(e, project, q, sup, want) do { char *_ids = search_ids(e, project, q, sup); \
+	CHECK_STR(_ids, want); free(_ids); } while (0)
+
+static char *ids_text(int64_t a)
+{
+	return ps_asprintf("%lld", (long long)a);
+}
+
+static void test_lifecycle(void)
+{
+	struct env e;
+	struct fake_file v1[] = {
+		{ ".memory/a.md", "---\ntitle: Alpha\ntags: [fruit]\n---\nfirst version about kiwi\n" },
+		{ ".memory/team/b.md", "# Bravo\nabout the team\n" },
+		{ "src/x.c", "kiwi in code is not memory\n" },
+	};
+	struct fake_file v2[] = {
+		{ ".memory/a.md", "---\ntitle: Alpha\n---\nsecond version about mango\n" },
+		{ ".memory/team/b.md", "# Bravo\nabout the team\n" },
+		{ "src/x.c", "kiwi in code is not memory\n" },
+	};
+	struct fake_file v3[] = {
+		{ ".memory/a.md", "---\ntitle: Alpha\n---\nsecond version about mango\n" },
+		{ ".memory/team/b.md", "# Bravo\nabout the team, changed\n" },
+		{ "src/x.c", "kiwi in code is not memory\n" },
+	};
+	struct fake_file v4[] = {
+		{ ".memory/a.md", "# Alpha\nthird version about papaya\n" },
+		{ ".memory/team/b.md", "# Bravo\nabout the team, changed\n" },
+		{ "src/x.c", "kiwi in code is not memory\n" },
+	};
+	struct fake_file v5[] = {
+		{ ".memory/c.md", "# Bravo\nabout the team, changed\n" }, /* b renamed */
+		{ "src/x.c", "kiwi in code is not memory\n" },
+	};
+	struct ps_memory_entry a1 = { 0 }, a2 = { 0 }, ar = { 0 }, a4 = { 0 }, b = { 0 }, tmp = { 0 };
+	struct ps_memory_entry *got = NULL, *hist = NULL, *manual = NULL;
+	int64_t s1, s2, s3, s4, s5;
+	bool restored = true;
+	size_t n = 0;
+	char *want;
+
+	env_init(&e);
+
+	/* Sync 1 creates the entries of the files under .memory/, nothing else. */
+	fake_commit(e.fake, "c1", v1, 3);
+	CHECK((s1 = sync_now(&e)) > 0);
+	CHECK(active_of(&e, ".memory/a.md", &a1));
+	CHECK(active_of(&e, ".memory/team/b.md", &b));
+	CHECK(!active_of(&e, "src/x.c", &tmp));
+	CHECK_STR(a1.title, "Alpha");
+	CHECK_STR(a1.source, "fake"); /* the source's kind: git or github for real sources */
+	CHECK_INT(a1.tags.n, 1);
+	CHECK_STR(a1.content, "first version about kiwi\n");
+	CHECK_INT(a1.introduced_by_sync, s1);
+	CHECK_STR(b.title, "Bravo");
+	want = ids_text(a1.id);
+	CHECK_IDS(&e, e.project_id, "kiwi", false, want);
+	free(want);
+
+	/* A manual entry: never touched by syncs. */
+	CHECK_OK(ps_store_memory_add(e.store, e.project_id, "Manual note", "written by hand", NULL,
+				     &manual));
+
+	/* Sync 2 modifies a.md: a new active entry, the old one superseded and out of search. */
+	fake_commit(e.fake, "c2", v2, 3);
+	CHECK((s2 = sync_now(&e)) > 0);
+	CHECK(active_of(&e, ".memory/a.md", &a2));
+	CHECK(a2.id != a1.id);
+	CHECK_INT(a2.introduced_by_sync, s2);
+	CHECK_OK(ps_store_memory_get(e.store, a1.id, &got));
+	CHECK_INT(got->status, PS_MEMORY_SUPERSEDED);
+	CHECK_INT(got->superseded_by_sync, s2);
+	CHECK_INT(got->superseded_by_entry, a2.id);
+	ps_memory_entry_free(got);
+	CHECK_IDS(&e, e.project_id, "kiwi", false, "");
+	want = ps_asprintf("%llds", (long long)a1.id);
+	CHECK_IDS(&e, e.project_id, "kiwi", true, want);
+	free(want);
+	want = ids_text(a2.id);
+	CHECK_IDS(&e, e.project_id, "mango", false, want);
+	free(want);
+
+	/* Restore the sync-1 version: a new active copy; the sync-2 entry superseded by it. */
+	CHECK_OK(ps_store_memory_restore(e.store, a1.id, &got, &restored));
+	CHECK(restored);
+	CHECK_INT(got->status, PS_MEMORY_ACTIVE);
+	CHECK_INT(got->restored_from, a1.id);
+	CHECK_INT(got->introduced_by_sync, 0);
+	CHECK_INT(got->origin, PS_MEMORY_FROM_RESTORE);
+	CHECK_STR(got->content, "first version about kiwi\n");
+	CHECK_STR(got->source_ref, ".memory/a.md");
+	ps_memory_entry_free(got);
+	CHECK(active_of(&e, ".memory/a.md", &ar));
+	CHECK_INT(ar.restored_from, a1.id);
+	CHECK_OK(ps_store_memory_get(e.store, a2.id, &got));
+	CHECK_INT(got->status, PS_MEMORY_SUPERSEDED);
+	CHECK_INT(got->superseded_by_sync, 0);
+	CHECK_INT(got->superseded_by_entry, ar.id);
+	ps_memory_entry_free(got);
+	want = ids_text(ar.id);
+	CHECK_IDS(&e, e.project_id, "kiwi", false, want);
+	free(want);
+	CHECK_IDS(&e, e.project_id, "mango", false, "");
+
+	/* Restoring an active entry is a no-op; an unknown id is not found. */
+	CHECK_OK(ps_store_memory_restore(e.store, ar.id, &got, &restored));
+	CHECK(!restored);
+	CHECK_INT(got->id, ar.id);
+	ps_memory_entry_free(got);
+	CHECK_INT(ps_store_memory_restore(e.store, 999999, NULL, NULL), PS_ENOTFOUND);
+	CHECK_INT(ps_store_memory_get(e.store, 999999, &got), PS_ENOTFOUND);
+
+	/* Sync 3 changes only b.md: the restored entry stays active. */
+	fake_commit(e.fake, "c3", v3, 3);
+	CHECK((s3 = sync_now(&e)) > 0);
+	CHECK(active_of(&e, ".memory/a.md", &tmp));
+	CHECK_INT(tmp.id, ar.id);
+	ps_memory_entry_dispose(&tmp);
+	CHECK(active_of(&e, ".memory/team/b.md", &tmp));
+	CHECK_INT(tmp.introduced_by_sync, s3);
+	ps_memory_entry_dispose(&tmp);
+
+	/* Sync 4 changes a.md again: the restored entry is superseded by that sync. */
+	fake_commit(e.fake, "c4", v4, 3);
+	CHECK((s4 = sync_now(&e)) > 0);
+	CHECK(active_of(&e, ".memory/a.md", &a4));
+	CHECK_INT(a4.introduced_by_sync, s4);
+	CHECK_OK(ps_store_memory_get(e.store, ar.id, &got));
+	CHECK_INT(got->status, PS_MEMORY_SUPERSEDED);
+	CHECK_INT(got->superseded_by_sync, s4);
+	CHECK_INT(got->superseded_by_entry, a4.id);
+	ps_memory_entry_free(got);
+
+	/* Sync 5 deletes a.md and renames b.md to c.md. */
+	fake_commit(e.fake, "c5", v5, 2);
+	CHECK((s5 = sync_now(&e)) > 0);
+	CHECK(!active_of(&e, ".memory/a.md", &tmp));
+	CHECK(!active_of(&e, ".memory/team/b.md", &tmp));
+	CHECK(active_of(&e, ".memory/c.md", &tmp));
+	CHECK_STR(tmp.title, "Bravo");
+	ps_memory_entry_dispose(&tmp);
+	CHECK_OK(ps_store_memory_get(e.store, a4.id, &got));
+	CHECK_INT(got->status, PS_MEMORY_SUPERSEDED);
+	CHECK_INT(got->superseded_by_sync, s5);
+	CHECK_INT(got->superseded_by_entry, 0);
+	ps_memory_entry_free(got);
+	CHECK_IDS(&e, e.project_id, "papaya", false, "");
+
+	/* The manual entry outlived every sync. */
+	CHECK_OK(ps_store_memory_get(e.store, manual->id, &got));
+	CHECK_INT(got->status, PS_MEMORY_ACTIVE);
+	want = ids_text(manual->id);
+	CHECK_IDS(&e, e.project_id, "hand", false, want);
+	free(want);
+	CHECK_STR(got->source, "manual");
+	ps_memory_entry_free(got);
+
+	/* The history of a.md, newest first, from any of its entries. */
+	CHECK_OK(ps_store_memory_history(e.store, a1.id, &hist, &n));
+	CHECK_INT(n, 4);
+	if (n == 4) {
+		CHECK_INT(hist[0].id, a4.id);
+		CHECK_INT(hist[1].id, ar.id);
+		CHECK_INT(hist[1].restored_from, a1.id);
+		CHECK_INT(hist[2].id, a2.id);
+		CHECK_INT(hist[3].id, a1.id);
+		CHECK_INT(hist[3].introduced_by_sync, s1);
+	}
+	ps_memory_entries_free(hist, n);
+	CHECK_OK(ps_store_memory_history(e.store, manual->id, &hist, &n));
+	CHECK_INT(n, 1);
+	ps_memory_entries_free(hist, n);
+
+	/* The JSON shape. */
+	{
+		json_t *j = ps_memory_entry_to_json(&ar);
+		CHECK_STR(json_string_value(json_object_get(j, "status")), "active");
+		CHECK_STR(json_string_value(json_object_get(j, "project")), "p");
+		CHECK_INT(json_integer_value(json_object_get(j, "restored_from")), a1.id);
+		CHECK(json_is_null(json_object_get(j, "introduced_by_sync")));
+		CHECK(json_is_null(json_object_get(j, "superseded_by_sync")));
+		CHECK(json_is_array(json_object_get(j, "tags")));
+		CHECK(json_is_string(json_object_get(j, "created_at")));
+		CHECK(json_object_get(j, "snippet") == NULL);
+		json_decref(j);
+	}
+
+	ps_memory_entry_free(manual);
+	ps_memory_entry_dispose(&a1);
+	ps_memory_entry_dispose(&a2);
+	ps_memory_entry_dispose(&ar);
+	ps_memory_entry_dispose(&a4);
+	ps_memory_entry_dispose(&b);
+	env_dispose(&e);
+}
+
+/* Every memory row as text (state and links included), and the raw row counts. */
+static char *memory_dump(const char *db)
+{
+	sqlite3 *raw = NULL;
+	sqlite3_stmt *st = NULL;
+	struct ps_buf b;
+
+	ps_buf_init(&b, 1 << 20);
+	CHECK_INT(sqlite3_open(db, &raw), SQLITE_OK);
+	sqlite3_prepare_v2(raw,
+			   "SELECT id, state, source_ref, content, introduced_by_sync, "
+			   "superseded_by_sync, superseded_by_entry, restored_from FROM memory_entries "
+			   "UNION ALL SELECT count(*), 'removals', NULL, NULL, NULL, NULL, NULL, NULL "
+			   "FROM memory_staged_removals "
+			   "UNION ALL SELECT count(*), 'fts', NULL, NULL, NULL, NULL, NULL, NULL "
+			   "FROM memory_fts WHERE memory_fts MATCH '\"kiwi\"' ORDER BY 2, 1",
+			   -1, &st, NULL);
+	while (st && sqlite3_step(st) == SQLITE_ROW) {
+		for (int i = 0; i < 8; i++)
+			ps_buf_printf(&b, "%s|", sqlite3_column_text(st, i) ?
+				      (const char *)sqlite3_column_text(st, i) : "-");
+		ps_buf_puts(&b, "\n");
+	}
+	sqlite3_finalize(st);
+	sqlite3_close(raw);
+	return ps_buf_take(&b, NULL);
+}
+
+static void test_failed_sync_leaves_memory(void)
+{
+	struct env e;
+	struct fake_file v1[] = { { ".memory/a.md", "# A\nkiwi\n" }, { ".memory/b.md", "# B\n" } };
+	struct fake_file v2[] = { { ".memory/a.md", "# A\nchanged kiwi\n" } }; /* b deleted */
+	char *before, *after;
+
+	env_init(&e);
+	fake_commit(e.fake, "c1", v1, 2);
+	CHECK(sync_now(&e) > 0);
+	before = memory_dump(e.db);
+	CHECK(strstr(before, ".memory/a.md") != NULL);
+
+	fake_commit(e.fake, "c2", v2, 1);
+	fake_fail_fetch_after(e.fake, 1);
+	CHECK_INT(sync_now(&e), 0);
+	after = memory_dump(e.db);
+	CHECK_STR(after, before);
+	free(after);
+
+	/* The next sync applies both changes. */
+	fake_fail_fetch_after(e.fake, 0);
+	CHECK(sync_now(&e) > 0);
+	after = memory_dump(e.db);
+	CHECK(strcmp(after, before) != 0);
+	free(after);
+	CHECK_IDS(&e, e.project_id, "changed", false, "3");
+	free(before);
+	env_dispose(&e);
+}
+
+static struct ps_owner me(void)
+{
+	static char proc[64];
+	ps_process_identity(getpid(), proc, sizeof(proc));
+	return (struct ps_owner){ ps_hostname(), proc, 60000 };
+}
+
+/* Staged entries and removals are invisible until finalize; a failed sync discards them. */
+static void test_staged_invisible_then_discarded(void)
+{
+	struct env e;
+	struct fake_file v1[] = { { ".memory/a.md", "# A\nkiwi\n" }, { ".memory/b.md", "# B\n" } };
+	struct ps_owner owner = me();
+	struct ps_sync *y = NULL;
+	struct ps_memory_entry staged = { 0 }, tmp = { 0 }, *got = NULL;
+	const char *gone[] = { ".memory/b.md" };
+	char *before, *after;
+
+	env_init(&e);
+	fake_commit(e.fake, "c1", v1, 2);
+	CHECK(sync_now(&e) > 0);
+	before = memory_dump(e.db);
+
+	for (int round = 0; round < 2; round++) {
+		CHECK_OK(ps_store_sync_create(e.store, e.project_id, "main", "cli", &owner, &y));
+		ps_memory_parse(&staged, ".memory/a.md", "# A2\nstaged kiwi\n", 17);
+		staged.source = ps_strdup("git");
+		staged.source_ref = ps_strdup(".memory/a.md");
+		CHECK_OK(ps_store_memory_stage(e.store, y, &staged, 1));
+		CHECK_OK(ps_store_memory_stage_removals(e.store, y, gone, 1));
+		ps_memory_entry_dispose(&staged);
+		/* Invisible: search, listing, get. */
+		CHECK_IDS(&e, e.project_id, "staged", true, "");
+		CHECK_INT(ps_store_memory_get(e.store, 3, &got), PS_ENOTFOUND);
+		CHECK(active_of(&e, ".memory/b.md", &tmp));
+		ps_memory_entry_dispose(&tmp);
+		if (round == 0) {
+			CHECK_OK(ps_store_sync_fail(e.store, y, PS_SYNC_FAILED, "test", "test", NULL));
+			after = memory_dump(e.db);
+			CHECK_STR(after, before);
+			free(after);
+		} else {
+			CHECK_OK(ps_store_sync_finalize(e.store, y, NULL, 0, NULL));
+			CHECK_IDS(&e, e.project_id, "staged", false, "4");
+			CHECK(!active_of(&e, ".memory/b.md", &tmp));
+			CHECK(active_of(&e, ".memory/a.md", &tmp));
+			CHECK_STR(tmp.title, "A2");
+			ps_memory_entry_dispose(&tmp);
+		}
+		ps_sync_free(y);
+		y = NULL;
+	}
+	free(before);
+	env_dispose(&e);
+}
+
+static void test_search_isolation_and_ranking(void)
+{
+	struct env e;
+	struct ps_project q = { .name = (char *)"q", .source = (char *)"fake:" };
+	struct ps_memory_entry *v = NULL, *x = NULL;
+	struct ps_strv tags = { 0 };
+	const char *tricky[] = { "\"", "zebra\"", "-zebra", "zebra*", "(zebra", "zebra)",
+				 "NEAR(zebra", "zebra AND", "OR zebra", "zebra:x", "^zebra",
+				 "'zebra'", "zebra NOT", "{zebra}", "zebra + -", "\"zebra" };
+	size_t n = 0;
+	char *want;
+
+	env_init(&e);
+	CHECK_OK(ps_store_project_add(e.store, &q));
+	ps_strv_dispose(&q.memory_globs);
+
+	/* Body mention first (older), title match second, other project's title match last. */
+	CHECK_OK(ps_store_memory_add(e.store, e.project_id, "Animals",
+				     "A long note that mentions the zebra once among many other "
+				     "words about lions, giraffes, elephants and rivers.", NULL, &x));
+	ps_memory_entry_free(x);
+	ps_strv_push(&tags, "stripes");
+	CHECK_OK(ps_store_memory_add(e.store, e.project_id, "Zebra care", "Feeding and housing.",
+				     &tags, &x));
+	ps_memory_entry_free(x);
+	ps_strv_dispose(&tags);
+	CHECK_OK(ps_store_memory_add(e.store, q.id, "Zebra elsewhere", "zebra zebra zebra", NULL,
+				     &x));
+	ps_memory_entry_free(x);
+
+	CHECK_IDS(&e, e.project_id, "zebra", false, "2,1");
+	CHECK_IDS(&e, q.id, "zebra", true, "3");
+	CHECK_IDS(&e, e.project_id, "STRIPES", false, "2"); /* tags are searched, case-folded */
+	CHECK_IDS(&e, e.project_id, "giraffes rivers", false, "1");
+
+	/* Snippet with marks, rank in order. */
+	CHECK_OK(ps_store_memory_search(e.store, e.project_id, "zebra", false, 0, 0, &v, &n));
+	CHECK_INT(n, 2);
+	if (n == 2) {
+		CHECK(v[0].rank <= v[1].rank);
+		CHECK(strstr(v[1].snippet, "<mark>zebra</mark>") != NULL);
+	}
+	ps_memory_entries_free(v, n);
+
+	/* Paging. */
+	CHECK_IDS(&e, e.project_id, NULL, false, "2,1");
+	CHECK_OK(ps_store_memory_search(e.store, e.project_id, NULL, false, 1, 1, &v, &n));
+	CHECK_INT(n, 1);
+	CHECK_INT(n == 1 ? v[0].id : 0, 1);
+	ps_memory_entries_free(v, n);
+
+	/* What a user might type never reaches FTS as syntax and never errors. */
+	for (size_t i = 0; i < sizeof(tricky) / sizeof(*tricky); i++) {
+		int rc = ps_store_memory_search(e.store, e.project_id, tricky[i], true, 0, 0, &v, &n);
+		if (rc == 0) {
+			ps_memory_entries_free(v, n);
+		} else {
+			CHECK_INT(rc, PS_EINVAL);
+			CHECK(strstr(ps_error_message(), "SQL") == NULL);
+			CHECK(strstr(ps_error_message(), "fts5") == NULL);
+		}
+	}
+	CHECK_IDS(&e, e.project_id, "zebra\"", false, "2,1"); /* the quote is just text */
+	want = search_ids(&e, e.project_id, "-zebra", false);  /* a word, not NOT zebra */
+	CHECK_STR(want, "2,1");
+	free(want);
+	CHECK_INT(ps_store_memory_search(e.store, e.project_id, "", false, 0, 0, &v, &n), PS_EINVAL);
+
+	/* Bad manual entries. */
+	CHECK_INT(ps_store_memory_add(e.store, e.project_id, " ", "x", NULL, NULL), PS_EINVAL);
+	CHECK_INT(ps_store_memory_add(e.store, e.project_id, "a\nb", "x", NULL, NULL), PS_EINVAL);
+	CHECK_INT(ps_store_memory_add(e.store, 4242, "t", "x", NULL, NULL), PS_ENOTFOUND);
+
+	/* Removing a project removes its entries (and their index rows). */
+	CHECK_OK(ps_store_project_remove(e.store, "q"));
+	CHECK_INT(ps_store_memory_get(e.store, 3, &x), PS_ENOTFOUND);
+	CHECK_IDS(&e, e.project_id, "elsewhere", false, "");
+	env_dispose(&e);
+}
+
+/* The project's globs decide; an empty glob list imports nothing. */
+static void test_custom_globs(void)
+{
+	struct env e;
+	struct ps_project *p = NULL;
+	struct fake_file v1[] = { { "docs/notes/x.md", "# X\n" }, { ".memory/a.md", "# A\n" },
+				  { "docs/y.txt", "y" } };
+	struct ps_memory_entry tmp = { 0 };
+
+	env_init(&e);
+	CHECK_OK(ps_store_project_get(e.store, "p", &p));
+	ps_strv_dispose(&p->memory_globs);
+	ps_strv_push(&p->memory_globs, "docs/**/*.md");
+	CHECK_OK(ps_store_project_update(e.store, p));
+	ps_project_free(p);
+	fake_commit(e.fake, "c1", v1, 3);
+	CHECK(sync_now(&e) > 0);
+	CHECK(active_of(&e, "docs/notes/x.md", &tmp));
+	ps_memory_entry_dispose(&tmp);
+	CHECK(!active_of(&e, ".memory/a.md", &tmp));
+	CHECK(!active_of(&e, "docs/y.txt", &tmp));
+	env_dispose(&e);
+}
+
+PS_TESTS(
+	PS_TEST(test_front_matter_title_and_tags),
+	PS_TEST(test_front_matter_tolerant),
+	PS_TEST(test_glob),
+	PS_TEST(test_query_sanitising),
+	PS_TEST(test_lifecycle),
+	PS_TEST(test_failed_sync_leaves_memory),
+	PS_TEST(test_staged_invisible_then_discarded),
+	PS_TEST(test_search_isolation_and_ranking),
+	PS_TEST(test_custom_globs),
+)
