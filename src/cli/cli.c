@@ -117,9 +117,9 @@ int ps_cli_usage_error(struct ps_cli *cli, const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	if (cli && cli->command)
-		fprintf(stderr, "\nhint: see 'projsync %s --help'\n", cli->command);
+		fprintf(stderr, " (see 'projsync %s --help')\n", cli->command);
 	else
-		fputs("\nhint: see 'projsync --help'\n", stderr);
+		fputs(" (see 'projsync --help')\n", stderr);
 	return PS_EXIT_USAGE;
 }
 
@@ -467,7 +467,7 @@ int ps_cli_main(int argc, char **argv)
 		}
 	}
 	if (i >= argc) {
-		fputs("projsync: no command given\nhint: see 'projsync --help'\n", stderr);
+		fputs("projsync: no command given (see 'projsync --help')\n", stderr);
 		cli_dispose(&cli);
 		return PS_EXIT_USAGE;
 	}
@@ -480,7 +480,7 @@ int ps_cli_main(int argc, char **argv)
 			cli_dispose(&cli);
 			return PS_EXIT_OK;
 		}
-		fprintf(stderr, "projsync: unknown command '%s'\nhint: see 'projsync --help'\n",
+		fprintf(stderr, "projsync: unknown command '%s' (see 'projsync --help')\n",
 			argv[i]);
 		cli_dispose(&cli);
 		return PS_EXIT_USAGE;

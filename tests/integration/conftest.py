@@ -1,0 +1,371 @@
+"""
+Fixtures for the integration suite: every test runs the real `projsync` binary against its own
+temporary store and its own real git repositories, built with the git command line. Nothing here
+touches the network or the user's own data: HOME, XDG_DATA_HOME and git's global config point into
+the test's temp dir.
+
+The binary is $PROJSYNC_BIN (the Makefile sets it), else build-san/projsync under the repo root.
+It is usually built with ASan/UBSan; any sanitizer report on stderr fails the test, whatever the
+exit code, so a leak or an overflow is never hidden behind an expected failure.
+"""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = os.environ.get("PROJSYNC_BIN") or str(ROOT / "build-san" / "projsync")
+
+# The empty tree: `git diff EMPTY_TREE C` lists everything in C as added.
+EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+FINAL_KINDS = ("succeeded", "failed", "cancelled")
+SANITIZER_MARKS = ("AddressSanitizer", "LeakSanitizer", "UndefinedBehaviorSanitizer",
+                   "runtime error:")
+
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "Test Author", "GIT_AUTHOR_EMAIL": "author@example.com",
+    "GIT_COMMITTER_NAME": "Test Committer", "GIT_COMMITTER_EMAIL": "committer@example.com",
+    "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": "/dev/null",
+    "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C.UTF-8",
+}
+
+
+def pytest_report_header(config):
+    return f"projsync binary: {BIN}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _binary_exists():
+    if not os.access(BIN, os.X_OK):
+        pytest.exit(f"projsync binary not found at {BIN} (set PROJSYNC_BIN)", returncode=2)
+
+
+def sorted_by_path(entries):
+    """Sorts dicts with a "path" key by the path's bytes, the order `files` promises."""
+    return sorted(entries, key=lambda e: e["path"].encode("utf-8", "surrogateescape"))
+
+
+def one_error_line(err):
+    """True when stderr is exactly one line starting 'projsync: ' (the error contract)."""
+    lines = err.splitlines()
+    return len(lines) == 1 and lines[0].startswith("projsync: ") and len(lines[0]) > 11
+
+
+# --------------------------------------------------------------------------------------------
+# git repositories
+
+
+class Repo:
+    """A real git repository with a working tree, driven through the git CLI."""
+
+    def __init__(self, path, bare=False):
+        self.path = Path(path)
+        self.bare = bare
+
+    @classmethod
+    def init(cls, path, bare=False):
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        args = ["init", "-q", "-b", "main"] + (["--bare"] if bare else [])
+        git(path, *args)
+        return cls(path, bare)
+
+    @property
+    def url(self):
+        return "file://" + str(self.path)
+
+    def git(self, *args, **kw):
+        return git(self.path, *args, **kw)
+
+    # --- working tree
+    def write(self, rel, content, exec_bit=None):
+        p = self.path / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        if p.is_symlink() or p.is_file():
+            p.unlink()
+        elif p.is_dir():
+            shutil.rmtree(p)
+        if isinstance(content, str):
+            content = content.encode()
+        p.write_bytes(content)
+        if exec_bit is not None:
+            p.chmod(0o755 if exec_bit else 0o644)
+        return p
+
+    def symlink(self, rel, target):
+        p = self.path / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        if p.is_symlink() or p.is_file():
+            p.unlink()
+        os.symlink(target, p)
+
+    def chmod_exec(self, rel, on):
+        (self.path / rel).chmod(0o755 if on else 0o644)
+
+    def rm(self, rel):
+        p = self.path / rel
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p)
+        else:
+            p.unlink()
+
+    def mv(self, src, dst):
+        (self.path / dst).parent.mkdir(parents=True, exist_ok=True)
+        os.rename(self.path / src, self.path / dst)
+
+    def gitlink(self, rel, sha):
+        """Stages a submodule entry (mode 160000) without a real submodule checkout."""
+        (self.path / rel).mkdir(parents=True, exist_ok=True)
+        self.git("update-index", "--add", "--cacheinfo", f"160000,{sha},{rel}")
+
+    def commit(self, msg="change", allow_empty=False):
+        self.git("add", "-A")
+        self.git("commit", "-q", "-m", msg, *(["--allow-empty"] if allow_empty else []))
+        return self.head()
+
+    # --- refs
+    def head(self, ref="HEAD"):
+        return self.git("rev-parse", ref).strip()
+
+    def branch(self, name, start="HEAD"):
+        self.git("branch", "-f", name, start)
+
+    def switch(self, name, create=False):
+        self.git("checkout", "-q", *(["-b"] if create else []), name)
+
+    def reset_hard(self, rev):
+        self.git("reset", "-q", "--hard", rev)
+
+    def force_push(self, remote, ref="main"):
+        self.git("push", "-q", "--force", str(remote), f"HEAD:refs/heads/{ref}")
+
+    # --- what git says a commit holds, in projsync's JSON shapes
+    def ls_tree(self, rev):
+        """[{path, mode, type, sha, size}] of every blob and gitlink, sorted by path bytes."""
+        out = git(self.path, "ls-tree", "-r", "-z", "-l", "--full-tree", rev, raw=True)
+        entries = []
+        for rec in out.split(b"\0"):
+            if not rec:
+                continue
+            meta, path = rec.split(b"\t", 1)
+            mode, typ, sha, size = meta.split()
+            entries.append({
+                "path": path.decode("utf-8"), "mode": mode.decode(), "type": typ.decode(),
+                "sha": sha.decode(), "size": None if size == b"-" else int(size),
+            })
+        return sorted_by_path(entries)
+
+    def blob(self, sha):
+        return git(self.path, "cat-file", "-p", sha, raw=True)
+
+    def diff(self, a, b):
+        """Sorted (status, path, sha, mode, previous_sha, previous_mode) tuples of
+        `git diff --raw --no-renames A B` (A may be EMPTY_TREE)."""
+        out = git(self.path, "diff-tree", "-r", "-z", "--raw", "--no-renames", "--no-abbrev",
+                  a, b, raw=True)
+        fields = out.split(b"\0")
+        rows = []
+        i = 0
+        while i < len(fields) - 1:
+            meta = fields[i].decode()
+            path = fields[i + 1].decode("utf-8")
+            i += 2
+            omode, nmode, osha, nsha, st = meta.lstrip(":").split()
+            z = "0" * 40
+            rows.append((st, path,
+                         None if nsha == z else nsha, None if nmode == "000000" else nmode,
+                         None if osha == z else osha, None if omode == "000000" else omode))
+        return sorted(rows, key=lambda r: (r[1].encode(), r[0]))
+
+
+def git(cwd, *args, raw=False, check=True):
+    # GLIBC_TUNABLES: fewer brk() calls for git itself (slow in some sandboxes); git only.
+    env = dict(os.environ, **GIT_ENV, GLIBC_TUNABLES="glibc.malloc.top_pad=16777216")
+    r = subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, timeout=120)
+    if check and r.returncode != 0:
+        raise AssertionError(f"git {' '.join(args)} failed: {r.stderr.decode(errors='replace')}")
+    return r.stdout if raw else r.stdout.decode()
+
+
+CHANGE_LETTER = {"added": "A", "modified": "M", "deleted": "D", "type_changed": "T"}
+
+
+def changes_as_git(changes):
+    """projsync changes -> the tuples of Repo.diff. An exact rename (same blob) is reported by
+    projsync as one `renamed` row; git --no-renames shows it as a deletion of previous_path plus
+    an addition of path, so each rename is expanded into those two rows before comparing."""
+    rows = []
+    for c in changes:
+        if c["status"] == "renamed":
+            rows.append(("D", c["previous_path"], None, None, c["previous_sha"],
+                         c["previous_mode"]))
+            rows.append(("A", c["path"], c["sha"], c["mode"], None, None))
+        else:
+            rows.append((CHANGE_LETTER.get(c["status"], c["status"]), c["path"], c["sha"],
+                         c["mode"], c["previous_sha"], c["previous_mode"]))
+    return sorted(rows, key=lambda r: (r[1].encode(), r[0]))
+
+
+# --------------------------------------------------------------------------------------------
+# the binary
+
+
+class Result:
+    def __init__(self, args, rc, outb, err):
+        self.args, self.rc, self.outb, self.err = args, rc, outb, err
+        self.out = outb.decode("utf-8", "surrogateescape")
+
+    def __iter__(self):
+        return iter((self.rc, self.out, self.err))
+
+    def __repr__(self):
+        return (f"projsync {' '.join(map(str, self.args))} -> rc={self.rc}\n"
+                f"stdout: {self.out[:2000]!r}\nstderr: {self.err[:2000]!r}")
+
+
+class Projsync:
+    """Runs the binary against one store. `ps(...)` returns a Result (unpacks to rc, out, err)."""
+
+    def __init__(self, tmp):
+        self.tmp = Path(tmp)
+        self.db = self.tmp / "store" / "projsync.db"
+        self.db.parent.mkdir(parents=True, exist_ok=True)
+        home = self.tmp / "home"
+        home.mkdir(exist_ok=True)
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith("PROJSYNC_") and not k.startswith("GIT_")}
+        env.update(GIT_ENV)
+        env.update({
+            "HOME": str(home), "XDG_DATA_HOME": str(home / ".local" / "share"),
+            # The caller's own options come last, so they win (e.g. a suppressions file).
+            "ASAN_OPTIONS": join_opts("exitcode=86:detect_leaks=1:abort_on_error=0",
+                                      os.environ.get("ASAN_OPTIONS")),
+            "UBSAN_OPTIONS": join_opts("print_stacktrace=1:halt_on_error=1:exitcode=87",
+                                       os.environ.get("UBSAN_OPTIONS")),
+        })
+        self.env = env
+
+    def argv(self, args, db=True):
+        return [BIN] + (["--db", str(self.db)] if db else []) + [str(a) for a in args]
+
+    def env_with(self, extra):
+        env = dict(self.env)
+        env.update(extra or {})
+        return env
+
+    def __call__(self, *args, env=None, timeout=120, input=None, db=True):
+        r = subprocess.run(self.argv(args, db), env=self.env_with(env), input=input,
+                           capture_output=True, timeout=timeout)
+        res = Result(args, r.returncode, r.stdout, r.stderr.decode("utf-8", "replace"))
+        check_sanitizers(res)
+        return res
+
+    def popen(self, *args, env=None):
+        return subprocess.Popen(self.argv(args), env=self.env_with(env),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def ok(self, *args, **kw):
+        r = self(*args, **kw)
+        assert r.rc == 0, r
+        return r
+
+    def json(self, *args, **kw):
+        r = self.ok(*args, "--json", **kw)
+        try:
+            return json.loads(r.out)
+        except ValueError as e:
+            raise AssertionError(f"not JSON ({e}): {r}")
+
+    # --- common steps
+    def add(self, name, source, *opts):
+        return self.ok("project", "add", name, source, *opts)
+
+    def sync(self, name, *opts, expect="succeeded", env=None):
+        """Runs `sync --json`, checks the event stream and returns the final summary (a sync)."""
+        r = self(*("sync", name, *opts, "--json"), env=env)
+        events = parse_events(r)
+        last = events[-1]
+        assert last["kind"] == expect, r
+        assert r.rc == (0 if expect == "succeeded" else 1), r
+        if expect != "succeeded":
+            assert one_error_line(r.err), r
+        s = last["summary"]
+        assert s["status"] == expect, r
+        return s
+
+    def files(self, name, *opts):
+        return self.json("files", name, *opts)
+
+    def history(self, name, *opts):
+        return self.json("history", name, *opts)
+
+    def project(self, name):
+        return self.json("project", "show", name)
+
+
+def join_opts(ours, theirs):
+    return ours + (":" + theirs if theirs else "")
+
+
+def parse_events(r):
+    """The lines of `sync --json`: every line one event, seq 1..n without gaps, one sync id,
+    exactly one final event and it is the last."""
+    lines = [ln for ln in r.out.splitlines() if ln.strip()]
+    assert lines, r
+    try:
+        events = [json.loads(ln) for ln in lines]
+    except ValueError as e:
+        raise AssertionError(f"sync --json line is not JSON ({e}): {r}")
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1)), r
+    assert len({e["sync_id"] for e in events}) == 1, r
+    finals = [i for i, e in enumerate(events) if e["kind"] in FINAL_KINDS]
+    assert finals == [len(events) - 1], r
+    assert events[-1]["summary"]["id"] == events[0]["sync_id"], r
+    return events
+
+
+def check_sanitizers(res):
+    for mark in SANITIZER_MARKS:
+        if mark in res.err:
+            raise AssertionError(f"sanitizer report from the binary:\n{res!r}")
+    if res.rc in (86, 87):
+        raise AssertionError(f"sanitizer exit code {res.rc}:\n{res!r}")
+
+
+@pytest.fixture
+def ps(tmp_path):
+    return Projsync(tmp_path)
+
+
+@pytest.fixture
+def make_repo(tmp_path):
+    """make_repo("name", bare=False) -> a fresh Repo under the test's temp dir."""
+    def make(name="repo", bare=False):
+        return Repo.init(tmp_path / name, bare=bare)
+    return make
+
+
+@pytest.fixture
+def repo(make_repo):
+    return make_repo("repo")
+
+
+def wait_for(pred, timeout=30.0, interval=0.05):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        v = pred()
+        if v:
+            return v
+        time.sleep(interval)
+    return None
+
+
+def kill(proc):
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=30)

@@ -1,0 +1,274 @@
+"""
+Snapshots against git itself: after every sync, what projsync lists and serves must be exactly
+what git says the synced commit holds (`git ls-tree -r`, `git cat-file`), and what it reports as
+changed must be exactly `git diff --no-renames` between the synced commits.
+
+About renames: projsync reports an exact rename (same blob, new path) as one `renamed` change
+with `previous_path`; git with --no-renames reports a deletion plus an addition. The comparison
+(conftest.changes_as_git) expands every `renamed` into `D previous_path` + `A path`.
+"""
+import os
+
+import pytest
+
+from conftest import EMPTY_TREE, Repo, changes_as_git
+
+BINARY = b"\x00\x01\x02NUL\x00inside\xff\xfe" * 64
+BIG = os.urandom(200 * 1024)
+
+
+def check_snapshot(ps, repo, name, commit, at=None, cat=True, seen=None):
+    """files --json == git ls-tree; cat == git cat-file for every blob. `seen` (a set) skips
+    the (path, sha, --at or not) reads an earlier check of the same test already made: `files`
+    has just shown the path still maps to that blob, so reading it again adds only time."""
+    opts = ["--at", str(at)] if at is not None else []
+    files = ps.files(name, *opts)
+    want = repo.ls_tree(commit)
+    assert files == want
+    for f in want if cat else ():
+        if f["type"] != "blob":
+            continue
+        if seen is not None:
+            key = (f["path"], f["sha"], at is not None)
+            if key in seen:
+                continue
+            seen.add(key)
+        # `--` ends the options, so a path like "-leading-dash.txt" is a path.
+        r = ps("cat", *opts, name, "--", f["path"])
+        assert r.rc == 0, r
+        assert r.outb == repo.blob(f["sha"]), f"cat {f['path']} differs from git"
+    return files
+
+
+def check_changes(ps, repo, sync, base_commit):
+    changes = ps.json("changes", sync["id"])
+    want = repo.diff(base_commit or EMPTY_TREE, sync["commit"])
+    assert changes_as_git(changes) == want
+    # The summary's counts agree with the rows (counts has no type_changed key: a type change
+    # counts as modified), and `files` with the snapshot.
+    for kind in ("added", "modified", "deleted", "renamed"):
+        also = ("type_changed",) if kind == "modified" else ()
+        assert sync["counts"][kind] == sum(1 for c in changes if c["status"] in (kind,) + also), \
+            kind
+    assert sync["counts"]["files"] == len(repo.ls_tree(sync["commit"]))
+    return changes
+
+
+def shapes_v1(repo, sub_sha):
+    repo.write("README.md", "hello\n")
+    repo.write("src/a/b/c/deep.txt", "deep\n")
+    repo.write("src/a/keep.c", "int main(void) { return 0; }\n")
+    repo.write("bin/run.sh", "#!/bin/sh\necho run\n", exec_bit=True)
+    repo.write("tools/flip.sh", "#!/bin/sh\n", exec_bit=False)
+    repo.symlink("link", "README.md")
+    repo.symlink("dirlink", "src/a")
+    repo.write("ünï cødé.txt", "ünïcødé\n")
+    repo.write("with space/file name.txt", "spaces\n")
+    repo.write("-leading-dash.txt", "dash\n")
+    repo.write("bin.dat", BINARY)
+    repo.write("big.bin", BIG)
+    repo.write("empty.txt", b"")
+    repo.write("thing", "a file that becomes a directory\n")
+    repo.write("later/dir/x.txt", "a directory that becomes a file\n")
+    repo.write(".memory/notes.md", "# notes\n")
+    repo.gitlink("sub", sub_sha)
+    return repo.commit("v1: many shapes")
+
+
+def shapes_v2(repo, sub_sha):
+    repo.write("README.md", "hello again\n")                  # modify
+    repo.rm("empty.txt")                                      # delete
+    repo.write("new/added.txt", "added\n")                    # add
+    repo.mv("src/a/b/c/deep.txt", "src/moved.txt")            # exact rename
+    repo.rm("thing")                                          # file -> dir
+    repo.write("thing/inner.txt", "inside\n")
+    repo.chmod_exec("bin/run.sh", False)                      # exec bit off
+    repo.chmod_exec("tools/flip.sh", True)                    # exec bit on
+    repo.rm("link")                                           # symlink -> file
+    repo.write("link", "now a regular file\n")
+    repo.write("bin.dat", BINARY + b"\x00more")               # binary modify
+    repo.gitlink("sub", sub_sha)                              # submodule moves
+    return repo.commit("v2: every kind of change")
+
+
+def shapes_v3(repo):
+    repo.rm("later")                                          # dir -> file
+    repo.write("later", "now a file\n")
+    repo.write("ünï cødé.txt", "ünïcødé 2\n")
+    repo.rm("-leading-dash.txt")
+    repo.write("new/added.txt", "added\n", exec_bit=True)
+    repo.symlink("README.md.link", "README.md")
+    return repo.commit("v3: more")
+
+
+@pytest.fixture
+def sub_shas(make_repo):
+    other = make_repo("other")
+    other.write("x", "1")
+    a = other.commit()
+    other.write("x", "2")
+    return a, other.commit()
+
+
+def run_history(ps, repo, name, sub_shas, cat_old=True):
+    """Syncs v1, v2, v3 of the shapes repo, checking each snapshot and its changes."""
+    seen = set()
+    c1 = shapes_v1(repo, sub_shas[0])
+    s1 = ps.sync(name)
+    assert s1["commit"] == c1 and s1["up_to_date"] is False
+    check_snapshot(ps, repo, name, c1, seen=seen)
+    first = check_changes(ps, repo, s1, None)
+    assert all(c["status"] == "added" for c in first)
+
+    c2 = shapes_v2(repo, sub_shas[1])
+    s2 = ps.sync(name)
+    assert s2["commit"] == c2 and s2["previous_sync_id"] == s1["id"]
+    check_snapshot(ps, repo, name, c2, seen=seen)
+    ch2 = check_changes(ps, repo, s2, c1)
+    renamed = [c for c in ch2 if c["status"] == "renamed"]
+    assert [(c["previous_path"], c["path"]) for c in renamed] == \
+        [("src/a/b/c/deep.txt", "src/moved.txt")]
+
+    c3 = shapes_v3(repo)
+    s3 = ps.sync(name)
+    check_snapshot(ps, repo, name, c3, seen=seen)
+    check_changes(ps, repo, s3, c2)
+
+    # Old snapshots stay listable and readable; non-adjacent syncs compare like git.
+    check_snapshot(ps, repo, name, c1, at=s1["id"], cat=cat_old, seen=seen)
+    check_snapshot(ps, repo, name, c2, at=s2["id"], cat=cat_old, seen=seen)
+    assert changes_as_git(ps.json("diff", s1["id"], s3["id"])) == repo.diff(c1, c3)
+    assert changes_as_git(ps.json("diff", s3["id"], s1["id"])) == repo.diff(c3, c1)
+    assert ps.json("diff", s2["id"], s2["id"]) == []
+    return (c1, c2, c3), (s1, s2, s3)
+
+
+def test_local_path_source(ps, repo, sub_shas):
+    ps.add("p", str(repo.path))
+    run_history(ps, repo, "p", sub_shas)
+
+
+def test_file_url_source_bare_remote(ps, make_repo, sub_shas):
+    """The source is a bare repository named by a file:// URL; the work repo pushes to it."""
+    work = make_repo("work")
+    bare = make_repo("upstream.git", bare=True)
+    work.write("seed", "seed\n")
+    work.commit("seed")
+    work.force_push(bare.path)
+    ps.add("p", bare.url)
+
+    class Pushing(Repo):
+        def commit(self, msg="change", allow_empty=False):
+            sha = super().commit(msg, allow_empty)
+            self.force_push(bare.path)
+            return sha
+
+    pushing = Pushing(work.path)
+    run_history(ps, pushing, "p", sub_shas, cat_old=False)  # `cat --at`: see above
+
+
+def test_prefix_filter(ps, repo, sub_shas):
+    c1 = shapes_v1(repo, sub_shas[0])
+    ps.add("p", str(repo.path))
+    ps.sync("p")
+    want = [f for f in repo.ls_tree(c1) if f["path"].startswith("src/")]
+    assert want and ps.files("p", "src/") == want
+
+
+def test_noop_resync_is_up_to_date(ps, repo, sub_shas):
+    c1 = shapes_v1(repo, sub_shas[0])
+    ps.add("p", str(repo.path))
+    s1 = ps.sync("p")
+    before = ps.files("p")
+    s2 = ps.sync("p")
+    assert s2["up_to_date"] is True
+    assert s2["commit"] == c1
+    assert s2["previous_sync_id"] == s1["id"]
+    assert ps.files("p") == before == repo.ls_tree(c1)
+    assert ps.json("changes", s2["id"]) == []
+
+
+def test_force_push_syncs_new_tree_and_diffs_from_last_good(ps, repo, sub_shas):
+    ps.add("p", str(repo.path))
+    c1 = shapes_v1(repo, sub_shas[0])
+    ps.sync("p")
+    c2 = shapes_v2(repo, sub_shas[1])
+    ps.sync("p")
+    # Rewrite history: back to c1, then a different commit on top.
+    repo.reset_hard(c1)
+    repo.write("README.md", "rewritten\n")
+    repo.write("only-after-force.txt", "x\n")
+    c2b = repo.commit("rewritten history")
+    s = ps.sync("p")
+    assert s["commit"] == c2b
+    check_snapshot(ps, repo, "p", c2b)
+    check_changes(ps, repo, s, c2)
+
+
+def test_branch_with_slashes(ps, repo):
+    repo.write("a.txt", "main\n")
+    repo.commit("main")
+    repo.switch("feature/a/b", create=True)
+    repo.write("a.txt", "feature\n")
+    repo.write("feature-only/f.txt", "f\n")
+    cf = repo.commit("feature")
+    repo.switch("main")
+    repo.write("main-only.txt", "m\n")
+    repo.commit("main moves on")
+
+    ps.add("p", str(repo.path), "--branch", "feature/a/b")
+    r = ps.ok("branches", "p")
+    assert "feature/a/b" in r.out.split() and "main" in r.out.split()
+    s = ps.sync("p")
+    assert s["branch"] == "feature/a/b" and s["commit"] == cf
+    check_snapshot(ps, repo, "p", cf)
+
+    # The same branch asked for explicitly on a project that follows the default.
+    ps.add("q", str(repo.path))
+    s = ps.sync("q", "--branch", "feature/a/b")
+    assert s["branch"] == "feature/a/b" and s["commit"] == cf
+    check_snapshot(ps, repo, "q", cf)
+
+
+def test_empty_repository_syncs_to_empty_snapshot(ps, repo):
+    ps.add("p", str(repo.path))
+    s = ps.sync("p")
+    assert s["counts"]["files"] == 0
+    assert ps.files("p") == []
+    # Once it gets a first commit, the next sync has it all as additions.
+    repo.write("first.txt", "1\n")
+    c = repo.commit("first")
+    s2 = ps.sync("p")
+    assert s2["commit"] == c
+    check_snapshot(ps, repo, "p", c)
+    check_changes(ps, repo, s2, None)
+
+
+def test_large_file_kept_as_metadata(ps, repo):
+    repo.write("small.txt", "small\n")
+    repo.write("large.bin", b"L" * 5000)
+    c = repo.commit("sizes")
+    ps.add("p", str(repo.path), "--max-blob-size", "1000")
+    s = ps.sync("p")
+    assert s["status"] == "succeeded"
+    assert ps.files("p") == repo.ls_tree(c)  # listed with sha and size all the same
+    assert ps.ok("cat", "p", "small.txt").outb == b"small\n"
+    r = ps("cat", "p", "large.bin")
+    assert r.rc == 1, r
+    assert "not stored" in r.err and r.outb == b"", r
+
+
+def test_identical_content_across_projects(ps, make_repo):
+    """Two projects with the same files: both list and serve them (content stored once is an
+    internal matter; what a user relies on is that neither copy is lost)."""
+    a, b = make_repo("a"), make_repo("b")
+    for r in (a, b):
+        r.write("same.txt", "shared content\n")
+    ca, cb = a.commit(), b.commit()
+    ps.add("a", str(a.path))
+    ps.add("b", str(b.path))
+    ps.sync("a")
+    ps.sync("b")
+    ps.ok("project", "rm", "a")
+    assert ps.ok("cat", "b", "same.txt").outb == b"shared content\n"
+    assert ps.files("b") == b.ls_tree(cb)
