@@ -45,6 +45,11 @@
 #define MEMORY_BATCH 64                 /* memory entries staged per step ... */
 #define MEMORY_BATCH_BYTES (16u << 20)  /* ... and their content bytes */
 
+struct blob_size {
+	char sha[PS_SHA_HEX];
+	int64_t size;
+};
+
 enum state {
 	ST_PREPARE,
 	ST_SCAN_START,
@@ -86,6 +91,8 @@ struct ps_sync_run {
 	size_t nfetch, fetch_pos;
 	int64_t fetch_expected_bytes;
 	size_t import_pos;
+	struct blob_size *sizes;       /* sizes learnt from fetched content */
+	size_t nsizes, capsizes;
 	size_t memory_pos;             /* next change to consider for memory entries */
 
 	enum ps_phase kill_phase;
@@ -298,6 +305,31 @@ static enum ps_phase state_phase(enum state st)
 	}
 }
 
+/* Turns what the source reported along the way (rate-limit waits, ...) into warning events. */
+static int drain_warnings(struct ps_sync_run *run)
+{
+	int rc = 0;
+
+	if (!run->src)
+		return 0;
+	for (size_t i = 0; i < run->src->warnings.n && rc == 0; i++)
+		rc = emit(run, PS_EVENT_WARNING, fraction_in(run->sync->phase, 0), 0, 0,
+			  run->src->warnings.v[i]);
+	ps_strv_dispose(&run->src->warnings);
+	return rc;
+}
+
+static int default_branch(struct ps_sync_run *run)
+{
+	char *def = NULL;
+	int rc = ps_source_branches(run->src, NULL, &def);
+
+	if (rc < 0)
+		return rc;
+	run->want_branch = def; /* NULL for an empty repository */
+	return 0;
+}
+
 /* ---- phases ---- */
 
 static int step_prepare(struct ps_sync_run *run)
@@ -305,7 +337,7 @@ static int step_prepare(struct ps_sync_run *run)
 	int (*open)(struct ps_source **, const char *, const struct ps_source_opts *) =
 		run->ctx->open_source ? run->ctx->open_source : ps_source_open;
 	struct ps_sync *base = NULL;
-	int rc;
+	int rc, rc2;
 
 	if ((rc = enter_phase(run, PS_PHASE_PREPARE, 0)) < 0)
 		return rc;
@@ -315,23 +347,42 @@ static int step_prepare(struct ps_sync_run *run)
 	run->base = base;
 	if ((rc = open(&run->src, run->project->source, &run->ctx->source_opts)) < 0)
 		return rc;
-	if (!run->want_branch) {
-		struct ps_strv names = { 0 };
-		char *def = NULL;
-		if ((rc = ps_source_branches(run->src, &names, &def)) < 0)
+	/* Following the default branch: the branch the last sync resolved is the default until
+	 * it disappears, which saves asking the source for it on every sync (on GitHub a no-op
+	 * sync is then one conditional request). */
+	bool remembered = false;
+	if (!run->want_branch && base && base->branch && base->branch[0]) {
+		run->want_branch = ps_strdup(base->branch);
+		remembered = true;
+	}
+	if (!run->want_branch && (rc = default_branch(run)) < 0)
+		return rc;
+	rc = ps_source_resolve(run->src, run->want_branch, base ? base->commit : NULL, &run->head);
+	if (rc == PS_ENOTFOUND && remembered) {
+		/* The remembered default is gone: ask for the current one. */
+		ps_error_clear();
+		free(run->want_branch);
+		run->want_branch = NULL;
+		if ((rc = default_branch(run)) < 0)
 			return rc;
-		ps_strv_dispose(&names);
-		run->want_branch = def; /* NULL for an empty repository */
+		rc = ps_source_resolve(run->src, run->want_branch, base ? base->commit : NULL,
+				       &run->head);
 	}
 	free(run->sync->branch);
 	run->sync->branch = ps_strdup(run->want_branch ? run->want_branch : "");
-	rc = ps_source_resolve(run->src, run->want_branch, base ? base->commit : NULL, &run->head);
+	if ((rc2 = drain_warnings(run)) < 0)
+		return rc2;
 	if (rc == PS_EEMPTY) {
 		run->empty = true;
 		ps_error_clear();
 	} else if (rc < 0) {
 		return rc;
 	}
+	/* A source that answered "not modified" knows the commit but not its tree: the tree is
+	 * the base's. */
+	if (!run->empty && !run->head.tree[0] && base && base->commit && base->tree &&
+	    strcmp(base->commit, run->head.commit) == 0)
+		snprintf(run->head.tree, sizeof(run->head.tree), "%s", base->tree);
 	if (!run->empty) {
 		run->sync->commit = ps_strdup(run->head.commit);
 		run->sync->tree = ps_strdup(run->head.tree);
@@ -410,20 +461,78 @@ out:
 	return rc;
 }
 
+static int scan_counted(struct ps_sync_run *run);
+
+/* The source's own ways to learn the changes at once: a compare of two commits, or a whole
+ * listing for a first sync. Sets *used when one of them answered. */
+static int scan_fast_path(struct ps_sync_run *run, bool *used)
+{
+	const struct ps_source_ops *ops = run->src->ops;
+	struct ps_file *files = NULL;
+	size_t nfiles = 0;
+	int rc = PS_ENOTSUPP;
+
+	*used = false;
+	if (run->empty)
+		return 0;
+	if (run->base && run->base->commit && ops->changes) {
+		rc = ops->changes(run->src, run->base->commit, &run->head, &run->changes,
+				  &run->nchanges);
+		if (rc == 0)
+			ps_diff_pair_renames(&run->changes, &run->nchanges);
+	} else if ((!run->base || !run->base->tree) && ops->list_tree) {
+		rc = ops->list_tree(run->src, run->head.tree, &files, &nfiles);
+		if (rc == 0) {
+			/* Everything is new; against an empty base this also handles a base that was
+			 * an empty repository. */
+			rc = ps_diff_files(NULL, 0, files, nfiles, &run->changes, &run->nchanges);
+		}
+		for (size_t i = 0; i < nfiles; i++)
+			free(files[i].path);
+		free(files);
+	}
+	if (rc == PS_ENOTSUPP) {
+		ps_error_clear();
+		return 0;
+	}
+	if (rc < 0)
+		return rc;
+	*used = true;
+	return 0;
+}
+
 static int step_scan_start(struct ps_sync_run *run)
 {
 	const char *base_tree = run->base && run->base->tree ? run->base->tree : NULL;
+	bool fast = false;
 	int rc;
 
 	if ((rc = enter_phase(run, PS_PHASE_SCAN, 0)) < 0)
 		return rc;
+	rc = scan_fast_path(run, &fast);
+	if (rc == 0)
+		rc = drain_warnings(run);
+	if (rc < 0)
+		return rc;
+	if (fast)
+		return scan_counted(run);
 	run->state = ST_SCAN;
 	return ps_scan_new(&run->scan, run->src, base_tree, run->empty ? NULL : run->head.tree);
 }
 
-static int scan_done(struct ps_sync_run *run)
+static int scan_counted(struct ps_sync_run *run)
 {
 	struct ps_counts c = { 0 };
+
+	ps_changes_count(run->changes, run->nchanges, &c);
+	c.files = (run->base ? run->base->counts.files : 0) + c.added - c.deleted;
+	run->sync->counts = c;
+	run->state = ST_FETCH_START;
+	return 0;
+}
+
+static int scan_done(struct ps_sync_run *run)
+{
 	int rc;
 
 	ps_scan_take_changes(run->scan, &run->changes, &run->nchanges);
@@ -431,11 +540,7 @@ static int scan_done(struct ps_sync_run *run)
 	run->scan = NULL;
 	if (run->scan_fallback && (rc = diff_against_snapshot(run)) < 0)
 		return rc;
-	ps_changes_count(run->changes, run->nchanges, &c);
-	c.files = (run->base ? run->base->counts.files : 0) + c.added - c.deleted;
-	run->sync->counts = c;
-	run->state = ST_FETCH_START;
-	return 0;
+	return scan_counted(run);
 }
 
 static int step_scan(struct ps_sync_run *run)
@@ -445,6 +550,8 @@ static int step_scan(struct ps_sync_run *run)
 	int rc;
 
 	rc = ps_scan_step(run->scan, batch(run, SCAN_BATCH), &done);
+	if (rc != PS_ENOTFOUND && drain_warnings(run) < 0 && rc == 0)
+		rc = ps_error_code();
 	if (rc == PS_ENOTFOUND && run->base && !run->scan_fallback) {
 		/* The source lost the base tree (force-push and gc, or a new cache): list the new
 		 * tree in full and compare it with what the store holds. */
@@ -516,6 +623,8 @@ static int step_fetch_start(struct ps_sync_run *run)
 	run->fetch_pos = 0;
 	if ((rc = enter_phase(run, PS_PHASE_FETCH, (int64_t)n)) < 0)
 		return rc;
+	if ((rc = ps_source_fetch_begin(run->src, &run->head, (const char *const *)want, n)) < 0)
+		return rc;
 	if (run->sync->skipped_large) {
 		char *msg = ps_asprintf("%lld file(s) larger than the project's limit of %lld bytes are "
 					"kept as metadata only, not fetched (first: %s)",
@@ -535,12 +644,48 @@ struct fetch_ctx {
 	size_t got;
 };
 
+/* Remembers the size of a fetched blob, for changes whose source did not know it. */
+static void note_size(struct ps_sync_run *run, const char *sha, size_t len)
+{
+	if (run->nsizes == run->capsizes) {
+		run->capsizes = run->capsizes ? run->capsizes * 2 : 256;
+		run->sizes = ps_realloc(run->sizes, run->capsizes * sizeof(*run->sizes));
+	}
+	memcpy(run->sizes[run->nsizes].sha, sha, PS_SHA_HEX);
+	run->sizes[run->nsizes++].size = (int64_t)len;
+}
+
+static int cmp_size(const void *a, const void *b)
+{
+	return strcmp(((const struct blob_size *)a)->sha, ((const struct blob_size *)b)->sha);
+}
+
+static void fill_sizes(struct ps_sync_run *run)
+{
+	if (run->nsizes > 1)
+		qsort(run->sizes, run->nsizes, sizeof(*run->sizes), cmp_size);
+	for (size_t i = 0; i < run->nchanges; i++) {
+		struct ps_change *c = &run->changes[i];
+		struct blob_size key, *hit;
+
+		if (c->size >= 0 || c->status == PS_CHANGE_DELETED ||
+		    (c->mode & 0170000u) == PS_MODE_COMMIT || !run->nsizes)
+			continue;
+		memcpy(key.sha, c->sha, PS_SHA_HEX);
+		hit = bsearch(&key, run->sizes, run->nsizes, sizeof(*run->sizes), cmp_size);
+		if (hit)
+			c->size = hit->size;
+	}
+}
+
 static int store_blob(void *ud, const char *sha, const void *data, size_t len)
 {
 	struct fetch_ctx *fc = ud;
 	int rc;
 
+	note_size(fc->run, sha, len);
 	if (len > (size_t)fc->run->project->max_blob_size) {
+		/* Its size was not known before the fetch: keep it as metadata only after all. */
 		fc->run->sync->skipped_large++;
 		fc->got++;
 		return 0;
@@ -555,33 +700,34 @@ static int store_blob(void *ud, const char *sha, const void *data, size_t len)
 static int step_fetch(struct ps_sync_run *run)
 {
 	struct fetch_ctx fc = { .run = run };
-	size_t n = batch(run, FETCH_BATCH), end;
+	bool done = false;
 	int rc;
 
-	if (run->fetch_pos >= run->nfetch) {
-		run->state = ST_IMPORT_START;
-		return 0;
-	}
-	end = run->fetch_pos + n < run->nfetch ? run->fetch_pos + n : run->nfetch;
 	if ((rc = ps_store_begin(run->store)) < 0)
 		return rc;
-	rc = ps_source_fetch_blobs(run->src, (const char *const *)run->fetch + run->fetch_pos,
-				   end - run->fetch_pos, store_blob, &fc);
+	rc = ps_source_fetch_next(run->src, batch(run, FETCH_BATCH), store_blob, &fc, &done);
 	if (rc < 0) {
 		ps_store_rollback(run->store);
 		return rc;
 	}
 	if ((rc = ps_store_commit(run->store)) < 0)
 		return rc;
-	if (fc.got != end - run->fetch_pos)
-		return ps_error_set(PS_EUPSTREAM, "blobs_missing",
-				    "the source returned %zu of %zu requested blobs", fc.got,
-				    end - run->fetch_pos);
-	run->fetch_pos = end;
+	run->fetch_pos += fc.got;
+	if ((rc = drain_warnings(run)) < 0)
+		return rc;
+	if (done) {
+		ps_source_fetch_end(run->src);
+		if (run->fetch_pos != run->nfetch)
+			return ps_error_set(PS_EUPSTREAM, "blobs_missing",
+					    "the source delivered %zu of %zu blobs", run->fetch_pos,
+					    run->nfetch);
+		fill_sizes(run);
+		run->state = ST_IMPORT_START;
+	}
 	if ((rc = save(run, false)) < 0)
 		return rc;
-	return progress(run, (double)run->fetch_pos / (double)run->nfetch, (int64_t)run->fetch_pos,
-			(int64_t)run->nfetch);
+	return progress(run, run->nfetch ? (double)run->fetch_pos / (double)run->nfetch : 1.0,
+			(int64_t)run->fetch_pos, (int64_t)run->nfetch);
 }
 
 static int step_import_start(struct ps_sync_run *run)
@@ -878,6 +1024,7 @@ void ps_sync_end(struct ps_sync_run *run)
 	ps_scan_free(run->scan);
 	ps_changes_free(run->changes, run->nchanges);
 	free(run->fetch);
+	free(run->sizes);
 	ps_source_free(run->src);
 	ps_sync_free(run->sync);
 	ps_sync_free(run->base);

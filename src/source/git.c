@@ -370,7 +370,10 @@ static int local_branches(struct git_source *s, struct ps_strv *out, char **defa
 		free(def);
 		def = NULL;
 	}
-	*out = names;
+	if (out)
+		*out = names;
+	else
+		ps_strv_dispose(&names);
 	*default_branch = def;
 	return 0;
 }
@@ -429,9 +432,11 @@ static int remote_branches(struct git_source *s, struct ps_strv *out, char **def
 	if (rc < 0)
 		return rc;
 	sort_strv(&h.names);
-	*out = h.names;
+	if (out) {
+		*out = h.names;
+		h.names = (struct ps_strv){0};
+	}
 	*default_branch = h.default_branch;
-	h.names = (struct ps_strv){0};
 	h.default_branch = NULL;
 	remote_heads_dispose(&h);
 	return 0;

@@ -150,8 +150,57 @@ int ps_source_open(struct ps_source **out, const char *spec, const struct ps_sou
 
 void ps_source_free(struct ps_source *src)
 {
-	if (src)
-		src->ops->free(src);
+	if (!src)
+		return;
+	ps_source_fetch_end(src);
+	ps_strv_dispose(&src->warnings);
+	src->ops->free(src);
+}
+
+int ps_source_fetch_begin(struct ps_source *s, const struct ps_head *head, const char *const *shas,
+			  size_t n)
+{
+	ps_source_fetch_end(s);
+	if (s->ops->fetch_begin)
+		return s->ops->fetch_begin(s, head, shas, n);
+	s->generic_fetch.shas = ps_calloc(n + 1, sizeof(char *));
+	for (size_t i = 0; i < n; i++)
+		s->generic_fetch.shas[i] = ps_strdup(shas[i]);
+	s->generic_fetch.n = n;
+	s->generic_fetch.pos = 0;
+	return 0;
+}
+
+int ps_source_fetch_next(struct ps_source *s, size_t max, ps_blob_cb cb, void *ud, bool *done)
+{
+	size_t end;
+	int rc;
+
+	if (s->ops->fetch_begin)
+		return s->ops->fetch_next(s, max, cb, ud, done);
+	end = s->generic_fetch.pos + max;
+	if (end > s->generic_fetch.n)
+		end = s->generic_fetch.n;
+	if (end > s->generic_fetch.pos) {
+		rc = s->ops->fetch_blobs(s, (const char *const *)s->generic_fetch.shas +
+					       s->generic_fetch.pos, end - s->generic_fetch.pos, cb, ud);
+		if (rc != 0)
+			return rc;
+	}
+	s->generic_fetch.pos = end;
+	*done = end >= s->generic_fetch.n;
+	return 0;
+}
+
+void ps_source_fetch_end(struct ps_source *s)
+{
+	if (s->ops->fetch_begin && s->ops->fetch_end)
+		s->ops->fetch_end(s);
+	for (size_t i = 0; i < s->generic_fetch.n; i++)
+		free(s->generic_fetch.shas[i]);
+	free(s->generic_fetch.shas);
+	s->generic_fetch.shas = NULL;
+	s->generic_fetch.n = s->generic_fetch.pos = 0;
 }
 
 int ps_source_check(const char *spec, const struct ps_source_opts *opts)

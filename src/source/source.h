@@ -11,6 +11,7 @@
 #ifndef PS_SOURCE_SOURCE_H
 #define PS_SOURCE_SOURCE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -44,7 +45,8 @@ typedef int (*ps_blob_cb)(void *ud, const char *sha, const void *data, size_t le
 struct ps_source_ops {
 	const char *kind; /* "git" | "github" */
 	/* Branch names (owned by the caller, sorted) and the default branch (owned, may be NULL for
-	 * an empty repository). */
+	 * an empty repository). With `out` NULL only the default branch is wanted: a source may
+	 * then skip listing branches (GitHub: one request instead of every page). */
 	int (*branches)(struct ps_source *src, struct ps_strv *out, char **default_branch);
 	/* Resolves `branch` (NULL = the default branch) to its head. PS_ENOTFOUND when the branch
 	 * does not exist, PS_EEMPTY when the repository has no commits at all. `known` is the
@@ -58,17 +60,57 @@ struct ps_source_ops {
 	int (*fetch_blobs)(struct ps_source *src, const char *const *shas, size_t n,
 			   ps_blob_cb cb, void *ud);
 	void (*free)(struct ps_source *src);
+
+	/* ---- optional fast paths (NULL, or PS_ENOTSUPP at run time, = use the general way) ---- */
+
+	/* The changes from `base_commit` to `head` (already resolved), when the source can tell them
+	 * cheaply (GitHub's compare API for a fast-forward with fewer than 300 files). Changes are
+	 * as core/diff.h describes them (statuses, shas, modes, sizes of new blobs; -1 where the
+	 * source does not know a size), sorted by path. PS_ENOTSUPP to make the pipeline walk the
+	 * trees instead (not a fast-forward, too many files, ...). */
+	int (*changes)(struct ps_source *src, const char *base_commit, const struct ps_head *head,
+		       struct ps_change **out, size_t *n);
+	/* Every blob and submodule of a tree with its full path (a first sync), sorted by path
+	 * bytes. The source handles its own limits (GitHub's truncated trees); PS_ENOTSUPP to make
+	 * the pipeline walk the trees instead. */
+	int (*list_tree)(struct ps_source *src, const char *tree_sha, struct ps_file **out, size_t *n);
+	/* A fetch session for the blobs of `head`: fetch_begin receives the whole set once, then each
+	 * fetch_next delivers at most `max` blobs of the set through cb, in any order, and sets
+	 * *done when every blob was delivered. The pipeline calls fetch_next once per step, so a
+	 * source may stream (a tarball) across calls. Without these, the pipeline asks fetch_blobs
+	 * for batches of the set in order. fetch_end releases the session (also when abandoned). */
+	int (*fetch_begin)(struct ps_source *src, const struct ps_head *head,
+			   const char *const *shas, size_t n);
+	int (*fetch_next)(struct ps_source *src, size_t max, ps_blob_cb cb, void *ud, bool *done);
+	void (*fetch_end)(struct ps_source *src);
 };
 
 struct ps_source {
 	const struct ps_source_ops *ops;
 	int64_t requests;      /* upstream requests so far (network round trips) */
 	int64_t bytes;         /* upstream bytes received so far */
+	/* Warnings for the sync's event stream (rate limit waits, ...), appended by the source,
+	 * taken and cleared by the pipeline after each call. */
+	struct ps_strv warnings;
+	/* State of the generic fetch loop when the source has no fetch session of its own. */
+	struct {
+		char **shas;
+		size_t n, pos;
+	} generic_fetch;
 };
 
 struct ps_source_opts {
 	const char *cache_dir; /* where remote sources keep their bare caches */
 };
+
+/*
+ * The fetch loop of the pipeline, over the optional fetch session or, without one, over
+ * fetch_blobs in batches. ps_source_fetch_begin keeps a copy of `shas`.
+ */
+int ps_source_fetch_begin(struct ps_source *s, const struct ps_head *head, const char *const *shas,
+			  size_t n);
+int ps_source_fetch_next(struct ps_source *s, size_t max, ps_blob_cb cb, void *ud, bool *done);
+void ps_source_fetch_end(struct ps_source *s);
 
 /*
  * Opens the source named by `spec`. Cheap for local paths; remote sources connect lazily (on

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/diff.h"
 #include "util/error.h"
 
 struct object {
@@ -27,6 +28,11 @@ struct fake_source {
 	size_t tree_reads, blob_reads;
 	int fail_fetch_after;
 	bool corrupt;
+	bool fast;             /* offer the optional changes/list_tree ops */
+	bool fast_unsupported; /* ... but answer PS_ENOTSUPP */
+	size_t branch_calls, changes_calls, list_calls;
+	struct ps_head commits[16]; /* commit id -> tree, for `changes` */
+	size_t ncommits;
 };
 
 static struct fake_source *registered;
@@ -125,10 +131,88 @@ static void build_tree(struct fake_source *f, const struct fake_file *files, siz
 	}
 }
 
+static void list_into(struct fake_source *f, const char *tree, const char *prefix,
+		      struct ps_file **v, size_t *n)
+{
+	struct object *o = find(f, tree);
+	for (size_t i = 0; o && i < o->tree.n; i++) {
+		const struct ps_tree_entry *e = &o->tree.entries[i];
+		char *path = ps_asprintf("%s%s", prefix, e->name);
+		if (e->mode == PS_MODE_TREE) {
+			char *sub = ps_asprintf("%s/", path);
+			list_into(f, e->sha, sub, v, n);
+			free(sub);
+			free(path);
+			continue;
+		}
+		*v = ps_realloc(*v, (*n + 1) * sizeof(**v));
+		(*v)[*n] = (struct ps_file){ .path = path, .mode = e->mode, .size = e->size };
+		memcpy((*v)[*n].sha, e->sha, PS_SHA_HEX);
+		(*n)++;
+	}
+}
+
+static int cmp_fpath(const void *a, const void *b)
+{
+	return strcmp(((const struct ps_file *)a)->path, ((const struct ps_file *)b)->path);
+}
+
+static void list_sorted(struct fake_source *f, const char *tree, struct ps_file **v, size_t *n)
+{
+	*v = NULL;
+	*n = 0;
+	list_into(f, tree, "", v, n);
+	if (*n > 1)
+		qsort(*v, *n, sizeof(**v), cmp_fpath);
+}
+
+static void free_files(struct ps_file *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i].path);
+	free(v);
+}
+
+static int f_list_tree(struct ps_source *src, const char *tree, struct ps_file **out, size_t *n)
+{
+	struct fake_source *f = (struct fake_source *)src;
+	f->list_calls++;
+	if (f->fast_unsupported)
+		return ps_error_set(PS_ENOTSUPP, NULL, "not now");
+	list_sorted(f, tree, out, n);
+	return 0;
+}
+
+static int f_changes(struct ps_source *src, const char *base_commit, const struct ps_head *head,
+		     struct ps_change **out, size_t *n)
+{
+	struct fake_source *f = (struct fake_source *)src;
+	const char *base_tree = NULL;
+	struct ps_file *a, *b;
+	size_t na, nb;
+	int rc;
+
+	f->changes_calls++;
+	if (f->fast_unsupported)
+		return ps_error_set(PS_ENOTSUPP, NULL, "not now");
+	for (size_t i = 0; i < f->ncommits; i++)
+		if (strcmp(f->commits[i].commit, base_commit) == 0)
+			base_tree = f->commits[i].tree;
+	if (!base_tree)
+		return ps_error_set(PS_ENOTSUPP, NULL, "unknown base");
+	list_sorted(f, base_tree, &a, &na);
+	list_sorted(f, head->tree, &b, &nb);
+	rc = ps_diff_files(a, na, b, nb, out, n);
+	free_files(a, na);
+	free_files(b, nb);
+	return rc;
+}
+
 static int f_branches(struct ps_source *src, struct ps_strv *out, char **def)
 {
 	struct fake_source *f = (struct fake_source *)src;
-	if (f->has_head)
+	f->branch_calls++;
+	if (f->has_head && out)
 		ps_strv_push(out, "main");
 	*def = f->has_head ? ps_strdup("main") : NULL;
 	return 0;
@@ -201,6 +285,28 @@ static const struct ps_source_ops fake_ops = {
 	.free = f_free,
 };
 
+static const struct ps_source_ops fake_fast_ops = {
+	.kind = "fake",
+	.branches = f_branches,
+	.resolve = f_resolve,
+	.read_tree = f_read_tree,
+	.fetch_blobs = f_fetch,
+	.free = f_free,
+	.changes = f_changes,
+	.list_tree = f_list_tree,
+};
+
+void fake_enable_fast_paths(struct fake_source *f, bool on, bool unsupported)
+{
+	f->fast = on;
+	f->fast_unsupported = unsupported;
+	f->base.ops = on ? &fake_fast_ops : &fake_ops;
+}
+
+size_t fake_branch_calls(const struct fake_source *f) { return f->branch_calls; }
+size_t fake_changes_calls(const struct fake_source *f) { return f->changes_calls; }
+size_t fake_list_calls(const struct fake_source *f) { return f->list_calls; }
+
 struct fake_source *fake_new(void)
 {
 	struct fake_source *f = ps_calloc(1, sizeof(*f));
@@ -214,6 +320,11 @@ const char *fake_commit(struct fake_source *f, const char *commit_name, const st
 	build_tree(f, files, n, "", f->head_tree);
 	ps_git_blob_sha(commit_name, strlen(commit_name), f->head_commit);
 	f->has_head = true;
+	if (f->ncommits < sizeof(f->commits) / sizeof(*f->commits)) {
+		memcpy(f->commits[f->ncommits].commit, f->head_commit, PS_SHA_HEX);
+		memcpy(f->commits[f->ncommits].tree, f->head_tree, PS_SHA_HEX);
+		f->ncommits++;
+	}
 	return f->head_tree;
 }
 

@@ -31,6 +31,11 @@ void fake_fail_fetch_after(struct fake_source *f, int n);
 /* Makes blob content returned by fetch wrong (to test verification). */
 void fake_corrupt_blobs(struct fake_source *f, bool on);
 void fake_free(struct fake_source *f);
+/* Offers the optional `changes` and `list_tree` ops (answering PS_ENOTSUPP if `unsupported`). */
+void fake_enable_fast_paths(struct fake_source *f, bool on, bool unsupported);
+size_t fake_branch_calls(const struct fake_source *f);
+size_t fake_changes_calls(const struct fake_source *f);
+size_t fake_list_calls(const struct fake_source *f);
 
 /* For ps_sync_ctx.open_source: returns the fake registered with fake_register. */
 void fake_register(struct fake_source *f);

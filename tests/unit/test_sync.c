@@ -315,7 +315,44 @@ static void test_empty_repository(void)
 	env_dispose(&e);
 }
 
-PS_TESTS(PS_TEST(test_first_then_incremental_then_up_to_date),
+/* A source's own fast paths (compare, full listing) replace the tree walk when offered, and
+ * the walk takes over when they decline. The default branch is asked once. */
+static void test_source_fast_paths(void)
+{
+	for (int unsupported = 0; unsupported <= 1; unsupported++) {
+		struct env e;
+		struct fake_file v1[] = { { "a", "1" }, { "d/b", "2" }, { "d/c", "3" } };
+		struct result r;
+
+		env_init(&e, 0);
+		fake_enable_fast_paths(e.fake, true, unsupported);
+		fake_commit(e.fake, "c1", v1, 3);
+		r = run(&e, NULL, 0);
+		CHECK_INT(r.last, PS_EVENT_SUCCEEDED);
+		CHECK_INT(r.summary.counts.added, 3);
+		CHECK_INT(fake_list_calls(e.fake), 1);
+		CHECK_INT(fake_tree_reads(e.fake), unsupported ? 2 : 0);
+		CHECK_INT(fake_branch_calls(e.fake), 1);
+
+		v1[1].content = "2b";
+		v1[2].path = "d/moved";
+		fake_commit(e.fake, "c2", v1, 3);
+		fake_reset_counts(e.fake);
+		r = run(&e, NULL, 0);
+		CHECK_INT(r.last, PS_EVENT_SUCCEEDED);
+		CHECK_INT(r.summary.counts.modified, 1);
+		CHECK_INT(r.summary.counts.renamed, 1);
+		CHECK_INT(r.summary.counts.files, 3);
+		CHECK_INT(fake_changes_calls(e.fake), 1);
+		CHECK_INT(fake_tree_reads(e.fake), unsupported ? 4 : 0);
+		/* The remembered default branch: no second question. */
+		CHECK_INT(fake_branch_calls(e.fake), 1);
+		CHECK_INT(files_now(&e), 3);
+		env_dispose(&e);
+	}
+}
+
+PS_TESTS(PS_TEST(test_first_then_incremental_then_up_to_date), PS_TEST(test_source_fast_paths),
 	 PS_TEST(test_failures_leave_previous_snapshot), PS_TEST(test_cancel_and_conflict),
 	 PS_TEST(test_fallback_when_base_tree_is_gone), PS_TEST(test_size_limit_and_odd_entries),
 	 PS_TEST(test_empty_repository))
