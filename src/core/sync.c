@@ -931,15 +931,26 @@ int ps_sync_begin(struct ps_sync_run **out, struct ps_sync_ctx *ctx, const char 
 {
 	struct ps_sync_run *run = run_new(ctx);
 	const char *branch;
+	char *provisional = NULL;
 	int rc;
 
 	if ((rc = ps_store_project_get(ctx->store, project, &run->project)) < 0)
 		goto fail;
 	branch = opts && opts->branch ? opts->branch : run->project->branch;
 	run->want_branch = ps_strdup(branch);
-	if ((rc = ps_store_sync_create(ctx->store, run->project->id, branch ? branch : "",
-				       opts && opts->trigger ? opts->trigger : "cli", &run->owner,
-				       &run->sync)) < 0)
+	if (!branch) {
+		/* Following the default branch: until prepare learns it, show the last one seen. */
+		struct ps_sync *last = NULL;
+		if (ps_store_sync_last_succeeded(ctx->store, run->project->id, 0, &last) == 0)
+			provisional = ps_strdup(last->branch);
+		ps_sync_free(last);
+		ps_error_clear();
+	}
+	rc = ps_store_sync_create(ctx->store, run->project->id,
+				  branch ? branch : provisional ? provisional : "",
+				  opts && opts->trigger ? opts->trigger : "cli", &run->owner, &run->sync);
+	free(provisional);
+	if (rc < 0)
 		goto fail;
 	*out = run;
 	return 0;
