@@ -45,6 +45,7 @@ static const char main_usage[] =
 	"                                  restore ID; add NAME --title T (--file F | --text S)\n"
 	"\n"
 	"Maintenance:\n"
+	"  serve [--listen HOST:PORT] [--workers N]   HTTP API, live progress, sync workers\n"
 	"  migrate                         apply pending store migrations\n"
 	"\n"
 	"Every command takes --help; listings take --json (one compact JSON document on stdout,\n"
@@ -83,6 +84,7 @@ static const struct command commands[] = {
 	{ "checkout", ps_cmd_checkout },
 	{ "memory", ps_cmd_memory },
 	{ "migrate", ps_cmd_migrate },
+	{ "serve", ps_cmd_serve },
 };
 
 int ps_cli_exit_code(int rc)

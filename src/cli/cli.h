@@ -80,6 +80,7 @@ int ps_cmd_cat(struct ps_cli *cli, int argc, char **argv);
 int ps_cmd_checkout(struct ps_cli *cli, int argc, char **argv);  /* cmd_checkout.c */
 int ps_cmd_memory(struct ps_cli *cli, int argc, char **argv);    /* cmd_memory.c */
 int ps_cmd_migrate(struct ps_cli *cli, int argc, char **argv);
+int ps_cmd_serve(struct ps_cli *cli, int argc, char **argv);    /* cmd_serve.c */
 
 /* ---- helpers for handlers ---- */
 

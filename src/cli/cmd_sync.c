@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "cli/progress.h"
+#include "cli/remote.h"
 #include "core/sync.h"
 #include "util/error.h"
 
@@ -27,6 +28,8 @@ static const char sync_usage[] =
 	"\n"
 	"  --branch B   sync this branch instead of the project's selected branch\n"
 	"  --json       print every event as one JSON line (and nothing else on stdout)\n"
+	"  --server URL run the sync on a `projsync serve` (default $PROJSYNC_SERVER) and\n"
+	"               follow its progress; PROJSYNC_API_TOKEN is sent when set\n"
 	"\n"
 	"On a terminal one progress line is redrawn in place; otherwise a line per phase.\n"
 	"Ctrl-C cancels the sync at its next step. Exit: 0 succeeded (or up to date),\n"
@@ -86,10 +89,11 @@ static bool locale_is_utf8(void)
 
 int ps_cmd_sync(struct ps_cli *cli, int argc, char **argv)
 {
-	enum { OPT_JSON = 0x100, OPT_BRANCH };
+	enum { OPT_JSON = 0x100, OPT_BRANCH, OPT_SERVER };
 	static const struct option opts[] = {
 		{ "branch", required_argument, NULL, OPT_BRANCH },
 		{ "json", no_argument, NULL, OPT_JSON },
+		{ "server", required_argument, NULL, OPT_SERVER },
 		{ 0 },
 	};
 	struct ps_sync_ctx ctx = { 0 };
@@ -101,6 +105,7 @@ int ps_cmd_sync(struct ps_cli *cli, int argc, char **argv)
 	enum ps_event_kind final = PS_EVENT_FAILED;
 	char *final_message = NULL;
 	const char *terminal = getenv("TERM");
+	const char *server = getenv("PROJSYNC_SERVER");
 	bool live, saw_final = false;
 	int c, rc, step;
 
@@ -108,6 +113,7 @@ int ps_cmd_sync(struct ps_cli *cli, int argc, char **argv)
 		switch (c) {
 		case PS_CLI_OPT_HELP: return PS_EXIT_OK;
 		case OPT_JSON: cli->json = true; break;
+		case OPT_SERVER: server = optarg; break;
 		case OPT_BRANCH:
 			if (!optarg[0])
 				return ps_cli_usage_error(cli, "--branch needs a branch name");
@@ -120,6 +126,17 @@ int ps_cmd_sync(struct ps_cli *cli, int argc, char **argv)
 		return ps_cli_usage_error(cli, "sync needs a project NAME");
 	if (argc - optind > 1)
 		return ps_cli_usage_error(cli, "unexpected argument '%s'", argv[optind + 1]);
+	if (server && server[0]) {
+		/* The sync runs on the server; this process only shows its progress. */
+		live = !cli->json && cli->stdout_tty && !(terminal && strcmp(terminal, "dumb") == 0);
+		ps_progress_init(&progress, stdout,
+				 cli->json ? PS_PROGRESS_JSON : live ? PS_PROGRESS_LIVE
+								   : PS_PROGRESS_LINES,
+				 locale_is_utf8(), live ? terminal_width() : 0, argv[optind]);
+		rc = ps_remote_sync(cli, server, argv[optind], sopts.branch, &progress, live);
+		ps_progress_dispose(&progress);
+		return rc;
+	}
 	if ((rc = ps_cli_open_store(cli, 0)) < 0)
 		return ps_cli_fail(rc);
 

@@ -1,0 +1,180 @@
+/*
+ * `projsync serve`: runs the HTTP API, the SSE event streams and the sync workers
+ * (server/server.h) on the store this command line names. Configuration comes from options and,
+ * for secrets, from the environment only (PROJSYNC_API_TOKEN, PROJSYNC_WEBHOOK_SECRET), so
+ * they never appear in `ps` output or in logs.
+ */
+#include "cli/cli.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "server/server.h"
+#include "util/error.h"
+
+static const char serve_usage[] =
+	"usage: projsync serve [--listen HOST:PORT] [--workers N] [--quiet]\n"
+	"\n"
+	"Serves the HTTP API (/api/v1), live sync progress as server-sent events, a GitHub\n"
+	"webhook, /healthz, /metrics and /openapi.json, and runs queued syncs with N workers.\n"
+	"\n"
+	"  --listen HOST:PORT   address to bind (default 127.0.0.1:8420; [::1]:PORT for IPv6;\n"
+	"                       port 0 picks a free port, printed on stdout)\n"
+	"  --workers N          sync worker threads (default 2)\n"
+	"  --threads N          HTTP threads (default 4)\n"
+	"  --max-connections N  open connections, SSE streams included (default 16384)\n"
+	"  --heartbeat-ms MS    SSE heartbeat comment interval (default 15000)\n"
+	"  --poll-ms MS         how often streams look for events of other processes (default 100)\n"
+	"  --quiet              do not log one line per request\n"
+	"  --routes             print the routes this server answers and exit\n"
+	"\n"
+	"Environment:\n"
+	"  PROJSYNC_API_TOKEN       when set, every /api/v1 call needs 'Authorization: Bearer\n"
+	"                           <token>'; required to listen on a non-loopback address\n"
+	"  PROJSYNC_WEBHOOK_SECRET  the GitHub webhook secret (webhooks are refused without it)\n"
+	"\n"
+	"SIGTERM or Ctrl-C stops accepting, cancels running syncs at their next step, ends\n"
+	"every event stream and exits 0.\n";
+
+static bool parse_listen(const char *s, char **host, int *port)
+{
+	const char *colon;
+	char *end;
+	long p;
+
+	if (s[0] == '[') {
+		const char *close = strchr(s, ']');
+		if (!close || close[1] != ':')
+			return false;
+		*host = ps_strndup(s + 1, (size_t)(close - s - 1));
+		colon = close + 1;
+	} else {
+		colon = strrchr(s, ':');
+		if (!colon)
+			return false;
+		*host = ps_strndup(s, (size_t)(colon - s));
+	}
+	p = strtol(colon + 1, &end, 10);
+	if (!colon[1] || *end || p < 0 || p > 65535) {
+		free(*host);
+		*host = NULL;
+		return false;
+	}
+	*port = (int)p;
+	return true;
+}
+
+static bool parse_num(const char *s, long min, long max, long *out)
+{
+	char *end;
+	long v = strtol(s, &end, 10);
+
+	if (!s[0] || *end || v < min || v > max)
+		return false;
+	*out = v;
+	return true;
+}
+
+static void print_route(void *ud, const char *method, const char *pattern)
+{
+	(void)ud;
+	printf("%s %s\n", method, pattern);
+}
+
+int ps_cmd_serve(struct ps_cli *cli, int argc, char **argv)
+{
+	enum { OPT_LISTEN = 0x100, OPT_WORKERS, OPT_THREADS, OPT_MAXCONN, OPT_HB, OPT_POLL,
+	       OPT_QUIET, OPT_ROUTES };
+	static const struct option opts[] = {
+		{ "listen", required_argument, NULL, OPT_LISTEN },
+		{ "workers", required_argument, NULL, OPT_WORKERS },
+		{ "threads", required_argument, NULL, OPT_THREADS },
+		{ "max-connections", required_argument, NULL, OPT_MAXCONN },
+		{ "heartbeat-ms", required_argument, NULL, OPT_HB },
+		{ "poll-ms", required_argument, NULL, OPT_POLL },
+		{ "quiet", no_argument, NULL, OPT_QUIET },
+		{ "routes", no_argument, NULL, OPT_ROUTES },
+		{ 0 },
+	};
+	struct ps_server_config cfg;
+	char *host = NULL;
+	long v;
+	int c, rc;
+
+	ps_server_config_defaults(&cfg);
+	while ((c = ps_cli_getopt(cli, argc, argv, opts, serve_usage)) != -1) {
+		switch (c) {
+		case PS_CLI_OPT_HELP: free(host); return PS_EXIT_OK;
+		case OPT_LISTEN:
+			free(host);
+			host = NULL;
+			if (!parse_listen(optarg, &host, &cfg.port))
+				return ps_cli_usage_error(cli, "invalid --listen '%s': give HOST:PORT",
+							  optarg);
+			cfg.host = host;
+			break;
+		case OPT_WORKERS:
+		case OPT_THREADS:
+			if (!parse_num(optarg, 1, 256, &v)) {
+				free(host);
+				return ps_cli_usage_error(cli, "--%s needs a number from 1 to 256",
+							  c == OPT_WORKERS ? "workers" : "threads");
+			}
+			if (c == OPT_WORKERS)
+				cfg.workers = (int)v;
+			else
+				cfg.http_threads = (int)v;
+			break;
+		case OPT_MAXCONN:
+			if (!parse_num(optarg, 16, 1000000, &v)) {
+				free(host);
+				return ps_cli_usage_error(cli, "--max-connections needs a number from 16");
+			}
+			cfg.max_connections = (unsigned)v;
+			break;
+		case OPT_HB:
+		case OPT_POLL:
+			if (!parse_num(optarg, 10, 3600000, &v)) {
+				free(host);
+				return ps_cli_usage_error(cli, "--%s needs milliseconds (10 or more)",
+							  c == OPT_HB ? "heartbeat-ms" : "poll-ms");
+			}
+			if (c == OPT_HB)
+				cfg.heartbeat_ms = v;
+			else
+				cfg.poll_ms = v;
+			break;
+		case OPT_QUIET: cfg.log_requests = false; break;
+		case OPT_ROUTES:
+			ps_server_each_route(print_route, NULL);
+			free(host);
+			return PS_EXIT_OK;
+		default: free(host); return PS_EXIT_USAGE;
+		}
+	}
+	if (optind < argc) {
+		free(host);
+		return ps_cli_usage_error(cli, "unexpected argument '%s'", argv[optind]);
+	}
+	cfg.api_token = getenv("PROJSYNC_API_TOKEN");
+	cfg.webhook_secret = getenv("PROJSYNC_WEBHOOK_SECRET");
+	if (!(cfg.api_token && cfg.api_token[0]) && !ps_server_host_is_loopback(cfg.host)) {
+		fprintf(stderr, "projsync: refusing to listen on '%s' without an API token: set "
+			"PROJSYNC_API_TOKEN, or listen on 127.0.0.1\n", cfg.host);
+		free(host);
+		return PS_EXIT_USAGE;
+	}
+	if ((rc = ps_cli_open_store(cli, 0)) < 0) {
+		free(host);
+		return ps_cli_fail(rc);
+	}
+	(void)ps_cli_source_opts(cli); /* creates the cache directory */
+	cfg.db_url = cli->db_url;
+	cfg.cache_dir = cli->cache_dir;
+	/* Every server thread opens its own handle; this one was only for migrations. */
+	ps_store_free(cli->store);
+	cli->store = NULL;
+	rc = ps_server_run(&cfg);
+	free(host);
+	return ps_cli_fail(rc);
+}

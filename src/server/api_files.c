@@ -1,0 +1,227 @@
+/*
+ * Snapshots over HTTP: `GET /api/v1/projects/{name}/files?at&prefix` lists the files of a
+ * succeeded sync (the latest by default) in path byte order, and
+ * `GET /api/v1/projects/{name}/file?path&at` returns one file's content as raw bytes, with its
+ * blob SHA and mode in headers. The file list pages only when asked (?limit, then the Link
+ * header's `after` cursor), so a plain GET returns the whole snapshot like `files --json`.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/json.h"
+#include "server/http.h"
+#include "util/error.h"
+
+/* The succeeded sync to read: ?at or the project's last succeeded one. Replies on failure. */
+static bool resolve_snapshot(struct ps_request *rq, const struct ps_project *p, int64_t *out)
+{
+	const char *at_s = ps_http_query(rq, "at");
+	struct ps_sync *s = NULL;
+	int64_t at = 0;
+	int rc;
+
+	if (at_s && !ps_http_parse_id(rq, "sync id 'at'", at_s, &at))
+		return false;
+	if (at == 0) {
+		if (p->last_sync_id <= 0) {
+			ps_http_error(rq, MHD_HTTP_NOT_FOUND, "no_snapshot",
+				      "project %s has no snapshot yet: sync it first", p->name);
+			return false;
+		}
+		*out = p->last_sync_id;
+		return true;
+	}
+	if ((rc = ps_store_sync_get(rq->store, at, &s)) < 0 || s->project_id != p->id) {
+		if (rc < 0 && rc != PS_ENOTFOUND)
+			ps_http_fail(rq, rc);
+		else
+			ps_http_error(rq, MHD_HTTP_NOT_FOUND, "sync_not_found",
+				      "sync %" PRId64 " is not a sync of project %s", at, p->name);
+		ps_sync_free(s);
+		return false;
+	}
+	if (s->status != PS_SYNC_SUCCEEDED) {
+		ps_http_error(rq, MHD_HTTP_CONFLICT, "not_succeeded", "sync %" PRId64 " of %s is %s: "
+			      "only a succeeded sync has a snapshot", at, p->name,
+			      ps_sync_status_name(s->status));
+		ps_sync_free(s);
+		return false;
+	}
+	ps_sync_free(s);
+	*out = at;
+	return true;
+}
+
+struct files_page {
+	struct ps_buf out;
+	const char *after;
+	int64_t limit;          /* 0 = all */
+	int64_t n;
+	bool more;
+	char *last_path;
+};
+
+enum { STOP_FULL = 1, STOP_TOOBIG = 2 };
+
+static int add_file(void *ud, const struct ps_file *f)
+{
+	struct files_page *pg = ud;
+	json_t *j;
+	char *text;
+	int rc;
+
+	if (pg->after && strcmp(f->path, pg->after) <= 0)
+		return 0;
+	if (pg->limit > 0 && pg->n == pg->limit) {
+		pg->more = true;
+		return STOP_FULL;
+	}
+	j = ps_file_to_json(f);
+	text = json_dumps(j, JSON_COMPACT);
+	json_decref(j);
+	rc = ps_buf_puts(&pg->out, pg->n ? "," : "[");
+	if (rc == 0)
+		rc = ps_buf_puts(&pg->out, text);
+	free(text);
+	if (rc < 0)
+		return STOP_TOOBIG;
+	free(pg->last_path);
+	pg->last_path = ps_strdup(f->path);
+	pg->n++;
+	return 0;
+}
+
+static char *url_escape(const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	struct ps_buf b;
+
+	ps_buf_init(&b, strlen(s) * 3 + 1);
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+		    strchr("-._~/", *p)) {
+			ps_buf_append(&b, p, 1);
+		} else {
+			char e[3] = { '%', hex[*p >> 4], hex[*p & 15] };
+			ps_buf_append(&b, e, 3);
+		}
+	}
+	if (!b.len)
+		ps_buf_puts(&b, "");
+	return ps_buf_take(&b, NULL);
+}
+
+void ps_api_project_files(struct ps_request *rq)
+{
+	struct ps_project *p = NULL;
+	struct files_page pg = { 0 };
+	const char *prefix = ps_http_query(rq, "prefix");
+	int64_t snapshot;
+	int rc;
+
+	if (ps_http_query(rq, "limit") && !ps_api_parse_limit(rq, 0, &pg.limit))
+		return;
+	pg.after = ps_http_query(rq, "after");
+	if (!(p = ps_http_project(rq)))
+		return;
+	if (!resolve_snapshot(rq, p, &snapshot))
+		goto cleanup;
+	/* 512 MiB of JSON is far past any real snapshot; past it, ask for pages. */
+	ps_buf_init(&pg.out, 512u * 1024 * 1024);
+	rc = ps_store_snapshot_each(rq->store, p->id, snapshot, prefix, add_file, &pg);
+	if (rc == STOP_TOOBIG) {
+		ps_http_error(rq, MHD_HTTP_CONTENT_TOO_LARGE, "too_big",
+			      "the listing is too large: use ?limit and follow the Link header");
+		goto cleanup;
+	}
+	if (rc < 0) {
+		ps_http_fail(rq, rc);
+		goto cleanup;
+	}
+	ps_buf_puts(&pg.out, pg.n ? "]\n" : "[]\n");
+	{
+		size_t len;
+		char *text = ps_buf_take(&pg.out, &len);
+		ps_http_raw(rq, MHD_HTTP_OK, "application/json", text, len, true);
+	}
+	if (pg.more) {
+		char *after = url_escape(pg.last_path);
+		char *pre = prefix ? url_escape(prefix) : NULL;
+		char *link = ps_asprintf("</api/v1/projects/%s/files?at=%" PRId64 "&limit=%" PRId64
+					 "%s%s&after=%s>; rel=\"next\"", p->name, snapshot, pg.limit,
+					 pre ? "&prefix=" : "", pre ? pre : "", after);
+		ps_http_add_header(rq, "Link", link);
+		free(link);
+		free(pre);
+		free(after);
+	}
+cleanup:
+	ps_buf_dispose(&pg.out);
+	free(pg.last_path);
+	ps_project_free(p);
+}
+
+void ps_api_project_file(struct ps_request *rq)
+{
+	struct ps_project *p = NULL;
+	struct ps_file f = { 0 };
+	const char *path = ps_http_query(rq, "path");
+	void *data = NULL;
+	size_t len = 0;
+	int64_t snapshot;
+	char mode[8], sync_s[24];
+	int rc;
+
+	if (!path || !path[0]) {
+		ps_http_error(rq, MHD_HTTP_BAD_REQUEST, "missing_path", "?path= is required");
+		return;
+	}
+	if (!(p = ps_http_project(rq)))
+		return;
+	if (!resolve_snapshot(rq, p, &snapshot))
+		goto cleanup;
+	if ((rc = ps_store_snapshot_file(rq->store, p->id, snapshot, path, &f)) < 0) {
+		if (rc == PS_ENOTFOUND)
+			ps_error_set(rc, "file_not_found", "%s: no such file in %s at sync %" PRId64,
+				     path, p->name, snapshot);
+		ps_http_fail(rq, rc);
+		goto cleanup;
+	}
+	if (f.mode == PS_MODE_COMMIT) {
+		ps_http_error(rq, MHD_HTTP_UNPROCESSABLE_CONTENT, "submodule",
+			      "%s is a submodule (commit %s): it has no content", path, f.sha);
+		goto cleanup;
+	}
+	if ((rc = ps_store_blob_get(rq->store, f.sha, &data, &len)) < 0) {
+		if (rc == PS_ENOTFOUND && f.size > p->max_blob_size)
+			ps_http_error(rq, MHD_HTTP_UNPROCESSABLE_CONTENT, "too_big",
+				      "content of %s not stored: %" PRId64 " bytes exceeds the "
+				      "project's limit of %" PRId64 " bytes", path, f.size,
+				      p->max_blob_size);
+		else if (rc == PS_ENOTFOUND)
+			ps_http_error(rq, MHD_HTTP_INTERNAL_SERVER_ERROR, "blob_missing",
+				      "content of %s (blob %s) is missing from the store", path, f.sha);
+		else
+			ps_http_fail(rq, rc);
+		goto cleanup;
+	}
+	ps_http_raw(rq, MHD_HTTP_OK, "application/octet-stream", data ? data : ps_strdup(""), len,
+		    true);
+	data = NULL;
+	ps_mode_string(f.mode, mode);
+	snprintf(sync_s, sizeof(sync_s), "%" PRId64, snapshot);
+	ps_http_add_header(rq, "X-Projsync-Sha", f.sha);
+	ps_http_add_header(rq, "X-Projsync-Mode", mode);
+	ps_http_add_header(rq, "X-Projsync-Sync", sync_s);
+	{
+		char etag[PS_SHA_HEX + 2];
+		snprintf(etag, sizeof(etag), "\"%s\"", f.sha);
+		ps_http_add_header(rq, MHD_HTTP_HEADER_ETAG, etag);
+	}
+cleanup:
+	free(data);
+	ps_file_dispose(&f);
+	ps_project_free(p);
+}

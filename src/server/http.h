@@ -1,0 +1,180 @@
+/*
+ * Internal to src/server/: the request context the router hands to each handler, the route
+ * table entry, the helpers that build JSON and error replies, and the server object every part
+ * (handlers, workers, hub, metrics) reaches through the request. Handlers live one file per
+ * resource (api_projects.c, api_syncs.c, api_files.c, webhook.c, sse.c, metrics.c) and are
+ * listed in the route table in http.c.
+ *
+ * A handler runs on one of libmicrohttpd's threads with the body fully read (bounded), sets a
+ * response with one of the reply helpers and returns. It uses rq->store, this thread's store
+ * handle. It maps errors with ps_http_fail, which is the single place PS_E* codes become HTTP
+ * statuses.
+ */
+#ifndef PS_SERVER_HTTP_H
+#define PS_SERVER_HTTP_H
+
+#include <jansson.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "server/server.h"
+#include "store/store.h"
+
+#define PS_HTTP_MAX_BODY (1024 * 1024)          /* JSON API bodies */
+#define PS_HTTP_MAX_WEBHOOK_BODY (25 * 1024 * 1024) /* GitHub's own cap on webhook payloads */
+#define PS_HTTP_MAX_JSON_DEPTH 32
+#define PS_HTTP_MAX_PARAMS 4
+
+struct ps_hub;
+struct ps_workers;
+struct ps_metrics;
+
+/* The server: configuration and the parts that live as long as it runs. */
+struct ps_server {
+	struct ps_server_config cfg;
+	struct MHD_Daemon *daemon;
+	struct ps_hub *hub;
+	struct ps_workers *workers;
+	struct ps_metrics *metrics;
+	volatile int stopping;             /* set on SIGTERM: new API requests get 503 */
+	pthread_mutex_t stores_mu;         /* the per-thread store handles, freed at exit */
+	struct ps_store **stores;
+	size_t nstores, cap_stores;
+};
+
+struct ps_request;
+typedef void (*ps_handler)(struct ps_request *rq);
+
+struct ps_route {
+	const char *method;
+	const char *pattern;     /* "/api/v1/projects/{name}/sync": {x} matches one segment */
+	ps_handler handler;
+	bool auth;               /* needs the bearer token when one is configured */
+	size_t max_body;         /* 0 = PS_HTTP_MAX_BODY */
+};
+
+struct ps_request {
+	struct ps_server *srv;
+	struct MHD_Connection *conn;
+	struct ps_store *store;       /* this thread's handle (borrowed) */
+	const char *method;
+	const char *url;              /* path without the query (decoded by libmicrohttpd) */
+	const struct ps_route *route; /* NULL until routed */
+	int route_index;              /* for metrics; -1 = no route */
+	char *params[PS_HTTP_MAX_PARAMS]; /* path parameters in pattern order (owned) */
+	size_t nparams;
+	char *body;                   /* NUL-terminated (owned) */
+	size_t body_len, body_max;
+	bool body_too_big;
+	/* The reply. */
+	unsigned status;
+	struct MHD_Response *response;
+	bool queued;
+	int64_t t0;
+};
+
+/* Path parameter i (decoded; borrowed). */
+const char *ps_http_param(struct ps_request *rq, size_t i);
+/* A query argument or header (borrowed; NULL if absent). */
+const char *ps_http_query(struct ps_request *rq, const char *name);
+const char *ps_http_header(struct ps_request *rq, const char *name);
+
+/* Replies: each sets rq->status and rq->response. ps_http_json steals `j`. */
+void ps_http_json(struct ps_request *rq, unsigned status, json_t *j);
+void ps_http_error(struct ps_request *rq, unsigned status, const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+/* Maps a PS_E* code (with the thread's error message) to a status and replies. */
+void ps_http_fail(struct ps_request *rq, int rc);
+void ps_http_raw(struct ps_request *rq, unsigned status, const char *content_type, void *data,
+		 size_t len, bool take);
+void ps_http_add_header(struct ps_request *rq, const char *name, const char *value);
+
+/* Parses rq->body as a JSON object (empty body: an empty object when `allow_empty`), checking
+ * its depth; replies 400 and returns NULL on bad input. */
+json_t *ps_http_body_object(struct ps_request *rq, bool allow_empty);
+/* The deepest nesting of arrays and objects in a JSON text (strings skipped). */
+int ps_http_json_depth(const char *s, size_t len);
+/* True when `header` ("sha256=<hex>") is the HMAC-SHA256 of the body under `secret`
+ * (constant-time comparison). webhook.c */
+bool ps_webhook_signature_valid(const char *secret, const void *body, size_t len,
+				const char *header);
+/* Parses a positive id from a path or query value; replies 400 and returns false if bad. */
+bool ps_http_parse_id(struct ps_request *rq, const char *what, const char *s, int64_t *out);
+
+/* ?limit: 1..1000, `def` when absent; replies 400 and returns false if bad (api_projects.c). */
+bool ps_api_parse_limit(struct ps_request *rq, int64_t def, int64_t *out);
+
+/* Loads the project named by path parameter 0; replies 404 and returns NULL if unknown. */
+struct ps_project *ps_http_project(struct ps_request *rq);
+
+/* Logs one line on stderr with a UTC timestamp ("projsync: ..."). */
+void ps_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Handlers (one file per resource). */
+void ps_api_projects_list(struct ps_request *rq);
+void ps_api_projects_create(struct ps_request *rq);
+void ps_api_project_get(struct ps_request *rq);
+void ps_api_project_delete(struct ps_request *rq);
+void ps_api_project_branches(struct ps_request *rq);
+void ps_api_project_sync_status(struct ps_request *rq);
+void ps_api_project_sync_start(struct ps_request *rq);
+void ps_api_project_syncs(struct ps_request *rq);
+void ps_api_sync_get(struct ps_request *rq);
+void ps_api_sync_cancel(struct ps_request *rq);
+void ps_api_sync_changes(struct ps_request *rq);
+void ps_api_project_files(struct ps_request *rq);
+void ps_api_project_file(struct ps_request *rq);
+void ps_api_sync_events(struct ps_request *rq);     /* sse.c */
+void ps_api_webhook_github(struct ps_request *rq);  /* webhook.c */
+void ps_api_healthz(struct ps_request *rq);         /* metrics.c */
+void ps_api_metrics(struct ps_request *rq);         /* metrics.c */
+void ps_api_openapi(struct ps_request *rq);         /* http.c */
+
+/* ---- workers (workers.c) ---- */
+
+/*
+ * Appends a queued sync for `project` (branch NULL = the project's) with a stored `queued`
+ * event (seq 1), in one transaction, and wakes a worker. PS_ECONFLICT when a sync of the
+ * project is queued or running (the store's chain rule decides).
+ */
+int ps_server_queue_sync(struct ps_server *srv, struct ps_store *store,
+			 const struct ps_project *project, const char *branch, const char *trigger,
+			 struct ps_sync **out);
+int ps_workers_start(struct ps_workers **out, struct ps_server *srv);
+/* Cancels running syncs at their next step, waits for them to end, joins the threads. */
+void ps_workers_stop(struct ps_workers *w);
+/* Stops (if needed) and releases the pool. */
+void ps_workers_free(struct ps_workers *w);
+void ps_workers_poke(struct ps_workers *w);
+/* Syncs running in this server right now. */
+size_t ps_workers_running(struct ps_workers *w);
+
+/* ---- SSE hub (sse.c) ---- */
+
+int ps_hub_start(struct ps_hub **out, struct ps_server *srv);
+/* Asks the hub to poll at once (a worker stored an event of `sync_id`). */
+void ps_hub_poke(struct ps_hub *hub);
+/* Delivers what is stored, ends every stream and resumes every suspended connection. */
+void ps_hub_close_all(struct ps_hub *hub);
+/* Joins the hub thread and releases the hub (after the daemon stopped). */
+void ps_hub_stop(struct ps_hub *hub);
+size_t ps_hub_watchers(struct ps_hub *hub);
+/* Stores the final event of an ended sync that has none (a queued sync cancelled, a sync
+ * reaped as interrupted), so streams of it end. No-op when it exists or the sync runs. */
+int ps_sse_ensure_final_event(struct ps_store *store, int64_t sync_id);
+
+/* ---- metrics (metrics.c) ---- */
+
+int ps_metrics_new(struct ps_metrics **out, size_t nroutes);
+void ps_metrics_free(struct ps_metrics *m);
+void ps_metrics_http(struct ps_metrics *m, int route_index, unsigned status);
+void ps_metrics_sync_done(struct ps_metrics *m, const char *status, int64_t duration_ms,
+			  int64_t requests);
+
+/* The route table (http.c). */
+const struct ps_route *ps_http_routes(size_t *n);
+
+#endif

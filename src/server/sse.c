@@ -1,0 +1,565 @@
+/*
+ * The SSE hub: `GET /api/v1/events/project-sync/{id}` streams a sync's events as
+ *
+ *     id: <seq>\nevent: <kind>\ndata: <event JSON>\n\n
+ *
+ * from the events table. One hub thread polls the table (every poll_ms, or at once when a
+ * worker pokes it) for each sync that has watchers, starting after the lowest seq any of its
+ * watchers has, and appends what is new to each watcher's queue. Because the events table is
+ * the only source, a sync run by a local worker, by the CLI in another process or (later) by
+ * another node streams the same way; PostgreSQL's LISTEN/NOTIFY would replace the poll, not the
+ * design. A new watcher starts after its Last-Event-ID (0 without one), so the replay of what
+ * it missed is simply its first delivery.
+ *
+ * libmicrohttpd side (../shared/STACK.md #3, #5, #6): the response is produced by a content
+ * reader callback. With nothing queued it marks the watcher suspended and suspends the
+ * connection from inside the callback; the hub resumes it when it appends. Suspend, resume and
+ * the `suspended` flag are all under the hub mutex, so a connection is never resumed twice or
+ * resumed when not suspended. Heartbeat comments (`: hb`) go out every heartbeat_ms; they are
+ * also what notices a client that went away. A watcher whose queue exceeds
+ * watcher_queue_max bytes is dropped (its stream ends with an error) rather than buffered
+ * without bound. After the final event (succeeded, failed, cancelled) the stream ends.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/json.h"
+#include "server/http.h"
+#include "util/error.h"
+
+#define POLL_BATCH 500
+
+struct topic;
+
+struct watcher {
+	struct ps_hub *hub;
+	struct topic *topic;
+	struct MHD_Connection *conn;
+	int64_t last_seq;          /* highest seq queued for this watcher */
+	char *buf;                 /* pending bytes are buf[off, len) */
+	size_t len, off, cap;
+	bool suspended, done, dropped;
+	struct watcher *prev, *next;
+};
+
+struct topic {
+	int64_t sync_id;
+	struct watcher *head;
+	size_t n;
+	int64_t next_status_check; /* ms (monotonic) */
+	struct topic *next;
+};
+
+struct ps_hub {
+	struct ps_server *srv;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;         /* wakes the hub thread */
+	pthread_cond_t round_cv;   /* signalled after every poll round */
+	bool poked, stopping, closing;
+	uint64_t rounds;
+	struct topic *topics;
+	size_t nwatchers;
+	pthread_t thread;
+	int64_t next_hb;
+};
+
+/* ---- watcher queues (hub->mu held) ---- */
+
+static size_t pending(const struct watcher *w)
+{
+	return w->len - w->off;
+}
+
+static void wake(struct watcher *w)
+{
+	if (w->suspended) {
+		w->suspended = false;
+		MHD_resume_connection(w->conn);
+	}
+}
+
+static void enqueue(struct watcher *w, const char *data, size_t n)
+{
+	size_t max = w->hub->srv->cfg.watcher_queue_max;
+
+	if (w->dropped || w->done)
+		return;
+	if (pending(w) + n > max) {
+		w->dropped = true;
+		ps_log("sse: dropping a slow watcher of sync %lld (%zu bytes queued)",
+		       (long long)w->topic->sync_id, pending(w));
+		return;
+	}
+	if (w->off && w->len + n > w->cap) {
+		memmove(w->buf, w->buf + w->off, pending(w));
+		w->len -= w->off;
+		w->off = 0;
+	}
+	if (w->len + n > w->cap) {
+		w->cap = w->len + n < 512 ? 512 : (w->len + n) * 2;
+		w->buf = ps_realloc(w->buf, w->cap);
+	}
+	memcpy(w->buf + w->len, data, n);
+	w->len += n;
+}
+
+static struct topic *topic_find(struct ps_hub *hub, int64_t sync_id)
+{
+	for (struct topic *t = hub->topics; t; t = t->next)
+		if (t->sync_id == sync_id)
+			return t;
+	return NULL;
+}
+
+/* ---- libmicrohttpd callbacks ---- */
+
+static ssize_t reader(void *cls, uint64_t pos, char *out, size_t max)
+{
+	struct watcher *w = cls;
+	struct ps_hub *hub = w->hub;
+	ssize_t r;
+
+	(void)pos;
+	pthread_mutex_lock(&hub->mu);
+	if (w->dropped) {
+		r = MHD_CONTENT_READER_END_WITH_ERROR;
+	} else if (pending(w)) {
+		size_t n = pending(w) < max ? pending(w) : max;
+		memcpy(out, w->buf + w->off, n);
+		w->off += n;
+		if (w->off == w->len)
+			w->off = w->len = 0;
+		r = (ssize_t)n;
+	} else if (w->done || hub->closing) {
+		r = MHD_CONTENT_READER_END_OF_STREAM;
+	} else {
+		/* Nothing to send: park the connection until the hub appends (STACK.md #3). */
+		w->suspended = true;
+		MHD_suspend_connection(w->conn);
+		r = 0;
+	}
+	pthread_mutex_unlock(&hub->mu);
+	return r;
+}
+
+static void watcher_free(void *cls)
+{
+	struct watcher *w = cls;
+	struct ps_hub *hub = w->hub;
+	struct topic *t = w->topic;
+
+	pthread_mutex_lock(&hub->mu);
+	if (w->prev)
+		w->prev->next = w->next;
+	else
+		t->head = w->next;
+	if (w->next)
+		w->next->prev = w->prev;
+	t->n--;
+	hub->nwatchers--;
+	if (t->n == 0) {
+		for (struct topic **pp = &hub->topics; *pp; pp = &(*pp)->next)
+			if (*pp == t) {
+				*pp = t->next;
+				break;
+			}
+		free(t);
+	}
+	pthread_cond_broadcast(&hub->round_cv);
+	pthread_mutex_unlock(&hub->mu);
+	free(w->buf);
+	free(w);
+}
+
+void ps_api_sync_events(struct ps_request *rq)
+{
+	struct ps_hub *hub = rq->srv->hub;
+	struct ps_sync *sync = NULL;
+	struct watcher *w;
+	struct topic *t;
+	struct MHD_Response *r;
+	const char *lei;
+	int64_t id, after = 0;
+	int rc;
+
+	if (!ps_http_parse_id(rq, "sync id", ps_http_param(rq, 0), &id))
+		return;
+	if ((rc = ps_store_sync_get(rq->store, id, &sync)) < 0) {
+		if (rc == PS_ENOTFOUND)
+			ps_error_set(rc, "sync_not_found", "sync %" PRId64 " not found", id);
+		ps_http_fail(rq, rc);
+		return;
+	}
+	ps_sync_free(sync);
+	/* Last-Event-ID (what a reconnecting EventSource sends), or ?last_event_id= for clients
+	 * that cannot set headers. Anything unparsable replays everything. */
+	lei = ps_http_header(rq, "Last-Event-ID");
+	if (!lei)
+		lei = ps_http_query(rq, "last_event_id");
+	if (lei) {
+		char *end;
+		long long v = strtoll(lei, &end, 10);
+		if (end != lei && !*end && v > 0)
+			after = v;
+	}
+
+	w = ps_calloc(1, sizeof(*w));
+	w->hub = hub;
+	w->conn = rq->conn;
+	w->last_seq = after;
+	pthread_mutex_lock(&hub->mu);
+	if (hub->closing) {
+		pthread_mutex_unlock(&hub->mu);
+		free(w);
+		ps_http_error(rq, MHD_HTTP_SERVICE_UNAVAILABLE, "shutting_down",
+			      "the server is shutting down");
+		return;
+	}
+	if (!(t = topic_find(hub, id))) {
+		t = ps_calloc(1, sizeof(*t));
+		t->sync_id = id;
+		t->next = hub->topics;
+		hub->topics = t;
+	}
+	w->topic = t;
+	w->next = t->head;
+	if (t->head)
+		t->head->prev = w;
+	t->head = w;
+	t->n++;
+	hub->nwatchers++;
+	/* The first bytes: headers and this go out at once, so a client knows it is connected
+	 * even before the first event. `retry` tells EventSource how soon to reconnect. */
+	enqueue(w, "retry: 2000\n\n", 13);
+	hub->poked = true;
+	pthread_cond_signal(&hub->cv);
+	pthread_mutex_unlock(&hub->mu);
+
+	r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, reader, w, watcher_free);
+	if (!r) {
+		watcher_free(w);
+		ps_http_error(rq, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", "cannot stream");
+		return;
+	}
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+	MHD_add_response_header(r, "X-Accel-Buffering", "no");
+	if (rq->response)
+		MHD_destroy_response(rq->response);
+	rq->response = r;
+	rq->status = MHD_HTTP_OK;
+}
+
+/* ---- final events for syncs that ended without one ---- */
+
+int ps_sse_ensure_final_event(struct ps_store *store, int64_t sync_id)
+{
+	struct ps_sync *s = NULL;
+	struct ps_stored_event *evs = NULL;
+	struct ps_event ev = { 0 };
+	size_t n = 0;
+	int rc;
+
+	if ((rc = ps_store_sync_get(store, sync_id, &s)) < 0)
+		return rc;
+	if (s->status == PS_SYNC_QUEUED || s->status == PS_SYNC_RUNNING)
+		goto done;
+	if ((rc = ps_store_event_list(store, sync_id, 0, 0, &evs, &n)) < 0)
+		goto done;
+	if (n && ps_event_is_final(evs[n - 1].kind))
+		goto done;
+	/* Ended outside the pipeline: a queued sync cancelled, a dead one reaped. Its stream
+	 * still needs the ending every stream has. */
+	ev.sync_id = sync_id;
+	ev.seq = n ? evs[n - 1].seq + 1 : 1;
+	ev.kind = s->status == PS_SYNC_SUCCEEDED ? PS_EVENT_SUCCEEDED
+		: s->status == PS_SYNC_CANCELLED ? PS_EVENT_CANCELLED : PS_EVENT_FAILED;
+	ev.phase = s->phase;
+	ev.fraction = s->status == PS_SYNC_SUCCEEDED ? 1.0 : 0.0;
+	ev.bytes = s->bytes;
+	ev.requests = s->requests;
+	ev.files_done = s->counts.files;
+	if (s->started_at && s->finished_at)
+		ev.elapsed_ms = s->finished_at - s->started_at;
+	ev.message = s->error_message;
+	ev.summary = s;
+	rc = ps_store_event_append(store, &ev);
+	if (rc == PS_ECONFLICT)
+		rc = 0; /* someone else stored it first */
+done:
+	ps_stored_events_free(evs, n);
+	ps_sync_free(s);
+	return rc;
+}
+
+/* ---- the hub thread ---- */
+
+struct work {
+	int64_t sync_id;
+	int64_t after;
+	bool check_status;
+	struct ps_stored_event *evs;
+	size_t n;
+	char **texts;
+	size_t *lens;
+};
+
+/* Looks at an ended sync whose stream lacks a final event; reaps a dead owner first. */
+static void check_status(struct ps_store *store, int64_t sync_id)
+{
+	struct ps_sync *s = NULL;
+
+	if (ps_store_sync_get(store, sync_id, &s) < 0)
+		return;
+	if (s->status == PS_SYNC_RUNNING)
+		(void)ps_store_reap(store, s->project_id, NULL);
+	ps_sync_free(s);
+	(void)ps_sse_ensure_final_event(store, sync_id);
+	ps_error_clear();
+}
+
+static void deliver(struct ps_hub *hub, struct work *wk)
+{
+	struct topic *t = topic_find(hub, wk->sync_id);
+
+	if (!t)
+		return;
+	for (struct watcher *w = t->head; w; w = w->next) {
+		bool added = false;
+		for (size_t i = 0; i < wk->n && !w->done && !w->dropped; i++) {
+			if (wk->evs[i].seq <= w->last_seq)
+				continue;
+			enqueue(w, wk->texts[i], wk->lens[i]);
+			w->last_seq = wk->evs[i].seq;
+			if (ps_event_is_final(wk->evs[i].kind))
+				w->done = true;
+			added = true;
+		}
+		if (added || w->dropped)
+			wake(w);
+	}
+}
+
+static void heartbeat(struct ps_hub *hub)
+{
+	for (struct topic *t = hub->topics; t; t = t->next)
+		for (struct watcher *w = t->head; w; w = w->next)
+			if (!w->done && !w->dropped && pending(w) == 0) {
+				enqueue(w, ": hb\n\n", 6);
+				wake(w);
+			}
+}
+
+static void *hub_main(void *arg)
+{
+	struct ps_hub *hub = arg;
+	const struct ps_server_config *cfg = &hub->srv->cfg;
+	struct ps_store *store = NULL;
+
+	pthread_mutex_lock(&hub->mu);
+	hub->next_hb = ps_mono_ms() + cfg->heartbeat_ms;
+	while (!hub->stopping) {
+		struct work *wk = NULL;
+		size_t nw = 0;
+		int64_t now = ps_mono_ms();
+
+		if (!hub->poked) {
+			int64_t wait = hub->next_hb - now;
+			struct timespec ts;
+			if (hub->topics && wait > cfg->poll_ms)
+				wait = cfg->poll_ms;
+			if (wait < 1)
+				wait = 1;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_sec += wait / 1000;
+			ts.tv_nsec += (wait % 1000) * 1000000;
+			if (ts.tv_nsec >= 1000000000) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000;
+			}
+			pthread_cond_timedwait(&hub->cv, &hub->mu, &ts);
+		}
+		hub->poked = false;
+		if (hub->stopping)
+			break;
+		now = ps_mono_ms();
+		/* What to read: each topic from the lowest seq any of its watchers has. */
+		for (struct topic *t = hub->topics; t; t = t->next)
+			nw++;
+		if (nw)
+			wk = ps_calloc(nw, sizeof(*wk));
+		nw = 0;
+		for (struct topic *t = hub->topics; t; t = t->next) {
+			int64_t after = INT64_MAX;
+			bool need = false;
+			for (struct watcher *w = t->head; w; w = w->next)
+				if (!w->done && !w->dropped) {
+					need = true;
+					if (w->last_seq < after)
+						after = w->last_seq;
+				}
+			if (!need)
+				continue;
+			wk[nw].sync_id = t->sync_id;
+			wk[nw].after = after;
+			if (now >= t->next_status_check) {
+				wk[nw].check_status = true;
+				t->next_status_check = now + 1000;
+			}
+			nw++;
+		}
+		pthread_mutex_unlock(&hub->mu);
+
+		if (nw && !store &&
+		    ps_store_open(&store, cfg->db_url, PS_STORE_NO_MIGRATE) < 0) {
+			ps_log("sse: cannot open the store: %s", ps_error_message());
+			store = NULL;
+		}
+		for (size_t i = 0; store && i < nw; i++) {
+			if (ps_store_event_list(store, wk[i].sync_id, wk[i].after, POLL_BATCH,
+						&wk[i].evs, &wk[i].n) < 0)
+				continue;
+			if (wk[i].n == 0 && wk[i].check_status) {
+				check_status(store, wk[i].sync_id);
+				if (ps_store_event_list(store, wk[i].sync_id, wk[i].after, POLL_BATCH,
+							&wk[i].evs, &wk[i].n) < 0)
+					continue;
+			}
+			wk[i].texts = ps_calloc(wk[i].n ? wk[i].n : 1, sizeof(char *));
+			wk[i].lens = ps_calloc(wk[i].n ? wk[i].n : 1, sizeof(size_t));
+			for (size_t k = 0; k < wk[i].n; k++) {
+				wk[i].texts[k] = ps_asprintf("id: %" PRId64 "\nevent: %s\ndata: %s\n\n",
+							     wk[i].evs[k].seq,
+							     ps_event_kind_name(wk[i].evs[k].kind),
+							     wk[i].evs[k].json);
+				wk[i].lens[k] = strlen(wk[i].texts[k]);
+			}
+		}
+
+		pthread_mutex_lock(&hub->mu);
+		for (size_t i = 0; i < nw; i++) {
+			deliver(hub, &wk[i]);
+			if (wk[i].n == POLL_BATCH)
+				hub->poked = true; /* more to read: go again at once */
+		}
+		if (ps_mono_ms() >= hub->next_hb) {
+			heartbeat(hub);
+			hub->next_hb = ps_mono_ms() + cfg->heartbeat_ms;
+		}
+		hub->rounds++;
+		pthread_cond_broadcast(&hub->round_cv);
+		pthread_mutex_unlock(&hub->mu);
+		for (size_t i = 0; i < nw; i++) {
+			for (size_t k = 0; k < wk[i].n && wk[i].texts; k++)
+				free(wk[i].texts[k]);
+			free(wk[i].texts);
+			free(wk[i].lens);
+			ps_stored_events_free(wk[i].evs, wk[i].n);
+		}
+		free(wk);
+		pthread_mutex_lock(&hub->mu);
+	}
+	pthread_mutex_unlock(&hub->mu);
+	ps_store_free(store);
+	return NULL;
+}
+
+int ps_hub_start(struct ps_hub **out, struct ps_server *srv)
+{
+	struct ps_hub *hub = ps_calloc(1, sizeof(*hub));
+
+	hub->srv = srv;
+	pthread_mutex_init(&hub->mu, NULL);
+	pthread_cond_init(&hub->cv, NULL);
+	pthread_cond_init(&hub->round_cv, NULL);
+	if (pthread_create(&hub->thread, NULL, hub_main, hub) != 0) {
+		free(hub);
+		return ps_error_set(PS_EFAIL, NULL, "cannot start the SSE hub thread");
+	}
+	*out = hub;
+	return 0;
+}
+
+void ps_hub_poke(struct ps_hub *hub)
+{
+	pthread_mutex_lock(&hub->mu);
+	hub->poked = true;
+	pthread_cond_signal(&hub->cv);
+	pthread_mutex_unlock(&hub->mu);
+}
+
+size_t ps_hub_watchers(struct ps_hub *hub)
+{
+	size_t n;
+
+	pthread_mutex_lock(&hub->mu);
+	n = hub->nwatchers;
+	pthread_mutex_unlock(&hub->mu);
+	return n;
+}
+
+static void timed_wait(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_nsec += ms * 1000000;
+	ts.tv_sec += ts.tv_nsec / 1000000000;
+	ts.tv_nsec %= 1000000000;
+	pthread_cond_timedwait(cv, mu, &ts);
+}
+
+void ps_hub_close_all(struct ps_hub *hub)
+{
+	int64_t end;
+	uint64_t target;
+
+	/* Two full rounds after the workers stopped: the final events they stored are read and
+	 * queued (a round already under way may have read before they were stored). */
+	pthread_mutex_lock(&hub->mu);
+	target = hub->rounds + 2;
+	end = ps_mono_ms() + 3000;
+	while (hub->rounds < target && ps_mono_ms() < end) {
+		hub->poked = true;
+		pthread_cond_signal(&hub->cv);
+		timed_wait(&hub->round_cv, &hub->mu, 50);
+	}
+	/* End every stream and resume every parked connection: libmicrohttpd must not be
+	 * stopped with suspended connections (STACK.md #6). */
+	hub->closing = true;
+	for (struct topic *t = hub->topics; t; t = t->next)
+		for (struct watcher *w = t->head; w; w = w->next) {
+			w->done = true;
+			wake(w);
+		}
+	/* Let the streams drain what they have queued, briefly. */
+	end = ps_mono_ms() + 3000;
+	while (hub->nwatchers && ps_mono_ms() < end)
+		timed_wait(&hub->round_cv, &hub->mu, 20);
+	pthread_mutex_unlock(&hub->mu);
+}
+
+void ps_hub_stop(struct ps_hub *hub)
+{
+	if (!hub)
+		return;
+	pthread_mutex_lock(&hub->mu);
+	hub->stopping = true;
+	hub->closing = true;
+	pthread_cond_signal(&hub->cv);
+	pthread_mutex_unlock(&hub->mu);
+	pthread_join(hub->thread, NULL);
+	/* The daemon is stopped: every watcher was freed with its response. */
+	while (hub->topics) {
+		struct topic *t = hub->topics;
+		hub->topics = t->next;
+		free(t);
+	}
+	pthread_mutex_destroy(&hub->mu);
+	pthread_cond_destroy(&hub->cv);
+	pthread_cond_destroy(&hub->round_cv);
+	free(hub);
+}

@@ -1,0 +1,285 @@
+/*
+ * Sync workers: a small pool of threads that claim queued syncs from the store and run them with
+ * the pipeline generator (core/sync.h), the same loop `projsync sync` runs. The queue is the
+ * syncs table itself (status 'queued'), so a sync queued by the API, a webhook or another
+ * server process is found the same way; the store's claim (queued -> running, one row update)
+ * decides which worker gets it. Each worker has its own store handle.
+ *
+ * Every event the generator returns is already stored; the worker pokes the SSE hub so
+ * watchers get it at once instead of at the hub's next poll, and logs sync transitions.
+ * Stopping cancels each running sync at its next step boundary (ps_sync_cancel) and waits for
+ * its final event.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/sync.h"
+#include "server/http.h"
+#include "util/error.h"
+
+struct worker {
+	struct ps_workers *pool;
+	int index;
+	pthread_t thread;
+	struct ps_sync_run *run;  /* the sync it runs now, under pool->mu */
+};
+
+struct ps_workers {
+	struct ps_server *srv;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool stopping;
+	unsigned pokes;
+	struct worker *w;
+	int n;
+	size_t running;
+};
+
+int ps_server_queue_sync(struct ps_server *srv, struct ps_store *store,
+			 const struct ps_project *project, const char *branch, const char *trigger,
+			 struct ps_sync **out)
+{
+	struct ps_sync *sync = NULL;
+	struct ps_event ev = { 0 };
+	int rc;
+
+	if (!branch)
+		branch = project->branch ? project->branch : "";
+	/* One transaction: a worker must never see the sync before its `queued` event, or the
+	 * pipeline would number its first event 1 too. */
+	if ((rc = ps_store_begin(store)) < 0)
+		return rc;
+	if ((rc = ps_store_sync_create(store, project->id, branch, trigger, NULL, &sync)) < 0)
+		goto fail;
+	ev.sync_id = sync->id;
+	ev.seq = 1;
+	ev.kind = PS_EVENT_QUEUED;
+	ev.phase = PS_PHASE_NONE;
+	if ((rc = ps_store_event_append(store, &ev)) < 0)
+		goto fail;
+	if ((rc = ps_store_commit(store)) < 0) {
+		ps_sync_free(sync);
+		return rc;
+	}
+	ps_log("sync %lld of %s queued (%s, branch %s)", (long long)sync->id, project->name,
+	       trigger, branch[0] ? branch : "default");
+	if (srv && srv->workers)
+		ps_workers_poke(srv->workers);
+	*out = sync;
+	return 0;
+fail:
+	ps_store_rollback(store);
+	ps_sync_free(sync);
+	return rc;
+}
+
+static void log_event(const struct ps_sync *s, const struct ps_event *ev)
+{
+	switch (ev->kind) {
+	case PS_EVENT_PHASE:
+		ps_log("sync %lld of %s: phase %s", (long long)s->id, s->project,
+		       ps_phase_name(ev->phase));
+		break;
+	case PS_EVENT_WARNING:
+		ps_log("sync %lld of %s: warning: %s", (long long)s->id, s->project,
+		       ev->message ? ev->message : "");
+		break;
+	case PS_EVENT_SUCCEEDED:
+		ps_log("sync %lld of %s succeeded at %.12s (+%lld ~%lld -%lld >%lld, %lld files)",
+		       (long long)s->id, s->project,
+		       ev->summary && ev->summary->commit ? ev->summary->commit : "-",
+		       (long long)(ev->summary ? ev->summary->counts.added : 0),
+		       (long long)(ev->summary ? ev->summary->counts.modified : 0),
+		       (long long)(ev->summary ? ev->summary->counts.deleted : 0),
+		       (long long)(ev->summary ? ev->summary->counts.renamed : 0),
+		       (long long)(ev->summary ? ev->summary->counts.files : 0));
+		break;
+	case PS_EVENT_FAILED:
+	case PS_EVENT_CANCELLED:
+		ps_log("sync %lld of %s %s in %s: %s", (long long)s->id, s->project,
+		       ps_event_kind_name(ev->kind), ps_phase_name(ev->phase),
+		       ev->message ? ev->message : "");
+		break;
+	default:
+		break;
+	}
+}
+
+/* Marks a claimed sync that the pipeline could not even resume as failed, with its event. */
+static void fail_unresumable(struct ps_store *store, int64_t id, int rc)
+{
+	struct ps_sync *s = NULL;
+	char *msg = ps_strdup(ps_error_message()[0] ? ps_error_message() : ps_error_code_name(rc));
+
+	if (ps_store_sync_get(store, id, &s) == 0) {
+		if (ps_store_sync_fail(store, s, PS_SYNC_FAILED, "internal", msg, NULL) == 0)
+			ps_sse_ensure_final_event(store, id);
+		ps_log("sync %lld of %s failed to start: %s", (long long)id, s->project, msg);
+	}
+	ps_sync_free(s);
+	free(msg);
+}
+
+static void run_one(struct worker *me, struct ps_store *store, int64_t id)
+{
+	struct ps_workers *pool = me->pool;
+	struct ps_server *srv = pool->srv;
+	struct ps_sync_ctx ctx = { 0 };
+	struct ps_sync_run *run = NULL;
+	const struct ps_event *ev;
+	int64_t t0 = ps_mono_ms();
+	int rc;
+
+	ctx.store = store;
+	ctx.source_opts.cache_dir = srv->cfg.cache_dir;
+	if ((rc = ps_sync_resume(&run, &ctx, id)) < 0) {
+		fail_unresumable(store, id, rc);
+		ps_hub_poke(srv->hub);
+		return;
+	}
+	pthread_mutex_lock(&pool->mu);
+	me->run = run;
+	pool->running++;
+	if (pool->stopping)
+		ps_sync_cancel(run);
+	pthread_mutex_unlock(&pool->mu);
+	ps_log("sync %lld of %s started by worker %d", (long long)id,
+	       ps_sync_run_sync(run)->project, me->index);
+
+	while (ps_sync_next(run, &ev) == PS_SYNC_MORE) {
+		ps_hub_poke(srv->hub);
+		log_event(ps_sync_run_sync(run), ev);
+		if (ps_event_is_final(ev->kind))
+			ps_metrics_sync_done(srv->metrics, ps_event_kind_name(ev->kind),
+					     ps_mono_ms() - t0,
+					     ev->summary ? ev->summary->requests : ev->requests);
+	}
+	pthread_mutex_lock(&pool->mu);
+	me->run = NULL;
+	pool->running--;
+	pthread_mutex_unlock(&pool->mu);
+	ps_sync_end(run);
+	ps_hub_poke(srv->hub);
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *me = arg;
+	struct ps_workers *pool = me->pool;
+	struct ps_store *store = NULL;
+	char identity[64];
+	struct ps_owner owner = { .host = ps_hostname(), .process = identity, .lease_ms = 60000 };
+
+	ps_process_identity(getpid(), identity, sizeof(identity));
+	for (;;) {
+		int64_t id = 0;
+		int rc;
+
+		pthread_mutex_lock(&pool->mu);
+		if (pool->stopping) {
+			pthread_mutex_unlock(&pool->mu);
+			break;
+		}
+		pthread_mutex_unlock(&pool->mu);
+
+		if (!store && ps_store_open(&store, pool->srv->cfg.db_url, PS_STORE_NO_MIGRATE) < 0) {
+			ps_log("worker %d: cannot open the store: %s", me->index, ps_error_message());
+			store = NULL;
+		}
+		rc = store ? ps_store_sync_next_queued(store, &id) : PS_ESTORE;
+		if (rc == 0 && ps_store_sync_claim(store, id, &owner) == 0) {
+			run_one(me, store, id);
+			continue;
+		}
+		if (rc < 0 && rc != PS_ENOTFOUND)
+			ps_log("worker %d: looking for queued syncs: %s", me->index,
+			       ps_error_message());
+		if (rc == 0)
+			continue; /* another worker claimed it first: look again */
+
+		/* Nothing queued: sleep until poked (a sync was queued here) or for a second (one
+		 * may be queued by another process). */
+		pthread_mutex_lock(&pool->mu);
+		if (!pool->stopping && pool->pokes == 0) {
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_sec += 1;
+			pthread_cond_timedwait(&pool->cv, &pool->mu, &ts);
+		}
+		if (pool->pokes)
+			pool->pokes--;
+		pthread_mutex_unlock(&pool->mu);
+	}
+	ps_store_free(store);
+	return NULL;
+}
+
+int ps_workers_start(struct ps_workers **out, struct ps_server *srv)
+{
+	struct ps_workers *pool = ps_calloc(1, sizeof(*pool));
+	int n = srv->cfg.workers > 0 ? srv->cfg.workers : 1;
+
+	pool->srv = srv;
+	pthread_mutex_init(&pool->mu, NULL);
+	pthread_cond_init(&pool->cv, NULL);
+	pool->w = ps_calloc((size_t)n, sizeof(*pool->w));
+	for (int i = 0; i < n; i++) {
+		pool->w[i].pool = pool;
+		pool->w[i].index = i + 1;
+		if (pthread_create(&pool->w[i].thread, NULL, worker_main, &pool->w[i]) != 0) {
+			ps_workers_free(pool);
+			return ps_error_set(PS_EFAIL, NULL, "cannot start sync worker threads");
+		}
+		pool->n = i + 1;
+	}
+	*out = pool;
+	return 0;
+}
+
+void ps_workers_poke(struct ps_workers *pool)
+{
+	pthread_mutex_lock(&pool->mu);
+	pool->pokes = (unsigned)pool->n;
+	pthread_cond_broadcast(&pool->cv);
+	pthread_mutex_unlock(&pool->mu);
+}
+
+size_t ps_workers_running(struct ps_workers *pool)
+{
+	size_t n;
+
+	pthread_mutex_lock(&pool->mu);
+	n = pool->running;
+	pthread_mutex_unlock(&pool->mu);
+	return n;
+}
+
+void ps_workers_stop(struct ps_workers *pool)
+{
+	if (!pool || pool->n == 0)
+		return;
+	pthread_mutex_lock(&pool->mu);
+	pool->stopping = true;
+	for (int i = 0; i < pool->n; i++)
+		if (pool->w[i].run)
+			ps_sync_cancel(pool->w[i].run);
+	pthread_cond_broadcast(&pool->cv);
+	pthread_mutex_unlock(&pool->mu);
+	for (int i = 0; i < pool->n; i++)
+		pthread_join(pool->w[i].thread, NULL);
+	pool->n = 0;
+}
+
+void ps_workers_free(struct ps_workers *pool)
+{
+	if (!pool)
+		return;
+	ps_workers_stop(pool);
+	pthread_mutex_destroy(&pool->mu);
+	pthread_cond_destroy(&pool->cv);
+	free(pool->w);
+	free(pool);
+}
