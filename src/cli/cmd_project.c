@@ -13,6 +13,7 @@
 
 #include "cli/progress.h"
 #include "core/json.h"
+#include "core/project.h"
 #include "util/error.h"
 
 static const char project_usage[] =
@@ -72,21 +73,6 @@ enum {
 	OPT_MAX_BLOB_SIZE,
 };
 
-/* `[A-Za-z0-9][A-Za-z0-9._-]{0,99}`: safe in URLs, file names and shells. */
-static bool name_valid(const char *s)
-{
-	size_t n = strlen(s);
-
-	if (n == 0 || n > 100)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		char c = s[i];
-		bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-		if (!alnum && (i == 0 || (c != '.' && c != '_' && c != '-')))
-			return false;
-	}
-	return true;
-}
 
 /* "8388608", "512K", "8M", "1G" (powers of 1024). */
 static bool parse_size(const char *s, int64_t *out)
@@ -219,7 +205,7 @@ static int project_add(struct ps_cli *cli, int argc, char **argv)
 		ps_cli_usage_error(cli, "unexpected argument '%s'", argv[optind + 2]);
 		goto cleanup;
 	}
-	if (!name_valid(argv[optind])) {
+	if (!ps_project_name_valid(argv[optind])) {
 		ps_cli_usage_error(cli, "invalid project name '%s': use letters, digits, '.', '_' "
 				   "and '-', starting with a letter or digit, at most 100 characters",
 				   argv[optind]);

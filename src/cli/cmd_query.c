@@ -12,6 +12,7 @@
 
 #include "cli/progress.h"
 #include "core/json.h"
+#include "core/project.h"
 #include "util/error.h"
 
 static const char status_usage[] =
@@ -175,54 +176,34 @@ static void print_sync_line(const char *label, const struct ps_sync *s)
 int ps_cmd_status(struct ps_cli *cli, int argc, char **argv)
 {
 	struct ps_project *p = NULL;
-	struct ps_sync *running = NULL, *succeeded = NULL, **last = NULL;
-	size_t nlast = 0;
-	int rc, exit_code;
+	struct ps_project_status st = { 0 };
+	int rc;
 
 	if ((rc = parse_args(cli, argc, argv, json_only, status_usage, 1, 1, "a project NAME",
 			     NULL, NULL)) >= 0)
 		return rc;
 	if ((rc = open_project(cli, argv[optind], &p)) < 0)
 		return ps_cli_fail(rc);
-	if ((rc = reap(cli, p->id)) < 0)
-		goto fail;
-	if ((rc = ps_store_sync_active(cli->store, p->id, &running)) < 0 && rc != PS_ENOTFOUND)
-		goto fail;
-	if ((rc = ps_store_sync_last_succeeded(cli->store, p->id, 0, &succeeded)) < 0 &&
-	    rc != PS_ENOTFOUND)
-		goto fail;
-	if ((rc = ps_store_sync_list(cli->store, p->id, 1, 0, &last, &nlast)) < 0)
-		goto fail;
-	ps_error_clear();
+	if ((rc = reap(cli, p->id)) < 0 || (rc = ps_project_status_load(cli->store, p, &st)) < 0) {
+		ps_project_free(p);
+		return ps_cli_fail(rc);
+	}
 	if (cli->json) {
-		ps_cli_print_json(json_pack("{s:o, s:o, s:o, s:o}",
-			"project", ps_project_to_json(p),
-			"running", ps_sync_to_json_or_null(running),
-			"last_succeeded", ps_sync_to_json_or_null(succeeded),
-			"last_sync", ps_sync_to_json_or_null(nlast ? last[0] : NULL)));
+		ps_cli_print_json(ps_project_status_to_json(p, &st));
 	} else {
 		printf("%-16s %s (%s, branch %s)\n", "project:", p->name, p->source,
 		       p->branch ? p->branch : "default");
-		print_sync_line("running:", running);
-		print_sync_line("last succeeded:", succeeded);
-		print_sync_line("last sync:", nlast ? last[0] : NULL);
+		print_sync_line("running:", st.running);
+		print_sync_line("last succeeded:", st.last_succeeded);
+		print_sync_line("last sync:", st.last_sync);
 		if (p->failures_in_row > 0)
 			printf("%-16s %" PRId64 " failed in a row, last: %s\n", "failures:",
 			       p->failures_in_row,
 			       p->last_error_message ? p->last_error_message : "-");
 	}
-	exit_code = PS_EXIT_OK;
-	goto cleanup;
-fail:
-	exit_code = ps_cli_fail(rc);
-cleanup:
-	for (size_t i = 0; i < nlast; i++)
-		ps_sync_free(last[i]);
-	free(last);
-	ps_sync_free(running);
-	ps_sync_free(succeeded);
+	ps_project_status_dispose(&st);
 	ps_project_free(p);
-	return exit_code;
+	return PS_EXIT_OK;
 }
 
 /* ---- history ---- */

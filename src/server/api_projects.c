@@ -10,25 +10,11 @@
 #include <string.h>
 
 #include "core/json.h"
+#include "core/project.h"
 #include "server/http.h"
 #include "source/source.h"
 #include "util/error.h"
 
-/* `[A-Za-z0-9][A-Za-z0-9._-]{0,99}`, the rule of `project add`. */
-static bool name_valid(const char *s)
-{
-	size_t n = strlen(s);
-
-	if (n == 0 || n > 100)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		char c = s[i];
-		bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-		if (!alnum && (i == 0 || (c != '.' && c != '_' && c != '-')))
-			return false;
-	}
-	return true;
-}
 
 void ps_api_projects_list(struct ps_request *rq)
 {
@@ -99,7 +85,7 @@ void ps_api_projects_create(struct ps_request *rq)
 			      "'name' and 'source' are required");
 		goto cleanup;
 	}
-	if (!name_valid(name)) {
+	if (!ps_project_name_valid(name)) {
 		ps_http_error(rq, MHD_HTTP_BAD_REQUEST, "invalid_name",
 			      "invalid project name: use letters, digits, '.', '_' and '-', "
 			      "starting with a letter or digit, at most 100 characters");
@@ -230,34 +216,18 @@ cleanup:
 void ps_api_project_sync_status(struct ps_request *rq)
 {
 	struct ps_project *p = ps_http_project(rq);
-	struct ps_sync *running = NULL, *succeeded = NULL, **last = NULL;
-	size_t nlast = 0;
+	struct ps_project_status st;
 	int rc;
 
 	if (!p)
 		return;
-	if ((rc = ps_store_sync_active(rq->store, p->id, &running)) < 0 && rc != PS_ENOTFOUND)
-		goto fail;
-	if ((rc = ps_store_sync_last_succeeded(rq->store, p->id, 0, &succeeded)) < 0 &&
-	    rc != PS_ENOTFOUND)
-		goto fail;
-	if ((rc = ps_store_sync_list(rq->store, p->id, 1, 0, &last, &nlast)) < 0)
-		goto fail;
-	/* The same object `projsync status --json` prints. */
-	ps_http_json(rq, MHD_HTTP_OK, json_pack("{s:o, s:o, s:o, s:o}",
-		"project", ps_project_to_json(p),
-		"running", ps_sync_to_json_or_null(running),
-		"last_succeeded", ps_sync_to_json_or_null(succeeded),
-		"last_sync", ps_sync_to_json_or_null(nlast ? last[0] : NULL)));
-	goto cleanup;
-fail:
-	ps_http_fail(rq, rc);
-cleanup:
-	for (size_t i = 0; i < nlast; i++)
-		ps_sync_free(last[i]);
-	free(last);
-	ps_sync_free(running);
-	ps_sync_free(succeeded);
+	if ((rc = ps_project_status_load(rq->store, p, &st)) < 0) {
+		ps_http_fail(rq, rc);
+	} else {
+		/* The same object `projsync status --json` prints. */
+		ps_http_json(rq, MHD_HTTP_OK, ps_project_status_to_json(p, &st));
+		ps_project_status_dispose(&st);
+	}
 	ps_project_free(p);
 }
 
