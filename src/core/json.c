@@ -40,7 +40,7 @@ json_t *ps_json_string(const char *s)
 	return j;
 }
 
-static json_t *time_or_null(int64_t ms)
+json_t *ps_json_time(int64_t ms)
 {
 	char buf[40];
 
@@ -50,7 +50,7 @@ static json_t *time_or_null(int64_t ms)
 	return json_string(buf);
 }
 
-static json_t *id_or_null(int64_t id)
+json_t *ps_json_id(int64_t id)
 {
 	return id > 0 ? json_integer(id) : json_null();
 }
@@ -68,14 +68,14 @@ json_t *ps_project_to_json(const struct ps_project *p)
 			 "branch", ps_json_string(p->branch),
 			 "max_blob_size", (json_int_t)p->max_blob_size,
 			 "memory_globs", globs,
-			 "last_sync_id", id_or_null(p->last_sync_id),
+			 "last_sync_id", ps_json_id(p->last_sync_id),
 			 "last_commit", ps_json_string(p->last_commit),
 			 "last_error", p->last_error_code
 				 ? json_pack("{s:o, s:o}", "code", ps_json_string(p->last_error_code),
 					     "message", ps_json_string(p->last_error_message))
 				 : json_null(),
 			 "failures_in_row", (json_int_t)p->failures_in_row,
-			 "created_at", time_or_null(p->created_at));
+			 "created_at", ps_json_time(p->created_at));
 }
 
 json_t *ps_sync_to_json(const struct ps_sync *s)
@@ -97,19 +97,19 @@ json_t *ps_sync_to_json(const struct ps_sync *s)
 			      "status", ps_sync_status_name(s->status),
 			      "phase", ps_phase_name(s->phase),
 			      "commit", ps_json_string(s->commit),
-			      "previous_sync_id", id_or_null(s->previous_sync_id),
+			      "previous_sync_id", ps_json_id(s->previous_sync_id),
 			      "trigger", ps_json_string(s->trigger),
 			      "counts", counts,
 			      "error", error);
 
 	json_object_set_new(j, "up_to_date", json_boolean(s->up_to_date));
-	json_object_set_new(j, "base_sync_id", id_or_null(s->base_sync_id));
+	json_object_set_new(j, "base_sync_id", ps_json_id(s->base_sync_id));
 	json_object_set_new(j, "bytes", json_integer(s->bytes));
 	json_object_set_new(j, "requests", json_integer(s->requests));
 	json_object_set_new(j, "skipped_large", json_integer(s->skipped_large));
-	json_object_set_new(j, "created_at", time_or_null(s->created_at));
-	json_object_set_new(j, "started_at", time_or_null(s->started_at));
-	json_object_set_new(j, "finished_at", time_or_null(s->finished_at));
+	json_object_set_new(j, "created_at", ps_json_time(s->created_at));
+	json_object_set_new(j, "started_at", ps_json_time(s->started_at));
+	json_object_set_new(j, "finished_at", ps_json_time(s->finished_at));
 	return j;
 }
 

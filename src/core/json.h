@@ -12,6 +12,10 @@
 #include "core/model.h"
 
 json_t *ps_json_string(const char *s);
+/* An id, or null for 0 (absent). */
+json_t *ps_json_id(int64_t id);
+/* RFC 3339 UTC time of ms since the epoch, or null for 0. */
+json_t *ps_json_time(int64_t ms);
 json_t *ps_project_to_json(const struct ps_project *p);
 json_t *ps_sync_to_json(const struct ps_sync *s);
 json_t *ps_file_to_json(const struct ps_file *f);

@@ -512,21 +512,6 @@ int ps_memory_fts_query(char **out, const char *q)
 
 /* ---- JSON ---- */
 
-static json_t *id_or_null(int64_t id)
-{
-	return id > 0 ? json_integer(id) : json_null();
-}
-
-static json_t *time_or_null(int64_t ms)
-{
-	char buf[40];
-
-	if (ms <= 0)
-		return json_null();
-	ps_time_rfc3339(ms, buf, sizeof(buf));
-	return json_string(buf);
-}
-
 json_t *ps_memory_entry_to_json(const struct ps_memory_entry *e)
 {
 	json_t *o = json_object(), *tags = json_array();
@@ -541,14 +526,14 @@ json_t *ps_memory_entry_to_json(const struct ps_memory_entry *e)
 	json_object_set_new(o, "tags", tags);
 	json_object_set_new(o, "content", ps_json_string(e->content ? e->content : ""));
 	json_object_set_new(o, "status", json_string(ps_memory_status_name(e->status)));
-	json_object_set_new(o, "introduced_by_sync", id_or_null(e->introduced_by_sync));
-	json_object_set_new(o, "superseded_by_sync", id_or_null(e->superseded_by_sync));
-	json_object_set_new(o, "restored_from", id_or_null(e->restored_from));
-	json_object_set_new(o, "created_at", time_or_null(e->created_at));
+	json_object_set_new(o, "introduced_by_sync", ps_json_id(e->introduced_by_sync));
+	json_object_set_new(o, "superseded_by_sync", ps_json_id(e->superseded_by_sync));
+	json_object_set_new(o, "restored_from", ps_json_id(e->restored_from));
+	json_object_set_new(o, "created_at", ps_json_time(e->created_at));
 	json_object_set_new(o, "origin", json_string(ps_memory_origin_name(e->origin)));
 	json_object_set_new(o, "sha", e->sha[0] ? json_string(e->sha) : json_null());
-	json_object_set_new(o, "superseded_by_entry", id_or_null(e->superseded_by_entry));
-	json_object_set_new(o, "superseded_at", time_or_null(e->superseded_at));
+	json_object_set_new(o, "superseded_by_entry", ps_json_id(e->superseded_by_entry));
+	json_object_set_new(o, "superseded_at", ps_json_time(e->superseded_at));
 	if (e->snippet) {
 		json_object_set_new(o, "snippet", ps_json_string(e->snippet));
 		json_object_set_new(o, "rank", json_real(e->rank));
