@@ -17,6 +17,7 @@ deps:
 
 test-deps:
 	@scripts/install-deps --test
+	@scripts/install-test-tools
 
 $(BUILD)/build.ninja:
 	meson setup $(BUILD) --buildtype=debugoptimized
@@ -31,7 +32,7 @@ $(BUILD_SAN)/build.ninja:
 test: test-deps $(BUILD_SAN)/build.ninja
 	ninja -C $(BUILD_SAN)
 	meson test -C $(BUILD_SAN) --print-errorlogs --num-processes 2
-	PROJSYNC_BIN=$(CURDIR)/$(BUILD_SAN)/projsync $(PYTHON) -m pytest -q tests/integration
+	SCREENSHOT_DIR=$(CURDIR)/$(BUILD_SAN)/screenshots PROJSYNC_BIN=$(CURDIR)/$(BUILD_SAN)/projsync $(PYTHON) -m pytest -q tests/integration tests/fakehub
 
 unit: test-deps $(BUILD_SAN)/build.ninja
 	ninja -C $(BUILD_SAN)
@@ -39,7 +40,7 @@ unit: test-deps $(BUILD_SAN)/build.ninja
 
 integration: test-deps $(BUILD_SAN)/build.ninja
 	ninja -C $(BUILD_SAN)
-	PROJSYNC_BIN=$(CURDIR)/$(BUILD_SAN)/projsync $(PYTHON) -m pytest -q tests/integration
+	SCREENSHOT_DIR=$(CURDIR)/$(BUILD_SAN)/screenshots PROJSYNC_BIN=$(CURDIR)/$(BUILD_SAN)/projsync $(PYTHON) -m pytest -q tests/integration tests/fakehub
 
 run: build
 	@scripts/demo $(BUILD)/projsync

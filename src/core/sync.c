@@ -251,10 +251,16 @@ static void finish_unsuccessful(struct ps_sync_run *run, enum ps_sync_status sta
 	run->state = ST_FINISHED;
 }
 
+static int drain_warnings(struct ps_sync_run *run);
+
 static void fail_from_error(struct ps_sync_run *run, int rc)
 {
 	char *msg = ps_strdup(ps_error_message()[0] ? ps_error_message() : "unknown error");
 	char *slug = ps_strdup(ps_error_slug());
+
+	/* What the source warned about on the way to the failure (a rate limit too far away to
+	 * wait for) comes before the end event. */
+	drain_warnings(run);
 
 	if (rc == PS_ECANCELLED)
 		finish_unsuccessful(run, PS_SYNC_CANCELLED, "cancelled", msg);
@@ -480,13 +486,23 @@ static int scan_fast_path(struct ps_sync_run *run, bool *used)
 				  &run->nchanges);
 		if (rc == 0)
 			ps_diff_pair_renames(&run->changes, &run->nchanges);
-	} else if ((!run->base || !run->base->tree) && ops->list_tree) {
+	}
+	/* A first sync, or a source that declined to compare but can list the new tree at once
+	 * (GitHub: the recursive tree it already read to resolve the head), which is then
+	 * compared with the stored snapshot of the base. A source that would list expensively on
+	 * a re-sync declines again, and the walk runs. */
+	if (rc == PS_ENOTSUPP && ops->list_tree) {
+		bool resync = run->base && run->base->tree;
+
+		ps_error_clear();
 		rc = ops->list_tree(run->src, run->head.tree, &files, &nfiles);
 		if (rc == 0) {
 			/* Everything is new; against an empty base this also handles a base that was
 			 * an empty repository. */
 			rc = ps_diff_files(NULL, 0, files, nfiles, &run->changes, &run->nchanges);
 		}
+		if (rc == 0 && resync)
+			rc = diff_against_snapshot(run);
 		for (size_t i = 0; i < nfiles; i++)
 			free(files[i].path);
 		free(files);

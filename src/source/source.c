@@ -2,8 +2,8 @@
  * Turns a SOURCE string into a source object. This is the one place that knows the SOURCE
  * grammar (see source.h): GitHub names, git URLs (including scp-like user@host:path) and local
  * paths. GitHub names are validated here so that a typo fails when the project is added, not at
- * the first sync. Until the GitHub REST connector (source/github.c) exists, a GitHub repository
- * is reached through its git URL with the libgit2 source.
+ * the first sync. GitHub repositories go to the REST connector (source/github.c), everything
+ * else to the libgit2 source (source/git.c).
  */
 #include "source/source.h"
 
@@ -62,7 +62,7 @@ static bool github_repo_valid(const char *s, size_t len)
 /*
  * Parses "OWNER/REPO" (the part after "github:" or "https://github.com/"). With `url_form`, a
  * trailing ".git" and one trailing slash are accepted, as people paste clone URLs.
- * On success *out is the git URL of the repository (owned by the caller).
+ * On success *out is "OWNER/REPO" (owned by the caller).
  */
 static int parse_github(const char *spec, const char *rest, bool url_form, char **out)
 {
@@ -88,7 +88,7 @@ static int parse_github(const char *spec, const char *rest, bool url_form, char 
 		return ps_error_set(PS_EINVAL, "bad_source",
 				    "bad GitHub source '%s': repository must be 1-100 letters, "
 				    "digits, '.', '_' or '-' (and not '.' or '..')", spec);
-	*out = ps_asprintf("https://github.com/%.*s/%.*s.git", (int)olen, rest, (int)rlen, repo);
+	*out = ps_asprintf("%.*s/%.*s", (int)olen, rest, (int)rlen, repo);
 	return 0;
 }
 
@@ -105,21 +105,23 @@ static bool is_scp_like(const char *spec)
 }
 
 /*
- * Classifies `spec` and returns the location the git source understands: a URL as given, a
- * GitHub name as its git URL, a path made absolute. Fails with PS_EINVAL and a message that
- * names the problem.
+ * Classifies `spec` and returns its location: "OWNER/REPO" for GitHub (*github set), a URL as
+ * given, a path made absolute. Fails with PS_EINVAL and a message that names the problem.
  */
-static int source_location(const char *spec, char **out)
+static int source_location(const char *spec, char **out, bool *github)
 {
 	char resolved[PATH_MAX];
 	struct stat st;
 
+	*github = false;
 	if (!spec || !*spec)
 		return ps_error_set(PS_EINVAL, "bad_source", "empty source");
+	*github = true;
 	if (strncmp(spec, "github:", 7) == 0)
 		return parse_github(spec, spec + 7, false, out);
 	if (strncasecmp(spec, "https://github.com/", 19) == 0)
 		return parse_github(spec, spec + 19, true, out);
+	*github = false;
 	if (strstr(spec, "://") || is_scp_like(spec)) {
 		*out = ps_strdup(spec);
 		return 0;
@@ -136,14 +138,28 @@ static int source_location(const char *spec, char **out)
 	return 0;
 }
 
+/* Calls the GitHub constructor or checker with the OWNER and REPO of "OWNER/REPO". */
+static int github_call(const char *location, struct ps_source **out,
+		       const struct ps_source_opts *opts)
+{
+	const char *slash = strchr(location, '/');
+	char *owner = ps_strndup(location, (size_t)(slash - location));
+	int rc = out ? ps_github_source_open(out, owner, slash + 1, opts)
+		     : ps_github_source_check(owner, slash + 1, opts);
+
+	free(owner);
+	return rc;
+}
+
 int ps_source_open(struct ps_source **out, const char *spec, const struct ps_source_opts *opts)
 {
 	char *location = NULL;
+	bool github;
 	int rc;
 
-	if ((rc = source_location(spec, &location)) < 0)
+	if ((rc = source_location(spec, &location, &github)) < 0)
 		return rc;
-	rc = ps_git_source_open(out, location, opts);
+	rc = github ? github_call(location, out, opts) : ps_git_source_open(out, location, opts);
 	free(location);
 	return rc;
 }
@@ -206,11 +222,12 @@ void ps_source_fetch_end(struct ps_source *s)
 int ps_source_check(const char *spec, const struct ps_source_opts *opts)
 {
 	char *location = NULL;
+	bool github;
 	int rc;
 
-	if ((rc = source_location(spec, &location)) < 0)
+	if ((rc = source_location(spec, &location, &github)) < 0)
 		return rc;
-	rc = ps_git_source_check(location, opts);
+	rc = github ? github_call(location, NULL, opts) : ps_git_source_check(location, opts);
 	free(location);
 	return rc;
 }

@@ -150,4 +150,12 @@ int ps_git_source_open(struct ps_source **out, const char *location,
 		       const struct ps_source_opts *opts);
 int ps_git_source_check(const char *location, const struct ps_source_opts *opts);
 
+/* Constructor of the GitHub REST source (source/github.c) for OWNER/REPO (already validated).
+ * Reads GITHUB_TOKEN and the PROJSYNC_GITHUB_* settings from the environment; no request is made
+ * until the first call. ps_github_source_check asks GitHub for the repository (one request):
+ * PS_ENOTFOUND when it does not exist or the token cannot see it. */
+int ps_github_source_open(struct ps_source **out, const char *owner, const char *repo,
+			  const struct ps_source_opts *opts);
+int ps_github_source_check(const char *owner, const char *repo, const struct ps_source_opts *opts);
+
 #endif

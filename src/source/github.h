@@ -1,0 +1,114 @@
+/*
+ * The pure parts of the GitHub source (source/github.c): parsers of GitHub's REST answers and
+ * the mapping of a compare to changes. They know nothing of HTTP, so the unit tests can feed them
+ * recorded GitHub responses. Only source/github.c and tests/unit/test_source_github.c use them;
+ * the rest of projsync sees a GitHub repository through source/source.h.
+ *
+ * Every parser bounds what it accepts (paths, modes, SHAs) and fails with PS_EUPSTREAM and
+ * "GitHub returned malformed JSON for <what>" (or a more precise message) on anything else.
+ */
+#ifndef PS_SOURCE_GITHUB_H
+#define PS_SOURCE_GITHUB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/model.h"
+
+/*
+ * The target of the rel="next" link of a Link header (RFC 8288, as GitHub writes it:
+ * `<url>; rel="next", <url>; rel="last"`), or NULL when there is none. Owned by the caller.
+ */
+char *ps_github_link_next(const char *link);
+
+/* GitHub's rate-limit headers of one response; -1 where a header is absent. */
+struct ps_github_rate {
+	int64_t limit;
+	int64_t remaining;
+	int64_t used;
+	int64_t reset;        /* epoch seconds */
+	int64_t retry_after;  /* seconds */
+};
+
+void ps_github_rate_init(struct ps_github_rate *rl);
+/* Feeds one raw header line ("Name: value\r\n", any case). Returns true when it was one of
+ * x-ratelimit-limit/-remaining/-used/-reset or retry-after (a value that is not a number of
+ * seconds, such as an HTTP date in retry-after, is ignored). */
+bool ps_github_rate_header(struct ps_github_rate *rl, const char *line, size_t len);
+
+/* `s` percent-encoded as one URL path segment: every byte but A-Z a-z 0-9 - . _ ~ becomes %XX,
+ * so "feature/x" is "feature%2Fx". Owned by the caller. */
+char *ps_github_escape(const char *s);
+
+/* One entry of a tree answer. */
+struct ps_github_tree_entry {
+	char *path;            /* relative to the tree asked for ("a/b/c" when recursive) */
+	uint32_t mode;
+	char type;             /* 'b' blob, 't' tree, 'c' commit (submodule) */
+	char sha[PS_SHA_HEX];
+	int64_t size;          /* blobs; -1 for the others */
+};
+
+struct ps_github_tree {
+	char sha[PS_SHA_HEX];
+	bool truncated;
+	struct ps_github_tree_entry *v;
+	size_t n;
+};
+
+/* Parses a `GET /repos/{o}/{r}/git/trees/{sha}` answer. Paths are checked (no empty, "." or
+ * ".." component, no leading '/', no NUL); `what` names the endpoint in messages. */
+int ps_github_tree_parse(struct ps_github_tree *out, const char *json, size_t len,
+			 const char *what);
+void ps_github_tree_dispose(struct ps_github_tree *t);
+
+enum ps_github_file_status {
+	PS_GH_ADDED,
+	PS_GH_REMOVED,
+	PS_GH_MODIFIED,
+	PS_GH_RENAMED,
+	PS_GH_COPIED,
+	PS_GH_CHANGED,
+	PS_GH_UNCHANGED,
+};
+
+struct ps_github_compare_file {
+	char *filename;
+	char *previous;        /* previous_filename of a rename or copy, else NULL */
+	enum ps_github_file_status status;
+	char sha[PS_SHA_HEX];  /* empty when GitHub gave none */
+	int64_t changes;       /* additions + deletions as GitHub counts them */
+};
+
+struct ps_github_compare {
+	char status[16];       /* ahead | behind | diverged | identical */
+	char head_commit[PS_SHA_HEX]; /* the last commit listed (the head when not paginated) */
+	char head_tree[PS_SHA_HEX];   /* its tree, empty when unknown */
+	bool has_files;
+	struct ps_github_compare_file *files;
+	size_t nfiles;
+};
+
+/* Parses a `GET /repos/{o}/{r}/compare/{base}...{head}` answer. */
+int ps_github_compare_parse(struct ps_github_compare *out, const char *json, size_t len,
+			    const char *what);
+void ps_github_compare_dispose(struct ps_github_compare *c);
+
+/* Whether a compare can stand for the changes from base to head: a fast-forward ("ahead") or
+ * nothing ("identical"), with its file list present and below GitHub's cap of 300. */
+bool ps_github_compare_usable(const struct ps_github_compare *c);
+
+/*
+ * The changes a usable compare describes, with the mode, SHA and size of every path present in
+ * the head taken from `head` (the head's blobs and submodules, sorted by path bytes; only the
+ * paths the compare names are needed). A rename becomes a deletion plus an addition (exact
+ * renames keep their blob on both sides so that ps_diff_pair_renames pairs them, as a local
+ * diff does); a deletion and an addition of one path become a modification. PS_ENOTSUPP when
+ * the compare and the tree disagree (a path missing from the head, another blob), so that the
+ * caller walks the trees instead. *out is sorted by path and owned by the caller.
+ */
+int ps_github_compare_changes(const struct ps_github_compare *c, const struct ps_file *head,
+			      size_t nhead, struct ps_change **out, size_t *n);
+
+#endif

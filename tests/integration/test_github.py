@@ -1,0 +1,590 @@
+"""
+The GitHub source end to end: the real projsync binary syncs `github:OWNER/REPO` through the
+GitHub REST emulator (tests/fakehub, a subprocess on a loopback port serving real git
+repositories), with PROJSYNC_GITHUB_API pointing at it.
+
+What a user relies on, each checked against git itself and the emulator's request log:
+- a repository synced through GitHub and the same repository synced as a local path give the same
+  snapshot (path, mode, blob SHA) and the same bytes, whatever the shapes (thousands of files,
+  symlinks, submodules, non-ASCII names, branches with slashes, export-subst/export-ignore in the
+  tarball, trees GitHub truncates);
+- a no-op re-sync costs one request, answered 304; k changed files cost at most 2 + k requests;
+  a force-push still gives the exact snapshot;
+- every fault the emulator injects, in every phase, ends succeeded (after retries, which are
+  spaced by the configured backoff and by GitHub's retry-after) or failed with a phase and a
+  reason, with history and files unchanged;
+- bad credentials, unknown repositories, empty repositories, renamed repositories and a spent rate
+  limit each get the behaviour GitHub's documentation calls for.
+"""
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import Projsync, changes_as_git, parse_events, one_error_line
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from fakehub.client import FakeHub  # noqa: E402
+
+BACKOFF_MS = 50
+# The connector's per-request timeout, shortened so a hanging GitHub costs the tests seconds.
+TIMEOUT_ENV = {"PROJSYNC_GITHUB_TIMEOUT_MS": "2000"}
+HANG_SECONDS = 4
+
+
+@pytest.fixture(scope="module")
+def hub_proc():
+    h = FakeHub.start()
+    yield h
+    h.stop()
+
+
+@pytest.fixture
+def hub(hub_proc):
+    h = hub_proc
+    h.clear_faults()
+    h.config(tokens=None, truncate_at=100000, hang_seconds=HANG_SECONDS, renames={},
+             private=[])
+    h.rate_limit(5000, reset_in=3600)
+    h.reset()
+    return h
+
+
+@pytest.fixture
+def gh(ps, hub):
+    """The projsync runner, its environment pointed at the emulator."""
+    ps.env.update({"PROJSYNC_GITHUB_API": hub.url,
+                   "PROJSYNC_GITHUB_BACKOFF_MS": str(BACKOFF_MS)})
+    ps.env.update(TIMEOUT_ENV)
+    ps.env.pop("GITHUB_TOKEN", None)
+    return ps
+
+
+_names = iter(range(1, 10 ** 6))
+
+
+def publish(hub, repo, name=None):
+    """Serves `repo` (a conftest Repo) as octo/NAME; returns the `github:` source string."""
+    full = f"octo/{name or 'r%d' % next(_names)}"
+    hub.add_repo(full, repo.path)
+    return f"github:{full}"
+
+
+def sync_events(ps, name, *opts, env=None):
+    r = ps("sync", name, *opts, "--json", env=env)
+    return r, parse_events(r)
+
+
+def requests_summary(hub):
+    return [(e["kind"], e["status"], e["path"], e["fault"]) for e in hub.log()]
+
+
+def check_same(ps, repo, rev, *names, cat=None):
+    """Every project in `names` lists exactly `git ls-tree -r rev`; `cat` (paths, default all)
+    serves exactly git's bytes."""
+    want = repo.ls_tree(rev)
+    for name in names:
+        assert ps.files(name) == want, f"{name}: files differ from git ls-tree {rev}"
+    paths = [f for f in want if f["type"] == "blob" and (cat is None or f["path"] in cat)]
+    for f in paths:
+        for name in names:
+            r = ps("cat", name, "--", f["path"])
+            assert r.rc == 0, r
+            assert r.outb == repo.blob(f["sha"]), f"{name}: cat {f['path']} differs from git"
+    return want
+
+
+def shapes(repo, nfiles=0):
+    """A commit with every shape a snapshot must keep."""
+    sub = repo.head() if repo.git("rev-parse", "--verify", "-q", "HEAD", check=False) else \
+        "1" * 40
+    repo.write("README.md", "hello\n")
+    repo.write("bin/run.sh", "#!/bin/sh\necho run\n", exec_bit=True)
+    repo.symlink("link", "README.md")
+    repo.symlink("dirlink", "src/a")
+    repo.symlink("dangling", "no/such/target")
+    repo.write("src/a/b/c/deep.txt", "deep\n")
+    repo.write("ünï cødé/ñame ü.txt", "ünïcødé\n")
+    repo.write("with space/file name.txt", "spaces\n")
+    repo.write("-leading-dash.txt", "dash\n")
+    repo.write("bin.dat", b"\x00\x01\xff\xfe" * 300)
+    repo.write("empty.txt", b"")
+    repo.write("big.bin", os.urandom(300 * 1024))
+    repo.gitlink("sub", sub)
+    for i in range(nfiles):
+        repo.write(f"many/d{i % 37:02d}/e{i % 5}/f{i:05d}.txt", f"file {i}\n" * (1 + i % 3))
+    return repo.commit("shapes")
+
+
+SPECIAL = {"README.md", "bin/run.sh", "link", "dirlink", "dangling", "src/a/b/c/deep.txt",
+           "ünï cødé/ñame ü.txt", "with space/file name.txt", "-leading-dash.txt", "bin.dat",
+           "empty.txt", "big.bin", "many/d00/e0/f00000.txt", "many/d01/e4/f01999.txt"}
+
+
+# ------------------------------------------------------------------------------------------
+# snapshots: GitHub == local path == git
+
+
+def test_github_and_local_path_give_identical_snapshots(gh, hub, repo):
+    c1 = shapes(repo, nfiles=2000)
+    src = publish(hub, repo)
+    gh.add("gh", src)
+    gh.add("local", str(repo.path))
+    s = gh.sync("gh")
+    assert s["commit"] == c1 and s["counts"]["files"] == len(repo.ls_tree(c1))
+    gh.sync("local")
+    check_same(gh, repo, c1, "gh", "local", cat=SPECIAL)
+    first = requests_summary(hub)
+    # A first sync of 2000 files is a handful of requests (tree + tarball), not one per file.
+    assert len(first) <= 20, first
+    # Every API request says who it is and which API version it speaks, as GitHub asks.
+    for e in hub.log():
+        if e["kind"] != "codeload":
+            assert e["user_agent"] and e["api_version"] == "2022-11-28", e
+            assert "application/vnd.github" in (e["accept"] or ""), e
+
+    # Branches with slashes, and through the GitHub branch listing.
+    repo.switch("feature/x/y", create=True)
+    repo.write("feature only.txt", "f\n")
+    c2 = repo.commit("on a branch with slashes")
+    repo.switch("main")
+    branches = gh.json("branches", "gh")
+    names = [b["name"] if isinstance(b, dict) else b for b in branches]
+    assert "feature/x/y" in names and "main" in names
+    gh.add("ghb", src, "--branch", "feature/x/y")
+    gh.add("localb", str(repo.path), "--branch", "feature/x/y")
+    assert gh.sync("ghb")["commit"] == c2
+    gh.sync("localb")
+    check_same(gh, repo, c2, "ghb", "localb", cat={"feature only.txt", "README.md"})
+
+
+def test_branch_listing_follows_every_link_page(gh, hub, repo):
+    repo.write("a", "a\n")
+    c = repo.commit()
+    stdin = "".join(f"create refs/heads/topic/{i:03d} {c}\n" for i in range(230))
+    import subprocess
+    subprocess.run(["git", "update-ref", "--stdin"], cwd=repo.path, input=stdin.encode(),
+                   check=True)
+    gh.add("p", publish(hub, repo))
+    hub.reset()
+    branches = gh.json("branches", "p")
+    names = sorted(b["name"] if isinstance(b, dict) else b for b in branches)
+    assert names == sorted(["main"] + [f"topic/{i:03d}" for i in range(230)])
+    pages = [e for e in hub.log() if e["kind"] == "branches"]
+    assert len(pages) == 3, requests_summary(hub)          # 100 + 100 + 31
+    assert "per_page=100" in pages[0]["path"]
+    assert pages[1]["path"].startswith("/repositories/")   # the Link URL, followed as given
+
+
+def test_tarball_with_export_attributes_is_verified_and_completed(gh, hub, repo):
+    """GitHub's tarballs honour export-ignore and export-subst, so some tarball content is not
+    the blob git stores: the connector must verify each SHA-1 and fetch those blobs instead."""
+    repo.write(".gitattributes", "version.txt export-subst\nsecret.txt export-ignore\n")
+    repo.write("version.txt", "commit $Format:%H$\n")
+    repo.write("secret.txt", "not in archives\n")
+    for i in range(200):
+        repo.write(f"f/{i:03d}.txt", f"{i}\n")
+    c = repo.commit()
+    gh.add("p", publish(hub, repo))
+    gh.sync("p")
+    check_same(gh, repo, c, "p", cat={"version.txt", "secret.txt", ".gitattributes"})
+
+
+def test_truncated_tree_still_syncs_completely(gh, hub, repo):
+    for i in range(1500):
+        repo.write(f"d{i % 4}/s{i % 9}/f{i:04d}.txt", f"{i}\n")
+    repo.symlink("d0/link", "s0")
+    c = repo.commit()
+    hub.truncate_at(400)
+    gh.add("p", publish(hub, repo))
+    gh.sync("p")
+    check_same(gh, repo, c, "p", cat={"d0/link", "d3/s8/f1499.txt"})
+    trees = [e for e in hub.log() if e["kind"] == "tree"]
+    assert len(trees) > 1, "a truncated recursive tree must be completed by subtree requests"
+
+
+# ------------------------------------------------------------------------------------------
+# request economy
+
+
+def test_noop_resync_is_exactly_one_request_answered_304(gh, hub, repo):
+    shapes(repo, nfiles=50)
+    gh.add("p", publish(hub, repo))
+    first = gh.sync("p")
+    hub.reset()
+    used = hub.counters()["rate"]["used"]
+    r, events = sync_events(gh, "p")
+    assert events[-1]["kind"] == "succeeded", r
+    log = hub.log()
+    assert [(e["status"]) for e in log] == [304], requests_summary(hub)
+    assert log[0]["if_none_match"], log
+    assert hub.counters()["rate"]["used"] == used      # a 304 costs no rate limit
+    assert events[-1]["summary"]["commit"] == first["commit"]
+    assert events[-1]["requests"] == 1
+
+
+@pytest.mark.parametrize("k,truncate_at", [(1, None), (7, None), (3, 100)],
+                         ids=["k1", "k7", "k3-tree-above-githubs-limit"])
+def test_fast_forward_of_k_files_costs_at_most_2_plus_k(gh, hub, repo, k, truncate_at):
+    """2 + k: the conditional head request, the head's recursive tree (which names every mode:
+    GitHub's compare API has none) and one request per changed blob. Above GitHub's
+    recursive-tree limit the tree comes back truncated, and the modes are read from the
+    directories on the changed paths instead (after a compare that names them): then the bound
+    is 3 + k + those directories, still independent of the repository's size."""
+    for i in range(300):
+        repo.write(f"src/m{i % 10}/f{i:03d}.c", f"int v{i} = {i};\n")
+    c1 = repo.commit()
+    gh.add("p", publish(hub, repo))
+    if truncate_at:
+        hub.truncate_at(truncate_at)
+    gh.sync("p")
+    for i in range(k):
+        repo.write(f"src/m{i % 10}/f{i:03d}.c", f"int v{i} = {i + 1000};\n")
+    c2 = repo.commit(f"{k} files")
+    hub.reset()
+    s = gh.sync("p")
+    log = requests_summary(hub)
+    bound = 2 + k
+    if truncate_at:
+        dirs = {""} | {"src"} | {f"src/m{i % 10}" for i in range(k)}
+        bound = 3 + k + len(dirs)
+    assert len(log) <= bound, f"{len(log)} requests for {k} changed files: {log}"
+    assert s["commit"] == c2
+    assert changes_as_git(gh.json("changes", s["id"])) == repo.diff(c1, c2)
+    check_same(gh, repo, c2, "p", cat={f"src/m{i % 10}/f{i:03d}.c" for i in range(k)})
+
+
+def test_incremental_changes_of_every_kind_are_exact(gh, hub, repo):
+    shapes(repo, nfiles=120)
+    c1 = repo.head()
+    gh.add("p", publish(hub, repo))
+    gh.add("local", str(repo.path))
+    gh.sync("p")
+    repo.write("README.md", "changed\n")                           # modify
+    repo.rm("empty.txt")                                           # delete
+    repo.mv("with space/file name.txt", "moved/file name.txt")    # rename
+    repo.chmod_exec("bin/run.sh", False)                           # mode only
+    repo.write("src/a/b/c/deep.txt", "deep and executable\n", exec_bit=True)  # content + mode
+    repo.write("new/tool.sh", "#!/bin/sh\n", exec_bit=True)      # added, executable
+    repo.symlink("new/link", "../README.md")                      # added symlink
+    repo.rm("link")
+    repo.write("link", "a file where a symlink was\n")            # type change
+    repo.gitlink("sub", c1)                                        # submodule moved
+    c2 = repo.commit("every kind")
+    s = gh.sync("p")
+    gh.sync("local")
+    assert changes_as_git(gh.json("changes", s["id"])) == repo.diff(c1, c2)
+    check_same(gh, repo, c2, "p", "local",
+               cat={"README.md", "link", "new/link", "new/tool.sh", "src/a/b/c/deep.txt"})
+
+
+def test_force_push_gives_the_exact_snapshot(gh, hub, repo):
+    repo.write("a.txt", "a\n")
+    c1 = repo.commit()
+    repo.write("b.txt", "b\n")
+    repo.write("dir/c.txt", "c\n")
+    c2 = repo.commit()
+    gh.add("p", publish(hub, repo))
+    assert gh.sync("p")["commit"] == c2
+    repo.reset_hard(c1)
+    repo.write("a.txt", "rewritten\n")
+    repo.write("dir/d.txt", "d\n", exec_bit=True)
+    c3 = repo.commit("rewritten history")
+    s = gh.sync("p")
+    assert s["commit"] == c3
+    assert changes_as_git(gh.json("changes", s["id"])) == repo.diff(c2, c3)
+    check_same(gh, repo, c3, "p")
+    # And back to an ancestor (GitHub compare says "behind").
+    repo.reset_hard(c1)
+    s = gh.sync("p")
+    assert s["commit"] == c1
+    check_same(gh, repo, c1, "p")
+
+
+# ------------------------------------------------------------------------------------------
+# repositories GitHub treats specially
+
+
+def test_empty_repository_gives_an_empty_snapshot_then_fills(gh, hub, repo):
+    src = publish(hub, repo)
+    gh.add("p", src)
+    s = gh.sync("p")
+    assert s["counts"]["files"] == 0 and gh.files("p") == []
+    repo.write("first.txt", "1\n")
+    c = repo.commit()
+    assert gh.sync("p")["commit"] == c
+    check_same(gh, repo, c, "p")
+
+
+def test_unknown_or_hidden_repository_is_refused_at_add(gh, hub, repo):
+    r = gh("project", "add", "p", "github:octo/does-not-exist")
+    assert r.rc != 0 and one_error_line(r.err), r
+    assert "not found" in r.err.lower(), r
+    repo.write("a", "a\n")
+    repo.commit()
+    src = publish(hub, repo, "hidden")
+    hub.config(private=["octo/hidden"])
+    r = gh("project", "add", "p", src)
+    assert r.rc != 0 and one_error_line(r.err), r
+    assert gh.json("project", "list") == []
+
+
+def test_github_url_form_names_the_same_repository(gh, hub, repo):
+    repo.write("a.txt", "a\n")
+    c = repo.commit()
+    publish(hub, repo, "url-form")
+    gh.add("p", "https://github.com/octo/url-form.git")
+    assert gh.sync("p")["commit"] == c
+    check_same(gh, repo, c, "p")
+    assert all(e["path"].split("?")[0].split("/")[2:4] == ["octo", "url-form"]
+               or e["kind"] == "codeload" for e in hub.log()), requests_summary(hub)
+
+
+def test_renamed_repository_is_followed(gh, hub, repo):
+    repo.write("a.txt", "a\n")
+    repo.commit()
+    src = publish(hub, repo, "before-rename")
+    gh.add("p", src)
+    gh.sync("p")
+    hub.add_repo("octo/after-rename", repo.path)
+    hub.rename("octo/before-rename", "octo/after-rename")
+    repo.write("b.txt", "b\n")
+    c2 = repo.commit()
+    hub.reset()
+    assert gh.sync("p")["commit"] == c2
+    check_same(gh, repo, c2, "p")
+    assert any(e["status"] == 301 for e in hub.log()), requests_summary(hub)
+
+
+# ------------------------------------------------------------------------------------------
+# credentials and rate limits
+
+
+def test_bad_credentials_fail_the_sync_clearly_and_never_show_the_token(gh, hub, repo):
+    repo.write("a.txt", "a\n")
+    c = repo.commit()
+    hub.tokens(["good-token-123"])
+    gh.ok("project", "add", "p", publish(hub, repo), env={"GITHUB_TOKEN": "good-token-123"})
+    s = gh.sync("p", env={"GITHUB_TOKEN": "good-token-123"})
+    assert s["commit"] == c
+    repo.write("b.txt", "b\n")
+    repo.commit()
+    secret = "bad-token-SECRET-456"
+    r = gh("sync", "p", "--json", env={"GITHUB_TOKEN": secret})
+    events = parse_events(r)
+    assert events[-1]["kind"] == "failed" and r.rc == 1, r
+    err = events[-1]["summary"]["error"]
+    assert "bad credentials" in err["message"].lower(), err
+    assert secret not in r.out and secret not in r.err
+    assert secret not in json.dumps(gh.history("p")) + json.dumps(gh.project("p"))
+    assert gh.files("p") == repo.ls_tree(c)     # the failed sync changed nothing
+    # Authorization is sent as GitHub documents it.
+    assert all(e["authorization"] == "yes" for e in hub.log())
+
+
+def test_spent_rate_limit_warns_then_waits_for_the_reset(gh, hub, repo):
+    repo.write("a.txt", "a\n")
+    c = repo.commit()
+    gh.add("p", publish(hub, repo))
+    hub.rate_limit(limit=60, remaining=0, reset_in=2)
+    t0 = time.monotonic()
+    r, events = sync_events(gh, "p")
+    assert events[-1]["kind"] == "succeeded", r
+    warnings = [e for e in events if e["kind"] == "warning"]
+    assert warnings and "rate limit" in warnings[0]["message"].lower(), events
+    assert time.monotonic() - t0 >= 1.0
+    check_same(gh, repo, c, "p")
+
+
+def test_spent_rate_limit_with_a_far_reset_fails_clearly(gh, hub, repo):
+    repo.write("a.txt", "a\n")
+    repo.commit()
+    gh.add("p", publish(hub, repo))
+    hub.rate_limit(limit=60, remaining=0, reset_in=3 * 3600)
+    t0 = time.monotonic()
+    r, events = sync_events(gh, "p")
+    assert events[-1]["kind"] == "failed", r
+    assert "rate limit" in events[-1]["summary"]["error"]["message"].lower()
+    assert any(e["kind"] == "warning" for e in events), events
+    assert time.monotonic() - t0 < 60
+    assert snapshot_or_none(gh, "p") is None      # nothing was half-applied
+
+
+# ------------------------------------------------------------------------------------------
+# faults in every phase
+
+
+def retried(log, kind):
+    """The (time, status) of each request of `kind`."""
+    return [(e["time"], e["status"]) for e in log if e["kind"] == kind]
+
+
+def test_retries_are_spaced_by_the_backoff_and_by_retry_after(gh, hub, repo):
+    repo.write("a.txt", "a\n")
+    c1 = repo.commit()
+    gh.add("p", publish(hub, repo))
+    gh.sync("p")
+    repo.write("a.txt", "b\n")
+    c2 = repo.commit()
+    hub.reset()
+    hub.fault("commit", "503", nth=1, times=2)
+    assert gh.sync("p")["commit"] == c2
+    tries = retried(hub.log(), "commit")
+    assert [st for _, st in tries][:3] == [503, 503, 200], requests_summary(hub)
+    gaps = [b[0] - a[0] for a, b in zip(tries, tries[1:3])]
+    assert gaps[0] >= BACKOFF_MS / 1000 * 0.9, gaps
+    assert gaps[1] >= gaps[0] * 1.5 or gaps[1] >= 2 * BACKOFF_MS / 1000 * 0.9, gaps
+    # GitHub's secondary limit says how long to wait: retry-after: 1.
+    repo.write("a.txt", "c\n")
+    c3 = repo.commit()
+    hub.clear_faults()
+    hub.reset()
+    hub.fault("commit", "secondary", nth=1)
+    assert gh.sync("p")["commit"] == c3
+    tries = retried(hub.log(), "commit")
+    assert [st for _, st in tries][:2] == [403, 200], requests_summary(hub)
+    assert tries[1][0] - tries[0][0] >= 0.95
+    check_same(gh, repo, c3, "p")
+    assert c1 != c3
+
+
+def test_a_persistent_fault_fails_after_bounded_retries(gh, hub, repo):
+    repo.write("a.txt", "a\n")
+    c1 = repo.commit()
+    gh.add("p", publish(hub, repo))
+    gh.sync("p")
+    before = gh.history("p")
+    repo.write("a.txt", "b\n")
+    repo.commit()
+    hub.fault("*", "502", nth=1, times=10 ** 6)
+    t0 = time.monotonic()
+    s = gh.sync("p", expect="failed")
+    assert s["error"] and s["error"]["message"] and s["phase"]
+    assert time.monotonic() - t0 < 60
+    attempts = len(hub.log())
+    assert 2 <= attempts <= 12, requests_summary(hub)
+    assert gh.history("p")[1:] == before
+    assert gh.files("p") == repo.ls_tree(c1)
+    hub.clear_faults()
+    gh.sync("p")
+
+
+# Every fault in every phase: on one endpoint of each phase (the first the sync uses, in name
+# order) every kind of fault; on the phase's other endpoints the quick ones (the slow ones,
+# a hang and a secondary limit, take the same retry path whatever the endpoint), to keep the
+# suite's time in bounds.
+FAULTS = ["500", "cut", "truncated_json", "hang", "secondary"]
+HEAD_FAULTS = FAULTS + ["503", "secondary_429"]      # the first request of a sync
+QUICK_FAULTS = ["cut", "truncated_json"]
+PREPARE_KINDS = {"repo", "branch", "branches", "commit", "git_commit"}
+PHASES = {"prepare": PREPARE_KINDS, "scan": {"tree", "compare"},
+          "fetch": {"blob", "tarball", "codeload"}}
+
+
+def fault_matrix(kinds):
+    """[(kind, fault)] covering every phase `kinds` (the endpoints a clean sync used) touch."""
+    out = []
+    for phase, members in PHASES.items():
+        used = sorted(members & set(kinds))
+        for i, kind in enumerate(used):
+            full = HEAD_FAULTS if phase == "prepare" else FAULTS
+            out += [(kind, f) for f in (full if i == 0 else QUICK_FAULTS)]
+    assert {k for k, _ in out} == set(kinds), f"endpoints outside any phase: {kinds}"
+    return out
+
+
+def fault_round(gh, hub, repo, name, kind, fault, first=False):
+    """Injects `fault` into the first request of `kind` of one sync of `name` and checks the
+    outcome: succeeded with the exact snapshot, or (only for malformed JSON, which is not
+    transient) failed with a phase and a reason and history and files unchanged, after which a
+    clean sync succeeds. Returns whether the fault was met."""
+    hub.reset()
+    hub.fault(kind, fault, nth=1)
+    # A first sync starts from nothing: no history, no snapshot (no need to ask).
+    before_hist = [] if first else gh.history(name)
+    before_files = None if first else snapshot_or_none(gh, name)
+    r = gh("sync", name, "--json")
+    events = parse_events(r)
+    last = events[-1]
+    hit = any(e["fault"] for e in hub.log())
+    label = f"fault {fault} on the first {kind} request: {requests_summary(hub)}\n{r!r}"
+    head = repo.head()
+    if last["kind"] == "succeeded":
+        assert r.rc == 0, label
+        assert last["summary"]["commit"] == head, label
+        assert gh.files(name) == repo.ls_tree(head), label
+        return hit
+    assert last["kind"] == "failed", label
+    assert r.rc == 1 and one_error_line(r.err), label
+    s = last["summary"]
+    assert s["error"] and s["error"]["message"] and s["phase"], label
+    assert fault == "truncated_json", f"a single transient fault must be retried: {label}"
+    assert gh.history(name)[1:] == before_hist, label
+    assert snapshot_or_none(gh, name) == before_files, label
+    hub.clear_faults()
+    assert gh.sync(name)["commit"] == head
+    assert gh.files(name) == repo.ls_tree(head), label
+    return hit
+
+
+def snapshot_or_none(ps, name):
+    """`files --json`, or None for a project without a succeeded sync (exit code 3)."""
+    r = ps("files", name, "--json")
+    if r.rc == 3 and "no snapshot yet" in r.err:
+        return None
+    assert r.rc == 0, r
+    return json.loads(r.out)
+
+
+def kinds_of_a_clean_sync(gh, hub, name):
+    hub.reset()
+    gh.sync(name)
+    return sorted({e["kind"] for e in hub.log()})
+
+
+def test_every_fault_in_every_phase_of_a_first_sync(gh, hub, repo, tmp_path):
+    shapes(repo, nfiles=150)
+    src = publish(hub, repo)
+    gh.add("probe", src)
+    kinds = kinds_of_a_clean_sync(gh, hub, "probe")
+    assert PREPARE_KINDS & set(kinds) and "tree" in kinds, kinds
+    assert {"codeload", "blob"} & set(kinds), kinds
+    n = 0
+    for kind, fault in fault_matrix(kinds):
+        n += 1
+        # A store of its own: blobs are never fetched twice within one store.
+        ps = Projsync(tmp_path / f"store{n}")
+        ps.env = dict(gh.env)
+        ps.add("p", src)
+        hub.clear_faults()
+        assert fault_round(ps, hub, repo, "p", kind, fault, first=True), (kind, fault)
+
+
+def test_every_fault_in_every_phase_of_an_incremental_sync(gh, hub, repo):
+    for i in range(60):
+        repo.write(f"d{i % 3}/f{i:02d}.txt", f"{i}\n")
+    repo.commit()
+    gh.add("p", publish(hub, repo))
+    gh.sync("p")
+    step = 0
+
+    def change():
+        nonlocal step
+        step += 1
+        repo.write(f"d{step % 3}/f{step % 60:02d}.txt", f"step {step}\n")
+        repo.write(f"new/{step}.txt", f"new {step}\n")
+        repo.commit(f"step {step}")
+
+    change()
+    kinds = kinds_of_a_clean_sync(gh, hub, "p")
+    assert PREPARE_KINDS & set(kinds) and "blob" in kinds, kinds
+    for kind, fault in fault_matrix(kinds):
+        change()
+        hub.clear_faults()
+        assert fault_round(gh, hub, repo, "p", kind, fault), (kind, fault)
+    ok = [h for h in gh.history("p") if h["status"] == "succeeded"]
+    assert ok[0]["commit"] == repo.head()
+    assert gh.files("p") == repo.ls_tree(repo.head())
