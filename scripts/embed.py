@@ -1,5 +1,7 @@
 #!/usr/bin/env python3
-"""Embeds text files into a C source file as an array of {name, text} pairs, sorted by name.
+"""Embeds files into a C source file as an array of {name, text, len} entries, sorted by name.
+Any bytes work (NUL, binary, "??(" trigraphs): each byte is escaped as C needs and the length is
+explicit. Names are base names, so inputs must not share one.
 
 usage: embed.py SYMBOL OUTPUT.c INPUT...
 """
@@ -15,6 +17,9 @@ def c_string(data: bytes) -> str:
             out.append('\\\\')
         elif c == '"':
             out.append('\\"')
+        elif c == '?':
+            # C17 (not gnu17) translates trigraphs: "??(" in a text would become "[".
+            out.append('\\?')
         elif c == '\n':
             out.append('\\n"\n  "')
         elif 32 <= b < 127:

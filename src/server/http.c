@@ -42,6 +42,11 @@ static const struct ps_route routes[] = {
 	{ "GET", "/api/v1/syncs/{id}", ps_api_sync_get, true, 0 },
 	{ "POST", "/api/v1/syncs/{id}/cancel", ps_api_sync_cancel, true, 0 },
 	{ "GET", "/api/v1/syncs/{id}/changes", ps_api_sync_changes, true, 0 },
+	{ "GET", "/api/v1/projects/{name}/memory", ps_api_project_memory, true, 0 },
+	{ "POST", "/api/v1/projects/{name}/memory", ps_api_project_memory_add, true, 0 },
+	{ "GET", "/api/v1/memory/{id}", ps_api_memory_get, true, 0 },
+	{ "GET", "/api/v1/memory/{id}/history", ps_api_memory_history, true, 0 },
+	{ "POST", "/api/v1/memory/{id}/restore", ps_api_memory_restore, true, 0 },
 	{ "GET", "/api/v1/events/project-sync/{id}", ps_api_sync_events, true, 0 },
 	/* GitHub cannot send our token: the HMAC signature authenticates deliveries. */
 	{ "POST", "/api/v1/webhooks/github", ps_api_webhook_github, false,
@@ -405,6 +410,8 @@ static void route(struct ps_request *rq)
 		ps_http_error(rq, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed",
 			      "%s is not allowed on %s", rq->method, rq->url);
 		ps_http_add_header(rq, MHD_HTTP_HEADER_ALLOW, allow);
+	} else if (ps_web_claims(rq->url)) {
+		rq->route = &ps_web_route; /* the web page (web.c), outside the API's table */
 	} else {
 		ps_http_error(rq, MHD_HTTP_NOT_FOUND, "not_found", "no such endpoint: %s", rq->url);
 	}

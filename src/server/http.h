@@ -2,8 +2,8 @@
  * Internal to src/server/: the request context the router hands to each handler, the route
  * table entry, the helpers that build JSON and error replies, and the server object every part
  * (handlers, workers, hub, metrics) reaches through the request. Handlers live one file per
- * resource (api_projects.c, api_syncs.c, api_files.c, webhook.c, sse.c, metrics.c) and are
- * listed in the route table in http.c.
+ * resource (api_projects.c, api_syncs.c, api_files.c, api_memory.c, webhook.c, sse.c,
+ * metrics.c) and are listed in the route table in http.c.
  *
  * A handler runs on one of libmicrohttpd's threads with the body fully read (bounded), sets a
  * response with one of the reply helpers and returns. It uses rq->store, this thread's store
@@ -132,6 +132,20 @@ void ps_api_webhook_github(struct ps_request *rq);  /* webhook.c */
 void ps_api_healthz(struct ps_request *rq);         /* metrics.c */
 void ps_api_metrics(struct ps_request *rq);         /* metrics.c */
 void ps_api_openapi(struct ps_request *rq);         /* http.c */
+void ps_api_project_memory(struct ps_request *rq);     /* api_memory.c */
+void ps_api_project_memory_add(struct ps_request *rq); /* api_memory.c */
+void ps_api_memory_get(struct ps_request *rq);         /* api_memory.c */
+void ps_api_memory_history(struct ps_request *rq);     /* api_memory.c */
+void ps_api_memory_restore(struct ps_request *rq);     /* api_memory.c */
+
+/* ---- the web page (web.c) ---- */
+
+/* True for the paths the web page answers (`/`, `/projects...`, `/assets/...`; never `/api/`).
+ * The router asks only for paths that no API route matched, and then routes to ps_web_route,
+ * which is not in the route table (the page is not part of the API or its OpenAPI document). */
+bool ps_web_claims(const char *path);
+extern const struct ps_route ps_web_route;
+void ps_web_serve(struct ps_request *rq);
 
 /* ---- workers (workers.c) ---- */
 

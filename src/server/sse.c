@@ -16,9 +16,17 @@
  * connection from inside the callback; the hub resumes it when it appends. Suspend, resume and
  * the `suspended` flag are all under the hub mutex, so a connection is never resumed twice or
  * resumed when not suspended. Heartbeat comments (`: hb`) go out every heartbeat_ms; they are
- * also what notices a client that went away. A watcher whose queue exceeds
- * watcher_queue_max bytes is dropped (its stream ends with an error) rather than buffered
- * without bound. After the final event (succeeded, failed, cancelled) the stream ends.
+ * also what notices a client that went away. After the final event (succeeded, failed,
+ * cancelled) the stream ends.
+ *
+ * Slow watchers: each queue holds at most watcher_queue_max bytes. An event that does not fit
+ * is not queued and the watcher is marked blocked; it stays in the store, and the hub reads it
+ * again once the watcher's queue has drained (the reader pokes the hub). So replaying a long
+ * history to a new watcher goes at the pace of its socket instead of overflowing its queue. A
+ * watcher still blocked STALL_MS later does not read: it is dropped (its queue freed, its
+ * stream ended with an error; a client reconnects with Last-Event-ID and loses nothing). Until
+ * then the other watchers of that sync wait for it only if they are more than one read batch
+ * ahead of it, which happens in a replay, never in live streaming.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -31,6 +39,7 @@
 #include "util/error.h"
 
 #define POLL_BATCH 500
+#define STALL_MS 5000 /* how long a watcher may leave a full queue unread */
 
 struct topic;
 
@@ -42,6 +51,7 @@ struct watcher {
 	char *buf;                 /* pending bytes are buf[off, len) */
 	size_t len, off, cap;
 	bool suspended, done, dropped;
+	int64_t blocked_since;     /* ms (monotonic) since an event did not fit; 0 = not blocked */
 	struct watcher *prev, *next;
 };
 
@@ -81,18 +91,16 @@ static void wake(struct watcher *w)
 	}
 }
 
-static void enqueue(struct watcher *w, const char *data, size_t n)
+/* Appends to the queue; false (nothing queued) when it would pass watcher_queue_max. */
+static bool enqueue(struct watcher *w, const char *data, size_t n)
 {
 	size_t max = w->hub->srv->cfg.watcher_queue_max;
 
 	if (w->dropped || w->done)
-		return;
-	if (pending(w) + n > max) {
-		w->dropped = true;
-		ps_log("sse: dropping a slow watcher of sync %lld (%zu bytes queued)",
-		       (long long)w->topic->sync_id, pending(w));
-		return;
-	}
+		return false;
+	/* An event larger than the whole queue still goes alone, or it could never be sent. */
+	if (pending(w) && pending(w) + n > max)
+		return false;
 	if (w->off && w->len + n > w->cap) {
 		memmove(w->buf, w->buf + w->off, pending(w));
 		w->len -= w->off;
@@ -104,6 +112,20 @@ static void enqueue(struct watcher *w, const char *data, size_t n)
 	}
 	memcpy(w->buf + w->len, data, n);
 	w->len += n;
+	return true;
+}
+
+/* Ends a watcher that left its full queue unread for STALL_MS: its memory goes now, its
+ * stream ends with an error the next time its connection can be written. */
+static void drop(struct watcher *w)
+{
+	ps_log("sse: dropping a slow watcher of sync %lld (%zu bytes queued, unread for %d ms)",
+	       (long long)w->topic->sync_id, pending(w), STALL_MS);
+	w->dropped = true;
+	free(w->buf);
+	w->buf = NULL;
+	w->len = w->off = w->cap = 0;
+	wake(w);
 }
 
 static struct topic *topic_find(struct ps_hub *hub, int64_t sync_id)
@@ -130,8 +152,15 @@ static ssize_t reader(void *cls, uint64_t pos, char *out, size_t max)
 		size_t n = pending(w) < max ? pending(w) : max;
 		memcpy(out, w->buf + w->off, n);
 		w->off += n;
-		if (w->off == w->len)
+		if (w->off == w->len) {
 			w->off = w->len = 0;
+			if (w->blocked_since) {
+				/* Drained: what did not fit can be read from the store now. */
+				w->blocked_since = 0;
+				hub->poked = true;
+				pthread_cond_signal(&hub->cv);
+			}
+		}
 		r = (ssize_t)n;
 	} else if (w->done || hub->closing) {
 		r = MHD_CONTENT_READER_END_OF_STREAM;
@@ -233,7 +262,7 @@ void ps_api_sync_events(struct ps_request *rq)
 	hub->nwatchers++;
 	/* The first bytes: headers and this go out at once, so a client knows it is connected
 	 * even before the first event. `retry` tells EventSource how soon to reconnect. */
-	enqueue(w, "retry: 2000\n\n", 13);
+	(void)enqueue(w, "retry: 2000\n\n", 13);
 	hub->poked = true;
 	pthread_cond_signal(&hub->cv);
 	pthread_mutex_unlock(&hub->mu);
@@ -321,26 +350,50 @@ static void check_status(struct ps_store *store, int64_t sync_id)
 	ps_error_clear();
 }
 
-static void deliver(struct ps_hub *hub, struct work *wk)
+/* Queues what each watcher of the topic lacks, in order, as far as it fits. Returns true when
+ * some watcher took the batch's last event (a full batch then means: read on at once). */
+static bool deliver(struct ps_hub *hub, struct work *wk, int64_t now)
 {
 	struct topic *t = topic_find(hub, wk->sync_id);
+	bool advanced = false;
 
 	if (!t)
-		return;
+		return false;
 	for (struct watcher *w = t->head; w; w = w->next) {
 		bool added = false;
+		/* A watcher that joined while this batch was read may need events before it:
+		 * the next round (its join poked the hub) starts from its position. */
+		if (w->last_seq < wk->after)
+			continue;
 		for (size_t i = 0; i < wk->n && !w->done && !w->dropped; i++) {
 			if (wk->evs[i].seq <= w->last_seq)
 				continue;
-			enqueue(w, wk->texts[i], wk->lens[i]);
+			if (!enqueue(w, wk->texts[i], wk->lens[i])) {
+				if (!w->blocked_since)
+					w->blocked_since = now;
+				break;
+			}
 			w->last_seq = wk->evs[i].seq;
 			if (ps_event_is_final(wk->evs[i].kind))
 				w->done = true;
 			added = true;
+			if (i == wk->n - 1)
+				advanced = true;
 		}
-		if (added || w->dropped)
+		if (added)
 			wake(w);
 	}
+	return advanced;
+}
+
+/* Drops the watchers that left a full queue unread for STALL_MS. */
+static void drop_stalled(struct ps_hub *hub, int64_t now)
+{
+	for (struct topic *t = hub->topics; t; t = t->next)
+		for (struct watcher *w = t->head; w; w = w->next)
+			if (w->blocked_since && !w->dropped && !w->done &&
+			    now - w->blocked_since >= STALL_MS)
+				drop(w);
 }
 
 static void heartbeat(struct ps_hub *hub)
@@ -348,8 +401,8 @@ static void heartbeat(struct ps_hub *hub)
 	for (struct topic *t = hub->topics; t; t = t->next)
 		for (struct watcher *w = t->head; w; w = w->next)
 			if (!w->done && !w->dropped && pending(w) == 0) {
-				enqueue(w, ": hb\n\n", 6);
-				wake(w);
+				if (enqueue(w, ": hb\n\n", 6))
+					wake(w);
 			}
 }
 
@@ -440,11 +493,14 @@ static void *hub_main(void *arg)
 		}
 
 		pthread_mutex_lock(&hub->mu);
+		now = ps_mono_ms();
 		for (size_t i = 0; i < nw; i++) {
-			deliver(hub, &wk[i]);
-			if (wk[i].n == POLL_BATCH)
-				hub->poked = true; /* more to read: go again at once */
+			/* More to read: go again at once, unless no watcher could take all of
+			 * this batch (a drained queue pokes the hub). */
+			if (deliver(hub, &wk[i], now) && wk[i].n == POLL_BATCH)
+				hub->poked = true;
 		}
+		drop_stalled(hub, now);
 		if (ps_mono_ms() >= hub->next_hb) {
 			heartbeat(hub);
 			hub->next_hb = ps_mono_ms() + cfg->heartbeat_ms;

@@ -1,0 +1,161 @@
+"""
+The web page in a real browser: each test starts the real `projsync serve` (free port, the
+test's own store, real git repositories) and runs one flow of tests/browser/ with node and
+playwright-core driving Debian's chromium (/usr/bin/chromium; scripts/install-deps --test
+installs it, scripts/install-test-tools installs playwright-core). The flows fail on any console
+error and save screenshots of each page under $SCREENSHOT_DIR (the Makefile sets it; default
+build/screenshots). Syncs are slowed with PROJSYNC_TEST_STEP_DELAY_MS so their phases can be
+watched.
+
+test_web_assets needs no browser: it checks how the page's files are served.
+"""
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from conftest import GIT_ENV, ROOT
+from server_util import Server
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+NODE = shutil.which("node")
+BROWSER_DIR = ROOT / "tests" / "browser"
+SHOTS = os.environ.get("SCREENSHOT_DIR") or str(ROOT / "build" / "screenshots")
+STEP_DELAY_MS = "300"
+
+
+def need_browser():
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.skip(f"Debian chromium is not installed at {CHROMIUM} "
+                    "(scripts/install-deps --test installs it)")
+    assert NODE, "node is not installed (scripts/install-deps --test installs nodejs)"
+    assert (ROOT / "tests" / "node_modules" / "playwright-core").is_dir(), \
+        "playwright-core is missing: run scripts/install-test-tools"
+
+
+def run_flow(name, srv, **cfg):
+    cfg.update(base_url=srv.base, git_env=GIT_ENV)
+    env = dict(os.environ, BROWSER_TEST=json.dumps(cfg), SCREENSHOT_DIR=SHOTS,
+               CHROMIUM=CHROMIUM)
+    r = subprocess.run([NODE, str(BROWSER_DIR / name)], cwd=ROOT / "tests", env=env,
+                       capture_output=True, text=True, timeout=170)
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, f"{name} failed:\n{out}\n--- server stderr (tail) ---\n" \
+                              f"{srv.stderr()[-4000:]}"
+    print(out)
+
+
+@pytest.fixture
+def serve(ps):
+    servers = []
+
+    def start(delay=STEP_DELAY_MS):
+        srv = Server(ps, "--quiet", env={"PROJSYNC_TEST_STEP_DELAY_MS": delay})
+        servers.append(srv)
+        return srv
+    yield start
+    for s in servers:
+        s.stop()
+
+
+def small_repo(make_repo):
+    """main: 3 files; feature: 3 more (a path full of markup characters, a binary file)."""
+    repo = make_repo("repo")
+    repo.write("README.md", "# demo\n\nA small repository.\n")
+    repo.write("src/app.c", "#include <stdio.h>\nint main(void) { puts(\"hi\"); return 0; }\n")
+    repo.write("docs/guide.md", "Guide\n" + "line\n" * 50)
+    main = repo.commit("main")
+    repo.switch("feature", create=True)
+    repo.write('weird <b>&"name".txt', "<b>not bold</b> & <script>alert(1)</script>\n")
+    repo.write("assets/logo.bin", bytes(range(256)) * 4)
+    repo.write("src/new.c", "int x;\n")
+    repo.commit("feature")
+    repo.switch("main")
+    return repo, main
+
+
+def test_web_assets(serve):
+    """Every file of web/ is served byte for byte with its type, an ETag and no-cache; the
+    page's addresses get index.html; the API, /healthz, /metrics and /openapi.json are not
+    shadowed."""
+    srv = serve("0")
+    web = ROOT / "web"
+    index = (web / "index.html").read_bytes()
+    for path in ("/", "/projects", "/projects/demo", "/projects/a.b/syncs/3?dir=x/"):
+        st, h, body = srv.get(path, raw=True)
+        assert st == 200 and body == index, path
+        assert h["content-type"] == "text/html; charset=utf-8"
+        assert h["cache-control"] == "no-cache" and h["etag"].startswith('"')
+        assert "script-src 'self'" in h["content-security-policy"]
+        assert h["x-content-type-options"] == "nosniff"
+    types = {".html": "text/html", ".js": "text/javascript", ".css": "text/css",
+             ".svg": "image/svg+xml"}
+    files = sorted(p for p in web.iterdir() if p.is_file())
+    assert len(files) >= 10
+    etags = set()
+    for f in files:
+        st, h, body = srv.get(f"/assets/{f.name}", raw=True)
+        assert st == 200 and body == f.read_bytes(), f.name
+        assert h["content-type"].startswith(types[f.suffix]), (f.name, h["content-type"])
+        etags.add(h["etag"])
+        st, h2, body = srv.get(f"/assets/{f.name}", headers={"If-None-Match": h["etag"]},
+                               raw=True)
+        assert st == 304 and body == b"" and h2["etag"] == h["etag"], f.name
+        st, _, body = srv.get(f"/assets/{f.name}", headers={"If-None-Match": '"other"'},
+                              raw=True)
+        assert st == 200 and body == f.read_bytes()
+    assert len(etags) == len(files)
+    st, _, e = srv.get("/assets/nope.js")
+    assert st == 404 and e["error"]["code"] == "not_found"
+    st, _, e = srv.get("/assets/../meson.build")
+    assert st == 404
+    st, h, _ = srv.post("/", {})
+    assert st == 405 and "GET" in h["allow"]
+    st, _, e = srv.get("/api/v1/nothing")
+    assert st == 404 and e["error"]["code"] == "not_found"
+    st, _, e = srv.get("/api/v1/projects")
+    assert st == 200 and e == []
+    st, _, e = srv.get("/healthz")
+    assert st == 200 and e["status"] == "ok"
+    st, h, _ = srv.get("/metrics", raw=True)
+    assert st == 200 and h["content-type"].startswith("text/plain")
+    st, _, doc = srv.get("/openapi.json")
+    assert st == 200 and doc["openapi"].startswith("3.")
+    assert not any(p == "/" or p.startswith("/assets") for p in doc["paths"])
+    st, _, _ = srv.get("/other")
+    assert st == 404
+
+
+def test_sync_flow(serve, make_repo):
+    """Add a project in the form, pick a branch, Sync Now, watch the phases, succeed; history,
+    changes and files."""
+    need_browser()
+    repo, main = small_repo(make_repo)
+    srv = serve()
+    run_flow("sync_flow.mjs", srv, repo=str(repo.path), main_head=main, feature_files=6,
+             weird_name='weird <b>&"name".txt')
+
+
+def test_failing_sync_shows_its_reason(serve, make_repo):
+    need_browser()
+    repo, _ = small_repo(make_repo)
+    repo.branch("doomed")
+    srv = serve()
+    run_flow("failure.mjs", srv, repo=str(repo.path))
+
+
+def test_sync_started_elsewhere_disables_sync_now(serve, make_repo):
+    need_browser()
+    repo, _ = small_repo(make_repo)
+    srv = serve(delay="700")  # long enough to open a second page mid-sync
+    run_flow("external.mjs", srv, repo=str(repo.path))
+
+
+def test_memory_search_superseded_restore(serve, make_repo):
+    need_browser()
+    repo, _ = small_repo(make_repo)
+    (repo.path / ".memory").mkdir()
+    srv = serve(delay="0")
+    run_flow("memory.mjs", srv, repo=str(repo.path))

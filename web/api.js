@@ -1,0 +1,95 @@
+// The JSON API of `projsync serve` (docs/api.md), as small async functions. Errors become
+// ApiError with the server's code and message, so views can show them as they are.
+
+const ROOT = '/api/v1';
+
+export class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+const enc = encodeURIComponent;
+
+// A server bound beyond loopback needs a bearer token (docs/api.md); the page keeps one the
+// user typed in this tab only.
+export function setToken(token) {
+  if (token) sessionStorage.setItem('projsync.token', token);
+  else sessionStorage.removeItem('projsync.token');
+}
+
+function headers(extra) {
+  const h = { Accept: 'application/json', ...extra };
+  const token = sessionStorage.getItem('projsync.token');
+  if (token) h.Authorization = `Bearer ${token}`;
+  return h;
+}
+
+async function request(method, path, body) {
+  let res;
+  try {
+    res = await fetch(ROOT + path, {
+      method,
+      headers: headers(body === undefined ? {} : { 'Content-Type': 'application/json' }),
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch (e) {
+    throw new ApiError(0, 'network', 'The server cannot be reached. Is `projsync serve` running?');
+  }
+  return res;
+}
+
+async function fail(res) {
+  let code = 'http_' + res.status;
+  let message = `${res.status} ${res.statusText}`;
+  try {
+    const j = await res.json();
+    if (j && j.error) ({ code, message } = j.error);
+  } catch { /* not JSON: keep the status line */ }
+  return new ApiError(res.status, code, message);
+}
+
+async function json(method, path, body) {
+  const res = await request(method, path, body);
+  if (!res.ok) throw await fail(res);
+  const data = res.status === 204 ? null : await res.json();
+  // Lists page with GitHub's Link header: hand the next cursor to whoever wants more.
+  const link = res.headers.get('Link');
+  if (Array.isArray(data) && link) {
+    const m = /<([^>]*)>;\s*rel="next"/.exec(link);
+    if (m) Object.defineProperty(data, 'next', { value: m[1].replace(/^\/api\/v1/, '') });
+  }
+  return data;
+}
+
+export const api = {
+  projects: () => json('GET', '/projects'),
+  addProject: (p) => json('POST', '/projects', p),
+  project: (name) => json('GET', `/projects/${enc(name)}`),
+  branches: (name) => json('GET', `/projects/${enc(name)}/branches`),
+  syncStatus: (name) => json('GET', `/projects/${enc(name)}/sync`),
+  startSync: (name, branch) => json('POST', `/projects/${enc(name)}/sync`, branch ? { branch } : {}),
+  syncs: (name, limit = 30) => json('GET', `/projects/${enc(name)}/syncs?limit=${limit}`),
+  more: (next) => json('GET', next),
+  sync: (id) => json('GET', `/syncs/${enc(id)}`),
+  changes: (id) => json('GET', `/syncs/${enc(id)}/changes`),
+  files: (name, at, prefix) => json('GET', `/projects/${enc(name)}/files?at=${enc(at)}` +
+    (prefix ? `&prefix=${enc(prefix)}` : '')),
+  memory: (name, q, superseded) => json('GET', `/projects/${enc(name)}/memory?limit=200` +
+    (q ? `&q=${enc(q)}` : '') + (superseded ? '&include_superseded=true' : '')),
+  memoryHistory: (id) => json('GET', `/memory/${enc(id)}/history`),
+  restoreMemory: (id) => json('POST', `/memory/${enc(id)}/restore`),
+
+  // A file's raw bytes and what the headers say about it.
+  async file(name, path, at) {
+    const res = await request('GET', `/projects/${enc(name)}/file?path=${enc(path)}&at=${enc(at)}`);
+    if (!res.ok) throw await fail(res);
+    return { bytes: new Uint8Array(await res.arrayBuffer()), sha: res.headers.get('X-Projsync-Sha'),
+      mode: res.headers.get('X-Projsync-Mode') };
+  },
+
+  eventsUrl: (syncId, lastEventId) => `${ROOT}/events/project-sync/${enc(syncId)}` +
+    (lastEventId ? `?last_event_id=${enc(lastEventId)}` : ''),
+};

@@ -1,0 +1,98 @@
+// The page's entry point: a small router over the History API. Addresses are real paths
+// (`/projects/NAME/history`), which the server answers with index.html, so reloading or sharing
+// one opens the same view. Links marked data-route are followed without a page load; after a
+// navigation the new page's heading takes the focus, so keyboard and screen-reader users land
+// on what changed.
+
+import { h, mount, notice } from './dom.js';
+import { setToken } from './api.js';
+import { projectsView } from './projects.js';
+import { overviewView } from './overview.js';
+import { historyView, syncDetailView } from './history.js';
+import { memoryView } from './memory.js';
+
+const routes = [
+  [/^\/(?:projects\/?)?$/, projectsView, 'Projects'],
+  [/^\/projects\/([^/]+)\/?$/, overviewView, (p) => p.name, ['name']],
+  [/^\/projects\/([^/]+)\/history\/?$/, historyView, (p) => `History · ${p.name}`, ['name']],
+  [/^\/projects\/([^/]+)\/syncs\/(\d+)\/?$/, syncDetailView, (p) => `Sync #${p.id} · ${p.name}`, ['name', 'id']],
+  [/^\/projects\/([^/]+)\/memory\/?$/, memoryView, (p) => `Memory · ${p.name}`, ['name']],
+];
+
+const root = document.getElementById('main');
+let cleanup = null;
+let generation = 0;
+
+function match(path) {
+  for (const [re, view, title, names = []] of routes) {
+    const m = re.exec(path);
+    if (!m) continue;
+    const params = {};
+    names.forEach((n, i) => { params[n] = decodeURIComponent(m[i + 1]); });
+    return { view, params, title: typeof title === 'function' ? title(params) : title };
+  }
+  return null;
+}
+
+function tokenForm(retry) {
+  const input = h('input#token', { type: 'password', autocomplete: 'off' });
+  return h('form.card', { onsubmit: (ev) => { ev.preventDefault(); setToken(input.value.trim()); retry(); } },
+    h('div.field', h('label', { for: 'token' }, 'API token'), input),
+    h('button.btn.btn-primary', { type: 'submit' }, 'Use token'));
+}
+
+async function render({ keepFocus = false } = {}) {
+  const gen = ++generation;
+  const focusId = keepFocus && document.activeElement ? document.activeElement.id : null;
+  if (cleanup) { cleanup(); cleanup = null; }
+  const route = match(location.pathname);
+  const query = new URLSearchParams(location.search);
+  if (!route) {
+    document.title = 'Not found · projsync';
+    mount(root, h('h1', { tabindex: '-1' }, 'Page not found'), h('p', h('a', { href: '/', dataset: { route: '' } }, 'Back to the projects')));
+    return;
+  }
+  document.title = `${route.title} · projsync`;
+  root.setAttribute('aria-busy', 'true');
+  try {
+    const c = await route.view({ root, params: route.params, query, navigate });
+    if (gen !== generation) { if (typeof c === 'function') c(); return; }
+    cleanup = typeof c === 'function' ? c : null;
+  } catch (e) {
+    if (gen !== generation) return;
+    mount(root, h('h1', { tabindex: '-1' }, e.status === 404 ? 'Not found' : 'Something went wrong'),
+      notice('error', e.message),
+      e.status === 401 ? tokenForm(() => render()) : null,
+      h('p', h('a', { href: '/', dataset: { route: '' } }, 'Back to the projects')));
+  } finally {
+    if (gen === generation) root.removeAttribute('aria-busy');
+  }
+  if (gen !== generation) return;
+  const again = focusId && document.getElementById(focusId);
+  if (again) again.focus();
+  else if (!keepFocus) {
+    const h1 = root.querySelector('h1');
+    if (h1 && document.activeElement === document.body) h1.focus({ preventScroll: true });
+  }
+}
+
+export function navigate(url, { replace = false, keepFocus = false } = {}) {
+  if (replace) history.replaceState(null, '', url);
+  else history.pushState(null, '', url);
+  if (!keepFocus) window.scrollTo(0, 0);
+  return render({ keepFocus });
+}
+
+document.addEventListener('click', (ev) => {
+  const a = ev.target.closest('a[data-route]');
+  if (!a || ev.defaultPrevented || ev.button !== 0 || ev.metaKey || ev.ctrlKey || ev.shiftKey || ev.altKey) return;
+  const url = new URL(a.href, location.href);
+  if (url.origin !== location.origin) return;
+  ev.preventDefault();
+  navigate(url.pathname + url.search).then(() => {
+    const h1 = root.querySelector('h1');
+    if (h1) h1.focus({ preventScroll: true });
+  });
+});
+window.addEventListener('popstate', () => render());
+render();

@@ -1,0 +1,116 @@
+// The file browser of one snapshot: folders from the flat file list (?dir=a/b/), and the view
+// of one file (?file=path). Text is shown as text (never parsed); a binary file is detected
+// (a NUL byte, or bytes that are not UTF-8) and described, not dumped.
+
+import { h, mount, notice } from './dom.js';
+import { api } from './api.js';
+import { bytes, shortSha } from './format.js';
+
+const SHOW_MAX = 512 * 1024; // bytes of text shown before cutting
+
+function withQuery(query, changes) {
+  const q = new URLSearchParams(query);
+  for (const [k, v] of Object.entries(changes)) {
+    if (v === null || v === '') q.delete(k);
+    else q.set(k, v);
+  }
+  const s = q.toString();
+  return location.pathname + (s ? `?${s}` : '');
+}
+
+function qlink(query, changes, ...children) {
+  return h('a', { href: withQuery(query, changes), dataset: { route: '' } }, ...children);
+}
+
+// Splits the files under `dir` into its direct sub-folders (with file counts) and files.
+function listing(files, dir) {
+  const dirs = new Map(), here = [];
+  for (const f of files) {
+    if (!f.path.startsWith(dir)) continue;
+    const rest = f.path.slice(dir.length);
+    const slash = rest.indexOf('/');
+    if (slash >= 0) {
+      const d = rest.slice(0, slash);
+      dirs.set(d, (dirs.get(d) || 0) + 1);
+    } else {
+      here.push(f);
+    }
+  }
+  return { dirs: [...dirs.entries()], here };
+}
+
+export function isBinary(buf) {
+  const head = buf.subarray(0, 8000);
+  if (head.includes(0)) return true;
+  try {
+    new TextDecoder('utf-8', { fatal: true }).decode(buf.subarray(0, Math.min(buf.length, SHOW_MAX)));
+    return false;
+  } catch {
+    // A multi-byte character cut at the SHOW_MAX boundary is not a reason to call it binary.
+    if (buf.length > SHOW_MAX) {
+      try {
+        new TextDecoder('utf-8', { fatal: true }).decode(buf.subarray(0, SHOW_MAX - 4));
+        return false;
+      } catch { /* fall through */ }
+    }
+    return true;
+  }
+}
+
+async function fileView(box, project, at, f, maxBlob) {
+  const head = h('div.file-head', h('h3.path', f.path),
+    h('p.muted', `${f.type === 'commit' ? 'submodule' : bytes(f.size)} · mode ${f.mode} · ${shortSha(f.sha)}`));
+  if (f.type === 'commit') return mount(box, head, h('p', `A submodule at commit ${f.sha}: it has no content here.`));
+  if (maxBlob && f.size > maxBlob)
+    return mount(box, head, h('p', `Larger than the project's limit (${bytes(maxBlob)}): kept as metadata only.`));
+  mount(box, head, h('p.muted', 'Loading…'));
+  let file;
+  try {
+    file = await api.file(project, f.path, at);
+  } catch (e) {
+    return mount(box, head, notice('error', e.message));
+  }
+  const buf = file.bytes;
+  if (f.mode === '120000')
+    return mount(box, head, h('p', 'Symbolic link to ', h('code', new TextDecoder().decode(buf))));
+  if (isBinary(buf))
+    return mount(box, head, h('p.binary', `Binary file (${bytes(buf.length)}): not shown.`));
+  const text = new TextDecoder().decode(buf.subarray(0, SHOW_MAX));
+  mount(box, head,
+    h('pre.file-text', { tabindex: '0', 'aria-label': `Content of ${f.path}` }, h('code', text)),
+    buf.length > SHOW_MAX ? h('p.muted', `Showing the first ${bytes(SHOW_MAX)} of ${bytes(buf.length)}.`) : null);
+}
+
+export async function fileBrowser({ box, project, at, query, maxBlob }) {
+  const dir = (query.get('dir') || '').replace(/^\/+/, '');
+  const filePath = query.get('file');
+  const files = await api.files(project, at, dir || undefined);
+  const { dirs, here } = listing(files, dir);
+
+  const crumbs = [qlink(query, { dir: null, file: null }, 'root')];
+  let acc = '';
+  for (const part of dir.split('/').filter(Boolean)) {
+    acc += part + '/';
+    crumbs.push(' / ', qlink(query, { dir: acc, file: null }, part));
+  }
+  const view = h('div.file-view');
+  mount(box,
+    h('nav.crumbs.file-crumbs', { 'aria-label': 'Folder' }, crumbs),
+    h('div.browser',
+      h('ul.file-list', { 'aria-label': `Files in ${dir || 'the root folder'}` },
+        dirs.sort((a, b) => (a[0] < b[0] ? -1 : 1)).map(([d, n]) => h('li.dir',
+          qlink(query, { dir: dir + d + '/', file: null }, h('span.icon', { 'aria-hidden': 'true' }, '▸ '), d + '/'),
+          h('span.muted', ` ${n}`))),
+        here.map((f) => h('li.file', { class: f.path === filePath ? 'selected' : '' },
+          qlink(query, { dir: dir || null, file: f.path }, f.path.slice(dir.length)),
+          h('span.muted', ` ${f.type === 'commit' ? 'submodule' : bytes(f.size)}`))),
+        !dirs.length && !here.length ? h('li.empty', 'No files.') : null),
+      view));
+  if (filePath) {
+    const f = files.find((x) => x.path === filePath);
+    if (f) await fileView(view, project, at, f, maxBlob);
+    else mount(view, notice('error', 'That file is not in this folder of the snapshot.'));
+  } else {
+    mount(view, h('p.muted', 'Pick a file to see its content.'));
+  }
+}

@@ -1,0 +1,48 @@
+// Small formatting helpers shared by the views: times, durations, sizes, commits.
+
+export const PHASES = ['prepare', 'scan', 'fetch', 'import', 'finalize'];
+
+export function shortSha(sha) {
+  return sha ? String(sha).slice(0, 7) : '—';
+}
+
+export function bytes(n) {
+  if (n === null || n === undefined) return '—';
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = Number(n), i = 0;
+  while (v >= 1024 && i < units.length - 1) { v /= 1024; i++; }
+  return i === 0 ? `${v} B` : `${v.toFixed(v < 10 ? 1 : 0)} ${units[i]}`;
+}
+
+export function duration(ms) {
+  if (ms === null || ms === undefined || !isFinite(ms) || ms < 0) return '—';
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  const s = ms / 1000;
+  if (s < 60) return `${s.toFixed(s < 10 ? 1 : 0)} s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m} min ${Math.round(s % 60)} s`;
+  return `${Math.floor(m / 60)} h ${m % 60} min`;
+}
+
+// "3 min ago"; the exact time goes into a <time> element's title by the caller.
+export function ago(iso, now = Date.now()) {
+  if (!iso) return '—';
+  const t = Date.parse(iso);
+  if (isNaN(t)) return iso;
+  const s = Math.round((now - t) / 1000);
+  if (s < 5) return 'just now';
+  if (s < 60) return `${s} s ago`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ago`;
+  if (s < 86400) return `${Math.floor(s / 3600)} h ago`;
+  return new Date(t).toLocaleDateString();
+}
+
+export function syncDuration(s) {
+  if (!s || !s.started_at) return null;
+  const end = s.finished_at ? Date.parse(s.finished_at) : Date.now();
+  return end - Date.parse(s.started_at);
+}
+
+export function plural(n, one, many = one + 's') {
+  return `${n} ${n === 1 ? one : many}`;
+}

@@ -1,0 +1,93 @@
+// History: the chain of syncs, newest first, each opening its page (sync detail): what it
+// changed and a file browser of its snapshot.
+
+import { h, mount, link, notice } from './dom.js';
+import { api } from './api.js';
+import { shortSha, duration, syncDuration } from './format.js';
+import { projectHeader, statusBadge, timeEl } from './projects.js';
+import { fileBrowser } from './files.js';
+
+function counts(s) {
+  const c = s.counts || {};
+  if (s.status !== 'succeeded') return null;
+  if (s.up_to_date) return h('span.muted', 'up to date');
+  return h('span.counts', { 'aria-label': `${c.added} added, ${c.modified} modified, ${c.deleted} deleted, ${c.renamed} renamed` },
+    h('span.count.added', `+${c.added}`), ' ', h('span.count.modified', `~${c.modified}`), ' ',
+    h('span.count.deleted', `−${c.deleted}`), c.renamed ? [' ', h('span.count.renamed', `→${c.renamed}`)] : null);
+}
+
+// One sync as a list row (history, recent syncs on the overview).
+export function syncRow(project, s) {
+  return h('li.sync-row', { dataset: { syncId: String(s.id), status: s.status } },
+    h('div.sync-row-main',
+      link(`/projects/${encodeURIComponent(project)}/syncs/${s.id}`, `#${s.id}`),
+      ' ', statusBadge(s.status), ' ', h('span.branch', s.branch || 'default'),
+      ' ', h('code.commit', shortSha(s.commit))),
+    h('div.sync-row-meta',
+      counts(s),
+      s.error ? h('span.error-line', s.error.message) : null,
+      h('span.muted', duration(syncDuration(s))),
+      h('span.muted.trigger', s.trigger),
+      h('span.muted', timeEl(s.created_at))));
+}
+
+export async function historyView({ root, params }) {
+  const name = params.name;
+  const project = await api.project(name);
+  const list = h('ol.sync-list.history', { 'aria-label': 'Syncs, newest first' });
+  const more = h('div.more');
+  mount(root, projectHeader(project, 'history'),
+    h('section.card', h('h2', 'History'), h('p.muted', 'Newest first. Open a sync for its changes and files.'), list, more));
+
+  const add = (page) => {
+    list.append(...page.map((s) => syncRow(name, s)));
+    mount(more, page.next ? h('button.btn', { type: 'button', onclick: async (ev) => {
+      ev.target.disabled = true;
+      add(await api.more(page.next));
+    } }, 'Load older syncs') : null);
+  };
+  const first = await api.syncs(name, 30);
+  if (!first.length) mount(list, h('li.empty', 'No syncs yet.'));
+  else add(first);
+}
+
+const CHANGE_ORDER = ['added', 'modified', 'renamed', 'type_changed', 'deleted'];
+
+function changesList(changes) {
+  if (!changes.length) return h('p.muted', 'No file changed.');
+  const sorted = [...changes].sort((a, b) => CHANGE_ORDER.indexOf(a.status) - CHANGE_ORDER.indexOf(b.status));
+  return h('ul.changes', { 'aria-label': 'Changed files' }, sorted.map((c) => h('li.change', { dataset: { status: c.status } },
+    h('span.badge', { class: `badge-change-${c.status}` }, c.status.replace('_', ' ')), ' ',
+    c.status === 'renamed' ? [h('span.path', c.previous_path), ' → '] : null,
+    h('span.path', c.path))));
+}
+
+export async function syncDetailView({ root, params, query, navigate }) {
+  const name = params.name, id = Number(params.id);
+  const [project, sync] = await Promise.all([api.project(name), api.sync(id)]);
+  const changesBox = h('div', h('p.muted', 'Loading…'));
+  const filesBox = h('div');
+  mount(root, projectHeader(project, 'history'),
+    h('section.card.sync-detail', { 'aria-labelledby': 'sync-title' },
+      h('h2#sync-title', `Sync #${sync.id} `, statusBadge(sync.status)),
+      h('dl.facts',
+        h('div', h('dt', 'Branch'), h('dd', sync.branch || 'default')),
+        h('div', h('dt', 'Commit'), h('dd', h('code', sync.commit || '—'))),
+        h('div', h('dt', 'Trigger'), h('dd', sync.trigger || '—')),
+        h('div', h('dt', 'Started'), h('dd', timeEl(sync.started_at || sync.created_at))),
+        h('div', h('dt', 'Duration'), h('dd', duration(syncDuration(sync)))),
+        sync.previous_sync_id ? h('div', h('dt', 'Previous'), h('dd',
+          link(`/projects/${encodeURIComponent(name)}/syncs/${sync.previous_sync_id}`, `#${sync.previous_sync_id}`))) : null),
+      sync.error ? notice('error', `Failed in the ${sync.phase} phase: ${sync.error.message} (${sync.error.code})`) : null),
+    h('section.card', { 'aria-labelledby': 'changes-title' }, h('h2#changes-title', 'Changes'), changesBox),
+    h('section.card', { 'aria-labelledby': 'files-title' }, h('h2#files-title', 'Files of this snapshot'), filesBox));
+
+  if (sync.status !== 'succeeded') {
+    mount(changesBox, h('p.muted', 'This sync did not succeed: it made no snapshot.'));
+    mount(filesBox, h('p.muted', 'No snapshot.'));
+    return;
+  }
+  const changes = await api.changes(id);
+  mount(changesBox, changesList(changes));
+  await fileBrowser({ box: filesBox, project: name, at: id, query, maxBlob: project.max_blob_size });
+}

@@ -1,0 +1,115 @@
+// The projects page (each project with its last sync: status, when, commit, failures in a row)
+// with the form that adds a project, and the header every project page shares.
+
+import { h, mount, link, notice } from './dom.js';
+import { api } from './api.js';
+import { ago, shortSha } from './format.js';
+
+const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
+
+export function statusBadge(status) {
+  return h('span.badge', { class: `badge-${status || 'none'}` }, status || 'never synced');
+}
+
+export function timeEl(iso) {
+  return iso ? h('time', { datetime: iso, title: new Date(iso).toLocaleString() }, ago(iso)) : '—';
+}
+
+// The title block and tabs of a project page; `current` is the tab shown.
+export function projectHeader(project, current) {
+  const base = `/projects/${encodeURIComponent(project.name)}`;
+  const tab = (key, href, label) => h('li', key === current
+    ? h('a', { href, 'aria-current': 'page', dataset: { route: '' } }, label)
+    : link(href, label));
+  return h('header.page-head',
+    h('p.crumbs', link('/', 'Projects'), ' / '),
+    h('h1', { tabindex: '-1' }, project.name),
+    h('p.muted.source', h('span.visually-hidden', 'Source: '), project.source,
+      project.branch ? ` · branch ${project.branch}` : ' · default branch'),
+    h('nav.tabs', { 'aria-label': 'Project' }, h('ul',
+      tab('overview', base, 'Overview'),
+      tab('history', `${base}/history`, 'History'),
+      tab('memory', `${base}/memory`, 'Memory'))));
+}
+
+function projectCard(p, status) {
+  const last = status && status.last_sync;
+  const running = status && status.running;
+  return h('li.project-card', { dataset: { project: p.name } },
+    h('div.project-main',
+      h('h3', link(`/projects/${encodeURIComponent(p.name)}`, p.name)),
+      h('p.muted.source', p.source, p.branch ? ` · ${p.branch}` : '')),
+    h('dl.project-facts',
+      h('div', h('dt', 'Last sync'), h('dd', running ? statusBadge(running.status)
+        : statusBadge(last && last.status), ' ', last && !running ? timeEl(last.finished_at || last.created_at) : '')),
+      h('div', h('dt', 'Commit'), h('dd', h('code', shortSha(p.last_commit)))),
+      h('div', h('dt', 'Failures in a row'), h('dd', { class: p.failures_in_row ? 'bad' : '' },
+        String(p.failures_in_row)))),
+    p.last_error && p.failures_in_row
+      ? h('p.error-line', h('span.visually-hidden', 'Last error: '), p.last_error.message) : null);
+}
+
+function addForm(onAdded) {
+  const field = (id, label, attrs, help) => h('div.field',
+    h('label', { for: id }, label),
+    h('input', { id, name: id, autocomplete: 'off', spellcheck: 'false',
+      'aria-describedby': help ? `${id}-help` : null, ...attrs }),
+    help ? h('p.hint', { id: `${id}-help` }, help) : null);
+  const msg = h('div.form-msg');
+  const button = h('button.btn.btn-primary', { type: 'submit' }, 'Add project');
+  const form = h('form#add-project.card', { novalidate: true, 'aria-labelledby': 'add-title' },
+    h('h2#add-title', 'Add a project'),
+    field('name', 'Name', { required: true, placeholder: 'my-app' },
+      'Letters, digits, “.”, “_” and “-”; starts with a letter or digit.'),
+    field('source', 'Source', { required: true, placeholder: '/srv/git/my-app or https://…' },
+      'An absolute path to a git repository, a git URL, or github:OWNER/REPO.'),
+    field('project-branch', 'Branch (optional)', { placeholder: 'the default branch' }),
+    button, msg);
+
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const get = (id) => form.querySelector(`#${id}`);
+    for (const id of ['name', 'source']) get(id).removeAttribute('aria-invalid');
+    const name = get('name').value.trim(), source = get('source').value.trim();
+    const branch = get('project-branch').value.trim();
+    const bad = (id, text) => {
+      get(id).setAttribute('aria-invalid', 'true');
+      get(id).focus();
+      mount(msg, notice('error', text));
+    };
+    if (!NAME_RE.test(name)) return bad('name', 'Give a name: letters, digits, “.”, “_” and “-”, starting with a letter or digit (at most 100).');
+    if (!source) return bad('source', 'Give the source: a path to a git repository or a git URL.');
+    button.disabled = true;
+    mount(msg, notice('info', 'Checking the source…'));
+    try {
+      const p = await api.addProject({ name, source, ...(branch ? { branch } : {}) });
+      mount(msg);
+      form.reset();
+      onAdded(p);
+    } catch (e) {
+      const which = /name|exists|taken/i.test(e.code) ? 'name' : 'source';
+      bad(e.status === 409 ? 'name' : which, `Could not add the project: ${e.message}`);
+    } finally {
+      button.disabled = false;
+    }
+  });
+  return form;
+}
+
+export async function projectsView({ root, navigate }) {
+  const list = h('ul.project-list', { 'aria-label': 'Projects' });
+  mount(root,
+    h('header.page-head', h('h1', { tabindex: '-1' }, 'Projects'),
+      h('p.muted', 'Live, versioned copies of git repositories.')),
+    h('div.projects-layout',
+      h('section', { 'aria-label': 'Project list' }, list),
+      addForm((p) => navigate(`/projects/${encodeURIComponent(p.name)}`))));
+
+  const projects = await api.projects();
+  if (!projects.length) {
+    mount(list, h('li.empty', 'No projects yet: add one with the form.'));
+    return;
+  }
+  const statuses = await Promise.all(projects.map((p) => api.syncStatus(p.name).catch(() => null)));
+  mount(list, projects.map((p, i) => projectCard(p, statuses[i])));
+}

@@ -1,0 +1,146 @@
+// SyncBanner: the live picture of one sync. Five phase dots (done / current / pending, or
+// failed), a progress bar, files done/total, bytes and elapsed time while it runs; then the
+// outcome: added/modified/deleted/renamed counts, or the phase and reason of a failure with a
+// Retry button. It follows a running sync through useProjectSync, or shows a finished sync
+// from its sync object (no stream needed).
+
+import { h, mount, link } from './dom.js';
+import { PHASES, bytes, duration, shortSha, plural } from './format.js';
+import { useProjectSync, stateFromSync, liveElapsed, FINAL } from './projectSync.js';
+
+const STATUS_TEXT = {
+  connecting: 'Connecting…',
+  queued: 'Queued',
+  running: 'Syncing',
+  succeeded: 'Synced',
+  failed: 'Sync failed',
+  cancelled: 'Sync cancelled',
+};
+
+function phaseState(st, i) {
+  const n = i + 1;
+  if (st.status === 'succeeded') return 'done';
+  if (st.status === 'failed' || st.status === 'cancelled') {
+    if (n < st.phaseIndex) return 'done';
+    return n === st.phaseIndex ? 'failed' : 'pending';
+  }
+  if (n < st.phaseIndex) return 'done';
+  return n === st.phaseIndex ? 'current' : 'pending';
+}
+
+export function SyncBanner({ project, onRetry, onChange }) {
+  const body = h('div.banner-body');
+  const live = h('p.visually-hidden', { role: 'status', 'aria-live': 'polite' });
+  const el = h('section.banner', { 'aria-labelledby': 'banner-title', dataset: { status: 'none' } },
+    body, live);
+  let unsub = null, tick = null, state = null, sync = null, elapsedEl = null, lastSpoken = '';
+
+  function detach() {
+    if (unsub) unsub();
+    unsub = null;
+    clearInterval(tick);
+    tick = null;
+  }
+
+  function speak(text) {
+    if (text !== lastSpoken) live.textContent = lastSpoken = text;
+  }
+
+  function render() {
+    const st = state;
+    el.dataset.status = st ? st.status : 'none';
+    if (!st) {
+      mount(body, h('h2#banner-title', 'No sync yet'),
+        h('p.muted', 'Pick a branch and press Sync Now to take the first snapshot.'));
+      return;
+    }
+    const s = st.summary || sync || {};
+    const running = !FINAL.has(st.status);
+    const title = h('h2#banner-title', h('span.banner-status', STATUS_TEXT[st.status] || st.status),
+      ' ', h('span.muted', `sync #${st.syncId}`, s.branch ? ` · ${s.branch}` : ''));
+
+    const dots = h('ol.phases', { 'aria-label': 'Phases' }, PHASES.map((name, i) => {
+      const ps = phaseState(st, i);
+      return h('li.phase', { class: `phase-${ps}`, dataset: { phase: name, state: ps },
+        'aria-current': ps === 'current' ? 'step' : null },
+      h('span.dot', { 'aria-hidden': 'true' }), h('span.phase-name', name),
+      h('span.visually-hidden', `: ${ps}`));
+    }));
+
+    const pct = Math.round(Math.max(0, Math.min(1, st.fraction || 0)) * 100);
+    const bar = h('div.progress', { role: 'progressbar', 'aria-label': 'Sync progress',
+      'aria-valuemin': '0', 'aria-valuemax': '100', 'aria-valuenow': String(pct) },
+    h('div.progress-fill'));
+    bar.firstChild.style.width = `${pct}%`;
+
+    elapsedEl = h('dd.elapsed', duration(liveElapsed(st)));
+    const stats = h('dl.stats',
+      h('div', h('dt', 'Files'), h('dd.files', st.filesTotal
+        ? `${st.filesDone.toLocaleString()} / ${st.filesTotal.toLocaleString()}`
+        : st.filesDone.toLocaleString())),
+      h('div', h('dt', 'Fetched'), h('dd.bytes', bytes(st.bytes))),
+      h('div', h('dt', 'Elapsed'), elapsedEl),
+      h('div', h('dt', 'Progress'), h('dd', `${pct}%`)));
+
+    let outcome = null;
+    if (st.status === 'succeeded') {
+      const c = s.counts || {};
+      outcome = h('div.outcome.outcome-ok',
+        s.up_to_date ? h('p', 'Already up to date: the branch has not moved.')
+          : h('p.counts', { 'aria-label': 'Changes' },
+            h('span.count.added', `+${c.added ?? 0} added`),
+            h('span.count.modified', `~${c.modified ?? 0} modified`),
+            h('span.count.deleted', `−${c.deleted ?? 0} deleted`),
+            c.renamed ? h('span.count.renamed', `→${c.renamed} renamed`) : null),
+        h('p.muted', `Commit ${shortSha(s.commit)} · ${plural(c.files ?? 0, 'file')} in the snapshot · `,
+          link(`/projects/${encodeURIComponent(project)}/syncs/${st.syncId}`, 'changes and files')));
+    } else if (st.status === 'failed' || st.status === 'cancelled') {
+      const e = st.error || {};
+      outcome = h('div.outcome.outcome-bad', { role: 'alert' },
+        h('p', h('strong', st.status === 'cancelled' ? 'Cancelled' : 'Failed'),
+          e.phase && e.phase !== 'none' ? ` in the ${e.phase} phase` : '', ': ',
+          h('span.reason', e.message || 'no reason given'),
+          e.code ? h('code.muted', ` (${e.code})`) : null),
+        onRetry ? h('button.btn', { type: 'button', onclick: () => onRetry(s.branch) }, 'Retry') : null);
+    }
+    if (st.warnings.length)
+      outcome = [outcome, h('ul.warnings', { 'aria-label': 'Warnings' },
+        st.warnings.map((w) => h('li', w)))];
+    const conn = running && st.connection === 'reconnecting'
+      ? h('p.muted.reconnecting', 'Connection lost — reconnecting…') : null;
+
+    mount(body, title, dots, bar, stats, conn, outcome);
+    speak(running ? `${STATUS_TEXT[st.status]}${st.phaseIndex ? `: ${st.phase}` : ''}`
+      : `${STATUS_TEXT[st.status]}`);
+  }
+
+  return {
+    el,
+    get state() { return state; },
+    // Follows a sync live (its stream replays what happened before we came).
+    follow(syncId, syncObj) {
+      if (state && state.syncId === syncId && unsub) return;
+      detach();
+      sync = syncObj || null;
+      unsub = useProjectSync(syncId).subscribe((st) => {
+        state = st;
+        render();
+        if (FINAL.has(st.status)) clearInterval(tick);
+        if (onChange) onChange(st);
+      });
+      tick = setInterval(() => {
+        if (elapsedEl && state && state.status === 'running') elapsedEl.textContent = duration(liveElapsed(state));
+      }, 250);
+    },
+    // Shows a sync from its object (the last one, when nothing runs).
+    show(syncObj) {
+      if (state && unsub && !FINAL.has(state.status)) return; // a live one wins
+      if (state && syncObj && state.syncId === syncObj.id && FINAL.has(state.status)) return;
+      detach();
+      sync = syncObj;
+      state = syncObj ? stateFromSync(syncObj) : null;
+      render();
+    },
+    destroy: detach,
+  };
+}
