@@ -23,6 +23,7 @@ static const char main_usage[] =
 	"\n"
 	"Projects:\n"
 	"  project add NAME SOURCE [--branch B] [--memory-glob G]... [--max-blob-size BYTES]\n"
+	"  project set NAME [--branch B | --default-branch] [--memory-glob G]... [--max-blob-size N]\n"
 	"  project list                    all projects and their last sync\n"
 	"  project show NAME               one project's settings and state\n"
 	"  project rm NAME                 remove a project and its history\n"

@@ -18,6 +18,8 @@
 
 static const char project_usage[] =
 	"usage: projsync project add NAME SOURCE [--branch B] [--memory-glob G]... [--max-blob-size BYTES]\n"
+	"       projsync project set NAME [--branch B | --default-branch] [--memory-glob G]...\n"
+	"                               [--max-blob-size BYTES]\n"
 	"       projsync project list [--json]\n"
 	"       projsync project show NAME [--json]\n"
 	"       projsync project rm NAME\n"
@@ -41,6 +43,20 @@ static const char add_usage[] =
 	"                         (default: " PS_DEFAULT_MEMORY_GLOB ")\n"
 	"  --max-blob-size BYTES  files larger than this are kept without content (default 8M;\n"
 	"                         suffixes K, M, G are powers of 1024)\n"
+	"  --json                 print the project as JSON\n";
+
+static const char set_usage[] =
+	"usage: projsync project set NAME [--branch B | --default-branch] [--memory-glob G]...\n"
+	"                            [--max-blob-size BYTES] [--json]\n"
+	"\n"
+	"Changes a project's settings; what is not given stays as it is. The next sync uses them.\n"
+	"\n"
+	"  --branch B             sync branch B from now on\n"
+	"  --default-branch       follow the source's default branch\n"
+	"  --memory-glob G        replaces the memory globs (repeatable); notes that match only\n"
+	"                         the new globs are imported when a later sync changes them\n"
+	"  --max-blob-size BYTES  the new size limit (suffixes K, M, G); files already synced\n"
+	"                         keep what was stored\n"
 	"  --json                 print the project as JSON\n";
 
 static const char list_usage[] =
@@ -67,6 +83,7 @@ static const char branches_usage[] =
 	"the project syncs. --json prints a bare array of {\"name\", \"default\", \"selected\"}.\n";
 
 enum {
+	OPT_DEFAULT_BRANCH = 0x200,
 	OPT_JSON = 0x100,
 	OPT_BRANCH,
 	OPT_MEMORY_GLOB,
@@ -247,6 +264,99 @@ cleanup:
 	return exit_code;
 }
 
+static int project_set(struct ps_cli *cli, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "branch", required_argument, NULL, OPT_BRANCH },
+		{ "default-branch", no_argument, NULL, OPT_DEFAULT_BRANCH },
+		{ "memory-glob", required_argument, NULL, OPT_MEMORY_GLOB },
+		{ "max-blob-size", required_argument, NULL, OPT_MAX_BLOB_SIZE },
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ 0 },
+	};
+	struct ps_project *p = NULL;
+	struct ps_strv globs = { 0 };
+	const char *branch = NULL;
+	bool default_branch = false, changed = false;
+	int64_t max_size = 0;
+	int c, rc, exit_code = PS_EXIT_USAGE;
+
+	while ((c = ps_cli_getopt(cli, argc, argv, opts, set_usage)) != -1) {
+		switch (c) {
+		case PS_CLI_OPT_HELP: exit_code = PS_EXIT_OK; goto cleanup;
+		case OPT_JSON: cli->json = true; break;
+		case OPT_BRANCH:
+			if (!optarg[0]) {
+				ps_cli_usage_error(cli, "--branch needs a branch name");
+				goto cleanup;
+			}
+			branch = optarg;
+			break;
+		case OPT_DEFAULT_BRANCH: default_branch = true; break;
+		case OPT_MEMORY_GLOB:
+			if (!optarg[0]) {
+				ps_cli_usage_error(cli, "--memory-glob needs a pattern");
+				goto cleanup;
+			}
+			ps_strv_push(&globs, optarg);
+			break;
+		case OPT_MAX_BLOB_SIZE:
+			if (!parse_size(optarg, &max_size)) {
+				ps_cli_usage_error(cli, "invalid --max-blob-size '%s': give a positive "
+						   "number of bytes (suffixes K, M, G)", optarg);
+				goto cleanup;
+			}
+			break;
+		default: goto cleanup;
+		}
+	}
+	if (argc - optind < 1) {
+		ps_cli_usage_error(cli, "project set needs a project NAME");
+		goto cleanup;
+	}
+	if (argc - optind > 1) {
+		ps_cli_usage_error(cli, "unexpected argument '%s'", argv[optind + 1]);
+		goto cleanup;
+	}
+	if (branch && default_branch) {
+		ps_cli_usage_error(cli, "--branch and --default-branch exclude each other");
+		goto cleanup;
+	}
+	if ((rc = ps_cli_open_store(cli, 0)) < 0 ||
+	    (rc = ps_store_project_get(cli->store, argv[optind], &p)) < 0) {
+		exit_code = ps_cli_fail(rc);
+		goto cleanup;
+	}
+	if (branch || default_branch) {
+		free(p->branch);
+		p->branch = branch ? ps_strdup(branch) : NULL;
+		changed = true;
+	}
+	if (globs.n) {
+		ps_strv_dispose(&p->memory_globs);
+		p->memory_globs = globs;
+		globs = (struct ps_strv){ 0 };
+		changed = true;
+	}
+	if (max_size > 0) {
+		p->max_blob_size = max_size;
+		changed = true;
+	}
+	if (changed && (rc = ps_store_project_update(cli->store, p)) < 0) {
+		exit_code = ps_cli_fail(rc);
+		goto cleanup;
+	}
+	if (cli->json)
+		ps_cli_print_json(ps_project_to_json(p));
+	else
+		print_project(cli, p);
+	exit_code = PS_EXIT_OK;
+cleanup:
+	ps_strv_dispose(&globs);
+	ps_project_free(p);
+	return exit_code;
+}
+
 /* Parses `--json` and exactly `want` positional arguments. Returns -1 to go on, else the
  * exit code to return. */
 static int parse_simple(struct ps_cli *cli, int argc, char **argv, const char *usage, int want,
@@ -372,6 +482,7 @@ int ps_cmd_project(struct ps_cli *cli, int argc, char **argv)
 		int (*run)(struct ps_cli *, int, char **);
 	} subs[] = {
 		{ "add", "project add", project_add },
+		{ "set", "project set", project_set },
 		{ "list", "project list", project_list },
 		{ "ls", "project list", project_list },
 		{ "show", "project show", project_show },
@@ -380,7 +491,7 @@ int ps_cmd_project(struct ps_cli *cli, int argc, char **argv)
 	};
 
 	if (argc < 2)
-		return ps_cli_usage_error(cli, "project needs a subcommand: add, list, show or rm");
+		return ps_cli_usage_error(cli, "project needs a subcommand: add, set, list, show or rm");
 	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
 	    strcmp(argv[1], "help") == 0) {
 		fputs(project_usage, stdout);
@@ -391,7 +502,7 @@ int ps_cmd_project(struct ps_cli *cli, int argc, char **argv)
 			cli->command = subs[i].command;
 			return subs[i].run(cli, argc - 1, argv + 1);
 		}
-	return ps_cli_usage_error(cli, "unknown project subcommand '%s': use add, list, show or rm",
+	return ps_cli_usage_error(cli, "unknown project subcommand '%s': use add, set, list, show or rm",
 				  argv[1]);
 }
 
