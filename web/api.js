@@ -90,6 +90,12 @@ export const api = {
       mode: res.headers.get('X-Projsync-Mode') };
   },
 
-  eventsUrl: (syncId, lastEventId) => `${ROOT}/events/project-sync/${enc(syncId)}` +
-    (lastEventId ? `?last_event_id=${enc(lastEventId)}` : ''),
+  // EventSource cannot send an Authorization header: the token goes in the query instead.
+  eventsUrl: (syncId, lastEventId) => {
+    const q = [];
+    if (lastEventId) q.push(`last_event_id=${enc(lastEventId)}`);
+    const token = sessionStorage.getItem('projsync.token');
+    if (token) q.push(`access_token=${enc(token)}`);
+    return `${ROOT}/events/project-sync/${enc(syncId)}` + (q.length ? `?${q.join('&')}` : '');
+  },
 };

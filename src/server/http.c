@@ -368,9 +368,17 @@ static bool authorized(struct ps_request *rq)
 	if (!token || !token[0] || !rq->route->auth)
 		return true;
 	h = ps_http_header(rq, MHD_HTTP_HEADER_AUTHORIZATION);
-	if (!h || strncasecmp(h, "Bearer ", 7) != 0)
+	if (!h && rq->route->handler == ps_api_sync_events) {
+		/* A browser's EventSource cannot send headers: event streams also take the token
+		 * as ?access_token= (the convention of RFC 6750 §2.3). */
+		h = ps_http_query(rq, "access_token");
+	} else if (!h || strncasecmp(h, "Bearer ", 7) != 0) {
 		return false;
-	h += 7;
+	} else {
+		h += 7;
+	}
+	if (!h)
+		return false;
 	tlen = strlen(token);
 	hlen = strlen(h);
 	/* Constant time in the token's content; the length is not a secret worth hiding. */

@@ -439,6 +439,14 @@ def test_token_auth_and_binding(served, ps):
     assert st == 200 and lst == []
     st, _, _ = srv.get("/healthz")
     assert st == 200
+    # Event streams also take the token in the query (a browser's EventSource has no headers),
+    # and only event streams do.
+    st, _, _ = srv.get("/api/v1/events/project-sync/999?access_token=wrong")
+    assert st == 401
+    st, _, _ = srv.get("/api/v1/events/project-sync/999?access_token=s3cret-token")
+    assert st == 404
+    st, _, _ = srv.get("/api/v1/projects?access_token=s3cret-token")
+    assert st == 401
     srv.stop()
     assert "s3cret-token" not in srv.stderr()
 
