@@ -257,23 +257,13 @@ void ps_api_project_memory_add(struct ps_request *rq)
 	struct ps_project *p = NULL;
 	struct ps_memory_entry *e = NULL;
 	struct ps_strv tags = { 0 };
-	const char *title, *content, *key;
+	const char *title, *content;
 	json_t *body, *v;
 	char loc[64];
 	int rc;
 
-	if (!(body = ps_http_body_object(rq, false)))
+	if (!(body = ps_http_body_fields(rq, false, known)))
 		return;
-	json_object_foreach(body, key, v) {
-		bool ok = false;
-		for (size_t i = 0; known[i]; i++)
-			ok = ok || strcmp(key, known[i]) == 0;
-		if (!ok) {
-			ps_http_error(rq, MHD_HTTP_BAD_REQUEST, "unknown_field",
-				      "unknown field '%.100s'", key);
-			goto cleanup;
-		}
-	}
 	if (!need_string(rq, body, "title", &title) || !need_string(rq, body, "content", &content))
 		goto cleanup;
 	if ((v = json_object_get(body, "tags")) && !json_is_null(v)) {

@@ -60,23 +60,13 @@ void ps_api_projects_create(struct ps_request *rq)
 					     "max_blob_size", NULL };
 	struct ps_project p = { .max_blob_size = PS_DEFAULT_MAX_BLOB_SIZE };
 	struct ps_source_opts sopts = { .cache_dir = rq->srv->cfg.cache_dir };
-	const char *name, *source, *branch, *key;
+	const char *name, *source, *branch;
 	json_t *body, *v;
 	char loc[64];
 	int rc;
 
-	if (!(body = ps_http_body_object(rq, false)))
+	if (!(body = ps_http_body_fields(rq, false, known)))
 		return;
-	json_object_foreach(body, key, v) {
-		bool ok = false;
-		for (size_t i = 0; known[i]; i++)
-			ok = ok || strcmp(key, known[i]) == 0;
-		if (!ok) {
-			ps_http_error(rq, MHD_HTTP_BAD_REQUEST, "unknown_field",
-				      "unknown field '%.100s'", key);
-			goto cleanup;
-		}
-	}
 	if (!opt_string(rq, body, "name", &name) || !opt_string(rq, body, "source", &source) ||
 	    !opt_string(rq, body, "branch", &branch))
 		goto cleanup;
@@ -235,20 +225,15 @@ void ps_api_project_sync_start(struct ps_request *rq)
 {
 	struct ps_project *p = NULL;
 	struct ps_sync *sync = NULL;
-	const char *branch = NULL, *key;
-	json_t *body, *v;
+	const char *branch = NULL;
+	json_t *body;
 	char loc[64];
 	int rc;
 
-	if (!(body = ps_http_body_object(rq, true)))
+	static const char *const known[] = { "branch", NULL };
+
+	if (!(body = ps_http_body_fields(rq, true, known)))
 		return;
-	json_object_foreach(body, key, v) {
-		if (strcmp(key, "branch") != 0) {
-			ps_http_error(rq, MHD_HTTP_BAD_REQUEST, "unknown_field",
-				      "unknown field '%.100s'", key);
-			goto cleanup;
-		}
-	}
 	if (!opt_string(rq, body, "branch", &branch))
 		goto cleanup;
 	if (!(p = ps_http_project(rq)))

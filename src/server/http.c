@@ -300,6 +300,27 @@ json_t *ps_http_body_object(struct ps_request *rq, bool allow_empty)
 	return j;
 }
 
+json_t *ps_http_body_fields(struct ps_request *rq, bool allow_empty, const char *const *known)
+{
+	json_t *body = ps_http_body_object(rq, allow_empty), *v;
+	const char *key;
+
+	if (!body)
+		return NULL;
+	json_object_foreach(body, key, v) {
+		bool ok = false;
+		for (size_t i = 0; known[i] && !ok; i++)
+			ok = strcmp(key, known[i]) == 0;
+		if (!ok) {
+			ps_http_error(rq, MHD_HTTP_BAD_REQUEST, "unknown_field",
+				      "unknown field '%.100s'", key);
+			json_decref(body);
+			return NULL;
+		}
+	}
+	return body;
+}
+
 bool ps_http_parse_id(struct ps_request *rq, const char *what, const char *s, int64_t *out)
 {
 	char *end;

@@ -95,6 +95,9 @@ void ps_http_add_header(struct ps_request *rq, const char *name, const char *val
 /* Parses rq->body as a JSON object (empty body: an empty object when `allow_empty`), checking
  * its depth; replies 400 and returns NULL on bad input. */
 json_t *ps_http_body_object(struct ps_request *rq, bool allow_empty);
+/* The same, and every key must be one of `known` (NULL-terminated): replies 400
+ * "unknown_field" otherwise. */
+json_t *ps_http_body_fields(struct ps_request *rq, bool allow_empty, const char *const *known);
 /* The deepest nesting of arrays and objects in a JSON text (strings skipped). */
 int ps_http_json_depth(const char *s, size_t len);
 /* True when `header` ("sha256=<hex>") is the HMAC-SHA256 of the body under `secret`
