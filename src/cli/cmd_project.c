@@ -172,6 +172,47 @@ static void print_project(struct ps_cli *cli, const struct ps_project *p)
 		       p->last_error_message ? p->last_error_message : "", p->failures_in_row);
 }
 
+/* The settings `project add` and `project set` share. */
+struct settings {
+	const char *branch;
+	bool default_branch;
+	struct ps_strv globs;
+	int64_t max_blob_size;  /* 0 = not given */
+};
+
+/* Takes option `c` if it is a setting: 1 taken, 0 not a setting, -1 bad value (reported). */
+static int settings_option(struct ps_cli *cli, int c, struct settings *st)
+{
+	switch (c) {
+	case OPT_BRANCH:
+		if (!optarg[0]) {
+			ps_cli_usage_error(cli, "--branch needs a branch name");
+			return -1;
+		}
+		st->branch = optarg;
+		return 1;
+	case OPT_DEFAULT_BRANCH:
+		st->default_branch = true;
+		return 1;
+	case OPT_MEMORY_GLOB:
+		if (!optarg[0]) {
+			ps_cli_usage_error(cli, "--memory-glob needs a pattern");
+			return -1;
+		}
+		ps_strv_push(&st->globs, optarg);
+		return 1;
+	case OPT_MAX_BLOB_SIZE:
+		if (!parse_size(optarg, &st->max_blob_size)) {
+			ps_cli_usage_error(cli, "invalid --max-blob-size '%s': give a positive number "
+					   "of bytes (suffixes K, M, G)", optarg);
+			return -1;
+		}
+		return 1;
+	default:
+		return 0;
+	}
+}
+
 static int project_add(struct ps_cli *cli, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -182,38 +223,26 @@ static int project_add(struct ps_cli *cli, int argc, char **argv)
 		{ 0 },
 	};
 	struct ps_project p = { .max_blob_size = PS_DEFAULT_MAX_BLOB_SIZE };
+	struct settings st = { 0 };
 	struct ps_source_opts sopts;
-	const char *branch = NULL;
+	const char *branch;
 	int c, rc, exit_code = PS_EXIT_USAGE;
 
 	while ((c = ps_cli_getopt(cli, argc, argv, opts, add_usage)) != -1) {
-		switch (c) {
-		case PS_CLI_OPT_HELP: exit_code = PS_EXIT_OK; goto cleanup;
-		case OPT_JSON: cli->json = true; break;
-		case OPT_BRANCH:
-			if (!optarg[0]) {
-				ps_cli_usage_error(cli, "--branch needs a branch name");
-				goto cleanup;
-			}
-			branch = optarg;
-			break;
-		case OPT_MEMORY_GLOB:
-			if (!optarg[0]) {
-				ps_cli_usage_error(cli, "--memory-glob needs a pattern");
-				goto cleanup;
-			}
-			ps_strv_push(&p.memory_globs, optarg);
-			break;
-		case OPT_MAX_BLOB_SIZE:
-			if (!parse_size(optarg, &p.max_blob_size)) {
-				ps_cli_usage_error(cli, "invalid --max-blob-size '%s': give a positive "
-						   "number of bytes (suffixes K, M, G)", optarg);
-				goto cleanup;
-			}
-			break;
-		default: goto cleanup;
+		if (c == PS_CLI_OPT_HELP) {
+			exit_code = PS_EXIT_OK;
+			goto cleanup;
+		} else if (c == OPT_JSON) {
+			cli->json = true;
+		} else if (settings_option(cli, c, &st) <= 0) {
+			goto cleanup;
 		}
 	}
+	branch = st.branch;
+	p.memory_globs = st.globs;
+	st.globs = (struct ps_strv){ 0 };
+	if (st.max_blob_size > 0)
+		p.max_blob_size = st.max_blob_size;
 	if (argc - optind < 2) {
 		ps_cli_usage_error(cli, "project add needs NAME and SOURCE");
 		goto cleanup;
@@ -261,6 +290,7 @@ cleanup:
 	free(p.source);
 	free(p.branch);
 	ps_strv_dispose(&p.memory_globs);
+	ps_strv_dispose(&st.globs);
 	return exit_code;
 }
 
@@ -275,39 +305,18 @@ static int project_set(struct ps_cli *cli, int argc, char **argv)
 		{ 0 },
 	};
 	struct ps_project *p = NULL;
-	struct ps_strv globs = { 0 };
-	const char *branch = NULL;
-	bool default_branch = false, changed = false;
-	int64_t max_size = 0;
+	struct settings st = { 0 };
+	bool changed = false;
 	int c, rc, exit_code = PS_EXIT_USAGE;
 
 	while ((c = ps_cli_getopt(cli, argc, argv, opts, set_usage)) != -1) {
-		switch (c) {
-		case PS_CLI_OPT_HELP: exit_code = PS_EXIT_OK; goto cleanup;
-		case OPT_JSON: cli->json = true; break;
-		case OPT_BRANCH:
-			if (!optarg[0]) {
-				ps_cli_usage_error(cli, "--branch needs a branch name");
-				goto cleanup;
-			}
-			branch = optarg;
-			break;
-		case OPT_DEFAULT_BRANCH: default_branch = true; break;
-		case OPT_MEMORY_GLOB:
-			if (!optarg[0]) {
-				ps_cli_usage_error(cli, "--memory-glob needs a pattern");
-				goto cleanup;
-			}
-			ps_strv_push(&globs, optarg);
-			break;
-		case OPT_MAX_BLOB_SIZE:
-			if (!parse_size(optarg, &max_size)) {
-				ps_cli_usage_error(cli, "invalid --max-blob-size '%s': give a positive "
-						   "number of bytes (suffixes K, M, G)", optarg);
-				goto cleanup;
-			}
-			break;
-		default: goto cleanup;
+		if (c == PS_CLI_OPT_HELP) {
+			exit_code = PS_EXIT_OK;
+			goto cleanup;
+		} else if (c == OPT_JSON) {
+			cli->json = true;
+		} else if (settings_option(cli, c, &st) <= 0) {
+			goto cleanup;
 		}
 	}
 	if (argc - optind < 1) {
@@ -318,7 +327,7 @@ static int project_set(struct ps_cli *cli, int argc, char **argv)
 		ps_cli_usage_error(cli, "unexpected argument '%s'", argv[optind + 1]);
 		goto cleanup;
 	}
-	if (branch && default_branch) {
+	if (st.branch && st.default_branch) {
 		ps_cli_usage_error(cli, "--branch and --default-branch exclude each other");
 		goto cleanup;
 	}
@@ -327,19 +336,19 @@ static int project_set(struct ps_cli *cli, int argc, char **argv)
 		exit_code = ps_cli_fail(rc);
 		goto cleanup;
 	}
-	if (branch || default_branch) {
+	if (st.branch || st.default_branch) {
 		free(p->branch);
-		p->branch = branch ? ps_strdup(branch) : NULL;
+		p->branch = st.branch ? ps_strdup(st.branch) : NULL;
 		changed = true;
 	}
-	if (globs.n) {
+	if (st.globs.n) {
 		ps_strv_dispose(&p->memory_globs);
-		p->memory_globs = globs;
-		globs = (struct ps_strv){ 0 };
+		p->memory_globs = st.globs;
+		st.globs = (struct ps_strv){ 0 };
 		changed = true;
 	}
-	if (max_size > 0) {
-		p->max_blob_size = max_size;
+	if (st.max_blob_size > 0) {
+		p->max_blob_size = st.max_blob_size;
 		changed = true;
 	}
 	if (changed && (rc = ps_store_project_update(cli->store, p)) < 0) {
@@ -352,7 +361,7 @@ static int project_set(struct ps_cli *cli, int argc, char **argv)
 		print_project(cli, p);
 	exit_code = PS_EXIT_OK;
 cleanup:
-	ps_strv_dispose(&globs);
+	ps_strv_dispose(&st.globs);
 	ps_project_free(p);
 	return exit_code;
 }
