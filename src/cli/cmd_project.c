@@ -53,8 +53,9 @@ static const char set_usage[] =
 	"\n"
 	"  --branch B             sync branch B from now on\n"
 	"  --default-branch       follow the source's default branch\n"
-	"  --memory-glob G        replaces the memory globs (repeatable); notes that match only\n"
-	"                         the new globs are imported when a later sync changes them\n"
+	"  --memory-glob G        replaces the memory globs (repeatable); the next sync, even\n"
+	"                         one with nothing new, imports the notes the new globs match\n"
+	"                         and supersedes the entries of notes they no longer match\n"
 	"  --max-blob-size BYTES  the new size limit (suffixes K, M, G); files already synced\n"
 	"                         keep what was stored\n"
 	"  --json                 print the project as JSON\n";

@@ -6,8 +6,12 @@
  *             if the source lost that tree, compare the full new tree with the stored snapshot
  *   fetch     blobs the store lacks, in batches, each verified by ps_store_blob_put
  *   import    stage the new file versions in batches (invisible until finalize), then the
- *             memory entries of changed files that match the project's memory globs
+ *             memory entries of changed files that match the project's memory globs; after a
+ *             change of the globs, also re-evaluate memory against the whole new snapshot
  *   finalize  one transaction: supersede, mark succeeded, move the project's marker
+ *
+ * A memory rescan (the project's memory globs changed since the last sync that rescanned) runs
+ * even for an unmoved head: prepare then goes to import instead of finalize.
  *
  * Nothing a step writes is visible before finalize commits, so a run that dies anywhere leaves
  * the previous snapshot as the answer; ps_store_reap later marks it interrupted.
@@ -94,6 +98,16 @@ struct ps_sync_run {
 	struct blob_size *sizes;       /* sizes learnt from fetched content */
 	size_t nsizes, capsizes;
 	size_t memory_pos;             /* next change to consider for memory entries */
+
+	/* The memory rescan (step_rescan_memory); rescan_gen 0: none this sync. */
+	int64_t rescan_gen;            /* the glob change this sync rescans for */
+	bool rescan_loaded;
+	const char **touched;          /* paths the changes touch, sorted (borrowed from changes) */
+	size_t ntouched;
+	struct ps_file *rescan_files;  /* untouched base files matching the globs, sorted by path */
+	size_t nrescan_files, caprescan_files, rescan_file_pos;
+	struct ps_memory_entry *rescan_active; /* active entries with a path, sorted by path */
+	size_t nrescan_active, rescan_active_pos;
 
 	enum ps_phase kill_phase;
 	long kill_step;
@@ -395,11 +409,30 @@ static int step_prepare(struct ps_sync_run *run)
 	}
 	run->sync->base_sync_id = base ? base->id : 0;
 	run->sync->counts.files = base ? base->counts.files : 0;
+	if ((rc = ps_store_project_memory_rescan(run->store, run->project->id,
+						 &run->rescan_gen)) < 0)
+		return rc;
+	if (run->rescan_gen) {
+		/* Globs read after the generation, so at least as new as the change it names (a
+		 * newer one keeps the flag set at finalize, and the next sync rescans again). */
+		struct ps_project *fresh = NULL;
+		struct ps_strv globs;
+
+		if ((rc = ps_store_project_get_by_id(run->store, run->project->id, &fresh)) < 0)
+			return rc;
+		globs = run->project->memory_globs;
+		run->project->memory_globs = fresh->memory_globs;
+		fresh->memory_globs = globs;
+		ps_project_free(fresh);
+		if ((rc = ps_store_sync_memory_rescan(run->store, run->sync->id, run->rescan_gen)) < 0)
+			return rc;
+	}
 	if (base && ((run->empty && !base->commit) ||
 		     (!run->empty && base->commit && strcmp(base->commit, run->head.commit) == 0 &&
 		      base->tree && strcmp(base->tree, run->head.tree) == 0))) {
 		run->sync->up_to_date = true;
-		run->state = ST_FINALIZE;
+		/* Nothing changed in the repository, but the memory globs did. */
+		run->state = run->rescan_gen ? ST_IMPORT_START : ST_FINALIZE;
 		return 0;
 	}
 	run->state = ST_SCAN_START;
@@ -761,6 +794,187 @@ static bool is_regular_file(uint32_t mode)
 	return (mode & 0170000u) == 0100000u;
 }
 
+static bool touched(const struct ps_sync_run *run, const char *path)
+{
+	return run->ntouched &&
+	       bsearch(&path, run->touched, run->ntouched, sizeof(*run->touched), cmp_str);
+}
+
+static int cmp_entry_path(const void *a, const void *b)
+{
+	return strcmp(((const struct ps_memory_entry *)a)->source_ref,
+		      ((const struct ps_memory_entry *)b)->source_ref);
+}
+
+static const struct ps_memory_entry *active_entry(const struct ps_sync_run *run, const char *path)
+{
+	struct ps_memory_entry key = { .source_ref = (char *)path };
+
+	if (!run->nrescan_active)
+		return NULL;
+	return bsearch(&key, run->rescan_active, run->nrescan_active, sizeof(key), cmp_entry_path);
+}
+
+static bool rescan_has_file(const struct ps_sync_run *run, const char *path)
+{
+	struct ps_file key = { .path = (char *)path };
+
+	return run->nrescan_files &&
+	       bsearch(&key, run->rescan_files, run->nrescan_files, sizeof(key), cmp_file_path);
+}
+
+/* Keeps a base-snapshot file for the rescan: it matches the globs and no change touches it
+ * (the changes' paths are the memory step's business). */
+static int collect_rescan_file(void *ud, const struct ps_file *f)
+{
+	struct ps_sync_run *run = ud;
+
+	if (!ps_memory_globs_match(&run->project->memory_globs, f->path) || touched(run, f->path))
+		return 0;
+	if (run->nrescan_files == run->caprescan_files) {
+		run->caprescan_files = run->caprescan_files ? run->caprescan_files * 2 : 64;
+		run->rescan_files = ps_realloc(run->rescan_files,
+					       run->caprescan_files * sizeof(*run->rescan_files));
+	}
+	run->rescan_files[run->nrescan_files] = *f;
+	run->rescan_files[run->nrescan_files].path = ps_strdup(f->path);
+	run->nrescan_files++;
+	return 0;
+}
+
+/* What the rescan compares: the paths the changes touch, the untouched files of the base
+ * snapshot that match the globs (together with the changes, the new snapshot) and the active
+ * entries. Sizes are those of the notes, not of the repository, apart from one pass over the
+ * base snapshot. */
+static int rescan_load(struct ps_sync_run *run)
+{
+	int rc;
+
+	run->touched = ps_calloc(2 * run->nchanges + 1, sizeof(*run->touched));
+	for (size_t i = 0; i < run->nchanges; i++) {
+		run->touched[run->ntouched++] = run->changes[i].path;
+		if (run->changes[i].previous_path)
+			run->touched[run->ntouched++] = run->changes[i].previous_path;
+	}
+	if (run->ntouched > 1)
+		qsort(run->touched, run->ntouched, sizeof(*run->touched), cmp_str);
+	if (run->base &&
+	    (rc = ps_store_snapshot_each(run->store, run->project->id, run->base->id, NULL,
+					 collect_rescan_file, run)) < 0)
+		return rc;
+	if (run->nrescan_files > 1)
+		qsort(run->rescan_files, run->nrescan_files, sizeof(*run->rescan_files), cmp_file_path);
+	if ((rc = ps_store_memory_active_paths(run->store, run->project->id, &run->rescan_active,
+					       &run->nrescan_active)) < 0)
+		return rc;
+	run->rescan_loaded = true;
+	return 0;
+}
+
+static void rescan_free(struct ps_sync_run *run)
+{
+	for (size_t i = 0; i < run->nrescan_files; i++)
+		free(run->rescan_files[i].path);
+	free(run->rescan_files);
+	ps_memory_entries_free(run->rescan_active, run->nrescan_active);
+	free(run->touched);
+}
+
+/*
+ * The memory rescan after a change of the project's memory globs (after the changes' memory
+ * entries are staged): every file of the new snapshot that matches the globs gets an entry
+ * unless its active entry is an import of the same blob, and every active imported entry whose
+ * path no longer matches the globs or is no longer in the snapshot is removed. Restored and
+ * manual entries are left alone (a restore is the user's choice of version). Changed paths are
+ * the memory step's: only their entries that left the globs are the rescan's. Staged like the
+ * memory step's, invisible until finalize; bounded per step by entries, bytes and items.
+ */
+static int step_rescan_memory(struct ps_sync_run *run)
+{
+	const struct ps_strv *globs = &run->project->memory_globs;
+	const char *kind = run->src && run->src->ops->kind ? run->src->ops->kind : "git";
+	struct ps_memory_entry *entries = NULL;
+	const char **removals = NULL;
+	size_t nentries = 0, nremovals = 0, bytes = 0, items = 0, max_entries, max_items;
+	int rc = 0;
+
+	if (!run->rescan_loaded)
+		return rescan_load(run);
+	if (run->rescan_file_pos >= run->nrescan_files &&
+	    run->rescan_active_pos >= run->nrescan_active) {
+		run->state = ST_FINALIZE;
+		return 0;
+	}
+	max_entries = batch(run, MEMORY_BATCH);
+	max_items = batch(run, IMPORT_BATCH);
+	entries = ps_calloc(max_entries, sizeof(*entries));
+	removals = ps_calloc(max_items, sizeof(*removals));
+	for (; run->rescan_file_pos < run->nrescan_files && items < max_items &&
+	       nentries < max_entries && bytes < MEMORY_BATCH_BYTES;
+	     run->rescan_file_pos++, items++) {
+		const struct ps_file *f = &run->rescan_files[run->rescan_file_pos];
+		const struct ps_memory_entry *cur = active_entry(run, f->path);
+		void *data = NULL;
+		size_t len = 0;
+
+		if (cur && cur->origin != PS_MEMORY_FROM_SYNC)
+			continue;
+		if (!is_regular_file(f->mode)) {
+			if (cur)
+				removals[nremovals++] = f->path;
+			continue;
+		}
+		if (cur && strcmp(cur->sha, f->sha) == 0)
+			continue;
+		rc = ps_store_blob_get(run->store, f->sha, &data, &len);
+		if (rc == PS_ENOTFOUND) {
+			/* Kept as metadata only (over the size limit): no entry to show. */
+			ps_error_clear();
+			rc = 0;
+			if (cur)
+				removals[nremovals++] = f->path;
+			continue;
+		}
+		if (rc < 0)
+			goto out;
+		struct ps_memory_entry *e = &entries[nentries++];
+		ps_memory_parse(e, f->path, data, len);
+		free(data);
+		e->source = ps_strdup(kind);
+		e->source_ref = ps_strdup(f->path);
+		memcpy(e->sha, f->sha, PS_SHA_HEX);
+		bytes += len;
+	}
+	for (; run->rescan_file_pos >= run->nrescan_files &&
+	       run->rescan_active_pos < run->nrescan_active && items < max_items;
+	     run->rescan_active_pos++, items++) {
+		const struct ps_memory_entry *cur = &run->rescan_active[run->rescan_active_pos];
+
+		if (cur->origin != PS_MEMORY_FROM_SYNC)
+			continue;
+		if (!ps_memory_globs_match(globs, cur->source_ref) ||
+		    (!touched(run, cur->source_ref) && !rescan_has_file(run, cur->source_ref)))
+			removals[nremovals++] = cur->source_ref;
+	}
+	if ((rc = ps_store_begin(run->store)) < 0)
+		goto out;
+	if ((nentries && (rc = ps_store_memory_stage(run->store, run->sync, entries, nentries)) < 0) ||
+	    (nremovals && (rc = ps_store_memory_stage_removals(run->store, run->sync, removals,
+								 nremovals)) < 0)) {
+		ps_store_rollback(run->store);
+		goto out;
+	}
+	if ((rc = ps_store_commit(run->store)) < 0)
+		goto out;
+	if ((rc = save(run, false)) < 0)
+		goto out;
+	rc = progress(run, 1.0, (int64_t)run->nchanges, (int64_t)run->nchanges);
+out:
+	ps_memory_entries_free(entries, nentries);
+	free(removals);
+	return rc;
+}
+
 /*
  * Memory entries for the changes that touch the project's memory globs (after the file versions
  * are staged): a new or changed regular file becomes a staged entry read from its blob (fetched
@@ -778,6 +992,8 @@ static int step_import_memory(struct ps_sync_run *run)
 	int rc = 0;
 
 	if (run->memory_pos >= run->nchanges || globs->n == 0) {
+		if (run->rescan_gen)
+			return step_rescan_memory(run);
 		run->state = ST_FINALIZE;
 		return 0;
 	}
@@ -1052,6 +1268,7 @@ void ps_sync_end(struct ps_sync_run *run)
 	ps_changes_free(run->changes, run->nchanges);
 	free(run->fetch);
 	free(run->sizes);
+	rescan_free(run);
 	ps_source_free(run->src);
 	ps_sync_free(run->sync);
 	ps_sync_free(run->base);

@@ -382,7 +382,12 @@ int ps_store_project_add(struct ps_store *s, struct ps_project *p)
 int ps_store_project_update(struct ps_store *s, const struct ps_project *p)
 {
 	static const char sql[] =
-		"UPDATE projects SET branch = ?, max_blob_size = ?, memory_globs = ? WHERE id = ?";
+		"UPDATE projects SET branch = ?1, max_blob_size = ?2, memory_globs = ?3, "
+		/* Other globs: the next sync re-evaluates memory against its whole snapshot
+		 * (migrations/0004; the right-hand sides read the old values). */
+		"memory_rescan_gen = memory_rescan_gen + (memory_globs IS NOT ?3), "
+		"memory_rescan = CASE WHEN memory_globs IS NOT ?3 THEN memory_rescan_gen + 1 "
+		"ELSE memory_rescan END WHERE id = ?4";
 	sqlite3_stmt *st = stmt(s, sql);
 	char *globs;
 	int rc;

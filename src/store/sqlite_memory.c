@@ -227,6 +227,10 @@ int ps_sqlite_memory_finalize(struct ps_store *s, const struct ps_sync *y)
 		"UPDATE memory_entries SET state = 'active' WHERE introduced_by_sync = ? "
 		"AND state = 'staged'";
 	static const char forget[] = "DELETE FROM memory_staged_removals WHERE sync_id = ?";
+	/* Only the generation this sync rescanned: a later glob change still waits. */
+	static const char rescanned[] =
+		"UPDATE projects SET memory_rescan = 0 WHERE id = ?2 AND memory_rescan != 0 "
+		"AND memory_rescan = (SELECT memory_rescan FROM syncs WHERE id = ?1)";
 	sqlite3_stmt *st;
 	int rc;
 
@@ -245,7 +249,90 @@ int ps_sqlite_memory_finalize(struct ps_store *s, const struct ps_sync *y)
 	if (!(st = ps_sqlite_stmt(s, forget)))
 		return PS_ESTORE;
 	sqlite3_bind_int64(st, 1, y->id);
-	return ps_sqlite_step_done(s, st, "finish memory removals");
+	if ((rc = ps_sqlite_step_done(s, st, "finish memory removals")) < 0)
+		return rc;
+	if (!(st = ps_sqlite_stmt(s, rescanned)))
+		return PS_ESTORE;
+	sqlite3_bind_int64(st, 1, y->id);
+	sqlite3_bind_int64(st, 2, y->project_id);
+	return ps_sqlite_step_done(s, st, "finish memory rescan");
+}
+
+int ps_store_project_memory_rescan(struct ps_store *s, int64_t project_id, int64_t *generation)
+{
+	static const char sql[] = "SELECT memory_rescan FROM projects WHERE id = ?";
+	sqlite3_stmt *st = ps_sqlite_stmt(s, sql);
+	int rc;
+
+	if (!st)
+		return PS_ESTORE;
+	sqlite3_bind_int64(st, 1, project_id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*generation = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	if (rc == SQLITE_DONE)
+		return ps_error_set(PS_ENOTFOUND, "project_not_found", "project %lld not found",
+				    (long long)project_id);
+	return rc == SQLITE_ROW ? 0 : ps_sqlite_error(s, "read memory rescan");
+}
+
+int ps_store_sync_memory_rescan(struct ps_store *s, int64_t sync_id, int64_t generation)
+{
+	static const char sql[] = "UPDATE syncs SET memory_rescan = ? WHERE id = ?";
+	sqlite3_stmt *st = ps_sqlite_stmt(s, sql);
+
+	if (!st)
+		return PS_ESTORE;
+	sqlite3_bind_int64(st, 1, generation);
+	sqlite3_bind_int64(st, 2, sync_id);
+	return ps_sqlite_step_done(s, st, "record memory rescan");
+}
+
+int ps_store_memory_active_paths(struct ps_store *s, int64_t project_id,
+				 struct ps_memory_entry **out, size_t *n)
+{
+	static const char sql[] =
+		"SELECT id, origin, source_ref, blob_sha FROM memory_entries "
+		"WHERE project_id = ? AND state = 'active' AND source_ref IS NOT NULL "
+		"ORDER BY source_ref";
+	sqlite3_stmt *st = ps_sqlite_stmt(s, sql);
+	struct ps_memory_entry *v = NULL;
+	size_t count = 0, cap = 0;
+	int rc;
+
+	if (!st)
+		return PS_ESTORE;
+	sqlite3_bind_int64(st, 1, project_id);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *origin = (const char *)sqlite3_column_text(st, 1);
+		const char *sha = (const char *)sqlite3_column_text(st, 3);
+		struct ps_memory_entry *e;
+
+		if (count == cap) {
+			cap = cap ? cap * 2 : 16;
+			v = ps_realloc(v, cap * sizeof(*v));
+		}
+		e = &v[count++];
+		memset(e, 0, sizeof(*e));
+		e->id = sqlite3_column_int64(st, 0);
+		e->project_id = project_id;
+		if (ps_memory_origin_parse(origin, &e->origin) < 0) {
+			ps_error_clear();
+			e->origin = PS_MEMORY_FROM_SYNC;
+		}
+		e->source_ref = ps_sqlite_col_text(st, 2);
+		snprintf(e->sha, sizeof(e->sha), "%s", sha ? sha : "");
+		e->status = PS_MEMORY_ACTIVE;
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE) {
+		ps_memory_entries_free(v, count);
+		return ps_sqlite_error(s, "list memory paths");
+	}
+	*out = v;
+	*n = count;
+	return 0;
 }
 
 int ps_sqlite_memory_discard(struct ps_store *s, int64_t sync_id)

@@ -210,6 +210,19 @@ int ps_store_memory_stage_removals(struct ps_store *s, const struct ps_sync *syn
 				   const char *const *paths, size_t n);
 
 /*
+ * The memory rescan a change of the project's memory globs asks for (ps_store_project_update):
+ * sets *generation to the glob change still waiting for one, 0 when none is pending.
+ */
+int ps_store_project_memory_rescan(struct ps_store *s, int64_t project_id, int64_t *generation);
+/* Records that running sync `sync_id` re-evaluates memory for `generation`: its finalize then
+ * clears the project's pending rescan, unless the globs changed again meanwhile. */
+int ps_store_sync_memory_rescan(struct ps_store *s, int64_t sync_id, int64_t generation);
+/* The project's active entries that have a path (imported or restored, not manual), sorted by
+ * path bytes; only id, project_id, origin, source_ref and sha are filled. */
+int ps_store_memory_active_paths(struct ps_store *s, int64_t project_id,
+				 struct ps_memory_entry **out, size_t *n);
+
+/*
  * The memory entries of one project: its active entries, plus its superseded ones when
  * `include_superseded` (each marked by its status). With `query` (the user's text, see
  * ps_memory_fts_query: words, never FTS syntax) a full-text search over title, content and

@@ -5,9 +5,12 @@ search unless asked; restored; kept by a sync that does not touch the file; supe
 that changes it; superseded when the file is deleted), manual entries, search that treats any
 text as words, never mixes projects and ranks a title match above a body mention, the exit
 codes, and a sync killed inside its finalize transaction leaving memory exactly as it was.
+A change of the memory globs (`project set --memory-glob`) takes effect on the next sync, even
+one whose head did not move; a killed sync leaves it pending.
 """
 import json
 import signal
+import sqlite3
 
 import pytest
 
@@ -196,3 +199,87 @@ def test_killed_sync_leaves_memory(world):
     assert set(act) == {".memory/deploy.md", ".memory/new.md"}
     assert "changed by the killed sync" in act[".memory/deploy.md"]["content"]
     assert len(search_ids(ps, "p", "killed")) == 2
+
+
+def rescan_pending(ps):
+    db = sqlite3.connect(ps.db)
+    try:
+        return db.execute("SELECT memory_rescan FROM projects WHERE name = 'p'").fetchone()[0]
+    finally:
+        db.close()
+
+
+@pytest.fixture
+def with_docs(world):
+    ps, repo = world
+    repo.write("docs/guide.md", "# Guide\nhow to use it, mentions mango\n")
+    repo.write("docs/deep/faq.md", "# FAQ\nquestions\n")
+    repo.write("docs/notes.txt", "not markdown\n")
+    repo.commit("docs")
+    ps.sync("p")
+    manual = ps.json("memory", "add", "p", "--title", "By hand", "--text", "mango by hand")
+    assert set(active_by_path(ps, "p")) == {".memory/deploy.md", ".memory/team/people.md"}
+    return ps, repo, manual
+
+
+def test_glob_change_applies_on_next_sync(with_docs):
+    ps, repo, manual = with_docs
+    before = active_by_path(ps, "p")
+    ps.ok("project", "set", "p", "--memory-glob", "docs/**/*.md",
+          "--memory-glob", ".memory/deploy.md")
+
+    # The head did not move: the sync is up to date, and still applies the new globs.
+    s = ps.sync("p")
+    assert s["up_to_date"] is True
+    act = active_by_path(ps, "p")
+    assert set(act) == {".memory/deploy.md", "docs/guide.md", "docs/deep/faq.md"}
+    assert act["docs/guide.md"]["title"] == "Guide"
+    assert act["docs/guide.md"]["introduced_by_sync"] == s["id"]
+    # Same blob, still matching: the entry is kept, not re-imported.
+    assert act[".memory/deploy.md"]["id"] == before[".memory/deploy.md"]["id"]
+    people = ps.json("memory", "show", str(before[".memory/team/people.md"]["id"]))
+    assert people["status"] == "superseded" and people["superseded_by_sync"] == s["id"]
+    # The manual entry is untouched.
+    assert ps.json("memory", "show", str(manual["id"]))["status"] == "active"
+    assert sorted(search_ids(ps, "p", "mango")) == sorted([manual["id"],
+                                                          act["docs/guide.md"]["id"]])
+    assert rescan_pending(ps) == 0
+
+    # Done once: the following sync changes nothing.
+    everything = entries(ps, "p", "--include-superseded")
+    ps.sync("p")
+    assert entries(ps, "p", "--include-superseded") == everything
+
+    # The same globs again ask for nothing.
+    ps.ok("project", "set", "p", "--memory-glob", "docs/**/*.md",
+          "--memory-glob", ".memory/deploy.md")
+    assert rescan_pending(ps) == 0
+
+
+def test_glob_change_with_new_commit(with_docs):
+    ps, repo, manual = with_docs
+    ps.ok("project", "set", "p", "--memory-glob", "docs/*.md")
+    repo.write("docs/guide.md", "# Guide v2\nchanged\n")
+    repo.write(".memory/deploy.md", "# Deploy\nchanged, but no longer memory\n")
+    repo.commit("c3")
+    s = ps.sync("p")
+    assert s["up_to_date"] is False
+    act = active_by_path(ps, "p")
+    assert set(act) == {"docs/guide.md"}
+    assert act["docs/guide.md"]["title"] == "Guide v2"
+    assert ps.json("memory", "show", str(manual["id"]))["status"] == "active"
+
+
+def test_killed_sync_keeps_the_rescan_pending(with_docs):
+    ps, repo, manual = with_docs
+    ps.ok("project", "set", "p", "--memory-glob", "docs/**/*.md")
+    before = entries(ps, "p", "--include-superseded")
+    r = ps("sync", "p", "--json", env={"PROJSYNC_TEST_KILL_AT": "finalize:1"})
+    assert r.rc in KILLED, r
+    assert entries(ps, "p", "--include-superseded") == before
+    assert rescan_pending(ps) != 0
+
+    ps.sync("p")
+    assert set(active_by_path(ps, "p")) == {"docs/guide.md", "docs/deep/faq.md"}
+    assert rescan_pending(ps) == 0
+    assert ps.json("memory", "show", str(manual["id"]))["status"] == "active"

@@ -720,6 +720,158 @@ static void test_custom_globs(void)
 	env_dispose(&e);
 }
 
+static void set_globs(struct env *e, const char *a, const char *b)
+{
+	struct ps_project *p = NULL;
+
+	CHECK_OK(ps_store_project_get(e->store, "p", &p));
+	ps_strv_dispose(&p->memory_globs);
+	ps_strv_push(&p->memory_globs, a);
+	if (b)
+		ps_strv_push(&p->memory_globs, b);
+	CHECK_OK(ps_store_project_update(e->store, p));
+	ps_project_free(p);
+}
+
+static int64_t rescan_pending(struct env *e)
+{
+	int64_t gen = -1;
+
+	CHECK_OK(ps_store_project_memory_rescan(e->store, e->project_id, &gen));
+	return gen;
+}
+
+/* Id of the active entry of a path, 0 if none. */
+static int64_t active_id(struct env *e, const char *path)
+{
+	struct ps_memory_entry tmp = { 0 };
+	int64_t id = 0;
+
+	if (active_of(e, path, &tmp))
+		id = tmp.id;
+	ps_memory_entry_dispose(&tmp);
+	return id;
+}
+
+/*
+ * A change of the memory globs takes effect on the next sync, even one whose head did not move:
+ * the whole snapshot is re-evaluated (new matches imported, entries outside the globs
+ * superseded, manual entries and unchanged imports kept). A failed sync leaves memory and the
+ * pending rescan as they were; a succeeded one clears it, so the sync after it does nothing.
+ */
+static void test_glob_change_rescans(void)
+{
+	struct env e;
+	struct fake_file v1[] = {
+		{ ".memory/a.md", "# A\nkiwi\n" }, { ".memory/b.md", "# B\n" },
+		{ "docs/x.md", "# X\n" }, { "docs/sub/y.md", "# Y\n" }, { "docs/z.txt", "z" },
+	};
+	struct fake_file v2[] = {
+		{ ".memory/a.md", "# A\nkiwi\n" }, { ".memory/b.md", "# B\n" },
+		{ "docs/x.md", "# X2\n" }, { "docs/sub/y.md", "# Y\n" }, { "docs/z.txt", "z" },
+	};
+	struct ps_memory_entry *manual = NULL;
+	struct ps_sync *y = NULL;
+	int64_t a_id, b_id, s2, s4;
+	char *before, *after, *mid = NULL;
+
+	env_init(&e);
+	fake_commit(e.fake, "c1", v1, 5);
+	CHECK(sync_now(&e) > 0);
+	a_id = active_id(&e, ".memory/a.md");
+	b_id = active_id(&e, ".memory/b.md");
+	CHECK(a_id > 0 && b_id > 0);
+	CHECK(!active_id(&e, "docs/x.md"));
+	CHECK_OK(ps_store_memory_add(e.store, e.project_id, "Hand", "by hand", NULL, &manual));
+	CHECK_INT(rescan_pending(&e), 0);
+
+	/* Same globs again: no rescan asked for. */
+	set_globs(&e, PS_DEFAULT_MEMORY_GLOB, NULL);
+	CHECK_INT(rescan_pending(&e), 0);
+
+	set_globs(&e, "docs/**/*.md", ".memory/a.md");
+	CHECK(rescan_pending(&e) > 0);
+	s2 = sync_now(&e); /* head unchanged */
+	CHECK(s2 > 0);
+	CHECK_OK(ps_store_sync_get(e.store, s2, &y));
+	CHECK(y && y->up_to_date);
+	ps_sync_free(y);
+	y = NULL;
+	CHECK(active_id(&e, "docs/x.md") > 0);
+	CHECK(active_id(&e, "docs/sub/y.md") > 0);
+	CHECK(!active_id(&e, "docs/z.txt"));
+	CHECK_INT(active_id(&e, ".memory/a.md"), a_id); /* same blob: kept, not re-imported */
+	CHECK(!active_id(&e, ".memory/b.md"));
+	{
+		struct ps_memory_entry *old = NULL;
+		CHECK_OK(ps_store_memory_get(e.store, b_id, &old));
+		CHECK(old && old->status == PS_MEMORY_SUPERSEDED);
+		CHECK_INT(old ? old->superseded_by_sync : -1, s2);
+		ps_memory_entry_free(old);
+	}
+	mid = ids_text(manual->id);
+	CHECK_IDS(&e, e.project_id, "hand", false, mid);
+	CHECK_INT(rescan_pending(&e), 0);
+
+	/* The flag is cleared: the next sync changes nothing. */
+	before = memory_dump(e.db);
+	CHECK(sync_now(&e) > 0);
+	after = memory_dump(e.db);
+	CHECK_STR(after, before);
+	free(after);
+	free(before);
+
+	/* Globs changed again, and the head moves, but the sync fails: nothing changes and the
+	 * rescan is still pending; the next sync does both. */
+	set_globs(&e, "docs/*.md", ".memory/*.md");
+	fake_commit(e.fake, "c2", v2, 5);
+	before = memory_dump(e.db);
+	fake_fail_fetch_after(e.fake, 1);
+	CHECK_INT(sync_now(&e), 0);
+	after = memory_dump(e.db);
+	CHECK_STR(after, before);
+	free(after);
+	free(before);
+	CHECK(rescan_pending(&e) > 0);
+	fake_fail_fetch_after(e.fake, 0);
+	s4 = sync_now(&e);
+	CHECK(s4 > 0);
+	CHECK(active_id(&e, ".memory/b.md") > b_id); /* matches again: a new entry */
+	CHECK_INT(active_id(&e, ".memory/a.md"), a_id);
+	CHECK(!active_id(&e, "docs/sub/y.md"));        /* `*` stays in one directory */
+	{
+		struct ps_memory_entry x = { 0 };
+		CHECK(active_of(&e, "docs/x.md", &x));
+		CHECK_STR(x.title, "X2");
+		ps_memory_entry_dispose(&x);
+	}
+	CHECK_IDS(&e, e.project_id, "hand", false, mid); /* the manual entry, untouched */
+	CHECK_INT(rescan_pending(&e), 0);
+
+	/* A glob change while a sync runs is not lost by that sync's finalize. */
+	{
+		struct ps_owner owner = me();
+		int64_t gen;
+
+		set_globs(&e, ".memory/**/*.md", NULL);
+		gen = rescan_pending(&e);
+		CHECK(gen > 0);
+		CHECK_OK(ps_store_sync_create(e.store, e.project_id, "main", "cli", &owner, &y));
+		CHECK_OK(ps_store_sync_memory_rescan(e.store, y->id, gen));
+		set_globs(&e, ".memory/**/*.md", "docs/**");
+		CHECK(rescan_pending(&e) > gen);
+		CHECK_OK(ps_store_sync_finalize(e.store, y, NULL, 0, NULL));
+		CHECK(rescan_pending(&e) > gen);
+		ps_sync_free(y);
+		CHECK(sync_now(&e) > 0);
+		CHECK_INT(rescan_pending(&e), 0);
+		CHECK(active_id(&e, "docs/sub/y.md") > 0);
+	}
+	free(mid);
+	ps_memory_entry_free(manual);
+	env_dispose(&e);
+}
+
 PS_TESTS(
 	PS_TEST(test_front_matter_title_and_tags),
 	PS_TEST(test_front_matter_tolerant),
@@ -730,4 +882,5 @@ PS_TESTS(
 	PS_TEST(test_staged_invisible_then_discarded),
 	PS_TEST(test_search_isolation_and_ranking),
 	PS_TEST(test_custom_globs),
+	PS_TEST(test_glob_change_rescans),
 )
