@@ -188,8 +188,10 @@ int ps_sse_ensure_final_event(struct ps_store *store, int64_t sync_id);
 int ps_metrics_new(struct ps_metrics **out, size_t nroutes);
 void ps_metrics_free(struct ps_metrics *m);
 void ps_metrics_http(struct ps_metrics *m, int route_index, unsigned status);
+/* A sync this server's workers ended: its final status, duration and the upstream requests it
+ * made through a source of `source_kind` ("git" | "github"; NULL when no source was opened). */
 void ps_metrics_sync_done(struct ps_metrics *m, const char *status, int64_t duration_ms,
-			  int64_t requests);
+			  const char *source_kind, int64_t requests);
 
 /* The route table (http.c). */
 const struct ps_route *ps_http_routes(size_t *n);

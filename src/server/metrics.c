@@ -5,10 +5,12 @@
  *   projsync_syncs{status}                         syncs in the store by status (gauge)
  *   projsync_sync_duration_seconds                 histogram of syncs run by this server
  *   projsync_syncs_finished_total{status}          syncs this server's workers ended
- *   projsync_upstream_requests_total               upstream requests made by those syncs
+ *   projsync_upstream_requests_total{source_kind}  upstream requests made by those syncs
  *   projsync_syncs_running                         syncs running in this server now
  *   projsync_sse_watchers                          open SSE streams
  *   projsync_http_requests_total{route,method,status}
+ *   projsync_github_rate_limit_remaining           GitHub's figures in its last answer to this
+ *   projsync_github_rate_limit_reset_seconds       process (gauges; absent before one)
  *
  * Counters are kept under one mutex: they are touched once per request and once per sync, far
  * below the point where contention would show.
@@ -18,6 +20,7 @@
 #include <string.h>
 
 #include "server/http.h"
+#include "source/source.h"
 #include "util/error.h"
 
 static const double buckets[] = { 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900 };
@@ -39,7 +42,7 @@ struct ps_metrics {
 	uint64_t dur_count;
 	double dur_sum;
 	uint64_t finished[3];   /* succeeded, failed, cancelled */
-	uint64_t upstream_requests;
+	uint64_t upstream_requests[2]; /* by source kind: git, github */
 };
 
 int ps_metrics_new(struct ps_metrics **out, size_t nroutes)
@@ -81,9 +84,10 @@ void ps_metrics_http(struct ps_metrics *m, int route, unsigned status)
 }
 
 void ps_metrics_sync_done(struct ps_metrics *m, const char *status, int64_t duration_ms,
-			  int64_t requests)
+			  const char *source_kind, int64_t requests)
 {
 	double s = (double)duration_ms / 1000.0;
+	int kind = source_kind && strcmp(source_kind, "github") == 0 ? 1 : 0;
 
 	pthread_mutex_lock(&m->mu);
 	for (size_t i = 0; i < NBUCKETS; i++)
@@ -98,7 +102,7 @@ void ps_metrics_sync_done(struct ps_metrics *m, const char *status, int64_t dura
 	else
 		m->finished[2]++;
 	if (requests > 0)
-		m->upstream_requests += (uint64_t)requests;
+		m->upstream_requests[kind] += (uint64_t)requests;
 	pthread_mutex_unlock(&m->mu);
 }
 
@@ -107,6 +111,7 @@ void ps_api_metrics(struct ps_request *rq)
 	struct ps_metrics *m = rq->srv->metrics;
 	int64_t counts[PS_SYNC_CANCELLED + 1] = { 0 };
 	struct ps_buf b;
+	int64_t rl_remaining, rl_reset;
 	size_t nroutes;
 	const struct ps_route *routes = ps_http_routes(&nroutes);
 	bool have_counts = ps_store_sync_count_by_status(rq->store, counts) == 0;
@@ -144,8 +149,10 @@ void ps_api_metrics(struct ps_request *rq)
 		      (unsigned long long)m->finished[2]);
 	ps_buf_printf(&b, "# HELP projsync_upstream_requests_total Upstream requests made by syncs "
 			  "of this server.\n# TYPE projsync_upstream_requests_total counter\n"
-			  "projsync_upstream_requests_total %llu\n",
-		      (unsigned long long)m->upstream_requests);
+			  "projsync_upstream_requests_total{source_kind=\"git\"} %llu\n"
+			  "projsync_upstream_requests_total{source_kind=\"github\"} %llu\n",
+		      (unsigned long long)m->upstream_requests[0],
+		      (unsigned long long)m->upstream_requests[1]);
 	ps_buf_puts(&b, "# HELP projsync_http_requests_total HTTP requests by route and status.\n"
 			"# TYPE projsync_http_requests_total counter\n");
 	for (size_t i = 0; i < m->nhttp; i++) {
@@ -158,6 +165,20 @@ void ps_api_metrics(struct ps_request *rq)
 			      h->status, (unsigned long long)h->count);
 	}
 	pthread_mutex_unlock(&m->mu);
+	/* Omitted until a GitHub answer carried them: 0 would read as an exhausted limit. */
+	ps_github_rate_limit_last(&rl_remaining, &rl_reset);
+	if (rl_remaining >= 0)
+		ps_buf_printf(&b, "# HELP projsync_github_rate_limit_remaining GitHub API requests "
+				  "left in the current window, as GitHub's last answer said.\n"
+				  "# TYPE projsync_github_rate_limit_remaining gauge\n"
+				  "projsync_github_rate_limit_remaining %lld\n",
+			      (long long)rl_remaining);
+	if (rl_remaining >= 0 && rl_reset >= 0)
+		ps_buf_printf(&b, "# HELP projsync_github_rate_limit_reset_seconds When GitHub's "
+				  "rate-limit window resets (unix seconds).\n"
+				  "# TYPE projsync_github_rate_limit_reset_seconds gauge\n"
+				  "projsync_github_rate_limit_reset_seconds %lld\n",
+			      (long long)rl_reset);
 	{
 		size_t len;
 		char *text = ps_buf_take(&b, &len);

@@ -123,6 +123,21 @@ static void fail_unresumable(struct ps_store *store, int64_t id, int rc)
 	free(msg);
 }
 
+/* The kind of the source the current sync of this worker thread opened, for the upstream
+ * request counter of /metrics. The pipeline opens the source itself, inside ps_sync_next, on
+ * the worker's thread, and its hook takes no user data: hence a thread-local. */
+static _Thread_local const char *opened_kind;
+
+static int open_source_noting_kind(struct ps_source **out, const char *spec,
+				   const struct ps_source_opts *opts)
+{
+	int rc = ps_source_open(out, spec, opts);
+
+	if (rc == 0)
+		opened_kind = (*out)->ops->kind; /* a static string: outlives the source */
+	return rc;
+}
+
 static void run_one(struct worker *me, struct ps_store *store, int64_t id)
 {
 	struct ps_workers *pool = me->pool;
@@ -135,6 +150,8 @@ static void run_one(struct worker *me, struct ps_store *store, int64_t id)
 
 	ctx.store = store;
 	ctx.source_opts.cache_dir = srv->cfg.cache_dir;
+	ctx.open_source = open_source_noting_kind;
+	opened_kind = NULL;
 	if ((rc = ps_sync_resume(&run, &ctx, id)) < 0) {
 		fail_unresumable(store, id, rc);
 		ps_hub_poke(srv->hub);
@@ -154,7 +171,7 @@ static void run_one(struct worker *me, struct ps_store *store, int64_t id)
 		log_event(ps_sync_run_sync(run), ev);
 		if (ps_event_is_final(ev->kind))
 			ps_metrics_sync_done(srv->metrics, ps_event_kind_name(ev->kind),
-					     ps_mono_ms() - t0,
+					     ps_mono_ms() - t0, opened_kind,
 					     ev->summary ? ev->summary->requests : ev->requests);
 	}
 	pthread_mutex_lock(&pool->mu);

@@ -1021,12 +1021,32 @@ static int64_t retry_delay(const struct gh_source *s, int n)
 	return d < s->max_wait_ms ? d : s->max_wait_ms;
 }
 
+/* The rate-limit figures of the last answer that carried them, across every GitHub source of
+ * the process (they share one limit per token), for `projsync serve`'s /metrics. */
+static pthread_mutex_t last_rate_mu = PTHREAD_MUTEX_INITIALIZER;
+static int64_t last_rate_remaining = -1, last_rate_reset = -1;
+
+void ps_github_rate_limit_last(int64_t *remaining, int64_t *reset)
+{
+	pthread_mutex_lock(&last_rate_mu);
+	*remaining = last_rate_remaining;
+	*reset = last_rate_reset;
+	pthread_mutex_unlock(&last_rate_mu);
+}
+
 static int classify(struct gh_source *s, struct gh_req *r, int64_t *delay)
 {
 	const char *what = endpoint(s, r->url);
 	char msg[256];
 	bool transient = false;
 	char reason[CURL_ERROR_SIZE + 64];
+
+	if (r->rate.remaining >= 0) {
+		pthread_mutex_lock(&last_rate_mu);
+		last_rate_remaining = r->rate.remaining;
+		last_rate_reset = r->rate.reset;
+		pthread_mutex_unlock(&last_rate_mu);
+	}
 
 	*delay = 0;
 	if (r->too_big)

@@ -157,5 +157,8 @@ int ps_git_source_check(const char *location, const struct ps_source_opts *opts)
 int ps_github_source_open(struct ps_source **out, const char *owner, const char *repo,
 			  const struct ps_source_opts *opts);
 int ps_github_source_check(const char *owner, const char *repo, const struct ps_source_opts *opts);
+/* GitHub's x-ratelimit-remaining and x-ratelimit-reset (epoch seconds) of the last answer any
+ * GitHub source of this process received; -1 each when none has carried them yet. Thread-safe. */
+void ps_github_rate_limit_last(int64_t *remaining, int64_t *reset);
 
 #endif

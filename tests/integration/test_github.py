@@ -588,3 +588,65 @@ def test_every_fault_in_every_phase_of_an_incremental_sync(gh, hub, repo):
     ok = [h for h in gh.history("p") if h["status"] == "succeeded"]
     assert ok[0]["commit"] == repo.head()
     assert gh.files("p") == repo.ls_tree(repo.head())
+
+
+# ------------------------------------------------------------------------------------------
+# `projsync serve` /metrics: upstream requests by source kind and GitHub's rate limit
+
+
+def metric(text, name):
+    """The value of the sample `name` (with its labels, as printed) in a /metrics answer, or
+    None when the server does not print it."""
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split(" ", 1)[1])
+    return None
+
+
+def test_metrics_count_upstream_requests_by_kind_and_show_githubs_rate_limit(gh, hub, repo):
+    from server_util import Server, wait_status
+
+    shapes(repo, nfiles=20)
+    hub.rate_limit(5000, remaining=4321, reset_in=3600)
+    gh.add("hubbed", publish(hub, repo))
+    gh.add("local", str(repo.path))
+    srv = Server(gh)
+    try:
+        st, _, m = srv.get("/metrics")
+        text = m.decode()
+        # A fresh process has seen no GitHub answer: no gauge that would read as "0 left".
+        assert metric(text, "projsync_github_rate_limit_remaining") is None, text
+        assert metric(text, "projsync_github_rate_limit_reset_seconds") is None, text
+        assert metric(text, 'projsync_upstream_requests_total{source_kind="github"}') == 0
+
+        def run(name):
+            st, _, s = srv.post(f"/api/v1/projects/{name}/sync")
+            assert st == 202, s
+            done = wait_status(srv, s["id"], ("succeeded", "failed", "cancelled"))
+            assert done["status"] == "succeeded", done
+            return done
+
+        hub.reset()
+        first = run("hubbed")
+        sent = len(hub.log())
+        rate = hub.get_json("/rate_limit")[2]["resources"]["core"]
+        loc = run("local")
+        st, _, m = srv.get("/metrics")
+        text = m.decode()
+        github = metric(text, 'projsync_upstream_requests_total{source_kind="github"}')
+        assert github == first["requests"] == sent > 0, text
+        assert metric(text, 'projsync_upstream_requests_total{source_kind="git"}') == \
+            loc["requests"], text
+        # The gauges are what the emulator said in its last answer (nothing asked it since).
+        assert rate["remaining"] < 4321
+        assert metric(text, "projsync_github_rate_limit_remaining") == rate["remaining"], text
+        assert metric(text, "projsync_github_rate_limit_reset_seconds") == rate["reset"], text
+
+        # A counter: a second (no-op, one conditional request) sync adds to it.
+        second = run("hubbed")
+        assert second["requests"] == 1
+        st, _, m = srv.get("/metrics")
+        assert metric(m.decode(), 'projsync_upstream_requests_total{source_kind="github"}') \
+            == github + 1
+    finally:
+        srv.stop()
