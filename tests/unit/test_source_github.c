@@ -139,7 +139,7 @@ static void check_next(const char *link, const char *want)
 		CHECK_STR(got, want);
 	else if (got) {
 		ps_test_failures++;
-		fprintf(stderr, "unexpected next link '%s' in '%s'\n", got, link);
+		fprintf(stderr, "unexpected next link '%s' in '%s'\n", got, link ? link : "(none)");
 	}
 	free(got);
 }
