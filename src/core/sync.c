@@ -44,7 +44,6 @@
 #define SAVE_INTERVAL_MS 2000
 #define SCAN_BATCH 64
 #define FETCH_BATCH 256
-#define FETCH_BATCH_BYTES (16u << 20)
 #define IMPORT_BATCH 2000
 #define MEMORY_BATCH 64                 /* memory entries staged per step ... */
 #define MEMORY_BATCH_BYTES (16u << 20)  /* ... and their content bytes */
@@ -93,7 +92,6 @@ struct ps_sync_run {
 	size_t nchanges;
 	char **fetch;                  /* SHAs to fetch (borrowed from changes) */
 	size_t nfetch, fetch_pos;
-	int64_t fetch_expected_bytes;
 	size_t import_pos;
 	struct blob_size *sizes;       /* sizes learnt from fetched content */
 	size_t nsizes, capsizes;
