@@ -878,6 +878,25 @@ static void rescan_free(struct ps_sync_run *run)
 	free(run->touched);
 }
 
+/* Stages one batch of memory entries and removals in one transaction, then reports progress. */
+static int stage_memory_batch(struct ps_sync_run *run, const struct ps_memory_entry *entries,
+			      size_t nentries, const char **removals, size_t nremovals)
+{
+	int rc;
+
+	if ((rc = ps_store_begin(run->store)) < 0)
+		return rc;
+	if ((nentries && (rc = ps_store_memory_stage(run->store, run->sync, entries, nentries)) < 0) ||
+	    (nremovals && (rc = ps_store_memory_stage_removals(run->store, run->sync, removals,
+								 nremovals)) < 0)) {
+		ps_store_rollback(run->store);
+		return rc;
+	}
+	if ((rc = ps_store_commit(run->store)) < 0 || (rc = save(run, false)) < 0)
+		return rc;
+	return progress(run, 1.0, (int64_t)run->nchanges, (int64_t)run->nchanges);
+}
+
 /*
  * The memory rescan after a change of the project's memory globs (after the changes' memory
  * entries are staged): every file of the new snapshot that matches the globs gets an entry
@@ -954,19 +973,7 @@ static int step_rescan_memory(struct ps_sync_run *run)
 		    (!touched(run, cur->source_ref) && !rescan_has_file(run, cur->source_ref)))
 			removals[nremovals++] = cur->source_ref;
 	}
-	if ((rc = ps_store_begin(run->store)) < 0)
-		goto out;
-	if ((nentries && (rc = ps_store_memory_stage(run->store, run->sync, entries, nentries)) < 0) ||
-	    (nremovals && (rc = ps_store_memory_stage_removals(run->store, run->sync, removals,
-								 nremovals)) < 0)) {
-		ps_store_rollback(run->store);
-		goto out;
-	}
-	if ((rc = ps_store_commit(run->store)) < 0)
-		goto out;
-	if ((rc = save(run, false)) < 0)
-		goto out;
-	rc = progress(run, 1.0, (int64_t)run->nchanges, (int64_t)run->nchanges);
+	rc = stage_memory_batch(run, entries, nentries, removals, nremovals);
 out:
 	ps_memory_entries_free(entries, nentries);
 	free(removals);
@@ -1034,19 +1041,7 @@ static int step_import_memory(struct ps_sync_run *run)
 		memcpy(e->sha, c->sha, PS_SHA_HEX);
 		bytes += len;
 	}
-	if ((rc = ps_store_begin(run->store)) < 0)
-		goto out;
-	if ((nentries && (rc = ps_store_memory_stage(run->store, run->sync, entries, nentries)) < 0) ||
-	    (nremovals && (rc = ps_store_memory_stage_removals(run->store, run->sync, removals,
-								 nremovals)) < 0)) {
-		ps_store_rollback(run->store);
-		goto out;
-	}
-	if ((rc = ps_store_commit(run->store)) < 0)
-		goto out;
-	if ((rc = save(run, false)) < 0)
-		goto out;
-	rc = progress(run, 1.0, (int64_t)run->nchanges, (int64_t)run->nchanges);
+	rc = stage_memory_batch(run, entries, nentries, removals, nremovals);
 out:
 	ps_memory_entries_free(entries, nentries);
 	free(removals);
