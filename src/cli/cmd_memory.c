@@ -59,8 +59,11 @@ static const char restore_usage[] =
 	"\n"
 	"Makes a superseded entry current again: a new active entry with its title, tags and\n"
 	"content, which supersedes the current entry of the same file. It stays active until a\n"
-	"later sync changes or deletes that file. Restoring an active entry changes nothing.\n"
-	"--json prints the active entry.\n";
+	"later sync changes or deletes that file.\n"
+	"\n"
+	"Safe to retry: restoring a version that is already current (the entry is active, or the\n"
+	"file's active entry is a restored copy of it with the same title, tags and content)\n"
+	"changes nothing and says so. --json prints the active entry either way.\n";
 
 static const char add_usage[] =
 	"usage: projsync memory add NAME --title T (--file F | --text S) [--tag T]... [--json]\n"
@@ -418,9 +421,13 @@ static int memory_restore(struct ps_cli *cli, int argc, char **argv)
 	if ((rc = ps_cli_open_store(cli, 0)) < 0 ||
 	    (rc = ps_store_memory_restore(cli->store, id, &e, &restored)) < 0)
 		return ps_cli_fail(rc);
-	if (!restored)
+	if (!restored && e->id == id)
 		fprintf(cli->json ? stderr : stdout,
 			"memory entry %" PRId64 " is already active: nothing to restore\n", id);
+	else if (!restored)
+		fprintf(cli->json ? stderr : stdout,
+			"memory entry %" PRId64 " is already current as entry %" PRId64
+			": nothing to restore\n", id, e->id);
 	if (cli->json) {
 		ps_cli_print_json(ps_memory_entry_to_json(e));
 	} else if (restored) {

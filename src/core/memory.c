@@ -65,6 +65,22 @@ int ps_memory_origin_parse(const char *name, enum ps_memory_origin *out)
 	return ps_error_set(PS_EINVAL, NULL, "unknown memory entry origin '%s'", name ? name : "");
 }
 
+static bool str_eq(const char *a, const char *b)
+{
+	return strcmp(a ? a : "", b ? b : "") == 0;
+}
+
+bool ps_memory_same_text(const struct ps_memory_entry *a, const struct ps_memory_entry *b)
+{
+	if (!str_eq(a->title, b->title) || !str_eq(a->content, b->content) ||
+	    a->tags.n != b->tags.n)
+		return false;
+	for (size_t i = 0; i < a->tags.n; i++)
+		if (!str_eq(a->tags.v[i], b->tags.v[i]))
+			return false;
+	return true;
+}
+
 /* ---- front matter, title, tags ---- */
 
 static bool is_space(char c)

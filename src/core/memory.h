@@ -75,6 +75,10 @@ const char *ps_memory_status_name(enum ps_memory_status s);
 const char *ps_memory_origin_name(enum ps_memory_origin o);
 int ps_memory_origin_parse(const char *name, enum ps_memory_origin *out);
 
+/* Whether two entries hold the same note as a reader sees it: equal title, tags (in order) and
+ * content. What a restore compares to tell an already-current version (store.h). */
+bool ps_memory_same_text(const struct ps_memory_entry *a, const struct ps_memory_entry *b);
+
 /*
  * A markdown file as a memory entry: reads a leading YAML front matter block (`---` ... `---`
  * or `...`) for `title:` and `tags:` (`[a, b]`, a `- item` list, or `a, b`), else takes the

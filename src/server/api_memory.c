@@ -11,10 +11,10 @@
  * 500 with a generic message: whatever the store's message says (it may quote SQLite) stays in
  * the server's log.
  *
- * Restoring an entry that is already active changes nothing. It is answered like a restore
- * (200, the active entry) so that "make this version current" is idempotent for clients, with
- * `"restored": false` in the body and `X-Projsync-Restored: false` telling them nothing
- * happened; a real restore says `true`.
+ * A restore that makes a new entry answers 201 with its Location. Restoring a version that is
+ * already current (store.h, ps_store_memory_restore) changes nothing and answers 200 with the
+ * current entry, so "make this version current" is safe to retry; `"restored"` in the body
+ * and `X-Projsync-Restored` say which of the two happened.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -227,7 +227,7 @@ void ps_api_memory_restore(struct ps_request *rq)
 		       e->id);
 	j = ps_memory_entry_to_json(e);
 	json_object_set_new(j, "restored", json_boolean(restored));
-	ps_http_json(rq, MHD_HTTP_OK, j);
+	ps_http_json(rq, restored ? MHD_HTTP_CREATED : MHD_HTTP_OK, j);
 	ps_http_add_header(rq, "X-Projsync-Restored", restored ? "true" : "false");
 	if (restored) {
 		char loc[64];

@@ -549,6 +549,51 @@ int ps_store_memory_add(struct ps_store *s, int64_t project_id, const char *titl
 	return out ? ps_store_memory_get(s, id, out) : 0;
 }
 
+/*
+ * The version an entry is a copy of: its restored_from chain followed to the entry no restore
+ * made. Ids only go down along the chain (a copy is newer than what it copies), so it ends; the
+ * bound only guards against a damaged store.
+ */
+static int original_of(struct ps_store *s, int64_t id, int64_t *out)
+{
+	static const char sql[] = "SELECT restored_from FROM memory_entries WHERE id = ?";
+
+	*out = id;
+	for (int steps = 0; steps < 100000; steps++) {
+		sqlite3_stmt *st = ps_sqlite_stmt(s, sql);
+		int64_t from = 0;
+		int rc;
+
+		if (!st)
+			return PS_ESTORE;
+		sqlite3_bind_int64(st, 1, *out);
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW)
+			from = sqlite3_column_int64(st, 0);
+		sqlite3_reset(st);
+		if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+			return ps_sqlite_error(s, "follow a restored entry");
+		if (from <= 0 || from >= *out)
+			return 0;
+		*out = from;
+	}
+	return 0;
+}
+
+/* Hands `e` back through `out` (or disposes it) and says nothing was restored. */
+static int restore_noop(struct ps_memory_entry *e, struct ps_memory_entry **out, bool *restored)
+{
+	if (restored)
+		*restored = false;
+	if (out) {
+		*out = ps_malloc(sizeof(**out));
+		**out = *e;
+	} else {
+		ps_memory_entry_dispose(e);
+	}
+	return 0;
+}
+
 int ps_store_memory_restore(struct ps_store *s, int64_t id, struct ps_memory_entry **out,
 			    bool *restored)
 {
@@ -558,7 +603,7 @@ int ps_store_memory_restore(struct ps_store *s, int64_t id, struct ps_memory_ent
 	static const char supersede_sql[] =
 		"UPDATE memory_entries SET state = 'superseded', superseded_at = ?1, "
 		"superseded_by_entry = ?2 WHERE id = ?3";
-	struct ps_memory_entry old;
+	struct ps_memory_entry old, cur = { 0 };
 	int64_t current = 0, new_id = 0;
 	sqlite3_stmt *st;
 	int rc;
@@ -572,15 +617,7 @@ int ps_store_memory_restore(struct ps_store *s, int64_t id, struct ps_memory_ent
 	if (old.status == PS_MEMORY_ACTIVE) {
 		/* Nothing to do: say so, and hand back the entry as it is. */
 		ps_store_commit(s);
-		if (restored)
-			*restored = false;
-		if (out) {
-			*out = ps_malloc(sizeof(**out));
-			**out = old;
-		} else {
-			ps_memory_entry_dispose(&old);
-		}
-		return 0;
+		return restore_noop(&old, out, restored);
 	}
 	if (old.source_ref) {
 		if (!(st = ps_sqlite_stmt(s, current_sql))) {
@@ -599,6 +636,20 @@ int ps_store_memory_restore(struct ps_store *s, int64_t id, struct ps_memory_ent
 		}
 	}
 	if (current) {
+		/* Already current: the path's active entry is a copy of the same version (restored
+		 * from it, or from a copy of it) and reads the same. A retried restore must not
+		 * stack up identical versions. */
+		int64_t a = 0, b = 0;
+
+		if ((rc = get_entry(s, current, &cur)) < 0 || (rc = original_of(s, id, &a)) < 0 ||
+		    (rc = original_of(s, current, &b)) < 0)
+			goto fail;
+		if (a == b && ps_memory_same_text(&cur, &old)) {
+			ps_memory_entry_dispose(&old);
+			ps_store_commit(s);
+			return restore_noop(&cur, out, restored);
+		}
+		ps_memory_entry_dispose(&cur);
 		/* Out of `active` first (one active entry per path); linked to its successor
 		 * once that exists. */
 		if (!(st = ps_sqlite_stmt(s, supersede_sql))) {
@@ -635,6 +686,7 @@ int ps_store_memory_restore(struct ps_store *s, int64_t id, struct ps_memory_ent
 		*restored = true;
 	return out ? ps_store_memory_get(s, new_id, out) : 0;
 fail:
+	ps_memory_entry_dispose(&cur);
 	ps_memory_entry_dispose(&old);
 	ps_store_rollback(s);
 	return rc;

@@ -254,9 +254,15 @@ int ps_store_memory_add(struct ps_store *s, int64_t project_id, const char *titl
  * Restores a superseded entry, in one transaction, visible at once: a new active entry with its
  * title, tags and content (restored_from = id) that supersedes the path's current active entry
  * (superseded_by_entry = the new one; superseded_by_sync stays NULL). It stays active until a
- * later sync changes or deletes that file. Restoring an entry that is already active changes
- * nothing: returns 0 with *restored = false and the entry itself in *out. PS_ENOTFOUND for an
- * unknown id. `out` and `restored` may be NULL.
+ * later sync changes or deletes that file, or a change of the memory globs leaves its path out.
+ *
+ * Safe to retry: restoring a version that is already current changes nothing and returns 0 with
+ * *restored = false and the current entry in *out. Already current means: the entry itself is
+ * active, or the path's active entry is a copy of the same version (following restored_from
+ * from each of the two leads to the same entry: restored from it, from a copy of it, or both
+ * copies of one original) and has the same title, tags and content (ps_memory_same_text). An
+ * import of identical text by a sync is not a copy: restoring over it is a real restore.
+ * PS_ENOTFOUND for an unknown id. `out` and `restored` may be NULL.
  */
 int ps_store_memory_restore(struct ps_store *s, int64_t id, struct ps_memory_entry **out,
 			    bool *restored);

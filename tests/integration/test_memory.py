@@ -86,10 +86,18 @@ def test_entry_life(world):
     assert search_ids(ps, "p", "kiwi") == [restored["id"]]
     assert search_ids(ps, "p", "mango") == []
 
-    # Restoring an active entry is a no-op with a clear message; unknown ids are exit 3.
+    # Restoring an active entry is a no-op with a clear message; so is restoring the same old
+    # version again (safe to retry: no second copy); unknown ids are exit 3.
     r = ps.ok("memory", "restore", restored["id"])
     assert "already active" in r.out
     assert len(entries(ps, "p", "--include-superseded")) == 4
+    r = ps.ok("memory", "restore", e1["id"])
+    assert "already current as entry %d" % restored["id"] in r.out, r.out
+    r = ps.ok("memory", "restore", e1["id"], "--json")
+    assert json.loads(r.out)["id"] == restored["id"]
+    assert "already current" in r.err
+    assert len(entries(ps, "p", "--include-superseded")) == 4
+    assert active_by_path(ps, "p")[".memory/deploy.md"]["id"] == restored["id"]
     r = ps("memory", "restore", "999999")
     assert r.rc == 3 and one_error_line(r.err), r
     assert ps("memory", "show", "999999").rc == 3

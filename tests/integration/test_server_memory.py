@@ -91,9 +91,9 @@ def test_entry_life_over_http(mem):
     assert st == 200 and old["status"] == "superseded" and old["superseded_by_sync"] == s2["id"]
     assert len(memory(srv, include_superseded="true")) == 3
 
-    # Restore the sync-1 version: 200, the new active copy; the sync-2 entry superseded.
+    # Restore the sync-1 version: 201, the new active copy; the sync-2 entry superseded.
     st, h, r = srv.post(f"/api/v1/memory/{e1['id']}/restore")
-    assert st == 200, r
+    assert st == 201, r
     assert r["restored"] is True and h["x-projsync-restored"] == "true"
     assert r["status"] == "active" and r["restored_from"] == e1["id"]
     assert r["content"] == e1["content"] and r["title"] == e1["title"]
@@ -108,6 +108,13 @@ def test_entry_life_over_http(mem):
     st, h, again = srv.post(f"/api/v1/memory/{r['id']}/restore")
     assert st == 200 and again["restored"] is False and h["x-projsync-restored"] == "false"
     assert again["id"] == r["id"] and "location" not in h
+    assert memory(srv, include_superseded="true") == before
+    # So is restoring the sync-1 version again: a retry answers the current copy, 200.
+    for _ in range(2):
+        st, h, again = srv.post(f"/api/v1/memory/{e1['id']}/restore")
+        assert st == 200 and again["restored"] is False and h["x-projsync-restored"] == "false"
+        assert again["id"] == r["id"] and again["restored_from"] == e1["id"]
+        assert "location" not in h
     assert memory(srv, include_superseded="true") == before
 
     # A sync that does not touch the file keeps the restored entry; one that changes it

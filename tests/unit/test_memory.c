@@ -872,6 +872,88 @@ static void test_glob_change_rescans(void)
 	env_dispose(&e);
 }
 
+/* Restores an entry; returns the id of the entry the store answers with (0 on error). */
+static int64_t restore(struct env *e, int64_t id, bool *restored)
+{
+	struct ps_memory_entry *got = NULL;
+	int64_t out = 0;
+
+	*restored = false;
+	CHECK_OK(ps_store_memory_restore(e->store, id, &got, restored));
+	if (got) {
+		CHECK_INT(got->status, PS_MEMORY_ACTIVE);
+		out = got->id;
+	}
+	ps_memory_entry_free(got);
+	return out;
+}
+
+/*
+ * Restore is safe to retry: restoring a version that is already current (the entry itself, or
+ * the active entry of its path is a restored copy of it, directly or through other restores)
+ * changes nothing and answers the current entry. Another version is still restored.
+ */
+static void test_restore_idempotent(void)
+{
+	struct env e;
+	struct fake_file v1[] = { { ".memory/a.md", "# A\nfirst about kiwi\n" } };
+	struct fake_file v2[] = { { ".memory/a.md", "# A\nsecond about mango\n" } };
+	struct fake_file v3[] = { { ".memory/a.md", "# A\nthird about papaya\n" } };
+	int64_t a1, a2, a3, r1, r2, r3;
+	bool restored;
+	char *before, *after;
+
+	env_init(&e);
+	fake_commit(e.fake, "c1", v1, 1);
+	CHECK(sync_now(&e) > 0);
+	a1 = active_id(&e, ".memory/a.md");
+	fake_commit(e.fake, "c2", v2, 1);
+	CHECK(sync_now(&e) > 0);
+	a2 = active_id(&e, ".memory/a.md");
+	CHECK(a1 > 0 && a2 > a1);
+
+	r1 = restore(&e, a1, &restored);
+	CHECK(restored && r1 > a2);
+
+	/* The same restore again: nothing written, the current copy answered. */
+	before = memory_dump(e.db);
+	CHECK_INT(restore(&e, a1, &restored), r1);
+	CHECK(!restored);
+	CHECK_INT(restore(&e, r1, &restored), r1);
+	CHECK(!restored);
+	after = memory_dump(e.db);
+	CHECK_STR(after, before);
+	free(after);
+	free(before);
+	CHECK_INT(active_id(&e, ".memory/a.md"), r1);
+
+	/* A sync changes the file; the copy is restored (a copy of a copy): restoring the
+	 * original or either copy is then a no-op. */
+	fake_commit(e.fake, "c3", v3, 1);
+	CHECK(sync_now(&e) > 0);
+	a3 = active_id(&e, ".memory/a.md");
+	CHECK(a3 > r1);
+	r2 = restore(&e, r1, &restored);
+	CHECK(restored && r2 > a3);
+	before = memory_dump(e.db);
+	CHECK_INT(restore(&e, a1, &restored), r2);
+	CHECK(!restored);
+	CHECK_INT(restore(&e, r1, &restored), r2);
+	CHECK(!restored);
+	after = memory_dump(e.db);
+	CHECK_STR(after, before);
+	free(after);
+	free(before);
+
+	/* Another version is a real restore, once. */
+	r3 = restore(&e, a2, &restored);
+	CHECK(restored && r3 > r2);
+	CHECK_INT(restore(&e, a2, &restored), r3);
+	CHECK(!restored);
+	CHECK_INT(active_id(&e, ".memory/a.md"), r3);
+	env_dispose(&e);
+}
+
 PS_TESTS(
 	PS_TEST(test_front_matter_title_and_tags),
 	PS_TEST(test_front_matter_tolerant),
@@ -883,4 +965,5 @@ PS_TESTS(
 	PS_TEST(test_search_isolation_and_ranking),
 	PS_TEST(test_custom_globs),
 	PS_TEST(test_glob_change_rescans),
+	PS_TEST(test_restore_idempotent),
 )
