@@ -900,11 +900,13 @@ static int stage_memory_batch(struct ps_sync_run *run, const struct ps_memory_en
 /*
  * The memory rescan after a change of the project's memory globs (after the changes' memory
  * entries are staged): every file of the new snapshot that matches the globs gets an entry
- * unless its active entry is an import of the same blob, and every active imported entry whose
- * path no longer matches the globs or is no longer in the snapshot is removed. Restored and
- * manual entries are left alone (a restore is the user's choice of version). Changed paths are
- * the memory step's: only their entries that left the globs are the rescan's. Staged like the
- * memory step's, invisible until finalize; bounded per step by entries, bytes and items.
+ * unless its active entry is an import of the same blob or a restore, every active entry (a
+ * restored one too) whose path no longer matches the globs is removed, and so is every active
+ * imported entry whose file is no longer in the snapshot. A restored entry of a path the globs
+ * still match is left alone (a restore is the user's choice of version); manual entries have no
+ * path and are never the rescan's. Changed paths are the memory step's: only their entries that
+ * left the globs are the rescan's. Staged like the memory step's, invisible until finalize;
+ * bounded per step by entries, bytes and items.
  */
 static int step_rescan_memory(struct ps_sync_run *run)
 {
@@ -967,10 +969,12 @@ static int step_rescan_memory(struct ps_sync_run *run)
 	     run->rescan_active_pos++, items++) {
 		const struct ps_memory_entry *cur = &run->rescan_active[run->rescan_active_pos];
 
-		if (cur->origin != PS_MEMORY_FROM_SYNC)
-			continue;
+		/* Out of the globs: gone, whatever made the entry. A restore pins a version of a
+		 * note, so a restored entry outlives its file's absence, never its path leaving
+		 * the globs. */
 		if (!ps_memory_globs_match(globs, cur->source_ref) ||
-		    (!touched(run, cur->source_ref) && !rescan_has_file(run, cur->source_ref)))
+		    (cur->origin == PS_MEMORY_FROM_SYNC && !touched(run, cur->source_ref) &&
+		     !rescan_has_file(run, cur->source_ref)))
 			removals[nremovals++] = cur->source_ref;
 	}
 	rc = stage_memory_batch(run, entries, nentries, removals, nremovals);

@@ -218,7 +218,8 @@ int ps_store_project_memory_rescan(struct ps_store *s, int64_t project_id, int64
  * clears the project's pending rescan, unless the globs changed again meanwhile. */
 int ps_store_sync_memory_rescan(struct ps_store *s, int64_t sync_id, int64_t generation);
 /* The project's active entries that have a path (imported or restored, not manual), sorted by
- * path bytes; only id, project_id, origin, source_ref and sha are filled. */
+ * path bytes; only id, project_id, origin, source_ref and sha are filled. The rescan removes
+ * every one of them whose path left the globs, restored ones included (core/sync.c). */
 int ps_store_memory_active_paths(struct ps_store *s, int64_t project_id,
 				 struct ps_memory_entry **out, size_t *n);
 

@@ -954,6 +954,61 @@ static void test_restore_idempotent(void)
 	env_dispose(&e);
 }
 
+/*
+ * A glob change supersedes every active entry of a path the globs no longer match, restored
+ * ones included (a restore pins a version of a note, not a file outside the globs); a restored
+ * entry of a path still matched stays, as it does through syncs that do not touch its file.
+ */
+static void test_rescan_supersedes_restores(void)
+{
+	struct env e;
+	struct fake_file v1[] = { { ".memory/a.md", "# A\nfirst about kiwi\n" },
+				  { ".memory/b.md", "# B\nfirst about fig\n" } };
+	struct fake_file v2[] = { { ".memory/a.md", "# A\nsecond about mango\n" },
+				  { ".memory/b.md", "# B\nsecond about lime\n" } };
+	struct ps_memory_entry *old = NULL;
+	int64_t a1, b1, a2, ra, rb, s3;
+	bool restored;
+
+	env_init(&e);
+	fake_commit(e.fake, "c1", v1, 2);
+	CHECK(sync_now(&e) > 0);
+	a1 = active_id(&e, ".memory/a.md");
+	b1 = active_id(&e, ".memory/b.md");
+	fake_commit(e.fake, "c2", v2, 2);
+	CHECK(sync_now(&e) > 0);
+	a2 = active_id(&e, ".memory/a.md");
+	ra = restore(&e, a1, &restored);
+	CHECK(restored);
+	rb = restore(&e, b1, &restored);
+	CHECK(restored);
+
+	set_globs(&e, ".memory/b.md", NULL);
+	s3 = sync_now(&e);
+	CHECK(s3 > 0);
+	CHECK_INT(active_id(&e, ".memory/a.md"), 0);
+	CHECK_OK(ps_store_memory_get(e.store, ra, &old));
+	CHECK(old && old->status == PS_MEMORY_SUPERSEDED);
+	CHECK_INT(old ? old->superseded_by_sync : -1, s3);
+	ps_memory_entry_free(old);
+	CHECK_INT(active_id(&e, ".memory/b.md"), rb);
+	CHECK_IDS(&e, e.project_id, "kiwi", false, "");
+	CHECK_INT(rescan_pending(&e), 0);
+
+	/* Matched again: the file's current content comes back as a new import. */
+	set_globs(&e, ".memory/*.md", NULL);
+	CHECK(sync_now(&e) > 0);
+	{
+		struct ps_memory_entry x = { 0 };
+		CHECK(active_of(&e, ".memory/a.md", &x));
+		CHECK(x.id > ra && x.id != a2);
+		CHECK_STR(x.content, "# A\nsecond about mango\n");
+		ps_memory_entry_dispose(&x);
+	}
+	CHECK_INT(active_id(&e, ".memory/b.md"), rb);
+	env_dispose(&e);
+}
+
 PS_TESTS(
 	PS_TEST(test_front_matter_title_and_tags),
 	PS_TEST(test_front_matter_tolerant),
@@ -966,4 +1021,5 @@ PS_TESTS(
 	PS_TEST(test_custom_globs),
 	PS_TEST(test_glob_change_rescans),
 	PS_TEST(test_restore_idempotent),
+	PS_TEST(test_rescan_supersedes_restores),
 )
