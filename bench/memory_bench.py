@@ -93,9 +93,9 @@ def bench(size, keep):
         con = sqlite3.connect(str(db))
         for label, q in QUERIES:
             hits = len(json.loads(
-                ps(db, "memory", "p", "--search", q, "--json")))
-            cli = median_ms(lambda: ps(db, "memory", "p", "--search", q, "--limit", "20",
-                                       "--json"))
+                ps(db, "memory", "search", "p", "--json", "--", q)))
+            cli = median_ms(lambda: ps(db, "memory", "search", "p", "--limit", "20", "--json",
+                                       "--", q))
             fts = " ".join(f'"{w}"' for w in q.split())
             peer = median_ms(lambda: con.execute(
                 "SELECT e.id, snippet(memory_fts, 1, '<mark>', '</mark>', '...', 24), "

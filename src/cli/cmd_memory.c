@@ -1,9 +1,15 @@
 /*
  * `projsync memory`: a project's knowledge base from the command line. Lists and searches
- * entries (`memory NAME [--search Q]`), shows one entry and its versions (`show`, `history`),
- * restores an older version (`restore`) and adds a note by hand (`add`). The work is the
- * store's (store.h, memory entries); this file parses, prints tables for people and the JSON
- * shape of core/memory.h for scripts.
+ * entries (`list`, `search`), shows one entry and its versions (`show`, `history`), restores an
+ * older version (`restore`) and adds a note by hand (`add`). The work is the store's (store.h,
+ * memory entries); this file parses, prints tables for people and the JSON shape of
+ * core/memory.h for scripts.
+ *
+ * The grammar is decided by one rule: the first word after `memory` that is not an option (nor
+ * an option's value) names the subcommand when it is one of them, else it is the project of the
+ * short form `memory NAME [--search Q]` (kept from before `list` and `search` existed). So a
+ * project may be called `show` or `list`: `memory list show` lists it, and `memory show`
+ * always means the subcommand.
  *
  * Text that came from a repository (titles, snippets, paths) is printed with control characters
  * replaced, so a file cannot drive the terminal; `show` prints the content itself as it is,
@@ -20,27 +26,60 @@
 #include "util/error.h"
 
 static const char memory_usage[] =
-	"usage: projsync memory NAME [--search Q] [--include-superseded] [--limit N] [--offset N]\n"
-	"                            [--json]\n"
+	"usage: projsync memory list NAME [--include-superseded] [--limit N] [--offset N] [--json]\n"
+	"       projsync memory search NAME TEXT... [--include-superseded] [--limit N] [--offset N]\n"
+	"                                           [--json]\n"
 	"       projsync memory show ID [--json]\n"
 	"       projsync memory history ID [--json]\n"
 	"       projsync memory restore ID [--json]\n"
 	"       projsync memory add NAME --title T (--file F | --text S) [--tag T]... [--json]\n"
+	"       projsync memory NAME [--search Q] ...   (short for list/search; see below)\n"
 	"\n"
 	"A project's memory entries: notes imported by each sync from files that match the\n"
 	"project's memory globs (default " PS_DEFAULT_MEMORY_GLOB "), plus notes added by hand.\n"
 	"A sync that changes or deletes such a file supersedes its entry; `restore` brings an\n"
 	"older version back until a later sync changes that file again.\n"
 	"\n"
-	"  NAME                   lists the project's active entries, newest first\n"
-	"  --search Q             full-text search (title, content, tags), best match first;\n"
-	"                         Q is taken as plain words (quotes, -, *, AND, ... are text)\n"
+	"  list NAME              the project's active entries, newest first\n"
+	"  search NAME TEXT...    full-text search (title, content, tags), best match first;\n"
+	"                         TEXT is plain words (quotes, -, *, AND, ... are text), several\n"
+	"                         arguments are joined with spaces\n"
 	"  --include-superseded   include superseded entries (marked in the STATUS column)\n"
 	"  --limit N, --offset N  a page of the results\n"
 	"  --json                 a bare array of memory entry objects (search results add\n"
 	"                         \"snippet\", with <mark>...</mark> around matches, and \"rank\")\n"
 	"\n"
+	"The first word after `memory` that is not an option picks the subcommand: list, search,\n"
+	"show, history, restore or add. Any other word is a project NAME, short for `list NAME`\n"
+	"(`memory NAME --search Q` for `search NAME Q`). A project whose name is one of those\n"
+	"words is reached with the explicit form: `projsync memory list show`.\n"
+	"\n"
 	"See 'projsync memory add --help' and friends for each subcommand.\n";
+
+static const char list_usage[] =
+	"usage: projsync memory list NAME [--search Q] [--include-superseded] [--limit N]\n"
+	"                                 [--offset N] [--json]\n"
+	"\n"
+	"Lists project NAME's active entries, newest first (any NAME, `show` or `list` too).\n"
+	"--search Q searches like 'projsync memory search NAME Q'.\n"
+	"\n"
+	"  --include-superseded   include superseded entries (marked in the STATUS column)\n"
+	"  --limit N, --offset N  a page of the results\n"
+	"  --json                 a bare array of memory entry objects\n";
+
+static const char search_usage[] =
+	"usage: projsync memory search NAME TEXT... [--include-superseded] [--limit N] [--offset N]\n"
+	"                                           [--json]\n"
+	"\n"
+	"Full-text search of project NAME's entries (title, content, tags), best match first, each\n"
+	"with a snippet of the match in [brackets]. TEXT is plain words: quotes, -, *, AND, OR,\n"
+	"NEAR are searched as text, never as syntax; several arguments are joined with spaces.\n"
+	"Text that starts with '-' goes after `--`: projsync memory search web -- -rf\n"
+	"\n"
+	"  --include-superseded   include superseded entries (marked \"superseded\")\n"
+	"  --limit N, --offset N  a page of the results\n"
+	"  --json                 a bare array of memory entry objects with \"snippet\" (matches in\n"
+	"                         <mark>...</mark>) and \"rank\" (lower is better)\n";
 
 static const char show_usage[] =
 	"usage: projsync memory show ID [--json]\n"
@@ -194,27 +233,40 @@ static bool parse_count(const char *s, int64_t *out)
 	return true;
 }
 
-/* ---- memory NAME ---- */
+/* ---- list, search, and the short form `memory NAME` ---- */
 
-static int memory_list(struct ps_cli *cli, int argc, char **argv)
+enum list_form { FORM_SHORT, FORM_LIST, FORM_SEARCH };
+
+static int memory_list(struct ps_cli *cli, int argc, char **argv, enum list_form form)
 {
 	static const struct option opts[] = {
-		{ "search", required_argument, NULL, OPT_SEARCH },
+		{ "include-superseded", no_argument, NULL, OPT_INCLUDE_SUPERSEDED },
+		{ "limit", required_argument, NULL, OPT_LIMIT },
+		{ "offset", required_argument, NULL, OPT_OFFSET },
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ "search", required_argument, NULL, OPT_SEARCH }, /* not for `search`: last */
+		{ 0 },
+	};
+	static const struct option search_opts[] = {
 		{ "include-superseded", no_argument, NULL, OPT_INCLUDE_SUPERSEDED },
 		{ "limit", required_argument, NULL, OPT_LIMIT },
 		{ "offset", required_argument, NULL, OPT_OFFSET },
 		{ "json", no_argument, NULL, OPT_JSON },
 		{ 0 },
 	};
+	const char *usage = form == FORM_SHORT ? memory_usage :
+			    form == FORM_LIST ? list_usage : search_usage;
 	struct ps_project *p = NULL;
 	struct ps_memory_entry *v = NULL;
 	const char *query = NULL;
+	char *joined = NULL;
 	bool superseded = false;
 	int64_t limit = 0, offset = 0;
 	size_t n = 0;
 	int c, rc;
 
-	while ((c = ps_cli_getopt(cli, argc, argv, opts, memory_usage)) != -1) {
+	while ((c = ps_cli_getopt(cli, argc, argv, form == FORM_SEARCH ? search_opts : opts,
+				  usage)) != -1) {
 		switch (c) {
 		case PS_CLI_OPT_HELP: return PS_EXIT_OK;
 		case OPT_JSON: cli->json = true; break;
@@ -234,15 +286,37 @@ static int memory_list(struct ps_cli *cli, int argc, char **argv)
 		}
 	}
 	if (argc - optind < 1)
-		return ps_cli_usage_error(cli, "memory needs a project NAME or a subcommand "
-					  "(show, history, restore, add)");
-	if (argc - optind > 1)
+		return ps_cli_usage_error(cli, form == FORM_SHORT ?
+					  "memory needs a subcommand (list, search, show, history, "
+					  "restore, add) or a project NAME" :
+					  "%s needs a project NAME", cli->command);
+	if (form == FORM_SEARCH) {
+		size_t len = 0;
+
+		if (argc - optind < 2)
+			return ps_cli_usage_error(cli, "memory search needs TEXT to search for");
+		/* Bounded by the command line itself; an over-long text is refused below by
+		 * ps_memory_fts_query with its own message. */
+		for (int i = optind + 1; i < argc; i++)
+			len += strlen(argv[i]) + 1;
+		joined = ps_malloc(len);
+		joined[0] = '\0';
+		for (int i = optind + 1; i < argc; i++) {
+			if (i > optind + 1)
+				strcat(joined, " ");
+			strcat(joined, argv[i]);
+		}
+		query = joined;
+	} else if (argc - optind > 1) {
 		return ps_cli_usage_error(cli, "unexpected argument '%s'", argv[optind + 1]);
+	}
 	if (query) {
 		/* Checked before the store opens: a bad query is the user's input, exit 2. */
 		char *fts = NULL;
-		if ((rc = ps_memory_fts_query(&fts, query)) < 0)
+		if ((rc = ps_memory_fts_query(&fts, query)) < 0) {
+			free(joined);
 			return ps_cli_fail(rc == PS_ETOOBIG ? PS_EINVAL : rc);
+		}
 		free(fts);
 	}
 	if ((rc = ps_cli_open_store(cli, 0)) < 0 ||
@@ -250,6 +324,7 @@ static int memory_list(struct ps_cli *cli, int argc, char **argv)
 	    (rc = ps_store_memory_search(cli->store, p->id, query, superseded, limit, offset, &v,
 					 &n)) < 0) {
 		ps_project_free(p);
+		free(joined);
 		return ps_cli_fail(rc);
 	}
 	if (cli->json) {
@@ -296,6 +371,7 @@ static int memory_list(struct ps_cli *cli, int argc, char **argv)
 	}
 	ps_memory_entries_free(v, n);
 	ps_project_free(p);
+	free(joined);
 	return PS_EXIT_OK;
 }
 
@@ -319,11 +395,15 @@ static int parse_id_args(struct ps_cli *cli, int argc, char **argv, const char *
 		}
 	}
 	if (argc - optind < 1)
-		return ps_cli_usage_error(cli, "%s needs a memory entry ID", cli->command);
+		return ps_cli_usage_error(cli, "%s needs a memory entry ID; for a project named "
+					  "'%s': projsync memory list %s", cli->command, argv[0],
+					  argv[0]);
 	if (argc - optind > 1)
 		return ps_cli_usage_error(cli, "unexpected argument '%s'", argv[optind + 1]);
 	if (!ps_cli_parse_id(argv[optind], id))
-		return ps_cli_usage_error(cli, "invalid memory entry id '%s'", argv[optind]);
+		return ps_cli_usage_error(cli, "invalid memory entry id '%s': entry ids are numbers; "
+					  "a project's entries: projsync memory list %s",
+					  argv[optind], argv[optind]);
 	return -1;
 }
 
@@ -540,24 +620,72 @@ out:
 	return exit_code;
 }
 
+/* Whether `arg` (an option word, without its leading "--" and any "=value") names an option of
+ * some memory subcommand that takes a value: then the next word is that value, not an operand.
+ * Unambiguous prefixes count, as getopt_long accepts them; no flag shares a first letter with
+ * these. */
+static bool takes_value(const char *name)
+{
+	static const char *const with_value[] = { "search", "limit", "offset", "title", "file",
+						  "text", "tag", "db" };
+	size_t len = strlen(name);
+
+	if (len == 0 || strchr(name, '='))
+		return false;
+	for (size_t i = 0; i < sizeof(with_value) / sizeof(*with_value); i++)
+		if (strncmp(with_value[i], name, len) == 0)
+			return true;
+	return false;
+}
+
+/* Index of the first operand (not an option, not an option's value) after argv[0], or argc. */
+static int first_operand(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (strcmp(a, "--") == 0)
+			return i + 1 < argc ? i + 1 : argc;
+		if (a[0] != '-' || a[1] == '\0')
+			return i;
+		if (a[1] == '-' && takes_value(a + 2))
+			i++;
+	}
+	return argc;
+}
+
 int ps_cmd_memory(struct ps_cli *cli, int argc, char **argv)
 {
 	static const struct {
 		const char *name, *command;
 		int (*run)(struct ps_cli *, int, char **);
+		enum list_form form;
 	} subs[] = {
-		{ "show", "memory show", memory_show },
-		{ "history", "memory history", memory_history },
-		{ "restore", "memory restore", memory_restore },
-		{ "add", "memory add", memory_add },
-		{ "list", "memory", memory_list }, /* `memory list NAME`: for a project named "show" */
+		{ "list", "memory list", NULL, FORM_LIST },
+		{ "search", "memory search", NULL, FORM_SEARCH },
+		{ "show", "memory show", memory_show, 0 },
+		{ "history", "memory history", memory_history, 0 },
+		{ "restore", "memory restore", memory_restore, 0 },
+		{ "add", "memory add", memory_add, 0 },
 	};
+	int at = first_operand(argc, argv);
 
-	if (argc >= 2)
-		for (size_t i = 0; i < sizeof(subs) / sizeof(*subs); i++)
-			if (strcmp(argv[1], subs[i].name) == 0) {
-				cli->command = subs[i].command;
-				return subs[i].run(cli, argc - 1, argv + 1);
-			}
-	return memory_list(cli, argc, argv);
+	for (size_t i = 0; at < argc && i < sizeof(subs) / sizeof(*subs); i++) {
+		char **rest;
+		int n = 0, rc;
+
+		if (strcmp(argv[at], subs[i].name) != 0)
+			continue;
+		/* The subcommand word becomes argv[0]; options given before it keep their order
+		 * (and a "--" before it is dropped: it only marked the subcommand word). */
+		rest = ps_calloc((size_t)argc + 1, sizeof(*rest));
+		rest[n++] = argv[at];
+		for (int k = 1; k < argc; k++)
+			if (k != at && !(k == at - 1 && strcmp(argv[k], "--") == 0))
+				rest[n++] = argv[k];
+		cli->command = subs[i].command;
+		rc = subs[i].run ? subs[i].run(cli, n, rest) : memory_list(cli, n, rest, subs[i].form);
+		free(rest);
+		return rc;
+	}
+	return memory_list(cli, argc, argv, FORM_SHORT);
 }

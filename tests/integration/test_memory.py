@@ -20,7 +20,7 @@ KILLED = (-signal.SIGKILL, 128 + signal.SIGKILL)
 
 
 def entries(ps, name, *opts):
-    return ps.json("memory", name, *opts)
+    return ps.json("memory", "list", name, *opts)
 
 
 def active_by_path(ps, name):
@@ -28,7 +28,9 @@ def active_by_path(ps, name):
 
 
 def search_ids(ps, name, q, *opts):
-    return [e["id"] for e in entries(ps, name, "--search", q, *opts)]
+    # `--` so that text starting with '-' is text (ps.json would add --json after it).
+    r = ps.ok("memory", "search", name, "--json", *opts, "--", q)
+    return [e["id"] for e in json.loads(r.out)]
 
 
 @pytest.fixture
@@ -141,8 +143,9 @@ def test_entry_life(world):
     # The tables for people.
     out = ps.ok("memory", "history", e1["id"]).out
     assert "restore of %d" % e1["id"] in out
-    out = ps.ok("memory", "p", "--search", "handwritten").out
+    out = ps.ok("memory", "search", "p", "handwritten").out
     assert "Handwritten" in out
+    assert ps.ok("memory", "p", "--search", "handwritten").out == out   # the short form
 
 
 def test_search_input_and_isolation(world, make_repo):
@@ -179,10 +182,62 @@ def test_search_input_and_isolation(world, make_repo):
     assert ps("memory", "add", "p", "--title", "x", "--text", "a", "--file", "f").rc == 2
     assert ps("memory", "add", "nosuch", "--title", "x", "--text", "a").rc == 3
     assert ps("memory", "add", "p", "--title", "", "--text", "a").rc == 2
-    for args in (["--help"], ["show", "--help"], ["history", "--help"], ["restore", "--help"],
-                 ["add", "--help"]):
+    for args in (["--help"], ["list", "--help"], ["search", "--help"], ["show", "--help"],
+                 ["history", "--help"], ["restore", "--help"], ["add", "--help"]):
         r = ps.ok("memory", *args)
         assert r.out.startswith("usage: projsync memory"), r
+
+
+SUBCOMMANDS = ("list", "search", "show", "history", "restore", "add")
+
+
+def test_projects_named_like_subcommands(ps, repo):
+    """A project may be named like any memory subcommand: `memory list NAME` and `memory search
+    NAME TEXT` reach it, the subcommand words keep their meaning, and the short form `memory
+    NAME [--search Q]` still works for every other name."""
+    repo.write(".memory/a.md", "# Alpha\nkiwi and mango\n")
+    repo.commit("c1")
+    for name in SUBCOMMANDS + ("plain",):
+        ps.add(name, str(repo.path))
+        ps.sync(name)
+    for name in SUBCOMMANDS + ("plain",):
+        listed = ps.json("memory", "list", name)
+        assert [e["project"] for e in listed] == [name], (name, listed)
+        out = ps.ok("memory", "list", name).out
+        assert "Alpha" in out and ".memory/a.md" in out, (name, out)
+        found = ps.json("memory", "search", name, "kiwi", "mango")   # words joined
+        assert [e["project"] for e in found] == [name] and "<mark>" in found[0]["snippet"]
+        assert ps.json("memory", "search", name, "papaya") == []
+        # Options anywhere, before the subcommand too.
+        assert ps.json("memory", "--include-superseded", "list", name) == listed
+        assert ps.json("memory", "--json", "search", name, "kiwi") == \
+            ps.json("memory", "search", name, "kiwi")
+    history_id = ps.json("memory", "list", "history")[0]["id"]
+
+    # The subcommand words are never read as project names.
+    r = ps("memory", "history")
+    assert r.rc == 2 and one_error_line(r.err), r
+    assert "needs a memory entry ID" in r.err and "memory list history" in r.err, r
+    r = ps("memory", "show", "show")
+    assert r.rc == 2 and "memory list show" in r.err, r
+    out = ps.json("memory", "history", str(history_id))
+    assert [e["project"] for e in out] == ["history"]
+    assert ps.json("memory", "--json", "show", str(history_id))["id"] == history_id
+    assert ps("memory", "search", "plain").rc == 2           # no text
+    assert ps("memory", "list").rc == 2                      # no name
+    assert ps("memory", "list", "plain", "extra").rc == 2
+    assert ps("memory", "list", "nosuch").rc == 3
+    assert ps("memory", "search", "nosuch", "kiwi").rc == 3
+
+    # The short forms, kept: any name that is not a subcommand word; option values may be
+    # subcommand words.
+    assert ps.json("memory", "plain") == ps.json("memory", "list", "plain")
+    assert ps.json("memory", "plain", "--search", "kiwi") == \
+        ps.json("memory", "search", "plain", "kiwi")
+    assert ps.json("memory", "--search", "show", "plain") == []
+    assert ps.json("memory", "--db", str(ps.db), "list", "show")[0]["project"] == "show"
+    # Text that starts with '-' after `--`.
+    assert len(json.loads(ps.ok("memory", "search", "plain", "--json", "--", "-kiwi").out)) == 1
 
 
 def test_killed_sync_leaves_memory(world):
