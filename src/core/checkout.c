@@ -1252,7 +1252,9 @@ static int plan(struct apply *a, const struct manifest *m, const struct targets 
 					statrec_of(&it->st, &st);
 					if (o->mode == PS_MODE_COMMIT)
 						memset(&it->st, 0, sizeof(it->st));
-					if (!statrec_eq(&it->st, &o->st))
+					/* A record that did not vouch for the content (stale, or
+					 * racy) is renewed, so the next run does not read it again. */
+					if (read_it || !statrec_eq(&it->st, &o->st))
 						*refresh = true;
 					change = 0;
 				}
@@ -1395,7 +1397,7 @@ int ps_checkout(struct ps_store *s, const struct ps_project *p, int64_t at_sync,
 		goto cleanup;
 	}
 	if (!m.present && a.rootfd >= 0 && !force) {
-		bool empty;
+		bool empty = true;
 		if ((rc = dir_is_empty(a.rootfd, dir, &empty)) < 0)
 			goto cleanup;
 		if (!empty) {
