@@ -743,6 +743,32 @@ static void test_manifest_rules(void)
 	ps_checkout_stats_dispose(&st);
 	CHECK_INT(manifest_sync(dir), id1);
 
+	/* A version 1 manifest (header only) of a sync still there: its entries are that
+	 * snapshot's, compared by content once; a local edit is found, and the manifest is
+	 * rewritten as version 2. */
+	{
+		char *m, *cmd = ps_asprintf("printf '{\"project\": \"demo\", \"sync_id\": %lld}' "
+					    "> .projsync-checkout", (long long)id1);
+		ps_test_sh(dir, "%s", cmd);
+		free(cmd);
+		CHECK_OK(ps_checkout(f.s, f.p, 0, dir, false, &st));
+		CHECK(!st.full);
+		CHECK_INT(st.from_sync_id, id1);
+		CHECK_INT(st.written + st.nchanges, 0);
+		ps_checkout_stats_dispose(&st);
+		m = slurp(dir, PS_CHECKOUT_MANIFEST);
+		CHECK(m && strstr(m, "\"version\":2") && strstr(m, " b.txt\n"));
+		free(m);
+		ps_test_sh(dir, "printf '{\"project\": \"demo\", \"sync_id\": %lld}' > "
+				".projsync-checkout && printf 'b edited\\n' > b.txt", (long long)id1);
+		CHECK_INT(ps_checkout(f.s, f.p, 0, dir, false, &st), PS_ECONFLICT);
+		CHECK_INT(st.nchanges, 1);
+		ps_checkout_stats_dispose(&st);
+		CHECK_OK(ps_checkout(f.s, f.p, 0, dir, true, &st));
+		ps_checkout_stats_dispose(&st);
+		CHECK_FILE(dir, "b.txt", "b\n");
+	}
+
 	/* A project without a succeeded sync has nothing to check out. */
 	{
 		struct ps_project *empty = NULL;
