@@ -1,10 +1,16 @@
 /*
- * `projsync checkout NAME DIR [--at SYNC_ID] [--json]`: mirror a snapshot into a folder
- * (core/checkout.c does the work). Prints one summary line, or with --json one object:
+ * `projsync checkout NAME DIR [--at SYNC_ID] [--force] [--json]`: mirror a snapshot into a
+ * folder (core/checkout.c does the work). Prints one summary line, or with --json one object:
  *   {"project", "sync_id", "from_sync_id" (null for a full write), "dir", "full", "written",
- *    "deleted", "skipped", "unchanged", "total", "skipped_paths": [...]}
- * Files whose content is not stored (over the project's size limit) are listed as warnings on
- * stderr: the checkout itself succeeds.
+ *    "deleted", "skipped", "failed", "unchanged", "total", "skipped_paths": [...],
+ *    "failures": [{"path", "reason"}], "discarded": [{"path", "change"}]}
+ * Files whose content is not stored (over the project's size limit), entries the file system
+ * refused on their own, and local changes --force discarded are warnings on stderr: the
+ * checkout itself succeeds.
+ *
+ * Refused for local changes (exit 4), the changes are listed on stdout, one per line as
+ * "CHANGE PATH" (CHANGE: modified, deleted, type_changed, mode_changed, untracked), or with
+ * --json as {"conflicts": [{"path", "change"}]}; the error is the usual one line on stderr.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,25 +23,45 @@
 #define MAX_SKIP_WARNINGS 20 /* then one line with the rest's count */
 
 static const char checkout_usage[] =
-	"usage: projsync checkout NAME DIR [--at SYNC_ID] [--json]\n"
+	"usage: projsync checkout NAME DIR [--at SYNC_ID] [--force] [--json]\n"
 	"\n"
 	"Mirrors the snapshot of the last succeeded sync (or of SYNC_ID) into DIR, creating it\n"
-	"if needed. DIR remembers what it holds in DIR/.projsync-checkout; running again applies\n"
-	"only what changed since, and --at an older sync rolls DIR back. Files in DIR that are\n"
-	"not in the snapshot are left alone. Files whose content is not stored (over the\n"
-	"project's size limit) are skipped with a warning.\n"
+	"if needed. DIR must be new, empty, or a checkout of NAME: it remembers what it holds in\n"
+	"DIR/.projsync-checkout; running again applies only what changed since, and --at an\n"
+	"older sync rolls DIR back. Local changes to what checkout wrote (modified, deleted,\n"
+	"type or executable bit changed) and files of yours at snapshot paths are listed and\n"
+	"refuse the checkout (exit 4); --force discards them and restores the snapshot. Other\n"
+	"files in DIR are left alone. Files whose content is not stored (over the project's\n"
+	"size limit) are skipped with a warning.\n"
 	"\n"
 	"  --at SYNC_ID   check out this succeeded sync instead of the latest\n"
+	"  --force        discard local changes; also write into a non-empty folder\n"
 	"  --json         print the result as JSON\n";
+
+static json_t *changes_to_json(const struct ps_checkout_stats *st)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; i < st->nchanges; i++)
+		json_array_append_new(a, json_pack("{s:o, s:s}",
+						   "path", ps_json_string(st->changes[i].path),
+						   "change",
+						   ps_checkout_change_name(st->changes[i].change)));
+	return a;
+}
 
 static json_t *stats_to_json(const char *project, const char *dir,
 			     const struct ps_checkout_stats *st)
 {
-	json_t *skipped = json_array();
+	json_t *skipped = json_array(), *failures = json_array();
 
 	for (size_t i = 0; i < st->skipped_paths.n; i++)
 		json_array_append_new(skipped, ps_json_string(st->skipped_paths.v[i]));
-	return json_pack("{s:o, s:I, s:o, s:o, s:b, s:I, s:I, s:I, s:I, s:I, s:o}",
+	for (size_t i = 0; i < st->nfailures; i++)
+		json_array_append_new(failures, json_pack("{s:o, s:s}", "path",
+							  ps_json_string(st->failures[i].path),
+							  "reason", st->failures[i].reason));
+	return json_pack("{s:o, s:I, s:o, s:o, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:o, s:o}",
 			 "project", ps_json_string(project),
 			 "sync_id", (json_int_t)st->sync_id,
 			 "from_sync_id", st->from_sync_id ? json_integer(st->from_sync_id)
@@ -45,9 +71,12 @@ static json_t *stats_to_json(const char *project, const char *dir,
 			 "written", (json_int_t)st->written,
 			 "deleted", (json_int_t)st->deleted,
 			 "skipped", (json_int_t)st->skipped,
+			 "failed", (json_int_t)st->failed,
 			 "unchanged", (json_int_t)st->unchanged,
 			 "total", (json_int_t)st->total,
-			 "skipped_paths", skipped);
+			 "skipped_paths", skipped,
+			 "failures", failures,
+			 "discarded", changes_to_json(st));
 }
 
 static void warn_skipped(const struct ps_checkout_stats *st)
@@ -61,13 +90,47 @@ static void warn_skipped(const struct ps_checkout_stats *st)
 	if (st->skipped_paths.n > MAX_SKIP_WARNINGS)
 		fprintf(stderr, "projsync: warning: %zu more files not written, ignoring\n",
 			st->skipped_paths.n - MAX_SKIP_WARNINGS);
+	for (size_t i = 0; i < st->nfailures && i < MAX_SKIP_WARNINGS; i++) {
+		char *q = ps_cli_quote_path(st->failures[i].path);
+		fprintf(stderr, "projsync: warning: %s not written: %s, ignoring\n", q,
+			st->failures[i].reason);
+		free(q);
+	}
+	if (st->nfailures > MAX_SKIP_WARNINGS)
+		fprintf(stderr, "projsync: warning: %zu more entries not written, ignoring\n",
+			st->nfailures - MAX_SKIP_WARNINGS);
+	for (size_t i = 0; i < st->nchanges && i < MAX_SKIP_WARNINGS; i++) {
+		char *q = ps_cli_quote_path(st->changes[i].path);
+		fprintf(stderr, "projsync: warning: discarded local change (%s) %s\n",
+			ps_checkout_change_name(st->changes[i].change), q);
+		free(q);
+	}
+	if (st->nchanges > MAX_SKIP_WARNINGS)
+		fprintf(stderr, "projsync: warning: %zu more local changes discarded\n",
+			st->nchanges - MAX_SKIP_WARNINGS);
+}
+
+/* The local changes that refused the checkout, on stdout: they are the answer the user needs
+ * to act on, while stderr keeps its one error line. */
+static void print_changes(const struct ps_cli *cli, const struct ps_checkout_stats *st)
+{
+	if (cli->json) {
+		ps_cli_print_json(json_pack("{s:o}", "conflicts", changes_to_json(st)));
+		return;
+	}
+	for (size_t i = 0; i < st->nchanges; i++) {
+		char *q = ps_cli_quote_path(st->changes[i].path);
+		printf("%-13s %s\n", ps_checkout_change_name(st->changes[i].change), q);
+		free(q);
+	}
 }
 
 int ps_cmd_checkout(struct ps_cli *cli, int argc, char **argv)
 {
-	enum { OPT_AT = 0x100, OPT_JSON };
+	enum { OPT_AT = 0x100, OPT_FORCE, OPT_JSON };
 	static const struct option opts[] = {
 		{ "at", required_argument, NULL, OPT_AT },
+		{ "force", no_argument, NULL, OPT_FORCE },
 		{ "json", no_argument, NULL, OPT_JSON },
 		{ 0 },
 	};
@@ -75,6 +138,7 @@ int ps_cmd_checkout(struct ps_cli *cli, int argc, char **argv)
 	struct ps_project *p = NULL;
 	const char *name, *dir;
 	int64_t at = 0;
+	bool force = false;
 	int c, rc, code;
 
 	while ((c = ps_cli_getopt(cli, argc, argv, opts, checkout_usage)) != -1) {
@@ -85,6 +149,7 @@ int ps_cmd_checkout(struct ps_cli *cli, int argc, char **argv)
 				return ps_cli_usage_error(cli, "--at needs a sync id, not '%s'",
 							  optarg);
 			break;
+		case OPT_FORCE: force = true; break;
 		case OPT_JSON: cli->json = true; break;
 		default: return PS_EXIT_USAGE;
 		}
@@ -101,8 +166,10 @@ int ps_cmd_checkout(struct ps_cli *cli, int argc, char **argv)
 	if ((rc = ps_cli_open_store(cli, 0)) < 0 ||
 	    (rc = ps_store_project_get(cli->store, name, &p)) < 0)
 		return ps_cli_fail(rc);
-	rc = ps_checkout(cli->store, p, at, dir, &st);
+	rc = ps_checkout(cli->store, p, at, dir, force, &st);
 	if (rc < 0) {
+		if (rc == PS_ECONFLICT && st.nchanges > 0)
+			print_changes(cli, &st);
 		code = ps_cli_fail(rc);
 		goto cleanup;
 	}
@@ -111,9 +178,15 @@ int ps_cmd_checkout(struct ps_cli *cli, int argc, char **argv)
 		ps_cli_print_json(stats_to_json(p->name, dir, &st));
 	} else {
 		char *q = ps_cli_quote_path(dir);
-		printf("checked out sync %lld into %s: %lld written, %lld deleted, %lld skipped\n",
+		printf("checked out sync %lld into %s: %lld written, %lld deleted, %lld skipped",
 		       (long long)st.sync_id, q, (long long)st.written, (long long)st.deleted,
 		       (long long)st.skipped);
+		if (st.failed > 0)
+			printf(", %lld failed", (long long)st.failed);
+		if (st.nchanges > 0)
+			printf(", %zu local change%s discarded", st.nchanges,
+			       st.nchanges == 1 ? "" : "s");
+		printf("\n");
 		free(q);
 	}
 	code = PS_EXIT_OK;

@@ -1,23 +1,31 @@
 /*
- * `checkout` (see checkout.h): plan, check, then apply.
+ * `checkout` (see checkout.h): read, plan and check, then apply.
  *
- * 1. Plan: find the target sync, read the folder's manifest, and list what to delete and what to
- *    write (the store's diff from the manifest's sync, or the whole snapshot).
- * 2. Check every planned path before touching the disk, so an unsafe path refuses the checkout
- *    with the folder exactly as it was (not even created).
- * 3. Apply: remove the old manifest, delete, write, then write the new manifest atomically.
+ * 1. Read the target snapshot and the folder's manifest (the entries checkout wrote, with the
+ *    stat data they had, like git's index).
+ * 2. Plan and check: walk the manifest and the snapshot together in path order; look at each
+ *    path on disk once (lstat through the parent, no following) to find local changes, hashing
+ *    only what the stat data cannot vouch for. Every path is checked, and every local change
+ *    found, before the first change, so a refused checkout leaves the folder exactly as it was
+ *    (not even created).
+ * 3. Apply: rewrite the manifest to list the old and the new state of every path about to
+ *    change (so a crash leaves a manifest that recognises whatever the folder holds), delete,
+ *    write, then write the final manifest. A failure of one entry of its own (a name or target
+ *    the file system refuses, a non-empty directory in the way) is listed and the rest goes on;
+ *    a failure of the file system as a whole stops, still writing a manifest that describes
+ *    what the folder now holds.
  *
  * Every file-system step is relative to a directory descriptor: a path is walked one component
  * at a time with openat(O_NOFOLLOW | O_DIRECTORY), so nothing below the folder is ever resolved
- * through a symlink, whoever put it there. Where a directory is needed and a symlink or file
- * stands, that entry is ours (it was in a snapshot, or at the snapshot's own path) and is
- * replaced, never followed. Files are written to a temporary name in their directory and renamed
- * into place, so a reader sees the old or the new content, not half of one.
+ * through a symlink, whoever put it there. Files are written to a temporary name in their
+ * directory and renamed into place, so a reader sees the old or the new content, not half of
+ * one.
  *
  * This file uses `goto cleanup` for releases.
  */
 #include "core/checkout.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -33,10 +41,17 @@
 #include "util/error.h"
 #include "util/path.h"
 
-#define MANIFEST_MAX (64 * 1024)  /* a manifest is a few dozen bytes; refuse anything huge */
-#define MANIFEST_VERSION 1
+/* A manifest holds one line per entry (~120 bytes): this allows a couple of million. */
+#define MANIFEST_MAX ((size_t)256 << 20)
+#define MANIFEST_VERSION 2
 
-/* One entry to write: a snapshot file or the new side of a change. */
+/* The stat data of an entry as checkout left it (git's index keeps the same fields). */
+struct statrec {
+	uint32_t st_mode;       /* 0: unknown, the entry is compared by content */
+	int64_t size, ino, mtime_s, mtime_ns, ctime_s, ctime_ns;
+};
+
+/* One entry of the target snapshot. */
 struct op {
 	char *path;
 	uint32_t mode;
@@ -44,76 +59,221 @@ struct op {
 	int64_t size;           /* -1 unknown */
 };
 
-struct plan {
-	struct op *writes;
-	size_t nwrites, capwrites;
-	struct ps_strv deletes;
+/* One entry of the manifest. An unfinished manifest may list a path twice (old and new). */
+struct owned {
+	char *path;
+	uint32_t mode;
+	char sha[PS_SHA_HEX];
+	struct statrec st;
 };
 
-/* State while applying. */
+struct manifest {
+	bool present;
+	bool legacy;            /* version 1: names a sync, lists no entries */
+	bool complete;          /* false: an unfinished checkout; a listed path may be absent */
+	char *project;
+	int64_t project_id;
+	int64_t sync_id;
+	struct timespec mtime;  /* entries changed at or after it are compared by content (racy) */
+	struct owned *v;
+	size_t n, cap;
+};
+
+enum action { ACT_NONE, ACT_KEEP, ACT_WRITE, ACT_DELETE };
+
+/* One path of the union of manifest and snapshot, in path order. */
+struct item {
+	const char *path;       /* borrowed from the op or the manifest */
+	const struct op *t;     /* the target entry, NULL when the snapshot drops the path */
+	enum action act;
+	/* What the folder holds at the path as checkout's own: after planning the manifest entry
+	 * the disk matched (or a target entry found already in place), after applying what was
+	 * written. */
+	bool owned;
+	uint32_t mode;
+	char sha[PS_SHA_HEX];
+	struct statrec st;
+};
+
+struct targets {
+	struct op *v;
+	size_t n, cap;
+};
+
+/* State while planning and applying. */
 struct apply {
 	struct ps_store *store;
 	const char *dir;        /* for messages */
 	int rootfd;
-	/* The parent directory of the last write, kept open: snapshots are sorted by path, so
-	 * neighbours share it. Dropped whenever a directory is removed. */
+	/* The parent directory of the last write, kept open: paths are sorted, so neighbours
+	 * share it. Dropped whenever a directory is removed. */
 	char *cached_dir;
 	int cached_fd;
+	/* The same while planning, without creating anything. */
+	char *probe_dir;
+	int probe_fd;
+	struct timespec manifest_mtime;
 	unsigned tmp_counter;
+	int err;                /* errno of the last io_error */
 	struct ps_checkout_stats *stats;
 };
 
-static void plan_dispose(struct plan *pl)
+static int cmp_op(const void *x, const void *y)
 {
-	for (size_t i = 0; i < pl->nwrites; i++)
-		free(pl->writes[i].path);
-	free(pl->writes);
-	ps_strv_dispose(&pl->deletes);
+	return strcmp(((const struct op *)x)->path, ((const struct op *)y)->path);
 }
 
-static void plan_add_write(struct plan *pl, const char *path, uint32_t mode, const char *sha,
-			   int64_t size)
+static int cmp_owned(const void *x, const void *y)
 {
-	struct op *o;
+	return strcmp(((const struct owned *)x)->path, ((const struct owned *)y)->path);
+}
 
-	if (pl->nwrites == pl->capwrites) {
-		pl->capwrites = pl->capwrites ? pl->capwrites * 2 : 64;
-		pl->writes = ps_realloc(pl->writes, pl->capwrites * sizeof(*pl->writes));
-	}
-	o = &pl->writes[pl->nwrites++];
-	o->path = ps_strdup(path);
-	o->mode = mode;
-	snprintf(o->sha, sizeof(o->sha), "%s", sha);
-	o->size = size;
+static int cmp_change(const void *x, const void *y)
+{
+	return strcmp(((const struct ps_checkout_change_entry *)x)->path,
+		      ((const struct ps_checkout_change_entry *)y)->path);
 }
 
 static int collect_snapshot(void *ud, const struct ps_file *f)
 {
-	plan_add_write(ud, f->path, f->mode, f->sha, f->size);
+	struct targets *t = ud;
+	struct op *o;
+
+	if (t->n == t->cap) {
+		t->cap = t->cap ? t->cap * 2 : 64;
+		t->v = ps_realloc(t->v, t->cap * sizeof(*t->v));
+	}
+	o = &t->v[t->n++];
+	o->path = ps_strdup(f->path);
+	o->mode = f->mode;
+	snprintf(o->sha, sizeof(o->sha), "%s", f->sha);
+	o->size = f->size;
 	return 0;
 }
 
-static int count_snapshot(void *ud, const struct ps_file *f)
+static void targets_dispose(struct targets *t)
 {
-	(void)f;
-	(*(int64_t *)ud)++;
+	for (size_t i = 0; i < t->n; i++)
+		free(t->v[i].path);
+	free(t->v);
+}
+
+static struct owned *manifest_push(struct manifest *m)
+{
+	if (m->n == m->cap) {
+		m->cap = m->cap ? m->cap * 2 : 64;
+		m->v = ps_realloc(m->v, m->cap * sizeof(*m->v));
+	}
+	memset(&m->v[m->n], 0, sizeof(m->v[m->n]));
+	return &m->v[m->n++];
+}
+
+static int collect_legacy(void *ud, const struct ps_file *f)
+{
+	struct owned *o = manifest_push(ud);
+
+	o->path = ps_strdup(f->path);
+	o->mode = f->mode;
+	snprintf(o->sha, sizeof(o->sha), "%s", f->sha);
 	return 0;
 }
 
 void ps_checkout_stats_dispose(struct ps_checkout_stats *stats)
 {
-	if (stats)
-		ps_strv_dispose(&stats->skipped_paths);
+	if (!stats)
+		return;
+	ps_strv_dispose(&stats->skipped_paths);
+	for (size_t i = 0; i < stats->nchanges; i++)
+		free(stats->changes[i].path);
+	free(stats->changes);
+	stats->changes = NULL;
+	stats->nchanges = 0;
+	for (size_t i = 0; i < stats->nfailures; i++) {
+		free(stats->failures[i].path);
+		free(stats->failures[i].reason);
+	}
+	free(stats->failures);
+	stats->failures = NULL;
+	stats->nfailures = 0;
+}
+
+const char *ps_checkout_change_name(enum ps_checkout_change c)
+{
+	switch (c) {
+	case PS_CHECKOUT_MODIFIED: return "modified";
+	case PS_CHECKOUT_DELETED: return "deleted";
+	case PS_CHECKOUT_TYPE_CHANGED: return "type_changed";
+	case PS_CHECKOUT_MODE_CHANGED: return "mode_changed";
+	case PS_CHECKOUT_UNTRACKED: return "untracked";
+	}
+	return "changed";
+}
+
+static void add_change(struct ps_checkout_stats *st, const char *path, int change)
+{
+	st->changes = ps_realloc(st->changes, (st->nchanges + 1) * sizeof(*st->changes));
+	st->changes[st->nchanges].path = ps_strdup(path);
+	st->changes[st->nchanges].change = (enum ps_checkout_change)change;
+	st->nchanges++;
+}
+
+static void add_failure(struct ps_checkout_stats *st, const char *path, const char *reason)
+{
+	st->failures = ps_realloc(st->failures, (st->nfailures + 1) * sizeof(*st->failures));
+	st->failures[st->nfailures].path = ps_strdup(path);
+	st->failures[st->nfailures].reason = ps_strdup(reason);
+	st->nfailures++;
+	st->failed++;
+}
+
+/* ---- stat data ---- */
+
+static void statrec_of(struct statrec *r, const struct stat *st)
+{
+	r->st_mode = st->st_mode;
+	r->size = (int64_t)st->st_size;
+	r->ino = (int64_t)st->st_ino;
+	r->mtime_s = (int64_t)st->st_mtim.tv_sec;
+	r->mtime_ns = (int64_t)st->st_mtim.tv_nsec;
+	r->ctime_s = (int64_t)st->st_ctim.tv_sec;
+	r->ctime_ns = (int64_t)st->st_ctim.tv_nsec;
+}
+
+static bool statrec_eq(const struct statrec *x, const struct statrec *y)
+{
+	return x->st_mode == y->st_mode && x->size == y->size && x->ino == y->ino &&
+	       x->mtime_s == y->mtime_s && x->mtime_ns == y->mtime_ns &&
+	       x->ctime_s == y->ctime_s && x->ctime_ns == y->ctime_ns;
+}
+
+/* True when the recorded stat data vouches for the content: known, unchanged, and older than
+ * the manifest. A file changed in the same clock tick as the manifest was written may have
+ * changed after it was recorded without its stat data showing it (git's "racy" entries). */
+static bool statrec_fresh(const struct statrec *rec, const struct stat *st,
+			  const struct timespec *manifest_mtime)
+{
+	struct statrec now;
+
+	if (rec->st_mode == 0)
+		return false;
+	statrec_of(&now, st);
+	if (!statrec_eq(rec, &now))
+		return false;
+	return rec->mtime_s < (int64_t)manifest_mtime->tv_sec ||
+	       (rec->mtime_s == (int64_t)manifest_mtime->tv_sec &&
+		rec->mtime_ns < (int64_t)manifest_mtime->tv_nsec);
 }
 
 /* ---- the manifest ---- */
 
-struct manifest {
-	bool present;
-	char *project;
-	int64_t project_id;
-	int64_t sync_id;
-};
+static void manifest_dispose(struct manifest *m)
+{
+	free(m->project);
+	for (size_t i = 0; i < m->n; i++)
+		free(m->v[i].path);
+	free(m->v);
+	memset(m, 0, sizeof(*m));
+}
 
 static int manifest_bad(const char *dir, const char *why)
 {
@@ -122,15 +282,109 @@ static int manifest_bad(const char *dir, const char *why)
 			    "into this folder", dir, PS_CHECKOUT_MANIFEST, why);
 }
 
+static int check_path(const char *path);
+
+static int hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* Paths are stored percent-encoded (spaces, control bytes, '%'), so a line splits on spaces
+ * and any byte string survives. NULL when the encoding is broken or hides a NUL. */
+static char *path_decode(const char *s)
+{
+	size_t n = strlen(s), j = 0;
+	char *out = ps_malloc(n + 1);
+
+	for (size_t i = 0; i < n; i++) {
+		int hi, lo;
+
+		if (s[i] != '%') {
+			out[j++] = s[i];
+			continue;
+		}
+		if (i + 2 >= n) {
+			free(out);
+			return NULL;
+		}
+		hi = hexval((unsigned char)s[i + 1]);
+		lo = hi < 0 ? -1 : hexval((unsigned char)s[i + 2]);
+		if (lo < 0 || (hi == 0 && lo == 0)) {
+			free(out);
+			return NULL;
+		}
+		out[j++] = (char)(hi * 16 + lo);
+		i += 2;
+	}
+	out[j] = '\0';
+	return out;
+}
+
+static void path_encode(struct ps_buf *b, const char *path)
+{
+	for (const unsigned char *p = (const unsigned char *)path; *p; p++) {
+		if (*p <= 0x20 || *p == 0x7f || *p == '%')
+			ps_buf_printf(b, "%%%02X", *p);
+		else
+			ps_buf_append(b, p, 1);
+	}
+}
+
+static bool mode_known(unsigned mode)
+{
+	return mode == PS_MODE_FILE || mode == PS_MODE_EXEC || mode == PS_MODE_LINK ||
+	       mode == PS_MODE_COMMIT;
+}
+
+/* Parses one entry line of a version 2 manifest into `m`. False when malformed. */
+static bool manifest_parse_line(struct manifest *m, char *line)
+{
+	unsigned mode, st_mode;
+	long long size, ino, ms, mns, cs, cns;
+	char sha[PS_SHA_HEX];
+	int off = -1;
+	char *path;
+	struct owned *o;
+
+	if (sscanf(line, "%o %40s %o %lld %lld %lld %lld %lld %lld %n", &mode, sha, &st_mode,
+		   &size, &ino, &ms, &mns, &cs, &cns, &off) != 9 || off < 0 ||
+	    !mode_known(mode) || !ps_sha_valid(sha))
+		return false;
+	path = path_decode(line + off);
+	if (!path)
+		return false;
+	if (check_path(path) < 0) {
+		/* A manifest naming "../x" must not make us stat or delete outside the folder. */
+		ps_error_clear();
+		free(path);
+		return false;
+	}
+	o = manifest_push(m);
+	o->path = path;
+	o->mode = mode;
+	memcpy(o->sha, sha, sizeof(o->sha));
+	o->st = (struct statrec){ .st_mode = st_mode, .size = size, .ino = ino, .mtime_s = ms,
+				  .mtime_ns = mns, .ctime_s = cs, .ctime_ns = cns };
+	return true;
+}
+
 /* Reads the manifest of the folder open at `rootfd` (-1: the folder does not exist). */
 static int manifest_read(int rootfd, const char *dir, struct manifest *m)
 {
-	char buf[MANIFEST_MAX + 1];
-	size_t len = 0;
-	json_t *j = NULL, *project, *sync_id, *project_id;
+	char *buf = NULL, *nl;
+	size_t len = 0, hlen;
+	json_t *j = NULL, *project, *sync_id, *project_id, *version, *complete;
 	json_error_t jerr;
+	struct stat st;
 	ssize_t r;
 	int fd, rc = 0;
+	json_int_t ver;
 
 	memset(m, 0, sizeof(*m));
 	if (rootfd < 0)
@@ -144,12 +398,33 @@ static int manifest_read(int rootfd, const char *dir, struct manifest *m)
 		return ps_error_set(PS_EIO, NULL, "cannot read %s/%s: %s", dir,
 				    PS_CHECKOUT_MANIFEST, strerror(errno));
 	}
-	while (len <= MANIFEST_MAX && (r = read(fd, buf + len, MANIFEST_MAX + 1 - len)) > 0)
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return manifest_bad(dir, "not a regular file");
+	}
+	if ((uint64_t)st.st_size > MANIFEST_MAX) {
+		close(fd);
+		return manifest_bad(dir, "too large");
+	}
+	m->mtime = st.st_mtim;
+	buf = ps_malloc((size_t)st.st_size + 2);
+	while (len <= (size_t)st.st_size &&
+	       (r = read(fd, buf + len, (size_t)st.st_size + 1 - len)) > 0)
 		len += (size_t)r;
 	close(fd);
-	if (len > MANIFEST_MAX)
-		return manifest_bad(dir, "too large");
-	j = json_loadb(buf, len, 0, &jerr);
+	if (len > (size_t)st.st_size) {
+		rc = manifest_bad(dir, "it changed while being read");
+		goto cleanup;
+	}
+	buf[len] = '\0';
+	/* Version 2: a one-line JSON header, then one line per entry. Version 1: JSON only. */
+	nl = memchr(buf, '\n', len);
+	hlen = nl ? (size_t)(nl - buf) : len;
+	j = json_loadb(buf, hlen, 0, &jerr);
+	if (!j) {
+		j = json_loadb(buf, len, 0, &jerr);
+		nl = NULL;
+	}
 	if (!j || !json_is_object(j)) {
 		rc = manifest_bad(dir, "not a JSON object");
 		goto cleanup;
@@ -157,29 +432,57 @@ static int manifest_read(int rootfd, const char *dir, struct manifest *m)
 	project = json_object_get(j, "project");
 	sync_id = json_object_get(j, "sync_id");
 	project_id = json_object_get(j, "project_id");
+	version = json_object_get(j, "version");
+	complete = json_object_get(j, "complete");
+	ver = json_is_integer(version) ? json_integer_value(version) : 1;
 	if (!json_is_string(project) || !json_is_integer(sync_id)) {
 		rc = manifest_bad(dir, "no project or sync_id");
 		goto cleanup;
 	}
+	if (ver > MANIFEST_VERSION || ver < 1) {
+		rc = manifest_bad(dir, "an unknown version, from a newer projsync?");
+		goto cleanup;
+	}
 	m->present = true;
+	m->legacy = ver == 1;
+	m->complete = m->legacy || json_is_true(complete);
 	m->project = ps_strdup(json_string_value(project));
 	m->sync_id = json_integer_value(sync_id);
 	m->project_id = json_is_integer(project_id) ? json_integer_value(project_id) : 0;
+	if (!m->legacy && nl) {
+		char *line = nl + 1;
+		size_t lineno = 1;
+
+		while (*line) {
+			char *end = strchr(line, '\n');
+
+			lineno++;
+			if (end)
+				*end = '\0';
+			if (*line && !manifest_parse_line(m, line)) {
+				char why[64];
+				snprintf(why, sizeof(why), "line %zu is malformed", lineno);
+				rc = manifest_bad(dir, why);
+				goto cleanup;
+			}
+			if (!end)
+				break;
+			line = end + 1;
+		}
+	}
+	if (m->n > 1)
+		qsort(m->v, m->n, sizeof(*m->v), cmp_owned);
 cleanup:
 	json_decref(j);
+	free(buf);
 	return rc;
-}
-
-static void manifest_dispose(struct manifest *m)
-{
-	free(m->project);
-	m->project = NULL;
 }
 
 /* ---- file-system steps, all relative to directory descriptors ---- */
 
-static int io_error(const struct apply *a, const char *what, const char *path, int err)
+static int io_error(struct apply *a, const char *what, const char *path, int err)
 {
+	a->err = err;
 	return ps_error_set(PS_EIO, NULL, "checkout into %s: cannot %s '%s': %s", a->dir, what,
 			    path, strerror(err));
 }
@@ -189,9 +492,10 @@ static int io_error(const struct apply *a, const char *what, const char *path, i
  * a time and never through a symlink. With `create`, a missing component is made (0777 & umask,
  * like mkdir -p) and a symlink or file standing where a directory is needed is replaced.
  * Returns a new descriptor, or -1 with errno set (ENOENT/ENOTDIR/ELOOP without `create`: the
- * directory is not there as a real directory).
+ * directory is not there as a real directory) and `*done` (if not NULL) at the start of the
+ * component that failed.
  */
-static int open_dirs(int rootfd, const char *rel, size_t len, bool create)
+static int open_dirs(int rootfd, const char *rel, size_t len, bool create, size_t *done)
 {
 	char name[NAME_MAX + 1];
 	size_t i = 0;
@@ -233,6 +537,8 @@ static int open_dirs(int rootfd, const char *rel, size_t len, bool create)
 fail:
 		err = errno;
 		close(fd);
+		if (done)
+			*done = i;
 		errno = err;
 		return -1;
 	}
@@ -259,7 +565,7 @@ static int parent_fd(struct apply *a, const char *path, const char **base)
 	    memcmp(a->cached_dir, path, dlen) == 0)
 		return a->cached_fd;
 	drop_cached_dir(a);
-	fd = open_dirs(a->rootfd, path, dlen, true);
+	fd = open_dirs(a->rootfd, path, dlen, true, NULL);
 	if (fd < 0)
 		return -1;
 	a->cached_dir = ps_strndup(path, dlen);
@@ -284,7 +590,7 @@ static void prune_empty_parents(struct apply *a, const char *path)
 
 		if (blen > NAME_MAX)
 			return;
-		fd = open_dirs(a->rootfd, path, plen, false);
+		fd = open_dirs(a->rootfd, path, plen, false, NULL);
 		if (fd < 0)
 			return;
 		memcpy(name, base, blen);
@@ -303,7 +609,7 @@ static int delete_path(struct apply *a, const char *path)
 {
 	size_t dlen = ps_path_dirname_len(path, strlen(path));
 	const char *base = dlen ? path + dlen + 1 : path;
-	int fd = open_dirs(a->rootfd, path, dlen, false), rc = 0;
+	int fd = open_dirs(a->rootfd, path, dlen, false, NULL), rc = 0;
 
 	if (fd < 0) {
 		/* A parent is gone, or is no longer a real directory: nothing of ours is below. */
@@ -363,29 +669,6 @@ cleanup:
 	return ok;
 }
 
-/* True when the regular file `name` already holds blob `sha` with permission bits `perm`. */
-static bool file_is_current(int pfd, const char *name, const struct stat *st, unsigned perm,
-			    const struct op *o)
-{
-	char sha[PS_SHA_HEX];
-	struct stat fst;
-	bool same = false;
-	int fd;
-
-	if (!S_ISREG(st->st_mode) || (st->st_mode & 07777) != perm ||
-	    (o->size >= 0 && st->st_size != o->size))
-		return false;
-	/* O_NONBLOCK: if the entry was swapped for a FIFO since the stat, do not hang on it. */
-	fd = openat(pfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-	if (fd < 0)
-		return false;
-	if (fstat(fd, &fst) == 0 && S_ISREG(fst.st_mode) &&
-	    file_blob_sha(fd, (int64_t)fst.st_size, sha))
-		same = strcmp(sha, o->sha) == 0;
-	close(fd);
-	return same;
-}
-
 /* Puts the temporary entry `tmp` in place of `name`, replacing an empty directory if one is in
  * the way. Removes `tmp` on failure. */
 static int put_in_place(struct apply *a, int pfd, const char *tmp, const char *name,
@@ -406,10 +689,12 @@ static int put_in_place(struct apply *a, int pfd, const char *tmp, const char *n
 		} else {
 			err = errno;
 			unlinkat(pfd, tmp, 0);
-			if (err == ENOTEMPTY || err == EEXIST)
+			if (err == ENOTEMPTY || err == EEXIST) {
+				a->err = ENOTEMPTY;
 				return ps_error_set(PS_EIO, "directory_in_the_way",
 						    "checkout into %s: cannot write '%s': a non-empty "
 						    "directory is in the way", a->dir, path);
+			}
 			return io_error(a, "replace the directory", path, err);
 		}
 	}
@@ -476,21 +761,70 @@ static int write_symlink(struct apply *a, int pfd, const char *name, const struc
 	return put_in_place(a, pfd, tmp, name, o->path);
 }
 
-static void skip(struct apply *a, int pfd, const char *name, const struct stat *st, bool exists,
-		 const char *path)
+/* Errors of the file system as a whole: going on with the next entry would fail the same way. */
+static bool fatal_errno(int err)
 {
-	/* The entry at this path, if any, is not this snapshot's content: remove it rather than
-	 * let it pass for the snapshot's. A directory there is not ours and stays. */
-	if (exists && !S_ISDIR(st->st_mode))
-		unlinkat(pfd, name, 0);
-	a->stats->skipped++;
-	ps_strv_push(&a->stats->skipped_paths, path);
+	return err == ENOSPC || err == EDQUOT || err == EIO || err == EROFS || err == ENOMEM ||
+	       err == EMFILE || err == ENFILE;
 }
 
-/* Writes one snapshot entry and counts it as written or skipped; an entry already in place is
- * left untouched (the unchanged count is derived from the others at the end). */
-static int write_entry(struct apply *a, const struct op *o)
+/* Removes what stands at the path, unless it is a directory (not ours to remove): the plan
+ * allowed replacing it, and stale content must not pass for the snapshot's. */
+static void drop_stale(int pfd, const char *name)
 {
+	struct stat st;
+
+	if (pfd >= 0 && fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISDIR(st.st_mode))
+		unlinkat(pfd, name, 0);
+}
+
+static void skip(struct apply *a, struct item *it, int pfd, const char *name)
+{
+	drop_stale(pfd, name);
+	it->owned = false;
+	a->stats->skipped++;
+	ps_strv_push(&a->stats->skipped_paths, it->path);
+}
+
+/* An entry that cannot be written for a reason of its own: listed, and the rest goes on. */
+static void entry_failed(struct apply *a, struct item *it, int pfd, const char *name,
+			 const char *reason)
+{
+	drop_stale(pfd, name);
+	it->owned = false;
+	add_failure(a->stats, it->path, reason);
+	ps_error_clear();
+}
+
+/* After an io_error: a failure of this entry (0) or of the whole file system (the error). */
+static int io_outcome(struct apply *a, struct item *it, int pfd, const char *name, int rc)
+{
+	if (rc != PS_EIO || fatal_errno(a->err))
+		return rc;
+	entry_failed(a, it, pfd, name,
+		     a->err == ENOTEMPTY ? "a non-empty directory is in the way" : strerror(a->err));
+	return 0;
+}
+
+static void record_written(struct apply *a, struct item *it, int pfd, const char *name)
+{
+	struct stat st;
+
+	it->owned = true;
+	it->mode = it->t->mode;
+	memcpy(it->sha, it->t->sha, sizeof(it->sha));
+	memset(&it->st, 0, sizeof(it->st));
+	/* A submodule's directory is whatever someone put in it: nothing to record. */
+	if (it->mode != PS_MODE_COMMIT && fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+		statrec_of(&it->st, &st);
+	a->stats->written++;
+}
+
+/* Writes one snapshot entry. Returns 0 (written, skipped or failed on its own), or an error of
+ * the store or the file system as a whole. */
+static int write_entry(struct apply *a, struct item *it)
+{
+	const struct op *o = it->t;
 	const char *name;
 	struct stat st;
 	bool exists;
@@ -499,92 +833,116 @@ static int write_entry(struct apply *a, const struct op *o)
 	int pfd, rc = 0;
 
 	pfd = parent_fd(a, o->path, &name);
-	if (pfd < 0)
-		return io_error(a, "create the directory of", o->path, errno);
+	if (pfd < 0) {
+		rc = io_error(a, "create the directory of", o->path, errno);
+		return io_outcome(a, it, -1, name, rc);
+	}
 	exists = fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
 
 	if (o->mode == PS_MODE_COMMIT) {
 		/* A submodule is shown as an empty directory; what someone cloned into it stays. */
-		if (exists && S_ISDIR(st.st_mode)) {
-			return 0; /* unchanged: counted at the end */
+		if (!(exists && S_ISDIR(st.st_mode))) {
+			if (exists && unlinkat(pfd, name, 0) != 0 && errno != ENOENT)
+				return io_outcome(a, it, pfd, name,
+						  io_error(a, "replace", o->path, errno));
+			if (mkdirat(pfd, name, 0777) != 0)
+				return io_outcome(a, it, pfd, name,
+						  io_error(a, "create the directory", o->path,
+							   errno));
 		}
-		if (exists && unlinkat(pfd, name, 0) != 0 && errno != ENOENT)
-			return io_error(a, "replace", o->path, errno);
-		if (mkdirat(pfd, name, 0777) != 0)
-			return io_error(a, "create the directory", o->path, errno);
-		a->stats->written++;
+		record_written(a, it, pfd, name);
 		return 0;
 	}
-
-	if ((o->mode & 0170000u) == 0100000u) {
-		unsigned perm = (o->mode & 0111u) ? 0755 : 0644;
-
-		if (exists && file_is_current(pfd, name, &st, perm, o)) {
-			return 0; /* unchanged: counted at the end */
-		}
-		rc = ps_store_blob_get(a->store, o->sha, &data, &len);
-		if (rc == PS_ENOTFOUND) {
-			ps_error_clear();
-			skip(a, pfd, name, &st, exists, o->path);
-			return 0;
-		}
-		if (rc < 0)
-			return ps_error_wrap(rc, "checkout of '%s': ", o->path);
-		rc = write_regular(a, pfd, name, o->path, perm, data, len);
-	} else if (o->mode == PS_MODE_LINK) {
-		char cur[PATH_MAX + 1];
-		ssize_t curlen;
-
-		rc = ps_store_blob_get(a->store, o->sha, &data, &len);
-		if (rc == PS_ENOTFOUND) {
-			ps_error_clear();
-			skip(a, pfd, name, &st, exists, o->path);
-			return 0;
-		}
-		if (rc < 0)
-			return ps_error_wrap(rc, "checkout of '%s': ", o->path);
-		if (len == 0 || len > PATH_MAX || memchr(data, '\0', len)) {
-			/* No symlink can hold this target. */
+	if ((o->mode & 0170000u) != 0100000u && o->mode != PS_MODE_LINK) {
+		char why[64];
+		snprintf(why, sizeof(why), "mode %06o cannot be checked out", (unsigned)o->mode);
+		entry_failed(a, it, pfd, name, why);
+		return 0;
+	}
+	rc = ps_store_blob_get(a->store, o->sha, &data, &len);
+	if (rc == PS_ENOTFOUND) {
+		ps_error_clear();
+		skip(a, it, pfd, name);
+		return 0;
+	}
+	if (rc < 0)
+		return ps_error_wrap(rc, "checkout of '%s': ", o->path);
+	if (o->mode == PS_MODE_LINK) {
+		/* Linux holds at most PATH_MAX - 1 bytes in a symlink target, and no NUL. */
+		if (len == 0 || len >= PATH_MAX || memchr(data, '\0', len)) {
+			char why[96];
+			snprintf(why, sizeof(why), len == 0 || len >= PATH_MAX
+				 ? "no symlink can hold a target of %zu bytes"
+				 : "a symlink target cannot hold a NUL byte (%zu bytes)", len);
 			free(data);
-			skip(a, pfd, name, &st, exists, o->path);
+			entry_failed(a, it, pfd, name, why);
 			return 0;
 		}
 		data = ps_realloc(data, len + 1);
 		((char *)data)[len] = '\0';
-		if (exists && S_ISLNK(st.st_mode) &&
-		    (curlen = readlinkat(pfd, name, cur, sizeof(cur) - 1)) >= 0 &&
-		    (size_t)curlen == len && memcmp(cur, data, len) == 0) {
-			free(data);
-			return 0; /* unchanged: counted at the end */
-		}
 		rc = write_symlink(a, pfd, name, o, data);
 	} else {
-		/* A mode git does not produce for a blob: nothing sensible to write. */
-		skip(a, pfd, name, &st, false, o->path);
-		return 0;
+		rc = write_regular(a, pfd, name, o->path, (o->mode & 0111u) ? 0755 : 0644, data,
+				   len);
 	}
 	free(data);
-	if (rc == 0)
-		a->stats->written++;
-	return rc;
+	if (rc < 0)
+		return io_outcome(a, it, pfd, name, rc);
+	record_written(a, it, pfd, name);
+	return 0;
 }
 
-static int manifest_write(struct apply *a, const struct ps_project *p, const struct ps_sync *sync)
+/*
+ * Writes the manifest: the header, then every path checkout owns. `pending` (before applying)
+ * marks it unfinished and adds the new state of every path about to be written, so whichever
+ * of the two a crash leaves on disk is recognised as checkout's own.
+ */
+static int manifest_write(struct apply *a, const struct ps_project *p, const struct ps_sync *sync,
+			  bool complete, bool pending, const struct item *items, size_t n)
 {
-	json_t *j = json_pack("{s:i, s:s, s:I, s:I, s:s?}", "version", MANIFEST_VERSION,
+	json_t *j = json_pack("{s:i, s:s, s:I, s:I, s:s?, s:b}", "version", MANIFEST_VERSION,
 			      "project", p->name, "project_id", (json_int_t)p->id,
-			      "sync_id", (json_int_t)sync->id, "commit", sync->commit);
-	char *text = j ? json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
+			      "sync_id", (json_int_t)sync->id, "commit", sync->commit,
+			      "complete", complete);
+	char *text = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	struct ps_buf b;
+	size_t len = 0;
 	char *body;
+	bool bad;
 	int rc;
 
 	json_decref(j);
 	if (!text)
 		return ps_error_set(PS_ENOMEM, NULL, "cannot encode the checkout manifest");
-	body = ps_asprintf("%s\n", text);
+	ps_buf_init(&b, MANIFEST_MAX);
+	bad = ps_buf_printf(&b, "%s\n", text) < 0;
 	free(text);
+	for (size_t i = 0; i < n && !bad; i++) {
+		const struct item *it = &items[i];
+		const struct statrec *r = &it->st;
+
+		if (it->owned) {
+			ps_buf_printf(&b, "%06o %s %o %lld %lld %lld %lld %lld %lld ",
+				      (unsigned)it->mode, it->sha, (unsigned)r->st_mode,
+				      (long long)r->size, (long long)r->ino, (long long)r->mtime_s,
+				      (long long)r->mtime_ns, (long long)r->ctime_s,
+				      (long long)r->ctime_ns);
+			path_encode(&b, it->path);
+			bad = ps_buf_puts(&b, "\n") < 0;
+		}
+		if (pending && it->act == ACT_WRITE) {
+			ps_buf_printf(&b, "%06o %s 0 0 0 0 0 0 0 ", (unsigned)it->t->mode, it->t->sha);
+			path_encode(&b, it->path);
+			bad = bad || ps_buf_puts(&b, "\n") < 0;
+		}
+	}
+	body = ps_buf_take(&b, &len);
+	if (bad || !body) {
+		free(body);
+		return ps_error_set(PS_ETOOBIG, NULL, "the checkout manifest would be too large");
+	}
 	rc = write_regular(a, a->rootfd, PS_CHECKOUT_MANIFEST, PS_CHECKOUT_MANIFEST, 0644, body,
-			   strlen(body));
+			   len);
 	free(body);
 	return rc;
 }
@@ -594,16 +952,20 @@ static int manifest_write(struct apply *a, const struct ps_project *p, const str
 static int check_path(const char *path)
 {
 	const char *p = path;
+	size_t first = strcspn(path, "/");
 
 	if (!ps_path_is_safe(path))
 		return ps_error_set(PS_EINVAL, "unsafe_path",
 				    "refusing to check out: unsafe path '%s' in the snapshot "
 				    "(absolute, '..', '.', empty component or .git); nothing was "
 				    "written", path);
-	if (strcasecmp(path, PS_CHECKOUT_MANIFEST) == 0)
+	/* The manifest's name at the top, as a file or as a directory: writing there would
+	 * replace the manifest or make it unreadable. Case-insensitive, as for .git. */
+	if (first == strlen(PS_CHECKOUT_MANIFEST) &&
+	    strncasecmp(path, PS_CHECKOUT_MANIFEST, first) == 0)
 		return ps_error_set(PS_EINVAL, "unsafe_path",
-				    "refusing to check out: the snapshot has a file '%s', the name "
-				    "of the checkout manifest; nothing was written", path);
+				    "refusing to check out: the snapshot has '%s', at the name of "
+				    "the checkout manifest; nothing was written", path);
 	for (;;) {
 		const char *slash = strchr(p, '/');
 		size_t len = slash ? (size_t)(slash - p) : strlen(p);
@@ -669,39 +1031,296 @@ static bool usable_base(struct ps_store *s, const struct ps_project *p, int64_t 
 	return ok;
 }
 
-static int plan_from_diff(struct ps_store *s, const struct ps_project *p, int64_t from,
-			  int64_t to, struct plan *pl)
-{
-	struct ps_change *ch = NULL;
-	size_t n = 0;
-	int rc = ps_store_diff(s, p->id, from, to, &ch, &n);
+/* ---- looking at the folder ---- */
 
-	if (rc < 0)
-		return rc;
-	for (size_t i = 0; i < n; i++) {
-		const struct ps_change *c = &ch[i];
-		switch (c->status) {
-		case PS_CHANGE_DELETED:
-			ps_strv_push(&pl->deletes, c->path);
-			break;
-		case PS_CHANGE_RENAMED:
-			ps_strv_push(&pl->deletes, c->previous_path);
-			plan_add_write(pl, c->path, c->mode, c->sha, c->size);
-			break;
-		case PS_CHANGE_ADDED:
-		case PS_CHANGE_MODIFIED:
-		case PS_CHANGE_TYPE_CHANGED:
-			plan_add_write(pl, c->path, c->mode, c->sha, c->size);
-			break;
+enum probe { P_ABSENT, P_PRESENT, P_BLOCKED };
+
+static void drop_probe_dir(struct apply *a)
+{
+	if (a->probe_fd >= 0)
+		close(a->probe_fd);
+	a->probe_fd = -1;
+	free(a->probe_dir);
+	a->probe_dir = NULL;
+}
+
+/*
+ * Looks at `path` without creating or following anything: P_PRESENT with its lstat data and
+ * its parent (borrowed), P_ABSENT, or P_BLOCKED when a parent component is not a real
+ * directory (`*blocked_len`: the length of the path of that component). < 0 on an error.
+ */
+static int probe(struct apply *a, const char *path, struct stat *st, int *pfd, const char **base,
+		 size_t *blocked_len)
+{
+	size_t dlen = ps_path_dirname_len(path, strlen(path));
+
+	*base = dlen ? path + dlen + 1 : path;
+	if (a->rootfd < 0)
+		return P_ABSENT;
+	if (!(a->probe_dir && strlen(a->probe_dir) == dlen &&
+	      memcmp(a->probe_dir, path, dlen) == 0)) {
+		size_t done = 0;
+		int fd;
+
+		drop_probe_dir(a);
+		fd = open_dirs(a->rootfd, path, dlen, false, &done);
+		if (fd < 0) {
+			if (errno == ENOENT)
+				return P_ABSENT;
+			if (errno == ENOTDIR || errno == ELOOP) {
+				size_t j = done;
+				while (j < dlen && path[j] != '/')
+					j++;
+				*blocked_len = j;
+				return P_BLOCKED;
+			}
+			return io_error(a, "look into the directory of", path, errno);
 		}
+		a->probe_dir = ps_strndup(path, dlen);
+		a->probe_fd = fd;
 	}
-	for (size_t i = 0; i < n; i++)
-		ps_change_dispose(&ch[i]);
-	free(ch);
+	*pfd = a->probe_fd;
+	if (fstatat(a->probe_fd, *base, st, AT_SYMLINK_NOFOLLOW) == 0)
+		return P_PRESENT;
+	if (errno == ENOENT)
+		return P_ABSENT;
+	return io_error(a, "look at", path, errno);
+}
+
+/*
+ * 0 when the entry `name` (lstat data `st`) is blob `sha` with git mode `mode`, else the kind
+ * of difference. `rec` is what the manifest recorded for it: when it vouches for the content,
+ * the file is not read. `*read` tells whether it was.
+ */
+static int classify(struct apply *a, int pfd, const char *name, const struct stat *st,
+		    uint32_t mode, const char *sha, const struct statrec *rec, bool *read_it)
+{
+	char got[PS_SHA_HEX];
+
+	*read_it = false;
+	if (mode == PS_MODE_COMMIT)
+		return S_ISDIR(st->st_mode) ? 0 : PS_CHECKOUT_TYPE_CHANGED;
+	if (mode == PS_MODE_LINK) {
+		char target[PATH_MAX + 1];
+		ssize_t n;
+
+		if (!S_ISLNK(st->st_mode))
+			return PS_CHECKOUT_TYPE_CHANGED;
+		n = readlinkat(pfd, name, target, sizeof(target) - 1);
+		if (n < 0)
+			return PS_CHECKOUT_MODIFIED;
+		ps_git_blob_sha(target, (size_t)n, got);
+		return strcmp(got, sha) == 0 ? 0 : PS_CHECKOUT_MODIFIED;
+	}
+	if (!S_ISREG(st->st_mode))
+		return PS_CHECKOUT_TYPE_CHANGED;
+	if (!statrec_fresh(rec, st, &a->manifest_mtime)) {
+		struct stat fst;
+		bool same = false;
+		int fd;
+
+		/* The size was recorded with this content: another size is another content. */
+		if (rec->st_mode != 0 && rec->size != (int64_t)st->st_size)
+			return PS_CHECKOUT_MODIFIED;
+		*read_it = true;
+		/* O_NONBLOCK: if the entry was swapped for a FIFO since the stat, do not hang. */
+		fd = openat(pfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+		if (fd >= 0) {
+			if (fstat(fd, &fst) == 0 && S_ISREG(fst.st_mode) &&
+			    file_blob_sha(fd, (int64_t)fst.st_size, got))
+				same = strcmp(got, sha) == 0;
+			close(fd);
+		}
+		if (!same)
+			return PS_CHECKOUT_MODIFIED;
+	}
+	/* Git keeps only the executable bit; other permission bits are the user's. */
+	if (((st->st_mode & S_IXUSR) != 0) != (mode == PS_MODE_EXEC))
+		return PS_CHECKOUT_MODE_CHANGED;
 	return 0;
 }
 
-/* ---- the whole ---- */
+/* The first manifest entry not sorting before `key`. */
+static size_t lower_bound(const struct manifest *m, const char *key)
+{
+	size_t lo = 0, hi = m->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (strcmp(m->v[mid].path, key) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static bool owns_path(const struct manifest *m, const char *path)
+{
+	size_t i = lower_bound(m, path);
+	return i < m->n && strcmp(m->v[i].path, path) == 0;
+}
+
+/* Whether the manifest owns something below directory `path`. */
+static bool owns_below(const struct manifest *m, const char *path)
+{
+	char *key = ps_asprintf("%s/", path);
+	size_t i = lower_bound(m, key), klen = strlen(key);
+	bool yes = i < m->n && strncmp(m->v[i].path, key, klen) == 0;
+
+	free(key);
+	return yes;
+}
+
+static struct item *push_item(struct item **v, size_t *n, size_t *cap)
+{
+	if (*n == *cap) {
+		*cap = *cap ? *cap * 2 : 64;
+		*v = ps_realloc(*v, *cap * sizeof(**v));
+	}
+	memset(&(*v)[*n], 0, sizeof(**v));
+	return &(*v)[(*n)++];
+}
+
+/*
+ * Walks the manifest and the snapshot together, looks at every path on disk, and decides what
+ * to do with it; local changes in the way go to stats->changes. `*refresh`: the manifest's
+ * record of some kept entry is out of date, so it is worth rewriting even with nothing to do.
+ */
+static int plan(struct apply *a, const struct manifest *m, const struct targets *tg,
+		struct item **items, size_t *nitems, bool *refresh)
+{
+	size_t i = 0, j = 0, cap = 0;
+	char *last_blocker = NULL;
+	int rc = 0;
+
+	while (i < tg->n || j < m->n) {
+		int c = i < tg->n && j < m->n ? strcmp(tg->v[i].path, m->v[j].path)
+					      : (i < tg->n ? -1 : 1);
+		struct item *it = push_item(items, nitems, &cap);
+		size_t g0 = j, blen = 0;
+		struct stat st;
+		const char *base = NULL;
+		int pfd = -1, pr, change = 0;
+		bool read_it;
+
+		if (c <= 0) {
+			it->t = &tg->v[i++];
+			it->path = it->t->path;
+		}
+		if (c >= 0) {
+			it->path = m->v[j].path;
+			while (j < m->n && strcmp(m->v[j].path, it->path) == 0)
+				j++;
+		}
+		pr = probe(a, it->path, &st, &pfd, &base, &blen);
+		if (pr < 0) {
+			rc = pr;
+			break;
+		}
+		if (pr == P_BLOCKED && it->t) {
+			/* A file or symlink stands where the path needs a directory. The
+			 * manifest's own is replaced as planned for its own path; anything else
+			 * is the user's, in the way. */
+			char *comp = ps_strndup(it->path, blen);
+			if (!owns_path(m, comp) &&
+			    (!last_blocker || strcmp(last_blocker, comp) != 0)) {
+				add_change(a->stats, comp, PS_CHECKOUT_UNTRACKED);
+				free(last_blocker);
+				last_blocker = comp;
+			} else {
+				free(comp);
+			}
+		}
+		if (j > g0) {
+			if (pr != P_PRESENT) {
+				/* An unfinished checkout may have removed it, or not written it yet. */
+				if (m->complete)
+					change = PS_CHECKOUT_DELETED;
+			} else {
+				for (size_t k = g0; k < j && !it->owned; k++) {
+					const struct owned *o = &m->v[k];
+					int ch = classify(a, pfd, base, &st, o->mode, o->sha, &o->st,
+							  &read_it);
+					if (ch != 0) {
+						change = ch;
+						continue;
+					}
+					it->owned = true;
+					it->mode = o->mode;
+					memcpy(it->sha, o->sha, sizeof(it->sha));
+					statrec_of(&it->st, &st);
+					if (o->mode == PS_MODE_COMMIT)
+						memset(&it->st, 0, sizeof(it->st));
+					/* A record that did not vouch for the content (stale, or
+					 * racy) is renewed, so the next run does not read it again. */
+					if (read_it || !statrec_eq(&it->st, &o->st))
+						*refresh = true;
+					change = 0;
+				}
+			}
+		} else if (it->t && pr == P_PRESENT) {
+			static const struct statrec unknown;
+
+			if (S_ISDIR(st.st_mode) && it->t->mode != PS_MODE_COMMIT &&
+			    owns_below(m, it->path)) {
+				/* A directory of the old snapshot: the deletions empty it (or what
+				 * is left in it makes this entry fail on its own). */
+			} else if (classify(a, pfd, base, &st, it->t->mode, it->t->sha, &unknown,
+					    &read_it) == 0) {
+				/* Exactly the snapshot's entry already: taken over as is. */
+				it->owned = true;
+				it->mode = it->t->mode;
+				memcpy(it->sha, it->t->sha, sizeof(it->sha));
+				if (it->t->mode != PS_MODE_COMMIT)
+					statrec_of(&it->st, &st);
+				*refresh = true;
+			} else {
+				change = PS_CHECKOUT_UNTRACKED;
+			}
+		}
+
+		if (it->t) {
+			it->act = it->owned && it->mode == it->t->mode &&
+				  strcmp(it->sha, it->t->sha) == 0 ? ACT_KEEP : ACT_WRITE;
+		} else {
+			/* Removed here and in the snapshot alike: nothing is lost, nothing to do. */
+			if (change == PS_CHECKOUT_DELETED)
+				change = 0;
+			it->act = it->owned || (change && pr == P_PRESENT) ? ACT_DELETE : ACT_NONE;
+		}
+		if (change)
+			add_change(a->stats, it->path, change);
+	}
+	free(last_blocker);
+	drop_probe_dir(a);
+	if (a->stats->nchanges > 1)
+		qsort(a->stats->changes, a->stats->nchanges, sizeof(*a->stats->changes),
+		      cmp_change);
+	return rc;
+}
+
+static int dir_is_empty(int rootfd, const char *dir, bool *empty)
+{
+	int fd = openat(rootfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	struct dirent *de;
+
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return ps_error_set(PS_EIO, NULL, "cannot read %s: %s", dir, strerror(errno));
+	}
+	*empty = true;
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0) {
+			*empty = false;
+			break;
+		}
+	}
+	closedir(d);
+	return 0;
+}
 
 /* Like mkdir -p, with the umask's modes (a checkout is an ordinary folder). */
 static int make_dir(const char *dir)
@@ -727,13 +1346,29 @@ static int make_dir(const char *dir)
 	return rc;
 }
 
+static int refuse_changes(const char *dir, const struct ps_checkout_stats *st)
+{
+	const struct ps_checkout_change_entry *c = &st->changes[0];
+
+	return ps_error_set(PS_ECONFLICT, "local_changes",
+			    "checkout into %s would discard %zu local change%s (%s: '%s'%s); commit "
+			    "them elsewhere, or use --force to restore the snapshot", dir,
+			    st->nchanges, st->nchanges == 1 ? "" : "s",
+			    ps_checkout_change_name(c->change), c->path,
+			    st->nchanges > 1 ? ", ..." : "");
+}
+
 int ps_checkout(struct ps_store *s, const struct ps_project *p, int64_t at_sync, const char *dir,
-		struct ps_checkout_stats *stats)
+		bool force, struct ps_checkout_stats *stats)
 {
 	struct ps_sync *target = NULL;
 	struct manifest m = { 0 };
-	struct plan pl = { 0 };
-	struct apply a = { .store = s, .dir = dir, .rootfd = -1, .cached_fd = -1, .stats = stats };
+	struct targets tg = { 0 };
+	struct item *items = NULL;
+	size_t nitems = 0;
+	struct apply a = { .store = s, .dir = dir, .rootfd = -1, .cached_fd = -1, .probe_fd = -1,
+			   .stats = stats };
+	bool refresh = false, any = false;
 	int rc;
 
 	memset(stats, 0, sizeof(*stats));
@@ -761,34 +1396,56 @@ int ps_checkout(struct ps_store *s, const struct ps_project *p, int64_t at_sync,
 				  "folder", dir, m.project, p->name);
 		goto cleanup;
 	}
-
-	/* A manifest of a project that was removed and added again under the same name names
-	 * syncs that are not this project's: then write everything. */
-	if (m.present && (m.project_id == 0 || m.project_id == p->id) &&
-	    usable_base(s, p, m.sync_id)) {
-		stats->from_sync_id = m.sync_id;
-		rc = ps_store_snapshot_each(s, p->id, target->id, NULL, count_snapshot,
-					    &stats->total);
-		if (rc == 0 && m.sync_id != target->id)
-			rc = plan_from_diff(s, p, m.sync_id, target->id, &pl);
-	} else {
-		stats->full = true;
-		rc = ps_store_snapshot_each(s, p->id, target->id, NULL, collect_snapshot, &pl);
-		stats->total = (int64_t)pl.nwrites;
+	if (!m.present && a.rootfd >= 0 && !force) {
+		bool empty = true;
+		if ((rc = dir_is_empty(a.rootfd, dir, &empty)) < 0)
+			goto cleanup;
+		if (!empty) {
+			rc = ps_error_set(PS_ECONFLICT, "not_a_checkout",
+					  "%s is not empty and is not a projsync checkout; use an "
+					  "empty or new folder, or --force to write the snapshot "
+					  "over what it holds", dir);
+			goto cleanup;
+		}
 	}
+	/* A version 1 manifest names its sync only: its entries are that snapshot's, compared
+	 * by content this once. A sync that is gone (or another project's under the same
+	 * name) tells nothing: everything is compared as if unknown. */
+	if (m.legacy && (m.project_id == 0 || m.project_id == p->id) &&
+	    usable_base(s, p, m.sync_id)) {
+		rc = ps_store_snapshot_each(s, p->id, m.sync_id, NULL, collect_legacy, &m);
+		if (rc < 0)
+			goto cleanup;
+		if (m.n > 1)
+			qsort(m.v, m.n, sizeof(*m.v), cmp_owned);
+	}
+	a.manifest_mtime = m.mtime;
+	stats->full = m.n == 0;
+	stats->from_sync_id = stats->full ? 0 : m.sync_id;
+
+	rc = ps_store_snapshot_each(s, p->id, target->id, NULL, collect_snapshot, &tg);
 	if (rc < 0)
 		goto cleanup;
+	if (tg.n > 1)
+		qsort(tg.v, tg.n, sizeof(*tg.v), cmp_op);
+	stats->total = (int64_t)tg.n;
 
 	/* Every path is checked before the first change, so a refused checkout leaves the folder
 	 * exactly as it was. */
-	for (size_t i = 0; i < pl.deletes.n; i++)
-		if ((rc = check_path(pl.deletes.v[i])) < 0)
+	for (size_t i = 0; i < tg.n; i++)
+		if ((rc = check_path(tg.v[i].path)) < 0)
 			goto cleanup;
-	for (size_t i = 0; i < pl.nwrites; i++)
-		if ((rc = check_path(pl.writes[i].path)) < 0)
-			goto cleanup;
+	if ((rc = plan(&a, &m, &tg, &items, &nitems, &refresh)) < 0)
+		goto cleanup;
+	if (stats->nchanges > 0 && !force) {
+		rc = refuse_changes(dir, stats);
+		goto cleanup;
+	}
 
-	if (!stats->full && m.sync_id == target->id) {
+	for (size_t i = 0; i < nitems; i++)
+		any = any || items[i].act == ACT_WRITE || items[i].act == ACT_DELETE;
+	if (!any && m.present && m.complete && !m.legacy && !refresh &&
+	    m.sync_id == target->id) {
 		stats->unchanged = stats->total;
 		goto cleanup; /* already there; the manifest stays as it is */
 	}
@@ -803,33 +1460,52 @@ int ps_checkout(struct ps_store *s, const struct ps_project *p, int64_t at_sync,
 			goto cleanup;
 		}
 	}
-	/* From here the folder no longer holds the manifest's sync: if we stop half-way, the next
-	 * run must write everything rather than trust a diff from a state that is not there. */
-	if (m.present && unlinkat(a.rootfd, PS_CHECKOUT_MANIFEST, 0) != 0 && errno != ENOENT) {
-		rc = io_error(&a, "remove", PS_CHECKOUT_MANIFEST, errno);
+	/* Before the first change: a manifest that knows both states of every path about to
+	 * change, so a crash half-way is neither a "local change" nor trusted as finished. */
+	if (any && (rc = manifest_write(&a, p, target, false, true, items, nitems)) < 0)
+		goto cleanup;
+	/* Deletions first: a path that was a file or symlink may now be a directory. */
+	for (size_t i = 0; i < nitems && rc == 0; i++) {
+		struct item *it = &items[i];
+
+		if (it->act != ACT_DELETE)
+			continue;
+		rc = delete_path(&a, it->path);
+		it->owned = false;
+		if (rc == PS_EIO && !fatal_errno(a.err)) {
+			add_failure(stats, it->path, strerror(a.err));
+			ps_error_clear();
+			rc = 0;
+		}
+	}
+	for (size_t i = 0; i < nitems && rc == 0; i++)
+		if (items[i].act == ACT_WRITE)
+			rc = write_entry(&a, &items[i]);
+	drop_cached_dir(&a);
+	if (rc < 0) {
+		/* Stopped half-way: the manifest must still describe the folder. Best effort,
+		 * keeping the first error; the pending manifest written above is also right. */
+		char *msg = ps_strdup(ps_error_message());
+		if (manifest_write(&a, p, target, false, false, items, nitems) < 0)
+			ps_error_set(rc, NULL, "%s", msg);
+		free(msg);
 		goto cleanup;
 	}
-	/* Deletions first: a path that was a file or symlink may now be a directory. */
-	for (size_t i = 0; i < pl.deletes.n; i++)
-		if ((rc = delete_path(&a, pl.deletes.v[i])) < 0)
-			goto cleanup;
-	for (size_t i = 0; i < pl.nwrites; i++)
-		if ((rc = write_entry(&a, &pl.writes[i])) < 0)
-			goto cleanup;
-	drop_cached_dir(&a);
-	rc = manifest_write(&a, p, target);
+	rc = manifest_write(&a, p, target, true, false, items, nitems);
 	if (rc < 0)
 		goto cleanup;
-	stats->unchanged = stats->total - stats->written - stats->skipped;
+	stats->unchanged = stats->total - stats->written - stats->skipped - stats->failed;
 	if (stats->unchanged < 0)
 		stats->unchanged = 0;
 
 cleanup:
 	drop_cached_dir(&a);
+	drop_probe_dir(&a);
 	if (a.rootfd >= 0)
 		close(a.rootfd);
 	manifest_dispose(&m);
-	plan_dispose(&pl);
+	targets_dispose(&tg);
+	free(items);
 	ps_sync_free(target);
 	return rc;
 }

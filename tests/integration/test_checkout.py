@@ -7,6 +7,7 @@ sync. The folder's manifest (.projsync-checkout) is projsync's own and not compa
 A snapshot path with `..` cannot be made with git (it refuses such paths in trees it writes),
 so path safety is left to the C unit tests.
 """
+import json
 import os
 import stat
 
@@ -157,3 +158,112 @@ def test_checkout_skips_unstored_large_files(ps, repo, tmp_path):
     assert (tmp_path / "co" / "small.txt").read_bytes() == b"s\n"
     assert not (tmp_path / "co" / "large.bin").exists()
     assert "large.bin" in r.out + r.err
+
+
+def test_checkout_never_discards_what_it_did_not_write(ps, repo, tmp_path):
+    """Issue 15 item 6: a folder of the user's is refused; local changes are listed and refuse
+    the checkout (exit 4) until --force restores the snapshot; other files stay."""
+    repo.write("a.txt", "upstream a\n")
+    repo.write("b.txt", "upstream b\n")
+    repo.write("tool", "#!/bin/sh\n", exec_bit=True)
+    repo.commit()
+    ps.add("p", str(repo.path))
+    ps.sync("p")
+
+    own = tmp_path / "own"
+    own.mkdir()
+    (own / "a.txt").write_text("the user's own a\n")
+    r = ps("checkout", "p", own)
+    assert r.rc == 4 and one_error_line(r.err), r
+    assert "not a projsync checkout" in r.err
+    assert (own / "a.txt").read_text() == "the user's own a\n"
+    assert not (own / MANIFEST).exists()
+
+    co = tmp_path / "co"
+    ps.ok("checkout", "p", co)
+    (co / "a.txt").write_text("edited locally\n")
+    (co / "b.txt").unlink()
+    (co / "tool").chmod(0o644)
+    (co / "notes.txt").write_text("mine\n")
+    r = ps("checkout", "p", co)
+    assert r.rc == 4 and one_error_line(r.err), r
+    assert r.out.split("\n")[:-1] == ["modified      a.txt", "deleted       b.txt",
+                                      "mode_changed  tool"], r
+    assert (co / "a.txt").read_text() == "edited locally\n"
+    r = ps("checkout", "p", co, "--json")
+    assert r.rc == 4, r
+    assert json.loads(r.out) == {"conflicts": [
+        {"path": "a.txt", "change": "modified"}, {"path": "b.txt", "change": "deleted"},
+        {"path": "tool", "change": "mode_changed"}]}
+
+    # A file of the user's at a path the next snapshot adds is in the way as well.
+    repo.write("c.txt", "upstream c\n")
+    repo.commit()
+    ps.sync("p")
+    (co / "c.txt").write_text("the user's c\n")
+    r = ps("checkout", "p", co, "--json")
+    assert r.rc == 4, r
+    assert {"path": "c.txt", "change": "untracked"} in json.loads(r.out)["conflicts"]
+
+    r = ps.ok("checkout", "p", co, "--force", "--json")
+    out = json.loads(r.out)
+    assert len(out["discarded"]) == 4 and "discarded local change" in r.err
+    assert tree_of_dir(co) == {**tree_of_commit(repo, "HEAD"), "notes.txt": ("100644", b"mine\n")}
+    r = ps.ok("checkout", "p", co, "--json")
+    assert json.loads(r.out)["written"] == 0 and r.err == ""
+
+
+def test_checkout_refuses_a_directory_named_like_the_manifest(ps, repo, tmp_path):
+    """Issue 15 item 7: refused like other unsafe paths, before anything is written."""
+    repo.write("ok.txt", "ok\n")
+    repo.commit()
+    ps.add("p", str(repo.path))
+    ps.sync("p")
+    co = tmp_path / "co"
+    ps.ok("checkout", "p", co)
+    before = (co / MANIFEST).read_bytes()
+    repo.write(f"{MANIFEST}/sync_id", "planted\n")
+    repo.write("later.txt", "later\n")
+    repo.commit()
+    ps.sync("p")
+    r = ps("checkout", "p", co)
+    assert r.rc == 2 and one_error_line(r.err) and MANIFEST in r.err, r
+    assert (co / MANIFEST).read_bytes() == before and not (co / "later.txt").exists()
+    r = ps("checkout", "p", tmp_path / "fresh")
+    assert r.rc == 2 and not (tmp_path / "fresh").exists(), r
+    # The folder is still a working checkout.
+    repo.rm(MANIFEST)
+    repo.commit()
+    ps.sync("p")
+    ps.ok("checkout", "p", co)
+    assert (co / "later.txt").read_text() == "later\n"
+
+
+def test_checkout_skips_a_symlink_no_file_system_can_hold(ps, repo, tmp_path):
+    """Issue 15 item 8: a 4096-byte symlink target fails that entry alone, with a warning."""
+    repo.write("a.txt", "a\n")
+    repo.write("z.txt", "z\n")
+    target = tmp_path / "target"
+    target.write_bytes(b"x" * 4096)
+    sha = repo.git("hash-object", "-w", str(target)).strip()
+    repo.git("add", "-A")
+    repo.git("update-index", "--add", "--cacheinfo", f"120000,{sha},long-link")
+    repo.git("commit", "-q", "-m", "long link")
+    ps.add("p", str(repo.path))
+    ps.sync("p")
+    co = tmp_path / "co"
+    r = ps.ok("checkout", "p", co, "--json")
+    out = json.loads(r.out)
+    assert out["failed"] == 1 and out["written"] == 2, r
+    assert [f["path"] for f in out["failures"]] == ["long-link"]
+    assert "long-link" in r.err and "warning" in r.err
+    assert (co / "a.txt").read_text() == "a\n" and (co / "z.txt").read_text() == "z\n"
+    assert not os.path.lexists(co / "long-link")
+    assert (co / MANIFEST).exists()
+    # The next run applies what changed and keeps the folder a checkout.
+    repo.write("a.txt", "a2\n")
+    repo.git("add", "a.txt")
+    repo.git("commit", "-q", "-m", "a2")
+    ps.sync("p")
+    r = ps.ok("checkout", "p", co)
+    assert (co / "a.txt").read_text() == "a2\n" and (co / MANIFEST).exists()

@@ -316,7 +316,7 @@ static void test_full_checkout(void)
 	id = make_sync(&f, snap, NELEM(snap));
 	dir = ps_asprintf("%s/co/nested", f.tmp); /* parents are created too */
 	old_umask = umask(077); /* file modes are the snapshot's, whatever the umask */
-	CHECK_OK(ps_checkout(f.s, f.p, 0, dir, &st));
+	CHECK_OK(ps_checkout(f.s, f.p, 0, dir, false, &st));
 	umask(old_umask);
 	CHECK_INT(st.sync_id, id);
 	CHECK(st.full);
@@ -348,14 +348,16 @@ static void test_full_checkout(void)
 		free(tmps);
 	}
 
-	/* A second run with nothing new changes nothing. */
+	/* A second run with nothing new changes nothing (the file whose content is not stored
+	 * is still missing, and said so again). */
 	{
 		char *before = listing(dir), *after;
-		CHECK_OK(ps_checkout(f.s, f.p, 0, dir, &st));
+		CHECK_OK(ps_checkout(f.s, f.p, 0, dir, false, &st));
 		CHECK(!st.full);
 		CHECK_INT(st.from_sync_id, id);
-		CHECK_INT(st.written + st.deleted + st.skipped, 0);
-		CHECK_INT(st.unchanged, 8);
+		CHECK_INT(st.written + st.deleted + st.failed, 0);
+		CHECK_INT(st.skipped, 1);
+		CHECK_INT(st.unchanged, 7);
 		ps_checkout_stats_dispose(&st);
 		after = listing(dir);
 		CHECK_STR(after, before);
@@ -401,7 +403,7 @@ static void test_incremental(void)
 	fx_init(&f, "demo", NULL);
 	id1 = make_sync(&f, v1, NELEM(v1));
 	dir = ps_asprintf("%s/co", f.tmp);
-	CHECK_OK(ps_checkout(f.s, f.p, 0, dir, &st));
+	CHECK_OK(ps_checkout(f.s, f.p, 0, dir, false, &st));
 	ps_checkout_stats_dispose(&st);
 	CHECK_INT(manifest_sync(dir), id1);
 	ps_test_write(dir, "untracked.txt", "mine\n");
@@ -411,7 +413,7 @@ static void test_incremental(void)
 
 	id2 = make_sync(&f, v2, NELEM(v2));
 	usleep(20000); /* so a rewrite of keep.txt would show in its mtime */
-	CHECK_OK(ps_checkout(f.s, f.p, 0, dir, &st));
+	CHECK_OK(ps_checkout(f.s, f.p, 0, dir, false, &st));
 	CHECK(!st.full);
 	CHECK_INT(st.from_sync_id, id1);
 	CHECK_INT(st.sync_id, id2);
@@ -454,10 +456,10 @@ static void test_incremental(void)
 	{
 		char *fresh = ps_asprintf("%s/fresh", f.tmp);
 		char *d;
-		CHECK_OK(ps_checkout(f.s, f.p, id2, fresh, &st));
+		CHECK_OK(ps_checkout(f.s, f.p, id2, fresh, false, &st));
 		ps_checkout_stats_dispose(&st);
 		ps_test_sh(dir, "rm -rf untracked.txt gone");
-		d = ps_test_sh_out(f.tmp, "diff -r --no-dereference co fresh && echo same");
+		d = ps_test_sh_out(f.tmp, "diff -r --no-dereference -x .projsync-checkout co fresh && echo same");
 		CHECK_STR(d, "same");
 		free(d);
 		free(fresh);
@@ -495,13 +497,13 @@ static void test_at_rolls_back(void)
 	id3 = make_sync(&f, v3, NELEM(v3));
 	(void)id3;
 	d = ps_asprintf("%s/co", f.tmp);
-	CHECK_OK(ps_checkout(f.s, f.p, 0, d, &st));
+	CHECK_OK(ps_checkout(f.s, f.p, 0, d, false, &st));
 	CHECK_INT(st.sync_id, id3);
 	ps_checkout_stats_dispose(&st);
 	CHECK_FILE(d, "a.txt", "a3\n");
 
 	/* Back to the first sync: the diff runs backwards. */
-	CHECK_OK(ps_checkout(f.s, f.p, id1, d, &st));
+	CHECK_OK(ps_checkout(f.s, f.p, id1, d, false, &st));
 	CHECK(!st.full);
 	CHECK_INT(st.sync_id, id1);
 	ps_checkout_stats_dispose(&st);
@@ -511,7 +513,7 @@ static void test_at_rolls_back(void)
 	CHECK_INT(manifest_sync(d), id1);
 
 	/* Forward to the middle one, across file <-> directory and symlink <-> directory. */
-	CHECK_OK(ps_checkout(f.s, f.p, id2, d, &st));
+	CHECK_OK(ps_checkout(f.s, f.p, id2, d, false, &st));
 	ps_checkout_stats_dispose(&st);
 	CHECK_FILE(d, "a.txt", "a2\n");
 	CHECK_FILE(d, "d", "d is a file\n");
@@ -519,16 +521,16 @@ static void test_at_rolls_back(void)
 	CHECK_INT(perm_of(d, "c.txt"), 0755);
 	{
 		char *fresh = ps_asprintf("%s/fresh", f.tmp), *out;
-		CHECK_OK(ps_checkout(f.s, f.p, id2, fresh, &st));
+		CHECK_OK(ps_checkout(f.s, f.p, id2, fresh, false, &st));
 		ps_checkout_stats_dispose(&st);
-		out = ps_test_sh_out(f.tmp, "diff -r --no-dereference co fresh && echo same");
+		out = ps_test_sh_out(f.tmp, "diff -r --no-dereference -x .projsync-checkout co fresh && echo same");
 		CHECK_STR(out, "same");
 		free(out);
 		free(fresh);
 	}
 
 	/* A sync that is not this project's, or does not exist, is not found. */
-	CHECK_INT(ps_checkout(f.s, f.p, 9999, d, &st), PS_ENOTFOUND);
+	CHECK_INT(ps_checkout(f.s, f.p, 9999, d, false, &st), PS_ENOTFOUND);
 	ps_checkout_stats_dispose(&st);
 	CHECK_INT(manifest_sync(d), id2);
 	free(d);
@@ -550,7 +552,7 @@ static void check_refused(struct fx *f, const char *bad)
 
 	make_sync(f, snap, NELEM(snap));
 	/* Into a folder that does not exist: it is not even created. */
-	rc = ps_checkout(f->s, f->p, 0, fresh, &st);
+	rc = ps_checkout(f->s, f->p, 0, fresh, false, &st);
 	ps_checkout_stats_dispose(&st);
 	CHECK_INT(rc, PS_EINVAL);
 	if (!strstr(ps_error_message(), bad))
@@ -560,7 +562,7 @@ static void check_refused(struct fx *f, const char *bad)
 
 	/* Into an existing checkout: nothing changes, its manifest still names the old sync. */
 	before = listing("co"); /* the caller made it our working directory's "co" */
-	rc = ps_checkout(f->s, f->p, 0, "co", &st);
+	rc = ps_checkout(f->s, f->p, 0, "co", false, &st);
 	ps_checkout_stats_dispose(&st);
 	CHECK_INT(rc, PS_EINVAL);
 	after = listing("co");
@@ -575,6 +577,7 @@ static void test_unsafe_paths_refused(void)
 	static const char *const bad[] = {
 		"../escape.txt", "a/../../escape.txt", ".git/hooks/post-checkout", ".GIT/config",
 		"sub/.Git/hooks/x", "/etc/evil", "a//b", PS_CHECKOUT_MANIFEST,
+		PS_CHECKOUT_MANIFEST "/sync_id", ".PROJSYNC-Checkout/x/y",
 	};
 	static const struct entry v1[] = { { "ok.txt", PS_MODE_FILE, "first\n", false } };
 	struct ps_checkout_stats st;
@@ -586,7 +589,7 @@ static void test_unsafe_paths_refused(void)
 	id1 = make_sync(&f, v1, NELEM(v1));
 	CHECK(getcwd(cwd, sizeof(cwd)) != NULL);
 	CHECK(chdir(f.tmp) == 0);
-	CHECK_OK(ps_checkout(f.s, f.p, 0, "co", &st));
+	CHECK_OK(ps_checkout(f.s, f.p, 0, "co", false, &st));
 	ps_checkout_stats_dispose(&st);
 	for (size_t i = 0; i < NELEM(bad); i++)
 		check_refused(&f, bad[i]);
@@ -626,7 +629,17 @@ static void test_symlinks_never_followed(void)
 			  "co/victim.txt");
 	make_sync(&f, v1, NELEM(v1));
 	before = listing(out);
-	CHECK_OK(ps_checkout(f.s, f.p, 0, dir, &st));
+	/* Not a checkout yet, and not empty: only --force writes into it, and replaces the
+	 * planted links (listed as discarded) rather than writing through them. */
+	CHECK_INT(ps_checkout(f.s, f.p, 0, dir, false, &st), PS_ECONFLICT);
+	ps_checkout_stats_dispose(&st);
+	CHECK_OK(ps_checkout(f.s, f.p, 0, dir, true, &st));
+	CHECK_INT(st.nchanges, 2);
+	if (st.nchanges == 2) {
+		CHECK_STR(st.changes[0].path, "esc");
+		CHECK_STR(st.changes[1].path, "victim.txt");
+		CHECK_INT(st.changes[1].change, PS_CHECKOUT_UNTRACKED);
+	}
 	ps_checkout_stats_dispose(&st);
 	after = listing(out);
 	CHECK_STR(after, before);
@@ -644,7 +657,10 @@ static void test_symlinks_never_followed(void)
 	 * next run modifies and deletes below it: neither reaches through the link. */
 	ps_test_sh(f.tmp, "rm -rf co/d && ln -s ../outside co/d");
 	make_sync(&f, v2, NELEM(v2));
-	CHECK_OK(ps_checkout(f.s, f.p, 0, dir, &st));
+	/* The entries below co/d are gone as far as the folder shows: local changes. */
+	CHECK_INT(ps_checkout(f.s, f.p, 0, dir, false, &st), PS_ECONFLICT);
+	ps_checkout_stats_dispose(&st);
+	CHECK_OK(ps_checkout(f.s, f.p, 0, dir, true, &st));
 	ps_checkout_stats_dispose(&st);
 	after = listing(out);
 	CHECK_STR(after, before);
@@ -681,12 +697,12 @@ static void test_manifest_rules(void)
 	id1 = make_sync(&f, v1, NELEM(v1));
 	make_sync_of(&f, other, w1, NELEM(w1));
 	dir = ps_asprintf("%s/co", f.tmp);
-	CHECK_OK(ps_checkout(f.s, f.p, 0, dir, &st));
+	CHECK_OK(ps_checkout(f.s, f.p, 0, dir, false, &st));
 	ps_checkout_stats_dispose(&st);
 
 	/* Another project's checkout in the same folder is refused, and nothing changes. */
 	before = listing(dir);
-	CHECK_INT(ps_checkout(f.s, other, 0, dir, &st), PS_ECONFLICT);
+	CHECK_INT(ps_checkout(f.s, other, 0, dir, false, &st), PS_ECONFLICT);
 	ps_checkout_stats_dispose(&st);
 	CHECK(strstr(ps_error_message(), "demo") != NULL);
 	after = listing(dir);
@@ -694,14 +710,20 @@ static void test_manifest_rules(void)
 	free(before);
 	free(after);
 
-	/* Without a manifest (an interrupted run removed it), the next run writes everything;
-	 * a file already right is left as it is, a damaged one is restored. */
+	/* Without a manifest the folder is not a checkout: refused, unchanged. With --force
+	 * everything is written; a file already right is left as it is, another is replaced. */
 	CHECK(lstat_at(dir, "b.txt", &b1));
 	ps_test_sh(dir, "rm .projsync-checkout && printf damaged > a.txt");
-	CHECK_OK(ps_checkout(f.s, f.p, 0, dir, &st));
+	CHECK_INT(ps_checkout(f.s, f.p, 0, dir, false, &st), PS_ECONFLICT);
+	CHECK_STR(ps_error_slug(), "not_a_checkout");
+	ps_checkout_stats_dispose(&st);
+	CHECK_FILE(dir, "a.txt", "damaged");
+	CHECK(!exists(dir, PS_CHECKOUT_MANIFEST));
+	CHECK_OK(ps_checkout(f.s, f.p, 0, dir, true, &st));
 	CHECK(st.full);
 	CHECK_INT(st.written, 1);
 	CHECK_INT(st.unchanged, 1);
+	CHECK_INT(st.nchanges, 1); /* a.txt, discarded */
 	ps_checkout_stats_dispose(&st);
 	CHECK_FILE(dir, "a.txt", "a\n");
 	CHECK(lstat_at(dir, "b.txt", &b2));
@@ -710,23 +732,49 @@ static void test_manifest_rules(void)
 
 	/* A manifest that is not one is refused rather than guessed at. */
 	ps_test_sh(dir, "echo garbage > .projsync-checkout");
-	CHECK_INT(ps_checkout(f.s, f.p, 0, dir, &st), PS_EINVAL);
+	CHECK_INT(ps_checkout(f.s, f.p, 0, dir, false, &st), PS_EINVAL);
 	ps_checkout_stats_dispose(&st);
 
 	/* A manifest naming a sync that is gone (or not this project's) means a full write. */
 	ps_test_sh(dir, "printf '{\"project\": \"demo\", \"sync_id\": 424242}' > "
 			".projsync-checkout");
-	CHECK_OK(ps_checkout(f.s, f.p, 0, dir, &st));
+	CHECK_OK(ps_checkout(f.s, f.p, 0, dir, false, &st));
 	CHECK(st.full);
 	ps_checkout_stats_dispose(&st);
 	CHECK_INT(manifest_sync(dir), id1);
+
+	/* A version 1 manifest (header only) of a sync still there: its entries are that
+	 * snapshot's, compared by content once; a local edit is found, and the manifest is
+	 * rewritten as version 2. */
+	{
+		char *m, *cmd = ps_asprintf("printf '{\"project\": \"demo\", \"sync_id\": %lld}' "
+					    "> .projsync-checkout", (long long)id1);
+		ps_test_sh(dir, "%s", cmd);
+		free(cmd);
+		CHECK_OK(ps_checkout(f.s, f.p, 0, dir, false, &st));
+		CHECK(!st.full);
+		CHECK_INT(st.from_sync_id, id1);
+		CHECK_INT(st.written + st.nchanges, 0);
+		ps_checkout_stats_dispose(&st);
+		m = slurp(dir, PS_CHECKOUT_MANIFEST);
+		CHECK(m && strstr(m, "\"version\":2") && strstr(m, " b.txt\n"));
+		free(m);
+		ps_test_sh(dir, "printf '{\"project\": \"demo\", \"sync_id\": %lld}' > "
+				".projsync-checkout && printf 'b edited\\n' > b.txt", (long long)id1);
+		CHECK_INT(ps_checkout(f.s, f.p, 0, dir, false, &st), PS_ECONFLICT);
+		CHECK_INT(st.nchanges, 1);
+		ps_checkout_stats_dispose(&st);
+		CHECK_OK(ps_checkout(f.s, f.p, 0, dir, true, &st));
+		ps_checkout_stats_dispose(&st);
+		CHECK_FILE(dir, "b.txt", "b\n");
+	}
 
 	/* A project without a succeeded sync has nothing to check out. */
 	{
 		struct ps_project *empty = NULL;
 		char *d2 = ps_asprintf("%s/empty", f.tmp);
 		fx_add_project(&f, "nothing", &empty);
-		CHECK_INT(ps_checkout(f.s, empty, 0, d2, &st), PS_ENOTFOUND);
+		CHECK_INT(ps_checkout(f.s, empty, 0, d2, false, &st), PS_ENOTFOUND);
 		ps_checkout_stats_dispose(&st);
 		CHECK(access(d2, F_OK) != 0);
 		ps_project_free(empty);
@@ -737,15 +785,21 @@ static void test_manifest_rules(void)
 	fx_dispose(&f);
 }
 
-/* A non-empty directory of someone else's where the snapshot has a file: a clear error. */
+/* A non-empty directory of someone else's where the snapshot has a file: a local change in
+ * the way; with --force that one entry fails (the directory is not ours to empty), the rest is
+ * written, and the manifest describes what the folder holds. */
 static void test_directory_in_the_way(void)
 {
 	struct fx f;
 	struct ps_checkout_stats st;
-	static const struct entry v1[] = { { "a", PS_MODE_FILE, "a\n", false } };
+	static const struct entry v1[] = {
+		{ "a", PS_MODE_FILE, "a\n", false },
+		{ "z", PS_MODE_FILE, "z\n", false },
+	};
 	static const struct entry v2[] = {
 		{ "a", PS_MODE_FILE, "a2\n", false },
 		{ "b", PS_MODE_FILE, "b\n", false },
+		{ "z", PS_MODE_FILE, "z\n", false },
 	};
 	char *dir;
 
@@ -753,29 +807,298 @@ static void test_directory_in_the_way(void)
 	make_sync(&f, v1, NELEM(v1));
 	dir = ps_asprintf("%s/co", f.tmp);
 	ps_test_write(dir, "a/precious.txt", "keep me\n");
-	CHECK_INT(ps_checkout(f.s, f.p, 0, dir, &st), PS_EIO);
+	CHECK_INT(ps_checkout(f.s, f.p, 0, dir, false, &st), PS_ECONFLICT);
 	ps_checkout_stats_dispose(&st);
-	CHECK(strstr(ps_error_message(), "'a'") != NULL);
+	CHECK(!exists(dir, "z"));
+	CHECK_OK(ps_checkout(f.s, f.p, 0, dir, true, &st));
+	CHECK_INT(st.failed, 1);
+	CHECK_INT(st.written, 1);
+	CHECK_INT(st.nfailures, 1);
+	if (st.nfailures == 1) {
+		CHECK_STR(st.failures[0].path, "a");
+		CHECK(strstr(st.failures[0].reason, "directory") != NULL);
+	}
+	ps_checkout_stats_dispose(&st);
 	CHECK_FILE(dir, "a/precious.txt", "keep me\n");
-	CHECK(!exists(dir, PS_CHECKOUT_MANIFEST));
-
-	/* The same failure half-way through an incremental run: the old manifest is gone, so the
-	 * next run does not trust a diff from a state the folder no longer holds. */
-	ps_test_sh(dir, "rm -rf a");
-	CHECK_OK(ps_checkout(f.s, f.p, 0, dir, &st));
-	ps_checkout_stats_dispose(&st);
+	CHECK_FILE(dir, "z", "z\n");
 	CHECK(exists(dir, PS_CHECKOUT_MANIFEST));
+
+	/* Once the directory is gone, the entry is written; nothing else is a local change. */
+	ps_test_sh(dir, "rm -rf a");
+	CHECK_OK(ps_checkout(f.s, f.p, 0, dir, false, &st));
+	CHECK_INT(st.written, 1);
+	ps_checkout_stats_dispose(&st);
+	CHECK_FILE(dir, "a", "a\n");
+
+	/* The same in an incremental run: a.txt is updated, b fails, the next run recovers. */
 	make_sync(&f, v2, NELEM(v2));
 	ps_test_write(dir, "b/precious.txt", "keep me too\n");
-	CHECK_INT(ps_checkout(f.s, f.p, 0, dir, &st), PS_EIO);
+	CHECK_INT(ps_checkout(f.s, f.p, 0, dir, false, &st), PS_ECONFLICT);
 	ps_checkout_stats_dispose(&st);
-	CHECK_FILE(dir, "a", "a2\n"); /* written before the failure */
-	CHECK(!exists(dir, PS_CHECKOUT_MANIFEST));
+	CHECK_FILE(dir, "a", "a\n");
+	CHECK_OK(ps_checkout(f.s, f.p, 0, dir, true, &st));
+	CHECK_INT(st.failed, 1);
+	ps_checkout_stats_dispose(&st);
+	CHECK_FILE(dir, "a", "a2\n");
+	CHECK_FILE(dir, "b/precious.txt", "keep me too\n");
 	ps_test_sh(dir, "rm -rf b");
-	CHECK_OK(ps_checkout(f.s, f.p, 0, dir, &st));
-	CHECK(st.full);
+	CHECK_OK(ps_checkout(f.s, f.p, 0, dir, false, &st));
+	CHECK_INT(st.written, 1);
+	CHECK_INT(st.unchanged, 2);
 	ps_checkout_stats_dispose(&st);
 	CHECK_FILE(dir, "b", "b\n");
+	free(dir);
+	fx_dispose(&f);
+}
+
+static bool has_change(const struct ps_checkout_stats *st, const char *path,
+		       enum ps_checkout_change c)
+{
+	for (size_t i = 0; i < st->nchanges; i++)
+		if (strcmp(st->changes[i].path, path) == 0 && st->changes[i].change == c)
+			return true;
+	return false;
+}
+
+/* Issue 15 item 6: checkout never discards what it did not write, and finds local changes. */
+static void test_local_changes(void)
+{
+	struct fx f;
+	struct ps_checkout_stats st;
+	static const struct entry v1[] = {
+		{ "deleted.txt", PS_MODE_FILE, "will be deleted locally\n", false },
+		{ "dropped.txt", PS_MODE_FILE, "deleted locally and upstream\n", false },
+		{ "edited.txt", PS_MODE_FILE, "original\n", false },
+		{ "link", PS_MODE_LINK, "edited.txt", false },
+		{ "same-size.txt", PS_MODE_FILE, "aaaa\n", false },
+		{ "script", PS_MODE_FILE, "#!/bin/sh\n", false },
+		{ "untouched.txt", PS_MODE_FILE, "untouched\n", false },
+	};
+	static const struct entry v2[] = {
+		{ "deleted.txt", PS_MODE_FILE, "will be deleted locally\n", false },
+		{ "edited.txt", PS_MODE_FILE, "original\n", false },
+		{ "link", PS_MODE_LINK, "edited.txt", false },
+		{ "new.txt", PS_MODE_FILE, "new upstream\n", false },
+		{ "same-size.txt", PS_MODE_FILE, "aaaa\n", false },
+		{ "script", PS_MODE_FILE, "#!/bin/sh\n", false },
+		{ "taken.txt", PS_MODE_FILE, "identical\n", false },
+		{ "untouched.txt", PS_MODE_FILE, "untouched v2\n", false },
+	};
+	char *dir, *fresh, *before, *after, *d;
+	struct stat u1, u2;
+	int64_t id2;
+
+	fx_init(&f, "demo", NULL);
+	make_sync(&f, v1, NELEM(v1));
+	dir = ps_asprintf("%s/co", f.tmp);
+
+	/* A folder holding the user's own files is not a checkout: refused, untouched. */
+	ps_test_write(dir, "edited.txt", "the user's own\n");
+	CHECK_INT(ps_checkout(f.s, f.p, 0, dir, false, &st), PS_ECONFLICT);
+	CHECK_STR(ps_error_slug(), "not_a_checkout");
+	ps_checkout_stats_dispose(&st);
+	CHECK_FILE(dir, "edited.txt", "the user's own\n");
+	CHECK(!exists(dir, PS_CHECKOUT_MANIFEST));
+	ps_test_sh(dir, "rm edited.txt");
+
+	CHECK_OK(ps_checkout(f.s, f.p, 0, dir, false, &st));
+	ps_checkout_stats_dispose(&st);
+	CHECK(lstat_at(dir, "untouched.txt", &u1));
+
+	/* Local changes of every kind, and files of the user's. The same-size edit keeps the
+	 * mtime: the ctime still gives it away. */
+	ps_test_sh(dir, "rm deleted.txt dropped.txt && printf 'edited locally\\n' > edited.txt && "
+			
+			"cp -p same-size.txt ref && printf 'bbbb\\n' > same-size.txt && "
+			"touch -r ref same-size.txt && rm ref && chmod +x script && "
+			"rm link && echo not-a-link > link && echo mine > mine.txt && "
+			"echo different > new.txt && echo identical > taken.txt");
+	usleep(20000);
+	before = listing(dir);
+
+	/* The same sync again: each change is found, nothing is written. */
+	CHECK_INT(ps_checkout(f.s, f.p, 0, dir, false, &st), PS_ECONFLICT);
+	CHECK_STR(ps_error_slug(), "local_changes");
+	CHECK(has_change(&st, "deleted.txt", PS_CHECKOUT_DELETED));
+	CHECK(has_change(&st, "dropped.txt", PS_CHECKOUT_DELETED));
+	CHECK(has_change(&st, "edited.txt", PS_CHECKOUT_MODIFIED));
+	CHECK(has_change(&st, "same-size.txt", PS_CHECKOUT_MODIFIED));
+	CHECK(has_change(&st, "script", PS_CHECKOUT_MODE_CHANGED));
+	CHECK(has_change(&st, "link", PS_CHECKOUT_TYPE_CHANGED));
+	CHECK_INT(st.nchanges, 6); /* mine.txt, new.txt and taken.txt are in no path's way */
+	ps_checkout_stats_dispose(&st);
+	after = listing(dir);
+	CHECK_STR(after, before);
+	free(after);
+
+	/* Towards v2: a file of the user's at a new path is in the way too, one identical to
+	 * the snapshot's is not; a file deleted here and upstream is no longer a change. */
+	id2 = make_sync(&f, v2, NELEM(v2));
+	CHECK_INT(ps_checkout(f.s, f.p, 0, dir, false, &st), PS_ECONFLICT);
+	CHECK(has_change(&st, "new.txt", PS_CHECKOUT_UNTRACKED));
+	CHECK(!has_change(&st, "taken.txt", PS_CHECKOUT_UNTRACKED));
+	CHECK(!has_change(&st, "dropped.txt", PS_CHECKOUT_DELETED));
+	CHECK_INT(st.nchanges, 6);
+	CHECK_INT(st.changes[0].change, PS_CHECKOUT_DELETED); /* sorted by path */
+	CHECK_STR(st.changes[0].path, "deleted.txt");
+	ps_checkout_stats_dispose(&st);
+	after = listing(dir);
+	CHECK_STR(after, before);
+	free(after);
+	free(before);
+
+	/* --force restores exactly the snapshot; the user's other files stay. */
+	CHECK_OK(ps_checkout(f.s, f.p, 0, dir, true, &st));
+	CHECK_INT(st.sync_id, id2);
+	CHECK_INT(st.nchanges, 6);
+	ps_checkout_stats_dispose(&st);
+	CHECK_FILE(dir, "mine.txt", "mine\n");
+	fresh = ps_asprintf("%s/fresh", f.tmp);
+	CHECK_OK(ps_checkout(f.s, f.p, id2, fresh, false, &st));
+	ps_checkout_stats_dispose(&st);
+	d = ps_test_sh_out(f.tmp, "diff -r --no-dereference -x .projsync-checkout -x mine.txt co "
+				  "fresh && echo same");
+	CHECK_STR(d, "same");
+	free(d);
+	CHECK_INT(perm_of(dir, "script"), 0644);
+
+	/* Clean again: a re-run finds nothing, and writes nothing. */
+	before = listing(dir);
+	CHECK_OK(ps_checkout(f.s, f.p, 0, dir, false, &st));
+	CHECK_INT(st.written + st.deleted + st.nchanges, 0);
+	ps_checkout_stats_dispose(&st);
+	after = listing(dir);
+	CHECK_STR(after, before);
+	free(after);
+	free(before);
+	CHECK(lstat_at(dir, "untouched.txt", &u2));
+	CHECK(u2.st_ino != u1.st_ino); /* its content changed in v2 */
+
+	/* A permission change other than the executable bit is not one git keeps: ignored. */
+	ps_test_sh(dir, "chmod 600 mine.txt edited.txt");
+	CHECK_OK(ps_checkout(f.s, f.p, 0, dir, false, &st));
+	CHECK_INT(st.nchanges, 0);
+	ps_checkout_stats_dispose(&st);
+	free(fresh);
+	free(dir);
+	fx_dispose(&f);
+}
+
+/* A crash between the pending manifest and the final one: whatever state each path is in
+ * (old, new, gone) is checkout's own, not a local change. */
+static void test_unfinished_manifest(void)
+{
+	struct fx f;
+	struct ps_checkout_stats st;
+	static const struct entry v1[] = {
+		{ "a.txt", PS_MODE_FILE, "a1\n", false },
+		{ "b.txt", PS_MODE_FILE, "b1\n", false },
+		{ "c.txt", PS_MODE_FILE, "c1\n", false },
+	};
+	static const struct entry v2[] = {
+		{ "a.txt", PS_MODE_FILE, "a2\n", false },
+		{ "b.txt", PS_MODE_FILE, "b2\n", false },
+		{ "d.txt", PS_MODE_FILE, "d2\n", false },
+	};
+	char *dir, *m1, *m2;
+
+	fx_init(&f, "demo", NULL);
+	make_sync(&f, v1, NELEM(v1));
+	dir = ps_asprintf("%s/co", f.tmp);
+	CHECK_OK(ps_checkout(f.s, f.p, 0, dir, false, &st));
+	ps_checkout_stats_dispose(&st);
+	/* Forge what a crash leaves: the manifests of both states merged, marked unfinished,
+	 * with a.txt already new, b.txt still old, c.txt already gone, d.txt not yet there. */
+	m1 = slurp(dir, PS_CHECKOUT_MANIFEST);
+	make_sync(&f, v2, NELEM(v2));
+	CHECK_OK(ps_checkout(f.s, f.p, 0, dir, false, &st));
+	ps_checkout_stats_dispose(&st);
+	m2 = slurp(dir, PS_CHECKOUT_MANIFEST);
+	ps_test_sh(dir, "printf 'b1\\n' > b.txt && rm d.txt");
+	{
+		char *h = strchr(m1, '\n'), *body2 = strchr(m2, '\n');
+		char *out = ps_asprintf("%s/m", f.tmp), *cmd;
+		FILE *fp = fopen(out, "w");
+		CHECK(h && body2 && fp);
+		if (h && body2 && fp) {
+			fprintf(fp, "{\"complete\": false, \"project\": \"demo\", "
+				    "\"sync_id\": 2, \"version\": 2}\n%s%s", h + 1, body2 + 1);
+			fclose(fp);
+		}
+		cmd = ps_asprintf("sort -k10 -o body <(tail -n +2 m) && head -1 m > m2 && "
+				  "cat body >> m2 && mv m2 co/.projsync-checkout");
+		CHECK_INT(ps_test_sh(f.tmp, "bash -c '%s'", cmd), 0);
+		free(cmd);
+		free(out);
+	}
+	CHECK_OK(ps_checkout(f.s, f.p, 0, dir, false, &st));
+	CHECK_INT(st.nchanges, 0);
+	CHECK_INT(st.written, 2); /* b.txt, d.txt */
+	ps_checkout_stats_dispose(&st);
+	CHECK_FILE(dir, "a.txt", "a2\n");
+	CHECK_FILE(dir, "b.txt", "b2\n");
+	CHECK_FILE(dir, "d.txt", "d2\n");
+	CHECK(!exists(dir, "c.txt"));
+	free(m1);
+	free(m2);
+	free(dir);
+	fx_dispose(&f);
+}
+
+/* Issue 15 item 8: a symlink target Linux cannot hold fails that entry only. */
+static void test_entry_failure_is_local(void)
+{
+	struct fx f;
+	struct ps_checkout_stats st;
+	char *long_target = ps_malloc(4097), *ok_target = ps_malloc(4096);
+	struct entry v1[] = {
+		{ "a.txt", PS_MODE_FILE, "a\n", false },
+		{ "long", PS_MODE_LINK, NULL, false },
+		{ "ok-link", PS_MODE_LINK, NULL, false },
+		{ "z.txt", PS_MODE_FILE, "z\n", false },
+	};
+	struct entry v2[] = {
+		{ "a.txt", PS_MODE_FILE, "a2\n", false },
+		{ "long", PS_MODE_LINK, NULL, false },
+		{ "ok-link", PS_MODE_LINK, NULL, false },
+		{ "z.txt", PS_MODE_FILE, "z\n", false },
+	};
+	char *dir, *l;
+
+	memset(long_target, 'x', 4096);
+	long_target[4096] = '\0';
+	memset(ok_target, 'y', 4095);
+	ok_target[4095] = '\0';
+	v1[1].content = v2[1].content = long_target;
+	v1[2].content = v2[2].content = ok_target;
+	fx_init(&f, "demo", NULL);
+	make_sync(&f, v1, NELEM(v1));
+	dir = ps_asprintf("%s/co", f.tmp);
+	CHECK_OK(ps_checkout(f.s, f.p, 0, dir, false, &st));
+	CHECK_INT(st.failed, 1);
+	CHECK_INT(st.written, 3);
+	CHECK_INT(st.nfailures, 1);
+	if (st.nfailures == 1)
+		CHECK_STR(st.failures[0].path, "long");
+	ps_checkout_stats_dispose(&st);
+	CHECK_FILE(dir, "a.txt", "a\n");
+	CHECK_FILE(dir, "z.txt", "z\n");
+	CHECK(!exists(dir, "long"));
+	l = link_of(dir, "ok-link");
+	CHECK(l && strlen(l) == 4095);
+	free(l);
+	CHECK(exists(dir, PS_CHECKOUT_MANIFEST));
+
+	/* An incremental run: the rest is applied, the manifest stays, no local change. */
+	make_sync(&f, v2, NELEM(v2));
+	CHECK_OK(ps_checkout(f.s, f.p, 0, dir, false, &st));
+	CHECK_INT(st.nchanges, 0);
+	CHECK_INT(st.failed, 1);
+	ps_checkout_stats_dispose(&st);
+	CHECK_FILE(dir, "a.txt", "a2\n");
+	CHECK(exists(dir, PS_CHECKOUT_MANIFEST));
+	free(long_target);
+	free(ok_target);
 	free(dir);
 	fx_dispose(&f);
 }
@@ -853,7 +1176,7 @@ static void test_pipeline_checkout(void)
 	fx_init(&f, "repo", repo);
 	id1 = run_sync(f.s, "repo");
 	dir = ps_asprintf("%s/co", f.tmp);
-	CHECK_OK(ps_checkout(f.s, f.p, 0, dir, &st));
+	CHECK_OK(ps_checkout(f.s, f.p, 0, dir, false, &st));
 	CHECK_INT(st.sync_id, id1);
 	CHECK(st.full);
 	CHECK_INT(st.total, 9);
@@ -873,7 +1196,7 @@ static void test_pipeline_checkout(void)
 	free(c);
 	id2 = run_sync(f.s, "repo");
 	usleep(20000);
-	CHECK_OK(ps_checkout(f.s, f.p, 0, dir, &st));
+	CHECK_OK(ps_checkout(f.s, f.p, 0, dir, false, &st));
 	CHECK(!st.full);
 	CHECK_INT(st.from_sync_id, id1);
 	CHECK_INT(st.sync_id, id2);
@@ -895,12 +1218,12 @@ static void test_pipeline_checkout(void)
 	c = ps_test_git_commit(repo, "third");
 	free(c);
 	id3 = run_sync(f.s, "repo");
-	CHECK_OK(ps_checkout(f.s, f.p, 0, dir, &st));
+	CHECK_OK(ps_checkout(f.s, f.p, 0, dir, false, &st));
 	CHECK_INT(st.sync_id, id3);
 	ps_checkout_stats_dispose(&st);
 	CHECK(!exists(dir, "src"));
 	check_equals_git(repo, dir);
-	CHECK_OK(ps_checkout(f.s, f.p, id1, dir, &st));
+	CHECK_OK(ps_checkout(f.s, f.p, id1, dir, false, &st));
 	CHECK_INT(st.sync_id, id1);
 	ps_checkout_stats_dispose(&st);
 	ps_test_sh(repo, "git checkout -q HEAD~2");
@@ -921,5 +1244,8 @@ PS_TESTS(
 	PS_TEST(test_symlinks_never_followed),
 	PS_TEST(test_manifest_rules),
 	PS_TEST(test_directory_in_the_way),
+	PS_TEST(test_local_changes),
+	PS_TEST(test_unfinished_manifest),
+	PS_TEST(test_entry_failure_is_local),
 	PS_TEST(test_pipeline_checkout),
 )
