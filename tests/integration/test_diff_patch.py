@@ -287,3 +287,116 @@ def test_real_history_equals_git_diff(ps, tmp_path):
     repo.git("update-ref", "refs/heads/main", mid)
     m = ps.sync("self")
     assert ps_out(ps, "diff", m["id"], b["id"], "--patch") == git_diff(repo, mid, last)
+
+
+# --------------------------------------------------------------------------------------------
+# HTTP: GET /api/v1/syncs/{a}/diff/{b}
+
+
+@pytest.fixture
+def server(ps):
+    srv = Server(ps)
+    yield srv
+    srv.stop()
+
+
+def test_http_diff_text_and_json(ps, crafted, server):
+    repo, c1, c2, _ = crafted
+    a = sync_to(ps, repo, c1)
+    b = sync_to(ps, repo, c2)
+    base = f"/api/v1/syncs/{a['id']}/diff/{b['id']}"
+    want = git_diff(repo, c1, c2)
+
+    st, h, body = server.get(base + "?format=diff")
+    assert st == 200 and h["content-type"] == "text/x-diff", (st, h)
+    assert body == want and "x-projsync-truncated" not in h
+    st, h, body = server.get(base, headers={"Accept": "text/x-diff"})
+    assert st == 200 and h["content-type"] == "text/x-diff" and body == want
+    st, h, body = server.get(base + "?format=diff&stat=1")
+    assert body == git_diff(repo, c1, c2, "--stat", "--patch")
+    st, h, body = server.get(base + "?format=diff&path=text.txt&path=moved")
+    assert body == git_diff(repo, c1, c2, paths=("text.txt", "moved"))
+
+    # JSON with hunks: the same document as the CLI's --patch --json.
+    st, h, doc = server.get(base + "?patch=1")
+    assert st == 200 and h["content-type"].startswith("application/json")
+    assert doc == ps.json("diff", a["id"], b["id"], "--patch")
+    assert doc["truncated"] is False and len(doc["files"]) > 15
+    assert any(f["hunks"] for f in doc["files"])
+
+    # Without patch: the name-status changes, as /changes gives them for the same pair.
+    st, _, names = server.get(base)
+    assert st == 200 and names == server.get(f"/api/v1/syncs/{b['id']}/changes")[2]
+    st, _, names = server.get(base + "?path=moved")
+    assert [(c["status"], c["path"]) for c in names] == [("renamed", "moved/b.txt")]
+
+
+def test_http_diff_non_utf8_text_becomes_replacement_char(ps, repo, server):
+    repo.write("latin1.txt", b"caf\xe9\n")
+    c1 = repo.commit("one")
+    repo.write("latin1.txt", b"caf\xe9 au lait\n")
+    c2 = repo.commit("two")
+    ps.add("p", str(repo.path))
+    repo.git("update-ref", "refs/heads/main", c1)
+    a = ps.sync("p")
+    repo.git("update-ref", "refs/heads/main", c2)
+    b = ps.sync("p")
+    st, _, doc = server.get(f"/api/v1/syncs/{a['id']}/diff/{b['id']}?patch=1")
+    lines = doc["files"][0]["hunks"][0]["lines"]
+    assert [ln["text"] for ln in lines] == ["caf\ufffd", "caf\ufffd au lait"]
+    # The text form keeps the bytes.
+    st, _, body = server.get(f"/api/v1/syncs/{a['id']}/diff/{b['id']}?format=diff")
+    assert body == git_diff(repo, c1, c2) and b"-caf\xe9\n" in body
+
+
+def test_http_diff_errors(ps, crafted, make_repo, server):
+    repo, c1, c2, s1 = crafted
+    other = make_repo("other")
+    other.write("x", "x\n")
+    other.commit("x")
+    ps.add("q", str(other.path))
+    q = ps.sync("q")
+    st, _, e = server.get(f"/api/v1/syncs/{s1['id']}/diff/{q['id']}?patch=1")
+    assert st == 400 and e["error"]["code"] == "different_projects"
+    st, _, e = server.get(f"/api/v1/syncs/{s1['id']}/diff/999?patch=1")
+    assert st == 404 and e["error"]["code"] == "sync_not_found"
+    st, _, e = server.get(f"/api/v1/syncs/{s1['id']}/diff/abc")
+    assert st == 400
+    st, _, e = server.get(f"/api/v1/syncs/{s1['id']}/diff/{s1['id']}?format=html")
+    assert st == 400 and e["error"]["code"] == "invalid_format"
+    st, _, doc = server.get(f"/api/v1/syncs/{s1['id']}/diff/{s1['id']}?patch=1")
+    assert st == 200 and doc["files"] == []
+
+
+def test_http_output_limit_lists_rest_as_omitted(ps, repo, server):
+    """Past 16 MiB of diff text the response stops adding hunks: later files are listed as
+    omitted, and the text form says so in a header."""
+    for i in range(10):   # 1 MB each, 2 MB of diff each when rewritten
+        repo.write(f"f{i}.txt", "".join(f"{i} old line {k:090}\n" for k in range(10000)))
+    c1 = repo.commit("one")
+    for i in range(10):
+        repo.write(f"f{i}.txt", "".join(f"{i} new line {k:090}\n" for k in range(10000)))
+    c2 = repo.commit("two")
+    ps.add("p", str(repo.path))
+    repo.git("update-ref", "refs/heads/main", c1)
+    a = ps.sync("p")
+    repo.git("update-ref", "refs/heads/main", c2)
+    b = ps.sync("p")
+    base = f"/api/v1/syncs/{a['id']}/diff/{b['id']}"
+    st, h, body = server.get(base + "?format=diff")
+    assert st == 200 and h.get("x-projsync-truncated") == "true"
+    assert len(body) <= 16 * 1024 * 1024
+    full = git_diff(repo, c1, c2)
+    assert len(full) > 16 * 1024 * 1024
+    # Whole files up to the limit, as git prints them; then each remaining file omitted.
+    cut = body.rfind(b"diff --git ", 0, body.index(b"(omitted: output limit reached)"))
+    assert cut > 0 and full.startswith(body[:cut])
+    rest = body[cut:].split(b"diff --git ")[1:]
+    assert len(rest) >= 2 and all(r.endswith(b"differ (omitted: output limit reached)\n")
+                                  for r in rest)
+    assert body.count(b"diff --git ") == 10
+    st, _, doc = server.get(base + "?patch=1")
+    assert doc["truncated"] is True
+    assert [f["skipped"] for f in doc["files"]][-1] == "omitted"
+    assert doc["files"][0]["skipped"] is None and doc["files"][0]["hunks"]
+    assert len(doc["files"]) == 10
