@@ -66,6 +66,8 @@ def crafted(ps, repo):
     r.write("funcs.c", "".join(
         f"int f{i}(void)\n{{\n\tint x = {i};\n\treturn x;\n}}\n\n" for i in range(1, 8)))
     r.write("tail.txt", "keep\n")
+    r.write("old/deep/file.md", "# deep\nrenamed across directories\n")
+    r.write("pic.bin", b"\x89PNG\x00\x00same bytes")
     c1 = r.commit("one")
 
     r.write("text.txt", lines_of(30).replace("line 15\n", "line fifteen\n"))
@@ -95,6 +97,8 @@ def crafted(ps, repo):
     r.write("empty.txt", "")
     r.write("new.txt", "brand\nnew\n")
     r.write("tail.txt", "keep\nmore\n")
+    r.mv("old/deep/file.md", "new/deep/file.md")
+    r.mv("pic.bin", "img/pic.bin")
     c2 = r.commit("two")
 
     ps.add("p", str(r.path))
