@@ -58,6 +58,8 @@ struct ps_cli {
 	bool json;
 	/* stdout is a terminal (live progress, colours-free glyphs). */
 	bool stdout_tty;
+	/* --patch and --stat of `diff` and `changes`: content diffs (cmd_patch.c). */
+	bool patch, stat;
 };
 
 /* The entry point: parses global options, runs the command, returns the exit code. */
@@ -78,6 +80,13 @@ int ps_cmd_diff(struct ps_cli *cli, int argc, char **argv);
 int ps_cmd_files(struct ps_cli *cli, int argc, char **argv);
 int ps_cmd_cat(struct ps_cli *cli, int argc, char **argv);
 int ps_cmd_checkout(struct ps_cli *cli, int argc, char **argv);  /* cmd_checkout.c */
+/*
+ * `diff --patch/--stat` and `changes --patch/--stat` (cmd_patch.c): prints the content diff
+ * from succeeded sync `sync_a` (0: none, all added) to `sync_b` as `git diff` does, or as JSON
+ * with --json, restricted to `paths` (none: all). Returns the exit code.
+ */
+int ps_cli_print_patch(struct ps_cli *cli, int64_t project_id, int64_t sync_a, int64_t sync_b,
+		       const char *const *paths, size_t npaths);
 int ps_cmd_memory(struct ps_cli *cli, int argc, char **argv);    /* cmd_memory.c */
 int ps_cmd_migrate(struct ps_cli *cli, int argc, char **argv);
 int ps_cmd_serve(struct ps_cli *cli, int argc, char **argv);    /* cmd_serve.c */

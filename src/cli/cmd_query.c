@@ -12,6 +12,7 @@
 
 #include "cli/progress.h"
 #include "core/json.h"
+#include "core/patch.h"
 #include "core/project.h"
 #include "util/error.h"
 
@@ -28,19 +29,24 @@ static const char history_usage[] =
 	"--json prints a bare array of sync objects.\n";
 
 static const char changes_usage[] =
-	"usage: projsync changes SYNC_ID [--json]\n"
+	"usage: projsync changes SYNC_ID [--patch] [--stat] [--json]\n"
 	"\n"
 	"Lists what a succeeded sync changed compared with the project's previous succeeded sync\n"
 	"(for the first sync: everything is added). One line per path, like git diff --name-status:\n"
 	"  A path   added          M path   modified       D path   deleted\n"
 	"  R old -> new   renamed  T path   type changed (file, symlink, submodule)\n"
-	"--json prints a bare array of change objects.\n";
+	"--json prints a bare array of change objects.\n"
+	"--patch prints the content diff as 'git diff' does (hunks, modes, blob ids, renames,\n"
+	"binary files); --stat prints 'git diff --stat'. With --json either prints\n"
+	"{\"from\", \"to\", \"truncated\", \"files\"} (see docs/api.md).\n";
 
 static const char diff_usage[] =
-	"usage: projsync diff SYNC_A SYNC_B [--json]\n"
+	"usage: projsync diff SYNC_A SYNC_B [--patch] [--stat] [--json] [PATH...]\n"
 	"\n"
 	"Lists the changes from succeeded sync SYNC_A to succeeded sync SYNC_B of one project,\n"
-	"in the format of 'projsync changes'. --json prints a bare array of change objects.\n";
+	"in the format of 'projsync changes'. --json prints a bare array of change objects.\n"
+	"--patch prints the content diff as 'git diff' does; --stat prints 'git diff --stat'.\n"
+	"PATH restricts the output to those files or directories.\n";
 
 static const char files_usage[] =
 	"usage: projsync files NAME [PREFIX] [--at SYNC_ID] [--json]\n"
@@ -56,7 +62,14 @@ static const char cat_usage[] =
 	"Writes the content of PATH in a project's snapshot (the latest, or the one of succeeded\n"
 	"sync SYNC_ID) to stdout, byte for byte. A symbolic link prints its target.\n";
 
-enum { OPT_JSON = 0x100, OPT_LIMIT, OPT_AT };
+enum { OPT_JSON = 0x100, OPT_LIMIT, OPT_AT, OPT_PATCH, OPT_STAT };
+
+static const struct option diff_opts[] = {
+	{ "json", no_argument, NULL, OPT_JSON },
+	{ "patch", no_argument, NULL, OPT_PATCH },
+	{ "stat", no_argument, NULL, OPT_STAT },
+	{ 0 },
+};
 
 static const struct option json_only[] = {
 	{ "json", no_argument, NULL, OPT_JSON },
@@ -75,6 +88,8 @@ static int parse_args(struct ps_cli *cli, int argc, char **argv, const struct op
 		switch (c) {
 		case PS_CLI_OPT_HELP: return PS_EXIT_OK;
 		case OPT_JSON: cli->json = true; break;
+		case OPT_PATCH: cli->patch = true; break;
+		case OPT_STAT: cli->stat = true; break;
 		case OPT_LIMIT:
 			if (!ps_cli_parse_id(optarg, limit))
 				return ps_cli_usage_error(cli, "invalid --limit '%s': give a positive "
@@ -337,7 +352,7 @@ int ps_cmd_changes(struct ps_cli *cli, int argc, char **argv)
 	size_t n = 0;
 	int rc, exit_code;
 
-	if ((rc = parse_args(cli, argc, argv, json_only, changes_usage, 1, 1, "a SYNC_ID", NULL,
+	if ((rc = parse_args(cli, argc, argv, diff_opts, changes_usage, 1, 1, "a SYNC_ID", NULL,
 			     NULL)) >= 0)
 		return rc;
 	if ((rc = load_sync(cli, argv[optind], &s)) >= 0)
@@ -358,6 +373,11 @@ int ps_cmd_changes(struct ps_cli *cli, int argc, char **argv)
 			goto cleanup;
 		}
 	}
+	if (cli->patch || cli->stat) {
+		exit_code = ps_cli_print_patch(cli, s->project_id, prev ? prev->id : 0, s->id,
+					       NULL, 0);
+		goto cleanup;
+	}
 	if ((rc = ps_store_diff(cli->store, s->project_id, prev ? prev->id : 0, s->id, &cs,
 				&n)) < 0) {
 		exit_code = ps_cli_fail(rc);
@@ -376,12 +396,15 @@ int ps_cmd_diff(struct ps_cli *cli, int argc, char **argv)
 {
 	struct ps_sync *a = NULL, *b = NULL;
 	struct ps_change *cs = NULL;
-	size_t n = 0;
+	const char *const *paths;
+	size_t n = 0, npaths;
 	int rc, exit_code;
 
-	if ((rc = parse_args(cli, argc, argv, json_only, diff_usage, 2, 2, "SYNC_A and SYNC_B",
+	if ((rc = parse_args(cli, argc, argv, diff_opts, diff_usage, 2, argc, "SYNC_A and SYNC_B",
 			     NULL, NULL)) >= 0)
 		return rc;
+	paths = (const char *const *)argv + optind + 2;
+	npaths = (size_t)(argc - optind - 2);
 	if ((rc = load_sync(cli, argv[optind], &a)) >= 0)
 		return rc;
 	if ((rc = load_sync(cli, argv[optind + 1], &b)) >= 0) {
@@ -401,9 +424,23 @@ int ps_cmd_diff(struct ps_cli *cli, int argc, char **argv)
 					       ps_sync_status_name(bad->status));
 		goto cleanup;
 	}
+	if (cli->patch || cli->stat) {
+		exit_code = ps_cli_print_patch(cli, a->project_id, a->id, b->id, paths, npaths);
+		goto cleanup;
+	}
 	if ((rc = ps_store_diff(cli->store, a->project_id, a->id, b->id, &cs, &n)) < 0) {
 		exit_code = ps_cli_fail(rc);
 		goto cleanup;
+	}
+	if (npaths) {
+		size_t kept = 0;
+		for (size_t i = 0; i < n; i++) {
+			if (ps_patch_change_matches(&cs[i], paths, npaths))
+				cs[kept++] = cs[i];
+			else
+				ps_change_dispose(&cs[i]);
+		}
+		n = kept;
 	}
 	print_changes(cli, cs, n);
 	exit_code = PS_EXIT_OK;

@@ -11,13 +11,15 @@
  * each invalid byte becomes U+FFFD, so output is always valid JSON. */
 json_t *ps_json_string(const char *s)
 {
+	return s ? ps_json_stringn(s, strlen(s)) : json_null();
+}
+
+json_t *ps_json_stringn(const char *s, size_t len)
+{
 	json_t *j;
-	size_t len, i = 0;
+	size_t i = 0;
 	struct ps_buf b;
 
-	if (!s)
-		return json_null();
-	len = strlen(s);
 	j = json_stringn(s, len);
 	if (j)
 		return j;

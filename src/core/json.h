@@ -12,6 +12,8 @@
 #include "core/model.h"
 
 json_t *ps_json_string(const char *s);
+/* The same for `len` bytes that may hold NUL (kept, as \u0000). */
+json_t *ps_json_stringn(const char *s, size_t len);
 /* An id, or null for 0 (absent). */
 json_t *ps_json_id(int64_t id);
 /* RFC 3339 UTC time of ms since the epoch, or null for 0. */

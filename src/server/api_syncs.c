@@ -1,6 +1,7 @@
 /*
  * /api/v1/syncs/{id}: a sync, its cancellation and its changes (vs. the previous succeeded sync
- * of its project, like `projsync changes`).
+ * of its project, like `projsync changes`); /api/v1/syncs/{a}/diff/{b}: the changes between two
+ * syncs, with content diffs on request (like `projsync diff --patch`, core/patch.h).
  *
  * Cancel goes through the store's flag (ps_store_sync_request_cancel), not through this
  * process's memory, so it reaches a sync run by any worker or by the CLI in another process:
@@ -9,8 +10,10 @@
  */
 #include <inttypes.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/json.h"
+#include "core/patch.h"
 #include "server/http.h"
 #include "util/error.h"
 
@@ -117,4 +120,148 @@ cleanup:
 	free(cs);
 	ps_sync_free(prev);
 	ps_sync_free(s);
+}
+
+/* ---- /api/v1/syncs/{a}/diff/{b} ---- */
+
+#define MAX_DIFF_PATHS 64
+
+struct paths {
+	const char *v[MAX_DIFF_PATHS];
+	size_t n;
+	bool too_many;
+};
+
+static enum MHD_Result collect_path(void *cls, enum MHD_ValueKind kind, const char *key,
+				    const char *value)
+{
+	struct paths *p = cls;
+
+	(void)kind;
+	if (strcmp(key, "path") != 0 || !value)
+		return MHD_YES;
+	if (p->n == MAX_DIFF_PATHS) {
+		p->too_many = true;
+		return MHD_NO;
+	}
+	p->v[p->n++] = value;
+	return MHD_YES;
+}
+
+static bool flag(struct ps_request *rq, const char *name)
+{
+	const char *v = ps_http_query(rq, name);
+
+	return v && (strcmp(v, "1") == 0 || strcmp(v, "true") == 0);
+}
+
+static int append_buf(void *ud, const char *data, size_t len)
+{
+	return ps_buf_append(ud, data, len);
+}
+
+/* The syncs must be succeeded syncs of one project: replies and returns false otherwise. */
+static bool comparable(struct ps_request *rq, const struct ps_sync *a, const struct ps_sync *b)
+{
+	if (a->project_id != b->project_id) {
+		ps_http_error(rq, MHD_HTTP_BAD_REQUEST, "different_projects", "sync %" PRId64
+			      " is of project %s and sync %" PRId64 " of project %s: compare syncs "
+			      "of one project", a->id, a->project, b->id, b->project);
+		return false;
+	}
+	if (a->status != PS_SYNC_SUCCEEDED || b->status != PS_SYNC_SUCCEEDED) {
+		const struct ps_sync *bad = a->status != PS_SYNC_SUCCEEDED ? a : b;
+		ps_http_error(rq, MHD_HTTP_CONFLICT, "not_succeeded", "sync %" PRId64 " is %s: only "
+			      "succeeded syncs have snapshots", bad->id,
+			      ps_sync_status_name(bad->status));
+		return false;
+	}
+	return true;
+}
+
+void ps_api_sync_diff(struct ps_request *rq)
+{
+	struct ps_sync *a = NULL, *b = NULL;
+	struct paths paths = { 0 };
+	struct ps_patch_opts opts = { 0 };
+	const char *format = ps_http_query(rq, "format"), *accept = ps_http_header(rq, "Accept");
+	bool text, patch = flag(rq, "patch");
+	int64_t bid;
+	int rc;
+
+	if (format && strcmp(format, "diff") != 0 && strcmp(format, "json") != 0) {
+		ps_http_error(rq, MHD_HTTP_BAD_REQUEST, "invalid_format", "invalid format '%s': "
+			      "give diff or json", format);
+		return;
+	}
+	/* ?format wins; else an Accept that names text/x-diff asks for the patch as text. */
+	text = format ? strcmp(format, "diff") == 0 : accept && strstr(accept, "text/x-diff");
+	MHD_get_connection_values(rq->conn, MHD_GET_ARGUMENT_KIND, collect_path, &paths);
+	if (paths.too_many) {
+		ps_http_error(rq, MHD_HTTP_BAD_REQUEST, "too_many_paths", "at most %d path "
+			      "arguments", MAX_DIFF_PATHS);
+		return;
+	}
+	opts.paths = paths.v;
+	opts.npaths = paths.n;
+	if (!(a = load_sync(rq)))
+		return;
+	if (!ps_http_parse_id(rq, "sync id", ps_http_param(rq, 1), &bid))
+		goto cleanup;
+	if ((rc = ps_store_sync_get(rq->store, bid, &b)) < 0) {
+		if (rc == PS_ENOTFOUND)
+			ps_error_set(rc, "sync_not_found", "sync %" PRId64 " not found", bid);
+		ps_http_fail(rq, rc);
+		goto cleanup;
+	}
+	if (!comparable(rq, a, b))
+		goto cleanup;
+	if (text) {
+		struct ps_buf out;
+		bool truncated = false;
+		unsigned what = PS_PATCH_WANT_PATCH | (flag(rq, "stat") ? PS_PATCH_WANT_STAT : 0);
+		ps_buf_init(&out, SIZE_MAX);
+		rc = ps_patch_write(rq->store, a->project_id, a->id, b->id, &opts, what, 80,
+				    PS_API_DIFF_MAX_BYTES, append_buf, &out, &truncated);
+		if (rc < 0) {
+			ps_buf_dispose(&out);
+			ps_http_fail(rq, rc);
+			goto cleanup;
+		}
+		{
+			size_t len = out.len;
+			char *data = ps_buf_take(&out, NULL);
+			ps_http_raw(rq, MHD_HTTP_OK, "text/x-diff", data ? data : ps_strdup(""), len,
+				    true);
+		}
+		if (truncated)
+			ps_http_add_header(rq, "X-Projsync-Truncated", "true");
+	} else if (patch) {
+		json_t *j = NULL;
+		if ((rc = ps_patch_json(rq->store, a->project_id, a->id, b->id, &opts,
+					PS_API_DIFF_MAX_BYTES, &j)) < 0) {
+			ps_http_fail(rq, rc);
+			goto cleanup;
+		}
+		ps_http_json(rq, MHD_HTTP_OK, j);
+	} else {
+		struct ps_change *cs = NULL;
+		size_t n = 0;
+		json_t *arr;
+		if ((rc = ps_store_diff(rq->store, a->project_id, a->id, b->id, &cs, &n)) < 0) {
+			ps_http_fail(rq, rc);
+			goto cleanup;
+		}
+		arr = json_array();
+		for (size_t i = 0; i < n; i++) {
+			if (ps_patch_change_matches(&cs[i], opts.paths, opts.npaths))
+				json_array_append_new(arr, ps_change_to_json(&cs[i]));
+			ps_change_dispose(&cs[i]);
+		}
+		free(cs);
+		ps_http_json(rq, MHD_HTTP_OK, arr);
+	}
+cleanup:
+	ps_sync_free(a);
+	ps_sync_free(b);
 }

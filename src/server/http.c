@@ -42,6 +42,7 @@ static const struct ps_route routes[] = {
 	{ "GET", "/api/v1/syncs/{id}", ps_api_sync_get, true, 0 },
 	{ "POST", "/api/v1/syncs/{id}/cancel", ps_api_sync_cancel, true, 0 },
 	{ "GET", "/api/v1/syncs/{id}/changes", ps_api_sync_changes, true, 0 },
+	{ "GET", "/api/v1/syncs/{id}/diff/{other}", ps_api_sync_diff, true, 0 },
 	{ "GET", "/api/v1/projects/{name}/memory", ps_api_project_memory, true, 0 },
 	{ "POST", "/api/v1/projects/{name}/memory", ps_api_project_memory_add, true, 0 },
 	{ "GET", "/api/v1/memory/{id}", ps_api_memory_get, true, 0 },
