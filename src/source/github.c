@@ -20,10 +20,13 @@
  *             each file hashed as a git blob and handed over when wanted; whatever the tarball
  *             did not hold (export-ignore, export-subst, LFS) is fetched as blobs afterwards.
  *             Few blobs: raw blob requests in parallel under a cap. Every blob is hashed.
- *   faults    5xx, timeouts (no progress for PROJSYNC_GITHUB_TIMEOUT_MS) and cut connections are
- *             retried with exponential backoff from 1/60 of PROJSYNC_GITHUB_BACKOFF_MS; a spent primary
- *             rate limit is waited out up to PROJSYNC_GITHUB_MAX_WAIT seconds (with a warning),
- *             a secondary one as GitHub says (retry-after) or with backoff from one minute.
+ *   faults    5xx, timeouts (no progress for PROJSYNC_GITHUB_TIMEOUT_MS, default
+ *             PROJSYNC_NET_TIMEOUT) and cut connections are retried with exponential backoff from
+ *             1/60 of PROJSYNC_GITHUB_BACKOFF_MS; a host name that does not resolve is not. A
+ *             spent primary rate limit is waited out up to PROJSYNC_GITHUB_MAX_WAIT seconds (with
+ *             a warning), a secondary one as GitHub says (retry-after) or with backoff from one
+ *             minute; a longer wait fails at once. A bounded source (a check) ends each batch of
+ *             requests, retries included, within the timeout.
  *
  * The token ($GITHUB_TOKEN) is sent only to the API's own origin: curl drops a custom
  * Authorization header when a redirect leaves the host (the tarball's codeload host), and Link
