@@ -3,8 +3,14 @@
  * sync history of a project. The JSON shapes are core/json.h's, the same `--json` prints.
  * Creating a project checks its source first (ps_source_check, as `project add` does): a source
  * that names no repository is refused with 422 and nothing is stored.
+ *
+ * Checking a remote source (here and for the branch list) blocks a request thread on the
+ * network, so it is bounded twice: each check fails after the network timeout (504), and at most
+ * half the HTTP threads may wait on remotes at once (503 beyond), so the others keep answering
+ * /healthz and everything else whatever the remotes do.
  */
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +21,48 @@
 #include "source/source.h"
 #include "util/error.h"
 
+
+static atomic_int remote_waits;
+
+/* A local source is an absolute path (the API refuses relative ones; the CLI stores absolute
+ * paths): reading it never waits on a network. */
+static bool source_is_remote(const char *source)
+{
+	return source[0] != '/';
+}
+
+/* Takes a slot for a request thread about to wait on a remote; false (503 sent) when none is
+ * free. remote_wait_leave gives it back. */
+static bool remote_wait_enter(struct ps_request *rq)
+{
+	int threads = rq->srv->cfg.http_threads > 0 ? rq->srv->cfg.http_threads : 1;
+	int cap = threads / 2 > 0 ? threads / 2 : 1;
+	char after[24];
+
+	if (atomic_fetch_add(&remote_waits, 1) < cap)
+		return true;
+	atomic_fetch_sub(&remote_waits, 1);
+	/* Every wait ends within the network timeout: by then a slot is free. */
+	snprintf(after, sizeof(after), "%lld",
+		 (long long)((ps_source_net_timeout_ms() + 999) / 1000));
+	ps_http_error(rq, MHD_HTTP_SERVICE_UNAVAILABLE, "remote_busy",
+		      "%d remote source checks are already in progress; retry in %s s", cap,
+		      after);
+	ps_http_add_header(rq, MHD_HTTP_HEADER_RETRY_AFTER, after);
+	return false;
+}
+
+static void remote_wait_leave(void)
+{
+	atomic_fetch_sub(&remote_waits, 1);
+}
+
+/* 504 for a remote that did not answer in time, else `status`. */
+static unsigned check_status(unsigned status)
+{
+	return strcmp(ps_error_slug(), "upstream_timeout") == 0 ? MHD_HTTP_GATEWAY_TIMEOUT
+								 : status;
+}
 
 void ps_api_projects_list(struct ps_request *rq)
 {
@@ -59,8 +107,9 @@ void ps_api_projects_create(struct ps_request *rq)
 	static const char *const known[] = { "name", "source", "branch", "memory_globs",
 					     "max_blob_size", NULL };
 	struct ps_project p = { .max_blob_size = PS_DEFAULT_MAX_BLOB_SIZE };
-	struct ps_source_opts sopts = { .cache_dir = rq->srv->cfg.cache_dir };
+	struct ps_source_opts sopts = { .cache_dir = rq->srv->cfg.cache_dir, .bounded = true };
 	const char *name, *source, *branch;
+	bool remote;
 	json_t *body, *v;
 	char loc[64];
 	int rc;
@@ -116,8 +165,13 @@ void ps_api_projects_create(struct ps_request *rq)
 			      "github:OWNER/REPO", source);
 		goto cleanup;
 	}
-	if ((rc = ps_source_check(source, &sopts)) < 0) {
-		ps_http_error(rq, MHD_HTTP_UNPROCESSABLE_CONTENT,
+	if ((remote = source_is_remote(source)) && !remote_wait_enter(rq))
+		goto cleanup;
+	rc = ps_source_check(source, &sopts);
+	if (remote)
+		remote_wait_leave();
+	if (rc < 0) {
+		ps_http_error(rq, check_status(MHD_HTTP_UNPROCESSABLE_CONTENT),
 			      ps_error_slug()[0] ? ps_error_slug() : "invalid_source", "%s",
 			      ps_error_message()[0] ? ps_error_message() : "bad source");
 		goto cleanup;
@@ -171,20 +225,30 @@ void ps_api_project_delete(struct ps_request *rq)
 void ps_api_project_branches(struct ps_request *rq)
 {
 	struct ps_project *p = ps_http_project(rq);
-	struct ps_source_opts sopts = { .cache_dir = rq->srv->cfg.cache_dir };
+	struct ps_source_opts sopts = { .cache_dir = rq->srv->cfg.cache_dir, .bounded = true };
 	struct ps_source *src = NULL;
 	struct ps_strv names = { 0 };
 	char *def = NULL;
 	const char *selected;
+	bool remote;
 	json_t *arr;
 	int rc;
 
 	if (!p)
 		return;
-	if ((rc = ps_source_open(&src, p->source, &sopts)) < 0 ||
-	    (rc = ps_source_branches(src, &names, &def)) < 0) {
+	if ((remote = source_is_remote(p->source)) && !remote_wait_enter(rq))
+		goto cleanup;
+	if ((rc = ps_source_open(&src, p->source, &sopts)) == 0)
+		rc = ps_source_branches(src, &names, &def);
+	if (remote)
+		remote_wait_leave();
+	if (rc < 0) {
 		ps_error_wrap(rc, "project '%s': ", p->name);
-		ps_http_fail(rq, rc == PS_ENOTFOUND || rc == PS_EINVAL ? PS_EUPSTREAM : rc);
+		if (strcmp(ps_error_slug(), "upstream_timeout") == 0)
+			ps_http_error(rq, MHD_HTTP_GATEWAY_TIMEOUT, "upstream_timeout", "%s",
+				      ps_error_message());
+		else
+			ps_http_fail(rq, rc == PS_ENOTFOUND || rc == PS_EINVAL ? PS_EUPSTREAM : rc);
 		goto cleanup;
 	}
 	selected = p->branch ? p->branch : def;

@@ -12,17 +12,32 @@
  * in src->bytes.
  *
  * libgit2 errors become PS_E* codes carrying libgit2's own message after our context.
+ *
+ * Network bounds: libgit2 1.5 has no timeouts of its own (GIT_OPT_SET_SERVER_CONNECT_TIMEOUT and
+ * GIT_OPT_SET_SERVER_TIMEOUT arrived in 1.7), and its sockets block forever on a peer that
+ * accepts and never answers. So projsync registers its own socket stream (git_stream_register,
+ * GIT_STREAM_STANDARD), which libgit2 uses for git://, http:// and under its TLS for https://:
+ * connect waits at most the network timeout, and every read or write waits at most that long
+ * for a byte to move. A thread-local deadline additionally bounds a whole operation (a check, or
+ * any operation of a `bounded` source), since a peer trickling bytes would pass the idle bound.
  */
 #include "source/source.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <git2.h>
+#include <git2/sys/stream.h>
+#include <netdb.h>
 #include <openssl/evp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "util/error.h"
 #include "util/util.h"
@@ -39,6 +54,7 @@ struct git_source {
 	bool remote;
 	char *cache_path;      /* remote only: the bare cache repository */
 	git_repository *repo;  /* local: the repository; remote: the cache, opened on first use */
+	bool bounded;          /* each remote operation as a whole within the network timeout */
 };
 
 /* State shared with libgit2's callbacks during one connection. */
@@ -56,12 +72,263 @@ struct remote_heads {
 
 static pthread_once_t libgit2_once = PTHREAD_ONCE_INIT;
 
+/* ---- the bounded socket stream ---- */
+
+/*
+ * The monotonic time (ms) at which the current remote operation of this thread gives up, or 0
+ * for none; and whether a bound was hit, so the failure gets the "upstream_timeout" slug
+ * whatever libgit2 makes of our error. libgit2 calls a stream on the thread that called it.
+ */
+static _Thread_local int64_t op_deadline;
+static _Thread_local bool op_timed_out;
+/* Our words for the bound that was hit: a TLS layer above the stream replaces the error with
+ * its own ("SSL error: ... Generic error"). */
+static _Thread_local char op_timeout_msg[256];
+
+struct timed_stream {
+	git_stream parent;
+	/* These three mirror libgit2 1.5's git_socket_stream: its ssh transport reads the socket
+	 * of whatever stream is registered through that layout (GIT_CONTAINER_OF) and hands it
+	 * to libssh2. Keep them first and in this order. */
+	char *host;
+	char *port;
+	int s;
+};
+
+/* Fails a stream call after a bound was hit, in words a user can act on. */
+static int stream_timeout(const struct timed_stream *st, const char *what)
+{
+	char t[32];
+
+	ps_source_net_timeout_text(t, sizeof(t));
+	op_timed_out = true;
+	snprintf(op_timeout_msg, sizeof(op_timeout_msg),
+		 "%s %s:%s timed out (no progress within %s; PROJSYNC_NET_TIMEOUT)", what,
+		 st->host, st->port, t);
+	git_error_set_str(GIT_ERROR_NET, op_timeout_msg);
+	return -1;
+}
+
+/* How long the next wait may last: the idle bound, cut short by the operation's deadline;
+ * 0 when the deadline has passed. */
+static int wait_budget(int64_t idle_ms)
+{
+	int64_t ms = idle_ms;
+
+	if (op_deadline > 0) {
+		int64_t left = op_deadline - ps_mono_ms();
+		if (left < ms)
+			ms = left > 0 ? left : 0;
+	}
+	return (int)ms;
+}
+
+/* Waits for `events` on the socket: 1 ready, 0 timed out, -1 error. */
+static int stream_wait(int fd, short events, int64_t idle_ms)
+{
+	int64_t start = ps_mono_ms();
+
+	for (;;) {
+		struct pollfd pfd = { .fd = fd, .events = events };
+		int64_t spent = ps_mono_ms() - start;
+		int budget = wait_budget(idle_ms - spent > 0 ? idle_ms - spent : 0);
+		int n;
+
+		if (budget <= 0)
+			return 0;
+		n = poll(&pfd, 1, budget);
+		if (n > 0)
+			return 1;
+		if (n == 0)
+			continue; /* the loop re-checks both bounds */
+		if (errno != EINTR)
+			return -1;
+	}
+}
+
+static int timed_connect(git_stream *stream)
+{
+	struct timed_stream *st = (struct timed_stream *)stream;
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_family = AF_UNSPEC };
+	struct addrinfo *info = NULL;
+	int64_t timeout = ps_source_net_timeout_ms(), deadline = ps_mono_ms() + timeout;
+	int err, last_errno = 0;
+	bool timed_out = false;
+
+	/* The resolver is bounded by its own configuration (resolv.conf timeout and attempts). */
+	if ((err = getaddrinfo(st->host, st->port, &hints, &info)) != 0) {
+		git_error_set(GIT_ERROR_NET, "failed to resolve address for %s: %s", st->host,
+			      gai_strerror(err));
+		return -1;
+	}
+	for (struct addrinfo *p = info; p; p = p->ai_next) {
+		int fd = socket(p->ai_family, p->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
+				p->ai_protocol);
+		int so_err = 0, rc;
+		socklen_t sl = sizeof(so_err);
+
+		if (fd < 0) {
+			last_errno = errno;
+			continue;
+		}
+		if (connect(fd, p->ai_addr, p->ai_addrlen) == 0) {
+			st->s = fd;
+			break;
+		}
+		if (errno != EINPROGRESS) {
+			last_errno = errno;
+			close(fd);
+			continue;
+		}
+		/* One connect timeout for all the addresses: the user was promised one bound. */
+		rc = stream_wait(fd, POLLOUT, deadline - ps_mono_ms());
+		if (rc == 1 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &so_err, &sl) == 0 &&
+		    so_err == 0) {
+			st->s = fd;
+			break;
+		}
+		if (rc == 0)
+			timed_out = true;
+		last_errno = rc == 1 ? so_err : errno;
+		close(fd);
+		if (rc == 0)
+			break;
+	}
+	freeaddrinfo(info);
+	if (st->s >= 0)
+		return 0;
+	if (timed_out)
+		return stream_timeout(st, "connecting to");
+	git_error_set(GIT_ERROR_NET, "failed to connect to %s:%s: %s", st->host, st->port,
+		      strerror(last_errno ? last_errno : ECONNREFUSED));
+	return -1;
+}
+
+static ssize_t timed_read(git_stream *stream, void *data, size_t len)
+{
+	struct timed_stream *st = (struct timed_stream *)stream;
+
+	for (;;) {
+		ssize_t n = recv(st->s, data, len, MSG_DONTWAIT);
+		int rc;
+
+		if (n >= 0)
+			return n;
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN && errno != EWOULDBLOCK) {
+			git_error_set(GIT_ERROR_NET, "error receiving data from %s: %s", st->host,
+				      strerror(errno));
+			return -1;
+		}
+		if ((rc = stream_wait(st->s, POLLIN, ps_source_net_timeout_ms())) == 0)
+			return stream_timeout(st, "reading from");
+		if (rc < 0) {
+			git_error_set(GIT_ERROR_NET, "error waiting for %s: %s", st->host,
+				      strerror(errno));
+			return -1;
+		}
+	}
+}
+
+static ssize_t timed_write(git_stream *stream, const char *data, size_t len, int flags)
+{
+	struct timed_stream *st = (struct timed_stream *)stream;
+
+	for (;;) {
+		ssize_t n = send(st->s, data, len, flags | MSG_DONTWAIT | MSG_NOSIGNAL);
+		int rc;
+
+		if (n >= 0)
+			return n;
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN && errno != EWOULDBLOCK) {
+			git_error_set(GIT_ERROR_NET, "error sending data to %s: %s", st->host,
+				      strerror(errno));
+			return -1;
+		}
+		if ((rc = stream_wait(st->s, POLLOUT, ps_source_net_timeout_ms())) == 0)
+			return stream_timeout(st, "writing to");
+		if (rc < 0) {
+			git_error_set(GIT_ERROR_NET, "error waiting for %s: %s", st->host,
+				      strerror(errno));
+			return -1;
+		}
+	}
+}
+
+static int timed_close(git_stream *stream)
+{
+	struct timed_stream *st = (struct timed_stream *)stream;
+	int rc = 0;
+
+	if (st->s >= 0)
+		rc = close(st->s);
+	st->s = -1;
+	return rc;
+}
+
+static void timed_free(git_stream *stream)
+{
+	struct timed_stream *st = (struct timed_stream *)stream;
+
+	if (st->s >= 0)
+		close(st->s);
+	free(st->host);
+	free(st->port);
+	free(st);
+}
+
+static int timed_stream_new(git_stream **out, const char *host, const char *port)
+{
+	struct timed_stream *st = ps_calloc(1, sizeof(*st));
+
+	st->parent.version = GIT_STREAM_VERSION;
+	st->parent.connect = timed_connect;
+	st->parent.read = timed_read;
+	st->parent.write = timed_write;
+	st->parent.close = timed_close;
+	st->parent.free = timed_free;
+	st->host = ps_strdup(host);
+	st->port = ps_strdup(port ? port : "");
+	st->s = -1;
+	*out = &st->parent;
+	return 0;
+}
+
+/* Bounds the remote operations this thread makes until op_end: as a whole when `whole`, else
+ * each wait only (the stream's own idle bound). */
+static void op_begin(bool whole)
+{
+	op_timed_out = false;
+	op_deadline = whole ? ps_mono_ms() + ps_source_net_timeout_ms() : 0;
+}
+
+/* Every failure of the operation was reported before this: later ones are not timeouts. */
+static void op_end(void)
+{
+	op_deadline = 0;
+	op_timed_out = false;
+}
+
 static void libgit2_setup(void)
 {
+	git_stream_registration reg = {
+		.version = GIT_STREAM_VERSION,
+		.init = timed_stream_new,
+	};
+
 	git_libgit2_init();
 	/* A missing bundle only matters for https, and then libgit2's certificate error says so. */
 	if (git_libgit2_opts(GIT_OPT_SET_SSL_CERT_LOCATIONS, CA_BUNDLE, NULL) < 0)
 		git_error_clear();
+	/* Without it a remote could hold a thread forever; libgit2 1.5 only fails on bad input. */
+	if (git_stream_register(GIT_STREAM_STANDARD, &reg) < 0) {
+		fprintf(stderr, "projsync: warning: git remotes are not time-bounded: %s\n",
+			git_error_last() ? git_error_last()->message : "stream registration failed");
+		git_error_clear();
+	}
 }
 
 /* Records a libgit2 failure as `code` with our context, then libgit2's message. */
@@ -75,8 +342,12 @@ git_fail(int code, const char *slug, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(ctx, sizeof(ctx), fmt, ap);
 	va_end(ap);
-	code = ps_error_set(code, slug, "%s: %s", ctx,
-			    e && e->message ? e->message : "unknown libgit2 error");
+	/* A bound we hit is the cause, whatever libgit2 reported on the way up. */
+	if (op_timed_out && code == PS_EUPSTREAM)
+		code = ps_error_set(code, "upstream_timeout", "%s: %s", ctx, op_timeout_msg);
+	else
+		code = ps_error_set(code, slug, "%s: %s", ctx,
+				    e && e->message ? e->message : "unknown libgit2 error");
 	git_error_clear();
 	return code;
 }
@@ -425,10 +696,14 @@ static int remote_branches(struct git_source *s, struct ps_strv *out, char **def
 	int rc;
 
 	callbacks_init(&cbs, &cs);
-	if ((rc = remote_connect(s, false, &r, &cbs)) < 0)
+	op_begin(s->bounded);
+	if ((rc = remote_connect(s, false, &r, &cbs)) < 0) {
+		op_end();
 		return rc;
+	}
 	rc = remote_heads_list(s, r, &h);
 	git_remote_free(r);
+	op_end();
 	if (rc < 0)
 		return rc;
 	sort_strv(&h.names);
@@ -487,8 +762,11 @@ static int remote_resolve(struct git_source *s, const char *branch, struct ps_he
 	fo.prune = GIT_FETCH_NO_PRUNE;
 	fo.update_fetchhead = 0;
 
-	if ((rc = remote_connect(s, true, &r, &fo.callbacks)) < 0)
+	op_begin(s->bounded);
+	if ((rc = remote_connect(s, true, &r, &fo.callbacks)) < 0) {
+		op_end();
 		return rc;
+	}
 	if ((rc = remote_heads_list(s, r, &h)) < 0)
 		goto cleanup;
 	if (h.names.n == 0) {
@@ -541,6 +819,7 @@ static int remote_resolve(struct git_source *s, const char *branch, struct ps_he
 	}
 	rc = head_from_ref(s, refname, out);
 cleanup:
+	op_end();
 	git_reference_free(ref);
 	git_odb_free(odb);
 	git_remote_free(r);
@@ -689,6 +968,7 @@ int ps_git_source_open(struct ps_source **out, const char *location,
 	s->base.ops = &git_ops;
 	s->location = ps_strdup(location);
 	s->remote = looks_remote(location);
+	s->bounded = opts && opts->bounded;
 	if (s->remote) {
 		if (!opts || !opts->cache_dir || !*opts->cache_dir) {
 			git_source_free(&s->base);
@@ -725,12 +1005,15 @@ int ps_git_source_check(const char *location, const struct ps_source_opts *opts)
 	s = (struct git_source *)src;
 	if (s->remote) {
 		callbacks_init(&cbs, &cs);
+		/* A check answers a user who waits (an HTTP request, `project add`): bounded whole. */
+		op_begin(true);
 		if ((rc = remote_connect(s, false, &r, &cbs)) == 0) {
 			rc = remote_heads_list(s, r, &h);
 			if (rc == 0)
 				remote_heads_dispose(&h);
 			git_remote_free(r);
 		}
+		op_end();
 	}
 	ps_source_free(src);
 	return rc;

@@ -20,10 +20,13 @@
  *             each file hashed as a git blob and handed over when wanted; whatever the tarball
  *             did not hold (export-ignore, export-subst, LFS) is fetched as blobs afterwards.
  *             Few blobs: raw blob requests in parallel under a cap. Every blob is hashed.
- *   faults    5xx, timeouts (no progress for PROJSYNC_GITHUB_TIMEOUT_MS) and cut connections are
- *             retried with exponential backoff from 1/60 of PROJSYNC_GITHUB_BACKOFF_MS; a spent primary
- *             rate limit is waited out up to PROJSYNC_GITHUB_MAX_WAIT seconds (with a warning),
- *             a secondary one as GitHub says (retry-after) or with backoff from one minute.
+ *   faults    5xx, timeouts (no progress for PROJSYNC_GITHUB_TIMEOUT_MS, default
+ *             PROJSYNC_NET_TIMEOUT) and cut connections are retried with exponential backoff from
+ *             1/60 of PROJSYNC_GITHUB_BACKOFF_MS; a host name that does not resolve is not. A
+ *             spent primary rate limit is waited out up to PROJSYNC_GITHUB_MAX_WAIT seconds (with
+ *             a warning), a secondary one as GitHub says (retry-after) or with backoff from one
+ *             minute; a longer wait fails at once. A bounded source (a check) ends each batch of
+ *             requests, retries included, within the timeout.
  *
  * The token ($GITHUB_TOKEN) is sent only to the API's own origin: curl drops a custom
  * Authorization header when a redirect leaves the host (the tarball's codeload host), and Link
@@ -127,6 +130,10 @@ struct gh_source {
 	CURLM *multi;
 	int concurrency, retries;
 	int64_t timeout_ms, backoff_ms, max_wait_ms;
+	/* A bounded source (a check, an HTTP request's branch list): each batch of requests, with
+	 * its retries, ends within timeout_ms; `deadline` is the current batch's (monotonic ms). */
+	bool bounded;
+	int64_t deadline;
 	size_t tarball_min;
 	bool have_repo, moved_warned;
 	char *default_branch;
@@ -221,6 +228,21 @@ static char *url_origin(const char *url)
 	return ps_strndup(url, (size_t)(p - url) + n);
 }
 
+/* The host of an absolute URL, for messages ("?" when it has none). */
+static void url_host(const char *url, char *out, size_t len)
+{
+	CURLU *u = curl_url();
+	char *host = NULL;
+
+	if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK)
+		snprintf(out, len, "%s", host);
+	else
+		snprintf(out, len, "?");
+	curl_free(host);
+	curl_url_cleanup(u);
+}
+
 static bool same_origin(const struct gh_source *s, const char *url)
 {
 	size_t n = strlen(s->origin);
@@ -309,16 +331,20 @@ static bool header_is(const char *line, size_t len, const char *name, const char
 	return true;
 }
 
+/* Strictly digits; saturates at PS_GITHUB_NUM_MAX instead of overflowing. */
 static bool parse_num(const char *v, size_t len, int64_t *out)
 {
 	int64_t x = 0;
 
-	if (len == 0 || len > 18)
+	if (len == 0)
 		return false;
 	for (size_t i = 0; i < len; i++) {
 		if (v[i] < '0' || v[i] > '9')
 			return false;
-		x = x * 10 + (v[i] - '0');
+		if (x <= (PS_GITHUB_NUM_MAX - 9) / 10)
+			x = x * 10 + (v[i] - '0');
+		else
+			x = PS_GITHUB_NUM_MAX;
 	}
 	*out = x;
 	return true;
@@ -348,6 +374,50 @@ bool ps_github_rate_header(struct ps_github_rate *rl, const char *line, size_t l
 		}
 	}
 	return false;
+}
+
+int64_t ps_github_rate_wait(const struct ps_github_rate *rl, int64_t now_s, int64_t max_s,
+			    bool *primary)
+{
+	int64_t wait;
+
+	*primary = false;
+	if (max_s < 0)
+		max_s = 0;
+	if (rl->remaining == 0 && rl->reset >= 0) {
+		*primary = true;
+		/* Both sides are bounded (PS_GITHUB_NUM_MAX, a clock): no overflow. */
+		wait = rl->reset - now_s + 1;
+	} else if (rl->retry_after >= 0) {
+		wait = rl->retry_after;
+	} else {
+		return 0;
+	}
+	if (wait < 1)
+		wait = 1;
+	return wait > max_s ? max_s + 1 : wait;
+}
+
+void ps_github_clock(int64_t epoch_s, char *out, size_t len)
+{
+	/* 9999-12-31T23:59:59Z: beyond it the text would not be a date anyone can read. */
+	static const int64_t last = INT64_C(253402300799);
+	time_t t = (time_t)epoch_s;
+	struct tm tm;
+
+	if (epoch_s < 0 || epoch_s > last || !gmtime_r(&t, &tm) ||
+	    strftime(out, len, "%Y-%m-%d %H:%M:%S UTC", &tm) == 0)
+		snprintf(out, len, "an unreadable time (%lld)", (long long)epoch_s);
+}
+
+int64_t ps_github_blob_answer_max(int64_t raw)
+{
+	int64_t b64 = (raw + 2) / 3 * 4;
+
+	/* Each 60-column line ends in "\n", written as two characters in JSON; the fields around
+	 * the content (sha, node_id, size, url with the repository's name, encoding) stay well
+	 * under 4 KiB. */
+	return b64 + 2 * (b64 / 60 + 1) + 4096;
 }
 
 char *ps_github_escape(const char *s)
@@ -889,6 +959,10 @@ static int req_start(struct gh_source *s, struct gh_req *r)
 	curl_easy_setopt(e, CURLOPT_UNRESTRICTED_AUTH, 0L);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)s->timeout_ms);
+	if (s->deadline > 0) {
+		int64_t left = s->deadline - ps_mono_ms();
+		curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(left > 1 ? left : 1));
+	}
 	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
@@ -953,7 +1027,6 @@ static bool transient_curl(CURLcode cc)
 {
 	switch (cc) {
 	case CURLE_COULDNT_CONNECT:
-	case CURLE_COULDNT_RESOLVE_HOST:
 	case CURLE_OPERATION_TIMEDOUT:
 	case CURLE_RECV_ERROR:
 	case CURLE_SEND_ERROR:
@@ -983,15 +1056,6 @@ static void body_message(const struct gh_req *r, char *out, size_t len)
 	if (m)
 		snprintf(out, len, "%.200s", m);
 	json_decref(root);
-}
-
-static void utc_clock(int64_t epoch_s, char *out, size_t len)
-{
-	time_t t = (time_t)epoch_s;
-	struct tm tm;
-
-	gmtime_r(&t, &tm);
-	strftime(out, len, "%H:%M:%S", &tm);
 }
 
 /* Back-off for a secondary rate limit without retry-after: from the base (one minute by
@@ -1059,6 +1123,18 @@ static int classify(struct gh_source *s, struct gh_req *r, int64_t *delay)
 		else
 			snprintf(reason, sizeof(reason), "%s",
 				 r->errbuf[0] ? r->errbuf : curl_easy_strerror(r->cc));
+		/* A name that does not resolve will not resolve in a few seconds either: say which
+		 * name at once rather than retrying it like a 5xx. */
+		if (r->cc == CURLE_COULDNT_RESOLVE_HOST || r->cc == CURLE_COULDNT_RESOLVE_PROXY) {
+			char host[256];
+			url_host(r->effective_url ? r->effective_url : r->url, host, sizeof(host));
+			return ps_error_set(PS_EUPSTREAM, "upstream_unreachable",
+					    r->cc == CURLE_COULDNT_RESOLVE_PROXY
+					    ? "cannot resolve the proxy's host name (GET %s of %s): %s"
+					    : "cannot resolve host name %s (GET %s): %s",
+					    r->cc == CURLE_COULDNT_RESOLVE_PROXY ? what : host,
+					    r->cc == CURLE_COULDNT_RESOLVE_PROXY ? host : what, reason);
+		}
 		if (!transient_curl(r->cc) || r->cc == CURLE_ABORTED_BY_CALLBACK) {
 			if (!r->stalled)
 				return ps_error_set(PS_EUPSTREAM, "upstream_unreachable",
@@ -1072,43 +1148,48 @@ static int classify(struct gh_source *s, struct gh_req *r, int64_t *delay)
 		return ps_error_set(PS_EUPSTREAM, "bad_credentials",
 				    "GitHub rejected the token (bad credentials)");
 	} else if (r->status == 403 || r->status == 429) {
-		int64_t now_s = ps_now_ms() / 1000;
-		char clock[16];
+		int64_t max_s = s->max_wait_ms / 1000, wait_s;
+		bool primary;
+		char clock[64];
 
 		body_message(r, msg, sizeof(msg));
-		if (r->rate.remaining == 0 && r->rate.reset >= 0) {
-			int64_t wait_s = r->rate.reset - now_s + 1;
-			if (wait_s < 1)
-				wait_s = 1;
-			utc_clock(r->rate.reset, clock, sizeof(clock));
-			if (wait_s * 1000 > s->max_wait_ms || r->rate_waits >= RATE_WAITS_MAX) {
-				warn(s, "GitHub rate limit exhausted; it resets at %s UTC (in %lld s), "
-				     "beyond the %lld s this sync may wait", clock, (long long)wait_s,
-				     (long long)(s->max_wait_ms / 1000));
+		/* Clamped to max_s + 1: a huge header means "beyond the limit", never an overflow. */
+		wait_s = ps_github_rate_wait(&r->rate, ps_now_ms() / 1000, max_s, &primary);
+		if (primary) {
+			ps_github_clock(r->rate.reset, clock, sizeof(clock));
+			if (wait_s > max_s || r->rate_waits >= RATE_WAITS_MAX) {
+				warn(s, "GitHub rate limit exhausted; it resets at %s, beyond the %lld s "
+				     "this sync may wait", clock, (long long)max_s);
 				return ps_error_set(PS_EUPSTREAM, "rate_limited",
-						    "GitHub rate limit exhausted; it resets at %s UTC "
+						    "GitHub rate limit exhausted; it resets at %s "
 						    "(in %lld s), beyond the %lld s this sync may wait "
-						    "(PROJSYNC_GITHUB_MAX_WAIT)",
-						    clock, (long long)wait_s,
-						    (long long)(s->max_wait_ms / 1000));
+						    "(PROJSYNC_GITHUB_MAX_WAIT)", clock,
+						    (long long)(r->rate.reset - ps_now_ms() / 1000),
+						    (long long)max_s);
 			}
-			warn(s, "GitHub rate limit exhausted; waiting until %s UTC (resets in %lld s)",
+			warn(s, "GitHub rate limit exhausted; waiting until %s (resets in %lld s)",
 			     clock, (long long)wait_s);
 			r->rate_waits++;
 			*delay = wait_s * 1000;
 			return ACT_RETRY;
 		}
-		if (r->rate.retry_after >= 0) {
-			int64_t wait_ms = (r->rate.retry_after > 0 ? r->rate.retry_after : 1) * 1000;
-			if (wait_ms > s->max_wait_ms || r->rate_waits >= RATE_WAITS_MAX)
+		if (wait_s > 0) {
+			if (wait_s > max_s || r->rate_waits >= RATE_WAITS_MAX) {
+				if (r->rate.retry_after > max_s)
+					return ps_error_set(PS_EUPSTREAM, "rate_limited",
+							    "GitHub secondary rate limit: retry after "
+							    "%lld s, beyond the %lld s this sync may wait "
+							    "(PROJSYNC_GITHUB_MAX_WAIT)",
+							    (long long)r->rate.retry_after,
+							    (long long)max_s);
 				return ps_error_set(PS_EUPSTREAM, "rate_limited",
-						    "GitHub secondary rate limit: retry after %lld s, "
-						    "beyond what this sync may wait",
-						    (long long)r->rate.retry_after);
+						    "GitHub secondary rate limit persists after %d "
+						    "waits (GET %s)", r->rate_waits, what);
+			}
 			warn(s, "GitHub secondary rate limit; waiting %lld s as GitHub asks",
-			     (long long)(wait_ms / 1000));
+			     (long long)wait_s);
 			r->rate_waits++;
-			*delay = wait_ms;
+			*delay = wait_s * 1000;
 			return ACT_RETRY;
 		}
 		if (r->status == 429 || strcasestr(msg, "rate limit")) {
@@ -1128,8 +1209,9 @@ static int classify(struct gh_source *s, struct gh_req *r, int64_t *delay)
 	if (!transient)
 		return ACT_DONE;
 	if (r->attempts >= s->retries)
-		return ps_error_set(PS_EUPSTREAM, r->cc != CURLE_OK ? "upstream_unreachable"
-								    : "upstream_error",
+		return ps_error_set(PS_EUPSTREAM,
+				    r->stalled || r->cc == CURLE_OPERATION_TIMEDOUT ? "upstream_timeout"
+				    : r->cc != CURLE_OK ? "upstream_unreachable" : "upstream_error",
 				    "GET %s failed after %d attempts: %s", what, r->attempts + 1,
 				    reason);
 	*delay = retry_delay(s, r->attempts);
@@ -1138,6 +1220,24 @@ static int classify(struct gh_source *s, struct gh_req *r, int64_t *delay)
 }
 
 typedef int (*req_done_fn)(void *ud, struct gh_req *r);
+
+/* The failure of a bounded batch whose time is up (or would be before the next attempt). */
+static int bound_exceeded(struct gh_source *s, const struct gh_req *r)
+{
+	char reason[CURL_ERROR_SIZE + 64];
+
+	if (r->stalled || r->cc == CURLE_OPERATION_TIMEDOUT)
+		snprintf(reason, sizeof(reason), "no answer");
+	else if (r->cc != CURLE_OK)
+		snprintf(reason, sizeof(reason), "%s",
+			 r->errbuf[0] ? r->errbuf : curl_easy_strerror(r->cc));
+	else
+		snprintf(reason, sizeof(reason), "HTTP %ld", r->status);
+	return ps_error_set(PS_EUPSTREAM, "upstream_timeout",
+			    "GitHub did not answer GET %s within %lld ms (last attempt: %s; "
+			    "PROJSYNC_NET_TIMEOUT)", endpoint(s, r->url), (long long)s->timeout_ms,
+			    reason);
+}
 
 /*
  * Runs `n` requests, at most `cap` at a time, retrying as classify says, and calls on_done for
@@ -1149,6 +1249,7 @@ static int run_requests(struct gh_source *s, struct gh_req **reqs, size_t n, siz
 	size_t active = 0, finished = 0;
 	int rc = 0;
 
+	s->deadline = s->bounded ? ps_mono_ms() + s->timeout_ms : 0;
 	for (size_t i = 0; i < n; i++) {
 		reqs[i]->state = 0;
 		reqs[i]->not_before = 0;
@@ -1188,6 +1289,11 @@ static int run_requests(struct gh_source *s, struct gh_req **reqs, size_t n, siz
 				rc = act;
 				goto abort;
 			}
+			if (act == ACT_RETRY && s->deadline > 0 &&
+			    ps_mono_ms() + delay >= s->deadline) {
+				rc = bound_exceeded(s, r);
+				goto abort;
+			}
 			if (act == ACT_RETRY) {
 				r->state = 0;
 				r->not_before = ps_mono_ms() + delay;
@@ -1207,8 +1313,10 @@ static int run_requests(struct gh_source *s, struct gh_req **reqs, size_t n, siz
 		}
 		curl_multi_poll(s->multi, NULL, 0, timeout, NULL);
 	}
+	s->deadline = 0;
 	return 0;
 abort:
+	s->deadline = 0;
 	for (size_t i = 0; i < n; i++) {
 		if (reqs[i]->state == 1 && reqs[i]->easy) {
 			curl_multi_remove_handle(s->multi, reqs[i]->easy);
@@ -2046,8 +2154,9 @@ static int blobs_next(struct gh_source *s, struct fetch_session *fs, size_t max,
 	for (; fs->blob_pos < fs->n && k < max; fs->blob_pos++) {
 		if (fs->delivered[fs->blob_pos])
 			continue;
+		/* Asked raw, a blob may still come in its JSON form, a third larger and more. */
 		req_init(&reqs[k], s, repo_path(s, "/git/blobs/%s", fs->want[fs->blob_pos]), MT_RAW,
-			 (size_t)blob_cap(s));
+			 (size_t)ps_github_blob_answer_max(blob_cap(s)));
 		reqs[k].index = fs->blob_pos;
 		ptrs[k] = &reqs[k];
 		k++;
@@ -2470,7 +2579,10 @@ int ps_github_source_open(struct ps_source **out, const char *owner, const char 
 	if (token && *token)
 		s->auth = ps_asprintf("Authorization: Bearer %s", token);
 	s->concurrency = (int)env_int("PROJSYNC_GITHUB_CONCURRENCY", 8, 1, 100);
-	s->timeout_ms = env_int("PROJSYNC_GITHUB_TIMEOUT_MS", 30000, 10, 3600000);
+	/* PROJSYNC_GITHUB_TIMEOUT_MS, the older and finer knob, wins over the common bound. */
+	s->timeout_ms = env_int("PROJSYNC_GITHUB_TIMEOUT_MS", ps_source_net_timeout_ms(), 10,
+				3600000);
+	s->bounded = opts && opts->bounded;
 	s->backoff_ms = env_int("PROJSYNC_GITHUB_BACKOFF_MS", 60000, 0, 3600000);
 	s->max_wait_ms = env_int("PROJSYNC_GITHUB_MAX_WAIT", 600, 0, 86400) * 1000;
 	s->retries = (int)env_int("PROJSYNC_GITHUB_RETRIES", 4, 0, 20);
@@ -2492,6 +2604,8 @@ int ps_github_source_check(const char *owner, const char *repo, const struct ps_
 
 	if ((rc = ps_github_source_open(&src, owner, repo, opts)) < 0)
 		return rc;
+	/* Someone waits for the answer (an HTTP request, `project add`). */
+	((struct gh_source *)src)->bounded = true;
 	rc = repo_info((struct gh_source *)src);
 	ps_source_free(src);
 	return rc;

@@ -33,9 +33,30 @@ struct ps_github_rate {
 
 void ps_github_rate_init(struct ps_github_rate *rl);
 /* Feeds one raw header line ("Name: value\r\n", any case). Returns true when it was one of
- * x-ratelimit-limit/-remaining/-used/-reset or retry-after (a value that is not a number of
- * seconds, such as an HTTP date in retry-after, is ignored). */
+ * x-ratelimit-limit/-remaining/-used/-reset or retry-after. Values are taken strictly: only
+ * ASCII digits (surrounding blanks aside); anything else (a sign, an HTTP date in retry-after,
+ * "1e9", trailing text) is ignored. Numbers beyond PS_GITHUB_NUM_MAX are taken as that maximum,
+ * so a huge value still means "far away" and no later arithmetic on it can overflow. */
 bool ps_github_rate_header(struct ps_github_rate *rl, const char *line, size_t len);
+#define PS_GITHUB_NUM_MAX INT64_C(999999999999999) /* 10^15 - 1: 31 million years of seconds */
+
+/*
+ * The wait, in seconds, that a 403/429 answer asks for: until x-ratelimit-reset (plus one second,
+ * at least one) when x-ratelimit-remaining is 0 (*primary set), else retry-after (at least one);
+ * 0 when the answer names no wait. Clamped to `max_s` + 1, so "beyond what may be waited" is
+ * any result above max_s, and the result times 1000 cannot overflow.
+ */
+int64_t ps_github_rate_wait(const struct ps_github_rate *rl, int64_t now_s, int64_t max_s,
+			    bool *primary);
+
+/* `epoch_s` as "YYYY-MM-DD HH:MM:SS UTC", or "an unreadable time (<n>)" when it is no date of
+ * years 1970..9999 (GitHub sends epoch seconds; anything else is not worth printing as one). */
+void ps_github_clock(int64_t epoch_s, char *out, size_t len);
+
+/* The largest answer a blob of `raw` bytes may take: GitHub's JSON form, base64 (4/3) in
+ * 60-column lines whose newlines JSON escapes, plus the object around it. The raw form is
+ * smaller. */
+int64_t ps_github_blob_answer_max(int64_t raw);
 
 /* `s` percent-encoded as one URL path segment: every byte but A-Z a-z 0-9 - . _ ~ becomes %XX,
  * so "feature/x" is "feature%2Fx". Owned by the caller. */

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -17,6 +18,35 @@
 
 #include "util/error.h"
 #include "util/util.h"
+
+#define NET_TIMEOUT_DEFAULT_MS 30000
+
+int64_t ps_source_net_timeout_ms(void)
+{
+	const char *v = getenv("PROJSYNC_NET_TIMEOUT");
+	char *end;
+	double x;
+
+	if (!v || !*v)
+		return NET_TIMEOUT_DEFAULT_MS;
+	errno = 0;
+	x = strtod(v, &end);
+	/* A value that is not a plain number of seconds in range keeps the default rather than
+	 * disabling the bound. */
+	if (errno || end == v || *end || !(x >= 0.1 && x <= 3600))
+		return NET_TIMEOUT_DEFAULT_MS;
+	return (int64_t)(x * 1000 + 0.5);
+}
+
+void ps_source_net_timeout_text(char *out, size_t len)
+{
+	int64_t ms = ps_source_net_timeout_ms();
+
+	if (ms % 1000 == 0)
+		snprintf(out, len, "%lld s", (long long)(ms / 1000));
+	else
+		snprintf(out, len, "%.1f s", (double)ms / 1000);
+}
 
 void ps_tree_dispose(struct ps_tree *t)
 {

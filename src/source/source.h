@@ -101,7 +101,21 @@ struct ps_source {
 
 struct ps_source_opts {
 	const char *cache_dir; /* where remote sources keep their bare caches */
+	/* Set when answering an HTTP request: each remote operation of the source as a whole (not
+	 * only each wait) fails after the network timeout, so no request thread waits longer. */
+	bool bounded;
 };
+
+/*
+ * The network bound of every source, from PROJSYNC_NET_TIMEOUT (seconds, decimals allowed,
+ * 0.1..3600; default 30): the longest a connection may take to open and the longest a transfer
+ * may go without a byte moving (libgit2 and libcurl alike). A check (ps_source_check) and the
+ * operations of a `bounded` source fail as a whole after it. A remote that times out fails
+ * with PS_EUPSTREAM and the slug "upstream_timeout".
+ */
+int64_t ps_source_net_timeout_ms(void);
+/* "30 s" or "0.5 s": the timeout as messages show it. */
+void ps_source_net_timeout_text(char *out, size_t len);
 
 /*
  * The fetch loop of the pipeline, over the optional fetch session or, without one, over
@@ -122,7 +136,8 @@ void ps_source_free(struct ps_source *src);
 
 /*
  * Checks that `spec` names a reachable repository (used when a project is added): a path must
- * be a git repository, a URL must answer. Blocks on the network for remote sources.
+ * be a git repository, a URL must answer. Blocks on the network for remote sources, at most
+ * the network timeout in all (then PS_EUPSTREAM, slug "upstream_timeout").
  */
 int ps_source_check(const char *spec, const struct ps_source_opts *opts);
 

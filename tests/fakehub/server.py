@@ -31,7 +31,9 @@ Test control (never counted, never rate limited), JSON in and out:
   POST /_fakehub/reset         counters and log to zero (faults, limits and config stay)
   POST /_fakehub/config        any of: repos {"o/r": path}, tokens [..] | null, rate_limit
                                {"limit","remaining","reset_in"}, truncate_at N, hang_seconds S,
-                               renames {"old/name": "new/name"}, private ["o/r"], per_page_max N
+                               renames {"old/name": "new/name"}, private ["o/r"], per_page_max N,
+                               blobs_as_json true|false (blobs in their JSON form, base64 in
+                               60-column lines, even when the raw media type is asked for)
   POST /_fakehub/faults        {"kind", "nth", "fault", "times"}: the nth request of `kind` from
                                now on (and the times-1 after it) misbehaves; kind "*" = any
   DELETE /_fakehub/faults      no more faults
@@ -40,7 +42,8 @@ Faults: "500" "502" "503" (JSON error bodies), "hang" (no answer for hang_second
 connection closes), "cut" (headers announce the full length, half the body is sent, the socket
 closes), "truncated_json" (200 with a well-formed length but half a JSON document), "secondary"
 (403 secondary rate limit with retry-after: 1), "secondary_429" (the same as 429), "primary"
-(403 primary rate limit, remaining 0).
+(403 primary rate limit, remaining 0), "primary_far" (the same with an x-ratelimit-reset of 10^18-1
+s), "secondary_far" (403 secondary rate limit with a retry-after of 10^18-1 s).
 
 Run: python3 tests/fakehub/server.py --port 0 --repos DIR   (prints "PORT <n>" on its first
 line), or python3 -m tests.fakehub ... from the repository root.
@@ -332,6 +335,7 @@ class State:
         self.truncate_at = TREE_LIMIT
         self.hang_seconds = 30.0
         self.per_page_max = 100
+        self.blobs_as_json = False
         self.rl_limit = 5000
         self.rl_used = 0
         self.rl_reset_in = 3600
@@ -576,7 +580,7 @@ class Handler(BaseHTTPRequestHandler):
             self.st.wake.wait(self.st.hang_seconds)
             self.close_connection = True
             return
-        if fault in ("secondary", "secondary_429"):
+        if fault in ("secondary", "secondary_429", "secondary_far"):
             return self.send_json(
                 429 if fault == "secondary_429" else 403,
                 {"message": "You have exceeded a secondary rate limit. Please wait a few minutes "
@@ -586,12 +590,13 @@ class Handler(BaseHTTPRequestHandler):
                                       "overview/rate-limits-for-the-rest-api#about-secondary-"
                                       "rate-limits",
                  "status": "429" if fault == "secondary_429" else "403"},
-                {"retry-after": "1"})
-        if fault == "primary":
+                {"retry-after": "1" if fault != "secondary_far" else "9" * 18})
+        if fault in ("primary", "primary_far"):
             with self.st.lock:
                 self.st.rl_used = self.st.rl_limit
+            far = {"x-ratelimit-reset": "9" * 18} if fault == "primary_far" else None
             return self.send_json(403, {"message": "API rate limit exceeded for user ID 1.",
-                                        "documentation_url": DOCS, "status": "403"})
+                                        "documentation_url": DOCS, "status": "403"}, far)
         # "cut" and "truncated_json" damage a real answer: produce it, then damage it.
         self.damage = fault
         self.check_auth()
@@ -727,6 +732,8 @@ class Handler(BaseHTTPRequestHandler):
                     st.hang_seconds = float(req["hang_seconds"])
                 if "per_page_max" in req:
                     st.per_page_max = int(req["per_page_max"])
+                if "blobs_as_json" in req:
+                    st.blobs_as_json = bool(req["blobs_as_json"])
                 rl = req.get("rate_limit")
                 if rl:
                     if "limit" in rl:
@@ -1049,7 +1056,7 @@ class Handler(BaseHTTPRequestHandler):
             raise not_found("https://docs.github.com/rest/git/blobs#get-a-blob")
         etag = f'"{sha}"'
         accept = (self.headers.get("Accept") or "").lower()
-        if "application/vnd.github.raw" in accept:
+        if "application/vnd.github.raw" in accept and not self.st.blobs_as_json:
             return self.send_body(200, data, "application/vnd.github.raw", etag=etag)
         api = self.api(self.full)
         out = {"sha": sha, "node_id": "B_" + sha[:12], "size": len(data),

@@ -47,7 +47,7 @@ def hub(hub_proc):
     h = hub_proc
     h.clear_faults()
     h.config(tokens=None, truncate_at=100000, hang_seconds=HANG_SECONDS, renames={},
-             private=[])
+             private=[], blobs_as_json=False)
     h.rate_limit(5000, reset_in=3600)
     h.reset()
     return h
@@ -411,6 +411,72 @@ def test_spent_rate_limit_with_a_far_reset_fails_clearly(gh, hub, repo):
     assert any(e["kind"] == "warning" for e in events), events
     assert time.monotonic() - t0 < 60
     assert snapshot_or_none(gh, "p") is None      # nothing was half-applied
+
+
+@pytest.mark.parametrize("fault,words", [
+    ("primary_far", ["rate limit exhausted", "an unreadable time (999999999999999)"]),
+    ("secondary_far", ["secondary rate limit", "retry after 999999999999999 s"]),
+])
+def test_a_wait_beyond_the_limit_fails_at_once_without_overflow(gh, hub, repo, fault, words):
+    # 18-digit reset and retry-after values: scaled to milliseconds they overflowed (UBSan
+    # reports fail the test), and the reset was printed from an unset clock.
+    repo.write("a.txt", "a\n")
+    repo.commit()
+    gh.add("p", publish(hub, repo))
+    hub.reset()
+    hub.fault("*", fault, nth=1)
+    t0 = time.monotonic()
+    r, events = sync_events(gh, "p")
+    assert events[-1]["kind"] == "failed", r
+    msg = events[-1]["summary"]["error"]["message"]
+    assert all(w in msg for w in words), msg
+    assert "PROJSYNC_GITHUB_MAX_WAIT" in msg
+    assert time.monotonic() - t0 < 10
+    assert len(hub.log()) == 1, requests_summary(hub)     # no wait, no retry
+    assert snapshot_or_none(gh, "p") is None
+
+
+def test_blobs_in_json_form_sync_whatever_their_size(gh, hub, repo):
+    # GitHub may answer a blob in its JSON form (base64, a third larger) even when the raw
+    # media type is asked for: a 1.5 MiB blob must still fit.
+    repo.write("big.bin", os.urandom(1536 * 1024))
+    repo.write("small.txt", "small\n")
+    c = repo.commit()
+    hub.config(blobs_as_json=True)
+    gh.add("p", publish(hub, repo))
+    gh.sync("p")
+    check_same(gh, repo, c, "p")
+    assert [e["status"] for e in hub.log() if e["kind"] == "blob"] == [200, 200], \
+        requests_summary(hub)
+
+
+def test_an_unresolvable_host_fails_at_once_naming_it(gh):
+    # The default backoff: retried like a 5xx, a DNS failure took 15 s to report.
+    host = "projsync-no-such-host.invalid"
+    env = {"PROJSYNC_GITHUB_API": f"http://{host}", "PROJSYNC_GITHUB_BACKOFF_MS": "60000"}
+    t0 = time.monotonic()
+    r = gh("project", "add", "p", "github:octo/r", env=env)
+    assert time.monotonic() - t0 < 5
+    assert r.rc == 1, r
+    assert one_error_line(r.err), r.err
+    assert f"cannot resolve host name {host}" in r.err, r.err
+    assert gh.json("project", "list") == []
+
+
+def test_a_silent_github_bounds_the_check(gh, hub, repo):
+    # `project add` waits for GitHub's answer: at most the network timeout in all, retries
+    # included, then a clear error.
+    gh.env.pop("PROJSYNC_GITHUB_TIMEOUT_MS")
+    gh.env["PROJSYNC_NET_TIMEOUT"] = "1.5"
+    source = publish(hub, repo)
+    hub.fault("repo", "hang", nth=1, times=100)
+    t0 = time.monotonic()
+    r = gh("project", "add", "p", source)
+    took = time.monotonic() - t0
+    assert r.rc == 1, r
+    assert one_error_line(r.err), r.err
+    assert "did not answer" in r.err and "PROJSYNC_NET_TIMEOUT" in r.err, r.err
+    assert 1.2 < took < 4, took
 
 
 # ------------------------------------------------------------------------------------------

@@ -11,13 +11,15 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import threading
 import time
 
 import pytest
 
-from conftest import BIN, Projsync, parse_events, sorted_by_path, wait_for
+from conftest import (BIN, Projsync, git, one_error_line, parse_events, sorted_by_path,
+                      wait_for)
 from server_util import (FINAL, Server, check_stream, open_sse, read_sse, stream,
                          wait_status)
 
@@ -595,3 +597,201 @@ def test_cli_sync_with_server_flag(served, ps, repo):
     srv.stop()
     r = ps("sync", "demo", "--server", srv.base)
     assert r.rc == 1 and "cannot reach" in r.err, r
+
+
+# ------------------------------------------------------------------------------------------
+# slow remotes: every network wait of a source is bounded (PROJSYNC_NET_TIMEOUT)
+
+NET_TIMEOUT = 1.5
+
+
+class SilentRemotes:
+    """Two loopback ports that never answer: on `accepting` the kernel completes connections
+    and nobody ever reads or writes; on `full` the accept queue is full, so a connect never
+    completes (the SYN is dropped)."""
+
+    def __init__(self):
+        self.accepting = socket.socket()
+        self.accepting.bind(("127.0.0.1", 0))
+        self.accepting.listen(64)
+        self.full = socket.socket()
+        self.full.bind(("127.0.0.1", 0))
+        self.full.listen(0)
+        self.fillers = []
+        for _ in range(4):
+            c = socket.socket()
+            c.setblocking(False)
+            try:
+                c.connect(self.full.getsockname())
+            except BlockingIOError:
+                pass
+            self.fillers.append(c)
+
+    def urls(self):
+        a, f = self.accepting.getsockname()[1], self.full.getsockname()[1]
+        return [f"http://127.0.0.1:{a}/r.git", f"git://127.0.0.1:{a}/r.git",
+                f"http://127.0.0.1:{f}/r.git"]
+
+    def close(self):
+        for s in self.fillers + [self.accepting, self.full]:
+            s.close()
+
+
+class Gate:
+    """A TCP forwarder in front of `git daemon` serving `base`; with `silent` set, new
+    connections are held open and never answered (a remote gone quiet)."""
+
+    def __init__(self, base):
+        probe = socket.socket()
+        probe.bind(("127.0.0.1", 0))
+        dport = probe.getsockname()[1]
+        probe.close()
+        self.daemon = subprocess.Popen(
+            ["git", "daemon", "--reuseaddr", "--export-all", f"--base-path={base}",
+             "--listen=127.0.0.1", f"--port={dport}", str(base)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.dport = dport
+        self.silent = False
+        self.held = []
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+        assert wait_for(self._daemon_up, timeout=10), "git daemon did not start"
+
+    def _daemon_up(self):
+        try:
+            socket.create_connection(("127.0.0.1", self.dport), timeout=1).close()
+            return True
+        except OSError:
+            return False
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            if self.silent:
+                self.held.append(c)
+                continue
+            up = socket.create_connection(("127.0.0.1", self.dport))
+            for a, b in ((c, up), (up, c)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(a, b):
+        try:
+            while data := a.recv(65536):
+                b.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (a, b):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def url(self, name):
+        return f"git://127.0.0.1:{self.port}/{name}"
+
+    def close(self):
+        self.sock.close()
+        for c in self.held:
+            c.close()
+        self.daemon.terminate()
+        self.daemon.wait(timeout=10)
+
+
+@pytest.fixture
+def silent():
+    s = SilentRemotes()
+    yield s
+    s.close()
+
+
+def test_silent_remotes_never_freeze_the_server(served, silent):
+    server = served(env={"PROJSYNC_NET_TIMEOUT": str(NET_TIMEOUT)}, add=False)
+    urls = silent.urls() * 2
+    results = [None] * len(urls)
+
+    def create(i):
+        t0 = time.monotonic()
+        st, h, body = server.post("/api/v1/projects", {"name": f"p{i}", "source": urls[i]})
+        results[i] = (st, h, body, time.monotonic() - t0)
+
+    threads = [threading.Thread(target=create, args=(i,)) for i in range(len(urls))]
+    for t in threads:
+        t.start()
+    # While the checks wait on the remotes, the server keeps answering.
+    health = []
+    while any(t.is_alive() for t in threads):
+        t0 = time.monotonic()
+        st, _, _ = server.get("/healthz")
+        health.append((st, time.monotonic() - t0))
+        time.sleep(0.1)
+    for t in threads:
+        t.join()
+    assert health and all(st == 200 and took < 1.0 for st, took in health), health
+    for st, h, body, took in results:
+        if st == 503:
+            # Beyond the concurrent checks allowed: refused at once, with when to retry.
+            assert body["error"]["code"] == "remote_busy", body
+            assert int(h["retry-after"]) >= 1
+        else:
+            assert st == 504, body
+            assert body["error"]["code"] == "upstream_timeout", body
+            assert "PROJSYNC_NET_TIMEOUT" in body["error"]["message"], body
+        # A request MHD already handed to a busy thread waits for it: a few bounds at most.
+        assert took < len(urls) * NET_TIMEOUT + 3, results
+    assert any(r[0] == 504 for r in results), results
+    st, _, projects = server.get("/api/v1/projects")
+    assert st == 200 and projects == []
+
+
+def test_cli_project_add_against_a_silent_remote_fails_within_the_bound(ps, silent):
+    for url in silent.urls():
+        t0 = time.monotonic()
+        r = ps("project", "add", "p", url, env={"PROJSYNC_NET_TIMEOUT": "1"})
+        took = time.monotonic() - t0
+        assert r.rc == 1, r
+        assert one_error_line(r.err), r.err
+        assert url in r.err and "timed out" in r.err and "PROJSYNC_NET_TIMEOUT" in r.err, r.err
+        assert 0.8 < took < 3.5, (url, took)
+    assert ps.json("project", "list") == []
+
+
+def test_a_remote_gone_silent_bounds_branch_lists_and_syncs(served, tmp_path, make_repo):
+    origin = make_repo("origin")
+    origin.write("a.txt", "a\n")
+    origin.commit("c1")
+    base = tmp_path / "served"
+    base.mkdir()
+    git(base, "clone", "-q", "--bare", str(origin.path), "r.git")
+    gate = Gate(base)
+    try:
+        server = served(env={"PROJSYNC_NET_TIMEOUT": str(NET_TIMEOUT)}, add=False)
+        st, _, p = server.post("/api/v1/projects", {"name": "g", "source": gate.url("r.git")})
+        assert st == 201, p
+        st, _, branches = server.get("/api/v1/projects/g/branches")
+        assert st == 200 and [b["name"] for b in branches] == ["main"], branches
+        s = wait_status(server, start_sync(server, "g")["id"], FINAL)
+        assert s["status"] == "succeeded", s
+
+        gate.silent = True
+        t0 = time.monotonic()
+        st, _, body = server.get("/api/v1/projects/g/branches")
+        assert st == 504 and body["error"]["code"] == "upstream_timeout", body
+        assert time.monotonic() - t0 < NET_TIMEOUT + 2
+        # A sync run by a worker is bounded the same way: it fails, it does not hang.
+        t0 = time.monotonic()
+        s = wait_status(server, start_sync(server, "g")["id"], FINAL, timeout=30)
+        assert s["status"] == "failed", s
+        assert "timed out" in s["error"]["message"], s
+        assert time.monotonic() - t0 < NET_TIMEOUT + 5
+        st, _, _ = server.get("/healthz")
+        assert st == 200
+    finally:
+        gate.close()

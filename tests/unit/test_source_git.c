@@ -2,12 +2,20 @@
  * The libgit2 source (src/source/git.c) and SOURCE parsing (src/source/source.c), checked
  * against real repositories made with the git command line: what git itself says
  * (rev-parse, cat-file) is the expected answer. Remote behaviour goes through file:// URLs and
- * bare repositories, so nothing touches the network.
+ * bare repositories, so nothing touches the network; the network bounds are checked against
+ * loopback listeners that never answer, and a local `git daemon` proves the bounded socket
+ * stream carries real git traffic.
  */
 #include "harness.h"
 
+#include <arpa/inet.h>
 #include <dirent.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
+#include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "source/source.h"
@@ -720,6 +728,214 @@ static void test_check(void)
 	free(repo);
 }
 
+/* ---- network bounds ---- */
+
+/* A loopback listener on a free port. With `fill`, its accept queue is filled first, so the
+ * kernel drops further SYNs: a connect to it never completes. Otherwise the kernel completes
+ * handshakes for it and nobody ever reads: a peer that accepts and never answers. */
+static int listener(int *port, bool fill, int *fillers, size_t nfill)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t al = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	CHECK(fd >= 0);
+	CHECK_INT(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	CHECK_INT(listen(fd, fill ? 0 : 64), 0);
+	CHECK_INT(getsockname(fd, (struct sockaddr *)&a, &al), 0);
+	*port = ntohs(a.sin_port);
+	for (size_t i = 0; fill && i < nfill; i++) {
+		fillers[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+		(void)connect(fillers[i], (struct sockaddr *)&a, sizeof(a));
+	}
+	return fd;
+}
+
+static double since(const struct timespec *t0)
+{
+	struct timespec t1;
+
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	return (double)(t1.tv_sec - t0->tv_sec) + (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+/* `rc` is a timeout reported within the bound (0.5 s here, plus slack for a loaded machine). */
+static void check_timed_out(int rc, const struct timespec *t0, const char *what)
+{
+	double took = since(t0);
+
+	if (rc != PS_EUPSTREAM || strcmp(ps_error_slug(), "upstream_timeout") != 0 || took > 3.0)
+		fprintf(stderr, "%s: rc %d slug %s after %.2f s: %s\n", what, rc, ps_error_slug(),
+			took, ps_error_message());
+	CHECK_INT(rc, PS_EUPSTREAM);
+	CHECK_STR(ps_error_slug(), "upstream_timeout");
+	CHECK(strstr(ps_error_message(), "PROJSYNC_NET_TIMEOUT") != NULL);
+	CHECK(took >= 0.4 && took < 3.0);
+}
+
+static void test_silent_remotes_time_out(void)
+{
+	struct ps_source_opts o = opts_with_cache(), ob = o;
+	int fillers[4], port_silent, port_full;
+	int silent = listener(&port_silent, false, NULL, 0);
+	int full = listener(&port_full, true, fillers, 4);
+	const char *schemes[] = { "http", "git", "https" };
+	struct timespec t0;
+	int rc;
+
+	/* Before the bound existed these calls blocked forever: let the test die instead. */
+	alarm(60);
+	setenv("PROJSYNC_NET_TIMEOUT", "0.5", 1);
+	ob.bounded = true;
+	for (size_t i = 0; i < 3; i++) {
+		char *url = ps_asprintf("%s://127.0.0.1:%d/r.git", schemes[i], port_silent);
+		struct ps_source *src;
+		struct ps_head head;
+		struct ps_strv names = {0};
+		char *def = NULL;
+
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		check_timed_out(ps_source_check(url, &o), &t0, url);
+		CHECK(strstr(ps_error_message(), url) != NULL);
+		/* The branch list of a request thread and a sync's resolve are bounded too. */
+		src = open_ok(url, &ob);
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		check_timed_out(src ? ps_source_branches(src, &names, &def) : -1, &t0, url);
+		ps_source_free(src);
+		src = open_ok(url, &o);
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		check_timed_out(src ? ps_source_resolve(src, NULL, NULL, &head) : -1, &t0, url);
+		ps_source_free(src);
+		free(url);
+	}
+	{
+		char *url = ps_asprintf("http://127.0.0.1:%d/r.git", port_full);
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		rc = ps_source_check(url, &o);
+		check_timed_out(rc, &t0, url);
+		CHECK(strstr(ps_error_message(), "connecting to") != NULL);
+		free(url);
+	}
+	/* A failure of another kind after a timeout is not called a timeout. */
+	{
+		char *bare = ps_test_tmpdir();
+		char *gone = ps_asprintf("file://%s/nothing-here", bare);
+		CHECK_INT(ps_source_check(gone, &o), PS_EUPSTREAM);
+		CHECK(strcmp(ps_error_slug(), "upstream_timeout") != 0);
+		free(gone);
+		free(bare);
+	}
+	unsetenv("PROJSYNC_NET_TIMEOUT");
+	alarm(0);
+	for (size_t i = 0; i < 4; i++)
+		close(fillers[i]);
+	close(full);
+	close(silent);
+}
+
+/* A peer that answers one byte at a time, each well within the idle bound, for ever. */
+struct trickler {
+	int fd;
+	volatile bool stop;
+};
+
+static void *trickle(void *ud)
+{
+	struct trickler *t = ud;
+	static const char head[] = "HTTP/1.1 200 OK\r\nX-Slow: ";
+	int c = accept(t->fd, NULL, NULL);
+
+	if (c < 0)
+		return NULL;
+	(void)!write(c, head, sizeof(head) - 1);
+	while (!t->stop) {
+		struct timespec d = { 0, 100 * 1000000 };
+		if (write(c, "a", 1) != 1)
+			break;
+		nanosleep(&d, NULL);
+	}
+	close(c);
+	return NULL;
+}
+
+static void test_trickling_remote_is_bounded_as_a_whole(void)
+{
+	struct ps_source_opts o = opts_with_cache();
+	struct trickler t = { 0 };
+	struct timespec t0;
+	pthread_t th;
+	int port;
+	char *url;
+
+	t.fd = listener(&port, false, NULL, 0);
+	url = ps_asprintf("http://127.0.0.1:%d/r.git", port);
+	CHECK_INT(pthread_create(&th, NULL, trickle, &t), 0);
+	alarm(60);
+	setenv("PROJSYNC_NET_TIMEOUT", "0.5", 1);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	check_timed_out(ps_source_check(url, &o), &t0, url);
+	unsetenv("PROJSYNC_NET_TIMEOUT");
+	alarm(0);
+	t.stop = true;
+	shutdown(t.fd, SHUT_RDWR);
+	pthread_join(th, NULL);
+	close(t.fd);
+	free(url);
+}
+
+/* The bounded stream carries real git traffic: a git daemon on loopback, listed and fetched. */
+static void test_git_daemon_through_the_bounded_stream(void)
+{
+	char *base = ps_test_tmpdir();
+	char *repo = ps_test_git_init();
+	struct ps_source_opts o = opts_with_cache();
+	struct ps_source *src;
+	struct ps_strv names = {0};
+	struct ps_head head;
+	char *def = NULL, *c1, *url, *pidfile;
+	int port, fd;
+
+	ps_test_write(repo, "a.txt", "over git://\n");
+	c1 = ps_test_git_commit(repo, "one");
+	CHECK_INT(ps_test_sh(base, "git clone -q --bare '%s' r.git", repo), 0);
+	/* A free port: the kernel's pick, released for the daemon. */
+	fd = listener(&port, false, NULL, 0);
+	close(fd);
+	pidfile = ps_asprintf("%s/daemon.pid", base);
+	if (ps_test_sh(base, "git daemon --detach --reuseaddr --export-all --base-path=. "
+			     "--listen=127.0.0.1 --port=%d --pid-file=daemon.pid .", port) != 0) {
+		fprintf(stderr, "git daemon unavailable: skipped\n");
+		goto cleanup;
+	}
+	url = ps_asprintf("git://127.0.0.1:%d/r.git", port);
+	setenv("PROJSYNC_NET_TIMEOUT", "10", 1);
+	/* The daemon may take a moment to listen. */
+	for (int i = 0; i < 50 && ps_source_check(url, &o) != 0; i++) {
+		struct timespec d = { 0, 100 * 1000000 };
+		nanosleep(&d, NULL);
+	}
+	CHECK_OK(ps_source_check(url, &o));
+	src = open_ok(url, &o);
+	if (src) {
+		CHECK_OK(ps_source_branches(src, &names, &def));
+		CHECK_INT(names.n, 1);
+		CHECK_STR(def, "main");
+		CHECK_OK(ps_source_resolve(src, NULL, NULL, &head));
+		CHECK_STR(head.commit, c1);
+		ps_source_free(src);
+	}
+	unsetenv("PROJSYNC_NET_TIMEOUT");
+	ps_test_sh(base, "kill $(cat daemon.pid)");
+	ps_strv_dispose(&names);
+	free(def);
+	free(url);
+cleanup:
+	free(pidfile);
+	free(c1);
+	free(repo);
+	free(base);
+}
+
 PS_TESTS(PS_TEST(test_local_branches),
 	 PS_TEST(test_local_resolve),
 	 PS_TEST(test_bare_local),
@@ -732,4 +948,7 @@ PS_TESTS(PS_TEST(test_local_branches),
 	 PS_TEST(test_bad_sources),
 	 PS_TEST(test_remote_specs_parse),
 	 PS_TEST(test_relative_path),
-	 PS_TEST(test_check))
+	 PS_TEST(test_check),
+	 PS_TEST(test_silent_remotes_time_out),
+	 PS_TEST(test_trickling_remote_is_bounded_as_a_whole),
+	 PS_TEST(test_git_daemon_through_the_bounded_stream))

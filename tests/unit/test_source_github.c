@@ -215,6 +215,109 @@ static void test_rate_headers(void)
 	CHECK_INT(rl.remaining, 12);
 }
 
+/* Huge values are taken as "very far", not dropped and not wrapped: the waits they lead to must
+ * fail at once, without signed overflow (UBSan runs these tests). */
+static void test_rate_headers_strict_and_saturating(void)
+{
+	struct ps_github_rate rl;
+
+	ps_github_rate_init(&rl);
+	CHECK(feed(&rl, "retry-after: 100000000000000000000\r\n"));
+	CHECK_INT(rl.retry_after, PS_GITHUB_NUM_MAX);
+	CHECK(feed(&rl, "x-ratelimit-reset: 99999999999999999999999999999999999999\r\n"));
+	CHECK_INT(rl.reset, PS_GITHUB_NUM_MAX);
+	CHECK(feed(&rl, "x-ratelimit-reset: 0001700000000\r\n"));
+	CHECK_INT(rl.reset, 1700000000);
+	/* Anything but digits is no number of seconds. */
+	const char *bad[] = { "x-ratelimit-reset: +5\r\n", "x-ratelimit-reset: 1e9\r\n",
+			      "x-ratelimit-reset: 12 34\r\n", "x-ratelimit-reset: 0x10\r\n",
+			      "x-ratelimit-reset: 17000s\r\n", "x-ratelimit-reset: \r\n",
+			      "x-ratelimit-reset: 1.5\r\n" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		CHECK(feed(&rl, bad[i]));
+		CHECK_INT(rl.reset, 1700000000);
+	}
+}
+
+static void test_rate_wait(void)
+{
+	struct ps_github_rate rl;
+	const int64_t now = 1700000000;
+	bool primary;
+
+	ps_github_rate_init(&rl);
+	CHECK_INT(ps_github_rate_wait(&rl, now, 600, &primary), 0);
+	/* Primary: until the reset, plus a second; never less than one. */
+	rl.remaining = 0;
+	rl.reset = now + 30;
+	CHECK_INT(ps_github_rate_wait(&rl, now, 600, &primary), 31);
+	CHECK(primary);
+	rl.reset = now - 100;
+	CHECK_INT(ps_github_rate_wait(&rl, now, 600, &primary), 1);
+	/* Beyond the limit: max + 1, whatever the header said, so * 1000 is safe. */
+	rl.reset = PS_GITHUB_NUM_MAX;
+	CHECK_INT(ps_github_rate_wait(&rl, now, 600, &primary), 601);
+	CHECK_INT(ps_github_rate_wait(&rl, now, 86400, &primary), 86401);
+	/* Secondary: retry-after, when the primary limit is not spent. */
+	rl.remaining = 10;
+	rl.retry_after = PS_GITHUB_NUM_MAX;
+	CHECK_INT(ps_github_rate_wait(&rl, now, 600, &primary), 601);
+	CHECK(!primary);
+	rl.retry_after = 0;
+	CHECK_INT(ps_github_rate_wait(&rl, now, 600, &primary), 1);
+	rl.retry_after = 42;
+	CHECK_INT(ps_github_rate_wait(&rl, now, 600, &primary), 42);
+	CHECK_INT(ps_github_rate_wait(&rl, now, 0, &primary), 1);
+}
+
+static void test_rate_clock(void)
+{
+	char buf[64];
+
+	ps_github_clock(1372700873, buf, sizeof(buf));
+	CHECK_STR(buf, "2013-07-01 17:47:53 UTC");
+	ps_github_clock(0, buf, sizeof(buf));
+	CHECK_STR(buf, "1970-01-01 00:00:00 UTC");
+	/* No date a clock can show: said so, with the number, never garbage. */
+	ps_github_clock(PS_GITHUB_NUM_MAX, buf, sizeof(buf));
+	CHECK_STR(buf, "an unreadable time (999999999999999)");
+	ps_github_clock(-5, buf, sizeof(buf));
+	CHECK_STR(buf, "an unreadable time (-5)");
+}
+
+/* GitHub's JSON form of a blob of `n` bytes, written the way GitHub (and fakehub) write it. */
+static size_t json_blob_answer_len(size_t n)
+{
+	size_t b64 = (n + 2) / 3 * 4, lines = (b64 + 59) / 60;
+	static const char fields[] =
+		"{\"sha\": \"0123456789012345678901234567890123456789\", \"node_id\": "
+		"\"B_012345678901\", \"size\": 1073741824, \"url\": \"https://api.github.com/repos/"
+		"a-thirty-nine-character-owner-name-xxxx/a-repository-name-of-one-hundred-chara"
+		"cters-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx/git/"
+		"blobs/0123456789012345678901234567890123456789\", \"content\": \"\", "
+		"\"encoding\": \"base64\"}";
+
+	/* Every line ends in "\n", two characters once escaped in the JSON string. */
+	return sizeof(fields) - 1 + b64 + 2 * lines;
+}
+
+static void test_blob_answer_max(void)
+{
+	const size_t sizes[] = { 0, 1, 2, 3, 44, 45, 46, 1 << 20, (1 << 20) + 1, 3 << 20,
+				 (size_t)1 << 30 };
+
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		int64_t cap = ps_github_blob_answer_max((int64_t)sizes[i]);
+		size_t json = json_blob_answer_len(sizes[i]);
+		if ((int64_t)json > cap)
+			fprintf(stderr, "blob of %zu: JSON form %zu > cap %lld\n", sizes[i], json,
+				(long long)cap);
+		CHECK((int64_t)json <= cap);
+		/* ... and not wildly more: still a bound. */
+		CHECK(cap <= (int64_t)sizes[i] * 3 / 2 + 8192);
+	}
+}
+
 /* ---- escaping ---- */
 
 static void check_escape(const char *in, const char *want)
@@ -544,6 +647,8 @@ static void test_compare_limits(void)
 	CHECK_INT(ps_github_compare_parse(&c, "{\"status\":", 10, "GET /c"), PS_EUPSTREAM);
 }
 
-PS_TESTS(PS_TEST(test_link_next), PS_TEST(test_rate_headers), PS_TEST(test_escape),
+PS_TESTS(PS_TEST(test_link_next), PS_TEST(test_rate_headers),
+	 PS_TEST(test_rate_headers_strict_and_saturating), PS_TEST(test_rate_wait),
+	 PS_TEST(test_rate_clock), PS_TEST(test_blob_answer_max), PS_TEST(test_escape),
 	 PS_TEST(test_tree_parse), PS_TEST(test_tree_malformed), PS_TEST(test_compare_example),
 	 PS_TEST(test_compare_mapping), PS_TEST(test_compare_limits))
