@@ -562,9 +562,16 @@ def test_healthz_and_metrics(served):
     srv.get("/api/v1/projects/nope")
     st, _, h = srv.get("/healthz")
     assert st == 200 and h["status"] == "ok"
-    st, hdr, m = srv.get("/metrics")
+    # The worker counts a sync's duration just after storing its final event, so a client that
+    # has read that event may ask /metrics a moment before the count lands: wait for it briefly.
+    deadline = time.monotonic() + 5
+    while True:
+        st, hdr, m = srv.get("/metrics")
+        text = m.decode()
+        if "projsync_sync_duration_seconds_count 1" in text or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     assert st == 200 and hdr["content-type"].startswith("text/plain")
-    text = m.decode()
     assert 'projsync_syncs{status="succeeded"} 1' in text
     assert "projsync_sync_duration_seconds_count 1" in text
     assert 'projsync_syncs_finished_total{status="succeeded"} 1' in text
