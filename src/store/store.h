@@ -1,8 +1,8 @@
 /*
  * The store: everything projsync keeps, behind one backend-neutral interface. The functions speak
  * the domain (projects, syncs, file versions, blobs, events), never SQL, so the pipeline, the CLI
- * and the server do not know which backend answers. Today: SQLite (store/sqlite.c). A PostgreSQL
- * backend implements the same functions; ps_store_open picks the backend from the URL.
+ * and the server do not know which backend answers: SQLite (store/sqlite.c) or PostgreSQL
+ * (store/postgres/pg.c); ps_store_open picks the backend from the location (store/store.c).
  *
  * The data rules of docs/architecture.md §4 are kept here, not by callers:
  *   - a sync's file versions become visible only in ps_store_sync_finalize (one transaction);
@@ -40,6 +40,8 @@ enum ps_store_flags {
  */
 int ps_store_open(struct ps_store **out, const char *url, unsigned flags);
 void ps_store_free(struct ps_store *s);
+/* A store location as it may be printed: a database URL without its password (malloc'd). */
+char *ps_store_location(const char *url);
 
 /* Applies pending migrations; reports the schema version before and after. */
 int ps_store_migrate(struct ps_store *s, int *from, int *to);
