@@ -122,6 +122,8 @@ int ps_sqlite_webhook_delivery_add(struct ps_store *s, const char *delivery_id, 
 int ps_pg_open(struct ps_store **out, const char *url, unsigned flags);
 int ps_pg_schema_version(void);
 char *ps_pg_location(const char *url);
+int ps_pg_sync_claim_next(struct ps_store *s, const struct ps_owner *owner, int64_t *id);
+int ps_pg_sync_takeover(struct ps_store *s, const struct ps_owner *owner, int64_t *id);
 void ps_pg_free(struct ps_store *s);
 int ps_pg_migrate(struct ps_store *s, int *from, int *to);
 int ps_pg_begin(struct ps_store *s);

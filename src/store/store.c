@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "store/backend.h"
+#include "util/error.h"
 #include "util/util.h"
 
 const struct ps_store_ops ps_sqlite_ops = {
@@ -358,4 +359,35 @@ int ps_store_memory_restore(struct ps_store *s, int64_t id, struct ps_memory_ent
 int ps_store_webhook_delivery_add(struct ps_store *s, const char *delivery_id, const char *event)
 {
 	return ops(s)->webhook_delivery_add(s, delivery_id, event);
+}
+
+/* ---- several nodes ---- */
+
+static bool is_pg(const struct ps_store *s)
+{
+	return ops(s) == &ps_pg_ops;
+}
+
+int ps_store_sync_claim_next(struct ps_store *s, const struct ps_owner *owner, int64_t *id)
+{
+	int rc;
+
+	if (is_pg(s))
+		return ps_pg_sync_claim_next(s, owner, id);
+	/* SQLite has one writer at a time: a pick and a guarded claim suffice; a lost race means
+	 * another worker claimed that one, so look again. */
+	for (;;) {
+		if ((rc = ps_store_sync_next_queued(s, id)) < 0)
+			return rc;
+		rc = ps_store_sync_claim(s, *id, owner);
+		if (rc != PS_ECONFLICT)
+			return rc;
+	}
+}
+
+int ps_store_sync_takeover(struct ps_store *s, const struct ps_owner *owner, int64_t *id)
+{
+	if (is_pg(s))
+		return ps_pg_sync_takeover(s, owner, id);
+	return ps_error_set(PS_ENOTFOUND, "none_to_take_over", "no sync to take over");
 }

@@ -668,7 +668,7 @@ int ps_pg_project_list(struct ps_store *s, struct ps_project ***out, size_t *n)
 	if (!r)
 		return rc;
 	count = PQntuples(r);
-	v = ps_calloc((size_t)count + 1, sizeof(*v));
+	v = count ? ps_calloc((size_t)count, sizeof(*v)) : NULL;
 	for (int i = 0; i < count; i++)
 		v[i] = project_from_row(r, i);
 	PQclear(r);
@@ -825,7 +825,7 @@ int ps_pg_sync_list(struct ps_store *s, int64_t project_id, int64_t limit, int64
 	if (!(r = ps_pg_run(PSPG(s), sql, &q, false, "list syncs", &rc)))
 		return rc;
 	count = PQntuples(r);
-	v = ps_calloc((size_t)count + 1, sizeof(*v));
+	v = count ? ps_calloc((size_t)count, sizeof(*v)) : NULL;
 	for (int i = 0; i < count; i++)
 		v[i] = sync_from_row(r, i);
 	PQclear(r);
@@ -1265,6 +1265,122 @@ int ps_pg_sync_next_queued(struct ps_store *s, int64_t *id)
 	return 0;
 }
 
+int ps_pg_sync_claim_next(struct ps_store *s, const struct ps_owner *owner, int64_t *id)
+{
+	/* SKIP LOCKED: nodes claiming at the same moment each take a different row instead of
+	 * queueing behind one and then finding it claimed. */
+	static const char sql[] =
+		"UPDATE syncs SET status = 'running', owner_host = $1, owner_process = $2, "
+		"lease_until = $3, started_at = $4 WHERE id = (SELECT id FROM syncs "
+		"WHERE status = 'queued' ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED) "
+		"AND status = 'queued' RETURNING id";
+	struct ps_pq q = { 0 };
+	int64_t now = ps_now_ms();
+	PGresult *r;
+	int rc = 0;
+
+	ps_pq_text(&q, owner->host);
+	ps_pq_text(&q, owner->process);
+	ps_pq_int(&q, now + owner->lease_ms);
+	ps_pq_int(&q, now);
+	if (!(r = ps_pg_run(PSPG(s), sql, &q, false, "claim a queued sync", &rc)))
+		return rc;
+	if (PQntuples(r) == 0) {
+		PQclear(r);
+		return ps_error_set(PS_ENOTFOUND, "none_queued", "no sync is queued");
+	}
+	*id = ps_pg_col_int(r, 0, 0);
+	PQclear(r);
+	return 0;
+}
+
+int ps_pg_sync_takeover(struct ps_store *s, const struct ps_owner *owner, int64_t *id)
+{
+	static const char pick[] =
+		"SELECT id, owner_host, owner_process, lease_until FROM syncs "
+		"WHERE status = 'running' ORDER BY id FOR UPDATE SKIP LOCKED";
+	/* The new attempt starts from the beginning: what the dead one had found goes. */
+	static const char own[] =
+		"UPDATE syncs SET owner_host = $1, owner_process = $2, lease_until = $3, "
+		"commit_sha = NULL, tree_sha = NULL, base_sync_id = NULL, added = 0, modified = 0, "
+		"deleted = 0, renamed = 0, files = 0, bytes = 0, requests = 0, up_to_date = 0, "
+		"skipped_large = 0 WHERE id = $4";
+	struct ps_pq q = { 0 };
+	int64_t now = ps_now_ms(), found = 0;
+	char *old_host = NULL, *old_proc = NULL;
+	PGresult *r;
+	int rc;
+
+	if ((rc = ps_pg_begin(s)) < 0)
+		return rc;
+	if (!(r = ps_pg_run(PSPG(s), pick, NULL, false, "find syncs to take over", &rc)))
+		goto fail;
+	for (int i = 0; i < PQntuples(r) && !found; i++) {
+		const char *host = PQgetisnull(r, i, 1) ? NULL : PQgetvalue(r, i, 1);
+		const char *proc = PQgetisnull(r, i, 2) ? NULL : PQgetvalue(r, i, 2);
+		int64_t lease = ps_pg_col_int(r, i, 3);
+		bool gone;
+
+		/* The test of ps_pg_reap: the process table on its host, the lease elsewhere. */
+		if (host && proc && strcmp(host, ps_hostname()) == 0)
+			gone = !ps_process_alive(proc);
+		else
+			gone = lease > 0 && lease < now;
+		if (gone) {
+			found = ps_pg_col_int(r, i, 0);
+			old_host = ps_strdup(host ? host : "?");
+			old_proc = ps_strdup(proc ? proc : "?");
+		}
+	}
+	PQclear(r);
+	if (!found) {
+		ps_pg_commit(s);
+		return ps_error_set(PS_ENOTFOUND, "none_to_take_over", "no sync to take over");
+	}
+	ps_pq_text(&q, owner->host);
+	ps_pq_text(&q, owner->process);
+	ps_pq_int(&q, now + owner->lease_ms);
+	ps_pq_int(&q, found);
+	if ((rc = ps_pg_exec(PSPG(s), own, &q, "take over sync", NULL)) < 0)
+		goto fail;
+	/* The dead attempt's staged rows go; the new attempt stages its own. */
+	ps_pq_int(&q, found);
+	if ((rc = ps_pg_exec(PSPG(s), "DELETE FROM file_versions WHERE introduced_by = $1", &q,
+			     "discard staged files", NULL)) < 0 ||
+	    (rc = ps_pg_memory_discard(s, found)) < 0)
+		goto fail;
+	{
+		struct ps_sync *y = NULL;
+		char *msg = ps_asprintf("taken over by node %s (process %s): node %s (process %s) "
+					"stopped while running this sync; it runs again from the start",
+					owner->host, owner->process, old_host, old_proc);
+		struct ps_event ev = {
+			.sync_id = found,
+			.seq = last_event_seq(s, found) + 1,
+			.kind = PS_EVENT_WARNING,
+			.message = msg,
+		};
+		if (ps_pg_sync_get(s, found, &y) == 0)
+			ev.phase = y->phase;
+		rc = ps_pg_event_append(s, &ev);
+		ps_sync_free(y);
+		free(msg);
+		if (rc < 0)
+			goto fail;
+	}
+	free(old_host);
+	free(old_proc);
+	if ((rc = ps_pg_commit(s)) < 0)
+		return rc;
+	*id = found;
+	return 0;
+fail:
+	free(old_host);
+	free(old_proc);
+	ps_pg_rollback(s);
+	return rc;
+}
+
 int ps_pg_sync_count_by_status(struct ps_store *s, int64_t counts[PS_SYNC_CANCELLED + 1])
 {
 	int rc = 0;
@@ -1328,7 +1444,7 @@ int ps_pg_event_list(struct ps_store *s, int64_t sync_id, int64_t after_seq, int
 	if (!(r = ps_pg_run(PSPG(s), sql, &q, false, "list events", &rc)))
 		return rc;
 	count = PQntuples(r);
-	v = ps_calloc((size_t)count + 1, sizeof(*v));
+	v = count ? ps_calloc((size_t)count, sizeof(*v)) : NULL;
 	for (int i = 0; i < count; i++) {
 		const char *kind = PQgetvalue(r, i, 1);
 		v[i].seq = ps_pg_col_int(r, i, 0);

@@ -82,7 +82,7 @@ static int collect(struct ps_store *s, const char *sql, struct ps_pq *q, bool ra
 		return rc;
 	}
 	count = PQntuples(r);
-	v = ps_calloc((size_t)count + 1, sizeof(*v));
+	v = count ? ps_calloc((size_t)count, sizeof(*v)) : NULL;
 	for (int i = 0; i < count; i++) {
 		entry_from_row(r, i, &v[i]);
 		if (ranked) {
@@ -254,7 +254,7 @@ int ps_pg_memory_active_paths(struct ps_store *s, int64_t project_id,
 	if (!(r = ps_pg_run(PSPG(s), sql, &q, false, "list memory paths", &rc)))
 		return rc;
 	count = PQntuples(r);
-	v = ps_calloc((size_t)count + 1, sizeof(*v));
+	v = count ? ps_calloc((size_t)count, sizeof(*v)) : NULL;
 	for (int i = 0; i < count; i++) {
 		struct ps_memory_entry *e = &v[i];
 		e->id = ps_pg_col_int(r, i, 0);
