@@ -29,18 +29,23 @@ build: deps $(BUILD)/build.ninja
 $(BUILD_SAN)/build.ninja:
 	meson setup $(BUILD_SAN) --buildtype=debug -Db_sanitize=address,undefined -Db_lundef=false
 
+# tests/pg/with-pg runs everything beside a private PostgreSQL server (stopped at the end, also
+# on failure), so the store's tests and the integration suites run against both backends.
 test: test-deps $(BUILD_SAN)/build.ninja
 	ninja -C $(BUILD_SAN)
-	meson test -C $(BUILD_SAN) --print-errorlogs --num-processes 2
-	SCREENSHOT_DIR=$(CURDIR)/$(BUILD_SAN)/screenshots PROJSYNC_BIN=$(CURDIR)/$(BUILD_SAN)/projsync $(PYTHON) -m pytest -q tests/integration tests/fakehub
+	tests/pg/with-pg sh -c '\
+	  meson test -C $(BUILD_SAN) --print-errorlogs --num-processes 2 && \
+	  SCREENSHOT_DIR=$(CURDIR)/$(BUILD_SAN)/screenshots PROJSYNC_BIN=$(CURDIR)/$(BUILD_SAN)/projsync \
+	  $(PYTHON) -m pytest -q tests/integration tests/fakehub'
 
 unit: test-deps $(BUILD_SAN)/build.ninja
 	ninja -C $(BUILD_SAN)
-	meson test -C $(BUILD_SAN) --print-errorlogs
+	tests/pg/with-pg meson test -C $(BUILD_SAN) --print-errorlogs
 
 integration: test-deps $(BUILD_SAN)/build.ninja
 	ninja -C $(BUILD_SAN)
-	SCREENSHOT_DIR=$(CURDIR)/$(BUILD_SAN)/screenshots PROJSYNC_BIN=$(CURDIR)/$(BUILD_SAN)/projsync $(PYTHON) -m pytest -q tests/integration tests/fakehub
+	SCREENSHOT_DIR=$(CURDIR)/$(BUILD_SAN)/screenshots PROJSYNC_BIN=$(CURDIR)/$(BUILD_SAN)/projsync \
+	  tests/pg/with-pg $(PYTHON) -m pytest -q tests/integration tests/fakehub
 
 run: build
 	@scripts/demo $(BUILD)/projsync

@@ -25,6 +25,8 @@ static const char serve_usage[] =
 	"  --max-connections N  open connections, SSE streams included (default 16384)\n"
 	"  --heartbeat-ms MS    SSE heartbeat comment interval (default 15000)\n"
 	"  --poll-ms MS         how often streams look for events of other processes (default 100)\n"
+	"  --lease-seconds N    how long a running sync stays claimed without renewal; another\n"
+	"                       node takes it over after that (default 30)\n"
 	"  --quiet              do not log one line per request\n"
 	"  --routes             print the routes this server answers and exit\n"
 	"\n"
@@ -84,7 +86,7 @@ static void print_route(void *ud, const char *method, const char *pattern)
 int ps_cmd_serve(struct ps_cli *cli, int argc, char **argv)
 {
 	enum { OPT_LISTEN = 0x100, OPT_WORKERS, OPT_THREADS, OPT_MAXCONN, OPT_HB, OPT_POLL,
-	       OPT_QUIET, OPT_ROUTES };
+	       OPT_QUIET, OPT_ROUTES, OPT_LEASE };
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, OPT_LISTEN },
 		{ "workers", required_argument, NULL, OPT_WORKERS },
@@ -92,6 +94,7 @@ int ps_cmd_serve(struct ps_cli *cli, int argc, char **argv)
 		{ "max-connections", required_argument, NULL, OPT_MAXCONN },
 		{ "heartbeat-ms", required_argument, NULL, OPT_HB },
 		{ "poll-ms", required_argument, NULL, OPT_POLL },
+		{ "lease-seconds", required_argument, NULL, OPT_LEASE },
 		{ "quiet", no_argument, NULL, OPT_QUIET },
 		{ "routes", no_argument, NULL, OPT_ROUTES },
 		{ 0 },
@@ -143,6 +146,14 @@ int ps_cmd_serve(struct ps_cli *cli, int argc, char **argv)
 				cfg.heartbeat_ms = v;
 			else
 				cfg.poll_ms = v;
+			break;
+		case OPT_LEASE:
+			if (!parse_num(optarg, 1, 86400, &v)) {
+				free(host);
+				return ps_cli_usage_error(cli, "--lease-seconds needs a number from 1 "
+							  "to 86400");
+			}
+			cfg.lease_ms = v * 1000;
 			break;
 		case OPT_QUIET: cfg.log_requests = false; break;
 		case OPT_ROUTES:

@@ -587,6 +587,7 @@ void ps_server_config_defaults(struct ps_server_config *cfg)
 	cfg->max_connections = 16384;
 	cfg->heartbeat_ms = 15000;
 	cfg->poll_ms = 100;
+	cfg->lease_ms = 30000;
 	cfg->watcher_queue_max = 256 * 1024;
 	cfg->log_requests = true;
 }
@@ -734,9 +735,13 @@ int ps_server_run(const struct ps_server_config *cfg)
 	printf("projsync: listening on http://%s:%u (%d workers)\n", host,
 	       info ? info->port : (unsigned)cfg->port, cfg->workers);
 	fflush(stdout);
-	ps_log("serving %s on http://%s:%u%s", cfg->db_url, host,
-	       info ? info->port : (unsigned)cfg->port,
-	       cfg->api_token && cfg->api_token[0] ? " (API token required)" : "");
+	{
+		char *where = ps_store_location(cfg->db_url); /* a URL's password is never logged */
+		ps_log("serving %s on http://%s:%u%s", where, host,
+		       info ? info->port : (unsigned)cfg->port,
+		       cfg->api_token && cfg->api_token[0] ? " (API token required)" : "");
+		free(where);
+	}
 
 	while (sigwait(&sigs, &sig) != 0)
 		;

@@ -29,10 +29,11 @@ struct ps_server_config {
 	const char *api_token;       /* NULL/"" = no token (then only loopback binds are allowed) */
 	const char *webhook_secret;  /* NULL/"" = the webhook endpoint refuses deliveries */
 	bool log_requests;           /* one line per request on stderr */
+	int64_t lease_ms;            /* how long a running sync's claim holds without renewal */
 };
 
 /* Defaults: 127.0.0.1:8420, 2 workers, 4 HTTP threads, 16384 connections, 15 s heartbeat,
- * 100 ms polls, 256 KiB per watcher. */
+ * 100 ms polls, 256 KiB per watcher, 30 s leases. */
 void ps_server_config_defaults(struct ps_server_config *cfg);
 
 /* True when `host` names only loopback addresses (127.0.0.0/8, ::1, localhost). */

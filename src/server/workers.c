@@ -3,7 +3,9 @@
  * the pipeline generator (core/sync.h), the same loop `projsync sync` runs. The queue is the
  * syncs table itself (status 'queued'), so a sync queued by the API, a webhook or another
  * server process is found the same way; the store's claim (queued -> running, one row update)
- * decides which worker gets it. Each worker has its own store handle.
+ * decides which worker gets it. Each worker has its own store handle. With nothing queued, a
+ * worker takes over a running sync whose node died (PostgreSQL, ps_store_sync_takeover) and
+ * runs it to its end under the same id.
  *
  * Every event the generator returns is already stored; the worker pokes the SSE hub so
  * watchers get it at once instead of at the hub's next poll, and logs sync transitions.
@@ -149,6 +151,7 @@ static void run_one(struct worker *me, struct ps_store *store, int64_t id)
 	int rc;
 
 	ctx.store = store;
+	ctx.lease_ms = srv->cfg.lease_ms; /* renewed at every saved step */
 	ctx.source_opts.cache_dir = srv->cfg.cache_dir;
 	ctx.open_source = open_source_noting_kind;
 	opened_kind = NULL;
@@ -188,7 +191,8 @@ static void *worker_main(void *arg)
 	struct ps_workers *pool = me->pool;
 	struct ps_store *store = NULL;
 	char identity[64];
-	struct ps_owner owner = { .host = ps_hostname(), .process = identity, .lease_ms = 60000 };
+	struct ps_owner owner = { .host = ps_hostname(), .process = identity,
+				  .lease_ms = pool->srv->cfg.lease_ms > 0 ? pool->srv->cfg.lease_ms : 30000 };
 
 	ps_process_identity(getpid(), identity, sizeof(identity));
 	for (;;) {
@@ -206,16 +210,21 @@ static void *worker_main(void *arg)
 			ps_log("worker %d: cannot open the store: %s", me->index, ps_error_message());
 			store = NULL;
 		}
-		rc = store ? ps_store_sync_next_queued(store, &id) : PS_ESTORE;
-		if (rc == 0 && ps_store_sync_claim(store, id, &owner) == 0) {
+		rc = store ? ps_store_sync_claim_next(store, &owner, &id) : PS_ESTORE;
+		/* Nothing queued: a sync whose node died is the next thing to run (PostgreSQL;
+		 * on SQLite there is never one to take over). */
+		if (rc == PS_ENOTFOUND && ps_store_sync_takeover(store, &owner, &id) == 0) {
+			ps_log("worker %d: took over sync %lld from a node that stopped", me->index,
+			       (long long)id);
+			rc = 0;
+		}
+		if (rc == 0) {
 			run_one(me, store, id);
 			continue;
 		}
 		if (rc < 0 && rc != PS_ENOTFOUND)
 			ps_log("worker %d: looking for queued syncs: %s", me->index,
 			       ps_error_message());
-		if (rc == 0)
-			continue; /* another worker claimed it first: look again */
 
 		/* Nothing queued: sleep until poked (a sync was queued here) or for a second (one
 		 * may be queued by another process). */

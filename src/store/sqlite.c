@@ -137,7 +137,7 @@ int ps_sqlite_step_done(struct ps_store *s, sqlite3_stmt *st, const char *what)
 void ps_sqlite_bind_text(sqlite3_stmt *st, int i, const char *v) { bind_text(st, i, v); }
 char *ps_sqlite_col_text(sqlite3_stmt *st, int i) { return col_text(st, i); }
 
-int ps_store_begin(struct ps_store *s)
+int ps_sqlite_begin(struct ps_store *s)
 {
 	if (s->tx_depth++ > 0)
 		return 0;
@@ -149,7 +149,7 @@ int ps_store_begin(struct ps_store *s)
 	return 0;
 }
 
-int ps_store_commit(struct ps_store *s)
+int ps_sqlite_commit(struct ps_store *s)
 {
 	if (s->tx_depth <= 0)
 		return ps_error_set(PS_ESTORE, NULL, "commit without a transaction");
@@ -167,7 +167,7 @@ int ps_store_commit(struct ps_store *s)
 	return 0;
 }
 
-void ps_store_rollback(struct ps_store *s)
+void ps_sqlite_rollback(struct ps_store *s)
 {
 	if (s->tx_depth <= 0)
 		return;
@@ -178,7 +178,7 @@ void ps_store_rollback(struct ps_store *s)
 
 /* ---- open and migrations ---- */
 
-int ps_store_schema_version(void)
+int ps_sqlite_schema_version(void)
 {
 	return (int)ps_migrations_count;
 }
@@ -201,7 +201,7 @@ static int user_version(struct ps_store *s, int *out)
 	return 0;
 }
 
-int ps_store_migrate(struct ps_store *s, int *from, int *to)
+int ps_sqlite_migrate(struct ps_store *s, int *from, int *to)
 {
 	int version, rc, objects = 0;
 	sqlite3_stmt *st = NULL;
@@ -244,14 +244,11 @@ int ps_store_migrate(struct ps_store *s, int *from, int *to)
 	return 0;
 }
 
-int ps_store_open(struct ps_store **out, const char *url, unsigned flags)
+int ps_sqlite_open(struct ps_store **out, const char *url, unsigned flags)
 {
 	struct ps_store *s;
 	int rc;
 
-	if (!strncmp(url, "postgres://", 11) || !strncmp(url, "postgresql://", 13))
-		return ps_error_set(PS_ENOTSUPP, "backend_not_built",
-				    "the PostgreSQL backend is not part of this build yet; use a file path");
 	s = ps_calloc(1, sizeof(*s));
 	s->path = ps_strdup(url);
 	rc = sqlite3_open_v2(url, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
@@ -290,7 +287,7 @@ fail:
 	return rc ? rc : PS_ESTORE;
 }
 
-void ps_store_free(struct ps_store *s)
+void ps_sqlite_free(struct ps_store *s)
 {
 	if (!s)
 		return;
@@ -344,7 +341,7 @@ static char *globs_json(const struct ps_project *p)
 	return text;
 }
 
-int ps_store_project_add(struct ps_store *s, struct ps_project *p)
+int ps_sqlite_project_add(struct ps_store *s, struct ps_project *p)
 {
 	static const char sql[] =
 		"INSERT INTO projects (name, source, branch, max_blob_size, memory_globs, created_at) "
@@ -379,7 +376,7 @@ int ps_store_project_add(struct ps_store *s, struct ps_project *p)
 	return 0;
 }
 
-int ps_store_project_update(struct ps_store *s, const struct ps_project *p)
+int ps_sqlite_project_update(struct ps_store *s, const struct ps_project *p)
 {
 	static const char sql[] =
 		"UPDATE projects SET branch = ?1, max_blob_size = ?2, memory_globs = ?3, "
@@ -424,7 +421,7 @@ static int project_query(struct ps_store *s, sqlite3_stmt *st, const char *what,
 	return db_error(s, "read project");
 }
 
-int ps_store_project_get(struct ps_store *s, const char *name, struct ps_project **out)
+int ps_sqlite_project_get(struct ps_store *s, const char *name, struct ps_project **out)
 {
 	static const char sql[] = "SELECT " PROJECT_COLS " FROM projects WHERE name = ?";
 	sqlite3_stmt *st = stmt(s, sql);
@@ -435,7 +432,7 @@ int ps_store_project_get(struct ps_store *s, const char *name, struct ps_project
 	return project_query(s, st, name, out);
 }
 
-int ps_store_project_get_by_id(struct ps_store *s, int64_t id, struct ps_project **out)
+int ps_sqlite_project_get_by_id(struct ps_store *s, int64_t id, struct ps_project **out)
 {
 	static const char sql[] = "SELECT " PROJECT_COLS " FROM projects WHERE id = ?";
 	sqlite3_stmt *st = stmt(s, sql);
@@ -448,7 +445,7 @@ int ps_store_project_get_by_id(struct ps_store *s, int64_t id, struct ps_project
 	return project_query(s, st, what, out);
 }
 
-int ps_store_project_list(struct ps_store *s, struct ps_project ***out, size_t *n)
+int ps_sqlite_project_list(struct ps_store *s, struct ps_project ***out, size_t *n)
 {
 	static const char sql[] = "SELECT " PROJECT_COLS " FROM projects ORDER BY name";
 	sqlite3_stmt *st = stmt(s, sql);
@@ -474,7 +471,7 @@ int ps_store_project_list(struct ps_store *s, struct ps_project ***out, size_t *
 	return 0;
 }
 
-int ps_store_project_remove(struct ps_store *s, const char *name)
+int ps_sqlite_project_remove(struct ps_store *s, const char *name)
 {
 	static const char del_events[] =
 		"DELETE FROM events WHERE sync_id IN (SELECT id FROM syncs WHERE project_id = ?)";
@@ -577,7 +574,7 @@ static int sync_query_one(struct ps_store *s, sqlite3_stmt *st, const char *miss
 	return db_error(s, "read sync");
 }
 
-int ps_store_sync_get(struct ps_store *s, int64_t id, struct ps_sync **out)
+int ps_sqlite_sync_get(struct ps_store *s, int64_t id, struct ps_sync **out)
 {
 	static const char sql[] = "SELECT " SYNC_COLS SYNC_FROM "WHERE s.id = ?";
 	sqlite3_stmt *st = stmt(s, sql);
@@ -590,7 +587,7 @@ int ps_store_sync_get(struct ps_store *s, int64_t id, struct ps_sync **out)
 	return sync_query_one(s, st, msg, out);
 }
 
-int ps_store_sync_active(struct ps_store *s, int64_t project_id, struct ps_sync **out)
+int ps_sqlite_sync_active(struct ps_store *s, int64_t project_id, struct ps_sync **out)
 {
 	static const char sql[] = "SELECT " SYNC_COLS SYNC_FROM
 		"WHERE s.project_id = ? AND s.status IN ('queued','running')";
@@ -602,7 +599,7 @@ int ps_store_sync_active(struct ps_store *s, int64_t project_id, struct ps_sync 
 	return sync_query_one(s, st, "no sync is queued or running", out);
 }
 
-int ps_store_sync_last_succeeded(struct ps_store *s, int64_t project_id, int64_t at_or_before,
+int ps_sqlite_sync_last_succeeded(struct ps_store *s, int64_t project_id, int64_t at_or_before,
 				 struct ps_sync **out)
 {
 	static const char sql[] = "SELECT " SYNC_COLS SYNC_FROM
@@ -617,7 +614,7 @@ int ps_store_sync_last_succeeded(struct ps_store *s, int64_t project_id, int64_t
 	return sync_query_one(s, st, "no succeeded sync", out);
 }
 
-int ps_store_sync_list(struct ps_store *s, int64_t project_id, int64_t limit, int64_t before_id,
+int ps_sqlite_sync_list(struct ps_store *s, int64_t project_id, int64_t limit, int64_t before_id,
 		       struct ps_sync ***out, size_t *n)
 {
 	static const char sql[] = "SELECT " SYNC_COLS SYNC_FROM
@@ -661,7 +658,7 @@ static int purge_unsucceeded(struct ps_store *s, int64_t project_id)
 	return step_done(s, st, "purge failed syncs");
 }
 
-int ps_store_sync_create(struct ps_store *s, int64_t project_id, const char *branch,
+int ps_sqlite_sync_create(struct ps_store *s, int64_t project_id, const char *branch,
 			 const char *trigger, const struct ps_owner *owner, struct ps_sync **out)
 {
 	static const char tail_sql[] = "SELECT max(id) FROM syncs WHERE project_id = ?";
@@ -735,7 +732,7 @@ fail:
 	return rc;
 }
 
-int ps_store_sync_claim(struct ps_store *s, int64_t sync_id, const struct ps_owner *owner)
+int ps_sqlite_sync_claim(struct ps_store *s, int64_t sync_id, const struct ps_owner *owner)
 {
 	static const char sql[] =
 		"UPDATE syncs SET status = 'running', owner_host = ?, owner_process = ?, "
@@ -759,7 +756,7 @@ int ps_store_sync_claim(struct ps_store *s, int64_t sync_id, const struct ps_own
 	return 0;
 }
 
-int ps_store_sync_save_progress(struct ps_store *s, const struct ps_sync *y, int64_t lease_ms)
+int ps_sqlite_sync_save_progress(struct ps_store *s, const struct ps_sync *y, int64_t lease_ms)
 {
 	static const char sql[] =
 		"UPDATE syncs SET phase = ?, commit_sha = ?, tree_sha = ?, base_sync_id = ?, "
@@ -796,7 +793,7 @@ int ps_store_sync_save_progress(struct ps_store *s, const struct ps_sync *y, int
 	return 0;
 }
 
-int ps_store_sync_request_cancel(struct ps_store *s, int64_t id)
+int ps_sqlite_sync_request_cancel(struct ps_store *s, int64_t id)
 {
 	static const char sql[] = "UPDATE syncs SET cancel_requested = 1 "
 				  "WHERE id = ? AND status IN ('queued','running')";
@@ -825,7 +822,7 @@ int ps_store_sync_request_cancel(struct ps_store *s, int64_t id)
 	return 0;
 }
 
-int ps_store_sync_cancel_requested(struct ps_store *s, int64_t id, bool *out)
+int ps_sqlite_sync_cancel_requested(struct ps_store *s, int64_t id, bool *out)
 {
 	static const char sql[] = "SELECT cancel_requested FROM syncs WHERE id = ?";
 	sqlite3_stmt *st = stmt(s, sql);
@@ -855,7 +852,7 @@ static int64_t last_event_seq(struct ps_store *s, int64_t sync_id)
 	return seq;
 }
 
-int ps_store_sync_fail(struct ps_store *s, struct ps_sync *y, enum ps_sync_status status,
+int ps_sqlite_sync_fail(struct ps_store *s, struct ps_sync *y, enum ps_sync_status status,
 		       const char *code, const char *message, const struct ps_event *final_event)
 {
 	static const char upd[] =
@@ -937,7 +934,7 @@ fail:
 	return rc;
 }
 
-int ps_store_sync_finalize(struct ps_store *s, struct ps_sync *y, const struct ps_change *changes,
+int ps_sqlite_sync_finalize(struct ps_store *s, struct ps_sync *y, const struct ps_change *changes,
 			   size_t n, const struct ps_event *final_event)
 {
 	static const char upd[] =
@@ -1024,7 +1021,7 @@ fail:
 	return rc;
 }
 
-int ps_store_reap(struct ps_store *s, int64_t project_id, int *reaped)
+int ps_sqlite_reap(struct ps_store *s, int64_t project_id, int *reaped)
 {
 	static const char sql[] =
 		"SELECT id, owner_host, owner_process, lease_until FROM syncs "
@@ -1075,7 +1072,7 @@ int ps_store_reap(struct ps_store *s, int64_t project_id, int *reaped)
 	return 0;
 }
 
-int ps_store_sync_next_queued(struct ps_store *s, int64_t *id)
+int ps_sqlite_sync_next_queued(struct ps_store *s, int64_t *id)
 {
 	static const char sql[] = "SELECT min(id) FROM syncs WHERE status = 'queued'";
 	sqlite3_stmt *st = stmt(s, sql);
@@ -1095,7 +1092,7 @@ int ps_store_sync_next_queued(struct ps_store *s, int64_t *id)
 	return ps_error_set(PS_ENOTFOUND, "none_queued", "no sync is queued");
 }
 
-int ps_store_sync_count_by_status(struct ps_store *s, int64_t counts[PS_SYNC_CANCELLED + 1])
+int ps_sqlite_sync_count_by_status(struct ps_store *s, int64_t counts[PS_SYNC_CANCELLED + 1])
 {
 	static const char sql[] = "SELECT status, count(*) FROM syncs GROUP BY status";
 	sqlite3_stmt *st = stmt(s, sql);
@@ -1123,7 +1120,7 @@ void ps_stored_events_free(struct ps_stored_event *evs, size_t n)
 	free(evs);
 }
 
-int ps_store_event_append(struct ps_store *s, const struct ps_event *ev)
+int ps_sqlite_event_append(struct ps_store *s, const struct ps_event *ev)
 {
 	static const char sql[] = "INSERT INTO events (sync_id, seq, kind, payload) VALUES (?, ?, ?, ?)";
 	sqlite3_stmt *st = stmt(s, sql);
@@ -1149,7 +1146,7 @@ int ps_store_event_append(struct ps_store *s, const struct ps_event *ev)
 	return rc == SQLITE_DONE ? 0 : db_error(s, "store event");
 }
 
-int ps_store_event_list(struct ps_store *s, int64_t sync_id, int64_t after_seq, int64_t limit,
+int ps_sqlite_event_list(struct ps_store *s, int64_t sync_id, int64_t after_seq, int64_t limit,
 			struct ps_stored_event **out, size_t *n)
 {
 	static const char sql[] = "SELECT seq, kind, payload FROM events WHERE sync_id = ? "
@@ -1190,7 +1187,7 @@ int ps_store_event_list(struct ps_store *s, int64_t sync_id, int64_t after_seq, 
 
 /* ---- file versions ---- */
 
-int ps_store_files_stage(struct ps_store *s, const struct ps_sync *y,
+int ps_sqlite_files_stage(struct ps_store *s, const struct ps_sync *y,
 			 const struct ps_change *changes, size_t n)
 {
 	static const char sql[] =
@@ -1274,7 +1271,7 @@ static void file_from_row(sqlite3_stmt *st, struct ps_file *f)
 	f->size = sqlite3_column_type(st, 3) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 3);
 }
 
-int ps_store_snapshot_each(struct ps_store *s, int64_t project_id, int64_t at, const char *prefix,
+int ps_sqlite_snapshot_each(struct ps_store *s, int64_t project_id, int64_t at, const char *prefix,
 			   ps_file_cb cb, void *ud)
 {
 	static const char sql[] =
@@ -1321,7 +1318,7 @@ int ps_store_snapshot_each(struct ps_store *s, int64_t project_id, int64_t at, c
 	return rc == SQLITE_DONE ? 0 : db_error(s, "list snapshot");
 }
 
-int ps_store_snapshot_file(struct ps_store *s, int64_t project_id, int64_t at, const char *path,
+int ps_sqlite_snapshot_file(struct ps_store *s, int64_t project_id, int64_t at, const char *path,
 			   struct ps_file *out)
 {
 	static const char sql[] =
@@ -1375,7 +1372,7 @@ static int collect_files(struct ps_store *s, sqlite3_stmt *st, struct file_list 
 	return rc == SQLITE_DONE ? 0 : db_error(s, "diff snapshots");
 }
 
-int ps_store_diff(struct ps_store *s, int64_t project_id, int64_t a, int64_t b,
+int ps_sqlite_diff(struct ps_store *s, int64_t project_id, int64_t a, int64_t b,
 		  struct ps_change **out, size_t *n)
 {
 	/* Rows visible at a but not at b, and at b but not at a (a < b): their ids lie in (a, b],
@@ -1431,7 +1428,7 @@ out:
 
 /* ---- blobs ---- */
 
-int ps_store_blob_put(struct ps_store *s, const char *sha, const void *data, size_t len)
+int ps_sqlite_blob_put(struct ps_store *s, const char *sha, const void *data, size_t len)
 {
 	static const char sql[] = "INSERT OR IGNORE INTO blobs (sha, size, content) VALUES (?, ?, ?)";
 	sqlite3_stmt *st = stmt(s, sql);
@@ -1450,7 +1447,7 @@ int ps_store_blob_put(struct ps_store *s, const char *sha, const void *data, siz
 	return step_done(s, st, "store blob");
 }
 
-int ps_store_blob_get(struct ps_store *s, const char *sha, void **data, size_t *len)
+int ps_sqlite_blob_get(struct ps_store *s, const char *sha, void **data, size_t *len)
 {
 	static const char sql[] = "SELECT content FROM blobs WHERE sha = ?";
 	sqlite3_stmt *st = stmt(s, sql);
@@ -1477,7 +1474,7 @@ int ps_store_blob_get(struct ps_store *s, const char *sha, void **data, size_t *
 	return db_error(s, "read blob");
 }
 
-int ps_store_blob_have(struct ps_store *s, const char *const *shas, size_t n, bool *have)
+int ps_sqlite_blob_have(struct ps_store *s, const char *const *shas, size_t n, bool *have)
 {
 	static const char sql[] = "SELECT 1 FROM blobs WHERE sha = ?";
 	sqlite3_stmt *st = stmt(s, sql);
@@ -1501,7 +1498,7 @@ int ps_store_blob_have(struct ps_store *s, const char *const *shas, size_t n, bo
 
 /* ---- webhook deliveries ---- */
 
-int ps_store_webhook_delivery_add(struct ps_store *s, const char *delivery_id, const char *event)
+int ps_sqlite_webhook_delivery_add(struct ps_store *s, const char *delivery_id, const char *event)
 {
 	static const char sql[] = "INSERT INTO webhook_deliveries (id, event, received_at) "
 				  "VALUES (?, ?, ?)";

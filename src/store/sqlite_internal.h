@@ -9,11 +9,13 @@
 #include <sqlite3.h>
 #include <stdbool.h>
 
+#include "store/backend.h"
 #include "store/store.h"
 
 #define STMT_CACHE 96
 
 struct ps_store {
+	struct ps_store_head head; /* first: store.c dispatches on it */
 	sqlite3 *db;
 	char *path;
 	int tx_depth;

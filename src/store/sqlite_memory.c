@@ -126,7 +126,7 @@ static int collect(struct ps_store *s, sqlite3_stmt *st, bool ranked, const char
 
 /* ---- the sync's side ---- */
 
-int ps_store_memory_stage(struct ps_store *s, const struct ps_sync *y,
+int ps_sqlite_memory_stage(struct ps_store *s, const struct ps_sync *y,
 			  const struct ps_memory_entry *entries, size_t n)
 {
 	/* The path index must answer, not memory_introduced (which would scan everything the
@@ -183,7 +183,7 @@ fail:
 	return rc;
 }
 
-int ps_store_memory_stage_removals(struct ps_store *s, const struct ps_sync *y,
+int ps_sqlite_memory_stage_removals(struct ps_store *s, const struct ps_sync *y,
 				   const char *const *paths, size_t n)
 {
 	static const char sql[] =
@@ -258,7 +258,7 @@ int ps_sqlite_memory_finalize(struct ps_store *s, const struct ps_sync *y)
 	return ps_sqlite_step_done(s, st, "finish memory rescan");
 }
 
-int ps_store_project_memory_rescan(struct ps_store *s, int64_t project_id, int64_t *generation)
+int ps_sqlite_project_memory_rescan(struct ps_store *s, int64_t project_id, int64_t *generation)
 {
 	static const char sql[] = "SELECT memory_rescan FROM projects WHERE id = ?";
 	sqlite3_stmt *st = ps_sqlite_stmt(s, sql);
@@ -277,7 +277,7 @@ int ps_store_project_memory_rescan(struct ps_store *s, int64_t project_id, int64
 	return rc == SQLITE_ROW ? 0 : ps_sqlite_error(s, "read memory rescan");
 }
 
-int ps_store_sync_memory_rescan(struct ps_store *s, int64_t sync_id, int64_t generation)
+int ps_sqlite_sync_memory_rescan(struct ps_store *s, int64_t sync_id, int64_t generation)
 {
 	static const char sql[] = "UPDATE syncs SET memory_rescan = ? WHERE id = ?";
 	sqlite3_stmt *st = ps_sqlite_stmt(s, sql);
@@ -289,7 +289,7 @@ int ps_store_sync_memory_rescan(struct ps_store *s, int64_t sync_id, int64_t gen
 	return ps_sqlite_step_done(s, st, "record memory rescan");
 }
 
-int ps_store_memory_active_paths(struct ps_store *s, int64_t project_id,
+int ps_sqlite_memory_active_paths(struct ps_store *s, int64_t project_id,
 				 struct ps_memory_entry **out, size_t *n)
 {
 	static const char sql[] =
@@ -374,7 +374,7 @@ int ps_sqlite_memory_remove_project(struct ps_store *s, int64_t project_id)
 
 /* ---- reading ---- */
 
-int ps_store_memory_search(struct ps_store *s, int64_t project_id, const char *query,
+int ps_sqlite_memory_search(struct ps_store *s, int64_t project_id, const char *query,
 			   bool include_superseded, int64_t limit, int64_t offset,
 			   struct ps_memory_entry **out, size_t *n)
 {
@@ -435,7 +435,7 @@ static int get_entry(struct ps_store *s, int64_t id, struct ps_memory_entry *out
 	return ps_sqlite_error(s, "read memory entry");
 }
 
-int ps_store_memory_get(struct ps_store *s, int64_t id, struct ps_memory_entry **out)
+int ps_sqlite_memory_get(struct ps_store *s, int64_t id, struct ps_memory_entry **out)
 {
 	struct ps_memory_entry *e = ps_calloc(1, sizeof(*e));
 	int rc = get_entry(s, id, e);
@@ -448,7 +448,7 @@ int ps_store_memory_get(struct ps_store *s, int64_t id, struct ps_memory_entry *
 	return 0;
 }
 
-int ps_store_memory_history(struct ps_store *s, int64_t id, struct ps_memory_entry **out,
+int ps_sqlite_memory_history(struct ps_store *s, int64_t id, struct ps_memory_entry **out,
 			    size_t *n)
 {
 	static const char sql[] =
@@ -514,7 +514,7 @@ static int insert_entry(struct ps_store *s, int64_t project_id, enum ps_memory_o
 	return 0;
 }
 
-int ps_store_memory_add(struct ps_store *s, int64_t project_id, const char *title,
+int ps_sqlite_memory_add(struct ps_store *s, int64_t project_id, const char *title,
 			const char *content, const struct ps_strv *tags,
 			struct ps_memory_entry **out)
 {
@@ -594,7 +594,7 @@ static int restore_noop(struct ps_memory_entry *e, struct ps_memory_entry **out,
 	return 0;
 }
 
-int ps_store_memory_restore(struct ps_store *s, int64_t id, struct ps_memory_entry **out,
+int ps_sqlite_memory_restore(struct ps_store *s, int64_t id, struct ps_memory_entry **out,
 			    bool *restored)
 {
 	static const char current_sql[] =

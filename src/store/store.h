@@ -1,8 +1,8 @@
 /*
  * The store: everything projsync keeps, behind one backend-neutral interface. The functions speak
  * the domain (projects, syncs, file versions, blobs, events), never SQL, so the pipeline, the CLI
- * and the server do not know which backend answers. Today: SQLite (store/sqlite.c). A PostgreSQL
- * backend implements the same functions; ps_store_open picks the backend from the URL.
+ * and the server do not know which backend answers: SQLite (store/sqlite.c) or PostgreSQL
+ * (store/postgres/pg.c); ps_store_open picks the backend from the location (store/store.c).
  *
  * The data rules of docs/architecture.md §4 are kept here, not by callers:
  *   - a sync's file versions become visible only in ps_store_sync_finalize (one transaction);
@@ -40,6 +40,8 @@ enum ps_store_flags {
  */
 int ps_store_open(struct ps_store **out, const char *url, unsigned flags);
 void ps_store_free(struct ps_store *s);
+/* A store location as it may be printed: a database URL without its password (malloc'd). */
+char *ps_store_location(const char *url);
 
 /* Applies pending migrations; reports the schema version before and after. */
 int ps_store_migrate(struct ps_store *s, int *from, int *to);
@@ -132,6 +134,24 @@ int ps_store_reap(struct ps_store *s, int64_t project_id, int *reaped);
 /* The oldest queued sync of any project (what a server worker claims next); PS_ENOTFOUND if
  * none is queued. */
 int ps_store_sync_next_queued(struct ps_store *s, int64_t *id);
+/*
+ * Claims the oldest queued sync for `owner` (queued -> running) and sets *id; PS_ENOTFOUND if
+ * none is queued. Several processes may call it at once: each sync goes to exactly one (on
+ * PostgreSQL one UPDATE over a FOR UPDATE SKIP LOCKED pick, so callers do not wait on each
+ * other's candidates).
+ */
+int ps_store_sync_claim_next(struct ps_store *s, const struct ps_owner *owner, int64_t *id);
+
+/*
+ * Takes over one running sync whose owner is gone (the test of ps_store_reap) for `owner`,
+ * under the same sync id, in one transaction: discards the file versions and memory its dead
+ * attempt staged, renews the lease, and stores a `warning` event (next seq) naming the node that
+ * took over and the one that stopped. The caller then runs it again (ps_sync_resume).
+ * PS_ENOTFOUND if there is none. SQLite stores run one process per sync and reap instead:
+ * PS_ENOTFOUND always.
+ */
+int ps_store_sync_takeover(struct ps_store *s, const struct ps_owner *owner, int64_t *id);
+
 /* How many syncs have each status, indexed by enum ps_sync_status (for /metrics). */
 int ps_store_sync_count_by_status(struct ps_store *s, int64_t counts[PS_SYNC_CANCELLED + 1]);
 

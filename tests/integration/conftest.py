@@ -35,8 +35,69 @@ GIT_ENV = {
 }
 
 
+# The suites that exercise the store run against both backends: SQLite, and PostgreSQL on the
+# private server of tests/pg/with-pg (PROJSYNC_TEST_PG_URL). Each PostgreSQL test gets a new
+# database, dropped at its end. Tests about SQLite files themselves are marked sqlite_only.
+PG_URL = os.environ.get("PROJSYNC_TEST_PG_URL")
+BOTH_BACKENDS = {"test_snapshot", "test_history", "test_bad_input", "test_memory", "test_server",
+                 "test_server_memory", "test_checkout", "test_project_set", "test_store_copy"}
+
+
 def pytest_report_header(config):
-    return f"projsync binary: {BIN}"
+    return (f"projsync binary: {BIN}\n"
+            f"PostgreSQL for the tests: {PG_URL or 'none (PostgreSQL runs are skipped)'}")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "sqlite_only: about SQLite files, not run on PostgreSQL")
+
+
+def pytest_generate_tests(metafunc):
+    if "backend" not in metafunc.fixturenames:
+        return
+    module = metafunc.module.__name__.rsplit(".", 1)[-1]
+    backends = ["sqlite"]
+    if module in BOTH_BACKENDS and not metafunc.definition.get_closest_marker("sqlite_only"):
+        backends.append("pg")
+    metafunc.parametrize("backend", backends)
+
+
+def pg_required():
+    return os.environ.get("CI") == "true" or bool(os.environ.get("PROJSYNC_TEST_REQUIRE_PG"))
+
+
+def psql(url, sql):
+    r = subprocess.run(["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", url, "-c", sql],
+                       capture_output=True, timeout=60)
+    if r.returncode != 0:
+        raise AssertionError(f"psql {sql!r} failed: {r.stderr.decode(errors='replace')}")
+    return r.stdout.decode()
+
+
+def pg_url_for(db):
+    """The test server's URL with another database name."""
+    base, _, _ = PG_URL.rpartition("/")
+    return f"{base}/{db}"
+
+
+@pytest.fixture
+def pg_database():
+    """new() -> the URL of a new empty database on the test server; all dropped at the end."""
+    if not PG_URL:
+        if pg_required():
+            pytest.fail("PROJSYNC_TEST_PG_URL is not set (make test starts PostgreSQL with "
+                        "tests/pg/with-pg)")
+        pytest.skip("PostgreSQL runs need PROJSYNC_TEST_PG_URL (tests/pg/with-pg sets it)")
+    made = []
+
+    def new():
+        name = "it_" + os.urandom(6).hex()
+        psql(PG_URL, f"CREATE DATABASE {name}")
+        made.append(name)
+        return pg_url_for(name)
+    yield new
+    for name in made:
+        psql(PG_URL, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -231,10 +292,12 @@ class Result:
 class Projsync:
     """Runs the binary against one store. `ps(...)` returns a Result (unpacks to rc, out, err)."""
 
-    def __init__(self, tmp):
+    def __init__(self, tmp, db=None):
         self.tmp = Path(tmp)
-        self.db = self.tmp / "store" / "projsync.db"
-        self.db.parent.mkdir(parents=True, exist_ok=True)
+        self.backend = "pg" if db else "sqlite"
+        # A path for SQLite; for PostgreSQL the URL of the test's database (a str).
+        self.db = db or self.tmp / "store" / "projsync.db"
+        (self.tmp / "store").mkdir(parents=True, exist_ok=True)
         home = self.tmp / "home"
         home.mkdir(exist_ok=True)
         env = {k: v for k, v in os.environ.items()
@@ -338,7 +401,14 @@ def check_sanitizers(res):
 
 
 @pytest.fixture
-def ps(tmp_path):
+def backend():
+    return "sqlite"
+
+
+@pytest.fixture
+def ps(tmp_path, backend, request):
+    if backend == "pg":
+        return Projsync(tmp_path, request.getfixturevalue("pg_database")())
     return Projsync(tmp_path)
 
 

@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from conftest import one_error_line
+from conftest import one_error_line, psql
 
 COMMANDS_WITH_HELP = [
     (), ("project",), ("project", "add"), ("project", "list"), ("project", "show"),
@@ -127,6 +127,7 @@ def test_help_everywhere(ps, cmd):
     assert "usage" in r.out.lower(), r
 
 
+@pytest.mark.sqlite_only
 def test_corrupt_store_is_refused_unchanged(ps):
     garbage = b"this is not a database, just some bytes\n" * 200
     ps.db.write_bytes(garbage)
@@ -136,6 +137,7 @@ def test_corrupt_store_is_refused_unchanged(ps):
     assert ps.db.read_bytes() == garbage
 
 
+@pytest.mark.sqlite_only
 def test_store_newer_than_binary_is_refused(ps, repo):
     ps.ok("migrate")
     con = sqlite3.connect(str(ps.db))
@@ -149,12 +151,36 @@ def test_store_newer_than_binary_is_refused(ps, repo):
     assert ps.db.read_bytes() == before
 
 
+def test_pg_store_newer_than_binary_is_refused(ps, repo):
+    if ps.backend != "pg":
+        pytest.skip("the SQLite form is test_store_newer_than_binary_is_refused")
+    ps.ok("migrate")
+    psql(ps.db, "UPDATE projsync_schema SET version = 9999")
+    r = expect(ps("project", "list"), 1)
+    assert "newer" in r.err, r
+    expect(ps("project", "add", "p", str(repo.path)), 1)
+    assert psql(ps.db, "SELECT count(*) FROM projects").strip() == "0"
+
+
+def test_unreachable_database_names_the_host_never_the_password(ps):
+    # Port 1 on the loopback refuses at once; nothing listens there.
+    url = "postgresql://someone:pa55-w0rd@127.0.0.1:1/projsync"
+    for env in ({}, {"PROJSYNC_DB": url}):
+        r = ps("project", "list", db=not env, env=env) if env else ps("--db", url, "project",
+                                                                       "list", db=False)
+        assert r.rc == 1, r
+        assert one_error_line(r.err), r
+        assert "127.0.0.1" in r.err, r
+        assert "pa55-w0rd" not in r.err and "pa55-w0rd" not in r.out, r
+
+
 def test_migrate_is_idempotent(ps):
     ps.ok("migrate")
     ps.ok("migrate")
     assert ps.json("project", "list") == []
 
 
+@pytest.mark.sqlite_only
 def test_store_from_env_and_default_location(ps, repo):
     repo.write("a", "a")
     repo.commit()
@@ -180,6 +206,7 @@ def _chattr(flag, *paths):
     return r.returncode == 0
 
 
+@pytest.mark.sqlite_only
 def test_read_only_store(ps, repo):
     repo.write("a", "a")
     repo.commit()

@@ -14,7 +14,7 @@ import sqlite3
 
 import pytest
 
-from conftest import one_error_line
+from conftest import one_error_line, psql
 
 KILLED = (-signal.SIGKILL, 128 + signal.SIGKILL)
 
@@ -265,6 +265,8 @@ def test_killed_sync_leaves_memory(world):
 
 
 def rescan_pending(ps):
+    if ps.backend == "pg":
+        return int(psql(ps.db, "SELECT memory_rescan FROM projects WHERE name = 'p'"))
     db = sqlite3.connect(ps.db)
     try:
         return db.execute("SELECT memory_rescan FROM projects WHERE name = 'p'").fetchone()[0]

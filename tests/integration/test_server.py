@@ -423,7 +423,7 @@ def test_sigterm_cancels_running_sync_and_ends_streams(served):
     assert srv.stop() == 0
     final = check_stream(first + rest)
     assert final[1] == "cancelled"
-    st = Projsync(srv.ps.tmp).json("status", "demo")
+    st = Projsync(srv.ps.tmp, srv.ps.db if srv.ps.backend == "pg" else None).json("status", "demo")
     assert st["last_sync"]["status"] == "cancelled" and st["running"] is None
 
 

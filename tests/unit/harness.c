@@ -3,6 +3,8 @@
  */
 #include "harness.h"
 
+#include <libpq-fe.h>
+#include <sqlite3.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -22,12 +24,155 @@ static void cleanup_tmpdirs(void)
 	ps_strv_dispose(&tmpdirs);
 }
 
+/* ---- backends ---- */
+
+static struct ps_strv pg_databases;
+
+bool ps_test_pg(void)
+{
+	const char *b = getenv("PS_TEST_BACKEND");
+	return b && strcmp(b, "pg") == 0;
+}
+
+/* The test server's URL with another database name. */
+static char *pg_url_for(const char *db)
+{
+	PQconninfoOption *opts = PQconninfoParse(getenv("PROJSYNC_TEST_PG_URL"), NULL);
+	const char *host = "127.0.0.1", *port = "5432", *user = NULL;
+	char *url;
+
+	for (PQconninfoOption *o = opts; o && o->keyword; o++) {
+		if (!o->val || !*o->val)
+			continue;
+		if (!strcmp(o->keyword, "host"))
+			host = o->val;
+		else if (!strcmp(o->keyword, "port"))
+			port = o->val;
+		else if (!strcmp(o->keyword, "user"))
+			user = o->val;
+	}
+	url = ps_asprintf("postgresql://%s%s%s:%s/%s", user ? user : "", user ? "@" : "", host, port,
+			  db);
+	PQconninfoFree(opts);
+	return url;
+}
+
+static PGconn *pg_admin(void)
+{
+	PGconn *c = PQconnectdb(getenv("PROJSYNC_TEST_PG_URL"));
+	if (PQstatus(c) != CONNECTION_OK) {
+		fprintf(stderr, "cannot reach the test PostgreSQL: %s", PQerrorMessage(c));
+		exit(2);
+	}
+	return c;
+}
+
+static void drop_pg_databases(void)
+{
+	PGconn *c;
+
+	if (!pg_databases.n)
+		return;
+	c = pg_admin();
+	for (size_t i = 0; i < pg_databases.n; i++) {
+		char *sql = ps_asprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", pg_databases.v[i]);
+		PQclear(PQexec(c, sql));
+		free(sql);
+	}
+	PQfinish(c);
+	ps_strv_dispose(&pg_databases);
+}
+
+char *ps_test_store_url(void)
+{
+	static int counter;
+	char *dir, *url, *name, *sql;
+	PGconn *c;
+	PGresult *r;
+
+	if (!ps_test_pg()) {
+		dir = ps_test_tmpdir();
+		url = ps_asprintf("%s/projsync.db", dir);
+		free(dir);
+		return url;
+	}
+	name = ps_asprintf("ps_unit_%d_%d", (int)getpid(), ++counter);
+	c = pg_admin();
+	sql = ps_asprintf("CREATE DATABASE %s", name);
+	r = PQexec(c, sql);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+		fprintf(stderr, "cannot create a test database: %s", PQerrorMessage(c));
+		exit(2);
+	}
+	PQclear(r);
+	PQfinish(c);
+	free(sql);
+	ps_strv_push(&pg_databases, name);
+	url = pg_url_for(name);
+	free(name);
+	return url;
+}
+
+static int sqlite_row(void *ud, int n, char **vals, char **names)
+{
+	(void)names;
+	for (int i = 0; i < n; i++)
+		ps_buf_printf(ud, "%s|", vals[i] ? vals[i] : "-");
+	ps_buf_puts(ud, "\n");
+	return 0;
+}
+
+char *ps_test_sql(const char *url, const char *sql)
+{
+	struct ps_buf b;
+
+	ps_buf_init(&b, 1 << 24);
+	if (strncmp(url, "postgres", 8) == 0) {
+		PGconn *c = PQconnectdb(url);
+		PGresult *r = PQexec(c, sql);
+		if (PQresultStatus(r) == PGRES_TUPLES_OK) {
+			for (int i = 0; i < PQntuples(r); i++) {
+				for (int k = 0; k < PQnfields(r); k++)
+					ps_buf_printf(&b, "%s|", PQgetisnull(r, i, k) ? "-"
+							: PQgetvalue(r, i, k));
+				ps_buf_puts(&b, "\n");
+			}
+		} else if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+			ps_buf_printf(&b, "error: %s", PQerrorMessage(c));
+		}
+		PQclear(r);
+		PQfinish(c);
+	} else {
+		sqlite3 *db = NULL;
+		char *err = NULL;
+		if (sqlite3_open(url, &db) != SQLITE_OK ||
+		    sqlite3_exec(db, sql, sqlite_row, &b, &err) != SQLITE_OK)
+			ps_buf_printf(&b, "error: %s", err ? err : sqlite3_errmsg(db));
+		sqlite3_free(err);
+		sqlite3_close(db);
+	}
+	return ps_buf_take(&b, NULL);
+}
+
 int ps_test_main(int argc, char **argv, const struct ps_test *tests, size_t n)
 {
 	const char *only = argc > 1 ? argv[1] : NULL;
 	int ran = 0;
 
+	if (ps_test_pg() && !getenv("PROJSYNC_TEST_PG_URL")) {
+		const char *ci = getenv("CI");
+		/* Under make test and in CI the server is part of the run: its absence is a
+		 * failure, not a reason to skip. */
+		if ((ci && strcmp(ci, "true") == 0) || getenv("PROJSYNC_TEST_REQUIRE_PG")) {
+			fprintf(stderr, "PROJSYNC_TEST_PG_URL is not set: no PostgreSQL for the "
+				"PostgreSQL run (make test starts one with tests/pg/with-pg)\n");
+			return 1;
+		}
+		printf("SKIP: PostgreSQL tests need PROJSYNC_TEST_PG_URL (tests/pg/with-pg sets it)\n");
+		return 77;
+	}
 	atexit(cleanup_tmpdirs);
+	atexit(drop_pg_databases);
 	setenv("GIT_CONFIG_NOSYSTEM", "1", 1);
 	setenv("GIT_AUTHOR_NAME", "Test", 1);
 	setenv("GIT_AUTHOR_EMAIL", "test@example.com", 1);

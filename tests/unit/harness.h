@@ -37,6 +37,18 @@ int ps_test_main(int argc, char **argv, const struct ps_test *tests, size_t n);
 		return ps_test_main(argc, argv, tests, sizeof(tests) / sizeof(tests[0])); \
 	}
 
+/*
+ * Backends. A test binary runs against SQLite, or against PostgreSQL when PS_TEST_BACKEND=pg
+ * (tests/unit/meson.build registers the store tests a second time that way); the server is the
+ * private one `make test` starts (tests/pg/with-pg), named by PROJSYNC_TEST_PG_URL.
+ */
+bool ps_test_pg(void);
+/* A location for a new, empty store: a file in a new temp dir, or a new database. */
+char *ps_test_store_url(void);
+/* Runs SQL on a store's database directly (not through projsync) and returns every row, each
+ * column followed by '|' and each row by '\n' (NULL as "-"); "error: ..." on failure. */
+char *ps_test_sql(const char *url, const char *sql);
+
 /* A fresh temporary directory (malloc'd path), removed at exit unless PS_TEST_KEEP is set. */
 char *ps_test_tmpdir(void);
 /* Runs a shell command (printf-style) in `dir`; returns its exit status. Output goes to stderr. */

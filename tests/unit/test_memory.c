@@ -7,7 +7,6 @@
  */
 #include "harness.h"
 
-#include <sqlite3.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -228,7 +227,7 @@ static void env_init(struct env *e)
 
 	memset(e, 0, sizeof(*e));
 	e->dir = ps_test_tmpdir();
-	e->db = ps_asprintf("%s/db", e->dir);
+	e->db = ps_test_store_url();
 	CHECK_OK(ps_store_open(&e->store, e->db, 0));
 	CHECK_OK(ps_store_project_add(e->store, &p)); /* default memory glob */
 	e->project_id = p.id;
@@ -504,29 +503,24 @@ static void test_lifecycle(void)
 /* Every memory row as text (state and links included), and the raw row counts. */
 static char *memory_dump(const char *db)
 {
-	sqlite3 *raw = NULL;
-	sqlite3_stmt *st = NULL;
-	struct ps_buf b;
+	static const char sqlite_sql[] =
+		"SELECT id, state, source_ref, content, introduced_by_sync, "
+		"superseded_by_sync, superseded_by_entry, restored_from FROM memory_entries "
+		"UNION ALL SELECT count(*), 'removals', NULL, NULL, NULL, NULL, NULL, NULL "
+		"FROM memory_staged_removals "
+		"UNION ALL SELECT count(*), 'fts', NULL, NULL, NULL, NULL, NULL, NULL "
+		"FROM memory_fts WHERE memory_fts MATCH '\"kiwi\"' ORDER BY 2, 1";
+	static const char pg_sql[] =
+		"SELECT id, state, convert_from(source_ref, 'UTF8'), content, introduced_by_sync, "
+		"superseded_by_sync, superseded_by_entry, restored_from FROM memory_entries "
+		"UNION ALL SELECT count(*), 'removals', NULL, NULL, NULL, NULL, NULL, NULL "
+		"FROM memory_staged_removals "
+		"UNION ALL SELECT count(*), 'fts', NULL, NULL, NULL, NULL, NULL, NULL "
+		"FROM memory_entries WHERE fts @@ to_tsquery('simple', 'kiwi') ORDER BY 2, 1";
+	char *out = ps_test_sql(db, ps_test_pg() ? pg_sql : sqlite_sql);
 
-	ps_buf_init(&b, 1 << 20);
-	CHECK_INT(sqlite3_open(db, &raw), SQLITE_OK);
-	sqlite3_prepare_v2(raw,
-			   "SELECT id, state, source_ref, content, introduced_by_sync, "
-			   "superseded_by_sync, superseded_by_entry, restored_from FROM memory_entries "
-			   "UNION ALL SELECT count(*), 'removals', NULL, NULL, NULL, NULL, NULL, NULL "
-			   "FROM memory_staged_removals "
-			   "UNION ALL SELECT count(*), 'fts', NULL, NULL, NULL, NULL, NULL, NULL "
-			   "FROM memory_fts WHERE memory_fts MATCH '\"kiwi\"' ORDER BY 2, 1",
-			   -1, &st, NULL);
-	while (st && sqlite3_step(st) == SQLITE_ROW) {
-		for (int i = 0; i < 8; i++)
-			ps_buf_printf(&b, "%s|", sqlite3_column_text(st, i) ?
-				      (const char *)sqlite3_column_text(st, i) : "-");
-		ps_buf_puts(&b, "\n");
-	}
-	sqlite3_finalize(st);
-	sqlite3_close(raw);
-	return ps_buf_take(&b, NULL);
+	CHECK(strncmp(out, "error", 5) != 0);
+	return out;
 }
 
 static void test_failed_sync_leaves_memory(void)

@@ -5,7 +5,6 @@
  */
 #include "harness.h"
 
-#include <sqlite3.h>
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -16,12 +15,10 @@
 
 static struct ps_store *open_store(char **path_out)
 {
-	char *dir = ps_test_tmpdir();
-	char *path = ps_asprintf("%s/projsync.db", dir);
+	char *path = ps_test_store_url();
 	struct ps_store *s = NULL;
 
 	CHECK_OK(ps_store_open(&s, path, 0));
-	free(dir);
 	if (path_out)
 		*path_out = path;
 	else
@@ -173,7 +170,6 @@ static void test_one_chain(void)
 	struct ps_sync *a = NULL, *b = NULL, *qa = NULL;
 	struct ps_sync **list = NULL;
 	size_t n = 0;
-	sqlite3 *raw = NULL;
 
 	CHECK_OK(ps_store_sync_create(s, p->id, "main", "cli", &o, &a));
 	CHECK_INT(a->previous_sync_id, 0);
@@ -196,17 +192,19 @@ static void test_one_chain(void)
 	free(list);
 
 	/* The schema itself refuses a fork of the chain, whoever writes. */
-	CHECK_INT(sqlite3_open(path, &raw), SQLITE_OK);
-	char *sql = sqlite3_mprintf(
+	char *sql = ps_asprintf(
 		"INSERT INTO syncs (project_id, branch, status, previous_sync_id, created_at) "
 		"VALUES (%lld, 'main', 'failed', %lld, 0)", (long long)p->id, (long long)a->id);
-	CHECK(sqlite3_exec(raw, sql, NULL, NULL, NULL) == SQLITE_CONSTRAINT);
-	sqlite3_free(sql);
-	sql = sqlite3_mprintf("INSERT INTO syncs (project_id, branch, status, created_at) "
-			      "VALUES (%lld, 'main', 'failed', 0)", (long long)p->id);
-	CHECK(sqlite3_exec(raw, sql, NULL, NULL, NULL) == SQLITE_CONSTRAINT);
-	sqlite3_free(sql);
-	sqlite3_close(raw);
+	char *out = ps_test_sql(path, sql);
+	CHECK(strncmp(out, "error", 5) == 0 && strcasestr(out, "unique") != NULL);
+	free(out);
+	free(sql);
+	sql = ps_asprintf("INSERT INTO syncs (project_id, branch, status, created_at) "
+			  "VALUES (%lld, 'main', 'failed', 0)", (long long)p->id);
+	out = ps_test_sql(path, sql);
+	CHECK(strncmp(out, "error", 5) == 0 && strcasestr(out, "unique") != NULL);
+	free(out);
+	free(sql);
 
 	ps_sync_free(a);
 	ps_sync_free(b);
@@ -232,8 +230,6 @@ static void test_versioned_rows(void)
 	struct ps_change *d = NULL;
 	size_t n = 0;
 	int64_t s1, s2, s3, s4;
-	sqlite3 *raw = NULL;
-	sqlite3_stmt *st = NULL;
 
 	s1 = commit_sync(s, p, c1, 3, "c1");
 	s2 = commit_sync(s, p, c2, 2, "c2");
@@ -276,12 +272,9 @@ static void test_versioned_rows(void)
 	ps_changes_free(d, n);
 
 	/* One row per change: 3 + 1 + 0 + 1. */
-	CHECK_INT(sqlite3_open(path, &raw), SQLITE_OK);
-	sqlite3_prepare_v2(raw, "SELECT count(*) FROM file_versions", -1, &st, NULL);
-	CHECK_INT(sqlite3_step(st), SQLITE_ROW);
-	CHECK_INT(sqlite3_column_int(st, 0), 5);
-	sqlite3_finalize(st);
-	sqlite3_close(raw);
+	char *count = ps_test_sql(path, "SELECT count(*) FROM file_versions");
+	CHECK_STR(count, "5|\n");
+	free(count);
 
 	/* Prefix listing. */
 	struct listing l = { "" };
@@ -310,8 +303,6 @@ static void test_content_addressing(void)
 	size_t len = 0;
 	bool have[2];
 	const char *shas[2];
-	sqlite3 *raw = NULL;
-	sqlite3_stmt *st = NULL;
 
 	ps_git_blob_sha("hello\n", 6, sha);
 	/* The id git itself gives "hello\n". */
@@ -338,12 +329,9 @@ static void test_content_addressing(void)
 	CHECK(have[0] && !have[1]);
 	CHECK_INT(ps_store_blob_get(s, shas[1], &data, &len), PS_ENOTFOUND);
 
-	CHECK_INT(sqlite3_open(path, &raw), SQLITE_OK);
-	sqlite3_prepare_v2(raw, "SELECT count(*) FROM blobs", -1, &st, NULL);
-	CHECK_INT(sqlite3_step(st), SQLITE_ROW);
-	CHECK_INT(sqlite3_column_int(st, 0), 2);
-	sqlite3_finalize(st);
-	sqlite3_close(raw);
+	char *count = ps_test_sql(path, "SELECT count(*) FROM blobs");
+	CHECK_STR(count, "2|\n");
+	free(count);
 	ps_store_free(s);
 	free(path);
 }
@@ -474,47 +462,69 @@ static void test_marker_moves_only_on_success(void)
 	ps_store_free(s);
 }
 
-/* Rule 8: migrations on open; a newer schema and foreign files are refused. */
+/* Rule 8: migrations on open; a newer schema and foreign databases are refused. */
 static void test_migrations(void)
 {
 	char *path;
 	struct ps_store *s = open_store(&path);
 	int from = -1, to = -1;
-	sqlite3 *raw = NULL;
-	char *dir = ps_test_tmpdir(), *foreign = ps_asprintf("%s/other.db", dir);
-	char *garbage = ps_asprintf("%s/garbage.db", dir);
+	char *out;
 
 	CHECK_OK(ps_store_migrate(s, &from, &to));
 	CHECK_INT(from, ps_store_schema_version());
 	CHECK_INT(to, ps_store_schema_version());
 	ps_store_free(s);
 
-	CHECK_INT(sqlite3_open(path, &raw), SQLITE_OK);
-	CHECK_INT(sqlite3_exec(raw, "PRAGMA user_version = 999", NULL, NULL, NULL), SQLITE_OK);
-	sqlite3_close(raw);
+	out = ps_test_sql(path, ps_test_pg() ? "UPDATE projsync_schema SET version = 999"
+					     : "PRAGMA user_version = 999");
+	CHECK_STR(out, "");
+	free(out);
 	s = NULL;
 	CHECK_INT(ps_store_open(&s, path, 0), PS_ESTORE);
 	CHECK(strstr(ps_error_message(), "newer") != NULL);
 	CHECK(s == NULL);
+	CHECK_INT(ps_store_open(&s, path, PS_STORE_NO_MIGRATE), PS_ESTORE);
+	CHECK(strstr(ps_error_message(), "newer") != NULL);
 
-	CHECK_INT(sqlite3_open(foreign, &raw), SQLITE_OK);
-	CHECK_INT(sqlite3_exec(raw, "CREATE TABLE t(x)", NULL, NULL, NULL), SQLITE_OK);
-	sqlite3_close(raw);
+	char *foreign = ps_test_store_url();
+	out = ps_test_sql(foreign, "CREATE TABLE t(x integer)");
+	CHECK_STR(out, "");
+	free(out);
 	CHECK_INT(ps_store_open(&s, foreign, 0), PS_ESTORE);
 	CHECK(strstr(ps_error_message(), "not a projsync store") != NULL);
-
-	ps_test_write(dir, "garbage.db", "this is not a database at all, not even close.........");
-	CHECK_INT(ps_store_open(&s, garbage, 0), PS_ESTORE);
-	CHECK(strstr(ps_error_message(), "not a valid projsync database") != NULL);
-	char *content = ps_test_sh_out(dir, "cat garbage.db");
-	CHECK_STR(content, "this is not a database at all, not even close.........");
-	free(content);
-
-	CHECK_INT(ps_store_open(&s, "postgres://localhost/x", 0), PS_ENOTSUPP);
+	out = ps_test_sql(foreign, "SELECT count(*) FROM t");
+	CHECK_STR(out, "0|\n"); /* untouched */
+	free(out);
 	free(foreign);
-	free(garbage);
-	free(dir);
+
+	if (!ps_test_pg()) {
+		char *dir = ps_test_tmpdir(), *garbage = ps_asprintf("%s/garbage.db", dir);
+		ps_test_write(dir, "garbage.db", "this is not a database at all, not even close.........");
+		CHECK_INT(ps_store_open(&s, garbage, 0), PS_ESTORE);
+		CHECK(strstr(ps_error_message(), "not a valid projsync database") != NULL);
+		char *content = ps_test_sh_out(dir, "cat garbage.db");
+		CHECK_STR(content, "this is not a database at all, not even close.........");
+		free(content);
+		free(garbage);
+		free(dir);
+	}
+
+	/* An unreachable database: one message naming the host, never the password. */
+	CHECK_INT(ps_store_open(&s, "postgresql://someone:s3cr3t-pw@127.0.0.1:1/db", 0), PS_ESTORE);
+	CHECK(strstr(ps_error_message(), "127.0.0.1") != NULL);
+	CHECK(strstr(ps_error_message(), "s3cr3t") == NULL);
+	CHECK(strchr(ps_error_message(), '\n') == NULL);
+	char *shown = ps_store_location("postgres://someone:s3cr3t-pw@db.example:5433/projsync");
+	CHECK_STR(shown, "postgresql://someone@db.example:5433/projsync");
+	free(shown);
 	free(path);
+}
+
+/* Both backends carry the same numbered schema steps, so a version means the same in both. */
+static void test_backends_share_schema_numbers(void)
+{
+	extern const size_t ps_migrations_count, ps_pg_migrations_count;
+	CHECK_INT(ps_migrations_count, ps_pg_migrations_count);
 }
 
 static void test_projects(void)
@@ -556,4 +566,4 @@ static void test_projects(void)
 PS_TESTS(PS_TEST(test_atomic_visibility), PS_TEST(test_one_chain), PS_TEST(test_versioned_rows),
 	 PS_TEST(test_content_addressing), PS_TEST(test_crash_reap),
 	 PS_TEST(test_marker_moves_only_on_success), PS_TEST(test_migrations),
-	 PS_TEST(test_projects))
+	 PS_TEST(test_backends_share_schema_numbers), PS_TEST(test_projects))

@@ -28,7 +28,7 @@ static void env_init(struct env *e, int64_t max_blob)
 
 	memset(e, 0, sizeof(*e));
 	e->dir = ps_test_tmpdir();
-	path = ps_asprintf("%s/db", e->dir);
+	path = ps_test_store_url();
 	CHECK_OK(ps_store_open(&e->store, path, 0));
 	free(path);
 	CHECK_OK(ps_store_project_add(e->store, &p));

@@ -1,0 +1,173 @@
+/*
+ * Private to src/store/: how store.c dispatches the functions of store.h to a backend. Every
+ * backend's handle starts with a struct ps_store_head; its `ops` table says which backend answers.
+ * A NULL `ops` is the SQLite backend, so its handle (calloc'd in sqlite.c) needs no setup for it.
+ * Each backend defines ps_<backend>_<name> for every function of store.h, with the same contract.
+ */
+#ifndef PS_STORE_BACKEND_H
+#define PS_STORE_BACKEND_H
+
+#include "store/store.h"
+
+struct ps_memory_entry;
+
+struct ps_store_ops {
+	void (*free)(struct ps_store *s);
+	int (*migrate)(struct ps_store *s, int *from, int *to);
+	int (*begin)(struct ps_store *s);
+	int (*commit)(struct ps_store *s);
+	void (*rollback)(struct ps_store *s);
+	int (*project_add)(struct ps_store *s, struct ps_project *p);
+	int (*project_update)(struct ps_store *s, const struct ps_project *p);
+	int (*project_get)(struct ps_store *s, const char *name, struct ps_project **out);
+	int (*project_get_by_id)(struct ps_store *s, int64_t id, struct ps_project **out);
+	int (*project_list)(struct ps_store *s, struct ps_project ***out, size_t *n);
+	int (*project_remove)(struct ps_store *s, const char *name);
+	int (*sync_create)(struct ps_store *s, int64_t project_id, const char *branch, const char *trigger, const struct ps_owner *owner, struct ps_sync **out);
+	int (*sync_claim)(struct ps_store *s, int64_t sync_id, const struct ps_owner *owner);
+	int (*sync_get)(struct ps_store *s, int64_t id, struct ps_sync **out);
+	int (*sync_list)(struct ps_store *s, int64_t project_id, int64_t limit, int64_t before_id, struct ps_sync ***out, size_t *n);
+	int (*sync_active)(struct ps_store *s, int64_t project_id, struct ps_sync **out);
+	int (*sync_last_succeeded)(struct ps_store *s, int64_t project_id, int64_t at_or_before, struct ps_sync **out);
+	int (*sync_save_progress)(struct ps_store *s, const struct ps_sync *sync, int64_t lease_ms);
+	int (*sync_request_cancel)(struct ps_store *s, int64_t id);
+	int (*sync_cancel_requested)(struct ps_store *s, int64_t id, bool *out);
+	int (*sync_fail)(struct ps_store *s, struct ps_sync *sync, enum ps_sync_status status, const char *code, const char *message, const struct ps_event *final_event);
+	int (*sync_finalize)(struct ps_store *s, struct ps_sync *sync, const struct ps_change *changes, size_t n, const struct ps_event *final_event);
+	int (*reap)(struct ps_store *s, int64_t project_id, int *reaped);
+	int (*sync_next_queued)(struct ps_store *s, int64_t *id);
+	int (*sync_count_by_status)(struct ps_store *s, int64_t counts[PS_SYNC_CANCELLED + 1]);
+	int (*event_append)(struct ps_store *s, const struct ps_event *ev);
+	int (*event_list)(struct ps_store *s, int64_t sync_id, int64_t after_seq, int64_t limit, struct ps_stored_event **out, size_t *n);
+	int (*files_stage)(struct ps_store *s, const struct ps_sync *sync, const struct ps_change *changes, size_t n);
+	int (*snapshot_each)(struct ps_store *s, int64_t project_id, int64_t at, const char *prefix, ps_file_cb cb, void *ud);
+	int (*snapshot_file)(struct ps_store *s, int64_t project_id, int64_t at, const char *path, struct ps_file *out);
+	int (*diff)(struct ps_store *s, int64_t project_id, int64_t sync_a, int64_t sync_b, struct ps_change **out, size_t *n);
+	int (*blob_put)(struct ps_store *s, const char *sha, const void *data, size_t len);
+	int (*blob_get)(struct ps_store *s, const char *sha, void **data, size_t *len);
+	int (*blob_have)(struct ps_store *s, const char *const *shas, size_t n, bool *have);
+	int (*memory_stage)(struct ps_store *s, const struct ps_sync *sync, const struct ps_memory_entry *entries, size_t n);
+	int (*memory_stage_removals)(struct ps_store *s, const struct ps_sync *sync, const char *const *paths, size_t n);
+	int (*project_memory_rescan)(struct ps_store *s, int64_t project_id, int64_t *generation);
+	int (*sync_memory_rescan)(struct ps_store *s, int64_t sync_id, int64_t generation);
+	int (*memory_active_paths)(struct ps_store *s, int64_t project_id, struct ps_memory_entry **out, size_t *n);
+	int (*memory_search)(struct ps_store *s, int64_t project_id, const char *query, bool include_superseded, int64_t limit, int64_t offset, struct ps_memory_entry **out, size_t *n);
+	int (*memory_get)(struct ps_store *s, int64_t id, struct ps_memory_entry **out);
+	int (*memory_history)(struct ps_store *s, int64_t id, struct ps_memory_entry **out, size_t *n);
+	int (*memory_add)(struct ps_store *s, int64_t project_id, const char *title, const char *content, const struct ps_strv *tags, struct ps_memory_entry **out);
+	int (*memory_restore)(struct ps_store *s, int64_t id, struct ps_memory_entry **out, bool *restored);
+	int (*webhook_delivery_add)(struct ps_store *s, const char *delivery_id, const char *event);
+};
+
+struct ps_store_head {
+	const struct ps_store_ops *ops;
+};
+
+extern const struct ps_store_ops ps_sqlite_ops;
+extern const struct ps_store_ops ps_pg_ops;
+
+/* True for a postgres:// or postgresql:// URL (libpq's URI forms). */
+bool ps_store_url_is_pg(const char *url);
+
+/* ---- SQLite (sqlite.c, sqlite_memory.c) ---- */
+int ps_sqlite_open(struct ps_store **out, const char *url, unsigned flags);
+int ps_sqlite_schema_version(void);
+void ps_sqlite_free(struct ps_store *s);
+int ps_sqlite_migrate(struct ps_store *s, int *from, int *to);
+int ps_sqlite_begin(struct ps_store *s);
+int ps_sqlite_commit(struct ps_store *s);
+void ps_sqlite_rollback(struct ps_store *s);
+int ps_sqlite_project_add(struct ps_store *s, struct ps_project *p);
+int ps_sqlite_project_update(struct ps_store *s, const struct ps_project *p);
+int ps_sqlite_project_get(struct ps_store *s, const char *name, struct ps_project **out);
+int ps_sqlite_project_get_by_id(struct ps_store *s, int64_t id, struct ps_project **out);
+int ps_sqlite_project_list(struct ps_store *s, struct ps_project ***out, size_t *n);
+int ps_sqlite_project_remove(struct ps_store *s, const char *name);
+int ps_sqlite_sync_create(struct ps_store *s, int64_t project_id, const char *branch, const char *trigger, const struct ps_owner *owner, struct ps_sync **out);
+int ps_sqlite_sync_claim(struct ps_store *s, int64_t sync_id, const struct ps_owner *owner);
+int ps_sqlite_sync_get(struct ps_store *s, int64_t id, struct ps_sync **out);
+int ps_sqlite_sync_list(struct ps_store *s, int64_t project_id, int64_t limit, int64_t before_id, struct ps_sync ***out, size_t *n);
+int ps_sqlite_sync_active(struct ps_store *s, int64_t project_id, struct ps_sync **out);
+int ps_sqlite_sync_last_succeeded(struct ps_store *s, int64_t project_id, int64_t at_or_before, struct ps_sync **out);
+int ps_sqlite_sync_save_progress(struct ps_store *s, const struct ps_sync *sync, int64_t lease_ms);
+int ps_sqlite_sync_request_cancel(struct ps_store *s, int64_t id);
+int ps_sqlite_sync_cancel_requested(struct ps_store *s, int64_t id, bool *out);
+int ps_sqlite_sync_fail(struct ps_store *s, struct ps_sync *sync, enum ps_sync_status status, const char *code, const char *message, const struct ps_event *final_event);
+int ps_sqlite_sync_finalize(struct ps_store *s, struct ps_sync *sync, const struct ps_change *changes, size_t n, const struct ps_event *final_event);
+int ps_sqlite_reap(struct ps_store *s, int64_t project_id, int *reaped);
+int ps_sqlite_sync_next_queued(struct ps_store *s, int64_t *id);
+int ps_sqlite_sync_count_by_status(struct ps_store *s, int64_t counts[PS_SYNC_CANCELLED + 1]);
+int ps_sqlite_event_append(struct ps_store *s, const struct ps_event *ev);
+int ps_sqlite_event_list(struct ps_store *s, int64_t sync_id, int64_t after_seq, int64_t limit, struct ps_stored_event **out, size_t *n);
+int ps_sqlite_files_stage(struct ps_store *s, const struct ps_sync *sync, const struct ps_change *changes, size_t n);
+int ps_sqlite_snapshot_each(struct ps_store *s, int64_t project_id, int64_t at, const char *prefix, ps_file_cb cb, void *ud);
+int ps_sqlite_snapshot_file(struct ps_store *s, int64_t project_id, int64_t at, const char *path, struct ps_file *out);
+int ps_sqlite_diff(struct ps_store *s, int64_t project_id, int64_t sync_a, int64_t sync_b, struct ps_change **out, size_t *n);
+int ps_sqlite_blob_put(struct ps_store *s, const char *sha, const void *data, size_t len);
+int ps_sqlite_blob_get(struct ps_store *s, const char *sha, void **data, size_t *len);
+int ps_sqlite_blob_have(struct ps_store *s, const char *const *shas, size_t n, bool *have);
+int ps_sqlite_memory_stage(struct ps_store *s, const struct ps_sync *sync, const struct ps_memory_entry *entries, size_t n);
+int ps_sqlite_memory_stage_removals(struct ps_store *s, const struct ps_sync *sync, const char *const *paths, size_t n);
+int ps_sqlite_project_memory_rescan(struct ps_store *s, int64_t project_id, int64_t *generation);
+int ps_sqlite_sync_memory_rescan(struct ps_store *s, int64_t sync_id, int64_t generation);
+int ps_sqlite_memory_active_paths(struct ps_store *s, int64_t project_id, struct ps_memory_entry **out, size_t *n);
+int ps_sqlite_memory_search(struct ps_store *s, int64_t project_id, const char *query, bool include_superseded, int64_t limit, int64_t offset, struct ps_memory_entry **out, size_t *n);
+int ps_sqlite_memory_get(struct ps_store *s, int64_t id, struct ps_memory_entry **out);
+int ps_sqlite_memory_history(struct ps_store *s, int64_t id, struct ps_memory_entry **out, size_t *n);
+int ps_sqlite_memory_add(struct ps_store *s, int64_t project_id, const char *title, const char *content, const struct ps_strv *tags, struct ps_memory_entry **out);
+int ps_sqlite_memory_restore(struct ps_store *s, int64_t id, struct ps_memory_entry **out, bool *restored);
+int ps_sqlite_webhook_delivery_add(struct ps_store *s, const char *delivery_id, const char *event);
+
+/* ---- PostgreSQL (postgres/pg.c, postgres/pg_memory.c) ---- */
+int ps_pg_open(struct ps_store **out, const char *url, unsigned flags);
+int ps_pg_schema_version(void);
+char *ps_pg_location(const char *url);
+int ps_pg_sync_claim_next(struct ps_store *s, const struct ps_owner *owner, int64_t *id);
+int ps_pg_sync_takeover(struct ps_store *s, const struct ps_owner *owner, int64_t *id);
+void ps_pg_free(struct ps_store *s);
+int ps_pg_migrate(struct ps_store *s, int *from, int *to);
+int ps_pg_begin(struct ps_store *s);
+int ps_pg_commit(struct ps_store *s);
+void ps_pg_rollback(struct ps_store *s);
+int ps_pg_project_add(struct ps_store *s, struct ps_project *p);
+int ps_pg_project_update(struct ps_store *s, const struct ps_project *p);
+int ps_pg_project_get(struct ps_store *s, const char *name, struct ps_project **out);
+int ps_pg_project_get_by_id(struct ps_store *s, int64_t id, struct ps_project **out);
+int ps_pg_project_list(struct ps_store *s, struct ps_project ***out, size_t *n);
+int ps_pg_project_remove(struct ps_store *s, const char *name);
+int ps_pg_sync_create(struct ps_store *s, int64_t project_id, const char *branch, const char *trigger, const struct ps_owner *owner, struct ps_sync **out);
+int ps_pg_sync_claim(struct ps_store *s, int64_t sync_id, const struct ps_owner *owner);
+int ps_pg_sync_get(struct ps_store *s, int64_t id, struct ps_sync **out);
+int ps_pg_sync_list(struct ps_store *s, int64_t project_id, int64_t limit, int64_t before_id, struct ps_sync ***out, size_t *n);
+int ps_pg_sync_active(struct ps_store *s, int64_t project_id, struct ps_sync **out);
+int ps_pg_sync_last_succeeded(struct ps_store *s, int64_t project_id, int64_t at_or_before, struct ps_sync **out);
+int ps_pg_sync_save_progress(struct ps_store *s, const struct ps_sync *sync, int64_t lease_ms);
+int ps_pg_sync_request_cancel(struct ps_store *s, int64_t id);
+int ps_pg_sync_cancel_requested(struct ps_store *s, int64_t id, bool *out);
+int ps_pg_sync_fail(struct ps_store *s, struct ps_sync *sync, enum ps_sync_status status, const char *code, const char *message, const struct ps_event *final_event);
+int ps_pg_sync_finalize(struct ps_store *s, struct ps_sync *sync, const struct ps_change *changes, size_t n, const struct ps_event *final_event);
+int ps_pg_reap(struct ps_store *s, int64_t project_id, int *reaped);
+int ps_pg_sync_next_queued(struct ps_store *s, int64_t *id);
+int ps_pg_sync_count_by_status(struct ps_store *s, int64_t counts[PS_SYNC_CANCELLED + 1]);
+int ps_pg_event_append(struct ps_store *s, const struct ps_event *ev);
+int ps_pg_event_list(struct ps_store *s, int64_t sync_id, int64_t after_seq, int64_t limit, struct ps_stored_event **out, size_t *n);
+int ps_pg_files_stage(struct ps_store *s, const struct ps_sync *sync, const struct ps_change *changes, size_t n);
+int ps_pg_snapshot_each(struct ps_store *s, int64_t project_id, int64_t at, const char *prefix, ps_file_cb cb, void *ud);
+int ps_pg_snapshot_file(struct ps_store *s, int64_t project_id, int64_t at, const char *path, struct ps_file *out);
+int ps_pg_diff(struct ps_store *s, int64_t project_id, int64_t sync_a, int64_t sync_b, struct ps_change **out, size_t *n);
+int ps_pg_blob_put(struct ps_store *s, const char *sha, const void *data, size_t len);
+int ps_pg_blob_get(struct ps_store *s, const char *sha, void **data, size_t *len);
+int ps_pg_blob_have(struct ps_store *s, const char *const *shas, size_t n, bool *have);
+int ps_pg_memory_stage(struct ps_store *s, const struct ps_sync *sync, const struct ps_memory_entry *entries, size_t n);
+int ps_pg_memory_stage_removals(struct ps_store *s, const struct ps_sync *sync, const char *const *paths, size_t n);
+int ps_pg_project_memory_rescan(struct ps_store *s, int64_t project_id, int64_t *generation);
+int ps_pg_sync_memory_rescan(struct ps_store *s, int64_t sync_id, int64_t generation);
+int ps_pg_memory_active_paths(struct ps_store *s, int64_t project_id, struct ps_memory_entry **out, size_t *n);
+int ps_pg_memory_search(struct ps_store *s, int64_t project_id, const char *query, bool include_superseded, int64_t limit, int64_t offset, struct ps_memory_entry **out, size_t *n);
+int ps_pg_memory_get(struct ps_store *s, int64_t id, struct ps_memory_entry **out);
+int ps_pg_memory_history(struct ps_store *s, int64_t id, struct ps_memory_entry **out, size_t *n);
+int ps_pg_memory_add(struct ps_store *s, int64_t project_id, const char *title, const char *content, const struct ps_strv *tags, struct ps_memory_entry **out);
+int ps_pg_memory_restore(struct ps_store *s, int64_t id, struct ps_memory_entry **out, bool *restored);
+int ps_pg_webhook_delivery_add(struct ps_store *s, const char *delivery_id, const char *event);
+
+#endif

@@ -1,0 +1,1825 @@
+/*
+ * The PostgreSQL backend of the store (store.h), through libpq. It keeps the data rules of the
+ * SQLite backend (store/sqlite.c has the reasoning) with PostgreSQL's means:
+ *   - visibility: a file version is in the snapshot of succeeded sync S when a succeeded sync at
+ *     or before S introduced it and none at or before S superseded it; superseded_by is written
+ *     only in finalize's transaction;
+ *   - one chain and one queued/running sync per project: the unique indexes, so two nodes that
+ *     append at the same moment get one row and one unique violation (PS_ECONFLICT);
+ *   - several processes on several hosts share the database: writes rely on row locks and the
+ *     `status = 'running'` guards, never on a single writer as SQLite's BEGIN IMMEDIATE gives;
+ *   - migrations run under an advisory lock, each in its own transaction, so nodes that start
+ *     together apply each step once; the version lives in projsync_schema.
+ * Paths are bytea (any bytes, sorted bytewise); other text that is not valid UTF-8 (error
+ * messages quoting a path, memory notes) is stored with U+FFFD for the invalid bytes.
+ * Every stored event also sends NOTIFY projsync_events (payload: the sync id), delivered at
+ * commit, so event streams on every node wake without polling.
+ */
+#include "store/postgres/pg_internal.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/diff.h"
+#include "core/json.h"
+#include "util/error.h"
+
+struct ps_embedded {
+	const char *name;
+	const char *text;
+	size_t len;
+};
+extern const struct ps_embedded ps_pg_migrations[];
+extern const size_t ps_pg_migrations_count;
+
+/* pg_advisory_lock key of the migrations: "projsync" in ASCII. */
+#define MIGRATION_LOCK "7022364615730913648"
+
+/* ---- parameters ---- */
+
+static void pq_grow(struct ps_pq *p)
+{
+	if (p->n < p->cap)
+		return;
+	p->cap = p->cap ? p->cap * 2 : 16;
+	p->v = ps_realloc(p->v, (size_t)p->cap * sizeof(*p->v));
+	p->len = ps_realloc(p->len, (size_t)p->cap * sizeof(*p->len));
+	p->fmt = ps_realloc(p->fmt, (size_t)p->cap * sizeof(*p->fmt));
+	p->own = ps_realloc(p->own, (size_t)p->cap * sizeof(*p->own));
+}
+
+static void pq_add(struct ps_pq *p, const char *v, int len, int fmt, bool own)
+{
+	pq_grow(p);
+	p->v[p->n] = v;
+	p->len[p->n] = len;
+	p->fmt[p->n] = fmt;
+	p->n++;
+	if (own)
+		p->own[p->nown++] = (char *)v;
+}
+
+/* Length of the valid UTF-8 sequence at s (0 if invalid). */
+static size_t utf8_seq(const unsigned char *s)
+{
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		return (s[1] & 0xc0) == 0x80 ? 2 : 0;
+	if (s[0] >= 0xe0 && s[0] <= 0xef) {
+		if ((s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80)
+			return 0;
+		if ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] > 0x9f))
+			return 0;
+		return 3;
+	}
+	if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+		if ((s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80 || (s[3] & 0xc0) != 0x80)
+			return 0;
+		if ((s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] > 0x8f))
+			return 0;
+		return 4;
+	}
+	return 0;
+}
+
+/* `s` with every invalid byte replaced by U+FFFD, or NULL when it is valid as it is. */
+static char *utf8_mend(const char *s)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	struct ps_buf b;
+	size_t i = 0, k;
+
+	while (u[i] && (k = utf8_seq(u + i)) > 0)
+		i += k;
+	if (!u[i])
+		return NULL;
+	ps_buf_init(&b, SIZE_MAX);
+	ps_buf_append(&b, s, i);
+	while (u[i]) {
+		if ((k = utf8_seq(u + i)) > 0) {
+			ps_buf_append(&b, u + i, k);
+			i += k;
+		} else {
+			ps_buf_puts(&b, "\xef\xbf\xbd");
+			i++;
+		}
+	}
+	return ps_buf_take(&b, NULL);
+}
+
+void ps_pq_text(struct ps_pq *p, const char *v)
+{
+	char *mended = v ? utf8_mend(v) : NULL;
+
+	if (mended)
+		pq_add(p, mended, 0, 0, true);
+	else
+		pq_add(p, v, 0, 0, false);
+}
+
+void ps_pq_int(struct ps_pq *p, int64_t v)
+{
+	pq_add(p, ps_asprintf("%lld", (long long)v), 0, 0, true);
+}
+
+void ps_pq_id(struct ps_pq *p, int64_t v)
+{
+	if (v > 0)
+		ps_pq_int(p, v);
+	else
+		pq_add(p, NULL, 0, 0, false);
+}
+
+void ps_pq_bytes(struct ps_pq *p, const void *d, size_t n)
+{
+	pq_add(p, d ? d : "", (int)n, 1, false);
+}
+
+void ps_pq_path(struct ps_pq *p, const char *path)
+{
+	if (path)
+		ps_pq_bytes(p, path, strlen(path));
+	else
+		pq_add(p, NULL, 0, 0, false);
+}
+
+void ps_pq_dispose(struct ps_pq *p)
+{
+	for (int i = 0; i < p->nown; i++)
+		free(p->own[i]);
+	free(p->v);
+	free(p->len);
+	free(p->fmt);
+	free(p->own);
+	memset(p, 0, sizeof(*p));
+}
+
+/* ---- running statements ---- */
+
+/* The first line of libpq's message (it may continue with DETAIL/HINT lines). */
+static char *first_line(const char *msg)
+{
+	const char *nl = msg ? strchr(msg, '\n') : NULL;
+
+	if (!msg)
+		return ps_strdup("unknown error");
+	return nl ? ps_strndup(msg, (size_t)(nl - msg)) : ps_strdup(msg);
+}
+
+static int pg_error(struct ps_pg *g, PGresult *r, const char *what)
+{
+	const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+	char *msg = first_line(r ? PQresultErrorMessage(r) : PQerrorMessage(g->conn));
+	int rc;
+
+	if (g->tx_depth > 0)
+		g->tx_aborted = true; /* PostgreSQL aborts the whole transaction on an error */
+	if (state && !strcmp(state, "23505"))
+		rc = ps_error_set(PS_ECONFLICT, "constraint", "store %s: %s: %s", g->where, what, msg);
+	else if (state && (!strcmp(state, "40001") || !strcmp(state, "40P01") ||
+			   !strcmp(state, "55P03")))
+		rc = ps_error_set(PS_ESTORE, "store_busy", "store %s is busy (%s): %s", g->where, what,
+				  msg);
+	else if (state && !strncmp(state, "53", 2))
+		rc = ps_error_set(PS_ESTORE, "store_full", "store %s: out of resources (%s): %s",
+				  g->where, what, msg);
+	else if (state && (!strcmp(state, "25006") || !strcmp(state, "42501")))
+		rc = ps_error_set(PS_ESTORE, "store_read_only", "store %s cannot be written (%s): %s",
+				  g->where, what, msg);
+	else
+		rc = ps_error_set(PS_ESTORE, "store", "store %s: %s: %s", g->where, what, msg);
+	free(msg);
+	return rc;
+}
+
+static void no_notices(void *arg, const char *message)
+{
+	(void)arg;
+	(void)message;
+}
+
+PGresult *ps_pg_run(struct ps_pg *g, const char *sql, struct ps_pq *p, bool binary,
+		    const char *what, int *rc)
+{
+	struct ps_pq none = { 0 };
+	PGresult *r;
+
+	if (!p)
+		p = &none;
+	for (int attempt = 0;; attempt++) {
+		ExecStatusType st;
+
+		r = PQexecParams(g->conn, sql, p->n, NULL, p->v, p->len, p->fmt, binary ? 1 : 0);
+		st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+		if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+			ps_pq_dispose(p);
+			return r;
+		}
+		/* A lost connection outside a transaction (the server restarted): reconnect and
+		 * run the statement again, once. Inside a transaction its work is gone. */
+		if (attempt == 0 && PQstatus(g->conn) == CONNECTION_BAD && g->tx_depth == 0) {
+			PQclear(r);
+			PQreset(g->conn);
+			if (PQstatus(g->conn) == CONNECTION_OK) {
+				PQsetNoticeProcessor(g->conn, no_notices, NULL);
+				continue;
+			}
+			r = NULL;
+		}
+		*rc = pg_error(g, r, what);
+		PQclear(r);
+		ps_pq_dispose(p);
+		return NULL;
+	}
+}
+
+int ps_pg_exec(struct ps_pg *g, const char *sql, struct ps_pq *p, const char *what,
+	       int64_t *changed)
+{
+	int rc = 0;
+	PGresult *r = ps_pg_run(g, sql, p, false, what, &rc);
+
+	if (!r)
+		return rc;
+	if (changed) {
+		const char *t = PQcmdTuples(r);
+		*changed = t && *t ? strtoll(t, NULL, 10) : 0;
+	}
+	PQclear(r);
+	return 0;
+}
+
+int64_t ps_pg_col_int(const PGresult *r, int row, int col)
+{
+	return PQgetisnull(r, row, col) ? 0 : strtoll(PQgetvalue(r, row, col), NULL, 10);
+}
+
+char *ps_pg_col_text(const PGresult *r, int row, int col)
+{
+	if (PQgetisnull(r, row, col))
+		return NULL;
+	return ps_strndup(PQgetvalue(r, row, col), (size_t)PQgetlength(r, row, col));
+}
+
+char *ps_pg_col_bytea(const PGresult *r, int row, int col)
+{
+	size_t n = 0;
+	unsigned char *raw;
+	char *out;
+
+	if (PQgetisnull(r, row, col))
+		return NULL;
+	raw = PQunescapeBytea((const unsigned char *)PQgetvalue(r, row, col), &n);
+	if (!raw)
+		return ps_strdup("");
+	out = ps_strndup((const char *)raw, n);
+	PQfreemem(raw);
+	return out;
+}
+
+static int exec_simple(struct ps_pg *g, const char *sql, const char *what)
+{
+	return ps_pg_exec(g, sql, NULL, what, NULL);
+}
+
+/* ---- transactions ---- */
+
+int ps_pg_begin(struct ps_store *s)
+{
+	struct ps_pg *g = PSPG(s);
+
+	if (g->tx_depth++ > 0)
+		return 0;
+	g->tx_aborted = false;
+	if (exec_simple(g, "BEGIN", "begin transaction") < 0) {
+		g->tx_depth = 0;
+		return PS_ESTORE;
+	}
+	return 0;
+}
+
+static void rollback_now(struct ps_pg *g)
+{
+	PQclear(PQexec(g->conn, "ROLLBACK"));
+}
+
+int ps_pg_commit(struct ps_store *s)
+{
+	struct ps_pg *g = PSPG(s);
+	int rc;
+
+	if (g->tx_depth <= 0)
+		return ps_error_set(PS_ESTORE, NULL, "commit without a transaction");
+	if (g->tx_depth > 1) {
+		g->tx_depth--;
+		return 0;
+	}
+	if (g->tx_aborted) {
+		g->tx_depth = 0;
+		rollback_now(g);
+		return ps_error_set(PS_ESTORE, NULL, "transaction was rolled back by an inner failure");
+	}
+	rc = exec_simple(g, "COMMIT", "commit");
+	g->tx_depth = 0;
+	if (rc < 0)
+		rollback_now(g);
+	return rc;
+}
+
+void ps_pg_rollback(struct ps_store *s)
+{
+	struct ps_pg *g = PSPG(s);
+
+	if (g->tx_depth <= 0)
+		return;
+	g->tx_aborted = true;
+	if (--g->tx_depth == 0)
+		rollback_now(g);
+}
+
+/* ---- open and migrations ---- */
+
+int ps_pg_schema_version(void)
+{
+	return (int)ps_pg_migrations_count;
+}
+
+/* The schema version; 0 for an empty database. PS_ESTORE for someone else's database. */
+static int read_version(struct ps_pg *g, int *out)
+{
+	static const char has_sql[] = "SELECT to_regclass('projsync_schema') IS NOT NULL, "
+				      "(SELECT count(*) FROM pg_class c JOIN pg_namespace n ON "
+				      "n.oid = c.relnamespace WHERE n.nspname = current_schema())";
+	int rc = 0;
+	PGresult *r = ps_pg_run(g, has_sql, NULL, false, "read schema version", &rc);
+	bool has;
+	int64_t objects;
+
+	if (!r)
+		return rc;
+	has = PQgetvalue(r, 0, 0)[0] == 't';
+	objects = ps_pg_col_int(r, 0, 1);
+	PQclear(r);
+	if (!has) {
+		if (objects > 0)
+			return ps_error_set(PS_ESTORE, "store_foreign",
+					    "%s is a PostgreSQL database but not a projsync store",
+					    g->where);
+		*out = 0;
+		return 0;
+	}
+	if (!(r = ps_pg_run(g, "SELECT max(version) FROM projsync_schema", NULL, false,
+			    "read schema version", &rc)))
+		return rc;
+	*out = (int)ps_pg_col_int(r, 0, 0);
+	PQclear(r);
+	return 0;
+}
+
+static int too_new(struct ps_pg *g, int version)
+{
+	return ps_error_set(PS_ESTORE, "schema_too_new",
+			    "store %s has schema version %d, newer than this projsync knows (%d): "
+			    "upgrade projsync", g->where, version, ps_pg_schema_version());
+}
+
+int ps_pg_migrate(struct ps_store *s, int *from, int *to)
+{
+	struct ps_pg *g = PSPG(s);
+	int version = 0, rc;
+
+	/* Nodes starting together queue here; each then sees the steps the others applied. */
+	if ((rc = exec_simple(g, "SELECT pg_advisory_lock(" MIGRATION_LOCK ")", "lock schema")) < 0)
+		return rc;
+	if ((rc = read_version(g, &version)) < 0)
+		goto out;
+	if (from)
+		*from = version;
+	if (version > ps_pg_schema_version()) {
+		rc = too_new(g, version);
+		goto out;
+	}
+	for (size_t i = (size_t)version; i < ps_pg_migrations_count; i++) {
+		struct ps_pq p = { 0 };
+
+		if ((rc = ps_pg_begin(s)) < 0)
+			goto out;
+		if (i == 0)
+			rc = exec_simple(g, "CREATE TABLE projsync_schema (version integer NOT NULL)",
+					 "create schema version");
+		if (rc == 0) {
+			/* The migration text holds several statements: the simple protocol runs
+			 * them all (PQexecParams takes one). */
+			PGresult *r = PQexec(g->conn, ps_pg_migrations[i].text);
+			if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
+				rc = pg_error(g, r, ps_pg_migrations[i].name);
+			PQclear(r);
+		}
+		if (rc == 0) {
+			ps_pq_int(&p, (int64_t)i + 1);
+			rc = ps_pg_exec(g, "INSERT INTO projsync_schema (version) VALUES ($1)", &p,
+					"set schema version", NULL);
+		}
+		if (rc < 0) {
+			ps_pg_rollback(s);
+			rc = ps_error_wrap(rc, "migration %s failed: ", ps_pg_migrations[i].name);
+			goto out;
+		}
+		if ((rc = ps_pg_commit(s)) < 0)
+			goto out;
+	}
+	if (to)
+		*to = ps_pg_schema_version();
+out:
+	PQclear(PQexec(g->conn, "SELECT pg_advisory_unlock(" MIGRATION_LOCK ")"));
+	return rc;
+}
+
+char *ps_pg_location(const char *url)
+{
+	PQconninfoOption *opts = PQconninfoParse(url, NULL);
+	const char *host = NULL, *port = NULL, *db = NULL, *user = NULL;
+	char *out;
+
+	if (!opts)
+		return ps_strdup("postgresql://(unparsable URL)");
+	for (PQconninfoOption *o = opts; o->keyword; o++) {
+		if (!o->val || !*o->val)
+			continue;
+		if (!strcmp(o->keyword, "host"))
+			host = o->val;
+		else if (!strcmp(o->keyword, "port"))
+			port = o->val;
+		else if (!strcmp(o->keyword, "dbname"))
+			db = o->val;
+		else if (!strcmp(o->keyword, "user"))
+			user = o->val;
+	}
+	out = ps_asprintf("postgresql://%s%s%s%s%s/%s", user ? user : "", user ? "@" : "",
+			  host ? host : "localhost", port ? ":" : "", port ? port : "",
+			  db ? db : (user ? user : ""));
+	PQconninfoFree(opts);
+	return out;
+}
+
+int ps_pg_open(struct ps_store **out, const char *url, unsigned flags)
+{
+	struct ps_pg *g = ps_calloc(1, sizeof(*g));
+	const char *keys[] = { "dbname", "client_encoding", "application_name", "connect_timeout",
+			       NULL };
+	const char *vals[] = { url, "UTF8", "projsync", "10", NULL };
+	int rc, version;
+
+	g->head.ops = &ps_pg_ops;
+	g->url = ps_strdup(url);
+	g->where = ps_pg_location(url);
+	/* expand_dbname: the URL gives every setting; the others fill what it does not say.
+	 * connect_timeout unless the URL sets one: an unreachable host fails, never hangs. */
+	g->conn = PQconnectdbParams(keys, vals, 1);
+	if (!g->conn || PQstatus(g->conn) != CONNECTION_OK) {
+		char *msg = first_line(g->conn ? PQerrorMessage(g->conn) : "out of memory");
+		ps_error_set(PS_ESTORE, "store_open", "cannot open store %s: %s", g->where, msg);
+		free(msg);
+		ps_pg_free((struct ps_store *)g);
+		return PS_ESTORE;
+	}
+	PQsetNoticeProcessor(g->conn, no_notices, NULL);
+	if (!(flags & PS_STORE_NO_MIGRATE)) {
+		if ((rc = ps_pg_migrate((struct ps_store *)g, NULL, NULL)) < 0)
+			goto fail;
+	} else {
+		if ((rc = read_version(g, &version)) < 0)
+			goto fail;
+		if (version > ps_pg_schema_version()) {
+			rc = too_new(g, version);
+			goto fail;
+		}
+	}
+	*out = (struct ps_store *)g;
+	return 0;
+fail:
+	ps_pg_free((struct ps_store *)g);
+	return rc;
+}
+
+void ps_pg_free(struct ps_store *s)
+{
+	struct ps_pg *g = PSPG(s);
+
+	if (!g)
+		return;
+	if (g->tx_depth > 0 && g->conn)
+		rollback_now(g);
+	PQfinish(g->conn);
+	free(g->url);
+	free(g->where);
+	free(g);
+}
+
+/* ---- projects ---- */
+
+#define PROJECT_COLS "id, name, source, branch, max_blob_size, memory_globs, last_sync_id, " \
+	"last_commit, last_error_code, last_error_message, failures_in_row, created_at"
+
+static struct ps_project *project_from_row(const PGresult *r, int i)
+{
+	struct ps_project *p = ps_calloc(1, sizeof(*p));
+	json_t *globs;
+
+	p->id = ps_pg_col_int(r, i, 0);
+	p->name = ps_pg_col_text(r, i, 1);
+	p->source = ps_pg_col_text(r, i, 2);
+	p->branch = ps_pg_col_text(r, i, 3);
+	p->max_blob_size = ps_pg_col_int(r, i, 4);
+	globs = json_loads(PQgetvalue(r, i, 5), 0, NULL);
+	for (size_t k = 0; globs && k < json_array_size(globs); k++)
+		if (json_is_string(json_array_get(globs, k)))
+			ps_strv_push(&p->memory_globs, json_string_value(json_array_get(globs, k)));
+	json_decref(globs);
+	p->last_sync_id = ps_pg_col_int(r, i, 6);
+	p->last_commit = ps_pg_col_text(r, i, 7);
+	p->last_error_code = ps_pg_col_text(r, i, 8);
+	p->last_error_message = ps_pg_col_text(r, i, 9);
+	p->failures_in_row = ps_pg_col_int(r, i, 10);
+	p->created_at = ps_pg_col_int(r, i, 11);
+	return p;
+}
+
+static char *globs_json(const struct ps_project *p)
+{
+	json_t *a = json_array();
+	char *text;
+
+	for (size_t i = 0; i < p->memory_globs.n; i++)
+		json_array_append_new(a, json_string(p->memory_globs.v[i]));
+	text = json_dumps(a, JSON_COMPACT);
+	json_decref(a);
+	return text;
+}
+
+int ps_pg_project_add(struct ps_store *s, struct ps_project *p)
+{
+	static const char sql[] =
+		"INSERT INTO projects (name, source, branch, max_blob_size, memory_globs, created_at) "
+		"VALUES ($1, $2, $3, $4, $5, $6) RETURNING id";
+	struct ps_pq q = { 0 };
+	PGresult *r;
+	char *globs;
+	int rc = 0;
+
+	if (p->memory_globs.n == 0)
+		ps_strv_push(&p->memory_globs, PS_DEFAULT_MEMORY_GLOB);
+	if (p->max_blob_size <= 0)
+		p->max_blob_size = PS_DEFAULT_MAX_BLOB_SIZE;
+	globs = globs_json(p);
+	p->created_at = ps_now_ms();
+	ps_pq_text(&q, p->name);
+	ps_pq_text(&q, p->source);
+	ps_pq_text(&q, p->branch);
+	ps_pq_int(&q, p->max_blob_size);
+	ps_pq_text(&q, globs);
+	ps_pq_int(&q, p->created_at);
+	r = ps_pg_run(PSPG(s), sql, &q, false, "add project", &rc);
+	free(globs);
+	if (!r)
+		return rc == PS_ECONFLICT ? ps_error_set(PS_ECONFLICT, "project_exists",
+							 "project '%s' already exists", p->name)
+					  : rc;
+	p->id = ps_pg_col_int(r, 0, 0);
+	PQclear(r);
+	return 0;
+}
+
+int ps_pg_project_update(struct ps_store *s, const struct ps_project *p)
+{
+	static const char sql[] =
+		"UPDATE projects SET branch = $1, max_blob_size = $2, memory_globs = $3, "
+		/* Other globs: the next sync re-evaluates memory (migrations/0004). */
+		"memory_rescan_gen = memory_rescan_gen + (memory_globs IS DISTINCT FROM $3)::int, "
+		"memory_rescan = CASE WHEN memory_globs IS DISTINCT FROM $3 "
+		"THEN memory_rescan_gen + 1 ELSE memory_rescan END WHERE id = $4";
+	struct ps_pq q = { 0 };
+	char *globs = globs_json(p);
+	int64_t changed = 0;
+	int rc;
+
+	ps_pq_text(&q, p->branch);
+	ps_pq_int(&q, p->max_blob_size);
+	ps_pq_text(&q, globs);
+	ps_pq_int(&q, p->id);
+	rc = ps_pg_exec(PSPG(s), sql, &q, "update project", &changed);
+	free(globs);
+	if (rc < 0)
+		return rc;
+	if (changed == 0)
+		return ps_error_set(PS_ENOTFOUND, "project_not_found", "project %lld not found",
+				    (long long)p->id);
+	return 0;
+}
+
+static int project_query(struct ps_store *s, const char *sql, struct ps_pq *q, const char *what,
+			 struct ps_project **out)
+{
+	int rc = 0;
+	PGresult *r = ps_pg_run(PSPG(s), sql, q, false, "read project", &rc);
+
+	if (!r)
+		return rc;
+	if (PQntuples(r) == 0) {
+		PQclear(r);
+		return ps_error_set(PS_ENOTFOUND, "project_not_found", "project '%s' not found", what);
+	}
+	*out = project_from_row(r, 0);
+	PQclear(r);
+	return 0;
+}
+
+int ps_pg_project_get(struct ps_store *s, const char *name, struct ps_project **out)
+{
+	struct ps_pq q = { 0 };
+
+	ps_pq_text(&q, name);
+	return project_query(s, "SELECT " PROJECT_COLS " FROM projects WHERE name = $1", &q, name,
+			     out);
+}
+
+int ps_pg_project_get_by_id(struct ps_store *s, int64_t id, struct ps_project **out)
+{
+	struct ps_pq q = { 0 };
+	char what[32];
+
+	snprintf(what, sizeof(what), "#%lld", (long long)id);
+	ps_pq_int(&q, id);
+	return project_query(s, "SELECT " PROJECT_COLS " FROM projects WHERE id = $1", &q, what,
+			     out);
+}
+
+int ps_pg_project_list(struct ps_store *s, struct ps_project ***out, size_t *n)
+{
+	/* COLLATE "C": byte order, as SQLite's BINARY sorts names. */
+	static const char sql[] = "SELECT " PROJECT_COLS " FROM projects ORDER BY name COLLATE \"C\"";
+	int rc = 0;
+	PGresult *r = ps_pg_run(PSPG(s), sql, NULL, false, "list projects", &rc);
+	struct ps_project **v;
+	int count;
+
+	if (!r)
+		return rc;
+	count = PQntuples(r);
+	v = count ? ps_calloc((size_t)count, sizeof(*v)) : NULL;
+	for (int i = 0; i < count; i++)
+		v[i] = project_from_row(r, i);
+	PQclear(r);
+	*out = v;
+	*n = (size_t)count;
+	return 0;
+}
+
+int ps_pg_project_remove(struct ps_store *s, const char *name)
+{
+	static const char *const steps[] = {
+		"DELETE FROM events WHERE sync_id IN (SELECT id FROM syncs WHERE project_id = $1)",
+		"DELETE FROM file_versions WHERE project_id = $1",
+		"DELETE FROM syncs WHERE project_id = $1",
+		"DELETE FROM projects WHERE id = $1",
+	};
+	struct ps_project *p = NULL;
+	struct ps_sync *active = NULL;
+	int rc;
+
+	if ((rc = ps_pg_begin(s)) < 0)
+		return rc;
+	if ((rc = ps_pg_project_get(s, name, &p)) < 0)
+		goto fail;
+	ps_pg_reap(s, p->id, NULL);
+	if (ps_pg_sync_active(s, p->id, &active) == 0) {
+		rc = ps_error_set(PS_ECONFLICT, "sync_running",
+				  "project '%s' has a %s sync (%lld); cancel it or wait before removing",
+				  name, ps_sync_status_name(active->status), (long long)active->id);
+		goto fail;
+	}
+	if ((rc = ps_pg_memory_remove_project(s, p->id)) < 0)
+		goto fail;
+	for (size_t i = 0; i < sizeof(steps) / sizeof(*steps); i++) {
+		struct ps_pq q = { 0 };
+		ps_pq_int(&q, p->id);
+		if ((rc = ps_pg_exec(PSPG(s), steps[i], &q, "remove project", NULL)) < 0)
+			goto fail;
+	}
+	ps_project_free(p);
+	return ps_pg_commit(s);
+fail:
+	ps_sync_free(active);
+	ps_project_free(p);
+	ps_pg_rollback(s);
+	return rc;
+}
+
+/* ---- syncs ---- */
+
+#define SYNC_COLS "s.id, s.project_id, p.name, s.branch, s.status, s.phase, s.commit_sha, " \
+	"s.tree_sha, s.previous_sync_id, s.base_sync_id, s.trigger, s.added, s.modified, " \
+	"s.deleted, s.renamed, s.files, s.bytes, s.requests, s.up_to_date, s.skipped_large, " \
+	"s.error_code, s.error_message, s.created_at, s.started_at, s.finished_at"
+#define SYNC_FROM " FROM syncs s JOIN projects p ON p.id = s.project_id "
+
+static struct ps_sync *sync_from_row(const PGresult *r, int i)
+{
+	struct ps_sync *s = ps_calloc(1, sizeof(*s));
+
+	s->id = ps_pg_col_int(r, i, 0);
+	s->project_id = ps_pg_col_int(r, i, 1);
+	s->project = ps_pg_col_text(r, i, 2);
+	s->branch = ps_pg_col_text(r, i, 3);
+	if (ps_sync_status_parse(PQgetvalue(r, i, 4), &s->status) < 0)
+		s->status = PS_SYNC_FAILED;
+	ps_phase_parse(PQgetvalue(r, i, 5), &s->phase);
+	s->commit = ps_pg_col_text(r, i, 6);
+	s->tree = ps_pg_col_text(r, i, 7);
+	s->previous_sync_id = ps_pg_col_int(r, i, 8);
+	s->base_sync_id = ps_pg_col_int(r, i, 9);
+	s->trigger = ps_pg_col_text(r, i, 10);
+	s->counts.added = ps_pg_col_int(r, i, 11);
+	s->counts.modified = ps_pg_col_int(r, i, 12);
+	s->counts.deleted = ps_pg_col_int(r, i, 13);
+	s->counts.renamed = ps_pg_col_int(r, i, 14);
+	s->counts.files = ps_pg_col_int(r, i, 15);
+	s->bytes = ps_pg_col_int(r, i, 16);
+	s->requests = ps_pg_col_int(r, i, 17);
+	s->up_to_date = ps_pg_col_int(r, i, 18) != 0;
+	s->skipped_large = ps_pg_col_int(r, i, 19);
+	s->error_code = ps_pg_col_text(r, i, 20);
+	s->error_message = ps_pg_col_text(r, i, 21);
+	s->created_at = ps_pg_col_int(r, i, 22);
+	s->started_at = ps_pg_col_int(r, i, 23);
+	s->finished_at = ps_pg_col_int(r, i, 24);
+	return s;
+}
+
+static int sync_query_one(struct ps_store *s, const char *sql, struct ps_pq *q,
+			  const char *missing, struct ps_sync **out)
+{
+	int rc = 0;
+	PGresult *r = ps_pg_run(PSPG(s), sql, q, false, "read sync", &rc);
+
+	if (!r)
+		return rc;
+	if (PQntuples(r) == 0) {
+		PQclear(r);
+		return ps_error_set(PS_ENOTFOUND, "sync_not_found", "%s", missing);
+	}
+	*out = sync_from_row(r, 0);
+	PQclear(r);
+	return 0;
+}
+
+int ps_pg_sync_get(struct ps_store *s, int64_t id, struct ps_sync **out)
+{
+	struct ps_pq q = { 0 };
+	char msg[64];
+
+	snprintf(msg, sizeof(msg), "sync %lld not found", (long long)id);
+	ps_pq_int(&q, id);
+	return sync_query_one(s, "SELECT " SYNC_COLS SYNC_FROM "WHERE s.id = $1", &q, msg, out);
+}
+
+int ps_pg_sync_active(struct ps_store *s, int64_t project_id, struct ps_sync **out)
+{
+	struct ps_pq q = { 0 };
+
+	ps_pq_int(&q, project_id);
+	return sync_query_one(s, "SELECT " SYNC_COLS SYNC_FROM
+			      "WHERE s.project_id = $1 AND s.status IN ('queued','running')", &q,
+			      "no sync is queued or running", out);
+}
+
+int ps_pg_sync_last_succeeded(struct ps_store *s, int64_t project_id, int64_t at_or_before,
+			      struct ps_sync **out)
+{
+	struct ps_pq q = { 0 };
+
+	ps_pq_int(&q, project_id);
+	ps_pq_int(&q, at_or_before);
+	return sync_query_one(s, "SELECT " SYNC_COLS SYNC_FROM
+			      "WHERE s.project_id = $1 AND s.status = 'succeeded' "
+			      "AND ($2::bigint <= 0 OR s.id <= $2) ORDER BY s.id DESC LIMIT 1", &q,
+			      "no succeeded sync", out);
+}
+
+int ps_pg_sync_list(struct ps_store *s, int64_t project_id, int64_t limit, int64_t before_id,
+		    struct ps_sync ***out, size_t *n)
+{
+	static const char sql[] = "SELECT " SYNC_COLS SYNC_FROM
+		"WHERE s.project_id = $1 AND ($2::bigint <= 0 OR s.id < $2) ORDER BY s.id DESC "
+		"LIMIT $3";
+	struct ps_pq q = { 0 };
+	struct ps_sync **v;
+	PGresult *r;
+	int rc = 0, count;
+
+	ps_pq_int(&q, project_id);
+	ps_pq_int(&q, before_id);
+	ps_pq_id(&q, limit); /* NULL: no limit */
+	if (!(r = ps_pg_run(PSPG(s), sql, &q, false, "list syncs", &rc)))
+		return rc;
+	count = PQntuples(r);
+	v = count ? ps_calloc((size_t)count, sizeof(*v)) : NULL;
+	for (int i = 0; i < count; i++)
+		v[i] = sync_from_row(r, i);
+	PQclear(r);
+	*out = v;
+	*n = (size_t)count;
+	return 0;
+}
+
+static int purge_unsucceeded(struct ps_store *s, int64_t project_id)
+{
+	static const char sql[] =
+		"DELETE FROM file_versions WHERE project_id = $1 AND introduced_by IN "
+		"(SELECT id FROM syncs WHERE project_id = $1 AND status IN ('failed','cancelled'))";
+	struct ps_pq q = { 0 };
+
+	ps_pq_int(&q, project_id);
+	return ps_pg_exec(PSPG(s), sql, &q, "purge failed syncs", NULL);
+}
+
+int ps_pg_sync_create(struct ps_store *s, int64_t project_id, const char *branch,
+		      const char *trigger, const struct ps_owner *owner, struct ps_sync **out)
+{
+	static const char ins_sql[] =
+		"INSERT INTO syncs (project_id, branch, status, previous_sync_id, trigger, "
+		"owner_host, owner_process, lease_until, created_at, started_at) "
+		"VALUES ($1, $2, $3, (SELECT max(id) FROM syncs WHERE project_id = $1), $4, $5, $6, "
+		"$7, $8, $9) RETURNING id";
+	struct ps_sync *active = NULL;
+	struct ps_pq q = { 0 };
+	int64_t now = ps_now_ms(), id;
+	PGresult *r;
+	int rc;
+
+	if ((rc = ps_pg_begin(s)) < 0)
+		return rc;
+	if ((rc = ps_pg_reap(s, project_id, NULL)) < 0)
+		goto fail;
+	rc = ps_pg_sync_active(s, project_id, &active);
+	if (rc == 0) {
+		rc = ps_error_set(PS_ECONFLICT, "sync_running",
+				  "a sync of project '%s' is already %s (sync %lld)", active->project,
+				  ps_sync_status_name(active->status), (long long)active->id);
+		ps_sync_free(active);
+		goto fail;
+	}
+	if (rc != PS_ENOTFOUND)
+		goto fail;
+	if ((rc = purge_unsucceeded(s, project_id)) < 0)
+		goto fail;
+	ps_pq_int(&q, project_id);
+	ps_pq_text(&q, branch);
+	ps_pq_text(&q, owner ? "running" : "queued");
+	ps_pq_text(&q, trigger ? trigger : "cli");
+	ps_pq_text(&q, owner ? owner->host : NULL);
+	ps_pq_text(&q, owner ? owner->process : NULL);
+	if (owner)
+		ps_pq_int(&q, now + owner->lease_ms);
+	else
+		ps_pq_text(&q, NULL);
+	ps_pq_int(&q, now);
+	if (owner)
+		ps_pq_int(&q, now);
+	else
+		ps_pq_text(&q, NULL);
+	if (!(r = ps_pg_run(PSPG(s), ins_sql, &q, false, "create sync", &rc))) {
+		/* Another writer appended between our check and insert (the indexes hold rule 2). */
+		if (rc == PS_ECONFLICT)
+			rc = ps_error_set(PS_ECONFLICT, "sync_running",
+					  "another sync of this project was started at the same time");
+		goto fail;
+	}
+	id = ps_pg_col_int(r, 0, 0);
+	PQclear(r);
+	if ((rc = ps_pg_commit(s)) < 0)
+		return rc;
+	return out ? ps_pg_sync_get(s, id, out) : 0;
+fail:
+	ps_pg_rollback(s);
+	return rc;
+}
+
+int ps_pg_sync_claim(struct ps_store *s, int64_t sync_id, const struct ps_owner *owner)
+{
+	static const char sql[] =
+		"UPDATE syncs SET status = 'running', owner_host = $1, owner_process = $2, "
+		"lease_until = $3, started_at = $4 WHERE id = $5 AND status = 'queued'";
+	struct ps_pq q = { 0 };
+	int64_t now = ps_now_ms(), changed = 0;
+	int rc;
+
+	ps_pq_text(&q, owner->host);
+	ps_pq_text(&q, owner->process);
+	ps_pq_int(&q, now + owner->lease_ms);
+	ps_pq_int(&q, now);
+	ps_pq_int(&q, sync_id);
+	if ((rc = ps_pg_exec(PSPG(s), sql, &q, "claim sync", &changed)) < 0)
+		return rc;
+	if (changed != 1)
+		return ps_error_set(PS_ECONFLICT, "not_queued", "sync %lld is not queued",
+				    (long long)sync_id);
+	return 0;
+}
+
+int ps_pg_sync_save_progress(struct ps_store *s, const struct ps_sync *y, int64_t lease_ms)
+{
+	static const char sql[] =
+		"UPDATE syncs SET phase = $1, commit_sha = $2, tree_sha = $3, base_sync_id = $4, "
+		"added = $5, modified = $6, deleted = $7, renamed = $8, files = $9, bytes = $10, "
+		"requests = $11, up_to_date = $12, skipped_large = $13, lease_until = $14, "
+		"branch = $15 WHERE id = $16 AND status = 'running'";
+	struct ps_pq q = { 0 };
+	int64_t changed = 0;
+	int rc;
+
+	ps_pq_text(&q, ps_phase_name(y->phase));
+	ps_pq_text(&q, y->commit);
+	ps_pq_text(&q, y->tree);
+	ps_pq_id(&q, y->base_sync_id);
+	ps_pq_int(&q, y->counts.added);
+	ps_pq_int(&q, y->counts.modified);
+	ps_pq_int(&q, y->counts.deleted);
+	ps_pq_int(&q, y->counts.renamed);
+	ps_pq_int(&q, y->counts.files);
+	ps_pq_int(&q, y->bytes);
+	ps_pq_int(&q, y->requests);
+	ps_pq_int(&q, y->up_to_date);
+	ps_pq_int(&q, y->skipped_large);
+	ps_pq_int(&q, ps_now_ms() + lease_ms);
+	ps_pq_text(&q, y->branch);
+	ps_pq_int(&q, y->id);
+	if ((rc = ps_pg_exec(PSPG(s), sql, &q, "save sync progress", &changed)) < 0)
+		return rc;
+	if (changed != 1)
+		return ps_error_set(PS_ECONFLICT, "sync_not_running",
+				    "sync %lld is no longer running (another process ended it)",
+				    (long long)y->id);
+	return 0;
+}
+
+int ps_pg_sync_request_cancel(struct ps_store *s, int64_t id)
+{
+	static const char sql[] = "UPDATE syncs SET cancel_requested = 1 "
+				  "WHERE id = $1 AND status IN ('queued','running')";
+	struct ps_sync *y = NULL;
+	struct ps_pq q = { 0 };
+	int64_t changed = 0;
+	int rc;
+
+	if ((rc = ps_pg_sync_get(s, id, &y)) < 0)
+		return rc;
+	if (y->status == PS_SYNC_QUEUED) {
+		/* Nobody runs it yet: it ends now. */
+		rc = ps_pg_sync_fail(s, y, PS_SYNC_CANCELLED, "cancelled",
+				     "cancelled before it started", NULL);
+		ps_sync_free(y);
+		return rc;
+	}
+	ps_sync_free(y);
+	ps_pq_int(&q, id);
+	if ((rc = ps_pg_exec(PSPG(s), sql, &q, "cancel sync", &changed)) < 0)
+		return rc;
+	if (changed != 1)
+		return ps_error_set(PS_ECONFLICT, "sync_ended", "sync %lld has already ended",
+				    (long long)id);
+	return 0;
+}
+
+int ps_pg_sync_cancel_requested(struct ps_store *s, int64_t id, bool *out)
+{
+	struct ps_pq q = { 0 };
+	PGresult *r;
+	int rc = 0;
+
+	ps_pq_int(&q, id);
+	if (!(r = ps_pg_run(PSPG(s), "SELECT cancel_requested FROM syncs WHERE id = $1", &q, false,
+			    "read cancel flag", &rc)))
+		return rc;
+	*out = PQntuples(r) == 1 && ps_pg_col_int(r, 0, 0) != 0;
+	PQclear(r);
+	return 0;
+}
+
+static int64_t last_event_seq(struct ps_store *s, int64_t sync_id)
+{
+	struct ps_pq q = { 0 };
+	int64_t seq = 0;
+	PGresult *r;
+	int rc = 0;
+
+	ps_pq_int(&q, sync_id);
+	r = ps_pg_run(PSPG(s), "SELECT coalesce(max(seq), 0) FROM events WHERE sync_id = $1", &q,
+		      false, "read events", &rc);
+	if (r) {
+		seq = ps_pg_col_int(r, 0, 0);
+		PQclear(r);
+	}
+	return seq;
+}
+
+int ps_pg_sync_fail(struct ps_store *s, struct ps_sync *y, enum ps_sync_status status,
+		    const char *code, const char *message, const struct ps_event *final_event)
+{
+	static const char upd[] =
+		"UPDATE syncs SET status = $1, phase = $2, error_code = $3, error_message = $4, "
+		"finished_at = $5, lease_until = NULL WHERE id = $6 "
+		"AND status IN ('queued','running')";
+	static const char del[] = "DELETE FROM file_versions WHERE introduced_by = $1";
+	static const char proj[] =
+		"UPDATE projects SET failures_in_row = failures_in_row + 1, last_error_code = $1, "
+		"last_error_message = $2 WHERE id = $3";
+	struct ps_pq q = { 0 };
+	int64_t changed = 0;
+	int rc;
+
+	if ((rc = ps_pg_begin(s)) < 0)
+		return rc;
+	y->status = status;
+	free(y->error_code);
+	free(y->error_message);
+	y->error_code = ps_strdup(code);
+	y->error_message = ps_strdup(message);
+	if (!y->finished_at)
+		y->finished_at = ps_now_ms();
+	ps_pq_text(&q, ps_sync_status_name(status));
+	ps_pq_text(&q, ps_phase_name(y->phase));
+	ps_pq_text(&q, code);
+	ps_pq_text(&q, message);
+	ps_pq_int(&q, y->finished_at);
+	ps_pq_int(&q, y->id);
+	if ((rc = ps_pg_exec(PSPG(s), upd, &q, "end sync", &changed)) < 0)
+		goto fail;
+	if (changed != 1) {
+		rc = ps_error_set(PS_ECONFLICT, "sync_ended", "sync %lld has already ended",
+				  (long long)y->id);
+		goto fail;
+	}
+	ps_pq_int(&q, y->id);
+	if ((rc = ps_pg_exec(PSPG(s), del, &q, "discard staged files", NULL)) < 0)
+		goto fail;
+	if ((rc = ps_pg_memory_discard(s, y->id)) < 0)
+		goto fail;
+	if (status == PS_SYNC_FAILED) {
+		ps_pq_text(&q, code);
+		ps_pq_text(&q, message);
+		ps_pq_int(&q, y->project_id);
+		if ((rc = ps_pg_exec(PSPG(s), proj, &q, "count failure", NULL)) < 0)
+			goto fail;
+	}
+	if (final_event) {
+		if ((rc = ps_pg_event_append(s, final_event)) < 0)
+			goto fail;
+	} else {
+		/* Ended from outside the run (reaped, cancelled while queued): still close its
+		 * event stream with a final event so watchers stop. */
+		struct ps_event ev = {
+			.sync_id = y->id,
+			.seq = last_event_seq(s, y->id) + 1,
+			.kind = status == PS_SYNC_CANCELLED ? PS_EVENT_CANCELLED : PS_EVENT_FAILED,
+			.phase = y->phase,
+			.message = (char *)message,
+			.summary = y,
+		};
+		if ((rc = ps_pg_event_append(s, &ev)) < 0)
+			goto fail;
+	}
+	return ps_pg_commit(s);
+fail:
+	ps_pq_dispose(&q);
+	ps_pg_rollback(s);
+	return rc;
+}
+
+int ps_pg_sync_finalize(struct ps_store *s, struct ps_sync *y, const struct ps_change *changes,
+			size_t n, const struct ps_event *final_event)
+{
+	static const char upd[] =
+		"UPDATE syncs SET status = 'succeeded', phase = 'finalize', commit_sha = $1, "
+		"tree_sha = $2, base_sync_id = $3, added = $4, modified = $5, deleted = $6, "
+		"renamed = $7, files = $8, bytes = $9, requests = $10, up_to_date = $11, "
+		"skipped_large = $12, finished_at = $13, lease_until = NULL, error_code = NULL, "
+		"error_message = NULL WHERE id = $14 AND status = 'running'";
+	/* All superseded paths in one statement: one round trip, not one per change. */
+	static const char supersede[] =
+		"UPDATE file_versions SET superseded_by = $1 WHERE project_id = $2 "
+		"AND path = ANY($3::bytea[]) AND superseded_by IS NULL AND introduced_by < $1";
+	static const char proj[] =
+		"UPDATE projects SET last_sync_id = $1, last_commit = $2, failures_in_row = 0, "
+		"last_error_code = NULL, last_error_message = NULL WHERE id = $3";
+	struct ps_pq q = { 0 };
+	struct ps_buf arr;
+	int64_t changed = 0;
+	size_t npaths = 0;
+	int rc;
+
+	if ((rc = ps_pg_begin(s)) < 0)
+		return rc;
+	if (!y->finished_at)
+		y->finished_at = ps_now_ms();
+	ps_pq_text(&q, y->commit);
+	ps_pq_text(&q, y->tree);
+	ps_pq_id(&q, y->base_sync_id);
+	ps_pq_int(&q, y->counts.added);
+	ps_pq_int(&q, y->counts.modified);
+	ps_pq_int(&q, y->counts.deleted);
+	ps_pq_int(&q, y->counts.renamed);
+	ps_pq_int(&q, y->counts.files);
+	ps_pq_int(&q, y->bytes);
+	ps_pq_int(&q, y->requests);
+	ps_pq_int(&q, y->up_to_date);
+	ps_pq_int(&q, y->skipped_large);
+	ps_pq_int(&q, y->finished_at);
+	ps_pq_int(&q, y->id);
+	if ((rc = ps_pg_exec(PSPG(s), upd, &q, "finish sync", &changed)) < 0)
+		goto fail;
+	if (changed != 1) {
+		rc = ps_error_set(PS_ECONFLICT, "sync_not_running",
+				  "sync %lld is no longer running (another process ended it)",
+				  (long long)y->id);
+		goto fail;
+	}
+	/* The paths as an array literal of hex bytea: {"\\x6162",...}. */
+	ps_buf_init(&arr, SIZE_MAX);
+	ps_buf_puts(&arr, "{");
+	for (size_t i = 0; i < n; i++) {
+		/* An added path had no version in the base snapshot: nothing to supersede. */
+		if (changes[i].status == PS_CHANGE_ADDED)
+			continue;
+		const char *paths[2] = { changes[i].path,
+					 changes[i].status == PS_CHANGE_RENAMED ? changes[i].previous_path
+										 : NULL };
+		for (int k = 0; k < 2 && paths[k]; k++) {
+			ps_buf_puts(&arr, npaths++ ? ",\"\\\\x" : "\"\\\\x");
+			for (const unsigned char *c = (const unsigned char *)paths[k]; *c; c++)
+				ps_buf_printf(&arr, "%02x", *c);
+			ps_buf_puts(&arr, "\"");
+		}
+	}
+	ps_buf_puts(&arr, "}");
+	if (npaths > 0) {
+		char *text = ps_buf_take(&arr, NULL);
+		ps_pq_int(&q, y->id);
+		ps_pq_int(&q, y->project_id);
+		ps_pq_text(&q, text);
+		rc = ps_pg_exec(PSPG(s), supersede, &q, "supersede file versions", NULL);
+		free(text);
+		if (rc < 0)
+			goto fail;
+	} else {
+		ps_buf_dispose(&arr);
+	}
+	if ((rc = ps_pg_memory_finalize(s, y)) < 0)
+		goto fail;
+	ps_pq_int(&q, y->id);
+	ps_pq_text(&q, y->commit);
+	ps_pq_int(&q, y->project_id);
+	if ((rc = ps_pg_exec(PSPG(s), proj, &q, "advance project", NULL)) < 0)
+		goto fail;
+	y->status = PS_SYNC_SUCCEEDED;
+	if (final_event && (rc = ps_pg_event_append(s, final_event)) < 0)
+		goto fail;
+	return ps_pg_commit(s);
+fail:
+	ps_pq_dispose(&q);
+	ps_pg_rollback(s);
+	return rc;
+}
+
+int ps_pg_reap(struct ps_store *s, int64_t project_id, int *reaped)
+{
+	static const char sql[] =
+		"SELECT id, owner_host, owner_process, lease_until FROM syncs "
+		"WHERE status = 'running' AND ($1::bigint <= 0 OR project_id = $1)";
+	struct ps_pq q = { 0 };
+	int64_t now = ps_now_ms();
+	int64_t *dead;
+	size_t ndead = 0;
+	PGresult *r;
+	int rc = 0, count = 0;
+
+	ps_pq_int(&q, project_id);
+	if (!(r = ps_pg_run(PSPG(s), sql, &q, false, "find dead syncs", &rc)))
+		return rc;
+	dead = ps_calloc((size_t)PQntuples(r) + 1, sizeof(*dead));
+	for (int i = 0; i < PQntuples(r); i++) {
+		const char *host = PQgetisnull(r, i, 1) ? NULL : PQgetvalue(r, i, 1);
+		const char *proc = PQgetisnull(r, i, 2) ? NULL : PQgetvalue(r, i, 2);
+		int64_t lease = ps_pg_col_int(r, i, 3);
+		bool gone;
+
+		/* As in the SQLite backend: on this host the process table is the truth, elsewhere
+		 * only the lease can tell. */
+		if (host && proc && strcmp(host, ps_hostname()) == 0)
+			gone = !ps_process_alive(proc);
+		else
+			gone = lease > 0 && lease < now;
+		if (gone)
+			dead[ndead++] = ps_pg_col_int(r, i, 0);
+	}
+	PQclear(r);
+	rc = 0;
+	for (size_t i = 0; i < ndead; i++) {
+		struct ps_sync *y = NULL;
+		if (ps_pg_sync_get(s, dead[i], &y) < 0)
+			continue;
+		rc = ps_pg_sync_fail(s, y, PS_SYNC_FAILED, "interrupted",
+				     "interrupted: the process running this sync stopped before it "
+				     "finished", NULL);
+		ps_sync_free(y);
+		if (rc == 0)
+			count++;
+		else if (rc != PS_ECONFLICT) /* someone else reaped it first: fine */
+			break;
+		rc = 0;
+	}
+	free(dead);
+	if (rc < 0)
+		return rc;
+	if (reaped)
+		*reaped = count;
+	return 0;
+}
+
+int ps_pg_sync_next_queued(struct ps_store *s, int64_t *id)
+{
+	int rc = 0;
+	PGresult *r = ps_pg_run(PSPG(s), "SELECT min(id) FROM syncs WHERE status = 'queued'", NULL,
+				false, "find queued sync", &rc);
+
+	if (!r)
+		return rc;
+	if (PQgetisnull(r, 0, 0)) {
+		PQclear(r);
+		return ps_error_set(PS_ENOTFOUND, "none_queued", "no sync is queued");
+	}
+	*id = ps_pg_col_int(r, 0, 0);
+	PQclear(r);
+	return 0;
+}
+
+int ps_pg_sync_claim_next(struct ps_store *s, const struct ps_owner *owner, int64_t *id)
+{
+	/* SKIP LOCKED: nodes claiming at the same moment each take a different row instead of
+	 * queueing behind one and then finding it claimed. */
+	static const char sql[] =
+		"UPDATE syncs SET status = 'running', owner_host = $1, owner_process = $2, "
+		"lease_until = $3, started_at = $4 WHERE id = (SELECT id FROM syncs "
+		"WHERE status = 'queued' ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED) "
+		"AND status = 'queued' RETURNING id";
+	struct ps_pq q = { 0 };
+	int64_t now = ps_now_ms();
+	PGresult *r;
+	int rc = 0;
+
+	ps_pq_text(&q, owner->host);
+	ps_pq_text(&q, owner->process);
+	ps_pq_int(&q, now + owner->lease_ms);
+	ps_pq_int(&q, now);
+	if (!(r = ps_pg_run(PSPG(s), sql, &q, false, "claim a queued sync", &rc)))
+		return rc;
+	if (PQntuples(r) == 0) {
+		PQclear(r);
+		return ps_error_set(PS_ENOTFOUND, "none_queued", "no sync is queued");
+	}
+	*id = ps_pg_col_int(r, 0, 0);
+	PQclear(r);
+	return 0;
+}
+
+int ps_pg_sync_takeover(struct ps_store *s, const struct ps_owner *owner, int64_t *id)
+{
+	static const char pick[] =
+		"SELECT id, owner_host, owner_process, lease_until FROM syncs "
+		"WHERE status = 'running' ORDER BY id FOR UPDATE SKIP LOCKED";
+	/* The new attempt starts from the beginning: what the dead one had found goes. */
+	static const char own[] =
+		"UPDATE syncs SET owner_host = $1, owner_process = $2, lease_until = $3, "
+		"commit_sha = NULL, tree_sha = NULL, base_sync_id = NULL, added = 0, modified = 0, "
+		"deleted = 0, renamed = 0, files = 0, bytes = 0, requests = 0, up_to_date = 0, "
+		"skipped_large = 0 WHERE id = $4";
+	struct ps_pq q = { 0 };
+	int64_t now = ps_now_ms(), found = 0;
+	char *old_host = NULL, *old_proc = NULL;
+	PGresult *r;
+	int rc;
+
+	if ((rc = ps_pg_begin(s)) < 0)
+		return rc;
+	if (!(r = ps_pg_run(PSPG(s), pick, NULL, false, "find syncs to take over", &rc)))
+		goto fail;
+	for (int i = 0; i < PQntuples(r) && !found; i++) {
+		const char *host = PQgetisnull(r, i, 1) ? NULL : PQgetvalue(r, i, 1);
+		const char *proc = PQgetisnull(r, i, 2) ? NULL : PQgetvalue(r, i, 2);
+		int64_t lease = ps_pg_col_int(r, i, 3);
+		bool gone;
+
+		/* The test of ps_pg_reap: the process table on its host, the lease elsewhere. */
+		if (host && proc && strcmp(host, ps_hostname()) == 0)
+			gone = !ps_process_alive(proc);
+		else
+			gone = lease > 0 && lease < now;
+		if (gone) {
+			found = ps_pg_col_int(r, i, 0);
+			old_host = ps_strdup(host ? host : "?");
+			old_proc = ps_strdup(proc ? proc : "?");
+		}
+	}
+	PQclear(r);
+	if (!found) {
+		ps_pg_commit(s);
+		return ps_error_set(PS_ENOTFOUND, "none_to_take_over", "no sync to take over");
+	}
+	ps_pq_text(&q, owner->host);
+	ps_pq_text(&q, owner->process);
+	ps_pq_int(&q, now + owner->lease_ms);
+	ps_pq_int(&q, found);
+	if ((rc = ps_pg_exec(PSPG(s), own, &q, "take over sync", NULL)) < 0)
+		goto fail;
+	/* The dead attempt's staged rows go; the new attempt stages its own. */
+	ps_pq_int(&q, found);
+	if ((rc = ps_pg_exec(PSPG(s), "DELETE FROM file_versions WHERE introduced_by = $1", &q,
+			     "discard staged files", NULL)) < 0 ||
+	    (rc = ps_pg_memory_discard(s, found)) < 0)
+		goto fail;
+	{
+		struct ps_sync *y = NULL;
+		char *msg = ps_asprintf("taken over by node %s (process %s): node %s (process %s) "
+					"stopped while running this sync; it runs again from the start",
+					owner->host, owner->process, old_host, old_proc);
+		struct ps_event ev = {
+			.sync_id = found,
+			.seq = last_event_seq(s, found) + 1,
+			.kind = PS_EVENT_WARNING,
+			.message = msg,
+		};
+		if (ps_pg_sync_get(s, found, &y) == 0)
+			ev.phase = y->phase;
+		rc = ps_pg_event_append(s, &ev);
+		ps_sync_free(y);
+		free(msg);
+		if (rc < 0)
+			goto fail;
+	}
+	free(old_host);
+	free(old_proc);
+	if ((rc = ps_pg_commit(s)) < 0)
+		return rc;
+	*id = found;
+	return 0;
+fail:
+	free(old_host);
+	free(old_proc);
+	ps_pg_rollback(s);
+	return rc;
+}
+
+int ps_pg_sync_count_by_status(struct ps_store *s, int64_t counts[PS_SYNC_CANCELLED + 1])
+{
+	int rc = 0;
+	PGresult *r = ps_pg_run(PSPG(s), "SELECT status, count(*) FROM syncs GROUP BY status",
+				NULL, false, "count syncs", &rc);
+
+	if (!r)
+		return rc;
+	for (int i = 0; i <= PS_SYNC_CANCELLED; i++)
+		counts[i] = 0;
+	for (int i = 0; i < PQntuples(r); i++) {
+		enum ps_sync_status status;
+		if (ps_sync_status_parse(PQgetvalue(r, i, 0), &status) == 0)
+			counts[status] = ps_pg_col_int(r, i, 1);
+	}
+	PQclear(r);
+	return 0;
+}
+
+/* ---- events ---- */
+
+int ps_pg_event_append(struct ps_store *s, const struct ps_event *ev)
+{
+	/* The notification is delivered when the transaction commits, never before the row is
+	 * visible: a watcher woken by it finds the event. */
+	static const char sql[] =
+		"WITH e AS (INSERT INTO events (sync_id, seq, kind, payload) "
+		"VALUES ($1, $2, $3, $4) RETURNING sync_id) "
+		"SELECT pg_notify('projsync_events', sync_id::text) FROM e";
+	struct ps_pq q = { 0 };
+	json_t *j = ps_event_to_json(ev);
+	char *text = json_dumps(j, JSON_COMPACT);
+	int rc;
+
+	json_decref(j);
+	ps_pq_int(&q, ev->sync_id);
+	ps_pq_int(&q, ev->seq);
+	ps_pq_text(&q, ps_event_kind_name(ev->kind));
+	ps_pq_text(&q, text);
+	rc = ps_pg_exec(PSPG(s), sql, &q, "store event", NULL);
+	free(text);
+	if (rc == PS_ECONFLICT)
+		return ps_error_set(PS_ECONFLICT, "event_exists", "event %lld of sync %lld exists",
+				    (long long)ev->seq, (long long)ev->sync_id);
+	return rc;
+}
+
+int ps_pg_event_list(struct ps_store *s, int64_t sync_id, int64_t after_seq, int64_t limit,
+		     struct ps_stored_event **out, size_t *n)
+{
+	static const char sql[] = "SELECT seq, kind, payload FROM events WHERE sync_id = $1 "
+				  "AND seq > $2 ORDER BY seq LIMIT $3";
+	struct ps_pq q = { 0 };
+	struct ps_stored_event *v;
+	PGresult *r;
+	int rc = 0, count;
+
+	ps_pq_int(&q, sync_id);
+	ps_pq_int(&q, after_seq);
+	ps_pq_id(&q, limit);
+	if (!(r = ps_pg_run(PSPG(s), sql, &q, false, "list events", &rc)))
+		return rc;
+	count = PQntuples(r);
+	v = count ? ps_calloc((size_t)count, sizeof(*v)) : NULL;
+	for (int i = 0; i < count; i++) {
+		const char *kind = PQgetvalue(r, i, 1);
+		v[i].seq = ps_pg_col_int(r, i, 0);
+		v[i].kind = PS_EVENT_PROGRESS;
+		for (int k = PS_EVENT_QUEUED; k <= PS_EVENT_CANCELLED; k++)
+			if (strcmp(kind, ps_event_kind_name((enum ps_event_kind)k)) == 0)
+				v[i].kind = (enum ps_event_kind)k;
+		v[i].json = ps_pg_col_text(r, i, 2);
+	}
+	PQclear(r);
+	*out = v;
+	*n = (size_t)count;
+	return 0;
+}
+
+/* ---- file versions ---- */
+
+/* Rows per multi-row INSERT: 6 parameters each, far below the protocol's 65535. */
+#define STAGE_BATCH 1000
+
+int ps_pg_files_stage(struct ps_store *s, const struct ps_sync *y,
+		      const struct ps_change *changes, size_t n)
+{
+	struct ps_buf sql;
+	struct ps_pq q = { 0 };
+	size_t rows = 0;
+	int rc;
+
+	if ((rc = ps_pg_begin(s)) < 0)
+		return rc;
+	ps_buf_init(&sql, SIZE_MAX);
+	for (size_t i = 0; i <= n; i++) {
+		if (i < n && changes[i].status != PS_CHANGE_DELETED) {
+			const struct ps_change *c = &changes[i];
+			int b = q.n;
+			if (rows == 0)
+				ps_buf_puts(&sql, "INSERT INTO file_versions (project_id, path, mode, "
+					    "sha, size, introduced_by) VALUES ");
+			ps_buf_printf(&sql, "%s($%d,$%d,$%d,$%d,$%d,$%d)", rows ? "," : "", b + 1,
+				      b + 2, b + 3, b + 4, b + 5, b + 6);
+			ps_pq_int(&q, y->project_id);
+			ps_pq_path(&q, c->path);
+			ps_pq_int(&q, c->mode);
+			ps_pq_text(&q, c->sha);
+			if (c->size >= 0)
+				ps_pq_int(&q, c->size);
+			else
+				ps_pq_text(&q, NULL);
+			ps_pq_int(&q, y->id);
+			rows++;
+		}
+		if (rows > 0 && (rows == STAGE_BATCH || i == n)) {
+			char *text = ps_buf_take(&sql, NULL);
+			rc = ps_pg_exec(PSPG(s), text, &q, "stage file versions", NULL);
+			free(text);
+			ps_buf_init(&sql, SIZE_MAX);
+			rows = 0;
+			if (rc < 0)
+				break;
+		}
+	}
+	ps_buf_dispose(&sql);
+	ps_pq_dispose(&q);
+	if (rc < 0) {
+		ps_pg_rollback(s);
+		return rc;
+	}
+	return ps_pg_commit(s);
+}
+
+/* Resolves `at` (0 = latest) to a succeeded sync of the project. */
+static int resolve_snapshot(struct ps_store *s, int64_t project_id, int64_t at, int64_t *out)
+{
+	struct ps_sync *y = NULL;
+	int rc;
+
+	if (at <= 0) {
+		rc = ps_pg_sync_last_succeeded(s, project_id, 0, &y);
+		if (rc == PS_ENOTFOUND)
+			return ps_error_set(PS_ENOTFOUND, "no_snapshot",
+					    "the project has no succeeded sync yet");
+		if (rc < 0)
+			return rc;
+	} else {
+		if ((rc = ps_pg_sync_get(s, at, &y)) < 0)
+			return rc;
+		if (y->project_id != project_id) {
+			ps_sync_free(y);
+			return ps_error_set(PS_ENOTFOUND, "sync_not_found",
+					    "sync %lld does not belong to this project", (long long)at);
+		}
+		if (y->status != PS_SYNC_SUCCEEDED) {
+			rc = ps_error_set(PS_ENOTFOUND, "no_snapshot",
+					  "sync %lld has no snapshot (it is %s)", (long long)at,
+					  ps_sync_status_name(y->status));
+			ps_sync_free(y);
+			return rc;
+		}
+	}
+	*out = y->id;
+	ps_sync_free(y);
+	return 0;
+}
+
+#define VISIBLE_AT(at) \
+	"fv.introduced_by <= " at " AND (fv.superseded_by IS NULL OR fv.superseded_by > " at ") " \
+	"AND EXISTS (SELECT 1 FROM syncs i WHERE i.id = fv.introduced_by AND i.status = 'succeeded')"
+
+/* A row (path, mode, sha, size) as a file; the path is new. */
+static void file_from_row(const PGresult *r, int i, struct ps_file *f)
+{
+	f->path = ps_pg_col_bytea(r, i, 0);
+	f->mode = (uint32_t)ps_pg_col_int(r, i, 1);
+	snprintf(f->sha, sizeof(f->sha), "%s", PQgetvalue(r, i, 2));
+	f->size = PQgetisnull(r, i, 3) ? -1 : ps_pg_col_int(r, i, 3);
+}
+
+int ps_pg_snapshot_each(struct ps_store *s, int64_t project_id, int64_t at, const char *prefix,
+			ps_file_cb cb, void *ud)
+{
+	static const char sql[] =
+		"SELECT fv.path, fv.mode, fv.sha, fv.size FROM file_versions fv "
+		"WHERE fv.project_id = $1 AND " VISIBLE_AT("$2") " "
+		"AND ($3::bytea IS NULL OR fv.path >= $3) AND ($4::bytea IS NULL OR fv.path < $4) "
+		"ORDER BY fv.path";
+	struct ps_pq q = { 0 };
+	char *upper = NULL;
+	int64_t snap;
+	PGresult *r;
+	int rc = 0;
+
+	if ((rc = resolve_snapshot(s, project_id, at, &snap)) < 0)
+		return rc;
+	ps_pq_int(&q, project_id);
+	ps_pq_int(&q, snap);
+	if (prefix && *prefix) {
+		/* Paths with the prefix are those in [prefix, prefix with its last byte + 1). */
+		size_t len = strlen(prefix);
+
+		upper = ps_strdup(prefix);
+		while (len > 0 && (unsigned char)upper[len - 1] == 0xff)
+			len--;
+		ps_pq_path(&q, prefix);
+		if (len > 0) {
+			upper[len - 1] = (char)((unsigned char)upper[len - 1] + 1);
+			ps_pq_bytes(&q, upper, len);
+		} else {
+			ps_pq_path(&q, NULL);
+		}
+	} else {
+		ps_pq_path(&q, NULL);
+		ps_pq_path(&q, NULL);
+	}
+	r = ps_pg_run(PSPG(s), sql, &q, false, "list snapshot", &rc);
+	free(upper);
+	if (!r)
+		return rc;
+	rc = 0;
+	for (int i = 0; i < PQntuples(r) && rc == 0; i++) {
+		struct ps_file f;
+		file_from_row(r, i, &f);
+		rc = cb(ud, &f);
+		free(f.path);
+	}
+	PQclear(r);
+	return rc;
+}
+
+int ps_pg_snapshot_file(struct ps_store *s, int64_t project_id, int64_t at, const char *path,
+			struct ps_file *out)
+{
+	static const char sql[] =
+		"SELECT fv.path, fv.mode, fv.sha, fv.size FROM file_versions fv "
+		"WHERE fv.project_id = $1 AND fv.path = $3 AND " VISIBLE_AT("$2");
+	struct ps_pq q = { 0 };
+	int64_t snap;
+	PGresult *r;
+	int rc = 0;
+
+	if ((rc = resolve_snapshot(s, project_id, at, &snap)) < 0)
+		return rc;
+	ps_pq_int(&q, project_id);
+	ps_pq_int(&q, snap);
+	ps_pq_path(&q, path);
+	if (!(r = ps_pg_run(PSPG(s), sql, &q, false, "read file", &rc)))
+		return rc;
+	if (PQntuples(r) == 0) {
+		PQclear(r);
+		return ps_error_set(PS_ENOTFOUND, "path_not_found",
+				    "'%s' is not in the snapshot of sync %lld", path, (long long)snap);
+	}
+	file_from_row(r, 0, out);
+	PQclear(r);
+	return 0;
+}
+
+struct file_list {
+	struct ps_file *v;
+	size_t n;
+};
+
+static int collect_files(struct ps_store *s, const char *sql, int64_t project_id, int64_t a,
+			 int64_t b, struct file_list *out)
+{
+	struct ps_pq q = { 0 };
+	PGresult *r;
+	int rc = 0;
+
+	ps_pq_int(&q, project_id);
+	ps_pq_int(&q, a);
+	ps_pq_int(&q, b);
+	if (!(r = ps_pg_run(PSPG(s), sql, &q, false, "diff snapshots", &rc)))
+		return rc;
+	out->n = (size_t)PQntuples(r);
+	out->v = ps_calloc(out->n + 1, sizeof(*out->v));
+	for (size_t i = 0; i < out->n; i++)
+		file_from_row(r, (int)i, &out->v[i]);
+	PQclear(r);
+	return 0;
+}
+
+int ps_pg_diff(struct ps_store *s, int64_t project_id, int64_t a, int64_t b,
+	       struct ps_change **out, size_t *n)
+{
+	/* Rows visible at a but not at b, and at b but not at a (a < b): their ids lie in (a, b]. */
+	static const char old_sql[] =
+		"SELECT fv.path, fv.mode, fv.sha, fv.size FROM file_versions fv "
+		"WHERE fv.project_id = $1 AND fv.superseded_by > $2 AND fv.superseded_by <= $3 AND "
+		VISIBLE_AT("$2") " ORDER BY fv.path";
+	static const char new_sql[] =
+		"SELECT fv.path, fv.mode, fv.sha, fv.size FROM file_versions fv "
+		"WHERE fv.project_id = $1 AND fv.introduced_by > $2 AND fv.introduced_by <= $3 AND "
+		VISIBLE_AT("$3") " ORDER BY fv.path";
+	struct file_list olds = { 0 }, news = { 0 };
+	bool swap = false;
+	int64_t snap;
+	int rc;
+
+	if (a > 0 && (rc = resolve_snapshot(s, project_id, a, &snap)) < 0)
+		return rc;
+	if (b > 0 && (rc = resolve_snapshot(s, project_id, b, &snap)) < 0)
+		return rc;
+	if (a > b) {
+		int64_t t = a;
+		a = b;
+		b = t;
+		swap = true;
+	}
+	if (a < 0)
+		a = 0;
+	if ((rc = collect_files(s, old_sql, project_id, a, b, &olds)) < 0 ||
+	    (rc = collect_files(s, new_sql, project_id, a, b, &news)) < 0)
+		goto out;
+	rc = swap ? ps_diff_files(news.v, news.n, olds.v, olds.n, out, n)
+		  : ps_diff_files(olds.v, olds.n, news.v, news.n, out, n);
+out:
+	for (size_t i = 0; i < olds.n; i++)
+		free(olds.v[i].path);
+	for (size_t i = 0; i < news.n; i++)
+		free(news.v[i].path);
+	free(olds.v);
+	free(news.v);
+	return rc;
+}
+
+/* ---- blobs ---- */
+
+int ps_pg_blob_put(struct ps_store *s, const char *sha, const void *data, size_t len)
+{
+	static const char sql[] = "INSERT INTO blobs (sha, size, content) VALUES ($1, $2, $3) "
+				  "ON CONFLICT (sha) DO NOTHING";
+	struct ps_pq q = { 0 };
+	char actual[PS_SHA_HEX];
+
+	ps_git_blob_sha(data, len, actual);
+	if (strcmp(actual, sha) != 0)
+		return ps_error_set(PS_EINVAL, "sha_mismatch",
+				    "blob content does not match its id: expected %s, got %s", sha,
+				    actual);
+	ps_pq_text(&q, sha);
+	ps_pq_int(&q, (int64_t)len);
+	ps_pq_bytes(&q, data, len);
+	return ps_pg_exec(PSPG(s), sql, &q, "store blob", NULL);
+}
+
+int ps_pg_blob_get(struct ps_store *s, const char *sha, void **data, size_t *len)
+{
+	struct ps_pq q = { 0 };
+	PGresult *r;
+	size_t n;
+	char *p;
+	int rc = 0;
+
+	ps_pq_text(&q, sha);
+	if (!(r = ps_pg_run(PSPG(s), "SELECT content FROM blobs WHERE sha = $1", &q, true,
+			    "read blob", &rc)))
+		return rc;
+	if (PQntuples(r) == 0) {
+		PQclear(r);
+		return ps_error_set(PS_ENOTFOUND, "blob_not_stored", "blob %s is not stored", sha);
+	}
+	n = (size_t)PQgetlength(r, 0, 0);
+	p = ps_malloc(n + 1);
+	if (n)
+		memcpy(p, PQgetvalue(r, 0, 0), n);
+	p[n] = '\0';
+	PQclear(r);
+	*data = p;
+	*len = n;
+	return 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int ps_pg_blob_have(struct ps_store *s, const char *const *shas, size_t n, bool *have)
+{
+	/* One round trip per chunk, not per SHA. SHAs are hex: safe in an array literal. */
+	const size_t chunk = 5000;
+
+	for (size_t at = 0; at < n; at += chunk) {
+		size_t m = n - at < chunk ? n - at : chunk;
+		struct ps_pq q = { 0 };
+		struct ps_buf arr;
+		PGresult *r;
+		char *text, **found;
+		int rc = 0, nf;
+
+		ps_buf_init(&arr, SIZE_MAX);
+		ps_buf_puts(&arr, "{");
+		for (size_t i = 0; i < m; i++) {
+			bool hex = shas[at + i][0] != '\0';
+			for (const char *c = shas[at + i]; *c; c++)
+				hex = hex && ((*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'f'));
+			ps_buf_printf(&arr, "%s%s", i ? "," : "", hex ? shas[at + i] : "0");
+		}
+		ps_buf_puts(&arr, "}");
+		text = ps_buf_take(&arr, NULL);
+		ps_pq_text(&q, text);
+		r = ps_pg_run(PSPG(s), "SELECT sha FROM blobs WHERE sha = ANY($1::text[])", &q, false,
+			      "look up blobs", &rc);
+		free(text);
+		if (!r)
+			return rc;
+		nf = PQntuples(r);
+		found = ps_calloc((size_t)nf + 1, sizeof(*found));
+		for (int i = 0; i < nf; i++)
+			found[i] = PQgetvalue(r, i, 0);
+		qsort(found, (size_t)nf, sizeof(*found), cmp_str);
+		for (size_t i = 0; i < m; i++) {
+			const char *key = shas[at + i];
+			have[at + i] = bsearch(&key, found, (size_t)nf, sizeof(*found), cmp_str) != NULL;
+		}
+		free(found);
+		PQclear(r);
+	}
+	return 0;
+}
+
+/* ---- webhook deliveries ---- */
+
+int ps_pg_webhook_delivery_add(struct ps_store *s, const char *delivery_id, const char *event)
+{
+	struct ps_pq q = { 0 };
+	int rc;
+
+	ps_pq_text(&q, delivery_id);
+	ps_pq_text(&q, event);
+	ps_pq_int(&q, ps_now_ms());
+	rc = ps_pg_exec(PSPG(s), "INSERT INTO webhook_deliveries (id, event, received_at) "
+			"VALUES ($1, $2, $3)", &q, "record webhook delivery", NULL);
+	if (rc == PS_ECONFLICT)
+		return ps_error_set(PS_ECONFLICT, "duplicate_delivery",
+				    "webhook delivery %s was received before", delivery_id);
+	return rc;
+}

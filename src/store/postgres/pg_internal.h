@@ -1,0 +1,63 @@
+/*
+ * Private to the PostgreSQL backend: the handle and the statement helpers that pg.c and
+ * pg_memory.c share. Nothing outside src/store/postgres/ includes this.
+ */
+#ifndef PS_STORE_PG_INTERNAL_H
+#define PS_STORE_PG_INTERNAL_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "store/backend.h"
+#include "store/store.h"
+
+struct ps_pg {
+	struct ps_store_head head; /* first: store.c dispatches on it */
+	PGconn *conn;
+	char *url;   /* as given, to reconnect */
+	char *where; /* the URL without its password, for messages */
+	int tx_depth;
+	bool tx_aborted;
+};
+
+#define PSPG(s) ((struct ps_pg *)(s))
+
+/* Parameters of one statement, all sent as text except bytea ones (binary). */
+struct ps_pq {
+	int n, cap;
+	const char **v;
+	int *len;
+	int *fmt;
+	char **own; /* strings this struct allocated (numbers, cleaned text) */
+	int nown;
+};
+
+void ps_pq_text(struct ps_pq *p, const char *v);     /* NULL: SQL NULL; invalid UTF-8 mended */
+void ps_pq_int(struct ps_pq *p, int64_t v);
+void ps_pq_id(struct ps_pq *p, int64_t v);           /* <= 0: SQL NULL */
+void ps_pq_bytes(struct ps_pq *p, const void *d, size_t n);
+void ps_pq_path(struct ps_pq *p, const char *path);  /* a path as bytea; NULL: SQL NULL */
+void ps_pq_dispose(struct ps_pq *p);
+
+/*
+ * Runs `sql` with the parameters (disposed here in every case). Returns the result (PQclear it)
+ * or NULL with the error set and *rc the code: PS_ECONFLICT for a unique violation (slug
+ * "constraint"), PS_ESTORE otherwise. `binary`: results in binary format (for bytea content).
+ */
+PGresult *ps_pg_run(struct ps_pg *g, const char *sql, struct ps_pq *p, bool binary,
+		    const char *what, int *rc);
+/* Runs a statement whose rows do not matter; *changed (may be NULL) gets the rows touched. */
+int ps_pg_exec(struct ps_pg *g, const char *sql, struct ps_pq *p, const char *what,
+	       int64_t *changed);
+
+int64_t ps_pg_col_int(const PGresult *r, int row, int col);
+char *ps_pg_col_text(const PGresult *r, int row, int col);  /* NULL for NULL */
+char *ps_pg_col_bytea(const PGresult *r, int row, int col); /* text-format bytea as a string */
+
+/* Memory entries (pg_memory.c), called by pg.c inside its transactions. */
+int ps_pg_memory_finalize(struct ps_store *s, const struct ps_sync *sync);
+int ps_pg_memory_discard(struct ps_store *s, int64_t sync_id);
+int ps_pg_memory_remove_project(struct ps_store *s, int64_t project_id);
+
+#endif

@@ -1,0 +1,393 @@
+/*
+ * The store's front: ps_store_open picks the backend from the location (a postgres:// or
+ * postgresql:// URL is PostgreSQL, anything else an SQLite file), and every other function of
+ * store.h forwards to the backend that opened the handle (backend.h).
+ */
+#include "store/store.h"
+
+#include <string.h>
+
+#include "store/backend.h"
+#include "util/error.h"
+#include "util/util.h"
+
+const struct ps_store_ops ps_sqlite_ops = {
+	.free = ps_sqlite_free,
+	.migrate = ps_sqlite_migrate,
+	.begin = ps_sqlite_begin,
+	.commit = ps_sqlite_commit,
+	.rollback = ps_sqlite_rollback,
+	.project_add = ps_sqlite_project_add,
+	.project_update = ps_sqlite_project_update,
+	.project_get = ps_sqlite_project_get,
+	.project_get_by_id = ps_sqlite_project_get_by_id,
+	.project_list = ps_sqlite_project_list,
+	.project_remove = ps_sqlite_project_remove,
+	.sync_create = ps_sqlite_sync_create,
+	.sync_claim = ps_sqlite_sync_claim,
+	.sync_get = ps_sqlite_sync_get,
+	.sync_list = ps_sqlite_sync_list,
+	.sync_active = ps_sqlite_sync_active,
+	.sync_last_succeeded = ps_sqlite_sync_last_succeeded,
+	.sync_save_progress = ps_sqlite_sync_save_progress,
+	.sync_request_cancel = ps_sqlite_sync_request_cancel,
+	.sync_cancel_requested = ps_sqlite_sync_cancel_requested,
+	.sync_fail = ps_sqlite_sync_fail,
+	.sync_finalize = ps_sqlite_sync_finalize,
+	.reap = ps_sqlite_reap,
+	.sync_next_queued = ps_sqlite_sync_next_queued,
+	.sync_count_by_status = ps_sqlite_sync_count_by_status,
+	.event_append = ps_sqlite_event_append,
+	.event_list = ps_sqlite_event_list,
+	.files_stage = ps_sqlite_files_stage,
+	.snapshot_each = ps_sqlite_snapshot_each,
+	.snapshot_file = ps_sqlite_snapshot_file,
+	.diff = ps_sqlite_diff,
+	.blob_put = ps_sqlite_blob_put,
+	.blob_get = ps_sqlite_blob_get,
+	.blob_have = ps_sqlite_blob_have,
+	.memory_stage = ps_sqlite_memory_stage,
+	.memory_stage_removals = ps_sqlite_memory_stage_removals,
+	.project_memory_rescan = ps_sqlite_project_memory_rescan,
+	.sync_memory_rescan = ps_sqlite_sync_memory_rescan,
+	.memory_active_paths = ps_sqlite_memory_active_paths,
+	.memory_search = ps_sqlite_memory_search,
+	.memory_get = ps_sqlite_memory_get,
+	.memory_history = ps_sqlite_memory_history,
+	.memory_add = ps_sqlite_memory_add,
+	.memory_restore = ps_sqlite_memory_restore,
+	.webhook_delivery_add = ps_sqlite_webhook_delivery_add,
+};
+
+const struct ps_store_ops ps_pg_ops = {
+	.free = ps_pg_free,
+	.migrate = ps_pg_migrate,
+	.begin = ps_pg_begin,
+	.commit = ps_pg_commit,
+	.rollback = ps_pg_rollback,
+	.project_add = ps_pg_project_add,
+	.project_update = ps_pg_project_update,
+	.project_get = ps_pg_project_get,
+	.project_get_by_id = ps_pg_project_get_by_id,
+	.project_list = ps_pg_project_list,
+	.project_remove = ps_pg_project_remove,
+	.sync_create = ps_pg_sync_create,
+	.sync_claim = ps_pg_sync_claim,
+	.sync_get = ps_pg_sync_get,
+	.sync_list = ps_pg_sync_list,
+	.sync_active = ps_pg_sync_active,
+	.sync_last_succeeded = ps_pg_sync_last_succeeded,
+	.sync_save_progress = ps_pg_sync_save_progress,
+	.sync_request_cancel = ps_pg_sync_request_cancel,
+	.sync_cancel_requested = ps_pg_sync_cancel_requested,
+	.sync_fail = ps_pg_sync_fail,
+	.sync_finalize = ps_pg_sync_finalize,
+	.reap = ps_pg_reap,
+	.sync_next_queued = ps_pg_sync_next_queued,
+	.sync_count_by_status = ps_pg_sync_count_by_status,
+	.event_append = ps_pg_event_append,
+	.event_list = ps_pg_event_list,
+	.files_stage = ps_pg_files_stage,
+	.snapshot_each = ps_pg_snapshot_each,
+	.snapshot_file = ps_pg_snapshot_file,
+	.diff = ps_pg_diff,
+	.blob_put = ps_pg_blob_put,
+	.blob_get = ps_pg_blob_get,
+	.blob_have = ps_pg_blob_have,
+	.memory_stage = ps_pg_memory_stage,
+	.memory_stage_removals = ps_pg_memory_stage_removals,
+	.project_memory_rescan = ps_pg_project_memory_rescan,
+	.sync_memory_rescan = ps_pg_sync_memory_rescan,
+	.memory_active_paths = ps_pg_memory_active_paths,
+	.memory_search = ps_pg_memory_search,
+	.memory_get = ps_pg_memory_get,
+	.memory_history = ps_pg_memory_history,
+	.memory_add = ps_pg_memory_add,
+	.memory_restore = ps_pg_memory_restore,
+	.webhook_delivery_add = ps_pg_webhook_delivery_add,
+};
+
+static const struct ps_store_ops *ops(const struct ps_store *s)
+{
+	const struct ps_store_head *h = (const struct ps_store_head *)s;
+	return h->ops ? h->ops : &ps_sqlite_ops;
+}
+
+bool ps_store_url_is_pg(const char *url)
+{
+	return url && (!strncmp(url, "postgres://", 11) || !strncmp(url, "postgresql://", 13));
+}
+
+int ps_store_open(struct ps_store **out, const char *url, unsigned flags)
+{
+	return ps_store_url_is_pg(url) ? ps_pg_open(out, url, flags) : ps_sqlite_open(out, url, flags);
+}
+
+char *ps_store_location(const char *url)
+{
+	return ps_store_url_is_pg(url) ? ps_pg_location(url) : ps_strdup(url ? url : "");
+}
+
+int ps_store_schema_version(void)
+{
+	/* Both backends carry the same numbered steps (tests/unit/test_store.c checks it), so one
+	 * number describes a store of either. */
+	return ps_sqlite_schema_version();
+}
+
+void ps_store_free(struct ps_store *s)
+{
+	if (s)
+		ops(s)->free(s);
+}
+
+int ps_store_migrate(struct ps_store *s, int *from, int *to)
+{
+	return ops(s)->migrate(s, from, to);
+}
+
+int ps_store_begin(struct ps_store *s)
+{
+	return ops(s)->begin(s);
+}
+
+int ps_store_commit(struct ps_store *s)
+{
+	return ops(s)->commit(s);
+}
+
+void ps_store_rollback(struct ps_store *s)
+{
+	ops(s)->rollback(s);
+}
+
+int ps_store_project_add(struct ps_store *s, struct ps_project *p)
+{
+	return ops(s)->project_add(s, p);
+}
+
+int ps_store_project_update(struct ps_store *s, const struct ps_project *p)
+{
+	return ops(s)->project_update(s, p);
+}
+
+int ps_store_project_get(struct ps_store *s, const char *name, struct ps_project **out)
+{
+	return ops(s)->project_get(s, name, out);
+}
+
+int ps_store_project_get_by_id(struct ps_store *s, int64_t id, struct ps_project **out)
+{
+	return ops(s)->project_get_by_id(s, id, out);
+}
+
+int ps_store_project_list(struct ps_store *s, struct ps_project ***out, size_t *n)
+{
+	return ops(s)->project_list(s, out, n);
+}
+
+int ps_store_project_remove(struct ps_store *s, const char *name)
+{
+	return ops(s)->project_remove(s, name);
+}
+
+int ps_store_sync_create(struct ps_store *s, int64_t project_id, const char *branch, const char *trigger, const struct ps_owner *owner, struct ps_sync **out)
+{
+	return ops(s)->sync_create(s, project_id, branch, trigger, owner, out);
+}
+
+int ps_store_sync_claim(struct ps_store *s, int64_t sync_id, const struct ps_owner *owner)
+{
+	return ops(s)->sync_claim(s, sync_id, owner);
+}
+
+int ps_store_sync_get(struct ps_store *s, int64_t id, struct ps_sync **out)
+{
+	return ops(s)->sync_get(s, id, out);
+}
+
+int ps_store_sync_list(struct ps_store *s, int64_t project_id, int64_t limit, int64_t before_id, struct ps_sync ***out, size_t *n)
+{
+	return ops(s)->sync_list(s, project_id, limit, before_id, out, n);
+}
+
+int ps_store_sync_active(struct ps_store *s, int64_t project_id, struct ps_sync **out)
+{
+	return ops(s)->sync_active(s, project_id, out);
+}
+
+int ps_store_sync_last_succeeded(struct ps_store *s, int64_t project_id, int64_t at_or_before, struct ps_sync **out)
+{
+	return ops(s)->sync_last_succeeded(s, project_id, at_or_before, out);
+}
+
+int ps_store_sync_save_progress(struct ps_store *s, const struct ps_sync *sync, int64_t lease_ms)
+{
+	return ops(s)->sync_save_progress(s, sync, lease_ms);
+}
+
+int ps_store_sync_request_cancel(struct ps_store *s, int64_t id)
+{
+	return ops(s)->sync_request_cancel(s, id);
+}
+
+int ps_store_sync_cancel_requested(struct ps_store *s, int64_t id, bool *out)
+{
+	return ops(s)->sync_cancel_requested(s, id, out);
+}
+
+int ps_store_sync_fail(struct ps_store *s, struct ps_sync *sync, enum ps_sync_status status, const char *code, const char *message, const struct ps_event *final_event)
+{
+	return ops(s)->sync_fail(s, sync, status, code, message, final_event);
+}
+
+int ps_store_sync_finalize(struct ps_store *s, struct ps_sync *sync, const struct ps_change *changes, size_t n, const struct ps_event *final_event)
+{
+	return ops(s)->sync_finalize(s, sync, changes, n, final_event);
+}
+
+int ps_store_reap(struct ps_store *s, int64_t project_id, int *reaped)
+{
+	return ops(s)->reap(s, project_id, reaped);
+}
+
+int ps_store_sync_next_queued(struct ps_store *s, int64_t *id)
+{
+	return ops(s)->sync_next_queued(s, id);
+}
+
+int ps_store_sync_count_by_status(struct ps_store *s, int64_t counts[PS_SYNC_CANCELLED + 1])
+{
+	return ops(s)->sync_count_by_status(s, counts);
+}
+
+int ps_store_event_append(struct ps_store *s, const struct ps_event *ev)
+{
+	return ops(s)->event_append(s, ev);
+}
+
+int ps_store_event_list(struct ps_store *s, int64_t sync_id, int64_t after_seq, int64_t limit, struct ps_stored_event **out, size_t *n)
+{
+	return ops(s)->event_list(s, sync_id, after_seq, limit, out, n);
+}
+
+int ps_store_files_stage(struct ps_store *s, const struct ps_sync *sync, const struct ps_change *changes, size_t n)
+{
+	return ops(s)->files_stage(s, sync, changes, n);
+}
+
+int ps_store_snapshot_each(struct ps_store *s, int64_t project_id, int64_t at, const char *prefix, ps_file_cb cb, void *ud)
+{
+	return ops(s)->snapshot_each(s, project_id, at, prefix, cb, ud);
+}
+
+int ps_store_snapshot_file(struct ps_store *s, int64_t project_id, int64_t at, const char *path, struct ps_file *out)
+{
+	return ops(s)->snapshot_file(s, project_id, at, path, out);
+}
+
+int ps_store_diff(struct ps_store *s, int64_t project_id, int64_t sync_a, int64_t sync_b, struct ps_change **out, size_t *n)
+{
+	return ops(s)->diff(s, project_id, sync_a, sync_b, out, n);
+}
+
+int ps_store_blob_put(struct ps_store *s, const char *sha, const void *data, size_t len)
+{
+	return ops(s)->blob_put(s, sha, data, len);
+}
+
+int ps_store_blob_get(struct ps_store *s, const char *sha, void **data, size_t *len)
+{
+	return ops(s)->blob_get(s, sha, data, len);
+}
+
+int ps_store_blob_have(struct ps_store *s, const char *const *shas, size_t n, bool *have)
+{
+	return ops(s)->blob_have(s, shas, n, have);
+}
+
+int ps_store_memory_stage(struct ps_store *s, const struct ps_sync *sync, const struct ps_memory_entry *entries, size_t n)
+{
+	return ops(s)->memory_stage(s, sync, entries, n);
+}
+
+int ps_store_memory_stage_removals(struct ps_store *s, const struct ps_sync *sync, const char *const *paths, size_t n)
+{
+	return ops(s)->memory_stage_removals(s, sync, paths, n);
+}
+
+int ps_store_project_memory_rescan(struct ps_store *s, int64_t project_id, int64_t *generation)
+{
+	return ops(s)->project_memory_rescan(s, project_id, generation);
+}
+
+int ps_store_sync_memory_rescan(struct ps_store *s, int64_t sync_id, int64_t generation)
+{
+	return ops(s)->sync_memory_rescan(s, sync_id, generation);
+}
+
+int ps_store_memory_active_paths(struct ps_store *s, int64_t project_id, struct ps_memory_entry **out, size_t *n)
+{
+	return ops(s)->memory_active_paths(s, project_id, out, n);
+}
+
+int ps_store_memory_search(struct ps_store *s, int64_t project_id, const char *query, bool include_superseded, int64_t limit, int64_t offset, struct ps_memory_entry **out, size_t *n)
+{
+	return ops(s)->memory_search(s, project_id, query, include_superseded, limit, offset, out, n);
+}
+
+int ps_store_memory_get(struct ps_store *s, int64_t id, struct ps_memory_entry **out)
+{
+	return ops(s)->memory_get(s, id, out);
+}
+
+int ps_store_memory_history(struct ps_store *s, int64_t id, struct ps_memory_entry **out, size_t *n)
+{
+	return ops(s)->memory_history(s, id, out, n);
+}
+
+int ps_store_memory_add(struct ps_store *s, int64_t project_id, const char *title, const char *content, const struct ps_strv *tags, struct ps_memory_entry **out)
+{
+	return ops(s)->memory_add(s, project_id, title, content, tags, out);
+}
+
+int ps_store_memory_restore(struct ps_store *s, int64_t id, struct ps_memory_entry **out, bool *restored)
+{
+	return ops(s)->memory_restore(s, id, out, restored);
+}
+
+int ps_store_webhook_delivery_add(struct ps_store *s, const char *delivery_id, const char *event)
+{
+	return ops(s)->webhook_delivery_add(s, delivery_id, event);
+}
+
+/* ---- several nodes ---- */
+
+static bool is_pg(const struct ps_store *s)
+{
+	return ops(s) == &ps_pg_ops;
+}
+
+int ps_store_sync_claim_next(struct ps_store *s, const struct ps_owner *owner, int64_t *id)
+{
+	int rc;
+
+	if (is_pg(s))
+		return ps_pg_sync_claim_next(s, owner, id);
+	/* SQLite has one writer at a time: a pick and a guarded claim suffice; a lost race means
+	 * another worker claimed that one, so look again. */
+	for (;;) {
+		if ((rc = ps_store_sync_next_queued(s, id)) < 0)
+			return rc;
+		rc = ps_store_sync_claim(s, *id, owner);
+		if (rc != PS_ECONFLICT)
+			return rc;
+	}
+}
+
+int ps_store_sync_takeover(struct ps_store *s, const struct ps_owner *owner, int64_t *id)
+{
+	if (is_pg(s))
+		return ps_pg_sync_takeover(s, owner, id);
+	return ps_error_set(PS_ENOTFOUND, "none_to_take_over", "no sync to take over");
+}
