@@ -365,27 +365,12 @@ static int step_prepare(struct ps_sync_run *run)
 	run->base = base;
 	if ((rc = open(&run->src, run->project->source, &run->ctx->source_opts)) < 0)
 		return rc;
-	/* Following the default branch: the branch the last sync resolved is the default until
-	 * it disappears, which saves asking the source for it on every sync (on GitHub a no-op
-	 * sync is then one conditional request). */
-	bool remembered = false;
-	if (!run->want_branch && base && base->branch && base->branch[0]) {
-		run->want_branch = ps_strdup(base->branch);
-		remembered = true;
-	}
+	/* Following the default branch: asked at every sync, since it may change upstream or
+	 * the last sync may have been a one-off `--branch` (a GitHub source keeps the question
+	 * cheap with a conditional request). */
 	if (!run->want_branch && (rc = default_branch(run)) < 0)
 		return rc;
 	rc = ps_source_resolve(run->src, run->want_branch, base ? base->commit : NULL, &run->head);
-	if (rc == PS_ENOTFOUND && remembered) {
-		/* The remembered default is gone: ask for the current one. */
-		ps_error_clear();
-		free(run->want_branch);
-		run->want_branch = NULL;
-		if ((rc = default_branch(run)) < 0)
-			return rc;
-		rc = ps_source_resolve(run->src, run->want_branch, base ? base->commit : NULL,
-				       &run->head);
-	}
 	free(run->sync->branch);
 	run->sync->branch = ps_strdup(run->want_branch ? run->want_branch : "");
 	if ((rc2 = drain_warnings(run)) < 0)
@@ -1156,25 +1141,16 @@ int ps_sync_begin(struct ps_sync_run **out, struct ps_sync_ctx *ctx, const char 
 {
 	struct ps_sync_run *run = run_new(ctx);
 	const char *branch;
-	char *provisional = NULL;
 	int rc;
 
 	if ((rc = ps_store_project_get(ctx->store, project, &run->project)) < 0)
 		goto fail;
 	branch = opts && opts->branch ? opts->branch : run->project->branch;
 	run->want_branch = ps_strdup(branch);
-	if (!branch) {
-		/* Following the default branch: until prepare learns it, show the last one seen. */
-		struct ps_sync *last = NULL;
-		if (ps_store_sync_last_succeeded(ctx->store, run->project->id, 0, &last) == 0)
-			provisional = ps_strdup(last->branch);
-		ps_sync_free(last);
-		ps_error_clear();
-	}
-	rc = ps_store_sync_create(ctx->store, run->project->id,
-				  branch ? branch : provisional ? provisional : "",
+	/* Following the default branch: the branch stays empty until prepare asks the source
+	 * (the last sync's branch may have been a one-off). */
+	rc = ps_store_sync_create(ctx->store, run->project->id, branch ? branch : "",
 				  opts && opts->trigger ? opts->trigger : "cli", &run->owner, &run->sync);
-	free(provisional);
 	if (rc < 0)
 		goto fail;
 	*out = run;

@@ -1,8 +1,9 @@
 /*
  * /api/v1/projects: list, create, show, delete, branches, sync status, start a sync and the
  * sync history of a project. The JSON shapes are core/json.h's, the same `--json` prints.
- * Creating a project checks its source first (ps_source_check, as `project add` does): a source
- * that names no repository is refused with 422 and nothing is stored.
+ * Creating a project checks its source and branch first (ps_source_check_branch, as `project add`
+ * does): a source that names no repository, or a branch it does not have, is refused with 422
+ * and nothing is stored.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -116,7 +117,7 @@ void ps_api_projects_create(struct ps_request *rq)
 			      "github:OWNER/REPO", source);
 		goto cleanup;
 	}
-	if ((rc = ps_source_check(source, &sopts)) < 0) {
+	if ((rc = ps_source_check_branch(source, branch, &sopts)) < 0) {
 		ps_http_error(rq, MHD_HTTP_UNPROCESSABLE_CONTENT,
 			      ps_error_slug()[0] ? ps_error_slug() : "invalid_source", "%s",
 			      ps_error_message()[0] ? ps_error_message() : "bad source");

@@ -345,14 +345,78 @@ static void test_source_fast_paths(void)
 		CHECK_INT(r.summary.counts.files, 3);
 		CHECK_INT(fake_changes_calls(e.fake), 1);
 		CHECK_INT(fake_tree_reads(e.fake), unsupported ? 4 : 0);
-		/* The remembered default branch: no second question. */
-		CHECK_INT(fake_branch_calls(e.fake), 1);
+		/* The default branch is asked at every sync (it may have changed upstream). */
+		CHECK_INT(fake_branch_calls(e.fake), 2);
 		CHECK_INT(files_now(&e), 3);
 		env_dispose(&e);
 	}
 }
 
-PS_TESTS(PS_TEST(test_first_then_incremental_then_up_to_date), PS_TEST(test_source_fast_paths),
+/* The branch of a sync's summary, and whether the snapshot holds `path`. */
+static bool has_file(struct env *e, const char *path)
+{
+	struct ps_file f = { 0 };
+	bool ok = ps_store_snapshot_file(e->store, 1, 0, path, &f) == 0;
+
+	ps_error_clear();
+	ps_file_dispose(&f);
+	return ok;
+}
+
+static char *last_branch(struct env *e)
+{
+	struct ps_sync *s = NULL;
+	char *b = NULL;
+
+	if (ps_store_sync_last_succeeded(e->store, 1, 0, &s) == 0)
+		b = ps_strdup(s->branch);
+	ps_sync_free(s);
+	return b;
+}
+
+/* A project following the default branch asks for it at every sync: a one-off --branch does
+ * not stick, and a default branch changed upstream is followed. */
+static void test_default_branch_asked_every_sync(void)
+{
+	struct env e;
+	struct fake_file vf[] = { { "feature.txt", "f" } }, vm[] = { { "main.txt", "m" } };
+	struct result r;
+	char *b;
+
+	env_init(&e, 0);
+	fake_commit(e.fake, "f1", vf, 1);
+	fake_branch(e.fake, "feature");
+	fake_commit(e.fake, "m1", vm, 1);
+
+	r = run(&e, NULL, 0);
+	CHECK_INT(r.last, PS_EVENT_SUCCEEDED);
+	CHECK(has_file(&e, "main.txt"));
+	r = run(&e, "feature", 0);
+	CHECK_INT(r.last, PS_EVENT_SUCCEEDED);
+	CHECK(has_file(&e, "feature.txt"));
+	CHECK_STR((b = last_branch(&e)), "feature");
+	free(b);
+
+	/* Plain sync again: back to the default branch, not the one-off. */
+	r = run(&e, NULL, 0);
+	CHECK_INT(r.last, PS_EVENT_SUCCEEDED);
+	CHECK_STR((b = last_branch(&e)), "main");
+	free(b);
+	CHECK(has_file(&e, "main.txt"));
+	CHECK(!has_file(&e, "feature.txt"));
+
+	/* The default changes upstream: followed at the next sync. */
+	fake_set_default(e.fake, "feature");
+	r = run(&e, NULL, 0);
+	CHECK_INT(r.last, PS_EVENT_SUCCEEDED);
+	CHECK_STR((b = last_branch(&e)), "feature");
+	free(b);
+	CHECK(has_file(&e, "feature.txt"));
+	env_dispose(&e);
+}
+
+PS_TESTS(PS_TEST(test_default_branch_asked_every_sync),
+	 PS_TEST(test_first_then_incremental_then_up_to_date), PS_TEST(test_source_fast_paths),
 	 PS_TEST(test_failures_leave_previous_snapshot), PS_TEST(test_cancel_and_conflict),
 	 PS_TEST(test_fallback_when_base_tree_is_gone), PS_TEST(test_size_limit_and_odd_entries),
 	 PS_TEST(test_empty_repository))
