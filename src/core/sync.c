@@ -99,6 +99,7 @@ struct ps_sync_run {
 
 	/* The memory rescan (step_rescan_memory); rescan_gen 0: none this sync. */
 	int64_t rescan_gen;            /* the glob change this sync rescans for */
+	bool rescan_memory;            /* for a glob change, or for notes a blob rescan fetches */
 	bool rescan_loaded;
 	const char **touched;          /* paths the changes touch, sorted (borrowed from changes) */
 	size_t ntouched;
@@ -106,6 +107,11 @@ struct ps_sync_run {
 	size_t nrescan_files, caprescan_files, rescan_file_pos;
 	struct ps_memory_entry *rescan_active; /* active entries with a path, sorted by path */
 	size_t nrescan_active, rescan_active_pos;
+
+	/* The blob rescan after a raise of the size limit; blob_rescan_gen 0: none this sync. */
+	int64_t blob_rescan_gen;
+	struct ps_file *missing;       /* files of the new snapshot to fetch now (owned) */
+	size_t nmissing, capmissing;
 
 	enum ps_phase kill_phase;
 	long kill_step;
@@ -410,12 +416,21 @@ static int step_prepare(struct ps_sync_run *run)
 		if ((rc = ps_store_sync_memory_rescan(run->store, run->sync->id, run->rescan_gen)) < 0)
 			return rc;
 	}
+	if ((rc = ps_store_project_blob_rescan(run->store, run->project->id,
+					       &run->blob_rescan_gen)) < 0)
+		return rc;
+	if (run->blob_rescan_gen &&
+	    (rc = ps_store_sync_blob_rescan(run->store, run->sync->id, run->blob_rescan_gen)) < 0)
+		return rc;
+	/* Notes kept as metadata only under the lower limit become entries once fetched. */
+	run->rescan_memory = run->rescan_gen || (run->blob_rescan_gen && base);
 	if (base && ((run->empty && !base->commit) ||
 		     (!run->empty && base->commit && strcmp(base->commit, run->head.commit) == 0 &&
 		      base->tree && strcmp(base->tree, run->head.tree) == 0))) {
 		run->sync->up_to_date = true;
-		/* Nothing changed in the repository, but the memory globs did. */
-		run->state = run->rescan_gen ? ST_IMPORT_START : ST_FINALIZE;
+		/* Nothing changed in the repository, but the size limit or the memory globs did. */
+		run->state = run->blob_rescan_gen && !run->empty ? ST_FETCH_START
+			     : run->rescan_memory ? ST_IMPORT_START : ST_FINALIZE;
 		return 0;
 	}
 	run->state = ST_SCAN_START;
@@ -614,13 +629,65 @@ static int cmp_str(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+static bool touched(const struct ps_sync_run *run, const char *path)
+{
+	return run->ntouched &&
+	       bsearch(&path, run->touched, run->ntouched, sizeof(*run->touched), cmp_str);
+}
+
+/* The paths the changes touch, sorted (borrowed from the changes); built once. */
+static void load_touched(struct ps_sync_run *run)
+{
+	if (run->touched)
+		return;
+	run->touched = ps_calloc(2 * run->nchanges + 1, sizeof(*run->touched));
+	for (size_t i = 0; i < run->nchanges; i++) {
+		run->touched[run->ntouched++] = run->changes[i].path;
+		if (run->changes[i].previous_path)
+			run->touched[run->ntouched++] = run->changes[i].previous_path;
+	}
+	if (run->ntouched > 1)
+		qsort(run->touched, run->ntouched, sizeof(*run->touched), cmp_str);
+}
+
+/* Keeps a base file that a blob rescan fetches: one the changes leave as it is (so it is in the
+ * new snapshot, and the source has it). */
+static int collect_missing(void *ud, const struct ps_file *f)
+{
+	struct ps_sync_run *run = ud;
+
+	if (touched(run, f->path))
+		return 0;
+	if (run->nmissing == run->capmissing) {
+		run->capmissing = run->capmissing ? run->capmissing * 2 : 64;
+		run->missing = ps_realloc(run->missing, run->capmissing * sizeof(*run->missing));
+	}
+	run->missing[run->nmissing] = *f;
+	run->missing[run->nmissing].path = ps_strdup(f->path);
+	run->nmissing++;
+	return 0;
+}
+
 static int step_fetch_start(struct ps_sync_run *run)
 {
-	char **want = ps_calloc(run->nchanges + 1, sizeof(char *));
+	char **want;
 	bool *have;
 	size_t n = 0, uniq = 0;
 	const char *first_large = NULL;
 	int rc;
+
+	/* After a raise of the size limit: the files of the base kept as metadata only that fit
+	 * now and that the changes do not replace (the changes' own blobs follow below). */
+	if (run->blob_rescan_gen && run->base) {
+		load_touched(run);
+		if ((rc = ps_store_snapshot_missing_blobs(run->store, run->project->id, run->base->id,
+							  run->project->max_blob_size,
+							  collect_missing, run)) < 0)
+			return rc;
+	}
+	want = ps_calloc(run->nchanges + run->nmissing + 1, sizeof(char *));
+	for (size_t i = 0; i < run->nmissing; i++)
+		want[n++] = run->missing[i].sha;
 
 	for (size_t i = 0; i < run->nchanges; i++) {
 		struct ps_change *c = &run->changes[i];
@@ -777,12 +844,6 @@ static bool is_regular_file(uint32_t mode)
 	return (mode & 0170000u) == 0100000u;
 }
 
-static bool touched(const struct ps_sync_run *run, const char *path)
-{
-	return run->ntouched &&
-	       bsearch(&path, run->touched, run->ntouched, sizeof(*run->touched), cmp_str);
-}
-
 static int cmp_entry_path(const void *a, const void *b)
 {
 	return strcmp(((const struct ps_memory_entry *)a)->source_ref,
@@ -833,14 +894,7 @@ static int rescan_load(struct ps_sync_run *run)
 {
 	int rc;
 
-	run->touched = ps_calloc(2 * run->nchanges + 1, sizeof(*run->touched));
-	for (size_t i = 0; i < run->nchanges; i++) {
-		run->touched[run->ntouched++] = run->changes[i].path;
-		if (run->changes[i].previous_path)
-			run->touched[run->ntouched++] = run->changes[i].previous_path;
-	}
-	if (run->ntouched > 1)
-		qsort(run->touched, run->ntouched, sizeof(*run->touched), cmp_str);
+	load_touched(run);
 	if (run->base &&
 	    (rc = ps_store_snapshot_each(run->store, run->project->id, run->base->id, NULL,
 					 collect_rescan_file, run)) < 0)
@@ -861,6 +915,9 @@ static void rescan_free(struct ps_sync_run *run)
 	free(run->rescan_files);
 	ps_memory_entries_free(run->rescan_active, run->nrescan_active);
 	free(run->touched);
+	for (size_t i = 0; i < run->nmissing; i++)
+		free(run->missing[i].path);
+	free(run->missing);
 }
 
 /* Stages one batch of memory entries and removals in one transaction, then reports progress. */
@@ -982,7 +1039,7 @@ static int step_import_memory(struct ps_sync_run *run)
 	int rc = 0;
 
 	if (run->memory_pos >= run->nchanges || globs->n == 0) {
-		if (run->rescan_gen)
+		if (run->rescan_memory)
 			return step_rescan_memory(run);
 		run->state = ST_FINALIZE;
 		return 0;

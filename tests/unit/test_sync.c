@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "core/project.h"
 #include "core/sync.h"
 #include "fake_source.h"
 #include "util/error.h"
@@ -300,6 +301,82 @@ static void test_size_limit_and_odd_entries(void)
 	env_dispose(&e);
 }
 
+/* A raised size limit makes the next sync fetch what now fits, even with nothing new upstream,
+ * and once only; a file the changes replace is not fetched for the old snapshot. */
+static void test_raised_limit_fetches_skipped(void)
+{
+	struct env e;
+	struct fake_file v1[] = { { "big", "0123456789abcdef" }, { "huge", "0123456789abcdefghij" },
+				  { "old-big", "0123456789ABCDEF" }, { "small", "ok" } };
+	struct ps_project *p = NULL;
+	struct ps_file f = { 0 };
+	void *data = NULL;
+	size_t len;
+	struct result r;
+
+	env_init(&e, 10);
+	fake_commit(e.fake, "c1", v1, 4);
+	r = run(&e, NULL, 0);
+	CHECK_INT(r.summary.skipped_large, 3);
+
+	/* Lowering changes nothing to fetch; raising to 18 lets big and old-big in, not huge. */
+	CHECK_OK(ps_store_project_get(e.store, "p", &p));
+	p->max_blob_size = 5;
+	CHECK_OK(ps_store_project_update(e.store, p));
+	p->max_blob_size = 18;
+	CHECK_OK(ps_store_project_update(e.store, p));
+	ps_project_free(p);
+	p = NULL;
+
+	fake_reset_counts(e.fake);
+	r = run(&e, NULL, 0);
+	CHECK_INT(r.last, PS_EVENT_SUCCEEDED);
+	CHECK(r.summary.up_to_date);
+	CHECK_INT(fake_blob_reads(e.fake), 2);
+	CHECK_OK(ps_store_snapshot_file(e.store, 1, 0, "big", &f));
+	CHECK_OK(ps_store_blob_get(e.store, f.sha, &data, &len));
+	CHECK(len == 16 && data && memcmp(data, "0123456789abcdef", 16) == 0);
+	free(data);
+	data = NULL;
+	ps_file_dispose(&f);
+	CHECK_OK(ps_store_snapshot_file(e.store, 1, 0, "huge", &f));
+	CHECK_INT(ps_store_blob_get(e.store, f.sha, &data, &len), PS_ENOTFOUND);
+	/* Over the limit still: the reason, never a store failure. */
+	CHECK_OK(ps_store_project_get(e.store, "p", &p));
+	CHECK_INT(ps_project_content_missing(e.store, p, &f), PS_ETOOBIG);
+	CHECK_STR(ps_error_slug(), "too_big");
+	ps_file_dispose(&f);
+
+	/* Done once: the next sync fetches nothing. */
+	fake_reset_counts(e.fake);
+	r = run(&e, NULL, 0);
+	CHECK(r.summary.up_to_date);
+	CHECK_INT(fake_blob_reads(e.fake), 0);
+	CHECK_STR(r.phases, "prepare finalize ");
+
+	/* A raise with a moved head: only files of the new snapshot are fetched. */
+	p->max_blob_size = 30;
+	CHECK_OK(ps_store_project_update(e.store, p));
+	CHECK_OK(ps_store_snapshot_file(e.store, 1, 0, "huge", &f));
+	CHECK_INT(ps_project_content_missing(e.store, p, &f), PS_ECONFLICT);
+	CHECK_STR(ps_error_slug(), "not_fetched");
+	CHECK(strstr(ps_error_message(), "the next sync fetches it") != NULL);
+	ps_file_dispose(&f);
+	v1[1].content = "0123456789abcdefghijK";
+	fake_commit(e.fake, "c2", v1, 4);
+	fake_reset_counts(e.fake);
+	r = run(&e, NULL, 0);
+	CHECK_INT(r.last, PS_EVENT_SUCCEEDED);
+	CHECK_INT(r.summary.counts.modified, 1);
+	CHECK_INT(fake_blob_reads(e.fake), 1); /* the new huge; the old one is gone */
+	CHECK_OK(ps_store_snapshot_file(e.store, 1, 0, "huge", &f));
+	CHECK_OK(ps_store_blob_get(e.store, f.sha, &data, &len));
+	free(data);
+	ps_file_dispose(&f);
+	ps_project_free(p);
+	env_dispose(&e);
+}
+
 static void test_empty_repository(void)
 {
 	struct env e;
@@ -419,4 +496,4 @@ PS_TESTS(PS_TEST(test_default_branch_asked_every_sync),
 	 PS_TEST(test_first_then_incremental_then_up_to_date), PS_TEST(test_source_fast_paths),
 	 PS_TEST(test_failures_leave_previous_snapshot), PS_TEST(test_cancel_and_conflict),
 	 PS_TEST(test_fallback_when_base_tree_is_gone), PS_TEST(test_size_limit_and_odd_entries),
-	 PS_TEST(test_empty_repository))
+	 PS_TEST(test_empty_repository), PS_TEST(test_raised_limit_fetches_skipped))
