@@ -84,6 +84,13 @@ struct ps_sync_run {
 	int64_t t0;
 	int64_t last_progress;
 	int64_t last_save;
+	double fraction;               /* of the last event: events never report less */
+	/* The files counter of the events, from the fetch phase on: files_total is the files
+	 * the sync changes plus those a blob rescan fetches, files_done those whose content is
+	 * in hand (fetched, already stored, or needing none). Neither goes down; scan, import
+	 * and finalize progress shows in `fraction`. */
+	int64_t files_done, files_total;
+	int64_t *fetch_files;          /* per SHA of `fetch`: how many files wait for it */
 	volatile sig_atomic_t cancel;
 
 	struct ps_scan *scan;
@@ -160,17 +167,25 @@ static double fraction_in(enum ps_phase p, double within)
 	return phase_start[p] + (phase_end[p] - phase_start[p]) * within;
 }
 
+/*
+ * Every event carries the run's counters, which only ever grow: `fraction` (an event never
+ * reports less than the one before it, a warning included) and the files counter (see
+ * files_done in struct ps_sync_run), so a terminal or a page never shows progress going back.
+ */
 static void fill_event(struct ps_sync_run *run, struct ps_event *ev, enum ps_event_kind kind,
-		       double fraction, int64_t done, int64_t total, const char *message)
+		       double fraction, const char *message)
 {
 	memset(ev, 0, sizeof(*ev));
 	ev->sync_id = run->sync->id;
 	ev->seq = ++run->seq;
 	ev->kind = kind;
 	ev->phase = run->sync->phase;
+	if (fraction < run->fraction)
+		fraction = run->fraction;
+	run->fraction = fraction;
 	ev->fraction = fraction;
-	ev->files_done = done;
-	ev->files_total = total;
+	ev->files_done = run->files_done;
+	ev->files_total = run->files_total;
 	ev->bytes = run->sync->bytes;
 	ev->requests = run->src ? run->src->requests : run->sync->requests;
 	ev->elapsed_ms = ps_mono_ms() - run->t0;
@@ -187,13 +202,13 @@ static void enqueue(struct ps_sync_run *run, struct ps_event *ev)
 }
 
 /* Stores and queues a non-final event. */
-static int emit(struct ps_sync_run *run, enum ps_event_kind kind, double fraction, int64_t done,
-		int64_t total, const char *message)
+static int emit(struct ps_sync_run *run, enum ps_event_kind kind, double fraction,
+		const char *message)
 {
 	struct ps_event ev;
 	int rc;
 
-	fill_event(run, &ev, kind, fraction, done, total, message);
+	fill_event(run, &ev, kind, fraction, message);
 	if ((rc = ps_store_event_append(run->store, &ev)) < 0) {
 		run->seq--;
 		ps_event_dispose(&ev);
@@ -206,13 +221,13 @@ static int emit(struct ps_sync_run *run, enum ps_event_kind kind, double fractio
 }
 
 /* A progress event, unless one went out less than the interval ago. */
-static int progress(struct ps_sync_run *run, double within, int64_t done, int64_t total)
+static int progress(struct ps_sync_run *run, double within)
 {
 	int64_t gap = run->ctx->progress_interval_ms > 0 ? run->ctx->progress_interval_ms
 							   : DEFAULT_PROGRESS_MS;
 	if (ps_mono_ms() - run->last_progress < gap)
 		return 0;
-	return emit(run, PS_EVENT_PROGRESS, fraction_in(run->sync->phase, within), done, total, NULL);
+	return emit(run, PS_EVENT_PROGRESS, fraction_in(run->sync->phase, within), NULL);
 }
 
 static void sync_counters(struct ps_sync_run *run)
@@ -233,14 +248,14 @@ static int save(struct ps_sync_run *run, bool force)
 	return ps_store_sync_save_progress(run->store, run->sync, lease_ms(run));
 }
 
-static int enter_phase(struct ps_sync_run *run, enum ps_phase phase, int64_t total)
+static int enter_phase(struct ps_sync_run *run, enum ps_phase phase)
 {
 	int rc;
 
 	run->sync->phase = phase;
 	if ((rc = save(run, true)) < 0)
 		return rc;
-	return emit(run, PS_EVENT_PHASE, phase_start[phase], 0, total, NULL);
+	return emit(run, PS_EVENT_PHASE, phase_start[phase], NULL);
 }
 
 /* Ends the run as failed or cancelled: stores the final state and event in one transaction. */
@@ -251,13 +266,16 @@ static void finish_unsuccessful(struct ps_sync_run *run, enum ps_sync_status sta
 
 	sync_counters(run);
 	run->sync->status = status;
+	/* Nothing was applied: no counts (ps_store_sync_fail stores the same). */
+	memset(&run->sync->counts, 0, sizeof(run->sync->counts));
+	run->sync->skipped_large = 0;
 	free(run->sync->error_code);
 	free(run->sync->error_message);
 	run->sync->error_code = ps_strdup(code);
 	run->sync->error_message = ps_strdup(message);
 	run->sync->finished_at = ps_now_ms();
 	fill_event(run, &ev, status == PS_SYNC_CANCELLED ? PS_EVENT_CANCELLED : PS_EVENT_FAILED,
-		   fraction_in(run->sync->phase, 0), 0, 0, message);
+		   fraction_in(run->sync->phase, 0), message);
 	ev.summary = sync_clone(run->sync);
 	if (ps_store_sync_fail(run->store, run->sync, status, code, message, &ev) < 0) {
 		/* The store could not record the end (another process already did, or the store
@@ -337,7 +355,7 @@ static int drain_warnings(struct ps_sync_run *run)
 	if (!run->src)
 		return 0;
 	for (size_t i = 0; i < run->src->warnings.n && rc == 0; i++)
-		rc = emit(run, PS_EVENT_WARNING, fraction_in(run->sync->phase, 0), 0, 0,
+		rc = emit(run, PS_EVENT_WARNING, fraction_in(run->sync->phase, 0),
 			  run->src->warnings.v[i]);
 	ps_strv_dispose(&run->src->warnings);
 	return rc;
@@ -363,7 +381,7 @@ static int step_prepare(struct ps_sync_run *run)
 	struct ps_sync *base = NULL;
 	int rc, rc2;
 
-	if ((rc = enter_phase(run, PS_PHASE_PREPARE, 0)) < 0)
+	if ((rc = enter_phase(run, PS_PHASE_PREPARE)) < 0)
 		return rc;
 	rc = ps_store_sync_last_succeeded(run->store, run->project->id, 0, &base);
 	if (rc < 0 && rc != PS_ENOTFOUND)
@@ -554,7 +572,7 @@ static int step_scan_start(struct ps_sync_run *run)
 	bool fast = false;
 	int rc;
 
-	if ((rc = enter_phase(run, PS_PHASE_SCAN, 0)) < 0)
+	if ((rc = enter_phase(run, PS_PHASE_SCAN)) < 0)
 		return rc;
 	rc = scan_fast_path(run, &fast);
 	if (rc == 0)
@@ -605,7 +623,7 @@ static int step_scan(struct ps_sync_run *run)
 		ps_scan_free(run->scan);
 		run->scan = NULL;
 		run->scan_fallback = true;
-		if ((rc = emit(run, PS_EVENT_WARNING, fraction_in(PS_PHASE_SCAN, 0), 0, 0,
+		if ((rc = emit(run, PS_EVENT_WARNING, fraction_in(PS_PHASE_SCAN, 0),
 			       "the last synced tree is gone from the source; comparing the whole "
 			       "tree with the stored snapshot")) < 0)
 			return rc;
@@ -620,8 +638,9 @@ static int step_scan(struct ps_sync_run *run)
 	pending = ps_scan_trees_pending(run->scan);
 	if ((rc = save(run, false)) < 0)
 		return rc;
-	return progress(run, (double)read / (double)(read + pending + 1),
-			(int64_t)ps_scan_changes_found(run->scan), 0);
+	/* No files counter yet: the changes found so far may still pair into renames or be
+	 * replaced by a comparison with the stored snapshot, so their number could go down. */
+	return progress(run, (double)read / (double)(read + pending + 1));
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -720,7 +739,24 @@ static int step_fetch_start(struct ps_sync_run *run)
 	run->fetch = want;
 	run->nfetch = n;
 	run->fetch_pos = 0;
-	if ((rc = enter_phase(run, PS_PHASE_FETCH, (int64_t)n)) < 0)
+	/* Files counter: every file is done but those waiting for a blob still to fetch. */
+	run->fetch_files = ps_calloc(n + 1, sizeof(*run->fetch_files));
+	run->files_total = (int64_t)(run->nchanges + run->nmissing);
+	run->files_done = run->files_total;
+	for (size_t i = 0; i < run->nchanges + run->nmissing; i++) {
+		const struct ps_change *c = i < run->nchanges ? &run->changes[i] : NULL;
+		const char *sha = c ? c->sha : run->missing[i - run->nchanges].sha;
+		char **hit;
+
+		if (c && (c->status == PS_CHANGE_DELETED || (c->mode & 0170000u) == PS_MODE_COMMIT ||
+			  c->size > run->project->max_blob_size))
+			continue;
+		if (n && (hit = bsearch(&sha, want, n, sizeof(*want), cmp_str))) {
+			run->fetch_files[hit - want]++;
+			run->files_done--;
+		}
+	}
+	if ((rc = enter_phase(run, PS_PHASE_FETCH)) < 0)
 		return rc;
 	if ((rc = ps_source_fetch_begin(run->src, &run->head, (const char *const *)want, n)) < 0)
 		return rc;
@@ -729,7 +765,7 @@ static int step_fetch_start(struct ps_sync_run *run)
 					"kept as metadata only, not fetched (first: %s)",
 					(long long)run->sync->skipped_large,
 					(long long)run->project->max_blob_size, first_large);
-		rc = emit(run, PS_EVENT_WARNING, phase_start[PS_PHASE_FETCH], 0, (int64_t)n, msg);
+		rc = emit(run, PS_EVENT_WARNING, phase_start[PS_PHASE_FETCH], msg);
 		free(msg);
 		if (rc < 0)
 			return rc;
@@ -783,6 +819,15 @@ static int store_blob(void *ud, const char *sha, const void *data, size_t len)
 	int rc;
 
 	note_size(fc->run, sha, len);
+	{
+		struct ps_sync_run *run = fc->run;
+		char **hit = run->nfetch ? bsearch(&sha, run->fetch, run->nfetch, sizeof(*run->fetch),
+						   cmp_str) : NULL;
+		if (hit) {
+			run->files_done += run->fetch_files[hit - run->fetch];
+			run->fetch_files[hit - run->fetch] = 0; /* once, even if delivered twice */
+		}
+	}
 	if (len > (size_t)fc->run->project->max_blob_size) {
 		/* Its size was not known before the fetch: keep it as metadata only after all. */
 		fc->run->sync->skipped_large++;
@@ -825,13 +870,12 @@ static int step_fetch(struct ps_sync_run *run)
 	}
 	if ((rc = save(run, false)) < 0)
 		return rc;
-	return progress(run, run->nfetch ? (double)run->fetch_pos / (double)run->nfetch : 1.0,
-			(int64_t)run->fetch_pos, (int64_t)run->nfetch);
+	return progress(run, run->nfetch ? (double)run->fetch_pos / (double)run->nfetch : 1.0);
 }
 
 static int step_import_start(struct ps_sync_run *run)
 {
-	int rc = enter_phase(run, PS_PHASE_IMPORT, (int64_t)run->nchanges);
+	int rc = enter_phase(run, PS_PHASE_IMPORT);
 
 	run->import_pos = 0;
 	run->memory_pos = 0;
@@ -936,7 +980,7 @@ static int stage_memory_batch(struct ps_sync_run *run, const struct ps_memory_en
 	}
 	if ((rc = ps_store_commit(run->store)) < 0 || (rc = save(run, false)) < 0)
 		return rc;
-	return progress(run, 1.0, (int64_t)run->nchanges, (int64_t)run->nchanges);
+	return progress(run, 1.0);
 }
 
 /*
@@ -1106,8 +1150,7 @@ static int step_import(struct ps_sync_run *run)
 	run->import_pos = end;
 	if ((rc = save(run, false)) < 0)
 		return rc;
-	return progress(run, (double)end / (double)run->nchanges, (int64_t)end,
-			(int64_t)run->nchanges);
+	return progress(run, (double)end / (double)run->nchanges);
 }
 
 static int step_finalize(struct ps_sync_run *run)
@@ -1115,13 +1158,12 @@ static int step_finalize(struct ps_sync_run *run)
 	struct ps_event ev;
 	int rc;
 
-	if ((rc = enter_phase(run, PS_PHASE_FINALIZE, (int64_t)run->nchanges)) < 0)
+	if ((rc = enter_phase(run, PS_PHASE_FINALIZE)) < 0)
 		return rc;
 	sync_counters(run);
 	run->sync->finished_at = ps_now_ms();
 	run->sync->status = PS_SYNC_SUCCEEDED;
-	fill_event(run, &ev, PS_EVENT_SUCCEEDED, 1.0, (int64_t)run->nchanges,
-		   (int64_t)run->nchanges, NULL);
+	fill_event(run, &ev, PS_EVENT_SUCCEEDED, 1.0, NULL);
 	ev.summary = sync_clone(run->sync);
 	if ((rc = ps_store_begin(run->store)) < 0)
 		goto fail;
@@ -1293,6 +1335,7 @@ void ps_sync_end(struct ps_sync_run *run)
 	ps_scan_free(run->scan);
 	ps_changes_free(run->changes, run->nchanges);
 	free(run->fetch);
+	free(run->fetch_files);
 	free(run->sizes);
 	rescan_free(run);
 	ps_source_free(run->src);

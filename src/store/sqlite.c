@@ -864,7 +864,9 @@ int ps_store_sync_fail(struct ps_store *s, struct ps_sync *y, enum ps_sync_statu
 {
 	static const char upd[] =
 		"UPDATE syncs SET status = ?, phase = ?, error_code = ?, error_message = ?, "
-		"finished_at = ?, lease_until = NULL WHERE id = ? AND status IN ('queued','running')";
+		"finished_at = ?, lease_until = NULL, added = 0, modified = 0, deleted = 0, "
+		"renamed = 0, files = 0, skipped_large = 0 "
+		"WHERE id = ? AND status IN ('queued','running')";
 	static const char del[] = "DELETE FROM file_versions WHERE introduced_by = ?";
 	static const char proj[] =
 		"UPDATE projects SET failures_in_row = failures_in_row + 1, last_error_code = ?, "
@@ -879,6 +881,10 @@ int ps_store_sync_fail(struct ps_store *s, struct ps_sync *y, enum ps_sync_statu
 	free(y->error_message);
 	y->error_code = ps_strdup(code);
 	y->error_message = ps_strdup(message);
+	/* It applied nothing: what it had found before it stopped is not a change (history
+	 * would show an `ADD 60000` that never happened). */
+	memset(&y->counts, 0, sizeof(y->counts));
+	y->skipped_large = 0;
 	if (!y->finished_at)
 		y->finished_at = ps_now_ms();
 	if (!(st = stmt(s, upd))) {

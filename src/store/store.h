@@ -108,8 +108,10 @@ int ps_store_sync_cancel_requested(struct ps_store *s, int64_t id, bool *out);
 
 /*
  * Ends a sync that did not succeed, in one transaction: status (failed or cancelled), phase,
- * error code and message, finished_at; removes the file versions it staged; counts the failure
- * on the project (cancelled does not count); stores `final_event`.
+ * error code and message, finished_at; zeroes its counts (added, modified, deleted, renamed,
+ * files, skipped_large: it applied nothing; bytes and requests stay, they were spent) in the
+ * store and in `sync`; removes the file versions it staged; counts the failure on the project
+ * (cancelled does not count); stores `final_event` (or, when NULL, a final event of its own).
  */
 int ps_store_sync_fail(struct ps_store *s, struct ps_sync *sync, enum ps_sync_status status,
 		       const char *code, const char *message, const struct ps_event *final_event);

@@ -57,7 +57,12 @@ struct result {
 	bool warned;
 	char error_code[64];
 	enum ps_phase failed_phase;
+	bool monotone;          /* fraction, files_done and files_total never went down */
+	int64_t files_done, files_total; /* of the last event */
 };
+
+/* When set, run() cancels at the start of this phase. */
+static enum ps_phase cancel_at_phase;
 
 /* Runs a sync to its end; cancel_after > 0 cancels after that many events. */
 static struct result run(struct env *e, const char *branch, int cancel_after)
@@ -65,8 +70,9 @@ static struct result run(struct env *e, const char *branch, int cancel_after)
 	struct ps_sync_run *r = NULL;
 	const struct ps_event *ev;
 	struct ps_sync_opts opts = { .branch = branch };
-	struct result res = { .seq_ok = true };
+	struct result res = { .seq_ok = true, .monotone = true };
 	int64_t expect = 1;
+	double fraction = 0;
 
 	if (ps_sync_begin(&r, &e->ctx, "p", &opts) < 0) {
 		CHECK(!"begin failed");
@@ -81,6 +87,12 @@ static struct result run(struct env *e, const char *branch, int cancel_after)
 			strcat(res.phases, ps_phase_name(ev->phase)), strcat(res.phases, " ");
 		if (ev->kind == PS_EVENT_WARNING)
 			res.warned = true;
+		if (ev->fraction < fraction || ev->files_done < res.files_done ||
+		    ev->files_total < res.files_total || ev->files_done > ev->files_total)
+			res.monotone = false;
+		fraction = ev->fraction;
+		res.files_done = ev->files_done;
+		res.files_total = ev->files_total;
 		if (ps_event_is_final(ev->kind) && ev->summary) {
 			res.summary = *ev->summary;
 			res.summary.project = res.summary.branch = res.summary.commit = NULL;
@@ -90,7 +102,8 @@ static struct result run(struct env *e, const char *branch, int cancel_after)
 				 ev->summary->error_code ? ev->summary->error_code : "");
 			res.failed_phase = ev->phase;
 		}
-		if (cancel_after > 0 && res.events == cancel_after)
+		if ((cancel_after > 0 && res.events == cancel_after) ||
+		    (cancel_at_phase && ev->kind == PS_EVENT_PHASE && ev->phase == cancel_at_phase))
 			ps_sync_cancel(r);
 	}
 	ps_sync_end(r);
@@ -377,6 +390,53 @@ static void test_raised_limit_fetches_skipped(void)
 	env_dispose(&e);
 }
 
+/* Progress never goes back (a warning, a phase start or the end included), and a sync that
+ * did not succeed shows no changes: it applied none. */
+static void test_progress_monotone_and_counts_of_unfinished(void)
+{
+	struct env e;
+	struct fake_file v1[] = { { "a", "1" }, { "b", "2" }, { "c", "3" }, { "d", "4" },
+				  { "big", "0123456789abcdef" }, { "e", "1" } };
+	struct ps_sync *stored = NULL;
+	struct result r;
+
+	env_init(&e, 10);
+	setenv("PROJSYNC_TEST_BATCH", "1", 1);
+	fake_commit(e.fake, "c1", v1, 6);
+
+	/* Cancelled after the scan found 6 additions: nothing applied, nothing counted. */
+	cancel_at_phase = PS_PHASE_FETCH;
+	r = run(&e, NULL, 0);
+	cancel_at_phase = PS_PHASE_NONE;
+	CHECK_INT(r.last, PS_EVENT_CANCELLED);
+	CHECK(r.failed_phase >= PS_PHASE_FETCH);
+	CHECK_INT(r.summary.counts.added, 0);
+	CHECK_INT(r.summary.counts.files, 0);
+	CHECK_OK(ps_store_sync_get(e.store, r.summary.id, &stored));
+	CHECK_INT(stored->counts.added, 0);
+	CHECK_INT(stored->counts.files, 0);
+	ps_sync_free(stored);
+	stored = NULL;
+
+	/* A failure in fetch: the same. */
+	fake_fail_fetch_after(e.fake, 2);
+	r = run(&e, NULL, 0);
+	CHECK_INT(r.last, PS_EVENT_FAILED);
+	CHECK_OK(ps_store_sync_get(e.store, r.summary.id, &stored));
+	CHECK_INT(stored->counts.added, 0);
+	ps_sync_free(stored);
+
+	r = run(&e, NULL, 0);
+	CHECK_INT(r.last, PS_EVENT_SUCCEEDED);
+	CHECK(r.warned);        /* the large file's warning came mid-way */
+	CHECK(r.monotone);
+	CHECK_INT(r.summary.counts.added, 6);
+	CHECK_INT(r.files_total, 6);
+	CHECK_INT(r.files_done, 6);
+	unsetenv("PROJSYNC_TEST_BATCH");
+	env_dispose(&e);
+}
+
 static void test_empty_repository(void)
 {
 	struct env e;
@@ -496,4 +556,5 @@ PS_TESTS(PS_TEST(test_default_branch_asked_every_sync),
 	 PS_TEST(test_first_then_incremental_then_up_to_date), PS_TEST(test_source_fast_paths),
 	 PS_TEST(test_failures_leave_previous_snapshot), PS_TEST(test_cancel_and_conflict),
 	 PS_TEST(test_fallback_when_base_tree_is_gone), PS_TEST(test_size_limit_and_odd_entries),
-	 PS_TEST(test_empty_repository), PS_TEST(test_raised_limit_fetches_skipped))
+	 PS_TEST(test_empty_repository), PS_TEST(test_raised_limit_fetches_skipped),
+	 PS_TEST(test_progress_monotone_and_counts_of_unfinished))

@@ -15,3 +15,8 @@ ALTER TABLE projects ADD COLUMN blob_rescan INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE projects ADD COLUMN blob_rescan_gen INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE syncs ADD COLUMN blob_rescan INTEGER NOT NULL DEFAULT 0;
 UPDATE projects SET blob_rescan_gen = 1, blob_rescan = 1 WHERE last_sync_id IS NOT NULL;
+
+-- A sync that did not succeed applied nothing: its counts are zero (ps_store_sync_fail now
+-- stores them so); older ones kept what their scan had found.
+UPDATE syncs SET added = 0, modified = 0, deleted = 0, renamed = 0, files = 0, skipped_large = 0
+WHERE status IN ('failed', 'cancelled');
