@@ -38,7 +38,8 @@ static const char add_usage[] =
 	"                         at most 100 characters\n"
 	"  SOURCE                 a local repository path (stored as an absolute path), a git URL,\n"
 	"                         github:OWNER/REPO or https://github.com/OWNER/REPO\n"
-	"  --branch B             the branch to sync (default: the source's default branch)\n"
+	"  --branch B             the branch to sync (default: the source's default branch,\n"
+	"                         asked at every sync); must exist (exit 3 otherwise)\n"
 	"  --memory-glob G        markdown files imported as memory entries; repeatable\n"
 	"                         (default: " PS_DEFAULT_MEMORY_GLOB ")\n"
 	"  --max-blob-size BYTES  files larger than this are kept without content (default 8M;\n"
@@ -51,13 +52,14 @@ static const char set_usage[] =
 	"\n"
 	"Changes a project's settings; what is not given stays as it is. The next sync uses them.\n"
 	"\n"
-	"  --branch B             sync branch B from now on\n"
-	"  --default-branch       follow the source's default branch\n"
+	"  --branch B             sync branch B from now on; must exist (exit 3 otherwise)\n"
+	"  --default-branch       follow the source's default branch (asked at every sync)\n"
 	"  --memory-glob G        replaces the memory globs (repeatable); the next sync, even\n"
 	"                         one with nothing new, imports the notes the new globs match\n"
 	"                         and supersedes the entries of notes they no longer match\n"
 	"  --max-blob-size BYTES  the new size limit (suffixes K, M, G); files already synced\n"
-	"                         keep what was stored\n"
+	"                         keep what was stored, and after a raise the next sync, even\n"
+	"                         one with nothing new, fetches the files that now fit\n"
 	"  --json                 print the project as JSON\n";
 
 static const char list_usage[] =
@@ -273,7 +275,7 @@ static int project_add(struct ps_cli *cli, int argc, char **argv)
 		goto cleanup;
 	}
 	sopts = ps_cli_source_opts(cli);
-	if ((rc = ps_source_check(p.source, &sopts)) < 0) {
+	if ((rc = ps_source_check_branch(p.source, p.branch, &sopts)) < 0) {
 		exit_code = ps_cli_fail(rc);
 		goto cleanup;
 	}
@@ -336,6 +338,14 @@ static int project_set(struct ps_cli *cli, int argc, char **argv)
 	    (rc = ps_store_project_get(cli->store, argv[optind], &p)) < 0) {
 		exit_code = ps_cli_fail(rc);
 		goto cleanup;
+	}
+	if (st.branch) {
+		/* Checked like the source of `project add`: a typo would only fail at the sync. */
+		struct ps_source_opts sopts = ps_cli_source_opts(cli);
+		if ((rc = ps_source_check_branch(p->source, st.branch, &sopts)) < 0) {
+			exit_code = ps_cli_fail(rc);
+			goto cleanup;
+		}
 	}
 	if (st.branch || st.default_branch) {
 		free(p->branch);

@@ -591,15 +591,10 @@ int ps_cmd_cat(struct ps_cli *cli, int argc, char **argv)
 		goto cleanup;
 	}
 	if ((rc = ps_store_blob_get(cli->store, f.sha, &data, &len)) < 0) {
-		if (rc == PS_ENOTFOUND && f.size > p->max_blob_size)
-			ps_error_set(PS_EFAIL, "too_big", "content of %s not stored: %" PRId64
-				     " bytes exceeds the project's limit of %" PRId64 " bytes", path,
-				     f.size, p->max_blob_size);
-		else if (rc == PS_ENOTFOUND)
-			ps_error_set(PS_EFAIL, "blob_missing", "content of %s (blob %s) is missing "
-				     "from the store", path, f.sha);
-		/* Whatever the store said, the file exists: a missing blob is a failure, not
-		 * "not found". */
+		/* Kept as metadata only (over the size limit when synced): the file exists, so
+		 * not "not found" but a failure that says why. */
+		if (rc == PS_ENOTFOUND)
+			ps_project_content_missing(cli->store, p, &f);
 		exit_code = ps_cli_fail(rc == PS_ENOTFOUND ? PS_EFAIL : rc);
 		goto cleanup;
 	}

@@ -100,6 +100,16 @@ void ps_mode_string(uint32_t mode, char *out)
 	snprintf(out, 8, "%06o", mode);
 }
 
+uint32_t ps_mode_canonical(uint32_t raw)
+{
+	switch (raw & 0170000u) {
+	case 0100000u: return (raw & 0100u) ? PS_MODE_EXEC : PS_MODE_FILE;
+	case 0120000u: return PS_MODE_LINK;
+	case 0040000u: return PS_MODE_TREE;
+	default: return PS_MODE_COMMIT;
+	}
+}
+
 const char *ps_mode_type(uint32_t mode)
 {
 	switch (mode & 0170000u) {

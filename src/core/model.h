@@ -151,5 +151,13 @@ bool ps_event_is_final(enum ps_event_kind k);
 void ps_mode_string(uint32_t mode, char *out);
 /* The GitHub tree-entry type of a mode: "blob", "tree" or "commit". */
 const char *ps_mode_type(uint32_t mode);
+/*
+ * The mode git itself makes of a mode read from a tree object (git's canon_mode): a regular
+ * file is 100755 when its owner-execute bit is set and 100644 otherwise, any symlink 120000,
+ * any directory 040000, and every other type a submodule (160000), so 120777 reads as 120000,
+ * 100611 as 100644 and 140000 as 160000, exactly as `git ls-tree` shows them. Sources pass
+ * every mode through it, so crafted trees never reach the store with a mode nothing else knows.
+ */
+uint32_t ps_mode_canonical(uint32_t raw);
 
 #endif

@@ -56,6 +56,27 @@ void ps_project_status_dispose(struct ps_project_status *st)
 	memset(st, 0, sizeof(*st));
 }
 
+int ps_project_content_missing(struct ps_store *s, const struct ps_project *p,
+			       const struct ps_file *f)
+{
+	int64_t pending = 0;
+
+	if (f->size > p->max_blob_size)
+		return ps_error_set(PS_ETOOBIG, "too_big",
+				    "content of %s not stored: %lld bytes exceeds the project's limit "
+				    "of %lld bytes", f->path, (long long)f->size,
+				    (long long)p->max_blob_size);
+	if (ps_store_project_blob_rescan(s, p->id, &pending) < 0) {
+		pending = 0;
+		ps_error_clear();
+	}
+	return ps_error_set(PS_ECONFLICT, "not_fetched",
+			    "content of %s not stored: it was over the project's size limit when it "
+			    "was synced (%lld bytes, the limit is now %lld)%s", f->path,
+			    (long long)f->size, (long long)p->max_blob_size,
+			    pending ? "; the next sync fetches it" : "");
+}
+
 json_t *ps_project_status_to_json(const struct ps_project *p, const struct ps_project_status *st)
 {
 	return json_pack("{s:o, s:o, s:o, s:o}",

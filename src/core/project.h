@@ -25,6 +25,18 @@ struct ps_project_status {
 int ps_project_status_load(struct ps_store *s, const struct ps_project *p,
 			   struct ps_project_status *out);
 void ps_project_status_dispose(struct ps_project_status *st);
+/*
+ * Why file `f` of project `p` has no stored content (its blob is absent; a submodule is not
+ * asked about): a sync kept it as metadata only because it was over the size limit. Sets the
+ * error and returns PS_ETOOBIG (slug "too_big") when it is still over the project's limit, or
+ * PS_ECONFLICT (slug "not_fetched") when a raised limit lets it in but it was not fetched (the
+ * next sync does, if it is in the latest snapshot). Never a store failure: blobs are stored
+ * before the rows that name them and never removed, so a missing one was skipped for its size.
+ * HTTP shows the first as 422 and the second as 409; `cat` prints the message.
+ */
+int ps_project_content_missing(struct ps_store *s, const struct ps_project *p,
+			       const struct ps_file *f);
+
 /* {"project", "running", "last_succeeded", "last_sync"} (new reference). */
 json_t *ps_project_status_to_json(const struct ps_project *p, const struct ps_project_status *st);
 

@@ -84,6 +84,13 @@ struct ps_sync_run {
 	int64_t t0;
 	int64_t last_progress;
 	int64_t last_save;
+	double fraction;               /* of the last event: events never report less */
+	/* The files counter of the events, from the fetch phase on: files_total is the files
+	 * the sync changes plus those a blob rescan fetches, files_done those whose content is
+	 * in hand (fetched, already stored, or needing none). Neither goes down; scan, import
+	 * and finalize progress shows in `fraction`. */
+	int64_t files_done, files_total;
+	int64_t *fetch_files;          /* per SHA of `fetch`: how many files wait for it */
 	volatile sig_atomic_t cancel;
 
 	struct ps_scan *scan;
@@ -99,6 +106,7 @@ struct ps_sync_run {
 
 	/* The memory rescan (step_rescan_memory); rescan_gen 0: none this sync. */
 	int64_t rescan_gen;            /* the glob change this sync rescans for */
+	bool rescan_memory;            /* for a glob change, or for notes a blob rescan fetches */
 	bool rescan_loaded;
 	const char **touched;          /* paths the changes touch, sorted (borrowed from changes) */
 	size_t ntouched;
@@ -106,6 +114,11 @@ struct ps_sync_run {
 	size_t nrescan_files, caprescan_files, rescan_file_pos;
 	struct ps_memory_entry *rescan_active; /* active entries with a path, sorted by path */
 	size_t nrescan_active, rescan_active_pos;
+
+	/* The blob rescan after a raise of the size limit; blob_rescan_gen 0: none this sync. */
+	int64_t blob_rescan_gen;
+	struct ps_file *missing;       /* files of the new snapshot to fetch now (owned) */
+	size_t nmissing, capmissing;
 
 	enum ps_phase kill_phase;
 	long kill_step;
@@ -154,17 +167,25 @@ static double fraction_in(enum ps_phase p, double within)
 	return phase_start[p] + (phase_end[p] - phase_start[p]) * within;
 }
 
+/*
+ * Every event carries the run's counters, which only ever grow: `fraction` (an event never
+ * reports less than the one before it, a warning included) and the files counter (see
+ * files_done in struct ps_sync_run), so a terminal or a page never shows progress going back.
+ */
 static void fill_event(struct ps_sync_run *run, struct ps_event *ev, enum ps_event_kind kind,
-		       double fraction, int64_t done, int64_t total, const char *message)
+		       double fraction, const char *message)
 {
 	memset(ev, 0, sizeof(*ev));
 	ev->sync_id = run->sync->id;
 	ev->seq = ++run->seq;
 	ev->kind = kind;
 	ev->phase = run->sync->phase;
+	if (fraction < run->fraction)
+		fraction = run->fraction;
+	run->fraction = fraction;
 	ev->fraction = fraction;
-	ev->files_done = done;
-	ev->files_total = total;
+	ev->files_done = run->files_done;
+	ev->files_total = run->files_total;
 	ev->bytes = run->sync->bytes;
 	ev->requests = run->src ? run->src->requests : run->sync->requests;
 	ev->elapsed_ms = ps_mono_ms() - run->t0;
@@ -181,13 +202,13 @@ static void enqueue(struct ps_sync_run *run, struct ps_event *ev)
 }
 
 /* Stores and queues a non-final event. */
-static int emit(struct ps_sync_run *run, enum ps_event_kind kind, double fraction, int64_t done,
-		int64_t total, const char *message)
+static int emit(struct ps_sync_run *run, enum ps_event_kind kind, double fraction,
+		const char *message)
 {
 	struct ps_event ev;
 	int rc;
 
-	fill_event(run, &ev, kind, fraction, done, total, message);
+	fill_event(run, &ev, kind, fraction, message);
 	if ((rc = ps_store_event_append(run->store, &ev)) < 0) {
 		run->seq--;
 		ps_event_dispose(&ev);
@@ -200,13 +221,13 @@ static int emit(struct ps_sync_run *run, enum ps_event_kind kind, double fractio
 }
 
 /* A progress event, unless one went out less than the interval ago. */
-static int progress(struct ps_sync_run *run, double within, int64_t done, int64_t total)
+static int progress(struct ps_sync_run *run, double within)
 {
 	int64_t gap = run->ctx->progress_interval_ms > 0 ? run->ctx->progress_interval_ms
 							   : DEFAULT_PROGRESS_MS;
 	if (ps_mono_ms() - run->last_progress < gap)
 		return 0;
-	return emit(run, PS_EVENT_PROGRESS, fraction_in(run->sync->phase, within), done, total, NULL);
+	return emit(run, PS_EVENT_PROGRESS, fraction_in(run->sync->phase, within), NULL);
 }
 
 static void sync_counters(struct ps_sync_run *run)
@@ -227,14 +248,14 @@ static int save(struct ps_sync_run *run, bool force)
 	return ps_store_sync_save_progress(run->store, run->sync, lease_ms(run));
 }
 
-static int enter_phase(struct ps_sync_run *run, enum ps_phase phase, int64_t total)
+static int enter_phase(struct ps_sync_run *run, enum ps_phase phase)
 {
 	int rc;
 
 	run->sync->phase = phase;
 	if ((rc = save(run, true)) < 0)
 		return rc;
-	return emit(run, PS_EVENT_PHASE, phase_start[phase], 0, total, NULL);
+	return emit(run, PS_EVENT_PHASE, phase_start[phase], NULL);
 }
 
 /* Ends the run as failed or cancelled: stores the final state and event in one transaction. */
@@ -245,13 +266,16 @@ static void finish_unsuccessful(struct ps_sync_run *run, enum ps_sync_status sta
 
 	sync_counters(run);
 	run->sync->status = status;
+	/* Nothing was applied: no counts (ps_store_sync_fail stores the same). */
+	memset(&run->sync->counts, 0, sizeof(run->sync->counts));
+	run->sync->skipped_large = 0;
 	free(run->sync->error_code);
 	free(run->sync->error_message);
 	run->sync->error_code = ps_strdup(code);
 	run->sync->error_message = ps_strdup(message);
 	run->sync->finished_at = ps_now_ms();
 	fill_event(run, &ev, status == PS_SYNC_CANCELLED ? PS_EVENT_CANCELLED : PS_EVENT_FAILED,
-		   fraction_in(run->sync->phase, 0), 0, 0, message);
+		   fraction_in(run->sync->phase, 0), message);
 	ev.summary = sync_clone(run->sync);
 	if (ps_store_sync_fail(run->store, run->sync, status, code, message, &ev) < 0) {
 		/* The store could not record the end (another process already did, or the store
@@ -331,7 +355,7 @@ static int drain_warnings(struct ps_sync_run *run)
 	if (!run->src)
 		return 0;
 	for (size_t i = 0; i < run->src->warnings.n && rc == 0; i++)
-		rc = emit(run, PS_EVENT_WARNING, fraction_in(run->sync->phase, 0), 0, 0,
+		rc = emit(run, PS_EVENT_WARNING, fraction_in(run->sync->phase, 0),
 			  run->src->warnings.v[i]);
 	ps_strv_dispose(&run->src->warnings);
 	return rc;
@@ -357,7 +381,7 @@ static int step_prepare(struct ps_sync_run *run)
 	struct ps_sync *base = NULL;
 	int rc, rc2;
 
-	if ((rc = enter_phase(run, PS_PHASE_PREPARE, 0)) < 0)
+	if ((rc = enter_phase(run, PS_PHASE_PREPARE)) < 0)
 		return rc;
 	rc = ps_store_sync_last_succeeded(run->store, run->project->id, 0, &base);
 	if (rc < 0 && rc != PS_ENOTFOUND)
@@ -365,27 +389,12 @@ static int step_prepare(struct ps_sync_run *run)
 	run->base = base;
 	if ((rc = open(&run->src, run->project->source, &run->ctx->source_opts)) < 0)
 		return rc;
-	/* Following the default branch: the branch the last sync resolved is the default until
-	 * it disappears, which saves asking the source for it on every sync (on GitHub a no-op
-	 * sync is then one conditional request). */
-	bool remembered = false;
-	if (!run->want_branch && base && base->branch && base->branch[0]) {
-		run->want_branch = ps_strdup(base->branch);
-		remembered = true;
-	}
+	/* Following the default branch: asked at every sync, since it may change upstream or
+	 * the last sync may have been a one-off `--branch` (a GitHub source keeps the question
+	 * cheap with a conditional request). */
 	if (!run->want_branch && (rc = default_branch(run)) < 0)
 		return rc;
 	rc = ps_source_resolve(run->src, run->want_branch, base ? base->commit : NULL, &run->head);
-	if (rc == PS_ENOTFOUND && remembered) {
-		/* The remembered default is gone: ask for the current one. */
-		ps_error_clear();
-		free(run->want_branch);
-		run->want_branch = NULL;
-		if ((rc = default_branch(run)) < 0)
-			return rc;
-		rc = ps_source_resolve(run->src, run->want_branch, base ? base->commit : NULL,
-				       &run->head);
-	}
 	free(run->sync->branch);
 	run->sync->branch = ps_strdup(run->want_branch ? run->want_branch : "");
 	if ((rc2 = drain_warnings(run)) < 0)
@@ -425,12 +434,21 @@ static int step_prepare(struct ps_sync_run *run)
 		if ((rc = ps_store_sync_memory_rescan(run->store, run->sync->id, run->rescan_gen)) < 0)
 			return rc;
 	}
+	if ((rc = ps_store_project_blob_rescan(run->store, run->project->id,
+					       &run->blob_rescan_gen)) < 0)
+		return rc;
+	if (run->blob_rescan_gen &&
+	    (rc = ps_store_sync_blob_rescan(run->store, run->sync->id, run->blob_rescan_gen)) < 0)
+		return rc;
+	/* Notes kept as metadata only under the lower limit become entries once fetched. */
+	run->rescan_memory = run->rescan_gen || (run->blob_rescan_gen && base);
 	if (base && ((run->empty && !base->commit) ||
 		     (!run->empty && base->commit && strcmp(base->commit, run->head.commit) == 0 &&
 		      base->tree && strcmp(base->tree, run->head.tree) == 0))) {
 		run->sync->up_to_date = true;
-		/* Nothing changed in the repository, but the memory globs did. */
-		run->state = run->rescan_gen ? ST_IMPORT_START : ST_FINALIZE;
+		/* Nothing changed in the repository, but the size limit or the memory globs did. */
+		run->state = run->blob_rescan_gen && !run->empty ? ST_FETCH_START
+			     : run->rescan_memory ? ST_IMPORT_START : ST_FINALIZE;
 		return 0;
 	}
 	run->state = ST_SCAN_START;
@@ -554,7 +572,7 @@ static int step_scan_start(struct ps_sync_run *run)
 	bool fast = false;
 	int rc;
 
-	if ((rc = enter_phase(run, PS_PHASE_SCAN, 0)) < 0)
+	if ((rc = enter_phase(run, PS_PHASE_SCAN)) < 0)
 		return rc;
 	rc = scan_fast_path(run, &fast);
 	if (rc == 0)
@@ -605,7 +623,7 @@ static int step_scan(struct ps_sync_run *run)
 		ps_scan_free(run->scan);
 		run->scan = NULL;
 		run->scan_fallback = true;
-		if ((rc = emit(run, PS_EVENT_WARNING, fraction_in(PS_PHASE_SCAN, 0), 0, 0,
+		if ((rc = emit(run, PS_EVENT_WARNING, fraction_in(PS_PHASE_SCAN, 0),
 			       "the last synced tree is gone from the source; comparing the whole "
 			       "tree with the stored snapshot")) < 0)
 			return rc;
@@ -620,8 +638,9 @@ static int step_scan(struct ps_sync_run *run)
 	pending = ps_scan_trees_pending(run->scan);
 	if ((rc = save(run, false)) < 0)
 		return rc;
-	return progress(run, (double)read / (double)(read + pending + 1),
-			(int64_t)ps_scan_changes_found(run->scan), 0);
+	/* No files counter yet: the changes found so far may still pair into renames or be
+	 * replaced by a comparison with the stored snapshot, so their number could go down. */
+	return progress(run, (double)read / (double)(read + pending + 1));
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -629,13 +648,65 @@ static int cmp_str(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+static bool touched(const struct ps_sync_run *run, const char *path)
+{
+	return run->ntouched &&
+	       bsearch(&path, run->touched, run->ntouched, sizeof(*run->touched), cmp_str);
+}
+
+/* The paths the changes touch, sorted (borrowed from the changes); built once. */
+static void load_touched(struct ps_sync_run *run)
+{
+	if (run->touched)
+		return;
+	run->touched = ps_calloc(2 * run->nchanges + 1, sizeof(*run->touched));
+	for (size_t i = 0; i < run->nchanges; i++) {
+		run->touched[run->ntouched++] = run->changes[i].path;
+		if (run->changes[i].previous_path)
+			run->touched[run->ntouched++] = run->changes[i].previous_path;
+	}
+	if (run->ntouched > 1)
+		qsort(run->touched, run->ntouched, sizeof(*run->touched), cmp_str);
+}
+
+/* Keeps a base file that a blob rescan fetches: one the changes leave as it is (so it is in the
+ * new snapshot, and the source has it). */
+static int collect_missing(void *ud, const struct ps_file *f)
+{
+	struct ps_sync_run *run = ud;
+
+	if (touched(run, f->path))
+		return 0;
+	if (run->nmissing == run->capmissing) {
+		run->capmissing = run->capmissing ? run->capmissing * 2 : 64;
+		run->missing = ps_realloc(run->missing, run->capmissing * sizeof(*run->missing));
+	}
+	run->missing[run->nmissing] = *f;
+	run->missing[run->nmissing].path = ps_strdup(f->path);
+	run->nmissing++;
+	return 0;
+}
+
 static int step_fetch_start(struct ps_sync_run *run)
 {
-	char **want = ps_calloc(run->nchanges + 1, sizeof(char *));
+	char **want;
 	bool *have;
 	size_t n = 0, uniq = 0;
 	const char *first_large = NULL;
 	int rc;
+
+	/* After a raise of the size limit: the files of the base kept as metadata only that fit
+	 * now and that the changes do not replace (the changes' own blobs follow below). */
+	if (run->blob_rescan_gen && run->base) {
+		load_touched(run);
+		if ((rc = ps_store_snapshot_missing_blobs(run->store, run->project->id, run->base->id,
+							  run->project->max_blob_size,
+							  collect_missing, run)) < 0)
+			return rc;
+	}
+	want = ps_calloc(run->nchanges + run->nmissing + 1, sizeof(char *));
+	for (size_t i = 0; i < run->nmissing; i++)
+		want[n++] = run->missing[i].sha;
 
 	for (size_t i = 0; i < run->nchanges; i++) {
 		struct ps_change *c = &run->changes[i];
@@ -668,7 +739,24 @@ static int step_fetch_start(struct ps_sync_run *run)
 	run->fetch = want;
 	run->nfetch = n;
 	run->fetch_pos = 0;
-	if ((rc = enter_phase(run, PS_PHASE_FETCH, (int64_t)n)) < 0)
+	/* Files counter: every file is done but those waiting for a blob still to fetch. */
+	run->fetch_files = ps_calloc(n + 1, sizeof(*run->fetch_files));
+	run->files_total = (int64_t)(run->nchanges + run->nmissing);
+	run->files_done = run->files_total;
+	for (size_t i = 0; i < run->nchanges + run->nmissing; i++) {
+		const struct ps_change *c = i < run->nchanges ? &run->changes[i] : NULL;
+		const char *sha = c ? c->sha : run->missing[i - run->nchanges].sha;
+		char **hit;
+
+		if (c && (c->status == PS_CHANGE_DELETED || (c->mode & 0170000u) == PS_MODE_COMMIT ||
+			  c->size > run->project->max_blob_size))
+			continue;
+		if (n && (hit = bsearch(&sha, want, n, sizeof(*want), cmp_str))) {
+			run->fetch_files[hit - want]++;
+			run->files_done--;
+		}
+	}
+	if ((rc = enter_phase(run, PS_PHASE_FETCH)) < 0)
 		return rc;
 	if ((rc = ps_source_fetch_begin(run->src, &run->head, (const char *const *)want, n)) < 0)
 		return rc;
@@ -677,7 +765,7 @@ static int step_fetch_start(struct ps_sync_run *run)
 					"kept as metadata only, not fetched (first: %s)",
 					(long long)run->sync->skipped_large,
 					(long long)run->project->max_blob_size, first_large);
-		rc = emit(run, PS_EVENT_WARNING, phase_start[PS_PHASE_FETCH], 0, (int64_t)n, msg);
+		rc = emit(run, PS_EVENT_WARNING, phase_start[PS_PHASE_FETCH], msg);
 		free(msg);
 		if (rc < 0)
 			return rc;
@@ -731,6 +819,15 @@ static int store_blob(void *ud, const char *sha, const void *data, size_t len)
 	int rc;
 
 	note_size(fc->run, sha, len);
+	{
+		struct ps_sync_run *run = fc->run;
+		char **hit = run->nfetch ? bsearch(&sha, run->fetch, run->nfetch, sizeof(*run->fetch),
+						   cmp_str) : NULL;
+		if (hit) {
+			run->files_done += run->fetch_files[hit - run->fetch];
+			run->fetch_files[hit - run->fetch] = 0; /* once, even if delivered twice */
+		}
+	}
 	if (len > (size_t)fc->run->project->max_blob_size) {
 		/* Its size was not known before the fetch: keep it as metadata only after all. */
 		fc->run->sync->skipped_large++;
@@ -773,13 +870,12 @@ static int step_fetch(struct ps_sync_run *run)
 	}
 	if ((rc = save(run, false)) < 0)
 		return rc;
-	return progress(run, run->nfetch ? (double)run->fetch_pos / (double)run->nfetch : 1.0,
-			(int64_t)run->fetch_pos, (int64_t)run->nfetch);
+	return progress(run, run->nfetch ? (double)run->fetch_pos / (double)run->nfetch : 1.0);
 }
 
 static int step_import_start(struct ps_sync_run *run)
 {
-	int rc = enter_phase(run, PS_PHASE_IMPORT, (int64_t)run->nchanges);
+	int rc = enter_phase(run, PS_PHASE_IMPORT);
 
 	run->import_pos = 0;
 	run->memory_pos = 0;
@@ -790,12 +886,6 @@ static int step_import_start(struct ps_sync_run *run)
 static bool is_regular_file(uint32_t mode)
 {
 	return (mode & 0170000u) == 0100000u;
-}
-
-static bool touched(const struct ps_sync_run *run, const char *path)
-{
-	return run->ntouched &&
-	       bsearch(&path, run->touched, run->ntouched, sizeof(*run->touched), cmp_str);
 }
 
 static int cmp_entry_path(const void *a, const void *b)
@@ -848,14 +938,7 @@ static int rescan_load(struct ps_sync_run *run)
 {
 	int rc;
 
-	run->touched = ps_calloc(2 * run->nchanges + 1, sizeof(*run->touched));
-	for (size_t i = 0; i < run->nchanges; i++) {
-		run->touched[run->ntouched++] = run->changes[i].path;
-		if (run->changes[i].previous_path)
-			run->touched[run->ntouched++] = run->changes[i].previous_path;
-	}
-	if (run->ntouched > 1)
-		qsort(run->touched, run->ntouched, sizeof(*run->touched), cmp_str);
+	load_touched(run);
 	if (run->base &&
 	    (rc = ps_store_snapshot_each(run->store, run->project->id, run->base->id, NULL,
 					 collect_rescan_file, run)) < 0)
@@ -876,6 +959,9 @@ static void rescan_free(struct ps_sync_run *run)
 	free(run->rescan_files);
 	ps_memory_entries_free(run->rescan_active, run->nrescan_active);
 	free(run->touched);
+	for (size_t i = 0; i < run->nmissing; i++)
+		free(run->missing[i].path);
+	free(run->missing);
 }
 
 /* Stages one batch of memory entries and removals in one transaction, then reports progress. */
@@ -894,7 +980,7 @@ static int stage_memory_batch(struct ps_sync_run *run, const struct ps_memory_en
 	}
 	if ((rc = ps_store_commit(run->store)) < 0 || (rc = save(run, false)) < 0)
 		return rc;
-	return progress(run, 1.0, (int64_t)run->nchanges, (int64_t)run->nchanges);
+	return progress(run, 1.0);
 }
 
 /*
@@ -1001,7 +1087,7 @@ static int step_import_memory(struct ps_sync_run *run)
 	int rc = 0;
 
 	if (run->memory_pos >= run->nchanges || globs->n == 0) {
-		if (run->rescan_gen)
+		if (run->rescan_memory)
 			return step_rescan_memory(run);
 		run->state = ST_FINALIZE;
 		return 0;
@@ -1068,8 +1154,7 @@ static int step_import(struct ps_sync_run *run)
 	run->import_pos = end;
 	if ((rc = save(run, false)) < 0)
 		return rc;
-	return progress(run, (double)end / (double)run->nchanges, (int64_t)end,
-			(int64_t)run->nchanges);
+	return progress(run, (double)end / (double)run->nchanges);
 }
 
 static int step_finalize(struct ps_sync_run *run)
@@ -1077,13 +1162,12 @@ static int step_finalize(struct ps_sync_run *run)
 	struct ps_event ev;
 	int rc;
 
-	if ((rc = enter_phase(run, PS_PHASE_FINALIZE, (int64_t)run->nchanges)) < 0)
+	if ((rc = enter_phase(run, PS_PHASE_FINALIZE)) < 0)
 		return rc;
 	sync_counters(run);
 	run->sync->finished_at = ps_now_ms();
 	run->sync->status = PS_SYNC_SUCCEEDED;
-	fill_event(run, &ev, PS_EVENT_SUCCEEDED, 1.0, (int64_t)run->nchanges,
-		   (int64_t)run->nchanges, NULL);
+	fill_event(run, &ev, PS_EVENT_SUCCEEDED, 1.0, NULL);
 	ev.summary = sync_clone(run->sync);
 	if ((rc = ps_store_begin(run->store)) < 0)
 		goto fail;
@@ -1160,25 +1244,16 @@ int ps_sync_begin(struct ps_sync_run **out, struct ps_sync_ctx *ctx, const char 
 {
 	struct ps_sync_run *run = run_new(ctx);
 	const char *branch;
-	char *provisional = NULL;
 	int rc;
 
 	if ((rc = ps_store_project_get(ctx->store, project, &run->project)) < 0)
 		goto fail;
 	branch = opts && opts->branch ? opts->branch : run->project->branch;
 	run->want_branch = ps_strdup(branch);
-	if (!branch) {
-		/* Following the default branch: until prepare learns it, show the last one seen. */
-		struct ps_sync *last = NULL;
-		if (ps_store_sync_last_succeeded(ctx->store, run->project->id, 0, &last) == 0)
-			provisional = ps_strdup(last->branch);
-		ps_sync_free(last);
-		ps_error_clear();
-	}
-	rc = ps_store_sync_create(ctx->store, run->project->id,
-				  branch ? branch : provisional ? provisional : "",
+	/* Following the default branch: the branch stays empty until prepare asks the source
+	 * (the last sync's branch may have been a one-off). */
+	rc = ps_store_sync_create(ctx->store, run->project->id, branch ? branch : "",
 				  opts && opts->trigger ? opts->trigger : "cli", &run->owner, &run->sync);
-	free(provisional);
 	if (rc < 0)
 		goto fail;
 	*out = run;
@@ -1264,6 +1339,7 @@ void ps_sync_end(struct ps_sync_run *run)
 	ps_scan_free(run->scan);
 	ps_changes_free(run->changes, run->nchanges);
 	free(run->fetch);
+	free(run->fetch_files);
 	free(run->sizes);
 	rescan_free(run);
 	ps_source_free(run->src);

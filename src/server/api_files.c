@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "core/json.h"
+#include "core/project.h"
 #include "server/http.h"
 #include "util/error.h"
 
@@ -195,15 +196,14 @@ void ps_api_project_file(struct ps_request *rq)
 		goto cleanup;
 	}
 	if ((rc = ps_store_blob_get(rq->store, f.sha, &data, &len)) < 0) {
-		if (rc == PS_ENOTFOUND && f.size > p->max_blob_size)
-			ps_http_error(rq, MHD_HTTP_UNPROCESSABLE_CONTENT, "too_big",
-				      "content of %s not stored: %" PRId64 " bytes exceeds the "
-				      "project's limit of %" PRId64 " bytes", path, f.size,
-				      p->max_blob_size);
-		else if (rc == PS_ENOTFOUND)
-			ps_http_error(rq, MHD_HTTP_INTERNAL_SERVER_ERROR, "blob_missing",
-				      "content of %s (blob %s) is missing from the store", path, f.sha);
-		else
+		if (rc == PS_ENOTFOUND) {
+			/* Kept as metadata only: 422 while over the limit, 409 when a raised
+			 * limit lets it in and the next sync fetches it. */
+			rc = ps_project_content_missing(rq->store, p, &f);
+			ps_http_error(rq, rc == PS_ETOOBIG ? MHD_HTTP_UNPROCESSABLE_CONTENT
+							   : MHD_HTTP_CONFLICT,
+				      ps_error_slug(), "%s", ps_error_message());
+		} else
 			ps_http_fail(rq, rc);
 		goto cleanup;
 	}

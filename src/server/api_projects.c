@@ -1,8 +1,9 @@
 /*
  * /api/v1/projects: list, create, show, delete, branches, sync status, start a sync and the
  * sync history of a project. The JSON shapes are core/json.h's, the same `--json` prints.
- * Creating a project checks its source first (ps_source_check, as `project add` does): a source
- * that names no repository is refused with 422 and nothing is stored.
+ * Creating a project checks its source and branch first (ps_source_check_branch, as `project add`
+ * does): a source that names no repository, or a branch it does not have, is refused with 422
+ * and nothing is stored.
  *
  * Checking a remote source (here and for the branch list) blocks a request thread on the
  * network, so it is bounded twice: each check fails after the network timeout (504), and at most
@@ -167,7 +168,7 @@ void ps_api_projects_create(struct ps_request *rq)
 	}
 	if ((remote = source_is_remote(source)) && !remote_wait_enter(rq))
 		goto cleanup;
-	rc = ps_source_check(source, &sopts);
+	rc = ps_source_check_branch(source, branch, &sopts);
 	if (remote)
 		remote_wait_leave();
 	if (rc < 0) {

@@ -888,10 +888,12 @@ static int git_read_tree(struct ps_source *src, const char *tree_sha, struct ps_
 		struct ps_tree_entry *pe = &t.entries[t.n++];
 
 		pe->name = ps_strdup(git_tree_entry_name(e));
-		pe->mode = (uint32_t)git_tree_entry_filemode_raw(e);
+		/* git's reading of the raw mode, not libgit2's git_tree_entry_filemode (which makes
+		 * 120777 an executable file). */
+		pe->mode = ps_mode_canonical((uint32_t)git_tree_entry_filemode_raw(e));
 		git_oid_tostr(pe->sha, PS_SHA_HEX, git_tree_entry_id(e));
 		pe->size = -1;
-		if (git_tree_entry_type(e) == GIT_OBJECT_BLOB) {
+		if (pe->mode != PS_MODE_TREE && pe->mode != PS_MODE_COMMIT) {
 			size_t len;
 			git_object_t type;
 			/* The header alone: sizes are needed for every file, content for few. */
@@ -899,6 +901,17 @@ static int git_read_tree(struct ps_source *src, const char *tree_sha, struct ps_
 				rc = git_fail(err == GIT_ENOTFOUND ? PS_ENOTFOUND : PS_EUPSTREAM, NULL,
 					      "blob %s of tree %s not found in %s", pe->sha,
 					      tree_sha, s->location);
+				goto cleanup;
+			}
+			/* A crafted tree may give a file's mode to another object: refused, as
+			 * its content could not be read as the mode says. */
+			if (type != GIT_OBJECT_BLOB) {
+				char mode[8];
+				ps_mode_string(pe->mode, mode);
+				rc = ps_error_set(PS_EUPSTREAM, "bad_tree",
+						  "tree %s in %s: entry '%s' has mode %s but is a %s",
+						  tree_sha, s->location, pe->name, mode,
+						  git_object_type2string(type));
 				goto cleanup;
 			}
 			pe->size = (int64_t)len;

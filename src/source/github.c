@@ -2,7 +2,7 @@
  * The GitHub source: a repository read through GitHub's REST API (libcurl + jansson +
  * libarchive), spending as few requests and bytes as the change needs.
  *
- *   head      GET /repos/{o}/{r}/commits/{branch} as application/vnd.github.sha with
+ *   head      GET /repos/{o}/{r}/commits/heads/{branch} as application/vnd.github.sha with
  *             If-None-Match "<last synced commit>": an unchanged head is one 304 (not counted
  *             against the rate limit). A moved head costs one more request, its recursive tree
  *             (GitHub takes a commit SHA for a tree), which names the new root tree and every
@@ -82,6 +82,7 @@ struct gh_req {
 	struct ps_buf body;
 	struct ps_github_rate rate;
 	char content_type[128];
+	char etag[128];           /* ETag header, or "" (also when longer) */
 	char *link;               /* Link header, bounded */
 	char *effective_url;
 	long redirects;
@@ -554,6 +555,17 @@ int ps_github_tree_parse(struct ps_github_tree *out, const char *json, size_t le
 			rc = malformed(what, "a tree entry has an unknown type");
 			goto cleanup;
 		}
+		/* git's reading of the mode (a crafted tree's 120777 is a symlink, 100611 a file);
+		 * an entry whose type then contradicts its mode cannot be read as either. */
+		te->mode = ps_mode_canonical(te->mode);
+		if (ps_mode_type(te->mode)[0] != te->type) {
+			char msg[160];
+			snprintf(msg, sizeof(msg), "entry '%.80s' has mode %s but is a %s",
+				 json_string_value(jp), json_string_value(json_object_get(e, "mode")),
+				 type);
+			rc = ps_error_set(PS_EUPSTREAM, "bad_tree", "%s: %s", what, msg);
+			goto cleanup;
+		}
 		te->size = -1;
 		if (te->type == 'b') {
 			if (!json_is_integer(jsize) || json_integer_value(jsize) < 0) {
@@ -817,6 +829,7 @@ static size_t on_header(char *line, size_t size, size_t nmemb, void *ud)
 		r->status = sp ? strtol(sp + 1, NULL, 10) : 0;
 		ps_github_rate_init(&r->rate);
 		r->content_type[0] = '\0';
+		r->etag[0] = '\0';
 		free(r->link);
 		r->link = NULL;
 		if (!r->stream || r->status != 200)
@@ -827,6 +840,9 @@ static size_t on_header(char *line, size_t size, size_t nmemb, void *ud)
 		return len;
 	if (header_is(line, len, "content-type", &v, &vlen)) {
 		snprintf(r->content_type, sizeof(r->content_type), "%.*s", (int)vlen, v);
+	} else if (header_is(line, len, "etag", &v, &vlen)) {
+		if (vlen < sizeof(r->etag))
+			snprintf(r->etag, sizeof(r->etag), "%.*s", (int)vlen, v);
 	} else if (header_is(line, len, "link", &v, &vlen) && vlen < 16384) {
 		free(r->link);
 		r->link = ps_strndup(v, vlen);
@@ -887,6 +903,7 @@ static void req_reset_result(struct gh_req *r)
 	r->body.len = 0;
 	ps_github_rate_init(&r->rate);
 	r->content_type[0] = '\0';
+	r->etag[0] = '\0';
 	free(r->link);
 	r->link = NULL;
 	free(r->effective_url);
@@ -1384,16 +1401,98 @@ static int parse_body(struct gh_source *s, struct gh_req *r, json_t **out)
 
 /* ---- repository and branches ---- */
 
+/*
+ * The repository's ETag and default branch as last seen by this process, so that a project
+ * following the default branch asks for it at every sync (it may change upstream) with a
+ * conditional request: an unchanged repository answers 304, which GitHub does not count against
+ * the rate limit. Bounded; the oldest entry makes room. A separate process (each CLI run) starts
+ * empty and pays one counted request.
+ */
+#define REPO_CACHE_MAX 64
+static struct repo_seen {
+	char *url, *etag, *default_branch;
+} repo_cache[REPO_CACHE_MAX];
+static size_t repo_cache_next;
+static pthread_mutex_t repo_cache_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* The cached ETag of `url` (owned by the caller), or NULL. */
+static char *repo_cache_etag(const char *url)
+{
+	char *etag = NULL;
+
+	pthread_mutex_lock(&repo_cache_mu);
+	for (size_t i = 0; i < REPO_CACHE_MAX && !etag; i++)
+		if (repo_cache[i].url && strcmp(repo_cache[i].url, url) == 0)
+			etag = ps_strdup(repo_cache[i].etag);
+	pthread_mutex_unlock(&repo_cache_mu);
+	return etag;
+}
+
+/* The cached default branch of `url` if its ETag is still `etag`: *found, *out owned/NULL. */
+static bool repo_cache_branch(const char *url, const char *etag, char **out)
+{
+	bool found = false;
+
+	pthread_mutex_lock(&repo_cache_mu);
+	for (size_t i = 0; i < REPO_CACHE_MAX && !found; i++)
+		if (repo_cache[i].url && strcmp(repo_cache[i].url, url) == 0 &&
+		    strcmp(repo_cache[i].etag, etag) == 0) {
+			*out = ps_strdup(repo_cache[i].default_branch);
+			found = true;
+		}
+	pthread_mutex_unlock(&repo_cache_mu);
+	return found;
+}
+
+static void repo_cache_put(const char *url, const char *etag, const char *default_branch)
+{
+	struct repo_seen *slot = NULL;
+
+	pthread_mutex_lock(&repo_cache_mu);
+	for (size_t i = 0; i < REPO_CACHE_MAX && !slot; i++)
+		if (repo_cache[i].url && strcmp(repo_cache[i].url, url) == 0)
+			slot = &repo_cache[i];
+	if (!slot) {
+		slot = &repo_cache[repo_cache_next];
+		repo_cache_next = (repo_cache_next + 1) % REPO_CACHE_MAX;
+	}
+	free(slot->url);
+	free(slot->etag);
+	free(slot->default_branch);
+	slot->url = ps_strdup(url);
+	slot->etag = ps_strdup(etag);
+	slot->default_branch = ps_strdup(default_branch);
+	pthread_mutex_unlock(&repo_cache_mu);
+}
+
 static int repo_info(struct gh_source *s)
 {
-	struct gh_req r;
+	struct gh_req r, *one = &r;
 	json_t *root = NULL;
+	char *url;
 	int rc;
 
 	if (s->have_repo)
 		return 0;
-	if ((rc = get(s, &r, ps_strdup(s->repo_url), MT_JSON, NULL, JSON_MAX)) < 0)
+	url = ps_strdup(s->repo_url);
+	req_init(&r, s, ps_strdup(url), MT_JSON, JSON_MAX);
+	r.if_none_match = repo_cache_etag(url);
+	if ((rc = run_requests(s, &one, 1, 1, NULL, NULL)) < 0)
 		goto cleanup;
+	if (r.status == 304 && r.if_none_match) {
+		char *def = NULL;
+		if (repo_cache_branch(url, r.if_none_match, &def)) {
+			free(s->default_branch);
+			s->default_branch = def;
+			s->have_repo = true;
+			goto cleanup;
+		}
+		/* Another thread replaced the entry meanwhile: ask again, unconditionally. */
+		req_dispose(&r);
+		req_init(&r, s, ps_strdup(url), MT_JSON, JSON_MAX);
+		if ((rc = run_requests(s, &one, 1, 1, NULL, NULL)) < 0)
+			goto cleanup;
+	}
 	if (r.status == 404) {
 		rc = repo_not_found(s);
 		goto cleanup;
@@ -1412,9 +1511,12 @@ static int repo_info(struct gh_source *s)
 	free(s->default_branch);
 	s->default_branch = def && *def ? ps_strdup(def) : NULL;
 	s->have_repo = true;
+	if (r.etag[0])
+		repo_cache_put(url, r.etag, s->default_branch);
 cleanup:
 	json_decref(root);
 	req_dispose(&r);
+	free(url);
 	return rc;
 }
 
@@ -1510,7 +1612,7 @@ static int resolve_empty_or_missing(struct gh_source *s, const char *branch)
 	if ((rc = repo_info(s)) < 0)
 		return rc;
 	enc = ps_github_escape(branch);
-	rc = get(s, &r, repo_path(s, "/commits/%s", enc), MT_SHA, NULL, 4096);
+	rc = get(s, &r, repo_path(s, "/commits/heads/%s", enc), MT_SHA, NULL, 4096);
 	free(enc);
 	if (rc < 0)
 		goto cleanup;
@@ -1608,8 +1710,9 @@ static int gh_resolve(struct ps_source *src, const char *branch, const char *kno
 	enc = ps_github_escape(branch);
 	if (known && ps_sha_valid(known) && strlen(known) == 40) {
 		/* The conditional request: GitHub's ETag of the sha media type is the quoted SHA,
-		 * and a 304 does not count against the rate limit. */
-		rc = get(s, &r, repo_path(s, "/commits/%s", enc), MT_SHA, known, 4096);
+		 * and a 304 does not count against the rate limit. `heads/` makes it a branch: a
+		 * bare ref would also resolve a tag or a commit id. */
+		rc = get(s, &r, repo_path(s, "/commits/heads/%s", enc), MT_SHA, known, 4096);
 		free(enc);
 		if (rc < 0)
 			goto cleanup;
@@ -1679,6 +1782,14 @@ cleanup:
 	json_decref(root);
 	req_dispose(&r);
 	return rc;
+}
+
+/* One request for the branch (GET branches/{b}), not every page of the list. */
+static int gh_check_branch(struct ps_source *src, const char *branch)
+{
+	struct ps_head h;
+
+	return gh_resolve(src, branch, NULL, &h);
 }
 
 /* ---- trees ---- */
@@ -2545,6 +2656,7 @@ static const struct ps_source_ops github_ops = {
 	.fetch_begin = gh_fetch_begin,
 	.fetch_next = gh_fetch_next,
 	.fetch_end = gh_fetch_end,
+	.check_branch = gh_check_branch,
 };
 
 int ps_github_source_open(struct ps_source **out, const char *owner, const char *repo,

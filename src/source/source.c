@@ -261,3 +261,38 @@ int ps_source_check(const char *spec, const struct ps_source_opts *opts)
 	free(location);
 	return rc;
 }
+
+static int cmp_name(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int ps_source_check_branch(const char *spec, const char *branch,
+			   const struct ps_source_opts *opts)
+{
+	struct ps_source *src = NULL;
+	struct ps_strv names = { 0 };
+	char *def = NULL;
+	int rc;
+
+	if (!branch)
+		return ps_source_check(spec, opts);
+	/* Asking for the branches (or the one branch) checks the repository on the way. */
+	if ((rc = ps_source_open(&src, spec, opts)) < 0)
+		return rc;
+	if (src->ops->check_branch) {
+		rc = src->ops->check_branch(src, branch);
+	} else if ((rc = ps_source_branches(src, &names, &def)) == 0 && names.n > 0 &&
+		   !bsearch(&branch, names.v, names.n, sizeof(*names.v), cmp_name)) {
+		rc = ps_error_set(PS_ENOTFOUND, "branch_not_found", "branch '%s' not found in %s",
+				  branch, spec);
+	}
+	if (rc == PS_EEMPTY) {
+		ps_error_clear();
+		rc = 0;
+	}
+	ps_strv_dispose(&names);
+	free(def);
+	ps_source_free(src);
+	return rc;
+}

@@ -83,6 +83,10 @@ struct ps_source_ops {
 			   const char *const *shas, size_t n);
 	int (*fetch_next)(struct ps_source *src, size_t max, ps_blob_cb cb, void *ud, bool *done);
 	void (*fetch_end)(struct ps_source *src);
+	/* Whether `branch` exists, cheaper than listing every branch (GitHub: one request for
+	 * that branch instead of every page of the list): 0, PS_ENOTFOUND (slug
+	 * branch_not_found), or PS_EEMPTY for a repository without commits. */
+	int (*check_branch)(struct ps_source *src, const char *branch);
 };
 
 struct ps_source {
@@ -140,6 +144,16 @@ void ps_source_free(struct ps_source *src);
  * the network timeout in all (then PS_EUPSTREAM, slug "upstream_timeout").
  */
 int ps_source_check(const char *spec, const struct ps_source_opts *opts);
+/*
+ * ps_source_check, and with a `branch` (NULL: none to check) also that the branch exists, as a
+ * sync would resolve it (a tag or a commit id is not a branch): PS_ENOTFOUND, slug
+ * branch_not_found, "branch 'B' not found in SOURCE" otherwise. A repository without commits
+ * has no branch to compare with and accepts any name (its first push may create it). Used when
+ * a project's branch is set (`project add|set --branch`, POST /projects). Blocks on the network
+ * for remote sources.
+ */
+int ps_source_check_branch(const char *spec, const char *branch,
+			   const struct ps_source_opts *opts);
 
 static inline int ps_source_branches(struct ps_source *s, struct ps_strv *out, char **def)
 {

@@ -50,6 +50,9 @@ struct ps_store_ops {
 	int (*memory_stage_removals)(struct ps_store *s, const struct ps_sync *sync, const char *const *paths, size_t n);
 	int (*project_memory_rescan)(struct ps_store *s, int64_t project_id, int64_t *generation);
 	int (*sync_memory_rescan)(struct ps_store *s, int64_t sync_id, int64_t generation);
+	int (*project_blob_rescan)(struct ps_store *s, int64_t project_id, int64_t *generation);
+	int (*sync_blob_rescan)(struct ps_store *s, int64_t sync_id, int64_t generation);
+	int (*snapshot_missing_blobs)(struct ps_store *s, int64_t project_id, int64_t at, int64_t max_size, ps_file_cb cb, void *ud);
 	int (*memory_active_paths)(struct ps_store *s, int64_t project_id, struct ps_memory_entry **out, size_t *n);
 	int (*memory_search)(struct ps_store *s, int64_t project_id, const char *query, bool include_superseded, int64_t limit, int64_t offset, struct ps_memory_entry **out, size_t *n);
 	int (*memory_get)(struct ps_store *s, int64_t id, struct ps_memory_entry **out);
@@ -110,6 +113,9 @@ int ps_sqlite_memory_stage(struct ps_store *s, const struct ps_sync *sync, const
 int ps_sqlite_memory_stage_removals(struct ps_store *s, const struct ps_sync *sync, const char *const *paths, size_t n);
 int ps_sqlite_project_memory_rescan(struct ps_store *s, int64_t project_id, int64_t *generation);
 int ps_sqlite_sync_memory_rescan(struct ps_store *s, int64_t sync_id, int64_t generation);
+int ps_sqlite_project_blob_rescan(struct ps_store *s, int64_t project_id, int64_t *generation);
+int ps_sqlite_sync_blob_rescan(struct ps_store *s, int64_t sync_id, int64_t generation);
+int ps_sqlite_snapshot_missing_blobs(struct ps_store *s, int64_t project_id, int64_t at, int64_t max_size, ps_file_cb cb, void *ud);
 int ps_sqlite_memory_active_paths(struct ps_store *s, int64_t project_id, struct ps_memory_entry **out, size_t *n);
 int ps_sqlite_memory_search(struct ps_store *s, int64_t project_id, const char *query, bool include_superseded, int64_t limit, int64_t offset, struct ps_memory_entry **out, size_t *n);
 int ps_sqlite_memory_get(struct ps_store *s, int64_t id, struct ps_memory_entry **out);
@@ -162,6 +168,9 @@ int ps_pg_memory_stage(struct ps_store *s, const struct ps_sync *sync, const str
 int ps_pg_memory_stage_removals(struct ps_store *s, const struct ps_sync *sync, const char *const *paths, size_t n);
 int ps_pg_project_memory_rescan(struct ps_store *s, int64_t project_id, int64_t *generation);
 int ps_pg_sync_memory_rescan(struct ps_store *s, int64_t sync_id, int64_t generation);
+int ps_pg_project_blob_rescan(struct ps_store *s, int64_t project_id, int64_t *generation);
+int ps_pg_sync_blob_rescan(struct ps_store *s, int64_t sync_id, int64_t generation);
+int ps_pg_snapshot_missing_blobs(struct ps_store *s, int64_t project_id, int64_t at, int64_t max_size, ps_file_cb cb, void *ud);
 int ps_pg_memory_active_paths(struct ps_store *s, int64_t project_id, struct ps_memory_entry **out, size_t *n);
 int ps_pg_memory_search(struct ps_store *s, int64_t project_id, const char *query, bool include_superseded, int64_t limit, int64_t offset, struct ps_memory_entry **out, size_t *n);
 int ps_pg_memory_get(struct ps_store *s, int64_t id, struct ps_memory_entry **out);

@@ -384,7 +384,11 @@ int ps_sqlite_project_update(struct ps_store *s, const struct ps_project *p)
 		 * (migrations/0004; the right-hand sides read the old values). */
 		"memory_rescan_gen = memory_rescan_gen + (memory_globs IS NOT ?3), "
 		"memory_rescan = CASE WHEN memory_globs IS NOT ?3 THEN memory_rescan_gen + 1 "
-		"ELSE memory_rescan END WHERE id = ?4";
+		"ELSE memory_rescan END, "
+		/* A higher size limit: the next sync fetches what now fits (migrations/0005). */
+		"blob_rescan_gen = blob_rescan_gen + (?2 > max_blob_size), "
+		"blob_rescan = CASE WHEN ?2 > max_blob_size THEN blob_rescan_gen + 1 "
+		"ELSE blob_rescan END WHERE id = ?4";
 	sqlite3_stmt *st = stmt(s, sql);
 	char *globs;
 	int rc;
@@ -857,7 +861,9 @@ int ps_sqlite_sync_fail(struct ps_store *s, struct ps_sync *y, enum ps_sync_stat
 {
 	static const char upd[] =
 		"UPDATE syncs SET status = ?, phase = ?, error_code = ?, error_message = ?, "
-		"finished_at = ?, lease_until = NULL WHERE id = ? AND status IN ('queued','running')";
+		"finished_at = ?, lease_until = NULL, added = 0, modified = 0, deleted = 0, "
+		"renamed = 0, files = 0, skipped_large = 0 "
+		"WHERE id = ? AND status IN ('queued','running')";
 	static const char del[] = "DELETE FROM file_versions WHERE introduced_by = ?";
 	static const char proj[] =
 		"UPDATE projects SET failures_in_row = failures_in_row + 1, last_error_code = ?, "
@@ -872,6 +878,10 @@ int ps_sqlite_sync_fail(struct ps_store *s, struct ps_sync *y, enum ps_sync_stat
 	free(y->error_message);
 	y->error_code = ps_strdup(code);
 	y->error_message = ps_strdup(message);
+	/* It applied nothing: what it had found before it stopped is not a change (history
+	 * would show an `ADD 60000` that never happened). */
+	memset(&y->counts, 0, sizeof(y->counts));
+	y->skipped_large = 0;
 	if (!y->finished_at)
 		y->finished_at = ps_now_ms();
 	if (!(st = stmt(s, upd))) {
@@ -949,6 +959,10 @@ int ps_sqlite_sync_finalize(struct ps_store *s, struct ps_sync *y, const struct 
 	static const char proj[] =
 		"UPDATE projects SET last_sync_id = ?, last_commit = ?, failures_in_row = 0, "
 		"last_error_code = NULL, last_error_message = NULL WHERE id = ?";
+	/* Only the raise this sync rescanned for: a later one still waits. */
+	static const char blobs_rescanned[] =
+		"UPDATE projects SET blob_rescan = 0 WHERE id = ?2 AND blob_rescan != 0 "
+		"AND blob_rescan = (SELECT blob_rescan FROM syncs WHERE id = ?1)";
 	sqlite3_stmt *st;
 	int rc;
 
@@ -1011,6 +1025,14 @@ int ps_sqlite_sync_finalize(struct ps_store *s, struct ps_sync *y, const struct 
 	bind_text(st, 2, y->commit);
 	sqlite3_bind_int64(st, 3, y->project_id);
 	if ((rc = step_done(s, st, "advance project")) < 0)
+		goto fail;
+	if (!(st = stmt(s, blobs_rescanned))) {
+		rc = PS_ESTORE;
+		goto fail;
+	}
+	sqlite3_bind_int64(st, 1, y->id);
+	sqlite3_bind_int64(st, 2, y->project_id);
+	if ((rc = step_done(s, st, "finish blob rescan")) < 0)
 		goto fail;
 	y->status = PS_SYNC_SUCCEEDED;
 	if (final_event && (rc = ps_store_event_append(s, final_event)) < 0)
@@ -1316,6 +1338,71 @@ int ps_sqlite_snapshot_each(struct ps_store *s, int64_t project_id, int64_t at, 
 	}
 	sqlite3_reset(st);
 	return rc == SQLITE_DONE ? 0 : db_error(s, "list snapshot");
+}
+
+int ps_sqlite_snapshot_missing_blobs(struct ps_store *s, int64_t project_id, int64_t at,
+				    int64_t max_size, ps_file_cb cb, void *ud)
+{
+	static const char sql[] =
+		"SELECT fv.path, fv.mode, fv.sha, fv.size FROM file_versions fv "
+		"WHERE fv.project_id = ?1 AND " VISIBLE_AT("?2") " "
+		"AND fv.mode != 57344 AND fv.size >= 0 AND fv.size <= ?3 "
+		"AND NOT EXISTS (SELECT 1 FROM blobs b WHERE b.sha = fv.sha) "
+		"ORDER BY fv.path";
+	sqlite3_stmt *st;
+	int64_t snap;
+	int rc;
+
+	if ((rc = resolve_snapshot(s, project_id, at, &snap)) < 0)
+		return rc;
+	if (!(st = stmt(s, sql)))
+		return PS_ESTORE;
+	sqlite3_bind_int64(st, 1, project_id);
+	sqlite3_bind_int64(st, 2, snap);
+	sqlite3_bind_int64(st, 3, max_size);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct ps_file f;
+		int stop;
+
+		file_from_row(st, &f);
+		if ((stop = cb(ud, &f)) != 0) {
+			sqlite3_reset(st);
+			return stop;
+		}
+	}
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : db_error(s, "list missing blobs");
+}
+
+int ps_sqlite_project_blob_rescan(struct ps_store *s, int64_t project_id, int64_t *generation)
+{
+	static const char sql[] = "SELECT blob_rescan FROM projects WHERE id = ?";
+	sqlite3_stmt *st = stmt(s, sql);
+	int rc;
+
+	if (!st)
+		return PS_ESTORE;
+	sqlite3_bind_int64(st, 1, project_id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*generation = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	if (rc == SQLITE_DONE)
+		return ps_error_set(PS_ENOTFOUND, "project_not_found", "project %lld not found",
+				    (long long)project_id);
+	return rc == SQLITE_ROW ? 0 : db_error(s, "read blob rescan");
+}
+
+int ps_sqlite_sync_blob_rescan(struct ps_store *s, int64_t sync_id, int64_t generation)
+{
+	static const char sql[] = "UPDATE syncs SET blob_rescan = ? WHERE id = ?";
+	sqlite3_stmt *st = stmt(s, sql);
+
+	if (!st)
+		return PS_ESTORE;
+	sqlite3_bind_int64(st, 1, generation);
+	sqlite3_bind_int64(st, 2, sync_id);
+	return step_done(s, st, "record blob rescan");
 }
 
 int ps_sqlite_snapshot_file(struct ps_store *s, int64_t project_id, int64_t at, const char *path,

@@ -50,6 +50,9 @@ const struct ps_store_ops ps_sqlite_ops = {
 	.memory_stage_removals = ps_sqlite_memory_stage_removals,
 	.project_memory_rescan = ps_sqlite_project_memory_rescan,
 	.sync_memory_rescan = ps_sqlite_sync_memory_rescan,
+	.project_blob_rescan = ps_sqlite_project_blob_rescan,
+	.sync_blob_rescan = ps_sqlite_sync_blob_rescan,
+	.snapshot_missing_blobs = ps_sqlite_snapshot_missing_blobs,
 	.memory_active_paths = ps_sqlite_memory_active_paths,
 	.memory_search = ps_sqlite_memory_search,
 	.memory_get = ps_sqlite_memory_get,
@@ -98,6 +101,9 @@ const struct ps_store_ops ps_pg_ops = {
 	.memory_stage_removals = ps_pg_memory_stage_removals,
 	.project_memory_rescan = ps_pg_project_memory_rescan,
 	.sync_memory_rescan = ps_pg_sync_memory_rescan,
+	.project_blob_rescan = ps_pg_project_blob_rescan,
+	.sync_blob_rescan = ps_pg_sync_blob_rescan,
+	.snapshot_missing_blobs = ps_pg_snapshot_missing_blobs,
 	.memory_active_paths = ps_pg_memory_active_paths,
 	.memory_search = ps_pg_memory_search,
 	.memory_get = ps_pg_memory_get,
@@ -390,4 +396,20 @@ int ps_store_sync_takeover(struct ps_store *s, const struct ps_owner *owner, int
 	if (is_pg(s))
 		return ps_pg_sync_takeover(s, owner, id);
 	return ps_error_set(PS_ENOTFOUND, "none_to_take_over", "no sync to take over");
+}
+
+int ps_store_project_blob_rescan(struct ps_store *s, int64_t project_id, int64_t *generation)
+{
+	return ops(s)->project_blob_rescan(s, project_id, generation);
+}
+
+int ps_store_sync_blob_rescan(struct ps_store *s, int64_t sync_id, int64_t generation)
+{
+	return ops(s)->sync_blob_rescan(s, sync_id, generation);
+}
+
+int ps_store_snapshot_missing_blobs(struct ps_store *s, int64_t project_id, int64_t at,
+				    int64_t max_size, ps_file_cb cb, void *ud)
+{
+	return ops(s)->snapshot_missing_blobs(s, project_id, at, max_size, cb, ud);
 }

@@ -59,7 +59,9 @@ void ps_store_rollback(struct ps_store *s);
 /* Adds `p` (name, source, branch, max_blob_size, memory_globs are read) and sets p->id and
  * p->created_at. PS_ECONFLICT if the name is taken. */
 int ps_store_project_add(struct ps_store *s, struct ps_project *p);
-/* Updates branch, max_blob_size and memory_globs of the project with p->id. */
+/* Updates branch, max_blob_size and memory_globs of the project with p->id. New memory globs
+ * ask for a memory rescan (ps_store_project_memory_rescan), a higher max_blob_size for a blob
+ * rescan (ps_store_project_blob_rescan), both by bumping a generation. */
 int ps_store_project_update(struct ps_store *s, const struct ps_project *p);
 int ps_store_project_get(struct ps_store *s, const char *name, struct ps_project **out);
 int ps_store_project_get_by_id(struct ps_store *s, int64_t id, struct ps_project **out);
@@ -108,8 +110,10 @@ int ps_store_sync_cancel_requested(struct ps_store *s, int64_t id, bool *out);
 
 /*
  * Ends a sync that did not succeed, in one transaction: status (failed or cancelled), phase,
- * error code and message, finished_at; removes the file versions it staged; counts the failure
- * on the project (cancelled does not count); stores `final_event`.
+ * error code and message, finished_at; zeroes its counts (added, modified, deleted, renamed,
+ * files, skipped_large: it applied nothing; bytes and requests stay, they were spent) in the
+ * store and in `sync`; removes the file versions it staged; counts the failure on the project
+ * (cancelled does not count); stores `final_event` (or, when NULL, a final event of its own).
  */
 int ps_store_sync_fail(struct ps_store *s, struct ps_sync *sync, enum ps_sync_status status,
 		       const char *code, const char *message, const struct ps_event *final_event);
@@ -201,6 +205,15 @@ int ps_store_snapshot_file(struct ps_store *s, int64_t project_id, int64_t at, c
 int ps_store_diff(struct ps_store *s, int64_t project_id, int64_t sync_a, int64_t sync_b,
 		  struct ps_change **out, size_t *n);
 
+/*
+ * The files of snapshot `at` (0 = the latest) whose content the store lacks although they fit
+ * `max_size`: blobs and symlinks (not submodules) with a known size <= max_size and no row in
+ * the blob store, sorted by path; what a sync kept as metadata only under a lower size limit.
+ * Callback as ps_store_snapshot_each. PS_ENOTFOUND if `at` is not a succeeded sync.
+ */
+int ps_store_snapshot_missing_blobs(struct ps_store *s, int64_t project_id, int64_t at,
+				    int64_t max_size, ps_file_cb cb, void *ud);
+
 /* ---- blobs ---- */
 
 /* Stores content under its git blob SHA-1 after verifying it; storing it again is a no-op.
@@ -237,6 +250,16 @@ int ps_store_project_memory_rescan(struct ps_store *s, int64_t project_id, int64
 /* Records that running sync `sync_id` re-evaluates memory for `generation`: its finalize then
  * clears the project's pending rescan, unless the globs changed again meanwhile. */
 int ps_store_sync_memory_rescan(struct ps_store *s, int64_t sync_id, int64_t generation);
+/*
+ * The blob rescan a raise of the project's max_blob_size asks for (ps_store_project_update;
+ * migration 0005 also asks it once of every project that synced before): sets *generation to the
+ * raise still waiting for one, 0 when none is pending.
+ */
+int ps_store_project_blob_rescan(struct ps_store *s, int64_t project_id, int64_t *generation);
+/* Records that running sync `sync_id` fetches what fits for `generation`: its finalize
+ * (ps_store_sync_finalize, same transaction) then clears the project's pending blob rescan,
+ * unless the limit was raised again meanwhile. */
+int ps_store_sync_blob_rescan(struct ps_store *s, int64_t sync_id, int64_t generation);
 /* The project's active entries that have a path (imported or restored, not manual), sorted by
  * path bytes; only id, project_id, origin, source_ref and sha are filled. The rescan removes
  * every one of them whose path left the globs, restored ones included (core/sync.c). */

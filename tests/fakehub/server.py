@@ -180,7 +180,9 @@ class GitRepo:
         """A branch, tag, full or abbreviated SHA -> the commit SHA, or None."""
         if ref is None or ref == "" or ref.startswith("-"):
             return None
-        cands = [f"refs/heads/{ref}", f"refs/tags/{ref}"]
+        # GitHub's qualified forms come first: heads/B names only a branch, tags/T only a tag.
+        cands = [f"refs/{ref}"] if ref.startswith(("heads/", "tags/")) else []
+        cands += [f"refs/heads/{ref}", f"refs/tags/{ref}"]
         if re.fullmatch(r"[0-9a-fA-F]{7,40}", ref):
             cands.append(ref.lower())
         if ref == "HEAD":
@@ -325,6 +327,7 @@ class Fault:
 class State:
     def __init__(self, repos_dir):
         self.lock = threading.Lock()
+        self.started = int(time.time())
         self.repos_dir = repos_dir
         self.mapped = {}        # "o/r" -> path
         self.git = {}           # path -> GitRepo
@@ -888,7 +891,11 @@ class Handler(BaseHTTPRequestHandler):
         owner, name = full.split("/", 1)
         api = self.api(full)
         rid = self.st.repo_id(full)
-        now = iso(time.time())
+        # Stable while nothing changes, like GitHub's (so its ETag is too): the newest commit
+        # date of the branches stands for pushed_at.
+        newest = repo.git("for-each-ref", "--sort=-committerdate", "--count=1",
+                          "--format=%(committerdate:unix)", "refs/heads/", check=False)
+        now = iso(int(newest.decode().strip() or 0) if newest else self.st.started)
         with self.st.lock:
             private = full.lower() in self.st.private
         o = {"id": rid, "node_id": "R_kgDO" + str(rid), "name": name, "full_name": full,

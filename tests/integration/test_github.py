@@ -211,8 +211,10 @@ def test_truncated_tree_still_syncs_completely(gh, hub, repo):
 
 
 def test_noop_resync_is_exactly_one_request_answered_304(gh, hub, repo):
+    """With its branch set. A project following the default branch also asks for the
+    repository (see test_default_branch_is_asked_at_every_sync)."""
     shapes(repo, nfiles=50)
-    gh.add("p", publish(hub, repo))
+    gh.add("p", publish(hub, repo), "--branch", "main")
     first = gh.sync("p")
     hub.reset()
     used = hub.counters()["rate"]["used"]
@@ -229,7 +231,7 @@ def test_noop_resync_is_exactly_one_request_answered_304(gh, hub, repo):
 @pytest.mark.parametrize("k,truncate_at", [(1, None), (7, None), (3, 100)],
                          ids=["k1", "k7", "k3-tree-above-githubs-limit"])
 def test_fast_forward_of_k_files_costs_at_most_2_plus_k(gh, hub, repo, k, truncate_at):
-    """2 + k: the conditional head request, the head's recursive tree (which names every mode:
+    """2 + k for a project with its branch set: the conditional head request, the head's recursive tree (which names every mode:
     GitHub's compare API has none) and one request per changed blob. Above GitHub's
     recursive-tree limit the tree comes back truncated, and the modes are read from the
     directories on the changed paths instead (after a compare that names them): then the bound
@@ -237,7 +239,7 @@ def test_fast_forward_of_k_files_costs_at_most_2_plus_k(gh, hub, repo, k, trunca
     for i in range(300):
         repo.write(f"src/m{i % 10}/f{i:03d}.c", f"int v{i} = {i};\n")
     c1 = repo.commit()
-    gh.add("p", publish(hub, repo))
+    gh.add("p", publish(hub, repo), "--branch", "main")
     if truncate_at:
         hub.truncate_at(truncate_at)
     gh.sync("p")
@@ -708,11 +710,79 @@ def test_metrics_count_upstream_requests_by_kind_and_show_githubs_rate_limit(gh,
         assert metric(text, "projsync_github_rate_limit_remaining") == rate["remaining"], text
         assert metric(text, "projsync_github_rate_limit_reset_seconds") == rate["reset"], text
 
-        # A counter: a second (no-op, one conditional request) sync adds to it.
+        # A counter: a second (no-op: the repository and the head, both conditional and
+        # answered 304, since this process saw the repository's ETag) sync adds to it.
+        hub.reset()
         second = run("hubbed")
-        assert second["requests"] == 1
+        assert second["requests"] == 2
+        assert [e["status"] for e in hub.log()] == [304, 304], requests_summary(hub)
         st, _, m = srv.get("/metrics")
         assert metric(m.decode(), 'projsync_upstream_requests_total{source_kind="github"}') \
-            == github + 1
+            == github + 2
     finally:
         srv.stop()
+
+
+def test_default_branch_is_asked_at_every_sync(gh, hub, repo):
+    """A one-off --branch does not stick, and a default branch changed upstream is followed;
+    the repository request that tells the default costs one request per CLI run."""
+    repo.write("main.txt", "main\n")
+    repo.commit()
+    repo.branch("feature")
+    repo.switch("feature")
+    repo.write("feature.txt", "feature\n")
+    repo.commit()
+    repo.switch("main")
+    gh.add("p", publish(hub, repo))
+    assert gh.sync("p")["branch"] == "main"
+    assert gh.sync("p", "--branch", "feature")["branch"] == "feature"
+    hub.reset()
+    again = gh.sync("p")
+    assert again["branch"] == "main"
+    assert [f["path"] for f in gh.files("p")] == ["main.txt"]
+    kinds = [e["kind"] for e in hub.log()]
+    assert kinds.count("repo") == 1, requests_summary(hub)
+
+    repo.git("symbolic-ref", "HEAD", "refs/heads/feature")     # the default moves upstream
+    moved = gh.sync("p")
+    assert moved["branch"] == "feature"
+    assert sorted(f["path"] for f in gh.files("p")) == ["feature.txt", "main.txt"]
+
+
+def test_tag_or_commit_is_not_a_branch(gh, hub, repo):
+    """commits/{ref} resolves any ref: a re-sync must ask for heads/{branch}."""
+    repo.write("a.txt", "a\n")
+    c1 = repo.commit()
+    repo.git("tag", "v1")
+    src = publish(hub, repo)
+    gh.add("p", src)
+    gh.sync("p")
+    for ref in ("v1", c1):
+        r = gh("sync", "p", "--branch", ref)
+        assert r.rc != 0, r
+        assert f"branch '{ref}' not found" in r.err, r
+    # Setting a branch checks it like the source: exit 3, nothing stored.
+    r = gh("project", "set", "p", "--branch", "v1")
+    assert r.rc == 3 and "branch 'v1' not found" in r.err, r
+    r = gh("project", "add", "q", src, "--branch", "nope")
+    assert r.rc == 3 and "branch 'nope' not found" in r.err, r
+    assert gh("project", "show", "q").rc == 3
+    assert gh.json("project", "show", "p")["branch"] is None
+    gh.ok("project", "set", "p", "--branch", "main")
+
+
+def test_raised_size_limit_fetches_what_now_fits(gh, hub, repo):
+    repo.write("big.bin", "x" * 5000)
+    repo.write("small.txt", "small\n")
+    repo.commit()
+    gh.add("p", publish(hub, repo), "--max-blob-size", "1K")
+    gh.sync("p")
+    r = gh("cat", "p", "big.bin")
+    assert r.rc == 1 and "exceeds the project's limit" in r.err, r
+    gh.ok("project", "set", "p", "--max-blob-size", "8K")
+    r = gh("cat", "p", "big.bin")
+    assert r.rc == 1 and "the next sync fetches it" in r.err, r
+    s = gh.sync("p")
+    assert s["up_to_date"], s
+    r = gh("cat", "p", "big.bin")
+    assert r.rc == 0 and r.outb == b"x" * 5000, r

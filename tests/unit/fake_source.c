@@ -3,6 +3,7 @@
  */
 #include "fake_source.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,6 +34,9 @@ struct fake_source {
 	size_t branch_calls, changes_calls, list_calls;
 	struct ps_head commits[16]; /* commit id -> tree, for `changes` */
 	size_t ncommits;
+	struct { char name[32]; struct ps_head head; } branches[8]; /* besides "main" */
+	size_t nbranches;
+	char default_branch[32];    /* "" = "main" */
 };
 
 static struct fake_source *registered;
@@ -208,13 +212,21 @@ static int f_changes(struct ps_source *src, const char *base_commit, const struc
 	return rc;
 }
 
+static const char *default_name(const struct fake_source *f)
+{
+	return f->default_branch[0] ? f->default_branch : "main";
+}
+
 static int f_branches(struct ps_source *src, struct ps_strv *out, char **def)
 {
 	struct fake_source *f = (struct fake_source *)src;
 	f->branch_calls++;
-	if (f->has_head && out)
+	if (f->has_head && out) {
 		ps_strv_push(out, "main");
-	*def = f->has_head ? ps_strdup("main") : NULL;
+		for (size_t i = 0; i < f->nbranches; i++)
+			ps_strv_push(out, f->branches[i].name);
+	}
+	*def = f->has_head ? ps_strdup(default_name(f)) : NULL;
 	return 0;
 }
 
@@ -225,7 +237,14 @@ static int f_resolve(struct ps_source *src, const char *branch, const char *know
 	src->requests++;
 	if (!f->has_head)
 		return ps_error_set(PS_EEMPTY, NULL, "repository is empty");
-	if (branch && strcmp(branch, "main") != 0)
+	if (!branch)
+		branch = default_name(f);
+	for (size_t i = 0; i < f->nbranches; i++)
+		if (strcmp(branch, f->branches[i].name) == 0) {
+			*out = f->branches[i].head;
+			return 0;
+		}
+	if (strcmp(branch, "main") != 0)
 		return ps_error_set(PS_ENOTFOUND, "branch_not_found", "branch '%s' not found", branch);
 	memcpy(out->commit, f->head_commit, PS_SHA_HEX);
 	memcpy(out->tree, f->head_tree, PS_SHA_HEX);
@@ -326,6 +345,24 @@ const char *fake_commit(struct fake_source *f, const char *commit_name, const st
 		f->ncommits++;
 	}
 	return f->head_tree;
+}
+
+void fake_branch(struct fake_source *f, const char *name)
+{
+	size_t i = 0;
+
+	while (i < f->nbranches && strcmp(f->branches[i].name, name) != 0)
+		i++;
+	if (i == f->nbranches && f->nbranches < sizeof(f->branches) / sizeof(*f->branches))
+		f->nbranches++;
+	snprintf(f->branches[i].name, sizeof(f->branches[i].name), "%s", name);
+	memcpy(f->branches[i].head.commit, f->head_commit, PS_SHA_HEX);
+	memcpy(f->branches[i].head.tree, f->head_tree, PS_SHA_HEX);
+}
+
+void fake_set_default(struct fake_source *f, const char *name)
+{
+	snprintf(f->default_branch, sizeof(f->default_branch), "%s", name ? name : "");
 }
 
 static void mark(struct fake_source *f, const char *sha)

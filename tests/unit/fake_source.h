@@ -20,6 +20,11 @@ struct fake_source *fake_new(void);
  * derived from `commit_name`. Returns the root tree id (static buffer inside the fake). */
 const char *fake_commit(struct fake_source *f, const char *commit_name, const struct fake_file *files,
 			size_t n);
+/* Makes branch `name` (besides "main") point at the current head; later commits move only
+ * "main". */
+void fake_branch(struct fake_source *f, const char *name);
+/* The default branch the source answers (NULL: "main"). */
+void fake_set_default(struct fake_source *f, const char *name);
 /* Forgets every tree and blob not reachable from the current head (like gc after a force-push). */
 void fake_gc(struct fake_source *f);
 struct ps_source *fake_as_source(struct fake_source *f); /* borrowed; the fake owns it */

@@ -936,7 +936,76 @@ cleanup:
 	free(base);
 }
 
-PS_TESTS(PS_TEST(test_local_branches),
+/* A branch set on a project must exist as a branch: a tag or a commit id is not one. */
+static void test_check_branch(void)
+{
+	char *repo = ps_test_git_init(), *sha, *empty = ps_test_git_init();
+	char *bare = ps_test_tmpdir();
+	char *url = ps_asprintf("file://%s", bare);
+	struct ps_source_opts o = opts_with_cache();
+
+	ps_test_write(repo, "a.txt", "a\n");
+	sha = ps_test_git_commit(repo, "one");
+	CHECK_INT(ps_test_sh(repo, "git tag v1 && git branch dev"), 0);
+	CHECK_OK(ps_source_check_branch(repo, NULL, &o));
+	CHECK_OK(ps_source_check_branch(repo, "dev", &o));
+	CHECK_INT(ps_source_check_branch(repo, "v1", &o), PS_ENOTFOUND);
+	CHECK_STR(ps_error_slug(), "branch_not_found");
+	CHECK(strstr(ps_error_message(), "branch 'v1' not found") != NULL);
+	CHECK_INT(ps_source_check_branch(repo, sha, &o), PS_ENOTFOUND);
+	CHECK_INT(ps_source_check_branch(repo, "nope", &o), PS_ENOTFOUND);
+	/* Through a URL: the remote's branches. */
+	CHECK_INT(ps_test_sh(bare, "git clone -q --bare %s . && git -C . tag v2", repo), 0);
+	CHECK_OK(ps_source_check_branch(url, "dev", &o));
+	CHECK_INT(ps_source_check_branch(url, "v2", &o), PS_ENOTFOUND);
+	/* An empty repository has no branch to compare with: any name is taken. */
+	CHECK_OK(ps_source_check_branch(empty, "main", &o));
+	free(url);
+	free(bare);
+	free(sha);
+	free(empty);
+	free(repo);
+}
+
+/* Crafted trees with modes git itself would not write: read as git reads them (git ls-tree
+ * is the expected answer), never handed on raw. */
+static void test_noncanonical_modes(void)
+{
+	char *repo = ps_test_git_init(), *tree, *ls;
+	struct ps_source *src;
+	struct ps_tree t = {0};
+
+	ps_test_write(repo, "a.txt", "a\n");
+	free(ps_test_git_commit(repo, "one"));
+	tree = ps_test_sh_out(repo,
+		"b=$(git rev-parse HEAD:a.txt) && t=$(git rev-parse HEAD^{tree}) && "
+		"python3 -c 'import sys; b=bytes.fromhex(sys.argv[1]); t=bytes.fromhex(sys.argv[2]); "
+		"sys.stdout.buffer.write(b\"100611 f\\0\"+b+b\"120777 l\\0\"+b+b\"140000 s\\0\"+t+"
+		"b\"100711 x\\0\"+b)' $b $t | git hash-object -t tree --literally -w --stdin");
+	ls = ps_test_sh_out(repo, "git ls-tree %s | cut -c1-6 | tr '\\n' ' '", tree);
+	CHECK_STR(ls, "100644 120000 160000 100755 ");
+	src = open_ok(repo, NULL);
+	if (src && tree) {
+		CHECK_OK(ps_source_read_tree(src, tree, &t));
+		CHECK_INT(t.n, 4);
+		if (t.n == 4) {
+			CHECK_INT(find_entry(&t, "f")->mode, PS_MODE_FILE);
+			CHECK_INT(find_entry(&t, "l")->mode, PS_MODE_LINK);
+			CHECK_INT(find_entry(&t, "s")->mode, PS_MODE_COMMIT);
+			CHECK_INT(find_entry(&t, "s")->size, -1);
+			CHECK_INT(find_entry(&t, "x")->mode, PS_MODE_EXEC);
+			CHECK_INT(find_entry(&t, "l")->size, 2);
+		}
+		ps_tree_dispose(&t);
+	}
+	ps_source_free(src);
+	free(ls);
+	free(tree);
+	free(repo);
+}
+
+PS_TESTS(PS_TEST(test_check_branch), PS_TEST(test_noncanonical_modes),
+	 PS_TEST(test_local_branches),
 	 PS_TEST(test_local_resolve),
 	 PS_TEST(test_bare_local),
 	 PS_TEST(test_empty_repository),

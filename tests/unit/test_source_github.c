@@ -409,6 +409,37 @@ static void test_tree_parse(void)
 	ps_github_tree_dispose(&t);
 }
 
+/* Modes of crafted trees are read as git reads them; a type that contradicts the mode is
+ * refused with the entry named. */
+static void test_tree_noncanonical_modes(void)
+{
+	struct ps_github_tree t = {0};
+	static const char odd[] =
+		"{\"sha\":\"" SHA_A "\",\"truncated\":false,\"tree\":["
+		"{\"path\":\"f\",\"mode\":\"100611\",\"type\":\"blob\",\"size\":1,\"sha\":\"" SHA_B "\"},"
+		"{\"path\":\"l\",\"mode\":\"120777\",\"type\":\"blob\",\"size\":1,\"sha\":\"" SHA_B "\"},"
+		"{\"path\":\"s\",\"mode\":\"140000\",\"type\":\"commit\",\"sha\":\"" SHA_C "\"},"
+		"{\"path\":\"x\",\"mode\":\"100700\",\"type\":\"blob\",\"size\":1,\"sha\":\"" SHA_B "\"}]}";
+	static const char contradiction[] =
+		"{\"sha\":\"" SHA_A "\",\"truncated\":false,\"tree\":["
+		"{\"path\":\"d\",\"mode\":\"140000\",\"type\":\"tree\",\"sha\":\"" SHA_C "\"}]}";
+
+	CHECK_OK(ps_github_tree_parse(&t, odd, strlen(odd), "GET /t"));
+	CHECK_INT(t.n, 4);
+	if (t.n == 4) {
+		CHECK_INT(t.v[0].mode, PS_MODE_FILE);
+		CHECK_INT(t.v[1].mode, PS_MODE_LINK);
+		CHECK_INT(t.v[2].mode, PS_MODE_COMMIT);
+		CHECK_INT(t.v[3].mode, PS_MODE_EXEC);
+	}
+	ps_github_tree_dispose(&t);
+	CHECK_INT(ps_github_tree_parse(&t, contradiction, strlen(contradiction), "GET /t"),
+		  PS_EUPSTREAM);
+	CHECK_STR(ps_error_slug(), "bad_tree");
+	CHECK(strstr(ps_error_message(), "entry 'd' has mode 140000 but is a tree") != NULL);
+	CHECK_INT(t.n, 0);
+}
+
 static void expect_tree_malformed(const char *json, const char *part)
 {
 	struct ps_github_tree t = {0};
@@ -650,5 +681,6 @@ static void test_compare_limits(void)
 PS_TESTS(PS_TEST(test_link_next), PS_TEST(test_rate_headers),
 	 PS_TEST(test_rate_headers_strict_and_saturating), PS_TEST(test_rate_wait),
 	 PS_TEST(test_rate_clock), PS_TEST(test_blob_answer_max), PS_TEST(test_escape),
-	 PS_TEST(test_tree_parse), PS_TEST(test_tree_malformed), PS_TEST(test_compare_example),
+	 PS_TEST(test_tree_parse), PS_TEST(test_tree_noncanonical_modes),
+	 PS_TEST(test_tree_malformed), PS_TEST(test_compare_example),
 	 PS_TEST(test_compare_mapping), PS_TEST(test_compare_limits))

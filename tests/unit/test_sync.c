@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "core/project.h"
 #include "core/sync.h"
 #include "fake_source.h"
 #include "util/error.h"
@@ -56,7 +57,12 @@ struct result {
 	bool warned;
 	char error_code[64];
 	enum ps_phase failed_phase;
+	bool monotone;          /* fraction, files_done and files_total never went down */
+	int64_t files_done, files_total; /* of the last event */
 };
+
+/* When set, run() cancels at the start of this phase. */
+static enum ps_phase cancel_at_phase;
 
 /* Runs a sync to its end; cancel_after > 0 cancels after that many events. */
 static struct result run(struct env *e, const char *branch, int cancel_after)
@@ -64,8 +70,9 @@ static struct result run(struct env *e, const char *branch, int cancel_after)
 	struct ps_sync_run *r = NULL;
 	const struct ps_event *ev;
 	struct ps_sync_opts opts = { .branch = branch };
-	struct result res = { .seq_ok = true };
+	struct result res = { .seq_ok = true, .monotone = true };
 	int64_t expect = 1;
+	double fraction = 0;
 
 	if (ps_sync_begin(&r, &e->ctx, "p", &opts) < 0) {
 		CHECK(!"begin failed");
@@ -80,6 +87,12 @@ static struct result run(struct env *e, const char *branch, int cancel_after)
 			strcat(res.phases, ps_phase_name(ev->phase)), strcat(res.phases, " ");
 		if (ev->kind == PS_EVENT_WARNING)
 			res.warned = true;
+		if (ev->fraction < fraction || ev->files_done < res.files_done ||
+		    ev->files_total < res.files_total || ev->files_done > ev->files_total)
+			res.monotone = false;
+		fraction = ev->fraction;
+		res.files_done = ev->files_done;
+		res.files_total = ev->files_total;
 		if (ps_event_is_final(ev->kind) && ev->summary) {
 			res.summary = *ev->summary;
 			res.summary.project = res.summary.branch = res.summary.commit = NULL;
@@ -89,7 +102,8 @@ static struct result run(struct env *e, const char *branch, int cancel_after)
 				 ev->summary->error_code ? ev->summary->error_code : "");
 			res.failed_phase = ev->phase;
 		}
-		if (cancel_after > 0 && res.events == cancel_after)
+		if ((cancel_after > 0 && res.events == cancel_after) ||
+		    (cancel_at_phase && ev->kind == PS_EVENT_PHASE && ev->phase == cancel_at_phase))
 			ps_sync_cancel(r);
 	}
 	ps_sync_end(r);
@@ -300,6 +314,129 @@ static void test_size_limit_and_odd_entries(void)
 	env_dispose(&e);
 }
 
+/* A raised size limit makes the next sync fetch what now fits, even with nothing new upstream,
+ * and once only; a file the changes replace is not fetched for the old snapshot. */
+static void test_raised_limit_fetches_skipped(void)
+{
+	struct env e;
+	struct fake_file v1[] = { { "big", "0123456789abcdef" }, { "huge", "0123456789abcdefghij" },
+				  { "old-big", "0123456789ABCDEF" }, { "small", "ok" } };
+	struct ps_project *p = NULL;
+	struct ps_file f = { 0 };
+	void *data = NULL;
+	size_t len;
+	struct result r;
+
+	env_init(&e, 10);
+	fake_commit(e.fake, "c1", v1, 4);
+	r = run(&e, NULL, 0);
+	CHECK_INT(r.summary.skipped_large, 3);
+
+	/* Lowering changes nothing to fetch; raising to 18 lets big and old-big in, not huge. */
+	CHECK_OK(ps_store_project_get(e.store, "p", &p));
+	p->max_blob_size = 5;
+	CHECK_OK(ps_store_project_update(e.store, p));
+	p->max_blob_size = 18;
+	CHECK_OK(ps_store_project_update(e.store, p));
+	ps_project_free(p);
+	p = NULL;
+
+	fake_reset_counts(e.fake);
+	r = run(&e, NULL, 0);
+	CHECK_INT(r.last, PS_EVENT_SUCCEEDED);
+	CHECK(r.summary.up_to_date);
+	CHECK_INT(fake_blob_reads(e.fake), 2);
+	CHECK_OK(ps_store_snapshot_file(e.store, 1, 0, "big", &f));
+	CHECK_OK(ps_store_blob_get(e.store, f.sha, &data, &len));
+	CHECK(len == 16 && data && memcmp(data, "0123456789abcdef", 16) == 0);
+	free(data);
+	data = NULL;
+	ps_file_dispose(&f);
+	CHECK_OK(ps_store_snapshot_file(e.store, 1, 0, "huge", &f));
+	CHECK_INT(ps_store_blob_get(e.store, f.sha, &data, &len), PS_ENOTFOUND);
+	/* Over the limit still: the reason, never a store failure. */
+	CHECK_OK(ps_store_project_get(e.store, "p", &p));
+	CHECK_INT(ps_project_content_missing(e.store, p, &f), PS_ETOOBIG);
+	CHECK_STR(ps_error_slug(), "too_big");
+	ps_file_dispose(&f);
+
+	/* Done once: the next sync fetches nothing. */
+	fake_reset_counts(e.fake);
+	r = run(&e, NULL, 0);
+	CHECK(r.summary.up_to_date);
+	CHECK_INT(fake_blob_reads(e.fake), 0);
+	CHECK_STR(r.phases, "prepare finalize ");
+
+	/* A raise with a moved head: only files of the new snapshot are fetched. */
+	p->max_blob_size = 30;
+	CHECK_OK(ps_store_project_update(e.store, p));
+	CHECK_OK(ps_store_snapshot_file(e.store, 1, 0, "huge", &f));
+	CHECK_INT(ps_project_content_missing(e.store, p, &f), PS_ECONFLICT);
+	CHECK_STR(ps_error_slug(), "not_fetched");
+	CHECK(strstr(ps_error_message(), "the next sync fetches it") != NULL);
+	ps_file_dispose(&f);
+	v1[1].content = "0123456789abcdefghijK";
+	fake_commit(e.fake, "c2", v1, 4);
+	fake_reset_counts(e.fake);
+	r = run(&e, NULL, 0);
+	CHECK_INT(r.last, PS_EVENT_SUCCEEDED);
+	CHECK_INT(r.summary.counts.modified, 1);
+	CHECK_INT(fake_blob_reads(e.fake), 1); /* the new huge; the old one is gone */
+	CHECK_OK(ps_store_snapshot_file(e.store, 1, 0, "huge", &f));
+	CHECK_OK(ps_store_blob_get(e.store, f.sha, &data, &len));
+	free(data);
+	ps_file_dispose(&f);
+	ps_project_free(p);
+	env_dispose(&e);
+}
+
+/* Progress never goes back (a warning, a phase start or the end included), and a sync that
+ * did not succeed shows no changes: it applied none. */
+static void test_progress_monotone_and_counts_of_unfinished(void)
+{
+	struct env e;
+	struct fake_file v1[] = { { "a", "1" }, { "b", "2" }, { "c", "3" }, { "d", "4" },
+				  { "big", "0123456789abcdef" }, { "e", "1" } };
+	struct ps_sync *stored = NULL;
+	struct result r;
+
+	env_init(&e, 10);
+	setenv("PROJSYNC_TEST_BATCH", "1", 1);
+	fake_commit(e.fake, "c1", v1, 6);
+
+	/* Cancelled after the scan found 6 additions: nothing applied, nothing counted. */
+	cancel_at_phase = PS_PHASE_FETCH;
+	r = run(&e, NULL, 0);
+	cancel_at_phase = PS_PHASE_NONE;
+	CHECK_INT(r.last, PS_EVENT_CANCELLED);
+	CHECK(r.failed_phase >= PS_PHASE_FETCH);
+	CHECK_INT(r.summary.counts.added, 0);
+	CHECK_INT(r.summary.counts.files, 0);
+	CHECK_OK(ps_store_sync_get(e.store, r.summary.id, &stored));
+	CHECK_INT(stored->counts.added, 0);
+	CHECK_INT(stored->counts.files, 0);
+	ps_sync_free(stored);
+	stored = NULL;
+
+	/* A failure in fetch: the same. */
+	fake_fail_fetch_after(e.fake, 2);
+	r = run(&e, NULL, 0);
+	CHECK_INT(r.last, PS_EVENT_FAILED);
+	CHECK_OK(ps_store_sync_get(e.store, r.summary.id, &stored));
+	CHECK_INT(stored->counts.added, 0);
+	ps_sync_free(stored);
+
+	r = run(&e, NULL, 0);
+	CHECK_INT(r.last, PS_EVENT_SUCCEEDED);
+	CHECK(r.warned);        /* the large file's warning came mid-way */
+	CHECK(r.monotone);
+	CHECK_INT(r.summary.counts.added, 6);
+	CHECK_INT(r.files_total, 6);
+	CHECK_INT(r.files_done, 6);
+	unsetenv("PROJSYNC_TEST_BATCH");
+	env_dispose(&e);
+}
+
 static void test_empty_repository(void)
 {
 	struct env e;
@@ -345,14 +482,79 @@ static void test_source_fast_paths(void)
 		CHECK_INT(r.summary.counts.files, 3);
 		CHECK_INT(fake_changes_calls(e.fake), 1);
 		CHECK_INT(fake_tree_reads(e.fake), unsupported ? 4 : 0);
-		/* The remembered default branch: no second question. */
-		CHECK_INT(fake_branch_calls(e.fake), 1);
+		/* The default branch is asked at every sync (it may have changed upstream). */
+		CHECK_INT(fake_branch_calls(e.fake), 2);
 		CHECK_INT(files_now(&e), 3);
 		env_dispose(&e);
 	}
 }
 
-PS_TESTS(PS_TEST(test_first_then_incremental_then_up_to_date), PS_TEST(test_source_fast_paths),
+/* The branch of a sync's summary, and whether the snapshot holds `path`. */
+static bool has_file(struct env *e, const char *path)
+{
+	struct ps_file f = { 0 };
+	bool ok = ps_store_snapshot_file(e->store, 1, 0, path, &f) == 0;
+
+	ps_error_clear();
+	ps_file_dispose(&f);
+	return ok;
+}
+
+static char *last_branch(struct env *e)
+{
+	struct ps_sync *s = NULL;
+	char *b = NULL;
+
+	if (ps_store_sync_last_succeeded(e->store, 1, 0, &s) == 0)
+		b = ps_strdup(s->branch);
+	ps_sync_free(s);
+	return b;
+}
+
+/* A project following the default branch asks for it at every sync: a one-off --branch does
+ * not stick, and a default branch changed upstream is followed. */
+static void test_default_branch_asked_every_sync(void)
+{
+	struct env e;
+	struct fake_file vf[] = { { "feature.txt", "f" } }, vm[] = { { "main.txt", "m" } };
+	struct result r;
+	char *b;
+
+	env_init(&e, 0);
+	fake_commit(e.fake, "f1", vf, 1);
+	fake_branch(e.fake, "feature");
+	fake_commit(e.fake, "m1", vm, 1);
+
+	r = run(&e, NULL, 0);
+	CHECK_INT(r.last, PS_EVENT_SUCCEEDED);
+	CHECK(has_file(&e, "main.txt"));
+	r = run(&e, "feature", 0);
+	CHECK_INT(r.last, PS_EVENT_SUCCEEDED);
+	CHECK(has_file(&e, "feature.txt"));
+	CHECK_STR((b = last_branch(&e)), "feature");
+	free(b);
+
+	/* Plain sync again: back to the default branch, not the one-off. */
+	r = run(&e, NULL, 0);
+	CHECK_INT(r.last, PS_EVENT_SUCCEEDED);
+	CHECK_STR((b = last_branch(&e)), "main");
+	free(b);
+	CHECK(has_file(&e, "main.txt"));
+	CHECK(!has_file(&e, "feature.txt"));
+
+	/* The default changes upstream: followed at the next sync. */
+	fake_set_default(e.fake, "feature");
+	r = run(&e, NULL, 0);
+	CHECK_INT(r.last, PS_EVENT_SUCCEEDED);
+	CHECK_STR((b = last_branch(&e)), "feature");
+	free(b);
+	CHECK(has_file(&e, "feature.txt"));
+	env_dispose(&e);
+}
+
+PS_TESTS(PS_TEST(test_default_branch_asked_every_sync),
+	 PS_TEST(test_first_then_incremental_then_up_to_date), PS_TEST(test_source_fast_paths),
 	 PS_TEST(test_failures_leave_previous_snapshot), PS_TEST(test_cancel_and_conflict),
 	 PS_TEST(test_fallback_when_base_tree_is_gone), PS_TEST(test_size_limit_and_odd_entries),
-	 PS_TEST(test_empty_repository))
+	 PS_TEST(test_empty_repository), PS_TEST(test_raised_limit_fetches_skipped),
+	 PS_TEST(test_progress_monotone_and_counts_of_unfinished))

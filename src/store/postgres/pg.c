@@ -599,7 +599,11 @@ int ps_pg_project_update(struct ps_store *s, const struct ps_project *p)
 		/* Other globs: the next sync re-evaluates memory (migrations/0004). */
 		"memory_rescan_gen = memory_rescan_gen + (memory_globs IS DISTINCT FROM $3)::int, "
 		"memory_rescan = CASE WHEN memory_globs IS DISTINCT FROM $3 "
-		"THEN memory_rescan_gen + 1 ELSE memory_rescan END WHERE id = $4";
+		"THEN memory_rescan_gen + 1 ELSE memory_rescan END, "
+		/* A higher size limit: the next sync fetches what now fits (migrations/0005). */
+		"blob_rescan_gen = blob_rescan_gen + ($2 > max_blob_size)::int, "
+		"blob_rescan = CASE WHEN $2 > max_blob_size THEN blob_rescan_gen + 1 "
+		"ELSE blob_rescan END WHERE id = $4";
 	struct ps_pq q = { 0 };
 	char *globs = globs_json(p);
 	int64_t changed = 0;
@@ -1030,7 +1034,8 @@ int ps_pg_sync_fail(struct ps_store *s, struct ps_sync *y, enum ps_sync_status s
 {
 	static const char upd[] =
 		"UPDATE syncs SET status = $1, phase = $2, error_code = $3, error_message = $4, "
-		"finished_at = $5, lease_until = NULL WHERE id = $6 "
+		"finished_at = $5, lease_until = NULL, added = 0, modified = 0, deleted = 0, "
+		"renamed = 0, files = 0, skipped_large = 0 WHERE id = $6 "
 		"AND status IN ('queued','running')";
 	static const char del[] = "DELETE FROM file_versions WHERE introduced_by = $1";
 	static const char proj[] =
@@ -1047,6 +1052,9 @@ int ps_pg_sync_fail(struct ps_store *s, struct ps_sync *y, enum ps_sync_status s
 	free(y->error_message);
 	y->error_code = ps_strdup(code);
 	y->error_message = ps_strdup(message);
+	/* It applied nothing: what it had found before it stopped is not a change. */
+	memset(&y->counts, 0, sizeof(y->counts));
+	y->skipped_large = 0;
 	if (!y->finished_at)
 		y->finished_at = ps_now_ms();
 	ps_pq_text(&q, ps_sync_status_name(status));
@@ -1114,6 +1122,10 @@ int ps_pg_sync_finalize(struct ps_store *s, struct ps_sync *y, const struct ps_c
 	static const char proj[] =
 		"UPDATE projects SET last_sync_id = $1, last_commit = $2, failures_in_row = 0, "
 		"last_error_code = NULL, last_error_message = NULL WHERE id = $3";
+	/* Only the raise this sync rescanned for: a later one still waits. */
+	static const char blobs_rescanned[] =
+		"UPDATE projects SET blob_rescan = 0 WHERE id = $2 AND blob_rescan != 0 "
+		"AND blob_rescan = (SELECT blob_rescan FROM syncs WHERE id = $1)";
 	struct ps_pq q = { 0 };
 	struct ps_buf arr;
 	int64_t changed = 0;
@@ -1182,6 +1194,10 @@ int ps_pg_sync_finalize(struct ps_store *s, struct ps_sync *y, const struct ps_c
 	ps_pq_text(&q, y->commit);
 	ps_pq_int(&q, y->project_id);
 	if ((rc = ps_pg_exec(PSPG(s), proj, &q, "advance project", NULL)) < 0)
+		goto fail;
+	ps_pq_int(&q, y->id);
+	ps_pq_int(&q, y->project_id);
+	if ((rc = ps_pg_exec(PSPG(s), blobs_rescanned, &q, "finish blob rescan", NULL)) < 0)
 		goto fail;
 	y->status = PS_SYNC_SUCCEEDED;
 	if (final_event && (rc = ps_pg_event_append(s, final_event)) < 0)
@@ -1822,4 +1838,66 @@ int ps_pg_webhook_delivery_add(struct ps_store *s, const char *delivery_id, cons
 		return ps_error_set(PS_ECONFLICT, "duplicate_delivery",
 				    "webhook delivery %s was received before", delivery_id);
 	return rc;
+}
+
+int ps_pg_snapshot_missing_blobs(struct ps_store *s, int64_t project_id, int64_t at,
+				int64_t max_size, ps_file_cb cb, void *ud)
+{
+	static const char sql[] =
+		"SELECT fv.path, fv.mode, fv.sha, fv.size FROM file_versions fv "
+		"WHERE fv.project_id = $1 AND " VISIBLE_AT("$2") " "
+		"AND fv.mode != 57344 AND fv.size >= 0 AND fv.size <= $3 "
+		"AND NOT EXISTS (SELECT 1 FROM blobs b WHERE b.sha = fv.sha) "
+		"ORDER BY fv.path";
+	struct ps_pq q = { 0 };
+	int64_t snap;
+	PGresult *r;
+	int rc = 0;
+
+	if ((rc = resolve_snapshot(s, project_id, at, &snap)) < 0)
+		return rc;
+	ps_pq_int(&q, project_id);
+	ps_pq_int(&q, snap);
+	ps_pq_int(&q, max_size);
+	if (!(r = ps_pg_run(PSPG(s), sql, &q, false, "list missing blobs", &rc)))
+		return rc;
+	rc = 0;
+	for (int i = 0; i < PQntuples(r) && rc == 0; i++) {
+		struct ps_file f;
+		file_from_row(r, i, &f);
+		rc = cb(ud, &f);
+		free(f.path);
+	}
+	PQclear(r);
+	return rc;
+}
+
+int ps_pg_project_blob_rescan(struct ps_store *s, int64_t project_id, int64_t *generation)
+{
+	struct ps_pq q = { 0 };
+	PGresult *r;
+	int rc = 0;
+
+	ps_pq_int(&q, project_id);
+	if (!(r = ps_pg_run(PSPG(s), "SELECT blob_rescan FROM projects WHERE id = $1", &q, false,
+			    "read blob rescan", &rc)))
+		return rc;
+	if (PQntuples(r) == 0) {
+		PQclear(r);
+		return ps_error_set(PS_ENOTFOUND, "project_not_found", "project %lld not found",
+				    (long long)project_id);
+	}
+	*generation = ps_pg_col_int(r, 0, 0);
+	PQclear(r);
+	return 0;
+}
+
+int ps_pg_sync_blob_rescan(struct ps_store *s, int64_t sync_id, int64_t generation)
+{
+	struct ps_pq q = { 0 };
+
+	ps_pq_int(&q, generation);
+	ps_pq_int(&q, sync_id);
+	return ps_pg_exec(PSPG(s), "UPDATE syncs SET blob_rescan = $1 WHERE id = $2", &q,
+			  "record blob rescan", NULL);
 }
