@@ -4,6 +4,7 @@
  * Creating a project checks its source first (ps_source_check, as `project add` does): a source
  * that names no repository is refused with 422 and nothing is stored.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -267,15 +268,21 @@ bool ps_api_parse_limit(struct ps_request *rq, int64_t def, int64_t *out)
 {
 	const char *s = ps_http_query(rq, "limit");
 
+	char *end = NULL;
+	long long v;
+
 	*out = def;
 	if (!s)
 		return true;
-	if (!ps_http_parse_id(rq, "limit", s, out))
-		return false;
-	if (*out > 1000) {
-		ps_http_error(rq, MHD_HTTP_BAD_REQUEST, "invalid_limit", "limit is at most 1000");
+	/* Its own slug: "invalid_id" would send a client looking for an id it never gave. */
+	errno = 0;
+	v = *s >= '0' && *s <= '9' ? strtoll(s, &end, 10) : 0;
+	if (errno || v <= 0 || *end || v > 1000) {
+		ps_http_error(rq, MHD_HTTP_BAD_REQUEST, "invalid_limit", "invalid limit '%s': give "
+			      "a number from 1 to 1000", s);
 		return false;
 	}
+	*out = v;
 	return true;
 }
 

@@ -269,6 +269,6 @@ def test_identical_content_across_projects(ps, make_repo):
     ps.add("b", str(b.path))
     ps.sync("a")
     ps.sync("b")
-    ps.ok("project", "rm", "a")
+    ps.ok("project", "rm", "a", "--yes")
     assert ps.ok("cat", "b", "same.txt").outb == b"shared content\n"
     assert ps.files("b") == b.ls_tree(cb)
