@@ -20,18 +20,20 @@ EXIT_OF_STATUS = {400: 2, 422: 2, 404: 3, 409: 4}
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """Project p with a succeeded sync (ok) then a failed one (failed); project q with its own
-    succeeded sync (other); p's snapshot holds a file and a submodule."""
+    succeeded sync (other); p's snapshot holds a file, one over p's size limit and a
+    submodule."""
     from conftest import Projsync, Repo
     tmp = tmp_path_factory.mktemp("contract")
     ps = Projsync(tmp)
     repo = Repo.init(tmp / "repo")
     repo.write("a.txt", "a\n")
+    repo.write("big.txt", "more than sixteen bytes\n")
     repo.gitlink("sub", "1" * 40)
     repo.commit()
-    ps.add("p", str(repo.path))
+    ps.add("p", str(repo.path), "--max-blob-size", "16")
     ok = ps.sync("p")["id"]
     failed = ps.sync("p", "--branch", "no-such-branch", expect="failed")["id"]
-    ps.add("q", str(repo.path))
+    ps.add("q", str(repo.path), "--max-blob-size", "16")
     other = ps.sync("q")["id"]
     server = Server(ps)
     yield ps, server, {"ok": ok, "failed": failed, "other": other}
@@ -66,6 +68,7 @@ CASES = [
     (("project", "show", "nope"), "/api/v1/projects/nope", 3),
     # a path that has no content, malformed numbers: 422/400 -> 2
     (("cat", "p", "sub"), "/api/v1/projects/p/file?path=sub", 2),
+    (("cat", "p", "big.txt"), "/api/v1/projects/p/file?path=big.txt", 2),
     (("files", "p", "--at", "abc"), "/api/v1/projects/p/files?at=abc", 2),
     (("history", "p", "--limit", "abc"), "/api/v1/projects/p/syncs?limit=abc", 2),
     (("changes", "abc"), "/api/v1/syncs/abc/changes", 2),

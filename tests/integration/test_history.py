@@ -145,6 +145,7 @@ def test_first_sync_changes_are_all_additions(ps, repo):
 def test_project_list_show_rm(ps, repo):
     repo.write("a", "a")
     repo.commit()
+    ps.ok("migrate")  # an empty store
     assert ps.json("project", "list") == []
     ps.add("one", str(repo.path))
     ps.add("two", repo.url, "--branch", "main")
