@@ -58,8 +58,10 @@ static const char main_usage[] =
 	"Store: --db PATH, else $PROJSYNC_DB, else $XDG_DATA_HOME/projsync/projsync.db, else\n"
 	"~/.local/share/projsync/projsync.db. Remote sources are cached in <store dir>/cache.\n"
 	"\n"
-	"Exit codes: 0 ok, 1 failure, 2 usage error or invalid input, 3 not found,\n"
-	"4 conflict (a sync is already running, a name is taken).\n";
+	"Exit codes (those of the API's HTTP status for the same request): 0 ok, 1 failure,\n"
+	"2 usage error or invalid input (400/422), 3 not found (404: also a store that is not\n"
+	"there), 4 conflict (409: a sync is already running, a name is taken, a sync that did not\n"
+	"succeed used as a snapshot).\n";
 
 static const char migrate_usage[] =
 	"usage: projsync migrate [--json]\n"
