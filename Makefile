@@ -7,6 +7,9 @@ BUILD_REL  ?= build-release
 PYTHON     ?= /usr/bin/python3
 DATA       ?= $(CURDIR)/.run
 export PROJSYNC_DB ?= $(DATA)/projsync.db
+# Where `make run` serves: `make run PORT=8421`, or `make run LISTEN=[::1]:8421`.
+PORT       ?= 8420
+LISTEN     ?= 127.0.0.1:$(PORT)
 
 .PHONY: all deps test-deps build run test unit integration bench soak clean
 
@@ -48,7 +51,7 @@ integration: test-deps $(BUILD_SAN)/build.ninja
 	  tests/pg/with-pg $(PYTHON) -m pytest -q tests/integration tests/fakehub
 
 run: build
-	@scripts/demo $(BUILD)/projsync
+	@PROJSYNC_LISTEN='$(LISTEN)' scripts/demo $(BUILD)/projsync
 
 $(BUILD_REL)/build.ninja:
 	meson setup $(BUILD_REL) --buildtype=release

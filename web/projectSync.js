@@ -1,4 +1,4 @@
-// The live state of one sync, fed by its server-sent event stream (DESIGN.md §5): the role a
+// The live state of one sync, fed by its server-sent event stream (docs/api.md, "Live progress"): the role a
 // `useProjectSync(syncId)` hook plays in a framework. Components call useProjectSync(id) and
 // subscribe(fn); fn gets the state now and on every change. All subscribers of one sync share
 // one EventSource, closed when the last one unsubscribes.

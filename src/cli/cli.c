@@ -26,7 +26,7 @@ static const char main_usage[] =
 	"  project set NAME [--branch B | --default-branch] [--memory-glob G]... [--max-blob-size N]\n"
 	"  project list                    all projects and their last sync\n"
 	"  project show NAME               one project's settings and state\n"
-	"  project rm NAME                 remove a project and its history\n"
+	"  project rm NAME [--yes]         remove a project and its history (asks first)\n"
 	"  branches NAME                   the branches of a project's source\n"
 	"\n"
 	"Syncing:\n"
@@ -60,8 +60,10 @@ static const char main_usage[] =
 	"Store: --db PATH, else $PROJSYNC_DB, else $XDG_DATA_HOME/projsync/projsync.db, else\n"
 	"~/.local/share/projsync/projsync.db. Remote sources are cached in <store dir>/cache.\n"
 	"\n"
-	"Exit codes: 0 ok, 1 failure, 2 usage error or invalid input, 3 not found,\n"
-	"4 conflict (a sync is already running, a name is taken).\n";
+	"Exit codes (those of the API's HTTP status for the same request): 0 ok, 1 failure,\n"
+	"2 usage error or invalid input (400/422), 3 not found (404: also a store that is not\n"
+	"there), 4 conflict (409: a sync is already running, a name is taken, a sync that did not\n"
+	"succeed used as a snapshot).\n";
 
 static const char migrate_usage[] =
 	"usage: projsync migrate [--json]\n"
@@ -377,12 +379,17 @@ int ps_cli_open_store(struct ps_cli *cli, unsigned flags)
 		cli->data_dir = slash ? ps_strndup(cli->db_url, slash == cli->db_url ? 1
 					: (size_t)(slash - cli->db_url))
 				      : ps_strdup(".");
-		if ((rc = ps_mkdir_p(cli->data_dir)) < 0)
+		if ((flags & PS_CLI_STORE_CREATE) && (rc = ps_mkdir_p(cli->data_dir)) < 0)
 			return ps_error_wrap(rc, "store directory %s: ", cli->data_dir);
 	}
 	free(cli->cache_dir);
 	cli->cache_dir = ps_asprintf("%s/cache", cli->data_dir);
-	return ps_store_open(&cli->store, cli->db_url, flags);
+	rc = ps_store_open(&cli->store, cli->db_url, (flags & ~PS_CLI_STORE_CREATE) |
+			   (flags & PS_CLI_STORE_CREATE ? 0 : PS_STORE_NO_CREATE));
+	if (rc == PS_ENOTFOUND && strcmp(ps_error_slug(), "no_store") == 0)
+		ps_error_set(rc, "no_store", "no store at %s (run 'projsync project add NAME "
+			     "SOURCE' to create one, or check --db and $PROJSYNC_DB)", cli->db_url);
+	return rc;
 }
 
 struct ps_source_opts ps_cli_source_opts(struct ps_cli *cli)
@@ -413,7 +420,7 @@ int ps_cmd_migrate(struct ps_cli *cli, int argc, char **argv)
 	}
 	if (optind < argc)
 		return ps_cli_usage_error(cli, "unexpected argument '%s'", argv[optind]);
-	if ((rc = ps_cli_open_store(cli, PS_STORE_NO_MIGRATE)) < 0 ||
+	if ((rc = ps_cli_open_store(cli, PS_STORE_NO_MIGRATE | PS_CLI_STORE_CREATE)) < 0 ||
 	    (rc = ps_store_migrate(cli->store, &from, &to)) < 0)
 		return ps_cli_fail(rc);
 	if (cli->json)

@@ -6,9 +6,11 @@
  * are valid (so --help and usage errors never create a database), does its work and returns the
  * process exit code.
  *
- * Exit codes (DESIGN.md §6), mapped from PS_E* codes in one place, ps_cli_exit_code():
- *   0 ok, 1 failure, 2 usage error (PS_EINVAL), 3 not found (PS_ENOTFOUND),
- *   4 conflict (PS_ECONFLICT: a sync is already running, a name is taken).
+ * Exit codes (README.md, docs/cli.md), mapped from PS_E* codes in one place, ps_cli_exit_code().
+ * They follow the HTTP status the API answers for the same mistake, so the CLI and the API
+ * never disagree: 0 ok, 1 failure (5xx), 2 usage error or invalid input (PS_EINVAL; 400/422),
+ * 3 not found (PS_ENOTFOUND; 404), 4 conflict (PS_ECONFLICT; 409: a sync is running, a name is
+ * taken, a sync that is not succeeded used as a snapshot).
  * Errors are one line on stderr, `projsync: <message>`; usage errors add a hint line.
  * Output for people goes to stdout as tables; with --json, stdout carries exactly one JSON
  * document (a bare array for listings), compact, followed by a newline.
@@ -120,10 +122,16 @@ int ps_cli_exit_code(int rc);
  * ps_cli_exit_code(rc). For rc == 0 prints nothing and returns 0. */
 int ps_cli_fail(int rc);
 
+/* For ps_cli_open_store, beside the store.h flags: this command may create the store. */
+#define PS_CLI_STORE_CREATE (1u << 16)
+
 /*
- * Resolves the store location (see struct ps_cli), creates its directory, and opens it with
- * `flags` (store.h: migrations run unless PS_STORE_NO_MIGRATE). Sets cli->store. Returns 0 or
- * a PS_E* code with the message set (not printed).
+ * Resolves the store location (see struct ps_cli) and opens it with `flags` (store.h:
+ * migrations run unless PS_STORE_NO_MIGRATE). Only the commands that write something of their
+ * own (project add, sync, migrate, serve) pass PS_CLI_STORE_CREATE, which creates the store and
+ * its directory when missing; for every other command a missing store is PS_ENOTFOUND ("no
+ * store at PATH", exit 3), so a mistyped --db never leaves an empty store behind. Sets
+ * cli->store. Returns 0 or a PS_E* code with the message set (not printed).
  */
 int ps_cli_open_store(struct ps_cli *cli, unsigned flags);
 

@@ -334,7 +334,9 @@ static int memory_list(struct ps_cli *cli, int argc, char **argv, enum list_form
 		       p->name);
 	} else if (query) {
 		for (size_t i = 0; i < n; i++) {
-			char *title = printable(v[i].title), *path = printable(where(&v[i]));
+			/* The source in parentheses; where() already wraps "(manual)". */
+			char *title = printable(v[i].title);
+			char *path = printable(v[i].source_ref ? v[i].source_ref : "manual");
 			char *snip = snippet_text(v[i].snippet), *tags = tags_text(&v[i]);
 			printf("%" PRId64 "  %s  (%s)%s%s%s%s\n", v[i].id, title, path,
 			       tags[0] ? "  [" : "", tags, tags[0] ? "]" : "",

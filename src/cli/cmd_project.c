@@ -9,7 +9,9 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli/progress.h"
 #include "core/json.h"
@@ -22,7 +24,7 @@ static const char project_usage[] =
 	"                               [--max-blob-size BYTES]\n"
 	"       projsync project list [--json]\n"
 	"       projsync project show NAME [--json]\n"
-	"       projsync project rm NAME\n"
+	"       projsync project rm NAME [--yes]\n"
 	"\n"
 	"Manages projects: a name, a repository source and the branch to sync.\n"
 	"See 'projsync project add --help' and friends for each subcommand.\n";
@@ -74,10 +76,13 @@ static const char show_usage[] =
 	"Shows a project's settings and state. --json prints the project object.\n";
 
 static const char rm_usage[] =
-	"usage: projsync project rm NAME\n"
+	"usage: projsync project rm NAME [--yes]\n"
 	"\n"
-	"Removes a project with its syncs, snapshots and events. Refused (exit 4) while one of\n"
-	"its syncs is running.\n";
+	"Removes a project with its syncs, snapshots, events and memory. Asks for confirmation\n"
+	"when stdin is a terminal; otherwise --yes is required (exit 2 without it). Refused\n"
+	"(exit 4) while one of its syncs is running.\n"
+	"\n"
+	"  --yes                  remove without asking\n";
 
 static const char branches_usage[] =
 	"usage: projsync branches NAME [--json]\n"
@@ -270,7 +275,7 @@ static int project_add(struct ps_cli *cli, int argc, char **argv)
 	p.source = normalize_source(argv[optind + 1]);
 	p.branch = branch ? ps_strdup(branch) : NULL;
 
-	if ((rc = ps_cli_open_store(cli, 0)) < 0) {
+	if ((rc = ps_cli_open_store(cli, PS_CLI_STORE_CREATE)) < 0) {
 		exit_code = ps_cli_fail(rc);
 		goto cleanup;
 	}
@@ -476,16 +481,65 @@ static int project_show(struct ps_cli *cli, int argc, char **argv)
 	return PS_EXIT_OK;
 }
 
+/* Asks on the terminal whether to remove `name`; true for an answer of y or yes. */
+static bool confirm_rm(const char *name)
+{
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n;
+	bool yes;
+
+	fprintf(stderr, "remove project %s with all its syncs, snapshots and memory? [y/N] ", name);
+	fflush(stderr);
+	n = getline(&line, &cap, stdin);
+	if (n < 0)
+		fputc('\n', stderr);
+	while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' '))
+		line[--n] = '\0';
+	yes = n > 0 && (strcasecmp(line, "y") == 0 || strcasecmp(line, "yes") == 0);
+	free(line);
+	return yes;
+}
+
 static int project_rm(struct ps_cli *cli, int argc, char **argv)
 {
+	enum { OPT_YES = 0x300 };
+	static const struct option opts[] = {
+		{ "yes", no_argument, NULL, OPT_YES },
+		{ 0 },
+	};
 	struct ps_project *p = NULL;
-	int rc;
+	bool yes = false;
+	int c, rc;
 
-	if ((rc = parse_simple(cli, argc, argv, rm_usage, 1, "NAME", false)) >= 0)
-		return rc;
+	while ((c = ps_cli_getopt(cli, argc, argv, opts, rm_usage)) != -1) {
+		switch (c) {
+		case PS_CLI_OPT_HELP: return PS_EXIT_OK;
+		case OPT_YES: yes = true; break;
+		default: return PS_EXIT_USAGE;
+		}
+	}
+	if (argc - optind < 1)
+		return ps_cli_usage_error(cli, "%s needs NAME", cli->command);
+	if (argc - optind > 1)
+		return ps_cli_usage_error(cli, "unexpected argument '%s'", argv[optind + 1]);
 	if ((rc = ps_cli_open_store(cli, 0)) < 0 ||
 	    (rc = ps_store_project_get(cli->store, argv[optind], &p)) < 0)
 		return ps_cli_fail(rc);
+	/* Nothing brings a removed history back: ask a person, and make a script say so. */
+	if (!yes) {
+		bool tty = isatty(STDIN_FILENO) == 1;
+		if (!tty) {
+			ps_project_free(p);
+			return ps_cli_usage_error(cli, "project rm removes %s for good: pass --yes "
+						  "to confirm (stdin is not a terminal)", argv[optind]);
+		}
+		if (!confirm_rm(p->name)) {
+			fprintf(stderr, "projsync: project %s not removed\n", p->name);
+			ps_project_free(p);
+			return PS_EXIT_FAILURE;
+		}
+	}
 	/* A sync whose process died must not block the removal forever. */
 	(void)ps_store_reap(cli->store, p->id, NULL);
 	ps_project_free(p);

@@ -25,7 +25,8 @@ static const char status_usage[] =
 static const char history_usage[] =
 	"usage: projsync history NAME [--limit N] [--json]\n"
 	"\n"
-	"Lists a project's syncs, newest first (all of them unless --limit N).\n"
+	"Lists a project's syncs, newest first (all of them unless --limit N). NOTE holds a\n"
+	"failed sync's error, or \"up to date\" for a sync that found nothing new.\n"
 	"--json prints a bare array of sync objects.\n";
 
 static const char changes_usage[] =
@@ -135,9 +136,10 @@ static int reap(struct ps_cli *cli, int64_t project_id)
 
 static void format_counts(const struct ps_sync *s, bool unicode_arrow, char *out, size_t len)
 {
-	snprintf(out, len, "+%" PRId64 " ~%" PRId64 " -%" PRId64 " %s%" PRId64 ", %" PRId64 " files",
+	snprintf(out, len, "+%" PRId64 " ~%" PRId64 " -%" PRId64 " %s%" PRId64 ", %" PRId64 " %s",
 		 s->counts.added, s->counts.modified, s->counts.deleted,
-		 unicode_arrow ? "→" : "->", s->counts.renamed, s->counts.files);
+		 unicode_arrow ? "→" : "->", s->counts.renamed, s->counts.files,
+		 s->counts.files == 1 ? "file" : "files");
 }
 
 static int64_t sync_duration(const struct ps_sync *s)
@@ -231,7 +233,7 @@ int ps_cmd_history(struct ps_cli *cli, int argc, char **argv)
 		{ 0 },
 	};
 	static const char *const headers[] = { "ID", "STATUS", "PHASE", "BRANCH", "COMMIT", "ADD",
-		"MOD", "DEL", "REN", "STARTED", "DURATION", "TRIGGER", "ERROR" };
+		"MOD", "DEL", "REN", "STARTED", "DURATION", "TRIGGER", "NOTE" };
 	struct ps_project *p = NULL;
 	struct ps_sync **syncs = NULL;
 	size_t n = 0;
@@ -276,7 +278,7 @@ int ps_cmd_history(struct ps_cli *cli, int argc, char **argv)
 			if (s->error_code || s->error_message)
 				err = ps_strdup(s->error_message ? s->error_message : s->error_code);
 			else if (s->up_to_date)
-				err = ps_strdup("(up to date)");
+				err = ps_strdup("up to date");
 			ps_table_add(&t, (const char *const[]){ id, ps_sync_status_name(s->status),
 				     ps_phase_name(s->phase), s->branch, sha, a, m, d, r, started, took,
 				     s->trigger, err ? err : "" });
@@ -358,10 +360,10 @@ int ps_cmd_changes(struct ps_cli *cli, int argc, char **argv)
 	if ((rc = load_sync(cli, argv[optind], &s)) >= 0)
 		return rc;
 	if (s->status != PS_SYNC_SUCCEEDED) {
-		ps_error_set(PS_EFAIL, "not_succeeded", "sync %" PRId64 " of %s is %s: only a "
+		ps_error_set(PS_ECONFLICT, "not_succeeded", "sync %" PRId64 " of %s is %s: only a "
 			     "succeeded sync has changes", s->id, s->project,
 			     ps_sync_status_name(s->status));
-		exit_code = ps_cli_fail(PS_EFAIL);
+		exit_code = ps_cli_fail(PS_ECONFLICT);
 		goto cleanup;
 	}
 	/* The previous succeeded sync of the project; none before the first (diff vs empty).
@@ -419,9 +421,10 @@ int ps_cmd_diff(struct ps_cli *cli, int argc, char **argv)
 	}
 	if (a->status != PS_SYNC_SUCCEEDED || b->status != PS_SYNC_SUCCEEDED) {
 		const struct ps_sync *bad = a->status != PS_SYNC_SUCCEEDED ? a : b;
-		exit_code = ps_cli_usage_error(cli, "sync %" PRId64 " is %s: only succeeded syncs "
-					       "have snapshots", bad->id,
-					       ps_sync_status_name(bad->status));
+		ps_error_set(PS_ECONFLICT, "not_succeeded", "sync %" PRId64 " of %s is %s: only a "
+			     "succeeded sync has a snapshot", bad->id, bad->project,
+			     ps_sync_status_name(bad->status));
+		exit_code = ps_cli_fail(PS_ECONFLICT);
 		goto cleanup;
 	}
 	if (cli->patch || cli->stat) {
@@ -482,10 +485,10 @@ static int resolve_snapshot(struct ps_cli *cli, const struct ps_project *p, int6
 			     at, p->name);
 		rc = PS_ENOTFOUND;
 	} else if (s->status != PS_SYNC_SUCCEEDED) {
-		ps_error_set(PS_EFAIL, "not_succeeded", "sync %" PRId64 " of %s is %s: only a "
+		ps_error_set(PS_ECONFLICT, "not_succeeded", "sync %" PRId64 " of %s is %s: only a "
 			     "succeeded sync has a snapshot", at, p->name,
 			     ps_sync_status_name(s->status));
-		rc = PS_EFAIL;
+		rc = PS_ECONFLICT;
 	}
 	ps_sync_free(s);
 	if (rc < 0)
@@ -586,16 +589,24 @@ int ps_cmd_cat(struct ps_cli *cli, int argc, char **argv)
 		goto cleanup;
 	}
 	if (f.mode == PS_MODE_COMMIT) {
-		ps_error_set(PS_EFAIL, "submodule", "%s is a submodule (commit %s)", path, f.sha);
-		exit_code = ps_cli_fail(PS_EFAIL);
+		/* The API answers 422: the path names something that has no content. */
+		ps_error_set(PS_EINVAL, "submodule", "%s is a submodule (commit %s): it has no "
+			     "content", path, f.sha);
+		exit_code = ps_cli_fail(PS_EINVAL);
 		goto cleanup;
 	}
 	if ((rc = ps_store_blob_get(cli->store, f.sha, &data, &len)) < 0) {
-		/* Kept as metadata only (over the size limit when synced): the file exists, so
-		 * not "not found" but a failure that says why. */
-		if (rc == PS_ENOTFOUND)
-			ps_project_content_missing(cli->store, p, &f);
-		exit_code = ps_cli_fail(rc == PS_ENOTFOUND ? PS_EFAIL : rc);
+		/* The file exists, so its missing content is never "not found" but the API's
+		 * answer for it: over the size limit 422 (exit 2), kept as metadata under a lower
+		 * limit that has since been raised 409 (exit 4: the next sync fetches it). */
+		if (rc == PS_ENOTFOUND) {
+			rc = ps_project_content_missing(cli->store, p, &f);
+			exit_code = ps_cli_fail(rc);
+			if (rc == PS_ETOOBIG)
+				exit_code = PS_EXIT_USAGE;
+		} else {
+			exit_code = ps_cli_fail(rc);
+		}
 		goto cleanup;
 	}
 	if ((len && fwrite(data, 1, len, stdout) != len) || fflush(stdout) != 0) {

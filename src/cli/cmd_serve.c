@@ -175,7 +175,7 @@ int ps_cmd_serve(struct ps_cli *cli, int argc, char **argv)
 		free(host);
 		return PS_EXIT_USAGE;
 	}
-	if ((rc = ps_cli_open_store(cli, 0)) < 0) {
+	if ((rc = ps_cli_open_store(cli, PS_CLI_STORE_CREATE)) < 0) {
 		free(host);
 		return ps_cli_fail(rc);
 	}

@@ -116,9 +116,11 @@ static void append_counters(const struct ps_progress *p, struct ps_buf *b)
 	char tmp[32];
 
 	if (p->files_total > 0)
-		ps_buf_printf(b, "  %" PRId64 "/%" PRId64 " files", p->files_done, p->files_total);
+		ps_buf_printf(b, "  %" PRId64 "/%" PRId64 " %s", p->files_done, p->files_total,
+			      p->files_total == 1 ? "file" : "files");
 	else if (p->files_done > 0)
-		ps_buf_printf(b, "  %" PRId64 " files", p->files_done);
+		ps_buf_printf(b, "  %" PRId64 " %s", p->files_done,
+			      p->files_done == 1 ? "file" : "files");
 	if (p->bytes > 0) {
 		ps_format_bytes(p->bytes, tmp, sizeof(tmp));
 		ps_buf_printf(b, "  %s", tmp);
@@ -202,8 +204,9 @@ char *ps_progress_summary(const struct ps_progress *p, const struct ps_event *ev
 			ps_buf_puts(&b, " (empty repository)");
 		if (s)
 			ps_buf_printf(&b, ": +%" PRId64 " ~%" PRId64 " -%" PRId64 " %s%" PRId64
-				      ", %" PRId64 " files", s->counts.added, s->counts.modified,
-				      s->counts.deleted, g->renamed, s->counts.renamed, s->counts.files);
+				      ", %" PRId64 " %s", s->counts.added, s->counts.modified,
+				      s->counts.deleted, g->renamed, s->counts.renamed, s->counts.files,
+				      s->counts.files == 1 ? "file" : "files");
 		ps_format_bytes(s ? s->bytes : ev->bytes, bytes, sizeof(bytes));
 		ps_buf_printf(&b, ", %s fetched in %s", bytes, took);
 		if (s && s->skipped_large > 0)

@@ -1005,12 +1005,18 @@ static int resolve_target(struct ps_store *s, const struct ps_project *p, int64_
 	rc = ps_store_sync_get(s, at, &sync);
 	if (rc < 0 && rc != PS_ENOTFOUND)
 		return rc;
-	if (rc == PS_ENOTFOUND || sync->project_id != p->id ||
-	    sync->status != PS_SYNC_SUCCEEDED) {
+	if (rc == PS_ENOTFOUND || sync->project_id != p->id) {
 		ps_sync_free(sync);
 		return ps_error_set(PS_ENOTFOUND, "sync_not_found",
-				    "sync %lld is not a succeeded sync of project '%s'",
-				    (long long)at, p->name);
+				    "sync %lld is not a sync of project %s", (long long)at, p->name);
+	}
+	/* The same answer as files/cat and the API's 409: the sync exists, its snapshot not. */
+	if (sync->status != PS_SYNC_SUCCEEDED) {
+		rc = ps_error_set(PS_ECONFLICT, "not_succeeded", "sync %lld of %s is %s: only a "
+				  "succeeded sync has a snapshot", (long long)at, p->name,
+				  ps_sync_status_name(sync->status));
+		ps_sync_free(sync);
+		return rc;
 	}
 	*out = sync;
 	return 0;

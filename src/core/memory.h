@@ -1,5 +1,5 @@
 /*
- * Memory entries: the project's knowledge base (DESIGN.md §4, memory paragraph). This module is
+ * Memory entries: the project's knowledge base (docs/architecture.md §7). This module is
  * the pure part of it, with no I/O: the entry type every layer speaks, how a markdown file
  * becomes an entry (front matter, title, tags), which paths the project's memory globs select,
  * how a user's search text becomes a safe full-text query, and the JSON shape (§6).
@@ -112,7 +112,7 @@ bool ps_memory_globs_match(const struct ps_strv *globs, const char *path);
 int ps_memory_fts_query(char **out, const char *user_query);
 
 /*
- * The JSON shape of DESIGN.md §6: {"id", "project", "source", "source_ref", "title", "tags",
+ * The JSON shape of docs/architecture.md §6: {"id", "project", "source", "source_ref", "title", "tags",
  * "content", "status", "introduced_by_sync", "superseded_by_sync", "restored_from",
  * "created_at"} plus "origin", "sha", "superseded_by_entry", "superseded_at", and on search results
  * "snippet" and "rank". New reference owned by the caller.

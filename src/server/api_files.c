@@ -23,7 +23,7 @@ static bool resolve_snapshot(struct ps_request *rq, const struct ps_project *p, 
 	int64_t at = 0;
 	int rc;
 
-	if (at_s && !ps_http_parse_id(rq, "sync id 'at'", at_s, &at))
+	if (at_s && !ps_http_parse_id(rq, "?at", at_s, &at))
 		return false;
 	if (at == 0) {
 		if (p->last_sync_id <= 0) {

@@ -1,5 +1,5 @@
 /*
- * A project's memory entries over HTTP (DESIGN.md §4 memory paragraph, §6): list and full-text
+ * A project's memory entries over HTTP (docs/architecture.md §7, JSON shape in §6): list and full-text
  * search (`GET /api/v1/projects/{name}/memory?q&include_superseded&limit&offset`), one entry and
  * its versions (`GET /api/v1/memory/{id}`, `.../history`), a note added by hand
  * (`POST /api/v1/projects/{name}/memory`) and restoring an older version

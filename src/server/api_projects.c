@@ -10,6 +10,7 @@
  * half the HTTP threads may wait on remotes at once (503 beyond), so the others keep answering
  * /healthz and everything else whatever the remotes do.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -332,15 +333,21 @@ bool ps_api_parse_limit(struct ps_request *rq, int64_t def, int64_t *out)
 {
 	const char *s = ps_http_query(rq, "limit");
 
+	char *end = NULL;
+	long long v;
+
 	*out = def;
 	if (!s)
 		return true;
-	if (!ps_http_parse_id(rq, "limit", s, out))
-		return false;
-	if (*out > 1000) {
-		ps_http_error(rq, MHD_HTTP_BAD_REQUEST, "invalid_limit", "limit is at most 1000");
+	/* Its own slug: "invalid_id" would send a client looking for an id it never gave. */
+	errno = 0;
+	v = *s >= '0' && *s <= '9' ? strtoll(s, &end, 10) : 0;
+	if (errno || v <= 0 || *end || v > 1000) {
+		ps_http_error(rq, MHD_HTTP_BAD_REQUEST, "invalid_limit", "invalid limit '%s': give "
+			      "a number from 1 to 1000", s);
 		return false;
 	}
+	*out = v;
 	return true;
 }
 

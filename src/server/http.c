@@ -3,7 +3,7 @@
  * authentication, request logging, the reply helpers handlers share, and ps_server_run, which
  * wires the daemon, the sync workers and the SSE hub together and takes them down on SIGTERM.
  *
- * libmicrohttpd is used as ../shared/STACK.md says: epoll with a thread pool (select mode drops
+ * libmicrohttpd is used as docs/stack.md says: epoll with a thread pool (select mode drops
  * descriptors past 1024), an explicit connection limit and listen backlog, and the access
  * handler answers only on its second call, because a response queued on the first call forces
  * `Connection: close` and costs keep-alive. Request bodies are read into a bounded buffer; a
@@ -499,7 +499,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	struct ps_request *rq = *con_cls;
 
 	if (!rq) {
-		/* First call: headers only. Answering now would cost keep-alive (STACK.md #4). */
+		/* First call: headers only. Answering now would cost keep-alive (docs/stack.md #4). */
 		rq = ps_calloc(1, sizeof(*rq));
 		rq->srv = srv;
 		rq->conn = conn;

@@ -1,5 +1,5 @@
 /*
- * `projsync serve`: the HTTP API and SSE stream of DESIGN.md §5-6 on libmicrohttpd, with a pool
+ * `projsync serve`: the HTTP API and SSE stream of docs/api.md on libmicrohttpd, with a pool
  * of sync workers running the same pipeline generator as the CLI. The CLI (cli/cmd_serve.c)
  * fills a ps_server_config and calls ps_server_run, which blocks until SIGTERM or SIGINT.
  *

@@ -11,7 +11,7 @@
  * design. A new watcher starts after its Last-Event-ID (0 without one), so the replay of what
  * it missed is simply its first delivery.
  *
- * libmicrohttpd side (../shared/STACK.md #3, #5, #6): the response is produced by a content
+ * libmicrohttpd side (docs/stack.md #3, #5, #6): the response is produced by a content
  * reader callback. With nothing queued it marks the watcher suspended and suspends the
  * connection from inside the callback; the hub resumes it when it appends. Suspend, resume and
  * the `suspended` flag are all under the hub mutex, so a connection is never resumed twice or
@@ -165,7 +165,7 @@ static ssize_t reader(void *cls, uint64_t pos, char *out, size_t max)
 	} else if (w->done || hub->closing) {
 		r = MHD_CONTENT_READER_END_OF_STREAM;
 	} else {
-		/* Nothing to send: park the connection until the hub appends (STACK.md #3). */
+		/* Nothing to send: park the connection until the hub appends (docs/stack.md #3). */
 		w->suspended = true;
 		MHD_suspend_connection(w->conn);
 		r = 0;
@@ -584,7 +584,7 @@ void ps_hub_close_all(struct ps_hub *hub)
 		timed_wait(&hub->round_cv, &hub->mu, 50);
 	}
 	/* End every stream and resume every parked connection: libmicrohttpd must not be
-	 * stopped with suspended connections (STACK.md #6). */
+	 * stopped with suspended connections (docs/stack.md #6). */
 	hub->closing = true;
 	for (struct topic *t = hub->topics; t; t = t->next)
 		for (struct watcher *w = t->head; w; w = w->next) {

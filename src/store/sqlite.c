@@ -19,6 +19,7 @@
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "store/sqlite_internal.h"
@@ -249,9 +250,17 @@ int ps_sqlite_open(struct ps_store **out, const char *url, unsigned flags)
 	struct ps_store *s;
 	int rc;
 
+	if (flags & PS_STORE_NO_CREATE) {
+		struct stat st;
+		/* Without SQLITE_OPEN_CREATE SQLite would only say "unable to open database file";
+		 * a missing file deserves its own answer. */
+		if (stat(url, &st) < 0 && errno == ENOENT)
+			return ps_error_set(PS_ENOTFOUND, "no_store", "no store at %s", url);
+	}
 	s = ps_calloc(1, sizeof(*s));
 	s->path = ps_strdup(url);
-	rc = sqlite3_open_v2(url, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+	rc = sqlite3_open_v2(url, &s->db, SQLITE_OPEN_READWRITE |
+			     (flags & PS_STORE_NO_CREATE ? 0 : SQLITE_OPEN_CREATE), NULL);
 	if (rc != SQLITE_OK) {
 		ps_error_set(PS_ESTORE, "store_open", "cannot open store %s: %s", url,
 			     s->db ? sqlite3_errmsg(s->db) : "out of memory");

@@ -30,13 +30,16 @@ struct ps_store;
 
 enum ps_store_flags {
 	PS_STORE_NO_MIGRATE = 1 << 0, /* open without applying migrations (for `migrate` itself) */
+	/* Open only a store that exists: a mistyped location must not become a new empty store
+	 * behind a read command's back. A missing store is PS_ENOTFOUND with slug "no_store". */
+	PS_STORE_NO_CREATE = 1 << 1,
 };
 
 /*
- * Opens (creating if needed) the store at `url`: a file path for SQLite, or postgres://...
- * Applies pending migrations unless PS_STORE_NO_MIGRATE. Fails with PS_ESTORE and a clear
- * message for a file that is not a database, a schema newer than this binary, or a location
- * that cannot be written.
+ * Opens the store at `url` (a file path for SQLite, or postgres://...), creating it if needed
+ * unless PS_STORE_NO_CREATE. Applies pending migrations unless PS_STORE_NO_MIGRATE. Fails with
+ * PS_ESTORE and a clear message for a file that is not a database, a schema newer than this
+ * binary, or a location that cannot be written.
  */
 int ps_store_open(struct ps_store **out, const char *url, unsigned flags);
 void ps_store_free(struct ps_store *s);

@@ -12,13 +12,13 @@ run('external', async (b) => {
   const page = await b.page('external');
   await page.goto(BASE + '/projects/shared');
   const syncNow = page.getByRole('button', { name: 'Sync Now' });
-  await page.waitForFunction(() => !document.querySelector('#sync-now').disabled);
+  await page.locator('#sync-now:enabled').waitFor();
   await page.waitForSelector('.banner[data-status=succeeded]');
 
   const started = await api('POST', '/projects/shared/sync', { branch: 'feature' });
   check(started.status === 202, 'sync started through the API');
   const t0 = Date.now();
-  await page.waitForFunction(() => document.querySelector('#sync-now').disabled, null, { timeout: 5000 });
+  await page.locator('#sync-now:disabled').waitFor({ timeout: 5000 });
   check(Date.now() - t0 < 4000, 'picked up within a poll or two');
   await page.waitForSelector(`.banner[data-status=running]`);
   check((await page.locator('.banner h2').textContent()).includes(`#${started.body.id}`), 'the banner follows that sync');
@@ -37,8 +37,8 @@ run('external', async (b) => {
 
   await waitSync(started.body.id);
   await page.waitForSelector('.banner[data-status=succeeded]');
-  await page.waitForFunction(() => !document.querySelector('#sync-now').disabled);
-  await late.waitForFunction(() => !document.querySelector('#sync-now').disabled);
+  await page.locator('#sync-now:enabled').waitFor();
+  await late.locator('#sync-now:enabled').waitFor();
 
   // projectSync.js with a scripted EventSource: a drop, a reconnect from the last seq, replays.
   const result = await page.evaluate(async (syncId) => {

@@ -6,7 +6,7 @@ run('failure', async (b) => {
   check((await api('POST', '/projects', { name: 'fragile', source: cfg.repo })).status === 201, 'project added');
   const page = await b.page('failure');
   await page.goto(BASE + '/projects/fragile');
-  await page.waitForFunction(() => !document.querySelector('#sync-now').disabled);
+  await page.locator('#sync-now:enabled').waitFor();
   await page.getByLabel('Branch').selectOption('doomed');
 
   // The branch disappears after the page listed it: the sync fails in prepare.

@@ -52,7 +52,7 @@ run('sync_flow', async (b) => {
 
   // Branches: the default (main) is preselected; pick feature.
   const select = page.getByLabel('Branch');
-  await page.waitForFunction(() => !document.querySelector('#branch').disabled);
+  await page.locator('#branch:enabled').waitFor();
   check(await select.inputValue() === 'main', 'default branch preselected');
   const options = await select.locator('option').allTextContents();
   check(options.includes('feature') && options.includes('main (default)'), `branches listed: ${options}`);
@@ -63,12 +63,12 @@ run('sync_flow', async (b) => {
   await recordPhases(page);
   const syncNow = page.getByRole('button', { name: 'Sync Now' });
   await syncNow.click();
-  await page.waitForFunction(() => document.querySelector('.banner').dataset.status === 'running');
+  await page.locator('.banner[data-status=running]').waitFor();
   check(await syncNow.isDisabled(), 'Sync Now disabled while the sync runs');
   await page.waitForSelector('.banner .phase[data-phase=fetch][data-state=current]');
   await shot(page, '04-overview-running');
   await page.waitForSelector('.banner[data-status=succeeded]', { timeout: 30000 });
-  await page.waitForFunction(() => !document.querySelector('#sync-now').disabled);
+  await page.locator('#sync-now:enabled').waitFor();
   await shot(page, '05-overview-succeeded');
 
   // The phases went pending -> current -> done, in order, never backwards.

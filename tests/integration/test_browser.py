@@ -159,3 +159,25 @@ def test_memory_search_superseded_restore(serve, make_repo):
     (repo.path / ".memory").mkdir()
     srv = serve(delay="0")
     run_flow("memory.mjs", srv, repo=str(repo.path))
+
+
+def test_every_view_fits_a_phone(serve, make_repo, ps):
+    """At 390 px no view is wider than the screen: the projects, an overview, history with a
+    long error, a sync with its changes, a file with long lines open, memory."""
+    need_browser()
+    repo = make_repo("repo")
+    long_dir = "a-rather-long-directory-name/with-another-long-one-inside/"
+    long_file = long_dir + "and-a-file-whose-name-alone-is-wider-than-a-phone-screen.txt"
+    repo.write(long_file, "x = '" + "0123456789" * 40 + "'\n" + "short line\n" * 5)
+    repo.write("README.md", "# a readme\n\n" + "word " * 200 + "\n")
+    repo.write(".memory/deploy.md", "---\ntitle: How we deploy on a very long title line that "
+               "goes on\ntags: [ops, deploy, a-quite-long-tag-name-here]\n---\n"
+               "Deploy with " + "https://example.com/" + "a" * 120 + " then roll back.\n")
+    repo.commit("long things")
+    srv = serve(delay="0")
+    st, _, _ = srv.post("/api/v1/projects", {"name": "phone", "source": str(repo.path)})
+    assert st == 201
+    sync = ps.sync("phone")
+    ps.sync("phone", "--branch", "a-branch-that-does-not-exist-and-has-a-long-name",
+             expect="failed")
+    run_flow("phone.mjs", srv, project="phone", sync_id=sync["id"], long_file=long_file)

@@ -1,5 +1,5 @@
 """
-Crash safety (DESIGN §4.5): a sync killed at any moment leaves the store consistent. Nothing it
+Crash safety (docs/architecture.md §4, rule 5): a sync killed at any moment leaves the store consistent. Nothing it
 wrote is visible, the next command that reaps (status, history, sync) marks it failed with
 error.code "interrupted" keeping its phase, and the next sync succeeds with the right snapshot,
 diffed from the last good one. A live sync in another process is never taken for a dead one.

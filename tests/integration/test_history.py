@@ -145,6 +145,7 @@ def test_first_sync_changes_are_all_additions(ps, repo):
 def test_project_list_show_rm(ps, repo):
     repo.write("a", "a")
     repo.commit()
+    ps.ok("migrate")  # an empty store
     assert ps.json("project", "list") == []
     ps.add("one", str(repo.path))
     ps.add("two", repo.url, "--branch", "main")
@@ -154,7 +155,7 @@ def test_project_list_show_rm(ps, repo):
     assert two["source"] == repo.url and two["branch"] == "main"
     assert two["last_commit"] is None and two["last_sync_id"] is None
     ps.sync("one")
-    ps.ok("project", "rm", "one")
+    ps.ok("project", "rm", "one", "--yes")
     assert [p["name"] for p in ps.json("project", "list")] == ["two"]
     r = ps("project", "show", "one")
     assert r.rc == 3 and one_error_line(r.err), r

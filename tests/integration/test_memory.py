@@ -1,5 +1,5 @@
 """
-Memory entries through the real binary and a real git repository (DESIGN §4, memory paragraph):
+Memory entries through the real binary and a real git repository (docs/architecture.md §7):
 the full life of an entry (created by sync 1; superseded by a change in sync 2 and hidden from
 search unless asked; restored; kept by a sync that does not touch the file; superseded by a sync
 that changes it; superseded when the file is deleted), manual entries, search that treats any

@@ -22,7 +22,7 @@ def test_settings_apply_to_the_next_sync(ps, repo):
     s = ps.sync("p")
     assert s["branch"] == "release/1.x" and s["skipped_large"] == 1
     r = ps("cat", "p", "big.txt")
-    assert r.rc == 1 and "not stored" in r.err and one_error_line(r.err), r
+    assert r.rc == 2 and "not stored" in r.err and one_error_line(r.err), r
 
     p = ps.json("project", "set", "p", "--default-branch", "--memory-glob", "notes/*.md",
                 "--memory-glob", "docs/**/*.md")

@@ -1,5 +1,5 @@
 """
-`projsync serve` over real HTTP (DESIGN.md §5-6): every endpoint with its error statuses, the
+`projsync serve` over real HTTP (docs/api.md): every endpoint with its error statuses, the
 sync queue and its chain rule (two racing starts: one 202, one 409), cancel, the SSE stream
 (order without gaps, Last-Event-ID resume, 200 concurrent watchers, syncs run by the CLI in
 another process), SIGKILL and restart, SIGTERM, auth, the GitHub webhook and the OpenAPI

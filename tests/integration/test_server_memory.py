@@ -1,5 +1,5 @@
 """
-Memory entries over HTTP (DESIGN.md §4 memory paragraph, §6; docs/api.md): the life of an entry
+Memory entries over HTTP (docs/architecture.md §6-7; docs/api.md): the life of an entry
 driven through the server (a sync creates it, a change supersedes it and hides it from search
 unless include_superseded, restore makes the old content active again, history lists the
 versions), manual notes with their validation, paging with Link, search that treats any text

@@ -486,6 +486,15 @@ int ps_pg_open(struct ps_store **out, const char *url, unsigned flags)
 		return PS_ESTORE;
 	}
 	PQsetNoticeProcessor(g->conn, no_notices, NULL);
+	if (flags & PS_STORE_NO_CREATE) {
+		/* An empty database is no store yet: a read command must not create one. */
+		if ((rc = read_version(g, &version)) < 0)
+			goto fail;
+		if (version == 0) {
+			rc = ps_error_set(PS_ENOTFOUND, "no_store", "no store at %s", g->where);
+			goto fail;
+		}
+	}
 	if (!(flags & PS_STORE_NO_MIGRATE)) {
 		if ((rc = ps_pg_migrate((struct ps_store *)g, NULL, NULL)) < 0)
 			goto fail;

@@ -1,0 +1,69 @@
+"""
+`make run` (scripts/demo): the server comes up first and only then are the hints printed; a
+port that is taken ends the demo with a clear message and no hints; Ctrl-C stops the server.
+"""
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+
+from conftest import BIN, ROOT, check_sanitizers, Result
+
+DEMO = str(ROOT / "scripts" / "demo")
+
+
+def demo_env(ps, listen):
+    return ps.env_with({"PROJSYNC_DB": str(ps.tmp / "demo" / "projsync.db"),
+                        "PROJSYNC_LISTEN": listen})
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_taken_port_fails_before_any_hint(ps):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        r = subprocess.run([DEMO, BIN], env=demo_env(ps, f"127.0.0.1:{port}"),
+                           capture_output=True, text=True, timeout=300)
+    assert r.returncode == 1, r
+    assert "Try, from another terminal" not in r.stdout, r.stdout
+    assert f"did not start on 127.0.0.1:{port}" in r.stderr, r.stderr
+    assert "make run PORT=" in r.stderr, r.stderr
+    check_sanitizers(Result(["demo"], r.returncode, b"", r.stderr))
+
+
+def test_hints_come_once_the_server_answers_and_ctrl_c_stops_it(ps):
+    port = free_port()
+    proc = subprocess.Popen([DEMO, BIN], env=demo_env(ps, f"127.0.0.1:{port}"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    try:
+        out = b""
+        end = time.monotonic() + 300
+        while b"Ctrl-C stops the server" not in out and time.monotonic() < end:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            out += line
+        text = out.decode()
+        assert f"projsync serve on http://127.0.0.1:{port}" in text, text
+        # The hints are out: the server must answer now, not in a moment.
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10) as resp:
+            assert resp.status == 200
+        # Ctrl-C in a terminal reaches the whole foreground process group.
+        os.killpg(proc.pid, signal.SIGINT)
+        rc = proc.wait(timeout=60)
+        err = proc.stderr.read().decode()
+        assert rc == 0, (rc, err)
+        check_sanitizers(Result(["demo"], rc, b"", err))
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
