@@ -13,7 +13,7 @@
 #include "util/error.h"
 
 static const char serve_usage[] =
-	"usage: projsync serve [--listen HOST:PORT] [--workers N] [--quiet]\n"
+	"usage: projsync serve [--listen HOST:PORT] [--workers N] [--public-url URL] [--quiet]\n"
 	"\n"
 	"Serves the HTTP API (/api/v1), live sync progress as server-sent events, a GitHub\n"
 	"webhook, /healthz, /metrics and /openapi.json, and runs queued syncs with N workers.\n"
@@ -25,6 +25,9 @@ static const char serve_usage[] =
 	"  --max-connections N  open connections, SSE streams included (default 16384)\n"
 	"  --heartbeat-ms MS    SSE heartbeat comment interval (default 15000)\n"
 	"  --poll-ms MS         how often streams look for events of other processes (default 100)\n"
+	"  --public-url URL     the http(s)://HOST[:PORT] browsers and clients use when it is not\n"
+	"                       the listen address (a reverse proxy, a tunnel): without a token\n"
+	"                       the server answers only requests for its own address or this one\n"
 	"  --quiet              do not log one line per request\n"
 	"  --routes             print the routes this server answers and exit\n"
 	"\n"
@@ -84,7 +87,7 @@ static void print_route(void *ud, const char *method, const char *pattern)
 int ps_cmd_serve(struct ps_cli *cli, int argc, char **argv)
 {
 	enum { OPT_LISTEN = 0x100, OPT_WORKERS, OPT_THREADS, OPT_MAXCONN, OPT_HB, OPT_POLL,
-	       OPT_QUIET, OPT_ROUTES };
+	       OPT_QUIET, OPT_ROUTES, OPT_PUBLIC_URL };
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, OPT_LISTEN },
 		{ "workers", required_argument, NULL, OPT_WORKERS },
@@ -93,6 +96,7 @@ int ps_cmd_serve(struct ps_cli *cli, int argc, char **argv)
 		{ "heartbeat-ms", required_argument, NULL, OPT_HB },
 		{ "poll-ms", required_argument, NULL, OPT_POLL },
 		{ "quiet", no_argument, NULL, OPT_QUIET },
+		{ "public-url", required_argument, NULL, OPT_PUBLIC_URL },
 		{ "routes", no_argument, NULL, OPT_ROUTES },
 		{ 0 },
 	};
@@ -145,6 +149,14 @@ int ps_cmd_serve(struct ps_cli *cli, int argc, char **argv)
 				cfg.poll_ms = v;
 			break;
 		case OPT_QUIET: cfg.log_requests = false; break;
+		case OPT_PUBLIC_URL:
+			if (strncmp(optarg, "http://", 7) != 0 && strncmp(optarg, "https://", 8) != 0) {
+				free(host);
+				return ps_cli_usage_error(cli, "invalid --public-url '%s': give "
+							  "http(s)://HOST[:PORT]", optarg);
+			}
+			cfg.public_url = optarg;
+			break;
 		case OPT_ROUTES:
 			ps_server_each_route(print_route, NULL);
 			free(host);
