@@ -13,7 +13,7 @@
 #include "util/error.h"
 
 static const char serve_usage[] =
-	"usage: projsync serve [--listen HOST:PORT] [--workers N] [--quiet]\n"
+	"usage: projsync serve [--listen HOST:PORT] [--workers N] [--public-url URL] [--quiet]\n"
 	"\n"
 	"Serves the HTTP API (/api/v1), live sync progress as server-sent events, a GitHub\n"
 	"webhook, /healthz, /metrics and /openapi.json, and runs queued syncs with N workers.\n"
@@ -27,6 +27,9 @@ static const char serve_usage[] =
 	"  --poll-ms MS         how often streams look for events of other processes (default 100)\n"
 	"  --lease-seconds N    how long a running sync stays claimed without renewal; another\n"
 	"                       node takes it over after that (default 30)\n"
+	"  --public-url URL     the http(s)://HOST[:PORT] browsers and clients use when it is not\n"
+	"                       the listen address (a reverse proxy, a tunnel): without a token\n"
+	"                       the server answers only requests for its own address or this one\n"
 	"  --quiet              do not log one line per request\n"
 	"  --routes             print the routes this server answers and exit\n"
 	"\n"
@@ -86,7 +89,7 @@ static void print_route(void *ud, const char *method, const char *pattern)
 int ps_cmd_serve(struct ps_cli *cli, int argc, char **argv)
 {
 	enum { OPT_LISTEN = 0x100, OPT_WORKERS, OPT_THREADS, OPT_MAXCONN, OPT_HB, OPT_POLL,
-	       OPT_QUIET, OPT_ROUTES, OPT_LEASE };
+	       OPT_QUIET, OPT_ROUTES, OPT_LEASE, OPT_PUBLIC_URL };
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, OPT_LISTEN },
 		{ "workers", required_argument, NULL, OPT_WORKERS },
@@ -96,6 +99,7 @@ int ps_cmd_serve(struct ps_cli *cli, int argc, char **argv)
 		{ "poll-ms", required_argument, NULL, OPT_POLL },
 		{ "lease-seconds", required_argument, NULL, OPT_LEASE },
 		{ "quiet", no_argument, NULL, OPT_QUIET },
+		{ "public-url", required_argument, NULL, OPT_PUBLIC_URL },
 		{ "routes", no_argument, NULL, OPT_ROUTES },
 		{ 0 },
 	};
@@ -156,6 +160,14 @@ int ps_cmd_serve(struct ps_cli *cli, int argc, char **argv)
 			cfg.lease_ms = v * 1000;
 			break;
 		case OPT_QUIET: cfg.log_requests = false; break;
+		case OPT_PUBLIC_URL:
+			if (strncmp(optarg, "http://", 7) != 0 && strncmp(optarg, "https://", 8) != 0) {
+				free(host);
+				return ps_cli_usage_error(cli, "invalid --public-url '%s': give "
+							  "http(s)://HOST[:PORT]", optarg);
+			}
+			cfg.public_url = optarg;
+			break;
 		case OPT_ROUTES:
 			ps_server_each_route(print_route, NULL);
 			free(host);

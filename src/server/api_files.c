@@ -66,34 +66,6 @@ struct files_page {
 
 enum { STOP_FULL = 1, STOP_TOOBIG = 2 };
 
-static int add_file(void *ud, const struct ps_file *f)
-{
-	struct files_page *pg = ud;
-	json_t *j;
-	char *text;
-	int rc;
-
-	if (pg->after && strcmp(f->path, pg->after) <= 0)
-		return 0;
-	if (pg->limit > 0 && pg->n == pg->limit) {
-		pg->more = true;
-		return STOP_FULL;
-	}
-	j = ps_file_to_json(f);
-	text = json_dumps(j, JSON_COMPACT);
-	json_decref(j);
-	rc = ps_buf_puts(&pg->out, pg->n ? "," : "[");
-	if (rc == 0)
-		rc = ps_buf_puts(&pg->out, text);
-	free(text);
-	if (rc < 0)
-		return STOP_TOOBIG;
-	free(pg->last_path);
-	pg->last_path = ps_strdup(f->path);
-	pg->n++;
-	return 0;
-}
-
 static char *url_escape(const char *s)
 {
 	static const char hex[] = "0123456789ABCDEF";
@@ -112,6 +84,45 @@ static char *url_escape(const char *s)
 	if (!b.len)
 		ps_buf_puts(&b, "");
 	return ps_buf_take(&b, NULL);
+}
+
+static int add_file(void *ud, const struct ps_file *f)
+{
+	struct files_page *pg = ud;
+	json_t *j;
+	char *text;
+	int rc;
+
+	if (pg->after && strcmp(f->path, pg->after) <= 0)
+		return 0;
+	if (pg->limit > 0 && pg->n == pg->limit) {
+		pg->more = true;
+		return STOP_FULL;
+	}
+	j = ps_file_to_json(f);
+	{
+		/* `path` shows a name that is not UTF-8 with U+FFFD, which names no file:
+		 * `path_raw` has its exact bytes, percent-encoded, to give to ?path= as is. */
+		json_t *probe = json_string(f->path);
+		if (!probe) {
+			char *raw = url_escape(f->path);
+			json_object_set_new(j, "path_raw", json_string(raw));
+			free(raw);
+		}
+		json_decref(probe);
+	}
+	text = json_dumps(j, JSON_COMPACT);
+	json_decref(j);
+	rc = ps_buf_puts(&pg->out, pg->n ? "," : "[");
+	if (rc == 0)
+		rc = ps_buf_puts(&pg->out, text);
+	free(text);
+	if (rc < 0)
+		return STOP_TOOBIG;
+	free(pg->last_path);
+	pg->last_path = ps_strdup(f->path);
+	pg->n++;
+	return 0;
 }
 
 void ps_api_project_files(struct ps_request *rq)
@@ -164,6 +175,26 @@ cleanup:
 	ps_project_free(p);
 }
 
+/* If-None-Match (RFC 9110 §13.1.2): "*" or a list of entity tags, compared weakly. */
+static bool etag_matches(const char *h, const char *sha)
+{
+	size_t n = strlen(sha);
+
+	if (!h)
+		return false;
+	for (const char *p = h; *p;) {
+		p += strspn(p, " \t,");
+		if (*p == '*')
+			return true;
+		if (strncmp(p, "W/", 2) == 0)
+			p += 2;
+		if (*p == '"' && strncmp(p + 1, sha, n) == 0 && p[n + 1] == '"')
+			return true;
+		p += strcspn(p, ",");
+	}
+	return false;
+}
+
 void ps_api_project_file(struct ps_request *rq)
 {
 	struct ps_project *p = NULL;
@@ -172,7 +203,7 @@ void ps_api_project_file(struct ps_request *rq)
 	void *data = NULL;
 	size_t len = 0;
 	int64_t snapshot;
-	char mode[8], sync_s[24];
+	char mode[8], sync_s[24], etag[PS_SHA_HEX + 3];
 	int rc;
 
 	if (!path || !path[0]) {
@@ -188,6 +219,12 @@ void ps_api_project_file(struct ps_request *rq)
 			ps_error_set(rc, "file_not_found", "%s: no such file in %s at sync %" PRId64,
 				     path, p->name, snapshot);
 		ps_http_fail(rq, rc);
+		goto cleanup;
+	}
+	snprintf(etag, sizeof(etag), "\"%s\"", f.sha);
+	if (etag_matches(ps_http_header(rq, MHD_HTTP_HEADER_IF_NONE_MATCH), f.sha)) {
+		ps_http_raw(rq, MHD_HTTP_NOT_MODIFIED, NULL, NULL, 0, false);
+		ps_http_add_header(rq, MHD_HTTP_HEADER_ETAG, etag);
 		goto cleanup;
 	}
 	if (f.mode == PS_MODE_COMMIT) {
@@ -215,11 +252,7 @@ void ps_api_project_file(struct ps_request *rq)
 	ps_http_add_header(rq, "X-Projsync-Sha", f.sha);
 	ps_http_add_header(rq, "X-Projsync-Mode", mode);
 	ps_http_add_header(rq, "X-Projsync-Sync", sync_s);
-	{
-		char etag[PS_SHA_HEX + 2];
-		snprintf(etag, sizeof(etag), "\"%s\"", f.sha);
-		ps_http_add_header(rq, MHD_HTTP_HEADER_ETAG, etag);
-	}
+	ps_http_add_header(rq, MHD_HTTP_HEADER_ETAG, etag);
 cleanup:
 	free(data);
 	ps_file_dispose(&f);

@@ -113,7 +113,7 @@ void ps_api_projects_create(struct ps_request *rq)
 	const char *name, *source, *branch;
 	bool remote;
 	json_t *body, *v;
-	char loc[64];
+	char *loc;
 	int rc;
 
 	if (!(body = ps_http_body_fields(rq, false, known)))
@@ -160,8 +160,7 @@ void ps_api_projects_create(struct ps_request *rq)
 	if (p.memory_globs.n == 0)
 		ps_strv_push(&p.memory_globs, PS_DEFAULT_MEMORY_GLOB);
 	/* A server has no useful working directory: a local path must be absolute. */
-	if (!strstr(source, "://") && strncmp(source, "github:", 7) != 0 && source[0] != '/' &&
-	    !strchr(source, '@')) {
+	if (ps_source_is_local_path(source) && source[0] != '/') {
 		ps_http_error(rq, MHD_HTTP_UNPROCESSABLE_CONTENT, "invalid_source",
 			      "source '%.200s': give an absolute path, a git URL or "
 			      "github:OWNER/REPO", source);
@@ -187,8 +186,9 @@ void ps_api_projects_create(struct ps_request *rq)
 	}
 	ps_log("project %s added (%s)", p.name, p.source);
 	ps_http_json(rq, MHD_HTTP_CREATED, ps_project_to_json(&p));
-	snprintf(loc, sizeof(loc), "/api/v1/projects/%s", p.name);
+	loc = ps_asprintf("/api/v1/projects/%s", p.name); /* names are URL-safe */
 	ps_http_add_header(rq, MHD_HTTP_HEADER_LOCATION, loc);
+	free(loc);
 cleanup:
 	json_decref(body);
 	free(p.name);

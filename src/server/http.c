@@ -12,6 +12,7 @@
 #include "server/http.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <netdb.h>
 #include <openssl/crypto.h>
@@ -20,6 +21,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -28,33 +31,38 @@
 
 /* ---- the route table ---- */
 
+/* Body limits: 1 MiB where a body carries content (a project, a memory note), 4 KiB where it
+ * is empty or one field, GitHub's 25 MiB for the webhook. A declared length over the limit is
+ * refused on the headers; a chunked body is cut off when it passes it. */
+#define SMALL PS_HTTP_MAX_SMALL_BODY
+
 static const struct ps_route routes[] = {
-	{ "GET", "/api/v1/projects", ps_api_projects_list, true, 0 },
-	{ "POST", "/api/v1/projects", ps_api_projects_create, true, 0 },
-	{ "GET", "/api/v1/projects/{name}", ps_api_project_get, true, 0 },
-	{ "DELETE", "/api/v1/projects/{name}", ps_api_project_delete, true, 0 },
-	{ "GET", "/api/v1/projects/{name}/branches", ps_api_project_branches, true, 0 },
-	{ "GET", "/api/v1/projects/{name}/sync", ps_api_project_sync_status, true, 0 },
-	{ "POST", "/api/v1/projects/{name}/sync", ps_api_project_sync_start, true, 0 },
-	{ "GET", "/api/v1/projects/{name}/syncs", ps_api_project_syncs, true, 0 },
-	{ "GET", "/api/v1/projects/{name}/files", ps_api_project_files, true, 0 },
-	{ "GET", "/api/v1/projects/{name}/file", ps_api_project_file, true, 0 },
-	{ "GET", "/api/v1/syncs/{id}", ps_api_sync_get, true, 0 },
-	{ "POST", "/api/v1/syncs/{id}/cancel", ps_api_sync_cancel, true, 0 },
-	{ "GET", "/api/v1/syncs/{id}/changes", ps_api_sync_changes, true, 0 },
-	{ "GET", "/api/v1/syncs/{id}/diff/{other}", ps_api_sync_diff, true, 0 },
-	{ "GET", "/api/v1/projects/{name}/memory", ps_api_project_memory, true, 0 },
-	{ "POST", "/api/v1/projects/{name}/memory", ps_api_project_memory_add, true, 0 },
-	{ "GET", "/api/v1/memory/{id}", ps_api_memory_get, true, 0 },
-	{ "GET", "/api/v1/memory/{id}/history", ps_api_memory_history, true, 0 },
-	{ "POST", "/api/v1/memory/{id}/restore", ps_api_memory_restore, true, 0 },
-	{ "GET", "/api/v1/events/project-sync/{id}", ps_api_sync_events, true, 0 },
+	{ "GET", "/api/v1/projects", ps_api_projects_list, true, SMALL, NULL },
+	{ "POST", "/api/v1/projects", ps_api_projects_create, true, 0, NULL },
+	{ "GET", "/api/v1/projects/{name}", ps_api_project_get, true, SMALL, NULL },
+	{ "DELETE", "/api/v1/projects/{name}", ps_api_project_delete, true, SMALL, NULL },
+	{ "GET", "/api/v1/projects/{name}/branches", ps_api_project_branches, true, SMALL, NULL },
+	{ "GET", "/api/v1/projects/{name}/sync", ps_api_project_sync_status, true, SMALL, NULL },
+	{ "POST", "/api/v1/projects/{name}/sync", ps_api_project_sync_start, true, SMALL, NULL },
+	{ "GET", "/api/v1/projects/{name}/syncs", ps_api_project_syncs, true, SMALL, NULL },
+	{ "GET", "/api/v1/projects/{name}/files", ps_api_project_files, true, SMALL, NULL },
+	{ "GET", "/api/v1/projects/{name}/file", ps_api_project_file, true, SMALL, NULL },
+	{ "GET", "/api/v1/syncs/{id}", ps_api_sync_get, true, SMALL, NULL },
+	{ "POST", "/api/v1/syncs/{id}/cancel", ps_api_sync_cancel, true, SMALL, NULL },
+	{ "GET", "/api/v1/syncs/{id}/changes", ps_api_sync_changes, true, SMALL, NULL },
+	{ "GET", "/api/v1/syncs/{id}/diff/{other}", ps_api_sync_diff, true, SMALL, NULL },
+	{ "GET", "/api/v1/projects/{name}/memory", ps_api_project_memory, true, SMALL, NULL },
+	{ "POST", "/api/v1/projects/{name}/memory", ps_api_project_memory_add, true, 0, NULL },
+	{ "GET", "/api/v1/memory/{id}", ps_api_memory_get, true, SMALL, NULL },
+	{ "GET", "/api/v1/memory/{id}/history", ps_api_memory_history, true, SMALL, NULL },
+	{ "POST", "/api/v1/memory/{id}/restore", ps_api_memory_restore, true, SMALL, NULL },
+	{ "GET", "/api/v1/events/project-sync/{id}", ps_api_sync_events, true, SMALL, NULL },
 	/* GitHub cannot send our token: the HMAC signature authenticates deliveries. */
 	{ "POST", "/api/v1/webhooks/github", ps_api_webhook_github, false,
-	  PS_HTTP_MAX_WEBHOOK_BODY },
-	{ "GET", "/healthz", ps_api_healthz, false, 0 },
-	{ "GET", "/metrics", ps_api_metrics, false, 0 },
-	{ "GET", "/openapi.json", ps_api_openapi, false, 0 },
+	  PS_HTTP_MAX_WEBHOOK_BODY, ps_webhook_check_headers },
+	{ "GET", "/healthz", ps_api_healthz, false, SMALL, NULL },
+	{ "GET", "/metrics", ps_api_metrics, false, SMALL, NULL },
+	{ "GET", "/openapi.json", ps_api_openapi, false, SMALL, NULL },
 };
 
 const struct ps_route *ps_http_routes(size_t *n)
@@ -108,15 +116,25 @@ nomatch:
 
 void ps_log(const char *fmt, ...)
 {
-	char when[40], line[1024];
+	char when[40], line[1024], out[4 * sizeof(line)];
+	size_t o = 0;
 	va_list ap;
 
 	ps_time_rfc3339(ps_now_ms(), when, sizeof(when));
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
+	/* Lines carry text from requests (paths, header values, messages quoting them): a control
+	 * character is written as \xHH, so no client can end a line and forge the next. */
+	for (const unsigned char *p = (const unsigned char *)line; *p; p++) {
+		if (*p < 0x20 || *p == 0x7f)
+			o += (size_t)snprintf(out + o, sizeof(out) - o, "\\x%02x", *p);
+		else
+			out[o++] = (char)*p;
+	}
+	out[o] = 0;
 	/* One write per line so lines from different threads do not interleave. */
-	fprintf(stderr, "%s projsync: %s\n", when, line);
+	fprintf(stderr, "%s projsync: %s\n", when, out);
 }
 
 /* ---- per-thread store handles ---- */
@@ -151,7 +169,14 @@ const char *ps_http_param(struct ps_request *rq, size_t i)
 
 const char *ps_http_query(struct ps_request *rq, const char *name)
 {
-	return MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, name);
+	const char *v = NULL;
+
+	/* `?flag` has no value: libmicrohttpd stores NULL, which its plain lookup cannot tell
+	 * from an absent argument. */
+	if (MHD_lookup_connection_value_n(rq->conn, MHD_GET_ARGUMENT_KIND, name, strlen(name), &v,
+					  NULL) != MHD_YES)
+		return NULL;
+	return v ? v : "";
 }
 
 const char *ps_http_header(struct ps_request *rq, const char *name)
@@ -447,20 +472,369 @@ static void route(struct ps_request *rq)
 	}
 }
 
-static void dispatch(struct ps_request *rq)
+/* ---- checks on the request line and the headers (before routing and before the body) ---- */
+
+static int hexval(char c)
 {
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* True when s[0, len) is a well-formed percent-encoded string: each '%' starts two hex digits,
+ * none encodes NUL, and no byte is a control character or a space (which a request target
+ * cannot hold). libmicrohttpd leaves a bad escape as it is and decodes %00 into a NUL that
+ * ends the string early, so a path would silently become another one. */
+static bool target_part_valid(const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c <= 0x20 || c == 0x7f)
+			return false;
+		if (c != '%')
+			continue;
+		if (i + 2 >= len || hexval(s[i + 1]) < 0 || hexval(s[i + 2]) < 0 ||
+		    (s[i + 1] == '0' && s[i + 2] == '0'))
+			return false;
+		i += 2;
+	}
+	return true;
+}
+
+static char *decode_path(const char *s, size_t len)
+{
+	char *out = ps_malloc(len + 1);
+	size_t n = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] == '%') {
+			out[n++] = (char)(hexval(s[i + 1]) << 4 | hexval(s[i + 2]));
+			i += 2;
+		} else {
+			out[n++] = s[i];
+		}
+	}
+	out[n] = 0;
+	return out;
+}
+
+/*
+ * The URI log callback: libmicrohttpd calls it with the request target exactly as sent, before
+ * it splits off the query and decodes anything, and makes its return value the request's
+ * context. The request starts here so the raw target is kept for the checks, the routing and
+ * the log. A query with too many arguments is cut here (its first byte set to NUL in
+ * libmicrohttpd's own buffer, which it hands over writable): libmicrohttpd 0.9.75 stores every
+ * argument in the connection's pool and, when that runs out, queues a 431 it then never
+ * sends; the handler answers 400 instead.
+ */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+	struct ps_request *rq = ps_calloc(1, sizeof(*rq));
+	const char *q;
+
+	rq->srv = cls;
+	rq->conn = conn;
+	rq->route_index = -1;
+	rq->t0 = ps_mono_ms();
+	rq->raw_target = ps_strdup(uri ? uri : "");
+	rq->raw_target_at = uri;
+	if (uri && (q = strchr(uri, '?')) && q[1]) {
+		size_t args = 1;
+		for (const char *p = q + 1; *p; p++)
+			args += *p == '&';
+		if (args > PS_HTTP_MAX_QUERY_ARGS) {
+			rq->too_many_args = true;
+			((char *)q)[1] = 0;
+		}
+	}
+	return rq;
+}
+
+struct header_scan {
+	const char *lo, *hi;       /* the request head in libmicrohttpd's buffer */
+	const char *prev_end;      /* the end of the previous header's value */
+	bool bad;
+	unsigned n_cl, n_te;
+	const char *cl;
+	bool cl_differ;
+};
+
+/* libmicrohttpd 0.9.75 ends a header value at its first NUL (strlen), so `Bearer <token>\0junk`
+ * reads as `Bearer <token>`. Its values point into the request head it received, in order, so
+ * what lies between the end of one value and the next header's name is exactly that line's
+ * end (CR LF, both overwritten with NUL): anything else there is a value with a NUL in it (or
+ * a folded line, which RFC 9112 lets a server refuse). */
+static bool gap_is_line_end(const char *from, const char *to, size_t min, size_t max)
+{
+	if (to < from || (size_t)(to - from) < min || (size_t)(to - from) > max)
+		return false;
+	for (const char *p = from; p < to; p++)
+		if (*p)
+			return false;
+	return true;
+}
+
+static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const char *key,
+				   size_t key_size, const char *value, size_t value_size)
+{
+	struct header_scan *hs = cls;
+
+	(void)kind;
+	if (!value || key < hs->lo || value + value_size >= hs->hi || value < key + key_size ||
+	    (hs->prev_end && !gap_is_line_end(hs->prev_end, key, 1, 2))) {
+		hs->bad = true;
+		return MHD_NO;
+	}
+	for (const char *p = key + key_size + 1; p < value; p++)
+		if (*p != ' ' && *p != '\t') {
+			hs->bad = true;
+			return MHD_NO;
+		}
+	hs->prev_end = value + value_size;
+	if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
+		if (hs->n_cl++ && strcmp(hs->cl, value) != 0)
+			hs->cl_differ = true;
+		hs->cl = value;
+	} else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
+		hs->n_te++;
+	}
+	return MHD_YES;
+}
+
+/* Refuses what libmicrohttpd lets through on the request line and the headers: a target that
+ * is not well-formed, NULs in the target or a header value, too many query arguments,
+ * conflicting lengths, transfer codings it cannot read (it would wait for the body forever).
+ * Replies and returns false. */
+static bool check_protocol(struct ps_request *rq, const char *version)
+{
+	const union MHD_ConnectionInfo *ci;
+	struct header_scan hs = { 0 };
+	const char *raw = rq->raw_target, *q = strchr(raw, '?');
+	size_t plen = q ? (size_t)(q - raw) : strlen(raw);
+	const char *te;
+
+	/* The target ends where libmicrohttpd put the NUL before the version: a shorter string
+	 * means it held a NUL byte of its own. */
+	if (version && version[0] && rq->raw_target_at &&
+	    rq->raw_target_at + strlen(raw) + 1 != version) {
+		ps_http_error(rq, MHD_HTTP_BAD_REQUEST, "bad_request", "NUL byte in the request line");
+		return false;
+	}
+	if (plen == 0 || raw[0] != '/' || !target_part_valid(raw, plen)) {
+		ps_http_error(rq, MHD_HTTP_BAD_REQUEST, "bad_path",
+			      "the path is not a valid percent-encoded path (or it encodes NUL)");
+		return false;
+	}
+	if (q && !target_part_valid(q + 1, strlen(q + 1))) {
+		ps_http_error(rq, MHD_HTTP_BAD_REQUEST, "bad_query",
+			      "the query is not validly percent-encoded (or it encodes NUL)");
+		return false;
+	}
+	if (rq->too_many_args) {
+		ps_http_error(rq, MHD_HTTP_BAD_REQUEST, "too_many_arguments",
+			      "more than %d query arguments", PS_HTTP_MAX_QUERY_ARGS);
+		return false;
+	}
+	ci = MHD_get_connection_info(rq->conn, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
+	if (ci && rq->method) {
+		hs.lo = rq->method;
+		hs.hi = rq->method + ci->header_size;
+		MHD_get_connection_values_n(rq->conn, MHD_HEADER_KIND, scan_header, &hs);
+		/* The last value is followed by its line end and the empty line. */
+		if (!hs.bad && hs.prev_end && !gap_is_line_end(hs.prev_end, hs.hi, 2, 4))
+			hs.bad = true;
+	}
+	if (hs.bad) {
+		ps_http_error(rq, MHD_HTTP_BAD_REQUEST, "bad_header",
+			      "a header holds a NUL byte or is folded over several lines");
+		return false;
+	}
+	if (hs.cl_differ || (hs.n_cl && hs.n_te)) {
+		ps_http_error(rq, MHD_HTTP_BAD_REQUEST, "bad_length",
+			      hs.cl_differ ? "conflicting Content-Length headers"
+					   : "both Content-Length and Transfer-Encoding");
+		return false;
+	}
+	te = ps_http_header(rq, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+	if (te && (hs.n_te > 1 || strcasecmp(te, "chunked") != 0)) {
+		ps_http_error(rq, MHD_HTTP_NOT_IMPLEMENTED, "unsupported_transfer_encoding",
+			      "only Transfer-Encoding: chunked is supported");
+		return false;
+	}
+	rq->url = decode_path(raw, plen);
+	return true;
+}
+/* Host part of an authority ("h:p", "[v6]:p"), lowercased, and its port (0 = none). */
+static char *authority_host(const char *a, unsigned *port)
+{
+	const char *end, *colon;
+	char *h;
+
+	*port = 0;
+	if (a[0] == '[') {
+		end = strchr(a, ']');
+		if (!end)
+			return NULL;
+		colon = end[1] == ':' ? end + 1 : NULL;
+		if (end[1] && !colon)
+			return NULL;
+		end++;
+	} else {
+		colon = strrchr(a, ':');
+		end = colon ? colon : a + strlen(a);
+	}
+	if (colon) {
+		char *e;
+		unsigned long v = strtoul(colon + 1, &e, 10);
+		if (!colon[1] || *e || v == 0 || v > 65535)
+			return NULL;
+		*port = (unsigned)v;
+	}
+	h = ps_strndup(a, (size_t)(end - a));
+	for (char *p = h; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+	return h;
+}
+
+/* Without a token, a loopback server trusts whoever reaches it, so it must only answer requests
+ * meant for it: a page on another site may point its own name at 127.0.0.1 (DNS rebinding) and
+ * read or change everything. `Host` must name a loopback address or the listen address, on
+ * the bound port, or be --public-url's host. Requests without Host (HTTP/1.0) come from no
+ * browser and pass. */
+static bool host_allowed(struct ps_request *rq)
+{
+	const char *h = ps_http_header(rq, MHD_HTTP_HEADER_HOST);
+	const char *listen = rq->srv->cfg.host;
+	unsigned port;
+	char *name;
+	bool ok;
+
+	if (rq->srv->cfg.api_token && rq->srv->cfg.api_token[0])
+		return true;
+	if (!h)
+		return true;
+	if (rq->srv->public_host && strcasecmp(h, rq->srv->public_host) == 0)
+		return true;
+	if (!(name = authority_host(h, &port)))
+		return false;
+	ok = (port == 0 || port == rq->srv->port) &&
+	     (strcmp(name, "localhost") == 0 || strcmp(name, "[::1]") == 0 ||
+	      (listen && (strcasecmp(name, listen) == 0 ||
+			  (name[0] == '[' && strlen(name) == strlen(listen) + 2 &&
+			   strncasecmp(name + 1, listen, strlen(listen)) == 0))));
+	if (!ok && name[0] != '[') {
+		/* Any literal of 127.0.0.0/8: a name that resolves there is exactly what a
+		 * rebinding page uses, so only literals count. */
+		struct in_addr a4;
+		ok = (port == 0 || port == rq->srv->port) && inet_pton(AF_INET, name, &a4) == 1 &&
+		     (ntohl(a4.s_addr) >> 24) == 127;
+	}
+	free(name);
+	return ok;
+}
+
+/* A browser names the page that sent a request in `Origin`. A request that changes something
+ * must come from this server's own page: its origin's host is the one the request was sent to
+ * (`Host`, checked above when there is no token) or --public-url's. Clients that are not
+ * browsers (the CLI, curl, GitHub) send no Origin and pass. */
+static bool origin_allowed(struct ps_request *rq)
+{
+	const char *o = ps_http_header(rq, "Origin");
+	const char *h = ps_http_header(rq, MHD_HTTP_HEADER_HOST);
+	const char *auth;
+
+	if (!o || strcmp(rq->method, "GET") == 0 || strcmp(rq->method, "HEAD") == 0 ||
+	    strcmp(rq->method, "OPTIONS") == 0)
+		return true;
+	if (rq->srv->public_origin && strcasecmp(o, rq->srv->public_origin) == 0)
+		return true;
+	if (strncasecmp(o, "http://", 7) == 0)
+		auth = o + 7;
+	else if (strncasecmp(o, "https://", 8) == 0)
+		auth = o + 8;
+	else
+		return false; /* "null" (a sandboxed frame, a file) and anything else */
+	return h && strcasecmp(auth, h) == 0;
+}
+
+/* True when the request says it carries a body. */
+static bool has_body(struct ps_request *rq)
+{
+	const char *cl = ps_http_header(rq, MHD_HTTP_HEADER_CONTENT_LENGTH);
+
+	return ps_http_header(rq, MHD_HTTP_HEADER_TRANSFER_ENCODING) ||
+	       (cl && strspn(cl, "0") != strlen(cl));
+}
+
+/* A JSON body must say so: a page on another site can send a "simple" cross-origin request
+ * (text/plain, a form) without asking first, but not one typed application/json. */
+static bool content_type_json(struct ps_request *rq)
+{
+	const char *ct = ps_http_header(rq, MHD_HTTP_HEADER_CONTENT_TYPE);
+	size_t n = strlen("application/json");
+
+	if (!ct)
+		return false;
+	while (*ct == ' ' || *ct == '\t')
+		ct++;
+	return strncasecmp(ct, "application/json", n) == 0 &&
+	       (ct[n] == 0 || ct[n] == ';' || ct[n] == ' ' || ct[n] == '\t');
+}
+
+/* Everything decided on the request line and the headers, in order, before a byte of the body
+ * is read. Replies and returns false to refuse. */
+static bool check_headers(struct ps_request *rq, const char *version)
+{
+	const char *cl;
+
+	if (!check_protocol(rq, version))
+		return false;
+	if (!host_allowed(rq)) {
+		ps_http_error(rq, MHD_HTTP_MISDIRECTED_REQUEST, "wrong_host",
+			      "this server does not answer for that Host: give the listen address, "
+			      "or start the server with --public-url");
+		return false;
+	}
+	route(rq);
 	if (!rq->route)
-		return; /* route() replied 404/405 */
-	if (rq->body_too_big) {
-		ps_http_error(rq, MHD_HTTP_CONTENT_TOO_LARGE, "body_too_large",
-			      "the request body exceeds %zu bytes", rq->body_max);
-		return;
+		return false; /* 404/405 */
+	rq->body_max = rq->route->max_body ? rq->route->max_body : PS_HTTP_MAX_BODY;
+	if (!origin_allowed(rq)) {
+		ps_http_error(rq, MHD_HTTP_FORBIDDEN, "cross_origin",
+			      "requests from another site's page are refused");
+		return false;
 	}
 	if (!authorized(rq)) {
 		ps_http_error(rq, MHD_HTTP_UNAUTHORIZED, "unauthorized",
 			      "this server needs 'Authorization: Bearer <token>'");
-		return;
+		return false;
 	}
+	if (rq->route->check_headers) {
+		rq->route->check_headers(rq);
+		if (rq->response)
+			return false;
+	}
+	cl = ps_http_header(rq, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	if (cl && strtoull(cl, NULL, 10) > rq->body_max) {
+		rq->body_too_big = true;
+		ps_http_error(rq, MHD_HTTP_CONTENT_TOO_LARGE, "body_too_large",
+			      "the request body exceeds %zu bytes", rq->body_max);
+		return false;
+	}
+	if (!rq->route->check_headers && has_body(rq) && !content_type_json(rq)) {
+		ps_http_error(rq, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type",
+			      "the body must be JSON sent as 'Content-Type: application/json'");
+		return false;
+	}
+	return true;
+}
+
+static void dispatch(struct ps_request *rq)
+{
 	if (rq->srv->stopping && strncmp(rq->url, "/api/", 5) == 0) {
 		ps_http_error(rq, MHD_HTTP_SERVICE_UNAVAILABLE, "shutting_down",
 			      "the server is shutting down");
@@ -491,38 +865,51 @@ static enum MHD_Result queue(struct ps_request *rq)
 	return r;
 }
 
+/*
+ * A chunked body that grows past the limit. libmicrohttpd 0.9.75 accepts a response only
+ * before the body or after all of it, and reading on would let a client stream forever; so the
+ * 413 is written to the socket here (nothing else is being written on it: the request is still
+ * being read) and returning MHD_NO makes libmicrohttpd close the connection.
+ */
+static enum MHD_Result cut_off(struct ps_request *rq)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(rq->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	char body[160], head[256];
+	int blen, hlen;
+
+	rq->status = MHD_HTTP_CONTENT_TOO_LARGE;
+	rq->queued = true;
+	ps_metrics_http(rq->srv->metrics, rq->route_index, rq->status);
+	blen = snprintf(body, sizeof(body), "{\"error\":{\"code\":\"body_too_large\",\"message\":"
+			"\"the request body exceeds %zu bytes\"}}\n", rq->body_max);
+	hlen = snprintf(head, sizeof(head), "HTTP/1.1 413 Content Too Large\r\nConnection: close\r\n"
+			"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n", blen);
+	if (ci) {
+		(void)!send(ci->connect_fd, head, (size_t)hlen, MSG_NOSIGNAL | MSG_DONTWAIT);
+		(void)!send(ci->connect_fd, body, (size_t)blen, MSG_NOSIGNAL | MSG_DONTWAIT);
+		shutdown(ci->connect_fd, SHUT_WR);
+	}
+	return MHD_NO;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
 				  const char *method, const char *version,
 				  const char *upload_data, size_t *upload_data_size, void **con_cls)
 {
-	struct ps_server *srv = cls;
 	struct ps_request *rq = *con_cls;
 
-	if (!rq) {
-		/* First call: headers only. Answering now would cost keep-alive (docs/stack.md #4). */
-		rq = ps_calloc(1, sizeof(*rq));
-		rq->srv = srv;
-		rq->conn = conn;
+	(void)url; /* libmicrohttpd's decoding; rq->url is ours (check_protocol) */
+	if (!rq)
+		*con_cls = rq = on_uri(cls, NULL, conn);
+	if (!rq->started) {
+		/* First call: headers only. Every refusal is decided now, before the body; a
+		 * request that passes is answered on a later call, as answering now would
+		 * cost keep-alive (docs/stack.md #4). */
+		rq->started = true;
 		rq->method = method;
-		rq->url = url;
-		rq->route_index = -1;
-		rq->t0 = ps_mono_ms();
-		route(rq);
-		rq->body_max = rq->route && rq->route->max_body ? rq->route->max_body
-								 : PS_HTTP_MAX_BODY;
-		*con_cls = rq;
-		{
-			/* A declared body over the limit is refused before it is read (this is
-			 * the only moment libmicrohttpd lets us answer before the body). */
-			const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-								     MHD_HTTP_HEADER_CONTENT_LENGTH);
-			if (cl && strtoull(cl, NULL, 10) > rq->body_max) {
-				rq->body_too_big = true;
-				ps_http_error(rq, MHD_HTTP_CONTENT_TOO_LARGE, "body_too_large",
-					      "the request body exceeds %zu bytes", rq->body_max);
-				return queue(rq);
-			}
-		}
+		if (!check_headers(rq, version))
+			return queue(rq);
 		return MHD_YES;
 	}
 	if (rq->queued)
@@ -530,17 +917,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	if (*upload_data_size) {
 		size_t n = *upload_data_size;
 		*upload_data_size = 0;
-		if (rq->body_too_big)
-			return MHD_YES;
-		if (rq->body_len + n > rq->body_max) {
-			/* A chunked body that grows past the limit: drop it as it comes and
-			 * answer 413 once it has been read. */
-			rq->body_too_big = true;
-			free(rq->body);
-			rq->body = NULL;
-			rq->body_len = 0;
-			return MHD_YES;
-		}
+		if (rq->body_len + n > rq->body_max)
+			return cut_off(rq);
 		rq->body = ps_realloc(rq->body, rq->body_len + n + 1);
 		memcpy(rq->body + rq->body_len, upload_data, n);
 		rq->body_len += n;
@@ -560,17 +938,22 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	struct ps_server *srv = cls;
 	struct ps_request *rq = *con_cls;
 
+	(void)conn;
 	if (!rq)
 		return;
-	if (srv->cfg.log_requests)
-		ps_log("http %s %s %u %lldms%s", rq->method, rq->url, rq->status,
-		       (long long)(ps_mono_ms() - rq->t0),
+	/* The path as sent (still percent-encoded, never decoded into raw bytes), no query:
+	 * it may hold a token (?access_token=). ps_log escapes what is left. */
+	if (srv->cfg.log_requests && rq->started)
+		ps_log("http %s %.*s %u %lldms%s", rq->method, (int)strcspn(rq->raw_target, "?"),
+		       rq->raw_target, rq->status, (long long)(ps_mono_ms() - rq->t0),
 		       toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (connection ended early)");
 	for (size_t i = 0; i < rq->nparams; i++)
 		free(rq->params[i]);
 	if (rq->response)
 		MHD_destroy_response(rq->response);
 	free(rq->body);
+	free(rq->url);
+	free(rq->raw_target);
 	free(rq);
 	*con_cls = NULL;
 }
@@ -639,8 +1022,38 @@ static int resolve_listen(const struct ps_server_config *cfg, struct sockaddr_st
 	return 0;
 }
 
+/* --public-url http(s)://HOST[:PORT][/...]: its origin and its HOST[:PORT], lowercased. */
+static int parse_public_url(const char *url, char **origin, char **host)
+{
+	const char *a = strncasecmp(url, "http://", 7) == 0 ? url + 7
+		      : strncasecmp(url, "https://", 8) == 0 ? url + 8 : NULL;
+	size_t n = a ? strcspn(a, "/?#") : 0;
+	unsigned port;
+	char *h;
+
+	if (!a || n == 0 || memchr(a, '@', n))
+		return ps_error_set(PS_EINVAL, "bad_public_url", "invalid --public-url '%s': give "
+				    "http(s)://HOST[:PORT]", url);
+	*host = ps_strndup(a, n);
+	if (!(h = authority_host(*host, &port))) {
+		free(*host);
+		*host = NULL;
+		return ps_error_set(PS_EINVAL, "bad_public_url", "invalid --public-url '%s': give "
+				    "http(s)://HOST[:PORT]", url);
+	}
+	free(h);
+	for (char *p = *host; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+	*origin = ps_strndup(url, (size_t)(a - url) + n);
+	for (char *p = *origin; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+	return 0;
+}
+
 static void server_free(struct ps_server *srv)
 {
+	free(srv->public_host);
+	free(srv->public_origin);
 	for (size_t i = 0; i < srv->nstores; i++)
 		ps_store_free(srv->stores[i]);
 	free(srv->stores);
@@ -681,6 +1094,12 @@ int ps_server_run(const struct ps_server_config *cfg)
 
 	srv = ps_calloc(1, sizeof(*srv));
 	srv->cfg = *cfg;
+	if (cfg->public_url && cfg->public_url[0] &&
+	    (rc = parse_public_url(cfg->public_url, &srv->public_origin, &srv->public_host)) < 0) {
+		free(srv);
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		return rc;
+	}
 	pthread_mutex_init(&srv->stores_mu, NULL);
 	ps_http_routes(&nroutes);
 	ps_metrics_new(&srv->metrics, nroutes);
@@ -717,6 +1136,7 @@ int ps_server_run(const struct ps_server_config *cfg)
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(16 * 1024),
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
 		MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+		MHD_OPTION_URI_LOG_CALLBACK, on_uri, srv,
 		MHD_OPTION_END);
 	if (!srv->daemon) {
 		rc = ps_error_set(PS_EIO, "listen_failed", "cannot listen on %s:%d: %s",
@@ -728,6 +1148,7 @@ int ps_server_run(const struct ps_server_config *cfg)
 		return rc;
 	}
 	info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
+	srv->port = info ? info->port : (unsigned)cfg->port;
 	if (v6)
 		snprintf(host, sizeof(host), "[%s]", cfg->host);
 	else

@@ -24,9 +24,14 @@
 #include "store/store.h"
 
 #define PS_HTTP_MAX_BODY (1024 * 1024)          /* JSON API bodies */
+#define PS_HTTP_MAX_SMALL_BODY 4096             /* routes whose body is empty or one field */
 #define PS_HTTP_MAX_WEBHOOK_BODY (25 * 1024 * 1024) /* GitHub's own cap on webhook payloads */
 #define PS_HTTP_MAX_JSON_DEPTH 32
 #define PS_HTTP_MAX_PARAMS 4
+/* Query arguments per request. libmicrohttpd 0.9.75 stores each in the connection's memory
+ * pool and never answers when the pool runs out, so the router refuses more before it parses
+ * them (on_uri in http.c). The API uses at most five. */
+#define PS_HTTP_MAX_QUERY_ARGS 64
 
 struct ps_hub;
 struct ps_workers;
@@ -40,6 +45,9 @@ struct ps_server {
 	struct ps_workers *workers;
 	struct ps_metrics *metrics;
 	volatile int stopping;             /* set on SIGTERM: new API requests get 503 */
+	unsigned port;                     /* the bound port */
+	char *public_host;                 /* --public-url's HOST[:PORT], lowercased; NULL = none */
+	char *public_origin;               /* --public-url's scheme://HOST[:PORT]; NULL = none */
 	pthread_mutex_t stores_mu;         /* the per-thread store handles, freed at exit */
 	struct ps_store **stores;
 	size_t nstores, cap_stores;
@@ -54,6 +62,9 @@ struct ps_route {
 	ps_handler handler;
 	bool auth;               /* needs the bearer token when one is configured */
 	size_t max_body;         /* 0 = PS_HTTP_MAX_BODY */
+	/* Optional: looks at the headers alone, before any byte of the body is read, and
+	 * replies to refuse the request (the webhook without a secret or a signature). */
+	ps_handler check_headers;
 };
 
 struct ps_request {
@@ -61,7 +72,11 @@ struct ps_request {
 	struct MHD_Connection *conn;
 	struct ps_store *store;       /* this thread's handle (borrowed) */
 	const char *method;
-	const char *url;              /* path without the query (decoded by libmicrohttpd) */
+	char *url;                    /* path without the query, decoded strictly (owned) */
+	char *raw_target;             /* the request target as sent, query included (owned) */
+	const char *raw_target_at;    /* where libmicrohttpd held it (for the NUL check) */
+	bool too_many_args;           /* the query was cut before libmicrohttpd parsed it */
+	bool started;                 /* the access handler has seen the headers */
 	const struct ps_route *route; /* NULL until routed */
 	int route_index;              /* for metrics; -1 = no route */
 	char *params[PS_HTTP_MAX_PARAMS]; /* path parameters in pattern order (owned) */
@@ -78,7 +93,8 @@ struct ps_request {
 
 /* Path parameter i (decoded; borrowed). */
 const char *ps_http_param(struct ps_request *rq, size_t i);
-/* A query argument or header (borrowed; NULL if absent). */
+/* A query argument or header (borrowed; NULL if absent). A query argument given without a
+ * value (`?include_superseded`) is "". */
 const char *ps_http_query(struct ps_request *rq, const char *name);
 const char *ps_http_header(struct ps_request *rq, const char *name);
 
@@ -135,6 +151,8 @@ void ps_api_project_files(struct ps_request *rq);
 void ps_api_project_file(struct ps_request *rq);
 void ps_api_sync_events(struct ps_request *rq);     /* sse.c */
 void ps_api_webhook_github(struct ps_request *rq);  /* webhook.c */
+/* Refuses a delivery on its headers alone: no secret configured (403), no signature (401). */
+void ps_webhook_check_headers(struct ps_request *rq); /* webhook.c */
 void ps_api_healthz(struct ps_request *rq);         /* metrics.c */
 void ps_api_metrics(struct ps_request *rq);         /* metrics.c */
 void ps_api_openapi(struct ps_request *rq);         /* http.c */

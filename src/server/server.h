@@ -28,6 +28,10 @@ struct ps_server_config {
 	size_t watcher_queue_max;    /* bytes an SSE watcher may lag before it is dropped */
 	const char *api_token;       /* NULL/"" = no token (then only loopback binds are allowed) */
 	const char *webhook_secret;  /* NULL/"" = the webhook endpoint refuses deliveries */
+	/* The URL clients and browsers use when it is not the listen address (a reverse proxy,
+	 * a tunnel): http(s)://HOST[:PORT]. Requests may name its host in `Host` and come from
+	 * its origin. NULL = none. */
+	const char *public_url;
 	bool log_requests;           /* one line per request on stderr */
 	int64_t lease_ms;            /* how long a running sync's claim holds without renewal */
 };

@@ -28,6 +28,7 @@
  * then the other watchers of that sync wait for it only if they are more than one read batch
  * ahead of it, which happens in a replay, never in live streaming.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -203,6 +204,66 @@ static void watcher_free(void *cls)
 	free(w);
 }
 
+/* Whether event `seq` of the sync is stored (seqs have no gaps, so this is seq <= the last). */
+static int event_exists(struct ps_store *store, int64_t sync_id, int64_t seq, bool *out)
+{
+	struct ps_stored_event *evs = NULL;
+	size_t n = 0;
+	int rc = ps_store_event_list(store, sync_id, seq - 1, 1, &evs, &n);
+
+	*out = rc == 0 && n == 1 && evs[0].seq == seq;
+	ps_stored_events_free(evs, n);
+	return rc;
+}
+
+/*
+ * Where a watcher that has seen events up to `*after` starts. The final event ends a stream
+ * when it is delivered, and only events after the watcher's position are: so a position at or
+ * past the final event (a client that saw it, or sent any large number) would wait forever.
+ * For an ended sync, *ended says there is nothing newer to send. For a live one, a position
+ * past the last stored event is moved back to it, so the events still to come, the final one
+ * included, are delivered. The last seq is read before the status: had the sync ended in
+ * between, its final event would come after that seq.
+ */
+static int position_after(struct ps_store *store, const struct ps_sync *sync, int64_t *after,
+			  bool *ended)
+{
+	int64_t lo = 0, hi = *after; /* event lo exists (0: none needed), the last is < hi+1 */
+	struct ps_sync *now = NULL;
+	bool exists;
+	int rc;
+
+	if ((rc = event_exists(store, sync->id, hi, &exists)) < 0)
+		return rc;
+	if (exists)
+		lo = hi;
+	while (lo < hi) {
+		int64_t mid = lo + (hi - lo) / 2 + (hi - lo) % 2; /* no overflow near INT64_MAX */
+		if ((rc = event_exists(store, sync->id, mid, &exists)) < 0)
+			return rc;
+		if (exists)
+			lo = mid;
+		else
+			hi = mid - 1;
+	}
+	if ((rc = ps_store_sync_get(store, sync->id, &now)) < 0)
+		return rc;
+	if (now->status != PS_SYNC_QUEUED && now->status != PS_SYNC_RUNNING) {
+		ps_sync_free(now);
+		if ((rc = ps_sse_ensure_final_event(store, sync->id)) < 0)
+			return rc;
+		exists = false;
+		if (*after < INT64_MAX && (rc = event_exists(store, sync->id, *after + 1, &exists)) < 0)
+			return rc;
+		*ended = !exists;
+		return 0;
+	}
+	ps_sync_free(now);
+	if (*after > lo)
+		*after = lo;
+	return 0;
+}
+
 void ps_api_sync_events(struct ps_request *rq)
 {
 	struct ps_hub *hub = rq->srv->hub;
@@ -212,6 +273,7 @@ void ps_api_sync_events(struct ps_request *rq)
 	struct MHD_Response *r;
 	const char *lei;
 	int64_t id, after = 0;
+	bool ended = false;
 	int rc;
 
 	if (!ps_http_parse_id(rq, "sync id", ps_http_param(rq, 0), &id))
@@ -222,17 +284,36 @@ void ps_api_sync_events(struct ps_request *rq)
 		ps_http_fail(rq, rc);
 		return;
 	}
-	ps_sync_free(sync);
 	/* Last-Event-ID (what a reconnecting EventSource sends), or ?last_event_id= for clients
-	 * that cannot set headers. Anything unparsable replays everything. */
+	 * that cannot set headers: a seq, digits only. */
 	lei = ps_http_header(rq, "Last-Event-ID");
 	if (!lei)
 		lei = ps_http_query(rq, "last_event_id");
-	if (lei) {
+	if (lei && lei[0]) {
 		char *end;
-		long long v = strtoll(lei, &end, 10);
-		if (end != lei && !*end && v > 0)
-			after = v;
+		long long v;
+		errno = 0;
+		v = strtoll(lei, &end, 10);
+		if (lei[0] < '0' || lei[0] > '9' || *end || errno) {
+			ps_sync_free(sync);
+			ps_http_error(rq, MHD_HTTP_BAD_REQUEST, "invalid_event_id",
+				      "invalid Last-Event-ID '%.40s': give an event's seq", lei);
+			return;
+		}
+		after = v;
+	}
+	if (after > 0 && (rc = position_after(rq->store, sync, &after, &ended)) < 0) {
+		ps_sync_free(sync);
+		ps_http_fail(rq, rc);
+		return;
+	}
+	ps_sync_free(sync);
+	if (ended) {
+		/* Nothing newer than what the client has, and nothing will come. */
+		ps_http_raw(rq, MHD_HTTP_OK, "text/event-stream", ps_strdup("retry: 2000\n\n"), 13,
+			    true);
+		ps_http_add_header(rq, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+		return;
 	}
 
 	w = ps_calloc(1, sizeof(*w));

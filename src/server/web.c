@@ -36,7 +36,8 @@ static const char csp[] =
 	"connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'self'; "
 	"frame-ancestors 'none'";
 
-const struct ps_route ps_web_route = { "GET", "/", ps_web_serve, false, 0 };
+const struct ps_route ps_web_route = { "GET", "/", ps_web_serve, false, PS_HTTP_MAX_SMALL_BODY,
+					  NULL };
 
 /* Strong validators, computed once: 64-bit FNV-1a of the bytes, as 16 hex digits. */
 static char etags[MAX_ASSETS][24];

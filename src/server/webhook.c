@@ -199,6 +199,20 @@ static void handle_push(struct ps_request *rq, json_t *payload, const char *deli
 						      "already_running", running));
 }
 
+void ps_webhook_check_headers(struct ps_request *rq)
+{
+	const char *secret = rq->srv->cfg.webhook_secret;
+
+	/* Decided before the body is read: up to 25 MiB per delivery are not buffered only to be
+	 * refused. */
+	if (!secret || !secret[0])
+		ps_http_error(rq, MHD_HTTP_FORBIDDEN, "webhook_disabled",
+			      "webhooks are disabled: set PROJSYNC_WEBHOOK_SECRET on the server");
+	else if (!ps_http_header(rq, "X-Hub-Signature-256"))
+		ps_http_error(rq, MHD_HTTP_UNAUTHORIZED, "signature_missing",
+			      "X-Hub-Signature-256 is required");
+}
+
 void ps_api_webhook_github(struct ps_request *rq)
 {
 	const char *secret = rq->srv->cfg.webhook_secret;

@@ -134,6 +134,13 @@ static bool is_scp_like(const char *spec)
 	       colon > at + 1;
 }
 
+bool ps_source_is_local_path(const char *spec)
+{
+	return spec && *spec && strncmp(spec, "github:", 7) != 0 &&
+	       strncasecmp(spec, "https://github.com/", 19) != 0 && !strstr(spec, "://") &&
+	       !is_scp_like(spec);
+}
+
 /*
  * Classifies `spec` and returns its location: "OWNER/REPO" for GitHub (*github set), a URL as
  * given, a path made absolute. Fails with PS_EINVAL and a message that names the problem.
@@ -152,7 +159,7 @@ static int source_location(const char *spec, char **out, bool *github)
 	if (strncasecmp(spec, "https://github.com/", 19) == 0)
 		return parse_github(spec, spec + 19, true, out);
 	*github = false;
-	if (strstr(spec, "://") || is_scp_like(spec)) {
+	if (!ps_source_is_local_path(spec)) {
 		*out = ps_strdup(spec);
 		return 0;
 	}

@@ -136,6 +136,9 @@ void ps_source_fetch_end(struct ps_source *s);
  * message saying why. The source is owned by the caller: ps_source_free.
  */
 int ps_source_open(struct ps_source **out, const char *spec, const struct ps_source_opts *opts);
+/* True when SOURCE names a local path (relative or absolute), not GitHub nor a git URL: the
+ * rule ps_source_open uses. (`a@b`, without the ':' of user@host:path, is a path.) */
+bool ps_source_is_local_path(const char *spec);
 void ps_source_free(struct ps_source *src);
 
 /*

@@ -125,7 +125,8 @@ def test_limits_unknown_routes_and_methods(served):
     assert r.status == 413 and json.loads(r.read())["error"]["code"] == "body_too_large"
     c.close()
     deep = "[" * 100 + "]" * 100
-    st, _, e = srv.post("/api/v1/projects", '{"name": ' + deep + "}")
+    st, _, e = srv.post("/api/v1/projects", '{"name": ' + deep + "}",
+                        headers={"Content-Type": "application/json"})
     assert st == 400 and "deep" in e["error"]["message"]
 
     st, _, e = srv.get("/api/v1/nothing")

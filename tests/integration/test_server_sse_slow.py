@@ -61,7 +61,8 @@ def raw_sse_request(srv, sync_id):
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.connect((srv.host, srv.port))
-    sock.sendall(f"GET /api/v1/events/project-sync/{sync_id} HTTP/1.1\r\nHost: x\r\n"
+    sock.sendall(f"GET /api/v1/events/project-sync/{sync_id} HTTP/1.1\r\n"
+                 f"Host: 127.0.0.1:{srv.port}\r\n"
                  "Accept: text/event-stream\r\n\r\n".encode())
     return sock
 
