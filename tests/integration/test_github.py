@@ -778,10 +778,11 @@ def test_raised_size_limit_fetches_what_now_fits(gh, hub, repo):
     gh.add("p", publish(hub, repo), "--max-blob-size", "1K")
     gh.sync("p")
     r = gh("cat", "p", "big.bin")
-    assert r.rc == 1 and "exceeds the project's limit" in r.err, r
+    # Exit codes follow the API's answer: 422 too_big (2), then 409 not_fetched (4).
+    assert r.rc == 2 and "exceeds the project's limit" in r.err, r
     gh.ok("project", "set", "p", "--max-blob-size", "8K")
     r = gh("cat", "p", "big.bin")
-    assert r.rc == 1 and "the next sync fetches it" in r.err, r
+    assert r.rc == 4 and "the next sync fetches it" in r.err, r
     s = gh.sync("p")
     assert s["up_to_date"], s
     r = gh("cat", "p", "big.bin")
