@@ -115,7 +115,7 @@ void ps_log(const char *fmt, ...)
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
 	/* One write per line so lines from different threads do not interleave. */
-	fprintf(stderr, "%s projsync: %s\n", when, line);
+	ps_log_message("info", line); /* log.c: the --log-format, escaped, secrets redacted */
 }
 
 /* ---- per-thread store handles ---- */
@@ -708,6 +708,7 @@ int ps_server_run(const struct ps_server_config *cfg)
 	flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
 		(v6 ? MHD_USE_IPv6 : 0);
 	srv->daemon = MHD_start_daemon(flags, (uint16_t)cfg->port, NULL, NULL, on_request, srv,
+		MHD_OPTION_EXTERNAL_LOGGER, ps_log_mhd, NULL, /* first, or MHD logs before it */
 		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
 		MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections,
 		MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)4096,
