@@ -81,6 +81,11 @@ int ps_cmd_checkout(struct ps_cli *cli, int argc, char **argv);  /* cmd_checkout
 int ps_cmd_memory(struct ps_cli *cli, int argc, char **argv);    /* cmd_memory.c */
 int ps_cmd_migrate(struct ps_cli *cli, int argc, char **argv);
 int ps_cmd_serve(struct ps_cli *cli, int argc, char **argv);    /* cmd_serve.c */
+int ps_cmd_complete(struct ps_cli *cli, int argc, char **argv); /* cmd_complete.c (hidden) */
+
+/* Where the store is (--db, else $PROJSYNC_DB, else the XDG default), without opening or
+ * creating it (malloc'd; NULL when nothing names one). */
+char *ps_cli_store_path(struct ps_cli *cli);
 
 /* ---- helpers for handlers ---- */
 
