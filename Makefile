@@ -10,8 +10,16 @@ export PROJSYNC_DB ?= $(DATA)/projsync.db
 # Where `make run` serves: `make run PORT=8421`, or `make run LISTEN=[::1]:8421`.
 PORT       ?= 8420
 LISTEN     ?= 127.0.0.1:$(PORT)
+# make install: PREFIX=/usr/local, DESTDIR= (a staging root, as packagers use it).
+PREFIX     ?= /usr/local
+DESTDIR    ?=
+BUILD_DEB  ?= build-deb
+# make deb: the unit tests run under `make test` (with sanitizers); set DEB_BUILD_OPTIONS=
+# to run them in the package build as well.
+DEB_BUILD_OPTIONS ?= nocheck
+VERSION    := $(shell sed -n "s/^ *version *: *'\([^']*\)'.*/\1/p" meson.build)
 
-.PHONY: all deps test-deps build run test unit integration bench soak clean
+.PHONY: all deps test-deps build run test unit integration bench soak clean install deb deb-test
 
 all: build
 
@@ -60,5 +68,32 @@ bench: deps $(BUILD_REL)/build.ninja
 	ninja -C $(BUILD_REL)
 	PROJSYNC_BIN=$(CURDIR)/$(BUILD_REL)/projsync $(PYTHON) bench/sync_bench.py
 
+# The binary, man pages, systemd unit, its settings file and the bash completion, from a
+# release build: under PREFIX, inside DESTDIR when given.
+install: deps $(BUILD_REL)/build.ninja
+	meson configure $(BUILD_REL) -Dprefix=$(PREFIX) -Dman=enabled
+	ninja -C $(BUILD_REL)
+	DESTDIR="$(DESTDIR)" meson install -C $(BUILD_REL) --no-rebuild
+
+# A Debian package built with dpkg-buildpackage from a copy of this tree (tracked and new
+# files), so nothing lands beside the checkout: $(BUILD_DEB)/projsync_VERSION_ARCH.deb,
+# then checked by lintian.
+deb:
+	@scripts/install-deps --deb
+	rm -rf $(BUILD_DEB)
+	mkdir -p $(BUILD_DEB)/projsync-$(VERSION)
+	git ls-files -z --cached --others --exclude-standard | \
+		tar --null -T - --ignore-failed-read -cf - | tar -C $(BUILD_DEB)/projsync-$(VERSION) -xf -
+	cd $(BUILD_DEB)/projsync-$(VERSION) && \
+		DEB_BUILD_OPTIONS="$(DEB_BUILD_OPTIONS)" dpkg-buildpackage -us -uc -b
+	lintian --fail-on error,warning --suppress-tags initial-upload-closes-no-bugs \
+		$(BUILD_DEB)/projsync_$(VERSION)_*.deb
+
+# Builds the package, unpacks it into a scratch root, runs the installed binary and checks
+# the unit (tests/integration/test_package.py, the parts marked `deb`).
+deb-test: deb test-deps
+	PROJSYNC_DEB=$$(ls $(CURDIR)/$(BUILD_DEB)/projsync_$(VERSION)_*.deb) $(PYTHON) -m pytest -q \
+		tests/integration/test_package.py
+
 clean:
-	rm -rf $(BUILD) $(BUILD_SAN) $(BUILD_REL)
+	rm -rf $(BUILD) $(BUILD_SAN) $(BUILD_REL) $(BUILD_DEB)

@@ -90,6 +90,7 @@ static const struct command commands[] = {
 	{ "memory", ps_cmd_memory },
 	{ "migrate", ps_cmd_migrate },
 	{ "serve", ps_cmd_serve },
+	{ "__complete", ps_cmd_complete }, /* for shell completion; not in --help */
 };
 
 int ps_cli_exit_code(int rc)
@@ -348,6 +349,11 @@ static char *default_db_path(void)
 	return NULL;
 }
 
+char *ps_cli_store_path(struct ps_cli *cli)
+{
+	return cli->db_option ? ps_strdup(cli->db_option) : default_db_path();
+}
+
 static bool is_url(const char *s)
 {
 	return strncmp(s, "postgres://", 11) == 0 || strncmp(s, "postgresql://", 13) == 0;
@@ -460,7 +466,7 @@ int ps_cli_main(int argc, char **argv)
 			cli_dispose(&cli);
 			return PS_EXIT_OK;
 		} else if (strcmp(a, "--version") == 0) {
-			puts("projsync 0.1.0");
+			puts("projsync " PS_VERSION);
 			cli_dispose(&cli);
 			return PS_EXIT_OK;
 		} else if (strcmp(a, "--json") == 0) {

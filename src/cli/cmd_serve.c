@@ -9,11 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "server/log.h"
 #include "server/server.h"
 #include "util/error.h"
 
 static const char serve_usage[] =
-	"usage: projsync serve [--listen HOST:PORT] [--workers N] [--public-url URL] [--quiet]\n"
+	"usage: projsync serve [--listen HOST:PORT] [--workers N] [--public-url URL]\n"
+	"                      [--log-format logfmt|json] [--quiet]\n"
 	"\n"
 	"Serves the HTTP API (/api/v1), live sync progress as server-sent events, a GitHub\n"
 	"webhook, /healthz, /metrics and /openapi.json, and runs queued syncs with N workers.\n"
@@ -30,6 +32,7 @@ static const char serve_usage[] =
 	"  --public-url URL     the http(s)://HOST[:PORT] browsers and clients use when it is not\n"
 	"                       the listen address (a reverse proxy, a tunnel): without a token\n"
 	"                       the server answers only requests for its own address or this one\n"
+	"  --log-format F       logfmt (default) or json: one record per line on stderr\n"
 	"  --quiet              do not log one line per request\n"
 	"  --routes             print the routes this server answers and exit\n"
 	"\n"
@@ -37,6 +40,8 @@ static const char serve_usage[] =
 	"  PROJSYNC_API_TOKEN       when set, every /api/v1 call needs 'Authorization: Bearer\n"
 	"                           <token>'; required to listen on a non-loopback address\n"
 	"  PROJSYNC_WEBHOOK_SECRET  the GitHub webhook secret (webhooks are refused without it)\n"
+	"  GITHUB_TOKEN             the token for github: sources\n"
+	"The log shows none of them: their values are redacted wherever they would appear.\n"
 	"\n"
 	"SIGTERM or Ctrl-C stops accepting, cancels running syncs at their next step, ends\n"
 	"every event stream and exits 0.\n";
@@ -89,7 +94,7 @@ static void print_route(void *ud, const char *method, const char *pattern)
 int ps_cmd_serve(struct ps_cli *cli, int argc, char **argv)
 {
 	enum { OPT_LISTEN = 0x100, OPT_WORKERS, OPT_THREADS, OPT_MAXCONN, OPT_HB, OPT_POLL,
-	       OPT_QUIET, OPT_ROUTES, OPT_LEASE, OPT_PUBLIC_URL };
+	       OPT_QUIET, OPT_ROUTES, OPT_LEASE, OPT_PUBLIC_URL, OPT_LOG_FORMAT };
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, OPT_LISTEN },
 		{ "workers", required_argument, NULL, OPT_WORKERS },
@@ -101,9 +106,11 @@ int ps_cmd_serve(struct ps_cli *cli, int argc, char **argv)
 		{ "quiet", no_argument, NULL, OPT_QUIET },
 		{ "public-url", required_argument, NULL, OPT_PUBLIC_URL },
 		{ "routes", no_argument, NULL, OPT_ROUTES },
+		{ "log-format", required_argument, NULL, OPT_LOG_FORMAT },
 		{ 0 },
 	};
 	struct ps_server_config cfg;
+	enum ps_log_format log_format = PS_LOG_LOGFMT;
 	char *host = NULL;
 	long v;
 	int c, rc;
@@ -168,6 +175,13 @@ int ps_cmd_serve(struct ps_cli *cli, int argc, char **argv)
 			}
 			cfg.public_url = optarg;
 			break;
+		case OPT_LOG_FORMAT:
+			if (!ps_log_parse_format(optarg, &log_format)) {
+				free(host);
+				return ps_cli_usage_error(cli, "--log-format must be logfmt or json, "
+							  "not '%s'", optarg);
+			}
+			break;
 		case OPT_ROUTES:
 			ps_server_each_route(print_route, NULL);
 			free(host);
@@ -181,6 +195,11 @@ int ps_cmd_serve(struct ps_cli *cli, int argc, char **argv)
 	}
 	cfg.api_token = getenv("PROJSYNC_API_TOKEN");
 	cfg.webhook_secret = getenv("PROJSYNC_WEBHOOK_SECRET");
+	/* Before any thread starts: the log settings are read without a lock. */
+	ps_log_set_format(log_format);
+	ps_log_add_secret(cfg.api_token);
+	ps_log_add_secret(cfg.webhook_secret);
+	ps_log_add_secret(getenv("GITHUB_TOKEN"));
 	if (!(cfg.api_token && cfg.api_token[0]) && !ps_server_host_is_loopback(cfg.host)) {
 		fprintf(stderr, "projsync: refusing to listen on '%s' without an API token: set "
 			"PROJSYNC_API_TOKEN, or listen on 127.0.0.1\n", cfg.host);

@@ -116,25 +116,15 @@ nomatch:
 
 void ps_log(const char *fmt, ...)
 {
-	char when[40], line[1024], out[4 * sizeof(line)];
-	size_t o = 0;
+	char line[1024];
 	va_list ap;
 
-	ps_time_rfc3339(ps_now_ms(), when, sizeof(when));
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
-	/* Lines carry text from requests (paths, header values, messages quoting them): a control
-	 * character is written as \xHH, so no client can end a line and forge the next. */
-	for (const unsigned char *p = (const unsigned char *)line; *p; p++) {
-		if (*p < 0x20 || *p == 0x7f)
-			o += (size_t)snprintf(out + o, sizeof(out) - o, "\\x%02x", *p);
-		else
-			out[o++] = (char)*p;
-	}
-	out[o] = 0;
-	/* One write per line so lines from different threads do not interleave. */
-	fprintf(stderr, "%s projsync: %s\n", when, out);
+	/* log.c writes it in the --log-format, one write per line, with every control character
+	 * escaped (no client can end a line and forge the next) and secrets redacted. */
+	ps_log_message("info", line);
 }
 
 /* ---- per-thread store handles ---- */
@@ -1129,6 +1119,7 @@ int ps_server_run(const struct ps_server_config *cfg)
 	flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
 		(v6 ? MHD_USE_IPv6 : 0);
 	srv->daemon = MHD_start_daemon(flags, (uint16_t)cfg->port, NULL, NULL, on_request, srv,
+		MHD_OPTION_EXTERNAL_LOGGER, ps_log_mhd, NULL, /* first, or MHD logs before it */
 		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
 		MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections,
 		MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)4096,

@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "server/log.h"
 #include "server/server.h"
 #include "store/store.h"
 

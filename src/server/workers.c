@@ -8,7 +8,8 @@
  * runs it to its end under the same id.
  *
  * Every event the generator returns is already stored; the worker pokes the SSE hub so
- * watchers get it at once instead of at the hub's next poll, and logs sync transitions.
+ * watchers get it at once instead of at the hub's next poll, and logs sync transitions as
+ * structured records (log.h).
  * Stopping cancels each running sync at its next step boundary (ps_sync_cancel) and waits for
  * its final event.
  */
@@ -20,6 +21,7 @@
 
 #include "core/sync.h"
 #include "server/http.h"
+#include "server/log.h"
 #include "util/error.h"
 
 struct worker {
@@ -66,8 +68,9 @@ int ps_server_queue_sync(struct ps_server *srv, struct ps_store *store,
 		ps_sync_free(sync);
 		return rc;
 	}
-	ps_log("sync %lld of %s queued (%s, branch %s)", (long long)sync->id, project->name,
-	       trigger, branch[0] ? branch : "default");
+	ps_log_kv("info", "sync queued", PS_LOG_STR("project", project->name),
+		  PS_LOG_INT("sync_id", sync->id), PS_LOG_STR("trigger", trigger),
+		  PS_LOG_STR("branch", branch[0] ? branch : "default"));
 	if (srv && srv->workers)
 		ps_workers_poke(srv->workers);
 	*out = sync;
@@ -78,32 +81,46 @@ fail:
 	return rc;
 }
 
-static void log_event(const struct ps_sync *s, const struct ps_event *ev)
+/* One record per transition (log.h): the project, sync id and trigger on every line, the
+ * duration on the final one, so a log reader can follow a sync without the store. */
+static void log_event(const struct ps_sync *s, const struct ps_event *ev, int64_t duration_ms)
 {
+	const struct ps_sync *sum = ev->summary;
+
 	switch (ev->kind) {
 	case PS_EVENT_PHASE:
-		ps_log("sync %lld of %s: phase %s", (long long)s->id, s->project,
-		       ps_phase_name(ev->phase));
+		ps_log_kv("info", "sync phase", PS_LOG_STR("project", s->project),
+			  PS_LOG_INT("sync_id", s->id), PS_LOG_STR("trigger", s->trigger),
+			  PS_LOG_STR("phase", ps_phase_name(ev->phase)));
 		break;
 	case PS_EVENT_WARNING:
-		ps_log("sync %lld of %s: warning: %s", (long long)s->id, s->project,
-		       ev->message ? ev->message : "");
+		ps_log_kv("warn", "sync warning", PS_LOG_STR("project", s->project),
+			  PS_LOG_INT("sync_id", s->id), PS_LOG_STR("trigger", s->trigger),
+			  PS_LOG_STR("phase", ps_phase_name(ev->phase)),
+			  PS_LOG_STR("warning", ev->message));
 		break;
 	case PS_EVENT_SUCCEEDED:
-		ps_log("sync %lld of %s succeeded at %.12s (+%lld ~%lld -%lld >%lld, %lld files)",
-		       (long long)s->id, s->project,
-		       ev->summary && ev->summary->commit ? ev->summary->commit : "-",
-		       (long long)(ev->summary ? ev->summary->counts.added : 0),
-		       (long long)(ev->summary ? ev->summary->counts.modified : 0),
-		       (long long)(ev->summary ? ev->summary->counts.deleted : 0),
-		       (long long)(ev->summary ? ev->summary->counts.renamed : 0),
-		       (long long)(ev->summary ? ev->summary->counts.files : 0));
+		ps_log_kv("info", "sync succeeded", PS_LOG_STR("project", s->project),
+			  PS_LOG_INT("sync_id", s->id), PS_LOG_STR("trigger", s->trigger),
+			  PS_LOG_STR("branch", sum && sum->branch ? sum->branch : s->branch),
+			  PS_LOG_INT("duration_ms", duration_ms),
+			  PS_LOG_STR("commit", sum && sum->commit ? sum->commit : ""),
+			  PS_LOG_STR("up_to_date", sum && sum->up_to_date ? "true" : "false"),
+			  PS_LOG_INT("added", sum ? sum->counts.added : 0),
+			  PS_LOG_INT("modified", sum ? sum->counts.modified : 0),
+			  PS_LOG_INT("deleted", sum ? sum->counts.deleted : 0),
+			  PS_LOG_INT("renamed", sum ? sum->counts.renamed : 0),
+			  PS_LOG_INT("files", sum ? sum->counts.files : 0),
+			  PS_LOG_INT("requests", sum ? sum->requests : ev->requests));
 		break;
 	case PS_EVENT_FAILED:
 	case PS_EVENT_CANCELLED:
-		ps_log("sync %lld of %s %s in %s: %s", (long long)s->id, s->project,
-		       ps_event_kind_name(ev->kind), ps_phase_name(ev->phase),
-		       ev->message ? ev->message : "");
+		ps_log_kv(ev->kind == PS_EVENT_FAILED ? "error" : "warn",
+			  ev->kind == PS_EVENT_FAILED ? "sync failed" : "sync cancelled",
+			  PS_LOG_STR("project", s->project), PS_LOG_INT("sync_id", s->id),
+			  PS_LOG_STR("trigger", s->trigger), PS_LOG_INT("duration_ms", duration_ms),
+			  PS_LOG_STR("phase", ps_phase_name(ev->phase)),
+			  PS_LOG_STR("error", ev->message));
 		break;
 	default:
 		break;
@@ -119,7 +136,9 @@ static void fail_unresumable(struct ps_store *store, int64_t id, int rc)
 	if (ps_store_sync_get(store, id, &s) == 0) {
 		if (ps_store_sync_fail(store, s, PS_SYNC_FAILED, "internal", msg, NULL) == 0)
 			ps_sse_ensure_final_event(store, id);
-		ps_log("sync %lld of %s failed to start: %s", (long long)id, s->project, msg);
+		ps_log_kv("error", "sync failed to start", PS_LOG_STR("project", s->project),
+			  PS_LOG_INT("sync_id", id), PS_LOG_STR("trigger", s->trigger),
+			  PS_LOG_STR("error", msg));
 	}
 	ps_sync_free(s);
 	free(msg);
@@ -166,16 +185,23 @@ static void run_one(struct worker *me, struct ps_store *store, int64_t id)
 	if (pool->stopping)
 		ps_sync_cancel(run);
 	pthread_mutex_unlock(&pool->mu);
-	ps_log("sync %lld of %s started by worker %d", (long long)id,
-	       ps_sync_run_sync(run)->project, me->index);
+	{
+		const struct ps_sync *s = ps_sync_run_sync(run);
+		ps_log_kv("info", "sync started", PS_LOG_STR("project", s->project),
+			  PS_LOG_INT("sync_id", id), PS_LOG_STR("trigger", s->trigger),
+			  PS_LOG_STR("branch", s->branch && s->branch[0] ? s->branch : "default"),
+			  PS_LOG_INT("worker", me->index));
+	}
 
 	while (ps_sync_next(run, &ev) == PS_SYNC_MORE) {
-		ps_hub_poke(srv->hub);
-		log_event(ps_sync_run_sync(run), ev);
+		/* The event is stored, so a client may already see the sync ended: count it in
+		 * /metrics first, then wake watchers, then log. */
 		if (ps_event_is_final(ev->kind))
 			ps_metrics_sync_done(srv->metrics, ps_event_kind_name(ev->kind),
 					     ps_mono_ms() - t0, opened_kind,
 					     ev->summary ? ev->summary->requests : ev->requests);
+		ps_hub_poke(srv->hub);
+		log_event(ps_sync_run_sync(run), ev, ps_mono_ms() - t0);
 	}
 	pthread_mutex_lock(&pool->mu);
 	me->run = NULL;
