@@ -56,6 +56,8 @@ $(BUILD_REL)/build.ninja:
 bench: deps $(BUILD_REL)/build.ninja
 	ninja -C $(BUILD_REL)
 	PROJSYNC_BIN=$(CURDIR)/$(BUILD_REL)/projsync $(PYTHON) bench/sync_bench.py
+	@# PostgreSQL beside SQLite, and several nodes, on a private server (needs `make test-deps`).
+	PROJSYNC_BIN=$(CURDIR)/$(BUILD_REL)/projsync tests/pg/with-pg $(PYTHON) bench/pg_bench.py
 
 clean:
 	rm -rf $(BUILD) $(BUILD_SAN) $(BUILD_REL)
