@@ -50,6 +50,7 @@ static const char main_usage[] =
 	"Maintenance:\n"
 	"  serve [--listen HOST:PORT] [--workers N]   HTTP API, live progress, sync workers\n"
 	"  migrate                         apply pending store migrations\n"
+	"  store copy FROM TO              copy a whole store into an empty one (SQLite <-> PostgreSQL)\n"
 	"\n"
 	"Every command takes --help; listings take --json (one compact JSON document on stdout,\n"
 	"a bare array for lists).\n"
@@ -91,6 +92,7 @@ static const struct command commands[] = {
 	{ "migrate", ps_cmd_migrate },
 	{ "serve", ps_cmd_serve },
 	{ "__complete", ps_cmd_complete }, /* for shell completion; not in --help */
+	{ "store", ps_cmd_store },
 };
 
 int ps_cli_exit_code(int rc)

@@ -83,6 +83,8 @@ struct ps_sync {
 	char *error_code;
 	char *error_message;
 	int64_t created_at, started_at, finished_at; /* ms since epoch, 0 = not yet */
+	int64_t attempt;              /* PostgreSQL: the run's fencing token, raised by a takeover
+				       * (0 on SQLite: never checked) */
 };
 
 struct ps_file {
@@ -132,6 +134,8 @@ struct ps_event {
 	int64_t elapsed_ms;
 	char *message;                /* warnings and failures */
 	struct ps_sync *summary;      /* end events */
+	int64_t attempt;              /* > 0: store only while the sync is at this attempt (a run's
+				       * own events on PostgreSQL); never part of the JSON */
 };
 
 void ps_project_free(struct ps_project *p);

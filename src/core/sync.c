@@ -190,6 +190,7 @@ static void fill_event(struct ps_sync_run *run, struct ps_event *ev, enum ps_eve
 	ev->requests = run->src ? run->src->requests : run->sync->requests;
 	ev->elapsed_ms = ps_mono_ms() - run->t0;
 	ev->message = message ? ps_strdup(message) : NULL;
+	ev->attempt = run->sync->attempt;
 }
 
 static void enqueue(struct ps_sync_run *run, struct ps_event *ev)
@@ -260,7 +261,7 @@ static int enter_phase(struct ps_sync_run *run, enum ps_phase phase)
 
 /* Ends the run as failed or cancelled: stores the final state and event in one transaction. */
 static void finish_unsuccessful(struct ps_sync_run *run, enum ps_sync_status status,
-				const char *code, const char *message)
+				const char *code, const char *message, bool record)
 {
 	struct ps_event ev;
 
@@ -277,7 +278,8 @@ static void finish_unsuccessful(struct ps_sync_run *run, enum ps_sync_status sta
 	fill_event(run, &ev, status == PS_SYNC_CANCELLED ? PS_EVENT_CANCELLED : PS_EVENT_FAILED,
 		   fraction_in(run->sync->phase, 0), message);
 	ev.summary = sync_clone(run->sync);
-	if (ps_store_sync_fail(run->store, run->sync, status, code, message, &ev) < 0) {
+	if (record &&
+	    ps_store_sync_fail(run->store, run->sync, status, code, message, &ev) < 0) {
 		/* The store could not record the end (another process already did, or the store
 		 * is failing): the caller still learns how the run ended. */
 		free(ev.message);
@@ -299,9 +301,11 @@ static void fail_from_error(struct ps_sync_run *run, int rc)
 	drain_warnings(run);
 
 	if (rc == PS_ECANCELLED)
-		finish_unsuccessful(run, PS_SYNC_CANCELLED, "cancelled", msg);
+		finish_unsuccessful(run, PS_SYNC_CANCELLED, "cancelled", msg, true);
 	else
-		finish_unsuccessful(run, PS_SYNC_FAILED, slug, msg);
+		/* Taken over (PostgreSQL fencing): the sync is another node's now; this run
+		 * ends here, in the caller's hands only, and writes nothing more. */
+		finish_unsuccessful(run, PS_SYNC_FAILED, slug, msg, strcmp(slug, "taken_over") != 0);
 	free(msg);
 	free(slug);
 }
@@ -1331,7 +1335,7 @@ void ps_sync_end(struct ps_sync_run *run)
 	if (run->sync && run->state != ST_FINISHED &&
 	    (run->sync->status == PS_SYNC_RUNNING || run->sync->status == PS_SYNC_QUEUED))
 		finish_unsuccessful(run, PS_SYNC_CANCELLED, "cancelled",
-				    "the run was abandoned before it finished");
+				    "the run was abandoned before it finished", true);
 	for (size_t i = run->qhead; i < run->nqueue; i++)
 		ps_event_dispose(&run->queue[i]);
 	free(run->queue);

@@ -959,7 +959,7 @@ void ps_server_config_defaults(struct ps_server_config *cfg)
 	cfg->http_threads = 4;
 	cfg->max_connections = 16384;
 	cfg->heartbeat_ms = 15000;
-	cfg->poll_ms = 100;
+	cfg->poll_ms = 0; /* the hub picks: 100 ms (SQLite), 1 s beside LISTEN (PostgreSQL) */
 	cfg->lease_ms = 30000;
 	cfg->watcher_queue_max = 256 * 1024;
 	cfg->log_requests = true;

@@ -24,7 +24,8 @@ struct ps_server_config {
 	int http_threads;            /* libmicrohttpd thread pool size (>= 1) */
 	unsigned max_connections;    /* connection limit (SSE watchers count) */
 	int64_t heartbeat_ms;        /* SSE heartbeat comment interval */
-	int64_t poll_ms;             /* how often the hub polls the events table */
+	int64_t poll_ms;             /* how often the hub reads every watched sync's events;
+				      * 0: 100 ms on SQLite, 1 s on PostgreSQL (which notifies) */
 	size_t watcher_queue_max;    /* bytes an SSE watcher may lag before it is dropped */
 	const char *api_token;       /* NULL/"" = no token (then only loopback binds are allowed) */
 	const char *webhook_secret;  /* NULL/"" = the webhook endpoint refuses deliveries */
@@ -37,7 +38,7 @@ struct ps_server_config {
 };
 
 /* Defaults: 127.0.0.1:8420, 2 workers, 4 HTTP threads, 16384 connections, 15 s heartbeat,
- * 100 ms polls, 256 KiB per watcher, 30 s leases. */
+ * polls chosen by the backend, 256 KiB per watcher, 30 s leases. */
 void ps_server_config_defaults(struct ps_server_config *cfg);
 
 /* True when `host` names only loopback addresses (127.0.0.0/8, ::1, localhost). */

@@ -3,13 +3,19 @@
  *
  *     id: <seq>\nevent: <kind>\ndata: <event JSON>\n\n
  *
- * from the events table. One hub thread polls the table (every poll_ms, or at once when a
- * worker pokes it) for each sync that has watchers, starting after the lowest seq any of its
- * watchers has, and appends what is new to each watcher's queue. Because the events table is
- * the only source, a sync run by a local worker, by the CLI in another process or (later) by
- * another node streams the same way; PostgreSQL's LISTEN/NOTIFY would replace the poll, not the
- * design. A new watcher starts after its Last-Event-ID (0 without one), so the replay of what
- * it missed is simply its first delivery.
+ * from the events table. One hub thread reads the table for each sync that has watchers,
+ * starting after the lowest seq any of its watchers has, and appends what is new to each
+ * watcher's queue. Because the events table is the only source, a sync run by a local worker,
+ * by the CLI in another process or by another node streams the same way. What wakes the hub:
+ * a local worker's poke (every topic is read), and
+ *   - SQLite: a poll of every topic every poll_ms (100 ms);
+ *   - PostgreSQL: a listener thread on a connection of its own (LISTEN projsync_events; each
+ *     stored event notifies "SYNC_ID:SEQ" at commit, from any process) marks the topics of the
+ *     notified syncs, and only those are read; a slow safety poll of every topic (poll_ms,
+ *     1 s by default) covers a notification lost with a dropped connection, and the listener
+ *     reconnects (then every topic is read at once).
+ * A new watcher starts after its Last-Event-ID (0 without one), so the replay of what it missed
+ * is simply its first delivery.
  *
  * libmicrohttpd side (docs/stack.md #3, #5, #6): the response is produced by a content
  * reader callback. With nothing queued it marks the watcher suspended and suspends the
@@ -61,6 +67,7 @@ struct topic {
 	struct watcher *head;
 	size_t n;
 	int64_t next_status_check; /* ms (monotonic) */
+	bool notified;             /* the store notified events of this sync (PostgreSQL) */
 	struct topic *next;
 };
 
@@ -70,6 +77,11 @@ struct ps_hub {
 	pthread_cond_t cv;         /* wakes the hub thread */
 	pthread_cond_t round_cv;   /* signalled after every poll round */
 	bool poked, stopping, closing;
+	bool notified;             /* some topic is marked notified: read those */
+	int64_t poll_ms;           /* the safety poll: cfg->poll_ms, or 100 (SQLite) / 1000 (listening) */
+	int64_t next_poll;         /* ms (monotonic) of the next read of every topic */
+	struct ps_store *listen_store; /* the listener's own handle; NULL: no notifications */
+	pthread_t listener;
 	uint64_t rounds;
 	struct topic *topics;
 	size_t nwatchers;
@@ -500,11 +512,13 @@ static void *hub_main(void *arg)
 		size_t nw = 0;
 		int64_t now = ps_mono_ms();
 
-		if (!hub->poked) {
+		bool full;
+
+		if (!hub->poked && !hub->notified) {
 			int64_t wait = hub->next_hb - now;
 			struct timespec ts;
-			if (hub->topics && wait > cfg->poll_ms)
-				wait = cfg->poll_ms;
+			if (hub->topics && wait > hub->next_poll - now)
+				wait = hub->next_poll - now;
 			if (wait < 1)
 				wait = 1;
 			clock_gettime(CLOCK_REALTIME, &ts);
@@ -516,10 +530,14 @@ static void *hub_main(void *arg)
 			}
 			pthread_cond_timedwait(&hub->cv, &hub->mu, &ts);
 		}
-		hub->poked = false;
 		if (hub->stopping)
 			break;
 		now = ps_mono_ms();
+		full = hub->poked || now >= hub->next_poll;
+		if (full)
+			hub->next_poll = now + hub->poll_ms;
+		hub->poked = false;
+		hub->notified = false;
 		/* What to read: each topic from the lowest seq any of its watchers has. */
 		for (struct topic *t = hub->topics; t; t = t->next)
 			nw++;
@@ -529,6 +547,9 @@ static void *hub_main(void *arg)
 		for (struct topic *t = hub->topics; t; t = t->next) {
 			int64_t after = INT64_MAX;
 			bool need = false;
+			if (!full && !t->notified)
+				continue;
+			t->notified = false;
 			for (struct watcher *w = t->head; w; w = w->next)
 				if (!w->done && !w->dropped) {
 					need = true;
@@ -604,17 +625,89 @@ static void *hub_main(void *arg)
 	return NULL;
 }
 
+/* ---- the listener thread (PostgreSQL) ---- */
+
+#define LISTEN_WAIT_MS 200 /* how long one wait may last: bounds the stop's delay */
+#define LISTEN_MAX 256     /* sync ids taken from one wake-up */
+
+static void *listener_main(void *arg)
+{
+	struct ps_hub *hub = arg;
+	int64_t ids[LISTEN_MAX];
+	bool down = false;
+
+	for (;;) {
+		size_t n = 0;
+		bool lost = false, any = false;
+		int rc;
+
+		pthread_mutex_lock(&hub->mu);
+		bool stopping = hub->stopping;
+		pthread_mutex_unlock(&hub->mu);
+		if (stopping)
+			break;
+		rc = ps_store_wait_events(hub->listen_store, LISTEN_WAIT_MS, ids, LISTEN_MAX, &n,
+					  &lost);
+		if (rc < 0) {
+			if (!down)
+				ps_log("sse: %s; streams fall back to the %lld ms poll until it is back",
+				       ps_error_message(), (long long)hub->poll_ms);
+			down = true;
+			continue;
+		}
+		if (lost || down)
+			ps_log("sse: listening for events again");
+		down = false;
+		pthread_mutex_lock(&hub->mu);
+		if (lost || n == LISTEN_MAX) {
+			/* Notifications may be missing: read every topic. */
+			hub->poked = true;
+			any = true;
+		}
+		for (size_t i = 0; i < n; i++) {
+			struct topic *t = topic_find(hub, ids[i]);
+			if (t) {
+				t->notified = true;
+				any = true;
+			}
+		}
+		if (any) {
+			hub->notified = true;
+			pthread_cond_signal(&hub->cv);
+		}
+		pthread_mutex_unlock(&hub->mu);
+	}
+	return NULL;
+}
+
 int ps_hub_start(struct ps_hub **out, struct ps_server *srv)
 {
 	struct ps_hub *hub = ps_calloc(1, sizeof(*hub));
+	struct ps_store *ls = NULL;
 
 	hub->srv = srv;
 	pthread_mutex_init(&hub->mu, NULL);
 	pthread_cond_init(&hub->cv, NULL);
 	pthread_cond_init(&hub->round_cv, NULL);
+	/* PostgreSQL notifies; SQLite (PS_ENOTSUPP) is polled. */
+	if (ps_store_open(&ls, srv->cfg.db_url, PS_STORE_NO_MIGRATE) == 0 &&
+	    ps_store_listen(ls) == 0) {
+		hub->listen_store = ls;
+	} else {
+		ps_store_free(ls);
+		ps_error_clear();
+	}
+	hub->poll_ms = srv->cfg.poll_ms > 0 ? srv->cfg.poll_ms : hub->listen_store ? 1000 : 100;
+	hub->next_poll = ps_mono_ms();
 	if (pthread_create(&hub->thread, NULL, hub_main, hub) != 0) {
+		ps_store_free(hub->listen_store);
 		free(hub);
 		return ps_error_set(PS_EFAIL, NULL, "cannot start the SSE hub thread");
+	}
+	if (hub->listen_store && pthread_create(&hub->listener, NULL, listener_main, hub) != 0) {
+		/* Without the listener the safety poll still streams, only slower. */
+		ps_store_free(hub->listen_store);
+		hub->listen_store = NULL;
 	}
 	*out = hub;
 	return 0;
@@ -689,6 +782,10 @@ void ps_hub_stop(struct ps_hub *hub)
 	pthread_cond_signal(&hub->cv);
 	pthread_mutex_unlock(&hub->mu);
 	pthread_join(hub->thread, NULL);
+	if (hub->listen_store) {
+		pthread_join(hub->listener, NULL);
+		ps_store_free(hub->listen_store);
+	}
 	/* The daemon is stopped: every watcher was freed with its response. */
 	while (hub->topics) {
 		struct topic *t = hub->topics;

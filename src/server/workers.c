@@ -40,6 +40,8 @@ struct ps_workers {
 	struct worker *w;
 	int n;
 	size_t running;
+	pthread_t node;           /* the node's heartbeat (nodes table on PostgreSQL) */
+	bool node_started;
 };
 
 int ps_server_queue_sync(struct ps_server *srv, struct ps_store *store,
@@ -159,6 +161,65 @@ static int open_source_noting_kind(struct ps_source **out, const char *spec,
 	return rc;
 }
 
+static void pause_ms(struct ps_workers *pool, int64_t ms)
+{
+	struct timespec ts;
+
+	pthread_mutex_lock(&pool->mu);
+	if (!pool->stopping) {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+		ts.tv_sec += ms / 1000 + ts.tv_nsec / 1000000000L;
+		ts.tv_nsec %= 1000000000L;
+		pthread_cond_timedwait(&pool->cv, &pool->mu, &ts);
+	}
+	pthread_mutex_unlock(&pool->mu);
+}
+
+/*
+ * After a run: a sync still `running` at this run's attempt means the run could not record its
+ * end (the database went away under it, e.g. a restart). Left so, the sync would block its
+ * project forever (its owner, this live process, is never reaped), so it is ended here, as
+ * failed with the run's reason, once the database answers again. A sync another node took over
+ * meanwhile (a higher attempt) is not ours to end.
+ */
+static void settle(struct ps_workers *pool, struct ps_store *store, int64_t id, int64_t attempt,
+		   const char *code, const char *message)
+{
+	bool said = false;
+
+	for (;;) {
+		struct ps_sync *s = NULL;
+		int rc = ps_store_sync_get(store, id, &s);
+
+		if (rc == 0 && (s->status != PS_SYNC_RUNNING || (attempt > 0 && s->attempt != attempt))) {
+			ps_sync_free(s);
+			return;
+		}
+		if (rc == 0) {
+			rc = ps_store_sync_fail(store, s, PS_SYNC_FAILED, code ? code : "store",
+						message ? message : "the store failed during the sync",
+						NULL);
+			if (rc == 0)
+				ps_log("sync %lld of %s failed: %s (recorded after the store came back)",
+				       (long long)id, s->project, message ? message : "");
+			ps_sync_free(s);
+			if (rc == 0 || rc == PS_ECONFLICT)
+				return;
+		}
+		if (!said)
+			ps_log("sync %lld: cannot record its end yet: %s; trying every second",
+			       (long long)id, ps_error_message());
+		said = true;
+		pthread_mutex_lock(&pool->mu);
+		bool stopping = pool->stopping;
+		pthread_mutex_unlock(&pool->mu);
+		if (stopping)
+			return;
+		pause_ms(pool, 1000);
+	}
+}
+
 static void run_one(struct worker *me, struct ps_store *store, int64_t id)
 {
 	struct ps_workers *pool = me->pool;
@@ -166,7 +227,8 @@ static void run_one(struct worker *me, struct ps_store *store, int64_t id)
 	struct ps_sync_ctx ctx = { 0 };
 	struct ps_sync_run *run = NULL;
 	const struct ps_event *ev;
-	int64_t t0 = ps_mono_ms();
+	int64_t t0 = ps_mono_ms(), attempt;
+	char *code = NULL, *message = NULL;
 	int rc;
 
 	ctx.store = store;
@@ -185,6 +247,7 @@ static void run_one(struct worker *me, struct ps_store *store, int64_t id)
 	if (pool->stopping)
 		ps_sync_cancel(run);
 	pthread_mutex_unlock(&pool->mu);
+	attempt = ps_sync_run_sync(run)->attempt;
 	{
 		const struct ps_sync *s = ps_sync_run_sync(run);
 		ps_log_kv("info", "sync started", PS_LOG_STR("project", s->project),
@@ -196,10 +259,15 @@ static void run_one(struct worker *me, struct ps_store *store, int64_t id)
 	while (ps_sync_next(run, &ev) == PS_SYNC_MORE) {
 		/* The event is stored, so a client may already see the sync ended: count it in
 		 * /metrics first, then wake watchers, then log. */
-		if (ps_event_is_final(ev->kind))
+		if (ps_event_is_final(ev->kind)) {
 			ps_metrics_sync_done(srv->metrics, ps_event_kind_name(ev->kind),
 					     ps_mono_ms() - t0, opened_kind,
 					     ev->summary ? ev->summary->requests : ev->requests);
+			free(code);
+			free(message);
+			code = ps_strdup(ev->summary ? ev->summary->error_code : NULL);
+			message = ps_strdup(ev->summary ? ev->summary->error_message : ev->message);
+		}
 		ps_hub_poke(srv->hub);
 		log_event(ps_sync_run_sync(run), ev, ps_mono_ms() - t0);
 	}
@@ -208,7 +276,48 @@ static void run_one(struct worker *me, struct ps_store *store, int64_t id)
 	pool->running--;
 	pthread_mutex_unlock(&pool->mu);
 	ps_sync_end(run);
+	/* Taken over by another node: that node ends it. */
+	if (!(code && strcmp(code, "taken_over") == 0))
+		settle(pool, store, id, attempt, code, message);
+	free(code);
+	free(message);
 	ps_hub_poke(srv->hub);
+}
+
+/* The node's heartbeat: its row in the nodes table (PostgreSQL), renewed every second while the
+ * server runs and removed when it stops, so a reap elsewhere knows a node will take over. */
+static void *node_main(void *arg)
+{
+	struct ps_workers *pool = arg;
+	struct ps_store *store = NULL;
+	char identity[64];
+	struct ps_owner me = { .host = ps_hostname(), .process = identity,
+			       .lease_ms = pool->srv->cfg.lease_ms > 0 ? pool->srv->cfg.lease_ms : 30000 };
+	bool down = false;
+
+	ps_process_identity(getpid(), identity, sizeof(identity));
+	for (;;) {
+		int rc;
+
+		pthread_mutex_lock(&pool->mu);
+		bool stopping = pool->stopping;
+		pthread_mutex_unlock(&pool->mu);
+		if (stopping)
+			break;
+		if (!store && ps_store_open(&store, pool->srv->cfg.db_url, PS_STORE_NO_MIGRATE) < 0)
+			store = NULL;
+		rc = store ? ps_store_node_beat(store, &me) : PS_ESTORE;
+		if (rc < 0 && !down)
+			ps_log("node: cannot renew this node's heartbeat: %s", ps_error_message());
+		else if (rc == 0 && down)
+			ps_log("node: the store answers again");
+		down = rc < 0;
+		pause_ms(pool, 1000);
+	}
+	if (store)
+		(void)ps_store_node_leave(store, &me);
+	ps_store_free(store);
+	return NULL;
 }
 
 static void *worker_main(void *arg)
@@ -219,6 +328,8 @@ static void *worker_main(void *arg)
 	char identity[64];
 	struct ps_owner owner = { .host = ps_hostname(), .process = identity,
 				  .lease_ms = pool->srv->cfg.lease_ms > 0 ? pool->srv->cfg.lease_ms : 30000 };
+
+	bool down = false;
 
 	ps_process_identity(getpid(), identity, sizeof(identity));
 	for (;;) {
@@ -248,9 +359,11 @@ static void *worker_main(void *arg)
 			run_one(me, store, id);
 			continue;
 		}
-		if (rc < 0 && rc != PS_ENOTFOUND)
+		/* Once per outage, not every second while the database is away. */
+		if (rc < 0 && rc != PS_ENOTFOUND && !down)
 			ps_log("worker %d: looking for queued syncs: %s", me->index,
 			       ps_error_message());
+		down = rc < 0 && rc != PS_ENOTFOUND;
 
 		/* Nothing queued: sleep until poked (a sync was queued here) or for a second (one
 		 * may be queued by another process). */
@@ -287,6 +400,8 @@ int ps_workers_start(struct ps_workers **out, struct ps_server *srv)
 		}
 		pool->n = i + 1;
 	}
+	if (pthread_create(&pool->node, NULL, node_main, pool) == 0)
+		pool->node_started = true;
 	*out = pool;
 	return 0;
 }
@@ -323,6 +438,9 @@ void ps_workers_stop(struct ps_workers *pool)
 	for (int i = 0; i < pool->n; i++)
 		pthread_join(pool->w[i].thread, NULL);
 	pool->n = 0;
+	if (pool->node_started)
+		pthread_join(pool->node, NULL);
+	pool->node_started = false;
 }
 
 void ps_workers_free(struct ps_workers *pool)

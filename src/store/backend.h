@@ -74,6 +74,10 @@ bool ps_store_url_is_pg(const char *url);
 
 /* ---- SQLite (sqlite.c, sqlite_memory.c) ---- */
 int ps_sqlite_open(struct ps_store **out, const char *url, unsigned flags);
+int ps_sqlite_rows_each(struct ps_store *s, const struct ps_copy_table *t, ps_copy_row_cb cb, void *ud);
+int ps_sqlite_rows_insert(struct ps_store *s, const struct ps_copy_table *t,
+			  const struct ps_copy_value *rows, size_t nrows);
+int ps_sqlite_rows_done(struct ps_store *s, const struct ps_copy_table *t);
 int ps_sqlite_schema_version(void);
 void ps_sqlite_free(struct ps_store *s);
 int ps_sqlite_migrate(struct ps_store *s, int *from, int *to);
@@ -130,6 +134,17 @@ int ps_pg_schema_version(void);
 char *ps_pg_location(const char *url);
 int ps_pg_sync_claim_next(struct ps_store *s, const struct ps_owner *owner, int64_t *id);
 int ps_pg_sync_takeover(struct ps_store *s, const struct ps_owner *owner, int64_t *id);
+int ps_pg_node_beat(struct ps_store *s, const struct ps_owner *me);
+int ps_pg_node_leave(struct ps_store *s, const struct ps_owner *me);
+int ps_pg_nodes_alive(struct ps_store *s, bool *any);
+int ps_pg_listen(struct ps_store *s);
+int ps_pg_rows_each(struct ps_store *s, const struct ps_copy_table *t, ps_copy_row_cb cb, void *ud);
+int ps_pg_rows_insert(struct ps_store *s, const struct ps_copy_table *t, const struct ps_copy_value *rows,
+		      size_t nrows);
+int ps_pg_rows_done(struct ps_store *s, const struct ps_copy_table *t);
+int ps_pg_begin_snapshot(struct ps_store *s);
+int ps_pg_wait_events(struct ps_store *s, int timeout_ms, int64_t *ids, size_t max, size_t *n,
+		      bool *lost);
 void ps_pg_free(struct ps_store *s);
 int ps_pg_migrate(struct ps_store *s, int *from, int *to);
 int ps_pg_begin(struct ps_store *s);

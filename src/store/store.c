@@ -398,6 +398,54 @@ int ps_store_sync_takeover(struct ps_store *s, const struct ps_owner *owner, int
 	return ps_error_set(PS_ENOTFOUND, "none_to_take_over", "no sync to take over");
 }
 
+int ps_store_node_beat(struct ps_store *s, const struct ps_owner *me)
+{
+	return is_pg(s) ? ps_pg_node_beat(s, me) : 0;
+}
+
+int ps_store_node_leave(struct ps_store *s, const struct ps_owner *me)
+{
+	return is_pg(s) ? ps_pg_node_leave(s, me) : 0;
+}
+
+int ps_store_listen(struct ps_store *s)
+{
+	if (is_pg(s))
+		return ps_pg_listen(s);
+	return ps_error_set(PS_ENOTSUPP, "not_supported", "this store does not notify events");
+}
+
+int ps_store_wait_events(struct ps_store *s, int timeout_ms, int64_t *ids, size_t max,
+			 size_t *n, bool *lost)
+{
+	if (is_pg(s))
+		return ps_pg_wait_events(s, timeout_ms, ids, max, n, lost);
+	return ps_error_set(PS_ENOTSUPP, "not_supported", "this store does not notify events");
+}
+
+int ps_store_rows_each(struct ps_store *s, const struct ps_copy_table *t, ps_copy_row_cb cb, void *ud)
+{
+	return is_pg(s) ? ps_pg_rows_each(s, t, cb, ud) : ps_sqlite_rows_each(s, t, cb, ud);
+}
+
+int ps_store_rows_insert(struct ps_store *s, const struct ps_copy_table *t,
+			 const struct ps_copy_value *rows, size_t nrows)
+{
+	return is_pg(s) ? ps_pg_rows_insert(s, t, rows, nrows)
+			: ps_sqlite_rows_insert(s, t, rows, nrows);
+}
+
+int ps_store_rows_done(struct ps_store *s, const struct ps_copy_table *t)
+{
+	return is_pg(s) ? ps_pg_rows_done(s, t) : ps_sqlite_rows_done(s, t);
+}
+
+int ps_store_begin_snapshot(struct ps_store *s)
+{
+	/* SQLite: the store's write transaction also holds one state for every read. */
+	return is_pg(s) ? ps_pg_begin_snapshot(s) : ps_store_begin(s);
+}
+
 int ps_store_project_blob_rescan(struct ps_store *s, int64_t project_id, int64_t *generation)
 {
 	return ops(s)->project_blob_rescan(s, project_id, generation);

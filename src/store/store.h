@@ -135,6 +135,8 @@ int ps_store_sync_finalize(struct ps_store *s, struct ps_sync *sync,
  * Finds running syncs (of one project, or all when project_id is 0) whose owner is gone: the
  * process is not alive on this host, or the lease ran out. Marks each failed with code
  * "interrupted", keeping its phase. Never touches a sync whose owner on this host still lives.
+ * On PostgreSQL, while any serve node is alive (ps_store_node_beat) it marks nothing: the nodes
+ * take such syncs over (ps_store_sync_takeover) instead.
  */
 int ps_store_reap(struct ps_store *s, int64_t project_id, int *reaped);
 
@@ -158,6 +160,26 @@ int ps_store_sync_claim_next(struct ps_store *s, const struct ps_owner *owner, i
  * PS_ENOTFOUND always.
  */
 int ps_store_sync_takeover(struct ps_store *s, const struct ps_owner *owner, int64_t *id);
+
+/*
+ * A `projsync serve` node says it is alive (PostgreSQL: a row in `nodes`, renewed every second,
+ * valid for me->lease_ms; ps_store_node_leave removes it at a clean stop). While any node is
+ * alive, ps_store_reap leaves syncs whose owner is gone to the nodes' takeover instead of
+ * marking them interrupted. No-ops on SQLite.
+ */
+int ps_store_node_beat(struct ps_store *s, const struct ps_owner *me);
+int ps_store_node_leave(struct ps_store *s, const struct ps_owner *me);
+
+/*
+ * Notifications of stored events, for the SSE hub (PostgreSQL: LISTEN projsync_events; give it
+ * a handle of its own). ps_store_listen starts them; PS_ENOTSUPP on SQLite, which is polled.
+ * ps_store_wait_events waits up to timeout_ms and sets ids[0..*n) to the syncs (each once, at
+ * most `max`) that stored events. A lost connection returns PS_ESTORE (after waiting
+ * timeout_ms); the call that reconnects sets *lost: notifications may have been missed.
+ */
+int ps_store_listen(struct ps_store *s);
+int ps_store_wait_events(struct ps_store *s, int timeout_ms, int64_t *ids, size_t max,
+			 size_t *n, bool *lost);
 
 /* How many syncs have each status, indexed by enum ps_sync_status (for /metrics). */
 int ps_store_sync_count_by_status(struct ps_store *s, int64_t counts[PS_SYNC_CANCELLED + 1]);
@@ -313,6 +335,62 @@ int ps_store_memory_add(struct ps_store *s, int64_t project_id, const char *titl
  */
 int ps_store_memory_restore(struct ps_store *s, int64_t id, struct ps_memory_entry **out,
 			    bool *restored);
+
+/* ---- whole-store copy (`projsync store copy FROM TO`) ---- */
+
+/*
+ * Raw rows, for moving a whole store between backends. A table is described once, backend-
+ * neutrally (store/copy.c lists them, parents before children); both backends have the same
+ * column names. Types: INT (integers), TEXT (UTF-8 text), BYTES (a path: any bytes; TEXT on
+ * SQLite, bytea on PostgreSQL), BLOB (content).
+ */
+enum ps_copy_col_type { PS_COL_INT, PS_COL_TEXT, PS_COL_BYTES, PS_COL_BLOB };
+struct ps_copy_col {
+	const char *name;
+	enum ps_copy_col_type type;
+};
+struct ps_copy_table {
+	const char *name;
+	const struct ps_copy_col *cols;
+	size_t ncols;
+	size_t nkeys;   /* the first nkeys columns are unique together: rows are read in that order */
+	bool identity;  /* cols[0] is an id the backend hands out: later ids must follow the copied */
+	size_t batch;   /* rows per read and per insert (few for tables holding content) */
+};
+/* One value: `s`/`len` for TEXT, BYTES and BLOB (s is NUL-terminated too), `i` for INT. */
+struct ps_copy_value {
+	bool null;
+	int64_t i;
+	char *s;
+	size_t len;
+};
+/* Calls cb with each row (ncols values, borrowed) in key order, t->batch rows per query;
+ * a non-zero return stops and is returned. */
+typedef int (*ps_copy_row_cb)(void *ud, const struct ps_copy_value *row);
+int ps_store_rows_each(struct ps_store *s, const struct ps_copy_table *t, ps_copy_row_cb cb, void *ud);
+/* Inserts rows as they are, ids included (nrows * ncols values). After the last batch of an
+ * identity table, ps_store_rows_done moves the id generator past the copied ids. */
+int ps_store_rows_insert(struct ps_store *s, const struct ps_copy_table *t,
+			 const struct ps_copy_value *rows, size_t nrows);
+int ps_store_rows_done(struct ps_store *s, const struct ps_copy_table *t);
+/* Starts a read-only transaction that sees one consistent state of the store for all reads
+ * until ps_store_commit (PostgreSQL: REPEATABLE READ; SQLite: a read transaction). */
+int ps_store_begin_snapshot(struct ps_store *s);
+
+/* What ps_store_copy copied: rows per table, in the order of ps_store_copy_tables. */
+struct ps_copy_counts {
+	size_t ntables;
+	const char *table[16];
+	int64_t rows[16];
+};
+/*
+ * Copies every table of `from` into `to` (another store, possibly another backend), rows and
+ * ids as they are: projects, the sync chain, events, file versions, blobs (verified against
+ * their SHA), memory entries, staged memory removals, webhook deliveries. `to` must be empty
+ * (PS_ECONFLICT otherwise, nothing written); it is written in one transaction, so a failure
+ * leaves it empty. Reads and writes go in batches: memory stays bounded whatever the size.
+ */
+int ps_store_copy(struct ps_store *from, struct ps_store *to, struct ps_copy_counts *counts);
 
 /* ---- webhook deliveries ---- */
 

@@ -4,13 +4,17 @@ dies mid-sync has its sync taken over by another node under the same id, watcher
 see one contiguous event stream with the final event, and two nodes starting the same project at
 once give one 202 and one 409. PostgreSQL only: SQLite is one machine's store.
 """
+import json
+import os
+import signal
+import subprocess
 import threading
 import time
 
 import pytest
 
 from conftest import wait_for
-from server_util import Server, check_stream, read_sse, open_sse
+from server_util import Server, check_stream, read_sse, open_sse, stream, wait_status
 
 
 @pytest.fixture
@@ -112,3 +116,160 @@ def test_cli_sync_against_pg_streams_to_a_node(cluster):
     assert s["commit"] == c1
     st, _, got = b.get(f"/api/v1/syncs/{s['id']}")
     assert st == 200 and got["status"] == "succeeded"
+
+
+def sse_timed(resp):
+    """Like read_sse, with the time each event arrived: [(seq, kind, data, monotonic)]."""
+    events, cur = [], {}
+    while True:
+        line = resp.readline()
+        if not line:
+            return events
+        line = line.decode().rstrip("\n")
+        if line == "":
+            if "data" in cur:
+                events.append((int(cur["id"]), cur.get("event"), json.loads(cur["data"]),
+                               time.monotonic()))
+            cur = {}
+        elif not line.startswith(":"):
+            k, _, v = line.partition(":")
+            cur[k] = v[1:] if v.startswith(" ") else v
+
+
+def test_sse_across_nodes_is_notified_not_polled(cluster):
+    # A CLI sync (another process) stores events; a watcher on node B, whose safety poll is
+    # 20 s, must get each one as it is stored: LISTEN/NOTIFY, not the poll.
+    ps, repo, c1, start = cluster
+    b = start("--poll-ms", "20000")
+    env = {"PROJSYNC_TEST_STEP_DELAY_MS": "200", "PROJSYNC_TEST_BATCH": "4"}
+    cli = ps.popen("sync", "demo", "--json", env=env)
+    sid = None
+    deadline = time.monotonic() + 60
+    while sid is None and time.monotonic() < deadline:
+        st, _, hist = b.get("/api/v1/projects/demo/syncs")
+        if st == 200 and hist:
+            sid = hist[0]["id"]
+        time.sleep(0.05)
+    assert sid, "the CLI sync never appeared"
+    conn, resp = open_sse(b, sid, timeout=120)
+    t_open = time.monotonic()
+    got = sse_timed(resp)
+    conn.close()
+    out, err = cli.communicate(timeout=120)
+    assert cli.returncode == 0, err
+    check_stream([e[:3] for e in got])
+    # Events stored after the watcher joined: each arrives a steady time after the run stored
+    # it (elapsed_ms is the run's clock), never held back until a poll.
+    live = [e for e in got if e[3] > t_open + 0.5]
+    assert len(live) >= 5, got
+    lag = [e[3] - e[2]["elapsed_ms"] / 1000 for e in live]
+    assert max(lag) - min(lag) < 1.0, [(e[0], e[1], round(l, 3)) for e, l in zip(live, lag)]
+
+
+def test_stalled_node_is_fenced_after_takeover(cluster):
+    # Node A (playing another host, so only its lease speaks for it) stalls mid-fetch without
+    # dying (SIGSTOP). Node B takes the sync over under the same id and finishes it; when A
+    # wakes up its run is refused at its next write and stops without writing anything.
+    ps, repo, c1, start = cluster
+    a = start(env={"PROJSYNC_TEST_HOST": "host-a", "PROJSYNC_TEST_STEP_DELAY_MS": "300",
+                   "PROJSYNC_TEST_BATCH": "4"})
+    st, _, sync = a.post("/api/v1/projects/demo/sync")
+    assert st == 202, sync
+    sid = sync["id"]
+    assert wait_for(lambda: a.get(f"/api/v1/syncs/{sid}")[2]["phase"] == "fetch", 60)
+    os.kill(a.proc.pid, signal.SIGSTOP)
+    try:
+        b = start()
+        final = wait_status(b, sid, ("succeeded", "failed", "cancelled"), timeout=60)
+        assert final["status"] == "succeeded", final
+        n_events = len(stream(b, sid))
+    finally:
+        os.kill(a.proc.pid, signal.SIGCONT)
+    # A's stale run meets the fence and says so; A itself goes on.
+    assert wait_for(lambda: "was taken over by node" in a.stderr(), 30), a.stderr()
+    time.sleep(0.5)
+    assert a.proc.poll() is None
+    events = stream(b, sid)
+    assert len(events) == n_events       # A wrote no event after the takeover
+    assert check_stream(events)[1] == "succeeded"
+    warnings = [e for e in events if e[1] == "warning" and "taken over" in e[2]["message"]]
+    assert len(warnings) == 1 and "host-a" in warnings[0][2]["message"], warnings
+    st, _, files = b.get("/api/v1/projects/demo/files")
+    assert {(f["path"], f["sha"]) for f in files} == {(e["path"], e["sha"])
+                                                      for e in repo.ls_tree(c1)}
+    # A still runs syncs.
+    repo.write("src/new.txt", "new\n")
+    c2 = repo.commit("c2")
+    st, _, s2 = a.post("/api/v1/projects/demo/sync")
+    assert st == 202, s2
+    assert wait_status(a, s2["id"], ("succeeded", "failed"), timeout=60)["commit"] == c2
+
+
+def test_killed_cli_sync_is_taken_over_by_a_live_node(cluster):
+    ps, repo, c1, start = cluster
+    b = start()
+    r = ps("sync", "demo", "--json", env={"PROJSYNC_TEST_KILL_AT": "fetch:2",
+                                          "PROJSYNC_TEST_BATCH": "4"})
+    assert r.rc == -9, r
+    sid = json.loads(r.out.splitlines()[0])["sync_id"]
+    # A reap by the CLI while a node lives leaves the sync to the node: never `interrupted`.
+    ps.ok("status", "demo")
+    final = wait_status(b, sid, ("succeeded", "failed", "cancelled"), timeout=60)
+    assert final["status"] == "succeeded" and final["commit"] == c1, final
+    events = stream(b, sid)
+    check_stream(events)
+    assert any(e[1] == "warning" and "taken over" in e[2]["message"] for e in events)
+
+
+def test_killed_cli_sync_without_nodes_is_interrupted(cluster):
+    ps, repo, c1, start = cluster
+    r = ps("sync", "demo", "--json", env={"PROJSYNC_TEST_KILL_AT": "fetch:2",
+                                          "PROJSYNC_TEST_BATCH": "4"})
+    assert r.rc == -9, r
+    st = ps.json("status", "demo")
+    assert st["running"] is None and st["last_sync"]["error"]["code"] == "interrupted", st
+    ps.sync("demo")
+
+
+def pg_restart():
+    data, bindir = os.environ["PROJSYNC_TEST_PG_DATA"], os.environ["PROJSYNC_TEST_PG_BINDIR"]
+    user = os.environ.get("PROJSYNC_TEST_PG_USER")
+    # -l: the restarted server logs where with-pg's did, and holds no pipe of ours open.
+    log = os.path.join(os.path.dirname(data), "server.log")
+    argv = [f"{bindir}/pg_ctl", "-D", data, "-l", log, "-w", "-t", "60", "-m", "fast", "restart"]
+    if user:
+        argv = ["runuser", "-u", user, "--"] + argv
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                   stdin=subprocess.DEVNULL, timeout=90)
+
+
+def test_database_restart_under_a_running_node(cluster):
+    if not os.environ.get("PROJSYNC_TEST_PG_DATA"):
+        pytest.skip("needs the private server of tests/pg/with-pg (PROJSYNC_TEST_PG_DATA)")
+    ps, repo, c1, start = cluster
+    a = start(env={"PROJSYNC_TEST_STEP_DELAY_MS": "300", "PROJSYNC_TEST_BATCH": "4"})
+    st, _, sync = a.post("/api/v1/projects/demo/sync")
+    assert st == 202, sync
+    sid = sync["id"]
+    conn, resp = open_sse(a, sid, timeout=120)
+    got = []
+    reader = threading.Thread(target=lambda: got.extend(read_sse(resp)), daemon=True)
+    reader.start()
+    assert wait_for(lambda: a.get(f"/api/v1/syncs/{sid}")[2]["phase"] == "fetch", 60)
+    pg_restart()
+    # The node stays up, and the sync ends: carried on, or failed with a reason.
+    final = wait_status(a, sid, ("succeeded", "failed", "cancelled"), timeout=90)
+    assert a.proc.poll() is None, a.stderr()
+    if final["status"] != "succeeded":
+        assert final["status"] == "failed" and final["error"]["message"], final
+    reader.join(timeout=60)
+    conn.close()
+    assert got and got[-1][1] == final["status"], got
+    # The next sync succeeds, and its watcher (fed by the re-established LISTEN) sees it end.
+    repo.write("src/after.txt", "after the restart\n")
+    c2 = repo.commit("c2")
+    st, _, s2 = a.post("/api/v1/projects/demo/sync")
+    assert st == 202, s2
+    assert check_stream(stream(a, s2["id"], timeout=90))[1] == "succeeded"
+    st, _, s2 = a.get(f"/api/v1/syncs/{s2['id']}")
+    assert s2["status"] == "succeeded" and s2["commit"] == c2, s2

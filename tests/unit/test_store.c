@@ -563,7 +563,126 @@ static void test_projects(void)
 	ps_store_free(s);
 }
 
+/*
+ * Fencing (PostgreSQL): a run that stalled past its lease and whose sync another node took over
+ * (a higher attempt) is refused on every write — progress, staged files and memory, events, its
+ * end — with PS_ECONFLICT "taken_over", and writes nothing; the new attempt goes on.
+ */
+static void test_takeover_fences_the_stale_run(void)
+{
+	struct ps_store *s, *other;
+	struct ps_project *p;
+	struct ps_sync *stale = NULL, *got = NULL;
+	struct ps_change c1[] = { change(PS_CHANGE_ADDED, "a", "A1") };
+	struct ps_owner far = { "stalled-host", "1:1", -1 }; /* its lease already ran out */
+	struct ps_owner mine = me();
+	struct ps_event ev = { 0 };
+	struct ps_stored_event *evs = NULL;
+	size_t nev = 0;
+	int64_t id = 0;
+	char *url = NULL;
+
+	if (!ps_test_pg())
+		return; /* SQLite: one process per sync, reaped by its pid, never taken over */
+	s = open_store(&url);
+	p = add_project(s, "fenced");
+	CHECK_OK(ps_store_sync_create(s, p->id, "main", "cli", &far, &stale));
+	CHECK_INT(stale->attempt, 1);
+	ev.sync_id = stale->id;
+	ev.seq = 1;
+	ev.kind = PS_EVENT_PHASE;
+	ev.attempt = stale->attempt;
+	CHECK_OK(ps_store_event_append(s, &ev));
+
+	/* Another node takes it over: attempt 2, a warning event as seq 2. */
+	CHECK_OK(ps_store_open(&other, url, 0));
+	CHECK_OK(ps_store_sync_takeover(other, &mine, &id));
+	CHECK_INT(id, stale->id);
+	CHECK_OK(ps_store_sync_get(other, id, &got));
+	CHECK_INT(got->attempt, 2);
+
+	/* The stale run wakes up: every write is refused. */
+	CHECK_INT(ps_store_sync_save_progress(s, stale, 60000), PS_ECONFLICT);
+	CHECK_STR(ps_error_slug(), "taken_over");
+	CHECK_INT(ps_store_files_stage(s, stale, c1, 1), PS_ECONFLICT);
+	CHECK_STR(ps_error_slug(), "taken_over");
+	ev.seq = 3;
+	CHECK_INT(ps_store_event_append(s, &ev), PS_ECONFLICT);
+	CHECK_STR(ps_error_slug(), "taken_over");
+	stale->commit = ps_strdup("c1");
+	CHECK_INT(ps_store_sync_finalize(s, stale, c1, 1, NULL), PS_ECONFLICT);
+	CHECK_STR(ps_error_slug(), "taken_over");
+	CHECK_INT(ps_store_sync_fail(s, stale, PS_SYNC_FAILED, "x", "x", NULL), PS_ECONFLICT);
+	CHECK_STR(ps_error_slug(), "taken_over");
+	CHECK_OK(ps_store_event_list(s, id, 0, 0, &evs, &nev));
+	CHECK_INT(nev, 2);
+	if (nev == 2)
+		CHECK_INT(evs[1].kind, PS_EVENT_WARNING);
+	ps_stored_events_free(evs, nev);
+
+	/* The new attempt is untouched by all that and finishes. */
+	ev.seq = 3;
+	ev.attempt = got->attempt;
+	CHECK_OK(ps_store_event_append(other, &ev));
+	CHECK_OK(ps_store_files_stage(other, got, c1, 1));
+	got->commit = ps_strdup("c1");
+	ps_changes_count(c1, 1, &got->counts);
+	CHECK_OK(ps_store_sync_finalize(other, got, c1, 1, NULL));
+	char *a1 = short_sha("A1"), want[64];
+	snprintf(want, sizeof(want), "a:%s ", a1);
+	expect_snapshot(s, p->id, 0, want);
+	free(a1);
+	ps_sync_free(got);
+	ps_sync_free(stale);
+	ps_project_free(p);
+	ps_store_free(other);
+	ps_store_free(s);
+	free(url);
+}
+
+/* Reaping vs takeover (PostgreSQL): while a serve node is alive, a reap leaves a dead owner's
+ * sync to the nodes; with none alive it is marked interrupted as before. */
+static void test_reap_leaves_syncs_to_live_nodes(void)
+{
+	struct ps_store *s;
+	struct ps_project *p;
+	struct ps_sync *y = NULL, *got = NULL;
+	struct ps_owner far = { "gone-host", "1:1", -1 };
+	struct ps_owner node = me();
+	struct ps_owner far_node = { "node-host", "2:2", 60000 };
+	int reaped = -1;
+
+	if (!ps_test_pg())
+		return;
+	s = open_store(NULL);
+	p = add_project(s, "nodes");
+	CHECK_OK(ps_store_sync_create(s, p->id, "main", "cli", &far, &y));
+	/* A node on another host, renewed just now. */
+	CHECK_OK(ps_store_node_beat(s, &far_node));
+	CHECK_OK(ps_store_reap(s, 0, &reaped));
+	CHECK_INT(reaped, 0);
+	CHECK_OK(ps_store_sync_get(s, y->id, &got));
+	CHECK_INT(got->status, PS_SYNC_RUNNING);
+	ps_sync_free(got);
+	/* It left; a node on this host (this very process) counts while it lives. */
+	CHECK_OK(ps_store_node_leave(s, &far_node));
+	CHECK_OK(ps_store_node_beat(s, &node));
+	CHECK_OK(ps_store_reap(s, 0, &reaped));
+	CHECK_INT(reaped, 0);
+	CHECK_OK(ps_store_node_leave(s, &node));
+	/* No node: interrupted. */
+	CHECK_OK(ps_store_reap(s, 0, &reaped));
+	CHECK_INT(reaped, 1);
+	CHECK_OK(ps_store_sync_get(s, y->id, &got));
+	CHECK_STR(got->error_code, "interrupted");
+	ps_sync_free(got);
+	ps_sync_free(y);
+	ps_project_free(p);
+	ps_store_free(s);
+}
+
 PS_TESTS(PS_TEST(test_atomic_visibility), PS_TEST(test_one_chain), PS_TEST(test_versioned_rows),
 	 PS_TEST(test_content_addressing), PS_TEST(test_crash_reap),
 	 PS_TEST(test_marker_moves_only_on_success), PS_TEST(test_migrations),
-	 PS_TEST(test_backends_share_schema_numbers), PS_TEST(test_projects))
+	 PS_TEST(test_backends_share_schema_numbers), PS_TEST(test_projects),
+	 PS_TEST(test_takeover_fences_the_stale_run), PS_TEST(test_reap_leaves_syncs_to_live_nodes))

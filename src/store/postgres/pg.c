@@ -12,7 +12,7 @@
  *     together apply each step once; the version lives in projsync_schema.
  * Paths are bytea (any bytes, sorted bytewise); other text that is not valid UTF-8 (error
  * messages quoting a path, memory notes) is stored with U+FFFD for the invalid bytes.
- * Every stored event also sends NOTIFY projsync_events (payload: the sync id), delivered at
+ * Every stored event also sends NOTIFY projsync_events (payload: "SYNC_ID:SEQ"), delivered at
  * commit, so event streams on every node wake without polling.
  */
 #include "store/postgres/pg_internal.h"
@@ -290,13 +290,16 @@ int ps_pg_begin(struct ps_store *s)
 {
 	struct ps_pg *g = PSPG(s);
 
-	if (g->tx_depth++ > 0)
+	if (g->tx_depth > 0) {
+		g->tx_depth++;
 		return 0;
-	g->tx_aborted = false;
-	if (exec_simple(g, "BEGIN", "begin transaction") < 0) {
-		g->tx_depth = 0;
-		return PS_ESTORE;
 	}
+	g->tx_aborted = false;
+	/* BEGIN runs outside the transaction count, so that a connection the database dropped
+	 * since the last statement (a restart) is opened again first (ps_pg_run). */
+	if (exec_simple(g, "BEGIN", "begin transaction") < 0)
+		return PS_ESTORE;
+	g->tx_depth = 1;
 	return 0;
 }
 
@@ -735,7 +738,7 @@ fail:
 #define SYNC_COLS "s.id, s.project_id, p.name, s.branch, s.status, s.phase, s.commit_sha, " \
 	"s.tree_sha, s.previous_sync_id, s.base_sync_id, s.trigger, s.added, s.modified, " \
 	"s.deleted, s.renamed, s.files, s.bytes, s.requests, s.up_to_date, s.skipped_large, " \
-	"s.error_code, s.error_message, s.created_at, s.started_at, s.finished_at"
+	"s.error_code, s.error_message, s.created_at, s.started_at, s.finished_at, s.attempt"
 #define SYNC_FROM " FROM syncs s JOIN projects p ON p.id = s.project_id "
 
 static struct ps_sync *sync_from_row(const PGresult *r, int i)
@@ -768,6 +771,7 @@ static struct ps_sync *sync_from_row(const PGresult *r, int i)
 	s->created_at = ps_pg_col_int(r, i, 22);
 	s->started_at = ps_pg_col_int(r, i, 23);
 	s->finished_at = ps_pg_col_int(r, i, 24);
+	s->attempt = ps_pg_col_int(r, i, 25);
 	return s;
 }
 
@@ -920,6 +924,55 @@ fail:
 	return rc;
 }
 
+/*
+ * Why a write of run `attempt` of sync `id` touched nothing: the sync was taken over (its
+ * attempt moved on: slug "taken_over", the stale run stops without writing) or it ended.
+ */
+static int not_ours(struct ps_store *s, int64_t id, int64_t attempt)
+{
+	struct ps_pq q = { 0 };
+	PGresult *r;
+	int rc = 0;
+
+	ps_pq_int(&q, id);
+	if (!(r = ps_pg_run(PSPG(s), "SELECT attempt, owner_host, owner_process, status "
+			    "FROM syncs WHERE id = $1", &q, false, "read sync owner", &rc)))
+		return rc;
+	if (PQntuples(r) == 1 && attempt > 0 && ps_pg_col_int(r, 0, 0) != attempt) {
+		rc = ps_error_set(PS_ECONFLICT, "taken_over",
+				  "sync %lld was taken over by node %s (process %s) after this "
+				  "node's lease ran out; this run stops without writing",
+				  (long long)id, PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 2));
+	} else {
+		rc = ps_error_set(PS_ECONFLICT, "sync_not_running",
+				  "sync %lld is no longer running (another process ended it)",
+				  (long long)id);
+	}
+	PQclear(r);
+	return rc;
+}
+
+int ps_pg_fence(struct ps_store *s, const struct ps_sync *y)
+{
+	struct ps_pq q = { 0 };
+	PGresult *r;
+	bool ok;
+	int rc = 0;
+
+	if (y->attempt <= 0)
+		return 0;
+	ps_pq_int(&q, y->id);
+	ps_pq_int(&q, y->attempt);
+	/* FOR SHARE: a takeover (which updates the row) waits until this transaction's staged
+	 * rows are committed, and then deletes them with the rest of the stale attempt's. */
+	if (!(r = ps_pg_run(PSPG(s), "SELECT 1 FROM syncs WHERE id = $1 AND attempt = $2 "
+			    "AND status = 'running' FOR SHARE", &q, false, "check sync owner", &rc)))
+		return rc;
+	ok = PQntuples(r) == 1;
+	PQclear(r);
+	return ok ? 0 : not_ours(s, y->id, y->attempt);
+}
+
 int ps_pg_sync_claim(struct ps_store *s, int64_t sync_id, const struct ps_owner *owner)
 {
 	static const char sql[] =
@@ -948,7 +1001,7 @@ int ps_pg_sync_save_progress(struct ps_store *s, const struct ps_sync *y, int64_
 		"UPDATE syncs SET phase = $1, commit_sha = $2, tree_sha = $3, base_sync_id = $4, "
 		"added = $5, modified = $6, deleted = $7, renamed = $8, files = $9, bytes = $10, "
 		"requests = $11, up_to_date = $12, skipped_large = $13, lease_until = $14, "
-		"branch = $15 WHERE id = $16 AND status = 'running'";
+		"branch = $15 WHERE id = $16 AND status = 'running' AND ($17 <= 0 OR attempt = $17)";
 	struct ps_pq q = { 0 };
 	int64_t changed = 0;
 	int rc;
@@ -969,12 +1022,11 @@ int ps_pg_sync_save_progress(struct ps_store *s, const struct ps_sync *y, int64_
 	ps_pq_int(&q, ps_now_ms() + lease_ms);
 	ps_pq_text(&q, y->branch);
 	ps_pq_int(&q, y->id);
+	ps_pq_int(&q, y->attempt);
 	if ((rc = ps_pg_exec(PSPG(s), sql, &q, "save sync progress", &changed)) < 0)
 		return rc;
 	if (changed != 1)
-		return ps_error_set(PS_ECONFLICT, "sync_not_running",
-				    "sync %lld is no longer running (another process ended it)",
-				    (long long)y->id);
+		return not_ours(s, y->id, y->attempt);
 	return 0;
 }
 
@@ -1045,7 +1097,7 @@ int ps_pg_sync_fail(struct ps_store *s, struct ps_sync *y, enum ps_sync_status s
 		"UPDATE syncs SET status = $1, phase = $2, error_code = $3, error_message = $4, "
 		"finished_at = $5, lease_until = NULL, added = 0, modified = 0, deleted = 0, "
 		"renamed = 0, files = 0, skipped_large = 0 WHERE id = $6 "
-		"AND status IN ('queued','running')";
+		"AND status IN ('queued','running') AND ($7 <= 0 OR attempt = $7)";
 	static const char del[] = "DELETE FROM file_versions WHERE introduced_by = $1";
 	static const char proj[] =
 		"UPDATE projects SET failures_in_row = failures_in_row + 1, last_error_code = $1, "
@@ -1072,11 +1124,14 @@ int ps_pg_sync_fail(struct ps_store *s, struct ps_sync *y, enum ps_sync_status s
 	ps_pq_text(&q, message);
 	ps_pq_int(&q, y->finished_at);
 	ps_pq_int(&q, y->id);
+	ps_pq_int(&q, y->attempt);
 	if ((rc = ps_pg_exec(PSPG(s), upd, &q, "end sync", &changed)) < 0)
 		goto fail;
 	if (changed != 1) {
-		rc = ps_error_set(PS_ECONFLICT, "sync_ended", "sync %lld has already ended",
-				  (long long)y->id);
+		rc = not_ours(s, y->id, y->attempt);
+		if (strcmp(ps_error_slug(), "taken_over") != 0)
+			rc = ps_error_set(PS_ECONFLICT, "sync_ended", "sync %lld has already ended",
+					  (long long)y->id);
 		goto fail;
 	}
 	ps_pq_int(&q, y->id);
@@ -1123,7 +1178,8 @@ int ps_pg_sync_finalize(struct ps_store *s, struct ps_sync *y, const struct ps_c
 		"tree_sha = $2, base_sync_id = $3, added = $4, modified = $5, deleted = $6, "
 		"renamed = $7, files = $8, bytes = $9, requests = $10, up_to_date = $11, "
 		"skipped_large = $12, finished_at = $13, lease_until = NULL, error_code = NULL, "
-		"error_message = NULL WHERE id = $14 AND status = 'running'";
+		"error_message = NULL WHERE id = $14 AND status = 'running' "
+		"AND ($15 <= 0 OR attempt = $15)";
 	/* All superseded paths in one statement: one round trip, not one per change. */
 	static const char supersede[] =
 		"UPDATE file_versions SET superseded_by = $1 WHERE project_id = $2 "
@@ -1159,12 +1215,11 @@ int ps_pg_sync_finalize(struct ps_store *s, struct ps_sync *y, const struct ps_c
 	ps_pq_int(&q, y->skipped_large);
 	ps_pq_int(&q, y->finished_at);
 	ps_pq_int(&q, y->id);
+	ps_pq_int(&q, y->attempt);
 	if ((rc = ps_pg_exec(PSPG(s), upd, &q, "finish sync", &changed)) < 0)
 		goto fail;
 	if (changed != 1) {
-		rc = ps_error_set(PS_ECONFLICT, "sync_not_running",
-				  "sync %lld is no longer running (another process ended it)",
-				  (long long)y->id);
+		rc = not_ours(s, y->id, y->attempt);
 		goto fail;
 	}
 	/* The paths as an array literal of hex bytea: {"\\x6162",...}. */
@@ -1251,6 +1306,17 @@ int ps_pg_reap(struct ps_store *s, int64_t project_id, int *reaped)
 	}
 	PQclear(r);
 	rc = 0;
+	if (ndead > 0) {
+		/* While a serve node is alive it takes these over (ps_pg_sync_takeover) and runs
+		 * them to their end: marking them interrupted here would pre-empt that. */
+		bool nodes = false;
+		if ((rc = ps_pg_nodes_alive(s, &nodes)) < 0) {
+			free(dead);
+			return rc;
+		}
+		if (nodes)
+			ndead = 0;
+	}
 	for (size_t i = 0; i < ndead; i++) {
 		struct ps_sync *y = NULL;
 		if (ps_pg_sync_get(s, dead[i], &y) < 0)
@@ -1327,7 +1393,7 @@ int ps_pg_sync_takeover(struct ps_store *s, const struct ps_owner *owner, int64_
 	/* The new attempt starts from the beginning: what the dead one had found goes. */
 	static const char own[] =
 		"UPDATE syncs SET owner_host = $1, owner_process = $2, lease_until = $3, "
-		"commit_sha = NULL, tree_sha = NULL, base_sync_id = NULL, added = 0, modified = 0, "
+		"attempt = attempt + 1, commit_sha = NULL, tree_sha = NULL, base_sync_id = NULL, added = 0, modified = 0, "
 		"deleted = 0, renamed = 0, files = 0, bytes = 0, requests = 0, up_to_date = 0, "
 		"skipped_large = 0 WHERE id = $4";
 	struct ps_pq q = { 0 };
@@ -1433,11 +1499,20 @@ int ps_pg_event_append(struct ps_store *s, const struct ps_event *ev)
 	 * visible: a watcher woken by it finds the event. */
 	static const char sql[] =
 		"WITH e AS (INSERT INTO events (sync_id, seq, kind, payload) "
-		"VALUES ($1, $2, $3, $4) RETURNING sync_id) "
-		"SELECT pg_notify('projsync_events', sync_id::text) FROM e";
+		"VALUES ($1, $2, $3, $4) RETURNING sync_id, seq) "
+		"SELECT pg_notify('projsync_events', sync_id || ':' || seq) FROM e";
+	/* A run's own event: only while the sync is still at the run's attempt. FOR SHARE makes
+	 * a takeover wait for this insert (and then number after it) or this insert wait for the
+	 * takeover (and then find the attempt raised). */
+	static const char fenced[] =
+		"WITH ok AS (SELECT id FROM syncs WHERE id = $1 AND attempt = $5 FOR SHARE), "
+		"e AS (INSERT INTO events (sync_id, seq, kind, payload) "
+		"SELECT $1, $2, $3, $4 FROM ok RETURNING sync_id, seq) "
+		"SELECT pg_notify('projsync_events', sync_id || ':' || seq) FROM e";
 	struct ps_pq q = { 0 };
 	json_t *j = ps_event_to_json(ev);
 	char *text = json_dumps(j, JSON_COMPACT);
+	int64_t stored = 0;
 	int rc;
 
 	json_decref(j);
@@ -1445,8 +1520,12 @@ int ps_pg_event_append(struct ps_store *s, const struct ps_event *ev)
 	ps_pq_int(&q, ev->seq);
 	ps_pq_text(&q, ps_event_kind_name(ev->kind));
 	ps_pq_text(&q, text);
-	rc = ps_pg_exec(PSPG(s), sql, &q, "store event", NULL);
+	if (ev->attempt > 0)
+		ps_pq_int(&q, ev->attempt);
+	rc = ps_pg_exec(PSPG(s), ev->attempt > 0 ? fenced : sql, &q, "store event", &stored);
 	free(text);
+	if (rc == 0 && ev->attempt > 0 && stored != 1)
+		return not_ours(s, ev->sync_id, ev->attempt);
 	if (rc == PS_ECONFLICT)
 		return ps_error_set(PS_ECONFLICT, "event_exists", "event %lld of sync %lld exists",
 				    (long long)ev->seq, (long long)ev->sync_id);
@@ -1500,6 +1579,10 @@ int ps_pg_files_stage(struct ps_store *s, const struct ps_sync *y,
 
 	if ((rc = ps_pg_begin(s)) < 0)
 		return rc;
+	if ((rc = ps_pg_fence(s, y)) < 0) {
+		ps_pg_rollback(s);
+		return rc;
+	}
 	ps_buf_init(&sql, SIZE_MAX);
 	for (size_t i = 0; i <= n; i++) {
 		if (i < n && changes[i].status != PS_CHANGE_DELETED) {

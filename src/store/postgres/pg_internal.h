@@ -19,6 +19,7 @@ struct ps_pg {
 	char *where; /* the URL without its password, for messages */
 	int tx_depth;
 	bool tx_aborted;
+	bool listening; /* LISTEN projsync_events is in force on conn (pg_nodes.c) */
 };
 
 #define PSPG(s) ((struct ps_pg *)(s))
@@ -54,6 +55,10 @@ int ps_pg_exec(struct ps_pg *g, const char *sql, struct ps_pq *p, const char *wh
 int64_t ps_pg_col_int(const PGresult *r, int row, int col);
 char *ps_pg_col_text(const PGresult *r, int row, int col);  /* NULL for NULL */
 char *ps_pg_col_bytea(const PGresult *r, int row, int col); /* text-format bytea as a string */
+
+/* Inside a transaction: PS_ECONFLICT (slug "taken_over") unless running sync y is still at
+ * y->attempt; locks the row against a takeover until the transaction ends (0: no check). */
+int ps_pg_fence(struct ps_store *s, const struct ps_sync *y);
 
 /* Memory entries (pg_memory.c), called by pg.c inside its transactions. */
 int ps_pg_memory_finalize(struct ps_store *s, const struct ps_sync *sync);

@@ -115,6 +115,8 @@ int ps_pg_memory_stage(struct ps_store *s, const struct ps_sync *y,
 
 	if ((rc = ps_pg_begin(s)) < 0)
 		return rc;
+	if ((rc = ps_pg_fence(s, y)) < 0)
+		goto fail;
 	for (size_t i = 0; i < n; i++) {
 		const struct ps_memory_entry *e = &entries[i];
 		struct ps_pq q = { 0 };
@@ -157,6 +159,10 @@ int ps_pg_memory_stage_removals(struct ps_store *s, const struct ps_sync *y,
 
 	if ((rc = ps_pg_begin(s)) < 0)
 		return rc;
+	if ((rc = ps_pg_fence(s, y)) < 0) {
+		ps_pg_rollback(s);
+		return rc;
+	}
 	for (size_t i = 0; i < n; i++) {
 		struct ps_pq q = { 0 };
 		ps_pq_int(&q, y->id);

@@ -1,0 +1,195 @@
+/*
+ * `projsync store copy FROM TO`: a whole store into an empty one, between any two backends, as
+ * raw rows through store.h (ps_store_rows_each / ps_store_rows_insert), so neither backend knows
+ * the other. The tables are listed here once, parents before children; ids are copied as they
+ * are (the sync chain, restored_from links and superseded_by pointers stay true), and each
+ * identity table's id generator is moved past them afterwards.
+ *
+ * Adding a table to the store: add it to `tables` below with its columns (the same names on
+ * both backends; a column only one backend has stays out), its key, whether its first column
+ * is a generated id, and a batch size (small when rows hold content). Derived data (SQLite's
+ * memory_fts, PostgreSQL's tsvector column) is not copied: the target builds its own. Per-node
+ * state (PostgreSQL's nodes table, syncs.attempt) is not copied either.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/store.h"
+#include "util/error.h"
+#include "util/util.h"
+
+#define C(n, t) { n, PS_COL_##t }
+
+static const struct ps_copy_col project_cols[] = {
+	C("id", INT), C("name", TEXT), C("source", TEXT), C("branch", TEXT),
+	C("max_blob_size", INT), C("memory_globs", TEXT), C("last_sync_id", INT),
+	C("last_commit", TEXT), C("last_error_code", TEXT), C("last_error_message", TEXT),
+	C("failures_in_row", INT), C("created_at", INT), C("memory_rescan", INT),
+	C("memory_rescan_gen", INT), C("blob_rescan", INT), C("blob_rescan_gen", INT),
+};
+static const struct ps_copy_col sync_cols[] = {
+	C("id", INT), C("project_id", INT), C("branch", TEXT), C("status", TEXT), C("phase", TEXT),
+	C("commit_sha", TEXT), C("tree_sha", TEXT), C("previous_sync_id", INT),
+	C("base_sync_id", INT), C("trigger", TEXT), C("added", INT), C("modified", INT),
+	C("deleted", INT), C("renamed", INT), C("files", INT), C("bytes", INT), C("requests", INT),
+	C("up_to_date", INT), C("skipped_large", INT), C("error_code", TEXT),
+	C("error_message", TEXT), C("cancel_requested", INT), C("owner_host", TEXT),
+	C("owner_process", TEXT), C("lease_until", INT), C("created_at", INT),
+	C("started_at", INT), C("finished_at", INT), C("memory_rescan", INT),
+	C("blob_rescan", INT),
+};
+static const struct ps_copy_col event_cols[] = {
+	C("sync_id", INT), C("seq", INT), C("kind", TEXT), C("payload", TEXT),
+};
+static const struct ps_copy_col file_cols[] = {
+	C("id", INT), C("project_id", INT), C("path", BYTES), C("mode", INT), C("sha", TEXT),
+	C("size", INT), C("introduced_by", INT), C("superseded_by", INT),
+};
+static const struct ps_copy_col blob_cols[] = {
+	C("sha", TEXT), C("size", INT), C("content", BLOB),
+};
+static const struct ps_copy_col memory_cols[] = {
+	C("id", INT), C("project_id", INT), C("origin", TEXT), C("source", TEXT),
+	C("source_ref", BYTES), C("title", TEXT), C("tags", TEXT), C("content", TEXT),
+	C("blob_sha", TEXT), C("state", TEXT), C("introduced_by_sync", INT),
+	C("restored_from", INT), C("superseded_by_sync", INT), C("superseded_by_entry", INT),
+	C("superseded_at", INT), C("created_at", INT),
+};
+static const struct ps_copy_col removal_cols[] = {
+	C("sync_id", INT), C("source_ref", BYTES), C("project_id", INT),
+};
+static const struct ps_copy_col webhook_cols[] = {
+	C("id", TEXT), C("event", TEXT), C("received_at", INT),
+};
+
+#define T(name, cols, nkeys, identity, batch) \
+	{ name, cols, sizeof(cols) / sizeof(*cols), nkeys, identity, batch }
+
+static const struct ps_copy_table tables[] = {
+	T("projects", project_cols, 1, true, 500),
+	T("syncs", sync_cols, 1, true, 500),
+	T("events", event_cols, 2, false, 1000),
+	T("file_versions", file_cols, 1, true, 1000),
+	T("blobs", blob_cols, 1, false, 32),
+	T("memory_entries", memory_cols, 1, true, 200),
+	T("memory_staged_removals", removal_cols, 2, false, 1000),
+	T("webhook_deliveries", webhook_cols, 1, false, 1000),
+};
+#define NTABLES (sizeof(tables) / sizeof(*tables))
+
+struct batch {
+	struct ps_store *to;
+	const struct ps_copy_table *t;
+	struct ps_copy_value *rows;
+	size_t n;
+	int64_t total;
+};
+
+static void batch_clear(struct batch *b)
+{
+	for (size_t i = 0; i < b->n * b->t->ncols; i++)
+		free(b->rows[i].s);
+	b->n = 0;
+}
+
+static int flush(struct batch *b)
+{
+	int rc;
+
+	if (b->n == 0)
+		return 0;
+	rc = ps_store_rows_insert(b->to, b->t, b->rows, b->n);
+	b->total += (int64_t)b->n;
+	batch_clear(b);
+	return rc;
+}
+
+/* Content addressing holds across the move too: a blob whose content does not hash to its SHA
+ * is refused here, as ps_store_blob_put would. */
+static int check_blob(const struct ps_copy_value *row)
+{
+	char sha[PS_SHA_HEX];
+
+	if (row[0].null || row[2].null)
+		return ps_error_set(PS_ESTORE, "sha_mismatch", "blob without SHA or content");
+	ps_git_blob_sha(row[2].s, row[2].len, sha);
+	if (strcmp(sha, row[0].s) != 0)
+		return ps_error_set(PS_ESTORE, "sha_mismatch",
+				    "blob %s in the source does not hash to its SHA (%s): not copied",
+				    row[0].s, sha);
+	return 0;
+}
+
+static int take_row(void *ud, const struct ps_copy_value *row)
+{
+	struct batch *b = ud;
+	struct ps_copy_value *dst;
+	int rc;
+
+	if (b->t->cols == blob_cols && (rc = check_blob(row)) < 0)
+		return rc;
+	dst = b->rows + b->n * b->t->ncols;
+	for (size_t c = 0; c < b->t->ncols; c++) {
+		dst[c] = row[c];
+		if (row[c].s) {
+			dst[c].s = ps_malloc(row[c].len + 1);
+			memcpy(dst[c].s, row[c].s, row[c].len);
+			dst[c].s[row[c].len] = '\0';
+		}
+	}
+	if (++b->n == b->t->batch)
+		return flush(b);
+	return 0;
+}
+
+static int any_row(void *ud, const struct ps_copy_value *row)
+{
+	(void)row;
+	*(bool *)ud = true;
+	return 1; /* one is enough */
+}
+
+int ps_store_copy(struct ps_store *from, struct ps_store *to, struct ps_copy_counts *counts)
+{
+	int rc;
+
+	memset(counts, 0, sizeof(*counts));
+	/* Refuse before writing anything: the target must hold no row at all. */
+	for (size_t i = 0; i < NTABLES; i++) {
+		bool found = false;
+		rc = ps_store_rows_each(to, &tables[i], any_row, &found);
+		if (rc < 0)
+			return rc;
+		if (found)
+			return ps_error_set(PS_ECONFLICT, "store_not_empty",
+					    "the target store is not empty (table %s has rows): "
+					    "store copy only fills an empty store", tables[i].name);
+	}
+	if ((rc = ps_store_begin_snapshot(from)) < 0)
+		return rc;
+	if ((rc = ps_store_begin(to)) < 0) {
+		ps_store_rollback(from);
+		return rc;
+	}
+	for (size_t i = 0; i < NTABLES && rc == 0; i++) {
+		struct batch b = { to, &tables[i], NULL, 0, 0 };
+
+		b.rows = ps_calloc(tables[i].batch * tables[i].ncols, sizeof(*b.rows));
+		rc = ps_store_rows_each(from, &tables[i], take_row, &b);
+		if (rc == 0)
+			rc = flush(&b);
+		if (rc == 0 && tables[i].identity)
+			rc = ps_store_rows_done(to, &tables[i]);
+		batch_clear(&b);
+		free(b.rows);
+		counts->table[i] = tables[i].name;
+		counts->rows[i] = b.total;
+		counts->ntables = i + 1;
+	}
+	ps_store_rollback(from); /* it only read */
+	if (rc < 0) {
+		ps_store_rollback(to);
+		return rc;
+	}
+	return ps_store_commit(to);
+}

@@ -1,0 +1,165 @@
+/*
+ * Raw rows of the PostgreSQL backend, for `store copy` (store.h ps_store_rows_*; the tables are
+ * described in store/copy.c): pages read by key, multi-row inserts, and the identity columns
+ * moved past the copied ids.
+ */
+#include "store/postgres/pg_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/error.h"
+#include "util/util.h"
+
+static void put_value(struct ps_pq *q, const struct ps_copy_col *col, const struct ps_copy_value *v)
+{
+	if (v->null)
+		ps_pq_text(q, NULL);
+	else if (col->type == PS_COL_INT)
+		ps_pq_int(q, v->i);
+	else if (col->type == PS_COL_TEXT)
+		ps_pq_text(q, v->s);
+	else
+		ps_pq_bytes(q, v->s, v->len);
+}
+
+int ps_pg_rows_each(struct ps_store *s, const struct ps_copy_table *t, ps_copy_row_cb cb, void *ud)
+{
+	struct ps_copy_value *row = ps_calloc(t->ncols, sizeof(*row));
+	struct ps_copy_value *last = ps_calloc(t->nkeys, sizeof(*last));
+	bool after = false;
+	int rc = 0;
+
+	for (;;) {
+		struct ps_buf b;
+		struct ps_pq q = { 0 };
+		PGresult *r;
+		char *sql;
+		int n;
+
+		ps_buf_init(&b, SIZE_MAX);
+		ps_buf_puts(&b, "SELECT ");
+		for (size_t c = 0; c < t->ncols; c++)
+			ps_buf_printf(&b, "%s\"%s\"", c ? ", " : "", t->cols[c].name);
+		ps_buf_printf(&b, " FROM \"%s\"", t->name);
+		if (after) {
+			ps_buf_puts(&b, " WHERE (");
+			for (size_t k = 0; k < t->nkeys; k++)
+				ps_buf_printf(&b, "%s\"%s\"", k ? ", " : "", t->cols[k].name);
+			ps_buf_puts(&b, ") > (");
+			for (size_t k = 0; k < t->nkeys; k++) {
+				ps_buf_printf(&b, "%s$%zu", k ? ", " : "", k + 1);
+				put_value(&q, &t->cols[k], &last[k]);
+			}
+			ps_buf_puts(&b, ")");
+		}
+		ps_buf_puts(&b, " ORDER BY ");
+		for (size_t k = 0; k < t->nkeys; k++)
+			ps_buf_printf(&b, "%s\"%s\"", k ? ", " : "", t->cols[k].name);
+		ps_buf_printf(&b, " LIMIT %zu", t->batch);
+		sql = ps_buf_take(&b, NULL);
+		r = ps_pg_run(PSPG(s), sql, &q, false, "read rows", &rc);
+		free(sql);
+		if (!r)
+			break;
+		n = PQntuples(r);
+		for (int i = 0; i < n && rc == 0; i++) {
+			for (size_t c = 0; c < t->ncols; c++) {
+				struct ps_copy_value *v = &row[c];
+				memset(v, 0, sizeof(*v));
+				if (PQgetisnull(r, i, (int)c)) {
+					v->null = true;
+				} else if (t->cols[c].type == PS_COL_INT) {
+					v->i = ps_pg_col_int(r, i, (int)c);
+				} else if (t->cols[c].type == PS_COL_TEXT) {
+					v->s = ps_pg_col_text(r, i, (int)c);
+					v->len = strlen(v->s);
+				} else {
+					size_t len = 0;
+					unsigned char *raw = PQunescapeBytea(
+						(const unsigned char *)PQgetvalue(r, i, (int)c), &len);
+					v->s = ps_malloc(len + 1);
+					if (raw)
+						memcpy(v->s, raw, len);
+					v->s[len] = '\0';
+					v->len = len;
+					PQfreemem(raw);
+				}
+			}
+			rc = cb(ud, row);
+			for (size_t k = 0; k < t->nkeys; k++) {
+				free(last[k].s);
+				last[k] = row[k];
+				row[k].s = NULL; /* now owned by last[k] */
+			}
+			for (size_t c = 0; c < t->ncols; c++) {
+				free(row[c].s);
+				row[c].s = NULL;
+			}
+		}
+		PQclear(r);
+		if (rc != 0 || (size_t)n < t->batch)
+			break;
+		after = true;
+	}
+	for (size_t k = 0; k < t->nkeys; k++)
+		free(last[k].s);
+	free(last);
+	free(row);
+	return rc;
+}
+
+int ps_pg_rows_insert(struct ps_store *s, const struct ps_copy_table *t, const struct ps_copy_value *rows,
+		      size_t nrows)
+{
+	struct ps_buf b;
+	struct ps_pq q = { 0 };
+	size_t param = 0;
+	char *sql;
+	int rc;
+
+	if (nrows == 0)
+		return 0;
+	ps_buf_init(&b, SIZE_MAX);
+	ps_buf_printf(&b, "INSERT INTO \"%s\" (", t->name);
+	for (size_t c = 0; c < t->ncols; c++)
+		ps_buf_printf(&b, "%s\"%s\"", c ? ", " : "", t->cols[c].name);
+	/* OVERRIDING SYSTEM VALUE: the ids are the source's, even in identity columns. */
+	ps_buf_printf(&b, ")%s VALUES ", t->identity ? " OVERRIDING SYSTEM VALUE" : "");
+	for (size_t r = 0; r < nrows; r++) {
+		ps_buf_puts(&b, r ? ", (" : "(");
+		for (size_t c = 0; c < t->ncols; c++) {
+			ps_buf_printf(&b, "%s$%zu", c ? ", " : "", ++param);
+			put_value(&q, &t->cols[c], &rows[r * t->ncols + c]);
+		}
+		ps_buf_puts(&b, ")");
+	}
+	sql = ps_buf_take(&b, NULL);
+	rc = ps_pg_exec(PSPG(s), sql, &q, t->name, NULL);
+	free(sql);
+	return rc;
+}
+
+int ps_pg_rows_done(struct ps_store *s, const struct ps_copy_table *t)
+{
+	char *sql = ps_asprintf("SELECT setval(pg_get_serial_sequence('%s', '%s'), "
+				"coalesce((SELECT max(\"%s\") FROM \"%s\"), 0) + 1, false)",
+				t->name, t->cols[0].name, t->cols[0].name, t->name);
+	int rc = ps_pg_exec(PSPG(s), sql, NULL, "move ids past the copied ones", NULL);
+
+	free(sql);
+	return rc;
+}
+
+int ps_pg_begin_snapshot(struct ps_store *s)
+{
+	int rc;
+
+	if ((rc = ps_pg_begin(s)) < 0)
+		return rc;
+	/* First statement of the transaction: every read sees the same moment of the store. */
+	if ((rc = ps_pg_exec(PSPG(s), "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY",
+			     NULL, "start a snapshot", NULL)) < 0)
+		ps_pg_rollback(s);
+	return rc;
+}

@@ -1,0 +1,159 @@
+/*
+ * Raw rows of the SQLite backend, for `store copy` (store.h ps_store_rows_*; the tables are
+ * described in store/copy.c). Reads page by key with a row-value comparison, so each page is
+ * one indexed range read whatever the table's size.
+ */
+#include "store/sqlite_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/error.h"
+#include "util/util.h"
+
+static char *select_sql(const struct ps_copy_table *t, bool after)
+{
+	struct ps_buf b;
+
+	ps_buf_init(&b, SIZE_MAX);
+	ps_buf_puts(&b, "SELECT ");
+	for (size_t c = 0; c < t->ncols; c++)
+		ps_buf_printf(&b, "%s\"%s\"", c ? ", " : "", t->cols[c].name);
+	ps_buf_printf(&b, " FROM \"%s\"", t->name);
+	if (after) {
+		ps_buf_puts(&b, " WHERE (");
+		for (size_t k = 0; k < t->nkeys; k++)
+			ps_buf_printf(&b, "%s\"%s\"", k ? ", " : "", t->cols[k].name);
+		ps_buf_puts(&b, ") > (");
+		for (size_t k = 0; k < t->nkeys; k++)
+			ps_buf_puts(&b, k ? ", ?" : "?");
+		ps_buf_puts(&b, ")");
+	}
+	ps_buf_puts(&b, " ORDER BY ");
+	for (size_t k = 0; k < t->nkeys; k++)
+		ps_buf_printf(&b, "%s\"%s\"", k ? ", " : "", t->cols[k].name);
+	ps_buf_printf(&b, " LIMIT %zu", t->batch);
+	return ps_buf_take(&b, NULL);
+}
+
+static void bind_value(sqlite3_stmt *st, int i, const struct ps_copy_col *col, const struct ps_copy_value *v)
+{
+	if (v->null)
+		sqlite3_bind_null(st, i);
+	else if (col->type == PS_COL_INT)
+		sqlite3_bind_int64(st, i, v->i);
+	else if (col->type == PS_COL_BLOB)
+		sqlite3_bind_blob64(st, i, v->s, v->len, SQLITE_TRANSIENT);
+	else
+		sqlite3_bind_text64(st, i, v->s, v->len, SQLITE_TRANSIENT, SQLITE_UTF8);
+}
+
+static void read_value(sqlite3_stmt *st, int i, const struct ps_copy_col *col, struct ps_copy_value *v)
+{
+	memset(v, 0, sizeof(*v));
+	if (sqlite3_column_type(st, i) == SQLITE_NULL) {
+		v->null = true;
+		return;
+	}
+	if (col->type == PS_COL_INT) {
+		v->i = sqlite3_column_int64(st, i);
+	} else if (col->type == PS_COL_BLOB) {
+		v->s = (char *)sqlite3_column_blob(st, i);
+		v->len = (size_t)sqlite3_column_bytes(st, i);
+		if (!v->s)
+			v->s = (char *)"";
+	} else {
+		v->s = (char *)sqlite3_column_text(st, i);
+		v->len = (size_t)sqlite3_column_bytes(st, i);
+	}
+}
+
+int ps_sqlite_rows_each(struct ps_store *s, const struct ps_copy_table *t, ps_copy_row_cb cb, void *ud)
+{
+	struct ps_copy_value *row = ps_calloc(t->ncols, sizeof(*row));
+	struct ps_copy_value *last = ps_calloc(t->nkeys, sizeof(*last));
+	bool after = false;
+	int rc = 0;
+
+	for (;;) {
+		char *sql = select_sql(t, after);
+		sqlite3_stmt *st = NULL;
+		size_t n = 0;
+		int step;
+
+		if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
+			free(sql);
+			rc = ps_sqlite_error(s, "read rows");
+			break;
+		}
+		free(sql);
+		for (size_t k = 0; after && k < t->nkeys; k++)
+			bind_value(st, (int)k + 1, &t->cols[k], &last[k]);
+		while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+			for (size_t c = 0; c < t->ncols; c++)
+				read_value(st, (int)c, &t->cols[c], &row[c]);
+			n++;
+			if ((rc = cb(ud, row)) != 0)
+				break;
+			/* The key of the last row read: where the next page starts. */
+			for (size_t k = 0; k < t->nkeys; k++) {
+				free(last[k].s);
+				last[k] = row[k];
+				if (row[k].s)
+					last[k].s = ps_strndup(row[k].s, row[k].len);
+			}
+		}
+		if (rc == 0 && step != SQLITE_ROW && step != SQLITE_DONE)
+			rc = ps_sqlite_error(s, "read rows");
+		sqlite3_finalize(st);
+		if (rc != 0 || n < t->batch)
+			break;
+		after = true;
+	}
+	for (size_t k = 0; k < t->nkeys; k++)
+		free(last[k].s);
+	free(last);
+	free(row);
+	return rc;
+}
+
+int ps_sqlite_rows_insert(struct ps_store *s, const struct ps_copy_table *t,
+			  const struct ps_copy_value *rows, size_t nrows)
+{
+	struct ps_buf b;
+	sqlite3_stmt *st = NULL;
+	char *sql;
+	int rc = 0;
+
+	ps_buf_init(&b, SIZE_MAX);
+	ps_buf_printf(&b, "INSERT INTO \"%s\" (", t->name);
+	for (size_t c = 0; c < t->ncols; c++)
+		ps_buf_printf(&b, "%s\"%s\"", c ? ", " : "", t->cols[c].name);
+	ps_buf_puts(&b, ") VALUES (");
+	for (size_t c = 0; c < t->ncols; c++)
+		ps_buf_puts(&b, c ? ", ?" : "?");
+	ps_buf_puts(&b, ")");
+	sql = ps_buf_take(&b, NULL);
+	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
+		free(sql);
+		return ps_sqlite_error(s, "write rows");
+	}
+	free(sql);
+	for (size_t r = 0; r < nrows && rc == 0; r++) {
+		for (size_t c = 0; c < t->ncols; c++)
+			bind_value(st, (int)c + 1, &t->cols[c], &rows[r * t->ncols + c]);
+		if (sqlite3_step(st) != SQLITE_DONE)
+			rc = ps_sqlite_error(s, t->name);
+		sqlite3_reset(st);
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int ps_sqlite_rows_done(struct ps_store *s, const struct ps_copy_table *t)
+{
+	/* Ids inserted explicitly already move AUTOINCREMENT's sqlite_sequence and max(rowid). */
+	(void)s;
+	(void)t;
+	return 0;
+}
