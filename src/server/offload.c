@@ -20,6 +20,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "server/http.h"
 #include "source/source.h"
@@ -43,6 +44,8 @@ struct ps_offload {
 	pthread_t *threads;
 	int nthreads;
 	int inflight;
+	int attached;                        /* tasks a request still holds */
+	pthread_cond_t released;             /* signalled when `attached` drops */
 	bool stopping;
 	struct ps_offload_task *head, *tail; /* waiting for a helper */
 	struct ps_offload_task *live;        /* suspended, not yet resumed */
@@ -102,6 +105,7 @@ int ps_offload_start(struct ps_offload **out, int threads)
 
 	pthread_mutex_init(&o->mu, NULL);
 	pthread_cond_init(&o->cv, NULL);
+	pthread_cond_init(&o->released, NULL);
 	o->threads = ps_calloc((size_t)(threads > 0 ? threads : 1), sizeof(*o->threads));
 	for (int i = 0; i < (threads > 0 ? threads : 1); i++) {
 		if (pthread_create(&o->threads[i], NULL, helper_main, o) != 0)
@@ -118,6 +122,8 @@ int ps_offload_start(struct ps_offload **out, int threads)
 
 void ps_offload_resume_all(struct ps_offload *o)
 {
+	int64_t end;
+
 	if (!o)
 		return;
 	pthread_mutex_lock(&o->mu);
@@ -129,6 +135,19 @@ void ps_offload_resume_all(struct ps_offload *o)
 		MHD_resume_connection(t->conn);
 	}
 	pthread_cond_broadcast(&o->cv);
+	/* Give the resumed requests a moment to be answered (503) before the daemon stops and
+	 * closes their connections. */
+	end = ps_mono_ms() + 3000;
+	while (o->attached > 0 && ps_mono_ms() < end) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 20 * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&o->released, &o->mu, &ts);
+	}
 	pthread_mutex_unlock(&o->mu);
 }
 
@@ -146,6 +165,7 @@ void ps_offload_free(struct ps_offload *o)
 		pthread_join(o->threads[i], NULL);
 	free(o->threads);
 	pthread_cond_destroy(&o->cv);
+	pthread_cond_destroy(&o->released);
 	pthread_mutex_destroy(&o->mu);
 	free(o);
 }
@@ -194,6 +214,7 @@ bool ps_http_offload(struct ps_request *rq, void (*run)(void *job), void *job,
 		o->head = t;
 	o->tail = t;
 	o->inflight++;
+	o->attached++;
 	pthread_cond_signal(&o->cv);
 	pthread_mutex_unlock(&o->mu);
 	rq->task = t;
@@ -222,6 +243,8 @@ void ps_http_offload_release(struct ps_request *rq)
 		return;
 	pthread_mutex_lock(&o->mu);
 	task_unref_locked(rq->task);
+	o->attached--;
+	pthread_cond_broadcast(&o->released);
 	pthread_mutex_unlock(&o->mu);
 	rq->task = NULL;
 }

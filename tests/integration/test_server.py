@@ -844,3 +844,18 @@ def test_a_remote_gone_silent_bounds_branch_lists_and_syncs(served, tmp_path, ma
         assert st == 200
     finally:
         gate.close()
+
+
+def test_sigterm_while_a_remote_check_waits(served, silent):
+    """A connection suspended for a check is resumed and answered before the server stops."""
+    server = served(env={"PROJSYNC_NET_TIMEOUT": "3"}, add=False)
+    out = []
+    t = threading.Thread(target=lambda: out.append(server.post(
+        "/api/v1/projects", {"name": "p", "source": silent.urls()[0]})))
+    t.start()
+    time.sleep(0.5)
+    t0 = time.monotonic()
+    server.stop()
+    t.join(timeout=10)
+    assert out and out[0][0] == 503 and out[0][2]["error"]["code"] == "shutting_down", out
+    assert time.monotonic() - t0 < 3 + 3
