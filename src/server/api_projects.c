@@ -474,3 +474,225 @@ void ps_api_project_syncs(struct ps_request *rq)
 	free(syncs);
 	ps_project_free(p);
 }
+
+/* ---- PATCH /projects/{name} ---- */
+
+/* A settings change: the parsed body, then the check's result (run on a helper for a remote
+ * source, like the checks above). */
+struct patch_job {
+	struct ps_project_change chg;  /* points into the fields below */
+	char *name, *source, *branch;
+	struct ps_strv globs;
+	struct ps_project *p;          /* the project as it was when the request came */
+	const char *cache_dir;
+	int rc;
+	char *slug, *message;
+};
+
+static void patch_job_free(void *arg)
+{
+	struct patch_job *job = arg;
+
+	if (!job)
+		return;
+	free(job->name);
+	free(job->source);
+	free(job->branch);
+	ps_strv_dispose(&job->globs);
+	ps_project_free(job->p);
+	free(job->slug);
+	free(job->message);
+	free(job);
+}
+
+static void patch_job_run(void *arg)
+{
+	struct patch_job *job = arg;
+	struct ps_source_opts sopts = { .cache_dir = job->cache_dir, .bounded = true };
+
+	ps_error_clear();
+	if ((job->rc = ps_project_change_check(job->p, &job->chg, &sopts)) < 0) {
+		job->slug = ps_strdup(ps_error_slug());
+		job->message = ps_strdup(ps_error_message());
+	}
+}
+
+/* One parser per field: false after replying 400/422. New settings (a schedule, a retention)
+ * are one line in the table and one parser. */
+static bool patch_name(struct ps_request *rq, json_t *v, struct patch_job *job)
+{
+	if (!json_is_string(v) || !ps_project_name_valid(json_string_value(v)) ||
+	    strlen(json_string_value(v)) != json_string_length(v)) {
+		ps_http_error(rq, MHD_HTTP_BAD_REQUEST, "invalid_name",
+			      "invalid project name: use letters, digits, '.', '_' and '-', "
+			      "starting with a letter or digit, at most 100 characters");
+		return false;
+	}
+	job->chg.name = job->name = ps_strdup(json_string_value(v));
+	return true;
+}
+
+static bool patch_source(struct ps_request *rq, json_t *v, struct patch_job *job)
+{
+	if (!json_is_string(v) || json_string_length(v) == 0 ||
+	    strlen(json_string_value(v)) != json_string_length(v)) {
+		ps_http_error(rq, MHD_HTTP_BAD_REQUEST, "invalid_field",
+			      "'source' must be a non-empty string");
+		return false;
+	}
+	if (!source_acceptable(rq, json_string_value(v)))
+		return false;
+	job->chg.source = job->source = ps_strdup(json_string_value(v));
+	return true;
+}
+
+static bool patch_continue_history(struct ps_request *rq, json_t *v, struct patch_job *job)
+{
+	if (!json_is_boolean(v)) {
+		ps_http_error(rq, MHD_HTTP_BAD_REQUEST, "invalid_field",
+			      "'continue_history' must be true or false");
+		return false;
+	}
+	job->chg.continue_history = json_is_true(v);
+	return true;
+}
+
+/* A branch name, or null to follow the source's default branch. */
+static bool patch_branch(struct ps_request *rq, json_t *v, struct patch_job *job)
+{
+	if (json_is_null(v)) {
+		job->chg.default_branch = true;
+		return true;
+	}
+	if (!json_is_string(v) || json_string_length(v) == 0 ||
+	    strlen(json_string_value(v)) != json_string_length(v)) {
+		ps_http_error(rq, MHD_HTTP_BAD_REQUEST, "invalid_field",
+			      "'branch' must be a non-empty string, or null for the source's "
+			      "default branch");
+		return false;
+	}
+	job->chg.branch = job->branch = ps_strdup(json_string_value(v));
+	return true;
+}
+
+static bool patch_globs(struct ps_request *rq, json_t *v, struct patch_job *job)
+{
+	json_t *body = json_pack("{s:O}", "memory_globs", v);
+	bool ok = parse_memory_globs(rq, body, &job->globs);
+
+	json_decref(body);
+	if (ok && job->globs.n == 0) {
+		ps_http_error(rq, MHD_HTTP_BAD_REQUEST, "invalid_field",
+			      "'memory_globs' must hold at least one pattern");
+		return false;
+	}
+	job->chg.memory_globs = &job->globs;
+	return ok;
+}
+
+static bool patch_max_blob_size(struct ps_request *rq, json_t *v, struct patch_job *job)
+{
+	json_t *body = json_pack("{s:O}", "max_blob_size", v);
+	bool ok = !json_is_null(v) && parse_max_blob_size(rq, body, &job->chg.max_blob_size);
+
+	json_decref(body);
+	if (!ok && json_is_null(v))
+		ps_http_error(rq, MHD_HTTP_BAD_REQUEST, "invalid_field",
+			      "'max_blob_size' must be a positive integer (bytes)");
+	return ok;
+}
+
+static const struct {
+	const char *key;
+	bool (*parse)(struct ps_request *rq, json_t *v, struct patch_job *job);
+} patch_fields[] = {
+	{ "name", patch_name },
+	{ "source", patch_source },
+	{ "continue_history", patch_continue_history },
+	{ "branch", patch_branch },
+	{ "memory_globs", patch_globs },
+	{ "max_blob_size", patch_max_blob_size },
+};
+
+#define NPATCH_FIELDS (sizeof(patch_fields) / sizeof(*patch_fields))
+
+static struct patch_job *patch_parse(struct ps_request *rq)
+{
+	const char *known[NPATCH_FIELDS + 1];
+	struct patch_job *job = ps_calloc(1, sizeof(*job));
+	json_t *body, *v;
+
+	for (size_t i = 0; i < NPATCH_FIELDS; i++)
+		known[i] = patch_fields[i].key;
+	known[NPATCH_FIELDS] = NULL;
+	if (!(body = ps_http_body_fields(rq, false, known)))
+		goto fail;
+	for (size_t i = 0; i < NPATCH_FIELDS; i++)
+		if ((v = json_object_get(body, patch_fields[i].key)) &&
+		    !patch_fields[i].parse(rq, v, job))
+			goto fail;
+	json_decref(body);
+	return job;
+fail:
+	json_decref(body);
+	patch_job_free(job);
+	return NULL;
+}
+
+static void patch_finish(struct ps_request *rq, struct patch_job *job)
+{
+	struct ps_project *p = NULL;
+	int rc;
+
+	if (job->rc < 0) {
+		ps_error_set(job->rc, job->slug && job->slug[0] ? job->slug : NULL, "%s",
+			     job->message && job->message[0] ? job->message : "bad source");
+		if (strcmp(ps_error_slug(), "upstream_timeout") == 0)
+			ps_http_error(rq, MHD_HTTP_GATEWAY_TIMEOUT, "upstream_timeout", "%s",
+				      ps_error_message());
+		else
+			ps_http_error(rq, MHD_HTTP_UNPROCESSABLE_CONTENT,
+				      ps_error_slug()[0] ? ps_error_slug() : "invalid_source", "%s",
+				      ps_error_message());
+		return;
+	}
+	/* Read again: the check may have waited on a remote while the project changed. */
+	if ((rc = ps_store_project_get_by_id(rq->store, job->p->id, &p)) < 0 ||
+	    (rc = ps_project_change_apply(rq->store, p, &job->chg)) < 0) {
+		ps_http_fail(rq, rc);
+	} else {
+		ps_log("project %s changed", p->name);
+		ps_http_json(rq, MHD_HTTP_OK, ps_project_to_json(p));
+	}
+	ps_project_free(p);
+}
+
+void ps_api_project_patch(struct ps_request *rq)
+{
+	struct patch_job *job = ps_http_offloaded(rq);
+	int rc;
+
+	if (job) {
+		patch_finish(rq, job); /* the task owns the job */
+		return;
+	}
+	if (!(job = patch_parse(rq)))
+		return;
+	if (!(job->p = ps_http_project(rq)))
+		goto done;
+	/* Refused by the store's rules before anyone waits on a remote. */
+	if ((rc = ps_project_change_allowed(rq->store, job->p, &job->chg)) < 0) {
+		ps_http_fail(rq, rc);
+		goto done;
+	}
+	job->cache_dir = rq->srv->cfg.cache_dir;
+	if (ps_project_change_needs_check(job->p, &job->chg) &&
+	    source_is_remote(job->source ? job->source : job->p->source)) {
+		(void)ps_http_offload(rq, patch_job_run, job, patch_job_free);
+		return;
+	}
+	patch_job_run(job);
+	patch_finish(rq, job);
+done:
+	patch_job_free(job);
+}

@@ -41,6 +41,7 @@ static const struct ps_route routes[] = {
 	{ "POST", "/api/v1/projects", ps_api_projects_create, true, 0, NULL },
 	{ "GET", "/api/v1/projects/{name}", ps_api_project_get, true, SMALL, NULL },
 	{ "DELETE", "/api/v1/projects/{name}", ps_api_project_delete, true, SMALL, NULL },
+	{ "PATCH", "/api/v1/projects/{name}", ps_api_project_patch, true, 0, NULL },
 	{ "GET", "/api/v1/projects/{name}/branches", ps_api_project_branches, true, SMALL, NULL },
 	{ "GET", "/api/v1/projects/{name}/sync", ps_api_project_sync_status, true, SMALL, NULL },
 	{ "POST", "/api/v1/projects/{name}/sync", ps_api_project_sync_start, true, SMALL, NULL },

@@ -141,6 +141,7 @@ void ps_api_projects_list(struct ps_request *rq);
 void ps_api_projects_create(struct ps_request *rq);
 void ps_api_project_get(struct ps_request *rq);
 void ps_api_project_delete(struct ps_request *rq);
+void ps_api_project_patch(struct ps_request *rq);
 void ps_api_project_branches(struct ps_request *rq);
 void ps_api_project_sync_status(struct ps_request *rq);
 void ps_api_project_sync_start(struct ps_request *rq);
