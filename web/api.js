@@ -68,17 +68,24 @@ export const api = {
   projects: () => json('GET', '/projects'),
   addProject: (p) => json('POST', '/projects', p),
   project: (name) => json('GET', `/projects/${enc(name)}`),
+  patchProject: (name, changes) => json('PATCH', `/projects/${enc(name)}`, changes),
+  deleteProject: (name) => json('DELETE', `/projects/${enc(name)}`),
   branches: (name) => json('GET', `/projects/${enc(name)}/branches`),
   syncStatus: (name) => json('GET', `/projects/${enc(name)}/sync`),
   startSync: (name, branch) => json('POST', `/projects/${enc(name)}/sync`, branch ? { branch } : {}),
   syncs: (name, limit = 30) => json('GET', `/projects/${enc(name)}/syncs?limit=${limit}`),
   more: (next) => json('GET', next),
   sync: (id) => json('GET', `/syncs/${enc(id)}`),
+  cancelSync: (id) => json('POST', `/syncs/${enc(id)}/cancel`),
+  // Content diff of one path from sync `a` to sync `b` (JSON with hunks, docs/api.md).
+  diff: (a, b, path) => json('GET', `/syncs/${enc(a)}/diff/${enc(b)}?patch=1&path=${enc(path)}`),
   changes: (id) => json('GET', `/syncs/${enc(id)}/changes`),
   files: (name, at, prefix) => json('GET', `/projects/${enc(name)}/files?at=${enc(at)}` +
     (prefix ? `&prefix=${enc(prefix)}` : '')),
-  memory: (name, q, superseded) => json('GET', `/projects/${enc(name)}/memory?limit=200` +
+  // One page of entries; `.next` (when there are more) goes to api.more.
+  memory: (name, q, superseded, limit = 200) => json('GET', `/projects/${enc(name)}/memory?limit=${limit}` +
     (q ? `&q=${enc(q)}` : '') + (superseded ? '&include_superseded=true' : '')),
+  addMemory: (name, note) => json('POST', `/projects/${enc(name)}/memory`, note),
   memoryHistory: (id) => json('GET', `/memory/${enc(id)}/history`),
   restoreMemory: (id) => json('POST', `/memory/${enc(id)}/restore`),
 

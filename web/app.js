@@ -10,6 +10,7 @@ import { projectsView } from './projects.js';
 import { overviewView } from './overview.js';
 import { historyView, syncDetailView } from './history.js';
 import { memoryView } from './memory.js';
+import { settingsView } from './settings.js';
 
 const routes = [
   [/^\/(?:projects\/?)?$/, projectsView, 'Projects'],
@@ -17,6 +18,7 @@ const routes = [
   [/^\/projects\/([^/]+)\/history\/?$/, historyView, (p) => `History · ${p.name}`, ['name']],
   [/^\/projects\/([^/]+)\/syncs\/(\d+)\/?$/, syncDetailView, (p) => `Sync #${p.id} · ${p.name}`, ['name', 'id']],
   [/^\/projects\/([^/]+)\/memory\/?$/, memoryView, (p) => `Memory · ${p.name}`, ['name']],
+  [/^\/projects\/([^/]+)\/settings\/?$/, settingsView, (p) => `Settings · ${p.name}`, ['name']],
 ];
 
 const root = document.getElementById('main');

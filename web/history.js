@@ -6,6 +6,7 @@ import { api } from './api.js';
 import { shortSha, duration, syncDuration } from './format.js';
 import { projectHeader, statusBadge, timeEl } from './projects.js';
 import { fileBrowser } from './files.js';
+import { diffPanel } from './diffView.js';
 
 function counts(s) {
   const c = s.counts || {};
@@ -53,13 +54,32 @@ export async function historyView({ root, params }) {
 
 const CHANGE_ORDER = ['added', 'modified', 'renamed', 'type_changed', 'deleted'];
 
-function changesList(changes) {
+// Each change opens its diff against the sync's base (the previous succeeded sync) below it; a
+// first sync has no base, so its files open in the file browser instead.
+function changesList(changes, { project, sync, openFile }) {
   if (!changes.length) return h('p.muted', 'No file changed.');
   const sorted = [...changes].sort((a, b) => CHANGE_ORDER.indexOf(a.status) - CHANGE_ORDER.indexOf(b.status));
-  return h('ul.changes', { 'aria-label': 'Changed files' }, sorted.map((c) => h('li.change', { dataset: { status: c.status } },
-    h('span.badge', { class: `badge-change-${c.status}` }, c.status.replace('_', ' ')), ' ',
-    c.status === 'renamed' ? [h('span.path', c.previous_path), ' → '] : null,
-    h('span.path', c.path))));
+  return h('ul.changes', { 'aria-label': 'Changed files' }, sorted.map((c, i) => {
+    const panel = h('div.change-diff', { id: `diff-${i}`, hidden: true });
+    const label = [c.status === 'renamed' ? [h('span.path', c.previous_path), ' → '] : null, h('span.path', c.path)];
+    const base = sync.base_sync_id;
+    const opener = h('button.change-open', { type: 'button', 'aria-expanded': 'false', 'aria-controls': `diff-${i}`,
+      onclick: async () => {
+        if (!base) { if (c.status !== 'deleted') openFile(c.path); return; }
+        const open = opener.getAttribute('aria-expanded') === 'true';
+        opener.setAttribute('aria-expanded', String(!open));
+        panel.hidden = open;
+        if (open || panel.firstChild) return;
+        mount(panel, h('p.muted', 'Loading the diff…'));
+        try {
+          mount(panel, await diffPanel({ project, from: base, to: sync.id, change: c }));
+        } catch (e) {
+          mount(panel, notice('error', e.message));
+        }
+      } }, label);
+    return h('li.change', { dataset: { status: c.status } },
+      h('span.badge', { class: `badge-change-${c.status}` }, c.status.replace('_', ' ')), ' ', opener, panel);
+  }));
 }
 
 export async function syncDetailView({ root, params, query, navigate }) {
@@ -88,6 +108,7 @@ export async function syncDetailView({ root, params, query, navigate }) {
     return;
   }
   const changes = await api.changes(id);
-  mount(changesBox, changesList(changes));
+  mount(changesBox, changesList(changes, { project: name, sync,
+    openFile: (path) => navigate(`${location.pathname}?file=${encodeURIComponent(path)}`, { keepFocus: true }) }));
   await fileBrowser({ box: filesBox, project: name, at: id, query, maxBlob: project.max_blob_size });
 }

@@ -1,12 +1,14 @@
-// Memory: the project's active entries, a search with highlighted snippets, a "show
-// superseded" toggle, each entry's versions, and Restore on superseded ones (which makes a copy
-// of that version the active entry for its file).
+// Memory: the project's active entries (a page at a time, "Load more" for the next), a search
+// with highlighted snippets, a "show superseded" toggle, each entry's versions, Restore on
+// superseded ones (which makes a copy of that version the active entry for its file), and a
+// form that adds a note by hand.
 
 import { h, mount, notice, markedText } from './dom.js';
 import { api } from './api.js';
 import { projectHeader, timeEl } from './projects.js';
 
 const EXCERPT = 280;
+const PAGE = 200;
 const SEARCHABLE = /[\p{L}\p{N}]/u; // the API refuses a query with nothing to search
 
 function origin(e) {
@@ -55,18 +57,70 @@ export async function memoryView({ root, params, query, navigate }) {
   h('div.field.check', toggle, h('label', { for: 'show-superseded' }, 'Show superseded entries')),
   msg);
 
-  mount(root, projectHeader(project, 'memory'), form, results);
+  mount(root, projectHeader(project, 'memory'), addNoteForm(), form, results);
+
+  // Active entries first, each group in the API's order (best match first when searching).
+  const ordered = (found) => [...found.filter((e) => e.status === 'active'),
+    ...found.filter((e) => e.status !== 'active')];
 
   async function load(note) {
-    const found = await api.memory(name, SEARCHABLE.test(q) ? q : '', superseded);
-    // Active entries first, each group in the API's order (best match first when searching).
-    const entries = [...found.filter((e) => e.status === 'active'), ...found.filter((e) => e.status !== 'active')];
-    const head = h('p.muted.result-count', q ? `${entries.length} match${entries.length === 1 ? '' : 'es'} for “${q}”`
-      : `${entries.length} ${superseded ? '' : 'active '}entr${entries.length === 1 ? 'y' : 'ies'}`);
-    mount(results, note || null, head, entries.length
-      ? h('ul.memory-list', entries.map(entryCard))
+    const found = await api.memory(name, SEARCHABLE.test(q) ? q : '', superseded, PAGE);
+    let shown = found.length;
+    const entries = ordered(found);
+    const count = (more) => (q ? `${shown}${more ? '+' : ''} match${shown === 1 ? '' : 'es'} for “${q}”`
+      : `${shown}${more ? '+' : ''} ${superseded ? '' : 'active '}entr${shown === 1 ? 'y' : 'ies'}`);
+    const head = h('p.muted.result-count', count(!!found.next));
+    const list = h('ul.memory-list', entries.map(entryCard));
+    const more = h('div.more');
+    const pageOn = (next) => mount(more, next ? h('button.btn#memory-more', { type: 'button', onclick: async (ev) => {
+      ev.currentTarget.disabled = true;
+      try {
+        const page = await api.more(next);
+        shown += page.length;
+        list.append(...ordered(page).map(entryCard));
+        head.textContent = count(!!page.next);
+        pageOn(page.next);
+      } catch (err) {
+        mount(more, notice('error', err.message));
+      }
+    } }, 'Load more entries') : null);
+    pageOn(found.next);
+    mount(results, note || null, head, entries.length ? [list, more]
       : h('p.empty', q ? 'Nothing matches.' : 'No memory entries: files matching the project’s memory globs (' +
-        (project.memory_globs || []).join(', ') + ') become entries when they are synced.'));
+        (project.memory_globs || []).join(', ') + ') become entries when they are synced, or add a note above.'));
+  }
+
+  function addNoteForm() {
+    const title = h('input#note-title', { name: 'title', required: true, maxlength: '300', autocomplete: 'off' });
+    const content = h('textarea#note-content', { name: 'content', rows: '6' });
+    const tags = h('input#note-tags', { name: 'tags', autocomplete: 'off', 'aria-describedby': 'note-tags-help' });
+    const nmsg = h('div.form-msg');
+    const details = h('details.card.add-note', h('summary', 'Add a note'),
+      h('form#add-note', { novalidate: true, onsubmit: async (ev) => {
+        ev.preventDefault();
+        const t = title.value.trim();
+        if (!t) { mount(nmsg, notice('error', 'Give the note a title.')); title.focus(); return; }
+        const button = ev.currentTarget.querySelector('button[type=submit]');
+        button.disabled = true;
+        try {
+          const e = await api.addMemory(name, { title: t, content: content.value,
+            tags: tags.value.split(',').map((s) => s.trim()).filter(Boolean) });
+          title.value = content.value = tags.value = '';
+          mount(nmsg);
+          details.open = false;
+          await load(notice('info', `Added note #${e.id}: “${e.title}”.`));
+        } catch (err) {
+          mount(nmsg, notice('error', err.message));
+        } finally {
+          button.disabled = false;
+        }
+      } },
+      h('div.field', h('label', { for: 'note-title' }, 'Title'), title),
+      h('div.field', h('label', { for: 'note-content' }, 'Text (markdown)'), content),
+      h('div.field', h('label', { for: 'note-tags' }, 'Tags'), tags,
+        h('p.hint#note-tags-help', 'Separated by commas.')),
+      h('button.btn.btn-primary', { type: 'submit' }, 'Add note'), nmsg));
+    return details;
   }
 
   async function restore(e, button) {

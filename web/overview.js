@@ -23,6 +23,7 @@ export async function overviewView({ root, params }) {
   const banner = SyncBanner({
     project: name,
     onRetry: (branch) => start(branch || controls.branch || null),
+    onCancel: (id) => api.cancelSync(id),
     onChange: (st) => {
       // The stream can be ahead of the last poll: trust it while it runs.
       controls.setRunning(!FINAL.has(st.status));

@@ -29,7 +29,8 @@ export function projectHeader(project, current) {
     h('nav.tabs', { 'aria-label': 'Project' }, h('ul',
       tab('overview', base, 'Overview'),
       tab('history', `${base}/history`, 'History'),
-      tab('memory', `${base}/memory`, 'Memory'))));
+      tab('memory', `${base}/memory`, 'Memory'),
+      tab('settings', `${base}/settings`, 'Settings'))));
 }
 
 function projectCard(p, status) {

@@ -4,7 +4,7 @@
 // Retry button. It follows a running sync through useProjectSync, or shows a finished sync
 // from its sync object (no stream needed).
 
-import { h, mount, link } from './dom.js';
+import { h, mount, link, notice } from './dom.js';
 import { PHASES, bytes, duration, shortSha, plural } from './format.js';
 import { useProjectSync, stateFromSync, liveElapsed, FINAL } from './projectSync.js';
 
@@ -28,12 +28,13 @@ function phaseState(st, i) {
   return n === st.phaseIndex ? 'current' : 'pending';
 }
 
-export function SyncBanner({ project, onRetry, onChange }) {
+export function SyncBanner({ project, onRetry, onChange, onCancel }) {
   const body = h('div.banner-body');
   const live = h('p.visually-hidden', { role: 'status', 'aria-live': 'polite' });
   const el = h('section.banner', { 'aria-labelledby': 'banner-title', dataset: { status: 'none' } },
     body, live);
   let unsub = null, tick = null, state = null, sync = null, elapsedEl = null, lastSpoken = '';
+  let cancelling = false;
 
   function detach() {
     if (unsub) unsub();
@@ -108,8 +109,23 @@ export function SyncBanner({ project, onRetry, onChange }) {
         st.warnings.map((w) => h('li', w)))];
     const conn = running && st.connection === 'reconnecting'
       ? h('p.muted.reconnecting', 'Connection lost — reconnecting…') : null;
+    // Cancel: the sync stops at its next step and ends `cancelled`, wherever it runs.
+    const actions = running && onCancel ? h('div.banner-actions', h('button.btn#cancel-sync', {
+      type: 'button', disabled: cancelling,
+      onclick: async (ev) => {
+        cancelling = true;
+        ev.currentTarget.disabled = true;
+        try {
+          await onCancel(st.syncId);
+          speak('Cancel requested: the sync stops at its next step.');
+        } catch (e) {
+          cancelling = false;
+          ev.currentTarget.disabled = false;
+          ev.currentTarget.after(notice('error', e.message));
+        }
+      } }, cancelling ? 'Cancelling…' : 'Cancel sync')) : null;
 
-    mount(body, title, dots, bar, stats, conn, outcome);
+    mount(body, title, dots, bar, stats, conn, actions, outcome);
     speak(running ? `${STATUS_TEXT[st.status]}${st.phaseIndex ? `: ${st.phase}` : ''}`
       : `${STATUS_TEXT[st.status]}`);
   }
@@ -121,6 +137,7 @@ export function SyncBanner({ project, onRetry, onChange }) {
     follow(syncId, syncObj) {
       if (state && state.syncId === syncId && unsub) return;
       detach();
+      cancelling = false;
       sync = syncObj || null;
       unsub = useProjectSync(syncId).subscribe((st) => {
         state = st;

@@ -24,6 +24,7 @@ static const char main_usage[] =
 	"Projects:\n"
 	"  project add NAME SOURCE [--branch B] [--memory-glob G]... [--max-blob-size BYTES]\n"
 	"  project set NAME [--branch B | --default-branch] [--memory-glob G]... [--max-blob-size N]\n"
+	"                  [--rename NEW] [--source SOURCE [--continue-history]]\n"
 	"  project list                    all projects and their last sync\n"
 	"  project show NAME               one project's settings and state\n"
 	"  project rm NAME [--yes]         remove a project and its history (asks first)\n"
@@ -31,6 +32,7 @@ static const char main_usage[] =
 	"\n"
 	"Syncing:\n"
 	"  sync NAME [--branch B]          sync now, with live progress\n"
+	"  cancel SYNC_ID                  stop a queued or running sync (any process)\n"
 	"  status NAME                     running sync and last succeeded sync\n"
 	"  history NAME [--limit N]        syncs, newest first\n"
 	"\n"
@@ -81,6 +83,7 @@ static const struct command commands[] = {
 	{ "project", ps_cmd_project },
 	{ "branches", ps_cmd_branches },
 	{ "sync", ps_cmd_sync },
+	{ "cancel", ps_cmd_cancel },
 	{ "status", ps_cmd_status },
 	{ "history", ps_cmd_history },
 	{ "changes", ps_cmd_changes },

@@ -75,6 +75,7 @@ int ps_cli_main(int argc, char **argv);
 int ps_cmd_project(struct ps_cli *cli, int argc, char **argv);   /* add | list | show | rm */
 int ps_cmd_branches(struct ps_cli *cli, int argc, char **argv);
 int ps_cmd_sync(struct ps_cli *cli, int argc, char **argv);
+int ps_cmd_cancel(struct ps_cli *cli, int argc, char **argv);    /* cmd_sync.c */
 int ps_cmd_status(struct ps_cli *cli, int argc, char **argv);
 int ps_cmd_history(struct ps_cli *cli, int argc, char **argv);
 int ps_cmd_changes(struct ps_cli *cli, int argc, char **argv);

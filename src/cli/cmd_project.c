@@ -21,7 +21,8 @@
 static const char project_usage[] =
 	"usage: projsync project add NAME SOURCE [--branch B] [--memory-glob G]... [--max-blob-size BYTES]\n"
 	"       projsync project set NAME [--branch B | --default-branch] [--memory-glob G]...\n"
-	"                               [--max-blob-size BYTES]\n"
+	"                               [--max-blob-size BYTES] [--rename NEW]\n"
+	"                               [--source SOURCE [--continue-history]]\n"
 	"       projsync project list [--json]\n"
 	"       projsync project show NAME [--json]\n"
 	"       projsync project rm NAME [--yes]\n"
@@ -50,7 +51,8 @@ static const char add_usage[] =
 
 static const char set_usage[] =
 	"usage: projsync project set NAME [--branch B | --default-branch] [--memory-glob G]...\n"
-	"                            [--max-blob-size BYTES] [--json]\n"
+	"                            [--max-blob-size BYTES] [--rename NEW]\n"
+	"                            [--source SOURCE [--continue-history]] [--json]\n"
 	"\n"
 	"Changes a project's settings; what is not given stays as it is. The next sync uses them.\n"
 	"\n"
@@ -62,6 +64,12 @@ static const char set_usage[] =
 	"  --max-blob-size BYTES  the new size limit (suffixes K, M, G); files already synced\n"
 	"                         keep what was stored, and after a raise the next sync, even\n"
 	"                         one with nothing new, fetches the files that now fit\n"
+	"  --rename NEW           the project's new name (refused while a sync runs)\n"
+	"  --source SOURCE        a new source, checked like the one of `project add` (refused\n"
+	"                         while a sync runs). A project with synced history keeps one\n"
+	"                         chain of snapshots: a source that is another repository is\n"
+	"                         refused (exit 4) unless --continue-history, then the next\n"
+	"                         sync records what differs from the last snapshot\n"
 	"  --json                 print the project as JSON\n";
 
 static const char list_usage[] =
@@ -96,6 +104,9 @@ enum {
 	OPT_BRANCH,
 	OPT_MEMORY_GLOB,
 	OPT_MAX_BLOB_SIZE,
+	OPT_RENAME,
+	OPT_SOURCE,
+	OPT_CONTINUE_HISTORY,
 };
 
 
@@ -309,12 +320,17 @@ static int project_set(struct ps_cli *cli, int argc, char **argv)
 		{ "default-branch", no_argument, NULL, OPT_DEFAULT_BRANCH },
 		{ "memory-glob", required_argument, NULL, OPT_MEMORY_GLOB },
 		{ "max-blob-size", required_argument, NULL, OPT_MAX_BLOB_SIZE },
+		{ "rename", required_argument, NULL, OPT_RENAME },
+		{ "source", required_argument, NULL, OPT_SOURCE },
+		{ "continue-history", no_argument, NULL, OPT_CONTINUE_HISTORY },
 		{ "json", no_argument, NULL, OPT_JSON },
 		{ 0 },
 	};
 	struct ps_project *p = NULL;
+	struct ps_project_change chg = { 0 };
+	struct ps_source_opts sopts;
 	struct settings st = { 0 };
-	bool changed = false;
+	char *source = NULL;
 	int c, rc, exit_code = PS_EXIT_USAGE;
 
 	while ((c = ps_cli_getopt(cli, argc, argv, opts, set_usage)) != -1) {
@@ -323,6 +339,23 @@ static int project_set(struct ps_cli *cli, int argc, char **argv)
 			goto cleanup;
 		} else if (c == OPT_JSON) {
 			cli->json = true;
+		} else if (c == OPT_RENAME) {
+			if (!ps_project_name_valid(optarg)) {
+				ps_cli_usage_error(cli, "invalid project name '%s': use letters, "
+						   "digits, '.', '_' and '-', starting with a letter "
+						   "or digit, at most 100 characters", optarg);
+				goto cleanup;
+			}
+			chg.name = optarg;
+		} else if (c == OPT_SOURCE) {
+			if (!optarg[0]) {
+				ps_cli_usage_error(cli, "--source needs a SOURCE");
+				goto cleanup;
+			}
+			free(source);
+			source = normalize_source(optarg);
+		} else if (c == OPT_CONTINUE_HISTORY) {
+			chg.continue_history = true;
 		} else if (settings_option(cli, c, &st) <= 0) {
 			goto cleanup;
 		}
@@ -339,35 +372,23 @@ static int project_set(struct ps_cli *cli, int argc, char **argv)
 		ps_cli_usage_error(cli, "--branch and --default-branch exclude each other");
 		goto cleanup;
 	}
+	chg.source = source;
+	chg.branch = st.branch;
+	chg.default_branch = st.default_branch;
+	chg.memory_globs = &st.globs;
+	chg.max_blob_size = st.max_blob_size;
 	if ((rc = ps_cli_open_store(cli, 0)) < 0 ||
 	    (rc = ps_store_project_get(cli->store, argv[optind], &p)) < 0) {
 		exit_code = ps_cli_fail(rc);
 		goto cleanup;
 	}
-	if (st.branch) {
-		/* Checked like the source of `project add`: a typo would only fail at the sync. */
-		struct ps_source_opts sopts = ps_cli_source_opts(cli);
-		if ((rc = ps_source_check_branch(p->source, st.branch, &sopts)) < 0) {
-			exit_code = ps_cli_fail(rc);
-			goto cleanup;
-		}
-	}
-	if (st.branch || st.default_branch) {
-		free(p->branch);
-		p->branch = st.branch ? ps_strdup(st.branch) : NULL;
-		changed = true;
-	}
-	if (st.globs.n) {
-		ps_strv_dispose(&p->memory_globs);
-		p->memory_globs = st.globs;
-		st.globs = (struct ps_strv){ 0 };
-		changed = true;
-	}
-	if (st.max_blob_size > 0) {
-		p->max_blob_size = st.max_blob_size;
-		changed = true;
-	}
-	if (changed && (rc = ps_store_project_update(cli->store, p)) < 0) {
+	/* The store's rules first (cheap), then the source and branch like `project add`
+	 * checks them (a typo would only fail at the sync), then everything in one
+	 * transaction: the same path as PATCH /api/v1/projects/{name}. */
+	sopts = ps_cli_source_opts(cli);
+	if ((rc = ps_project_change_allowed(cli->store, p, &chg)) < 0 ||
+	    (rc = ps_project_change_check(p, &chg, &sopts)) < 0 ||
+	    (rc = ps_project_change_apply(cli->store, p, &chg)) < 0) {
 		exit_code = ps_cli_fail(rc);
 		goto cleanup;
 	}
@@ -377,6 +398,7 @@ static int project_set(struct ps_cli *cli, int argc, char **argv)
 		print_project(cli, p);
 	exit_code = PS_EXIT_OK;
 cleanup:
+	free(source);
 	ps_strv_dispose(&st.globs);
 	ps_project_free(p);
 	return exit_code;

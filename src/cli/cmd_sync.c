@@ -7,6 +7,7 @@
  */
 #include "cli/cli.h"
 
+#include <inttypes.h>
 #include <langinfo.h>
 #include <locale.h>
 #include <signal.h>
@@ -17,6 +18,7 @@
 
 #include "cli/progress.h"
 #include "cli/remote.h"
+#include "core/json.h"
 #include "core/sync.h"
 #include "util/error.h"
 
@@ -185,4 +187,69 @@ int ps_cmd_sync(struct ps_cli *cli, int argc, char **argv)
 	}
 	free(final_message);
 	return PS_EXIT_FAILURE;
+}
+
+static const char cancel_usage[] =
+	"usage: projsync cancel SYNC [--json]\n"
+	"\n"
+	"Cancels sync SYNC (its id, as `history` and `status` show it). A queued sync ends at once;\n"
+	"a running one, in this or any other process or server on the same store, stops at its\n"
+	"next step boundary and ends `cancelled`, nothing of it visible. --json prints the sync.\n"
+	"Exit: 0 cancelled or asked to stop, 3 unknown sync, 4 the sync has already ended.\n";
+
+int ps_cmd_cancel(struct ps_cli *cli, int argc, char **argv)
+{
+	enum { OPT_JSON = 0x100 };
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ 0 },
+	};
+	struct ps_sync *s = NULL, *after = NULL;
+	int64_t id;
+	int c, rc, exit_code;
+
+	while ((c = ps_cli_getopt(cli, argc, argv, opts, cancel_usage)) != -1) {
+		if (c == PS_CLI_OPT_HELP)
+			return PS_EXIT_OK;
+		if (c == OPT_JSON)
+			cli->json = true;
+		else
+			return PS_EXIT_USAGE;
+	}
+	if (argc - optind != 1)
+		return ps_cli_usage_error(cli, argc - optind < 1 ? "cancel needs a SYNC id"
+					  : "unexpected argument '%s'", argv[optind + 1]);
+	if (!ps_cli_parse_id(argv[optind], &id))
+		return ps_cli_usage_error(cli, "invalid sync id '%s': give a positive number",
+					  argv[optind]);
+	if ((rc = ps_cli_open_store(cli, 0)) < 0)
+		return ps_cli_fail(rc);
+	if ((rc = ps_store_sync_get(cli->store, id, &s)) < 0) {
+		if (rc == PS_ENOTFOUND)
+			ps_error_set(rc, "sync_not_found", "sync %" PRId64 " not found", id);
+		return ps_cli_fail(rc);
+	}
+	/* The store's flag, as POST /syncs/{id}/cancel: whoever runs the sync reads it at its
+	 * next step, in any process. */
+	if ((rc = ps_store_sync_request_cancel(cli->store, id)) < 0) {
+		if (rc == PS_ECONFLICT)
+			ps_error_set(rc, "sync_ended", "sync %" PRId64 " of %s has already ended (%s)",
+				     id, s->project, ps_sync_status_name(s->status));
+		exit_code = ps_cli_fail(rc);
+		goto cleanup;
+	}
+	if (ps_store_sync_get(cli->store, id, &after) < 0)
+		after = NULL;
+	if (cli->json)
+		ps_cli_print_json(ps_sync_to_json(after ? after : s));
+	else if (after && after->status == PS_SYNC_CANCELLED)
+		printf("sync %" PRId64 " of %s cancelled\n", id, s->project);
+	else
+		printf("sync %" PRId64 " of %s: cancel requested; it stops at its next step\n", id,
+		       s->project);
+	exit_code = PS_EXIT_OK;
+cleanup:
+	ps_sync_free(after);
+	ps_sync_free(s);
+	return exit_code;
 }

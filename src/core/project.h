@@ -10,6 +10,7 @@
 #include <stdbool.h>
 
 #include "core/model.h"
+#include "source/source.h"
 #include "store/store.h"
 
 /* `[A-Za-z0-9][A-Za-z0-9._-]{0,99}`: safe in URLs, file names and shells. */
@@ -36,6 +37,49 @@ void ps_project_status_dispose(struct ps_project_status *st);
  */
 int ps_project_content_missing(struct ps_store *s, const struct ps_project *p,
 			       const struct ps_file *f);
+
+/*
+ * A change of a project's settings, shared by `project set` and PATCH /projects/{name} so they
+ * cannot drift apart. NULL / false / 0 leave a setting as it is.
+ */
+struct ps_project_change {
+	const char *name;              /* a new name (checked with ps_project_name_valid) */
+	const char *source;            /* a new source, as it is to be stored */
+	bool continue_history;         /* accept a source that is another repository (below) */
+	const char *branch;            /* sync this branch from now on */
+	bool default_branch;           /* follow the source's default branch */
+	const struct ps_strv *memory_globs; /* replace the memory globs (when n > 0) */
+	int64_t max_blob_size;         /* > 0: the new size limit */
+};
+
+/* True when the change needs ps_project_change_check (a new source or branch): the only part
+ * that waits on a network. */
+bool ps_project_change_needs_check(const struct ps_project *p, const struct ps_project_change *c);
+/*
+ * Checks a new source or branch like `project add` does (ps_source_check_branch: the source
+ * is a repository, the branch that will be synced is one of its branches). Blocks on the
+ * network for a remote source; touches no store, so it may run on any thread.
+ */
+int ps_project_change_check(const struct ps_project *p, const struct ps_project_change *c,
+			    const struct ps_source_opts *opts);
+/*
+ * The store rules of a change, without writing: a name taken by another project
+ * (PS_ECONFLICT, project_exists); a new name or source while a sync is queued or running
+ * (PS_ECONFLICT, sync_active); a source that is not the same repository spelled differently
+ * on a project with succeeded syncs (PS_ECONFLICT, source_has_history) unless
+ * `continue_history`. A project has one snapshot chain: its next sync records what differs
+ * from the last snapshot, as a one-off `sync --branch` does; another repository deserves its
+ * own project. Cheap: callers run it before the network check too, to refuse early.
+ */
+int ps_project_change_allowed(struct ps_store *s, const struct ps_project *p,
+			      const struct ps_project_change *c);
+/*
+ * Applies a checked change in one transaction (the rules above again, then name and source,
+ * then branch, globs and size limit through ps_store_project_update, which asks the next sync
+ * for a memory rescan on new globs and a blob rescan on a raised limit) and updates `p`.
+ */
+int ps_project_change_apply(struct ps_store *s, struct ps_project *p,
+			    const struct ps_project_change *c);
 
 /* {"project", "running", "last_succeeded", "last_sync"} (new reference). */
 json_t *ps_project_status_to_json(const struct ps_project *p, const struct ps_project_status *st);

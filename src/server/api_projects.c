@@ -5,14 +5,14 @@
  * does): a source that names no repository, or a branch it does not have, is refused with 422
  * and nothing is stored.
  *
- * Checking a remote source (here and for the branch list) blocks a request thread on the
- * network, so it is bounded twice: each check fails after the network timeout (504), and at most
- * half the HTTP threads may wait on remotes at once (503 beyond), so the others keep answering
- * /healthz and everything else whatever the remotes do.
+ * Checking a remote source (here, for the branch list and for a change of source or branch)
+ * waits on the network, up to PROJSYNC_NET_TIMEOUT (then 504). It never runs on a request
+ * thread: the handler hands it to a helper thread (offload.c) with its connection suspended,
+ * and answers when called again, so the other connections of that thread are served meanwhile.
+ * A local source (an absolute path) is checked in place: it never waits on a network.
  */
 #include <errno.h>
 #include <inttypes.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,8 +24,6 @@
 #include "util/error.h"
 
 
-static atomic_int remote_waits;
-
 /* A local source is an absolute path (the API refuses relative ones; the CLI stores absolute
  * paths): reading it never waits on a network. */
 static bool source_is_remote(const char *source)
@@ -33,30 +31,79 @@ static bool source_is_remote(const char *source)
 	return source[0] != '/';
 }
 
-/* Takes a slot for a request thread about to wait on a remote; false (503 sent) when none is
- * free. remote_wait_leave gives it back. */
-static bool remote_wait_enter(struct ps_request *rq)
-{
-	int threads = rq->srv->cfg.http_threads > 0 ? rq->srv->cfg.http_threads : 1;
-	int cap = threads / 2 > 0 ? threads / 2 : 1;
-	char after[24];
+/* A source check or a branch list, run on a helper thread for a remote source. Everything
+ * the request needs afterwards travels in it (the thread-local error does not cross threads). */
+struct remote_job {
+	bool list;               /* list the branches; else check source and branch */
+	char *source, *branch;   /* owned */
+	const char *cache_dir;   /* the server's (lives as long as it) */
+	int rc;
+	char *slug, *message;    /* the error when rc < 0 */
+	struct ps_strv names;    /* list: the branches and the default one */
+	char *def;
+	struct ps_project p;     /* the project to store once the check passed (owned fields) */
+	json_t *body;            /* the parsed request body, kept for the second call */
+};
 
-	if (atomic_fetch_add(&remote_waits, 1) < cap)
+static void remote_job_run(void *arg)
+{
+	struct remote_job *job = arg;
+	struct ps_source_opts sopts = { .cache_dir = job->cache_dir, .bounded = true };
+	struct ps_source *src = NULL;
+
+	ps_error_clear();
+	if (!job->list) {
+		job->rc = ps_source_check_branch(job->source, job->branch, &sopts);
+	} else if ((job->rc = ps_source_open(&src, job->source, &sopts)) == 0) {
+		job->rc = ps_source_branches(src, &job->names, &job->def);
+	}
+	if (src)
+		ps_source_free(src);
+	if (job->rc < 0) {
+		job->slug = ps_strdup(ps_error_slug());
+		job->message = ps_strdup(ps_error_message());
+	}
+}
+
+static void remote_job_free(void *arg)
+{
+	struct remote_job *job = arg;
+
+	if (!job)
+		return;
+	free(job->source);
+	free(job->branch);
+	free(job->slug);
+	free(job->message);
+	ps_strv_dispose(&job->names);
+	free(job->def);
+	free(job->p.name);
+	free(job->p.source);
+	free(job->p.branch);
+	ps_strv_dispose(&job->p.memory_globs);
+	json_decref(job->body);
+	free(job);
+}
+
+/* Runs the job here for a local source, on a helper for a remote one. True when the result is
+ * in `job` now; false when the request waits for a helper (or was refused with 503, the job
+ * freed): the handler returns and is called again with ps_http_offloaded. */
+static bool remote_job_start(struct ps_request *rq, struct remote_job *job)
+{
+	job->cache_dir = rq->srv->cfg.cache_dir;
+	if (!source_is_remote(job->source)) {
+		remote_job_run(job);
 		return true;
-	atomic_fetch_sub(&remote_waits, 1);
-	/* Every wait ends within the network timeout: by then a slot is free. */
-	snprintf(after, sizeof(after), "%lld",
-		 (long long)((ps_source_net_timeout_ms() + 999) / 1000));
-	ps_http_error(rq, MHD_HTTP_SERVICE_UNAVAILABLE, "remote_busy",
-		      "%d remote source checks are already in progress; retry in %s s", cap,
-		      after);
-	ps_http_add_header(rq, MHD_HTTP_HEADER_RETRY_AFTER, after);
+	}
+	(void)ps_http_offload(rq, remote_job_run, job, remote_job_free);
 	return false;
 }
 
-static void remote_wait_leave(void)
+/* Puts the job's error back as this thread's error, for the reply helpers. */
+static int remote_job_error(const struct remote_job *job)
 {
-	atomic_fetch_sub(&remote_waits, 1);
+	return ps_error_set(job->rc, job->slug && job->slug[0] ? job->slug : NULL, "%s",
+			    job->message && job->message[0] ? job->message : "bad source");
 }
 
 /* 504 for a remote that did not answer in time, else `status`. */
@@ -104,97 +151,139 @@ static bool opt_string(struct ps_request *rq, json_t *body, const char *key, con
 	return true;
 }
 
-void ps_api_projects_create(struct ps_request *rq)
+/* 'max_blob_size': absent or null leaves *out as it is; else a positive integer, or 400. */
+static bool parse_max_blob_size(struct ps_request *rq, json_t *body, int64_t *out)
+{
+	json_t *v = json_object_get(body, "max_blob_size");
+
+	if (!v || json_is_null(v))
+		return true;
+	if (!json_is_integer(v) || json_integer_value(v) <= 0) {
+		ps_http_error(rq, MHD_HTTP_BAD_REQUEST, "invalid_field",
+			      "'max_blob_size' must be a positive integer (bytes)");
+		return false;
+	}
+	*out = json_integer_value(v);
+	return true;
+}
+
+/* 'memory_globs': absent or null adds nothing; else at most 100 non-empty strings, or 400. */
+static bool parse_memory_globs(struct ps_request *rq, json_t *body, struct ps_strv *out)
+{
+	json_t *v = json_object_get(body, "memory_globs"), *g;
+	size_t i;
+
+	if (!v || json_is_null(v))
+		return true;
+	if (!json_is_array(v) || json_array_size(v) > 100) {
+		ps_http_error(rq, MHD_HTTP_BAD_REQUEST, "invalid_field",
+			      "'memory_globs' must be an array of at most 100 patterns");
+		return false;
+	}
+	json_array_foreach(v, i, g) {
+		if (!json_is_string(g) || json_string_length(g) == 0 ||
+		    strlen(json_string_value(g)) != json_string_length(g)) {
+			ps_http_error(rq, MHD_HTTP_BAD_REQUEST, "invalid_field",
+				      "'memory_globs' must hold non-empty strings");
+			return false;
+		}
+		ps_strv_push(out, json_string_value(g));
+	}
+	return true;
+}
+
+/* A server has no useful working directory: a local path must be absolute (else 422). */
+static bool source_acceptable(struct ps_request *rq, const char *source)
+{
+	if (ps_source_is_local_path(source) && source[0] != '/') {
+		ps_http_error(rq, MHD_HTTP_UNPROCESSABLE_CONTENT, "invalid_source",
+			      "source '%.200s': give an absolute path, a git URL or "
+			      "github:OWNER/REPO", source);
+		return false;
+	}
+	return true;
+}
+
+/* The project a creation asks for, checked but for its source; NULL after replying 400/422. */
+static struct remote_job *create_parse(struct ps_request *rq)
 {
 	static const char *const known[] = { "name", "source", "branch", "memory_globs",
 					     "max_blob_size", NULL };
-	struct ps_project p = { .max_blob_size = PS_DEFAULT_MAX_BLOB_SIZE };
-	struct ps_source_opts sopts = { .cache_dir = rq->srv->cfg.cache_dir, .bounded = true };
+	struct remote_job *job = ps_calloc(1, sizeof(*job));
+	struct ps_project *p = &job->p;
 	const char *name, *source, *branch;
-	bool remote;
-	json_t *body, *v;
-	char *loc;
-	int rc;
 
-	if (!(body = ps_http_body_fields(rq, false, known)))
-		return;
-	if (!opt_string(rq, body, "name", &name) || !opt_string(rq, body, "source", &source) ||
-	    !opt_string(rq, body, "branch", &branch))
-		goto cleanup;
+	p->max_blob_size = PS_DEFAULT_MAX_BLOB_SIZE;
+	if (!(job->body = ps_http_body_fields(rq, false, known)))
+		goto fail;
+	if (!opt_string(rq, job->body, "name", &name) ||
+	    !opt_string(rq, job->body, "source", &source) ||
+	    !opt_string(rq, job->body, "branch", &branch))
+		goto fail;
 	if (!name || !source) {
 		ps_http_error(rq, MHD_HTTP_BAD_REQUEST, "missing_field",
 			      "'name' and 'source' are required");
-		goto cleanup;
+		goto fail;
 	}
 	if (!ps_project_name_valid(name)) {
 		ps_http_error(rq, MHD_HTTP_BAD_REQUEST, "invalid_name",
 			      "invalid project name: use letters, digits, '.', '_' and '-', "
 			      "starting with a letter or digit, at most 100 characters");
-		goto cleanup;
+		goto fail;
 	}
-	if ((v = json_object_get(body, "max_blob_size")) && !json_is_null(v)) {
-		if (!json_is_integer(v) || json_integer_value(v) <= 0) {
-			ps_http_error(rq, MHD_HTTP_BAD_REQUEST, "invalid_field",
-				      "'max_blob_size' must be a positive integer (bytes)");
-			goto cleanup;
-		}
-		p.max_blob_size = json_integer_value(v);
-	}
-	if ((v = json_object_get(body, "memory_globs")) && !json_is_null(v)) {
-		size_t i;
-		json_t *g;
-		if (!json_is_array(v) || json_array_size(v) > 100) {
-			ps_http_error(rq, MHD_HTTP_BAD_REQUEST, "invalid_field",
-				      "'memory_globs' must be an array of at most 100 patterns");
-			goto cleanup;
-		}
-		json_array_foreach(v, i, g) {
-			if (!json_is_string(g) || json_string_length(g) == 0) {
-				ps_http_error(rq, MHD_HTTP_BAD_REQUEST, "invalid_field",
-					      "'memory_globs' must hold non-empty strings");
-				goto cleanup;
-			}
-			ps_strv_push(&p.memory_globs, json_string_value(g));
-		}
-	}
-	if (p.memory_globs.n == 0)
-		ps_strv_push(&p.memory_globs, PS_DEFAULT_MEMORY_GLOB);
-	/* A server has no useful working directory: a local path must be absolute. */
-	if (ps_source_is_local_path(source) && source[0] != '/') {
-		ps_http_error(rq, MHD_HTTP_UNPROCESSABLE_CONTENT, "invalid_source",
-			      "source '%.200s': give an absolute path, a git URL or "
-			      "github:OWNER/REPO", source);
-		goto cleanup;
-	}
-	if ((remote = source_is_remote(source)) && !remote_wait_enter(rq))
-		goto cleanup;
-	rc = ps_source_check_branch(source, branch, &sopts);
-	if (remote)
-		remote_wait_leave();
-	if (rc < 0) {
+	if (!parse_max_blob_size(rq, job->body, &p->max_blob_size) ||
+	    !parse_memory_globs(rq, job->body, &p->memory_globs))
+		goto fail;
+	if (p->memory_globs.n == 0)
+		ps_strv_push(&p->memory_globs, PS_DEFAULT_MEMORY_GLOB);
+	if (!source_acceptable(rq, source))
+		goto fail;
+	p->name = ps_strdup(name);
+	p->source = ps_strdup(source);
+	p->branch = branch ? ps_strdup(branch) : NULL;
+	job->source = ps_strdup(source);
+	job->branch = branch ? ps_strdup(branch) : NULL;
+	return job;
+fail:
+	remote_job_free(job);
+	return NULL;
+}
+
+static void create_finish(struct ps_request *rq, struct remote_job *job)
+{
+	char *loc;
+	int rc;
+
+	if (job->rc < 0) {
+		remote_job_error(job);
 		ps_http_error(rq, check_status(MHD_HTTP_UNPROCESSABLE_CONTENT),
 			      ps_error_slug()[0] ? ps_error_slug() : "invalid_source", "%s",
-			      ps_error_message()[0] ? ps_error_message() : "bad source");
-		goto cleanup;
+			      ps_error_message());
+		return;
 	}
-	p.name = ps_strdup(name);
-	p.source = ps_strdup(source);
-	p.branch = branch ? ps_strdup(branch) : NULL;
-	if ((rc = ps_store_project_add(rq->store, &p)) < 0) {
+	if ((rc = ps_store_project_add(rq->store, &job->p)) < 0) {
 		ps_http_fail(rq, rc);
-		goto cleanup;
+		return;
 	}
-	ps_log("project %s added (%s)", p.name, p.source);
-	ps_http_json(rq, MHD_HTTP_CREATED, ps_project_to_json(&p));
-	loc = ps_asprintf("/api/v1/projects/%s", p.name); /* names are URL-safe */
+	ps_log("project %s added (%s)", job->p.name, job->p.source);
+	ps_http_json(rq, MHD_HTTP_CREATED, ps_project_to_json(&job->p));
+	loc = ps_asprintf("/api/v1/projects/%s", job->p.name); /* names are URL-safe */
 	ps_http_add_header(rq, MHD_HTTP_HEADER_LOCATION, loc);
 	free(loc);
-cleanup:
-	json_decref(body);
-	free(p.name);
-	free(p.source);
-	free(p.branch);
-	ps_strv_dispose(&p.memory_globs);
+}
+
+void ps_api_projects_create(struct ps_request *rq)
+{
+	struct remote_job *job = ps_http_offloaded(rq);
+
+	if (job) {
+		create_finish(rq, job); /* the task owns the job */
+		return;
+	}
+	if (!(job = create_parse(rq)) || !remote_job_start(rq, job))
+		return;
+	create_finish(rq, job);
+	remote_job_free(job);
 }
 
 void ps_api_project_get(struct ps_request *rq)
@@ -226,25 +315,24 @@ void ps_api_project_delete(struct ps_request *rq)
 
 void ps_api_project_branches(struct ps_request *rq)
 {
-	struct ps_project *p = ps_http_project(rq);
-	struct ps_source_opts sopts = { .cache_dir = rq->srv->cfg.cache_dir, .bounded = true };
-	struct ps_source *src = NULL;
-	struct ps_strv names = { 0 };
-	char *def = NULL;
+	struct remote_job *job = ps_http_offloaded(rq);
+	struct ps_project *p;
 	const char *selected;
-	bool remote;
+	bool owned = false;
 	json_t *arr;
-	int rc;
 
-	if (!p)
+	if (!(p = ps_http_project(rq)))
 		return;
-	if ((remote = source_is_remote(p->source)) && !remote_wait_enter(rq))
-		goto cleanup;
-	if ((rc = ps_source_open(&src, p->source, &sopts)) == 0)
-		rc = ps_source_branches(src, &names, &def);
-	if (remote)
-		remote_wait_leave();
-	if (rc < 0) {
+	if (!job) {
+		job = ps_calloc(1, sizeof(*job));
+		job->list = true;
+		job->source = ps_strdup(p->source);
+		if (!remote_job_start(rq, job))
+			goto cleanup;
+		owned = true;
+	}
+	if (job->rc < 0) {
+		int rc = remote_job_error(job);
 		ps_error_wrap(rc, "project '%s': ", p->name);
 		if (strcmp(ps_error_slug(), "upstream_timeout") == 0)
 			ps_http_error(rq, MHD_HTTP_GATEWAY_TIMEOUT, "upstream_timeout", "%s",
@@ -253,19 +341,17 @@ void ps_api_project_branches(struct ps_request *rq)
 			ps_http_fail(rq, rc == PS_ENOTFOUND || rc == PS_EINVAL ? PS_EUPSTREAM : rc);
 		goto cleanup;
 	}
-	selected = p->branch ? p->branch : def;
+	selected = p->branch ? p->branch : job->def;
 	arr = json_array();
-	for (size_t i = 0; i < names.n; i++)
+	for (size_t i = 0; i < job->names.n; i++)
 		json_array_append_new(arr, json_pack("{s:o, s:b, s:b}",
-			"name", ps_json_string(names.v[i]),
-			"default", def && strcmp(def, names.v[i]) == 0,
-			"selected", selected && strcmp(selected, names.v[i]) == 0));
+			"name", ps_json_string(job->names.v[i]),
+			"default", job->def && strcmp(job->def, job->names.v[i]) == 0,
+			"selected", selected && strcmp(selected, job->names.v[i]) == 0));
 	ps_http_json(rq, MHD_HTTP_OK, arr);
 cleanup:
-	ps_strv_dispose(&names);
-	free(def);
-	if (src)
-		ps_source_free(src);
+	if (owned)
+		remote_job_free(job);
 	ps_project_free(p);
 }
 
@@ -387,4 +473,226 @@ void ps_api_project_syncs(struct ps_request *rq)
 		ps_sync_free(syncs[i]);
 	free(syncs);
 	ps_project_free(p);
+}
+
+/* ---- PATCH /projects/{name} ---- */
+
+/* A settings change: the parsed body, then the check's result (run on a helper for a remote
+ * source, like the checks above). */
+struct patch_job {
+	struct ps_project_change chg;  /* points into the fields below */
+	char *name, *source, *branch;
+	struct ps_strv globs;
+	struct ps_project *p;          /* the project as it was when the request came */
+	const char *cache_dir;
+	int rc;
+	char *slug, *message;
+};
+
+static void patch_job_free(void *arg)
+{
+	struct patch_job *job = arg;
+
+	if (!job)
+		return;
+	free(job->name);
+	free(job->source);
+	free(job->branch);
+	ps_strv_dispose(&job->globs);
+	ps_project_free(job->p);
+	free(job->slug);
+	free(job->message);
+	free(job);
+}
+
+static void patch_job_run(void *arg)
+{
+	struct patch_job *job = arg;
+	struct ps_source_opts sopts = { .cache_dir = job->cache_dir, .bounded = true };
+
+	ps_error_clear();
+	if ((job->rc = ps_project_change_check(job->p, &job->chg, &sopts)) < 0) {
+		job->slug = ps_strdup(ps_error_slug());
+		job->message = ps_strdup(ps_error_message());
+	}
+}
+
+/* One parser per field: false after replying 400/422. New settings (a schedule, a retention)
+ * are one line in the table and one parser. */
+static bool patch_name(struct ps_request *rq, json_t *v, struct patch_job *job)
+{
+	if (!json_is_string(v) || !ps_project_name_valid(json_string_value(v)) ||
+	    strlen(json_string_value(v)) != json_string_length(v)) {
+		ps_http_error(rq, MHD_HTTP_BAD_REQUEST, "invalid_name",
+			      "invalid project name: use letters, digits, '.', '_' and '-', "
+			      "starting with a letter or digit, at most 100 characters");
+		return false;
+	}
+	job->chg.name = job->name = ps_strdup(json_string_value(v));
+	return true;
+}
+
+static bool patch_source(struct ps_request *rq, json_t *v, struct patch_job *job)
+{
+	if (!json_is_string(v) || json_string_length(v) == 0 ||
+	    strlen(json_string_value(v)) != json_string_length(v)) {
+		ps_http_error(rq, MHD_HTTP_BAD_REQUEST, "invalid_field",
+			      "'source' must be a non-empty string");
+		return false;
+	}
+	if (!source_acceptable(rq, json_string_value(v)))
+		return false;
+	job->chg.source = job->source = ps_strdup(json_string_value(v));
+	return true;
+}
+
+static bool patch_continue_history(struct ps_request *rq, json_t *v, struct patch_job *job)
+{
+	if (!json_is_boolean(v)) {
+		ps_http_error(rq, MHD_HTTP_BAD_REQUEST, "invalid_field",
+			      "'continue_history' must be true or false");
+		return false;
+	}
+	job->chg.continue_history = json_is_true(v);
+	return true;
+}
+
+/* A branch name, or null to follow the source's default branch. */
+static bool patch_branch(struct ps_request *rq, json_t *v, struct patch_job *job)
+{
+	if (json_is_null(v)) {
+		job->chg.default_branch = true;
+		return true;
+	}
+	if (!json_is_string(v) || json_string_length(v) == 0 ||
+	    strlen(json_string_value(v)) != json_string_length(v)) {
+		ps_http_error(rq, MHD_HTTP_BAD_REQUEST, "invalid_field",
+			      "'branch' must be a non-empty string, or null for the source's "
+			      "default branch");
+		return false;
+	}
+	job->chg.branch = job->branch = ps_strdup(json_string_value(v));
+	return true;
+}
+
+static bool patch_globs(struct ps_request *rq, json_t *v, struct patch_job *job)
+{
+	json_t *body = json_pack("{s:O}", "memory_globs", v);
+	bool ok = parse_memory_globs(rq, body, &job->globs);
+
+	json_decref(body);
+	if (ok && job->globs.n == 0) {
+		ps_http_error(rq, MHD_HTTP_BAD_REQUEST, "invalid_field",
+			      "'memory_globs' must hold at least one pattern");
+		return false;
+	}
+	job->chg.memory_globs = &job->globs;
+	return ok;
+}
+
+static bool patch_max_blob_size(struct ps_request *rq, json_t *v, struct patch_job *job)
+{
+	json_t *body = json_pack("{s:O}", "max_blob_size", v);
+	bool ok = !json_is_null(v) && parse_max_blob_size(rq, body, &job->chg.max_blob_size);
+
+	json_decref(body);
+	if (!ok && json_is_null(v))
+		ps_http_error(rq, MHD_HTTP_BAD_REQUEST, "invalid_field",
+			      "'max_blob_size' must be a positive integer (bytes)");
+	return ok;
+}
+
+static const struct {
+	const char *key;
+	bool (*parse)(struct ps_request *rq, json_t *v, struct patch_job *job);
+} patch_fields[] = {
+	{ "name", patch_name },
+	{ "source", patch_source },
+	{ "continue_history", patch_continue_history },
+	{ "branch", patch_branch },
+	{ "memory_globs", patch_globs },
+	{ "max_blob_size", patch_max_blob_size },
+};
+
+#define NPATCH_FIELDS (sizeof(patch_fields) / sizeof(*patch_fields))
+
+static struct patch_job *patch_parse(struct ps_request *rq)
+{
+	const char *known[NPATCH_FIELDS + 1];
+	struct patch_job *job = ps_calloc(1, sizeof(*job));
+	json_t *body, *v;
+
+	for (size_t i = 0; i < NPATCH_FIELDS; i++)
+		known[i] = patch_fields[i].key;
+	known[NPATCH_FIELDS] = NULL;
+	if (!(body = ps_http_body_fields(rq, false, known)))
+		goto fail;
+	for (size_t i = 0; i < NPATCH_FIELDS; i++)
+		if ((v = json_object_get(body, patch_fields[i].key)) &&
+		    !patch_fields[i].parse(rq, v, job))
+			goto fail;
+	json_decref(body);
+	return job;
+fail:
+	json_decref(body);
+	patch_job_free(job);
+	return NULL;
+}
+
+static void patch_finish(struct ps_request *rq, struct patch_job *job)
+{
+	struct ps_project *p = NULL;
+	int rc;
+
+	if (job->rc < 0) {
+		ps_error_set(job->rc, job->slug && job->slug[0] ? job->slug : NULL, "%s",
+			     job->message && job->message[0] ? job->message : "bad source");
+		if (strcmp(ps_error_slug(), "upstream_timeout") == 0)
+			ps_http_error(rq, MHD_HTTP_GATEWAY_TIMEOUT, "upstream_timeout", "%s",
+				      ps_error_message());
+		else
+			ps_http_error(rq, MHD_HTTP_UNPROCESSABLE_CONTENT,
+				      ps_error_slug()[0] ? ps_error_slug() : "invalid_source", "%s",
+				      ps_error_message());
+		return;
+	}
+	/* Read again: the check may have waited on a remote while the project changed. */
+	if ((rc = ps_store_project_get_by_id(rq->store, job->p->id, &p)) < 0 ||
+	    (rc = ps_project_change_apply(rq->store, p, &job->chg)) < 0) {
+		ps_http_fail(rq, rc);
+	} else {
+		ps_log("project %s changed", p->name);
+		ps_http_json(rq, MHD_HTTP_OK, ps_project_to_json(p));
+	}
+	ps_project_free(p);
+}
+
+void ps_api_project_patch(struct ps_request *rq)
+{
+	struct patch_job *job = ps_http_offloaded(rq);
+	int rc;
+
+	if (job) {
+		patch_finish(rq, job); /* the task owns the job */
+		return;
+	}
+	if (!(job = patch_parse(rq)))
+		return;
+	if (!(job->p = ps_http_project(rq)))
+		goto done;
+	/* Refused by the store's rules before anyone waits on a remote. */
+	if ((rc = ps_project_change_allowed(rq->store, job->p, &job->chg)) < 0) {
+		ps_http_fail(rq, rc);
+		goto done;
+	}
+	job->cache_dir = rq->srv->cfg.cache_dir;
+	if (ps_project_change_needs_check(job->p, &job->chg) &&
+	    source_is_remote(job->source ? job->source : job->p->source)) {
+		(void)ps_http_offload(rq, patch_job_run, job, patch_job_free);
+		return;
+	}
+	patch_job_run(job);
+	patch_finish(rq, job);
+done:
+	patch_job_free(job);
 }

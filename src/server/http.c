@@ -41,6 +41,7 @@ static const struct ps_route routes[] = {
 	{ "POST", "/api/v1/projects", ps_api_projects_create, true, 0, NULL },
 	{ "GET", "/api/v1/projects/{name}", ps_api_project_get, true, SMALL, NULL },
 	{ "DELETE", "/api/v1/projects/{name}", ps_api_project_delete, true, SMALL, NULL },
+	{ "PATCH", "/api/v1/projects/{name}", ps_api_project_patch, true, 0, NULL },
 	{ "GET", "/api/v1/projects/{name}/branches", ps_api_project_branches, true, SMALL, NULL },
 	{ "GET", "/api/v1/projects/{name}/sync", ps_api_project_sync_status, true, SMALL, NULL },
 	{ "POST", "/api/v1/projects/{name}/sync", ps_api_project_sync_start, true, SMALL, NULL },
@@ -837,7 +838,7 @@ static void dispatch(struct ps_request *rq)
 	}
 	ps_error_clear();
 	rq->route->handler(rq);
-	if (!rq->response)
+	if (!rq->response && !rq->task)
 		ps_http_error(rq, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", "no response");
 }
 
@@ -919,6 +920,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		rq->body = ps_strdup("");
 	if (!rq->response)
 		dispatch(rq);
+	/* The handler suspended the connection and handed its work to a helper (offload.c):
+	 * it is called again once the helper resumes the connection. */
+	if (!rq->response)
+		return MHD_YES;
 	return queue(rq);
 }
 
@@ -939,6 +944,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		       toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (connection ended early)");
 	for (size_t i = 0; i < rq->nparams; i++)
 		free(rq->params[i]);
+	ps_http_offload_release(rq);
 	if (rq->response)
 		MHD_destroy_response(rq->response);
 	free(rq->body);
@@ -1049,6 +1055,7 @@ static void server_free(struct ps_server *srv)
 	free(srv->stores);
 	pthread_mutex_destroy(&srv->stores_mu);
 	ps_workers_free(srv->workers);
+	ps_offload_free(srv->offload);
 	ps_metrics_free(srv->metrics);
 	free(srv);
 }
@@ -1108,6 +1115,8 @@ int ps_server_run(const struct ps_server_config *cfg)
 		ps_log("marked %d sync(s) of dead processes interrupted", reaped);
 
 	if ((rc = ps_hub_start(&srv->hub, srv)) < 0 ||
+	    (rc = ps_offload_start(&srv->offload, cfg->http_threads > 0 ? cfg->http_threads : 1))
+	    < 0 ||
 	    (rc = ps_workers_start(&srv->workers, srv)) < 0) {
 		if (srv->hub)
 			ps_hub_stop(srv->hub);
@@ -1166,6 +1175,8 @@ int ps_server_run(const struct ps_server_config *cfg)
 	}
 	ps_workers_stop(srv->workers);
 	ps_hub_close_all(srv->hub);
+	/* Connections waiting for a helper answer 503 now (docs/stack.md #6). */
+	ps_offload_resume_all(srv->offload);
 	MHD_stop_daemon(srv->daemon);
 	ps_hub_stop(srv->hub);
 	server_free(srv);

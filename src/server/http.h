@@ -35,6 +35,8 @@
 #define PS_HTTP_MAX_QUERY_ARGS 64
 
 struct ps_hub;
+struct ps_offload;
+struct ps_offload_task;
 struct ps_workers;
 struct ps_metrics;
 
@@ -45,6 +47,7 @@ struct ps_server {
 	struct ps_hub *hub;
 	struct ps_workers *workers;
 	struct ps_metrics *metrics;
+	struct ps_offload *offload;        /* helper threads for work that waits on a network */
 	volatile int stopping;             /* set on SIGTERM: new API requests get 503 */
 	unsigned port;                     /* the bound port */
 	char *public_host;                 /* --public-url's HOST[:PORT], lowercased; NULL = none */
@@ -85,6 +88,7 @@ struct ps_request {
 	char *body;                   /* NUL-terminated (owned) */
 	size_t body_len, body_max;
 	bool body_too_big;
+	struct ps_offload_task *task; /* work handed to a helper thread (offload.c); NULL = none */
 	/* The reply. */
 	unsigned status;
 	struct MHD_Response *response;
@@ -138,6 +142,7 @@ void ps_api_projects_list(struct ps_request *rq);
 void ps_api_projects_create(struct ps_request *rq);
 void ps_api_project_get(struct ps_request *rq);
 void ps_api_project_delete(struct ps_request *rq);
+void ps_api_project_patch(struct ps_request *rq);
 void ps_api_project_branches(struct ps_request *rq);
 void ps_api_project_sync_status(struct ps_request *rq);
 void ps_api_project_sync_start(struct ps_request *rq);
@@ -171,6 +176,29 @@ void ps_api_memory_restore(struct ps_request *rq);     /* api_memory.c */
 bool ps_web_claims(const char *path);
 extern const struct ps_route ps_web_route;
 void ps_web_serve(struct ps_request *rq);
+
+/* ---- work off the request thread (offload.c) ---- */
+
+/*
+ * Hands `run(job)` to a helper thread and suspends the connection until it is done; then
+ * libmicrohttpd calls the handler again, which finds the finished job with ps_http_offloaded.
+ * Call only from a handler. The request owns nothing afterwards: `free_job(job)` runs when both
+ * the request and the helper are done with it. Returns false after replying 503 (every helper
+ * busy: `remote_busy` with Retry-After; or the server stopping); `job` is then freed already.
+ * `run` must not touch the request or its store handle (it runs on another thread).
+ */
+bool ps_http_offload(struct ps_request *rq, void (*run)(void *job), void *job,
+		     void (*free_job)(void *job));
+/* The job of this request's finished offload (borrowed), or NULL when none was started. */
+void *ps_http_offloaded(struct ps_request *rq);
+/* Drops the request's reference to its task (on_completed). */
+void ps_http_offload_release(struct ps_request *rq);
+int ps_offload_start(struct ps_offload **out, int threads);
+/* Resumes every connection still waiting for a job (before MHD_stop_daemon) and refuses new
+ * jobs. */
+void ps_offload_resume_all(struct ps_offload *o);
+/* Waits for the helpers (a job in progress ends within the network timeout) and frees. */
+void ps_offload_free(struct ps_offload *o);
 
 /* ---- workers (workers.c) ---- */
 

@@ -23,6 +23,7 @@ struct ps_store_ops {
 	int (*project_get_by_id)(struct ps_store *s, int64_t id, struct ps_project **out);
 	int (*project_list)(struct ps_store *s, struct ps_project ***out, size_t *n);
 	int (*project_remove)(struct ps_store *s, const char *name);
+	int (*project_rename)(struct ps_store *s, int64_t id, const char *name, const char *source);
 	int (*sync_create)(struct ps_store *s, int64_t project_id, const char *branch, const char *trigger, const struct ps_owner *owner, struct ps_sync **out);
 	int (*sync_claim)(struct ps_store *s, int64_t sync_id, const struct ps_owner *owner);
 	int (*sync_get)(struct ps_store *s, int64_t id, struct ps_sync **out);
@@ -90,6 +91,7 @@ int ps_sqlite_project_get(struct ps_store *s, const char *name, struct ps_projec
 int ps_sqlite_project_get_by_id(struct ps_store *s, int64_t id, struct ps_project **out);
 int ps_sqlite_project_list(struct ps_store *s, struct ps_project ***out, size_t *n);
 int ps_sqlite_project_remove(struct ps_store *s, const char *name);
+int ps_sqlite_project_rename(struct ps_store *s, int64_t id, const char *name, const char *source);
 int ps_sqlite_sync_create(struct ps_store *s, int64_t project_id, const char *branch, const char *trigger, const struct ps_owner *owner, struct ps_sync **out);
 int ps_sqlite_sync_claim(struct ps_store *s, int64_t sync_id, const struct ps_owner *owner);
 int ps_sqlite_sync_get(struct ps_store *s, int64_t id, struct ps_sync **out);
@@ -156,6 +158,7 @@ int ps_pg_project_get(struct ps_store *s, const char *name, struct ps_project **
 int ps_pg_project_get_by_id(struct ps_store *s, int64_t id, struct ps_project **out);
 int ps_pg_project_list(struct ps_store *s, struct ps_project ***out, size_t *n);
 int ps_pg_project_remove(struct ps_store *s, const char *name);
+int ps_pg_project_rename(struct ps_store *s, int64_t id, const char *name, const char *source);
 int ps_pg_sync_create(struct ps_store *s, int64_t project_id, const char *branch, const char *trigger, const struct ps_owner *owner, struct ps_sync **out);
 int ps_pg_sync_claim(struct ps_store *s, int64_t sync_id, const struct ps_owner *owner);
 int ps_pg_sync_get(struct ps_store *s, int64_t id, struct ps_sync **out);

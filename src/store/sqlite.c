@@ -418,6 +418,30 @@ int ps_sqlite_project_update(struct ps_store *s, const struct ps_project *p)
 	return 0;
 }
 
+int ps_sqlite_project_rename(struct ps_store *s, int64_t id, const char *name, const char *source)
+{
+	static const char sql[] = "UPDATE projects SET name = ?1, source = ?2 WHERE id = ?3";
+	sqlite3_stmt *st = stmt(s, sql);
+	int rc;
+
+	if (!st)
+		return PS_ESTORE;
+	bind_text(st, 1, name);
+	bind_text(st, 2, source);
+	sqlite3_bind_int64(st, 3, id);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc == SQLITE_CONSTRAINT)
+		return ps_error_set(PS_ECONFLICT, "project_exists", "project '%s' already exists",
+				    name);
+	if (rc != SQLITE_DONE)
+		return db_error(s, "rename project");
+	if (sqlite3_changes(s->db) == 0)
+		return ps_error_set(PS_ENOTFOUND, "project_not_found", "project %lld not found",
+				    (long long)id);
+	return 0;
+}
+
 static int project_query(struct ps_store *s, sqlite3_stmt *st, const char *what,
 			 struct ps_project **out)
 {

@@ -23,6 +23,7 @@ const struct ps_store_ops ps_sqlite_ops = {
 	.project_get_by_id = ps_sqlite_project_get_by_id,
 	.project_list = ps_sqlite_project_list,
 	.project_remove = ps_sqlite_project_remove,
+	.project_rename = ps_sqlite_project_rename,
 	.sync_create = ps_sqlite_sync_create,
 	.sync_claim = ps_sqlite_sync_claim,
 	.sync_get = ps_sqlite_sync_get,
@@ -74,6 +75,7 @@ const struct ps_store_ops ps_pg_ops = {
 	.project_get_by_id = ps_pg_project_get_by_id,
 	.project_list = ps_pg_project_list,
 	.project_remove = ps_pg_project_remove,
+	.project_rename = ps_pg_project_rename,
 	.sync_create = ps_pg_sync_create,
 	.sync_claim = ps_pg_sync_claim,
 	.sync_get = ps_pg_sync_get,
@@ -195,6 +197,11 @@ int ps_store_project_list(struct ps_store *s, struct ps_project ***out, size_t *
 int ps_store_project_remove(struct ps_store *s, const char *name)
 {
 	return ops(s)->project_remove(s, name);
+}
+
+int ps_store_project_rename(struct ps_store *s, int64_t id, const char *name, const char *source)
+{
+	return ops(s)->project_rename(s, id, name, source);
 }
 
 int ps_store_sync_create(struct ps_store *s, int64_t project_id, const char *branch, const char *trigger, const struct ps_owner *owner, struct ps_sync **out)

@@ -73,6 +73,10 @@ int ps_store_project_list(struct ps_store *s, struct ps_project ***out, size_t *
 /* Removes a project with its syncs, file versions and events (blobs stay: they may be shared).
  * PS_ECONFLICT while a sync of it is queued or running. */
 int ps_store_project_remove(struct ps_store *s, const char *name);
+/* Sets the name and the source of the project with `id` (the caller checked both: core/project.h
+ * ps_project_change_apply). PS_ECONFLICT (slug project_exists) when another project has the
+ * name, PS_ENOTFOUND when there is no such project. Nothing else of the project changes. */
+int ps_store_project_rename(struct ps_store *s, int64_t id, const char *name, const char *source);
 
 /* ---- syncs ---- */
 

@@ -181,3 +181,34 @@ def test_every_view_fits_a_phone(serve, make_repo, ps):
     ps.sync("phone", "--branch", "a-branch-that-does-not-exist-and-has-a-long-name",
              expect="failed")
     run_flow("phone.mjs", srv, project="phone", sync_id=sync["id"], long_file=long_file)
+
+
+def test_page_does_what_the_cli_does(serve, make_repo, ps):
+    """Settings (PATCH), rename, delete with confirmation, cancel a running sync, add a note,
+    page through more than 200 memory entries, and each change's diff (unified and side by
+    side, word highlights, collapsed unchanged lines); every new view at 390 px too."""
+    need_browser()
+    repo = make_repo("repo")
+    lines = [f"line {i} of the file" for i in range(1, 41)]
+    repo.write("src/long.txt", "\n".join(lines) + "\n")
+    repo.write("README.md", "# readme\n")
+    repo.commit("c1")
+    lines[4] = "line 5 of the changed file"
+    lines[29] = "line 30 of the file, edited"
+    repo.write("src/long.txt", "\n".join(lines) + "\n")
+    repo.commit("c2")
+    srv = serve(delay="0")
+    st, _, _ = srv.post("/api/v1/projects", {"name": "par", "source": str(repo.path)})
+    assert st == 201
+    ps.sync("par", "--branch", "main")
+    repo.git("checkout", "-q", "HEAD~1")
+    repo.git("branch", "-f", "old")
+    repo.git("checkout", "-q", "main")
+    # sync 2: the first commit, sync 3: the second one again, so sync 3 changes long.txt
+    ps.sync("par", "--branch", "old")
+    last = ps.sync("par", "--branch", "main")
+    for i in range(205):
+        st, _, _ = srv.post("/api/v1/projects/par/memory", {"title": f"note {i}", "content": "x"})
+        assert st == 201
+    srv_slow = serve(delay="700")
+    run_flow("parity.mjs", srv_slow, project="par", sync_id=last["id"], repo=str(repo.path))

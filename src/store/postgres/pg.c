@@ -635,6 +635,26 @@ int ps_pg_project_update(struct ps_store *s, const struct ps_project *p)
 	return 0;
 }
 
+int ps_pg_project_rename(struct ps_store *s, int64_t id, const char *name, const char *source)
+{
+	static const char sql[] = "UPDATE projects SET name = $1, source = $2 WHERE id = $3";
+	struct ps_pq q = { 0 };
+	int64_t changed = 0;
+	int rc;
+
+	ps_pq_text(&q, name);
+	ps_pq_text(&q, source);
+	ps_pq_int(&q, id);
+	if ((rc = ps_pg_exec(PSPG(s), sql, &q, "rename project", &changed)) < 0)
+		return rc == PS_ECONFLICT ? ps_error_set(PS_ECONFLICT, "project_exists",
+							 "project '%s' already exists", name)
+					  : rc;
+	if (changed == 0)
+		return ps_error_set(PS_ENOTFOUND, "project_not_found", "project %lld not found",
+				    (long long)id);
+	return 0;
+}
+
 static int project_query(struct ps_store *s, const char *sql, struct ps_pq *q, const char *what,
 			 struct ps_project **out)
 {

@@ -1,0 +1,124 @@
+// Project settings: what `projsync project set` changes (branch, memory globs, size limit, name,
+// source), saved with PATCH /projects/{name}, which checks them the same way; and removing the
+// project, which asks the user to type its name first.
+
+import { h, mount, notice } from './dom.js';
+import { api } from './api.js';
+import { projectHeader } from './projects.js';
+
+const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
+
+export async function settingsView({ root, params, navigate }) {
+  const name = params.name;
+  const project = await api.project(name);
+  const base = (n) => `/projects/${encodeURIComponent(n)}`;
+
+  const field = (id, label, control, help) => h('div.field',
+    h('label', { for: id }, label), control,
+    help ? h('p.hint', { id: `${id}-help` }, help) : null);
+  const nameIn = h('input#set-name', { name: 'name', value: project.name, autocomplete: 'off',
+    spellcheck: 'false', 'aria-describedby': 'set-name-help' });
+  const sourceIn = h('input#set-source', { name: 'source', value: project.source, autocomplete: 'off',
+    spellcheck: 'false', 'aria-describedby': 'set-source-help' });
+  const keep = h('input#set-continue', { type: 'checkbox', name: 'continue_history' });
+  const branch = h('select#set-branch', { name: 'branch' },
+    h('option', { value: '' }, 'The source’s default branch'),
+    project.branch ? h('option', { value: project.branch, selected: true }, project.branch) : null);
+  const globs = h('textarea#set-globs', { name: 'memory_globs', rows: '3', spellcheck: 'false',
+    'aria-describedby': 'set-globs-help' }, (project.memory_globs || []).join('\n'));
+  const size = h('input#set-size', { name: 'max_blob_size', type: 'number', min: '1', step: '1',
+    value: String(project.max_blob_size), 'aria-describedby': 'set-size-help' });
+  const msg = h('div.form-msg');
+  const save = h('button.btn.btn-primary', { type: 'submit' }, 'Save settings');
+
+  api.branches(name).then((list) => {
+    mount(branch, h('option', { value: '' }, 'The source’s default branch'),
+      list.map((b) => h('option', { value: b.name, selected: b.name === project.branch },
+        b.name + (b.default ? ' (default)' : ''))));
+    branch.value = project.branch || '';
+  }).catch(() => { /* the current choice stays selectable */ });
+
+  // Only what the user changed is sent, so a save never rewrites settings nobody touched.
+  function changes() {
+    const c = {};
+    const n = nameIn.value.trim();
+    if (n !== project.name) c.name = n;
+    const s = sourceIn.value.trim();
+    if (s !== project.source) {
+      c.source = s;
+      if (keep.checked) c.continue_history = true;
+    }
+    if ((branch.value || null) !== (project.branch || null)) c.branch = branch.value || null;
+    const g = globs.value.split('\n').map((x) => x.trim()).filter(Boolean);
+    if (g.join('\n') !== (project.memory_globs || []).join('\n')) c.memory_globs = g;
+    const z = Number(size.value);
+    if (z !== project.max_blob_size) c.max_blob_size = z;
+    return c;
+  }
+
+  const form = h('form#project-settings.card', { novalidate: true, 'aria-labelledby': 'settings-title',
+    onsubmit: async (ev) => {
+      ev.preventDefault();
+      const c = changes();
+      if (c.name !== undefined && !NAME_RE.test(c.name)) {
+        mount(msg, notice('error', 'A name uses letters, digits, “.”, “_” and “-”, starts with a letter or digit, at most 100 characters.'));
+        nameIn.focus();
+        return;
+      }
+      if (c.max_blob_size !== undefined && !(Number.isInteger(c.max_blob_size) && c.max_blob_size > 0)) {
+        mount(msg, notice('error', 'The size limit is a positive number of bytes.'));
+        size.focus();
+        return;
+      }
+      if (!Object.keys(c).length) { mount(msg, notice('info', 'Nothing changed.')); return; }
+      save.disabled = true;
+      mount(msg, h('p.muted', 'Saving… (a new source or branch is checked first)'));
+      try {
+        const p = await api.patchProject(name, c);
+        if (p.name !== name) {
+          await navigate(`${base(p.name)}/settings?saved=1`, { replace: true });
+          return;
+        }
+        Object.assign(project, p);
+        mount(msg, notice('info', 'Saved. The next sync uses the new settings.'));
+      } catch (e) {
+        mount(msg, notice('error', e.message));
+      } finally {
+        save.disabled = false;
+      }
+    } },
+  h('h2#settings-title', 'Settings'),
+  field('set-branch', 'Branch', branch),
+  field('set-globs', 'Memory globs', globs, 'One pattern per line; markdown files that match become memory entries at the next sync.'),
+  field('set-size', 'Size limit (bytes)', size, 'Larger files are kept without content; raising it makes the next sync fetch what now fits.'),
+  field('set-name', 'Name', nameIn, 'Renaming changes the project’s addresses.'),
+  field('set-source', 'Source', sourceIn, 'Checked like a new project’s. Another repository is refused for a project that has synced, unless you continue its history below.'),
+  h('div.field.check', keep, h('label', { for: 'set-continue' }, 'Continue this project’s history from another repository')),
+  save, msg);
+
+  const confirmIn = h('input#delete-confirm', { name: 'confirm', autocomplete: 'off', spellcheck: 'false' });
+  const delBtn = h('button.btn.btn-danger#delete-project', { type: 'submit', disabled: true }, 'Delete project');
+  const delMsg = h('div.form-msg');
+  confirmIn.addEventListener('input', () => { delBtn.disabled = confirmIn.value !== project.name; });
+  const danger = h('form#delete-form.card.danger-zone', { 'aria-labelledby': 'delete-title',
+    onsubmit: async (ev) => {
+      ev.preventDefault();
+      if (confirmIn.value !== project.name) return;
+      delBtn.disabled = true;
+      try {
+        await api.deleteProject(project.name);
+        await navigate('/?removed=' + encodeURIComponent(project.name));
+      } catch (e) {
+        mount(delMsg, notice('error', e.message));
+        delBtn.disabled = false;
+      }
+    } },
+  h('h2#delete-title', 'Delete this project'),
+  h('p', 'Removes the project with all its syncs, snapshots and memory. This cannot be undone.'),
+  h('div.field', h('label', { for: 'delete-confirm' }, `Type “${project.name}” to confirm`), confirmIn),
+  delBtn, delMsg);
+
+  mount(root, projectHeader(project, 'settings'),
+    new URLSearchParams(location.search).get('saved') ? notice('info', 'Saved.') : null,
+    form, danger);
+}
