@@ -84,10 +84,12 @@ def help_options(binary, *cmd):
 
 
 COMMANDS = [("project", "add"), ("project", "set"), ("project", "list"), ("project", "show"),
-            ("project", "rm"), ("branches",), ("sync",), ("status",), ("history",),
+            ("project", "rm"), ("branches",), ("sync",), ("cancel",), ("status",),
+            ("history",),
             ("changes",), ("diff",), ("files",), ("cat",), ("checkout",), ("memory", "list"),
             ("memory", "search"), ("memory", "show"), ("memory", "history"),
-            ("memory", "restore"), ("memory", "add"), ("migrate",), ("serve",)]
+            ("memory", "restore"), ("memory", "add"), ("migrate",), ("serve",),
+            ("store", "copy")]
 
 
 def test_install_puts_everything_in_place(installed):
