@@ -971,6 +971,9 @@ void ps_server_config_defaults(struct ps_server_config *cfg)
 	cfg->heartbeat_ms = 15000;
 	cfg->poll_ms = 100;
 	cfg->lease_ms = 30000;
+	cfg->max_failures = 10;
+	cfg->prune_interval_ms = 3600 * 1000;
+	cfg->schedule_tick_ms = 1000;
 	cfg->watcher_queue_max = 256 * 1024;
 	cfg->log_requests = true;
 }
@@ -1118,7 +1121,10 @@ int ps_server_run(const struct ps_server_config *cfg)
 		ps_log("marked %d sync(s) of dead processes interrupted", reaped);
 
 	if ((rc = ps_hub_start(&srv->hub, srv)) < 0 ||
-	    (rc = ps_workers_start(&srv->workers, srv)) < 0) {
+	    (rc = ps_workers_start(&srv->workers, srv)) < 0 ||
+	    (rc = ps_scheduler_start(&srv->scheduler, srv)) < 0) {
+		if (srv->workers)
+			ps_workers_stop(srv->workers);
 		if (srv->hub)
 			ps_hub_stop(srv->hub);
 		server_free(srv);
@@ -1141,6 +1147,7 @@ int ps_server_run(const struct ps_server_config *cfg)
 	if (!srv->daemon) {
 		rc = ps_error_set(PS_EIO, "listen_failed", "cannot listen on %s:%d: %s",
 				  cfg->host, cfg->port, strerror(errno ? errno : EADDRINUSE));
+		ps_scheduler_stop(srv->scheduler);
 		ps_workers_stop(srv->workers);
 		ps_hub_stop(srv->hub);
 		server_free(srv);
@@ -1173,6 +1180,8 @@ int ps_server_run(const struct ps_server_config *cfg)
 		if (ls != MHD_INVALID_SOCKET)
 			close(ls);
 	}
+	/* No new scheduled syncs once stopping: the scheduler goes before the workers. */
+	ps_scheduler_stop(srv->scheduler);
 	ps_workers_stop(srv->workers);
 	ps_hub_close_all(srv->hub);
 	MHD_stop_daemon(srv->daemon);

@@ -36,6 +36,7 @@
 struct ps_hub;
 struct ps_workers;
 struct ps_metrics;
+struct ps_scheduler;
 
 /* The server: configuration and the parts that live as long as it runs. */
 struct ps_server {
@@ -43,6 +44,7 @@ struct ps_server {
 	struct MHD_Daemon *daemon;
 	struct ps_hub *hub;
 	struct ps_workers *workers;
+	struct ps_scheduler *scheduler;
 	struct ps_metrics *metrics;
 	volatile int stopping;             /* set on SIGTERM: new API requests get 503 */
 	unsigned port;                     /* the bound port */
@@ -187,6 +189,9 @@ void ps_workers_stop(struct ps_workers *w);
 /* Stops (if needed) and releases the pool. */
 void ps_workers_free(struct ps_workers *w);
 void ps_workers_poke(struct ps_workers *w);
+/* The scheduler thread (scheduler.c): queues due scheduled syncs, prunes periodically. */
+int ps_scheduler_start(struct ps_scheduler **out, struct ps_server *srv);
+void ps_scheduler_stop(struct ps_scheduler *sch); /* NULL-safe; joins the thread */
 /* Syncs running in this server right now. */
 size_t ps_workers_running(struct ps_workers *w);
 
