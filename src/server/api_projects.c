@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "core/json.h"
+#include "core/schedule.h"
 #include "core/project.h"
 #include "server/http.h"
 #include "source/source.h"
@@ -104,10 +105,61 @@ static bool opt_string(struct ps_request *rq, json_t *body, const char *key, con
 	return true;
 }
 
+/* The schedule and retention members of a project body (the options of `project add`);
+ * false after a 400. */
+static bool schedule_fields(struct ps_request *rq, json_t *body, struct ps_project *p)
+{
+	static const char *const counts[] = { "max_failures", "keep_syncs", "keep_days" };
+	json_t *v;
+
+	if ((v = json_object_get(body, "every")) && !json_is_null(v)) {
+		if (!json_is_string(v) || ps_schedule_parse_every(json_string_value(v), p) < 0) {
+			ps_http_error(rq, MHD_HTTP_BAD_REQUEST, "invalid_every",
+				      "'every' must be a duration from 10s to 30d (30s, 10m, 1h), "
+				      "\"auto\" or \"off\"");
+			return false;
+		}
+	}
+	for (int k = 0; k < 2; k++) {
+		const char *key = k ? "auto_max_seconds" : "auto_min_seconds";
+		if ((v = json_object_get(body, key)) && !json_is_null(v)) {
+			if (!json_is_integer(v) || json_integer_value(v) < 10 ||
+			    json_integer_value(v) > PS_SCHEDULE_MAX_EVERY_MS / 1000) {
+				ps_http_error(rq, MHD_HTTP_BAD_REQUEST, "invalid_field",
+					      "'%s' must be an integer from 10 to 2592000", key);
+				return false;
+			}
+			*(k ? &p->auto_max_ms : &p->auto_min_ms) = json_integer_value(v) * 1000;
+		}
+	}
+	ps_project_schedule_defaults(p);
+	if (p->auto_max_ms < p->auto_min_ms) {
+		ps_http_error(rq, MHD_HTTP_BAD_REQUEST, "invalid_field",
+			      "'auto_max_seconds' must not be below 'auto_min_seconds'");
+		return false;
+	}
+	for (size_t k = 0; k < sizeof(counts) / sizeof(*counts); k++) {
+		if ((v = json_object_get(body, counts[k])) && !json_is_null(v)) {
+			if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+			    json_integer_value(v) > 1000000000) {
+				ps_http_error(rq, MHD_HTTP_BAD_REQUEST, "invalid_field",
+					      "'%s' must be an integer, 0 or more", counts[k]);
+				return false;
+			}
+			*(k == 0 ? &p->max_failures : k == 1 ? &p->keep_syncs : &p->keep_days) =
+				json_integer_value(v);
+		}
+	}
+	ps_schedule_configure(p, ps_now_ms());
+	return true;
+}
+
 void ps_api_projects_create(struct ps_request *rq)
 {
 	static const char *const known[] = { "name", "source", "branch", "memory_globs",
-					     "max_blob_size", NULL };
+					     "max_blob_size", "every", "auto_min_seconds",
+					     "auto_max_seconds", "max_failures", "keep_syncs",
+					     "keep_days", NULL };
 	struct ps_project p = { .max_blob_size = PS_DEFAULT_MAX_BLOB_SIZE };
 	struct ps_source_opts sopts = { .cache_dir = rq->srv->cfg.cache_dir, .bounded = true };
 	const char *name, *source, *branch;
@@ -159,6 +211,12 @@ void ps_api_projects_create(struct ps_request *rq)
 	}
 	if (p.memory_globs.n == 0)
 		ps_strv_push(&p.memory_globs, PS_DEFAULT_MEMORY_GLOB);
+	p.name = (char *)name; /* the jitter's seed, until the copy below */
+	if (!schedule_fields(rq, body, &p)) {
+		p.name = NULL;
+		goto cleanup;
+	}
+	p.name = NULL;
 	/* A server has no useful working directory: a local path must be absolute. */
 	if (ps_source_is_local_path(source) && source[0] != '/') {
 		ps_http_error(rq, MHD_HTTP_UNPROCESSABLE_CONTENT, "invalid_source",
@@ -314,6 +372,27 @@ void ps_api_project_sync_start(struct ps_request *rq)
 cleanup:
 	json_decref(body);
 	ps_sync_free(sync);
+	ps_project_free(p);
+}
+
+void ps_api_project_resume(struct ps_request *rq)
+{
+	struct ps_project *p = ps_http_project(rq), *after = NULL;
+	int rc;
+
+	if (!p)
+		return;
+	if ((rc = ps_store_project_resume(rq->store, p->id, ps_now_ms())) < 0 ||
+	    (rc = ps_store_project_get_by_id(rq->store, p->id, &after)) < 0) {
+		ps_http_fail(rq, rc);
+	} else {
+		if (p->paused)
+			ps_log("project %s resumed", p->name);
+		if (rq->srv->scheduler)
+			ps_scheduler_poke(rq->srv->scheduler);
+		ps_http_json(rq, MHD_HTTP_OK, ps_project_to_json(after));
+	}
+	ps_project_free(after);
 	ps_project_free(p);
 }
 

@@ -44,6 +44,7 @@ static const struct ps_route routes[] = {
 	{ "GET", "/api/v1/projects/{name}/branches", ps_api_project_branches, true, SMALL, NULL },
 	{ "GET", "/api/v1/projects/{name}/sync", ps_api_project_sync_status, true, SMALL, NULL },
 	{ "POST", "/api/v1/projects/{name}/sync", ps_api_project_sync_start, true, SMALL, NULL },
+	{ "POST", "/api/v1/projects/{name}/resume", ps_api_project_resume, true, SMALL, NULL },
 	{ "GET", "/api/v1/projects/{name}/syncs", ps_api_project_syncs, true, SMALL, NULL },
 	{ "GET", "/api/v1/projects/{name}/files", ps_api_project_files, true, SMALL, NULL },
 	{ "GET", "/api/v1/projects/{name}/file", ps_api_project_file, true, SMALL, NULL },

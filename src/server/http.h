@@ -142,6 +142,7 @@ void ps_api_project_delete(struct ps_request *rq);
 void ps_api_project_branches(struct ps_request *rq);
 void ps_api_project_sync_status(struct ps_request *rq);
 void ps_api_project_sync_start(struct ps_request *rq);
+void ps_api_project_resume(struct ps_request *rq);
 void ps_api_project_syncs(struct ps_request *rq);
 void ps_api_sync_get(struct ps_request *rq);
 void ps_api_sync_cancel(struct ps_request *rq);
@@ -192,6 +193,7 @@ void ps_workers_poke(struct ps_workers *w);
 /* The scheduler thread (scheduler.c): queues due scheduled syncs, prunes periodically. */
 int ps_scheduler_start(struct ps_scheduler **out, struct ps_server *srv);
 void ps_scheduler_stop(struct ps_scheduler *sch); /* NULL-safe; joins the thread */
+void ps_scheduler_poke(struct ps_scheduler *sch);  /* look for due projects now */
 /* Syncs running in this server right now. */
 size_t ps_workers_running(struct ps_workers *w);
 

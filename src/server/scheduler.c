@@ -137,3 +137,10 @@ void ps_scheduler_stop(struct ps_scheduler *sch)
 	pthread_cond_destroy(&sch->cv);
 	free(sch);
 }
+
+void ps_scheduler_poke(struct ps_scheduler *sch)
+{
+	pthread_mutex_lock(&sch->mu);
+	pthread_cond_signal(&sch->cv);
+	pthread_mutex_unlock(&sch->mu);
+}
