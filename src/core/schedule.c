@@ -232,6 +232,7 @@ void ps_schedule_resume(struct ps_project *p, int64_t now)
 	if (ps_schedule_on(p)) {
 		if (p->interval_ms <= 0)
 			ps_schedule_configure(p, now);
-		p->next_sync_at = now + ps_schedule_jitter(p->interval_ms, seed_of(p, now));
+		/* One project resumed by a person: no herd to spread, due now. */
+		p->next_sync_at = now;
 	}
 }

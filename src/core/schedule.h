@@ -62,7 +62,7 @@ void ps_schedule_configure(struct ps_project *p, int64_t now);
  */
 void ps_schedule_after_sync(struct ps_project *p, enum ps_sync_status status, bool changed,
 			    int64_t now);
-/* Clears the paused state and the failure count; a scheduled project is due soon. */
+/* Clears the paused state and the failure count; a scheduled project is due at once. */
 void ps_schedule_resume(struct ps_project *p, int64_t now);
 
 #endif

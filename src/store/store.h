@@ -331,8 +331,7 @@ int ps_store_memory_restore(struct ps_store *s, int64_t id, struct ps_memory_ent
 int ps_store_schedule_next(struct ps_store *s, int64_t now, int64_t default_max_failures,
 			   struct ps_sync **out);
 /*
- * Clears a project's paused state and its failure count; a scheduled project is due at once
- * (plus jitter). Not paused is fine (returns 0). PS_ENOTFOUND for an unknown project.
+ * Clears a project's paused state and its failure count; a scheduled project is due at once. Not paused is fine (returns 0). PS_ENOTFOUND for an unknown project.
  */
 int ps_store_project_resume(struct ps_store *s, int64_t project_id, int64_t now);
 
