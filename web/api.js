@@ -72,6 +72,7 @@ export const api = {
   deleteProject: (name) => json('DELETE', `/projects/${enc(name)}`),
   branches: (name) => json('GET', `/projects/${enc(name)}/branches`),
   syncStatus: (name) => json('GET', `/projects/${enc(name)}/sync`),
+  resume: (name) => json('POST', `/projects/${enc(name)}/resume`),
   startSync: (name, branch) => json('POST', `/projects/${enc(name)}/sync`, branch ? { branch } : {}),
   syncs: (name, limit = 30) => json('GET', `/projects/${enc(name)}/syncs?limit=${limit}`),
   more: (next) => json('GET', next),

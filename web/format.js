@@ -37,6 +37,19 @@ export function ago(iso, now = Date.now()) {
   return new Date(t).toLocaleDateString();
 }
 
+// "in 4 min", "due now": when a future time comes.
+export function until(iso, now = Date.now()) {
+  if (!iso) return '—';
+  const t = Date.parse(iso);
+  if (isNaN(t)) return iso;
+  const s = Math.round((t - now) / 1000);
+  if (s <= 0) return 'due now';
+  if (s < 60) return `in ${s} s`;
+  if (s < 3600) return `in ${Math.floor(s / 60)} min`;
+  if (s < 86400) return `in ${Math.floor(s / 3600)} h`;
+  return new Date(t).toLocaleString();
+}
+
 export function syncDuration(s) {
   if (!s || !s.started_at) return null;
   const end = s.finished_at ? Date.parse(s.finished_at) : Date.now();

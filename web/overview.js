@@ -9,7 +9,7 @@ import { SyncControls } from './syncControls.js';
 import { SyncBanner } from './syncBanner.js';
 import { FINAL } from './projectSync.js';
 import { syncRow } from './history.js';
-import { projectHeader } from './projects.js';
+import { projectHeader, scheduleFacts } from './projects.js';
 
 const POLL_MS = 2000;
 
@@ -31,8 +31,11 @@ export async function overviewView({ root, params }) {
     },
   });
 
+  const scheduleEl = h('div.schedule');
+  const showSchedule = (p) => mount(scheduleEl, scheduleFacts(p, showSchedule));
+  showSchedule(project);
   mount(root, projectHeader(project, 'overview'),
-    h('div.overview', h('div.card', controls.el), banner.el,
+    h('div.overview', h('div.card', controls.el, scheduleEl), banner.el,
       h('section.card', { 'aria-labelledby': 'recent-title' },
         h('div.card-head', h('h2#recent-title', 'Recent syncs'),
           link(`/projects/${encodeURIComponent(name)}/history`, 'Full history')),

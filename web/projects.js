@@ -3,7 +3,7 @@
 
 import { h, mount, link, notice } from './dom.js';
 import { api } from './api.js';
-import { ago, shortSha } from './format.js';
+import { ago, shortSha, until } from './format.js';
 
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
 
@@ -33,10 +33,38 @@ export function projectHeader(project, current) {
       tab('settings', `${base}/settings`, 'Settings'))));
 }
 
+// Schedule and state: "every 10m · next in 4 min", or a paused badge with the reason, since
+// when, and a button that resumes the project (POST .../resume).
+export function scheduleFacts(p, onResumed) {
+  if (p.state === 'paused') {
+    const msg = h('div.form-msg');
+    const button = h('button.btn.resume', { type: 'button' }, 'Resume');
+    button.addEventListener('click', async () => {
+      button.disabled = true;
+      try {
+        onResumed(await api.resume(p.name));
+      } catch (e) {
+        mount(msg, notice('error', `Could not resume: ${e.message}`));
+        button.disabled = false;
+      }
+    });
+    return h('div.paused-line',
+      h('span.badge.badge-paused', 'paused'), ' ',
+      h('span.paused-reason', p.paused_reason || ''), ' ',
+      h('span.muted', 'since ', timeEl(p.paused_at)), ' ', button, msg);
+  }
+  if (!p.every || p.every === 'off') return null;
+  const next = p.next_sync_at
+    ? h('time.next-sync', { datetime: p.next_sync_at, title: new Date(p.next_sync_at).toLocaleString() },
+      until(p.next_sync_at)) : '—';
+  return h('p.muted.schedule-line', `every ${p.every}`,
+    p.every === 'auto' && p.interval_seconds ? ` (now ${p.interval_seconds} s)` : '', ' · next sync ', next);
+}
+
 function projectCard(p, status) {
   const last = status && status.last_sync;
   const running = status && status.running;
-  return h('li.project-card', { dataset: { project: p.name } },
+  const card = h('li.project-card', { dataset: { project: p.name } },
     h('div.project-main',
       h('h3', link(`/projects/${encodeURIComponent(p.name)}`, p.name)),
       h('p.muted.source', p.source, p.branch ? ` · ${p.branch}` : '')),
@@ -47,7 +75,9 @@ function projectCard(p, status) {
       h('div', h('dt', 'Failures in a row'), h('dd', { class: p.failures_in_row ? 'bad' : '' },
         String(p.failures_in_row)))),
     p.last_error && p.failures_in_row
-      ? h('p.error-line', h('span.visually-hidden', 'Last error: '), p.last_error.message) : null);
+      ? h('p.error-line', h('span.visually-hidden', 'Last error: '), p.last_error.message) : null,
+    scheduleFacts(p, (after) => card.replaceWith(projectCard(after, status))));
+  return card;
 }
 
 function addForm(onAdded) {

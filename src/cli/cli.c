@@ -23,10 +23,12 @@ static const char main_usage[] =
 	"\n"
 	"Projects:\n"
 	"  project add NAME SOURCE [--branch B] [--memory-glob G]... [--max-blob-size BYTES]\n"
+	"              [--every DURATION|auto|off] [--keep-syncs N] [--keep-days D]\n"
 	"  project set NAME [--branch B | --default-branch] [--memory-glob G]... [--max-blob-size N]\n"
 	"                  [--rename NEW] [--source SOURCE [--continue-history]]\n"
 	"  project list                    all projects and their last sync\n"
 	"  project show NAME               one project's settings and state\n"
+	"  project resume NAME             clear a paused project (too many failures in a row)\n"
 	"  project rm NAME [--yes]         remove a project and its history (asks first)\n"
 	"  branches NAME                   the branches of a project's source\n"
 	"\n"
@@ -51,6 +53,7 @@ static const char main_usage[] =
 	"\n"
 	"Maintenance:\n"
 	"  serve [--listen HOST:PORT] [--workers N]   HTTP API, live progress, sync workers\n"
+	"  prune [NAME] [--dry-run]        drop syncs beyond --keep-syncs/--keep-days, free space\n"
 	"  migrate                         apply pending store migrations\n"
 	"  store copy FROM TO              copy a whole store into an empty one (SQLite <-> PostgreSQL)\n"
 	"\n"
@@ -96,6 +99,7 @@ static const struct command commands[] = {
 	{ "serve", ps_cmd_serve },
 	{ "__complete", ps_cmd_complete }, /* for shell completion; not in --help */
 	{ "store", ps_cmd_store },
+	{ "prune", ps_cmd_prune },
 };
 
 int ps_cli_exit_code(int rc)

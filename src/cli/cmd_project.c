@@ -16,15 +16,20 @@
 #include "cli/progress.h"
 #include "core/json.h"
 #include "core/project.h"
+#include "core/schedule.h"
 #include "util/error.h"
 
 static const char project_usage[] =
 	"usage: projsync project add NAME SOURCE [--branch B] [--memory-glob G]... [--max-blob-size BYTES]\n"
+	"                               [--every DURATION|auto|off] [--keep-syncs N] [--keep-days D]\n"
 	"       projsync project set NAME [--branch B | --default-branch] [--memory-glob G]...\n"
 	"                               [--max-blob-size BYTES] [--rename NEW]\n"
 	"                               [--source SOURCE [--continue-history]]\n"
+	"                               [--every DURATION|auto|off] [--keep-syncs N] [--keep-days D]\n"
+	"                               [--max-failures N]\n"
 	"       projsync project list [--json]\n"
 	"       projsync project show NAME [--json]\n"
+	"       projsync project resume NAME [--json]\n"
 	"       projsync project rm NAME [--yes]\n"
 	"\n"
 	"Manages projects: a name, a repository source and the branch to sync.\n"
@@ -32,7 +37,9 @@ static const char project_usage[] =
 
 static const char add_usage[] =
 	"usage: projsync project add NAME SOURCE [--branch B] [--memory-glob G]...\n"
-	"                            [--max-blob-size BYTES] [--json]\n"
+	"                            [--max-blob-size BYTES] [--every DURATION|auto|off]\n"
+	"                            [--auto-min D] [--auto-max D] [--max-failures N]\n"
+	"                            [--keep-syncs N] [--keep-days D] [--json]\n"
 	"\n"
 	"Adds a project after checking that SOURCE names a reachable git repository (nothing is\n"
 	"stored when it does not).\n"
@@ -47,12 +54,23 @@ static const char add_usage[] =
 	"                         (default: " PS_DEFAULT_MEMORY_GLOB ")\n"
 	"  --max-blob-size BYTES  files larger than this are kept without content (default 8M;\n"
 	"                         suffixes K, M, G are powers of 1024)\n"
+	"  --every DURATION|auto|off  sync on a schedule while 'projsync serve' runs: every\n"
+	"                         DURATION (30s, 10m, 1h, 1d; 10s at least), 'auto' (halves the\n"
+	"                         interval after a change, doubles it when up to date) or 'off'\n"
+	"  --auto-min D, --auto-max D  the bounds of 'auto' (default 1m and 8h)\n"
+	"  --max-failures N       pause the schedule after N failed syncs in a row (default: the\n"
+	"                         server's --max-failures, 10); 0 = the server's\n"
+	"  --keep-syncs N         'projsync prune' keeps the newest N succeeded syncs (0 = all)\n"
+	"  --keep-days D          ... and the ones of the last D days (0 = no day limit); with\n"
+	"                         both, a sync either keeps stays\n"
 	"  --json                 print the project as JSON\n";
 
 static const char set_usage[] =
 	"usage: projsync project set NAME [--branch B | --default-branch] [--memory-glob G]...\n"
 	"                            [--max-blob-size BYTES] [--rename NEW]\n"
-	"                            [--source SOURCE [--continue-history]] [--json]\n"
+	"                            [--source SOURCE [--continue-history]]\n"
+	"                            [--every DURATION|auto|off] [--auto-min D] [--auto-max D]\n"
+	"                            [--max-failures N] [--keep-syncs N] [--keep-days D] [--json]\n"
 	"\n"
 	"Changes a project's settings; what is not given stays as it is. The next sync uses them.\n"
 	"\n"
@@ -70,6 +88,15 @@ static const char set_usage[] =
 	"                         chain of snapshots: a source that is another repository is\n"
 	"                         refused (exit 4) unless --continue-history, then the next\n"
 	"                         sync records what differs from the last snapshot\n"
+	"  --every DURATION|auto|off  sync on a schedule while 'projsync serve' runs: every\n"
+	"                         DURATION (30s, 10m, 1h, 1d; 10s at least), 'auto' (halves the\n"
+	"                         interval after a change, doubles it when up to date) or 'off'\n"
+	"  --auto-min D, --auto-max D  the bounds of 'auto' (default 1m and 8h)\n"
+	"  --max-failures N       pause the schedule after N failed syncs in a row (default: the\n"
+	"                         server's --max-failures, 10); 0 = the server's\n"
+	"  --keep-syncs N         'projsync prune' keeps the newest N succeeded syncs (0 = all)\n"
+	"  --keep-days D          ... and the ones of the last D days (0 = no day limit); with\n"
+	"                         both, a sync either keeps stays\n"
 	"  --json                 print the project as JSON\n";
 
 static const char list_usage[] =
@@ -82,6 +109,13 @@ static const char show_usage[] =
 	"usage: projsync project show NAME [--json]\n"
 	"\n"
 	"Shows a project's settings and state. --json prints the project object.\n";
+
+static const char resume_usage[] =
+	"usage: projsync project resume NAME [--json]\n"
+	"\n"
+	"Clears a paused project (one whose scheduled syncs failed too often in a row): its\n"
+	"failure count goes back to 0 and, with a schedule, it is due at once. A manual sync\n"
+	"that succeeds clears it too.\n";
 
 static const char rm_usage[] =
 	"usage: projsync project rm NAME [--yes]\n"
@@ -107,7 +141,21 @@ enum {
 	OPT_RENAME,
 	OPT_SOURCE,
 	OPT_CONTINUE_HISTORY,
+	OPT_EVERY,
+	OPT_AUTO_MIN,
+	OPT_AUTO_MAX,
+	OPT_MAX_FAILURES,
+	OPT_KEEP_SYNCS,
+	OPT_KEEP_DAYS,
 };
+
+#define SCHEDULE_OPTIONS \
+	{ "every", required_argument, NULL, OPT_EVERY }, \
+	{ "auto-min", required_argument, NULL, OPT_AUTO_MIN }, \
+	{ "auto-max", required_argument, NULL, OPT_AUTO_MAX }, \
+	{ "max-failures", required_argument, NULL, OPT_MAX_FAILURES }, \
+	{ "keep-syncs", required_argument, NULL, OPT_KEEP_SYNCS }, \
+	{ "keep-days", required_argument, NULL, OPT_KEEP_DAYS }
 
 
 /* "8388608", "512K", "8M", "1G" (powers of 1024). */
@@ -157,6 +205,73 @@ static char *normalize_source(const char *source)
 	return abs ? abs : ps_strdup(source);
 }
 
+/* "in 4m", "now", "paused" or "-": when the scheduler queues the project's next sync. */
+static void format_next(const struct ps_project *p, char *out, size_t outlen)
+{
+	char d[32];
+	int64_t left;
+
+	if (p->paused) {
+		snprintf(out, outlen, "paused");
+		return;
+	}
+	if (!ps_schedule_on(p) || !p->next_sync_at) {
+		snprintf(out, outlen, "-");
+		return;
+	}
+	left = p->next_sync_at - ps_now_ms();
+	if (left <= 0) {
+		snprintf(out, outlen, "now");
+		return;
+	}
+	ps_duration_format(left < 1000 ? 1000 : left, d, sizeof(d));
+	snprintf(out, outlen, "in %s", d);
+}
+
+static void print_schedule(const struct ps_project *p)
+{
+	char every[32], next[48], when[32], lo[32], hi[32], cur[32];
+
+	ps_schedule_every_string(p, every, sizeof(every));
+	if (p->every_auto) {
+		ps_duration_format(p->auto_min_ms, lo, sizeof(lo));
+		ps_duration_format(p->auto_max_ms, hi, sizeof(hi));
+		ps_duration_format(p->interval_ms, cur, sizeof(cur));
+		printf("every:          auto (%s to %s, now %s)\n", lo, hi, cur);
+	} else {
+		printf("every:          %s\n", every);
+	}
+	if (ps_schedule_on(p)) {
+		format_next(p, next, sizeof(next));
+		if (p->next_sync_at && !p->paused) {
+			ps_cli_format_time(p->next_sync_at, when, sizeof(when));
+			printf("next sync:      %s (%s)\n", next, when);
+		}
+	}
+	if (p->paused) {
+		ps_cli_format_time(p->paused_at, when, sizeof(when));
+		printf("state:          paused since %s: %s\n", when,
+		       p->paused_reason ? p->paused_reason : "");
+		printf("                resume with 'projsync project resume %s'\n", p->name);
+	} else {
+		printf("state:          active\n");
+	}
+	if (p->max_failures > 0)
+		printf("max failures:   %" PRId64 " in a row\n", p->max_failures);
+	if (p->keep_syncs > 0 || p->keep_days > 0) {
+		printf("retention:     ");
+		if (p->keep_syncs > 0)
+			printf(" the newest %" PRId64 " syncs", p->keep_syncs);
+		if (p->keep_syncs > 0 && p->keep_days > 0)
+			printf(" and");
+		if (p->keep_days > 0)
+			printf(" the last %" PRId64 " days", p->keep_days);
+		printf("\n");
+	} else {
+		printf("retention:      keep everything\n");
+	}
+}
+
 static void print_project(struct ps_cli *cli, const struct ps_project *p)
 {
 	char when[32], size[32], sha[8], ago[32];
@@ -189,6 +304,7 @@ static void print_project(struct ps_cli *cli, const struct ps_project *p)
 		printf("last error:     %s: %s (%" PRId64 " failed in a row)\n",
 		       p->last_error_code ? p->last_error_code : "failed",
 		       p->last_error_message ? p->last_error_message : "", p->failures_in_row);
+	print_schedule(p);
 }
 
 /* The settings `project add` and `project set` share. */
@@ -197,7 +313,71 @@ struct settings {
 	bool default_branch;
 	struct ps_strv globs;
 	int64_t max_blob_size;  /* 0 = not given */
+	const char *every;      /* NULL = not given */
+	/* -1 = not given */
+	int64_t auto_min_ms, auto_max_ms, max_failures, keep_syncs, keep_days;
 };
+
+#define SETTINGS_INIT { .auto_min_ms = -1, .auto_max_ms = -1, .max_failures = -1, \
+	.keep_syncs = -1, .keep_days = -1 }
+
+static bool parse_count(const char *s, int64_t max, int64_t *out)
+{
+	char *end;
+	long long v;
+
+	if (!s || *s < '0' || *s > '9')
+		return false;
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno || *end || v < 0 || v > max)
+		return false;
+	*out = v;
+	return true;
+}
+
+/* Applies the schedule and retention settings given to `p`; -1 with the usage error printed
+ * when they do not fit together. `now` recomputes the next due time when the schedule
+ * changed. */
+static int apply_schedule(struct ps_cli *cli, const struct settings *st, struct ps_project *p,
+			  bool *changed)
+{
+	bool schedule = false;
+
+	if (st->every) {
+		if (ps_schedule_parse_every(st->every, p) < 0) {
+			char *msg = ps_strdup(ps_error_message());
+			ps_cli_usage_error(cli, "%s", msg);
+			free(msg);
+			return -1;
+		}
+		schedule = true;
+	}
+	if (st->auto_min_ms >= 0) {
+		p->auto_min_ms = st->auto_min_ms;
+		schedule = true;
+	}
+	if (st->auto_max_ms >= 0) {
+		p->auto_max_ms = st->auto_max_ms;
+		schedule = true;
+	}
+	ps_project_schedule_defaults(p);
+	if (p->auto_max_ms < p->auto_min_ms) {
+		ps_cli_usage_error(cli, "--auto-max must not be below --auto-min");
+		return -1;
+	}
+	if (st->max_failures >= 0)
+		p->max_failures = st->max_failures;
+	if (st->keep_syncs >= 0)
+		p->keep_syncs = st->keep_syncs;
+	if (st->keep_days >= 0)
+		p->keep_days = st->keep_days;
+	if (schedule)
+		ps_schedule_configure(p, ps_now_ms());
+	*changed = *changed || schedule || st->max_failures >= 0 || st->keep_syncs >= 0 ||
+		   st->keep_days >= 0;
+	return 0;
+}
 
 /* Takes option `c` if it is a setting: 1 taken, 0 not a setting, -1 bad value (reported). */
 static int settings_option(struct ps_cli *cli, int c, struct settings *st)
@@ -220,6 +400,34 @@ static int settings_option(struct ps_cli *cli, int c, struct settings *st)
 		}
 		ps_strv_push(&st->globs, optarg);
 		return 1;
+	case OPT_EVERY:
+		st->every = optarg;
+		return 1;
+	case OPT_AUTO_MIN:
+	case OPT_AUTO_MAX: {
+		int64_t ms;
+		if (!ps_duration_parse(optarg, &ms) || ms < PS_SCHEDULE_MIN_EVERY_MS ||
+		    ms > PS_SCHEDULE_MAX_EVERY_MS) {
+			ps_cli_usage_error(cli, "invalid --%s '%s': give a duration from 10s to 30d",
+					   c == OPT_AUTO_MIN ? "auto-min" : "auto-max", optarg);
+			return -1;
+		}
+		*(c == OPT_AUTO_MIN ? &st->auto_min_ms : &st->auto_max_ms) = ms;
+		return 1;
+	}
+	case OPT_MAX_FAILURES:
+	case OPT_KEEP_SYNCS:
+	case OPT_KEEP_DAYS: {
+		static const char *const names[] = { "max-failures", "keep-syncs", "keep-days" };
+		int k = c == OPT_MAX_FAILURES ? 0 : c == OPT_KEEP_SYNCS ? 1 : 2;
+		int64_t *dst = k == 0 ? &st->max_failures : k == 1 ? &st->keep_syncs : &st->keep_days;
+		if (!parse_count(optarg, 1000000000, dst)) {
+			ps_cli_usage_error(cli, "invalid --%s '%s': give a whole number, 0 or more",
+					   names[k], optarg);
+			return -1;
+		}
+		return 1;
+	}
 	case OPT_MAX_BLOB_SIZE:
 		if (!parse_size(optarg, &st->max_blob_size)) {
 			ps_cli_usage_error(cli, "invalid --max-blob-size '%s': give a positive number "
@@ -239,10 +447,12 @@ static int project_add(struct ps_cli *cli, int argc, char **argv)
 		{ "memory-glob", required_argument, NULL, OPT_MEMORY_GLOB },
 		{ "max-blob-size", required_argument, NULL, OPT_MAX_BLOB_SIZE },
 		{ "json", no_argument, NULL, OPT_JSON },
+		SCHEDULE_OPTIONS,
 		{ 0 },
 	};
 	struct ps_project p = { .max_blob_size = PS_DEFAULT_MAX_BLOB_SIZE };
-	struct settings st = { 0 };
+	struct settings st = SETTINGS_INIT;
+	bool unused = false;
 	struct ps_source_opts sopts;
 	const char *branch;
 	int c, rc, exit_code = PS_EXIT_USAGE;
@@ -285,6 +495,8 @@ static int project_add(struct ps_cli *cli, int argc, char **argv)
 	p.name = ps_strdup(argv[optind]);
 	p.source = normalize_source(argv[optind + 1]);
 	p.branch = branch ? ps_strdup(branch) : NULL;
+	if (apply_schedule(cli, &st, &p, &unused) < 0)
+		goto cleanup;
 
 	if ((rc = ps_cli_open_store(cli, PS_CLI_STORE_CREATE)) < 0) {
 		exit_code = ps_cli_fail(rc);
@@ -324,12 +536,14 @@ static int project_set(struct ps_cli *cli, int argc, char **argv)
 		{ "source", required_argument, NULL, OPT_SOURCE },
 		{ "continue-history", no_argument, NULL, OPT_CONTINUE_HISTORY },
 		{ "json", no_argument, NULL, OPT_JSON },
+		SCHEDULE_OPTIONS,
 		{ 0 },
 	};
 	struct ps_project *p = NULL;
 	struct ps_project_change chg = { 0 };
 	struct ps_source_opts sopts;
-	struct settings st = { 0 };
+	struct settings st = SETTINGS_INIT;
+	bool schedule_changed = false;
 	char *source = NULL;
 	int c, rc, exit_code = PS_EXIT_USAGE;
 
@@ -384,7 +598,11 @@ static int project_set(struct ps_cli *cli, int argc, char **argv)
 	}
 	/* The store's rules first (cheap), then the source and branch like `project add`
 	 * checks them (a typo would only fail at the sync), then everything in one
-	 * transaction: the same path as PATCH /api/v1/projects/{name}. */
+	 * transaction: the same path as PATCH /api/v1/projects/{name}. The schedule and
+	 * retention settings are set on `p` and written by the same update. */
+	if (apply_schedule(cli, &st, p, &schedule_changed) < 0)
+		goto cleanup;
+	chg.schedule = schedule_changed;
 	sopts = ps_cli_source_opts(cli);
 	if ((rc = ps_project_change_allowed(cli->store, p, &chg)) < 0 ||
 	    (rc = ps_project_change_check(p, &chg, &sopts)) < 0 ||
@@ -433,7 +651,7 @@ static int parse_simple(struct ps_cli *cli, int argc, char **argv, const char *u
 static int project_list(struct ps_cli *cli, int argc, char **argv)
 {
 	static const char *const headers[] = { "NAME", "SOURCE", "BRANCH", "LAST SYNC", "COMMIT",
-					       "WHEN", "FAILURES" };
+					       "WHEN", "FAILURES", "STATE", "EVERY", "NEXT" };
 	struct ps_project **ps = NULL;
 	size_t n = 0;
 	int rc;
@@ -452,12 +670,12 @@ static int project_list(struct ps_cli *cli, int argc, char **argv)
 		puts("no projects yet: add one with 'projsync project add NAME SOURCE'");
 	} else {
 		struct ps_table t;
-		ps_table_init(&t, 7, headers);
+		ps_table_init(&t, 10, headers);
 		t.right_align = 1u << 6;
 		for (size_t i = 0; i < n; i++) {
 			struct ps_sync **last = NULL;
 			size_t nl = 0;
-			char sha[8] = "-", ago[32] = "never", failures[24];
+			char sha[8] = "-", ago[32] = "never", failures[24], every[32], next[48];
 			const char *status = "never";
 
 			(void)ps_store_reap(cli->store, ps[i]->id, NULL);
@@ -468,9 +686,11 @@ static int project_list(struct ps_cli *cli, int argc, char **argv)
 						  : last[0]->created_at, ago, sizeof(ago));
 			}
 			snprintf(failures, sizeof(failures), "%" PRId64, ps[i]->failures_in_row);
+			ps_schedule_every_string(ps[i], every, sizeof(every));
+			format_next(ps[i], next, sizeof(next));
 			ps_table_add(&t, (const char *const[]){ ps[i]->name, ps[i]->source,
 				     ps[i]->branch ? ps[i]->branch : "(default)", status, sha, ago,
-				     failures });
+				     failures, ps[i]->paused ? "paused" : "active", every, next });
 			for (size_t k = 0; k < nl; k++)
 				ps_sync_free(last[k]);
 			free(last);
@@ -494,6 +714,29 @@ static int project_show(struct ps_cli *cli, int argc, char **argv)
 		return rc;
 	if ((rc = ps_cli_open_store(cli, 0)) < 0 ||
 	    (rc = ps_store_project_get(cli->store, argv[optind], &p)) < 0)
+		return ps_cli_fail(rc);
+	if (cli->json)
+		ps_cli_print_json(ps_project_to_json(p));
+	else
+		print_project(cli, p);
+	ps_project_free(p);
+	return PS_EXIT_OK;
+}
+
+static int project_resume(struct ps_cli *cli, int argc, char **argv)
+{
+	struct ps_project *p = NULL;
+	int rc;
+
+	if ((rc = parse_simple(cli, argc, argv, resume_usage, 1, "NAME", true)) >= 0)
+		return rc;
+	if ((rc = ps_cli_open_store(cli, 0)) < 0 ||
+	    (rc = ps_store_project_get(cli->store, argv[optind], &p)) < 0)
+		return ps_cli_fail(rc);
+	rc = ps_store_project_resume(cli->store, p->id, ps_now_ms());
+	ps_project_free(p);
+	p = NULL;
+	if (rc < 0 || (rc = ps_store_project_get(cli->store, argv[optind], &p)) < 0)
 		return ps_cli_fail(rc);
 	if (cli->json)
 		ps_cli_print_json(ps_project_to_json(p));
@@ -582,12 +825,13 @@ int ps_cmd_project(struct ps_cli *cli, int argc, char **argv)
 		{ "list", "project list", project_list },
 		{ "ls", "project list", project_list },
 		{ "show", "project show", project_show },
+		{ "resume", "project resume", project_resume },
 		{ "rm", "project rm", project_rm },
 		{ "remove", "project rm", project_rm },
 	};
 
 	if (argc < 2)
-		return ps_cli_usage_error(cli, "project needs a subcommand: add, set, list, show or rm");
+		return ps_cli_usage_error(cli, "project needs a subcommand: add, set, list, show, resume or rm");
 	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
 	    strcmp(argv[1], "help") == 0) {
 		fputs(project_usage, stdout);
@@ -598,7 +842,7 @@ int ps_cmd_project(struct ps_cli *cli, int argc, char **argv)
 			cli->command = subs[i].command;
 			return subs[i].run(cli, argc - 1, argv + 1);
 		}
-	return ps_cli_usage_error(cli, "unknown project subcommand '%s': use add, set, list, show or rm",
+	return ps_cli_usage_error(cli, "unknown project subcommand '%s': use add, set, list, show, resume or rm",
 				  argv[1]);
 }
 

@@ -12,6 +12,7 @@
 
 #include "cli/progress.h"
 #include "core/json.h"
+#include "core/schedule.h"
 #include "core/patch.h"
 #include "core/project.h"
 #include "util/error.h"
@@ -217,6 +218,17 @@ int ps_cmd_status(struct ps_cli *cli, int argc, char **argv)
 			printf("%-16s %" PRId64 " failed in a row, last: %s\n", "failures:",
 			       p->failures_in_row,
 			       p->last_error_message ? p->last_error_message : "-");
+		if (p->paused) {
+			char when[32];
+			ps_cli_format_time(p->paused_at, when, sizeof(when));
+			printf("%-16s paused since %s: %s (resume: projsync project resume %s)\n",
+			       "state:", when, p->paused_reason ? p->paused_reason : "", p->name);
+		} else if (ps_schedule_on(p) && p->next_sync_at) {
+			char every[32], when[32];
+			ps_schedule_every_string(p, every, sizeof(every));
+			ps_cli_format_time(p->next_sync_at, when, sizeof(when));
+			printf("%-16s every %s, next at %s\n", "schedule:", every, when);
+		}
 	}
 	ps_project_status_dispose(&st);
 	ps_project_free(p);

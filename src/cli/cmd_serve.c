@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "server/log.h"
+#include "core/schedule.h"
 #include "server/server.h"
 #include "util/error.h"
 
@@ -18,7 +19,8 @@ static const char serve_usage[] =
 	"                      [--log-format logfmt|json] [--quiet]\n"
 	"\n"
 	"Serves the HTTP API (/api/v1), live sync progress as server-sent events, a GitHub\n"
-	"webhook, /healthz, /metrics and /openapi.json, and runs queued syncs with N workers.\n"
+	"webhook, /healthz, /metrics and /openapi.json, runs queued syncs with N workers, and\n"
+	"queues the scheduled syncs of projects with --every (trigger 'schedule').\n"
 	"\n"
 	"  --listen HOST:PORT   address to bind (default 127.0.0.1:8420; [::1]:PORT for IPv6;\n"
 	"                       port 0 picks a free port, printed on stdout)\n"
@@ -30,6 +32,10 @@ static const char serve_usage[] =
 	"                       on PostgreSQL, which notifies them, a 1000 ms safety net)\n"
 	"  --lease-seconds N    how long a running sync stays claimed without renewal; another\n"
 	"                       node takes it over after that (default 30)\n"
+	"  --max-failures N     a scheduled project pauses after N failed syncs in a row\n"
+	"                       (default 10; project set --max-failures overrides it)\n"
+	"  --prune-every D      apply the projects' retention policies every D (default 1h;\n"
+	"                       'off' never: then only 'projsync prune' does)\n"
 	"  --public-url URL     the http(s)://HOST[:PORT] browsers and clients use when it is not\n"
 	"                       the listen address (a reverse proxy, a tunnel): without a token\n"
 	"                       the server answers only requests for its own address or this one\n"
@@ -95,7 +101,8 @@ static void print_route(void *ud, const char *method, const char *pattern)
 int ps_cmd_serve(struct ps_cli *cli, int argc, char **argv)
 {
 	enum { OPT_LISTEN = 0x100, OPT_WORKERS, OPT_THREADS, OPT_MAXCONN, OPT_HB, OPT_POLL,
-	       OPT_QUIET, OPT_ROUTES, OPT_LEASE, OPT_PUBLIC_URL, OPT_LOG_FORMAT };
+	       OPT_QUIET, OPT_ROUTES, OPT_LEASE, OPT_PUBLIC_URL, OPT_LOG_FORMAT, OPT_MAX_FAILURES,
+	       OPT_PRUNE_EVERY };
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, OPT_LISTEN },
 		{ "workers", required_argument, NULL, OPT_WORKERS },
@@ -104,6 +111,8 @@ int ps_cmd_serve(struct ps_cli *cli, int argc, char **argv)
 		{ "heartbeat-ms", required_argument, NULL, OPT_HB },
 		{ "poll-ms", required_argument, NULL, OPT_POLL },
 		{ "lease-seconds", required_argument, NULL, OPT_LEASE },
+		{ "max-failures", required_argument, NULL, OPT_MAX_FAILURES },
+		{ "prune-every", required_argument, NULL, OPT_PRUNE_EVERY },
 		{ "quiet", no_argument, NULL, OPT_QUIET },
 		{ "public-url", required_argument, NULL, OPT_PUBLIC_URL },
 		{ "routes", no_argument, NULL, OPT_ROUTES },
@@ -167,6 +176,24 @@ int ps_cmd_serve(struct ps_cli *cli, int argc, char **argv)
 			}
 			cfg.lease_ms = v * 1000;
 			break;
+		case OPT_MAX_FAILURES:
+			if (!parse_num(optarg, 1, 1000000, &v)) {
+				free(host);
+				return ps_cli_usage_error(cli, "--max-failures needs a number from 1");
+			}
+			cfg.max_failures = v;
+			break;
+		case OPT_PRUNE_EVERY: {
+			int64_t ms = 0;
+			if (strcmp(optarg, "off") != 0 &&
+			    (!ps_duration_parse(optarg, &ms) || ms < 1000)) {
+				free(host);
+				return ps_cli_usage_error(cli, "invalid --prune-every '%s': give a "
+							  "duration like 1h or 'off'", optarg);
+			}
+			cfg.prune_interval_ms = ms;
+			break;
+		}
 		case OPT_QUIET: cfg.log_requests = false; break;
 		case OPT_PUBLIC_URL:
 			if (strncmp(optarg, "http://", 7) != 0 && strncmp(optarg, "https://", 8) != 0) {

@@ -3,6 +3,7 @@
  * HTTP API stay identical. Times are RFC 3339 UTC; absent values are JSON null.
  */
 #include "core/json.h"
+#include "core/schedule.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -63,7 +64,7 @@ json_t *ps_project_to_json(const struct ps_project *p)
 
 	for (size_t i = 0; i < p->memory_globs.n; i++)
 		json_array_append_new(globs, ps_json_string(p->memory_globs.v[i]));
-	return json_pack("{s:I, s:o, s:o, s:o, s:I, s:o, s:o, s:o, s:o, s:I, s:o}",
+	json_t *j = json_pack("{s:I, s:o, s:o, s:o, s:I, s:o, s:o, s:o, s:o, s:I, s:o}",
 			 "id", (json_int_t)p->id,
 			 "name", ps_json_string(p->name),
 			 "source", ps_json_string(p->source),
@@ -78,6 +79,29 @@ json_t *ps_project_to_json(const struct ps_project *p)
 				 : json_null(),
 			 "failures_in_row", (json_int_t)p->failures_in_row,
 			 "created_at", ps_json_time(p->created_at));
+	char every[32];
+
+	ps_schedule_every_string(p, every, sizeof(every));
+	json_object_set_new(j, "every", json_string(every));
+	json_object_set_new(j, "interval_seconds", ps_schedule_on(p) && p->interval_ms > 0
+				    ? json_integer(p->interval_ms / 1000) : json_null());
+	json_object_set_new(j, "auto_min_seconds", json_integer(p->auto_min_ms / 1000));
+	json_object_set_new(j, "auto_max_seconds", json_integer(p->auto_max_ms / 1000));
+	json_object_set_new(j, "next_sync_at", ps_schedule_on(p) && !p->paused && p->next_sync_at
+				    ? ps_json_time(p->next_sync_at) : json_null());
+	json_object_set_new(j, "last_check_at", p->last_check_at ? ps_json_time(p->last_check_at)
+								   : json_null());
+	json_object_set_new(j, "max_failures", p->max_failures > 0
+				    ? json_integer(p->max_failures) : json_null());
+	json_object_set_new(j, "state", json_string(p->paused ? "paused" : "active"));
+	json_object_set_new(j, "paused_at", p->paused ? ps_json_time(p->paused_at) : json_null());
+	json_object_set_new(j, "paused_reason", p->paused ? ps_json_string(p->paused_reason)
+							  : json_null());
+	json_object_set_new(j, "keep_syncs", p->keep_syncs > 0 ? json_integer(p->keep_syncs)
+							       : json_null());
+	json_object_set_new(j, "keep_days", p->keep_days > 0 ? json_integer(p->keep_days)
+							     : json_null());
+	return j;
 }
 
 json_t *ps_sync_to_json(const struct ps_sync *s)

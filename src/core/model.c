@@ -18,6 +18,7 @@ void ps_project_free(struct ps_project *p)
 	free(p->last_commit);
 	free(p->last_error_code);
 	free(p->last_error_message);
+	free(p->paused_reason);
 	free(p);
 }
 

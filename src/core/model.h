@@ -35,6 +35,21 @@ struct ps_project {
 	char *last_error_message;
 	int64_t failures_in_row;
 	int64_t created_at;           /* ms since epoch */
+	/* Schedule (core/schedule.h): every_ms 0 and !every_auto = off (syncs start only by hand,
+	 * API or webhook); every_auto adapts interval_ms within [auto_min_ms, auto_max_ms]. */
+	int64_t every_ms;
+	bool every_auto;
+	int64_t auto_min_ms, auto_max_ms;
+	int64_t interval_ms;          /* the interval in force (auto: the adapted one); 0 = off */
+	int64_t next_sync_at;         /* when the scheduler queues its next sync; 0 = never */
+	int64_t last_check_at;        /* when its last sync ended, whatever started it; 0 = never */
+	int64_t max_failures;         /* failures in a row before pausing; 0 = the server's */
+	bool paused;                  /* state `paused`: no scheduled syncs until resumed */
+	int64_t paused_at;
+	char *paused_reason;
+	/* Retention (core/retention.h): 0 = no limit of that kind; both 0 keeps everything. */
+	int64_t keep_syncs;
+	int64_t keep_days;
 };
 
 enum ps_sync_status {

@@ -195,7 +195,8 @@ int ps_project_change_apply(struct ps_store *s, struct ps_project *p,
 {
 	bool renames = c->name && strcmp(c->name, p->name) != 0;
 	bool settings = c->branch || c->default_branch ||
-			(c->memory_globs && c->memory_globs->n) || c->max_blob_size > 0;
+			(c->memory_globs && c->memory_globs->n) || c->max_blob_size > 0 ||
+			c->schedule;
 	int rc;
 
 	if ((rc = ps_store_begin(s)) < 0)

@@ -300,6 +300,18 @@ static void fail_from_error(struct ps_sync_run *run, int rc)
 	 * wait for) comes before the end event. */
 	drain_warnings(run);
 
+	/* A source that answered before and is not there now is gone (deleted, moved, made
+	 * private): say so in those words, not as if the project had been set up wrong. */
+	if (rc != PS_ECANCELLED && run->base &&
+	    (!strcmp(slug, "repository_not_found") ||
+	     (!strcmp(slug, "bad_source") && !strncmp(msg, "no such directory", 17)))) {
+		char *plain = ps_asprintf("the source is gone: %s (it was synced before; was it "
+					  "deleted, moved or made private?)", msg);
+		free(msg);
+		free(slug);
+		msg = plain;
+		slug = ps_strdup("source_gone");
+	}
 	if (rc == PS_ECANCELLED)
 		finish_unsuccessful(run, PS_SYNC_CANCELLED, "cancelled", msg, true);
 	else

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "core/json.h"
+#include "core/schedule.h"
 #include "core/project.h"
 #include "server/http.h"
 #include "source/source.h"
@@ -204,11 +205,62 @@ static bool source_acceptable(struct ps_request *rq, const char *source)
 	return true;
 }
 
+/* The schedule and retention members of a project body (the options of `project add`);
+ * false after a 400. */
+static bool schedule_fields(struct ps_request *rq, json_t *body, struct ps_project *p)
+{
+	static const char *const counts[] = { "max_failures", "keep_syncs", "keep_days" };
+	json_t *v;
+
+	if ((v = json_object_get(body, "every")) && !json_is_null(v)) {
+		if (!json_is_string(v) || ps_schedule_parse_every(json_string_value(v), p) < 0) {
+			ps_http_error(rq, MHD_HTTP_BAD_REQUEST, "invalid_every",
+				      "'every' must be a duration from 10s to 30d (30s, 10m, 1h), "
+				      "\"auto\" or \"off\"");
+			return false;
+		}
+	}
+	for (int k = 0; k < 2; k++) {
+		const char *key = k ? "auto_max_seconds" : "auto_min_seconds";
+		if ((v = json_object_get(body, key)) && !json_is_null(v)) {
+			if (!json_is_integer(v) || json_integer_value(v) < 10 ||
+			    json_integer_value(v) > PS_SCHEDULE_MAX_EVERY_MS / 1000) {
+				ps_http_error(rq, MHD_HTTP_BAD_REQUEST, "invalid_field",
+					      "'%s' must be an integer from 10 to 2592000", key);
+				return false;
+			}
+			*(k ? &p->auto_max_ms : &p->auto_min_ms) = json_integer_value(v) * 1000;
+		}
+	}
+	ps_project_schedule_defaults(p);
+	if (p->auto_max_ms < p->auto_min_ms) {
+		ps_http_error(rq, MHD_HTTP_BAD_REQUEST, "invalid_field",
+			      "'auto_max_seconds' must not be below 'auto_min_seconds'");
+		return false;
+	}
+	for (size_t k = 0; k < sizeof(counts) / sizeof(*counts); k++) {
+		if ((v = json_object_get(body, counts[k])) && !json_is_null(v)) {
+			if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+			    json_integer_value(v) > 1000000000) {
+				ps_http_error(rq, MHD_HTTP_BAD_REQUEST, "invalid_field",
+					      "'%s' must be an integer, 0 or more", counts[k]);
+				return false;
+			}
+			*(k == 0 ? &p->max_failures : k == 1 ? &p->keep_syncs : &p->keep_days) =
+				json_integer_value(v);
+		}
+	}
+	ps_schedule_configure(p, ps_now_ms());
+	return true;
+}
+
 /* The project a creation asks for, checked but for its source; NULL after replying 400/422. */
 static struct remote_job *create_parse(struct ps_request *rq)
 {
 	static const char *const known[] = { "name", "source", "branch", "memory_globs",
-					     "max_blob_size", NULL };
+					     "max_blob_size", "every", "auto_min_seconds",
+					     "auto_max_seconds", "max_failures", "keep_syncs",
+					     "keep_days", NULL };
 	struct remote_job *job = ps_calloc(1, sizeof(*job));
 	struct ps_project *p = &job->p;
 	const char *name, *source, *branch;
@@ -236,6 +288,12 @@ static struct remote_job *create_parse(struct ps_request *rq)
 		goto fail;
 	if (p->memory_globs.n == 0)
 		ps_strv_push(&p->memory_globs, PS_DEFAULT_MEMORY_GLOB);
+	p->name = (char *)name; /* the jitter's seed, until the copy below */
+	if (!schedule_fields(rq, job->body, p)) {
+		p->name = NULL;
+		goto fail;
+	}
+	p->name = NULL;
 	if (!source_acceptable(rq, source))
 		goto fail;
 	p->name = ps_strdup(name);
@@ -403,6 +461,27 @@ cleanup:
 	ps_project_free(p);
 }
 
+void ps_api_project_resume(struct ps_request *rq)
+{
+	struct ps_project *p = ps_http_project(rq), *after = NULL;
+	int rc;
+
+	if (!p)
+		return;
+	if ((rc = ps_store_project_resume(rq->store, p->id, ps_now_ms())) < 0 ||
+	    (rc = ps_store_project_get_by_id(rq->store, p->id, &after)) < 0) {
+		ps_http_fail(rq, rc);
+	} else {
+		if (p->paused)
+			ps_log("project %s resumed", p->name);
+		if (rq->srv->scheduler)
+			ps_scheduler_poke(rq->srv->scheduler);
+		ps_http_json(rq, MHD_HTTP_OK, ps_project_to_json(after));
+	}
+	ps_project_free(after);
+	ps_project_free(p);
+}
+
 /* Appends `rel="next"` for a page that was full. */
 static void link_next(struct ps_request *rq, const char *path, int64_t limit, const char *key,
 		      const char *cursor)
@@ -483,6 +562,8 @@ struct patch_job {
 	struct ps_project_change chg;  /* points into the fields below */
 	char *name, *source, *branch;
 	struct ps_strv globs;
+	json_t *schedule;              /* the schedule and retention members, validated */
+	const char *cur_key;           /* the member being parsed (patch_parse) */
 	struct ps_project *p;          /* the project as it was when the request came */
 	const char *cache_dir;
 	int rc;
@@ -499,6 +580,7 @@ static void patch_job_free(void *arg)
 	free(job->source);
 	free(job->branch);
 	ps_strv_dispose(&job->globs);
+	json_decref(job->schedule);
 	ps_project_free(job->p);
 	free(job->slug);
 	free(job->message);
@@ -602,6 +684,10 @@ static bool patch_max_blob_size(struct ps_request *rq, json_t *v, struct patch_j
 	return ok;
 }
 
+/* The schedule and retention members are parsed together (schedule_fields, as at creation):
+ * collected here, validated once the body is read, applied to the project as it is then. */
+static bool patch_schedule(struct ps_request *rq, json_t *v, struct patch_job *job);
+
 static const struct {
 	const char *key;
 	bool (*parse)(struct ps_request *rq, json_t *v, struct patch_job *job);
@@ -612,7 +698,22 @@ static const struct {
 	{ "branch", patch_branch },
 	{ "memory_globs", patch_globs },
 	{ "max_blob_size", patch_max_blob_size },
+	{ "every", patch_schedule },
+	{ "auto_min_seconds", patch_schedule },
+	{ "auto_max_seconds", patch_schedule },
+	{ "max_failures", patch_schedule },
+	{ "keep_syncs", patch_schedule },
+	{ "keep_days", patch_schedule },
 };
+
+static bool patch_schedule(struct ps_request *rq, json_t *v, struct patch_job *job)
+{
+	(void)rq;
+	if (!job->schedule)
+		job->schedule = json_object();
+	json_object_set(job->schedule, job->cur_key, v);
+	return true;
+}
 
 #define NPATCH_FIELDS (sizeof(patch_fields) / sizeof(*patch_fields))
 
@@ -627,10 +728,19 @@ static struct patch_job *patch_parse(struct ps_request *rq)
 	known[NPATCH_FIELDS] = NULL;
 	if (!(body = ps_http_body_fields(rq, false, known)))
 		goto fail;
-	for (size_t i = 0; i < NPATCH_FIELDS; i++)
+	for (size_t i = 0; i < NPATCH_FIELDS; i++) {
+		job->cur_key = patch_fields[i].key;
 		if ((v = json_object_get(body, patch_fields[i].key)) &&
 		    !patch_fields[i].parse(rq, v, job))
 			goto fail;
+	}
+	job->cur_key = NULL;
+	if (job->schedule) {
+		/* Refused now (400) rather than after a remote check. */
+		struct ps_project scratch = { .name = (char *)"scratch" };
+		if (!schedule_fields(rq, job->schedule, &scratch))
+			goto fail;
+	}
 	json_decref(body);
 	return job;
 fail:
@@ -656,9 +766,16 @@ static void patch_finish(struct ps_request *rq, struct patch_job *job)
 				      ps_error_message());
 		return;
 	}
-	/* Read again: the check may have waited on a remote while the project changed. */
-	if ((rc = ps_store_project_get_by_id(rq->store, job->p->id, &p)) < 0 ||
-	    (rc = ps_project_change_apply(rq->store, p, &job->chg)) < 0) {
+	/* Read again: the check may have waited on a remote while the project changed. A new
+	 * schedule or retention goes on that project (the next due time is computed anew). */
+	if ((rc = ps_store_project_get_by_id(rq->store, job->p->id, &p)) == 0 && job->schedule) {
+		if (!schedule_fields(rq, job->schedule, p)) {
+			ps_project_free(p);
+			return;
+		}
+		job->chg.schedule = true;
+	}
+	if (rc < 0 || (rc = ps_project_change_apply(rq->store, p, &job->chg)) < 0) {
 		ps_http_fail(rq, rc);
 	} else {
 		ps_log("project %s changed", p->name);

@@ -45,6 +45,7 @@ static const struct ps_route routes[] = {
 	{ "GET", "/api/v1/projects/{name}/branches", ps_api_project_branches, true, SMALL, NULL },
 	{ "GET", "/api/v1/projects/{name}/sync", ps_api_project_sync_status, true, SMALL, NULL },
 	{ "POST", "/api/v1/projects/{name}/sync", ps_api_project_sync_start, true, SMALL, NULL },
+	{ "POST", "/api/v1/projects/{name}/resume", ps_api_project_resume, true, SMALL, NULL },
 	{ "GET", "/api/v1/projects/{name}/syncs", ps_api_project_syncs, true, SMALL, NULL },
 	{ "GET", "/api/v1/projects/{name}/files", ps_api_project_files, true, SMALL, NULL },
 	{ "GET", "/api/v1/projects/{name}/file", ps_api_project_file, true, SMALL, NULL },
@@ -967,6 +968,9 @@ void ps_server_config_defaults(struct ps_server_config *cfg)
 	cfg->heartbeat_ms = 15000;
 	cfg->poll_ms = 0; /* the hub picks: 100 ms (SQLite), 1 s beside LISTEN (PostgreSQL) */
 	cfg->lease_ms = 30000;
+	cfg->max_failures = 10;
+	cfg->prune_interval_ms = 3600 * 1000;
+	cfg->schedule_tick_ms = 1000;
 	cfg->watcher_queue_max = 256 * 1024;
 	cfg->log_requests = true;
 }
@@ -1117,7 +1121,10 @@ int ps_server_run(const struct ps_server_config *cfg)
 	if ((rc = ps_hub_start(&srv->hub, srv)) < 0 ||
 	    (rc = ps_offload_start(&srv->offload, cfg->http_threads > 0 ? cfg->http_threads : 1))
 	    < 0 ||
-	    (rc = ps_workers_start(&srv->workers, srv)) < 0) {
+	    (rc = ps_workers_start(&srv->workers, srv)) < 0 ||
+	    (rc = ps_scheduler_start(&srv->scheduler, srv)) < 0) {
+		if (srv->workers)
+			ps_workers_stop(srv->workers);
 		if (srv->hub)
 			ps_hub_stop(srv->hub);
 		server_free(srv);
@@ -1141,6 +1148,7 @@ int ps_server_run(const struct ps_server_config *cfg)
 	if (!srv->daemon) {
 		rc = ps_error_set(PS_EIO, "listen_failed", "cannot listen on %s:%d: %s",
 				  cfg->host, cfg->port, strerror(errno ? errno : EADDRINUSE));
+		ps_scheduler_stop(srv->scheduler);
 		ps_workers_stop(srv->workers);
 		ps_hub_stop(srv->hub);
 		server_free(srv);
@@ -1173,6 +1181,8 @@ int ps_server_run(const struct ps_server_config *cfg)
 		if (ls != MHD_INVALID_SOCKET)
 			close(ls);
 	}
+	/* No new scheduled syncs once stopping: the scheduler goes before the workers. */
+	ps_scheduler_stop(srv->scheduler);
 	ps_workers_stop(srv->workers);
 	ps_hub_close_all(srv->hub);
 	/* Connections waiting for a helper answer 503 now (docs/stack.md #6). */

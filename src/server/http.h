@@ -39,6 +39,7 @@ struct ps_offload;
 struct ps_offload_task;
 struct ps_workers;
 struct ps_metrics;
+struct ps_scheduler;
 
 /* The server: configuration and the parts that live as long as it runs. */
 struct ps_server {
@@ -46,6 +47,7 @@ struct ps_server {
 	struct MHD_Daemon *daemon;
 	struct ps_hub *hub;
 	struct ps_workers *workers;
+	struct ps_scheduler *scheduler;
 	struct ps_metrics *metrics;
 	struct ps_offload *offload;        /* helper threads for work that waits on a network */
 	volatile int stopping;             /* set on SIGTERM: new API requests get 503 */
@@ -146,6 +148,7 @@ void ps_api_project_patch(struct ps_request *rq);
 void ps_api_project_branches(struct ps_request *rq);
 void ps_api_project_sync_status(struct ps_request *rq);
 void ps_api_project_sync_start(struct ps_request *rq);
+void ps_api_project_resume(struct ps_request *rq);
 void ps_api_project_syncs(struct ps_request *rq);
 void ps_api_sync_get(struct ps_request *rq);
 void ps_api_sync_cancel(struct ps_request *rq);
@@ -216,6 +219,10 @@ void ps_workers_stop(struct ps_workers *w);
 /* Stops (if needed) and releases the pool. */
 void ps_workers_free(struct ps_workers *w);
 void ps_workers_poke(struct ps_workers *w);
+/* The scheduler thread (scheduler.c): queues due scheduled syncs, prunes periodically. */
+int ps_scheduler_start(struct ps_scheduler **out, struct ps_server *srv);
+void ps_scheduler_stop(struct ps_scheduler *sch); /* NULL-safe; joins the thread */
+void ps_scheduler_poke(struct ps_scheduler *sch);  /* look for due projects now */
 /* Syncs running in this server right now. */
 size_t ps_workers_running(struct ps_workers *w);
 

@@ -35,6 +35,9 @@ struct ps_server_config {
 	const char *public_url;
 	bool log_requests;           /* one line per request on stderr */
 	int64_t lease_ms;            /* how long a running sync's claim holds without renewal */
+	int64_t max_failures;        /* failures in a row before a scheduled project pauses (10) */
+	int64_t prune_interval_ms;   /* how often retention policies are applied; 0 = never */
+	int64_t schedule_tick_ms;    /* how often the scheduler looks for due projects (1000) */
 };
 
 /* Defaults: 127.0.0.1:8420, 2 workers, 4 HTTP threads, 16384 connections, 15 s heartbeat,

@@ -61,6 +61,11 @@ struct ps_store_ops {
 	int (*memory_add)(struct ps_store *s, int64_t project_id, const char *title, const char *content, const struct ps_strv *tags, struct ps_memory_entry **out);
 	int (*memory_restore)(struct ps_store *s, int64_t id, struct ps_memory_entry **out, bool *restored);
 	int (*webhook_delivery_add)(struct ps_store *s, const char *delivery_id, const char *event);
+	int (*project_schedule_save)(struct ps_store *s, const struct ps_project *p);
+	int (*schedule_claim)(struct ps_store *s, int64_t now, int64_t default_max_failures, int64_t *project_id);
+	int (*prune_syncs)(struct ps_store *s, int64_t project_id, int64_t start_sync_id, struct ps_prune_stats *out);
+	int (*prune_blobs)(struct ps_store *s, struct ps_prune_stats *out);
+	int (*compact)(struct ps_store *s);
 };
 
 struct ps_store_head {
@@ -129,6 +134,14 @@ int ps_sqlite_memory_history(struct ps_store *s, int64_t id, struct ps_memory_en
 int ps_sqlite_memory_add(struct ps_store *s, int64_t project_id, const char *title, const char *content, const struct ps_strv *tags, struct ps_memory_entry **out);
 int ps_sqlite_memory_restore(struct ps_store *s, int64_t id, struct ps_memory_entry **out, bool *restored);
 int ps_sqlite_webhook_delivery_add(struct ps_store *s, const char *delivery_id, const char *event);
+int ps_sqlite_project_schedule_save(struct ps_store *s, const struct ps_project *p);
+/* Pauses the projects that failed too often, then takes the most overdue active project (moves
+ * its next_sync_at on, guarded by the due time it read) and sets *project_id; PS_ENOTFOUND if
+ * none is due. */
+int ps_sqlite_schedule_claim(struct ps_store *s, int64_t now, int64_t default_max_failures, int64_t *project_id);
+int ps_sqlite_prune_syncs(struct ps_store *s, int64_t project_id, int64_t start_sync_id, struct ps_prune_stats *out);
+int ps_sqlite_prune_blobs(struct ps_store *s, struct ps_prune_stats *out);
+int ps_sqlite_compact(struct ps_store *s);
 
 /* ---- PostgreSQL (postgres/pg.c, postgres/pg_memory.c) ---- */
 int ps_pg_open(struct ps_store **out, const char *url, unsigned flags);
@@ -196,5 +209,13 @@ int ps_pg_memory_history(struct ps_store *s, int64_t id, struct ps_memory_entry 
 int ps_pg_memory_add(struct ps_store *s, int64_t project_id, const char *title, const char *content, const struct ps_strv *tags, struct ps_memory_entry **out);
 int ps_pg_memory_restore(struct ps_store *s, int64_t id, struct ps_memory_entry **out, bool *restored);
 int ps_pg_webhook_delivery_add(struct ps_store *s, const char *delivery_id, const char *event);
+int ps_pg_project_schedule_save(struct ps_store *s, const struct ps_project *p);
+/* Pauses the projects that failed too often, then takes the most overdue active project (moves
+ * its next_sync_at on, guarded by the due time it read) and sets *project_id; PS_ENOTFOUND if
+ * none is due. */
+int ps_pg_schedule_claim(struct ps_store *s, int64_t now, int64_t default_max_failures, int64_t *project_id);
+int ps_pg_prune_syncs(struct ps_store *s, int64_t project_id, int64_t start_sync_id, struct ps_prune_stats *out);
+int ps_pg_prune_blobs(struct ps_store *s, struct ps_prune_stats *out);
+int ps_pg_compact(struct ps_store *s);
 
 #endif

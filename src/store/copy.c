@@ -26,6 +26,11 @@ static const struct ps_copy_col project_cols[] = {
 	C("last_commit", TEXT), C("last_error_code", TEXT), C("last_error_message", TEXT),
 	C("failures_in_row", INT), C("created_at", INT), C("memory_rescan", INT),
 	C("memory_rescan_gen", INT), C("blob_rescan", INT), C("blob_rescan_gen", INT),
+	/* the schedule, failure state and retention (migration 0007) */
+	C("every_ms", INT), C("every_auto", INT), C("auto_min_ms", INT), C("auto_max_ms", INT),
+	C("interval_ms", INT), C("next_sync_at", INT), C("last_check_at", INT),
+	C("max_failures", INT), C("state", TEXT), C("paused_at", INT), C("paused_reason", TEXT),
+	C("keep_syncs", INT), C("keep_days", INT),
 };
 static const struct ps_copy_col sync_cols[] = {
 	C("id", INT), C("project_id", INT), C("branch", TEXT), C("status", TEXT), C("phase", TEXT),

@@ -25,6 +25,7 @@
 #include "store/sqlite_internal.h"
 #include "core/diff.h"
 #include "core/json.h"
+#include "core/schedule.h"
 #include "util/error.h"
 
 struct ps_embedded {
@@ -312,7 +313,9 @@ void ps_sqlite_free(struct ps_store *s)
 /* ---- projects ---- */
 
 #define PROJECT_COLS "id, name, source, branch, max_blob_size, memory_globs, last_sync_id, " \
-	"last_commit, last_error_code, last_error_message, failures_in_row, created_at"
+	"last_commit, last_error_code, last_error_message, failures_in_row, created_at, " \
+	"every_ms, every_auto, auto_min_ms, auto_max_ms, interval_ms, next_sync_at, " \
+	"last_check_at, max_failures, state, paused_at, paused_reason, keep_syncs, keep_days"
 
 static struct ps_project *project_from_row(sqlite3_stmt *st)
 {
@@ -335,7 +338,37 @@ static struct ps_project *project_from_row(sqlite3_stmt *st)
 	p->last_error_message = col_text(st, 9);
 	p->failures_in_row = sqlite3_column_int64(st, 10);
 	p->created_at = sqlite3_column_int64(st, 11);
+	p->every_ms = sqlite3_column_int64(st, 12);
+	p->every_auto = sqlite3_column_int(st, 13) != 0;
+	p->auto_min_ms = sqlite3_column_int64(st, 14);
+	p->auto_max_ms = sqlite3_column_int64(st, 15);
+	p->interval_ms = sqlite3_column_int64(st, 16);
+	p->next_sync_at = sqlite3_column_int64(st, 17);
+	p->last_check_at = sqlite3_column_int64(st, 18);
+	p->max_failures = sqlite3_column_int64(st, 19);
+	p->paused = sqlite3_column_text(st, 20) &&
+		    !strcmp((const char *)sqlite3_column_text(st, 20), "paused");
+	p->paused_at = sqlite3_column_int64(st, 21);
+	p->paused_reason = col_text(st, 22);
+	p->keep_syncs = sqlite3_column_int64(st, 23);
+	p->keep_days = sqlite3_column_int64(st, 24);
 	return p;
+}
+
+/* The schedule and retention settings, 9 parameters from `i`, in the order of project_add and
+ * project_update: every_ms, every_auto, auto_min_ms, auto_max_ms, interval_ms, next_sync_at,
+ * max_failures, keep_syncs, keep_days. */
+static void bind_schedule(sqlite3_stmt *st, int i, const struct ps_project *p)
+{
+	sqlite3_bind_int64(st, i, p->every_ms);
+	sqlite3_bind_int(st, i + 1, p->every_auto);
+	sqlite3_bind_int64(st, i + 2, p->auto_min_ms);
+	sqlite3_bind_int64(st, i + 3, p->auto_max_ms);
+	sqlite3_bind_int64(st, i + 4, p->interval_ms);
+	bind_id(st, i + 5, p->next_sync_at);
+	sqlite3_bind_int64(st, i + 6, p->max_failures);
+	sqlite3_bind_int64(st, i + 7, p->keep_syncs);
+	sqlite3_bind_int64(st, i + 8, p->keep_days);
 }
 
 static char *globs_json(const struct ps_project *p)
@@ -353,8 +386,10 @@ static char *globs_json(const struct ps_project *p)
 int ps_sqlite_project_add(struct ps_store *s, struct ps_project *p)
 {
 	static const char sql[] =
-		"INSERT INTO projects (name, source, branch, max_blob_size, memory_globs, created_at) "
-		"VALUES (?, ?, ?, ?, ?, ?)";
+		"INSERT INTO projects (name, source, branch, max_blob_size, memory_globs, created_at, "
+		"every_ms, every_auto, auto_min_ms, auto_max_ms, interval_ms, next_sync_at, "
+		"max_failures, keep_syncs, keep_days) "
+		"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 	sqlite3_stmt *st = stmt(s, sql);
 	char *globs;
 	int rc;
@@ -365,6 +400,7 @@ int ps_sqlite_project_add(struct ps_store *s, struct ps_project *p)
 		ps_strv_push(&p->memory_globs, PS_DEFAULT_MEMORY_GLOB);
 	if (p->max_blob_size <= 0)
 		p->max_blob_size = PS_DEFAULT_MAX_BLOB_SIZE;
+	ps_project_schedule_defaults(p);
 	globs = globs_json(p);
 	p->created_at = ps_now_ms();
 	bind_text(st, 1, p->name);
@@ -373,6 +409,7 @@ int ps_sqlite_project_add(struct ps_store *s, struct ps_project *p)
 	sqlite3_bind_int64(st, 4, p->max_blob_size);
 	bind_text(st, 5, globs);
 	sqlite3_bind_int64(st, 6, p->created_at);
+	bind_schedule(st, 7, p);
 	free(globs);
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
@@ -397,7 +434,9 @@ int ps_sqlite_project_update(struct ps_store *s, const struct ps_project *p)
 		/* A higher size limit: the next sync fetches what now fits (migrations/0005). */
 		"blob_rescan_gen = blob_rescan_gen + (?2 > max_blob_size), "
 		"blob_rescan = CASE WHEN ?2 > max_blob_size THEN blob_rescan_gen + 1 "
-		"ELSE blob_rescan END WHERE id = ?4";
+		"ELSE blob_rescan END, every_ms = ?5, every_auto = ?6, auto_min_ms = ?7, "
+		"auto_max_ms = ?8, interval_ms = ?9, next_sync_at = ?10, max_failures = ?11, "
+		"keep_syncs = ?12, keep_days = ?13 WHERE id = ?4";
 	sqlite3_stmt *st = stmt(s, sql);
 	char *globs;
 	int rc;
@@ -409,6 +448,7 @@ int ps_sqlite_project_update(struct ps_store *s, const struct ps_project *p)
 	sqlite3_bind_int64(st, 2, p->max_blob_size);
 	bind_text(st, 3, globs);
 	sqlite3_bind_int64(st, 4, p->id);
+	bind_schedule(st, 5, p);
 	free(globs);
 	if ((rc = step_done(s, st, "update project")) < 0)
 		return rc;
@@ -1636,4 +1676,248 @@ int ps_sqlite_webhook_delivery_add(struct ps_store *s, const char *delivery_id, 
 		return ps_error_set(PS_ECONFLICT, "duplicate_delivery",
 				    "webhook delivery %s was received before", delivery_id);
 	return rc == SQLITE_DONE ? 0 : db_error(s, "record webhook delivery");
+}
+
+/* ---- schedule and retention ---- */
+
+int ps_sqlite_project_schedule_save(struct ps_store *s, const struct ps_project *p)
+{
+	static const char sql[] =
+		"UPDATE projects SET interval_ms = ?, next_sync_at = ?, last_check_at = ?, state = ?, "
+		"paused_at = ?, paused_reason = ?, failures_in_row = ? WHERE id = ?";
+	sqlite3_stmt *st = stmt(s, sql);
+	int rc;
+
+	if (!st)
+		return PS_ESTORE;
+	sqlite3_bind_int64(st, 1, p->interval_ms);
+	bind_id(st, 2, p->next_sync_at);
+	bind_id(st, 3, p->last_check_at);
+	bind_text(st, 4, p->paused ? "paused" : "active");
+	bind_id(st, 5, p->paused ? p->paused_at : 0);
+	bind_text(st, 6, p->paused ? p->paused_reason : NULL);
+	sqlite3_bind_int64(st, 7, p->failures_in_row);
+	sqlite3_bind_int64(st, 8, p->id);
+	if ((rc = step_done(s, st, "save schedule")) < 0)
+		return rc;
+	if (sqlite3_changes(s->db) == 0)
+		return ps_error_set(PS_ENOTFOUND, "project_not_found", "project %lld not found",
+				    (long long)p->id);
+	return 0;
+}
+
+int ps_sqlite_schedule_claim(struct ps_store *s, int64_t now, int64_t default_max_failures,
+			     int64_t *project_id)
+{
+	/* A project that failed too often stops being scheduled: paused, with the reason. */
+	static const char pause[] =
+		"UPDATE projects SET state = 'paused', paused_at = ?1, paused_reason = "
+		"'failed ' || failures_in_row || ' times in a row' || "
+		"coalesce(': ' || last_error_message, '') "
+		"WHERE state = 'active' AND (every_ms > 0 OR every_auto != 0) AND failures_in_row >= "
+		"CASE WHEN max_failures > 0 THEN max_failures ELSE ?2 END";
+	static const char pick[] =
+		"SELECT id, next_sync_at FROM projects WHERE state = 'active' "
+		"AND next_sync_at IS NOT NULL AND next_sync_at <= ? ORDER BY next_sync_at, id LIMIT 1";
+	/* Guarded: only the writer that still sees it due moves it. The sync's end sets the real
+	 * next time; this one holds if no sync can be queued (one is already running). */
+	static const char take[] =
+		"UPDATE projects SET next_sync_at = ?1 + max(interval_ms, 10000) "
+		"WHERE id = ?2 AND next_sync_at = ?3 AND state = 'active'";
+	sqlite3_stmt *st;
+	int64_t id = 0, due = 0;
+	int rc;
+
+	if ((rc = ps_store_begin(s)) < 0)
+		return rc;
+	if (!(st = stmt(s, pause))) {
+		rc = PS_ESTORE;
+		goto fail;
+	}
+	sqlite3_bind_int64(st, 1, now);
+	sqlite3_bind_int64(st, 2, default_max_failures > 0 ? default_max_failures
+							  : PS_SCHEDULE_MAX_FAILURES);
+	if ((rc = step_done(s, st, "pause failing projects")) < 0)
+		goto fail;
+	if (!(st = stmt(s, pick))) {
+		rc = PS_ESTORE;
+		goto fail;
+	}
+	sqlite3_bind_int64(st, 1, now);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		id = sqlite3_column_int64(st, 0);
+		due = sqlite3_column_int64(st, 1);
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		rc = db_error(s, "find a due project");
+		goto fail;
+	}
+	if (!id) {
+		if ((rc = ps_store_commit(s)) < 0)
+			return rc;
+		return ps_error_set(PS_ENOTFOUND, "none_due", "no project is due");
+	}
+	if (!(st = stmt(s, take))) {
+		rc = PS_ESTORE;
+		goto fail;
+	}
+	sqlite3_bind_int64(st, 1, now);
+	sqlite3_bind_int64(st, 2, id);
+	sqlite3_bind_int64(st, 3, due);
+	if ((rc = step_done(s, st, "take a due project")) < 0)
+		goto fail;
+	if (sqlite3_changes(s->db) != 1) {
+		rc = ps_error_set(PS_ECONFLICT, "not_due", "project %lld is no longer due",
+				  (long long)id);
+		goto fail;
+	}
+	*project_id = id;
+	return ps_store_commit(s);
+fail:
+	ps_store_rollback(s);
+	return rc;
+}
+
+/* One number from a statement with up to two parameters (extra binds are ignored). */
+static int64_t scalar(struct ps_store *s, const char *sql, int64_t a, int64_t b, int *rc)
+{
+	sqlite3_stmt *st = stmt(s, sql);
+	int64_t v = 0;
+	int r;
+
+	if (!st) {
+		*rc = PS_ESTORE;
+		return 0;
+	}
+	sqlite3_bind_int64(st, 1, a);
+	sqlite3_bind_int64(st, 2, b);
+	r = sqlite3_step(st);
+	if (r == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	if (r != SQLITE_ROW && r != SQLITE_DONE)
+		*rc = db_error(s, "prune");
+	return v;
+}
+
+static int run2(struct ps_store *s, const char *sql, int64_t a, int64_t b, int64_t *changed)
+{
+	sqlite3_stmt *st = stmt(s, sql);
+	int rc;
+
+	if (!st)
+		return PS_ESTORE;
+	sqlite3_bind_int64(st, 1, a);
+	sqlite3_bind_int64(st, 2, b);
+	if ((rc = step_done(s, st, "prune")) < 0)
+		return rc;
+	if (changed)
+		*changed += sqlite3_changes(s->db);
+	return 0;
+}
+
+int ps_sqlite_prune_syncs(struct ps_store *s, int64_t project_id, int64_t start,
+			  struct ps_prune_stats *out)
+{
+	static const char count_syncs[] =
+		"SELECT count(*) FROM syncs WHERE project_id = ?1 AND id < ?2";
+	static const char check_start[] =
+		"SELECT count(*) FROM syncs WHERE project_id = ?1 AND id = ?2 AND status = 'succeeded'";
+	/* Rows a sync that did not succeed left (purged at the next start, but not yet): they
+	 * must not become visible below. */
+	static const char del_unsucceeded[] =
+		"DELETE FROM file_versions WHERE project_id = ?1 AND introduced_by < ?2 AND "
+		"introduced_by NOT IN (SELECT id FROM syncs WHERE project_id = ?1 "
+		"AND status = 'succeeded')";
+	/* Superseded at or before the new start: only the syncs that go could see them. */
+	static const char del_versions[] =
+		"DELETE FROM file_versions WHERE project_id = ?1 AND superseded_by IS NOT NULL "
+		"AND superseded_by <= ?2";
+	/* What the start sees from older syncs becomes its own: it lists its full snapshot. */
+	static const char rebase[] =
+		"UPDATE file_versions SET introduced_by = ?2 WHERE project_id = ?1 "
+		"AND introduced_by < ?2";
+	static const char del_events[] =
+		"DELETE FROM events WHERE sync_id IN (SELECT id FROM syncs WHERE project_id = ?1 "
+		"AND id < ?2)";
+	static const char del_syncs[] = "DELETE FROM syncs WHERE project_id = ?1 AND id < ?2";
+	static const char new_start[] =
+		"UPDATE syncs SET previous_sync_id = NULL, base_sync_id = NULL "
+		"WHERE project_id = ?1 AND id = ?2";
+	static const char bases[] =
+		"UPDATE syncs SET base_sync_id = NULL WHERE project_id = ?1 AND base_sync_id < ?2";
+	int rc = 0;
+
+	if ((rc = ps_store_begin(s)) < 0)
+		return rc;
+	if (scalar(s, check_start, project_id, start, &rc) != 1) {
+		if (rc == 0)
+			rc = ps_error_set(PS_EINVAL, "not_a_start",
+					  "sync %lld is not a succeeded sync of the project",
+					  (long long)start);
+		goto fail;
+	}
+	out->syncs += scalar(s, count_syncs, project_id, start, &rc);
+	if (rc < 0 ||
+	    (rc = run2(s, del_unsucceeded, project_id, start, &out->file_versions)) < 0 ||
+	    (rc = run2(s, del_versions, project_id, start, &out->file_versions)) < 0 ||
+	    (rc = run2(s, rebase, project_id, start, NULL)) < 0 ||
+	    (rc = run2(s, del_events, project_id, start, &out->events)) < 0 ||
+	    (rc = run2(s, del_syncs, project_id, start, NULL)) < 0 ||
+	    (rc = run2(s, new_start, project_id, start, NULL)) < 0 ||
+	    (rc = run2(s, bases, project_id, start, NULL)) < 0)
+		goto fail;
+	return ps_store_commit(s);
+fail:
+	ps_store_rollback(s);
+	return rc;
+}
+
+int ps_sqlite_prune_blobs(struct ps_store *s, struct ps_prune_stats *out)
+{
+	/* A running sync may hold blobs it fetched but has not staged a version of yet: they
+	 * look unreferenced. Blob pruning waits for a moment without one (the write lock of
+	 * this transaction keeps new syncs from starting meanwhile). */
+	static const char running[] =
+		"SELECT count(*) FROM syncs WHERE status = 'running'";
+	static const char measure[] =
+		"SELECT count(*) FROM blobs b WHERE NOT EXISTS "
+		"(SELECT 1 FROM file_versions f WHERE f.sha = b.sha)";
+	static const char measure_bytes[] =
+		"SELECT coalesce(sum(length(content)), 0) FROM blobs b WHERE NOT EXISTS "
+		"(SELECT 1 FROM file_versions f WHERE f.sha = b.sha)";
+	static const char del[] =
+		"DELETE FROM blobs WHERE NOT EXISTS "
+		"(SELECT 1 FROM file_versions f WHERE f.sha = blobs.sha)";
+	int rc = 0;
+
+	if ((rc = ps_store_begin(s)) < 0)
+		return rc;
+	if (scalar(s, running, 0, 0, &rc) > 0) {
+		out->blobs_skipped = true;
+		return rc < 0 ? (ps_store_rollback(s), rc) : ps_store_commit(s);
+	}
+	out->blob_bytes += scalar(s, measure_bytes, 0, 0, &rc);
+	if (rc < 0)
+		goto fail;
+	out->blobs += scalar(s, measure, 0, 0, &rc);
+	if (rc < 0 || (rc = run2(s, del, 0, 0, NULL)) < 0)
+		goto fail;
+	return ps_store_commit(s);
+fail:
+	ps_store_rollback(s);
+	return rc;
+}
+
+int ps_sqlite_compact(struct ps_store *s)
+{
+	if (s->tx_depth > 0)
+		return 0; /* a dry run: nothing was freed */
+	/* VACUUM rewrites the file without the freed pages; the checkpoint moves the result out
+	 * of the WAL so the file on disk shrinks now, not at the next checkpoint. */
+	if (exec(s, "VACUUM", "vacuum") < 0)
+		return PS_ESTORE;
+	return exec(s, "PRAGMA wal_checkpoint(TRUNCATE)", "checkpoint");
 }

@@ -7,6 +7,7 @@
 
 #include <string.h>
 
+#include "core/schedule.h"
 #include "store/backend.h"
 #include "util/error.h"
 #include "util/util.h"
@@ -61,6 +62,11 @@ const struct ps_store_ops ps_sqlite_ops = {
 	.memory_add = ps_sqlite_memory_add,
 	.memory_restore = ps_sqlite_memory_restore,
 	.webhook_delivery_add = ps_sqlite_webhook_delivery_add,
+	.project_schedule_save = ps_sqlite_project_schedule_save,
+	.schedule_claim = ps_sqlite_schedule_claim,
+	.prune_syncs = ps_sqlite_prune_syncs,
+	.prune_blobs = ps_sqlite_prune_blobs,
+	.compact = ps_sqlite_compact,
 };
 
 const struct ps_store_ops ps_pg_ops = {
@@ -113,6 +119,11 @@ const struct ps_store_ops ps_pg_ops = {
 	.memory_add = ps_pg_memory_add,
 	.memory_restore = ps_pg_memory_restore,
 	.webhook_delivery_add = ps_pg_webhook_delivery_add,
+	.project_schedule_save = ps_pg_project_schedule_save,
+	.schedule_claim = ps_pg_schedule_claim,
+	.prune_syncs = ps_pg_prune_syncs,
+	.prune_blobs = ps_pg_prune_blobs,
+	.compact = ps_pg_compact,
 };
 
 static const struct ps_store_ops *ops(const struct ps_store *s)
@@ -249,14 +260,48 @@ int ps_store_sync_cancel_requested(struct ps_store *s, int64_t id, bool *out)
 	return ops(s)->sync_cancel_requested(s, id, out);
 }
 
+/* Every sync's end is the project's latest check: the next due time follows from it
+ * (core/schedule.c), in the transaction that ends the sync. */
+static int schedule_after_sync(struct ps_store *s, const struct ps_sync *sync)
+{
+	struct ps_project *p = NULL;
+	int rc;
+
+	if ((rc = ps_store_project_get_by_id(s, sync->project_id, &p)) < 0)
+		return rc;
+	ps_schedule_after_sync(p, sync->status, !sync->up_to_date,
+			       sync->finished_at ? sync->finished_at : ps_now_ms());
+	rc = ops(s)->project_schedule_save(s, p);
+	ps_project_free(p);
+	return rc;
+}
+
 int ps_store_sync_fail(struct ps_store *s, struct ps_sync *sync, enum ps_sync_status status, const char *code, const char *message, const struct ps_event *final_event)
 {
-	return ops(s)->sync_fail(s, sync, status, code, message, final_event);
+	int rc;
+
+	if ((rc = ps_store_begin(s)) < 0)
+		return rc;
+	if ((rc = ops(s)->sync_fail(s, sync, status, code, message, final_event)) < 0 ||
+	    (rc = schedule_after_sync(s, sync)) < 0) {
+		ps_store_rollback(s);
+		return rc;
+	}
+	return ps_store_commit(s);
 }
 
 int ps_store_sync_finalize(struct ps_store *s, struct ps_sync *sync, const struct ps_change *changes, size_t n, const struct ps_event *final_event)
 {
-	return ops(s)->sync_finalize(s, sync, changes, n, final_event);
+	int rc;
+
+	if ((rc = ps_store_begin(s)) < 0)
+		return rc;
+	if ((rc = ops(s)->sync_finalize(s, sync, changes, n, final_event)) < 0 ||
+	    (rc = schedule_after_sync(s, sync)) < 0) {
+		ps_store_rollback(s);
+		return rc;
+	}
+	return ps_store_commit(s);
 }
 
 int ps_store_reap(struct ps_store *s, int64_t project_id, int *reaped)
@@ -467,4 +512,102 @@ int ps_store_snapshot_missing_blobs(struct ps_store *s, int64_t project_id, int6
 				    int64_t max_size, ps_file_cb cb, void *ud)
 {
 	return ops(s)->snapshot_missing_blobs(s, project_id, at, max_size, cb, ud);
+}
+
+/* ---- schedule and retention ---- */
+
+int ps_store_schedule_next(struct ps_store *s, int64_t now, int64_t default_max_failures,
+			   struct ps_sync **out)
+{
+	struct ps_project *p = NULL;
+	struct ps_sync *sync = NULL, *active = NULL;
+	struct ps_event ev = { 0 };
+	int64_t pid = 0;
+	int rc;
+
+	if (out)
+		*out = NULL;
+	if ((rc = ps_store_begin(s)) < 0)
+		return rc;
+	if ((rc = ops(s)->schedule_claim(s, now, default_max_failures, &pid)) < 0) {
+		/* No project due is an answer; the pauses made on the way still count. */
+		if (rc == PS_ENOTFOUND) {
+			int crc = ps_store_commit(s);
+			return crc < 0 ? crc : ps_error_set(PS_ENOTFOUND, "none_due",
+							    "no project is due");
+		}
+		goto fail;
+	}
+	if ((rc = ps_store_project_get_by_id(s, pid, &p)) < 0)
+		goto fail;
+	/* A sync already queued or running is this check; asking first keeps the transaction
+	 * clean (a refused insert would abort it on PostgreSQL). */
+	(void)ps_store_reap(s, pid, NULL);
+	if (ps_store_sync_active(s, pid, &active) == 0) {
+		ps_sync_free(active);
+		ps_project_free(p);
+		return ps_store_commit(s);
+	}
+	ps_error_clear();
+	if ((rc = ps_store_sync_create(s, pid, p->branch ? p->branch : "", "schedule", NULL,
+				       &sync)) < 0)
+		goto fail;
+	/* Its first event in the same transaction, as the API queues one (server/workers.c). */
+	ev.sync_id = sync->id;
+	ev.seq = 1;
+	ev.kind = PS_EVENT_QUEUED;
+	ev.phase = PS_PHASE_NONE;
+	if ((rc = ps_store_event_append(s, &ev)) < 0)
+		goto fail;
+	ps_project_free(p);
+	if ((rc = ps_store_commit(s)) < 0) {
+		ps_sync_free(sync);
+		return rc;
+	}
+	if (out)
+		*out = sync;
+	else
+		ps_sync_free(sync);
+	return 0;
+fail:
+	ps_store_rollback(s);
+	ps_sync_free(sync);
+	ps_project_free(p);
+	return rc;
+}
+
+int ps_store_project_resume(struct ps_store *s, int64_t project_id, int64_t now)
+{
+	struct ps_project *p = NULL;
+	int rc;
+
+	if ((rc = ps_store_begin(s)) < 0)
+		return rc;
+	if ((rc = ps_store_project_get_by_id(s, project_id, &p)) < 0)
+		goto fail;
+	ps_schedule_resume(p, now);
+	if ((rc = ops(s)->project_schedule_save(s, p)) < 0)
+		goto fail;
+	ps_project_free(p);
+	return ps_store_commit(s);
+fail:
+	ps_project_free(p);
+	ps_store_rollback(s);
+	return rc;
+}
+
+int ps_store_prune_syncs(struct ps_store *s, int64_t project_id, int64_t start_sync_id,
+			 struct ps_prune_stats *out)
+{
+	return ops(s)->prune_syncs(s, project_id, start_sync_id, out);
+}
+
+int ps_store_prune_blobs(struct ps_store *s, struct ps_prune_stats *out)
+{
+	return ops(s)->prune_blobs(s, out);
+}
+
+int ps_store_compact(struct ps_store *s)
+{
+	return ops(s)->compact(s);
 }

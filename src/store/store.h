@@ -340,6 +340,61 @@ int ps_store_memory_add(struct ps_store *s, int64_t project_id, const char *titl
 int ps_store_memory_restore(struct ps_store *s, int64_t id, struct ps_memory_entry **out,
 			    bool *restored);
 
+/* ---- schedule and failure states (core/schedule.h) ---- */
+
+/*
+ * Queues the sync of one due project, for the scheduler of `projsync serve`, in one
+ * transaction: first pauses every scheduled project with at least its max_failures (0: then
+ * `default_max_failures`, <= 0: 10) failures in a row (state paused, paused_at = now, the reason
+ * naming the count and the last error); then takes the most overdue active project whose
+ * next_sync_at <= now, moves its next_sync_at on, and appends a queued sync with trigger
+ * "schedule" and its `queued` event, for any node's workers to claim. Several nodes on one
+ * store may call it at once: a due project is taken by exactly one (a guarded update of its due
+ * time; on PostgreSQL under FOR UPDATE SKIP LOCKED). When a sync of the project is already
+ * queued or running, that sync is the check: nothing is queued and *out is NULL.
+ * PS_ENOTFOUND when no project is due. `out` may be NULL.
+ */
+int ps_store_schedule_next(struct ps_store *s, int64_t now, int64_t default_max_failures,
+			   struct ps_sync **out);
+/*
+ * Clears a project's paused state and its failure count; a scheduled project is due at once. Not paused is fine (returns 0). PS_ENOTFOUND for an unknown project.
+ */
+int ps_store_project_resume(struct ps_store *s, int64_t project_id, int64_t now);
+
+/* ---- retention ---- */
+
+/* What a prune removed (or, in a dry run, would remove); the functions add to it. */
+struct ps_prune_stats {
+	int64_t syncs;          /* syncs that left the chains (any status) */
+	int64_t file_versions;  /* file version rows only those syncs could see */
+	int64_t events;
+	int64_t blobs;          /* blobs no file version references any more */
+	int64_t blob_bytes;     /* their stored bytes */
+	bool blobs_skipped;     /* a sync was running: blobs are left for the next prune */
+};
+
+/*
+ * Makes succeeded sync `start_sync_id` the first of its project's chain, in one transaction:
+ * removes every older sync of the project (any status) with its events, deletes the file
+ * versions that only they could see, and makes the versions `start` sees from older syncs its
+ * own, so it still lists its full snapshot and every later snapshot is unchanged. Memory entries
+ * are not touched (their content is their own). PS_EINVAL if `start` is not a succeeded sync of
+ * the project. Blobs stay: ps_store_prune_blobs removes them.
+ */
+int ps_store_prune_syncs(struct ps_store *s, int64_t project_id, int64_t start_sync_id,
+			 struct ps_prune_stats *out);
+/*
+ * Deletes the blobs no file version of any project references, in one transaction, and adds
+ * their count and bytes to `out`. The one place blobs are deleted: what else must go with a
+ * blob (a search index keyed by blob) or keep one alive (the base of a kept delta) belongs
+ * here. While any sync runs (it may hold blobs it has not staged a version of yet) it deletes
+ * nothing and sets out->blobs_skipped.
+ */
+int ps_store_prune_blobs(struct ps_store *s, struct ps_prune_stats *out);
+/* Gives freed space back (SQLite: VACUUM and a WAL checkpoint; PostgreSQL: VACUUM). Does
+ * nothing inside a transaction (a dry run). Blocks writers while it runs. */
+int ps_store_compact(struct ps_store *s);
+
 /* ---- whole-store copy (`projsync store copy FROM TO`) ---- */
 
 /*

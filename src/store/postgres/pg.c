@@ -23,6 +23,7 @@
 
 #include "core/diff.h"
 #include "core/json.h"
+#include "core/schedule.h"
 #include "util/error.h"
 
 struct ps_embedded {
@@ -533,7 +534,9 @@ void ps_pg_free(struct ps_store *s)
 /* ---- projects ---- */
 
 #define PROJECT_COLS "id, name, source, branch, max_blob_size, memory_globs, last_sync_id, " \
-	"last_commit, last_error_code, last_error_message, failures_in_row, created_at"
+	"last_commit, last_error_code, last_error_message, failures_in_row, created_at, " \
+	"every_ms, every_auto, auto_min_ms, auto_max_ms, interval_ms, next_sync_at, " \
+	"last_check_at, max_failures, state, paused_at, paused_reason, keep_syncs, keep_days"
 
 static struct ps_project *project_from_row(const PGresult *r, int i)
 {
@@ -556,7 +559,35 @@ static struct ps_project *project_from_row(const PGresult *r, int i)
 	p->last_error_message = ps_pg_col_text(r, i, 9);
 	p->failures_in_row = ps_pg_col_int(r, i, 10);
 	p->created_at = ps_pg_col_int(r, i, 11);
+	p->every_ms = ps_pg_col_int(r, i, 12);
+	p->every_auto = ps_pg_col_int(r, i, 13) != 0;
+	p->auto_min_ms = ps_pg_col_int(r, i, 14);
+	p->auto_max_ms = ps_pg_col_int(r, i, 15);
+	p->interval_ms = ps_pg_col_int(r, i, 16);
+	p->next_sync_at = ps_pg_col_int(r, i, 17);
+	p->last_check_at = ps_pg_col_int(r, i, 18);
+	p->max_failures = ps_pg_col_int(r, i, 19);
+	p->paused = !strcmp(PQgetvalue(r, i, 20), "paused");
+	p->paused_at = ps_pg_col_int(r, i, 21);
+	p->paused_reason = ps_pg_col_text(r, i, 22);
+	p->keep_syncs = ps_pg_col_int(r, i, 23);
+	p->keep_days = ps_pg_col_int(r, i, 24);
 	return p;
+}
+
+/* The schedule and retention settings, 9 parameters, in the order of project_add and
+ * project_update (see sqlite.c bind_schedule). */
+static void pq_schedule(struct ps_pq *q, const struct ps_project *p)
+{
+	ps_pq_int(q, p->every_ms);
+	ps_pq_int(q, p->every_auto ? 1 : 0);
+	ps_pq_int(q, p->auto_min_ms);
+	ps_pq_int(q, p->auto_max_ms);
+	ps_pq_int(q, p->interval_ms);
+	ps_pq_id(q, p->next_sync_at);
+	ps_pq_int(q, p->max_failures);
+	ps_pq_int(q, p->keep_syncs);
+	ps_pq_int(q, p->keep_days);
 }
 
 static char *globs_json(const struct ps_project *p)
@@ -574,8 +605,10 @@ static char *globs_json(const struct ps_project *p)
 int ps_pg_project_add(struct ps_store *s, struct ps_project *p)
 {
 	static const char sql[] =
-		"INSERT INTO projects (name, source, branch, max_blob_size, memory_globs, created_at) "
-		"VALUES ($1, $2, $3, $4, $5, $6) RETURNING id";
+		"INSERT INTO projects (name, source, branch, max_blob_size, memory_globs, created_at, "
+		"every_ms, every_auto, auto_min_ms, auto_max_ms, interval_ms, next_sync_at, "
+		"max_failures, keep_syncs, keep_days) "
+		"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING id";
 	struct ps_pq q = { 0 };
 	PGresult *r;
 	char *globs;
@@ -585,6 +618,7 @@ int ps_pg_project_add(struct ps_store *s, struct ps_project *p)
 		ps_strv_push(&p->memory_globs, PS_DEFAULT_MEMORY_GLOB);
 	if (p->max_blob_size <= 0)
 		p->max_blob_size = PS_DEFAULT_MAX_BLOB_SIZE;
+	ps_project_schedule_defaults(p);
 	globs = globs_json(p);
 	p->created_at = ps_now_ms();
 	ps_pq_text(&q, p->name);
@@ -593,6 +627,7 @@ int ps_pg_project_add(struct ps_store *s, struct ps_project *p)
 	ps_pq_int(&q, p->max_blob_size);
 	ps_pq_text(&q, globs);
 	ps_pq_int(&q, p->created_at);
+	pq_schedule(&q, p);
 	r = ps_pg_run(PSPG(s), sql, &q, false, "add project", &rc);
 	free(globs);
 	if (!r)
@@ -615,7 +650,9 @@ int ps_pg_project_update(struct ps_store *s, const struct ps_project *p)
 		/* A higher size limit: the next sync fetches what now fits (migrations/0005). */
 		"blob_rescan_gen = blob_rescan_gen + ($2 > max_blob_size)::int, "
 		"blob_rescan = CASE WHEN $2 > max_blob_size THEN blob_rescan_gen + 1 "
-		"ELSE blob_rescan END WHERE id = $4";
+		"ELSE blob_rescan END, every_ms = $5, every_auto = $6, auto_min_ms = $7, "
+		"auto_max_ms = $8, interval_ms = $9, next_sync_at = $10, max_failures = $11, "
+		"keep_syncs = $12, keep_days = $13 WHERE id = $4";
 	struct ps_pq q = { 0 };
 	char *globs = globs_json(p);
 	int64_t changed = 0;
@@ -625,6 +662,7 @@ int ps_pg_project_update(struct ps_store *s, const struct ps_project *p)
 	ps_pq_int(&q, p->max_blob_size);
 	ps_pq_text(&q, globs);
 	ps_pq_int(&q, p->id);
+	pq_schedule(&q, p);
 	rc = ps_pg_exec(PSPG(s), sql, &q, "update project", &changed);
 	free(globs);
 	if (rc < 0)
@@ -2012,4 +2050,210 @@ int ps_pg_sync_blob_rescan(struct ps_store *s, int64_t sync_id, int64_t generati
 	ps_pq_int(&q, sync_id);
 	return ps_pg_exec(PSPG(s), "UPDATE syncs SET blob_rescan = $1 WHERE id = $2", &q,
 			  "record blob rescan", NULL);
+}
+
+/* ---- schedule and retention ---- */
+
+int ps_pg_project_schedule_save(struct ps_store *s, const struct ps_project *p)
+{
+	static const char sql[] =
+		"UPDATE projects SET interval_ms = $1, next_sync_at = $2, last_check_at = $3, "
+		"state = $4, paused_at = $5, paused_reason = $6, failures_in_row = $7 WHERE id = $8";
+	struct ps_pq q = { 0 };
+	int64_t changed = 0;
+	int rc;
+
+	ps_pq_int(&q, p->interval_ms);
+	ps_pq_id(&q, p->next_sync_at);
+	ps_pq_id(&q, p->last_check_at);
+	ps_pq_text(&q, p->paused ? "paused" : "active");
+	ps_pq_id(&q, p->paused ? p->paused_at : 0);
+	ps_pq_text(&q, p->paused ? p->paused_reason : NULL);
+	ps_pq_int(&q, p->failures_in_row);
+	ps_pq_int(&q, p->id);
+	if ((rc = ps_pg_exec(PSPG(s), sql, &q, "save schedule", &changed)) < 0)
+		return rc;
+	if (changed == 0)
+		return ps_error_set(PS_ENOTFOUND, "project_not_found", "project %lld not found",
+				    (long long)p->id);
+	return 0;
+}
+
+int ps_pg_schedule_claim(struct ps_store *s, int64_t now, int64_t default_max_failures,
+			 int64_t *project_id)
+{
+	static const char pause[] =
+		"UPDATE projects SET state = 'paused', paused_at = $1, paused_reason = "
+		"'failed ' || failures_in_row || ' times in a row' || "
+		"coalesce(': ' || last_error_message, '') "
+		"WHERE state = 'active' AND (every_ms > 0 OR every_auto != 0) AND failures_in_row >= "
+		"CASE WHEN max_failures > 0 THEN max_failures ELSE $2 END";
+	/* One statement: the due row is locked (SKIP LOCKED: nodes claiming at once take
+	 * different projects) and moved only if it is still due, so a due project is taken by
+	 * exactly one node. */
+	static const char take[] =
+		"UPDATE projects SET next_sync_at = $1 + greatest(interval_ms, 10000) "
+		"WHERE id = (SELECT id FROM projects WHERE state = 'active' "
+		"AND next_sync_at IS NOT NULL AND next_sync_at <= $1 "
+		"ORDER BY next_sync_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) "
+		"AND next_sync_at <= $1 AND state = 'active' RETURNING id";
+	struct ps_pq q = { 0 };
+	PGresult *r;
+	int rc = 0;
+
+	if ((rc = ps_pg_begin(s)) < 0)
+		return rc;
+	ps_pq_int(&q, now);
+	ps_pq_int(&q, default_max_failures > 0 ? default_max_failures : PS_SCHEDULE_MAX_FAILURES);
+	if ((rc = ps_pg_exec(PSPG(s), pause, &q, "pause failing projects", NULL)) < 0)
+		goto fail;
+	ps_pq_int(&q, now);
+	if (!(r = ps_pg_run(PSPG(s), take, &q, false, "take a due project", &rc)))
+		goto fail;
+	if (PQntuples(r) == 0) {
+		PQclear(r);
+		if ((rc = ps_pg_commit(s)) < 0)
+			return rc;
+		return ps_error_set(PS_ENOTFOUND, "none_due", "no project is due");
+	}
+	*project_id = ps_pg_col_int(r, 0, 0);
+	PQclear(r);
+	return ps_pg_commit(s);
+fail:
+	ps_pg_rollback(s);
+	return rc;
+}
+
+static int64_t pg_scalar(struct ps_store *s, const char *sql, int64_t a, int64_t b, int nparams,
+			 int *rc)
+{
+	struct ps_pq q = { 0 };
+	PGresult *r;
+	int64_t v;
+
+	if (nparams > 0)
+		ps_pq_int(&q, a);
+	if (nparams > 1)
+		ps_pq_int(&q, b);
+	if (!(r = ps_pg_run(PSPG(s), sql, &q, false, "prune", rc)))
+		return 0;
+	v = PQntuples(r) ? ps_pg_col_int(r, 0, 0) : 0;
+	PQclear(r);
+	return v;
+}
+
+static int pg_run2(struct ps_store *s, const char *sql, int64_t a, int64_t b, int64_t *changed)
+{
+	struct ps_pq q = { 0 };
+	int64_t n = 0;
+	int rc;
+
+	ps_pq_int(&q, a);
+	ps_pq_int(&q, b);
+	if ((rc = ps_pg_exec(PSPG(s), sql, &q, "prune", &n)) < 0)
+		return rc;
+	if (changed)
+		*changed += n;
+	return 0;
+}
+
+int ps_pg_prune_syncs(struct ps_store *s, int64_t project_id, int64_t start,
+		      struct ps_prune_stats *out)
+{
+	/* The same steps as sqlite.c ps_sqlite_prune_syncs, which says why each is there. */
+	static const char count_syncs[] =
+		"SELECT count(*) FROM syncs WHERE project_id = $1 AND id < $2";
+	static const char check_start[] =
+		"SELECT count(*) FROM syncs WHERE project_id = $1 AND id = $2 AND status = 'succeeded'";
+	static const char del_unsucceeded[] =
+		"DELETE FROM file_versions WHERE project_id = $1 AND introduced_by < $2 AND "
+		"introduced_by NOT IN (SELECT id FROM syncs WHERE project_id = $1 "
+		"AND status = 'succeeded')";
+	static const char del_versions[] =
+		"DELETE FROM file_versions WHERE project_id = $1 AND superseded_by IS NOT NULL "
+		"AND superseded_by <= $2";
+	static const char rebase[] =
+		"UPDATE file_versions SET introduced_by = $2 WHERE project_id = $1 "
+		"AND introduced_by < $2";
+	static const char del_events[] =
+		"DELETE FROM events WHERE sync_id IN (SELECT id FROM syncs WHERE project_id = $1 "
+		"AND id < $2)";
+	static const char del_syncs[] = "DELETE FROM syncs WHERE project_id = $1 AND id < $2";
+	static const char new_start[] =
+		"UPDATE syncs SET previous_sync_id = NULL, base_sync_id = NULL "
+		"WHERE project_id = $1 AND id = $2";
+	static const char bases[] =
+		"UPDATE syncs SET base_sync_id = NULL WHERE project_id = $1 AND base_sync_id < $2";
+	int rc = 0;
+
+	if ((rc = ps_pg_begin(s)) < 0)
+		return rc;
+	if (pg_scalar(s, check_start, project_id, start, 2, &rc) != 1) {
+		if (rc == 0)
+			rc = ps_error_set(PS_EINVAL, "not_a_start",
+					  "sync %lld is not a succeeded sync of the project",
+					  (long long)start);
+		goto fail;
+	}
+	out->syncs += pg_scalar(s, count_syncs, project_id, start, 2, &rc);
+	if (rc < 0 ||
+	    (rc = pg_run2(s, del_unsucceeded, project_id, start, &out->file_versions)) < 0 ||
+	    (rc = pg_run2(s, del_versions, project_id, start, &out->file_versions)) < 0 ||
+	    (rc = pg_run2(s, rebase, project_id, start, NULL)) < 0 ||
+	    (rc = pg_run2(s, del_events, project_id, start, &out->events)) < 0 ||
+	    (rc = pg_run2(s, del_syncs, project_id, start, NULL)) < 0 ||
+	    (rc = pg_run2(s, new_start, project_id, start, NULL)) < 0 ||
+	    (rc = pg_run2(s, bases, project_id, start, NULL)) < 0)
+		goto fail;
+	return ps_pg_commit(s);
+fail:
+	ps_pg_rollback(s);
+	return rc;
+}
+
+int ps_pg_prune_blobs(struct ps_store *s, struct ps_prune_stats *out)
+{
+	/* The lock first, then the look for running syncs: a sync that starts after the look
+	 * reads the blob table only once this transaction is over (ACCESS EXCLUSIVE also holds
+	 * back its blob_have), so it never counts on a blob deleted here; one that runs already
+	 * may hold blobs it has not staged a version of yet, so blob pruning waits for a moment
+	 * without one (see sqlite.c). */
+	static const char lock[] = "LOCK TABLE blobs IN ACCESS EXCLUSIVE MODE";
+	static const char running[] = "SELECT count(*) FROM syncs WHERE status = 'running'";
+	static const char del[] =
+		"WITH gone AS (DELETE FROM blobs b WHERE NOT EXISTS "
+		"(SELECT 1 FROM file_versions f WHERE f.sha = b.sha) RETURNING octet_length(content) AS n) "
+		"SELECT count(*), coalesce(sum(n), 0) FROM gone";
+	struct ps_pq none = { 0 };
+	PGresult *r;
+	int rc = 0;
+
+	if ((rc = ps_pg_begin(s)) < 0)
+		return rc;
+	if ((rc = ps_pg_exec(PSPG(s), lock, &none, "lock blobs", NULL)) < 0)
+		goto fail;
+	if (pg_scalar(s, running, 0, 0, 0, &rc) > 0) {
+		out->blobs_skipped = true;
+		return rc < 0 ? (ps_pg_rollback(s), rc) : ps_pg_commit(s);
+	}
+	if (rc < 0)
+		goto fail;
+	if (!(r = ps_pg_run(PSPG(s), del, NULL, false, "prune blobs", &rc)))
+		goto fail;
+	out->blobs += ps_pg_col_int(r, 0, 0);
+	out->blob_bytes += ps_pg_col_int(r, 0, 1);
+	PQclear(r);
+	return ps_pg_commit(s);
+fail:
+	ps_pg_rollback(s);
+	return rc;
+}
+
+int ps_pg_compact(struct ps_store *s)
+{
+	if (PSPG(s)->tx_depth > 0)
+		return 0; /* a dry run: nothing was freed */
+	/* Plain VACUUM makes the space reusable (and returns trailing pages); VACUUM FULL would
+	 * lock the tables for the whole rewrite, too much for a server that keeps syncing. */
+	return exec_simple(PSPG(s), "VACUUM blobs", "vacuum");
 }

@@ -1,0 +1,146 @@
+/*
+ * The scheduler of `projsync serve`: one thread that, once a second, asks the store for the
+ * projects whose scheduled sync is due (ps_store_schedule_next) and lets the workers know, and
+ * that applies the retention policies every --prune-every. It holds no schedule in memory: the
+ * store decides which project is due and which node queues it, so several servers on one
+ * PostgreSQL database queue each due sync exactly once, and any node's workers run it
+ * (server/workers.c). It has its own store handle.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/retention.h"
+#include "server/http.h"
+#include "util/error.h"
+
+/* At most this many syncs queued per tick, so a store full of overdue projects (a server that
+ * was down) does not hold the thread for long; the rest follow at the next ticks. */
+#define MAX_PER_TICK 200
+
+struct ps_scheduler {
+	struct ps_server *srv;
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool stopping;
+};
+
+static void tick(struct ps_scheduler *sch, struct ps_store *store)
+{
+	const struct ps_server_config *cfg = &sch->srv->cfg;
+
+	for (int i = 0; i < MAX_PER_TICK; i++) {
+		struct ps_sync *sync = NULL;
+		int rc = ps_store_schedule_next(store, ps_now_ms(), cfg->max_failures, &sync);
+
+		if (rc == PS_ENOTFOUND)
+			break;
+		if (rc < 0) {
+			ps_log("scheduler: %s, retrying in a moment", ps_error_message());
+			break;
+		}
+		if (!sync)
+			continue; /* its sync was already queued or running: that is the check */
+		ps_log("sync %lld of %s queued (schedule, branch %s)", (long long)sync->id,
+		       sync->project, sync->branch && sync->branch[0] ? sync->branch : "default");
+		if (sch->srv->workers)
+			ps_workers_poke(sch->srv->workers);
+		ps_sync_free(sync);
+	}
+	ps_error_clear();
+}
+
+static void prune(struct ps_store *store)
+{
+	struct ps_prune_stats total;
+
+	if (ps_prune(store, NULL, ps_now_ms(), false, NULL, NULL, &total) < 0) {
+		ps_log("prune: %s, trying again later", ps_error_message());
+		ps_error_clear();
+		return;
+	}
+	if (total.syncs || total.blobs)
+		ps_log("prune: removed %lld syncs, %lld file versions, %lld blobs (%lld bytes)%s",
+		       (long long)total.syncs, (long long)total.file_versions,
+		       (long long)total.blobs, (long long)total.blob_bytes,
+		       total.blobs_skipped ? "; blobs left while a sync runs" : "");
+}
+
+static void *run(void *arg)
+{
+	struct ps_scheduler *sch = arg;
+	const struct ps_server_config *cfg = &sch->srv->cfg;
+	struct ps_store *store = NULL;
+	int64_t tick_ms = cfg->schedule_tick_ms > 0 ? cfg->schedule_tick_ms : 1000;
+	int64_t next_prune = cfg->prune_interval_ms > 0 ? ps_mono_ms() + cfg->prune_interval_ms : 0;
+
+	pthread_mutex_lock(&sch->mu);
+	while (!sch->stopping) {
+		struct timespec until;
+		int64_t now;
+
+		pthread_mutex_unlock(&sch->mu);
+		if (!store && ps_store_open(&store, cfg->db_url, PS_STORE_NO_MIGRATE) < 0) {
+			ps_log("scheduler: cannot open the store: %s", ps_error_message());
+			store = NULL;
+		}
+		if (store) {
+			tick(sch, store);
+			if (next_prune && ps_mono_ms() >= next_prune) {
+				prune(store);
+				next_prune = ps_mono_ms() + cfg->prune_interval_ms;
+			}
+		}
+		pthread_mutex_lock(&sch->mu);
+		if (sch->stopping)
+			break;
+		clock_gettime(CLOCK_REALTIME, &until);
+		now = (int64_t)until.tv_nsec + tick_ms * 1000000;
+		until.tv_sec += now / 1000000000;
+		until.tv_nsec = now % 1000000000;
+		pthread_cond_timedwait(&sch->cv, &sch->mu, &until);
+	}
+	pthread_mutex_unlock(&sch->mu);
+	ps_store_free(store);
+	return NULL;
+}
+
+int ps_scheduler_start(struct ps_scheduler **out, struct ps_server *srv)
+{
+	struct ps_scheduler *sch = ps_calloc(1, sizeof(*sch));
+
+	sch->srv = srv;
+	pthread_mutex_init(&sch->mu, NULL);
+	pthread_cond_init(&sch->cv, NULL);
+	if (pthread_create(&sch->thread, NULL, run, sch) != 0) {
+		pthread_mutex_destroy(&sch->mu);
+		pthread_cond_destroy(&sch->cv);
+		free(sch);
+		return ps_error_set(PS_EFAIL, "thread", "cannot start the scheduler thread");
+	}
+	*out = sch;
+	return 0;
+}
+
+void ps_scheduler_stop(struct ps_scheduler *sch)
+{
+	if (!sch)
+		return;
+	pthread_mutex_lock(&sch->mu);
+	sch->stopping = true;
+	pthread_cond_signal(&sch->cv);
+	pthread_mutex_unlock(&sch->mu);
+	pthread_join(sch->thread, NULL);
+	pthread_mutex_destroy(&sch->mu);
+	pthread_cond_destroy(&sch->cv);
+	free(sch);
+}
+
+void ps_scheduler_poke(struct ps_scheduler *sch)
+{
+	pthread_mutex_lock(&sch->mu);
+	pthread_cond_signal(&sch->cv);
+	pthread_mutex_unlock(&sch->mu);
+}

@@ -1,0 +1,159 @@
+"""
+Retention (issue 11 item 3): after 20 syncs of a changing repository, `prune --keep-syncs 5`
+keeps 5 snapshots that are byte-exact against git (`cat` of every file), the oldest kept one
+listing its whole snapshot; blobs only the removed syncs saw are really gone; the SQLite file is
+smaller; every memory entry is still there with its content. `--dry-run` reports the same
+numbers and changes nothing. A SIGKILL at any moment inside prune leaves a consistent store,
+and running prune again finishes the work.
+"""
+import os
+import random
+import shutil
+import signal
+import sqlite3
+import subprocess
+import time
+
+import pytest
+
+from conftest import Projsync, psql, wait_for
+
+KILLED = (-signal.SIGKILL, 128 + signal.SIGKILL)
+
+
+def make_history(ps, repo, n=20):
+    """n commits, each changing a big file, adding one, deleting an older one and editing a
+    memory note; a sync after each. Returns the commits in order."""
+    commits = []
+    for i in range(n):
+        repo.write("big.txt", f"version {i}\n" + os.urandom(20000).hex())
+        repo.write(f"add/f{i:02}.txt", f"file {i}\n")
+        if i >= 3:
+            repo.rm(f"add/f{i - 3:02}.txt")
+        repo.write(".memory/notes.md", f"# Notes {i}\n\nfact number {i}\n")
+        repo.write(f".memory/n{i:02}.md", f"# Note {i}\n\nsingle {i}\n")
+        commits.append(repo.commit(f"c{i}"))
+        if i == 0:
+            ps.add("p", str(repo.path))
+        assert ps.sync("p")["commit"] == commits[-1]
+    return commits
+
+
+def stored_shas(ps):
+    sql = "SELECT sha FROM blobs"
+    if ps.backend == "pg":
+        return set(psql(ps.db, sql).split())
+    with sqlite3.connect(ps.db) as db:
+        return {r[0] for r in db.execute(sql)}
+
+
+def check_snapshot(ps, repo, sync_id, commit):
+    files = ps.json("files", "p", "--at", sync_id)
+    tree = {e["path"]: e for e in repo.ls_tree(commit)}
+    assert [f["path"] for f in files] == sorted(tree), sync_id
+    for f in files:
+        assert f["sha"] == tree[f["path"]]["sha"]
+        r = ps("cat", "p", f["path"], "--at", sync_id)
+        assert r.rc == 0, r
+        assert r.outb == repo.blob(f["sha"]), f
+
+
+def memory(ps):
+    return sorted((m["id"], m["source_ref"], m["content"], m["status"])
+                  for m in ps.json("memory", "list", "p", "--include-superseded"))
+
+
+def test_prune_keeps_five_byte_exact(ps, make_repo):
+    repo = make_repo()
+    commits = make_history(ps, repo)
+    before_mem = memory(ps)
+    assert len(before_mem) > 20
+    hist = ps.history("p")
+    assert len(hist) == 20
+    shas_before = stored_shas(ps)
+    size_before = os.path.getsize(ps.db) if ps.backend == "sqlite" else None
+
+    ps.ok("project", "set", "p", "--keep-syncs", "5")
+    dry = ps.json("prune", "--dry-run")
+    assert dry["dry_run"] and dry["syncs"] == 15 and dry["blobs"] > 0 and dry["bytes"] > 20000
+    assert dry["projects"][0]["start_sync_id"] == hist[4]["id"]
+    assert len(ps.history("p")) == 20 and stored_shas(ps) == shas_before
+    out = ps.ok("prune", "p", "--dry-run").out
+    assert "would remove 15 syncs" in out and f"{dry['bytes']} bytes" in out
+
+    done = ps.json("prune", "p")
+    assert not done["dry_run"]
+    for k in ("syncs", "file_versions", "blobs", "bytes"):
+        assert done[k] == dry[k], k
+    kept = ps.history("p")
+    assert [s["id"] for s in kept] == [s["id"] for s in hist[:5]]
+    assert kept[-1]["previous_sync_id"] is None
+    for s, c in zip(kept, reversed(commits[-5:])):
+        assert s["commit"] == c
+        check_snapshot(ps, repo, s["id"], c)
+    # What only the removed syncs saw is gone; what the kept ones see is all there.
+    needed = {e["sha"] for c in commits[-5:] for e in repo.ls_tree(c)}
+    shas_after = stored_shas(ps)
+    assert needed <= shas_after
+    gone = shas_before - shas_after
+    assert len(gone) == dry["blobs"]
+    old_big = {e["sha"] for c in commits[:15] for e in repo.ls_tree(c)
+               if e["path"] == "big.txt"}
+    assert old_big <= gone
+    r = ps("files", "p", "--at", hist[5]["id"])
+    assert r.rc == 3
+    if size_before is not None:
+        assert os.path.getsize(ps.db) < size_before
+    # Memory entries are never pruned; their text is their own.
+    assert memory(ps) == before_mem
+    # Nothing left to do, and the chain goes on.
+    assert ps.json("prune")["syncs"] == 0
+    repo.write("z.txt", "after\n")
+    z = repo.commit("after")
+    s = ps.sync("p")
+    assert s["commit"] == z and s["counts"]["added"] == 1
+    check_snapshot(ps, repo, s["id"], z)
+
+
+@pytest.mark.sqlite_only
+def test_sigkill_inside_prune_leaves_a_consistent_store(ps, make_repo, tmp_path):
+    if ps.backend != "sqlite":
+        pytest.skip("SQLite file copies")
+    repo = make_repo()
+    commits = make_history(ps, repo)
+    ps.ok("project", "set", "p", "--keep-syncs", "5")
+    base = ps.db.parent
+    kills = 0
+    for attempt in range(6):
+        work = Projsync(tmp_path / f"k{attempt}")
+        shutil.rmtree(work.db.parent)
+        shutil.copytree(base, work.db.parent)
+        # Step delays stretch the prune so the kill lands inside it: between its
+        # transactions for the later attempts, inside the first ones for the early ones.
+        env = {"PROJSYNC_TEST_PRUNE_STEP_DELAY_MS": "400"}
+        proc = work.popen("prune", env=env)
+        time.sleep([0.02, 0.08, 0.15, 0.3, 0.6, 0.9][attempt] + random.random() * 0.05)
+        proc.send_signal(signal.SIGKILL)
+        rc = proc.wait(timeout=30)
+        kills += rc in KILLED
+        with sqlite3.connect(work.db) as db:
+            assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+            # No sync points into a chain that is not there, and one chain start.
+            firsts = db.execute("SELECT count(*) FROM syncs WHERE previous_sync_id IS NULL"
+                                ).fetchone()[0]
+            assert firsts == 1
+            # Every version of every remaining snapshot has its blob (nothing is large).
+            missing = db.execute(
+                "SELECT count(*) FROM file_versions f WHERE NOT EXISTS "
+                "(SELECT 1 FROM blobs b WHERE b.sha = f.sha)").fetchone()[0]
+            assert missing == 0
+        hist = work.history("p")
+        assert len(hist) in (5, 20)
+        for s in hist[:5]:
+            c = commits[len(commits) - 1 - hist.index(s)]
+            check_snapshot(work, repo, s["id"], c)
+        # Running it again finishes the work.
+        again = work.json("prune")
+        assert len(work.history("p")) == 5
+        assert again["syncs"] in (0, 15)
+    assert kills >= 4

@@ -1,0 +1,548 @@
+/*
+ * Scheduled syncs, failure states and retention (core/schedule.c, core/retention.c and the
+ * store functions behind them), on a fake clock: every `now` is a number the test picks, so
+ * intervals of hours are checked without waiting. The store tests run on SQLite and, as
+ * test_schedule_pg, on PostgreSQL.
+ */
+#include "harness.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "core/diff.h"
+#include "core/retention.h"
+#include "core/schedule.h"
+#include "store/store.h"
+#include "util/error.h"
+
+#define S 1000LL
+#define MIN (60 * S)
+#define HOUR (60 * MIN)
+#define T0 1700000000000LL /* the fake clock's start */
+
+static void test_parse_every(void)
+{
+	static const struct { const char *in; int64_t ms; } ok[] = {
+		{ "10s", 10 * S }, { "30s", 30 * S }, { "10m", 10 * MIN }, { "1h", HOUR },
+		{ "1h30m", 90 * MIN }, { "90", 90 * S }, { "2d", 48 * HOUR },
+	};
+	static const char *const bad[] = { "5s", "9", "0", "x", "10x", "", "1h-", "m", "31d",
+					   "1m30" };
+	struct ps_project p = { 0 };
+	char out[32];
+
+	for (size_t i = 0; i < sizeof(ok) / sizeof(*ok); i++) {
+		CHECK_OK(ps_schedule_parse_every(ok[i].in, &p));
+		CHECK_INT(p.every_ms, ok[i].ms);
+		CHECK(!p.every_auto);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+		CHECK_INT(ps_schedule_parse_every(bad[i], &p), PS_EINVAL);
+		CHECK_STR(ps_error_slug(), "invalid_every");
+	}
+	CHECK_OK(ps_schedule_parse_every("auto", &p));
+	CHECK(p.every_auto && ps_schedule_on(&p));
+	ps_schedule_every_string(&p, out, sizeof(out));
+	CHECK_STR(out, "auto");
+	CHECK_OK(ps_schedule_parse_every("off", &p));
+	CHECK(!ps_schedule_on(&p));
+	p.every_ms = 90 * MIN;
+	ps_schedule_every_string(&p, out, sizeof(out));
+	CHECK_STR(out, "1h30m");
+}
+
+/* auto: an up-to-date check doubles the interval, a change halves it, within the bounds. */
+static void test_auto_adapts(void)
+{
+	struct ps_project p = { .name = (char *)"p", .id = 1, .every_auto = true };
+	int64_t now = T0;
+
+	ps_project_schedule_defaults(&p);
+	ps_schedule_configure(&p, now);
+	CHECK_INT(p.interval_ms, MIN);
+	/* Never checked: due at once, give or take the jitter (at most a tenth of the interval). */
+	CHECK(p.next_sync_at >= now && p.next_sync_at <= now + 6 * S);
+	int64_t want = MIN;
+	for (int i = 0; i < 12; i++) {
+		now = p.next_sync_at;
+		ps_schedule_after_sync(&p, PS_SYNC_SUCCEEDED, false, now);
+		want = want * 2 > 8 * HOUR ? 8 * HOUR : want * 2;
+		CHECK_INT(p.interval_ms, want);
+		CHECK_INT(p.last_check_at, now);
+		CHECK(p.next_sync_at >= now + want && p.next_sync_at <= now + want + 60 * S);
+	}
+	CHECK_INT(p.interval_ms, 8 * HOUR); /* the ceiling holds */
+	ps_schedule_after_sync(&p, PS_SYNC_SUCCEEDED, true, now);
+	CHECK_INT(p.interval_ms, 4 * HOUR);
+	for (int i = 0; i < 12; i++)
+		ps_schedule_after_sync(&p, PS_SYNC_SUCCEEDED, true, now);
+	CHECK_INT(p.interval_ms, MIN); /* the floor too */
+
+	/* Bounds of its own. */
+	p.auto_min_ms = 2 * MIN;
+	p.auto_max_ms = 5 * MIN;
+	ps_schedule_configure(&p, now);
+	CHECK_INT(p.interval_ms, 2 * MIN);
+	for (int i = 0; i < 5; i++)
+		ps_schedule_after_sync(&p, PS_SYNC_SUCCEEDED, false, now);
+	CHECK_INT(p.interval_ms, 5 * MIN);
+
+	/* A fixed interval does not adapt, and off schedules nothing. */
+	p.every_auto = false;
+	p.every_ms = 10 * MIN;
+	ps_schedule_configure(&p, now);
+	ps_schedule_after_sync(&p, PS_SYNC_SUCCEEDED, true, now);
+	CHECK_INT(p.interval_ms, 10 * MIN);
+	CHECK(p.next_sync_at >= now + 10 * MIN && p.next_sync_at <= now + 11 * MIN);
+	p.every_ms = 0;
+	ps_schedule_after_sync(&p, PS_SYNC_SUCCEEDED, true, now);
+	CHECK_INT(p.next_sync_at, 0);
+}
+
+/* A failure waits longer each time, never the plain interval; capped at 8 h. */
+static void test_backoff(void)
+{
+	struct ps_project p = { .name = (char *)"p", .id = 2, .every_ms = 10 * S };
+	int64_t now = T0;
+
+	CHECK_INT(ps_schedule_backoff(10 * S, 1), 20 * S);
+	CHECK_INT(ps_schedule_backoff(10 * S, 2), 40 * S);
+	CHECK_INT(ps_schedule_backoff(10 * S, 10), 10240 * S);
+	CHECK_INT(ps_schedule_backoff(10 * S, 100), 8 * HOUR);
+	CHECK_INT(ps_schedule_backoff(24 * HOUR, 3), 24 * HOUR);
+
+	ps_project_schedule_defaults(&p);
+	ps_schedule_configure(&p, now);
+	for (int n = 1; n <= 5; n++) {
+		p.failures_in_row = n;
+		ps_schedule_after_sync(&p, PS_SYNC_FAILED, false, now);
+		int64_t wait = (10 * S) << n;
+		CHECK(p.next_sync_at >= now + wait && p.next_sync_at <= now + wait + S);
+	}
+	/* Jitter spreads projects added together, and stays within a tenth of the interval. */
+	int64_t a = ps_schedule_jitter(HOUR, 1), b = ps_schedule_jitter(HOUR, 2);
+	CHECK(a != b);
+	for (uint64_t seed = 0; seed < 1000; seed++) {
+		int64_t j = ps_schedule_jitter(10 * S, seed);
+		CHECK(j >= 0 && j <= S);
+	}
+}
+
+/* ---- the store ---- */
+
+static struct ps_store *open_url(const char *url)
+{
+	struct ps_store *s = NULL;
+	CHECK_OK(ps_store_open(&s, url, 0));
+	return s;
+}
+
+static struct ps_project *add_scheduled(struct ps_store *s, const char *name, const char *every,
+					int64_t now)
+{
+	struct ps_project p = { .name = (char *)name, .source = (char *)"/nowhere" };
+	struct ps_project *out = NULL;
+
+	CHECK_OK(ps_schedule_parse_every(every, &p));
+	ps_project_schedule_defaults(&p);
+	ps_schedule_configure(&p, now);
+	CHECK_OK(ps_store_project_add(s, &p));
+	ps_strv_dispose(&p.memory_globs);
+	CHECK_OK(ps_store_project_get(s, name, &out));
+	return out;
+}
+
+static struct ps_owner me(void)
+{
+	static char proc[64];
+	ps_process_identity(getpid(), proc, sizeof(proc));
+	return (struct ps_owner){ ps_hostname(), proc, 60000 };
+}
+
+static struct ps_project *reload(struct ps_store *s, const char *name)
+{
+	struct ps_project *p = NULL;
+	CHECK_OK(ps_store_project_get(s, name, &p));
+	return p;
+}
+
+/* Runs sync `id` (queued) to an end at fake time `at`. */
+static void end_sync(struct ps_store *s, int64_t id, bool ok, bool up_to_date, int64_t at)
+{
+	struct ps_owner o = me();
+	struct ps_sync *y = NULL;
+
+	CHECK_OK(ps_store_sync_claim(s, id, &o));
+	CHECK_OK(ps_store_sync_get(s, id, &y));
+	if (!y)
+		return;
+	y->finished_at = at;
+	y->up_to_date = up_to_date;
+	if (ok)
+		CHECK_OK(ps_store_sync_finalize(s, y, NULL, 0, NULL));
+	else
+		CHECK_OK(ps_store_sync_fail(s, y, PS_SYNC_FAILED, "boom", "the source said no",
+					    NULL));
+	ps_sync_free(y);
+}
+
+static void test_store_schedule(void)
+{
+	char *url = ps_test_store_url();
+	struct ps_store *s = open_url(url);
+	struct ps_project *p = add_scheduled(s, "sched", "10s", T0), *q;
+	struct ps_sync *y = NULL;
+
+	CHECK_INT(p->every_ms, 10 * S);
+	CHECK(p->next_sync_at >= T0 && p->next_sync_at <= T0 + S);
+	CHECK_INT(ps_store_schedule_next(s, T0 - 1, 0, &y), PS_ENOTFOUND);
+	CHECK(y == NULL);
+	/* Due: one queued sync with trigger schedule and its queued event, and only one. */
+	CHECK_OK(ps_store_schedule_next(s, T0 + 2 * S, 0, &y));
+	CHECK(y != NULL);
+	if (!y)
+		goto out;
+	CHECK_STR(y->trigger, "schedule");
+	CHECK_INT(y->status, PS_SYNC_QUEUED);
+	struct ps_stored_event *evs = NULL;
+	size_t nev = 0;
+	CHECK_OK(ps_store_event_list(s, y->id, 0, 0, &evs, &nev));
+	CHECK_INT(nev, 1);
+	if (nev)
+		CHECK_INT(evs[0].kind, PS_EVENT_QUEUED);
+	ps_stored_events_free(evs, nev);
+	CHECK_INT(ps_store_schedule_next(s, T0 + 2 * S, 0, NULL), PS_ENOTFOUND);
+	/* Its end is the latest check: the next one is due an interval later. */
+	end_sync(s, y->id, true, true, T0 + 3 * S);
+	q = reload(s, "sched");
+	CHECK_INT(q->last_check_at, T0 + 3 * S);
+	CHECK(q->next_sync_at >= T0 + 13 * S && q->next_sync_at <= T0 + 14 * S);
+	CHECK_INT(ps_store_schedule_next(s, T0 + 12 * S, 0, NULL), PS_ENOTFOUND);
+	ps_project_free(q);
+	ps_sync_free(y);
+	y = NULL;
+
+	/* A manual sync counts as the latest check too. */
+	struct ps_owner o = me();
+	CHECK_OK(ps_store_sync_create(s, p->id, "main", "cli", &o, &y));
+	if (y) {
+		y->finished_at = T0 + 20 * S;
+		CHECK_OK(ps_store_sync_finalize(s, y, NULL, 0, NULL));
+	}
+	ps_sync_free(y);
+	y = NULL;
+	q = reload(s, "sched");
+	CHECK(q->next_sync_at >= T0 + 30 * S && q->next_sync_at <= T0 + 31 * S);
+	ps_project_free(q);
+
+	/* A project with its sync already running when due: that sync is the check. */
+	CHECK_OK(ps_store_sync_create(s, p->id, "main", "api", NULL, &y));
+	ps_sync_free(y);
+	y = NULL;
+	CHECK_OK(ps_store_schedule_next(s, T0 + 40 * S, 0, &y));
+	CHECK(y == NULL);
+	q = reload(s, "sched");
+	CHECK(q->next_sync_at > T0 + 40 * S);
+	ps_project_free(q);
+
+	/* Off is never due. */
+	struct ps_project *off = add_scheduled(s, "manual", "off", T0);
+	CHECK_INT(off->next_sync_at, 0);
+	ps_project_free(off);
+out:
+	ps_sync_free(y);
+	ps_project_free(p);
+	ps_store_free(s);
+	free(url);
+}
+
+struct racer {
+	const char *url;
+	int64_t now;
+	int queued;
+};
+
+static void *race(void *arg)
+{
+	struct racer *r = arg;
+	struct ps_store *s = NULL;
+
+	if (ps_store_open(&s, r->url, 0) < 0)
+		return NULL;
+	for (int i = 0; i < 20; i++) {
+		struct ps_sync *y = NULL;
+		int rc = ps_store_schedule_next(s, r->now, 0, &y);
+		if (rc == 0 && y)
+			r->queued++;
+		ps_sync_free(y);
+	}
+	ps_store_free(s);
+	return NULL;
+}
+
+/* Several nodes on one store: each due project gets exactly one sync. */
+static void test_store_schedule_once(void)
+{
+	char *url = ps_test_store_url();
+	struct ps_store *s = open_url(url);
+	struct racer r[4];
+	pthread_t t[4];
+	int total = 0;
+	char name[16];
+
+	for (int i = 0; i < 5; i++) {
+		snprintf(name, sizeof(name), "p%d", i);
+		ps_project_free(add_scheduled(s, name, "1m", T0));
+	}
+	for (int i = 0; i < 4; i++) {
+		r[i] = (struct racer){ url, T0 + MIN, 0 };
+		pthread_create(&t[i], NULL, race, &r[i]);
+	}
+	for (int i = 0; i < 4; i++) {
+		pthread_join(t[i], NULL);
+		total += r[i].queued;
+	}
+	CHECK_INT(total, 5);
+	int64_t counts[PS_SYNC_CANCELLED + 1];
+	CHECK_OK(ps_store_sync_count_by_status(s, counts));
+	CHECK_INT(counts[PS_SYNC_QUEUED], 5);
+	ps_store_free(s);
+	free(url);
+}
+
+/* Failed scheduled syncs back off, pause after N in a row, and resume. */
+static void test_store_failures_pause(void)
+{
+	char *url = ps_test_store_url();
+	struct ps_store *s = open_url(url);
+	struct ps_project *p = add_scheduled(s, "flaky", "10s", T0), *q;
+	int64_t now = T0 + S;
+	struct ps_sync *y = NULL;
+
+	for (int n = 1; n <= 3; n++) {
+		CHECK_OK(ps_store_schedule_next(s, now, 3, &y));
+		CHECK(y != NULL);
+		if (!y)
+			break;
+		end_sync(s, y->id, false, false, now);
+		ps_sync_free(y);
+		y = NULL;
+		q = reload(s, "flaky");
+		CHECK_INT(q->failures_in_row, n);
+		/* Backoff, not the plain interval. */
+		int64_t wait = (10 * S) << n;
+		CHECK(q->next_sync_at >= now + wait && q->next_sync_at <= now + wait + S);
+		now = q->next_sync_at;
+		ps_project_free(q);
+	}
+	/* The third failure in a row pauses it (serve --max-failures 3): nothing is queued. */
+	CHECK_INT(ps_store_schedule_next(s, now + HOUR, 3, &y), PS_ENOTFOUND);
+	q = reload(s, "flaky");
+	CHECK(q->paused);
+	CHECK_INT(q->paused_at, now + HOUR);
+	CHECK(q->paused_reason && strstr(q->paused_reason, "failed 3 times in a row"));
+	CHECK(q->paused_reason && strstr(q->paused_reason, "the source said no"));
+	ps_project_free(q);
+	CHECK_INT(ps_store_schedule_next(s, now + 10 * HOUR, 3, NULL), PS_ENOTFOUND);
+
+	/* Resume: active, failures cleared, due at once. */
+	CHECK_OK(ps_store_project_resume(s, p->id, now + 11 * HOUR));
+	q = reload(s, "flaky");
+	CHECK(!q->paused);
+	CHECK_INT(q->failures_in_row, 0);
+	CHECK_INT(q->next_sync_at, now + 11 * HOUR);
+	ps_project_free(q);
+
+	/* A per-project limit beats the server's; a succeeded manual sync clears a pause. */
+	q = reload(s, "flaky");
+	q->max_failures = 1;
+	CHECK_OK(ps_store_project_update(s, q));
+	ps_project_free(q);
+	now += 12 * HOUR;
+	CHECK_OK(ps_store_schedule_next(s, now, 10, &y));
+	if (y)
+		end_sync(s, y->id, false, false, now);
+	ps_sync_free(y);
+	y = NULL;
+	CHECK_INT(ps_store_schedule_next(s, now + HOUR, 10, NULL), PS_ENOTFOUND);
+	q = reload(s, "flaky");
+	CHECK(q->paused);
+	ps_project_free(q);
+	CHECK_OK(ps_store_sync_create(s, p->id, "main", "cli", NULL, &y));
+	if (y)
+		end_sync(s, y->id, true, false, now + 2 * HOUR);
+	ps_sync_free(y);
+	q = reload(s, "flaky");
+	CHECK(!q->paused);
+	CHECK(q->paused_reason == NULL);
+	CHECK_INT(q->failures_in_row, 0);
+	ps_project_free(q);
+	ps_project_free(p);
+	ps_store_free(s);
+	free(url);
+}
+
+/* ---- retention ---- */
+
+static void test_retention_policy(void)
+{
+	struct ps_sync y[8];
+	struct ps_sync *v[8];
+
+	/* Newest first: ids 8..1, 7 and 4 failed, finished a day apart (8 newest). */
+	for (int i = 0; i < 8; i++) {
+		y[i] = (struct ps_sync){ .id = 8 - i, .status = PS_SYNC_SUCCEEDED,
+					 .finished_at = T0 - i * 24 * HOUR };
+		v[i] = &y[i];
+	}
+	y[1].status = PS_SYNC_FAILED;
+	y[4].status = PS_SYNC_FAILED;
+	CHECK_INT(ps_retention_start(v, 8, 0, 0, T0), 0);
+	CHECK_INT(ps_retention_start(v, 8, 3, 0, T0), 5);     /* 8, 6, 5 */
+	CHECK_INT(ps_retention_start(v, 8, 100, 0, T0), 0);   /* all kept */
+	CHECK_INT(ps_retention_start(v, 8, 0, 2, T0), 6);     /* within 2 days: 8, 6 */
+	CHECK_INT(ps_retention_start(v, 8, 1, 3, T0), 5);     /* either rule keeps */
+	CHECK_INT(ps_retention_start(v, 8, 1, 0, T0 + 1000 * 24 * HOUR), 8); /* the newest stays */
+	CHECK_INT(ps_retention_start(v, 8, 0, 1, T0 + 1000 * 24 * HOUR), 8);
+}
+
+static int count_cb(void *ud, const struct ps_file *f)
+{
+	(void)f;
+	(*(int *)ud)++;
+	return 0;
+}
+
+static char *snapshot_text(struct ps_store *s, int64_t pid, int64_t at);
+
+struct text { char buf[8192]; };
+static int text_cb(void *ud, const struct ps_file *f)
+{
+	struct text *t = ud;
+	size_t len = strlen(t->buf);
+	snprintf(t->buf + len, sizeof(t->buf) - len, "%s:%.7s ", f->path, f->sha);
+	return 0;
+}
+
+static char *snapshot_text(struct ps_store *s, int64_t pid, int64_t at)
+{
+	struct text t = { "" };
+	int rc = ps_store_snapshot_each(s, pid, at, NULL, text_cb, &t);
+	return rc < 0 ? ps_asprintf("error %d", rc) : ps_strdup(t.buf);
+}
+
+static void test_store_prune(void)
+{
+	char *url = ps_test_store_url();
+	struct ps_store *s = open_url(url);
+	struct ps_project *p = add_scheduled(s, "keep", "off", T0);
+	struct ps_owner o = me();
+	int64_t ids[6];
+	char *before[6], content[64], sha[PS_SHA_HEX], first_sha[PS_SHA_HEX];
+
+	/* Six syncs: a.txt changes every time, b.txt once (sync 3), c.txt never. */
+	for (int i = 0; i < 6; i++) {
+		struct ps_change c[3];
+		size_t n = 0;
+		struct ps_sync *y = NULL;
+
+		snprintf(content, sizeof(content), "a version %d\n", i);
+		ps_git_blob_sha(content, strlen(content), sha);
+		if (i == 0)
+			memcpy(first_sha, sha, sizeof(sha));
+		CHECK_OK(ps_store_blob_put(s, sha, content, strlen(content)));
+		c[n++] = (struct ps_change){ .status = i ? PS_CHANGE_MODIFIED : PS_CHANGE_ADDED,
+					     .path = (char *)"a.txt", .mode = PS_MODE_FILE,
+					     .size = (int64_t)strlen(content) };
+		memcpy(c[0].sha, sha, sizeof(sha));
+		if (i == 0 || i == 3) {
+			const char *b = i ? "b two\n" : "b one\n";
+			c[n] = (struct ps_change){ .status = i ? PS_CHANGE_MODIFIED : PS_CHANGE_ADDED,
+						   .path = (char *)"b.txt", .mode = PS_MODE_FILE,
+						   .size = (int64_t)strlen(b) };
+			ps_git_blob_sha(b, strlen(b), c[n].sha);
+			CHECK_OK(ps_store_blob_put(s, c[n].sha, b, strlen(b)));
+			n++;
+		}
+		if (i == 0) {
+			c[n] = (struct ps_change){ .status = PS_CHANGE_ADDED, .path = (char *)"c.txt",
+						   .mode = PS_MODE_FILE, .size = 2 };
+			ps_git_blob_sha("c\n", 2, c[n].sha);
+			CHECK_OK(ps_store_blob_put(s, c[n].sha, "c\n", 2));
+			n++;
+		}
+		CHECK_OK(ps_store_sync_create(s, p->id, "main", "cli", &o, &y));
+		if (!y)
+			break;
+		CHECK_OK(ps_store_files_stage(s, y, c, n));
+		y->commit = ps_strdup("0123456789012345678901234567890123456789");
+		ps_changes_count(c, n, &y->counts);
+		y->finished_at = T0 + i * HOUR;
+		CHECK_OK(ps_store_sync_finalize(s, y, c, n, NULL));
+		ids[i] = y->id;
+		ps_sync_free(y);
+	}
+	for (int i = 0; i < 6; i++)
+		before[i] = snapshot_text(s, p->id, ids[i]);
+
+	/* Dry run: counts, and nothing changes. */
+	p->keep_syncs = 2;
+	CHECK_OK(ps_store_project_update(s, p));
+	struct ps_prune_stats dry, real;
+	CHECK_OK(ps_prune(s, "keep", T0 + 10 * HOUR, true, NULL, NULL, &dry));
+	CHECK_INT(dry.syncs, 4);
+	CHECK_INT(dry.blobs, 5); /* a versions 0..3, b one */
+	CHECK(dry.blob_bytes > 0);
+	char *again = snapshot_text(s, p->id, ids[0]);
+	CHECK_STR(again, before[0]);
+	free(again);
+
+	CHECK_OK(ps_prune(s, "keep", T0 + 10 * HOUR, false, NULL, NULL, &real));
+	CHECK_INT(real.syncs, dry.syncs);
+	CHECK_INT(real.blobs, dry.blobs);
+	CHECK_INT(real.blob_bytes, dry.blob_bytes);
+	CHECK_INT(real.file_versions, dry.file_versions);
+	/* The kept snapshots are what they were; the first kept one is the chain's start. */
+	for (int i = 4; i < 6; i++) {
+		char *now = snapshot_text(s, p->id, ids[i]);
+		CHECK_STR(now, before[i]);
+		free(now);
+	}
+	struct ps_sync *start = NULL, *gone = NULL;
+	CHECK_OK(ps_store_sync_get(s, ids[4], &start));
+	if (start)
+		CHECK_INT(start->previous_sync_id, 0);
+	ps_sync_free(start);
+	CHECK_INT(ps_store_sync_get(s, ids[3], &gone), PS_ENOTFOUND);
+	int files = 0;
+	CHECK_INT(ps_store_snapshot_each(s, p->id, ids[3], NULL, count_cb, &files), PS_ENOTFOUND);
+	void *data = NULL;
+	size_t len = 0;
+	CHECK_INT(ps_store_blob_get(s, first_sha, &data, &len), PS_ENOTFOUND);
+	ps_git_blob_sha("c\n", 2, sha); /* seen by the kept syncs: stays */
+	CHECK_OK(ps_store_blob_get(s, sha, &data, &len));
+	free(data);
+	/* The diff of the two kept syncs still works, and a new sync still appends. */
+	struct ps_change *ch = NULL;
+	size_t nch = 0;
+	CHECK_OK(ps_store_diff(s, p->id, ids[4], ids[5], &ch, &nch));
+	CHECK_INT(nch, 1);
+	for (size_t i = 0; i < nch; i++)
+		ps_change_dispose(&ch[i]);
+	free(ch);
+	/* Pruning again changes nothing. */
+	CHECK_OK(ps_prune(s, NULL, T0 + 10 * HOUR, false, NULL, NULL, &real));
+	CHECK_INT(real.syncs, 0);
+	CHECK_INT(real.blobs, 0);
+	for (int i = 0; i < 6; i++)
+		free(before[i]);
+	ps_project_free(p);
+	ps_store_free(s);
+	free(url);
+}
+
+PS_TESTS(PS_TEST(test_parse_every), PS_TEST(test_auto_adapts), PS_TEST(test_backoff),
+	 PS_TEST(test_store_schedule), PS_TEST(test_store_schedule_once),
+	 PS_TEST(test_store_failures_pause), PS_TEST(test_retention_policy),
+	 PS_TEST(test_store_prune))
