@@ -4,11 +4,14 @@
 BUILD      ?= build
 BUILD_SAN  ?= build-san
 BUILD_REL  ?= build-release
+BUILD_FUZZ ?= build-fuzz
+FUZZ_SECONDS ?= 300
+FUZZ_TARGETS ?= $(sort $(notdir $(wildcard fuzz/corpus/*)))
 PYTHON     ?= /usr/bin/python3
 DATA       ?= $(CURDIR)/.run
 export PROJSYNC_DB ?= $(DATA)/projsync.db
 
-.PHONY: all deps test-deps build run test unit integration bench soak clean
+.PHONY: all deps test-deps build run test unit integration bench soak fuzz fuzz-deps clean
 
 all: build
 
@@ -52,5 +55,18 @@ bench: deps $(BUILD_REL)/build.ninja
 	ninja -C $(BUILD_REL)
 	PROJSYNC_BIN=$(CURDIR)/$(BUILD_REL)/projsync $(PYTHON) bench/sync_bench.py
 
+# libFuzzer (clang): each fuzz/ target for FUZZ_SECONDS, one at a time, from its kept corpus.
+# `make test` only replays the corpora (suite fuzz of the sanitizer build).
+fuzz-deps:
+	@scripts/install-deps --fuzz
+
+$(BUILD_FUZZ)/build.ninja: | fuzz-deps
+	CC=clang meson setup $(BUILD_FUZZ) --buildtype=debugoptimized -Dfuzzing=true \
+		-Db_sanitize=address,undefined -Db_lundef=false
+
+fuzz: fuzz-deps $(BUILD_FUZZ)/build.ninja
+	ninja -C $(BUILD_FUZZ) $(addprefix fuzz/,$(FUZZ_TARGETS))
+	scripts/fuzz-run $(BUILD_FUZZ) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
 clean:
-	rm -rf $(BUILD) $(BUILD_SAN) $(BUILD_REL)
+	rm -rf $(BUILD) $(BUILD_SAN) $(BUILD_REL) $(BUILD_FUZZ)
