@@ -2,6 +2,8 @@
 #include "fakegh.h"
 
 #include <microhttpd.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -131,6 +133,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	return res;
 }
 
+/* Nagle's algorithm against curl's delayed ACKs costs 40 ms a request: off. */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+			  enum MHD_ConnectionNotificationCode toe)
+{
+	const union MHD_ConnectionInfo *ci;
+	int one = 1;
+
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED &&
+	    (ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD)))
+		setsockopt(ci->connect_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
 void fakegh_start(void)
 {
 	const union MHD_DaemonInfo *info;
@@ -139,7 +153,8 @@ void fakegh_start(void)
 		return;
 	daemon_ = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO, 0, NULL, NULL,
 				   on_request, NULL, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1,
-				   MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10, MHD_OPTION_END);
+				   MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
+				   MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL, MHD_OPTION_END);
 	if (!daemon_) {
 		fprintf(stderr, "fakegh: cannot start\n");
 		abort();
