@@ -42,9 +42,23 @@ static bool tree_path_ok(const char *p)
 	}
 }
 
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
 static void check_tree(const struct ps_github_tree *t)
 {
+	char **paths = calloc(t->n + 1, sizeof(*paths));
+
 	FUZZ_ASSERT(sha_ok(t->sha));
+	/* A snapshot holds each path once: a listing that names one twice is not a tree. */
+	for (size_t i = 0; i < t->n; i++)
+		paths[i] = t->v[i].path;
+	qsort(paths, t->n, sizeof(*paths), cmp_str);
+	for (size_t i = 1; i < t->n; i++)
+		FUZZ_ASSERT(strcmp(paths[i - 1], paths[i]) != 0);
+	free(paths);
 	for (size_t i = 0; i < t->n; i++) {
 		const struct ps_github_tree_entry *e = &t->v[i];
 		FUZZ_ASSERT(tree_path_ok(e->path));
@@ -85,8 +99,9 @@ static void compare(const char *json, size_t len, const char *tree_json, size_t 
 		}
 		qsort(head, nhead, sizeof(*head), cmp_file);
 		if (ps_github_compare_changes(&c, head, nhead, &ch, &n) == 0) {
+			/* One change per path: the pipeline applies them to the snapshot by path. */
 			for (size_t i = 1; i < n; i++)
-				FUZZ_ASSERT(strcmp(ch[i - 1].path, ch[i].path) <= 0);
+				FUZZ_ASSERT(strcmp(ch[i - 1].path, ch[i].path) < 0);
 			ps_changes_free(ch, n);
 		}
 		free(head);

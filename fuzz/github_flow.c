@@ -48,6 +48,10 @@ void github_flow(void)
 		if (src->ops->list_tree &&
 		    src->ops->list_tree(src, h2.tree, &files, &nfiles) == 0) {
 			const char *shas[FLOW_MAX_BLOBS];
+			/* The pipeline merges this listing with the stored snapshot by path: it must
+			 * be sorted and free of duplicates, whatever GitHub said. */
+			for (size_t i = 1; i < nfiles; i++)
+				FUZZ_ASSERT(strcmp(files[i - 1].path, files[i].path) < 0);
 			size_t n = 0, delivered = 0;
 			bool done = false;
 
@@ -67,6 +71,9 @@ void github_flow(void)
 			}
 			ps_source_fetch_end(src);
 			FUZZ_ASSERT(delivered <= n);
+			/* Done means every blob was handed over: the pipeline stores nothing else. */
+			if (done)
+				FUZZ_ASSERT(delivered == n);
 			for (size_t i = 0; i < nfiles; i++)
 				ps_file_dispose(&files[i]);
 			free(files);

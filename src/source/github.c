@@ -445,6 +445,34 @@ void ps_github_tree_dispose(struct ps_github_tree *t)
 	memset(t, 0, sizeof(*t));
 }
 
+static int cmp_path_ptr(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Each path once: the pipeline takes a listing as a snapshot, and a path listed twice (as
+ * nothing but a broken or hostile answer can) would become two versions of one file. */
+static int tree_paths_unique(const struct ps_github_tree *t, const char *what)
+{
+	char **v, why[300];
+	int rc = 0;
+
+	if (t->n < 2)
+		return 0;
+	v = ps_calloc(t->n, sizeof(*v));
+	for (size_t i = 0; i < t->n; i++)
+		v[i] = t->v[i].path;
+	qsort(v, t->n, sizeof(*v), cmp_path_ptr);
+	for (size_t i = 1; i < t->n && rc == 0; i++) {
+		if (strcmp(v[i - 1], v[i]) == 0) {
+			snprintf(why, sizeof(why), "path '%.200s' is listed twice", v[i]);
+			rc = malformed(what, why);
+		}
+	}
+	free(v);
+	return rc;
+}
+
 int ps_github_tree_parse(struct ps_github_tree *out, const char *json, size_t len,
 			 const char *what)
 {
@@ -495,6 +523,8 @@ int ps_github_tree_parse(struct ps_github_tree *out, const char *json, size_t le
 		te->path = ps_strdup(json_string_value(jp));
 		t.n++;
 	}
+	if ((rc = tree_paths_unique(&t, what)) < 0)
+		goto cleanup;
 	*out = t;
 	memset(&t, 0, sizeof(t));
 cleanup:

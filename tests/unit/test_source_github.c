@@ -349,6 +349,20 @@ static void test_tree_malformed(void)
 			      "\"type\":\"tag\",\"size\":1,\"sha\":\"" SHA_B "\"}]}", "type");
 	expect_tree_malformed("{\"sha\":\"" SHA_A "\",\"tree\":[{\"path\":\"a\",\"mode\":\"100644\","
 			      "\"type\":\"blob\",\"size\":1,\"sha\":\"" SHA_B "0\"}]}", NULL);
+	/* A path listed twice (found by fuzz_github_source): the listing would put two versions
+	 * of one file into one snapshot. Also as a blob and a tree, and apart in the list. */
+	expect_tree_malformed("{\"sha\":\"" SHA_A "\",\"tree\":["
+			      "{\"path\":\"d/x\",\"mode\":\"100644\",\"type\":\"blob\",\"size\":1,"
+			      "\"sha\":\"" SHA_B "\"},"
+			      "{\"path\":\"e\",\"mode\":\"100644\",\"type\":\"blob\",\"size\":1,"
+			      "\"sha\":\"" SHA_B "\"},"
+			      "{\"path\":\"d/x\",\"mode\":\"100755\",\"type\":\"blob\",\"size\":2,"
+			      "\"sha\":\"" SHA_A "\"}]}", "'d/x' is listed twice");
+	expect_tree_malformed("{\"sha\":\"" SHA_A "\",\"tree\":["
+			      "{\"path\":\"d\",\"mode\":\"040000\",\"type\":\"tree\","
+			      "\"sha\":\"" SHA_B "\"},"
+			      "{\"path\":\"d\",\"mode\":\"100644\",\"type\":\"blob\",\"size\":1,"
+			      "\"sha\":\"" SHA_B "\"}]}", "listed twice");
 }
 
 /* ---- compare ---- */
