@@ -52,6 +52,16 @@ void github_flow(void)
 			 * be sorted and free of duplicates, whatever GitHub said. */
 			for (size_t i = 1; i < nfiles; i++)
 				FUZZ_ASSERT(strcmp(files[i - 1].path, files[i].path) < 0);
+			/* ... and a tree: no file is also a directory ("a" and "a/b"). */
+			for (size_t i = 0; i < nfiles; i++) {
+				size_t pl = strlen(files[i].path);
+				for (size_t k = i + 1; k < nfiles; k++) {
+					int c = strncmp(files[k].path, files[i].path, pl);
+					if (c != 0)
+						break;
+					FUZZ_ASSERT(files[k].path[pl] != '/');
+				}
+			}
 			size_t n = 0, delivered = 0;
 			bool done = false;
 
