@@ -4,6 +4,9 @@
 BUILD      ?= build
 BUILD_SAN  ?= build-san
 BUILD_REL  ?= build-release
+BUILD_FUZZ ?= build-fuzz
+FUZZ_SECONDS ?= 300
+FUZZ_TARGETS ?= $(sort $(notdir $(wildcard fuzz/corpus/*)))
 PYTHON     ?= /usr/bin/python3
 DATA       ?= $(CURDIR)/.run
 export PROJSYNC_DB ?= $(DATA)/projsync.db
@@ -19,7 +22,7 @@ BUILD_DEB  ?= build-deb
 DEB_BUILD_OPTIONS ?= nocheck
 VERSION    := $(shell sed -n "s/^ *version *: *'\([^']*\)'.*/\1/p" meson.build)
 
-.PHONY: all deps test-deps build run test unit integration bench soak clean install deb deb-test
+.PHONY: all deps test-deps build run test unit integration bench soak fuzz fuzz-deps clean install deb deb-test
 
 all: build
 
@@ -97,5 +100,18 @@ deb-test: deb test-deps
 	PROJSYNC_DEB=$$(ls $(CURDIR)/$(BUILD_DEB)/projsync_$(VERSION)_*.deb) $(PYTHON) -m pytest -q \
 		tests/integration/test_package.py
 
+# libFuzzer (clang): each fuzz/ target for FUZZ_SECONDS, one at a time, from its kept corpus.
+# `make test` only replays the corpora (suite fuzz of the sanitizer build).
+fuzz-deps:
+	@scripts/install-deps --fuzz
+
+$(BUILD_FUZZ)/build.ninja: | fuzz-deps
+	CC=clang meson setup $(BUILD_FUZZ) --buildtype=debugoptimized -Dfuzzing=true \
+		-Db_sanitize=address,undefined -Db_lundef=false
+
+fuzz: fuzz-deps $(BUILD_FUZZ)/build.ninja
+	ninja -C $(BUILD_FUZZ) $(addprefix fuzz/,$(FUZZ_TARGETS))
+	scripts/fuzz-run $(BUILD_FUZZ) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
 clean:
-	rm -rf $(BUILD) $(BUILD_SAN) $(BUILD_REL) $(BUILD_DEB)
+	rm -rf $(BUILD) $(BUILD_SAN) $(BUILD_REL) $(BUILD_DEB) $(BUILD_FUZZ)

@@ -1515,3 +1515,9 @@ cleanup:
 	ps_sync_free(target);
 	return rc;
 }
+
+/* The planning check alone, for fuzz/fuzz_checkout_path.c (core/checkout_internal.h). */
+int ps_checkout_check_path(const char *path)
+{
+	return check_path(path);
+}

@@ -862,6 +862,42 @@ static int object_source(struct git_source *s, const char *sha, const char *what
 	return 0;
 }
 
+static int cmp_entry_name(const void *a, const void *b)
+{
+	return strcmp(((const struct ps_tree_entry *)a)->name, ((const struct ps_tree_entry *)b)->name);
+}
+
+/*
+ * Entry names git itself never writes (fsck: duplicateEntries, hasDot, hasDotdot, fullPathname)
+ * but a crafted object can hold: each would make a snapshot that is not a tree (two versions of
+ * one path, or a path that means something else on disk). Sorts a copy; `t` is untouched.
+ */
+static int check_entries(const struct git_source *s, const char *tree_sha, const struct ps_tree *t)
+{
+	struct ps_tree_entry *v;
+	int rc = 0;
+
+	for (size_t i = 0; i < t->n; i++) {
+		const char *nm = t->entries[i].name;
+		if (!nm[0] || strcmp(nm, ".") == 0 || strcmp(nm, "..") == 0 || strchr(nm, '/'))
+			return ps_error_set(PS_EUPSTREAM, "bad_tree",
+					    "tree %s of %s has an entry named '%.200s', which no git "
+					    "tree may hold", tree_sha, s->location, nm);
+	}
+	if (t->n < 2)
+		return 0;
+	v = ps_calloc(t->n, sizeof(*v));
+	memcpy(v, t->entries, t->n * sizeof(*v));
+	qsort(v, t->n, sizeof(*v), cmp_entry_name);
+	for (size_t i = 1; i < t->n && rc == 0; i++)
+		if (strcmp(v[i - 1].name, v[i].name) == 0)
+			rc = ps_error_set(PS_EUPSTREAM, "bad_tree",
+					  "tree %s of %s lists '%.200s' twice", tree_sha, s->location,
+					  v[i].name);
+	free(v);
+	return rc;
+}
+
 static int git_read_tree(struct ps_source *src, const char *tree_sha, struct ps_tree *out)
 {
 	struct git_source *s = (struct git_source *)src;
@@ -917,6 +953,8 @@ static int git_read_tree(struct ps_source *src, const char *tree_sha, struct ps_
 			pe->size = (int64_t)len;
 		}
 	}
+	if ((rc = check_entries(s, tree_sha, &t)) < 0)
+		goto cleanup;
 	*out = t;
 	t = (struct ps_tree){0};
 cleanup:

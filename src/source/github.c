@@ -516,6 +516,68 @@ void ps_github_tree_dispose(struct ps_github_tree *t)
 	memset(t, 0, sizeof(*t));
 }
 
+static int cmp_entry_ptr(const void *a, const void *b)
+{
+	return strcmp((*(const struct ps_github_tree_entry *const *)a)->path,
+		      (*(const struct ps_github_tree_entry *const *)b)->path);
+}
+
+/* The listed entry at `path` (of length len), or NULL; `v` sorted by path. */
+static const struct ps_github_tree_entry *find_entry(const struct ps_github_tree_entry **v,
+						     size_t n, const char *path, size_t len)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		int c = strncmp(v[mid]->path, path, len);
+		if (c == 0 && v[mid]->path[len] != '\0')
+			c = 1;
+		if (c == 0)
+			return v[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+/* A listing is a tree: each path once, and nothing inside an entry that is not a tree ("a" a
+ * file and "a/b" too). The pipeline takes a listing as a snapshot, and only a broken or hostile
+ * answer can break these (two versions of one path, a file that is also a directory). */
+static int tree_shape_ok(const struct ps_github_tree *t, const char *what)
+{
+	const struct ps_github_tree_entry **v;
+	char why[400];
+	int rc = 0;
+
+	if (t->n < 2)
+		return 0;
+	v = ps_calloc(t->n, sizeof(*v));
+	for (size_t i = 0; i < t->n; i++)
+		v[i] = &t->v[i];
+	qsort(v, t->n, sizeof(*v), cmp_entry_ptr);
+	for (size_t i = 1; i < t->n && rc == 0; i++) {
+		if (strcmp(v[i - 1]->path, v[i]->path) == 0) {
+			snprintf(why, sizeof(why), "path '%.200s' is listed twice", v[i]->path);
+			rc = malformed(what, why);
+		}
+	}
+	for (size_t i = 0; i < t->n && rc == 0; i++) {
+		const char *slash = strrchr(v[i]->path, '/');
+		const struct ps_github_tree_entry *parent =
+			slash ? find_entry(v, t->n, v[i]->path, (size_t)(slash - v[i]->path)) : NULL;
+		if (parent && parent->type != 't') {
+			snprintf(why, sizeof(why), "path '%.200s' is inside '%.80s', which is not a tree",
+				 v[i]->path, parent->path);
+			rc = malformed(what, why);
+		}
+	}
+	free(v);
+	return rc;
+}
+
 int ps_github_tree_parse(struct ps_github_tree *out, const char *json, size_t len,
 			 const char *what)
 {
@@ -577,6 +639,8 @@ int ps_github_tree_parse(struct ps_github_tree *out, const char *json, size_t le
 		te->path = ps_strdup(json_string_value(jp));
 		t.n++;
 	}
+	if ((rc = tree_shape_ok(&t, what)) < 0)
+		goto cleanup;
 	*out = t;
 	memset(&t, 0, sizeof(t));
 cleanup:

@@ -79,7 +79,8 @@ struct ps_github_tree {
 };
 
 /* Parses a `GET /repos/{o}/{r}/git/trees/{sha}` answer. Paths are checked (no empty, "." or
- * ".." component, no leading '/', no NUL); `what` names the endpoint in messages. */
+ * ".." component, no leading '/', no NUL, none listed twice, none inside a listed entry that is
+ * not a tree); `what` names the endpoint in messages. */
 int ps_github_tree_parse(struct ps_github_tree *out, const char *json, size_t len,
 			 const char *what);
 void ps_github_tree_dispose(struct ps_github_tree *t);

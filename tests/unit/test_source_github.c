@@ -483,6 +483,42 @@ static void test_tree_malformed(void)
 			      "\"type\":\"tag\",\"size\":1,\"sha\":\"" SHA_B "\"}]}", "type");
 	expect_tree_malformed("{\"sha\":\"" SHA_A "\",\"tree\":[{\"path\":\"a\",\"mode\":\"100644\","
 			      "\"type\":\"blob\",\"size\":1,\"sha\":\"" SHA_B "0\"}]}", NULL);
+	/* A path listed twice (found by fuzz_github_source): the listing would put two versions
+	 * of one file into one snapshot. Also as a blob and a tree, and apart in the list. */
+	expect_tree_malformed("{\"sha\":\"" SHA_A "\",\"tree\":["
+			      "{\"path\":\"d/x\",\"mode\":\"100644\",\"type\":\"blob\",\"size\":1,"
+			      "\"sha\":\"" SHA_B "\"},"
+			      "{\"path\":\"e\",\"mode\":\"100644\",\"type\":\"blob\",\"size\":1,"
+			      "\"sha\":\"" SHA_B "\"},"
+			      "{\"path\":\"d/x\",\"mode\":\"100755\",\"type\":\"blob\",\"size\":2,"
+			      "\"sha\":\"" SHA_A "\"}]}", "'d/x' is listed twice");
+	expect_tree_malformed("{\"sha\":\"" SHA_A "\",\"tree\":["
+			      "{\"path\":\"d\",\"mode\":\"040000\",\"type\":\"tree\","
+			      "\"sha\":\"" SHA_B "\"},"
+			      "{\"path\":\"d\",\"mode\":\"100644\",\"type\":\"blob\",\"size\":1,"
+			      "\"sha\":\"" SHA_B "\"}]}", "listed twice");
+	/* A file that is also a directory (found by fuzz_github_source); a missing parent is
+	 * fine (a truncated listing may lack it). */
+	expect_tree_malformed("{\"sha\":\"" SHA_A "\",\"tree\":["
+			      "{\"path\":\"a\",\"mode\":\"100644\",\"type\":\"blob\",\"size\":1,"
+			      "\"sha\":\"" SHA_B "\"},"
+			      "{\"path\":\"a-b\",\"mode\":\"100644\",\"type\":\"blob\",\"size\":1,"
+			      "\"sha\":\"" SHA_B "\"},"
+			      "{\"path\":\"a/b\",\"mode\":\"100644\",\"type\":\"blob\",\"size\":1,"
+			      "\"sha\":\"" SHA_B "\"}]}", "'a/b' is inside 'a', which is not a tree");
+	{
+		static const char nested[] =
+			"{\"sha\":\"" SHA_A "\",\"truncated\":true,\"tree\":["
+			"{\"path\":\"d\",\"mode\":\"040000\",\"type\":\"tree\",\"sha\":\"" SHA_B "\"},"
+			"{\"path\":\"d/e/f\",\"mode\":\"100644\",\"type\":\"blob\",\"size\":1,"
+			"\"sha\":\"" SHA_B "\"},"
+			"{\"path\":\"d-x\",\"mode\":\"100644\",\"type\":\"blob\",\"size\":1,"
+			"\"sha\":\"" SHA_B "\"}]}";
+		struct ps_github_tree t = {0};
+		CHECK_OK(ps_github_tree_parse(&t, nested, strlen(nested), "GET /t"));
+		CHECK_INT(t.n, 3);
+		ps_github_tree_dispose(&t);
+	}
 }
 
 /* ---- compare ---- */

@@ -1,0 +1,64 @@
+"""
+Git objects no git command writes, from a repository someone else controls: a tree that names an
+entry twice, or names one "", ".", "..", or with a '/' inside. Each would make a snapshot that
+is not a tree (two versions of one path, or a path that means something else on disk), so a sync
+of such a commit fails with a reason naming the tree, and nothing is stored: the project's
+history and files stay those of the last good sync. (GitHub's trees get the same rule in
+source/github.c; tests/unit/test_source_github.c covers it there, fuzz_github_source found it.)
+"""
+import binascii
+import subprocess
+
+import pytest
+
+from conftest import GIT_ENV, git, one_error_line
+
+
+def write_object(repo, data, kind="blob"):
+    """Writes `data` as an object of `kind` as is (--literally: no checks), -> its SHA."""
+    r = subprocess.run(["git", "hash-object", "-t", kind, "-w", "--literally", "--stdin"],
+                       cwd=repo.path, input=data, capture_output=True, check=True,
+                       env={**GIT_ENV, "PATH": "/usr/bin:/bin"})
+    return r.stdout.decode().strip()
+
+
+def literal_tree(repo, entries):
+    """A tree object with exactly `entries` [(mode, name bytes, sha)], in that order."""
+    data = b"".join(mode.encode() + b" " + name + b"\0" + binascii.unhexlify(sha)
+                    for mode, name, sha in entries)
+    return write_object(repo, data, "tree")
+
+
+def commit_tree(repo, tree, parent):
+    return git(repo.path, "commit-tree", tree, "-p", parent, "-m", "hostile").strip()
+
+
+@pytest.mark.parametrize("name,entries_of", [
+    ("duplicate", lambda a, b: [("100644", b"a.txt", a), ("100644", b"a.txt", b)]),
+    ("duplicate apart", lambda a, b: [("100644", b"a.txt", a), ("100644", b"b", b),
+                                      ("100644", b"a.txt", b)]),
+    ("dot", lambda a, b: [("100644", b".", a)]),
+    ("dotdot", lambda a, b: [("100644", b"..", a)]),
+    ("slash", lambda a, b: [("100644", b"a/b", a)]),
+    ("empty", lambda a, b: [("100644", b"", a)]),
+])
+def test_a_tree_no_git_writes_fails_the_sync_and_stores_nothing(ps, repo, name, entries_of):
+    repo.write("a.txt", "good\n")
+    good = repo.commit()
+    ps.add("p", str(repo.path))
+    ps.sync("p")
+    before = (ps.history("p"), ps.files("p"))
+    a = write_object(repo, b"x\n")
+    b = write_object(repo, b"y\n")
+    tree = literal_tree(repo, entries_of(a, b))
+    bad = commit_tree(repo, tree, good)
+    git(repo.path, "update-ref", "refs/heads/main", bad)
+
+    r = ps("sync", "p")
+    assert r.rc == 1, r
+    assert one_error_line(r.err), r
+    assert tree in r.err, r
+    def succeeded(history):
+        return [s for s in history if s["status"] == "succeeded"]
+    assert succeeded(ps.history("p")) == succeeded(before[0])
+    assert ps.files("p") == before[1]       # the snapshot is still the good one
