@@ -84,6 +84,7 @@ def help_options(binary, *cmd):
 
 
 COMMANDS = [("project", "add"), ("project", "set"), ("project", "list"), ("project", "show"),
+            ("project", "resume"), ("prune",),
             ("project", "rm"), ("branches",), ("sync",), ("cancel",), ("status",),
             ("history",),
             ("changes",), ("diff",), ("files",), ("cat",), ("checkout",), ("memory", "list"),
@@ -215,7 +216,7 @@ def test_bash_completion(installed, tmp_path, make_repo):
     assert complete(script, BIN, ["history", ""], {**env, "PROJSYNC_DB": db}) == {
         "web", "webapp", "lib"}
     assert complete(script, BIN, ["--db", db, "memory", "l"], env) == {"list", "lib"}
-    assert complete(script, BIN, ["project", ""], env) == {"add", "set", "list", "show", "rm"}
+    assert complete(script, BIN, ["project", ""], env) == {"add", "set", "list", "show", "resume", "rm"}
     assert complete(script, BIN, ["sync", "--"], env) >= {"--branch", "--json", "--server",
                                                           "--help"}
     assert complete(script, BIN, ["project", "add", "--m"], env) == {"--memory-glob",
