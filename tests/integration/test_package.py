@@ -219,7 +219,7 @@ def test_bash_completion(installed, tmp_path, make_repo):
     assert complete(script, BIN, ["project", ""], env) == {"add", "set", "list", "show", "resume", "rm"}
     assert complete(script, BIN, ["sync", "--"], env) >= {"--branch", "--json", "--server",
                                                           "--help"}
-    assert complete(script, BIN, ["project", "add", "--m"], env) == {"--memory-glob",
+    assert complete(script, BIN, ["project", "add", "--m"], env) == {"--memory-glob", "--max-failures",
                                                                      "--max-blob-size"}
     assert complete(script, BIN, ["serve", "--log-format", ""], env) == {"logfmt", "json"}
     # No store there: nothing offered, and nothing created.
