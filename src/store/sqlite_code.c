@@ -84,7 +84,7 @@ int ps_store_code_unindexed(struct ps_store *s, int64_t project_id, struct ps_st
 {
 	static const char sql[] =
 		"SELECT DISTINCT fv.sha FROM file_versions fv "
-		"WHERE fv.project_id = ? AND (fv.mode & 61440) IN (32768, 40960) "
+		"WHERE fv.project_id = ? AND (fv.mode & 61440) = 32768 "
 		"AND NOT EXISTS (SELECT 1 FROM code_blobs c WHERE c.sha = fv.sha) "
 		"AND EXISTS (SELECT 1 FROM blobs b WHERE b.sha = fv.sha) ORDER BY fv.sha";
 	sqlite3_stmt *st = ps_sqlite_stmt(s, sql);
@@ -159,7 +159,7 @@ static void render(struct ps_buf *b, const struct ps_code_query *q)
 	"WHERE fv.project_id = ?1 AND fv.introduced_by <= ?2 " \
 	"AND (fv.superseded_by IS NULL OR fv.superseded_by > ?2) " \
 	"AND EXISTS (SELECT 1 FROM syncs i WHERE i.id = fv.introduced_by AND i.status = 'succeeded') " \
-	"AND (fv.mode & 61440) IN (32768, 40960) " \
+	"AND (fv.mode & 61440) = 32768 " \
 	"AND (?3 IS NULL OR fv.path >= ?3) AND (?4 IS NULL OR fv.path < ?4) " \
 	"AND (cb.id IS NOT NULL OR EXISTS (SELECT 1 FROM blobs b WHERE b.sha = fv.sha)) " \
 	extra " ORDER BY fv.path"

@@ -317,8 +317,8 @@ int ps_store_code_index_have(struct ps_store *s, const char *const *shas, size_t
 			     bool *indexed);
 /*
  * The stored blobs that some file version of the project references (any sync, so older
- * snapshots are covered too) and that the index lacks, sorted, distinct. Submodules and
- * blobs kept as metadata only (not stored) are left out. Free with ps_strv_dispose.
+ * snapshots are covered too) and that the index lacks, sorted, distinct. Only regular files
+ * count (what a search reads); blobs kept as metadata only (not stored) are left out. Free with ps_strv_dispose.
  */
 int ps_store_code_unindexed(struct ps_store *s, int64_t project_id, struct ps_strv *out);
 /* Clears the project's code_index_pending (its backlog is indexed). */
@@ -326,8 +326,8 @@ int ps_store_code_index_done(struct ps_store *s, int64_t project_id);
 
 /*
  * The files of succeeded sync `at` (0 = latest; PS_ENOTFOUND as ps_store_snapshot_each) that a
- * search must read, sorted by path bytes: regular files and symlinks (as `git grep` reads a
- * tree), with path >= `from_path` (NULL: all) and starting with `prefix` (NULL: all), whose
+ * search must read, sorted by path bytes: regular files (`git grep` on a tree skips symlinks
+ * and submodules), with path >= `from_path` (NULL: all) and starting with `prefix` (NULL: all), whose
  * blob is stored and, with `q`, either satisfies `q` or is not narrowed by the index (binary or
  * unindexed). Without `q`: every such file. `*snap` gets the resolved sync id.
  */
