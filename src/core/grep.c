@@ -184,7 +184,7 @@ static bool skip_class(struct parser *ps)
 /* Escapes that stand for one unknown character or a zero-width test, and take no argument. */
 static bool simple_escape(char c)
 {
-	return c && strchr("dDwWsSbBAzZGhHvVRXKntrfeaNE", c) != NULL;
+	return c && strchr("dDwWsSbBAzZGhHvVRXKntrfeaN", c) != NULL;
 }
 
 static struct ps_code_query *parse_alt(struct parser *ps, int depth);
@@ -309,7 +309,9 @@ static struct ps_code_query *parse_seq(struct parser *ps, int depth)
 				continue;
 			}
 			if (isalnum((unsigned char)e)) {
-				if (!simple_escape(e)) {
+				/* A stray \E is nothing to PCRE2, so a quantifier after it binds to
+				 * the atom before: too subtle to follow. */
+				if (!simple_escape(e) || e == 'E') {
 					ps->bail = true; /* \x41, \1, \p{..}: arguments we do not read */
 					break;
 				}
