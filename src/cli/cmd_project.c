@@ -31,7 +31,7 @@ static const char project_usage[] =
 
 static const char add_usage[] =
 	"usage: projsync project add NAME SOURCE [--branch B] [--memory-glob G]...\n"
-	"                            [--max-blob-size BYTES] [--json]\n"
+	"                            [--max-blob-size BYTES] [--no-code-index] [--json]\n"
 	"\n"
 	"Adds a project after checking that SOURCE names a reachable git repository (nothing is\n"
 	"stored when it does not).\n"
@@ -46,11 +46,13 @@ static const char add_usage[] =
 	"                         (default: " PS_DEFAULT_MEMORY_GLOB ")\n"
 	"  --max-blob-size BYTES  files larger than this are kept without content (default 8M;\n"
 	"                         suffixes K, M, G are powers of 1024)\n"
+	"  --no-code-index        do not index its files for `projsync grep` (grep still works,\n"
+	"                         reading every file)\n"
 	"  --json                 print the project as JSON\n";
 
 static const char set_usage[] =
 	"usage: projsync project set NAME [--branch B | --default-branch] [--memory-glob G]...\n"
-	"                            [--max-blob-size BYTES] [--json]\n"
+	"                            [--max-blob-size BYTES] [--code-index | --no-code-index] [--json]\n"
 	"\n"
 	"Changes a project's settings; what is not given stays as it is. The next sync uses them.\n"
 	"\n"
@@ -62,6 +64,8 @@ static const char set_usage[] =
 	"  --max-blob-size BYTES  the new size limit (suffixes K, M, G); files already synced\n"
 	"                         keep what was stored, and after a raise the next sync, even\n"
 	"                         one with nothing new, fetches the files that now fit\n"
+	"  --no-code-index        stop indexing its files for `projsync grep`\n"
+	"  --code-index           index them again; the next sync indexes what it missed\n"
 	"  --json                 print the project as JSON\n";
 
 static const char list_usage[] =
@@ -96,6 +100,8 @@ enum {
 	OPT_BRANCH,
 	OPT_MEMORY_GLOB,
 	OPT_MAX_BLOB_SIZE,
+	OPT_NO_CODE_INDEX,
+	OPT_CODE_INDEX,
 };
 
 
@@ -160,6 +166,7 @@ static void print_project(struct ps_cli *cli, const struct ps_project *p)
 	printf("%s\n", p->memory_globs.n ? "" : " (none)");
 	ps_format_bytes(p->max_blob_size, size, sizeof(size));
 	printf("max blob size:  %s (%" PRId64 " bytes)\n", size, p->max_blob_size);
+	printf("code index:     %s\n", p->no_code_index ? "off" : "on");
 	ps_cli_format_time(p->created_at, when, sizeof(when));
 	printf("created:        %s\n", when);
 	if (p->last_sync_id > 0) {
@@ -186,6 +193,7 @@ struct settings {
 	bool default_branch;
 	struct ps_strv globs;
 	int64_t max_blob_size;  /* 0 = not given */
+	int code_index;         /* -1 --no-code-index, 1 --code-index, 0 not given */
 };
 
 /* Takes option `c` if it is a setting: 1 taken, 0 not a setting, -1 bad value (reported). */
@@ -209,6 +217,10 @@ static int settings_option(struct ps_cli *cli, int c, struct settings *st)
 		}
 		ps_strv_push(&st->globs, optarg);
 		return 1;
+	case OPT_NO_CODE_INDEX:
+	case OPT_CODE_INDEX:
+		st->code_index = c == OPT_CODE_INDEX ? 1 : -1;
+		return 1;
 	case OPT_MAX_BLOB_SIZE:
 		if (!parse_size(optarg, &st->max_blob_size)) {
 			ps_cli_usage_error(cli, "invalid --max-blob-size '%s': give a positive number "
@@ -227,6 +239,7 @@ static int project_add(struct ps_cli *cli, int argc, char **argv)
 		{ "branch", required_argument, NULL, OPT_BRANCH },
 		{ "memory-glob", required_argument, NULL, OPT_MEMORY_GLOB },
 		{ "max-blob-size", required_argument, NULL, OPT_MAX_BLOB_SIZE },
+		{ "no-code-index", no_argument, NULL, OPT_NO_CODE_INDEX },
 		{ "json", no_argument, NULL, OPT_JSON },
 		{ 0 },
 	};
@@ -251,6 +264,7 @@ static int project_add(struct ps_cli *cli, int argc, char **argv)
 	st.globs = (struct ps_strv){ 0 };
 	if (st.max_blob_size > 0)
 		p.max_blob_size = st.max_blob_size;
+	p.no_code_index = st.code_index < 0;
 	if (argc - optind < 2) {
 		ps_cli_usage_error(cli, "project add needs NAME and SOURCE");
 		goto cleanup;
@@ -309,6 +323,8 @@ static int project_set(struct ps_cli *cli, int argc, char **argv)
 		{ "default-branch", no_argument, NULL, OPT_DEFAULT_BRANCH },
 		{ "memory-glob", required_argument, NULL, OPT_MEMORY_GLOB },
 		{ "max-blob-size", required_argument, NULL, OPT_MAX_BLOB_SIZE },
+		{ "no-code-index", no_argument, NULL, OPT_NO_CODE_INDEX },
+		{ "code-index", no_argument, NULL, OPT_CODE_INDEX },
 		{ "json", no_argument, NULL, OPT_JSON },
 		{ 0 },
 	};
@@ -365,6 +381,10 @@ static int project_set(struct ps_cli *cli, int argc, char **argv)
 	}
 	if (st.max_blob_size > 0) {
 		p->max_blob_size = st.max_blob_size;
+		changed = true;
+	}
+	if (st.code_index) {
+		p->no_code_index = st.code_index < 0;
 		changed = true;
 	}
 	if (changed && (rc = ps_store_project_update(cli->store, p)) < 0) {

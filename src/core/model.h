@@ -35,6 +35,8 @@ struct ps_project {
 	char *last_error_message;
 	int64_t failures_in_row;
 	int64_t created_at;           /* ms since epoch */
+	bool no_code_index;           /* `--no-code-index`: its blobs are not indexed for grep */
+	bool code_index_pending;      /* its next sync indexes stored blobs the index lacks */
 };
 
 enum ps_sync_status {

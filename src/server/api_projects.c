@@ -107,7 +107,7 @@ static bool opt_string(struct ps_request *rq, json_t *body, const char *key, con
 void ps_api_projects_create(struct ps_request *rq)
 {
 	static const char *const known[] = { "name", "source", "branch", "memory_globs",
-					     "max_blob_size", NULL };
+					     "max_blob_size", "code_index", NULL };
 	struct ps_project p = { .max_blob_size = PS_DEFAULT_MAX_BLOB_SIZE };
 	struct ps_source_opts sopts = { .cache_dir = rq->srv->cfg.cache_dir, .bounded = true };
 	const char *name, *source, *branch;
@@ -139,6 +139,14 @@ void ps_api_projects_create(struct ps_request *rq)
 			goto cleanup;
 		}
 		p.max_blob_size = json_integer_value(v);
+	}
+	if ((v = json_object_get(body, "code_index")) && !json_is_null(v)) {
+		if (!json_is_boolean(v)) {
+			ps_http_error(rq, MHD_HTTP_BAD_REQUEST, "invalid_field",
+				      "'code_index' must be true or false");
+			goto cleanup;
+		}
+		p.no_code_index = !json_is_true(v);
 	}
 	if ((v = json_object_get(body, "memory_globs")) && !json_is_null(v)) {
 		size_t i;

@@ -312,7 +312,8 @@ void ps_sqlite_free(struct ps_store *s)
 /* ---- projects ---- */
 
 #define PROJECT_COLS "id, name, source, branch, max_blob_size, memory_globs, last_sync_id, " \
-	"last_commit, last_error_code, last_error_message, failures_in_row, created_at"
+	"last_commit, last_error_code, last_error_message, failures_in_row, created_at, code_index, " \
+	"code_index_pending"
 
 static struct ps_project *project_from_row(sqlite3_stmt *st)
 {
@@ -335,6 +336,8 @@ static struct ps_project *project_from_row(sqlite3_stmt *st)
 	p->last_error_message = col_text(st, 9);
 	p->failures_in_row = sqlite3_column_int64(st, 10);
 	p->created_at = sqlite3_column_int64(st, 11);
+	p->no_code_index = sqlite3_column_int(st, 12) == 0;
+	p->code_index_pending = sqlite3_column_int(st, 13) != 0;
 	return p;
 }
 
@@ -353,8 +356,8 @@ static char *globs_json(const struct ps_project *p)
 int ps_sqlite_project_add(struct ps_store *s, struct ps_project *p)
 {
 	static const char sql[] =
-		"INSERT INTO projects (name, source, branch, max_blob_size, memory_globs, created_at) "
-		"VALUES (?, ?, ?, ?, ?, ?)";
+		"INSERT INTO projects (name, source, branch, max_blob_size, memory_globs, created_at, "
+		"code_index) VALUES (?, ?, ?, ?, ?, ?, ?)";
 	sqlite3_stmt *st = stmt(s, sql);
 	char *globs;
 	int rc;
@@ -373,6 +376,7 @@ int ps_sqlite_project_add(struct ps_store *s, struct ps_project *p)
 	sqlite3_bind_int64(st, 4, p->max_blob_size);
 	bind_text(st, 5, globs);
 	sqlite3_bind_int64(st, 6, p->created_at);
+	sqlite3_bind_int(st, 7, !p->no_code_index);
 	free(globs);
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
@@ -397,7 +401,10 @@ int ps_sqlite_project_update(struct ps_store *s, const struct ps_project *p)
 		/* A higher size limit: the next sync fetches what now fits (migrations/0005). */
 		"blob_rescan_gen = blob_rescan_gen + (?2 > max_blob_size), "
 		"blob_rescan = CASE WHEN ?2 > max_blob_size THEN blob_rescan_gen + 1 "
-		"ELSE blob_rescan END WHERE id = ?4";
+		"ELSE blob_rescan END, "
+		/* Switched back on: its next sync indexes what came in while it was off. */
+		"code_index_pending = CASE WHEN code_index = 0 AND ?5 = 1 THEN 1 "
+		"ELSE code_index_pending END, code_index = ?5 WHERE id = ?4";
 	sqlite3_stmt *st = stmt(s, sql);
 	char *globs;
 	int rc;
@@ -409,6 +416,7 @@ int ps_sqlite_project_update(struct ps_store *s, const struct ps_project *p)
 	sqlite3_bind_int64(st, 2, p->max_blob_size);
 	bind_text(st, 3, globs);
 	sqlite3_bind_int64(st, 4, p->id);
+	sqlite3_bind_int(st, 5, !p->no_code_index);
 	free(globs);
 	if ((rc = step_done(s, st, "update project")) < 0)
 		return rc;
@@ -1286,6 +1294,11 @@ static int resolve_snapshot(struct ps_store *s, int64_t project_id, int64_t at, 
 	*out = y->id;
 	ps_sync_free(y);
 	return 0;
+}
+
+int ps_sqlite_resolve_snapshot(struct ps_store *s, int64_t project_id, int64_t at, int64_t *out)
+{
+	return resolve_snapshot(s, project_id, at, out);
 }
 
 #define VISIBLE_AT(at) \
