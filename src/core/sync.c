@@ -947,8 +947,10 @@ static int step_index(struct ps_sync_run *run)
 			b->n = u;
 		}
 		if (run->sync->phase != PS_PHASE_FETCH) {
-			/* Only indexing in this phase: its fraction follows the backlog. */
+			/* Only indexing in this phase: its fraction and the files counter follow
+			 * the backlog (a fetch's counter already covers the files it brought). */
 			run->index_owns_phase = true;
+			run->files_total += (int64_t)b->n;
 			if ((rc = enter_phase(run, PS_PHASE_FETCH)) < 0)
 				return rc;
 		}
@@ -970,6 +972,8 @@ static int step_index(struct ps_sync_run *run)
 			ps_store_rollback(run->store);
 			return rc;
 		}
+		if (run->index_owns_phase)
+			run->files_done++;
 	}
 	if (end == b->n && run->project->code_index_pending &&
 	    (rc = ps_store_code_index_done(run->store, run->project->id)) < 0) {
