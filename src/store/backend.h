@@ -60,6 +60,11 @@ struct ps_store_ops {
 	int (*memory_add)(struct ps_store *s, int64_t project_id, const char *title, const char *content, const struct ps_strv *tags, struct ps_memory_entry **out);
 	int (*memory_restore)(struct ps_store *s, int64_t id, struct ps_memory_entry **out, bool *restored);
 	int (*webhook_delivery_add)(struct ps_store *s, const char *delivery_id, const char *event);
+	int (*code_index_put)(struct ps_store *s, const char *sha, const void *data, size_t len, bool binary);
+	int (*code_index_have)(struct ps_store *s, const char *const *shas, size_t n, bool *indexed);
+	int (*code_unindexed)(struct ps_store *s, int64_t project_id, struct ps_strv *out);
+	int (*code_index_done)(struct ps_store *s, int64_t project_id);
+	int (*code_candidates)(struct ps_store *s, int64_t project_id, int64_t at, const struct ps_code_query *q, const char *prefix, const char *from_path, int64_t *snap, struct ps_code_candidate **out, size_t *n);
 };
 
 struct ps_store_head {
@@ -72,7 +77,7 @@ extern const struct ps_store_ops ps_pg_ops;
 /* True for a postgres:// or postgresql:// URL (libpq's URI forms). */
 bool ps_store_url_is_pg(const char *url);
 
-/* ---- SQLite (sqlite.c, sqlite_memory.c) ---- */
+/* ---- SQLite (sqlite.c, sqlite_memory.c, sqlite_code.c) ---- */
 int ps_sqlite_open(struct ps_store **out, const char *url, unsigned flags);
 int ps_sqlite_schema_version(void);
 void ps_sqlite_free(struct ps_store *s);
@@ -123,8 +128,13 @@ int ps_sqlite_memory_history(struct ps_store *s, int64_t id, struct ps_memory_en
 int ps_sqlite_memory_add(struct ps_store *s, int64_t project_id, const char *title, const char *content, const struct ps_strv *tags, struct ps_memory_entry **out);
 int ps_sqlite_memory_restore(struct ps_store *s, int64_t id, struct ps_memory_entry **out, bool *restored);
 int ps_sqlite_webhook_delivery_add(struct ps_store *s, const char *delivery_id, const char *event);
+int ps_sqlite_code_index_put(struct ps_store *s, const char *sha, const void *data, size_t len, bool binary);
+int ps_sqlite_code_index_have(struct ps_store *s, const char *const *shas, size_t n, bool *indexed);
+int ps_sqlite_code_unindexed(struct ps_store *s, int64_t project_id, struct ps_strv *out);
+int ps_sqlite_code_index_done(struct ps_store *s, int64_t project_id);
+int ps_sqlite_code_candidates(struct ps_store *s, int64_t project_id, int64_t at, const struct ps_code_query *q, const char *prefix, const char *from_path, int64_t *snap, struct ps_code_candidate **out, size_t *n);
 
-/* ---- PostgreSQL (postgres/pg.c, postgres/pg_memory.c) ---- */
+/* ---- PostgreSQL (postgres/pg.c, postgres/pg_memory.c, postgres/pg_code.c) ---- */
 int ps_pg_open(struct ps_store **out, const char *url, unsigned flags);
 int ps_pg_schema_version(void);
 char *ps_pg_location(const char *url);
@@ -178,5 +188,10 @@ int ps_pg_memory_history(struct ps_store *s, int64_t id, struct ps_memory_entry 
 int ps_pg_memory_add(struct ps_store *s, int64_t project_id, const char *title, const char *content, const struct ps_strv *tags, struct ps_memory_entry **out);
 int ps_pg_memory_restore(struct ps_store *s, int64_t id, struct ps_memory_entry **out, bool *restored);
 int ps_pg_webhook_delivery_add(struct ps_store *s, const char *delivery_id, const char *event);
+int ps_pg_code_index_put(struct ps_store *s, const char *sha, const void *data, size_t len, bool binary);
+int ps_pg_code_index_have(struct ps_store *s, const char *const *shas, size_t n, bool *indexed);
+int ps_pg_code_unindexed(struct ps_store *s, int64_t project_id, struct ps_strv *out);
+int ps_pg_code_index_done(struct ps_store *s, int64_t project_id);
+int ps_pg_code_candidates(struct ps_store *s, int64_t project_id, int64_t at, const struct ps_code_query *q, const char *prefix, const char *from_path, int64_t *snap, struct ps_code_candidate **out, size_t *n);
 
 #endif

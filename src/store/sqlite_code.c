@@ -20,15 +20,8 @@
  * narrows as well as all of them and keeps the doclists FTS5 intersects few. */
 #define MAX_TRIGRAMS 6
 
-void ps_code_candidates_free(struct ps_code_candidate *v, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		free(v[i].file.path);
-	free(v);
-}
-
-int ps_store_code_index_put(struct ps_store *s, const char *sha, const void *data, size_t len,
-			    bool binary)
+int ps_sqlite_code_index_put(struct ps_store *s, const char *sha, const void *data, size_t len,
+			     bool binary)
 {
 	static const char ins_blob[] = "INSERT OR IGNORE INTO code_blobs (sha, binary) VALUES (?, ?)";
 	static const char ins_fts[] = "INSERT INTO code_fts (rowid, content) VALUES (?, ?)";
@@ -59,8 +52,8 @@ int ps_store_code_index_put(struct ps_store *s, const char *sha, const void *dat
 	return ps_sqlite_step_done(s, st, "index blob text");
 }
 
-int ps_store_code_index_have(struct ps_store *s, const char *const *shas, size_t n,
-			     bool *indexed)
+int ps_sqlite_code_index_have(struct ps_store *s, const char *const *shas, size_t n,
+			      bool *indexed)
 {
 	static const char sql[] = "SELECT 1 FROM code_blobs WHERE sha = ?";
 
@@ -80,7 +73,7 @@ int ps_store_code_index_have(struct ps_store *s, const char *const *shas, size_t
 	return 0;
 }
 
-int ps_store_code_unindexed(struct ps_store *s, int64_t project_id, struct ps_strv *out)
+int ps_sqlite_code_unindexed(struct ps_store *s, int64_t project_id, struct ps_strv *out)
 {
 	static const char sql[] =
 		"SELECT DISTINCT fv.sha FROM file_versions fv "
@@ -105,7 +98,7 @@ int ps_store_code_unindexed(struct ps_store *s, int64_t project_id, struct ps_st
 	return 0;
 }
 
-int ps_store_code_index_done(struct ps_store *s, int64_t project_id)
+int ps_sqlite_code_index_done(struct ps_store *s, int64_t project_id)
 {
 	static const char sql[] = "UPDATE projects SET code_index_pending = 0 WHERE id = ?";
 	sqlite3_stmt *st = ps_sqlite_stmt(s, sql);
@@ -164,10 +157,10 @@ static void render(struct ps_buf *b, const struct ps_code_query *q)
 	"AND (cb.id IS NOT NULL OR EXISTS (SELECT 1 FROM blobs b WHERE b.sha = fv.sha)) " \
 	extra " ORDER BY fv.path"
 
-int ps_store_code_candidates(struct ps_store *s, int64_t project_id, int64_t at,
-			     const struct ps_code_query *q, const char *prefix,
-			     const char *from_path, int64_t *snap,
-			     struct ps_code_candidate **out, size_t *n)
+int ps_sqlite_code_candidates(struct ps_store *s, int64_t project_id, int64_t at,
+			      const struct ps_code_query *q, const char *prefix,
+			      const char *from_path, int64_t *snap,
+			      struct ps_code_candidate **out, size_t *n)
 {
 	static const char all_sql[] = CANDIDATE_SQL("");
 	static const char match_sql[] = CANDIDATE_SQL(

@@ -40,7 +40,8 @@ GIT_ENV = {
 # database, dropped at its end. Tests about SQLite files themselves are marked sqlite_only.
 PG_URL = os.environ.get("PROJSYNC_TEST_PG_URL")
 BOTH_BACKENDS = {"test_snapshot", "test_history", "test_bad_input", "test_memory", "test_server",
-                 "test_server_memory", "test_checkout", "test_project_set", "test_store_copy"}
+                 "test_server_memory", "test_checkout", "test_project_set", "test_store_copy",
+                 "test_grep"}
 
 
 def pytest_report_header(config):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import GIT_ENV, ROOT, Repo, git, one_error_line
+from conftest import GIT_ENV, ROOT, Repo, git, one_error_line, psql
 from server_util import Server
 
 
@@ -216,9 +216,16 @@ def test_catastrophic_pattern_is_bounded(ps, make_repo):
     assert r.rc == 1 and one_error_line(r.err) and "longer than" in r.err, r
 
 
-def code_blobs(ps):
+def store_sql(ps, sql):
+    """Runs SQL on the test's store directly (either backend); the first column of each row."""
+    if ps.backend == "pg":
+        return [line.split("|")[0] for line in psql(ps.db, sql).splitlines() if line]
     with sqlite3.connect(ps.db) as db:
-        return db.execute("SELECT count(*) FROM code_blobs").fetchone()[0]
+        return [str(row[0]) for row in db.execute(sql).fetchall()]
+
+
+def code_blobs(ps):
+    return int(store_sql(ps, "SELECT count(*) FROM code_blobs")[0])
 
 
 def test_no_code_index_and_catching_up(ps, make_repo, tmp_path):
@@ -255,22 +262,26 @@ def test_existing_store_is_indexed_on_next_sync(ps, make_repo, tmp_path):
     repo.write("x.txt", "new content marker\n")
     c2 = repo.commit("c2")
     ps.sync("old")
-    # Back to schema 4 (before the index); the next command migrates it again.
-    db = sqlite3.connect(ps.db)
-    db.executescript("""
-        DROP TABLE code_blobs; DROP TABLE code_fts;
-        ALTER TABLE projects DROP COLUMN code_index;
-        ALTER TABLE projects DROP COLUMN code_index_pending;
-        PRAGMA user_version = 4;""")
-    db.close()
+    # Back to schema 5 (before the index); the next command migrates it again.
+    if ps.backend == "pg":
+        psql(ps.db, "DROP TABLE code_blobs; ALTER TABLE projects DROP COLUMN code_index; "
+             "ALTER TABLE projects DROP COLUMN code_index_pending; "
+             "UPDATE projsync_schema SET version = 5")
+    else:
+        db = sqlite3.connect(ps.db)
+        db.executescript("""
+            DROP TABLE code_blobs; DROP TABLE code_fts;
+            ALTER TABLE projects DROP COLUMN code_index;
+            ALTER TABLE projects DROP COLUMN code_index_pending;
+            PRAGMA user_version = 5;""")
+        db.close()
     ps.ok("migrate")
     assert code_blobs(ps) == 0
     # Results are exact even before the index catches up.
     check_same(ps, tmp_path, repo.path, "old", c1, "content marker", at=s1["id"])
     ps.sync("old")
     assert code_blobs(ps) == 2
-    with sqlite3.connect(ps.db) as db:
-        assert db.execute("SELECT code_index_pending FROM projects").fetchone()[0] == 0
+    assert store_sql(ps, "SELECT code_index_pending FROM projects") == ["0"]
     check_same(ps, tmp_path, repo.path, "old", c1, "content marker", at=s1["id"])
     check_same(ps, tmp_path, repo.path, "old", c2, "content marker")
 

@@ -1,4 +1,4 @@
--- projsync schema 5: code search (`projsync grep`, GET /projects/{name}/search/code).
+-- projsync schema 6: code search (`projsync grep`, GET /projects/{name}/search/code).
 --
 -- The index is by blob, not by file version: a blob enters it once, whatever project, branch or
 -- sync brought it, and a search is scoped to one snapshot by joining the candidate blobs with

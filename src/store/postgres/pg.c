@@ -530,7 +530,8 @@ void ps_pg_free(struct ps_store *s)
 /* ---- projects ---- */
 
 #define PROJECT_COLS "id, name, source, branch, max_blob_size, memory_globs, last_sync_id, " \
-	"last_commit, last_error_code, last_error_message, failures_in_row, created_at"
+	"last_commit, last_error_code, last_error_message, failures_in_row, created_at, code_index, " \
+	"code_index_pending"
 
 static struct ps_project *project_from_row(const PGresult *r, int i)
 {
@@ -553,6 +554,8 @@ static struct ps_project *project_from_row(const PGresult *r, int i)
 	p->last_error_message = ps_pg_col_text(r, i, 9);
 	p->failures_in_row = ps_pg_col_int(r, i, 10);
 	p->created_at = ps_pg_col_int(r, i, 11);
+	p->no_code_index = ps_pg_col_int(r, i, 12) == 0;
+	p->code_index_pending = ps_pg_col_int(r, i, 13) != 0;
 	return p;
 }
 
@@ -571,8 +574,8 @@ static char *globs_json(const struct ps_project *p)
 int ps_pg_project_add(struct ps_store *s, struct ps_project *p)
 {
 	static const char sql[] =
-		"INSERT INTO projects (name, source, branch, max_blob_size, memory_globs, created_at) "
-		"VALUES ($1, $2, $3, $4, $5, $6) RETURNING id";
+		"INSERT INTO projects (name, source, branch, max_blob_size, memory_globs, created_at, "
+		"code_index) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id";
 	struct ps_pq q = { 0 };
 	PGresult *r;
 	char *globs;
@@ -590,6 +593,7 @@ int ps_pg_project_add(struct ps_store *s, struct ps_project *p)
 	ps_pq_int(&q, p->max_blob_size);
 	ps_pq_text(&q, globs);
 	ps_pq_int(&q, p->created_at);
+	ps_pq_int(&q, !p->no_code_index);
 	r = ps_pg_run(PSPG(s), sql, &q, false, "add project", &rc);
 	free(globs);
 	if (!r)
@@ -612,7 +616,10 @@ int ps_pg_project_update(struct ps_store *s, const struct ps_project *p)
 		/* A higher size limit: the next sync fetches what now fits (migrations/0005). */
 		"blob_rescan_gen = blob_rescan_gen + ($2 > max_blob_size)::int, "
 		"blob_rescan = CASE WHEN $2 > max_blob_size THEN blob_rescan_gen + 1 "
-		"ELSE blob_rescan END WHERE id = $4";
+		"ELSE blob_rescan END, "
+		/* Switched back on: its next sync indexes what came in while it was off. */
+		"code_index_pending = CASE WHEN code_index = 0 AND $5 = 1 THEN 1 "
+		"ELSE code_index_pending END, code_index = $5 WHERE id = $4";
 	struct ps_pq q = { 0 };
 	char *globs = globs_json(p);
 	int64_t changed = 0;
@@ -622,6 +629,7 @@ int ps_pg_project_update(struct ps_store *s, const struct ps_project *p)
 	ps_pq_int(&q, p->max_blob_size);
 	ps_pq_text(&q, globs);
 	ps_pq_int(&q, p->id);
+	ps_pq_int(&q, !p->no_code_index);
 	rc = ps_pg_exec(PSPG(s), sql, &q, "update project", &changed);
 	free(globs);
 	if (rc < 0)
@@ -1540,8 +1548,8 @@ int ps_pg_files_stage(struct ps_store *s, const struct ps_sync *y,
 	return ps_pg_commit(s);
 }
 
-/* Resolves `at` (0 = latest) to a succeeded sync of the project. */
-static int resolve_snapshot(struct ps_store *s, int64_t project_id, int64_t at, int64_t *out)
+/* Resolves `at` (0 = latest) to a succeeded sync of the project (pg_internal.h). */
+int ps_pg_resolve_snapshot(struct ps_store *s, int64_t project_id, int64_t at, int64_t *out)
 {
 	struct ps_sync *y = NULL;
 	int rc;
@@ -1574,10 +1582,6 @@ static int resolve_snapshot(struct ps_store *s, int64_t project_id, int64_t at, 
 	return 0;
 }
 
-#define VISIBLE_AT(at) \
-	"fv.introduced_by <= " at " AND (fv.superseded_by IS NULL OR fv.superseded_by > " at ") " \
-	"AND EXISTS (SELECT 1 FROM syncs i WHERE i.id = fv.introduced_by AND i.status = 'succeeded')"
-
 /* A row (path, mode, sha, size) as a file; the path is new. */
 static void file_from_row(const PGresult *r, int i, struct ps_file *f)
 {
@@ -1601,7 +1605,7 @@ int ps_pg_snapshot_each(struct ps_store *s, int64_t project_id, int64_t at, cons
 	PGresult *r;
 	int rc = 0;
 
-	if ((rc = resolve_snapshot(s, project_id, at, &snap)) < 0)
+	if ((rc = ps_pg_resolve_snapshot(s, project_id, at, &snap)) < 0)
 		return rc;
 	ps_pq_int(&q, project_id);
 	ps_pq_int(&q, snap);
@@ -1649,7 +1653,7 @@ int ps_pg_snapshot_file(struct ps_store *s, int64_t project_id, int64_t at, cons
 	PGresult *r;
 	int rc = 0;
 
-	if ((rc = resolve_snapshot(s, project_id, at, &snap)) < 0)
+	if ((rc = ps_pg_resolve_snapshot(s, project_id, at, &snap)) < 0)
 		return rc;
 	ps_pq_int(&q, project_id);
 	ps_pq_int(&q, snap);
@@ -1708,9 +1712,9 @@ int ps_pg_diff(struct ps_store *s, int64_t project_id, int64_t a, int64_t b,
 	int64_t snap;
 	int rc;
 
-	if (a > 0 && (rc = resolve_snapshot(s, project_id, a, &snap)) < 0)
+	if (a > 0 && (rc = ps_pg_resolve_snapshot(s, project_id, a, &snap)) < 0)
 		return rc;
-	if (b > 0 && (rc = resolve_snapshot(s, project_id, b, &snap)) < 0)
+	if (b > 0 && (rc = ps_pg_resolve_snapshot(s, project_id, b, &snap)) < 0)
 		return rc;
 	if (a > b) {
 		int64_t t = a;
@@ -1863,7 +1867,7 @@ int ps_pg_snapshot_missing_blobs(struct ps_store *s, int64_t project_id, int64_t
 	PGresult *r;
 	int rc = 0;
 
-	if ((rc = resolve_snapshot(s, project_id, at, &snap)) < 0)
+	if ((rc = ps_pg_resolve_snapshot(s, project_id, at, &snap)) < 0)
 		return rc;
 	ps_pq_int(&q, project_id);
 	ps_pq_int(&q, snap);
