@@ -328,7 +328,7 @@ int ps_store_memory_restore(struct ps_store *s, int64_t id, struct ps_memory_ent
  * 3 or more ASCII bytes (0x01-0x7f) that must occur in the blob, compared without ASCII case
  * (the index serves case-sensitive and -i searches alike). Built by ps_grep_query (core/grep.h);
  * never SQL or FTS syntax: each backend renders it with its own quoting (SQLite: FTS5 trigram
- * phrases; PostgreSQL: ILIKE '%...%' with pg_trgm).
+ * phrases; PostgreSQL: LIKE '%...%' parameters over a case-folded copy, with pg_trgm).
  */
 enum ps_code_query_op { PS_CODE_LITERAL, PS_CODE_AND, PS_CODE_OR };
 struct ps_code_query {
