@@ -5,6 +5,7 @@
  */
 #include "cli/cli.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -24,6 +25,7 @@ static const char main_usage[] =
 	"Projects:\n"
 	"  project add NAME SOURCE [--branch B] [--memory-glob G]... [--max-blob-size BYTES]\n"
 	"              [--every DURATION|auto|off] [--keep-syncs N] [--keep-days D]\n"
+	"                                  [--no-code-index]\n"
 	"  project set NAME [--branch B | --default-branch] [--memory-glob G]... [--max-blob-size N]\n"
 	"                  [--rename NEW] [--source SOURCE [--continue-history]]\n"
 	"  project list                    all projects and their last sync\n"
@@ -44,6 +46,8 @@ static const char main_usage[] =
 	"  files NAME [--at SYNC_ID] [PREFIX]   files of a snapshot\n"
 	"  cat NAME PATH [--at SYNC_ID]    content of a file at a snapshot\n"
 	"  checkout NAME DIR [--at SYNC_ID]     mirror a snapshot into a folder\n"
+	"  grep PATTERN NAME [--at SYNC_ID] [-F|-E] [-i] [--path GLOB]   search the code of a\n"
+	"                                  snapshot, like git grep -n\n"
 	"\n"
 	"Memory:\n"
 	"  memory list NAME                a project's notes (memory NAME for short)\n"
@@ -93,6 +97,7 @@ static const struct command commands[] = {
 	{ "diff", ps_cmd_diff },
 	{ "files", ps_cmd_files },
 	{ "cat", ps_cmd_cat },
+	{ "grep", ps_cmd_grep },
 	{ "checkout", ps_cmd_checkout },
 	{ "memory", ps_cmd_memory },
 	{ "migrate", ps_cmd_migrate },
@@ -146,7 +151,8 @@ int ps_cli_getopt(struct ps_cli *cli, int argc, char **argv, const struct option
 	enum { OPT_DB = 0x7001, OPT_HELP = 'h' };
 	static char **parsing;
 	struct option all[40];
-	size_t n = 0;
+	char shorts[64] = ":h";
+	size_t n = 0, ns = 2;
 	int c, idx = 0;
 
 	if (argv != parsing) {
@@ -154,14 +160,22 @@ int ps_cli_getopt(struct ps_cli *cli, int argc, char **argv, const struct option
 		optind = 0;
 		parsing = argv;
 	}
-	for (; longopts && n < sizeof(all) / sizeof(*all) - 3 && longopts[n].name; n++)
+	for (; longopts && n < sizeof(all) / sizeof(*all) - 3 && longopts[n].name; n++) {
 		all[n] = longopts[n];
+		/* An option whose val is a letter also has that short form (grep's -F, -E, -i). */
+		if (longopts[n].val < 128 && isalpha(longopts[n].val) && ns < sizeof(shorts) - 3) {
+			shorts[ns++] = (char)longopts[n].val;
+			if (longopts[n].has_arg == required_argument)
+				shorts[ns++] = ':';
+			shorts[ns] = '\0';
+		}
+	}
 	all[n++] = (struct option){ "help", no_argument, NULL, OPT_HELP };
 	all[n++] = (struct option){ "db", required_argument, NULL, OPT_DB };
 	all[n] = (struct option){ 0 };
 	opterr = 0;
 	for (;;) {
-		c = getopt_long(argc, argv, ":h", all, &idx);
+		c = getopt_long(argc, argv, shorts, all, &idx);
 		if (c == OPT_HELP) {
 			fputs(usage, stdout);
 			parsing = NULL;

@@ -22,11 +22,12 @@
 static const char project_usage[] =
 	"usage: projsync project add NAME SOURCE [--branch B] [--memory-glob G]... [--max-blob-size BYTES]\n"
 	"                               [--every DURATION|auto|off] [--keep-syncs N] [--keep-days D]\n"
+	"                               [--no-code-index]\n"
 	"       projsync project set NAME [--branch B | --default-branch] [--memory-glob G]...\n"
 	"                               [--max-blob-size BYTES] [--rename NEW]\n"
 	"                               [--source SOURCE [--continue-history]]\n"
 	"                               [--every DURATION|auto|off] [--keep-syncs N] [--keep-days D]\n"
-	"                               [--max-failures N]\n"
+	"                               [--max-failures N] [--code-index | --no-code-index]\n"
 	"       projsync project list [--json]\n"
 	"       projsync project show NAME [--json]\n"
 	"       projsync project resume NAME [--json]\n"
@@ -39,7 +40,7 @@ static const char add_usage[] =
 	"usage: projsync project add NAME SOURCE [--branch B] [--memory-glob G]...\n"
 	"                            [--max-blob-size BYTES] [--every DURATION|auto|off]\n"
 	"                            [--auto-min D] [--auto-max D] [--max-failures N]\n"
-	"                            [--keep-syncs N] [--keep-days D] [--json]\n"
+	"                            [--keep-syncs N] [--keep-days D] [--no-code-index] [--json]\n"
 	"\n"
 	"Adds a project after checking that SOURCE names a reachable git repository (nothing is\n"
 	"stored when it does not).\n"
@@ -63,6 +64,8 @@ static const char add_usage[] =
 	"  --keep-syncs N         'projsync prune' keeps the newest N succeeded syncs (0 = all)\n"
 	"  --keep-days D          ... and the ones of the last D days (0 = no day limit); with\n"
 	"                         both, a sync either keeps stays\n"
+	"  --no-code-index        do not index its files for `projsync grep` (grep still works,\n"
+	"                         reading every file)\n"
 	"  --json                 print the project as JSON\n";
 
 static const char set_usage[] =
@@ -70,7 +73,8 @@ static const char set_usage[] =
 	"                            [--max-blob-size BYTES] [--rename NEW]\n"
 	"                            [--source SOURCE [--continue-history]]\n"
 	"                            [--every DURATION|auto|off] [--auto-min D] [--auto-max D]\n"
-	"                            [--max-failures N] [--keep-syncs N] [--keep-days D] [--json]\n"
+	"                            [--max-failures N] [--keep-syncs N] [--keep-days D]\n"
+	"                            [--code-index | --no-code-index] [--json]\n"
 	"\n"
 	"Changes a project's settings; what is not given stays as it is. The next sync uses them.\n"
 	"\n"
@@ -97,6 +101,8 @@ static const char set_usage[] =
 	"  --keep-syncs N         'projsync prune' keeps the newest N succeeded syncs (0 = all)\n"
 	"  --keep-days D          ... and the ones of the last D days (0 = no day limit); with\n"
 	"                         both, a sync either keeps stays\n"
+	"  --no-code-index        stop indexing its files for `projsync grep`\n"
+	"  --code-index           index them again; the next sync indexes what it missed\n"
 	"  --json                 print the project as JSON\n";
 
 static const char list_usage[] =
@@ -147,6 +153,8 @@ enum {
 	OPT_MAX_FAILURES,
 	OPT_KEEP_SYNCS,
 	OPT_KEEP_DAYS,
+	OPT_NO_CODE_INDEX,
+	OPT_CODE_INDEX,
 };
 
 #define SCHEDULE_OPTIONS \
@@ -286,6 +294,7 @@ static void print_project(struct ps_cli *cli, const struct ps_project *p)
 	printf("%s\n", p->memory_globs.n ? "" : " (none)");
 	ps_format_bytes(p->max_blob_size, size, sizeof(size));
 	printf("max blob size:  %s (%" PRId64 " bytes)\n", size, p->max_blob_size);
+	printf("code index:     %s\n", p->no_code_index ? "off" : "on");
 	ps_cli_format_time(p->created_at, when, sizeof(when));
 	printf("created:        %s\n", when);
 	if (p->last_sync_id > 0) {
@@ -316,6 +325,7 @@ struct settings {
 	const char *every;      /* NULL = not given */
 	/* -1 = not given */
 	int64_t auto_min_ms, auto_max_ms, max_failures, keep_syncs, keep_days;
+	int code_index;         /* -1 --no-code-index, 1 --code-index, 0 not given */
 };
 
 #define SETTINGS_INIT { .auto_min_ms = -1, .auto_max_ms = -1, .max_failures = -1, \
@@ -428,6 +438,10 @@ static int settings_option(struct ps_cli *cli, int c, struct settings *st)
 		}
 		return 1;
 	}
+	case OPT_NO_CODE_INDEX:
+	case OPT_CODE_INDEX:
+		st->code_index = c == OPT_CODE_INDEX ? 1 : -1;
+		return 1;
 	case OPT_MAX_BLOB_SIZE:
 		if (!parse_size(optarg, &st->max_blob_size)) {
 			ps_cli_usage_error(cli, "invalid --max-blob-size '%s': give a positive number "
@@ -446,6 +460,7 @@ static int project_add(struct ps_cli *cli, int argc, char **argv)
 		{ "branch", required_argument, NULL, OPT_BRANCH },
 		{ "memory-glob", required_argument, NULL, OPT_MEMORY_GLOB },
 		{ "max-blob-size", required_argument, NULL, OPT_MAX_BLOB_SIZE },
+		{ "no-code-index", no_argument, NULL, OPT_NO_CODE_INDEX },
 		{ "json", no_argument, NULL, OPT_JSON },
 		SCHEDULE_OPTIONS,
 		{ 0 },
@@ -472,6 +487,7 @@ static int project_add(struct ps_cli *cli, int argc, char **argv)
 	st.globs = (struct ps_strv){ 0 };
 	if (st.max_blob_size > 0)
 		p.max_blob_size = st.max_blob_size;
+	p.no_code_index = st.code_index < 0;
 	if (argc - optind < 2) {
 		ps_cli_usage_error(cli, "project add needs NAME and SOURCE");
 		goto cleanup;
@@ -535,6 +551,8 @@ static int project_set(struct ps_cli *cli, int argc, char **argv)
 		{ "rename", required_argument, NULL, OPT_RENAME },
 		{ "source", required_argument, NULL, OPT_SOURCE },
 		{ "continue-history", no_argument, NULL, OPT_CONTINUE_HISTORY },
+		{ "no-code-index", no_argument, NULL, OPT_NO_CODE_INDEX },
+		{ "code-index", no_argument, NULL, OPT_CODE_INDEX },
 		{ "json", no_argument, NULL, OPT_JSON },
 		SCHEDULE_OPTIONS,
 		{ 0 },
@@ -602,6 +620,10 @@ static int project_set(struct ps_cli *cli, int argc, char **argv)
 	 * retention settings are set on `p` and written by the same update. */
 	if (apply_schedule(cli, &st, p, &schedule_changed) < 0)
 		goto cleanup;
+	if (st.code_index) {
+		p->no_code_index = st.code_index < 0;
+		schedule_changed = true;
+	}
 	chg.schedule = schedule_changed;
 	sopts = ps_cli_source_opts(cli);
 	if ((rc = ps_project_change_allowed(cli->store, p, &chg)) < 0 ||

@@ -64,7 +64,7 @@ json_t *ps_project_to_json(const struct ps_project *p)
 
 	for (size_t i = 0; i < p->memory_globs.n; i++)
 		json_array_append_new(globs, ps_json_string(p->memory_globs.v[i]));
-	json_t *j = json_pack("{s:I, s:o, s:o, s:o, s:I, s:o, s:o, s:o, s:o, s:I, s:o}",
+	json_t *j = json_pack("{s:I, s:o, s:o, s:o, s:I, s:o, s:o, s:o, s:o, s:I, s:o, s:b}",
 			 "id", (json_int_t)p->id,
 			 "name", ps_json_string(p->name),
 			 "source", ps_json_string(p->source),
@@ -78,7 +78,8 @@ json_t *ps_project_to_json(const struct ps_project *p)
 					     "message", ps_json_string(p->last_error_message))
 				 : json_null(),
 			 "failures_in_row", (json_int_t)p->failures_in_row,
-			 "created_at", ps_json_time(p->created_at));
+			 "created_at", ps_json_time(p->created_at),
+			 "code_index", !p->no_code_index);
 	char every[32];
 
 	ps_schedule_every_string(p, every, sizeof(every));

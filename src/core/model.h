@@ -50,6 +50,8 @@ struct ps_project {
 	/* Retention (core/retention.h): 0 = no limit of that kind; both 0 keeps everything. */
 	int64_t keep_syncs;
 	int64_t keep_days;
+	bool no_code_index;           /* `--no-code-index`: its blobs are not indexed for grep */
+	bool code_index_pending;      /* its next sync indexes stored blobs the index lacks */
 };
 
 enum ps_sync_status {

@@ -46,7 +46,8 @@ struct ps_project_change {
 	const char *name;              /* a new name (checked with ps_project_name_valid) */
 	const char *source;            /* a new source, as it is to be stored */
 	bool continue_history;         /* accept a source that is another repository (below) */
-	bool schedule;                 /* the caller set p's schedule or retention: write them */
+	bool schedule;                 /* the caller set p's schedule, retention or code index:
+	                                  write them */
 	const char *branch;            /* sync this branch from now on */
 	bool default_branch;           /* follow the source's default branch */
 	const struct ps_strv *memory_globs; /* replace the memory globs (when n > 0) */

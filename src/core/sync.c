@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "core/diff.h"
+#include "core/grep.h"
 #include "core/memory.h"
 #include "core/scan.h"
 #include "util/error.h"
@@ -59,6 +60,7 @@ enum state {
 	ST_SCAN,
 	ST_FETCH_START,
 	ST_FETCH,
+	ST_INDEX,
 	ST_IMPORT_START,
 	ST_IMPORT,
 	ST_FINALIZE,
@@ -103,6 +105,13 @@ struct ps_sync_run {
 	struct blob_size *sizes;       /* sizes learnt from fetched content */
 	size_t nsizes, capsizes;
 	size_t memory_pos;             /* next change to consider for memory entries */
+
+	/* Code index backlog (step_index): stored blobs of this sync's snapshot the index lacks. */
+	struct ps_strv index_backlog;
+	size_t index_pos;
+	bool index_loaded;
+	bool index_owns_phase;         /* the fetch phase was entered for indexing alone */
+	enum state index_next;
 
 	/* The memory rescan (step_rescan_memory); rescan_gen 0: none this sync. */
 	int64_t rescan_gen;            /* the glob change this sync rescans for */
@@ -357,7 +366,7 @@ static enum ps_phase state_phase(enum state st)
 	switch (st) {
 	case ST_PREPARE: return PS_PHASE_PREPARE;
 	case ST_SCAN_START: case ST_SCAN: return PS_PHASE_SCAN;
-	case ST_FETCH_START: case ST_FETCH: return PS_PHASE_FETCH;
+	case ST_FETCH_START: case ST_FETCH: case ST_INDEX: return PS_PHASE_FETCH;
 	case ST_IMPORT_START: case ST_IMPORT: return PS_PHASE_IMPORT;
 	default: return PS_PHASE_FINALIZE;
 	}
@@ -465,6 +474,13 @@ static int step_prepare(struct ps_sync_run *run)
 		/* Nothing changed in the repository, but the size limit or the memory globs did. */
 		run->state = run->blob_rescan_gen && !run->empty ? ST_FETCH_START
 			     : run->rescan_memory ? ST_IMPORT_START : ST_FINALIZE;
+		if (run->project->code_index_pending && !run->project->no_code_index &&
+		    run->state != ST_FETCH_START) {
+			/* An unchanged head still owes the code index its backlog (a fetch
+			 * reaches step_index on its own). */
+			run->index_next = run->state;
+			run->state = ST_INDEX;
+		}
 		return 0;
 	}
 	run->state = ST_SCAN_START;
@@ -747,6 +763,22 @@ static int step_fetch_start(struct ps_sync_run *run)
 		free(want);
 		return rc;
 	}
+	if (!run->project->no_code_index) {
+		/* Blobs already stored (brought by a project without the index, or before it
+		 * existed) are indexed in step_index. */
+		bool *indexed = ps_calloc(uniq + 1, sizeof(bool));
+		if ((rc = ps_store_code_index_have(run->store, (const char *const *)want, uniq,
+						   indexed)) < 0) {
+			free(indexed);
+			free(have);
+			free(want);
+			return rc;
+		}
+		for (size_t i = 0; i < uniq; i++)
+			if (have[i] && !indexed[i])
+				ps_strv_push(&run->index_backlog, want[i]);
+		free(indexed);
+	}
 	n = 0;
 	for (size_t i = 0; i < uniq; i++)
 		if (!have[i])
@@ -852,6 +884,9 @@ static int store_blob(void *ud, const char *sha, const void *data, size_t len)
 	}
 	if ((rc = ps_store_blob_put(fc->run->store, sha, data, len)) < 0)
 		return ps_error_wrap(rc, "fetched blob failed verification: ");
+	if (!fc->run->project->no_code_index &&
+	    (rc = ps_grep_index_blob(fc->run->store, sha, data, len)) < 0)
+		return rc;
 	fc->run->sync->bytes += (int64_t)len;
 	fc->got++;
 	return 0;
@@ -882,11 +917,93 @@ static int step_fetch(struct ps_sync_run *run)
 					    "the source delivered %zu of %zu blobs", run->fetch_pos,
 					    run->nfetch);
 		fill_sizes(run);
-		run->state = ST_IMPORT_START;
+		run->state = ST_INDEX;
+		run->index_next = ST_IMPORT_START;
 	}
 	if ((rc = save(run, false)) < 0)
 		return rc;
 	return progress(run, run->nfetch ? (double)run->fetch_pos / (double)run->nfetch : 1.0);
+}
+
+static int cmp_strp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Indexes for code search the stored blobs the index lacks: those this sync found already
+ * stored, and when the project's whole history is owed (a store from before the index, or the
+ * index switched back on) every stored blob of its file versions. A batch per step, with
+ * progress; each blob is read through the store and indexed once. */
+static int step_index(struct ps_sync_run *run)
+{
+	struct ps_strv *b = &run->index_backlog;
+	size_t end;
+	int rc;
+
+	if (!run->index_loaded) {
+		run->index_loaded = true;
+		if (run->project->code_index_pending && !run->project->no_code_index) {
+			struct ps_strv all = { 0 };
+			if ((rc = ps_store_code_unindexed(run->store, run->project->id, &all)) < 0)
+				return rc;
+			for (size_t i = 0; i < all.n; i++)
+				ps_strv_push(b, all.v[i]);
+			ps_strv_dispose(&all);
+		}
+		if (b->n > 1) {
+			size_t u = 0;
+			qsort(b->v, b->n, sizeof(*b->v), cmp_strp);
+			for (size_t i = 0; i < b->n; i++) {
+				if (u && strcmp(b->v[u - 1], b->v[i]) == 0) {
+					free(b->v[i]);
+					continue;
+				}
+				b->v[u++] = b->v[i];
+			}
+			b->n = u;
+		}
+		if (run->sync->phase != PS_PHASE_FETCH) {
+			/* Only indexing in this phase: its fraction and the files counter follow
+			 * the backlog (a fetch's counter already covers the files it brought). */
+			run->index_owns_phase = true;
+			run->files_total += (int64_t)b->n;
+			if ((rc = enter_phase(run, PS_PHASE_FETCH)) < 0)
+				return rc;
+		}
+	}
+	end = run->index_pos + batch(run, FETCH_BATCH);
+	if (end > b->n)
+		end = b->n;
+	if ((rc = ps_store_begin(run->store)) < 0)
+		return rc;
+	for (; run->index_pos < end; run->index_pos++) {
+		void *data = NULL;
+		size_t len = 0;
+
+		rc = ps_store_blob_get(run->store, b->v[run->index_pos], &data, &len);
+		if (rc == 0)
+			rc = ps_grep_index_blob(run->store, b->v[run->index_pos], data, len);
+		free(data);
+		if (rc < 0) {
+			ps_store_rollback(run->store);
+			return rc;
+		}
+		if (run->index_owns_phase)
+			run->files_done++;
+	}
+	if (end == b->n && run->project->code_index_pending &&
+	    (rc = ps_store_code_index_done(run->store, run->project->id)) < 0) {
+		ps_store_rollback(run->store);
+		return rc;
+	}
+	if ((rc = ps_store_commit(run->store)) < 0)
+		return rc;
+	if (end == b->n)
+		run->state = run->index_next;
+	if (!b->n)
+		return 0;
+	/* After a fetch the fraction stays where fetching left it: events never go back. */
+	return progress(run, run->index_owns_phase ? (double)end / (double)b->n : 1.0);
 }
 
 static int step_import_start(struct ps_sync_run *run)
@@ -1229,6 +1346,7 @@ static int run_step(struct ps_sync_run *run)
 	case ST_SCAN: return step_scan(run);
 	case ST_FETCH_START: return step_fetch_start(run);
 	case ST_FETCH: return step_fetch(run);
+	case ST_INDEX: return step_index(run);
 	case ST_IMPORT_START: return step_import_start(run);
 	case ST_IMPORT: return step_import(run);
 	case ST_FINALIZE: return step_finalize(run);
@@ -1356,6 +1474,7 @@ void ps_sync_end(struct ps_sync_run *run)
 	ps_changes_free(run->changes, run->nchanges);
 	free(run->fetch);
 	free(run->fetch_files);
+	ps_strv_dispose(&run->index_backlog);
 	free(run->sizes);
 	rescan_free(run);
 	ps_source_free(run->src);

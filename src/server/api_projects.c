@@ -260,10 +260,11 @@ static struct remote_job *create_parse(struct ps_request *rq)
 	static const char *const known[] = { "name", "source", "branch", "memory_globs",
 					     "max_blob_size", "every", "auto_min_seconds",
 					     "auto_max_seconds", "max_failures", "keep_syncs",
-					     "keep_days", NULL };
+					     "keep_days", "code_index", NULL };
 	struct remote_job *job = ps_calloc(1, sizeof(*job));
 	struct ps_project *p = &job->p;
 	const char *name, *source, *branch;
+	json_t *v;
 
 	p->max_blob_size = PS_DEFAULT_MAX_BLOB_SIZE;
 	if (!(job->body = ps_http_body_fields(rq, false, known)))
@@ -294,6 +295,14 @@ static struct remote_job *create_parse(struct ps_request *rq)
 		goto fail;
 	}
 	p->name = NULL;
+	if ((v = json_object_get(job->body, "code_index")) && !json_is_null(v)) {
+		if (!json_is_boolean(v)) {
+			ps_http_error(rq, MHD_HTTP_BAD_REQUEST, "invalid_field",
+				      "'code_index' must be true or false");
+			goto fail;
+		}
+		p->no_code_index = !json_is_true(v);
+	}
 	if (!source_acceptable(rq, source))
 		goto fail;
 	p->name = ps_strdup(name);
@@ -564,6 +573,7 @@ struct patch_job {
 	struct ps_strv globs;
 	json_t *schedule;              /* the schedule and retention members, validated */
 	const char *cur_key;           /* the member being parsed (patch_parse) */
+	int code_index;                /* 1 on, -1 off, 0 not given */
 	struct ps_project *p;          /* the project as it was when the request came */
 	const char *cache_dir;
 	int rc;
@@ -684,6 +694,17 @@ static bool patch_max_blob_size(struct ps_request *rq, json_t *v, struct patch_j
 	return ok;
 }
 
+static bool patch_code_index(struct ps_request *rq, json_t *v, struct patch_job *job)
+{
+	if (!json_is_boolean(v)) {
+		ps_http_error(rq, MHD_HTTP_BAD_REQUEST, "invalid_field",
+			      "'code_index' must be true or false");
+		return false;
+	}
+	job->code_index = json_is_true(v) ? 1 : -1;
+	return true;
+}
+
 /* The schedule and retention members are parsed together (schedule_fields, as at creation):
  * collected here, validated once the body is read, applied to the project as it is then. */
 static bool patch_schedule(struct ps_request *rq, json_t *v, struct patch_job *job);
@@ -704,6 +725,7 @@ static const struct {
 	{ "max_failures", patch_schedule },
 	{ "keep_syncs", patch_schedule },
 	{ "keep_days", patch_schedule },
+	{ "code_index", patch_code_index },
 };
 
 static bool patch_schedule(struct ps_request *rq, json_t *v, struct patch_job *job)
@@ -773,6 +795,10 @@ static void patch_finish(struct ps_request *rq, struct patch_job *job)
 			ps_project_free(p);
 			return;
 		}
+		job->chg.schedule = true;
+	}
+	if (rc == 0 && job->code_index) {
+		p->no_code_index = job->code_index < 0;
 		job->chg.schedule = true;
 	}
 	if (rc < 0 || (rc = ps_project_change_apply(rq->store, p, &job->chg)) < 0) {

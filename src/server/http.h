@@ -158,6 +158,7 @@ void ps_api_sync_changes(struct ps_request *rq);
 void ps_api_sync_diff(struct ps_request *rq);
 void ps_api_project_files(struct ps_request *rq);
 void ps_api_project_file(struct ps_request *rq);
+void ps_api_project_search_code(struct ps_request *rq); /* api_code.c */
 void ps_api_sync_events(struct ps_request *rq);     /* sse.c */
 void ps_api_webhook_github(struct ps_request *rq);  /* webhook.c */
 /* Refuses a delivery on its headers alone: no secret configured (403), no signature (401). */

@@ -66,6 +66,11 @@ struct ps_store_ops {
 	int (*prune_syncs)(struct ps_store *s, int64_t project_id, int64_t start_sync_id, struct ps_prune_stats *out);
 	int (*prune_blobs)(struct ps_store *s, struct ps_prune_stats *out);
 	int (*compact)(struct ps_store *s);
+	int (*code_index_put)(struct ps_store *s, const char *sha, const void *data, size_t len, bool binary);
+	int (*code_index_have)(struct ps_store *s, const char *const *shas, size_t n, bool *indexed);
+	int (*code_unindexed)(struct ps_store *s, int64_t project_id, struct ps_strv *out);
+	int (*code_index_done)(struct ps_store *s, int64_t project_id);
+	int (*code_candidates)(struct ps_store *s, int64_t project_id, int64_t at, const struct ps_code_query *q, const char *prefix, const char *from_path, int64_t *snap, struct ps_code_candidate **out, size_t *n);
 };
 
 struct ps_store_head {
@@ -78,7 +83,7 @@ extern const struct ps_store_ops ps_pg_ops;
 /* True for a postgres:// or postgresql:// URL (libpq's URI forms). */
 bool ps_store_url_is_pg(const char *url);
 
-/* ---- SQLite (sqlite.c, sqlite_memory.c) ---- */
+/* ---- SQLite (sqlite.c, sqlite_memory.c, sqlite_code.c) ---- */
 int ps_sqlite_open(struct ps_store **out, const char *url, unsigned flags);
 int ps_sqlite_rows_each(struct ps_store *s, const struct ps_copy_table *t, ps_copy_row_cb cb, void *ud);
 int ps_sqlite_rows_insert(struct ps_store *s, const struct ps_copy_table *t,
@@ -142,8 +147,13 @@ int ps_sqlite_schedule_claim(struct ps_store *s, int64_t now, int64_t default_ma
 int ps_sqlite_prune_syncs(struct ps_store *s, int64_t project_id, int64_t start_sync_id, struct ps_prune_stats *out);
 int ps_sqlite_prune_blobs(struct ps_store *s, struct ps_prune_stats *out);
 int ps_sqlite_compact(struct ps_store *s);
+int ps_sqlite_code_index_put(struct ps_store *s, const char *sha, const void *data, size_t len, bool binary);
+int ps_sqlite_code_index_have(struct ps_store *s, const char *const *shas, size_t n, bool *indexed);
+int ps_sqlite_code_unindexed(struct ps_store *s, int64_t project_id, struct ps_strv *out);
+int ps_sqlite_code_index_done(struct ps_store *s, int64_t project_id);
+int ps_sqlite_code_candidates(struct ps_store *s, int64_t project_id, int64_t at, const struct ps_code_query *q, const char *prefix, const char *from_path, int64_t *snap, struct ps_code_candidate **out, size_t *n);
 
-/* ---- PostgreSQL (postgres/pg.c, postgres/pg_memory.c) ---- */
+/* ---- PostgreSQL (postgres/pg.c, postgres/pg_memory.c, postgres/pg_code.c) ---- */
 int ps_pg_open(struct ps_store **out, const char *url, unsigned flags);
 int ps_pg_schema_version(void);
 char *ps_pg_location(const char *url);
@@ -217,5 +227,10 @@ int ps_pg_schedule_claim(struct ps_store *s, int64_t now, int64_t default_max_fa
 int ps_pg_prune_syncs(struct ps_store *s, int64_t project_id, int64_t start_sync_id, struct ps_prune_stats *out);
 int ps_pg_prune_blobs(struct ps_store *s, struct ps_prune_stats *out);
 int ps_pg_compact(struct ps_store *s);
+int ps_pg_code_index_put(struct ps_store *s, const char *sha, const void *data, size_t len, bool binary);
+int ps_pg_code_index_have(struct ps_store *s, const char *const *shas, size_t n, bool *indexed);
+int ps_pg_code_unindexed(struct ps_store *s, int64_t project_id, struct ps_strv *out);
+int ps_pg_code_index_done(struct ps_store *s, int64_t project_id);
+int ps_pg_code_candidates(struct ps_store *s, int64_t project_id, int64_t at, const struct ps_code_query *q, const char *prefix, const char *from_path, int64_t *snap, struct ps_code_candidate **out, size_t *n);
 
 #endif

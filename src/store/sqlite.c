@@ -315,7 +315,8 @@ void ps_sqlite_free(struct ps_store *s)
 #define PROJECT_COLS "id, name, source, branch, max_blob_size, memory_globs, last_sync_id, " \
 	"last_commit, last_error_code, last_error_message, failures_in_row, created_at, " \
 	"every_ms, every_auto, auto_min_ms, auto_max_ms, interval_ms, next_sync_at, " \
-	"last_check_at, max_failures, state, paused_at, paused_reason, keep_syncs, keep_days"
+	"last_check_at, max_failures, state, paused_at, paused_reason, keep_syncs, keep_days, " \
+	"code_index, code_index_pending"
 
 static struct ps_project *project_from_row(sqlite3_stmt *st)
 {
@@ -352,6 +353,8 @@ static struct ps_project *project_from_row(sqlite3_stmt *st)
 	p->paused_reason = col_text(st, 22);
 	p->keep_syncs = sqlite3_column_int64(st, 23);
 	p->keep_days = sqlite3_column_int64(st, 24);
+	p->no_code_index = sqlite3_column_int(st, 25) == 0;
+	p->code_index_pending = sqlite3_column_int(st, 26) != 0;
 	return p;
 }
 
@@ -388,8 +391,8 @@ int ps_sqlite_project_add(struct ps_store *s, struct ps_project *p)
 	static const char sql[] =
 		"INSERT INTO projects (name, source, branch, max_blob_size, memory_globs, created_at, "
 		"every_ms, every_auto, auto_min_ms, auto_max_ms, interval_ms, next_sync_at, "
-		"max_failures, keep_syncs, keep_days) "
-		"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+		"max_failures, keep_syncs, keep_days, code_index) "
+		"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 	sqlite3_stmt *st = stmt(s, sql);
 	char *globs;
 	int rc;
@@ -410,6 +413,7 @@ int ps_sqlite_project_add(struct ps_store *s, struct ps_project *p)
 	bind_text(st, 5, globs);
 	sqlite3_bind_int64(st, 6, p->created_at);
 	bind_schedule(st, 7, p);
+	sqlite3_bind_int(st, 16, !p->no_code_index);
 	free(globs);
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
@@ -436,7 +440,10 @@ int ps_sqlite_project_update(struct ps_store *s, const struct ps_project *p)
 		"blob_rescan = CASE WHEN ?2 > max_blob_size THEN blob_rescan_gen + 1 "
 		"ELSE blob_rescan END, every_ms = ?5, every_auto = ?6, auto_min_ms = ?7, "
 		"auto_max_ms = ?8, interval_ms = ?9, next_sync_at = ?10, max_failures = ?11, "
-		"keep_syncs = ?12, keep_days = ?13 WHERE id = ?4";
+		"keep_syncs = ?12, keep_days = ?13, "
+		/* Switched back on: its next sync indexes what came in while it was off. */
+		"code_index_pending = CASE WHEN code_index = 0 AND ?14 = 1 THEN 1 "
+		"ELSE code_index_pending END, code_index = ?14 WHERE id = ?4";
 	sqlite3_stmt *st = stmt(s, sql);
 	char *globs;
 	int rc;
@@ -449,6 +456,7 @@ int ps_sqlite_project_update(struct ps_store *s, const struct ps_project *p)
 	bind_text(st, 3, globs);
 	sqlite3_bind_int64(st, 4, p->id);
 	bind_schedule(st, 5, p);
+	sqlite3_bind_int(st, 14, !p->no_code_index);
 	free(globs);
 	if ((rc = step_done(s, st, "update project")) < 0)
 		return rc;
@@ -1352,6 +1360,11 @@ static int resolve_snapshot(struct ps_store *s, int64_t project_id, int64_t at, 
 	return 0;
 }
 
+int ps_sqlite_resolve_snapshot(struct ps_store *s, int64_t project_id, int64_t at, int64_t *out)
+{
+	return resolve_snapshot(s, project_id, at, out);
+}
+
 #define VISIBLE_AT(at) \
 	"fv.introduced_by <= " at " AND (fv.superseded_by IS NULL OR fv.superseded_by > " at ") " \
 	"AND EXISTS (SELECT 1 FROM syncs i WHERE i.id = fv.introduced_by AND i.status = 'succeeded')"
@@ -1903,7 +1916,10 @@ int ps_sqlite_prune_blobs(struct ps_store *s, struct ps_prune_stats *out)
 	if (rc < 0)
 		goto fail;
 	out->blobs += scalar(s, measure, 0, 0, &rc);
-	if (rc < 0 || (rc = run2(s, del, 0, 0, NULL)) < 0)
+	/* The code index goes with its blobs (read before they go: a document leaves the FTS
+	 * index with the text it came with). */
+	if (rc < 0 || (rc = ps_sqlite_code_forget_unreferenced(s)) < 0 ||
+	    (rc = run2(s, del, 0, 0, NULL)) < 0)
 		goto fail;
 	return ps_store_commit(s);
 fail:

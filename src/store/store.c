@@ -5,6 +5,7 @@
  */
 #include "store/store.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/schedule.h"
@@ -67,6 +68,11 @@ const struct ps_store_ops ps_sqlite_ops = {
 	.prune_syncs = ps_sqlite_prune_syncs,
 	.prune_blobs = ps_sqlite_prune_blobs,
 	.compact = ps_sqlite_compact,
+	.code_index_put = ps_sqlite_code_index_put,
+	.code_index_have = ps_sqlite_code_index_have,
+	.code_unindexed = ps_sqlite_code_unindexed,
+	.code_index_done = ps_sqlite_code_index_done,
+	.code_candidates = ps_sqlite_code_candidates,
 };
 
 const struct ps_store_ops ps_pg_ops = {
@@ -124,6 +130,11 @@ const struct ps_store_ops ps_pg_ops = {
 	.prune_syncs = ps_pg_prune_syncs,
 	.prune_blobs = ps_pg_prune_blobs,
 	.compact = ps_pg_compact,
+	.code_index_put = ps_pg_code_index_put,
+	.code_index_have = ps_pg_code_index_have,
+	.code_unindexed = ps_pg_code_unindexed,
+	.code_index_done = ps_pg_code_index_done,
+	.code_candidates = ps_pg_code_candidates,
 };
 
 static const struct ps_store_ops *ops(const struct ps_store *s)
@@ -417,6 +428,45 @@ int ps_store_memory_restore(struct ps_store *s, int64_t id, struct ps_memory_ent
 int ps_store_webhook_delivery_add(struct ps_store *s, const char *delivery_id, const char *event)
 {
 	return ops(s)->webhook_delivery_add(s, delivery_id, event);
+}
+
+/* ---- code index ---- */
+
+void ps_code_candidates_free(struct ps_code_candidate *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i].file.path);
+	free(v);
+}
+
+int ps_store_code_index_put(struct ps_store *s, const char *sha, const void *data, size_t len,
+			    bool binary)
+{
+	return ops(s)->code_index_put(s, sha, data, len, binary);
+}
+
+int ps_store_code_index_have(struct ps_store *s, const char *const *shas, size_t n,
+			     bool *indexed)
+{
+	return ops(s)->code_index_have(s, shas, n, indexed);
+}
+
+int ps_store_code_unindexed(struct ps_store *s, int64_t project_id, struct ps_strv *out)
+{
+	return ops(s)->code_unindexed(s, project_id, out);
+}
+
+int ps_store_code_index_done(struct ps_store *s, int64_t project_id)
+{
+	return ops(s)->code_index_done(s, project_id);
+}
+
+int ps_store_code_candidates(struct ps_store *s, int64_t project_id, int64_t at,
+			     const struct ps_code_query *q, const char *prefix,
+			     const char *from_path, int64_t *snap,
+			     struct ps_code_candidate **out, size_t *n)
+{
+	return ops(s)->code_candidates(s, project_id, at, q, prefix, from_path, snap, out, n);
 }
 
 /* ---- several nodes ---- */

@@ -450,6 +450,73 @@ struct ps_copy_counts {
  * leaves it empty. Reads and writes go in batches: memory stays bounded whatever the size.
  */
 int ps_store_copy(struct ps_store *from, struct ps_store *to, struct ps_copy_counts *counts);
+/* ---- code index (code search, core/grep.c) ---- */
+
+/*
+ * The code index is by blob: a stored blob is indexed once, whatever project or sync brought it,
+ * and a search is scoped to a snapshot by the file versions that snapshot sees. What the index
+ * returns is a superset: core/grep.c confirms every candidate on the content from
+ * ps_store_blob_get, so a backend may answer loosely (never too narrowly).
+ */
+
+/*
+ * What a blob must contain to be worth reading: a tree of AND / OR over literals. A literal is
+ * 3 or more ASCII bytes (0x01-0x7f) that must occur in the blob, compared without ASCII case
+ * (the index serves case-sensitive and -i searches alike). Built by ps_grep_query (core/grep.h);
+ * never SQL or FTS syntax: each backend renders it with its own quoting (SQLite: FTS5 trigram
+ * phrases; PostgreSQL: LIKE '%...%' parameters over a case-folded copy, with pg_trgm).
+ */
+enum ps_code_query_op { PS_CODE_LITERAL, PS_CODE_AND, PS_CODE_OR };
+struct ps_code_query {
+	enum ps_code_query_op op;
+	char *literal;                  /* PS_CODE_LITERAL */
+	struct ps_code_query **kids;    /* PS_CODE_AND / PS_CODE_OR, at least 2 */
+	size_t nkids;
+};
+
+/* How a candidate's blob stands in the index. */
+enum ps_code_state {
+	PS_CODE_UNINDEXED, /* not in the index (the project has it off, or not indexed yet) */
+	PS_CODE_TEXT,      /* indexed text */
+	PS_CODE_BINARY,    /* recorded as binary: never narrowed by the index */
+};
+
+struct ps_code_candidate {
+	struct ps_file file;            /* path owned by the array */
+	enum ps_code_state state;
+};
+void ps_code_candidates_free(struct ps_code_candidate *v, size_t n);
+
+/*
+ * Adds a stored blob to the index: `binary` (core/grep.c ps_grep_is_binary decides) records it
+ * as always-a-candidate, otherwise its text is indexed. `data` is the blob's content, as given
+ * to ps_store_blob_put. Indexing a blob again is a no-op. Runs in the caller's transaction.
+ */
+int ps_store_code_index_put(struct ps_store *s, const char *sha, const void *data, size_t len,
+			    bool binary);
+/* For each of `n` SHAs, sets indexed[i]: whether ps_store_code_index_put recorded it. */
+int ps_store_code_index_have(struct ps_store *s, const char *const *shas, size_t n,
+			     bool *indexed);
+/*
+ * The stored blobs that some file version of the project references (any sync, so older
+ * snapshots are covered too) and that the index lacks, sorted, distinct. Only regular files
+ * count (what a search reads); blobs kept as metadata only (not stored) are left out. Free with ps_strv_dispose.
+ */
+int ps_store_code_unindexed(struct ps_store *s, int64_t project_id, struct ps_strv *out);
+/* Clears the project's code_index_pending (its backlog is indexed). */
+int ps_store_code_index_done(struct ps_store *s, int64_t project_id);
+
+/*
+ * The files of succeeded sync `at` (0 = latest; PS_ENOTFOUND as ps_store_snapshot_each) that a
+ * search must read, sorted by path bytes: regular files (`git grep` on a tree skips symlinks
+ * and submodules), with path >= `from_path` (NULL: all) and starting with `prefix` (NULL: all), whose
+ * blob is stored and, with `q`, either satisfies `q` or is not narrowed by the index (binary or
+ * unindexed). Without `q`: every such file. `*snap` gets the resolved sync id.
+ */
+int ps_store_code_candidates(struct ps_store *s, int64_t project_id, int64_t at,
+			     const struct ps_code_query *q, const char *prefix,
+			     const char *from_path, int64_t *snap,
+			     struct ps_code_candidate **out, size_t *n);
 
 /* ---- webhook deliveries ---- */
 

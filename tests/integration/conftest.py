@@ -41,7 +41,7 @@ GIT_ENV = {
 PG_URL = os.environ.get("PROJSYNC_TEST_PG_URL")
 BOTH_BACKENDS = {"test_snapshot", "test_history", "test_bad_input", "test_memory", "test_server",
                  "test_server_memory", "test_checkout", "test_project_set", "test_store_copy",
-                 "test_schedule", "test_retention"}
+                 "test_schedule", "test_retention", "test_grep"}
 BOTH_BACKENDS |= {"test_parity"}  # PATCH, rename, cancel: the rename is a store call of each backend
 
 

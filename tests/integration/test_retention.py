@@ -39,8 +39,8 @@ def make_history(ps, repo, n=20):
     return commits
 
 
-def stored_shas(ps):
-    sql = "SELECT sha FROM blobs"
+def stored_shas(ps, table="blobs"):
+    sql = f"SELECT sha FROM {table}"
     if ps.backend == "pg":
         return set(psql(ps.db, sql).split())
     with sqlite3.connect(ps.db) as db:
@@ -100,6 +100,12 @@ def test_prune_keeps_five_byte_exact(ps, make_repo):
     old_big = {e["sha"] for c in commits[:15] for e in repo.ls_tree(c)
                if e["path"] == "big.txt"}
     assert old_big <= gone
+    # The code index lost the pruned blobs with them, and still finds what the kept ones hold.
+    assert not (gone & stored_shas(ps, "code_blobs"))
+    assert stored_shas(ps, "code_blobs") <= shas_after
+    if ps.backend == "sqlite":
+        with sqlite3.connect(ps.db) as db:
+            db.execute("INSERT INTO code_fts (code_fts) VALUES ('integrity-check')")
     r = ps("files", "p", "--at", hist[5]["id"])
     assert r.rc == 3
     if size_before is not None:

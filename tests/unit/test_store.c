@@ -681,8 +681,191 @@ static void test_reap_leaves_syncs_to_live_nodes(void)
 	ps_store_free(s);
 }
 
+/* ---- code index ---- */
+
+static void put_blob(struct ps_store *s, const char *data, size_t len, char sha[PS_SHA_HEX])
+{
+	ps_git_blob_sha(data, len, sha);
+	CHECK_OK(ps_store_blob_put(s, sha, data, len));
+}
+
+/* The candidates of a query as "path:state ..." (state u, t or b). */
+static char *candidates(struct ps_store *s, int64_t project, int64_t at,
+			const struct ps_code_query *q, const char *prefix, const char *from)
+{
+	struct ps_code_candidate *v = NULL;
+	struct ps_buf b;
+	size_t n = 0;
+	int64_t snap = 0;
+	int rc = ps_store_code_candidates(s, project, at, q, prefix, from, &snap, &v, &n);
+
+	if (rc < 0)
+		return ps_asprintf("error %d: %s", rc, ps_error_message());
+	ps_buf_init(&b, SIZE_MAX);
+	ps_buf_puts(&b, "");
+	for (size_t i = 0; i < n; i++)
+		ps_buf_printf(&b, "%s:%c ", v[i].file.path,
+			      "utb"[v[i].state == PS_CODE_UNINDEXED ? 0
+				    : v[i].state == PS_CODE_TEXT   ? 1
+								   : 2]);
+	ps_code_candidates_free(v, n);
+	return b.data ? ps_buf_take(&b, NULL) : ps_strdup("");
+}
+
+#define EXPECT_CANDIDATES(s, project, at, q, prefix, from, want) do { \
+	char *_got = candidates(s, project, at, q, prefix, from); \
+	CHECK_STR(_got, want); \
+	free(_got); } while (0)
+
+/*
+ * The code index on either backend: a query narrows text blobs to those holding its literals
+ * (ASCII case folded, AND / OR), whatever bytes they hold (invalid UTF-8, NUL, characters the
+ * query language of the backend treats specially); binary and unindexed blobs always stay
+ * candidates; blobs kept as metadata only and symlinks never are; a search sees one snapshot.
+ */
+static void test_code_index(void)
+{
+	struct ps_store *s = open_store(NULL);
+	struct ps_project *p = add_project(s, "code"), *got = NULL;
+	static const char hello[] = "Hello World\n", meta[] = "100%_done C:\\%TEMP%\\_x\n",
+			  near[] = "100xydone C:x%TEMPy\\z_x\n", latin1[] = "caf\xe9 Needle\xff\xfe\n",
+			  nul[] = "abc\0def needle\n", bin[] = "\0binary hello\n",
+			  later[] = "nothing here\n", fts[] = "a\"b NEAR(x) OR col:umn*\n";
+	char sh[PS_SHA_HEX], sm[PS_SHA_HEX], sn[PS_SHA_HEX], sl[PS_SHA_HEX], s0[PS_SHA_HEX],
+		sb[PS_SHA_HEX], su[PS_SHA_HEX], slater[PS_SHA_HEX], sf[PS_SHA_HEX];
+	struct ps_strv unindexed = { 0 };
+	bool indexed[3];
+
+	CHECK(!p->no_code_index && !p->code_index_pending);
+	put_blob(s, hello, sizeof(hello) - 1, sh);
+	put_blob(s, meta, sizeof(meta) - 1, sm);
+	put_blob(s, near, sizeof(near) - 1, sn);
+	put_blob(s, latin1, sizeof(latin1) - 1, sl);
+	put_blob(s, nul, sizeof(nul) - 1, s0);
+	put_blob(s, bin, sizeof(bin) - 1, sb);
+	put_blob(s, "unindexed hello\n", 16, su);
+	put_blob(s, later, sizeof(later) - 1, slater);
+	put_blob(s, fts, sizeof(fts) - 1, sf);
+	CHECK_OK(ps_store_code_index_put(s, sh, hello, sizeof(hello) - 1, false));
+	CHECK_OK(ps_store_code_index_put(s, sh, hello, sizeof(hello) - 1, false)); /* no-op */
+	CHECK_OK(ps_store_code_index_put(s, sm, meta, sizeof(meta) - 1, false));
+	CHECK_OK(ps_store_code_index_put(s, sn, near, sizeof(near) - 1, false));
+	CHECK_OK(ps_store_code_index_put(s, sl, latin1, sizeof(latin1) - 1, false));
+	CHECK_OK(ps_store_code_index_put(s, s0, nul, sizeof(nul) - 1, false));
+	CHECK_OK(ps_store_code_index_put(s, sb, bin, sizeof(bin) - 1, true));
+	CHECK_OK(ps_store_code_index_put(s, slater, later, sizeof(later) - 1, false));
+	CHECK_OK(ps_store_code_index_put(s, sf, fts, sizeof(fts) - 1, false));
+
+	struct ps_change c1[] = {
+		change(PS_CHANGE_ADDED, "a/hello.txt", hello),
+		change(PS_CHANGE_ADDED, "a/meta.txt", meta),
+		change(PS_CHANGE_ADDED, "b/near.txt", near),
+		change(PS_CHANGE_ADDED, "b/latin1.txt", latin1),
+		change(PS_CHANGE_ADDED, "c/nul.txt", NULL),
+		change(PS_CHANGE_ADDED, "c/bin.dat", NULL),
+		change(PS_CHANGE_ADDED, "c/unindexed.txt", "unindexed hello\n"),
+		change(PS_CHANGE_ADDED, "d/metadata-only.txt", "not stored hello\n"),
+		change(PS_CHANGE_ADDED, "d/link", hello),
+		change(PS_CHANGE_ADDED, "fts.txt", fts),
+	};
+	c1[4] = (struct ps_change){ .status = PS_CHANGE_ADDED, .path = (char *)"c/nul.txt",
+				    .mode = PS_MODE_FILE, .size = sizeof(nul) - 1 };
+	memcpy(c1[4].sha, s0, PS_SHA_HEX);
+	c1[5] = (struct ps_change){ .status = PS_CHANGE_ADDED, .path = (char *)"c/bin.dat",
+				    .mode = PS_MODE_FILE, .size = sizeof(bin) - 1 };
+	memcpy(c1[5].sha, sb, PS_SHA_HEX);
+	c1[8].mode = PS_MODE_LINK;
+	int64_t s1 = commit_sync(s, p, c1, sizeof(c1) / sizeof(c1[0]), "c1");
+	struct ps_change c2[] = { change(PS_CHANGE_MODIFIED, "a/hello.txt", later) };
+	int64_t s2 = commit_sync(s, p, c2, 1, "c2");
+
+	struct ps_code_query hello_q = { .op = PS_CODE_LITERAL, .literal = (char *)"HELLO wOrLd" };
+	struct ps_code_query meta_q = { .op = PS_CODE_LITERAL, .literal = (char *)"100%_done" };
+	struct ps_code_query esc_q = { .op = PS_CODE_LITERAL, .literal = (char *)"\\%TEMP%\\_" };
+	struct ps_code_query needle_q = { .op = PS_CODE_LITERAL, .literal = (char *)"needle" };
+	struct ps_code_query world_q = { .op = PS_CODE_LITERAL, .literal = (char *)"world" };
+	struct ps_code_query def_q = { .op = PS_CODE_LITERAL, .literal = (char *)"def" };
+	struct ps_code_query fts_q = { .op = PS_CODE_LITERAL, .literal = (char *)"a\"b NEAR(" };
+	struct ps_code_query none_q = { .op = PS_CODE_LITERAL, .literal = (char *)"zzz" };
+	struct ps_code_query *either[] = { &needle_q, &world_q }, *both[] = { &needle_q, &def_q };
+	struct ps_code_query or_q = { .op = PS_CODE_OR, .kids = either, .nkids = 2 };
+	struct ps_code_query and_q = { .op = PS_CODE_AND, .kids = both, .nkids = 2 };
+	const char *always = "c/bin.dat:b c/unindexed.txt:u ";
+
+	/* Without a query: every stored regular file, sorted by path. */
+	EXPECT_CANDIDATES(s, p->id, s1, NULL, NULL, NULL,
+			  "a/hello.txt:t a/meta.txt:t b/latin1.txt:t b/near.txt:t c/bin.dat:b "
+			  "c/nul.txt:t c/unindexed.txt:u fts.txt:t ");
+	char *want = ps_asprintf("a/hello.txt:t %s", always);
+	EXPECT_CANDIDATES(s, p->id, s1, &hello_q, NULL, NULL, want);
+	free(want);
+	/* The file changed in the next sync: that snapshot does not hold the text any more. */
+	EXPECT_CANDIDATES(s, p->id, s2, &hello_q, NULL, NULL, always);
+	EXPECT_CANDIDATES(s, p->id, 0, &hello_q, NULL, NULL, always);
+	want = ps_asprintf("a/meta.txt:t %s", always);
+	EXPECT_CANDIDATES(s, p->id, s1, &meta_q, NULL, NULL, want);
+	EXPECT_CANDIDATES(s, p->id, s1, &esc_q, NULL, NULL, want);
+	free(want);
+	EXPECT_CANDIDATES(s, p->id, s1, &needle_q, NULL, NULL,
+			  "b/latin1.txt:t c/bin.dat:b c/nul.txt:t c/unindexed.txt:u ");
+	EXPECT_CANDIDATES(s, p->id, s1, &or_q, NULL, NULL,
+			  "a/hello.txt:t b/latin1.txt:t c/bin.dat:b c/nul.txt:t c/unindexed.txt:u ");
+	EXPECT_CANDIDATES(s, p->id, s1, &and_q, NULL, NULL,
+			  "c/bin.dat:b c/nul.txt:t c/unindexed.txt:u ");
+	want = ps_asprintf("%sfts.txt:t ", always);
+	EXPECT_CANDIDATES(s, p->id, s1, &fts_q, NULL, NULL, want);
+	free(want);
+	EXPECT_CANDIDATES(s, p->id, s1, &none_q, NULL, NULL, always);
+	/* A prefix and a resume point. */
+	EXPECT_CANDIDATES(s, p->id, s1, &or_q, "b/", NULL, "b/latin1.txt:t ");
+	EXPECT_CANDIDATES(s, p->id, s1, &or_q, NULL, "c/nul.txt", "c/nul.txt:t c/unindexed.txt:u ");
+	EXPECT_CANDIDATES(s, p->id, s1, &or_q, "c/", "c/c", "c/nul.txt:t c/unindexed.txt:u ");
+	struct ps_code_candidate *none = NULL;
+	size_t nnone = 0;
+	int64_t snap = 0;
+	CHECK_INT(ps_store_code_candidates(s, p->id, 9999, &or_q, NULL, NULL, &snap, &none, &nnone),
+		  PS_ENOTFOUND);
+
+	/* What the index lacks: the stored blob no sync indexed, nothing else. */
+	CHECK_OK(ps_store_code_unindexed(s, p->id, &unindexed));
+	CHECK_INT(unindexed.n, 1);
+	if (unindexed.n == 1)
+		CHECK_STR(unindexed.v[0], su);
+	ps_strv_dispose(&unindexed);
+	const char *shas[] = { sh, su, sb };
+	CHECK_OK(ps_store_code_index_have(s, shas, 3, indexed));
+	CHECK(indexed[0] && !indexed[1] && indexed[2]);
+
+	/* Switched off and on again: the next sync owes the backlog until it is done. */
+	p->no_code_index = true;
+	CHECK_OK(ps_store_project_update(s, p));
+	CHECK_OK(ps_store_project_get(s, "code", &got));
+	CHECK(got && got->no_code_index && !got->code_index_pending);
+	ps_project_free(got);
+	p->no_code_index = false;
+	CHECK_OK(ps_store_project_update(s, p));
+	CHECK_OK(ps_store_project_get(s, "code", &got));
+	CHECK(got && !got->no_code_index && got->code_index_pending);
+	ps_project_free(got);
+	CHECK_OK(ps_store_code_index_done(s, p->id));
+	CHECK_OK(ps_store_project_get(s, "code", &got));
+	CHECK(got && !got->code_index_pending);
+	ps_project_free(got);
+	/* A project added with the index off says so. */
+	struct ps_project off = { .name = (char *)"off", .source = (char *)"/x",
+				  .no_code_index = true };
+	CHECK_OK(ps_store_project_add(s, &off));
+	ps_strv_dispose(&off.memory_globs);
+	CHECK_OK(ps_store_project_get(s, "off", &got));
+	CHECK(got && got->no_code_index);
+	ps_project_free(got);
+	ps_project_free(p);
+	ps_store_free(s);
+}
+
 PS_TESTS(PS_TEST(test_atomic_visibility), PS_TEST(test_one_chain), PS_TEST(test_versioned_rows),
 	 PS_TEST(test_content_addressing), PS_TEST(test_crash_reap),
 	 PS_TEST(test_marker_moves_only_on_success), PS_TEST(test_migrations),
 	 PS_TEST(test_backends_share_schema_numbers), PS_TEST(test_projects),
-	 PS_TEST(test_takeover_fences_the_stale_run), PS_TEST(test_reap_leaves_syncs_to_live_nodes))
+	 PS_TEST(test_takeover_fences_the_stale_run), PS_TEST(test_reap_leaves_syncs_to_live_nodes),
+	 PS_TEST(test_code_index))

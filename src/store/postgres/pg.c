@@ -536,7 +536,8 @@ void ps_pg_free(struct ps_store *s)
 #define PROJECT_COLS "id, name, source, branch, max_blob_size, memory_globs, last_sync_id, " \
 	"last_commit, last_error_code, last_error_message, failures_in_row, created_at, " \
 	"every_ms, every_auto, auto_min_ms, auto_max_ms, interval_ms, next_sync_at, " \
-	"last_check_at, max_failures, state, paused_at, paused_reason, keep_syncs, keep_days"
+	"last_check_at, max_failures, state, paused_at, paused_reason, keep_syncs, keep_days, " \
+	"code_index, code_index_pending"
 
 static struct ps_project *project_from_row(const PGresult *r, int i)
 {
@@ -572,6 +573,8 @@ static struct ps_project *project_from_row(const PGresult *r, int i)
 	p->paused_reason = ps_pg_col_text(r, i, 22);
 	p->keep_syncs = ps_pg_col_int(r, i, 23);
 	p->keep_days = ps_pg_col_int(r, i, 24);
+	p->no_code_index = ps_pg_col_int(r, i, 25) == 0;
+	p->code_index_pending = ps_pg_col_int(r, i, 26) != 0;
 	return p;
 }
 
@@ -607,8 +610,8 @@ int ps_pg_project_add(struct ps_store *s, struct ps_project *p)
 	static const char sql[] =
 		"INSERT INTO projects (name, source, branch, max_blob_size, memory_globs, created_at, "
 		"every_ms, every_auto, auto_min_ms, auto_max_ms, interval_ms, next_sync_at, "
-		"max_failures, keep_syncs, keep_days) "
-		"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING id";
+		"max_failures, keep_syncs, keep_days, code_index) "
+		"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING id";
 	struct ps_pq q = { 0 };
 	PGresult *r;
 	char *globs;
@@ -628,6 +631,7 @@ int ps_pg_project_add(struct ps_store *s, struct ps_project *p)
 	ps_pq_text(&q, globs);
 	ps_pq_int(&q, p->created_at);
 	pq_schedule(&q, p);
+	ps_pq_int(&q, !p->no_code_index);
 	r = ps_pg_run(PSPG(s), sql, &q, false, "add project", &rc);
 	free(globs);
 	if (!r)
@@ -652,7 +656,10 @@ int ps_pg_project_update(struct ps_store *s, const struct ps_project *p)
 		"blob_rescan = CASE WHEN $2 > max_blob_size THEN blob_rescan_gen + 1 "
 		"ELSE blob_rescan END, every_ms = $5, every_auto = $6, auto_min_ms = $7, "
 		"auto_max_ms = $8, interval_ms = $9, next_sync_at = $10, max_failures = $11, "
-		"keep_syncs = $12, keep_days = $13 WHERE id = $4";
+		"keep_syncs = $12, keep_days = $13, "
+		/* Switched back on: its next sync indexes what came in while it was off. */
+		"code_index_pending = CASE WHEN code_index = 0 AND $14 = 1 THEN 1 "
+		"ELSE code_index_pending END, code_index = $14 WHERE id = $4";
 	struct ps_pq q = { 0 };
 	char *globs = globs_json(p);
 	int64_t changed = 0;
@@ -663,6 +670,7 @@ int ps_pg_project_update(struct ps_store *s, const struct ps_project *p)
 	ps_pq_text(&q, globs);
 	ps_pq_int(&q, p->id);
 	pq_schedule(&q, p);
+	ps_pq_int(&q, !p->no_code_index);
 	rc = ps_pg_exec(PSPG(s), sql, &q, "update project", &changed);
 	free(globs);
 	if (rc < 0)
@@ -1681,8 +1689,8 @@ int ps_pg_files_stage(struct ps_store *s, const struct ps_sync *y,
 	return ps_pg_commit(s);
 }
 
-/* Resolves `at` (0 = latest) to a succeeded sync of the project. */
-static int resolve_snapshot(struct ps_store *s, int64_t project_id, int64_t at, int64_t *out)
+/* Resolves `at` (0 = latest) to a succeeded sync of the project (pg_internal.h). */
+int ps_pg_resolve_snapshot(struct ps_store *s, int64_t project_id, int64_t at, int64_t *out)
 {
 	struct ps_sync *y = NULL;
 	int rc;
@@ -1715,10 +1723,6 @@ static int resolve_snapshot(struct ps_store *s, int64_t project_id, int64_t at, 
 	return 0;
 }
 
-#define VISIBLE_AT(at) \
-	"fv.introduced_by <= " at " AND (fv.superseded_by IS NULL OR fv.superseded_by > " at ") " \
-	"AND EXISTS (SELECT 1 FROM syncs i WHERE i.id = fv.introduced_by AND i.status = 'succeeded')"
-
 /* A row (path, mode, sha, size) as a file; the path is new. */
 static void file_from_row(const PGresult *r, int i, struct ps_file *f)
 {
@@ -1742,7 +1746,7 @@ int ps_pg_snapshot_each(struct ps_store *s, int64_t project_id, int64_t at, cons
 	PGresult *r;
 	int rc = 0;
 
-	if ((rc = resolve_snapshot(s, project_id, at, &snap)) < 0)
+	if ((rc = ps_pg_resolve_snapshot(s, project_id, at, &snap)) < 0)
 		return rc;
 	ps_pq_int(&q, project_id);
 	ps_pq_int(&q, snap);
@@ -1790,7 +1794,7 @@ int ps_pg_snapshot_file(struct ps_store *s, int64_t project_id, int64_t at, cons
 	PGresult *r;
 	int rc = 0;
 
-	if ((rc = resolve_snapshot(s, project_id, at, &snap)) < 0)
+	if ((rc = ps_pg_resolve_snapshot(s, project_id, at, &snap)) < 0)
 		return rc;
 	ps_pq_int(&q, project_id);
 	ps_pq_int(&q, snap);
@@ -1849,9 +1853,9 @@ int ps_pg_diff(struct ps_store *s, int64_t project_id, int64_t a, int64_t b,
 	int64_t snap;
 	int rc;
 
-	if (a > 0 && (rc = resolve_snapshot(s, project_id, a, &snap)) < 0)
+	if (a > 0 && (rc = ps_pg_resolve_snapshot(s, project_id, a, &snap)) < 0)
 		return rc;
-	if (b > 0 && (rc = resolve_snapshot(s, project_id, b, &snap)) < 0)
+	if (b > 0 && (rc = ps_pg_resolve_snapshot(s, project_id, b, &snap)) < 0)
 		return rc;
 	if (a > b) {
 		int64_t t = a;
@@ -2004,7 +2008,7 @@ int ps_pg_snapshot_missing_blobs(struct ps_store *s, int64_t project_id, int64_t
 	PGresult *r;
 	int rc = 0;
 
-	if ((rc = resolve_snapshot(s, project_id, at, &snap)) < 0)
+	if ((rc = ps_pg_resolve_snapshot(s, project_id, at, &snap)) < 0)
 		return rc;
 	ps_pq_int(&q, project_id);
 	ps_pq_int(&q, snap);
@@ -2237,6 +2241,11 @@ int ps_pg_prune_blobs(struct ps_store *s, struct ps_prune_stats *out)
 		return rc < 0 ? (ps_pg_rollback(s), rc) : ps_pg_commit(s);
 	}
 	if (rc < 0)
+		goto fail;
+	/* The code index goes with its blobs. */
+	if ((rc = ps_pg_exec(PSPG(s), "DELETE FROM code_blobs c WHERE NOT EXISTS "
+			     "(SELECT 1 FROM file_versions f WHERE f.sha = c.sha)", &none,
+			     "prune the code index", NULL)) < 0)
 		goto fail;
 	if (!(r = ps_pg_run(PSPG(s), del, NULL, false, "prune blobs", &rc)))
 		goto fail;

@@ -1,0 +1,314 @@
+"""
+Code search against git itself: for literal and regular-expression patterns, at the latest and
+at an older sync, `projsync grep` prints exactly what `git grep -n` prints for that commit
+(`-F` for literals, `-P` for -E: projsync's regular expressions are PCRE2, like git's -P), on a
+crafted repository (binary files, a NUL past git's 8000-byte probe, long lines, CRLF, non-ASCII
+and invalid UTF-8 text, unusual file names, symlinks) and on a clone of this very checkout.
+
+git's side reads the commit's tree through a temporary index (`read-tree` + `grep --cached`),
+so its paths carry no "COMMIT:" prefix and nothing has to be checked out.
+"""
+import json
+import os
+import sqlite3
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import GIT_ENV, ROOT, Repo, git, one_error_line, psql
+from server_util import Server
+
+
+def git_grep(repo_path, commit, pattern, regex=False, icase=False, path=None, tmp=None):
+    """`git grep -n` of `commit` as bytes (what projsync must print)."""
+    index = Path(tmp) / f"index-{commit[:12]}"
+    env = dict(os.environ)
+    env.update(GIT_ENV)
+    env["GIT_INDEX_FILE"] = str(index)
+    subprocess.run(["git", "read-tree", commit], cwd=repo_path, env=env, check=True)
+    args = ["git", "grep", "-n", "--cached", "-P" if regex else "-F"]
+    if icase:
+        args.append("-i")
+    args += ["-e", pattern]
+    if path:
+        args += ["--", f":(glob){path}"]
+    r = subprocess.run(args, cwd=repo_path, env=env, capture_output=True)
+    assert r.returncode in (0, 1), r.stderr
+    return r.stdout
+
+
+def ps_grep(ps, name, pattern, *opts, regex=False, icase=False, at=None):
+    args = ["grep"] + (["-E"] if regex else ["-F"]) + (["-i"] if icase else [])
+    args += list(opts) + (["--at", str(at)] if at else []) + ["--", pattern, name]
+    r = ps(*args)
+    assert r.rc in (0, 1), r
+    return r
+
+
+def check_same(ps, tmp_path, repo_path, name, commit, pattern, at=None, **kw):
+    want = git_grep(repo_path, commit, pattern, regex=kw.get("regex", False),
+                    icase=kw.get("icase", False), path=kw.get("path"), tmp=tmp_path)
+    opts = ["--path", kw["path"]] if kw.get("path") else []
+    r = ps_grep(ps, name, pattern, *opts, regex=kw.get("regex", False),
+                icase=kw.get("icase", False), at=at)
+    assert r.outb == want, (pattern, kw, r, want[:2000])
+    assert r.rc == (0 if want else 1), r
+    return r
+
+
+LONG = ("x" * 150_000 + " needle-in-a-long-line " + "y" * 50_000 + "\n").encode()
+LATE_NUL = b"text that git calls text\n" + b"a" * 9000 + b"\x00 needle after the probe\n"
+
+
+def craft_v1(repo):
+    repo.write("README.md", "# Demo\nhello world\nHello World\nHELLO\n")
+    repo.write("src/main.c", "#include <stdio.h>\nint main(void)\n{\n\tputs(\"hello\");\n"
+               "\treturn 0; /* TODO: exit code */\n}\n")
+    repo.write("src/util.c", "int foobar(int x) { return x + 1; }\nint fooobar;\n"
+               "static int alpha_12, beta_345;\n")
+    repo.write("crlf.txt", b"first line\r\nsecond line x\r\nthird\r\n")
+    repo.write("utf8.txt", "caf\u00e9 cr\u00e8me\n\u65e5\u672c\u8a9e text\n\u00c9T\u00c9 \u00e9t\u00e9\n")
+    repo.write("latin1.txt", b"caf\xe9 bytes hello\n\xff\xfe broken hello\n")
+    repo.write("bin/blob.bin", b"\x00\x01\x02hello binary\x00\xff\n" * 20)
+    repo.write("late-nul.txt", LATE_NUL)
+    repo.write("long.txt", LONG)
+    repo.write("no-newline.txt", "last line hello")
+    repo.write("empty.txt", "")
+    repo.write("caf\u00e9/na\u00efve.txt", "hello from a non-ASCII path\n")
+    repo.write("quote\"d.txt", "hello quoted name\n")
+    repo.write("fts.txt", 'a"b"c NEAR(x, y) hello* OR ^col:umn\n')
+    repo.symlink("link-to-readme", "README.md hello")
+    return repo.commit("v1")
+
+
+def craft_v2(repo):
+    repo.write("README.md", "# Demo\nhello again\n")
+    repo.rm("src/util.c")
+    repo.write("src/new.c", "int foobar2(void);\n/* TODO later */\n")
+    repo.write("bin/blob.bin", b"no match here\x00")
+    return repo.commit("v2")
+
+
+PATTERNS = [
+    # (pattern, options)
+    ("hello", {}),
+    ("Hello World", {}),
+    ("hello", {"icase": True}),
+    ("TODO", {}),
+    ("needle", {}),
+    ("line x", {}),
+    ("caf\u00e9", {}),
+    ("\u00e9t\u00e9", {"icase": True}),
+    ('a"b"c NEAR(', {}),
+    ("hello* OR", {}),
+    ("ab", {}),
+    ("e", {}),
+    ("hello", {"path": "src/**"}),
+    ("hello", {"path": "*.txt"}),
+    ("^int ", {"regex": True}),
+    ("fo+bar", {"regex": True}),
+    (r"(alpha|beta)_\d+", {"regex": True}),
+    (r"x\r?$", {"regex": True}),
+    ("x$", {"regex": True}),
+    ("caf.", {"regex": True}),
+    (r"[[:digit:]]{3}", {"regex": True}),
+    (r"\bhello\b", {"regex": True, "icase": True}),
+    (r"(?i)world", {"regex": True}),
+    (r"needle-in-a-(long|short)-line", {"regex": True}),
+    (r"re\.turn|puts", {"regex": True}),
+    (r"hel{2}o", {"regex": True}),
+    (r"\x68ello", {"regex": True}),
+    (r"(?x) h e l l o", {"regex": True}),
+    (r"hello(?= world)", {"regex": True}),
+    (".", {"regex": True}),
+]
+
+
+@pytest.fixture
+def crafted(ps, make_repo):
+    repo = make_repo("crafted")
+    c1 = craft_v1(repo)
+    ps.add("crafted", str(repo.path))
+    s1 = ps.sync("crafted")
+    c2 = craft_v2(repo)
+    s2 = ps.sync("crafted")
+    return repo, (c1, s1), (c2, s2)
+
+
+@pytest.mark.parametrize("pattern,kw", PATTERNS, ids=[p for p, _ in PATTERNS])
+def test_grep_equals_git_grep_on_crafted_repo(ps, tmp_path, crafted, pattern, kw):
+    repo, (c1, s1), (c2, s2) = crafted
+    check_same(ps, tmp_path, repo.path, "crafted", c2, pattern, **kw)
+    check_same(ps, tmp_path, repo.path, "crafted", c1, pattern, at=s1["id"], **kw)
+
+
+def test_grep_on_this_checkout_latest_and_older(ps, tmp_path):
+    clone = tmp_path / "self"
+    git(tmp_path, "clone", "-q", "--no-hardlinks", str(ROOT), str(clone))
+    head = git(clone, "rev-parse", "HEAD").strip()
+    count = int(git(clone, "rev-list", "--count", "HEAD").strip())
+    old = git(clone, "rev-parse", f"HEAD~{min(25, count - 1)}").strip()
+    git(clone, "reset", "-q", "--hard", old)
+    ps.add("self", str(clone))
+    s_old = ps.sync("self")
+    git(clone, "reset", "-q", "--hard", head)
+    ps.sync("self")
+    for pattern, kw in [("ps_store_", {}), ("sqlite3_step(", {}), ("TODO", {"icase": True}),
+                        (r"static int [a-z_]+\(struct ps_store", {"regex": True}),
+                        (r"^#include <(std|str)", {"regex": True}), ("fo", {}),
+                        ("projsync", {"path": "docs/*.md"})]:
+        check_same(ps, tmp_path, clone, "self", head, pattern, **kw)
+        check_same(ps, tmp_path, clone, "self", old, pattern, at=s_old["id"], **kw)
+
+
+def test_grep_json_shape_and_max(ps, crafted):
+    matches = ps.json("grep", "hello", "crafted")
+    assert all(set(m) == {"path", "line", "column", "text", "binary"} for m in matches)
+    readme = [m for m in matches if m["path"] == "README.md"]
+    assert readme == [{"path": "README.md", "line": 2, "column": 1, "text": "hello again",
+                       "binary": False}]
+    bad = [m for m in matches if m["path"] == "latin1.txt"]
+    assert bad[0]["text"] == "caf\ufffd bytes hello" and bad[0]["column"] == 12
+    # --max stops after N matches and says so on stderr.
+    r = ps("grep", "hello", "crafted", "--max", "2", "--json")
+    assert r.rc == 0 and json.loads(r.out) == matches[:2]
+    assert "--max" in r.err
+
+
+def test_pattern_without_literal_scans_with_a_note(ps, crafted):
+    r = ps("grep", "-E", "h.l.o", "crafted")
+    assert r.rc == 0 and "README.md:2:hello again" in r.out
+    assert "no 3-character literal" in r.err
+    r = ps("grep", "hello", "crafted")
+    assert r.rc == 0 and r.err == ""
+
+
+def test_bad_patterns_are_usage_errors_without_sql(ps, crafted):
+    r = ps("grep", "-E", "fo(o", "crafted")
+    assert r.rc == 2 and one_error_line(r.err) and "missing closing parenthesis" in r.err, r
+    for pat in ("", "two\nlines"):
+        r = ps("grep", pat, "crafted")
+        assert r.rc == 2 and one_error_line(r.err), r
+    r = ps("grep", "--timeout", "0", "x", "crafted")
+    assert r.rc == 2, r
+    r = ps("grep", "hello", "nosuch")
+    assert r.rc == 3 and one_error_line(r.err), r
+    r = ps("grep", "hello", "crafted", "--at", "999")
+    assert r.rc == 3 and one_error_line(r.err), r
+    # FTS5 syntax in a pattern is just text.
+    for pat in ('"', '""', "NEAR(", "a OR b", "col:umn", "*", "^col"):
+        r = ps("grep", pat, "crafted")
+        assert r.rc in (0, 1) and "fts5" not in r.err.lower() and "sql" not in r.err.lower(), r
+
+
+def test_catastrophic_pattern_is_bounded(ps, make_repo):
+    repo = make_repo("evil")
+    repo.write("a.txt", "a" * 5000 + "!\n")
+    for i in range(300):
+        repo.write(f"many/f{i}.txt", ("line of filler text %d\n" % i) * 400)
+    repo.commit("c")
+    ps.add("evil", str(repo.path))
+    ps.sync("evil")
+    r = ps("grep", "-E", r"(a|aa)+$", "evil", timeout=60)
+    assert r.rc == 1 and one_error_line(r.err) and "too costly" in r.err, r
+    r = ps("grep", "-E", r"f.l+er", "evil", "--timeout", "0.001", timeout=60)
+    assert r.rc == 1 and one_error_line(r.err) and "longer than" in r.err, r
+
+
+def store_sql(ps, sql):
+    """Runs SQL on the test's store directly (either backend); the first column of each row."""
+    if ps.backend == "pg":
+        return [line.split("|")[0] for line in psql(ps.db, sql).splitlines() if line]
+    with sqlite3.connect(ps.db) as db:
+        return [str(row[0]) for row in db.execute(sql).fetchall()]
+
+
+def code_blobs(ps):
+    return int(store_sql(ps, "SELECT count(*) FROM code_blobs")[0])
+
+
+def test_no_code_index_and_catching_up(ps, make_repo, tmp_path):
+    repo = make_repo("plain")
+    repo.write("a.txt", "alpha hello\n")
+    repo.write("b/c.txt", "gamma hello\n")
+    c1 = repo.commit("c1")
+    p = ps.json("project", "add", "plain", str(repo.path), "--no-code-index")
+    assert p["code_index"] is False
+    ps.sync("plain")
+    assert code_blobs(ps) == 0
+    # Still searchable: every file is read, and the note says why.
+    r = ps("grep", "hello", "plain")
+    assert r.out == "a.txt:1:alpha hello\nb/c.txt:1:gamma hello\n" and "no code index" in r.err
+    # Switched back on: the next sync, even with nothing new upstream, indexes the backlog.
+    assert ps.json("project", "set", "plain", "--code-index")["code_index"] is True
+    r = ps("sync", "plain", "--json")
+    assert r.rc == 0, r
+    events = [json.loads(line) for line in r.out.splitlines()]
+    assert any(e["kind"] == "progress" and e["phase"] == "fetch" and e["files_total"] == 2
+               for e in events), events
+    assert code_blobs(ps) == 2
+    check_same(ps, tmp_path, repo.path, "plain", c1, "hello")
+
+
+def test_existing_store_is_indexed_on_next_sync(ps, make_repo, tmp_path):
+    """A store from before the index: the migration marks its projects, their next sync indexes
+    every stored blob of their history (older snapshots too)."""
+    repo = make_repo("old")
+    repo.write("x.txt", "old content marker\n")
+    c1 = repo.commit("c1")
+    ps.add("old", str(repo.path))
+    s1 = ps.sync("old")
+    repo.write("x.txt", "new content marker\n")
+    c2 = repo.commit("c2")
+    ps.sync("old")
+    # Back to schema 7 (before the index); the next command migrates it again.
+    if ps.backend == "pg":
+        psql(ps.db, "DROP TABLE code_blobs; ALTER TABLE projects DROP COLUMN code_index; "
+             "ALTER TABLE projects DROP COLUMN code_index_pending; "
+             "UPDATE projsync_schema SET version = 7")
+    else:
+        db = sqlite3.connect(ps.db)
+        db.executescript("""
+            DROP TABLE code_blobs; DROP TABLE code_fts;
+            ALTER TABLE projects DROP COLUMN code_index;
+            ALTER TABLE projects DROP COLUMN code_index_pending;
+            PRAGMA user_version = 7;""")
+        db.close()
+    ps.ok("migrate")
+    assert code_blobs(ps) == 0
+    # Results are exact even before the index catches up.
+    check_same(ps, tmp_path, repo.path, "old", c1, "content marker", at=s1["id"])
+    ps.sync("old")
+    assert code_blobs(ps) == 2
+    assert store_sql(ps, "SELECT code_index_pending FROM projects") == ["0"]
+    check_same(ps, tmp_path, repo.path, "old", c1, "content marker", at=s1["id"])
+    check_same(ps, tmp_path, repo.path, "old", c2, "content marker")
+
+
+def test_api_search_code_pages_like_cli_json(ps, crafted):
+    want = ps.json("grep", "hello", "crafted")
+    s = Server(ps)
+    try:
+        got, url, pages = [], "/api/v1/projects/crafted/search/code?q=hello&limit=3", 0
+        while url:
+            st, h, body = s.get(url)
+            assert st == 200, body
+            got += body
+            pages += 1
+            link = h.get("link")
+            url = link[1:link.index(">")] if link else None
+        assert got == want and pages == -(-len(want) // 3)
+        st, h, body = s.get("/api/v1/projects/crafted/search/code?q=fo%2Bbar&regex=true")
+        assert st == 200 and [m["path"] for m in body] == ["src/new.c"]
+        st, h, body = s.get("/api/v1/projects/crafted/search/code?q=fo(o&regex=true")
+        assert st == 400 and body["error"]["code"] == "invalid_pattern", body
+        assert "missing closing parenthesis" in body["error"]["message"]
+        st, h, body = s.get("/api/v1/projects/crafted/search/code?q=h&regex=maybe")
+        assert st == 400, body
+        st, h, body = s.get("/api/v1/projects/crafted/search/code")
+        assert st == 400, body
+        st, h, body = s.get("/api/v1/projects/crafted/search/code?q=ab")
+        assert st == 200 and "x-projsync-note" in h
+    finally:
+        s.stop()
