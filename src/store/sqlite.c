@@ -507,7 +507,8 @@ int ps_sqlite_project_remove(struct ps_store *s, const char *name)
 				  name, ps_sync_status_name(active->status), (long long)active->id);
 		goto fail;
 	}
-	if ((rc = ps_sqlite_memory_remove_project(s, p->id)) < 0)
+	if ((rc = ps_sqlite_memory_remove_project(s, p->id)) < 0 ||
+	    (rc = ps_sqlite_trees_remove_project(s, p->id)) < 0)
 		goto fail;
 	for (size_t i = 0; i < sizeof(steps) / sizeof(*steps); i++) {
 		sqlite3_stmt *st = stmt(s, steps[i]);
@@ -664,11 +665,14 @@ static int purge_unsucceeded(struct ps_store *s, int64_t project_id)
 		"DELETE FROM file_versions WHERE project_id = ?1 AND introduced_by IN "
 		"(SELECT id FROM syncs WHERE project_id = ?1 AND status IN ('failed','cancelled'))";
 	sqlite3_stmt *st = stmt(s, sql);
+	int rc;
 
 	if (!st)
 		return PS_ESTORE;
 	sqlite3_bind_int64(st, 1, project_id);
-	return step_done(s, st, "purge failed syncs");
+	if ((rc = step_done(s, st, "purge failed syncs")) < 0)
+		return rc;
+	return ps_sqlite_trees_purge(s, project_id);
 }
 
 int ps_sqlite_sync_create(struct ps_store *s, int64_t project_id, const char *branch,
@@ -917,7 +921,8 @@ int ps_sqlite_sync_fail(struct ps_store *s, struct ps_sync *y, enum ps_sync_stat
 	sqlite3_bind_int64(st, 1, y->id);
 	if ((rc = step_done(s, st, "discard staged files")) < 0)
 		goto fail;
-	if ((rc = ps_sqlite_memory_discard(s, y->id)) < 0)
+	if ((rc = ps_sqlite_memory_discard(s, y->id)) < 0 ||
+	    (rc = ps_sqlite_trees_discard(s, y->id)) < 0)
 		goto fail;
 	if (status == PS_SYNC_FAILED) {
 		if (!(st = stmt(s, proj))) {
@@ -1024,7 +1029,8 @@ int ps_sqlite_sync_finalize(struct ps_store *s, struct ps_sync *y, const struct 
 				goto fail;
 		}
 	}
-	if ((rc = ps_sqlite_memory_finalize(s, y)) < 0)
+	if ((rc = ps_sqlite_memory_finalize(s, y)) < 0 ||
+	    (rc = ps_sqlite_trees_finalize(s, y, changes, n)) < 0)
 		goto fail;
 	if (!(st = stmt(s, proj))) {
 		rc = PS_ESTORE;

@@ -60,6 +60,9 @@ const struct ps_store_ops ps_sqlite_ops = {
 	.memory_add = ps_sqlite_memory_add,
 	.memory_restore = ps_sqlite_memory_restore,
 	.webhook_delivery_add = ps_sqlite_webhook_delivery_add,
+	.dir_trees_stage = ps_sqlite_dir_trees_stage,
+	.dir_tree_get = ps_sqlite_dir_tree_get,
+	.dir_trees_each = ps_sqlite_dir_trees_each,
 };
 
 const struct ps_store_ops ps_pg_ops = {
@@ -111,6 +114,9 @@ const struct ps_store_ops ps_pg_ops = {
 	.memory_add = ps_pg_memory_add,
 	.memory_restore = ps_pg_memory_restore,
 	.webhook_delivery_add = ps_pg_webhook_delivery_add,
+	.dir_trees_stage = ps_pg_dir_trees_stage,
+	.dir_tree_get = ps_pg_dir_tree_get,
+	.dir_trees_each = ps_pg_dir_trees_each,
 };
 
 static const struct ps_store_ops *ops(const struct ps_store *s)
@@ -412,4 +418,31 @@ int ps_store_snapshot_missing_blobs(struct ps_store *s, int64_t project_id, int6
 				    int64_t max_size, ps_file_cb cb, void *ud)
 {
 	return ops(s)->snapshot_missing_blobs(s, project_id, at, max_size, cb, ud);
+}
+
+int ps_store_dir_trees_stage(struct ps_store *s, const struct ps_sync *sync, const struct ps_tree_dir *dirs, size_t n)
+{
+	return ops(s)->dir_trees_stage(s, sync, dirs, n);
+}
+
+int ps_store_dir_tree_get(struct ps_store *s, int64_t project_id, int64_t at, const char *path, struct ps_tree_dir *out)
+{
+	return ops(s)->dir_tree_get(s, project_id, at, path, out);
+}
+
+int ps_store_dir_trees_each(struct ps_store *s, int64_t project_id, int64_t at, ps_dir_cb cb, void *ud)
+{
+	struct ps_sync *y = NULL;
+	int rc = at > 0 ? ps_store_sync_get(s, at, &y)
+			: ps_store_sync_last_succeeded(s, project_id, 0, &y);
+
+	if (rc == 0 && (y->project_id != project_id || y->status != PS_SYNC_SUCCEEDED))
+		rc = ps_error_set(PS_ENOTFOUND, "no_snapshot", "sync %lld is not a snapshot of this "
+				  "project", (long long)y->id);
+	else if (rc == PS_ENOTFOUND && at <= 0)
+		rc = ps_error_set(PS_ENOTFOUND, "no_snapshot", "the project has no succeeded sync yet");
+	if (rc == 0)
+		rc = ops(s)->dir_trees_each(s, project_id, y->id, cb, ud);
+	ps_sync_free(y);
+	return rc;
 }
