@@ -40,6 +40,7 @@ static const char main_usage[] =
 	"  files NAME [--at SYNC_ID] [PREFIX]   files of a snapshot\n"
 	"  cat NAME PATH [--at SYNC_ID]    content of a file at a snapshot\n"
 	"  checkout NAME DIR [--at SYNC_ID]     mirror a snapshot into a folder\n"
+	"  verify NAME [--at SYNC_ID] [--blobs] re-check a snapshot against its commit\n"
 	"\n"
 	"Memory:\n"
 	"  memory list NAME                a project's notes (memory NAME for short)\n"
@@ -87,6 +88,7 @@ static const struct command commands[] = {
 	{ "files", ps_cmd_files },
 	{ "cat", ps_cmd_cat },
 	{ "checkout", ps_cmd_checkout },
+	{ "verify", ps_cmd_verify },
 	{ "memory", ps_cmd_memory },
 	{ "migrate", ps_cmd_migrate },
 	{ "serve", ps_cmd_serve },
