@@ -71,11 +71,20 @@ static bool put_entry(struct bytes *b, uint32_t mode, const char *name, size_t n
 {
 	char m[16];
 	unsigned char id[20];
-	int mlen = snprintf(m, sizeof(m), "%o ", (unsigned)mode);
+	size_t mlen = 0;
 
 	if (!hex_to_id(sha, id))
 		return false;
-	bytes_put(b, m, (size_t)mlen);
+	/* Octal without leading zeros (40000, 100644), by hand: this runs once per file. */
+	for (unsigned v = mode; v || mlen == 0; v >>= 3)
+		m[mlen++] = (char)('0' + (v & 7));
+	for (size_t i = 0; i < mlen / 2; i++) {
+		char t = m[i];
+		m[i] = m[mlen - 1 - i];
+		m[mlen - 1 - i] = t;
+	}
+	m[mlen++] = ' ';
+	bytes_put(b, m, mlen);
 	bytes_put(b, name, nlen);
 	bytes_put(b, "", 1);
 	bytes_put(b, id, 20);
