@@ -48,6 +48,7 @@ static const char main_usage[] =
 	"  checkout NAME DIR [--at SYNC_ID]     mirror a snapshot into a folder\n"
 	"  grep PATTERN NAME [--at SYNC_ID] [-F|-E] [-i] [--path GLOB]   search the code of a\n"
 	"                                  snapshot, like git grep -n\n"
+	"  verify NAME [--at SYNC_ID] [--blobs] re-check a snapshot against its commit\n"
 	"\n"
 	"Memory:\n"
 	"  memory list NAME                a project's notes (memory NAME for short)\n"
@@ -99,6 +100,7 @@ static const struct command commands[] = {
 	{ "cat", ps_cmd_cat },
 	{ "grep", ps_cmd_grep },
 	{ "checkout", ps_cmd_checkout },
+	{ "verify", ps_cmd_verify },
 	{ "memory", ps_cmd_memory },
 	{ "migrate", ps_cmd_migrate },
 	{ "serve", ps_cmd_serve },

@@ -84,6 +84,7 @@ int ps_cmd_files(struct ps_cli *cli, int argc, char **argv);
 int ps_cmd_cat(struct ps_cli *cli, int argc, char **argv);
 int ps_cmd_checkout(struct ps_cli *cli, int argc, char **argv);  /* cmd_checkout.c */
 int ps_cmd_grep(struct ps_cli *cli, int argc, char **argv);      /* cmd_grep.c */
+int ps_cmd_verify(struct ps_cli *cli, int argc, char **argv);    /* cmd_verify.c */
 /*
  * `diff --patch/--stat` and `changes --patch/--stat` (cmd_patch.c): prints the content diff
  * from succeeded sync `sync_a` (0: none, all added) to `sync_b` as `git diff` does, or as JSON

@@ -5,9 +5,13 @@
  *   scan      differential tree walk against the last succeeded sync's tree (core/scan.c);
  *             if the source lost that tree, compare the full new tree with the stored snapshot
  *   fetch     blobs the store lacks, in batches, each verified by ps_store_blob_put
- *   import    stage the new file versions in batches (invisible until finalize), then the
- *             memory entries of changed files that match the project's memory globs; after a
- *             change of the globs, also re-evaluate memory against the whole new snapshot
+ *   import    check the new snapshot against the commit: its git tree id, hashed from its own
+ *             rows (core/tree.c; only the directories on changed paths, from the base's stored
+ *             directories), must be the head's tree, else the sync fails with tree_mismatch;
+ *             stage the new file versions and directory trees in batches (invisible until
+ *             finalize), then the memory entries of changed files that match the project's
+ *             memory globs; after a change of the globs, also re-evaluate memory against the
+ *             whole new snapshot
  *   finalize  one transaction: supersede, mark succeeded, move the project's marker
  *
  * A memory rescan (the project's memory globs changed since the last sync that rescanned) runs
@@ -38,6 +42,7 @@
 #include "core/grep.h"
 #include "core/memory.h"
 #include "core/scan.h"
+#include "core/tree.h"
 #include "util/error.h"
 
 #define DEFAULT_LEASE_MS 60000
@@ -102,6 +107,11 @@ struct ps_sync_run {
 	char **fetch;                  /* SHAs to fetch (borrowed from changes) */
 	size_t nfetch, fetch_pos;
 	size_t import_pos;
+	/* The snapshot's directories (core/tree.h), hashed and checked at the start of import:
+	 * every one for a first sync or a base without stored ones, else those on changed paths. */
+	bool tree_checked;
+	struct ps_tree_dir *dirs;
+	size_t ndirs, dirs_pos;
 	struct blob_size *sizes;       /* sizes learnt from fetched content */
 	size_t nsizes, capsizes;
 	size_t memory_pos;             /* next change to consider for memory entries */
@@ -128,6 +138,7 @@ struct ps_sync_run {
 	int64_t blob_rescan_gen;
 	struct ps_file *missing;       /* files of the new snapshot to fetch now (owned) */
 	size_t nmissing, capmissing;
+	struct file_list *tree_files;  /* hash_all_dirs's list while it reads the base */
 
 	enum ps_phase kill_phase;
 	long kill_step;
@@ -1012,6 +1023,7 @@ static int step_import_start(struct ps_sync_run *run)
 
 	run->import_pos = 0;
 	run->memory_pos = 0;
+	run->dirs_pos = 0;
 	run->state = ST_IMPORT;
 	return rc;
 }
@@ -1271,13 +1283,179 @@ out:
 	return rc;
 }
 
+/* The base's stored directory (ps_tree_update's loader). */
+static int load_base_dir(void *ud, const char *path, struct ps_tree_dir *out)
+{
+	struct ps_sync_run *run = ud;
+
+	if (!run->base)
+		return ps_error_set(PS_ENOTFOUND, NULL, "no base");
+	return ps_store_dir_tree_get(run->store, run->project->id, run->base->id, path, out);
+}
+
+/* A directory of the new snapshot: hashed by this sync, else unchanged from the base. */
+static int our_dir(void *ud, const char *path, struct ps_tree_dir *out)
+{
+	struct ps_sync_run *run = ud;
+	const struct ps_tree_dir *d = ps_tree_dirs_find(run->dirs, run->ndirs, path);
+
+	if (!d)
+		return load_base_dir(ud, path, out);
+	if (!d->sha[0])
+		return ps_error_set(PS_ENOTFOUND, NULL, "removed");
+	out->path = ps_strdup(d->path);
+	memcpy(out->sha, d->sha, PS_SHA_HEX);
+	out->len = d->len;
+	out->body = d->len ? ps_malloc(d->len) : NULL;
+	if (d->len)
+		memcpy(out->body, d->body, d->len);
+	return 0;
+}
+
+static int collect_untouched(void *ud, const struct ps_file *f)
+{
+	struct ps_sync_run *run = ud;
+
+	return touched(run, f->path) ? 0 : collect_file(run->tree_files, f);
+}
+
+/* Every directory of the new snapshot from its rows: the base's files the changes leave alone
+ * plus the changes' files. */
+static int hash_all_dirs(struct ps_sync_run *run)
+{
+	struct file_list files = { 0 };
+	size_t nown;
+	int rc = 0;
+
+	load_touched(run);
+	run->tree_files = &files;
+	if (run->base && run->base->commit)
+		rc = ps_store_snapshot_each(run->store, run->project->id, run->base->id, NULL,
+					    collect_untouched, run);
+	run->tree_files = NULL;
+	nown = files.n;
+	for (size_t i = 0; rc == 0 && i < run->nchanges; i++) {
+		const struct ps_change *c = &run->changes[i];
+
+		if (c->status == PS_CHANGE_DELETED)
+			continue;
+		if (files.n == files.cap) {
+			files.cap = files.cap ? files.cap * 2 : 1024;
+			files.v = ps_realloc(files.v, files.cap * sizeof(*files.v));
+		}
+		files.v[files.n] = (struct ps_file){ .path = c->path, .mode = c->mode,
+						     .size = c->size };
+		memcpy(files.v[files.n].sha, c->sha, PS_SHA_HEX);
+		files.n++;
+	}
+	ps_tree_dirs_free(run->dirs, run->ndirs);
+	run->dirs = NULL;
+	run->ndirs = 0;
+	if (rc == 0)
+		rc = ps_tree_build(files.v, files.n, &run->dirs, &run->ndirs);
+	for (size_t i = 0; i < nown; i++)
+		free(files.v[i].path);
+	free(files.v);
+	return rc;
+}
+
+/*
+ * The check that makes every snapshot the commit's: the git tree id of the new snapshot,
+ * computed from its rows, must be the head's tree. Re-hashes only the directories on changed
+ * paths when the base has its directories stored; a base synced before they were stored (or
+ * whose stored ones do not add up) has every directory hashed from its rows. A mismatch names
+ * the first directory whose entries differ from the source's and fails the sync: nothing was
+ * made visible.
+ */
+static int check_tree(struct ps_sync_run *run)
+{
+	struct ps_tree_dir base_root = { 0 };
+	const struct ps_tree_dir *root;
+	bool incremental = false;
+	char got[PS_SHA_HEX] = "";
+	char *dir = NULL, *detail = NULL;
+	int rc;
+
+	run->tree_checked = true;
+	if (run->empty || run->sync->up_to_date)
+		return 0;
+	if (run->base && run->base->commit) {
+		rc = ps_store_dir_tree_get(run->store, run->project->id, run->base->id, "",
+					   &base_root);
+		if (rc == 0)
+			incremental = true;
+		else if (rc != PS_ENOTFOUND)
+			return rc;
+		ps_error_clear();
+	}
+	if (incremental)
+		rc = ps_tree_update(run->changes, run->nchanges, load_base_dir, run, &run->dirs,
+				    &run->ndirs);
+	else
+		rc = hash_all_dirs(run);
+	if (rc < 0)
+		goto out;
+	root = ps_tree_dirs_find(run->dirs, run->ndirs, "");
+	snprintf(got, sizeof(got), "%s", root ? root->sha : base_root.sha);
+	if (strcmp(got, run->head.tree) != 0 && incremental) {
+		/* The stored directories of the base may be wrong (a store altered by hand): the
+		 * rows decide, and the new snapshot gets every directory stored afresh. */
+		if ((rc = hash_all_dirs(run)) < 0)
+			goto out;
+		root = ps_tree_dirs_find(run->dirs, run->ndirs, "");
+		snprintf(got, sizeof(got), "%s", root ? root->sha : "");
+		if (strcmp(got, run->head.tree) == 0 &&
+		    (rc = emit(run, PS_EVENT_WARNING, fraction_in(PS_PHASE_IMPORT, 0),
+			       "the stored directory trees of the last snapshot do not match its "
+			       "files; every directory was hashed again from the files")) < 0)
+			goto out;
+	}
+	if (strcmp(got, run->head.tree) != 0) {
+		ps_tree_first_difference(run->src, run->head.tree, our_dir, run, &dir, &detail);
+		drain_warnings(run);
+		rc = ps_error_set(PS_EUPSTREAM, "tree_mismatch",
+				  "the snapshot does not match commit %.12s: its tree is %.12s, the "
+				  "commit's %.12s; first differing directory: %s%s (%s)",
+				  run->head.commit, got, run->head.tree, dir && dir[0] ? dir : "/",
+				  dir && dir[0] ? "/" : "", detail ? detail : "");
+		free(dir);
+		free(detail);
+	}
+out:
+	free(base_root.path);
+	free(base_root.body);
+	return rc;
+}
+
+/* Stages one batch of the directories the check hashed (after the file versions). */
+static int stage_dirs(struct ps_sync_run *run)
+{
+	size_t end = run->dirs_pos + batch(run, IMPORT_BATCH);
+	int rc;
+
+	if (end > run->ndirs)
+		end = run->ndirs;
+	if ((rc = ps_store_dir_trees_stage(run->store, run->sync, run->dirs + run->dirs_pos,
+					   end - run->dirs_pos)) < 0)
+		return rc;
+	run->dirs_pos = end;
+	if ((rc = save(run, false)) < 0)
+		return rc;
+	return progress(run, 1.0);
+}
+
 static int step_import(struct ps_sync_run *run)
 {
 	size_t end;
 	int rc;
 
-	if (run->import_pos >= run->nchanges)
+	if (!run->tree_checked)
+		return check_tree(run);
+	if (run->import_pos >= run->nchanges) {
+		if (run->dirs_pos < run->ndirs)
+			return stage_dirs(run);
 		return step_import_memory(run);
+	}
 	end = run->import_pos + batch(run, IMPORT_BATCH);
 	if (end > run->nchanges)
 		end = run->nchanges;
@@ -1476,6 +1654,7 @@ void ps_sync_end(struct ps_sync_run *run)
 	free(run->fetch_files);
 	ps_strv_dispose(&run->index_backlog);
 	free(run->sizes);
+	ps_tree_dirs_free(run->dirs, run->ndirs);
 	rescan_free(run);
 	ps_source_free(run->src);
 	ps_sync_free(run->sync);

@@ -20,6 +20,7 @@
 #include "core/json.h"
 #include "core/schedule.h"
 #include "core/project.h"
+#include "core/verify.h"
 #include "server/http.h"
 #include "source/source.h"
 #include "util/error.h"
@@ -488,6 +489,52 @@ void ps_api_project_resume(struct ps_request *rq)
 		ps_http_json(rq, MHD_HTTP_OK, ps_project_to_json(after));
 	}
 	ps_project_free(after);
+	ps_project_free(p);
+}
+
+/*
+ * POST /projects/{name}/verify {"at": SYNC_ID, "blobs": bool} (both optional): the report of
+ * core/verify.h, 200 whether the snapshot is sound or not ("sound" says which), so a client
+ * reads the bad paths from one answer; 404/409 as for any snapshot.
+ */
+void ps_api_project_verify(struct ps_request *rq)
+{
+	static const char *const known[] = { "at", "blobs", NULL };
+	struct ps_verify_report rep;
+	struct ps_project *p = NULL;
+	int64_t at = 0;
+	bool blobs = false;
+	json_t *body, *v;
+	int rc;
+
+	if (!(body = ps_http_body_fields(rq, true, known)))
+		return;
+	if ((v = json_object_get(body, "at")) && !json_is_null(v)) {
+		if (!json_is_integer(v) || json_integer_value(v) <= 0) {
+			ps_http_error(rq, MHD_HTTP_BAD_REQUEST, "invalid_field",
+				      "'at' must be a sync id (a positive integer)");
+			goto cleanup;
+		}
+		at = json_integer_value(v);
+	}
+	if ((v = json_object_get(body, "blobs")) && !json_is_null(v)) {
+		if (!json_is_boolean(v)) {
+			ps_http_error(rq, MHD_HTTP_BAD_REQUEST, "invalid_field",
+				      "'blobs' must be true or false");
+			goto cleanup;
+		}
+		blobs = json_is_true(v);
+	}
+	if (!(p = ps_http_project(rq)))
+		goto cleanup;
+	if ((rc = ps_verify(rq->store, p, at, blobs, &rep)) < 0) {
+		ps_http_fail(rq, rc);
+		goto cleanup;
+	}
+	ps_http_json(rq, MHD_HTTP_OK, ps_verify_report_to_json(&rep));
+	ps_verify_report_dispose(&rep);
+cleanup:
+	json_decref(body);
 	ps_project_free(p);
 }
 

@@ -50,6 +50,7 @@ static const struct ps_route routes[] = {
 	{ "GET", "/api/v1/projects/{name}/files", ps_api_project_files, true, SMALL, NULL },
 	{ "GET", "/api/v1/projects/{name}/file", ps_api_project_file, true, SMALL, NULL },
 	{ "GET", "/api/v1/projects/{name}/search/code", ps_api_project_search_code, true, SMALL, NULL },
+	{ "POST", "/api/v1/projects/{name}/verify", ps_api_project_verify, true, SMALL, NULL },
 	{ "GET", "/api/v1/syncs/{id}", ps_api_sync_get, true, SMALL, NULL },
 	{ "POST", "/api/v1/syncs/{id}/cancel", ps_api_sync_cancel, true, SMALL, NULL },
 	{ "GET", "/api/v1/syncs/{id}/changes", ps_api_sync_changes, true, SMALL, NULL },

@@ -149,6 +149,7 @@ void ps_api_project_branches(struct ps_request *rq);
 void ps_api_project_sync_status(struct ps_request *rq);
 void ps_api_project_sync_start(struct ps_request *rq);
 void ps_api_project_resume(struct ps_request *rq);
+void ps_api_project_verify(struct ps_request *rq);
 void ps_api_project_syncs(struct ps_request *rq);
 void ps_api_sync_get(struct ps_request *rq);
 void ps_api_sync_cancel(struct ps_request *rq);

@@ -71,6 +71,9 @@ struct ps_store_ops {
 	int (*code_unindexed)(struct ps_store *s, int64_t project_id, struct ps_strv *out);
 	int (*code_index_done)(struct ps_store *s, int64_t project_id);
 	int (*code_candidates)(struct ps_store *s, int64_t project_id, int64_t at, const struct ps_code_query *q, const char *prefix, const char *from_path, int64_t *snap, struct ps_code_candidate **out, size_t *n);
+	int (*dir_trees_stage)(struct ps_store *s, const struct ps_sync *sync, const struct ps_tree_dir *dirs, size_t n);
+	int (*dir_tree_get)(struct ps_store *s, int64_t project_id, int64_t at, const char *path, struct ps_tree_dir *out);
+	int (*dir_trees_each)(struct ps_store *s, int64_t project_id, int64_t at, ps_dir_cb cb, void *ud);
 };
 
 struct ps_store_head {
@@ -132,6 +135,9 @@ int ps_sqlite_sync_memory_rescan(struct ps_store *s, int64_t sync_id, int64_t ge
 int ps_sqlite_project_blob_rescan(struct ps_store *s, int64_t project_id, int64_t *generation);
 int ps_sqlite_sync_blob_rescan(struct ps_store *s, int64_t sync_id, int64_t generation);
 int ps_sqlite_snapshot_missing_blobs(struct ps_store *s, int64_t project_id, int64_t at, int64_t max_size, ps_file_cb cb, void *ud);
+int ps_sqlite_dir_trees_stage(struct ps_store *s, const struct ps_sync *sync, const struct ps_tree_dir *dirs, size_t n);
+int ps_sqlite_dir_tree_get(struct ps_store *s, int64_t project_id, int64_t at, const char *path, struct ps_tree_dir *out);
+int ps_sqlite_dir_trees_each(struct ps_store *s, int64_t project_id, int64_t at, ps_dir_cb cb, void *ud);
 int ps_sqlite_memory_active_paths(struct ps_store *s, int64_t project_id, struct ps_memory_entry **out, size_t *n);
 int ps_sqlite_memory_search(struct ps_store *s, int64_t project_id, const char *query, bool include_superseded, int64_t limit, int64_t offset, struct ps_memory_entry **out, size_t *n);
 int ps_sqlite_memory_get(struct ps_store *s, int64_t id, struct ps_memory_entry **out);
@@ -212,6 +218,9 @@ int ps_pg_sync_memory_rescan(struct ps_store *s, int64_t sync_id, int64_t genera
 int ps_pg_project_blob_rescan(struct ps_store *s, int64_t project_id, int64_t *generation);
 int ps_pg_sync_blob_rescan(struct ps_store *s, int64_t sync_id, int64_t generation);
 int ps_pg_snapshot_missing_blobs(struct ps_store *s, int64_t project_id, int64_t at, int64_t max_size, ps_file_cb cb, void *ud);
+int ps_pg_dir_trees_stage(struct ps_store *s, const struct ps_sync *sync, const struct ps_tree_dir *dirs, size_t n);
+int ps_pg_dir_tree_get(struct ps_store *s, int64_t project_id, int64_t at, const char *path, struct ps_tree_dir *out);
+int ps_pg_dir_trees_each(struct ps_store *s, int64_t project_id, int64_t at, ps_dir_cb cb, void *ud);
 int ps_pg_memory_active_paths(struct ps_store *s, int64_t project_id, struct ps_memory_entry **out, size_t *n);
 int ps_pg_memory_search(struct ps_store *s, int64_t project_id, const char *query, bool include_superseded, int64_t limit, int64_t offset, struct ps_memory_entry **out, size_t *n);
 int ps_pg_memory_get(struct ps_store *s, int64_t id, struct ps_memory_entry **out);

@@ -579,7 +579,8 @@ int ps_sqlite_project_remove(struct ps_store *s, const char *name)
 				  name, ps_sync_status_name(active->status), (long long)active->id);
 		goto fail;
 	}
-	if ((rc = ps_sqlite_memory_remove_project(s, p->id)) < 0)
+	if ((rc = ps_sqlite_memory_remove_project(s, p->id)) < 0 ||
+	    (rc = ps_sqlite_trees_remove_project(s, p->id)) < 0)
 		goto fail;
 	for (size_t i = 0; i < sizeof(steps) / sizeof(*steps); i++) {
 		sqlite3_stmt *st = stmt(s, steps[i]);
@@ -736,11 +737,14 @@ static int purge_unsucceeded(struct ps_store *s, int64_t project_id)
 		"DELETE FROM file_versions WHERE project_id = ?1 AND introduced_by IN "
 		"(SELECT id FROM syncs WHERE project_id = ?1 AND status IN ('failed','cancelled'))";
 	sqlite3_stmt *st = stmt(s, sql);
+	int rc;
 
 	if (!st)
 		return PS_ESTORE;
 	sqlite3_bind_int64(st, 1, project_id);
-	return step_done(s, st, "purge failed syncs");
+	if ((rc = step_done(s, st, "purge failed syncs")) < 0)
+		return rc;
+	return ps_sqlite_trees_purge(s, project_id);
 }
 
 int ps_sqlite_sync_create(struct ps_store *s, int64_t project_id, const char *branch,
@@ -989,7 +993,8 @@ int ps_sqlite_sync_fail(struct ps_store *s, struct ps_sync *y, enum ps_sync_stat
 	sqlite3_bind_int64(st, 1, y->id);
 	if ((rc = step_done(s, st, "discard staged files")) < 0)
 		goto fail;
-	if ((rc = ps_sqlite_memory_discard(s, y->id)) < 0)
+	if ((rc = ps_sqlite_memory_discard(s, y->id)) < 0 ||
+	    (rc = ps_sqlite_trees_discard(s, y->id)) < 0)
 		goto fail;
 	if (status == PS_SYNC_FAILED) {
 		if (!(st = stmt(s, proj))) {
@@ -1096,7 +1101,8 @@ int ps_sqlite_sync_finalize(struct ps_store *s, struct ps_sync *y, const struct 
 				goto fail;
 		}
 	}
-	if ((rc = ps_sqlite_memory_finalize(s, y)) < 0)
+	if ((rc = ps_sqlite_memory_finalize(s, y)) < 0 ||
+	    (rc = ps_sqlite_trees_finalize(s, y, changes, n)) < 0)
 		goto fail;
 	if (!(st = stmt(s, proj))) {
 		rc = PS_ESTORE;
@@ -1852,6 +1858,18 @@ int ps_sqlite_prune_syncs(struct ps_store *s, int64_t project_id, int64_t start,
 	static const char rebase[] =
 		"UPDATE file_versions SET introduced_by = ?2 WHERE project_id = ?1 "
 		"AND introduced_by < ?2";
+	/* Directory trees (migration 0009) are versioned like file versions: the same three
+	 * steps keep the trees of the start and of every later snapshot. */
+	static const char dt_unsucceeded[] =
+		"DELETE FROM dir_trees WHERE project_id = ?1 AND introduced_by < ?2 AND "
+		"introduced_by NOT IN (SELECT id FROM syncs WHERE project_id = ?1 "
+		"AND status = 'succeeded')";
+	static const char dt_superseded[] =
+		"DELETE FROM dir_trees WHERE project_id = ?1 AND superseded_by IS NOT NULL "
+		"AND superseded_by <= ?2";
+	static const char dt_rebase[] =
+		"UPDATE dir_trees SET introduced_by = ?2 WHERE project_id = ?1 "
+		"AND introduced_by < ?2";
 	static const char del_events[] =
 		"DELETE FROM events WHERE sync_id IN (SELECT id FROM syncs WHERE project_id = ?1 "
 		"AND id < ?2)";
@@ -1877,6 +1895,9 @@ int ps_sqlite_prune_syncs(struct ps_store *s, int64_t project_id, int64_t start,
 	    (rc = run2(s, del_unsucceeded, project_id, start, &out->file_versions)) < 0 ||
 	    (rc = run2(s, del_versions, project_id, start, &out->file_versions)) < 0 ||
 	    (rc = run2(s, rebase, project_id, start, NULL)) < 0 ||
+	    (rc = run2(s, dt_unsucceeded, project_id, start, NULL)) < 0 ||
+	    (rc = run2(s, dt_superseded, project_id, start, NULL)) < 0 ||
+	    (rc = run2(s, dt_rebase, project_id, start, NULL)) < 0 ||
 	    (rc = run2(s, del_events, project_id, start, &out->events)) < 0 ||
 	    (rc = run2(s, del_syncs, project_id, start, NULL)) < 0 ||
 	    (rc = run2(s, new_start, project_id, start, NULL)) < 0 ||

@@ -51,5 +51,14 @@ int ps_sqlite_memory_remove_project(struct ps_store *s, int64_t project_id);
 /* Removes the code index rows of blobs no file version references (sqlite_code.c; inside the
  * caller's transaction, before the blobs themselves are deleted). */
 int ps_sqlite_code_forget_unreferenced(struct ps_store *s);
+/* Directory trees (sqlite_trees.c), called by sqlite.c inside its transactions: finalize
+ * supersedes the previous rows of the directories on the changed paths and of those the sync
+ * staged; discard deletes what a failed sync staged; purge what syncs that did not succeed left;
+ * remove_project deletes a project's rows. */
+int ps_sqlite_trees_finalize(struct ps_store *s, const struct ps_sync *sync,
+			     const struct ps_change *changes, size_t n);
+int ps_sqlite_trees_discard(struct ps_store *s, int64_t sync_id);
+int ps_sqlite_trees_purge(struct ps_store *s, int64_t project_id);
+int ps_sqlite_trees_remove_project(struct ps_store *s, int64_t project_id);
 
 #endif

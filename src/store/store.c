@@ -73,6 +73,9 @@ const struct ps_store_ops ps_sqlite_ops = {
 	.code_unindexed = ps_sqlite_code_unindexed,
 	.code_index_done = ps_sqlite_code_index_done,
 	.code_candidates = ps_sqlite_code_candidates,
+	.dir_trees_stage = ps_sqlite_dir_trees_stage,
+	.dir_tree_get = ps_sqlite_dir_tree_get,
+	.dir_trees_each = ps_sqlite_dir_trees_each,
 };
 
 const struct ps_store_ops ps_pg_ops = {
@@ -135,6 +138,9 @@ const struct ps_store_ops ps_pg_ops = {
 	.code_unindexed = ps_pg_code_unindexed,
 	.code_index_done = ps_pg_code_index_done,
 	.code_candidates = ps_pg_code_candidates,
+	.dir_trees_stage = ps_pg_dir_trees_stage,
+	.dir_tree_get = ps_pg_dir_tree_get,
+	.dir_trees_each = ps_pg_dir_trees_each,
 };
 
 static const struct ps_store_ops *ops(const struct ps_store *s)
@@ -660,4 +666,31 @@ int ps_store_prune_blobs(struct ps_store *s, struct ps_prune_stats *out)
 int ps_store_compact(struct ps_store *s)
 {
 	return ops(s)->compact(s);
+}
+
+int ps_store_dir_trees_stage(struct ps_store *s, const struct ps_sync *sync, const struct ps_tree_dir *dirs, size_t n)
+{
+	return ops(s)->dir_trees_stage(s, sync, dirs, n);
+}
+
+int ps_store_dir_tree_get(struct ps_store *s, int64_t project_id, int64_t at, const char *path, struct ps_tree_dir *out)
+{
+	return ops(s)->dir_tree_get(s, project_id, at, path, out);
+}
+
+int ps_store_dir_trees_each(struct ps_store *s, int64_t project_id, int64_t at, ps_dir_cb cb, void *ud)
+{
+	struct ps_sync *y = NULL;
+	int rc = at > 0 ? ps_store_sync_get(s, at, &y)
+			: ps_store_sync_last_succeeded(s, project_id, 0, &y);
+
+	if (rc == 0 && (y->project_id != project_id || y->status != PS_SYNC_SUCCEEDED))
+		rc = ps_error_set(PS_ENOTFOUND, "no_snapshot", "sync %lld is not a snapshot of this "
+				  "project", (long long)y->id);
+	else if (rc == PS_ENOTFOUND && at <= 0)
+		rc = ps_error_set(PS_ENOTFOUND, "no_snapshot", "the project has no succeeded sync yet");
+	if (rc == 0)
+		rc = ops(s)->dir_trees_each(s, project_id, y->id, cb, ud);
+	ps_sync_free(y);
+	return rc;
 }

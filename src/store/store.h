@@ -243,6 +243,32 @@ int ps_store_diff(struct ps_store *s, int64_t project_id, int64_t sync_a, int64_
 int ps_store_snapshot_missing_blobs(struct ps_store *s, int64_t project_id, int64_t at,
 				    int64_t max_size, ps_file_cb cb, void *ud);
 
+/* ---- directory trees (core/tree.h) ---- */
+
+/* core/tree.h: one directory of a snapshot with its git tree id and entries. */
+struct ps_tree_dir;
+
+/*
+ * Stages the directories a running sync hashed (core/tree.h; those with an empty sha, emptied
+ * by the changes, are skipped): invisible until finalize, which supersedes the previous rows of
+ * every directory it staged and of every directory on a changed path; discarded with the
+ * sync's file versions when it does not succeed. Each call is one transaction unless inside
+ * ps_store_begin.
+ */
+int ps_store_dir_trees_stage(struct ps_store *s, const struct ps_sync *sync,
+			     const struct ps_tree_dir *dirs, size_t n);
+/* One directory of the snapshot of succeeded sync `at` (an id, not 0), filled with new memory
+ * (ps_tree_dirs_free's rules). PS_ENOTFOUND when the snapshot has no such directory stored:
+ * the path is not a directory there, or the snapshot predates schema 8 (no directory stored). */
+int ps_store_dir_tree_get(struct ps_store *s, int64_t project_id, int64_t at, const char *path,
+			  struct ps_tree_dir *out);
+/* Every stored directory of snapshot `at` (0 = the latest) sorted by path bytes; the callback's
+ * directory is borrowed, a non-zero return stops and is returned. PS_ENOTFOUND if `at` is not
+ * a succeeded sync of the project. */
+typedef int (*ps_dir_cb)(void *ud, const struct ps_tree_dir *d);
+int ps_store_dir_trees_each(struct ps_store *s, int64_t project_id, int64_t at, ps_dir_cb cb,
+			    void *ud);
+
 /* ---- blobs ---- */
 
 /* Stores content under its git blob SHA-1 after verifying it; storing it again is a no-op.

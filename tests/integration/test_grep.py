@@ -262,15 +262,17 @@ def test_existing_store_is_indexed_on_next_sync(ps, make_repo, tmp_path):
     repo.write("x.txt", "new content marker\n")
     c2 = repo.commit("c2")
     ps.sync("old")
-    # Back to schema 7 (before the index); the next command migrates it again.
+    # Back to schema 7 (before the index and the directory trees that came after it); the
+    # next command migrates it again.
     if ps.backend == "pg":
-        psql(ps.db, "DROP TABLE code_blobs; ALTER TABLE projects DROP COLUMN code_index; "
+        psql(ps.db, "DROP TABLE dir_trees; DROP TABLE code_blobs; "
+             "ALTER TABLE projects DROP COLUMN code_index; "
              "ALTER TABLE projects DROP COLUMN code_index_pending; "
              "UPDATE projsync_schema SET version = 7")
     else:
         db = sqlite3.connect(ps.db)
         db.executescript("""
-            DROP TABLE code_blobs; DROP TABLE code_fts;
+            DROP TABLE dir_trees; DROP TABLE code_blobs; DROP TABLE code_fts;
             ALTER TABLE projects DROP COLUMN code_index;
             ALTER TABLE projects DROP COLUMN code_index_pending;
             PRAGMA user_version = 7;""")

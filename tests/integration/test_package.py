@@ -84,7 +84,7 @@ def help_options(binary, *cmd):
 
 
 COMMANDS = [("project", "add"), ("project", "set"), ("project", "list"), ("project", "show"),
-            ("project", "resume"), ("prune",), ("grep",),
+            ("project", "resume"), ("prune",), ("grep",), ("verify",),
             ("project", "rm"), ("branches",), ("sync",), ("cancel",), ("status",),
             ("history",),
             ("changes",), ("diff",), ("files",), ("cat",), ("checkout",), ("memory", "list"),

@@ -91,6 +91,9 @@ def test_prune_keeps_five_byte_exact(ps, make_repo):
     for s, c in zip(kept, reversed(commits[-5:])):
         assert s["commit"] == c
         check_snapshot(ps, repo, s["id"], c)
+        # The directory trees stored with each kept snapshot still make its commit's tree.
+        v = ps.json("verify", "p", "--at", s["id"])
+        assert v["sound"] and v["directories_stored"], v
     # What only the removed syncs saw is gone; what the kept ones see is all there.
     needed = {e["sha"] for c in commits[-5:] for e in repo.ls_tree(c)}
     shas_after = stored_shas(ps)

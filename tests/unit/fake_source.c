@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/diff.h"
+#include "core/tree.h"
 #include "util/error.h"
 
 struct object {
@@ -76,10 +77,8 @@ static void build_tree(struct fake_source *f, const struct fake_file *files, siz
 		       const char *prefix, char sha[PS_SHA_HEX])
 {
 	struct ps_tree t = { 0 };
-	struct ps_buf ser;
 	size_t plen = strlen(prefix);
 
-	ps_buf_init(&ser, 1 << 24);
 	for (size_t i = 0; i < n; i++) {
 		const char *rel = files[i].path;
 		const char *slash;
@@ -122,10 +121,16 @@ static void build_tree(struct fake_source *f, const struct fake_file *files, siz
 				e->size = (int64_t)strlen(c);
 			}
 		}
-		ps_buf_printf(&ser, "%o %s %s\n", e->mode, e->name, e->sha);
 	}
-	ps_git_blob_sha(ser.data ? ser.data : "", ser.len, sha);
-	ps_buf_dispose(&ser);
+	{
+		/* Real git tree ids: the pipeline checks every snapshot against them. */
+		unsigned char *body = NULL;
+		size_t len = 0;
+		if (ps_tree_serialize(&t, &body, &len) < 0)
+			abort();
+		ps_tree_hash(body, len, sha);
+		free(body);
+	}
 	struct object *o = add_obj(f, sha);
 	if (o) {
 		o->is_tree = true;
@@ -400,6 +405,37 @@ size_t fake_blob_reads(const struct fake_source *f) { return f->blob_reads; }
 void fake_reset_counts(struct fake_source *f) { f->tree_reads = f->blob_reads = 0; }
 void fake_fail_fetch_after(struct fake_source *f, int n) { f->fail_fetch_after = n; }
 void fake_corrupt_blobs(struct fake_source *f, bool on) { f->corrupt = on; }
+
+void fake_lie(struct fake_source *f, const char *path, uint32_t mode, const char *sha)
+{
+	char tree[PS_SHA_HEX];
+	const char *p = path;
+
+	memcpy(tree, f->head_tree, PS_SHA_HEX);
+	for (;;) {
+		struct object *o = find(f, tree);
+		const char *slash = strchr(p, '/');
+		size_t len = slash ? (size_t)(slash - p) : strlen(p);
+		struct ps_tree_entry *e = NULL;
+
+		for (size_t i = 0; o && i < o->tree.n; i++)
+			if (strlen(o->tree.entries[i].name) == len &&
+			    strncmp(o->tree.entries[i].name, p, len) == 0)
+				e = &o->tree.entries[i];
+		if (!e)
+			abort();
+		if (slash) {
+			memcpy(tree, e->sha, PS_SHA_HEX);
+			p = slash + 1;
+			continue;
+		}
+		if (mode)
+			e->mode = mode;
+		if (sha)
+			snprintf(e->sha, PS_SHA_HEX, "%s", sha);
+		return;
+	}
+}
 
 void fake_free(struct fake_source *f)
 {

@@ -35,6 +35,10 @@ void fake_reset_counts(struct fake_source *f);
 void fake_fail_fetch_after(struct fake_source *f, int n);
 /* Makes blob content returned by fetch wrong (to test verification). */
 void fake_corrupt_blobs(struct fake_source *f, bool on);
+/* Makes the source lie about `path` of the current head: its tree entry gets `mode` (0: kept)
+ * and `sha` (NULL: kept) while every tree id stays the true one, so what the source lists no
+ * longer hashes to the commit's tree. */
+void fake_lie(struct fake_source *f, const char *path, uint32_t mode, const char *sha);
 void fake_free(struct fake_source *f);
 /* Offers the optional `changes` and `list_tree` ops (answering PS_ENOTSUPP if `unsupported`). */
 void fake_enable_fast_paths(struct fake_source *f, bool on, bool unsupported);

@@ -11,11 +11,13 @@
 
 #include "core/project.h"
 #include "core/sync.h"
+#include "core/verify.h"
 #include "fake_source.h"
 #include "util/error.h"
 
 struct env {
 	char *dir;
+	char *url;
 	struct ps_store *store;
 	struct ps_sync_ctx ctx;
 	struct fake_source *fake;
@@ -31,7 +33,7 @@ static void env_init(struct env *e, int64_t max_blob)
 	e->dir = ps_test_tmpdir();
 	path = ps_test_store_url();
 	CHECK_OK(ps_store_open(&e->store, path, 0));
-	free(path);
+	e->url = path;
 	CHECK_OK(ps_store_project_add(e->store, &p));
 	ps_strv_dispose(&p.memory_globs);
 	e->fake = fake_new();
@@ -46,6 +48,7 @@ static void env_dispose(struct env *e)
 	ps_store_free(e->store);
 	fake_free(e->fake);
 	free(e->dir);
+	free(e->url);
 }
 
 struct result {
@@ -178,6 +181,7 @@ static void test_first_then_incremental_then_up_to_date(void)
 	CHECK_STR(r.phases, "prepare finalize ");
 	env_dispose(&e);
 }
+
 
 static void test_failures_leave_previous_snapshot(void)
 {
@@ -552,7 +556,227 @@ static void test_default_branch_asked_every_sync(void)
 	env_dispose(&e);
 }
 
+static char *last_error(struct env *e)
+{
+	struct ps_project *p = NULL;
+	char *msg = NULL;
+
+	if (ps_store_project_get(e->store, "p", &p) == 0)
+		msg = ps_strdup(p->last_error_message);
+	ps_project_free(p);
+	return msg;
+}
+
+static bool has_problem(const struct ps_verify_report *r, const char *path, const char *code)
+{
+	for (size_t i = 0; i < r->nproblems; i++)
+		if (strcmp(r->problems[i].path, path) == 0 &&
+		    (!code || strcmp(r->problems[i].code, code) == 0))
+			return true;
+	return false;
+}
+
+static struct ps_verify_report verify(struct env *e, bool blobs)
+{
+	struct ps_verify_report rep = { 0 };
+	struct ps_project *p = NULL;
+
+	CHECK_OK(ps_store_project_get(e->store, "p", &p));
+	if (p)
+		CHECK_OK(ps_verify(e->store, p, 0, blobs, &rep));
+	ps_project_free(p);
+	return rep;
+}
+
+/* A source whose listing does not hash to its commit's tree (a wrong mode, a wrong blob id)
+ * fails the sync in import with tree_mismatch naming the directory, and nothing is visible:
+ * not on a first sync, not on a re-sync (the previous snapshot stays the answer). */
+static void test_lying_source_fails_tree_mismatch(void)
+{
+	struct fake_file v1[] = { { "README", "r" }, { "dir/sub/f", "1" }, { "dir/sub/g", "2" },
+				  { "dir/h", "3" } };
+	struct fake_file v2[] = { { "README", "r" }, { "dir/sub/f", "1" }, { "dir/sub/g", "22" },
+				  { "dir/h", "3" }, { "other/x", "4" } };
+	char wrong[PS_SHA_HEX];
+	struct result r;
+	char *msg;
+	struct env e;
+
+	for (int fast = 0; fast < 2; fast++) {
+		/* A first sync: a wrong mode. */
+		env_init(&e, 0);
+		fake_enable_fast_paths(e.fake, fast, false);
+		fake_commit(e.fake, "c1", v1, 4);
+		fake_lie(e.fake, "dir/sub/f", PS_MODE_EXEC, NULL);
+		r = run(&e, NULL, 0);
+		CHECK_INT(r.last, PS_EVENT_FAILED);
+		CHECK_STR(r.error_code, "tree_mismatch");
+		CHECK_INT(r.failed_phase, PS_PHASE_IMPORT);
+		CHECK_INT(files_now(&e), -1);
+		msg = last_error(&e);
+		CHECK(msg && strstr(msg, "first differing directory: dir/sub/"));
+		if (msg && !strstr(msg, "first differing directory: dir/sub/"))
+			fprintf(stderr, "message: %s\n", msg);
+		free(msg);
+		{
+			char *rows = ps_test_sql(e.url, "SELECT count(*) FROM dir_trees");
+			CHECK_STR(rows, "0|\n");
+			free(rows);
+		}
+		env_dispose(&e);
+
+		/* A re-sync: a wrong blob id for a changed file. */
+		env_init(&e, 0);
+		fake_enable_fast_paths(e.fake, fast, false);
+		fake_commit(e.fake, "c1", v1, 4);
+		r = run(&e, NULL, 0);
+		CHECK_INT(r.last, PS_EVENT_SUCCEEDED);
+		fake_commit(e.fake, "c2", v2, 5);
+		/* The id of content the source does have (another file's): only the tree check
+		 * can tell. */
+		ps_git_blob_sha("1", 1, wrong);
+		fake_lie(e.fake, "dir/sub/g", 0, wrong);
+		r = run(&e, NULL, 0);
+		CHECK_INT(r.last, PS_EVENT_FAILED);
+		CHECK_STR(r.error_code, "tree_mismatch");
+		msg = last_error(&e);
+		CHECK(msg && strstr(msg, "first differing directory: dir/sub/"));
+		if (msg && !strstr(msg, "first differing directory: dir/sub/"))
+			fprintf(stderr, "message: %s\n", msg);
+		free(msg);
+		CHECK_INT(files_now(&e), 4);
+		CHECK(!has_file(&e, "other/x"));
+		{
+			struct ps_verify_report rep = verify(&e, true);
+			CHECK_INT(rep.nproblems, 0);
+			CHECK_INT(rep.files, 4);
+			ps_verify_report_dispose(&rep);
+		}
+		env_dispose(&e);
+	}
+}
+
+
+static void sql_ok(struct env *e, const char *sql)
+{
+	char *out = ps_test_sql(e->url, sql);
+
+	CHECK(out && strncmp(out, "error", 5) != 0);
+	if (out && strncmp(out, "error", 5) == 0)
+		fprintf(stderr, "%s: %s\n", sql, out);
+	free(out);
+}
+
+/* ps_verify on snapshots altered in the store behind projsync's back: a blob's content, a file
+ * version's blob id, the stored directory trees; and the lazy directory trees of a snapshot
+ * from before they were stored. */
+static void test_verify_finds_altered_store(void)
+{
+	struct fake_file v1[] = { { "README", "r" }, { "dir/sub/f", "1" }, { "dir/sub/g", "2" },
+				  { "dir/h", "@exec:3" }, { "lnk", "@link:dir/h" },
+				  { "mod", "@sub:x" } };
+	struct fake_file v2[] = { { "README", "r2" }, { "dir/sub/f", "1" }, { "dir/sub/g", "2" },
+				  { "dir/h", "@exec:3" }, { "lnk", "@link:dir/h" },
+				  { "mod", "@sub:x" }, { "new/n", "n" } };
+	struct ps_verify_report rep;
+	char sha[PS_SHA_HEX], *sql;
+	struct result r;
+	struct env e;
+
+	env_init(&e, 0);
+	fake_commit(e.fake, "c1", v1, 6);
+	CHECK_INT(run(&e, NULL, 0).last, PS_EVENT_SUCCEEDED);
+	rep = verify(&e, true);
+	CHECK_INT(rep.nproblems, 0);
+	CHECK_INT(rep.files, 6);
+	CHECK_INT(rep.directories, 3);
+	CHECK(rep.directories_stored);
+	CHECK_INT(rep.blobs_checked, 5);
+	ps_verify_report_dispose(&rep);
+
+	/* A blob altered in the store: the files that use it. */
+	ps_git_blob_sha("2", 1, sha);
+	sql = ps_asprintf(ps_test_pg() ? "UPDATE blobs SET content = '\\x3f'::bytea WHERE sha = '%s'"
+				       : "UPDATE blobs SET content = X'3f' WHERE sha = '%s'", sha);
+	sql_ok(&e, sql);
+	free(sql);
+	rep = verify(&e, false);
+	CHECK_INT(rep.nproblems, 0); /* without --blobs the content is not read */
+	ps_verify_report_dispose(&rep);
+	rep = verify(&e, true);
+	CHECK(rep.nproblems >= 1);
+	CHECK(has_problem(&rep, "dir/sub/g", NULL));
+	CHECK(!has_problem(&rep, "dir/sub/f", NULL));
+	ps_verify_report_dispose(&rep);
+
+	/* A file version's blob id altered: the tree no longer adds up, and the stored
+	 * directories name the file. */
+	ps_git_blob_sha("1", 1, sha);
+	sql = ps_asprintf("UPDATE file_versions SET sha = '%s' WHERE path = 'dir/h'", sha);
+	sql_ok(&e, sql);
+	free(sql);
+	rep = verify(&e, false);
+	CHECK(has_problem(&rep, "dir/h", "tree_mismatch"));
+	CHECK_INT(rep.nproblems, 1);
+	ps_verify_report_dispose(&rep);
+	ps_git_blob_sha("3", 1, sha);
+	sql = ps_asprintf("UPDATE file_versions SET sha = '%s' WHERE path = 'dir/h'", sha);
+	sql_ok(&e, sql);
+	free(sql);
+
+	/* A snapshot from before directory trees were stored: sound, and the next sync hashes
+	 * every directory from the rows and stores them. */
+	sql_ok(&e, "DELETE FROM dir_trees");
+	rep = verify(&e, false);
+	CHECK_INT(rep.nproblems, 0);
+	CHECK(!rep.directories_stored);
+	ps_verify_report_dispose(&rep);
+	fake_commit(e.fake, "c2", v2, 7);
+	r = run(&e, NULL, 0);
+	CHECK_INT(r.last, PS_EVENT_SUCCEEDED);
+	rep = verify(&e, false);
+	CHECK_INT(rep.nproblems, 0);
+	CHECK(rep.directories_stored);
+	CHECK_INT(rep.directories, 4);
+	ps_verify_report_dispose(&rep);
+
+	/* Stored directory trees that do not add up (the root's entries replaced): the next
+	 * sync hashes every directory again from the rows, warns, and succeeds. */
+	sql_ok(&e, "UPDATE dir_trees SET entries = (SELECT entries FROM dir_trees WHERE "
+		   "path = 'new' ORDER BY id DESC LIMIT 1) WHERE path = '' AND superseded_by IS NULL");
+	rep = verify(&e, false);
+	CHECK(has_problem(&rep, "/", "dir_tree_mismatch") || rep.nproblems == 0);
+	ps_verify_report_dispose(&rep);
+	sql_ok(&e, "UPDATE dir_trees SET tree_sha = '0000000000000000000000000000000000000000' "
+		   "WHERE path = 'new'");
+	rep = verify(&e, false);
+	CHECK(has_problem(&rep, "new/", "dir_tree_mismatch"));
+	ps_verify_report_dispose(&rep);
+	fake_commit(e.fake, "c3", v1, 6);
+	r = run(&e, NULL, 0);
+	CHECK_INT(r.last, PS_EVENT_SUCCEEDED);
+	CHECK(r.warned);
+	rep = verify(&e, true);
+	CHECK_INT(rep.nproblems, 1); /* the blob still altered above */
+	CHECK(has_problem(&rep, "dir/sub/g", NULL));
+	ps_verify_report_dispose(&rep);
+
+	/* --at an older snapshot, a sync that is not one. */
+	{
+		struct ps_project *p = NULL;
+		CHECK_OK(ps_store_project_get(e.store, "p", &p));
+		CHECK_OK(ps_verify(e.store, p, 1, false, &rep));
+		CHECK_INT(rep.sync_id, 1);
+		CHECK_INT(rep.files, 6);
+		ps_verify_report_dispose(&rep);
+		CHECK(ps_verify(e.store, p, 999, false, &rep) == PS_ENOTFOUND);
+		ps_project_free(p);
+	}
+	env_dispose(&e);
+}
+
 PS_TESTS(PS_TEST(test_default_branch_asked_every_sync),
+	 PS_TEST(test_lying_source_fails_tree_mismatch), PS_TEST(test_verify_finds_altered_store),
 	 PS_TEST(test_first_then_incremental_then_up_to_date), PS_TEST(test_source_fast_paths),
 	 PS_TEST(test_failures_leave_previous_snapshot), PS_TEST(test_cancel_and_conflict),
 	 PS_TEST(test_fallback_when_base_tree_is_gone), PS_TEST(test_size_limit_and_odd_entries),

@@ -764,6 +764,7 @@ int ps_pg_project_remove(struct ps_store *s, const char *name)
 	static const char *const steps[] = {
 		"DELETE FROM events WHERE sync_id IN (SELECT id FROM syncs WHERE project_id = $1)",
 		"DELETE FROM file_versions WHERE project_id = $1",
+		"DELETE FROM dir_trees WHERE project_id = $1",
 		"DELETE FROM syncs WHERE project_id = $1",
 		"DELETE FROM projects WHERE id = $1",
 	};
@@ -924,8 +925,12 @@ static int purge_unsucceeded(struct ps_store *s, int64_t project_id)
 		"(SELECT id FROM syncs WHERE project_id = $1 AND status IN ('failed','cancelled'))";
 	struct ps_pq q = { 0 };
 
+	int rc;
+
 	ps_pq_int(&q, project_id);
-	return ps_pg_exec(PSPG(s), sql, &q, "purge failed syncs", NULL);
+	if ((rc = ps_pg_exec(PSPG(s), sql, &q, "purge failed syncs", NULL)) < 0)
+		return rc;
+	return ps_pg_trees_purge(s, project_id);
 }
 
 int ps_pg_sync_create(struct ps_store *s, int64_t project_id, const char *branch,
@@ -1203,7 +1208,8 @@ int ps_pg_sync_fail(struct ps_store *s, struct ps_sync *y, enum ps_sync_status s
 	ps_pq_int(&q, y->id);
 	if ((rc = ps_pg_exec(PSPG(s), del, &q, "discard staged files", NULL)) < 0)
 		goto fail;
-	if ((rc = ps_pg_memory_discard(s, y->id)) < 0)
+	if ((rc = ps_pg_memory_discard(s, y->id)) < 0 ||
+	    (rc = ps_pg_trees_discard(s, y->id)) < 0)
 		goto fail;
 	if (status == PS_SYNC_FAILED) {
 		ps_pq_text(&q, code);
@@ -1318,7 +1324,8 @@ int ps_pg_sync_finalize(struct ps_store *s, struct ps_sync *y, const struct ps_c
 	} else {
 		ps_buf_dispose(&arr);
 	}
-	if ((rc = ps_pg_memory_finalize(s, y)) < 0)
+	if ((rc = ps_pg_memory_finalize(s, y)) < 0 ||
+	    (rc = ps_pg_trees_finalize(s, y, changes, n)) < 0)
 		goto fail;
 	ps_pq_int(&q, y->id);
 	ps_pq_text(&q, y->commit);
@@ -1504,7 +1511,8 @@ int ps_pg_sync_takeover(struct ps_store *s, const struct ps_owner *owner, int64_
 	ps_pq_int(&q, found);
 	if ((rc = ps_pg_exec(PSPG(s), "DELETE FROM file_versions WHERE introduced_by = $1", &q,
 			     "discard staged files", NULL)) < 0 ||
-	    (rc = ps_pg_memory_discard(s, found)) < 0)
+	    (rc = ps_pg_memory_discard(s, found)) < 0 ||
+	    (rc = ps_pg_trees_discard(s, found)) < 0)
 		goto fail;
 	{
 		struct ps_sync *y = NULL;
@@ -2179,6 +2187,18 @@ int ps_pg_prune_syncs(struct ps_store *s, int64_t project_id, int64_t start,
 	static const char rebase[] =
 		"UPDATE file_versions SET introduced_by = $2 WHERE project_id = $1 "
 		"AND introduced_by < $2";
+	/* Directory trees (migration 0009) are versioned like file versions: the same three
+	 * steps keep the trees of the start and of every later snapshot. */
+	static const char dt_unsucceeded[] =
+		"DELETE FROM dir_trees WHERE project_id = $1 AND introduced_by < $2 AND "
+		"introduced_by NOT IN (SELECT id FROM syncs WHERE project_id = $1 "
+		"AND status = 'succeeded')";
+	static const char dt_superseded[] =
+		"DELETE FROM dir_trees WHERE project_id = $1 AND superseded_by IS NOT NULL "
+		"AND superseded_by <= $2";
+	static const char dt_rebase[] =
+		"UPDATE dir_trees SET introduced_by = $2 WHERE project_id = $1 "
+		"AND introduced_by < $2";
 	static const char del_events[] =
 		"DELETE FROM events WHERE sync_id IN (SELECT id FROM syncs WHERE project_id = $1 "
 		"AND id < $2)";
@@ -2204,6 +2224,9 @@ int ps_pg_prune_syncs(struct ps_store *s, int64_t project_id, int64_t start,
 	    (rc = pg_run2(s, del_unsucceeded, project_id, start, &out->file_versions)) < 0 ||
 	    (rc = pg_run2(s, del_versions, project_id, start, &out->file_versions)) < 0 ||
 	    (rc = pg_run2(s, rebase, project_id, start, NULL)) < 0 ||
+	    (rc = pg_run2(s, dt_unsucceeded, project_id, start, NULL)) < 0 ||
+	    (rc = pg_run2(s, dt_superseded, project_id, start, NULL)) < 0 ||
+	    (rc = pg_run2(s, dt_rebase, project_id, start, NULL)) < 0 ||
 	    (rc = pg_run2(s, del_events, project_id, start, &out->events)) < 0 ||
 	    (rc = pg_run2(s, del_syncs, project_id, start, NULL)) < 0 ||
 	    (rc = pg_run2(s, new_start, project_id, start, NULL)) < 0 ||

@@ -71,4 +71,12 @@ int ps_pg_memory_finalize(struct ps_store *s, const struct ps_sync *sync);
 int ps_pg_memory_discard(struct ps_store *s, int64_t sync_id);
 int ps_pg_memory_remove_project(struct ps_store *s, int64_t project_id);
 
+/* Directory trees (pg_trees.c), called by pg.c inside its transactions (see
+ * src/store/sqlite_internal.h for what each does). */
+int ps_pg_trees_finalize(struct ps_store *s, const struct ps_sync *sync,
+			 const struct ps_change *changes, size_t n);
+int ps_pg_trees_discard(struct ps_store *s, int64_t sync_id);
+int ps_pg_trees_purge(struct ps_store *s, int64_t project_id);
+int ps_pg_trees_remove_project(struct ps_store *s, int64_t project_id);
+
 #endif

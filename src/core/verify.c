@@ -1,0 +1,388 @@
+/*
+ * Re-checking a stored snapshot (see verify.h).
+ */
+#include "core/verify.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/json.h"
+#include "core/tree.h"
+#include "util/error.h"
+
+struct files {
+	struct ps_file *v;
+	size_t n, cap;
+};
+
+static int collect(void *ud, const struct ps_file *f)
+{
+	struct files *l = ud;
+
+	if (l->n == l->cap) {
+		l->cap = l->cap ? l->cap * 2 : 1024;
+		l->v = ps_realloc(l->v, l->cap * sizeof(*l->v));
+	}
+	l->v[l->n] = *f;
+	l->v[l->n].path = ps_strdup(f->path);
+	l->n++;
+	return 0;
+}
+
+struct dirs {
+	struct ps_tree_dir *v;
+	size_t n, cap;
+};
+
+static int collect_dir(void *ud, const struct ps_tree_dir *d)
+{
+	struct dirs *l = ud;
+
+	if (l->n == l->cap) {
+		l->cap = l->cap ? l->cap * 2 : 256;
+		l->v = ps_realloc(l->v, l->cap * sizeof(*l->v));
+	}
+	l->v[l->n] = *d;
+	l->v[l->n].path = ps_strdup(d->path);
+	l->v[l->n].body = d->len ? ps_malloc(d->len) : NULL;
+	if (d->len)
+		memcpy(l->v[l->n].body, d->body, d->len);
+	l->n++;
+	return 0;
+}
+
+static void problem(struct ps_verify_report *r, char *path, const char *code, char *message)
+{
+	r->problems = ps_realloc(r->problems, (r->nproblems + 1) * sizeof(*r->problems));
+	r->problems[r->nproblems++] = (struct ps_verify_problem){ path, ps_strdup(code), message };
+}
+
+/* "a/b" + "c" -> "a/b/c", with a trailing '/' for a directory. */
+static char *join(const char *dir, const char *name, bool is_dir)
+{
+	return ps_asprintf("%s%s%s%s", dir, dir[0] ? "/" : "", name, is_dir ? "/" : "");
+}
+
+static char *dir_label(const char *path)
+{
+	return path[0] ? ps_asprintf("%s/", path) : ps_strdup("/");
+}
+
+static bool is_tree(uint32_t mode)
+{
+	return (mode & 0170000u) == PS_MODE_TREE;
+}
+
+/* The entries of a directory whose id differs from the stored one (trusted: its root is the
+ * commit's): each file whose mode or id differs, or that is on one side only. */
+static void entry_problems(struct ps_verify_report *r, const struct ps_tree_dir *ours,
+			   const struct ps_tree_dir *stored)
+{
+	struct ps_tree o = { 0 }, t = { 0 };
+	size_t i = 0, k = 0;
+
+	if (ps_tree_parse(ours->body, ours->len, &o) < 0 ||
+	    ps_tree_parse(stored->body, stored->len, &t) < 0) {
+		ps_error_clear();
+		problem(r, dir_label(ours->path), "tree_mismatch",
+			ps_asprintf("its files hash to tree %s, the commit has %s", ours->sha,
+				    stored->sha));
+		goto out;
+	}
+	while (i < o.n || k < t.n) {
+		const struct ps_tree_entry *a = i < o.n ? &o.entries[i] : NULL;
+		const struct ps_tree_entry *b = k < t.n ? &t.entries[k] : NULL;
+		int c = !a ? 1 : !b ? -1 : ps_tree_entry_cmp(a->name, a->mode, b->name, b->mode);
+		char am[8], bm[8];
+
+		if (c < 0) {
+			problem(r, join(ours->path, a->name, is_tree(a->mode)), "tree_mismatch",
+				ps_strdup("in the snapshot, not in the commit"));
+			i++;
+		} else if (c > 0) {
+			problem(r, join(ours->path, b->name, is_tree(b->mode)), "tree_mismatch",
+				ps_strdup("in the commit, missing from the snapshot"));
+			k++;
+		} else {
+			if (!is_tree(a->mode) &&
+			    (a->mode != b->mode || strcmp(a->sha, b->sha) != 0)) {
+				ps_mode_string(a->mode, am);
+				ps_mode_string(b->mode, bm);
+				problem(r, join(ours->path, a->name, false), "tree_mismatch",
+					ps_asprintf("%s %s in the snapshot, %s %s in the commit", am,
+						    a->sha, bm, b->sha));
+			}
+			i++;
+			k++;
+		}
+	}
+out:
+	ps_tree_dispose(&o);
+	ps_tree_dispose(&t);
+}
+
+static void check_dirs(struct ps_verify_report *r, const struct ps_tree_dir *mine, size_t nmine,
+		       const struct dirs *stored)
+{
+	const struct ps_tree_dir *sroot = ps_tree_dirs_find(stored->v, stored->n, "");
+	bool rows_ok = strcmp(r->computed, r->tree) == 0;
+	bool stored_ok = sroot && strcmp(sroot->sha, r->tree) == 0;
+	size_t i = 0, k = 0;
+
+	if (!rows_ok && !stored_ok) {
+		problem(r, ps_strdup("/"), "tree_mismatch",
+			ps_asprintf("the files hash to tree %s, the commit's tree is %s", r->computed,
+				    r->tree));
+		return;
+	}
+	while (i < nmine || k < stored->n) {
+		const struct ps_tree_dir *a = i < nmine ? &mine[i] : NULL;
+		const struct ps_tree_dir *b = k < stored->n ? &stored->v[k] : NULL;
+		int c = !a ? 1 : !b ? -1 : strcmp(a->path, b->path);
+
+		if (c == 0 && strcmp(a->sha, b->sha) == 0) {
+			i++;
+			k++;
+			continue;
+		}
+		if (rows_ok) {
+			/* The files are the commit's; the stored directory is not what they make
+			 * (the next sync hashes every directory again from the files). */
+			const struct ps_tree_dir *d = c <= 0 ? a : b;
+			problem(r, dir_label(d->path), "dir_tree_mismatch",
+				ps_strdup(c < 0 ? "no directory tree stored for it"
+					  : c > 0 ? "a directory tree is stored for it, but no file "
+						    "of the snapshot is in it"
+					  : "its stored directory tree differs from its files'"));
+		} else if (c == 0) {
+			entry_problems(r, a, b);
+		}
+		/* Directories on one side only show as entries of their parents. */
+		if (c <= 0)
+			i++;
+		if (c >= 0)
+			k++;
+	}
+}
+
+static int cmp_file_sha(const void *a, const void *b)
+{
+	const struct ps_file *x = a, *y = b;
+	int c = strcmp(x->sha, y->sha);
+
+	return c ? c : strcmp(x->path, y->path);
+}
+
+static int check_blobs(struct ps_store *s, struct ps_verify_report *r, struct files *f)
+{
+	struct ps_file *v = ps_calloc(f->n + 1, sizeof(*v));
+	size_t n = 0;
+	int rc = 0;
+
+	for (size_t i = 0; i < f->n; i++)
+		if (f->v[i].mode != PS_MODE_COMMIT)
+			v[n++] = f->v[i]; /* borrowed paths */
+	if (n > 1)
+		qsort(v, n, sizeof(*v), cmp_file_sha);
+	for (size_t i = 0; i < n;) {
+		size_t end = i + 1;
+		void *data = NULL;
+		size_t len = 0;
+		char got[PS_SHA_HEX];
+		const char *code = NULL;
+		char *why = NULL;
+
+		while (end < n && strcmp(v[end].sha, v[i].sha) == 0)
+			end++;
+		rc = ps_store_blob_get(s, v[i].sha, &data, &len);
+		if (rc == PS_ENOTFOUND) {
+			ps_error_clear();
+			r->blobs_not_stored += (int64_t)(end - i);
+			rc = 0;
+		} else if (rc < 0) {
+			if (rc == PS_ENOMEM)
+				break;
+			code = "blob_unreadable";
+			why = ps_strdup(ps_error_message());
+			ps_error_clear();
+			rc = 0;
+		} else {
+			r->blobs_checked++;
+			ps_git_blob_sha(data, len, got);
+			if (strcmp(got, v[i].sha) != 0) {
+				code = "blob_mismatch";
+				why = ps_asprintf("the stored content of blob %s hashes to %s", v[i].sha,
+						  got);
+			}
+		}
+		free(data);
+		for (size_t k = i; code && k < end; k++)
+			problem(r, ps_strdup(v[k].path), code, ps_strdup(why));
+		free(why);
+		i = end;
+	}
+	free(v);
+	return rc;
+}
+
+static int cmp_problem(const void *a, const void *b)
+{
+	const struct ps_verify_problem *x = a, *y = b;
+	int c = strcmp(x->path, y->path);
+
+	return c ? c : strcmp(x->code, y->code);
+}
+
+static int resolve(struct ps_store *s, const struct ps_project *p, int64_t at, struct ps_sync **y)
+{
+	int rc;
+
+	if (at <= 0) {
+		rc = ps_store_sync_last_succeeded(s, p->id, 0, y);
+		if (rc == PS_ENOTFOUND)
+			return ps_error_set(PS_ENOTFOUND, "no_snapshot", "project %s has no snapshot "
+					    "yet: run 'projsync sync %s'", p->name, p->name);
+		return rc;
+	}
+	if ((rc = ps_store_sync_get(s, at, y)) < 0) {
+		if (rc == PS_ENOTFOUND)
+			ps_error_set(rc, "sync_not_found", "sync %lld not found", (long long)at);
+		return rc;
+	}
+	if ((*y)->project_id != p->id)
+		rc = ps_error_set(PS_ENOTFOUND, "sync_not_found", "sync %lld is not a sync of "
+				  "project %s", (long long)at, p->name);
+	else if ((*y)->status != PS_SYNC_SUCCEEDED)
+		rc = ps_error_set(PS_ECONFLICT, "not_succeeded", "sync %lld of %s is %s: only a "
+				  "succeeded sync has a snapshot", (long long)at, p->name,
+				  ps_sync_status_name((*y)->status));
+	if (rc < 0) {
+		ps_sync_free(*y);
+		*y = NULL;
+	}
+	return rc;
+}
+
+int ps_verify(struct ps_store *s, const struct ps_project *p, int64_t at, bool blobs,
+	      struct ps_verify_report *out)
+{
+	struct ps_sync *y = NULL;
+	struct files files = { 0 };
+	struct dirs stored = { 0 };
+	struct ps_tree_dir *mine = NULL;
+	size_t nmine = 0;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if ((rc = resolve(s, p, at, &y)) < 0)
+		return rc;
+	out->project = ps_strdup(p->name);
+	out->sync_id = y->id;
+	out->commit = ps_strdup(y->commit);
+	out->tree = ps_strdup(y->commit ? y->tree : NULL);
+	out->blobs = blobs;
+	if ((rc = ps_store_snapshot_each(s, p->id, y->id, NULL, collect, &files)) < 0 ||
+	    (rc = ps_store_dir_trees_each(s, p->id, y->id, collect_dir, &stored)) < 0)
+		goto out;
+	out->files = (int64_t)files.n;
+	if ((rc = ps_tree_build(files.v, files.n, &mine, &nmine)) < 0) {
+		/* Rows that make no tree (an empty path component): a problem of the snapshot. */
+		problem(out, ps_strdup("/"), "tree_mismatch", ps_strdup(ps_error_message()));
+		ps_error_clear();
+		rc = 0;
+	} else {
+		const struct ps_tree_dir *root = ps_tree_dirs_find(mine, nmine, "");
+		snprintf(out->computed, sizeof(out->computed), "%s", root ? root->sha : "");
+		/* An empty repository has no commit to compare with: sound when it has no file. */
+		if (!out->commit && files.n)
+			problem(out, ps_strdup("/"), "tree_mismatch",
+				ps_strdup("the sync saw an empty repository but has files"));
+		else if (out->commit && !out->tree)
+			problem(out, ps_strdup("/"), "tree_mismatch",
+				ps_strdup("the sync recorded no tree for its commit"));
+		else if (out->commit && !stored.n && strcmp(out->computed, out->tree) != 0)
+			problem(out, ps_strdup("/"), "tree_mismatch",
+				ps_asprintf("the files hash to tree %s, the commit's tree is %s",
+					    out->computed, out->tree));
+		else if (out->commit && stored.n)
+			check_dirs(out, mine, nmine, &stored);
+	}
+	out->directories = out->commit ? (int64_t)nmine : 0;
+	out->directories_stored = stored.n > 0;
+	if (blobs && (rc = check_blobs(s, out, &files)) < 0)
+		goto out;
+	if (out->nproblems > 1)
+		qsort(out->problems, out->nproblems, sizeof(*out->problems), cmp_problem);
+out:
+	for (size_t i = 0; i < files.n; i++)
+		free(files.v[i].path);
+	free(files.v);
+	ps_tree_dirs_free(stored.v, stored.n);
+	ps_tree_dirs_free(mine, nmine);
+	ps_sync_free(y);
+	if (rc < 0)
+		ps_verify_report_dispose(out);
+	return rc;
+}
+
+void ps_verify_report_dispose(struct ps_verify_report *r)
+{
+	free(r->project);
+	free(r->commit);
+	free(r->tree);
+	for (size_t i = 0; i < r->nproblems; i++) {
+		free(r->problems[i].path);
+		free(r->problems[i].code);
+		free(r->problems[i].message);
+	}
+	free(r->problems);
+	memset(r, 0, sizeof(*r));
+}
+
+json_t *ps_verify_report_to_json(const struct ps_verify_report *r)
+{
+	json_t *problems = json_array();
+	json_t *j = json_object();
+
+	for (size_t i = 0; i < r->nproblems; i++) {
+		json_t *p = json_object();
+		json_object_set_new(p, "path", ps_json_string(r->problems[i].path));
+		json_object_set_new(p, "problem", json_string(r->problems[i].code));
+		json_object_set_new(p, "message", ps_json_string(r->problems[i].message));
+		json_array_append_new(problems, p);
+	}
+	json_object_set_new(j, "project", ps_json_string(r->project));
+	json_object_set_new(j, "sync_id", json_integer(r->sync_id));
+	json_object_set_new(j, "sound", json_boolean(r->nproblems == 0));
+	json_object_set_new(j, "commit", r->commit ? json_string(r->commit) : json_null());
+	json_object_set_new(j, "tree", r->tree ? json_string(r->tree) : json_null());
+	json_object_set_new(j, "computed_tree",
+			    r->commit && r->computed[0] ? json_string(r->computed) : json_null());
+	json_object_set_new(j, "files", json_integer(r->files));
+	json_object_set_new(j, "directories", json_integer(r->directories));
+	json_object_set_new(j, "directories_stored", json_boolean(r->directories_stored));
+	json_object_set_new(j, "blobs_checked", r->blobs ? json_integer(r->blobs_checked)
+							  : json_null());
+	json_object_set_new(j, "blobs_not_stored", r->blobs ? json_integer(r->blobs_not_stored)
+							     : json_null());
+	json_object_set_new(j, "problems", problems);
+	return j;
+}
+
+char *ps_verify_summary(const struct ps_verify_report *r)
+{
+	char blobs[128] = "";
+
+	if (r->blobs)
+		snprintf(blobs, sizeof(blobs), ", %lld blob%s verified%s", (long long)r->blobs_checked,
+			 r->blobs_checked == 1 ? "" : "s",
+			 r->blobs_not_stored ? " (some files kept as metadata only)" : "");
+	if (!r->commit)
+		return ps_asprintf("%s at sync %lld: sound (an empty repository)", r->project,
+				   (long long)r->sync_id);
+	return ps_asprintf("%s at sync %lld: sound, tree %.12s of commit %.12s matches its %lld "
+			   "file%s in %lld director%s%s", r->project, (long long)r->sync_id,
+			   r->tree, r->commit, (long long)r->files, r->files == 1 ? "" : "s",
+			   (long long)r->directories, r->directories == 1 ? "y" : "ies", blobs);
+}

@@ -1,0 +1,199 @@
+/*
+ * Directory trees of snapshots in PostgreSQL (table dir_trees, migration 0008): the rules of
+ * src/store/sqlite_trees.c, one statement per round trip where it matters (staging and the
+ * finalize's supersede are multi-row).
+ */
+#include "store/store.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/tree.h"
+#include "store/postgres/pg_internal.h"
+#include "util/error.h"
+
+#define DT_VISIBLE_AT(at) \
+	"dt.introduced_by <= " at " AND (dt.superseded_by IS NULL OR dt.superseded_by > " at ") " \
+	"AND EXISTS (SELECT 1 FROM syncs i WHERE i.id = dt.introduced_by AND i.status = 'succeeded')"
+
+/* Rows per multi-row INSERT: 5 parameters each. */
+#define STAGE_BATCH 1000
+
+int ps_pg_dir_trees_stage(struct ps_store *s, const struct ps_sync *y,
+			  const struct ps_tree_dir *dirs, size_t n)
+{
+	struct ps_buf sql;
+	struct ps_pq q = { 0 };
+	size_t rows = 0;
+	int rc = 0;
+
+	if ((rc = ps_pg_begin(s)) < 0)
+		return rc;
+	ps_buf_init(&sql, SIZE_MAX);
+	for (size_t i = 0; i <= n; i++) {
+		if (i < n && dirs[i].sha[0]) {
+			int b = q.n;
+			if (rows == 0)
+				ps_buf_puts(&sql, "INSERT INTO dir_trees (project_id, path, tree_sha, "
+					    "entries, introduced_by) VALUES ");
+			ps_buf_printf(&sql, "%s($%d,$%d,$%d,$%d,$%d)", rows ? "," : "", b + 1, b + 2,
+				      b + 3, b + 4, b + 5);
+			ps_pq_int(&q, y->project_id);
+			ps_pq_path(&q, dirs[i].path);
+			ps_pq_text(&q, dirs[i].sha);
+			ps_pq_bytes(&q, dirs[i].body ? (const void *)dirs[i].body : "", dirs[i].len);
+			ps_pq_int(&q, y->id);
+			rows++;
+		}
+		if (rows > 0 && (rows == STAGE_BATCH || i == n)) {
+			char *text = ps_buf_take(&sql, NULL);
+			rc = ps_pg_exec(PSPG(s), text, &q, "stage directory trees", NULL);
+			free(text);
+			ps_buf_init(&sql, SIZE_MAX);
+			rows = 0;
+			if (rc < 0)
+				break;
+		}
+	}
+	ps_buf_dispose(&sql);
+	ps_pq_dispose(&q);
+	if (rc < 0) {
+		ps_pg_rollback(s);
+		return rc;
+	}
+	return ps_pg_commit(s);
+}
+
+/* A binary row (path, tree_sha, entries) as a directory with new memory. */
+static void dir_from_row(const PGresult *r, int i, struct ps_tree_dir *d)
+{
+	size_t len = (size_t)PQgetlength(r, i, 2);
+
+	d->path = ps_strndup(PQgetvalue(r, i, 0), (size_t)PQgetlength(r, i, 0));
+	snprintf(d->sha, sizeof(d->sha), "%.*s", PQgetlength(r, i, 1), PQgetvalue(r, i, 1));
+	d->len = len;
+	d->body = NULL;
+	if (len) {
+		d->body = ps_malloc(len);
+		memcpy(d->body, PQgetvalue(r, i, 2), len);
+	}
+}
+
+int ps_pg_dir_tree_get(struct ps_store *s, int64_t project_id, int64_t at, const char *path,
+		       struct ps_tree_dir *out)
+{
+	static const char sql[] =
+		"SELECT dt.path, dt.tree_sha, dt.entries FROM dir_trees dt "
+		"WHERE dt.project_id = $1 AND dt.path = $3 AND " DT_VISIBLE_AT("$2");
+	struct ps_pq q = { 0 };
+	PGresult *r;
+	int rc = 0;
+
+	ps_pq_int(&q, project_id);
+	ps_pq_int(&q, at);
+	ps_pq_path(&q, path);
+	if (!(r = ps_pg_run(PSPG(s), sql, &q, true, "read directory tree", &rc)))
+		return rc;
+	if (PQntuples(r) == 0) {
+		PQclear(r);
+		return ps_error_set(PS_ENOTFOUND, "dir_not_found", "no stored tree for directory "
+				    "'%s' at sync %lld", path, (long long)at);
+	}
+	dir_from_row(r, 0, out);
+	PQclear(r);
+	return 0;
+}
+
+int ps_pg_dir_trees_each(struct ps_store *s, int64_t project_id, int64_t at, ps_dir_cb cb,
+			 void *ud)
+{
+	static const char sql[] =
+		"SELECT dt.path, dt.tree_sha, dt.entries FROM dir_trees dt "
+		"WHERE dt.project_id = $1 AND " DT_VISIBLE_AT("$2") " ORDER BY dt.path";
+	struct ps_pq q = { 0 };
+	PGresult *r;
+	int rc = 0;
+
+	ps_pq_int(&q, project_id);
+	ps_pq_int(&q, at);
+	if (!(r = ps_pg_run(PSPG(s), sql, &q, true, "list directory trees", &rc)))
+		return rc;
+	for (int i = 0; i < PQntuples(r) && rc == 0; i++) {
+		struct ps_tree_dir d;
+		dir_from_row(r, i, &d);
+		rc = cb(ud, &d);
+		free(d.path);
+		free(d.body);
+	}
+	PQclear(r);
+	return rc;
+}
+
+int ps_pg_trees_finalize(struct ps_store *s, const struct ps_sync *y,
+			 const struct ps_change *changes, size_t n)
+{
+	/* The directories this sync re-hashed or emptied (every one on a changed path) and every
+	 * one it staged (all of them when its base had none stored), in one statement. */
+	static const char sql[] =
+		"UPDATE dir_trees SET superseded_by = $1 WHERE project_id = $2 "
+		"AND superseded_by IS NULL AND introduced_by < $1 AND (path = ANY($3::bytea[]) "
+		"OR path IN (SELECT path FROM dir_trees WHERE introduced_by = $1))";
+	struct ps_pq q = { 0 };
+	struct ps_buf arr;
+	char **dirs = NULL;
+	size_t ndirs = 0;
+	char *text;
+	int rc;
+
+	if (y->base_sync_id > 0 && n > 0)
+		ps_tree_changed_dirs(changes, n, &dirs, &ndirs);
+	ps_buf_init(&arr, SIZE_MAX);
+	ps_buf_puts(&arr, "{");
+	for (size_t i = 0; i < ndirs; i++) {
+		ps_buf_puts(&arr, i ? ",\"\\\\x" : "\"\\\\x");
+		for (const unsigned char *c = (const unsigned char *)dirs[i]; *c; c++)
+			ps_buf_printf(&arr, "%02x", *c);
+		ps_buf_puts(&arr, "\"");
+		free(dirs[i]);
+	}
+	free(dirs);
+	ps_buf_puts(&arr, "}");
+	text = ps_buf_take(&arr, NULL);
+	ps_pq_int(&q, y->id);
+	ps_pq_int(&q, y->project_id);
+	ps_pq_text(&q, text);
+	rc = ps_pg_exec(PSPG(s), sql, &q, "supersede directory trees", NULL);
+	free(text);
+	return rc;
+}
+
+int ps_pg_trees_discard(struct ps_store *s, int64_t sync_id)
+{
+	struct ps_pq q = { 0 };
+
+	ps_pq_int(&q, sync_id);
+	return ps_pg_exec(PSPG(s), "DELETE FROM dir_trees WHERE introduced_by = $1", &q,
+			  "discard staged directory trees", NULL);
+}
+
+int ps_pg_trees_purge(struct ps_store *s, int64_t project_id)
+{
+	struct ps_pq q = { 0 };
+
+	ps_pq_int(&q, project_id);
+	return ps_pg_exec(PSPG(s),
+			  "DELETE FROM dir_trees WHERE project_id = $1 AND introduced_by IN "
+			  "(SELECT id FROM syncs WHERE project_id = $1 AND status IN "
+			  "('failed','cancelled'))", &q, "purge failed syncs' directory trees", NULL);
+}
+
+int ps_pg_trees_remove_project(struct ps_store *s, int64_t project_id)
+{
+	struct ps_pq q = { 0 };
+
+	ps_pq_int(&q, project_id);
+	return ps_pg_exec(PSPG(s), "DELETE FROM dir_trees WHERE project_id = $1", &q,
+			  "remove directory trees", NULL);
+}
