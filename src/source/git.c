@@ -4,12 +4,17 @@
  *
  * Local paths are opened directly and nothing is copied: the objects are already on this disk.
  * Remote URLs (file:// included, so the tests exercise the same path as https://) get one bare
- * cache repository per URL under opts->cache_dir. `resolve` fetches only the branch asked for,
- * with a forced refspec so that force-pushes are followed; objects are never pruned from the
+ * cache repository per URL under opts->cache_dir. `resolve` lists the remote's refs with
+ * libgit2 and, when the head is not in the cache yet, fetches only that branch, one commit
+ * deep, with git's own CLI (source/git_cli.c: libgit2 1.5 has no shallow fetch), with a forced
+ * refspec so that force-pushes are followed. The cache's earlier commits go out as "haves", so
+ * a re-sync transfers only the objects the new commit adds. Objects are never pruned from the
  * cache, because the sync pipeline diffs the new tree against the tree of the last sync, which a
- * force-push may have made unreachable upstream. `branches` only lists the remote's refs and
- * needs no cache. Every network round trip is counted in src->requests and every byte received
- * in src->bytes.
+ * force-push may have made unreachable upstream; a cache without it (a fresh one) makes the
+ * pipeline compare with the stored snapshot instead. libgit2 reads the shallow cache like any
+ * other: it never walks history. `branches` only lists the remote's refs and needs no cache.
+ * Every network round trip is counted in src->requests and every pack byte received in
+ * src->bytes.
  *
  * libgit2 errors become PS_E* codes carrying libgit2's own message after our context.
  *
@@ -20,8 +25,10 @@
  * connect waits at most the network timeout, and every read or write waits at most that long
  * for a byte to move. A thread-local deadline additionally bounds a whole operation (a check, or
  * any operation of a `bounded` source), since a peer trickling bytes would pass the idle bound.
+ * The git CLI fetch gets the same two bounds (git_cli.c watches the child and kills it).
  */
 #include "source/source.h"
+#include "source/git_cli.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -59,7 +66,6 @@ struct git_source {
 
 /* State shared with libgit2's callbacks during one connection. */
 struct call_state {
-	int64_t received;      /* bytes received by the current fetch */
 	int credential_tries;
 };
 
@@ -410,14 +416,6 @@ static int cache_open(struct git_source *s)
 	return 0;
 }
 
-static int on_transfer(const git_indexer_progress *stats, void *payload)
-{
-	struct call_state *cs = payload;
-
-	cs->received = (int64_t)stats->received_bytes;
-	return 0;
-}
-
 /* Anonymous access, except for ssh where the agent may hold a key. Asked again after a refusal,
  * we give up rather than loop. */
 static int on_credentials(git_credential **out, const char *url, const char *user_from_url,
@@ -439,7 +437,6 @@ static void callbacks_init(git_remote_callbacks *cbs, struct call_state *cs)
 {
 	git_remote_init_callbacks(cbs, GIT_REMOTE_CALLBACKS_VERSION);
 	cbs->credentials = on_credentials;
-	cbs->transfer_progress = on_transfer;
 	cbs->payload = cs;
 }
 
@@ -554,7 +551,9 @@ static int branch_refname(struct git_source *s, const char *branch, char **out)
 	char *refname = ps_asprintf(HEADS_PREFIX "%s", branch);
 	int valid = 0;
 
-	if (git_reference_name_is_valid(&valid, refname) < 0 || !valid || !*branch) {
+	/* git itself refuses to name a branch "-x" (it would read as an option). */
+	if (git_reference_name_is_valid(&valid, refname) < 0 || !valid || !*branch ||
+	    branch[0] == '-') {
 		git_error_clear();
 		free(refname);
 		return ps_error_set(PS_ENOTFOUND, "branch_not_found",
@@ -747,27 +746,25 @@ static void cache_clear_ref_conflicts(struct git_source *s, const char *refname)
 static int remote_resolve(struct git_source *s, const char *branch, struct ps_head *out)
 {
 	struct call_state cs = {0};
-	git_fetch_options fo;
+	git_remote_callbacks cbs;
 	struct remote_heads h = {0};
 	git_remote *r = NULL;
 	git_odb *odb = NULL;
 	git_reference *ref = NULL;
-	char *refname = NULL, *refspec = NULL;
+	char *refname = NULL;
 	size_t i;
 	int rc;
 
-	git_fetch_options_init(&fo, GIT_FETCH_OPTIONS_VERSION);
-	callbacks_init(&fo.callbacks, &cs);
-	fo.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
-	fo.prune = GIT_FETCH_NO_PRUNE;
-	fo.update_fetchhead = 0;
-
+	callbacks_init(&cbs, &cs);
 	op_begin(s->bounded);
-	if ((rc = remote_connect(s, true, &r, &fo.callbacks)) < 0) {
+	if ((rc = remote_connect(s, true, &r, &cbs)) < 0) {
 		op_end();
 		return rc;
 	}
-	if ((rc = remote_heads_list(s, r, &h)) < 0)
+	rc = remote_heads_list(s, r, &h);
+	/* The fetch, if any, makes its own connection: this one would only idle meanwhile. */
+	git_remote_free(r);
+	if (rc < 0)
 		goto cleanup;
 	if (h.names.n == 0) {
 		rc = repository_empty(s);
@@ -796,36 +793,32 @@ static int remote_resolve(struct git_source *s, const char *branch, struct ps_he
 		goto cleanup;
 	}
 	if (git_odb_exists(odb, &h.oids[i])) {
-		/* Already in the cache (unchanged, or pushed back to an older commit): objects of a
-		 * fetched commit always arrive with everything it reaches, so no fetch is needed. */
+		/* Already in the cache (unchanged, or pushed back to an older commit): a fetched
+		 * commit always arrives with its whole tree, so no fetch is needed. */
 		if (git_reference_create(&ref, s->repo, refname, &h.oids[i], 1, "projsync") < 0) {
 			rc = git_fail(PS_EIO, NULL, "cannot update cache %s", s->cache_path);
 			goto cleanup;
 		}
 	} else {
-		char *specs[1];
-		git_strarray arr = {specs, 1};
-
-		refspec = ps_asprintf("+%s:%s", refname, refname);
-		specs[0] = refspec;
+		/* git's own CLI, shallow: libgit2 1.5 can only fetch the whole history. The
+		 * commit of the cache's ref goes out as a "have", so only what it lacks comes. */
+		struct ps_git_cli_fetch f = {
+			.git_dir = s->cache_path,
+			.url = s->location,
+			.refname = refname,
+			.deadline_ms = op_deadline,
+		};
 		s->base.requests++;
-		rc = git_remote_fetch(r, &arr, &fo, "projsync fetch");
-		s->base.bytes += cs.received;
-		if (rc < 0) {
-			rc = git_fail(PS_EUPSTREAM, "fetch_failed", "cannot fetch from %s",
-				      s->location);
+		if ((rc = ps_git_cli_fetch(&f, &s->base.bytes)) < 0)
 			goto cleanup;
-		}
 	}
 	rc = head_from_ref(s, refname, out);
 cleanup:
 	op_end();
 	git_reference_free(ref);
 	git_odb_free(odb);
-	git_remote_free(r);
 	remote_heads_dispose(&h);
 	free(refname);
-	free(refspec);
 	return rc;
 }
 

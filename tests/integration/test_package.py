@@ -240,6 +240,11 @@ def test_debian_folder_agrees_with_the_build():
         if p.endswith("-dev") or p in ("meson", "ninja-build", "pkg-config", "scdoc"):
             assert p in build_deps, p
     assert "--buildsystem=meson" in (ROOT / "debian/rules").read_text()
+    # git URLs are fetched by git's own CLI: the package cannot work without it.
+    assert "git" in pkgs
+    binary = control.split("Package: projsync", 1)[1]
+    depends = re.search(r"^Depends:(.*)$", binary, re.M).group(1)
+    assert "git" in [d.strip() for d in depends.split(",")], depends
 
 
 # ---- the Debian package (make deb-test) ----
@@ -278,4 +283,5 @@ def test_deb_unit_and_maintainer_scripts(unpacked, tmp_path):
     info = run("dpkg-deb", "-f", DEB, "Depends").stdout
     for lib in ("libgit2", "libcurl", "libsqlite3", "libmicrohttpd", "libjansson"):
         assert lib in info, (lib, info)
+    assert "git" in [d.split()[0] for d in info.split(",")], info
     systemd_verify(unit, unpacked / "usr/bin/projsync", tmp_path)

@@ -13,6 +13,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -551,6 +552,106 @@ out:
 	free(bare);
 }
 
+/* How many objects the cache repository of `url` holds, reachable or not. */
+static long cache_objects(const char *cache_dir)
+{
+	char *out = ps_test_sh_out(cache_dir, "for d in git-*.git; do git --git-dir=$d cat-file "
+					      "--batch-all-objects --batch-check | wc -l; done");
+	long n = out ? atol(out) : -1;
+
+	free(out);
+	return n;
+}
+
+/*
+ * A git URL is fetched one commit deep: a long history costs the head's objects only, a
+ * re-sync only the objects the new commit adds, and libgit2 reads the shallow cache.
+ */
+static void test_shallow_fetch(void)
+{
+	char *work, *bare, *url = make_upstream(&work, &bare);
+	char *cache = ps_test_tmpdir();
+	struct ps_source_opts o = {.cache_dir = cache};
+	struct ps_source *src = NULL;
+	struct ps_head head;
+	struct ps_tree tree = {0};
+	char *head_objs = NULL, *c2 = NULL, *t2 = NULL, *shallow = NULL;
+	int64_t first_bytes, before;
+	long objs;
+
+	/* 40 commits that each rewrite 20 files: the history is 40 times the head. */
+	CHECK_INT(ps_test_sh(work, "for i in $(seq 1 40); do for j in $(seq 1 20); do "
+				   "mkdir -p d$((j %% 3)) && echo \"$i $j\" > d$((j %% 3))/f$j.txt; "
+				   "done; git add -A && git commit -q -m c$i || exit 1; done && "
+				   "git push -q origin main"), 0);
+	/* The commit, the root tree and every tree and blob below it. */
+	head_objs = ps_test_sh_out(work, "echo $(( $(git ls-tree -r -t HEAD | wc -l) + 2 ))");
+	src = open_ok(url, &o);
+	if (!src)
+		goto out;
+	CHECK_OK(ps_source_resolve(src, "main", NULL, &head));
+	/* Exactly the head commit, its trees and its blobs: no history. */
+	objs = cache_objects(cache);
+	CHECK_INT(objs, atol(head_objs));
+	shallow = ps_test_sh_out(cache, "cat git-*.git/shallow");
+	CHECK_STR(shallow, head.commit);
+	first_bytes = src->bytes;
+	CHECK(first_bytes > 0);
+	CHECK_OK(ps_source_read_tree(src, head.tree, &tree));
+	CHECK_INT(tree.n, 3);
+	ps_tree_dispose(&tree);
+
+	/* One file changes: the commit, two trees and the blob come, nothing else. */
+	ps_test_write(work, "d1/f1.txt", "changed\n");
+	c2 = ps_test_git_commit(work, "small");
+	t2 = ps_test_sh_out(work, "git rev-parse HEAD^{tree}");
+	CHECK_INT(ps_test_sh(work, "git push -q origin main"), 0);
+	before = src->bytes;
+	CHECK_OK(ps_source_resolve(src, "main", head.commit, &head));
+	CHECK_STR(head.commit, c2);
+	CHECK_STR(head.tree, t2);
+	CHECK_INT(cache_objects(cache), objs + 4);
+	CHECK(src->bytes > before && src->bytes - before < first_bytes / 2);
+	CHECK_OK(ps_source_read_tree(src, t2, &tree));
+	CHECK_INT(tree.n, 3);
+	ps_tree_dispose(&tree);
+out:
+	ps_source_free(src);
+	free(shallow);
+	free(head_objs);
+	free(c2);
+	free(t2);
+	free(cache);
+	free(url);
+	free(work);
+	free(bare);
+}
+
+/* Branch names that could read as an option never reach git. */
+static void test_dash_branch_refused(void)
+{
+	char *work, *bare, *url = make_upstream(&work, &bare);
+	struct ps_source_opts o = opts_with_cache();
+	struct ps_source *src;
+	struct ps_head head;
+
+	ps_test_write(work, "a.txt", "a\n");
+	free(ps_test_git_commit(work, "one"));
+	CHECK_INT(ps_test_sh(work, "git update-ref refs/heads/-x HEAD && "
+				   "git push -q origin main refs/heads/-x:refs/heads/-x"), 0);
+	src = open_ok(url, &o);
+	if (src) {
+		CHECK_INT(ps_source_resolve(src, "-x", NULL, &head), PS_ENOTFOUND);
+		CHECK_STR(ps_error_slug(), "branch_not_found");
+		CHECK(strstr(ps_error_message(), "not a valid branch name") != NULL);
+		CHECK_OK(ps_source_resolve(src, "main", NULL, &head));
+		ps_source_free(src);
+	}
+	free(url);
+	free(work);
+	free(bare);
+}
+
 /* Upstream deletes branch "a" and creates "a/b": the cache's old ref must not block the fetch. */
 static void test_branch_dir_file_conflict(void)
 {
@@ -883,6 +984,99 @@ static void test_trickling_remote_is_bounded_as_a_whole(void)
 	free(url);
 }
 
+/*
+ * A git:// server that answers the first connection (the listing) with a valid advertisement
+ * and the second (the fetch, made by git's CLI) with the same advertisement, then either says
+ * nothing more (`trickle` false) or sends one more advertised ref every 100 ms for ever: a
+ * peer whose every line is within the idle bound.
+ */
+struct fake_daemon {
+	int fd;
+	bool trickle;
+	volatile bool stop;
+};
+
+static void pkt(int c, const char *fmt, ...)
+{
+	char body[512], line[520];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(body, sizeof(body), fmt, ap);
+	va_end(ap);
+	snprintf(line, sizeof(line), "%04x%s", n + 4, body);
+	(void)!write(c, line, (size_t)n + 4);
+}
+
+static void *fake_daemon_run(void *ud)
+{
+	struct fake_daemon *d = ud;
+	static const char sha[] = "1111111111111111111111111111111111111111";
+
+	for (int conn = 0; conn < 2 && !d->stop; conn++) {
+		char req[1024];
+		int c = accept(d->fd, NULL, NULL);
+		if (c < 0)
+			return NULL;
+		(void)!read(c, req, sizeof(req));
+		pkt(c, "%s HEAD%cmulti_ack_detailed side-band-64k ofs-delta shallow "
+		       "no-progress symref=HEAD:refs/heads/main\n", sha, 0);
+		pkt(c, "%s refs/heads/main\n", sha);
+		if (conn == 0) {
+			(void)!write(c, "0000", 4);
+			close(c);
+			continue;
+		}
+		for (int i = 0; d->trickle && !d->stop; i++) {
+			struct timespec t = { 0, 100 * 1000000 };
+			pkt(c, "%s refs/heads/more%d\n", sha, i);
+			nanosleep(&t, NULL);
+		}
+		while (!d->stop) {
+			struct timespec t = { 0, 50 * 1000000 };
+			nanosleep(&t, NULL);
+		}
+		close(c);
+	}
+	return NULL;
+}
+
+/* The fetch after a good listing is bounded too: git's CLI is killed, not waited for. */
+static void test_stalled_fetch_is_bounded(void)
+{
+	alarm(60);
+	setenv("PROJSYNC_NET_TIMEOUT", "0.5", 1);
+	for (int trickle = 0; trickle < 2; trickle++) {
+		struct ps_source_opts o = opts_with_cache();
+		struct fake_daemon d = { .trickle = trickle };
+		struct ps_source *src;
+		struct ps_head head;
+		struct timespec t0;
+		pthread_t th;
+		int port;
+		char *url;
+
+		d.fd = listener(&port, false, NULL, 0);
+		url = ps_asprintf("git://127.0.0.1:%d/r.git", port);
+		CHECK_INT(pthread_create(&th, NULL, fake_daemon_run, &d), 0);
+		/* A trickling peer passes the idle bound: only a bounded source stops it. */
+		o.bounded = trickle;
+		src = open_ok(url, &o);
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		check_timed_out(src ? ps_source_resolve(src, NULL, NULL, &head) : -1, &t0, url);
+		CHECK(strstr(ps_error_message(), "git fetch timed out") != NULL);
+		ps_source_free(src);
+		d.stop = true;
+		shutdown(d.fd, SHUT_RDWR);
+		pthread_join(th, NULL);
+		close(d.fd);
+		free(url);
+	}
+	unsetenv("PROJSYNC_NET_TIMEOUT");
+	alarm(0);
+}
+
 /* The bounded stream carries real git traffic: a git daemon on loopback, listed and fetched. */
 static void test_git_daemon_through_the_bounded_stream(void)
 {
@@ -1020,4 +1214,7 @@ PS_TESTS(PS_TEST(test_check_branch), PS_TEST(test_noncanonical_modes),
 	 PS_TEST(test_check),
 	 PS_TEST(test_silent_remotes_time_out),
 	 PS_TEST(test_trickling_remote_is_bounded_as_a_whole),
+	 PS_TEST(test_stalled_fetch_is_bounded),
+	 PS_TEST(test_shallow_fetch),
+	 PS_TEST(test_dash_branch_refused),
 	 PS_TEST(test_git_daemon_through_the_bounded_stream))

@@ -1,0 +1,30 @@
+/*
+ * git's own command line as the fetch transport of git URLs (source/git.c). libgit2 1.5 cannot
+ * fetch shallow (shallow support arrived in 1.7), so a first sync of a long history would
+ * transfer all of it; `git fetch --depth 1` transfers one commit's objects, and a later one only
+ * what the cache lacks. libgit2 then reads the objects from the same bare cache.
+ */
+#ifndef PS_SOURCE_GIT_CLI_H
+#define PS_SOURCE_GIT_CLI_H
+
+#include <stdint.h>
+
+struct ps_git_cli_fetch {
+	const char *git_dir;   /* the bare cache repository (ours) */
+	const char *url;       /* the remote, as the user gave it */
+	const char *refname;   /* "refs/heads/<branch>", a valid ref name */
+	int64_t deadline_ms;   /* monotonic ms at which the fetch gives up as a whole; 0: none */
+};
+
+/*
+ * Runs `git fetch --depth 1 -- URL +REF:REF` into f->git_dir, in a clean environment that can
+ * never prompt, and adds the pack bytes received to *bytes. The child is killed when nothing
+ * moves (no protocol line, pack byte or progress output) for the network timeout
+ * (PROJSYNC_NET_TIMEOUT), or at f->deadline_ms. Blocks for the duration of the fetch.
+ * Returns 0; PS_EINVAL (slug bad_source) for a URL or ref name that could pass for an option;
+ * PS_EUPSTREAM with slug upstream_timeout after a bound, fetch_failed with git's own message
+ * otherwise (git missing included).
+ */
+int ps_git_cli_fetch(const struct ps_git_cli_fetch *f, int64_t *bytes);
+
+#endif

@@ -1,0 +1,196 @@
+"""
+Git URLs fetch only what a sync needs (issue 10): a first sync of a long history transfers the
+head's objects, a re-sync only the objects of the new commit, and snapshots stay exact through
+force-pushes, also when the cache no longer has the last synced tree. Real repositories are
+served by `git daemon` on loopback and by file:// URLs; what git says (ls-tree, diff-tree,
+cat-file on the cache) is the expected answer.
+"""
+import shutil
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import wait_for
+from test_snapshot import check_changes, check_snapshot
+
+
+class Daemon:
+    """`git daemon` serving the bare repositories under `base` on a free loopback port."""
+
+    def __init__(self, base):
+        probe = socket.socket()
+        probe.bind(("127.0.0.1", 0))
+        self.port = probe.getsockname()[1]
+        probe.close()
+        self.proc = subprocess.Popen(
+            ["git", "daemon", "--reuseaddr", "--export-all", f"--base-path={base}",
+             "--listen=127.0.0.1", f"--port={self.port}", str(base)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        assert wait_for(self._up, timeout=10), "git daemon did not start"
+
+    def _up(self):
+        try:
+            socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+            return True
+        except OSError:
+            return False
+
+    def url(self, name):
+        return f"git://127.0.0.1:{self.port}/{name}"
+
+    def close(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def served(tmp_path):
+    base = tmp_path / "served"
+    base.mkdir()
+    d = Daemon(base)
+    d.base = base
+    yield d
+    d.close()
+
+
+@pytest.fixture(params=["git", "file"])
+def upstream(request, make_repo, served):
+    """(work repo, bare upstream, URL) over git:// or file://; `work.push()` updates it."""
+    work = make_repo("work")
+    bare = make_repo("served/up.git", bare=True)
+    url = served.url("up.git") if request.param == "git" else bare.url
+
+    def push(ref="main", force=False):
+        work.git("push", "-q", *(["--force"] if force else []), str(bare.path),
+                 f"HEAD:refs/heads/{ref}")
+    work.push = push
+    return work, bare, url
+
+
+def cache_dir(ps):
+    caches = list((Path(ps.db).parent / "cache").glob("git-*.git"))
+    assert len(caches) == 1, caches
+    return caches[0]
+
+
+def cache_objects(ps):
+    out = subprocess.run(["git", "--git-dir", str(cache_dir(ps)), "cat-file",
+                          "--batch-all-objects", "--batch-check"],
+                         capture_output=True, check=True).stdout.decode()
+    return {line.split()[0] for line in out.splitlines()}
+
+
+def objects_of(repo, rev):
+    """The commit, its root tree and every tree and blob below it (gitlinks are not objects)."""
+    out = repo.git("ls-tree", "-r", "-t", rev)
+    shas = {repo.head(rev), repo.head(f"{rev}^{{tree}}")}
+    for line in out.splitlines():
+        mode, typ, sha = line.split("\t")[0].split()
+        if typ != "commit":
+            shas.add(sha)
+    return shas
+
+
+def long_history(work, commits=40, files=30):
+    for i in range(commits):
+        for j in range(files):
+            work.write(f"d{j % 4}/f{j}.txt", f"commit {i} file {j}\n" * (1 + j % 5))
+        work.commit(f"c{i}")
+
+
+def test_first_sync_and_resync_fetch_only_new_objects(ps, upstream):
+    work, bare, url = upstream
+    long_history(work)
+    work.push()
+    c1 = work.head()
+    ps.add("p", url)
+    s1 = ps.sync("p")
+    assert s1["commit"] == c1
+    check_snapshot(ps, work, "p", c1)
+    # The head's objects, not 40 commits of history.
+    assert cache_objects(ps) == objects_of(work, c1)
+    assert (cache_dir(ps) / "shallow").read_text().split() == [c1]
+
+    work.write("d1/f1.txt", "changed\n")
+    work.write("new/n.txt", "new\n")
+    c2 = work.commit("small")
+    work.push()
+    s2 = ps.sync("p")
+    assert s2["commit"] == c2
+    check_snapshot(ps, work, "p", c2)
+    check_changes(ps, work, s2, c1)
+    # Exactly what c2 adds: the commit, the trees on the changed paths, the two blobs.
+    added = objects_of(work, c2) - objects_of(work, c1)
+    assert len(added) == 6
+    assert cache_objects(ps) == objects_of(work, c1) | added
+
+
+def test_force_push_keeps_exact_snapshots(ps, upstream):
+    work, bare, url = upstream
+    long_history(work, commits=5, files=8)
+    work.push()
+    ps.add("p", url)
+    ps.sync("p")
+    work.write("d0/f0.txt", "second\n")
+    c2 = work.commit("second")
+    work.push()
+    ps.sync("p")
+    # Rewrite history upstream and drop the old objects there.
+    work.reset_hard("HEAD~2")
+    work.write("only-after-force.txt", "x\n")
+    work.write("d2/f2.txt", "rewritten\n")
+    c3 = work.commit("rewritten")
+    work.push(force=True)
+    bare.git("reflog", "expire", "--expire=now", "--all")
+    bare.git("gc", "-q", "--prune=now")
+    s = ps.sync("p")
+    assert s["commit"] == c3
+    check_snapshot(ps, work, "p", c3)
+    check_changes(ps, work, s, c2)
+
+    # A fresh cache has no last synced tree: the snapshot is compared instead, still exact.
+    shutil.rmtree(cache_dir(ps))
+    work.reset_hard("HEAD~1")
+    work.write("again.txt", "again\n")
+    c4 = work.commit("again")
+    work.push(force=True)
+    r = ps("sync", "p", "--json")
+    assert r.rc == 0, r
+    assert "the last synced tree is gone from the source" in r.out
+    s = ps.history("p")[0]
+    assert s["commit"] == c4
+    check_snapshot(ps, work, "p", c4)
+    check_changes(ps, work, s, c3)
+
+
+def test_branch_with_slashes_and_missing_branch(ps, upstream):
+    work, bare, url = upstream
+    work.write("a.txt", "main\n")
+    work.commit("main")
+    work.push()
+    work.switch("feature/a/b", create=True)
+    work.write("f/g.txt", "feature\n")
+    cf = work.commit("feature")
+    work.push("feature/a/b")
+    ps.add("p", url, "--branch", "feature/a/b")
+    s = ps.sync("p")
+    assert s["branch"] == "feature/a/b" and s["commit"] == cf
+    check_snapshot(ps, work, "p", cf)
+
+    s = ps.sync("p", "--branch", "nope", expect="failed")
+    assert s["error"]["code"] == "branch_not_found"
+
+
+def test_empty_repository(ps, upstream):
+    work, bare, url = upstream
+    ps.add("p", url)
+    s = ps.sync("p")
+    assert s["counts"]["files"] == 0 and s["commit"] is None
+    work.write("a.txt", "a\n")
+    c1 = work.commit("first")
+    work.push()
+    s = ps.sync("p")
+    assert s["commit"] == c1
+    check_snapshot(ps, work, "p", c1)
