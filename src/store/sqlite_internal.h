@@ -12,7 +12,7 @@
 #include "store/backend.h"
 #include "store/store.h"
 
-#define STMT_CACHE 128
+#define STMT_CACHE 512 /* well above the distinct statements of sqlite*.c (about 120) */
 
 struct ps_store {
 	struct ps_store_head head; /* first: store.c dispatches on it */
