@@ -1,7 +1,7 @@
 /*
- * The pure parts of the GitHub source (source/github.c): parsers of GitHub's REST answers and
+ * The pure parts of the GitHub source (source/github/): parsers of GitHub's REST answers and
  * the mapping of a compare to changes. They know nothing of HTTP, so the unit tests can feed them
- * recorded GitHub responses. Only source/github.c and tests/unit/test_source_github.c use them;
+ * recorded GitHub responses. Only the files of source/github/ and tests/unit/test_source_github.c use them;
  * the rest of projsync sees a GitHub repository through source/source.h.
  *
  * Every parser bounds what it accepts (paths, modes, SHAs) and fails with PS_EUPSTREAM and
