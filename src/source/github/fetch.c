@@ -429,6 +429,22 @@ static int cmp_sha(const void *a, const void *b)
 	return strcmp((const char *)a, (const char *)b);
 }
 
+/*
+ * Whether `n` blobs of a re-sync told by the compare are fetched one by one rather than from
+ * the tarball: the compare caps them below 300, and the tarball costs the whole repository's
+ * bytes. Unless the requests left in the rate limit would not suffice: then the tarball's
+ * two requests.
+ */
+static bool few_blobs(const struct gh_source *s, size_t n)
+{
+	int64_t remaining, reset;
+
+	if (!s->from_compare)
+		return false;
+	ps_github_rate_limit_last(&remaining, &reset);
+	return remaining < 0 || (int64_t)n < remaining;
+}
+
 int gh_fetch_begin(struct ps_source *src, const struct ps_head *head,
 			  const char *const *shas, size_t n)
 {
@@ -456,7 +472,7 @@ int gh_fetch_begin(struct ps_source *src, const struct ps_head *head,
 	fs->delivered = ps_calloc(w + 1, sizeof(bool));
 	if (head && ps_sha_valid(head->commit) && strlen(head->commit) == 40) {
 		memcpy(fs->commit, head->commit, PS_SHA_HEX);
-		fs->tarball = w >= s->tarball_min;
+		fs->tarball = w >= s->tarball_min && !few_blobs(s, w);
 	}
 	s->fs = fs;
 	return 0;

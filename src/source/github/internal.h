@@ -142,6 +142,11 @@ struct gh_source {
 	 * request, this tree and the blobs. `big_tree` when GitHub truncated it. */
 	struct ps_github_tree listing;
 	bool have_listing, big_tree;
+	/* Resolve was given the last synced commit and the head moved: a re-sync, which lists a
+	 * truncated tree by walking the changed subtrees rather than every one. */
+	bool resync;
+	/* `changes` answered from the compare: few blobs, each fetched alone, not the tarball. */
+	bool from_compare;
 	struct ps_github_compare cmp; /* the last compare, for `changes` */
 	char cmp_base[PS_SHA_HEX], cmp_head[PS_SHA_HEX];
 	bool have_cmp;

@@ -363,8 +363,17 @@ static struct ps_change *change_push(struct change_list *l, enum ps_change_statu
 static int change_from_head(struct ps_change *c, const struct ps_github_compare_file *f,
 			    const struct ps_file *head, size_t nhead)
 {
-	const struct ps_file *e = bsearch(c->path, head, nhead, sizeof(*head), cmp_file_key);
+	const struct ps_file *e;
 
+	if (!head) {
+		/* Paths and blob ids only, the mode left for the caller to settle. */
+		if (!f->sha[0])
+			return ps_error_set(PS_ENOTSUPP, NULL, "compare names no blob for %s",
+					    c->path);
+		memcpy(c->sha, f->sha, PS_SHA_HEX);
+		return 0;
+	}
+	e = bsearch(c->path, head, nhead, sizeof(*head), cmp_file_key);
 	if (!e)
 		return ps_error_set(PS_ENOTSUPP, NULL, "compare names %s, absent from the head tree",
 				    c->path);

@@ -302,6 +302,25 @@ static int head_listing(struct gh_source *s, const char *commit, char tree[PS_SH
 	return 0;
 }
 
+/* The compare of `base` with the moved head `commit` when it can stand for the changes (a
+ * fast-forward below the file cap that ends at the head and names its tree): 1 with `tree`
+ * set, 0 when it cannot. */
+static int compare_head(struct gh_source *s, const char *base, const char *commit,
+			char tree[PS_SHA_HEX])
+{
+	int rc = gh_fetch_compare(s, base, commit);
+
+	if (rc <= 0)
+		return rc;
+	if (strcmp(s->cmp.status, "ahead") != 0 || !ps_github_compare_usable(&s->cmp) ||
+	    strcmp(s->cmp.head_commit, commit) != 0 || !s->cmp.head_tree[0])
+		return 0;
+	memcpy(tree, s->cmp.head_tree, PS_SHA_HEX);
+	ps_github_tree_dispose(&s->listing);
+	s->have_listing = s->big_tree = false;
+	return 1;
+}
+
 int gh_resolve(struct ps_source *src, const char *branch, const char *known,
 		      struct ps_head *out)
 {
@@ -363,10 +382,15 @@ int gh_resolve(struct ps_source *src, const char *branch, const char *known,
 		if (strcmp(h.commit, known) == 0) {
 			goto done; /* a 200 for the same commit: still unchanged */
 		}
-		/* The head moved: its recursive tree (GitHub takes a commit for a tree) names the
-		 * new root tree and, unless truncated, every path with its mode, blob and size,
-		 * which the compare API cannot tell (it has no modes). */
-		if ((rc = head_listing(s, h.commit, h.tree)) < 0)
+		/* The head moved. A fast-forward below GitHub's cap of files is told by one
+		 * compare, which also names the head's tree: bytes that follow the change (the
+		 * pipeline carries modes from its snapshot and checks the result against that
+		 * tree). Anything else: the recursive tree (GitHub takes a commit for a tree),
+		 * which names the root tree and, unless truncated, every path with its mode. */
+		s->resync = true;
+		if ((rc = compare_head(s, known, h.commit, h.tree)) < 0)
+			goto cleanup;
+		if (rc == 0 && (rc = head_listing(s, h.commit, h.tree)) < 0)
 			goto cleanup;
 		goto done;
 	}

@@ -128,6 +128,13 @@ static int collect_tree(struct gh_source *s, const char *sha, const char *prefix
 				    TREE_DEPTH_MAX);
 	if ((rc = gh_get_tree(s, sha, true, &t)) < 0)
 		return rc;
+	if (t.truncated && depth == 0 && s->resync) {
+		/* A re-sync of a tree GitHub cannot list at once: walking only the subtrees that
+		 * changed costs less than listing every one of them. */
+		ps_github_tree_dispose(&t);
+		s->big_tree = true;
+		return ps_error_set(PS_ENOTSUPP, NULL, "tree too big to list on a re-sync");
+	}
 	if (!t.truncated) {
 		for (size_t i = 0; rc == 0 && i < t.n; i++)
 			if (t.v[i].type != 't')
@@ -163,6 +170,7 @@ int gh_list_tree(struct ps_source *src, const char *tree_sha, struct ps_file **o
 	struct file_list l = {0};
 	int rc = 0;
 
+	s->from_compare = false;
 	if (s->have_listing && strcmp(s->listing.sha, tree_sha) == 0) {
 		for (size_t i = 0; rc == 0 && i < s->listing.n; i++)
 			if (s->listing.v[i].type != 't')
@@ -187,145 +195,10 @@ int gh_list_tree(struct ps_source *src, const char *tree_sha, struct ps_file **o
 
 /* ---- changes (the compare) ---- */
 
-struct dir_cache {
-	char **paths;             /* "" for the root, "a/b" below */
-	struct ps_github_tree *trees;
-	size_t n;
-};
-
-static void dir_cache_dispose(struct dir_cache *c)
-{
-	for (size_t i = 0; i < c->n; i++) {
-		free(c->paths[i]);
-		ps_github_tree_dispose(&c->trees[i]);
-	}
-	free(c->paths);
-	free(c->trees);
-}
-
-/* The non-recursive listing of directory `dir` of the tree `root`, read once. */
-static int dir_listing(struct gh_source *s, struct dir_cache *c, const char *root, const char *dir,
-		       const struct ps_github_tree **out)
-{
-	const struct ps_github_tree *parent;
-	const char *slash, *name;
-	char sha[PS_SHA_HEX];
-	int rc;
-
-	for (size_t i = 0; i < c->n; i++) {
-		if (strcmp(c->paths[i], dir) == 0) {
-			*out = &c->trees[i];
-			return 0;
-		}
-	}
-	if (!*dir) {
-		memcpy(sha, root, PS_SHA_HEX);
-	} else {
-		char *pdir;
-		slash = strrchr(dir, '/');
-		pdir = slash ? ps_strndup(dir, (size_t)(slash - dir)) : ps_strdup("");
-		name = slash ? slash + 1 : dir;
-		rc = dir_listing(s, c, root, pdir, &parent);
-		free(pdir);
-		if (rc < 0)
-			return rc;
-		size_t i;
-		for (i = 0; i < parent->n; i++)
-			if (parent->v[i].type == 't' && strcmp(parent->v[i].path, name) == 0)
-				break;
-		if (i == parent->n)
-			return ps_error_set(PS_ENOTSUPP, NULL, "directory %s is not in the head tree",
-					    dir);
-		memcpy(sha, parent->v[i].sha, PS_SHA_HEX);
-	}
-	c->paths = ps_realloc(c->paths, (c->n + 1) * sizeof(*c->paths));
-	c->trees = ps_realloc(c->trees, (c->n + 1) * sizeof(*c->trees));
-	memset(&c->trees[c->n], 0, sizeof(c->trees[c->n]));
-	if ((rc = gh_get_tree(s, sha, false, &c->trees[c->n])) < 0)
-		return rc;
-	c->paths[c->n] = ps_strdup(dir);
-	*out = &c->trees[c->n++];
-	return 0;
-}
-
-/* The head's entries for the paths the compare names as present, sorted by path. */
-static int head_entries(struct gh_source *s, const char *tree, const struct ps_github_compare *c,
-			struct file_list *l)
-{
-	bool nested = false, any = false;
-	struct dir_cache dc = {0};
-	int rc = 0;
-
-	for (size_t i = 0; i < c->nfiles; i++) {
-		if (c->files[i].status == PS_GH_REMOVED || c->files[i].status == PS_GH_UNCHANGED)
-			continue;
-		any = true;
-		nested |= strchr(c->files[i].filename, '/') != NULL;
-	}
-	if (!any)
-		return 0;
-	if (nested && !s->big_tree) {
-		/* One recursive tree names every mode at once, unless GitHub truncates it. */
-		struct ps_github_tree t = {0};
-		if ((rc = gh_get_tree(s, tree, true, &t)) < 0)
-			return rc;
-		if (!t.truncated) {
-			for (size_t i = 0; rc == 0 && i < t.n; i++)
-				if (t.v[i].type != 't')
-					rc = file_push(l, "", &t.v[i]);
-			ps_github_tree_dispose(&t);
-			goto sort;
-		}
-		ps_github_tree_dispose(&t);
-	}
-	/* Too big for one answer (or only top-level paths): the directories on the way only. */
-	for (size_t i = 0; rc == 0 && i < c->nfiles; i++) {
-		const struct ps_github_compare_file *f = &c->files[i];
-		const struct ps_github_tree *dir;
-		const char *slash = strrchr(f->filename, '/');
-		char *dpath;
-
-		if (f->status == PS_GH_REMOVED || f->status == PS_GH_UNCHANGED)
-			continue;
-		dpath = slash ? ps_strndup(f->filename, (size_t)(slash - f->filename)) : ps_strdup("");
-		rc = dir_listing(s, &dc, tree, dpath, &dir);
-		free(dpath);
-		if (rc < 0)
-			break;
-		const char *leaf = slash ? slash + 1 : f->filename;
-		for (size_t j = 0; j < dir->n; j++) {
-			if (dir->v[j].type != 't' && strcmp(dir->v[j].path, leaf) == 0) {
-				struct ps_github_tree_entry e = dir->v[j];
-				e.path = f->filename;
-				rc = file_push(l, "", &e);
-				break;
-			}
-		}
-	}
-	dir_cache_dispose(&dc);
-sort:
-	if (rc == 0 && l->n > 1)
-		qsort(l->v, l->n, sizeof(*l->v), cmp_file_path);
-	/* Paths named twice (a rename's target also listed): keep one. */
-	if (rc == 0 && l->n > 1) {
-		size_t w = 1;
-		for (size_t i = 1; i < l->n; i++) {
-			if (strcmp(l->v[i].path, l->v[w - 1].path) == 0) {
-				free(l->v[i].path);
-				continue;
-			}
-			l->v[w++] = l->v[i];
-		}
-		l->n = w;
-	}
-	return rc;
-}
-
 int gh_changes(struct ps_source *src, const char *base_commit, const struct ps_head *head,
 		      struct ps_change **out, size_t *n)
 {
 	struct gh_source *s = (struct gh_source *)src;
-	struct file_list l = {0};
 	int rc;
 
 	if (!head->tree[0] || !ps_sha_valid(base_commit) || strlen(base_commit) != 40)
@@ -347,11 +220,9 @@ int gh_changes(struct ps_source *src, const char *base_commit, const struct ps_h
 	/* The head commit must be the one compared (not a page of a longer history). */
 	if (strcmp(s->cmp.head_commit, head->commit) != 0)
 		return ps_error_set(PS_ENOTSUPP, NULL, "compare does not end at the head");
-	if ((rc = head_entries(s, head->tree, &s->cmp, &l)) < 0) {
-		file_list_dispose(&l);
-		return rc;
-	}
-	rc = ps_github_compare_changes(&s->cmp, l.v, l.n, out, n);
-	file_list_dispose(&l);
+	/* Paths and blob ids only: the pipeline carries the modes from its snapshot and checks
+	 * the result against the head's tree (core/tree.h ps_tree_settle). */
+	if ((rc = ps_github_compare_changes(&s->cmp, NULL, 0, out, n)) == 0)
+		s->from_compare = true;
 	return rc;
 }
