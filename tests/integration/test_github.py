@@ -194,16 +194,50 @@ def test_tarball_with_export_attributes_is_verified_and_completed(gh, hub, repo)
 
 
 def test_truncated_tree_still_syncs_completely(gh, hub, repo):
+    """Above GitHub's recursive-tree limit a first sync lists the tree from the tarball it
+    downloads anyway: the truncated tree, the tarball, nothing per directory."""
     for i in range(1500):
         repo.write(f"d{i % 4}/s{i % 9}/f{i:04d}.txt", f"{i}\n")
     repo.symlink("d0/link", "s0")
+    repo.write("d1/run.sh", "#!/bin/sh\n", exec_bit=True)
     c = repo.commit()
     hub.truncate_at(400)
-    gh.add("p", publish(hub, repo))
+    gh.add("p", publish(hub, repo), "--branch", "main")
     gh.sync("p")
-    check_same(gh, repo, c, "p", cat={"d0/link", "d3/s8/f1499.txt"})
-    trees = [e for e in hub.log() if e["kind"] == "tree"]
-    assert len(trees) > 1, "a truncated recursive tree must be completed by subtree requests"
+    check_same(gh, repo, c, "p", cat={"d0/link", "d3/s8/f1499.txt", "d1/run.sh"})
+    kinds = [e["kind"] for e in hub.log()]
+    assert kinds.count("tree") == 1 and kinds.count("tarball") == 1, requests_summary(hub)
+    assert "blob" not in kinds, requests_summary(hub)
+
+
+def test_tarball_listing_completes_what_the_archive_leaves_out(gh, hub, repo):
+    """The tarball leaves out export-ignore paths and submodules and rewrites export-subst
+    files: those directories' ids differ from the head's, and only they are read (tree API),
+    the rewritten blobs fetched (blob API). The anonymous 60/h limit suffices: at most 10
+    requests plus one per submodule, whatever the size."""
+    for i in range(3000):
+        repo.write(f"src/m{i % 30:02d}/f{i:04d}.c", f"int f{i};\n")
+    repo.write(".gitattributes", "/VERSION export-subst\n/ci export-ignore\n"
+               "src/m07/secret.txt export-ignore\n")
+    repo.write("VERSION", "$Format:%H$\n")
+    repo.write("ci/build.sh", "#!/bin/sh\nmake\n", exec_bit=True)
+    repo.write("src/m07/secret.txt", "kept out of archives\n")
+    repo.symlink("src/current", "m01")
+    repo.gitlink("deps/lib", "2" * 40)
+    repo.gitlink("vendor", "3" * 40)
+    c = repo.commit()
+    hub.truncate_at(3000)
+    hub.rate_limit(60, reset_in=3600)
+    gh.add("p", publish(hub, repo), "--branch", "main")
+    hub.reset()
+    gh.sync("p")
+    check_same(gh, repo, c, "p", cat={"VERSION", "ci/build.sh", "src/m07/secret.txt",
+                                      "src/current", ".gitattributes"})
+    log = requests_summary(hub)
+    kinds = [e[0] for e in log]
+    assert kinds.count("tarball") == 1, log
+    assert len(log) <= 10 + 2, log
+    assert hub.counters()["rate"]["used"] <= 10 + 2
 
 
 # ------------------------------------------------------------------------------------------

@@ -408,6 +408,221 @@ static int tar_next(struct gh_source *s, struct fetch_session *fs, size_t max, p
 	return rc;
 }
 
+/* ---- the tarball as a listing (first syncs of trees GitHub truncates) ---- */
+
+void gh_spool_free(struct gh_source *s)
+{
+	if (!s->spool)
+		return;
+	if (s->spool->f)
+		fclose(s->spool->f);
+	free(s->spool->v);
+	free(s->spool);
+	s->spool = NULL;
+}
+
+static int cmp_spool(const void *a, const void *b)
+{
+	return strcmp(((const struct spool_entry *)a)->sha, ((const struct spool_entry *)b)->sha);
+}
+
+static int spool_put(struct tar_spool *sp, const char *sha, const void *data, size_t len)
+{
+	if (len && fwrite(data, 1, len, sp->f) != len)
+		return ps_error_set(PS_EIO, NULL, "cannot spool the tarball: %s", strerror(errno));
+	if (sp->n == sp->cap) {
+		sp->cap = sp->cap ? 2 * sp->cap : 1024;
+		sp->v = ps_realloc(sp->v, sp->cap * sizeof(*sp->v));
+	}
+	memcpy(sp->v[sp->n].sha, sha, PS_SHA_HEX);
+	sp->v[sp->n].off = sp->end;
+	sp->v[sp->n].len = len;
+	sp->n++;
+	sp->end += (int64_t)len;
+	return 0;
+}
+
+struct listing {
+	struct ps_file *v;
+	size_t n, cap;
+};
+
+static void listing_dispose(struct listing *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->v[i].path);
+	free(l->v);
+	memset(l, 0, sizeof(*l));
+}
+
+/* The path below the archive's top folder (OWNER-REPO-SHORTSHA/), or NULL for the folder. */
+static const char *below_top(const char *name)
+{
+	const char *slash = name ? strchr(name, '/') : NULL;
+
+	return slash && slash[1] ? slash + 1 : NULL;
+}
+
+static int cmp_listing_path(const void *a, const void *b)
+{
+	return strcmp(((const struct ps_file *)a)->path, ((const struct ps_file *)b)->path);
+}
+
+int gh_tar_listing(struct gh_source *s, const char *commit, struct ps_file **out, size_t *nout)
+{
+	struct fetch_session fs = {0};
+	struct listing l = {0};
+	struct ps_buf content;
+	bool complete = false;
+	int rc = 0;
+
+	gh_spool_free(s);
+	memcpy(fs.commit, commit, PS_SHA_HEX);
+	fs.tarball = true;
+	ps_buf_init(&content, (size_t)blob_cap(s));
+	while (fs.tarball) {
+		struct archive_entry *e;
+		int ar;
+
+		if (!fs.ts) {
+			/* A fresh start (also after a failed attempt): nothing half-read is kept. */
+			listing_dispose(&l);
+			gh_spool_free(s);
+			s->spool = ps_calloc(1, sizeof(*s->spool));
+			if (!(s->spool->f = tmpfile())) {
+				rc = ps_error_set(PS_EIO, NULL, "cannot create a temporary file: %s",
+						  strerror(errno));
+				break;
+			}
+			if ((rc = tar_open(s, &fs)) < 0)
+				break;
+			if (rc == 1 && (rc = tar_failed(s, &fs)) < 0)
+				break;
+			if (!fs.ts)
+				continue;
+		}
+		ar = archive_read_next_header(fs.ts->a, &e);
+		if (ar == ARCHIVE_EOF) {
+			tar_close(s, &fs);
+			complete = true;
+			break;
+		}
+		if (ar < ARCHIVE_WARN) {
+			if ((rc = tar_failed(s, &fs)) < 0)
+				break;
+			continue;
+		}
+		const char *path = below_top(archive_entry_pathname(e));
+		struct ps_file f = {0};
+		if (!path)
+			continue;
+		if (archive_entry_filetype(e) == AE_IFLNK) {
+			const char *target = archive_entry_symlink(e);
+			if (!target)
+				continue;
+			f.mode = PS_MODE_LINK;
+			f.size = (int64_t)strlen(target);
+			ps_git_blob_sha(target, strlen(target), f.sha);
+			if ((rc = spool_put(s->spool, f.sha, target, strlen(target))) < 0)
+				break;
+		} else if (archive_entry_filetype(e) == AE_IFREG) {
+			la_int64_t size = archive_entry_size(e);
+			bool failed = false;
+			if (size < 0 || size > blob_cap(s))
+				continue; /* left out: the check against the head's tree finds it */
+			content.len = 0;
+			for (;;) {
+				char chunk[65536];
+				la_ssize_t got = archive_read_data(fs.ts->a, chunk, sizeof(chunk));
+				if (got == 0)
+					break;
+				if (got < 0 || ps_buf_append(&content, chunk, (size_t)got) < 0) {
+					failed = true;
+					break;
+				}
+			}
+			if (failed) {
+				ps_error_clear();
+				if ((rc = tar_failed(s, &fs)) < 0)
+					break;
+				continue;
+			}
+			f.mode = (archive_entry_perm(e) & 0111) ? PS_MODE_EXEC : PS_MODE_FILE;
+			f.size = (int64_t)content.len;
+			ps_git_blob_sha(content.data ? content.data : "", content.len, f.sha);
+			if ((rc = spool_put(s->spool, f.sha, content.data ? content.data : "",
+					    content.len)) < 0)
+				break;
+		} else {
+			continue; /* directories; submodules come from the head's trees */
+		}
+		if (l.n == l.cap) {
+			l.cap = l.cap ? 2 * l.cap : 1024;
+			l.v = ps_realloc(l.v, l.cap * sizeof(*l.v));
+		}
+		f.path = ps_strdup(path);
+		l.v[l.n++] = f;
+	}
+	ps_buf_dispose(&content);
+	tar_close(s, &fs);
+	if (rc == 0 && !s->spool)
+		rc = ps_error_set(PS_ENOTSUPP, NULL, "no tarball");
+	if (rc == 0 && fflush(s->spool->f) != 0)
+		rc = ps_error_set(PS_EIO, NULL, "cannot spool the tarball: %s", strerror(errno));
+	if (rc == 0 && !complete) /* tar_failed gave up on it: GitHub has no tarball for us */
+		rc = ps_error_set(PS_ENOTSUPP, NULL, "no tarball");
+	if (rc < 0) {
+		listing_dispose(&l);
+		gh_spool_free(s);
+		return rc;
+	}
+	if (s->spool->n > 1)
+		qsort(s->spool->v, s->spool->n, sizeof(*s->spool->v), cmp_spool);
+	memcpy(s->spool->commit, commit, PS_SHA_HEX);
+	if (l.n > 1)
+		qsort(l.v, l.n, sizeof(*l.v), cmp_listing_path);
+	*out = l.v;
+	*nout = l.n;
+	return 0;
+}
+
+/* Hands over up to `max` wanted blobs from the spool. */
+static int spool_next(struct gh_source *s, struct fetch_session *fs, size_t max, ps_blob_cb cb,
+		      void *ud, size_t *delivered)
+{
+	struct tar_spool *sp = s->spool;
+	int rc = 0;
+
+	for (; fs->blob_pos < fs->n && *delivered < max; fs->blob_pos++) {
+		struct spool_entry key, *hit;
+		char *data;
+
+		if (fs->delivered[fs->blob_pos])
+			continue;
+		memcpy(key.sha, fs->want[fs->blob_pos], PS_SHA_HEX);
+		if (!(hit = bsearch(&key, sp->v, sp->n, sizeof(*sp->v), cmp_spool)))
+			continue;
+		data = ps_malloc(hit->len + 1);
+		if (fseeko(sp->f, (off_t)hit->off, SEEK_SET) != 0 ||
+		    (hit->len && fread(data, 1, hit->len, sp->f) != hit->len)) {
+			free(data);
+			return ps_error_set(PS_EIO, NULL, "cannot read the spooled tarball");
+		}
+		rc = cb(ud, hit->sha, data, hit->len);
+		free(data);
+		if (rc != 0)
+			return rc;
+		mark_delivered(fs, fs->blob_pos);
+		(*delivered)++;
+	}
+	if (fs->blob_pos >= fs->n) {
+		/* What the archive left out or rewrote: blob requests from the start. */
+		fs->spooled = false;
+		fs->blob_pos = 0;
+	}
+	return rc;
+}
+
 /* ---- the fetch session ---- */
 
 void gh_fetch_end(struct ps_source *src)
@@ -473,6 +688,10 @@ int gh_fetch_begin(struct ps_source *src, const struct ps_head *head,
 	if (head && ps_sha_valid(head->commit) && strlen(head->commit) == 40) {
 		memcpy(fs->commit, head->commit, PS_SHA_HEX);
 		fs->tarball = w >= s->tarball_min && !few_blobs(s, w);
+		if (s->spool && strcmp(s->spool->commit, head->commit) == 0) {
+			fs->spooled = true;
+			fs->tarball = false;
+		}
 	}
 	s->fs = fs;
 	return 0;
@@ -489,11 +708,13 @@ int gh_fetch_next(struct ps_source *src, size_t max, ps_blob_cb cb, void *ud, bo
 		return ps_error_set(PS_EINVAL, NULL, "no fetch session");
 	if (max == 0)
 		max = 1;
-	if (fs->tarball)
+	if (fs->spooled)
+		rc = spool_next(s, fs, max, cb, ud, &delivered);
+	if (rc == 0 && fs->tarball)
 		rc = tar_next(s, fs, max, cb, ud, &delivered);
-	if (rc == 0 && !fs->tarball && delivered < max && fs->ndone < fs->n)
+	if (rc == 0 && !fs->tarball && !fs->spooled && delivered < max && fs->ndone < fs->n)
 		rc = blobs_next(s, fs, max - delivered, cb, ud, &delivered);
-	if (rc == 0 && !fs->tarball && fs->blob_pos >= fs->n && fs->ndone < fs->n)
+	if (rc == 0 && !fs->tarball && !fs->spooled && fs->blob_pos >= fs->n && fs->ndone < fs->n)
 		return ps_error_set(PS_EUPSTREAM, "blobs_missing",
 				    "GitHub did not deliver %zu blob(s)", fs->n - fs->ndone);
 	*done = fs->ndone >= fs->n;

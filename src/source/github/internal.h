@@ -45,6 +45,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "core/model.h"
 #include "source/github.h"
@@ -116,8 +117,25 @@ struct fetch_session {
 	size_t blob_pos;          /* next index to consider in blob mode */
 	char commit[PS_SHA_HEX];
 	bool tarball;             /* still reading the tarball */
+	bool spooled;             /* the blobs of the listing's tarball are at hand */
 	int tar_attempts, tar_rate_waits;
 	struct tar_stream *ts;
+};
+
+/* The files of a first sync's tarball, read once for the listing (tarball_listing): their
+ * content spooled to a temporary file, so the fetch hands them over without downloading the
+ * tarball again. */
+struct spool_entry {
+	char sha[PS_SHA_HEX];
+	int64_t off;
+	size_t len;
+};
+struct tar_spool {
+	FILE *f;
+	struct spool_entry *v;    /* sorted by sha once complete */
+	size_t n, cap;
+	int64_t end;
+	char commit[PS_SHA_HEX];
 };
 
 struct gh_source {
@@ -151,6 +169,8 @@ struct gh_source {
 	char cmp_base[PS_SHA_HEX], cmp_head[PS_SHA_HEX];
 	bool have_cmp;
 	int64_t max_blob_seen;    /* the largest blob size trees reported */
+	struct ps_head head;      /* the last head resolve answered */
+	struct tar_spool *spool;
 	struct fetch_session *fs;
 };
 
@@ -217,6 +237,11 @@ int gh_fetch_begin(struct ps_source *src, const struct ps_head *head, const char
 		   size_t n);
 int gh_fetch_next(struct ps_source *src, size_t max, ps_blob_cb cb, void *ud, bool *done);
 void gh_fetch_end(struct ps_source *src);
+/* Every file of the tarball of `commit` (paths below its top folder; modes from the entries:
+ * executable bit, symlinks; blob ids hashed here; sizes), sorted by path, their content
+ * spooled for the fetch. PS_ENOTSUPP when GitHub offers no tarball. */
+int gh_tar_listing(struct gh_source *s, const char *commit, struct ps_file **out, size_t *n);
+void gh_spool_free(struct gh_source *s);
 int gh_fetch_blobs(struct ps_source *src, const char *const *shas, size_t n, ps_blob_cb cb,
 		   void *ud);
 

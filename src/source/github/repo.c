@@ -417,6 +417,7 @@ int gh_resolve(struct ps_source *src, const char *branch, const char *known,
 	}
 done:
 	*out = h;
+	s->head = h;
 	rc = 0;
 cleanup:
 	json_decref(root);

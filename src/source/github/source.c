@@ -31,6 +31,7 @@ static void gh_free(struct ps_source *src)
 	struct gh_source *s = (struct gh_source *)src;
 
 	gh_fetch_end(src);
+	gh_spool_free(s);
 	if (s->multi)
 		curl_multi_cleanup(s->multi);
 	ps_github_compare_dispose(&s->cmp);

@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "core/diff.h"
+#include "core/tree.h"
 #include "util/error.h"
 #include "util/util.h"
 
@@ -112,6 +113,156 @@ static void file_list_dispose(struct file_list *l)
 	memset(l, 0, sizeof(*l));
 }
 
+static int collect_tree(struct gh_source *s, const char *sha, const char *prefix, int depth,
+			struct file_list *l);
+static int cmp_file_path(const void *a, const void *b);
+
+#define TARBALL_READS_MAX 64 /* head trees read to complete a tarball's listing */
+
+static struct ps_file *file_find(struct file_list *l, const char *path)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (strcmp(l->v[i].path, path) == 0)
+			return &l->v[i];
+	return NULL;
+}
+
+struct pending {
+	char *path;
+	char sha[PS_SHA_HEX];
+};
+
+/*
+ * One directory of the head whose id differs from the tarball's: its entries replace what the
+ * archive rewrote (export-subst), add what it left out (export-ignore, submodules) and drop
+ * what it holds that the tree does not; subdirectories that differ are queued, those the
+ * archive lacks entirely are listed whole.
+ */
+static int complete_dir(struct gh_source *s, struct file_list *l, const struct ps_tree_dir *dirs,
+			size_t nd, const char *path, const struct ps_github_tree *t,
+			struct pending **q, size_t *nq)
+{
+	size_t plen = strlen(path);
+	int rc = 0;
+
+	for (size_t i = 0; rc == 0 && i < t->n; i++) {
+		const struct ps_github_tree_entry *e = &t->v[i];
+		char *full = plen ? ps_asprintf("%s/%s", path, e->path) : ps_strdup(e->path);
+
+		if (e->type == 't') {
+			const struct ps_tree_dir *d = ps_tree_dirs_find(dirs, nd, full);
+			if (!d) {
+				char *prefix = ps_asprintf("%s/", full);
+				rc = collect_tree(s, e->sha, prefix, 1, l);
+				free(prefix);
+			} else if (strcmp(d->sha, e->sha) != 0) {
+				*q = ps_realloc(*q, (*nq + 1) * sizeof(**q));
+				(*q)[*nq].path = full;
+				full = NULL;
+				memcpy((*q)[*nq].sha, e->sha, PS_SHA_HEX);
+				(*nq)++;
+			}
+		} else {
+			struct ps_file *f = file_find(l, full);
+			if (!f) {
+				struct ps_github_tree_entry copy = *e;
+				copy.path = full;
+				rc = file_push(l, "", &copy);
+			} else if (f->mode != e->mode || strcmp(f->sha, e->sha) != 0) {
+				f->mode = e->mode;
+				memcpy(f->sha, e->sha, PS_SHA_HEX);
+				f->size = e->type == 'b' ? e->size : -1;
+			}
+		}
+		free(full);
+	}
+	/* The archive's files in this directory that the tree does not name. */
+	for (size_t i = 0; rc == 0 && i < l->n; i++) {
+		const char *p = l->v[i].path, *name;
+		bool named = false;
+
+		if (plen ? strncmp(p, path, plen) != 0 || p[plen] != '/' : false)
+			continue;
+		name = plen ? p + plen + 1 : p;
+		if (strchr(name, '/'))
+			continue;
+		for (size_t k = 0; k < t->n && !named; k++)
+			named = t->v[k].type != 't' && strcmp(t->v[k].path, name) == 0;
+		if (!named) {
+			free(l->v[i].path);
+			l->v[i] = l->v[--l->n];
+			i--;
+		}
+	}
+	return rc;
+}
+
+/*
+ * A first sync of a tree GitHub truncates, from the tarball: one download names every path
+ * with its executable bit or symlink and content (blob ids hashed here, content spooled for
+ * the fetch). What the archive leaves out or rewrites (export-ignore, export-subst,
+ * submodules) makes directories whose ids differ from the head's: only those are read, from
+ * the root down, and the result must be the head's tree. PS_ENOTSUPP: walk the trees instead.
+ */
+static int tarball_files(struct gh_source *s, const char *tree, struct file_list *l)
+{
+	struct ps_file *v = NULL;
+	size_t n = 0, reads = 0;
+	int rc;
+
+	if ((rc = gh_tar_listing(s, s->head.commit, &v, &n)) < 0)
+		return rc;
+	l->v = v;
+	l->n = l->cap = n;
+	for (int round = 0;; round++) {
+		struct ps_tree_dir *dirs = NULL;
+		size_t nd = 0, nq = 0;
+		struct pending *q = NULL;
+		const struct ps_tree_dir *root;
+
+		if (l->n > 1)
+			qsort(l->v, l->n, sizeof(*l->v), cmp_file_path);
+		if ((rc = ps_tree_build(l->v, l->n, &dirs, &nd)) < 0) {
+			ps_error_clear();
+			return ps_error_set(PS_ENOTSUPP, NULL, "the tarball's paths make no tree");
+		}
+		root = ps_tree_dirs_find(dirs, nd, "");
+		if (root && strcmp(root->sha, tree) == 0) {
+			ps_tree_dirs_free(dirs, nd);
+			return 0;
+		}
+		if (round > 0) {
+			ps_tree_dirs_free(dirs, nd);
+			return ps_error_set(PS_ENOTSUPP, NULL, "the tarball does not make the tree");
+		}
+		q = ps_calloc(1, sizeof(*q));
+		q[0].path = ps_strdup("");
+		memcpy(q[0].sha, tree, PS_SHA_HEX);
+		nq = 1;
+		for (size_t qi = 0; rc == 0 && qi < nq; qi++) {
+			const struct ps_tree_dir *d = ps_tree_dirs_find(dirs, nd, q[qi].path);
+			struct ps_github_tree t = {0};
+
+			if (d && strcmp(d->sha, q[qi].sha) == 0)
+				continue;
+			if (++reads > TARBALL_READS_MAX) {
+				rc = ps_error_set(PS_ENOTSUPP, NULL, "too many trees differ");
+				break;
+			}
+			if ((rc = gh_get_tree(s, q[qi].sha, false, &t)) < 0)
+				break;
+			rc = complete_dir(s, l, dirs, nd, q[qi].path, &t, &q, &nq);
+			ps_github_tree_dispose(&t);
+		}
+		for (size_t i = 0; i < nq; i++)
+			free(q[i].path);
+		free(q);
+		ps_tree_dirs_free(dirs, nd);
+		if (rc < 0)
+			return rc;
+	}
+}
+
 /*
  * Every blob and submodule below `sha`, paths prefixed. One recursive request when GitHub can
  * list it all; when it truncates, the tree alone and then each subtree the same way, as GitHub's
@@ -134,6 +285,16 @@ static int collect_tree(struct gh_source *s, const char *sha, const char *prefix
 		ps_github_tree_dispose(&t);
 		s->big_tree = true;
 		return ps_error_set(PS_ENOTSUPP, NULL, "tree too big to list on a re-sync");
+	}
+	if (t.truncated && depth == 0 && s->head.commit[0] && strcmp(sha, s->head.tree) == 0) {
+		if ((rc = tarball_files(s, sha, l)) != PS_ENOTSUPP) {
+			ps_github_tree_dispose(&t);
+			return rc;
+		}
+		file_list_dispose(l);
+		gh_warn(s, "listing tree %s from GitHub's tarball failed (%s); walking its subtrees",
+			sha, ps_error_message());
+		ps_error_clear();
 	}
 	if (!t.truncated) {
 		for (size_t i = 0; rc == 0 && i < t.n; i++)
