@@ -1,5 +1,5 @@
 /*
- * GitHub's answers through the real GitHub source (source/github.c): the repository, branches
+ * GitHub's answers through the real GitHub source (source/github/): the repository, branches
  * with their Link pages, the branch and commit heads, trees, compares, blobs, error bodies and
  * rate-limit headers, each with the status and headers the input gives (fakegh.h describes the
  * script format). The flow is the one a sync runs (github_flow.h).

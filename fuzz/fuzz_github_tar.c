@@ -1,5 +1,5 @@
 /*
- * The tarball stream (source/github.c tar_next): the input is the body GitHub answers for
+ * The tarball stream (source/github/fetch.c tar_next): the input is the body GitHub answers for
  * /tarball/{commit} (tar or tar.gz), read by libarchive through projsync's own handling of
  * entry types, sizes, symlink targets and content verification; the repository, head and tree
  * answers around it are fixed (the tree lists the blobs the seed tarballs hold).

@@ -1,6 +1,6 @@
 /*
  * The calls a sync makes on a GitHub source, in the pipeline's order, for the two targets that
- * drive source/github.c against fakegh: branches, the head without and with a known commit
+ * drive source/github/ against fakegh: branches, the head without and with a known commit
  * (the conditional request, then the recursive tree and the compare), the listing, and a fetch
  * session over the listed blobs (the tarball or blob requests). Every blob handed over must
  * hash to the SHA it is delivered for: the source promises verified content.

@@ -561,6 +561,48 @@ out:
 
 static int scan_counted(struct ps_sync_run *run);
 
+static int load_base_dir(void *ud, const char *path, struct ps_tree_dir *out);
+
+/* The most head directories settle_modes reads to correct guessed modes: each is one small
+ * request on GitHub; past it, listing the whole tree costs about as much. */
+#define SETTLE_READS_MAX 32
+
+/*
+ * Changes whose source did not know every mode (GitHub's compare) take them from the stored
+ * snapshot and are checked against the head's tree before anything is fetched; the head's
+ * trees that differ are read to correct a wrong guess (core/tree.h ps_tree_settle). Changes
+ * that still do not add up to the head's tree are dropped (PS_ENOTSUPP): the pipeline lists
+ * the tree instead, so a wrong guess costs requests, never a wrong snapshot.
+ */
+static int settle_modes(struct ps_sync_run *run)
+{
+	bool guessed = false, exact = false;
+	size_t reads = 0;
+	int rc;
+
+	for (size_t i = 0; i < run->nchanges && !guessed; i++)
+		guessed = run->changes[i].status == PS_CHANGE_DELETED
+				  ? !run->changes[i].previous_mode
+				  : !run->changes[i].mode;
+	if (!guessed)
+		return 0;
+	rc = ps_tree_settle(run->changes, run->nchanges, load_base_dir, run, run->src,
+			    run->head.tree, SETTLE_READS_MAX, &reads, &exact);
+	if (rc < 0)
+		return rc;
+	if (exact)
+		return 0;
+	ps_changes_free(run->changes, run->nchanges);
+	run->changes = NULL;
+	run->nchanges = 0;
+	if ((rc = emit(run, PS_EVENT_WARNING, fraction_in(PS_PHASE_SCAN, 0),
+		       "the source's list of changes does not add up to the commit's tree; "
+		       "listing the tree instead")) < 0)
+		return rc;
+	return ps_error_set(PS_ENOTSUPP, NULL, "changes do not make the head's tree");
+}
+
+
 /* The source's own ways to learn the changes at once: a compare of two commits, or a whole
  * listing for a first sync. Sets *used when one of them answered. */
 static int scan_fast_path(struct ps_sync_run *run, bool *used)
@@ -576,6 +618,8 @@ static int scan_fast_path(struct ps_sync_run *run, bool *used)
 	if (run->base && run->base->commit && ops->changes) {
 		rc = ops->changes(run->src, run->base->commit, &run->head, &run->changes,
 				  &run->nchanges);
+		if (rc == 0)
+			rc = settle_modes(run);
 		if (rc == 0)
 			ps_diff_pair_renames(&run->changes, &run->nchanges);
 	}
@@ -860,15 +904,26 @@ static void fill_sizes(struct ps_sync_run *run)
 		qsort(run->sizes, run->nsizes, sizeof(*run->sizes), cmp_size);
 	for (size_t i = 0; i < run->nchanges; i++) {
 		struct ps_change *c = &run->changes[i];
-		struct blob_size key, *hit;
+		struct blob_size key, *hit = NULL;
+		void *data = NULL;
+		size_t len = 0;
 
 		if (c->size >= 0 || c->status == PS_CHANGE_DELETED ||
-		    (c->mode & 0170000u) == PS_MODE_COMMIT || !run->nsizes)
+		    (c->mode & 0170000u) == PS_MODE_COMMIT)
 			continue;
 		memcpy(key.sha, c->sha, PS_SHA_HEX);
-		hit = bsearch(&key, run->sizes, run->nsizes, sizeof(*run->sizes), cmp_size);
-		if (hit)
+		if (run->nsizes)
+			hit = bsearch(&key, run->sizes, run->nsizes, sizeof(*run->sizes), cmp_size);
+		if (hit) {
 			c->size = hit->size;
+		} else if (ps_store_blob_get(run->store, c->sha, &data, &len) == 0) {
+			/* Not fetched because the store had it (a mode change, a revert, a copy),
+			 * from a source that did not say its size (GitHub's compare). */
+			c->size = (int64_t)len;
+			free(data);
+		} else {
+			ps_error_clear();
+		}
 	}
 }
 

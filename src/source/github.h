@@ -1,8 +1,8 @@
 /*
- * The pure parts of the GitHub source (source/github.c): parsers of GitHub's REST answers and
+ * The pure parts of the GitHub source (source/github/): parsers of GitHub's REST answers and
  * the mapping of a compare to changes. They know nothing of HTTP, so the unit tests can feed them
- * recorded GitHub responses. Only source/github.c and tests/unit/test_source_github.c use them;
- * the rest of projsync sees a GitHub repository through source/source.h.
+ * recorded GitHub responses. Only source/github/ and tests/unit/test_source_github.c use
+ * them; the rest of projsync sees a GitHub repository through source/source.h.
  *
  * Every parser bounds what it accepts (paths, modes, SHAs) and fails with PS_EUPSTREAM and
  * "GitHub returned malformed JSON for <what>" (or a more precise message) on anything else.
@@ -128,7 +128,10 @@ bool ps_github_compare_usable(const struct ps_github_compare *c);
  * renames keep their blob on both sides so that ps_diff_pair_renames pairs them, as a local
  * diff does); a deletion and an addition of one path become a modification. PS_ENOTSUPP when
  * the compare and the tree disagree (a path missing from the head, another blob), so that the
- * caller walks the trees instead. *out is sorted by path and owned by the caller.
+ * caller walks the trees instead. With `head` NULL, the paths present in the head get the
+ * compare's blob ids and mode 0 (unknown: the pipeline settles it, core/tree.h
+ * ps_tree_settle), and a path without a blob id is PS_ENOTSUPP. *out is sorted by path and
+ * owned by the caller.
  */
 int ps_github_compare_changes(const struct ps_github_compare *c, const struct ps_file *head,
 			      size_t nhead, struct ps_change **out, size_t *n);

@@ -2,7 +2,7 @@
  * Turns a SOURCE string into a source object. This is the one place that knows the SOURCE
  * grammar (see source.h): GitHub names, git URLs (including scp-like user@host:path) and local
  * paths. GitHub names are validated here so that a typo fails when the project is added, not at
- * the first sync. GitHub repositories go to the REST connector (source/github.c), everything
+ * the first sync. GitHub repositories go to the REST connector (source/github/), everything
  * else to the libgit2 source (source/git.c).
  */
 #include "source/source.h"

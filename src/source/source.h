@@ -2,7 +2,7 @@
  * Where a project's repository lives. A source answers a handful of questions and nothing else:
  * which branches exist, what a branch's head is, what a tree holds, and what a set of blobs
  * contains. The sync pipeline (core/sync.c) builds everything else on top of these, so a git
- * remote (libgit2, source/git.c) and GitHub's REST API (source/github.c, later) are
+ * remote (libgit2, source/git.c) and GitHub's REST API (source/github/) are
  * interchangeable. A source object is used by one thread at a time.
  *
  * SOURCE strings:  a local path to a git repository (bare or not) | any git URL (https://, ssh://,
@@ -182,7 +182,7 @@ int ps_git_source_open(struct ps_source **out, const char *location,
 		       const struct ps_source_opts *opts);
 int ps_git_source_check(const char *location, const struct ps_source_opts *opts);
 
-/* Constructor of the GitHub REST source (source/github.c) for OWNER/REPO (already validated).
+/* Constructor of the GitHub REST source (source/github/) for OWNER/REPO (already validated).
  * Reads GITHUB_TOKEN and the PROJSYNC_GITHUB_* settings from the environment; no request is made
  * until the first call. ps_github_source_check asks GitHub for the repository (one request):
  * PS_ENOTFOUND when it does not exist or the token cannot see it. */

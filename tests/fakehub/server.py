@@ -2,7 +2,7 @@
 """
 fakehub: a GitHub REST API emulator for projsync's tests, serving real git repositories.
 
-The GitHub connector (src/source/github.c) is tested against this server over real HTTP, so what
+The GitHub connector (src/source/github/) is tested against this server over real HTTP, so what
 it answers must be what GitHub answers: the same paths, status codes, headers (ETag, Link,
 x-ratelimit-*, retry-after, Location) and JSON shapes. tests/fakehub/test_fakehub.py checks every
 JSON body against GitHub's own OpenAPI description and the recorded real responses of

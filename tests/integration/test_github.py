@@ -194,16 +194,50 @@ def test_tarball_with_export_attributes_is_verified_and_completed(gh, hub, repo)
 
 
 def test_truncated_tree_still_syncs_completely(gh, hub, repo):
+    """Above GitHub's recursive-tree limit a first sync lists the tree from the tarball it
+    downloads anyway: the truncated tree, the tarball, nothing per directory."""
     for i in range(1500):
         repo.write(f"d{i % 4}/s{i % 9}/f{i:04d}.txt", f"{i}\n")
     repo.symlink("d0/link", "s0")
+    repo.write("d1/run.sh", "#!/bin/sh\n", exec_bit=True)
     c = repo.commit()
     hub.truncate_at(400)
-    gh.add("p", publish(hub, repo))
+    gh.add("p", publish(hub, repo), "--branch", "main")
     gh.sync("p")
-    check_same(gh, repo, c, "p", cat={"d0/link", "d3/s8/f1499.txt"})
-    trees = [e for e in hub.log() if e["kind"] == "tree"]
-    assert len(trees) > 1, "a truncated recursive tree must be completed by subtree requests"
+    check_same(gh, repo, c, "p", cat={"d0/link", "d3/s8/f1499.txt", "d1/run.sh"})
+    kinds = [e["kind"] for e in hub.log()]
+    assert kinds.count("tree") == 1 and kinds.count("tarball") == 1, requests_summary(hub)
+    assert "blob" not in kinds, requests_summary(hub)
+
+
+def test_tarball_listing_completes_what_the_archive_leaves_out(gh, hub, repo):
+    """The tarball leaves out export-ignore paths and submodules and rewrites export-subst
+    files: those directories' ids differ from the head's, and only they are read (tree API),
+    the rewritten blobs fetched (blob API). The anonymous 60/h limit suffices: at most 10
+    requests plus one per submodule, whatever the size."""
+    for i in range(3000):
+        repo.write(f"src/m{i % 30:02d}/f{i:04d}.c", f"int f{i};\n")
+    repo.write(".gitattributes", "/VERSION export-subst\n/ci export-ignore\n"
+               "src/m07/secret.txt export-ignore\n")
+    repo.write("VERSION", "$Format:%H$\n")
+    repo.write("ci/build.sh", "#!/bin/sh\nmake\n", exec_bit=True)
+    repo.write("src/m07/secret.txt", "kept out of archives\n")
+    repo.symlink("src/current", "m01")
+    repo.gitlink("deps/lib", "2" * 40)
+    repo.gitlink("vendor", "3" * 40)
+    c = repo.commit()
+    hub.truncate_at(3000)
+    hub.rate_limit(60, reset_in=3600)
+    gh.add("p", publish(hub, repo), "--branch", "main")
+    hub.reset()
+    gh.sync("p")
+    check_same(gh, repo, c, "p", cat={"VERSION", "ci/build.sh", "src/m07/secret.txt",
+                                      "src/current", ".gitattributes"})
+    log = requests_summary(hub)
+    kinds = [e[0] for e in log]
+    assert kinds.count("tarball") == 1, log
+    assert len(log) <= 10 + 2, log
+    assert hub.counters()["rate"]["used"] <= 10 + 2
 
 
 # ------------------------------------------------------------------------------------------
@@ -231,11 +265,10 @@ def test_noop_resync_is_exactly_one_request_answered_304(gh, hub, repo):
 @pytest.mark.parametrize("k,truncate_at", [(1, None), (7, None), (3, 100)],
                          ids=["k1", "k7", "k3-tree-above-githubs-limit"])
 def test_fast_forward_of_k_files_costs_at_most_2_plus_k(gh, hub, repo, k, truncate_at):
-    """2 + k for a project with its branch set: the conditional head request, the head's recursive tree (which names every mode:
-    GitHub's compare API has none) and one request per changed blob. Above GitHub's
-    recursive-tree limit the tree comes back truncated, and the modes are read from the
-    directories on the changed paths instead (after a compare that names them): then the bound
-    is 3 + k + those directories, still independent of the repository's size."""
+    """2 + k for a project with its branch set: the conditional head request, the compare of
+    the last synced commit with the head (paths, blob ids and the head's tree; the modes come
+    from the stored snapshot and the result is checked against that tree) and one request per
+    changed blob. No tree is read, so a tree above GitHub's recursive limit costs the same."""
     for i in range(300):
         repo.write(f"src/m{i % 10}/f{i:03d}.c", f"int v{i} = {i};\n")
     c1 = repo.commit()
@@ -249,14 +282,85 @@ def test_fast_forward_of_k_files_costs_at_most_2_plus_k(gh, hub, repo, k, trunca
     hub.reset()
     s = gh.sync("p")
     log = requests_summary(hub)
-    bound = 2 + k
-    if truncate_at:
-        dirs = {""} | {"src"} | {f"src/m{i % 10}" for i in range(k)}
-        bound = 3 + k + len(dirs)
-    assert len(log) <= bound, f"{len(log)} requests for {k} changed files: {log}"
+    assert len(log) == 2 + k, f"{len(log)} requests for {k} changed files: {log}"
+    assert sorted(e[0] for e in log) == sorted(["commit", "compare"] + ["blob"] * k), log
     assert s["commit"] == c2
     assert changes_as_git(gh.json("changes", s["id"])) == repo.diff(c1, c2)
     check_same(gh, repo, c2, "p", cat={f"src/m{i % 10}/f{i:03d}.c" for i in range(k)})
+
+
+def test_resync_bytes_follow_the_change_not_the_repository(gh, hub, repo):
+    """The bytes of a 10-file re-sync do not grow with the repository: no tree (let alone the
+    recursive one of every path) and no tarball, only the compare and the 10 blobs."""
+    sizes = {}
+    for n in (500, 4000):
+        for i in range(n):
+            repo.write(f"t{n}/d{i % 40:02d}/f{i:05d}.txt", f"file {i} of {n}\n")
+        repo.commit(f"{n} files")
+        name = f"p{n}"
+        gh.add(name, publish(hub, repo), "--branch", "main")
+        gh.sync(name)
+        for i in range(10):
+            repo.write(f"t{n}/d{i:02d}/f{i:05d}.txt", f"changed {i} of {n}\n")
+        c = repo.commit("10 files")
+        hub.reset()
+        gh.sync(name)
+        counters = hub.counters()
+        kinds = {k: v for k, v in counters["by_kind"].items() if v}
+        assert kinds == {"commit": 1, "compare": 1, "blob": 10}, kinds
+        sizes[n] = counters["bytes"]
+        check_same(gh, repo, c, name, cat={f"t{n}/d00/f00000.txt"})
+    # The compare lists the same 10 files for both; only the commit objects in it differ.
+    assert sizes[4000] < 2 * sizes[500] and sizes[4000] < 64 * 1024, sizes
+
+
+def test_guessed_modes_are_corrected_from_the_differing_trees_only(gh, hub, repo):
+    """GitHub's compare has no modes: a new executable, a symlink and a file made executable are
+    first guessed wrong, the computed tree differs from the head's, and the head's trees are
+    read down from the root only where their ids differ from the computed ones (one request
+    each), never the recursive tree. The snapshot is exact."""
+    for i in range(200):
+        repo.write(f"a/b{i % 4}/f{i:03d}.txt", f"{i}\n")
+    repo.write("c/plain.sh", "#!/bin/sh\n")
+    c1 = repo.commit()
+    gh.add("p", publish(hub, repo), "--branch", "main")
+    gh.sync("p")
+    repo.write("a/b1/new.sh", "#!/bin/sh\necho new\n", exec_bit=True)   # added, executable
+    repo.symlink("a/b2/link", "../b1/new.sh")                             # added, symlink
+    repo.chmod_exec("c/plain.sh", True)                                  # mode only
+    repo.write("a/b3/f003.txt", "edited\n")                               # plain edit
+    c2 = repo.commit("modes")
+    hub.reset()
+    s = gh.sync("p")
+    log = hub.log()
+    trees = sorted(e["path"].rsplit("/", 1)[-1] for e in log if e["kind"] == "tree")
+    assert not any("recursive" in t for t in trees), trees
+    # root, a, a/b1, a/b2, c: the directories whose computed ids differ; not a/b0 nor a/b3.
+    assert len(trees) == 5, requests_summary(hub)
+    assert len(log) == 2 + 3 + 5, requests_summary(hub)    # head, compare, 3 new blobs, trees
+    assert changes_as_git(gh.json("changes", s["id"])) == repo.diff(c1, c2)
+    check_same(gh, repo, c2, "p", cat={"a/b1/new.sh", "a/b2/link", "c/plain.sh"})
+
+
+def test_compare_that_does_not_fast_forward_falls_back_to_the_tree(gh, hub, repo):
+    """A force-push: GitHub's compare says "diverged" (the last synced commit is not an
+    ancestor), so the changes come from the head's recursive tree against the snapshot."""
+    repo.write("a.txt", "a\n")
+    c1 = repo.commit()
+    repo.write("b.txt", "b\n")
+    c2 = repo.commit()
+    gh.add("p", publish(hub, repo), "--branch", "main")
+    assert gh.sync("p")["commit"] == c2
+    repo.reset_hard(c1)
+    repo.write("c.txt", "c\n", exec_bit=True)
+    c3 = repo.commit("diverged")
+    hub.reset()
+    s = gh.sync("p")
+    kinds = [e["kind"] for e in hub.log()]
+    assert kinds[:3] == ["commit", "compare", "tree"], requests_summary(hub)
+    assert "recursive=1" in hub.log()[2]["path"], requests_summary(hub)
+    assert changes_as_git(gh.json("changes", s["id"])) == repo.diff(c2, c3)
+    check_same(gh, repo, c3, "p")
 
 
 def test_incremental_changes_of_every_kind_are_exact(gh, hub, repo):

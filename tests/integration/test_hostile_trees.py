@@ -4,7 +4,7 @@ entry twice, or names one "", ".", "..", or with a '/' inside. Each would make a
 is not a tree (two versions of one path, or a path that means something else on disk), so a sync
 of such a commit fails with a reason naming the tree, and nothing is stored: the project's
 history and files stay those of the last good sync. (GitHub's trees get the same rule in
-source/github.c; tests/unit/test_source_github.c covers it there, fuzz_github_source found it.)
+source/github/; tests/unit/test_source_github.c covers it there, fuzz_github_source found it.)
 """
 import binascii
 import subprocess
