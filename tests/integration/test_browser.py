@@ -107,6 +107,13 @@ def test_web_assets(serve):
                               raw=True)
         assert st == 200 and body == f.read_bytes()
     assert len(etags) == len(files)
+    # The viewers' libraries: the Debian packages' files, byte for byte (meson.build).
+    for name, debian in (("highlight.min.js", "/usr/share/javascript/highlight.js/highlight.min.js"),
+                         ("marked.umd.min.js", "/usr/share/javascript/marked/marked.umd.min.js"),
+                         ("purify.min.js", "/usr/share/nodejs/dompurify/dist/purify.min.js")):
+        st, h, body = srv.get(f"/assets/{name}", raw=True)
+        assert st == 200 and body == open(debian, "rb").read(), name
+        assert h["content-type"].startswith("text/javascript"), name
     st, _, e = srv.get("/assets/nope.js")
     assert st == 404 and e["error"]["code"] == "not_found"
     st, _, e = srv.get("/assets/../meson.build")
