@@ -89,13 +89,15 @@ export const api = {
   addMemory: (name, note) => json('POST', `/projects/${enc(name)}/memory`, note),
   memoryHistory: (id) => json('GET', `/memory/${enc(id)}/history`),
   restoreMemory: (id) => json('POST', `/memory/${enc(id)}/restore`),
+  editMemory: (id, changes) => json('PATCH', `/memory/${enc(id)}`, changes),
+  deleteMemory: (id) => json('DELETE', `/memory/${enc(id)}`),
 
   // A file's raw bytes and what the headers say about it.
   async file(name, path, at) {
     const res = await request('GET', `/projects/${enc(name)}/file?path=${enc(path)}&at=${enc(at)}`);
     if (!res.ok) throw await fail(res);
     return { bytes: new Uint8Array(await res.arrayBuffer()), sha: res.headers.get('X-Projsync-Sha'),
-      mode: res.headers.get('X-Projsync-Mode') };
+      mode: res.headers.get('X-Projsync-Mode'), type: res.headers.get('Content-Type') };
   },
 
   // EventSource cannot send an Authorization header: the token goes in the query instead.

@@ -1,10 +1,14 @@
 // The file browser of one snapshot: folders from the flat file list (?dir=a/b/), and the view
-// of one file (?file=path). Text is shown as text (never parsed); a binary file is detected
-// (a NUL byte, or bytes that are not UTF-8) and described, not dumped.
+// of one file (?file=path). Text is shown with line numbers and syntax highlighting
+// (viewers.js; the text goes in as text first, highlighted markup replaces it when ready); an
+// image (the server's Content-Type says image/) is shown as an image; any other binary file (a
+// NUL byte, or bytes that are not UTF-8) is described, not dumped. Raw and Download are links to
+// a blob of the bytes already fetched (the token, when there is one, went with that fetch).
 
 import { h, mount, notice } from './dom.js';
 import { api } from './api.js';
 import { bytes, shortSha } from './format.js';
+import { highlightInto } from './viewers.js';
 
 const SHOW_MAX = 512 * 1024; // bytes of text shown before cutting
 
@@ -57,7 +61,42 @@ export function isBinary(buf) {
   }
 }
 
+// Blob URLs of the file on view; released when another file is shown.
+let blobUrls = [];
+function blobUrl(buf, type) {
+  const url = URL.createObjectURL(new Blob([buf], { type }));
+  blobUrls.push(url);
+  return url;
+}
+
+function fileActions(path, buf, type) {
+  const name = path.slice(path.lastIndexOf('/') + 1);
+  // An SVG opened on its own is a document: its source is what "raw" shows.
+  const rawType = type.startsWith('image/svg') ? 'text/plain; charset=utf-8' : type;
+  return h('div.file-actions',
+    h('a.btn.btn-small#file-raw', { href: blobUrl(buf, rawType), target: '_blank', rel: 'noopener' }, 'Raw'),
+    h('a.btn.btn-small#file-download', { href: blobUrl(buf, type), download: name }, 'Download'));
+}
+
+// The text with a column of line numbers beside it; the numbers are not part of the text (a
+// selection copies only the code).
+function codeView(path, text) {
+  const lines = text.split('\n');
+  if (lines.length > 1 && lines[lines.length - 1] === '') lines.pop();
+  const numbers = lines.map((_, i) => i + 1).join('\n');
+  const code = h('code', text);
+  const view = h('div.code-view', { tabindex: '0', 'aria-label': `Content of ${path}` },
+    h('pre.line-numbers', { 'aria-hidden': 'true' }, numbers),
+    h('pre.file-text', code));
+  highlightInto(code, text, path).then((lang) => {
+    if (lang) view.dataset.language = lang;
+  }).catch(() => { /* stays plain text */ });
+  return view;
+}
+
 async function fileView(box, project, at, f, maxBlob) {
+  for (const url of blobUrls) URL.revokeObjectURL(url);
+  blobUrls = [];
   const head = h('div.file-head', h('h3.path', f.path),
     h('p.muted', `${f.type === 'commit' ? 'submodule' : bytes(f.size)} · mode ${f.mode} · ${shortSha(f.sha)}`));
   if (f.type === 'commit') return mount(box, head, h('p', `A submodule at commit ${f.sha}: it has no content here.`));
@@ -73,11 +112,14 @@ async function fileView(box, project, at, f, maxBlob) {
   const buf = file.bytes;
   if (f.mode === '120000')
     return mount(box, head, h('p', 'Symbolic link to ', h('code', new TextDecoder().decode(buf))));
+  const type = file.type || 'application/octet-stream';
+  head.append(fileActions(f.path, buf, type));
+  if (type.startsWith('image/'))
+    return mount(box, head, h('div.file-image', h('img', { src: blobUrl(buf, type), alt: f.path })));
   if (isBinary(buf))
     return mount(box, head, h('p.binary', `Binary file (${bytes(buf.length)}): not shown.`));
   const text = new TextDecoder().decode(buf.subarray(0, SHOW_MAX));
-  mount(box, head,
-    h('pre.file-text', { tabindex: '0', 'aria-label': `Content of ${f.path}` }, h('code', text)),
+  mount(box, head, codeView(f.path, text),
     buf.length > SHOW_MAX ? h('p.muted', `Showing the first ${bytes(SHOW_MAX)} of ${bytes(buf.length)}.`) : null);
 }
 

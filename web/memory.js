@@ -1,11 +1,14 @@
 // Memory: the project's active entries (a page at a time, "Load more" for the next), a search
 // with highlighted snippets, a "show superseded" toggle, each entry's versions, Restore on
-// superseded ones (which makes a copy of that version the active entry for its file), and a
-// form that adds a note by hand.
+// superseded ones (which makes a copy of that version the active entry for its file), a form
+// that adds a note by hand, and Edit / Delete on the current version of a note added by hand
+// (an edit is a new version, a delete can be undone: both are restorable from the history).
+// An entry's full text is its markdown, rendered and sanitized (viewers.js) when opened.
 
 import { h, mount, notice, markedText } from './dom.js';
 import { api } from './api.js';
 import { projectHeader, timeEl } from './projects.js';
+import { markdownInto } from './viewers.js';
 
 const EXCERPT = 280;
 const PAGE = 200;
@@ -18,8 +21,12 @@ function origin(e) {
 }
 
 function entryStatus(e) {
-  return h('span.badge', { class: `badge-${e.status}` }, e.status);
+  const status = e.deleted ? 'deleted' : e.status;
+  return h('span.badge', { class: `badge-${status}` }, status);
 }
+
+// The actions that change memory, in one place, so a page that may only read can leave them out.
+const canWrite = () => true;
 
 export async function memoryView({ root, params, query, navigate }) {
   const name = params.name;
@@ -57,7 +64,7 @@ export async function memoryView({ root, params, query, navigate }) {
   h('div.field.check', toggle, h('label', { for: 'show-superseded' }, 'Show superseded entries')),
   msg);
 
-  mount(root, projectHeader(project, 'memory'), addNoteForm(), form, results);
+  mount(root, projectHeader(project, 'memory'), canWrite() ? addNoteForm() : null, form, results);
 
   // Active entries first, each group in the API's order (best match first when searching).
   const ordered = (found) => [...found.filter((e) => e.status === 'active'),
@@ -138,9 +145,102 @@ export async function memoryView({ root, params, query, navigate }) {
   }
 
   function restoreButton(e) {
+    if (!canWrite()) return null;
     return h('button.btn.btn-small.restore', { type: 'button',
       'aria-label': `Restore entry #${e.id} (${e.title})`,
       onclick: (ev) => restore(e, ev.currentTarget) }, 'Restore');
+  }
+
+  // A note's form: for adding (no entry) or editing (the entry's values filled in).
+  function noteFields(prefix, e) {
+    const title = h(`input#${prefix}-title`, { name: 'title', required: true, maxlength: '300', autocomplete: 'off',
+      value: e ? e.title : '' });
+    const content = h(`textarea#${prefix}-content`, { name: 'content', rows: '6' });
+    content.value = e ? e.content : '';
+    const tags = h(`input#${prefix}-tags`, { name: 'tags', autocomplete: 'off', 'aria-describedby': `${prefix}-tags-help`,
+      value: e ? (e.tags || []).join(', ') : '' });
+    const fields = [
+      h('div.field', h('label', { for: `${prefix}-title` }, 'Title'), title),
+      h('div.field', h('label', { for: `${prefix}-content` }, 'Text (markdown)'), content),
+      h('div.field', h('label', { for: `${prefix}-tags` }, 'Tags'), tags,
+        h(`p.hint#${prefix}-tags-help`, 'Separated by commas.'))];
+    const values = () => ({ title: title.value.trim(), content: content.value,
+      tags: tags.value.split(',').map((t) => t.trim()).filter(Boolean) });
+    return { title, fields, values };
+  }
+
+  function focusEntry(id) {
+    const again = results.querySelector(`[data-entry-id="${id}"] h3`);
+    if (again) { again.setAttribute('tabindex', '-1'); again.focus(); }
+  }
+
+  // Edit: the card's text gives way to a form; Save makes a new version.
+  function editNote(e, card) {
+    const prefix = `edit-${e.id}`;
+    const { title, fields, values } = noteFields(prefix, e);
+    const emsg = h('div.form-msg');
+    const form = h('form.edit-note', { novalidate: true, 'aria-label': `Edit note ${e.title}`, onsubmit: async (ev) => {
+      ev.preventDefault();
+      const v = values();
+      if (!v.title) { mount(emsg, notice('error', 'Give the note a title.')); title.focus(); return; }
+      const button = form.querySelector('button[type=submit]');
+      button.disabled = true;
+      try {
+        const r = await api.editMemory(e.id, v);
+        await load(notice('info', r.changed ? `Saved: entry #${r.id} is the new version of “${r.title}” (#${e.id} stays in its versions).`
+          : 'Nothing changed.'));
+        focusEntry(r.id);
+      } catch (err) {
+        button.disabled = false;
+        mount(emsg, notice('error', err.message));
+      }
+    } },
+    fields,
+    h('div.entry-actions', h('button.btn.btn-primary', { type: 'submit' }, 'Save'),
+      h('button.btn', { type: 'button', onclick: () => { form.replaceWith(card.actions); card.actions.querySelector('button').focus(); } }, 'Cancel')),
+    emsg);
+    card.actions.replaceWith(form);
+    title.focus();
+  }
+
+  // Delete asks once, in place; the notice that follows can undo it (a restore).
+  function deleteNote(e, card, button) {
+    const keep = h('button.btn', { type: 'button', onclick: () => { ask.replaceWith(card.actions); button.focus(); } }, 'Keep it');
+    const ask = h('div.entry-actions.confirm-delete', { role: 'group', 'aria-label': `Delete note ${e.title}` },
+      h('span.confirm-text', 'Delete this note?'),
+      h('button.btn.btn-danger', { type: 'button', onclick: async (ev) => {
+        ev.currentTarget.disabled = true;
+        try {
+          await api.deleteMemory(e.id);
+          const undo = h('button.btn.btn-small', { type: 'button', onclick: async (uev) => {
+            uev.currentTarget.disabled = true;
+            try {
+              const r = await api.restoreMemory(e.id);
+              await load(notice('info', `Restored “${r.title}” as entry #${r.id}.`));
+              focusEntry(r.id);
+            } catch (err) {
+              uev.currentTarget.after(notice('error', err.message));
+            }
+          } }, 'Undo');
+          await load(notice('info', `Deleted note #${e.id} “${e.title}”; it stays in its versions. `, undo));
+          undo.focus();
+        } catch (err) {
+          ask.append(notice('error', err.message));
+        }
+      } }, 'Delete'),
+      keep);
+    card.actions.replaceWith(ask);
+    keep.focus();
+  }
+
+  // Edit and Delete: the current version of a note written by hand (the API refuses the rest).
+  function noteWriteButtons(e, card) {
+    if (!canWrite() || e.origin !== 'manual' || e.status !== 'active') return [];
+    return [
+      h('button.btn.btn-small.edit-note-btn', { type: 'button', 'aria-label': `Edit note #${e.id} (${e.title})`,
+        onclick: () => editNote(e, card) }, 'Edit'),
+      h('button.btn.btn-small.delete-note-btn', { type: 'button', 'aria-label': `Delete note #${e.id} (${e.title})`,
+        onclick: (ev) => deleteNote(e, card, ev.currentTarget) }, 'Delete')];
   }
 
   function entryCard(e) {
@@ -165,14 +265,26 @@ export async function memoryView({ root, params, query, navigate }) {
       } }, 'Versions');
     const text = e.snippet ? h('p.snippet', markedText(e.snippet))
       : h('p.excerpt', e.content.length > EXCERPT ? e.content.slice(0, EXCERPT) + '…' : e.content);
+    // The full text as markdown, rendered when first opened (the library loads then).
+    const full = h('div.entry-content', e.content);
+    const details = h('details.full-text', h('summary', 'Full text'), full);
+    details.addEventListener('toggle', () => {
+      if (details.open && !full.dataset.rendered) {
+        full.dataset.rendered = '1';
+        markdownInto(full, e.content);
+      }
+    });
+    const card = {};
+    card.actions = h('div.entry-actions', vbtn, e.status === 'superseded' ? restoreButton(e) : null,
+      noteWriteButtons(e, card));
     return h('li.memory-entry.card', { dataset: { entryId: String(e.id), status: e.status } },
       h('div.entry-head', h('h3', e.title), entryStatus(e)),
       h('p.muted.entry-meta', e.source_ref ? h('code', e.source_ref) : 'manual', ' · ', origin(e), ' · ',
         timeEl(e.created_at)),
       e.tags && e.tags.length ? h('ul.tags', { 'aria-label': 'Tags' }, e.tags.map((t) => h('li', t))) : null,
       text,
-      h('details', h('summary', 'Full text'), h('pre.entry-content', e.content)),
-      h('div.entry-actions', vbtn, e.status === 'superseded' ? restoreButton(e) : null),
+      details,
+      card.actions,
       versions);
   }
 

@@ -55,6 +55,7 @@ static const char main_usage[] =
 	"  memory search NAME TEXT...      full-text search of a project's notes\n"
 	"  memory show|history|restore ID  one note, its versions, bring one back\n"
 	"  memory add NAME --title T (--file F | --text S)   a note by hand\n"
+	"  memory edit|rm ID               change a note added by hand (a new version), delete it\n"
 	"\n"
 	"Maintenance:\n"
 	"  serve [--listen HOST:PORT] [--workers N]   HTTP API, live progress, sync workers\n"

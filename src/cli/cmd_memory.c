@@ -1,7 +1,8 @@
 /*
  * `projsync memory`: a project's knowledge base from the command line. Lists and searches
  * entries (`list`, `search`), shows one entry and its versions (`show`, `history`), restores an
- * older version (`restore`) and adds a note by hand (`add`). The work is the store's (store.h,
+ * older version (`restore`), adds a note by hand (`add`), edits one (`edit`: a new version) and
+ * deletes one (`rm`: superseded with no successor, restorable). The work is the store's (store.h,
  * memory entries); this file parses, prints tables for people and the JSON shape of
  * core/memory.h for scripts.
  *
@@ -33,6 +34,9 @@ static const char memory_usage[] =
 	"       projsync memory history ID [--json]\n"
 	"       projsync memory restore ID [--json]\n"
 	"       projsync memory add NAME --title T (--file F | --text S) [--tag T]... [--json]\n"
+	"       projsync memory edit ID [--title T] [--file F | --text S] [--tag T]... [--no-tags]\n"
+	"                               [--json]\n"
+	"       projsync memory rm ID [--json]\n"
 	"       projsync memory NAME [--search Q] ...   (short for list/search; see below)\n"
 	"\n"
 	"A project's memory entries: notes imported by each sync from files that match the\n"
@@ -50,7 +54,8 @@ static const char memory_usage[] =
 	"                         \"snippet\", with <mark>...</mark> around matches, and \"rank\")\n"
 	"\n"
 	"The first word after `memory` that is not an option picks the subcommand: list, search,\n"
-	"show, history, restore or add. Any other word is a project NAME, short for `list NAME`\n"
+	"show, history, restore, add, edit or rm. Any other word is a project NAME, short for\n"
+	"`list NAME` "
 	"(`memory NAME --search Q` for `search NAME Q`). A project whose name is one of those\n"
 	"words is reached with the explicit form: `projsync memory list show`.\n"
 	"\n"
@@ -104,6 +109,29 @@ static const char restore_usage[] =
 	"file's active entry is a restored copy of it with the same title, tags and content)\n"
 	"changes nothing and says so. --json prints the active entry either way.\n";
 
+static const char edit_usage[] =
+	"usage: projsync memory edit ID [--title T] [--file F | --text S] [--tag T]... [--no-tags]\n"
+	"                               [--json]\n"
+	"\n"
+	"Edits a note added by hand: a new version with the changes becomes the active entry and\n"
+	"the old one is kept, superseded, in its history (`memory restore` brings it back). What is\n"
+	"not given stays as it was. Notes imported from files are changed by changing the file.\n"
+	"An edit that changes nothing makes no new version.\n"
+	"\n"
+	"  --title T    the new title (one line)\n"
+	"  --file F     the new content, read from file F ('-': standard input)\n"
+	"  --text S     the new content, given inline\n"
+	"  --tag T      a tag; repeatable; the given tags replace the old ones\n"
+	"  --no-tags    remove every tag\n"
+	"  --json       print the active entry\n";
+
+static const char rm_usage[] =
+	"usage: projsync memory rm ID [--json]\n"
+	"\n"
+	"Deletes a note added by hand: its entry leaves lists and searches but stays in its\n"
+	"history, and `memory restore ID` brings it back. Notes imported from files go away when\n"
+	"the file does. --json prints the deleted entry.\n";
+
 static const char add_usage[] =
 	"usage: projsync memory add NAME --title T (--file F | --text S) [--tag T]... [--json]\n"
 	"\n"
@@ -125,6 +153,7 @@ enum {
 	OPT_FILE,
 	OPT_TEXT,
 	OPT_TAG,
+	OPT_NO_TAGS,
 };
 
 /* Text for one table cell or line: control characters (newlines too) become spaces. */
@@ -211,8 +240,12 @@ static void superseded_text(const struct ps_memory_entry *e, char *out, size_t l
 			 e->superseded_by_entry);
 	else if (e->superseded_by_sync)
 		snprintf(out, len, "sync %" PRId64 " (file removed)", e->superseded_by_sync);
+	else if (e->superseded_by_entry && e->origin == PS_MEMORY_FROM_MANUAL)
+		snprintf(out, len, "entry %" PRId64, e->superseded_by_entry);
 	else if (e->superseded_by_entry)
 		snprintf(out, len, "entry %" PRId64 " (restore)", e->superseded_by_entry);
+	else if (ps_memory_deleted(e))
+		snprintf(out, len, "deleted");
 	else
 		snprintf(out, len, "yes");
 }
@@ -288,7 +321,7 @@ static int memory_list(struct ps_cli *cli, int argc, char **argv, enum list_form
 	if (argc - optind < 1)
 		return ps_cli_usage_error(cli, form == FORM_SHORT ?
 					  "memory needs a subcommand (list, search, show, history, "
-					  "restore, add) or a project NAME" :
+					  "restore, add, edit, rm) or a project NAME" :
 					  "%s needs a project NAME", cli->command);
 	if (form == FORM_SEARCH) {
 		size_t len = 0;
@@ -622,6 +655,115 @@ out:
 	return exit_code;
 }
 
+/* ---- edit, rm ---- */
+
+static int memory_edit(struct ps_cli *cli, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "title", required_argument, NULL, OPT_TITLE },
+		{ "file", required_argument, NULL, OPT_FILE },
+		{ "text", required_argument, NULL, OPT_TEXT },
+		{ "tag", required_argument, NULL, OPT_TAG },
+		{ "no-tags", no_argument, NULL, OPT_NO_TAGS },
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ 0 },
+	};
+	struct ps_strv tags = { 0 };
+	struct ps_memory_entry *e = NULL;
+	const char *title = NULL, *file = NULL, *text = NULL;
+	char *content = NULL;
+	bool set_tags = false, no_tags = false, changed = false;
+	int64_t id;
+	int c, rc, exit_code = PS_EXIT_USAGE;
+
+	while ((c = ps_cli_getopt(cli, argc, argv, opts, edit_usage)) != -1) {
+		switch (c) {
+		case PS_CLI_OPT_HELP: exit_code = PS_EXIT_OK; goto out;
+		case OPT_JSON: cli->json = true; break;
+		case OPT_TITLE: title = optarg; break;
+		case OPT_FILE: file = optarg; break;
+		case OPT_TEXT: text = optarg; break;
+		case OPT_TAG: ps_strv_push(&tags, optarg); set_tags = true; break;
+		case OPT_NO_TAGS: no_tags = true; break;
+		default: goto out;
+		}
+	}
+	if (argc - optind < 1) {
+		exit_code = ps_cli_usage_error(cli, "memory edit needs a memory entry ID");
+		goto out;
+	}
+	if (argc - optind > 1) {
+		exit_code = ps_cli_usage_error(cli, "unexpected argument '%s'", argv[optind + 1]);
+		goto out;
+	}
+	if (!ps_cli_parse_id(argv[optind], &id)) {
+		exit_code = ps_cli_usage_error(cli, "invalid memory entry id '%s': entry ids are "
+					       "numbers (see projsync memory list NAME)",
+					       argv[optind]);
+		goto out;
+	}
+	if (file && text) {
+		exit_code = ps_cli_usage_error(cli, "memory edit takes one of --file and --text");
+		goto out;
+	}
+	if (set_tags && no_tags) {
+		exit_code = ps_cli_usage_error(cli, "memory edit takes --tag or --no-tags, not both");
+		goto out;
+	}
+	if (!title && !file && !text && !set_tags && !no_tags) {
+		exit_code = ps_cli_usage_error(cli, "memory edit needs something to change: --title, "
+					       "--file, --text, --tag or --no-tags");
+		goto out;
+	}
+	if (file && (rc = read_content(file, &content)) < 0) {
+		exit_code = ps_cli_fail(rc == PS_ENOTFOUND ? PS_EINVAL : rc);
+		goto out;
+	}
+	if ((rc = ps_cli_open_store(cli, 0)) < 0 ||
+	    (rc = ps_store_memory_edit(cli->store, id, title, content ? content : text,
+				       set_tags || no_tags ? &tags : NULL, &e, &changed)) < 0) {
+		exit_code = ps_cli_fail(rc == PS_ETOOBIG ? PS_EINVAL : rc);
+		goto out;
+	}
+	if (!changed)
+		fprintf(cli->json ? stderr : stdout,
+			"memory entry %" PRId64 " already reads that way: nothing to change\n", id);
+	if (cli->json)
+		ps_cli_print_json(ps_memory_entry_to_json(e));
+	else if (changed)
+		printf("edited memory entry %" PRId64 ": entry %" PRId64 " is the new version\n", id,
+		       e->id);
+	exit_code = PS_EXIT_OK;
+out:
+	ps_memory_entry_free(e);
+	ps_strv_dispose(&tags);
+	free(content);
+	return exit_code;
+}
+
+static int memory_rm(struct ps_cli *cli, int argc, char **argv)
+{
+	struct ps_memory_entry *e = NULL;
+	int64_t id;
+	int rc;
+
+	if ((rc = parse_id_args(cli, argc, argv, rm_usage, &id)) >= 0)
+		return rc;
+	if ((rc = ps_cli_open_store(cli, 0)) < 0 ||
+	    (rc = ps_store_memory_delete(cli->store, id, &e)) < 0)
+		return ps_cli_fail(rc);
+	if (cli->json) {
+		ps_cli_print_json(ps_memory_entry_to_json(e));
+	} else {
+		char *title = printable(e->title);
+		printf("deleted memory entry %" PRId64 " (%s); projsync memory restore %" PRId64
+		       " brings it back\n", id, title, id);
+		free(title);
+	}
+	ps_memory_entry_free(e);
+	return PS_EXIT_OK;
+}
+
 /* Whether `arg` (an option word, without its leading "--" and any "=value") names an option of
  * some memory subcommand that takes a value: then the next word is that value, not an operand.
  * Unambiguous prefixes count, as getopt_long accepts them; no flag shares a first letter with
@@ -668,6 +810,8 @@ int ps_cmd_memory(struct ps_cli *cli, int argc, char **argv)
 		{ "history", "memory history", memory_history, 0 },
 		{ "restore", "memory restore", memory_restore, 0 },
 		{ "add", "memory add", memory_add, 0 },
+		{ "edit", "memory edit", memory_edit, 0 },
+		{ "rm", "memory rm", memory_rm, 0 },
 	};
 	int at = first_operand(argc, argv);
 

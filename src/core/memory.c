@@ -483,7 +483,9 @@ bool ps_memory_globs_match(const struct ps_strv *globs, const char *path)
 
 /* ---- search text ---- */
 
-int ps_memory_fts_query(char **out, const char *q)
+/* The FTS5 query of ps_memory_fts_query; with `prefix`, every phrase's last word also matches
+ * as the start of a longer word ("cach"* finds "caching"). */
+static int fts_query(char **out, const char *q, bool prefix)
 {
 	struct ps_buf b;
 	size_t words = 0;
@@ -493,7 +495,7 @@ int ps_memory_fts_query(char **out, const char *q)
 		return ps_error_set(PS_ETOOBIG, "query_too_long",
 				    "search query too long (%zu bytes; at most %d)", strlen(p),
 				    PS_MEMORY_MAX_QUERY);
-	ps_buf_init(&b, PS_MEMORY_MAX_QUERY * 2 + PS_MEMORY_MAX_QUERY_WORDS * 3 + 16);
+	ps_buf_init(&b, PS_MEMORY_MAX_QUERY * 2 + PS_MEMORY_MAX_QUERY_WORDS * 4 + 16);
 	while (*p && words < PS_MEMORY_MAX_QUERY_WORDS) {
 		const char *s, *e;
 		bool word = false;
@@ -515,7 +517,7 @@ int ps_memory_fts_query(char **out, const char *q)
 		ps_buf_puts(&b, "\"");
 		for (const char *c = s; c < e; c++)
 			ps_buf_append(&b, *c == '"' ? "\"\"" : c, *c == '"' ? 2 : 1);
-		ps_buf_puts(&b, "\"");
+		ps_buf_puts(&b, prefix ? "\"*" : "\"");
 	}
 	if (words == 0) {
 		ps_buf_dispose(&b);
@@ -524,6 +526,46 @@ int ps_memory_fts_query(char **out, const char *q)
 	}
 	*out = ps_buf_take(&b, NULL);
 	return 0;
+}
+
+int ps_memory_fts_query(char **out, const char *q)
+{
+	return fts_query(out, q, false);
+}
+
+int ps_memory_fts_prefix_query(char **out, const char *q)
+{
+	return fts_query(out, q, true);
+}
+
+int ps_memory_check_note(const char *title, const char *content, const struct ps_strv *tags)
+{
+	const char *t = title ? title : "";
+
+	while (*t == ' ' || *t == '\t')
+		t++;
+	if (!*t)
+		return ps_error_set(PS_EINVAL, "title_required", "a memory entry needs a title");
+	if (strlen(title) > PS_MEMORY_MAX_TITLE || strchr(title, '\n'))
+		return ps_error_set(PS_EINVAL, "bad_title",
+				    "the title must be one line of at most %d bytes",
+				    PS_MEMORY_MAX_TITLE);
+	if (content && strlen(content) > PS_MEMORY_MAX_CONTENT)
+		return ps_error_set(PS_ETOOBIG, "content_too_big",
+				    "the content is larger than %d bytes", PS_MEMORY_MAX_CONTENT);
+	if (tags && tags->n > PS_MEMORY_MAX_TAGS)
+		return ps_error_set(PS_EINVAL, "too_many_tags", "at most %d tags", PS_MEMORY_MAX_TAGS);
+	for (size_t i = 0; tags && i < tags->n; i++)
+		if (!tags->v[i][0] || strlen(tags->v[i]) > PS_MEMORY_MAX_TAG)
+			return ps_error_set(PS_EINVAL, "bad_tag",
+					    "a tag must be 1 to %d bytes long", PS_MEMORY_MAX_TAG);
+	return 0;
+}
+
+bool ps_memory_deleted(const struct ps_memory_entry *e)
+{
+	return e->origin == PS_MEMORY_FROM_MANUAL && e->status == PS_MEMORY_SUPERSEDED &&
+	       !e->superseded_by_entry && !e->superseded_by_sync;
 }
 
 /* ---- JSON ---- */
@@ -550,6 +592,7 @@ json_t *ps_memory_entry_to_json(const struct ps_memory_entry *e)
 	json_object_set_new(o, "sha", e->sha[0] ? json_string(e->sha) : json_null());
 	json_object_set_new(o, "superseded_by_entry", ps_json_id(e->superseded_by_entry));
 	json_object_set_new(o, "superseded_at", ps_json_time(e->superseded_at));
+	json_object_set_new(o, "deleted", json_boolean(ps_memory_deleted(e)));
 	if (e->snippet) {
 		json_object_set_new(o, "snippet", ps_json_string(e->snippet));
 		json_object_set_new(o, "rank", json_real(e->rank));

@@ -110,12 +110,23 @@ bool ps_memory_globs_match(const struct ps_strv *globs, const char *path);
  * *out is malloc'd.
  */
 int ps_memory_fts_query(char **out, const char *user_query);
+/* The same words, each phrase's last word also matching as a prefix (`"cach"*`): what a search
+ * matches; ps_memory_fts_query's whole-word matches rank first (store.h). */
+int ps_memory_fts_prefix_query(char **out, const char *user_query);
+
+/* The checks a manual note passes (add and edit, both backends): PS_EINVAL for an empty or
+ * multi-line title, too many or empty or over-long tags; PS_ETOOBIG for content over
+ * PS_MEMORY_MAX_CONTENT. `content` and `tags` may be NULL (not checked). */
+int ps_memory_check_note(const char *title, const char *content, const struct ps_strv *tags);
+
+/* A manual note deleted by hand: superseded with no successor (neither an entry nor a sync). */
+bool ps_memory_deleted(const struct ps_memory_entry *e);
 
 /*
  * The JSON shape of docs/architecture.md §6: {"id", "project", "source", "source_ref", "title", "tags",
  * "content", "status", "introduced_by_sync", "superseded_by_sync", "restored_from",
  * "created_at"} plus "origin", "sha", "superseded_by_entry", "superseded_at", and on search results
- * "snippet" and "rank". New reference owned by the caller.
+ * "snippet" and "rank", and "deleted" (ps_memory_deleted). New reference owned by the caller.
  */
 json_t *ps_memory_entry_to_json(const struct ps_memory_entry *e);
 

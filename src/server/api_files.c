@@ -1,14 +1,22 @@
 /*
  * Snapshots over HTTP: `GET /api/v1/projects/{name}/files?at&prefix` lists the files of a
  * succeeded sync (the latest by default) in path byte order, and
- * `GET /api/v1/projects/{name}/file?path&at` returns one file's content as raw bytes, with its
- * blob SHA and mode in headers. The file list pages only when asked (?limit, then the Link
+ * `GET /api/v1/projects/{name}/file?path&at[&download=1]` returns one file's content as raw
+ * bytes, with its blob SHA and mode in headers.
+ *
+ * The file's Content-Type (content_type below): a type its extension names for images, media,
+ * fonts and archives; otherwise text/plain with charset=utf-8 when the bytes are text (no NUL,
+ * valid UTF-8), else application/octet-stream. Never text/html nor a script type: the bytes are
+ * a repository's, and this origin is the page's. Every answer also says nosniff and a sandbox
+ * CSP, so even an SVG opened directly runs nothing. ?download=1 adds Content-Disposition:
+ * attachment with the file's base name. The file list pages only when asked (?limit, then the Link
  * header's `after` cursor), so a plain GET returns the whole snapshot like `files --json`.
  */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/json.h"
 #include "core/project.h"
@@ -195,6 +203,94 @@ static bool etag_matches(const char *h, const char *sha)
 	return false;
 }
 
+/* True when `data` reads as UTF-8 text: no NUL in it, and valid UTF-8 (the characters that start
+ * in the first 1 MiB are checked: enough to tell, and bounded). */
+static bool is_text(const unsigned char *data, size_t len)
+{
+	size_t n = len < 1024 * 1024 ? len : 1024 * 1024;
+
+	if (memchr(data, 0, len))
+		return false;
+	for (size_t i = 0; i < n;) {
+		unsigned char c = data[i];
+		size_t k;
+		uint32_t cp;
+
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		if (c >= 0xc2 && c <= 0xdf)
+			k = 1, cp = c & 0x1f;
+		else if (c >= 0xe0 && c <= 0xef)
+			k = 2, cp = c & 0x0f;
+		else if (c >= 0xf0 && c <= 0xf4)
+			k = 3, cp = c & 0x07;
+		else
+			return false;
+		if (i + k >= len)
+			return false; /* a character cut by the end of the file */
+		for (size_t j = 1; j <= k; j++) {
+			if ((data[i + j] & 0xc0) != 0x80)
+				return false;
+			cp = cp << 6 | (data[i + j] & 0x3f);
+		}
+		if ((k == 2 && cp < 0x800) || (k == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
+		    (cp >= 0xd800 && cp <= 0xdfff))
+			return false;
+		i += k + 1;
+	}
+	return true;
+}
+
+/* The Content-Type of a file's bytes (see the comment at the top). */
+static const char *file_content_type(const char *path, const void *data, size_t len)
+{
+	static const struct { const char *ext, *type; } by_ext[] = {
+		{ "png", "image/png" }, { "jpg", "image/jpeg" }, { "jpeg", "image/jpeg" },
+		{ "gif", "image/gif" }, { "webp", "image/webp" }, { "avif", "image/avif" },
+		{ "bmp", "image/bmp" }, { "ico", "image/vnd.microsoft.icon" },
+		{ "svg", "image/svg+xml" }, { "tif", "image/tiff" }, { "tiff", "image/tiff" },
+		{ "pdf", "application/pdf" }, { "zip", "application/zip" },
+		{ "gz", "application/gzip" }, { "tgz", "application/gzip" },
+		{ "bz2", "application/x-bzip2" }, { "xz", "application/x-xz" },
+		{ "zst", "application/zstd" }, { "tar", "application/x-tar" },
+		{ "7z", "application/x-7z-compressed" }, { "jar", "application/java-archive" },
+		{ "wasm", "application/wasm" }, { "woff", "font/woff" }, { "woff2", "font/woff2" },
+		{ "ttf", "font/ttf" }, { "otf", "font/otf" }, { "mp3", "audio/mpeg" },
+		{ "ogg", "audio/ogg" }, { "wav", "audio/wav" }, { "flac", "audio/flac" },
+		{ "mp4", "video/mp4" }, { "webm", "video/webm" }, { "mov", "video/quicktime" },
+	};
+	const char *base = strrchr(path, '/'), *dot;
+
+	base = base ? base + 1 : path;
+	if ((dot = strrchr(base, '.')) && dot != base)
+		for (size_t i = 0; i < sizeof(by_ext) / sizeof(*by_ext); i++)
+			if (strcasecmp(dot + 1, by_ext[i].ext) == 0)
+				return by_ext[i].type;
+	return is_text(data, len) ? "text/plain; charset=utf-8" : "application/octet-stream";
+}
+
+/* Content-Disposition: attachment with the base name: a quoted ASCII fallback (anything else
+ * as `_`) and RFC 8187's filename* with the exact bytes. */
+static char *attachment(const char *path)
+{
+	const char *base = strrchr(path, '/');
+	char *fallback, *exact, *out;
+
+	base = base ? base + 1 : path;
+	fallback = ps_strdup(base);
+	for (char *c = fallback; *c; c++)
+		if ((unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f || *c == '"' || *c == '\\' ||
+		    *c == '%' || *c == ';')
+			*c = '_';
+	exact = url_escape(base);
+	out = ps_asprintf("attachment; filename=\"%s\"; filename*=UTF-8''%s", fallback, exact);
+	free(fallback);
+	free(exact);
+	return out;
+}
+
 void ps_api_project_file(struct ps_request *rq)
 {
 	struct ps_project *p = NULL;
@@ -206,8 +302,18 @@ void ps_api_project_file(struct ps_request *rq)
 	char mode[8], sync_s[24], etag[PS_SHA_HEX + 3];
 	int rc;
 
+	const char *dl = ps_http_query(rq, "download");
+	const char *type;
+	bool download = false;
+
 	if (!path || !path[0]) {
 		ps_http_error(rq, MHD_HTTP_BAD_REQUEST, "missing_path", "?path= is required");
+		return;
+	}
+	if (dl && !(download = strcmp(dl, "1") == 0 || strcmp(dl, "true") == 0) &&
+	    strcmp(dl, "0") != 0 && strcmp(dl, "false") != 0) {
+		ps_http_error(rq, MHD_HTTP_BAD_REQUEST, "invalid_parameter",
+			      "invalid download '%.50s': give 1 or 0", dl);
 		return;
 	}
 	if (!(p = ps_http_project(rq)))
@@ -244,9 +350,17 @@ void ps_api_project_file(struct ps_request *rq)
 			ps_http_fail(rq, rc);
 		goto cleanup;
 	}
-	ps_http_raw(rq, MHD_HTTP_OK, "application/octet-stream", data ? data : ps_strdup(""), len,
-		    true);
+	type = file_content_type(path, data ? data : "", len);
+	ps_http_raw(rq, MHD_HTTP_OK, type, data ? data : ps_strdup(""), len, true);
 	data = NULL;
+	ps_http_add_header(rq, "X-Content-Type-Options", "nosniff");
+	ps_http_add_header(rq, "Content-Security-Policy", "sandbox; default-src 'none'; "
+			   "img-src data:; style-src 'unsafe-inline'");
+	if (download) {
+		char *cd = attachment(path);
+		ps_http_add_header(rq, "Content-Disposition", cd);
+		free(cd);
+	}
 	ps_mode_string(f.mode, mode);
 	snprintf(sync_s, sizeof(sync_s), "%" PRId64, snapshot);
 	ps_http_add_header(rq, "X-Projsync-Sha", f.sha);

@@ -3,7 +3,9 @@
  * search (`GET /api/v1/projects/{name}/memory?q&include_superseded&limit&offset`), one entry and
  * its versions (`GET /api/v1/memory/{id}`, `.../history`), a note added by hand
  * (`POST /api/v1/projects/{name}/memory`) and restoring an older version
- * (`POST /api/v1/memory/{id}/restore`). The work is the store's (store.h, memory entries); the
+ * (`POST /api/v1/memory/{id}/restore`); a manual note edited (`PATCH /api/v1/memory/{id}`: a new
+ * version supersedes it) or deleted (`DELETE /api/v1/memory/{id}`: superseded with no successor,
+ * restorable). Entries a sync imported answer 409 "not_manual": their file is the truth. The work is the store's (store.h, memory entries); the
  * JSON is ps_memory_entry_to_json, the shape `projsync memory --json` prints.
  *
  * Search text is the user's, never FTS syntax (ps_memory_fts_query quotes every word), so
@@ -251,6 +253,103 @@ static bool need_string(struct ps_request *rq, json_t *body, const char *key, co
 	return true;
 }
 
+/* A JSON array of strings into `tags`; 400 otherwise. */
+static bool parse_tags(struct ps_request *rq, json_t *v, struct ps_strv *tags)
+{
+	size_t i;
+	json_t *t;
+
+	if (!json_is_array(v))
+		goto bad;
+	json_array_foreach(v, i, t) {
+		if (!json_is_string(t))
+			goto bad;
+		ps_strv_push(tags, json_string_value(t));
+	}
+	return true;
+bad:
+	ps_http_error(rq, MHD_HTTP_BAD_REQUEST, "invalid_field", "'tags' must be an array of strings");
+	return false;
+}
+
+/* Replies for a failed edit or delete: bad values 422, like adding a note. */
+static void note_fail(struct ps_request *rq, int rc, const char *what)
+{
+	if (rc == PS_EINVAL || rc == PS_ETOOBIG)
+		ps_http_error(rq, MHD_HTTP_UNPROCESSABLE_CONTENT,
+			      ps_error_slug()[0] ? ps_error_slug() : "invalid_field", "%s",
+			      ps_error_message());
+	else
+		memory_fail(rq, rc, what);
+}
+
+void ps_api_memory_patch(struct ps_request *rq)
+{
+	static const char *const known[] = { "title", "content", "tags", NULL };
+	struct ps_memory_entry *e = NULL;
+	struct ps_strv tags = { 0 };
+	const char *title = NULL, *content = NULL;
+	bool changed = false, have_tags = false;
+	json_t *body, *v;
+	int64_t id;
+	int rc;
+
+	if (!entry_id(rq, &id) || !(body = ps_http_body_fields(rq, false, known)))
+		return;
+	if (json_object_size(body) == 0) {
+		ps_http_error(rq, MHD_HTTP_BAD_REQUEST, "nothing_to_change",
+			      "give at least one of title, content, tags");
+		goto cleanup;
+	}
+	if ((v = json_object_get(body, "title")) && !need_string(rq, body, "title", &title))
+		goto cleanup;
+	if ((v = json_object_get(body, "content")) && !need_string(rq, body, "content", &content))
+		goto cleanup;
+	if ((v = json_object_get(body, "tags"))) {
+		/* null or [] both clear them */
+		if (!json_is_null(v) && !parse_tags(rq, v, &tags))
+			goto cleanup;
+		have_tags = true;
+	}
+	if ((rc = ps_store_memory_edit(rq->store, id, title, content, have_tags ? &tags : NULL, &e,
+				       &changed)) < 0) {
+		note_fail(rq, rc, "the edit");
+		goto cleanup;
+	}
+	if (changed)
+		ps_log("memory entry %" PRId64 " of %s edited as entry %" PRId64, id, e->project,
+		       e->id);
+	v = ps_memory_entry_to_json(e);
+	json_object_set_new(v, "changed", json_boolean(changed));
+	ps_http_json(rq, MHD_HTTP_OK, v);
+	if (changed) {
+		char loc[64];
+		snprintf(loc, sizeof(loc), "/api/v1/memory/%" PRId64, e->id);
+		ps_http_add_header(rq, MHD_HTTP_HEADER_LOCATION, loc);
+	}
+cleanup:
+	ps_memory_entry_free(e);
+	ps_strv_dispose(&tags);
+	json_decref(body);
+}
+
+void ps_api_memory_delete(struct ps_request *rq)
+{
+	struct ps_memory_entry *e = NULL;
+	int64_t id;
+	int rc;
+
+	if (!entry_id(rq, &id))
+		return;
+	if ((rc = ps_store_memory_delete(rq->store, id, &e)) < 0) {
+		note_fail(rq, rc, "the delete");
+		return;
+	}
+	ps_log("memory entry %" PRId64 " of %s deleted", id, e->project);
+	ps_http_json(rq, MHD_HTTP_OK, ps_memory_entry_to_json(e));
+	ps_memory_entry_free(e);
+}
+
 void ps_api_project_memory_add(struct ps_request *rq)
 {
 	static const char *const known[] = { "title", "content", "tags", NULL };
@@ -266,23 +365,8 @@ void ps_api_project_memory_add(struct ps_request *rq)
 		return;
 	if (!need_string(rq, body, "title", &title) || !need_string(rq, body, "content", &content))
 		goto cleanup;
-	if ((v = json_object_get(body, "tags")) && !json_is_null(v)) {
-		size_t i;
-		json_t *t;
-		if (!json_is_array(v)) {
-			ps_http_error(rq, MHD_HTTP_BAD_REQUEST, "invalid_field",
-				      "'tags' must be an array of strings");
-			goto cleanup;
-		}
-		json_array_foreach(v, i, t) {
-			if (!json_is_string(t)) {
-				ps_http_error(rq, MHD_HTTP_BAD_REQUEST, "invalid_field",
-					      "'tags' must be an array of strings");
-				goto cleanup;
-			}
-			ps_strv_push(&tags, json_string_value(t));
-		}
-	}
+	if ((v = json_object_get(body, "tags")) && !json_is_null(v) && !parse_tags(rq, v, &tags))
+		goto cleanup;
 	if (!(p = ps_http_project(rq)))
 		goto cleanup;
 	if ((rc = ps_store_memory_add(rq->store, p->id, title, content, &tags, &e)) < 0) {

@@ -58,6 +58,8 @@ static const struct ps_route routes[] = {
 	{ "GET", "/api/v1/projects/{name}/memory", ps_api_project_memory, true, SMALL, NULL },
 	{ "POST", "/api/v1/projects/{name}/memory", ps_api_project_memory_add, true, 0, NULL },
 	{ "GET", "/api/v1/memory/{id}", ps_api_memory_get, true, SMALL, NULL },
+	{ "PATCH", "/api/v1/memory/{id}", ps_api_memory_patch, true, 0, NULL },
+	{ "DELETE", "/api/v1/memory/{id}", ps_api_memory_delete, true, SMALL, NULL },
 	{ "GET", "/api/v1/memory/{id}/history", ps_api_memory_history, true, SMALL, NULL },
 	{ "POST", "/api/v1/memory/{id}/restore", ps_api_memory_restore, true, SMALL, NULL },
 	{ "GET", "/api/v1/events/project-sync/{id}", ps_api_sync_events, true, SMALL, NULL },

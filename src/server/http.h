@@ -172,6 +172,8 @@ void ps_api_project_memory_add(struct ps_request *rq); /* api_memory.c */
 void ps_api_memory_get(struct ps_request *rq);         /* api_memory.c */
 void ps_api_memory_history(struct ps_request *rq);     /* api_memory.c */
 void ps_api_memory_restore(struct ps_request *rq);     /* api_memory.c */
+void ps_api_memory_patch(struct ps_request *rq);       /* api_memory.c */
+void ps_api_memory_delete(struct ps_request *rq);      /* api_memory.c */
 
 /* ---- the web page (web.c) ---- */
 

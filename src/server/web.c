@@ -15,7 +15,12 @@
  * (the browser keeps the file but asks each time) with a strong ETag computed from the bytes;
  * the question costs a 304 with no body. Each answer carries a Content-Security-Policy that
  * allows only this origin's scripts, styles and connections: the page never needs inline code,
- * so text from a repository that slipped into the DOM as markup still could not run.
+ * so text from a repository that slipped into the DOM as markup still could not run. Images
+ * may also be blob: URLs: the file view shows a snapshot's image from the bytes it fetched
+ * (with the token, which an <img src> could not send).
+ *
+ * /assets/ also serves the viewers' libraries (highlight.min.js, marked.umd.min.js,
+ * purify.min.js), embedded from their Debian packages' files at build time (meson.build).
  */
 #include <inttypes.h>
 #include <pthread.h>
@@ -32,7 +37,7 @@ extern const size_t ps_web_assets_count;
 #define MAX_ASSETS 64
 
 static const char csp[] =
-	"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+	"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
 	"connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'self'; "
 	"frame-ancestors 'none'";
 

@@ -60,6 +60,8 @@ struct ps_store_ops {
 	int (*memory_history)(struct ps_store *s, int64_t id, struct ps_memory_entry **out, size_t *n);
 	int (*memory_add)(struct ps_store *s, int64_t project_id, const char *title, const char *content, const struct ps_strv *tags, struct ps_memory_entry **out);
 	int (*memory_restore)(struct ps_store *s, int64_t id, struct ps_memory_entry **out, bool *restored);
+	int (*memory_edit)(struct ps_store *s, int64_t id, const char *title, const char *content, const struct ps_strv *tags, struct ps_memory_entry **out, bool *changed);
+	int (*memory_delete)(struct ps_store *s, int64_t id, struct ps_memory_entry **out);
 	int (*webhook_delivery_add)(struct ps_store *s, const char *delivery_id, const char *event);
 	int (*project_schedule_save)(struct ps_store *s, const struct ps_project *p);
 	int (*schedule_claim)(struct ps_store *s, int64_t now, int64_t default_max_failures, int64_t *project_id);
@@ -144,6 +146,8 @@ int ps_sqlite_memory_get(struct ps_store *s, int64_t id, struct ps_memory_entry 
 int ps_sqlite_memory_history(struct ps_store *s, int64_t id, struct ps_memory_entry **out, size_t *n);
 int ps_sqlite_memory_add(struct ps_store *s, int64_t project_id, const char *title, const char *content, const struct ps_strv *tags, struct ps_memory_entry **out);
 int ps_sqlite_memory_restore(struct ps_store *s, int64_t id, struct ps_memory_entry **out, bool *restored);
+int ps_sqlite_memory_edit(struct ps_store *s, int64_t id, const char *title, const char *content, const struct ps_strv *tags, struct ps_memory_entry **out, bool *changed);
+int ps_sqlite_memory_delete(struct ps_store *s, int64_t id, struct ps_memory_entry **out);
 int ps_sqlite_webhook_delivery_add(struct ps_store *s, const char *delivery_id, const char *event);
 int ps_sqlite_project_schedule_save(struct ps_store *s, const struct ps_project *p);
 /* Pauses the projects that failed too often, then takes the most overdue active project (moves
@@ -227,6 +231,8 @@ int ps_pg_memory_get(struct ps_store *s, int64_t id, struct ps_memory_entry **ou
 int ps_pg_memory_history(struct ps_store *s, int64_t id, struct ps_memory_entry **out, size_t *n);
 int ps_pg_memory_add(struct ps_store *s, int64_t project_id, const char *title, const char *content, const struct ps_strv *tags, struct ps_memory_entry **out);
 int ps_pg_memory_restore(struct ps_store *s, int64_t id, struct ps_memory_entry **out, bool *restored);
+int ps_pg_memory_edit(struct ps_store *s, int64_t id, const char *title, const char *content, const struct ps_strv *tags, struct ps_memory_entry **out, bool *changed);
+int ps_pg_memory_delete(struct ps_store *s, int64_t id, struct ps_memory_entry **out);
 int ps_pg_webhook_delivery_add(struct ps_store *s, const char *delivery_id, const char *event);
 int ps_pg_project_schedule_save(struct ps_store *s, const struct ps_project *p);
 /* Pauses the projects that failed too often, then takes the most overdue active project (moves

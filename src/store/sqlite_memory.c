@@ -29,6 +29,19 @@
 	"e.superseded_by_sync, e.superseded_by_entry, e.superseded_at, e.created_at"
 #define MEM_FROM " FROM memory_entries e JOIN projects p ON p.id = e.project_id "
 
+/*
+ * The ids of every version of manual note ?1 in project ?2: the entries reachable from it over
+ * the links edits, deletes and restores leave (superseded_by_entry: the next version; restored_from:
+ * the version a restore copied), followed both ways. Manual notes have no path to group them by,
+ * and these links are already stored for every version, so no column is needed for it.
+ */
+#define NOTE_VERSIONS \
+	"WITH RECURSIVE v(id) AS (VALUES(?1) UNION " \
+	"SELECT e.id FROM v JOIN memory_entries x ON x.id = v.id " \
+	"JOIN memory_entries e ON e.project_id = ?2 AND e.origin = 'manual' " \
+	"AND e.state != 'staged' AND (e.superseded_by_entry = x.id OR e.restored_from = x.id " \
+	"OR e.id = x.superseded_by_entry OR e.id = x.restored_from)) SELECT id FROM v"
+
 /* Snippets: up to this many tokens around the best match of the body. */
 #define SNIPPET_TOKENS "24"
 
@@ -378,8 +391,9 @@ int ps_sqlite_memory_search(struct ps_store *s, int64_t project_id, const char *
 			   bool include_superseded, int64_t limit, int64_t offset,
 			   struct ps_memory_entry **out, size_t *n)
 {
-	/* bm25 weights: title 10, body 1, tags 5, so a word in the title outranks the same
-	 * word in the body. Ties: newest first. */
+	/* Every word also matches as a prefix ("cach" finds "caching"); entries where every word
+	 * matches whole come first. Then bm25 with weights title 10, body 1, tags 5, so a word in
+	 * the title outranks the same word in the body. Ties: newest first. */
 	static const char search_sql[] =
 		"SELECT " MEM_COLS ", snippet(memory_fts, 1, '<mark>', '</mark>', '…', "
 		SNIPPET_TOKENS "), bm25(memory_fts, 10.0, 1.0, 5.0) AS r "
@@ -387,29 +401,37 @@ int ps_sqlite_memory_search(struct ps_store *s, int64_t project_id, const char *
 		"JOIN projects p ON p.id = e.project_id "
 		"WHERE memory_fts MATCH ?1 AND e.project_id = ?2 "
 		"AND (e.state = 'active' OR (?3 AND e.state = 'superseded')) "
-		"ORDER BY r, e.id DESC LIMIT ?4 OFFSET ?5";
+		"ORDER BY e.id NOT IN (SELECT rowid FROM memory_fts WHERE memory_fts MATCH ?6), "
+		"r, e.id DESC LIMIT ?4 OFFSET ?5";
 	static const char list_sql[] =
 		"SELECT " MEM_COLS MEM_FROM
 		"WHERE e.project_id = ?2 AND (e.state = 'active' OR (?3 AND e.state = 'superseded')) "
 		"ORDER BY e.id DESC LIMIT ?4 OFFSET ?5";
-	char *fts = NULL;
+	char *fts = NULL, *whole = NULL;
 	sqlite3_stmt *st;
 	int rc;
 
-	if (query && (rc = ps_memory_fts_query(&fts, query)) < 0)
+	if (query && ((rc = ps_memory_fts_prefix_query(&fts, query)) < 0 ||
+		      (rc = ps_memory_fts_query(&whole, query)) < 0)) {
+		free(fts);
 		return rc;
+	}
 	if (!(st = ps_sqlite_stmt(s, query ? search_sql : list_sql))) {
 		free(fts);
+		free(whole);
 		return PS_ESTORE;
 	}
-	if (fts)
+	if (fts) {
 		ps_sqlite_bind_text(st, 1, fts);
+		ps_sqlite_bind_text(st, 6, whole);
+	}
 	sqlite3_bind_int64(st, 2, project_id);
 	sqlite3_bind_int(st, 3, include_superseded);
 	sqlite3_bind_int64(st, 4, limit > 0 ? limit : -1);
 	sqlite3_bind_int64(st, 5, offset > 0 ? offset : 0);
 	rc = collect(s, st, query != NULL, "list memory entries", out, n);
 	free(fts);
+	free(whole);
 	return rc;
 }
 
@@ -461,11 +483,18 @@ int ps_sqlite_memory_history(struct ps_store *s, int64_t id, struct ps_memory_en
 	if ((rc = get_entry(s, id, &e)) < 0)
 		return rc;
 	if (!e.source_ref) {
-		/* A manual entry has no path: it is its own only version. */
-		*out = ps_malloc(sizeof(**out));
-		**out = e;
-		*n = 1;
-		return 0;
+		/* A manual note has no path: its versions are the entries linked to it by edits,
+		 * deletes and restores. */
+		if (!(st = ps_sqlite_stmt(s, "SELECT " MEM_COLS MEM_FROM "WHERE e.id IN ("
+					      NOTE_VERSIONS ") ORDER BY e.id DESC"))) {
+			ps_memory_entry_dispose(&e);
+			return PS_ESTORE;
+		}
+		sqlite3_bind_int64(st, 1, e.id);
+		sqlite3_bind_int64(st, 2, e.project_id);
+		rc = collect(s, st, false, "read memory history", out, n);
+		ps_memory_entry_dispose(&e);
+		return rc;
 	}
 	if (!(st = ps_sqlite_stmt(s, sql))) {
 		ps_memory_entry_dispose(&e);
@@ -519,32 +548,136 @@ int ps_sqlite_memory_add(struct ps_store *s, int64_t project_id, const char *tit
 			struct ps_memory_entry **out)
 {
 	struct ps_project *p = NULL;
-	const char *t = title ? title : "";
 	int64_t id;
 	int rc;
 
-	while (*t == ' ' || *t == '\t')
-		t++;
-	if (!*t)
-		return ps_error_set(PS_EINVAL, "title_required", "a memory entry needs a title");
-	if (strlen(title) > PS_MEMORY_MAX_TITLE || strchr(title, '\n'))
-		return ps_error_set(PS_EINVAL, "bad_title",
-				    "the title must be one line of at most %d bytes",
-				    PS_MEMORY_MAX_TITLE);
-	if (content && strlen(content) > PS_MEMORY_MAX_CONTENT)
-		return ps_error_set(PS_ETOOBIG, "content_too_big",
-				    "the content is larger than %d bytes", PS_MEMORY_MAX_CONTENT);
-	if (tags && tags->n > PS_MEMORY_MAX_TAGS)
-		return ps_error_set(PS_EINVAL, "too_many_tags", "at most %d tags", PS_MEMORY_MAX_TAGS);
-	for (size_t i = 0; tags && i < tags->n; i++)
-		if (!tags->v[i][0] || strlen(tags->v[i]) > PS_MEMORY_MAX_TAG)
-			return ps_error_set(PS_EINVAL, "bad_tag",
-					    "a tag must be 1 to %d bytes long", PS_MEMORY_MAX_TAG);
+	if ((rc = ps_memory_check_note(title, content, tags)) < 0)
+		return rc;
 	if ((rc = ps_store_project_get_by_id(s, project_id, &p)) < 0)
 		return rc;
 	ps_project_free(p);
 	if ((rc = insert_entry(s, project_id, PS_MEMORY_FROM_MANUAL, "manual", NULL, title, tags,
 			       content, NULL, 0, &id)) < 0)
+		return rc;
+	return out ? ps_store_memory_get(s, id, out) : 0;
+}
+
+/* The entry an edit or a delete may change: an active manual note; PS_ECONFLICT otherwise. */
+static int editable(const struct ps_memory_entry *e, const char *verb)
+{
+	if (e->origin != PS_MEMORY_FROM_MANUAL)
+		return ps_error_set(PS_ECONFLICT, "not_manual",
+				    "memory entry %lld comes from %s in the repository: only notes "
+				    "added by hand can be %s (change the file instead)",
+				    (long long)e->id, e->source_ref ? e->source_ref : "a file", verb);
+	if (e->status != PS_MEMORY_ACTIVE)
+		return ps_error_set(PS_ECONFLICT, "not_active",
+				    "memory entry %lld is %s: only the current version of a note "
+				    "can be %s (see its history; restore it first)",
+				    (long long)e->id, ps_memory_deleted(e) ? "deleted" : "superseded",
+				    verb);
+	return 0;
+}
+
+/* Supersedes active entry `id` (successor `next`, 0: none); PS_ECONFLICT if it was no longer
+ * active (another writer got there first). */
+static int supersede_active(struct ps_store *s, int64_t id, int64_t next)
+{
+	static const char sql[] =
+		"UPDATE memory_entries SET state = 'superseded', superseded_at = ?1, "
+		"superseded_by_entry = ?2 WHERE id = ?3 AND state = 'active'";
+	sqlite3_stmt *st = ps_sqlite_stmt(s, sql);
+	int rc;
+
+	if (!st)
+		return PS_ESTORE;
+	sqlite3_bind_int64(st, 1, ps_now_ms());
+	bind_id(st, 2, next);
+	sqlite3_bind_int64(st, 3, id);
+	if ((rc = ps_sqlite_step_done(s, st, "supersede memory entry")) < 0)
+		return rc;
+	if (sqlite3_changes(s->db) != 1)
+		return ps_error_set(PS_ECONFLICT, "not_active",
+				    "memory entry %lld changed meanwhile: reload it", (long long)id);
+	return 0;
+}
+
+int ps_sqlite_memory_edit(struct ps_store *s, int64_t id, const char *title,
+			 const char *content, const struct ps_strv *tags,
+			 struct ps_memory_entry **out, bool *changed)
+{
+	struct ps_memory_entry old, next = { 0 };
+	int64_t new_id = 0;
+	int rc;
+
+	if (changed)
+		*changed = false;
+	if ((rc = ps_store_begin(s)) < 0)
+		return rc;
+	if ((rc = get_entry(s, id, &old)) < 0) {
+		ps_store_rollback(s);
+		return rc;
+	}
+	if ((rc = editable(&old, "edited")) < 0)
+		goto done;
+	next.title = (char *)(title ? title : old.title);
+	next.content = (char *)(content ? content : old.content);
+	next.tags = tags ? *tags : old.tags;
+	if ((rc = ps_memory_check_note(next.title, next.content, &next.tags)) < 0)
+		goto done;
+	if (ps_memory_same_text(&old, &next)) {
+		/* Nothing changes: no new version, so a retried edit does not stack them up. */
+		ps_memory_entry_dispose(&old);
+		ps_store_commit(s);
+		return out ? ps_store_memory_get(s, id, out) : 0;
+	}
+	/* Out of `active` first, then linked to its successor once that exists. */
+	if ((rc = supersede_active(s, id, 0)) < 0 ||
+	    (rc = insert_entry(s, old.project_id, PS_MEMORY_FROM_MANUAL, "manual", NULL,
+			       next.title, &next.tags, next.content, NULL, 0, &new_id)) < 0)
+		goto done;
+	{
+		sqlite3_stmt *st = ps_sqlite_stmt(s, "UPDATE memory_entries SET superseded_by_entry "
+						     "= ?1 WHERE id = ?2");
+		if (!st) {
+			rc = PS_ESTORE;
+			goto done;
+		}
+		sqlite3_bind_int64(st, 1, new_id);
+		sqlite3_bind_int64(st, 2, id);
+		if ((rc = ps_sqlite_step_done(s, st, "link the edited note")) < 0)
+			goto done;
+	}
+	ps_memory_entry_dispose(&old);
+	if ((rc = ps_store_commit(s)) < 0)
+		return rc;
+	if (changed)
+		*changed = true;
+	return out ? ps_store_memory_get(s, new_id, out) : 0;
+done:
+	ps_memory_entry_dispose(&old);
+	ps_store_rollback(s);
+	return rc;
+}
+
+int ps_sqlite_memory_delete(struct ps_store *s, int64_t id, struct ps_memory_entry **out)
+{
+	struct ps_memory_entry old;
+	int rc;
+
+	if ((rc = ps_store_begin(s)) < 0)
+		return rc;
+	if ((rc = get_entry(s, id, &old)) < 0) {
+		ps_store_rollback(s);
+		return rc;
+	}
+	rc = editable(&old, "deleted");
+	ps_memory_entry_dispose(&old);
+	if (rc < 0 || (rc = supersede_active(s, id, 0)) < 0) {
+		ps_store_rollback(s);
+		return rc;
+	}
+	if ((rc = ps_store_commit(s)) < 0)
 		return rc;
 	return out ? ps_store_memory_get(s, id, out) : 0;
 }
@@ -600,6 +733,8 @@ int ps_sqlite_memory_restore(struct ps_store *s, int64_t id, struct ps_memory_en
 	static const char current_sql[] =
 		"SELECT id FROM memory_entries WHERE project_id = ? AND source_ref = ? "
 		"AND state = 'active'";
+	static const char current_note_sql[] =
+		"SELECT id FROM memory_entries WHERE id IN (" NOTE_VERSIONS ") AND state = 'active'";
 	static const char supersede_sql[] =
 		"UPDATE memory_entries SET state = 'superseded', superseded_at = ?1, "
 		"superseded_by_entry = ?2 WHERE id = ?3";
@@ -619,13 +754,19 @@ int ps_sqlite_memory_restore(struct ps_store *s, int64_t id, struct ps_memory_en
 		ps_store_commit(s);
 		return restore_noop(&old, out, restored);
 	}
-	if (old.source_ref) {
-		if (!(st = ps_sqlite_stmt(s, current_sql))) {
+	{
+		/* A path's current entry; a manual note's: its active version, if not deleted. */
+		if (!(st = ps_sqlite_stmt(s, old.source_ref ? current_sql : current_note_sql))) {
 			rc = PS_ESTORE;
 			goto fail;
 		}
-		sqlite3_bind_int64(st, 1, old.project_id);
-		ps_sqlite_bind_text(st, 2, old.source_ref);
+		if (old.source_ref) {
+			sqlite3_bind_int64(st, 1, old.project_id);
+			ps_sqlite_bind_text(st, 2, old.source_ref);
+		} else {
+			sqlite3_bind_int64(st, 1, old.id);
+			sqlite3_bind_int64(st, 2, old.project_id);
+		}
 		rc = sqlite3_step(st);
 		if (rc == SQLITE_ROW)
 			current = sqlite3_column_int64(st, 0);

@@ -62,6 +62,8 @@ const struct ps_store_ops ps_sqlite_ops = {
 	.memory_history = ps_sqlite_memory_history,
 	.memory_add = ps_sqlite_memory_add,
 	.memory_restore = ps_sqlite_memory_restore,
+	.memory_edit = ps_sqlite_memory_edit,
+	.memory_delete = ps_sqlite_memory_delete,
 	.webhook_delivery_add = ps_sqlite_webhook_delivery_add,
 	.project_schedule_save = ps_sqlite_project_schedule_save,
 	.schedule_claim = ps_sqlite_schedule_claim,
@@ -127,6 +129,8 @@ const struct ps_store_ops ps_pg_ops = {
 	.memory_history = ps_pg_memory_history,
 	.memory_add = ps_pg_memory_add,
 	.memory_restore = ps_pg_memory_restore,
+	.memory_edit = ps_pg_memory_edit,
+	.memory_delete = ps_pg_memory_delete,
 	.webhook_delivery_add = ps_pg_webhook_delivery_add,
 	.project_schedule_save = ps_pg_project_schedule_save,
 	.schedule_claim = ps_pg_schedule_claim,
@@ -429,6 +433,16 @@ int ps_store_memory_add(struct ps_store *s, int64_t project_id, const char *titl
 int ps_store_memory_restore(struct ps_store *s, int64_t id, struct ps_memory_entry **out, bool *restored)
 {
 	return ops(s)->memory_restore(s, id, out, restored);
+}
+
+int ps_store_memory_edit(struct ps_store *s, int64_t id, const char *title, const char *content, const struct ps_strv *tags, struct ps_memory_entry **out, bool *changed)
+{
+	return ops(s)->memory_edit(s, id, title, content, tags, out, changed);
+}
+
+int ps_store_memory_delete(struct ps_store *s, int64_t id, struct ps_memory_entry **out)
+{
+	return ops(s)->memory_delete(s, id, out);
 }
 
 int ps_store_webhook_delivery_add(struct ps_store *s, const char *delivery_id, const char *event)

@@ -337,7 +337,8 @@ int ps_store_memory_get(struct ps_store *s, int64_t id, struct ps_memory_entry *
 /*
  * The versions of an entry's note, newest first: every entry of the same project and path
  * (which sync introduced each, which sync or entry superseded it, what a restore copied).
- * A manual entry is its own only version. PS_ENOTFOUND if `id` is unknown.
+ * A manual note (no path): the entries its edits, deletes and restores link to it
+ * (superseded_by_entry, restored_from, both ways). PS_ENOTFOUND if `id` is unknown.
  */
 int ps_store_memory_history(struct ps_store *s, int64_t id, struct ps_memory_entry **out,
 			    size_t *n);
@@ -361,10 +362,30 @@ int ps_store_memory_add(struct ps_store *s, int64_t project_id, const char *titl
  * from each of the two leads to the same entry: restored from it, from a copy of it, or both
  * copies of one original) and has the same title, tags and content (ps_memory_same_text). An
  * import of identical text by a sync is not a copy: restoring over it is a real restore.
- * PS_ENOTFOUND for an unknown id. `out` and `restored` may be NULL.
+ * PS_ENOTFOUND for an unknown id. `out` and `restored` may be NULL. A manual note's current
+ * entry is the active one among its versions (ps_store_memory_history); restoring a deleted
+ * note brings it back.
  */
 int ps_store_memory_restore(struct ps_store *s, int64_t id, struct ps_memory_entry **out,
 			    bool *restored);
+/*
+ * Edits a manual note, in one transaction: a new active version (origin manual) with the given
+ * title, content and tags (NULL: keep the old one's) supersedes entry `id`
+ * (superseded_by_entry = the new one), so the old text stays in the history and can be
+ * restored. An edit that changes nothing makes no version: 0 with *changed = false and the
+ * entry as it is. PS_ENOTFOUND for an unknown id; PS_ECONFLICT ("not_manual") for an entry a
+ * sync imported or restored (its file is the truth), ("not_active") for a version that is not
+ * current; PS_EINVAL / PS_ETOOBIG as ps_memory_check_note. `out` and `changed` may be NULL.
+ */
+int ps_store_memory_edit(struct ps_store *s, int64_t id, const char *title, const char *content,
+			 const struct ps_strv *tags, struct ps_memory_entry **out, bool *changed);
+/*
+ * Deletes a manual note: its active entry becomes superseded with no successor
+ * (ps_memory_deleted), out of lists and searches but in its history, and
+ * ps_store_memory_restore brings it back. The same errors as ps_store_memory_edit.
+ * *out (may be NULL) gets the entry as it is now.
+ */
+int ps_store_memory_delete(struct ps_store *s, int64_t id, struct ps_memory_entry **out);
 
 /* ---- schedule and failure states (core/schedule.h) ---- */
 

@@ -46,7 +46,7 @@ try {
   await page.locator('.file-text').waitFor();
   await fits(page, 'file');
   // The long line is still there to read: its box scrolls, the page does not.
-  const inner = await page.locator('.file-text').evaluate((el) => el.scrollWidth > el.clientWidth);
+  const inner = await page.locator('.code-view').evaluate((el) => el.scrollWidth > el.clientWidth);
   check(inner, 'the long line scrolls inside the file box');
 
   await page.goto(`${BASE}/projects/${p}/memory?q=deploy&superseded=1`);

@@ -107,6 +107,13 @@ def test_web_assets(serve):
                               raw=True)
         assert st == 200 and body == f.read_bytes()
     assert len(etags) == len(files)
+    # The viewers' libraries: the Debian packages' files, byte for byte (meson.build).
+    for name, debian in (("highlight.min.js", "/usr/share/javascript/highlight.js/highlight.min.js"),
+                         ("marked.umd.min.js", "/usr/share/javascript/marked/marked.umd.min.js"),
+                         ("purify.min.js", "/usr/share/nodejs/dompurify/dist/purify.min.js")):
+        st, h, body = srv.get(f"/assets/{name}", raw=True)
+        assert st == 200 and body == open(debian, "rb").read(), name
+        assert h["content-type"].startswith("text/javascript"), name
     st, _, e = srv.get("/assets/nope.js")
     assert st == 404 and e["error"]["code"] == "not_found"
     st, _, e = srv.get("/assets/../meson.build")
@@ -212,3 +219,64 @@ def test_page_does_what_the_cli_does(serve, make_repo, ps):
         assert st == 201
     srv_slow = serve(delay="700")
     run_flow("parity.mjs", srv_slow, project="par", sync_id=last["id"], repo=str(repo.path))
+
+
+def tiny_png():
+    """A real 2x2 PNG (RGB), made here."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return (struct.pack(">I", len(data)) + kind + data +
+                struct.pack(">I", zlib.crc32(kind + data) & 0xffffffff))
+    rows = b"".join(b"\x00" + bytes([255, 0, 0, 0, 128, 255]) for _ in range(2))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 2, 2, 8, 2, 0, 0, 0)) +
+            chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+HOSTILE_MD = """# Hostile note
+
+**bold** and a [fine link](https://example.com/docs).
+
+<script>alert('script')</script>
+
+<img src=x onerror="alert('img'); window.__pwned = 1">
+
+<svg onload="alert('svg')"></svg>
+
+<iframe src="javascript:alert('iframe')"></iframe>
+
+[click me](javascript:alert('link'))
+
+<a href="javascript:alert('a')">raw link</a>
+
+<details open ontoggle="alert('details')">x</details>
+
+<style>body { display: none }</style>
+"""
+
+
+def test_viewers_and_note_editing(serve, make_repo, ps):
+    """File view: line numbers, highlighting, Raw, Download, an image; memory markdown with
+    hostile markup that must not run; a note edited, deleted and restored on the page; 390 px."""
+    need_browser()
+    repo = make_repo("repo")
+    app_c = ("#include <stdio.h>\n\n/* a comment */\nstatic int twice(int x) { return 2 * x; }\n\n"
+             "int main(void)\n{\n\tprintf(\"%d <b>\\n\", twice(21));\n\treturn 0;\n}\n")
+    repo.write("src/app.c", app_c)
+    repo.write("notes.unknownext", "one\ntwo\n")
+    repo.write("img/dot.png", tiny_png())
+    long_file = "src/" + "long-name-" * 6 + ".py"
+    repo.write(long_file, "x = '" + "0123456789" * 40 + "'\n")
+    repo.write(".memory/guide.md", "# Guide\nImported from the repository.\n")
+    repo.commit("viewers")
+    srv = serve(delay="0")
+    st, _, _ = srv.post("/api/v1/projects", {"name": "view", "source": str(repo.path)})
+    assert st == 201
+    sync = ps.sync("view")
+    for title, content in (("Hostile", HOSTILE_MD), ("Runbook", "Restart the cache nightly.")):
+        st, _, e = srv.post("/api/v1/projects/view/memory",
+                            {"title": title, "content": content, "tags": ["ops"]})
+        assert st == 201, e
+    run_flow("viewers.mjs", srv, project="view", sync_id=sync["id"], app_c=app_c,
+             long_file=long_file)

@@ -89,7 +89,7 @@ COMMANDS = [("project", "add"), ("project", "set"), ("project", "list"), ("proje
             ("history",),
             ("changes",), ("diff",), ("files",), ("cat",), ("checkout",), ("memory", "list"),
             ("memory", "search"), ("memory", "show"), ("memory", "history"),
-            ("memory", "restore"), ("memory", "add"), ("migrate",), ("serve",),
+            ("memory", "restore"), ("memory", "add"), ("memory", "edit"), ("memory", "rm"), ("migrate",), ("serve",),
             ("store", "copy")]
 
 

@@ -329,8 +329,10 @@ def test_not_found_and_bad_ids(mem):
                              ("POST", f"/api/v1/memory/{bad}/restore")):
             st, _, err = srv.request(method, path)
             assert st == 400 and err["error"]["code"] == "invalid_id", (method, path, err)
-    st, h, _ = srv.request("DELETE", "/api/v1/memory/1")
-    assert st == 405 and h["allow"] == "GET"
+    st, h, _ = srv.request("PUT", "/api/v1/memory/1")
+    assert st == 405 and h["allow"] == "GET, PATCH, DELETE"
+    st, _, err = srv.request("DELETE", "/api/v1/memory/1")
+    assert st == 404 and err["error"]["code"] == "memory_not_found"
     st, h, _ = srv.get("/api/v1/memory/1/restore")
     assert st == 405 and h["allow"] == "POST"
     # No sync yet: an empty list, not an error.

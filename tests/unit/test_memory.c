@@ -690,6 +690,169 @@ static void test_search_isolation_and_ranking(void)
 	env_dispose(&e);
 }
 
+static int64_t active_id(struct env *e, const char *path);
+
+/* A word also finds the words it starts ("cach" finds "caching"); entries with the whole word
+ * come first even when bm25 alone would put a prefix match (in the title) above them. */
+static void test_prefix_search(void)
+{
+	struct env e;
+	struct ps_memory_entry *x = NULL, *v = NULL;
+	char *q = NULL;
+	size_t n = 0;
+
+	env_init(&e);
+	CHECK_OK(ps_store_memory_add(e.store, e.project_id, "Caching caches cached",
+				     "caching layers", NULL, &x));               /* 1: prefix only */
+	ps_memory_entry_free(x);
+	CHECK_OK(ps_store_memory_add(e.store, e.project_id, "Notes",
+				     "a long body that says cache once among many other words "
+				     "about rivers, lions and giraffes", NULL, &x)); /* 2: whole word */
+	ps_memory_entry_free(x);
+	CHECK_OK(ps_store_memory_add(e.store, e.project_id, "Unrelated", "nothing here", NULL,
+				     &x));                                        /* 3 */
+	ps_memory_entry_free(x);
+
+	CHECK_IDS(&e, e.project_id, "cach", false, "1,2");
+	CHECK_IDS(&e, e.project_id, "cache", false, "2,1");      /* whole word ranks first */
+	CHECK_IDS(&e, e.project_id, "caching", false, "1");
+	CHECK_IDS(&e, e.project_id, "CACH layer", false, "1");   /* every word a prefix */
+	CHECK_IDS(&e, e.project_id, "cach layersx", false, "");
+	CHECK_IDS(&e, e.project_id, "ach", false, "");           /* a prefix, not a substring */
+	/* The snippet marks what the prefix matched. */
+	CHECK_OK(ps_store_memory_search(e.store, e.project_id, "cach", false, 0, 0, &v, &n));
+	CHECK(n == 2 && strstr(v[0].snippet, "<mark>caching</mark>") != NULL);
+	ps_memory_entries_free(v, n);
+	/* Syntax in the user's text stays text in the prefix form too. */
+	CHECK_OK(ps_memory_fts_prefix_query(&q, "say \"hi\" a*"));
+	CHECK_STR(q, "\"say\"* \"\"\"hi\"\"\"* \"a*\"*");
+	free(q);
+	CHECK_IDS(&e, e.project_id, "cach*", false, "1,2");
+	CHECK_IDS(&e, e.project_id, "\"cach", false, "1,2");
+	env_dispose(&e);
+}
+
+/* A manual note is edited into a new version (the old one kept, restorable), deleted (restorable
+ * too), and its versions are its history; imported entries and old versions refuse both. */
+static void test_edit_delete_notes(void)
+{
+	struct env e;
+	struct fake_file v1[] = { { ".memory/a.md", "# Imported\nfrom a file\n" } };
+	struct ps_memory_entry *x = NULL, *v = NULL;
+	struct ps_strv tags = { 0 };
+	int64_t imported, n1, n2, n3;
+	bool changed = true;
+	size_t n = 0;
+
+	env_init(&e);
+	fake_commit(e.fake, "main", v1, 1);
+	CHECK(sync_now(&e) > 0);
+	imported = active_id(&e, ".memory/a.md");
+	CHECK(imported > 0);
+	ps_strv_push(&tags, "t1");
+	CHECK_OK(ps_store_memory_add(e.store, e.project_id, "Deploy", "use the blue button",
+				     &tags, &x));
+	n1 = x->id;
+	ps_memory_entry_free(x);
+	ps_strv_dispose(&tags);
+
+	/* Edit: a new active version; the old one superseded by it. */
+	CHECK_OK(ps_store_memory_edit(e.store, n1, NULL, "use the green button", NULL, &x,
+				      &changed));
+	CHECK(changed);
+	n2 = x ? x->id : 0;
+	CHECK(n2 > n1);
+	CHECK_STR(x->title, "Deploy");
+	CHECK_INT(x->tags.n, 1);
+	CHECK_INT(x->status, PS_MEMORY_ACTIVE);
+	CHECK_INT(x->origin, PS_MEMORY_FROM_MANUAL);
+	ps_memory_entry_free(x);
+	CHECK_OK(ps_store_memory_get(e.store, n1, &x));
+	CHECK_INT(x->status, PS_MEMORY_SUPERSEDED);
+	CHECK_INT(x->superseded_by_entry, n2);
+	CHECK(!ps_memory_deleted(x));
+	ps_memory_entry_free(x);
+	CHECK_IDS(&e, e.project_id, "green", false, "3");
+	CHECK_IDS(&e, e.project_id, "blue", false, "");
+	CHECK_IDS(&e, e.project_id, "blue", true, "2s");
+
+	/* The same text again: no new version. Clearing the tags is a change. */
+	CHECK_OK(ps_store_memory_edit(e.store, n2, "Deploy", NULL, NULL, &x, &changed));
+	CHECK(!changed);
+	CHECK_INT(x->id, n2);
+	ps_memory_entry_free(x);
+	CHECK_OK(ps_store_memory_edit(e.store, n2, NULL, NULL, &tags, &x, &changed));
+	CHECK(changed);
+	n3 = x->id;
+	CHECK_INT(x->tags.n, 0);
+	ps_memory_entry_free(x);
+
+	/* Refused: an old version, an imported entry, bad values, unknown ids; nothing changes. */
+	CHECK_INT(ps_store_memory_edit(e.store, n1, "x", NULL, NULL, NULL, NULL), PS_ECONFLICT);
+	CHECK_STR(ps_error_slug(), "not_active");
+	CHECK_INT(ps_store_memory_edit(e.store, imported, "x", NULL, NULL, NULL, NULL),
+		  PS_ECONFLICT);
+	CHECK_STR(ps_error_slug(), "not_manual");
+	CHECK_INT(ps_store_memory_delete(e.store, imported, NULL), PS_ECONFLICT);
+	CHECK_INT(ps_store_memory_edit(e.store, n3, "a\nb", NULL, NULL, NULL, NULL), PS_EINVAL);
+	CHECK_INT(ps_store_memory_edit(e.store, n3, " ", NULL, NULL, NULL, NULL), PS_EINVAL);
+	CHECK_INT(ps_store_memory_edit(e.store, 9999, "x", NULL, NULL, NULL, NULL), PS_ENOTFOUND);
+	CHECK_INT(ps_store_memory_delete(e.store, 9999, NULL), PS_ENOTFOUND);
+	CHECK_INT(active_id(&e, ".memory/a.md"), imported);
+
+	/* History: every version of the note, newest first, whichever version is asked. */
+	CHECK_OK(ps_store_memory_history(e.store, n1, &v, &n));
+	CHECK_INT(n, 3);
+	CHECK(n == 3 && v[0].id == n3 && v[1].id == n2 && v[2].id == n1);
+	ps_memory_entries_free(v, n);
+
+	/* Delete: out of lists and searches, in its history, restorable. */
+	CHECK_OK(ps_store_memory_delete(e.store, n3, &x));
+	CHECK(ps_memory_deleted(x));
+	ps_memory_entry_free(x);
+	CHECK_INT(ps_store_memory_delete(e.store, n3, NULL), PS_ECONFLICT);
+	CHECK_IDS(&e, e.project_id, "green", false, "");
+	{
+		char *want = ids_text(imported);
+		CHECK_IDS(&e, e.project_id, NULL, false, want);
+		free(want);
+	}
+	{
+		bool restored = false;
+		int64_t r1, r2;
+
+		CHECK_OK(ps_store_memory_restore(e.store, n3, &x, &restored));
+		CHECK(restored);
+		r1 = x->id;
+		CHECK_INT(x->restored_from, n3);
+		ps_memory_entry_free(x);
+		CHECK_IDS(&e, e.project_id, "green", false, "5");
+		/* Restoring an older version replaces the current one: one active version. */
+		CHECK_OK(ps_store_memory_restore(e.store, n1, &x, &restored));
+		CHECK(restored);
+		r2 = x->id;
+		CHECK_STR(x->content, "use the blue button");
+		ps_memory_entry_free(x);
+		CHECK_OK(ps_store_memory_get(e.store, r1, &x));
+		CHECK_INT(x->status, PS_MEMORY_SUPERSEDED);
+		CHECK_INT(x->superseded_by_entry, r2);
+		ps_memory_entry_free(x);
+		CHECK_OK(ps_store_memory_history(e.store, n2, &v, &n));
+		CHECK_INT(n, 5);
+		for (size_t i = 0, active = 0; i < n; i++) {
+			active += v[i].status == PS_MEMORY_ACTIVE;
+			CHECK(active <= 1);
+		}
+		ps_memory_entries_free(v, n);
+		/* Again: already current, nothing new. */
+		CHECK_OK(ps_store_memory_restore(e.store, n1, &x, &restored));
+		CHECK(!restored);
+		CHECK_INT(x->id, r2);
+		ps_memory_entry_free(x);
+	}
+	env_dispose(&e);
+}
+
 /* The project's globs decide; an empty glob list imports nothing. */
 static void test_custom_globs(void)
 {
@@ -1012,6 +1175,8 @@ PS_TESTS(
 	PS_TEST(test_failed_sync_leaves_memory),
 	PS_TEST(test_staged_invisible_then_discarded),
 	PS_TEST(test_search_isolation_and_ranking),
+	PS_TEST(test_prefix_search),
+	PS_TEST(test_edit_delete_notes),
 	PS_TEST(test_custom_globs),
 	PS_TEST(test_glob_change_rescans),
 	PS_TEST(test_restore_idempotent),

@@ -24,6 +24,14 @@
 	"e.superseded_by_sync, e.superseded_by_entry, e.superseded_at, e.created_at"
 #define MEM_FROM " FROM memory_entries e JOIN projects p ON p.id = e.project_id "
 
+/* The ids of every version of manual note $1 in project $2 (sqlite_memory.c, NOTE_VERSIONS). */
+#define NOTE_VERSIONS \
+	"WITH RECURSIVE v(id) AS (VALUES($1::bigint) UNION " \
+	"SELECT e.id FROM v JOIN memory_entries x ON x.id = v.id " \
+	"JOIN memory_entries e ON e.project_id = $2 AND e.origin = 'manual' " \
+	"AND e.state != 'staged' AND (e.superseded_by_entry = x.id OR e.restored_from = x.id " \
+	"OR e.id = x.superseded_by_entry OR e.id = x.restored_from)) SELECT id FROM v"
+
 static char *tags_json(const struct ps_strv *tags)
 {
 	json_t *a = json_array();
@@ -369,23 +377,39 @@ int ps_pg_memory_search(struct ps_store *s, int64_t project_id, const char *quer
 		ps_strv_push(&words, text);
 		free(text);
 	}
+	/* Each word twice: whole (phraseto_tsquery) and with its last lexeme as a prefix. The
+	 * prefix form is PostgreSQL's own text of the phrase with `:*` after it, so what the user
+	 * typed is never read as tsquery syntax; a word with no lexeme stays an empty query. */
 	for (size_t i = 0; i < words.n; i++) {
 		ps_pq_text(&q, words.v[i]);
-		ps_buf_printf(&tsq, "%sphraseto_tsquery('simple', $%d)", i ? " && " : "", q.n);
+		ps_buf_printf(&tsq, "%sphraseto_tsquery('simple', $%d) AS w%zu", i ? ", " : "",
+			      q.n, i);
 	}
 	text = ps_buf_take(&tsq, NULL);
+	ps_buf_init(&tsq, SIZE_MAX);
+	ps_buf_puts(&tsq, "SELECT ");
+	for (size_t i = 0; i < words.n; i++)
+		ps_buf_printf(&tsq, "%sw%zu", i ? " && " : "", i);
+	ps_buf_puts(&tsq, " AS tsq, ");
+	for (size_t i = 0; i < words.n; i++)
+		ps_buf_printf(&tsq, "%s(CASE WHEN numnode(w%zu) = 0 THEN w%zu "
+			      "ELSE (w%zu::text || ':*')::tsquery END)", i ? " && " : "", i, i, i);
+	ps_buf_printf(&tsq, " AS ptsq FROM (SELECT %s) w", text);
+	free(text);
+	text = ps_buf_take(&tsq, NULL);
 	ps_buf_init(&sql, SIZE_MAX);
-	/* Ties: newest first. The snippet comes from the content, as SQLite's does. */
+	/* Prefix matches count; entries where every word matches whole come first, as with
+	 * SQLite. Ties: newest first. The snippet comes from the content, as SQLite's does. */
 	ps_buf_printf(&sql,
-		      "WITH q AS (SELECT %s AS tsq) "
-		      "SELECT " MEM_COLS ", ts_headline('simple', e.content, q.tsq, "
+		      "WITH q AS (%s) "
+		      "SELECT " MEM_COLS ", ts_headline('simple', e.content, q.ptsq, "
 		      "'StartSel=<mark>, StopSel=</mark>, MaxWords=24, MinWords=8, ShortWord=0, "
 		      "MaxFragments=1, FragmentDelimiter=\"…\"'), "
-		      "-ts_rank('{0.1, 0.2, 0.5, 1.0}', e.fts, q.tsq) AS r "
+		      "-ts_rank('{0.1, 0.2, 0.5, 1.0}', e.fts, q.ptsq) AS r "
 		      "FROM q, memory_entries e JOIN projects p ON p.id = e.project_id "
-		      "WHERE e.fts @@ q.tsq AND e.project_id = $1 "
+		      "WHERE e.fts @@ q.ptsq AND e.project_id = $1 "
 		      "AND (e.state = 'active' OR ($2::int = 1 AND e.state = 'superseded')) "
-		      "ORDER BY r, e.id DESC LIMIT $3 OFFSET $4", text);
+		      "ORDER BY NOT (e.fts @@ q.tsq), r, e.id DESC LIMIT $3 OFFSET $4", text);
 	free(text);
 	text = ps_buf_take(&sql, NULL);
 	rc = collect(s, text, &q, true, "search memory", out, n);
@@ -441,11 +465,13 @@ int ps_pg_memory_history(struct ps_store *s, int64_t id, struct ps_memory_entry 
 	if ((rc = get_entry(s, id, &e)) < 0)
 		return rc;
 	if (!e.source_ref) {
-		/* A manual entry has no path: it is its own only version. */
-		*out = ps_malloc(sizeof(**out));
-		**out = e;
-		*n = 1;
-		return 0;
+		/* A manual note: the versions its edits, deletes and restores link. */
+		ps_pq_int(&q, e.id);
+		ps_pq_int(&q, e.project_id);
+		rc = collect(s, "SELECT " MEM_COLS MEM_FROM "WHERE e.id IN (" NOTE_VERSIONS
+			     ") ORDER BY e.id DESC", &q, false, "read memory history", out, n);
+		ps_memory_entry_dispose(&e);
+		return rc;
 	}
 	ps_pq_int(&q, e.project_id);
 	ps_pq_path(&q, e.source_ref);
@@ -493,32 +519,139 @@ int ps_pg_memory_add(struct ps_store *s, int64_t project_id, const char *title,
 		     const char *content, const struct ps_strv *tags, struct ps_memory_entry **out)
 {
 	struct ps_project *p = NULL;
-	const char *t = title ? title : "";
 	int64_t id;
 	int rc;
 
-	while (*t == ' ' || *t == '\t')
-		t++;
-	if (!*t)
-		return ps_error_set(PS_EINVAL, "title_required", "a memory entry needs a title");
-	if (strlen(title) > PS_MEMORY_MAX_TITLE || strchr(title, '\n'))
-		return ps_error_set(PS_EINVAL, "bad_title",
-				    "the title must be one line of at most %d bytes",
-				    PS_MEMORY_MAX_TITLE);
-	if (content && strlen(content) > PS_MEMORY_MAX_CONTENT)
-		return ps_error_set(PS_ETOOBIG, "content_too_big",
-				    "the content is larger than %d bytes", PS_MEMORY_MAX_CONTENT);
-	if (tags && tags->n > PS_MEMORY_MAX_TAGS)
-		return ps_error_set(PS_EINVAL, "too_many_tags", "at most %d tags", PS_MEMORY_MAX_TAGS);
-	for (size_t i = 0; tags && i < tags->n; i++)
-		if (!tags->v[i][0] || strlen(tags->v[i]) > PS_MEMORY_MAX_TAG)
-			return ps_error_set(PS_EINVAL, "bad_tag",
-					    "a tag must be 1 to %d bytes long", PS_MEMORY_MAX_TAG);
+	if ((rc = ps_memory_check_note(title, content, tags)) < 0)
+		return rc;
 	if ((rc = ps_pg_project_get_by_id(s, project_id, &p)) < 0)
 		return rc;
 	ps_project_free(p);
 	if ((rc = insert_entry(s, project_id, PS_MEMORY_FROM_MANUAL, "manual", NULL, title, tags,
 			       content, NULL, 0, &id)) < 0)
+		return rc;
+	return out ? ps_pg_memory_get(s, id, out) : 0;
+}
+
+/* The entry an edit or a delete may change: an active manual note (sqlite_memory.c). */
+static int editable(const struct ps_memory_entry *e, const char *verb)
+{
+	if (e->origin != PS_MEMORY_FROM_MANUAL)
+		return ps_error_set(PS_ECONFLICT, "not_manual",
+				    "memory entry %lld comes from %s in the repository: only notes "
+				    "added by hand can be %s (change the file instead)",
+				    (long long)e->id, e->source_ref ? e->source_ref : "a file", verb);
+	if (e->status != PS_MEMORY_ACTIVE)
+		return ps_error_set(PS_ECONFLICT, "not_active",
+				    "memory entry %lld is %s: only the current version of a note "
+				    "can be %s (see its history; restore it first)",
+				    (long long)e->id, ps_memory_deleted(e) ? "deleted" : "superseded",
+				    verb);
+	return 0;
+}
+
+/* Supersedes active entry `id` (successor `next`, 0: none); PS_ECONFLICT if another writer
+ * got there first. */
+static int supersede_active(struct ps_store *s, int64_t id, int64_t next)
+{
+	static const char sql[] =
+		"UPDATE memory_entries SET state = 'superseded', superseded_at = $1, "
+		"superseded_by_entry = $2 WHERE id = $3 AND state = 'active'";
+	struct ps_pq q = { 0 };
+	int64_t changed = 0;
+	int rc;
+
+	ps_pq_int(&q, ps_now_ms());
+	ps_pq_id(&q, next);
+	ps_pq_int(&q, id);
+	if ((rc = ps_pg_exec(PSPG(s), sql, &q, "supersede memory entry", &changed)) < 0)
+		return rc;
+	if (changed != 1)
+		return ps_error_set(PS_ECONFLICT, "not_active",
+				    "memory entry %lld changed meanwhile: reload it", (long long)id);
+	return 0;
+}
+
+/* The entry, its row locked for the rest of the transaction. */
+static int get_entry_locked(struct ps_store *s, int64_t id, struct ps_memory_entry *out)
+{
+	struct ps_pq q = { 0 };
+	int rc;
+
+	ps_pq_int(&q, id);
+	if ((rc = ps_pg_exec(PSPG(s), "SELECT 1 FROM memory_entries WHERE id = $1 FOR UPDATE",
+			     &q, "lock memory entry", NULL)) < 0)
+		return rc;
+	return get_entry(s, id, out);
+}
+
+int ps_pg_memory_edit(struct ps_store *s, int64_t id, const char *title, const char *content,
+		      const struct ps_strv *tags, struct ps_memory_entry **out, bool *changed)
+{
+	struct ps_memory_entry old, next = { 0 };
+	struct ps_pq q = { 0 };
+	int64_t new_id = 0;
+	int rc;
+
+	if (changed)
+		*changed = false;
+	if ((rc = ps_pg_begin(s)) < 0)
+		return rc;
+	if ((rc = get_entry_locked(s, id, &old)) < 0) {
+		ps_pg_rollback(s);
+		return rc;
+	}
+	if ((rc = editable(&old, "edited")) < 0)
+		goto done;
+	next.title = (char *)(title ? title : old.title);
+	next.content = (char *)(content ? content : old.content);
+	next.tags = tags ? *tags : old.tags;
+	if ((rc = ps_memory_check_note(next.title, next.content, &next.tags)) < 0)
+		goto done;
+	if (ps_memory_same_text(&old, &next)) {
+		ps_memory_entry_dispose(&old);
+		ps_pg_commit(s);
+		return out ? ps_pg_memory_get(s, id, out) : 0;
+	}
+	if ((rc = supersede_active(s, id, 0)) < 0 ||
+	    (rc = insert_entry(s, old.project_id, PS_MEMORY_FROM_MANUAL, "manual", NULL,
+			       next.title, &next.tags, next.content, NULL, 0, &new_id)) < 0)
+		goto done;
+	ps_pq_int(&q, new_id);
+	ps_pq_int(&q, id);
+	if ((rc = ps_pg_exec(PSPG(s), "UPDATE memory_entries SET superseded_by_entry = $1 "
+			     "WHERE id = $2", &q, "link the edited note", NULL)) < 0)
+		goto done;
+	ps_memory_entry_dispose(&old);
+	if ((rc = ps_pg_commit(s)) < 0)
+		return rc;
+	if (changed)
+		*changed = true;
+	return out ? ps_pg_memory_get(s, new_id, out) : 0;
+done:
+	ps_memory_entry_dispose(&old);
+	ps_pg_rollback(s);
+	return rc;
+}
+
+int ps_pg_memory_delete(struct ps_store *s, int64_t id, struct ps_memory_entry **out)
+{
+	struct ps_memory_entry old;
+	int rc;
+
+	if ((rc = ps_pg_begin(s)) < 0)
+		return rc;
+	if ((rc = get_entry_locked(s, id, &old)) < 0) {
+		ps_pg_rollback(s);
+		return rc;
+	}
+	rc = editable(&old, "deleted");
+	ps_memory_entry_dispose(&old);
+	if (rc < 0 || (rc = supersede_active(s, id, 0)) < 0) {
+		ps_pg_rollback(s);
+		return rc;
+	}
+	if ((rc = ps_pg_commit(s)) < 0)
 		return rc;
 	return out ? ps_pg_memory_get(s, id, out) : 0;
 }
@@ -569,6 +702,9 @@ int ps_pg_memory_restore(struct ps_store *s, int64_t id, struct ps_memory_entry 
 	static const char current_sql[] =
 		"SELECT id FROM memory_entries WHERE project_id = $1 AND source_ref = $2 "
 		"AND state = 'active' FOR UPDATE";
+	static const char current_note_sql[] =
+		"SELECT id FROM memory_entries WHERE id IN (" NOTE_VERSIONS ") "
+		"AND state = 'active' FOR UPDATE";
 	static const char supersede_sql[] =
 		"UPDATE memory_entries SET state = 'superseded', superseded_at = $1, "
 		"superseded_by_entry = $2 WHERE id = $3";
@@ -588,11 +724,17 @@ int ps_pg_memory_restore(struct ps_store *s, int64_t id, struct ps_memory_entry 
 		ps_pg_commit(s);
 		return restore_noop(&old, out, restored);
 	}
-	if (old.source_ref) {
-		ps_pq_int(&q, old.project_id);
-		ps_pq_path(&q, old.source_ref);
-		if (!(r = ps_pg_run(PSPG(s), current_sql, &q, false, "find the current memory entry",
-				    &rc)))
+	{
+		/* A path's current entry; a manual note's: its active version, if not deleted. */
+		if (old.source_ref) {
+			ps_pq_int(&q, old.project_id);
+			ps_pq_path(&q, old.source_ref);
+		} else {
+			ps_pq_int(&q, old.id);
+			ps_pq_int(&q, old.project_id);
+		}
+		if (!(r = ps_pg_run(PSPG(s), old.source_ref ? current_sql : current_note_sql, &q,
+				    false, "find the current memory entry", &rc)))
 			goto fail;
 		if (PQntuples(r) > 0)
 			current = ps_pg_col_int(r, 0, 0);

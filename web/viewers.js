@@ -1,0 +1,119 @@
+// The viewers' libraries and what the page does with them: syntax highlighting of a file
+// (highlight.js), markdown of a memory entry (marked), and the sanitizer both go through
+// (DOMPurify). The libraries are Debian's (libjs-highlight.js, libjs-marked, node-dompurify),
+// embedded into the binary at build time and served from /assets/ like the page's own files;
+// each is loaded once, when a view first needs it, as a classic script (they are UMD bundles
+// that set a global).
+//
+// Safety: markdown is the one place where text from a repository becomes markup. Raw HTML in
+// it is never passed on (marked's html renderer is replaced by one that escapes it, so it shows
+// as text), and what marked makes goes through DOMPurify anyway (javascript: links, event
+// attributes), into a DocumentFragment — never innerHTML of unsanitized text. highlight.js
+// escapes the code it marks up; its output is also sanitized, down to <span class>.
+
+const loading = new Map();
+
+function loadScript(name, global) {
+  if (!loading.has(name)) {
+    loading.set(name, new Promise((resolve, reject) => {
+      if (window[global]) { resolve(window[global]); return; }
+      const s = document.createElement('script');
+      s.src = `/assets/${name}`;
+      s.onload = () => (window[global] ? resolve(window[global]) : reject(new Error(`${name} did not load`)));
+      s.onerror = () => { loading.delete(name); reject(new Error(`${name} could not be loaded`)); };
+      document.head.append(s);
+    }));
+  }
+  return loading.get(name);
+}
+
+let purifier = null;
+async function purify() {
+  if (purifier) return purifier;
+  const DOMPurify = await loadScript('purify.min.js', 'DOMPurify');
+  // Links in notes open away from the page and tell the other site nothing.
+  DOMPurify.addHook('afterSanitizeAttributes', (node) => {
+    if (node.tagName === 'A' && node.hasAttribute('href')) {
+      node.setAttribute('rel', 'noopener noreferrer nofollow');
+      node.setAttribute('target', '_blank');
+    }
+  });
+  purifier = DOMPurify;
+  return purifier;
+}
+
+// ---- syntax highlighting ----
+
+export const HIGHLIGHT_MAX = 256 * 1024; // bytes; past it a file is shown plain (and fast)
+
+// Names highlight.js knows no extension for.
+const BY_NAME = {
+  makefile: 'makefile', gnumakefile: 'makefile', dockerfile: 'dockerfile', 'cmakelists.txt': 'cmake',
+  'meson.build': 'python', 'meson_options.txt': 'python', '.bashrc': 'bash', '.profile': 'bash',
+  '.gitignore': 'bash', 'nginx.conf': 'nginx', gemfile: 'ruby', rakefile: 'ruby', jenkinsfile: 'groovy',
+};
+// Extensions whose highlight.js alias is missing or means something else.
+const BY_EXT = { h: 'c', mjs: 'javascript', cjs: 'javascript', tsx: 'typescript', jsx: 'javascript',
+  scd: 'plaintext', txt: 'plaintext', service: 'ini', conf: 'ini', cfg: 'ini', toml: 'ini',
+  svg: 'xml', bash: 'bash', zsh: 'bash', in: 'plaintext', lock: 'plaintext' };
+
+// The highlight.js language of a path, by name or extension; null when none fits.
+export function languageOf(hljs, path) {
+  const base = path.slice(path.lastIndexOf('/') + 1).toLowerCase();
+  if (BY_NAME[base]) return BY_NAME[base];
+  const dot = base.lastIndexOf('.');
+  if (dot <= 0) return null;
+  const ext = base.slice(dot + 1);
+  const lang = BY_EXT[ext] || ext;
+  if (lang === 'plaintext') return null;
+  return hljs.getLanguage(lang) ? lang : null;
+}
+
+// Highlights `text` into `code` (a <code> already showing it as plain text). Resolves to the
+// language used, or null when the file stays plain (unknown language, too large, no library).
+export async function highlightInto(code, text, path) {
+  if (text.length > HIGHLIGHT_MAX) return null;
+  const [hljs, DOMPurify] = await Promise.all([loadScript('highlight.min.js', 'hljs'), purify()]);
+  const lang = languageOf(hljs, path);
+  if (!lang) return null;
+  const html = hljs.highlight(lang, text, true).value; // highlight.js 9: (language, code, ignore_illegals)
+  const frag = DOMPurify.sanitize(html, { ALLOWED_TAGS: ['span'], ALLOWED_ATTR: ['class'],
+    RETURN_DOM_FRAGMENT: true });
+  code.replaceChildren(frag);
+  code.classList.add('hljs', `language-${lang}`);
+  return lang;
+}
+
+// ---- markdown ----
+
+let markdown = null;
+async function markdownParser() {
+  if (markdown) return markdown;
+  const marked = await loadScript('marked.umd.min.js', 'marked');
+  const renderer = new marked.Renderer();
+  // Raw HTML blocks and inline tags are shown as the text they are.
+  const esc = (s) => String(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }[c]));
+  renderer.html = (html) => esc(typeof html === 'object' && html ? html.text : html);
+  markdown = (text) => marked.parse(text, { renderer, gfm: true, headerIds: false, mangle: false });
+  return markdown;
+}
+
+// Markdown `text` as a sanitized DocumentFragment.
+export async function renderMarkdown(text) {
+  const [parse, DOMPurify] = await Promise.all([markdownParser(), purify()]);
+  return DOMPurify.sanitize(parse(String(text ?? '')), {
+    RETURN_DOM_FRAGMENT: true,
+    FORBID_TAGS: ['style', 'form', 'input', 'button', 'textarea', 'select', 'iframe', 'object', 'embed', 'svg', 'math'],
+    FORBID_ATTR: ['style'],
+  });
+}
+
+// Fills `el` with the rendered markdown of `text`; the plain text stays if rendering fails.
+export async function markdownInto(el, text) {
+  try {
+    el.replaceChildren(await renderMarkdown(text));
+    el.classList.add('markdown');
+  } catch (e) {
+    el.textContent = String(text ?? '');
+  }
+}
