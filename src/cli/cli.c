@@ -50,6 +50,7 @@ static const char main_usage[] =
 	"Maintenance:\n"
 	"  serve [--listen HOST:PORT] [--workers N]   HTTP API, live progress, sync workers\n"
 	"  migrate                         apply pending store migrations\n"
+	"  stats [NAME]                    what the store costs: syncs, versions, blobs, bytes\n"
 	"\n"
 	"Every command takes --help; listings take --json (one compact JSON document on stdout,\n"
 	"a bare array for lists).\n"
@@ -87,6 +88,7 @@ static const struct command commands[] = {
 	{ "checkout", ps_cmd_checkout },
 	{ "memory", ps_cmd_memory },
 	{ "migrate", ps_cmd_migrate },
+	{ "stats", ps_cmd_stats },
 	{ "serve", ps_cmd_serve },
 };
 

@@ -18,6 +18,7 @@ struct ps_store {
 	char *path;
 	int tx_depth;
 	bool tx_aborted;
+	struct ps_blobcodec *codec; /* store/blobcodec.h: blob content at rest */
 	struct {
 		const char *sql; /* cached by the address of a string literal */
 		sqlite3_stmt *stmt;
@@ -42,5 +43,13 @@ char *ps_sqlite_col_text(sqlite3_stmt *st, int i);
 int ps_sqlite_memory_finalize(struct ps_store *s, const struct ps_sync *sync);
 int ps_sqlite_memory_discard(struct ps_store *s, int64_t sync_id);
 int ps_sqlite_memory_remove_project(struct ps_store *s, int64_t project_id);
+
+/* Blobs (sqlite_blobs.c). The conversion of blobs written before schema 5 to the blob codec,
+ * run by ps_store_migrate after the SQL migrations: bounded batches of at most `batch_rows` rows
+ * (0: the default), each one transaction that also moves the cursor in blob_conversion, so an
+ * interrupted run resumes after the last committed batch. `after_row` (tests: NULL otherwise)
+ * is called after each row is rewritten inside the batch's transaction. */
+int ps_sqlite_blob_convert(struct ps_store *s, size_t batch_rows,
+			   void (*after_row)(void *ud, size_t row), void *ud);
 
 #endif
