@@ -155,7 +155,7 @@ int ps_cmd_stats(struct ps_cli *cli, int argc, char **argv)
 		table_row(&t, "(store)", &total);
 		ps_table_print(&t, stdout);
 		format_bytes(total.disk_bytes, disk, sizeof(disk));
-		printf("\n%" PRId64 " projects; the store takes %s on disk.\n", total.projects, disk);
+		printf("\nprojects: %" PRId64 "; the store takes %s on disk.\n", total.projects, disk);
 		if (total.unconverted_blobs > 0)
 			printf("%" PRId64 " blobs are still waiting to be compressed.\n",
 			       total.unconverted_blobs);
