@@ -1482,6 +1482,8 @@ int ps_store_blob_put(struct ps_store *s, const char *sha, const void *data, siz
 int ps_store_blob_get(struct ps_store *s, const char *sha, void **data, size_t *len)
 {
 	static const char sql[] = "SELECT encoding, size, content FROM blobs WHERE sha = ?";
+	/* Rows a schema-4 store had and the conversion has not moved yet (sqlite_blobs.c). */
+	static const char raw_sql[] = "SELECT 0, size, content FROM blobs_raw WHERE sha = ?";
 	sqlite3_stmt *st = stmt(s, sql);
 	int rc;
 
@@ -1489,6 +1491,18 @@ int ps_store_blob_get(struct ps_store *s, const char *sha, void **data, size_t *
 		return PS_ESTORE;
 	bind_text(st, 1, sha);
 	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE && ps_sqlite_blobs_raw_left(s)) {
+		sqlite3_reset(st);
+		if (!(st = stmt(s, raw_sql)))
+			return PS_ESTORE;
+		bind_text(st, 1, sha);
+		rc = sqlite3_step(st);
+		/* Dropped by a conversion that finished meanwhile: the row is in blobs now. */
+		if (rc != SQLITE_ROW && !ps_sqlite_blobs_raw_left(s)) {
+			sqlite3_reset(st);
+			return ps_store_blob_get(s, sha, data, len);
+		}
+	}
 	if (rc == SQLITE_ROW) {
 		int enc = sqlite3_column_int(st, 0);
 		sqlite3_int64 size = sqlite3_column_int64(st, 1);
@@ -1517,7 +1531,11 @@ int ps_store_blob_get(struct ps_store *s, const char *sha, void **data, size_t *
 int ps_store_blob_have(struct ps_store *s, const char *const *shas, size_t n, bool *have)
 {
 	static const char sql[] = "SELECT 1 FROM blobs WHERE sha = ?";
-	sqlite3_stmt *st = stmt(s, sql);
+	/* Until the schema-5 conversion finished, a blob may still be in blobs_raw. */
+	static const char raw_sql[] = "SELECT 1 FROM blobs WHERE sha = ?1 UNION ALL "
+				      "SELECT 1 FROM blobs_raw WHERE sha = ?1";
+	bool raw_left = ps_sqlite_blobs_raw_left(s);
+	sqlite3_stmt *st = stmt(s, raw_left ? raw_sql : sql);
 
 	if (!st)
 		return PS_ESTORE;

@@ -17,110 +17,166 @@
 #define CONVERT_BATCH_ROWS 256
 #define CONVERT_BATCH_BYTES (32u << 20)
 
-/* The cursor, or done = true when the conversion finished (or there is no table: schema < 5,
- * when the migrations were not applied). */
-static int convert_cursor(struct ps_store *s, char **after, bool *done)
+bool ps_sqlite_blobs_raw_left(struct ps_store *s)
 {
-	static const char sql[] = "SELECT after_sha, done FROM blob_conversion WHERE id = 1";
-	sqlite3_stmt *st = ps_sqlite_stmt(s, sql);
-	int rc;
+	static const char sql[] = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
+				  "name = 'blobs_raw'";
+	sqlite3_stmt *st;
 
-	*after = NULL;
-	*done = true;
+	/* Once gone it never comes back: stop asking. */
+	if (s->blobs_raw_gone)
+		return false;
+	st = ps_sqlite_stmt(s, sql);
 	if (!st)
+		return true;
+	if (sqlite3_step(st) != SQLITE_ROW)
+		s->blobs_raw_gone = true;
+	sqlite3_reset(st);
+	return !s->blobs_raw_gone;
+}
+
+struct raw_row {
+	char *sha;
+	sqlite3_int64 size;
+	void *data;
+	size_t len;
+};
+
+/* Reads the next batch of blobs_raw rows into memory (the table is then changed, which an open
+ * SELECT on it must not see). */
+static int read_batch(struct ps_store *s, size_t batch_rows, struct raw_row **out, size_t *n)
+{
+	static const char sql[] = "SELECT sha, size, content FROM blobs_raw ORDER BY sha LIMIT ?";
+	sqlite3_stmt *st = ps_sqlite_stmt(s, sql);
+	struct raw_row *rows = ps_calloc(batch_rows, sizeof(*rows));
+	size_t bytes = 0;
+	int step = SQLITE_DONE;
+
+	*n = 0;
+	if (!st) {
+		free(rows);
 		return PS_ESTORE;
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		*after = ps_sqlite_col_text(st, 0);
-		*done = sqlite3_column_int(st, 1) != 0;
+	}
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)batch_rows);
+	while (*n < batch_rows && bytes < CONVERT_BATCH_BYTES &&
+	       (step = sqlite3_step(st)) == SQLITE_ROW) {
+		struct raw_row *r = &rows[(*n)++];
+		r->sha = ps_sqlite_col_text(st, 0);
+		r->size = sqlite3_column_int64(st, 1);
+		r->len = (size_t)sqlite3_column_bytes(st, 2);
+		r->data = ps_malloc(r->len + 1);
+		if (r->len)
+			memcpy(r->data, sqlite3_column_blob(st, 2), r->len);
+		bytes += r->len;
+	}
+	if (*n < batch_rows && bytes < CONVERT_BATCH_BYTES && step != SQLITE_DONE) {
+		sqlite3_reset(st);
+		for (size_t i = 0; i < *n; i++) {
+			free(rows[i].sha);
+			free(rows[i].data);
+		}
+		free(rows);
+		return ps_sqlite_error(s, "read blobs to convert");
 	}
 	sqlite3_reset(st);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return ps_sqlite_error(s, "read the blob conversion cursor");
-	if (!*after)
-		*after = ps_strdup("");
+	*out = rows;
 	return 0;
 }
 
-/* One batch, in the caller's transaction: rewrites the raw rows after `after`, moves the cursor
- * past every row visited. Sets *more when rows are left. */
-static int convert_batch(struct ps_store *s, const char *after, size_t batch_rows,
-			 void (*after_row)(void *ud, size_t row), void *ud, bool *more,
-			 size_t *row_no)
+/* Moves one row into blobs, encoded, in the caller's transaction. */
+static int move_row(struct ps_store *s, const struct raw_row *r)
 {
-	static const char sel[] = "SELECT sha, size, content FROM blobs WHERE sha > ? AND "
-				  "encoding = 0 ORDER BY sha LIMIT ?";
-	static const char upd[] = "UPDATE blobs SET encoding = ?, content = ? WHERE sha = ?";
-	static const char cur[] = "UPDATE blob_conversion SET after_sha = ?, "
-				  "converted = converted + ?, done = ? WHERE id = 1";
-	sqlite3_stmt *st = ps_sqlite_stmt(s, sel), *up;
-	char *last = NULL;
-	size_t rows = 0, bytes = 0, rewritten = 0;
-	int rc = 0, step;
+	static const char ins[] = "INSERT OR IGNORE INTO blobs (sha, size, encoding, content) "
+				  "VALUES (?, ?, ?, ?)";
+	static const char del[] = "DELETE FROM blobs_raw WHERE sha = ?";
+	char actual[PS_SHA_HEX];
+	void *enc_data = NULL;
+	size_t enc_len;
+	int enc = PS_BLOB_RAW, rc;
+	sqlite3_stmt *st;
 
-	if (!st)
+	/* Only a row that still verifies is encoded: a damaged one moves as it is, for whoever
+	 * looks at it, rather than being sealed into a frame with a good checksum. */
+	ps_git_blob_sha(r->data, r->len, actual);
+	if (r->size == (sqlite3_int64)r->len && !strcmp(actual, r->sha) &&
+	    (rc = ps_blobcodec_encode(s->codec, r->data, r->len, &enc, &enc_data, &enc_len)) < 0)
+		return rc;
+	if (!(st = ps_sqlite_stmt(s, ins))) {
+		free(enc_data);
 		return PS_ESTORE;
-	ps_sqlite_bind_text(st, 1, after);
-	sqlite3_bind_int64(st, 2, (sqlite3_int64)batch_rows);
-	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-		const char *sha = (const char *)sqlite3_column_text(st, 0);
-		sqlite3_int64 size = sqlite3_column_int64(st, 1);
-		const void *data = sqlite3_column_blob(st, 2);
-		size_t len = (size_t)sqlite3_column_bytes(st, 2);
-		char actual[PS_SHA_HEX];
-		void *enc_data = NULL;
-		size_t enc_len;
-		int enc = PS_BLOB_RAW;
+	}
+	ps_sqlite_bind_text(st, 1, r->sha);
+	sqlite3_bind_int64(st, 2, r->size);
+	sqlite3_bind_int(st, 3, enc);
+	if (enc_data)
+		sqlite3_bind_blob64(st, 4, enc_data, enc_len, SQLITE_STATIC);
+	else
+		sqlite3_bind_blob64(st, 4, r->len ? r->data : "", r->len, SQLITE_STATIC);
+	rc = ps_sqlite_step_done(s, st, "move a blob");
+	free(enc_data);
+	if (rc < 0)
+		return rc;
+	if (!(st = ps_sqlite_stmt(s, del)))
+		return PS_ESTORE;
+	ps_sqlite_bind_text(st, 1, r->sha);
+	return ps_sqlite_step_done(s, st, "move a blob");
+}
 
-		free(last);
-		last = ps_strdup(sha);
-		rows++;
-		bytes += len;
-		/* Only a row that still verifies is rewritten: a damaged one stays as it was, for
-		 * whoever looks at it, rather than being sealed into a frame with a good checksum. */
-		ps_git_blob_sha(data, len, actual);
-		if (size == (sqlite3_int64)len && !strcmp(actual, sha) &&
-		    (rc = ps_blobcodec_encode(s->codec, data, len, &enc, &enc_data, &enc_len)) < 0)
-			break;
-		if (enc != PS_BLOB_RAW) {
-			up = ps_sqlite_stmt(s, upd);
-			if (!up) {
-				free(enc_data);
-				rc = PS_ESTORE;
-				break;
-			}
-			sqlite3_bind_int(up, 1, enc);
-			sqlite3_bind_blob64(up, 2, enc_data, enc_len, SQLITE_STATIC);
-			ps_sqlite_bind_text(up, 3, last);
-			rc = ps_sqlite_step_done(s, up, "rewrite a blob");
-			free(enc_data);
-			if (rc < 0)
-				break;
-			rewritten++;
-			if (after_row)
-				after_row(ud, (*row_no)++);
-		}
-		if (bytes >= CONVERT_BATCH_BYTES)
-			break;
+/* One batch in its own transaction; *more = false once blobs_raw was empty and is dropped. */
+static int convert_batch(struct ps_store *s, size_t batch_rows,
+			 void (*after_row)(void *ud, size_t row), void *ud, size_t *row_no,
+			 bool *more)
+{
+	static const char count[] = "UPDATE blob_conversion SET converted = converted + ? "
+				    "WHERE id = 1";
+	struct raw_row *rows = NULL;
+	size_t n = 0;
+	int rc;
+	sqlite3_stmt *st;
+
+	*more = false;
+	if ((rc = ps_store_begin(s)) < 0)
+		return rc;
+	/* Read inside the transaction: two processes opening the same store take turns, and
+	 * neither moves a row the other already moved. */
+	if (!ps_sqlite_blobs_raw_left(s)) {
+		ps_store_rollback(s);
+		return 0;
 	}
-	if (rc == 0 && step != SQLITE_ROW && step != SQLITE_DONE)
-		rc = ps_sqlite_error(s, "read blobs to convert");
-	sqlite3_reset(st);
-	/* A full batch (or one cut by bytes) may have rows after it; a short one was the last. */
-	*more = rc == 0 && rows > 0 && (rows == batch_rows || bytes >= CONVERT_BATCH_BYTES);
-	if (rc == 0) {
-		sqlite3_stmt *c = ps_sqlite_stmt(s, cur);
-		if (!c) {
-			rc = PS_ESTORE;
-		} else {
-			ps_sqlite_bind_text(c, 1, last ? last : after);
-			sqlite3_bind_int64(c, 2, (sqlite3_int64)rewritten);
-			sqlite3_bind_int(c, 3, !*more);
-			rc = ps_sqlite_step_done(s, c, "move the blob conversion cursor");
-		}
+	if ((rc = read_batch(s, batch_rows, &rows, &n)) < 0)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		if ((rc = move_row(s, &rows[i])) < 0)
+			goto out;
+		if (after_row)
+			after_row(ud, (*row_no)++);
 	}
-	free(last);
-	return rc;
+	if (n == 0) {
+		/* Everything moved: the old table goes, and readers stop looking in it. */
+		rc = sqlite3_exec(s->db, "DROP TABLE blobs_raw; UPDATE blob_conversion SET done = 1",
+				  NULL, NULL, NULL) == SQLITE_OK
+			     ? 0
+			     : ps_sqlite_error(s, "finish the blob conversion");
+	} else if (!(st = ps_sqlite_stmt(s, count))) {
+		rc = PS_ESTORE;
+	} else {
+		sqlite3_bind_int64(st, 1, (sqlite3_int64)n);
+		rc = ps_sqlite_step_done(s, st, "count converted blobs");
+	}
+out:
+	for (size_t i = 0; i < n; i++) {
+		free(rows[i].sha);
+		free(rows[i].data);
+	}
+	free(rows);
+	if (rc < 0) {
+		ps_store_rollback(s);
+		return rc;
+	}
+	if ((rc = ps_store_commit(s)) < 0)
+		return rc;
+	*more = n > 0;
+	return 0;
 }
 
 int ps_sqlite_blob_convert(struct ps_store *s, size_t batch_rows,
@@ -128,44 +184,14 @@ int ps_sqlite_blob_convert(struct ps_store *s, size_t batch_rows,
 {
 	size_t row_no = 0;
 	bool more = true;
-	int rc;
+	int rc = 0;
 
 	if (batch_rows == 0)
 		batch_rows = CONVERT_BATCH_ROWS;
 	/* A converted store is not written to at all (a read-only store opens as before). */
-	{
-		char *after;
-		bool done;
-		rc = convert_cursor(s, &after, &done);
-		free(after);
-		if (rc < 0 || done)
+	while (more && ps_sqlite_blobs_raw_left(s))
+		if ((rc = convert_batch(s, batch_rows, after_row, ud, &row_no, &more)) < 0)
 			return rc;
-	}
-	while (more) {
-		char *after;
-		bool done;
-
-		if ((rc = ps_store_begin(s)) < 0)
-			return rc;
-		/* The cursor is read inside the batch's transaction: two processes opening the same
-		 * store take turns, and neither redoes nor skips the other's batch. */
-		if ((rc = convert_cursor(s, &after, &done)) < 0 || done) {
-			free(after);
-			if (rc < 0) {
-				ps_store_rollback(s);
-				return rc;
-			}
-			return ps_store_commit(s);
-		}
-		rc = convert_batch(s, after, batch_rows, after_row, ud, &more, &row_no);
-		free(after);
-		if (rc < 0) {
-			ps_store_rollback(s);
-			return rc;
-		}
-		if ((rc = ps_store_commit(s)) < 0)
-			return rc;
-	}
 	return 0;
 }
 
@@ -196,9 +222,13 @@ int ps_store_stats(struct ps_store *s, int64_t project_id, struct ps_store_stats
 	static const char all_blobs[] =
 		"SELECT count(*), coalesce(sum(encoding <> 0), 0), coalesce(sum(size), 0), "
 		"coalesce(sum(length(content)), 0) FROM blobs";
-	static const char all_left[] =
-		"SELECT count(*) FROM blobs WHERE encoding = 0 AND sha > "
-		"(SELECT after_sha FROM blob_conversion WHERE id = 1 AND done = 0)";
+	static const char all_left[] = "SELECT count(*) FROM blobs_raw";
+	static const char all_blobs_raw[] =
+		"SELECT count(*), 0, coalesce(sum(size), 0), coalesce(sum(length(content)), 0) "
+		"FROM blobs_raw";
+	static const char one_blobs_raw[] =
+		"SELECT count(*), 0, coalesce(sum(size), 0), coalesce(sum(length(content)), 0) "
+		"FROM blobs_raw WHERE sha IN (SELECT sha FROM file_versions WHERE project_id = ?1)";
 	static const char disk[] =
 		"SELECT (SELECT page_count FROM pragma_page_count()) - "
 		"(SELECT freelist_count FROM pragma_freelist_count()), "
@@ -235,10 +265,21 @@ int ps_store_stats(struct ps_store *s, int64_t project_id, struct ps_store_stats
 	st.blobs_compressed = v[1];
 	st.raw_bytes = v[2];
 	st.stored_bytes = v[3];
-	if (!project_id) {
-		if ((rc = count_one(s, all_left, 0, v, 1, "count blobs left to convert")) < 0)
+	/* Until the conversion finished, the blobs not yet moved count as they are. */
+	if (ps_sqlite_blobs_raw_left(s)) {
+		if ((rc = count_one(s, project_id ? one_blobs_raw : all_blobs_raw, project_id, v, 4,
+				    "count blobs")) < 0)
 			return rc;
-		st.unconverted_blobs = v[0];
+		st.blobs += v[0];
+		st.raw_bytes += v[2];
+		st.stored_bytes += v[3];
+		if (!project_id) {
+			if ((rc = count_one(s, all_left, 0, v, 1, "count blobs left to convert")) < 0)
+				return rc;
+			st.unconverted_blobs = v[0];
+		}
+	}
+	if (!project_id) {
 		if ((rc = count_one(s, disk, 0, v, 2, "measure the store")) < 0)
 			return rc;
 		st.disk_bytes = v[0] * v[1];

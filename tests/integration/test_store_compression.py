@@ -89,10 +89,13 @@ def test_schema4_store_is_converted(ps, repo):
     ps.sync("p")
     # Turn it back into a schema 4 store: raw content, no encoding column, no conversion table.
     con = sqlite3.connect(ps.db)
+    con.execute("CREATE TABLE old (sha TEXT PRIMARY KEY, size INTEGER NOT NULL, "
+                "content BLOB NOT NULL) WITHOUT ROWID")
     for (sha,) in con.execute("SELECT sha FROM blobs").fetchall():
-        con.execute("UPDATE blobs SET content = ?, encoding = 0 WHERE sha = ?",
-                    (repo.blob(sha), sha))
-    con.execute("ALTER TABLE blobs DROP COLUMN encoding")
+        data = repo.blob(sha)
+        con.execute("INSERT INTO old VALUES (?, ?, ?)", (sha, len(data), data))
+    con.execute("DROP TABLE blobs")
+    con.execute("ALTER TABLE old RENAME TO blobs")
     con.execute("DROP TABLE blob_conversion")
     con.execute("PRAGMA user_version = 4")
     con.commit()

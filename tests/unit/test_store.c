@@ -749,6 +749,7 @@ static void test_blob_conversion(void)
 	CHECK_INT(sqlite3_exec(raw, "PRAGMA user_version = 5", NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(raw);
 	CHECK_INT(db_int(path, "SELECT done FROM blob_conversion"), 0);
+	CHECK_INT(db_int(path, "SELECT count(*) FROM blobs_raw"), OLD_BLOBS + 2);
 
 	/* Killed in the middle of the third batch of 16: two batches are kept. */
 	pid = fork();
@@ -762,13 +763,37 @@ static void test_blob_conversion(void)
 	CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
 	CHECK_INT(db_int(path, "SELECT done FROM blob_conversion"), 0);
 	CHECK_INT(db_int(path, "SELECT converted FROM blob_conversion"), 32);
-	CHECK_INT(db_int(path, "SELECT count(*) FROM blobs WHERE encoding = 1"), 32);
+	CHECK_INT(db_int(path, "SELECT count(*) FROM blobs"), 32);
+	CHECK_INT(db_int(path, "SELECT count(*) FROM blobs_raw"), OLD_BLOBS + 2 - 32);
+	CHECK(db_int(path, "SELECT count(*) FROM blobs WHERE encoding = 1") >= 30);
+
+	/* Meanwhile every blob reads back, from either table. */
+	CHECK_OK(ps_store_open(&s, path, PS_STORE_NO_MIGRATE));
+	for (int i = 0; i < OLD_BLOBS; i++) {
+		void *data = NULL;
+		size_t n = 0;
+		bool have = false;
+		const char *one = shas[i];
+		char actual[PS_SHA_HEX];
+
+		CHECK_OK(ps_store_blob_have(s, &one, 1, &have));
+		CHECK(have);
+		CHECK_OK(ps_store_blob_get(s, shas[i], &data, &n));
+		ps_git_blob_sha(data, n, actual);
+		CHECK_STR(actual, shas[i]);
+		free(data);
+	}
+	CHECK_OK(ps_store_stats(s, 0, &stats));
+	CHECK_INT(stats.blobs, OLD_BLOBS + 2);
+	CHECK_INT(stats.unconverted_blobs, OLD_BLOBS + 2 - 32);
+	ps_store_free(s);
 
 	/* Opening resumes and finishes it. */
 	CHECK_OK(ps_store_open(&s, path, 0));
 	CHECK_INT(db_int(path, "SELECT done FROM blob_conversion"), 1);
+	CHECK_INT(db_int(path, "SELECT count(*) FROM sqlite_master WHERE name = 'blobs_raw'"), 0);
 	CHECK_INT(db_int(path, "SELECT count(*) FROM blobs WHERE encoding = 1"), OLD_BLOBS);
-	CHECK_INT(db_int(path, "SELECT converted FROM blob_conversion"), OLD_BLOBS);
+	CHECK_INT(db_int(path, "SELECT converted FROM blob_conversion"), OLD_BLOBS + 2);
 	for (int i = 0; i < OLD_BLOBS + 2; i++) {
 		void *data = NULL;
 		size_t n = 0;
