@@ -51,6 +51,7 @@ $(BUILD_REL)/build.ninja:
 bench: deps $(BUILD_REL)/build.ninja
 	ninja -C $(BUILD_REL)
 	PROJSYNC_BIN=$(CURDIR)/$(BUILD_REL)/projsync $(PYTHON) bench/sync_bench.py
+	PROJSYNC_BIN=$(CURDIR)/$(BUILD_REL)/projsync $(PYTHON) bench/store_bench.py
 
 clean:
 	rm -rf $(BUILD) $(BUILD_SAN) $(BUILD_REL)

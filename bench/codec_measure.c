@@ -4,7 +4,7 @@
  * compressing and decompressing take; and for versions that have a previous version of their
  * path, what a delta against it (zstd with the previous version as a prefix) would keep.
  *
- * Input on stdin, repeated: "<base_len> <len>\n", then base_len bytes of the previous version
+ * Levels: the arguments, else 1 3 6 9 12 19. Input on stdin, repeated: "<base_len> <len>\n", then base_len bytes of the previous version
  * (0: none), then len bytes of the content. Output: one JSON object on stdout.
  */
 #include <stdio.h>
@@ -15,8 +15,8 @@
 #include "store/blobcodec.h"
 #include "util/util.h"
 
-static const int levels[] = {1, 3, 6, 9, 12, 19};
-#define NLEVELS (sizeof(levels) / sizeof(levels[0]))
+static int levels[16] = {1, 3, 6, 9, 12, 19};
+static size_t NLEVELS = 6;
 
 static double now_s(void)
 {
@@ -33,14 +33,19 @@ static size_t kept(size_t len, size_t n)
 	return n;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	struct ps_blobcodec *c;
 	size_t blobs = 0, with_base = 0, raw = 0, raw_with_base = 0;
-	size_t plain[NLEVELS] = {0}, plain_with_base[NLEVELS] = {0}, delta[NLEVELS] = {0};
-	size_t best[NLEVELS] = {0};
-	double ctime[NLEVELS] = {0}, dtime[NLEVELS] = {0}, deltatime[NLEVELS] = {0};
+	size_t plain[16] = {0}, plain_with_base[16] = {0}, delta[16] = {0}, best[16] = {0};
+	double ctime[16] = {0}, dtime[16] = {0}, deltatime[16] = {0};
 	size_t base_len, len;
+
+	if (argc > 1) {
+		NLEVELS = 0;
+		for (int i = 1; i < argc && NLEVELS < 16; i++)
+			levels[NLEVELS++] = atoi(argv[i]);
+	}
 
 	if (ps_blobcodec_new(&c) < 0)
 		return 1;

@@ -3,7 +3,7 @@
 Feeds real content to build-*/codec_measure (bench/codec_measure.c) to choose the zstd level and
 to decide whether deltas between versions of a path pay (docs/performance.md).
 
-    python3 bench/codec_measure.py REPO REV [REV ...]
+    python3 bench/codec_measure.py REPO REV [REV ...]     (CODEC_LEVELS="1 3" to pick levels)
 
 With one REV: every blob of that tree, no bases (the level choice). With several (oldest
 first): what a store synced at each REV would hold; the first tree's blobs without a base, then
@@ -68,7 +68,7 @@ def main():
         sys.exit(__doc__)
     repo, revs = sys.argv[1], sys.argv[2:]
     cat = Cat(repo)
-    tool = subprocess.Popen([TOOL], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    tool = subprocess.Popen([TOOL, *os.environ.get("CODEC_LEVELS", "").split()], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     for base, sha in records(repo, revs):
         bdata = cat.get(base) if base else b""
         data = cat.get(sha)

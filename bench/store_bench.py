@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import shutil
 import sqlite3
 import subprocess
@@ -48,12 +49,19 @@ def du(path):
     return total
 
 
+def child_cpu():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def run(binary, db, *args, out=subprocess.DEVNULL):
-    t = time.monotonic()
+    """Runs projsync; returns (wall seconds, CPU seconds, stdout). CPU time (user + system) is
+    the steadier figure on a shared machine."""
+    t, c = time.monotonic(), child_cpu()
     p = subprocess.run([binary, "--db", str(db), *args], stdout=out, stderr=subprocess.PIPE)
     if p.returncode != 0:
         sys.exit(f"projsync {' '.join(args)} failed: {p.stderr.decode()}")
-    return time.monotonic() - t, p.stdout
+    return time.monotonic() - t, child_cpu() - c, p.stdout
 
 
 def store_size(db):
@@ -81,26 +89,27 @@ def bench_history(tmp, binary, label, src, revs, ncat):
     first = None
     for rev in revs:
         git(work, "update-ref", "refs/heads/benchsync", rev)
-        t, _ = run(binary, db, "sync", "bench")
-        first = first if first is not None else t
+        t, c, _ = run(binary, db, "sync", "bench")
+        first = first if first is not None else (t, c)
     size = store_size(db)
     # cat of random files at the oldest sync, then checkout of the newest.
-    _, out = run(binary, db, "history", "bench", "--json", out=subprocess.PIPE)
+    _, _, out = run(binary, db, "history", "bench", "--json", out=subprocess.PIPE)
     syncs = sorted(s["id"] for s in json.loads(out) if s["status"] == "succeeded")
-    _, out = run(binary, db, "files", "bench", "--at", str(syncs[0]), "--json",
+    _, _, out = run(binary, db, "files", "bench", "--at", str(syncs[0]), "--json",
                  out=subprocess.PIPE)
     paths = [f["path"] for f in json.loads(out) if f["type"] == "blob" and f["mode"] != "120000"]
     random.seed(14)
     pick = random.sample(paths, min(ncat, len(paths)))
-    t = time.monotonic()
+    cat_s = cat_cpu = 0.0
     for p in pick:
-        run(binary, db, "cat", "bench", p, "--at", str(syncs[0]))
-    cat_s = time.monotonic() - t
+        t, c, _ = run(binary, db, "cat", "bench", p, "--at", str(syncs[0]))
+        cat_s, cat_cpu = cat_s + t, cat_cpu + c
     co = tmp / f"checkout-{label}"
-    checkout_s, _ = run(binary, db, "checkout", "bench", str(co))
+    checkout_s, checkout_cpu, _ = run(binary, db, "checkout", "bench", str(co))
     shutil.rmtree(co)
-    return {"store": size, "first_sync_s": first, "cat_s": cat_s, "cat_n": len(pick),
-            "checkout_s": checkout_s, "stats": stats(binary, db)}
+    return {"store": size, "first_sync_s": first[0], "first_sync_cpu": first[1], "cat_s": cat_s,
+            "cat_cpu": cat_cpu, "cat_n": len(pick), "checkout_s": checkout_s,
+            "checkout_cpu": checkout_cpu, "stats": stats(binary, db)}
 
 
 def git_shallow_size(tmp, src, revs):
@@ -124,8 +133,9 @@ def bench_generated(tmp, binary, label, n):
     db = tmp / f"gen-{label}" / "projsync.db"
     db.parent.mkdir()
     run(binary, db, "project", "add", "gen", str(repo))
-    t, _ = run(binary, db, "sync", "gen")
-    return {"store": store_size(db), "first_sync_s": t, "stats": stats(binary, db)}
+    t, c, _ = run(binary, db, "sync", "gen")
+    return {"store": store_size(db), "first_sync_s": t, "first_sync_cpu": c,
+            "stats": stats(binary, db)}
 
 
 def tar_gz_size(tmp, n):
@@ -168,8 +178,9 @@ def main():
             extra = (f", blobs {st.get('blobs')} raw {st.get('raw_bytes', 0) / MIB:.1f} MiB "
                      f"stored {st.get('stored_bytes', 0) / MIB:.1f} MiB") if st else ""
             print(f"  {label:9}: store {r['store'] / MIB:8.2f} MiB = {r['store'] / git_size:5.2f}x "
-                  f"git; first sync {r['first_sync_s']:.2f}s; cat x{r['cat_n']} "
-                  f"{r['cat_s']:.2f}s; checkout {r['checkout_s']:.2f}s{extra}")
+                  f"git; first sync {r['first_sync_s']:.2f}s ({r['first_sync_cpu']:.2f}s CPU); "
+                  f"cat x{r['cat_n']} {r['cat_s']:.2f}s ({r['cat_cpu']:.2f}s CPU); checkout "
+                  f"{r['checkout_s']:.2f}s ({r['checkout_cpu']:.2f}s CPU){extra}")
         if args.generated > 0:
             n = args.generated
             sync_bench.make_repo(tmp, n)
@@ -179,7 +190,7 @@ def main():
             for label, b in bins:
                 r = bench_generated(tmp, b, label, n)
                 print(f"  {label:9}: store {r['store'] / MIB:8.2f} MiB = {r['store'] / tgz:5.2f}x "
-                      f"tar.gz; first sync {r['first_sync_s']:.2f}s")
+                      f"tar.gz; first sync {r['first_sync_s']:.2f}s ({r['first_sync_cpu']:.2f}s CPU)")
     finally:
         if args.keep:
             print(f"kept {tmp}")

@@ -14,6 +14,7 @@
 struct ps_blobcodec {
 	ZSTD_CCtx *cctx;
 	ZSTD_DCtx *dctx;
+	int level; /* the level cctx is set to */
 };
 
 int ps_blobcodec_new(struct ps_blobcodec **out)
@@ -25,6 +26,16 @@ int ps_blobcodec_new(struct ps_blobcodec **out)
 	if (!c->cctx || !c->dctx) {
 		ps_blobcodec_free(c);
 		return ps_error_set(PS_ENOMEM, NULL, "cannot create zstd contexts");
+	}
+	/* Parameters stay set between blobs: setting them for every small blob cost as much as
+	 * compressing it. The checksum is what turns a damaged frame into an error instead of
+	 * wrong bytes. */
+	c->level = PS_BLOBCODEC_LEVEL;
+	if (ZSTD_isError(ZSTD_CCtx_setParameter(c->cctx, ZSTD_c_compressionLevel, c->level)) ||
+	    ZSTD_isError(ZSTD_CCtx_setParameter(c->cctx, ZSTD_c_checksumFlag, 1)) ||
+	    ZSTD_isError(ZSTD_CCtx_setParameter(c->cctx, ZSTD_c_contentSizeFlag, 1))) {
+		ps_blobcodec_free(c);
+		return ps_error_set(PS_EFAIL, NULL, "zstd: cannot set compression parameters");
 	}
 	*out = c;
 	return 0;
@@ -55,12 +66,12 @@ int ps_blobcodec_compress(struct ps_blobcodec *c, int level, const void *base, s
 	size_t cap = ZSTD_compressBound(len), n;
 	void *buf;
 
-	ZSTD_CCtx_reset(c->cctx, ZSTD_reset_session_and_parameters);
-	if (ZSTD_isError(ZSTD_CCtx_setParameter(c->cctx, ZSTD_c_compressionLevel, level)) ||
-	    /* The checksum is what turns a damaged frame into an error instead of wrong bytes. */
-	    ZSTD_isError(ZSTD_CCtx_setParameter(c->cctx, ZSTD_c_checksumFlag, 1)) ||
-	    ZSTD_isError(ZSTD_CCtx_setParameter(c->cctx, ZSTD_c_contentSizeFlag, 1)))
-		return ps_error_set(PS_EFAIL, NULL, "zstd: cannot set compression parameters");
+	ZSTD_CCtx_reset(c->cctx, ZSTD_reset_session_only);
+	if (level != c->level) {
+		if (ZSTD_isError(ZSTD_CCtx_setParameter(c->cctx, ZSTD_c_compressionLevel, level)))
+			return ps_error_set(PS_EFAIL, NULL, "zstd: cannot set level %d", level);
+		c->level = level;
+	}
 	if (base_len > 0 && ZSTD_isError(ZSTD_CCtx_refPrefix(c->cctx, base, base_len)))
 		return ps_error_set(PS_EFAIL, NULL, "zstd: cannot use the base as a prefix");
 	buf = ps_malloc(cap ? cap : 1);
@@ -116,7 +127,7 @@ int ps_blobcodec_decompress(struct ps_blobcodec *c, const char *sha, const void 
 		return ps_error_set(PS_ESTORE, "blob_corrupt",
 				    "blob %s is corrupt in the store: frame holds %llu bytes, expected "
 				    "%zu", sha, declared, raw_len);
-	ZSTD_DCtx_reset(c->dctx, ZSTD_reset_session_and_parameters);
+	ZSTD_DCtx_reset(c->dctx, ZSTD_reset_session_only);
 	if (base_len > 0 && ZSTD_isError(ZSTD_DCtx_refPrefix(c->dctx, base, base_len)))
 		return ps_error_set(PS_EFAIL, NULL, "zstd: cannot use the base as a prefix");
 	buf = ps_malloc(raw_len + 1);

@@ -1457,11 +1457,15 @@ int ps_store_blob_put(struct ps_store *s, const char *sha, const void *data, siz
 		return ps_error_set(PS_EINVAL, "sha_mismatch",
 				    "blob content does not match its id: expected %s, got %s", sha,
 				    actual);
-	/* Storing again is a no-op: skip the compression when the blob is already there. */
-	if ((rc = ps_store_blob_have(s, &sha, 1, &have)) < 0)
-		return rc;
-	if (have)
-		return 0;
+	/* Storing again is a no-op (INSERT OR IGNORE). The pipeline fetches only blobs the store
+	 * lacks (ps_store_blob_have), so a look-up here would cost every new blob a query to spare
+	 * a rare repeat one compression. A schema-4 row still in blobs_raw is not duplicated. */
+	if (ps_sqlite_blobs_raw_left(s)) {
+		if ((rc = ps_store_blob_have(s, &sha, 1, &have)) < 0)
+			return rc;
+		if (have)
+			return 0;
+	}
 	st = stmt(s, sql);
 	if (!st)
 		return PS_ESTORE;
