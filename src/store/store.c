@@ -76,6 +76,7 @@ const struct ps_store_ops ps_sqlite_ops = {
 	.dir_trees_stage = ps_sqlite_dir_trees_stage,
 	.dir_tree_get = ps_sqlite_dir_tree_get,
 	.dir_trees_each = ps_sqlite_dir_trees_each,
+	.stats = ps_sqlite_stats,
 };
 
 const struct ps_store_ops ps_pg_ops = {
@@ -141,6 +142,7 @@ const struct ps_store_ops ps_pg_ops = {
 	.dir_trees_stage = ps_pg_dir_trees_stage,
 	.dir_tree_get = ps_pg_dir_tree_get,
 	.dir_trees_each = ps_pg_dir_trees_each,
+	.stats = ps_pg_stats,
 };
 
 static const struct ps_store_ops *ops(const struct ps_store *s)
@@ -429,6 +431,11 @@ int ps_store_memory_add(struct ps_store *s, int64_t project_id, const char *titl
 int ps_store_memory_restore(struct ps_store *s, int64_t id, struct ps_memory_entry **out, bool *restored)
 {
 	return ops(s)->memory_restore(s, id, out, restored);
+}
+
+int ps_store_stats(struct ps_store *s, int64_t project_id, struct ps_store_stats *out)
+{
+	return ops(s)->stats(s, project_id, out);
 }
 
 int ps_store_webhook_delivery_add(struct ps_store *s, const char *delivery_id, const char *event)

@@ -24,6 +24,7 @@
 #include "core/diff.h"
 #include "core/json.h"
 #include "core/schedule.h"
+#include "store/blobcodec.h"
 #include "util/error.h"
 
 struct ps_embedded {
@@ -479,6 +480,10 @@ int ps_pg_open(struct ps_store **out, const char *url, unsigned flags)
 	g->head.ops = &ps_pg_ops;
 	g->url = ps_strdup(url);
 	g->where = ps_pg_location(url);
+	if ((rc = ps_blobcodec_new(&g->codec)) < 0) {
+		ps_pg_free((struct ps_store *)g);
+		return rc;
+	}
 	/* expand_dbname: the URL gives every setting; the others fill what it does not say.
 	 * connect_timeout unless the URL sets one: an unreachable host fails, never hangs. */
 	g->conn = PQconnectdbParams(keys, vals, 1);
@@ -526,6 +531,7 @@ void ps_pg_free(struct ps_store *s)
 	if (g->tx_depth > 0 && g->conn)
 		rollback_now(g);
 	PQfinish(g->conn);
+	ps_blobcodec_free(g->codec);
 	free(g->url);
 	free(g->where);
 	free(g);
@@ -1892,46 +1898,81 @@ out:
 
 int ps_pg_blob_put(struct ps_store *s, const char *sha, const void *data, size_t len)
 {
-	static const char sql[] = "INSERT INTO blobs (sha, size, content) VALUES ($1, $2, $3) "
-				  "ON CONFLICT (sha) DO NOTHING";
+	static const char sql[] = "INSERT INTO blobs (sha, size, encoding, content) "
+				  "VALUES ($1, $2, $3, $4) ON CONFLICT (sha) DO NOTHING";
 	struct ps_pq q = { 0 };
 	char actual[PS_SHA_HEX];
+	void *enc_data = NULL;
+	size_t enc_len;
+	int enc, rc;
 
 	ps_git_blob_sha(data, len, actual);
 	if (strcmp(actual, sha) != 0)
 		return ps_error_set(PS_EINVAL, "sha_mismatch",
 				    "blob content does not match its id: expected %s, got %s", sha,
 				    actual);
+	/* The same bytes as SQLite stores (store/blobcodec.h), so `store copy` moves them as
+	 * they are. */
+	if ((rc = ps_blobcodec_encode(PSPG(s)->codec, data, len, &enc, &enc_data, &enc_len)) < 0)
+		return rc;
 	ps_pq_text(&q, sha);
 	ps_pq_int(&q, (int64_t)len);
-	ps_pq_bytes(&q, data, len);
-	return ps_pg_exec(PSPG(s), sql, &q, "store blob", NULL);
+	ps_pq_int(&q, enc);
+	if (enc_data)
+		ps_pq_bytes(&q, enc_data, enc_len);
+	else
+		ps_pq_bytes(&q, data, len);
+	rc = ps_pg_exec(PSPG(s), sql, &q, "store blob", NULL);
+	free(enc_data);
+	return rc;
+}
+
+/* A binary-format integer column (network byte order, 2, 4 or 8 bytes). */
+static int64_t col_binary_int(const PGresult *r, int row, int col)
+{
+	const unsigned char *v = (const unsigned char *)PQgetvalue(r, row, col);
+	int n = PQgetlength(r, row, col);
+	uint64_t u = 0;
+
+	for (int i = 0; i < n; i++)
+		u = (u << 8) | v[i];
+	if (n == 2)
+		return (int16_t)u;
+	if (n == 4)
+		return (int32_t)u;
+	return (int64_t)u;
 }
 
 int ps_pg_blob_get(struct ps_store *s, const char *sha, void **data, size_t *len)
 {
 	struct ps_pq q = { 0 };
 	PGresult *r;
-	size_t n;
-	char *p;
+	int64_t size;
+	void *p = NULL;
 	int rc = 0;
 
 	ps_pq_text(&q, sha);
-	if (!(r = ps_pg_run(PSPG(s), "SELECT content FROM blobs WHERE sha = $1", &q, true,
-			    "read blob", &rc)))
+	/* Binary results: the content arrives as it is stored, without bytea's hex text. */
+	if (!(r = ps_pg_run(PSPG(s), "SELECT encoding, size, content FROM blobs WHERE sha = $1", &q,
+			    true, "read blob", &rc)))
 		return rc;
 	if (PQntuples(r) == 0) {
 		PQclear(r);
 		return ps_error_set(PS_ENOTFOUND, "blob_not_stored", "blob %s is not stored", sha);
 	}
-	n = (size_t)PQgetlength(r, 0, 0);
-	p = ps_malloc(n + 1);
-	if (n)
-		memcpy(p, PQgetvalue(r, 0, 0), n);
-	p[n] = '\0';
+	size = col_binary_int(r, 0, 1);
+	if (size < 0)
+		rc = ps_error_set(PS_ESTORE, "blob_corrupt",
+				  "blob %s is corrupt in the store: negative size", sha);
+	else
+		rc = ps_blobcodec_decode(PSPG(s)->codec, sha, (int)col_binary_int(r, 0, 0),
+					 PQgetvalue(r, 0, 2), (size_t)PQgetlength(r, 0, 2),
+					 (size_t)size, &p);
 	PQclear(r);
+	if (rc < 0)
+		return rc;
 	*data = p;
-	*len = n;
+	*len = (size_t)size;
 	return 0;
 }
 
@@ -2247,6 +2288,8 @@ int ps_pg_prune_blobs(struct ps_store *s, struct ps_prune_stats *out)
 	 * without one (see sqlite.c). */
 	static const char lock[] = "LOCK TABLE blobs IN ACCESS EXCLUSIVE MODE";
 	static const char running[] = "SELECT count(*) FROM syncs WHERE status = 'running'";
+	/* The bytes freed are the stored (encoded) ones: octet_length reads the TOAST pointer's
+	 * size, not the content. */
 	static const char del[] =
 		"WITH gone AS (DELETE FROM blobs b WHERE NOT EXISTS "
 		"(SELECT 1 FROM file_versions f WHERE f.sha = b.sha) RETURNING octet_length(content) AS n) "
@@ -2288,4 +2331,72 @@ int ps_pg_compact(struct ps_store *s)
 	/* Plain VACUUM makes the space reusable (and returns trailing pages); VACUUM FULL would
 	 * lock the tables for the whole rewrite, too much for a server that keeps syncing. */
 	return exec_simple(PSPG(s), "VACUUM blobs", "vacuum");
+}
+
+/* ---- what the store costs ---- */
+
+int ps_pg_stats(struct ps_store *s, int64_t project_id, struct ps_store_stats *out)
+{
+	/* The same figures as sqlite_blobs.c ps_sqlite_stats, from sizes only: octet_length of
+	 * a TOASTed value reads its pointer, not its content. */
+	static const char all_syncs[] =
+		"SELECT count(*), count(*) FILTER (WHERE status = 'succeeded'), "
+		"(SELECT count(*) FROM projects), (SELECT count(*) FROM file_versions) FROM syncs";
+	static const char one_syncs[] =
+		"SELECT count(*), count(*) FILTER (WHERE status = 'succeeded'), 1, "
+		"(SELECT count(*) FROM file_versions WHERE project_id = $1) FROM syncs "
+		"WHERE project_id = $1";
+	static const char all_blobs[] =
+		"SELECT count(*), count(*) FILTER (WHERE encoding <> 0), coalesce(sum(size), 0), "
+		"coalesce(sum(octet_length(content)), 0) FROM blobs";
+	static const char one_blobs[] =
+		"SELECT count(*), count(*) FILTER (WHERE encoding <> 0), coalesce(sum(size), 0), "
+		"coalesce(sum(octet_length(content)), 0) FROM blobs WHERE sha IN "
+		"(SELECT sha FROM file_versions WHERE project_id = $1)";
+	/* Every table of the schema projsync's tables are in, with its indexes and TOAST. */
+	static const char disk[] =
+		"SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
+		"JOIN pg_namespace n ON n.oid = c.relnamespace "
+		"WHERE c.relkind IN ('r', 'p', 'm') AND n.nspname = current_schema()";
+	struct ps_store_stats st = { 0 };
+	struct ps_pq q = { 0 };
+	PGresult *r;
+	int rc = 0;
+
+	if (project_id) {
+		struct ps_project *p = NULL;
+		if ((rc = ps_pg_project_get_by_id(s, project_id, &p)) < 0)
+			return rc;
+		ps_project_free(p);
+		ps_pq_int(&q, project_id);
+	}
+	if (!(r = ps_pg_run(PSPG(s), project_id ? one_syncs : all_syncs, &q, false, "count syncs",
+			    &rc)))
+		return rc;
+	st.syncs = ps_pg_col_int(r, 0, 0);
+	st.syncs_succeeded = ps_pg_col_int(r, 0, 1);
+	st.projects = ps_pg_col_int(r, 0, 2);
+	st.file_versions = ps_pg_col_int(r, 0, 3);
+	PQclear(r);
+	memset(&q, 0, sizeof(q));
+	if (project_id)
+		ps_pq_int(&q, project_id);
+	if (!(r = ps_pg_run(PSPG(s), project_id ? one_blobs : all_blobs, &q, false, "count blobs",
+			    &rc)))
+		return rc;
+	st.blobs = ps_pg_col_int(r, 0, 0);
+	st.blobs_compressed = ps_pg_col_int(r, 0, 1);
+	st.raw_bytes = ps_pg_col_int(r, 0, 2);
+	st.stored_bytes = ps_pg_col_int(r, 0, 3);
+	PQclear(r);
+	if (!project_id) {
+		if (!(r = ps_pg_run(PSPG(s), disk, NULL, false, "measure the store", &rc)))
+			return rc;
+		st.disk_bytes = ps_pg_col_int(r, 0, 0);
+		PQclear(r);
+	}
+	/* unconverted_blobs stays 0: rows written before schema 10 stay raw (encoding 0) and
+	 * are read as they are; nothing waits for a conversion. */
+	*out = st;
+	return 0;
 }

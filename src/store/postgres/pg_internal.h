@@ -20,6 +20,7 @@ struct ps_pg {
 	int tx_depth;
 	bool tx_aborted;
 	bool listening; /* LISTEN projsync_events is in force on conn (pg_nodes.c) */
+	struct ps_blobcodec *codec; /* store/blobcodec.h: blob content at rest */
 };
 
 #define PSPG(s) ((struct ps_pg *)(s))
