@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/progress.h"
 #include "util/error.h"
 
 static const char stats_usage[] =
@@ -44,25 +45,6 @@ static json_t *stats_json(const char *name, const struct ps_store_stats *st, boo
 	return j;
 }
 
-/* "12.3 MiB" style, exact bytes below 1 KiB. */
-static void format_bytes(int64_t n, char *out, size_t outlen)
-{
-	static const char *const units[] = { "KiB", "MiB", "GiB", "TiB" };
-	double v = (double)n;
-	size_t u = 0;
-
-	if (n < 1024) {
-		snprintf(out, outlen, "%" PRId64 " B", n);
-		return;
-	}
-	v /= 1024;
-	while (v >= 1024 && u + 1 < sizeof(units) / sizeof(*units)) {
-		v /= 1024;
-		u++;
-	}
-	snprintf(out, outlen, "%.1f %s", v, units[u]);
-}
-
 static void table_row(struct ps_table *t, const char *name, const struct ps_store_stats *st)
 {
 	char c[7][32];
@@ -71,8 +53,8 @@ static void table_row(struct ps_table *t, const char *name, const struct ps_stor
 	snprintf(c[0], sizeof(c[0]), "%" PRId64, st->syncs);
 	snprintf(c[1], sizeof(c[1]), "%" PRId64, st->file_versions);
 	snprintf(c[2], sizeof(c[2]), "%" PRId64, st->blobs);
-	format_bytes(st->raw_bytes, c[3], sizeof(c[3]));
-	format_bytes(st->stored_bytes, c[4], sizeof(c[4]));
+	ps_format_bytes(st->raw_bytes, c[3], sizeof(c[3]));
+	ps_format_bytes(st->stored_bytes, c[4], sizeof(c[4]));
 	snprintf(c[5], sizeof(c[5]), "%.2f", ratio(st));
 	cells[0] = name;
 	for (int i = 0; i < 6; i++)
@@ -154,7 +136,7 @@ int ps_cmd_stats(struct ps_cli *cli, int argc, char **argv)
 		json_decref(list);
 		table_row(&t, "(store)", &total);
 		ps_table_print(&t, stdout);
-		format_bytes(total.disk_bytes, disk, sizeof(disk));
+		ps_format_bytes(total.disk_bytes, disk, sizeof(disk));
 		printf("\nprojects: %" PRId64 "; the store takes %s on disk.\n", total.projects, disk);
 		if (total.unconverted_blobs > 0)
 			printf("%" PRId64 " blobs are still waiting to be compressed.\n",

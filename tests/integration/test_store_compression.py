@@ -108,6 +108,11 @@ def test_damaged_frame_is_an_error_naming_the_blob(ps, repo):
 
 
 def test_stats(ps, repo, make_repo):
+    # Like every reading command, stats does not create a store behind a mistyped --db.
+    r = ps("stats")
+    assert r.rc == 3 and one_error_line(r.err) and "no store" in r.err, r
+    if ps.backend == "sqlite":
+        assert not ps.db.exists()
     fill(repo)
     ps.add("p", repo.path)
     ps.sync("p")
