@@ -645,6 +645,69 @@ static void test_blob_round_trips(void)
 	free(path);
 }
 
+/* Blobs put inside a transaction are seen by every later read of it, a repeat is a no-op, a
+ * rollback keeps none of them and a commit keeps all (PostgreSQL holds them back and sends them
+ * in multi-row batches: this is what the batching must not change). */
+static void test_blob_put_in_transaction(void)
+{
+	enum { N = 2500 };
+	struct ps_store *s = open_store(NULL);
+	char (*shas)[PS_SHA_HEX] = calloc(N, sizeof(*shas));
+	const char **ptrs = calloc(N, sizeof(*ptrs));
+	bool *have = calloc(N, sizeof(*have));
+	char buf[256];
+	void *data = NULL;
+	size_t len = 0;
+	int n;
+
+	for (int i = 0; i < N; i++) {
+		n = snprintf(buf, sizeof(buf), "blob %d: %s\n", i,
+			     "some text long enough to be compressed, some text long enough");
+		ps_git_blob_sha(buf, (size_t)n, shas[i]);
+		ptrs[i] = shas[i];
+	}
+	/* Rolled back: nothing stays, though a read inside saw it. */
+	CHECK_OK(ps_store_begin(s));
+	n = snprintf(buf, sizeof(buf), "blob %d: %s\n", 0,
+		     "some text long enough to be compressed, some text long enough");
+	CHECK_OK(ps_store_blob_put(s, shas[0], buf, (size_t)n));
+	CHECK_OK(ps_store_blob_have(s, ptrs, 1, have));
+	CHECK(have[0]);
+	ps_store_rollback(s);
+	CHECK_OK(ps_store_blob_have(s, ptrs, 1, have));
+	CHECK(!have[0]);
+
+	CHECK_OK(ps_store_begin(s));
+	for (int i = 0; i < N; i++) {
+		n = snprintf(buf, sizeof(buf), "blob %d: %s\n", i,
+			     "some text long enough to be compressed, some text long enough");
+		CHECK_OK(ps_store_blob_put(s, shas[i], buf, (size_t)n));
+		if (i % 7 == 0) /* again, in the same batch */
+			CHECK_OK(ps_store_blob_put(s, shas[i], buf, (size_t)n));
+		CHECK_OK(ps_store_code_index_put(s, shas[i], buf, (size_t)n, false));
+	}
+	CHECK_OK(ps_store_blob_get(s, shas[N - 1], &data, &len));
+	CHECK(data && len > 0 && !strncmp(data, "blob 2499: ", 11));
+	free(data);
+	CHECK_OK(ps_store_commit(s));
+	memset(have, 0, N * sizeof(*have));
+	CHECK_OK(ps_store_blob_have(s, ptrs, N, have));
+	n = 0;
+	for (int i = 0; i < N; i++)
+		n += have[i];
+	CHECK_INT(n, N);
+	memset(have, 0, N * sizeof(*have));
+	CHECK_OK(ps_store_code_index_have(s, ptrs, N, have));
+	n = 0;
+	for (int i = 0; i < N; i++)
+		n += have[i];
+	CHECK_INT(n, N);
+	free(shas);
+	free(ptrs);
+	free(have);
+	ps_store_free(s);
+}
+
 /* A damaged stored blob is an error that names it, never wrong bytes. */
 static void test_blob_corrupt(void)
 {
@@ -1260,5 +1323,6 @@ PS_TESTS(PS_TEST(test_atomic_visibility), PS_TEST(test_one_chain), PS_TEST(test_
 	 PS_TEST(test_marker_moves_only_on_success), PS_TEST(test_migrations),
 	 PS_TEST(test_backends_share_schema_numbers), PS_TEST(test_projects),
 	 PS_TEST(test_takeover_fences_the_stale_run), PS_TEST(test_reap_leaves_syncs_to_live_nodes),
-	 PS_TEST(test_code_index), PS_TEST(test_blob_round_trips), PS_TEST(test_blob_corrupt),
+	 PS_TEST(test_code_index), PS_TEST(test_blob_round_trips), PS_TEST(test_blob_put_in_transaction),
+	 PS_TEST(test_blob_corrupt),
 	 PS_TEST(test_blob_conversion), PS_TEST(test_stats))

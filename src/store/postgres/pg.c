@@ -202,8 +202,8 @@ static void no_notices(void *arg, const char *message)
 	(void)message;
 }
 
-PGresult *ps_pg_run(struct ps_pg *g, const char *sql, struct ps_pq *p, bool binary,
-		    const char *what, int *rc)
+static PGresult *run_now(struct ps_pg *g, const char *sql, struct ps_pq *p, bool binary,
+			 const char *what, int *rc)
 {
 	struct ps_pq none = { 0 };
 	PGresult *r;
@@ -235,6 +235,107 @@ PGresult *ps_pg_run(struct ps_pg *g, const char *sql, struct ps_pq *p, bool bina
 		ps_pq_dispose(p);
 		return NULL;
 	}
+}
+
+/* ---- deferred inserts (ps_pg_defer) ---- */
+
+static const struct {
+	const char *head, *tail, *what;
+	int ncols;
+} deferred_sql[PS_PG_DEFER_N] = {
+	[PS_PG_DEFER_BLOBS] = { "INSERT INTO blobs (sha, size, encoding, content) VALUES ",
+				" ON CONFLICT (sha) DO NOTHING", "store blobs", 4 },
+	[PS_PG_DEFER_CODE_BLOBS] = { "INSERT INTO code_blobs (sha, is_binary, content) VALUES ",
+				     " ON CONFLICT (sha) DO NOTHING", "index blobs", 3 },
+};
+
+/* A batch stays well under libpq's 65,535 parameters and holds bounded memory. */
+#define DEFER_MAX_ROWS 1000
+#define DEFER_MAX_BYTES (16u << 20)
+
+static void defer_drop(struct ps_pg *g)
+{
+	for (int w = 0; w < PS_PG_DEFER_N; w++) {
+		ps_pq_dispose(&g->defer[w].q);
+		g->defer[w].rows = g->defer[w].bytes = 0;
+	}
+}
+
+/* Sends the waiting rows, blobs first (the order the pipeline put them in). */
+static int defer_flush(struct ps_pg *g)
+{
+	int rc = 0;
+
+	g->flushing = true;
+	for (int w = 0; w < PS_PG_DEFER_N && rc == 0; w++) {
+		struct ps_pg_deferred *d = &g->defer[w];
+		struct ps_buf b;
+		PGresult *r;
+		size_t param = 0;
+		char *sql;
+
+		if (d->rows == 0)
+			continue;
+		ps_buf_init(&b, SIZE_MAX);
+		ps_buf_puts(&b, deferred_sql[w].head);
+		for (size_t i = 0; i < d->rows; i++) {
+			ps_buf_puts(&b, i ? ", (" : "(");
+			for (int c = 0; c < deferred_sql[w].ncols; c++)
+				ps_buf_printf(&b, "%s$%zu", c ? ", " : "", ++param);
+			ps_buf_puts(&b, ")");
+		}
+		ps_buf_puts(&b, deferred_sql[w].tail);
+		sql = ps_buf_take(&b, NULL);
+		d->rows = d->bytes = 0;
+		r = run_now(g, sql, &d->q, false, deferred_sql[w].what, &rc); /* disposes d->q */
+		free(sql);
+		PQclear(r);
+	}
+	g->flushing = false;
+	if (rc < 0)
+		defer_drop(g);
+	return rc;
+}
+
+int ps_pg_defer(struct ps_pg *g, int which, struct ps_pq *row)
+{
+	struct ps_pg_deferred *d = &g->defer[which];
+
+	/* Copies: the caller's buffers are gone by the time the batch is sent. */
+	for (int i = 0; i < row->n; i++) {
+		size_t len;
+		char *copy;
+
+		if (!row->v[i]) {
+			pq_add(&d->q, NULL, 0, 0, false);
+			continue;
+		}
+		len = row->fmt[i] ? (size_t)row->len[i] : strlen(row->v[i]);
+		copy = ps_malloc(len + 1);
+		memcpy(copy, row->v[i], len);
+		copy[len] = '\0';
+		pq_add(&d->q, copy, (int)len, row->fmt[i], true);
+		d->bytes += len;
+	}
+	ps_pq_dispose(row);
+	d->rows++;
+	if (g->tx_depth == 0 || d->rows >= DEFER_MAX_ROWS || d->bytes >= DEFER_MAX_BYTES)
+		return defer_flush(g);
+	return 0;
+}
+
+PGresult *ps_pg_run(struct ps_pg *g, const char *sql, struct ps_pq *p, bool binary,
+		    const char *what, int *rc)
+{
+	/* Waiting rows go first, so this statement (a read, COMMIT) sees them. */
+	if (!g->flushing &&
+	    (g->defer[PS_PG_DEFER_BLOBS].rows || g->defer[PS_PG_DEFER_CODE_BLOBS].rows) &&
+	    (*rc = defer_flush(g)) < 0) {
+		if (p)
+			ps_pq_dispose(p);
+		return NULL;
+	}
+	return run_now(g, sql, p, binary, what, rc);
 }
 
 int ps_pg_exec(struct ps_pg *g, const char *sql, struct ps_pq *p, const char *what,
@@ -307,6 +408,7 @@ int ps_pg_begin(struct ps_store *s)
 
 static void rollback_now(struct ps_pg *g)
 {
+	defer_drop(g);
 	PQclear(PQexec(g->conn, "ROLLBACK"));
 }
 
@@ -530,6 +632,7 @@ void ps_pg_free(struct ps_store *s)
 		return;
 	if (g->tx_depth > 0 && g->conn)
 		rollback_now(g);
+	defer_drop(g);
 	PQfinish(g->conn);
 	ps_blobcodec_free(g->codec);
 	free(g->url);
@@ -1898,8 +2001,6 @@ out:
 
 int ps_pg_blob_put(struct ps_store *s, const char *sha, const void *data, size_t len)
 {
-	static const char sql[] = "INSERT INTO blobs (sha, size, encoding, content) "
-				  "VALUES ($1, $2, $3, $4) ON CONFLICT (sha) DO NOTHING";
 	struct ps_pq q = { 0 };
 	char actual[PS_SHA_HEX];
 	void *enc_data = NULL;
@@ -1922,7 +2023,9 @@ int ps_pg_blob_put(struct ps_store *s, const char *sha, const void *data, size_t
 		ps_pq_bytes(&q, enc_data, enc_len);
 	else
 		ps_pq_bytes(&q, data, len);
-	rc = ps_pg_exec(PSPG(s), sql, &q, "store blob", NULL);
+	/* One multi-row INSERT per batch of the fetch's transaction (ps_pg_defer), not a round
+	 * trip per blob. */
+	rc = ps_pg_defer(PSPG(s), PS_PG_DEFER_BLOBS, &q);
 	free(enc_data);
 	return rc;
 }
