@@ -62,6 +62,7 @@ static const char main_usage[] =
 	"  prune [NAME] [--dry-run]        drop syncs beyond --keep-syncs/--keep-days, free space\n"
 	"  migrate                         apply pending store migrations\n"
 	"  store copy FROM TO              copy a whole store into an empty one (SQLite <-> PostgreSQL)\n"
+	"  stats [NAME]                    what the store costs: syncs, versions, blobs, bytes\n"
 	"\n"
 	"Every command takes --help; listings take --json (one compact JSON document on stdout,\n"
 	"a bare array for lists).\n"
@@ -104,6 +105,7 @@ static const struct command commands[] = {
 	{ "verify", ps_cmd_verify },
 	{ "memory", ps_cmd_memory },
 	{ "migrate", ps_cmd_migrate },
+	{ "stats", ps_cmd_stats },
 	{ "serve", ps_cmd_serve },
 	{ "__complete", ps_cmd_complete }, /* for shell completion; not in --help */
 	{ "store", ps_cmd_store },

@@ -94,6 +94,7 @@ int ps_cli_print_patch(struct ps_cli *cli, int64_t project_id, int64_t sync_a, i
 		       const char *const *paths, size_t npaths);
 int ps_cmd_memory(struct ps_cli *cli, int argc, char **argv);    /* cmd_memory.c */
 int ps_cmd_migrate(struct ps_cli *cli, int argc, char **argv);
+int ps_cmd_stats(struct ps_cli *cli, int argc, char **argv);     /* cmd_stats.c */
 int ps_cmd_serve(struct ps_cli *cli, int argc, char **argv);    /* cmd_serve.c */
 int ps_cmd_prune(struct ps_cli *cli, int argc, char **argv);    /* cmd_prune.c */
 int ps_cmd_store(struct ps_cli *cli, int argc, char **argv);    /* cmd_store.c: copy */

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "store/blobcodec.h"
 #include "store/store.h"
 #include "util/error.h"
 #include "util/util.h"
@@ -50,8 +51,10 @@ static const struct ps_copy_col file_cols[] = {
 	C("id", INT), C("project_id", INT), C("path", BYTES), C("mode", INT), C("sha", TEXT),
 	C("size", INT), C("introduced_by", INT), C("superseded_by", INT),
 };
+/* The stored bytes and their encoding move as they are: both backends hold the same format
+ * (store/blobcodec.h), so nothing is decoded and encoded again. */
 static const struct ps_copy_col blob_cols[] = {
-	C("sha", TEXT), C("size", INT), C("content", BLOB),
+	C("sha", TEXT), C("size", INT), C("encoding", INT), C("content", BLOB),
 };
 static const struct ps_copy_col memory_cols[] = {
 	C("id", INT), C("project_id", INT), C("origin", TEXT), C("source", TEXT),
@@ -88,6 +91,7 @@ struct batch {
 	struct ps_copy_value *rows;
 	size_t n;
 	int64_t total;
+	struct ps_blobcodec *codec; /* to check blobs */
 };
 
 static void batch_clear(struct batch *b)
@@ -109,15 +113,22 @@ static int flush(struct batch *b)
 	return rc;
 }
 
-/* Content addressing holds across the move too: a blob whose content does not hash to its SHA
- * is refused here, as ps_store_blob_put would. */
-static int check_blob(const struct ps_copy_value *row)
+/* Content addressing holds across the move too: a blob whose stored bytes do not decode to
+ * content that hashes to its SHA is refused here, as ps_store_blob_put and ps_store_blob_get
+ * would refuse it. Decoding checks the frame too, so what arrives reads back. */
+static int check_blob(struct ps_blobcodec *codec, const struct ps_copy_value *row)
 {
 	char sha[PS_SHA_HEX];
+	void *data = NULL;
+	int rc;
 
-	if (row[0].null || row[2].null)
-		return ps_error_set(PS_ESTORE, "sha_mismatch", "blob without SHA or content");
-	ps_git_blob_sha(row[2].s, row[2].len, sha);
+	if (row[0].null || row[1].null || row[2].null || row[3].null || row[1].i < 0)
+		return ps_error_set(PS_ESTORE, "sha_mismatch", "blob without SHA, size or content");
+	if ((rc = ps_blobcodec_decode(codec, row[0].s, (int)row[2].i, row[3].s, row[3].len,
+				      (size_t)row[1].i, &data)) < 0)
+		return ps_error_wrap(rc, "not copied: ");
+	ps_git_blob_sha(data, (size_t)row[1].i, sha);
+	free(data);
 	if (strcmp(sha, row[0].s) != 0)
 		return ps_error_set(PS_ESTORE, "sha_mismatch",
 				    "blob %s in the source does not hash to its SHA (%s): not copied",
@@ -131,7 +142,7 @@ static int take_row(void *ud, const struct ps_copy_value *row)
 	struct ps_copy_value *dst;
 	int rc;
 
-	if (b->t->cols == blob_cols && (rc = check_blob(row)) < 0)
+	if (b->t->cols == blob_cols && (rc = check_blob(b->codec, row)) < 0)
 		return rc;
 	dst = b->rows + b->n * b->t->ncols;
 	for (size_t c = 0; c < b->t->ncols; c++) {
@@ -156,6 +167,7 @@ static int any_row(void *ud, const struct ps_copy_value *row)
 
 int ps_store_copy(struct ps_store *from, struct ps_store *to, struct ps_copy_counts *counts)
 {
+	struct ps_blobcodec *codec = NULL;
 	int rc;
 
 	memset(counts, 0, sizeof(*counts));
@@ -170,14 +182,19 @@ int ps_store_copy(struct ps_store *from, struct ps_store *to, struct ps_copy_cou
 					    "the target store is not empty (table %s has rows): "
 					    "store copy only fills an empty store", tables[i].name);
 	}
-	if ((rc = ps_store_begin_snapshot(from)) < 0)
+	if ((rc = ps_blobcodec_new(&codec)) < 0)
 		return rc;
+	if ((rc = ps_store_begin_snapshot(from)) < 0) {
+		ps_blobcodec_free(codec);
+		return rc;
+	}
 	if ((rc = ps_store_begin(to)) < 0) {
 		ps_store_rollback(from);
+		ps_blobcodec_free(codec);
 		return rc;
 	}
 	for (size_t i = 0; i < NTABLES && rc == 0; i++) {
-		struct batch b = { to, &tables[i], NULL, 0, 0 };
+		struct batch b = { to, &tables[i], NULL, 0, 0, codec };
 
 		b.rows = ps_calloc(tables[i].batch * tables[i].ncols, sizeof(*b.rows));
 		rc = ps_store_rows_each(from, &tables[i], take_row, &b);
@@ -192,6 +209,7 @@ int ps_store_copy(struct ps_store *from, struct ps_store *to, struct ps_copy_cou
 		counts->ntables = i + 1;
 	}
 	ps_store_rollback(from); /* it only read */
+	ps_blobcodec_free(codec);
 	if (rc < 0) {
 		ps_store_rollback(to);
 		return rc;

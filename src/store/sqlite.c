@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "store/sqlite_internal.h"
+#include "store/blobcodec.h"
 #include "core/diff.h"
 #include "core/json.h"
 #include "core/schedule.h"
@@ -241,6 +242,10 @@ int ps_sqlite_migrate(struct ps_store *s, int *from, int *to)
 		if ((rc = ps_store_commit(s)) < 0)
 			return rc;
 	}
+	/* Blobs written before schema 10 are compressed in resumable batches, outside the
+	 * one-transaction SQL migrations (migrations/0010_blob_encoding.sql). */
+	if ((rc = ps_sqlite_blob_convert(s, 0, NULL, NULL)) < 0)
+		return ps_error_wrap(rc, "converting blobs to the compressed format: ");
 	if (to)
 		*to = ps_store_schema_version();
 	return 0;
@@ -260,6 +265,10 @@ int ps_sqlite_open(struct ps_store **out, const char *url, unsigned flags)
 	}
 	s = ps_calloc(1, sizeof(*s));
 	s->path = ps_strdup(url);
+	if ((rc = ps_blobcodec_new(&s->codec)) < 0) {
+		ps_sqlite_free(s);
+		return rc;
+	}
 	rc = sqlite3_open_v2(url, &s->db, SQLITE_OPEN_READWRITE |
 			     (flags & PS_STORE_NO_CREATE ? 0 : SQLITE_OPEN_CREATE), NULL);
 	if (rc != SQLITE_OK) {
@@ -306,6 +315,7 @@ void ps_sqlite_free(struct ps_store *s)
 	for (int i = 0; i < STMT_CACHE; i++)
 		sqlite3_finalize(s->cache[i].stmt);
 	sqlite3_close(s->db);
+	ps_blobcodec_free(s->codec);
 	free(s->path);
 	free(s);
 }
@@ -1609,26 +1619,51 @@ out:
 
 int ps_sqlite_blob_put(struct ps_store *s, const char *sha, const void *data, size_t len)
 {
-	static const char sql[] = "INSERT OR IGNORE INTO blobs (sha, size, content) VALUES (?, ?, ?)";
-	sqlite3_stmt *st = stmt(s, sql);
+	static const char sql[] = "INSERT OR IGNORE INTO blobs (sha, size, encoding, content) "
+				  "VALUES (?, ?, ?, ?)";
+	sqlite3_stmt *st;
 	char actual[PS_SHA_HEX];
+	void *enc_data = NULL;
+	size_t enc_len;
+	int enc, rc;
+	bool have = false;
 
-	if (!st)
-		return PS_ESTORE;
 	ps_git_blob_sha(data, len, actual);
 	if (strcmp(actual, sha) != 0)
 		return ps_error_set(PS_EINVAL, "sha_mismatch",
 				    "blob content does not match its id: expected %s, got %s", sha,
 				    actual);
+	/* Storing again is a no-op (INSERT OR IGNORE). The pipeline fetches only blobs the store
+	 * lacks (ps_store_blob_have), so a look-up here would cost every new blob a query to spare
+	 * a rare repeat one compression. A row written before schema 10, still in blobs_raw, is not duplicated. */
+	if (ps_sqlite_blobs_raw_left(s)) {
+		if ((rc = ps_sqlite_blob_have(s, &sha, 1, &have)) < 0)
+			return rc;
+		if (have)
+			return 0;
+	}
+	st = stmt(s, sql);
+	if (!st)
+		return PS_ESTORE;
+	if ((rc = ps_blobcodec_encode(s->codec, data, len, &enc, &enc_data, &enc_len)) < 0)
+		return rc;
 	bind_text(st, 1, sha);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)len);
-	sqlite3_bind_blob64(st, 3, len ? data : "", len, SQLITE_STATIC);
-	return step_done(s, st, "store blob");
+	sqlite3_bind_int(st, 3, enc);
+	if (enc_data)
+		sqlite3_bind_blob64(st, 4, enc_data, enc_len, SQLITE_STATIC);
+	else
+		sqlite3_bind_blob64(st, 4, len ? data : "", len, SQLITE_STATIC);
+	rc = step_done(s, st, "store blob");
+	free(enc_data);
+	return rc;
 }
 
 int ps_sqlite_blob_get(struct ps_store *s, const char *sha, void **data, size_t *len)
 {
-	static const char sql[] = "SELECT content FROM blobs WHERE sha = ?";
+	static const char sql[] = "SELECT encoding, size, content FROM blobs WHERE sha = ?";
+	/* Rows written before schema 10 that the conversion has not moved yet (sqlite_blobs.c). */
+	static const char raw_sql[] = "SELECT 0, size, content FROM blobs_raw WHERE sha = ?";
 	sqlite3_stmt *st = stmt(s, sql);
 	int rc;
 
@@ -1636,15 +1671,35 @@ int ps_sqlite_blob_get(struct ps_store *s, const char *sha, void **data, size_t 
 		return PS_ESTORE;
 	bind_text(st, 1, sha);
 	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		size_t n = (size_t)sqlite3_column_bytes(st, 0);
-		void *p = ps_malloc(n + 1);
-		if (n)
-			memcpy(p, sqlite3_column_blob(st, 0), n);
-		((char *)p)[n] = '\0';
-		*data = p;
-		*len = n;
+	if (rc == SQLITE_DONE && ps_sqlite_blobs_raw_left(s)) {
 		sqlite3_reset(st);
+		if (!(st = stmt(s, raw_sql)))
+			return PS_ESTORE;
+		bind_text(st, 1, sha);
+		rc = sqlite3_step(st);
+		/* Dropped by a conversion that finished meanwhile: the row is in blobs now. */
+		if (rc != SQLITE_ROW && !ps_sqlite_blobs_raw_left(s)) {
+			sqlite3_reset(st);
+			return ps_sqlite_blob_get(s, sha, data, len);
+		}
+	}
+	if (rc == SQLITE_ROW) {
+		int enc = sqlite3_column_int(st, 0);
+		sqlite3_int64 size = sqlite3_column_int64(st, 1);
+		const void *stored = sqlite3_column_blob(st, 2);
+		size_t n = (size_t)sqlite3_column_bytes(st, 2);
+		void *p = NULL;
+
+		if (size < 0)
+			rc = ps_error_set(PS_ESTORE, "blob_corrupt",
+					  "blob %s is corrupt in the store: negative size", sha);
+		else
+			rc = ps_blobcodec_decode(s->codec, sha, enc, stored, n, (size_t)size, &p);
+		sqlite3_reset(st);
+		if (rc < 0)
+			return rc;
+		*data = p;
+		*len = (size_t)size;
 		return 0;
 	}
 	sqlite3_reset(st);
@@ -1656,7 +1711,11 @@ int ps_sqlite_blob_get(struct ps_store *s, const char *sha, void **data, size_t 
 int ps_sqlite_blob_have(struct ps_store *s, const char *const *shas, size_t n, bool *have)
 {
 	static const char sql[] = "SELECT 1 FROM blobs WHERE sha = ?";
-	sqlite3_stmt *st = stmt(s, sql);
+	/* Until the schema-10 conversion finished, a blob may still be in blobs_raw. */
+	static const char raw_sql[] = "SELECT 1 FROM blobs WHERE sha = ?1 UNION ALL "
+				      "SELECT 1 FROM blobs_raw WHERE sha = ?1";
+	bool raw_left = ps_sqlite_blobs_raw_left(s);
+	sqlite3_stmt *st = stmt(s, raw_left ? raw_sql : sql);
 
 	if (!st)
 		return PS_ESTORE;
@@ -1919,6 +1978,9 @@ int ps_sqlite_prune_blobs(struct ps_store *s, struct ps_prune_stats *out)
 	static const char measure[] =
 		"SELECT count(*) FROM blobs b WHERE NOT EXISTS "
 		"(SELECT 1 FROM file_versions f WHERE f.sha = b.sha)";
+	/* The bytes the store frees: length() of the stored (encoded) content, read from the row
+	 * header without decoding; rows still in blobs_raw (a conversion under way in another
+	 * process) are left for a later prune, once they have moved. */
 	static const char measure_bytes[] =
 		"SELECT coalesce(sum(length(content)), 0) FROM blobs b WHERE NOT EXISTS "
 		"(SELECT 1 FROM file_versions f WHERE f.sha = b.sha)";

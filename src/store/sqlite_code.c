@@ -287,8 +287,11 @@ int ps_sqlite_code_forget_unreferenced(struct ps_store *s)
 				free(data);
 				if ((rc = ps_sqlite_step_done(s, st, "remove from the code index")) < 0)
 					break;
-			} else if (rc == PS_ENOTFOUND) {
-				rc = 0; /* no text to remove it with: its postings stay, harmless */
+			} else if (rc == PS_ENOTFOUND ||
+				   (rc == PS_ESTORE && !strcmp(ps_error_slug(), "blob_corrupt"))) {
+				/* No text to remove it with (gone, or a damaged frame that prune is
+				 * about to delete): its postings stay, harmless. */
+				rc = 0;
 				ps_error_clear();
 			}
 		}

@@ -11,7 +11,14 @@
 #include "util/error.h"
 #include "util/util.h"
 
-static char *select_sql(const struct ps_copy_table *t, bool after)
+/* While a conversion of blobs written before schema 10 is under way (sqlite_blobs.c), the rows
+ * it has not moved yet are in blobs_raw, raw: the copy reads both tables as one (a row is in
+ * exactly one of them, moves being one transaction each). */
+static const char blobs_with_raw[] =
+	"(SELECT sha, size, encoding, content FROM blobs UNION ALL "
+	"SELECT sha, size, 0 AS encoding, content FROM blobs_raw) AS blobs";
+
+static char *select_sql(struct ps_store *s, const struct ps_copy_table *t, bool after)
 {
 	struct ps_buf b;
 
@@ -19,7 +26,10 @@ static char *select_sql(const struct ps_copy_table *t, bool after)
 	ps_buf_puts(&b, "SELECT ");
 	for (size_t c = 0; c < t->ncols; c++)
 		ps_buf_printf(&b, "%s\"%s\"", c ? ", " : "", t->cols[c].name);
-	ps_buf_printf(&b, " FROM \"%s\"", t->name);
+	if (!strcmp(t->name, "blobs") && ps_sqlite_blobs_raw_left(s))
+		ps_buf_printf(&b, " FROM %s", blobs_with_raw);
+	else
+		ps_buf_printf(&b, " FROM \"%s\"", t->name);
 	if (after) {
 		ps_buf_puts(&b, " WHERE (");
 		for (size_t k = 0; k < t->nkeys; k++)
@@ -76,7 +86,7 @@ int ps_sqlite_rows_each(struct ps_store *s, const struct ps_copy_table *t, ps_co
 	int rc = 0;
 
 	for (;;) {
-		char *sql = select_sql(t, after);
+		char *sql = select_sql(s, t, after);
 		sqlite3_stmt *st = NULL;
 		size_t n = 0;
 		int step;

@@ -78,6 +78,7 @@ const struct ps_store_ops ps_sqlite_ops = {
 	.dir_trees_stage = ps_sqlite_dir_trees_stage,
 	.dir_tree_get = ps_sqlite_dir_tree_get,
 	.dir_trees_each = ps_sqlite_dir_trees_each,
+	.stats = ps_sqlite_stats,
 };
 
 const struct ps_store_ops ps_pg_ops = {
@@ -145,6 +146,7 @@ const struct ps_store_ops ps_pg_ops = {
 	.dir_trees_stage = ps_pg_dir_trees_stage,
 	.dir_tree_get = ps_pg_dir_tree_get,
 	.dir_trees_each = ps_pg_dir_trees_each,
+	.stats = ps_pg_stats,
 };
 
 static const struct ps_store_ops *ops(const struct ps_store *s)
@@ -443,6 +445,11 @@ int ps_store_memory_edit(struct ps_store *s, int64_t id, const char *title, cons
 int ps_store_memory_delete(struct ps_store *s, int64_t id, struct ps_memory_entry **out)
 {
 	return ops(s)->memory_delete(s, id, out);
+}
+
+int ps_store_stats(struct ps_store *s, int64_t project_id, struct ps_store_stats *out)
+{
+	return ops(s)->stats(s, project_id, out);
 }
 
 int ps_store_webhook_delivery_add(struct ps_store *s, const char *delivery_id, const char *event)

@@ -8,7 +8,8 @@
  *   - a sync's file versions become visible only in ps_store_sync_finalize (one transaction);
  *   - syncs form one chain per project (UNIQUE previous_sync_id) and at most one queued/running
  *     sync per project: ps_store_sync_create fails with PS_ECONFLICT otherwise;
- *   - blobs are verified against their git blob SHA-1 in ps_store_blob_put;
+ *   - blobs are verified against their git blob SHA-1 in ps_store_blob_put and kept encoded by
+ *     store/blobcodec.h (the same bytes in every backend), read back byte-exact;
  *   - a dead sync is found by ps_store_reap and marked failed ("interrupted");
  *   - the project's last-synced commit moves only in ps_store_sync_finalize;
  *   - migrations run on open; a newer schema is refused.
@@ -274,10 +275,37 @@ int ps_store_dir_trees_each(struct ps_store *s, int64_t project_id, int64_t at, 
 /* Stores content under its git blob SHA-1 after verifying it; storing it again is a no-op.
  * PS_EINVAL (slug "sha_mismatch") if the content does not hash to `sha`. */
 int ps_store_blob_put(struct ps_store *s, const char *sha, const void *data, size_t len);
-/* Content of a blob (malloc'd, caller frees). PS_ENOTFOUND if not stored. */
+/* Content of a blob (malloc'd, caller frees, with a NUL after the `len` bytes). PS_ENOTFOUND if
+ * not stored; PS_ESTORE (slug "blob_corrupt", naming the blob) if its stored bytes do not decode
+ * to its size with a good checksum: never wrong bytes. */
 int ps_store_blob_get(struct ps_store *s, const char *sha, void **data, size_t *len);
 /* For each of `n` SHAs, sets have[i]. */
 int ps_store_blob_have(struct ps_store *s, const char *const *shas, size_t n, bool *have);
+
+/* ---- what the store costs ---- */
+
+/* Counts for `projsync stats`. Byte counts are of blob content: raw = uncompressed sizes,
+ * stored = the encoded bytes kept (store/blobcodec.h), so raw / stored is the compression ratio.
+ * Blobs are shared between projects: a project's figures count every distinct blob its file
+ * versions use, so the projects' figures can add up to more than the store's. */
+struct ps_store_stats {
+	int64_t projects;          /* whole store: number of projects; one project: 1 */
+	int64_t syncs;             /* syncs of any status */
+	int64_t syncs_succeeded;
+	int64_t file_versions;     /* rows: one per path per version, staged ones included */
+	int64_t blobs;             /* distinct blobs (of a project: referenced by its versions) */
+	int64_t blobs_compressed;  /* of those, stored with an encoding other than raw */
+	int64_t raw_bytes;
+	int64_t stored_bytes;
+	int64_t disk_bytes;        /* whole store: what the database takes on disk (SQLite: the
+				      file's used pages; PostgreSQL: the relations' total size);
+				      one project: 0, it has no size of its own */
+	int64_t unconverted_blobs; /* whole store: blobs the schema-10 conversion has yet to visit
+				      (0 once it finished); one project: 0 */
+};
+/* Fills `out` for project `project_id`, or for the whole store when project_id is 0. Reads only
+ * (sizes, never content): cost follows the number of rows. PS_ENOTFOUND for an unknown project. */
+int ps_store_stats(struct ps_store *s, int64_t project_id, struct ps_store_stats *out);
 
 /* ---- memory entries ---- */
 
@@ -416,7 +444,7 @@ struct ps_prune_stats {
 	int64_t file_versions;  /* file version rows only those syncs could see */
 	int64_t events;
 	int64_t blobs;          /* blobs no file version references any more */
-	int64_t blob_bytes;     /* their stored bytes */
+	int64_t blob_bytes;     /* their stored bytes (encoded, store/blobcodec.h): what is freed */
 	bool blobs_skipped;     /* a sync was running: blobs are left for the next prune */
 };
 

@@ -262,12 +262,15 @@ def test_existing_store_is_indexed_on_next_sync(ps, make_repo, tmp_path):
     repo.write("x.txt", "new content marker\n")
     c2 = repo.commit("c2")
     ps.sync("old")
-    # Back to schema 7 (before the index and the directory trees that came after it); the
-    # next command migrates it again.
+    # Back to schema 7 (before the index and the directory trees and blob encoding that came
+    # after it); the next command migrates it again. The blobs are small, so stored raw
+    # (encoding 0): their bytes are what schema 7 held.
+    assert store_sql(ps, "SELECT count(*) FROM blobs WHERE encoding <> 0") == ["0"]
     if ps.backend == "pg":
         psql(ps.db, "DROP TABLE dir_trees; DROP TABLE code_blobs; "
              "ALTER TABLE projects DROP COLUMN code_index; "
              "ALTER TABLE projects DROP COLUMN code_index_pending; "
+             "ALTER TABLE blobs DROP COLUMN encoding; "
              "UPDATE projsync_schema SET version = 7")
     else:
         db = sqlite3.connect(ps.db)
@@ -275,6 +278,11 @@ def test_existing_store_is_indexed_on_next_sync(ps, make_repo, tmp_path):
             DROP TABLE dir_trees; DROP TABLE code_blobs; DROP TABLE code_fts;
             ALTER TABLE projects DROP COLUMN code_index;
             ALTER TABLE projects DROP COLUMN code_index_pending;
+            CREATE TABLE old_blobs (sha TEXT PRIMARY KEY, size INTEGER NOT NULL,
+                                    content BLOB NOT NULL) WITHOUT ROWID;
+            INSERT INTO old_blobs SELECT sha, size, content FROM blobs;
+            DROP TABLE blobs; DROP TABLE blob_conversion;
+            ALTER TABLE old_blobs RENAME TO blobs;
             PRAGMA user_version = 7;""")
         db.close()
     ps.ok("migrate")

@@ -89,7 +89,8 @@ COMMANDS = [("project", "add"), ("project", "set"), ("project", "list"), ("proje
             ("history",),
             ("changes",), ("diff",), ("files",), ("cat",), ("checkout",), ("memory", "list"),
             ("memory", "search"), ("memory", "show"), ("memory", "history"),
-            ("memory", "restore"), ("memory", "add"), ("memory", "edit"), ("memory", "rm"), ("migrate",), ("serve",),
+            ("memory", "restore"), ("memory", "add"), ("memory", "edit"), ("memory", "rm"),
+            ("migrate",), ("stats",), ("serve",),
             ("store", "copy")]
 
 
@@ -222,6 +223,8 @@ def test_bash_completion(installed, tmp_path, make_repo):
     assert complete(script, BIN, ["project", "add", "--m"], env) == {"--memory-glob", "--max-failures",
                                                                      "--max-blob-size"}
     assert complete(script, BIN, ["serve", "--log-format", ""], env) == {"logfmt", "json"}
+    assert complete(script, BIN, ["--db", db, "stats", "w"], env) == {"web", "webapp"}
+    assert complete(script, BIN, ["stats", "--"], env) == {"--json", "--help"}
     # No store there: nothing offered, and nothing created.
     missing = tmp_path / "nowhere" / "x.db"
     assert complete(script, BIN, ["--db", str(missing), "sync", ""], env) == set()

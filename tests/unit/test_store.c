@@ -5,11 +5,15 @@
  */
 #include "harness.h"
 
+#include <signal.h>
+#include <sqlite3.h>
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "core/diff.h"
+#include "store/blobcodec.h"
+#include "store/sqlite_internal.h"
 #include "store/store.h"
 #include "util/error.h"
 
@@ -527,6 +531,457 @@ static void test_backends_share_schema_numbers(void)
 	CHECK_INT(ps_migrations_count, ps_pg_migrations_count);
 }
 
+/* ---- blob encoding (issue 14) ---- */
+
+struct ps_embedded {
+	const char *name;
+	const char *text;
+	size_t len;
+};
+extern const struct ps_embedded ps_migrations[];
+
+/* A deterministic PRNG: incompressible bytes that are the same on every run. */
+static uint64_t rng_next(uint64_t *x)
+{
+	*x ^= *x << 13;
+	*x ^= *x >> 7;
+	*x ^= *x << 17;
+	return *x;
+}
+
+/* The first column of the first row of `sql`, run on the store behind projsync's back (either
+ * backend); -1 when there is no row. */
+static int64_t db_int(const char *path, const char *sql)
+{
+	char *out = ps_test_sql(path, sql);
+	int64_t v = -1;
+
+	if (!strncmp(out, "error:", 6)) {
+		fprintf(stderr, "sql failed: %s: %s\n", sql, out);
+		ps_test_failures++;
+	} else if (*out) {
+		v = strtoll(out, NULL, 10);
+	}
+	free(out);
+	return v;
+}
+
+static void db_exec(const char *path, const char *sql)
+{
+	char *out = ps_test_sql(path, sql);
+
+	if (!strncmp(out, "error:", 6)) {
+		fprintf(stderr, "sql failed: %s: %s\n", sql, out);
+		ps_test_failures++;
+	}
+	free(out);
+}
+
+/* Puts `data`, reads it back byte-exact, and returns the encoding the row got. */
+static int round_trip(struct ps_store *s, const char *path, const void *data, size_t len)
+{
+	char sha[PS_SHA_HEX], *sql;
+	void *back = NULL;
+	size_t back_len = 0;
+	int64_t enc;
+
+	ps_git_blob_sha(data, len, sha);
+	CHECK_OK(ps_store_blob_put(s, sha, data, len));
+	CHECK_OK(ps_store_blob_get(s, sha, &back, &back_len));
+	CHECK_INT(back_len, len);
+	CHECK(back && (len == 0 || memcmp(back, data, len) == 0));
+	CHECK(back && ((char *)back)[len] == '\0');
+	free(back);
+	sql = ps_asprintf("SELECT encoding FROM blobs WHERE sha = '%s'", sha);
+	enc = db_int(path, sql);
+	free(sql);
+	sql = ps_asprintf("SELECT size FROM blobs WHERE sha = '%s'", sha);
+	CHECK_INT(db_int(path, sql), len);
+	free(sql);
+	return (int)enc;
+}
+
+/* Every kind of content comes back byte-exact; small and incompressible content stays raw. */
+static void test_blob_round_trips(void)
+{
+	char *path;
+	struct ps_store *s = open_store(&path);
+	size_t big = 8u << 20, n;
+	unsigned char *buf = malloc(big);
+	uint64_t x = 0x9e3779b97f4a7c15ull;
+
+	CHECK_INT(round_trip(s, path, "", 0), PS_BLOB_RAW);
+	CHECK_INT(round_trip(s, path, "x", 1), PS_BLOB_RAW);
+	for (n = 0; n < 256; n++)
+		buf[n] = (unsigned char)n;
+	CHECK_INT(round_trip(s, path, buf, 256), PS_BLOB_RAW); /* every byte value once */
+	/* Just below and at the size floor, compressible or not. */
+	memset(buf, 'a', PS_BLOBCODEC_MIN_SIZE);
+	CHECK_INT(round_trip(s, path, buf, PS_BLOBCODEC_MIN_SIZE - 1), PS_BLOB_RAW);
+	CHECK_INT(round_trip(s, path, buf, PS_BLOBCODEC_MIN_SIZE), PS_BLOB_ZSTD);
+	/* Incompressible: random bytes. */
+	for (n = 0; n < (1u << 20); n += 8) {
+		uint64_t r = rng_next(&x);
+		memcpy(buf + n, &r, 8);
+	}
+	CHECK_INT(round_trip(s, path, buf, 1u << 20), PS_BLOB_RAW);
+	/* Binary with NULs and long runs, then text: compressed. */
+	memset(buf, 0, 100000);
+	memset(buf + 100000, 0xff, 100000);
+	CHECK_INT(round_trip(s, path, buf, 200000), PS_BLOB_ZSTD);
+	memset(buf, 'z', 1u << 20);
+	CHECK_INT(round_trip(s, path, buf, 1u << 20), PS_BLOB_ZSTD);
+	CHECK(db_int(path, "SELECT max(length(content)) FROM blobs WHERE size = 1048576 AND "
+		     "encoding = 1") < 1000);
+	/* 8 MiB of text-like lines with some variety (the default max blob size). */
+	for (n = 0; n + 64 <= big; n += 64)
+		snprintf((char *)buf + n, 65, "line %010zu of a long file, value %016llx\n", n / 64,
+			 (unsigned long long)(rng_next(&x) & 0xffff));
+	memset(buf + n, '\n', big - n);
+	CHECK_INT(round_trip(s, path, buf, big), PS_BLOB_ZSTD);
+
+	free(buf);
+	ps_store_free(s);
+	free(path);
+}
+
+/* Blobs put inside a transaction are seen by every later read of it, a repeat is a no-op, a
+ * rollback keeps none of them and a commit keeps all (PostgreSQL holds them back and sends them
+ * in multi-row batches: this is what the batching must not change). */
+static void test_blob_put_in_transaction(void)
+{
+	enum { N = 2500 };
+	struct ps_store *s = open_store(NULL);
+	char (*shas)[PS_SHA_HEX] = calloc(N, sizeof(*shas));
+	const char **ptrs = calloc(N, sizeof(*ptrs));
+	bool *have = calloc(N, sizeof(*have));
+	char buf[256];
+	void *data = NULL;
+	size_t len = 0;
+	int n;
+
+	for (int i = 0; i < N; i++) {
+		n = snprintf(buf, sizeof(buf), "blob %d: %s\n", i,
+			     "some text long enough to be compressed, some text long enough");
+		ps_git_blob_sha(buf, (size_t)n, shas[i]);
+		ptrs[i] = shas[i];
+	}
+	/* Rolled back: nothing stays, though a read inside saw it. */
+	CHECK_OK(ps_store_begin(s));
+	n = snprintf(buf, sizeof(buf), "blob %d: %s\n", 0,
+		     "some text long enough to be compressed, some text long enough");
+	CHECK_OK(ps_store_blob_put(s, shas[0], buf, (size_t)n));
+	CHECK_OK(ps_store_blob_have(s, ptrs, 1, have));
+	CHECK(have[0]);
+	ps_store_rollback(s);
+	CHECK_OK(ps_store_blob_have(s, ptrs, 1, have));
+	CHECK(!have[0]);
+
+	CHECK_OK(ps_store_begin(s));
+	for (int i = 0; i < N; i++) {
+		n = snprintf(buf, sizeof(buf), "blob %d: %s\n", i,
+			     "some text long enough to be compressed, some text long enough");
+		CHECK_OK(ps_store_blob_put(s, shas[i], buf, (size_t)n));
+		if (i % 7 == 0) /* again, in the same batch */
+			CHECK_OK(ps_store_blob_put(s, shas[i], buf, (size_t)n));
+		CHECK_OK(ps_store_code_index_put(s, shas[i], buf, (size_t)n, false));
+	}
+	CHECK_OK(ps_store_blob_get(s, shas[N - 1], &data, &len));
+	CHECK(data && len > 0 && !strncmp(data, "blob 2499: ", 11));
+	free(data);
+	CHECK_OK(ps_store_commit(s));
+	memset(have, 0, N * sizeof(*have));
+	CHECK_OK(ps_store_blob_have(s, ptrs, N, have));
+	n = 0;
+	for (int i = 0; i < N; i++)
+		n += have[i];
+	CHECK_INT(n, N);
+	memset(have, 0, N * sizeof(*have));
+	CHECK_OK(ps_store_code_index_have(s, ptrs, N, have));
+	n = 0;
+	for (int i = 0; i < N; i++)
+		n += have[i];
+	CHECK_INT(n, N);
+	free(shas);
+	free(ptrs);
+	free(have);
+	ps_store_free(s);
+}
+
+/* A damaged stored blob is an error that names it, never wrong bytes. */
+static void test_blob_corrupt(void)
+{
+	char *path, sha[PS_SHA_HEX], *sql;
+	struct ps_store *s = open_store(&path);
+	char text[4096];
+	void *data = NULL;
+	size_t len = 0;
+
+	for (size_t i = 0; i < sizeof(text); i++)
+		text[i] = "abcdefgh\n"[i % 9];
+	ps_git_blob_sha(text, sizeof(text), sha);
+	CHECK_OK(ps_store_blob_put(s, sha, text, sizeof(text)));
+	ps_store_free(s);
+	sql = ps_asprintf("SELECT encoding FROM blobs WHERE sha = '%s'", sha);
+	CHECK_INT(db_int(path, sql), PS_BLOB_ZSTD);
+	free(sql);
+
+	/* One byte flipped in the middle of the frame. */
+	if (ps_test_pg())
+		sql = ps_asprintf("UPDATE blobs SET content = overlay(content placing "
+				  "'\\x5a'::bytea from length(content) / 2 + 1 for 1) WHERE sha = '%s'",
+				  sha);
+	else
+		sql = ps_asprintf("UPDATE blobs SET content = substr(content, 1, length(content) / 2) "
+				  "|| x'5a' || substr(content, length(content) / 2 + 2) WHERE sha = '%s'",
+				  sha);
+	db_exec(path, sql);
+	free(sql);
+	CHECK_OK(ps_store_open(&s, path, 0));
+	CHECK_INT(ps_store_blob_get(s, sha, &data, &len), PS_ESTORE);
+	CHECK_STR(ps_error_slug(), "blob_corrupt");
+	CHECK(strstr(ps_error_message(), sha) != NULL);
+	CHECK(data == NULL);
+	ps_store_free(s);
+
+	/* Cut short, and a size that disagrees with the frame. */
+	sql = ps_asprintf(ps_test_pg() ? "UPDATE blobs SET content = substring(content from 1 for 10) "
+					 "WHERE sha = '%s'"
+				       : "UPDATE blobs SET content = substr(content, 1, 10) WHERE sha = '%s'",
+			  sha);
+	db_exec(path, sql);
+	free(sql);
+	CHECK_OK(ps_store_open(&s, path, 0));
+	CHECK_INT(ps_store_blob_get(s, sha, &data, &len), PS_ESTORE);
+	CHECK(strstr(ps_error_message(), sha) != NULL);
+	ps_store_free(s);
+
+	/* An encoding from a newer projsync is refused, naming the blob. */
+	sql = ps_asprintf("UPDATE blobs SET encoding = 2 WHERE sha = '%s'", sha);
+	db_exec(path, sql);
+	free(sql);
+	CHECK_OK(ps_store_open(&s, path, 0));
+	CHECK_INT(ps_store_blob_get(s, sha, &data, &len), PS_ESTORE);
+	CHECK(strstr(ps_error_message(), sha) != NULL);
+	CHECK(strstr(ps_error_message(), "upgrade") != NULL);
+	ps_store_free(s);
+	free(path);
+}
+
+#define OLD_BLOBS 100
+/* Index of migrations/0010_blob_encoding.sql among the embedded migrations. */
+#define BLOB_ENCODING_STEP 9
+
+static void old_content(int i, char *buf, size_t cap, size_t *len)
+{
+	size_t n = 0;
+	while (n + 40 < cap && n < 600 + (size_t)i * 7)
+		n += (size_t)snprintf(buf + n, cap - n, "blob %d line %zu: some source text\n", i, n);
+	*len = n;
+}
+
+static void kill_at(void *ud, size_t row)
+{
+	if (row == *(size_t *)ud)
+		raise(SIGKILL);
+}
+
+/* A store written by schema 9 (raw blobs, the schema before 0010) converts in batches; a
+ * conversion killed in the middle of a batch resumes after the last committed batch, and every
+ * blob still verifies. SQLite only: PostgreSQL keeps the rows it had raw (encoding 0). */
+static void test_blob_conversion(void)
+{
+	char *dir = ps_test_tmpdir(), *path = ps_asprintf("%s/old.db", dir), buf[4096];
+	char shas[OLD_BLOBS + 2][PS_SHA_HEX];
+	sqlite3 *raw = NULL;
+	sqlite3_stmt *st = NULL;
+	struct ps_store *s = NULL;
+	struct ps_store_stats stats;
+	size_t len, kill_row = 40;
+	uint64_t x = 42;
+	pid_t pid;
+	int status = 0;
+
+	if (ps_test_pg()) {
+		free(path);
+		free(dir);
+		return;
+	}
+	/* Schema 9 as the previous projsync wrote it, with raw blob rows. */
+	CHECK_INT(sqlite3_open(path, &raw), SQLITE_OK);
+	for (int i = 0; i < BLOB_ENCODING_STEP; i++)
+		CHECK_INT(sqlite3_exec(raw, ps_migrations[i].text, NULL, NULL, NULL), SQLITE_OK);
+	CHECK_INT(sqlite3_exec(raw, "PRAGMA user_version = 9; PRAGMA journal_mode=WAL", NULL, NULL,
+			       NULL), SQLITE_OK);
+	sqlite3_prepare_v2(raw, "INSERT INTO blobs (sha, size, content) VALUES (?, ?, ?)", -1, &st,
+			   NULL);
+	for (int i = 0; i < OLD_BLOBS + 2; i++) {
+		if (i == OLD_BLOBS) { /* incompressible */
+			for (len = 0; len < 2048; len += 8) {
+				uint64_t r = rng_next(&x);
+				memcpy(buf + len, &r, 8);
+			}
+		} else {
+			old_content(i, buf, sizeof(buf), &len);
+		}
+		ps_git_blob_sha(buf, len, shas[i]);
+		if (i == OLD_BLOBS + 1) /* damaged before the upgrade: left as it is */
+			buf[0] ^= 1;
+		sqlite3_bind_text(st, 1, shas[i], -1, SQLITE_TRANSIENT);
+		sqlite3_bind_int64(st, 2, (sqlite3_int64)len);
+		sqlite3_bind_blob(st, 3, buf, (int)len, SQLITE_TRANSIENT);
+		CHECK_INT(sqlite3_step(st), SQLITE_DONE);
+		sqlite3_reset(st);
+	}
+	sqlite3_finalize(st);
+	/* The SQL migration to 10 (what ps_store_migrate runs before converting). */
+	CHECK(strstr(ps_migrations[BLOB_ENCODING_STEP].name, "0010_blob_encoding") != NULL);
+	CHECK_INT(sqlite3_exec(raw, ps_migrations[BLOB_ENCODING_STEP].text, NULL, NULL, NULL),
+		  SQLITE_OK);
+	CHECK_INT(sqlite3_exec(raw, "PRAGMA user_version = 10", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(raw);
+	CHECK_INT(db_int(path, "SELECT done FROM blob_conversion"), 0);
+	CHECK_INT(db_int(path, "SELECT count(*) FROM blobs_raw"), OLD_BLOBS + 2);
+
+	/* Killed in the middle of the third batch of 16: two batches are kept. */
+	pid = fork();
+	if (pid == 0) {
+		if (ps_store_open(&s, path, PS_STORE_NO_MIGRATE) < 0)
+			_exit(3);
+		ps_sqlite_blob_convert(s, 16, kill_at, &kill_row);
+		_exit(4);
+	}
+	CHECK(waitpid(pid, &status, 0) == pid);
+	CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+	CHECK_INT(db_int(path, "SELECT done FROM blob_conversion"), 0);
+	CHECK_INT(db_int(path, "SELECT converted FROM blob_conversion"), 32);
+	CHECK_INT(db_int(path, "SELECT count(*) FROM blobs"), 32);
+	CHECK_INT(db_int(path, "SELECT count(*) FROM blobs_raw"), OLD_BLOBS + 2 - 32);
+	CHECK(db_int(path, "SELECT count(*) FROM blobs WHERE encoding = 1") >= 30);
+
+	/* Meanwhile every blob reads back, from either table. */
+	CHECK_OK(ps_store_open(&s, path, PS_STORE_NO_MIGRATE));
+	for (int i = 0; i < OLD_BLOBS; i++) {
+		void *data = NULL;
+		size_t n = 0;
+		bool have = false;
+		const char *one = shas[i];
+		char actual[PS_SHA_HEX];
+
+		CHECK_OK(ps_store_blob_have(s, &one, 1, &have));
+		CHECK(have);
+		CHECK_OK(ps_store_blob_get(s, shas[i], &data, &n));
+		ps_git_blob_sha(data, n, actual);
+		CHECK_STR(actual, shas[i]);
+		free(data);
+	}
+	CHECK_OK(ps_store_stats(s, 0, &stats));
+	CHECK_INT(stats.blobs, OLD_BLOBS + 2);
+	CHECK_INT(stats.unconverted_blobs, OLD_BLOBS + 2 - 32);
+	ps_store_free(s);
+
+	/* store copy meanwhile takes the rows of both tables: on a snapshot of the half-converted
+	 * store (without the damaged row, which the copy would rightly refuse), every blob
+	 * arrives and reads back. */
+	{
+		char *half = ps_asprintf("%s/half.db", dir), *sql = ps_asprintf("VACUUM INTO '%s'", half);
+		char *target = ps_test_store_url();
+		struct ps_store *from = NULL, *to = NULL;
+		struct ps_copy_counts counts;
+
+		db_exec(path, sql);
+		free(sql);
+		sql = ps_asprintf("DELETE FROM blobs WHERE sha = '%s'; DELETE FROM blobs_raw WHERE "
+				  "sha = '%s'", shas[OLD_BLOBS + 1], shas[OLD_BLOBS + 1]);
+		db_exec(half, sql);
+		free(sql);
+		CHECK_OK(ps_store_open(&from, half, PS_STORE_NO_MIGRATE));
+		CHECK_OK(ps_store_open(&to, target, 0));
+		CHECK_OK(ps_store_copy(from, to, &counts));
+		CHECK_INT(db_int(target, "SELECT count(*) FROM blobs"), OLD_BLOBS + 1);
+		for (int i = 0; i <= OLD_BLOBS; i++) {
+			void *data = NULL;
+			size_t n = 0;
+			char actual[PS_SHA_HEX] = "";
+
+			CHECK_OK(ps_store_blob_get(to, shas[i], &data, &n));
+			if (data)
+				ps_git_blob_sha(data, n, actual);
+			CHECK_STR(actual, shas[i]);
+			free(data);
+		}
+		ps_store_free(from);
+		ps_store_free(to);
+		free(target);
+		free(half);
+	}
+
+	/* Opening resumes and finishes it. */
+	CHECK_OK(ps_store_open(&s, path, 0));
+	CHECK_INT(db_int(path, "SELECT done FROM blob_conversion"), 1);
+	CHECK_INT(db_int(path, "SELECT count(*) FROM sqlite_master WHERE name = 'blobs_raw'"), 0);
+	CHECK_INT(db_int(path, "SELECT count(*) FROM blobs WHERE encoding = 1"), OLD_BLOBS);
+	CHECK_INT(db_int(path, "SELECT converted FROM blob_conversion"), OLD_BLOBS + 2);
+	for (int i = 0; i < OLD_BLOBS + 2; i++) {
+		void *data = NULL;
+		size_t n = 0;
+		char actual[PS_SHA_HEX];
+
+		CHECK_OK(ps_store_blob_get(s, shas[i], &data, &n));
+		ps_git_blob_sha(data, n, actual);
+		if (i == OLD_BLOBS + 1)
+			CHECK(strcmp(actual, shas[i]) != 0); /* still the damaged raw bytes */
+		else
+			CHECK_STR(actual, shas[i]);
+		free(data);
+	}
+	CHECK_OK(ps_store_stats(s, 0, &stats));
+	CHECK_INT(stats.blobs, OLD_BLOBS + 2);
+	CHECK_INT(stats.blobs_compressed, OLD_BLOBS);
+	CHECK_INT(stats.unconverted_blobs, 0);
+	CHECK(stats.stored_bytes < stats.raw_bytes / 2);
+	ps_store_free(s);
+	free(path);
+	free(dir);
+}
+
+/* ps_store_stats: a project counts the blobs its versions use; the store counts each once. */
+static void test_stats(void)
+{
+	struct ps_store *s = open_store(NULL);
+	struct ps_project *a = add_project(s, "a"), *b = add_project(s, "b");
+	struct ps_change ca[2] = { change(PS_CHANGE_ADDED, "x.txt", "shared content\n"),
+				   change(PS_CHANGE_ADDED, "y.txt", "only in a\n") };
+	struct ps_change cb[1] = { change(PS_CHANGE_ADDED, "z.txt", "shared content\n") };
+	struct ps_store_stats st;
+
+	CHECK_OK(ps_store_blob_put(s, ca[0].sha, "shared content\n", 15));
+	CHECK_OK(ps_store_blob_put(s, ca[1].sha, "only in a\n", 10));
+	commit_sync(s, a, ca, 2, "c1");
+	commit_sync(s, b, cb, 1, "c2");
+	CHECK_OK(ps_store_stats(s, a->id, &st));
+	CHECK_INT(st.syncs, 1);
+	CHECK_INT(st.syncs_succeeded, 1);
+	CHECK_INT(st.file_versions, 2);
+	CHECK_INT(st.blobs, 2);
+	CHECK_INT(st.raw_bytes, 25);
+	CHECK_INT(st.stored_bytes, 25);
+	CHECK_OK(ps_store_stats(s, b->id, &st));
+	CHECK_INT(st.blobs, 1);
+	CHECK_INT(st.raw_bytes, 15);
+	CHECK_OK(ps_store_stats(s, 0, &st));
+	CHECK_INT(st.projects, 2);
+	CHECK_INT(st.syncs, 2);
+	CHECK_INT(st.file_versions, 3);
+	CHECK_INT(st.blobs, 2);
+	CHECK_INT(st.raw_bytes, 25);
+	CHECK(st.disk_bytes > 0);
+	CHECK_INT(ps_store_stats(s, 999, &st), PS_ENOTFOUND);
+	ps_project_free(a);
+	ps_project_free(b);
+	ps_store_free(s);
+}
+
 static void test_projects(void)
 {
 	struct ps_store *s = open_store(NULL);
@@ -868,4 +1323,6 @@ PS_TESTS(PS_TEST(test_atomic_visibility), PS_TEST(test_one_chain), PS_TEST(test_
 	 PS_TEST(test_marker_moves_only_on_success), PS_TEST(test_migrations),
 	 PS_TEST(test_backends_share_schema_numbers), PS_TEST(test_projects),
 	 PS_TEST(test_takeover_fences_the_stale_run), PS_TEST(test_reap_leaves_syncs_to_live_nodes),
-	 PS_TEST(test_code_index))
+	 PS_TEST(test_code_index), PS_TEST(test_blob_round_trips), PS_TEST(test_blob_put_in_transaction),
+	 PS_TEST(test_blob_corrupt),
+	 PS_TEST(test_blob_conversion), PS_TEST(test_stats))

@@ -24,6 +24,7 @@
 #include "core/diff.h"
 #include "core/json.h"
 #include "core/schedule.h"
+#include "store/blobcodec.h"
 #include "util/error.h"
 
 struct ps_embedded {
@@ -201,8 +202,8 @@ static void no_notices(void *arg, const char *message)
 	(void)message;
 }
 
-PGresult *ps_pg_run(struct ps_pg *g, const char *sql, struct ps_pq *p, bool binary,
-		    const char *what, int *rc)
+static PGresult *run_now(struct ps_pg *g, const char *sql, struct ps_pq *p, bool binary,
+			 const char *what, int *rc)
 {
 	struct ps_pq none = { 0 };
 	PGresult *r;
@@ -234,6 +235,107 @@ PGresult *ps_pg_run(struct ps_pg *g, const char *sql, struct ps_pq *p, bool bina
 		ps_pq_dispose(p);
 		return NULL;
 	}
+}
+
+/* ---- deferred inserts (ps_pg_defer) ---- */
+
+static const struct {
+	const char *head, *tail, *what;
+	int ncols;
+} deferred_sql[PS_PG_DEFER_N] = {
+	[PS_PG_DEFER_BLOBS] = { "INSERT INTO blobs (sha, size, encoding, content) VALUES ",
+				" ON CONFLICT (sha) DO NOTHING", "store blobs", 4 },
+	[PS_PG_DEFER_CODE_BLOBS] = { "INSERT INTO code_blobs (sha, is_binary, content) VALUES ",
+				     " ON CONFLICT (sha) DO NOTHING", "index blobs", 3 },
+};
+
+/* A batch stays well under libpq's 65,535 parameters and holds bounded memory. */
+#define DEFER_MAX_ROWS 1000
+#define DEFER_MAX_BYTES (16u << 20)
+
+static void defer_drop(struct ps_pg *g)
+{
+	for (int w = 0; w < PS_PG_DEFER_N; w++) {
+		ps_pq_dispose(&g->defer[w].q);
+		g->defer[w].rows = g->defer[w].bytes = 0;
+	}
+}
+
+/* Sends the waiting rows, blobs first (the order the pipeline put them in). */
+static int defer_flush(struct ps_pg *g)
+{
+	int rc = 0;
+
+	g->flushing = true;
+	for (int w = 0; w < PS_PG_DEFER_N && rc == 0; w++) {
+		struct ps_pg_deferred *d = &g->defer[w];
+		struct ps_buf b;
+		PGresult *r;
+		size_t param = 0;
+		char *sql;
+
+		if (d->rows == 0)
+			continue;
+		ps_buf_init(&b, SIZE_MAX);
+		ps_buf_puts(&b, deferred_sql[w].head);
+		for (size_t i = 0; i < d->rows; i++) {
+			ps_buf_puts(&b, i ? ", (" : "(");
+			for (int c = 0; c < deferred_sql[w].ncols; c++)
+				ps_buf_printf(&b, "%s$%zu", c ? ", " : "", ++param);
+			ps_buf_puts(&b, ")");
+		}
+		ps_buf_puts(&b, deferred_sql[w].tail);
+		sql = ps_buf_take(&b, NULL);
+		d->rows = d->bytes = 0;
+		r = run_now(g, sql, &d->q, false, deferred_sql[w].what, &rc); /* disposes d->q */
+		free(sql);
+		PQclear(r);
+	}
+	g->flushing = false;
+	if (rc < 0)
+		defer_drop(g);
+	return rc;
+}
+
+int ps_pg_defer(struct ps_pg *g, int which, struct ps_pq *row)
+{
+	struct ps_pg_deferred *d = &g->defer[which];
+
+	/* Copies: the caller's buffers are gone by the time the batch is sent. */
+	for (int i = 0; i < row->n; i++) {
+		size_t len;
+		char *copy;
+
+		if (!row->v[i]) {
+			pq_add(&d->q, NULL, 0, 0, false);
+			continue;
+		}
+		len = row->fmt[i] ? (size_t)row->len[i] : strlen(row->v[i]);
+		copy = ps_malloc(len + 1);
+		memcpy(copy, row->v[i], len);
+		copy[len] = '\0';
+		pq_add(&d->q, copy, (int)len, row->fmt[i], true);
+		d->bytes += len;
+	}
+	ps_pq_dispose(row);
+	d->rows++;
+	if (g->tx_depth == 0 || d->rows >= DEFER_MAX_ROWS || d->bytes >= DEFER_MAX_BYTES)
+		return defer_flush(g);
+	return 0;
+}
+
+PGresult *ps_pg_run(struct ps_pg *g, const char *sql, struct ps_pq *p, bool binary,
+		    const char *what, int *rc)
+{
+	/* Waiting rows go first, so this statement (a read, COMMIT) sees them. */
+	if (!g->flushing &&
+	    (g->defer[PS_PG_DEFER_BLOBS].rows || g->defer[PS_PG_DEFER_CODE_BLOBS].rows) &&
+	    (*rc = defer_flush(g)) < 0) {
+		if (p)
+			ps_pq_dispose(p);
+		return NULL;
+	}
+	return run_now(g, sql, p, binary, what, rc);
 }
 
 int ps_pg_exec(struct ps_pg *g, const char *sql, struct ps_pq *p, const char *what,
@@ -306,6 +408,7 @@ int ps_pg_begin(struct ps_store *s)
 
 static void rollback_now(struct ps_pg *g)
 {
+	defer_drop(g);
 	PQclear(PQexec(g->conn, "ROLLBACK"));
 }
 
@@ -479,6 +582,10 @@ int ps_pg_open(struct ps_store **out, const char *url, unsigned flags)
 	g->head.ops = &ps_pg_ops;
 	g->url = ps_strdup(url);
 	g->where = ps_pg_location(url);
+	if ((rc = ps_blobcodec_new(&g->codec)) < 0) {
+		ps_pg_free((struct ps_store *)g);
+		return rc;
+	}
 	/* expand_dbname: the URL gives every setting; the others fill what it does not say.
 	 * connect_timeout unless the URL sets one: an unreachable host fails, never hangs. */
 	g->conn = PQconnectdbParams(keys, vals, 1);
@@ -525,7 +632,9 @@ void ps_pg_free(struct ps_store *s)
 		return;
 	if (g->tx_depth > 0 && g->conn)
 		rollback_now(g);
+	defer_drop(g);
 	PQfinish(g->conn);
+	ps_blobcodec_free(g->codec);
 	free(g->url);
 	free(g->where);
 	free(g);
@@ -1892,46 +2001,81 @@ out:
 
 int ps_pg_blob_put(struct ps_store *s, const char *sha, const void *data, size_t len)
 {
-	static const char sql[] = "INSERT INTO blobs (sha, size, content) VALUES ($1, $2, $3) "
-				  "ON CONFLICT (sha) DO NOTHING";
 	struct ps_pq q = { 0 };
 	char actual[PS_SHA_HEX];
+	void *enc_data = NULL;
+	size_t enc_len;
+	int enc, rc;
 
 	ps_git_blob_sha(data, len, actual);
 	if (strcmp(actual, sha) != 0)
 		return ps_error_set(PS_EINVAL, "sha_mismatch",
 				    "blob content does not match its id: expected %s, got %s", sha,
 				    actual);
+	/* The same bytes as SQLite stores (store/blobcodec.h), so `store copy` moves them as
+	 * they are. */
+	if ((rc = ps_blobcodec_encode(PSPG(s)->codec, data, len, &enc, &enc_data, &enc_len)) < 0)
+		return rc;
 	ps_pq_text(&q, sha);
 	ps_pq_int(&q, (int64_t)len);
-	ps_pq_bytes(&q, data, len);
-	return ps_pg_exec(PSPG(s), sql, &q, "store blob", NULL);
+	ps_pq_int(&q, enc);
+	if (enc_data)
+		ps_pq_bytes(&q, enc_data, enc_len);
+	else
+		ps_pq_bytes(&q, data, len);
+	/* One multi-row INSERT per batch of the fetch's transaction (ps_pg_defer), not a round
+	 * trip per blob. */
+	rc = ps_pg_defer(PSPG(s), PS_PG_DEFER_BLOBS, &q);
+	free(enc_data);
+	return rc;
+}
+
+/* A binary-format integer column (network byte order, 2, 4 or 8 bytes). */
+static int64_t col_binary_int(const PGresult *r, int row, int col)
+{
+	const unsigned char *v = (const unsigned char *)PQgetvalue(r, row, col);
+	int n = PQgetlength(r, row, col);
+	uint64_t u = 0;
+
+	for (int i = 0; i < n; i++)
+		u = (u << 8) | v[i];
+	if (n == 2)
+		return (int16_t)u;
+	if (n == 4)
+		return (int32_t)u;
+	return (int64_t)u;
 }
 
 int ps_pg_blob_get(struct ps_store *s, const char *sha, void **data, size_t *len)
 {
 	struct ps_pq q = { 0 };
 	PGresult *r;
-	size_t n;
-	char *p;
+	int64_t size;
+	void *p = NULL;
 	int rc = 0;
 
 	ps_pq_text(&q, sha);
-	if (!(r = ps_pg_run(PSPG(s), "SELECT content FROM blobs WHERE sha = $1", &q, true,
-			    "read blob", &rc)))
+	/* Binary results: the content arrives as it is stored, without bytea's hex text. */
+	if (!(r = ps_pg_run(PSPG(s), "SELECT encoding, size, content FROM blobs WHERE sha = $1", &q,
+			    true, "read blob", &rc)))
 		return rc;
 	if (PQntuples(r) == 0) {
 		PQclear(r);
 		return ps_error_set(PS_ENOTFOUND, "blob_not_stored", "blob %s is not stored", sha);
 	}
-	n = (size_t)PQgetlength(r, 0, 0);
-	p = ps_malloc(n + 1);
-	if (n)
-		memcpy(p, PQgetvalue(r, 0, 0), n);
-	p[n] = '\0';
+	size = col_binary_int(r, 0, 1);
+	if (size < 0)
+		rc = ps_error_set(PS_ESTORE, "blob_corrupt",
+				  "blob %s is corrupt in the store: negative size", sha);
+	else
+		rc = ps_blobcodec_decode(PSPG(s)->codec, sha, (int)col_binary_int(r, 0, 0),
+					 PQgetvalue(r, 0, 2), (size_t)PQgetlength(r, 0, 2),
+					 (size_t)size, &p);
 	PQclear(r);
+	if (rc < 0)
+		return rc;
 	*data = p;
-	*len = n;
+	*len = (size_t)size;
 	return 0;
 }
 
@@ -2247,6 +2391,8 @@ int ps_pg_prune_blobs(struct ps_store *s, struct ps_prune_stats *out)
 	 * without one (see sqlite.c). */
 	static const char lock[] = "LOCK TABLE blobs IN ACCESS EXCLUSIVE MODE";
 	static const char running[] = "SELECT count(*) FROM syncs WHERE status = 'running'";
+	/* The bytes freed are the stored (encoded) ones: octet_length reads the TOAST pointer's
+	 * size, not the content. */
 	static const char del[] =
 		"WITH gone AS (DELETE FROM blobs b WHERE NOT EXISTS "
 		"(SELECT 1 FROM file_versions f WHERE f.sha = b.sha) RETURNING octet_length(content) AS n) "
@@ -2288,4 +2434,72 @@ int ps_pg_compact(struct ps_store *s)
 	/* Plain VACUUM makes the space reusable (and returns trailing pages); VACUUM FULL would
 	 * lock the tables for the whole rewrite, too much for a server that keeps syncing. */
 	return exec_simple(PSPG(s), "VACUUM blobs", "vacuum");
+}
+
+/* ---- what the store costs ---- */
+
+int ps_pg_stats(struct ps_store *s, int64_t project_id, struct ps_store_stats *out)
+{
+	/* The same figures as sqlite_blobs.c ps_sqlite_stats, from sizes only: octet_length of
+	 * a TOASTed value reads its pointer, not its content. */
+	static const char all_syncs[] =
+		"SELECT count(*), count(*) FILTER (WHERE status = 'succeeded'), "
+		"(SELECT count(*) FROM projects), (SELECT count(*) FROM file_versions) FROM syncs";
+	static const char one_syncs[] =
+		"SELECT count(*), count(*) FILTER (WHERE status = 'succeeded'), 1, "
+		"(SELECT count(*) FROM file_versions WHERE project_id = $1) FROM syncs "
+		"WHERE project_id = $1";
+	static const char all_blobs[] =
+		"SELECT count(*), count(*) FILTER (WHERE encoding <> 0), coalesce(sum(size), 0), "
+		"coalesce(sum(octet_length(content)), 0) FROM blobs";
+	static const char one_blobs[] =
+		"SELECT count(*), count(*) FILTER (WHERE encoding <> 0), coalesce(sum(size), 0), "
+		"coalesce(sum(octet_length(content)), 0) FROM blobs WHERE sha IN "
+		"(SELECT sha FROM file_versions WHERE project_id = $1)";
+	/* Every table of the schema projsync's tables are in, with its indexes and TOAST. */
+	static const char disk[] =
+		"SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
+		"JOIN pg_namespace n ON n.oid = c.relnamespace "
+		"WHERE c.relkind IN ('r', 'p', 'm') AND n.nspname = current_schema()";
+	struct ps_store_stats st = { 0 };
+	struct ps_pq q = { 0 };
+	PGresult *r;
+	int rc = 0;
+
+	if (project_id) {
+		struct ps_project *p = NULL;
+		if ((rc = ps_pg_project_get_by_id(s, project_id, &p)) < 0)
+			return rc;
+		ps_project_free(p);
+		ps_pq_int(&q, project_id);
+	}
+	if (!(r = ps_pg_run(PSPG(s), project_id ? one_syncs : all_syncs, &q, false, "count syncs",
+			    &rc)))
+		return rc;
+	st.syncs = ps_pg_col_int(r, 0, 0);
+	st.syncs_succeeded = ps_pg_col_int(r, 0, 1);
+	st.projects = ps_pg_col_int(r, 0, 2);
+	st.file_versions = ps_pg_col_int(r, 0, 3);
+	PQclear(r);
+	memset(&q, 0, sizeof(q));
+	if (project_id)
+		ps_pq_int(&q, project_id);
+	if (!(r = ps_pg_run(PSPG(s), project_id ? one_blobs : all_blobs, &q, false, "count blobs",
+			    &rc)))
+		return rc;
+	st.blobs = ps_pg_col_int(r, 0, 0);
+	st.blobs_compressed = ps_pg_col_int(r, 0, 1);
+	st.raw_bytes = ps_pg_col_int(r, 0, 2);
+	st.stored_bytes = ps_pg_col_int(r, 0, 3);
+	PQclear(r);
+	if (!project_id) {
+		if (!(r = ps_pg_run(PSPG(s), disk, NULL, false, "measure the store", &rc)))
+			return rc;
+		st.disk_bytes = ps_pg_col_int(r, 0, 0);
+		PQclear(r);
+	}
+	/* unconverted_blobs stays 0: rows written before schema 10 stay raw (encoding 0) and
+	 * are read as they are; nothing waits for a conversion. */
+	*out = st;
+	return 0;
 }

@@ -91,8 +91,6 @@ static char *index_text(const unsigned char *d, size_t len)
 int ps_pg_code_index_put(struct ps_store *s, const char *sha, const void *data, size_t len,
 			 bool binary)
 {
-	static const char sql[] = "INSERT INTO code_blobs (sha, is_binary, content) "
-				  "VALUES ($1, $2, $3) ON CONFLICT (sha) DO NOTHING";
 	struct ps_pq q = { 0 };
 	char *text = NULL;
 	int rc;
@@ -106,7 +104,8 @@ int ps_pg_code_index_put(struct ps_store *s, const char *sha, const void *data, 
 		ps_pq_bytes(&q, text, strlen(text));
 	else
 		ps_pq_text(&q, NULL);
-	rc = ps_pg_exec(PSPG(s), sql, &q, "index blob", NULL);
+	/* With the blob it indexes, in the same multi-row batches (pg.c ps_pg_defer). */
+	rc = ps_pg_defer(PSPG(s), PS_PG_DEFER_CODE_BLOBS, &q);
 	free(text);
 	return rc;
 }

@@ -12,18 +12,6 @@
 #include "store/backend.h"
 #include "store/store.h"
 
-struct ps_pg {
-	struct ps_store_head head; /* first: store.c dispatches on it */
-	PGconn *conn;
-	char *url;   /* as given, to reconnect */
-	char *where; /* the URL without its password, for messages */
-	int tx_depth;
-	bool tx_aborted;
-	bool listening; /* LISTEN projsync_events is in force on conn (pg_nodes.c) */
-};
-
-#define PSPG(s) ((struct ps_pg *)(s))
-
 /* Parameters of one statement, all sent as text except bytea ones (binary). */
 struct ps_pq {
 	int n, cap;
@@ -33,6 +21,32 @@ struct ps_pq {
 	char **own; /* strings this struct allocated (numbers, cleaned text) */
 	int nown;
 };
+
+/* Rows of one INSERT held back until the next statement (see ps_pg_defer). */
+struct ps_pg_deferred {
+	size_t rows, bytes;
+	struct ps_pq q; /* rows x columns parameters, owned */
+};
+
+enum { PS_PG_DEFER_BLOBS, PS_PG_DEFER_CODE_BLOBS, PS_PG_DEFER_N };
+
+struct ps_pg {
+	struct ps_store_head head; /* first: store.c dispatches on it */
+	PGconn *conn;
+	char *url;   /* as given, to reconnect */
+	char *where; /* the URL without its password, for messages */
+	int tx_depth;
+	bool tx_aborted;
+	bool listening; /* LISTEN projsync_events is in force on conn (pg_nodes.c) */
+	struct ps_blobcodec *codec; /* store/blobcodec.h: blob content at rest */
+	/* Blob and code index rows put inside a transaction, sent as multi-row INSERTs before
+	 * the next statement of any kind (ps_pg_run) or COMMIT, and dropped by a rollback. */
+	struct ps_pg_deferred defer[PS_PG_DEFER_N];
+	bool flushing;
+};
+
+#define PSPG(s) ((struct ps_pg *)(s))
+
 
 void ps_pq_text(struct ps_pq *p, const char *v);     /* NULL: SQL NULL; invalid UTF-8 mended */
 void ps_pq_int(struct ps_pq *p, int64_t v);
@@ -48,6 +62,15 @@ void ps_pq_dispose(struct ps_pq *p);
  */
 PGresult *ps_pg_run(struct ps_pg *g, const char *sql, struct ps_pq *p, bool binary,
 		    const char *what, int *rc);
+/*
+ * Adds one row (the parameters of `row`, copied; `row` is disposed) to the deferred INSERT
+ * `which`. Inside a transaction the row waits: every later statement on the connection
+ * (ps_pg_run, so COMMIT too) first sends the waiting rows as one multi-row INSERT per table, so
+ * no read of this transaction misses them, and a rollback drops them. A full batch (rows,
+ * parameters or bytes) is sent at once; outside a transaction the row is sent at once. Costs
+ * one round trip per batch instead of one per row: the first sync puts every blob.
+ */
+int ps_pg_defer(struct ps_pg *g, int which, struct ps_pq *row);
 /* Runs a statement whose rows do not matter; *changed (may be NULL) gets the rows touched. */
 int ps_pg_exec(struct ps_pg *g, const char *sql, struct ps_pq *p, const char *what,
 	       int64_t *changed);

@@ -1,0 +1,202 @@
+#!/usr/bin/env python3
+"""
+Store size benchmark (issue 14): what projsync's store costs next to git, for the same content,
+measured in one run.
+
+History: a repository synced at REV~N, ..., REV (six syncs evenly spread, N = 200 or as deep as
+the history goes); prints the store's size on disk against a bare `git clone --shallow-since` of
+the same range, the first sync's time, `cat` of random files at the oldest sync and a
+`checkout` of the newest.
+Generated: N generated text files (bench/sync_bench.py's generator), one sync; the store against
+a tar.gz of the tree, and the first sync's time.
+
+    PROJSYNC_BIN=build-release/projsync python3 bench/store_bench.py \\
+        [--repo PATH] [--rev REV] [--depth N] [--generated N] [--cat N] [--keep]
+
+--repo defaults to this repository. Set PROJSYNC_BIN_BASELINE to a second binary (e.g. one built
+from before a change) to measure it side by side. Figures are printed, never asserted.
+"""
+import argparse
+import json
+import os
+import random
+import resource
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import sync_bench  # noqa: E402  (the generator and git environment)
+
+ROOT = Path(__file__).resolve().parents[1]
+MIB = 1 << 20
+
+
+def git(repo, *args, env=None):
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True,
+                          env=env or sync_bench.GIT_ENV).stdout.decode().strip()
+
+
+def du(path):
+    total = 0
+    for dirpath, _dirs, files in os.walk(path):
+        for f in files:
+            total += os.path.getsize(os.path.join(dirpath, f))
+    return total
+
+
+def child_cpu():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def run(binary, db, *args, out=subprocess.DEVNULL):
+    """Runs projsync; returns (wall seconds, CPU seconds, stdout). CPU time (user + system) is
+    the steadier figure on a shared machine."""
+    t, c = time.monotonic(), child_cpu()
+    p = subprocess.run([binary, "--db", str(db), *args], stdout=out, stderr=subprocess.PIPE)
+    if p.returncode != 0:
+        sys.exit(f"projsync {' '.join(args)} failed: {p.stderr.decode()}")
+    return time.monotonic() - t, child_cpu() - c, p.stdout
+
+
+def store_size(db):
+    """The database's size once the WAL is folded in: what a copy or backup of it takes."""
+    con = sqlite3.connect(db)
+    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    con.close()
+    return sum(os.path.getsize(p) for p in (db, f"{db}-wal") if os.path.exists(p))
+
+
+def stats(binary, db):
+    p = subprocess.run([binary, "--db", str(db), "stats", "--json"], capture_output=True)
+    return json.loads(p.stdout)["store"] if p.returncode == 0 else None
+
+
+def bench_history(tmp, binary, label, src, revs, ncat):
+    work = tmp / f"src-{label}.git"
+    if not work.exists():
+        subprocess.run(["git", "clone", "-q", "--bare", str(src), str(work)], check=True,
+                       env=sync_bench.GIT_ENV)
+    db = tmp / f"store-{label}" / "projsync.db"
+    db.parent.mkdir()
+    git(work, "update-ref", "refs/heads/benchsync", revs[0])
+    run(binary, db, "project", "add", "bench", str(work), "--branch", "benchsync")
+    first = None
+    for rev in revs:
+        git(work, "update-ref", "refs/heads/benchsync", rev)
+        t, c, _ = run(binary, db, "sync", "bench")
+        first = first if first is not None else (t, c)
+    size = store_size(db)
+    # cat of random files at the oldest sync, then checkout of the newest.
+    _, _, out = run(binary, db, "history", "bench", "--json", out=subprocess.PIPE)
+    syncs = sorted(s["id"] for s in json.loads(out) if s["status"] == "succeeded")
+    _, _, out = run(binary, db, "files", "bench", "--at", str(syncs[0]), "--json",
+                 out=subprocess.PIPE)
+    paths = [f["path"] for f in json.loads(out) if f["type"] == "blob" and f["mode"] != "120000"]
+    random.seed(14)
+    pick = random.sample(paths, min(ncat, len(paths)))
+    cat_s = cat_cpu = 0.0
+    for p in pick:
+        t, c, _ = run(binary, db, "cat", "bench", p, "--at", str(syncs[0]))
+        cat_s, cat_cpu = cat_s + t, cat_cpu + c
+    co = tmp / f"checkout-{label}"
+    checkout_s, checkout_cpu, _ = run(binary, db, "checkout", "bench", str(co))
+    shutil.rmtree(co)
+    return {"store": size, "first_sync_s": first[0], "first_sync_cpu": first[1], "cat_s": cat_s,
+            "cat_cpu": cat_cpu, "cat_n": len(pick), "checkout_s": checkout_s,
+            "checkout_cpu": checkout_cpu, "stats": stats(binary, db)}
+
+
+def git_shallow_size(tmp, src, revs):
+    since = git(src, "log", "-1", "--format=%cI", revs[0])
+    work = tmp / "src-git.git"
+    if not work.exists():
+        subprocess.run(["git", "clone", "-q", "--bare", str(src), str(work)], check=True,
+                       env=sync_bench.GIT_ENV)
+    git(work, "update-ref", "refs/heads/benchsync", revs[-1])
+    dest = tmp / "shallow.git"
+    subprocess.run(["git", "clone", "-q", "--bare", "--no-local", "--single-branch",
+                    "--branch", "benchsync", f"--shallow-since={since}", f"file://{work}",
+                    str(dest)], check=True, env=sync_bench.GIT_ENV)
+    return du(dest)
+
+
+def bench_generated(tmp, binary, label, n):
+    repo = tmp / f"repo-{n}.git"
+    if not repo.exists():
+        repo = sync_bench.make_repo(tmp, n)
+    db = tmp / f"gen-{label}" / "projsync.db"
+    db.parent.mkdir()
+    run(binary, db, "project", "add", "gen", str(repo))
+    t, c, _ = run(binary, db, "sync", "gen")
+    return {"store": store_size(db), "first_sync_s": t, "first_sync_cpu": c,
+            "stats": stats(binary, db)}
+
+
+def tar_gz_size(tmp, n):
+    repo = tmp / f"repo-{n}.git"
+    out = tmp / f"tree-{n}.tar.gz"
+    with open(out, "wb") as f:
+        subprocess.run(["git", "-C", str(repo), "archive", "--format=tar.gz", "main"],
+                       stdout=f, check=True)
+    return os.path.getsize(out)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[1])
+    ap.add_argument("--repo", default=str(ROOT))
+    ap.add_argument("--rev", default="HEAD")
+    ap.add_argument("--depth", type=int, default=200)
+    ap.add_argument("--generated", type=int, default=10000)
+    ap.add_argument("--cat", type=int, default=1000)
+    ap.add_argument("--keep", action="store_true")
+    args = ap.parse_args()
+    bins = [("projsync", os.environ.get("PROJSYNC_BIN") or
+             str(ROOT / "build-release" / "projsync"))]
+    if os.environ.get("PROJSYNC_BIN_BASELINE"):
+        bins.append(("baseline", os.environ["PROJSYNC_BIN_BASELINE"]))
+    for _label, b in bins:
+        if not os.access(b, os.X_OK):
+            sys.exit(f"projsync binary not found at {b} (set PROJSYNC_BIN)")
+
+    first_parents = git(args.repo, "rev-list", "--first-parent", args.rev).split()
+    depth = min(args.depth, len(first_parents) - 1)
+    revs = [first_parents[depth - depth * i // 5] for i in range(6)]
+    tmp = Path(tempfile.mkdtemp(prefix="projsync-store-bench-"))
+    try:
+        git_size = git_shallow_size(tmp, args.repo, revs)
+        print(f"history: {args.repo} at {args.rev}~{depth} .. {args.rev} (6 syncs)")
+        print(f"  git clone --shallow-since (bare): {git_size / MIB:8.2f} MiB")
+        for label, b in bins:
+            r = bench_history(tmp, b, label, args.repo, revs, args.cat)
+            st = r["stats"] or {}
+            extra = (f", blobs {st.get('blobs')} raw {st.get('raw_bytes', 0) / MIB:.1f} MiB "
+                     f"stored {st.get('stored_bytes', 0) / MIB:.1f} MiB") if st else ""
+            print(f"  {label:9}: store {r['store'] / MIB:8.2f} MiB = {r['store'] / git_size:5.2f}x "
+                  f"git; first sync {r['first_sync_s']:.2f}s ({r['first_sync_cpu']:.2f}s CPU); "
+                  f"cat x{r['cat_n']} {r['cat_s']:.2f}s ({r['cat_cpu']:.2f}s CPU); checkout "
+                  f"{r['checkout_s']:.2f}s ({r['checkout_cpu']:.2f}s CPU){extra}")
+        if args.generated > 0:
+            n = args.generated
+            sync_bench.make_repo(tmp, n)
+            tgz = tar_gz_size(tmp, n)
+            print(f"generated: {n} files")
+            print(f"  tar.gz of the tree:               {tgz / MIB:8.2f} MiB")
+            for label, b in bins:
+                r = bench_generated(tmp, b, label, n)
+                print(f"  {label:9}: store {r['store'] / MIB:8.2f} MiB = {r['store'] / tgz:5.2f}x "
+                      f"tar.gz; first sync {r['first_sync_s']:.2f}s ({r['first_sync_cpu']:.2f}s CPU)")
+    finally:
+        if args.keep:
+            print(f"kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,169 @@
+/*
+ * The blob codec (blobcodec.h): zstd frames with the content size and checksum in them, or the
+ * content as it is. Backend-neutral: SQLite and PostgreSQL store exactly these bytes.
+ */
+#include "store/blobcodec.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <zstd.h>
+
+#include "util/error.h"
+#include "util/util.h"
+
+struct ps_blobcodec {
+	ZSTD_CCtx *cctx;
+	ZSTD_DCtx *dctx;
+	int level; /* the level cctx is set to */
+};
+
+int ps_blobcodec_new(struct ps_blobcodec **out)
+{
+	struct ps_blobcodec *c = ps_calloc(1, sizeof(*c));
+
+	c->cctx = ZSTD_createCCtx();
+	c->dctx = ZSTD_createDCtx();
+	if (!c->cctx || !c->dctx) {
+		ps_blobcodec_free(c);
+		return ps_error_set(PS_ENOMEM, NULL, "cannot create zstd contexts");
+	}
+	/* Parameters stay set between blobs: setting them for every small blob cost as much as
+	 * compressing it. The checksum is what turns a damaged frame into an error instead of
+	 * wrong bytes. */
+	c->level = PS_BLOBCODEC_LEVEL;
+	if (ZSTD_isError(ZSTD_CCtx_setParameter(c->cctx, ZSTD_c_compressionLevel, c->level)) ||
+	    ZSTD_isError(ZSTD_CCtx_setParameter(c->cctx, ZSTD_c_checksumFlag, 1)) ||
+	    ZSTD_isError(ZSTD_CCtx_setParameter(c->cctx, ZSTD_c_contentSizeFlag, 1))) {
+		ps_blobcodec_free(c);
+		return ps_error_set(PS_EFAIL, NULL, "zstd: cannot set compression parameters");
+	}
+	*out = c;
+	return 0;
+}
+
+void ps_blobcodec_free(struct ps_blobcodec *c)
+{
+	if (!c)
+		return;
+	ZSTD_freeCCtx(c->cctx);
+	ZSTD_freeDCtx(c->dctx);
+	free(c);
+}
+
+const char *ps_blobcodec_name(int enc)
+{
+	switch (enc) {
+	case PS_BLOB_RAW: return "raw";
+	case PS_BLOB_ZSTD: return "zstd";
+	case PS_BLOB_DELTA: return "delta";
+	default: return "unknown";
+	}
+}
+
+int ps_blobcodec_compress(struct ps_blobcodec *c, int level, const void *base, size_t base_len,
+			  const void *data, size_t len, void **out, size_t *out_len)
+{
+	size_t cap = ZSTD_compressBound(len), n;
+	void *buf;
+
+	ZSTD_CCtx_reset(c->cctx, ZSTD_reset_session_only);
+	if (level != c->level) {
+		if (ZSTD_isError(ZSTD_CCtx_setParameter(c->cctx, ZSTD_c_compressionLevel, level)))
+			return ps_error_set(PS_EFAIL, NULL, "zstd: cannot set level %d", level);
+		c->level = level;
+	}
+	if (base_len > 0 && ZSTD_isError(ZSTD_CCtx_refPrefix(c->cctx, base, base_len)))
+		return ps_error_set(PS_EFAIL, NULL, "zstd: cannot use the base as a prefix");
+	buf = ps_malloc(cap ? cap : 1);
+	n = ZSTD_compress2(c->cctx, buf, cap, data, len);
+	if (ZSTD_isError(n)) {
+		free(buf);
+		return ps_error_set(PS_EFAIL, NULL, "zstd: %s", ZSTD_getErrorName(n));
+	}
+	*out = buf;
+	*out_len = n;
+	return 0;
+}
+
+int ps_blobcodec_encode(struct ps_blobcodec *c, const void *data, size_t len, int *enc,
+			void **out, size_t *out_len)
+{
+	void *buf;
+	size_t n;
+	int rc;
+
+	*enc = PS_BLOB_RAW;
+	*out = NULL;
+	*out_len = len;
+	if (len < PS_BLOBCODEC_MIN_SIZE)
+		return 0;
+	if ((rc = ps_blobcodec_compress(c, PS_BLOBCODEC_LEVEL, NULL, 0, data, len, &buf, &n)) < 0)
+		return rc;
+	/* Keep the frame only when it saves at least 1/16 of the content: below that (already
+	 * compressed images, archives, random data) every read would pay a decompression for a
+	 * few bytes. */
+	if (n > len - len / 16) {
+		free(buf);
+		return 0;
+	}
+	*enc = PS_BLOB_ZSTD;
+	*out = buf;
+	*out_len = n;
+	return 0;
+}
+
+int ps_blobcodec_decompress(struct ps_blobcodec *c, const char *sha, const void *base,
+			    size_t base_len, const void *stored, size_t stored_len, size_t raw_len,
+			    void **out)
+{
+	unsigned long long declared = ZSTD_getFrameContentSize(stored, stored_len);
+	char *buf;
+	size_t n;
+
+	if (declared == ZSTD_CONTENTSIZE_ERROR || declared == ZSTD_CONTENTSIZE_UNKNOWN)
+		return ps_error_set(PS_ESTORE, "blob_corrupt",
+				    "blob %s is corrupt in the store: not a zstd frame with a size", sha);
+	if (declared != (unsigned long long)raw_len)
+		return ps_error_set(PS_ESTORE, "blob_corrupt",
+				    "blob %s is corrupt in the store: frame holds %llu bytes, expected "
+				    "%zu", sha, declared, raw_len);
+	ZSTD_DCtx_reset(c->dctx, ZSTD_reset_session_only);
+	if (base_len > 0 && ZSTD_isError(ZSTD_DCtx_refPrefix(c->dctx, base, base_len)))
+		return ps_error_set(PS_EFAIL, NULL, "zstd: cannot use the base as a prefix");
+	buf = ps_malloc(raw_len + 1);
+	n = ZSTD_decompressDCtx(c->dctx, buf, raw_len, stored, stored_len);
+	if (ZSTD_isError(n) || n != raw_len) {
+		free(buf);
+		return ps_error_set(PS_ESTORE, "blob_corrupt", "blob %s is corrupt in the store: %s",
+				    sha, ZSTD_isError(n) ? ZSTD_getErrorName(n) : "short frame");
+	}
+	buf[raw_len] = '\0';
+	*out = buf;
+	return 0;
+}
+
+int ps_blobcodec_decode(struct ps_blobcodec *c, const char *sha, int enc, const void *stored,
+			size_t stored_len, size_t raw_len, void **out)
+{
+	char *buf;
+
+	switch (enc) {
+	case PS_BLOB_RAW:
+		if (stored_len != raw_len)
+			return ps_error_set(PS_ESTORE, "blob_corrupt",
+					    "blob %s is corrupt in the store: %zu bytes, expected %zu",
+					    sha, stored_len, raw_len);
+		buf = ps_malloc(raw_len + 1);
+		if (raw_len)
+			memcpy(buf, stored, raw_len);
+		buf[raw_len] = '\0';
+		*out = buf;
+		return 0;
+	case PS_BLOB_ZSTD:
+		return ps_blobcodec_decompress(c, sha, NULL, 0, stored, stored_len, raw_len, out);
+	default:
+		return ps_error_set(PS_ESTORE, "blob_encoding_unknown",
+				    "blob %s has encoding %d (%s), which this projsync cannot read: "
+				    "upgrade projsync", sha, enc, ps_blobcodec_name(enc));
+	}
+}

@@ -1,0 +1,74 @@
+/*
+ * How blob content is kept at rest, the same bytes for every backend (docs/architecture.md,
+ * "Blob encoding"). A stored blob is a pair (encoding, bytes) beside its git blob id and its
+ * uncompressed size:
+ *
+ *   PS_BLOB_RAW    (0)  the content itself;
+ *   PS_BLOB_ZSTD   (1)  one standard zstd frame (RFC 8878) with the content size and a content
+ *                       checksum in its header, decodable by any zstd;
+ *   PS_BLOB_DELTA  (2)  reserved for a zstd frame compressed against another blob used as a
+ *                       prefix (ZSTD_CCtx_refPrefix). Not written by this version (measured in
+ *                       docs/performance.md: it would shrink the issue's benchmark store by
+ *                       about a sixth). A reader meets it only from a newer projsync and refuses
+ *                       it with a clear error.
+ *
+ * The encoder picks raw for small content and for content zstd does not shrink enough, so a
+ * reader never pays a decompression for nothing. Decoding checks the frame's declared size and
+ * checksum against the stored size: a damaged frame fails naming the blob, never returns wrong
+ * bytes. The codec holds zstd contexts, so one handle per thread (the store keeps one per store
+ * handle, which is per thread already).
+ */
+#ifndef PS_STORE_BLOBCODEC_H
+#define PS_STORE_BLOBCODEC_H
+
+#include <stddef.h>
+
+enum ps_blob_encoding {
+	PS_BLOB_RAW = 0,
+	PS_BLOB_ZSTD = 1,
+	PS_BLOB_DELTA = 2,
+};
+
+/* Content shorter than this is stored raw: a zstd frame's own header and checksum (~13 bytes)
+ * eat what it could save, and every read would pay a decompression. */
+#define PS_BLOBCODEC_MIN_SIZE 64
+/* zstd level, chosen by measurement (docs/performance.md "Choosing the zstd level"). */
+#define PS_BLOBCODEC_LEVEL 3
+
+struct ps_blobcodec;
+
+/* A codec handle (owned by the caller, free with ps_blobcodec_free, NULL-safe). */
+int ps_blobcodec_new(struct ps_blobcodec **out);
+void ps_blobcodec_free(struct ps_blobcodec *c);
+
+/*
+ * Encodes `len` bytes of content for storage. Sets *enc; for PS_BLOB_ZSTD *out is a new buffer
+ * (caller frees) of *out_len bytes; for PS_BLOB_RAW *out is NULL and the caller stores `data`
+ * itself. PS_ENOMEM / PS_EFAIL when zstd fails (the caller may then store raw).
+ */
+int ps_blobcodec_encode(struct ps_blobcodec *c, const void *data, size_t len, int *enc,
+			void **out, size_t *out_len);
+
+/*
+ * Like ps_blobcodec_encode at `level`, compressed against `base` as a prefix when base_len > 0
+ * (what a delta would store). Always compresses: for measurements (bench/), not for storage.
+ */
+int ps_blobcodec_compress(struct ps_blobcodec *c, int level, const void *base, size_t base_len,
+			  const void *data, size_t len, void **out, size_t *out_len);
+/* The inverse of ps_blobcodec_compress, into exactly `raw_len` bytes (caller frees). */
+int ps_blobcodec_decompress(struct ps_blobcodec *c, const char *sha, const void *base,
+			    size_t base_len, const void *stored, size_t stored_len, size_t raw_len,
+			    void **out);
+
+/*
+ * Decodes a stored blob `sha` (named in errors) of encoding `enc` into a new buffer of exactly
+ * `raw_len` bytes plus a NUL after them (caller frees). PS_ESTORE (slug "blob_corrupt") when the
+ * bytes do not decode to `raw_len` bytes with a good checksum, or the encoding is unknown.
+ */
+int ps_blobcodec_decode(struct ps_blobcodec *c, const char *sha, int enc, const void *stored,
+			size_t stored_len, size_t raw_len, void **out);
+
+/* A short name of an encoding ("raw", "zstd", "delta"), for stats and errors. */
+const char *ps_blobcodec_name(int enc);
+
+#endif

@@ -1,0 +1,289 @@
+/*
+ * The SQLite backend's blob housekeeping: the resumable conversion of blobs written before
+ * schema 10 to the blob codec, and the figures of `projsync stats`. ps_store_blob_put/get live in
+ * sqlite.c beside the other hot paths.
+ */
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/blobcodec.h"
+#include "store/sqlite_internal.h"
+#include "util/error.h"
+#include "util/util.h"
+
+/* A batch holds at most this many rows and this much raw content, so a large store converts in
+ * bounded memory and a kill loses at most one batch of work. */
+#define CONVERT_BATCH_ROWS 256
+#define CONVERT_BATCH_BYTES (32u << 20)
+
+bool ps_sqlite_blobs_raw_left(struct ps_store *s)
+{
+	static const char sql[] = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
+				  "name = 'blobs_raw'";
+	sqlite3_stmt *st;
+
+	/* Once gone it never comes back: stop asking. */
+	if (s->blobs_raw_gone)
+		return false;
+	st = ps_sqlite_stmt(s, sql);
+	if (!st)
+		return true;
+	if (sqlite3_step(st) != SQLITE_ROW)
+		s->blobs_raw_gone = true;
+	sqlite3_reset(st);
+	return !s->blobs_raw_gone;
+}
+
+struct raw_row {
+	char *sha;
+	sqlite3_int64 size;
+	void *data;
+	size_t len;
+};
+
+/* Reads the next batch of blobs_raw rows into memory (the table is then changed, which an open
+ * SELECT on it must not see). */
+static int read_batch(struct ps_store *s, size_t batch_rows, struct raw_row **out, size_t *n)
+{
+	static const char sql[] = "SELECT sha, size, content FROM blobs_raw ORDER BY sha LIMIT ?";
+	sqlite3_stmt *st = ps_sqlite_stmt(s, sql);
+	struct raw_row *rows = ps_calloc(batch_rows, sizeof(*rows));
+	size_t bytes = 0;
+	int step = SQLITE_DONE;
+
+	*n = 0;
+	if (!st) {
+		free(rows);
+		return PS_ESTORE;
+	}
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)batch_rows);
+	while (*n < batch_rows && bytes < CONVERT_BATCH_BYTES &&
+	       (step = sqlite3_step(st)) == SQLITE_ROW) {
+		struct raw_row *r = &rows[(*n)++];
+		r->sha = ps_sqlite_col_text(st, 0);
+		r->size = sqlite3_column_int64(st, 1);
+		r->len = (size_t)sqlite3_column_bytes(st, 2);
+		r->data = ps_malloc(r->len + 1);
+		if (r->len)
+			memcpy(r->data, sqlite3_column_blob(st, 2), r->len);
+		bytes += r->len;
+	}
+	if (*n < batch_rows && bytes < CONVERT_BATCH_BYTES && step != SQLITE_DONE) {
+		sqlite3_reset(st);
+		for (size_t i = 0; i < *n; i++) {
+			free(rows[i].sha);
+			free(rows[i].data);
+		}
+		free(rows);
+		return ps_sqlite_error(s, "read blobs to convert");
+	}
+	sqlite3_reset(st);
+	*out = rows;
+	return 0;
+}
+
+/* Moves one row into blobs, encoded, in the caller's transaction. */
+static int move_row(struct ps_store *s, const struct raw_row *r)
+{
+	static const char ins[] = "INSERT OR IGNORE INTO blobs (sha, size, encoding, content) "
+				  "VALUES (?, ?, ?, ?)";
+	static const char del[] = "DELETE FROM blobs_raw WHERE sha = ?";
+	char actual[PS_SHA_HEX];
+	void *enc_data = NULL;
+	size_t enc_len;
+	int enc = PS_BLOB_RAW, rc;
+	sqlite3_stmt *st;
+
+	/* Only a row that still verifies is encoded: a damaged one moves as it is, for whoever
+	 * looks at it, rather than being sealed into a frame with a good checksum. */
+	ps_git_blob_sha(r->data, r->len, actual);
+	if (r->size == (sqlite3_int64)r->len && !strcmp(actual, r->sha) &&
+	    (rc = ps_blobcodec_encode(s->codec, r->data, r->len, &enc, &enc_data, &enc_len)) < 0)
+		return rc;
+	if (!(st = ps_sqlite_stmt(s, ins))) {
+		free(enc_data);
+		return PS_ESTORE;
+	}
+	ps_sqlite_bind_text(st, 1, r->sha);
+	sqlite3_bind_int64(st, 2, r->size);
+	sqlite3_bind_int(st, 3, enc);
+	if (enc_data)
+		sqlite3_bind_blob64(st, 4, enc_data, enc_len, SQLITE_STATIC);
+	else
+		sqlite3_bind_blob64(st, 4, r->len ? r->data : "", r->len, SQLITE_STATIC);
+	rc = ps_sqlite_step_done(s, st, "move a blob");
+	free(enc_data);
+	if (rc < 0)
+		return rc;
+	if (!(st = ps_sqlite_stmt(s, del)))
+		return PS_ESTORE;
+	ps_sqlite_bind_text(st, 1, r->sha);
+	return ps_sqlite_step_done(s, st, "move a blob");
+}
+
+/* One batch in its own transaction; *more = false once blobs_raw was empty and is dropped. */
+static int convert_batch(struct ps_store *s, size_t batch_rows,
+			 void (*after_row)(void *ud, size_t row), void *ud, size_t *row_no,
+			 bool *more)
+{
+	static const char count[] = "UPDATE blob_conversion SET converted = converted + ? "
+				    "WHERE id = 1";
+	struct raw_row *rows = NULL;
+	size_t n = 0;
+	int rc;
+	sqlite3_stmt *st;
+
+	*more = false;
+	if ((rc = ps_store_begin(s)) < 0)
+		return rc;
+	/* Read inside the transaction: two processes opening the same store take turns, and
+	 * neither moves a row the other already moved. */
+	if (!ps_sqlite_blobs_raw_left(s)) {
+		ps_store_rollback(s);
+		return 0;
+	}
+	if ((rc = read_batch(s, batch_rows, &rows, &n)) < 0)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		if ((rc = move_row(s, &rows[i])) < 0)
+			goto out;
+		if (after_row)
+			after_row(ud, (*row_no)++);
+	}
+	if (n == 0) {
+		/* Everything moved: the old table goes, and readers stop looking in it. */
+		rc = sqlite3_exec(s->db, "DROP TABLE blobs_raw; UPDATE blob_conversion SET done = 1",
+				  NULL, NULL, NULL) == SQLITE_OK
+			     ? 0
+			     : ps_sqlite_error(s, "finish the blob conversion");
+	} else if (!(st = ps_sqlite_stmt(s, count))) {
+		rc = PS_ESTORE;
+	} else {
+		sqlite3_bind_int64(st, 1, (sqlite3_int64)n);
+		rc = ps_sqlite_step_done(s, st, "count converted blobs");
+	}
+out:
+	for (size_t i = 0; i < n; i++) {
+		free(rows[i].sha);
+		free(rows[i].data);
+	}
+	free(rows);
+	if (rc < 0) {
+		ps_store_rollback(s);
+		return rc;
+	}
+	if ((rc = ps_store_commit(s)) < 0)
+		return rc;
+	*more = n > 0;
+	return 0;
+}
+
+int ps_sqlite_blob_convert(struct ps_store *s, size_t batch_rows,
+			   void (*after_row)(void *ud, size_t row), void *ud)
+{
+	size_t row_no = 0;
+	bool more = true;
+	int rc = 0;
+
+	if (batch_rows == 0)
+		batch_rows = CONVERT_BATCH_ROWS;
+	/* A converted store is not written to at all (a read-only store opens as before). */
+	while (more && ps_sqlite_blobs_raw_left(s))
+		if ((rc = convert_batch(s, batch_rows, after_row, ud, &row_no, &more)) < 0)
+			return rc;
+	return 0;
+}
+
+static int count_one(struct ps_store *s, const char *sql, int64_t project_id, int64_t *out,
+		     int ncols, const char *what)
+{
+	sqlite3_stmt *st = ps_sqlite_stmt(s, sql);
+	int rc;
+
+	if (!st)
+		return PS_ESTORE;
+	if (project_id)
+		sqlite3_bind_int64(st, 1, project_id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		for (int i = 0; i < ncols; i++)
+			out[i] = sqlite3_column_int64(st, i);
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW ? 0 : ps_sqlite_error(s, what);
+}
+
+int ps_sqlite_stats(struct ps_store *s, int64_t project_id, struct ps_store_stats *out)
+{
+	static const char all_syncs[] =
+		"SELECT count(*), coalesce(sum(status = 'succeeded'), 0), "
+		"(SELECT count(*) FROM projects), (SELECT count(*) FROM file_versions) FROM syncs";
+	/* length() of a BLOB reads the row header, not the content. */
+	static const char all_blobs[] =
+		"SELECT count(*), coalesce(sum(encoding <> 0), 0), coalesce(sum(size), 0), "
+		"coalesce(sum(length(content)), 0) FROM blobs";
+	static const char all_left[] = "SELECT count(*) FROM blobs_raw";
+	static const char all_blobs_raw[] =
+		"SELECT count(*), 0, coalesce(sum(size), 0), coalesce(sum(length(content)), 0) "
+		"FROM blobs_raw";
+	static const char one_blobs_raw[] =
+		"SELECT count(*), 0, coalesce(sum(size), 0), coalesce(sum(length(content)), 0) "
+		"FROM blobs_raw WHERE sha IN (SELECT sha FROM file_versions WHERE project_id = ?1)";
+	static const char disk[] =
+		"SELECT (SELECT page_count FROM pragma_page_count()) - "
+		"(SELECT freelist_count FROM pragma_freelist_count()), "
+		"(SELECT page_size FROM pragma_page_size())";
+	static const char one_syncs[] =
+		"SELECT count(*), coalesce(sum(status = 'succeeded'), 0), 1, "
+		"(SELECT count(*) FROM file_versions WHERE project_id = ?1) FROM syncs "
+		"WHERE project_id = ?1";
+	static const char one_blobs[] =
+		"SELECT count(*), coalesce(sum(encoding <> 0), 0), coalesce(sum(size), 0), "
+		"coalesce(sum(length(content)), 0) FROM blobs WHERE sha IN "
+		"(SELECT sha FROM file_versions WHERE project_id = ?1)";
+	struct ps_store_stats st = { 0 };
+	int64_t v[4];
+	int rc;
+
+	if (project_id) {
+		struct ps_project *p = NULL;
+		if ((rc = ps_sqlite_project_get_by_id(s, project_id, &p)) < 0)
+			return rc;
+		ps_project_free(p);
+	}
+	if ((rc = count_one(s, project_id ? one_syncs : all_syncs, project_id, v, 4,
+			    "count syncs")) < 0)
+		return rc;
+	st.syncs = v[0];
+	st.syncs_succeeded = v[1];
+	st.projects = v[2];
+	st.file_versions = v[3];
+	if ((rc = count_one(s, project_id ? one_blobs : all_blobs, project_id, v, 4,
+			    "count blobs")) < 0)
+		return rc;
+	st.blobs = v[0];
+	st.blobs_compressed = v[1];
+	st.raw_bytes = v[2];
+	st.stored_bytes = v[3];
+	/* Until the conversion finished, the blobs not yet moved count as they are. */
+	if (ps_sqlite_blobs_raw_left(s)) {
+		if ((rc = count_one(s, project_id ? one_blobs_raw : all_blobs_raw, project_id, v, 4,
+				    "count blobs")) < 0)
+			return rc;
+		st.blobs += v[0];
+		st.raw_bytes += v[2];
+		st.stored_bytes += v[3];
+		if (!project_id) {
+			if ((rc = count_one(s, all_left, 0, v, 1, "count blobs left to convert")) < 0)
+				return rc;
+			st.unconverted_blobs = v[0];
+		}
+	}
+	if (!project_id) {
+		if ((rc = count_one(s, disk, 0, v, 2, "measure the store")) < 0)
+			return rc;
+		st.disk_bytes = v[0] * v[1];
+	}
+	*out = st;
+	return 0;
+}
