@@ -32,6 +32,9 @@ static const struct ps_copy_col project_cols[] = {
 	C("interval_ms", INT), C("next_sync_at", INT), C("last_check_at", INT),
 	C("max_failures", INT), C("state", TEXT), C("paused_at", INT), C("paused_reason", TEXT),
 	C("keep_syncs", INT), C("keep_days", INT),
+	/* code search (migration 0008): the index itself is derived and not copied, so every
+	 * project arrives owing it (take_row sets code_index_pending) and its next sync builds it */
+	C("code_index", INT), C("code_index_pending", INT),
 };
 static const struct ps_copy_col sync_cols[] = {
 	C("id", INT), C("project_id", INT), C("branch", TEXT), C("status", TEXT), C("phase", TEXT),
@@ -66,6 +69,11 @@ static const struct ps_copy_col memory_cols[] = {
 static const struct ps_copy_col removal_cols[] = {
 	C("sync_id", INT), C("source_ref", BYTES), C("project_id", INT),
 };
+/* Directory trees (migration 0009) are versioned with the snapshots, like file versions. */
+static const struct ps_copy_col dir_tree_cols[] = {
+	C("id", INT), C("project_id", INT), C("path", BYTES), C("tree_sha", TEXT),
+	C("entries", BLOB), C("introduced_by", INT), C("superseded_by", INT),
+};
 static const struct ps_copy_col webhook_cols[] = {
 	C("id", TEXT), C("event", TEXT), C("received_at", INT),
 };
@@ -78,6 +86,7 @@ static const struct ps_copy_table tables[] = {
 	T("syncs", sync_cols, 1, true, 500),
 	T("events", event_cols, 2, false, 1000),
 	T("file_versions", file_cols, 1, true, 1000),
+	T("dir_trees", dir_tree_cols, 1, true, 1000),
 	T("blobs", blob_cols, 1, false, 32),
 	T("memory_entries", memory_cols, 1, true, 200),
 	T("memory_staged_removals", removal_cols, 2, false, 1000),
@@ -152,6 +161,11 @@ static int take_row(void *ud, const struct ps_copy_value *row)
 			memcpy(dst[c].s, row[c].s, row[c].len);
 			dst[c].s[row[c].len] = '\0';
 		}
+	}
+	if (b->t->cols == project_cols) {
+		/* The last column: the code index the target does not have yet. */
+		dst[b->t->ncols - 1].null = false;
+		dst[b->t->ncols - 1].i = 1;
 	}
 	if (++b->n == b->t->batch)
 		return flush(b);

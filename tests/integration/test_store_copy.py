@@ -57,6 +57,14 @@ def answers(ps, same_backend=True):
     out["memory"] = mem
     for e in mem:
         out[f"memory history {e['id']}"] = ps.json("memory", "history", str(e["id"]))
+    # Directory trees come along: every snapshot verifies with its stored trees.
+    for s in hist:
+        if s["status"] == "succeeded":
+            v = ps.json("verify", "demo", "--at", str(s["id"]), "--blobs")
+            out[f"verify@{s['id']}"] = (v["sound"], v["directories_stored"], v["files"])
+    # Code search answers the same (the copy owes its index; results are exact meanwhile).
+    r = ps("grep", "-F", "a", "demo", "--json")
+    out["grep"] = (r.rc, r.out)
     for q in ("kiwi", "mango", "papaya", "deploy guide"):
         found = ps.json("memory", "search", "demo", q, "--include-superseded")
         if not same_backend:
@@ -85,6 +93,11 @@ def test_round_trip_sqlite_postgres_sqlite(tmp_path, pg_database, repo):
     assert back.ok("cat", "demo", "src/renamed.txt").outb == b"a\n" * 50
     assert back.ok("cat", "demo", "src/b.bin", "--at", str(want["history"][-1]["id"])).outb \
         == bytes(range(256)) * 4
+
+    assert all(v[0] and v[1] for k, v in want.items() if k.startswith("verify@")), want
+    # The copies owe their code index: their next sync builds it.
+    for ps in (pg, back):
+        assert ps.json("project", "show", "demo")["code_index"] is True
 
     # The copies go on: the next sync gets a new id after the copied ones, on both backends.
     repo.write("src/after.txt", "after the move\n")
