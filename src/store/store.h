@@ -1,7 +1,7 @@
 /*
  * The store: everything projsync keeps, behind one backend-neutral interface. The functions speak
  * the domain (projects, syncs, file versions, blobs, events), never SQL, so the pipeline, the CLI
- * and the server do not know which backend answers: SQLite (store/sqlite.c) or PostgreSQL
+ * and the server do not know which backend answers: SQLite (store/sqlite/sqlite.c) or PostgreSQL
  * (store/postgres/pg.c); ps_store_open picks the backend from the location (store/store.c).
  *
  * The data rules of docs/architecture.md §4 are kept here, not by callers:

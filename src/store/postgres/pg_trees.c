@@ -1,6 +1,6 @@
 /*
  * Directory trees of snapshots in PostgreSQL (table dir_trees, migration 0008): the rules of
- * src/store/sqlite_trees.c, one statement per round trip where it matters (staging and the
+ * src/store/sqlite/sqlite_trees.c, one statement per round trip where it matters (staging and the
  * finalize's supersede are multi-row).
  */
 #include "store/store.h"

@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "core/tree.h"
-#include "store/sqlite_internal.h"
+#include "store/sqlite/sqlite_internal.h"
 #include "util/error.h"
 
 #define VISIBLE_AT(at) \
