@@ -16,7 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/model.h"
+#include "model/model.h"
 
 /* Bounds on what a file (a peer) can make us keep or parse. */
 #define PS_MEMORY_MAX_FRONT_MATTER (64 * 1024) /* bytes between the --- lines */

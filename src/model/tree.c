@@ -1,7 +1,7 @@
 /*
  * Git tree ids from a snapshot's rows (see tree.h).
  */
-#include "core/tree.h"
+#include "model/tree.h"
 
 #include <openssl/evp.h>
 #include <stdio.h>

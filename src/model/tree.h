@@ -13,14 +13,14 @@
  * snapshot re-hashes only the directories on its changed paths (ps_tree_update) from the stored
  * bodies of the previous one, the way git writes a new commit's trees.
  */
-#ifndef PS_CORE_TREE_H
-#define PS_CORE_TREE_H
+#ifndef PS_MODEL_TREE_H
+#define PS_MODEL_TREE_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/model.h"
+#include "model/model.h"
 #include "source/source.h"
 
 #define PS_EMPTY_TREE "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
@@ -60,7 +60,7 @@ int ps_tree_build(const struct ps_file *files, size_t n, struct ps_tree_dir **ou
 typedef int (*ps_tree_load_cb)(void *ud, const char *path, struct ps_tree_dir *out);
 
 /*
- * The directories that `changes` (core/diff.h) touch, re-hashed from the previous snapshot's
+ * The directories that `changes` (model/diff.h) touch, re-hashed from the previous snapshot's
  * directories (loaded once each through `load`): every ancestor of a changed path, the old
  * path of a rename included, sorted by path bytes, the root first. A directory the changes
  * empty is returned with an empty `sha` (removed). Cost follows the changed directories, not

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/json.h"
+#include "model/json.h"
 #include "core/project.h"
 #include "server/http.h"
 #include "util/error.h"

@@ -15,7 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/model.h"
+#include "model/model.h"
 
 struct ps_source;
 
@@ -65,7 +65,7 @@ struct ps_source_ops {
 
 	/* The changes from `base_commit` to `head` (already resolved), when the source can tell them
 	 * cheaply (GitHub's compare API for a fast-forward with fewer than 300 files). Changes are
-	 * as core/diff.h describes them (statuses, shas, modes, sizes of new blobs; -1 where the
+	 * as model/diff.h describes them (statuses, shas, modes, sizes of new blobs; -1 where the
 	 * source does not know a size), sorted by path. PS_ENOTSUPP to make the pipeline walk the
 	 * trees instead (not a fast-forward, too many files, ...). */
 	int (*changes)(struct ps_source *src, const char *base_commit, const struct ps_head *head,

@@ -24,7 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/model.h"
+#include "model/model.h"
 
 struct ps_store;
 
@@ -190,7 +190,7 @@ int ps_store_sync_count_by_status(struct ps_store *s, int64_t counts[PS_SYNC_CAN
 
 /* ---- events ---- */
 
-/* An event as stored: its number, kind and its JSON (core/json.h ps_event_to_json), ready to be
+/* An event as stored: its number, kind and its JSON (model/json.h ps_event_to_json), ready to be
  * printed or sent as an SSE `data:` line without parsing. */
 struct ps_stored_event {
 	int64_t seq;
@@ -243,13 +243,13 @@ int ps_store_diff(struct ps_store *s, int64_t project_id, int64_t sync_a, int64_
 int ps_store_snapshot_missing_blobs(struct ps_store *s, int64_t project_id, int64_t at,
 				    int64_t max_size, ps_file_cb cb, void *ud);
 
-/* ---- directory trees (core/tree.h) ---- */
+/* ---- directory trees (model/tree.h) ---- */
 
-/* core/tree.h: one directory of a snapshot with its git tree id and entries. */
+/* model/tree.h: one directory of a snapshot with its git tree id and entries. */
 struct ps_tree_dir;
 
 /*
- * Stages the directories a running sync hashed (core/tree.h; those with an empty sha, emptied
+ * Stages the directories a running sync hashed (model/tree.h; those with an empty sha, emptied
  * by the changes, are skipped): invisible until finalize, which supersedes the previous rows of
  * every directory it staged and of every directory on a changed path; discarded with the
  * sync's file versions when it does not succeed. Each call is one transaction unless inside
@@ -366,7 +366,7 @@ int ps_store_memory_add(struct ps_store *s, int64_t project_id, const char *titl
 int ps_store_memory_restore(struct ps_store *s, int64_t id, struct ps_memory_entry **out,
 			    bool *restored);
 
-/* ---- schedule and failure states (core/schedule.h) ---- */
+/* ---- schedule and failure states (model/schedule.h) ---- */
 
 /*
  * Queues the sync of one due project, for the scheduler of `projsync serve`, in one

@@ -9,7 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "core/diff.h"
+#include "model/diff.h"
 #include "store/store.h"
 #include "util/error.h"
 

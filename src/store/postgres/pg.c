@@ -21,9 +21,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/diff.h"
-#include "core/json.h"
-#include "core/schedule.h"
+#include "model/diff.h"
+#include "model/json.h"
+#include "model/schedule.h"
 #include "util/error.h"
 
 struct ps_embedded {

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/tree.h"
+#include "model/tree.h"
 #include "store/postgres/pg_internal.h"
 #include "util/error.h"
 

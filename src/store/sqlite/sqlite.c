@@ -23,9 +23,9 @@
 #include <unistd.h>
 
 #include "store/sqlite/sqlite_internal.h"
-#include "core/diff.h"
-#include "core/json.h"
-#include "core/schedule.h"
+#include "model/diff.h"
+#include "model/json.h"
+#include "model/schedule.h"
 #include "util/error.h"
 
 struct ps_embedded {

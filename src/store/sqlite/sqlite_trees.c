@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/tree.h"
+#include "model/tree.h"
 #include "store/sqlite/sqlite_internal.h"
 #include "util/error.h"
 
