@@ -42,7 +42,7 @@
 #include "core/grep.h"
 #include "core/memory.h"
 #include "core/scan.h"
-#include "model/tree.h"
+#include "core/tree_source.h"
 #include "util/error.h"
 
 #define DEFAULT_LEASE_MS 60000
@@ -570,7 +570,7 @@ static int load_base_dir(void *ud, const char *path, struct ps_tree_dir *out);
 /*
  * Changes whose source did not know every mode (GitHub's compare) take them from the stored
  * snapshot and are checked against the head's tree before anything is fetched; the head's
- * trees that differ are read to correct a wrong guess (model/tree.h ps_tree_settle). Changes
+ * trees that differ are read to correct a wrong guess (core/tree_source.h ps_tree_settle). Changes
  * that still do not add up to the head's tree are dropped (PS_ENOTSUPP): the pipeline lists
  * the tree instead, so a wrong guess costs requests, never a wrong snapshot.
  */

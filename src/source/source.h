@@ -16,22 +16,9 @@
 #include <stdint.h>
 
 #include "model/model.h"
+#include "model/tree.h"
 
 struct ps_source;
-
-/* One entry of one tree, as git stores it. */
-struct ps_tree_entry {
-	char *name;            /* a single path component (arbitrary bytes but '/' and NUL) */
-	uint32_t mode;         /* PS_MODE_* */
-	char sha[PS_SHA_HEX];
-	int64_t size;          /* blob size; -1 for trees and submodules */
-};
-
-struct ps_tree {
-	struct ps_tree_entry *entries;
-	size_t n;
-};
-void ps_tree_dispose(struct ps_tree *t);
 
 struct ps_head {
 	char commit[PS_SHA_HEX];
