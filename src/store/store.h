@@ -281,7 +281,7 @@ int ps_store_blob_have(struct ps_store *s, const char *const *shas, size_t n, bo
 
 /* ---- memory entries ---- */
 
-/* core/memory.h: the entry type, its JSON shape and ps_memory_entries_free. */
+/* model/memory.h: the entry type and ps_memory_entries_free (its JSON shape is core/memory.h). */
 struct ps_memory_entry;
 
 /*

@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/memory.h"
+#include "model/memory.h"
 #include "util/error.h"
 
 #define MEM_COLS "e.id, e.project_id, p.name, e.origin, e.source, e.source_ref, e.title, " \

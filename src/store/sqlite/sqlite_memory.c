@@ -20,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/memory.h"
+#include "model/memory.h"
 #include "store/sqlite/sqlite_internal.h"
 #include "util/error.h"
 
