@@ -10,8 +10,8 @@
  */
 #include <ctype.h>
 
-#include "core/diff.h"
-#include "core/model.h"
+#include "model/diff.h"
+#include "model/model.h"
 #include "fuzz.h"
 #include "source/github.h"
 #include "util/error.h"

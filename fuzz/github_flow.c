@@ -1,8 +1,8 @@
 /* See github_flow.h. */
 #include "github_flow.h"
 
-#include "core/diff.h"
-#include "core/model.h"
+#include "model/diff.h"
+#include "model/model.h"
 #include "fuzz.h"
 #include "source/source.h"
 #include "util/error.h"

@@ -17,7 +17,7 @@
 
 #include "cli/cli.h"
 #include "core/checkout.h"
-#include "core/json.h"
+#include "model/json.h"
 #include "util/error.h"
 
 #define MAX_SKIP_WARNINGS 20 /* then one line with the rest's count */

@@ -14,9 +14,9 @@
 #include <unistd.h>
 
 #include "cli/progress.h"
-#include "core/json.h"
+#include "model/json.h"
 #include "core/project.h"
-#include "core/schedule.h"
+#include "model/schedule.h"
 #include "util/error.h"
 
 static const char project_usage[] =

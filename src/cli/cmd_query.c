@@ -11,8 +11,8 @@
 #include <string.h>
 
 #include "cli/progress.h"
-#include "core/json.h"
-#include "core/schedule.h"
+#include "model/json.h"
+#include "model/schedule.h"
 #include "core/patch.h"
 #include "core/project.h"
 #include "util/error.h"

@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "server/log.h"
-#include "core/schedule.h"
+#include "model/schedule.h"
 #include "server/server.h"
 #include "util/error.h"
 

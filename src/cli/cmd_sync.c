@@ -18,7 +18,7 @@
 
 #include "cli/progress.h"
 #include "cli/remote.h"
-#include "core/json.h"
+#include "model/json.h"
 #include "core/sync.h"
 #include "util/error.h"
 

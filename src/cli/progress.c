@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/json.h"
+#include "model/json.h"
 
 #define BAR_WIDTH 20
 #define CLEAR_EOL "\033[K"

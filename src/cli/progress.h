@@ -8,7 +8,7 @@
  *          bytes and elapsed time, cut to the terminal width so it never wraps; warnings are
  *          printed above it; the final event replaces it with a summary line.
  *   lines  not a terminal (logs, pipes): one line per phase and per warning, plus the summary.
- *   json   every event as one compact JSON line (core/json.h ps_event_to_json), nothing else.
+ *   json   every event as one compact JSON line (model/json.h ps_event_to_json), nothing else.
  */
 #ifndef PS_CLI_PROGRESS_H
 #define PS_CLI_PROGRESS_H
@@ -18,7 +18,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "core/model.h"
+#include "model/model.h"
 
 enum ps_progress_mode {
 	PS_PROGRESS_LIVE,

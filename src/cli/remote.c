@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "core/json.h"
+#include "model/json.h"
 #include "util/error.h"
 
 #define MAX_LINE (4 * 1024 * 1024)

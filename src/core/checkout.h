@@ -26,7 +26,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "core/model.h"
+#include "model/model.h"
 #include "store/store.h"
 #include "util/util.h"
 

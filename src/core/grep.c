@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/json.h"
+#include "model/json.h"
 #include "core/memory.h"
 #include "util/error.h"
 

@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/diff.h"
-#include "core/json.h"
+#include "model/diff.h"
+#include "model/json.h"
 #include "store/store.h"
 #include "util/error.h"
 

@@ -7,7 +7,7 @@
  * binary detection (a NUL in the first 8000 bytes), the submodule text ("Subproject commit X"),
  * headers with modes and abbreviated blob ids, path quoting, and `--stat`.
  *
- * Renames are the exact renames the store pairs (core/diff.h), printed as git prints them with
+ * Renames are the exact renames the store pairs (model/diff.h), printed as git prints them with
  * `-M100%`. Content that the store does not hold (over the project's size limit) and content or
  * diffs over the limits below get a note line instead of hunks, so one huge file cannot take
  * the time or memory of the whole diff.
@@ -21,7 +21,7 @@
 
 #include <jansson.h>
 
-#include "core/model.h"
+#include "model/model.h"
 #include "util/util.h"
 
 struct ps_store;

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/json.h"
+#include "model/json.h"
 #include "util/util.h"
 #include "util/error.h"
 

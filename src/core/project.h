@@ -9,7 +9,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 
-#include "core/model.h"
+#include "model/model.h"
 #include "source/source.h"
 #include "store/store.h"
 

@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/model.h"
+#include "model/model.h"
 #include "store/store.h"
 
 /*

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/diff.h"
+#include "model/diff.h"
 #include "util/error.h"
 
 struct pair {

@@ -11,7 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "core/model.h"
+#include "model/model.h"
 #include "source/source.h"
 
 struct ps_scan;

@@ -6,7 +6,7 @@
  *             if the source lost that tree, compare the full new tree with the stored snapshot
  *   fetch     blobs the store lacks, in batches, each verified by ps_store_blob_put
  *   import    check the new snapshot against the commit: its git tree id, hashed from its own
- *             rows (core/tree.c; only the directories on changed paths, from the base's stored
+ *             rows (model/tree.c; only the directories on changed paths, from the base's stored
  *             directories), must be the head's tree, else the sync fails with tree_mismatch;
  *             stage the new file versions and directory trees in batches (invisible until
  *             finalize), then the memory entries of changed files that match the project's
@@ -38,11 +38,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "core/diff.h"
+#include "model/diff.h"
 #include "core/grep.h"
 #include "core/memory.h"
 #include "core/scan.h"
-#include "core/tree.h"
+#include "core/tree_source.h"
 #include "util/error.h"
 
 #define DEFAULT_LEASE_MS 60000
@@ -107,7 +107,7 @@ struct ps_sync_run {
 	char **fetch;                  /* SHAs to fetch (borrowed from changes) */
 	size_t nfetch, fetch_pos;
 	size_t import_pos;
-	/* The snapshot's directories (core/tree.h), hashed and checked at the start of import:
+	/* The snapshot's directories (model/tree.h), hashed and checked at the start of import:
 	 * every one for a first sync or a base without stored ones, else those on changed paths. */
 	bool tree_checked;
 	struct ps_tree_dir *dirs;
@@ -570,7 +570,7 @@ static int load_base_dir(void *ud, const char *path, struct ps_tree_dir *out);
 /*
  * Changes whose source did not know every mode (GitHub's compare) take them from the stored
  * snapshot and are checked against the head's tree before anything is fetched; the head's
- * trees that differ are read to correct a wrong guess (core/tree.h ps_tree_settle). Changes
+ * trees that differ are read to correct a wrong guess (core/tree_source.h ps_tree_settle). Changes
  * that still do not add up to the head's tree are dropped (PS_ENOTSUPP): the pipeline lists
  * the tree instead, so a wrong guess costs requests, never a wrong snapshot.
  */

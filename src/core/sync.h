@@ -17,7 +17,7 @@
 #ifndef PS_CORE_SYNC_H
 #define PS_CORE_SYNC_H
 
-#include "core/model.h"
+#include "model/model.h"
 #include "source/source.h"
 #include "store/store.h"
 

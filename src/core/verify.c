@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/json.h"
-#include "core/tree.h"
+#include "model/json.h"
+#include "model/tree.h"
 #include "util/error.h"
 
 struct files {

@@ -1,6 +1,6 @@
 /*
  * `projsync verify` and POST /projects/{name}/verify: re-checks a stored snapshot from its own
- * rows, without the source. The git tree id hashed from its file versions (core/tree.h) must be
+ * rows, without the source. The git tree id hashed from its file versions (model/tree.h) must be
  * the tree the sync recorded from its commit; the directory trees stored with it must be the
  * ones its files make; and, with blobs, every stored blob must hash to its id (like git fsck).
  * Files kept as metadata only (over the size limit) have no content to check: counted, not
@@ -12,7 +12,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 
-#include "core/model.h"
+#include "model/model.h"
 #include "store/store.h"
 
 struct ps_verify_problem {

@@ -18,7 +18,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "core/json.h"
+#include "model/json.h"
 #include "core/project.h"
 #include "server/http.h"
 #include "util/error.h"

@@ -24,7 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/json.h"
+#include "model/json.h"
 #include "core/memory.h"
 #include "server/http.h"
 #include "util/error.h"

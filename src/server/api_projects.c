@@ -1,6 +1,6 @@
 /*
  * /api/v1/projects: list, create, show, delete, branches, sync status, start a sync and the
- * sync history of a project. The JSON shapes are core/json.h's, the same `--json` prints.
+ * sync history of a project. The JSON shapes are model/json.h's, the same `--json` prints.
  * Creating a project checks its source and branch first (ps_source_check_branch, as `project add`
  * does): a source that names no repository, or a branch it does not have, is refused with 422
  * and nothing is stored.
@@ -17,8 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/json.h"
-#include "core/schedule.h"
+#include "model/json.h"
+#include "model/schedule.h"
 #include "core/project.h"
 #include "core/verify.h"
 #include "server/http.h"

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/json.h"
+#include "model/json.h"
 #include "core/patch.h"
 #include "server/http.h"
 #include "util/error.h"

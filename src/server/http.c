@@ -26,7 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "core/json.h"
+#include "model/json.h"
 #include "util/error.h"
 
 /* ---- the route table ---- */

@@ -41,7 +41,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "core/json.h"
+#include "model/json.h"
 #include "server/http.h"
 #include "util/error.h"
 

@@ -14,7 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/model.h"
+#include "model/model.h"
 
 /*
  * The target of the rel="next" link of a Link header (RFC 8288, as GitHub writes it:
@@ -129,7 +129,7 @@ bool ps_github_compare_usable(const struct ps_github_compare *c);
  * diff does); a deletion and an addition of one path become a modification. PS_ENOTSUPP when
  * the compare and the tree disagree (a path missing from the head, another blob), so that the
  * caller walks the trees instead. With `head` NULL, the paths present in the head get the
- * compare's blob ids and mode 0 (unknown: the pipeline settles it, core/tree.h
+ * compare's blob ids and mode 0 (unknown: the pipeline settles it, core/tree_source.h
  * ps_tree_settle), and a path without a blob id is PS_ENOTSUPP. *out is sorted by path and
  * owned by the caller.
  */

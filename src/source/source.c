@@ -48,17 +48,6 @@ void ps_source_net_timeout_text(char *out, size_t len)
 		snprintf(out, len, "%.1f s", (double)ms / 1000);
 }
 
-void ps_tree_dispose(struct ps_tree *t)
-{
-	if (!t)
-		return;
-	for (size_t i = 0; i < t->n; i++)
-		free(t->entries[i].name);
-	free(t->entries);
-	t->entries = NULL;
-	t->n = 0;
-}
-
 /* GitHub's own rules: an owner is 1..39 alphanumerics or hyphens, not starting with one. */
 static bool github_owner_valid(const char *s, size_t len)
 {

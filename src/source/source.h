@@ -15,23 +15,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/model.h"
+#include "model/model.h"
+#include "model/tree.h"
 
 struct ps_source;
-
-/* One entry of one tree, as git stores it. */
-struct ps_tree_entry {
-	char *name;            /* a single path component (arbitrary bytes but '/' and NUL) */
-	uint32_t mode;         /* PS_MODE_* */
-	char sha[PS_SHA_HEX];
-	int64_t size;          /* blob size; -1 for trees and submodules */
-};
-
-struct ps_tree {
-	struct ps_tree_entry *entries;
-	size_t n;
-};
-void ps_tree_dispose(struct ps_tree *t);
 
 struct ps_head {
 	char commit[PS_SHA_HEX];
@@ -65,7 +52,7 @@ struct ps_source_ops {
 
 	/* The changes from `base_commit` to `head` (already resolved), when the source can tell them
 	 * cheaply (GitHub's compare API for a fast-forward with fewer than 300 files). Changes are
-	 * as core/diff.h describes them (statuses, shas, modes, sizes of new blobs; -1 where the
+	 * as model/diff.h describes them (statuses, shas, modes, sizes of new blobs; -1 where the
 	 * source does not know a size), sorted by path. PS_ENOTSUPP to make the pipeline walk the
 	 * trees instead (not a fast-forward, too many files, ...). */
 	int (*changes)(struct ps_source *src, const char *base_commit, const struct ps_head *head,

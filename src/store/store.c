@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/schedule.h"
+#include "model/schedule.h"
 #include "store/backend.h"
 #include "util/error.h"
 #include "util/util.h"
@@ -284,7 +284,7 @@ int ps_store_sync_cancel_requested(struct ps_store *s, int64_t id, bool *out)
 }
 
 /* Every sync's end is the project's latest check: the next due time follows from it
- * (core/schedule.c), in the transaction that ends the sync. */
+ * (model/schedule.c), in the transaction that ends the sync. */
 static int schedule_after_sync(struct ps_store *s, const struct ps_sync *sync)
 {
 	struct ps_project *p = NULL;

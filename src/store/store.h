@@ -1,7 +1,7 @@
 /*
  * The store: everything projsync keeps, behind one backend-neutral interface. The functions speak
  * the domain (projects, syncs, file versions, blobs, events), never SQL, so the pipeline, the CLI
- * and the server do not know which backend answers: SQLite (store/sqlite.c) or PostgreSQL
+ * and the server do not know which backend answers: SQLite (store/sqlite/sqlite.c) or PostgreSQL
  * (store/postgres/pg.c); ps_store_open picks the backend from the location (store/store.c).
  *
  * The data rules of docs/architecture.md §4 are kept here, not by callers:
@@ -25,7 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/model.h"
+#include "model/model.h"
 
 struct ps_store;
 
@@ -191,7 +191,7 @@ int ps_store_sync_count_by_status(struct ps_store *s, int64_t counts[PS_SYNC_CAN
 
 /* ---- events ---- */
 
-/* An event as stored: its number, kind and its JSON (core/json.h ps_event_to_json), ready to be
+/* An event as stored: its number, kind and its JSON (model/json.h ps_event_to_json), ready to be
  * printed or sent as an SSE `data:` line without parsing. */
 struct ps_stored_event {
 	int64_t seq;
@@ -244,13 +244,13 @@ int ps_store_diff(struct ps_store *s, int64_t project_id, int64_t sync_a, int64_
 int ps_store_snapshot_missing_blobs(struct ps_store *s, int64_t project_id, int64_t at,
 				    int64_t max_size, ps_file_cb cb, void *ud);
 
-/* ---- directory trees (core/tree.h) ---- */
+/* ---- directory trees (model/tree.h) ---- */
 
-/* core/tree.h: one directory of a snapshot with its git tree id and entries. */
+/* model/tree.h: one directory of a snapshot with its git tree id and entries. */
 struct ps_tree_dir;
 
 /*
- * Stages the directories a running sync hashed (core/tree.h; those with an empty sha, emptied
+ * Stages the directories a running sync hashed (model/tree.h; those with an empty sha, emptied
  * by the changes, are skipped): invisible until finalize, which supersedes the previous rows of
  * every directory it staged and of every directory on a changed path; discarded with the
  * sync's file versions when it does not succeed. Each call is one transaction unless inside
@@ -309,7 +309,7 @@ int ps_store_stats(struct ps_store *s, int64_t project_id, struct ps_store_stats
 
 /* ---- memory entries ---- */
 
-/* core/memory.h: the entry type, its JSON shape and ps_memory_entries_free. */
+/* model/memory.h: the entry type and ps_memory_entries_free (its JSON shape is core/memory.h). */
 struct ps_memory_entry;
 
 /*
@@ -415,7 +415,7 @@ int ps_store_memory_edit(struct ps_store *s, int64_t id, const char *title, cons
  */
 int ps_store_memory_delete(struct ps_store *s, int64_t id, struct ps_memory_entry **out);
 
-/* ---- schedule and failure states (core/schedule.h) ---- */
+/* ---- schedule and failure states (model/schedule.h) ---- */
 
 /*
  * Queues the sync of one due project, for the scheduler of `projsync serve`, in one

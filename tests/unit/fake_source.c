@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/diff.h"
-#include "core/tree.h"
+#include "model/diff.h"
+#include "model/tree.h"
 #include "util/error.h"
 
 struct object {

@@ -6,7 +6,7 @@
 
 #include <stdlib.h>
 
-#include "core/diff.h"
+#include "model/diff.h"
 #include "core/scan.h"
 #include "fake_source.h"
 #include "util/error.h"

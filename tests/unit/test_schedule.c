@@ -1,5 +1,5 @@
 /*
- * Scheduled syncs, failure states and retention (core/schedule.c, core/retention.c and the
+ * Scheduled syncs, failure states and retention (model/schedule.c, core/retention.c and the
  * store functions behind them), on a fake clock: every `now` is a number the test picks, so
  * intervals of hours are checked without waiting. The store tests run on SQLite and, as
  * test_schedule_pg, on PostgreSQL.
@@ -10,9 +10,9 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "core/diff.h"
+#include "model/diff.h"
 #include "core/retention.h"
-#include "core/schedule.h"
+#include "model/schedule.h"
 #include "store/store.h"
 #include "util/error.h"
 

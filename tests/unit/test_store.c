@@ -11,9 +11,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "core/diff.h"
+#include "model/diff.h"
 #include "store/blobcodec.h"
-#include "store/sqlite_internal.h"
+#include "store/sqlite/sqlite_internal.h"
 #include "store/store.h"
 #include "util/error.h"
 

@@ -1,5 +1,5 @@
 /*
- * Git tree ids computed from rows (core/tree.c) against git itself: this checkout's HEAD
+ * Git tree ids computed from rows (model/tree.c) against git itself: this checkout's HEAD
  * (`git ls-tree`), a generated index with every mode, submodules, odd and non-ASCII names and
  * names that sort differently as files and as directories (`git write-tree`), and the
  * incremental re-hash against a full build after random changes.
@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "core/diff.h"
-#include "core/tree.h"
+#include "model/diff.h"
+#include "model/tree.h"
 #include "util/error.h"
 
 struct flist {

@@ -9,7 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "core/json.h"
+#include "model/json.h"
 #include "util/error.h"
 #include "util/util.h"
 

@@ -15,7 +15,7 @@
 #include <strings.h>
 #include <time.h>
 
-#include "core/diff.h"
+#include "model/diff.h"
 #include "util/error.h"
 #include "util/util.h"
 

@@ -47,7 +47,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "core/model.h"
+#include "model/model.h"
 #include "source/github.h"
 #include "source/source.h"
 #include "util/util.h"

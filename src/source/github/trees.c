@@ -14,8 +14,8 @@
 #include <strings.h>
 #include <time.h>
 
-#include "core/diff.h"
-#include "core/tree.h"
+#include "model/diff.h"
+#include "model/tree.h"
 #include "util/error.h"
 #include "util/util.h"
 
@@ -382,7 +382,7 @@ int gh_changes(struct ps_source *src, const char *base_commit, const struct ps_h
 	if (strcmp(s->cmp.head_commit, head->commit) != 0)
 		return ps_error_set(PS_ENOTSUPP, NULL, "compare does not end at the head");
 	/* Paths and blob ids only: the pipeline carries the modes from its snapshot and checks
-	 * the result against the head's tree (core/tree.h ps_tree_settle). */
+	 * the result against the head's tree (core/tree_source.h ps_tree_settle). */
 	if ((rc = ps_github_compare_changes(&s->cmp, NULL, 0, out, n)) == 0)
 		s->from_compare = true;
 	return rc;

@@ -1,6 +1,6 @@
 /*
  * The PostgreSQL backend of the store (store.h), through libpq. It keeps the data rules of the
- * SQLite backend (store/sqlite.c has the reasoning) with PostgreSQL's means:
+ * SQLite backend (store/sqlite/sqlite.c has the reasoning) with PostgreSQL's means:
  *   - visibility: a file version is in the snapshot of succeeded sync S when a succeeded sync at
  *     or before S introduced it and none at or before S superseded it; superseded_by is written
  *     only in finalize's transaction;
@@ -21,9 +21,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/diff.h"
-#include "core/json.h"
-#include "core/schedule.h"
+#include "model/diff.h"
+#include "model/json.h"
+#include "model/schedule.h"
 #include "store/blobcodec.h"
 #include "util/error.h"
 

@@ -95,7 +95,7 @@ int ps_pg_memory_discard(struct ps_store *s, int64_t sync_id);
 int ps_pg_memory_remove_project(struct ps_store *s, int64_t project_id);
 
 /* Directory trees (pg_trees.c), called by pg.c inside its transactions (see
- * src/store/sqlite_internal.h for what each does). */
+ * src/store/sqlite/sqlite_internal.h for what each does). */
 int ps_pg_trees_finalize(struct ps_store *s, const struct ps_sync *sync,
 			 const struct ps_change *changes, size_t n);
 int ps_pg_trees_discard(struct ps_store *s, int64_t sync_id);

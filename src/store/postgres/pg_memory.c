@@ -1,7 +1,7 @@
 /*
  * Memory entries in the PostgreSQL backend (store.h, "memory entries"; the life of a row in
- * src/store/migrations/0002_memory.sql, the PostgreSQL table in postgres/migrations/0002).
- * The rules are the SQLite backend's (store/sqlite_memory.c): staged rows are invisible, finalize
+ * src/store/sqlite/migrations/0002_memory.sql, the PostgreSQL table in postgres/migrations/0002).
+ * The rules are the SQLite backend's (store/sqlite/sqlite_memory.c): staged rows are invisible, finalize
  * activates them inside the sync's transaction, a failed sync's rows are deleted.
  *
  * Search: the stored tsvector (title A, tags B, content C, 'simple' configuration). The query is
@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/memory.h"
+#include "model/memory.h"
 #include "util/error.h"
 
 #define MEM_COLS "e.id, e.project_id, p.name, e.origin, e.source, e.source_ref, e.title, " \

@@ -1,6 +1,6 @@
 /*
  * Directory trees of snapshots in PostgreSQL (table dir_trees, migration 0008): the rules of
- * src/store/sqlite_trees.c, one statement per round trip where it matters (staging and the
+ * src/store/sqlite/sqlite_trees.c, one statement per round trip where it matters (staging and the
  * finalize's supersede are multi-row).
  */
 #include "store/store.h"
@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/tree.h"
+#include "model/tree.h"
 #include "store/postgres/pg_internal.h"
 #include "util/error.h"
 

@@ -1,6 +1,6 @@
 -- projsync schema 1 (PostgreSQL): projects, the sync chain, versioned file rows,
 -- content-addressed blobs, stored events. The same tables, columns and rules as the SQLite
--- schema of the same number (src/store/migrations/0001_initial.sql); the differences are types:
+-- schema of the same number (src/store/sqlite/migrations/0001_initial.sql); the differences are types:
 -- ids are identities (never reused, like AUTOINCREMENT), file paths are bytea because a path is
 -- any bytes and text must be valid UTF-8 (bytea also sorts bytewise, the order promised), blob
 -- content is bytea. Times are milliseconds since the epoch (UTC).

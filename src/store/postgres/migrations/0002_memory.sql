@@ -1,4 +1,4 @@
--- projsync schema 2 (PostgreSQL): memory entries, as in src/store/migrations/0002_memory.sql
+-- projsync schema 2 (PostgreSQL): memory entries, as in src/store/sqlite/migrations/0002_memory.sql
 -- (the life of a row and every column are described there). source_ref is a file path, so
 -- bytea. The full-text index is a stored tsvector: title weighted A, tags B, content C, with
 -- the 'simple' configuration (lower-casing, no stemming, no stop words: the closest to the

@@ -1,5 +1,5 @@
 -- projsync schema 3 (PostgreSQL): GitHub webhook deliveries already handled
--- (src/store/migrations/0003_webhook_deliveries.sql).
+-- (src/store/sqlite/migrations/0003_webhook_deliveries.sql).
 
 CREATE TABLE webhook_deliveries (
     id          text PRIMARY KEY,

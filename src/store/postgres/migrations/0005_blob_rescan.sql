@@ -1,5 +1,5 @@
 -- projsync schema 5 on PostgreSQL: the blob rescan a raised size limit asks for, and zero counts
--- for syncs that did not succeed (src/store/migrations/0005_blob_rescan.sql explains both).
+-- for syncs that did not succeed (src/store/sqlite/migrations/0005_blob_rescan.sql explains both).
 
 ALTER TABLE projects ADD COLUMN blob_rescan bigint NOT NULL DEFAULT 0;
 ALTER TABLE projects ADD COLUMN blob_rescan_gen bigint NOT NULL DEFAULT 0;

@@ -1,5 +1,5 @@
 -- projsync schema 10 on PostgreSQL: blob content at rest is encoded by store/blobcodec.h, the
--- same bytes as in SQLite (src/store/migrations/0010_blob_encoding.sql): blobs.encoding says how
+-- same bytes as in SQLite (src/store/sqlite/migrations/0010_blob_encoding.sql): blobs.encoding says how
 -- blobs.content holds the content (0 raw, 1 zstd); sha and size stay those of the uncompressed
 -- content.
 --

@@ -22,11 +22,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "store/sqlite_internal.h"
+#include "store/sqlite/sqlite_internal.h"
 #include "store/blobcodec.h"
-#include "core/diff.h"
-#include "core/json.h"
-#include "core/schedule.h"
+#include "model/diff.h"
+#include "model/json.h"
+#include "model/schedule.h"
 #include "util/error.h"
 
 struct ps_embedded {

@@ -1,11 +1,11 @@
 /*
  * The words of projsync as C types: project, sync, file (one file version of a snapshot),
  * change, event. Every part speaks these; the store fills them, the pipeline produces them, the
- * CLI and the server print them with core/json.h. Structures returned through `**out` belong to
+ * CLI and the server print them with model/json.h. Structures returned through `**out` belong to
  * the caller and are released with the matching ps_*_free (NULL-safe).
  */
-#ifndef PS_CORE_MODEL_H
-#define PS_CORE_MODEL_H
+#ifndef PS_MODEL_MODEL_H
+#define PS_MODEL_MODEL_H
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -35,7 +35,7 @@ struct ps_project {
 	char *last_error_message;
 	int64_t failures_in_row;
 	int64_t created_at;           /* ms since epoch */
-	/* Schedule (core/schedule.h): every_ms 0 and !every_auto = off (syncs start only by hand,
+	/* Schedule (model/schedule.h): every_ms 0 and !every_auto = off (syncs start only by hand,
 	 * API or webhook); every_auto adapts interval_ms within [auto_min_ms, auto_max_ms]. */
 	int64_t every_ms;
 	bool every_auto;

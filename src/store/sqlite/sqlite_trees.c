@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/tree.h"
-#include "store/sqlite_internal.h"
+#include "model/tree.h"
+#include "store/sqlite/sqlite_internal.h"
 #include "util/error.h"
 
 #define VISIBLE_AT(at) \

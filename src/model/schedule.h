@@ -4,13 +4,13 @@
  * function takes `now` (ms since the epoch), so the tests drive it with a fake clock. The store
  * (store.c) applies these rules when a sync ends, and decides which node queues a due project.
  */
-#ifndef PS_CORE_SCHEDULE_H
-#define PS_CORE_SCHEDULE_H
+#ifndef PS_MODEL_SCHEDULE_H
+#define PS_MODEL_SCHEDULE_H
 
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "core/model.h"
+#include "model/model.h"
 
 #define PS_SCHEDULE_MIN_EVERY_MS (10 * 1000)               /* --every below 10 s is refused */
 #define PS_SCHEDULE_MAX_EVERY_MS (30LL * 24 * 3600 * 1000) /* and above 30 days */

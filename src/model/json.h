@@ -4,12 +4,12 @@
  * Strings that are not valid UTF-8 (git paths are bytes) are emitted with each invalid byte
  * replaced by U+FFFD.
  */
-#ifndef PS_CORE_JSON_H
-#define PS_CORE_JSON_H
+#ifndef PS_MODEL_JSON_H
+#define PS_MODEL_JSON_H
 
 #include <jansson.h>
 
-#include "core/model.h"
+#include "model/model.h"
 
 json_t *ps_json_string(const char *s);
 /* The same for `len` bytes that may hold NUL (kept, as \u0000). */

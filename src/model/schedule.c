@@ -2,7 +2,7 @@
  * Scheduled syncs as arithmetic (schedule.h): parsing and showing --every, jitter, backoff and
  * what a sync's end does to the schedule. Pure functions of their arguments and `now`.
  */
-#include "core/schedule.h"
+#include "model/schedule.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "store/blobcodec.h"
-#include "store/sqlite_internal.h"
+#include "store/sqlite/sqlite_internal.h"
 #include "util/error.h"
 #include "util/util.h"
 

@@ -1,5 +1,5 @@
 -- projsync schema 8: the git tree of every directory of a snapshot, so each sync checks its
--- snapshot against the commit's root tree (core/tree.c, core/sync.c) and re-hashes only the
+-- snapshot against the commit's root tree (model/tree.c, core/sync.c) and re-hashes only the
 -- directories on its changed paths.
 --
 -- Versioned exactly like file_versions (docs/architecture.md §4, rule 3): a row is part of the

@@ -20,8 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/memory.h"
-#include "store/sqlite_internal.h"
+#include "model/memory.h"
+#include "store/sqlite/sqlite_internal.h"
 #include "util/error.h"
 
 #define MEM_COLS "e.id, e.project_id, p.name, e.origin, e.source, e.source_ref, e.title, " \

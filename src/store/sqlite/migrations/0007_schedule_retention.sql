@@ -1,7 +1,7 @@
 -- projsync schema (issue 11): scheduled syncs, failure states and retention.
 --
 -- Schedule: every_ms > 0 syncs at a fixed interval, every_auto adapts interval_ms between
--- auto_min_ms and auto_max_ms (core/schedule.c); both unset is off, as before. next_sync_at is
+-- auto_min_ms and auto_max_ms (model/schedule.c); both unset is off, as before. next_sync_at is
 -- when the scheduler queues the next sync (NULL: never). The store decides which node queues a
 -- due project: one guarded UPDATE of next_sync_at (store.h ps_store_schedule_next), and the
 -- syncs_one_active index allows one queued-or-running sync anyway. Every sync's end sets

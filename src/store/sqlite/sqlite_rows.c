@@ -3,7 +3,7 @@
  * described in store/copy.c). Reads page by key with a row-value comparison, so each page is
  * one indexed range read whatever the table's size.
  */
-#include "store/sqlite_internal.h"
+#include "store/sqlite/sqlite_internal.h"
 
 #include <stdlib.h>
 #include <string.h>

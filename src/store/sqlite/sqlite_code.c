@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "store/sqlite_internal.h"
+#include "store/sqlite/sqlite_internal.h"
 #include "util/error.h"
 
 /* Trigrams per literal: a long literal's trigrams mostly agree; a handful spread over it

@@ -8,12 +8,12 @@
  * like `git diff -M100%` but without similarity scoring: a rename with edits shows as a
  * deletion and an addition.
  */
-#ifndef PS_CORE_DIFF_H
-#define PS_CORE_DIFF_H
+#ifndef PS_MODEL_DIFF_H
+#define PS_MODEL_DIFF_H
 
 #include <stddef.h>
 
-#include "core/model.h"
+#include "model/model.h"
 
 /* Compares `old` and `new_` (each sorted by path bytes, one entry per path) and returns the
  * changes sorted by path, renames paired. The caller owns *out (ps_changes_free). */

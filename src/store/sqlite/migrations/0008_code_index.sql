@@ -2,7 +2,7 @@
 --
 -- The index is by blob, not by file version: a blob enters it once, whatever project, branch or
 -- sync brought it, and a search is scoped to one snapshot by joining the candidate blobs with
--- the file versions that snapshot sees (store/sqlite_code.c).
+-- the file versions that snapshot sees (store/sqlite/sqlite_code.c).
 --
 -- code_blobs has one row per indexed blob. A text blob's row id is its document id in code_fts;
 -- a binary blob (a NUL in its first 8000 bytes, git's rule) is recorded with binary = 1 and no

@@ -13,17 +13,30 @@
  * snapshot re-hashes only the directories on its changed paths (ps_tree_update) from the stored
  * bodies of the previous one, the way git writes a new commit's trees.
  */
-#ifndef PS_CORE_TREE_H
-#define PS_CORE_TREE_H
+#ifndef PS_MODEL_TREE_H
+#define PS_MODEL_TREE_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/model.h"
-#include "source/source.h"
+#include "model/model.h"
 
 #define PS_EMPTY_TREE "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+
+/* One entry of one tree, as git stores it. */
+struct ps_tree_entry {
+	char *name;            /* a single path component (arbitrary bytes but '/' and NUL) */
+	uint32_t mode;         /* PS_MODE_* */
+	char sha[PS_SHA_HEX];
+	int64_t size;          /* blob size; -1 for trees and submodules */
+};
+
+struct ps_tree {
+	struct ps_tree_entry *entries;
+	size_t n;
+};
+void ps_tree_dispose(struct ps_tree *t);
 
 /* One directory of a snapshot. `path` is "" for the root, else "a/b" (no trailing slash). */
 struct ps_tree_dir {
@@ -60,7 +73,7 @@ int ps_tree_build(const struct ps_file *files, size_t n, struct ps_tree_dir **ou
 typedef int (*ps_tree_load_cb)(void *ud, const char *path, struct ps_tree_dir *out);
 
 /*
- * The directories that `changes` (core/diff.h) touch, re-hashed from the previous snapshot's
+ * The directories that `changes` (model/diff.h) touch, re-hashed from the previous snapshot's
  * directories (loaded once each through `load`): every ancestor of a changed path, the old
  * path of a rename included, sorted by path bytes, the root first. A directory the changes
  * empty is returned with an empty `sha` (removed). Cost follows the changed directories, not
@@ -76,31 +89,5 @@ void ps_tree_changed_dirs(const struct ps_change *changes, size_t n, char ***out
 /* Finds a directory in a sorted array (ps_tree_build, ps_tree_update), NULL if absent. */
 const struct ps_tree_dir *ps_tree_dirs_find(const struct ps_tree_dir *dirs, size_t n,
 					    const char *path);
-
-/*
- * After a root id that differs from the commit's `want` tree: descends from the root through
- * the subtrees whose ids differ, reading the source's trees (`src`, one read per level) and our
- * own directories (`ours`, NULL: not known), and names the first differing directory ("" for
- * the root) in *dir and what differs in *detail (both malloc'd).
- */
-typedef int (*ps_tree_ours_cb)(void *ud, const char *path, struct ps_tree_dir *out);
-void ps_tree_first_difference(struct ps_source *src, const char *want, ps_tree_ours_cb ours,
-			      void *ud, char **dir, char **detail);
-
-/*
- * Completes changes whose source named paths and blob ids but not every mode (mode 0 where it
- * did not know: GitHub's compare). Deletions and modifications take what they replace, and
- * modifications their mode, from the previous snapshot's directories (`load`); new paths the
- * mode of a deleted path with the same blob, else PS_MODE_FILE. The result is checked against
- * the head's tree `want`: when its root differs, the head's directories whose ids differ from
- * ours are read from `src` (non-recursive, from the root down, at most `max_reads`; *reads
- * counts them) and give the changed paths in them their exact mode and id. *exact tells
- * whether the changes now make exactly `want`; false also when the previous snapshot has no
- * stored directories or the changes contradict it (then the caller lists the tree instead).
- * Errors: the loader's and the source's (but PS_ENOTFOUND, which is "not exact").
- */
-int ps_tree_settle(struct ps_change *changes, size_t n, ps_tree_load_cb load, void *ud,
-		   struct ps_source *src, const char *want, size_t max_reads, size_t *reads,
-		   bool *exact);
 
 #endif

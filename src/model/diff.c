@@ -1,7 +1,7 @@
 /*
  * Change lists (see diff.h).
  */
-#include "core/diff.h"
+#include "model/diff.h"
 
 #include <stdlib.h>
 #include <string.h>

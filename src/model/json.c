@@ -2,8 +2,8 @@
  * The JSON shapes of docs/architecture.md §6. One place builds them, so `--json` output and the
  * HTTP API stay identical. Times are RFC 3339 UTC; absent values are JSON null.
  */
-#include "core/json.h"
-#include "core/schedule.h"
+#include "model/json.h"
+#include "model/schedule.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,7 +1,7 @@
 /*
  * Names and release functions of the domain types.
  */
-#include "core/model.h"
+#include "model/model.h"
 
 #include <stdio.h>
 #include <stdlib.h>
