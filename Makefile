@@ -72,6 +72,11 @@ bench: deps $(BUILD_REL)/build.ninja
 	PROJSYNC_BIN=$(CURDIR)/$(BUILD_REL)/projsync $(PYTHON) bench/sync_bench.py
 	PROJSYNC_BIN=$(CURDIR)/$(BUILD_REL)/projsync $(PYTHON) bench/git_url_bench.py
 	PROJSYNC_BIN=$(CURDIR)/$(BUILD_REL)/projsync $(PYTHON) bench/store_bench.py
+	@# Code search and content diffs; BENCH_REPO=<a clone of libgit2> adds the real-repository
+	@# figures of docs/performance.md (without it: the generated 100k-file repository only).
+	PROJSYNC_BIN=$(CURDIR)/$(BUILD_REL)/projsync $(PYTHON) bench/grep_bench.py
+	if [ -n "$$BENCH_REPO" ]; then PROJSYNC_BIN=$(CURDIR)/$(BUILD_REL)/projsync $(PYTHON) bench/diff_bench.py; fi
+	PROJSYNC_BIN=$(CURDIR)/$(BUILD_REL)/projsync $(PYTHON) bench/diff_page_bench.py
 	@# PostgreSQL beside SQLite, and several nodes, on a private server (needs `make test-deps`).
 	PROJSYNC_BIN=$(CURDIR)/$(BUILD_REL)/projsync tests/pg/with-pg $(PYTHON) bench/pg_bench.py
 

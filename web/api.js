@@ -61,6 +61,9 @@ async function json(method, path, body) {
     const m = /<([^>]*)>;\s*rel="next"/.exec(link);
     if (m) Object.defineProperty(data, 'next', { value: m[1].replace(/^\/api\/v1/, '') });
   }
+  // Code search says when its index could not narrow the search (every file was read).
+  const note = res.headers.get('X-Projsync-Note');
+  if (Array.isArray(data) && note) Object.defineProperty(data, 'note', { value: note });
   return data;
 }
 
@@ -83,6 +86,11 @@ export const api = {
   changes: (id) => json('GET', `/syncs/${enc(id)}/changes`),
   files: (name, at, prefix) => json('GET', `/projects/${enc(name)}/files?at=${enc(at)}` +
     (prefix ? `&prefix=${enc(prefix)}` : '')),
+  // One page of `git grep -n`-like matches in a snapshot; `.next` goes to api.more, `.note`
+  // is the server's word when the code index could not narrow the search.
+  searchCode: (name, { at, q, regex, ignore_case, path, limit }) => json('GET', `/projects/${enc(name)}/search/code?q=${enc(q)}` +
+    (at ? `&at=${enc(at)}` : '') + (regex ? '&regex=true' : '') + (ignore_case ? '&ignore_case=true' : '') +
+    (path ? `&path=${enc(path)}` : '') + (limit ? `&limit=${limit}` : '')),
   // One page of entries; `.next` (when there are more) goes to api.more.
   memory: (name, q, superseded, limit = 200) => json('GET', `/projects/${enc(name)}/memory?limit=${limit}` +
     (q ? `&q=${enc(q)}` : '') + (superseded ? '&include_superseded=true' : '')),

@@ -9,6 +9,7 @@ import { h, mount, notice } from './dom.js';
 import { api } from './api.js';
 import { bytes, shortSha } from './format.js';
 import { highlightInto } from './viewers.js';
+import { codeSearch } from './codeSearch.js';
 
 const SHOW_MAX = 512 * 1024; // bytes of text shown before cutting
 
@@ -79,8 +80,10 @@ function fileActions(path, buf, type) {
 }
 
 // The text with a column of line numbers beside it; the numbers are not part of the text (a
-// selection copies only the code).
-function codeView(path, text) {
+// selection copies only the code). `line` (from ?line=, a search result) gets a band across
+// the view and is scrolled to: a band laid over the text, because highlighting replaces the
+// text's nodes and a line is not an element of its own.
+function codeView(path, text, line) {
   const lines = text.split('\n');
   if (lines.length > 1 && lines[lines.length - 1] === '') lines.pop();
   const numbers = lines.map((_, i) => i + 1).join('\n');
@@ -88,13 +91,17 @@ function codeView(path, text) {
   const view = h('div.code-view', { tabindex: '0', 'aria-label': `Content of ${path}` },
     h('pre.line-numbers', { 'aria-hidden': 'true' }, numbers),
     h('pre.file-text', code));
+  if (line >= 1 && line <= lines.length) {
+    view.style.setProperty('--target-line', String(line - 1));
+    view.append(h('div.line-target', { 'aria-hidden': 'true', dataset: { line: String(line) } }));
+  }
   highlightInto(code, text, path).then((lang) => {
     if (lang) view.dataset.language = lang;
   }).catch(() => { /* stays plain text */ });
   return view;
 }
 
-async function fileView(box, project, at, f, maxBlob) {
+async function fileView(box, project, at, f, maxBlob, line) {
   for (const url of blobUrls) URL.revokeObjectURL(url);
   blobUrls = [];
   const head = h('div.file-head', h('h3.path', f.path),
@@ -119,14 +126,19 @@ async function fileView(box, project, at, f, maxBlob) {
   if (isBinary(buf))
     return mount(box, head, h('p.binary', `Binary file (${bytes(buf.length)}): not shown.`));
   const text = new TextDecoder().decode(buf.subarray(0, SHOW_MAX));
-  mount(box, head, codeView(f.path, text),
+  mount(box, head, codeView(f.path, text, line),
     buf.length > SHOW_MAX ? h('p.muted', `Showing the first ${bytes(SHOW_MAX)} of ${bytes(buf.length)}.`) : null);
+  const target = box.querySelector('.line-target');
+  if (target) target.scrollIntoView({ block: 'center' });
 }
 
-export async function fileBrowser({ box, project, at, query, maxBlob }) {
+export async function fileBrowser({ box, project, at, query, maxBlob, navigate }) {
   const dir = (query.get('dir') || '').replace(/^\/+/, '');
   const filePath = query.get('file');
-  const files = await api.files(project, at, dir || undefined);
+  const line = Number(query.get('line')) || 0;
+  const searchBox = h('div.code-search-box');
+  const [files] = await Promise.all([api.files(project, at, dir || undefined),
+    codeSearch({ box: searchBox, project, at, query, navigate, withQuery: (changes) => withQuery(query, changes) })]);
   const { dirs, here } = listing(files, dir);
 
   const crumbs = [qlink(query, { dir: null, file: null }, 'root')];
@@ -136,7 +148,7 @@ export async function fileBrowser({ box, project, at, query, maxBlob }) {
     crumbs.push(' / ', qlink(query, { dir: acc, file: null }, part));
   }
   const view = h('div.file-view');
-  mount(box,
+  mount(box, searchBox,
     h('nav.crumbs.file-crumbs', { 'aria-label': 'Folder' }, crumbs),
     h('div.browser',
       h('ul.file-list', { 'aria-label': `Files in ${dir || 'the root folder'}` },
@@ -150,7 +162,7 @@ export async function fileBrowser({ box, project, at, query, maxBlob }) {
       view));
   if (filePath) {
     const f = files.find((x) => x.path === filePath);
-    if (f) await fileView(view, project, at, f, maxBlob);
+    if (f) await fileView(view, project, at, f, maxBlob, line);
     else mount(view, notice('error', 'That file is not in this folder of the snapshot.'));
   } else {
     mount(view, h('p.muted', 'Pick a file to see its content.'));

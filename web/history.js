@@ -110,5 +110,5 @@ export async function syncDetailView({ root, params, query, navigate }) {
   const changes = await api.changes(id);
   mount(changesBox, changesList(changes, { project: name, sync,
     openFile: (path) => navigate(`${location.pathname}?file=${encodeURIComponent(path)}`, { keepFocus: true }) }));
-  await fileBrowser({ box: filesBox, project: name, at: id, query, maxBlob: project.max_blob_size });
+  await fileBrowser({ box: filesBox, project: name, at: id, query, maxBlob: project.max_blob_size, navigate });
 }

@@ -280,3 +280,40 @@ def test_viewers_and_note_editing(serve, make_repo, ps):
         assert st == 201, e
     run_flow("viewers.mjs", srv, project="view", sync_id=sync["id"], app_c=app_c,
              long_file=long_file)
+
+
+def test_code_search_on_the_page(serve, make_repo, ps):
+    """The file browser's search box: results equal `git grep -n` at the synced commit, grouped
+    by file, the match marked, hostile lines shown as text, "More" through the Link header, the
+    regex and case toggles and the path glob, a 400 for a bad regex and the note when the index
+    cannot narrow; a result opens the file at its line; an older sync searches its own files;
+    390 px."""
+    need_browser()
+    repo = make_repo("repo")
+    repo.write("src/app.c", "int needle_one;\nint other;\n/* NEEDLE in caps */\nint needle_two;\n")
+    repo.write("src/deep/lib.c", "static int needle3 = 3;\n")
+    repo.write("docs/notes.md", "A needle in the docs.\n<img src=x onerror=alert(1)> needle here\n")
+    repo.write("big.txt", "".join(f"line {i} has a needle\n" if i % 2 else f"line {i}\n"
+                                  for i in range(1, 301)))
+    old = repo.commit("old")
+    srv = serve(delay="0")
+    st, _, _ = srv.post("/api/v1/projects", {"name": "cs", "source": str(repo.path)})
+    assert st == 201
+    old_sync = ps.sync("cs")
+    repo.write("src/added.c", "int needle_added;\n")
+    new = repo.commit("new")
+    latest = ps.sync("cs")
+
+    def grep(*args, rev=new):
+        r = subprocess.run(["git", "grep", "-n", *args, rev, "--"], cwd=repo.path, env=GIT_ENV,
+                           capture_output=True, text=True)
+        assert r.returncode in (0, 1), r.stderr
+        return [[path, int(line)] for _, path, line, _ in
+                (ln.split(":", 3) for ln in r.stdout.splitlines())]
+
+    needle = grep("-F", "needle")
+    run_flow("code_search.mjs", srv, project="cs", sync_id=latest["id"], old_sync_id=old_sync["id"],
+             needle=needle, needle_old=grep("-F", "needle", rev=old),
+             needle_icase=grep("-F", "-i", "needle"), regex=grep("-P", r"needle_?\d"),
+             glob_src=[x for x in needle if x[0].startswith("src/")],
+             big_txt=(repo.path / "big.txt").read_text())
