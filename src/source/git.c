@@ -62,6 +62,7 @@ struct git_source {
 	char *cache_path;      /* remote only: the bare cache repository */
 	git_repository *repo;  /* local: the repository; remote: the cache, opened on first use */
 	bool bounded;          /* each remote operation as a whole within the network timeout */
+	char *fetched_ref;     /* remote: the ref resolve fetched (refs/heads/B), for `commits` */
 };
 
 /* State shared with libgit2's callbacks during one connection. */
@@ -825,25 +826,19 @@ static int remote_resolve(struct git_source *s, const char *branch, const char *
 			.url = s->location,
 			.refname = refname,
 			.deadline_ms = op_deadline,
-			/* With the last synced commit at hand, everything committed since comes
-			 * too, so `projsync log` lists the real commits of the sync (a range
-			 * walk needs them) rather than a lone head. */
-			.shallow_since = cached_commit_time(s, known),
 		};
 		s->base.requests++;
 		rc = ps_git_cli_fetch(&f, &s->base.bytes);
-		if (rc < 0 && f.shallow_since > 0 && strcmp(ps_error_slug(), "fetch_failed") == 0) {
-			/* e.g. "no commits selected for shallow requests": a head older than the
-			 * last synced commit. One commit deep is always possible. */
-			ps_error_clear();
-			f.shallow_since = 0;
-			s->base.requests++;
-			rc = ps_git_cli_fetch(&f, &s->base.bytes);
-		}
 		if (rc < 0)
 			goto cleanup;
 	}
 	rc = head_from_ref(s, refname, out);
+	if (rc == 0) {
+		/* `commits` may deepen the cache along this ref. */
+		free(s->fetched_ref);
+		s->fetched_ref = refname;
+		refname = NULL;
+	}
 cleanup:
 	op_end();
 	git_reference_free(ref);
@@ -1067,10 +1062,9 @@ static int commit_info(git_repository *repo, const git_oid *oid, struct ps_commi
 	return 0;
 }
 
-static int git_commits(struct ps_source *src, const char *base_commit, const char *head_commit,
-		       size_t max, struct ps_commit_list *out)
+static int list_range(struct git_source *s, const char *base_commit, const char *head_commit,
+		      size_t max, struct ps_commit_list *out, bool *history_cut)
 {
-	struct git_source *s = (struct git_source *)src;
 	struct walk w = { 0 };
 	git_oid head, base;
 	size_t hi, bi = SIZE_MAX, wanted = 0, date_slop = WALK_SLOP;
@@ -1079,6 +1073,7 @@ static int git_commits(struct ps_source *src, const char *base_commit, const cha
 
 	memset(out, 0, sizeof(*out));
 	out->total = -1;
+	*history_cut = false;
 	if ((rc = object_source(s, head_commit, "commit", &head)) < 0)
 		return rc;
 	w.repo = s->repo;
@@ -1089,6 +1084,7 @@ static int git_commits(struct ps_source *src, const char *base_commit, const cha
 	}
 	if (base_commit && git_oid_fromstrn(&base, base_commit, strlen(base_commit)) == 0)
 		bi = walk_node(&w, &base);
+	*history_cut = false;
 	if (!base_commit || bi == SIZE_MAX) {
 		/* A first sync, or a base the repository lost: only the head is certain. */
 		out->v = ps_calloc(1, sizeof(*out->v));
@@ -1150,8 +1146,57 @@ static int git_commits(struct ps_source *src, const char *base_commit, const cha
 	free(order);
 	out->truncated = cut || w.too_big || wanted > out->n;
 	out->total = cut || w.too_big ? -1 : (int64_t)wanted;
+	*history_cut = cut;
 	walk_dispose(&w);
 	return rc;
+}
+
+/*
+ * A git URL's cache is shallow: one commit deep per sync (source/git_cli.c). When the range
+ * walk runs into its edge, the commits since the last synced one are fetched (`git fetch
+ * --shallow-since` its committer time, along the ref resolve fetched) and the walk runs again:
+ * the list is then the real one, at the cost of those commits' objects, and only when the
+ * head moved by more than one commit (a single new commit's parent is the old head, already
+ * here). A fetch that fails leaves the list as it was, marked truncated.
+ */
+static int git_commits(struct ps_source *src, const char *base_commit, const char *head_commit,
+		       size_t max, struct ps_commit_list *out)
+{
+	struct git_source *s = (struct git_source *)src;
+	int64_t since;
+	bool cut = false;
+	int rc;
+
+	if ((rc = list_range(s, base_commit, head_commit, max, out, &cut)) < 0 || !cut ||
+	    !s->remote || !s->fetched_ref || !(since = cached_commit_time(s, base_commit)))
+		return rc;
+	struct ps_git_cli_fetch f = {
+		.git_dir = s->cache_path,
+		.url = s->location,
+		.refname = s->fetched_ref,
+		.shallow_since = since,
+	};
+	op_begin(s->bounded);
+	f.deadline_ms = op_deadline;
+	s->base.requests++;
+	rc = ps_git_cli_fetch(&f, &s->base.bytes);
+	op_end();
+	if (rc < 0) {
+		char *msg = ps_asprintf("cannot fetch the commits since %.7s, the list of this "
+					"sync's commits may be incomplete: %s", base_commit,
+					ps_error_message());
+		ps_strv_push(&s->base.warnings, msg);
+		free(msg);
+		ps_error_clear();
+		return 0;
+	}
+	/* The walk's commits were looked up through the odb; new packs must be seen. */
+	git_repository_free(s->repo);
+	s->repo = NULL;
+	if ((rc = cache_open(s)) < 0)
+		return rc;
+	ps_commit_list_dispose(out);
+	return list_range(s, base_commit, head_commit, max, out, &cut);
 }
 
 /* ---- the ops ---- */
@@ -1318,6 +1363,7 @@ static void git_source_free(struct ps_source *src)
 	struct git_source *s = (struct git_source *)src;
 
 	git_repository_free(s->repo);
+	free(s->fetched_ref);
 	free(s->location);
 	free(s->cache_path);
 	free(s);

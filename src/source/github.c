@@ -148,6 +148,11 @@ struct gh_source {
 	bool have_cmp;
 	int64_t max_blob_seen;    /* the largest blob size trees reported */
 	struct fetch_session *fs;
+	/* `projsync log` (gh_commits): the head commit branches/{b} named on a first sync, and the
+	 * commits of the compare in `cmp` (cmp_commits_ok when they parsed). */
+	struct ps_commit *branch_head;
+	struct ps_commit_list cmp_commits;
+	bool cmp_commits_ok;
 };
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -1701,7 +1706,8 @@ static int fetch_compare(struct gh_source *s, const char *base, const char *head
 	if (s->have_cmp && strcmp(s->cmp_base, base) == 0 && strcmp(s->cmp_head, head) == 0)
 		return 1;
 	ps_github_compare_dispose(&s->cmp);
-	s->have_cmp = false;
+	ps_commit_list_dispose(&s->cmp_commits);
+	s->have_cmp = s->cmp_commits_ok = false;
 	if ((rc = get(s, &r, repo_path(s, "/compare/%s...%s", base, head), MT_JSON, NULL,
 		      JSON_MAX)) < 0)
 		goto cleanup;
@@ -1715,6 +1721,10 @@ static int fetch_compare(struct gh_source *s, const char *base, const char *head
 	}
 	if ((rc = ps_github_compare_parse(&s->cmp, r.body.data, r.body.len, endpoint(s, r.url))) < 0)
 		goto cleanup;
+	/* Its commits serve `projsync log`; the changes do not depend on them. */
+	s->cmp_commits_ok = ps_github_compare_commits_parse(&s->cmp_commits, r.body.data,
+							    r.body.len, endpoint(s, r.url)) == 0;
+	ps_error_clear();
 	memcpy(s->cmp_base, base, PS_SHA_HEX);
 	memcpy(s->cmp_head, head, PS_SHA_HEX);
 	s->have_cmp = true;
@@ -1838,6 +1848,14 @@ static int gh_resolve(struct ps_source *src, const char *branch, const char *kno
 	    !json_sha(json_object_get(json_object_get(commit, "commit"), "tree"), "sha", h.tree)) {
 		rc = malformed(endpoint(s, r.url), "the branch lacks its commit or tree sha");
 		goto cleanup;
+	}
+	/* The head commit as `projsync log` shows it, at no extra cost. */
+	ps_commit_free(s->branch_head);
+	s->branch_head = ps_calloc(1, sizeof(*s->branch_head));
+	if (ps_github_commit_parse(s->branch_head, commit, endpoint(s, r.url)) < 0) {
+		free(s->branch_head);
+		s->branch_head = NULL;
+		ps_error_clear();
 	}
 done:
 	*out = h;
@@ -2192,6 +2210,94 @@ static int gh_changes(struct ps_source *src, const char *base_commit, const stru
 	rc = ps_github_compare_changes(&s->cmp, l.v, l.n, out, n);
 	file_list_dispose(&l);
 	return rc;
+}
+
+/* ---- commits (`projsync log`; parsing in github_commits.c) ---- */
+
+/* GET git/commits/{sha}: the smallest answer that holds one commit. */
+static int get_git_commit(struct gh_source *s, const char *sha, struct ps_commit *out)
+{
+	struct gh_req r;
+	json_t *root = NULL;
+	int rc;
+
+	if ((rc = get(s, &r, repo_path(s, "/git/commits/%s", sha), MT_JSON, NULL, JSON_MAX)) < 0)
+		goto cleanup;
+	if (r.status == 404 || r.status == 422) {
+		rc = ps_error_set(PS_ENOTFOUND, NULL, "GitHub has no commit %s", sha);
+		goto cleanup;
+	}
+	if (r.status != 200) {
+		rc = unexpected(s, &r);
+		goto cleanup;
+	}
+	if ((rc = parse_body(s, &r, &root)) < 0)
+		goto cleanup;
+	rc = ps_github_commit_parse(out, root, endpoint(s, r.url));
+cleanup:
+	json_decref(root);
+	req_dispose(&r);
+	return rc;
+}
+
+/* The head commit: from branches/{b} when a first sync read it, else one request. */
+static int head_commit(struct gh_source *s, const char *head, struct ps_commit *out)
+{
+	if (s->branch_head && strcmp(s->branch_head->sha, head) == 0) {
+		struct ps_commit *c = ps_commit_clone(s->branch_head);
+		*out = *c;
+		free(c);
+		return 0;
+	}
+	return get_git_commit(s, head, out);
+}
+
+/*
+ * A first sync: the head commit, free after branches/{b}. Later syncs: the compare's commits
+ * (up to 250, the newest); the compare is the one `changes` fetched if it did, else one request
+ * on a moved head (an unchanged head never gets here). GitHub cannot compare with a base it
+ * lost (a force-push, then a gc) or one without a common ancestor: the head alone, truncated.
+ */
+static int gh_commits(struct ps_source *src, const char *base, const char *head, size_t max,
+		      struct ps_commit_list *out)
+{
+	struct gh_source *s = (struct gh_source *)src;
+	const struct ps_commit_list *cc = &s->cmp_commits;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	out->total = -1;
+	if (!ps_sha_valid(head) || strlen(head) != 40)
+		return ps_error_set(PS_EINVAL, NULL, "bad commit id '%s'", head);
+	if (base && (rc = fetch_compare(s, base, head)) < 0)
+		return rc;
+	if (!base || rc == 0 || !s->cmp_commits_ok) {
+		out->v = ps_calloc(1, sizeof(*out->v));
+		if ((rc = head_commit(s, head, &out->v[0])) < 0) {
+			ps_commit_list_dispose(out);
+			return rc;
+		}
+		out->n = 1;
+		out->truncated = base != NULL;
+		return 0;
+	}
+	out->total = cc->total >= 0 ? cc->total : (int64_t)cc->n;
+	out->v = ps_calloc(cc->n + 1, sizeof(*out->v));
+	if (cc->n > 0 && strcmp(cc->v[0].sha, head) != 0) {
+		/* A page of the oldest commits: the head comes first all the same. */
+		if ((rc = head_commit(s, head, &out->v[0])) < 0) {
+			ps_commit_list_dispose(out);
+			return rc;
+		}
+		out->n = 1;
+	}
+	for (size_t i = 0; i < cc->n && out->n < max; i++) {
+		struct ps_commit *c = ps_commit_clone(&cc->v[i]);
+		out->v[out->n++] = *c;
+		free(c);
+	}
+	out->truncated = cc->truncated || out->total > (int64_t)out->n;
+	return 0;
 }
 
 /* ---- blobs ---- */
@@ -2693,6 +2799,8 @@ static void gh_free(struct ps_source *src)
 	if (s->multi)
 		curl_multi_cleanup(s->multi);
 	ps_github_compare_dispose(&s->cmp);
+	ps_commit_list_dispose(&s->cmp_commits);
+	ps_commit_free(s->branch_head);
 	ps_github_tree_dispose(&s->listing);
 	free(s->api);
 	free(s->origin);
@@ -2721,6 +2829,7 @@ static const struct ps_source_ops github_ops = {
 	.fetch_next = gh_fetch_next,
 	.fetch_end = gh_fetch_end,
 	.check_branch = gh_check_branch,
+	.commits = gh_commits,
 };
 
 int ps_github_source_open(struct ps_source **out, const char *owner, const char *repo,
