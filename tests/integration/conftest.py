@@ -43,6 +43,7 @@ BOTH_BACKENDS = {"test_snapshot", "test_history", "test_bad_input", "test_memory
                  "test_server_memory", "test_checkout", "test_project_set", "test_store_copy",
                  "test_schedule", "test_retention", "test_grep"}
 BOTH_BACKENDS |= {"test_parity"}  # PATCH, rename, cancel: the rename is a store call of each backend
+BOTH_BACKENDS |= {"test_commits"}  # the commits of a sync: stored by each backend
 
 
 def pytest_report_header(config):
