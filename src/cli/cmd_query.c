@@ -783,6 +783,9 @@ int ps_cmd_log(struct ps_cli *cli, int argc, char **argv)
 	if (s->up_to_date)
 		fprintf(stderr, "projsync: sync %" PRId64 " found the head unchanged: no new "
 			"commits\n", s->id);
+	else if (n == 0 && s->commit_count == 0 && s->head_commit)
+		fprintf(stderr, "projsync: no new commits: the head of sync %" PRId64 " is one sync "
+			"%" PRId64 "'s commit already reached\n", s->id, s->base_sync_id);
 	else if (!s->head_commit && n == 0)
 		fprintf(stderr, "projsync: sync %" PRId64 " has no commits recorded (synced before "
 			"projsync recorded them, or the source could not list them)\n", s->id);

@@ -663,8 +663,20 @@ static int record_commits(struct ps_sync_run *run)
 		run->sync->commits_truncated = true;
 		return rc;
 	}
-	if (run->commits.n > 0 && strcmp(run->commits.v[0].sha, run->head.commit) == 0)
+	if (run->commits.n > 0 && strcmp(run->commits.v[0].sha, run->head.commit) == 0) {
 		run->sync->head_commit = ps_commit_clone(&run->commits.v[0]);
+	} else if (base) {
+		/* No new commit, yet a new head (moved back to an older commit, or to another
+		 * branch's): it is not in the range, so ask for it alone. */
+		struct ps_commit_list head = { 0 };
+		rc = run->src->ops->commits(run->src, NULL, run->head.commit, 1, &head);
+		if (rc == 0 && head.n == 1)
+			run->sync->head_commit = ps_commit_clone(&head.v[0]);
+		ps_commit_list_dispose(&head);
+		if (rc == PS_ECANCELLED)
+			return rc;
+		ps_error_clear();
+	}
 	run->sync->commit_count = run->commits.total;
 	run->sync->commits_truncated = run->commits.truncated;
 	return 0;

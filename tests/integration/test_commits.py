@@ -177,6 +177,21 @@ def test_log_errors(ps, repo, monkeypatch):
     assert failed["head_commit"] is None and failed["commit_count"] is None
 
 
+def test_head_moved_back_keeps_its_head_commit(ps, repo, monkeypatch):
+    """A head moved to a commit the last sync's head already reaches: no commit, but the
+    head commit is still recorded (it is not in the range)."""
+    c1 = commit(repo, monkeypatch, "older")
+    commit(repo, monkeypatch, "newer")
+    ps.add("p", str(repo.path))
+    ps.sync("p")
+    repo.reset_hard(c1)
+    s = ps.sync("p")
+    assert not s["up_to_date"] and s["commit_count"] == 0
+    assert s["head_commit"]["sha"] == c1 and s["head_commit"]["subject"] == "older"
+    r = ps.ok("log", str(s["id"]), "--json")
+    assert r.out.strip() == "[]" and "no new commits" in r.err
+
+
 @pytest.mark.sqlite_only
 def test_log_bounded_at_250_and_pruned_with_its_sync(ps, repo, monkeypatch):
     commit(repo, monkeypatch, "base")
