@@ -231,11 +231,13 @@ def test_noop_resync_is_exactly_one_request_answered_304(gh, hub, repo):
 @pytest.mark.parametrize("k,truncate_at", [(1, None), (7, None), (3, 100)],
                          ids=["k1", "k7", "k3-tree-above-githubs-limit"])
 def test_fast_forward_of_k_files_costs_at_most_2_plus_k(gh, hub, repo, k, truncate_at):
-    """2 + k for a project with its branch set: the conditional head request, the head's recursive tree (which names every mode:
-    GitHub's compare API has none) and one request per changed blob. Above GitHub's
+    """3 + k for a project with its branch set: the conditional head request, the head's
+    recursive tree (which names every mode: GitHub's compare API has none), the compare whose
+    commits `projsync log` lists (issue 16) and one request per changed blob. Above GitHub's
     recursive-tree limit the tree comes back truncated, and the modes are read from the
-    directories on the changed paths instead (after a compare that names them): then the bound
-    is 3 + k + those directories, still independent of the repository's size."""
+    directories on the changed paths instead (after a compare that names them, the same one
+    that lists the commits): then the bound is 3 + k + those directories, still independent of
+    the repository's size."""
     for i in range(300):
         repo.write(f"src/m{i % 10}/f{i:03d}.c", f"int v{i} = {i};\n")
     c1 = repo.commit()
@@ -249,7 +251,7 @@ def test_fast_forward_of_k_files_costs_at_most_2_plus_k(gh, hub, repo, k, trunca
     hub.reset()
     s = gh.sync("p")
     log = requests_summary(hub)
-    bound = 2 + k
+    bound = 3 + k
     if truncate_at:
         dirs = {""} | {"src"} | {f"src/m{i % 10}" for i in range(k)}
         bound = 3 + k + len(dirs)
