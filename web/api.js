@@ -84,6 +84,7 @@ export const api = {
   // Content diff of one path from sync `a` to sync `b` (JSON with hunks, docs/api.md).
   diff: (a, b, path) => json('GET', `/syncs/${enc(a)}/diff/${enc(b)}?patch=1&path=${enc(path)}`),
   changes: (id) => json('GET', `/syncs/${enc(id)}/changes`),
+  commits: (id) => json('GET', `/syncs/${enc(id)}/commits`),
   files: (name, at, prefix) => json('GET', `/projects/${enc(name)}/files?at=${enc(at)}` +
     (prefix ? `&prefix=${enc(prefix)}` : '')),
   // One page of `git grep -n`-like matches in a snapshot; `.next` goes to api.more, `.note`

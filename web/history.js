@@ -17,13 +17,21 @@ function counts(s) {
     h('span.count.deleted', `−${c.deleted}`), c.renamed ? [' ', h('span.count.renamed', `→${c.renamed}`)] : null);
 }
 
+// "Ann Author, 3 min ago": who made a commit and when (the author date).
+export function commitByline(c) {
+  return h('span.muted.byline', c.author?.name || c.author?.email || 'unknown author', ', ',
+    timeEl(c.author?.date));
+}
+
 // One sync as a list row (history, recent syncs on the overview).
 export function syncRow(project, s) {
+  const hc = s.head_commit;
   return h('li.sync-row', { dataset: { syncId: String(s.id), status: s.status } },
     h('div.sync-row-main',
       link(`/projects/${encodeURIComponent(project)}/syncs/${s.id}`, `#${s.id}`),
       ' ', statusBadge(s.status), ' ', h('span.branch', s.branch || 'default'),
-      ' ', h('code.commit', shortSha(s.commit))),
+      ' ', h('code.commit', shortSha(s.commit)),
+      hc ? [' ', h('span.subject', { title: hc.subject }, hc.subject), ' ', commitByline(hc)] : null),
     h('div.sync-row-meta',
       counts(s),
       s.error ? h('span.error-line', s.error.message) : null,
@@ -82,10 +90,37 @@ function changesList(changes, { project, sync, openFile }) {
   }));
 }
 
+// What the commit list is not, in words (the sync's commit_count and commits_truncated).
+function commitsNote(commits, sync) {
+  if (sync.up_to_date) return 'No new commits: the branch had not moved.';
+  if (!sync.base_sync_id && commits.length) return 'The project\'s first sync: only its head commit is listed.';
+  if (!commits.length && sync.commit_count === 0) return 'No new commits: the head moved back to a commit the previous sync already had.';
+  if (!commits.length) return 'No commits recorded for this sync.';
+  if (sync.commits_truncated && sync.commit_count !== null)
+    return `${sync.commit_count} commits since sync #${sync.base_sync_id}; the newest ${commits.length} are kept.`;
+  if (sync.commits_truncated) return 'The list may be incomplete: the source could not show every commit since the previous sync.';
+  return null;
+}
+
+// The commits a sync brought, newest first (GET /syncs/{id}/commits, `projsync log`).
+function commitsList(commits, sync) {
+  const note = commitsNote(commits, sync);
+  return [
+    commits.length ? h('ol.commits', { 'aria-label': 'Commits, newest first' }, commits.map((c) =>
+      h('li.commit-row', { dataset: { sha: c.sha } },
+        h('code.commit', { title: c.sha }, shortSha(c.sha)), ' ',
+        h('span.subject', c.subject), ' ',
+        c.parents && c.parents.length > 1 ? h('span.badge', 'merge') : null, ' ',
+        commitByline(c)))) : null,
+    note ? h('p.muted.commits-note', note) : null,
+  ];
+}
+
 export async function syncDetailView({ root, params, query, navigate }) {
   const name = params.name, id = Number(params.id);
   const [project, sync] = await Promise.all([api.project(name), api.sync(id)]);
   const changesBox = h('div', h('p.muted', 'Loading…'));
+  const commitsBox = h('div', h('p.muted', 'Loading…'));
   const filesBox = h('div');
   mount(root, projectHeader(project, 'history'),
     h('section.card.sync-detail', { 'aria-labelledby': 'sync-title' },
@@ -93,21 +128,26 @@ export async function syncDetailView({ root, params, query, navigate }) {
       h('dl.facts',
         h('div', h('dt', 'Branch'), h('dd', sync.branch || 'default')),
         h('div', h('dt', 'Commit'), h('dd', h('code', sync.commit || '—'))),
+        sync.head_commit ? h('div', h('dt', 'Head commit'), h('dd.head-commit',
+          h('span.subject', sync.head_commit.subject), ' ', commitByline(sync.head_commit))) : null,
         h('div', h('dt', 'Trigger'), h('dd', sync.trigger || '—')),
         h('div', h('dt', 'Started'), h('dd', timeEl(sync.started_at || sync.created_at))),
         h('div', h('dt', 'Duration'), h('dd', duration(syncDuration(sync)))),
         sync.previous_sync_id ? h('div', h('dt', 'Previous'), h('dd',
           link(`/projects/${encodeURIComponent(name)}/syncs/${sync.previous_sync_id}`, `#${sync.previous_sync_id}`))) : null),
       sync.error ? notice('error', `Failed in the ${sync.phase} phase: ${sync.error.message} (${sync.error.code})`) : null),
+    h('section.card', { 'aria-labelledby': 'commits-title' }, h('h2#commits-title', 'Commits'), commitsBox),
     h('section.card', { 'aria-labelledby': 'changes-title' }, h('h2#changes-title', 'Changes'), changesBox),
     h('section.card', { 'aria-labelledby': 'files-title' }, h('h2#files-title', 'Files of this snapshot'), filesBox));
 
   if (sync.status !== 'succeeded') {
     mount(changesBox, h('p.muted', 'This sync did not succeed: it made no snapshot.'));
+    mount(commitsBox, h('p.muted', 'No commits: the sync did not succeed.'));
     mount(filesBox, h('p.muted', 'No snapshot.'));
     return;
   }
-  const changes = await api.changes(id);
+  const [changes, commits] = await Promise.all([api.changes(id), api.commits(id)]);
+  mount(commitsBox, commitsList(commits, sync));
   mount(changesBox, changesList(changes, { project: name, sync,
     openFile: (path) => navigate(`${location.pathname}?file=${encodeURIComponent(path)}`, { keepFocus: true }) }));
   await fileBrowser({ box: filesBox, project: name, at: id, query, maxBlob: project.max_blob_size, navigate });

@@ -93,7 +93,10 @@ export function SyncBanner({ project, onRetry, onChange, onCancel }) {
             h('span.count.modified', `~${c.modified ?? 0} modified`),
             h('span.count.deleted', `−${c.deleted ?? 0} deleted`),
             c.renamed ? h('span.count.renamed', `→${c.renamed} renamed`) : null),
-        h('p.muted', `Commit ${shortSha(s.commit)} · ${plural(c.files ?? 0, 'file')} in the snapshot · `,
+        h('p.muted', `Commit ${shortSha(s.commit)}`,
+          s.head_commit ? [' ', h('span.subject', `“${s.head_commit.subject}”`),
+            ` by ${s.head_commit.author?.name || 'unknown'}`] : null,
+          ` · ${plural(c.files ?? 0, 'file')} in the snapshot · `,
           link(`/projects/${encodeURIComponent(project)}/syncs/${st.syncId}`, 'changes and files')));
     } else if (st.status === 'failed' || st.status === 'cancelled') {
       const e = st.error || {};

@@ -43,6 +43,7 @@ static const char main_usage[] =
 	"Snapshots:\n"
 	"  changes SYNC_ID                 what a sync changed vs. the previous succeeded sync\n"
 	"  diff SYNC_A SYNC_B              changes between two succeeded syncs\n"
+	"  log SYNC_ID [--limit N]         the commits a sync brought, newest first\n"
 	"  files NAME [--at SYNC_ID] [PREFIX]   files of a snapshot\n"
 	"  cat NAME PATH [--at SYNC_ID]    content of a file at a snapshot\n"
 	"  checkout NAME DIR [--at SYNC_ID]     mirror a snapshot into a folder\n"
@@ -97,6 +98,7 @@ static const struct command commands[] = {
 	{ "status", ps_cmd_status },
 	{ "history", ps_cmd_history },
 	{ "changes", ps_cmd_changes },
+	{ "log", ps_cmd_log },
 	{ "diff", ps_cmd_diff },
 	{ "files", ps_cmd_files },
 	{ "cat", ps_cmd_cat },

@@ -79,6 +79,7 @@ int ps_cmd_cancel(struct ps_cli *cli, int argc, char **argv);    /* cmd_sync.c *
 int ps_cmd_status(struct ps_cli *cli, int argc, char **argv);
 int ps_cmd_history(struct ps_cli *cli, int argc, char **argv);
 int ps_cmd_changes(struct ps_cli *cli, int argc, char **argv);
+int ps_cmd_log(struct ps_cli *cli, int argc, char **argv);
 int ps_cmd_diff(struct ps_cli *cli, int argc, char **argv);
 int ps_cmd_files(struct ps_cli *cli, int argc, char **argv);
 int ps_cmd_cat(struct ps_cli *cli, int argc, char **argv);

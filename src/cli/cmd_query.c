@@ -9,6 +9,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli/progress.h"
 #include "model/json.h"
@@ -26,9 +27,20 @@ static const char status_usage[] =
 static const char history_usage[] =
 	"usage: projsync history NAME [--limit N] [--json]\n"
 	"\n"
-	"Lists a project's syncs, newest first (all of them unless --limit N). NOTE holds a\n"
-	"failed sync's error, or \"up to date\" for a sync that found nothing new.\n"
+	"Lists a project's syncs, newest first (all of them unless --limit N). SUBJECT is the\n"
+	"head commit's subject; NOTE holds a failed sync's error, or \"up to date\" for a sync\n"
+	"that found nothing new. 'projsync log SYNC_ID' lists a sync's commits.\n"
 	"--json prints a bare array of sync objects.\n";
+
+static const char log_usage[] =
+	"usage: projsync log SYNC_ID [--limit N] [--json]\n"
+	"\n"
+	"Lists the commits a succeeded sync brought: those of its head that the commit of the\n"
+	"project's previous succeeded sync does not reach, newest first, as 'git log PREV..HEAD'\n"
+	"(after a force-push: the new head's commits the old one lacks). A first sync lists its\n"
+	"head commit only. At most 250 commits are kept per sync; a note on stderr says when the\n"
+	"list is not complete. --limit N prints the first N. --json prints a bare array of\n"
+	"commit objects {\"sha\", \"parents\", \"subject\", \"message\", \"author\", \"committer\"}.\n";
 
 static const char changes_usage[] =
 	"usage: projsync changes SYNC_ID [--patch] [--stat] [--json]\n"
@@ -153,6 +165,47 @@ static int64_t sync_duration(const struct ps_sync *s)
 
 /* ---- status ---- */
 
+/* Widest subject a table shows, in characters (a longer one ends in "..."). */
+#define SUBJECT_COLUMN 40
+
+/* The head commit's subject cut to SUBJECT_COLUMN characters (UTF-8 aware), "" if unknown. */
+static void short_subject(const struct ps_commit *c, char *out, size_t len)
+{
+	const char *sub = c && c->subject ? c->subject : "";
+	size_t i = 0, chars = 0;
+
+	while (sub[i] && chars < SUBJECT_COLUMN) {
+		i++;
+		while (((unsigned char)sub[i] & 0xc0) == 0x80)
+			i++;
+		chars++;
+	}
+	if (sub[i] && i >= 3) {
+		/* Room for "...": drop the last characters. */
+		size_t cut = i;
+		for (int k = 0; k < 3 && cut > 0; k++) {
+			cut--;
+			while (cut > 0 && ((unsigned char)sub[cut] & 0xc0) == 0x80)
+				cut--;
+		}
+		snprintf(out, len, "%.*s...", (int)cut, sub);
+	} else {
+		snprintf(out, len, "%.*s", (int)i, sub);
+	}
+}
+
+static void print_head_commit(const struct ps_sync *s)
+{
+	const struct ps_commit *c = s ? s->head_commit : NULL;
+	char when[32];
+
+	if (!c)
+		return;
+	ps_cli_format_time(c->author.date, when, sizeof(when));
+	printf("%-16s %s %s\n%-16s %s <%s>, %s\n", "head commit:", s->commit, c->subject,
+	       "", c->author.name, c->author.email, when);
+}
+
 static void print_sync_line(const char *label, const struct ps_sync *s)
 {
 	char sha[8], ago[32], counts[160], took[32];
@@ -213,6 +266,7 @@ int ps_cmd_status(struct ps_cli *cli, int argc, char **argv)
 		       p->branch ? p->branch : "default");
 		print_sync_line("running:", st.running);
 		print_sync_line("last succeeded:", st.last_succeeded);
+		print_head_commit(st.last_succeeded);
 		print_sync_line("last sync:", st.last_sync);
 		if (p->failures_in_row > 0)
 			printf("%-16s %" PRId64 " failed in a row, last: %s\n", "failures:",
@@ -244,8 +298,8 @@ int ps_cmd_history(struct ps_cli *cli, int argc, char **argv)
 		{ "limit", required_argument, NULL, OPT_LIMIT },
 		{ 0 },
 	};
-	static const char *const headers[] = { "ID", "STATUS", "PHASE", "BRANCH", "COMMIT", "ADD",
-		"MOD", "DEL", "REN", "STARTED", "DURATION", "TRIGGER", "NOTE" };
+	static const char *const headers[] = { "ID", "STATUS", "PHASE", "BRANCH", "COMMIT",
+		"SUBJECT", "ADD", "MOD", "DEL", "REN", "STARTED", "DURATION", "TRIGGER", "NOTE" };
 	struct ps_project *p = NULL;
 	struct ps_sync **syncs = NULL;
 	size_t n = 0;
@@ -271,13 +325,15 @@ int ps_cmd_history(struct ps_cli *cli, int argc, char **argv)
 		printf("no syncs of %s yet: run 'projsync sync %s'\n", p->name, p->name);
 	} else {
 		struct ps_table t;
-		ps_table_init(&t, 13, headers);
-		t.right_align = 1u << 0 | 1u << 5 | 1u << 6 | 1u << 7 | 1u << 8 | 1u << 10;
+		ps_table_init(&t, 14, headers);
+		t.right_align = 1u << 0 | 1u << 6 | 1u << 7 | 1u << 8 | 1u << 9 | 1u << 11;
 		for (size_t i = 0; i < n; i++) {
 			const struct ps_sync *s = syncs[i];
 			char id[24], sha[8], a[24], m[24], d[24], r[24], started[32], took[32];
+			char subject[SUBJECT_COLUMN + 4];
 			char *err = NULL;
 
+			short_subject(s->head_commit, subject, sizeof(subject));
 			snprintf(id, sizeof(id), "%" PRId64, s->id);
 			ps_cli_short_sha(s->commit, sha);
 			snprintf(a, sizeof(a), "%" PRId64, s->counts.added);
@@ -292,7 +348,8 @@ int ps_cmd_history(struct ps_cli *cli, int argc, char **argv)
 			else if (s->up_to_date)
 				err = ps_strdup("up to date");
 			ps_table_add(&t, (const char *const[]){ id, ps_sync_status_name(s->status),
-				     ps_phase_name(s->phase), s->branch, sha, a, m, d, r, started, took,
+				     ps_phase_name(s->phase), s->branch, sha, subject, a, m, d, r,
+				     started, took,
 				     s->trigger, err ? err : "" });
 			free(err);
 		}
@@ -631,5 +688,119 @@ cleanup:
 	free(data);
 	ps_file_dispose(&f);
 	ps_project_free(p);
+	return exit_code;
+}
+
+/* ---- log ---- */
+
+/* git's default date format ("Thu Apr 14 16:00:49 2011 +0000"), in UTC: zones are not kept. */
+static void git_date(int64_t ms, char *out, size_t len)
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(out, len, "%a %b %e %H:%M:%S %Y +0000", &tm);
+}
+
+/* git log's medium format: header lines, the message indented by four spaces. */
+static void print_commit(const struct ps_commit *c, bool first)
+{
+	const char *m = c->message ? c->message : "";
+	char when[64];
+
+	if (!first)
+		putchar('\n');
+	printf("commit %s\n", c->sha);
+	if (c->parents && strchr(c->parents, ' ')) {
+		printf("Merge:");
+		for (const char *p = c->parents; *p;) {
+			size_t n = strcspn(p, " ");
+			printf(" %.*s", (int)(n < 7 ? n : 7), p);
+			p += n;
+			p += strspn(p, " ");
+		}
+		putchar('\n');
+	}
+	git_date(c->author.date, when, sizeof(when));
+	printf("Author: %s <%s>\nDate:   %s\n\n", c->author.name, c->author.email, when);
+	/* git drops the message's leading blank lines and its trailing ones. */
+	while (*m == '\n')
+		m++;
+	size_t len = strlen(m);
+	while (len > 0 && (m[len - 1] == '\n' || m[len - 1] == ' '))
+		len--;
+	for (size_t i = 0; i < len;) {
+		const char *nl = memchr(m + i, '\n', len - i);
+		size_t n = nl ? (size_t)(nl - (m + i)) : len - i;
+		if (n)
+			printf("    %.*s\n", (int)n, m + i);
+		else
+			putchar('\n');
+		i += n + 1;
+	}
+}
+
+int ps_cmd_log(struct ps_cli *cli, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ "limit", required_argument, NULL, OPT_LIMIT },
+		{ 0 },
+	};
+	struct ps_sync *s = NULL;
+	struct ps_commit *v = NULL;
+	size_t n = 0;
+	int64_t limit = 0;
+	int rc, exit_code = PS_EXIT_OK;
+
+	if ((rc = parse_args(cli, argc, argv, opts, log_usage, 1, 1, "a SYNC_ID", &limit,
+			     NULL)) >= 0)
+		return rc;
+	if ((rc = load_sync(cli, argv[optind], &s)) >= 0)
+		return rc;
+	if (s->status != PS_SYNC_SUCCEEDED) {
+		ps_error_set(PS_ECONFLICT, "not_succeeded", "sync %" PRId64 " of %s is %s: only a "
+			     "succeeded sync has commits", s->id, s->project,
+			     ps_sync_status_name(s->status));
+		exit_code = ps_cli_fail(PS_ECONFLICT);
+		goto cleanup;
+	}
+	if ((rc = ps_store_sync_commits(cli->store, s->id, limit, &v, &n)) < 0) {
+		exit_code = ps_cli_fail(rc);
+		goto cleanup;
+	}
+	if (cli->json) {
+		json_t *arr = json_array();
+		for (size_t i = 0; i < n; i++)
+			json_array_append_new(arr, ps_commit_to_json(&v[i], true));
+		ps_cli_print_json(arr);
+	} else {
+		for (size_t i = 0; i < n; i++)
+			print_commit(&v[i], i == 0);
+	}
+	/* What the list is not, on stderr: the list itself stays clean for a pipe. */
+	if (s->up_to_date)
+		fprintf(stderr, "projsync: sync %" PRId64 " found the head unchanged: no new "
+			"commits\n", s->id);
+	else if (n == 0 && s->commit_count == 0 && s->head_commit)
+		fprintf(stderr, "projsync: no new commits: the head of sync %" PRId64 " is one sync "
+			"%" PRId64 "'s commit already reached\n", s->id, s->base_sync_id);
+	else if (!s->head_commit && n == 0)
+		fprintf(stderr, "projsync: sync %" PRId64 " has no commits recorded (synced before "
+			"projsync recorded them, or the source could not list them)\n", s->id);
+	else if (!s->base_sync_id)
+		fprintf(stderr, "projsync: sync %" PRId64 " is the project's first: only its head "
+			"commit is listed\n", s->id);
+	else if (s->commits_truncated && s->commit_count >= 0)
+		fprintf(stderr, "projsync: %" PRId64 " commits since sync %" PRId64 "; the first "
+			"%d are kept\n", s->commit_count, s->base_sync_id, PS_COMMITS_MAX);
+	else if (s->commits_truncated)
+		fprintf(stderr, "projsync: the list may be incomplete: the source could not show "
+			"every commit since sync %" PRId64 " (history rewritten or not fetched)\n",
+			s->base_sync_id);
+cleanup:
+	ps_commits_free(v, n);
+	ps_sync_free(s);
 	return exit_code;
 }

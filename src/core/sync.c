@@ -83,6 +83,7 @@ struct ps_sync_run {
 	char *want_branch;             /* NULL: the source's default */
 	struct ps_head head;
 	bool empty;                    /* the repository has no commits */
+	struct ps_commit_list commits; /* the sync's range (record_commits), stored at finalize */
 
 	struct ps_event *queue;        /* events produced, not yet handed out */
 	size_t nqueue, qhead, capqueue;
@@ -175,6 +176,7 @@ static struct ps_sync *sync_clone(const struct ps_sync *s)
 	c->trigger = ps_strdup(s->trigger);
 	c->error_code = ps_strdup(s->error_code);
 	c->error_message = ps_strdup(s->error_message);
+	c->head_commit = ps_commit_clone(s->head_commit);
 	return c;
 }
 
@@ -452,6 +454,7 @@ static int step_prepare(struct ps_sync_run *run)
 	}
 	run->sync->base_sync_id = base ? base->id : 0;
 	run->sync->counts.files = base ? base->counts.files : 0;
+	run->sync->commit_count = -1;
 	if ((rc = ps_store_project_memory_rescan(run->store, run->project->id,
 						 &run->rescan_gen)) < 0)
 		return rc;
@@ -482,6 +485,9 @@ static int step_prepare(struct ps_sync_run *run)
 		     (!run->empty && base->commit && strcmp(base->commit, run->head.commit) == 0 &&
 		      base->tree && strcmp(base->tree, run->head.tree) == 0))) {
 		run->sync->up_to_date = true;
+		/* The same head: no new commit, and the head commit as the base recorded it. */
+		run->sync->head_commit = ps_commit_clone(base->head_commit);
+		run->sync->commit_count = 0;
 		/* Nothing changed in the repository, but the size limit or the memory globs did. */
 		run->state = run->blob_rescan_gen && !run->empty ? ST_FETCH_START
 			     : run->rescan_memory ? ST_IMPORT_START : ST_FINALIZE;
@@ -672,9 +678,61 @@ static int step_scan_start(struct ps_sync_run *run)
 	return ps_scan_new(&run->scan, run->src, base_tree, run->empty ? NULL : run->head.tree);
 }
 
+/*
+ * The commits the sync brings (`projsync log`), asked of the source once the head is known to
+ * have moved: git walks its repository, GitHub reuses what it already fetched or pays one
+ * request. A source that cannot tell (or fails to) costs the sync nothing but a warning: the
+ * snapshot does not depend on it.
+ */
+static int record_commits(struct ps_sync_run *run)
+{
+	const char *base = run->base ? run->base->commit : NULL;
+	int rc;
+
+	if (run->empty || !run->src->ops->commits)
+		return 0;
+	rc = run->src->ops->commits(run->src, base, run->head.commit, PS_COMMITS_MAX,
+				    &run->commits);
+	if (rc == PS_ECANCELLED)
+		return rc;
+	if (rc == 0 && (rc = drain_warnings(run)) < 0)
+		return rc;
+	if (rc < 0) {
+		char *msg = ps_asprintf("cannot list the commits of this sync: %s",
+					ps_error_message());
+		ps_commit_list_dispose(&run->commits);
+		ps_error_clear();
+		rc = emit(run, PS_EVENT_WARNING, fraction_in(PS_PHASE_SCAN, 0), msg);
+		free(msg);
+		run->sync->commits_truncated = true;
+		return rc;
+	}
+	if (run->commits.n > 0 && strcmp(run->commits.v[0].sha, run->head.commit) == 0) {
+		run->sync->head_commit = ps_commit_clone(&run->commits.v[0]);
+	} else if (base) {
+		/* No new commit, yet a new head (moved back to an older commit, or to another
+		 * branch's): it is not in the range, so ask for it alone. */
+		struct ps_commit_list head = { 0 };
+		rc = run->src->ops->commits(run->src, NULL, run->head.commit, 1, &head);
+		if (rc == 0 && head.n == 1)
+			run->sync->head_commit = ps_commit_clone(&head.v[0]);
+		ps_commit_list_dispose(&head);
+		if (rc == PS_ECANCELLED)
+			return rc;
+		ps_error_clear();
+	}
+	run->sync->commit_count = run->commits.total;
+	run->sync->commits_truncated = run->commits.truncated;
+	return 0;
+}
+
 static int scan_counted(struct ps_sync_run *run)
 {
 	struct ps_counts c = { 0 };
+	int rc;
+
+	if ((rc = record_commits(run)) < 0)
+		return rc;
 
 	ps_changes_count(run->changes, run->nchanges, &c);
 	c.files = (run->base ? run->base->counts.files : 0) + c.added - c.deleted;
@@ -1538,7 +1596,9 @@ static int step_finalize(struct ps_sync_run *run)
 	if ((rc = ps_store_begin(run->store)) < 0)
 		goto fail;
 	if ((rc = ps_store_sync_finalize(run->store, run->sync, run->changes, run->nchanges,
-					 &ev)) < 0) {
+					 &ev)) < 0 ||
+	    (rc = ps_store_sync_commits_put(run->store, run->sync, run->commits.v,
+					    run->commits.n)) < 0) {
 		ps_store_rollback(run->store);
 		goto fail;
 	}
@@ -1705,6 +1765,7 @@ void ps_sync_end(struct ps_sync_run *run)
 	ps_event_dispose(&run->current);
 	ps_scan_free(run->scan);
 	ps_changes_free(run->changes, run->nchanges);
+	ps_commit_list_dispose(&run->commits);
 	free(run->fetch);
 	free(run->fetch_files);
 	ps_strv_dispose(&run->index_backlog);

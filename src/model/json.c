@@ -137,6 +137,43 @@ json_t *ps_sync_to_json(const struct ps_sync *s)
 	json_object_set_new(j, "created_at", ps_json_time(s->created_at));
 	json_object_set_new(j, "started_at", ps_json_time(s->started_at));
 	json_object_set_new(j, "finished_at", ps_json_time(s->finished_at));
+	json_object_set_new(j, "head_commit", s->head_commit && s->commit
+				    ? ps_commit_to_json(s->head_commit, false) : json_null());
+	json_object_set_new(j, "commit_count", s->status == PS_SYNC_SUCCEEDED &&
+				    s->commit_count >= 0 ? json_integer(s->commit_count)
+							 : json_null());
+	json_object_set_new(j, "commits_truncated", json_boolean(s->commits_truncated));
+	return j;
+}
+
+static json_t *signature_to_json(const struct ps_signature *g)
+{
+	return json_pack("{s:o, s:o, s:o}", "name", ps_json_string(g->name ? g->name : ""),
+			 "email", ps_json_string(g->email ? g->email : ""),
+			 "date", ps_json_time(g->date));
+}
+
+json_t *ps_commit_to_json(const struct ps_commit *c, bool full)
+{
+	json_t *j = json_pack("{s:s, s:o, s:o, s:o}", "sha", c->sha,
+			      "subject", ps_json_string(c->subject ? c->subject : ""),
+			      "author", signature_to_json(&c->author),
+			      "committer", signature_to_json(&c->committer));
+
+	if (full) {
+		json_t *parents = json_array();
+		const char *p = c->parents ? c->parents : "";
+
+		while (*p) {
+			size_t n = strcspn(p, " ");
+			if (n)
+				json_array_append_new(parents, json_stringn(p, n));
+			p += n;
+			p += strspn(p, " ");
+		}
+		json_object_set_new(j, "parents", parents);
+		json_object_set_new(j, "message", ps_json_string(c->message ? c->message : ""));
+	}
 	return j;
 }
 

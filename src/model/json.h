@@ -24,5 +24,8 @@ json_t *ps_file_to_json(const struct ps_file *f);
 json_t *ps_change_to_json(const struct ps_change *c);
 json_t *ps_event_to_json(const struct ps_event *e);
 json_t *ps_sync_to_json_or_null(const struct ps_sync *s);
+/* A commit: {"sha", "subject", "author": {"name", "email", "date"}, "committer": {...}}, with
+ * `full` also "parents" (ids) and "message" (as `projsync log --json` lists them). */
+json_t *ps_commit_to_json(const struct ps_commit *c, bool full);
 
 #endif

@@ -22,10 +22,115 @@ void ps_project_free(struct ps_project *p)
 	free(p);
 }
 
+void ps_commit_dispose(struct ps_commit *c)
+{
+	if (!c)
+		return;
+	free(c->parents);
+	free(c->author.name);
+	free(c->author.email);
+	free(c->committer.name);
+	free(c->committer.email);
+	free(c->subject);
+	free(c->message);
+	memset(c, 0, sizeof(*c));
+}
+
+void ps_commit_free(struct ps_commit *c)
+{
+	ps_commit_dispose(c);
+	free(c);
+}
+
+void ps_commits_free(struct ps_commit *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		ps_commit_dispose(&v[i]);
+	free(v);
+}
+
+void ps_commit_list_dispose(struct ps_commit_list *l)
+{
+	ps_commits_free(l->v, l->n);
+	l->v = NULL;
+	l->n = 0;
+}
+
+struct ps_commit *ps_commit_clone(const struct ps_commit *c)
+{
+	struct ps_commit *d;
+
+	if (!c)
+		return NULL;
+	d = ps_calloc(1, sizeof(*d));
+	memcpy(d->sha, c->sha, PS_SHA_HEX);
+	d->parents = ps_strdup(c->parents);
+	d->author.name = ps_strdup(c->author.name);
+	d->author.email = ps_strdup(c->author.email);
+	d->author.date = c->author.date;
+	d->committer.name = ps_strdup(c->committer.name);
+	d->committer.email = ps_strdup(c->committer.email);
+	d->committer.date = c->committer.date;
+	d->subject = ps_strdup(c->subject);
+	d->message = ps_strdup(c->message);
+	return d;
+}
+
+static bool blank_line(const char *line, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (line[i] != ' ' && line[i] != '\t' && line[i] != '\r' && line[i] != '\v' &&
+		    line[i] != '\f')
+			return false;
+	return true;
+}
+
+/* pretty.c's format_subject over skip_blank_lines, as git 2.39 has them. */
+char *ps_commit_subject(const char *msg, size_t len)
+{
+	struct ps_buf b;
+	size_t pos = 0;
+	bool first = true, started = false;
+
+	ps_buf_init(&b, len + 1);
+	while (pos < len) {
+		const char *nl = memchr(msg + pos, '\n', len - pos);
+		size_t end = nl ? (size_t)(nl - msg) : len, n = end - pos;
+
+		if (blank_line(msg + pos, n)) {
+			if (started)
+				break;
+		} else {
+			while (n > 0 && strchr(" \t\r\v\f", msg[pos + n - 1]))
+				n--;
+			if (!first)
+				ps_buf_append(&b, " ", 1);
+			ps_buf_append(&b, msg + pos, n);
+			first = false;
+			started = true;
+		}
+		pos = end + 1;
+	}
+	ps_buf_append(&b, "", 0);
+	return ps_buf_take(&b, NULL);
+}
+
+char *ps_commit_message_bounded(const char *msg, size_t len)
+{
+	if (len > PS_COMMIT_MESSAGE_MAX) {
+		len = PS_COMMIT_MESSAGE_MAX;
+		/* Not in the middle of a UTF-8 character. */
+		while (len > 0 && ((unsigned char)msg[len] & 0xc0) == 0x80)
+			len--;
+	}
+	return ps_strndup(msg, len);
+}
+
 void ps_sync_free(struct ps_sync *s)
 {
 	if (!s)
 		return;
+	ps_commit_free(s->head_commit);
 	free(s->project);
 	free(s->branch);
 	free(s->commit);

@@ -80,6 +80,36 @@ struct ps_counts {
 	int64_t files;   /* files in the snapshot after this sync */
 };
 
+/* The author or the committer of a commit. */
+struct ps_signature {
+	char *name;
+	char *email;
+	int64_t date;                 /* ms since epoch (UTC; git's zone offset is not kept) */
+};
+
+/* One commit as `projsync log` shows it. */
+struct ps_commit {
+	char sha[PS_SHA_HEX];
+	char *parents;                /* the parents' ids, space-separated ("" for a root commit) */
+	struct ps_signature author, committer;
+	char *subject;                /* git's %s: the message's first paragraph on one line */
+	char *message;                /* the whole message, at most PS_COMMIT_MESSAGE_MAX bytes */
+};
+
+/* A sync stores at most this many commits of its range (newest first), like one page of
+ * GitHub's compare. */
+#define PS_COMMITS_MAX 250
+#define PS_COMMIT_MESSAGE_MAX (64 * 1024)
+
+/* The commits of a sync's range as a source lists them (source.h `commits`). */
+struct ps_commit_list {
+	struct ps_commit *v;          /* newest first; v[0] is the head when n > 0 */
+	size_t n;
+	int64_t total;                /* commits in the range; -1 unknown */
+	bool truncated;               /* v is not the whole range (more than the bound, or history
+				       * the source cannot see) */
+};
+
 struct ps_sync {
 	int64_t id;
 	int64_t project_id;
@@ -102,6 +132,11 @@ struct ps_sync {
 	int64_t created_at, started_at, finished_at; /* ms since epoch, 0 = not yet */
 	int64_t attempt;              /* PostgreSQL: the run's fencing token, raised by a takeover
 				       * (0 on SQLite: never checked) */
+	/* The head commit (sha = `commit`; parents and message not kept here), NULL when unknown
+	 * (not yet synced, an empty repository, a sync from before schema 11). */
+	struct ps_commit *head_commit;
+	int64_t commit_count;         /* commits since the previous succeeded sync; -1 unknown */
+	bool commits_truncated;       /* the stored list (`projsync log`) is not all of them */
 };
 
 struct ps_file {
@@ -156,6 +191,20 @@ struct ps_event {
 };
 
 void ps_project_free(struct ps_project *p);
+void ps_commit_dispose(struct ps_commit *c);
+void ps_commit_free(struct ps_commit *c);
+void ps_commits_free(struct ps_commit *v, size_t n);
+void ps_commit_list_dispose(struct ps_commit_list *l);
+/* A deep copy (NULL for NULL). */
+struct ps_commit *ps_commit_clone(const struct ps_commit *c);
+/*
+ * git's subject (`%s`) of a commit message: blank lines at its start skipped, then the lines of
+ * the first paragraph with their trailing white space removed, joined by one space. A new
+ * string owned by the caller. ps_commit_message_bounded: a copy of the message, cut to at most
+ * PS_COMMIT_MESSAGE_MAX bytes at a UTF-8 character boundary.
+ */
+char *ps_commit_subject(const char *msg, size_t len);
+char *ps_commit_message_bounded(const char *msg, size_t len);
 void ps_sync_free(struct ps_sync *s);
 void ps_file_dispose(struct ps_file *f);
 void ps_change_dispose(struct ps_change *c);

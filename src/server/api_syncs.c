@@ -122,6 +122,40 @@ cleanup:
 	ps_sync_free(s);
 }
 
+/* The commits a succeeded sync brought, newest first (`projsync log`): a bare array; the
+ * sync object's commit_count and commits_truncated say what the list is not. */
+void ps_api_sync_commits(struct ps_request *rq)
+{
+	struct ps_sync *s = load_sync(rq);
+	struct ps_commit *v = NULL;
+	size_t n = 0;
+	int64_t limit = 0;
+	json_t *arr;
+	int rc;
+
+	if (!s)
+		return;
+	if (ps_http_query(rq, "limit") && !ps_api_parse_limit(rq, 0, &limit))
+		goto cleanup;
+	if (s->status != PS_SYNC_SUCCEEDED) {
+		ps_http_error(rq, MHD_HTTP_CONFLICT, "not_succeeded", "sync %" PRId64 " of %s is "
+			      "%s: only a succeeded sync has commits", s->id, s->project,
+			      ps_sync_status_name(s->status));
+		goto cleanup;
+	}
+	if ((rc = ps_store_sync_commits(rq->store, s->id, limit, &v, &n)) < 0) {
+		ps_http_fail(rq, rc);
+		goto cleanup;
+	}
+	arr = json_array();
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(arr, ps_commit_to_json(&v[i], true));
+	ps_http_json(rq, MHD_HTTP_OK, arr);
+cleanup:
+	ps_commits_free(v, n);
+	ps_sync_free(s);
+}
+
 /* ---- /api/v1/syncs/{a}/diff/{b} ---- */
 
 #define MAX_DIFF_PATHS 64

@@ -54,6 +54,7 @@ static const struct ps_route routes[] = {
 	{ "GET", "/api/v1/syncs/{id}", ps_api_sync_get, true, SMALL, NULL },
 	{ "POST", "/api/v1/syncs/{id}/cancel", ps_api_sync_cancel, true, SMALL, NULL },
 	{ "GET", "/api/v1/syncs/{id}/changes", ps_api_sync_changes, true, SMALL, NULL },
+	{ "GET", "/api/v1/syncs/{id}/commits", ps_api_sync_commits, true, SMALL, NULL },
 	{ "GET", "/api/v1/syncs/{id}/diff/{other}", ps_api_sync_diff, true, SMALL, NULL },
 	{ "GET", "/api/v1/projects/{name}/memory", ps_api_project_memory, true, SMALL, NULL },
 	{ "POST", "/api/v1/projects/{name}/memory", ps_api_project_memory_add, true, 0, NULL },

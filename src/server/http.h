@@ -154,6 +154,7 @@ void ps_api_project_syncs(struct ps_request *rq);
 void ps_api_sync_get(struct ps_request *rq);
 void ps_api_sync_cancel(struct ps_request *rq);
 void ps_api_sync_changes(struct ps_request *rq);
+void ps_api_sync_commits(struct ps_request *rq);
 /* Output limit of the diff endpoint (git-format bytes; past it files are listed as omitted). */
 #define PS_API_DIFF_MAX_BYTES (16 * 1024 * 1024)
 void ps_api_sync_diff(struct ps_request *rq);

@@ -62,6 +62,7 @@ struct git_source {
 	char *cache_path;      /* remote only: the bare cache repository */
 	git_repository *repo;  /* local: the repository; remote: the cache, opened on first use */
 	bool bounded;          /* each remote operation as a whole within the network timeout */
+	char *fetched_ref;     /* remote: the ref resolve fetched (refs/heads/B), for `commits` */
 };
 
 /* State shared with libgit2's callbacks during one connection. */
@@ -743,7 +744,25 @@ static void cache_clear_ref_conflicts(struct git_source *s, const char *refname)
 	git_error_clear();
 }
 
-static int remote_resolve(struct git_source *s, const char *branch, struct ps_head *out)
+/* The committer time (epoch seconds) of `sha` when the cache holds that commit, else 0. */
+static int64_t cached_commit_time(struct git_source *s, const char *sha)
+{
+	git_commit *c = NULL;
+	git_oid oid;
+	int64_t t = 0;
+
+	if (!sha || git_oid_fromstrn(&oid, sha, strlen(sha)) < 0 || strlen(sha) != 40)
+		return 0;
+	if (git_commit_lookup(&c, s->repo, &oid) == 0) {
+		t = (int64_t)git_commit_time(c);
+		git_commit_free(c);
+	}
+	git_error_clear();
+	return t > 0 ? t : 0;
+}
+
+static int remote_resolve(struct git_source *s, const char *branch, const char *known,
+			  struct ps_head *out)
 {
 	struct call_state cs = {0};
 	git_remote_callbacks cbs;
@@ -809,10 +828,17 @@ static int remote_resolve(struct git_source *s, const char *branch, struct ps_he
 			.deadline_ms = op_deadline,
 		};
 		s->base.requests++;
-		if ((rc = ps_git_cli_fetch(&f, &s->base.bytes)) < 0)
+		rc = ps_git_cli_fetch(&f, &s->base.bytes);
+		if (rc < 0)
 			goto cleanup;
 	}
 	rc = head_from_ref(s, refname, out);
+	if (rc == 0) {
+		/* `commits` may deepen the cache along this ref. */
+		free(s->fetched_ref);
+		s->fetched_ref = refname;
+		refname = NULL;
+	}
 cleanup:
 	op_end();
 	git_reference_free(ref);
@@ -820,6 +846,357 @@ cleanup:
 	remote_heads_dispose(&h);
 	free(refname);
 	return rc;
+}
+
+/* ---- commits (`projsync log`) ---- */
+
+static int object_source(struct git_source *s, const char *sha, const char *what, git_oid *oid);
+
+/*
+ * `git log BASE..HEAD` over the repository (the cache for a remote), as git 2.39's limit_list
+ * walks it: commits in committer-date order (equal dates first come, first served), flags
+ * SEEN and UNINTERESTING carried to parents, and the walk ends once every queued commit is
+ * uninteresting (after git's five commits of slop for clock skew). Unlike libgit2 1.5's
+ * revwalk it tolerates missing parents: a shallow cache and a gc'ed repository have them.
+ * A missing parent of a wanted commit means the list may lack commits: `truncated`.
+ */
+#define WALK_NODES_MAX 200000
+#define WALK_SLOP 5
+
+enum { W_SEEN = 1, W_UNINTERESTING = 2, W_PARSED = 4 };
+
+struct walk_node {
+	git_oid oid;
+	int64_t time;
+	unsigned flags;
+	size_t *parents;        /* indexes of loaded parents */
+	size_t nparents;
+	bool parent_missing;
+};
+
+struct walk {
+	git_repository *repo;
+	struct walk_node *nodes;
+	size_t n, cap;
+	size_t *slots;          /* open addressing over nodes; SIZE_MAX = empty */
+	size_t nslots;
+	size_t *queue;          /* by time, newest first */
+	size_t nq, capq;
+	bool too_big;
+};
+
+static size_t oid_hash(const git_oid *oid)
+{
+	size_t h;
+
+	memcpy(&h, oid->id, sizeof(h));
+	return h;
+}
+
+static void walk_rehash(struct walk *w)
+{
+	size_t ns = w->nslots ? w->nslots * 2 : 1024;
+
+	free(w->slots);
+	w->slots = ps_malloc(ns * sizeof(*w->slots));
+	for (size_t i = 0; i < ns; i++)
+		w->slots[i] = SIZE_MAX;
+	w->nslots = ns;
+	for (size_t i = 0; i < w->n; i++) {
+		size_t k = oid_hash(&w->nodes[i].oid) & (ns - 1);
+		while (w->slots[k] != SIZE_MAX)
+			k = (k + 1) & (ns - 1);
+		w->slots[k] = i;
+	}
+}
+
+/* The node of `oid`, loading the commit on first sight; SIZE_MAX when the repository does not
+ * have it (or the walk grew past its bound). */
+static size_t walk_node(struct walk *w, const git_oid *oid)
+{
+	git_commit *c = NULL;
+	size_t k;
+
+	if (w->n * 2 >= w->nslots)
+		walk_rehash(w);
+	k = oid_hash(oid) & (w->nslots - 1);
+	for (; w->slots[k] != SIZE_MAX; k = (k + 1) & (w->nslots - 1))
+		if (git_oid_equal(&w->nodes[w->slots[k]].oid, oid))
+			return w->slots[k];
+	if (w->n >= WALK_NODES_MAX) {
+		w->too_big = true;
+		return SIZE_MAX;
+	}
+	if (git_commit_lookup(&c, w->repo, oid) < 0) {
+		git_error_clear();
+		return SIZE_MAX;
+	}
+	if (w->n == w->cap) {
+		w->cap = w->cap ? w->cap * 2 : 256;
+		w->nodes = ps_realloc(w->nodes, w->cap * sizeof(*w->nodes));
+	}
+	memset(&w->nodes[w->n], 0, sizeof(w->nodes[w->n]));
+	git_oid_cpy(&w->nodes[w->n].oid, oid);
+	w->nodes[w->n].time = (int64_t)git_commit_time(c);
+	git_commit_free(c);
+	w->slots[k] = w->n;
+	return w->n++;
+}
+
+/* commit_list_insert_by_date: after every queued commit at least as new. */
+static void walk_push(struct walk *w, size_t i)
+{
+	size_t at = w->nq;
+
+	while (at > 0 && w->nodes[w->queue[at - 1]].time < w->nodes[i].time)
+		at--;
+	if (w->nq == w->capq) {
+		w->capq = w->capq ? w->capq * 2 : 256;
+		w->queue = ps_realloc(w->queue, w->capq * sizeof(*w->queue));
+	}
+	memmove(w->queue + at + 1, w->queue + at, (w->nq - at) * sizeof(*w->queue));
+	w->queue[at] = i;
+	w->nq++;
+}
+
+static void walk_mark_uninteresting(struct walk *w, size_t i)
+{
+	struct walk_node *n = &w->nodes[i];
+
+	for (size_t k = 0; k < n->nparents; k++) {
+		size_t p = n->parents[k];
+		if (w->nodes[p].flags & W_UNINTERESTING)
+			continue;
+		w->nodes[p].flags |= W_UNINTERESTING;
+		walk_mark_uninteresting(w, p);
+	}
+}
+
+/* process_parents: loads the parents of node i, passes its UNINTERESTING on, queues new ones. */
+static int walk_parents(struct walk *w, size_t i)
+{
+	git_commit *c = NULL;
+	unsigned np;
+
+	if (w->nodes[i].flags & W_PARSED)
+		return 0;
+	w->nodes[i].flags |= W_PARSED;
+	if (git_commit_lookup(&c, w->repo, &w->nodes[i].oid) < 0) {
+		git_error_clear();
+		return 0;
+	}
+	np = git_commit_parentcount(c);
+	w->nodes[i].parents = np ? ps_calloc(np, sizeof(size_t)) : NULL;
+	for (unsigned k = 0; k < np; k++) {
+		size_t p = walk_node(w, git_commit_parent_id(c, k));
+		if (p == SIZE_MAX) {
+			w->nodes[i].parent_missing = true;
+			continue;
+		}
+		w->nodes[i].parents[w->nodes[i].nparents++] = p;
+		if (w->nodes[i].flags & W_UNINTERESTING) {
+			if (w->nodes[p].flags & W_SEEN)
+				walk_mark_uninteresting(w, p);
+			w->nodes[p].flags |= W_UNINTERESTING;
+		}
+		if (!(w->nodes[p].flags & W_SEEN)) {
+			w->nodes[p].flags |= W_SEEN;
+			walk_push(w, p);
+		}
+	}
+	git_commit_free(c);
+	return 0;
+}
+
+static bool walk_all_uninteresting(const struct walk *w)
+{
+	for (size_t k = 0; k < w->nq; k++)
+		if (!(w->nodes[w->queue[k]].flags & W_UNINTERESTING))
+			return false;
+	return true;
+}
+
+static void walk_dispose(struct walk *w)
+{
+	for (size_t i = 0; i < w->n; i++)
+		free(w->nodes[i].parents);
+	free(w->nodes);
+	free(w->slots);
+	free(w->queue);
+}
+
+static void sig_copy(struct ps_signature *out, const git_signature *sig)
+{
+	out->name = ps_strdup(sig && sig->name ? sig->name : "");
+	out->email = ps_strdup(sig && sig->email ? sig->email : "");
+	out->date = sig ? (int64_t)sig->when.time * 1000 : 0;
+}
+
+/* The commit `oid` as `log` shows it; -1 when the repository lacks it. */
+static int commit_info(git_repository *repo, const git_oid *oid, struct ps_commit *out)
+{
+	git_commit *c = NULL;
+	struct ps_buf parents;
+	const char *msg;
+
+	if (git_commit_lookup(&c, repo, oid) < 0) {
+		git_error_clear();
+		return -1;
+	}
+	memset(out, 0, sizeof(*out));
+	git_oid_tostr(out->sha, sizeof(out->sha), oid);
+	ps_buf_init(&parents, SIZE_MAX);
+	for (unsigned k = 0; k < git_commit_parentcount(c); k++) {
+		char hex[PS_SHA_HEX];
+		git_oid_tostr(hex, sizeof(hex), git_commit_parent_id(c, k));
+		ps_buf_printf(&parents, "%s%s", k ? " " : "", hex);
+	}
+	out->parents = ps_buf_take(&parents, NULL);
+	sig_copy(&out->author, git_commit_author(c));
+	sig_copy(&out->committer, git_commit_committer(c));
+	msg = git_commit_message_raw(c);
+	msg = msg ? msg : "";
+	out->subject = ps_commit_subject(msg, strlen(msg));
+	out->message = ps_commit_message_bounded(msg, strlen(msg));
+	git_commit_free(c);
+	return 0;
+}
+
+static int list_range(struct git_source *s, const char *base_commit, const char *head_commit,
+		      size_t max, struct ps_commit_list *out, bool *history_cut)
+{
+	struct walk w = { 0 };
+	git_oid head, base;
+	size_t hi, bi = SIZE_MAX, wanted = 0, date_slop = WALK_SLOP;
+	bool cut = false;
+	int rc = 0;
+
+	memset(out, 0, sizeof(*out));
+	out->total = -1;
+	*history_cut = false;
+	if ((rc = object_source(s, head_commit, "commit", &head)) < 0)
+		return rc;
+	w.repo = s->repo;
+	if ((hi = walk_node(&w, &head)) == SIZE_MAX) {
+		walk_dispose(&w);
+		return ps_error_set(PS_ENOTFOUND, NULL, "commit %s is not in %s", head_commit,
+				    s->location);
+	}
+	if (base_commit && git_oid_fromstrn(&base, base_commit, strlen(base_commit)) == 0)
+		bi = walk_node(&w, &base);
+	*history_cut = false;
+	if (!base_commit || bi == SIZE_MAX) {
+		/* A first sync, or a base the repository lost: only the head is certain. */
+		out->v = ps_calloc(1, sizeof(*out->v));
+		if (commit_info(s->repo, &head, &out->v[0]) == 0)
+			out->n = 1;
+		out->truncated = base_commit != NULL;
+		walk_dispose(&w);
+		return 0;
+	}
+	w.nodes[bi].flags |= W_SEEN | W_UNINTERESTING;
+	w.nodes[hi].flags |= W_SEEN;
+	walk_push(&w, hi);
+	if (bi != hi)
+		walk_push(&w, bi);
+	/* limit_list: newest first; `order` collects the interesting ones as they are popped.
+	 * `last` is the date of the last one (still_interesting's `date`). */
+	size_t *order = NULL, norder = 0, caporder = 0;
+	int64_t last = INT64_MAX;
+	while (w.nq > 0) {
+		size_t i = w.queue[0];
+		memmove(w.queue, w.queue + 1, (w.nq - 1) * sizeof(*w.queue));
+		w.nq--;
+		walk_parents(&w, i);
+		if (w.nodes[i].flags & W_UNINTERESTING) {
+			walk_mark_uninteresting(&w, i);
+			if (w.nq == 0)
+				break;
+			if (last <= w.nodes[w.queue[0]].time || !walk_all_uninteresting(&w))
+				date_slop = WALK_SLOP;
+			else
+				date_slop--;
+			if (date_slop == 0)
+				break;
+			continue;
+		}
+		last = w.nodes[i].time;
+		if (norder == caporder) {
+			caporder = caporder ? caporder * 2 : 256;
+			order = ps_realloc(order, caporder * sizeof(*order));
+		}
+		order[norder++] = i;
+		if (w.too_big)
+			break;
+	}
+	for (size_t k = 0; k < norder; k++) {
+		struct walk_node *n = &w.nodes[order[k]];
+		if (n->flags & W_UNINTERESTING)
+			continue;
+		if (n->parent_missing)
+			cut = true;
+		if (wanted < max) {
+			if (!out->v)
+				out->v = ps_calloc(max, sizeof(*out->v));
+			if (commit_info(s->repo, &n->oid, &out->v[out->n]) == 0)
+				out->n++;
+		}
+		wanted++;
+	}
+	free(order);
+	out->truncated = cut || w.too_big || wanted > out->n;
+	out->total = cut || w.too_big ? -1 : (int64_t)wanted;
+	*history_cut = cut;
+	walk_dispose(&w);
+	return rc;
+}
+
+/*
+ * A git URL's cache is shallow: one commit deep per sync (source/git_cli.c). When the range
+ * walk runs into its edge, the commits since the last synced one are fetched (`git fetch
+ * --shallow-since` its committer time, along the ref resolve fetched) and the walk runs again:
+ * the list is then the real one, at the cost of those commits' objects, and only when the
+ * head moved by more than one commit (a single new commit's parent is the old head, already
+ * here). A fetch that fails leaves the list as it was, marked truncated.
+ */
+static int git_commits(struct ps_source *src, const char *base_commit, const char *head_commit,
+		       size_t max, struct ps_commit_list *out)
+{
+	struct git_source *s = (struct git_source *)src;
+	int64_t since;
+	bool cut = false;
+	int rc;
+
+	if ((rc = list_range(s, base_commit, head_commit, max, out, &cut)) < 0 || !cut ||
+	    !s->remote || !s->fetched_ref || !(since = cached_commit_time(s, base_commit)))
+		return rc;
+	struct ps_git_cli_fetch f = {
+		.git_dir = s->cache_path,
+		.url = s->location,
+		.refname = s->fetched_ref,
+		.shallow_since = since,
+	};
+	op_begin(s->bounded);
+	f.deadline_ms = op_deadline;
+	s->base.requests++;
+	rc = ps_git_cli_fetch(&f, &s->base.bytes);
+	op_end();
+	if (rc < 0) {
+		char *msg = ps_asprintf("cannot fetch the commits since %.7s, the list of this "
+					"sync's commits may be incomplete: %s", base_commit,
+					ps_error_message());
+		ps_strv_push(&s->base.warnings, msg);
+		free(msg);
+		ps_error_clear();
+		return 0;
+	}
+	/* The walk's commits were looked up through the odb; new packs must be seen. */
+	git_repository_free(s->repo);
+	s->repo = NULL;
+	if ((rc = cache_open(s)) < 0)
+		return rc;
+	ps_commit_list_dispose(out);
+	return list_range(s, base_commit, head_commit, max, out, &cut);
 }
 
 /* ---- the ops ---- */
@@ -837,8 +1214,9 @@ static int git_resolve(struct ps_source *src, const char *branch, const char *kn
 {
 	struct git_source *s = (struct git_source *)src;
 
-	/* `known` buys nothing here: listing the remote's refs is the cheap check already. */
-	return s->remote ? remote_resolve(s, branch, out) : local_resolve(s, branch, out);
+	/* Listing the remote's refs is the cheap check already; `known` only tells a fetch
+	 * since when to bring the commits. */
+	return s->remote ? remote_resolve(s, branch, known, out) : local_resolve(s, branch, out);
 }
 
 /* The repository objects are read from (the cache for a remote), and `oid` parsed from `sha`. */
@@ -985,6 +1363,7 @@ static void git_source_free(struct ps_source *src)
 	struct git_source *s = (struct git_source *)src;
 
 	git_repository_free(s->repo);
+	free(s->fetched_ref);
 	free(s->location);
 	free(s->cache_path);
 	free(s);
@@ -997,6 +1376,7 @@ static const struct ps_source_ops git_ops = {
 	.read_tree = git_read_tree,
 	.fetch_blobs = git_fetch_blobs,
 	.free = git_source_free,
+	.commits = git_commits,
 };
 
 int ps_git_source_open(struct ps_source **out, const char *location,

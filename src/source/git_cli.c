@@ -138,7 +138,7 @@ static void kill_and_reap(pid_t pid)
 int ps_git_cli_fetch(const struct ps_git_cli_fetch *f, int64_t *bytes)
 {
 	int64_t idle_ms = ps_source_net_timeout_ms();
-	char *dir_arg = NULL, *refspec = NULL, **env = NULL;
+	char *dir_arg = NULL, *refspec = NULL, *depth_arg = NULL, **env = NULL;
 	int fds[OUT_N][2], rc = 0, status = 0;
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t attr;
@@ -167,6 +167,10 @@ int ps_git_cli_fetch(const struct ps_git_cli_fetch *f, int64_t *bytes)
 	}
 	dir_arg = ps_asprintf("--git-dir=%s", f->git_dir);
 	refspec = ps_asprintf("+%s:%s", f->refname, f->refname);
+	/* git's "@SECONDS +ZONE" date form: no parsing of a date in words, no locale. */
+	depth_arg = f->shallow_since > 0
+		    ? ps_asprintf("--shallow-since=@%lld +0000", (long long)f->shallow_since)
+		    : ps_strdup("--depth=1");
 	env = child_env(idle_ms);
 	{
 		/* Old objects are never pruned (the last synced tree must stay readable after a
@@ -176,7 +180,7 @@ int ps_git_cli_fetch(const struct ps_git_cli_fetch *f, int64_t *bytes)
 			"-c", "gc.auto=0", "-c", "maintenance.auto=false",
 			"-c", "core.hooksPath=/dev/null", "-c", "fetch.writeCommitGraph=false",
 			"-c", "credential.helper=", "-c", "protocol.version=2",
-			"fetch", "--depth=1", "--no-tags", "--no-write-fetch-head",
+			"fetch", depth_arg, "--no-tags", "--no-write-fetch-head",
 			"--no-recurse-submodules", "--no-auto-maintenance", "--no-show-forced-updates",
 			"--progress", "--", f->url, refspec, NULL,
 		};
@@ -314,5 +318,6 @@ cleanup:
 	strs_free(env);
 	free(dir_arg);
 	free(refspec);
+	free(depth_arg);
 	return rc;
 }

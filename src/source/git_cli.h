@@ -14,10 +14,13 @@ struct ps_git_cli_fetch {
 	const char *url;       /* the remote, as the user gave it */
 	const char *refname;   /* "refs/heads/<branch>", a valid ref name */
 	int64_t deadline_ms;   /* monotonic ms at which the fetch gives up as a whole; 0: none */
+	/* > 0: `--shallow-since` this time (epoch seconds) instead of `--depth 1`, so that the
+	 * commits since the last synced one arrive too (`projsync log`, docs/architecture.md §5). */
+	int64_t shallow_since;
 };
 
 /*
- * Runs `git fetch --depth 1 -- URL +REF:REF` into f->git_dir, in a clean environment that can
+ * Runs `git fetch --depth 1 -- URL +REF:REF` (or --shallow-since) into f->git_dir, in a clean environment that can
  * never prompt, and adds the pack bytes received to *bytes. The child is killed when nothing
  * moves (no protocol line, pack byte or progress output) for the network timeout
  * (PROJSYNC_NET_TIMEOUT), or at f->deadline_ms. Blocks for the duration of the fetch.

@@ -136,4 +136,23 @@ bool ps_github_compare_usable(const struct ps_github_compare *c);
 int ps_github_compare_changes(const struct ps_github_compare *c, const struct ps_file *head,
 			      size_t nhead, struct ps_change **out, size_t *n);
 
+/* ---- commits (source/github_commits.c; `projsync log`) ---- */
+
+/* An ISO 8601 time as GitHub writes it ("2011-04-14T16:00:49Z", or with an offset) as ms since
+ * the epoch; false when it is not one. */
+bool ps_github_time_parse(const char *s, int64_t *ms);
+/*
+ * One commit object of GitHub's JSON into `out`: the REST commit shape ({"sha", "commit":
+ * {"author", "committer", "message"}, "parents": [{"sha"}]}, as compare, branches/{b} and
+ * commits/{ref} give it) or the git database shape (git/commits/{sha}: author, committer and
+ * message at the top). PS_EUPSTREAM (slug upstream_error) naming `what` when it is neither.
+ */
+int ps_github_commit_parse(struct ps_commit *out, const void *json_obj, const char *what);
+/*
+ * The commits of a compare answer (its body) newest first, with total_commits as total (-1
+ * when absent), as struct ps_commit_list; truncated when GitHub listed fewer than the total.
+ */
+int ps_github_compare_commits_parse(struct ps_commit_list *out, const char *json, size_t len,
+				    const char *what);
+
 #endif

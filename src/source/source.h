@@ -74,6 +74,13 @@ struct ps_source_ops {
 	 * that branch instead of every page of the list): 0, PS_ENOTFOUND (slug
 	 * branch_not_found), or PS_EEMPTY for a repository without commits. */
 	int (*check_branch)(struct ps_source *src, const char *branch);
+	/* The commits of `head_commit` (already resolved) that `base_commit` does not reach, as
+	 * `git log BASE..HEAD` lists them (newest first; a force-push: the new head's commits the
+	 * old one lacks), at most `max`, with total and truncated set (struct ps_commit_list).
+	 * `base_commit` NULL (a first sync): the head commit alone, total -1. A base the source no
+	 * longer has: the head commit alone, total -1, truncated. PS_ENOTSUPP: no commits here. */
+	int (*commits)(struct ps_source *src, const char *base_commit, const char *head_commit,
+		       size_t max, struct ps_commit_list *out);
 };
 
 struct ps_source {

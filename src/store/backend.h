@@ -77,6 +77,8 @@ struct ps_store_ops {
 	int (*dir_tree_get)(struct ps_store *s, int64_t project_id, int64_t at, const char *path, struct ps_tree_dir *out);
 	int (*dir_trees_each)(struct ps_store *s, int64_t project_id, int64_t at, ps_dir_cb cb, void *ud);
 	int (*stats)(struct ps_store *s, int64_t project_id, struct ps_store_stats *out);
+	int (*sync_commits_put)(struct ps_store *s, const struct ps_sync *sync, const struct ps_commit *v, size_t n);
+	int (*sync_commits)(struct ps_store *s, int64_t sync_id, int64_t limit, struct ps_commit **out, size_t *n);
 };
 
 struct ps_store_head {
@@ -142,6 +144,8 @@ int ps_sqlite_dir_trees_stage(struct ps_store *s, const struct ps_sync *sync, co
 int ps_sqlite_dir_tree_get(struct ps_store *s, int64_t project_id, int64_t at, const char *path, struct ps_tree_dir *out);
 int ps_sqlite_dir_trees_each(struct ps_store *s, int64_t project_id, int64_t at, ps_dir_cb cb, void *ud);
 int ps_sqlite_stats(struct ps_store *s, int64_t project_id, struct ps_store_stats *out);
+int ps_sqlite_sync_commits_put(struct ps_store *s, const struct ps_sync *sync, const struct ps_commit *v, size_t n);
+int ps_sqlite_sync_commits(struct ps_store *s, int64_t sync_id, int64_t limit, struct ps_commit **out, size_t *n);
 int ps_sqlite_memory_active_paths(struct ps_store *s, int64_t project_id, struct ps_memory_entry **out, size_t *n);
 int ps_sqlite_memory_search(struct ps_store *s, int64_t project_id, const char *query, bool include_superseded, int64_t limit, int64_t offset, struct ps_memory_entry **out, size_t *n);
 int ps_sqlite_memory_get(struct ps_store *s, int64_t id, struct ps_memory_entry **out);
@@ -228,6 +232,8 @@ int ps_pg_dir_trees_stage(struct ps_store *s, const struct ps_sync *sync, const 
 int ps_pg_dir_tree_get(struct ps_store *s, int64_t project_id, int64_t at, const char *path, struct ps_tree_dir *out);
 int ps_pg_dir_trees_each(struct ps_store *s, int64_t project_id, int64_t at, ps_dir_cb cb, void *ud);
 int ps_pg_stats(struct ps_store *s, int64_t project_id, struct ps_store_stats *out);
+int ps_pg_sync_commits_put(struct ps_store *s, const struct ps_sync *sync, const struct ps_commit *v, size_t n);
+int ps_pg_sync_commits(struct ps_store *s, int64_t sync_id, int64_t limit, struct ps_commit **out, size_t *n);
 int ps_pg_memory_active_paths(struct ps_store *s, int64_t project_id, struct ps_memory_entry **out, size_t *n);
 int ps_pg_memory_search(struct ps_store *s, int64_t project_id, const char *query, bool include_superseded, int64_t limit, int64_t offset, struct ps_memory_entry **out, size_t *n);
 int ps_pg_memory_get(struct ps_store *s, int64_t id, struct ps_memory_entry **out);

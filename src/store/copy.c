@@ -46,6 +46,17 @@ static const struct ps_copy_col sync_cols[] = {
 	C("owner_process", TEXT), C("lease_until", INT), C("created_at", INT),
 	C("started_at", INT), C("finished_at", INT), C("memory_rescan", INT),
 	C("blob_rescan", INT),
+	/* the head commit (migration 0011) */
+	C("head_subject", TEXT), C("head_author_name", TEXT), C("head_author_email", TEXT),
+	C("head_author_date", INT), C("head_committer_name", TEXT),
+	C("head_committer_email", TEXT), C("head_committer_date", INT), C("commit_count", INT),
+	C("commits_truncated", INT),
+};
+static const struct ps_copy_col commit_cols[] = {
+	C("sync_id", INT), C("position", INT), C("sha", TEXT), C("parents", TEXT),
+	C("author_name", TEXT), C("author_email", TEXT), C("author_date", INT),
+	C("committer_name", TEXT), C("committer_email", TEXT), C("committer_date", INT),
+	C("subject", TEXT), C("message", TEXT),
 };
 static const struct ps_copy_col event_cols[] = {
 	C("sync_id", INT), C("seq", INT), C("kind", TEXT), C("payload", TEXT),
@@ -85,6 +96,7 @@ static const struct ps_copy_table tables[] = {
 	T("projects", project_cols, 1, true, 500),
 	T("syncs", sync_cols, 1, true, 500),
 	T("events", event_cols, 2, false, 1000),
+	T("sync_commits", commit_cols, 2, false, 500),
 	T("file_versions", file_cols, 1, true, 1000),
 	T("dir_trees", dir_tree_cols, 1, true, 1000),
 	T("blobs", blob_cols, 1, false, 32),

@@ -79,6 +79,8 @@ const struct ps_store_ops ps_sqlite_ops = {
 	.dir_tree_get = ps_sqlite_dir_tree_get,
 	.dir_trees_each = ps_sqlite_dir_trees_each,
 	.stats = ps_sqlite_stats,
+	.sync_commits_put = ps_sqlite_sync_commits_put,
+	.sync_commits = ps_sqlite_sync_commits,
 };
 
 const struct ps_store_ops ps_pg_ops = {
@@ -147,6 +149,8 @@ const struct ps_store_ops ps_pg_ops = {
 	.dir_tree_get = ps_pg_dir_tree_get,
 	.dir_trees_each = ps_pg_dir_trees_each,
 	.stats = ps_pg_stats,
+	.sync_commits_put = ps_pg_sync_commits_put,
+	.sync_commits = ps_pg_sync_commits,
 };
 
 static const struct ps_store_ops *ops(const struct ps_store *s)
@@ -714,4 +718,14 @@ int ps_store_dir_trees_each(struct ps_store *s, int64_t project_id, int64_t at, 
 		rc = ops(s)->dir_trees_each(s, project_id, y->id, cb, ud);
 	ps_sync_free(y);
 	return rc;
+}
+
+int ps_store_sync_commits_put(struct ps_store *s, const struct ps_sync *sync, const struct ps_commit *v, size_t n)
+{
+	return ops(s)->sync_commits_put(s, sync, v, n > PS_COMMITS_MAX ? PS_COMMITS_MAX : n);
+}
+
+int ps_store_sync_commits(struct ps_store *s, int64_t sync_id, int64_t limit, struct ps_commit **out, size_t *n)
+{
+	return ops(s)->sync_commits(s, sync_id, limit, out, n);
 }

@@ -270,6 +270,21 @@ typedef int (*ps_dir_cb)(void *ud, const struct ps_tree_dir *d);
 int ps_store_dir_trees_each(struct ps_store *s, int64_t project_id, int64_t at, ps_dir_cb cb,
 			    void *ud);
 
+/* ---- commits (migration 0011, docs/architecture.md §4b) ---- */
+
+/*
+ * Records what a succeeded sync knows of its commits: the head commit, the count and the
+ * truncation flag on its row (sync->head_commit, commit_count, commits_truncated), and the list
+ * `v` (newest first; only the first PS_COMMITS_MAX are kept). Called by the pipeline inside the
+ * finalize transaction, after ps_store_sync_finalize; its own transaction otherwise.
+ */
+int ps_store_sync_commits_put(struct ps_store *s, const struct ps_sync *sync,
+			      const struct ps_commit *v, size_t n);
+/* The stored commits of sync `sync_id`, newest first, at most `limit` (<= 0: all), in new
+ * memory (ps_commits_free). An empty list for a sync that stored none. */
+int ps_store_sync_commits(struct ps_store *s, int64_t sync_id, int64_t limit,
+			  struct ps_commit **out, size_t *n);
+
 /* ---- blobs ---- */
 
 /* Stores content under its git blob SHA-1 after verifying it; storing it again is a no-op.

@@ -103,6 +103,9 @@ run('sync_flow', async (b) => {
   const first = await rows.nth(0).textContent(), second = await rows.nth(1).textContent();
   check(first.includes('main') && second.includes('feature'), `newest first: ${first} | ${second}`);
   check(first.includes('succeeded') && first.includes('api'), `status and trigger: ${first}`);
+  // Each row names its head commit: subject and author (issue 16, commits).
+  check(/\bmain\b/.test(await rows.nth(0).locator('.subject').textContent()), `head subject: ${first}`);
+  check(second.includes('feature') && second.includes('Test Author'), `subject and author: ${second}`);
   await shot(page, '06-history');
 
   // The feature sync: changes and files.
@@ -112,6 +115,11 @@ run('sync_flow', async (b) => {
   const changes = await page.locator('.change').allTextContents();
   check(changes.length === cfg.feature_files && changes.every((c) => c.startsWith('added')), `changes: ${changes}`);
   check(changes.some((c) => c.includes(cfg.weird_name)), 'odd path shown as text');
+  // Its commits: a first sync lists its head commit, with a note saying so.
+  const commits = await page.locator('.commits .commit-row').allTextContents();
+  check(commits.length === 1 && commits[0].includes('feature'), `commits: ${commits}`);
+  check((await page.locator('.commits-note').textContent()).includes('first sync'), 'first-sync note');
+  check((await page.locator('.head-commit').textContent()).includes('feature'), 'head commit fact');
   await page.locator('.file-list').getByRole('link', { name: 'src/' }).click();
   await page.locator('.file-list').getByRole('link', { name: 'app.c' }).click();
   await page.locator('.file-text').waitFor();

@@ -45,6 +45,7 @@ BOTH_BACKENDS = {"test_snapshot", "test_history", "test_bad_input", "test_memory
 BOTH_BACKENDS |= {"test_parity"}  # PATCH, rename, cancel: the rename is a store call of each backend
 BOTH_BACKENDS |= {"test_memory_notes"}  # note edit/delete, prefix search: store calls of each backend
 BOTH_BACKENDS |= {"test_store_compression"}  # the blob codec behind both backends
+BOTH_BACKENDS |= {"test_commits"}  # the commits of a sync: stored by each backend
 
 
 def pytest_report_header(config):

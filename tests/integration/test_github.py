@@ -267,8 +267,9 @@ def test_noop_resync_is_exactly_one_request_answered_304(gh, hub, repo):
 def test_fast_forward_of_k_files_costs_at_most_2_plus_k(gh, hub, repo, k, truncate_at):
     """2 + k for a project with its branch set: the conditional head request, the compare of
     the last synced commit with the head (paths, blob ids and the head's tree; the modes come
-    from the stored snapshot and the result is checked against that tree) and one request per
-    changed blob. No tree is read, so a tree above GitHub's recursive limit costs the same."""
+    from the stored snapshot and the result is checked against that tree; its commits are the
+    ones `projsync log` lists, issue 16) and one request per changed blob. No tree is read, so a
+    tree above GitHub's recursive limit costs the same."""
     for i in range(300):
         repo.write(f"src/m{i % 10}/f{i:03d}.c", f"int v{i} = {i};\n")
     c1 = repo.commit()

@@ -251,6 +251,12 @@ def test_no_code_index_and_catching_up(ps, make_repo, tmp_path):
     check_same(ps, tmp_path, repo.path, "plain", c1, "hello")
 
 
+# The columns migration 0011 (the commits of a sync) adds to syncs.
+COMMIT_COLUMNS = ("head_subject", "head_author_name", "head_author_email", "head_author_date",
+                  "head_committer_name", "head_committer_email", "head_committer_date",
+                  "commit_count", "commits_truncated")
+
+
 def test_existing_store_is_indexed_on_next_sync(ps, make_repo, tmp_path):
     """A store from before the index: the migration marks its projects, their next sync indexes
     every stored blob of their history (older snapshots too)."""
@@ -262,19 +268,21 @@ def test_existing_store_is_indexed_on_next_sync(ps, make_repo, tmp_path):
     repo.write("x.txt", "new content marker\n")
     c2 = repo.commit("c2")
     ps.sync("old")
-    # Back to schema 7 (before the index and the directory trees and blob encoding that came
-    # after it); the next command migrates it again. The blobs are small, so stored raw
-    # (encoding 0): their bytes are what schema 7 held.
+    # Back to schema 7 (before the index and the directory trees, blob encoding and commits
+    # that came after it); the next command migrates it again. The blobs are small, so stored
+    # raw (encoding 0): their bytes are what schema 7 held.
     assert store_sql(ps, "SELECT count(*) FROM blobs WHERE encoding <> 0") == ["0"]
+    undo_commits = "DROP TABLE sync_commits; " + "".join(
+        f"ALTER TABLE syncs DROP COLUMN {c}; " for c in COMMIT_COLUMNS)
     if ps.backend == "pg":
-        psql(ps.db, "DROP TABLE dir_trees; DROP TABLE code_blobs; "
+        psql(ps.db, undo_commits + "DROP TABLE dir_trees; DROP TABLE code_blobs; "
              "ALTER TABLE projects DROP COLUMN code_index; "
              "ALTER TABLE projects DROP COLUMN code_index_pending; "
              "ALTER TABLE blobs DROP COLUMN encoding; "
              "UPDATE projsync_schema SET version = 7")
     else:
         db = sqlite3.connect(ps.db)
-        db.executescript("""
+        db.executescript(undo_commits + """
             DROP TABLE dir_trees; DROP TABLE code_blobs; DROP TABLE code_fts;
             ALTER TABLE projects DROP COLUMN code_index;
             ALTER TABLE projects DROP COLUMN code_index_pending;

@@ -86,7 +86,7 @@ def help_options(binary, *cmd):
 COMMANDS = [("project", "add"), ("project", "set"), ("project", "list"), ("project", "show"),
             ("project", "resume"), ("prune",), ("grep",), ("verify",),
             ("project", "rm"), ("branches",), ("sync",), ("cancel",), ("status",),
-            ("history",),
+            ("history",), ("log",),
             ("changes",), ("diff",), ("files",), ("cat",), ("checkout",), ("memory", "list"),
             ("memory", "search"), ("memory", "show"), ("memory", "history"),
             ("memory", "restore"), ("memory", "add"), ("memory", "edit"), ("memory", "rm"),

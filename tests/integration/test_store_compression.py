@@ -156,8 +156,14 @@ def test_schema9_store_is_converted(ps, repo):
     c1 = fill(repo)
     ps.add("p", repo.path)
     ps.sync("p")
-    # Turn it back into a schema 9 store: raw content, no encoding column, no conversion table.
+    # Turn it back into a schema 9 store: raw content, no encoding column, no conversion table,
+    # and none of the commits of migration 0011.
     con = sqlite3.connect(ps.db)
+    con.execute("DROP TABLE sync_commits")
+    for col in ("head_subject", "head_author_name", "head_author_email", "head_author_date",
+                "head_committer_name", "head_committer_email", "head_committer_date",
+                "commit_count", "commits_truncated"):
+        con.execute(f"ALTER TABLE syncs DROP COLUMN {col}")
     con.execute("CREATE TABLE old (sha TEXT PRIMARY KEY, size INTEGER NOT NULL, "
                 "content BLOB NOT NULL) WITHOUT ROWID")
     for (sha,) in con.execute("SELECT sha FROM blobs").fetchall():

@@ -50,6 +50,7 @@ def answers(ps, same_backend=True):
             out[f"files@{s['id']}"] = ps.json("files", "demo", "--at", str(s["id"]))
             out[f"changes@{s['id']}"] = ps.json("changes", str(s["id"]))
             out[f"patch@{s['id']}"] = ps.ok("changes", str(s["id"]), "--patch").out
+            out[f"log@{s['id']}"] = ps.json("log", str(s["id"]))
     for f in out[f"files@{hist[-1]['id']}"] + ps.json("files", "demo"):
         r = ps("cat", "demo", f["path"], "--at", str(hist[-1]["id"]))
         out[f"cat {f['path']}"] = (r.rc, r.outb)

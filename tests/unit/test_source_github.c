@@ -714,9 +714,63 @@ static void test_compare_limits(void)
 	CHECK_INT(ps_github_compare_parse(&c, "{\"status\":", 10, "GET /c"), PS_EUPSTREAM);
 }
 
+/* Commits (`projsync log`): GitHub's times, both commit shapes, a compare's list newest first,
+ * and git's subject rule. */
+static void test_commits_parse(void)
+{
+	int64_t ms = 0;
+	CHECK(ps_github_time_parse("2011-04-14T16:00:49Z", &ms));
+	CHECK_INT(ms, 1302796849000LL);
+	CHECK(ps_github_time_parse("2011-04-14T18:00:49+02:00", &ms));
+	CHECK_INT(ms, 1302796849000LL);
+	CHECK(ps_github_time_parse("2011-04-14T16:00:49.5Z", &ms));
+	CHECK_INT(ms, 1302796849500LL);
+	CHECK(!ps_github_time_parse("2011-04-14 16:00:49Z", &ms));
+	CHECK(!ps_github_time_parse("2011-04-14T16:00:49", &ms));
+
+	static const char cmp[] =
+		"{\"total_commits\":3,\"commits\":["
+		"{\"sha\":\"1111111111111111111111111111111111111111\",\"commit\":{\"message\":\"old\","
+		"\"author\":{\"name\":\"A\",\"email\":\"a@x\",\"date\":\"2011-04-14T16:00:49Z\"},"
+		"\"committer\":{\"name\":\"C\",\"email\":\"c@x\",\"date\":\"2011-04-14T16:00:50Z\"}},"
+		"\"parents\":[]},"
+		"{\"sha\":\"2222222222222222222222222222222222222222\",\"commit\":{\"message\":"
+		"\"\\n\\nTwo  \\nlines\\n\\nbody\",\"author\":{\"name\":\"A\",\"email\":\"a@x\","
+		"\"date\":\"2011-04-14T16:00:49Z\"},\"committer\":{\"name\":\"C\",\"email\":\"c@x\","
+		"\"date\":\"2011-04-14T16:00:51Z\"}},\"parents\":[{\"sha\":"
+		"\"1111111111111111111111111111111111111111\"},{\"sha\":"
+		"\"3333333333333333333333333333333333333333\"}]}]}";
+	struct ps_commit_list l;
+	CHECK_OK(ps_github_compare_commits_parse(&l, cmp, strlen(cmp), "x"));
+	CHECK_INT(l.n, 2);
+	CHECK_INT(l.total, 3);
+	CHECK(l.truncated);
+	CHECK_STR(l.v[0].sha, "2222222222222222222222222222222222222222");
+	CHECK_STR(l.v[0].subject, "Two lines");
+	CHECK_STR(l.v[0].parents, "1111111111111111111111111111111111111111 "
+		  "3333333333333333333333333333333333333333");
+	CHECK_INT(l.v[0].committer.date, 1302796851000LL);
+	CHECK_STR(l.v[1].subject, "old");
+	CHECK_STR(l.v[1].parents, "");
+	CHECK_STR(l.v[1].author.email, "a@x");
+	ps_commit_list_dispose(&l);
+
+	static const char no_sha[] = "{\"commits\":[{\"commit\":{\"message\":\"m\"}}]}";
+	CHECK_INT(ps_github_compare_commits_parse(&l, no_sha, strlen(no_sha), "x"), PS_EUPSTREAM);
+	CHECK_INT(ps_github_compare_commits_parse(&l, "{}", 2, "x"), PS_EUPSTREAM);
+
+	char *sub = ps_commit_subject("\n \nfirst line \t\r\nsecond\n\nbody\n", 30);
+	CHECK_STR(sub, "first line second");
+	free(sub);
+	sub = ps_commit_subject("", 0);
+	CHECK_STR(sub, "");
+	free(sub);
+}
+
 PS_TESTS(PS_TEST(test_link_next), PS_TEST(test_rate_headers),
 	 PS_TEST(test_rate_headers_strict_and_saturating), PS_TEST(test_rate_wait),
 	 PS_TEST(test_rate_clock), PS_TEST(test_blob_answer_max), PS_TEST(test_escape),
 	 PS_TEST(test_tree_parse), PS_TEST(test_tree_noncanonical_modes),
 	 PS_TEST(test_tree_malformed), PS_TEST(test_compare_example),
-	 PS_TEST(test_compare_mapping), PS_TEST(test_compare_limits))
+	 PS_TEST(test_compare_mapping), PS_TEST(test_compare_limits),
+	 PS_TEST(test_commits_parse))

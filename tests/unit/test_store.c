@@ -834,11 +834,18 @@ static void test_blob_conversion(void)
 		sqlite3_reset(st);
 	}
 	sqlite3_finalize(st);
-	/* The SQL migration to 10 (what ps_store_migrate runs before converting). */
+	/* The SQL migrations from 10 on (what ps_store_migrate runs before converting). */
 	CHECK(strstr(ps_migrations[BLOB_ENCODING_STEP].name, "0010_blob_encoding") != NULL);
-	CHECK_INT(sqlite3_exec(raw, ps_migrations[BLOB_ENCODING_STEP].text, NULL, NULL, NULL),
-		  SQLITE_OK);
-	CHECK_INT(sqlite3_exec(raw, "PRAGMA user_version = 10", NULL, NULL, NULL), SQLITE_OK);
+	{
+		extern const size_t ps_migrations_count;
+		char *pragma = ps_asprintf("PRAGMA user_version = %zu", ps_migrations_count);
+
+		for (size_t i = BLOB_ENCODING_STEP; i < ps_migrations_count; i++)
+			CHECK_INT(sqlite3_exec(raw, ps_migrations[i].text, NULL, NULL, NULL),
+				  SQLITE_OK);
+		CHECK_INT(sqlite3_exec(raw, pragma, NULL, NULL, NULL), SQLITE_OK);
+		free(pragma);
+	}
 	sqlite3_close(raw);
 	CHECK_INT(db_int(path, "SELECT done FROM blob_conversion"), 0);
 	CHECK_INT(db_int(path, "SELECT count(*) FROM blobs_raw"), OLD_BLOBS + 2);

@@ -34,7 +34,9 @@
  *
  * Files: http.c (the HTTP engine: requests, retries, rate limits), json.c (the parsers of
  * github.h), repo.c (repository, branches, heads), trees.c (trees and changes), fetch.c (the
- * fetch session: blobs and the tarball), source.c (settings, ops table, check).
+ * fetch session: blobs and the tarball), commits.c (the commits of a sync, `projsync log`:
+ * from the compare the scan made, or branches/{b} on a first sync), source.c (settings, ops
+ * table, check).
  */
 #ifndef PS_SOURCE_GITHUB_INTERNAL_H
 #define PS_SOURCE_GITHUB_INTERNAL_H
@@ -165,9 +167,16 @@ struct gh_source {
 	bool resync;
 	/* `changes` answered from the compare: few blobs, each fetched alone, not the tarball. */
 	bool from_compare;
-	struct ps_github_compare cmp; /* the last compare, for `changes` */
+	struct ps_github_compare cmp; /* the last compare, for `changes` and `commits` */
 	char cmp_base[PS_SHA_HEX], cmp_head[PS_SHA_HEX];
-	bool have_cmp;
+	/* have_cmp: `cmp` answers for cmp_base...cmp_head. cmp_none: GitHub could not compare
+	 * them (404/409/422), remembered so that `commits` does not ask again. */
+	bool have_cmp, cmp_none;
+	/* `projsync log` (commits.c): the head commit branches/{b} named on a first sync, and the
+	 * commits of the compare in `cmp` (cmp_commits_ok when they parsed). */
+	struct ps_commit *branch_head;
+	struct ps_commit_list cmp_commits;
+	bool cmp_commits_ok;
 	int64_t max_blob_seen;    /* the largest blob size trees reported */
 	struct ps_head head;      /* the last head resolve answered */
 	struct tar_spool *spool;
@@ -217,8 +226,9 @@ bool gh_json_sha(json_t *obj, const char *key, char out[PS_SHA_HEX]);
 
 /* ---- repo.c ---- */
 int gh_repo_info(struct gh_source *s);
-/* GET compare/{base}...{head} into s->cmp. 1 when it answered, 0 when GitHub cannot compare
- * them (a base it no longer has). */
+/* GET compare/{base}...{head} into s->cmp (and its commits into s->cmp_commits). 1 when it
+ * answered, 0 when GitHub cannot compare them (a base it no longer has). Asked once per pair:
+ * the scan's compare serves `commits` too. */
 int gh_fetch_compare(struct gh_source *s, const char *base, const char *head);
 int gh_branches(struct ps_source *src, struct ps_strv *out, char **default_branch);
 int gh_resolve(struct ps_source *src, const char *branch, const char *known,
@@ -231,6 +241,10 @@ int gh_read_tree(struct ps_source *src, const char *tree_sha, struct ps_tree *ou
 int gh_list_tree(struct ps_source *src, const char *tree_sha, struct ps_file **out, size_t *n);
 int gh_changes(struct ps_source *src, const char *base_commit, const struct ps_head *head,
 	       struct ps_change **out, size_t *n);
+
+/* ---- commits.c (`projsync log`) ---- */
+int gh_commits(struct ps_source *src, const char *base_commit, const char *head_commit,
+	       size_t max, struct ps_commit_list *out);
 
 /* ---- fetch.c ---- */
 int gh_fetch_begin(struct ps_source *src, const struct ps_head *head, const char *const *shas,

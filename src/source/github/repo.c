@@ -246,21 +246,26 @@ cleanup:
 	return rc;
 }
 
-/* GET compare/{base}...{head}, kept for `changes`. 1 when it answered, 0 when GitHub cannot
- * compare them (a base it no longer has). */
+/* GET compare/{base}...{head}, kept for `changes` and `commits`. 1 when it answered, 0 when
+ * GitHub cannot compare them (a base it no longer has). */
 int gh_fetch_compare(struct gh_source *s, const char *base, const char *head)
 {
 	struct gh_req r;
 	int rc;
 
-	if (s->have_cmp && strcmp(s->cmp_base, base) == 0 && strcmp(s->cmp_head, head) == 0)
-		return 1;
+	if ((s->have_cmp || s->cmp_none) && strcmp(s->cmp_base, base) == 0 &&
+	    strcmp(s->cmp_head, head) == 0)
+		return s->have_cmp ? 1 : 0;
 	ps_github_compare_dispose(&s->cmp);
-	s->have_cmp = false;
+	ps_commit_list_dispose(&s->cmp_commits);
+	s->have_cmp = s->cmp_none = s->cmp_commits_ok = false;
 	if ((rc = gh_get(s, &r, gh_repo_path(s, "/compare/%s...%s", base, head), MT_JSON, NULL,
 		      JSON_MAX)) < 0)
 		goto cleanup;
 	if (r.status == 404 || r.status == 422 || r.status == 409) {
+		memcpy(s->cmp_base, base, PS_SHA_HEX);
+		memcpy(s->cmp_head, head, PS_SHA_HEX);
+		s->cmp_none = true;
 		rc = 0;
 		goto cleanup;
 	}
@@ -270,6 +275,10 @@ int gh_fetch_compare(struct gh_source *s, const char *base, const char *head)
 	}
 	if ((rc = ps_github_compare_parse(&s->cmp, r.body.data, r.body.len, gh_endpoint(s, r.url))) < 0)
 		goto cleanup;
+	/* Its commits serve `projsync log`; the changes do not depend on them. */
+	s->cmp_commits_ok = ps_github_compare_commits_parse(&s->cmp_commits, r.body.data,
+							    r.body.len, gh_endpoint(s, r.url)) == 0;
+	ps_error_clear();
 	memcpy(s->cmp_base, base, PS_SHA_HEX);
 	memcpy(s->cmp_head, head, PS_SHA_HEX);
 	s->have_cmp = true;
@@ -414,6 +423,14 @@ int gh_resolve(struct ps_source *src, const char *branch, const char *known,
 	    !gh_json_sha(json_object_get(json_object_get(commit, "commit"), "tree"), "sha", h.tree)) {
 		rc = gh_malformed(gh_endpoint(s, r.url), "the branch lacks its commit or tree sha");
 		goto cleanup;
+	}
+	/* The head commit as `projsync log` shows it, at no extra cost. */
+	ps_commit_free(s->branch_head);
+	s->branch_head = ps_calloc(1, sizeof(*s->branch_head));
+	if (ps_github_commit_parse(s->branch_head, commit, gh_endpoint(s, r.url)) < 0) {
+		free(s->branch_head);
+		s->branch_head = NULL;
+		ps_error_clear();
 	}
 done:
 	*out = h;

@@ -35,6 +35,8 @@ static void gh_free(struct ps_source *src)
 	if (s->multi)
 		curl_multi_cleanup(s->multi);
 	ps_github_compare_dispose(&s->cmp);
+	ps_commit_list_dispose(&s->cmp_commits);
+	ps_commit_free(s->branch_head);
 	ps_github_tree_dispose(&s->listing);
 	free(s->api);
 	free(s->origin);
@@ -63,6 +65,7 @@ static const struct ps_source_ops github_ops = {
 	.fetch_next = gh_fetch_next,
 	.fetch_end = gh_fetch_end,
 	.check_branch = gh_check_branch,
+	.commits = gh_commits,
 };
 
 int ps_github_source_open(struct ps_source **out, const char *owner, const char *repo,

@@ -914,7 +914,10 @@ fail:
 #define SYNC_COLS "s.id, s.project_id, p.name, s.branch, s.status, s.phase, s.commit_sha, " \
 	"s.tree_sha, s.previous_sync_id, s.base_sync_id, s.trigger, s.added, s.modified, " \
 	"s.deleted, s.renamed, s.files, s.bytes, s.requests, s.up_to_date, s.skipped_large, " \
-	"s.error_code, s.error_message, s.created_at, s.started_at, s.finished_at, s.attempt"
+	"s.error_code, s.error_message, s.created_at, s.started_at, s.finished_at, s.attempt, " \
+	"s.head_subject, s.head_author_name, s.head_author_email, s.head_author_date, " \
+	"s.head_committer_name, s.head_committer_email, s.head_committer_date, " \
+	"s.commit_count, s.commits_truncated"
 #define SYNC_FROM " FROM syncs s JOIN projects p ON p.id = s.project_id "
 
 static struct ps_sync *sync_from_row(const PGresult *r, int i)
@@ -948,6 +951,20 @@ static struct ps_sync *sync_from_row(const PGresult *r, int i)
 	s->started_at = ps_pg_col_int(r, i, 23);
 	s->finished_at = ps_pg_col_int(r, i, 24);
 	s->attempt = ps_pg_col_int(r, i, 25);
+	if (!PQgetisnull(r, i, 26)) {
+		struct ps_commit *c = ps_calloc(1, sizeof(*c));
+		snprintf(c->sha, sizeof(c->sha), "%s", s->commit ? s->commit : "");
+		c->subject = ps_pg_col_text(r, i, 26);
+		c->author.name = ps_pg_col_text(r, i, 27);
+		c->author.email = ps_pg_col_text(r, i, 28);
+		c->author.date = ps_pg_col_int(r, i, 29);
+		c->committer.name = ps_pg_col_text(r, i, 30);
+		c->committer.email = ps_pg_col_text(r, i, 31);
+		c->committer.date = ps_pg_col_int(r, i, 32);
+		s->head_commit = c;
+	}
+	s->commit_count = PQgetisnull(r, i, 33) ? -1 : ps_pg_col_int(r, i, 33);
+	s->commits_truncated = ps_pg_col_int(r, i, 34) != 0;
 	return s;
 }
 

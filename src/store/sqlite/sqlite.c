@@ -616,7 +616,10 @@ fail:
 #define SYNC_COLS "s.id, s.project_id, p.name, s.branch, s.status, s.phase, s.commit_sha, " \
 	"s.tree_sha, s.previous_sync_id, s.base_sync_id, s.trigger, s.added, s.modified, " \
 	"s.deleted, s.renamed, s.files, s.bytes, s.requests, s.up_to_date, s.skipped_large, " \
-	"s.error_code, s.error_message, s.created_at, s.started_at, s.finished_at"
+	"s.error_code, s.error_message, s.created_at, s.started_at, s.finished_at, " \
+	"s.head_subject, s.head_author_name, s.head_author_email, s.head_author_date, " \
+	"s.head_committer_name, s.head_committer_email, s.head_committer_date, " \
+	"s.commit_count, s.commits_truncated"
 #define SYNC_FROM " FROM syncs s JOIN projects p ON p.id = s.project_id "
 
 static struct ps_sync *sync_from_row(sqlite3_stmt *st)
@@ -651,6 +654,21 @@ static struct ps_sync *sync_from_row(sqlite3_stmt *st)
 	s->created_at = sqlite3_column_int64(st, 22);
 	s->started_at = sqlite3_column_int64(st, 23);
 	s->finished_at = sqlite3_column_int64(st, 24);
+	if (sqlite3_column_type(st, 25) != SQLITE_NULL) {
+		struct ps_commit *c = ps_calloc(1, sizeof(*c));
+		snprintf(c->sha, sizeof(c->sha), "%s", s->commit ? s->commit : "");
+		c->subject = col_text(st, 25);
+		c->author.name = col_text(st, 26);
+		c->author.email = col_text(st, 27);
+		c->author.date = sqlite3_column_int64(st, 28);
+		c->committer.name = col_text(st, 29);
+		c->committer.email = col_text(st, 30);
+		c->committer.date = sqlite3_column_int64(st, 31);
+		s->head_commit = c;
+	}
+	s->commit_count = sqlite3_column_type(st, 32) == SQLITE_NULL
+			  ? -1 : sqlite3_column_int64(st, 32);
+	s->commits_truncated = sqlite3_column_int(st, 33) != 0;
 	return s;
 }
 
