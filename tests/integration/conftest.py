@@ -44,6 +44,7 @@ BOTH_BACKENDS = {"test_snapshot", "test_history", "test_bad_input", "test_memory
                  "test_schedule", "test_retention", "test_grep"}
 BOTH_BACKENDS |= {"test_parity"}  # PATCH, rename, cancel: the rename is a store call of each backend
 BOTH_BACKENDS |= {"test_memory_notes"}  # note edit/delete, prefix search: store calls of each backend
+BOTH_BACKENDS |= {"test_patch_schedule"}  # PATCH of schedule/retention: saved by each backend
 
 
 def pytest_report_header(config):
