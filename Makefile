@@ -71,6 +71,8 @@ bench: deps $(BUILD_REL)/build.ninja
 	ninja -C $(BUILD_REL)
 	PROJSYNC_BIN=$(CURDIR)/$(BUILD_REL)/projsync $(PYTHON) bench/sync_bench.py
 	PROJSYNC_BIN=$(CURDIR)/$(BUILD_REL)/projsync $(PYTHON) bench/git_url_bench.py
+	@# issue 11: 1,000 projects on --every 10s, 1% changing per minute (BENCH_SCHEDULE="300 180" for less).
+	PROJSYNC_BIN=$(CURDIR)/$(BUILD_REL)/projsync $(PYTHON) bench/schedule_bench.py $(BENCH_SCHEDULE)
 	@# PostgreSQL beside SQLite, and several nodes, on a private server (needs `make test-deps`).
 	PROJSYNC_BIN=$(CURDIR)/$(BUILD_REL)/projsync tests/pg/with-pg $(PYTHON) bench/pg_bench.py
 
