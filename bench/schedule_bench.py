@@ -65,10 +65,13 @@ def commit(repo, i, gen):
 
 
 def serve(env, port):
+    # Its log goes to a file: a pipe nobody reads would fill and stall the server.
+    log = open(Path(env["PROJSYNC_DB"]).parent / "serve.log", "ab")
     proc = subprocess.Popen([BIN, "serve", "--quiet", "--listen", f"127.0.0.1:{port}"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            env=env, stdout=subprocess.DEVNULL, stderr=log)
+    log.close()
     time.sleep(1.5)
-    assert proc.poll() is None, proc.stderr.read().decode()
+    assert proc.poll() is None, "the server did not start (see serve.log)"
     return proc
 
 
@@ -89,7 +92,7 @@ def phase(env, port, seconds, repos, changing):
         return cpu_seconds(proc.pid) - c0, time.monotonic() - t0
     finally:
         proc.terminate()
-        proc.wait(timeout=60)
+        proc.wait(timeout=120)
 
 
 def main(argv):
