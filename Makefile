@@ -77,6 +77,8 @@ bench: deps $(BUILD_REL)/build.ninja
 	PROJSYNC_BIN=$(CURDIR)/$(BUILD_REL)/projsync $(PYTHON) bench/grep_bench.py
 	if [ -n "$$BENCH_REPO" ]; then PROJSYNC_BIN=$(CURDIR)/$(BUILD_REL)/projsync $(PYTHON) bench/diff_bench.py; fi
 	PROJSYNC_BIN=$(CURDIR)/$(BUILD_REL)/projsync $(PYTHON) bench/diff_page_bench.py
+	@# issue 11: 1,000 projects on --every 10s, 1% changing per minute (BENCH_SCHEDULE="300 180" for less).
+	PROJSYNC_BIN=$(CURDIR)/$(BUILD_REL)/projsync $(PYTHON) bench/schedule_bench.py $(BENCH_SCHEDULE)
 	@# PostgreSQL beside SQLite, and several nodes, on a private server (needs `make test-deps`).
 	PROJSYNC_BIN=$(CURDIR)/$(BUILD_REL)/projsync tests/pg/with-pg $(PYTHON) bench/pg_bench.py
 

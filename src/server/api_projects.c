@@ -211,6 +211,7 @@ static bool source_acceptable(struct ps_request *rq, const char *source)
 static bool schedule_fields(struct ps_request *rq, json_t *body, struct ps_project *p)
 {
 	static const char *const counts[] = { "max_failures", "keep_syncs", "keep_days" };
+	bool timing = false;
 	json_t *v;
 
 	if ((v = json_object_get(body, "every")) && !json_is_null(v)) {
@@ -220,6 +221,7 @@ static bool schedule_fields(struct ps_request *rq, json_t *body, struct ps_proje
 				      "\"auto\" or \"off\"");
 			return false;
 		}
+		timing = true;
 	}
 	for (int k = 0; k < 2; k++) {
 		const char *key = k ? "auto_max_seconds" : "auto_min_seconds";
@@ -231,6 +233,7 @@ static bool schedule_fields(struct ps_request *rq, json_t *body, struct ps_proje
 				return false;
 			}
 			*(k ? &p->auto_max_ms : &p->auto_min_ms) = json_integer_value(v) * 1000;
+			timing = true;
 		}
 	}
 	ps_project_schedule_defaults(p);
@@ -251,7 +254,10 @@ static bool schedule_fields(struct ps_request *rq, json_t *body, struct ps_proje
 				json_integer_value(v);
 		}
 	}
-	ps_schedule_configure(p, ps_now_ms());
+	/* Only a new timing computes the next due time anew (as `project set` does): a change of
+	 * retention or of the failure limit keeps an adapted `auto` interval and its due time. */
+	if (timing)
+		ps_schedule_configure(p, ps_now_ms());
 	return true;
 }
 

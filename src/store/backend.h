@@ -65,6 +65,7 @@ struct ps_store_ops {
 	int (*webhook_delivery_add)(struct ps_store *s, const char *delivery_id, const char *event);
 	int (*project_schedule_save)(struct ps_store *s, const struct ps_project *p);
 	int (*schedule_claim)(struct ps_store *s, int64_t now, int64_t default_max_failures, int64_t *project_id);
+	int (*schedule_pending)(struct ps_store *s, int64_t now, int64_t default_max_failures, bool *pending);
 	int (*prune_syncs)(struct ps_store *s, int64_t project_id, int64_t start_sync_id, struct ps_prune_stats *out);
 	int (*prune_blobs)(struct ps_store *s, struct ps_prune_stats *out);
 	int (*compact)(struct ps_store *s);
@@ -160,6 +161,9 @@ int ps_sqlite_project_schedule_save(struct ps_store *s, const struct ps_project 
  * its next_sync_at on, guarded by the due time it read) and sets *project_id; PS_ENOTFOUND if
  * none is due. */
 int ps_sqlite_schedule_claim(struct ps_store *s, int64_t now, int64_t default_max_failures, int64_t *project_id);
+/* A read, outside any write transaction: *pending is true when schedule_claim has work (a
+ * project due at `now`, or one to pause). */
+int ps_sqlite_schedule_pending(struct ps_store *s, int64_t now, int64_t default_max_failures, bool *pending);
 int ps_sqlite_prune_syncs(struct ps_store *s, int64_t project_id, int64_t start_sync_id, struct ps_prune_stats *out);
 int ps_sqlite_prune_blobs(struct ps_store *s, struct ps_prune_stats *out);
 int ps_sqlite_compact(struct ps_store *s);
@@ -248,6 +252,9 @@ int ps_pg_project_schedule_save(struct ps_store *s, const struct ps_project *p);
  * its next_sync_at on, guarded by the due time it read) and sets *project_id; PS_ENOTFOUND if
  * none is due. */
 int ps_pg_schedule_claim(struct ps_store *s, int64_t now, int64_t default_max_failures, int64_t *project_id);
+/* A read, outside any write transaction: *pending is true when schedule_claim has work (a
+ * project due at `now`, or one to pause). */
+int ps_pg_schedule_pending(struct ps_store *s, int64_t now, int64_t default_max_failures, bool *pending);
 int ps_pg_prune_syncs(struct ps_store *s, int64_t project_id, int64_t start_sync_id, struct ps_prune_stats *out);
 int ps_pg_prune_blobs(struct ps_store *s, struct ps_prune_stats *out);
 int ps_pg_compact(struct ps_store *s);

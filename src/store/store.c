@@ -67,6 +67,7 @@ const struct ps_store_ops ps_sqlite_ops = {
 	.webhook_delivery_add = ps_sqlite_webhook_delivery_add,
 	.project_schedule_save = ps_sqlite_project_schedule_save,
 	.schedule_claim = ps_sqlite_schedule_claim,
+	.schedule_pending = ps_sqlite_schedule_pending,
 	.prune_syncs = ps_sqlite_prune_syncs,
 	.prune_blobs = ps_sqlite_prune_blobs,
 	.compact = ps_sqlite_compact,
@@ -137,6 +138,7 @@ const struct ps_store_ops ps_pg_ops = {
 	.webhook_delivery_add = ps_pg_webhook_delivery_add,
 	.project_schedule_save = ps_pg_project_schedule_save,
 	.schedule_claim = ps_pg_schedule_claim,
+	.schedule_pending = ps_pg_schedule_pending,
 	.prune_syncs = ps_pg_prune_syncs,
 	.prune_blobs = ps_pg_prune_blobs,
 	.compact = ps_pg_compact,
@@ -604,10 +606,19 @@ int ps_store_schedule_next(struct ps_store *s, int64_t now, int64_t default_max_
 	struct ps_sync *sync = NULL, *active = NULL;
 	struct ps_event ev = { 0 };
 	int64_t pid = 0;
+	bool pending = true;
 	int rc;
 
 	if (out)
 		*out = NULL;
+	/* The scheduler asks every second; nearly always nothing is due. A plain read answers that
+	 * without the write lock (SQLite) or a write transaction (PostgreSQL), so an idle server
+	 * does not contend with the syncs' writes. A project that becomes due just after the read
+	 * is taken at the next tick; the claim below stays guarded, so exactly once still holds. */
+	if ((rc = ops(s)->schedule_pending(s, now, default_max_failures, &pending)) < 0)
+		return rc;
+	if (!pending)
+		return ps_error_set(PS_ENOTFOUND, "none_due", "no project is due");
 	if ((rc = ps_store_begin(s)) < 0)
 		return rc;
 	if ((rc = ops(s)->schedule_claim(s, now, default_max_failures, &pid)) < 0) {

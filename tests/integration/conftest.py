@@ -46,6 +46,7 @@ BOTH_BACKENDS |= {"test_parity"}  # PATCH, rename, cancel: the rename is a store
 BOTH_BACKENDS |= {"test_memory_notes"}  # note edit/delete, prefix search: store calls of each backend
 BOTH_BACKENDS |= {"test_store_compression"}  # the blob codec behind both backends
 BOTH_BACKENDS |= {"test_commits"}  # the commits of a sync: stored by each backend
+BOTH_BACKENDS |= {"test_patch_schedule"}  # PATCH of schedule/retention: saved by each backend
 
 
 def pytest_report_header(config):

@@ -16,7 +16,7 @@ import subprocess
 
 import pytest
 
-from conftest import GIT_ENV, ROOT
+from conftest import GIT_ENV, ROOT, wait_for
 from server_util import Server
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
@@ -317,3 +317,32 @@ def test_code_search_on_the_page(serve, make_repo, ps):
              needle_icase=grep("-F", "-i", "needle"), regex=grep("-P", r"needle_?\d"),
              glob_src=[x for x in needle if x[0].startswith("src/")],
              big_txt=(repo.path / "big.txt").read_text())
+
+
+def test_schedule_and_paused_state_on_the_page(make_repo, ps, tmp_path):
+    """A project with --every shows its next due time; one whose source is gone pauses (serve
+    --max-failures 2) with a badge, its reason and since when; Resume clears it; 390 px too."""
+    need_browser()
+    repo = make_repo("repo")
+    repo.write("a.txt", "a\n")
+    repo.commit("one")
+    gone = make_repo("gone")
+    gone.write("a.txt", "a\n")
+    gone.commit("one")
+    ps.add("timed", str(repo.path), "--every", "10m")
+    ps.sync("timed")
+    ps.add("gone", str(gone.path), "--every", "1h")
+    ps.sync("gone")
+    backup = tmp_path / "backup"
+    shutil.copytree(gone.path, backup)
+    shutil.rmtree(gone.path)
+    for _ in range(2):
+        ps.sync("gone", expect="failed")
+    srv = Server(ps, "--quiet", "--max-failures", "2")
+    try:
+        # The scheduler pauses it at its first look, before the page opens.
+        assert wait_for(lambda: srv.get("/api/v1/projects/gone")[2]["state"] == "paused",
+                        timeout=20), srv.stderr()
+        run_flow("schedule.mjs", srv, gone=str(gone.path), backup=str(backup))
+    finally:
+        srv.stop()

@@ -6,7 +6,9 @@
  */
 #include "harness.h"
 
+#include <libpq-fe.h>
 #include <pthread.h>
+#include <sqlite3.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -383,6 +385,73 @@ static void test_store_failures_pause(void)
 	free(url);
 }
 
+struct idle_tick {
+	struct ps_store *s;
+	int64_t now;
+	int rc;
+	volatile bool done;
+};
+
+static void *idle_tick_run(void *arg)
+{
+	struct idle_tick *t = arg;
+
+	t->rc = ps_store_schedule_next(t->s, t->now, 0, NULL);
+	t->done = true;
+	return NULL;
+}
+
+/*
+ * An idle tick (nothing due, nothing to pause) only reads: it answers at once while another
+ * connection holds the write lock (SQLite: BEGIN IMMEDIATE; PostgreSQL: a SHARE lock on
+ * projects, which the claim's UPDATEs would wait for). A due project is still queued once the
+ * lock is gone.
+ */
+static void test_store_idle_tick_reads_only(void)
+{
+	char *url = ps_test_store_url();
+	struct ps_store *s = open_url(url);
+	struct ps_project *p = add_scheduled(s, "later", "1h", T0);
+	struct idle_tick t = { .s = s, .now = T0 - 1 };
+	sqlite3 *lite = NULL;
+	PGconn *pg = NULL;
+	pthread_t th;
+	struct ps_sync *y = NULL;
+
+	if (ps_test_pg()) {
+		pg = PQconnectdb(url);
+		CHECK(PQstatus(pg) == CONNECTION_OK);
+		PQclear(PQexec(pg, "BEGIN"));
+		PGresult *r = PQexec(pg, "LOCK TABLE projects IN SHARE MODE");
+		CHECK(PQresultStatus(r) == PGRES_COMMAND_OK);
+		PQclear(r);
+	} else {
+		CHECK_INT(sqlite3_open(url, &lite), SQLITE_OK);
+		CHECK_INT(sqlite3_exec(lite, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+	}
+	pthread_create(&th, NULL, idle_tick_run, &t);
+	for (int i = 0; i < 300 && !t.done; i++)
+		usleep(10000);
+	CHECK(t.done); /* a write transaction would wait for the lock (SQLite: 10 s, then fail) */
+	if (pg) {
+		PQclear(PQexec(pg, "COMMIT"));
+		PQfinish(pg);
+	} else {
+		sqlite3_exec(lite, "COMMIT", NULL, NULL, NULL);
+		sqlite3_close(lite);
+	}
+	pthread_join(th, NULL);
+	CHECK_INT(t.rc, PS_ENOTFOUND);
+
+	CHECK_OK(ps_store_schedule_next(s, p->next_sync_at, 0, &y));
+	CHECK(y != NULL && strcmp(y->trigger, "schedule") == 0);
+	ps_sync_free(y);
+	CHECK_INT(ps_store_schedule_next(s, p->next_sync_at, 0, NULL), PS_ENOTFOUND);
+	ps_project_free(p);
+	ps_store_free(s);
+	free(url);
+}
+
 /* ---- retention ---- */
 
 static void test_retention_policy(void)
@@ -544,5 +613,6 @@ static void test_store_prune(void)
 
 PS_TESTS(PS_TEST(test_parse_every), PS_TEST(test_auto_adapts), PS_TEST(test_backoff),
 	 PS_TEST(test_store_schedule), PS_TEST(test_store_schedule_once),
+	 PS_TEST(test_store_idle_tick_reads_only),
 	 PS_TEST(test_store_failures_pause), PS_TEST(test_retention_policy),
 	 PS_TEST(test_store_prune))

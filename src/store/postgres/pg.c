@@ -2252,6 +2252,29 @@ int ps_pg_project_schedule_save(struct ps_store *s, const struct ps_project *p)
 	return 0;
 }
 
+int ps_pg_schedule_pending(struct ps_store *s, int64_t now, int64_t default_max_failures,
+			   bool *pending)
+{
+	/* The conditions of schedule_claim's pause and take, read without a lock. */
+	static const char sql[] =
+		"SELECT CASE WHEN EXISTS (SELECT 1 FROM projects WHERE state = 'active' "
+		"AND next_sync_at IS NOT NULL AND next_sync_at <= $1) OR EXISTS (SELECT 1 FROM "
+		"projects WHERE state = 'active' AND (every_ms > 0 OR every_auto != 0) AND "
+		"failures_in_row >= CASE WHEN max_failures > 0 THEN max_failures ELSE $2 END) "
+		"THEN 1 ELSE 0 END";
+	struct ps_pq q = { 0 };
+	PGresult *r;
+	int rc = 0;
+
+	ps_pq_int(&q, now);
+	ps_pq_int(&q, default_max_failures > 0 ? default_max_failures : PS_SCHEDULE_MAX_FAILURES);
+	if (!(r = ps_pg_run(PSPG(s), sql, &q, false, "look for due projects", &rc)))
+		return rc;
+	*pending = ps_pg_col_int(r, 0, 0) != 0;
+	PQclear(r);
+	return 0;
+}
+
 int ps_pg_schedule_claim(struct ps_store *s, int64_t now, int64_t default_max_failures,
 			 int64_t *project_id)
 {

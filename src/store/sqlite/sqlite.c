@@ -1802,6 +1802,31 @@ int ps_sqlite_project_schedule_save(struct ps_store *s, const struct ps_project 
 	return 0;
 }
 
+int ps_sqlite_schedule_pending(struct ps_store *s, int64_t now, int64_t default_max_failures,
+			       bool *pending)
+{
+	/* The conditions of schedule_claim's pause and pick; the pick is served by the partial
+	 * index projects_due. */
+	static const char sql[] =
+		"SELECT EXISTS (SELECT 1 FROM projects WHERE state = 'active' AND next_sync_at IS NOT "
+		"NULL AND next_sync_at <= ?1) OR EXISTS (SELECT 1 FROM projects WHERE state = 'active' "
+		"AND (every_ms > 0 OR every_auto != 0) AND failures_in_row >= "
+		"CASE WHEN max_failures > 0 THEN max_failures ELSE ?2 END)";
+	sqlite3_stmt *st = stmt(s, sql);
+	int rc;
+
+	if (!st)
+		return PS_ESTORE;
+	sqlite3_bind_int64(st, 1, now);
+	sqlite3_bind_int64(st, 2, default_max_failures > 0 ? default_max_failures
+							  : PS_SCHEDULE_MAX_FAILURES);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*pending = sqlite3_column_int64(st, 0) != 0;
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW ? 0 : db_error(s, "look for due projects");
+}
+
 int ps_sqlite_schedule_claim(struct ps_store *s, int64_t now, int64_t default_max_failures,
 			     int64_t *project_id)
 {
