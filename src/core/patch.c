@@ -4,6 +4,7 @@
  * `git diff`; the line diff itself is libgit2's xdiff on the two stored contents.
  */
 #include "core/patch.h"
+#include "core/patch_attr.h"
 
 #include <git2.h>
 #include <inttypes.h>
@@ -135,6 +136,23 @@ static bool is_binary(const struct side *sd)
 {
 	return sd->present && sd->data &&
 	       memchr(sd->data, 0, sd->len < BINARY_PROBE ? sd->len : BINARY_PROBE) != NULL;
+}
+
+/* git's diff_filespec_is_binary: for a regular file the `diff` attribute decides when set or
+ * unset (`-diff`, `binary`), otherwise the content does. */
+static bool side_binary(struct ps_patch_attr *attr, const struct side *sd, const char *path)
+{
+	if (sd->present && (sd->mode & 0170000u) == 0100000u) {
+		switch (ps_patch_attr_diff(attr, path)) {
+		case PS_ATTR_DIFF_UNSET:
+			return true;
+		case PS_ATTR_DIFF_SET:
+			return false;
+		default:
+			break;
+		}
+	}
+	return is_binary(sd);
 }
 
 /* ---- running xdiff ---- */
@@ -317,6 +335,7 @@ struct walk {
 	ps_patch_cb cb;
 	void *ud;
 	bool omit_rest;
+	struct ps_patch_attr *attr; /* .gitattributes' `diff` */
 };
 
 /* Diffs `o` against `n` (either may be absent) and hands the entry to the callback. */
@@ -364,7 +383,7 @@ static int emit(struct walk *w, const struct ps_change *ch, struct side *o, stru
 		if (o->skip || n->skip) {
 			f.skip = o->skip == PS_PATCH_TOO_LARGE || n->skip == PS_PATCH_TOO_LARGE
 				? PS_PATCH_TOO_LARGE : PS_PATCH_NOT_STORED;
-		} else if (is_binary(o) || is_binary(n)) {
+		} else if (side_binary(w->attr, o, f.old_path) || side_binary(w->attr, n, f.path)) {
 			f.binary = true;
 		} else {
 			if ((rc = run_xdiff(&c, o, n)) < 0)
@@ -380,7 +399,7 @@ static int emit(struct walk *w, const struct ps_change *ch, struct side *o, stru
 		/* Same blob: git's --stat still says "Bin" for a binary one. */
 		if ((rc = side_load(w->s, n, ch->size, max_bytes)) < 0)
 			goto cleanup;
-		f.binary = is_binary(n);
+		f.binary = side_binary(w->attr, n, f.path);
 		f.old_size = f.new_size = n->size;
 	}
 	f.note = note_for(&f, w->opts, note, sizeof(note));
@@ -410,6 +429,9 @@ int ps_patch_each(struct ps_store *s, int64_t project_id, int64_t sync_a, int64_
 	if ((rc = ps_store_diff(s, project_id, sync_a, sync_b, &cs, &n)) < 0)
 		return rc;
 	git_libgit2_init();
+	/* The newer sync's attributes in either direction, like git's from a work tree at the
+	 * newer commit (git reads the work tree's, not either commit's). */
+	w.attr = ps_patch_attr_new(s, project_id, sync_a > sync_b ? sync_a : sync_b);
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		const struct ps_change *ch = &cs[i];
 		struct side o = { .present = ch->status != PS_CHANGE_ADDED, .mode = ch->previous_mode,
@@ -429,6 +451,7 @@ int ps_patch_each(struct ps_store *s, int64_t project_id, int64_t sync_a, int64_
 			rc = emit(&w, ch, &o, &nw);
 		}
 	}
+	ps_patch_attr_free(w.attr);
 	git_libgit2_shutdown();
 	ps_changes_free(cs, n);
 	return rc;
@@ -496,7 +519,11 @@ int ps_patch_format(const struct ps_patch_file *f, struct ps_buf *out)
 		ps_buf_puts(out, "\n");
 	}
 	if (f->note || f->binary) {
-		if (strcmp(f->old_sha, f->new_sha) == 0 && !f->note)
+		/* Equal contents print no "Binary files" line: the same blob, or the empty blob
+		 * against /dev/null (an empty file marked binary). */
+		if (!f->note && (strcmp(f->old_sha, f->new_sha) == 0 ||
+				 (!has_old && strcmp(f->new_sha, EMPTY_BLOB) == 0) ||
+				 (!has_new && strcmp(f->old_sha, EMPTY_BLOB) == 0)))
 			return 0;
 		ps_buf_puts(out, f->binary ? "Binary files " : "Files ");
 		label(out, has_old, "a/", f->old_path);

@@ -404,3 +404,56 @@ def test_http_output_limit_lists_rest_as_omitted(ps, repo, server):
     assert [f["skipped"] for f in doc["files"]][-1] == "omitted"
     assert doc["files"][0]["skipped"] is None and doc["files"][0]["hunks"]
     assert len(doc["files"]) == 10
+
+
+def test_gitattributes_diff_decides_binary_like_git(ps, repo):
+    """git diff reads .gitattributes: `-diff`/`binary` (and macros naming them) print "Binary
+    files ... differ" for text, `diff` prints text hunks for content with NUL bytes, deeper files
+    and later lines win. libgit2's tests/resources (`* binary`) made 1,411 files of a 200-commit
+    libgit2 range differ from git before projsync read attributes."""
+    r = repo
+    r.write("a.gen", "generated\n")
+    r.write("forced.dat", "text\x00with nul\n")
+    r.write("top.txt", "plain\n")
+    r.write("sub/top.txt", "anchored only at the top\n")
+    r.write("data/x/y.txt", "deep data\n")
+    r.write("vendor/keep.txt", "kept as text\n")
+    r.write("vendor/lib.c", "int x;\n")
+    r.write("vendor/same.txt", "renamed, same blob\n")
+    c1 = r.commit("one")
+    r.write(".gitattributes", "[attr]nodiff -diff -merge\n"
+            "*.gen -diff\n*.dat diff\n/top.txt binary\ndata/** nodiff\n")
+    r.write("vendor/.gitattributes", "* binary\nkeep.txt !diff\n")
+    r.write("a.gen", "generated again\n")
+    r.write("forced.dat", "text\x00with nul, changed\n")
+    r.write("top.txt", "plain, changed\n")
+    r.write("sub/top.txt", "anchored only at the top, changed\n")
+    r.write("data/x/y.txt", "deep data, changed\n")
+    r.write("vendor/keep.txt", "kept as text, changed\n")
+    r.write("vendor/lib.c", "int y;\n")
+    r.write("vendor/new.txt", "new\n")
+    r.write("vendor/empty", "")
+    r.mv("vendor/same.txt", "vendor/moved.txt")
+    c2 = r.commit("two")
+    ps.add("p", str(r.path))
+    a = sync_to(ps, r, c1)
+    b = sync_to(ps, r, c2)
+    # git reads the work tree's attributes: it holds c2, the newer commit, for both directions.
+    want = git_diff(r, c1, c2)
+    got = ps_out(ps, "diff", a["id"], b["id"], "--patch")
+    assert got == want
+    for needle in (b"Binary files a/a.gen and b/a.gen differ",
+                   b"Binary files a/top.txt and b/top.txt differ",
+                   b"+anchored only at the top, changed",
+                   b"Binary files a/data/x/y.txt and b/data/x/y.txt differ",
+                   b"+kept as text, changed", b"Binary files a/vendor/lib.c and b/vendor/lib.c differ",
+                   b"Binary files /dev/null and b/vendor/new.txt differ",
+                   b"+text\x00with nul, changed"):
+        assert needle in got, needle
+    assert b"b/vendor/empty differ" not in got
+    assert ps_out(ps, "diff", b["id"], a["id"], "--patch") == git_diff(r, c2, c1)
+    assert ps_out(ps, "diff", a["id"], b["id"], "--stat") == git_diff(r, c1, c2, "--stat")
+    j = json.loads(ps_out(ps, "diff", a["id"], b["id"], "--patch", "--json"))
+    by_path = {f["path"]: f for f in j["files"]}
+    assert by_path["a.gen"]["binary"] and not by_path["a.gen"]["hunks"]
+    assert not by_path["forced.dat"]["binary"] and by_path["forced.dat"]["hunks"]

@@ -3,6 +3,7 @@
  * hunks, and --stat layout. tests/integration/test_diff_patch.py compares whole diffs with git.
  */
 #include "core/patch.h"
+#include "core/patch_attr.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -108,5 +109,51 @@ static void test_stat_layout(void)
 	ps_patch_stat_free(st);
 }
 
+/* gitattributes globs (git's wildmatch with WM_PATHNAME for patterns holding '/'). */
+static void test_attr_glob(void)
+{
+	CHECK(ps_patch_attr_glob("*.c", "a.c", false));
+	CHECK(!ps_patch_attr_glob("*.c", "a.h", false));
+	CHECK(ps_patch_attr_glob("a/*.c", "a/b.c", true));
+	CHECK(!ps_patch_attr_glob("a/*.c", "a/x/b.c", true));
+	CHECK(ps_patch_attr_glob("a/**", "a/x/y/z", true));
+	CHECK(ps_patch_attr_glob("**/z", "z", true));
+	CHECK(ps_patch_attr_glob("**/z", "a/b/z", true));
+	CHECK(ps_patch_attr_glob("a/**/z", "a/z", true));
+	CHECK(ps_patch_attr_glob("a/**/z", "a/b/c/z", true));
+	CHECK(!ps_patch_attr_glob("a/**/z", "b/a/z", true));
+	CHECK(!ps_patch_attr_glob("a**/z", "ab/c/z", true)); /* not a whole component */
+	CHECK(ps_patch_attr_glob("f[0-9]?.txt", "f1x.txt", false));
+	CHECK(!ps_patch_attr_glob("f[!0-9].txt", "f1.txt", false));
+	CHECK(ps_patch_attr_glob("\\*", "\\x", false) == false);
+	CHECK(ps_patch_attr_glob("a\\*b", "a*b", false));
+}
+
+/* Within one file the last matching line naming `diff` (or a macro of it) wins. */
+static void test_attr_lines(void)
+{
+	static const char text[] = "[attr]nd -diff\n* binary\n*.txt diff\n# x -diff\n"
+				   "docs/*.txt nd\nlog* !diff\nsub/ -diff\n*.c text\n";
+	bool decided;
+
+	CHECK_INT(ps_patch_attr_match_text(text, strlen(text), true, "a.bin", &decided),
+		  PS_ATTR_DIFF_UNSET);
+	CHECK(decided);
+	CHECK_INT(ps_patch_attr_match_text(text, strlen(text), true, "x/a.txt", &decided),
+		  PS_ATTR_DIFF_SET);
+	CHECK_INT(ps_patch_attr_match_text(text, strlen(text), true, "docs/a.txt", &decided),
+		  PS_ATTR_DIFF_UNSET);
+	CHECK_INT(ps_patch_attr_match_text(text, strlen(text), true, "log.txt", &decided),
+		  PS_ATTR_DIFF_UNSPECIFIED);
+	CHECK(decided);
+	/* "*.c text" says nothing of diff: "* binary" still holds. */
+	CHECK_INT(ps_patch_attr_match_text(text, strlen(text), true, "m.c", &decided),
+		  PS_ATTR_DIFF_UNSET);
+	/* Macros are defined only at the top level. */
+	CHECK_INT(ps_patch_attr_match_text("[attr]nd -diff\nz nd\n", 20, false, "z", &decided),
+		  PS_ATTR_DIFF_UNSPECIFIED);
+	CHECK(!decided);
+}
+
 PS_TESTS(PS_TEST(test_quote_like_core_quotepath), PS_TEST(test_headers_without_hunks),
-	 PS_TEST(test_stat_layout))
+	 PS_TEST(test_stat_layout), PS_TEST(test_attr_glob), PS_TEST(test_attr_lines))
