@@ -84,7 +84,7 @@ export async function memoryView({ root, params, query, navigate }) {
   }
 
   function restoreButton(e) {
-    return h('button.btn.btn-small.restore', { type: 'button',
+    return h('button.btn.btn-small.restore.needs-write', { type: 'button',
       'aria-label': `Restore entry #${e.id} (${e.title})`,
       onclick: (ev) => restore(e, ev.currentTarget) }, 'Restore');
   }

@@ -166,6 +166,8 @@ void ps_api_projects_create(struct ps_request *rq)
 			      "github:OWNER/REPO", source);
 		goto cleanup;
 	}
+	if (!ps_access_source_allowed(rq, source))
+		goto cleanup;
 	if ((remote = source_is_remote(source)) && !remote_wait_enter(rq))
 		goto cleanup;
 	rc = ps_source_check_branch(source, branch, &sopts);

@@ -28,6 +28,11 @@ struct ps_server_config {
 				      * 0: 100 ms on SQLite, 1 s on PostgreSQL (which notifies) */
 	size_t watcher_queue_max;    /* bytes an SSE watcher may lag before it is dropped */
 	const char *api_token;       /* NULL/"" = no token (then only loopback binds are allowed) */
+	const char *read_token;      /* NULL/"" = none; else GET/HEAD/event streams only (needs
+				      * api_token) */
+	/* Resolved (realpath) directory under which the API may name local repositories; NULL =
+	 * local paths and file: URLs are refused through the API. */
+	const char *local_root;
 	const char *webhook_secret;  /* NULL/"" = the webhook endpoint refuses deliveries */
 	/* The URL clients and browsers use when it is not the listen address (a reverse proxy,
 	 * a tunnel): http(s)://HOST[:PORT]. Requests may name its host in `Host` and come from
