@@ -17,6 +17,10 @@ def test_one_minute_soak(tmp_path):
     summary = tmp_path / "summary.json"
     r = subprocess.run([sys.executable, str(ROOT / "tests" / "soak" / "soak.py"), "--bin", BIN,
                         "--minutes", "1", "--warmup", "25", "--watchers", "200",
+                        # One minute of ASan: its allocator and quarantine are still growing
+                        # (+6-10% in trial runs); the 10% bound is `make soak`'s, on a release
+                        # build over 30 minutes. Open fds keep the 10% bound here too.
+                        "--rss-tolerance", "0.25",
                         "--summary", str(summary)],
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout[-6000:] + r.stderr[-3000:]
