@@ -6,7 +6,8 @@
  * Threads: libmicrohttpd's epoll thread pool answers requests (each thread opens its own store
  * handle on first use); `workers` threads claim queued syncs and run them; one hub thread polls
  * the events table for syncs that have SSE watchers and fans new events out (so syncs run by
- * another process stream too); the main thread waits for the stop signal.
+ * another process stream too); the main thread waits for the stop signal and meanwhile hands
+ * freed memory back to the system (malloc_trim every 10 s).
  */
 #ifndef PS_SERVER_SERVER_H
 #define PS_SERVER_SERVER_H
