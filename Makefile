@@ -61,6 +61,15 @@ integration: test-deps $(BUILD_SAN)/build.ninja
 	SCREENSHOT_DIR=$(CURDIR)/$(BUILD_SAN)/screenshots PROJSYNC_BIN=$(CURDIR)/$(BUILD_SAN)/projsync \
 	  tests/pg/with-pg $(PYTHON) -m pytest -q tests/integration tests/fakehub
 
+# The soak run (tests/soak/soak.py): SOAK_MINUTES (default 30) of syncs, 1,000 SSE watchers,
+# API reads, CLI syncs killed and GitHub faults against one server, then its checks. `make
+# test` runs a 1-minute version (tests/integration/test_soak.py).
+SOAK_MINUTES ?= 30
+soak: deps $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+	SOAK_MINUTES=$(SOAK_MINUTES) PROJSYNC_BIN=$(CURDIR)/$(BUILD)/projsync \
+	  $(PYTHON) tests/soak/soak.py
+
 run: build
 	@PROJSYNC_LISTEN='$(LISTEN)' scripts/demo $(BUILD)/projsync
 

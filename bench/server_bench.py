@@ -62,7 +62,8 @@ def rss_kb(pid):
 def start_server(tmp, env_extra=None):
     env = dict(os.environ, **(env_extra or {}))
     p = subprocess.Popen([BIN, "--db", str(tmp / "db.sqlite"), "serve", "--listen", "127.0.0.1:0",
-                          "--quiet", "--max-connections", "20000"],
+                          "--quiet", "--max-connections", "20000",
+                          "--local-root", str(tmp)],
                          env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     line = p.stdout.readline().decode()
     port = int(re.search(r":(\d+) ", line).group(1))

@@ -68,6 +68,7 @@ async function json(method, path, body) {
 }
 
 export const api = {
+  whoami: () => json('GET', '/whoami'),
   projects: () => json('GET', '/projects'),
   addProject: (p) => json('POST', '/projects', p),
   project: (name) => json('GET', `/projects/${enc(name)}`),

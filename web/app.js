@@ -5,7 +5,7 @@
 // on what changed.
 
 import { h, mount, notice } from './dom.js';
-import { setToken } from './api.js';
+import { api, setToken } from './api.js';
 import { projectsView } from './projects.js';
 import { overviewView } from './overview.js';
 import { historyView, syncDetailView } from './history.js';
@@ -36,9 +36,18 @@ function match(path) {
   return null;
 }
 
+// A read-only token (docs/api.md, "Access") gets the same views without the controls that
+// write: everything marked .needs-write is hidden while the server says `access: read`.
+async function learnAccess() {
+  let access = 'write';
+  try { ({ access } = await api.whoami()); } catch { /* 401 etc.: the views say so */ }
+  document.body.dataset.access = access;
+  document.getElementById('access-note').hidden = access !== 'read';
+}
+
 function tokenForm(retry) {
   const input = h('input#token', { type: 'password', autocomplete: 'off' });
-  return h('form.card', { onsubmit: (ev) => { ev.preventDefault(); setToken(input.value.trim()); retry(); } },
+  return h('form.card', { onsubmit: (ev) => { ev.preventDefault(); setToken(input.value.trim()); learnAccess().then(retry); } },
     h('div.field', h('label', { for: 'token' }, 'API token'), input),
     h('button.btn.btn-primary', { type: 'submit' }, 'Use token'));
 }
@@ -97,4 +106,4 @@ document.addEventListener('click', (ev) => {
   });
 });
 window.addEventListener('popstate', () => render());
-render();
+learnAccess().then(() => render());

@@ -88,7 +88,7 @@ function addForm(onAdded) {
     help ? h('p.hint', { id: `${id}-help` }, help) : null);
   const msg = h('div.form-msg');
   const button = h('button.btn.btn-primary', { type: 'submit' }, 'Add project');
-  const form = h('form#add-project.card', { novalidate: true, 'aria-labelledby': 'add-title' },
+  const form = h('form#add-project.card.needs-write', { novalidate: true, 'aria-labelledby': 'add-title' },
     h('h2#add-title', 'Add a project'),
     field('name', 'Name', { required: true, placeholder: 'my-app' },
       'Letters, digits, “.”, “_” and “-”; starts with a letter or digit.'),

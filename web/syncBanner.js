@@ -105,7 +105,7 @@ export function SyncBanner({ project, onRetry, onChange, onCancel }) {
           e.phase && e.phase !== 'none' ? ` in the ${e.phase} phase` : '', ': ',
           h('span.reason', e.message || 'no reason given'),
           e.code ? h('code.muted', ` (${e.code})`) : null),
-        onRetry ? h('button.btn', { type: 'button', onclick: () => onRetry(s.branch) }, 'Retry') : null);
+        onRetry ? h('button.btn.needs-write', { type: 'button', onclick: () => onRetry(s.branch) }, 'Retry') : null);
     }
     if (st.warnings.length)
       outcome = [outcome, h('ul.warnings', { 'aria-label': 'Warnings' },

@@ -13,7 +13,7 @@ export function SyncControls({ project, onSync }) {
   const msg = h('div.controls-msg');
   let running = false, pending = false, branchesOk = false;
 
-  const form = h('form.controls', { 'aria-label': 'Sync controls',
+  const form = h('form.controls.needs-write', { 'aria-label': 'Sync controls',
     onsubmit: async (ev) => {
       ev.preventDefault();
       if (button.disabled) return;

@@ -1,13 +1,17 @@
 /*
  * `projsync serve`: runs the HTTP API, the SSE event streams and the sync workers
  * (server/server.h) on the store this command line names. Configuration comes from options and,
- * for secrets, from the environment only (PROJSYNC_API_TOKEN, PROJSYNC_WEBHOOK_SECRET), so
+ * for secrets, from the environment only (PROJSYNC_API_TOKEN, PROJSYNC_READ_TOKEN,
+ * PROJSYNC_WEBHOOK_SECRET), so
  * they never appear in `ps` output or in logs.
  */
 #include "cli/cli.h"
 
+#include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "server/log.h"
 #include "model/schedule.h"
@@ -16,7 +20,7 @@
 
 static const char serve_usage[] =
 	"usage: projsync serve [--listen HOST:PORT] [--workers N] [--public-url URL]\n"
-	"                      [--log-format logfmt|json] [--quiet]\n"
+	"                      [--local-root DIR] [--log-format logfmt|json] [--quiet]\n"
 	"\n"
 	"Serves the HTTP API (/api/v1), live sync progress as server-sent events, a GitHub\n"
 	"webhook, /healthz, /metrics and /openapi.json, runs queued syncs with N workers, and\n"
@@ -39,6 +43,9 @@ static const char serve_usage[] =
 	"  --public-url URL     the http(s)://HOST[:PORT] browsers and clients use when it is not\n"
 	"                       the listen address (a reverse proxy, a tunnel): without a token\n"
 	"                       the server answers only requests for its own address or this one\n"
+	"  --local-root DIR     projects added through the API may name local repositories (paths,\n"
+	"                       file: URLs) inside DIR, symlinks and '..' resolved; without it\n"
+	"                       the API refuses every local path (the CLI is not limited)\n"
 	"  --log-format F       logfmt (default) or json: one record per line on stderr\n"
 	"  --quiet              do not log one line per request\n"
 	"  --routes             print the routes this server answers and exit\n"
@@ -46,6 +53,8 @@ static const char serve_usage[] =
 	"Environment:\n"
 	"  PROJSYNC_API_TOKEN       when set, every /api/v1 call needs 'Authorization: Bearer\n"
 	"                           <token>'; required to listen on a non-loopback address\n"
+	"  PROJSYNC_READ_TOKEN      a second token that may only read: GET, HEAD and event\n"
+	"                           streams (writes get 403); needs PROJSYNC_API_TOKEN\n"
 	"  PROJSYNC_WEBHOOK_SECRET  the GitHub webhook secret (webhooks are refused without it)\n"
 	"  GITHUB_TOKEN             the token for github: sources\n"
 	"The log shows none of them: their values are redacted wherever they would appear.\n"
@@ -102,7 +111,7 @@ int ps_cmd_serve(struct ps_cli *cli, int argc, char **argv)
 {
 	enum { OPT_LISTEN = 0x100, OPT_WORKERS, OPT_THREADS, OPT_MAXCONN, OPT_HB, OPT_POLL,
 	       OPT_QUIET, OPT_ROUTES, OPT_LEASE, OPT_PUBLIC_URL, OPT_LOG_FORMAT, OPT_MAX_FAILURES,
-	       OPT_PRUNE_EVERY };
+	       OPT_PRUNE_EVERY, OPT_LOCAL_ROOT };
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, OPT_LISTEN },
 		{ "workers", required_argument, NULL, OPT_WORKERS },
@@ -117,30 +126,37 @@ int ps_cmd_serve(struct ps_cli *cli, int argc, char **argv)
 		{ "public-url", required_argument, NULL, OPT_PUBLIC_URL },
 		{ "routes", no_argument, NULL, OPT_ROUTES },
 		{ "log-format", required_argument, NULL, OPT_LOG_FORMAT },
+		{ "local-root", required_argument, NULL, OPT_LOCAL_ROOT },
 		{ 0 },
 	};
 	struct ps_server_config cfg;
 	enum ps_log_format log_format = PS_LOG_LOGFMT;
-	char *host = NULL;
+	char *host = NULL, *local_root = NULL;
 	long v;
 	int c, rc;
 
 	ps_server_config_defaults(&cfg);
 	while ((c = ps_cli_getopt(cli, argc, argv, opts, serve_usage)) != -1) {
 		switch (c) {
-		case PS_CLI_OPT_HELP: free(host); return PS_EXIT_OK;
+		case PS_CLI_OPT_HELP:
+			free(host);
+			free(local_root);
+			return PS_EXIT_OK;
 		case OPT_LISTEN:
 			free(host);
 			host = NULL;
-			if (!parse_listen(optarg, &host, &cfg.port))
+			if (!parse_listen(optarg, &host, &cfg.port)) {
+				free(local_root);
 				return ps_cli_usage_error(cli, "invalid --listen '%s': give HOST:PORT",
 							  optarg);
+			}
 			cfg.host = host;
 			break;
 		case OPT_WORKERS:
 		case OPT_THREADS:
 			if (!parse_num(optarg, 1, 256, &v)) {
 				free(host);
+				free(local_root);
 				return ps_cli_usage_error(cli, "--%s needs a number from 1 to 256",
 							  c == OPT_WORKERS ? "workers" : "threads");
 			}
@@ -152,6 +168,7 @@ int ps_cmd_serve(struct ps_cli *cli, int argc, char **argv)
 		case OPT_MAXCONN:
 			if (!parse_num(optarg, 16, 1000000, &v)) {
 				free(host);
+				free(local_root);
 				return ps_cli_usage_error(cli, "--max-connections needs a number from 16");
 			}
 			cfg.max_connections = (unsigned)v;
@@ -160,6 +177,7 @@ int ps_cmd_serve(struct ps_cli *cli, int argc, char **argv)
 		case OPT_POLL:
 			if (!parse_num(optarg, 10, 3600000, &v)) {
 				free(host);
+				free(local_root);
 				return ps_cli_usage_error(cli, "--%s needs milliseconds (10 or more)",
 							  c == OPT_HB ? "heartbeat-ms" : "poll-ms");
 			}
@@ -171,6 +189,7 @@ int ps_cmd_serve(struct ps_cli *cli, int argc, char **argv)
 		case OPT_LEASE:
 			if (!parse_num(optarg, 1, 86400, &v)) {
 				free(host);
+				free(local_root);
 				return ps_cli_usage_error(cli, "--lease-seconds needs a number from 1 "
 							  "to 86400");
 			}
@@ -198,6 +217,7 @@ int ps_cmd_serve(struct ps_cli *cli, int argc, char **argv)
 		case OPT_PUBLIC_URL:
 			if (strncmp(optarg, "http://", 7) != 0 && strncmp(optarg, "https://", 8) != 0) {
 				free(host);
+				free(local_root);
 				return ps_cli_usage_error(cli, "invalid --public-url '%s': give "
 							  "http(s)://HOST[:PORT]", optarg);
 			}
@@ -206,36 +226,76 @@ int ps_cmd_serve(struct ps_cli *cli, int argc, char **argv)
 		case OPT_LOG_FORMAT:
 			if (!ps_log_parse_format(optarg, &log_format)) {
 				free(host);
+				free(local_root);
 				return ps_cli_usage_error(cli, "--log-format must be logfmt or json, "
 							  "not '%s'", optarg);
 			}
 			break;
+		case OPT_LOCAL_ROOT: {
+			char buf[PATH_MAX];
+			struct stat st;
+			/* Resolved once: every check compares resolved paths against it. */
+			const char *why = NULL;
+			if (!realpath(optarg, buf))
+				why = strerror(errno);
+			else if (stat(buf, &st) != 0 || !S_ISDIR(st.st_mode))
+				why = "not a directory";
+			if (why) {
+				free(host);
+				free(local_root);
+				return ps_cli_usage_error(cli, "invalid --local-root '%s': %s", optarg,
+							  why);
+			}
+			free(local_root);
+			local_root = ps_strdup(buf);
+			break;
+		}
 		case OPT_ROUTES:
 			ps_server_each_route(print_route, NULL);
 			free(host);
+			free(local_root);
 			return PS_EXIT_OK;
-		default: free(host); return PS_EXIT_USAGE;
+		default:
+			free(host);
+			free(local_root);
+			return PS_EXIT_USAGE;
 		}
 	}
 	if (optind < argc) {
 		free(host);
+		free(local_root);
 		return ps_cli_usage_error(cli, "unexpected argument '%s'", argv[optind]);
 	}
 	cfg.api_token = getenv("PROJSYNC_API_TOKEN");
+	cfg.read_token = getenv("PROJSYNC_READ_TOKEN");
+	cfg.local_root = local_root;
 	cfg.webhook_secret = getenv("PROJSYNC_WEBHOOK_SECRET");
 	/* Before any thread starts: the log settings are read without a lock. */
 	ps_log_set_format(log_format);
 	ps_log_add_secret(cfg.api_token);
+	ps_log_add_secret(cfg.read_token);
 	ps_log_add_secret(cfg.webhook_secret);
 	ps_log_add_secret(getenv("GITHUB_TOKEN"));
 	if (!(cfg.api_token && cfg.api_token[0]) && !ps_server_host_is_loopback(cfg.host)) {
 		fprintf(stderr, "projsync: refusing to listen on '%s' without an API token: set "
 			"PROJSYNC_API_TOKEN, or listen on 127.0.0.1\n", cfg.host);
 		free(host);
+		free(local_root);
+		return PS_EXIT_USAGE;
+	}
+	if (cfg.read_token && cfg.read_token[0] &&
+	    (!(cfg.api_token && cfg.api_token[0]) || strcmp(cfg.read_token, cfg.api_token) == 0)) {
+		/* Without an API token nothing would be asked of a client, and one token cannot
+		 * be both. */
+		fprintf(stderr, "projsync: PROJSYNC_READ_TOKEN needs a different PROJSYNC_API_TOKEN "
+			"beside it\n");
+		free(host);
+		free(local_root);
 		return PS_EXIT_USAGE;
 	}
 	if ((rc = ps_cli_open_store(cli, PS_CLI_STORE_CREATE)) < 0) {
 		free(host);
+		free(local_root);
 		return ps_cli_fail(rc);
 	}
 	(void)ps_cli_source_opts(cli); /* creates the cache directory */
@@ -246,5 +306,6 @@ int ps_cmd_serve(struct ps_cli *cli, int argc, char **argv)
 	cli->store = NULL;
 	rc = ps_server_run(&cfg);
 	free(host);
+	free(local_root);
 	return ps_cli_fail(rc);
 }

@@ -310,7 +310,7 @@ static struct remote_job *create_parse(struct ps_request *rq)
 		}
 		p->no_code_index = !json_is_true(v);
 	}
-	if (!source_acceptable(rq, source))
+	if (!source_acceptable(rq, source) || !ps_access_source_allowed(rq, source))
 		goto fail;
 	p->name = ps_strdup(name);
 	p->source = ps_strdup(source);
@@ -685,7 +685,8 @@ static bool patch_source(struct ps_request *rq, json_t *v, struct patch_job *job
 			      "'source' must be a non-empty string");
 		return false;
 	}
-	if (!source_acceptable(rq, json_string_value(v)))
+	if (!source_acceptable(rq, json_string_value(v)) ||
+	    !ps_access_source_allowed(rq, json_string_value(v)))
 		return false;
 	job->chg.source = job->source = ps_strdup(json_string_value(v));
 	return true;

@@ -41,6 +41,10 @@ struct ps_workers;
 struct ps_metrics;
 struct ps_scheduler;
 
+/* What a request may do (access.c). */
+enum ps_access { PS_ACCESS_NONE, PS_ACCESS_READ, PS_ACCESS_WRITE };
+#define PS_ACCESS_DIGEST_LEN 32 /* SHA-256 */
+
 /* The server: configuration and the parts that live as long as it runs. */
 struct ps_server {
 	struct ps_server_config cfg;
@@ -54,6 +58,9 @@ struct ps_server {
 	unsigned port;                     /* the bound port */
 	char *public_host;                 /* --public-url's HOST[:PORT], lowercased; NULL = none */
 	char *public_origin;               /* --public-url's scheme://HOST[:PORT]; NULL = none */
+	/* The tokens' SHA-256 digests, compared in constant time (access.c). */
+	bool has_api_token, has_read_token;
+	unsigned char api_digest[PS_ACCESS_DIGEST_LEN], read_digest[PS_ACCESS_DIGEST_LEN];
 	pthread_mutex_t stores_mu;         /* the per-thread store handles, freed at exit */
 	struct ps_store **stores;
 	size_t nstores, cap_stores;
@@ -84,6 +91,7 @@ struct ps_request {
 	bool too_many_args;           /* the query was cut before libmicrohttpd parsed it */
 	bool started;                 /* the access handler has seen the headers */
 	const struct ps_route *route; /* NULL until routed */
+	enum ps_access access;        /* what its token allows (set on the headers) */
 	int route_index;              /* for metrics; -1 = no route */
 	char *params[PS_HTTP_MAX_PARAMS]; /* path parameters in pattern order (owned) */
 	size_t nparams;
@@ -175,6 +183,20 @@ void ps_api_memory_history(struct ps_request *rq);     /* api_memory.c */
 void ps_api_memory_restore(struct ps_request *rq);     /* api_memory.c */
 void ps_api_memory_patch(struct ps_request *rq);       /* api_memory.c */
 void ps_api_memory_delete(struct ps_request *rq);      /* api_memory.c */
+
+/* ---- access (access.c) ---- */
+
+/* Digests the configured tokens (once, before the daemon starts). */
+void ps_access_init(struct ps_server *srv);
+/* On the headers of a routed request: its token (header, or ?access_token= on event streams
+ * only) and what it allows for this method. Replies 401/403 and returns false to refuse. */
+bool ps_access_check(struct ps_request *rq);
+/* True when a project's SOURCE may be used through the API: anything but a local path or a
+ * file: URL, and those only when they resolve inside --local-root. Replies 403 and returns
+ * false otherwise. A relative path passes (the caller refuses it as not absolute). */
+bool ps_access_source_allowed(struct ps_request *rq, const char *source);
+/* GET /api/v1/whoami: what the caller's token allows, for the page to hide what it cannot do. */
+void ps_api_whoami(struct ps_request *rq);
 
 /* ---- the web page (web.c) ---- */
 

@@ -6,7 +6,8 @@
  * Threads: libmicrohttpd's epoll thread pool answers requests (each thread opens its own store
  * handle on first use); `workers` threads claim queued syncs and run them; one hub thread polls
  * the events table for syncs that have SSE watchers and fans new events out (so syncs run by
- * another process stream too); the main thread waits for the stop signal.
+ * another process stream too); the main thread waits for the stop signal and meanwhile hands
+ * freed memory back to the system (malloc_trim every 10 s).
  */
 #ifndef PS_SERVER_SERVER_H
 #define PS_SERVER_SERVER_H
@@ -28,6 +29,11 @@ struct ps_server_config {
 				      * 0: 100 ms on SQLite, 1 s on PostgreSQL (which notifies) */
 	size_t watcher_queue_max;    /* bytes an SSE watcher may lag before it is dropped */
 	const char *api_token;       /* NULL/"" = no token (then only loopback binds are allowed) */
+	const char *read_token;      /* NULL/"" = none; else GET/HEAD/event streams only (needs
+				      * api_token) */
+	/* Resolved (realpath) directory under which the API may name local repositories; NULL =
+	 * local paths and file: URLs are refused through the API. */
+	const char *local_root;
 	const char *webhook_secret;  /* NULL/"" = the webhook endpoint refuses deliveries */
 	/* The URL clients and browsers use when it is not the listen address (a reverse proxy,
 	 * a tunnel): http(s)://HOST[:PORT]. Requests may name its host in `Host` and come from

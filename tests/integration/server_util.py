@@ -19,9 +19,13 @@ FINAL = ("succeeded", "failed", "cancelled")
 
 
 class Server:
-    def __init__(self, ps, *args, env=None, listen="127.0.0.1:0"):
+    def __init__(self, ps, *args, env=None, listen="127.0.0.1:0", local_root=True):
+        """`local_root`: True lets the API name repositories under the test's directory
+        (--local-root TMP), a path names another root, False gives none."""
         self.ps = ps
-        self.args = ["serve", "--listen", listen, "--heartbeat-ms", "500", *args]
+        root = ([] if local_root is False or "--local-root" in args else
+                ["--local-root", str(ps.tmp if local_root is True else local_root)])
+        self.args = ["serve", "--listen", listen, "--heartbeat-ms", "500", *root, *args]
         self.env = ps.env_with(env)
         self.proc = subprocess.Popen(ps.argv(self.args), env=self.env, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE)
@@ -144,10 +148,10 @@ def check_stream(events, first_seq=1):
     return events[-1]
 
 
-def wait_status(server, sync_id, statuses, timeout=60):
+def wait_status(server, sync_id, statuses, timeout=60, headers=None):
     end = time.monotonic() + timeout
     while time.monotonic() < end:
-        st, _, s = server.get(f"/api/v1/syncs/{sync_id}")
+        st, _, s = server.get(f"/api/v1/syncs/{sync_id}", headers=headers)
         assert st == 200, s
         if s["status"] in statuses:
             return s

@@ -17,7 +17,7 @@ import subprocess
 import pytest
 
 from conftest import GIT_ENV, ROOT, wait_for
-from server_util import Server
+from server_util import Server, wait_status
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 NODE = shutil.which("node")
@@ -51,8 +51,8 @@ def run_flow(name, srv, **cfg):
 def serve(ps):
     servers = []
 
-    def start(delay=STEP_DELAY_MS):
-        srv = Server(ps, "--quiet", env={"PROJSYNC_TEST_STEP_DELAY_MS": delay})
+    def start(delay=STEP_DELAY_MS, env=None):
+        srv = Server(ps, "--quiet", env={"PROJSYNC_TEST_STEP_DELAY_MS": delay, **(env or {})})
         servers.append(srv)
         return srv
     yield start
@@ -346,3 +346,18 @@ def test_schedule_and_paused_state_on_the_page(make_repo, ps, tmp_path):
         run_flow("schedule.mjs", srv, gone=str(gone.path), backup=str(backup))
     finally:
         srv.stop()
+
+
+def test_a_read_only_token_gets_no_controls_that_write(serve, make_repo, ps):
+    need_browser()
+    repo, _ = small_repo(make_repo)
+    tokens = {"PROJSYNC_API_TOKEN": "api-tok-1", "PROJSYNC_READ_TOKEN": "read-tok-2"}
+    srv = serve(delay="0", env=tokens)
+    auth = {"Authorization": "Bearer api-tok-1"}
+    st, _, _ = srv.post("/api/v1/projects", {"name": "demo", "source": str(repo.path)},
+                        headers=auth)
+    assert st == 201
+    st, _, s = srv.post("/api/v1/projects/demo/sync", headers=auth)
+    assert st == 202
+    wait_status(srv, s["id"], ("succeeded",), headers=auth)
+    run_flow("read_only.mjs", srv, read_token="read-tok-2", api_token="api-tok-1")
