@@ -1247,7 +1247,7 @@ static void test_code_index(void)
 	struct ps_code_query or_q = { .op = PS_CODE_OR, .kids = either, .nkids = 2 };
 	struct ps_code_query and_q = { .op = PS_CODE_AND, .kids = both, .nkids = 2 };
 	struct ps_code_query bin_q = { .op = PS_CODE_LITERAL, .literal = (char *)"BINARY" };
-	struct ps_code_query bin_hello_q = { .op = PS_CODE_LITERAL, .literal = (char *)" hello\x01" };
+	struct ps_code_query bin_hello_q = { .op = PS_CODE_LITERAL, .literal = (char *)" hello" };
 	const char *always = "c/unindexed.txt:u ";
 
 	/* Without a query: every stored regular file, sorted by path. */

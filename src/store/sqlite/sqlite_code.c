@@ -26,28 +26,40 @@
  * add candidates. Removing a document from a contentless table needs this same text again.
  *
  * A binary blob is indexed too (git grep searches it, so without a document every search would
- * read every binary file of the snapshot), as its ASCII runs only: each run of bytes >= 0x80
- * or NULs becomes one space. Query literals are ASCII (store.h), and a run of ASCII bytes is
- * kept as it is, so every trigram a query can ask for is still there; what the spaces join only
- * adds trigrams. It keeps compressed or random bytes from filling the index with trigrams of
- * junk characters no query can name.
+ * read every binary file of the snapshot), by the runs of 3 or more printable ASCII bytes or tabs
+ * in it, one space between runs. Query literals are made of those bytes only (store.h), so every
+ * trigram a query can ask for lies in one run and is still there; the spaces only add trigrams.
+ * Compressed or random bytes would otherwise fill the index with trigrams no query can name
+ * (and cost the first sync the time to index them).
  */
+static bool printable(unsigned char c)
+{
+	return (c >= 0x20 && c < 0x7f) || c == '\t';
+}
+
 static char *fts_text(const void *data, size_t len, bool binary, size_t *out_len)
 {
 	const unsigned char *d = data;
 	char *text = ps_malloc(len + 1);
 	size_t n = 0;
-	bool in_run = false;
 
-	for (size_t i = 0; i < len; i++) {
-		if (binary && (d[i] == 0 || d[i] >= 0x80)) {
-			if (!in_run)
-				text[n++] = ' ';
-			in_run = true;
+	for (size_t i = 0; i < len;) {
+		size_t run = 0;
+
+		if (!binary) {
+			text[n++] = d[i] ? (char)d[i] : ' ';
+			i++;
 			continue;
 		}
-		in_run = false;
-		text[n++] = d[i] ? (char)d[i] : ' ';
+		while (i + run < len && printable(d[i + run]))
+			run++;
+		if (run >= 3) {
+			if (n)
+				text[n++] = ' ';
+			memcpy(text + n, d + i, run);
+			n += run;
+		}
+		i += run ? run : 1;
 	}
 	text[n] = '\0';
 	*out_len = n;
