@@ -317,8 +317,8 @@ int ps_pg_code_candidates(struct ps_store *s, int64_t project_id, int64_t at,
 
 	ps_buf_init(&sql, SIZE_MAX);
 	if (q) {
-		/* Blobs too large to index (and binary ones indexed before schema 11) have no copy:
-		 * always candidates, as stored blobs with no row are. */
+		/* Blobs too large to index have no copy: always candidates, as stored blobs with
+		 * no row are (not indexed yet, or binary ones whose row migration 0011 dropped). */
 		ps_buf_puts(&sql, head);
 		render(&sql, &p, &pats, q);
 		ps_buf_puts(&sql, tail);
