@@ -108,6 +108,12 @@ static void run_flush(struct run *rn, struct reqs *r)
 
 static void run_push(struct run *rn, struct reqs *r, char c)
 {
+	/* Literals hold printable ASCII and tabs only: a binary blob's index document keeps no
+	 * other bytes (store.h), so another control byte ends the literal. */
+	if ((c < 0x20 && c != '\t') || c == 0x7f) {
+		run_flush(rn, r);
+		return;
+	}
 	if (rn->len == sizeof(rn->buf))
 		run_flush(rn, r);
 	rn->buf[rn->len++] = c;
@@ -565,7 +571,7 @@ static int search_file(struct search *se, const struct ps_file *f, const char *d
 	while (bol < end) {
 		const char *nl = memchr(bol, '\n', (size_t)(end - bol));
 		const char *eol = nl ? nl : end;
-		size_t col;
+		size_t col = 0;
 
 		if ((lno & 4095) == 0 && ps_mono_ms() > se->deadline)
 			return timed_out(o);

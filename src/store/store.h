@@ -551,7 +551,7 @@ int ps_store_copy(struct ps_store *from, struct ps_store *to, struct ps_copy_cou
 
 /*
  * What a blob must contain to be worth reading: a tree of AND / OR over literals. A literal is
- * 3 or more ASCII bytes (0x01-0x7f) that must occur in the blob, compared without ASCII case
+ * 3 or more printable ASCII bytes or tabs (0x20-0x7e, 0x09) that must occur in the blob, compared without ASCII case
  * (the index serves case-sensitive and -i searches alike). Built by ps_grep_query (core/grep.h);
  * never SQL or FTS syntax: each backend renders it with its own quoting (SQLite: FTS5 trigram
  * phrases; PostgreSQL: LIKE '%...%' parameters over a case-folded copy, with pg_trgm).

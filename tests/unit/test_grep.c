@@ -53,6 +53,10 @@ static void test_literal_queries(void)
 	CHECK_QUERY("ab", false, "-");
 	CHECK_QUERY("caf\xc3\xa9 au lait", false, "AND('caf',' au lait')");
 	CHECK_QUERY("a\"b\" OR NEAR(", false, "'a\"b\" OR NEAR('");
+	/* Control bytes other than a tab end a literal: a binary blob's index document keeps
+	 * only printable runs (store.h), so a literal across one would exclude the blob. */
+	CHECK_QUERY("key\x01value\tx", false, "AND('key','value\tx')");
+	CHECK_QUERY("ab\x7f" "cde", false, "'cde'");
 }
 
 static void test_regex_queries(void)

@@ -1182,7 +1182,8 @@ static char *candidates(struct ps_store *s, int64_t project, int64_t at,
 /*
  * The code index on either backend: a query narrows text blobs to those holding its literals
  * (ASCII case folded, AND / OR), whatever bytes they hold (invalid UTF-8, NUL, characters the
- * query language of the backend treats specially); binary and unindexed blobs always stay
+ * query language of the backend treats specially), binary blobs too (by their ASCII runs:
+ * before schema 12 every binary file was read by every search); unindexed blobs always stay
  * candidates; blobs kept as metadata only and symlinks never are; a search sees one snapshot.
  */
 static void test_code_index(void)
@@ -1191,7 +1192,7 @@ static void test_code_index(void)
 	struct ps_project *p = add_project(s, "code"), *got = NULL;
 	static const char hello[] = "Hello World\n", meta[] = "100%_done C:\\%TEMP%\\_x\n",
 			  near[] = "100xydone C:x%TEMPy\\z_x\n", latin1[] = "caf\xe9 Needle\xff\xfe\n",
-			  nul[] = "abc\0def needle\n", bin[] = "\0binary hello\n",
+			  nul[] = "abc\0def needle\n", bin[] = "\0binary\xff\xfe\x80 hello\x01\xc3\n",
 			  later[] = "nothing here\n", fts[] = "a\"b NEAR(x) OR col:umn*\n";
 	char sh[PS_SHA_HEX], sm[PS_SHA_HEX], sn[PS_SHA_HEX], sl[PS_SHA_HEX], s0[PS_SHA_HEX],
 		sb[PS_SHA_HEX], su[PS_SHA_HEX], slater[PS_SHA_HEX], sf[PS_SHA_HEX];
@@ -1252,7 +1253,9 @@ static void test_code_index(void)
 	struct ps_code_query *either[] = { &needle_q, &world_q }, *both[] = { &needle_q, &def_q };
 	struct ps_code_query or_q = { .op = PS_CODE_OR, .kids = either, .nkids = 2 };
 	struct ps_code_query and_q = { .op = PS_CODE_AND, .kids = both, .nkids = 2 };
-	const char *always = "c/bin.dat:b c/unindexed.txt:u ";
+	struct ps_code_query bin_q = { .op = PS_CODE_LITERAL, .literal = (char *)"BINARY" };
+	struct ps_code_query bin_hello_q = { .op = PS_CODE_LITERAL, .literal = (char *)" hello" };
+	const char *always = "c/unindexed.txt:u ";
 
 	/* Without a query: every stored regular file, sorted by path. */
 	EXPECT_CANDIDATES(s, p->id, s1, NULL, NULL, NULL,
@@ -1269,11 +1272,14 @@ static void test_code_index(void)
 	EXPECT_CANDIDATES(s, p->id, s1, &esc_q, NULL, NULL, want);
 	free(want);
 	EXPECT_CANDIDATES(s, p->id, s1, &needle_q, NULL, NULL,
-			  "b/latin1.txt:t c/bin.dat:b c/nul.txt:t c/unindexed.txt:u ");
+			  "b/latin1.txt:t c/nul.txt:t c/unindexed.txt:u ");
 	EXPECT_CANDIDATES(s, p->id, s1, &or_q, NULL, NULL,
-			  "a/hello.txt:t b/latin1.txt:t c/bin.dat:b c/nul.txt:t c/unindexed.txt:u ");
+			  "a/hello.txt:t b/latin1.txt:t c/nul.txt:t c/unindexed.txt:u ");
 	EXPECT_CANDIDATES(s, p->id, s1, &and_q, NULL, NULL,
-			  "c/bin.dat:b c/nul.txt:t c/unindexed.txt:u ");
+			  "c/nul.txt:t c/unindexed.txt:u ");
+	/* A binary blob is narrowed like text, by the ASCII between its other bytes. */
+	EXPECT_CANDIDATES(s, p->id, s1, &bin_q, NULL, NULL, "c/bin.dat:b c/unindexed.txt:u ");
+	EXPECT_CANDIDATES(s, p->id, s1, &bin_hello_q, NULL, NULL, "c/bin.dat:b c/unindexed.txt:u ");
 	want = ps_asprintf("%sfts.txt:t ", always);
 	EXPECT_CANDIDATES(s, p->id, s1, &fts_q, NULL, NULL, want);
 	free(want);

@@ -3,10 +3,11 @@
  * index copy of each text blob, once per blob (postgres/migrations/0006_code_index.sql).
  *
  * The copy is folded so that LIKE answers the store's query exactly (ASCII literals, ASCII case
- * ignored): ASCII letters in lower case, and every byte that is not valid UTF-8 (and NUL, which
- * `text` cannot hold) replaced by U+FFFD. Literals are ASCII and an ASCII byte is never part of
+ * ignored): ASCII letters in lower case, and every run of bytes that are not valid UTF-8 (and
+ * NULs, which `text` cannot hold) replaced by one U+FFFD. Literals are ASCII and an ASCII byte is never part of
  * a multibyte sequence, so a literal occurs in the copy exactly where it occurs in the blob,
- * folded. A file that is not valid UTF-8 is therefore narrowed like any other text file.
+ * folded. A file that is not valid UTF-8 is therefore narrowed like any other text file, and so
+ * is a binary one (migrations/0011).
  *
  * A ps_code_query becomes `content LIKE $k` conditions, one parameter per literal (with LIKE's
  * % _ \ escaped), under the tree's AND / OR: nothing the user typed reaches the SQL text. pg_trgm
@@ -79,8 +80,10 @@ static char *index_text(const unsigned char *d, size_t len)
 					b.data[j] = (char)(b.data[j] - 'A' + 'a');
 		}
 		if (i < len) {
+			/* One U+FFFD per run: a binary blob's copy stays about its size. */
 			ps_buf_puts(&b, "\xef\xbf\xbd");
-			i++;
+			while (i < len && (!d[i] || utf8_seq(d + i, len - i) == 0))
+				i++;
 		}
 	}
 	if (!b.data)
@@ -95,7 +98,10 @@ int ps_pg_code_index_put(struct ps_store *s, const char *sha, const void *data, 
 	char *text = NULL;
 	int rc;
 
-	if (!binary && len <= MAX_INDEXED_TEXT)
+	/* A binary blob gets a copy too: git grep searches it, and without one every search would
+	 * read every binary file of the snapshot. Its non-UTF-8 bytes become U+FFFD like a text
+	 * file's, so its ASCII literals are found exactly where they are. */
+	if (len <= MAX_INDEXED_TEXT)
 		text = index_text(data, len);
 	ps_pq_text(&q, sha);
 	ps_pq_int(&q, binary);
@@ -253,16 +259,26 @@ int ps_pg_code_candidates(struct ps_store *s, int64_t project_id, int64_t at,
 			  struct ps_code_candidate **out, size_t *n)
 {
 	/* The blobs that satisfy the query are found once, through the GIN index, over the whole
-	 * store (a blob is indexed once whatever project holds it), and joined with the snapshot:
-	 * a hash join, never a lookup per file. */
-	static const char head[] = "WITH hit AS MATERIALIZED (SELECT m.sha FROM code_blobs m WHERE ";
-	static const char body[] =
-		"SELECT fv.path, fv.mode, fv.sha, fv.size, cb.sha IS NOT NULL, cb.is_binary "
-		"FROM file_versions fv LEFT JOIN code_blobs cb ON cb.sha = fv.sha ";
+	 * store (a blob is indexed once whatever project holds it), with the blobs the index does
+	 * not narrow (no copy: code_blobs_uncopied; or no row at all: normally none), and only
+	 * their file versions are read (file_versions_sha), not every file of the snapshot
+	 * (sqlite_code.c explains the cost). The three parts are disjoint: no row repeats. */
+	static const char head[] = "WITH hit AS MATERIALIZED (SELECT m.sha FROM code_blobs m WHERE "
+				   "m.content IS NOT NULL AND ";
+	static const char tail[] =
+		" UNION ALL SELECT m.sha FROM code_blobs m WHERE m.content IS NULL "
+		"UNION ALL SELECT b.sha FROM blobs b "
+		"WHERE NOT EXISTS (SELECT 1 FROM code_blobs c WHERE c.sha = b.sha)) ";
+	static const char cols[] =
+		"SELECT fv.path, fv.mode, fv.sha, fv.size, cb.sha IS NOT NULL, cb.is_binary ";
+	static const char body[] = "FROM file_versions fv LEFT JOIN code_blobs cb ON cb.sha = fv.sha ";
+	static const char hit_body[] = "FROM hit h JOIN file_versions fv ON fv.sha = h.sha "
+				       "LEFT JOIN code_blobs cb ON cb.sha = fv.sha ";
 	static const char where[] =
 		"WHERE fv.project_id = $1 AND " VISIBLE_AT("$2") " "
 		"AND (fv.mode & 61440) = 32768 "
-		"AND ($3::bytea IS NULL OR fv.path >= $3) AND ($4::bytea IS NULL OR fv.path < $4) "
+		"AND ($3::bytea IS NULL OR fv.path >= $3) AND ($4::bytea IS NULL OR fv.path < $4) ";
+	static const char stored[] =
 		"AND (cb.sha IS NOT NULL OR EXISTS (SELECT 1 FROM blobs b WHERE b.sha = fv.sha)) ";
 	struct ps_code_candidate *v;
 	struct ps_pq p = { 0 };
@@ -301,17 +317,20 @@ int ps_pg_code_candidates(struct ps_store *s, int64_t project_id, int64_t at,
 
 	ps_buf_init(&sql, SIZE_MAX);
 	if (q) {
+		/* Blobs too large to index have no copy: always candidates, as stored blobs with
+		 * no row are (not indexed yet, or binary ones whose row migration 0011 dropped). */
 		ps_buf_puts(&sql, head);
 		render(&sql, &p, &pats, q);
-		ps_buf_puts(&sql, ") ");
+		ps_buf_puts(&sql, tail);
+		ps_buf_puts(&sql, cols);
+		ps_buf_puts(&sql, hit_body);
+		ps_buf_puts(&sql, where);
+	} else {
+		ps_buf_puts(&sql, cols);
+		ps_buf_puts(&sql, body);
+		ps_buf_puts(&sql, where);
+		ps_buf_puts(&sql, stored);
 	}
-	ps_buf_puts(&sql, body);
-	if (q)
-		ps_buf_puts(&sql, "LEFT JOIN hit h ON h.sha = fv.sha ");
-	ps_buf_puts(&sql, where);
-	/* Binary blobs and text too large to index have no text: always candidates. */
-	if (q)
-		ps_buf_puts(&sql, "AND (cb.sha IS NULL OR cb.content IS NULL OR h.sha IS NOT NULL) ");
 	ps_buf_puts(&sql, "ORDER BY fv.path");
 	text = ps_buf_take(&sql, NULL);
 	r = ps_pg_run(PSPG(s), text, &p, false, "find code search candidates", &rc);

@@ -20,16 +20,49 @@
  * narrows as well as all of them and keeps the doclists FTS5 intersects few. */
 #define MAX_TRIGRAMS 6
 
-/* The text code_fts indexes for a blob. FTS5 stops reading text at a NUL (a text file may hold
+/*
+ * The text code_fts indexes for a blob. FTS5 stops reading text at a NUL (a text file may hold
  * one past git's first 8000 bytes): a space instead only adds trigrams, and extra trigrams only
- * add candidates. Removing a document from a contentless table needs this same text again. */
-static char *fts_text(const void *data, size_t len)
+ * add candidates. Removing a document from a contentless table needs this same text again.
+ *
+ * A binary blob is indexed too (git grep searches it, so without a document every search would
+ * read every binary file of the snapshot), by the runs of 3 or more printable ASCII bytes or tabs
+ * in it, one space between runs. Query literals are made of those bytes only (store.h), so every
+ * trigram a query can ask for lies in one run and is still there; the spaces only add trigrams.
+ * Compressed or random bytes would otherwise fill the index with trigrams no query can name
+ * (and cost the first sync the time to index them).
+ */
+static bool printable(unsigned char c)
 {
-	char *text = ps_malloc(len + 1);
+	return (c >= 0x20 && c < 0x7f) || c == '\t';
+}
 
-	for (size_t i = 0; i < len; i++)
-		text[i] = ((const char *)data)[i] ? ((const char *)data)[i] : ' ';
-	text[len] = '\0';
+static char *fts_text(const void *data, size_t len, bool binary, size_t *out_len)
+{
+	const unsigned char *d = data;
+	char *text = ps_malloc(len + 1);
+	size_t n = 0;
+
+	for (size_t i = 0; i < len;) {
+		size_t run = 0;
+
+		if (!binary) {
+			text[n++] = d[i] ? (char)d[i] : ' ';
+			i++;
+			continue;
+		}
+		while (i + run < len && printable(d[i + run]))
+			run++;
+		if (run >= 3) {
+			if (n)
+				text[n++] = ' ';
+			memcpy(text + n, d + i, run);
+			n += run;
+		}
+		i += run ? run : 1;
+	}
+	text[n] = '\0';
+	*out_len = n;
 	return text;
 }
 
@@ -41,6 +74,7 @@ int ps_sqlite_code_index_put(struct ps_store *s, const char *sha, const void *da
 	sqlite3_stmt *st = ps_sqlite_stmt(s, ins_blob);
 	sqlite3_int64 id;
 	char *text;
+	size_t tlen;
 	int rc;
 
 	if (!st)
@@ -49,14 +83,14 @@ int ps_sqlite_code_index_put(struct ps_store *s, const char *sha, const void *da
 	sqlite3_bind_int(st, 2, binary);
 	if ((rc = ps_sqlite_step_done(s, st, "index blob")) < 0)
 		return rc;
-	if (sqlite3_changes(s->db) == 0 || binary)
-		return 0; /* indexed before, or nothing to tokenize */
+	if (sqlite3_changes(s->db) == 0)
+		return 0; /* indexed before */
 	id = sqlite3_last_insert_rowid(s->db);
 	if (!(st = ps_sqlite_stmt(s, ins_fts)))
 		return PS_ESTORE;
-	text = fts_text(data, len);
+	text = fts_text(data, len, binary, &tlen);
 	sqlite3_bind_int64(st, 1, id);
-	sqlite3_bind_text64(st, 2, text, len, free, SQLITE_UTF8);
+	sqlite3_bind_text64(st, 2, text, tlen, free, SQLITE_UTF8);
 	return ps_sqlite_step_done(s, st, "index blob text");
 }
 
@@ -154,26 +188,41 @@ static void render(struct ps_buf *b, const struct ps_code_query *q)
 	ps_buf_puts(b, ")");
 }
 
-#define CANDIDATE_SQL(extra) \
-	"SELECT fv.path, fv.mode, fv.sha, fv.size, cb.id, cb.binary " \
-	"FROM file_versions fv LEFT JOIN code_blobs cb ON cb.sha = fv.sha " \
+#define CANDIDATE_WHERE \
 	"WHERE fv.project_id = ?1 AND fv.introduced_by <= ?2 " \
 	"AND (fv.superseded_by IS NULL OR fv.superseded_by > ?2) " \
 	"AND EXISTS (SELECT 1 FROM syncs i WHERE i.id = fv.introduced_by AND i.status = 'succeeded') " \
 	"AND (fv.mode & 61440) = 32768 " \
-	"AND (?3 IS NULL OR fv.path >= ?3) AND (?4 IS NULL OR fv.path < ?4) " \
-	"AND (cb.id IS NOT NULL OR EXISTS (SELECT 1 FROM blobs b WHERE b.sha = fv.sha)) " \
-	extra " ORDER BY fv.path"
+	"AND (?3 IS NULL OR fv.path >= ?3) AND (?4 IS NULL OR fv.path < ?4) "
 
 int ps_sqlite_code_candidates(struct ps_store *s, int64_t project_id, int64_t at,
 			      const struct ps_code_query *q, const char *prefix,
 			      const char *from_path, int64_t *snap,
 			      struct ps_code_candidate **out, size_t *n)
 {
-	static const char all_sql[] = CANDIDATE_SQL("");
-	static const char match_sql[] = CANDIDATE_SQL(
-		"AND (cb.id IS NULL OR cb.binary = 1 OR cb.id IN "
-		"(SELECT rowid FROM code_fts WHERE code_fts MATCH ?5))");
+	static const char all_sql[] =
+		"SELECT fv.path, fv.mode, fv.sha, fv.size, cb.id, cb.binary "
+		"FROM file_versions fv LEFT JOIN code_blobs cb ON cb.sha = fv.sha " CANDIDATE_WHERE
+		"AND (cb.id IS NOT NULL OR EXISTS (SELECT 1 FROM blobs b WHERE b.sha = fv.sha)) "
+		"ORDER BY fv.path";
+	/*
+	 * With a query the blobs come first: those whose document matches (few for a rare
+	 * literal) and the stored blobs the index lacks (normally none: the anti-join walks two
+	 * sha indexes, no file version), then their file versions by sha (file_versions_sha),
+	 * kept if the snapshot sees them. Scanning the snapshot's file versions and testing each
+	 * against the matches instead cost a lookup or three per file of the snapshot, every
+	 * search (~130 ms on libgit2's 15,606 files whatever the pattern). CROSS JOIN keeps that
+	 * order; the two halves are disjoint (a blob is in code_blobs or not), so no row repeats.
+	 */
+	static const char match_sql[] =
+		"WITH hit(sha) AS ("
+		"SELECT m.sha FROM code_blobs m WHERE m.id IN "
+		"(SELECT rowid FROM code_fts WHERE code_fts MATCH ?5) "
+		"UNION ALL SELECT b.sha FROM blobs b "
+		"WHERE NOT EXISTS (SELECT 1 FROM code_blobs c WHERE c.sha = b.sha)) "
+		"SELECT fv.path, fv.mode, fv.sha, fv.size, cb.id, cb.binary "
+		"FROM hit h CROSS JOIN file_versions fv ON fv.sha = h.sha "
+		"LEFT JOIN code_blobs cb ON cb.sha = fv.sha " CANDIDATE_WHERE "ORDER BY fv.path";
 	struct ps_code_candidate *v = NULL;
 	size_t count = 0, cap = 0;
 	const char *lower = NULL;
@@ -271,10 +320,10 @@ int ps_sqlite_code_forget_unreferenced(struct ps_store *s)
 	sqlite3_reset(st);
 	rc = rc == SQLITE_DONE ? 0 : ps_sqlite_error(s, "find unreferenced code index rows");
 	for (size_t i = 0; rc == 0 && i < n; i++) {
-		/* A text blob's document leaves the index with the text it was indexed with. */
-		if (!binary[i]) {
+		/* A blob's document leaves the index with the text it was indexed with. */
+		{
 			void *data = NULL;
-			size_t len = 0;
+			size_t len = 0, tlen;
 
 			if ((rc = ps_store_blob_get(s, shas.v[i], &data, &len)) == 0) {
 				if (!(st = ps_sqlite_stmt(s, del_fts))) {
@@ -283,7 +332,8 @@ int ps_sqlite_code_forget_unreferenced(struct ps_store *s)
 					break;
 				}
 				sqlite3_bind_int64(st, 1, ids[i]);
-				sqlite3_bind_text64(st, 2, fts_text(data, len), len, free, SQLITE_UTF8);
+				char *text = fts_text(data, len, binary[i], &tlen);
+				sqlite3_bind_text64(st, 2, text, tlen, free, SQLITE_UTF8);
 				free(data);
 				if ((rc = ps_sqlite_step_done(s, st, "remove from the code index")) < 0)
 					break;
