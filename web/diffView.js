@@ -2,6 +2,8 @@
 // 3 lines of context): unified or side by side, with old and new line numbers, the changed words
 // of a changed line highlighted, and the unchanged lines between hunks collapsed into a row that
 // expands them (read from the file at the newer sync). Every text goes in as a text node.
+// Rows are built in chunks as they come near the viewport (a large change would otherwise take
+// seconds to show), and a line pair's word highlights are computed when its row is built.
 
 import { h, mount, notice } from './dom.js';
 import { api } from './api.js';
@@ -45,6 +47,13 @@ function codeCell(text, parts, tag, cls) {
   return h('td.code', attrs, parts.map((p) => (p.changed ? h(tag, p.text) : p.text)));
 }
 
+// A changed line pair's word highlights, computed the first time one of its rows is built: the
+// LCS is most of the cost of a large change, and rows far below the fold may never be built.
+function words(p) {
+  if (p.words === undefined) p.words = p.del && p.add ? wordDiff(p.del.text, p.add.text) : null;
+  return p.words;
+}
+
 // Pairs each run of deleted lines with the run of added lines that follows it, line by line,
 // so that both the word highlights and the side-by-side view line them up.
 function pairs(lines) {
@@ -54,10 +63,7 @@ function pairs(lines) {
     const dels = [], adds = [];
     while (k < lines.length && lines[k].origin === '-') dels.push(lines[k++]);
     while (k < lines.length && lines[k].origin === '+') adds.push(lines[k++]);
-    for (let i = 0; i < Math.max(dels.length, adds.length); i++) {
-      const d = dels[i], a = adds[i];
-      out.push({ del: d, add: a, words: d && a ? wordDiff(d.text, a.text) : null });
-    }
+    for (let i = 0; i < Math.max(dels.length, adds.length); i++) out.push({ del: dels[i], add: adds[i] });
   }
   return out;
 }
@@ -66,26 +72,28 @@ function lineText(l) {
   return l.text + (l.no_newline ? ' ⏎̸' : '');
 }
 
+// The rows of a hunk as builders (functions returning the <tr>), so that only the rows that
+// are shown cost DOM and word diffs.
 function rowsUnified(hunk) {
   const rows = [];
   for (const p of pairs(hunk.lines)) {
     if (p.ctx) {
       const l = p.ctx;
-      rows.push(h(`tr.${l.origin === '+' ? 'add' : 'ctx'}`, h('td.ln', l.old_lineno ?? ''),
+      rows.push(() => h(`tr.${l.origin === '+' ? 'add' : 'ctx'}`, h('td.ln', l.old_lineno ?? ''),
         h('td.ln', l.new_lineno ?? ''), codeCell(lineText(l), null)));
       continue;
     }
-    if (p.del) rows.push(h('tr.del', h('td.ln', p.del.old_lineno), h('td.ln', ''),
-      codeCell(lineText(p.del), p.words && p.words.left, 'del')));
-    if (p.add) rows.push({ later: h('tr.add', h('td.ln', ''), h('td.ln', p.add.new_lineno),
-      codeCell(lineText(p.add), p.words && p.words.right, 'ins')) });
+    if (p.del) rows.push(Object.assign(() => h('tr.del', h('td.ln', p.del.old_lineno), h('td.ln', ''),
+      codeCell(lineText(p.del), words(p) && words(p).left, 'del')), { del: true }));
+    if (p.add) rows.push({ later: () => h('tr.add', h('td.ln', ''), h('td.ln', p.add.new_lineno),
+      codeCell(lineText(p.add), words(p) && words(p).right, 'ins')) });
   }
   // git's order: a run's deleted lines, then its added lines.
   const out = [];
   let pending = [];
   for (const r of rows) {
     if (r.later) { pending.push(r.later); continue; }
-    if (!r.classList.contains('del') && pending.length) { out.push(...pending); pending = []; }
+    if (!r.del && pending.length) { out.push(...pending); pending = []; }
     out.push(r);
   }
   out.push(...pending);
@@ -93,17 +101,18 @@ function rowsUnified(hunk) {
 }
 
 function rowsSplit(hunk) {
-  return pairs(hunk.lines).map((p) => {
+  return pairs(hunk.lines).map((p) => () => {
     if (p.ctx) {
       const l = p.ctx;
       return h('tr.ctx', h('td.ln', l.old_lineno ?? ''), codeCell(lineText(l), null),
         h('td.ln', l.new_lineno ?? ''), codeCell(lineText(l), null));
     }
+    const w = words(p);
     return h(`tr.${p.del && p.add ? 'chg' : p.del ? 'del' : 'add'}`,
       h('td.ln', p.del ? p.del.old_lineno : ''),
-      p.del ? codeCell(lineText(p.del), p.words && p.words.left, 'del', 'old') : h('td.code'),
+      p.del ? codeCell(lineText(p.del), w && w.left, 'del', 'old') : h('td.code'),
       h('td.ln', p.add ? p.add.new_lineno : ''),
-      p.add ? codeCell(lineText(p.add), p.words && p.words.right, 'ins', 'new') : h('td.code'));
+      p.add ? codeCell(lineText(p.add), w && w.right, 'ins', 'new') : h('td.code'));
   });
 }
 
@@ -145,27 +154,67 @@ function gapRow(ctx, from, to, shift, cols) {
   return row;
 }
 
+export const CHUNK = 200; // rows built at once: the first screenful and more, never the whole file
+
+// Appends the rows built by `builders` to `body` CHUNK at a time: the first chunk at once, each
+// next one when a sentinel row after the last built one comes near the viewport. A 10,000-line
+// change would otherwise build 20,000 rows (and their word diffs) before showing any.
+// Returns a function that stops loading (the panel redraws the table in the other form).
+function fillLazily(body, builders, cols) {
+  let next = 0, observer = null, sentinel = null;
+  const more = () => {
+    const end = Math.min(next + CHUNK, builders.length);
+    const rows = [];
+    for (; next < end; next++) rows.push(builders[next]());
+    const left = builders.length - next;
+    const s = left ? h('tr.diff-more', h('td.muted', { colspan: String(cols) },
+      `${left} more line${left === 1 ? '' : 's'}…`)) : null;
+    if (sentinel) sentinel.replaceWith(...rows, ...(s ? [s] : []));
+    else body.append(...rows, ...(s ? [s] : []));
+    sentinel = s;
+    if (!s) { if (observer) observer.disconnect(); observer = null; return; }
+    if (!observer) {
+      // A viewport ahead, so that scrolling at an ordinary pace rarely reaches the sentinel.
+      observer = new IntersectionObserver((entries) => {
+        if (entries.some((e) => e.isIntersecting)) more();
+      }, { rootMargin: '100% 0px' });
+    } else observer.disconnect();
+    observer.observe(s);
+  };
+  more();
+  return () => { if (observer) observer.disconnect(); observer = null; };
+}
+
 // Renders `file` (one entry of the patch JSON) into a box; `split` picks the side-by-side form.
+// The returned element's `stop()` ends the loading of further rows.
 export function renderFileDiff(file, { project, from, to, split = false }) {
   const ctx = { project, file, from, to };
   const cols = split ? 4 : 3;
   const body = h('tbody');
   const table = h('table', { class: split ? 'diff-split' : 'diff-unified' }, body);
   const canExpand = file.new_mode && !file.binary && file.status !== 'deleted' && file.new_mode !== '160000';
+  const builders = [];
   let newEnd = 0, shift = 0; // last new line shown; new line number - old line number
   for (const hunk of file.hunks || []) {
-    if (canExpand && hunk.new_start > newEnd + 1)
-      body.append(gapRow(ctx, newEnd + 1, hunk.new_start - 1, hunk.new_start - hunk.old_start, cols));
-    body.append(...(split ? rowsSplit(hunk) : rowsUnified(hunk)));
+    if (canExpand && hunk.new_start > newEnd + 1) {
+      const [a, b, d] = [newEnd + 1, hunk.new_start - 1, hunk.new_start - hunk.old_start];
+      builders.push(() => gapRow(ctx, a, b, d, cols));
+    }
+    builders.push(...(split ? rowsSplit(hunk) : rowsUnified(hunk)));
     newEnd = hunk.new_start + hunk.new_lines - 1;
     shift = (hunk.new_start + hunk.new_lines) - (hunk.old_start + hunk.old_lines);
   }
-  if (canExpand && (file.hunks || []).length && !file.hunks.at(-1).lines.some((l) => l.no_newline))
-    body.append(gapRow(ctx, newEnd + 1, null, shift, cols));
+  if (canExpand && (file.hunks || []).length && !file.hunks.at(-1).lines.some((l) => l.no_newline)) {
+    const [a, d] = [newEnd + 1, shift];
+    builders.push(() => gapRow(ctx, a, null, d, cols));
+  }
+  const stop = fillLazily(body, builders, cols);
   const note = file.note || (file.binary ? 'Binary files differ.' : null) ||
     (!(file.hunks || []).length ? (file.status === 'renamed' ? 'Renamed without changes.' : 'No content change (mode only).') : null);
-  return h('div.diff-body', note ? h('p.diff-note.muted', note) : null,
+  const box = h('div.diff-body', note ? h('p.diff-note.muted', note) : null,
     (file.hunks || []).length ? table : null);
+  box.stop = stop;
+  return box;
 }
 
 // The diff panel of one change: fetches it and offers unified / side-by-side.
@@ -178,10 +227,12 @@ export async function diffPanel({ project, from, to, change }) {
   const toggle = h('button.btn.btn-small.diff-toggle', { type: 'button', 'aria-pressed': 'false',
     onclick: () => { split = !split; toggle.setAttribute('aria-pressed', String(split)); draw(); } }, 'Side by side');
   const stat = files.reduce((s, f) => [s[0] + (f.added || 0), s[1] + (f.deleted || 0)], [0, 0]);
+  let shown = [];
   function draw() {
     toggle.textContent = split ? 'Unified' : 'Side by side';
-    mount(content, files.length ? files.map((f) => renderFileDiff(f, { project, from, to, split }))
-      : h('p.diff-note.muted', 'No difference.'));
+    shown.forEach((b) => b.stop());
+    shown = files.map((f) => renderFileDiff(f, { project, from, to, split }));
+    mount(content, files.length ? shown : h('p.diff-note.muted', 'No difference.'));
   }
   box.append(h('div.diff-head',
     h('span.path', change.previous_path ? `${change.previous_path} → ${change.path}` : change.path),

@@ -48,6 +48,28 @@ run('parity', async (b) => {
   check(await diff.locator('table.diff-split tr.chg').count() === 2, 'side by side pairs the changed lines');
   await shot(page, '71-diff-split');
 
+  // A large change (300 lines rewritten, 600 rows) is built in chunks as it is scrolled: the
+  // first rows at once, the rest when the "more lines" row comes near the viewport, each with
+  // its line numbers and word highlights, in git's order, up to the collapsed end of the file.
+  await page.locator('.change-open', { hasText: 'src/big.txt' }).click();
+  const big = page.locator('.diff[aria-label="Diff of src/big.txt"]');
+  await big.locator('table').waitFor();
+  const bigRows = big.locator('tr.del, tr.add');
+  check(await bigRows.count() < 600, `the first chunk only (${await bigRows.count()} rows)`);
+  check(await big.locator('tr.diff-more').count() === 1, 'a row stands for the lines not built yet');
+  for (let i = 0; i < 20 && await big.locator('tr.diff-more').count(); i++) {
+    await big.locator('tr.diff-more').scrollIntoViewIfNeeded();
+    await page.waitForTimeout(100);
+  }
+  check(await big.locator('tr.diff-more').count() === 0, 'scrolling builds the rest');
+  check(await big.locator('tr.del').count() === 300 && await big.locator('tr.add').count() === 300, 'all 600 rows');
+  check((await big.locator('tr.del').nth(299).locator('td.ln').first().textContent()) === '300', 'old line 300');
+  const lastAdd = big.locator('tr.add').nth(299);
+  check((await lastAdd.locator('td.ln').nth(1).textContent()) === '300', 'new line 300');
+  check((await lastAdd.locator('ins').allTextContents()).join('') === 'second', 'its changed word is marked');
+  check((await big.locator('tr').nth(300).getAttribute('class')) === 'add', 'the added lines follow the removed ones');
+  check((await big.locator('tr').last().textContent()).includes('to the end'), 'the end of the file stays collapsed');
+
   // ---- memory: paging past 200, a note by hand ----
   await page.goto(`${BASE}/projects/${name}/memory`);
   await page.locator('.memory-entry').first().waitFor();

@@ -193,16 +193,20 @@ def test_every_view_fits_a_phone(serve, make_repo, ps):
 def test_page_does_what_the_cli_does(serve, make_repo, ps):
     """Settings (PATCH), rename, delete with confirmation, cancel a running sync, add a note,
     page through more than 200 memory entries, and each change's diff (unified and side by
-    side, word highlights, collapsed unchanged lines); every new view at 390 px too."""
+    side, word highlights, collapsed unchanged lines, a large one built as it is scrolled);
+    every new view at 390 px too."""
     need_browser()
     repo = make_repo("repo")
     lines = [f"line {i} of the file" for i in range(1, 41)]
     repo.write("src/long.txt", "\n".join(lines) + "\n")
     repo.write("README.md", "# readme\n")
+    # every line rewritten: 600 diff rows, more than the view builds at once
+    repo.write("src/big.txt", "".join(f"big {i} first\n" for i in range(1, 301)))
     repo.commit("c1")
     lines[4] = "line 5 of the changed file"
     lines[29] = "line 30 of the file, edited"
     repo.write("src/long.txt", "\n".join(lines) + "\n")
+    repo.write("src/big.txt", "".join(f"big {i} second\n" for i in range(1, 301)))
     repo.commit("c2")
     srv = serve(delay="0")
     st, _, _ = srv.post("/api/v1/projects", {"name": "par", "source": str(repo.path)})
