@@ -257,6 +257,11 @@ void ps_http_fail(struct ps_request *rq, int rc)
 	case PS_EEMPTY: status = MHD_HTTP_UNPROCESSABLE_CONTENT; break;
 	default: status = MHD_HTTP_INTERNAL_SERVER_ERROR; break;
 	}
+	/* A store locked by other writers past its busy timeout (CLI syncs, other nodes) is a
+	 * moment's congestion, not a fault: the client may try again. */
+	bool busy = rc == PS_ESTORE && strcmp(slug, "store_busy") == 0;
+	if (busy)
+		status = MHD_HTTP_SERVICE_UNAVAILABLE;
 	if (!slug[0])
 		slug = ps_error_code_name(rc);
 	if (!msg[0])
@@ -264,6 +269,8 @@ void ps_http_fail(struct ps_request *rq, int rc)
 	if (status >= 500)
 		ps_log("%s %s failed: %s", rq->method, rq->url, msg);
 	ps_http_error(rq, status, slug, "%s", msg);
+	if (busy)
+		ps_http_add_header(rq, "Retry-After", "1");
 }
 
 /* Deepest nesting of arrays/objects in a JSON text, strings skipped. */

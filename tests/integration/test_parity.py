@@ -90,8 +90,12 @@ def test_rename_and_change_source(server, ps, repo, make_repo):
     assert st == 409 and e["error"]["code"] == "source_has_history", e
     assert str(other_repo.path) in e["error"]["message"]
     # checked like a new source: not a repository, a branch it lacks
-    st, _, e = patch(server, "q", {"source": "/nonexistent/x", "continue_history": True})
+    st, _, e = patch(server, "q", {"source": str(repo.path.parent / "nonexistent"),
+                                   "continue_history": True})
     assert st == 422, e
+    # and, like a new project's, only inside the server's --local-root (403 elsewhere)
+    st, _, e = patch(server, "q", {"source": "/nonexistent/x", "continue_history": True})
+    assert st == 403 and e["error"]["code"] == "local_path_forbidden", e
     st, _, e = patch(server, "q", {"source": str(other_repo.path), "branch": "dev",
                                    "continue_history": True})
     assert st == 422 and e["error"]["code"] == "branch_not_found", e
