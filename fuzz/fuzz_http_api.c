@@ -24,6 +24,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdbool.h>
+#include <limits.h>
 #include <stdio.h>
 #include <strings.h>
 #include <sys/ioctl.h>
@@ -192,6 +193,11 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	cfg.heartbeat_ms = 200;
 	cfg.api_token = TOKEN;
 	cfg.webhook_secret = SECRET;
+	/* The test repository is a local path: the API takes those only inside --local-root. */
+	static char root[PATH_MAX];
+	if (!realpath(dir, root))
+		snprintf(root, sizeof(root), "%s", dir);
+	cfg.local_root = root;
 	pthread_create(&t, NULL, serve, NULL);
 	pthread_detach(t);
 	for (int i = 0; i < 200 && simple("GET", "/healthz", "", out, sizeof(out)) != 200; i++)
