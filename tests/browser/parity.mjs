@@ -104,7 +104,7 @@ run('parity', async (b) => {
   let p = (await api('GET', `/projects/${name}`)).body;
   check(p.max_blob_size === 1000 && p.memory_globs.join() === 'notes/*.md,docs/**/*.md', 'settings stored');
   // A branch the source does not have cannot even be chosen; a bad source is refused as the API says.
-  await page.getByLabel('Source', { exact: true }).fill('/nonexistent/repository');
+  await page.getByLabel('Source', { exact: true }).fill(`${cfg.repo}-nonexistent`);
   // Another repository is refused for a project with history (409) ...
   await b.expecting([/409/], async () => {
     await page.locator('#project-settings button[type=submit]').click();
