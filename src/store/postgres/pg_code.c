@@ -1,6 +1,6 @@
 /*
  * The code index of the PostgreSQL backend (store.h, "code index"): pg_trgm's GIN index over an
- * index copy of each text blob, once per blob (postgres/migrations/0006_code_index.sql).
+ * index copy of each text blob, once per blob (postgres/migrations/0008_code_index.sql).
  *
  * The copy is folded so that LIKE answers the store's query exactly (ASCII literals, ASCII case
  * ignored): ASCII letters in lower case, and every run of bytes that are not valid UTF-8 (and

@@ -1,6 +1,6 @@
 /*
  * The code index of the SQLite backend (store.h, "code index"): FTS5's trigram tokenizer over
- * the text of each blob, once per blob (migrations/0006_code_index.sql).
+ * the text of each blob, once per blob (sqlite/migrations/0008_code_index.sql).
  *
  * A ps_code_query becomes an FTS5 expression this file writes itself: every literal becomes
  * the AND of a few of its trigrams, each a quoted single-token phrase ("" doubles a quote), and

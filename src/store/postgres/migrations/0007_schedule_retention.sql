@@ -1,5 +1,5 @@
 -- projsync schema (issue 11) on PostgreSQL: scheduled syncs, failure states and retention
--- (src/store/sqlite/migrations/0009_schedule_retention.sql explains each column).
+-- (src/store/sqlite/migrations/0007_schedule_retention.sql explains each column).
 
 ALTER TABLE projects ADD COLUMN every_ms bigint NOT NULL DEFAULT 0;
 ALTER TABLE projects ADD COLUMN every_auto integer NOT NULL DEFAULT 0;

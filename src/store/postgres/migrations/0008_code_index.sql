@@ -1,5 +1,5 @@
 -- projsync schema 6 (PostgreSQL): code search. The same model as the SQLite step of this number
--- (src/store/sqlite/migrations/0006_code_index.sql explains it): the index is by blob, a binary blob or a
+-- (src/store/sqlite/migrations/0008_code_index.sql explains it): the index is by blob, a binary blob or a
 -- stored blob with no row is always a candidate, projects.code_index / code_index_pending as there.
 --
 -- The trigram index is pg_trgm's (a contrib extension; Debian ships it in the postgresql-15
