@@ -60,8 +60,8 @@ struct ps_cli {
 	bool json;
 	/* stdout is a terminal (live progress, colours-free glyphs). */
 	bool stdout_tty;
-	/* --patch and --stat of `diff` and `changes`: content diffs (cmd_patch.c). */
-	bool patch, stat;
+	/* --patch, --stat and --full-index of `diff` and `changes`: content diffs (cmd_patch.c). */
+	bool patch, stat, full_index;
 };
 
 /* The entry point: parses global options, runs the command, returns the exit code. */

@@ -37,7 +37,8 @@ static int stat_width(const struct ps_cli *cli)
 int ps_cli_print_patch(struct ps_cli *cli, int64_t project_id, int64_t sync_a, int64_t sync_b,
 		       const char *const *paths, size_t npaths)
 {
-	struct ps_patch_opts opts = { .paths = paths, .npaths = npaths };
+	struct ps_patch_opts opts = { .paths = paths, .npaths = npaths,
+				      .full_index = cli->full_index };
 	unsigned what = (cli->patch ? PS_PATCH_WANT_PATCH : 0) | (cli->stat ? PS_PATCH_WANT_STAT : 0);
 	int rc;
 

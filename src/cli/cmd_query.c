@@ -43,7 +43,7 @@ static const char log_usage[] =
 	"commit objects {\"sha\", \"parents\", \"subject\", \"message\", \"author\", \"committer\"}.\n";
 
 static const char changes_usage[] =
-	"usage: projsync changes SYNC_ID [--patch] [--stat] [--json]\n"
+	"usage: projsync changes SYNC_ID [--patch] [--stat] [--full-index] [--json]\n"
 	"\n"
 	"Lists what a succeeded sync changed compared with the project's previous succeeded sync\n"
 	"(for the first sync: everything is added). One line per path, like git diff --name-status:\n"
@@ -52,15 +52,17 @@ static const char changes_usage[] =
 	"--json prints a bare array of change objects.\n"
 	"--patch prints the content diff as 'git diff' does (hunks, modes, blob ids, renames,\n"
 	"binary files); --stat prints 'git diff --stat'. With --json either prints\n"
-	"{\"from\", \"to\", \"truncated\", \"files\"} (see docs/api.md).\n";
+	"{\"from\", \"to\", \"truncated\", \"files\"} (see docs/api.md). --full-index prints whole\n"
+	"blob ids in 'index' lines (git's --full-index; by default 7 digits).\n";
 
 static const char diff_usage[] =
-	"usage: projsync diff SYNC_A SYNC_B [--patch] [--stat] [--json] [PATH...]\n"
+	"usage: projsync diff SYNC_A SYNC_B [--patch] [--stat] [--full-index] [--json] [PATH...]\n"
 	"\n"
 	"Lists the changes from succeeded sync SYNC_A to succeeded sync SYNC_B of one project,\n"
 	"in the format of 'projsync changes'. --json prints a bare array of change objects.\n"
 	"--patch prints the content diff as 'git diff' does; --stat prints 'git diff --stat'.\n"
-	"PATH restricts the output to those files or directories.\n";
+	"--full-index prints whole blob ids in 'index' lines (git's --full-index; by default 7\n"
+	"digits). PATH restricts the output to those files or directories.\n";
 
 static const char files_usage[] =
 	"usage: projsync files NAME [PREFIX] [--at SYNC_ID] [--json]\n"
@@ -76,12 +78,13 @@ static const char cat_usage[] =
 	"Writes the content of PATH in a project's snapshot (the latest, or the one of succeeded\n"
 	"sync SYNC_ID) to stdout, byte for byte. A symbolic link prints its target.\n";
 
-enum { OPT_JSON = 0x100, OPT_LIMIT, OPT_AT, OPT_PATCH, OPT_STAT };
+enum { OPT_JSON = 0x100, OPT_LIMIT, OPT_AT, OPT_PATCH, OPT_STAT, OPT_FULL_INDEX };
 
 static const struct option diff_opts[] = {
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "patch", no_argument, NULL, OPT_PATCH },
 	{ "stat", no_argument, NULL, OPT_STAT },
+	{ "full-index", no_argument, NULL, OPT_FULL_INDEX },
 	{ 0 },
 };
 
@@ -104,6 +107,7 @@ static int parse_args(struct ps_cli *cli, int argc, char **argv, const struct op
 		case OPT_JSON: cli->json = true; break;
 		case OPT_PATCH: cli->patch = true; break;
 		case OPT_STAT: cli->stat = true; break;
+		case OPT_FULL_INDEX: cli->full_index = true; break;
 		case OPT_LIMIT:
 			if (!ps_cli_parse_id(optarg, limit))
 				return ps_cli_usage_error(cli, "invalid --limit '%s': give a positive "

@@ -479,12 +479,14 @@ static void file_line(struct ps_buf *b, const char *lead, bool present, const ch
 	ps_buf_puts(b, memchr(b->data + mark, ' ', b->len - mark) ? "\t\n" : "\n");
 }
 
-static void abbrev(struct ps_buf *b, const char *sha)
+static void abbrev(struct ps_buf *b, const char *sha, bool full)
 {
-	ps_buf_append(b, sha[0] ? sha : NULL_SHA, PS_PATCH_ABBREV);
+	const char *id = sha[0] ? sha : NULL_SHA;
+
+	ps_buf_append(b, id, full ? strlen(id) : PS_PATCH_ABBREV);
 }
 
-int ps_patch_format(const struct ps_patch_file *f, struct ps_buf *out)
+int ps_patch_format(const struct ps_patch_file *f, bool full_index, struct ps_buf *out)
 {
 	bool has_old = f->old_mode != 0, has_new = f->new_mode != 0;
 
@@ -511,9 +513,9 @@ int ps_patch_format(const struct ps_patch_file *f, struct ps_buf *out)
 	}
 	if (strcmp(f->old_sha, f->new_sha) != 0) {
 		ps_buf_puts(out, "index ");
-		abbrev(out, f->old_sha);
+		abbrev(out, f->old_sha, full_index);
 		ps_buf_puts(out, "..");
-		abbrev(out, f->new_sha);
+		abbrev(out, f->new_sha, full_index);
 		if (f->old_mode == f->new_mode)
 			ps_buf_printf(out, " %06o", f->old_mode);
 		ps_buf_puts(out, "\n");
@@ -872,7 +874,7 @@ bool ps_patch_change_matches(const struct ps_change *c, const char *const *paths
 
 struct limited {
 	size_t max, used;
-	bool truncated;
+	bool truncated, full_index;
 	struct ps_buf scratch;
 	ps_patch_write_fn write;
 	void *ud;
@@ -884,7 +886,7 @@ struct limited {
 static int render_limited(struct limited *l, const struct ps_patch_file *f, bool *omit_rest)
 {
 	l->scratch.len = 0;
-	ps_patch_format(f, &l->scratch);
+	ps_patch_format(f, l->full_index, &l->scratch);
 	if (l->max && l->used + l->scratch.len > l->max && f->skip != PS_PATCH_OMITTED) {
 		struct ps_patch_file cut = *f;
 		cut.skip = PS_PATCH_OMITTED;
@@ -895,7 +897,7 @@ static int render_limited(struct limited *l, const struct ps_patch_file *f, bool
 		l->truncated = true;
 		*omit_rest = true;
 		l->scratch.len = 0;
-		ps_patch_format(&cut, &l->scratch);
+		ps_patch_format(&cut, l->full_index, &l->scratch);
 		l->used += l->scratch.len;
 		return 1;
 	}
@@ -925,7 +927,8 @@ int ps_patch_write(struct ps_store *s, int64_t project_id, int64_t sync_a, int64
 		   size_t max_bytes, ps_patch_write_fn write, void *ud, bool *truncated)
 {
 	struct ps_patch_opts o = opts ? *opts : (struct ps_patch_opts){ 0 };
-	struct limited l = { .max = max_bytes, .write = write, .ud = ud };
+	struct limited l = { .max = max_bytes, .write = write, .ud = ud,
+			     .full_index = o.full_index };
 	int rc = 0;
 
 	ps_buf_init(&l.scratch, SIZE_MAX);
@@ -976,7 +979,8 @@ static int on_json(void *ud, const struct ps_patch_file *f, bool *omit_rest)
 int ps_patch_json(struct ps_store *s, int64_t project_id, int64_t sync_a, int64_t sync_b,
 		  const struct ps_patch_opts *opts, size_t max_bytes, json_t **out)
 {
-	struct limited l = { .max = max_bytes, .files = json_array() };
+	struct limited l = { .max = max_bytes, .files = json_array(),
+			     .full_index = opts && opts->full_index };
 	int rc;
 
 	ps_buf_init(&l.scratch, SIZE_MAX);

@@ -83,6 +83,7 @@ struct ps_patch_opts {
 	bool stat_only;            /* count lines, keep no hunks, do not split type changes */
 	size_t max_file_bytes;     /* 0 = PS_PATCH_MAX_FILE_BYTES */
 	size_t max_file_lines;     /* 0 = PS_PATCH_MAX_FILE_LINES */
+	bool full_index;           /* whole blob ids in `index` lines, as git's --full-index */
 };
 
 /* Called once per entry, in path order; a non-zero return stops the walk and is returned.
@@ -99,8 +100,9 @@ typedef int (*ps_patch_cb)(void *ud, const struct ps_patch_file *f, bool *omit_r
 int ps_patch_each(struct ps_store *s, int64_t project_id, int64_t sync_a, int64_t sync_b,
 		  const struct ps_patch_opts *opts, ps_patch_cb cb, void *ud);
 
-/* Appends the entry as `git diff` prints it (headers, hunks or note). */
-int ps_patch_format(const struct ps_patch_file *f, struct ps_buf *out);
+/* Appends the entry as `git diff` prints it (headers, hunks or note); `full_index` prints
+ * whole blob ids instead of PS_PATCH_ABBREV digits. */
+int ps_patch_format(const struct ps_patch_file *f, bool full_index, struct ps_buf *out);
 
 /* The entry as JSON (docs/api.md, the diff endpoint). Text that is not UTF-8 gets U+FFFD per
  * invalid byte, like every string of the API. */

@@ -238,6 +238,7 @@ void ps_api_sync_diff(struct ps_request *rq)
 	}
 	opts.paths = paths.v;
 	opts.npaths = paths.n;
+	opts.full_index = flag(rq, "full_index");
 	if (!(a = load_sync(rq)))
 		return;
 	if (!ps_http_parse_id(rq, "sync id", ps_http_param(rq, 1), &bid))

@@ -138,6 +138,13 @@ def test_crafted_patch_equals_git_diff(ps, crafted):
     # The reverse direction too (additions become deletions, a rename goes back).
     assert ps_out(ps, "diff", b["id"], a["id"], "--patch") == git_diff(repo, c2, c1)
 
+    # --full-index: whole blob ids, as git prints them with the same option.
+    full = ps_out(ps, "diff", a["id"], b["id"], "--patch", "--full-index")
+    assert full == git_diff(repo, c1, c2, "--full-index")
+    assert re.search(rb"^index [0-9a-f]{40}\.\.[0-9a-f]{40}", full, re.M), full
+    assert ps_out(ps, "changes", b["id"], "--patch", "--full-index") == \
+        git_diff(repo, c1, c2, "--full-index")
+
 
 def test_crafted_stat_equals_git_diff_stat(ps, crafted):
     repo, c1, c2, _ = crafted
@@ -285,6 +292,8 @@ def test_real_history_equals_git_diff(ps, tmp_path):
     got = ps_out(ps, "diff", a["id"], b["id"], "--patch")
     assert len(want) > 10000
     assert got == want
+    assert ps_out(ps, "diff", a["id"], b["id"], "--patch", "--full-index") == \
+        git_diff(repo, first, last, "--full-index")
     assert ps_out(ps, "diff", a["id"], b["id"], "--stat") == git_diff(repo, first, last, "--stat")
     # A middle commit against the last one as well: different hunks, same rule.
     mid = commits[len(commits) // 2]
@@ -320,6 +329,8 @@ def test_http_diff_text_and_json(ps, crafted, server):
     assert body == git_diff(repo, c1, c2, "--stat", "--patch")
     st, h, body = server.get(base + "?format=diff&path=text.txt&path=moved")
     assert body == git_diff(repo, c1, c2, paths=("text.txt", "moved"))
+    st, h, body = server.get(base + "?format=diff&full_index=1")
+    assert st == 200 and body == git_diff(repo, c1, c2, "--full-index") and body != want
 
     # JSON with hunks: the same document as the CLI's --patch --json.
     st, h, doc = server.get(base + "?patch=1")

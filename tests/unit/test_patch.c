@@ -39,7 +39,7 @@ static char *format(const struct ps_patch_file *f)
 	struct ps_buf b;
 
 	ps_buf_init(&b, 1 << 20);
-	CHECK_OK(ps_patch_format(f, &b));
+	CHECK_OK(ps_patch_format(f, false, &b));
 	return ps_buf_take(&b, NULL);
 }
 
