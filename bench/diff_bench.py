@@ -81,8 +81,10 @@ def main():
         hist = json.loads(subprocess.run([BIN, "history", "p", "--json"], env=env, check=True,
                                          capture_output=True).stdout)
         b, a = hist[0]["id"], hist[1]["id"]
-        mine = [BIN, "diff", str(a), str(b), "--patch"]
-        peer = ["git", "diff", "-M100%", old, head]
+        # Whole blob ids on both sides: git's default abbreviation grows with the repository's
+        # object count, which the store cannot know (docs/performance.md).
+        mine = [BIN, "diff", str(a), str(b), "--patch", "--full-index"]
+        peer = ["git", "diff", "-M100%", "--full-index", old, head]
         stat = git("diff", "--shortstat", old, head, cwd=repo)
         print(f"repository {src}: {old[:10]}..{head[:10]} ({apart} commits): {stat}")
         res = {}

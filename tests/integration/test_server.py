@@ -154,6 +154,33 @@ def test_keep_alive(served):
     c.close()
 
 
+@pytest.mark.sqlite_only
+def test_store_locked_past_busy_timeout_is_503_with_retry_after(served, ps):
+    """Another writer holding the store's lock longer than the busy timeout (10 s) is
+    congestion, not a fault: 503 store_busy with Retry-After, nothing half-written, and the
+    same request succeeds once the lock is gone."""
+    import sqlite3
+    srv = served()
+    st, _, before = srv.get("/api/v1/projects/demo/syncs")
+    assert st == 200
+    lock = sqlite3.connect(str(ps.db), timeout=30, isolation_level=None)
+    try:
+        lock.execute("BEGIN IMMEDIATE")
+        t0 = time.monotonic()
+        st, h, e = srv.post("/api/v1/projects/demo/sync")
+        waited = time.monotonic() - t0
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+    assert st == 503, e
+    assert e["error"]["code"] == "store_busy" and "busy" in e["error"]["message"]
+    assert h["retry-after"] == "1"
+    assert waited >= 9, waited  # the busy timeout was waited out, not given up at once
+    assert srv.get("/api/v1/projects/demo/syncs")[2] == before
+    s = start_sync(srv)
+    assert check_stream(stream(srv, s["id"]))[1] == "succeeded"
+
+
 # ------------------------------------------------------------------------------------------
 # syncs, snapshots
 
