@@ -43,6 +43,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -417,6 +418,53 @@ static int cache_open(struct git_source *s)
 	return 0;
 }
 
+/*
+ * Serialises the changes to one cache: two projects on the same URL (two branches of one
+ * repository), in this process or another (a CLI sync beside the server), share the cache, and
+ * git refuses a second fetch while the first holds its shallow.lock, as libgit2 refuses a ref
+ * another writer has locked. The lock is a file beside the cache, taken with flock(2) so that
+ * a killed holder releases it; the wait is bounded by the operation's deadline when it has one
+ * (the holder's own fetch is bounded by the network timeout either way). Returns the open
+ * descriptor in *fd, to be given to cache_unlock.
+ */
+static int cache_lock(struct git_source *s, int *fd)
+{
+	char *path = ps_asprintf("%s.fetch-lock", s->cache_path);
+	int rc = 0;
+
+	*fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (*fd < 0) {
+		rc = ps_error_set(PS_EIO, "cache_failed", "cannot open the lock of cache %s: %s",
+				  s->cache_path, strerror(errno));
+		goto out;
+	}
+	while (flock(*fd, op_deadline > 0 ? LOCK_EX | LOCK_NB : LOCK_EX) < 0) {
+		if (errno == EINTR)
+			continue;
+		if (errno == EWOULDBLOCK && ps_mono_ms() < op_deadline) {
+			usleep(20 * 1000);
+			continue;
+		}
+		rc = errno == EWOULDBLOCK
+		     ? ps_error_set(PS_EUPSTREAM, "upstream_timeout", "timed out waiting for "
+				    "another sync fetching %s into the same cache", s->location)
+		     : ps_error_set(PS_EIO, "cache_failed", "cannot lock cache %s: %s",
+				    s->cache_path, strerror(errno));
+		close(*fd);
+		*fd = -1;
+		break;
+	}
+out:
+	free(path);
+	return rc;
+}
+
+static void cache_unlock(int fd)
+{
+	if (fd >= 0)
+		close(fd);  /* releases the flock */
+}
+
 /* Anonymous access, except for ssh where the agent may hold a key. Asked again after a refusal,
  * we give up rather than loop. */
 static int on_credentials(git_credential **out, const char *url, const char *user_from_url,
@@ -772,7 +820,7 @@ static int remote_resolve(struct git_source *s, const char *branch, const char *
 	git_reference *ref = NULL;
 	char *refname = NULL;
 	size_t i;
-	int rc;
+	int rc, lock_fd = -1;
 
 	callbacks_init(&cbs, &cs);
 	op_begin(s->bounded);
@@ -806,6 +854,8 @@ static int remote_resolve(struct git_source *s, const char *branch, const char *
 		goto cleanup;
 	}
 
+	if ((rc = cache_lock(s, &lock_fd)) < 0)
+		goto cleanup;
 	cache_clear_ref_conflicts(s, refname);
 	if (git_repository_odb(&odb, s->repo) < 0) {
 		rc = git_fail(PS_EIO, NULL, "cannot open cache %s", s->cache_path);
@@ -840,6 +890,7 @@ static int remote_resolve(struct git_source *s, const char *branch, const char *
 		refname = NULL;
 	}
 cleanup:
+	cache_unlock(lock_fd);
 	op_end();
 	git_reference_free(ref);
 	git_odb_free(odb);
@@ -1165,7 +1216,7 @@ static int git_commits(struct ps_source *src, const char *base_commit, const cha
 	struct git_source *s = (struct git_source *)src;
 	int64_t since;
 	bool cut = false;
-	int rc;
+	int rc, lock_fd = -1;
 
 	if ((rc = list_range(s, base_commit, head_commit, max, out, &cut)) < 0 || !cut ||
 	    !s->remote || !s->fetched_ref || !(since = cached_commit_time(s, base_commit)))
@@ -1179,7 +1230,9 @@ static int git_commits(struct ps_source *src, const char *base_commit, const cha
 	op_begin(s->bounded);
 	f.deadline_ms = op_deadline;
 	s->base.requests++;
-	rc = ps_git_cli_fetch(&f, &s->base.bytes);
+	if ((rc = cache_lock(s, &lock_fd)) == 0)
+		rc = ps_git_cli_fetch(&f, &s->base.bytes);
+	cache_unlock(lock_fd);
 	op_end();
 	if (rc < 0) {
 		char *msg = ps_asprintf("cannot fetch the commits since %.7s, the list of this "

@@ -194,3 +194,32 @@ def test_empty_repository(ps, upstream):
     s = ps.sync("p")
     assert s["commit"] == c1
     check_snapshot(ps, work, "p", c1)
+
+
+def test_two_projects_on_one_url_sync_at_once(ps, upstream):
+    """Two projects on the same URL (two branches of one repository, as a team mirrors main and
+    a release branch) share one cache; syncs of both at the same moment, in two processes,
+    must both succeed: git's own shallow.lock and ref locks must never fail one of them."""
+    work, bare, url = upstream
+    long_history(work, commits=3, files=40)
+    work.push()
+    work.push("rel")
+    ps.add("a", url, "--branch", "main")
+    ps.add("b", url, "--branch", "rel")
+    for rnd in range(6):
+        for j in range(40):
+            work.write(f"d{j % 4}/f{j}.txt", f"round {rnd} file {j}\n" * 50)
+        work.commit(f"main {rnd}")
+        work.push()
+        work.write("rel.txt", f"release {rnd}\n")
+        work.commit(f"rel {rnd}")
+        work.push("rel")
+        procs = [subprocess.Popen(ps.argv(["sync", name, "--json"]), env=ps.env_with(None),
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                 for name in ("a", "b")]
+        for name, p in zip(("a", "b"), procs):
+            out, err = p.communicate(timeout=120)
+            assert p.returncode == 0, (rnd, name, err.decode())
+    assert ps.history("a")[0]["commit"] == work.head("HEAD~1")
+    assert ps.history("b")[0]["commit"] == work.head()
+    check_snapshot(ps, work, "b", work.head())
