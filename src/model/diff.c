@@ -3,10 +3,10 @@
  */
 #include "model/diff.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define EMPTY_BLOB "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391"
 
 enum ps_change_status ps_change_kind(uint32_t old_mode, uint32_t mode)
 {
@@ -48,14 +48,28 @@ void ps_changes_count(const struct ps_change *changes, size_t n, struct ps_count
 	}
 }
 
-static bool renamable(const char *sha, uint32_t mode)
+/* git diff pairs any deleted and added entry with the same object id: empty files and
+ * submodules too (git's rename_empty is on for diff). */
+static bool renamable(const char *sha)
 {
-	return sha[0] && strcmp(sha, EMPTY_BLOB) != 0 && (mode & 0170000u) != PS_MODE_COMMIT;
+	return sha[0] != '\0';
+}
+
+static bool is_regular(uint32_t mode)
+{
+	return (mode & 0170000u) == 0100000u;
+}
+
+static const char *base_name(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	return slash ? slash + 1 : path;
 }
 
 struct idx {
 	const char *sha;
 	const char *path;
+	uint32_t mode;
 	size_t i;
 };
 
@@ -66,18 +80,29 @@ static int cmp_idx(const void *a, const void *b)
 	return c ? c : strcmp(x->path, y->path);
 }
 
+/* How many eligible sources git weighs for one destination before it takes the best so far. */
+#define RENAME_CANDIDATES 100
+
+/*
+ * git's exact rename detection (diffcore-rename.c, find_identical_files), so that `changes`
+ * and `diff --patch` pair what `git diff -M` pairs: each added path, in path order, takes a
+ * deleted path with the same object id that no earlier one took, preferring the first one (in
+ * path order) with the same base name, else the first one; a symlink or a submodule only pairs
+ * with the same mode, a regular file with a regular file (the executable bit may change).
+ */
 void ps_diff_pair_renames(struct ps_change **changes, size_t *n)
 {
 	struct ps_change *v = *changes;
 	struct idx *dels = ps_calloc(*n, sizeof(*dels)), *adds = ps_calloc(*n, sizeof(*adds));
 	size_t nd = 0, na = 0, out = 0;
-	bool *drop = ps_calloc(*n, sizeof(bool));
+	bool *drop = ps_calloc(*n, sizeof(bool)), *used = ps_calloc(*n, sizeof(bool));
 
 	for (size_t i = 0; i < *n; i++) {
-		if (v[i].status == PS_CHANGE_DELETED && renamable(v[i].previous_sha, v[i].previous_mode))
-			dels[nd++] = (struct idx){ v[i].previous_sha, v[i].path, i };
-		else if (v[i].status == PS_CHANGE_ADDED && renamable(v[i].sha, v[i].mode))
-			adds[na++] = (struct idx){ v[i].sha, v[i].path, i };
+		if (v[i].status == PS_CHANGE_DELETED && renamable(v[i].previous_sha))
+			dels[nd++] = (struct idx){ v[i].previous_sha, v[i].path, v[i].previous_mode,
+						   i };
+		else if (v[i].status == PS_CHANGE_ADDED && renamable(v[i].sha))
+			adds[na++] = (struct idx){ v[i].sha, v[i].path, v[i].mode, i };
 	}
 	if (nd > 1)
 		qsort(dels, nd, sizeof(*dels), cmp_idx);
@@ -87,19 +112,56 @@ void ps_diff_pair_renames(struct ps_change **changes, size_t *n)
 		int c = strcmp(dels[d].sha, adds[a].sha);
 		if (c < 0) {
 			d++;
-		} else if (c > 0) {
+			continue;
+		}
+		if (c > 0) {
 			a++;
-		} else {
-			struct ps_change *add = &v[adds[a].i], *del = &v[dels[d].i];
+			continue;
+		}
+		/* dels[d..dend) and adds[a..aend) share one object id, each in path order. */
+		size_t dend = d, aend = a;
+		while (dend < nd && strcmp(dels[dend].sha, dels[d].sha) == 0)
+			dend++;
+		while (aend < na && strcmp(adds[aend].sha, adds[a].sha) == 0)
+			aend++;
+		for (size_t k = a; k < aend; k++) {
+			const struct idx *dst = &adds[k];
+			size_t best = SIZE_MAX, weighed = 0;
+			int best_score = -1;
+
+			for (size_t j = d; j < dend && weighed < RENAME_CANDIDATES; j++) {
+				const struct idx *src = &dels[j];
+				int score;
+
+				if (used[j])
+					continue;
+				/* Mode 0: not known yet (a compare before the pipeline settled
+				 * it), so it cannot refuse. */
+				if (src->mode && dst->mode && src->mode != dst->mode &&
+				    (!is_regular(src->mode) || !is_regular(dst->mode)))
+					continue;
+				weighed++;
+				score = 1 + (strcmp(base_name(src->path), base_name(dst->path)) == 0);
+				if (score > best_score) {
+					best = j;
+					best_score = score;
+					if (score == 2)
+						break;
+				}
+			}
+			if (best == SIZE_MAX)
+				continue;
+			used[best] = true;
+			struct ps_change *add = &v[dst->i], *del = &v[dels[best].i];
 			add->status = PS_CHANGE_RENAMED;
 			add->previous_path = del->path;
 			del->path = NULL;
 			memcpy(add->previous_sha, del->previous_sha, PS_SHA_HEX);
 			add->previous_mode = del->previous_mode;
-			drop[dels[d].i] = true;
-			d++;
-			a++;
+			drop[dels[best].i] = true;
 		}
+		d = dend;
+		a = aend;
 	}
 	for (size_t i = 0; i < *n; i++) {
 		if (drop[i]) {
@@ -113,6 +175,7 @@ void ps_diff_pair_renames(struct ps_change **changes, size_t *n)
 	free(dels);
 	free(adds);
 	free(drop);
+	free(used);
 }
 
 static void push(struct ps_change **v, size_t *n, size_t *cap, struct ps_change c)

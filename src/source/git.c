@@ -429,7 +429,7 @@ static int cache_open(struct git_source *s)
  */
 static int cache_lock(struct git_source *s, int *fd)
 {
-	char *path = ps_asprintf("%s.fetch-lock", s->cache_path);
+	char *path = ps_asprintf("%s/projsync-fetch.lock", s->cache_path);
 	int rc = 0;
 
 	*fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);

@@ -266,6 +266,43 @@ def test_too_many_lines_gives_too_large(ps, repo):
     assert out.count("\n") == 3
 
 
+def test_rename_pairing_equals_git(ps, repo):
+    """Which deleted path a new one is paired with, as git diff -M decides it: a same base
+    name first, then path order; empty files and submodules pair too; a symlink pairs only
+    with a symlink."""
+    repo.write("keep.txt", "keep\n")
+    repo.write("d/p.txt", "same\n")
+    repo.write("d/q.txt", "same\n")
+    repo.write("e/empty", "")
+    repo.write("lf", "tgt")
+    repo.symlink("ll", "tgt")
+    repo.gitlink("sub1", SUB1)
+    c1 = repo.commit("one")
+    for path in ("d/p.txt", "d/q.txt", "e/empty", "lf", "ll"):
+        repo.rm(path)
+    repo.git("rm", "-q", "--cached", "sub1")
+    repo.rm("sub1")
+    repo.write("n/q.txt", "same\n")
+    repo.write("n/empty2", "")
+    repo.symlink("n/l1", "tgt")
+    repo.write("n/l2", "tgt")
+    repo.gitlink("sub2", SUB1)
+    c2 = repo.commit("two")
+    ps.add("p", str(repo.path))
+    a = sync_to(ps, repo, c1)
+    b = sync_to(ps, repo, c2)
+    want = git_diff(repo, c1, c2, "--name-status").decode()
+    assert want.count("R100") == 5, want  # the case is what it claims to be
+    got = []
+    for ch in ps.json("changes", b["id"]):
+        if ch["status"] == "renamed":
+            got.append(f"R100\t{ch['previous_path']}\t{ch['path']}")
+        else:
+            got.append(f"{ch['status'][0].upper()}\t{ch['path']}")
+    assert sorted(got) == sorted(want.splitlines())
+    assert ps_out(ps, "diff", a["id"], b["id"], "--patch") == git_diff(repo, c1, c2)
+
+
 def test_bad_arguments(ps, crafted):
     r = ps("diff", "1", "--patch")
     assert r.rc == 2 and "SYNC_A and SYNC_B" in r.err

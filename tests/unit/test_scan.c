@@ -151,30 +151,52 @@ static void test_missing_base_tree_is_reported(void)
 
 static void test_rename_pairing_rules(void)
 {
-	/* Two identical files deleted and one added: one rename, one deletion; empty files and
-	 * submodules are never paired. */
+	/* As git diff -M pairs them (diffcore-rename.c, find_identical_files): two identical files
+	 * deleted and one added make one rename and one deletion; empty files and submodules pair
+	 * too; a same base name wins over path order; a symlink pairs only with a symlink. */
 	struct ps_file old[] = {
 		{ (char *)"a", PS_MODE_FILE, "1111111111111111111111111111111111111111", 3 },
 		{ (char *)"b", PS_MODE_FILE, "1111111111111111111111111111111111111111", 3 },
+		{ (char *)"d/p.txt", PS_MODE_FILE, "2222222222222222222222222222222222222222", 3 },
+		{ (char *)"d/q.txt", PS_MODE_FILE, "2222222222222222222222222222222222222222", 3 },
 		{ (char *)"e", PS_MODE_FILE, "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391", 0 },
+		{ (char *)"lf", PS_MODE_FILE, "3333333333333333333333333333333333333333", 3 },
+		{ (char *)"ll", PS_MODE_LINK, "3333333333333333333333333333333333333333", 3 },
+		{ (char *)"sub1", PS_MODE_COMMIT, "4444444444444444444444444444444444444444", 0 },
 	};
 	struct ps_file new_[] = {
 		{ (char *)"c", PS_MODE_FILE, "1111111111111111111111111111111111111111", 3 },
 		{ (char *)"f", PS_MODE_FILE, "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391", 0 },
+		{ (char *)"n/l1", PS_MODE_LINK, "3333333333333333333333333333333333333333", 3 },
+		{ (char *)"n/l2", PS_MODE_FILE, "3333333333333333333333333333333333333333", 3 },
+		{ (char *)"n/q.txt", PS_MODE_EXEC, "2222222222222222222222222222222222222222", 3 },
+		{ (char *)"sub2", PS_MODE_COMMIT, "4444444444444444444444444444444444444444", 0 },
+	};
+	static const struct {
+		const char *path;
+		enum ps_change_status st;
+		const char *prev;
+	} want[] = {
+		{ "b", PS_CHANGE_DELETED, NULL },
+		{ "c", PS_CHANGE_RENAMED, "a" },
+		{ "d/p.txt", PS_CHANGE_DELETED, NULL },
+		{ "f", PS_CHANGE_RENAMED, "e" },
+		{ "n/l1", PS_CHANGE_RENAMED, "ll" },
+		{ "n/l2", PS_CHANGE_RENAMED, "lf" },
+		{ "n/q.txt", PS_CHANGE_RENAMED, "d/q.txt" },
+		{ "sub2", PS_CHANGE_RENAMED, "sub1" },
 	};
 	struct ps_change *c = NULL;
 	size_t n = 0;
 
-	CHECK_OK(ps_diff_files(old, 3, new_, 2, &c, &n));
-	CHECK_INT(n, 4);
-	if (n == 4) {
-		CHECK_STR(c[0].path, "b");
-		CHECK_INT(c[0].status, PS_CHANGE_DELETED);
-		CHECK_STR(c[1].path, "c");
-		CHECK_INT(c[1].status, PS_CHANGE_RENAMED);
-		CHECK_STR(c[1].previous_path, "a");
-		CHECK_INT(c[2].status, PS_CHANGE_DELETED);
-		CHECK_INT(c[3].status, PS_CHANGE_ADDED);
+	CHECK_OK(ps_diff_files(old, sizeof(old) / sizeof(old[0]), new_,
+			       sizeof(new_) / sizeof(new_[0]), &c, &n));
+	CHECK_INT(n, sizeof(want) / sizeof(want[0]));
+	for (size_t i = 0; i < n && i < sizeof(want) / sizeof(want[0]); i++) {
+		CHECK_STR(c[i].path, want[i].path);
+		CHECK_INT(c[i].status, want[i].st);
+		if (want[i].prev)
+			CHECK_STR(c[i].previous_path, want[i].prev);
 	}
 	ps_changes_free(c, n);
 }
