@@ -422,7 +422,7 @@ static int cache_open(struct git_source *s)
  * Serialises the changes to one cache: two projects on the same URL (two branches of one
  * repository), in this process or another (a CLI sync beside the server), share the cache, and
  * git refuses a second fetch while the first holds its shallow.lock, as libgit2 refuses a ref
- * another writer has locked. The lock is a file beside the cache, taken with flock(2) so that
+ * another writer has locked. The lock is a file inside the cache, taken with flock(2) so that
  * a killed holder releases it; the wait is bounded by the operation's deadline when it has one
  * (the holder's own fetch is bounded by the network timeout either way). Returns the open
  * descriptor in *fd, to be given to cache_unlock.
