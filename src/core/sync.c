@@ -100,6 +100,7 @@ struct ps_sync_run {
 	int64_t files_done, files_total;
 	int64_t *fetch_files;          /* per SHA of `fetch`: how many files wait for it */
 	volatile sig_atomic_t cancel;
+	int64_t stop_checked_ms;       /* when source_should_stop last asked the store */
 
 	struct ps_scan *scan;
 	bool scan_fallback;
@@ -412,6 +413,31 @@ static int default_branch(struct ps_sync_run *run)
 
 /* ---- phases ---- */
 
+/*
+ * The source's stop hook (ps_source.stop), polled while it waits on the network: a long
+ * fetch or a rate-limit wait ends at a cancel instead of at its own end. This run's flag at
+ * once; a cancel requested through the store (the API, another process or node) at most one
+ * store read a second. Runs on the run's thread, which owns the store handle.
+ */
+static bool source_should_stop(void *ud)
+{
+	struct ps_sync_run *run = ud;
+	bool requested = false;
+	int64_t now;
+
+	if (run->cancel)
+		return true;
+	now = ps_mono_ms();
+	if (now - run->stop_checked_ms < 1000)
+		return false;
+	run->stop_checked_ms = now;
+	if (ps_store_sync_cancel_requested(run->store, run->sync->id, &requested) < 0) {
+		ps_error_clear();
+		return false;
+	}
+	return requested;
+}
+
 static int step_prepare(struct ps_sync_run *run)
 {
 	int (*open)(struct ps_source **, const char *, const struct ps_source_opts *) =
@@ -427,6 +453,9 @@ static int step_prepare(struct ps_sync_run *run)
 	run->base = base;
 	if ((rc = open(&run->src, run->project->source, &run->ctx->source_opts)) < 0)
 		return rc;
+	run->src->stop = source_should_stop;
+	run->src->stop_ud = run;
+	run->stop_checked_ms = ps_mono_ms();
 	/* Following the default branch: asked at every sync, since it may change upstream or
 	 * the last sync may have been a one-off `--branch` (a GitHub source keeps the question
 	 * cheap with a conditional request). */
@@ -935,10 +964,66 @@ static int step_fetch_start(struct ps_sync_run *run)
 	return 0;
 }
 
+/*
+ * Fetched blobs wait in memory until FETCH_FLUSH_BYTES of them (or the end of the step), then
+ * go to the store in one short transaction: the store's write lock is never held across a
+ * network wait, where a slow or silent upstream would block every other writer of the store
+ * (a cancel from the API or another process, the other workers, other nodes) for as long as
+ * it stalls. Blobs are content-addressed, so those a failing step already committed do no
+ * harm: the next sync finds them stored.
+ */
+#define FETCH_FLUSH_BYTES ((size_t)8 << 20)
+#define FETCH_FLUSH_BLOBS 256
+
+struct pending_blob {
+	char sha[PS_SHA_HEX];
+	void *data;
+	size_t len;
+};
+
 struct fetch_ctx {
 	struct ps_sync_run *run;
 	size_t got;
+	struct pending_blob *pending;
+	size_t npending, cap, pending_bytes;
 };
+
+static void drop_pending(struct fetch_ctx *fc)
+{
+	for (size_t i = 0; i < fc->npending; i++)
+		free(fc->pending[i].data);
+	fc->npending = 0;
+	fc->pending_bytes = 0;
+}
+
+static int flush_blobs(struct fetch_ctx *fc)
+{
+	struct ps_sync_run *run = fc->run;
+	int rc = 0;
+
+	if (!fc->npending)
+		return 0;
+	if ((rc = ps_store_begin(run->store)) < 0)
+		goto out;
+	for (size_t i = 0; i < fc->npending; i++) {
+		const struct pending_blob *b = &fc->pending[i];
+
+		if ((rc = ps_store_blob_put(run->store, b->sha, b->data, b->len)) < 0) {
+			rc = ps_error_wrap(rc, "fetched blob failed verification: ");
+			break;
+		}
+		if (!run->project->no_code_index &&
+		    (rc = ps_grep_index_blob(run->store, b->sha, b->data, b->len)) < 0)
+			break;
+	}
+	if (rc < 0)
+		ps_store_rollback(run->store);
+	else
+		rc = ps_store_commit(run->store);
+out:
+	drop_pending(fc);
+	return rc;
+}
 
 /* Remembers the size of a fetched blob, for changes whose source did not know it. */
 static void note_size(struct ps_sync_run *run, const char *sha, size_t len)
@@ -988,7 +1073,6 @@ static void fill_sizes(struct ps_sync_run *run)
 static int store_blob(void *ud, const char *sha, const void *data, size_t len)
 {
 	struct fetch_ctx *fc = ud;
-	int rc;
 
 	note_size(fc->run, sha, len);
 	{
@@ -1006,13 +1090,22 @@ static int store_blob(void *ud, const char *sha, const void *data, size_t len)
 		fc->got++;
 		return 0;
 	}
-	if ((rc = ps_store_blob_put(fc->run->store, sha, data, len)) < 0)
-		return ps_error_wrap(rc, "fetched blob failed verification: ");
-	if (!fc->run->project->no_code_index &&
-	    (rc = ps_grep_index_blob(fc->run->store, sha, data, len)) < 0)
-		return rc;
+	if (fc->npending == fc->cap) {
+		fc->cap = fc->cap ? fc->cap * 2 : 64;
+		fc->pending = ps_realloc(fc->pending, fc->cap * sizeof(*fc->pending));
+	}
+	{
+		struct pending_blob *b = &fc->pending[fc->npending++];
+		memcpy(b->sha, sha, PS_SHA_HEX);
+		b->data = ps_malloc(len ? len : 1);
+		memcpy(b->data, data, len);
+		b->len = len;
+		fc->pending_bytes += len;
+	}
 	fc->run->sync->bytes += (int64_t)len;
 	fc->got++;
+	if (fc->pending_bytes >= FETCH_FLUSH_BYTES || fc->npending >= FETCH_FLUSH_BLOBS)
+		return flush_blobs(fc);
 	return 0;
 }
 
@@ -1022,14 +1115,12 @@ static int step_fetch(struct ps_sync_run *run)
 	bool done = false;
 	int rc;
 
-	if ((rc = ps_store_begin(run->store)) < 0)
-		return rc;
 	rc = ps_source_fetch_next(run->src, batch(run, FETCH_BATCH), store_blob, &fc, &done);
-	if (rc < 0) {
-		ps_store_rollback(run->store);
-		return rc;
-	}
-	if ((rc = ps_store_commit(run->store)) < 0)
+	if (rc == 0)
+		rc = flush_blobs(&fc);
+	drop_pending(&fc);
+	free(fc.pending);
+	if (rc < 0)
 		return rc;
 	run->fetch_pos += fc.got;
 	if ((rc = drain_warnings(run)) < 0)

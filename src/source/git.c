@@ -92,6 +92,10 @@ static _Thread_local bool op_timed_out;
 /* Our words for the bound that was hit: a TLS layer above the stream replaces the error with
  * its own ("SSL error: ... Generic error"). */
 static _Thread_local char op_timeout_msg[256];
+/* The source whose operation this is, for its stop hook (ps_source.stop), and whether the
+ * hook stopped it, so the failure is "cancelled" whatever libgit2 makes of it. */
+static _Thread_local struct ps_source *op_src;
+static _Thread_local bool op_stopped;
 
 struct timed_stream {
 	git_stream parent;
@@ -144,6 +148,15 @@ static int stream_wait(int fd, short events, int64_t idle_ms)
 
 		if (budget <= 0)
 			return 0;
+		if (op_src && op_src->stop) {
+			if (op_src->stop(op_src->stop_ud)) {
+				op_stopped = true;
+				errno = ECANCELED;
+				return -1;
+			}
+			if (budget > 250)
+				budget = 250;
+		}
 		n = poll(&pfd, 1, budget);
 		if (n > 0)
 			return 1;
@@ -307,8 +320,10 @@ static int timed_stream_new(git_stream **out, const char *host, const char *port
 
 /* Bounds the remote operations this thread makes until op_end: as a whole when `whole`, else
  * each wait only (the stream's own idle bound). */
-static void op_begin(bool whole)
+static void op_begin(bool whole, struct ps_source *src)
 {
+	op_src = src;
+	op_stopped = false;
 	op_timed_out = false;
 	op_deadline = whole ? ps_mono_ms() + ps_source_net_timeout_ms() : 0;
 }
@@ -316,6 +331,8 @@ static void op_begin(bool whole)
 /* Every failure of the operation was reported before this: later ones are not timeouts. */
 static void op_end(void)
 {
+	op_src = NULL;
+	op_stopped = false;
 	op_deadline = 0;
 	op_timed_out = false;
 }
@@ -350,8 +367,10 @@ git_fail(int code, const char *slug, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(ctx, sizeof(ctx), fmt, ap);
 	va_end(ap);
-	/* A bound we hit is the cause, whatever libgit2 reported on the way up. */
-	if (op_timed_out && code == PS_EUPSTREAM)
+	/* A bound we hit, or a cancel, is the cause, whatever libgit2 reported on the way up. */
+	if (op_stopped)
+		code = ps_error_set(PS_ECANCELLED, "cancelled", "cancelled by request");
+	else if (op_timed_out && code == PS_EUPSTREAM)
 		code = ps_error_set(code, "upstream_timeout", "%s: %s", ctx, op_timeout_msg);
 	else
 		code = ps_error_set(code, slug, "%s: %s", ctx,
@@ -438,21 +457,26 @@ static int cache_lock(struct git_source *s, int *fd)
 				  s->cache_path, strerror(errno));
 		goto out;
 	}
-	while (flock(*fd, op_deadline > 0 ? LOCK_EX | LOCK_NB : LOCK_EX) < 0) {
+	while (flock(*fd, LOCK_EX | LOCK_NB) < 0) {
 		if (errno == EINTR)
 			continue;
-		if (errno == EWOULDBLOCK && ps_mono_ms() < op_deadline) {
-			usleep(20 * 1000);
-			continue;
+		if (errno != EWOULDBLOCK) {
+			rc = ps_error_set(PS_EIO, "cache_failed", "cannot lock cache %s: %s",
+					  s->cache_path, strerror(errno));
+			break;
 		}
-		rc = errno == EWOULDBLOCK
-		     ? ps_error_set(PS_EUPSTREAM, "upstream_timeout", "timed out waiting for "
-				    "another sync fetching %s into the same cache", s->location)
-		     : ps_error_set(PS_EIO, "cache_failed", "cannot lock cache %s: %s",
-				    s->cache_path, strerror(errno));
+		if ((rc = ps_source_stopped(&s->base)) < 0)
+			break;
+		if (op_deadline > 0 && ps_mono_ms() >= op_deadline) {
+			rc = ps_error_set(PS_EUPSTREAM, "upstream_timeout", "timed out waiting for "
+					  "another sync fetching %s into the same cache", s->location);
+			break;
+		}
+		usleep(20 * 1000);
+	}
+	if (rc < 0) {
 		close(*fd);
 		*fd = -1;
-		break;
 	}
 out:
 	free(path);
@@ -744,7 +768,7 @@ static int remote_branches(struct git_source *s, struct ps_strv *out, char **def
 	int rc;
 
 	callbacks_init(&cbs, &cs);
-	op_begin(s->bounded);
+	op_begin(s->bounded, &s->base);
 	if ((rc = remote_connect(s, false, &r, &cbs)) < 0) {
 		op_end();
 		return rc;
@@ -823,7 +847,7 @@ static int remote_resolve(struct git_source *s, const char *branch, const char *
 	int rc, lock_fd = -1;
 
 	callbacks_init(&cbs, &cs);
-	op_begin(s->bounded);
+	op_begin(s->bounded, &s->base);
 	if ((rc = remote_connect(s, true, &r, &cbs)) < 0) {
 		op_end();
 		return rc;
@@ -876,6 +900,8 @@ static int remote_resolve(struct git_source *s, const char *branch, const char *
 			.url = s->location,
 			.refname = refname,
 			.deadline_ms = op_deadline,
+			.stop = s->base.stop,
+			.stop_ud = s->base.stop_ud,
 		};
 		s->base.requests++;
 		rc = ps_git_cli_fetch(&f, &s->base.bytes);
@@ -1226,8 +1252,10 @@ static int git_commits(struct ps_source *src, const char *base_commit, const cha
 		.url = s->location,
 		.refname = s->fetched_ref,
 		.shallow_since = since,
+		.stop = s->base.stop,
+		.stop_ud = s->base.stop_ud,
 	};
-	op_begin(s->bounded);
+	op_begin(s->bounded, &s->base);
 	f.deadline_ms = op_deadline;
 	s->base.requests++;
 	if ((rc = cache_lock(s, &lock_fd)) == 0)
@@ -1483,7 +1511,7 @@ int ps_git_source_check(const char *location, const struct ps_source_opts *opts)
 	if (s->remote) {
 		callbacks_init(&cbs, &cs);
 		/* A check answers a user who waits (an HTTP request, `project add`): bounded whole. */
-		op_begin(true);
+		op_begin(true, NULL);
 		if ((rc = remote_connect(s, false, &r, &cbs)) == 0) {
 			rc = remote_heads_list(s, r, &h);
 			if (rc == 0)

@@ -240,6 +240,12 @@ int ps_git_cli_fetch(const struct ps_git_cli_fetch *f, int64_t *bytes)
 			timed_out = true;
 			break;
 		}
+		if (f->stop && f->stop(f->stop_ud)) {
+			rc = ps_error_set(PS_ECANCELLED, "cancelled", "cancelled by request");
+			break;
+		}
+		if (f->stop && wait > 250)
+			wait = 250;
 		n = poll(p, (nfds_t)np, (int)wait);
 		if (n < 0 && errno != EINTR) {
 			rc = ps_error_set(PS_EIO, "fetch_failed", "cannot watch git: %s",

@@ -7,6 +7,7 @@
 #ifndef PS_SOURCE_GIT_CLI_H
 #define PS_SOURCE_GIT_CLI_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 struct ps_git_cli_fetch {
@@ -17,6 +18,9 @@ struct ps_git_cli_fetch {
 	/* > 0: `--shallow-since` this time (epoch seconds) instead of `--depth 1`, so that the
 	 * commits since the last synced one arrive too (`projsync log`, docs/architecture.md §5). */
 	int64_t shallow_since;
+	/* Polled at least every 250 ms: true kills git and fails with PS_ECANCELLED. */
+	bool (*stop)(void *ud);
+	void *stop_ud;
 };
 
 /*

@@ -190,6 +190,13 @@ int ps_source_open(struct ps_source **out, const char *spec, const struct ps_sou
 	return rc;
 }
 
+int ps_source_stopped(struct ps_source *src)
+{
+	if (src && src->stop && src->stop(src->stop_ud))
+		return ps_error_set(PS_ECANCELLED, "cancelled", "cancelled by request");
+	return 0;
+}
+
 void ps_source_free(struct ps_source *src)
 {
 	if (!src)

@@ -90,6 +90,12 @@ struct ps_source {
 	/* Warnings for the sync's event stream (rate limit waits, ...), appended by the source,
 	 * taken and cleared by the pipeline after each call. */
 	struct ps_strv warnings;
+	/* Polled while the source waits on the network or on a rate limit (at least every
+	 * 250 ms): true makes the operation stop at once and fail with PS_ECANCELLED (slug
+	 * "cancelled"), so a cancel does not wait for a long transfer to end. Set by the
+	 * pipeline after opening; NULL: never. */
+	bool (*stop)(void *ud);
+	void *stop_ud;
 	/* State of the generic fetch loop when the source has no fetch session of its own. */
 	struct {
 		char **shas;
@@ -134,6 +140,8 @@ int ps_source_open(struct ps_source **out, const char *spec, const struct ps_sou
  * rule ps_source_open uses. (`a@b`, without the ':' of user@host:path, is a path.) */
 bool ps_source_is_local_path(const char *spec);
 void ps_source_free(struct ps_source *src);
+/* PS_ECANCELLED (error set) when src->stop says so, else 0. */
+int ps_source_stopped(struct ps_source *src);
 
 /*
  * Checks that `spec` names a reachable repository (used when a project is added): a path must

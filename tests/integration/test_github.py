@@ -18,13 +18,16 @@ What a user relies on, each checked against git itself and the emulator's reques
 """
 import json
 import os
+import signal
+import subprocess
 import sys
 import time
+from types import SimpleNamespace
 from pathlib import Path
 
 import pytest
 
-from conftest import Projsync, changes_as_git, parse_events, one_error_line
+from conftest import Projsync, changes_as_git, parse_events, one_error_line, wait_for
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fakehub.client import FakeHub  # noqa: E402
@@ -892,3 +895,45 @@ def test_raised_size_limit_fetches_what_now_fits(gh, hub, repo):
     assert s["up_to_date"], s
     r = gh("cat", "p", "big.bin")
     assert r.rc == 0 and r.outb == b"x" * 5000, r
+
+
+@pytest.mark.parametrize("how,kind", [("signal", "tarball"), ("cancel command", "blob")])
+def test_cancel_ends_a_sync_waiting_on_github_at_once(gh, hub, repo, how, kind):
+    """A sync stuck in a transfer (here a tarball GitHub does not answer) stops within a
+    second or two of a cancel, not when the network timeout ends the wait: Ctrl-C of the CLI
+    (its own flag) or `projsync cancel` from another process (the store's flag)."""
+    for i in range(4):
+        repo.write(f"f{i}.txt", f"{i}\n")
+    repo.commit()
+    gh("project", "add", "p", publish(hub, repo))
+    gh.env.pop("PROJSYNC_GITHUB_TIMEOUT_MS")
+    gh.env["PROJSYNC_NET_TIMEOUT"] = "60"
+    gh.env["PROJSYNC_GITHUB_TARBALL_MIN"] = "1" if kind == "tarball" else "1000"
+    hub.config(hang_seconds=60)
+    hub.fault(kind, "hang", nth=1, times=100)
+    proc = subprocess.Popen(gh.argv(["sync", "p", "--json"]), env=gh.env_with(None),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert wait_for(lambda: any(e["kind"] == kind for e in hub.log()), timeout=30)
+        time.sleep(0.5)
+        t0 = time.monotonic()
+        if how == "signal":
+            proc.send_signal(signal.SIGINT)
+        else:
+            sync_id = gh.history("p")[0]["id"]
+            r = gh("cancel", str(sync_id))
+            assert r.rc == 0, r
+        out, err = proc.communicate(timeout=30)
+        took = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        hub.clear_faults()
+    assert proc.returncode == 1, err
+    assert took < 5, took  # the hang would have lasted 60 s
+    last = parse_events(SimpleNamespace(out=out.decode()))[-1]
+    assert last["kind"] == "cancelled", last
+    assert gh.history("p")[0]["status"] == "cancelled"
+    # Nothing half-done: the next sync is complete.
+    gh.sync("p")
+    check_same(gh, repo, "HEAD", "p")

@@ -192,6 +192,10 @@ static void tar_pump(struct gh_source *s, struct tar_stream *ts)
 		int running = 0, left;
 		CURLMsg *m;
 
+		if (s->base.stop && s->base.stop(s->base.stop_ud)) {
+			ts->stopped = true;
+			return;
+		}
 		if (ts->paused) {
 			ts->paused = false;
 			curl_easy_pause(ts->req.easy, CURLPAUSE_CONT);
@@ -216,6 +220,10 @@ static la_ssize_t tar_read(struct archive *a, void *ud, const void **buf)
 	struct ps_buf tmp;
 
 	tar_pump(ts->req.src, ts);
+	if (ts->stopped) {
+		archive_set_error(a, ECANCELED, "cancelled by request");
+		return -1;
+	}
 	if (ts->pending.len == 0) {
 		if (ts->req.cc == CURLE_OK && ts->req.status == 200)
 			return 0;
@@ -265,6 +273,10 @@ static int tar_failed(struct gh_source *s, struct fetch_session *fs)
 	int64_t delay = 0;
 	int act;
 
+	if (ts->stopped) {
+		tar_close(s, fs);
+		return ps_error_set(PS_ECANCELLED, "cancelled", "cancelled by request");
+	}
 	snprintf(why, sizeof(why), "%s",
 		 ts->a && archive_error_string(ts->a) ? archive_error_string(ts->a) : "unreadable");
 	if (!ts->transfer_done) {
@@ -301,8 +313,7 @@ static int tar_failed(struct gh_source *s, struct fetch_session *fs)
 	tar_close(s, fs);
 	if (act < 0)
 		return act;
-	gh_sleep_ms(delay);
-	return 0;
+	return gh_wait_ms(s, delay);
 }
 
 static int want_index(const struct fetch_session *fs, const char *sha)

@@ -48,6 +48,16 @@ void gh_sleep_ms(int64_t ms)
 		;
 }
 
+int gh_wait_ms(struct gh_source *s, int64_t ms)
+{
+	int64_t end = ps_mono_ms() + ms, left;
+	int rc;
+
+	while ((rc = ps_source_stopped(&s->base)) == 0 && (left = end - ps_mono_ms()) > 0)
+		gh_sleep_ms(s->base.stop && left > 250 ? 250 : left);
+	return rc;
+}
+
 void gh_warn(struct gh_source *s, const char *fmt, ...)
 {
 	va_list ap;
@@ -765,6 +775,8 @@ int gh_run_requests(struct gh_source *s, struct gh_req **reqs, size_t n, size_t 
 		CURLMsg *m;
 		int left;
 
+		if ((rc = ps_source_stopped(&s->base)) < 0)
+			goto abort;
 		for (size_t i = 0; i < n && active < cap; i++) {
 			struct gh_req *r = reqs[i];
 			if (r->state != 0)
@@ -814,7 +826,7 @@ int gh_run_requests(struct gh_source *s, struct gh_req **reqs, size_t n, size_t 
 		int timeout = 100;
 		if (active == 0 && next_start >= 0) {
 			int64_t d = next_start - ps_mono_ms();
-			timeout = d < 0 ? 0 : d > 1000 ? 1000 : (int)d;
+			timeout = d < 0 ? 0 : d > 250 ? 250 : (int)d;
 		}
 		curl_multi_poll(s->multi, NULL, 0, timeout, NULL);
 	}

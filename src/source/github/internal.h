@@ -110,6 +110,7 @@ struct tar_stream {
 	struct archive *a;
 	struct ps_buf pending, handed;
 	bool transfer_done, paused, opened;
+	bool stopped;             /* the source's stop hook ended the transfer */
 };
 
 struct fetch_session {
@@ -186,6 +187,8 @@ struct gh_source {
 /* ---- http.c ---- */
 int64_t gh_env_int(const char *name, int64_t def, int64_t min, int64_t max);
 void gh_sleep_ms(int64_t ms);
+/* Sleeps `ms` while polling the source's stop hook: PS_ECANCELLED when it stops us, else 0. */
+int gh_wait_ms(struct gh_source *s, int64_t ms);
 void gh_warn(struct gh_source *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* The endpoint of a URL for messages: the path below the API root (never a token). */
 const char *gh_endpoint(const struct gh_source *s, const char *url);
