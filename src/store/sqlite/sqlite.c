@@ -234,15 +234,13 @@ static void sql_hex(sqlite3_context *cx, int argc, sqlite3_value **argv)
 	sqlite3_result_text(cx, out, 40, SQLITE_TRANSIENT);
 }
 
-static int register_functions(struct ps_store *s)
+int ps_sqlite_functions(sqlite3 *db)
 {
 	const int flags = SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS;
+	int rc = sqlite3_create_function(db, "ps_unhex", 1, flags, NULL, sql_unhex, NULL, NULL);
 
-	if (sqlite3_create_function(s->db, "ps_unhex", 1, flags, NULL, sql_unhex, NULL, NULL) !=
-		    SQLITE_OK ||
-	    sqlite3_create_function(s->db, "ps_hex", 1, flags, NULL, sql_hex, NULL, NULL) != SQLITE_OK)
-		return db_error(s, "open");
-	return 0;
+	return rc != SQLITE_OK ? rc
+			       : sqlite3_create_function(db, "ps_hex", 1, flags, NULL, sql_hex, NULL, NULL);
 }
 
 /* ---- open and migrations ---- */
@@ -345,8 +343,10 @@ int ps_sqlite_open(struct ps_store **out, const char *url, unsigned flags)
 	}
 	sqlite3_extended_result_codes(s->db, 0);
 	sqlite3_busy_timeout(s->db, 10000);
-	if (register_functions(s) < 0)
+	if (ps_sqlite_functions(s->db) != SQLITE_OK) {
+		db_error(s, "open");
 		goto fail;
+	}
 	/* WAL: readers see the last committed state while a sync writes; NORMAL sync is durable
 	 * against a killed process (the case the crash rules are about). */
 	if (exec(s, "PRAGMA journal_mode=WAL", "open") < 0 ||
@@ -1656,9 +1656,11 @@ int ps_sqlite_diff(struct ps_store *s, int64_t project_id, int64_t a, int64_t b,
 		"SELECT fv.path, fv.mode, ps_hex(fv.sha), fv.size FROM file_versions fv "
 		"WHERE fv.project_id = ?1 AND fv.superseded_by > ?2 AND fv.superseded_by <= ?3 AND "
 		VISIBLE_AT("?2") " ORDER BY fv.path";
+	/* "+fv.project_id": the planner would otherwise walk the whole project in path order
+	 * (file_versions_path) rather than the range of file_versions_introduced and a sort. */
 	static const char new_sql[] =
 		"SELECT fv.path, fv.mode, ps_hex(fv.sha), fv.size FROM file_versions fv "
-		"WHERE fv.project_id = ?1 AND fv.introduced_by > ?2 AND fv.introduced_by <= ?3 AND "
+		"WHERE +fv.project_id = ?1 AND fv.introduced_by > ?2 AND fv.introduced_by <= ?3 AND "
 		VISIBLE_AT("?3") " ORDER BY fv.path";
 	struct file_list olds = { 0 }, news = { 0 };
 	bool swap = false;
