@@ -11,7 +11,7 @@ Generated: N generated text files (bench/sync_bench.py's generator), one sync; t
 a tar.gz of the tree, and the first sync's time.
 
     PROJSYNC_BIN=build-release/projsync python3 bench/store_bench.py \\
-        [--repo PATH] [--rev REV] [--depth N] [--generated N] [--cat N] [--keep]
+        [--repo PATH] [--rev REV] [--depth N] [--generated N] [--cat N] [--no-code-index] [--keep]
 
 --repo defaults to this repository. Set PROJSYNC_BIN_BASELINE to a second binary (e.g. one built
 from before a change) to measure it side by side. Figures are printed, never asserted.
@@ -77,7 +77,7 @@ def stats(binary, db):
     return json.loads(p.stdout)["store"] if p.returncode == 0 else None
 
 
-def bench_history(tmp, binary, label, src, revs, ncat):
+def bench_history(tmp, binary, label, src, revs, ncat, add_opts=()):
     work = tmp / f"src-{label}.git"
     if not work.exists():
         subprocess.run(["git", "clone", "-q", "--bare", str(src), str(work)], check=True,
@@ -85,7 +85,7 @@ def bench_history(tmp, binary, label, src, revs, ncat):
     db = tmp / f"store-{label}" / "projsync.db"
     db.parent.mkdir()
     git(work, "update-ref", "refs/heads/benchsync", revs[0])
-    run(binary, db, "project", "add", "bench", str(work), "--branch", "benchsync")
+    run(binary, db, "project", "add", "bench", str(work), "--branch", "benchsync", *add_opts)
     first = None
     for rev in revs:
         git(work, "update-ref", "refs/heads/benchsync", rev)
@@ -126,13 +126,13 @@ def git_shallow_size(tmp, src, revs):
     return du(dest)
 
 
-def bench_generated(tmp, binary, label, n):
+def bench_generated(tmp, binary, label, n, add_opts=()):
     repo = tmp / f"repo-{n}.git"
     if not repo.exists():
         repo = sync_bench.make_repo(tmp, n)
     db = tmp / f"gen-{label}" / "projsync.db"
     db.parent.mkdir()
-    run(binary, db, "project", "add", "gen", str(repo))
+    run(binary, db, "project", "add", "gen", str(repo), *add_opts)
     t, c, _ = run(binary, db, "sync", "gen")
     return {"store": store_size(db), "first_sync_s": t, "first_sync_cpu": c,
             "stats": stats(binary, db)}
@@ -155,6 +155,8 @@ def main():
     ap.add_argument("--generated", type=int, default=10000)
     ap.add_argument("--cat", type=int, default=1000)
     ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--no-code-index", action="store_true",
+                    help="add the projects with --no-code-index (the store without the index)")
     args = ap.parse_args()
     bins = [("projsync", os.environ.get("PROJSYNC_BIN") or
              str(ROOT / "build-release" / "projsync"))]
@@ -164,6 +166,7 @@ def main():
         if not os.access(b, os.X_OK):
             sys.exit(f"projsync binary not found at {b} (set PROJSYNC_BIN)")
 
+    add_opts = ("--no-code-index",) if args.no_code_index else ()
     first_parents = git(args.repo, "rev-list", "--first-parent", args.rev).split()
     depth = min(args.depth, len(first_parents) - 1)
     revs = [first_parents[depth - depth * i // 5] for i in range(6)]
@@ -173,7 +176,7 @@ def main():
         print(f"history: {args.repo} at {args.rev}~{depth} .. {args.rev} (6 syncs)")
         print(f"  git clone --shallow-since (bare): {git_size / MIB:8.2f} MiB")
         for label, b in bins:
-            r = bench_history(tmp, b, label, args.repo, revs, args.cat)
+            r = bench_history(tmp, b, label, args.repo, revs, args.cat, add_opts)
             st = r["stats"] or {}
             extra = (f", blobs {st.get('blobs')} raw {st.get('raw_bytes', 0) / MIB:.1f} MiB "
                      f"stored {st.get('stored_bytes', 0) / MIB:.1f} MiB") if st else ""
@@ -188,7 +191,7 @@ def main():
             print(f"generated: {n} files")
             print(f"  tar.gz of the tree:               {tgz / MIB:8.2f} MiB")
             for label, b in bins:
-                r = bench_generated(tmp, b, label, n)
+                r = bench_generated(tmp, b, label, n, add_opts)
                 print(f"  {label:9}: store {r['store'] / MIB:8.2f} MiB = {r['store'] / tgz:5.2f}x "
                       f"tar.gz; first sync {r['first_sync_s']:.2f}s ({r['first_sync_cpu']:.2f}s CPU)")
     finally:

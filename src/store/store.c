@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "model/schedule.h"
+#include "model/tree.h"
 #include "store/backend.h"
 #include "util/error.h"
 #include "util/util.h"
@@ -358,8 +359,20 @@ int ps_store_event_list(struct ps_store *s, int64_t sync_id, int64_t after_seq, 
 	return ops(s)->event_list(s, sync_id, after_seq, limit, out, n);
 }
 
+/* Both backends keep object ids as their 20 bytes (schema 13): an id that is not 40 lowercase
+ * hex digits has no such form, and is refused before anything is written. Sources check the
+ * ids they read, so this stops only a broken caller. */
+static int bad_object_id(const char *path, const char *sha)
+{
+	return ps_error_set(PS_EINVAL, "bad_object_id",
+			    "'%s': '%s' is not an object id (40 lowercase hex digits)", path, sha);
+}
+
 int ps_store_files_stage(struct ps_store *s, const struct ps_sync *sync, const struct ps_change *changes, size_t n)
 {
+	for (size_t i = 0; i < n; i++)
+		if (changes[i].status != PS_CHANGE_DELETED && !ps_sha_valid(changes[i].sha))
+			return bad_object_id(changes[i].path, changes[i].sha);
 	return ops(s)->files_stage(s, sync, changes, n);
 }
 
@@ -706,6 +719,9 @@ int ps_store_compact(struct ps_store *s)
 
 int ps_store_dir_trees_stage(struct ps_store *s, const struct ps_sync *sync, const struct ps_tree_dir *dirs, size_t n)
 {
+	for (size_t i = 0; i < n; i++)
+		if (dirs[i].sha[0] && !ps_sha_valid(dirs[i].sha))
+			return bad_object_id(dirs[i].path, dirs[i].sha);
 	return ops(s)->dir_trees_stage(s, sync, dirs, n);
 }
 

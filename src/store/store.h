@@ -211,7 +211,8 @@ int ps_store_event_list(struct ps_store *s, int64_t sync_id, int64_t after_seq, 
 /*
  * Stages the new file versions of a running sync: one row per added, modified, renamed or
  * type-changed change (deletions stage nothing). Invisible to every query until finalize.
- * Call in batches; each call is one transaction unless inside ps_store_begin.
+ * Call in batches; each call is one transaction unless inside ps_store_begin. A sha that is not
+ * 40 lowercase hex digits is refused (PS_EINVAL, bad_object_id) before anything is written.
  */
 int ps_store_files_stage(struct ps_store *s, const struct ps_sync *sync,
 			 const struct ps_change *changes, size_t n);
@@ -254,7 +255,7 @@ struct ps_tree_dir;
  * by the changes, are skipped): invisible until finalize, which supersedes the previous rows of
  * every directory it staged and of every directory on a changed path; discarded with the
  * sync's file versions when it does not succeed. Each call is one transaction unless inside
- * ps_store_begin.
+ * ps_store_begin. A sha that is not 40 lowercase hex digits is refused as by files_stage.
  */
 int ps_store_dir_trees_stage(struct ps_store *s, const struct ps_sync *sync,
 			     const struct ps_tree_dir *dirs, size_t n);

@@ -47,6 +47,7 @@ BOTH_BACKENDS |= {"test_memory_notes"}  # note edit/delete, prefix search: store
 BOTH_BACKENDS |= {"test_store_compression"}  # the blob codec behind both backends
 BOTH_BACKENDS |= {"test_commits"}  # the commits of a sync: stored by each backend
 BOTH_BACKENDS |= {"test_patch_schedule"}  # PATCH of schedule/retention: saved by each backend
+BOTH_BACKENDS |= {"test_store_rows"}  # schema 13: object ids at rest, converted by each backend
 
 
 def pytest_report_header(config):

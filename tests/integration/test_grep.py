@@ -274,6 +274,17 @@ def test_existing_store_is_indexed_on_next_sync(ps, make_repo, tmp_path):
     assert store_sql(ps, "SELECT count(*) FROM blobs WHERE encoding <> 0") == ["0"]
     undo_commits = "DROP TABLE sync_commits; " + "".join(
         f"ALTER TABLE syncs DROP COLUMN {c}; " for c in COMMIT_COLUMNS)
+    # Schema 13's file versions (20-byte ids, other indexes) back to the hex ids of schema 7.
+    undo_ids = ("DROP INDEX file_versions_superseded; "
+                "CREATE INDEX file_versions_current ON file_versions(project_id, superseded_by, path); "
+                "CREATE INDEX file_versions_superseded ON file_versions(superseded_by) "
+                "WHERE superseded_by IS NOT NULL; ")
+    if ps.backend == "pg":
+        undo_ids += ("ALTER TABLE file_versions ALTER COLUMN sha TYPE text USING encode(sha, 'hex'); "
+                     "DROP FUNCTION ps_hex(bytea); DROP FUNCTION ps_unhex(text); ")
+    else:
+        undo_ids += "UPDATE file_versions SET sha = lower(hex(sha)); "
+    undo_commits += undo_ids
     if ps.backend == "pg":
         psql(ps.db, undo_commits + "DROP TABLE dir_trees; DROP TABLE code_blobs; "
              "ALTER TABLE projects DROP COLUMN code_index; "

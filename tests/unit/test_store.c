@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "model/diff.h"
+#include "model/tree.h"
 #include "store/blobcodec.h"
 #include "store/sqlite/sqlite_internal.h"
 #include "store/store.h"
@@ -809,6 +810,7 @@ static void test_blob_conversion(void)
 	}
 	/* Schema 9 as the previous projsync wrote it, with raw blob rows. */
 	CHECK_INT(sqlite3_open(path, &raw), SQLITE_OK);
+	CHECK_INT(ps_sqlite_functions(raw), SQLITE_OK); /* for the migrations from 13 on */
 	for (int i = 0; i < BLOB_ENCODING_STEP; i++)
 		CHECK_INT(sqlite3_exec(raw, ps_migrations[i].text, NULL, NULL, NULL), SQLITE_OK);
 	CHECK_INT(sqlite3_exec(raw, "PRAGMA user_version = 9; PRAGMA journal_mode=WAL", NULL, NULL,
@@ -1331,6 +1333,81 @@ static void test_code_index(void)
 	ps_store_free(s);
 }
 
+/* Object ids are kept as their 20 bytes (schema 13) and read back as the 40 hex digits they
+ * were, leading zeros and all; an id with no such form is refused before anything is written. */
+static void test_object_ids_at_rest(void)
+{
+	char *path;
+	struct ps_store *s = open_store(&path);
+	struct ps_project *p = add_project(s, "ids");
+	struct ps_change c[2] = { change(PS_CHANGE_ADDED, "zero", "x"),
+				  change(PS_CHANGE_ADDED, "high", "y") };
+	struct ps_owner o = me();
+	struct ps_sync *y = NULL;
+	struct ps_file f = { 0 };
+	struct ps_tree_dir d = { .path = (char *)"", .body = (unsigned char *)"x", .len = 1 };
+	char *out;
+	int64_t id;
+
+	snprintf(c[0].sha, PS_SHA_HEX, "%s", "00000000000000000000000000000000000000a1");
+	snprintf(c[1].sha, PS_SHA_HEX, "%s", "ffffffffffffffffffffffffffffffffffff0000");
+	CHECK_OK(ps_store_sync_create(s, p->id, "main", "cli", &o, &y));
+	if (!y)
+		goto out;
+	/* Upper case, short, not hex: refused, nothing staged. */
+	for (int k = 0; k < 3; k++) {
+		struct ps_change bad[2] = { c[0], c[1] };
+		static const char *const ids[] = { "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF0000", "abc",
+						   "zz00000000000000000000000000000000000000" };
+
+		snprintf(bad[1].sha, PS_SHA_HEX, "%s", ids[k]);
+		CHECK_INT(ps_store_files_stage(s, y, bad, 2), PS_EINVAL);
+		CHECK_STR(ps_error_slug(), "bad_object_id");
+		snprintf(d.sha, PS_SHA_HEX, "%s", ids[k]);
+		CHECK_INT(ps_store_dir_trees_stage(s, y, &d, 1), PS_EINVAL);
+	}
+	out = ps_test_sql(path, "SELECT count(*) FROM file_versions");
+	CHECK_STR(out, "0|\n");
+	free(out);
+	out = ps_test_sql(path, "SELECT count(*) FROM dir_trees");
+	CHECK_STR(out, "0|\n");
+	free(out);
+
+	CHECK_OK(ps_store_files_stage(s, y, c, 2));
+	snprintf(d.sha, PS_SHA_HEX, "%s", "0123456789abcdef0123456789abcdef01234567");
+	CHECK_OK(ps_store_dir_trees_stage(s, y, &d, 1));
+	y->commit = ps_strdup("c1");
+	ps_changes_count(c, 2, &y->counts);
+	CHECK_OK(ps_store_sync_finalize(s, y, c, 2, NULL));
+	id = y->id;
+	for (int k = 0; k < 2; k++) {
+		CHECK_OK(ps_store_snapshot_file(s, p->id, id, c[k].path, &f));
+		CHECK_STR(f.sha, c[k].sha);
+		free(f.path);
+	}
+	{
+		struct ps_tree_dir back = { 0 };
+		CHECK_OK(ps_store_dir_tree_get(s, p->id, id, "", &back));
+		CHECK_STR(back.sha, d.sha);
+		free(back.path);
+		free(back.body);
+	}
+	/* At rest: 20 bytes each. */
+	out = ps_test_sql(path, ps_test_pg() ? "SELECT DISTINCT octet_length(sha) FROM file_versions"
+					     : "SELECT DISTINCT length(sha) FROM file_versions");
+	CHECK_STR(out, "20|\n");
+	free(out);
+	out = ps_test_sql(path, ps_test_pg() ? "SELECT octet_length(tree_sha) FROM dir_trees"
+					     : "SELECT length(tree_sha) FROM dir_trees");
+	CHECK_STR(out, "20|\n");
+	free(out);
+out:
+	ps_sync_free(y);
+	ps_project_free(p);
+	ps_store_free(s);
+	free(path);
+}
+
 PS_TESTS(PS_TEST(test_atomic_visibility), PS_TEST(test_one_chain), PS_TEST(test_versioned_rows),
 	 PS_TEST(test_content_addressing), PS_TEST(test_crash_reap),
 	 PS_TEST(test_marker_moves_only_on_success), PS_TEST(test_migrations),
@@ -1338,4 +1415,4 @@ PS_TESTS(PS_TEST(test_atomic_visibility), PS_TEST(test_one_chain), PS_TEST(test_
 	 PS_TEST(test_takeover_fences_the_stale_run), PS_TEST(test_reap_leaves_syncs_to_live_nodes),
 	 PS_TEST(test_code_index), PS_TEST(test_blob_round_trips), PS_TEST(test_blob_put_in_transaction),
 	 PS_TEST(test_blob_corrupt),
-	 PS_TEST(test_blob_conversion), PS_TEST(test_stats))
+	 PS_TEST(test_blob_conversion), PS_TEST(test_stats), PS_TEST(test_object_ids_at_rest))

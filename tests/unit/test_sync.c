@@ -667,6 +667,11 @@ static void sql_ok(struct env *e, const char *sql)
 	free(out);
 }
 
+/* An object id written behind the store's back, in its stored form (20 bytes, schema 13). */
+#define SET_SHA(table, col, where) \
+	(ps_test_pg() ? "UPDATE " table " SET " col " = '\\x%s'::bytea " where \
+		      : "UPDATE " table " SET " col " = X'%s' " where)
+
 /* ps_verify on snapshots altered in the store behind projsync's back: a blob's content, a file
  * version's blob id, the stored directory trees; and the lazy directory trees of a snapshot
  * from before they were stored. */
@@ -712,7 +717,7 @@ static void test_verify_finds_altered_store(void)
 	/* A file version's blob id altered: the tree no longer adds up, and the stored
 	 * directories name the file. */
 	ps_git_blob_sha("1", 1, sha);
-	sql = ps_asprintf("UPDATE file_versions SET sha = '%s' WHERE path = 'dir/h'", sha);
+	sql = ps_asprintf(SET_SHA("file_versions", "sha", "WHERE path = 'dir/h'"), sha);
 	sql_ok(&e, sql);
 	free(sql);
 	rep = verify(&e, false);
@@ -720,7 +725,7 @@ static void test_verify_finds_altered_store(void)
 	CHECK_INT(rep.nproblems, 1);
 	ps_verify_report_dispose(&rep);
 	ps_git_blob_sha("3", 1, sha);
-	sql = ps_asprintf("UPDATE file_versions SET sha = '%s' WHERE path = 'dir/h'", sha);
+	sql = ps_asprintf(SET_SHA("file_versions", "sha", "WHERE path = 'dir/h'"), sha);
 	sql_ok(&e, sql);
 	free(sql);
 
@@ -747,8 +752,10 @@ static void test_verify_finds_altered_store(void)
 	rep = verify(&e, false);
 	CHECK(has_problem(&rep, "/", "dir_tree_mismatch") || rep.nproblems == 0);
 	ps_verify_report_dispose(&rep);
-	sql_ok(&e, "UPDATE dir_trees SET tree_sha = '0000000000000000000000000000000000000000' "
-		   "WHERE path = 'new'");
+	sql = ps_asprintf(SET_SHA("dir_trees", "tree_sha", "WHERE path = 'new'"),
+			  "0000000000000000000000000000000000000000");
+	sql_ok(&e, sql);
+	free(sql);
 	rep = verify(&e, false);
 	CHECK(has_problem(&rep, "new/", "dir_tree_mismatch"));
 	ps_verify_report_dispose(&rep);

@@ -1791,7 +1791,7 @@ int ps_pg_files_stage(struct ps_store *s, const struct ps_sync *y,
 			if (rows == 0)
 				ps_buf_puts(&sql, "INSERT INTO file_versions (project_id, path, mode, "
 					    "sha, size, introduced_by) VALUES ");
-			ps_buf_printf(&sql, "%s($%d,$%d,$%d,$%d,$%d,$%d)", rows ? "," : "", b + 1,
+			ps_buf_printf(&sql, "%s($%d,$%d,$%d,ps_unhex($%d),$%d,$%d)", rows ? "," : "", b + 1,
 				      b + 2, b + 3, b + 4, b + 5, b + 6);
 			ps_pq_int(&q, y->project_id);
 			ps_pq_path(&q, c->path);
@@ -1870,7 +1870,7 @@ int ps_pg_snapshot_each(struct ps_store *s, int64_t project_id, int64_t at, cons
 			ps_file_cb cb, void *ud)
 {
 	static const char sql[] =
-		"SELECT fv.path, fv.mode, fv.sha, fv.size FROM file_versions fv "
+		"SELECT fv.path, fv.mode, ps_hex(fv.sha), fv.size FROM file_versions fv "
 		"WHERE fv.project_id = $1 AND " VISIBLE_AT("$2") " "
 		"AND ($3::bytea IS NULL OR fv.path >= $3) AND ($4::bytea IS NULL OR fv.path < $4) "
 		"ORDER BY fv.path";
@@ -1921,7 +1921,7 @@ int ps_pg_snapshot_file(struct ps_store *s, int64_t project_id, int64_t at, cons
 			struct ps_file *out)
 {
 	static const char sql[] =
-		"SELECT fv.path, fv.mode, fv.sha, fv.size FROM file_versions fv "
+		"SELECT fv.path, fv.mode, ps_hex(fv.sha), fv.size FROM file_versions fv "
 		"WHERE fv.project_id = $1 AND fv.path = $3 AND " VISIBLE_AT("$2");
 	struct ps_pq q = { 0 };
 	int64_t snap;
@@ -1975,11 +1975,11 @@ int ps_pg_diff(struct ps_store *s, int64_t project_id, int64_t a, int64_t b,
 {
 	/* Rows visible at a but not at b, and at b but not at a (a < b): their ids lie in (a, b]. */
 	static const char old_sql[] =
-		"SELECT fv.path, fv.mode, fv.sha, fv.size FROM file_versions fv "
+		"SELECT fv.path, fv.mode, ps_hex(fv.sha), fv.size FROM file_versions fv "
 		"WHERE fv.project_id = $1 AND fv.superseded_by > $2 AND fv.superseded_by <= $3 AND "
 		VISIBLE_AT("$2") " ORDER BY fv.path";
 	static const char new_sql[] =
-		"SELECT fv.path, fv.mode, fv.sha, fv.size FROM file_versions fv "
+		"SELECT fv.path, fv.mode, ps_hex(fv.sha), fv.size FROM file_versions fv "
 		"WHERE fv.project_id = $1 AND fv.introduced_by > $2 AND fv.introduced_by <= $3 AND "
 		VISIBLE_AT("$3") " ORDER BY fv.path";
 	struct file_list olds = { 0 }, news = { 0 };
@@ -2167,10 +2167,10 @@ int ps_pg_snapshot_missing_blobs(struct ps_store *s, int64_t project_id, int64_t
 				int64_t max_size, ps_file_cb cb, void *ud)
 {
 	static const char sql[] =
-		"SELECT fv.path, fv.mode, fv.sha, fv.size FROM file_versions fv "
+		"SELECT fv.path, fv.mode, ps_hex(fv.sha), fv.size FROM file_versions fv "
 		"WHERE fv.project_id = $1 AND " VISIBLE_AT("$2") " "
 		"AND fv.mode != 57344 AND fv.size >= 0 AND fv.size <= $3 "
-		"AND NOT EXISTS (SELECT 1 FROM blobs b WHERE b.sha = fv.sha) "
+		"AND NOT EXISTS (SELECT 1 FROM blobs b WHERE b.sha = ps_hex(fv.sha)) "
 		"ORDER BY fv.path";
 	struct ps_pq q = { 0 };
 	int64_t snap;
@@ -2435,7 +2435,7 @@ int ps_pg_prune_blobs(struct ps_store *s, struct ps_prune_stats *out)
 	 * size, not the content. */
 	static const char del[] =
 		"WITH gone AS (DELETE FROM blobs b WHERE NOT EXISTS "
-		"(SELECT 1 FROM file_versions f WHERE f.sha = b.sha) RETURNING octet_length(content) AS n) "
+		"(SELECT 1 FROM file_versions f WHERE f.sha = ps_unhex(b.sha)) RETURNING octet_length(content) AS n) "
 		"SELECT count(*), coalesce(sum(n), 0) FROM gone";
 	struct ps_pq none = { 0 };
 	PGresult *r;
@@ -2453,7 +2453,7 @@ int ps_pg_prune_blobs(struct ps_store *s, struct ps_prune_stats *out)
 		goto fail;
 	/* The code index goes with its blobs. */
 	if ((rc = ps_pg_exec(PSPG(s), "DELETE FROM code_blobs c WHERE NOT EXISTS "
-			     "(SELECT 1 FROM file_versions f WHERE f.sha = c.sha)", &none,
+			     "(SELECT 1 FROM file_versions f WHERE f.sha = ps_unhex(c.sha))", &none,
 			     "prune the code index", NULL)) < 0)
 		goto fail;
 	if (!(r = ps_pg_run(PSPG(s), del, NULL, false, "prune blobs", &rc)))
@@ -2495,7 +2495,7 @@ int ps_pg_stats(struct ps_store *s, int64_t project_id, struct ps_store_stats *o
 	static const char one_blobs[] =
 		"SELECT count(*), count(*) FILTER (WHERE encoding <> 0), coalesce(sum(size), 0), "
 		"coalesce(sum(octet_length(content)), 0) FROM blobs WHERE sha IN "
-		"(SELECT sha FROM file_versions WHERE project_id = $1)";
+		"(SELECT ps_hex(sha) FROM file_versions WHERE project_id = $1)";
 	/* Every table of the schema projsync's tables are in, with its indexes and TOAST. */
 	static const char disk[] =
 		"SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c "

@@ -11,6 +11,14 @@
 #include "util/error.h"
 #include "util/util.h"
 
+/* Object ids this backend keeps as bytea (schema 13); store copy speaks hex, the way the
+ * queries do. */
+static bool binary_sha(const struct ps_copy_table *t, const char *col)
+{
+	return (!strcmp(t->name, "file_versions") && !strcmp(col, "sha")) ||
+	       (!strcmp(t->name, "dir_trees") && !strcmp(col, "tree_sha"));
+}
+
 static void put_value(struct ps_pq *q, const struct ps_copy_col *col, const struct ps_copy_value *v)
 {
 	if (v->null)
@@ -40,7 +48,8 @@ int ps_pg_rows_each(struct ps_store *s, const struct ps_copy_table *t, ps_copy_r
 		ps_buf_init(&b, SIZE_MAX);
 		ps_buf_puts(&b, "SELECT ");
 		for (size_t c = 0; c < t->ncols; c++)
-			ps_buf_printf(&b, "%s\"%s\"", c ? ", " : "", t->cols[c].name);
+			ps_buf_printf(&b, binary_sha(t, t->cols[c].name) ? "%sps_hex(\"%s\")" : "%s\"%s\"",
+				      c ? ", " : "", t->cols[c].name);
 		ps_buf_printf(&b, " FROM \"%s\"", t->name);
 		if (after) {
 			ps_buf_puts(&b, " WHERE (");
@@ -129,7 +138,8 @@ int ps_pg_rows_insert(struct ps_store *s, const struct ps_copy_table *t, const s
 	for (size_t r = 0; r < nrows; r++) {
 		ps_buf_puts(&b, r ? ", (" : "(");
 		for (size_t c = 0; c < t->ncols; c++) {
-			ps_buf_printf(&b, "%s$%zu", c ? ", " : "", ++param);
+			ps_buf_printf(&b, binary_sha(t, t->cols[c].name) ? "%sps_unhex($%zu)" : "%s$%zu",
+				      c ? ", " : "", ++param);
 			put_value(&q, &t->cols[c], &rows[r * t->ncols + c]);
 		}
 		ps_buf_puts(&b, ")");

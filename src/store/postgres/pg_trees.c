@@ -38,7 +38,7 @@ int ps_pg_dir_trees_stage(struct ps_store *s, const struct ps_sync *y,
 			if (rows == 0)
 				ps_buf_puts(&sql, "INSERT INTO dir_trees (project_id, path, tree_sha, "
 					    "entries, introduced_by) VALUES ");
-			ps_buf_printf(&sql, "%s($%d,$%d,$%d,$%d,$%d)", rows ? "," : "", b + 1, b + 2,
+			ps_buf_printf(&sql, "%s($%d,$%d,ps_unhex($%d),$%d,$%d)", rows ? "," : "", b + 1, b + 2,
 				      b + 3, b + 4, b + 5);
 			ps_pq_int(&q, y->project_id);
 			ps_pq_path(&q, dirs[i].path);
@@ -85,7 +85,7 @@ int ps_pg_dir_tree_get(struct ps_store *s, int64_t project_id, int64_t at, const
 		       struct ps_tree_dir *out)
 {
 	static const char sql[] =
-		"SELECT dt.path, dt.tree_sha, dt.entries FROM dir_trees dt "
+		"SELECT dt.path, ps_hex(dt.tree_sha), dt.entries FROM dir_trees dt "
 		"WHERE dt.project_id = $1 AND dt.path = $3 AND " DT_VISIBLE_AT("$2");
 	struct ps_pq q = { 0 };
 	PGresult *r;
@@ -110,7 +110,7 @@ int ps_pg_dir_trees_each(struct ps_store *s, int64_t project_id, int64_t at, ps_
 			 void *ud)
 {
 	static const char sql[] =
-		"SELECT dt.path, dt.tree_sha, dt.entries FROM dir_trees dt "
+		"SELECT dt.path, ps_hex(dt.tree_sha), dt.entries FROM dir_trees dt "
 		"WHERE dt.project_id = $1 AND " DT_VISIBLE_AT("$2") " ORDER BY dt.path";
 	struct ps_pq q = { 0 };
 	PGresult *r;

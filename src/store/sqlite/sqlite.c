@@ -179,6 +179,70 @@ void ps_sqlite_rollback(struct ps_store *s)
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
+/* ---- object ids at rest ---- */
+
+/*
+ * file_versions.sha and dir_trees.tree_sha hold an object id as its 20 bytes (schema 13); the
+ * rest of projsync speaks 40 hex digits. The conversion is done by these two SQL functions, in
+ * the queries, so that every statement, the migration and store copy convert the same way.
+ * A value that is not 40 lowercase hex digits (no source writes one) is kept as the text it is,
+ * so whatever was stored reads back exactly; the two forms never compare equal.
+ */
+static int hexval(int c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+static void sql_unhex(sqlite3_context *cx, int argc, sqlite3_value **argv)
+{
+	const unsigned char *t;
+	unsigned char out[20];
+
+	(void)argc;
+	if (sqlite3_value_type(argv[0]) != SQLITE_TEXT || sqlite3_value_bytes(argv[0]) != 40) {
+		sqlite3_result_value(cx, argv[0]);
+		return;
+	}
+	t = sqlite3_value_text(argv[0]);
+	for (int i = 0; i < 20; i++) {
+		int hi = hexval(t[2 * i]), lo = hexval(t[2 * i + 1]);
+		if (hi < 0 || lo < 0) {
+			sqlite3_result_value(cx, argv[0]);
+			return;
+		}
+		out[i] = (unsigned char)(hi << 4 | lo);
+	}
+	sqlite3_result_blob(cx, out, 20, SQLITE_TRANSIENT);
+}
+
+static void sql_hex(sqlite3_context *cx, int argc, sqlite3_value **argv)
+{
+	static const char digits[] = "0123456789abcdef";
+	const unsigned char *b;
+	char out[40];
+
+	(void)argc;
+	if (sqlite3_value_type(argv[0]) != SQLITE_BLOB || sqlite3_value_bytes(argv[0]) != 20) {
+		sqlite3_result_value(cx, argv[0]);
+		return;
+	}
+	b = sqlite3_value_blob(argv[0]);
+	for (int i = 0; i < 20; i++) {
+		out[2 * i] = digits[b[i] >> 4];
+		out[2 * i + 1] = digits[b[i] & 15];
+	}
+	sqlite3_result_text(cx, out, 40, SQLITE_TRANSIENT);
+}
+
+int ps_sqlite_functions(sqlite3 *db)
+{
+	const int flags = SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS;
+	int rc = sqlite3_create_function(db, "ps_unhex", 1, flags, NULL, sql_unhex, NULL, NULL);
+
+	return rc != SQLITE_OK ? rc
+			       : sqlite3_create_function(db, "ps_hex", 1, flags, NULL, sql_hex, NULL, NULL);
+}
+
 /* ---- open and migrations ---- */
 
 int ps_sqlite_schema_version(void)
@@ -279,6 +343,10 @@ int ps_sqlite_open(struct ps_store **out, const char *url, unsigned flags)
 	}
 	sqlite3_extended_result_codes(s->db, 0);
 	sqlite3_busy_timeout(s->db, 10000);
+	if (ps_sqlite_functions(s->db) != SQLITE_OK) {
+		db_error(s, "open");
+		goto fail;
+	}
 	/* WAL: readers see the last committed state while a sync writes; NORMAL sync is durable
 	 * against a killed process (the case the crash rules are about). */
 	if (exec(s, "PRAGMA journal_mode=WAL", "open") < 0 ||
@@ -1329,7 +1397,7 @@ int ps_sqlite_files_stage(struct ps_store *s, const struct ps_sync *y,
 {
 	static const char sql[] =
 		"INSERT INTO file_versions (project_id, path, mode, sha, size, introduced_by) "
-		"VALUES (?, ?, ?, ?, ?, ?)";
+		"VALUES (?, ?, ?, ps_unhex(?), ?, ?)";
 	sqlite3_stmt *st;
 	int rc;
 
@@ -1417,7 +1485,7 @@ int ps_sqlite_snapshot_each(struct ps_store *s, int64_t project_id, int64_t at, 
 			   ps_file_cb cb, void *ud)
 {
 	static const char sql[] =
-		"SELECT fv.path, fv.mode, fv.sha, fv.size FROM file_versions fv "
+		"SELECT fv.path, fv.mode, ps_hex(fv.sha), fv.size FROM file_versions fv "
 		"WHERE fv.project_id = ?1 AND " VISIBLE_AT("?2") " "
 		"AND (?3 IS NULL OR fv.path >= ?3) AND (?4 IS NULL OR fv.path < ?4) "
 		"ORDER BY fv.path";
@@ -1464,10 +1532,10 @@ int ps_sqlite_snapshot_missing_blobs(struct ps_store *s, int64_t project_id, int
 				    int64_t max_size, ps_file_cb cb, void *ud)
 {
 	static const char sql[] =
-		"SELECT fv.path, fv.mode, fv.sha, fv.size FROM file_versions fv "
+		"SELECT fv.path, fv.mode, ps_hex(fv.sha), fv.size FROM file_versions fv "
 		"WHERE fv.project_id = ?1 AND " VISIBLE_AT("?2") " "
 		"AND fv.mode != 57344 AND fv.size >= 0 AND fv.size <= ?3 "
-		"AND NOT EXISTS (SELECT 1 FROM blobs b WHERE b.sha = fv.sha) "
+		"AND NOT EXISTS (SELECT 1 FROM blobs b WHERE b.sha = ps_hex(fv.sha)) "
 		"ORDER BY fv.path";
 	sqlite3_stmt *st;
 	int64_t snap;
@@ -1529,7 +1597,7 @@ int ps_sqlite_snapshot_file(struct ps_store *s, int64_t project_id, int64_t at, 
 			   struct ps_file *out)
 {
 	static const char sql[] =
-		"SELECT fv.path, fv.mode, fv.sha, fv.size FROM file_versions fv "
+		"SELECT fv.path, fv.mode, ps_hex(fv.sha), fv.size FROM file_versions fv "
 		"WHERE fv.project_id = ?1 AND fv.path = ?3 AND " VISIBLE_AT("?2");
 	sqlite3_stmt *st;
 	int64_t snap;
@@ -1585,12 +1653,14 @@ int ps_sqlite_diff(struct ps_store *s, int64_t project_id, int64_t a, int64_t b,
 	/* Rows visible at a but not at b, and at b but not at a (a < b): their ids lie in (a, b],
 	 * so the cost follows what changed, not the snapshot size. */
 	static const char old_sql[] =
-		"SELECT fv.path, fv.mode, fv.sha, fv.size FROM file_versions fv "
+		"SELECT fv.path, fv.mode, ps_hex(fv.sha), fv.size FROM file_versions fv "
 		"WHERE fv.project_id = ?1 AND fv.superseded_by > ?2 AND fv.superseded_by <= ?3 AND "
 		VISIBLE_AT("?2") " ORDER BY fv.path";
+	/* "+fv.project_id": the planner would otherwise walk the whole project in path order
+	 * (file_versions_path) rather than the range of file_versions_introduced and a sort. */
 	static const char new_sql[] =
-		"SELECT fv.path, fv.mode, fv.sha, fv.size FROM file_versions fv "
-		"WHERE fv.project_id = ?1 AND fv.introduced_by > ?2 AND fv.introduced_by <= ?3 AND "
+		"SELECT fv.path, fv.mode, ps_hex(fv.sha), fv.size FROM file_versions fv "
+		"WHERE +fv.project_id = ?1 AND fv.introduced_by > ?2 AND fv.introduced_by <= ?3 AND "
 		VISIBLE_AT("?3") " ORDER BY fv.path";
 	struct file_list olds = { 0 }, news = { 0 };
 	bool swap = false;
@@ -2020,16 +2090,16 @@ int ps_sqlite_prune_blobs(struct ps_store *s, struct ps_prune_stats *out)
 		"SELECT count(*) FROM syncs WHERE status = 'running'";
 	static const char measure[] =
 		"SELECT count(*) FROM blobs b WHERE NOT EXISTS "
-		"(SELECT 1 FROM file_versions f WHERE f.sha = b.sha)";
+		"(SELECT 1 FROM file_versions f WHERE f.sha = ps_unhex(b.sha))";
 	/* The bytes the store frees: length() of the stored (encoded) content, read from the row
 	 * header without decoding; rows still in blobs_raw (a conversion under way in another
 	 * process) are left for a later prune, once they have moved. */
 	static const char measure_bytes[] =
 		"SELECT coalesce(sum(length(content)), 0) FROM blobs b WHERE NOT EXISTS "
-		"(SELECT 1 FROM file_versions f WHERE f.sha = b.sha)";
+		"(SELECT 1 FROM file_versions f WHERE f.sha = ps_unhex(b.sha))";
 	static const char del[] =
 		"DELETE FROM blobs WHERE NOT EXISTS "
-		"(SELECT 1 FROM file_versions f WHERE f.sha = blobs.sha)";
+		"(SELECT 1 FROM file_versions f WHERE f.sha = ps_unhex(blobs.sha))";
 	int rc = 0;
 
 	if ((rc = ps_store_begin(s)) < 0)

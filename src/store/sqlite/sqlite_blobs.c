@@ -228,7 +228,7 @@ int ps_sqlite_stats(struct ps_store *s, int64_t project_id, struct ps_store_stat
 		"FROM blobs_raw";
 	static const char one_blobs_raw[] =
 		"SELECT count(*), 0, coalesce(sum(size), 0), coalesce(sum(length(content)), 0) "
-		"FROM blobs_raw WHERE sha IN (SELECT sha FROM file_versions WHERE project_id = ?1)";
+		"FROM blobs_raw WHERE sha IN (SELECT ps_hex(sha) FROM file_versions WHERE project_id = ?1)";
 	static const char disk[] =
 		"SELECT (SELECT page_count FROM pragma_page_count()) - "
 		"(SELECT freelist_count FROM pragma_freelist_count()), "
@@ -240,7 +240,7 @@ int ps_sqlite_stats(struct ps_store *s, int64_t project_id, struct ps_store_stat
 	static const char one_blobs[] =
 		"SELECT count(*), coalesce(sum(encoding <> 0), 0), coalesce(sum(size), 0), "
 		"coalesce(sum(length(content)), 0) FROM blobs WHERE sha IN "
-		"(SELECT sha FROM file_versions WHERE project_id = ?1)";
+		"(SELECT ps_hex(sha) FROM file_versions WHERE project_id = ?1)";
 	struct ps_store_stats st = { 0 };
 	int64_t v[4];
 	int rc;

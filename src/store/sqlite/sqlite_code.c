@@ -118,10 +118,10 @@ int ps_sqlite_code_index_have(struct ps_store *s, const char *const *shas, size_
 int ps_sqlite_code_unindexed(struct ps_store *s, int64_t project_id, struct ps_strv *out)
 {
 	static const char sql[] =
-		"SELECT DISTINCT fv.sha FROM file_versions fv "
+		"SELECT DISTINCT ps_hex(fv.sha) FROM file_versions fv "
 		"WHERE fv.project_id = ? AND (fv.mode & 61440) = 32768 "
-		"AND NOT EXISTS (SELECT 1 FROM code_blobs c WHERE c.sha = fv.sha) "
-		"AND EXISTS (SELECT 1 FROM blobs b WHERE b.sha = fv.sha) ORDER BY fv.sha";
+		"AND NOT EXISTS (SELECT 1 FROM code_blobs c WHERE c.sha = ps_hex(fv.sha)) "
+		"AND EXISTS (SELECT 1 FROM blobs b WHERE b.sha = ps_hex(fv.sha)) ORDER BY 1";
 	sqlite3_stmt *st = ps_sqlite_stmt(s, sql);
 	struct ps_strv v = { 0 };
 	int rc;
@@ -201,9 +201,9 @@ int ps_sqlite_code_candidates(struct ps_store *s, int64_t project_id, int64_t at
 			      struct ps_code_candidate **out, size_t *n)
 {
 	static const char all_sql[] =
-		"SELECT fv.path, fv.mode, fv.sha, fv.size, cb.id, cb.binary "
-		"FROM file_versions fv LEFT JOIN code_blobs cb ON cb.sha = fv.sha " CANDIDATE_WHERE
-		"AND (cb.id IS NOT NULL OR EXISTS (SELECT 1 FROM blobs b WHERE b.sha = fv.sha)) "
+		"SELECT fv.path, fv.mode, ps_hex(fv.sha), fv.size, cb.id, cb.binary "
+		"FROM file_versions fv LEFT JOIN code_blobs cb ON cb.sha = ps_hex(fv.sha) " CANDIDATE_WHERE
+		"AND (cb.id IS NOT NULL OR EXISTS (SELECT 1 FROM blobs b WHERE b.sha = ps_hex(fv.sha))) "
 		"ORDER BY fv.path";
 	/*
 	 * With a query the blobs come first: those whose document matches (few for a rare
@@ -220,9 +220,9 @@ int ps_sqlite_code_candidates(struct ps_store *s, int64_t project_id, int64_t at
 		"(SELECT rowid FROM code_fts WHERE code_fts MATCH ?5) "
 		"UNION ALL SELECT b.sha FROM blobs b "
 		"WHERE NOT EXISTS (SELECT 1 FROM code_blobs c WHERE c.sha = b.sha)) "
-		"SELECT fv.path, fv.mode, fv.sha, fv.size, cb.id, cb.binary "
-		"FROM hit h CROSS JOIN file_versions fv ON fv.sha = h.sha "
-		"LEFT JOIN code_blobs cb ON cb.sha = fv.sha " CANDIDATE_WHERE "ORDER BY fv.path";
+		"SELECT fv.path, fv.mode, ps_hex(fv.sha), fv.size, cb.id, cb.binary "
+		"FROM hit h CROSS JOIN file_versions fv ON fv.sha = ps_unhex(h.sha) "
+		"LEFT JOIN code_blobs cb ON cb.sha = ps_hex(fv.sha) " CANDIDATE_WHERE "ORDER BY fv.path";
 	struct ps_code_candidate *v = NULL;
 	size_t count = 0, cap = 0;
 	const char *lower = NULL;
@@ -294,7 +294,7 @@ int ps_sqlite_code_forget_unreferenced(struct ps_store *s)
 {
 	static const char gone[] =
 		"SELECT c.id, c.sha, c.binary FROM code_blobs c WHERE NOT EXISTS "
-		"(SELECT 1 FROM file_versions f WHERE f.sha = c.sha)";
+		"(SELECT 1 FROM file_versions f WHERE f.sha = ps_unhex(c.sha))";
 	static const char del_fts[] =
 		"INSERT INTO code_fts (code_fts, rowid, content) VALUES ('delete', ?, ?)";
 	static const char del_blob[] = "DELETE FROM code_blobs WHERE id = ?";

@@ -40,6 +40,10 @@ void ps_sqlite_bind_text(sqlite3_stmt *st, int i, const char *v);
 /* A column as a new string, NULL for NULL. */
 char *ps_sqlite_col_text(sqlite3_stmt *st, int i);
 
+/* Registers ps_hex() and ps_unhex() (sqlite.c: object ids at rest) on a connection; the
+ * queries and migrations from schema 13 on need them. Returns an SQLite result code. */
+int ps_sqlite_functions(sqlite3 *db);
+
 /* Resolves `at` (0 = latest) to a succeeded sync of the project (PS_ENOTFOUND otherwise). */
 int ps_sqlite_resolve_snapshot(struct ps_store *s, int64_t project_id, int64_t at, int64_t *out);
 

@@ -18,6 +18,14 @@ static const char blobs_with_raw[] =
 	"(SELECT sha, size, encoding, content FROM blobs UNION ALL "
 	"SELECT sha, size, 0 AS encoding, content FROM blobs_raw) AS blobs";
 
+/* Object ids this backend keeps as 20 bytes (schema 13); store copy speaks hex, the way the
+ * queries do. */
+static bool binary_sha(const struct ps_copy_table *t, const char *col)
+{
+	return (!strcmp(t->name, "file_versions") && !strcmp(col, "sha")) ||
+	       (!strcmp(t->name, "dir_trees") && !strcmp(col, "tree_sha"));
+}
+
 static char *select_sql(struct ps_store *s, const struct ps_copy_table *t, bool after)
 {
 	struct ps_buf b;
@@ -25,7 +33,8 @@ static char *select_sql(struct ps_store *s, const struct ps_copy_table *t, bool 
 	ps_buf_init(&b, SIZE_MAX);
 	ps_buf_puts(&b, "SELECT ");
 	for (size_t c = 0; c < t->ncols; c++)
-		ps_buf_printf(&b, "%s\"%s\"", c ? ", " : "", t->cols[c].name);
+		ps_buf_printf(&b, binary_sha(t, t->cols[c].name) ? "%sps_hex(\"%s\")" : "%s\"%s\"",
+			      c ? ", " : "", t->cols[c].name);
 	if (!strcmp(t->name, "blobs") && ps_sqlite_blobs_raw_left(s))
 		ps_buf_printf(&b, " FROM %s", blobs_with_raw);
 	else
@@ -141,7 +150,8 @@ int ps_sqlite_rows_insert(struct ps_store *s, const struct ps_copy_table *t,
 		ps_buf_printf(&b, "%s\"%s\"", c ? ", " : "", t->cols[c].name);
 	ps_buf_puts(&b, ") VALUES (");
 	for (size_t c = 0; c < t->ncols; c++)
-		ps_buf_puts(&b, c ? ", ?" : "?");
+		ps_buf_printf(&b, "%s%s", c ? ", " : "",
+			      binary_sha(t, t->cols[c].name) ? "ps_unhex(?)" : "?");
 	ps_buf_puts(&b, ")");
 	sql = ps_buf_take(&b, NULL);
 	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {

@@ -23,7 +23,7 @@ int ps_sqlite_dir_trees_stage(struct ps_store *s, const struct ps_sync *y,
 {
 	static const char sql[] =
 		"INSERT INTO dir_trees (project_id, path, tree_sha, entries, introduced_by) "
-		"VALUES (?, ?, ?, ?, ?)";
+		"VALUES (?, ?, ps_unhex(?), ?, ?)";
 	sqlite3_stmt *st;
 	int rc;
 
@@ -73,7 +73,7 @@ int ps_sqlite_dir_tree_get(struct ps_store *s, int64_t project_id, int64_t at, c
 			   struct ps_tree_dir *out)
 {
 	static const char sql[] =
-		"SELECT dt.path, dt.tree_sha, dt.entries FROM dir_trees dt "
+		"SELECT dt.path, ps_hex(dt.tree_sha), dt.entries FROM dir_trees dt "
 		"WHERE dt.project_id = ?1 AND dt.path = ?3 AND " VISIBLE_AT("?2");
 	sqlite3_stmt *st = ps_sqlite_stmt(s, sql);
 	int rc;
@@ -100,7 +100,7 @@ int ps_sqlite_dir_trees_each(struct ps_store *s, int64_t project_id, int64_t at,
 			     void *ud)
 {
 	static const char sql[] =
-		"SELECT dt.path, dt.tree_sha, dt.entries FROM dir_trees dt "
+		"SELECT dt.path, ps_hex(dt.tree_sha), dt.entries FROM dir_trees dt "
 		"WHERE dt.project_id = ?1 AND " VISIBLE_AT("?2") " ORDER BY dt.path";
 	sqlite3_stmt *st = ps_sqlite_stmt(s, sql);
 	int rc;

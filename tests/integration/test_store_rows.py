@@ -1,0 +1,190 @@
+"""
+Issue 14, the store's metadata: schema 13 keeps the object ids of file versions and directory
+trees as their 20 bytes and drops the (project_id, superseded_by, path) indexes, on both
+backends. A store written by schema 12 is converted when opened, and every snapshot it held is
+still exact: the same files, verified against the commits' trees, every blob's content what git
+has, the same diffs and code search results; and syncing goes on from it.
+"""
+import json
+import re
+import sqlite3
+from pathlib import Path
+
+from conftest import psql
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def statements(backend, migration, table):
+    """The CREATE statements for `table` and its indexes in one migration file, verbatim: the
+    schema 12 DDL as the old projsync ran it."""
+    sql = (ROOT / "src" / "store" / ("postgres" if backend == "pg" else "sqlite") / "migrations"
+           / migration).read_text()
+    sql = re.sub(r"--[^\n]*", "", sql)
+    return [s.strip() for s in sql.split(";")
+            if re.match(rf"\s*CREATE (TABLE|INDEX \w+ ON) {table}\b", s)]
+
+
+def schema12_ddl(backend):
+    out = []
+    for table, steps in (("file_versions", ("0001_initial.sql", "0007_schedule_retention.sql")),
+                         ("dir_trees", ("0009_dir_trees.sql",))):
+        out += [s for step in steps for s in statements(backend, step, table)]
+    return out
+
+
+def downgrade_sqlite(db):
+    """Turns a schema 13 SQLite store into what schema 12 wrote: hex ids, the old indexes."""
+    ddl = schema12_ddl("sqlite")
+    con = sqlite3.connect(db)
+    con.execute("PRAGMA foreign_keys = OFF")
+    for table, col in (("file_versions", "sha"), ("dir_trees", "tree_sha")):
+        cols = [r[1] for r in con.execute(f"PRAGMA table_info({table})")]
+        con.execute(f"ALTER TABLE {table} RENAME TO {table}_13")
+        for (name,) in con.execute("SELECT name FROM sqlite_master WHERE type = 'index' "
+                                   f"AND tbl_name = '{table}_13' AND sql IS NOT NULL").fetchall():
+            con.execute(f"DROP INDEX {name}")
+        for s in ddl:
+            if re.match(rf"CREATE (TABLE|INDEX \w+ ON) {table}\b", s):
+                con.execute(s)
+        sel = ", ".join(f"lower(hex({c}))" if c == col else c for c in cols)
+        con.execute(f"INSERT INTO {table} ({', '.join(cols)}) SELECT {sel} FROM {table}_13")
+        con.execute(f"DROP TABLE {table}_13")
+    con.execute("PRAGMA user_version = 12")
+    con.commit()
+    con.close()
+
+
+def downgrade_pg(url):
+    ddl = [s for s in schema12_ddl("pg") if s.startswith("CREATE INDEX")]
+    sql = ["DROP INDEX file_versions_superseded", "DROP INDEX dir_trees_superseded",
+           "ALTER TABLE file_versions ALTER COLUMN sha TYPE text USING encode(sha, 'hex')",
+           "ALTER TABLE dir_trees ALTER COLUMN tree_sha TYPE text USING encode(tree_sha, 'hex')",
+           "DROP FUNCTION ps_hex(bytea)", "DROP FUNCTION ps_unhex(text)",
+           "DELETE FROM projsync_schema WHERE version > 12"]
+    # The indexes schema 12 had and 13 does not (the others are still there, same names).
+    have = set(psql(url, "SELECT indexname FROM pg_indexes WHERE tablename IN "
+                         "('file_versions', 'dir_trees')").split())
+    for s in ddl:
+        name = s.split()[2]
+        if name not in have or name.endswith("_superseded"):
+            sql.append(s)
+    psql(url, "BEGIN; " + "; ".join(sql) + "; COMMIT")
+
+
+def stored_form(ps):
+    """(type of file_versions.sha, type of dir_trees.tree_sha, indexes of both tables)."""
+    if ps.backend == "pg":
+        types = psql(ps.db, "SELECT table_name || '.' || data_type FROM information_schema.columns "
+                            "WHERE (table_name, column_name) IN (('file_versions', 'sha'), "
+                            "('dir_trees', 'tree_sha')) ORDER BY 1").split()
+        idx = psql(ps.db, "SELECT indexname FROM pg_indexes WHERE tablename IN "
+                          "('file_versions', 'dir_trees')").split()
+        return types, set(idx)
+    con = sqlite3.connect(ps.db)
+    try:
+        types = [f"dir_trees.{t}" for (t,) in con.execute("SELECT DISTINCT typeof(tree_sha) FROM dir_trees")]
+        types += [f"file_versions.{t}" for (t,) in con.execute("SELECT DISTINCT typeof(sha) FROM file_versions")]
+        idx = {n for (n,) in con.execute("SELECT name FROM sqlite_master WHERE type = 'index' "
+                                         "AND tbl_name IN ('file_versions', 'dir_trees')")}
+        return types, idx
+    finally:
+        con.close()
+
+
+def history(repo, ps):
+    """Five commits with every kind of entry and change, each synced; returns [(sync, commit)]."""
+    out = []
+
+    def sync():
+        s = ps.sync("p")
+        out.append((s["id"], repo.head()))
+
+    repo.write("README.md", "# demo\n")
+    for i in range(5):
+        repo.write(f"src/lib/f{i}.c", f"int f{i}(void) {{ return {i}; }}\n")
+    repo.write("src/run.sh", "#!/bin/sh\necho run\n", exec_bit=True)
+    repo.symlink("link", "src/run.sh")
+    repo.write("caf\u00e9/\u00fc.md", "umlaut\n")
+    repo.write("a.b", "dot\n")
+    repo.write("a/x", "dir a\n")
+    repo.gitlink("vendor/sub", "0000000000000000000000000000000000000fff")
+    repo.commit("c1")
+    ps.add("p", repo.path)
+    sync()
+    repo.write("src/lib/f1.c", "int f1(void) { return 100; }\n")
+    repo.write("src/new/deep/g.c", "int g;\n")
+    repo.rm("a.b")
+    repo.commit("c2")
+    sync()
+    repo.mv("src/lib/f2.c", "src/moved/f2.c")
+    repo.chmod_exec("src/run.sh", False)
+    repo.commit("c3")
+    sync()
+    repo.rm("src/new/deep/g.c")
+    repo.write("a/x", "dir a, again\n")
+    repo.gitlink("vendor/sub", "ffff000000000000000000000000000000000000")
+    repo.commit("c4")
+    sync()
+    return out
+
+
+def views(ps, syncs):
+    """Everything a user reads from the snapshots."""
+    v = {}
+    ids = [s for s, _ in syncs]
+    for s in ids:
+        v[f"files {s}"] = ps.files("p", "--at", str(s))
+    for a in [0] + ids:
+        for b in ids:
+            if a < b:
+                v[f"diff {a} {b}"] = ps.ok("diff", str(a), str(b), "--patch").out if a else \
+                    ps.ok("changes", str(b), "--patch").out
+    for s in ids:
+        v[f"grep {s}"] = ps("grep", "return", "p", "--at", str(s)).out
+    return v
+
+
+def check_exact(ps, repo, syncs):
+    for s, commit in syncs:
+        rep = json.loads(ps.ok("verify", "p", "--at", str(s), "--blobs", "--json").out)
+        assert rep["sound"] is True and rep["problems"] == [], rep
+        assert rep["tree"] == repo.git("rev-parse", f"{commit}^{{tree}}").strip()
+        for f in repo.ls_tree(commit):
+            if f["mode"] == "160000":
+                continue
+            r = ps("cat", "p", "--at", str(s), "--", f["path"])
+            assert r.rc == 0, r
+            assert r.outb == repo.blob(f["sha"]), (s, f["path"])
+
+
+def test_schema12_store_converts_exactly(ps, repo):
+    syncs = history(repo, ps)
+    before = views(ps, syncs)
+    types, idx = stored_form(ps)
+    assert "file_versions_current" not in idx and "dir_trees_current" not in idx
+    assert all(t.endswith(("blob", "bytea")) for t in types), types
+
+    if ps.backend == "pg":
+        downgrade_pg(ps.db)
+    else:
+        downgrade_sqlite(ps.db)
+    types, idx = stored_form(ps)
+    assert all(t.endswith(("text", "text")) for t in types), types  # schema 12's form
+    assert {"file_versions_current", "dir_trees_current"} <= idx
+
+    # The first command opens the store and converts it.
+    check_exact(ps, repo, syncs)
+    types, idx = stored_form(ps)
+    assert all(t.endswith(("blob", "bytea")) for t in types), types
+    assert "file_versions_current" not in idx and "dir_trees_current" not in idx
+    assert views(ps, syncs) == before
+
+    # Syncing goes on from the converted store: a change, its diff, and a sound snapshot.
+    repo.write("src/lib/f0.c", "int f0(void) { return -1; }\n")
+    repo.commit("c5")
+    s = ps.sync("p")
+    syncs.append((s["id"], repo.head()))
+    check_exact(ps, repo, syncs[-1:])
+    ch = ps.json("changes", str(s["id"]))
+    assert [(c["status"], c["path"]) for c in ch] == [("modified", "src/lib/f0.c")], ch
