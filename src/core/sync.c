@@ -99,6 +99,8 @@ struct ps_sync_run {
 	 * and finalize progress shows in `fraction`. */
 	int64_t files_done, files_total;
 	int64_t *fetch_files;          /* per SHA of `fetch`: how many files wait for it */
+	const char **fetch_base;       /* per SHA of `fetch`: the previous version of its path, the
+					* base of a delta (ps_store_blob_put_delta), or NULL */
 	volatile sig_atomic_t cancel;
 
 	struct ps_scan *scan;
@@ -832,6 +834,11 @@ static int collect_missing(void *ud, const struct ps_file *f)
 	return 0;
 }
 
+static bool is_regular_mode(uint32_t mode)
+{
+	return (mode & 0170000u) == 0100000u;
+}
+
 static int step_fetch_start(struct ps_sync_run *run)
 {
 	char **want;
@@ -902,6 +909,7 @@ static int step_fetch_start(struct ps_sync_run *run)
 	run->fetch_pos = 0;
 	/* Files counter: every file is done but those waiting for a blob still to fetch. */
 	run->fetch_files = ps_calloc(n + 1, sizeof(*run->fetch_files));
+	run->fetch_base = ps_calloc(n + 1, sizeof(*run->fetch_base));
 	run->files_total = (int64_t)(run->nchanges + run->nmissing);
 	run->files_done = run->files_total;
 	for (size_t i = 0; i < run->nchanges + run->nmissing; i++) {
@@ -915,6 +923,11 @@ static int step_fetch_start(struct ps_sync_run *run)
 		if (n && (hit = bsearch(&sha, want, n, sizeof(*want), cmp_str))) {
 			run->fetch_files[hit - want]++;
 			run->files_done--;
+			/* A new version of a regular file whose previous version (in the base
+			 * sync) may be stored: the store tries a delta against it. */
+			if (c && c->previous_sha[0] && is_regular_mode(c->mode) &&
+			    is_regular_mode(c->previous_mode) && !run->fetch_base[hit - want])
+				run->fetch_base[hit - want] = c->previous_sha;
 		}
 	}
 	if ((rc = enter_phase(run, PS_PHASE_FETCH)) < 0)
@@ -988,6 +1001,7 @@ static void fill_sizes(struct ps_sync_run *run)
 static int store_blob(void *ud, const char *sha, const void *data, size_t len)
 {
 	struct fetch_ctx *fc = ud;
+	const char *base = NULL;
 	int rc;
 
 	note_size(fc->run, sha, len);
@@ -996,6 +1010,7 @@ static int store_blob(void *ud, const char *sha, const void *data, size_t len)
 		char **hit = run->nfetch ? bsearch(&sha, run->fetch, run->nfetch, sizeof(*run->fetch),
 						   cmp_str) : NULL;
 		if (hit) {
+			base = run->fetch_base[hit - run->fetch];
 			run->files_done += run->fetch_files[hit - run->fetch];
 			run->fetch_files[hit - run->fetch] = 0; /* once, even if delivered twice */
 		}
@@ -1006,7 +1021,7 @@ static int store_blob(void *ud, const char *sha, const void *data, size_t len)
 		fc->got++;
 		return 0;
 	}
-	if ((rc = ps_store_blob_put(fc->run->store, sha, data, len)) < 0)
+	if ((rc = ps_store_blob_put_delta(fc->run->store, sha, data, len, base)) < 0)
 		return ps_error_wrap(rc, "fetched blob failed verification: ");
 	if (!fc->run->project->no_code_index &&
 	    (rc = ps_grep_index_blob(fc->run->store, sha, data, len)) < 0)
@@ -1768,6 +1783,7 @@ void ps_sync_end(struct ps_sync_run *run)
 	ps_commit_list_dispose(&run->commits);
 	free(run->fetch);
 	free(run->fetch_files);
+	free(run->fetch_base);
 	ps_strv_dispose(&run->index_backlog);
 	free(run->sizes);
 	ps_tree_dirs_free(run->dirs, run->ndirs);
