@@ -9,6 +9,7 @@
  * costs at most PS_BLOB_CHAIN_MAX + 1 decompressions; the reader follows up to
  * PS_BLOB_CHAIN_READ_MAX before it calls a chain corrupt (a cycle cannot loop forever).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -87,6 +88,14 @@ int ps_store_blob_get(struct ps_store *s, const char *sha, void **data, size_t *
 	return get_chain(s, sha, PS_BLOB_CHAIN_READ_MAX, data, len, &depth, NULL);
 }
 
+/* The error just set says the base's rows are damaged (as opposed to the store failing). */
+static bool base_unreadable(void)
+{
+	const char *slug = ps_error_slug();
+
+	return slug && (!strcmp(slug, "blob_corrupt") || !strcmp(slug, "blob_encoding_unknown"));
+}
+
 int ps_store_blob_put_delta(struct ps_store *s, const char *sha, const void *data, size_t len,
 			    const char *base)
 {
@@ -109,10 +118,12 @@ int ps_store_blob_put_delta(struct ps_store *s, const char *sha, const void *dat
 		 * the plain row starts a new chain. */
 		rc = get_chain(s, base, PS_BLOB_CHAIN_READ_MAX, &base_data, &base_len, &depth,
 			       &unconverted);
-		if (rc < 0)
+		if (rc == 0)
+			delta = depth < PS_BLOB_CHAIN_MAX && base_len > 0 && !unconverted;
+		else if (rc == PS_ENOTFOUND || base_unreadable())
 			ps_error_clear();
 		else
-			delta = depth < PS_BLOB_CHAIN_MAX && base_len > 0 && !unconverted;
+			return rc; /* the store itself failed: not a reason to store plain */
 	}
 	rc = delta ? ps_blobcodec_encode_delta(codec, base_data, base_len, data, len, &enc,
 					       &enc_data, &enc_len)
@@ -122,7 +133,7 @@ int ps_store_blob_put_delta(struct ps_store *s, const char *sha, const void *dat
 		return rc;
 	row.encoding = enc;
 	if (enc == PS_BLOB_DELTA)
-		memcpy(row.base, base, PS_SHA_HEX);
+		snprintf(row.base, sizeof(row.base), "%s", base);
 	row.content = enc_data ? enc_data : (void *)data;
 	row.len = enc_data ? enc_len : len;
 	rc = ps_store_blob_row_put(s, sha, &row);

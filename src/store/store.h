@@ -9,7 +9,8 @@
  *   - syncs form one chain per project (UNIQUE previous_sync_id) and at most one queued/running
  *     sync per project: ps_store_sync_create fails with PS_ECONFLICT otherwise;
  *   - blobs are verified against their git blob SHA-1 in ps_store_blob_put and kept encoded by
- *     store/blobcodec.h (the same bytes in every backend), read back byte-exact;
+ *     store/blobcodec.h (the same bytes in every backend; a new version of a path possibly as a
+ *     delta against the previous one, store/blobs.c), read back byte-exact;
  *   - a dead sync is found by ps_store_reap and marked failed ("interrupted");
  *   - the project's last-synced commit moves only in ps_store_sync_finalize;
  *   - migrations run on open; a newer schema is refused.
