@@ -834,7 +834,7 @@ static int collect_missing(void *ud, const struct ps_file *f)
 	return 0;
 }
 
-static bool is_regular_mode(uint32_t mode)
+static bool is_regular_file(uint32_t mode)
 {
 	return (mode & 0170000u) == 0100000u;
 }
@@ -925,8 +925,8 @@ static int step_fetch_start(struct ps_sync_run *run)
 			run->files_done--;
 			/* A new version of a regular file whose previous version (in the base
 			 * sync) may be stored: the store tries a delta against it. */
-			if (c && c->previous_sha[0] && is_regular_mode(c->mode) &&
-			    is_regular_mode(c->previous_mode) && !run->fetch_base[hit - want])
+			if (c && c->previous_sha[0] && is_regular_file(c->mode) &&
+			    is_regular_file(c->previous_mode) && !run->fetch_base[hit - want])
 				run->fetch_base[hit - want] = c->previous_sha;
 		}
 	}
@@ -1154,11 +1154,6 @@ static int step_import_start(struct ps_sync_run *run)
 	run->dirs_pos = 0;
 	run->state = ST_IMPORT;
 	return rc;
-}
-
-static bool is_regular_file(uint32_t mode)
-{
-	return (mode & 0170000u) == 0100000u;
 }
 
 static int cmp_entry_path(const void *a, const void *b)
