@@ -27,7 +27,7 @@ static const char prune_usage[] =
 	"\n"
 	"  --dry-run   say what would be removed and how many bytes, change nothing\n"
 	"  --json      print {\"dry_run\", \"projects\": [...], \"syncs\", \"file_versions\",\n"
-	"              \"events\", \"blobs\", \"bytes\", \"blobs_skipped\"}\n";
+	"              \"events\", \"blobs\", \"bytes\", \"deltas_rewritten\", \"blobs_skipped\"}\n";
 
 struct report {
 	bool dry_run;
