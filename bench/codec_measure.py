@@ -9,6 +9,11 @@ With one REV: every blob of that tree, no bases (the level choice). With several
 first): what a store synced at each REV would hold; the first tree's blobs without a base, then
 each later sync's added or modified blobs, a modified one with its path's previous version as the
 base a delta would use. Prints codec_measure's JSON with a summary line.
+
+CHAIN_BOUND=N (the choice of PS_BLOB_CHAIN_MAX): a version whose base already ends a chain of N
+deltas gets no base (stored plain, starting a new chain), as the store does; the summary adds
+the mean and longest chain a read of a version follows. Every version with a base is counted
+as a delta (they are 5-20x smaller than plain frames, so the store keeps nearly all of them).
 """
 import json
 import os
@@ -69,7 +74,13 @@ def main():
     repo, revs = sys.argv[1], sys.argv[2:]
     cat = Cat(repo)
     tool = subprocess.Popen([TOOL, *os.environ.get("CODEC_LEVELS", "").split()], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    bound = int(os.environ.get("CHAIN_BOUND", "0")) or None
+    depth = {}
     for base, sha in records(repo, revs):
+        if bound is not None:
+            if base is not None and depth.get(base, bound) >= bound:
+                base = None  # at the bound, or a base the store would not have: plain
+            depth[sha] = depth[base] + 1 if base is not None else 0
         bdata = cat.get(base) if base else b""
         data = cat.get(sha)
         tool.stdin.write(b"%d %d\n" % (len(bdata), len(data)) + bdata + data)
@@ -79,6 +90,10 @@ def main():
     res["repo"], res["revs"] = repo, revs
     print(json.dumps(res, indent=1))
     mib = 1 << 20
+    if bound is not None:
+        d = list(depth.values())
+        print(f"# chain bound {bound}: mean chain {sum(d) / len(d):.2f} deltas, longest {max(d)}",
+              file=sys.stderr)
     print(f"# {res['blobs']} blobs, {res['raw'] / mib:.1f} MiB raw, "
           f"{res['with_base']} with a previous version ({res['raw_with_base'] / mib:.1f} MiB)",
           file=sys.stderr)

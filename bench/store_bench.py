@@ -87,10 +87,14 @@ def bench_history(tmp, binary, label, src, revs, ncat, add_opts=()):
     git(work, "update-ref", "refs/heads/benchsync", revs[0])
     run(binary, db, "project", "add", "bench", str(work), "--branch", "benchsync", *add_opts)
     first = None
+    later_s = later_cpu = 0.0
     for rev in revs:
         git(work, "update-ref", "refs/heads/benchsync", rev)
         t, c, _ = run(binary, db, "sync", "bench")
-        first = first if first is not None else (t, c)
+        if first is None:
+            first = (t, c)
+        else:  # the syncs that store new versions of paths (deltas, where they are built)
+            later_s, later_cpu = later_s + t, later_cpu + c
     size = store_size(db)
     # cat of random files at the oldest sync, then checkout of the newest.
     _, _, out = run(binary, db, "history", "bench", "--json", out=subprocess.PIPE)
@@ -104,11 +108,23 @@ def bench_history(tmp, binary, label, src, revs, ncat, add_opts=()):
     for p in pick:
         t, c, _ = run(binary, db, "cat", "bench", p, "--at", str(syncs[0]))
         cat_s, cat_cpu = cat_s + t, cat_cpu + c
+    # The same at the newest sync, whose changed files are the ends of delta chains (a delta
+    # is built against the previous version, so the newest versions cost the most to read).
+    _, _, out = run(binary, db, "files", "bench", "--json", out=subprocess.PIPE)
+    paths = [f["path"] for f in json.loads(out) if f["type"] == "blob" and f["mode"] != "120000"]
+    random.seed(14)
+    pick_new = random.sample(paths, min(ncat, len(paths)))
+    cat_new_s = cat_new_cpu = 0.0
+    for p in pick_new:
+        t, c, _ = run(binary, db, "cat", "bench", p)
+        cat_new_s, cat_new_cpu = cat_new_s + t, cat_new_cpu + c
     co = tmp / f"checkout-{label}"
     checkout_s, checkout_cpu, _ = run(binary, db, "checkout", "bench", str(co))
     shutil.rmtree(co)
-    return {"store": size, "first_sync_s": first[0], "first_sync_cpu": first[1], "cat_s": cat_s,
-            "cat_cpu": cat_cpu, "cat_n": len(pick), "checkout_s": checkout_s,
+    return {"store": size, "first_sync_s": first[0], "first_sync_cpu": first[1],
+            "later_s": later_s, "later_cpu": later_cpu, "cat_s": cat_s,
+            "cat_cpu": cat_cpu, "cat_n": len(pick), "cat_new_s": cat_new_s,
+            "cat_new_cpu": cat_new_cpu, "checkout_s": checkout_s,
             "checkout_cpu": checkout_cpu, "stats": stats(binary, db)}
 
 
@@ -178,11 +194,14 @@ def main():
         for label, b in bins:
             r = bench_history(tmp, b, label, args.repo, revs, args.cat, add_opts)
             st = r["stats"] or {}
-            extra = (f", blobs {st.get('blobs')} raw {st.get('raw_bytes', 0) / MIB:.1f} MiB "
-                     f"stored {st.get('stored_bytes', 0) / MIB:.1f} MiB") if st else ""
+            extra = (f", blobs {st.get('blobs')} (deltas {st.get('blobs_delta', '-')}) raw "
+                     f"{st.get('raw_bytes', 0) / MIB:.1f} MiB stored "
+                     f"{st.get('stored_bytes', 0) / MIB:.2f} MiB") if st else ""
             print(f"  {label:9}: store {r['store'] / MIB:8.2f} MiB = {r['store'] / git_size:5.2f}x "
                   f"git; first sync {r['first_sync_s']:.2f}s ({r['first_sync_cpu']:.2f}s CPU); "
-                  f"cat x{r['cat_n']} {r['cat_s']:.2f}s ({r['cat_cpu']:.2f}s CPU); checkout "
+                  f"5 later syncs {r['later_s']:.2f}s ({r['later_cpu']:.2f}s CPU); "
+                  f"cat x{r['cat_n']} oldest {r['cat_s']:.2f}s ({r['cat_cpu']:.2f}s CPU), newest "
+                  f"{r['cat_new_s']:.2f}s ({r['cat_new_cpu']:.2f}s CPU); checkout "
                   f"{r['checkout_s']:.2f}s ({r['checkout_cpu']:.2f}s CPU){extra}")
         if args.generated > 0:
             n = args.generated

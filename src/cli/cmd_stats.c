@@ -35,6 +35,7 @@ static json_t *stats_json(const char *name, const struct ps_store_stats *st, boo
 			      "raw_bytes", (json_int_t)st->raw_bytes,
 			      "stored_bytes", (json_int_t)st->stored_bytes, "ratio", ratio(st));
 
+	json_object_set_new(j, "blobs_delta", json_integer(st->blobs_delta));
 	if (name)
 		json_object_set_new(j, "name", json_string(name));
 	if (store) {

@@ -57,6 +57,7 @@ static void add_stats(struct ps_prune_stats *to, const struct ps_prune_stats *fr
 	to->events += from->events;
 	to->blobs += from->blobs;
 	to->blob_bytes += from->blob_bytes;
+	to->blobs_rewritten += from->blobs_rewritten;
 	to->blobs_skipped = to->blobs_skipped || from->blobs_skipped;
 }
 

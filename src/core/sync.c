@@ -99,6 +99,8 @@ struct ps_sync_run {
 	 * and finalize progress shows in `fraction`. */
 	int64_t files_done, files_total;
 	int64_t *fetch_files;          /* per SHA of `fetch`: how many files wait for it */
+	const char **fetch_base;       /* per SHA of `fetch`: the previous version of its path, the
+					* base of a delta (ps_store_blob_put_delta), or NULL */
 	volatile sig_atomic_t cancel;
 	int64_t stop_checked_ms;       /* when source_should_stop last asked the store */
 
@@ -861,6 +863,11 @@ static int collect_missing(void *ud, const struct ps_file *f)
 	return 0;
 }
 
+static bool is_regular_file(uint32_t mode)
+{
+	return (mode & 0170000u) == 0100000u;
+}
+
 static int step_fetch_start(struct ps_sync_run *run)
 {
 	char **want;
@@ -931,6 +938,7 @@ static int step_fetch_start(struct ps_sync_run *run)
 	run->fetch_pos = 0;
 	/* Files counter: every file is done but those waiting for a blob still to fetch. */
 	run->fetch_files = ps_calloc(n + 1, sizeof(*run->fetch_files));
+	run->fetch_base = ps_calloc(n + 1, sizeof(*run->fetch_base));
 	run->files_total = (int64_t)(run->nchanges + run->nmissing);
 	run->files_done = run->files_total;
 	for (size_t i = 0; i < run->nchanges + run->nmissing; i++) {
@@ -944,6 +952,11 @@ static int step_fetch_start(struct ps_sync_run *run)
 		if (n && (hit = bsearch(&sha, want, n, sizeof(*want), cmp_str))) {
 			run->fetch_files[hit - want]++;
 			run->files_done--;
+			/* A new version of a regular file whose previous version (in the base
+			 * sync) may be stored: the store tries a delta against it. */
+			if (c && c->previous_sha[0] && is_regular_file(c->mode) &&
+			    is_regular_file(c->previous_mode) && !run->fetch_base[hit - want])
+				run->fetch_base[hit - want] = c->previous_sha;
 		}
 	}
 	if ((rc = enter_phase(run, PS_PHASE_FETCH)) < 0)
@@ -977,6 +990,7 @@ static int step_fetch_start(struct ps_sync_run *run)
 
 struct pending_blob {
 	char sha[PS_SHA_HEX];
+	const char *base;  /* the path's previous blob, to store this one as a delta of */
 	void *data;
 	size_t len;
 };
@@ -1008,7 +1022,8 @@ static int flush_blobs(struct fetch_ctx *fc)
 	for (size_t i = 0; i < fc->npending; i++) {
 		const struct pending_blob *b = &fc->pending[i];
 
-		if ((rc = ps_store_blob_put(run->store, b->sha, b->data, b->len)) < 0) {
+		if ((rc = ps_store_blob_put_delta(run->store, b->sha, b->data, b->len,
+						  b->base)) < 0) {
 			rc = ps_error_wrap(rc, "fetched blob failed verification: ");
 			break;
 		}
@@ -1073,6 +1088,7 @@ static void fill_sizes(struct ps_sync_run *run)
 static int store_blob(void *ud, const char *sha, const void *data, size_t len)
 {
 	struct fetch_ctx *fc = ud;
+	const char *base = NULL;
 
 	note_size(fc->run, sha, len);
 	{
@@ -1080,6 +1096,7 @@ static int store_blob(void *ud, const char *sha, const void *data, size_t len)
 		char **hit = run->nfetch ? bsearch(&sha, run->fetch, run->nfetch, sizeof(*run->fetch),
 						   cmp_str) : NULL;
 		if (hit) {
+			base = run->fetch_base[hit - run->fetch];
 			run->files_done += run->fetch_files[hit - run->fetch];
 			run->fetch_files[hit - run->fetch] = 0; /* once, even if delivered twice */
 		}
@@ -1097,6 +1114,7 @@ static int store_blob(void *ud, const char *sha, const void *data, size_t len)
 	{
 		struct pending_blob *b = &fc->pending[fc->npending++];
 		memcpy(b->sha, sha, PS_SHA_HEX);
+		b->base = base;
 		b->data = ps_malloc(len ? len : 1);
 		memcpy(b->data, data, len);
 		b->len = len;
@@ -1230,11 +1248,6 @@ static int step_import_start(struct ps_sync_run *run)
 	run->dirs_pos = 0;
 	run->state = ST_IMPORT;
 	return rc;
-}
-
-static bool is_regular_file(uint32_t mode)
-{
-	return (mode & 0170000u) == 0100000u;
 }
 
 static int cmp_entry_path(const void *a, const void *b)
@@ -1859,6 +1872,7 @@ void ps_sync_end(struct ps_sync_run *run)
 	ps_commit_list_dispose(&run->commits);
 	free(run->fetch);
 	free(run->fetch_files);
+	free(run->fetch_base);
 	ps_strv_dispose(&run->index_backlog);
 	free(run->sizes);
 	ps_tree_dirs_free(run->dirs, run->ndirs);

@@ -62,9 +62,11 @@ static void prune(struct ps_store *store)
 		return;
 	}
 	if (total.syncs || total.blobs)
-		ps_log("prune: removed %lld syncs, %lld file versions, %lld blobs (%lld bytes)%s",
+		ps_log("prune: removed %lld syncs, %lld file versions, %lld blobs (%lld bytes), "
+		       "rewrote %lld deltas whose base went%s",
 		       (long long)total.syncs, (long long)total.file_versions,
 		       (long long)total.blobs, (long long)total.blob_bytes,
+		       (long long)total.blobs_rewritten,
 		       total.blobs_skipped ? "; blobs left while a sync runs" : "");
 }
 

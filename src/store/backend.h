@@ -10,6 +10,24 @@
 #include "store/store.h"
 
 struct ps_memory_entry;
+struct ps_blobcodec;
+
+/*
+ * A blob's row as stored (docs/architecture.md §4a): the codec's (encoding, content) beside
+ * the uncompressed size, and for a delta the blob it was compressed against. The backends only
+ * move rows; src/store/blobs.c encodes, decodes and follows delta chains, so every backend
+ * holds the same bytes.
+ */
+struct ps_blob_row {
+	int encoding;            /* store/blobcodec.h */
+	int64_t size;            /* of the uncompressed content */
+	char base[PS_SHA_HEX];   /* the delta's base blob, "" for any other encoding */
+	void *content;           /* the stored bytes; a row read by blob_row_get owns them */
+	size_t len;
+	bool unconverted;        /* SQLite: read from blobs_raw (schema 10's conversion not done
+				  * with it): no delta may name it as base, the foreign key points
+				  * into blobs */
+};
 
 struct ps_store_ops {
 	void (*free)(struct ps_store *s);
@@ -44,8 +62,10 @@ struct ps_store_ops {
 	int (*snapshot_each)(struct ps_store *s, int64_t project_id, int64_t at, const char *prefix, ps_file_cb cb, void *ud);
 	int (*snapshot_file)(struct ps_store *s, int64_t project_id, int64_t at, const char *path, struct ps_file *out);
 	int (*diff)(struct ps_store *s, int64_t project_id, int64_t sync_a, int64_t sync_b, struct ps_change **out, size_t *n);
-	int (*blob_put)(struct ps_store *s, const char *sha, const void *data, size_t len);
-	int (*blob_get)(struct ps_store *s, const char *sha, void **data, size_t *len);
+	int (*blob_row_put)(struct ps_store *s, const char *sha, const struct ps_blob_row *row);
+	int (*blob_row_get)(struct ps_store *s, const char *sha, struct ps_blob_row *out);
+	int (*blob_row_replace)(struct ps_store *s, const char *sha, const struct ps_blob_row *row);
+	struct ps_blobcodec *(*blobcodec)(struct ps_store *s);
 	int (*blob_have)(struct ps_store *s, const char *const *shas, size_t n, bool *have);
 	int (*memory_stage)(struct ps_store *s, const struct ps_sync *sync, const struct ps_memory_entry *entries, size_t n);
 	int (*memory_stage_removals)(struct ps_store *s, const struct ps_sync *sync, const char *const *paths, size_t n);
@@ -89,6 +109,21 @@ struct ps_store_head {
 extern const struct ps_store_ops ps_sqlite_ops;
 extern const struct ps_store_ops ps_pg_ops;
 
+/* The blob row ops, dispatched by store.c for blobs.c. */
+int ps_store_blob_row_put(struct ps_store *s, const char *sha, const struct ps_blob_row *row);
+int ps_store_blob_row_get(struct ps_store *s, const char *sha, struct ps_blob_row *out);
+int ps_store_blob_row_replace(struct ps_store *s, const char *sha, const struct ps_blob_row *row);
+struct ps_blobcodec *ps_store_blobcodec(struct ps_store *s);
+
+/*
+ * For ps_store_prune_blobs, in its transaction, before it deletes the unreferenced blobs:
+ * rewrites each of the `n` remaining delta rows `shas` (deltas whose base is about to go) as a
+ * plain row (zstd or raw), so no delta outlives its base. Adds their count to *rewritten.
+ * Implemented once, in blobs.c, through the ops above.
+ */
+int ps_store_blobs_make_plain(struct ps_store *s, char *const *shas, size_t n,
+			      int64_t *rewritten);
+
 /* True for a postgres:// or postgresql:// URL (libpq's URI forms). */
 bool ps_store_url_is_pg(const char *url);
 
@@ -131,8 +166,10 @@ int ps_sqlite_files_stage(struct ps_store *s, const struct ps_sync *sync, const 
 int ps_sqlite_snapshot_each(struct ps_store *s, int64_t project_id, int64_t at, const char *prefix, ps_file_cb cb, void *ud);
 int ps_sqlite_snapshot_file(struct ps_store *s, int64_t project_id, int64_t at, const char *path, struct ps_file *out);
 int ps_sqlite_diff(struct ps_store *s, int64_t project_id, int64_t sync_a, int64_t sync_b, struct ps_change **out, size_t *n);
-int ps_sqlite_blob_put(struct ps_store *s, const char *sha, const void *data, size_t len);
-int ps_sqlite_blob_get(struct ps_store *s, const char *sha, void **data, size_t *len);
+int ps_sqlite_blob_row_put(struct ps_store *s, const char *sha, const struct ps_blob_row *row);
+int ps_sqlite_blob_row_get(struct ps_store *s, const char *sha, struct ps_blob_row *out);
+int ps_sqlite_blob_row_replace(struct ps_store *s, const char *sha, const struct ps_blob_row *row);
+struct ps_blobcodec *ps_sqlite_blobcodec(struct ps_store *s);
 int ps_sqlite_blob_have(struct ps_store *s, const char *const *shas, size_t n, bool *have);
 int ps_sqlite_memory_stage(struct ps_store *s, const struct ps_sync *sync, const struct ps_memory_entry *entries, size_t n);
 int ps_sqlite_memory_stage_removals(struct ps_store *s, const struct ps_sync *sync, const char *const *paths, size_t n);
@@ -222,8 +259,10 @@ int ps_pg_files_stage(struct ps_store *s, const struct ps_sync *sync, const stru
 int ps_pg_snapshot_each(struct ps_store *s, int64_t project_id, int64_t at, const char *prefix, ps_file_cb cb, void *ud);
 int ps_pg_snapshot_file(struct ps_store *s, int64_t project_id, int64_t at, const char *path, struct ps_file *out);
 int ps_pg_diff(struct ps_store *s, int64_t project_id, int64_t sync_a, int64_t sync_b, struct ps_change **out, size_t *n);
-int ps_pg_blob_put(struct ps_store *s, const char *sha, const void *data, size_t len);
-int ps_pg_blob_get(struct ps_store *s, const char *sha, void **data, size_t *len);
+int ps_pg_blob_row_put(struct ps_store *s, const char *sha, const struct ps_blob_row *row);
+int ps_pg_blob_row_get(struct ps_store *s, const char *sha, struct ps_blob_row *out);
+int ps_pg_blob_row_replace(struct ps_store *s, const char *sha, const struct ps_blob_row *row);
+struct ps_blobcodec *ps_pg_blobcodec(struct ps_store *s);
 int ps_pg_blob_have(struct ps_store *s, const char *const *shas, size_t n, bool *have);
 int ps_pg_memory_stage(struct ps_store *s, const struct ps_sync *sync, const struct ps_memory_entry *entries, size_t n);
 int ps_pg_memory_stage_removals(struct ps_store *s, const struct ps_sync *sync, const char *const *paths, size_t n);

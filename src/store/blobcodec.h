@@ -6,11 +6,10 @@
  *   PS_BLOB_RAW    (0)  the content itself;
  *   PS_BLOB_ZSTD   (1)  one standard zstd frame (RFC 8878) with the content size and a content
  *                       checksum in its header, decodable by any zstd;
- *   PS_BLOB_DELTA  (2)  reserved for a zstd frame compressed against another blob used as a
- *                       prefix (ZSTD_CCtx_refPrefix). Not written by this version (measured in
- *                       docs/performance.md: it would shrink the issue's benchmark store by
- *                       about a sixth). A reader meets it only from a newer projsync and refuses
- *                       it with a clear error.
+ *   PS_BLOB_DELTA  (2)  one standard zstd frame compressed against another blob's content
+ *                       used as a prefix (ZSTD_CCtx_refPrefix): the row names that base blob.
+ *                       Decodable by `zstd -d --patch-from=BASE`. The store (store.c) resolves
+ *                       the base, which may be a delta itself, up to PS_BLOB_CHAIN_MAX deep.
  *
  * The encoder picks raw for small content and for content zstd does not shrink enough, so a
  * reader never pays a decompression for nothing. Decoding checks the frame's declared size and
@@ -34,6 +33,13 @@ enum ps_blob_encoding {
 #define PS_BLOBCODEC_MIN_SIZE 64
 /* zstd level, chosen by measurement (docs/performance.md "Choosing the zstd level"). */
 #define PS_BLOBCODEC_LEVEL 3
+/* A new delta is written only against a base whose own chain holds fewer than this many deltas,
+ * so reading any blob costs at most PS_BLOB_CHAIN_MAX + 1 decompressions (docs/performance.md,
+ * "Deltas": the bound's cost and gain were measured). */
+#define PS_BLOB_CHAIN_MAX 8
+/* What a reader follows before it calls a chain corrupt (a cycle, or a store written with a
+ * larger bound by some later projsync): well above the write bound, still bounded. */
+#define PS_BLOB_CHAIN_READ_MAX 64
 
 struct ps_blobcodec;
 
@@ -50,6 +56,14 @@ int ps_blobcodec_encode(struct ps_blobcodec *c, const void *data, size_t len, in
 			void **out, size_t *out_len);
 
 /*
+ * Encodes `len` bytes of content as a delta against `base` (base_len bytes, the content of the
+ * blob the row will name) or as ps_blobcodec_encode would, whichever is smaller: *enc is then
+ * PS_BLOB_DELTA, PS_BLOB_ZSTD or PS_BLOB_RAW, *out and *out_len as for ps_blobcodec_encode.
+ */
+int ps_blobcodec_encode_delta(struct ps_blobcodec *c, const void *base, size_t base_len,
+			      const void *data, size_t len, int *enc, void **out, size_t *out_len);
+
+/*
  * Like ps_blobcodec_encode at `level`, compressed against `base` as a prefix when base_len > 0
  * (what a delta would store). Always compresses: for measurements (bench/), not for storage.
  */
@@ -64,9 +78,16 @@ int ps_blobcodec_decompress(struct ps_blobcodec *c, const char *sha, const void 
  * Decodes a stored blob `sha` (named in errors) of encoding `enc` into a new buffer of exactly
  * `raw_len` bytes plus a NUL after them (caller frees). PS_ESTORE (slug "blob_corrupt") when the
  * bytes do not decode to `raw_len` bytes with a good checksum, or the encoding is unknown.
+ * PS_BLOB_DELTA needs its base's content: ps_blobcodec_decode_delta.
  */
 int ps_blobcodec_decode(struct ps_blobcodec *c, const char *sha, int enc, const void *stored,
 			size_t stored_len, size_t raw_len, void **out);
+
+/* Decodes a PS_BLOB_DELTA row of blob `sha` against its base's content (base_len bytes), as
+ * ps_blobcodec_decode. A wrong base fails the frame's checksum: PS_ESTORE "blob_corrupt". */
+int ps_blobcodec_decode_delta(struct ps_blobcodec *c, const char *sha, const void *base,
+			      size_t base_len, const void *stored, size_t stored_len,
+			      size_t raw_len, void **out);
 
 /* A short name of an encoding ("raw", "zstd", "delta"), for stats and errors. */
 const char *ps_blobcodec_name(int enc);

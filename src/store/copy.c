@@ -66,9 +66,11 @@ static const struct ps_copy_col file_cols[] = {
 	C("size", INT), C("introduced_by", INT), C("superseded_by", INT),
 };
 /* The stored bytes and their encoding move as they are: both backends hold the same format
- * (store/blobcodec.h), so nothing is decoded and encoded again. */
+ * (store/blobcodec.h), so nothing is decoded and encoded again. A delta's base (migration 0014)
+ * moves with it; the foreign key is checked at the copy's commit, so the sha order of the copy
+ * may bring a delta before its base. */
 static const struct ps_copy_col blob_cols[] = {
-	C("sha", TEXT), C("size", INT), C("encoding", INT), C("content", BLOB),
+	C("sha", TEXT), C("size", INT), C("encoding", INT), C("content", BLOB), C("base", TEXT),
 };
 static const struct ps_copy_col memory_cols[] = {
 	C("id", INT), C("project_id", INT), C("origin", TEXT), C("source", TEXT),
@@ -107,6 +109,7 @@ static const struct ps_copy_table tables[] = {
 #define NTABLES (sizeof(tables) / sizeof(*tables))
 
 struct batch {
+	struct ps_store *from;
 	struct ps_store *to;
 	const struct ps_copy_table *t;
 	struct ps_copy_value *rows;
@@ -137,16 +140,23 @@ static int flush(struct batch *b)
 /* Content addressing holds across the move too: a blob whose stored bytes do not decode to
  * content that hashes to its SHA is refused here, as ps_store_blob_put and ps_store_blob_get
  * would refuse it. Decoding checks the frame too, so what arrives reads back. */
-static int check_blob(struct ps_blobcodec *codec, const struct ps_copy_value *row)
+static int check_blob(struct batch *b, const struct ps_copy_value *row)
 {
 	char sha[PS_SHA_HEX];
 	void *data = NULL;
+	size_t len = 0;
 	int rc;
 
 	if (row[0].null || row[1].null || row[2].null || row[3].null || row[1].i < 0)
 		return ps_error_set(PS_ESTORE, "sha_mismatch", "blob without SHA, size or content");
-	if ((rc = ps_blobcodec_decode(codec, row[0].s, (int)row[2].i, row[3].s, row[3].len,
-				      (size_t)row[1].i, &data)) < 0)
+	/* A delta decodes only against its base, which the source store resolves (its chain is
+	 * bounded); the bytes copied are still the row's own. */
+	if (row[2].i == PS_BLOB_DELTA)
+		rc = ps_store_blob_get(b->from, row[0].s, &data, &len);
+	else
+		rc = ps_blobcodec_decode(b->codec, row[0].s, (int)row[2].i, row[3].s, row[3].len,
+					 (size_t)row[1].i, &data);
+	if (rc < 0)
 		return ps_error_wrap(rc, "not copied: ");
 	ps_git_blob_sha(data, (size_t)row[1].i, sha);
 	free(data);
@@ -163,7 +173,7 @@ static int take_row(void *ud, const struct ps_copy_value *row)
 	struct ps_copy_value *dst;
 	int rc;
 
-	if (b->t->cols == blob_cols && (rc = check_blob(b->codec, row)) < 0)
+	if (b->t->cols == blob_cols && (rc = check_blob(b, row)) < 0)
 		return rc;
 	dst = b->rows + b->n * b->t->ncols;
 	for (size_t c = 0; c < b->t->ncols; c++) {
@@ -220,7 +230,7 @@ int ps_store_copy(struct ps_store *from, struct ps_store *to, struct ps_copy_cou
 		return rc;
 	}
 	for (size_t i = 0; i < NTABLES && rc == 0; i++) {
-		struct batch b = { to, &tables[i], NULL, 0, 0, codec };
+		struct batch b = { from, to, &tables[i], NULL, 0, 0, codec };
 
 		b.rows = ps_calloc(tables[i].batch * tables[i].ncols, sizeof(*b.rows));
 		rc = ps_store_rows_each(from, &tables[i], take_row, &b);

@@ -47,8 +47,10 @@ const struct ps_store_ops ps_sqlite_ops = {
 	.snapshot_each = ps_sqlite_snapshot_each,
 	.snapshot_file = ps_sqlite_snapshot_file,
 	.diff = ps_sqlite_diff,
-	.blob_put = ps_sqlite_blob_put,
-	.blob_get = ps_sqlite_blob_get,
+	.blob_row_put = ps_sqlite_blob_row_put,
+	.blob_row_get = ps_sqlite_blob_row_get,
+	.blob_row_replace = ps_sqlite_blob_row_replace,
+	.blobcodec = ps_sqlite_blobcodec,
 	.blob_have = ps_sqlite_blob_have,
 	.memory_stage = ps_sqlite_memory_stage,
 	.memory_stage_removals = ps_sqlite_memory_stage_removals,
@@ -118,8 +120,10 @@ const struct ps_store_ops ps_pg_ops = {
 	.snapshot_each = ps_pg_snapshot_each,
 	.snapshot_file = ps_pg_snapshot_file,
 	.diff = ps_pg_diff,
-	.blob_put = ps_pg_blob_put,
-	.blob_get = ps_pg_blob_get,
+	.blob_row_put = ps_pg_blob_row_put,
+	.blob_row_get = ps_pg_blob_row_get,
+	.blob_row_replace = ps_pg_blob_row_replace,
+	.blobcodec = ps_pg_blobcodec,
 	.blob_have = ps_pg_blob_have,
 	.memory_stage = ps_pg_memory_stage,
 	.memory_stage_removals = ps_pg_memory_stage_removals,
@@ -391,14 +395,24 @@ int ps_store_diff(struct ps_store *s, int64_t project_id, int64_t sync_a, int64_
 	return ops(s)->diff(s, project_id, sync_a, sync_b, out, n);
 }
 
-int ps_store_blob_put(struct ps_store *s, const char *sha, const void *data, size_t len)
+int ps_store_blob_row_put(struct ps_store *s, const char *sha, const struct ps_blob_row *row)
 {
-	return ops(s)->blob_put(s, sha, data, len);
+	return ops(s)->blob_row_put(s, sha, row);
 }
 
-int ps_store_blob_get(struct ps_store *s, const char *sha, void **data, size_t *len)
+int ps_store_blob_row_get(struct ps_store *s, const char *sha, struct ps_blob_row *out)
 {
-	return ops(s)->blob_get(s, sha, data, len);
+	return ops(s)->blob_row_get(s, sha, out);
+}
+
+int ps_store_blob_row_replace(struct ps_store *s, const char *sha, const struct ps_blob_row *row)
+{
+	return ops(s)->blob_row_replace(s, sha, row);
+}
+
+struct ps_blobcodec *ps_store_blobcodec(struct ps_store *s)
+{
+	return ops(s)->blobcodec(s);
 }
 
 int ps_store_blob_have(struct ps_store *s, const char *const *shas, size_t n, bool *have)

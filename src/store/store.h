@@ -9,7 +9,8 @@
  *   - syncs form one chain per project (UNIQUE previous_sync_id) and at most one queued/running
  *     sync per project: ps_store_sync_create fails with PS_ECONFLICT otherwise;
  *   - blobs are verified against their git blob SHA-1 in ps_store_blob_put and kept encoded by
- *     store/blobcodec.h (the same bytes in every backend), read back byte-exact;
+ *     store/blobcodec.h (the same bytes in every backend; a new version of a path possibly as a
+ *     delta against the previous one, store/blobs.c), read back byte-exact;
  *   - a dead sync is found by ps_store_reap and marked failed ("interrupted");
  *   - the project's last-synced commit moves only in ps_store_sync_finalize;
  *   - migrations run on open; a newer schema is refused.
@@ -291,9 +292,20 @@ int ps_store_sync_commits(struct ps_store *s, int64_t sync_id, int64_t limit,
 /* Stores content under its git blob SHA-1 after verifying it; storing it again is a no-op.
  * PS_EINVAL (slug "sha_mismatch") if the content does not hash to `sha`. */
 int ps_store_blob_put(struct ps_store *s, const char *sha, const void *data, size_t len);
+/*
+ * Like ps_store_blob_put, for a new version of a path whose previous version is blob `base`
+ * (NULL or "" for none): the content is stored as a delta against base when base is stored,
+ * its own delta chain is shorter than PS_BLOB_CHAIN_MAX (store/blobcodec.h) and the delta is
+ * smaller than the plain row; otherwise as ps_store_blob_put would. A base that cannot be read
+ * is no error here (the blob is stored plain). Reads the base in the caller's transaction.
+ */
+int ps_store_blob_put_delta(struct ps_store *s, const char *sha, const void *data, size_t len,
+			    const char *base);
 /* Content of a blob (malloc'd, caller frees, with a NUL after the `len` bytes). PS_ENOTFOUND if
  * not stored; PS_ESTORE (slug "blob_corrupt", naming the blob) if its stored bytes do not decode
- * to its size with a good checksum: never wrong bytes. */
+ * to its size with a good checksum, or it is a delta whose base is missing or damaged (the
+ * message names both): never wrong bytes. A delta costs a decompression per blob of its chain,
+ * at most PS_BLOB_CHAIN_MAX + 1. */
 int ps_store_blob_get(struct ps_store *s, const char *sha, void **data, size_t *len);
 /* For each of `n` SHAs, sets have[i]. */
 int ps_store_blob_have(struct ps_store *s, const char *const *shas, size_t n, bool *have);
@@ -311,6 +323,7 @@ struct ps_store_stats {
 	int64_t file_versions;     /* rows: one per path per version, staged ones included */
 	int64_t blobs;             /* distinct blobs (of a project: referenced by its versions) */
 	int64_t blobs_compressed;  /* of those, stored with an encoding other than raw */
+	int64_t blobs_delta;       /* of those, stored as deltas against another blob */
 	int64_t raw_bytes;
 	int64_t stored_bytes;
 	int64_t disk_bytes;        /* whole store: what the database takes on disk (SQLite: the
@@ -461,6 +474,7 @@ struct ps_prune_stats {
 	int64_t events;
 	int64_t blobs;          /* blobs no file version references any more */
 	int64_t blob_bytes;     /* their stored bytes (encoded, store/blobcodec.h): what is freed */
+	int64_t blobs_rewritten;/* kept deltas whose base went, rewritten as plain rows first */
 	bool blobs_skipped;     /* a sync was running: blobs are left for the next prune */
 };
 
@@ -477,8 +491,9 @@ int ps_store_prune_syncs(struct ps_store *s, int64_t project_id, int64_t start_s
 /*
  * Deletes the blobs no file version of any project references, in one transaction, and adds
  * their count and bytes to `out`. The one place blobs are deleted: what else must go with a
- * blob (a search index keyed by blob) or keep one alive (the base of a kept delta) belongs
- * here. While any sync runs (it may hold blobs it has not staged a version of yet) it deletes
+ * blob (a search index keyed by blob) belongs here. A kept blob stored as a delta against a blob
+ * that goes is first rewritten as a plain row in the same transaction (counted in
+ * out->blobs_rewritten), so no delta outlives its base. While any sync runs (it may hold blobs it has not staged a version of yet) it deletes
  * nothing and sets out->blobs_skipped.
  */
 int ps_store_prune_blobs(struct ps_store *s, struct ps_prune_stats *out);

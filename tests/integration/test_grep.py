@@ -289,7 +289,7 @@ def test_existing_store_is_indexed_on_next_sync(ps, make_repo, tmp_path):
         psql(ps.db, undo_commits + "DROP TABLE dir_trees; DROP TABLE code_blobs; "
              "ALTER TABLE projects DROP COLUMN code_index; "
              "ALTER TABLE projects DROP COLUMN code_index_pending; "
-             "ALTER TABLE blobs DROP COLUMN encoding; "
+             "ALTER TABLE blobs DROP COLUMN encoding; ALTER TABLE blobs DROP COLUMN base; "
              "UPDATE projsync_schema SET version = 7")
     else:
         db = sqlite3.connect(ps.db)

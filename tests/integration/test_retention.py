@@ -22,11 +22,14 @@ KILLED = (-signal.SIGKILL, 128 + signal.SIGKILL)
 
 
 def make_history(ps, repo, n=20):
-    """n commits, each changing a big file, adding one, deleting an older one and editing a
-    memory note; a sync after each. Returns the commits in order."""
+    """n commits, each changing a big file, editing a line of a text file (its versions are
+    stored as deltas, each against the one before), adding one, deleting an older one and
+    editing a memory note; a sync after each. Returns the commits in order."""
     commits = []
     for i in range(n):
         repo.write("big.txt", f"version {i}\n" + os.urandom(20000).hex())
+        repo.write("doc.txt", "".join(f"{'edited' if k == i else 'static'} line {k}\n"
+                                      for k in range(500)))
         repo.write(f"add/f{i:02}.txt", f"file {i}\n")
         if i >= 3:
             repo.rm(f"add/f{i - 3:02}.txt")
@@ -73,6 +76,7 @@ def test_prune_keeps_five_byte_exact(ps, make_repo):
     shas_before = stored_shas(ps)
     size_before = os.path.getsize(ps.db) if ps.backend == "sqlite" else None
 
+    assert ps.json("stats")["store"]["blobs_delta"] > 0
     ps.ok("project", "set", "p", "--keep-syncs", "5")
     dry = ps.json("prune", "--dry-run")
     assert dry["dry_run"] and dry["syncs"] == 15 and dry["blobs"] > 0 and dry["bytes"] > 20000
@@ -83,8 +87,11 @@ def test_prune_keeps_five_byte_exact(ps, make_repo):
 
     done = ps.json("prune", "p")
     assert not done["dry_run"]
-    for k in ("syncs", "file_versions", "blobs", "bytes"):
+    for k in ("syncs", "file_versions", "blobs", "bytes", "deltas_rewritten"):
         assert done[k] == dry[k], k
+    # The oldest kept doc.txt was a delta against a pruned version: rewritten plain first.
+    assert done["deltas_rewritten"] >= 1
+    ps.ok("verify", "p", "--blobs")
     kept = ps.history("p")
     assert [s["id"] for s in kept] == [s["id"] for s in hist[:5]]
     assert kept[-1]["previous_sync_id"] is None
@@ -157,6 +164,12 @@ def test_sigkill_inside_prune_leaves_a_consistent_store(ps, make_repo, tmp_path)
                 "SELECT count(*) FROM file_versions f WHERE NOT EXISTS "
                 "(SELECT 1 FROM blobs b WHERE b.sha = lower(hex(f.sha)))").fetchone()[0]
             assert missing == 0
+            # No delta outlived its base.
+            assert db.execute("PRAGMA foreign_key_check(blobs)").fetchall() == []
+            orphans = db.execute(
+                "SELECT count(*) FROM blobs d WHERE d.base IS NOT NULL AND NOT EXISTS "
+                "(SELECT 1 FROM blobs b WHERE b.sha = d.base)").fetchone()[0]
+            assert orphans == 0
         hist = work.history("p")
         assert len(hist) in (5, 20)
         for s in hist[:5]:
@@ -166,4 +179,5 @@ def test_sigkill_inside_prune_leaves_a_consistent_store(ps, make_repo, tmp_path)
         again = work.json("prune")
         assert len(work.history("p")) == 5
         assert again["syncs"] in (0, 15)
+        work.ok("verify", "p", "--blobs")
     assert kills >= 4

@@ -2,7 +2,9 @@
 Issue 14: blobs are kept compressed (zstd) without anyone seeing a difference, on both backends
 and in the same format (store copy moves the bytes as they are); a damaged frame is an error
 naming the blob, never wrong bytes; a SQLite store written before schema 10 (raw blobs) is
-converted when opened; `projsync stats` tells what the store costs.
+converted when opened; `projsync stats` tells what the store costs. A new version of a path is
+stored as a delta against the previous one (encoding 2), in chains of at most 8 deltas, and
+reads back through cat, files, checkout and memory import exactly as before.
 """
 import json
 import sqlite3
@@ -80,7 +82,13 @@ def test_compressed_blobs_read_back_exactly(ps, repo):
     check_cat(ps, repo, "p", c1, at=first["id"])
     enc = encodings(ps)
     shas = {f["path"]: f["sha"] for f in repo.ls_tree(c2)}
-    assert enc[shas["text.txt"]] == 1 and enc[shas["runs.txt"]] == 1
+    old = {f["path"]: f["sha"] for f in repo.ls_tree(c1)}
+    # The edited file is a delta against its previous version, the first version plain.
+    assert enc[shas["text.txt"]] == 2 and enc[old["text.txt"]] == 1
+    assert query(ps, f"SELECT base FROM blobs WHERE sha = '{shas['text.txt']}'") == \
+        [(old["text.txt"],)]
+    assert len(stored_bytes(ps, shas["text.txt"])) < len(stored_bytes(ps, old["text.txt"]))
+    assert enc[shas["runs.txt"]] == 1
     assert enc[shas["small.txt"]] == 0 and enc[shas["empty.txt"]] == 0
     # A zstd frame as any zstd reads it: magic number first.
     assert stored_bytes(ps, shas["text.txt"])[:4] == b"\x28\xb5\x2f\xfd"
@@ -199,19 +207,26 @@ def stored_rows(ps):
 @pytest.mark.sqlite_only  # both backends inside: SQLite -> PostgreSQL -> SQLite
 def test_store_copy_moves_the_encoded_bytes(tmp_path, pg_database, repo):
     from conftest import Projsync
-    c1 = fill(repo)
+    c0 = fill(repo)
     src = Projsync(tmp_path / "a")
     src.add("p", repo.path)
+    src.sync("p")
+    # A second version of text.txt: a delta row, with its base, moves too.
+    repo.write("text.txt", TEXT + "the last line\n")
+    c1 = repo.commit("edit")
     src.sync("p")
     pg = Projsync(tmp_path / "p", pg_database())
     back = Projsync(tmp_path / "b")
     src.ok("store", "copy", str(src.db), pg.db, db=False)
     src.ok("store", "copy", pg.db, str(back.db), db=False)
     want = stored_rows(src)
-    assert any(enc == 1 for _, _, enc, _ in want)
+    assert any(enc == 1 for _, _, enc, _ in want) and any(enc == 2 for _, _, enc, _ in want)
     assert stored_rows(pg) == want and stored_rows(back) == want
+    bases = "SELECT sha, coalesce(base, '-') FROM blobs ORDER BY sha"
+    assert query(pg, bases) == query(src, bases) == query(back, bases)
     for copy in (pg, back):
         check_cat(copy, repo, "p", c1)
+        check_cat(copy, repo, "p", c0, at=1)
         copy.ok("verify", "p", "--blobs")
 
     # A damaged frame in the source is refused, naming the blob; the target stays empty.
@@ -223,3 +238,94 @@ def test_store_copy_moves_the_encoded_bytes(tmp_path, pg_database, repo):
     r = src("store", "copy", str(src.db), target.db, db=False)
     assert r.rc == 1 and one_error_line(r.err) and sha in r.err, r
     assert query(target, "SELECT count(*) FROM projects") == [("0",)]
+
+
+# ---- deltas between versions of a path ----
+
+DELTA_BOUND = 8  # PS_BLOB_CHAIN_MAX
+
+
+def doc_version(i):
+    """Version i of a 30 KB source file: line i edited, one line more per version."""
+    return "".join(f"{'edited' if n == i else 'static'} line {n}: int value_{n} = {n * 7};\n"
+                   for n in range(600 + i))
+
+
+def note_version(i):
+    return "# Notes\n\n" + "".join(f"- fact {n}: the build needs step {n} first\n"
+                                     for n in range(40 + i))
+
+
+def delta_history(ps, repo, n):
+    """n commits, each editing doc.txt and a memory note; a sync after each."""
+    commits, syncs = [], []
+    for i in range(n):
+        repo.write("doc.txt", doc_version(i))
+        repo.write(".memory/notes.md", note_version(i))
+        repo.write(f"other{i}.txt", f"file {i}\n")
+        commits.append(repo.commit(f"c{i}"))
+        if i == 0:
+            ps.add("p", repo.path)
+        syncs.append(ps.sync("p"))
+    return commits, syncs
+
+
+def test_deltas_chain_to_the_bound_and_read_back(ps, repo, tmp_path):
+    n = DELTA_BOUND + 4
+    commits, syncs = delta_history(ps, repo, n)
+    docs = [next(f["sha"] for f in repo.ls_tree(c) if f["path"] == "doc.txt") for c in commits]
+    rows = {sha: (int(enc), base) for sha, enc, base in
+            query(ps, "SELECT sha, encoding, coalesce(base, '-') FROM blobs")}
+    # Version 0 plain; 1..8 each a delta against the one before; 9 plain again (the chain was
+    # at its bound); 10.. deltas again.
+    for i, sha in enumerate(docs):
+        if i % (DELTA_BOUND + 1) == 0:
+            assert rows[sha] == (1, "-"), i
+        else:
+            assert rows[sha] == (2, docs[i - 1]), i
+    # Every version through every reader, byte-exact.
+    for c, s in zip(commits, syncs):
+        check_cat(ps, repo, "p", c, at=s["id"])
+        files = {f["path"]: f["sha"] for f in ps.json("files", "p", "--at", s["id"])}
+        assert files == {f["path"]: f["sha"] for f in repo.ls_tree(c)}
+    for i in (DELTA_BOUND, n - 1):  # the end of a full chain, and the newest sync
+        co = tmp_path / f"co{i}"
+        ps.ok("checkout", "p", co, "--at", syncs[i]["id"])
+        for f in repo.ls_tree(commits[i]):
+            assert (co / f["path"]).read_bytes() == repo.blob(f["sha"]), f["path"]
+    # The memory note (a delta too) is imported with its latest text.
+    notes = [m for m in ps.json("memory", "list", "p") if m["source_ref"] == ".memory/notes.md"]
+    assert len(notes) == 1 and notes[0]["content"].rstrip("\n") == \
+        note_version(n - 1).rstrip("\n")
+    rep = json.loads(ps.ok("verify", "p", "--blobs", "--json").out)
+    assert rep["sound"] and rep["blobs_checked"] > 0, rep
+    st = ps.json("stats")["store"]
+    assert st["blobs_delta"] >= n - 2
+    assert st["raw_bytes"] > 10 * st["stored_bytes"]
+
+
+def test_damaged_delta_is_an_error_naming_the_blob(ps, repo):
+    commits, _ = delta_history(ps, repo, 4)
+    docs = [next(f["sha"] for f in repo.ls_tree(c) if f["path"] == "doc.txt") for c in commits]
+    assert encodings(ps)[docs[2]] == 2
+    frame = bytearray(stored_bytes(ps, docs[2]))
+    frame[len(frame) // 2] ^= 0x5a
+    write_stored_bytes(ps, docs[2], bytes(frame))
+    hist = ps.history("p")  # newest first
+    r = ps("cat", "p", "doc.txt", "--at", hist[1]["id"])
+    assert r.rc == 1 and one_error_line(r.err) and docs[2] in r.err and "corrupt" in r.err, r
+    assert r.outb == b""
+    # The version built on it fails too, naming itself; the one before still reads.
+    r = ps("cat", "p", "doc.txt")
+    assert r.rc == 1 and one_error_line(r.err) and docs[3] in r.err and r.outb == b"", r
+    assert ps("cat", "p", "doc.txt", "--at", hist[2]["id"]).outb == doc_version(1).encode()
+    r = ps("verify", "p", "--blobs", "--json")
+    assert r.rc == 1, r
+    assert [p["path"] for p in json.loads(r.out)["problems"]] == ["doc.txt"]
+    # The next sync stores its new version plain rather than on a damaged chain.
+    repo.write("doc.txt", doc_version(9))
+    c = repo.commit("after")
+    ps.sync("p")
+    new = next(f["sha"] for f in repo.ls_tree(c) if f["path"] == "doc.txt")
+    assert encodings(ps)[new] == 1
+    assert ps("cat", "p", "doc.txt").outb == doc_version(9).encode()

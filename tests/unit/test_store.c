@@ -757,14 +757,244 @@ static void test_blob_corrupt(void)
 	CHECK(strstr(ps_error_message(), sha) != NULL);
 	ps_store_free(s);
 
-	/* An encoding from a newer projsync is refused, naming the blob. */
+	/* A delta that names no base is damaged, never read as a plain frame. */
 	sql = ps_asprintf("UPDATE blobs SET encoding = 2 WHERE sha = '%s'", sha);
+	db_exec(path, sql);
+	free(sql);
+	CHECK_OK(ps_store_open(&s, path, 0));
+	CHECK_INT(ps_store_blob_get(s, sha, &data, &len), PS_ESTORE);
+	CHECK_STR(ps_error_slug(), "blob_corrupt");
+	CHECK(strstr(ps_error_message(), sha) != NULL);
+	ps_store_free(s);
+
+	/* An encoding from a newer projsync is refused, naming the blob. */
+	sql = ps_asprintf("UPDATE blobs SET encoding = 7 WHERE sha = '%s'", sha);
 	db_exec(path, sql);
 	free(sql);
 	CHECK_OK(ps_store_open(&s, path, 0));
 	CHECK_INT(ps_store_blob_get(s, sha, &data, &len), PS_ESTORE);
 	CHECK(strstr(ps_error_message(), sha) != NULL);
 	CHECK(strstr(ps_error_message(), "upgrade") != NULL);
+	ps_store_free(s);
+	free(path);
+}
+
+/* Version i of a ~12 KB source file: the same lines with line i edited and one line added per
+ * version, as a history of small edits gives. */
+#define DELTA_VERSIONS (2 * PS_BLOB_CHAIN_MAX + 3)
+static size_t delta_version(int i, char *buf, size_t cap)
+{
+	size_t n = 0;
+
+	for (int line = 0; line < 300 + i && n + 80 < cap; line++)
+		n += (size_t)snprintf(buf + n, cap - n, "%s line %d: int value_%d = %d;\n",
+				      line == i ? "edited" : "static", line, line, line * 7 + (line == i ? i : 0));
+	return n;
+}
+
+static char *blob_col(const char *path, const char *col, const char *sha)
+{
+	char *sql = ps_asprintf("SELECT %s FROM blobs WHERE sha = '%s'", col, sha);
+	char *out = ps_test_sql(path, sql);
+
+	free(sql);
+	return out;
+}
+
+/* Versions of one path stored as deltas, each against the one before: a chain grows to
+ * PS_BLOB_CHAIN_MAX deltas, the next version is plain and starts a new chain, and every
+ * version reads back byte-exact (also through a new handle, from the rows alone). */
+static void test_blob_delta_chain(void)
+{
+	char *path, shas[DELTA_VERSIONS][PS_SHA_HEX], buf[32768];
+	struct ps_store *s = open_store(&path);
+	struct ps_store_stats st;
+	int64_t plain_bytes = 0, stored_bytes = 0;
+
+	for (int i = 0; i < DELTA_VERSIONS; i++) {
+		size_t n = delta_version(i, buf, sizeof(buf));
+		char *enc, *base, *want;
+
+		ps_git_blob_sha(buf, n, shas[i]);
+		CHECK_OK(ps_store_blob_put_delta(s, shas[i], buf, n, i ? shas[i - 1] : NULL));
+		enc = blob_col(path, "encoding", shas[i]);
+		base = blob_col(path, "coalesce(base, '-')", shas[i]);
+		/* Version 0 has no base; versions 1..MAX chain; MAX+1 is plain again. */
+		if (i % (PS_BLOB_CHAIN_MAX + 1) == 0) {
+			CHECK_STR(enc, "1|\n");
+			CHECK_STR(base, "-|\n");
+		} else {
+			CHECK_STR(enc, "2|\n");
+			want = ps_asprintf("%s|\n", shas[i - 1]);
+			CHECK_STR(base, want);
+			free(want);
+		}
+		free(enc);
+		free(base);
+	}
+	/* A put again (the same content, another base) leaves the row as it is. */
+	{
+		size_t n = delta_version(3, buf, sizeof(buf));
+		char *base;
+		CHECK_OK(ps_store_blob_put_delta(s, shas[3], buf, n, shas[0]));
+		base = blob_col(path, "base", shas[3]);
+		char *want = ps_asprintf("%s|\n", shas[2]);
+		CHECK_STR(base, want);
+		free(want);
+		free(base);
+	}
+	/* A base that is not stored, or the blob itself, leaves a plain row. */
+	{
+		size_t n = snprintf(buf, sizeof(buf), "%s", "a new file with no stored base, long "
+				    "enough to be compressed: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n");
+		char sha[PS_SHA_HEX], *enc;
+		ps_git_blob_sha(buf, n, sha);
+		CHECK_OK(ps_store_blob_put_delta(s, sha, buf, n,
+						 "1111111111111111111111111111111111111111"));
+		enc = blob_col(path, "encoding", sha);
+		CHECK_STR(enc, "1|\n");
+		free(enc);
+		/* And the content is still verified on the way in. */
+		CHECK_INT(ps_store_blob_put_delta(s, shas[0], buf, n, shas[1]), PS_EINVAL);
+		CHECK_STR(ps_error_slug(), "sha_mismatch");
+	}
+	ps_store_free(s);
+	CHECK_OK(ps_store_open(&s, path, 0));
+	for (int i = 0; i < DELTA_VERSIONS; i++) {
+		size_t n = delta_version(i, buf, sizeof(buf)), len = 0;
+		void *data = NULL;
+		CHECK_OK(ps_store_blob_get(s, shas[i], &data, &len));
+		CHECK_INT(len, n);
+		CHECK(data && memcmp(data, buf, n) == 0 && ((char *)data)[n] == '\0');
+		free(data);
+		plain_bytes += (int64_t)n;
+	}
+	CHECK_OK(ps_store_stats(s, 0, &st));
+	CHECK_INT(st.blobs_delta, DELTA_VERSIONS - 3);
+	stored_bytes = st.stored_bytes;
+	/* The deltas are what make the store small: far below the content's own size. */
+	CHECK(stored_bytes * 20 < plain_bytes);
+	ps_store_free(s);
+	free(path);
+}
+
+/* A damaged delta, or one whose base is gone, is an error naming the blob: never wrong bytes,
+ * and the versions before it still read. */
+static void test_blob_delta_corrupt(void)
+{
+	char *path, shas[4][PS_SHA_HEX], buf[32768], *sql;
+	struct ps_store *s = open_store(&path);
+	void *data = NULL;
+	size_t len = 0;
+
+	for (int i = 0; i < 4; i++) {
+		size_t n = delta_version(i, buf, sizeof(buf));
+		ps_git_blob_sha(buf, n, shas[i]);
+		CHECK_OK(ps_store_blob_put_delta(s, shas[i], buf, n, i ? shas[i - 1] : NULL));
+	}
+	ps_store_free(s);
+	CHECK_INT(db_int(path, "SELECT count(*) FROM blobs WHERE encoding = 2"), 3);
+
+	/* One byte flipped in the middle of version 2's delta frame. */
+	if (ps_test_pg())
+		sql = ps_asprintf("UPDATE blobs SET content = overlay(content placing "
+				  "'\\x5a'::bytea from length(content) / 2 + 1 for 1) WHERE sha = '%s'",
+				  shas[2]);
+	else
+		sql = ps_asprintf("UPDATE blobs SET content = substr(content, 1, length(content) / 2) "
+				  "|| x'5a' || substr(content, length(content) / 2 + 2) WHERE sha = '%s'",
+				  shas[2]);
+	db_exec(path, sql);
+	free(sql);
+	CHECK_OK(ps_store_open(&s, path, 0));
+	CHECK_INT(ps_store_blob_get(s, shas[2], &data, &len), PS_ESTORE);
+	CHECK_STR(ps_error_slug(), "blob_corrupt");
+	CHECK(strstr(ps_error_message(), shas[2]) != NULL);
+	CHECK(data == NULL);
+	/* Its dependant fails too, naming itself and the damaged base. */
+	CHECK_INT(ps_store_blob_get(s, shas[3], &data, &len), PS_ESTORE);
+	CHECK_STR(ps_error_slug(), "blob_corrupt");
+	CHECK(strstr(ps_error_message(), shas[3]) != NULL);
+	CHECK(strstr(ps_error_message(), shas[2]) != NULL);
+	CHECK(data == NULL);
+	CHECK_OK(ps_store_blob_get(s, shas[1], &data, &len));
+	free(data);
+	data = NULL;
+	/* A new version against the damaged one is stored plain, not refused. */
+	{
+		size_t n = delta_version(4, buf, sizeof(buf));
+		char sha[PS_SHA_HEX], *enc;
+		ps_git_blob_sha(buf, n, sha);
+		CHECK_OK(ps_store_blob_put_delta(s, sha, buf, n, shas[3]));
+		enc = blob_col(path, "encoding", sha);
+		CHECK_STR(enc, "1|\n");
+		free(enc);
+	}
+	ps_store_free(s);
+
+	/* Version 1's base gone behind the store's back (the foreign key would refuse it). */
+	if (ps_test_pg())
+		db_exec(path, "ALTER TABLE blobs DROP CONSTRAINT blobs_base_fkey");
+	sql = ps_asprintf("DELETE FROM blobs WHERE sha = '%s'", shas[0]);
+	db_exec(path, sql);
+	free(sql);
+	CHECK_OK(ps_store_open(&s, path, 0));
+	CHECK_INT(ps_store_blob_get(s, shas[1], &data, &len), PS_ESTORE);
+	CHECK_STR(ps_error_slug(), "blob_corrupt");
+	CHECK(strstr(ps_error_message(), shas[1]) != NULL);
+	CHECK(strstr(ps_error_message(), shas[0]) != NULL);
+	CHECK(strstr(ps_error_message(), "not stored") != NULL);
+	CHECK(data == NULL);
+	ps_store_free(s);
+	free(path);
+}
+
+/* Pruning the versions a kept delta was built on rewrites the delta as a plain row first, in
+ * the same transaction: the kept version reads back byte-exact, and its bases are gone. */
+static void test_blob_delta_prune(void)
+{
+	char *path, shas[3][PS_SHA_HEX], buf[32768], *out;
+	struct ps_store *s = open_store(&path);
+	struct ps_project *p = add_project(s, "p");
+	struct ps_prune_stats pr = { 0 };
+	int64_t ids[3];
+	void *data = NULL;
+	size_t len = 0, n = 0;
+
+	for (int i = 0; i < 3; i++) {
+		struct ps_change c = { .status = i ? PS_CHANGE_MODIFIED : PS_CHANGE_ADDED,
+				       .path = (char *)"a.c", .mode = PS_MODE_FILE };
+		char *commit = ps_asprintf("c%d", i);
+		n = delta_version(i, buf, sizeof(buf));
+		ps_git_blob_sha(buf, n, shas[i]);
+		memcpy(c.sha, shas[i], PS_SHA_HEX);
+		if (i) {
+			memcpy(c.previous_sha, shas[i - 1], PS_SHA_HEX);
+			c.previous_mode = PS_MODE_FILE;
+		}
+		c.size = (int64_t)n;
+		CHECK_OK(ps_store_blob_put_delta(s, shas[i], buf, n, i ? shas[i - 1] : NULL));
+		ids[i] = commit_sync(s, p, &c, 1, commit);
+		free(commit);
+	}
+	CHECK_INT(db_int(path, "SELECT count(*) FROM blobs WHERE encoding = 2"), 2);
+	CHECK_OK(ps_store_prune_syncs(s, p->id, ids[2], &pr));
+	CHECK_OK(ps_store_prune_blobs(s, &pr));
+	CHECK_INT(pr.blobs, 2);
+	CHECK_INT(pr.blobs_rewritten, 1);
+	out = ps_test_sql(path, "SELECT encoding, coalesce(base, '-') FROM blobs");
+	CHECK_STR(out, "1|-|\n");
+	free(out);
+	CHECK_OK(ps_store_blob_get(s, shas[2], &data, &len));
+	CHECK_INT(len, n);
+	CHECK(data && memcmp(data, buf, n) == 0);
+	free(data);
+	/* Nothing left to do. */
+	memset(&pr, 0, sizeof(pr));
+	CHECK_OK(ps_store_prune_blobs(s, &pr));
+	CHECK_INT(pr.blobs, 0);
+	CHECK_INT(pr.blobs_rewritten, 0);
+	ps_project_free(p);
 	ps_store_free(s);
 	free(path);
 }
@@ -1414,5 +1644,6 @@ PS_TESTS(PS_TEST(test_atomic_visibility), PS_TEST(test_one_chain), PS_TEST(test_
 	 PS_TEST(test_backends_share_schema_numbers), PS_TEST(test_projects),
 	 PS_TEST(test_takeover_fences_the_stale_run), PS_TEST(test_reap_leaves_syncs_to_live_nodes),
 	 PS_TEST(test_code_index), PS_TEST(test_blob_round_trips), PS_TEST(test_blob_put_in_transaction),
-	 PS_TEST(test_blob_corrupt),
+	 PS_TEST(test_blob_corrupt), PS_TEST(test_blob_delta_chain), PS_TEST(test_blob_delta_corrupt),
+	 PS_TEST(test_blob_delta_prune),
 	 PS_TEST(test_blob_conversion), PS_TEST(test_stats), PS_TEST(test_object_ids_at_rest))

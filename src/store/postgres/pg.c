@@ -243,8 +243,8 @@ static const struct {
 	const char *head, *tail, *what;
 	int ncols;
 } deferred_sql[PS_PG_DEFER_N] = {
-	[PS_PG_DEFER_BLOBS] = { "INSERT INTO blobs (sha, size, encoding, content) VALUES ",
-				" ON CONFLICT (sha) DO NOTHING", "store blobs", 4 },
+	[PS_PG_DEFER_BLOBS] = { "INSERT INTO blobs (sha, size, encoding, base, content) VALUES ",
+				" ON CONFLICT (sha) DO NOTHING", "store blobs", 5 },
 	[PS_PG_DEFER_CODE_BLOBS] = { "INSERT INTO code_blobs (sha, is_binary, content) VALUES ",
 				     " ON CONFLICT (sha) DO NOTHING", "index blobs", 3 },
 };
@@ -2016,35 +2016,41 @@ out:
 
 /* ---- blobs ---- */
 
-int ps_pg_blob_put(struct ps_store *s, const char *sha, const void *data, size_t len)
+struct ps_blobcodec *ps_pg_blobcodec(struct ps_store *s)
+{
+	return PSPG(s)->codec;
+}
+
+int ps_pg_blob_row_put(struct ps_store *s, const char *sha, const struct ps_blob_row *row)
 {
 	struct ps_pq q = { 0 };
-	char actual[PS_SHA_HEX];
-	void *enc_data = NULL;
-	size_t enc_len;
-	int enc, rc;
 
-	ps_git_blob_sha(data, len, actual);
-	if (strcmp(actual, sha) != 0)
-		return ps_error_set(PS_EINVAL, "sha_mismatch",
-				    "blob content does not match its id: expected %s, got %s", sha,
-				    actual);
-	/* The same bytes as SQLite stores (store/blobcodec.h), so `store copy` moves them as
-	 * they are. */
-	if ((rc = ps_blobcodec_encode(PSPG(s)->codec, data, len, &enc, &enc_data, &enc_len)) < 0)
-		return rc;
 	ps_pq_text(&q, sha);
-	ps_pq_int(&q, (int64_t)len);
-	ps_pq_int(&q, enc);
-	if (enc_data)
-		ps_pq_bytes(&q, enc_data, enc_len);
-	else
-		ps_pq_bytes(&q, data, len);
+	ps_pq_int(&q, row->size);
+	ps_pq_int(&q, row->encoding);
+	ps_pq_text(&q, row->base[0] ? row->base : NULL);
+	ps_pq_bytes(&q, row->content, row->len);
 	/* One multi-row INSERT per batch of the fetch's transaction (ps_pg_defer), not a round
 	 * trip per blob. */
-	rc = ps_pg_defer(PSPG(s), PS_PG_DEFER_BLOBS, &q);
-	free(enc_data);
-	return rc;
+	return ps_pg_defer(PSPG(s), PS_PG_DEFER_BLOBS, &q);
+}
+
+int ps_pg_blob_row_replace(struct ps_store *s, const char *sha, const struct ps_blob_row *row)
+{
+	struct ps_pq q = { 0 };
+	int64_t n = 0;
+	int rc;
+
+	ps_pq_int(&q, row->encoding);
+	ps_pq_text(&q, row->base[0] ? row->base : NULL);
+	ps_pq_bytes(&q, row->content, row->len);
+	ps_pq_text(&q, sha);
+	if ((rc = ps_pg_exec(PSPG(s), "UPDATE blobs SET encoding = $1, base = $2, content = $3 "
+			     "WHERE sha = $4", &q, "rewrite blob", &n)) < 0)
+		return rc;
+	if (n != 1)
+		return ps_error_set(PS_ENOTFOUND, "blob_not_stored", "blob %s is not stored", sha);
+	return 0;
 }
 
 /* A binary-format integer column (network byte order, 2, 4 or 8 bytes). */
@@ -2063,36 +2069,38 @@ static int64_t col_binary_int(const PGresult *r, int row, int col)
 	return (int64_t)u;
 }
 
-int ps_pg_blob_get(struct ps_store *s, const char *sha, void **data, size_t *len)
+int ps_pg_blob_row_get(struct ps_store *s, const char *sha, struct ps_blob_row *out)
 {
 	struct ps_pq q = { 0 };
 	PGresult *r;
-	int64_t size;
-	void *p = NULL;
+	size_t n;
 	int rc = 0;
 
 	ps_pq_text(&q, sha);
 	/* Binary results: the content arrives as it is stored, without bytea's hex text. */
-	if (!(r = ps_pg_run(PSPG(s), "SELECT encoding, size, content FROM blobs WHERE sha = $1", &q,
-			    true, "read blob", &rc)))
+	if (!(r = ps_pg_run(PSPG(s), "SELECT encoding, size, base, content FROM blobs WHERE sha = $1",
+			    &q, true, "read blob", &rc)))
 		return rc;
 	if (PQntuples(r) == 0) {
 		PQclear(r);
 		return ps_error_set(PS_ENOTFOUND, "blob_not_stored", "blob %s is not stored", sha);
 	}
-	size = col_binary_int(r, 0, 1);
-	if (size < 0)
-		rc = ps_error_set(PS_ESTORE, "blob_corrupt",
-				  "blob %s is corrupt in the store: negative size", sha);
-	else
-		rc = ps_blobcodec_decode(PSPG(s)->codec, sha, (int)col_binary_int(r, 0, 0),
-					 PQgetvalue(r, 0, 2), (size_t)PQgetlength(r, 0, 2),
-					 (size_t)size, &p);
+	memset(out, 0, sizeof(*out));
+	out->encoding = (int)col_binary_int(r, 0, 0);
+	out->size = col_binary_int(r, 0, 1);
+	if (!PQgetisnull(r, 0, 2)) {
+		/* text in binary format is its bytes */
+		if (PQgetlength(r, 0, 2) < PS_SHA_HEX)
+			memcpy(out->base, PQgetvalue(r, 0, 2), (size_t)PQgetlength(r, 0, 2));
+		else
+			strcpy(out->base, "?"); /* not a SHA: the decoder reports it missing */
+	}
+	n = (size_t)PQgetlength(r, 0, 3);
+	out->content = ps_malloc(n + 1);
+	if (n)
+		memcpy(out->content, PQgetvalue(r, 0, 3), n);
+	out->len = n;
 	PQclear(r);
-	if (rc < 0)
-		return rc;
-	*data = p;
-	*len = (size_t)size;
 	return 0;
 }
 
@@ -2437,7 +2445,13 @@ int ps_pg_prune_blobs(struct ps_store *s, struct ps_prune_stats *out)
 		"WITH gone AS (DELETE FROM blobs b WHERE NOT EXISTS "
 		"(SELECT 1 FROM file_versions f WHERE f.sha = ps_unhex(b.sha)) RETURNING octet_length(content) AS n) "
 		"SELECT count(*), coalesce(sum(n), 0) FROM gone";
+	/* Kept deltas whose base goes: rewritten plain before the delete (blobs.c). */
+	static const char orphans[] =
+		"SELECT sha FROM blobs b WHERE base IS NOT NULL AND "
+		"EXISTS (SELECT 1 FROM file_versions f WHERE f.sha = ps_unhex(b.sha)) AND "
+		"NOT EXISTS (SELECT 1 FROM file_versions f WHERE f.sha = ps_unhex(b.base))";
 	struct ps_pq none = { 0 };
+	struct ps_strv keep = { 0 };
 	PGresult *r;
 	int rc = 0;
 
@@ -2451,6 +2465,13 @@ int ps_pg_prune_blobs(struct ps_store *s, struct ps_prune_stats *out)
 	}
 	if (rc < 0)
 		goto fail;
+	if (!(r = ps_pg_run(PSPG(s), orphans, NULL, false, "find deltas whose base goes", &rc)))
+		goto fail;
+	for (int i = 0; i < PQntuples(r); i++)
+		ps_strv_push(&keep, PQgetvalue(r, i, 0));
+	PQclear(r);
+	if ((rc = ps_store_blobs_make_plain(s, keep.v, keep.n, &out->blobs_rewritten)) < 0)
+		goto fail;
 	/* The code index goes with its blobs. */
 	if ((rc = ps_pg_exec(PSPG(s), "DELETE FROM code_blobs c WHERE NOT EXISTS "
 			     "(SELECT 1 FROM file_versions f WHERE f.sha = ps_unhex(c.sha))", &none,
@@ -2461,8 +2482,10 @@ int ps_pg_prune_blobs(struct ps_store *s, struct ps_prune_stats *out)
 	out->blobs += ps_pg_col_int(r, 0, 0);
 	out->blob_bytes += ps_pg_col_int(r, 0, 1);
 	PQclear(r);
+	ps_strv_dispose(&keep);
 	return ps_pg_commit(s);
 fail:
+	ps_strv_dispose(&keep);
 	ps_pg_rollback(s);
 	return rc;
 }
@@ -2491,10 +2514,12 @@ int ps_pg_stats(struct ps_store *s, int64_t project_id, struct ps_store_stats *o
 		"WHERE project_id = $1";
 	static const char all_blobs[] =
 		"SELECT count(*), count(*) FILTER (WHERE encoding <> 0), coalesce(sum(size), 0), "
-		"coalesce(sum(octet_length(content)), 0) FROM blobs";
+		"coalesce(sum(octet_length(content)), 0), count(*) FILTER (WHERE encoding = 2) "
+		"FROM blobs";
 	static const char one_blobs[] =
 		"SELECT count(*), count(*) FILTER (WHERE encoding <> 0), coalesce(sum(size), 0), "
-		"coalesce(sum(octet_length(content)), 0) FROM blobs WHERE sha IN "
+		"coalesce(sum(octet_length(content)), 0), count(*) FILTER (WHERE encoding = 2) "
+		"FROM blobs WHERE sha IN "
 		"(SELECT ps_hex(sha) FROM file_versions WHERE project_id = $1)";
 	/* Every table of the schema projsync's tables are in, with its indexes and TOAST. */
 	static const char disk[] =
@@ -2531,6 +2556,7 @@ int ps_pg_stats(struct ps_store *s, int64_t project_id, struct ps_store_stats *o
 	st.blobs_compressed = ps_pg_col_int(r, 0, 1);
 	st.raw_bytes = ps_pg_col_int(r, 0, 2);
 	st.stored_bytes = ps_pg_col_int(r, 0, 3);
+	st.blobs_delta = ps_pg_col_int(r, 0, 4);
 	PQclear(r);
 	if (!project_id) {
 		if (!(r = ps_pg_run(PSPG(s), disk, NULL, false, "measure the store", &rc)))

@@ -1705,22 +1705,26 @@ out:
 
 /* ---- blobs ---- */
 
-int ps_sqlite_blob_put(struct ps_store *s, const char *sha, const void *data, size_t len)
+struct ps_blobcodec *ps_sqlite_blobcodec(struct ps_store *s)
 {
-	static const char sql[] = "INSERT OR IGNORE INTO blobs (sha, size, encoding, content) "
-				  "VALUES (?, ?, ?, ?)";
+	return s->codec;
+}
+
+static void bind_row(sqlite3_stmt *st, int i, const struct ps_blob_row *row)
+{
+	sqlite3_bind_int(st, i, row->encoding);
+	bind_text(st, i + 1, row->base[0] ? row->base : NULL);
+	sqlite3_bind_blob64(st, i + 2, row->len ? row->content : "", row->len, SQLITE_STATIC);
+}
+
+int ps_sqlite_blob_row_put(struct ps_store *s, const char *sha, const struct ps_blob_row *row)
+{
+	static const char sql[] = "INSERT OR IGNORE INTO blobs (sha, size, encoding, base, content) "
+				  "VALUES (?, ?, ?, ?, ?)";
 	sqlite3_stmt *st;
-	char actual[PS_SHA_HEX];
-	void *enc_data = NULL;
-	size_t enc_len;
-	int enc, rc;
+	int rc;
 	bool have = false;
 
-	ps_git_blob_sha(data, len, actual);
-	if (strcmp(actual, sha) != 0)
-		return ps_error_set(PS_EINVAL, "sha_mismatch",
-				    "blob content does not match its id: expected %s, got %s", sha,
-				    actual);
 	/* Storing again is a no-op (INSERT OR IGNORE). The pipeline fetches only blobs the store
 	 * lacks (ps_store_blob_have), so a look-up here would cost every new blob a query to spare
 	 * a rare repeat one compression. A row written before schema 10, still in blobs_raw, is not duplicated. */
@@ -1733,25 +1737,34 @@ int ps_sqlite_blob_put(struct ps_store *s, const char *sha, const void *data, si
 	st = stmt(s, sql);
 	if (!st)
 		return PS_ESTORE;
-	if ((rc = ps_blobcodec_encode(s->codec, data, len, &enc, &enc_data, &enc_len)) < 0)
-		return rc;
 	bind_text(st, 1, sha);
-	sqlite3_bind_int64(st, 2, (sqlite3_int64)len);
-	sqlite3_bind_int(st, 3, enc);
-	if (enc_data)
-		sqlite3_bind_blob64(st, 4, enc_data, enc_len, SQLITE_STATIC);
-	else
-		sqlite3_bind_blob64(st, 4, len ? data : "", len, SQLITE_STATIC);
-	rc = step_done(s, st, "store blob");
-	free(enc_data);
-	return rc;
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)row->size);
+	bind_row(st, 3, row);
+	return step_done(s, st, "store blob");
 }
 
-int ps_sqlite_blob_get(struct ps_store *s, const char *sha, void **data, size_t *len)
+int ps_sqlite_blob_row_replace(struct ps_store *s, const char *sha, const struct ps_blob_row *row)
 {
-	static const char sql[] = "SELECT encoding, size, content FROM blobs WHERE sha = ?";
+	static const char sql[] = "UPDATE blobs SET encoding = ?, base = ?, content = ? WHERE sha = ?";
+	sqlite3_stmt *st = stmt(s, sql);
+	int rc;
+
+	if (!st)
+		return PS_ESTORE;
+	bind_row(st, 1, row);
+	bind_text(st, 4, sha);
+	if ((rc = step_done(s, st, "rewrite blob")) < 0)
+		return rc;
+	if (sqlite3_changes(s->db) != 1)
+		return ps_error_set(PS_ENOTFOUND, "blob_not_stored", "blob %s is not stored", sha);
+	return 0;
+}
+
+int ps_sqlite_blob_row_get(struct ps_store *s, const char *sha, struct ps_blob_row *out)
+{
+	static const char sql[] = "SELECT encoding, size, base, content, 0 FROM blobs WHERE sha = ?";
 	/* Rows written before schema 10 that the conversion has not moved yet (sqlite_blobs.c). */
-	static const char raw_sql[] = "SELECT 0, size, content FROM blobs_raw WHERE sha = ?";
+	static const char raw_sql[] = "SELECT 0, size, NULL, content, 1 FROM blobs_raw WHERE sha = ?";
 	sqlite3_stmt *st = stmt(s, sql);
 	int rc;
 
@@ -1768,26 +1781,26 @@ int ps_sqlite_blob_get(struct ps_store *s, const char *sha, void **data, size_t 
 		/* Dropped by a conversion that finished meanwhile: the row is in blobs now. */
 		if (rc != SQLITE_ROW && !ps_sqlite_blobs_raw_left(s)) {
 			sqlite3_reset(st);
-			return ps_sqlite_blob_get(s, sha, data, len);
+			return ps_sqlite_blob_row_get(s, sha, out);
 		}
 	}
 	if (rc == SQLITE_ROW) {
-		int enc = sqlite3_column_int(st, 0);
-		sqlite3_int64 size = sqlite3_column_int64(st, 1);
-		const void *stored = sqlite3_column_blob(st, 2);
-		size_t n = (size_t)sqlite3_column_bytes(st, 2);
-		void *p = NULL;
+		const unsigned char *base = sqlite3_column_text(st, 2);
+		size_t n = (size_t)sqlite3_column_bytes(st, 3);
 
-		if (size < 0)
-			rc = ps_error_set(PS_ESTORE, "blob_corrupt",
-					  "blob %s is corrupt in the store: negative size", sha);
-		else
-			rc = ps_blobcodec_decode(s->codec, sha, enc, stored, n, (size_t)size, &p);
+		memset(out, 0, sizeof(*out));
+		out->encoding = sqlite3_column_int(st, 0);
+		out->size = sqlite3_column_int64(st, 1);
+		if (base && strlen((const char *)base) < PS_SHA_HEX)
+			strcpy(out->base, (const char *)base);
+		else if (base)
+			strcpy(out->base, "?"); /* not a SHA: the decoder reports it missing */
+		out->content = ps_malloc(n + 1);
+		if (n)
+			memcpy(out->content, sqlite3_column_blob(st, 3), n);
+		out->len = n;
+		out->unconverted = sqlite3_column_int(st, 4) != 0;
 		sqlite3_reset(st);
-		if (rc < 0)
-			return rc;
-		*data = p;
-		*len = (size_t)size;
 		return 0;
 	}
 	sqlite3_reset(st);
@@ -2100,7 +2113,14 @@ int ps_sqlite_prune_blobs(struct ps_store *s, struct ps_prune_stats *out)
 	static const char del[] =
 		"DELETE FROM blobs WHERE NOT EXISTS "
 		"(SELECT 1 FROM file_versions f WHERE f.sha = ps_unhex(blobs.sha))";
-	int rc = 0;
+	/* Kept deltas whose base goes: rewritten plain before the delete (blobs.c). */
+	static const char orphans[] =
+		"SELECT sha FROM blobs b WHERE base IS NOT NULL AND "
+		"EXISTS (SELECT 1 FROM file_versions f WHERE f.sha = ps_unhex(b.sha)) AND "
+		"NOT EXISTS (SELECT 1 FROM file_versions f WHERE f.sha = ps_unhex(b.base))";
+	struct ps_strv keep = { 0 };
+	sqlite3_stmt *st;
+	int rc = 0, step;
 
 	if ((rc = ps_store_begin(s)) < 0)
 		return rc;
@@ -2112,13 +2132,30 @@ int ps_sqlite_prune_blobs(struct ps_store *s, struct ps_prune_stats *out)
 	if (rc < 0)
 		goto fail;
 	out->blobs += scalar(s, measure, 0, 0, &rc);
+	if (rc < 0)
+		goto fail;
+	if (!(st = stmt(s, orphans))) {
+		rc = PS_ESTORE;
+		goto fail;
+	}
+	while ((step = sqlite3_step(st)) == SQLITE_ROW)
+		ps_strv_push(&keep, (const char *)sqlite3_column_text(st, 0));
+	sqlite3_reset(st);
+	if (step != SQLITE_DONE) {
+		rc = db_error(s, "find deltas whose base goes");
+		goto fail;
+	}
+	if ((rc = ps_store_blobs_make_plain(s, keep.v, keep.n, &out->blobs_rewritten)) < 0)
+		goto fail;
 	/* The code index goes with its blobs (read before they go: a document leaves the FTS
 	 * index with the text it came with). */
-	if (rc < 0 || (rc = ps_sqlite_code_forget_unreferenced(s)) < 0 ||
+	if ((rc = ps_sqlite_code_forget_unreferenced(s)) < 0 ||
 	    (rc = run2(s, del, 0, 0, NULL)) < 0)
 		goto fail;
+	ps_strv_dispose(&keep);
 	return ps_store_commit(s);
 fail:
+	ps_strv_dispose(&keep);
 	ps_store_rollback(s);
 	return rc;
 }

@@ -221,7 +221,7 @@ int ps_sqlite_stats(struct ps_store *s, int64_t project_id, struct ps_store_stat
 	/* length() of a BLOB reads the row header, not the content. */
 	static const char all_blobs[] =
 		"SELECT count(*), coalesce(sum(encoding <> 0), 0), coalesce(sum(size), 0), "
-		"coalesce(sum(length(content)), 0) FROM blobs";
+		"coalesce(sum(length(content)), 0), coalesce(sum(encoding = 2), 0) FROM blobs";
 	static const char all_left[] = "SELECT count(*) FROM blobs_raw";
 	static const char all_blobs_raw[] =
 		"SELECT count(*), 0, coalesce(sum(size), 0), coalesce(sum(length(content)), 0) "
@@ -239,10 +239,11 @@ int ps_sqlite_stats(struct ps_store *s, int64_t project_id, struct ps_store_stat
 		"WHERE project_id = ?1";
 	static const char one_blobs[] =
 		"SELECT count(*), coalesce(sum(encoding <> 0), 0), coalesce(sum(size), 0), "
-		"coalesce(sum(length(content)), 0) FROM blobs WHERE sha IN "
+		"coalesce(sum(length(content)), 0), coalesce(sum(encoding = 2), 0) FROM blobs "
+		"WHERE sha IN "
 		"(SELECT ps_hex(sha) FROM file_versions WHERE project_id = ?1)";
 	struct ps_store_stats st = { 0 };
-	int64_t v[4];
+	int64_t v[5];
 	int rc;
 
 	if (project_id) {
@@ -258,11 +259,12 @@ int ps_sqlite_stats(struct ps_store *s, int64_t project_id, struct ps_store_stat
 	st.syncs_succeeded = v[1];
 	st.projects = v[2];
 	st.file_versions = v[3];
-	if ((rc = count_one(s, project_id ? one_blobs : all_blobs, project_id, v, 4,
+	if ((rc = count_one(s, project_id ? one_blobs : all_blobs, project_id, v, 5,
 			    "count blobs")) < 0)
 		return rc;
 	st.blobs = v[0];
 	st.blobs_compressed = v[1];
+	st.blobs_delta = v[4];
 	st.raw_bytes = v[2];
 	st.stored_bytes = v[3];
 	/* Until the conversion finished, the blobs not yet moved count as they are. */

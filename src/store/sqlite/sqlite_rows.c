@@ -15,8 +15,8 @@
  * it has not moved yet are in blobs_raw, raw: the copy reads both tables as one (a row is in
  * exactly one of them, moves being one transaction each). */
 static const char blobs_with_raw[] =
-	"(SELECT sha, size, encoding, content FROM blobs UNION ALL "
-	"SELECT sha, size, 0 AS encoding, content FROM blobs_raw) AS blobs";
+	"(SELECT sha, size, encoding, content, base FROM blobs UNION ALL "
+	"SELECT sha, size, 0 AS encoding, content, NULL AS base FROM blobs_raw) AS blobs";
 
 /* Object ids this backend keeps as 20 bytes (schema 13); store copy speaks hex, the way the
  * queries do. */
