@@ -422,3 +422,41 @@ def test_schema_12_store_searches_exactly_and_is_reindexed(ps, make_repo, tmp_pa
     assert store_sql(ps, "SELECT code_index_pending FROM projects") == ["0"]
     for pattern, kw in TOKENIZER_PATTERNS:
         check_same(ps, tmp_path, repo.path, "s12", c1, pattern, **kw)
+
+
+def test_max_across_candidate_batches_keeps_git_order(ps, make_repo, tmp_path):
+    """--max asks the store for candidates in batches in path order (256, then 1,024, ...): a
+    literal most files hold, one that a file in eight holds and a regex give git grep's first
+    N lines, whichever batch they come from, at the latest and an older sync; API pages too."""
+    repo = make_repo("many")
+    for i in range(700):
+        extra = "\nrare_%d needle" % i if i % 8 == 3 else ""
+        repo.write("d%d/f%04d.c" % (i % 7, i), "int common_%d;\nreturn common;%s\n" % (i, extra))
+    c1 = repo.commit("c1")
+    ps.add("many", str(repo.path))
+    s1 = ps.sync("many")
+    repo.rm("d0/f0000.c")
+    repo.write("d3/f0003.c", "changed\n")
+    c2 = repo.commit("c2")
+    ps.sync("many")
+    for commit, at in ((c2, None), (c1, s1["id"])):
+        for pattern, regex, n in (("common", False, 1000), ("needle", False, 80),
+                                  (r"rare_\d+ ne+dle", True, 80), ("return common;", False, 1)):
+            want = git_grep(repo.path, commit, pattern, regex=regex, tmp=tmp_path)
+            lines = want.splitlines(keepends=True)
+            assert len(lines) > n or pattern == "return common;", (pattern, len(lines))
+            r = ps_grep(ps, "many", pattern, "--max", str(n), regex=regex, at=at)
+            assert r.outb == b"".join(lines[:n]), (pattern, r.outb[:300])
+    want = ps.json("grep", "needle", "many")
+    s = Server(ps)
+    try:
+        got, url = [], "/api/v1/projects/many/search/code?q=needle&limit=40"
+        while url:
+            st, h, body = s.get(url)
+            assert st == 200, body
+            got += body
+            link = h.get("link")
+            url = link[1:link.index(">")] if link else None
+        assert got == want and len(want) == 87
+    finally:
+        s.stop()
