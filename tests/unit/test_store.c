@@ -1326,6 +1326,24 @@ static void test_code_index(void)
 	const char *shas[] = { sh, su, sb };
 	CHECK_OK(ps_store_code_index_have(s, shas, 3, indexed));
 	CHECK(indexed[0] && !indexed[1] && indexed[2]);
+	/* Once every stored blob is indexed there is no unindexed candidate (SQLite then skips
+	 * looking for them), and a new stored blob the index lacks is one again. */
+	CHECK_OK(ps_store_code_index_put(s, su, "unindexed hello\n", 16, false));
+	EXPECT_CANDIDATES(s, p->id, s1, &needle_q, NULL, NULL, "b/latin1.txt:t c/nul.txt:t ");
+	EXPECT_CANDIDATES(s, p->id, s1, &none_q, NULL, NULL, "");
+	EXPECT_CANDIDATES(s, p->id, s1, &bin_hello_q, NULL, NULL, "c/bin.dat:b c/unindexed.txt:t ");
+	{
+		struct ps_change c3[] = { change(PS_CHANGE_ADDED, "e/new.txt", "fresh needle\n") };
+		char sfresh[PS_SHA_HEX];
+		int64_t s3;
+
+		put_blob(s, "fresh needle\n", 13, sfresh);
+		s3 = commit_sync(s, p, c3, 1, "c3");
+
+		EXPECT_CANDIDATES(s, p->id, s3, &none_q, NULL, NULL, "e/new.txt:u ");
+		EXPECT_CANDIDATES(s, p->id, s3, &needle_q, NULL, NULL,
+				  "b/latin1.txt:t c/nul.txt:t e/new.txt:u ");
+	}
 
 	/* Switched off and on again: the next sync owes the backlog until it is done. */
 	p->no_code_index = true;

@@ -370,6 +370,19 @@ static int64_t indexed_blobs(struct ps_store *s)
 	return n;
 }
 
+/* Whether every stored blob is in the index (code_unindexed, kept by triggers, is 0). */
+static bool all_indexed(struct ps_store *s)
+{
+	sqlite3_stmt *st = ps_sqlite_stmt(s, "SELECT n FROM code_unindexed");
+	bool none = false;
+
+	if (st && sqlite3_step(st) == SQLITE_ROW)
+		none = sqlite3_column_int64(st, 0) == 0;
+	if (st)
+		sqlite3_reset(st);
+	return none;
+}
+
 int ps_sqlite_code_candidates(struct ps_store *s, int64_t project_id, int64_t at,
 			      const struct ps_code_query *q, const char *prefix,
 			      const char *from_path, size_t limit, int64_t *snap,
@@ -389,15 +402,19 @@ int ps_sqlite_code_candidates(struct ps_store *s, int64_t project_id, int64_t at
 	 * search (~130 ms on libgit2's 15,606 files whatever the pattern). CROSS JOIN keeps that
 	 * order; the two halves are disjoint (a blob is in code_blobs or not), so no row repeats.
 	 */
-	static const char match_sql[] =
-		"WITH hit(sha) AS ("
-		"SELECT m.sha FROM code_blobs m WHERE m.id IN "
-		"(SELECT rowid FROM code_fts WHERE code_fts MATCH ?5) "
+#define MATCH_SQL(unindexed) \
+		"WITH hit(sha) AS (" \
+		"SELECT m.sha FROM code_blobs m WHERE m.id IN " \
+		"(SELECT rowid FROM code_fts WHERE code_fts MATCH ?5) " unindexed ") " \
+		"SELECT fv.path, fv.mode, fv.sha, fv.size, cb.id, cb.binary " \
+		"FROM hit h CROSS JOIN file_versions fv ON fv.sha = h.sha " \
+		"LEFT JOIN code_blobs cb ON cb.sha = fv.sha " CANDIDATE_WHERE "ORDER BY fv.path LIMIT ?6"
+	static const char match_sql[] = MATCH_SQL(
 		"UNION ALL SELECT b.sha FROM blobs b "
-		"WHERE NOT EXISTS (SELECT 1 FROM code_blobs c WHERE c.sha = b.sha)) "
-		"SELECT fv.path, fv.mode, fv.sha, fv.size, cb.id, cb.binary "
-		"FROM hit h CROSS JOIN file_versions fv ON fv.sha = h.sha "
-		"LEFT JOIN code_blobs cb ON cb.sha = fv.sha " CANDIDATE_WHERE "ORDER BY fv.path LIMIT ?6";
+		"WHERE NOT EXISTS (SELECT 1 FROM code_blobs c WHERE c.sha = b.sha)");
+	/* The same when code_unindexed says every stored blob is indexed (migration 0013). */
+	static const char match_indexed_sql[] = MATCH_SQL("");
+#undef MATCH_SQL
 	/*
 	 * But when most blobs match (a common literal) and only the first `limit` candidates are
 	 * wanted, that lists and sorts nearly every file of the snapshot for a few of them (~6 us
@@ -417,6 +434,7 @@ int ps_sqlite_code_candidates(struct ps_store *s, int64_t project_id, int64_t at
 	sqlite3_stmt *st;
 	struct ps_buf expr = { 0 };
 	struct hits hits = { 0 };
+	const char *sql;
 	bool walk = false;
 	int64_t id;
 	int rc;
@@ -437,7 +455,13 @@ int ps_sqlite_code_candidates(struct ps_store *s, int64_t project_id, int64_t at
 		walk = (double)hits.count * (double)hits.count >
 		       (double)limit * (double)indexed_blobs(s);
 	}
-	if (!(st = ps_sqlite_stmt(s, !q ? all_sql : walk ? walk_sql : match_sql))) {
+	if (!q)
+		sql = all_sql;
+	else if (walk)
+		sql = walk_sql;
+	else
+		sql = all_indexed(s) ? match_indexed_sql : match_sql;
+	if (!(st = ps_sqlite_stmt(s, sql))) {
 		free(expr.data);
 		free(hits.bits);
 		return PS_ESTORE;

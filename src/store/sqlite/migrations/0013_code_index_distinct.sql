@@ -22,3 +22,27 @@ CREATE VIRTUAL TABLE code_fts USING fts5(
 );
 
 UPDATE projects SET code_index_pending = 1 WHERE code_index = 1;
+
+-- How many stored blobs the index lacks (those are candidates of every search), kept by triggers
+-- so that a search need not find out: counting them is an anti-join of blobs with code_blobs,
+-- ~30 ms at 100,000 blobs, which every search paid although the answer is normally none. Only 0
+-- is trusted (store/sqlite/sqlite_code.c); blobs and code_blobs rows are only ever inserted (OR
+-- IGNORE: an ignored row fires nothing) and deleted, never updated or replaced.
+CREATE TABLE code_unindexed (n INTEGER NOT NULL);
+INSERT INTO code_unindexed (n) SELECT count(*) FROM blobs;
+
+CREATE TRIGGER code_unindexed_blob_in AFTER INSERT ON blobs
+WHEN NOT EXISTS (SELECT 1 FROM code_blobs c WHERE c.sha = NEW.sha)
+BEGIN UPDATE code_unindexed SET n = n + 1; END;
+
+CREATE TRIGGER code_unindexed_blob_out AFTER DELETE ON blobs
+WHEN NOT EXISTS (SELECT 1 FROM code_blobs c WHERE c.sha = OLD.sha)
+BEGIN UPDATE code_unindexed SET n = n - 1; END;
+
+CREATE TRIGGER code_unindexed_code_in AFTER INSERT ON code_blobs
+WHEN EXISTS (SELECT 1 FROM blobs b WHERE b.sha = NEW.sha)
+BEGIN UPDATE code_unindexed SET n = n - 1; END;
+
+CREATE TRIGGER code_unindexed_code_out AFTER DELETE ON code_blobs
+WHEN EXISTS (SELECT 1 FROM blobs b WHERE b.sha = OLD.sha)
+BEGIN UPDATE code_unindexed SET n = n + 1; END;
