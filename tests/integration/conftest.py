@@ -131,6 +131,15 @@ def sqlite_code_tokenizer(db_path, tokenizer):
     db.close()
 
 
+def sqlite_undo_code_unindexed(con):
+    """Drops what schema 13 adds beside code_fts (code_unindexed and its triggers), for a test
+    that turns an SQLite store back into an older schema: the triggers name blobs and
+    code_blobs, which such a test drops or renames."""
+    for t in ("blob_in", "blob_out", "code_in", "code_out"):
+        con.execute(f"DROP TRIGGER IF EXISTS code_unindexed_{t}")
+    con.execute("DROP TABLE IF EXISTS code_unindexed")
+
+
 def sorted_by_path(entries):
     """Sorts dicts with a "path" key by the path's bytes, the order `files` promises."""
     return sorted(entries, key=lambda e: e["path"].encode("utf-8", "surrogateescape"))

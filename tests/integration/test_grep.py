@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import GIT_ENV, ROOT, Repo, git, one_error_line, psql, sqlite_code_tokenizer
+from conftest import (GIT_ENV, ROOT, Repo, git, one_error_line, psql, sqlite_code_tokenizer,
+                      sqlite_undo_code_unindexed)
 from server_util import Server
 
 
@@ -283,6 +284,7 @@ def test_existing_store_is_indexed_on_next_sync(ps, make_repo, tmp_path):
     else:
         sqlite_code_tokenizer(ps.db, "trigram")
         db = sqlite3.connect(ps.db)
+        sqlite_undo_code_unindexed(db)
         db.executescript(undo_commits + """
             DROP TABLE dir_trees; DROP TABLE code_blobs; DROP TABLE code_fts;
             ALTER TABLE projects DROP COLUMN code_index;
@@ -399,6 +401,7 @@ def test_schema_12_store_searches_exactly_and_is_reindexed(ps, make_repo, tmp_pa
     # the blobs stored raw; the compressed ones Python cannot read are left without).
     sqlite_code_tokenizer(ps.db, "trigram")
     db = sqlite3.connect(ps.db)
+    sqlite_undo_code_unindexed(db)
     db.execute("INSERT INTO code_fts (code_fts) VALUES ('delete-all')")
     db.execute("INSERT INTO code_fts (rowid, content) SELECT c.id, CAST(replace(b.content, x'00', "
                "x'20') AS TEXT) FROM code_blobs c JOIN blobs b ON b.sha = c.sha "
