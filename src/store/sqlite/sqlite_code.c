@@ -10,6 +10,7 @@
  * the expression says "holds all these trigrams", not "holds this string": a superset the
  * matcher in core/grep.c narrows to the truth.
  */
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,8 +65,6 @@ static void tri_init_tables(void)
 {
 	unsigned char n = 1;
 
-	if (tri_char[1])
-		return;
 	tri_char[n] = '\t';
 	tri_code['\t'] = n++;
 	for (int c = 0x20; c < 0x7f; c++) {
@@ -174,11 +173,13 @@ static void code_hit(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 int ps_sqlite_code_register(sqlite3 *db)
 {
 	static fts5_tokenizer tokenizer = { tri_create, tri_delete, tri_tokenize };
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
 	fts5_api *api = NULL;
 	sqlite3_stmt *st = NULL;
 	int rc;
 
-	tri_init_tables();
+	/* The server opens stores from several threads. */
+	pthread_once(&once, tri_init_tables);
 	/* SQLite's documented way to reach the FTS5 API of a connection. */
 	if (sqlite3_prepare_v2(db, "SELECT fts5(?1)", -1, &st, NULL) != SQLITE_OK)
 		return -1;
