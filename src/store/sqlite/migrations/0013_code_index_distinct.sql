@@ -21,6 +21,10 @@ CREATE VIRTUAL TABLE code_fts USING fts5(
     tokenize = 'projsync_trigram'
 );
 
+-- FTS5 keeps new terms in memory until this many bytes (default 1 MiB) and then writes a segment
+-- that its automatic merges later rewrite: fewer, larger first segments cost a first sync less.
+INSERT INTO code_fts (code_fts, rank) VALUES ('hashsize', 16777216);
+
 UPDATE projects SET code_index_pending = 1 WHERE code_index = 1;
 
 -- How many stored blobs the index lacks (those are candidates of every search), kept by triggers
