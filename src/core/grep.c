@@ -546,6 +546,9 @@ static char *glob_prefix(const char *glob)
 	return ps_strndup(glob, n);
 }
 
+/* Candidates of the first batch when the matches wanted are counted (grows 4x a batch). */
+#define FIRST_BATCH 256
+
 struct search {
 	const struct ps_grep_opts *o;
 	struct matcher m;
@@ -630,8 +633,8 @@ int ps_grep_run(struct ps_store *s, const struct ps_project *p, const struct ps_
 	struct search se = { .o = o, .cb = cb, .ud = ud, .info = info };
 	struct ps_code_query *q = NULL;
 	struct ps_code_candidate *cand = NULL;
-	size_t ncand = 0;
-	char *prefix = NULL;
+	size_t ncand = 0, batch;
+	char *prefix = NULL, *from = NULL;
 	int rc;
 
 	memset(info, 0, sizeof(*info));
@@ -647,38 +650,60 @@ int ps_grep_run(struct ps_store *s, const struct ps_project *p, const struct ps_
 	info->scanned = !q || p->no_code_index;
 	if (o->path_glob && *o->path_glob)
 		prefix = glob_prefix(o->path_glob);
-	rc = ps_store_code_candidates(s, p->id, o->at, p->no_code_index ? NULL : q, prefix,
-				      o->after_path, &info->sync_id, &cand, &ncand);
-	ps_code_query_free(q);
-	free(prefix);
-	if (rc < 0)
-		goto out;
-	for (size_t i = 0; i < ncand && rc == 0; i++) {
-		const struct ps_file *f = &cand[i].file;
-		void *data = NULL;
-		size_t len = 0;
+	/*
+	 * With --max (or a page of the API) the candidates come in batches, in path order, each
+	 * from just after the last one: a pattern that most files hold finds its first matches in
+	 * the first few files, and the store need not list (and sort) the whole snapshot for them.
+	 * Batches grow, as each one runs the index query again. Later batches name the sync the
+	 * first resolved, so a sync finishing meanwhile changes nothing.
+	 */
+	batch = o->max > 0 ? FIRST_BATCH : 0;
+	from = o->after_path ? ps_strdup(o->after_path) : NULL;
+	for (int64_t at = o->at;; at = info->sync_id) {
+		rc = ps_store_code_candidates(s, p->id, at, p->no_code_index ? NULL : q, prefix, from,
+					      batch, &info->sync_id, &cand, &ncand);
+		if (rc < 0)
+			goto out;
+		for (size_t i = 0; i < ncand && rc == 0; i++) {
+			const struct ps_file *f = &cand[i].file;
+			void *data = NULL;
+			size_t len = 0;
 
-		if (o->path_glob && *o->path_glob && !ps_memory_glob_match(o->path_glob, f->path))
-			continue;
-		if (ps_mono_ms() > se.deadline) {
-			rc = timed_out(o);
-			break;
-		}
-		if ((rc = ps_store_blob_get(s, f->sha, &data, &len)) < 0) {
-			if (rc != PS_ENOTFOUND)
+			if (o->path_glob && *o->path_glob &&
+			    !ps_memory_glob_match(o->path_glob, f->path))
+				continue;
+			if (ps_mono_ms() > se.deadline) {
+				rc = timed_out(o);
 				break;
-			ps_error_clear(); /* kept as metadata only: nothing to search */
-			rc = 0;
-			continue;
+			}
+			if ((rc = ps_store_blob_get(s, f->sha, &data, &len)) < 0) {
+				if (rc != PS_ENOTFOUND)
+					break;
+				ps_error_clear(); /* kept as metadata only: nothing to search */
+				rc = 0;
+				continue;
+			}
+			info->candidates++;
+			rc = search_file(&se, f, data, len);
+			free(data);
 		}
-		info->candidates++;
-		rc = search_file(&se, f, data, len);
-		free(data);
+		if (rc != 0 || batch == 0 || ncand < batch)
+			break;
+		/* The smallest path after the last one: paths hold no NUL. */
+		free(from);
+		from = ps_asprintf("%s\x01", cand[ncand - 1].file.path);
+		ps_code_candidates_free(cand, ncand);
+		cand = NULL;
+		ncand = 0;
+		batch *= 4;
 	}
 	if (rc == 1 && info->more)
 		rc = 0;
 out:
 	ps_code_candidates_free(cand, ncand);
+	ps_code_query_free(q);
+	free(prefix);
+	free(from);
 	matcher_dispose(&se.m);
 	return rc;
 }

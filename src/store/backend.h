@@ -93,7 +93,7 @@ struct ps_store_ops {
 	int (*code_index_have)(struct ps_store *s, const char *const *shas, size_t n, bool *indexed);
 	int (*code_unindexed)(struct ps_store *s, int64_t project_id, struct ps_strv *out);
 	int (*code_index_done)(struct ps_store *s, int64_t project_id);
-	int (*code_candidates)(struct ps_store *s, int64_t project_id, int64_t at, const struct ps_code_query *q, const char *prefix, const char *from_path, int64_t *snap, struct ps_code_candidate **out, size_t *n);
+	int (*code_candidates)(struct ps_store *s, int64_t project_id, int64_t at, const struct ps_code_query *q, const char *prefix, const char *from_path, size_t limit, int64_t *snap, struct ps_code_candidate **out, size_t *n);
 	int (*dir_trees_stage)(struct ps_store *s, const struct ps_sync *sync, const struct ps_tree_dir *dirs, size_t n);
 	int (*dir_tree_get)(struct ps_store *s, int64_t project_id, int64_t at, const char *path, struct ps_tree_dir *out);
 	int (*dir_trees_each)(struct ps_store *s, int64_t project_id, int64_t at, ps_dir_cb cb, void *ud);
@@ -208,7 +208,7 @@ int ps_sqlite_code_index_put(struct ps_store *s, const char *sha, const void *da
 int ps_sqlite_code_index_have(struct ps_store *s, const char *const *shas, size_t n, bool *indexed);
 int ps_sqlite_code_unindexed(struct ps_store *s, int64_t project_id, struct ps_strv *out);
 int ps_sqlite_code_index_done(struct ps_store *s, int64_t project_id);
-int ps_sqlite_code_candidates(struct ps_store *s, int64_t project_id, int64_t at, const struct ps_code_query *q, const char *prefix, const char *from_path, int64_t *snap, struct ps_code_candidate **out, size_t *n);
+int ps_sqlite_code_candidates(struct ps_store *s, int64_t project_id, int64_t at, const struct ps_code_query *q, const char *prefix, const char *from_path, size_t limit, int64_t *snap, struct ps_code_candidate **out, size_t *n);
 
 /* ---- PostgreSQL (postgres/pg.c, postgres/pg_memory.c, postgres/pg_code.c) ---- */
 int ps_pg_open(struct ps_store **out, const char *url, unsigned flags);
@@ -301,6 +301,6 @@ int ps_pg_code_index_put(struct ps_store *s, const char *sha, const void *data, 
 int ps_pg_code_index_have(struct ps_store *s, const char *const *shas, size_t n, bool *indexed);
 int ps_pg_code_unindexed(struct ps_store *s, int64_t project_id, struct ps_strv *out);
 int ps_pg_code_index_done(struct ps_store *s, int64_t project_id);
-int ps_pg_code_candidates(struct ps_store *s, int64_t project_id, int64_t at, const struct ps_code_query *q, const char *prefix, const char *from_path, int64_t *snap, struct ps_code_candidate **out, size_t *n);
+int ps_pg_code_candidates(struct ps_store *s, int64_t project_id, int64_t at, const struct ps_code_query *q, const char *prefix, const char *from_path, size_t limit, int64_t *snap, struct ps_code_candidate **out, size_t *n);
 
 #endif

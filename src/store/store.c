@@ -523,10 +523,11 @@ int ps_store_code_index_done(struct ps_store *s, int64_t project_id)
 
 int ps_store_code_candidates(struct ps_store *s, int64_t project_id, int64_t at,
 			     const struct ps_code_query *q, const char *prefix,
-			     const char *from_path, int64_t *snap,
+			     const char *from_path, size_t limit, int64_t *snap,
 			     struct ps_code_candidate **out, size_t *n)
 {
-	return ops(s)->code_candidates(s, project_id, at, q, prefix, from_path, snap, out, n);
+	return ops(s)->code_candidates(s, project_id, at, q, prefix, from_path, limit, snap, out,
+				       n);
 }
 
 /* ---- several nodes ---- */

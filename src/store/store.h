@@ -617,11 +617,14 @@ int ps_store_code_index_done(struct ps_store *s, int64_t project_id);
  * search must read, sorted by path bytes: regular files (`git grep` on a tree skips symlinks
  * and submodules), with path >= `from_path` (NULL: all) and starting with `prefix` (NULL: all), whose
  * blob is stored and, with `q`, either satisfies `q` or is not narrowed by the index (binary or
- * unindexed). Without `q`: every such file. `*snap` gets the resolved sync id.
+ * unindexed). Without `q`: every such file. `*snap` gets the resolved sync id. With `limit` > 0,
+ * only the first `limit` of them (by path): a caller that needs a few matches asks for a batch
+ * and then for the next one from the last path + "\x01", so a query that most files satisfy is
+ * not listed and sorted whole.
  */
 int ps_store_code_candidates(struct ps_store *s, int64_t project_id, int64_t at,
 			     const struct ps_code_query *q, const char *prefix,
-			     const char *from_path, int64_t *snap,
+			     const char *from_path, size_t limit, int64_t *snap,
 			     struct ps_code_candidate **out, size_t *n);
 
 /* ---- webhook deliveries ---- */

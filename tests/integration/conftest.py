@@ -10,6 +10,7 @@ exit code, so a leak or an overflow is never hidden behind an expected failure.
 """
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -111,6 +112,33 @@ def pg_database():
 def _binary_exists():
     if not os.access(BIN, os.X_OK):
         pytest.exit(f"projsync binary not found at {BIN} (set PROJSYNC_BIN)", returncode=2)
+
+
+def sqlite_code_tokenizer(db_path, tokenizer):
+    """Names `tokenizer` as code_fts's in an SQLite store's schema. Python's sqlite3 has FTS5 but
+    not projsync's own tokenizer (projsync_trigram, registered by projsync on each connection),
+    and FTS5 cannot open the table without it; naming FTS5's `trigram` instead lets a test drop
+    the table, fill it as schema 14 did, or run FTS5's integrity-check (structural only on a
+    contentless table: it never tokenizes)."""
+    import sqlite3
+    db = sqlite3.connect(db_path)
+    sql = db.execute("SELECT sql FROM sqlite_master WHERE name = 'code_fts'").fetchone()[0]
+    new = re.sub(r"tokenize = '[a-z_]+'", f"tokenize = '{tokenizer}'", sql)
+    version = db.execute("PRAGMA schema_version").fetchone()[0]
+    db.execute("PRAGMA writable_schema = ON")
+    db.execute("UPDATE sqlite_master SET sql = ? WHERE name = 'code_fts'", (new,))
+    db.execute(f"PRAGMA schema_version = {version + 1}")
+    db.commit()
+    db.close()
+
+
+def sqlite_undo_code_unindexed(con):
+    """Drops what schema 15 adds beside code_fts (code_unindexed and its triggers), for a test
+    that turns an SQLite store back into an older schema: the triggers name blobs and
+    code_blobs, which such a test drops or renames."""
+    for t in ("blob_in", "blob_out", "code_in", "code_out"):
+        con.execute(f"DROP TRIGGER IF EXISTS code_unindexed_{t}")
+    con.execute("DROP TABLE IF EXISTS code_unindexed")
 
 
 def sorted_by_path(entries):

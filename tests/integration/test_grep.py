@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import GIT_ENV, ROOT, Repo, git, one_error_line, psql
+from conftest import (GIT_ENV, ROOT, Repo, git, one_error_line, psql, sqlite_code_tokenizer,
+                      sqlite_undo_code_unindexed)
 from server_util import Server
 
 
@@ -292,7 +293,9 @@ def test_existing_store_is_indexed_on_next_sync(ps, make_repo, tmp_path):
              "ALTER TABLE blobs DROP COLUMN encoding; ALTER TABLE blobs DROP COLUMN base; "
              "UPDATE projsync_schema SET version = 7")
     else:
+        sqlite_code_tokenizer(ps.db, "trigram")
         db = sqlite3.connect(ps.db)
+        sqlite_undo_code_unindexed(db)
         db.executescript(undo_commits + """
             DROP TABLE dir_trees; DROP TABLE code_blobs; DROP TABLE code_fts;
             ALTER TABLE projects DROP COLUMN code_index;
@@ -339,5 +342,135 @@ def test_api_search_code_pages_like_cli_json(ps, crafted):
         assert st == 400, body
         st, h, body = s.get("/api/v1/projects/crafted/search/code?q=ab")
         assert st == 200 and "x-projsync-note" in h
+    finally:
+        s.stop()
+
+
+# Content for the code index's tokenizer (sqlite_code.c): trigrams are made of printable ASCII
+# and tabs only, letters folded, each emitted once per blob; every other byte only separates.
+TOKENIZER_FILES = {
+    "kelvin.txt": "\u212aey inside, and \u017ftruct too\n".encode(),   # KELVIN SIGN, LONG S
+    "mixed.txt": b"MiXeD CaSe Needle\nneedle needle needle needle\n",
+    "invalid.txt": b"ab\xffcd whole\xc3 word\x80here\n\xe2\x84 broken kelvin\n",
+    "crlf.txt": b"crlf line one\r\ncrlf line two\r\n\r\nend\r\n",
+    "tabs.txt": b"col\tsep\tvalue\n",
+    "ctrl.txt": b"bell\x07ring vertical\x0btab\n",
+    "quote.txt": b'say "hi" and \'bye\'\n',
+    "binary.bin": b"\x00\x01run of text here\x00\xfeab\x00cd\x02MiXeD CaSe Needle\x03" * 3,
+    "late-nul.txt": b"ordinary text\n" + b"z" * 9000 + b"\x00trailing needle after nul\n",
+    "repeat.txt": b"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n",
+    "utf8.txt": "na\u00efve caf\u00e9 \u00c9T\u00c9 \u65e5\u672c\n".encode(),
+}
+TOKENIZER_PATTERNS = [
+    ("key", {"icase": True}), ("key", {}), ("KEY", {"icase": True}),
+    ("struct", {"icase": True}), ("STRUCT", {"icase": True}), ("struct", {}),
+    ("needle", {}), ("Needle", {}), ("NEEDLE", {"icase": True}), ("mixed case", {"icase": True}),
+    ("abcd", {}), ("cd whole", {}), ("whole", {}), ("wordhere", {}), ("word", {}),
+    ("broken kelvin", {}), ("kelvin", {"icase": True}),
+    ("line one", {}), ("one", {}), (r"one\r$", {"regex": True}), (r"two.$", {"regex": True}),
+    ("col\tsep", {}), ("sep\tval", {}), ("bellring", {}), ("ring vert", {}),
+    ('"hi"', {}), ("'bye'", {}), ("run of text", {}), ("abcd", {"icase": True}),
+    ("trailing needle", {}), ("aaaaaaaaa", {}), ("caf\u00e9", {}), ("\u00e9t\u00e9", {"icase": True}),
+    ("na\u00efve", {}), (r"ab.cd", {"regex": True}), (r"(?i)MIXED\s+case", {"regex": True}),
+    ("here", {}), ("nope nothing", {}),
+]
+
+
+def test_code_index_is_exact_on_crafted_content(ps, make_repo, tmp_path):
+    """The index narrows (every blob is in it) and results stay exactly git grep's: non-ASCII
+    letters -i folds to ASCII, invalid UTF-8, CRLF, tabs, control bytes, binary, a NUL after
+    git's probe, repeated trigrams; at the latest and an older sync."""
+    repo = make_repo("tok")
+    for path, data in TOKENIZER_FILES.items():
+        repo.write(path, data)
+    c1 = repo.commit("c1")
+    ps.add("tok", str(repo.path))
+    s1 = ps.sync("tok")
+    repo.write("mixed.txt", b"now without the word\n")
+    repo.write("kelvin.txt", "K\u212aEY twice \u212a\u212a\n".encode())
+    c2 = repo.commit("c2")
+    ps.sync("tok")
+    assert code_blobs(ps) == len(TOKENIZER_FILES) + 2
+    for pattern, kw in TOKENIZER_PATTERNS:
+        check_same(ps, tmp_path, repo.path, "tok", c2, pattern, **kw)
+        check_same(ps, tmp_path, repo.path, "tok", c1, pattern, at=s1["id"], **kw)
+
+
+@pytest.mark.sqlite_only
+def test_schema_12_store_searches_exactly_and_is_reindexed(ps, make_repo, tmp_path):
+    """A store whose code_fts was made by FTS5's own trigram tokenizer (schema 14): migration
+    0015 empties the index, results stay exact meanwhile, and the next sync indexes again."""
+    repo = make_repo("s12")
+    for path, data in TOKENIZER_FILES.items():
+        repo.write(path, data)
+    c1 = repo.commit("c1")
+    ps.add("s12", str(repo.path))
+    ps.sync("s12")
+    indexed = code_blobs(ps)
+    version = int(store_sql(ps, "PRAGMA user_version")[0])
+    # Back to schema 14: code_fts made by `trigram`, with the documents schema 14 gave it (of
+    # the blobs stored raw; the compressed ones Python cannot read are left without).
+    sqlite_code_tokenizer(ps.db, "trigram")
+    db = sqlite3.connect(ps.db)
+    sqlite_undo_code_unindexed(db)
+    db.execute("INSERT INTO code_fts (code_fts) VALUES ('delete-all')")
+    db.execute("INSERT INTO code_fts (rowid, content) SELECT c.id, CAST(replace(b.content, x'00', "
+               "x'20') AS TEXT) FROM code_blobs c JOIN blobs b ON b.sha = c.sha "
+               "WHERE b.encoding = 0")
+    db.execute("UPDATE projects SET code_index_pending = 0")
+    db.execute(f"PRAGMA user_version = {version - 1}")
+    db.commit()
+    db.close()
+    r = ps("grep", "-F", "needle", "s12")
+    assert r.rc == 0, r
+    assert code_blobs(ps) == 0
+    assert store_sql(ps, "SELECT code_index_pending FROM projects") == ["1"]
+    assert store_sql(ps, "PRAGMA user_version") == [str(version)]
+    for pattern, kw in TOKENIZER_PATTERNS:
+        check_same(ps, tmp_path, repo.path, "s12", c1, pattern, **kw)
+    r = ps("sync", "s12", "--json")
+    assert r.rc == 0, r
+    assert any(e["kind"] == "progress" and e["phase"] == "fetch"
+               for e in map(json.loads, r.out.splitlines()))
+    assert code_blobs(ps) == indexed
+    assert store_sql(ps, "SELECT code_index_pending FROM projects") == ["0"]
+    for pattern, kw in TOKENIZER_PATTERNS:
+        check_same(ps, tmp_path, repo.path, "s12", c1, pattern, **kw)
+
+
+def test_max_across_candidate_batches_keeps_git_order(ps, make_repo, tmp_path):
+    """--max asks the store for candidates in batches in path order (256, then 1,024, ...): a
+    literal most files hold, one that a file in eight holds and a regex give git grep's first
+    N lines, whichever batch they come from, at the latest and an older sync; API pages too."""
+    repo = make_repo("many")
+    for i in range(700):
+        extra = "\nrare_%d needle" % i if i % 8 == 3 else ""
+        repo.write("d%d/f%04d.c" % (i % 7, i), "int common_%d;\nreturn common;%s\n" % (i, extra))
+    c1 = repo.commit("c1")
+    ps.add("many", str(repo.path))
+    s1 = ps.sync("many")
+    repo.rm("d0/f0000.c")
+    repo.write("d3/f0003.c", "changed\n")
+    c2 = repo.commit("c2")
+    ps.sync("many")
+    for commit, at in ((c2, None), (c1, s1["id"])):
+        for pattern, regex, n in (("common", False, 1000), ("needle", False, 80),
+                                  (r"rare_\d+ ne+dle", True, 80), ("return common;", False, 1)):
+            want = git_grep(repo.path, commit, pattern, regex=regex, tmp=tmp_path)
+            lines = want.splitlines(keepends=True)
+            assert len(lines) > n or pattern == "return common;", (pattern, len(lines))
+            r = ps_grep(ps, "many", pattern, "--max", str(n), regex=regex, at=at)
+            assert r.outb == b"".join(lines[:n]), (pattern, r.outb[:300])
+    want = ps.json("grep", "needle", "many")
+    s = Server(ps)
+    try:
+        got, url = [], "/api/v1/projects/many/search/code?q=needle&limit=40"
+        while url:
+            st, h, body = s.get(url)
+            assert st == 200, body
+            got += body
+            link = h.get("link")
+            url = link[1:link.index(">")] if link else None
+        assert got == want and len(want) == 87
     finally:
         s.stop()

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from conftest import Projsync, psql, wait_for
+from conftest import Projsync, psql, sqlite_code_tokenizer, wait_for
 
 KILLED = (-signal.SIGKILL, 128 + signal.SIGKILL)
 
@@ -114,8 +114,10 @@ def test_prune_keeps_five_byte_exact(ps, make_repo):
     assert not (gone & stored_shas(ps, "code_blobs"))
     assert stored_shas(ps, "code_blobs") <= shas_after
     if ps.backend == "sqlite":
+        sqlite_code_tokenizer(ps.db, "trigram")
         with sqlite3.connect(ps.db) as db:
             db.execute("INSERT INTO code_fts (code_fts) VALUES ('integrity-check')")
+        sqlite_code_tokenizer(ps.db, "projsync_trigram")
     r = ps("files", "p", "--at", hist[5]["id"])
     assert r.rc == 3
     if size_before is not None:

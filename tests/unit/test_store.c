@@ -1041,6 +1041,8 @@ static void test_blob_conversion(void)
 	/* Schema 9 as the previous projsync wrote it, with raw blob rows. */
 	CHECK_INT(sqlite3_open(path, &raw), SQLITE_OK);
 	CHECK_INT(ps_sqlite_functions(raw), SQLITE_OK); /* for the migrations from 13 on */
+	/* Migration 0015 names code_fts's tokenizer, which only projsync's connections know. */
+	CHECK_OK(ps_sqlite_code_register(raw));
 	for (int i = 0; i < BLOB_ENCODING_STEP; i++)
 		CHECK_INT(sqlite3_exec(raw, ps_migrations[i].text, NULL, NULL, NULL), SQLITE_OK);
 	CHECK_INT(sqlite3_exec(raw, "PRAGMA user_version = 9; PRAGMA journal_mode=WAL", NULL, NULL,
@@ -1385,13 +1387,14 @@ static void put_blob(struct ps_store *s, const char *data, size_t len, char sha[
 
 /* The candidates of a query as "path:state ..." (state u, t or b). */
 static char *candidates(struct ps_store *s, int64_t project, int64_t at,
-			const struct ps_code_query *q, const char *prefix, const char *from)
+			const struct ps_code_query *q, const char *prefix, const char *from,
+			size_t limit)
 {
 	struct ps_code_candidate *v = NULL;
 	struct ps_buf b;
 	size_t n = 0;
 	int64_t snap = 0;
-	int rc = ps_store_code_candidates(s, project, at, q, prefix, from, &snap, &v, &n);
+	int rc = ps_store_code_candidates(s, project, at, q, prefix, from, limit, &snap, &v, &n);
 
 	if (rc < 0)
 		return ps_asprintf("error %d: %s", rc, ps_error_message());
@@ -1406,10 +1409,12 @@ static char *candidates(struct ps_store *s, int64_t project, int64_t at,
 	return b.data ? ps_buf_take(&b, NULL) : ps_strdup("");
 }
 
-#define EXPECT_CANDIDATES(s, project, at, q, prefix, from, want) do { \
-	char *_got = candidates(s, project, at, q, prefix, from); \
+#define EXPECT_CANDIDATES_LIMIT(s, project, at, q, prefix, from, limit, want) do { \
+	char *_got = candidates(s, project, at, q, prefix, from, limit); \
 	CHECK_STR(_got, want); \
 	free(_got); } while (0)
+#define EXPECT_CANDIDATES(s, project, at, q, prefix, from, want) \
+	EXPECT_CANDIDATES_LIMIT(s, project, at, q, prefix, from, 0, want)
 
 /*
  * The code index on either backend: a query narrows text blobs to those holding its literals
@@ -1520,10 +1525,28 @@ static void test_code_index(void)
 	EXPECT_CANDIDATES(s, p->id, s1, &or_q, "b/", NULL, "b/latin1.txt:t ");
 	EXPECT_CANDIDATES(s, p->id, s1, &or_q, NULL, "c/nul.txt", "c/nul.txt:t c/unindexed.txt:u ");
 	EXPECT_CANDIDATES(s, p->id, s1, &or_q, "c/", "c/c", "c/nul.txt:t c/unindexed.txt:u ");
+	/*
+	 * The first `limit` candidates by path, and the next ones from just after the last: the
+	 * same files whether the store lists the matching blobs first (few hits, or a large limit)
+	 * or walks the snapshot in path order (a query most blobs satisfy, a small limit).
+	 */
+	EXPECT_CANDIDATES_LIMIT(s, p->id, s1, NULL, NULL, NULL, 3,
+				"a/hello.txt:t a/meta.txt:t b/latin1.txt:t ");
+	EXPECT_CANDIDATES_LIMIT(s, p->id, s1, NULL, NULL, "b/latin1.txt\x01", 2,
+				"b/near.txt:t c/bin.dat:b ");
+	EXPECT_CANDIDATES_LIMIT(s, p->id, s1, &or_q, NULL, NULL, 1, "a/hello.txt:t ");
+	EXPECT_CANDIDATES_LIMIT(s, p->id, s1, &or_q, NULL, NULL, 2, "a/hello.txt:t b/latin1.txt:t ");
+	EXPECT_CANDIDATES_LIMIT(s, p->id, s1, &or_q, NULL, "b/latin1.txt\x01", 2,
+				"c/nul.txt:t c/unindexed.txt:u ");
+	EXPECT_CANDIDATES_LIMIT(s, p->id, s1, &or_q, NULL, NULL, 100,
+				"a/hello.txt:t b/latin1.txt:t c/nul.txt:t c/unindexed.txt:u ");
+	EXPECT_CANDIDATES_LIMIT(s, p->id, s2, &or_q, NULL, NULL, 1, "b/latin1.txt:t ");
+	EXPECT_CANDIDATES_LIMIT(s, p->id, s1, &or_q, "c/", NULL, 1, "c/nul.txt:t ");
+	EXPECT_CANDIDATES_LIMIT(s, p->id, s1, &none_q, NULL, NULL, 1, always);
 	struct ps_code_candidate *none = NULL;
 	size_t nnone = 0;
 	int64_t snap = 0;
-	CHECK_INT(ps_store_code_candidates(s, p->id, 9999, &or_q, NULL, NULL, &snap, &none, &nnone),
+	CHECK_INT(ps_store_code_candidates(s, p->id, 9999, &or_q, NULL, NULL, 0, &snap, &none, &nnone),
 		  PS_ENOTFOUND);
 
 	/* What the index lacks: the stored blob no sync indexed, nothing else. */
@@ -1535,6 +1558,24 @@ static void test_code_index(void)
 	const char *shas[] = { sh, su, sb };
 	CHECK_OK(ps_store_code_index_have(s, shas, 3, indexed));
 	CHECK(indexed[0] && !indexed[1] && indexed[2]);
+	/* Once every stored blob is indexed there is no unindexed candidate (SQLite then skips
+	 * looking for them), and a new stored blob the index lacks is one again. */
+	CHECK_OK(ps_store_code_index_put(s, su, "unindexed hello\n", 16, false));
+	EXPECT_CANDIDATES(s, p->id, s1, &needle_q, NULL, NULL, "b/latin1.txt:t c/nul.txt:t ");
+	EXPECT_CANDIDATES(s, p->id, s1, &none_q, NULL, NULL, "");
+	EXPECT_CANDIDATES(s, p->id, s1, &bin_hello_q, NULL, NULL, "c/bin.dat:b c/unindexed.txt:t ");
+	{
+		struct ps_change c3[] = { change(PS_CHANGE_ADDED, "e/new.txt", "fresh needle\n") };
+		char sfresh[PS_SHA_HEX];
+		int64_t s3;
+
+		put_blob(s, "fresh needle\n", 13, sfresh);
+		s3 = commit_sync(s, p, c3, 1, "c3");
+
+		EXPECT_CANDIDATES(s, p->id, s3, &none_q, NULL, NULL, "e/new.txt:u ");
+		EXPECT_CANDIDATES(s, p->id, s3, &needle_q, NULL, NULL,
+				  "b/latin1.txt:t c/nul.txt:t e/new.txt:u ");
+	}
 
 	/* Switched off and on again: the next sync owes the backlog until it is done. */
 	p->no_code_index = true;

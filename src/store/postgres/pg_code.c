@@ -3,7 +3,9 @@
  * index copy of each text blob, once per blob (postgres/migrations/0008_code_index.sql).
  *
  * The copy is folded so that LIKE answers the store's query exactly (ASCII literals, ASCII case
- * ignored): ASCII letters in lower case, and every run of bytes that are not valid UTF-8 (and
+ * ignored): ASCII letters in lower case, the two non-ASCII letters -i matches with ASCII ones
+ * (U+212A KELVIN SIGN as k, U+017F LONG S as s; migrations/0015), and every run of bytes that
+ * are not valid UTF-8 (and
  * NULs, which `text` cannot hold) replaced by one U+FFFD. Literals are ASCII and an ASCII byte is never part of
  * a multibyte sequence, so a literal occurs in the copy exactly where it occurs in the blob,
  * folded. A file that is not valid UTF-8 is therefore narrowed like any other text file, and so
@@ -73,11 +75,28 @@ static char *index_text(const unsigned char *d, size_t len)
 		while (i < len && d[i] && (k = utf8_seq(d + i, len - i)) > 0)
 			i += k;
 		if (i > start) {
-			size_t at = b.len;
+			size_t at = b.len, w;
 			ps_buf_append(&b, d + start, i - start);
-			for (size_t j = at; j < b.len; j++)
-				if (b.data[j] >= 'A' && b.data[j] <= 'Z')
-					b.data[j] = (char)(b.data[j] - 'A' + 'a');
+			w = at;
+			for (size_t j = at; j < b.len; j++) {
+				unsigned char c = (unsigned char)b.data[j];
+
+				/* -i lets `k` match U+212A KELVIN SIGN and `s` U+017F LONG S (PCRE2's
+				 * caseless UTF matching, as git's): the copy holds them as k and s. */
+				if (c == 0xe2 && j + 2 < b.len && (unsigned char)b.data[j + 1] == 0x84 &&
+				    (unsigned char)b.data[j + 2] == 0xaa) {
+					b.data[w++] = 'k';
+					j += 2;
+				} else if (c == 0xc5 && j + 1 < b.len &&
+					   (unsigned char)b.data[j + 1] == 0xbf) {
+					b.data[w++] = 's';
+					j += 1;
+				} else {
+					b.data[w++] = (char)(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+				}
+			}
+			b.len = w;
+			b.data[w] = '\0';
 		}
 		if (i < len) {
 			/* One U+FFFD per run: a binary blob's copy stays about its size. */
@@ -255,7 +274,7 @@ static void render(struct ps_buf *b, struct ps_pq *p, struct ps_strv *pats,
 
 int ps_pg_code_candidates(struct ps_store *s, int64_t project_id, int64_t at,
 			  const struct ps_code_query *q, const char *prefix,
-			  const char *from_path, int64_t *snap,
+			  const char *from_path, size_t limit, int64_t *snap,
 			  struct ps_code_candidate **out, size_t *n)
 {
 	/* The blobs that satisfy the query are found once, through the GIN index, over the whole
@@ -332,6 +351,8 @@ int ps_pg_code_candidates(struct ps_store *s, int64_t project_id, int64_t at,
 		ps_buf_puts(&sql, stored);
 	}
 	ps_buf_puts(&sql, "ORDER BY fv.path");
+	if (limit > 0)
+		ps_buf_printf(&sql, " LIMIT %zu", limit);
 	text = ps_buf_take(&sql, NULL);
 	r = ps_pg_run(PSPG(s), text, &p, false, "find code search candidates", &rc);
 	free(text);

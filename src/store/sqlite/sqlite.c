@@ -347,6 +347,13 @@ int ps_sqlite_open(struct ps_store **out, const char *url, unsigned flags)
 		db_error(s, "open");
 		goto fail;
 	}
+	/* Before any statement reads code_fts, which cannot be opened without its tokenizer. */
+	if (ps_sqlite_code_register(s->db) < 0) {
+		ps_error_set(PS_ESTORE, "store_open",
+			     "cannot open store %s: this SQLite has no FTS5 (needed by the code index)",
+			     url);
+		goto fail;
+	}
 	/* WAL: readers see the last committed state while a sync writes; NORMAL sync is durable
 	 * against a killed process (the case the crash rules are about). */
 	if (exec(s, "PRAGMA journal_mode=WAL", "open") < 0 ||

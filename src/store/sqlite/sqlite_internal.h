@@ -57,6 +57,8 @@ int ps_sqlite_memory_remove_project(struct ps_store *s, int64_t project_id);
 /* Removes the code index rows of blobs no file version references (sqlite_code.c; inside the
  * caller's transaction, before the blobs themselves are deleted). */
 int ps_sqlite_code_forget_unreferenced(struct ps_store *s);
+/* Registers code_fts's tokenizer ("projsync_trigram") on a new connection: -1 if FTS5 lacks. */
+int ps_sqlite_code_register(sqlite3 *db);
 /* Directory trees (sqlite_trees.c), called by sqlite.c inside its transactions: finalize
  * supersedes the previous rows of the directories on the changed paths and of those the sync
  * staged; discard deletes what a failed sync staged; purge what syncs that did not succeed left;
