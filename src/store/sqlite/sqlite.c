@@ -359,6 +359,8 @@ int ps_sqlite_open(struct ps_store **out, const char *url, unsigned flags)
 	if (exec(s, "PRAGMA journal_mode=WAL", "open") < 0 ||
 	    exec(s, "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON", "open") < 0)
 		goto fail;
+	if ((flags & PS_STORE_SMALL_CACHE) && exec(s, "PRAGMA cache_size=-512", "open") < 0)
+		goto fail;
 	if (!(flags & PS_STORE_NO_MIGRATE)) {
 		if (ps_store_migrate(s, NULL, NULL) < 0)
 			goto fail;
