@@ -727,8 +727,13 @@ int ps_hub_start(struct ps_hub **out, struct ps_server *srv)
 void ps_hub_poke(struct ps_hub *hub)
 {
 	pthread_mutex_lock(&hub->mu);
-	hub->poked = true;
-	pthread_cond_signal(&hub->cv);
+	/* Nobody watches: nothing to read. A watcher that joins later reads from the store
+	 * itself (it pokes at join), so waking the hub for every event of every unwatched sync
+	 * (a server on a schedule stores several per check) only costs a context switch. */
+	if (hub->topics) {
+		hub->poked = true;
+		pthread_cond_signal(&hub->cv);
+	}
 	pthread_mutex_unlock(&hub->mu);
 }
 

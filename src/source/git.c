@@ -624,12 +624,45 @@ static int local_head_branch(struct git_source *s, const struct ps_strv *names, 
 	return rc;
 }
 
+/* Whether refs/heads/<name> exists: one lookup, not a listing of every branch. */
+static bool local_branch_exists(struct git_source *s, const char *name)
+{
+	char *refname = ps_asprintf(HEADS_PREFIX "%s", name);
+	git_reference *ref = NULL;
+	bool found = git_reference_lookup(&ref, s->repo, refname) == 0;
+
+	git_reference_free(ref);
+	git_error_clear();
+	free(refname);
+	return found;
+}
+
 static int local_branches(struct git_source *s, struct ps_strv *out, char **default_branch)
 {
 	struct ps_strv names = {0};
 	char *def = NULL;
 	int rc;
 
+	/* Only the default asked for (every sync of a project that follows it): a symbolic
+	 * HEAD names it, and one lookup says whether it is born. Listing the branches (a
+	 * directory walk and the packed refs) is left to a detached HEAD. */
+	if (!out) {
+		git_reference *head = NULL;
+		if (git_reference_lookup(&head, s->repo, "HEAD") < 0) {
+			git_error_clear();
+			*default_branch = NULL;
+			return 0;
+		}
+		if (git_reference_type(head) == GIT_REFERENCE_SYMBOLIC &&
+		    strncmp(git_reference_symbolic_target(head), HEADS_PREFIX,
+			    HEADS_PREFIX_LEN) == 0) {
+			const char *name = git_reference_symbolic_target(head) + HEADS_PREFIX_LEN;
+			*default_branch = local_branch_exists(s, name) ? ps_strdup(name) : NULL;
+			git_reference_free(head);
+			return 0;
+		}
+		git_reference_free(head);
+	}
 	if ((rc = local_branch_names(s, &names)) < 0)
 		return rc;
 	if ((rc = local_head_branch(s, &names, &def)) < 0) {
@@ -655,6 +688,21 @@ static int local_resolve(struct git_source *s, const char *branch, struct ps_hea
 	char *def = NULL, *refname = NULL;
 	int rc;
 
+	/* The common case, a branch that exists: read it without listing every branch. */
+	if (branch && branch_refname(s, branch, &refname) == 0) {
+		git_reference *ref = NULL;
+		bool found = git_reference_lookup(&ref, s->repo, refname) == 0;
+		git_reference_free(ref);
+		git_error_clear();
+		if (found) {
+			rc = head_from_ref(s, refname, out);
+			free(refname);
+			return rc;
+		}
+		free(refname);
+		refname = NULL;
+	}
+	ps_error_clear();
 	if ((rc = local_branch_names(s, &names)) < 0)
 		return rc;
 	if (names.n == 0) {

@@ -2326,6 +2326,7 @@ int ps_pg_schedule_pending(struct ps_store *s, int64_t now, int64_t default_max_
 		"SELECT CASE WHEN EXISTS (SELECT 1 FROM projects WHERE state = 'active' "
 		"AND next_sync_at IS NOT NULL AND next_sync_at <= $1) OR EXISTS (SELECT 1 FROM "
 		"projects WHERE state = 'active' AND (every_ms > 0 OR every_auto != 0) AND "
+		"failures_in_row > 0 AND "
 		"failures_in_row >= CASE WHEN max_failures > 0 THEN max_failures ELSE $2 END) "
 		"THEN 1 ELSE 0 END";
 	struct ps_pq q = { 0 };
@@ -2348,7 +2349,8 @@ int ps_pg_schedule_claim(struct ps_store *s, int64_t now, int64_t default_max_fa
 		"UPDATE projects SET state = 'paused', paused_at = $1, paused_reason = "
 		"'failed ' || failures_in_row || ' times in a row' || "
 		"coalesce(': ' || last_error_message, '') "
-		"WHERE state = 'active' AND (every_ms > 0 OR every_auto != 0) AND failures_in_row >= "
+		"WHERE state = 'active' AND (every_ms > 0 OR every_auto != 0) AND failures_in_row > 0 "
+		"AND failures_in_row >= "
 		"CASE WHEN max_failures > 0 THEN max_failures ELSE $2 END";
 	/* One statement: the due row is locked (SKIP LOCKED: nodes claiming at once take
 	 * different projects) and moved only if it is still due, so a due project is taken by

@@ -1230,7 +1230,8 @@ int ps_sqlite_reap(struct ps_store *s, int64_t project_id, int *reaped)
 {
 	static const char sql[] =
 		"SELECT id, owner_host, owner_process, lease_until FROM syncs "
-		"WHERE status = 'running' AND (?1 <= 0 OR project_id = ?1)";
+		"WHERE status IN ('queued','running') AND status = 'running' "
+		"AND (?1 <= 0 OR project_id = ?1)";
 	sqlite3_stmt *st = stmt(s, sql);
 	int64_t dead[64];
 	size_t ndead = 0;
@@ -1279,7 +1280,11 @@ int ps_sqlite_reap(struct ps_store *s, int64_t project_id, int *reaped)
 
 int ps_sqlite_sync_next_queued(struct ps_store *s, int64_t *id)
 {
-	static const char sql[] = "SELECT min(id) FROM syncs WHERE status = 'queued'";
+	/* The IN term is the partial index's own WHERE, word for word: SQLite uses a partial
+	 * index only for a query that repeats it, and without it both queries scanned every
+	 * sync, several times per scheduled check (docs/performance.md). */
+	static const char sql[] =
+		"SELECT min(id) FROM syncs WHERE status IN ('queued','running') AND status = 'queued'";
 	sqlite3_stmt *st = stmt(s, sql);
 	int rc;
 
@@ -1878,7 +1883,7 @@ int ps_sqlite_schedule_pending(struct ps_store *s, int64_t now, int64_t default_
 	static const char sql[] =
 		"SELECT EXISTS (SELECT 1 FROM projects WHERE state = 'active' AND next_sync_at IS NOT "
 		"NULL AND next_sync_at <= ?1) OR EXISTS (SELECT 1 FROM projects WHERE state = 'active' "
-		"AND (every_ms > 0 OR every_auto != 0) AND failures_in_row >= "
+		"AND (every_ms > 0 OR every_auto != 0) AND failures_in_row > 0 AND failures_in_row >= "
 		"CASE WHEN max_failures > 0 THEN max_failures ELSE ?2 END)";
 	sqlite3_stmt *st = stmt(s, sql);
 	int rc;
@@ -1903,7 +1908,8 @@ int ps_sqlite_schedule_claim(struct ps_store *s, int64_t now, int64_t default_ma
 		"UPDATE projects SET state = 'paused', paused_at = ?1, paused_reason = "
 		"'failed ' || failures_in_row || ' times in a row' || "
 		"coalesce(': ' || last_error_message, '') "
-		"WHERE state = 'active' AND (every_ms > 0 OR every_auto != 0) AND failures_in_row >= "
+		"WHERE state = 'active' AND (every_ms > 0 OR every_auto != 0) AND failures_in_row > 0 "
+		"AND failures_in_row >= "
 		"CASE WHEN max_failures > 0 THEN max_failures ELSE ?2 END";
 	static const char pick[] =
 		"SELECT id, next_sync_at FROM projects WHERE state = 'active' "
@@ -2085,7 +2091,7 @@ int ps_sqlite_prune_blobs(struct ps_store *s, struct ps_prune_stats *out)
 	 * look unreferenced. Blob pruning waits for a moment without one (the write lock of
 	 * this transaction keeps new syncs from starting meanwhile). */
 	static const char running[] =
-		"SELECT count(*) FROM syncs WHERE status = 'running'";
+		"SELECT count(*) FROM syncs WHERE status IN ('queued','running') AND status = 'running'";
 	static const char measure[] =
 		"SELECT count(*) FROM blobs b WHERE NOT EXISTS "
 		"(SELECT 1 FROM file_versions f WHERE f.sha = b.sha)";

@@ -3,3 +3,7 @@
 
 ALTER TABLE syncs ADD COLUMN checks bigint NOT NULL DEFAULT 1;
 ALTER TABLE syncs ADD COLUMN first_check_at bigint;
+
+-- The scheduler's look for projects that failed too often (to pause them), without a scan of
+-- every project (src/store/sqlite/migrations/0013_folded_checks.sql).
+CREATE INDEX projects_failing ON projects(failures_in_row) WHERE failures_in_row > 0;

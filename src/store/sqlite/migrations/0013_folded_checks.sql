@@ -13,3 +13,8 @@
 
 ALTER TABLE syncs ADD COLUMN checks INTEGER NOT NULL DEFAULT 1;
 ALTER TABLE syncs ADD COLUMN first_check_at INTEGER;
+
+-- The scheduler looks for projects that failed too often (to pause them) each time it queues a
+-- sync: without an index that was a scan of every project, a hundred times a second on a
+-- server with 1,000 projects at 10 s. Nearly every project has failures_in_row = 0.
+CREATE INDEX projects_failing ON projects(failures_in_row) WHERE failures_in_row > 0;
