@@ -8,9 +8,10 @@ repositories of which 1% change per minute. Figures are printed, never asserted;
   the same server idle for the same time (the same projects with the schedule off): what the
   schedule costs, scheduler thread and the workers' up-to-date checks together, as a share of
   one core.
-- Store growth: the store's bytes (database, WAL) and its file-version rows before and after,
-  extrapolated to an hour. An up-to-date check writes a sync row and its events but no file
-  rows, so file rows follow the changes, not the checks.
+- Store growth: the store's bytes (database, WAL) and its rows before and after, extrapolated to
+  an hour. An up-to-date check writes no file rows, and a run of up-to-date scheduled checks is
+  one sync row that counts them (syncs.checks, schema 13): sync and event rows follow the
+  changes too. Checks are counted from syncs.checks (each row before schema 13 is one).
 
     PROJSYNC_BIN=build-release/projsync python3 bench/schedule_bench.py [PROJECTS [SECONDS]]
 
@@ -52,8 +53,13 @@ def store_bytes(db):
 def counts(db):
     c = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
     try:
-        return {t: c.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
-                for t in ("syncs", "file_versions", "blobs", "events")}
+        n = {t: c.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+             for t in ("syncs", "file_versions", "blobs", "events")}
+        try:
+            n["checks"] = c.execute("SELECT coalesce(sum(checks), 0) FROM syncs").fetchone()[0]
+        except sqlite3.OperationalError:  # a store before schema 13: a row is a check
+            n["checks"] = n["syncs"]
+        return n
     finally:
         c.close()
 
@@ -122,7 +128,7 @@ def main(argv):
 
     hour = 3600 / busy_s
     extra = busy_cpu / busy_s - idle_cpu / idle_s
-    checks = after["syncs"] - before["syncs"]
+    checks = after["checks"] - before["checks"]
     print(f"idle server: {100 * idle_cpu / idle_s:.2f}% of a core")
     print(f"scheduled:   {100 * busy_cpu / busy_s:.2f}% of a core; the schedule costs "
           f"{100 * extra:.2f}% ({checks} checks, {checks / busy_s:.1f}/s; "
