@@ -214,6 +214,8 @@ static char *up_to_date_note(const struct ps_sync *s)
 
 	if (s->checks <= 1)
 		return ps_strdup("up to date");
+	if (!s->finished_at) /* times not known (a sync read from a server's JSON) */
+		return ps_asprintf("up to date, checked %" PRId64 " times", s->checks);
 	ps_cli_format_time(s->first_check_at ? s->first_check_at : s->finished_at, first,
 			   sizeof(first));
 	ps_cli_format_time(s->finished_at, last, sizeof(last));
