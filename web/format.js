@@ -50,6 +50,18 @@ export function until(iso, now = Date.now()) {
   return new Date(t).toLocaleString();
 }
 
+// "up to date · checked 360 times, 10:02–11:02": a history row that stands for a run of
+// up-to-date scheduled checks (the sync's `checks` and `first_checked_at`).
+export function checksNote(s) {
+  if (!s || !(s.checks > 1)) return 'up to date';
+  const first = new Date(s.first_checked_at), last = new Date(s.finished_at);
+  const sameDay = first.toDateString() === last.toDateString();
+  const hm = (d) => d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+  const from = sameDay ? hm(first) : `${first.toLocaleDateString()} ${hm(first)}`;
+  const to = sameDay ? hm(last) : `${last.toLocaleDateString()} ${hm(last)}`;
+  return `up to date · checked ${s.checks} times, ${from}–${to}`;
+}
+
 export function syncDuration(s) {
   if (!s || !s.started_at) return null;
   const end = s.finished_at ? Date.parse(s.finished_at) : Date.now();

@@ -3,7 +3,7 @@
 
 import { h, mount, link, notice } from './dom.js';
 import { api } from './api.js';
-import { shortSha, duration, syncDuration } from './format.js';
+import { shortSha, duration, syncDuration, checksNote } from './format.js';
 import { projectHeader, statusBadge, timeEl } from './projects.js';
 import { fileBrowser } from './files.js';
 import { diffPanel } from './diffView.js';
@@ -11,7 +11,7 @@ import { diffPanel } from './diffView.js';
 function counts(s) {
   const c = s.counts || {};
   if (s.status !== 'succeeded') return null;
-  if (s.up_to_date) return h('span.muted', 'up to date');
+  if (s.up_to_date) return h('span.muted.up-to-date', checksNote(s));
   return h('span.counts', { 'aria-label': `${c.added} added, ${c.modified} modified, ${c.deleted} deleted, ${c.renamed} renamed` },
     h('span.count.added', `+${c.added}`), ' ', h('span.count.modified', `~${c.modified}`), ' ',
     h('span.count.deleted', `−${c.deleted}`), c.renamed ? [' ', h('span.count.renamed', `→${c.renamed}`)] : null);
@@ -131,6 +131,7 @@ export async function syncDetailView({ root, params, query, navigate }) {
         sync.head_commit ? h('div', h('dt', 'Head commit'), h('dd.head-commit',
           h('span.subject', sync.head_commit.subject), ' ', commitByline(sync.head_commit))) : null,
         h('div', h('dt', 'Trigger'), h('dd', sync.trigger || '—')),
+        sync.checks > 1 ? h('div', h('dt', 'Checks'), h('dd.checks', checksNote(sync))) : null,
         h('div', h('dt', 'Started'), h('dd', timeEl(sync.started_at || sync.created_at))),
         h('div', h('dt', 'Duration'), h('dd', duration(syncDuration(sync)))),
         sync.previous_sync_id ? h('div', h('dt', 'Previous'), h('dd',

@@ -210,6 +210,25 @@ static void print_head_commit(const struct ps_sync *s)
 	       "", c->author.name, c->author.email, when);
 }
 
+/* "up to date", and for a row that stands for a run of scheduled checks how many and when:
+ * "up to date, checked 360 times, 2026-11-30 10:02–11:02". */
+static char *up_to_date_note(const struct ps_sync *s)
+{
+	char first[32], last[32];
+
+	if (s->checks <= 1)
+		return ps_strdup("up to date");
+	if (!s->finished_at) /* times not known (a sync read from a server's JSON) */
+		return ps_asprintf("up to date, checked %" PRId64 " times", s->checks);
+	ps_cli_format_time(s->first_check_at ? s->first_check_at : s->finished_at, first,
+			   sizeof(first));
+	ps_cli_format_time(s->finished_at, last, sizeof(last));
+	/* The same day: the second time without its date. */
+	bool same_day = strlen(first) == 16 && strlen(last) == 16 && memcmp(first, last, 11) == 0;
+	return ps_asprintf("up to date, checked %" PRId64 " times, %s\u2013%s", s->checks, first,
+			   same_day ? last + 11 : last);
+}
+
 static void print_sync_line(const char *label, const struct ps_sync *s)
 {
 	char sha[8], ago[32], counts[160], took[32];
@@ -233,8 +252,15 @@ static void print_sync_line(const char *label, const struct ps_sync *s)
 	case PS_SYNC_SUCCEEDED:
 		ps_cli_format_ago(s->finished_at, ago, sizeof(ago));
 		format_counts(s, true, counts, sizeof(counts));
-		printf("%-16s #%" PRId64 " succeeded %s at %s%s, %s (%s)\n", label, s->id, ago, sha,
-		       s->up_to_date ? " (up to date)" : "", counts, took);
+		if (s->up_to_date) {
+			char *note = up_to_date_note(s);
+			printf("%-16s #%" PRId64 " succeeded %s at %s (%s), %s (%s)\n", label, s->id,
+			       ago, sha, note, counts, took);
+			free(note);
+		} else {
+			printf("%-16s #%" PRId64 " succeeded %s at %s, %s (%s)\n", label, s->id, ago,
+			       sha, counts, took);
+		}
 		break;
 	case PS_SYNC_FAILED:
 	case PS_SYNC_CANCELLED:
@@ -350,7 +376,7 @@ int ps_cmd_history(struct ps_cli *cli, int argc, char **argv)
 			if (s->error_code || s->error_message)
 				err = ps_strdup(s->error_message ? s->error_message : s->error_code);
 			else if (s->up_to_date)
-				err = ps_strdup("up to date");
+				err = up_to_date_note(s);
 			ps_table_add(&t, (const char *const[]){ id, ps_sync_status_name(s->status),
 				     ps_phase_name(s->phase), s->branch, sha, subject, a, m, d, r,
 				     started, took,

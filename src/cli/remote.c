@@ -72,6 +72,7 @@ static struct ps_sync *sync_from_json(json_t *j)
 	s->requests = jint(j, "requests");
 	s->up_to_date = json_is_true(json_object_get(j, "up_to_date"));
 	s->skipped_large = jint(j, "skipped_large");
+	s->checks = jint(j, "checks");
 	if (json_is_object(err)) {
 		s->error_code = jstr(err, "code") ? ps_strdup(jstr(err, "code")) : NULL;
 		s->error_message = jstr(err, "message") ? ps_strdup(jstr(err, "message")) : NULL;

@@ -274,14 +274,45 @@ static int save(struct ps_sync_run *run, bool force)
 	return ps_store_sync_save_progress(run->store, run->sync, lease_ms(run));
 }
 
-static int enter_phase(struct ps_sync_run *run, enum ps_phase phase)
+/* Saves the new phase (renewing the lease) and stores its `phase` event into *ev, inside the
+ * caller's transaction; not queued yet. On failure the event is disposed and its seq given
+ * back. */
+static int write_phase(struct ps_sync_run *run, enum ps_phase phase, struct ps_event *ev)
 {
 	int rc;
 
 	run->sync->phase = phase;
-	if ((rc = save(run, true)) < 0)
+	run->last_save = ps_mono_ms();
+	sync_counters(run);
+	fill_event(run, ev, PS_EVENT_PHASE, phase_start[phase], NULL);
+	if ((rc = ps_store_sync_save_progress(run->store, run->sync, lease_ms(run))) < 0 ||
+	    (rc = ps_store_event_append(run->store, ev)) < 0) {
+		run->seq--;
+		ps_event_dispose(ev);
+	}
+	return rc;
+}
+
+/* The phase and its event in one transaction: one commit, not two (a scheduled check that
+ * finds nothing new is mostly these commits). */
+static int enter_phase(struct ps_sync_run *run, enum ps_phase phase)
+{
+	struct ps_event ev;
+	int rc;
+
+	if ((rc = ps_store_begin(run->store)) < 0)
 		return rc;
-	return emit(run, PS_EVENT_PHASE, phase_start[phase], NULL);
+	if ((rc = write_phase(run, phase, &ev)) < 0) {
+		ps_store_rollback(run->store);
+		return rc;
+	}
+	if ((rc = ps_store_commit(run->store)) < 0) {
+		run->seq--;
+		ps_event_dispose(&ev);
+		return rc;
+	}
+	enqueue(run, &ev);
+	return 0;
 }
 
 /* Ends the run as failed or cancelled: stores the final state and event in one transaction. */
@@ -1687,18 +1718,30 @@ static int step_import(struct ps_sync_run *run)
 
 static int step_finalize(struct ps_sync_run *run)
 {
-	struct ps_event ev;
+	struct ps_event phase_ev = { 0 }, ev;
+	/* An up-to-date sync staged nothing: its finalize is a few row updates, so its phase
+	 * event joins the finalize transaction (one commit fewer per unchanged check). A sync
+	 * that staged a snapshot records the phase first, so one that dies in the finalize
+	 * transaction shows where it was. */
+	bool joined = run->sync->up_to_date && run->nchanges == 0 && !run->rescan_memory &&
+		      !run->blob_rescan_gen;
+	enum ps_phase before = run->sync->phase;
 	int rc;
 
-	if ((rc = enter_phase(run, PS_PHASE_FINALIZE)) < 0)
+	if (!joined && (rc = enter_phase(run, PS_PHASE_FINALIZE)) < 0)
 		return rc;
+	if ((rc = ps_store_begin(run->store)) < 0)
+		return rc;
+	if (joined && (rc = write_phase(run, PS_PHASE_FINALIZE, &phase_ev)) < 0) {
+		ps_store_rollback(run->store);
+		run->sync->phase = before;
+		return rc;
+	}
 	sync_counters(run);
 	run->sync->finished_at = ps_now_ms();
 	run->sync->status = PS_SYNC_SUCCEEDED;
 	fill_event(run, &ev, PS_EVENT_SUCCEEDED, 1.0, NULL);
 	ev.summary = sync_clone(run->sync);
-	if ((rc = ps_store_begin(run->store)) < 0)
-		goto fail;
 	if ((rc = ps_store_sync_finalize(run->store, run->sync, run->changes, run->nchanges,
 					 &ev)) < 0 ||
 	    (rc = ps_store_sync_commits_put(run->store, run->sync, run->commits.v,
@@ -1711,13 +1754,20 @@ static int step_finalize(struct ps_sync_run *run)
 		raise(SIGKILL);
 	if ((rc = ps_store_commit(run->store)) < 0)
 		goto fail;
+	if (joined)
+		enqueue(run, &phase_ev);
 	enqueue(run, &ev);
 	run->state = ST_FINISHED;
 	return 0;
 fail:
-	run->seq--;
+	run->seq -= joined ? 2 : 1;
 	run->sync->status = PS_SYNC_RUNNING;
 	run->sync->finished_at = 0;
+	if (joined) {
+		/* Rolled back with the phase event: the sync is where its row says. */
+		run->sync->phase = before;
+		ps_event_dispose(&phase_ev);
+	}
 	ps_event_dispose(&ev);
 	return rc;
 }

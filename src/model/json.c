@@ -137,6 +137,9 @@ json_t *ps_sync_to_json(const struct ps_sync *s)
 	json_object_set_new(j, "created_at", ps_json_time(s->created_at));
 	json_object_set_new(j, "started_at", ps_json_time(s->started_at));
 	json_object_set_new(j, "finished_at", ps_json_time(s->finished_at));
+	json_object_set_new(j, "checks", json_integer(s->checks > 1 ? s->checks : 1));
+	json_object_set_new(j, "first_checked_at",
+			    ps_json_time(s->first_check_at ? s->first_check_at : s->finished_at));
 	json_object_set_new(j, "head_commit", s->head_commit && s->commit
 				    ? ps_commit_to_json(s->head_commit, false) : json_null());
 	json_object_set_new(j, "commit_count", s->status == PS_SYNC_SUCCEEDED &&

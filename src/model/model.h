@@ -137,6 +137,11 @@ struct ps_sync {
 	struct ps_commit *head_commit;
 	int64_t commit_count;         /* commits since the previous succeeded sync; -1 unknown */
 	bool commits_truncated;       /* the stored list (`projsync log`) is not all of them */
+	/* A run of up-to-date scheduled checks is kept as one row (store.h, ps_store_sync_finalize):
+	 * how many checks this row stands for (1 for every other sync; 0 is read as 1) and when
+	 * the first of them ended (0: this row stands for itself, finished_at). */
+	int64_t checks;
+	int64_t first_check_at;
 };
 
 struct ps_file {

@@ -423,24 +423,31 @@ struct work {
 	int64_t sync_id;
 	int64_t after;
 	bool check_status;
+	bool gone;            /* the sync no longer exists: its watchers' streams end */
 	struct ps_stored_event *evs;
 	size_t n;
 	char **texts;
 	size_t *lens;
 };
 
-/* Looks at an ended sync whose stream lacks a final event; reaps a dead owner first. */
-static void check_status(struct ps_store *store, int64_t sync_id)
+/* Looks at an ended sync whose stream lacks a final event; reaps a dead owner first. Returns
+ * true when the sync is gone: an up-to-date scheduled check folded into the next one (store.h,
+ * ps_store_sync_finalize), or pruned. Nothing more will come for its watchers. */
+static bool check_status(struct ps_store *store, int64_t sync_id)
 {
 	struct ps_sync *s = NULL;
+	int rc;
 
-	if (ps_store_sync_get(store, sync_id, &s) < 0)
-		return;
+	if ((rc = ps_store_sync_get(store, sync_id, &s)) < 0) {
+		ps_error_clear();
+		return rc == PS_ENOTFOUND;
+	}
 	if (s->status == PS_SYNC_RUNNING)
 		(void)ps_store_reap(store, s->project_id, NULL);
 	ps_sync_free(s);
 	(void)ps_sse_ensure_final_event(store, sync_id);
 	ps_error_clear();
+	return false;
 }
 
 /* Queues what each watcher of the topic lacks, in order, as far as it fits. Returns true when
@@ -472,6 +479,10 @@ static bool deliver(struct ps_hub *hub, struct work *wk, int64_t now)
 			added = true;
 			if (i == wk->n - 1)
 				advanced = true;
+		}
+		if (wk->gone && wk->n == 0 && !w->done) {
+			w->done = true;
+			added = true;
 		}
 		if (added)
 			wake(w);
@@ -579,7 +590,7 @@ static void *hub_main(void *arg)
 						&wk[i].evs, &wk[i].n) < 0)
 				continue;
 			if (wk[i].n == 0 && wk[i].check_status) {
-				check_status(store, wk[i].sync_id);
+				wk[i].gone = check_status(store, wk[i].sync_id);
 				if (ps_store_event_list(store, wk[i].sync_id, wk[i].after, POLL_BATCH,
 							&wk[i].evs, &wk[i].n) < 0)
 					continue;
@@ -717,8 +728,13 @@ int ps_hub_start(struct ps_hub **out, struct ps_server *srv)
 void ps_hub_poke(struct ps_hub *hub)
 {
 	pthread_mutex_lock(&hub->mu);
-	hub->poked = true;
-	pthread_cond_signal(&hub->cv);
+	/* Nobody watches: nothing to read. A watcher that joins later reads from the store
+	 * itself (it pokes at join), so waking the hub for every event of every unwatched sync
+	 * (a server on a schedule stores several per check) only costs a context switch. */
+	if (hub->topics) {
+		hub->poked = true;
+		pthread_cond_signal(&hub->cv);
+	}
 	pthread_mutex_unlock(&hub->mu);
 }
 

@@ -408,9 +408,13 @@ int ps_workers_start(struct ps_workers **out, struct ps_server *srv)
 
 void ps_workers_poke(struct ps_workers *pool)
 {
+	/* One queued sync, one worker: waking them all made every other one look at an empty
+	 * queue (a read transaction each). A worker that claims one looks again at once after
+	 * running it, so a burst of queued syncs still keeps every worker busy. */
 	pthread_mutex_lock(&pool->mu);
-	pool->pokes = (unsigned)pool->n;
-	pthread_cond_broadcast(&pool->cv);
+	if (pool->pokes < (unsigned)pool->n)
+		pool->pokes++;
+	pthread_cond_signal(&pool->cv);
 	pthread_mutex_unlock(&pool->mu);
 }
 

@@ -588,13 +588,28 @@ static int remote_heads_list(struct git_source *s, git_remote *r, struct remote_
 }
 
 /* Fills `out` from the commit a reference points to (through annotated tags if need be). */
-static int head_from_ref(struct git_source *s, const char *refname, struct ps_head *out)
+/* The head commit and root tree of a branch. When the branch still points at `known` (the
+ * last sync's commit; may be NULL) only the commit is filled: its tree cannot have changed and
+ * the caller has it (source.h, resolve), so no object is read, the common case of a scheduled
+ * check that finds nothing new. */
+static int head_from_ref(struct git_source *s, const char *refname, const char *known,
+			 struct ps_head *out)
 {
-	git_reference *ref = NULL;
+	git_reference *ref = NULL, *direct = NULL;
 	git_object *obj = NULL;
+	git_oid known_oid;
 	int rc = 0;
 
-	if (git_reference_lookup(&ref, s->repo, refname) < 0 ||
+	if (git_reference_lookup(&ref, s->repo, refname) == 0 && known && ps_sha_valid(known) &&
+	    known[40] == '\0' && git_oid_fromstr(&known_oid, known) == 0 &&
+	    git_reference_resolve(&direct, ref) == 0 && git_reference_target(direct) &&
+	    git_oid_equal(git_reference_target(direct), &known_oid)) {
+		snprintf(out->commit, PS_SHA_HEX, "%s", known);
+		out->tree[0] = '\0';
+		goto cleanup;
+	}
+	git_error_clear();
+	if ((!ref && git_reference_lookup(&ref, s->repo, refname) < 0) ||
 	    git_reference_peel(&obj, ref, GIT_OBJECT_COMMIT) < 0) {
 		rc = git_fail(PS_EUPSTREAM, NULL, "cannot read %s in %s", refname, s->location);
 		goto cleanup;
@@ -603,6 +618,7 @@ static int head_from_ref(struct git_source *s, const char *refname, struct ps_he
 	git_oid_tostr(out->tree, PS_SHA_HEX, git_commit_tree_id((git_commit *)obj));
 cleanup:
 	git_object_free(obj);
+	git_reference_free(direct);
 	git_reference_free(ref);
 	return rc;
 }
@@ -696,12 +712,45 @@ static int local_head_branch(struct git_source *s, const struct ps_strv *names, 
 	return rc;
 }
 
+/* Whether refs/heads/<name> exists: one lookup, not a listing of every branch. */
+static bool local_branch_exists(struct git_source *s, const char *name)
+{
+	char *refname = ps_asprintf(HEADS_PREFIX "%s", name);
+	git_reference *ref = NULL;
+	bool found = git_reference_lookup(&ref, s->repo, refname) == 0;
+
+	git_reference_free(ref);
+	git_error_clear();
+	free(refname);
+	return found;
+}
+
 static int local_branches(struct git_source *s, struct ps_strv *out, char **default_branch)
 {
 	struct ps_strv names = {0};
 	char *def = NULL;
 	int rc;
 
+	/* Only the default asked for (every sync of a project that follows it): a symbolic
+	 * HEAD names it, and one lookup says whether it is born. Listing the branches (a
+	 * directory walk and the packed refs) is left to a detached HEAD. */
+	if (!out) {
+		git_reference *head = NULL;
+		if (git_reference_lookup(&head, s->repo, "HEAD") < 0) {
+			git_error_clear();
+			*default_branch = NULL;
+			return 0;
+		}
+		if (git_reference_type(head) == GIT_REFERENCE_SYMBOLIC &&
+		    strncmp(git_reference_symbolic_target(head), HEADS_PREFIX,
+			    HEADS_PREFIX_LEN) == 0) {
+			const char *name = git_reference_symbolic_target(head) + HEADS_PREFIX_LEN;
+			*default_branch = local_branch_exists(s, name) ? ps_strdup(name) : NULL;
+			git_reference_free(head);
+			return 0;
+		}
+		git_reference_free(head);
+	}
 	if ((rc = local_branch_names(s, &names)) < 0)
 		return rc;
 	if ((rc = local_head_branch(s, &names, &def)) < 0) {
@@ -721,12 +770,28 @@ static int local_branches(struct git_source *s, struct ps_strv *out, char **defa
 	return 0;
 }
 
-static int local_resolve(struct git_source *s, const char *branch, struct ps_head *out)
+static int local_resolve(struct git_source *s, const char *branch, const char *known,
+			 struct ps_head *out)
 {
 	struct ps_strv names = {0};
 	char *def = NULL, *refname = NULL;
 	int rc;
 
+	/* The common case, a branch that exists: read it without listing every branch. */
+	if (branch && branch_refname(s, branch, &refname) == 0) {
+		git_reference *ref = NULL;
+		bool found = git_reference_lookup(&ref, s->repo, refname) == 0;
+		git_reference_free(ref);
+		git_error_clear();
+		if (found) {
+			rc = head_from_ref(s, refname, known, out);
+			free(refname);
+			return rc;
+		}
+		free(refname);
+		refname = NULL;
+	}
+	ps_error_clear();
 	if ((rc = local_branch_names(s, &names)) < 0)
 		return rc;
 	if (names.n == 0) {
@@ -749,7 +814,7 @@ static int local_resolve(struct git_source *s, const char *branch, struct ps_hea
 		rc = branch_not_found(s, branch);
 		goto cleanup;
 	}
-	rc = head_from_ref(s, refname, out);
+	rc = head_from_ref(s, refname, known, out);
 cleanup:
 	free(refname);
 	free(def);
@@ -908,7 +973,7 @@ static int remote_resolve(struct git_source *s, const char *branch, const char *
 		if (rc < 0)
 			goto cleanup;
 	}
-	rc = head_from_ref(s, refname, out);
+	rc = head_from_ref(s, refname, NULL, out);
 	if (rc == 0) {
 		/* `commits` may deepen the cache along this ref. */
 		free(s->fetched_ref);
@@ -1296,8 +1361,8 @@ static int git_resolve(struct ps_source *src, const char *branch, const char *kn
 	struct git_source *s = (struct git_source *)src;
 
 	/* Listing the remote's refs is the cheap check already; `known` only tells a fetch
-	 * since when to bring the commits. */
-	return s->remote ? remote_resolve(s, branch, known, out) : local_resolve(s, branch, out);
+	 * since when to bring the commits. A local branch still at `known` costs one ref read. */
+	return s->remote ? remote_resolve(s, branch, known, out) : local_resolve(s, branch, known, out);
 }
 
 /* The repository objects are read from (the cache for a remote), and `oid` parsed from `sha`. */

@@ -51,6 +51,8 @@ static const struct ps_copy_col sync_cols[] = {
 	C("head_author_date", INT), C("head_committer_name", TEXT),
 	C("head_committer_email", TEXT), C("head_committer_date", INT), C("commit_count", INT),
 	C("commits_truncated", INT),
+	/* a run of folded up-to-date checks (migration 0016) */
+	C("checks", INT), C("first_check_at", INT),
 };
 static const struct ps_copy_col commit_cols[] = {
 	C("sync_id", INT), C("position", INT), C("sha", TEXT), C("parents", TEXT),

@@ -38,6 +38,7 @@ const struct ps_store_ops ps_sqlite_ops = {
 	.sync_cancel_requested = ps_sqlite_sync_cancel_requested,
 	.sync_fail = ps_sqlite_sync_fail,
 	.sync_finalize = ps_sqlite_sync_finalize,
+	.sync_fold = ps_sqlite_sync_fold,
 	.reap = ps_sqlite_reap,
 	.sync_next_queued = ps_sqlite_sync_next_queued,
 	.sync_count_by_status = ps_sqlite_sync_count_by_status,
@@ -111,6 +112,7 @@ const struct ps_store_ops ps_pg_ops = {
 	.sync_cancel_requested = ps_pg_sync_cancel_requested,
 	.sync_fail = ps_pg_sync_fail,
 	.sync_finalize = ps_pg_sync_finalize,
+	.sync_fold = ps_pg_sync_fold,
 	.reap = ps_pg_reap,
 	.sync_next_queued = ps_pg_sync_next_queued,
 	.sync_count_by_status = ps_pg_sync_count_by_status,
@@ -324,15 +326,53 @@ int ps_store_sync_fail(struct ps_store *s, struct ps_sync *sync, enum ps_sync_st
 	return ps_store_commit(s);
 }
 
+/*
+ * A run of up-to-date scheduled checks is one history row, so the store grows with the
+ * changes, not with the checks. A scheduled sync that ends up to date, right after a sync that
+ * was an up-to-date scheduled check of the same head (its base and its predecessor in the
+ * chain), takes that row's place: the backend deletes the older row and its events and links
+ * this one to the older row's predecessor, counting the checks (backend sync_fold, in the
+ * finalize transaction). The new row is the one kept because it is the running sync: its
+ * watchers and their Last-Event-ID stay valid, and the older one's stream has ended. Manual,
+ * API and webhook syncs are never folded, nor is a check that rescanned (memory or blobs) or
+ * one that warned: those are events of their own. The final event's summary says the count.
+ */
+static int fold_checks(struct ps_store *s, struct ps_sync *sync, const struct ps_event *final_event)
+{
+	int rc;
+
+	if (!sync->up_to_date || !sync->trigger || strcmp(sync->trigger, "schedule") != 0 ||
+	    !sync->previous_sync_id || sync->base_sync_id != sync->previous_sync_id)
+		return 0;
+	if ((rc = ops(s)->sync_fold(s, sync)) <= 0)
+		return rc;
+	if (final_event && final_event->summary) {
+		struct ps_sync *sum = final_event->summary;
+		sum->previous_sync_id = sync->previous_sync_id;
+		sum->base_sync_id = sync->base_sync_id;
+		sum->checks = sync->checks;
+		sum->first_check_at = sync->first_check_at;
+	}
+	return 0;
+}
+
 int ps_store_sync_finalize(struct ps_store *s, struct ps_sync *sync, const struct ps_change *changes, size_t n, const struct ps_event *final_event)
 {
+	/* What a fold changes in memory, put back when the transaction does not commit. */
+	int64_t prev = sync->previous_sync_id, base = sync->base_sync_id;
+	int64_t checks = sync->checks, first = sync->first_check_at;
 	int rc;
 
 	if ((rc = ps_store_begin(s)) < 0)
 		return rc;
-	if ((rc = ops(s)->sync_finalize(s, sync, changes, n, final_event)) < 0 ||
+	if ((rc = fold_checks(s, sync, final_event)) < 0 ||
+	    (rc = ops(s)->sync_finalize(s, sync, changes, n, final_event)) < 0 ||
 	    (rc = schedule_after_sync(s, sync)) < 0) {
 		ps_store_rollback(s);
+		sync->previous_sync_id = prev;
+		sync->base_sync_id = base;
+		sync->checks = checks;
+		sync->first_check_at = first;
 		return rc;
 	}
 	return ps_store_commit(s);

@@ -137,6 +137,13 @@ int ps_store_sync_fail(struct ps_store *s, struct ps_sync *sync, enum ps_sync_st
  * of every path in `changes` (deleted, modified, renamed, type_changed), marks the sync succeeded
  * with its counts, moves the project's last-synced commit, resets its failure count, and stores
  * `final_event`. For an up-to-date sync `changes` is empty.
+ *
+ * Folding: when `sync` is an up-to-date scheduled check (trigger "schedule") whose predecessor
+ * in the chain is its base and was an up-to-date scheduled check of the same head without a
+ * rescan or a warning, the same transaction deletes that older row and its events and links
+ * `sync` to the older row's predecessor: a run of unchanged checks is one row that counts them
+ * (sync->checks, sync->first_check_at; final_event->summary gets them too). So the store grows
+ * with the changes, not with the checks. On failure `sync` is as it was.
  */
 int ps_store_sync_finalize(struct ps_store *s, struct ps_sync *sync,
 			   const struct ps_change *changes, size_t n,

@@ -251,7 +251,23 @@ static long long proc_start_time(int pid)
 
 int ps_process_identity(int pid, char *out, size_t outlen)
 {
-	snprintf(out, outlen, "%d:%lld", pid, proc_start_time(pid));
+	/* A server asks for its own identity at every sync it runs (each is owned by it): a
+	 * process's start time never changes, so it is read from /proc once per thread (a fork
+	 * has another pid and reads again). */
+	static _Thread_local int self_pid;
+	static _Thread_local long long self_start;
+	long long start;
+
+	if (pid > 0 && pid == self_pid) {
+		start = self_start;
+	} else {
+		start = proc_start_time(pid);
+		if (pid == (int)getpid()) {
+			self_pid = pid;
+			self_start = start;
+		}
+	}
+	snprintf(out, outlen, "%d:%lld", pid, start);
 	return 0;
 }
 

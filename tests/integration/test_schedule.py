@@ -7,9 +7,10 @@ it. The timing rules themselves (auto, backoff, jitter) are unit-tested on a fak
 (tests/unit/test_schedule.c).
 """
 import shutil
+import sqlite3
 
-from conftest import one_error_line, wait_for
-from server_util import Server
+from conftest import one_error_line, psql, wait_for
+from server_util import Server, check_stream, stream, wait_status
 
 
 def test_serve_schedules_a_sync_that_picks_up_a_commit(ps, make_repo):
@@ -135,3 +136,82 @@ def test_schedule_and_retention_settings(ps, make_repo):
     assert [x["name"] for x in ps.json("project", "list")] == ["p"]
     r = ps("serve", "--max-failures", "0")
     assert r.rc == 2 and one_error_line(r.err)
+
+
+def _due_now(ps):
+    """Makes the project due at once, as the passing of its interval would (the store decides
+    who is due; the scheduler reads it every second), so the test need not wait 10 s a check."""
+    sql = "UPDATE projects SET next_sync_at = 1 WHERE name = 'p'"
+    if ps.backend == "pg":
+        psql(str(ps.db), sql)
+    else:
+        con = sqlite3.connect(str(ps.db), timeout=30)
+        try:
+            con.execute(sql)
+            con.commit()
+        finally:
+            con.close()
+
+
+def _next_check(ps, srv):
+    """Makes the project due and waits until a new check ended; returns the syncs (API)."""
+    before = srv.get("/api/v1/projects/p")[2]["last_check_at"]
+    _due_now(ps)
+    assert wait_for(lambda: srv.get("/api/v1/projects/p")[2]["last_check_at"] != before
+                    and not [s for s in srv.get("/api/v1/projects/p/syncs")[2]
+                             if s["status"] in ("queued", "running")], timeout=30), srv.stderr()
+    return srv.get("/api/v1/projects/p/syncs")[2]
+
+
+def test_unchanged_checks_are_one_history_row(ps, make_repo):
+    """Issue 11's benchmark goal: the store grows with the changes, not with the checks. A run
+    of up-to-date scheduled checks is one row counting them; a commit makes a new row."""
+    repo = make_repo()
+    repo.write("a.txt", "one\n")
+    first_head = repo.commit("one")
+    ps.add("p", str(repo.path), "--every", "10s")
+    srv = Server(ps)
+    try:
+        # Never checked: due at once; the first sync brings the snapshot.
+        assert wait_for(lambda: [s for s in srv.get("/api/v1/projects/p/syncs")[2]
+                                 if s["status"] == "succeeded"], timeout=30), srv.stderr()
+        for n in range(1, 5):
+            syncs = _next_check(ps, srv)
+            assert len(syncs) == 2, syncs
+            top = syncs[0]
+            assert top["up_to_date"] and top["trigger"] == "schedule"
+            assert top["checks"] == n and top["commit"] == first_head
+            assert top["previous_sync_id"] == syncs[1]["id"]
+            assert top["first_checked_at"] <= top["finished_at"]
+        # The folded row's own stream is whole, and the rows it replaced are gone with theirs.
+        events = stream(srv, top["id"])
+        last = check_stream(events)
+        assert last[1] == "succeeded" and last[2]["summary"]["checks"] == 4
+        st, _, _ = srv.get(f"/api/v1/syncs/{top['id'] - 1}")
+        assert st == 404
+        # A commit: a new row with the change; the checks after it start a new run.
+        repo.write("b.txt", "two\n")
+        head = repo.commit("two")
+        syncs = _next_check(ps, srv)
+        assert len(syncs) == 3 and syncs[0]["commit"] == head
+        assert syncs[0]["counts"]["added"] == 1 and not syncs[0]["up_to_date"]
+        assert syncs[0]["checks"] == 1 and syncs[1]["checks"] == 4
+        syncs = _next_check(ps, srv)
+        assert len(syncs) == 4 and syncs[0]["checks"] == 1  # after a change: its own row
+        syncs = _next_check(ps, srv)
+        assert len(syncs) == 4 and syncs[0]["checks"] == 2
+        # A manual sync is never folded: it counts as the latest check, in a row of its own.
+        st, _, manual = srv.post("/api/v1/projects/p/sync")
+        assert st == 202, manual
+        wait_status(srv, manual["id"], ("succeeded",))
+        syncs = srv.get("/api/v1/projects/p/syncs")[2]
+        assert len(syncs) == 5 and syncs[0]["id"] == manual["id"] and syncs[0]["checks"] == 1
+    finally:
+        srv.stop()
+    hist = ps.history("p")
+    assert [s["checks"] for s in hist] == [1, 2, 1, 4, 1]
+    # Each row names the one before it: the chain survived the folds.
+    assert [s["previous_sync_id"] for s in hist[:-1]] == [s["id"] for s in hist[1:]]
+    out = ps.ok("history", "p").out
+    assert "up to date, checked 4 times" in out and "up to date, checked 2 times" in out
+    assert ps.ok("cat", "p", "b.txt").out == "two\n"

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "model/diff.h"
+#include "model/json.h"
 #include "core/retention.h"
 #include "model/schedule.h"
 #include "store/store.h"
@@ -611,8 +612,206 @@ static void test_store_prune(void)
 	free(url);
 }
 
+
+/* ---- folded checks: a run of up-to-date scheduled checks is one history row ---- */
+
+#define C1 "1111111111111111111111111111111111111111"
+#define C2 "2222222222222222222222222222222222222222"
+#define TR1 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define TR2 "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+
+/* Runs one sync of `trigger` to success at `at` as the pipeline would: its base is the last
+ * succeeded sync, up to date when the head is the base's. Stores a `queued` event (and a
+ * `warning` when asked) and the final event, whose summary is returned in *summary_checks. */
+static int64_t check_at(struct ps_store *s, int64_t project_id, const char *trigger,
+			const char *commit, const char *tree, int64_t at, bool warn,
+			int64_t *summary_checks)
+{
+	struct ps_owner o = me();
+	struct ps_sync *y = NULL, *base = NULL;
+	struct ps_event ev = { 0 };
+	int64_t id;
+
+	CHECK_OK(ps_store_sync_create(s, project_id, "main", trigger, &o, &y));
+	if (!y)
+		return 0;
+	id = y->id;
+	ev.sync_id = id;
+	ev.seq = 1;
+	ev.kind = PS_EVENT_QUEUED;
+	CHECK_OK(ps_store_event_append(s, &ev));
+	if (warn) {
+		ev.seq = 2;
+		ev.kind = PS_EVENT_WARNING;
+		ev.message = (char *)"a warning of its own";
+		CHECK_OK(ps_store_event_append(s, &ev));
+		ev.message = NULL;
+	}
+	if (ps_store_sync_last_succeeded(s, project_id, 0, &base) == 0) {
+		y->base_sync_id = base->id;
+		y->up_to_date = strcmp(base->commit, commit) == 0;
+	}
+	ps_error_clear();
+	ps_sync_free(base);
+	y->commit = ps_strdup(commit);
+	y->tree = ps_strdup(tree);
+	y->finished_at = at;
+	ev.seq = warn ? 3 : 2;
+	ev.kind = PS_EVENT_SUCCEEDED;
+	ev.summary = ps_calloc(1, sizeof(*ev.summary));
+	ev.summary->id = id;
+	ev.summary->checks = 1;
+	CHECK_OK(ps_store_sync_finalize(s, y, NULL, 0, &ev));
+	if (summary_checks)
+		*summary_checks = ev.summary->checks;
+	CHECK_INT(y->checks > 1 ? y->checks : 1, ev.summary->checks > 1 ? ev.summary->checks : 1);
+	free(ev.summary);
+	ps_sync_free(y);
+	return id;
+}
+
+static int64_t nevents(struct ps_store *s, int64_t sync_id)
+{
+	struct ps_stored_event *evs = NULL;
+	size_t n = 0;
+	CHECK_OK(ps_store_event_list(s, sync_id, 0, 0, &evs, &n));
+	ps_stored_events_free(evs, n);
+	return (int64_t)n;
+}
+
+/* The chain holds: one start, every link names a sync of the project, links are unique. */
+static void check_chain(struct ps_store *s, int64_t project_id, size_t want)
+{
+	struct ps_sync **v = NULL;
+	size_t n = 0, starts = 0;
+
+	CHECK_OK(ps_store_sync_list(s, project_id, 0, 0, &v, &n));
+	CHECK_INT(n, want);
+	for (size_t i = 0; i < n; i++) {
+		if (!v[i]->previous_sync_id) {
+			starts++;
+			continue;
+		}
+		/* Newest first: the predecessor is the next row. */
+		CHECK(i + 1 < n && v[i]->previous_sync_id == v[i + 1]->id);
+	}
+	CHECK_INT(starts, 1);
+	for (size_t i = 0; i < n; i++)
+		ps_sync_free(v[i]);
+	free(v);
+}
+
+static void test_store_fold_checks(void)
+{
+	char *url = ps_test_store_url();
+	struct ps_store *s = open_url(url);
+	struct ps_project *p = add_scheduled(s, "folds", "10s", T0);
+	struct ps_sync *y = NULL;
+	int64_t sum = 0;
+
+	/* A manual first sync, then scheduled checks of the same head. */
+	int64_t a = check_at(s, p->id, "cli", C1, TR1, T0 + 1 * S, false, NULL);
+	int64_t b = check_at(s, p->id, "schedule", C1, TR1, T0 + 10 * S, false, &sum);
+	CHECK_INT(sum, 1); /* its predecessor is a manual sync: never folded */
+	check_chain(s, p->id, 2);
+	int64_t c = check_at(s, p->id, "schedule", C1, TR1, T0 + 20 * S, false, &sum);
+	CHECK_INT(sum, 2);
+	CHECK_INT(ps_store_sync_get(s, b, &y), PS_ENOTFOUND);
+	CHECK_INT(nevents(s, b), 0);
+	CHECK_INT(nevents(s, c), 2);
+	int64_t d = check_at(s, p->id, "schedule", C1, TR1, T0 + 30 * S, false, &sum);
+	CHECK_INT(sum, 3);
+	check_chain(s, p->id, 2);
+	CHECK_OK(ps_store_sync_get(s, d, &y));
+	if (y) {
+		CHECK_INT(y->checks, 3);
+		CHECK_INT(y->first_check_at, T0 + 10 * S);
+		CHECK_INT(y->finished_at, T0 + 30 * S);
+		CHECK_INT(y->previous_sync_id, a);
+		CHECK_INT(y->base_sync_id, a);
+		CHECK(y->up_to_date);
+		/* The JSON of history and the API says it too. */
+		json_t *j = ps_sync_to_json(y);
+		CHECK_INT(json_integer_value(json_object_get(j, "checks")), 3);
+		CHECK(json_is_string(json_object_get(j, "first_checked_at")));
+		json_decref(j);
+	}
+	ps_sync_free(y);
+	y = NULL;
+	/* The project's latest check is the last one; its snapshot is the first sync's. */
+	struct ps_project *q = reload(s, "folds");
+	CHECK_INT(q->last_check_at, T0 + 30 * S);
+	CHECK_INT(q->last_sync_id, d);
+	ps_project_free(q);
+
+	/* A change makes a row of its own; the checks after it fold among themselves only. */
+	int64_t e = check_at(s, p->id, "schedule", C2, TR2, T0 + 40 * S, false, &sum);
+	CHECK_INT(sum, 1);
+	int64_t f = check_at(s, p->id, "schedule", C2, TR2, T0 + 50 * S, false, &sum);
+	CHECK_INT(sum, 1); /* its predecessor found a change */
+	int64_t g = check_at(s, p->id, "schedule", C2, TR2, T0 + 60 * S, false, &sum);
+	CHECK_INT(sum, 2);
+	CHECK_INT(ps_store_sync_get(s, f, &y), PS_ENOTFOUND);
+	CHECK_OK(ps_store_sync_get(s, e, &y));
+	ps_sync_free(y);
+	y = NULL;
+	check_chain(s, p->id, 4); /* a, d, e, g */
+
+	/* A check that warned keeps its row; a manual sync is never folded nor folded into. */
+	int64_t h = check_at(s, p->id, "schedule", C2, TR2, T0 + 70 * S, true, &sum);
+	CHECK_INT(sum, 3); /* h folds g (g did not warn) */
+	int64_t i = check_at(s, p->id, "schedule", C2, TR2, T0 + 80 * S, false, &sum);
+	CHECK_INT(sum, 1);
+	CHECK_INT(nevents(s, h), 3);
+	int64_t m = check_at(s, p->id, "api", C2, TR2, T0 + 90 * S, false, &sum);
+	CHECK_INT(sum, 1);
+	int64_t k = check_at(s, p->id, "schedule", C2, TR2, T0 + 100 * S, false, &sum);
+	CHECK_INT(sum, 1);
+	check_chain(s, p->id, 7); /* a, d, e, h, i, m, k */
+
+	/* A failed check breaks the run: the next one does not fold across it. */
+	struct ps_owner o = me();
+	CHECK_OK(ps_store_sync_create(s, p->id, "main", "schedule", &o, &y));
+	if (y)
+		CHECK_OK(ps_store_sync_fail(s, y, PS_SYNC_FAILED, "boom", "no", NULL));
+	ps_sync_free(y);
+	y = NULL;
+	check_at(s, p->id, "schedule", C2, TR2, T0 + 110 * S, false, &sum);
+	CHECK_INT(sum, 1);
+	int64_t last = check_at(s, p->id, "schedule", C2, TR2, T0 + 120 * S, false, &sum);
+	CHECK_INT(sum, 2);
+	check_chain(s, p->id, 9);
+
+	/* The fold is part of the finalize transaction: rolled back, nothing of it stays. */
+	CHECK_OK(ps_store_sync_create(s, p->id, "main", "schedule", &o, &y));
+	if (y) {
+		y->base_sync_id = last;
+		y->up_to_date = true;
+		y->commit = ps_strdup(C2);
+		y->tree = ps_strdup(TR2);
+		y->finished_at = T0 + 130 * S;
+		CHECK_OK(ps_store_begin(s));
+		CHECK_OK(ps_store_sync_finalize(s, y, NULL, 0, NULL));
+		CHECK_INT(y->checks, 3);
+		ps_store_rollback(s);
+	}
+	ps_sync_free(y);
+	y = NULL;
+	CHECK_OK(ps_store_sync_get(s, last, &y));
+	if (y)
+		CHECK_INT(y->checks, 2);
+	ps_sync_free(y);
+	CHECK_INT(nevents(s, last), 2);
+	(void)k;
+	(void)i;
+	(void)m;
+	ps_project_free(p);
+	ps_store_free(s);
+	free(url);
+}
+
 PS_TESTS(PS_TEST(test_parse_every), PS_TEST(test_auto_adapts), PS_TEST(test_backoff),
 	 PS_TEST(test_store_schedule), PS_TEST(test_store_schedule_once),
 	 PS_TEST(test_store_idle_tick_reads_only),
 	 PS_TEST(test_store_failures_pause), PS_TEST(test_retention_policy),
-	 PS_TEST(test_store_prune))
+	 PS_TEST(test_store_prune), PS_TEST(test_store_fold_checks))

@@ -171,6 +171,11 @@ static void test_local_resolve(void)
 	CHECK_STR(head.tree, t1);
 	CHECK_OK(ps_source_resolve(src, "main", c1, &head));
 	CHECK_STR(head.commit, c1);
+	/* Still at the known commit: answered from the ref alone, the tree is the caller's. */
+	CHECK_STR(head.tree, "");
+	CHECK_OK(ps_source_resolve(src, "main", c2, &head));
+	CHECK_STR(head.commit, c1);
+	CHECK_STR(head.tree, t1);
 	CHECK_OK(ps_source_resolve(src, "feature/a/b", NULL, &head));
 	CHECK_STR(head.commit, c2);
 	CHECK_STR(head.tree, t2);

@@ -917,7 +917,7 @@ fail:
 	"s.error_code, s.error_message, s.created_at, s.started_at, s.finished_at, s.attempt, " \
 	"s.head_subject, s.head_author_name, s.head_author_email, s.head_author_date, " \
 	"s.head_committer_name, s.head_committer_email, s.head_committer_date, " \
-	"s.commit_count, s.commits_truncated"
+	"s.commit_count, s.commits_truncated, s.checks, s.first_check_at"
 #define SYNC_FROM " FROM syncs s JOIN projects p ON p.id = s.project_id "
 
 static struct ps_sync *sync_from_row(const PGresult *r, int i)
@@ -965,6 +965,8 @@ static struct ps_sync *sync_from_row(const PGresult *r, int i)
 	}
 	s->commit_count = PQgetisnull(r, i, 33) ? -1 : ps_pg_col_int(r, i, 33);
 	s->commits_truncated = ps_pg_col_int(r, i, 34) != 0;
+	s->checks = ps_pg_col_int(r, i, 35);
+	s->first_check_at = ps_pg_col_int(r, i, 36);
 	return s;
 }
 
@@ -1366,6 +1368,70 @@ fail:
 	ps_pq_dispose(&q);
 	ps_pg_rollback(s);
 	return rc;
+}
+
+/* store.c fold_checks: returns 1 when `y` took the place of its predecessor, 0 when that one
+ * is not an up-to-date scheduled check of the same head. Inside the finalize transaction; the
+ * older row is locked, so a prune making it a chain's start waits for the fold or is waited
+ * for (and then the fold reads its cleared previous_sync_id). */
+int ps_pg_sync_fold(struct ps_store *s, struct ps_sync *y)
+{
+	static const char find[] =
+		"SELECT p.id, p.previous_sync_id, p.base_sync_id, p.checks, "
+		"coalesce(p.first_check_at, p.finished_at) "
+		"FROM syncs n JOIN syncs p ON p.id = n.previous_sync_id "
+		"WHERE n.id = $1 AND n.status = 'running' AND ($4 <= 0 OR n.attempt = $4) "
+		"AND n.memory_rescan = 0 AND n.blob_rescan = 0 AND p.status = 'succeeded' "
+		"AND p.trigger = 'schedule' AND p.up_to_date = 1 AND p.memory_rescan = 0 "
+		"AND p.blob_rescan = 0 AND p.branch = n.branch "
+		"AND p.commit_sha IS NOT DISTINCT FROM $2 AND p.tree_sha IS NOT DISTINCT FROM $3 "
+		"AND NOT EXISTS (SELECT 1 FROM events e WHERE e.sync_id = p.id "
+		"AND e.kind = 'warning') FOR UPDATE OF p";
+	static const char del_events[] = "DELETE FROM events WHERE sync_id = $1";
+	static const char del_sync[] = "DELETE FROM syncs WHERE id = $1";
+	/* After the delete: previous_sync_id is UNIQUE, and the older row held this value. */
+	static const char relink[] =
+		"UPDATE syncs SET previous_sync_id = $2, base_sync_id = $3, checks = $4, "
+		"first_check_at = $5 WHERE id = $1";
+	struct ps_pq q = { 0 };
+	PGresult *r;
+	int64_t old, prev, base, checks, first;
+	int rc = 0;
+
+	ps_pq_int(&q, y->id);
+	ps_pq_text(&q, y->commit);
+	ps_pq_text(&q, y->tree);
+	ps_pq_int(&q, y->attempt);
+	if (!(r = ps_pg_run(PSPG(s), find, &q, false, "find the check to fold", &rc)))
+		return rc;
+	if (PQntuples(r) == 0) {
+		PQclear(r);
+		return 0;
+	}
+	old = ps_pg_col_int(r, 0, 0);
+	prev = ps_pg_col_int(r, 0, 1);
+	base = ps_pg_col_int(r, 0, 2);
+	checks = ps_pg_col_int(r, 0, 3);
+	first = ps_pg_col_int(r, 0, 4);
+	PQclear(r);
+	ps_pq_int(&q, old);
+	if ((rc = ps_pg_exec(PSPG(s), del_events, &q, "fold checks", NULL)) < 0)
+		return rc;
+	ps_pq_int(&q, old);
+	if ((rc = ps_pg_exec(PSPG(s), del_sync, &q, "fold checks", NULL)) < 0)
+		return rc;
+	y->previous_sync_id = prev;
+	y->base_sync_id = base;
+	y->checks = (checks > 1 ? checks : 1) + 1;
+	y->first_check_at = first;
+	ps_pq_int(&q, y->id);
+	ps_pq_id(&q, prev);
+	ps_pq_id(&q, base);
+	ps_pq_int(&q, y->checks);
+	ps_pq_id(&q, first);
+	if ((rc = ps_pg_exec(PSPG(s), relink, &q, "fold checks", NULL)) < 0)
+		return rc;
+	return 1;
 }
 
 int ps_pg_sync_finalize(struct ps_store *s, struct ps_sync *y, const struct ps_change *changes,
@@ -2268,6 +2334,7 @@ int ps_pg_schedule_pending(struct ps_store *s, int64_t now, int64_t default_max_
 		"SELECT CASE WHEN EXISTS (SELECT 1 FROM projects WHERE state = 'active' "
 		"AND next_sync_at IS NOT NULL AND next_sync_at <= $1) OR EXISTS (SELECT 1 FROM "
 		"projects WHERE state = 'active' AND (every_ms > 0 OR every_auto != 0) AND "
+		"failures_in_row > 0 AND "
 		"failures_in_row >= CASE WHEN max_failures > 0 THEN max_failures ELSE $2 END) "
 		"THEN 1 ELSE 0 END";
 	struct ps_pq q = { 0 };
@@ -2290,7 +2357,8 @@ int ps_pg_schedule_claim(struct ps_store *s, int64_t now, int64_t default_max_fa
 		"UPDATE projects SET state = 'paused', paused_at = $1, paused_reason = "
 		"'failed ' || failures_in_row || ' times in a row' || "
 		"coalesce(': ' || last_error_message, '') "
-		"WHERE state = 'active' AND (every_ms > 0 OR every_auto != 0) AND failures_in_row >= "
+		"WHERE state = 'active' AND (every_ms > 0 OR every_auto != 0) AND failures_in_row > 0 "
+		"AND failures_in_row >= "
 		"CASE WHEN max_failures > 0 THEN max_failures ELSE $2 END";
 	/* One statement: the due row is locked (SKIP LOCKED: nodes claiming at once take
 	 * different projects) and moved only if it is still due, so a due project is taken by

@@ -696,7 +696,7 @@ fail:
 	"s.error_code, s.error_message, s.created_at, s.started_at, s.finished_at, " \
 	"s.head_subject, s.head_author_name, s.head_author_email, s.head_author_date, " \
 	"s.head_committer_name, s.head_committer_email, s.head_committer_date, " \
-	"s.commit_count, s.commits_truncated"
+	"s.commit_count, s.commits_truncated, s.checks, s.first_check_at"
 #define SYNC_FROM " FROM syncs s JOIN projects p ON p.id = s.project_id "
 
 static struct ps_sync *sync_from_row(sqlite3_stmt *st)
@@ -746,6 +746,8 @@ static struct ps_sync *sync_from_row(sqlite3_stmt *st)
 	s->commit_count = sqlite3_column_type(st, 32) == SQLITE_NULL
 			  ? -1 : sqlite3_column_int64(st, 32);
 	s->commits_truncated = sqlite3_column_int(st, 33) != 0;
+	s->checks = sqlite3_column_int64(st, 34);
+	s->first_check_at = sqlite3_column_int64(st, 35);
 	return s;
 }
 
@@ -1235,11 +1237,78 @@ fail:
 	return rc;
 }
 
+/* store.c fold_checks: returns 1 when `y` took the place of its predecessor, 0 when that one
+ * is not an up-to-date scheduled check of the same head. Inside the finalize transaction. */
+int ps_sqlite_sync_fold(struct ps_store *s, struct ps_sync *y)
+{
+	static const char find[] =
+		"SELECT p.id, p.previous_sync_id, p.base_sync_id, p.checks, "
+		"coalesce(p.first_check_at, p.finished_at) "
+		"FROM syncs n JOIN syncs p ON p.id = n.previous_sync_id "
+		"WHERE n.id = ?1 AND n.status = 'running' AND n.memory_rescan = 0 "
+		"AND n.blob_rescan = 0 AND p.status = 'succeeded' AND p.trigger = 'schedule' "
+		"AND p.up_to_date = 1 AND p.memory_rescan = 0 AND p.blob_rescan = 0 "
+		"AND p.branch = n.branch AND p.commit_sha IS ?2 AND p.tree_sha IS ?3 "
+		"AND NOT EXISTS (SELECT 1 FROM events e WHERE e.sync_id = p.id "
+		"AND e.kind = 'warning')";
+	static const char del_events[] = "DELETE FROM events WHERE sync_id = ?";
+	static const char del_sync[] = "DELETE FROM syncs WHERE id = ?";
+	/* After the delete: previous_sync_id is UNIQUE, and the older row held this value. */
+	static const char relink[] =
+		"UPDATE syncs SET previous_sync_id = ?2, base_sync_id = ?3, checks = ?4, "
+		"first_check_at = ?5 WHERE id = ?1";
+	sqlite3_stmt *st = stmt(s, find);
+	int64_t old, prev, base, checks, first;
+	int rc;
+
+	if (!st)
+		return PS_ESTORE;
+	sqlite3_bind_int64(st, 1, y->id);
+	bind_text(st, 2, y->commit);
+	bind_text(st, 3, y->tree);
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		sqlite3_reset(st);
+		return rc == SQLITE_DONE ? 0 : db_error(s, "find the check to fold");
+	}
+	old = sqlite3_column_int64(st, 0);
+	prev = sqlite3_column_int64(st, 1);
+	base = sqlite3_column_int64(st, 2);
+	checks = sqlite3_column_int64(st, 3);
+	first = sqlite3_column_int64(st, 4);
+	sqlite3_reset(st);
+	if (!(st = stmt(s, del_events)))
+		return PS_ESTORE;
+	sqlite3_bind_int64(st, 1, old);
+	if ((rc = step_done(s, st, "fold checks")) < 0)
+		return rc;
+	if (!(st = stmt(s, del_sync)))
+		return PS_ESTORE;
+	sqlite3_bind_int64(st, 1, old);
+	if ((rc = step_done(s, st, "fold checks")) < 0)
+		return rc;
+	if (!(st = stmt(s, relink)))
+		return PS_ESTORE;
+	y->previous_sync_id = prev;
+	y->base_sync_id = base;
+	y->checks = (checks > 1 ? checks : 1) + 1;
+	y->first_check_at = first;
+	sqlite3_bind_int64(st, 1, y->id);
+	bind_id(st, 2, prev);
+	bind_id(st, 3, base);
+	sqlite3_bind_int64(st, 4, y->checks);
+	bind_id(st, 5, first);
+	if ((rc = step_done(s, st, "fold checks")) < 0)
+		return rc;
+	return 1;
+}
+
 int ps_sqlite_reap(struct ps_store *s, int64_t project_id, int *reaped)
 {
 	static const char sql[] =
 		"SELECT id, owner_host, owner_process, lease_until FROM syncs "
-		"WHERE status = 'running' AND (?1 <= 0 OR project_id = ?1)";
+		"WHERE status IN ('queued','running') AND status = 'running' "
+		"AND (?1 <= 0 OR project_id = ?1)";
 	sqlite3_stmt *st = stmt(s, sql);
 	int64_t dead[64];
 	size_t ndead = 0;
@@ -1288,7 +1357,11 @@ int ps_sqlite_reap(struct ps_store *s, int64_t project_id, int *reaped)
 
 int ps_sqlite_sync_next_queued(struct ps_store *s, int64_t *id)
 {
-	static const char sql[] = "SELECT min(id) FROM syncs WHERE status = 'queued'";
+	/* The IN term is the partial index's own WHERE, word for word: SQLite uses a partial
+	 * index only for a query that repeats it, and without it both queries scanned every
+	 * sync, several times per scheduled check (docs/performance.md). */
+	static const char sql[] =
+		"SELECT min(id) FROM syncs WHERE status IN ('queued','running') AND status = 'queued'";
 	sqlite3_stmt *st = stmt(s, sql);
 	int rc;
 
@@ -1902,7 +1975,7 @@ int ps_sqlite_schedule_pending(struct ps_store *s, int64_t now, int64_t default_
 	static const char sql[] =
 		"SELECT EXISTS (SELECT 1 FROM projects WHERE state = 'active' AND next_sync_at IS NOT "
 		"NULL AND next_sync_at <= ?1) OR EXISTS (SELECT 1 FROM projects WHERE state = 'active' "
-		"AND (every_ms > 0 OR every_auto != 0) AND failures_in_row >= "
+		"AND (every_ms > 0 OR every_auto != 0) AND failures_in_row > 0 AND failures_in_row >= "
 		"CASE WHEN max_failures > 0 THEN max_failures ELSE ?2 END)";
 	sqlite3_stmt *st = stmt(s, sql);
 	int rc;
@@ -1927,7 +2000,8 @@ int ps_sqlite_schedule_claim(struct ps_store *s, int64_t now, int64_t default_ma
 		"UPDATE projects SET state = 'paused', paused_at = ?1, paused_reason = "
 		"'failed ' || failures_in_row || ' times in a row' || "
 		"coalesce(': ' || last_error_message, '') "
-		"WHERE state = 'active' AND (every_ms > 0 OR every_auto != 0) AND failures_in_row >= "
+		"WHERE state = 'active' AND (every_ms > 0 OR every_auto != 0) AND failures_in_row > 0 "
+		"AND failures_in_row >= "
 		"CASE WHEN max_failures > 0 THEN max_failures ELSE ?2 END";
 	static const char pick[] =
 		"SELECT id, next_sync_at FROM projects WHERE state = 'active' "
@@ -2109,7 +2183,7 @@ int ps_sqlite_prune_blobs(struct ps_store *s, struct ps_prune_stats *out)
 	 * look unreferenced. Blob pruning waits for a moment without one (the write lock of
 	 * this transaction keeps new syncs from starting meanwhile). */
 	static const char running[] =
-		"SELECT count(*) FROM syncs WHERE status = 'running'";
+		"SELECT count(*) FROM syncs WHERE status IN ('queued','running') AND status = 'running'";
 	static const char measure[] =
 		"SELECT count(*) FROM blobs b WHERE NOT EXISTS "
 		"(SELECT 1 FROM file_versions f WHERE f.sha = ps_unhex(b.sha))";
