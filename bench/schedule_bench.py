@@ -10,8 +10,8 @@ repositories of which 1% change per minute. Figures are printed, never asserted;
   one core.
 - Store growth: the store's bytes (database, WAL) and its rows before and after, extrapolated to
   an hour. An up-to-date check writes no file rows, and a run of up-to-date scheduled checks is
-  one sync row that counts them (syncs.checks, schema 16): sync and event rows follow the
-  changes too. Checks are counted from syncs.checks (each row before schema 16 is one).
+  one sync row that counts them (syncs.checks, schema 15): sync and event rows follow the
+  changes too. Checks are counted from syncs.checks (each row before schema 15 is one).
 
     PROJSYNC_BIN=build-release/projsync python3 bench/schedule_bench.py [PROJECTS [SECONDS]]
 
@@ -58,7 +58,7 @@ def counts(db):
              for t in ("syncs", "file_versions", "blobs", "events")}
         try:
             n["checks"] = c.execute("SELECT coalesce(sum(checks), 0) FROM syncs").fetchone()[0]
-        except sqlite3.OperationalError:  # a store before schema 16: a row is a check
+        except sqlite3.OperationalError:  # a store before schema 15: a row is a check
             n["checks"] = n["syncs"]
         return n
     finally:

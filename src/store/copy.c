@@ -51,7 +51,7 @@ static const struct ps_copy_col sync_cols[] = {
 	C("head_author_date", INT), C("head_committer_name", TEXT),
 	C("head_committer_email", TEXT), C("head_committer_date", INT), C("commit_count", INT),
 	C("commits_truncated", INT),
-	/* a run of folded up-to-date checks (migration 0016) */
+	/* a run of folded up-to-date checks (migration 0015) */
 	C("checks", INT), C("first_check_at", INT),
 };
 static const struct ps_copy_col commit_cols[] = {
@@ -68,7 +68,7 @@ static const struct ps_copy_col file_cols[] = {
 	C("size", INT), C("introduced_by", INT), C("superseded_by", INT),
 };
 /* The stored bytes and their encoding move as they are: both backends hold the same format
- * (store/blobcodec.h), so nothing is decoded and encoded again. A delta's base (migration 0014)
+ * (store/blobcodec.h), so nothing is decoded and encoded again. A delta's base (migration 0013)
  * moves with it; the foreign key is checked at the copy's commit, so the sha order of the copy
  * may bring a delta before its base. */
 static const struct ps_copy_col blob_cols[] = {

@@ -403,7 +403,7 @@ int ps_store_event_list(struct ps_store *s, int64_t sync_id, int64_t after_seq, 
 	return ops(s)->event_list(s, sync_id, after_seq, limit, out, n);
 }
 
-/* Both backends keep object ids as their 20 bytes (schema 13): an id that is not 40 lowercase
+/* Both backends keep object ids as their 20 bytes (schema 16): an id that is not 40 lowercase
  * hex digits has no such form, and is refused before anything is written. Sources check the
  * ids they read, so this stops only a broken caller. */
 static int bad_object_id(const char *path, const char *sha)

@@ -48,7 +48,7 @@ BOTH_BACKENDS |= {"test_memory_notes"}  # note edit/delete, prefix search: store
 BOTH_BACKENDS |= {"test_store_compression"}  # the blob codec behind both backends
 BOTH_BACKENDS |= {"test_commits"}  # the commits of a sync: stored by each backend
 BOTH_BACKENDS |= {"test_patch_schedule"}  # PATCH of schedule/retention: saved by each backend
-BOTH_BACKENDS |= {"test_store_rows"}  # schema 13: object ids at rest, converted by each backend
+BOTH_BACKENDS |= {"test_store_rows"}  # schema 16: object ids at rest, converted by each backend
 
 
 def pytest_report_header(config):
@@ -118,7 +118,7 @@ def sqlite_code_tokenizer(db_path, tokenizer):
     """Names `tokenizer` as code_fts's in an SQLite store's schema. Python's sqlite3 has FTS5 but
     not projsync's own tokenizer (projsync_trigram, registered by projsync on each connection),
     and FTS5 cannot open the table without it; naming FTS5's `trigram` instead lets a test drop
-    the table, fill it as schema 14 did, or run FTS5's integrity-check (structural only on a
+    the table, fill it as schema 13 did, or run FTS5's integrity-check (structural only on a
     contentless table: it never tokenizes)."""
     import sqlite3
     db = sqlite3.connect(db_path)
@@ -133,7 +133,7 @@ def sqlite_code_tokenizer(db_path, tokenizer):
 
 
 def sqlite_undo_code_unindexed(con):
-    """Drops what schema 15 adds beside code_fts (code_unindexed and its triggers), for a test
+    """Drops what schema 14 adds beside code_fts (code_unindexed and its triggers), for a test
     that turns an SQLite store back into an older schema: the triggers name blobs and
     code_blobs, which such a test drops or renames."""
     for t in ("blob_in", "blob_out", "code_in", "code_out"):

@@ -19,6 +19,7 @@ import pytest
 from conftest import (GIT_ENV, ROOT, Repo, git, one_error_line, psql, sqlite_code_tokenizer,
                       sqlite_undo_code_unindexed)
 from server_util import Server
+from test_store_rows import downgrade_sqlite
 
 
 def git_grep(repo_path, commit, pattern, regex=False, icase=False, path=None, tmp=None):
@@ -398,8 +399,8 @@ def test_code_index_is_exact_on_crafted_content(ps, make_repo, tmp_path):
 
 @pytest.mark.sqlite_only
 def test_schema_12_store_searches_exactly_and_is_reindexed(ps, make_repo, tmp_path):
-    """A store whose code_fts was made by FTS5's own trigram tokenizer (schema 14): migration
-    0015 empties the index, results stay exact meanwhile, and the next sync indexes again."""
+    """A store whose code_fts was made by FTS5's own trigram tokenizer (schema 13): migration
+    0014 empties the index, results stay exact meanwhile, and the next sync indexes again."""
     repo = make_repo("s12")
     for path, data in TOKENIZER_FILES.items():
         repo.write(path, data)
@@ -408,8 +409,14 @@ def test_schema_12_store_searches_exactly_and_is_reindexed(ps, make_repo, tmp_pa
     ps.sync("s12")
     indexed = code_blobs(ps)
     version = int(store_sql(ps, "PRAGMA user_version")[0])
-    # Back to schema 14: code_fts made by `trigram`, with the documents schema 14 gave it (of
-    # the blobs stored raw; the compressed ones Python cannot read are left without).
+    # Back to schema 13: first undo what came after 0014 (compact rows, folded checks), then
+    # code_fts made by `trigram`, with the documents schema 13 gave it (of the blobs stored
+    # raw; the compressed ones Python cannot read are left without).
+    downgrade_sqlite(ps.db)  # 0016: object ids as hex again
+    db = sqlite3.connect(ps.db)
+    db.executescript("DROP INDEX projects_failing; ALTER TABLE syncs DROP COLUMN checks; "
+                     "ALTER TABLE syncs DROP COLUMN first_check_at;")  # 0015
+    db.close()
     sqlite_code_tokenizer(ps.db, "trigram")
     db = sqlite3.connect(ps.db)
     sqlite_undo_code_unindexed(db)
@@ -418,7 +425,7 @@ def test_schema_12_store_searches_exactly_and_is_reindexed(ps, make_repo, tmp_pa
                "x'20') AS TEXT) FROM code_blobs c JOIN blobs b ON b.sha = c.sha "
                "WHERE b.encoding = 0")
     db.execute("UPDATE projects SET code_index_pending = 0")
-    db.execute(f"PRAGMA user_version = {version - 1}")
+    db.execute("PRAGMA user_version = 13")
     db.commit()
     db.close()
     r = ps("grep", "-F", "needle", "s12")

@@ -1,7 +1,7 @@
 """
-Issue 14, the store's metadata: schema 13 keeps the object ids of file versions and directory
+Issue 14, the store's metadata: schema 16 keeps the object ids of file versions and directory
 trees as their 20 bytes and drops the (project_id, superseded_by, path) indexes, on both
-backends. A store written by schema 12 is converted when opened, and every snapshot it held is
+backends. A store written by schema 15 is converted when opened, and every snapshot it held is
 still exact: the same files, verified against the commits' trees, every blob's content what git
 has, the same diffs and code search results; and syncing goes on from it.
 """
@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def statements(backend, migration, table):
     """The CREATE statements for `table` and its indexes in one migration file, verbatim: the
-    schema 12 DDL as the old projsync ran it."""
+    schema 12 DDL (unchanged up to 15) as the old projsync ran it."""
     sql = (ROOT / "src" / "store" / ("postgres" if backend == "pg" else "sqlite") / "migrations"
            / migration).read_text()
     sql = re.sub(r"--[^\n]*", "", sql)
@@ -34,7 +34,7 @@ def schema12_ddl(backend):
 
 
 def downgrade_sqlite(db):
-    """Turns a schema 13 SQLite store into what schema 12 wrote: hex ids, the old indexes."""
+    """Turns a schema 16 SQLite store into what schema 15 wrote: hex ids, the old indexes."""
     ddl = schema12_ddl("sqlite")
     con = sqlite3.connect(db)
     con.execute("PRAGMA foreign_keys = OFF")
@@ -50,7 +50,7 @@ def downgrade_sqlite(db):
         sel = ", ".join(f"lower(hex({c}))" if c == col else c for c in cols)
         con.execute(f"INSERT INTO {table} ({', '.join(cols)}) SELECT {sel} FROM {table}_13")
         con.execute(f"DROP TABLE {table}_13")
-    con.execute("PRAGMA user_version = 12")
+    con.execute("PRAGMA user_version = 15")
     con.commit()
     con.close()
 
@@ -61,8 +61,8 @@ def downgrade_pg(url):
            "ALTER TABLE file_versions ALTER COLUMN sha TYPE text USING encode(sha, 'hex')",
            "ALTER TABLE dir_trees ALTER COLUMN tree_sha TYPE text USING encode(tree_sha, 'hex')",
            "DROP FUNCTION ps_hex(bytea)", "DROP FUNCTION ps_unhex(text)",
-           "DELETE FROM projsync_schema WHERE version > 12"]
-    # The indexes schema 12 had and 13 does not (the others are still there, same names).
+           "DELETE FROM projsync_schema WHERE version > 15"]
+    # The indexes schema 15 had and 16 does not (the others are still there, same names).
     have = set(psql(url, "SELECT indexname FROM pg_indexes WHERE tablename IN "
                          "('file_versions', 'dir_trees')").split())
     for s in ddl:
@@ -170,7 +170,7 @@ def test_schema12_store_converts_exactly(ps, repo):
     else:
         downgrade_sqlite(ps.db)
     types, idx = stored_form(ps)
-    assert all(t.endswith(("text", "text")) for t in types), types  # schema 12's form
+    assert all(t.endswith(("text", "text")) for t in types), types  # schema 15's form
     assert {"file_versions_current", "dir_trees_current"} <= idx
 
     # The first command opens the store and converts it.

@@ -1040,8 +1040,8 @@ static void test_blob_conversion(void)
 	}
 	/* Schema 9 as the previous projsync wrote it, with raw blob rows. */
 	CHECK_INT(sqlite3_open(path, &raw), SQLITE_OK);
-	CHECK_INT(ps_sqlite_functions(raw), SQLITE_OK); /* for the migrations from 13 on */
-	/* Migration 0015 names code_fts's tokenizer, which only projsync's connections know. */
+	CHECK_INT(ps_sqlite_functions(raw), SQLITE_OK); /* for the migrations from 16 on */
+	/* Migration 0014 names code_fts's tokenizer, which only projsync's connections know. */
 	CHECK_OK(ps_sqlite_code_register(raw));
 	for (int i = 0; i < BLOB_ENCODING_STEP; i++)
 		CHECK_INT(sqlite3_exec(raw, ps_migrations[i].text, NULL, NULL, NULL), SQLITE_OK);
@@ -1604,7 +1604,7 @@ static void test_code_index(void)
 	ps_store_free(s);
 }
 
-/* Object ids are kept as their 20 bytes (schema 13) and read back as the 40 hex digits they
+/* Object ids are kept as their 20 bytes (schema 16) and read back as the 40 hex digits they
  * were, leading zeros and all; an id with no such form is refused before anything is written. */
 static void test_object_ids_at_rest(void)
 {

@@ -667,7 +667,7 @@ static void sql_ok(struct env *e, const char *sql)
 	free(out);
 }
 
-/* An object id written behind the store's back, in its stored form (20 bytes, schema 13). */
+/* An object id written behind the store's back, in its stored form (20 bytes, schema 16). */
 #define SET_SHA(table, col, where) \
 	(ps_test_pg() ? "UPDATE " table " SET " col " = '\\x%s'::bytea " where \
 		      : "UPDATE " table " SET " col " = X'%s' " where)

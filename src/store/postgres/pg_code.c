@@ -4,7 +4,7 @@
  *
  * The copy is folded so that LIKE answers the store's query exactly (ASCII literals, ASCII case
  * ignored): ASCII letters in lower case, the two non-ASCII letters -i matches with ASCII ones
- * (U+212A KELVIN SIGN as k, U+017F LONG S as s; migrations/0015), and every run of bytes that
+ * (U+212A KELVIN SIGN as k, U+017F LONG S as s; migrations/0014), and every run of bytes that
  * are not valid UTF-8 (and
  * NULs, which `text` cannot hold) replaced by one U+FFFD. Literals are ASCII and an ASCII byte is never part of
  * a multibyte sequence, so a literal occurs in the copy exactly where it occurs in the blob,

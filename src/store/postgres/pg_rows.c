@@ -11,7 +11,7 @@
 #include "util/error.h"
 #include "util/util.h"
 
-/* Object ids this backend keeps as bytea (schema 13); store copy speaks hex, the way the
+/* Object ids this backend keeps as bytea (schema 16); store copy speaks hex, the way the
  * queries do. */
 static bool binary_sha(const struct ps_copy_table *t, const char *col)
 {

@@ -182,7 +182,7 @@ void ps_sqlite_rollback(struct ps_store *s)
 /* ---- object ids at rest ---- */
 
 /*
- * file_versions.sha and dir_trees.tree_sha hold an object id as its 20 bytes (schema 13); the
+ * file_versions.sha and dir_trees.tree_sha hold an object id as its 20 bytes (schema 16); the
  * rest of projsync speaks 40 hex digits. The conversion is done by these two SQL functions, in
  * the queries, so that every statement, the migration and store copy convert the same way.
  * A value that is not 40 lowercase hex digits (no source writes one) is kept as the text it is,

@@ -1,7 +1,7 @@
 /*
  * The code index of the SQLite backend (store.h, "code index"): an FTS5 table over the content
  * of each blob, once per blob, tokenized into trigrams by the tokenizer below
- * (sqlite/migrations/0008_code_index.sql, 0015_code_index_distinct.sql).
+ * (sqlite/migrations/0008_code_index.sql, 0014_code_index_distinct.sql).
  *
  * A ps_code_query becomes an FTS5 expression this file writes itself: every literal becomes
  * the AND of a few of its trigrams, each a quoted single-token phrase ("" doubles a quote), and
@@ -24,7 +24,7 @@
 #define MAX_TRIGRAMS 6
 
 /*
- * The tokenizer of code_fts (migration 0015), registered on every connection as
+ * The tokenizer of code_fts (migration 0014), registered on every connection as
  * "projsync_trigram": each DISTINCT trigram of a document once, made of printable ASCII bytes
  * and tabs only, ASCII letters folded to lower case.
  *
@@ -413,7 +413,7 @@ int ps_sqlite_code_candidates(struct ps_store *s, int64_t project_id, int64_t at
 	static const char match_sql[] = MATCH_SQL(
 		"UNION ALL SELECT b.sha FROM blobs b "
 		"WHERE NOT EXISTS (SELECT 1 FROM code_blobs c WHERE c.sha = b.sha)");
-	/* The same when code_unindexed says every stored blob is indexed (migration 0015). */
+	/* The same when code_unindexed says every stored blob is indexed (migration 0014). */
 	static const char match_indexed_sql[] = MATCH_SQL("");
 #undef MATCH_SQL
 	/*

@@ -41,7 +41,7 @@ void ps_sqlite_bind_text(sqlite3_stmt *st, int i, const char *v);
 char *ps_sqlite_col_text(sqlite3_stmt *st, int i);
 
 /* Registers ps_hex() and ps_unhex() (sqlite.c: object ids at rest) on a connection; the
- * queries and migrations from schema 13 on need them. Returns an SQLite result code. */
+ * queries and migrations from schema 16 on need them. Returns an SQLite result code. */
 int ps_sqlite_functions(sqlite3 *db);
 
 /* Resolves `at` (0 = latest) to a succeeded sync of the project (PS_ENOTFOUND otherwise). */

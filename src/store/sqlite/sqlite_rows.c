@@ -18,7 +18,7 @@ static const char blobs_with_raw[] =
 	"(SELECT sha, size, encoding, content, base FROM blobs UNION ALL "
 	"SELECT sha, size, 0 AS encoding, content, NULL AS base FROM blobs_raw) AS blobs";
 
-/* Object ids this backend keeps as 20 bytes (schema 13); store copy speaks hex, the way the
+/* Object ids this backend keeps as 20 bytes (schema 16); store copy speaks hex, the way the
  * queries do. */
 static bool binary_sha(const struct ps_copy_table *t, const char *col)
 {

@@ -1,4 +1,4 @@
--- projsync schema 16: a run of up-to-date scheduled checks is one history row.
+-- projsync schema 15: a run of up-to-date scheduled checks is one history row.
 --
 -- A project on `--every 10s` checks 360 times an hour; most checks find nothing new. Each was
 -- a sync row and its events (about 1.6 KB), so the store grew with the checks, not with the

@@ -1,4 +1,4 @@
--- projsync schema 14: deltas between versions of a path (store/blobcodec.h, encoding 2). A
+-- projsync schema 13: deltas between versions of a path (store/blobcodec.h, encoding 2). A
 -- delta row's content is a zstd frame compressed against the content of blob `base` as a
 -- prefix; `base` is NULL for every other row. A base may be a delta itself, up to
 -- PS_BLOB_CHAIN_MAX deep (the writer keeps to that bound).

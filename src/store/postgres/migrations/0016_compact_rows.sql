@@ -1,5 +1,5 @@
--- projsync schema 13 on PostgreSQL: file versions and directory trees cost less per row
--- (src/store/sqlite/migrations/0013_compact_rows.sql gives the reasons; the figures are in
+-- projsync schema 16 on PostgreSQL: file versions and directory trees cost less per row
+-- (src/store/sqlite/migrations/0016_compact_rows.sql gives the reasons; the figures are in
 -- docs/performance.md, "Store size").
 --
 -- - Object ids in file_versions.sha and dir_trees.tree_sha are bytea, their 20 bytes (21 on
@@ -14,7 +14,7 @@
 --
 -- One transaction (each migration step is one): ALTER COLUMN ... TYPE rewrites each table and
 -- rebuilds its indexes once; the rows hold no content, so this takes seconds even for a large
--- store, and an interrupted step leaves schema 12 as it was.
+-- store, and an interrupted step leaves schema 15 as it was.
 
 CREATE FUNCTION ps_unhex(t text) RETURNS bytea LANGUAGE sql IMMUTABLE PARALLEL SAFE
     RETURN decode(t, 'hex');

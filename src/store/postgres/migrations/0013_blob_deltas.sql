@@ -1,5 +1,5 @@
--- projsync schema 14 on PostgreSQL: deltas between versions of a path, the same rows as SQLite's
--- (src/store/sqlite/migrations/0014_blob_deltas.sql): `base` names the blob whose content a
+-- projsync schema 13 on PostgreSQL: deltas between versions of a path, the same rows as SQLite's
+-- (src/store/sqlite/migrations/0013_blob_deltas.sql): `base` names the blob whose content a
 -- delta (encoding 2) was compressed against, NULL for every other row. The foreign key is
 -- checked at commit (a copy may insert a delta before its base) and refuses a prune that would
 -- delete a remaining delta's base; the partial index serves that check.

@@ -1,4 +1,4 @@
--- projsync schema 13: file versions and directory trees cost less per row (issue 14; the
+-- projsync schema 16: file versions and directory trees cost less per row (issue 14; the
 -- figures are in docs/performance.md, "Store size").
 --
 -- - Object ids (file_versions.sha, dir_trees.tree_sha) are stored as their 20 bytes, not 40 hex
@@ -17,7 +17,7 @@
 --
 -- The tables are rebuilt in this one transaction (a migration is one): the rows are small and
 -- hold no content, so a store with a million file versions converts in seconds, and a killed
--- conversion leaves schema 12 as it was. The old pages go to SQLite's free list and are reused
+-- conversion leaves schema 15 as it was. The old pages go to SQLite's free list and are reused
 -- as the store grows (VACUUM gives them back to the file system at once).
 
 CREATE TABLE file_versions_13 (

@@ -1,5 +1,5 @@
--- projsync schema 15 on PostgreSQL. SQLite's code index gets its own trigram tokenizer in this
--- step (src/store/sqlite/migrations/0015_code_index_distinct.sql); pg_trgm already keeps each
+-- projsync schema 14 on PostgreSQL. SQLite's code index gets its own trigram tokenizer in this
+-- step (src/store/sqlite/migrations/0014_code_index_distinct.sql); pg_trgm already keeps each
 -- distinct trigram of a value once, so the GIN index stays as it is.
 --
 -- The index copies learn the two non-ASCII letters that `-i` matches with ASCII ones (PCRE2's

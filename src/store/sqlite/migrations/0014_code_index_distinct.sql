@@ -1,4 +1,4 @@
--- projsync schema 15: code_fts is tokenized by projsync's own tokenizer, "projsync_trigram"
+-- projsync schema 14: code_fts is tokenized by projsync's own tokenizer, "projsync_trigram"
 -- (store/sqlite/sqlite_code.c, registered on every connection), instead of FTS5's `trigram`.
 --
 -- It emits each distinct trigram of a document once, and only trigrams of printable ASCII bytes
