@@ -132,6 +132,12 @@ def sqlite_code_tokenizer(db_path, tokenizer):
     db.close()
 
 
+# Undoes migration 0015 (folded checks), for a test that turns a store back into an older
+# schema: the same SQL on both backends.
+UNDO_FOLDED_CHECKS = ("DROP INDEX projects_failing; ALTER TABLE syncs DROP COLUMN checks; "
+                      "ALTER TABLE syncs DROP COLUMN first_check_at; ")
+
+
 def sqlite_undo_code_unindexed(con):
     """Drops what schema 14 adds beside code_fts (code_unindexed and its triggers), for a test
     that turns an SQLite store back into an older schema: the triggers name blobs and

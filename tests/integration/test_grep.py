@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (GIT_ENV, ROOT, Repo, git, one_error_line, psql, sqlite_code_tokenizer,
-                      sqlite_undo_code_unindexed)
+from conftest import (GIT_ENV, ROOT, UNDO_FOLDED_CHECKS, Repo, git, one_error_line, psql,
+                      sqlite_code_tokenizer, sqlite_undo_code_unindexed)
 from server_util import Server
 from test_store_rows import downgrade_sqlite
 
@@ -274,7 +274,7 @@ def test_existing_store_is_indexed_on_next_sync(ps, make_repo, tmp_path):
     # that came after it); the next command migrates it again. The blobs are small, so stored
     # raw (encoding 0): their bytes are what schema 7 held.
     assert store_sql(ps, "SELECT count(*) FROM blobs WHERE encoding <> 0") == ["0"]
-    undo_commits = "DROP TABLE sync_commits; " + "".join(
+    undo_commits = UNDO_FOLDED_CHECKS + "DROP TABLE sync_commits; " + "".join(
         f"ALTER TABLE syncs DROP COLUMN {c}; " for c in COMMIT_COLUMNS)
     # Schema 13's file versions (20-byte ids, other indexes) back to the hex ids of schema 7.
     undo_ids = ("DROP INDEX file_versions_superseded; "
@@ -414,8 +414,7 @@ def test_schema_12_store_searches_exactly_and_is_reindexed(ps, make_repo, tmp_pa
     # raw; the compressed ones Python cannot read are left without).
     downgrade_sqlite(ps.db)  # 0016: object ids as hex again
     db = sqlite3.connect(ps.db)
-    db.executescript("DROP INDEX projects_failing; ALTER TABLE syncs DROP COLUMN checks; "
-                     "ALTER TABLE syncs DROP COLUMN first_check_at;")  # 0015
+    db.executescript(UNDO_FOLDED_CHECKS)  # 0015
     db.close()
     sqlite_code_tokenizer(ps.db, "trigram")
     db = sqlite3.connect(ps.db)
