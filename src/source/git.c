@@ -419,29 +419,12 @@ static char *cache_path_for(const char *cache_dir, const char *url)
 	return ps_asprintf("%s/git-%s.git", cache_dir, name);
 }
 
-/* Opens the cache repository of a remote source, creating it on first use. */
-static int cache_open(struct git_source *s)
-{
-	int rc;
-
-	if (s->repo)
-		return 0;
-	if (git_repository_open_bare(&s->repo, s->cache_path) == 0)
-		return 0;
-	git_error_clear();
-	if ((rc = ps_mkdir_p(s->cache_path)) < 0)
-		return rc;
-	if (git_repository_init(&s->repo, s->cache_path, 1) < 0)
-		return git_fail(PS_EIO, "cache_failed", "cannot create cache repository %s",
-				s->cache_path);
-	return 0;
-}
-
 /*
- * Serialises the changes to one cache: two projects on the same URL (two branches of one
- * repository), in this process or another (a CLI sync beside the server), share the cache, and
- * git refuses a second fetch while the first holds its shallow.lock, as libgit2 refuses a ref
- * another writer has locked. The lock is a file inside the cache, taken with flock(2) so that
+ * Serialises the changes to one cache (its creation, ref updates, fetches): two projects on
+ * the same URL (two branches of one repository), in this process or another (a CLI sync beside
+ * the server), share the cache, and git refuses a second fetch while the first holds its
+ * shallow.lock, as libgit2 refuses a ref (or the config of a new repository) another writer
+ * has locked. The lock is a file inside the cache, taken with flock(2) so that
  * a killed holder releases it; the wait is bounded by the operation's deadline when it has one
  * (the holder's own fetch is bounded by the network timeout either way). Returns the open
  * descriptor in *fd, to be given to cache_unlock.
@@ -488,6 +471,30 @@ static void cache_unlock(int fd)
 	if (fd >= 0)
 		close(fd);  /* releases the flock */
 }
+
+/*
+ * Opens the cache repository of a remote source, creating it on first use. Under the cache's
+ * lock: two syncs of one URL starting at once would otherwise both run git_repository_init
+ * (one failing on config.lock), or one would open a cache the other is still creating.
+ */
+static int cache_open(struct git_source *s)
+{
+	int rc, fd = -1;
+
+	if (s->repo)
+		return 0;
+	if ((rc = ps_mkdir_p(s->cache_path)) < 0 || (rc = cache_lock(s, &fd)) < 0)
+		return rc;
+	if (git_repository_open_bare(&s->repo, s->cache_path) != 0) {
+		git_error_clear();
+		if (git_repository_init(&s->repo, s->cache_path, 1) < 0)
+			rc = git_fail(PS_EIO, "cache_failed", "cannot create cache repository %s",
+				      s->cache_path);
+	}
+	cache_unlock(fd);
+	return rc;
+}
+
 
 /* Anonymous access, except for ssh where the agent may hold a key. Asked again after a refusal,
  * we give up rather than loop. */
