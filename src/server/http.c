@@ -143,8 +143,7 @@ static struct ps_store *request_store(struct ps_server *srv)
 {
 	if (thread_store)
 		return thread_store;
-	if (ps_store_open(&thread_store, srv->cfg.db_url,
-			  PS_STORE_NO_MIGRATE | PS_STORE_SMALL_CACHE) < 0) {
+	if (ps_server_store_open(&thread_store, srv->cfg.db_url) < 0) {
 		ps_log("cannot open the store for a request thread: %s", ps_error_message());
 		thread_store = NULL;
 		return NULL;

@@ -113,6 +113,14 @@ const char *ps_http_param(struct ps_request *rq, size_t i);
 const char *ps_http_query(struct ps_request *rq, const char *name);
 const char *ps_http_header(struct ps_request *rq, const char *name);
 
+/* A store connection for one of the server's threads (requests, workers, events, schedule):
+ * migrations are the start-up's job, and its SQLite page cache is small (PS_STORE_SMALL_CACHE)
+ * so that the server's memory does not follow the store's size. */
+static inline int ps_server_store_open(struct ps_store **out, const char *db_url)
+{
+	return ps_store_open(out, db_url, PS_STORE_NO_MIGRATE | PS_STORE_SMALL_CACHE);
+}
+
 /* Replies: each sets rq->status and rq->response. ps_http_json steals `j`. */
 void ps_http_json(struct ps_request *rq, unsigned status, json_t *j);
 void ps_http_error(struct ps_request *rq, unsigned status, const char *code, const char *fmt, ...)

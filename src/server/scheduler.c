@@ -131,8 +131,7 @@ static void *run(void *arg)
 		int64_t now;
 
 		pthread_mutex_unlock(&sch->mu);
-		if (!store && ps_store_open(&store, cfg->db_url,
-					   PS_STORE_NO_MIGRATE | PS_STORE_SMALL_CACHE) < 0) {
+		if (!store && ps_server_store_open(&store, cfg->db_url) < 0) {
 			ps_log("scheduler: cannot open the store: %s", ps_error_message());
 			store = NULL;
 		}

@@ -580,8 +580,7 @@ static void *hub_main(void *arg)
 		pthread_mutex_unlock(&hub->mu);
 
 		if (nw && !store &&
-		    ps_store_open(&store, cfg->db_url,
-				  PS_STORE_NO_MIGRATE | PS_STORE_SMALL_CACHE) < 0) {
+		    ps_server_store_open(&store, cfg->db_url) < 0) {
 			ps_log("sse: cannot open the store: %s", ps_error_message());
 			store = NULL;
 		}
@@ -702,7 +701,7 @@ int ps_hub_start(struct ps_hub **out, struct ps_server *srv)
 	pthread_cond_init(&hub->cv, NULL);
 	pthread_cond_init(&hub->round_cv, NULL);
 	/* PostgreSQL notifies; SQLite (PS_ENOTSUPP) is polled. */
-	if (ps_store_open(&ls, srv->cfg.db_url, PS_STORE_NO_MIGRATE | PS_STORE_SMALL_CACHE) == 0 &&
+	if (ps_server_store_open(&ls, srv->cfg.db_url) == 0 &&
 	    ps_store_listen(ls) == 0) {
 		hub->listen_store = ls;
 	} else {

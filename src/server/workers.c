@@ -304,8 +304,7 @@ static void *node_main(void *arg)
 		pthread_mutex_unlock(&pool->mu);
 		if (stopping)
 			break;
-		if (!store && ps_store_open(&store, pool->srv->cfg.db_url,
-					    PS_STORE_NO_MIGRATE | PS_STORE_SMALL_CACHE) < 0)
+		if (!store && ps_server_store_open(&store, pool->srv->cfg.db_url) < 0)
 			store = NULL;
 		rc = store ? ps_store_node_beat(store, &me) : PS_ESTORE;
 		if (rc < 0 && !down)
@@ -344,8 +343,7 @@ static void *worker_main(void *arg)
 		}
 		pthread_mutex_unlock(&pool->mu);
 
-		if (!store && ps_store_open(&store, pool->srv->cfg.db_url,
-					    PS_STORE_NO_MIGRATE | PS_STORE_SMALL_CACHE) < 0) {
+		if (!store && ps_server_store_open(&store, pool->srv->cfg.db_url) < 0) {
 			ps_log("worker %d: cannot open the store: %s", me->index, ps_error_message());
 			store = NULL;
 		}
