@@ -8,7 +8,10 @@ the history goes); prints the store's size on disk against a bare `git clone --s
 the same range, the first sync's time, `cat` of random files at the oldest sync and a
 `checkout` of the newest.
 Generated: N generated text files (bench/sync_bench.py's generator), one sync; the store against
-a tar.gz of the tree, and the first sync's time.
+a tar.gz of the tree and against git's own copy of it (a bare repository after `git gc`), and
+the first sync's time. Each store is also shown by part (blob content, file versions, directory
+trees, code index, commits: SQLite's dbstat) and git's pack by object type, so the gap between
+the two can be read where it is.
 
     PROJSYNC_BIN=build-release/projsync python3 bench/store_bench.py \\
         [--repo PATH] [--rev REV] [--depth N] [--generated N] [--cat N] [--no-code-index] [--keep]
@@ -72,6 +75,52 @@ def store_size(db):
     return sum(os.path.getsize(p) for p in (db, f"{db}-wal") if os.path.exists(p))
 
 
+# Where a store's bytes go, by what they serve (SQLite's dbstat; names not listed are "other").
+PARTS = (
+    ("blob content", ("blobs", "blobs_base")),
+    ("file versions", ("file_versions",)),
+    ("directory trees", ("dir_trees",)),
+    ("code index", ("code_",)),
+    ("commits", ("sync_commits",)),
+)
+
+
+def store_parts(db):
+    """MiB per part of the store (tables with their indexes), for the figures beside git's."""
+    con = sqlite3.connect(db)
+    try:
+        rows = con.execute("SELECT s.name, coalesce(m.tbl_name, s.name), sum(s.pgsize) "
+                           "FROM dbstat s LEFT JOIN sqlite_schema m ON m.name = s.name "
+                           "GROUP BY s.name").fetchall()
+    except sqlite3.DatabaseError:  # a sqlite3 without dbstat
+        return None
+    finally:
+        con.close()
+    out = {}
+    for name, table, size in rows:
+        part = next((label for label, prefixes in PARTS
+                     if any(table == x or (x.endswith("_") and table.startswith(x))
+                            or name.startswith(x) for x in prefixes)), "other")
+        out[part] = out.get(part, 0) + size
+    return out
+
+
+def git_parts(repo):
+    """Bytes on disk per object type in a packed repository (git cat-file's %(objectsize:disk))."""
+    p = subprocess.run(["git", "-C", str(repo), "cat-file", "--batch-all-objects",
+                        "--batch-check=%(objecttype) %(objectsize:disk)"],
+                       check=True, capture_output=True, env=sync_bench.GIT_ENV)
+    out = {}
+    for line in p.stdout.decode().splitlines():
+        kind, size = line.split()
+        out[kind] = out.get(kind, 0) + int(size)
+    return out
+
+
+def fmt_parts(parts):
+    return ", ".join(f"{k} {v / MIB:.2f}" for k, v in sorted(parts.items(), key=lambda kv: -kv[1]))
+
+
 def stats(binary, db):
     p = subprocess.run([binary, "--db", str(db), "stats", "--json"], capture_output=True)
     return json.loads(p.stdout)["store"] if p.returncode == 0 else None
@@ -96,6 +145,7 @@ def bench_history(tmp, binary, label, src, revs, ncat, add_opts=()):
         else:  # the syncs that store new versions of paths (deltas, where they are built)
             later_s, later_cpu = later_s + t, later_cpu + c
     size = store_size(db)
+    parts = store_parts(db)
     # cat of random files at the oldest sync, then checkout of the newest.
     _, _, out = run(binary, db, "history", "bench", "--json", out=subprocess.PIPE)
     syncs = sorted(s["id"] for s in json.loads(out) if s["status"] == "succeeded")
@@ -125,7 +175,7 @@ def bench_history(tmp, binary, label, src, revs, ncat, add_opts=()):
             "later_s": later_s, "later_cpu": later_cpu, "cat_s": cat_s,
             "cat_cpu": cat_cpu, "cat_n": len(pick), "cat_new_s": cat_new_s,
             "cat_new_cpu": cat_new_cpu, "checkout_s": checkout_s,
-            "checkout_cpu": checkout_cpu, "stats": stats(binary, db)}
+            "checkout_cpu": checkout_cpu, "stats": stats(binary, db), "parts": parts}
 
 
 def git_shallow_size(tmp, src, revs):
@@ -151,7 +201,7 @@ def bench_generated(tmp, binary, label, n, add_opts=()):
     run(binary, db, "project", "add", "gen", str(repo), *add_opts)
     t, c, _ = run(binary, db, "sync", "gen")
     return {"store": store_size(db), "first_sync_s": t, "first_sync_cpu": c,
-            "stats": stats(binary, db)}
+            "stats": stats(binary, db), "parts": store_parts(db)}
 
 
 def tar_gz_size(tmp, n):
@@ -161,6 +211,13 @@ def tar_gz_size(tmp, n):
         subprocess.run(["git", "-C", str(repo), "archive", "--format=tar.gz", "main"],
                        stdout=f, check=True)
     return os.path.getsize(out)
+
+
+def git_packed_size(tmp, n):
+    """The generated tree as git keeps it: a bare repository after `git gc` (one pack)."""
+    repo = tmp / f"repo-{n}.git"
+    subprocess.run(["git", "-C", str(repo), "gc", "-q"], check=True, env=sync_bench.GIT_ENV)
+    return du(repo / "objects")
 
 
 def main():
@@ -190,7 +247,8 @@ def main():
     try:
         git_size = git_shallow_size(tmp, args.repo, revs)
         print(f"history: {args.repo} at {args.rev}~{depth} .. {args.rev} (6 syncs)")
-        print(f"  git clone --shallow-since (bare): {git_size / MIB:8.2f} MiB")
+        print(f"  git clone --shallow-since (bare): {git_size / MIB:8.2f} MiB "
+              f"(MiB by object type: {fmt_parts(git_parts(tmp / 'shallow.git'))})")
         for label, b in bins:
             r = bench_history(tmp, b, label, args.repo, revs, args.cat, add_opts)
             st = r["stats"] or {}
@@ -203,16 +261,23 @@ def main():
                   f"cat x{r['cat_n']} oldest {r['cat_s']:.2f}s ({r['cat_cpu']:.2f}s CPU), newest "
                   f"{r['cat_new_s']:.2f}s ({r['cat_new_cpu']:.2f}s CPU); checkout "
                   f"{r['checkout_s']:.2f}s ({r['checkout_cpu']:.2f}s CPU){extra}")
+            if r["parts"]:
+                print(f"             MiB by part: {fmt_parts(r['parts'])}")
         if args.generated > 0:
             n = args.generated
             sync_bench.make_repo(tmp, n)
             tgz = tar_gz_size(tmp, n)
             print(f"generated: {n} files")
             print(f"  tar.gz of the tree:               {tgz / MIB:8.2f} MiB")
+            packed = git_packed_size(tmp, n)
+            print(f"  git, bare after gc (objects):     {packed / MIB:8.2f} MiB")
             for label, b in bins:
                 r = bench_generated(tmp, b, label, n, add_opts)
                 print(f"  {label:9}: store {r['store'] / MIB:8.2f} MiB = {r['store'] / tgz:5.2f}x "
-                      f"tar.gz; first sync {r['first_sync_s']:.2f}s ({r['first_sync_cpu']:.2f}s CPU)")
+                      f"tar.gz = {r['store'] / packed:5.2f}x git; first sync {r['first_sync_s']:.2f}s "
+                      f"({r['first_sync_cpu']:.2f}s CPU)")
+                if r["parts"]:
+                    print(f"             MiB by part: {fmt_parts(r['parts'])}")
     finally:
         if args.keep:
             print(f"kept {tmp}")
