@@ -813,8 +813,77 @@ static void test_store_fold_checks(void)
 	free(url);
 }
 
+/* Stores `content` as `path` and runs a manual sync of head `commit` that adds or modifies it. */
+static int64_t change_at(struct ps_store *s, int64_t project_id, const char *commit,
+			 const char *path, const char *content, bool added, int64_t at)
+{
+	struct ps_owner o = me();
+	struct ps_sync *y = NULL, *base = NULL;
+	struct ps_change c = { .status = added ? PS_CHANGE_ADDED : PS_CHANGE_MODIFIED,
+			       .path = (char *)path, .mode = PS_MODE_FILE,
+			       .size = (int64_t)strlen(content) };
+	int64_t id;
+
+	ps_git_blob_sha(content, strlen(content), c.sha);
+	CHECK_OK(ps_store_blob_put(s, c.sha, content, strlen(content)));
+	CHECK_OK(ps_store_sync_create(s, project_id, "main", "cli", &o, &y));
+	if (!y)
+		return 0;
+	if (ps_store_sync_last_succeeded(s, project_id, 0, &base) == 0)
+		y->base_sync_id = base->id;
+	ps_error_clear();
+	ps_sync_free(base);
+	CHECK_OK(ps_store_files_stage(s, y, &c, 1));
+	y->commit = ps_strdup(commit);
+	y->tree = ps_strdup(TR1);
+	ps_changes_count(&c, 1, &y->counts);
+	y->finished_at = at;
+	CHECK_OK(ps_store_sync_finalize(s, y, &c, 1, NULL));
+	id = y->id;
+	ps_sync_free(y);
+	return id;
+}
+
+/* A check that became the chain's start by a prune holds the start's whole snapshot (prune
+ * rebases it there): folded into the next check, those rows must go with it to the row that
+ * takes its place, or the next prune takes them for a failed sync's leftovers and deletes
+ * files every later snapshot still shows. */
+static void test_store_fold_prune_start(void)
+{
+	char *url = ps_test_store_url();
+	struct ps_store *s = open_url(url);
+	struct ps_project *p = add_scheduled(s, "foldstart", "10s", T0);
+	struct ps_prune_stats st;
+	int64_t sum = 0;
+
+	change_at(s, p->id, C1, "x.txt", "x one\n", true, T0 + 1 * S);
+	change_at(s, p->id, C1, "y.txt", "y one\n", true, T0 + 2 * S);
+	check_at(s, p->id, "schedule", C1, TR1, T0 + 10 * S, false, &sum);
+	p->keep_syncs = 1;
+	CHECK_OK(ps_store_project_update(s, p));
+	memset(&st, 0, sizeof(st));
+	CHECK_OK(ps_prune(s, "foldstart", T0 + 11 * S, false, NULL, NULL, &st));
+	CHECK_INT(st.syncs, 2);
+	int64_t d = check_at(s, p->id, "schedule", C1, TR1, T0 + 20 * S, false, &sum);
+	CHECK_INT(sum, 2); /* folded into the start */
+	char *snap = snapshot_text(s, p->id, d);
+	CHECK_STR(snap, "x.txt:70df761 y.txt:7f65e00 ");
+	free(snap);
+	int64_t e = change_at(s, p->id, C2, "x.txt", "x two\n", false, T0 + 30 * S);
+	memset(&st, 0, sizeof(st));
+	CHECK_OK(ps_prune(s, "foldstart", T0 + 31 * S, false, NULL, NULL, &st));
+	CHECK_INT(st.syncs, 1);
+	snap = snapshot_text(s, p->id, e);
+	CHECK_STR(snap, "x.txt:db6ba0c y.txt:7f65e00 ");
+	free(snap);
+	ps_project_free(p);
+	ps_store_free(s);
+	free(url);
+}
+
 PS_TESTS(PS_TEST(test_parse_every), PS_TEST(test_auto_adapts), PS_TEST(test_backoff),
 	 PS_TEST(test_store_schedule), PS_TEST(test_store_schedule_once),
 	 PS_TEST(test_store_idle_tick_reads_only),
 	 PS_TEST(test_store_failures_pause), PS_TEST(test_retention_policy),
-	 PS_TEST(test_store_prune), PS_TEST(test_store_fold_checks))
+	 PS_TEST(test_store_prune), PS_TEST(test_store_fold_checks),
+	 PS_TEST(test_store_fold_prune_start))
