@@ -460,6 +460,18 @@ static int cache_lock(struct git_source *s, int *fd)
 	if (rc < 0) {
 		close(*fd);
 		*fd = -1;
+		goto out;
+	}
+	/* Holding the lock, no fetch of projsync's runs in this cache: a shallow.lock here was
+	 * left by a git fetch that was killed (a cancel or a timeout kills it, and so may the
+	 * end of a killed projsync), and git would refuse every later fetch on it. */
+	free(path);
+	path = ps_asprintf("%s/shallow.lock", s->cache_path);
+	if (unlink(path) < 0 && errno != ENOENT) {
+		rc = ps_error_set(PS_EIO, "cache_failed", "cannot remove the stale %s: %s", path,
+				  strerror(errno));
+		close(*fd);
+		*fd = -1;
 	}
 out:
 	free(path);

@@ -127,6 +127,26 @@ def test_first_sync_and_resync_fetch_only_new_objects(ps, upstream):
     assert cache_objects(ps) == objects_of(work, c1) | added
 
 
+def test_fetch_killed_midway_does_not_block_the_next(ps, upstream):
+    """A shallow git fetch that is killed (a cancel or a timeout kills it with SIGKILL, and so
+    may the end of a killed projsync) leaves git's shallow.lock in the cache, which makes every
+    later fetch fail with "Unable to create '.../shallow.lock': File exists". Under the cache's
+    own lock no other fetch of projsync's runs there, so the next sync must go through."""
+    work, bare, url = upstream
+    work.write("a.txt", "one\n")
+    work.commit("c1")
+    work.push()
+    ps.add("p", url)
+    ps.sync("p")
+    (cache_dir(ps) / "shallow.lock").write_text("")  # what the killed fetch left
+    work.write("a.txt", "two\n")
+    c2 = work.commit("c2")
+    work.push()
+    s2 = ps.sync("p")
+    assert s2["status"] == "succeeded" and s2["commit"] == c2
+    check_snapshot(ps, work, "p", c2)
+
+
 def test_force_push_keeps_exact_snapshots(ps, upstream):
     work, bare, url = upstream
     long_history(work, commits=5, files=8)
