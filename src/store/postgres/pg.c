@@ -2453,8 +2453,13 @@ int ps_pg_prune_syncs(struct ps_store *s, int64_t project_id, int64_t start,
 	/* The same steps as sqlite.c ps_sqlite_prune_syncs, which says why each is there. */
 	static const char count_syncs[] =
 		"SELECT count(*) FROM syncs WHERE project_id = $1 AND id < $2";
+	/* The start is locked before anything changes: a finalize that folds it away (a
+	 * scheduled check after it, sqlite.c ps_sqlite_sync_fold) holds it locked until it
+	 * commits, and then this finds it gone, rather than rebasing the snapshot onto a row that
+	 * is being deleted (SQLite's write lock serializes the two the same way). */
 	static const char check_start[] =
-		"SELECT count(*) FROM syncs WHERE project_id = $1 AND id = $2 AND status = 'succeeded'";
+		"SELECT count(*) FROM (SELECT id FROM syncs WHERE project_id = $1 AND id = $2 "
+		"AND status = 'succeeded' FOR UPDATE) AS start";
 	static const char del_unsucceeded[] =
 		"DELETE FROM file_versions WHERE project_id = $1 AND introduced_by < $2 AND "
 		"introduced_by NOT IN (SELECT id FROM syncs WHERE project_id = $1 "
