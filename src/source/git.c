@@ -425,7 +425,8 @@ static char *cache_path_for(const char *cache_dir, const char *url)
  * the server), share the cache, and git refuses a second fetch while the first holds its
  * shallow.lock, as libgit2 refuses a ref (or the config of a new repository) another writer
  * has locked. The lock is a file inside the cache, taken with flock(2) so that
- * a killed holder releases it; the wait is bounded by the operation's deadline when it has one
+ * a killed holder releases it; a git fetch inherits it (git_cli.h, lock_fd), so it is held
+ * while that git runs even when the projsync that started it was killed; the wait is bounded by the operation's deadline when it has one
  * (the holder's own fetch is bounded by the network timeout either way). Returns the open
  * descriptor in *fd, to be given to cache_unlock.
  */
@@ -462,9 +463,9 @@ static int cache_lock(struct git_source *s, int *fd)
 		*fd = -1;
 		goto out;
 	}
-	/* Holding the lock, no fetch of projsync's runs in this cache: a shallow.lock here was
-	 * left by a git fetch that was killed (a cancel or a timeout kills it, and so may the
-	 * end of a killed projsync), and git would refuse every later fetch on it. */
+	/* Holding the lock, no fetch of projsync's runs in this cache (a git fetch holds it as
+	 * long as it lives): a shallow.lock here was left by a git fetch that was killed (a
+	 * cancel or a timeout kills it), and git would refuse every later fetch on it. */
 	free(path);
 	path = ps_asprintf("%s/shallow.lock", s->cache_path);
 	if (unlink(path) < 0 && errno != ENOENT) {
@@ -986,6 +987,7 @@ static int remote_resolve(struct git_source *s, const char *branch, const char *
 			.deadline_ms = op_deadline,
 			.stop = s->base.stop,
 			.stop_ud = s->base.stop_ud,
+			.lock_fd = lock_fd,
 		};
 		s->base.requests++;
 		rc = ps_git_cli_fetch(&f, &s->base.bytes);
@@ -1342,8 +1344,10 @@ static int git_commits(struct ps_source *src, const char *base_commit, const cha
 	op_begin(s->bounded, &s->base);
 	f.deadline_ms = op_deadline;
 	s->base.requests++;
-	if ((rc = cache_lock(s, &lock_fd)) == 0)
+	if ((rc = cache_lock(s, &lock_fd)) == 0) {
+		f.lock_fd = lock_fd;
 		rc = ps_git_cli_fetch(&f, &s->base.bytes);
+	}
 	cache_unlock(lock_fd);
 	op_end();
 	if (rc < 0) {
