@@ -424,11 +424,12 @@ static char *cache_path_for(const char *cache_dir, const char *url)
  * the same URL (two branches of one repository), in this process or another (a CLI sync beside
  * the server), share the cache, and git refuses a second fetch while the first holds its
  * shallow.lock, as libgit2 refuses a ref (or the config of a new repository) another writer
- * has locked. The lock is a file inside the cache, taken with flock(2) so that
- * a killed holder releases it; a git fetch inherits it (git_cli.h, lock_fd), so it is held
- * while that git runs even when the projsync that started it was killed; the wait is bounded by the operation's deadline when it has one
- * (the holder's own fetch is bounded by the network timeout either way). Returns the open
- * descriptor in *fd, to be given to cache_unlock.
+ * has locked. The lock is a file inside the cache, taken with flock(2) so that a killed
+ * holder releases it; a git fetch inherits it (git_cli.h, lock_fd), so it is held while that
+ * git runs even when the projsync that started it was killed. The wait is bounded by the
+ * operation's deadline when it has one, and ends at a cancel; a holder's fetch is bounded by
+ * the network timeout, except the git of a killed projsync, which runs until git itself gives
+ * up. Returns the open descriptor in *fd, to be given to cache_unlock.
  */
 static int cache_lock(struct git_source *s, int *fd)
 {
