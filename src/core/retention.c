@@ -64,13 +64,17 @@ static void add_stats(struct ps_prune_stats *to, const struct ps_prune_stats *fr
 static int prune_project(struct ps_store *s, const struct ps_project *p, int64_t now,
 			 ps_prune_cb cb, void *ud, struct ps_prune_stats *total)
 {
-	struct ps_prune_project pp = { .name = p->name };
+	struct ps_prune_project pp;
 	struct ps_sync **syncs = NULL;
 	size_t n = 0;
-	int rc;
+	int rc, tries = 0;
 
 	if (p->keep_syncs <= 0 && p->keep_days <= 0)
 		return 0;
+again:
+	pp = (struct ps_prune_project){ .name = p->name };
+	syncs = NULL;
+	n = 0;
 	if ((rc = ps_store_sync_list(s, p->id, 0, 0, &syncs, &n)) < 0)
 		return rc;
 	pp.start_sync_id = ps_retention_start(syncs, n, p->keep_syncs, p->keep_days, now);
@@ -86,8 +90,17 @@ static int prune_project(struct ps_store *s, const struct ps_project *p, int64_t
 	free(syncs);
 	if (!pp.start_sync_id)
 		return 0;
-	if ((rc = ps_store_prune_syncs(s, p->id, pp.start_sync_id, &pp.stats)) < 0)
+	if ((rc = ps_store_prune_syncs(s, p->id, pp.start_sync_id, &pp.stats)) < 0) {
+		/* The start was read before the prune's transaction: a scheduled check that
+		 * finished meanwhile may have folded it away (store.h, ps_store_sync_finalize).
+		 * The history is read again, once. */
+		if (rc == PS_EINVAL && !tries++ && ps_error_slug() &&
+		    strcmp(ps_error_slug(), "not_a_start") == 0) {
+			ps_error_clear();
+			goto again;
+		}
 		return ps_error_wrap(rc, "project '%s': ", p->name);
+	}
 	add_stats(total, &pp.stats);
 	if (cb)
 		cb(ud, &pp);

@@ -424,10 +424,12 @@ static char *cache_path_for(const char *cache_dir, const char *url)
  * the same URL (two branches of one repository), in this process or another (a CLI sync beside
  * the server), share the cache, and git refuses a second fetch while the first holds its
  * shallow.lock, as libgit2 refuses a ref (or the config of a new repository) another writer
- * has locked. The lock is a file inside the cache, taken with flock(2) so that
- * a killed holder releases it; the wait is bounded by the operation's deadline when it has one
- * (the holder's own fetch is bounded by the network timeout either way). Returns the open
- * descriptor in *fd, to be given to cache_unlock.
+ * has locked. The lock is a file inside the cache, taken with flock(2) so that a killed
+ * holder releases it; a git fetch inherits it (git_cli.h, lock_fd), so it is held while that
+ * git runs even when the projsync that started it was killed. The wait is bounded by the
+ * operation's deadline when it has one, and ends at a cancel; a holder's fetch is bounded by
+ * the network timeout, except the git of a killed projsync, which runs until git itself gives
+ * up. Returns the open descriptor in *fd, to be given to cache_unlock.
  */
 static int cache_lock(struct git_source *s, int *fd)
 {
@@ -458,6 +460,18 @@ static int cache_lock(struct git_source *s, int *fd)
 		usleep(20 * 1000);
 	}
 	if (rc < 0) {
+		close(*fd);
+		*fd = -1;
+		goto out;
+	}
+	/* Holding the lock, no fetch of projsync's runs in this cache (a git fetch holds it as
+	 * long as it lives): a shallow.lock here was left by a git fetch that was killed (a
+	 * cancel or a timeout kills it), and git would refuse every later fetch on it. */
+	free(path);
+	path = ps_asprintf("%s/shallow.lock", s->cache_path);
+	if (unlink(path) < 0 && errno != ENOENT) {
+		rc = ps_error_set(PS_EIO, "cache_failed", "cannot remove the stale %s: %s", path,
+				  strerror(errno));
 		close(*fd);
 		*fd = -1;
 	}
@@ -974,6 +988,7 @@ static int remote_resolve(struct git_source *s, const char *branch, const char *
 			.deadline_ms = op_deadline,
 			.stop = s->base.stop,
 			.stop_ud = s->base.stop_ud,
+			.lock_fd = lock_fd,
 		};
 		s->base.requests++;
 		rc = ps_git_cli_fetch(&f, &s->base.bytes);
@@ -1330,8 +1345,10 @@ static int git_commits(struct ps_source *src, const char *base_commit, const cha
 	op_begin(s->bounded, &s->base);
 	f.deadline_ms = op_deadline;
 	s->base.requests++;
-	if ((rc = cache_lock(s, &lock_fd)) == 0)
+	if ((rc = cache_lock(s, &lock_fd)) == 0) {
+		f.lock_fd = lock_fd;
 		rc = ps_git_cli_fetch(&f, &s->base.bytes);
+	}
 	cache_unlock(lock_fd);
 	op_end();
 	if (rc < 0) {

@@ -189,7 +189,11 @@ int ps_git_cli_fetch(const struct ps_git_cli_fetch *f, int64_t *bytes)
 		posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
 		for (int i = 0; i < OUT_N; i++)
 			posix_spawn_file_actions_adddup2(&fa, fds[i][1], i + 1);
-		posix_spawn_file_actions_addclosefrom_np(&fa, OUT_N + 1);
+		/* The cache's lock goes with git (git_cli.h, lock_fd): a dup2'd descriptor is
+		 * not close-on-exec, and it is the same open file, so the same flock. */
+		if (f->lock_fd > 2)
+			posix_spawn_file_actions_adddup2(&fa, f->lock_fd, OUT_N + 1);
+		posix_spawn_file_actions_addclosefrom_np(&fa, f->lock_fd > 2 ? OUT_N + 2 : OUT_N + 1);
 		posix_spawnattr_init(&attr);
 		/* A session of its own: no terminal to prompt on, and one group to kill. Signals a
 		 * server thread blocks or ignores must not stay so in git. */

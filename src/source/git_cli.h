@@ -21,6 +21,10 @@ struct ps_git_cli_fetch {
 	/* Polled at least every 250 ms: true kills git and fails with PS_ECANCELLED. */
 	bool (*stop)(void *ud);
 	void *stop_ud;
+	/* > 2: the descriptor of the cache's flock (git.c, cache_lock), which git inherits, so
+	 * the cache stays locked while git writes it even if this process dies first (git runs
+	 * in a session of its own and outlives a killed projsync). */
+	int lock_fd;
 };
 
 /*

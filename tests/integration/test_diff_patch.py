@@ -368,6 +368,10 @@ def test_http_diff_text_and_json(ps, crafted, server):
     assert body == git_diff(repo, c1, c2, paths=("text.txt", "moved"))
     st, h, body = server.get(base + "?format=diff&full_index=1")
     assert st == 200 and body == git_diff(repo, c1, c2, "--full-index") and body != want
+    # The API's own description names every query parameter used here.
+    st, _, doc = server.get("/openapi.json")
+    op = doc["paths"]["/api/v1/syncs/{id}/diff/{other}"]["get"]
+    assert {"patch", "format", "stat", "path", "full_index"} <= {p["name"] for p in op["parameters"]}
 
     # JSON with hunks: the same document as the CLI's --patch --json.
     st, h, doc = server.get(base + "?patch=1")

@@ -127,6 +127,89 @@ def test_first_sync_and_resync_fetch_only_new_objects(ps, upstream):
     assert cache_objects(ps) == objects_of(work, c1) | added
 
 
+def test_fetch_killed_midway_does_not_block_the_next(ps, upstream):
+    """A shallow git fetch that is killed (a cancel or a timeout kills it with SIGKILL, and so
+    may the end of a killed projsync) leaves git's shallow.lock in the cache, which makes every
+    later fetch fail with "Unable to create '.../shallow.lock': File exists". Under the cache's
+    own lock no other fetch of projsync's runs there, so the next sync must go through."""
+    work, bare, url = upstream
+    work.write("a.txt", "one\n")
+    work.commit("c1")
+    work.push()
+    ps.add("p", url)
+    ps.sync("p")
+    (cache_dir(ps) / "shallow.lock").write_text("")  # what the killed fetch left
+    work.write("a.txt", "two\n")
+    c2 = work.commit("c2")
+    work.push()
+    s2 = ps.sync("p")
+    assert s2["status"] == "succeeded" and s2["commit"] == c2
+    check_snapshot(ps, work, "p", c2)
+
+
+def test_cache_stays_locked_while_a_killed_syncs_git_still_fetches(ps, upstream, tmp_path):
+    """git fetch runs in a session of its own, so it outlives a projsync that is killed
+    mid-fetch (a SIGKILLed CLI sync). While that git still writes the cache, the cache's lock
+    must stay held (git inherits it), or the next sync would fetch into the same cache beside
+    it, past git's own shallow.lock. Played by a `git` that takes shallow.lock and hangs."""
+    import fcntl
+    import os
+    import signal
+
+    work, bare, url = upstream
+    work.write("a.txt", "one\n")
+    work.commit("c1")
+    work.push()
+    ps.add("p", url)
+    ps.sync("p")
+    work.write("a.txt", "two\n")
+    c2 = work.commit("c2")
+    work.push()
+    real_git = shutil.which("git")
+    bindir = tmp_path / "hanging-git"
+    bindir.mkdir()
+    pidfile = tmp_path / "git.pid"
+    (bindir / "git").write_text(
+        "#!/bin/sh\n"
+        "for a in \"$@\"; do\n"
+        "  case \"$a\" in --git-dir=*) dir=${a#--git-dir=};; fetch) fetch=1;; esac\n"
+        "done\n"
+        f"[ -n \"$fetch\" ] || exec {real_git} \"$@\"\n"
+        f"echo $$ > {pidfile}\n"
+        ": > \"$dir/shallow.lock\"\n"
+        "exec sleep 600\n")
+    (bindir / "git").chmod(0o755)
+    proc = ps.popen("sync", "p", env={"PATH": f"{bindir}:{os.environ['PATH']}"})
+    try:
+        assert wait_for(lambda: pidfile.exists() and pidfile.read_text().strip(), timeout=30)
+        proc.kill()
+        proc.wait(timeout=10)
+        git_pid = int(pidfile.read_text())
+        with open(cache_dir(ps) / "projsync-fetch.lock", "rb") as f:
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.kill(git_pid, signal.SIGKILL)
+
+        def unlocked():
+            with open(cache_dir(ps) / "projsync-fetch.lock", "rb") as f:
+                try:
+                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    return True
+                except BlockingIOError:
+                    return False
+        assert wait_for(unlocked, timeout=10)
+    finally:
+        if pidfile.exists() and pidfile.read_text().strip():
+            try:
+                os.kill(int(pidfile.read_text()), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    # What the killed git left (its shallow.lock) does not stop the next sync.
+    s = ps.sync("p")
+    assert s["commit"] == c2
+    check_snapshot(ps, work, "p", c2)
+
+
 def test_force_push_keeps_exact_snapshots(ps, upstream):
     work, bare, url = upstream
     long_history(work, commits=5, files=8)

@@ -1393,6 +1393,16 @@ int ps_pg_sync_fold(struct ps_store *s, struct ps_sync *y)
 	static const char relink[] =
 		"UPDATE syncs SET previous_sync_id = $2, base_sync_id = $3, checks = $4, "
 		"first_check_at = $5 WHERE id = $1";
+	/* The rows of a check that a prune made the chain's start go to the row that takes its
+	 * place (sqlite.c, ps_sqlite_sync_fold, says why). */
+	static const char *const move[] = {
+		"UPDATE file_versions SET introduced_by = $2 WHERE introduced_by = $1",
+		"UPDATE file_versions SET superseded_by = $2 WHERE project_id = $3 "
+		"AND superseded_by = $1",
+		"UPDATE dir_trees SET introduced_by = $2 WHERE introduced_by = $1",
+		"UPDATE dir_trees SET superseded_by = $2 WHERE project_id = $3 "
+		"AND superseded_by = $1",
+	};
 	struct ps_pq q = { 0 };
 	PGresult *r;
 	int64_t old, prev, base, checks, first;
@@ -1420,6 +1430,14 @@ int ps_pg_sync_fold(struct ps_store *s, struct ps_sync *y)
 	ps_pq_int(&q, old);
 	if ((rc = ps_pg_exec(PSPG(s), del_sync, &q, "fold checks", NULL)) < 0)
 		return rc;
+	for (size_t i = 0; i < sizeof(move) / sizeof(*move); i++) {
+		ps_pq_int(&q, old);
+		ps_pq_int(&q, y->id);
+		if (i % 2)
+			ps_pq_int(&q, y->project_id);
+		if ((rc = ps_pg_exec(PSPG(s), move[i], &q, "fold checks", NULL)) < 0)
+			return rc;
+	}
 	y->previous_sync_id = prev;
 	y->base_sync_id = base;
 	y->checks = (checks > 1 ? checks : 1) + 1;
@@ -2435,8 +2453,13 @@ int ps_pg_prune_syncs(struct ps_store *s, int64_t project_id, int64_t start,
 	/* The same steps as sqlite.c ps_sqlite_prune_syncs, which says why each is there. */
 	static const char count_syncs[] =
 		"SELECT count(*) FROM syncs WHERE project_id = $1 AND id < $2";
+	/* The start is locked before anything changes: a finalize that folds it away (a
+	 * scheduled check after it, sqlite.c ps_sqlite_sync_fold) holds it locked until it
+	 * commits, and then this finds it gone, rather than rebasing the snapshot onto a row that
+	 * is being deleted (SQLite's write lock serializes the two the same way). */
 	static const char check_start[] =
-		"SELECT count(*) FROM syncs WHERE project_id = $1 AND id = $2 AND status = 'succeeded'";
+		"SELECT count(*) FROM (SELECT id FROM syncs WHERE project_id = $1 AND id = $2 "
+		"AND status = 'succeeded' FOR UPDATE) AS start";
 	static const char del_unsucceeded[] =
 		"DELETE FROM file_versions WHERE project_id = $1 AND introduced_by < $2 AND "
 		"introduced_by NOT IN (SELECT id FROM syncs WHERE project_id = $1 "

@@ -1257,6 +1257,19 @@ int ps_sqlite_sync_fold(struct ps_store *s, struct ps_sync *y)
 	static const char relink[] =
 		"UPDATE syncs SET previous_sync_id = ?2, base_sync_id = ?3, checks = ?4, "
 		"first_check_at = ?5 WHERE id = ?1";
+	/* A check normally owns no rows, but one that became the chain's start by a prune owns
+	 * the start's whole snapshot (prune rebases it there): the new row takes them over, or
+	 * they would name a sync that is gone, which VISIBLE_AT hides and the next prune
+	 * deletes as a failed sync's leftovers. No sync lies between the two, so moving the
+	 * rows changes no snapshot. */
+	static const char *const move[] = {
+		"UPDATE file_versions SET introduced_by = ?2 WHERE introduced_by = ?1",
+		"UPDATE file_versions SET superseded_by = ?2 WHERE project_id = ?3 "
+		"AND superseded_by = ?1",
+		"UPDATE dir_trees SET introduced_by = ?2 WHERE introduced_by = ?1",
+		"UPDATE dir_trees SET superseded_by = ?2 WHERE project_id = ?3 "
+		"AND superseded_by = ?1",
+	};
 	sqlite3_stmt *st = stmt(s, find);
 	int64_t old, prev, base, checks, first;
 	int rc;
@@ -1287,6 +1300,15 @@ int ps_sqlite_sync_fold(struct ps_store *s, struct ps_sync *y)
 	sqlite3_bind_int64(st, 1, old);
 	if ((rc = step_done(s, st, "fold checks")) < 0)
 		return rc;
+	for (size_t i = 0; i < sizeof(move) / sizeof(*move); i++) {
+		if (!(st = stmt(s, move[i])))
+			return PS_ESTORE;
+		sqlite3_bind_int64(st, 1, old);
+		sqlite3_bind_int64(st, 2, y->id);
+		sqlite3_bind_int64(st, 3, y->project_id);
+		if ((rc = step_done(s, st, "fold checks")) < 0)
+			return rc;
+	}
 	if (!(st = stmt(s, relink)))
 		return PS_ESTORE;
 	y->previous_sync_id = prev;
