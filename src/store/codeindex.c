@@ -1,0 +1,339 @@
+/*
+ * projsync's own trigram index format (codeindex.h). Why not FTS5: feeding FTS5 one token per
+ * (blob, distinct trigram) cost ~0.3 us each inside FTS5 (its pending-terms hash and segment
+ * merges), which kept a first sync with the index at 2-2.3x one without; here a posting is an
+ * array append, a counting sort by trigram and a varint (docs/performance.md, "Code search").
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/codeindex.h"
+#include "util/util.h"
+
+static unsigned char sym[256];
+static pthread_once_t sym_once = PTHREAD_ONCE_INIT;
+
+static void sym_init(void)
+{
+	unsigned char n = 1;
+
+	sym['\t'] = n++;
+	for (int c = 0x20; c < 0x7f; c++)
+		if (c < 'A' || c > 'Z')
+			sym[c] = n++;
+	for (int c = 'A'; c <= 'Z'; c++)
+		sym[c] = sym[c - 'A' + 'a'];
+}
+
+unsigned ps_tri_symbol(unsigned char c)
+{
+	pthread_once(&sym_once, sym_init);
+	return sym[c];
+}
+
+int32_t ps_tri_of(const char *three)
+{
+	unsigned a = ps_tri_symbol((unsigned char)three[0]), b = ps_tri_symbol((unsigned char)three[1]),
+		 c = ps_tri_symbol((unsigned char)three[2]);
+
+	if (!a || !b || !c)
+		return -1;
+	return (int32_t)((a * PS_TRI_SYMBOLS + b) * PS_TRI_SYMBOLS + c);
+}
+
+void ps_tri_doc_extract(struct ps_tri_doc *d, const void *data, size_t len)
+{
+	const unsigned char *p = data;
+	unsigned c1 = 0, c2 = 0;
+	uint32_t gen;
+
+	pthread_once(&sym_once, sym_init);
+	if (!d->stamp) {
+		d->stamp = ps_calloc(PS_TRI_CODES, sizeof(*d->stamp));
+		d->gen = 0;
+	}
+	if (++d->gen == 0) { /* wrapped: old stamps could pass for new ones */
+		memset(d->stamp, 0, PS_TRI_CODES * sizeof(*d->stamp));
+		d->gen = 1;
+	}
+	gen = d->gen;
+	d->n = 0;
+	for (size_t i = 0; i < len;) {
+		unsigned c;
+
+		if (p[i] == 0xe2 && i + 2 < len && p[i + 1] == 0x84 && p[i + 2] == 0xaa) {
+			c = sym['k']; /* U+212A KELVIN SIGN */
+			i += 3;
+		} else if (p[i] == 0xc5 && i + 1 < len && p[i + 1] == 0xbf) {
+			c = sym['s']; /* U+017F LATIN SMALL LETTER LONG S */
+			i += 2;
+		} else {
+			c = sym[p[i++]];
+		}
+		if (c && c1 && c2) {
+			uint32_t code = (uint32_t)((c1 * PS_TRI_SYMBOLS + c2) * PS_TRI_SYMBOLS + c);
+
+			if (d->stamp[code] != gen) {
+				d->stamp[code] = gen;
+				if (d->n == d->cap) {
+					d->cap = d->cap ? 2 * d->cap : 4096;
+					d->codes = ps_realloc(d->codes, d->cap * sizeof(*d->codes));
+				}
+				d->codes[d->n++] = code;
+			}
+		}
+		c1 = c2;
+		c2 = c;
+	}
+}
+
+void ps_tri_doc_dispose(struct ps_tri_doc *d)
+{
+	free(d->stamp);
+	free(d->codes);
+	memset(d, 0, sizeof(*d));
+}
+
+void ps_tri_acc_add(struct ps_tri_acc *a, uint32_t id, const uint32_t *codes, size_t n)
+{
+	if (a->n + n > a->cap) {
+		size_t cap = a->cap ? a->cap : 65536;
+
+		while (cap < a->n + n)
+			cap *= 2;
+		a->code = ps_realloc(a->code, cap * sizeof(*a->code));
+		a->id = ps_realloc(a->id, cap * sizeof(*a->id));
+		a->cap = cap;
+	}
+	memcpy(a->code + a->n, codes, n * sizeof(*codes));
+	for (size_t i = 0; i < n; i++)
+		a->id[a->n + i] = id;
+	a->n += n;
+	if (id > a->max_id)
+		a->max_id = id;
+}
+
+void ps_tri_acc_clear(struct ps_tri_acc *a)
+{
+	a->n = 0;
+	a->max_id = 0;
+}
+
+void ps_tri_acc_dispose(struct ps_tri_acc *a)
+{
+	free(a->code);
+	free(a->id);
+	memset(a, 0, sizeof(*a));
+}
+
+/* ---- writing rows ---- */
+
+static size_t put_varint(unsigned char *out, uint32_t v)
+{
+	size_t n = 0;
+
+	while (v >= 0x80) {
+		out[n++] = (unsigned char)(v | 0x80);
+		v >>= 7;
+	}
+	out[n++] = (unsigned char)v;
+	return n;
+}
+
+static bool get_varint(const unsigned char **p, const unsigned char *end, uint32_t *v)
+{
+	uint32_t x = 0;
+
+	for (unsigned shift = 0; shift < 35; shift += 7) {
+		if (*p >= end)
+			return false;
+		unsigned char b = *(*p)++;
+		x |= (uint32_t)(b & 0x7f) << shift;
+		if (!(b & 0x80)) {
+			*v = x;
+			return true;
+		}
+	}
+	return false;
+}
+
+static void reserve(unsigned char **buf, size_t *cap, size_t need)
+{
+	if (need <= *cap)
+		return;
+	size_t c = *cap ? *cap : 4096;
+	while (c < need)
+		c *= 2;
+	*buf = ps_realloc(*buf, c);
+	*cap = c;
+}
+
+void ps_tri_writer_init(struct ps_tri_writer *w, ps_tri_emit_fn emit, void *ctx)
+{
+	memset(w, 0, sizeof(*w));
+	w->emit = emit;
+	w->ctx = ctx;
+}
+
+static int flush_row(struct ps_tri_writer *w)
+{
+	unsigned char head[5];
+	size_t h;
+	unsigned char *row;
+	int rc;
+
+	if (!w->ntri || w->rc < 0)
+		return w->rc;
+	h = put_varint(head, w->ntri);
+	row = ps_malloc(h + w->ndir + w->npost);
+	memcpy(row, head, h);
+	memcpy(row + h, w->dir, w->ndir);
+	memcpy(row + h + w->ndir, w->post, w->npost);
+	rc = w->emit(w->ctx, w->first, row, h + w->ndir + w->npost);
+	free(row);
+	w->ntri = 0;
+	w->ndir = w->npost = 0;
+	if (rc < 0)
+		w->rc = rc;
+	return w->rc;
+}
+
+int ps_tri_writer_add(struct ps_tri_writer *w, uint32_t code, const uint32_t *ids, size_t n)
+{
+	size_t start;
+	uint32_t prev = 0;
+
+	if (!n || w->rc < 0)
+		return w->rc;
+	if (!w->ntri) {
+		w->first = code;
+		w->prev = code;
+	}
+	reserve(&w->post, &w->cappost, w->npost + 5 * n);
+	start = w->npost;
+	for (size_t i = 0; i < n; i++) {
+		w->npost += put_varint(w->post + w->npost, i ? ids[i] - prev : ids[i]);
+		prev = ids[i];
+	}
+	reserve(&w->dir, &w->capdir, w->ndir + 15);
+	w->ndir += put_varint(w->dir + w->ndir, code - w->prev);
+	w->ndir += put_varint(w->dir + w->ndir, (uint32_t)n);
+	w->ndir += put_varint(w->dir + w->ndir, (uint32_t)(w->npost - start));
+	w->prev = code;
+	w->ntri++;
+	w->postings += n;
+	if (w->npost + w->ndir >= PS_TRI_ROW_BYTES)
+		return flush_row(w);
+	return 0;
+}
+
+int ps_tri_writer_finish(struct ps_tri_writer *w)
+{
+	int rc = flush_row(w);
+
+	free(w->dir);
+	free(w->post);
+	w->dir = w->post = NULL;
+	w->capdir = w->cappost = 0;
+	return rc;
+}
+
+int ps_tri_acc_write(struct ps_tri_acc *a, struct ps_tri_writer *w)
+{
+	/* A counting sort by trigram: stable, so each trigram's ids stay in the increasing order
+	 * they were added in. */
+	uint32_t *start = ps_calloc(PS_TRI_CODES + 1, sizeof(*start));
+	uint32_t *ids = ps_malloc((a->n ? a->n : 1) * sizeof(*ids));
+	int rc = 0;
+
+	for (size_t i = 0; i < a->n; i++)
+		start[a->code[i] + 1]++;
+	for (size_t c = 0; c < PS_TRI_CODES; c++)
+		start[c + 1] += start[c];
+	for (size_t i = 0; i < a->n; i++)
+		ids[start[a->code[i]]++] = a->id[i];
+	/* start[c] is now the end of c's run, i.e. the start of c + 1's. */
+	for (uint32_t c = 0, from = 0; c < PS_TRI_CODES && rc == 0; c++) {
+		if (start[c] > from)
+			rc = ps_tri_writer_add(w, c, ids + from, start[c] - from);
+		from = start[c];
+	}
+	free(start);
+	free(ids);
+	return rc;
+}
+
+/* ---- reading rows ---- */
+
+bool ps_tri_row_open(struct ps_tri_row *r, uint32_t first, const unsigned char *data, size_t len)
+{
+	const unsigned char *p = data, *end = data + len, *q;
+	uint32_t n, skip;
+	size_t total = 0;
+
+	memset(r, 0, sizeof(*r));
+	if (!get_varint(&p, end, &n))
+		return false;
+	/* Walk the directory once to find where the lists start. */
+	q = p;
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t nbytes;
+		if (!get_varint(&q, end, &skip) || !get_varint(&q, end, &skip) ||
+		    !get_varint(&q, end, &nbytes))
+			return false;
+		total += nbytes;
+	}
+	if (total > (size_t)(end - q))
+		return false;
+	r->p = p;
+	r->end = end;
+	r->post = q;
+	r->left = n;
+	r->code = first;
+	r->list = NULL;
+	return true;
+}
+
+bool ps_tri_row_next(struct ps_tri_row *r)
+{
+	uint32_t delta, ndocs, nbytes;
+
+	if (!r->left)
+		return false;
+	if (!get_varint(&r->p, r->end, &delta) || !get_varint(&r->p, r->end, &ndocs) ||
+	    !get_varint(&r->p, r->end, &nbytes))
+		return false;
+	if (r->list)
+		r->post = r->list + r->nbytes;
+	r->left--;
+	r->code += delta;
+	r->ndocs = ndocs;
+	r->list = r->post;
+	r->nbytes = nbytes;
+	return true;
+}
+
+void ps_tri_list_each(const struct ps_tri_row *r, void (*fn)(void *ctx, uint32_t id), void *ctx)
+{
+	const unsigned char *p = r->list, *end = r->list + r->nbytes;
+	uint32_t id = 0, v;
+
+	for (uint32_t i = 0; i < r->ndocs && get_varint(&p, end, &v); i++) {
+		id = i ? id + v : v;
+		fn(ctx, id);
+	}
+}
+
+size_t ps_tri_list_decode(const struct ps_tri_row *r, uint32_t *ids)
+{
+	const unsigned char *p = r->list, *end = r->list + r->nbytes;
+	uint32_t id = 0, v;
+	size_t n = 0;
+
+	for (uint32_t i = 0; i < r->ndocs && get_varint(&p, end, &v); i++) {
+		id = i ? id + v : v;
+		ids[n++] = id;
+	}
+	return n;
+}
