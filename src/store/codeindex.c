@@ -16,14 +16,9 @@ static pthread_once_t sym_once = PTHREAD_ONCE_INIT;
 
 static void sym_init(void)
 {
-	unsigned char n = 1;
-
-	sym['\t'] = n++;
+	sym['\t'] = '\t';
 	for (int c = 0x20; c < 0x7f; c++)
-		if (c < 'A' || c > 'Z')
-			sym[c] = n++;
-	for (int c = 'A'; c <= 'Z'; c++)
-		sym[c] = sym[c - 'A' + 'a'];
+		sym[c] = (unsigned char)(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
 }
 
 unsigned ps_tri_symbol(unsigned char c)
@@ -39,58 +34,60 @@ int32_t ps_tri_of(const char *three)
 
 	if (!a || !b || !c)
 		return -1;
-	return (int32_t)((a * PS_TRI_SYMBOLS + b) * PS_TRI_SYMBOLS + c);
+	return (int32_t)(a << 14 | b << 7 | c);
 }
 
 void ps_tri_doc_extract(struct ps_tri_doc *d, const void *data, size_t len)
 {
 	const unsigned char *p = data;
-	unsigned c1 = 0, c2 = 0;
-	uint32_t gen;
+	uint64_t *seen;
+	uint32_t code = 0;
+	unsigned run = 0; /* symbols in a row so far */
+	size_t n = 0;
 
 	pthread_once(&sym_once, sym_init);
-	if (!d->stamp) {
-		d->stamp = ps_calloc(PS_TRI_CODES, sizeof(*d->stamp));
-		d->gen = 0;
+	if (!d->seen)
+		d->seen = ps_calloc(PS_TRI_CODES / 64, sizeof(*d->seen));
+	seen = d->seen;
+	/* A document has at most len - 2 distinct trigrams. */
+	if (d->cap < len) {
+		d->cap = len;
+		d->codes = ps_realloc(d->codes, d->cap * sizeof(*d->codes));
 	}
-	if (++d->gen == 0) { /* wrapped: old stamps could pass for new ones */
-		memset(d->stamp, 0, PS_TRI_CODES * sizeof(*d->stamp));
-		d->gen = 1;
-	}
-	gen = d->gen;
-	d->n = 0;
 	for (size_t i = 0; i < len;) {
-		unsigned c;
+		unsigned c = sym[p[i]];
 
-		if (p[i] == 0xe2 && i + 2 < len && p[i + 1] == 0x84 && p[i + 2] == 0xaa) {
-			c = sym['k']; /* U+212A KELVIN SIGN */
+		if (c) {
+			i++;
+		} else if (p[i] == 0xe2 && i + 2 < len && p[i + 1] == 0x84 && p[i + 2] == 0xaa) {
+			c = 'k'; /* U+212A KELVIN SIGN */
 			i += 3;
 		} else if (p[i] == 0xc5 && i + 1 < len && p[i + 1] == 0xbf) {
-			c = sym['s']; /* U+017F LATIN SMALL LETTER LONG S */
+			c = 's'; /* U+017F LATIN SMALL LETTER LONG S */
 			i += 2;
 		} else {
-			c = sym[p[i++]];
+			i++;
+			run = 0;
+			continue;
 		}
-		if (c && c1 && c2) {
-			uint32_t code = (uint32_t)((c1 * PS_TRI_SYMBOLS + c2) * PS_TRI_SYMBOLS + c);
+		code = ((code << 7) | c) & (PS_TRI_CODES - 1);
+		if (++run >= 3) {
+			uint64_t bit = (uint64_t)1 << (code % 64);
 
-			if (d->stamp[code] != gen) {
-				d->stamp[code] = gen;
-				if (d->n == d->cap) {
-					d->cap = d->cap ? 2 * d->cap : 4096;
-					d->codes = ps_realloc(d->codes, d->cap * sizeof(*d->codes));
-				}
-				d->codes[d->n++] = code;
+			if (!(seen[code / 64] & bit)) {
+				seen[code / 64] |= bit;
+				d->codes[n++] = code;
 			}
 		}
-		c1 = c2;
-		c2 = c;
 	}
+	for (size_t k = 0; k < n; k++)
+		seen[d->codes[k] / 64] = 0;
+	d->n = n;
 }
 
 void ps_tri_doc_dispose(struct ps_tri_doc *d)
 {
-	free(d->stamp);
+	free(d->seen);
 	free(d->codes);
 	memset(d, 0, sizeof(*d));
 }
@@ -241,26 +238,45 @@ int ps_tri_writer_finish(struct ps_tri_writer *w)
 
 int ps_tri_acc_write(struct ps_tri_acc *a, struct ps_tri_writer *w)
 {
-	/* A counting sort by trigram: stable, so each trigram's ids stay in the increasing order
-	 * they were added in. */
-	uint32_t *start = ps_calloc(PS_TRI_CODES + 1, sizeof(*start));
-	uint32_t *ids = ps_malloc((a->n ? a->n : 1) * sizeof(*ids));
+	/* An LSD radix sort by trigram, 11 bits then 10: stable, so each trigram's ids stay in
+	 * the increasing order they were added in. */
+	enum { LOW = 11, HIGH = PS_TRI_BITS - LOW };
+	uint32_t count[1u << LOW];
+	size_t n = a->n ? a->n : 1;
+	uint32_t *code2 = ps_malloc(n * sizeof(*code2)), *id2 = ps_malloc(n * sizeof(*id2));
 	int rc = 0;
 
-	for (size_t i = 0; i < a->n; i++)
-		start[a->code[i] + 1]++;
-	for (size_t c = 0; c < PS_TRI_CODES; c++)
-		start[c + 1] += start[c];
-	for (size_t i = 0; i < a->n; i++)
-		ids[start[a->code[i]]++] = a->id[i];
-	/* start[c] is now the end of c's run, i.e. the start of c + 1's. */
-	for (uint32_t c = 0, from = 0; c < PS_TRI_CODES && rc == 0; c++) {
-		if (start[c] > from)
-			rc = ps_tri_writer_add(w, c, ids + from, start[c] - from);
-		from = start[c];
+	for (int pass = 0; pass < 2; pass++) {
+		unsigned shift = pass ? LOW : 0, buckets = pass ? 1u << HIGH : 1u << LOW;
+		const uint32_t *fc = pass ? code2 : a->code, *fi = pass ? id2 : a->id;
+		uint32_t *tc = pass ? a->code : code2, *ti = pass ? a->id : id2, sum = 0;
+
+		memset(count, 0, buckets * sizeof(*count));
+		for (size_t i = 0; i < a->n; i++)
+			count[(fc[i] >> shift) & (buckets - 1)]++;
+		for (unsigned b = 0; b < buckets; b++) {
+			uint32_t c = count[b];
+			count[b] = sum;
+			sum += c;
+		}
+		for (size_t i = 0; i < a->n; i++) {
+			uint32_t at = count[(fc[i] >> shift) & (buckets - 1)]++;
+			tc[at] = fc[i];
+			ti[at] = fi[i];
+		}
 	}
-	free(start);
-	free(ids);
+	free(code2);
+	free(id2);
+	for (size_t i = 0; i < a->n && rc == 0;) {
+		size_t j = i + 1;
+
+		while (j < a->n && a->code[j] == a->code[i])
+			j++;
+		rc = ps_tri_writer_add(w, a->code[i], a->id + i, j - i);
+		i = j;
+	}
+	/* The pairs are sorted in place: the accumulator is spent. */
+	a->n = 0;
 	return rc;
 }
 

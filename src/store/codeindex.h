@@ -26,22 +26,24 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PS_TRI_SYMBOLS 71 /* 0 = none; 1..70 = tab, ' '..'~' without 'A'..'Z' */
-#define PS_TRI_CODES (PS_TRI_SYMBOLS * PS_TRI_SYMBOLS * PS_TRI_SYMBOLS)
+/* A trigram's number: its three folded bytes (7 bits each; tab, ' '..'~' without 'A'..'Z'),
+ * the first in the high bits, so a rolling shift makes it. */
+#define PS_TRI_BITS 21
+#define PS_TRI_CODES ((uint32_t)1 << PS_TRI_BITS)
 /* A row is closed once its lists reach this many bytes (one long list may exceed it). */
 #define PS_TRI_ROW_BYTES (16u * 1024)
 
-/* The symbol of a byte (0: separates), and the trigram of 3 bytes (-1 if one separates). */
+/* The folded byte a byte stands for (0: it separates), and the trigram of 3 bytes (-1 if one
+ * separates). */
 unsigned ps_tri_symbol(unsigned char c);
 int32_t ps_tri_of(const char *three);
 
 /*
- * The distinct trigrams of one document. `stamp` is one 32-bit generation per trigram, so a
- * document's trigrams are deduplicated without clearing anything between documents.
+ * The distinct trigrams of one document. `seen` is one bit per trigram (256 KiB, in the
+ * CPU's cache), cleared after each document through the list of the trigrams it set.
  */
 struct ps_tri_doc {
-	uint32_t *stamp; /* PS_TRI_CODES, allocated on first use */
-	uint32_t gen;
+	uint64_t *seen; /* PS_TRI_CODES bits, allocated on first use */
 	uint32_t *codes; /* the trigrams of the last document, in order of first occurrence */
 	size_t n, cap;
 };

@@ -183,13 +183,13 @@ int ps_sqlite_code_register(sqlite3 *db)
  * (segment << KEY_SHIFT) | first trigram, so the row that may hold trigram t of segment g is
  * the one with the largest key <= (g << KEY_SHIFT) | t: one rowid range read, no other index.
  */
-#define KEY_SHIFT 24 /* PS_TRI_CODES < 2^19 */
+#define KEY_SHIFT 24 /* PS_TRI_CODES = 2^21 */
 #define KEY(seg, code) (((sqlite3_int64)(seg) << KEY_SHIFT) | (sqlite3_int64)(code))
 /* Segments of a level merged into one of the next level once there are this many: a store
  * holds at most FANIN - 1 per level, i.e. O(log n) segments for n flushes, and each posting
  * is rewritten about once per level (amortised O(log n) per posting, never the whole index
  * per sync). */
-#define FANIN 4
+#define FANIN 8
 /* Postings kept in memory before a transaction writes them as a segment anyway (8 bytes each). */
 #define ACC_MAX ((size_t)4 << 20)
 
