@@ -94,6 +94,10 @@ void ps_tri_doc_dispose(struct ps_tri_doc *d)
 
 void ps_tri_acc_add(struct ps_tri_acc *a, uint32_t id, const uint32_t *codes, size_t n)
 {
+	if (id > a->max_id)
+		a->max_id = id;
+	if (!n) /* an empty document: `codes` may be NULL */
+		return;
 	if (a->n + n > a->cap) {
 		size_t cap = a->cap ? a->cap : 65536;
 
@@ -107,8 +111,6 @@ void ps_tri_acc_add(struct ps_tri_acc *a, uint32_t id, const uint32_t *codes, si
 	for (size_t i = 0; i < n; i++)
 		a->id[a->n + i] = id;
 	a->n += n;
-	if (id > a->max_id)
-		a->max_id = id;
 }
 
 void ps_tri_acc_clear(struct ps_tri_acc *a)

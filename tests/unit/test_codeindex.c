@@ -214,6 +214,11 @@ static void test_accumulator(void)
 				      "hello" };
 	uint32_t got[16];
 
+	/* An empty document first: no trigram, nothing allocated yet. */
+	ps_tri_doc_extract(&d, "", 0);
+	CHECK_INT(d.n, 0);
+	ps_tri_acc_add(&a, 9, d.codes, d.n);
+	CHECK_INT(a.n, 0);
 	for (uint32_t id = 0; id < 6; id++) {
 		ps_tri_doc_extract(&d, docs[id], strlen(docs[id]));
 		ps_tri_acc_add(&a, 10 + id, d.codes, d.n);
