@@ -128,7 +128,7 @@ void ps_tri_acc_dispose(struct ps_tri_acc *a)
 
 /* ---- writing rows ---- */
 
-static size_t put_varint(unsigned char *out, uint32_t v)
+static size_t put_varint(unsigned char *out, uint64_t v)
 {
 	size_t n = 0;
 
@@ -140,15 +140,26 @@ static size_t put_varint(unsigned char *out, uint32_t v)
 	return n;
 }
 
-static bool get_varint(const unsigned char **p, const unsigned char *end, uint32_t *v)
+static size_t varint_len(uint64_t v)
 {
-	uint32_t x = 0;
+	size_t n = 1;
 
-	for (unsigned shift = 0; shift < 35; shift += 7) {
+	while (v >= 0x80) {
+		v >>= 7;
+		n++;
+	}
+	return n;
+}
+
+static bool get_varint(const unsigned char **p, const unsigned char *end, uint64_t *v)
+{
+	uint64_t x = 0;
+
+	for (unsigned shift = 0; shift < 64; shift += 7) {
 		if (*p >= end)
 			return false;
 		unsigned char b = *(*p)++;
-		x |= (uint32_t)(b & 0x7f) << shift;
+		x |= (uint64_t)(b & 0x7f) << shift;
 		if (!(b & 0x80)) {
 			*v = x;
 			return true;
@@ -177,7 +188,7 @@ void ps_tri_writer_init(struct ps_tri_writer *w, ps_tri_emit_fn emit, void *ctx)
 
 static int flush_row(struct ps_tri_writer *w)
 {
-	unsigned char head[5];
+	unsigned char head[10];
 	size_t h;
 	unsigned char *row;
 	int rc;
@@ -200,8 +211,8 @@ static int flush_row(struct ps_tri_writer *w)
 
 int ps_tri_writer_add(struct ps_tri_writer *w, uint32_t code, const uint32_t *ids, size_t n)
 {
-	size_t start;
-	uint32_t prev = 0;
+	uint64_t span, bitmap, gaps = 0;
+	bool dense;
 
 	if (!n || w->rc < 0)
 		return w->rc;
@@ -209,16 +220,32 @@ int ps_tri_writer_add(struct ps_tri_writer *w, uint32_t code, const uint32_t *id
 		w->first = code;
 		w->prev = code;
 	}
-	reserve(&w->post, &w->cappost, w->npost + 5 * n);
-	start = w->npost;
-	for (size_t i = 0; i < n; i++) {
-		w->npost += put_varint(w->post + w->npost, i ? ids[i] - prev : ids[i]);
-		prev = ids[i];
+	/* The cheaper of the two forms: gaps as varints, or a bitmap of the ids after the first
+	 * (the common trigrams, in most documents of a segment). */
+	span = ids[n - 1] - ids[0];
+	for (size_t i = 1; i < n; i++)
+		gaps += varint_len(ids[i] - ids[i - 1]);
+	bitmap = varint_len(span) + (span + 7) / 8;
+	dense = n > 1 && bitmap < gaps;
+	reserve(&w->post, &w->cappost, w->npost + 10 + (dense ? bitmap : gaps));
+	w->npost += put_varint(w->post + w->npost, ids[0]);
+	if (dense) {
+		unsigned char *bits = w->post + w->npost + varint_len(span);
+
+		w->npost += put_varint(w->post + w->npost, span);
+		memset(bits, 0, (size_t)(span + 7) / 8);
+		for (size_t i = 1; i < n; i++) {
+			uint64_t at = (uint64_t)(ids[i] - ids[0]) - 1;
+			bits[at / 8] |= (unsigned char)(1u << (at % 8));
+		}
+		w->npost += (size_t)(span + 7) / 8;
+	} else {
+		for (size_t i = 1; i < n; i++)
+			w->npost += put_varint(w->post + w->npost, ids[i] - ids[i - 1]);
 	}
-	reserve(&w->dir, &w->capdir, w->ndir + 15);
+	reserve(&w->dir, &w->capdir, w->ndir + 20);
 	w->ndir += put_varint(w->dir + w->ndir, code - w->prev);
-	w->ndir += put_varint(w->dir + w->ndir, (uint32_t)n);
-	w->ndir += put_varint(w->dir + w->ndir, (uint32_t)(w->npost - start));
+	w->ndir += put_varint(w->dir + w->ndir, (uint64_t)n * 2 + dense);
 	w->prev = code;
 	w->ntri++;
 	w->postings += n;
@@ -287,71 +314,128 @@ int ps_tri_acc_write(struct ps_tri_acc *a, struct ps_tri_writer *w)
 bool ps_tri_row_open(struct ps_tri_row *r, uint32_t first, const unsigned char *data, size_t len)
 {
 	const unsigned char *p = data, *end = data + len, *q;
-	uint32_t n, skip;
-	size_t total = 0;
+	uint64_t n, skip;
 
 	memset(r, 0, sizeof(*r));
-	if (!get_varint(&p, end, &n))
+	if (!get_varint(&p, end, &n) || n > len)
 		return false;
 	/* Walk the directory once to find where the lists start. */
 	q = p;
-	for (uint32_t i = 0; i < n; i++) {
-		uint32_t nbytes;
-		if (!get_varint(&q, end, &skip) || !get_varint(&q, end, &skip) ||
-		    !get_varint(&q, end, &nbytes))
+	for (uint64_t i = 0; i < n; i++)
+		if (!get_varint(&q, end, &skip) || !get_varint(&q, end, &skip))
 			return false;
-		total += nbytes;
-	}
-	if (total > (size_t)(end - q))
-		return false;
 	r->p = p;
 	r->end = end;
 	r->post = q;
-	r->left = n;
+	r->left = (uint32_t)n;
 	r->code = first;
 	r->list = NULL;
 	return true;
 }
 
+/* Where the current list ends (NULL if it runs past the row). */
+static const unsigned char *list_end(const struct ps_tri_row *r)
+{
+	const unsigned char *p = r->list;
+	uint64_t v;
+
+	if (!get_varint(&p, r->end, &v))
+		return NULL;
+	if (r->dense) {
+		if (!get_varint(&p, r->end, &v) || (v + 7) / 8 > (uint64_t)(r->end - p))
+			return NULL;
+		return p + (v + 7) / 8;
+	}
+	for (uint32_t i = 1; i < r->ndocs; i++) {
+		/* A varint ends at a byte below 0x80. */
+		while (p < r->end && (*p & 0x80))
+			p++;
+		if (p >= r->end)
+			return NULL;
+		p++;
+	}
+	return p;
+}
+
 bool ps_tri_row_next(struct ps_tri_row *r)
 {
-	uint32_t delta, ndocs, nbytes;
+	uint64_t delta, count;
 
 	if (!r->left)
 		return false;
-	if (!get_varint(&r->p, r->end, &delta) || !get_varint(&r->p, r->end, &ndocs) ||
-	    !get_varint(&r->p, r->end, &nbytes))
+	if (r->list && !(r->post = list_end(r))) {
+		r->left = 0;
 		return false;
-	if (r->list)
-		r->post = r->list + r->nbytes;
+	}
+	if (!get_varint(&r->p, r->end, &delta) || !get_varint(&r->p, r->end, &count) ||
+	    delta >= PS_TRI_CODES || count < 2 || count / 2 > UINT32_MAX) {
+		r->left = 0;
+		return false;
+	}
+	/* A list takes at least a bit per id: more ids than that is a damaged row (and would
+	 * make a reader allocate for them). */
+	if (count / 2 > (uint64_t)(r->end - r->post) * 8 + 1) {
+		r->left = 0;
+		return false;
+	}
 	r->left--;
-	r->code += delta;
-	r->ndocs = ndocs;
+	r->code += (uint32_t)delta;
+	r->ndocs = (uint32_t)(count / 2);
+	r->dense = count & 1;
 	r->list = r->post;
-	r->nbytes = nbytes;
 	return true;
+}
+
+/* Calls fn for each id of the current list, at most r->ndocs; returns how many. */
+static size_t list_walk(const struct ps_tri_row *r, void (*fn)(void *ctx, uint32_t id), void *ctx,
+			uint32_t *out)
+{
+	const unsigned char *p = r->list;
+	uint64_t first, v;
+	size_t n = 0;
+
+	if (!get_varint(&p, r->end, &first) || first > UINT32_MAX)
+		return 0;
+	if (fn)
+		fn(ctx, (uint32_t)first);
+	else
+		out[0] = (uint32_t)first;
+	n = 1;
+	if (r->dense) {
+		if (!get_varint(&p, r->end, &v) || (v + 7) / 8 > (uint64_t)(r->end - p) ||
+		    first + v > UINT32_MAX)
+			return n;
+		for (uint64_t at = 0; at < v && n < r->ndocs; at++) {
+			if (!((p[at / 8] >> (at % 8)) & 1))
+				continue;
+			if (fn)
+				fn(ctx, (uint32_t)(first + at + 1));
+			else
+				out[n] = (uint32_t)(first + at + 1);
+			n++;
+		}
+		return n;
+	}
+	uint64_t id = first;
+	while (n < r->ndocs && get_varint(&p, r->end, &v)) {
+		id += v;
+		if (id > UINT32_MAX)
+			break;
+		if (fn)
+			fn(ctx, (uint32_t)id);
+		else
+			out[n] = (uint32_t)id;
+		n++;
+	}
+	return n;
 }
 
 void ps_tri_list_each(const struct ps_tri_row *r, void (*fn)(void *ctx, uint32_t id), void *ctx)
 {
-	const unsigned char *p = r->list, *end = r->list + r->nbytes;
-	uint32_t id = 0, v;
-
-	for (uint32_t i = 0; i < r->ndocs && get_varint(&p, end, &v); i++) {
-		id = i ? id + v : v;
-		fn(ctx, id);
-	}
+	list_walk(r, fn, ctx, NULL);
 }
 
 size_t ps_tri_list_decode(const struct ps_tri_row *r, uint32_t *ids)
 {
-	const unsigned char *p = r->list, *end = r->list + r->nbytes;
-	uint32_t id = 0, v;
-	size_t n = 0;
-
-	for (uint32_t i = 0; i < r->ndocs && get_varint(&p, end, &v); i++) {
-		id = i ? id + v : v;
-		ids[n++] = id;
-	}
-	return n;
+	return list_walk(r, NULL, NULL, ids);
 }

@@ -11,10 +11,17 @@
  * The index is a set of segments; a segment is a few rows, each holding the posting lists of
  * consecutive trigrams: a directory, then the lists.
  *
- *     row   := varint ntri, ntri x entry, postings
+ *     row   := varint ntri, ntri x entry, ntri x list
  *     entry := varint (trigram - previous trigram; the row's first trigram for the first),
- *              varint ndocs, varint nbytes (of this trigram's list in postings)
- *     list  := varint first id, then varint (id - previous id) for each next one (all > 0)
+ *              varint (ndocs * 2 + dense)
+ *     list  := varint first id, then
+ *              sparse: varint (id - previous id) for each next one (all > 0)
+ *              dense:  varint span (last id - first id), then span bits (LSB first): bit k
+ *                      set if first id + k + 1 is in the list
+ *
+ * The writer takes whichever form is smaller (dense: a trigram in most documents of the
+ * segment). A list's length in bytes is not stored: a reader skips it by its varints or its
+ * span, so a lookup scans at most one row (PS_TRI_ROW_BYTES).
  *
  * A row is keyed by its first trigram, so the row that may hold trigram t is the one with the
  * largest key <= t.
@@ -86,8 +93,8 @@ struct ps_tri_row {
 	const unsigned char *p, *end, *post;
 	uint32_t left, code;
 	uint32_t ndocs;
+	bool dense;
 	const unsigned char *list; /* the current entry's list */
-	size_t nbytes;
 };
 /* false if the row is malformed */
 bool ps_tri_row_open(struct ps_tri_row *r, uint32_t first, const unsigned char *data, size_t len);
