@@ -6,8 +6,9 @@
 -- the CPU of one without, against the 1.5x goal of issue 13; the table was also ~6 MiB of a
 -- 21 MiB store on libgit2. Now the postings of a transaction are collected in memory in an
 -- array (no hashing), sorted by trigram once, and written at commit as one segment of a few
--- ~16 KiB rows of delta-varint lists; segments are merged level by level (docs/performance.md,
--- "Code search").
+-- ~16 KiB rows of delta-varint (or bitmap) lists; segments are merged level by level
+-- (docs/performance.md, "Code search"). On libgit2 the first sync with the index now costs
+-- 1.3-1.35x the CPU of one without, and the index is smaller.
 --
 -- code_segments: one row per segment: its merge level, postings and the range of ids it
 -- holds. code_postings: the segments' rows, keyed by (segment << 24) | first trigram of the row
