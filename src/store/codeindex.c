@@ -49,9 +49,9 @@ void ps_tri_doc_extract(struct ps_tri_doc *d, const void *data, size_t len)
 	if (!d->seen)
 		d->seen = ps_calloc(PS_TRI_CODES / 64, sizeof(*d->seen));
 	seen = d->seen;
-	/* A document has at most len - 2 distinct trigrams. */
-	if (d->cap < len) {
-		d->cap = len;
+	/* A document has at most len - 2 distinct trigrams, and there are PS_TRI_CODES. */
+	if (d->cap < len && d->cap < PS_TRI_CODES) {
+		d->cap = len < PS_TRI_CODES ? len : PS_TRI_CODES;
 		d->codes = ps_realloc(d->codes, d->cap * sizeof(*d->codes));
 	}
 	for (size_t i = 0; i < len;) {

@@ -405,13 +405,14 @@ static int cmp_u32(const void *a, const void *b)
 }
 
 /*
- * Merges segments segs[0..n) (oldest first) into one new segment of `level`, leaving out the
- * ids no code_blobs row has any more (pruned blobs): streamed, a row of each input at a time.
+ * Merges segments segs[0..n), every segment of level `level` - 1 (oldest first), into one new
+ * segment of `level`, leaving out the ids no code_blobs row has any more (pruned blobs):
+ * streamed, a row of each input at a time.
  */
 static int merge_segments(struct ps_store *s, int level, const int64_t *segs, size_t n)
 {
 	static const char range[] = "SELECT min(min_id), max(max_id) FROM code_segments "
-				    "WHERE id BETWEEN ? AND ?";
+				    "WHERE level = ?";
 	static const char live_sql[] = "SELECT id FROM code_blobs WHERE id BETWEEN ? AND ?";
 	struct cursor *cur = ps_calloc(n, sizeof(*cur));
 	struct ps_tri_writer w;
@@ -428,8 +429,7 @@ static int merge_segments(struct ps_store *s, int level, const int64_t *segs, si
 	 * as many rows as the inputs hold documents. */
 	if (!(st = ps_sqlite_stmt(s, range)))
 		return free(cur), PS_ESTORE;
-	sqlite3_bind_int64(st, 1, segs[0]);
-	sqlite3_bind_int64(st, 2, segs[n - 1]);
+	sqlite3_bind_int(st, 1, level - 1); /* the inputs: every segment of the level below */
 	if (sqlite3_step(st) == SQLITE_ROW) {
 		lo = sqlite3_column_int64(st, 0);
 		hi = sqlite3_column_int64(st, 1);
