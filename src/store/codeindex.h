@@ -37,8 +37,10 @@
  * the first in the high bits, so a rolling shift makes it. */
 #define PS_TRI_BITS 21
 #define PS_TRI_CODES ((uint32_t)1 << PS_TRI_BITS)
-/* A row is closed once its lists reach this many bytes (one long list may exceed it). */
-#define PS_TRI_ROW_BYTES (16u * 1024)
+/* A row is closed once its lists reach this many bytes (one long list may exceed it). A lookup
+ * reads and scans one row per segment: 8 KiB searched as fast as FTS5 did on libgit2, 16 KiB
+ * took ~0.5 ms more per rare literal; the index is the same size either way. */
+#define PS_TRI_ROW_BYTES (8u * 1024)
 
 /* The folded byte a byte stands for (0: it separates), and the trigram of 3 bytes (-1 if one
  * separates). */

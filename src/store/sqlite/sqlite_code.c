@@ -4,7 +4,7 @@
  *
  * ps_sqlite_code_index_put records a blob in code_blobs (its id is its document id) and adds
  * its distinct trigrams to an accumulator of the store handle; the outermost commit writes the
- * accumulator as one new segment (rows of ~16 KiB in code_postings) in the same transaction as
+ * accumulator as one new segment (rows of ~8 KiB in code_postings) in the same transaction as
  * the code_blobs rows, so a crash leaves both or neither, and merges segments level by level
  * (FANIN of a level become one of the next). A query reads, per trigram it needs, one row per
  * segment, and evaluates the tree's AND / OR on id bitmaps in memory: nothing the user typed

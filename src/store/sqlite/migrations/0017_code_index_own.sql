@@ -6,7 +6,7 @@
 -- the CPU of one without, against the 1.5x goal of issue 13; the table was also ~6 MiB of a
 -- 21 MiB store on libgit2. Now the postings of a transaction are collected in memory in an
 -- array (no hashing), sorted by trigram once, and written at commit as one segment of a few
--- ~16 KiB rows of delta-varint (or bitmap) lists; segments are merged level by level
+-- ~8 KiB rows of delta-varint (or bitmap) lists; segments are merged level by level
 -- (docs/performance.md, "Code search"). On libgit2 the first sync with the index now costs
 -- 1.3-1.35x the CPU of one without, and the index is smaller.
 --
