@@ -188,7 +188,7 @@ void ps_tri_writer_init(struct ps_tri_writer *w, ps_tri_emit_fn emit, void *ctx)
 
 static int flush_row(struct ps_tri_writer *w)
 {
-	unsigned char head[10];
+	unsigned char head[20];
 	size_t h;
 	unsigned char *row;
 	int rc;
@@ -196,6 +196,7 @@ static int flush_row(struct ps_tri_writer *w)
 	if (!w->ntri || w->rc < 0)
 		return w->rc;
 	h = put_varint(head, w->ntri);
+	h += put_varint(head + h, w->ndir);
 	row = ps_malloc(h + w->ndir + w->npost);
 	memcpy(row, head, h);
 	memcpy(row + h, w->dir, w->ndir);
@@ -313,20 +314,17 @@ int ps_tri_acc_write(struct ps_tri_acc *a, struct ps_tri_writer *w)
 
 bool ps_tri_row_open(struct ps_tri_row *r, uint32_t first, const unsigned char *data, size_t len)
 {
-	const unsigned char *p = data, *end = data + len, *q;
-	uint64_t n, skip;
+	const unsigned char *p = data, *end = data + len;
+	uint64_t n, dir;
 
 	memset(r, 0, sizeof(*r));
-	if (!get_varint(&p, end, &n) || n > len)
+	if (!get_varint(&p, end, &n) || n > len || !get_varint(&p, end, &dir) ||
+	    dir > (uint64_t)(end - p))
 		return false;
-	/* Walk the directory once to find where the lists start. */
-	q = p;
-	for (uint64_t i = 0; i < n; i++)
-		if (!get_varint(&q, end, &skip) || !get_varint(&q, end, &skip))
-			return false;
 	r->p = p;
+	r->dir_end = p + dir;
 	r->end = end;
-	r->post = q;
+	r->post = p + dir;
 	r->left = (uint32_t)n;
 	r->code = first;
 	r->list = NULL;
@@ -367,7 +365,7 @@ bool ps_tri_row_next(struct ps_tri_row *r)
 		r->left = 0;
 		return false;
 	}
-	if (!get_varint(&r->p, r->end, &delta) || !get_varint(&r->p, r->end, &count) ||
+	if (!get_varint(&r->p, r->dir_end, &delta) || !get_varint(&r->p, r->dir_end, &count) ||
 	    delta >= PS_TRI_CODES || count < 2 || count / 2 > UINT32_MAX) {
 		r->left = 0;
 		return false;

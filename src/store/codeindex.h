@@ -11,7 +11,7 @@
  * The index is a set of segments; a segment is a few rows, each holding the posting lists of
  * consecutive trigrams: a directory, then the lists.
  *
- *     row   := varint ntri, ntri x entry, ntri x list
+ *     row   := varint ntri, varint (bytes of the entries), ntri x entry, ntri x list
  *     entry := varint (trigram - previous trigram; the row's first trigram for the first),
  *              varint (ndocs * 2 + dense)
  *     list  := varint first id, then
@@ -92,7 +92,7 @@ int ps_tri_acc_write(struct ps_tri_acc *a, struct ps_tri_writer *w);
 
 /* One row, parsed: its directory is read entry by entry. */
 struct ps_tri_row {
-	const unsigned char *p, *end, *post;
+	const unsigned char *p, *dir_end, *end, *post;
 	uint32_t left, code;
 	uint32_t ndocs;
 	bool dense;
