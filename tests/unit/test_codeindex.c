@@ -69,6 +69,18 @@ static void test_extract(void)
 	CHECK_INT(d.codes[0], ps_tri_of("key"));
 	ps_tri_doc_extract(&d, "ab\0cd\x01" "ef", 8);
 	CHECK_INT(d.n, 0);
+	/* A large document: its list is bounded by the trigrams there are, not by its length. */
+	{
+		size_t big = (size_t)24 << 20;
+		unsigned char *text = ps_malloc(big);
+
+		for (size_t i = 0; i < big; i++)
+			text[i] = (unsigned char)("abcdefghij"[i % 10]);
+		ps_tri_doc_extract(&d, text, big);
+		CHECK_INT(d.n, 10);
+		CHECK(d.cap <= PS_TRI_CODES);
+		free(text);
+	}
 	CHECK_INT(ps_tri_of("a\nb"), -1);
 	for (int round = 0; round < 3000; round++) {
 		unsigned char buf[200];
