@@ -138,6 +138,20 @@ UNDO_FOLDED_CHECKS = ("DROP INDEX projects_failing; ALTER TABLE syncs DROP COLUM
                       "ALTER TABLE syncs DROP COLUMN first_check_at; ")
 
 
+def sqlite_undo_code_own(con):
+    """Undoes migration 0017 (projsync's own code index) in an SQLite store, for a test that
+    turns it back into an older schema: drops code_segments and code_postings and makes code_fts
+    again as schema 16 had it, empty, naming FTS5's own `trigram` tokenizer (Python's sqlite3
+    lacks projsync_trigram; sqlite_code_tokenizer renames it). code_blobs is kept: 0017 empties
+    it again on the way up. Commits."""
+    con.execute("DROP TABLE IF EXISTS code_segments")
+    con.execute("DROP TABLE IF EXISTS code_postings")
+    if not con.execute("SELECT 1 FROM sqlite_master WHERE name = 'code_fts'").fetchone():
+        con.execute("CREATE VIRTUAL TABLE code_fts USING fts5(content, content = '', "
+                    "detail = 'none', tokenize = 'trigram')")
+    con.commit()
+
+
 def sqlite_undo_code_unindexed(con):
     """Drops what schema 14 adds beside code_fts (code_unindexed and its triggers), for a test
     that turns an SQLite store back into an older schema: the triggers name blobs and

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from conftest import (GIT_ENV, ROOT, UNDO_FOLDED_CHECKS, Repo, git, one_error_line, psql,
-                      sqlite_code_tokenizer, sqlite_undo_code_unindexed)
+                      sqlite_code_tokenizer, sqlite_undo_code_own, sqlite_undo_code_unindexed)
 from server_util import Server
 from test_store_rows import downgrade_sqlite
 
@@ -294,6 +294,9 @@ def test_existing_store_is_indexed_on_next_sync(ps, make_repo, tmp_path):
              "ALTER TABLE blobs DROP COLUMN encoding; ALTER TABLE blobs DROP COLUMN base; "
              "UPDATE projsync_schema SET version = 7")
     else:
+        db = sqlite3.connect(ps.db)
+        sqlite_undo_code_own(db)
+        db.close()
         sqlite_code_tokenizer(ps.db, "trigram")
         db = sqlite3.connect(ps.db)
         sqlite_undo_code_unindexed(db)
@@ -412,7 +415,7 @@ def test_schema_12_store_searches_exactly_and_is_reindexed(ps, make_repo, tmp_pa
     # Back to schema 13: first undo what came after 0014 (compact rows, folded checks), then
     # code_fts made by `trigram`, with the documents schema 13 gave it (of the blobs stored
     # raw; the compressed ones Python cannot read are left without).
-    downgrade_sqlite(ps.db)  # 0016: object ids as hex again
+    downgrade_sqlite(ps.db)  # 0017: code_fts again; 0016: object ids as hex again
     db = sqlite3.connect(ps.db)
     db.executescript(UNDO_FOLDED_CHECKS)  # 0015
     db.close()

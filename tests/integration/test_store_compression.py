@@ -11,7 +11,8 @@ import sqlite3
 
 import pytest
 
-from conftest import UNDO_FOLDED_CHECKS, one_error_line, psql, sqlite_undo_code_unindexed
+from conftest import (UNDO_FOLDED_CHECKS, one_error_line, psql, sqlite_undo_code_own,
+                      sqlite_undo_code_unindexed)
 
 TEXT = "".join(f"line {i}: the same kind of source text again and again\n" for i in range(400))
 BINARY = bytes(range(256)) * 64
@@ -167,6 +168,7 @@ def test_schema9_store_is_converted(ps, repo):
     # Turn it back into a schema 9 store: raw content, no encoding column, no conversion table,
     # and none of the commits of migration 0011.
     con = sqlite3.connect(ps.db)
+    sqlite_undo_code_own(con)
     sqlite_undo_code_unindexed(con)
     con.executescript(UNDO_FOLDED_CHECKS)
     con.execute("DROP TABLE sync_commits")

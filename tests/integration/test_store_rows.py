@@ -10,7 +10,7 @@ import re
 import sqlite3
 from pathlib import Path
 
-from conftest import psql
+from conftest import psql, sqlite_undo_code_own
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -34,9 +34,11 @@ def schema12_ddl(backend):
 
 
 def downgrade_sqlite(db):
-    """Turns a schema 16 SQLite store into what schema 15 wrote: hex ids, the old indexes."""
+    """Turns a schema 17 SQLite store into what schema 15 wrote: the FTS5 code index (empty),
+    hex ids, the old indexes."""
     ddl = schema12_ddl("sqlite")
     con = sqlite3.connect(db)
+    sqlite_undo_code_own(con)
     con.execute("PRAGMA foreign_keys = OFF")
     for table, col in (("file_versions", "sha"), ("dir_trees", "tree_sha")):
         cols = [r[1] for r in con.execute(f"PRAGMA table_info({table})")]

@@ -14,6 +14,7 @@
 #include "model/diff.h"
 #include "model/tree.h"
 #include "store/blobcodec.h"
+#include "store/codeindex.h"
 #include "store/sqlite/sqlite_internal.h"
 #include "store/store.h"
 #include "util/error.h"
@@ -1679,12 +1680,238 @@ out:
 	free(path);
 }
 
+/* Every id in the code index's rows (SQLite), sorted with repeats, as "id id ...". */
+static char *posting_ids(const char *path, size_t *count)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	uint32_t *all = NULL;
+	size_t n = 0, cap = 0;
+	struct ps_buf b;
+
+	CHECK_INT(sqlite3_open(path, &db), SQLITE_OK);
+	CHECK_INT(sqlite3_prepare_v2(db, "SELECT key, data FROM code_postings", -1, &st, NULL),
+		  SQLITE_OK);
+	while (st && sqlite3_step(st) == SQLITE_ROW) {
+		struct ps_tri_row row;
+
+		CHECK(ps_tri_row_open(&row, (uint32_t)(sqlite3_column_int64(st, 0) & 0xffffff),
+				      sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1)));
+		while (ps_tri_row_next(&row)) {
+			if (n + row.ndocs > cap) {
+				cap = 2 * (n + row.ndocs);
+				all = ps_realloc(all, cap * sizeof(*all));
+			}
+			n += ps_tri_list_decode(&row, all + n);
+		}
+	}
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	ps_buf_init(&b, SIZE_MAX);
+	ps_buf_puts(&b, "");
+	for (size_t i = 0; i < n; i++) {
+		bool seen = false;
+		for (size_t k = 0; k < i && !seen; k++)
+			seen = all[k] == all[i];
+		if (!seen)
+			ps_buf_printf(&b, "%u ", all[i]);
+	}
+	free(all);
+	*count = n;
+	return ps_buf_take(&b, NULL);
+}
+
+/*
+ * SQLite's own index format (migration 0017): a transaction's postings are written with its
+ * code_blobs rows or not at all; many small transactions leave few segments (merged level by
+ * level), and queries see every blob through them; the ids of pruned blobs leave the rows when a
+ * merge rewrites their segment, and are never given to a new blob.
+ */
+static void test_code_segments(void)
+{
+	enum { GONE = 16, KEPT = 64 };
+	char *path = NULL;
+	struct ps_store *s;
+	struct ps_project *p;
+	static char text[GONE + KEPT][64], names[KEPT][32];
+	char shas[GONE + KEPT][PS_SHA_HEX];
+	struct ps_change ch[KEPT];
+	char *out, *ids;
+	size_t npostings = 0;
+
+	if (ps_test_pg())
+		return;
+	s = open_store(&path);
+	p = add_project(s, "seg");
+	for (int i = 0; i < GONE + KEPT; i++) {
+		snprintf(text[i], sizeof(text[i]), "%s %d zq%dvx end\n", i < GONE ? "gone" : "kept", i,
+			 i * 7919);
+		put_blob(s, text[i], strlen(text[i]), shas[i]);
+	}
+	/* Rolled back: neither the code_blobs row nor postings. */
+	CHECK_OK(ps_store_begin(s));
+	CHECK_OK(ps_store_code_index_put(s, shas[0], text[0], strlen(text[0]), false));
+	ps_store_rollback(s);
+	out = ps_test_sql(path, "SELECT (SELECT count(*) FROM code_blobs), "
+				"(SELECT count(*) FROM code_segments), (SELECT count(*) FROM code_postings)");
+	CHECK_STR(out, "0|0|0|\n");
+	free(out);
+	/* One transaction per blob (a lone call is one). */
+	for (int i = 0; i < GONE; i++)
+		CHECK_OK(ps_store_code_index_put(s, shas[i], text[i], strlen(text[i]), false));
+	/* The gone blobs lose their rows (no file version references them); the kept blobs
+	 * come after, and their flushes merge the segments that hold the gone ones. */
+	CHECK_OK(ps_sqlite_code_forget_unreferenced(s));
+	for (int i = GONE; i < GONE + KEPT; i++)
+		CHECK_OK(ps_store_code_index_put(s, shas[i], text[i], strlen(text[i]), false));
+	out = ps_test_sql(path, "SELECT min(id), max(id), count(*) FROM code_blobs");
+	CHECK_STR(out, "17|80|64|\n"); /* ids 1-16 not given again */
+	free(out);
+	/* 80 flushes, 8 segments per level: 64 merged into one at level 2, 16 into two at 1. */
+	out = ps_test_sql(path, "SELECT level, count(*), min(min_id), max(max_id) FROM code_segments "
+				"GROUP BY level ORDER BY level");
+	CHECK_STR(out, "1|2|65|80|\n2|1|17|64|\n");
+	free(out);
+	ids = posting_ids(path, &npostings);
+	char *want = ps_strdup("");
+	for (int i = 17; i <= 80; i++) {
+		char *w = ps_asprintf("%s%d ", want, i);
+		free(want);
+		want = w;
+	}
+	CHECK_STR(ids, want);
+	free(want);
+	free(ids);
+	CHECK(npostings > 64 * 10);
+
+	/* Every kept blob is found by its own literal, and only it. */
+	for (int i = 0; i < KEPT; i++) {
+		snprintf(names[i], sizeof(names[i]), "f%02d.txt", i);
+		ch[i] = change(PS_CHANGE_ADDED, names[i], text[GONE + i]);
+	}
+	int64_t s1 = commit_sync(s, p, ch, KEPT, "c1");
+	for (int i = 0; i < KEPT; i += 7) {
+		char lit[32], *w;
+		snprintf(lit, sizeof(lit), "ZQ%dVX", (GONE + i) * 7919);
+		struct ps_code_query q = { .op = PS_CODE_LITERAL, .literal = lit };
+		w = ps_asprintf("f%02d.txt:t ", i);
+		EXPECT_CANDIDATES(s, p->id, s1, &q, NULL, NULL, w);
+		free(w);
+	}
+	struct ps_code_query kept = { .op = PS_CODE_LITERAL, .literal = (char *)"kept " };
+	char *got = candidates(s, p->id, s1, &kept, NULL, NULL, 0);
+	CHECK_INT(strlen(got), KEPT * strlen("f00.txt:t "));
+	free(got);
+	ps_project_free(p);
+	ps_store_free(s);
+	free(path);
+}
+
+/* How many code_blobs rows have an id no posting holds (every blob of the crash test has
+ * trigrams, so each must be in some list). */
+static int64_t ids_without_postings(const char *path)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	uint8_t *in = NULL;
+	int64_t max = db_int(path, "SELECT coalesce(max(id), 0) FROM code_blobs"), missing = 0;
+
+	in = ps_calloc((size_t)max + 1, 1);
+	CHECK_INT(sqlite3_open(path, &db), SQLITE_OK);
+	CHECK_INT(sqlite3_prepare_v2(db, "SELECT key, data FROM code_postings", -1, &st, NULL),
+		  SQLITE_OK);
+	while (st && sqlite3_step(st) == SQLITE_ROW) {
+		struct ps_tri_row row;
+		uint32_t *ids;
+
+		CHECK(ps_tri_row_open(&row, (uint32_t)(sqlite3_column_int64(st, 0) & 0xffffff),
+				      sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1)));
+		while (ps_tri_row_next(&row)) {
+			size_t n;
+			ids = ps_malloc(row.ndocs * sizeof(*ids) + 1);
+			n = ps_tri_list_decode(&row, ids);
+			for (size_t i = 0; i < n; i++)
+				if (ids[i] <= max)
+					in[ids[i]] = 1;
+			free(ids);
+		}
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	CHECK_INT(sqlite3_prepare_v2(db, "SELECT id FROM code_blobs", -1, &st, NULL), SQLITE_OK);
+	while (st && sqlite3_step(st) == SQLITE_ROW)
+		missing += !in[sqlite3_column_int64(st, 0)];
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	free(in);
+	return missing;
+}
+
+/*
+ * A process killed while it indexes (SQLite): every code_blobs row that committed has its
+ * postings, because they commit in the same transaction; the next process goes on (ids,
+ * merges) from there.
+ */
+static void test_code_index_crash(void)
+{
+	char *path = NULL;
+	struct ps_store *s;
+	int64_t rows = 0;
+
+	if (ps_test_pg())
+		return;
+	s = open_store(&path);
+	ps_store_free(s);
+	for (int attempt = 0; attempt < 6 && rows < 20; attempt++) {
+		int status = 0;
+		pid_t pid = fork();
+
+		if (pid == 0) {
+			if (ps_store_open(&s, path, 0) < 0)
+				_exit(3);
+			for (int i = 0; i < 100000; i++) {
+				char text[64], sha[PS_SHA_HEX];
+				int n = snprintf(text, sizeof(text), "crash %d a%dq%d\n", i, attempt, i * 31);
+
+				ps_git_blob_sha(text, (size_t)n, sha);
+				if (i % 7 == 0 && ps_store_begin(s) < 0)
+					_exit(4);
+				if (ps_store_code_index_put(s, sha, text, (size_t)n, false) < 0)
+					_exit(5);
+				if (i % 7 == 6 && ps_store_commit(s) < 0)
+					_exit(6);
+			}
+			_exit(0);
+		}
+		usleep((useconds_t)(150000 + 150000 * attempt));
+		kill(pid, SIGKILL);
+		CHECK(waitpid(pid, &status, 0) == pid);
+		CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+		rows = db_int(path, "SELECT count(*) FROM code_blobs");
+		CHECK_INT(ids_without_postings(path), 0);
+	}
+	CHECK(rows >= 20); /* the kills did land while indexing */
+	/* The next process indexes on: new ids above the old, merges, nothing lost. */
+	CHECK_OK(ps_store_open(&s, path, 0));
+	for (int i = 0; i < 50; i++) {
+		char text[64], sha[PS_SHA_HEX];
+		int n = snprintf(text, sizeof(text), "after %d b%dq\n", i, i * 17);
+
+		ps_git_blob_sha(text, (size_t)n, sha);
+		CHECK_OK(ps_store_code_index_put(s, sha, text, (size_t)n, false));
+	}
+	ps_store_free(s);
+	CHECK_INT(db_int(path, "SELECT count(*) FROM code_blobs"), rows + 50);
+	CHECK_INT(ids_without_postings(path), 0);
+	free(path);
+}
+
 PS_TESTS(PS_TEST(test_atomic_visibility), PS_TEST(test_one_chain), PS_TEST(test_versioned_rows),
 	 PS_TEST(test_content_addressing), PS_TEST(test_crash_reap),
 	 PS_TEST(test_marker_moves_only_on_success), PS_TEST(test_migrations),
 	 PS_TEST(test_backends_share_schema_numbers), PS_TEST(test_projects),
 	 PS_TEST(test_takeover_fences_the_stale_run), PS_TEST(test_reap_leaves_syncs_to_live_nodes),
-	 PS_TEST(test_code_index), PS_TEST(test_blob_round_trips), PS_TEST(test_blob_put_in_transaction),
+	 PS_TEST(test_code_index), PS_TEST(test_code_segments), PS_TEST(test_code_index_crash), PS_TEST(test_blob_round_trips), PS_TEST(test_blob_put_in_transaction),
 	 PS_TEST(test_blob_corrupt), PS_TEST(test_blob_delta_chain), PS_TEST(test_blob_delta_corrupt),
 	 PS_TEST(test_blob_delta_prune),
 	 PS_TEST(test_blob_conversion), PS_TEST(test_stats), PS_TEST(test_object_ids_at_rest))

@@ -159,8 +159,15 @@ int ps_sqlite_commit(struct ps_store *s)
 	if (--s->tx_depth > 0)
 		return 0;
 	if (s->tx_aborted) {
+		ps_sqlite_code_discard(s);
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 		return ps_error_set(PS_ESTORE, NULL, "transaction was rolled back by an inner failure");
+	}
+	/* The code index's postings go in the transaction of the code_blobs rows they cover. */
+	if (ps_sqlite_code_flush(s) < 0) {
+		int code = ps_error_code();
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+		return code ? code : PS_ESTORE;
 	}
 	if (exec(s, "COMMIT", "commit") < 0) {
 		int code = ps_error_code();
@@ -175,8 +182,10 @@ void ps_sqlite_rollback(struct ps_store *s)
 	if (s->tx_depth <= 0)
 		return;
 	s->tx_aborted = true;
-	if (--s->tx_depth == 0)
+	if (--s->tx_depth == 0) {
+		ps_sqlite_code_discard(s);
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	}
 }
 
 /* ---- object ids at rest ---- */
@@ -392,6 +401,7 @@ void ps_sqlite_free(struct ps_store *s)
 	for (int i = 0; i < STMT_CACHE; i++)
 		sqlite3_finalize(s->cache[i].stmt);
 	sqlite3_close(s->db);
+	ps_sqlite_code_free(s);
 	ps_blobcodec_free(s->codec);
 	free(s->path);
 	free(s);

@@ -1,14 +1,20 @@
 /*
- * The code index of the SQLite backend (store.h, "code index"): an FTS5 table over the content
- * of each blob, once per blob, tokenized into trigrams by the tokenizer below
- * (sqlite/migrations/0008_code_index.sql, 0014_code_index_distinct.sql).
+ * The code index of the SQLite backend (store.h, "code index"): projsync's own trigram index
+ * (store/codeindex.h; migration 0017), one document per blob, whatever project brought it.
  *
- * A ps_code_query becomes an FTS5 expression this file writes itself: every literal becomes
- * the AND of a few of its trigrams, each a quoted single-token phrase ("" doubles a quote), and
- * the tree's AND / OR become FTS5's. Nothing the user typed reaches FTS5 other than as a quoted
- * 3-character string, so no pattern can be read as FTS syntax. The index is detail=none, so
- * the expression says "holds all these trigrams", not "holds this string": a superset the
- * matcher in core/grep.c narrows to the truth.
+ * ps_sqlite_code_index_put records a blob in code_blobs (its id is its document id) and adds
+ * its distinct trigrams to an accumulator of the store handle; the outermost commit writes the
+ * accumulator as one new segment (rows of ~8 KiB in code_postings) in the same transaction as
+ * the code_blobs rows, so a crash leaves both or neither, and merges segments level by level
+ * (FANIN of a level become one of the next). A query reads, per trigram it needs, one row per
+ * segment, and evaluates the tree's AND / OR on id bitmaps in memory: nothing the user typed
+ * reaches SQL but as ids. The answer is "holds all these trigrams", a superset the matcher in
+ * core/grep.c narrows to the truth.
+ *
+ * Before schema 17 this was an FTS5 table fed by the tokenizer below, which costs ~0.3 us per
+ * (blob, trigram) inside FTS5: a first sync with the index took 2-2.3x the CPU of one without
+ * (docs/performance.md, "Code search"). The tokenizer stays registered because migrations
+ * 0014-0016 create and 0017 drops that table, which FTS5 cannot open without it.
  */
 #include <pthread.h>
 #include <stdint.h>
@@ -16,39 +22,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "store/codeindex.h"
 #include "store/sqlite/sqlite_internal.h"
 #include "util/error.h"
 
-/* Trigrams per literal: a long literal's trigrams mostly agree; a handful spread over it
- * narrows as well as all of them and keeps the doclists FTS5 intersects few. */
-#define MAX_TRIGRAMS 6
-
 /*
- * The tokenizer of code_fts (migration 0014), registered on every connection as
- * "projsync_trigram": each DISTINCT trigram of a document once, made of printable ASCII bytes
- * and tabs only, ASCII letters folded to lower case.
- *
- * Query literals hold only printable ASCII bytes and tabs (store.h), so a trigram a query asks
- * for is 3 such bytes in a row in the content; any other byte (control, CR, NUL, any byte of a
- * multibyte or invalid UTF-8 sequence) can be no part of one and only separates. The same rule
- * serves text and binary blobs, so compressed or random bytes add few trigrams. Two non-ASCII
- * characters count as ASCII letters: PCRE2's caseless UTF matching (-i) lets `k` match the
- * KELVIN SIGN (U+212A) and `s` the LONG S (U+017F), so they are indexed as `k` and `s` (for a
- * case-sensitive search that only adds candidates).
- *
- * FTS5's own `trigram` tokenizer emitted every trigram of the text, one token per byte, and
- * FTS5 looked each up in its pending-terms hash: that was most of a first sync's time (4-6x a
- * sync without the index on libgit2). The table is detail=none (no positions or counts), so a
- * trigram's second occurrence in a document adds nothing to the index: emitting it once cuts
- * the tokens ~8x on libgit2. Removing a document from the contentless table tokenizes the same
- * content again, which gives the same tokens.
- *
- * A term is the trigram followed by two bytes of a hash of it (0x80-0xff, never NUL). FTS5's
- * pending-terms hash (fts5_hash.c, h = h*9 ^ byte) gives 3-byte keys of printable ASCII only a few
- * thousand distinct values: on libgit2 82,373 trigrams shared 5,848 of them, and every token
- * walked a chain of ~21 keys comparing each with memcmp, which was most of the indexing time.
- * The two bytes spread them (~1.3 keys per lookup). Queries are tokenized by this same function,
- * so they ask for the same terms.
+ * The tokenizer of code_fts in schemas 14-16, "projsync_trigram": each DISTINCT trigram of a
+ * document once, by the same rule as store/codeindex.h, followed by two bytes of a hash (FTS5's
+ * pending-terms hash gave 3-byte keys of printable ASCII only a few thousand values).
  */
 #define TRI_SYMBOLS 71 /* 0 = not printable; 1..70 = tab, ' '..'~' without 'A'..'Z' */
 #define TRI_CODES (TRI_SYMBOLS * TRI_SYMBOLS * TRI_SYMBOLS)
@@ -195,35 +176,448 @@ int ps_sqlite_code_register(sqlite3 *db)
 	return rc == SQLITE_OK ? 0 : -1;
 }
 
-int ps_sqlite_code_index_put(struct ps_store *s, const char *sha, const void *data, size_t len,
-			     bool binary)
+/* ---- the index (migration 0017, store/codeindex.h) ---- */
+
+/*
+ * code_segments lists the segments; code_postings holds their rows, keyed by
+ * (segment << KEY_SHIFT) | first trigram, so the row that may hold trigram t of segment g is
+ * the one with the largest key <= (g << KEY_SHIFT) | t: one rowid range read, no other index.
+ */
+#define KEY_SHIFT 24 /* PS_TRI_CODES = 2^21 */
+#define KEY(seg, code) (((sqlite3_int64)(seg) << KEY_SHIFT) | (sqlite3_int64)(code))
+/* Segments of a level merged into one of the next level once there are this many: a store
+ * holds at most FANIN - 1 per level, i.e. O(log n) segments for n flushes, and each posting
+ * is rewritten about once per level (amortised O(log n) per posting, never the whole index
+ * per sync). */
+#define FANIN 8
+/* Postings kept in memory before a transaction writes them as a segment anyway (8 bytes each). */
+#define ACC_MAX ((size_t)4 << 20)
+
+struct ps_sqlite_code {
+	struct ps_tri_doc doc;
+	struct ps_tri_acc acc;
+	int64_t next_id; /* the id of the next code_blobs row; 0: not read in this transaction */
+};
+
+static struct ps_sqlite_code *code_state(struct ps_store *s)
 {
-	static const char ins_blob[] = "INSERT OR IGNORE INTO code_blobs (sha, binary) VALUES (?, ?)";
-	static const char ins_fts[] = "INSERT INTO code_fts (rowid, content) VALUES (?, ?)";
-	sqlite3_stmt *st = ps_sqlite_stmt(s, ins_blob);
-	sqlite3_int64 id;
+	if (!s->code)
+		s->code = ps_calloc(1, sizeof(*s->code));
+	return s->code;
+}
+
+/*
+ * Ids are never reused: a pruned blob's postings stay in its segments until a merge drops
+ * them, and a new blob given its id would inherit them. So the next id is above both the
+ * rows and every id a segment holds.
+ */
+static int next_id(struct ps_store *s, int64_t *out)
+{
+	static const char sql[] =
+		"SELECT max(coalesce((SELECT max(id) FROM code_blobs), 0), "
+		"coalesce((SELECT max(max_id) FROM code_segments), 0)) + 1";
+	sqlite3_stmt *st = ps_sqlite_stmt(s, sql);
 	int rc;
 
 	if (!st)
 		return PS_ESTORE;
-	ps_sqlite_bind_text(st, 1, sha);
-	sqlite3_bind_int(st, 2, binary);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*out = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW ? 0 : ps_sqlite_error(s, "read the code index");
+}
+
+static int write_segment(struct ps_store *s, struct ps_tri_acc *acc);
+
+static int index_put(struct ps_store *s, const char *sha, const void *data, size_t len,
+		     bool binary)
+{
+	static const char ins_blob[] =
+		"INSERT OR IGNORE INTO code_blobs (id, sha, binary) VALUES (?, ?, ?)";
+	struct ps_sqlite_code *c = code_state(s);
+	sqlite3_stmt *st;
+	int rc;
+
+	if (!c->next_id && (rc = next_id(s, &c->next_id)) < 0)
+		return rc;
+	if (c->next_id > UINT32_MAX)
+		return ps_error_set(PS_ESTORE, NULL, "the code index is full (2^32 blobs)");
+	if (!(st = ps_sqlite_stmt(s, ins_blob)))
+		return PS_ESTORE;
+	sqlite3_bind_int64(st, 1, c->next_id);
+	ps_sqlite_bind_text(st, 2, sha);
+	sqlite3_bind_int(st, 3, binary);
 	if ((rc = ps_sqlite_step_done(s, st, "index blob")) < 0)
 		return rc;
 	if (sqlite3_changes(s->db) == 0)
 		return 0; /* indexed before */
-	id = sqlite3_last_insert_rowid(s->db);
-	if (!(st = ps_sqlite_stmt(s, ins_fts)))
-		return PS_ESTORE;
-	sqlite3_bind_int64(st, 1, id);
-	/* The content as it is: the tokenizer reads every byte (NULs too; the database is UTF-8,
-	 * so SQLite converts nothing). */
-	sqlite3_bind_text64(st, 2, len ? data : "", len, SQLITE_STATIC, SQLITE_UTF8);
-	rc = ps_sqlite_step_done(s, st, "index blob text");
-	sqlite3_clear_bindings(st);
+	/* Text and binary blobs alike: only printable runs make trigrams (codeindex.h). */
+	ps_tri_doc_extract(&c->doc, data, len);
+	ps_tri_acc_add(&c->acc, (uint32_t)c->next_id, c->doc.codes, c->doc.n);
+	c->next_id++;
+	if (c->acc.n >= ACC_MAX) {
+		rc = write_segment(s, &c->acc);
+		ps_tri_acc_clear(&c->acc);
+	}
 	return rc;
 }
 
+int ps_sqlite_code_index_put(struct ps_store *s, const char *sha, const void *data, size_t len,
+			     bool binary)
+{
+	int rc;
+
+	if (s->tx_depth > 0)
+		return index_put(s, sha, data, len, binary);
+	/* The postings are written at the outermost commit: give a lone call one. */
+	if ((rc = ps_store_begin(s)) < 0)
+		return rc;
+	if ((rc = index_put(s, sha, data, len, binary)) < 0) {
+		ps_store_rollback(s);
+		return rc;
+	}
+	return ps_store_commit(s);
+}
+
+/* Writes one row of a segment being written. */
+struct seg_out {
+	struct ps_store *s;
+	int64_t seg;
+};
+
+static int emit_row(void *ctx, uint32_t first, const unsigned char *data, size_t len)
+{
+	static const char sql[] = "INSERT INTO code_postings (key, data) VALUES (?, ?)";
+	struct seg_out *o = ctx;
+	sqlite3_stmt *st = ps_sqlite_stmt(o->s, sql);
+
+	if (!st)
+		return PS_ESTORE;
+	sqlite3_bind_int64(st, 1, KEY(o->seg, first));
+	sqlite3_bind_blob64(st, 2, data, len, SQLITE_STATIC);
+	return ps_sqlite_step_done(o->s, st, "write the code index");
+}
+
+static int new_segment(struct ps_store *s, int level, int64_t *seg)
+{
+	static const char sql[] =
+		"INSERT INTO code_segments (level, postings, min_id, max_id) VALUES (?, 0, 0, 0)";
+	sqlite3_stmt *st = ps_sqlite_stmt(s, sql);
+	int rc;
+
+	if (!st)
+		return PS_ESTORE;
+	sqlite3_bind_int(st, 1, level);
+	if ((rc = ps_sqlite_step_done(s, st, "write the code index")) < 0)
+		return rc;
+	*seg = sqlite3_last_insert_rowid(s->db);
+	return 0;
+}
+
+static int seal_segment(struct ps_store *s, int64_t seg, uint64_t postings, int64_t min_id,
+			int64_t max_id)
+{
+	static const char upd[] =
+		"UPDATE code_segments SET postings = ?2, min_id = ?3, max_id = ?4 WHERE id = ?1";
+	static const char del[] = "DELETE FROM code_segments WHERE id = ?";
+	sqlite3_stmt *st = ps_sqlite_stmt(s, postings ? upd : del);
+
+	if (!st)
+		return PS_ESTORE;
+	/* A segment left with no posting (every id pruned) is not kept. */
+	sqlite3_bind_int64(st, 1, seg);
+	if (postings) {
+		sqlite3_bind_int64(st, 2, (sqlite3_int64)postings);
+		sqlite3_bind_int64(st, 3, min_id);
+		sqlite3_bind_int64(st, 4, max_id);
+	}
+	return ps_sqlite_step_done(s, st, "write the code index");
+}
+
+static int drop_segment(struct ps_store *s, int64_t seg)
+{
+	static const char rows[] = "DELETE FROM code_postings WHERE key BETWEEN ? AND ?";
+	static const char del[] = "DELETE FROM code_segments WHERE id = ?";
+	sqlite3_stmt *st = ps_sqlite_stmt(s, rows);
+	int rc;
+
+	if (!st)
+		return PS_ESTORE;
+	sqlite3_bind_int64(st, 1, KEY(seg, 0));
+	sqlite3_bind_int64(st, 2, KEY(seg + 1, 0) - 1);
+	if ((rc = ps_sqlite_step_done(s, st, "merge the code index")) < 0)
+		return rc;
+	if (!(st = ps_sqlite_stmt(s, del)))
+		return PS_ESTORE;
+	sqlite3_bind_int64(st, 1, seg);
+	return ps_sqlite_step_done(s, st, "merge the code index");
+}
+
+/* One input segment of a merge: its rows in key order, one entry at a time. */
+struct cursor {
+	sqlite3_stmt *st;
+	int64_t seg;
+	unsigned char *data; /* the current row, copied: the merge writes the table meanwhile */
+	size_t cap;
+	struct ps_tri_row row;
+	bool live; /* row's current entry is valid */
+};
+
+static int cursor_next(struct ps_store *s, struct cursor *c)
+{
+	for (;;) {
+		int rc;
+
+		if (c->row.p && ps_tri_row_next(&c->row))
+			return 0;
+		c->live = false;
+		rc = sqlite3_step(c->st);
+		if (rc == SQLITE_DONE) {
+			c->row.p = NULL;
+			return 0;
+		}
+		if (rc != SQLITE_ROW)
+			return ps_sqlite_error(s, "read the code index");
+		size_t len = (size_t)sqlite3_column_bytes(c->st, 1);
+		if (len > c->cap) {
+			c->cap = len;
+			c->data = ps_realloc(c->data, len);
+		}
+		if (len)
+			memcpy(c->data, sqlite3_column_blob(c->st, 1), len);
+		if (!ps_tri_row_open(&c->row, (uint32_t)(sqlite3_column_int64(c->st, 0) &
+							 ((1 << KEY_SHIFT) - 1)),
+				     c->data, len))
+			return ps_error_set(PS_ESTORE, "store_corrupt",
+					    "code index segment %lld is damaged", (long long)c->seg);
+		if (ps_tri_row_next(&c->row)) {
+			c->live = true;
+			return 0;
+		}
+	}
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * Merges segments segs[0..n), every segment of level `level` - 1 (oldest first), into one new
+ * segment of `level`, leaving out the ids no code_blobs row has any more (pruned blobs):
+ * streamed, a row of each input at a time.
+ */
+static int merge_segments(struct ps_store *s, int level, const int64_t *segs, size_t n)
+{
+	static const char range[] = "SELECT min(min_id), max(max_id) FROM code_segments "
+				    "WHERE level = ?";
+	static const char live_sql[] = "SELECT id FROM code_blobs WHERE id BETWEEN ? AND ?";
+	struct cursor *cur = ps_calloc(n, sizeof(*cur));
+	struct ps_tri_writer w;
+	struct seg_out out = { s, 0 };
+	uint64_t *live = NULL;
+	uint32_t *ids = NULL;
+	size_t cap = 0;
+	int64_t lo = 0, hi = -1;
+	uint32_t min_out = UINT32_MAX, max_out = 0;
+	sqlite3_stmt *st;
+	int rc = 0;
+
+	/* Which ids of the inputs' range are still indexed blobs: a range of code_blobs rowids,
+	 * as many rows as the inputs hold documents. */
+	if (!(st = ps_sqlite_stmt(s, range)))
+		return free(cur), PS_ESTORE;
+	sqlite3_bind_int(st, 1, level - 1); /* the inputs: every segment of the level below */
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		lo = sqlite3_column_int64(st, 0);
+		hi = sqlite3_column_int64(st, 1);
+	}
+	sqlite3_reset(st);
+	if (hi >= lo) {
+		live = ps_calloc((size_t)(hi - lo) / 64 + 1, sizeof(*live));
+		if (!(st = ps_sqlite_stmt(s, live_sql)))
+			return free(cur), free(live), PS_ESTORE;
+		sqlite3_bind_int64(st, 1, lo);
+		sqlite3_bind_int64(st, 2, hi);
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+			int64_t id = sqlite3_column_int64(st, 0) - lo;
+			live[id / 64] |= (uint64_t)1 << (id % 64);
+		}
+		sqlite3_reset(st);
+		rc = rc == SQLITE_DONE ? 0 : ps_sqlite_error(s, "merge the code index");
+	}
+	if (rc == 0)
+		rc = new_segment(s, level, &out.seg);
+	ps_tri_writer_init(&w, emit_row, &out);
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		cur[i].seg = segs[i];
+		if (sqlite3_prepare_v2(s->db,
+				       "SELECT key, data FROM code_postings WHERE key BETWEEN ? AND ? "
+				       "ORDER BY key", -1, &cur[i].st, NULL) != SQLITE_OK) {
+			rc = ps_sqlite_error(s, "merge the code index");
+			break;
+		}
+		sqlite3_bind_int64(cur[i].st, 1, KEY(segs[i], 0));
+		sqlite3_bind_int64(cur[i].st, 2, KEY(segs[i] + 1, 0) - 1);
+		rc = cursor_next(s, &cur[i]);
+	}
+	while (rc == 0) {
+		uint32_t code = UINT32_MAX;
+		size_t count = 0;
+		bool sorted = true;
+
+		for (size_t i = 0; i < n; i++)
+			if (cur[i].live && cur[i].row.code < code)
+				code = cur[i].row.code;
+		if (code == UINT32_MAX)
+			break;
+		for (size_t i = 0; rc == 0 && i < n; i++) {
+			if (!cur[i].live || cur[i].row.code != code)
+				continue;
+			if (count + cur[i].row.ndocs > cap) {
+				cap = 2 * (count + cur[i].row.ndocs);
+				ids = ps_realloc(ids, cap * sizeof(*ids));
+			}
+			count += ps_tri_list_decode(&cur[i].row, ids + count);
+			rc = cursor_next(s, &cur[i]);
+		}
+		/* Keep the live ids, increasing, once each (inputs are normally in id order). */
+		size_t k = 0;
+		for (size_t i = 0; i < count; i++) {
+			int64_t id = (int64_t)ids[i] - lo;
+
+			if (id < 0 || id > hi - lo || !((live[id / 64] >> (id % 64)) & 1))
+				continue;
+			if (k && ids[i] <= ids[k - 1])
+				sorted = false;
+			ids[k++] = ids[i];
+		}
+		if (!sorted) {
+			size_t u = 0;
+			qsort(ids, k, sizeof(*ids), cmp_u32);
+			for (size_t i = 0; i < k; i++)
+				if (!u || ids[i] != ids[u - 1])
+					ids[u++] = ids[i];
+			k = u;
+		}
+		if (k) {
+			if (ids[0] < min_out)
+				min_out = ids[0];
+			if (ids[k - 1] > max_out)
+				max_out = ids[k - 1];
+		}
+		if (rc == 0)
+			rc = ps_tri_writer_add(&w, code, ids, k);
+	}
+	for (size_t i = 0; i < n; i++) {
+		sqlite3_finalize(cur[i].st);
+		free(cur[i].data);
+	}
+	free(cur);
+	free(ids);
+	free(live);
+	if (rc == 0)
+		rc = ps_tri_writer_finish(&w);
+	else
+		ps_tri_writer_finish(&w);
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		rc = drop_segment(s, segs[i]);
+	if (rc == 0)
+		rc = seal_segment(s, out.seg, w.postings, min_out, max_out);
+	return rc;
+}
+
+/* The segments of a level, oldest first. */
+static int level_segments(struct ps_store *s, int level, int64_t **out, size_t *n)
+{
+	static const char sql[] = "SELECT id FROM code_segments WHERE level = ? ORDER BY id";
+	sqlite3_stmt *st = ps_sqlite_stmt(s, sql);
+	size_t cap = 0;
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	if (!st)
+		return PS_ESTORE;
+	sqlite3_bind_int(st, 1, level);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (*n == cap) {
+			cap = cap ? 2 * cap : 8;
+			*out = ps_realloc(*out, cap * sizeof(**out));
+		}
+		(*out)[(*n)++] = sqlite3_column_int64(st, 0);
+	}
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : ps_sqlite_error(s, "read the code index");
+}
+
+/* Writes the accumulator as a new segment of level 0, then merges full levels. */
+static int write_segment(struct ps_store *s, struct ps_tri_acc *acc)
+{
+	const int level = 0;
+	struct ps_tri_writer w;
+	struct seg_out out = { s, 0 };
+	uint32_t min_id = acc->n ? acc->id[0] : 0;
+	int rc;
+
+	if ((rc = new_segment(s, level, &out.seg)) < 0)
+		return rc;
+	ps_tri_writer_init(&w, emit_row, &out);
+	rc = ps_tri_acc_write(acc, &w);
+	if (rc == 0)
+		rc = ps_tri_writer_finish(&w);
+	else
+		ps_tri_writer_finish(&w);
+	if (rc == 0)
+		rc = seal_segment(s, out.seg, w.postings, min_id, acc->max_id);
+	for (int l = level; rc == 0; l++) {
+		int64_t *list;
+		size_t n;
+
+		if ((rc = level_segments(s, l, &list, &n)) < 0)
+			break;
+		if (n >= FANIN)
+			rc = merge_segments(s, l + 1, list, n);
+		free(list);
+		if (n < FANIN)
+			break;
+	}
+	return rc;
+}
+
+int ps_sqlite_code_flush(struct ps_store *s)
+{
+	struct ps_sqlite_code *c = s->code;
+	int rc = 0;
+
+	if (!c)
+		return 0;
+	if (c->acc.n)
+		rc = write_segment(s, &c->acc);
+	ps_tri_acc_clear(&c->acc);
+	c->next_id = 0;
+	return rc;
+}
+
+void ps_sqlite_code_discard(struct ps_store *s)
+{
+	if (!s->code)
+		return;
+	ps_tri_acc_clear(&s->code->acc);
+	s->code->next_id = 0;
+}
+
+void ps_sqlite_code_free(struct ps_store *s)
+{
+	if (!s->code)
+		return;
+	ps_tri_doc_dispose(&s->code->doc);
+	ps_tri_acc_dispose(&s->code->acc);
+	free(s->code);
+	s->code = NULL;
+}
 int ps_sqlite_code_index_have(struct ps_store *s, const char *const *shas, size_t n,
 			      bool *indexed)
 {
@@ -281,82 +675,195 @@ int ps_sqlite_code_index_done(struct ps_store *s, int64_t project_id)
 	return ps_sqlite_step_done(s, st, "mark the code index done");
 }
 
-static void put_trigram(struct ps_buf *b, const char *t)
+/* ---- queries ---- */
+
+/* A query's evaluation: the segments, and the size of an id bitmap. */
+struct eval {
+	struct ps_store *s;
+	int64_t *segs;
+	size_t nsegs;
+	int64_t nbits; /* ids < nbits */
+	size_t words;
+};
+
+static void set_bit(void *ctx, uint32_t id)
 {
-	ps_buf_puts(b, "\"");
-	for (int i = 0; i < 3; i++) {
-		if (t[i] == '"')
-			ps_buf_puts(b, "\"");
-		ps_buf_append(b, &t[i], 1);
-	}
-	ps_buf_puts(b, "\"");
+	struct { uint64_t *bits; int64_t nbits; } *b = ctx;
+
+	if ((int64_t)id < b->nbits)
+		b->bits[id / 64] |= (uint64_t)1 << (id % 64);
 }
 
-static void render(struct ps_buf *b, const struct ps_code_query *q)
+/* ORs into `bits` the ids of the documents holding trigram `code`, from every segment. */
+static int trigram_bits(struct eval *e, uint32_t code, uint64_t *bits)
 {
-	if (q->op == PS_CODE_LITERAL) {
-		size_t len = strlen(q->literal), count = len - 2;
-		size_t take = count < MAX_TRIGRAMS ? count : MAX_TRIGRAMS;
+	static const char sql[] =
+		"SELECT key, data FROM code_postings WHERE key BETWEEN ? AND ? ORDER BY key DESC LIMIT 1";
+	struct { uint64_t *bits; int64_t nbits; } ctx = { bits, e->nbits };
 
-		ps_buf_puts(b, "(");
-		for (size_t k = 0; k < take; k++) {
+	for (size_t i = 0; i < e->nsegs; i++) {
+		sqlite3_stmt *st = ps_sqlite_stmt(e->s, sql);
+		struct ps_tri_row row;
+		int rc;
+
+		if (!st)
+			return PS_ESTORE;
+		sqlite3_bind_int64(st, 1, KEY(e->segs[i], 0));
+		sqlite3_bind_int64(st, 2, KEY(e->segs[i], code));
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW) {
+			uint32_t first = (uint32_t)(sqlite3_column_int64(st, 0) & ((1 << KEY_SHIFT) - 1));
+			const void *data = sqlite3_column_blob(st, 1);
+			size_t len = (size_t)sqlite3_column_bytes(st, 1);
+
+			if (!ps_tri_row_open(&row, first, data, len)) {
+				sqlite3_reset(st);
+				return ps_error_set(PS_ESTORE, "store_corrupt",
+						    "code index segment %lld is damaged",
+						    (long long)e->segs[i]);
+			}
+			while (ps_tri_row_next(&row) && row.code < code)
+				;
+			if (row.list && row.code == code)
+				ps_tri_list_each(&row, set_bit, &ctx);
+		}
+		sqlite3_reset(st);
+		if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+			return ps_sqlite_error(e->s, "find code search candidates");
+	}
+	return 0;
+}
+
+/* Trigrams per literal: a long literal's trigrams mostly agree; a handful spread over it
+ * narrows as well as all of them and keeps the lists to read few. */
+#define MAX_TRIGRAMS 6
+
+/* The ids whose document may satisfy `q`, as a new bitmap of e->words words. */
+static int eval(struct eval *e, const struct ps_code_query *q, uint64_t **out)
+{
+	uint64_t *bits = ps_calloc(e->words ? e->words : 1, sizeof(*bits));
+	int rc = 0;
+
+	*out = NULL;
+	if (q->op == PS_CODE_LITERAL) {
+		size_t len = strlen(q->literal), count = len >= 3 ? len - 2 : 0;
+		size_t take = count < MAX_TRIGRAMS ? count : MAX_TRIGRAMS, used = 0;
+		uint64_t *one = ps_calloc(e->words ? e->words : 1, sizeof(*one));
+
+		for (size_t k = 0; k < take && rc == 0; k++) {
 			/* Spread over the literal, always its first and last trigram. */
 			size_t at = take > 1 ? k * (count - 1) / (take - 1) : 0;
-			if (k)
-				ps_buf_puts(b, " AND ");
-			put_trigram(b, q->literal + at);
+			int32_t code = ps_tri_of(q->literal + at);
+			bool any = false;
+
+			if (code < 0)
+				continue; /* cannot be: literals hold only printable bytes (store.h) */
+			uint64_t *dst = used ? one : bits;
+			if (used)
+				memset(one, 0, e->words * sizeof(*one));
+			rc = trigram_bits(e, (uint32_t)code, dst);
+			if (used)
+				for (size_t i = 0; i < e->words; i++)
+					any |= (bits[i] &= one[i]) != 0;
+			else
+				for (size_t i = 0; i < e->words && !any; i++)
+					any = bits[i] != 0;
+			used++;
+			if (!any)
+				break; /* no document holds them all */
 		}
-		ps_buf_puts(b, ")");
-		return;
+		free(one);
+		if (!used) /* nothing to narrow by: every id */
+			memset(bits, 0xff, e->words * sizeof(*bits));
+	} else {
+		for (size_t k = 0; k < q->nkids && rc == 0; k++) {
+			uint64_t *kid;
+
+			if ((rc = eval(e, q->kids[k], &kid)) < 0)
+				break;
+			for (size_t i = 0; i < e->words; i++)
+				bits[i] = k == 0 ? kid[i]
+					  : q->op == PS_CODE_AND ? bits[i] & kid[i] : bits[i] | kid[i];
+			free(kid);
+		}
 	}
-	ps_buf_puts(b, "(");
-	for (size_t i = 0; i < q->nkids; i++) {
-		if (i)
-			ps_buf_puts(b, q->op == PS_CODE_AND ? " AND " : " OR ");
-		render(b, q->kids[i]);
+	if (rc < 0) {
+		free(bits);
+		return rc;
 	}
-	ps_buf_puts(b, ")");
+	*out = bits;
+	return 0;
 }
 
+/*
+ * The code_blobs ids whose document satisfies a query, as a bitmap (ids are dense: code_blobs'
+ * INTEGER PRIMARY KEY), for the walk in path order below; passed to SQL by
+ * sqlite3_bind_pointer, so no user value can pose as one.
+ */
+static int collect_hits(struct ps_store *s, const struct ps_code_query *q, struct hits *h)
+{
+	static const char segs_sql[] = "SELECT id, max_id FROM code_segments ORDER BY id";
+	sqlite3_stmt *st = ps_sqlite_stmt(s, segs_sql);
+	struct eval e = { .s = s };
+	size_t cap = 0;
+	int rc;
+
+	if (!st)
+		return PS_ESTORE;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		int64_t max = sqlite3_column_int64(st, 1);
+
+		if (e.nsegs == cap) {
+			cap = cap ? 2 * cap : 16;
+			e.segs = ps_realloc(e.segs, cap * sizeof(*e.segs));
+		}
+		e.segs[e.nsegs++] = sqlite3_column_int64(st, 0);
+		if (max + 1 > e.nbits)
+			e.nbits = max + 1;
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE) {
+		free(e.segs);
+		return ps_sqlite_error(s, "find code search candidates");
+	}
+	e.words = (size_t)(e.nbits + 63) / 64;
+	e.nbits = (int64_t)e.words * 64;
+	rc = eval(&e, q, &h->bits);
+	free(e.segs);
+	if (rc < 0)
+		return rc;
+	h->nbits = e.nbits;
+	h->count = 0;
+	for (size_t i = 0; i < e.words; i++)
+		h->count += (size_t)__builtin_popcountll(h->bits[i]);
+	return 0;
+}
+
+/* The hits as a JSON array of ids, for json_each() in the blobs-first plan. */
+static void hits_json(const struct hits *h, struct ps_buf *b)
+{
+	bool first = true;
+
+	ps_buf_puts(b, "[");
+	for (int64_t w = 0; w < h->nbits / 64; w++) {
+		uint64_t x = h->bits[w];
+
+		while (x) {
+			int bit = __builtin_ctzll(x);
+
+			ps_buf_printf(b, first ? "%lld" : ",%lld", (long long)(w * 64 + bit));
+			first = false;
+			x &= x - 1;
+		}
+	}
+	ps_buf_puts(b, "]");
+}
 #define CANDIDATE_WHERE \
 	"WHERE fv.project_id = ?1 AND fv.introduced_by <= ?2 " \
 	"AND (fv.superseded_by IS NULL OR fv.superseded_by > ?2) " \
 	"AND EXISTS (SELECT 1 FROM syncs i WHERE i.id = fv.introduced_by AND i.status = 'succeeded') " \
 	"AND (fv.mode & 61440) = 32768 " \
 	"AND (?3 IS NULL OR fv.path >= ?3) AND (?4 IS NULL OR fv.path < ?4) "
-
-/* Runs the FTS5 expression once and keeps its rowids in `h`. */
-static int collect_hits(struct ps_store *s, const char *expr, size_t len, struct hits *h)
-{
-	static const char sql[] = "SELECT rowid FROM code_fts WHERE code_fts MATCH ?";
-	sqlite3_stmt *st = ps_sqlite_stmt(s, sql);
-	int rc;
-
-	if (!st)
-		return PS_ESTORE;
-	sqlite3_bind_text(st, 1, expr, (int)len, SQLITE_STATIC);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		sqlite3_int64 id = sqlite3_column_int64(st, 0);
-
-		if (id < 0)
-			continue;
-		if (id >= h->nbits) {
-			int64_t nbits = h->nbits ? h->nbits : 4096;
-
-			while (nbits <= id)
-				nbits *= 2;
-			h->bits = ps_realloc(h->bits, (size_t)nbits / 8);
-			memset(h->bits + h->nbits / 64, 0, (size_t)(nbits - h->nbits) / 8);
-			h->nbits = nbits;
-		}
-		if (!((h->bits[id / 64] >> (id % 64)) & 1))
-			h->count++;
-		h->bits[id / 64] |= (uint64_t)1 << (id % 64);
-	}
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-	return rc == SQLITE_DONE ? 0 : ps_sqlite_error(s, "find code search candidates");
-}
 
 /* The number of code_blobs rows there may be (the largest id): what a hit count is out of. */
 static int64_t indexed_blobs(struct ps_store *s)
@@ -384,10 +891,9 @@ static bool all_indexed(struct ps_store *s)
 	return none;
 }
 
-int ps_sqlite_code_candidates(struct ps_store *s, int64_t project_id, int64_t at,
-			      const struct ps_code_query *q, const char *prefix,
-			      const char *from_path, size_t limit, int64_t *snap,
-			      struct ps_code_candidate **out, size_t *n)
+static int candidates(struct ps_store *s, int64_t project_id, int64_t at,
+		      const struct ps_code_query *q, const char *prefix, const char *from_path,
+		      size_t limit, int64_t *snap, struct ps_code_candidate **out, size_t *n)
 {
 	static const char all_sql[] =
 		"SELECT fv.path, fv.mode, ps_hex(fv.sha), fv.size, cb.id, cb.binary "
@@ -406,7 +912,7 @@ int ps_sqlite_code_candidates(struct ps_store *s, int64_t project_id, int64_t at
 #define MATCH_SQL(unindexed) \
 		"WITH hit(sha) AS (" \
 		"SELECT m.sha FROM code_blobs m WHERE m.id IN " \
-		"(SELECT rowid FROM code_fts WHERE code_fts MATCH ?5) " unindexed ") " \
+		"(SELECT value FROM json_each(?5)) " unindexed ") " \
 		"SELECT fv.path, fv.mode, ps_hex(fv.sha), fv.size, cb.id, cb.binary " \
 		"FROM hit h CROSS JOIN file_versions fv ON fv.sha = ps_unhex(h.sha) " \
 		"LEFT JOIN code_blobs cb ON cb.sha = ps_hex(fv.sha) " CANDIDATE_WHERE "ORDER BY fv.path LIMIT ?6"
@@ -443,18 +949,18 @@ int ps_sqlite_code_candidates(struct ps_store *s, int64_t project_id, int64_t at
 	if ((rc = ps_sqlite_resolve_snapshot(s, project_id, at, &id)) < 0)
 		return rc;
 	if (q) {
-		ps_buf_init(&expr, 1u << 20);
-		render(&expr, q);
-	}
-	if (q && limit > 0) {
-		/* Walking costs about limit * blobs / hits rows, the blobs first about hits. */
-		if ((rc = collect_hits(s, expr.data, expr.len, &hits)) < 0) {
-			free(expr.data);
-			free(hits.bits);
+		/* The index answers in memory; SQL then gets the ids (walk: a bitmap; blobs
+		 * first: a JSON array of the few hits). */
+		if ((rc = collect_hits(s, q, &hits)) < 0)
 			return rc;
+		if (limit > 0)
+			/* Walking costs about limit * blobs / hits rows, the blobs first about hits. */
+			walk = (double)hits.count * (double)hits.count >
+			       (double)limit * (double)indexed_blobs(s);
+		if (!walk) {
+			ps_buf_init(&expr, SIZE_MAX);
+			hits_json(&hits, &expr);
 		}
-		walk = (double)hits.count * (double)hits.count >
-		       (double)limit * (double)indexed_blobs(s);
 	}
 	if (!q)
 		sql = all_sql;
@@ -488,7 +994,7 @@ int ps_sqlite_code_candidates(struct ps_store *s, int64_t project_id, int64_t at
 	if (walk)
 		sqlite3_bind_pointer(st, 5, &hits, HITS_POINTER, NULL);
 	else if (q)
-		sqlite3_bind_text(st, 5, expr.data, (int)expr.len, SQLITE_TRANSIENT);
+		sqlite3_bind_text64(st, 5, expr.data, expr.len, SQLITE_TRANSIENT, SQLITE_UTF8);
 	sqlite3_bind_int64(st, 6, limit > 0 && limit < INT64_MAX ? (sqlite3_int64)limit : -1);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		const unsigned char *sha = sqlite3_column_text(st, 2);
@@ -524,70 +1030,38 @@ int ps_sqlite_code_candidates(struct ps_store *s, int64_t project_id, int64_t at
 	return 0;
 }
 
+int ps_sqlite_code_candidates(struct ps_store *s, int64_t project_id, int64_t at,
+			      const struct ps_code_query *q, const char *prefix,
+			      const char *from_path, size_t limit, int64_t *snap,
+			      struct ps_code_candidate **out, size_t *n)
+{
+	/*
+	 * One read transaction for the whole answer: the index's rows and the file versions come
+	 * from one state of the store, and SQLite takes its read lock once, not per statement (a
+	 * query reads a row per segment and trigram, and each statement on its own cost two
+	 * fcntl() calls: ~1 ms of a rare literal's 12).
+	 */
+	bool own = s->tx_depth == 0 && sqlite3_get_autocommit(s->db);
+	int rc;
+
+	if (own && sqlite3_exec(s->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
+		return ps_sqlite_error(s, "find code search candidates");
+	rc = candidates(s, project_id, at, q, prefix, from_path, limit, snap, out, n);
+	if (own && sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL); /* it only read */
+	return rc;
+}
+
 int ps_sqlite_code_forget_unreferenced(struct ps_store *s)
 {
-	static const char gone[] =
-		"SELECT c.id, c.sha FROM code_blobs c WHERE NOT EXISTS "
-		"(SELECT 1 FROM file_versions f WHERE f.sha = ps_unhex(c.sha))";
-	static const char del_fts[] =
-		"INSERT INTO code_fts (code_fts, rowid, content) VALUES ('delete', ?, ?)";
-	static const char del_blob[] = "DELETE FROM code_blobs WHERE id = ?";
-	struct ps_strv shas = { 0 };
-	int64_t *ids = NULL;
-	size_t n = 0, cap = 0;
-	sqlite3_stmt *st = ps_sqlite_stmt(s, gone);
-	int rc = 0;
+	/* The rows go; their ids' postings stay in the segments, which queries ignore (no row to
+	 * join) and the next merge of those segments drops. */
+	static const char del[] =
+		"DELETE FROM code_blobs WHERE NOT EXISTS "
+		"(SELECT 1 FROM file_versions f WHERE f.sha = ps_unhex(code_blobs.sha))";
+	sqlite3_stmt *st = ps_sqlite_stmt(s, del);
 
 	if (!st)
 		return PS_ESTORE;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (n == cap) {
-			cap = cap ? 2 * cap : 64;
-			ids = ps_realloc(ids, cap * sizeof(*ids));
-		}
-		ids[n++] = sqlite3_column_int64(st, 0);
-		ps_strv_push(&shas, (const char *)sqlite3_column_text(st, 1));
-	}
-	sqlite3_reset(st);
-	rc = rc == SQLITE_DONE ? 0 : ps_sqlite_error(s, "find unreferenced code index rows");
-	for (size_t i = 0; rc == 0 && i < n; i++) {
-		/* A blob's document leaves the index with the content it was indexed with. */
-		{
-			void *data = NULL;
-			size_t len = 0;
-
-			if ((rc = ps_store_blob_get(s, shas.v[i], &data, &len)) == 0) {
-				if (!(st = ps_sqlite_stmt(s, del_fts))) {
-					free(data);
-					rc = PS_ESTORE;
-					break;
-				}
-				sqlite3_bind_int64(st, 1, ids[i]);
-				sqlite3_bind_text64(st, 2, len ? data : "", len, SQLITE_STATIC,
-						    SQLITE_UTF8);
-				rc = ps_sqlite_step_done(s, st, "remove from the code index");
-				sqlite3_clear_bindings(st);
-				free(data);
-				if (rc < 0)
-					break;
-			} else if (rc == PS_ENOTFOUND ||
-				   (rc == PS_ESTORE && !strcmp(ps_error_slug(), "blob_corrupt"))) {
-				/* No text to remove it with (gone, or a damaged frame that prune is
-				 * about to delete): its postings stay, harmless. */
-				rc = 0;
-				ps_error_clear();
-			}
-		}
-		if (rc == 0) {
-			if (!(st = ps_sqlite_stmt(s, del_blob))) {
-				rc = PS_ESTORE;
-				break;
-			}
-			sqlite3_bind_int64(st, 1, ids[i]);
-			rc = ps_sqlite_step_done(s, st, "remove from the code index");
-		}
-	}
-	ps_strv_dispose(&shas);
-	free(ids);
-	return rc;
+	return ps_sqlite_step_done(s, st, "remove from the code index");
 }

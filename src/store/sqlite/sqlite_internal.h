@@ -22,6 +22,7 @@ struct ps_store {
 	bool tx_aborted;
 	struct ps_blobcodec *codec; /* store/blobcodec.h: blob content at rest */
 	bool blobs_raw_gone;        /* the schema-10 conversion finished (sqlite_blobs.c) */
+	struct ps_sqlite_code *code; /* the code index's postings of this transaction (sqlite_code.c) */
 	struct {
 		const char *sql; /* cached by the address of a string literal */
 		sqlite3_stmt *stmt;
@@ -57,8 +58,19 @@ int ps_sqlite_memory_remove_project(struct ps_store *s, int64_t project_id);
 /* Removes the code index rows of blobs no file version references (sqlite_code.c; inside the
  * caller's transaction, before the blobs themselves are deleted). */
 int ps_sqlite_code_forget_unreferenced(struct ps_store *s);
-/* Registers code_fts's tokenizer ("projsync_trigram") on a new connection: -1 if FTS5 lacks. */
+/* Registers "projsync_trigram" (the tokenizer of schemas 14-16's code_fts, which migration 0017
+ * drops: FTS5 cannot open the table without it) and ps_code_hit() on a new connection: -1 if
+ * FTS5 lacks. */
 int ps_sqlite_code_register(sqlite3 *db);
+/*
+ * The code index's postings collected by ps_sqlite_code_index_put in the open transaction:
+ * flush writes them as a segment (and merges segments) just before the outermost COMMIT, so
+ * they commit with the code_blobs rows they cover; discard drops them on rollback; free at
+ * close.
+ */
+int ps_sqlite_code_flush(struct ps_store *s);
+void ps_sqlite_code_discard(struct ps_store *s);
+void ps_sqlite_code_free(struct ps_store *s);
 /* Directory trees (sqlite_trees.c), called by sqlite.c inside its transactions: finalize
  * supersedes the previous rows of the directories on the changed paths and of those the sync
  * staged; discard deletes what a failed sync staged; purge what syncs that did not succeed left;

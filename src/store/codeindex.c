@@ -1,0 +1,439 @@
+/*
+ * projsync's own trigram index format (codeindex.h). Why not FTS5: feeding FTS5 one token per
+ * (blob, distinct trigram) cost ~0.3 us each inside FTS5 (its pending-terms hash and segment
+ * merges), which kept a first sync with the index at 2-2.3x one without; here a posting is an
+ * array append, a counting sort by trigram and a varint (docs/performance.md, "Code search").
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/codeindex.h"
+#include "util/util.h"
+
+static unsigned char sym[256];
+static pthread_once_t sym_once = PTHREAD_ONCE_INIT;
+
+static void sym_init(void)
+{
+	sym['\t'] = '\t';
+	for (int c = 0x20; c < 0x7f; c++)
+		sym[c] = (unsigned char)(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+}
+
+unsigned ps_tri_symbol(unsigned char c)
+{
+	pthread_once(&sym_once, sym_init);
+	return sym[c];
+}
+
+int32_t ps_tri_of(const char *three)
+{
+	unsigned a = ps_tri_symbol((unsigned char)three[0]), b = ps_tri_symbol((unsigned char)three[1]),
+		 c = ps_tri_symbol((unsigned char)three[2]);
+
+	if (!a || !b || !c)
+		return -1;
+	return (int32_t)(a << 14 | b << 7 | c);
+}
+
+void ps_tri_doc_extract(struct ps_tri_doc *d, const void *data, size_t len)
+{
+	const unsigned char *p = data;
+	uint64_t *seen;
+	uint32_t code = 0;
+	unsigned run = 0; /* symbols in a row so far */
+	size_t n = 0;
+
+	pthread_once(&sym_once, sym_init);
+	if (!d->seen)
+		d->seen = ps_calloc(PS_TRI_CODES / 64, sizeof(*d->seen));
+	seen = d->seen;
+	/* A document has at most len - 2 distinct trigrams, and there are PS_TRI_CODES. */
+	if (d->cap < len && d->cap < PS_TRI_CODES) {
+		d->cap = len < PS_TRI_CODES ? len : PS_TRI_CODES;
+		d->codes = ps_realloc(d->codes, d->cap * sizeof(*d->codes));
+	}
+	for (size_t i = 0; i < len;) {
+		unsigned c = sym[p[i]];
+
+		if (c) {
+			i++;
+		} else if (p[i] == 0xe2 && i + 2 < len && p[i + 1] == 0x84 && p[i + 2] == 0xaa) {
+			c = 'k'; /* U+212A KELVIN SIGN */
+			i += 3;
+		} else if (p[i] == 0xc5 && i + 1 < len && p[i + 1] == 0xbf) {
+			c = 's'; /* U+017F LATIN SMALL LETTER LONG S */
+			i += 2;
+		} else {
+			i++;
+			run = 0;
+			continue;
+		}
+		code = ((code << 7) | c) & (PS_TRI_CODES - 1);
+		if (++run >= 3) {
+			uint64_t bit = (uint64_t)1 << (code % 64);
+
+			if (!(seen[code / 64] & bit)) {
+				seen[code / 64] |= bit;
+				d->codes[n++] = code;
+			}
+		}
+	}
+	for (size_t k = 0; k < n; k++)
+		seen[d->codes[k] / 64] = 0;
+	d->n = n;
+}
+
+void ps_tri_doc_dispose(struct ps_tri_doc *d)
+{
+	free(d->seen);
+	free(d->codes);
+	memset(d, 0, sizeof(*d));
+}
+
+void ps_tri_acc_add(struct ps_tri_acc *a, uint32_t id, const uint32_t *codes, size_t n)
+{
+	if (id > a->max_id)
+		a->max_id = id;
+	if (!n) /* an empty document: `codes` may be NULL */
+		return;
+	if (a->n + n > a->cap) {
+		size_t cap = a->cap ? a->cap : 65536;
+
+		while (cap < a->n + n)
+			cap *= 2;
+		a->code = ps_realloc(a->code, cap * sizeof(*a->code));
+		a->id = ps_realloc(a->id, cap * sizeof(*a->id));
+		a->cap = cap;
+	}
+	memcpy(a->code + a->n, codes, n * sizeof(*codes));
+	for (size_t i = 0; i < n; i++)
+		a->id[a->n + i] = id;
+	a->n += n;
+}
+
+void ps_tri_acc_clear(struct ps_tri_acc *a)
+{
+	a->n = 0;
+	a->max_id = 0;
+}
+
+void ps_tri_acc_dispose(struct ps_tri_acc *a)
+{
+	free(a->code);
+	free(a->id);
+	memset(a, 0, sizeof(*a));
+}
+
+/* ---- writing rows ---- */
+
+static size_t put_varint(unsigned char *out, uint64_t v)
+{
+	size_t n = 0;
+
+	while (v >= 0x80) {
+		out[n++] = (unsigned char)(v | 0x80);
+		v >>= 7;
+	}
+	out[n++] = (unsigned char)v;
+	return n;
+}
+
+static size_t varint_len(uint64_t v)
+{
+	size_t n = 1;
+
+	while (v >= 0x80) {
+		v >>= 7;
+		n++;
+	}
+	return n;
+}
+
+static bool get_varint(const unsigned char **p, const unsigned char *end, uint64_t *v)
+{
+	uint64_t x = 0;
+
+	for (unsigned shift = 0; shift < 64; shift += 7) {
+		if (*p >= end)
+			return false;
+		unsigned char b = *(*p)++;
+		x |= (uint64_t)(b & 0x7f) << shift;
+		if (!(b & 0x80)) {
+			*v = x;
+			return true;
+		}
+	}
+	return false;
+}
+
+static void reserve(unsigned char **buf, size_t *cap, size_t need)
+{
+	if (need <= *cap)
+		return;
+	size_t c = *cap ? *cap : 4096;
+	while (c < need)
+		c *= 2;
+	*buf = ps_realloc(*buf, c);
+	*cap = c;
+}
+
+void ps_tri_writer_init(struct ps_tri_writer *w, ps_tri_emit_fn emit, void *ctx)
+{
+	memset(w, 0, sizeof(*w));
+	w->emit = emit;
+	w->ctx = ctx;
+}
+
+static int flush_row(struct ps_tri_writer *w)
+{
+	unsigned char head[20];
+	size_t h;
+	unsigned char *row;
+	int rc;
+
+	if (!w->ntri || w->rc < 0)
+		return w->rc;
+	h = put_varint(head, w->ntri);
+	h += put_varint(head + h, w->ndir);
+	row = ps_malloc(h + w->ndir + w->npost);
+	memcpy(row, head, h);
+	memcpy(row + h, w->dir, w->ndir);
+	memcpy(row + h + w->ndir, w->post, w->npost);
+	rc = w->emit(w->ctx, w->first, row, h + w->ndir + w->npost);
+	free(row);
+	w->ntri = 0;
+	w->ndir = w->npost = 0;
+	if (rc < 0)
+		w->rc = rc;
+	return w->rc;
+}
+
+int ps_tri_writer_add(struct ps_tri_writer *w, uint32_t code, const uint32_t *ids, size_t n)
+{
+	uint64_t span, bitmap, gaps = 0;
+	bool dense;
+
+	if (!n || w->rc < 0)
+		return w->rc;
+	if (!w->ntri) {
+		w->first = code;
+		w->prev = code;
+	}
+	/* The cheaper of the two forms: gaps as varints, or a bitmap of the ids after the first
+	 * (the common trigrams, in most documents of a segment). */
+	span = ids[n - 1] - ids[0];
+	for (size_t i = 1; i < n; i++)
+		gaps += varint_len(ids[i] - ids[i - 1]);
+	bitmap = varint_len(span) + (span + 7) / 8;
+	dense = n > 1 && bitmap < gaps;
+	reserve(&w->post, &w->cappost, w->npost + 10 + (dense ? bitmap : gaps));
+	w->npost += put_varint(w->post + w->npost, ids[0]);
+	if (dense) {
+		unsigned char *bits = w->post + w->npost + varint_len(span);
+
+		w->npost += put_varint(w->post + w->npost, span);
+		memset(bits, 0, (size_t)(span + 7) / 8);
+		for (size_t i = 1; i < n; i++) {
+			uint64_t at = (uint64_t)(ids[i] - ids[0]) - 1;
+			bits[at / 8] |= (unsigned char)(1u << (at % 8));
+		}
+		w->npost += (size_t)(span + 7) / 8;
+	} else {
+		for (size_t i = 1; i < n; i++)
+			w->npost += put_varint(w->post + w->npost, ids[i] - ids[i - 1]);
+	}
+	reserve(&w->dir, &w->capdir, w->ndir + 20);
+	w->ndir += put_varint(w->dir + w->ndir, code - w->prev);
+	w->ndir += put_varint(w->dir + w->ndir, (uint64_t)n * 2 + dense);
+	w->prev = code;
+	w->ntri++;
+	w->postings += n;
+	if (w->npost + w->ndir >= PS_TRI_ROW_BYTES)
+		return flush_row(w);
+	return 0;
+}
+
+int ps_tri_writer_finish(struct ps_tri_writer *w)
+{
+	int rc = flush_row(w);
+
+	free(w->dir);
+	free(w->post);
+	w->dir = w->post = NULL;
+	w->capdir = w->cappost = 0;
+	return rc;
+}
+
+int ps_tri_acc_write(struct ps_tri_acc *a, struct ps_tri_writer *w)
+{
+	/* An LSD radix sort by trigram, 11 bits then 10: stable, so each trigram's ids stay in
+	 * the increasing order they were added in. */
+	enum { LOW = 11, HIGH = PS_TRI_BITS - LOW };
+	uint32_t count[1u << LOW];
+	size_t n = a->n ? a->n : 1;
+	uint32_t *code2 = ps_malloc(n * sizeof(*code2)), *id2 = ps_malloc(n * sizeof(*id2));
+	int rc = 0;
+
+	for (int pass = 0; pass < 2; pass++) {
+		unsigned shift = pass ? LOW : 0, buckets = pass ? 1u << HIGH : 1u << LOW;
+		const uint32_t *fc = pass ? code2 : a->code, *fi = pass ? id2 : a->id;
+		uint32_t *tc = pass ? a->code : code2, *ti = pass ? a->id : id2, sum = 0;
+
+		memset(count, 0, buckets * sizeof(*count));
+		for (size_t i = 0; i < a->n; i++)
+			count[(fc[i] >> shift) & (buckets - 1)]++;
+		for (unsigned b = 0; b < buckets; b++) {
+			uint32_t c = count[b];
+			count[b] = sum;
+			sum += c;
+		}
+		for (size_t i = 0; i < a->n; i++) {
+			uint32_t at = count[(fc[i] >> shift) & (buckets - 1)]++;
+			tc[at] = fc[i];
+			ti[at] = fi[i];
+		}
+	}
+	free(code2);
+	free(id2);
+	for (size_t i = 0; i < a->n && rc == 0;) {
+		size_t j = i + 1;
+
+		while (j < a->n && a->code[j] == a->code[i])
+			j++;
+		rc = ps_tri_writer_add(w, a->code[i], a->id + i, j - i);
+		i = j;
+	}
+	/* The pairs are sorted in place: the accumulator is spent. */
+	a->n = 0;
+	return rc;
+}
+
+/* ---- reading rows ---- */
+
+bool ps_tri_row_open(struct ps_tri_row *r, uint32_t first, const unsigned char *data, size_t len)
+{
+	const unsigned char *p = data, *end = data + len;
+	uint64_t n, dir;
+
+	memset(r, 0, sizeof(*r));
+	if (!get_varint(&p, end, &n) || n > len || !get_varint(&p, end, &dir) ||
+	    dir > (uint64_t)(end - p))
+		return false;
+	r->p = p;
+	r->dir_end = p + dir;
+	r->end = end;
+	r->post = p + dir;
+	r->left = (uint32_t)n;
+	r->code = first;
+	r->list = NULL;
+	return true;
+}
+
+/* Where the current list ends (NULL if it runs past the row). */
+static const unsigned char *list_end(const struct ps_tri_row *r)
+{
+	const unsigned char *p = r->list;
+	uint64_t v;
+
+	if (!get_varint(&p, r->end, &v))
+		return NULL;
+	if (r->dense) {
+		if (!get_varint(&p, r->end, &v) || (v + 7) / 8 > (uint64_t)(r->end - p))
+			return NULL;
+		return p + (v + 7) / 8;
+	}
+	for (uint32_t i = 1; i < r->ndocs; i++) {
+		/* A varint ends at a byte below 0x80. */
+		while (p < r->end && (*p & 0x80))
+			p++;
+		if (p >= r->end)
+			return NULL;
+		p++;
+	}
+	return p;
+}
+
+bool ps_tri_row_next(struct ps_tri_row *r)
+{
+	uint64_t delta, count;
+
+	if (!r->left)
+		return false;
+	if (r->list && !(r->post = list_end(r))) {
+		r->left = 0;
+		return false;
+	}
+	if (!get_varint(&r->p, r->dir_end, &delta) || !get_varint(&r->p, r->dir_end, &count) ||
+	    delta >= PS_TRI_CODES || count < 2 || count / 2 > UINT32_MAX) {
+		r->left = 0;
+		return false;
+	}
+	/* A list takes at least a bit per id: more ids than that is a damaged row (and would
+	 * make a reader allocate for them). */
+	if (count / 2 > (uint64_t)(r->end - r->post) * 8 + 1) {
+		r->left = 0;
+		return false;
+	}
+	r->left--;
+	r->code += (uint32_t)delta;
+	r->ndocs = (uint32_t)(count / 2);
+	r->dense = count & 1;
+	r->list = r->post;
+	return true;
+}
+
+/* Calls fn for each id of the current list, at most r->ndocs; returns how many. */
+static size_t list_walk(const struct ps_tri_row *r, void (*fn)(void *ctx, uint32_t id), void *ctx,
+			uint32_t *out)
+{
+	const unsigned char *p = r->list;
+	uint64_t first, v;
+	size_t n = 0;
+
+	if (!get_varint(&p, r->end, &first) || first > UINT32_MAX)
+		return 0;
+	if (fn)
+		fn(ctx, (uint32_t)first);
+	else
+		out[0] = (uint32_t)first;
+	n = 1;
+	if (r->dense) {
+		if (!get_varint(&p, r->end, &v) || (v + 7) / 8 > (uint64_t)(r->end - p) ||
+		    first + v > UINT32_MAX)
+			return n;
+		for (uint64_t at = 0; at < v && n < r->ndocs; at++) {
+			if (!((p[at / 8] >> (at % 8)) & 1))
+				continue;
+			if (fn)
+				fn(ctx, (uint32_t)(first + at + 1));
+			else
+				out[n] = (uint32_t)(first + at + 1);
+			n++;
+		}
+		return n;
+	}
+	uint64_t id = first;
+	while (n < r->ndocs && get_varint(&p, r->end, &v)) {
+		id += v;
+		if (id > UINT32_MAX)
+			break;
+		if (fn)
+			fn(ctx, (uint32_t)id);
+		else
+			out[n] = (uint32_t)id;
+		n++;
+	}
+	return n;
+}
+
+void ps_tri_list_each(const struct ps_tri_row *r, void (*fn)(void *ctx, uint32_t id), void *ctx)
+{
+	list_walk(r, fn, ctx, NULL);
+}
+
+size_t ps_tri_list_decode(const struct ps_tri_row *r, uint32_t *ids)
+{
+	return list_walk(r, NULL, NULL, ids);
+}

@@ -1,0 +1,267 @@
+/*
+ * store/codeindex.c: projsync's own trigram index format. A document's trigrams against a
+ * plain reference implementation of the rule (random bytes, folding, the two non-ASCII letters),
+ * and posting lists written as rows and read back exactly (row boundaries, long lists, large
+ * ids, malformed rows).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+#include "store/codeindex.h"
+#include "util/error.h"
+#include "util/util.h"
+
+/* The rule, written plainly: fold, split at any other byte, every window of 3. */
+static size_t reference(const unsigned char *p, size_t len, uint32_t *out)
+{
+	unsigned char *sym = malloc(len + 1);
+	size_t n = 0, k = 0;
+
+	for (size_t i = 0; i < len;) {
+		if (i + 2 < len && p[i] == 0xe2 && p[i + 1] == 0x84 && p[i + 2] == 0xaa) {
+			sym[k++] = 'k';
+			i += 3;
+		} else if (i + 1 < len && p[i] == 0xc5 && p[i + 1] == 0xbf) {
+			sym[k++] = 's';
+			i += 2;
+		} else if (p[i] == '\t' || (p[i] >= 0x20 && p[i] < 0x7f)) {
+			sym[k++] = (unsigned char)(p[i] >= 'A' && p[i] <= 'Z' ? p[i] + 32 : p[i]);
+			i++;
+		} else {
+			sym[k++] = 0;
+			i++;
+		}
+	}
+	for (size_t i = 0; i + 2 < k; i++) {
+		if (!sym[i] || !sym[i + 1] || !sym[i + 2])
+			continue;
+		uint32_t c = (uint32_t)sym[i] << 14 | (uint32_t)sym[i + 1] << 7 | sym[i + 2];
+		bool dup = false;
+		for (size_t j = 0; j < n && !dup; j++)
+			dup = out[j] == c;
+		if (!dup)
+			out[n++] = c;
+	}
+	free(sym);
+	return n;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static void test_extract(void)
+{
+	static const char *pieces[] = { "a", "B", "\t", " ", "\n", "\0", "\xff", "\xe2\x84\xaa",
+					"\xc5\xbf", "\xe2\x84", "\xc5", "~", "Z", "\x7f", "z" };
+	struct ps_tri_doc d = { 0 };
+	unsigned seed = 13;
+	uint32_t want[512];
+
+	/* Folding: the same trigram whatever the case, and the two letters PCRE2 folds. */
+	ps_tri_doc_extract(&d, "HeLlo hello", 11);
+	CHECK_INT(d.n, 6); /* hel ell llo "lo " "o h" " he", then hel ell llo again */
+	ps_tri_doc_extract(&d, "\xe2\x84\xaa" "EY", 5);
+	CHECK_INT(d.n, 1);
+	CHECK_INT(d.codes[0], ps_tri_of("key"));
+	ps_tri_doc_extract(&d, "ab\0cd\x01" "ef", 8);
+	CHECK_INT(d.n, 0);
+	/* A large document: its list is bounded by the trigrams there are, not by its length. */
+	{
+		size_t big = (size_t)24 << 20;
+		unsigned char *text = ps_malloc(big);
+
+		for (size_t i = 0; i < big; i++)
+			text[i] = (unsigned char)("abcdefghij"[i % 10]);
+		ps_tri_doc_extract(&d, text, big);
+		CHECK_INT(d.n, 10);
+		CHECK(d.cap <= PS_TRI_CODES);
+		free(text);
+	}
+	CHECK_INT(ps_tri_of("a\nb"), -1);
+	for (int round = 0; round < 3000; round++) {
+		unsigned char buf[200];
+		size_t len = 0, nwant;
+
+		while (len < sizeof(buf) - 4 && rand_r(&seed) % 60) {
+			const char *p = pieces[rand_r(&seed) % (sizeof(pieces) / sizeof(*pieces))];
+			size_t l = *p ? strlen(p) : 1;
+			memcpy(buf + len, p, l);
+			len += l;
+		}
+		nwant = reference(buf, len, want);
+		ps_tri_doc_extract(&d, buf, len);
+		CHECK_INT(d.n, nwant);
+		if (d.n != nwant)
+			break;
+		qsort(want, nwant, sizeof(*want), cmp_u32);
+		qsort(d.codes, d.n, sizeof(*d.codes), cmp_u32);
+		CHECK(memcmp(want, d.codes, nwant * sizeof(*want)) == 0);
+	}
+	ps_tri_doc_dispose(&d);
+}
+
+/* Rows as written: their first trigram and bytes. */
+struct rows {
+	uint32_t first[4096];
+	unsigned char *data[4096];
+	size_t len[4096], n;
+};
+
+static int keep_row(void *ctx, uint32_t first, const unsigned char *data, size_t len)
+{
+	struct rows *r = ctx;
+
+	if (r->n == 4096)
+		return -1;
+	r->first[r->n] = first;
+	r->data[r->n] = ps_malloc(len);
+	memcpy(r->data[r->n], data, len);
+	r->len[r->n++] = len;
+	return 0;
+}
+
+static void free_rows(struct rows *r)
+{
+	for (size_t i = 0; i < r->n; i++)
+		free(r->data[i]);
+	r->n = 0;
+}
+
+/* The list of trigram `code` as the rows hold it (the row with the largest first <= code). */
+static size_t lookup(const struct rows *r, uint32_t code, uint32_t *ids)
+{
+	size_t at = SIZE_MAX;
+	struct ps_tri_row row;
+
+	for (size_t i = 0; i < r->n; i++)
+		if (r->first[i] <= code)
+			at = i;
+	if (at == SIZE_MAX || !ps_tri_row_open(&row, r->first[at], r->data[at], r->len[at]))
+		return 0;
+	while (ps_tri_row_next(&row))
+		if (row.code == code)
+			return ps_tri_list_decode(&row, ids);
+	return 0;
+}
+
+static void test_rows_round_trip(void)
+{
+	static struct rows r;
+	struct ps_tri_writer w;
+	static uint32_t ids[200000], got[200000];
+	unsigned seed = 7;
+	uint32_t codes[300];
+
+	/* Trigrams with lists of 1 to 100,000 ids, some above 2^28 (5-byte varints). */
+	ps_tri_writer_init(&w, keep_row, &r);
+	for (int i = 0; i < 300; i++) {
+		codes[i] = (uint32_t)(i * 6983 + 5) % PS_TRI_CODES;
+		if (i && codes[i] <= codes[i - 1])
+			codes[i] = codes[i - 1] + 1;
+	}
+	for (int i = 0; i < 300; i++) {
+		size_t n = i == 150 ? 100000 : 1 + rand_r(&seed) % 700;
+		uint32_t id = i % 7 == 0 ? 300000000u + (uint32_t)i : 1 + (uint32_t)(rand_r(&seed) % 3);
+
+		for (size_t k = 0; k < n; k++) {
+			ids[k] = id;
+			id += 1 + (uint32_t)(rand_r(&seed) % (k % 5 ? 3 : 5000));
+		}
+		CHECK_OK(ps_tri_writer_add(&w, codes[i], ids, n));
+	}
+	CHECK_OK(ps_tri_writer_finish(&w));
+	CHECK(r.n > 5); /* several rows */
+	fprintf(stderr, "%zu rows\n", r.n);
+	for (size_t i = 0; i < r.n; i++) {
+		struct ps_tri_row row;
+		size_t entries = 0;
+
+		CHECK(ps_tri_row_open(&row, r.first[i], r.data[i], r.len[i]));
+		while (ps_tri_row_next(&row))
+			entries++;
+		CHECK(entries >= 1);
+		/* A row closes once it reaches the target: only the last row is small. */
+		CHECK(i == r.n - 1 || r.len[i] >= PS_TRI_ROW_BYTES);
+		if (i)
+			CHECK(r.first[i] > r.first[i - 1]);
+	}
+	/* Every list reads back exactly (the same random sequence again). */
+	seed = 7;
+	for (int i = 0; i < 300; i++) {
+		size_t n = i == 150 ? 100000 : 1 + rand_r(&seed) % 700;
+		uint32_t id = i % 7 == 0 ? 300000000u + (uint32_t)i : 1 + (uint32_t)(rand_r(&seed) % 3);
+
+		for (size_t k = 0; k < n; k++) {
+			ids[k] = id;
+			id += 1 + (uint32_t)(rand_r(&seed) % (k % 5 ? 3 : 5000));
+		}
+		CHECK_INT(lookup(&r, codes[i], got), n);
+		CHECK(memcmp(ids, got, n * sizeof(*ids)) == 0);
+		/* A trigram between two written ones has no list. */
+		if (i && codes[i] > codes[i - 1] + 1)
+			CHECK_INT(lookup(&r, codes[i] - 1, got), 0);
+	}
+	/* A damaged row is refused or ends early, never read past its end (ASan watches the
+	 * copies, which are exactly as long as the cut). */
+	for (size_t i = 0; i < r.n; i++) {
+		for (size_t k = 0; k < 40; k++) {
+			size_t cut = k < 20 ? k : (size_t)rand_r(&seed) % r.len[i];
+			unsigned char *copy = ps_malloc(cut ? cut : 1);
+			struct ps_tri_row row;
+
+			memcpy(copy, r.data[i], cut);
+			if (k % 3 == 2 && cut) /* a flipped byte too */
+				copy[rand_r(&seed) % cut] ^= (unsigned char)(1 + rand_r(&seed) % 255);
+			if (ps_tri_row_open(&row, r.first[i], copy, cut))
+				while (ps_tri_row_next(&row))
+					if (row.ndocs <= 200000)
+						CHECK(ps_tri_list_decode(&row, got) <= row.ndocs);
+			free(copy);
+		}
+	}
+	free_rows(&r);
+}
+
+/* An accumulator: documents in id order, written sorted by trigram, each list in id order. */
+static void test_accumulator(void)
+{
+	static struct rows r;
+	struct ps_tri_acc a = { 0 };
+	struct ps_tri_doc d = { 0 };
+	struct ps_tri_writer w;
+	static const char *docs[] = { "hello world", "WORLD peace", "", "\x01\x02", "worlds apart",
+				      "hello" };
+	uint32_t got[16];
+
+	/* An empty document first: no trigram, nothing allocated yet. */
+	ps_tri_doc_extract(&d, "", 0);
+	CHECK_INT(d.n, 0);
+	ps_tri_acc_add(&a, 9, d.codes, d.n);
+	CHECK_INT(a.n, 0);
+	for (uint32_t id = 0; id < 6; id++) {
+		ps_tri_doc_extract(&d, docs[id], strlen(docs[id]));
+		ps_tri_acc_add(&a, 10 + id, d.codes, d.n);
+	}
+	CHECK_INT(a.max_id, 15);
+	ps_tri_writer_init(&w, keep_row, &r);
+	CHECK_OK(ps_tri_acc_write(&a, &w));
+	CHECK_OK(ps_tri_writer_finish(&w));
+	CHECK_INT(w.postings, 9 + 9 + 10 + 3);
+	CHECK_INT(lookup(&r, (uint32_t)ps_tri_of("wor"), got), 3);
+	CHECK(got[0] == 10 && got[1] == 11 && got[2] == 14);
+	CHECK_INT(lookup(&r, (uint32_t)ps_tri_of("HEL"), got), 2);
+	CHECK(got[0] == 10 && got[1] == 15);
+	CHECK_INT(lookup(&r, (uint32_t)ps_tri_of("ace"), got), 1);
+	CHECK_INT(lookup(&r, (uint32_t)ps_tri_of("zzz"), got), 0);
+	ps_tri_acc_clear(&a);
+	CHECK_INT(a.n, 0);
+	free_rows(&r);
+	ps_tri_acc_dispose(&a);
+	ps_tri_doc_dispose(&d);
+}
+
+PS_TESTS(PS_TEST(test_extract), PS_TEST(test_rows_round_trip), PS_TEST(test_accumulator))
