@@ -1496,6 +1496,16 @@ static void keep_repo(struct git_source *s)
 		git_repository_free(drop[i]);
 }
 
+size_t ps_git_source_kept(void)
+{
+	size_t n;
+
+	pthread_mutex_lock(&kept_mu);
+	n = nkept;
+	pthread_mutex_unlock(&kept_mu);
+	return n;
+}
+
 /* ---- the ops ---- */
 
 static int git_branches(struct ps_source *src, struct ps_strv *out, char **default_branch)
