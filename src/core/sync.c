@@ -152,6 +152,9 @@ struct ps_sync_run {
 	size_t batch_cap;
 	char owner_process[64];
 	struct ps_owner owner;
+	/* A scheduled sync's prepare phase, not stored yet (step_prepare): stored before any
+	 * other event, or never, for a check answered from the ref alone (step_finalize). */
+	bool phase_pending;
 };
 
 static const double phase_start[] = { 0, 0.0, 0.05, 0.25, 0.80, 0.95 };
@@ -227,6 +230,8 @@ static void enqueue(struct ps_sync_run *run, struct ps_event *ev)
 	run->queue[run->nqueue++] = *ev;
 }
 
+static int flush_phase(struct ps_sync_run *run);
+
 /* Stores and queues a non-final event. */
 static int emit(struct ps_sync_run *run, enum ps_event_kind kind, double fraction,
 		const char *message)
@@ -234,6 +239,8 @@ static int emit(struct ps_sync_run *run, enum ps_event_kind kind, double fractio
 	struct ps_event ev;
 	int rc;
 
+	if ((rc = flush_phase(run)) < 0)
+		return rc;
 	fill_event(run, &ev, kind, fraction, message);
 	if ((rc = ps_store_event_append(run->store, &ev)) < 0) {
 		run->seq--;
@@ -313,6 +320,16 @@ static int enter_phase(struct ps_sync_run *run, enum ps_phase phase)
 	}
 	enqueue(run, &ev);
 	return 0;
+}
+
+/* Stores the phase a scheduled sync entered without a transaction of its own (step_prepare),
+ * once the sync turns out to be more than a check answered from the ref alone. */
+static int flush_phase(struct ps_sync_run *run)
+{
+	if (!run->phase_pending)
+		return 0;
+	run->phase_pending = false;
+	return enter_phase(run, run->sync->phase);
 }
 
 /* Ends the run as failed or cancelled: stores the final state and event in one transaction. */
@@ -478,8 +495,17 @@ static int step_prepare(struct ps_sync_run *run)
 	struct ps_sync *base = NULL;
 	int rc, rc2;
 
-	if ((rc = enter_phase(run, PS_PHASE_PREPARE)) < 0)
+	/* A scheduled check nearly always finds the branch where the last sync left it, and is
+	 * then answered in the finalize transaction alone: its prepare phase is stored only if
+	 * it turns out to be more (flush_phase), saving a write transaction per check. A failure
+	 * on the way records the phase with the failure. Other syncs show the phase at once: a
+	 * person may be watching a slow remote. */
+	if (run->sync->trigger && strcmp(run->sync->trigger, "schedule") == 0) {
+		run->sync->phase = PS_PHASE_PREPARE;
+		run->phase_pending = true;
+	} else if ((rc = enter_phase(run, PS_PHASE_PREPARE)) < 0) {
 		return rc;
+	}
 	rc = ps_store_sync_last_succeeded(run->store, run->project->id, 0, &base);
 	if (rc < 0 && rc != PS_ENOTFOUND)
 		return rc;
@@ -560,10 +586,10 @@ static int step_prepare(struct ps_sync_run *run)
 			run->index_next = run->state;
 			run->state = ST_INDEX;
 		}
-		return 0;
+		return run->state == ST_FINALIZE ? 0 : flush_phase(run);
 	}
 	run->state = ST_SCAN_START;
-	return 0;
+	return flush_phase(run);
 }
 
 struct file_list {
@@ -1725,6 +1751,10 @@ static int step_finalize(struct ps_sync_run *run)
 	 * transaction shows where it was. */
 	bool joined = run->sync->up_to_date && run->nchanges == 0 && !run->rescan_memory &&
 		      !run->blob_rescan_gen;
+	/* A scheduled check answered from the ref alone (its prepare phase never stored, see
+	 * step_prepare): the claim and this transaction are all it writes, and its stream is
+	 * `queued` then `succeeded`, no phase events (the summary says it was up to date). */
+	bool quiet = joined && run->phase_pending;
 	enum ps_phase before = run->sync->phase;
 	int rc;
 
@@ -1732,7 +1762,11 @@ static int step_finalize(struct ps_sync_run *run)
 		return rc;
 	if ((rc = ps_store_begin(run->store)) < 0)
 		return rc;
-	if (joined && (rc = write_phase(run, PS_PHASE_FINALIZE, &phase_ev)) < 0) {
+	if (quiet) {
+		joined = false;
+		run->phase_pending = false;
+		run->sync->phase = PS_PHASE_FINALIZE;
+	} else if (joined && (rc = write_phase(run, PS_PHASE_FINALIZE, &phase_ev)) < 0) {
 		ps_store_rollback(run->store);
 		run->sync->phase = before;
 		return rc;
@@ -1763,6 +1797,10 @@ fail:
 	run->seq -= joined ? 2 : 1;
 	run->sync->status = PS_SYNC_RUNNING;
 	run->sync->finished_at = 0;
+	if (quiet) {
+		run->phase_pending = true;
+		run->sync->phase = before;
+	}
 	if (joined) {
 		/* Rolled back with the phase event: the sync is where its row says. */
 		run->sync->phase = before;

@@ -229,6 +229,7 @@ static void run_one(struct worker *me, struct ps_store *store, int64_t id)
 	const struct ps_event *ev;
 	int64_t t0 = ps_mono_ms(), attempt;
 	char *code = NULL, *message = NULL;
+	bool succeeded = false;
 	int rc;
 
 	ctx.store = store;
@@ -267,6 +268,7 @@ static void run_one(struct worker *me, struct ps_store *store, int64_t id)
 			free(message);
 			code = ps_strdup(ev->summary ? ev->summary->error_code : NULL);
 			message = ps_strdup(ev->summary ? ev->summary->error_message : ev->message);
+			succeeded = ev->kind == PS_EVENT_SUCCEEDED;
 		}
 		ps_hub_poke(srv->hub);
 		log_event(ps_sync_run_sync(run), ev, ps_mono_ms() - t0);
@@ -276,8 +278,9 @@ static void run_one(struct worker *me, struct ps_store *store, int64_t id)
 	pool->running--;
 	pthread_mutex_unlock(&pool->mu);
 	ps_sync_end(run);
-	/* Taken over by another node: that node ends it. */
-	if (!(code && strcmp(code, "taken_over") == 0))
+	/* Taken over by another node: that node ends it. A `succeeded` event is handed out only
+	 * after the finalize transaction committed, so such a sync has ended: no read to check. */
+	if (!succeeded && !(code && strcmp(code, "taken_over") == 0))
 		settle(pool, store, id, attempt, code, message);
 	free(code);
 	free(message);

@@ -45,6 +45,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "util/error.h"
@@ -64,6 +65,9 @@ struct git_source {
 	git_repository *repo;  /* local: the repository; remote: the cache, opened on first use */
 	bool bounded;          /* each remote operation as a whole within the network timeout */
 	char *fetched_ref;     /* remote: the ref resolve fetched (refs/heads/B), for `commits` */
+	bool objects_read;     /* local: repo read objects (its odb is open), see keep_repo */
+	dev_t git_dev;         /* local: the identity of repo's git directory when opened */
+	ino_t git_ino;
 };
 
 /* State shared with libgit2's callbacks during one connection. */
@@ -630,6 +634,7 @@ static int head_from_ref(struct git_source *s, const char *refname, const char *
 		goto cleanup;
 	}
 	git_error_clear();
+	s->objects_read = true;
 	if ((!ref && git_reference_lookup(&ref, s->repo, refname) < 0) ||
 	    git_reference_peel(&obj, ref, GIT_OBJECT_COMMIT) < 0) {
 		rc = git_fail(PS_EUPSTREAM, NULL, "cannot read %s in %s", refname, s->location);
@@ -1331,6 +1336,7 @@ static int git_commits(struct ps_source *src, const char *base_commit, const cha
 	bool cut = false;
 	int rc, lock_fd = -1;
 
+	s->objects_read = true;
 	if ((rc = list_range(s, base_commit, head_commit, max, out, &cut)) < 0 || !cut ||
 	    !s->remote || !s->fetched_ref || !(since = cached_commit_time(s, base_commit)))
 		return rc;
@@ -1369,6 +1375,154 @@ static int git_commits(struct ps_source *src, const char *base_commit, const cha
 	return list_range(s, base_commit, head_commit, max, out, &cut);
 }
 
+/* ---- local repositories kept open ---- */
+
+/*
+ * Local repositories kept open between syncs. Opening one probes its layout and reads config
+ * files (the repository's, the user's, the system's): 16% of the CPU of a scheduled check that
+ * finds its branch unmoved, at 1,000 projects every 10 s (docs/performance.md). Such a check
+ * reads two refs, and libgit2 reads refs from disk at every lookup (a loose ref each time,
+ * packed-refs again when its stamp changed), so a kept handle answers what a new one would.
+ *
+ * Only handles that never read an object are kept: objects open the odb (pack files held
+ * open and mapped, an object cache), which a thousand kept handles must not hold, and a new
+ * handle sees new packs without relying on libgit2's refresh on a missed lookup. A handle is
+ * taken out while a source uses it (a git_repository is not for two threads at once), and
+ * dropped when its git directory is no longer the same directory (deleted, replaced by
+ * another repository), after REPO_IDLE_MS unused, or beyond REPO_KEPT_MAX, the least recently
+ * used first. A kept handle holds no file descriptor.
+ */
+#define REPO_KEPT_MAX 2048
+#define REPO_IDLE_MS (10 * 60 * 1000)
+
+struct kept_repo {
+	uint64_t hash;          /* of path, compared first */
+	char *path;
+	git_repository *repo;
+	dev_t dev;
+	ino_t ino;
+	int64_t used_ms;
+};
+
+static pthread_mutex_t kept_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct kept_repo *kept;
+static size_t nkept, capkept;
+static int64_t kept_swept_ms;
+
+static uint64_t path_hash(const char *p)
+{
+	uint64_t h = 1469598103934665603ull;
+
+	for (; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ull;
+	return h;
+}
+
+static bool git_dir_identity(git_repository *repo, dev_t *dev, ino_t *ino)
+{
+	struct stat st;
+
+	if (stat(git_repository_path(repo), &st) != 0)
+		return false;
+	*dev = st.st_dev;
+	*ino = st.st_ino;
+	return true;
+}
+
+/* Removes entry i (the caller holds kept_mu); returns its handle. */
+static git_repository *kept_remove(size_t i)
+{
+	git_repository *repo = kept[i].repo;
+
+	free(kept[i].path);
+	kept[i] = kept[--nkept];
+	return repo;
+}
+
+/* A kept handle of `path` whose git directory is still the one it opened, or NULL. */
+static git_repository *take_repo(const char *path, dev_t *dev, ino_t *ino)
+{
+	uint64_t h = path_hash(path);
+	git_repository *repo = NULL;
+	dev_t d = 0;
+	ino_t n = 0;
+
+	pthread_mutex_lock(&kept_mu);
+	for (size_t i = 0; i < nkept; i++) {
+		if (kept[i].hash == h && strcmp(kept[i].path, path) == 0) {
+			d = kept[i].dev;
+			n = kept[i].ino;
+			repo = kept_remove(i);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&kept_mu);
+	if (repo && (!git_dir_identity(repo, dev, ino) || *dev != d || *ino != n)) {
+		git_repository_free(repo);
+		repo = NULL;
+	}
+	return repo;
+}
+
+/* Keeps s->repo for the next source of the same path, or frees it (see above). */
+static void keep_repo(struct git_source *s)
+{
+	git_repository *drop[16];
+	size_t ndrop = 0;
+	int64_t now = ps_mono_ms();
+	uint64_t h = path_hash(s->location);
+
+	if (s->remote || s->objects_read || !s->git_ino) {
+		git_repository_free(s->repo);
+		return;
+	}
+	pthread_mutex_lock(&kept_mu);
+	for (size_t i = 0; i < nkept; i++) {
+		if (kept[i].hash == h && strcmp(kept[i].path, s->location) == 0) {
+			/* Another source of the same path kept one meanwhile. */
+			pthread_mutex_unlock(&kept_mu);
+			git_repository_free(s->repo);
+			return;
+		}
+	}
+	/* At most once a minute, and a few at a time: the idle ones. */
+	if (now - kept_swept_ms > 60000) {
+		kept_swept_ms = now;
+		for (size_t i = 0; i < nkept && ndrop < sizeof(drop) / sizeof(*drop) - 1;)
+			if (now - kept[i].used_ms > REPO_IDLE_MS)
+				drop[ndrop++] = kept_remove(i);
+			else
+				i++;
+	}
+	if (nkept == REPO_KEPT_MAX) {
+		size_t lru = 0;
+		for (size_t i = 1; i < nkept; i++)
+			if (kept[i].used_ms < kept[lru].used_ms)
+				lru = i;
+		drop[ndrop++] = kept_remove(lru); /* the sweep left room for it */
+	}
+	if (nkept == capkept) {
+		capkept = capkept ? capkept * 2 : 64;
+		kept = ps_realloc(kept, capkept * sizeof(*kept));
+	}
+	kept[nkept++] = (struct kept_repo){ .hash = h, .path = ps_strdup(s->location),
+					    .repo = s->repo, .dev = s->git_dev,
+					    .ino = s->git_ino, .used_ms = now };
+	pthread_mutex_unlock(&kept_mu);
+	for (size_t i = 0; i < ndrop; i++)
+		git_repository_free(drop[i]);
+}
+
+size_t ps_git_source_kept(void)
+{
+	size_t n;
+
+	pthread_mutex_lock(&kept_mu);
+	n = nkept;
+	pthread_mutex_unlock(&kept_mu);
+	return n;
+}
+
 /* ---- the ops ---- */
 
 static int git_branches(struct ps_source *src, struct ps_strv *out, char **default_branch)
@@ -1396,6 +1550,7 @@ static int object_source(struct git_source *s, const char *sha, const char *what
 
 	if (!ps_sha_valid(sha) || sha[40] != '\0')
 		return ps_error_set(PS_EINVAL, NULL, "bad %s id '%s'", what, sha ? sha : "(null)");
+	s->objects_read = true;
 	if (s->remote && (rc = cache_open(s)) < 0)
 		return rc;
 	if (git_oid_fromstr(oid, sha) < 0)
@@ -1532,7 +1687,8 @@ static void git_source_free(struct ps_source *src)
 {
 	struct git_source *s = (struct git_source *)src;
 
-	git_repository_free(s->repo);
+	if (s->repo)
+		keep_repo(s);
 	free(s->fetched_ref);
 	free(s->location);
 	free(s->cache_path);
@@ -1571,6 +1727,8 @@ int ps_git_source_open(struct ps_source **out, const char *location,
 		}
 		/* The cache is created on first use: opening stays cheap and offline. */
 		s->cache_path = cache_path_for(opts->cache_dir, location);
+	} else if ((s->repo = take_repo(location, &s->git_dev, &s->git_ino))) {
+		/* Kept from an earlier sync of this path (keep_repo). */
 	} else if ((err = git_repository_open_ext(&s->repo, location,
 						 GIT_REPOSITORY_OPEN_NO_SEARCH, NULL)) < 0) {
 		int rc = err == GIT_ENOTFOUND
@@ -1579,6 +1737,8 @@ int ps_git_source_open(struct ps_source **out, const char *location,
 		git_error_clear();
 		git_source_free(&s->base);
 		return rc;
+	} else if (!git_dir_identity(s->repo, &s->git_dev, &s->git_ino)) {
+		s->git_ino = 0; /* not kept */
 	}
 	*out = &s->base;
 	return 0;

@@ -183,6 +183,8 @@ static inline int ps_source_fetch_blobs(struct ps_source *s, const char *const *
 int ps_git_source_open(struct ps_source **out, const char *location,
 		       const struct ps_source_opts *opts);
 int ps_git_source_check(const char *location, const struct ps_source_opts *opts);
+/* Local repositories kept open for the next source of their path (git.c keep_repo). */
+size_t ps_git_source_kept(void);
 
 /* Constructor of the GitHub REST source (source/github/) for OWNER/REPO (already validated).
  * Reads GITHUB_TOKEN and the PROJSYNC_GITHUB_* settings from the environment; no request is made

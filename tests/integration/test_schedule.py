@@ -184,9 +184,19 @@ def test_unchanged_checks_are_one_history_row(ps, make_repo):
             assert top["previous_sync_id"] == syncs[1]["id"]
             assert top["first_checked_at"] <= top["finished_at"]
         # The folded row's own stream is whole, and the rows it replaced are gone with theirs.
+        # A check answered from the ref alone is queued, then succeeded: no phase events
+        # (each would be one more write per check, deleted by the next fold).
         events = stream(srv, top["id"])
         last = check_stream(events)
         assert last[1] == "succeeded" and last[2]["summary"]["checks"] == 4
+        assert [e[1] for e in events] == ["queued", "succeeded"], events
+        assert last[2]["summary"]["up_to_date"]
+        # Its log: one record at its start, one at its end; none for its queueing.
+        recs = [line for line in srv.stderr().splitlines() if f"sync_id={top['id']} " in line
+                or f"sync {top['id']} " in line]
+        assert [r.split('msg="')[1].split('"')[0] for r in recs] == \
+            ["sync started", "sync succeeded"], recs
+        assert all("trigger=schedule" in r for r in recs), recs
         st, _, _ = srv.get(f"/api/v1/syncs/{top['id'] - 1}")
         assert st == 404
         # A commit: a new row with the change; the checks after it start a new run.
@@ -196,6 +206,11 @@ def test_unchanged_checks_are_one_history_row(ps, make_repo):
         assert len(syncs) == 3 and syncs[0]["commit"] == head
         assert syncs[0]["counts"]["added"] == 1 and not syncs[0]["up_to_date"]
         assert syncs[0]["checks"] == 1 and syncs[1]["checks"] == 4
+        # A check that found a change shows its phases, as any sync does.
+        events = stream(srv, syncs[0]["id"])
+        check_stream(events)
+        phases = [e[2]["phase"] for e in events if e[1] == "phase"]
+        assert phases[:2] == ["prepare", "scan"] and phases[-1] == "finalize", events
         syncs = _next_check(ps, srv)
         assert len(syncs) == 4 and syncs[0]["checks"] == 1  # after a change: its own row
         syncs = _next_check(ps, srv)

@@ -205,6 +205,91 @@ out:
 	free(repo);
 }
 
+/*
+ * A local repository's handle is kept between sources of the same path when it read no object
+ * (git.c keep_repo): a later source must still see what a newly opened one would, a moved
+ * branch, packed refs, new objects, another repository put at the same path.
+ */
+static void test_kept_repository_sees_changes(void)
+{
+	char *repo = ps_test_git_init();
+	struct ps_source *src;
+	struct ps_head head;
+	struct ps_tree t = { 0 };
+	char *c1, *c2, *c3, *t2, *other, *path;
+
+	ps_test_write(repo, "a.txt", "a\n");
+	c1 = ps_test_git_commit(repo, "one");
+	/* Unmoved: answered from the ref alone, so the handle is kept at free. */
+	size_t kept = ps_git_source_kept();
+	src = open_ok(repo, NULL);
+	CHECK_OK(ps_source_resolve(src, "main", c1, &head));
+	CHECK_STR(head.tree, "");
+	ps_source_free(src);
+	CHECK_INT(ps_git_source_kept(), kept + 1);
+
+	/* A new commit, its objects packed and the refs packed: the next source sees them. */
+	ps_test_write(repo, "b.txt", "b\n");
+	c2 = ps_test_git_commit(repo, "two");
+	t2 = ps_test_sh_out(repo, "git rev-parse HEAD^{tree}");
+	CHECK_INT(ps_test_sh(repo, "git gc -q && git pack-refs --all"), 0);
+	src = open_ok(repo, NULL);
+	CHECK_INT(ps_git_source_kept(), kept); /* taken out while in use */
+	CHECK_OK(ps_source_resolve(src, NULL, c1, &head));
+	CHECK_STR(head.commit, c2);
+	CHECK_STR(head.tree, t2);
+	CHECK_OK(ps_source_read_tree(src, t2, &t));
+	CHECK_INT(t.n, 2);
+	ps_tree_dispose(&t);
+	ps_source_free(src);
+	/* It read objects: not kept (its odb would stay open). */
+	CHECK_INT(ps_git_source_kept(), kept);
+
+	/* Unmoved again (kept again), then a loose ref over the packed one. */
+	src = open_ok(repo, NULL);
+	CHECK_OK(ps_source_resolve(src, "main", c2, &head));
+	CHECK_STR(head.tree, "");
+	ps_source_free(src);
+	ps_test_write(repo, "c.txt", "c\n");
+	c3 = ps_test_git_commit(repo, "three");
+	src = open_ok(repo, NULL);
+	CHECK_OK(ps_source_resolve(src, "main", c2, &head));
+	CHECK_STR(head.commit, c3);
+	ps_source_free(src);
+
+	/* Kept, then the repository is replaced by another one at the same path. */
+	src = open_ok(repo, NULL);
+	CHECK_OK(ps_source_resolve(src, "main", c3, &head));
+	ps_source_free(src);
+	other = ps_test_git_init();
+	ps_test_write(other, "z.txt", "z\n");
+	free(c1);
+	c1 = ps_test_git_commit(other, "elsewhere");
+	CHECK_INT(ps_test_sh(repo, "rm -rf .git && cp -r '%s/.git' .git", other), 0);
+	src = open_ok(repo, NULL);
+	CHECK_OK(ps_source_resolve(src, "main", c3, &head));
+	CHECK_STR(head.commit, c1);
+	ps_source_free(src);
+
+	/* Kept, then gone: the path says so, as for a repository never opened. */
+	src = open_ok(repo, NULL);
+	CHECK_OK(ps_source_resolve(src, "main", c1, &head));
+	ps_source_free(src);
+	path = ps_strdup(repo);
+	CHECK_INT(ps_test_sh(repo, "rm -rf .git"), 0);
+	src = NULL;
+	CHECK_INT(ps_source_open(&src, path, NULL), PS_EINVAL);
+	CHECK(strstr(ps_error_message(), "not a git repository") != NULL);
+	ps_source_free(src);
+	free(path);
+	free(other);
+	free(c1);
+	free(c2);
+	free(c3);
+	free(t2);
+	free(repo);
+}
+
 static void test_bare_local(void)
 {
 	char *repo = ps_test_git_init();
@@ -1206,6 +1291,7 @@ static void test_noncanonical_modes(void)
 PS_TESTS(PS_TEST(test_check_branch), PS_TEST(test_noncanonical_modes),
 	 PS_TEST(test_local_branches),
 	 PS_TEST(test_local_resolve),
+	 PS_TEST(test_kept_repository_sees_changes),
 	 PS_TEST(test_bare_local),
 	 PS_TEST(test_empty_repository),
 	 PS_TEST(test_read_tree_local),

@@ -66,13 +66,15 @@ struct result {
 
 /* When set, run() cancels at the start of this phase. */
 static enum ps_phase cancel_at_phase;
+/* The trigger of run()'s syncs (NULL: cli). */
+static const char *run_trigger;
 
 /* Runs a sync to its end; cancel_after > 0 cancels after that many events. */
 static struct result run(struct env *e, const char *branch, int cancel_after)
 {
 	struct ps_sync_run *r = NULL;
 	const struct ps_event *ev;
-	struct ps_sync_opts opts = { .branch = branch };
+	struct ps_sync_opts opts = { .branch = branch, .trigger = run_trigger };
 	struct result res = { .seq_ok = true, .monotone = true };
 	int64_t expect = 1;
 	double fraction = 0;
@@ -182,6 +184,70 @@ static void test_first_then_incremental_then_up_to_date(void)
 	env_dispose(&e);
 }
 
+/*
+ * A scheduled check that finds the branch where the last sync left it is answered in the
+ * finalize transaction alone: no phase events (each was one more write per check, deleted by
+ * the next fold), only its end. One that finds a change, warns or fails shows its phases as any
+ * sync does, with seqs that have no gap.
+ */
+static void test_scheduled_check_of_unmoved_branch_writes_its_end_only(void)
+{
+	struct env e;
+	struct fake_file v1[] = { { "a", "1" } }, v2[] = { { "a", "2" } };
+	struct ps_stored_event *evs = NULL;
+	size_t n = 0;
+	struct result r;
+
+	env_init(&e, 0);
+	run_trigger = "schedule";
+	fake_commit(e.fake, "c1", v1, 1);
+	r = run(&e, NULL, 0);
+	CHECK_INT(r.last, PS_EVENT_SUCCEEDED);
+	CHECK_STR(r.phases, "prepare scan fetch import finalize ");
+
+	r = run(&e, NULL, 0);
+	CHECK_INT(r.last, PS_EVENT_SUCCEEDED);
+	CHECK(r.summary.up_to_date);
+	CHECK_STR(r.phases, "");
+	CHECK_INT(r.events, 1);
+	CHECK(r.seq_ok);
+	/* What was handed out is what is stored, and the row says where it ended. */
+	CHECK_OK(ps_store_event_list(e.store, r.summary.id, 0, 0, &evs, &n));
+	CHECK_INT(n, 1);
+	ps_stored_events_free(evs, n);
+	struct ps_sync *y = NULL;
+	CHECK_OK(ps_store_sync_get(e.store, r.summary.id, &y));
+	CHECK_INT(y->status, PS_SYNC_SUCCEEDED);
+	CHECK_INT(y->phase, PS_PHASE_FINALIZE);
+	ps_sync_free(y);
+
+	/* A change: the phases are stored. */
+	fake_commit(e.fake, "c2", v2, 1);
+	r = run(&e, NULL, 0);
+	CHECK_INT(r.last, PS_EVENT_SUCCEEDED);
+	CHECK_STR(r.phases, "prepare scan fetch import finalize ");
+	CHECK(r.seq_ok);
+
+	/* A failure in prepare: recorded with its phase, seqs still whole. */
+	r = run(&e, "no/such/branch", 0);
+	CHECK_INT(r.last, PS_EVENT_FAILED);
+	CHECK_INT(r.failed_phase, PS_PHASE_PREPARE);
+	CHECK(r.seq_ok);
+	CHECK_OK(ps_store_event_list(e.store, r.summary.id, 0, 0, &evs, &n));
+	CHECK_INT(n, r.events);
+	ps_stored_events_free(evs, n);
+	CHECK_OK(ps_store_sync_get(e.store, r.summary.id, &y));
+	CHECK_INT(y->status, PS_SYNC_FAILED);
+	CHECK_INT(y->phase, PS_PHASE_PREPARE);
+	ps_sync_free(y);
+
+	/* Other triggers show the phase at once, unmoved or not. */
+	run_trigger = NULL;
+	r = run(&e, NULL, 0);
+	CHECK(r.summary.up_to_date);
+	CHECK_STR(r.phases, "prepare finalize ");
+	env_dispose(&e);
+}
 
 static void test_failures_leave_previous_snapshot(void)
 {
@@ -788,4 +854,5 @@ PS_TESTS(PS_TEST(test_default_branch_asked_every_sync),
 	 PS_TEST(test_failures_leave_previous_snapshot), PS_TEST(test_cancel_and_conflict),
 	 PS_TEST(test_fallback_when_base_tree_is_gone), PS_TEST(test_size_limit_and_odd_entries),
 	 PS_TEST(test_empty_repository), PS_TEST(test_raised_limit_fetches_skipped),
-	 PS_TEST(test_progress_monotone_and_counts_of_unfinished))
+	 PS_TEST(test_progress_monotone_and_counts_of_unfinished),
+	 PS_TEST(test_scheduled_check_of_unmoved_branch_writes_its_end_only))

@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
@@ -131,6 +132,17 @@ static int exec(struct ps_store *s, const char *sql, const char *what)
 	return 0;
 }
 
+/* exec for the statements of every transaction: kept prepared, not parsed at each call. */
+static int exec_cached(struct ps_store *s, const char *sql, const char *what)
+{
+	sqlite3_stmt *st = stmt(s, sql);
+
+	return st ? step_done(s, st, what) : PS_ESTORE;
+}
+
+static const char begin_sql[] = "BEGIN IMMEDIATE";
+static const char commit_sql[] = "COMMIT";
+
 sqlite3_stmt *ps_sqlite_stmt(struct ps_store *s, const char *sql) { return stmt(s, sql); }
 int ps_sqlite_error(struct ps_store *s, const char *what) { return db_error(s, what); }
 int ps_sqlite_step_done(struct ps_store *s, sqlite3_stmt *st, const char *what)
@@ -145,7 +157,7 @@ int ps_sqlite_begin(struct ps_store *s)
 	if (s->tx_depth++ > 0)
 		return 0;
 	s->tx_aborted = false;
-	if (exec(s, "BEGIN IMMEDIATE", "begin transaction") < 0) {
+	if (exec_cached(s, begin_sql, "begin transaction") < 0) {
 		s->tx_depth = 0;
 		return PS_ESTORE;
 	}
@@ -169,7 +181,7 @@ int ps_sqlite_commit(struct ps_store *s)
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 		return code ? code : PS_ESTORE;
 	}
-	if (exec(s, "COMMIT", "commit") < 0) {
+	if (exec_cached(s, commit_sql, "commit") < 0) {
 		int code = ps_error_code();
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 		return code;
@@ -324,10 +336,24 @@ int ps_sqlite_migrate(struct ps_store *s, int *from, int *to)
 	return 0;
 }
 
+static pthread_once_t sqlite_once = PTHREAD_ONCE_INIT;
+
+/* Once, before SQLite's first use. Its memory statistics (nothing here reads them) take one
+ * global mutex around every allocation of every connection: with the workers, the scheduler
+ * and the request threads each on their own connection, that lock was contended (futex
+ * wake-ups in a profile of scheduled checks, docs/performance.md). Fails harmlessly when
+ * SQLite was already initialized. */
+static void sqlite_setup(void)
+{
+	(void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 int ps_sqlite_open(struct ps_store **out, const char *url, unsigned flags)
 {
 	struct ps_store *s;
 	int rc;
+
+	pthread_once(&sqlite_once, sqlite_setup);
 
 	if (flags & PS_STORE_NO_CREATE) {
 		struct stat st;
