@@ -1081,7 +1081,11 @@ static int flush_blobs(struct fetch_ctx *fc)
 
 		if ((rc = ps_store_blob_put_delta(run->store, b->sha, b->data, b->len,
 						  b->base)) < 0) {
-			rc = ps_error_wrap(rc, "fetched blob failed verification: ");
+			/* Only a wrong id is a verification failure; a busy or failing store
+			 * says so itself. */
+			const char *slug = ps_error_slug();
+			if (slug && strcmp(slug, "sha_mismatch") == 0)
+				rc = ps_error_wrap(rc, "fetched blob failed verification: ");
 			break;
 		}
 		if (!run->project->no_code_index &&
