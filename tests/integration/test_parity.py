@@ -132,6 +132,9 @@ def test_cli_set_rename_and_source(ps, repo, make_repo):
 
 
 def test_cancel_command(server, ps):
+    # Only the slow server may run the sync: the fixture's server shares the store and would
+    # claim it too (several nodes on one store), finishing it before the cancel.
+    server.stop()
     slow = {"PROJSYNC_TEST_STEP_DELAY_MS": "300", "PROJSYNC_TEST_BATCH": "1"}
     srv = Server(ps, env=slow)
     try:
