@@ -289,6 +289,7 @@ def test_existing_store_is_indexed_on_next_sync(ps, make_repo, tmp_path):
     undo_commits += undo_ids
     if ps.backend == "pg":
         psql(ps.db, undo_commits + "DROP TABLE dir_trees; DROP TABLE code_blobs; "
+             "DROP TABLE code_segments; DROP TABLE code_postings; "
              "ALTER TABLE projects DROP COLUMN code_index; "
              "ALTER TABLE projects DROP COLUMN code_index_pending; "
              "ALTER TABLE blobs DROP COLUMN encoding; ALTER TABLE blobs DROP COLUMN base; "
