@@ -448,6 +448,46 @@ def test_schema_12_store_searches_exactly_and_is_reindexed(ps, make_repo, tmp_pa
         check_same(ps, tmp_path, repo.path, "s12", c1, pattern, **kw)
 
 
+def test_schema_16_pg_store_is_reindexed(ps, make_repo, tmp_path):
+    """A PostgreSQL store of schema 16 (pg_trgm's GIN index over text copies in
+    code_blobs.content): migration 0017 drops the copies and the GIN index and empties the index,
+    results stay exact meanwhile, and the next sync indexes again in projsync's own format."""
+    if ps.backend != "pg":
+        pytest.skip("PostgreSQL's migration")
+    repo = make_repo("s16")
+    for path, data in TOKENIZER_FILES.items():
+        repo.write(path, data)
+    c1 = repo.commit("c1")
+    ps.add("s16", str(repo.path))
+    ps.sync("s16")
+    indexed = code_blobs(ps)
+    version = store_sql(ps, "SELECT max(version) FROM projsync_schema")
+    psql(ps.db, """DROP TABLE code_segments; DROP TABLE code_postings;
+        ALTER TABLE code_blobs DROP COLUMN id;
+        ALTER TABLE code_blobs ADD COLUMN content text COLLATE "C";
+        UPDATE code_blobs SET content = 'a copy schema 16 made';
+        CREATE INDEX code_blobs_trgm ON code_blobs USING gin (content gin_trgm_ops);
+        CREATE INDEX code_blobs_uncopied ON code_blobs(sha) WHERE content IS NULL;
+        UPDATE projects SET code_index_pending = 0;
+        UPDATE projsync_schema SET version = 16""")
+    r = ps("grep", "-F", "needle", "s16")
+    assert r.rc == 0, r
+    assert store_sql(ps, "SELECT max(version) FROM projsync_schema") == version
+    assert code_blobs(ps) == 0
+    assert store_sql(ps, "SELECT code_index_pending FROM projects") == ["1"]
+    assert store_sql(ps, "SELECT count(*) FROM pg_indexes WHERE indexname = 'code_blobs_trgm'") == ["0"]
+    assert store_sql(ps, "SELECT count(*) FROM information_schema.columns WHERE "
+                         "table_name = 'code_blobs' AND column_name = 'content'") == ["0"]
+    for pattern, kw in TOKENIZER_PATTERNS:
+        check_same(ps, tmp_path, repo.path, "s16", c1, pattern, **kw)
+    ps.sync("s16")
+    assert code_blobs(ps) == indexed
+    assert store_sql(ps, "SELECT code_index_pending FROM projects") == ["0"]
+    assert int(store_sql(ps, "SELECT count(*) FROM code_segments")[0]) > 0
+    for pattern, kw in TOKENIZER_PATTERNS:
+        check_same(ps, tmp_path, repo.path, "s16", c1, pattern, **kw)
+
+
 def test_max_across_candidate_batches_keeps_git_order(ps, make_repo, tmp_path):
     """--max asks the store for candidates in batches in path order (256, then 1,024, ...): a
     literal most files hold, one that a file in eight holds and a regex give git grep's first
