@@ -31,7 +31,8 @@
 #define FANIN 8
 /* Postings kept in memory before a transaction writes them as a segment anyway (8 bytes each). */
 #define ACC_MAX ((size_t)4 << 20)
-/* Ids taken from the sequence per round trip. */
+/* Ids taken from the sequence per round trip: 16 at first, twice as many each time up to this
+ * (a handle's unused ids are lost: a CLI sync of a few new blobs spends few). */
 #define ID_BLOCK 256
 /* A multi-row INSERT of segment rows: bounded memory, well under 65,535 parameters. */
 #define ROWS_MAX 500
@@ -41,7 +42,7 @@ struct ps_pg_code {
 	struct ps_tri_doc doc;
 	struct ps_tri_acc acc;
 	int64_t ids[ID_BLOCK]; /* taken from code_blobs_id_seq, unused yet, increasing */
-	size_t nids, at;
+	size_t nids, at, block;
 };
 
 static struct ps_pg_code *code_state(struct ps_pg *g)
@@ -72,8 +73,11 @@ static int take_id(struct ps_pg *g, int64_t *out)
 		PGresult *r;
 		int rc = 0;
 
+		c->block = c->block ? c->block * 2 : 16;
+		if (c->block > ID_BLOCK)
+			c->block = ID_BLOCK;
 		snprintf(sql, sizeof(sql),
-			 "SELECT nextval('code_blobs_id_seq') FROM generate_series(1, %d)", ID_BLOCK);
+			 "SELECT nextval('code_blobs_id_seq') FROM generate_series(1, %zu)", c->block);
 		if (!(r = ps_pg_run(g, sql, NULL, false, "number code index documents", &rc)))
 			return rc;
 		c->nids = (size_t)PQntuples(r);
@@ -97,7 +101,7 @@ static int index_put(struct ps_pg *g, const char *sha, const void *data, size_t 
 {
 	struct ps_pg_code *c = code_state(g);
 	struct ps_pq q = { 0 };
-	int64_t id;
+	int64_t id = 0;
 	int rc;
 
 	if ((rc = take_id(g, &id)) < 0)
