@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (GIT_ENV, ROOT, UNDO_FOLDED_CHECKS, Repo, git, one_error_line, psql,
-                      sqlite_code_tokenizer, sqlite_undo_code_own, sqlite_undo_code_unindexed)
+from conftest import (GIT_ENV, PG_UNDO_CODE_OWN, ROOT, UNDO_FOLDED_CHECKS, Repo, git,
+                      one_error_line, psql, sqlite_code_tokenizer, sqlite_undo_code_own,
+                      sqlite_undo_code_unindexed)
 from server_util import Server
 from test_store_rows import downgrade_sqlite
 
@@ -462,14 +463,8 @@ def test_schema_16_pg_store_is_reindexed(ps, make_repo, tmp_path):
     ps.sync("s16")
     indexed = code_blobs(ps)
     version = store_sql(ps, "SELECT max(version) FROM projsync_schema")
-    psql(ps.db, """DROP TABLE code_segments; DROP TABLE code_postings;
-        ALTER TABLE code_blobs DROP COLUMN id;
-        ALTER TABLE code_blobs ADD COLUMN content text COLLATE "C";
-        UPDATE code_blobs SET content = 'a copy schema 16 made';
-        CREATE INDEX code_blobs_trgm ON code_blobs USING gin (content gin_trgm_ops);
-        CREATE INDEX code_blobs_uncopied ON code_blobs(sha) WHERE content IS NULL;
-        UPDATE projects SET code_index_pending = 0;
-        UPDATE projsync_schema SET version = 16""")
+    psql(ps.db, "; ".join(PG_UNDO_CODE_OWN + ["UPDATE projects SET code_index_pending = 0",
+                                              "DELETE FROM projsync_schema WHERE version > 16"]))
     r = ps("grep", "-F", "needle", "s16")
     assert r.rc == 0, r
     assert store_sql(ps, "SELECT max(version) FROM projsync_schema") == version
