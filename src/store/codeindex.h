@@ -1,7 +1,7 @@
 /*
  * projsync's own trigram index format (store.h, "code index"), independent of any backend: the
- * SQLite backend stores it (sqlite/sqlite_code.c, migration 0017); PostgreSQL still uses
- * pg_trgm but could store the same rows.
+ * SQLite backend stores it (sqlite/sqlite_code.c, migration 0017), and so does PostgreSQL
+ * (postgres/pg_code.c, its migration 0017).
  *
  * A document is a blob, named by a 32-bit id. Its terms are the DISTINCT trigrams of printable
  * ASCII bytes and tabs in its content, ASCII letters folded to lower case, U+212A (KELVIN

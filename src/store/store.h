@@ -583,8 +583,8 @@ int ps_store_copy(struct ps_store *from, struct ps_store *to, struct ps_copy_cou
  * What a blob must contain to be worth reading: a tree of AND / OR over literals. A literal is
  * 3 or more printable ASCII bytes or tabs (0x20-0x7e, 0x09) that must occur in the blob, compared without ASCII case
  * (the index serves case-sensitive and -i searches alike). Built by ps_grep_query (core/grep.h);
- * never SQL or FTS syntax: each backend renders it with its own quoting (SQLite: FTS5 trigram
- * phrases; PostgreSQL: LIKE '%...%' parameters over a case-folded copy, with pg_trgm).
+ * never SQL: each backend evaluates it on its own trigram index (store/codeindex.h), the
+ * literals' trigrams as numbers, so no user text reaches SQL.
  */
 enum ps_code_query_op { PS_CODE_LITERAL, PS_CODE_AND, PS_CODE_OR };
 struct ps_code_query {

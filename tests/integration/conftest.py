@@ -152,6 +152,18 @@ def sqlite_undo_code_own(con):
     con.commit()
 
 
+# Undoes PostgreSQL's migration 0017 (projsync's own code index), for a test that turns a store
+# back into an older schema: schema 16's code_blobs, its copy column filled with a placeholder
+# (0017 drops the copies and empties code_blobs again on the way up) and its pg_trgm indexes.
+PG_UNDO_CODE_OWN = [
+    "DROP TABLE code_segments", "DROP TABLE code_postings",
+    "ALTER TABLE code_blobs DROP COLUMN id",
+    'ALTER TABLE code_blobs ADD COLUMN content text COLLATE "C"',
+    "UPDATE code_blobs SET content = 'a copy schema 16 made'",
+    "CREATE INDEX code_blobs_trgm ON code_blobs USING gin (content gin_trgm_ops)",
+    "CREATE INDEX code_blobs_uncopied ON code_blobs(sha) WHERE content IS NULL"]
+
+
 def sqlite_undo_code_unindexed(con):
     """Drops what schema 14 adds beside code_fts (code_unindexed and its triggers), for a test
     that turns an SQLite store back into an older schema: the triggers name blobs and

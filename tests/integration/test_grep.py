@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (GIT_ENV, ROOT, UNDO_FOLDED_CHECKS, Repo, git, one_error_line, psql,
-                      sqlite_code_tokenizer, sqlite_undo_code_own, sqlite_undo_code_unindexed)
+from conftest import (GIT_ENV, PG_UNDO_CODE_OWN, ROOT, UNDO_FOLDED_CHECKS, Repo, git,
+                      one_error_line, psql, sqlite_code_tokenizer, sqlite_undo_code_own,
+                      sqlite_undo_code_unindexed)
 from server_util import Server
 from test_store_rows import downgrade_sqlite
 
@@ -289,6 +290,7 @@ def test_existing_store_is_indexed_on_next_sync(ps, make_repo, tmp_path):
     undo_commits += undo_ids
     if ps.backend == "pg":
         psql(ps.db, undo_commits + "DROP TABLE dir_trees; DROP TABLE code_blobs; "
+             "DROP TABLE code_segments; DROP TABLE code_postings; "
              "ALTER TABLE projects DROP COLUMN code_index; "
              "ALTER TABLE projects DROP COLUMN code_index_pending; "
              "ALTER TABLE blobs DROP COLUMN encoding; ALTER TABLE blobs DROP COLUMN base; "
@@ -445,6 +447,40 @@ def test_schema_12_store_searches_exactly_and_is_reindexed(ps, make_repo, tmp_pa
     assert store_sql(ps, "SELECT code_index_pending FROM projects") == ["0"]
     for pattern, kw in TOKENIZER_PATTERNS:
         check_same(ps, tmp_path, repo.path, "s12", c1, pattern, **kw)
+
+
+def test_schema_16_pg_store_is_reindexed(ps, make_repo, tmp_path):
+    """A PostgreSQL store of schema 16 (pg_trgm's GIN index over text copies in
+    code_blobs.content): migration 0017 drops the copies and the GIN index and empties the index,
+    results stay exact meanwhile, and the next sync indexes again in projsync's own format."""
+    if ps.backend != "pg":
+        pytest.skip("PostgreSQL's migration")
+    repo = make_repo("s16")
+    for path, data in TOKENIZER_FILES.items():
+        repo.write(path, data)
+    c1 = repo.commit("c1")
+    ps.add("s16", str(repo.path))
+    ps.sync("s16")
+    indexed = code_blobs(ps)
+    version = store_sql(ps, "SELECT max(version) FROM projsync_schema")
+    psql(ps.db, "; ".join(PG_UNDO_CODE_OWN + ["UPDATE projects SET code_index_pending = 0",
+                                              "DELETE FROM projsync_schema WHERE version > 16"]))
+    r = ps("grep", "-F", "needle", "s16")
+    assert r.rc == 0, r
+    assert store_sql(ps, "SELECT max(version) FROM projsync_schema") == version
+    assert code_blobs(ps) == 0
+    assert store_sql(ps, "SELECT code_index_pending FROM projects") == ["1"]
+    assert store_sql(ps, "SELECT count(*) FROM pg_indexes WHERE indexname = 'code_blobs_trgm'") == ["0"]
+    assert store_sql(ps, "SELECT count(*) FROM information_schema.columns WHERE "
+                         "table_name = 'code_blobs' AND column_name = 'content'") == ["0"]
+    for pattern, kw in TOKENIZER_PATTERNS:
+        check_same(ps, tmp_path, repo.path, "s16", c1, pattern, **kw)
+    ps.sync("s16")
+    assert code_blobs(ps) == indexed
+    assert store_sql(ps, "SELECT code_index_pending FROM projects") == ["0"]
+    assert int(store_sql(ps, "SELECT count(*) FROM code_segments")[0]) > 0
+    for pattern, kw in TOKENIZER_PATTERNS:
+        check_same(ps, tmp_path, repo.path, "s16", c1, pattern, **kw)
 
 
 def test_max_across_candidate_batches_keeps_git_order(ps, make_repo, tmp_path):

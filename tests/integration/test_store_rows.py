@@ -10,7 +10,7 @@ import re
 import sqlite3
 from pathlib import Path
 
-from conftest import psql, sqlite_undo_code_own
+from conftest import PG_UNDO_CODE_OWN, psql, sqlite_undo_code_own
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -63,7 +63,7 @@ def downgrade_pg(url):
            "ALTER TABLE file_versions ALTER COLUMN sha TYPE text USING encode(sha, 'hex')",
            "ALTER TABLE dir_trees ALTER COLUMN tree_sha TYPE text USING encode(tree_sha, 'hex')",
            "DROP FUNCTION ps_hex(bytea)", "DROP FUNCTION ps_unhex(text)",
-           "DELETE FROM projsync_schema WHERE version > 15"]
+           "DELETE FROM projsync_schema WHERE version > 15"] + PG_UNDO_CODE_OWN
     # The indexes schema 15 had and 16 does not (the others are still there, same names).
     have = set(psql(url, "SELECT indexname FROM pg_indexes WHERE tablename IN "
                          "('file_versions', 'dir_trees')").split())

@@ -245,7 +245,7 @@ static const struct {
 } deferred_sql[PS_PG_DEFER_N] = {
 	[PS_PG_DEFER_BLOBS] = { "INSERT INTO blobs (sha, size, encoding, base, content) VALUES ",
 				" ON CONFLICT (sha) DO NOTHING", "store blobs", 5 },
-	[PS_PG_DEFER_CODE_BLOBS] = { "INSERT INTO code_blobs (sha, is_binary, content) VALUES ",
+	[PS_PG_DEFER_CODE_BLOBS] = { "INSERT INTO code_blobs (id, sha, is_binary) VALUES ",
 				     " ON CONFLICT (sha) DO NOTHING", "index blobs", 3 },
 };
 
@@ -409,6 +409,7 @@ int ps_pg_begin(struct ps_store *s)
 static void rollback_now(struct ps_pg *g)
 {
 	defer_drop(g);
+	ps_pg_code_discard((struct ps_store *)g);
 	PQclear(PQexec(g->conn, "ROLLBACK"));
 }
 
@@ -427,6 +428,12 @@ int ps_pg_commit(struct ps_store *s)
 		g->tx_depth = 0;
 		rollback_now(g);
 		return ps_error_set(PS_ESTORE, NULL, "transaction was rolled back by an inner failure");
+	}
+	/* The code index's postings go in the transaction of the code_blobs rows they cover. */
+	if ((rc = ps_pg_code_flush(s)) < 0) {
+		g->tx_depth = 0;
+		rollback_now(g);
+		return rc;
 	}
 	rc = exec_simple(g, "COMMIT", "commit");
 	g->tx_depth = 0;
@@ -633,6 +640,7 @@ void ps_pg_free(struct ps_store *s)
 	if (g->tx_depth > 0 && g->conn)
 		rollback_now(g);
 	defer_drop(g);
+	ps_pg_code_free(s);
 	PQfinish(g->conn);
 	ps_blobcodec_free(g->codec);
 	free(g->url);

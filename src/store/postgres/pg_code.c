@@ -1,138 +1,529 @@
 /*
- * The code index of the PostgreSQL backend (store.h, "code index"): pg_trgm's GIN index over an
- * index copy of each text blob, once per blob (postgres/migrations/0008_code_index.sql).
+ * The code index of the PostgreSQL backend (store.h, "code index"): projsync's own trigram index
+ * (store/codeindex.h; migrations/0017), as on SQLite (sqlite/sqlite_code.c), one document per
+ * blob whatever project brought it.
  *
- * The copy is folded so that LIKE answers the store's query exactly (ASCII literals, ASCII case
- * ignored): ASCII letters in lower case, the two non-ASCII letters -i matches with ASCII ones
- * (U+212A KELVIN SIGN as k, U+017F LONG S as s; migrations/0014), and every run of bytes that
- * are not valid UTF-8 (and
- * NULs, which `text` cannot hold) replaced by one U+FFFD. Literals are ASCII and an ASCII byte is never part of
- * a multibyte sequence, so a literal occurs in the copy exactly where it occurs in the blob,
- * folded. A file that is not valid UTF-8 is therefore narrowed like any other text file, and so
- * is a binary one (migrations/0011).
+ * ps_pg_code_index_put sends a code_blobs row (deferred with the blob's, pg.c ps_pg_defer) under
+ * an id taken from code_blobs_id_seq, and adds the blob's distinct trigrams to an accumulator of
+ * the handle; the outermost commit writes the accumulator as one new segment (rows of ~8 KiB in
+ * code_postings) just before COMMIT, in the same transaction as the code_blobs rows, and merges
+ * segments level by level. Several processes share the database: each transaction writes its
+ * own segment (segment ids from a sequence), and a merge locks its inputs with FOR UPDATE SKIP
+ * LOCKED, so two merges never take the same segment and neither waits for the other.
  *
- * A ps_code_query becomes `content LIKE $k` conditions, one parameter per literal (with LIKE's
- * % _ \ escaped), under the tree's AND / OR: nothing the user typed reaches the SQL text. pg_trgm
- * turns each LIKE into a GIN lookup of the literal's trigrams and then checks the condition on
- * the row, so the matching set is exact, not only a superset.
+ * A query reads, in one statement, one row per (segment, trigram it needs) and evaluates the
+ * tree's AND / OR on id bitmaps in memory; SQL then gets the matching ids as an array: nothing
+ * the user typed reaches SQL but as ids. The answer is "holds all these trigrams", a superset the
+ * matcher in core/grep.c narrows to the truth.
+ *
+ * Before schema 17 this was pg_trgm's GIN index over a folded copy of each blob's text, which
+ * made a first sync 3.6x one without (docs/performance.md, "Code search").
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "store/codeindex.h"
 #include "store/postgres/pg_internal.h"
 #include "util/error.h"
 
-/*
- * The largest blob whose text is indexed. pg_trgm takes a value apart in one allocation of
- * about 4.5 bytes per byte, and PostgreSQL refuses allocations over 1 GiB, so a text blob over
- * about 200 MiB could not be indexed at all and its sync would fail. Larger text blobs (only
- * possible with a raised --max-blob-size) get a row without text: always a candidate.
- */
-#define MAX_INDEXED_TEXT (64u * 1024 * 1024)
+/* Segments of a level merged into one of the next once there are this many (as on SQLite). */
+#define FANIN 8
+/* Postings kept in memory before a transaction writes them as a segment anyway (8 bytes each). */
+#define ACC_MAX ((size_t)4 << 20)
+/* Ids taken from the sequence per round trip: 16 at first, twice as many each time up to this
+ * (a handle's unused ids are lost: a CLI sync of a few new blobs spends few). */
+#define ID_BLOCK 256
+/* A multi-row INSERT of segment rows: bounded memory, well under 65,535 parameters. */
+#define ROWS_MAX 500
+#define ROWS_BYTES (8u << 20)
 
-/* More literals than this: the query is left out (every stored file is a candidate), which is
- * loose but never wrong, and keeps the statement under PostgreSQL's 65535 parameters. */
-#define MAX_LITERALS 4096
+struct ps_pg_code {
+	struct ps_tri_doc doc;
+	struct ps_tri_acc acc;
+	int64_t ids[ID_BLOCK]; /* taken from code_blobs_id_seq, unused yet, increasing */
+	size_t nids, at, block;
+};
 
-/* Length of the valid UTF-8 sequence at s[0..n) (0 if invalid or cut off). */
-static size_t utf8_seq(const unsigned char *s, size_t n)
+static struct ps_pg_code *code_state(struct ps_pg *g)
 {
-	size_t k;
-
-	if (s[0] < 0x80)
-		return 1;
-	if (s[0] >= 0xc2 && s[0] <= 0xdf)
-		k = 2;
-	else if (s[0] >= 0xe0 && s[0] <= 0xef)
-		k = 3;
-	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
-		k = 4;
-	else
-		return 0;
-	if (n < k)
-		return 0;
-	for (size_t i = 1; i < k; i++)
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-	if ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] > 0x9f) ||
-	    (s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] > 0x8f))
-		return 0; /* overlong, a surrogate, or past U+10FFFF */
-	return k;
+	if (!g->code)
+		g->code = ps_calloc(1, sizeof(*g->code));
+	return g->code;
 }
 
-/* The index copy of a text blob (see the top of the file), NUL-terminated. */
-static char *index_text(const unsigned char *d, size_t len)
+static int cmp_i64(const void *a, const void *b)
 {
-	struct ps_buf b;
-	size_t i = 0;
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+	return x < y ? -1 : x > y;
+}
 
-	ps_buf_init(&b, SIZE_MAX);
-	while (i < len) {
-		size_t start = i, k;
+/*
+ * The next document id. Ids come from the sequence, a block per round trip; the sequence only
+ * grows, so the ids one handle uses increase (the accumulator wants them so) and no id is ever
+ * given twice, even one a rolled-back transaction or a lost ON CONFLICT took: postings of an id
+ * with no code_blobs row are ignored by queries and dropped by merges.
+ */
+static int take_id(struct ps_pg *g, int64_t *out)
+{
+	struct ps_pg_code *c = code_state(g);
 
-		/* A run of valid, non-NUL sequences is copied in one go, ASCII folded. */
-		while (i < len && d[i] && (k = utf8_seq(d + i, len - i)) > 0)
-			i += k;
-		if (i > start) {
-			size_t at = b.len, w;
-			ps_buf_append(&b, d + start, i - start);
-			w = at;
-			for (size_t j = at; j < b.len; j++) {
-				unsigned char c = (unsigned char)b.data[j];
+	if (c->at == c->nids) {
+		char sql[128];
+		PGresult *r;
+		int rc = 0;
 
-				/* -i lets `k` match U+212A KELVIN SIGN and `s` U+017F LONG S (PCRE2's
-				 * caseless UTF matching, as git's): the copy holds them as k and s. */
-				if (c == 0xe2 && j + 2 < b.len && (unsigned char)b.data[j + 1] == 0x84 &&
-				    (unsigned char)b.data[j + 2] == 0xaa) {
-					b.data[w++] = 'k';
-					j += 2;
-				} else if (c == 0xc5 && j + 1 < b.len &&
-					   (unsigned char)b.data[j + 1] == 0xbf) {
-					b.data[w++] = 's';
-					j += 1;
-				} else {
-					b.data[w++] = (char)(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
-				}
-			}
-			b.len = w;
-			b.data[w] = '\0';
-		}
-		if (i < len) {
-			/* One U+FFFD per run: a binary blob's copy stays about its size. */
-			ps_buf_puts(&b, "\xef\xbf\xbd");
-			while (i < len && (!d[i] || utf8_seq(d + i, len - i) == 0))
-				i++;
-		}
+		c->block = c->block ? c->block * 2 : 16;
+		if (c->block > ID_BLOCK)
+			c->block = ID_BLOCK;
+		snprintf(sql, sizeof(sql),
+			 "SELECT nextval('code_blobs_id_seq') FROM generate_series(1, %zu)", c->block);
+		if (!(r = ps_pg_run(g, sql, NULL, false, "number code index documents", &rc)))
+			return rc;
+		c->nids = (size_t)PQntuples(r);
+		for (size_t i = 0; i < c->nids && i < ID_BLOCK; i++)
+			c->ids[i] = ps_pg_col_int(r, (int)i, 0);
+		PQclear(r);
+		qsort(c->ids, c->nids, sizeof(*c->ids), cmp_i64);
+		c->at = 0;
+		if (c->nids == 0)
+			return ps_error_set(PS_ESTORE, NULL, "store %s: no code index id", g->where);
 	}
-	if (!b.data)
-		return ps_strdup("");
-	return ps_buf_take(&b, NULL);
+	*out = c->ids[c->at++];
+	if (*out > UINT32_MAX)
+		return ps_error_set(PS_ESTORE, NULL, "the code index is full (2^32 blobs)");
+	return 0;
+}
+
+static int write_segment(struct ps_pg *g, struct ps_tri_acc *acc);
+
+static int index_put(struct ps_pg *g, const char *sha, const void *data, size_t len, bool binary)
+{
+	struct ps_pg_code *c = code_state(g);
+	struct ps_pq q = { 0 };
+	int64_t id = 0;
+	int rc;
+
+	if ((rc = take_id(g, &id)) < 0)
+		return rc;
+	ps_pq_int(&q, id);
+	ps_pq_text(&q, sha);
+	ps_pq_int(&q, binary);
+	/* With the blob it indexes, in the same multi-row batches (pg.c ps_pg_defer). A blob
+	 * indexed before (ON CONFLICT) leaves this id without a row: see take_id. */
+	if ((rc = ps_pg_defer(g, PS_PG_DEFER_CODE_BLOBS, &q)) < 0)
+		return rc;
+	/* Text and binary blobs alike: only printable runs make trigrams (codeindex.h). */
+	ps_tri_doc_extract(&c->doc, data, len);
+	ps_tri_acc_add(&c->acc, (uint32_t)id, c->doc.codes, c->doc.n);
+	if (c->acc.n >= ACC_MAX) {
+		rc = write_segment(g, &c->acc);
+		ps_tri_acc_clear(&c->acc);
+	}
+	return rc;
 }
 
 int ps_pg_code_index_put(struct ps_store *s, const char *sha, const void *data, size_t len,
 			 bool binary)
 {
-	struct ps_pq q = { 0 };
-	char *text = NULL;
 	int rc;
 
-	/* A binary blob gets a copy too: git grep searches it, and without one every search would
-	 * read every binary file of the snapshot. Its non-UTF-8 bytes become U+FFFD like a text
-	 * file's, so its ASCII literals are found exactly where they are. */
-	if (len <= MAX_INDEXED_TEXT)
-		text = index_text(data, len);
-	ps_pq_text(&q, sha);
-	ps_pq_int(&q, binary);
-	/* Valid UTF-8 by construction: sent as is (ps_pq_text would only scan it again). */
-	if (text)
-		ps_pq_bytes(&q, text, strlen(text));
-	else
-		ps_pq_text(&q, NULL);
-	/* With the blob it indexes, in the same multi-row batches (pg.c ps_pg_defer). */
-	rc = ps_pg_defer(PSPG(s), PS_PG_DEFER_CODE_BLOBS, &q);
-	free(text);
+	if (PSPG(s)->tx_depth > 0)
+		return index_put(PSPG(s), sha, data, len, binary);
+	/* The postings are written at the outermost commit: give a lone call one. */
+	if ((rc = ps_pg_begin(s)) < 0)
+		return rc;
+	if ((rc = index_put(PSPG(s), sha, data, len, binary)) < 0) {
+		ps_pg_rollback(s);
+		return rc;
+	}
+	return ps_pg_commit(s);
+}
+
+/* ---- segments ---- */
+
+/* The rows of a segment being written, sent as multi-row INSERTs. */
+struct seg_out {
+	struct ps_pg *g;
+	int64_t seg;
+	struct ps_pq q;
+	char **copies;
+	size_t n, bytes;
+};
+
+static int rows_flush(struct seg_out *o)
+{
+	struct ps_buf b;
+	char *sql;
+	int rc = 0;
+
+	if (o->n == 0)
+		return 0;
+	ps_buf_init(&b, SIZE_MAX);
+	ps_buf_puts(&b, "INSERT INTO code_postings (seg, first, data) VALUES ");
+	for (size_t i = 0; i < o->n; i++)
+		ps_buf_printf(&b, "%s($%zu, $%zu, $%zu)", i ? ", " : "", 3 * i + 1, 3 * i + 2,
+			      3 * i + 3);
+	sql = ps_buf_take(&b, NULL);
+	rc = ps_pg_exec(o->g, sql, &o->q, "write the code index", NULL); /* disposes o->q */
+	free(sql);
+	for (size_t i = 0; i < o->n; i++)
+		free(o->copies[i]);
+	memset(&o->q, 0, sizeof(o->q));
+	o->n = o->bytes = 0;
 	return rc;
+}
+
+static int emit_row(void *ctx, uint32_t first, const unsigned char *data, size_t len)
+{
+	struct seg_out *o = ctx;
+	char *copy = ps_malloc(len ? len : 1);
+
+	if (len)
+		memcpy(copy, data, len);
+	if (!o->copies)
+		o->copies = ps_calloc(ROWS_MAX, sizeof(*o->copies));
+	o->copies[o->n++] = copy;
+	o->bytes += len;
+	ps_pq_int(&o->q, o->seg);
+	ps_pq_int(&o->q, first);
+	ps_pq_bytes(&o->q, copy, len);
+	if (o->n >= ROWS_MAX || o->bytes >= ROWS_BYTES)
+		return rows_flush(o);
+	return 0;
+}
+
+static void seg_out_dispose(struct seg_out *o)
+{
+	for (size_t i = 0; i < o->n; i++)
+		free(o->copies[i]);
+	free(o->copies);
+	ps_pq_dispose(&o->q);
+}
+
+static int new_segment(struct ps_pg *g, int level, int64_t *seg)
+{
+	struct ps_pq q = { 0 };
+	PGresult *r;
+	int rc = 0;
+
+	ps_pq_int(&q, level);
+	if (!(r = ps_pg_run(g, "INSERT INTO code_segments (level, postings, min_id, max_id) "
+			    "VALUES ($1, 0, 0, 0) RETURNING id", &q, false, "write the code index", &rc)))
+		return rc;
+	*seg = ps_pg_col_int(r, 0, 0);
+	PQclear(r);
+	return 0;
+}
+
+static int seal_segment(struct ps_pg *g, int64_t seg, uint64_t postings, int64_t min_id,
+			int64_t max_id)
+{
+	struct ps_pq q = { 0 };
+
+	ps_pq_int(&q, seg);
+	/* A segment left with no posting (every id pruned) is not kept. */
+	if (!postings)
+		return ps_pg_exec(g, "DELETE FROM code_segments WHERE id = $1", &q,
+				  "write the code index", NULL);
+	ps_pq_int(&q, (int64_t)postings);
+	ps_pq_int(&q, min_id);
+	ps_pq_int(&q, max_id);
+	return ps_pg_exec(g, "UPDATE code_segments SET postings = $2, min_id = $3, max_id = $4 "
+			  "WHERE id = $1", &q, "write the code index", NULL);
+}
+
+/* An array literal of ids. */
+static char *id_array(const int64_t *ids, size_t n)
+{
+	struct ps_buf b;
+
+	ps_buf_init(&b, SIZE_MAX);
+	ps_buf_puts(&b, "{");
+	for (size_t i = 0; i < n; i++)
+		ps_buf_printf(&b, "%s%lld", i ? "," : "", (long long)ids[i]);
+	ps_buf_puts(&b, "}");
+	return ps_buf_take(&b, NULL);
+}
+
+/* Big-endian integers of a binary result. */
+static int64_t be_int(const PGresult *r, int row, int col)
+{
+	const unsigned char *p = (const unsigned char *)PQgetvalue(r, row, col);
+	int len = PQgetlength(r, row, col);
+	uint64_t v = 0;
+
+	for (int i = 0; i < len; i++)
+		v = (v << 8) | p[i];
+	if (len == 4)
+		return (int32_t)(uint32_t)v;
+	return (int64_t)v;
+}
+
+/* One input segment of a merge: its rows (one result, in trigram order), one entry at a time. */
+struct cursor {
+	PGresult *r;
+	int64_t seg;
+	int at;
+	struct ps_tri_row row;
+	bool live;
+};
+
+static int cursor_next(struct ps_pg *g, struct cursor *c)
+{
+	(void)g;
+	for (;;) {
+		if (c->row.p && ps_tri_row_next(&c->row))
+			return 0;
+		c->live = false;
+		if (c->at >= PQntuples(c->r)) {
+			c->row.p = NULL;
+			return 0;
+		}
+		if (!ps_tri_row_open(&c->row, (uint32_t)be_int(c->r, c->at, 0),
+				     (const unsigned char *)PQgetvalue(c->r, c->at, 1),
+				     (size_t)PQgetlength(c->r, c->at, 1)))
+			return ps_error_set(PS_ESTORE, "store_corrupt",
+					    "code index segment %lld is damaged", (long long)c->seg);
+		c->at++;
+		if (ps_tri_row_next(&c->row)) {
+			c->live = true;
+			return 0;
+		}
+	}
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * Merges segments segs[0..n) (locked by this transaction, ids lo..hi) into one new segment of
+ * `level`, leaving out the ids no code_blobs row has any more (pruned blobs, lost conflicts).
+ * Each input is read as one result: a segment of level l is ~8^l flushes, a few MiB on
+ * libgit2's scale.
+ */
+static int merge_segments(struct ps_pg *g, int level, const int64_t *segs, size_t n, int64_t lo,
+			  int64_t hi)
+{
+	struct cursor *cur = ps_calloc(n, sizeof(*cur));
+	struct ps_tri_writer w;
+	struct seg_out out = { .g = g };
+	uint64_t *live = NULL;
+	uint32_t *ids = NULL;
+	size_t cap = 0;
+	uint32_t min_out = UINT32_MAX, max_out = 0;
+	struct ps_pq q = { 0 };
+	PGresult *r;
+	char *arr;
+	int rc = 0;
+
+	live = ps_calloc((size_t)(hi - lo) / 64 + 1, sizeof(*live));
+	ps_pq_int(&q, lo);
+	ps_pq_int(&q, hi);
+	if (!(r = ps_pg_run(g, "SELECT id FROM code_blobs WHERE id BETWEEN $1 AND $2", &q, false,
+			    "merge the code index", &rc))) {
+		free(cur);
+		free(live);
+		return rc;
+	}
+	for (int i = 0; i < PQntuples(r); i++) {
+		int64_t id = ps_pg_col_int(r, i, 0) - lo;
+		live[id / 64] |= (uint64_t)1 << (id % 64);
+	}
+	PQclear(r);
+	if (rc == 0)
+		rc = new_segment(g, level, &out.seg);
+	ps_tri_writer_init(&w, emit_row, &out);
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		struct ps_pq p = { 0 };
+
+		cur[i].seg = segs[i];
+		ps_pq_int(&p, segs[i]);
+		cur[i].r = ps_pg_run(g, "SELECT first, data FROM code_postings WHERE seg = $1 "
+				     "ORDER BY first", &p, true, "merge the code index", &rc);
+		if (cur[i].r)
+			rc = cursor_next(g, &cur[i]);
+	}
+	while (rc == 0) {
+		uint32_t code = UINT32_MAX;
+		size_t count = 0, k = 0;
+		bool sorted = true;
+
+		for (size_t i = 0; i < n; i++)
+			if (cur[i].live && cur[i].row.code < code)
+				code = cur[i].row.code;
+		if (code == UINT32_MAX)
+			break;
+		for (size_t i = 0; rc == 0 && i < n; i++) {
+			if (!cur[i].live || cur[i].row.code != code)
+				continue;
+			if (count + cur[i].row.ndocs > cap) {
+				cap = 2 * (count + cur[i].row.ndocs);
+				ids = ps_realloc(ids, cap * sizeof(*ids));
+			}
+			count += ps_tri_list_decode(&cur[i].row, ids + count);
+			rc = cursor_next(g, &cur[i]);
+		}
+		/* Keep the live ids, increasing, once each (segments written at once by several
+		 * processes overlap in ids). */
+		for (size_t i = 0; i < count; i++) {
+			int64_t id = (int64_t)ids[i] - lo;
+
+			if (id < 0 || id > hi - lo || !((live[id / 64] >> (id % 64)) & 1))
+				continue;
+			if (k && ids[i] <= ids[k - 1])
+				sorted = false;
+			ids[k++] = ids[i];
+		}
+		if (!sorted) {
+			size_t u = 0;
+			qsort(ids, k, sizeof(*ids), cmp_u32);
+			for (size_t i = 0; i < k; i++)
+				if (!u || ids[i] != ids[u - 1])
+					ids[u++] = ids[i];
+			k = u;
+		}
+		if (k) {
+			if (ids[0] < min_out)
+				min_out = ids[0];
+			if (ids[k - 1] > max_out)
+				max_out = ids[k - 1];
+		}
+		if (rc == 0)
+			rc = ps_tri_writer_add(&w, code, ids, k);
+	}
+	for (size_t i = 0; i < n; i++)
+		PQclear(cur[i].r);
+	free(cur);
+	free(ids);
+	free(live);
+	if (rc == 0)
+		rc = ps_tri_writer_finish(&w);
+	else
+		ps_tri_writer_finish(&w);
+	if (rc == 0)
+		rc = rows_flush(&out);
+	seg_out_dispose(&out);
+	arr = id_array(segs, n);
+	if (rc == 0) {
+		struct ps_pq p = { 0 };
+
+		ps_pq_text(&p, arr);
+		rc = ps_pg_exec(g, "DELETE FROM code_postings WHERE seg = ANY($1::bigint[])", &p,
+				"merge the code index", NULL);
+	}
+	if (rc == 0) {
+		struct ps_pq p = { 0 };
+
+		ps_pq_text(&p, arr);
+		rc = ps_pg_exec(g, "DELETE FROM code_segments WHERE id = ANY($1::bigint[])", &p,
+				"merge the code index", NULL);
+	}
+	free(arr);
+	if (rc == 0)
+		rc = seal_segment(g, out.seg, w.postings, min_out, max_out);
+	return rc;
+}
+
+/*
+ * Merges level `level` if it holds FANIN segments nobody else is merging: they are locked
+ * FOR UPDATE SKIP LOCKED, so a concurrent merge (another node's commit) takes none of them and
+ * neither waits; segments other transactions have not committed are not seen. *merged: whether
+ * it merged (then the next level may be full).
+ */
+static int merge_level(struct ps_pg *g, int level, bool *merged)
+{
+	struct ps_pq q = { 0 };
+	PGresult *r;
+	int64_t *segs, lo = INT64_MAX, hi = -1;
+	size_t n;
+	int rc = 0;
+
+	*merged = false;
+	ps_pq_int(&q, level);
+	if (!(r = ps_pg_run(g, "SELECT id, min_id, max_id FROM code_segments WHERE level = $1 "
+			    "ORDER BY id FOR UPDATE SKIP LOCKED", &q, false, "read the code index",
+			    &rc)))
+		return rc;
+	n = (size_t)PQntuples(r);
+	if (n < FANIN) {
+		PQclear(r);
+		return 0;
+	}
+	segs = ps_calloc(n, sizeof(*segs));
+	for (size_t i = 0; i < n; i++) {
+		int64_t a = ps_pg_col_int(r, (int)i, 1), b = ps_pg_col_int(r, (int)i, 2);
+
+		segs[i] = ps_pg_col_int(r, (int)i, 0);
+		lo = a < lo ? a : lo;
+		hi = b > hi ? b : hi;
+	}
+	PQclear(r);
+	rc = merge_segments(g, level + 1, segs, n, lo, hi);
+	free(segs);
+	*merged = rc == 0;
+	return rc;
+}
+
+/* Writes the accumulator as a new segment of level 0, then merges full levels. */
+static int write_segment(struct ps_pg *g, struct ps_tri_acc *acc)
+{
+	struct ps_tri_writer w;
+	struct seg_out out = { .g = g };
+	uint32_t min_id = acc->n ? acc->id[0] : 0;
+	bool merged = true;
+	int rc;
+
+	if ((rc = new_segment(g, 0, &out.seg)) < 0)
+		return rc;
+	ps_tri_writer_init(&w, emit_row, &out);
+	rc = ps_tri_acc_write(acc, &w);
+	if (rc == 0)
+		rc = ps_tri_writer_finish(&w);
+	else
+		ps_tri_writer_finish(&w);
+	if (rc == 0)
+		rc = rows_flush(&out);
+	seg_out_dispose(&out);
+	if (rc == 0)
+		rc = seal_segment(g, out.seg, w.postings, min_id, acc->max_id);
+	for (int l = 0; rc == 0 && merged; l++)
+		rc = merge_level(g, l, &merged);
+	return rc;
+}
+
+int ps_pg_code_flush(struct ps_store *s)
+{
+	struct ps_pg_code *c = PSPG(s)->code;
+	int rc = 0;
+
+	if (!c)
+		return 0;
+	if (c->acc.n)
+		rc = write_segment(PSPG(s), &c->acc);
+	ps_tri_acc_clear(&c->acc);
+	return rc;
+}
+
+void ps_pg_code_discard(struct ps_store *s)
+{
+	if (PSPG(s)->code)
+		ps_tri_acc_clear(&PSPG(s)->code->acc);
+}
+
+void ps_pg_code_free(struct ps_store *s)
+{
+	struct ps_pg_code *c = PSPG(s)->code;
+
+	if (!c)
+		return;
+	ps_tri_doc_dispose(&c->doc);
+	ps_tri_acc_dispose(&c->acc);
+	free(c);
+	PSPG(s)->code = NULL;
 }
 
 /* An array literal of SHAs (hex, so safe unquoted; anything else becomes "0", never a SHA). */
@@ -222,70 +613,210 @@ int ps_pg_code_index_done(struct ps_store *s, int64_t project_id)
 			  "mark the code index done", NULL);
 }
 
-static size_t count_literals(const struct ps_code_query *q)
-{
-	size_t n = 0;
+/* ---- queries ---- */
 
-	if (q->op == PS_CODE_LITERAL)
-		return 1;
-	for (size_t i = 0; i < q->nkids; i++)
-		n += count_literals(q->kids[i]);
-	return n;
+/* Trigrams per literal: a long literal's trigrams mostly agree; a handful spread over it
+ * narrows as well as all of them and keeps the rows to read few (as on SQLite). */
+#define MAX_TRIGRAMS 6
+
+/* The trigram of the k-th of `take` picks spread over a literal (first and last always). */
+static int32_t pick(const char *lit, size_t k, size_t take)
+{
+	size_t count = strlen(lit) - 2;
+	size_t at = take > 1 ? k * (count - 1) / (take - 1) : 0;
+
+	return ps_tri_of(lit + at);
 }
 
-/* The literal as a LIKE pattern matching it anywhere, folded as the index copy is. */
-static char *like_pattern(const char *lit)
+static size_t picks(const char *lit)
 {
-	struct ps_buf b;
+	size_t len = strlen(lit), count = len >= 3 ? len - 2 : 0;
 
-	ps_buf_init(&b, SIZE_MAX);
-	ps_buf_puts(&b, "%");
-	for (const char *c = lit; *c; c++) {
-		char ch = *c >= 'A' && *c <= 'Z' ? (char)(*c - 'A' + 'a') : *c;
-		if (ch == '%' || ch == '_' || ch == '\\')
-			ps_buf_puts(&b, "\\");
-		ps_buf_append(&b, &ch, 1);
-	}
-	ps_buf_puts(&b, "%");
-	return ps_buf_take(&b, NULL);
+	return count < MAX_TRIGRAMS ? count : MAX_TRIGRAMS;
 }
 
-/* Appends the condition for `q` to b and its patterns to p (kept alive in `pats`). */
-static void render(struct ps_buf *b, struct ps_pq *p, struct ps_strv *pats,
-		   const struct ps_code_query *q)
+/* Appends the trigrams the query needs to the array literal b. */
+static void query_trigrams(const struct ps_code_query *q, struct ps_buf *b, size_t *n)
 {
 	if (q->op == PS_CODE_LITERAL) {
-		char *pat = like_pattern(q->literal);
+		for (size_t k = 0, take = picks(q->literal); k < take; k++) {
+			int32_t code = pick(q->literal, k, take);
 
-		ps_strv_push(pats, pat);
-		free(pat);
-		ps_pq_text(p, pats->v[pats->n - 1]);
-		ps_buf_printf(b, "m.content LIKE $%d", p->n);
+			if (code >= 0)
+				ps_buf_printf(b, "%s%d", (*n)++ ? "," : "", (int)code);
+		}
 		return;
 	}
-	ps_buf_puts(b, "(");
-	for (size_t i = 0; i < q->nkids; i++) {
-		if (i)
-			ps_buf_puts(b, q->op == PS_CODE_AND ? " AND " : " OR ");
-		render(b, p, pats, q->kids[i]);
-	}
-	ps_buf_puts(b, ")");
+	for (size_t i = 0; i < q->nkids; i++)
+		query_trigrams(q->kids[i], b, n);
 }
 
-int ps_pg_code_candidates(struct ps_store *s, int64_t project_id, int64_t at,
-			  const struct ps_code_query *q, const char *prefix,
-			  const char *from_path, size_t limit, int64_t *snap,
-			  struct ps_code_candidate **out, size_t *n)
+/* A query's evaluation: the rows read (segment, trigram asked, row's first trigram, data). */
+struct eval {
+	PGresult *r;
+	size_t words;
+	int64_t nbits;
+	int rc;
+};
+
+struct bitset {
+	uint64_t *bits;
+	int64_t nbits;
+};
+
+static void set_bit(void *ctx, uint32_t id)
 {
-	/* The blobs that satisfy the query are found once, through the GIN index, over the whole
-	 * store (a blob is indexed once whatever project holds it), with the blobs the index does
-	 * not narrow (no copy: code_blobs_uncopied; or no row at all: normally none), and only
-	 * their file versions are read (file_versions_sha), not every file of the snapshot
-	 * (sqlite_code.c explains the cost). The three parts are disjoint: no row repeats. */
-	static const char head[] = "WITH hit AS MATERIALIZED (SELECT m.sha FROM code_blobs m WHERE "
-				   "m.content IS NOT NULL AND ";
-	static const char tail[] =
-		" UNION ALL SELECT m.sha FROM code_blobs m WHERE m.content IS NULL "
+	struct bitset *b = ctx;
+
+	if ((int64_t)id < b->nbits)
+		b->bits[id / 64] |= (uint64_t)1 << (id % 64);
+}
+
+/* ORs into `bits` the ids of the documents holding trigram `code`, from every segment. */
+static int trigram_bits(struct eval *e, uint32_t code, uint64_t *bits)
+{
+	struct bitset ctx = { bits, e->nbits };
+
+	for (int i = 0; i < PQntuples(e->r); i++) {
+		struct ps_tri_row row;
+
+		if ((uint32_t)be_int(e->r, i, 1) != code)
+			continue;
+		if (!ps_tri_row_open(&row, (uint32_t)be_int(e->r, i, 2),
+				     (const unsigned char *)PQgetvalue(e->r, i, 3),
+				     (size_t)PQgetlength(e->r, i, 3)))
+			return ps_error_set(PS_ESTORE, "store_corrupt",
+					    "code index segment %lld is damaged",
+					    (long long)be_int(e->r, i, 0));
+		while (ps_tri_row_next(&row) && row.code < code)
+			;
+		if (row.list && row.code == code)
+			ps_tri_list_each(&row, set_bit, &ctx);
+	}
+	return 0;
+}
+
+/* The ids whose document may satisfy `q`, as a new bitmap of e->words words. */
+static int eval(struct eval *e, const struct ps_code_query *q, uint64_t **out)
+{
+	size_t words = e->words ? e->words : 1;
+	uint64_t *bits = ps_calloc(words, sizeof(*bits));
+	int rc = 0;
+
+	*out = NULL;
+	if (q->op == PS_CODE_LITERAL) {
+		size_t take = picks(q->literal), used = 0;
+		uint64_t *one = ps_calloc(words, sizeof(*one));
+
+		for (size_t k = 0; k < take && rc == 0; k++) {
+			int32_t code = pick(q->literal, k, take);
+			uint64_t *dst = used ? one : bits;
+
+			if (code < 0)
+				continue; /* cannot be: literals hold only printable bytes (store.h) */
+			if (used)
+				memset(one, 0, words * sizeof(*one));
+			rc = trigram_bits(e, (uint32_t)code, dst);
+			if (used)
+				for (size_t i = 0; i < e->words; i++)
+					bits[i] &= one[i];
+			used++;
+		}
+		free(one);
+		if (!used) /* nothing to narrow by: every id */
+			memset(bits, 0xff, words * sizeof(*bits));
+	} else {
+		for (size_t k = 0; k < q->nkids && rc == 0; k++) {
+			uint64_t *kid;
+
+			if ((rc = eval(e, q->kids[k], &kid)) < 0)
+				break;
+			for (size_t i = 0; i < e->words; i++)
+				bits[i] = k == 0 ? kid[i]
+					  : q->op == PS_CODE_AND ? bits[i] & kid[i] : bits[i] | kid[i];
+			free(kid);
+		}
+	}
+	if (rc < 0) {
+		free(bits);
+		return rc;
+	}
+	*out = bits;
+	return 0;
+}
+
+/*
+ * The code_blobs ids whose document may satisfy `q`, as an array literal. One statement reads,
+ * for every segment and every trigram the query needs, the row that may hold it (the one with
+ * the largest first trigram <= it), so the whole index is read from one snapshot.
+ */
+static int query_hits(struct ps_pg *g, const struct ps_code_query *q, char **out)
+{
+	static const char sql[] =
+		"SELECT s.id, t.code, p.first, p.data, s.max_id FROM code_segments s "
+		"CROSS JOIN unnest($1::int[]) AS t(code) "
+		"CROSS JOIN LATERAL (SELECT first, data FROM code_postings c WHERE c.seg = s.id "
+		"AND c.first <= t.code ORDER BY c.first DESC LIMIT 1) p";
+	struct ps_buf b;
+	struct eval e = { 0 };
+	struct ps_pq p = { 0 };
+	uint64_t *bits;
+	size_t n = 0;
+	char *arr;
+	int rc = 0;
+
+	ps_buf_init(&b, SIZE_MAX);
+	ps_buf_puts(&b, "{");
+	query_trigrams(q, &b, &n);
+	ps_buf_puts(&b, "}");
+	arr = ps_buf_take(&b, NULL);
+	ps_pq_text(&p, arr);
+	e.r = ps_pg_run(g, sql, &p, true, "find code search candidates", &rc);
+	free(arr);
+	if (!e.r)
+		return rc;
+	for (int i = 0; i < PQntuples(e.r); i++) {
+		int64_t max = be_int(e.r, i, 4);
+
+		if (max + 1 > e.nbits)
+			e.nbits = max + 1;
+	}
+	e.words = (size_t)(e.nbits + 63) / 64;
+	e.nbits = (int64_t)e.words * 64;
+	rc = eval(&e, q, &bits);
+	PQclear(e.r);
+	if (rc < 0)
+		return rc;
+	ps_buf_init(&b, SIZE_MAX);
+	ps_buf_puts(&b, "{");
+	n = 0;
+	for (size_t w = 0; w < e.words; w++) {
+		uint64_t x = bits[w];
+
+		while (x) {
+			int bit = __builtin_ctzll(x);
+
+			ps_buf_printf(&b, n++ ? ",%lld" : "%lld", (long long)(w * 64 + (size_t)bit));
+			x &= x - 1;
+		}
+	}
+	ps_buf_puts(&b, "}");
+	free(bits);
+	*out = ps_buf_take(&b, NULL);
+	return 0;
+}
+
+static int candidates(struct ps_store *s, int64_t project_id, int64_t at,
+		      const struct ps_code_query *q, const char *prefix, const char *from_path,
+		      size_t limit, int64_t *snap, struct ps_code_candidate **out, size_t *n)
+{
+	/* The blobs that satisfy the query are found once, by the index, over the whole store (a
+	 * blob is indexed once whatever project holds it), with the stored blobs the index lacks
+	 * (normally none), and only their file versions are read (file_versions_sha), not every
+	 * file of the snapshot (sqlite_code.c explains the cost). The two parts are disjoint: no
+	 * row repeats. */
+	static const char head[] =
+		"WITH hit AS MATERIALIZED (SELECT m.sha FROM code_blobs m WHERE m.id = ANY($5::bigint[]) "
 		"UNION ALL SELECT b.sha FROM blobs b "
 		"WHERE NOT EXISTS (SELECT 1 FROM code_blobs c WHERE c.sha = b.sha)) ";
 	static const char cols[] =
@@ -301,10 +832,9 @@ int ps_pg_code_candidates(struct ps_store *s, int64_t project_id, int64_t at,
 		"AND (cb.sha IS NOT NULL OR EXISTS (SELECT 1 FROM blobs b WHERE b.sha = ps_hex(fv.sha))) ";
 	struct ps_code_candidate *v;
 	struct ps_pq p = { 0 };
-	struct ps_strv pats = { 0 };
 	struct ps_buf sql;
 	const char *lower = NULL;
-	char *upper = NULL, *text;
+	char *upper = NULL, *text, *hits = NULL;
 	size_t upper_len = 0;
 	int64_t id;
 	PGresult *r;
@@ -312,8 +842,8 @@ int ps_pg_code_candidates(struct ps_store *s, int64_t project_id, int64_t at,
 
 	if ((rc = ps_pg_resolve_snapshot(s, project_id, at, &id)) < 0)
 		return rc;
-	if (q && count_literals(q) > MAX_LITERALS)
-		q = NULL;
+	if (q && (rc = query_hits(PSPG(s), q, &hits)) < 0)
+		return rc;
 	if (prefix && *prefix) {
 		/* Paths with the prefix lie in [prefix, prefix with its last byte + 1). */
 		upper_len = strlen(prefix);
@@ -336,11 +866,8 @@ int ps_pg_code_candidates(struct ps_store *s, int64_t project_id, int64_t at,
 
 	ps_buf_init(&sql, SIZE_MAX);
 	if (q) {
-		/* Blobs too large to index have no copy: always candidates, as stored blobs with
-		 * no row are (not indexed yet, or binary ones whose row migration 0011 dropped). */
+		ps_pq_text(&p, hits);
 		ps_buf_puts(&sql, head);
-		render(&sql, &p, &pats, q);
-		ps_buf_puts(&sql, tail);
 		ps_buf_puts(&sql, cols);
 		ps_buf_puts(&sql, hit_body);
 		ps_buf_puts(&sql, where);
@@ -357,7 +884,7 @@ int ps_pg_code_candidates(struct ps_store *s, int64_t project_id, int64_t at,
 	r = ps_pg_run(PSPG(s), text, &p, false, "find code search candidates", &rc);
 	free(text);
 	free(upper);
-	ps_strv_dispose(&pats);
+	free(hits);
 	if (!r)
 		return rc;
 	*n = (size_t)PQntuples(r);
@@ -377,4 +904,34 @@ int ps_pg_code_candidates(struct ps_store *s, int64_t project_id, int64_t at,
 	*snap = id;
 	*out = v;
 	return 0;
+}
+
+int ps_pg_code_candidates(struct ps_store *s, int64_t project_id, int64_t at,
+			  const struct ps_code_query *q, const char *prefix,
+			  const char *from_path, size_t limit, int64_t *snap,
+			  struct ps_code_candidate **out, size_t *n)
+{
+	/*
+	 * One snapshot for the whole answer: the index's rows and the code_blobs rows and file
+	 * versions they lead to, so a sync (or a merge) that commits in between cannot make a
+	 * blob look indexed but not matching.
+	 */
+	struct ps_pg *g = PSPG(s);
+	bool own = g->tx_depth == 0;
+	int rc;
+
+	if (own) {
+		if ((rc = ps_pg_exec(g, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", NULL,
+				     "find code search candidates", NULL)) < 0)
+			return rc;
+		g->tx_depth = 1;
+		g->tx_aborted = false;
+	}
+	rc = candidates(s, project_id, at, q, prefix, from_path, limit, snap, out, n);
+	if (own) {
+		/* It only read: COMMIT or ROLLBACK alike. */
+		PQclear(PQexec(g->conn, rc < 0 ? "ROLLBACK" : "COMMIT"));
+		g->tx_depth = 0;
+	}
+	return rc;
 }

@@ -43,6 +43,7 @@ struct ps_pg {
 	 * the next statement of any kind (ps_pg_run) or COMMIT, and dropped by a rollback. */
 	struct ps_pg_deferred defer[PS_PG_DEFER_N];
 	bool flushing;
+	struct ps_pg_code *code; /* the code index's postings of this transaction (pg_code.c) */
 };
 
 #define PSPG(s) ((struct ps_pg *)(s))
@@ -88,6 +89,13 @@ int ps_pg_resolve_snapshot(struct ps_store *s, int64_t project_id, int64_t at, i
 #define VISIBLE_AT(at) \
 	"fv.introduced_by <= " at " AND (fv.superseded_by IS NULL OR fv.superseded_by > " at ") " \
 	"AND EXISTS (SELECT 1 FROM syncs i WHERE i.id = fv.introduced_by AND i.status = 'succeeded')"
+
+/* The code index (pg_code.c): a transaction's postings are written by flush just before its
+ * outermost COMMIT, with the code_blobs rows they cover; discard drops them on rollback; free
+ * at close. */
+int ps_pg_code_flush(struct ps_store *s);
+void ps_pg_code_discard(struct ps_store *s);
+void ps_pg_code_free(struct ps_store *s);
 
 /* Memory entries (pg_memory.c), called by pg.c inside its transactions. */
 int ps_pg_memory_finalize(struct ps_store *s, const struct ps_sync *sync);
