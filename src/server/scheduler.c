@@ -21,6 +21,11 @@
 /* Syncs queued in one transaction: enough to share a commit, few enough that the write lock
  * (SQLite) is held for milliseconds. */
 #define PER_TRANSACTION 32
+/* The blob prune's gate (store.h, ps_store_prune_gate_set): how long claims are held back at
+ * most for the running syncs to end (a long GitHub sync may outlast it: the syncs it held back
+ * then run), and how soon after such a miss the blobs are tried again. */
+#define GATE_MS (60 * 1000)
+#define GATE_RETRY_MS (30 * 1000)
 
 struct ps_scheduler {
 	struct ps_server *srv;
@@ -28,6 +33,8 @@ struct ps_scheduler {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	bool stopping;
+	int64_t gate_until;  /* the prune gate this node shut (wall clock ms), 0: none */
+	int64_t blobs_retry; /* when to shut it again (monotonic ms), 0: no blob prune waits */
 };
 
 /* Lets the workers know of a queued sync; after its transaction committed. Not logged: a
@@ -99,7 +106,72 @@ static void tick(struct ps_scheduler *sch, struct ps_store *store)
 	ps_error_clear();
 }
 
-static void prune(struct ps_store *store)
+/*
+ * Blobs are pruned only at a moment when no sync runs (ps_store_prune_blobs: a running sync may
+ * hold blobs no file version names yet). On a busy server (many scheduled projects, several
+ * nodes, long syncs) that moment does not come by itself, so when a prune finds syncs running
+ * the scheduler shuts the store's prune gate: no node's worker claims a queued sync, the
+ * running ones end, the blobs go and the gate opens again, at most GATE_MS later.
+ */
+static void gate_shut(struct ps_scheduler *sch, struct ps_store *store)
+{
+	int64_t until = ps_now_ms() + GATE_MS;
+
+	sch->blobs_retry = 0;
+	if (ps_store_prune_gate_set(store, until, -1) < 0) {
+		ps_log("prune: cannot hold syncs back to prune blobs: %s, trying again later",
+		       ps_error_message());
+		ps_error_clear();
+		sch->blobs_retry = ps_mono_ms() + GATE_RETRY_MS;
+		return;
+	}
+	sch->gate_until = until;
+	ps_log("prune: syncs are running; new syncs wait (up to %d s) to prune blobs",
+	       GATE_MS / 1000);
+}
+
+static void gate_open(struct ps_scheduler *sch, struct ps_store *store)
+{
+	if (ps_store_prune_gate_set(store, 0, sch->gate_until) < 0) {
+		/* It opens by itself at gate_until. */
+		ps_log("prune: %s", ps_error_message());
+		ps_error_clear();
+	}
+	sch->gate_until = 0;
+}
+
+/* One tick of a shut gate: prunes the blobs once no sync runs, gives up at the deadline. */
+static void gate_tick(struct ps_scheduler *sch, struct ps_store *store)
+{
+	int64_t counts[PS_SYNC_CANCELLED + 1];
+	struct ps_prune_stats b = { 0 };
+	int rc;
+
+	if ((rc = ps_store_sync_count_by_status(store, counts)) == 0 && counts[PS_SYNC_RUNNING] == 0)
+		rc = ps_store_prune_blobs(store, &b);
+	if (rc == 0 && counts[PS_SYNC_RUNNING] == 0 && !b.blobs_skipped) {
+		gate_open(sch, store);
+		if (b.blobs && ps_store_compact(store) < 0) {
+			ps_log("prune: %s", ps_error_message());
+			ps_error_clear();
+		}
+		ps_log("prune: removed %lld blobs (%lld bytes), rewrote %lld deltas whose base went",
+		       (long long)b.blobs, (long long)b.blob_bytes, (long long)b.blobs_rewritten);
+		return;
+	}
+	if (rc < 0) {
+		ps_log("prune: %s", ps_error_message());
+		ps_error_clear();
+	}
+	if (ps_now_ms() >= sch->gate_until) {
+		gate_open(sch, store);
+		sch->blobs_retry = ps_mono_ms() + GATE_RETRY_MS;
+		ps_log("prune: syncs still running after %d s; blobs left, trying again in %d s",
+		       GATE_MS / 1000, GATE_RETRY_MS / 1000);
+	}
+}
+
+static void prune(struct ps_scheduler *sch, struct ps_store *store)
 {
 	struct ps_prune_stats total;
 
@@ -110,11 +182,12 @@ static void prune(struct ps_store *store)
 	}
 	if (total.syncs || total.blobs)
 		ps_log("prune: removed %lld syncs, %lld file versions, %lld blobs (%lld bytes), "
-		       "rewrote %lld deltas whose base went%s",
+		       "rewrote %lld deltas whose base went",
 		       (long long)total.syncs, (long long)total.file_versions,
 		       (long long)total.blobs, (long long)total.blob_bytes,
-		       (long long)total.blobs_rewritten,
-		       total.blobs_skipped ? "; blobs left while a sync runs" : "");
+		       (long long)total.blobs_rewritten);
+	if (total.blobs_skipped && !sch->gate_until)
+		gate_shut(sch, store);
 }
 
 static void *run(void *arg)
@@ -138,9 +211,13 @@ static void *run(void *arg)
 		if (store) {
 			tick(sch, store);
 			if (next_prune && ps_mono_ms() >= next_prune) {
-				prune(store);
+				prune(sch, store);
 				next_prune = ps_mono_ms() + cfg->prune_interval_ms;
 			}
+			if (sch->gate_until)
+				gate_tick(sch, store);
+			else if (sch->blobs_retry && ps_mono_ms() >= sch->blobs_retry)
+				gate_shut(sch, store);
 		}
 		pthread_mutex_lock(&sch->mu);
 		if (sch->stopping)
@@ -152,6 +229,8 @@ static void *run(void *arg)
 		pthread_cond_timedwait(&sch->cv, &sch->mu, &until);
 	}
 	pthread_mutex_unlock(&sch->mu);
+	if (store && sch->gate_until)
+		gate_open(sch, store); /* a server that stops does not hold the others back */
 	ps_store_free(store);
 	return NULL;
 }

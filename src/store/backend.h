@@ -90,6 +90,8 @@ struct ps_store_ops {
 	int (*prune_syncs)(struct ps_store *s, int64_t project_id, int64_t start_sync_id, struct ps_prune_stats *out);
 	int (*prune_blobs)(struct ps_store *s, struct ps_prune_stats *out);
 	int (*compact)(struct ps_store *s);
+	int (*prune_gate_set)(struct ps_store *s, int64_t until, int64_t only_if);
+	int (*prune_gate_get)(struct ps_store *s, int64_t *until);
 	int (*code_index_put)(struct ps_store *s, const char *sha, const void *data, size_t len, bool binary);
 	int (*code_index_have)(struct ps_store *s, const char *const *shas, size_t n, bool *indexed);
 	int (*code_unindexed)(struct ps_store *s, int64_t project_id, struct ps_strv *out);
@@ -206,6 +208,8 @@ int ps_sqlite_schedule_pending(struct ps_store *s, int64_t now, int64_t default_
 int ps_sqlite_prune_syncs(struct ps_store *s, int64_t project_id, int64_t start_sync_id, struct ps_prune_stats *out);
 int ps_sqlite_prune_blobs(struct ps_store *s, struct ps_prune_stats *out);
 int ps_sqlite_compact(struct ps_store *s);
+int ps_sqlite_prune_gate_set(struct ps_store *s, int64_t until, int64_t only_if);
+int ps_sqlite_prune_gate_get(struct ps_store *s, int64_t *until);
 int ps_sqlite_code_index_put(struct ps_store *s, const char *sha, const void *data, size_t len, bool binary);
 int ps_sqlite_code_index_have(struct ps_store *s, const char *const *shas, size_t n, bool *indexed);
 int ps_sqlite_code_unindexed(struct ps_store *s, int64_t project_id, struct ps_strv *out);
@@ -300,6 +304,8 @@ int ps_pg_schedule_pending(struct ps_store *s, int64_t now, int64_t default_max_
 int ps_pg_prune_syncs(struct ps_store *s, int64_t project_id, int64_t start_sync_id, struct ps_prune_stats *out);
 int ps_pg_prune_blobs(struct ps_store *s, struct ps_prune_stats *out);
 int ps_pg_compact(struct ps_store *s);
+int ps_pg_prune_gate_set(struct ps_store *s, int64_t until, int64_t only_if);
+int ps_pg_prune_gate_get(struct ps_store *s, int64_t *until);
 int ps_pg_code_index_put(struct ps_store *s, const char *sha, const void *data, size_t len, bool binary);
 int ps_pg_code_index_have(struct ps_store *s, const char *const *shas, size_t n, bool *indexed);
 int ps_pg_code_unindexed(struct ps_store *s, int64_t project_id, struct ps_strv *out);

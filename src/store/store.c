@@ -75,6 +75,8 @@ const struct ps_store_ops ps_sqlite_ops = {
 	.prune_syncs = ps_sqlite_prune_syncs,
 	.prune_blobs = ps_sqlite_prune_blobs,
 	.compact = ps_sqlite_compact,
+	.prune_gate_set = ps_sqlite_prune_gate_set,
+	.prune_gate_get = ps_sqlite_prune_gate_get,
 	.code_index_put = ps_sqlite_code_index_put,
 	.code_index_have = ps_sqlite_code_index_have,
 	.code_unindexed = ps_sqlite_code_unindexed,
@@ -149,6 +151,8 @@ const struct ps_store_ops ps_pg_ops = {
 	.prune_syncs = ps_pg_prune_syncs,
 	.prune_blobs = ps_pg_prune_blobs,
 	.compact = ps_pg_compact,
+	.prune_gate_set = ps_pg_prune_gate_set,
+	.prune_gate_get = ps_pg_prune_gate_get,
 	.code_index_put = ps_pg_code_index_put,
 	.code_index_have = ps_pg_code_index_have,
 	.code_unindexed = ps_pg_code_unindexed,
@@ -577,10 +581,23 @@ static bool is_pg(const struct ps_store *s)
 	return ops(s) == &ps_pg_ops;
 }
 
+/* A shut prune gate (ps_store_prune_gate_set) holds claims back: nothing is queued for now. */
+static int gate_check(struct ps_store *s)
+{
+	bool shut = false;
+	int rc;
+
+	if ((rc = ps_store_prune_gate_shut(s, ps_now_ms(), &shut)) < 0)
+		return rc;
+	return shut ? ps_error_set(PS_ENOTFOUND, "prune_gate", "blobs are being pruned") : 0;
+}
+
 int ps_store_sync_claim_next(struct ps_store *s, const struct ps_owner *owner, int64_t *id)
 {
 	int rc;
 
+	if ((rc = gate_check(s)) < 0)
+		return rc;
 	if (is_pg(s))
 		return ps_pg_sync_claim_next(s, owner, id);
 	/* SQLite has one writer at a time: a pick and a guarded claim suffice; a lost race means
@@ -596,8 +613,10 @@ int ps_store_sync_claim_next(struct ps_store *s, const struct ps_owner *owner, i
 
 int ps_store_sync_takeover(struct ps_store *s, const struct ps_owner *owner, int64_t *id)
 {
+	int rc;
+
 	if (is_pg(s))
-		return ps_pg_sync_takeover(s, owner, id);
+		return (rc = gate_check(s)) < 0 ? rc : ps_pg_sync_takeover(s, owner, id);
 	return ps_error_set(PS_ENOTFOUND, "none_to_take_over", "no sync to take over");
 }
 
@@ -770,6 +789,20 @@ int ps_store_prune_blobs(struct ps_store *s, struct ps_prune_stats *out)
 int ps_store_compact(struct ps_store *s)
 {
 	return ops(s)->compact(s);
+}
+
+int ps_store_prune_gate_set(struct ps_store *s, int64_t until, int64_t only_if)
+{
+	return ops(s)->prune_gate_set(s, until, only_if);
+}
+
+int ps_store_prune_gate_shut(struct ps_store *s, int64_t now, bool *shut)
+{
+	int64_t until = 0;
+	int rc = ops(s)->prune_gate_get(s, &until);
+
+	*shut = rc == 0 && until > now;
+	return rc;
 }
 
 int ps_store_dir_trees_stage(struct ps_store *s, const struct ps_sync *sync, const struct ps_tree_dir *dirs, size_t n)

@@ -514,6 +514,16 @@ int ps_store_prune_blobs(struct ps_store *s, struct ps_prune_stats *out);
 /* Gives freed space back (SQLite: VACUUM and a WAL checkpoint; PostgreSQL: VACUUM). Does
  * nothing inside a transaction (a dry run). Blocks writers while it runs. */
 int ps_store_compact(struct ps_store *s);
+/*
+ * The prune gate (migration 0018), for the server's blob prune on a busy store: while it is shut
+ * (until > now) ps_store_sync_claim_next and ps_store_sync_takeover claim nothing on any node,
+ * so the running syncs end and ps_store_prune_blobs finds a moment without one. Sets it to
+ * `until` (ms since the epoch; 0 opens it), when `only_if` < 0 or the gate holds `only_if`
+ * (a node opens only the gate it shut). The time bounds a gate whose pruner died.
+ */
+int ps_store_prune_gate_set(struct ps_store *s, int64_t until, int64_t only_if);
+/* *shut: the gate is shut at `now`. */
+int ps_store_prune_gate_shut(struct ps_store *s, int64_t now, bool *shut);
 
 /* ---- whole-store copy (`projsync store copy FROM TO`) ---- */
 

@@ -12,11 +12,13 @@ import shutil
 import signal
 import sqlite3
 import subprocess
+import threading
 import time
 
 import pytest
 
 from conftest import Projsync, psql, wait_for
+from server_util import Server
 
 KILLED = (-signal.SIGKILL, 128 + signal.SIGKILL)
 
@@ -184,3 +186,76 @@ def test_sigkill_inside_prune_leaves_a_consistent_store(ps, make_repo, tmp_path)
         assert again["syncs"] in (0, 15)
         work.ok("verify", "p", "--blobs")
     assert kills >= 4
+
+
+def test_server_prunes_blobs_while_syncs_keep_running(ps, make_repo):
+    """The server's periodic prune on a busy store: three projects whose syncs (slowed, each
+    fetching a new blob) keep one running nearly all the time. Blob pruning waits for a moment
+    without a running sync, which such a server never has by itself: the prune holds new
+    syncs back (the store's prune gate) until the running ones end, then the blobs only the
+    removed syncs saw are deleted. The syncs that ran meanwhile all succeed with every blob
+    they stored: a running sync's blobs are never deleted."""
+    repo = make_repo()
+    for i in range(4):
+        repo.write("big.txt", f"version {i}\n" + os.urandom(5000).hex())
+        head = repo.commit(f"c{i}")
+        if i == 0:
+            ps.add("p", str(repo.path))
+        assert ps.sync("p")["commit"] == head
+    ps.ok("project", "set", "p", "--keep-syncs", "1")
+    old = stored_shas(ps) - {e["sha"] for e in repo.ls_tree(head)}
+    assert len(old) == 3
+    busy = []
+    for k in range(3):
+        r = make_repo(f"busy{k}")
+        r.write("a.txt", f"busy {k}\n")
+        r.commit("one")
+        ps.add(f"busy{k}", str(r.path))
+        busy.append(r)
+
+    srv = Server(ps, "--prune-every", "1s", "--workers", "3",
+                 env={"PROJSYNC_TEST_STEP_DELAY_MS": "250"})
+    stop = threading.Event()
+    started = []
+
+    def keep_busy():
+        n = 0
+        while not stop.is_set():
+            for k, r in enumerate(busy):
+                n += 1
+                r.write(f"f{n}.txt", f"busy {k} change {n}\n" + os.urandom(200).hex())
+                r.commit(f"c{n}")
+                st, _, body = srv.post(f"/api/v1/projects/busy{k}/sync")
+                if st == 202:
+                    started.append(body["id"])
+            time.sleep(0.05)
+
+    t = threading.Thread(target=keep_busy, daemon=True)
+    t.start()
+    try:
+        gone = wait_for(lambda: not (old & stored_shas(ps)), timeout=60, interval=0.5)
+        # Syncs keep running after the prune: the gate opened again.
+        n = len(started)
+        more = wait_for(lambda: len(started) > n + 3, timeout=30)
+    finally:
+        stop.set()
+        t.join(timeout=30)
+        srv.stop()
+    assert gone, srv.stderr()
+    assert more, srv.stderr()
+    assert "new syncs wait" in srv.stderr()
+    check_snapshot(ps, repo, ps.history("p")[0]["id"], head)
+    for k, r in enumerate(busy):
+        # The one running when the server stopped is cancelled (one queued stays); none failed.
+        hist = ps.history(f"busy{k}")
+        done = [s for s in hist if s["status"] == "succeeded"]
+        assert len(done) >= 2 and {s["status"] for s in hist} <= {"succeeded", "cancelled", "queued"}, hist
+        last = done[0]
+        files = ps.json("files", f"busy{k}", "--at", last["id"])
+        tree = {e["path"]: e for e in r.ls_tree(last["commit"])}
+        assert [f["path"] for f in files] == sorted(tree)
+        for f in files:
+            got = ps("cat", f"busy{k}", f["path"], "--at", last["id"])
+            assert got.rc == 0 and got.outb == r.blob(f["sha"]), (f, got)
+    for name in ("p", "busy0", "busy1", "busy2"):
+        ps.ok("verify", name)

@@ -951,9 +951,52 @@ out:
 	free(url);
 }
 
+/*
+ * The prune gate (migration 0018, server/scheduler.c): while it is shut, no handle of the store
+ * (another node's workers) claims or takes over a queued sync; a node opens only the gate it
+ * shut; a gate whose pruner died opens by itself at its deadline.
+ */
+static void test_store_prune_gate(void)
+{
+	char *url = ps_test_store_url();
+	struct ps_store *s = open_url(url), *other = open_url(url);
+	struct ps_project *p = add_scheduled(s, "gated", "off", T0);
+	struct ps_owner o = me();
+	struct ps_sync *y = NULL;
+	int64_t now = ps_now_ms(), id = 0;
+	bool shut = true;
+
+	CHECK_OK(ps_store_prune_gate_shut(other, now, &shut));
+	CHECK(!shut);
+	CHECK_OK(ps_store_sync_create(s, p->id, "main", "api", NULL, &y));
+	CHECK_OK(ps_store_prune_gate_set(s, now + 60000, -1));
+	CHECK_OK(ps_store_prune_gate_shut(other, now, &shut));
+	CHECK(shut);
+	CHECK_INT(ps_store_sync_claim_next(other, &o, &id), PS_ENOTFOUND);
+	CHECK_INT(ps_store_sync_takeover(other, &o, &id), PS_ENOTFOUND);
+	ps_error_clear();
+	/* Another node's time: not this gate, which stays shut. */
+	CHECK_OK(ps_store_prune_gate_set(other, 0, now + 1));
+	CHECK_OK(ps_store_prune_gate_shut(other, now, &shut));
+	CHECK(shut);
+	CHECK_OK(ps_store_prune_gate_set(s, 0, now + 60000));
+	CHECK_OK(ps_store_prune_gate_shut(other, now, &shut));
+	CHECK(!shut);
+	/* A gate left shut by a pruner that died: past its deadline, claims go on. */
+	CHECK_OK(ps_store_prune_gate_set(s, now - 1, -1));
+	CHECK_OK(ps_store_sync_claim_next(other, &o, &id));
+	CHECK_INT(id, y ? y->id : -1);
+	ps_sync_free(y);
+	ps_project_free(p);
+	ps_store_free(other);
+	ps_store_free(s);
+	free(url);
+}
+
 PS_TESTS(PS_TEST(test_parse_every), PS_TEST(test_auto_adapts), PS_TEST(test_backoff),
 	 PS_TEST(test_store_schedule), PS_TEST(test_store_schedule_once),
 	 PS_TEST(test_store_idle_tick_reads_only),
 	 PS_TEST(test_store_failures_pause), PS_TEST(test_retention_policy),
 	 PS_TEST(test_store_prune), PS_TEST(test_store_fold_checks),
-	 PS_TEST(test_store_fold_prune_start), PS_TEST(test_store_fold_races_prune))
+	 PS_TEST(test_store_fold_prune_start), PS_TEST(test_store_fold_races_prune),
+	 PS_TEST(test_store_prune_gate))

@@ -2589,6 +2589,20 @@ fail:
 	return rc;
 }
 
+int ps_pg_prune_gate_set(struct ps_store *s, int64_t until, int64_t only_if)
+{
+	return pg_run2(s, "UPDATE prune_gate SET blob_prune_until = $1 WHERE id = 1 AND "
+		       "($2::bigint < 0 OR blob_prune_until = $2)", until, only_if, NULL);
+}
+
+int ps_pg_prune_gate_get(struct ps_store *s, int64_t *until)
+{
+	int rc = 0;
+
+	*until = pg_scalar(s, "SELECT blob_prune_until FROM prune_gate WHERE id = 1", 0, 0, 0, &rc);
+	return rc;
+}
+
 int ps_pg_compact(struct ps_store *s)
 {
 	if (PSPG(s)->tx_depth > 0)
