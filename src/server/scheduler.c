@@ -35,7 +35,22 @@ struct ps_scheduler {
 	bool stopping;
 	int64_t gate_until;  /* the prune gate this node shut (wall clock ms), 0: none */
 	int64_t blobs_retry; /* when to shut it again (monotonic ms), 0: no blob prune waits */
+	int gate_misses;     /* gates in a row that ended with syncs still running */
 };
+
+/* When to try the blobs again after a miss: GATE_RETRY_MS, doubling with each miss in a row up
+ * to the prune interval, so that syncs which always outlast the gate are held back a few times
+ * per interval, not two thirds of the time. */
+static int64_t gate_retry_at(const struct ps_scheduler *sch)
+{
+	int64_t cap = sch->srv->cfg.prune_interval_ms > GATE_RETRY_MS ?
+		sch->srv->cfg.prune_interval_ms : GATE_RETRY_MS;
+	int64_t delay = GATE_RETRY_MS;
+
+	for (int i = 1; i < sch->gate_misses && delay < cap; i++)
+		delay *= 2;
+	return ps_mono_ms() + (delay < cap ? delay : cap);
+}
 
 /* Lets the workers know of a queued sync; after its transaction committed. Not logged: a
  * scheduled sync's records are its start and its end (workers.c), which name the trigger, so
@@ -151,6 +166,7 @@ static void gate_tick(struct ps_scheduler *sch, struct ps_store *store)
 		rc = ps_store_prune_blobs(store, &b);
 	if (rc == 0 && counts[PS_SYNC_RUNNING] == 0 && !b.blobs_skipped) {
 		gate_open(sch, store);
+		sch->gate_misses = 0;
 		if (b.blobs && ps_store_compact(store) < 0) {
 			ps_log("prune: %s", ps_error_message());
 			ps_error_clear();
@@ -165,9 +181,10 @@ static void gate_tick(struct ps_scheduler *sch, struct ps_store *store)
 	}
 	if (ps_now_ms() >= sch->gate_until) {
 		gate_open(sch, store);
-		sch->blobs_retry = ps_mono_ms() + GATE_RETRY_MS;
-		ps_log("prune: syncs still running after %d s; blobs left, trying again in %d s",
-		       GATE_MS / 1000, GATE_RETRY_MS / 1000);
+		sch->gate_misses++;
+		sch->blobs_retry = gate_retry_at(sch);
+		ps_log("prune: syncs still running after %d s; blobs left, trying again in %lld s",
+		       GATE_MS / 1000, (long long)((sch->blobs_retry - ps_mono_ms() + 500) / 1000));
 	}
 }
 

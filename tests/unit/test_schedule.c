@@ -986,6 +986,20 @@ static void test_store_prune_gate(void)
 	CHECK_OK(ps_store_prune_gate_set(s, now - 1, -1));
 	CHECK_OK(ps_store_sync_claim_next(other, &o, &id));
 	CHECK_INT(id, y ? y->id : -1);
+	/* With a sync running, a blob prune is "skipped" (which makes the server shut the gate)
+	 * only when some blob is unreferenced: nothing to prune holds no sync back. */
+	{
+		struct ps_prune_stats pr = { 0 };
+		char sha[PS_SHA_HEX + 1];
+
+		CHECK_OK(ps_store_prune_blobs(s, &pr));
+		CHECK(!pr.blobs_skipped);
+		ps_git_blob_sha("orphan\n", 7, sha);
+		CHECK_OK(ps_store_blob_put(s, sha, "orphan\n", 7));
+		CHECK_OK(ps_store_prune_blobs(s, &pr));
+		CHECK(pr.blobs_skipped);
+		CHECK_INT(pr.blobs, 0);
+	}
 	ps_sync_free(y);
 	ps_project_free(p);
 	ps_store_free(other);

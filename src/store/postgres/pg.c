@@ -2538,6 +2538,9 @@ int ps_pg_prune_blobs(struct ps_store *s, struct ps_prune_stats *out)
 	 * without one (see sqlite.c). */
 	static const char lock[] = "LOCK TABLE blobs IN ACCESS EXCLUSIVE MODE";
 	static const char running[] = "SELECT count(*) FROM syncs WHERE status = 'running'";
+	static const char any_unreferenced[] =
+		"SELECT count(*) FROM (SELECT 1 FROM blobs b WHERE NOT EXISTS "
+		"(SELECT 1 FROM file_versions f WHERE f.sha = ps_unhex(b.sha)) LIMIT 1) x";
 	/* The bytes freed are the stored (encoded) ones: octet_length reads the TOAST pointer's
 	 * size, not the content. */
 	static const char del[] =
@@ -2559,7 +2562,9 @@ int ps_pg_prune_blobs(struct ps_store *s, struct ps_prune_stats *out)
 	if ((rc = ps_pg_exec(PSPG(s), lock, &none, "lock blobs", NULL)) < 0)
 		goto fail;
 	if (pg_scalar(s, running, 0, 0, 0, &rc) > 0) {
-		out->blobs_skipped = true;
+		/* Skipped only if there is something to prune: the server holds syncs back
+		 * for a skipped prune (server/scheduler.c, the prune gate). */
+		out->blobs_skipped = rc == 0 && pg_scalar(s, any_unreferenced, 0, 0, 0, &rc) > 0;
 		return rc < 0 ? (ps_pg_rollback(s), rc) : ps_pg_commit(s);
 	}
 	if (rc < 0)

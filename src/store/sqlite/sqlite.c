@@ -2242,6 +2242,9 @@ int ps_sqlite_prune_blobs(struct ps_store *s, struct ps_prune_stats *out)
 	 * this transaction keeps new syncs from starting meanwhile). */
 	static const char running[] =
 		"SELECT count(*) FROM syncs WHERE status IN ('queued','running') AND status = 'running'";
+	static const char any_unreferenced[] =
+		"SELECT EXISTS (SELECT 1 FROM blobs b WHERE NOT EXISTS "
+		"(SELECT 1 FROM file_versions f WHERE f.sha = ps_unhex(b.sha)))";
 	static const char measure[] =
 		"SELECT count(*) FROM blobs b WHERE NOT EXISTS "
 		"(SELECT 1 FROM file_versions f WHERE f.sha = ps_unhex(b.sha))";
@@ -2266,7 +2269,9 @@ int ps_sqlite_prune_blobs(struct ps_store *s, struct ps_prune_stats *out)
 	if ((rc = ps_store_begin(s)) < 0)
 		return rc;
 	if (scalar(s, running, 0, 0, &rc) > 0) {
-		out->blobs_skipped = true;
+		/* Skipped only if there is something to prune: the server holds syncs back
+		 * for a skipped prune (server/scheduler.c, the prune gate). */
+		out->blobs_skipped = rc == 0 && scalar(s, any_unreferenced, 0, 0, &rc) > 0;
 		return rc < 0 ? (ps_store_rollback(s), rc) : ps_store_commit(s);
 	}
 	out->blob_bytes += scalar(s, measure_bytes, 0, 0, &rc);
