@@ -437,3 +437,35 @@ size_t ps_tri_list_decode(const struct ps_tri_row *r, uint32_t *ids)
 {
 	return list_walk(r, NULL, NULL, ids);
 }
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+size_t ps_tri_ids_keep(uint32_t *ids, size_t n, const uint64_t *live, int64_t lo, int64_t hi)
+{
+	size_t k = 0;
+	bool sorted = true;
+
+	for (size_t i = 0; i < n; i++) {
+		int64_t id = (int64_t)ids[i] - lo;
+
+		if (id < 0 || id > hi - lo || !((live[id / 64] >> (id % 64)) & 1))
+			continue;
+		if (k && ids[i] <= ids[k - 1])
+			sorted = false;
+		ids[k++] = ids[i];
+	}
+	if (!sorted) {
+		size_t u = 0;
+
+		qsort(ids, k, sizeof(*ids), cmp_u32);
+		for (size_t i = 0; i < k; i++)
+			if (!u || ids[i] != ids[u - 1])
+				ids[u++] = ids[i];
+		k = u;
+	}
+	return k;
+}

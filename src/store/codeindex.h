@@ -107,4 +107,9 @@ size_t ps_tri_list_decode(const struct ps_tri_row *r, uint32_t *ids);
 /* Calls fn for each id of the current entry's list. */
 void ps_tri_list_each(const struct ps_tri_row *r, void (*fn)(void *ctx, uint32_t id), void *ctx);
 
+/* For a merge: keeps the ids[0..n) whose bit is set in `live` (a bitmap of the ids lo..hi that
+ * still have a code_blobs row), in increasing order and once each (the lists of several input
+ * segments, which may overlap when several processes wrote them); returns how many. */
+size_t ps_tri_ids_keep(uint32_t *ids, size_t n, const uint64_t *live, int64_t lo, int64_t hi);
+
 #endif

@@ -264,4 +264,24 @@ static void test_accumulator(void)
 	ps_tri_doc_dispose(&d);
 }
 
-PS_TESTS(PS_TEST(test_extract), PS_TEST(test_rows_round_trip), PS_TEST(test_accumulator))
+/* A merge's ids: the lists of overlapping segments, pruned ids among them. */
+static void test_ids_keep(void)
+{
+	/* ids 100..107; 102 and 105 were pruned (no code_blobs row) */
+	uint64_t live[1] = { 0xffu & ~((1u << 2) | (1u << 5)) };
+	uint32_t in_order[] = { 100, 101, 102, 103 };
+	uint32_t overlap[] = { 103, 104, 105, 106, 100, 103, 107, 99, 108 };
+	uint32_t want[] = { 100, 103, 104, 106, 107 };
+
+	CHECK_INT(ps_tri_ids_keep(in_order, 4, live, 100, 107), 3);
+	CHECK_INT(in_order[0], 100);
+	CHECK_INT(in_order[1], 101);
+	CHECK_INT(in_order[2], 103);
+	CHECK_INT(ps_tri_ids_keep(overlap, 9, live, 100, 107), 5);
+	CHECK(memcmp(overlap, want, sizeof(want)) == 0);
+	/* no live id at all (an empty range) */
+	CHECK_INT(ps_tri_ids_keep(in_order, 3, NULL, 1, 0), 0);
+}
+
+PS_TESTS(PS_TEST(test_extract), PS_TEST(test_rows_round_trip), PS_TEST(test_accumulator),
+	 PS_TEST(test_ids_keep))

@@ -398,12 +398,6 @@ static int cursor_next(struct ps_store *s, struct cursor *c)
 	}
 }
 
-static int cmp_u32(const void *a, const void *b)
-{
-	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-	return x < y ? -1 : x > y;
-}
-
 /*
  * Merges segments segs[0..n), every segment of level `level` - 1 (oldest first), into one new
  * segment of `level`, leaving out the ids no code_blobs row has any more (pruned blobs):
@@ -466,7 +460,6 @@ static int merge_segments(struct ps_store *s, int level, const int64_t *segs, si
 	while (rc == 0) {
 		uint32_t code = UINT32_MAX;
 		size_t count = 0;
-		bool sorted = true;
 
 		for (size_t i = 0; i < n; i++)
 			if (cur[i].live && cur[i].row.code < code)
@@ -483,25 +476,8 @@ static int merge_segments(struct ps_store *s, int level, const int64_t *segs, si
 			count += ps_tri_list_decode(&cur[i].row, ids + count);
 			rc = cursor_next(s, &cur[i]);
 		}
-		/* Keep the live ids, increasing, once each (inputs are normally in id order). */
-		size_t k = 0;
-		for (size_t i = 0; i < count; i++) {
-			int64_t id = (int64_t)ids[i] - lo;
+		size_t k = ps_tri_ids_keep(ids, count, live, lo, hi);
 
-			if (id < 0 || id > hi - lo || !((live[id / 64] >> (id % 64)) & 1))
-				continue;
-			if (k && ids[i] <= ids[k - 1])
-				sorted = false;
-			ids[k++] = ids[i];
-		}
-		if (!sorted) {
-			size_t u = 0;
-			qsort(ids, k, sizeof(*ids), cmp_u32);
-			for (size_t i = 0; i < k; i++)
-				if (!u || ids[i] != ids[u - 1])
-					ids[u++] = ids[i];
-			k = u;
-		}
 		if (k) {
 			if (ids[0] < min_out)
 				min_out = ids[0];
