@@ -1762,7 +1762,10 @@ static int step_finalize(struct ps_sync_run *run)
 	enum ps_phase before = run->sync->phase;
 	int rc;
 
-	if (!joined && (rc = enter_phase(run, PS_PHASE_FINALIZE)) < 0)
+	/* A scheduled sync that went straight from prepare to a finalize that is not joined (a
+	 * memory or blob rescan) shows its prepare phase first, like any other sync. */
+	if (!joined && ((rc = flush_phase(run)) < 0 ||
+			(rc = enter_phase(run, PS_PHASE_FINALIZE)) < 0))
 		return rc;
 	if ((rc = ps_store_begin(run->store)) < 0)
 		return rc;
