@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "store/codeindex.h"
+#include "store/store.h"
 #include "util/util.h"
 
 static unsigned char sym[256];
@@ -468,4 +469,101 @@ size_t ps_tri_ids_keep(uint32_t *ids, size_t n, const uint64_t *live, int64_t lo
 		k = u;
 	}
 	return k;
+}
+
+/* ---- queries ---- */
+
+size_t ps_tri_picks(const char *literal)
+{
+	size_t len = strlen(literal), count = len >= 3 ? len - 2 : 0;
+
+	return count < PS_TRI_PICKS_MAX ? count : PS_TRI_PICKS_MAX;
+}
+
+int32_t ps_tri_pick(const char *literal, size_t k, size_t picks)
+{
+	size_t count = strlen(literal) - 2;
+	size_t at = picks > 1 ? k * (count - 1) / (picks - 1) : 0;
+
+	return ps_tri_of(literal + at);
+}
+
+struct bitset {
+	uint64_t *bits;
+	int64_t nbits;
+};
+
+static void set_bit(void *ctx, uint32_t id)
+{
+	struct bitset *b = ctx;
+
+	if ((int64_t)id < b->nbits)
+		b->bits[id / 64] |= (uint64_t)1 << (id % 64);
+}
+
+bool ps_tri_row_bits(uint32_t first, const void *data, size_t len, uint32_t code, uint64_t *bits,
+		     int64_t nbits)
+{
+	struct bitset b = { bits, nbits };
+	struct ps_tri_row row;
+
+	if (!ps_tri_row_open(&row, first, data, len))
+		return false;
+	while (ps_tri_row_next(&row) && row.code < code)
+		;
+	if (row.list && row.code == code)
+		ps_tri_list_each(&row, set_bit, &b);
+	return true;
+}
+
+int ps_tri_eval(const struct ps_code_query *q, size_t words, ps_tri_lookup_fn lookup, void *ctx,
+		uint64_t **out)
+{
+	size_t n = words ? words : 1;
+	uint64_t *bits = ps_calloc(n, sizeof(*bits));
+	int rc = 0;
+
+	*out = NULL;
+	if (q->op == PS_CODE_LITERAL) {
+		size_t take = ps_tri_picks(q->literal), used = 0;
+		uint64_t *one = ps_calloc(n, sizeof(*one));
+
+		for (size_t k = 0; k < take && rc == 0; k++) {
+			int32_t code = ps_tri_pick(q->literal, k, take);
+			uint64_t *dst = used ? one : bits;
+			bool any = false;
+
+			if (code < 0)
+				continue; /* cannot be: literals hold only printable bytes (store.h) */
+			if (used)
+				memset(one, 0, n * sizeof(*one));
+			if ((rc = lookup(ctx, (uint32_t)code, dst)) < 0)
+				break;
+			for (size_t i = 0; i < words; i++)
+				any |= (used ? (bits[i] &= one[i]) : bits[i]) != 0;
+			used++;
+			if (!any)
+				break; /* no document holds them all */
+		}
+		free(one);
+		if (!used) /* nothing to narrow by: every id */
+			memset(bits, 0xff, n * sizeof(*bits));
+	} else {
+		for (size_t k = 0; k < q->nkids && rc == 0; k++) {
+			uint64_t *kid;
+
+			if ((rc = ps_tri_eval(q->kids[k], words, lookup, ctx, &kid)) < 0)
+				break;
+			for (size_t i = 0; i < words; i++)
+				bits[i] = k == 0 ? kid[i]
+					  : q->op == PS_CODE_AND ? bits[i] & kid[i] : bits[i] | kid[i];
+			free(kid);
+		}
+	}
+	if (rc < 0) {
+		free(bits);
+		return rc;
+	}
+	*out = bits;
+	return 0;
 }

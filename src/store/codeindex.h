@@ -107,6 +107,31 @@ size_t ps_tri_list_decode(const struct ps_tri_row *r, uint32_t *ids);
 /* Calls fn for each id of the current entry's list. */
 void ps_tri_list_each(const struct ps_tri_row *r, void (*fn)(void *ctx, uint32_t id), void *ctx);
 
+/* ---- queries (the same evaluation on every backend) ---- */
+
+struct ps_code_query;
+
+/* Trigrams per literal: a long literal's trigrams mostly agree; a handful spread over it
+ * narrows as well as all of them and keeps the rows to read few. */
+#define PS_TRI_PICKS_MAX 6
+/* How many trigrams of a literal a query reads, and the k-th of them (spread over the literal,
+ * its first and last always; -1 if it holds a byte no document's trigram does). */
+size_t ps_tri_picks(const char *literal);
+int32_t ps_tri_pick(const char *literal, size_t k, size_t picks);
+
+/* ORs into the row's bitmap `bits` (ids < nbits) the ids of the current row's list for trigram
+ * `code`, if the row (parsed from `first`, data, len) holds it; false if the row is damaged. */
+bool ps_tri_row_bits(uint32_t first, const void *data, size_t len, uint32_t code, uint64_t *bits,
+		     int64_t nbits);
+
+/* A backend's lookup: ORs into `bits` the ids of the documents holding trigram `code`, from
+ * every segment; 0 or a negative PS_E* code. */
+typedef int (*ps_tri_lookup_fn)(void *ctx, uint32_t code, uint64_t *bits);
+/* The ids (a new bitmap of `words` 64-bit words) whose document may satisfy `q`: a literal's
+ * picked trigrams intersected, AND / OR of the kids; every id for a literal with no trigram. */
+int ps_tri_eval(const struct ps_code_query *q, size_t words, ps_tri_lookup_fn lookup, void *ctx,
+		uint64_t **out);
+
 /* For a merge: keeps the ids[0..n) whose bit is set in `live` (a bitmap of the ids lo..hi that
  * still have a code_blobs row), in increasing order and once each (the lists of several input
  * segments, which may overlap when several processes wrote them); returns how many. */

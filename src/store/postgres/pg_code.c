@@ -590,32 +590,12 @@ int ps_pg_code_index_done(struct ps_store *s, int64_t project_id)
 
 /* ---- queries ---- */
 
-/* Trigrams per literal: a long literal's trigrams mostly agree; a handful spread over it
- * narrows as well as all of them and keeps the rows to read few (as on SQLite). */
-#define MAX_TRIGRAMS 6
-
-/* The trigram of the k-th of `take` picks spread over a literal (first and last always). */
-static int32_t pick(const char *lit, size_t k, size_t take)
-{
-	size_t count = strlen(lit) - 2;
-	size_t at = take > 1 ? k * (count - 1) / (take - 1) : 0;
-
-	return ps_tri_of(lit + at);
-}
-
-static size_t picks(const char *lit)
-{
-	size_t len = strlen(lit), count = len >= 3 ? len - 2 : 0;
-
-	return count < MAX_TRIGRAMS ? count : MAX_TRIGRAMS;
-}
-
 /* Appends the trigrams the query needs to the array literal b. */
 static void query_trigrams(const struct ps_code_query *q, struct ps_buf *b, size_t *n)
 {
 	if (q->op == PS_CODE_LITERAL) {
-		for (size_t k = 0, take = picks(q->literal); k < take; k++) {
-			int32_t code = pick(q->literal, k, take);
+		for (size_t k = 0, take = ps_tri_picks(q->literal); k < take; k++) {
+			int32_t code = ps_tri_pick(q->literal, k, take);
 
 			if (code >= 0)
 				ps_buf_printf(b, "%s%d", (*n)++ ? "," : "", (int)code);
@@ -631,92 +611,23 @@ struct eval {
 	PGresult *r;
 	size_t words;
 	int64_t nbits;
-	int rc;
 };
 
-struct bitset {
-	uint64_t *bits;
-	int64_t nbits;
-};
-
-static void set_bit(void *ctx, uint32_t id)
+/* ORs into `bits` the ids of the documents holding trigram `code`, from every segment (a
+ * ps_tri_lookup_fn of ps_tri_eval). */
+static int trigram_bits(void *ctx, uint32_t code, uint64_t *bits)
 {
-	struct bitset *b = ctx;
-
-	if ((int64_t)id < b->nbits)
-		b->bits[id / 64] |= (uint64_t)1 << (id % 64);
-}
-
-/* ORs into `bits` the ids of the documents holding trigram `code`, from every segment. */
-static int trigram_bits(struct eval *e, uint32_t code, uint64_t *bits)
-{
-	struct bitset ctx = { bits, e->nbits };
+	struct eval *e = ctx;
 
 	for (int i = 0; i < PQntuples(e->r); i++) {
-		struct ps_tri_row row;
-
 		if ((uint32_t)be_int(e->r, i, 1) != code)
 			continue;
-		if (!ps_tri_row_open(&row, (uint32_t)be_int(e->r, i, 2),
-				     (const unsigned char *)PQgetvalue(e->r, i, 3),
-				     (size_t)PQgetlength(e->r, i, 3)))
+		if (!ps_tri_row_bits((uint32_t)be_int(e->r, i, 2), PQgetvalue(e->r, i, 3),
+				     (size_t)PQgetlength(e->r, i, 3), code, bits, e->nbits))
 			return ps_error_set(PS_ESTORE, "store_corrupt",
 					    "code index segment %lld is damaged",
 					    (long long)be_int(e->r, i, 0));
-		while (ps_tri_row_next(&row) && row.code < code)
-			;
-		if (row.list && row.code == code)
-			ps_tri_list_each(&row, set_bit, &ctx);
 	}
-	return 0;
-}
-
-/* The ids whose document may satisfy `q`, as a new bitmap of e->words words. */
-static int eval(struct eval *e, const struct ps_code_query *q, uint64_t **out)
-{
-	size_t words = e->words ? e->words : 1;
-	uint64_t *bits = ps_calloc(words, sizeof(*bits));
-	int rc = 0;
-
-	*out = NULL;
-	if (q->op == PS_CODE_LITERAL) {
-		size_t take = picks(q->literal), used = 0;
-		uint64_t *one = ps_calloc(words, sizeof(*one));
-
-		for (size_t k = 0; k < take && rc == 0; k++) {
-			int32_t code = pick(q->literal, k, take);
-			uint64_t *dst = used ? one : bits;
-
-			if (code < 0)
-				continue; /* cannot be: literals hold only printable bytes (store.h) */
-			if (used)
-				memset(one, 0, words * sizeof(*one));
-			rc = trigram_bits(e, (uint32_t)code, dst);
-			if (used)
-				for (size_t i = 0; i < e->words; i++)
-					bits[i] &= one[i];
-			used++;
-		}
-		free(one);
-		if (!used) /* nothing to narrow by: every id */
-			memset(bits, 0xff, words * sizeof(*bits));
-	} else {
-		for (size_t k = 0; k < q->nkids && rc == 0; k++) {
-			uint64_t *kid;
-
-			if ((rc = eval(e, q->kids[k], &kid)) < 0)
-				break;
-			for (size_t i = 0; i < e->words; i++)
-				bits[i] = k == 0 ? kid[i]
-					  : q->op == PS_CODE_AND ? bits[i] & kid[i] : bits[i] | kid[i];
-			free(kid);
-		}
-	}
-	if (rc < 0) {
-		free(bits);
-		return rc;
-	}
-	*out = bits;
 	return 0;
 }
 
@@ -758,7 +669,7 @@ static int query_hits(struct ps_pg *g, const struct ps_code_query *q, char **out
 	}
 	e.words = (size_t)(e.nbits + 63) / 64;
 	e.nbits = (int64_t)e.words * 64;
-	rc = eval(&e, q, &bits);
+	rc = ps_tri_eval(q, e.words, trigram_bits, &e, &bits);
 	PQclear(e.r);
 	if (rc < 0)
 		return rc;

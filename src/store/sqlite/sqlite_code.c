@@ -662,24 +662,16 @@ struct eval {
 	size_t words;
 };
 
-static void set_bit(void *ctx, uint32_t id)
-{
-	struct { uint64_t *bits; int64_t nbits; } *b = ctx;
-
-	if ((int64_t)id < b->nbits)
-		b->bits[id / 64] |= (uint64_t)1 << (id % 64);
-}
-
-/* ORs into `bits` the ids of the documents holding trigram `code`, from every segment. */
-static int trigram_bits(struct eval *e, uint32_t code, uint64_t *bits)
+/* ORs into `bits` the ids of the documents holding trigram `code`, from every segment (a
+ * ps_tri_lookup_fn of ps_tri_eval). */
+static int trigram_bits(void *ctx, uint32_t code, uint64_t *bits)
 {
 	static const char sql[] =
 		"SELECT key, data FROM code_postings WHERE key BETWEEN ? AND ? ORDER BY key DESC LIMIT 1";
-	struct { uint64_t *bits; int64_t nbits; } ctx = { bits, e->nbits };
+	struct eval *e = ctx;
 
 	for (size_t i = 0; i < e->nsegs; i++) {
 		sqlite3_stmt *st = ps_sqlite_stmt(e->s, sql);
-		struct ps_tri_row row;
 		int rc;
 
 		if (!st)
@@ -689,85 +681,20 @@ static int trigram_bits(struct eval *e, uint32_t code, uint64_t *bits)
 		rc = sqlite3_step(st);
 		if (rc == SQLITE_ROW) {
 			uint32_t first = (uint32_t)(sqlite3_column_int64(st, 0) & ((1 << KEY_SHIFT) - 1));
-			const void *data = sqlite3_column_blob(st, 1);
-			size_t len = (size_t)sqlite3_column_bytes(st, 1);
 
-			if (!ps_tri_row_open(&row, first, data, len)) {
+			if (!ps_tri_row_bits(first, sqlite3_column_blob(st, 1),
+					     (size_t)sqlite3_column_bytes(st, 1), code, bits,
+					     e->nbits)) {
 				sqlite3_reset(st);
 				return ps_error_set(PS_ESTORE, "store_corrupt",
 						    "code index segment %lld is damaged",
 						    (long long)e->segs[i]);
 			}
-			while (ps_tri_row_next(&row) && row.code < code)
-				;
-			if (row.list && row.code == code)
-				ps_tri_list_each(&row, set_bit, &ctx);
 		}
 		sqlite3_reset(st);
 		if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 			return ps_sqlite_error(e->s, "find code search candidates");
 	}
-	return 0;
-}
-
-/* Trigrams per literal: a long literal's trigrams mostly agree; a handful spread over it
- * narrows as well as all of them and keeps the lists to read few. */
-#define MAX_TRIGRAMS 6
-
-/* The ids whose document may satisfy `q`, as a new bitmap of e->words words. */
-static int eval(struct eval *e, const struct ps_code_query *q, uint64_t **out)
-{
-	uint64_t *bits = ps_calloc(e->words ? e->words : 1, sizeof(*bits));
-	int rc = 0;
-
-	*out = NULL;
-	if (q->op == PS_CODE_LITERAL) {
-		size_t len = strlen(q->literal), count = len >= 3 ? len - 2 : 0;
-		size_t take = count < MAX_TRIGRAMS ? count : MAX_TRIGRAMS, used = 0;
-		uint64_t *one = ps_calloc(e->words ? e->words : 1, sizeof(*one));
-
-		for (size_t k = 0; k < take && rc == 0; k++) {
-			/* Spread over the literal, always its first and last trigram. */
-			size_t at = take > 1 ? k * (count - 1) / (take - 1) : 0;
-			int32_t code = ps_tri_of(q->literal + at);
-			bool any = false;
-
-			if (code < 0)
-				continue; /* cannot be: literals hold only printable bytes (store.h) */
-			uint64_t *dst = used ? one : bits;
-			if (used)
-				memset(one, 0, e->words * sizeof(*one));
-			rc = trigram_bits(e, (uint32_t)code, dst);
-			if (used)
-				for (size_t i = 0; i < e->words; i++)
-					any |= (bits[i] &= one[i]) != 0;
-			else
-				for (size_t i = 0; i < e->words && !any; i++)
-					any = bits[i] != 0;
-			used++;
-			if (!any)
-				break; /* no document holds them all */
-		}
-		free(one);
-		if (!used) /* nothing to narrow by: every id */
-			memset(bits, 0xff, e->words * sizeof(*bits));
-	} else {
-		for (size_t k = 0; k < q->nkids && rc == 0; k++) {
-			uint64_t *kid;
-
-			if ((rc = eval(e, q->kids[k], &kid)) < 0)
-				break;
-			for (size_t i = 0; i < e->words; i++)
-				bits[i] = k == 0 ? kid[i]
-					  : q->op == PS_CODE_AND ? bits[i] & kid[i] : bits[i] | kid[i];
-			free(kid);
-		}
-	}
-	if (rc < 0) {
-		free(bits);
-		return rc;
-	}
-	*out = bits;
 	return 0;
 }
 
@@ -804,7 +731,7 @@ static int collect_hits(struct ps_store *s, const struct ps_code_query *q, struc
 	}
 	e.words = (size_t)(e.nbits + 63) / 64;
 	e.nbits = (int64_t)e.words * 64;
-	rc = eval(&e, q, &h->bits);
+	rc = ps_tri_eval(q, e.words, trigram_bits, &e, &h->bits);
 	free(e.segs);
 	if (rc < 0)
 		return rc;
