@@ -2146,7 +2146,7 @@ int ps_pg_blob_row_replace(struct ps_store *s, const char *sha, const struct ps_
 }
 
 /* A binary-format integer column (network byte order, 2, 4 or 8 bytes). */
-static int64_t col_binary_int(const PGresult *r, int row, int col)
+int64_t ps_pg_col_binary_int(const PGresult *r, int row, int col)
 {
 	const unsigned char *v = (const unsigned char *)PQgetvalue(r, row, col);
 	int n = PQgetlength(r, row, col);
@@ -2178,8 +2178,8 @@ int ps_pg_blob_row_get(struct ps_store *s, const char *sha, struct ps_blob_row *
 		return ps_error_set(PS_ENOTFOUND, "blob_not_stored", "blob %s is not stored", sha);
 	}
 	memset(out, 0, sizeof(*out));
-	out->encoding = (int)col_binary_int(r, 0, 0);
-	out->size = col_binary_int(r, 0, 1);
+	out->encoding = (int)ps_pg_col_binary_int(r, 0, 0);
+	out->size = ps_pg_col_binary_int(r, 0, 1);
 	if (!PQgetisnull(r, 0, 2)) {
 		/* text in binary format is its bytes */
 		if (PQgetlength(r, 0, 2) < PS_SHA_HEX)

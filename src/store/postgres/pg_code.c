@@ -246,20 +246,6 @@ static char *id_array(const int64_t *ids, size_t n)
 	return ps_buf_take(&b, NULL);
 }
 
-/* Big-endian integers of a binary result. */
-static int64_t be_int(const PGresult *r, int row, int col)
-{
-	const unsigned char *p = (const unsigned char *)PQgetvalue(r, row, col);
-	int len = PQgetlength(r, row, col);
-	uint64_t v = 0;
-
-	for (int i = 0; i < len; i++)
-		v = (v << 8) | p[i];
-	if (len == 4)
-		return (int32_t)(uint32_t)v;
-	return (int64_t)v;
-}
-
 /* One input segment of a merge: its rows (one result, in trigram order), one entry at a time. */
 struct cursor {
 	PGresult *r;
@@ -280,7 +266,7 @@ static int cursor_next(struct ps_pg *g, struct cursor *c)
 			c->row.p = NULL;
 			return 0;
 		}
-		if (!ps_tri_row_open(&c->row, (uint32_t)be_int(c->r, c->at, 0),
+		if (!ps_tri_row_open(&c->row, (uint32_t)ps_pg_col_binary_int(c->r, c->at, 0),
 				     (const unsigned char *)PQgetvalue(c->r, c->at, 1),
 				     (size_t)PQgetlength(c->r, c->at, 1)))
 			return ps_error_set(PS_ESTORE, "store_corrupt",
@@ -620,13 +606,15 @@ static int trigram_bits(void *ctx, uint32_t code, uint64_t *bits)
 	struct eval *e = ctx;
 
 	for (int i = 0; i < PQntuples(e->r); i++) {
-		if ((uint32_t)be_int(e->r, i, 1) != code)
+		if ((uint32_t)ps_pg_col_binary_int(e->r, i, 1) != code)
 			continue;
-		if (!ps_tri_row_bits((uint32_t)be_int(e->r, i, 2), PQgetvalue(e->r, i, 3),
-				     (size_t)PQgetlength(e->r, i, 3), code, bits, e->nbits))
+		uint32_t first = (uint32_t)ps_pg_col_binary_int(e->r, i, 2);
+
+		if (!ps_tri_row_bits(first, PQgetvalue(e->r, i, 3), (size_t)PQgetlength(e->r, i, 3),
+				     code, bits, e->nbits))
 			return ps_error_set(PS_ESTORE, "store_corrupt",
 					    "code index segment %lld is damaged",
-					    (long long)be_int(e->r, i, 0));
+					    (long long)ps_pg_col_binary_int(e->r, i, 0));
 	}
 	return 0;
 }
@@ -662,7 +650,7 @@ static int query_hits(struct ps_pg *g, const struct ps_code_query *q, char **out
 	if (!e.r)
 		return rc;
 	for (int i = 0; i < PQntuples(e.r); i++) {
-		int64_t max = be_int(e.r, i, 4);
+		int64_t max = ps_pg_col_binary_int(e.r, i, 4);
 
 		if (max + 1 > e.nbits)
 			e.nbits = max + 1;

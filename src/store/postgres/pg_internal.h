@@ -77,6 +77,8 @@ int ps_pg_exec(struct ps_pg *g, const char *sql, struct ps_pq *p, const char *wh
 	       int64_t *changed);
 
 int64_t ps_pg_col_int(const PGresult *r, int row, int col);
+/* A column of a binary-format result holding an integer (network byte order, 2, 4 or 8 bytes). */
+int64_t ps_pg_col_binary_int(const PGresult *r, int row, int col);
 char *ps_pg_col_text(const PGresult *r, int row, int col);  /* NULL for NULL */
 char *ps_pg_col_bytea(const PGresult *r, int row, int col); /* text-format bytea as a string */
 
