@@ -707,3 +707,22 @@ out:
 	matcher_dispose(&se.m);
 	return rc;
 }
+
+int ps_grep_content(const struct ps_grep_opts *o, const char *path, const void *data, size_t len,
+		    ps_grep_cb cb, void *ud)
+{
+	struct ps_grep_info info = { 0 };
+	struct search se = { .o = o, .cb = cb, .ud = ud, .info = &info };
+	struct ps_file f = { .path = (char *)path };
+	int rc;
+
+	if (!o->pattern || !*o->pattern || strchr(o->pattern, '\n'))
+		return ps_error_set(PS_EINVAL, "invalid_pattern", "the pattern is empty or spans "
+				    "lines");
+	if ((rc = matcher_init(&se.m, o)) < 0)
+		return rc;
+	se.deadline = ps_mono_ms() + (o->timeout_ms > 0 ? o->timeout_ms : PS_GREP_DEFAULT_TIMEOUT_MS);
+	rc = search_file(&se, &f, data, len);
+	matcher_dispose(&se.m);
+	return rc == 1 && info.more ? 0 : rc;
+}

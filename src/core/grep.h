@@ -90,4 +90,10 @@ struct ps_grep_info {
 int ps_grep_run(struct ps_store *s, const struct ps_project *p, const struct ps_grep_opts *o,
 		ps_grep_cb cb, void *ud, struct ps_grep_info *info);
 
+/* The matches of o's pattern in one file's content, as ps_grep_run reports them for a file
+ * named `path` (o->at and path_glob are ignored): what the fuzz target of the index query
+ * holds the query to. Errors as ps_grep_run. */
+int ps_grep_content(const struct ps_grep_opts *o, const char *path, const void *data, size_t len,
+		    ps_grep_cb cb, void *ud);
+
 #endif

@@ -319,7 +319,7 @@ bool ps_tri_row_open(struct ps_tri_row *r, uint32_t first, const unsigned char *
 	uint64_t n, dir;
 
 	memset(r, 0, sizeof(*r));
-	if (!get_varint(&p, end, &n) || n > len || !get_varint(&p, end, &dir) ||
+	if (first >= PS_TRI_CODES || !get_varint(&p, end, &n) || n > len || !get_varint(&p, end, &dir) ||
 	    dir > (uint64_t)(end - p))
 		return false;
 	r->p = p;
@@ -366,8 +366,11 @@ bool ps_tri_row_next(struct ps_tri_row *r)
 		r->left = 0;
 		return false;
 	}
+	/* Trigrams strictly increase and stay below PS_TRI_CODES: a merge writes them back into
+	 * row keys, where a larger one would land in another segment's rows. */
 	if (!get_varint(&r->p, r->dir_end, &delta) || !get_varint(&r->p, r->dir_end, &count) ||
-	    delta >= PS_TRI_CODES || count < 2 || count / 2 > UINT32_MAX) {
+	    delta >= PS_TRI_CODES - r->code || (r->list && delta == 0) || count < 2 ||
+	    count / 2 > UINT32_MAX) {
 		r->left = 0;
 		return false;
 	}
