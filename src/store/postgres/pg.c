@@ -18,6 +18,7 @@
 #include "store/postgres/pg_internal.h"
 
 #include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -578,6 +579,23 @@ char *ps_pg_location(const char *url)
 	return out;
 }
 
+int ps_pg_server_supported(int server_version, const char *where)
+{
+	char have[32];
+
+	if (server_version <= 0 || server_version >= PS_PG_MIN_SERVER_VERSION)
+		return 0;
+	/* Since 10 the number is major * 10000 + minor; before, major.minor * 100 + patch. */
+	if (server_version >= 100000)
+		snprintf(have, sizeof(have), "%d.%d", server_version / 10000, server_version % 10000);
+	else
+		snprintf(have, sizeof(have), "%d.%d.%d", server_version / 10000,
+			 server_version / 100 % 100, server_version % 100);
+	return ps_error_set(PS_ESTORE, "server_too_old",
+			    "cannot open store %s: PostgreSQL %d or later is required (the server "
+			    "is %s)", where, PS_PG_MIN_SERVER_VERSION / 10000, have);
+}
+
 int ps_pg_open(struct ps_store **out, const char *url, unsigned flags)
 {
 	struct ps_pg *g = ps_calloc(1, sizeof(*g));
@@ -604,6 +622,10 @@ int ps_pg_open(struct ps_store **out, const char *url, unsigned flags)
 		return PS_ESTORE;
 	}
 	PQsetNoticeProcessor(g->conn, no_notices, NULL);
+	/* Before any statement: an older server would otherwise fail a migration (or a query of
+	 * an existing store) with a syntax error that does not say what is wrong. */
+	if ((rc = ps_pg_server_supported(PQserverVersion(g->conn), g->where)) < 0)
+		goto fail;
 	if (flags & PS_STORE_NO_CREATE) {
 		/* An empty database is no store yet: a read command must not create one. */
 		if ((rc = read_version(g, &version)) < 0)
