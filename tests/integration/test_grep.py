@@ -507,7 +507,8 @@ def test_new_pg_store_needs_no_extension(ps, make_repo, tmp_path, pg_database):
         r = store("project", "add", "ext", str(repo.path))
         assert r.rc == 0, r
         store.sync("ext")
-        assert store_sql(store, "SELECT count(*) FROM pg_extension WHERE extname = 'pg_trgm'") == ["0"]
+        assert store_sql(store, "SELECT count(*) FROM pg_extension "
+                                "WHERE extname = 'pg_trgm'") == ["0"]
         assert code_blobs(store) > 0
         for pattern, kw in TOKENIZER_PATTERNS:
             check_same(store, tmp_path, repo.path, "ext", c1, pattern, **kw)

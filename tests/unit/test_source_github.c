@@ -813,7 +813,8 @@ static void test_commits_parse(void)
 
 PS_TESTS(PS_TEST(test_link_next), PS_TEST(test_rate_headers),
 	 PS_TEST(test_rate_headers_strict_and_saturating), PS_TEST(test_rate_wait),
-	 PS_TEST(test_rate_merge), PS_TEST(test_rate_clock), PS_TEST(test_blob_answer_max), PS_TEST(test_escape),
+	 PS_TEST(test_rate_merge), PS_TEST(test_rate_clock), PS_TEST(test_blob_answer_max),
+	 PS_TEST(test_escape),
 	 PS_TEST(test_tree_parse), PS_TEST(test_tree_noncanonical_modes),
 	 PS_TEST(test_tree_malformed), PS_TEST(test_compare_example),
 	 PS_TEST(test_compare_mapping), PS_TEST(test_compare_limits),
