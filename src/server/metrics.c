@@ -9,8 +9,14 @@
  *   projsync_syncs_running                         syncs running in this server now
  *   projsync_sse_watchers                          open SSE streams
  *   projsync_http_requests_total{route,method,status}
- *   projsync_github_rate_limit_remaining           GitHub's figures in its last answer to this
- *   projsync_github_rate_limit_reset_seconds       process (gauges; absent before one)
+ *   projsync_github_rate_limit_remaining           GitHub's latest figures in its answers to
+ *   projsync_github_rate_limit_reset_seconds       this process (gauges; absent before one)
+ *
+ * The rate-limit gauges are the newest state GitHub's answers told, not the figures of the
+ * answer processed last: a fetch's parallel requests finish in any order, so the last one
+ * processed may be one GitHub counted earlier (one more left). Within a window (the same reset
+ * time) the smallest remaining wins; a later reset is a new window and replaces both figures;
+ * an answer from a window already over is ignored (ps_github_rate_merge, source/github.h).
  *
  * Counters are kept under one mutex: they are touched once per request and once per sync, far
  * below the point where contention would show.
@@ -169,7 +175,7 @@ void ps_api_metrics(struct ps_request *rq)
 	ps_github_rate_limit_last(&rl_remaining, &rl_reset);
 	if (rl_remaining >= 0)
 		ps_buf_printf(&b, "# HELP projsync_github_rate_limit_remaining GitHub API requests "
-				  "left in the current window, as GitHub's last answer said.\n"
+				  "left in the current window, as GitHub's latest answer said.\n"
 				  "# TYPE projsync_github_rate_limit_remaining gauge\n"
 				  "projsync_github_rate_limit_remaining %lld\n",
 			      (long long)rl_remaining);

@@ -49,6 +49,19 @@ bool ps_github_rate_header(struct ps_github_rate *rl, const char *line, size_t l
 int64_t ps_github_rate_wait(const struct ps_github_rate *rl, int64_t now_s, int64_t max_s,
 			    bool *primary);
 
+/*
+ * Folds one answer's x-ratelimit-remaining and -reset (`remaining`, `reset`; -1 where absent)
+ * into the figures kept so far (*kept_remaining, *kept_reset; -1 each before any), so that they
+ * say the newest state of the limit. Answers to requests made in parallel are processed in any
+ * order, so the last one processed is not the latest: within one window (the same reset) the
+ * count only goes down, so the smallest remaining wins; a later reset is a new window and
+ * replaces the figures; an earlier reset is a window already over, and is ignored. An answer
+ * without remaining changes nothing; a reset missing on either side cannot place the answer in
+ * a window, so it replaces the figures (GitHub always sends both).
+ */
+void ps_github_rate_merge(int64_t *kept_remaining, int64_t *kept_reset, int64_t remaining,
+			  int64_t reset);
+
 /* `epoch_s` as "YYYY-MM-DD HH:MM:SS UTC", or "an unreadable time (<n>)" when it is no date of
  * years 1970..9999 (GitHub sends epoch seconds; anything else is not worth printing as one). */
 void ps_github_clock(int64_t epoch_s, char *out, size_t len);

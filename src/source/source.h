@@ -193,8 +193,10 @@ size_t ps_git_source_kept(void);
 int ps_github_source_open(struct ps_source **out, const char *owner, const char *repo,
 			  const struct ps_source_opts *opts);
 int ps_github_source_check(const char *owner, const char *repo, const struct ps_source_opts *opts);
-/* GitHub's x-ratelimit-remaining and x-ratelimit-reset (epoch seconds) of the last answer any
- * GitHub source of this process received; -1 each when none has carried them yet. Thread-safe. */
+/* GitHub's x-ratelimit-remaining and x-ratelimit-reset (epoch seconds) as the answers any
+ * GitHub source of this process received say them at the latest: the newest window's smallest
+ * remaining, whatever order parallel answers came in (ps_github_rate_merge, source/github.h);
+ * -1 each when none has carried them yet. Thread-safe. */
 void ps_github_rate_limit_last(int64_t *remaining, int64_t *reset);
 
 #endif

@@ -218,6 +218,18 @@ int ps_sqlite_code_candidates(struct ps_store *s, int64_t project_id, int64_t at
 
 /* ---- PostgreSQL (postgres/pg.c, postgres/pg_memory.c, postgres/pg_code.c) ---- */
 int ps_pg_open(struct ps_store **out, const char *url, unsigned flags);
+/*
+ * The oldest PostgreSQL a store works on, as PQserverVersion numbers it: 14, for migration
+ * 0016's SQL-standard function bodies (`RETURN expr`), which older servers reject.
+ */
+#define PS_PG_MIN_SERVER_VERSION 140000
+/*
+ * 0 when a server whose PQserverVersion is `server_version` can hold a store; otherwise
+ * PS_ESTORE ("server_too_old") with a message naming the minimum and the server's version
+ * (130011 reads "13.11", 90624 "9.6.24"). `where` names the store in the message. 0 (a number
+ * libpq gives only without a connection) is let through: the check needs a figure to refuse.
+ */
+int ps_pg_server_supported(int server_version, const char *where);
 int ps_pg_schema_version(void);
 char *ps_pg_location(const char *url);
 int ps_pg_sync_claim_next(struct ps_store *s, const struct ps_owner *owner, int64_t *id);

@@ -581,7 +581,9 @@ static bool is_pg(const struct ps_store *s)
 	return ops(s) == &ps_pg_ops;
 }
 
-/* A shut prune gate (ps_store_prune_gate_set) holds claims back: nothing is queued for now. */
+/* A shut prune gate (ps_store_prune_gate_set) holds claims back: nothing is queued for now.
+ * PostgreSQL reads the gate in its claim and takeover statements (a round trip saved per
+ * claim); SQLite's read is in-process, so it stays a statement of its own here. */
 static int gate_check(struct ps_store *s)
 {
 	bool shut = false;
@@ -596,10 +598,10 @@ int ps_store_sync_claim_next(struct ps_store *s, const struct ps_owner *owner, i
 {
 	int rc;
 
-	if ((rc = gate_check(s)) < 0)
-		return rc;
 	if (is_pg(s))
 		return ps_pg_sync_claim_next(s, owner, id);
+	if ((rc = gate_check(s)) < 0)
+		return rc;
 	/* SQLite has one writer at a time: a pick and a guarded claim suffice; a lost race means
 	 * another worker claimed that one, so look again. */
 	for (;;) {
@@ -613,10 +615,8 @@ int ps_store_sync_claim_next(struct ps_store *s, const struct ps_owner *owner, i
 
 int ps_store_sync_takeover(struct ps_store *s, const struct ps_owner *owner, int64_t *id)
 {
-	int rc;
-
 	if (is_pg(s))
-		return (rc = gate_check(s)) < 0 ? rc : ps_pg_sync_takeover(s, owner, id);
+		return ps_pg_sync_takeover(s, owner, id);
 	return ps_error_set(PS_ENOTFOUND, "none_to_take_over", "no sync to take over");
 }
 

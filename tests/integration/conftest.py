@@ -155,7 +155,10 @@ def sqlite_undo_code_own(con):
 # Undoes PostgreSQL's migration 0017 (projsync's own code index), for a test that turns a store
 # back into an older schema: schema 16's code_blobs, its copy column filled with a placeholder
 # (0017 drops the copies and empties code_blobs again on the way up) and its pg_trgm indexes.
+# A store that reached schema 16 had the pg_trgm extension (0008 created it then; it no longer
+# does), so it is created here for the GIN index.
 PG_UNDO_CODE_OWN = [
+    "CREATE EXTENSION IF NOT EXISTS pg_trgm",
     "DROP TABLE code_segments", "DROP TABLE code_postings",
     "ALTER TABLE code_blobs DROP COLUMN id",
     'ALTER TABLE code_blobs ADD COLUMN content text COLLATE "C"',

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (GIT_ENV, PG_UNDO_CODE_OWN, ROOT, UNDO_FOLDED_CHECKS, Repo, git,
+from conftest import (GIT_ENV, PG_UNDO_CODE_OWN, ROOT, UNDO_FOLDED_CHECKS, Projsync, Repo, git,
                       one_error_line, psql, sqlite_code_tokenizer, sqlite_undo_code_own,
                       sqlite_undo_code_unindexed)
 from server_util import Server
@@ -481,6 +481,37 @@ def test_schema_16_pg_store_is_reindexed(ps, make_repo, tmp_path):
     assert int(store_sql(ps, "SELECT count(*) FROM code_segments")[0]) > 0
     for pattern, kw in TOKENIZER_PATTERNS:
         check_same(ps, tmp_path, repo.path, "s16", c1, pattern, **kw)
+
+
+# Plays a server without the contrib extensions (a minimal or managed install): any CREATE
+# EXTENSION fails as it does there.
+NO_EXTENSIONS = [
+    "CREATE FUNCTION no_extensions() RETURNS event_trigger LANGUAGE plpgsql AS "
+    "$$ BEGIN RAISE EXCEPTION 'extension is not available'; END $$",
+    "CREATE EVENT TRIGGER no_extensions ON ddl_command_start WHEN TAG IN ('CREATE EXTENSION') "
+    "EXECUTE FUNCTION no_extensions()"]
+
+
+def test_new_pg_store_needs_no_extension(ps, make_repo, tmp_path, pg_database):
+    """Code search has used projsync's own index since schema 17: a new PostgreSQL store
+    installs no pg_trgm, and a server that cannot install extensions holds a working store."""
+    if ps.backend != "pg":
+        pytest.skip("PostgreSQL's migrations")
+    repo = make_repo("ext")
+    for path, data in TOKENIZER_FILES.items():
+        repo.write(path, data)
+    c1 = repo.commit("c1")
+    bare = Projsync(tmp_path / "bare", pg_database())
+    psql(bare.db, "; ".join(NO_EXTENSIONS))
+    for store in (ps, bare):
+        r = store("project", "add", "ext", str(repo.path))
+        assert r.rc == 0, r
+        store.sync("ext")
+        assert store_sql(store, "SELECT count(*) FROM pg_extension "
+                                "WHERE extname = 'pg_trgm'") == ["0"]
+        assert code_blobs(store) > 0
+        for pattern, kw in TOKENIZER_PATTERNS:
+            check_same(store, tmp_path, repo.path, "ext", c1, pattern, **kw)
 
 
 def test_max_across_candidate_batches_keeps_git_order(ps, make_repo, tmp_path):

@@ -962,17 +962,26 @@ static void test_store_prune_gate(void)
 	struct ps_store *s = open_url(url), *other = open_url(url);
 	struct ps_project *p = add_scheduled(s, "gated", "off", T0);
 	struct ps_owner o = me();
-	struct ps_sync *y = NULL;
+	struct ps_sync *y = NULL, *stale = NULL;
 	int64_t now = ps_now_ms(), id = 0;
 	bool shut = true;
 
 	CHECK_OK(ps_store_prune_gate_shut(other, now, &shut));
 	CHECK(!shut);
 	CHECK_OK(ps_store_sync_create(s, p->id, "main", "api", NULL, &y));
+	/* PostgreSQL: a sync of a node elsewhere whose lease ran out, one a takeover would take. */
+	if (ps_test_pg()) {
+		struct ps_project *q = add_scheduled(s, "stale", "off", T0);
+		struct ps_owner gone = { "elsewhere.example", "1:1", -1000 };
+
+		CHECK_OK(ps_store_sync_create(s, q->id, "main", "api", &gone, &stale));
+		ps_project_free(q);
+	}
 	CHECK_OK(ps_store_prune_gate_set(s, now + 60000, -1));
 	CHECK_OK(ps_store_prune_gate_shut(other, now, &shut));
 	CHECK(shut);
 	CHECK_INT(ps_store_sync_claim_next(other, &o, &id), PS_ENOTFOUND);
+	CHECK_STR(ps_error_slug(), "prune_gate");
 	CHECK_INT(ps_store_sync_takeover(other, &o, &id), PS_ENOTFOUND);
 	ps_error_clear();
 	/* Another node's time: not this gate, which stays shut. */
@@ -986,6 +995,10 @@ static void test_store_prune_gate(void)
 	CHECK_OK(ps_store_prune_gate_set(s, now - 1, -1));
 	CHECK_OK(ps_store_sync_claim_next(other, &o, &id));
 	CHECK_INT(id, y ? y->id : -1);
+	if (stale) {
+		CHECK_OK(ps_store_sync_takeover(other, &o, &id));
+		CHECK_INT(id, stale->id);
+	}
 	/* With a sync running, a blob prune is "skipped" (which makes the server shut the gate)
 	 * only when some blob is unreferenced: nothing to prune holds no sync back. */
 	{
@@ -1001,6 +1014,7 @@ static void test_store_prune_gate(void)
 		CHECK_INT(pr.blobs, 0);
 	}
 	ps_sync_free(y);
+	ps_sync_free(stale);
 	ps_project_free(p);
 	ps_store_free(other);
 	ps_store_free(s);

@@ -270,6 +270,50 @@ static void test_rate_wait(void)
 	CHECK_INT(ps_github_rate_wait(&rl, now, 0, &primary), 1);
 }
 
+/* The process's rate-limit figures (the /metrics gauges) come from answers to parallel requests,
+ * processed in any order: they keep the newest state, never the figures of the answer that
+ * happened to be processed last. */
+static void test_rate_merge(void)
+{
+	int64_t rem = -1, reset = -1;
+
+	/* An answer without the headers tells nothing. */
+	ps_github_rate_merge(&rem, &reset, -1, -1);
+	CHECK_INT(rem, -1);
+	CHECK_INT(reset, -1);
+	ps_github_rate_merge(&rem, &reset, 4321, 1700003600);
+	CHECK_INT(rem, 4321);
+	CHECK_INT(reset, 1700003600);
+	/* Same window: GitHub counted this one later (4319) but it was processed before the one it
+	 * counted earlier (4320). */
+	ps_github_rate_merge(&rem, &reset, 4319, 1700003600);
+	ps_github_rate_merge(&rem, &reset, 4320, 1700003600);
+	CHECK_INT(rem, 4319);
+	CHECK_INT(reset, 1700003600);
+	ps_github_rate_merge(&rem, &reset, -1, 1700003600);
+	CHECK_INT(rem, 4319);
+	/* A new window: more left again, and a later reset. */
+	ps_github_rate_merge(&rem, &reset, 4999, 1700007200);
+	CHECK_INT(rem, 4999);
+	CHECK_INT(reset, 1700007200);
+	/* A late answer from the window that is over changes nothing, however few it says. */
+	ps_github_rate_merge(&rem, &reset, 3, 1700003600);
+	CHECK_INT(rem, 4999);
+	CHECK_INT(reset, 1700007200);
+	ps_github_rate_merge(&rem, &reset, 4998, 1700007200);
+	CHECK_INT(rem, 4998);
+	/* An exhausted limit shows as 0. */
+	ps_github_rate_merge(&rem, &reset, 0, 1700007200);
+	CHECK_INT(rem, 0);
+	/* No reset to place the answer by: it replaces the figures. */
+	ps_github_rate_merge(&rem, &reset, 57, -1);
+	CHECK_INT(rem, 57);
+	CHECK_INT(reset, -1);
+	ps_github_rate_merge(&rem, &reset, 60, 1700010800);
+	CHECK_INT(rem, 60);
+	CHECK_INT(reset, 1700010800);
+}
+
 static void test_rate_clock(void)
 {
 	char buf[64];
@@ -769,7 +813,8 @@ static void test_commits_parse(void)
 
 PS_TESTS(PS_TEST(test_link_next), PS_TEST(test_rate_headers),
 	 PS_TEST(test_rate_headers_strict_and_saturating), PS_TEST(test_rate_wait),
-	 PS_TEST(test_rate_clock), PS_TEST(test_blob_answer_max), PS_TEST(test_escape),
+	 PS_TEST(test_rate_merge), PS_TEST(test_rate_clock), PS_TEST(test_blob_answer_max),
+	 PS_TEST(test_escape),
 	 PS_TEST(test_tree_parse), PS_TEST(test_tree_noncanonical_modes),
 	 PS_TEST(test_tree_malformed), PS_TEST(test_compare_example),
 	 PS_TEST(test_compare_mapping), PS_TEST(test_compare_limits),

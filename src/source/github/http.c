@@ -249,6 +249,21 @@ bool ps_github_rate_header(struct ps_github_rate *rl, const char *line, size_t l
 	return false;
 }
 
+void ps_github_rate_merge(int64_t *kept_remaining, int64_t *kept_reset, int64_t remaining,
+			  int64_t reset)
+{
+	if (remaining < 0)
+		return;
+	if (*kept_remaining >= 0 && reset >= 0 && *kept_reset >= 0) {
+		if (reset < *kept_reset)
+			return;
+		if (reset == *kept_reset && remaining >= *kept_remaining)
+			return;
+	}
+	*kept_remaining = remaining;
+	*kept_reset = reset;
+}
+
 int64_t ps_github_rate_wait(const struct ps_github_rate *rl, int64_t now_s, int64_t max_s,
 			    bool *primary)
 {
@@ -601,8 +616,11 @@ int64_t gh_retry_delay(const struct gh_source *s, int n)
 	return d < s->max_wait_ms ? d : s->max_wait_ms;
 }
 
-/* The rate-limit figures of the last answer that carried them, across every GitHub source of
- * the process (they share one limit per token), for `projsync serve`'s /metrics. */
+/* The newest rate-limit figures of the answers that carried them, across every GitHub source of
+ * the process (they share one limit per token), for `projsync serve`'s /metrics and the choice
+ * of a fetch's requests (fetch.c few_blobs). Merged by ps_github_rate_merge, not overwritten:
+ * a fetch's parallel requests finish in any order, and the last answer processed could say one
+ * more request left than an earlier-processed one that GitHub counted later. */
 static pthread_mutex_t last_rate_mu = PTHREAD_MUTEX_INITIALIZER;
 static int64_t last_rate_remaining = -1, last_rate_reset = -1;
 
@@ -623,8 +641,8 @@ int gh_classify(struct gh_source *s, struct gh_req *r, int64_t *delay)
 
 	if (r->rate.remaining >= 0) {
 		pthread_mutex_lock(&last_rate_mu);
-		last_rate_remaining = r->rate.remaining;
-		last_rate_reset = r->rate.reset;
+		ps_github_rate_merge(&last_rate_remaining, &last_rate_reset, r->rate.remaining,
+				     r->rate.reset);
 		pthread_mutex_unlock(&last_rate_mu);
 	}
 

@@ -18,6 +18,7 @@
 #include "store/postgres/pg_internal.h"
 
 #include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -578,6 +579,23 @@ char *ps_pg_location(const char *url)
 	return out;
 }
 
+int ps_pg_server_supported(int server_version, const char *where)
+{
+	char have[32];
+
+	if (server_version <= 0 || server_version >= PS_PG_MIN_SERVER_VERSION)
+		return 0;
+	/* Since 10 the number is major * 10000 + minor; before, major.minor * 100 + patch. */
+	if (server_version >= 100000)
+		snprintf(have, sizeof(have), "%d.%d", server_version / 10000, server_version % 10000);
+	else
+		snprintf(have, sizeof(have), "%d.%d.%d", server_version / 10000,
+			 server_version / 100 % 100, server_version % 100);
+	return ps_error_set(PS_ESTORE, "server_too_old",
+			    "cannot open store %s: PostgreSQL %d or later is required (the server "
+			    "is %s)", where, PS_PG_MIN_SERVER_VERSION / 10000, have);
+}
+
 int ps_pg_open(struct ps_store **out, const char *url, unsigned flags)
 {
 	struct ps_pg *g = ps_calloc(1, sizeof(*g));
@@ -604,6 +622,10 @@ int ps_pg_open(struct ps_store **out, const char *url, unsigned flags)
 		return PS_ESTORE;
 	}
 	PQsetNoticeProcessor(g->conn, no_notices, NULL);
+	/* Before any statement: an older server would otherwise fail a migration (or a query of
+	 * an existing store) with a syntax error that does not say what is wrong. */
+	if ((rc = ps_pg_server_supported(PQserverVersion(g->conn), g->where)) < 0)
+		goto fail;
 	if (flags & PS_STORE_NO_CREATE) {
 		/* An empty database is no store yet: a read command must not create one. */
 		if ((rc = read_version(g, &version)) < 0)
@@ -1650,16 +1672,22 @@ int ps_pg_sync_next_queued(struct ps_store *s, int64_t *id)
 int ps_pg_sync_claim_next(struct ps_store *s, const struct ps_owner *owner, int64_t *id)
 {
 	/* SKIP LOCKED: nodes claiming at the same moment each take a different row instead of
-	 * queueing behind one and then finding it claimed. */
+	 * queueing behind one and then finding it claimed. The prune gate (store.h) is read by
+	 * the same statement, one round trip per claim instead of two (workers claim every
+	 * second on every node); its row answers whether the gate held the claim back. */
 	static const char sql[] =
-		"UPDATE syncs SET status = 'running', owner_host = $1, owner_process = $2, "
-		"lease_until = $3, started_at = $4 WHERE id = (SELECT id FROM syncs "
-		"WHERE status = 'queued' ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED) "
-		"AND status = 'queued' RETURNING id";
+		"WITH gate AS (SELECT coalesce((SELECT blob_prune_until > $4 FROM prune_gate "
+		"WHERE id = 1), false) AS shut), "
+		"claimed AS (UPDATE syncs SET status = 'running', owner_host = $1, "
+		"owner_process = $2, lease_until = $3, started_at = $4 WHERE id = (SELECT id "
+		"FROM syncs WHERE status = 'queued' AND NOT (SELECT shut FROM gate) ORDER BY id "
+		"LIMIT 1 FOR UPDATE SKIP LOCKED) AND status = 'queued' RETURNING id) "
+		"SELECT (SELECT shut FROM gate), (SELECT id FROM claimed)";
 	struct ps_pq q = { 0 };
 	int64_t now = ps_now_ms();
 	PGresult *r;
 	int rc = 0;
+	bool shut, none;
 
 	ps_pq_text(&q, owner->host);
 	ps_pq_text(&q, owner->process);
@@ -1667,20 +1695,26 @@ int ps_pg_sync_claim_next(struct ps_store *s, const struct ps_owner *owner, int6
 	ps_pq_int(&q, now);
 	if (!(r = ps_pg_run(PSPG(s), sql, &q, false, "claim a queued sync", &rc)))
 		return rc;
-	if (PQntuples(r) == 0) {
-		PQclear(r);
-		return ps_error_set(PS_ENOTFOUND, "none_queued", "no sync is queued");
-	}
-	*id = ps_pg_col_int(r, 0, 0);
+	shut = PQgetvalue(r, 0, 0)[0] == 't';
+	none = PQgetisnull(r, 0, 1);
+	if (!none)
+		*id = ps_pg_col_int(r, 0, 1);
 	PQclear(r);
+	if (shut)
+		return ps_error_set(PS_ENOTFOUND, "prune_gate", "blobs are being pruned");
+	if (none)
+		return ps_error_set(PS_ENOTFOUND, "none_queued", "no sync is queued");
 	return 0;
 }
 
 int ps_pg_sync_takeover(struct ps_store *s, const struct ps_owner *owner, int64_t *id)
 {
+	/* A shut prune gate (store.h) holds takeovers back as it does claims: read in the pick,
+	 * not by a statement of its own. */
 	static const char pick[] =
 		"SELECT id, owner_host, owner_process, lease_until FROM syncs "
-		"WHERE status = 'running' ORDER BY id FOR UPDATE SKIP LOCKED";
+		"WHERE status = 'running' AND NOT EXISTS (SELECT 1 FROM prune_gate WHERE id = 1 "
+		"AND blob_prune_until > $1) ORDER BY id FOR UPDATE SKIP LOCKED";
 	/* The new attempt starts from the beginning: what the dead one had found goes. */
 	static const char own[] =
 		"UPDATE syncs SET owner_host = $1, owner_process = $2, lease_until = $3, "
@@ -1695,7 +1729,8 @@ int ps_pg_sync_takeover(struct ps_store *s, const struct ps_owner *owner, int64_
 
 	if ((rc = ps_pg_begin(s)) < 0)
 		return rc;
-	if (!(r = ps_pg_run(PSPG(s), pick, NULL, false, "find syncs to take over", &rc)))
+	ps_pq_int(&q, now);
+	if (!(r = ps_pg_run(PSPG(s), pick, &q, false, "find syncs to take over", &rc)))
 		goto fail;
 	for (int i = 0; i < PQntuples(r) && !found; i++) {
 		const char *host = PQgetisnull(r, i, 1) ? NULL : PQgetvalue(r, i, 1);

@@ -2,22 +2,17 @@
 -- (src/store/sqlite/migrations/0008_code_index.sql explains it): the index is by blob, a binary blob or a
 -- stored blob with no row is always a candidate, projects.code_index / code_index_pending as there.
 --
--- The trigram index is pg_trgm's (a contrib extension; Debian ships it in the postgresql-15
--- package; it is "trusted", so a database owner without superuser rights may create it). It needs
--- the text in a column: code_blobs.content holds an index copy of each text blob, made by
--- store/postgres/pg_code.c so that a plain LIKE '%literal%' answers the store's query exactly,
--- whatever the database's encoding rules and locale:
---   - ASCII letters folded to lower case (the index serves case-sensitive and -i searches, and
---     lower() of a locale such as tr_TR would fold 'I' to a non-ASCII letter);
---   - every byte that is not valid UTF-8, and NUL, replaced by U+FFFD: literals are ASCII
---     (0x01-0x7f) and an ASCII byte is never part of a multibyte sequence, so every run of ASCII
---     bytes, and so every occurrence of a literal, survives as it was, and no new one appears.
--- content is NULL for a binary blob and for a text blob too large for pg_trgm to take apart in one
--- piece (pg_code.c: over 64 MiB): both are always candidates.
+-- Schemas 8-16 searched code_blobs.content, an index copy of each text blob made by pg_code.c
+-- (ASCII letters folded to lower case, invalid UTF-8 and NUL as U+FFFD; NULL for a binary blob
+-- and a text blob over 64 MiB), through pg_trgm's GIN index code_blobs_trgm. Migration 0017
+-- replaced both with projsync's own index and drops them (the index IF EXISTS).
+-- This step used to create the pg_trgm extension and that GIN index; it no longer does, so a
+-- server without the contrib extensions can hold a store. Nothing is lost: a projsync applying
+-- this step applies every later one before it serves a query (its queries are schema 18's), so
+-- 0017 drops the index unused. A store that applied this step before keeps its GIN index until
+-- 0017, and the extension after it (see 0017). The column stays: 0012, 0014 and 0017 name it.
 -- content is COLLATE "C" so that LIKE compares bytes whatever the database's collation.
 -- (is_binary is the SQLite column `binary`: BINARY is a reserved word in PostgreSQL.)
-
-CREATE EXTENSION IF NOT EXISTS pg_trgm;
 
 ALTER TABLE projects ADD COLUMN code_index integer NOT NULL DEFAULT 1;
 ALTER TABLE projects ADD COLUMN code_index_pending integer NOT NULL DEFAULT 0;
@@ -28,4 +23,3 @@ CREATE TABLE code_blobs (
     is_binary integer NOT NULL DEFAULT 0,
     content   text COLLATE "C"
 );
-CREATE INDEX code_blobs_trgm ON code_blobs USING gin (content gin_trgm_ops);

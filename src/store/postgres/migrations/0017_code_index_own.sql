@@ -17,8 +17,9 @@
 -- inherit them). The copies cannot be turned into postings without reading every blob again,
 -- so, as SQLite's 0017, the index is emptied and every project with the index on owes its
 -- backlog, which its next sync indexes with progress; meanwhile an unindexed blob is a
--- candidate of every search, so results stay exact. The pg_trgm extension is left installed
--- (dropping it needs its owner; nothing uses it any more).
+-- candidate of every search, so results stay exact. The pg_trgm extension, which 0008 created
+-- before it stopped doing so, is left installed (dropping it needs its owner; nothing uses it
+-- any more); the index is dropped IF EXISTS because 0008 no longer makes it.
 
 DROP INDEX IF EXISTS code_blobs_trgm;
 DROP INDEX IF EXISTS code_blobs_uncopied;
