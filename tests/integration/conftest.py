@@ -138,12 +138,42 @@ UNDO_FOLDED_CHECKS = ("DROP INDEX projects_failing; ALTER TABLE syncs DROP COLUM
                       "ALTER TABLE syncs DROP COLUMN first_check_at; ")
 
 
+def sqlite_undo_code_ids(con):
+    """Undoes migration 0019 (code_blobs.sha as 20 bytes) in an SQLite store, for a test that
+    turns it back into an older schema: code_blobs as schema 8 made it, hex ids, the same row
+    ids, and the code_unindexed triggers as schema 14 made them (Python's sqlite3 has no
+    ps_unhex, so the triggers of 0019 go first). Leaves PRAGMA user_version alone; commits."""
+    if ("sha", "BLOB") not in {(r[1], r[2]) for r in con.execute("PRAGMA table_info(code_blobs)")}:
+        return
+    for t in ("blob_in", "blob_out", "code_in", "code_out"):
+        con.execute(f"DROP TRIGGER IF EXISTS code_unindexed_{t}")
+    con.execute("CREATE TABLE code_blobs_18 (id INTEGER PRIMARY KEY, sha TEXT NOT NULL UNIQUE, "
+                "binary INTEGER NOT NULL DEFAULT 0)")
+    con.execute("INSERT INTO code_blobs_18 (id, sha, binary) "
+                "SELECT id, lower(hex(sha)), binary FROM code_blobs ORDER BY id")
+    con.execute("DROP TABLE code_blobs")
+    con.execute("ALTER TABLE code_blobs_18 RENAME TO code_blobs")
+    step = (ROOT / "src" / "store" / "sqlite" / "migrations" /
+            "0014_code_index_distinct.sql").read_text()
+    if con.execute("SELECT 1 FROM sqlite_master WHERE name = 'code_unindexed'").fetchone():
+        for trigger in re.findall(r"CREATE TRIGGER .*?END;", step, re.S):
+            con.execute(trigger)
+    con.commit()
+
+
+# Undoes PostgreSQL's migration 0019 (code_blobs.sha as 20 bytes, statistics on the blobs' ids
+# as bytes), for a test that turns a store back into an older schema.
+PG_UNDO_CODE_IDS = ["ALTER TABLE code_blobs ALTER COLUMN sha TYPE text USING encode(sha, 'hex')",
+                    "DROP STATISTICS blobs_sha_bytes"]
+
+
 def sqlite_undo_code_own(con):
     """Undoes migration 0017 (projsync's own code index) in an SQLite store, for a test that
     turns it back into an older schema: drops code_segments and code_postings and makes code_fts
     again as schema 16 had it, empty, naming FTS5's own `trigram` tokenizer (Python's sqlite3
     lacks projsync_trigram; sqlite_code_tokenizer renames it). code_blobs is kept: 0017 empties
-    it again on the way up. Commits."""
+    it again on the way up. Undoes 0019 first (sqlite_undo_code_ids). Commits."""
+    sqlite_undo_code_ids(con)
     con.execute("DROP TABLE IF EXISTS code_segments")
     con.execute("DROP TABLE IF EXISTS code_postings")
     if not con.execute("SELECT 1 FROM sqlite_master WHERE name = 'code_fts'").fetchone():
@@ -155,9 +185,9 @@ def sqlite_undo_code_own(con):
 # Undoes PostgreSQL's migration 0017 (projsync's own code index), for a test that turns a store
 # back into an older schema: schema 16's code_blobs, its copy column filled with a placeholder
 # (0017 drops the copies and empties code_blobs again on the way up) and its pg_trgm indexes.
-# A store that reached schema 16 had the pg_trgm extension (0008 created it then; it no longer
-# does), so it is created here for the GIN index.
-PG_UNDO_CODE_OWN = [
+# Undoes 0019 first. A store that reached schema 16 had the pg_trgm extension (0008 created it
+# then; it no longer does), so it is created here for the GIN index.
+PG_UNDO_CODE_OWN = PG_UNDO_CODE_IDS + [
     "CREATE EXTENSION IF NOT EXISTS pg_trgm",
     "DROP TABLE code_segments", "DROP TABLE code_postings",
     "ALTER TABLE code_blobs DROP COLUMN id",

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (GIT_ENV, PG_UNDO_CODE_OWN, ROOT, UNDO_FOLDED_CHECKS, Projsync, Repo, git,
-                      one_error_line, psql, sqlite_code_tokenizer, sqlite_undo_code_own,
+from conftest import (GIT_ENV, PG_UNDO_CODE_IDS, PG_UNDO_CODE_OWN, ROOT, UNDO_FOLDED_CHECKS,
+                      Projsync, Repo, git, one_error_line, psql, sqlite_code_tokenizer,
+                      sqlite_undo_code_own,
                       sqlite_undo_code_unindexed)
 from server_util import Server
 from test_store_rows import downgrade_sqlite
@@ -289,7 +290,8 @@ def test_existing_store_is_indexed_on_next_sync(ps, make_repo, tmp_path):
         undo_ids += "UPDATE file_versions SET sha = lower(hex(sha)); "
     undo_commits += undo_ids
     if ps.backend == "pg":
-        psql(ps.db, undo_commits + "DROP TABLE dir_trees; DROP TABLE code_blobs; "
+        psql(ps.db, undo_commits + "; ".join(PG_UNDO_CODE_IDS) + "; "
+             "DROP TABLE dir_trees; DROP TABLE code_blobs; "
              "DROP TABLE code_segments; DROP TABLE code_postings; "
              "ALTER TABLE projects DROP COLUMN code_index; "
              "ALTER TABLE projects DROP COLUMN code_index_pending; "

@@ -10,7 +10,8 @@ import re
 import sqlite3
 from pathlib import Path
 
-from conftest import PG_UNDO_CODE_OWN, psql, sqlite_undo_code_own
+from conftest import (PG_UNDO_CODE_IDS, PG_UNDO_CODE_OWN, psql, sqlite_undo_code_ids,
+                      sqlite_undo_code_own)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -190,3 +191,88 @@ def test_schema12_store_converts_exactly(ps, repo):
     check_exact(ps, repo, syncs[-1:])
     ch = ps.json("changes", str(s["id"]))
     assert [(c["status"], c["path"]) for c in ch] == [("modified", "src/lib/f0.c")], ch
+
+
+def code_rows(ps):
+    """(type of code_blobs.sha, [(id, blob id in hex, binary)] of code_blobs by id, the count of
+    stored blobs the index lacks as SQLite's triggers keep it, or None on PostgreSQL)."""
+    if ps.backend == "pg":
+        kind = psql(ps.db, "SELECT data_type FROM information_schema.columns WHERE "
+                           "table_name = 'code_blobs' AND column_name = 'sha'").strip()
+        sha = "encode(sha, 'hex')" if kind == "bytea" else "sha"
+        rows = [line.split("|") for line in psql(
+            ps.db, f"SELECT id, {sha}, is_binary FROM code_blobs ORDER BY id").split()]
+        return kind, [(int(i), s, int(b)) for i, s, b in rows], None
+    con = sqlite3.connect(ps.db)
+    try:
+        kind = {r[1]: r[2] for r in con.execute("PRAGMA table_info(code_blobs)")}["sha"]
+        rows = [(i, s.hex() if isinstance(s, bytes) else s, b) for i, s, b in con.execute(
+            "SELECT id, sha, binary FROM code_blobs ORDER BY id")]
+        unindexed = con.execute("SELECT n FROM code_unindexed").fetchone()[0]
+        return kind.lower(), rows, unindexed
+    finally:
+        con.close()
+
+
+def downgrade_code_ids(ps, drop_sha=None):
+    """Turns the store back into schema 18 (code_blobs.sha as hex); with `drop_sha`, also
+    leaves that blob out of the index as schema 18 would have kept it: unindexed, its project
+    owing the backlog."""
+    if ps.backend == "pg":
+        sql = PG_UNDO_CODE_IDS + ["DELETE FROM projsync_schema WHERE version > 18"]
+        if drop_sha:
+            sql += [f"DELETE FROM code_blobs WHERE sha = '{drop_sha}'",
+                    "UPDATE projects SET code_index_pending = 1"]
+        psql(ps.db, "BEGIN; " + "; ".join(sql) + "; COMMIT")
+        return
+    con = sqlite3.connect(ps.db)
+    sqlite_undo_code_ids(con)
+    if drop_sha:  # schema 18's triggers count it as unindexed
+        con.execute("DELETE FROM code_blobs WHERE sha = ?", (drop_sha,))
+        con.execute("UPDATE projects SET code_index_pending = 1")
+    con.execute("PRAGMA user_version = 18")
+    con.commit()
+    con.close()
+
+
+def test_schema18_code_index_converts_in_place(ps, repo):
+    """Schema 19 keeps code_blobs.sha as the blob id's 20 bytes. A store written by schema 18
+    (hex) is converted when opened: the same rows under the same ids (the postings name blobs by
+    id), so nothing is indexed again; code search answers as before, a blob the index lacked is
+    still searched and indexed by the next sync, and every snapshot still verifies."""
+    syncs = history(repo, ps)
+    before = views(ps, syncs)
+    kind, rows, unindexed = code_rows(ps)
+    assert kind in ("blob", "bytea") and rows, (kind, rows)
+    assert unindexed in (0, None)
+    umlaut = repo.git("rev-parse", "HEAD:caf\u00e9/\u00fc.md").strip()
+    assert umlaut in {s for _, s, _ in rows}
+
+    downgrade_code_ids(ps, drop_sha=umlaut)
+    kind, old_rows, unindexed = code_rows(ps)
+    assert kind == "text", kind  # schema 18's form
+    assert old_rows == [r for r in rows if r[1] != umlaut]
+    assert unindexed in (1, None)
+
+    # The first command opens the store and converts it; the blob left out is still found.
+    found = ps.json("grep", "-F", "umlaut", "p")
+    assert [m["path"] for m in found] == ["caf\u00e9/\u00fc.md"], found
+    kind, new_rows, unindexed = code_rows(ps)
+    assert kind in ("blob", "bytea") and new_rows == old_rows, (kind, new_rows)
+    assert unindexed in (1, None)
+    assert views(ps, syncs) == before
+    check_exact(ps, repo, syncs)
+
+    # The next sync indexes what the index owes, under a new id, and goes on indexing.
+    repo.write("src/lib/f3.c", "int f3(void) { return 333; }\n")
+    repo.commit("c5")
+    s = ps.sync("p")
+    syncs.append((s["id"], repo.head()))
+    kind, rows, unindexed = code_rows(ps)
+    shas = {sha: i for i, sha, _ in rows}
+    assert umlaut in shas and shas[umlaut] > max(i for i, _, _ in old_rows)
+    assert repo.git("rev-parse", "HEAD:src/lib/f3.c").strip() in shas
+    assert unindexed in (0, None)
+    assert ps.json("grep", "-F", "umlaut", "p") == found
+    assert [m["path"] for m in ps.json("grep", "-F", "333", "p")] == ["src/lib/f3.c"]
+    check_exact(ps, repo, syncs[-1:])

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "store/sqlite/sqlite_internal.h"
 #include "util/util.h"
 
 int ps_test_failures;
@@ -145,7 +146,8 @@ char *ps_test_sql(const char *url, const char *sql)
 	} else {
 		sqlite3 *db = NULL;
 		char *err = NULL;
-		if (sqlite3_open(url, &db) != SQLITE_OK ||
+		/* ps_unhex/ps_hex: the store's triggers and id columns need them (sqlite.c). */
+		if (sqlite3_open(url, &db) != SQLITE_OK || ps_sqlite_functions(db) != SQLITE_OK ||
 		    sqlite3_exec(db, sql, sqlite_row, &b, &err) != SQLITE_OK)
 			ps_buf_printf(&b, "error: %s", err ? err : sqlite3_errmsg(db));
 		sqlite3_free(err);

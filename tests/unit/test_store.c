@@ -1789,7 +1789,7 @@ static void test_code_segments(void)
 	 * come after, and their flushes merge the segments that hold the gone ones. */
 	if (ps_test_pg()) {
 		out = ps_test_sql(path, "DELETE FROM code_blobs c WHERE NOT EXISTS (SELECT 1 FROM "
-					"file_versions f WHERE f.sha = ps_unhex(c.sha))");
+					"file_versions f WHERE f.sha = c.sha)");
 		CHECK_STR(out, "");
 		free(out);
 	} else {

@@ -243,11 +243,13 @@ static PGresult *run_now(struct ps_pg *g, const char *sql, struct ps_pq *p, bool
 static const struct {
 	const char *head, *tail, *what;
 	int ncols;
+	unsigned unhex; /* the columns (bit i: column i) sent as hex and stored as bytes */
 } deferred_sql[PS_PG_DEFER_N] = {
 	[PS_PG_DEFER_BLOBS] = { "INSERT INTO blobs (sha, size, encoding, base, content) VALUES ",
-				" ON CONFLICT (sha) DO NOTHING", "store blobs", 5 },
+				" ON CONFLICT (sha) DO NOTHING", "store blobs", 5, 0 },
+	/* code_blobs.sha is bytea (migration 0019). */
 	[PS_PG_DEFER_CODE_BLOBS] = { "INSERT INTO code_blobs (id, sha, is_binary) VALUES ",
-				     " ON CONFLICT (sha) DO NOTHING", "index blobs", 3 },
+				     " ON CONFLICT (sha) DO NOTHING", "index blobs", 3, 1u << 1 },
 };
 
 /* A batch stays well under libpq's 65,535 parameters and holds bounded memory. */
@@ -282,7 +284,9 @@ static int defer_flush(struct ps_pg *g)
 		for (size_t i = 0; i < d->rows; i++) {
 			ps_buf_puts(&b, i ? ", (" : "(");
 			for (int c = 0; c < deferred_sql[w].ncols; c++)
-				ps_buf_printf(&b, "%s$%zu", c ? ", " : "", ++param);
+				ps_buf_printf(&b, deferred_sql[w].unhex & (1u << c) ? "%sps_unhex($%zu)"
+										     : "%s$%zu",
+					      c ? ", " : "", ++param);
 			ps_buf_puts(&b, ")");
 		}
 		ps_buf_puts(&b, deferred_sql[w].tail);
@@ -2613,7 +2617,7 @@ int ps_pg_prune_blobs(struct ps_store *s, struct ps_prune_stats *out)
 		goto fail;
 	/* The code index goes with its blobs. */
 	if ((rc = ps_pg_exec(PSPG(s), "DELETE FROM code_blobs c WHERE NOT EXISTS "
-			     "(SELECT 1 FROM file_versions f WHERE f.sha = ps_unhex(c.sha))", &none,
+			     "(SELECT 1 FROM file_versions f WHERE f.sha = c.sha)", &none,
 			     "prune the code index", NULL)) < 0)
 		goto fail;
 	if (!(r = ps_pg_run(PSPG(s), del, NULL, false, "prune blobs", &rc)))

@@ -487,7 +487,8 @@ void ps_pg_code_free(struct ps_store *s)
 	PSPG(s)->code = NULL;
 }
 
-/* An array literal of SHAs (hex, so safe unquoted; anything else becomes "0", never a SHA). */
+/* An array literal of SHAs (hex, so safe unquoted; anything else becomes "", which decodes to
+ * no bytes, never a blob id). */
 static char *sha_array(const char *const *shas, size_t n)
 {
 	struct ps_buf arr;
@@ -495,10 +496,10 @@ static char *sha_array(const char *const *shas, size_t n)
 	ps_buf_init(&arr, SIZE_MAX);
 	ps_buf_puts(&arr, "{");
 	for (size_t i = 0; i < n; i++) {
-		bool hex = shas[i][0] != '\0';
+		bool hex = strlen(shas[i]) == PS_SHA_HEX - 1;
 		for (const char *c = shas[i]; *c; c++)
 			hex = hex && ((*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'f'));
-		ps_buf_printf(&arr, "%s%s", i ? "," : "", hex ? shas[i] : "0");
+		ps_buf_printf(&arr, "%s%s", i ? "," : "", hex ? shas[i] : "\"\"");
 	}
 	ps_buf_puts(&arr, "}");
 	return ps_buf_take(&arr, NULL);
@@ -522,8 +523,11 @@ int ps_pg_code_index_have(struct ps_store *s, const char *const *shas, size_t n,
 		int rc = 0, nf;
 
 		ps_pq_text(&q, text);
-		r = ps_pg_run(PSPG(s), "SELECT sha FROM code_blobs WHERE sha = ANY($1::text[])", &q,
-			      false, "look up the code index", &rc);
+		/* The ids decoded once into an array: an index scan of code_blobs' key. */
+		r = ps_pg_run(PSPG(s),
+			      "SELECT ps_hex(sha) FROM code_blobs "
+			      "WHERE sha = ANY(ARRAY(SELECT ps_unhex(h) FROM unnest($1::text[]) h))",
+			      &q, false, "look up the code index", &rc);
 		free(text);
 		if (!r)
 			return rc;
@@ -548,7 +552,7 @@ int ps_pg_code_unindexed(struct ps_store *s, int64_t project_id, struct ps_strv 
 	static const char sql[] =
 		"SELECT DISTINCT ps_hex(fv.sha) COLLATE \"C\" AS sha FROM file_versions fv "
 		"WHERE fv.project_id = $1 AND (fv.mode & 61440) = 32768 "
-		"AND NOT EXISTS (SELECT 1 FROM code_blobs c WHERE c.sha = ps_hex(fv.sha)) "
+		"AND NOT EXISTS (SELECT 1 FROM code_blobs c WHERE c.sha = fv.sha) "
 		"AND EXISTS (SELECT 1 FROM blobs b WHERE b.sha = ps_hex(fv.sha)) ORDER BY 1";
 	struct ps_pq q = { 0 };
 	struct ps_strv v = { 0 };
@@ -691,13 +695,13 @@ static int candidates(struct ps_store *s, int64_t project_id, int64_t at,
 	 * row repeats. */
 	static const char head[] =
 		"WITH hit AS MATERIALIZED (SELECT m.sha FROM code_blobs m WHERE m.id = ANY($5::bigint[]) "
-		"UNION ALL SELECT b.sha FROM blobs b "
-		"WHERE NOT EXISTS (SELECT 1 FROM code_blobs c WHERE c.sha = b.sha)) ";
+		"UNION ALL SELECT ps_unhex(b.sha) FROM blobs b "
+		"WHERE NOT EXISTS (SELECT 1 FROM code_blobs c WHERE c.sha = ps_unhex(b.sha))) ";
 	static const char cols[] =
 		"SELECT fv.path, fv.mode, ps_hex(fv.sha), fv.size, cb.sha IS NOT NULL, cb.is_binary ";
-	static const char body[] = "FROM file_versions fv LEFT JOIN code_blobs cb ON cb.sha = ps_hex(fv.sha) ";
-	static const char hit_body[] = "FROM hit h JOIN file_versions fv ON fv.sha = ps_unhex(h.sha) "
-				       "LEFT JOIN code_blobs cb ON cb.sha = ps_hex(fv.sha) ";
+	static const char body[] = "FROM file_versions fv LEFT JOIN code_blobs cb ON cb.sha = fv.sha ";
+	static const char hit_body[] = "FROM hit h JOIN file_versions fv ON fv.sha = h.sha "
+				       "LEFT JOIN code_blobs cb ON cb.sha = fv.sha ";
 	static const char where[] =
 		"WHERE fv.project_id = $1 AND " VISIBLE_AT("$2") " "
 		"AND (fv.mode & 61440) = 32768 "

@@ -234,7 +234,7 @@ static int index_put(struct ps_store *s, const char *sha, const void *data, size
 		     bool binary)
 {
 	static const char ins_blob[] =
-		"INSERT OR IGNORE INTO code_blobs (id, sha, binary) VALUES (?, ?, ?)";
+		"INSERT OR IGNORE INTO code_blobs (id, sha, binary) VALUES (?, ps_unhex(?), ?)";
 	struct ps_sqlite_code *c = code_state(s);
 	sqlite3_stmt *st;
 	int rc;
@@ -597,7 +597,7 @@ void ps_sqlite_code_free(struct ps_store *s)
 int ps_sqlite_code_index_have(struct ps_store *s, const char *const *shas, size_t n,
 			      bool *indexed)
 {
-	static const char sql[] = "SELECT 1 FROM code_blobs WHERE sha = ?";
+	static const char sql[] = "SELECT 1 FROM code_blobs WHERE sha = ps_unhex(?)";
 
 	for (size_t i = 0; i < n; i++) {
 		sqlite3_stmt *st = ps_sqlite_stmt(s, sql);
@@ -620,7 +620,7 @@ int ps_sqlite_code_unindexed(struct ps_store *s, int64_t project_id, struct ps_s
 	static const char sql[] =
 		"SELECT DISTINCT ps_hex(fv.sha) FROM file_versions fv "
 		"WHERE fv.project_id = ? AND (fv.mode & 61440) = 32768 "
-		"AND NOT EXISTS (SELECT 1 FROM code_blobs c WHERE c.sha = ps_hex(fv.sha)) "
+		"AND NOT EXISTS (SELECT 1 FROM code_blobs c WHERE c.sha = fv.sha) "
 		"AND EXISTS (SELECT 1 FROM blobs b WHERE b.sha = ps_hex(fv.sha)) ORDER BY 1";
 	sqlite3_stmt *st = ps_sqlite_stmt(s, sql);
 	struct ps_strv v = { 0 };
@@ -800,7 +800,7 @@ static int candidates(struct ps_store *s, int64_t project_id, int64_t at,
 {
 	static const char all_sql[] =
 		"SELECT fv.path, fv.mode, ps_hex(fv.sha), fv.size, cb.id, cb.binary "
-		"FROM file_versions fv LEFT JOIN code_blobs cb ON cb.sha = ps_hex(fv.sha) " CANDIDATE_WHERE
+		"FROM file_versions fv LEFT JOIN code_blobs cb ON cb.sha = fv.sha " CANDIDATE_WHERE
 		"AND (cb.id IS NOT NULL OR EXISTS (SELECT 1 FROM blobs b WHERE b.sha = ps_hex(fv.sha))) "
 		"ORDER BY fv.path LIMIT ?6";
 	/*
@@ -817,11 +817,11 @@ static int candidates(struct ps_store *s, int64_t project_id, int64_t at,
 		"SELECT m.sha FROM code_blobs m WHERE m.id IN " \
 		"(SELECT value FROM json_each(?5)) " unindexed ") " \
 		"SELECT fv.path, fv.mode, ps_hex(fv.sha), fv.size, cb.id, cb.binary " \
-		"FROM hit h CROSS JOIN file_versions fv ON fv.sha = ps_unhex(h.sha) " \
-		"LEFT JOIN code_blobs cb ON cb.sha = ps_hex(fv.sha) " CANDIDATE_WHERE "ORDER BY fv.path LIMIT ?6"
+		"FROM hit h CROSS JOIN file_versions fv ON fv.sha = h.sha " \
+		"LEFT JOIN code_blobs cb ON cb.sha = fv.sha " CANDIDATE_WHERE "ORDER BY fv.path LIMIT ?6"
 	static const char match_sql[] = MATCH_SQL(
-		"UNION ALL SELECT b.sha FROM blobs b "
-		"WHERE NOT EXISTS (SELECT 1 FROM code_blobs c WHERE c.sha = b.sha)");
+		"UNION ALL SELECT ps_unhex(b.sha) FROM blobs b "
+		"WHERE NOT EXISTS (SELECT 1 FROM code_blobs c WHERE c.sha = ps_unhex(b.sha))");
 	/* The same when code_unindexed says every stored blob is indexed (migration 0014). */
 	static const char match_indexed_sql[] = MATCH_SQL("");
 #undef MATCH_SQL
@@ -834,7 +834,7 @@ static int candidates(struct ps_store *s, int64_t project_id, int64_t at,
 	 */
 	static const char walk_sql[] =
 		"SELECT fv.path, fv.mode, ps_hex(fv.sha), fv.size, cb.id, cb.binary "
-		"FROM file_versions fv LEFT JOIN code_blobs cb ON cb.sha = ps_hex(fv.sha) " CANDIDATE_WHERE
+		"FROM file_versions fv LEFT JOIN code_blobs cb ON cb.sha = fv.sha " CANDIDATE_WHERE
 		"AND (CASE WHEN cb.id IS NULL THEN EXISTS (SELECT 1 FROM blobs b WHERE b.sha = ps_hex(fv.sha)) "
 		"ELSE ps_code_hit(?5, cb.id) END) ORDER BY fv.path LIMIT ?6";
 	struct ps_code_candidate *v = NULL;
@@ -961,7 +961,7 @@ int ps_sqlite_code_forget_unreferenced(struct ps_store *s)
 	 * join) and the next merge of those segments drops. */
 	static const char del[] =
 		"DELETE FROM code_blobs WHERE NOT EXISTS "
-		"(SELECT 1 FROM file_versions f WHERE f.sha = ps_unhex(code_blobs.sha))";
+		"(SELECT 1 FROM file_versions f WHERE f.sha = code_blobs.sha)";
 	sqlite3_stmt *st = ps_sqlite_stmt(s, del);
 
 	if (!st)
