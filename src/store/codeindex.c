@@ -332,6 +332,13 @@ bool ps_tri_row_open(struct ps_tri_row *r, uint32_t first, const unsigned char *
 	return true;
 }
 
+/* Whether a bitmap of `bits` bits fits in [p, end): not as (bits + 7) / 8, which a damaged
+ * span near 2^64 wraps to a few bytes. */
+static bool bits_fit(uint64_t bits, const unsigned char *p, const unsigned char *end)
+{
+	return bits / 8 + (bits % 8 != 0) <= (uint64_t)(end - p);
+}
+
 /* Where the current list ends (NULL if it runs past the row). */
 static const unsigned char *list_end(const struct ps_tri_row *r)
 {
@@ -341,7 +348,7 @@ static const unsigned char *list_end(const struct ps_tri_row *r)
 	if (!get_varint(&p, r->end, &v))
 		return NULL;
 	if (r->dense) {
-		if (!get_varint(&p, r->end, &v) || (v + 7) / 8 > (uint64_t)(r->end - p))
+		if (!get_varint(&p, r->end, &v) || !bits_fit(v, p, r->end))
 			return NULL;
 		return p + (v + 7) / 8;
 	}
@@ -404,8 +411,7 @@ static size_t list_walk(const struct ps_tri_row *r, void (*fn)(void *ctx, uint32
 		out[0] = (uint32_t)first;
 	n = 1;
 	if (r->dense) {
-		if (!get_varint(&p, r->end, &v) || (v + 7) / 8 > (uint64_t)(r->end - p) ||
-		    first + v > UINT32_MAX)
+		if (!get_varint(&p, r->end, &v) || !bits_fit(v, p, r->end) || first + v > UINT32_MAX)
 			return n;
 		for (uint64_t at = 0; at < v && n < r->ndocs; at++) {
 			if (!((p[at / 8] >> (at % 8)) & 1))
