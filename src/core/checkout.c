@@ -71,6 +71,7 @@ struct manifest {
 	bool present;
 	bool legacy;            /* version 1: names a sync, lists no entries */
 	bool complete;          /* false: an unfinished checkout; a listed path may be absent */
+	long tmp_pid;           /* unfinished: the process whose temporary files may be left */
 	char *project;
 	int64_t project_id;
 	int64_t sync_id;
@@ -379,7 +380,7 @@ static int manifest_read(int rootfd, const char *dir, struct manifest *m)
 {
 	char *buf = NULL, *nl;
 	size_t len = 0, hlen;
-	json_t *j = NULL, *project, *sync_id, *project_id, *version, *complete;
+	json_t *j = NULL, *project, *sync_id, *project_id, *version, *complete, *pid;
 	json_error_t jerr;
 	struct stat st;
 	ssize_t r;
@@ -434,6 +435,7 @@ static int manifest_read(int rootfd, const char *dir, struct manifest *m)
 	project_id = json_object_get(j, "project_id");
 	version = json_object_get(j, "version");
 	complete = json_object_get(j, "complete");
+	pid = json_object_get(j, "pid");
 	ver = json_is_integer(version) ? json_integer_value(version) : 1;
 	if (!json_is_string(project) || !json_is_integer(sync_id)) {
 		rc = manifest_bad(dir, "no project or sync_id");
@@ -449,6 +451,9 @@ static int manifest_read(int rootfd, const char *dir, struct manifest *m)
 	m->project = ps_strdup(json_string_value(project));
 	m->sync_id = json_integer_value(sync_id);
 	m->project_id = json_is_integer(project_id) ? json_integer_value(project_id) : 0;
+	if (!m->complete && json_is_integer(pid) && json_integer_value(pid) > 0 &&
+	    json_integer_value(pid) <= INT_MAX)
+		m->tmp_pid = (long)json_integer_value(pid);
 	if (!m->legacy && nl) {
 		char *line = nl + 1;
 		size_t lineno = 1;
@@ -904,13 +909,19 @@ static int manifest_write(struct apply *a, const struct ps_project *p, const str
 			      "project", p->name, "project_id", (json_int_t)p->id,
 			      "sync_id", (json_int_t)sync->id, "commit", sync->commit,
 			      "complete", complete);
-	char *text = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	char *text = NULL;
 	struct ps_buf b;
 	size_t len = 0;
 	char *body;
 	bool bad;
 	int rc;
 
+	/* Until the final manifest, this process's temporary files (next_tmp_name) may be left
+	 * by a crash: the next run finds them by this pid (remove_stale_tmp). */
+	if (j && !complete)
+		json_object_set_new(j, "pid", json_integer((json_int_t)getpid()));
+	if (j)
+		text = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
 	json_decref(j);
 	if (!text)
 		return ps_error_set(PS_ENOMEM, NULL, "cannot encode the checkout manifest");
@@ -945,6 +956,78 @@ static int manifest_write(struct apply *a, const struct ps_project *p, const str
 			   len);
 	free(body);
 	return rc;
+}
+
+/* Whether `name` is "PREFIX<digits>.tmp", a name next_tmp_name gives with that prefix. */
+static bool is_tmp_name(const char *name, const char *prefix, size_t plen)
+{
+	const char *p = name + plen;
+
+	if (strncmp(name, prefix, plen) != 0 || !(*p >= '0' && *p <= '9'))
+		return false;
+	while (*p >= '0' && *p <= '9')
+		p++;
+	return strcmp(p, ".tmp") == 0;
+}
+
+/*
+ * A checkout killed between creating a temporary file and renaming it into place leaves that
+ * file behind, at a name no snapshot or manifest lists, so nothing else would ever remove it.
+ * Its unfinished manifest names the process (`pid`) and lists every path it was about to write
+ * (with no stat data): the temporary files of that process are in the folder itself (the
+ * manifest's own) or in the directories of those paths. Only files and symlinks named exactly
+ * as that process named them are removed; directories are opened without following symlinks.
+ * Best effort: what cannot be removed stays, as it did before.
+ */
+static void remove_stale_tmp(struct apply *a, const struct manifest *m)
+{
+	char prefix[48];
+	struct ps_strv dirs = { 0 };
+	size_t plen;
+
+	if (m->complete || m->tmp_pid <= 0)
+		return;
+	plen = (size_t)snprintf(prefix, sizeof(prefix), ".projsync-%ld-", m->tmp_pid);
+	ps_strv_push(&dirs, "");
+	for (size_t i = 0; i < m->n; i++) {
+		const char *path = m->v[i].path;
+		size_t dlen = ps_path_dirname_len(path, strlen(path));
+		char *d;
+
+		if (m->v[i].st.st_mode != 0 || dlen == 0)
+			continue;
+		d = ps_strndup(path, dlen);
+		/* Sorted paths: the entries of one directory mostly come together. */
+		if (strcmp(dirs.v[dirs.n - 1], d) != 0)
+			ps_strv_push(&dirs, d);
+		free(d);
+	}
+	for (size_t i = 0; i < dirs.n; i++) {
+		int dfd = open_dirs(a->rootfd, dirs.v[i], strlen(dirs.v[i]), false, NULL);
+		/* A description of its own: the folder's descriptor shares its read offset. */
+		int fd = dfd >= 0 ? openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+		DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+		struct dirent *de;
+
+		if (dfd >= 0)
+			close(dfd);
+
+		if (!d) {
+			if (fd >= 0)
+				close(fd);
+			continue;
+		}
+		while ((de = readdir(d)) != NULL) {
+			struct stat st;
+
+			if (is_tmp_name(de->d_name, prefix, plen) &&
+			    fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+			    (S_ISREG(st.st_mode) || S_ISLNK(st.st_mode)))
+				unlinkat(dirfd(d), de->d_name, 0);
+		}
+		closedir(d);
+	}
+	ps_strv_dispose(&dirs);
 }
 
 /* ---- planning ---- */
@@ -1466,6 +1549,9 @@ int ps_checkout(struct ps_store *s, const struct ps_project *p, int64_t at_sync,
 			goto cleanup;
 		}
 	}
+	/* What a killed run left at no path of its own: before the manifest that named it is
+	 * replaced. */
+	remove_stale_tmp(&a, &m);
 	/* Before the first change: a manifest that knows both states of every path about to
 	 * change, so a crash half-way is neither a "local change" nor trusted as finished. */
 	if (any && (rc = manifest_write(&a, p, target, false, true, items, nitems)) < 0)
