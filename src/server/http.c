@@ -508,12 +508,13 @@ static char *decode_path(const char *s, size_t len)
  * the log. A query with too many arguments is cut here (its first byte set to NUL in
  * libmicrohttpd's own buffer, which it hands over writable): libmicrohttpd 0.9.75 stores every
  * argument in the connection's pool and, when that runs out, queues a 431 it then never
- * sends; the handler answers 400 instead.
+ * sends; the handler answers 400 instead. A target longer than PS_HTTP_MAX_TARGET has its
+ * query cut the same way (its arguments alone can fill the pool), and is answered 414.
  */
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 {
 	struct ps_request *rq = ps_calloc(1, sizeof(*rq));
-	const char *q;
+	const char *q = NULL;
 
 	rq->srv = cls;
 	rq->conn = conn;
@@ -529,6 +530,11 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 			rq->too_many_args = true;
 			((char *)q)[1] = 0;
 		}
+	}
+	if (uri && strlen(rq->raw_target) > PS_HTTP_MAX_TARGET) {
+		rq->target_too_long = true;
+		if (q)
+			((char *)q)[1] = 0;
 	}
 	return rq;
 }
@@ -601,6 +607,11 @@ static bool check_protocol(struct ps_request *rq, const char *version)
 	if (version && version[0] && rq->raw_target_at &&
 	    rq->raw_target_at + strlen(raw) + 1 != version) {
 		ps_http_error(rq, MHD_HTTP_BAD_REQUEST, "bad_request", "NUL byte in the request line");
+		return false;
+	}
+	if (rq->target_too_long) {
+		ps_http_error(rq, MHD_HTTP_URI_TOO_LONG, "uri_too_long",
+			      "the request target is longer than %d bytes", PS_HTTP_MAX_TARGET);
 		return false;
 	}
 	if (plen == 0 || raw[0] != '/' || !target_part_valid(raw, plen)) {

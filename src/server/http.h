@@ -33,6 +33,12 @@
  * pool and never answers when the pool runs out, so the router refuses more before it parses
  * them (on_uri in http.c). The API uses at most five. */
 #define PS_HTTP_MAX_QUERY_ARGS 64
+/* The request target's length (path and query as sent). The same pool holds the request head
+ * and the answer's headers: past about 15.9 KiB a query's arguments no longer fit and the
+ * request is never answered (above), and a target near 16 KiB leaves no room for any answer.
+ * A longer target is refused before libmicrohttpd parses its query. 12 KiB holds a file path
+ * of 4000 bytes percent-encoded. */
+#define PS_HTTP_MAX_TARGET (12 * 1024)
 
 struct ps_hub;
 struct ps_offload;
@@ -89,6 +95,7 @@ struct ps_request {
 	char *raw_target;             /* the request target as sent, query included (owned) */
 	const char *raw_target_at;    /* where libmicrohttpd held it (for the NUL check) */
 	bool too_many_args;           /* the query was cut before libmicrohttpd parsed it */
+	bool target_too_long;         /* longer than PS_HTTP_MAX_TARGET; the query was cut too */
 	bool started;                 /* the access handler has seen the headers */
 	const struct ps_route *route; /* NULL until routed */
 	enum ps_access access;        /* what its token allows (set on the headers) */
