@@ -958,78 +958,6 @@ static int manifest_write(struct apply *a, const struct ps_project *p, const str
 	return rc;
 }
 
-/* Whether `name` is "PREFIX<digits>.tmp", a name next_tmp_name gives with that prefix. */
-static bool is_tmp_name(const char *name, const char *prefix, size_t plen)
-{
-	const char *p = name + plen;
-
-	if (strncmp(name, prefix, plen) != 0 || !(*p >= '0' && *p <= '9'))
-		return false;
-	while (*p >= '0' && *p <= '9')
-		p++;
-	return strcmp(p, ".tmp") == 0;
-}
-
-/*
- * A checkout killed between creating a temporary file and renaming it into place leaves that
- * file behind, at a name no snapshot or manifest lists, so nothing else would ever remove it.
- * Its unfinished manifest names the process (`pid`) and lists every path it was about to write
- * (with no stat data): the temporary files of that process are in the folder itself (the
- * manifest's own) or in the directories of those paths. Only files and symlinks named exactly
- * as that process named them are removed; directories are opened without following symlinks.
- * Best effort: what cannot be removed stays, as it did before.
- */
-static void remove_stale_tmp(struct apply *a, const struct manifest *m)
-{
-	char prefix[48];
-	struct ps_strv dirs = { 0 };
-	size_t plen;
-
-	if (m->complete || m->tmp_pid <= 0)
-		return;
-	plen = (size_t)snprintf(prefix, sizeof(prefix), ".projsync-%ld-", m->tmp_pid);
-	ps_strv_push(&dirs, "");
-	for (size_t i = 0; i < m->n; i++) {
-		const char *path = m->v[i].path;
-		size_t dlen = ps_path_dirname_len(path, strlen(path));
-		char *d;
-
-		if (m->v[i].st.st_mode != 0 || dlen == 0)
-			continue;
-		d = ps_strndup(path, dlen);
-		/* Sorted paths: the entries of one directory mostly come together. */
-		if (strcmp(dirs.v[dirs.n - 1], d) != 0)
-			ps_strv_push(&dirs, d);
-		free(d);
-	}
-	for (size_t i = 0; i < dirs.n; i++) {
-		int dfd = open_dirs(a->rootfd, dirs.v[i], strlen(dirs.v[i]), false, NULL);
-		/* A description of its own: the folder's descriptor shares its read offset. */
-		int fd = dfd >= 0 ? openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
-		DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-		struct dirent *de;
-
-		if (dfd >= 0)
-			close(dfd);
-
-		if (!d) {
-			if (fd >= 0)
-				close(fd);
-			continue;
-		}
-		while ((de = readdir(d)) != NULL) {
-			struct stat st;
-
-			if (is_tmp_name(de->d_name, prefix, plen) &&
-			    fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-			    (S_ISREG(st.st_mode) || S_ISLNK(st.st_mode)))
-				unlinkat(dirfd(d), de->d_name, 0);
-		}
-		closedir(d);
-	}
-	ps_strv_dispose(&dirs);
-}
-
 /* ---- planning ---- */
 
 static int check_path(const char *path)
@@ -1389,6 +1317,90 @@ static int plan(struct apply *a, const struct manifest *m, const struct targets 
 	return rc;
 }
 
+/* Whether `name` is "PREFIX<digits>.tmp", a name next_tmp_name gives with that prefix. */
+static bool is_tmp_name(const char *name, const char *prefix, size_t plen)
+{
+	const char *p = name + plen;
+
+	if (strncmp(name, prefix, plen) != 0 || !(*p >= '0' && *p <= '9'))
+		return false;
+	while (*p >= '0' && *p <= '9')
+		p++;
+	return strcmp(p, ".tmp") == 0;
+}
+
+/*
+ * A checkout killed between creating a temporary file and renaming it into place leaves that
+ * file behind, at a name no snapshot or manifest lists, so nothing else would ever remove it.
+ * Its unfinished manifest names the process (`pid`) and lists every path it was about to write
+ * (with no stat data): the temporary files of that process are in the folder itself (the
+ * manifest's own) or in the directories of those paths. Only files and symlinks named exactly
+ * as that process named them are removed, and none that the snapshot or the manifest has at
+ * that path (a repository may hold such a name); directories are opened without following
+ * symlinks. Best effort: what cannot be removed stays, as it did before.
+ */
+static void remove_stale_tmp(struct apply *a, const struct manifest *m, const struct targets *tg)
+{
+	char prefix[48];
+	struct ps_strv dirs = { 0 };
+	size_t plen;
+
+	if (m->complete || m->tmp_pid <= 0)
+		return;
+	plen = (size_t)snprintf(prefix, sizeof(prefix), ".projsync-%ld-", m->tmp_pid);
+	ps_strv_push(&dirs, "");
+	for (size_t i = 0; i < m->n; i++) {
+		const char *path = m->v[i].path;
+		size_t dlen = ps_path_dirname_len(path, strlen(path));
+		char *d;
+
+		if (m->v[i].st.st_mode != 0 || dlen == 0)
+			continue;
+		d = ps_strndup(path, dlen);
+		/* Sorted paths: the entries of one directory mostly come together. */
+		if (strcmp(dirs.v[dirs.n - 1], d) != 0)
+			ps_strv_push(&dirs, d);
+		free(d);
+	}
+	for (size_t i = 0; i < dirs.n; i++) {
+		int dfd = open_dirs(a->rootfd, dirs.v[i], strlen(dirs.v[i]), false, NULL);
+		/* A description of its own: the folder's descriptor shares its read offset. */
+		int fd = dfd >= 0 ? openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+		DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+		struct dirent *de;
+
+		if (dfd >= 0)
+			close(dfd);
+
+		if (!d) {
+			if (fd >= 0)
+				close(fd);
+			continue;
+		}
+		while ((de = readdir(d)) != NULL) {
+			struct stat st;
+			struct op key;
+			char *path;
+			bool listed;
+
+			if (!is_tmp_name(de->d_name, prefix, plen))
+				continue;
+			path = dirs.v[i][0] ? ps_asprintf("%s/%s", dirs.v[i], de->d_name)
+					    : ps_strdup(de->d_name);
+			key.path = path;
+			listed = owns_path(m, path) ||
+				 (tg->n && bsearch(&key, tg->v, tg->n, sizeof(*tg->v), cmp_op));
+			free(path);
+			if (!listed &&
+			    fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+			    (S_ISREG(st.st_mode) || S_ISLNK(st.st_mode)))
+				unlinkat(dirfd(d), de->d_name, 0);
+		}
+		closedir(d);
+	}
+	ps_strv_dispose(&dirs);
+}
+
 static int dir_is_empty(int rootfd, const char *dir, bool *empty)
 {
 	int fd = openat(rootfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -1551,7 +1563,7 @@ int ps_checkout(struct ps_store *s, const struct ps_project *p, int64_t at_sync,
 	}
 	/* What a killed run left at no path of its own: before the manifest that named it is
 	 * replaced. */
-	remove_stale_tmp(&a, &m);
+	remove_stale_tmp(&a, &m, &tg);
 	/* Before the first change: a manifest that knows both states of every path about to
 	 * change, so a crash half-way is neither a "local change" nor trusted as finished. */
 	if (any && (rc = manifest_write(&a, p, target, false, true, items, nitems)) < 0)

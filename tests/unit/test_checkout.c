@@ -1045,6 +1045,70 @@ static void test_unfinished_manifest(void)
 	fx_dispose(&f);
 }
 
+/* A run killed between writing a file under its temporary name and renaming it leaves that
+ * file; the unfinished manifest names the process, and the next run removes what it left, but
+ * nothing the snapshot or the manifest has, nor another process's, nor a directory. */
+static void test_killed_run_temporaries_removed(void)
+{
+	struct fx f;
+	struct ps_checkout_stats st;
+	static const struct entry v1[] = {
+		{ "a.txt", PS_MODE_FILE, "a\n", false },
+		{ "d/.projsync-4242-1.tmp", PS_MODE_FILE, "a file of the repository\n", false },
+		{ "d/b.txt", PS_MODE_FILE, "b\n", false },
+	};
+	char sha[PS_SHA_HEX];
+	char *dir, *m, *body, *forged;
+
+	fx_init(&f, "demo", NULL);
+	make_sync(&f, v1, NELEM(v1));
+	dir = ps_asprintf("%s/co", f.tmp);
+	CHECK_OK(ps_checkout(f.s, f.p, 0, dir, false, &st));
+	ps_checkout_stats_dispose(&st);
+	/* What process 4242 leaves when killed while writing d/b.txt (listed as pending, with no
+	 * stat data) and its manifest. */
+	m = slurp(dir, PS_CHECKOUT_MANIFEST);
+	body = m ? strchr(m, '\n') : NULL;
+	CHECK(body != NULL);
+	ps_git_blob_sha("b\n", 2, sha);
+	forged = ps_asprintf("{\"complete\":false,\"pid\":4242,\"project\":\"demo\",\"sync_id\":1,"
+			     "\"version\":2}\n%s100644 %s 0 0 0 0 0 0 0 d/b.txt\n",
+			     body ? body + 1 : "", sha);
+	{
+		char *path = ps_asprintf("%s/%s", dir, PS_CHECKOUT_MANIFEST);
+		FILE *fp = fopen(path, "w");
+		CHECK(fp != NULL);
+		if (fp) {
+			fputs(forged, fp);
+			fclose(fp);
+		}
+		free(path);
+	}
+	CHECK_INT(ps_test_sh(dir, "echo half > d/.projsync-4242-7.tmp && "
+				  "ln -s /nonexistent d/.projsync-4242-8.tmp && "
+				  "echo half > .projsync-4242-0.tmp && "
+				  "echo theirs > d/.projsync-999-1.tmp && "
+				  "echo mine > d/.projsync-4242-x.tmp && mkdir d/.projsync-4242-9.tmp"), 0);
+
+	CHECK_OK(ps_checkout(f.s, f.p, 0, dir, false, &st));
+	CHECK_INT(st.nchanges, 0);
+	ps_checkout_stats_dispose(&st);
+	CHECK(!exists(dir, "d/.projsync-4242-7.tmp"));
+	CHECK(!exists(dir, "d/.projsync-4242-8.tmp"));
+	CHECK(!exists(dir, ".projsync-4242-0.tmp"));
+	CHECK_FILE(dir, "d/.projsync-4242-1.tmp", "a file of the repository\n");
+	CHECK_FILE(dir, "d/.projsync-999-1.tmp", "theirs\n");
+	CHECK_FILE(dir, "d/.projsync-4242-x.tmp", "mine\n");
+	CHECK(exists(dir, "d/.projsync-4242-9.tmp"));
+	CHECK_FILE(dir, "d/b.txt", "b\n");
+	m = (free(m), slurp(dir, PS_CHECKOUT_MANIFEST));
+	CHECK(m && strstr(m, "\"complete\":true") && !strstr(m, "\"pid\""));
+	free(m);
+	free(forged);
+	free(dir);
+	fx_dispose(&f);
+}
+
 /* Issue 15 item 8: a symlink target Linux cannot hold fails that entry only. */
 static void test_entry_failure_is_local(void)
 {
@@ -1246,6 +1310,7 @@ PS_TESTS(
 	PS_TEST(test_directory_in_the_way),
 	PS_TEST(test_local_changes),
 	PS_TEST(test_unfinished_manifest),
+	PS_TEST(test_killed_run_temporaries_removed),
 	PS_TEST(test_entry_failure_is_local),
 	PS_TEST(test_pipeline_checkout),
 )
