@@ -1189,6 +1189,25 @@ static bool owns_below(const struct manifest *m, const char *path)
 	return yes;
 }
 
+/* Whether the directory `name` below `pfd` is empty (false when it cannot be read). */
+static bool dir_is_empty_at(int pfd, const char *name)
+{
+	int fd = openat(pfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	struct dirent *de;
+	bool empty = d != NULL;
+
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return false;
+	}
+	while (empty && (de = readdir(d)) != NULL)
+		empty = strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0;
+	closedir(d);
+	return empty;
+}
+
 static struct item *push_item(struct item **v, size_t *n, size_t *cap)
 {
 	if (*n == *cap) {
@@ -1283,6 +1302,11 @@ static int plan(struct apply *a, const struct manifest *m, const struct targets 
 			    owns_below(m, it->path)) {
 				/* A directory of the old snapshot: the deletions empty it (or what
 				 * is left in it makes this entry fail on its own). */
+			} else if (S_ISDIR(st.st_mode) && it->t->mode != PS_MODE_COMMIT &&
+				   dir_is_empty_at(pfd, base)) {
+				/* An empty directory holds nothing to lose (a directory of an
+				 * older snapshot that held a file of the user's, who has since
+				 * removed it): replaced when the entry is written, as git does. */
 			} else if (classify(a, pfd, base, &st, it->t->mode, it->t->sha, &unknown,
 					    &read_it) == 0) {
 				/* Exactly the snapshot's entry already: taken over as is. */

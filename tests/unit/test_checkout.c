@@ -847,6 +847,37 @@ static void test_directory_in_the_way(void)
 	CHECK_INT(st.unchanged, 2);
 	ps_checkout_stats_dispose(&st);
 	CHECK_FILE(dir, "b", "b\n");
+
+	/* A directory of an older snapshot that kept a file of the user's: once the user has
+	 * emptied it (what the warning asks), it is no local change, and the file is written. */
+	{
+		static const struct entry v3[] = {
+			{ "c/inner", PS_MODE_FILE, "inner\n", false },
+		};
+		static const struct entry v4[] = {
+			{ "c", PS_MODE_FILE, "c is a file\n", false },
+		};
+		int64_t id3 = make_sync(&f, v3, NELEM(v3));
+
+		CHECK_OK(ps_checkout(f.s, f.p, id3, dir, false, &st));
+		ps_checkout_stats_dispose(&st);
+		ps_test_write(dir, "c/mine.txt", "mine\n");
+		make_sync(&f, v4, NELEM(v4));
+		CHECK_OK(ps_checkout(f.s, f.p, 0, dir, false, &st));
+		CHECK_INT(st.failed, 1);
+		ps_checkout_stats_dispose(&st);
+		CHECK_FILE(dir, "c/mine.txt", "mine\n");
+		ps_test_sh(dir, "rm c/mine.txt");
+		CHECK_OK(ps_checkout(f.s, f.p, 0, dir, false, &st));
+		CHECK_INT(st.nchanges, 0);
+		CHECK_INT(st.written, 1);
+		ps_checkout_stats_dispose(&st);
+		CHECK_FILE(dir, "c", "c is a file\n");
+		/* A non-empty directory of the user's at a file path still refuses. */
+		ps_test_sh(dir, "rm c && mkdir c && echo x > c/y");
+		CHECK_INT(ps_checkout(f.s, f.p, 0, dir, false, &st), PS_ECONFLICT);
+		ps_checkout_stats_dispose(&st);
+	}
 	free(dir);
 	fx_dispose(&f);
 }
