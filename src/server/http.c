@@ -177,6 +177,22 @@ const char *ps_http_query(struct ps_request *rq, const char *name)
 	return v ? v : "";
 }
 
+bool ps_http_query_bool(struct ps_request *rq, const char *name, bool *out)
+{
+	const char *v = ps_http_query(rq, name);
+
+	*out = false;
+	if (!v || strcmp(v, "false") == 0 || strcmp(v, "0") == 0)
+		return true;
+	if (!v[0] || strcmp(v, "true") == 0 || strcmp(v, "1") == 0) {
+		*out = true;
+		return true;
+	}
+	ps_http_error(rq, MHD_HTTP_BAD_REQUEST, "invalid_parameter",
+		      "invalid %s '%.50s': give true or false", name, v);
+	return false;
+}
+
 const char *ps_http_header(struct ps_request *rq, const char *name)
 {
 	return MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, name);

@@ -119,6 +119,10 @@ const char *ps_http_param(struct ps_request *rq, size_t i);
  * value (`?include_superseded`) is "". */
 const char *ps_http_query(struct ps_request *rq, const char *name);
 const char *ps_http_header(struct ps_request *rq, const char *name);
+/* A true/false query argument, the same for every route: absent, "false" or "0" is false;
+ * "true", "1" or no value (`?patch`) is true. Anything else replies 400 invalid_parameter and
+ * returns false. */
+bool ps_http_query_bool(struct ps_request *rq, const char *name, bool *out);
 
 /* A store connection for one of the server's threads (requests, workers, events, schedule):
  * migrations are the start-up's job, and its SQLite page cache is small (PS_STORE_SMALL_CACHE)

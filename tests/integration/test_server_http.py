@@ -389,6 +389,42 @@ def test_bare_include_superseded(demo, repo):
     assert sorted(e["status"] for e in bare) == ["active", "superseded"]
 
 
+
+def test_true_false_query_arguments_read_alike(demo, repo):
+    """Every true/false query argument reads one way: absent, false or 0 is false; true, 1 or
+    no value at all is true; anything else is 400 invalid_parameter. `?patch` bare, or
+    `?patch=yes`, used to give the name-status list silently, `?ignore_case` bare a
+    case-sensitive search, and `?download` bare a 400."""
+    srv = demo()
+    a = sync_done(srv)
+    repo.write("a.txt", "alpha\nbeta\n")
+    repo.commit("c2")
+    b = sync_done(srv)
+    diff = f"/api/v1/syncs/{a['id']}/diff/{b['id']}"
+    st, _, full = srv.get(diff + "?patch=1")
+    assert st == 200 and full["files"][0]["path"] == "a.txt", full
+    for form in ("?patch", "?patch=true", "?patch&stat=0"):
+        st, _, got = srv.get(diff + form)
+        assert st == 200 and got == full, (form, got)
+    st, _, names = srv.get(diff + "?patch=false")
+    assert st == 200 and isinstance(names, list) and names[0]["path"] == "a.txt", names
+    st, _, text = srv.get(diff + "?format=diff&stat", raw=True)
+    assert st == 200 and b" 1 file changed" in text, text
+    for form in ("?patch=yes", "?patch=2", "?format=diff&stat=on", "?full_index=TRUE"):
+        st, _, e = srv.get(diff + form)
+        assert st == 400 and e["error"]["code"] == "invalid_parameter", (form, e)
+        assert form.split("?")[1].split("&")[-1].split("=")[0] in e["error"]["message"]
+    st, _, hits = srv.get("/api/v1/projects/demo/search/code?q=ALPHA&ignore_case")
+    assert st == 200 and [h["path"] for h in hits] == ["a.txt"], hits
+    st, _, hits = srv.get("/api/v1/projects/demo/search/code?q=ALPHA&ignore_case=0")
+    assert st == 200 and hits == [], hits
+    st, h, body = srv.get("/api/v1/projects/demo/file?path=a.txt&download", raw=True)
+    assert st == 200 and h["content-disposition"].startswith("attachment"), (h, body)
+    st, h, _ = srv.get("/api/v1/projects/demo/file?path=a.txt&download=0", raw=True)
+    assert st == 200 and "content-disposition" not in h
+    st, _, e = srv.get("/api/v1/projects/demo/file?path=a.txt&download=yes")
+    assert st == 400 and e["error"]["code"] == "invalid_parameter", e
+
 def test_relative_source_with_at_sign_refused(demo, repo, tmp_path, monkeypatch):
     # A repository in the server's working directory under a name with '@' (not the
     # user@host:path form, which has a ':').
