@@ -1515,7 +1515,10 @@ int ps_checkout(struct ps_store *s, const struct ps_project *p, int64_t at_sync,
 	rc = manifest_read(a.rootfd, dir, &m);
 	if (rc < 0)
 		goto cleanup;
-	if (m.present && strcmp(m.project, p->name) != 0) {
+	/* The project's id names it for good; its name may have changed since (project set
+	 * --rename). The name alone decides for a manifest without an id (version 1). */
+	if (m.present && strcmp(m.project, p->name) != 0 &&
+	    !(m.project_id > 0 && m.project_id == p->id)) {
 		rc = ps_error_set(PS_ECONFLICT, "other_project",
 				  "%s holds a checkout of project '%s', not '%s'; use another "
 				  "folder", dir, m.project, p->name);
@@ -1570,7 +1573,7 @@ int ps_checkout(struct ps_store *s, const struct ps_project *p, int64_t at_sync,
 	for (size_t i = 0; i < nitems; i++)
 		any = any || items[i].act == ACT_WRITE || items[i].act == ACT_DELETE;
 	if (!any && m.present && m.complete && !m.legacy && !refresh &&
-	    m.sync_id == target->id) {
+	    m.sync_id == target->id && strcmp(m.project, p->name) == 0) {
 		stats->unchanged = stats->total;
 		goto cleanup; /* already there; the manifest stays as it is */
 	}

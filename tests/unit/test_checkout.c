@@ -710,6 +710,29 @@ static void test_manifest_rules(void)
 	free(before);
 	free(after);
 
+	/* A renamed project is the same project: its checkout goes on, and the manifest takes
+	 * the new name. The other project is still refused. */
+	{
+		struct ps_project *renamed = NULL;
+		char *m;
+
+		CHECK_OK(ps_store_project_rename(f.s, f.p->id, "demo2", f.p->source));
+		CHECK_OK(ps_store_project_get(f.s, "demo2", &renamed));
+		if (renamed) {
+			CHECK_OK(ps_checkout(f.s, renamed, 0, dir, false, &st));
+			CHECK_INT(st.nchanges, 0);
+			CHECK_INT(st.written, 0);
+			ps_checkout_stats_dispose(&st);
+			m = slurp(dir, PS_CHECKOUT_MANIFEST);
+			CHECK(m && strstr(m, "\"project\":\"demo2\""));
+			free(m);
+			CHECK_INT(ps_checkout(f.s, other, 0, dir, false, &st), PS_ECONFLICT);
+			ps_checkout_stats_dispose(&st);
+			CHECK_OK(ps_store_project_rename(f.s, f.p->id, "demo", f.p->source));
+		}
+		ps_project_free(renamed);
+	}
+
 	/* Without a manifest the folder is not a checkout: refused, unchanged. With --force
 	 * everything is written; a file already right is left as it is, another is replaced. */
 	CHECK(lstat_at(dir, "b.txt", &b1));
