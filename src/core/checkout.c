@@ -31,6 +31,7 @@
 #include <jansson.h>
 #include <limits.h>
 #include <openssl/evp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1341,39 +1342,57 @@ static int plan(struct apply *a, const struct manifest *m, const struct targets 
 	return rc;
 }
 
-/* Whether `name` is "PREFIX<digits>.tmp", a name next_tmp_name gives with that prefix. */
-static bool is_tmp_name(const char *name, const char *prefix, size_t plen)
-{
-	const char *p = name + plen;
+#define TMP_PREFIX ".projsync-"
 
-	if (strncmp(name, prefix, plen) != 0 || !(*p >= '0' && *p <= '9'))
+/* The process id in a name next_tmp_name gives (".projsync-PID-N.tmp"), else 0. */
+static long tmp_name_pid(const char *name)
+{
+	const char *p = name + strlen(TMP_PREFIX);
+	char *end;
+	long pid;
+
+	if (strncmp(name, TMP_PREFIX, strlen(TMP_PREFIX)) != 0 || !(*p >= '0' && *p <= '9'))
+		return 0;
+	errno = 0;
+	pid = strtol(p, &end, 10);
+	if (errno || pid <= 0 || pid > INT_MAX || *end != '-' || !(end[1] >= '0' && end[1] <= '9'))
+		return 0;
+	for (p = end + 1; *p >= '0' && *p <= '9'; p++)
+		;
+	return strcmp(p, ".tmp") == 0 ? pid : 0;
+}
+
+/* Whether `name` is a temporary name of a process that no longer runs (a live one may be a
+ * checkout at work), or of process `pid` (0: none). */
+static bool stale_tmp_name(const char *name, long pid)
+{
+	long of = tmp_name_pid(name);
+
+	if (of <= 0)
 		return false;
-	while (*p >= '0' && *p <= '9')
-		p++;
-	return strcmp(p, ".tmp") == 0;
+	return of == pid || (kill((pid_t)of, 0) != 0 && errno == ESRCH);
 }
 
 /*
  * A checkout killed between creating a temporary file and renaming it into place leaves that
  * file behind, at a name no snapshot or manifest lists, so nothing else would ever remove it.
- * Its unfinished manifest names the process (`pid`) and lists every path it was about to write
- * (with no stat data): the temporary files of that process are in the folder itself (the
- * manifest's own) or in the directories of those paths. Only files and symlinks named exactly
- * as that process named them are removed, and none that the snapshot or the manifest has at
- * that path (a repository may hold such a name); directories are opened without following
- * symlinks. Best effort: what cannot be removed stays, as it did before.
+ * The manifest's own temporary file is in the folder itself, even before the folder has a
+ * manifest: there, every temporary file of a process that no longer runs is removed. Files
+ * are written in their own directories: an unfinished manifest names its process (`pid`) and
+ * lists every path it was about to write (with no stat data), so the directories of those
+ * paths are looked into too. Only files and symlinks so named are removed, and none that the
+ * snapshot or the manifest has at that path (a repository may hold such a name); directories
+ * are opened without following symlinks. Best effort: what cannot be removed stays.
  */
 static void remove_stale_tmp(struct apply *a, const struct manifest *m, const struct targets *tg)
 {
-	char prefix[48];
 	struct ps_strv dirs = { 0 };
-	size_t plen;
+	long pid = m->present && !m->complete ? m->tmp_pid : 0;
 
-	if (m->complete || m->tmp_pid <= 0)
+	if (a->rootfd < 0)
 		return;
-	plen = (size_t)snprintf(prefix, sizeof(prefix), ".projsync-%ld-", m->tmp_pid);
 	ps_strv_push(&dirs, "");
-	for (size_t i = 0; i < m->n; i++) {
+	for (size_t i = 0; pid > 0 && i < m->n; i++) {
 		const char *path = m->v[i].path;
 		size_t dlen = ps_path_dirname_len(path, strlen(path));
 		char *d;
@@ -1395,7 +1414,6 @@ static void remove_stale_tmp(struct apply *a, const struct manifest *m, const st
 
 		if (dfd >= 0)
 			close(dfd);
-
 		if (!d) {
 			if (fd >= 0)
 				close(fd);
@@ -1407,7 +1425,7 @@ static void remove_stale_tmp(struct apply *a, const struct manifest *m, const st
 			char *path;
 			bool listed;
 
-			if (!is_tmp_name(de->d_name, prefix, plen))
+			if (!stale_tmp_name(de->d_name, pid))
 				continue;
 			path = dirs.v[i][0] ? ps_asprintf("%s/%s", dirs.v[i], de->d_name)
 					    : ps_strdup(de->d_name);
@@ -1425,6 +1443,7 @@ static void remove_stale_tmp(struct apply *a, const struct manifest *m, const st
 	ps_strv_dispose(&dirs);
 }
 
+/* Whether the folder holds nothing but what killed checkouts left (remove_stale_tmp). */
 static int dir_is_empty(int rootfd, const char *dir, bool *empty)
 {
 	int fd = openat(rootfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -1438,10 +1457,18 @@ static int dir_is_empty(int rootfd, const char *dir, bool *empty)
 	}
 	*empty = true;
 	while ((de = readdir(d)) != NULL) {
-		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0) {
-			*empty = false;
-			break;
-		}
+		struct stat st;
+
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		/* A first checkout killed while writing its manifest (or a top-level entry)
+		 * left only that. */
+		if (stale_tmp_name(de->d_name, 0) &&
+		    fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    (S_ISREG(st.st_mode) || S_ISLNK(st.st_mode)))
+			continue;
+		*empty = false;
+		break;
 	}
 	closedir(d);
 	return 0;
@@ -1574,6 +1601,7 @@ int ps_checkout(struct ps_store *s, const struct ps_project *p, int64_t at_sync,
 		any = any || items[i].act == ACT_WRITE || items[i].act == ACT_DELETE;
 	if (!any && m.present && m.complete && !m.legacy && !refresh &&
 	    m.sync_id == target->id && strcmp(m.project, p->name) == 0) {
+		remove_stale_tmp(&a, &m, &tg);
 		stats->unchanged = stats->total;
 		goto cleanup; /* already there; the manifest stays as it is */
 	}

@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "core/checkout.h"
@@ -1138,11 +1139,13 @@ static void test_killed_run_temporaries_removed(void)
 		}
 		free(path);
 	}
+	/* The parent of this test runs: its temporary files may be a checkout at work. */
 	CHECK_INT(ps_test_sh(dir, "echo half > d/.projsync-4242-7.tmp && "
 				  "ln -s /nonexistent d/.projsync-4242-8.tmp && "
 				  "echo half > .projsync-4242-0.tmp && "
-				  "echo theirs > d/.projsync-999-1.tmp && "
-				  "echo mine > d/.projsync-4242-x.tmp && mkdir d/.projsync-4242-9.tmp"), 0);
+				  "echo theirs > d/.projsync-%ld-1.tmp && "
+				  "echo mine > d/.projsync-4242-x.tmp && mkdir d/.projsync-4242-9.tmp",
+			     (long)getppid()), 0);
 
 	CHECK_OK(ps_checkout(f.s, f.p, 0, dir, false, &st));
 	CHECK_INT(st.nchanges, 0);
@@ -1151,7 +1154,11 @@ static void test_killed_run_temporaries_removed(void)
 	CHECK(!exists(dir, "d/.projsync-4242-8.tmp"));
 	CHECK(!exists(dir, ".projsync-4242-0.tmp"));
 	CHECK_FILE(dir, "d/.projsync-4242-1.tmp", "a file of the repository\n");
-	CHECK_FILE(dir, "d/.projsync-999-1.tmp", "theirs\n");
+	{
+		char *theirs = ps_asprintf("d/.projsync-%ld-1.tmp", (long)getppid());
+		CHECK_FILE(dir, theirs, "theirs\n");
+		free(theirs);
+	}
 	CHECK_FILE(dir, "d/.projsync-4242-x.tmp", "mine\n");
 	CHECK(exists(dir, "d/.projsync-4242-9.tmp"));
 	CHECK_FILE(dir, "d/b.txt", "b\n");
@@ -1159,6 +1166,63 @@ static void test_killed_run_temporaries_removed(void)
 	CHECK(m && strstr(m, "\"complete\":true") && !strstr(m, "\"pid\""));
 	free(m);
 	free(forged);
+	free(dir);
+	fx_dispose(&f);
+}
+
+/* A process that has ended: its pid names no running process (until reused). */
+static long dead_pid(void)
+{
+	pid_t pid = fork();
+
+	if (pid == 0)
+		_exit(0);
+	if (pid > 0)
+		waitpid(pid, NULL, 0);
+	return (long)pid;
+}
+
+/* A first checkout killed while writing its manifest leaves the folder holding only the
+ * manifest's temporary file: the next run is no "non-empty folder" refusal, and removes it.
+ * The same file left by a later run goes at the next run, even one with nothing to do. A
+ * running process's temporary file may be a checkout at work: it stays, and counts. */
+static void test_killed_first_run_is_no_foreign_folder(void)
+{
+	struct fx f;
+	struct ps_checkout_stats st;
+	static const struct entry v1[] = { { "a.txt", PS_MODE_FILE, "a\n", false } };
+	long dead = dead_pid();
+	char *dir, *stray, *live;
+
+	fx_init(&f, "demo", NULL);
+	make_sync(&f, v1, NELEM(v1));
+	dir = ps_asprintf("%s/co", f.tmp);
+	stray = ps_asprintf(".projsync-%ld-0.tmp", dead);
+	live = ps_asprintf(".projsync-%ld-0.tmp", (long)getppid());
+	CHECK(dead > 0);
+	CHECK_INT(ps_test_sh(f.tmp, "mkdir co && printf '{\"version\":2,' > co/%s", stray), 0);
+	CHECK_OK(ps_checkout(f.s, f.p, 0, dir, false, &st));
+	CHECK_INT(st.written, 1);
+	ps_checkout_stats_dispose(&st);
+	CHECK(!exists(dir, stray));
+	CHECK_FILE(dir, "a.txt", "a\n");
+
+	CHECK_INT(ps_test_sh(dir, "echo half > %s", stray), 0);
+	CHECK_OK(ps_checkout(f.s, f.p, 0, dir, false, &st));
+	ps_checkout_stats_dispose(&st);
+	CHECK(!exists(dir, stray));
+
+	CHECK_INT(ps_test_sh(f.tmp, "mkdir co2 && echo x > co2/%s", live), 0);
+	free(dir);
+	dir = ps_asprintf("%s/co2", f.tmp);
+	CHECK_INT(ps_checkout(f.s, f.p, 0, dir, false, &st), PS_ECONFLICT);
+	ps_checkout_stats_dispose(&st);
+	CHECK_STR(ps_error_slug(), "not_a_checkout");
+	CHECK_OK(ps_checkout(f.s, f.p, 0, dir, true, &st));
+	ps_checkout_stats_dispose(&st);
+	CHECK_FILE(dir, live, "x\n");
+	free(live);
+	free(stray);
 	free(dir);
 	fx_dispose(&f);
 }
@@ -1365,6 +1429,7 @@ PS_TESTS(
 	PS_TEST(test_local_changes),
 	PS_TEST(test_unfinished_manifest),
 	PS_TEST(test_killed_run_temporaries_removed),
+	PS_TEST(test_killed_first_run_is_no_foreign_folder),
 	PS_TEST(test_entry_failure_is_local),
 	PS_TEST(test_pipeline_checkout),
 )
