@@ -451,8 +451,10 @@ static void route(struct ps_request *rq)
 			return;
 		}
 		path_known = true;
-		snprintf(allow + strlen(allow), sizeof(allow) - strlen(allow), "%s%s",
-			 allow[0] ? ", " : "", rt[i].method);
+		/* HEAD is answered wherever GET is (above), so it is allowed there too. */
+		snprintf(allow + strlen(allow), sizeof(allow) - strlen(allow), "%s%s%s",
+			 allow[0] ? ", " : "", rt[i].method,
+			 strcmp(rt[i].method, "GET") == 0 ? ", HEAD" : "");
 		for (size_t k = 0; k < np; k++)
 			free(params[k]);
 	}

@@ -364,6 +364,22 @@ def test_long_request_target_answered_at_once(demo):
     st, _, _ = raw(srv, req(srv, "GET", "/api/v1/projects"))
     assert st == 200
 
+
+def test_method_not_allowed_lists_head_beside_get(demo):
+    """A 405's Allow lists every method the path answers: HEAD wherever GET is."""
+    srv = demo()
+    for path, methods in (("/api/v1/projects", {"GET", "HEAD", "POST"}),
+                          ("/api/v1/projects/demo", {"GET", "HEAD", "PATCH", "DELETE"}),
+                          ("/api/v1/projects/demo/sync", {"GET", "HEAD", "POST"}),
+                          ("/api/v1/syncs/1/cancel", {"POST"}),
+                          ("/healthz", {"GET", "HEAD"})):
+        st, h, body = srv.request("OPTIONS", path)
+        assert st == 405 and err_code(json.dumps(body)) == "method_not_allowed", (path, body)
+        assert set(h["allow"].split(", ")) == methods, (path, h["allow"])
+        if "HEAD" in methods:
+            st, _, body = srv.request("HEAD", path, raw=True)
+            assert st == 200 and body == b"", (path, st)
+
 # ---- 19: Location, bare flags, relative sources, raw paths, ETags ---------------------------
 
 def test_location_of_a_long_name(demo, repo):
