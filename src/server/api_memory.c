@@ -201,7 +201,7 @@ void ps_api_memory_restore(struct ps_request *rq)
 	int64_t id;
 	int rc;
 
-	if (!entry_id(rq, &id))
+	if (!entry_id(rq, &id) || !ps_http_no_fields(rq))
 		return;
 	if ((rc = ps_store_memory_restore(rq->store, id, &e, &restored)) < 0) {
 		memory_fail(rq, rc, "the restore");
@@ -322,7 +322,7 @@ void ps_api_memory_delete(struct ps_request *rq)
 	int64_t id;
 	int rc;
 
-	if (!entry_id(rq, &id))
+	if (!entry_id(rq, &id) || !ps_http_no_fields(rq))
 		return;
 	if ((rc = ps_store_memory_delete(rq->store, id, &e)) < 0) {
 		note_fail(rq, rc, "the delete");

@@ -56,10 +56,10 @@ void ps_api_sync_get(struct ps_request *rq)
 
 void ps_api_sync_cancel(struct ps_request *rq)
 {
-	struct ps_sync *s = load_sync(rq), *after = NULL;
+	struct ps_sync *s, *after = NULL;
 	int rc;
 
-	if (!s)
+	if (!ps_http_no_fields(rq) || !(s = load_sync(rq)))
 		return;
 	if ((rc = ps_store_sync_request_cancel(rq->store, s->id)) < 0) {
 		if (rc == PS_ECONFLICT)

@@ -347,6 +347,15 @@ json_t *ps_http_body_object(struct ps_request *rq, bool allow_empty)
 	return j;
 }
 
+bool ps_http_no_fields(struct ps_request *rq)
+{
+	static const char *const none[] = { NULL };
+	json_t *body = ps_http_body_fields(rq, true, none);
+
+	json_decref(body);
+	return body != NULL;
+}
+
 json_t *ps_http_body_fields(struct ps_request *rq, bool allow_empty, const char *const *known)
 {
 	json_t *body = ps_http_body_object(rq, allow_empty), *v;

@@ -148,6 +148,10 @@ json_t *ps_http_body_object(struct ps_request *rq, bool allow_empty);
 /* The same, and every key must be one of `known` (NULL-terminated): replies 400
  * "unknown_field" otherwise. */
 json_t *ps_http_body_fields(struct ps_request *rq, bool allow_empty, const char *const *known);
+/* For a route that takes no fields: an empty body or `{}`. Replies 400 (bad_json,
+ * unknown_field) and returns false otherwise, so that a field a client thinks it sends is
+ * never silently ignored. */
+bool ps_http_no_fields(struct ps_request *rq);
 /* The deepest nesting of arrays and objects in a JSON text (strings skipped). */
 int ps_http_json_depth(const char *s, size_t len);
 /* True when `header` ("sha256=<hex>") is the HMAC-SHA256 of the body under `secret`

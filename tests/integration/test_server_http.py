@@ -380,6 +380,36 @@ def test_method_not_allowed_lists_head_beside_get(demo):
             st, _, body = srv.request("HEAD", path, raw=True)
             assert st == 200 and body == b"", (path, st)
 
+
+def test_routes_without_fields_refuse_a_body_with_fields(demo):
+    """Cancel, resume, restore and the deletes take no fields: a field sent to them (or a
+    body that is not JSON) is a 400, with nothing changed, never silently ignored. No body,
+    or {}, is what they take."""
+    srv = demo()
+    sync_done(srv)
+    st, _, note = srv.post("/api/v1/projects/demo/memory", {"title": "n", "content": "c"})
+    assert st == 201, note
+    routes = (("POST", "/api/v1/projects/demo/resume"),
+              ("POST", "/api/v1/syncs/1/cancel"),
+              ("POST", f"/api/v1/memory/{note['id']}/restore"),
+              ("DELETE", f"/api/v1/memory/{note['id']}"),
+              ("DELETE", "/api/v1/projects/demo"))
+    json_type = {"Content-Type": "application/json"}
+    for method, path in routes:
+        st, _, e = srv.request(method, path, body={"force": True})
+        assert st == 400 and e["error"]["code"] == "unknown_field", (path, e)
+        assert "force" in e["error"]["message"]
+        st, _, e = srv.request(method, path, body="garbage", headers=json_type)
+        assert st == 400 and e["error"]["code"] == "bad_json", (path, e)
+    assert srv.get(f"/api/v1/memory/{note['id']}")[2]["status"] == "active"
+    assert srv.get("/api/v1/projects/demo")[0] == 200
+    st, _, _ = srv.request("POST", "/api/v1/projects/demo/resume", body={})
+    assert st == 200
+    st, _, _ = srv.request("DELETE", f"/api/v1/memory/{note['id']}")
+    assert st == 200
+    st, _, _ = srv.request("DELETE", "/api/v1/projects/demo", body="{}", headers=json_type)
+    assert st == 204
+
 # ---- 19: Location, bare flags, relative sources, raw paths, ETags ---------------------------
 
 def test_location_of_a_long_name(demo, repo):
