@@ -454,6 +454,16 @@ static int settings_option(struct ps_cli *cli, int c, struct settings *st)
 	}
 }
 
+/* A failed check of a source or branch (add, set) exits as POST and PATCH /api/v1/projects
+ * answer it: a branch or repository the source does not have is invalid input (422, exit 2),
+ * not a missing object of the store (404, exit 3). */
+static int check_failed(int rc)
+{
+	int code = ps_cli_fail(rc);
+
+	return rc == PS_ENOTFOUND ? PS_EXIT_USAGE : code;
+}
+
 static int project_add(struct ps_cli *cli, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -520,7 +530,7 @@ static int project_add(struct ps_cli *cli, int argc, char **argv)
 	}
 	sopts = ps_cli_source_opts(cli);
 	if ((rc = ps_source_check_branch(p.source, p.branch, &sopts)) < 0) {
-		exit_code = ps_cli_fail(rc);
+		exit_code = check_failed(rc);
 		goto cleanup;
 	}
 	if ((rc = ps_store_project_add(cli->store, &p)) < 0) {
@@ -626,9 +636,15 @@ static int project_set(struct ps_cli *cli, int argc, char **argv)
 	}
 	chg.schedule = schedule_changed;
 	sopts = ps_cli_source_opts(cli);
-	if ((rc = ps_project_change_allowed(cli->store, p, &chg)) < 0 ||
-	    (rc = ps_project_change_check(p, &chg, &sopts)) < 0 ||
-	    (rc = ps_project_change_apply(cli->store, p, &chg)) < 0) {
+	if ((rc = ps_project_change_allowed(cli->store, p, &chg)) < 0) {
+		exit_code = ps_cli_fail(rc);
+		goto cleanup;
+	}
+	if ((rc = ps_project_change_check(p, &chg, &sopts)) < 0) {
+		exit_code = check_failed(rc);
+		goto cleanup;
+	}
+	if ((rc = ps_project_change_apply(cli->store, p, &chg)) < 0) {
 		exit_code = ps_cli_fail(rc);
 		goto cleanup;
 	}

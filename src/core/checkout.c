@@ -31,6 +31,7 @@
 #include <jansson.h>
 #include <limits.h>
 #include <openssl/evp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,6 +72,7 @@ struct manifest {
 	bool present;
 	bool legacy;            /* version 1: names a sync, lists no entries */
 	bool complete;          /* false: an unfinished checkout; a listed path may be absent */
+	long tmp_pid;           /* unfinished: the process whose temporary files may be left */
 	char *project;
 	int64_t project_id;
 	int64_t sync_id;
@@ -379,7 +381,7 @@ static int manifest_read(int rootfd, const char *dir, struct manifest *m)
 {
 	char *buf = NULL, *nl;
 	size_t len = 0, hlen;
-	json_t *j = NULL, *project, *sync_id, *project_id, *version, *complete;
+	json_t *j = NULL, *project, *sync_id, *project_id, *version, *complete, *pid;
 	json_error_t jerr;
 	struct stat st;
 	ssize_t r;
@@ -434,6 +436,7 @@ static int manifest_read(int rootfd, const char *dir, struct manifest *m)
 	project_id = json_object_get(j, "project_id");
 	version = json_object_get(j, "version");
 	complete = json_object_get(j, "complete");
+	pid = json_object_get(j, "pid");
 	ver = json_is_integer(version) ? json_integer_value(version) : 1;
 	if (!json_is_string(project) || !json_is_integer(sync_id)) {
 		rc = manifest_bad(dir, "no project or sync_id");
@@ -449,6 +452,9 @@ static int manifest_read(int rootfd, const char *dir, struct manifest *m)
 	m->project = ps_strdup(json_string_value(project));
 	m->sync_id = json_integer_value(sync_id);
 	m->project_id = json_is_integer(project_id) ? json_integer_value(project_id) : 0;
+	if (!m->complete && json_is_integer(pid) && json_integer_value(pid) > 0 &&
+	    json_integer_value(pid) <= INT_MAX)
+		m->tmp_pid = (long)json_integer_value(pid);
 	if (!m->legacy && nl) {
 		char *line = nl + 1;
 		size_t lineno = 1;
@@ -904,13 +910,19 @@ static int manifest_write(struct apply *a, const struct ps_project *p, const str
 			      "project", p->name, "project_id", (json_int_t)p->id,
 			      "sync_id", (json_int_t)sync->id, "commit", sync->commit,
 			      "complete", complete);
-	char *text = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	char *text = NULL;
 	struct ps_buf b;
 	size_t len = 0;
 	char *body;
 	bool bad;
 	int rc;
 
+	/* Until the final manifest, this process's temporary files (next_tmp_name) may be left
+	 * by a crash: the next run finds them by this pid (remove_stale_tmp). */
+	if (j && !complete)
+		json_object_set_new(j, "pid", json_integer((json_int_t)getpid()));
+	if (j)
+		text = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
 	json_decref(j);
 	if (!text)
 		return ps_error_set(PS_ENOMEM, NULL, "cannot encode the checkout manifest");
@@ -1178,6 +1190,25 @@ static bool owns_below(const struct manifest *m, const char *path)
 	return yes;
 }
 
+/* Whether the directory `name` below `pfd` is empty (false when it cannot be read). */
+static bool dir_is_empty_at(int pfd, const char *name)
+{
+	int fd = openat(pfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	struct dirent *de;
+	bool empty = d != NULL;
+
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return false;
+	}
+	while (empty && (de = readdir(d)) != NULL)
+		empty = strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0;
+	closedir(d);
+	return empty;
+}
+
 static struct item *push_item(struct item **v, size_t *n, size_t *cap)
 {
 	if (*n == *cap) {
@@ -1272,6 +1303,11 @@ static int plan(struct apply *a, const struct manifest *m, const struct targets 
 			    owns_below(m, it->path)) {
 				/* A directory of the old snapshot: the deletions empty it (or what
 				 * is left in it makes this entry fail on its own). */
+			} else if (S_ISDIR(st.st_mode) && it->t->mode != PS_MODE_COMMIT &&
+				   dir_is_empty_at(pfd, base)) {
+				/* An empty directory holds nothing to lose (a directory of an
+				 * older snapshot that held a file of the user's, who has since
+				 * removed it): replaced when the entry is written, as git does. */
 			} else if (classify(a, pfd, base, &st, it->t->mode, it->t->sha, &unknown,
 					    &read_it) == 0) {
 				/* Exactly the snapshot's entry already: taken over as is. */
@@ -1306,6 +1342,108 @@ static int plan(struct apply *a, const struct manifest *m, const struct targets 
 	return rc;
 }
 
+#define TMP_PREFIX ".projsync-"
+
+/* The process id in a name next_tmp_name gives (".projsync-PID-N.tmp"), else 0. */
+static long tmp_name_pid(const char *name)
+{
+	const char *p = name + strlen(TMP_PREFIX);
+	char *end;
+	long pid;
+
+	if (strncmp(name, TMP_PREFIX, strlen(TMP_PREFIX)) != 0 || !(*p >= '0' && *p <= '9'))
+		return 0;
+	errno = 0;
+	pid = strtol(p, &end, 10);
+	if (errno || pid <= 0 || pid > INT_MAX || *end != '-' || !(end[1] >= '0' && end[1] <= '9'))
+		return 0;
+	for (p = end + 1; *p >= '0' && *p <= '9'; p++)
+		;
+	return strcmp(p, ".tmp") == 0 ? pid : 0;
+}
+
+/* Whether `name` is a temporary name of a process that no longer runs (a live one may be a
+ * checkout at work), or of process `pid` (0: none). */
+static bool stale_tmp_name(const char *name, long pid)
+{
+	long of = tmp_name_pid(name);
+
+	if (of <= 0)
+		return false;
+	return of == pid || (kill((pid_t)of, 0) != 0 && errno == ESRCH);
+}
+
+/*
+ * A checkout killed between creating a temporary file and renaming it into place leaves that
+ * file behind, at a name no snapshot or manifest lists, so nothing else would ever remove it.
+ * The manifest's own temporary file is in the folder itself, even before the folder has a
+ * manifest: there, every temporary file of a process that no longer runs is removed. Files
+ * are written in their own directories: an unfinished manifest names its process (`pid`) and
+ * lists every path it was about to write (with no stat data), so the directories of those
+ * paths are looked into too. Only files and symlinks so named are removed, and none that the
+ * snapshot or the manifest has at that path (a repository may hold such a name); directories
+ * are opened without following symlinks. Best effort: what cannot be removed stays.
+ */
+static void remove_stale_tmp(struct apply *a, const struct manifest *m, const struct targets *tg)
+{
+	struct ps_strv dirs = { 0 };
+	long pid = m->present && !m->complete ? m->tmp_pid : 0;
+
+	if (a->rootfd < 0)
+		return;
+	ps_strv_push(&dirs, "");
+	for (size_t i = 0; pid > 0 && i < m->n; i++) {
+		const char *path = m->v[i].path;
+		size_t dlen = ps_path_dirname_len(path, strlen(path));
+		char *d;
+
+		if (m->v[i].st.st_mode != 0 || dlen == 0)
+			continue;
+		d = ps_strndup(path, dlen);
+		/* Sorted paths: the entries of one directory mostly come together. */
+		if (strcmp(dirs.v[dirs.n - 1], d) != 0)
+			ps_strv_push(&dirs, d);
+		free(d);
+	}
+	for (size_t i = 0; i < dirs.n; i++) {
+		int dfd = open_dirs(a->rootfd, dirs.v[i], strlen(dirs.v[i]), false, NULL);
+		/* A description of its own: the folder's descriptor shares its read offset. */
+		int fd = dfd >= 0 ? openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+		DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+		struct dirent *de;
+
+		if (dfd >= 0)
+			close(dfd);
+		if (!d) {
+			if (fd >= 0)
+				close(fd);
+			continue;
+		}
+		while ((de = readdir(d)) != NULL) {
+			struct stat st;
+			struct op key;
+			char *path;
+			bool listed;
+
+			if (!stale_tmp_name(de->d_name, pid))
+				continue;
+			path = dirs.v[i][0] ? ps_asprintf("%s/%s", dirs.v[i], de->d_name)
+					    : ps_strdup(de->d_name);
+			key.path = path;
+			listed = owns_path(m, path) ||
+				 (tg->n && bsearch(&key, tg->v, tg->n, sizeof(*tg->v), cmp_op));
+			free(path);
+			if (!listed &&
+			    fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+			    (S_ISREG(st.st_mode) || S_ISLNK(st.st_mode)))
+				unlinkat(dirfd(d), de->d_name, 0);
+		}
+		closedir(d);
+	}
+	ps_strv_dispose(&dirs);
+}
+
+/* Whether the folder holds nothing but what killed checkouts left (remove_stale_tmp). */
 static int dir_is_empty(int rootfd, const char *dir, bool *empty)
 {
 	int fd = openat(rootfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -1319,10 +1457,18 @@ static int dir_is_empty(int rootfd, const char *dir, bool *empty)
 	}
 	*empty = true;
 	while ((de = readdir(d)) != NULL) {
-		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0) {
-			*empty = false;
-			break;
-		}
+		struct stat st;
+
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		/* A first checkout killed while writing its manifest (or a top-level entry)
+		 * left only that. */
+		if (stale_tmp_name(de->d_name, 0) &&
+		    fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    (S_ISREG(st.st_mode) || S_ISLNK(st.st_mode)))
+			continue;
+		*empty = false;
+		break;
 	}
 	closedir(d);
 	return 0;
@@ -1396,7 +1542,10 @@ int ps_checkout(struct ps_store *s, const struct ps_project *p, int64_t at_sync,
 	rc = manifest_read(a.rootfd, dir, &m);
 	if (rc < 0)
 		goto cleanup;
-	if (m.present && strcmp(m.project, p->name) != 0) {
+	/* The project's id names it for good; its name may have changed since (project set
+	 * --rename). The name alone decides for a manifest without an id (version 1). */
+	if (m.present && strcmp(m.project, p->name) != 0 &&
+	    !(m.project_id > 0 && m.project_id == p->id)) {
 		rc = ps_error_set(PS_ECONFLICT, "other_project",
 				  "%s holds a checkout of project '%s', not '%s'; use another "
 				  "folder", dir, m.project, p->name);
@@ -1451,7 +1600,8 @@ int ps_checkout(struct ps_store *s, const struct ps_project *p, int64_t at_sync,
 	for (size_t i = 0; i < nitems; i++)
 		any = any || items[i].act == ACT_WRITE || items[i].act == ACT_DELETE;
 	if (!any && m.present && m.complete && !m.legacy && !refresh &&
-	    m.sync_id == target->id) {
+	    m.sync_id == target->id && strcmp(m.project, p->name) == 0) {
+		remove_stale_tmp(&a, &m, &tg);
 		stats->unchanged = stats->total;
 		goto cleanup; /* already there; the manifest stays as it is */
 	}
@@ -1466,6 +1616,9 @@ int ps_checkout(struct ps_store *s, const struct ps_project *p, int64_t at_sync,
 			goto cleanup;
 		}
 	}
+	/* What a killed run left at no path of its own: before the manifest that named it is
+	 * replaced. */
+	remove_stale_tmp(&a, &m, &tg);
 	/* Before the first change: a manifest that knows both states of every path about to
 	 * change, so a crash half-way is neither a "local change" nor trusted as finished. */
 	if (any && (rc = manifest_write(&a, p, target, false, true, items, nitems)) < 0)

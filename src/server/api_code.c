@@ -37,25 +37,6 @@ static char *url_escape(const char *s)
 	return ps_buf_take(&b, NULL);
 }
 
-/* "true"/"1" or "false"/"0"; replies 400 otherwise. */
-static bool parse_bool(struct ps_request *rq, const char *name, bool *out)
-{
-	const char *v = ps_http_query(rq, name);
-
-	*out = false;
-	if (!v)
-		return true;
-	if (!strcmp(v, "true") || !strcmp(v, "1")) {
-		*out = true;
-		return true;
-	}
-	if (!strcmp(v, "false") || !strcmp(v, "0") || !*v)
-		return true;
-	ps_http_error(rq, MHD_HTTP_BAD_REQUEST, "invalid_parameter",
-		      "'%s' must be true or false", name);
-	return false;
-}
-
 struct page {
 	json_t *arr;
 	int64_t limit;
@@ -91,7 +72,8 @@ void ps_api_project_search_code(struct ps_request *rq)
 			      "'q' (the pattern to search for) is required");
 		return;
 	}
-	if (!parse_bool(rq, "regex", &go.regex) || !parse_bool(rq, "ignore_case", &go.ignore_case) ||
+	if (!ps_http_query_bool(rq, "regex", &go.regex) ||
+	    !ps_http_query_bool(rq, "ignore_case", &go.ignore_case) ||
 	    !ps_api_parse_limit(rq, DEFAULT_LIMIT, &pg.limit))
 		return;
 	if (at_s && !ps_http_parse_id(rq, "sync id 'at'", at_s, &go.at))

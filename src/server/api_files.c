@@ -302,7 +302,6 @@ void ps_api_project_file(struct ps_request *rq)
 	char mode[8], sync_s[24], etag[PS_SHA_HEX + 3];
 	int rc;
 
-	const char *dl = ps_http_query(rq, "download");
 	const char *type;
 	bool download = false;
 
@@ -310,12 +309,8 @@ void ps_api_project_file(struct ps_request *rq)
 		ps_http_error(rq, MHD_HTTP_BAD_REQUEST, "missing_path", "?path= is required");
 		return;
 	}
-	if (dl && !(download = strcmp(dl, "1") == 0 || strcmp(dl, "true") == 0) &&
-	    strcmp(dl, "0") != 0 && strcmp(dl, "false") != 0) {
-		ps_http_error(rq, MHD_HTTP_BAD_REQUEST, "invalid_parameter",
-			      "invalid download '%.50s': give 1 or 0", dl);
+	if (!ps_http_query_bool(rq, "download", &download))
 		return;
-	}
 	if (!(p = ps_http_project(rq)))
 		return;
 	if (!resolve_snapshot(rq, p, &snapshot))

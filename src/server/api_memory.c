@@ -75,23 +75,6 @@ static char *url_encode(const char *s)
 	return out;
 }
 
-/* ?include_superseded: absent or false/0 = no; present empty, true or 1 = yes; else 400. */
-static bool parse_bool(struct ps_request *rq, const char *name, bool *out)
-{
-	const char *s = ps_http_query(rq, name);
-
-	*out = false;
-	if (!s || strcmp(s, "false") == 0 || strcmp(s, "0") == 0)
-		return true;
-	if (!s[0] || strcmp(s, "true") == 0 || strcmp(s, "1") == 0) {
-		*out = true;
-		return true;
-	}
-	ps_http_error(rq, MHD_HTTP_BAD_REQUEST, "invalid_parameter",
-		      "invalid %s '%.50s': give true or false", name, s);
-	return false;
-}
-
 /* ?offset: a count from 0; 0 when absent. */
 static bool parse_offset(struct ps_request *rq, int64_t *out)
 {
@@ -135,7 +118,7 @@ void ps_api_project_memory(struct ps_request *rq)
 	int rc;
 
 	if (!ps_api_parse_limit(rq, MEMORY_PAGE, &limit) || !parse_offset(rq, &offset) ||
-	    !parse_bool(rq, "include_superseded", &superseded))
+	    !ps_http_query_bool(rq, "include_superseded", &superseded))
 		return;
 	if (q) {
 		/* Checked before anything else: a query without a word is the client's
@@ -218,7 +201,7 @@ void ps_api_memory_restore(struct ps_request *rq)
 	int64_t id;
 	int rc;
 
-	if (!entry_id(rq, &id))
+	if (!entry_id(rq, &id) || !ps_http_no_fields(rq))
 		return;
 	if ((rc = ps_store_memory_restore(rq->store, id, &e, &restored)) < 0) {
 		memory_fail(rq, rc, "the restore");
@@ -339,7 +322,7 @@ void ps_api_memory_delete(struct ps_request *rq)
 	int64_t id;
 	int rc;
 
-	if (!entry_id(rq, &id))
+	if (!entry_id(rq, &id) || !ps_http_no_fields(rq))
 		return;
 	if ((rc = ps_store_memory_delete(rq->store, id, &e)) < 0) {
 		note_fail(rq, rc, "the delete");

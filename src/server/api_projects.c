@@ -372,10 +372,10 @@ void ps_api_project_get(struct ps_request *rq)
 
 void ps_api_project_delete(struct ps_request *rq)
 {
-	struct ps_project *p = ps_http_project(rq);
+	struct ps_project *p;
 	int rc;
 
-	if (!p)
+	if (!ps_http_no_fields(rq) || !(p = ps_http_project(rq)))
 		return;
 	(void)ps_store_reap(rq->store, p->id, NULL);
 	if ((rc = ps_store_project_remove(rq->store, p->name)) < 0) {
@@ -479,10 +479,10 @@ cleanup:
 
 void ps_api_project_resume(struct ps_request *rq)
 {
-	struct ps_project *p = ps_http_project(rq), *after = NULL;
+	struct ps_project *p, *after = NULL;
 	int rc;
 
-	if (!p)
+	if (!ps_http_no_fields(rq) || !(p = ps_http_project(rq)))
 		return;
 	if ((rc = ps_store_project_resume(rq->store, p->id, ps_now_ms())) < 0 ||
 	    (rc = ps_store_project_get_by_id(rq->store, p->id, &after)) < 0) {

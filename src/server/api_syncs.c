@@ -56,10 +56,10 @@ void ps_api_sync_get(struct ps_request *rq)
 
 void ps_api_sync_cancel(struct ps_request *rq)
 {
-	struct ps_sync *s = load_sync(rq), *after = NULL;
+	struct ps_sync *s, *after = NULL;
 	int rc;
 
-	if (!s)
+	if (!ps_http_no_fields(rq) || !(s = load_sync(rq)))
 		return;
 	if ((rc = ps_store_sync_request_cancel(rq->store, s->id)) < 0) {
 		if (rc == PS_ECONFLICT)
@@ -182,13 +182,6 @@ static enum MHD_Result collect_path(void *cls, enum MHD_ValueKind kind, const ch
 	return MHD_YES;
 }
 
-static bool flag(struct ps_request *rq, const char *name)
-{
-	const char *v = ps_http_query(rq, name);
-
-	return v && (strcmp(v, "1") == 0 || strcmp(v, "true") == 0);
-}
-
 static int append_buf(void *ud, const char *data, size_t len)
 {
 	return ps_buf_append(ud, data, len);
@@ -219,10 +212,13 @@ void ps_api_sync_diff(struct ps_request *rq)
 	struct paths paths = { 0 };
 	struct ps_patch_opts opts = { 0 };
 	const char *format = ps_http_query(rq, "format"), *accept = ps_http_header(rq, "Accept");
-	bool text, patch = flag(rq, "patch");
+	bool text, patch, stat, full_index;
 	int64_t bid;
 	int rc;
 
+	if (!ps_http_query_bool(rq, "patch", &patch) || !ps_http_query_bool(rq, "stat", &stat) ||
+	    !ps_http_query_bool(rq, "full_index", &full_index))
+		return;
 	if (format && strcmp(format, "diff") != 0 && strcmp(format, "json") != 0) {
 		ps_http_error(rq, MHD_HTTP_BAD_REQUEST, "invalid_format", "invalid format '%s': "
 			      "give diff or json", format);
@@ -238,7 +234,7 @@ void ps_api_sync_diff(struct ps_request *rq)
 	}
 	opts.paths = paths.v;
 	opts.npaths = paths.n;
-	opts.full_index = flag(rq, "full_index");
+	opts.full_index = full_index;
 	if (!(a = load_sync(rq)))
 		return;
 	if (!ps_http_parse_id(rq, "sync id", ps_http_param(rq, 1), &bid))
@@ -254,7 +250,7 @@ void ps_api_sync_diff(struct ps_request *rq)
 	if (text) {
 		struct ps_buf out;
 		bool truncated = false;
-		unsigned what = PS_PATCH_WANT_PATCH | (flag(rq, "stat") ? PS_PATCH_WANT_STAT : 0);
+		unsigned what = PS_PATCH_WANT_PATCH | (stat ? PS_PATCH_WANT_STAT : 0);
 		ps_buf_init(&out, SIZE_MAX);
 		rc = ps_patch_write(rq->store, a->project_id, a->id, b->id, &opts, what, 80,
 				    PS_API_DIFF_MAX_BYTES, append_buf, &out, &truncated);

@@ -177,6 +177,22 @@ const char *ps_http_query(struct ps_request *rq, const char *name)
 	return v ? v : "";
 }
 
+bool ps_http_query_bool(struct ps_request *rq, const char *name, bool *out)
+{
+	const char *v = ps_http_query(rq, name);
+
+	*out = false;
+	if (!v || strcmp(v, "false") == 0 || strcmp(v, "0") == 0)
+		return true;
+	if (!v[0] || strcmp(v, "true") == 0 || strcmp(v, "1") == 0) {
+		*out = true;
+		return true;
+	}
+	ps_http_error(rq, MHD_HTTP_BAD_REQUEST, "invalid_parameter",
+		      "invalid %s '%.50s': give true or false", name, v);
+	return false;
+}
+
 const char *ps_http_header(struct ps_request *rq, const char *name)
 {
 	return MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, name);
@@ -331,6 +347,15 @@ json_t *ps_http_body_object(struct ps_request *rq, bool allow_empty)
 	return j;
 }
 
+bool ps_http_no_fields(struct ps_request *rq)
+{
+	static const char *const none[] = { NULL };
+	json_t *body = ps_http_body_fields(rq, true, none);
+
+	json_decref(body);
+	return body != NULL;
+}
+
 json_t *ps_http_body_fields(struct ps_request *rq, bool allow_empty, const char *const *known)
 {
 	json_t *body = ps_http_body_object(rq, allow_empty), *v;
@@ -435,8 +460,10 @@ static void route(struct ps_request *rq)
 			return;
 		}
 		path_known = true;
-		snprintf(allow + strlen(allow), sizeof(allow) - strlen(allow), "%s%s",
-			 allow[0] ? ", " : "", rt[i].method);
+		/* HEAD is answered wherever GET is (above), so it is allowed there too. */
+		snprintf(allow + strlen(allow), sizeof(allow) - strlen(allow), "%s%s%s",
+			 allow[0] ? ", " : "", rt[i].method,
+			 strcmp(rt[i].method, "GET") == 0 ? ", HEAD" : "");
 		for (size_t k = 0; k < np; k++)
 			free(params[k]);
 	}
@@ -508,12 +535,13 @@ static char *decode_path(const char *s, size_t len)
  * the log. A query with too many arguments is cut here (its first byte set to NUL in
  * libmicrohttpd's own buffer, which it hands over writable): libmicrohttpd 0.9.75 stores every
  * argument in the connection's pool and, when that runs out, queues a 431 it then never
- * sends; the handler answers 400 instead.
+ * sends; the handler answers 400 instead. A target longer than PS_HTTP_MAX_TARGET has its
+ * query cut the same way (its arguments alone can fill the pool), and is answered 414.
  */
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 {
 	struct ps_request *rq = ps_calloc(1, sizeof(*rq));
-	const char *q;
+	const char *q = NULL;
 
 	rq->srv = cls;
 	rq->conn = conn;
@@ -529,6 +557,11 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 			rq->too_many_args = true;
 			((char *)q)[1] = 0;
 		}
+	}
+	if (uri && strlen(rq->raw_target) > PS_HTTP_MAX_TARGET) {
+		rq->target_too_long = true;
+		if (q)
+			((char *)q)[1] = 0;
 	}
 	return rq;
 }
@@ -601,6 +634,11 @@ static bool check_protocol(struct ps_request *rq, const char *version)
 	if (version && version[0] && rq->raw_target_at &&
 	    rq->raw_target_at + strlen(raw) + 1 != version) {
 		ps_http_error(rq, MHD_HTTP_BAD_REQUEST, "bad_request", "NUL byte in the request line");
+		return false;
+	}
+	if (rq->target_too_long) {
+		ps_http_error(rq, MHD_HTTP_URI_TOO_LONG, "uri_too_long",
+			      "the request target is longer than %d bytes", PS_HTTP_MAX_TARGET);
 		return false;
 	}
 	if (plen == 0 || raw[0] != '/' || !target_part_valid(raw, plen)) {

@@ -33,6 +33,12 @@
  * pool and never answers when the pool runs out, so the router refuses more before it parses
  * them (on_uri in http.c). The API uses at most five. */
 #define PS_HTTP_MAX_QUERY_ARGS 64
+/* The request target's length (path and query as sent). The same pool holds the request head
+ * and the answer's headers: past about 15.9 KiB a query's arguments no longer fit and the
+ * request is never answered (above), and a target near 16 KiB leaves no room for any answer.
+ * A longer target is refused before libmicrohttpd parses its query. 12 KiB holds a file path
+ * of 4000 bytes percent-encoded. */
+#define PS_HTTP_MAX_TARGET (12 * 1024)
 
 struct ps_hub;
 struct ps_offload;
@@ -89,6 +95,7 @@ struct ps_request {
 	char *raw_target;             /* the request target as sent, query included (owned) */
 	const char *raw_target_at;    /* where libmicrohttpd held it (for the NUL check) */
 	bool too_many_args;           /* the query was cut before libmicrohttpd parsed it */
+	bool target_too_long;         /* longer than PS_HTTP_MAX_TARGET; the query was cut too */
 	bool started;                 /* the access handler has seen the headers */
 	const struct ps_route *route; /* NULL until routed */
 	enum ps_access access;        /* what its token allows (set on the headers) */
@@ -112,6 +119,10 @@ const char *ps_http_param(struct ps_request *rq, size_t i);
  * value (`?include_superseded`) is "". */
 const char *ps_http_query(struct ps_request *rq, const char *name);
 const char *ps_http_header(struct ps_request *rq, const char *name);
+/* A true/false query argument, the same for every route: absent, "false" or "0" is false;
+ * "true", "1" or no value (`?patch`) is true. Anything else replies 400 invalid_parameter and
+ * returns false. */
+bool ps_http_query_bool(struct ps_request *rq, const char *name, bool *out);
 
 /* A store connection for one of the server's threads (requests, workers, events, schedule):
  * migrations are the start-up's job, and its SQLite page cache is small (PS_STORE_SMALL_CACHE)
@@ -137,6 +148,10 @@ json_t *ps_http_body_object(struct ps_request *rq, bool allow_empty);
 /* The same, and every key must be one of `known` (NULL-terminated): replies 400
  * "unknown_field" otherwise. */
 json_t *ps_http_body_fields(struct ps_request *rq, bool allow_empty, const char *const *known);
+/* For a route that takes no fields: an empty body or `{}`. Replies 400 (bad_json,
+ * unknown_field) and returns false otherwise, so that a field a client thinks it sends is
+ * never silently ignored. */
+bool ps_http_no_fields(struct ps_request *rq);
 /* The deepest nesting of arrays and objects in a JSON text (strings skipped). */
 int ps_http_json_depth(const char *s, size_t len);
 /* True when `header` ("sha256=<hex>") is the HMAC-SHA256 of the body under `secret`

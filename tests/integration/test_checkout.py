@@ -9,7 +9,11 @@ so path safety is left to the C unit tests.
 """
 import json
 import os
+import random
+import shutil
+import signal
 import stat
+import time
 
 import pytest
 
@@ -267,3 +271,40 @@ def test_checkout_skips_a_symlink_no_file_system_can_hold(ps, repo, tmp_path):
     ps.sync("p")
     r = ps.ok("checkout", "p", co)
     assert (co / "a.txt").read_text() == "a2\n" and (co / MANIFEST).exists()
+
+
+def test_killed_checkout_leaves_no_temporary_file_behind(ps, repo, tmp_path):
+    """A checkout killed while a file is being written leaves its temporary file (the file is
+    written under a temporary name, then renamed into place). The next run finishes the
+    checkout and removes that file: the folder then holds the snapshot and nothing else."""
+    rnd = random.Random(7)
+    for i in range(12):
+        repo.write(f"d{i % 2}/f{i:02}.bin", rnd.randbytes(3_000_000))
+    repo.commit()
+    ps.add("p", str(repo.path))
+    ps.sync("p")
+    co = tmp_path / "co"
+
+    def temporaries():
+        return [os.path.join(d, n) for d, _, names in os.walk(co) for n in names
+                if n.endswith(".tmp")]
+
+    left = []
+    for _ in range(20):
+        shutil.rmtree(co, ignore_errors=True)
+        proc = ps.popen("checkout", "p", co)
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < deadline:
+            if co.exists() and temporaries():
+                proc.send_signal(signal.SIGKILL)
+                break
+            time.sleep(0.001)
+        proc.communicate()
+        left = temporaries()
+        if proc.returncode == -signal.SIGKILL and left:
+            break
+    assert left, "no run was killed while writing a file"
+
+    ps.ok("checkout", "p", co)
+    assert temporaries() == []
+    assert tree_of_dir(co) == tree_of_commit(repo, "HEAD")

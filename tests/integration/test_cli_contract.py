@@ -92,6 +92,24 @@ def test_one_exit_code_rule_agrees_with_the_api(world, tmp_path, args, api, code
         assert EXIT_OF_STATUS.get(st) == code, (st, body)
 
 
+def test_a_branch_the_source_lacks_is_invalid_input_in_both(world, tmp_path):
+    """`project set --branch` and `project add --branch` with a branch the source does not have
+    exit as PATCH/POST /api/v1/projects answer it (422 branch_not_found -> 2), not 3 as if
+    projsync's own object were missing; nothing is stored."""
+    ps, server, _ = world
+    before = ps.json("project", "list")
+    st, _, body = server.request("PATCH", "/api/v1/projects/p", body={"branch": "no-such"})
+    assert st == 422 and body["error"]["code"] == "branch_not_found", body
+    repo = ps.project("p")["source"]
+    for args in (("project", "set", "p", "--branch", "no-such"),
+                 ("project", "add", "p2", repo, "--branch", "no-such")):
+        r = ps(*args)
+        assert r.rc == EXIT_OF_STATUS[st], r
+        assert one_error_line(r.err) and "no-such" in r.err, r
+    assert ps.json("project", "list") == before
+    # A project that is not there is still 3.
+    assert ps("project", "set", "nope", "--branch", "no-such").rc == 3
+
 def test_api_names_bad_numbers_plainly(world):
     _, server, _ = world
     st, _, body = server.get("/api/v1/projects/p/syncs?limit=abc")

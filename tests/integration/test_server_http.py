@@ -331,6 +331,85 @@ def test_protocol_abuse_answered_at_once(demo):
     assert st == 200
 
 
+
+def answer_or_close(srv, data):
+    """(status, body) of the answer, or None when the server closes without one; a request
+    left unanswered past FAST fails (socket.timeout)."""
+    try:
+        st, _, body = raw(srv, data)
+    except AssertionError:
+        return None
+    return st, body
+
+
+def test_long_request_target_answered_at_once(demo):
+    """A long query used to fill libmicrohttpd's per-connection pool with its arguments: near
+    16 KiB it was never answered (the client waited for the connection timeout). A target over
+    12 KiB is refused with a JSON 414; one just under it is served."""
+    srv = demo()
+    sync_done(srv)
+    st, _, body = raw(srv, req(srv, "GET", "/api/v1/projects/demo/files?prefix="
+                              + "a" * 12000 + "&limit=2"))
+    assert st == 200 and json.loads(body) == [], body
+    st, _, body = raw(srv, req(srv, "GET", "/api/v1/projects/demo/file?path=" + "a" * 13000))
+    assert st == 414 and err_code(body) == "uri_too_long", body
+    st, _, body = raw(srv, req(srv, "GET", "/api/v1/projects/" + "a" * 13000))
+    assert st == 414 and err_code(body) == "uri_too_long", body
+    for n in range(15700, 16500, 25):
+        for target in (f"/api/v1/projects/demo/files?prefix={'a' * n}&limit=2",
+                       f"/api/v1/projects/demo/file?path={'a' * n}"):
+            got = answer_or_close(srv, req(srv, "GET", target))
+            # At the pool's very end no answer fits: the connection is closed at once.
+            assert got is None or got[0] in (414, 431), (n, got)
+    st, _, _ = raw(srv, req(srv, "GET", "/api/v1/projects"))
+    assert st == 200
+
+
+def test_method_not_allowed_lists_head_beside_get(demo):
+    """A 405's Allow lists every method the path answers: HEAD wherever GET is."""
+    srv = demo()
+    for path, methods in (("/api/v1/projects", {"GET", "HEAD", "POST"}),
+                          ("/api/v1/projects/demo", {"GET", "HEAD", "PATCH", "DELETE"}),
+                          ("/api/v1/projects/demo/sync", {"GET", "HEAD", "POST"}),
+                          ("/api/v1/syncs/1/cancel", {"POST"}),
+                          ("/healthz", {"GET", "HEAD"})):
+        st, h, body = srv.request("OPTIONS", path)
+        assert st == 405 and err_code(json.dumps(body)) == "method_not_allowed", (path, body)
+        assert set(h["allow"].split(", ")) == methods, (path, h["allow"])
+        if "HEAD" in methods:
+            st, _, body = srv.request("HEAD", path, raw=True)
+            assert st == 200 and body == b"", (path, st)
+
+
+def test_routes_without_fields_refuse_a_body_with_fields(demo):
+    """Cancel, resume, restore and the deletes take no fields: a field sent to them (or a
+    body that is not JSON) is a 400, with nothing changed, never silently ignored. No body,
+    or {}, is what they take."""
+    srv = demo()
+    sync_done(srv)
+    st, _, note = srv.post("/api/v1/projects/demo/memory", {"title": "n", "content": "c"})
+    assert st == 201, note
+    routes = (("POST", "/api/v1/projects/demo/resume"),
+              ("POST", "/api/v1/syncs/1/cancel"),
+              ("POST", f"/api/v1/memory/{note['id']}/restore"),
+              ("DELETE", f"/api/v1/memory/{note['id']}"),
+              ("DELETE", "/api/v1/projects/demo"))
+    json_type = {"Content-Type": "application/json"}
+    for method, path in routes:
+        st, _, e = srv.request(method, path, body={"force": True})
+        assert st == 400 and e["error"]["code"] == "unknown_field", (path, e)
+        assert "force" in e["error"]["message"]
+        st, _, e = srv.request(method, path, body="garbage", headers=json_type)
+        assert st == 400 and e["error"]["code"] == "bad_json", (path, e)
+    assert srv.get(f"/api/v1/memory/{note['id']}")[2]["status"] == "active"
+    assert srv.get("/api/v1/projects/demo")[0] == 200
+    st, _, _ = srv.request("POST", "/api/v1/projects/demo/resume", body={})
+    assert st == 200
+    st, _, _ = srv.request("DELETE", f"/api/v1/memory/{note['id']}")
+    assert st == 200
+    st, _, _ = srv.request("DELETE", "/api/v1/projects/demo", body="{}", headers=json_type)
+    assert st == 204
+
 # ---- 19: Location, bare flags, relative sources, raw paths, ETags ---------------------------
 
 def test_location_of_a_long_name(demo, repo):
@@ -355,6 +434,42 @@ def test_bare_include_superseded(demo, repo):
     assert [e["status"] for e in plain] == ["active"]
     assert sorted(e["status"] for e in bare) == ["active", "superseded"]
 
+
+
+def test_true_false_query_arguments_read_alike(demo, repo):
+    """Every true/false query argument reads one way: absent, false or 0 is false; true, 1 or
+    no value at all is true; anything else is 400 invalid_parameter. `?patch` bare, or
+    `?patch=yes`, used to give the name-status list silently, `?ignore_case` bare a
+    case-sensitive search, and `?download` bare a 400."""
+    srv = demo()
+    a = sync_done(srv)
+    repo.write("a.txt", "alpha\nbeta\n")
+    repo.commit("c2")
+    b = sync_done(srv)
+    diff = f"/api/v1/syncs/{a['id']}/diff/{b['id']}"
+    st, _, full = srv.get(diff + "?patch=1")
+    assert st == 200 and full["files"][0]["path"] == "a.txt", full
+    for form in ("?patch", "?patch=true", "?patch&stat=0"):
+        st, _, got = srv.get(diff + form)
+        assert st == 200 and got == full, (form, got)
+    st, _, names = srv.get(diff + "?patch=false")
+    assert st == 200 and isinstance(names, list) and names[0]["path"] == "a.txt", names
+    st, _, text = srv.get(diff + "?format=diff&stat", raw=True)
+    assert st == 200 and b" 1 file changed" in text, text
+    for form in ("?patch=yes", "?patch=2", "?format=diff&stat=on", "?full_index=TRUE"):
+        st, _, e = srv.get(diff + form)
+        assert st == 400 and e["error"]["code"] == "invalid_parameter", (form, e)
+        assert form.split("?")[1].split("&")[-1].split("=")[0] in e["error"]["message"]
+    st, _, hits = srv.get("/api/v1/projects/demo/search/code?q=ALPHA&ignore_case")
+    assert st == 200 and [h["path"] for h in hits] == ["a.txt"], hits
+    st, _, hits = srv.get("/api/v1/projects/demo/search/code?q=ALPHA&ignore_case=0")
+    assert st == 200 and hits == [], hits
+    st, h, body = srv.get("/api/v1/projects/demo/file?path=a.txt&download", raw=True)
+    assert st == 200 and h["content-disposition"].startswith("attachment"), (h, body)
+    st, h, _ = srv.get("/api/v1/projects/demo/file?path=a.txt&download=0", raw=True)
+    assert st == 200 and "content-disposition" not in h
+    st, _, e = srv.get("/api/v1/projects/demo/file?path=a.txt&download=yes")
+    assert st == 400 and e["error"]["code"] == "invalid_parameter", e
 
 def test_relative_source_with_at_sign_refused(demo, repo, tmp_path, monkeypatch):
     # A repository in the server's working directory under a name with '@' (not the

@@ -330,7 +330,7 @@ def test_not_found_and_bad_ids(mem):
             st, _, err = srv.request(method, path)
             assert st == 400 and err["error"]["code"] == "invalid_id", (method, path, err)
     st, h, _ = srv.request("PUT", "/api/v1/memory/1")
-    assert st == 405 and h["allow"] == "GET, PATCH, DELETE"
+    assert st == 405 and h["allow"] == "GET, HEAD, PATCH, DELETE"
     st, _, err = srv.request("DELETE", "/api/v1/memory/1")
     assert st == 404 and err["error"]["code"] == "memory_not_found"
     st, h, _ = srv.get("/api/v1/memory/1/restore")

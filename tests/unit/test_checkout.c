@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "core/checkout.h"
@@ -710,6 +711,29 @@ static void test_manifest_rules(void)
 	free(before);
 	free(after);
 
+	/* A renamed project is the same project: its checkout goes on, and the manifest takes
+	 * the new name. The other project is still refused. */
+	{
+		struct ps_project *renamed = NULL;
+		char *m;
+
+		CHECK_OK(ps_store_project_rename(f.s, f.p->id, "demo2", f.p->source));
+		CHECK_OK(ps_store_project_get(f.s, "demo2", &renamed));
+		if (renamed) {
+			CHECK_OK(ps_checkout(f.s, renamed, 0, dir, false, &st));
+			CHECK_INT(st.nchanges, 0);
+			CHECK_INT(st.written, 0);
+			ps_checkout_stats_dispose(&st);
+			m = slurp(dir, PS_CHECKOUT_MANIFEST);
+			CHECK(m && strstr(m, "\"project\":\"demo2\""));
+			free(m);
+			CHECK_INT(ps_checkout(f.s, other, 0, dir, false, &st), PS_ECONFLICT);
+			ps_checkout_stats_dispose(&st);
+			CHECK_OK(ps_store_project_rename(f.s, f.p->id, "demo", f.p->source));
+		}
+		ps_project_free(renamed);
+	}
+
 	/* Without a manifest the folder is not a checkout: refused, unchanged. With --force
 	 * everything is written; a file already right is left as it is, another is replaced. */
 	CHECK(lstat_at(dir, "b.txt", &b1));
@@ -847,6 +871,37 @@ static void test_directory_in_the_way(void)
 	CHECK_INT(st.unchanged, 2);
 	ps_checkout_stats_dispose(&st);
 	CHECK_FILE(dir, "b", "b\n");
+
+	/* A directory of an older snapshot that kept a file of the user's: once the user has
+	 * emptied it (what the warning asks), it is no local change, and the file is written. */
+	{
+		static const struct entry v3[] = {
+			{ "c/inner", PS_MODE_FILE, "inner\n", false },
+		};
+		static const struct entry v4[] = {
+			{ "c", PS_MODE_FILE, "c is a file\n", false },
+		};
+		int64_t id3 = make_sync(&f, v3, NELEM(v3));
+
+		CHECK_OK(ps_checkout(f.s, f.p, id3, dir, false, &st));
+		ps_checkout_stats_dispose(&st);
+		ps_test_write(dir, "c/mine.txt", "mine\n");
+		make_sync(&f, v4, NELEM(v4));
+		CHECK_OK(ps_checkout(f.s, f.p, 0, dir, false, &st));
+		CHECK_INT(st.failed, 1);
+		ps_checkout_stats_dispose(&st);
+		CHECK_FILE(dir, "c/mine.txt", "mine\n");
+		ps_test_sh(dir, "rm c/mine.txt");
+		CHECK_OK(ps_checkout(f.s, f.p, 0, dir, false, &st));
+		CHECK_INT(st.nchanges, 0);
+		CHECK_INT(st.written, 1);
+		ps_checkout_stats_dispose(&st);
+		CHECK_FILE(dir, "c", "c is a file\n");
+		/* A non-empty directory of the user's at a file path still refuses. */
+		ps_test_sh(dir, "rm c && mkdir c && echo x > c/y");
+		CHECK_INT(ps_checkout(f.s, f.p, 0, dir, false, &st), PS_ECONFLICT);
+		ps_checkout_stats_dispose(&st);
+	}
 	free(dir);
 	fx_dispose(&f);
 }
@@ -1041,6 +1096,133 @@ static void test_unfinished_manifest(void)
 	CHECK(!exists(dir, "c.txt"));
 	free(m1);
 	free(m2);
+	free(dir);
+	fx_dispose(&f);
+}
+
+/* A run killed between writing a file under its temporary name and renaming it leaves that
+ * file; the unfinished manifest names the process, and the next run removes what it left, but
+ * nothing the snapshot or the manifest has, nor another process's, nor a directory. */
+static void test_killed_run_temporaries_removed(void)
+{
+	struct fx f;
+	struct ps_checkout_stats st;
+	static const struct entry v1[] = {
+		{ "a.txt", PS_MODE_FILE, "a\n", false },
+		{ "d/.projsync-4242-1.tmp", PS_MODE_FILE, "a file of the repository\n", false },
+		{ "d/b.txt", PS_MODE_FILE, "b\n", false },
+	};
+	char sha[PS_SHA_HEX];
+	char *dir, *m, *body, *forged;
+
+	fx_init(&f, "demo", NULL);
+	make_sync(&f, v1, NELEM(v1));
+	dir = ps_asprintf("%s/co", f.tmp);
+	CHECK_OK(ps_checkout(f.s, f.p, 0, dir, false, &st));
+	ps_checkout_stats_dispose(&st);
+	/* What process 4242 leaves when killed while writing d/b.txt (listed as pending, with no
+	 * stat data) and its manifest. */
+	m = slurp(dir, PS_CHECKOUT_MANIFEST);
+	body = m ? strchr(m, '\n') : NULL;
+	CHECK(body != NULL);
+	ps_git_blob_sha("b\n", 2, sha);
+	forged = ps_asprintf("{\"complete\":false,\"pid\":4242,\"project\":\"demo\",\"sync_id\":1,"
+			     "\"version\":2}\n%s100644 %s 0 0 0 0 0 0 0 d/b.txt\n",
+			     body ? body + 1 : "", sha);
+	{
+		char *path = ps_asprintf("%s/%s", dir, PS_CHECKOUT_MANIFEST);
+		FILE *fp = fopen(path, "w");
+		CHECK(fp != NULL);
+		if (fp) {
+			fputs(forged, fp);
+			fclose(fp);
+		}
+		free(path);
+	}
+	/* The parent of this test runs: its temporary files may be a checkout at work. */
+	CHECK_INT(ps_test_sh(dir, "echo half > d/.projsync-4242-7.tmp && "
+				  "ln -s /nonexistent d/.projsync-4242-8.tmp && "
+				  "echo half > .projsync-4242-0.tmp && "
+				  "echo theirs > d/.projsync-%ld-1.tmp && "
+				  "echo mine > d/.projsync-4242-x.tmp && mkdir d/.projsync-4242-9.tmp",
+			     (long)getppid()), 0);
+
+	CHECK_OK(ps_checkout(f.s, f.p, 0, dir, false, &st));
+	CHECK_INT(st.nchanges, 0);
+	ps_checkout_stats_dispose(&st);
+	CHECK(!exists(dir, "d/.projsync-4242-7.tmp"));
+	CHECK(!exists(dir, "d/.projsync-4242-8.tmp"));
+	CHECK(!exists(dir, ".projsync-4242-0.tmp"));
+	CHECK_FILE(dir, "d/.projsync-4242-1.tmp", "a file of the repository\n");
+	{
+		char *theirs = ps_asprintf("d/.projsync-%ld-1.tmp", (long)getppid());
+		CHECK_FILE(dir, theirs, "theirs\n");
+		free(theirs);
+	}
+	CHECK_FILE(dir, "d/.projsync-4242-x.tmp", "mine\n");
+	CHECK(exists(dir, "d/.projsync-4242-9.tmp"));
+	CHECK_FILE(dir, "d/b.txt", "b\n");
+	m = (free(m), slurp(dir, PS_CHECKOUT_MANIFEST));
+	CHECK(m && strstr(m, "\"complete\":true") && !strstr(m, "\"pid\""));
+	free(m);
+	free(forged);
+	free(dir);
+	fx_dispose(&f);
+}
+
+/* A process that has ended: its pid names no running process (until reused). */
+static long dead_pid(void)
+{
+	pid_t pid = fork();
+
+	if (pid == 0)
+		_exit(0);
+	if (pid > 0)
+		waitpid(pid, NULL, 0);
+	return (long)pid;
+}
+
+/* A first checkout killed while writing its manifest leaves the folder holding only the
+ * manifest's temporary file: the next run is no "non-empty folder" refusal, and removes it.
+ * The same file left by a later run goes at the next run, even one with nothing to do. A
+ * running process's temporary file may be a checkout at work: it stays, and counts. */
+static void test_killed_first_run_is_no_foreign_folder(void)
+{
+	struct fx f;
+	struct ps_checkout_stats st;
+	static const struct entry v1[] = { { "a.txt", PS_MODE_FILE, "a\n", false } };
+	long dead = dead_pid();
+	char *dir, *stray, *live;
+
+	fx_init(&f, "demo", NULL);
+	make_sync(&f, v1, NELEM(v1));
+	dir = ps_asprintf("%s/co", f.tmp);
+	stray = ps_asprintf(".projsync-%ld-0.tmp", dead);
+	live = ps_asprintf(".projsync-%ld-0.tmp", (long)getppid());
+	CHECK(dead > 0);
+	CHECK_INT(ps_test_sh(f.tmp, "mkdir co && printf '{\"version\":2,' > co/%s", stray), 0);
+	CHECK_OK(ps_checkout(f.s, f.p, 0, dir, false, &st));
+	CHECK_INT(st.written, 1);
+	ps_checkout_stats_dispose(&st);
+	CHECK(!exists(dir, stray));
+	CHECK_FILE(dir, "a.txt", "a\n");
+
+	CHECK_INT(ps_test_sh(dir, "echo half > %s", stray), 0);
+	CHECK_OK(ps_checkout(f.s, f.p, 0, dir, false, &st));
+	ps_checkout_stats_dispose(&st);
+	CHECK(!exists(dir, stray));
+
+	CHECK_INT(ps_test_sh(f.tmp, "mkdir co2 && echo x > co2/%s", live), 0);
+	free(dir);
+	dir = ps_asprintf("%s/co2", f.tmp);
+	CHECK_INT(ps_checkout(f.s, f.p, 0, dir, false, &st), PS_ECONFLICT);
+	ps_checkout_stats_dispose(&st);
+	CHECK_STR(ps_error_slug(), "not_a_checkout");
+	CHECK_OK(ps_checkout(f.s, f.p, 0, dir, true, &st));
+	ps_checkout_stats_dispose(&st);
+	CHECK_FILE(dir, live, "x\n");
+	free(live);
+	free(stray);
 	free(dir);
 	fx_dispose(&f);
 }
@@ -1246,6 +1428,8 @@ PS_TESTS(
 	PS_TEST(test_directory_in_the_way),
 	PS_TEST(test_local_changes),
 	PS_TEST(test_unfinished_manifest),
+	PS_TEST(test_killed_run_temporaries_removed),
+	PS_TEST(test_killed_first_run_is_no_foreign_folder),
 	PS_TEST(test_entry_failure_is_local),
 	PS_TEST(test_pipeline_checkout),
 )
