@@ -65,7 +65,8 @@ bool ps_project_change_needs_check(const struct ps_project *p, const struct ps_p
 int ps_project_change_check(const struct ps_project *p, const struct ps_project_change *c,
 			    const struct ps_source_opts *opts);
 /*
- * The store rules of a change, without writing: a name taken by another project
+ * The store rules of a change, without writing: `continue_history` without a new source
+ * (PS_EINVAL, continue_history_without_source); a name taken by another project
  * (PS_ECONFLICT, project_exists); a new name or source while a sync is queued or running
  * (PS_ECONFLICT, sync_active); a source that is not the same repository spelled differently
  * on a project with succeeded syncs (PS_ECONFLICT, source_has_history) unless

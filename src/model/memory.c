@@ -147,7 +147,9 @@ int ps_memory_check_note(const char *title, const char *content, const struct ps
 		t++;
 	if (!*t)
 		return ps_error_set(PS_EINVAL, "title_required", "a memory entry needs a title");
-	if (strlen(title) > PS_MEMORY_MAX_TITLE || strchr(title, '\n'))
+	/* A carriage return breaks a line as well as a newline does, in a terminal and in the
+	 * markdown a note is shown as. */
+	if (strlen(title) > PS_MEMORY_MAX_TITLE || strpbrk(title, "\r\n"))
 		return ps_error_set(PS_EINVAL, "bad_title",
 				    "the title must be one line of at most %d bytes",
 				    PS_MEMORY_MAX_TITLE);
@@ -157,9 +159,10 @@ int ps_memory_check_note(const char *title, const char *content, const struct ps
 	if (tags && tags->n > PS_MEMORY_MAX_TAGS)
 		return ps_error_set(PS_EINVAL, "too_many_tags", "at most %d tags", PS_MEMORY_MAX_TAGS);
 	for (size_t i = 0; tags && i < tags->n; i++)
-		if (!tags->v[i][0] || strlen(tags->v[i]) > PS_MEMORY_MAX_TAG)
+		if (!tags->v[i][0] || strlen(tags->v[i]) > PS_MEMORY_MAX_TAG ||
+		    strpbrk(tags->v[i], "\r\n"))
 			return ps_error_set(PS_EINVAL, "bad_tag",
-					    "a tag must be 1 to %d bytes long", PS_MEMORY_MAX_TAG);
+					    "a tag must be one line of 1 to %d bytes", PS_MEMORY_MAX_TAG);
 	return 0;
 }
 

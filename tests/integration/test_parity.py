@@ -89,6 +89,9 @@ def test_rename_and_change_source(server, ps, repo, make_repo):
     st, _, e = patch(server, "q", {"source": str(other_repo.path)})
     assert st == 409 and e["error"]["code"] == "source_has_history", e
     assert str(other_repo.path) in e["error"]["message"]
+    # asking to continue the history without naming the new source changes nothing
+    st, _, e = patch(server, "q", {"continue_history": True})
+    assert st == 400 and e["error"]["code"] == "continue_history_without_source", e
     # checked like a new source: not a repository, a branch it lacks
     st, _, e = patch(server, "q", {"source": str(repo.path.parent / "nonexistent"),
                                    "continue_history": True})

@@ -40,6 +40,7 @@ def test_bad_input_changes_nothing(ps, repo):
                      (("project", "set", "p", "--branch", "x", "--default-branch"), 2),
                      (("project", "set", "p", "--max-blob-size", "-5"), 2),
                      (("project", "set", "p", "--memory-glob", ""), 2),
+                     (("project", "set", "p", "--continue-history"), 2),
                      (("project", "set"), 2),
                      (("project", "set", "p", "extra"), 2)):
         r = ps(*args)

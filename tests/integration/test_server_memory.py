@@ -190,6 +190,8 @@ def test_manual_entries_and_validation(mem):
         ({"title": "", "content": "x"}, 422),
         ({"title": "   ", "content": "x"}, 422),
         ({"title": "two\nlines", "content": "x"}, 422),
+        ({"title": "two\rlines", "content": "x"}, 422),
+        ({"title": "x", "content": "x", "tags": ["two\nlines"]}, 422),
         ({"title": "t" * 301, "content": "x"}, 422),
         ({"title": "x", "content": "x", "tags": [""]}, 422),
         ({"title": "x", "content": "x", "tags": ["t" * 101]}, 422),
