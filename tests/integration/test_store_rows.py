@@ -10,7 +10,8 @@ import re
 import sqlite3
 from pathlib import Path
 
-from conftest import PG_UNDO_CODE_OWN, psql, sqlite_undo_code_own
+from conftest import (PG_UNDO_CODE_OWN, PG_UNDO_THIN_TREES, psql, sqlite_undo_code_own,
+                      sqlite_undo_thin_trees)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -34,11 +35,12 @@ def schema12_ddl(backend):
 
 
 def downgrade_sqlite(db):
-    """Turns a schema 17 SQLite store into what schema 15 wrote: the FTS5 code index (empty),
+    """Turns a schema 20 SQLite store into what schema 15 wrote: the FTS5 code index (empty),
     hex ids, the old indexes."""
     ddl = schema12_ddl("sqlite")
     con = sqlite3.connect(db)
     sqlite_undo_code_own(con)
+    sqlite_undo_thin_trees(con)
     con.execute("PRAGMA foreign_keys = OFF")
     for table, col in (("file_versions", "sha"), ("dir_trees", "tree_sha")):
         cols = [r[1] for r in con.execute(f"PRAGMA table_info({table})")]
@@ -63,7 +65,8 @@ def downgrade_pg(url):
            "ALTER TABLE file_versions ALTER COLUMN sha TYPE text USING encode(sha, 'hex')",
            "ALTER TABLE dir_trees ALTER COLUMN tree_sha TYPE text USING encode(tree_sha, 'hex')",
            "DROP FUNCTION ps_hex(bytea)", "DROP FUNCTION ps_unhex(text)",
-           "DELETE FROM projsync_schema WHERE version > 15"] + PG_UNDO_CODE_OWN
+           "DELETE FROM projsync_schema WHERE version > 15"] + PG_UNDO_CODE_OWN + \
+        PG_UNDO_THIN_TREES
     # The indexes schema 15 had and 16 does not (the others are still there, same names).
     have = set(psql(url, "SELECT indexname FROM pg_indexes WHERE tablename IN "
                          "('file_versions', 'dir_trees')").split())
