@@ -99,6 +99,34 @@ static void add_entry(struct ps_tree *t, size_t *cap, const char *name, size_t l
 	snprintf(e->sha, sizeof(e->sha), "%s", sha);
 }
 
+/* The version of file `path` (whose name starts at `path + plen`) visible at `at`, if any,
+ * added to `t`: the one to look for when the path's first row is not. */
+static int later_version(struct ps_store *s, int64_t project_id, int64_t at, const char *path,
+			 size_t len, struct ps_tree *t, size_t *cap, size_t plen)
+{
+	static const char sql[] =
+		"SELECT fv.mode, ps_hex(fv.sha) FROM file_versions fv "
+		"WHERE fv.project_id = ?1 AND fv.path = ?3 AND " FV_VISIBLE_AT("?2") " "
+		"ORDER BY fv.introduced_by DESC LIMIT 1";
+	sqlite3_stmt *st = ps_sqlite_stmt(s, sql);
+	int rc;
+
+	if (!st)
+		return PS_ESTORE;
+	sqlite3_bind_int64(st, 1, project_id);
+	sqlite3_bind_int64(st, 2, at);
+	sqlite3_bind_text(st, 3, path, (int)len, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		const unsigned char *sha = sqlite3_column_text(st, 1);
+		add_entry(t, cap, path + plen, len - plen, (uint32_t)sqlite3_column_int64(st, 0),
+			  sha ? (const char *)sha : "");
+	}
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0
+						     : ps_sqlite_error(s, "read directory entries");
+}
+
 /*
  * The entries of directory `path` at sync `at`, from the rows: a skip scan over the
  * (project_id, path, introduced_by) index of file_versions. From a cursor inside the
@@ -106,23 +134,23 @@ static void add_entry(struct ps_tree *t, size_t *cap, const char *name, size_t l
  * seek); a direct child is a file entry when a version of it is visible at `at`; a deeper path
  * names a subdirectory C, an entry when dir_trees has a row of prefix + C visible at `at`, and
  * the scan goes on after everything under C (prefix + C + "0", '0' being '/' + 1). So each name
- * the directory holds or ever held costs two seeks, and neither a subdirectory's rows nor a
- * file's superseded versions are walked: the root is on every changed path, and reading the
- * whole snapshot there would make every re-sync cost the repository's size.
+ * the directory holds or ever held costs one seek (a file whose oldest version is the visible
+ * one) or two, and neither a subdirectory's rows nor a file's superseded versions are walked:
+ * the root is on every changed path, and reading the whole snapshot there would make every
+ * re-sync cost the repository's size.
  */
 static int rebuild_entries(struct ps_store *s, int64_t project_id, int64_t at, const char *path,
 			   struct ps_tree *t)
 {
-	static const char next_in[] =
-		"SELECT path FROM file_versions WHERE project_id = ?1 AND path >= ?2 AND path < ?3 "
-		"ORDER BY path LIMIT 1";
-	static const char next_root[] =
-		"SELECT path FROM file_versions WHERE project_id = ?1 AND path >= ?2 "
-		"ORDER BY path LIMIT 1";
-	static const char file_sql[] =
-		"SELECT fv.mode, ps_hex(fv.sha) FROM file_versions fv "
-		"WHERE fv.project_id = ?1 AND fv.path = ?3 AND " FV_VISIBLE_AT("?2") " "
-		"ORDER BY fv.introduced_by DESC LIMIT 1";
+	/* The next stored row, and whether it is the visible one: a path's first row (its
+	 * oldest version) mostly is, which saves the second seek. */
+#define NEXT_ROW(range) \
+	"SELECT fv.path, fv.mode, ps_hex(fv.sha), " FV_VISIBLE_AT("?4") " FROM file_versions fv " \
+	"WHERE fv.project_id = ?1 AND fv.path >= ?2 " range " " \
+	"ORDER BY fv.path, fv.introduced_by LIMIT 1"
+	static const char next_in[] = NEXT_ROW("AND fv.path < ?3");
+	static const char next_root[] = NEXT_ROW("");
+#undef NEXT_ROW
 	size_t plen = strlen(path) + (path[0] ? 1 : 0);
 	char *prefix = ps_asprintf("%s%s", path, path[0] ? "/" : "");
 	char *upper = NULL;
@@ -139,6 +167,7 @@ static int rebuild_entries(struct ps_store *s, int64_t project_id, int64_t at, c
 		const char *next, *rest, *slash;
 		char *found;
 		size_t flen;
+		bool visible;
 
 		if (!st) {
 			rc = PS_ESTORE;
@@ -148,6 +177,7 @@ static int rebuild_entries(struct ps_store *s, int64_t project_id, int64_t at, c
 		sqlite3_bind_text(st, 2, cur, (int)curlen, SQLITE_STATIC);
 		if (upper)
 			sqlite3_bind_text(st, 3, upper, (int)plen, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 4, at);
 		rc = sqlite3_step(st);
 		if (rc != SQLITE_ROW) {
 			sqlite3_reset(st);
@@ -157,34 +187,25 @@ static int rebuild_entries(struct ps_store *s, int64_t project_id, int64_t at, c
 		next = (const char *)sqlite3_column_text(st, 0);
 		flen = (size_t)sqlite3_column_bytes(st, 0);
 		found = ps_strndup(next ? next : "", flen);
-		sqlite3_reset(st);
 		rest = found + plen;
 		if (flen <= plen || strncmp(found, prefix, plen) != 0) {
 			/* Not under the prefix (a row whose path is not valid text): past it. */
+			sqlite3_reset(st);
 			free(found);
 			break;
 		}
 		slash = strchr(rest, '/');
+		visible = !slash && sqlite3_column_int(st, 3);
+		if (visible) {
+			const unsigned char *sha = sqlite3_column_text(st, 2);
+			add_entry(t, &cap, rest, flen - plen, (uint32_t)sqlite3_column_int64(st, 1),
+				  sha ? (const char *)sha : "");
+		}
+		sqlite3_reset(st);
 		if (!slash) {
-			if (!(st = ps_sqlite_stmt(s, file_sql))) {
+			if (!visible &&
+			    (rc = later_version(s, project_id, at, found, flen, t, &cap, plen)) < 0) {
 				free(found);
-				rc = PS_ESTORE;
-				break;
-			}
-			sqlite3_bind_int64(st, 1, project_id);
-			sqlite3_bind_int64(st, 2, at);
-			sqlite3_bind_text(st, 3, found, (int)flen, SQLITE_STATIC);
-			rc = sqlite3_step(st);
-			if (rc == SQLITE_ROW) {
-				const unsigned char *sha = sqlite3_column_text(st, 1);
-				add_entry(t, &cap, rest, flen - plen,
-					  (uint32_t)sqlite3_column_int64(st, 0),
-					  sha ? (const char *)sha : "");
-			}
-			sqlite3_reset(st);
-			if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-				free(found);
-				rc = ps_sqlite_error(s, "read directory entries");
 				break;
 			}
 			/* The next path after this one: no path holds a NUL byte. */

@@ -7,8 +7,9 @@
 -- seek, visible or not); a direct child is an entry when a version of it is visible at `at`;
 -- a deeper path names a subdirectory C, an entry when dir_trees has a row of prefix||C visible
 -- at `at`, and the scan continues after everything under C (prefix||C||'0', '0' being '/'+1).
--- Each child (and each name the history ever held there) costs two index seeks; the rows
--- below a subdirectory, and superseded versions, are never walked. Visibility is VISIBLE_AT's
+-- Each child (and each name the history ever held there) costs one index seek (a file whose
+-- oldest version is the visible one) or two; the rows below a subdirectory, and superseded
+-- versions, are never walked. Visibility is VISIBLE_AT's
 -- (pg_internal.h). `prefix` is '' for the root, else the directory's path and '/'.
 
 ALTER TABLE dir_trees DROP COLUMN entries;
@@ -23,24 +24,39 @@ DECLARE
     nxt bytea;
     rest bytea;
     slash integer;
+    vis boolean;
 BEGIN
     IF plen > 0 THEN
         p_upper := substring(p_prefix FROM 1 FOR plen - 1) || '\x30'::bytea;
     END IF;
     LOOP
+        -- The next stored row, and whether it is the visible one: a path's first row (its
+        -- oldest version) mostly is, which saves the second seek.
         IF p_upper IS NULL THEN
-            SELECT fv.path INTO nxt FROM file_versions fv
+            SELECT fv.path, fv.mode, fv.sha, fv.introduced_by <= p_at
+                   AND (fv.superseded_by IS NULL OR fv.superseded_by > p_at)
+                   AND EXISTS (SELECT 1 FROM syncs i WHERE i.id = fv.introduced_by
+                               AND i.status = 'succeeded')
+            INTO nxt, mode, sha, vis FROM file_versions fv
             WHERE fv.project_id = p_project AND fv.path >= cur
-            ORDER BY fv.path LIMIT 1;
+            ORDER BY fv.path, fv.introduced_by LIMIT 1;
         ELSE
-            SELECT fv.path INTO nxt FROM file_versions fv
+            SELECT fv.path, fv.mode, fv.sha, fv.introduced_by <= p_at
+                   AND (fv.superseded_by IS NULL OR fv.superseded_by > p_at)
+                   AND EXISTS (SELECT 1 FROM syncs i WHERE i.id = fv.introduced_by
+                               AND i.status = 'succeeded')
+            INTO nxt, mode, sha, vis FROM file_versions fv
             WHERE fv.project_id = p_project AND fv.path >= cur AND fv.path < p_upper
-            ORDER BY fv.path LIMIT 1;
+            ORDER BY fv.path, fv.introduced_by LIMIT 1;
         END IF;
         EXIT WHEN NOT FOUND;
         rest := substring(nxt FROM plen + 1);
         slash := position('\x2f'::bytea IN rest);
-        IF slash = 0 THEN
+        IF slash = 0 AND vis THEN
+            name := rest;
+            RETURN NEXT;
+            cur := nxt || '\x01'::bytea;
+        ELSIF slash = 0 THEN
             SELECT fv.mode, fv.sha INTO mode, sha FROM file_versions fv
             WHERE fv.project_id = p_project AND fv.path = nxt
               AND fv.introduced_by <= p_at
