@@ -99,75 +99,42 @@ static void add_entry(struct ps_tree *t, size_t *cap, const char *name, size_t l
 	snprintf(e->sha, sizeof(e->sha), "%s", sha);
 }
 
-/* The version of file `path` (whose name starts at `path + plen`) visible at `at`, if any,
- * added to `t`: the one to look for when the path's first row is not. */
-static int later_version(struct ps_store *s, int64_t project_id, int64_t at, const char *path,
-			 size_t len, struct ps_tree *t, size_t *cap, size_t plen)
-{
-	static const char sql[] =
-		"SELECT fv.mode, ps_hex(fv.sha) FROM file_versions fv "
-		"WHERE fv.project_id = ?1 AND fv.path = ?3 AND " FV_VISIBLE_AT("?2") " "
-		"ORDER BY fv.introduced_by DESC LIMIT 1";
-	sqlite3_stmt *st = ps_sqlite_stmt(s, sql);
-	int rc;
-
-	if (!st)
-		return PS_ESTORE;
-	sqlite3_bind_int64(st, 1, project_id);
-	sqlite3_bind_int64(st, 2, at);
-	sqlite3_bind_text(st, 3, path, (int)len, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		const unsigned char *sha = sqlite3_column_text(st, 1);
-		add_entry(t, cap, path + plen, len - plen, (uint32_t)sqlite3_column_int64(st, 0),
-			  sha ? (const char *)sha : "");
-	}
-	sqlite3_reset(st);
-	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0
-						     : ps_sqlite_error(s, "read directory entries");
-}
-
 /*
  * The entries of directory `path` at sync `at`, from the rows: a skip scan over the
- * (project_id, path, introduced_by) index of file_versions. From a cursor inside the
- * directory's range [prefix, prefix's end), the next path stored there (visible or not: one
- * seek); a direct child is a file entry when a version of it is visible at `at`; a deeper path
- * names a subdirectory C, an entry when dir_trees has a row of prefix + C visible at `at`, and
- * the scan goes on after everything under C (prefix + C + "0", '0' being '/' + 1). So each name
- * the directory holds or ever held costs one seek (a file whose oldest version is the visible
- * one) or two, and neither a subdirectory's rows nor a file's superseded versions are walked:
- * the root is on every changed path, and reading the whole snapshot there would make every
- * re-sync cost the repository's size.
+ * (project_id, path, introduced_by) index of file_versions. From a cursor in the directory's
+ * range [prefix, prefix's end), the rows are read in index order, each with whether it is
+ * visible at `at`: a direct child's visible version is a file entry (its other versions are
+ * passed over: they lie next to it). A deeper path names a subdirectory C, an entry when
+ * dir_trees has a row of prefix + C visible at `at`; the scan then seeks again after everything
+ * under C (prefix + C + "0", '0' being '/' + 1). So a directory costs a range read of its own
+ * files' rows plus one seek per subdirectory (that it has or ever had), and a subdirectory's
+ * rows are never read: the root is on every changed path, and reading the whole snapshot
+ * there would make every re-sync cost the repository's size.
  */
 static int rebuild_entries(struct ps_store *s, int64_t project_id, int64_t at, const char *path,
 			   struct ps_tree *t)
 {
-	/* The next stored row, and whether it is the visible one: a path's first row (its
-	 * oldest version) mostly is, which saves the second seek. */
-#define NEXT_ROW(range) \
+#define ROWS_FROM(range) \
 	"SELECT fv.path, fv.mode, ps_hex(fv.sha), " FV_VISIBLE_AT("?4") " FROM file_versions fv " \
-	"WHERE fv.project_id = ?1 AND fv.path >= ?2 " range " " \
-	"ORDER BY fv.path, fv.introduced_by LIMIT 1"
-	static const char next_in[] = NEXT_ROW("AND fv.path < ?3");
-	static const char next_root[] = NEXT_ROW("");
-#undef NEXT_ROW
+	"WHERE fv.project_id = ?1 AND fv.path >= ?2 " range " ORDER BY fv.path, fv.introduced_by"
+	static const char rows_in[] = ROWS_FROM("AND fv.path < ?3");
+	static const char rows_root[] = ROWS_FROM("");
+#undef ROWS_FROM
 	size_t plen = strlen(path) + (path[0] ? 1 : 0);
 	char *prefix = ps_asprintf("%s%s", path, path[0] ? "/" : "");
 	char *upper = NULL;
 	char *cur = ps_strdup(prefix);
 	size_t curlen = plen, cap = 0;
+	bool more = true;
 	int rc = 0;
 
 	if (plen) {
 		upper = ps_strdup(prefix);
 		upper[plen - 1] = '0';
 	}
-	for (;;) {
-		sqlite3_stmt *st = ps_sqlite_stmt(s, upper ? next_in : next_root);
-		const char *next, *rest, *slash;
-		char *found;
-		size_t flen;
-		bool visible;
+	while (more && rc == 0) {
+		sqlite3_stmt *st = ps_sqlite_stmt(s, upper ? rows_in : rows_root);
+		char *dir = NULL;
 
 		if (!st) {
 			rc = PS_ESTORE;
@@ -178,63 +145,48 @@ static int rebuild_entries(struct ps_store *s, int64_t project_id, int64_t at, c
 		if (upper)
 			sqlite3_bind_text(st, 3, upper, (int)plen, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 4, at);
-		rc = sqlite3_step(st);
-		if (rc != SQLITE_ROW) {
-			sqlite3_reset(st);
-			rc = rc == SQLITE_DONE ? 0 : ps_sqlite_error(s, "read directory entries");
-			break;
-		}
-		next = (const char *)sqlite3_column_text(st, 0);
-		flen = (size_t)sqlite3_column_bytes(st, 0);
-		found = ps_strndup(next ? next : "", flen);
-		rest = found + plen;
-		if (flen <= plen || strncmp(found, prefix, plen) != 0) {
-			/* Not under the prefix (a row whose path is not valid text): past it. */
-			sqlite3_reset(st);
-			free(found);
-			break;
-		}
-		slash = strchr(rest, '/');
-		visible = !slash && sqlite3_column_int(st, 3);
-		if (visible) {
-			const unsigned char *sha = sqlite3_column_text(st, 2);
-			add_entry(t, &cap, rest, flen - plen, (uint32_t)sqlite3_column_int64(st, 1),
-				  sha ? (const char *)sha : "");
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+			const char *p = (const char *)sqlite3_column_text(st, 0);
+			size_t len = (size_t)sqlite3_column_bytes(st, 0);
+			const char *slash;
+
+			if (!p || len <= plen || memcmp(p, prefix, plen) != 0)
+				continue; /* not valid text: outside any directory */
+			if ((slash = memchr(p + plen, '/', len - plen))) {
+				dir = ps_strndup(p, (size_t)(slash - p));
+				break;
+			}
+			if (sqlite3_column_int(st, 3)) {
+				const unsigned char *sha = sqlite3_column_text(st, 2);
+				add_entry(t, &cap, p + plen, len - plen,
+					  (uint32_t)sqlite3_column_int64(st, 1),
+					  sha ? (const char *)sha : "");
+			}
 		}
 		sqlite3_reset(st);
-		if (!slash) {
-			if (!visible &&
-			    (rc = later_version(s, project_id, at, found, flen, t, &cap, plen)) < 0) {
-				free(found);
-				break;
-			}
-			/* The next path after this one: no path holds a NUL byte. */
-			free(cur);
-			cur = ps_malloc(flen + 2);
-			memcpy(cur, found, flen);
-			cur[flen] = '\1';
-			cur[flen + 1] = '\0';
-			curlen = flen + 1;
-		} else {
-			size_t dlen = (size_t)(slash - found);
+		if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+			rc = ps_sqlite_error(s, "read directory entries");
+			break;
+		}
+		rc = 0;
+		more = dir != NULL;
+		if (dir) {
+			size_t dlen = strlen(dir);
 			char sha[PS_SHA_HEX];
 
-			rc = dir_sha(s, project_id, at, found, dlen, sha);
+			rc = dir_sha(s, project_id, at, dir, dlen, sha);
 			if (rc == 0)
-				add_entry(t, &cap, rest, (size_t)(slash - rest), PS_MODE_TREE, sha);
-			else if (rc != PS_ENOTFOUND) {
-				free(found);
-				break;
-			}
+				add_entry(t, &cap, dir + plen, dlen - plen, PS_MODE_TREE, sha);
+			if (rc == PS_ENOTFOUND)
+				rc = 0;
 			free(cur);
 			cur = ps_malloc(dlen + 2);
-			memcpy(cur, found, dlen);
+			memcpy(cur, dir, dlen);
 			cur[dlen] = '0';
 			cur[dlen + 1] = '\0';
 			curlen = dlen + 1;
+			free(dir);
 		}
-		rc = 0;
-		free(found);
 	}
 	free(prefix);
 	free(upper);
