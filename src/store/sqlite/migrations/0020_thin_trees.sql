@@ -4,8 +4,8 @@
 -- ~20 MiB libgit2 store, and redundant. A directory's entries are its direct files' (mode,
 -- name, blob id) in file_versions plus its direct subdirectories' tree ids in dir_trees, all
 -- visible at the same sync; the backend rebuilds a body from those rows when one is needed
--- (sqlite_trees.c: a skip scan over file_versions_path that costs a few index seeks per entry
--- and never reads a subdirectory's rows). What stays is the tree id of every directory of
+-- (sqlite_trees.c: a skip scan over file_versions_path that reads the directory's own files'
+-- rows and seeks once per subdirectory, never reading a subdirectory's rows). What stays is the tree id of every directory of
 -- every snapshot, which is what lets a sync re-hash only the directories on its changed paths.
 --
 -- The table is rebuilt in this one transaction (SQLite drops a column only by rebuilding its
