@@ -795,6 +795,19 @@ static void test_verify_finds_altered_store(void)
 	sql = ps_asprintf(SET_SHA("file_versions", "sha", "WHERE path = 'dir/h'"), sha);
 	sql_ok(&e, sql);
 	free(sql);
+	/* ... and one of the root's own files: the root, not the directories below it. */
+	ps_git_blob_sha("1", 1, sha);
+	sql = ps_asprintf(SET_SHA("file_versions", "sha", "WHERE path = 'README'"), sha);
+	sql_ok(&e, sql);
+	free(sql);
+	rep = verify(&e, false);
+	CHECK(has_problem(&rep, "/", "tree_mismatch"));
+	CHECK_INT(rep.nproblems, 1);
+	ps_verify_report_dispose(&rep);
+	ps_git_blob_sha("r", 1, sha);
+	sql = ps_asprintf(SET_SHA("file_versions", "sha", "WHERE path = 'README'"), sha);
+	sql_ok(&e, sql);
+	free(sql);
 
 	/* A snapshot from before directory trees were stored: sound, and the next sync hashes
 	 * every directory from the rows and stores them. */
