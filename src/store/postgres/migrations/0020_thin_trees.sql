@@ -11,6 +11,8 @@
 -- subdirectory it has or ever had; a subdirectory's rows are never read. Visibility is
 -- VISIBLE_AT's (pg_internal.h). `prefix` is '' for the root, else the directory's path and '/'.
 
+-- DROP COLUMN only marks the column dropped, at once: rows written before keep the bytes until
+-- they are rewritten (VACUUM FULL dir_trees gives the space back now); new rows are small.
 ALTER TABLE dir_trees DROP COLUMN entries;
 
 CREATE FUNCTION ps_dir_entries(p_project bigint, p_at bigint, p_prefix bytea)
