@@ -78,7 +78,10 @@ def dir_ids(db):
         d, name = split(r[2])
         db.execute("INSERT INTO fv VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                    (r[0], r[1], did(r[1], d), name, *r[3:]))
-    for r in db.execute("SELECT id, project_id, path, tree_sha, entries, introduced_by, "
+    # A store from schema 20 on has no entries (thin trees already): an empty body each.
+    cols = [r[1] for r in db.execute("PRAGMA table_info(dir_trees)")]
+    entries = "entries" if "entries" in cols else "x''"
+    for r in db.execute(f"SELECT id, project_id, path, tree_sha, {entries}, introduced_by, "
                         "superseded_by FROM dir_trees ORDER BY id").fetchall():
         db.execute("INSERT INTO dt VALUES (?, ?, ?, ?, ?, ?, ?)",
                    (r[0], r[1], did(r[1], r[2]), *r[3:]))

@@ -45,9 +45,8 @@ static int collect_dir(void *ud, const struct ps_tree_dir *d)
 	}
 	l->v[l->n] = *d;
 	l->v[l->n].path = ps_strdup(d->path);
-	l->v[l->n].body = d->len ? ps_malloc(d->len) : NULL;
-	if (d->len)
-		memcpy(l->v[l->n].body, d->body, d->len);
+	l->v[l->n].body = NULL; /* the store keeps only the id */
+	l->v[l->n].len = 0;
 	l->n++;
 	return 0;
 }
@@ -56,12 +55,6 @@ static void problem(struct ps_verify_report *r, char *path, const char *code, ch
 {
 	r->problems = ps_realloc(r->problems, (r->nproblems + 1) * sizeof(*r->problems));
 	r->problems[r->nproblems++] = (struct ps_verify_problem){ path, ps_strdup(code), message };
-}
-
-/* "a/b" + "c" -> "a/b/c", with a trailing '/' for a directory. */
-static char *join(const char *dir, const char *name, bool is_dir)
-{
-	return ps_asprintf("%s%s%s%s", dir, dir[0] ? "/" : "", name, is_dir ? "/" : "");
 }
 
 static char *dir_label(const char *path)
@@ -74,52 +67,46 @@ static bool is_tree(uint32_t mode)
 	return (mode & 0170000u) == PS_MODE_TREE;
 }
 
-/* The entries of a directory whose id differs from the stored one (trusted: its root is the
- * commit's): each file whose mode or id differs, or that is on one side only. */
-static void entry_problems(struct ps_verify_report *r, const struct ps_tree_dir *ours,
-			   const struct ps_tree_dir *stored)
+/*
+ * A directory whose id from the files differs from the stored one (trusted: the stored root is
+ * the commit's). The store keeps directory ids, not entries (migration 0020), so the files
+ * that differ cannot be named; the directory that holds them can: the one whose own entries,
+ * with each subdirectory given its stored id, still do not hash to its stored id. A directory
+ * whose difference lies only in its subdirectories is left to them.
+ */
+static void own_entries_problem(struct ps_verify_report *r, const struct ps_tree_dir *ours,
+				const struct ps_tree_dir *stored, const struct dirs *all)
 {
-	struct ps_tree o = { 0 }, t = { 0 };
-	size_t i = 0, k = 0;
+	struct ps_tree o = { 0 };
+	unsigned char *body = NULL;
+	size_t len = 0;
+	char sha[PS_SHA_HEX] = "";
 
-	if (ps_tree_parse(ours->body, ours->len, &o) < 0 ||
-	    ps_tree_parse(stored->body, stored->len, &t) < 0) {
-		ps_error_clear();
-		problem(r, dir_label(ours->path), "tree_mismatch",
-			ps_asprintf("its files hash to tree %s, the commit has %s", ours->sha,
-				    stored->sha));
-		goto out;
-	}
-	while (i < o.n || k < t.n) {
-		const struct ps_tree_entry *a = i < o.n ? &o.entries[i] : NULL;
-		const struct ps_tree_entry *b = k < t.n ? &t.entries[k] : NULL;
-		int c = !a ? 1 : !b ? -1 : ps_tree_entry_cmp(a->name, a->mode, b->name, b->mode);
-		char am[8], bm[8];
+	if (ps_tree_parse(ours->body, ours->len, &o) == 0) {
+		for (size_t i = 0; i < o.n; i++) {
+			char *sub;
+			const struct ps_tree_dir *d;
 
-		if (c < 0) {
-			problem(r, join(ours->path, a->name, is_tree(a->mode)), "tree_mismatch",
-				ps_strdup("in the snapshot, not in the commit"));
-			i++;
-		} else if (c > 0) {
-			problem(r, join(ours->path, b->name, is_tree(b->mode)), "tree_mismatch",
-				ps_strdup("in the commit, missing from the snapshot"));
-			k++;
-		} else {
-			if (!is_tree(a->mode) &&
-			    (a->mode != b->mode || strcmp(a->sha, b->sha) != 0)) {
-				ps_mode_string(a->mode, am);
-				ps_mode_string(b->mode, bm);
-				problem(r, join(ours->path, a->name, false), "tree_mismatch",
-					ps_asprintf("%s %s in the snapshot, %s %s in the commit", am,
-						    a->sha, bm, b->sha));
-			}
-			i++;
-			k++;
+			if (!is_tree(o.entries[i].mode))
+				continue;
+			sub = ours->path[0] ? ps_asprintf("%s/%s", ours->path, o.entries[i].name)
+					    : ps_strdup(o.entries[i].name);
+			d = ps_tree_dirs_find(all->v, all->n, sub);
+			free(sub);
+			if (d)
+				memcpy(o.entries[i].sha, d->sha, PS_SHA_HEX);
 		}
+		if (ps_tree_serialize(&o, &body, &len) == 0)
+			ps_tree_hash(body, len, sha);
 	}
-out:
+	ps_error_clear();
+	if (strcmp(sha, stored->sha) != 0)
+		problem(r, dir_label(ours->path), "tree_mismatch",
+			ps_asprintf("its files hash to tree %s, the commit has %s: an entry directly "
+				    "in it (a file's mode, id or name, or a subdirectory) differs",
+				    ours->sha, stored->sha));
+	free(body);
 	ps_tree_dispose(&o);
-	ps_tree_dispose(&t);
 }
 
 static void check_dirs(struct ps_verify_report *r, const struct ps_tree_dir *mine, size_t nmine,
@@ -156,7 +143,7 @@ static void check_dirs(struct ps_verify_report *r, const struct ps_tree_dir *min
 						    "of the snapshot is in it"
 					  : "its stored directory tree differs from its files'"));
 		} else if (c == 0) {
-			entry_problems(r, a, b);
+			own_entries_problem(r, a, b, stored);
 		}
 		/* Directories on one side only show as entries of their parents. */
 		if (c <= 0)

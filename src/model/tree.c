@@ -210,6 +210,22 @@ int ps_tree_serialize(struct ps_tree *t, unsigned char **body, size_t *len)
 	return 0;
 }
 
+int ps_tree_dir_make(const char *path, struct ps_tree *t, struct ps_tree_dir *out)
+{
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if ((rc = ps_tree_serialize(t, &out->body, &out->len)) < 0)
+		return ps_error_wrap(rc, "directory '%s': ", path);
+	if (!out->len) {
+		free(out->body);
+		out->body = NULL;
+	}
+	ps_tree_hash(out->body, out->len, out->sha);
+	out->path = ps_strdup(path);
+	return 0;
+}
+
 /* ---- the whole snapshot ---- */
 
 struct level {

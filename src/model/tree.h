@@ -9,9 +9,11 @@
  * zero> <name>\0<20-byte id>". Its id is the SHA-1 of the whole object. The empty tree (an
  * empty commit) is PS_EMPTY_TREE. Directories without files do not exist in git, nor here.
  *
- * A directory is kept with its entries (`body`, the object without its header) so that a later
- * snapshot re-hashes only the directories on its changed paths (ps_tree_update) from the stored
- * bodies of the previous one, the way git writes a new commit's trees.
+ * A directory is handled with its entries (`body`, the object without its header) so that a
+ * later snapshot re-hashes only the directories on its changed paths (ps_tree_update) from the
+ * bodies of the previous one, the way git writes a new commit's trees. The store keeps only
+ * each directory's id and rebuilds a body from the snapshot's rows when asked (store.h,
+ * ps_store_dir_tree_get).
  */
 #ifndef PS_MODEL_TREE_H
 #define PS_MODEL_TREE_H
@@ -59,6 +61,10 @@ int ps_tree_parse(const void *body, size_t len, struct ps_tree *out);
 /* A body from entries in any order (sorted here; `t` is sorted in place). PS_EINVAL for a name
  * that is empty, holds '/', or repeats, or an id that is not 40 hex digits. */
 int ps_tree_serialize(struct ps_tree *t, unsigned char **body, size_t *len);
+
+/* The directory `path` whose entries are `t` (sorted here): `out` gets a copy of `path`, the
+ * body and the id it hashes to, in new memory. PS_EINVAL as ps_tree_serialize. */
+int ps_tree_dir_make(const char *path, struct ps_tree *t, struct ps_tree_dir *out);
 
 /*
  * Every directory of the snapshot made of `files` (blobs, symlinks and submodules with their

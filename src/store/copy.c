@@ -84,10 +84,11 @@ static const struct ps_copy_col memory_cols[] = {
 static const struct ps_copy_col removal_cols[] = {
 	C("sync_id", INT), C("source_ref", BYTES), C("project_id", INT),
 };
-/* Directory trees (migration 0009) are versioned with the snapshots, like file versions. */
+/* Directory trees (migration 0009) are versioned with the snapshots, like file versions; their
+ * entries are rebuilt from the rows (migration 0020), so only the ids move. */
 static const struct ps_copy_col dir_tree_cols[] = {
 	C("id", INT), C("project_id", INT), C("path", BYTES), C("tree_sha", TEXT),
-	C("entries", BLOB), C("introduced_by", INT), C("superseded_by", INT),
+	C("introduced_by", INT), C("superseded_by", INT),
 };
 static const struct ps_copy_col webhook_cols[] = {
 	C("id", TEXT), C("event", TEXT), C("received_at", INT),

@@ -270,18 +270,22 @@ struct ps_tree_dir;
  * by the changes, are skipped): invisible until finalize, which supersedes the previous rows of
  * every directory it staged and of every directory on a changed path; discarded with the
  * sync's file versions when it does not succeed. Each call is one transaction unless inside
- * ps_store_begin. A sha that is not 40 lowercase hex digits is refused as by files_stage.
+ * ps_store_begin. A sha that is not 40 lowercase hex digits is refused as by files_stage. Only
+ * the path and id are kept (schema 20): `body` is not stored.
  */
 int ps_store_dir_trees_stage(struct ps_store *s, const struct ps_sync *sync,
 			     const struct ps_tree_dir *dirs, size_t n);
 /* One directory of the snapshot of succeeded sync `at` (an id, not 0), filled with new memory
- * (ps_tree_dirs_free's rules). PS_ENOTFOUND when the snapshot has no such directory stored:
- * the path is not a directory there, or the snapshot predates schema 8 (no directory stored). */
+ * (ps_tree_dirs_free's rules): its entries rebuilt from the snapshot's rows (its direct files,
+ * its direct subdirectories' stored ids; never a subdirectory's rows) and the id they hash to,
+ * which is the stored one when the rows add up. PS_ENOTFOUND when the snapshot has no such
+ * directory stored: the path is not a directory there, or the snapshot predates schema 8 (no
+ * directory stored). */
 int ps_store_dir_tree_get(struct ps_store *s, int64_t project_id, int64_t at, const char *path,
 			  struct ps_tree_dir *out);
-/* Every stored directory of snapshot `at` (0 = the latest) sorted by path bytes; the callback's
- * directory is borrowed, a non-zero return stops and is returned. PS_ENOTFOUND if `at` is not
- * a succeeded sync of the project. */
+/* Every stored directory of snapshot `at` (0 = the latest) sorted by path bytes, with its
+ * stored id and no body; the callback's directory is borrowed, a non-zero return stops and is
+ * returned. PS_ENOTFOUND if `at` is not a succeeded sync of the project. */
 typedef int (*ps_dir_cb)(void *ud, const struct ps_tree_dir *d);
 int ps_store_dir_trees_each(struct ps_store *s, int64_t project_id, int64_t at, ps_dir_cb cb,
 			    void *ud);

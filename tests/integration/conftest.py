@@ -49,6 +49,7 @@ BOTH_BACKENDS |= {"test_store_compression"}  # the blob codec behind both backen
 BOTH_BACKENDS |= {"test_commits"}  # the commits of a sync: stored by each backend
 BOTH_BACKENDS |= {"test_patch_schedule"}  # PATCH of schedule/retention: saved by each backend
 BOTH_BACKENDS |= {"test_store_rows"}  # schema 16: object ids at rest, converted by each backend
+BOTH_BACKENDS |= {"test_thin_trees"}  # schema 20: directory entries rebuilt by each backend
 
 
 def pytest_report_header(config):
@@ -195,6 +196,30 @@ PG_UNDO_CODE_OWN = PG_UNDO_CODE_IDS + [
     "UPDATE code_blobs SET content = 'a copy schema 16 made'",
     "CREATE INDEX code_blobs_trgm ON code_blobs USING gin (content gin_trgm_ops)",
     "CREATE INDEX code_blobs_uncopied ON code_blobs(sha) WHERE content IS NULL"]
+
+
+def thin_trees_version():
+    """The schema version a store has just before migration 0020 (directory trees without
+    their entries): its position among the migrations, which the runners number in order."""
+    names = sorted(p.name for p in (ROOT / "src" / "store" / "sqlite" / "migrations").glob("*.sql"))
+    return names.index("0020_thin_trees.sql")
+
+
+def sqlite_undo_thin_trees(con):
+    """Undoes migration 0020 in an SQLite store, for a test that turns it back into an older
+    schema: dir_trees gets its entries column again, with empty bodies (the migrations on the
+    way up copy it and 0020 drops it again; a test that needs the real bodies fills them).
+    Does not commit."""
+    cols = [r[1] for r in con.execute("PRAGMA table_info(dir_trees)")]
+    if cols and "entries" not in cols:
+        con.execute("ALTER TABLE dir_trees ADD COLUMN entries BLOB NOT NULL DEFAULT x''")
+
+
+# Undoes PostgreSQL's migration 0020 (directory trees without entries), as
+# sqlite_undo_thin_trees does.
+PG_UNDO_THIN_TREES = [
+    "DROP FUNCTION ps_dir_entries(bigint, bigint, bytea)",
+    "ALTER TABLE dir_trees ADD COLUMN entries bytea NOT NULL DEFAULT ''"]
 
 
 def sqlite_undo_code_unindexed(con):

@@ -16,10 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (GIT_ENV, PG_UNDO_CODE_IDS, PG_UNDO_CODE_OWN, ROOT, UNDO_FOLDED_CHECKS,
-                      Projsync, Repo, git, one_error_line, psql, sqlite_code_tokenizer,
-                      sqlite_undo_code_own,
-                      sqlite_undo_code_unindexed)
+from conftest import (GIT_ENV, PG_UNDO_CODE_IDS, PG_UNDO_CODE_OWN, PG_UNDO_THIN_TREES, ROOT,
+                      UNDO_FOLDED_CHECKS, Projsync, Repo, git, one_error_line, psql,
+                      sqlite_code_tokenizer, sqlite_undo_code_own, sqlite_undo_code_unindexed)
 from server_util import Server
 from test_store_rows import downgrade_sqlite
 
@@ -291,6 +290,7 @@ def test_existing_store_is_indexed_on_next_sync(ps, make_repo, tmp_path):
     undo_commits += undo_ids
     if ps.backend == "pg":
         psql(ps.db, undo_commits + "; ".join(PG_UNDO_CODE_IDS) + "; "
+             "DROP FUNCTION ps_dir_entries(bigint, bigint, bytea); "
              "DROP TABLE dir_trees; DROP TABLE code_blobs; "
              "DROP TABLE code_segments; DROP TABLE code_postings; "
              "ALTER TABLE projects DROP COLUMN code_index; "
@@ -465,8 +465,9 @@ def test_schema_16_pg_store_is_reindexed(ps, make_repo, tmp_path):
     ps.sync("s16")
     indexed = code_blobs(ps)
     version = store_sql(ps, "SELECT max(version) FROM projsync_schema")
-    psql(ps.db, "; ".join(PG_UNDO_CODE_OWN + ["UPDATE projects SET code_index_pending = 0",
-                                              "DELETE FROM projsync_schema WHERE version > 16"]))
+    psql(ps.db, "; ".join(PG_UNDO_CODE_OWN + PG_UNDO_THIN_TREES +
+                          ["UPDATE projects SET code_index_pending = 0",
+                           "DELETE FROM projsync_schema WHERE version > 16"]))
     r = ps("grep", "-F", "needle", "s16")
     assert r.rc == 0, r
     assert store_sql(ps, "SELECT max(version) FROM projsync_schema") == version

@@ -12,7 +12,7 @@ import sqlite3
 import pytest
 
 from conftest import (UNDO_FOLDED_CHECKS, one_error_line, psql, sqlite_undo_code_own,
-                      sqlite_undo_code_unindexed)
+                      sqlite_undo_code_unindexed, sqlite_undo_thin_trees)
 
 TEXT = "".join(f"line {i}: the same kind of source text again and again\n" for i in range(400))
 BINARY = bytes(range(256)) * 64
@@ -170,6 +170,7 @@ def test_schema9_store_is_converted(ps, repo):
     con = sqlite3.connect(ps.db)
     sqlite_undo_code_own(con)
     sqlite_undo_code_unindexed(con)
+    sqlite_undo_thin_trees(con)
     con.executescript(UNDO_FOLDED_CHECKS)
     con.execute("DROP TABLE sync_commits")
     for col in ("head_subject", "head_author_name", "head_author_email", "head_author_date",

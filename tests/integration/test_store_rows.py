@@ -10,8 +10,8 @@ import re
 import sqlite3
 from pathlib import Path
 
-from conftest import (PG_UNDO_CODE_IDS, PG_UNDO_CODE_OWN, psql, sqlite_undo_code_ids,
-                      sqlite_undo_code_own)
+from conftest import (PG_UNDO_CODE_IDS, PG_UNDO_CODE_OWN, PG_UNDO_THIN_TREES, psql,
+                      sqlite_undo_code_ids, sqlite_undo_code_own, sqlite_undo_thin_trees)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -35,11 +35,12 @@ def schema12_ddl(backend):
 
 
 def downgrade_sqlite(db):
-    """Turns a schema 17 SQLite store into what schema 15 wrote: the FTS5 code index (empty),
+    """Turns a schema 20 SQLite store into what schema 15 wrote: the FTS5 code index (empty),
     hex ids, the old indexes."""
     ddl = schema12_ddl("sqlite")
     con = sqlite3.connect(db)
     sqlite_undo_code_own(con)
+    sqlite_undo_thin_trees(con)
     con.execute("PRAGMA foreign_keys = OFF")
     for table, col in (("file_versions", "sha"), ("dir_trees", "tree_sha")):
         cols = [r[1] for r in con.execute(f"PRAGMA table_info({table})")]
@@ -64,7 +65,8 @@ def downgrade_pg(url):
            "ALTER TABLE file_versions ALTER COLUMN sha TYPE text USING encode(sha, 'hex')",
            "ALTER TABLE dir_trees ALTER COLUMN tree_sha TYPE text USING encode(tree_sha, 'hex')",
            "DROP FUNCTION ps_hex(bytea)", "DROP FUNCTION ps_unhex(text)",
-           "DELETE FROM projsync_schema WHERE version > 15"] + PG_UNDO_CODE_OWN
+           "DELETE FROM projsync_schema WHERE version > 15"] + PG_UNDO_CODE_OWN + \
+        PG_UNDO_THIN_TREES
     # The indexes schema 15 had and 16 does not (the others are still there, same names).
     have = set(psql(url, "SELECT indexname FROM pg_indexes WHERE tablename IN "
                          "('file_versions', 'dir_trees')").split())
@@ -219,13 +221,15 @@ def downgrade_code_ids(ps, drop_sha=None):
     leaves that blob out of the index as schema 18 would have kept it: unindexed, its project
     owing the backlog."""
     if ps.backend == "pg":
-        sql = PG_UNDO_CODE_IDS + ["DELETE FROM projsync_schema WHERE version > 18"]
+        sql = PG_UNDO_THIN_TREES + PG_UNDO_CODE_IDS + \
+            ["DELETE FROM projsync_schema WHERE version > 18"]
         if drop_sha:
             sql += [f"DELETE FROM code_blobs WHERE sha = '{drop_sha}'",
                     "UPDATE projects SET code_index_pending = 1"]
         psql(ps.db, "BEGIN; " + "; ".join(sql) + "; COMMIT")
         return
     con = sqlite3.connect(ps.db)
+    sqlite_undo_thin_trees(con)
     sqlite_undo_code_ids(con)
     if drop_sha:  # schema 18's triggers count it as unindexed
         con.execute("DELETE FROM code_blobs WHERE sha = ?", (drop_sha,))

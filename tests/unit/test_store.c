@@ -559,6 +559,148 @@ static void test_pg_server_version(void)
 	ps_error_clear();
 }
 
+/* ---- directory trees rebuilt from the rows (migration 0020) ---- */
+
+struct at_store {
+	struct ps_store *s;
+	int64_t project, at;
+};
+
+static int load_stored_dir(void *ud, const char *path, struct ps_tree_dir *out)
+{
+	struct at_store *a = ud;
+	return ps_store_dir_tree_get(a->s, a->project, a->at, path, out);
+}
+
+struct file_vec {
+	struct ps_file *v;
+	size_t n;
+};
+
+static int collect_file(void *ud, const struct ps_file *f)
+{
+	struct file_vec *l = ud;
+
+	l->v = ps_realloc(l->v, (l->n + 1) * sizeof(*l->v));
+	l->v[l->n] = *f;
+	l->v[l->n++].path = ps_strdup(f->path);
+	return 0;
+}
+
+/* Every directory of the snapshot at `at`, hashed from its full listing: what the rebuilt
+ * ones must be, byte for byte. */
+static void expect_dirs(struct ps_store *s, int64_t project, int64_t at, size_t want_dirs)
+{
+	struct file_vec files = { 0 };
+	struct ps_tree_dir *dirs = NULL;
+	size_t ndirs = 0;
+
+	CHECK_OK(ps_store_snapshot_each(s, project, at, NULL, collect_file, &files));
+	CHECK_OK(ps_tree_build(files.v, files.n, &dirs, &ndirs));
+	CHECK_INT(ndirs, want_dirs);
+	for (size_t i = 0; i < ndirs; i++) {
+		struct ps_tree_dir got = { 0 };
+
+		CHECK_OK(ps_store_dir_tree_get(s, project, at, dirs[i].path, &got));
+		CHECK_STR(got.path, dirs[i].path);
+		CHECK_STR(got.sha, dirs[i].sha);
+		CHECK_INT(got.len, dirs[i].len);
+		CHECK(got.len == dirs[i].len && memcmp(got.body, dirs[i].body, got.len) == 0);
+		free(got.path);
+		free(got.body);
+	}
+	ps_tree_dirs_free(dirs, ndirs);
+	for (size_t i = 0; i < files.n; i++)
+		free(files.v[i].path);
+	free(files.v);
+}
+
+/* One sync as core/sync.c makes it: the directories on the changed paths re-hashed from the
+ * base's stored ones (rebuilt from the rows), staged with the files. */
+static int64_t tree_sync(struct ps_store *s, const struct ps_project *p, int64_t base,
+			 struct ps_change *c, size_t n)
+{
+	struct at_store a = { s, p->id, base };
+	struct ps_owner o = me();
+	struct ps_sync *y = NULL;
+	struct ps_tree_dir *dirs = NULL;
+	size_t ndirs = 0;
+	int64_t id;
+
+	CHECK_OK(ps_store_sync_create(s, p->id, "main", "cli", &o, &y));
+	if (!y)
+		return 0;
+	y->base_sync_id = base; /* what core/sync.c sets */
+	CHECK_OK(ps_store_files_stage(s, y, c, n));
+	CHECK_OK(ps_tree_update(c, n, load_stored_dir, &a, &dirs, &ndirs));
+	CHECK_OK(ps_store_dir_trees_stage(s, y, dirs, ndirs));
+	ps_tree_dirs_free(dirs, ndirs);
+	y->commit = ps_strdup("c");
+	ps_changes_count(c, n, &y->counts);
+	CHECK_OK(ps_store_sync_finalize(s, y, c, n, NULL));
+	id = y->id;
+	ps_sync_free(y);
+	return id;
+}
+
+static struct ps_change with_mode(struct ps_change c, uint32_t mode)
+{
+	c.mode = mode;
+	if (mode == PS_MODE_COMMIT)
+		c.size = -1;
+	return c;
+}
+
+/* A directory's entries are rebuilt from its files' rows and its subdirectories' ids: names
+ * sorting around '/' ("b-x", "b.y" < "b/" < "b0"), every mode, directories several levels
+ * deep that change, empty, disappear and come back, a rename between directories; every
+ * directory of every snapshot, old ones included, is the one its files make. */
+static void test_dir_trees_rebuilt(void)
+{
+	struct ps_store *s = open_store(NULL);
+	struct ps_project *p = add_project(s, "trees");
+	struct ps_change c1[] = {
+		change(PS_CHANGE_ADDED, "a", "1"), change(PS_CHANGE_ADDED, "a-b", "2"),
+		change(PS_CHANGE_ADDED, "a.c", "3"), change(PS_CHANGE_ADDED, "a0", "4"),
+		change(PS_CHANGE_ADDED, "b/x", "5"), change(PS_CHANGE_ADDED, "b/c/d/e", "6"),
+		change(PS_CHANGE_ADDED, "b/c/d/f", "7"), change(PS_CHANGE_ADDED, "b-x", "8"),
+		change(PS_CHANGE_ADDED, "b.y", "9"), change(PS_CHANGE_ADDED, "b0", "10"),
+		change(PS_CHANGE_ADDED, "b.d/g", "11"),
+		with_mode(change(PS_CHANGE_ADDED, "l", "b/x"), PS_MODE_LINK),
+		with_mode(change(PS_CHANGE_ADDED, "x", "#!"), PS_MODE_EXEC),
+		with_mode(change(PS_CHANGE_ADDED, "m", "sub"), PS_MODE_COMMIT),
+		change(PS_CHANGE_ADDED, "deep/1/2/3/4", "12"),
+	};
+	struct ps_change c2[] = {
+		change(PS_CHANGE_MODIFIED, "a0", "4'"), change(PS_CHANGE_DELETED, "b/c/d/e", NULL),
+		change(PS_CHANGE_ADDED, "b/c/n", "13"), change(PS_CHANGE_RENAMED, "b.e/g", "11"),
+		change(PS_CHANGE_DELETED, "deep/1/2/3/4", NULL),
+	};
+	struct ps_change c3[] = {
+		change(PS_CHANGE_ADDED, "deep/1/x", "14"), change(PS_CHANGE_DELETED, "b/c/d/f", NULL),
+		with_mode(change(PS_CHANGE_MODIFIED, "x", "#!2"), PS_MODE_EXEC),
+		change(PS_CHANGE_ADDED, "b/c/d0", "15"),
+	};
+	struct ps_tree_dir none = { 0 };
+	int64_t s1, s2, s3;
+
+	c2[3].previous_path = (char *)"b.d/g";
+	s1 = tree_sync(s, p, 0, c1, sizeof(c1) / sizeof(*c1));
+	expect_dirs(s, p->id, s1, 9); /* "", b, b/c, b/c/d, b.d, deep, deep/1, deep/1/2, .../3 */
+	s2 = tree_sync(s, p, s1, c2, sizeof(c2) / sizeof(*c2));
+	expect_dirs(s, p->id, s2, 5); /* "", b, b/c, b/c/d, b.e */
+	s3 = tree_sync(s, p, s2, c3, sizeof(c3) / sizeof(*c3));
+	expect_dirs(s, p->id, s3, 6); /* "", b, b/c, b.e, deep, deep/1 */
+	expect_dirs(s, p->id, s1, 9);
+	expect_dirs(s, p->id, s2, 5);
+	/* A directory the snapshot does not have: not found, as before. */
+	CHECK_INT(ps_store_dir_tree_get(s, p->id, s3, "b/c/d", &none), PS_ENOTFOUND);
+	CHECK_INT(ps_store_dir_tree_get(s, p->id, s2, "deep", &none), PS_ENOTFOUND);
+	ps_error_clear();
+	ps_project_free(p);
+	ps_store_free(s);
+}
+
 /* ---- blob encoding (issue 14) ---- */
 
 struct ps_embedded {
@@ -1631,6 +1773,12 @@ static void test_code_index(void)
 	ps_store_free(s);
 }
 
+static int dir_sha_cb(void *ud, const struct ps_tree_dir *d)
+{
+	snprintf(ud, PS_SHA_HEX, "%s", d->sha);
+	return 0;
+}
+
 /* Object ids are kept as their 20 bytes (schema 16) and read back as the 40 hex digits they
  * were, leading zeros and all; an id with no such form is refused before anything is written. */
 static void test_object_ids_at_rest(void)
@@ -1684,11 +1832,24 @@ static void test_object_ids_at_rest(void)
 		free(f.path);
 	}
 	{
+		/* The directory's entries come back from the file rows with their ids as they
+		 * were; its own stored id reads back as staged. */
 		struct ps_tree_dir back = { 0 };
+		struct ps_tree t = { 0 };
+
 		CHECK_OK(ps_store_dir_tree_get(s, p->id, id, "", &back));
-		CHECK_STR(back.sha, d.sha);
+		CHECK_OK(ps_tree_parse(back.body, back.len, &t));
+		CHECK_INT(t.n, 2);
+		if (t.n == 2) {
+			CHECK_STR(t.entries[0].name, "high");
+			CHECK_STR(t.entries[0].sha, c[1].sha);
+			CHECK_STR(t.entries[1].sha, c[0].sha);
+		}
+		ps_tree_dispose(&t);
 		free(back.path);
 		free(back.body);
+		CHECK_OK(ps_store_dir_trees_each(s, p->id, id, dir_sha_cb, back.sha));
+		CHECK_STR(back.sha, d.sha);
 	}
 	/* At rest: 20 bytes each. */
 	out = ps_test_sql(path, ps_test_pg() ? "SELECT DISTINCT octet_length(sha) FROM file_versions"
@@ -2034,4 +2195,5 @@ PS_TESTS(PS_TEST(test_atomic_visibility), PS_TEST(test_one_chain), PS_TEST(test_
 	 PS_TEST(test_code_index), PS_TEST(test_code_segments), PS_TEST(test_code_segments_shared), PS_TEST(test_code_index_crash), PS_TEST(test_blob_round_trips), PS_TEST(test_blob_put_in_transaction),
 	 PS_TEST(test_blob_corrupt), PS_TEST(test_blob_delta_chain), PS_TEST(test_blob_delta_corrupt),
 	 PS_TEST(test_blob_delta_prune),
-	 PS_TEST(test_blob_conversion), PS_TEST(test_stats), PS_TEST(test_object_ids_at_rest))
+	 PS_TEST(test_blob_conversion), PS_TEST(test_stats), PS_TEST(test_object_ids_at_rest),
+	 PS_TEST(test_dir_trees_rebuilt))

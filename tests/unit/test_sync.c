@@ -781,17 +781,31 @@ static void test_verify_finds_altered_store(void)
 	ps_verify_report_dispose(&rep);
 
 	/* A file version's blob id altered: the tree no longer adds up, and the stored
-	 * directories name the file. */
+	 * directory ids name the directory holding the file (not its parents, whose own
+	 * entries are right). */
 	ps_git_blob_sha("1", 1, sha);
 	sql = ps_asprintf(SET_SHA("file_versions", "sha", "WHERE path = 'dir/h'"), sha);
 	sql_ok(&e, sql);
 	free(sql);
 	rep = verify(&e, false);
-	CHECK(has_problem(&rep, "dir/h", "tree_mismatch"));
+	CHECK(has_problem(&rep, "dir/", "tree_mismatch"));
 	CHECK_INT(rep.nproblems, 1);
 	ps_verify_report_dispose(&rep);
 	ps_git_blob_sha("3", 1, sha);
 	sql = ps_asprintf(SET_SHA("file_versions", "sha", "WHERE path = 'dir/h'"), sha);
+	sql_ok(&e, sql);
+	free(sql);
+	/* ... and one of the root's own files: the root, not the directories below it. */
+	ps_git_blob_sha("1", 1, sha);
+	sql = ps_asprintf(SET_SHA("file_versions", "sha", "WHERE path = 'README'"), sha);
+	sql_ok(&e, sql);
+	free(sql);
+	rep = verify(&e, false);
+	CHECK(has_problem(&rep, "/", "tree_mismatch"));
+	CHECK_INT(rep.nproblems, 1);
+	ps_verify_report_dispose(&rep);
+	ps_git_blob_sha("r", 1, sha);
+	sql = ps_asprintf(SET_SHA("file_versions", "sha", "WHERE path = 'README'"), sha);
 	sql_ok(&e, sql);
 	free(sql);
 
@@ -811,19 +825,22 @@ static void test_verify_finds_altered_store(void)
 	CHECK_INT(rep.directories, 4);
 	ps_verify_report_dispose(&rep);
 
-	/* Stored directory trees that do not add up (the root's entries replaced): the next
-	 * sync hashes every directory again from the rows, warns, and succeeds. */
-	sql_ok(&e, "UPDATE dir_trees SET entries = (SELECT entries FROM dir_trees WHERE "
+	/* Stored directory ids that do not add up (the root's replaced by another's, then a
+	 * subdirectory's): verify names each; the next sync, whose root is rebuilt with the
+	 * subdirectory's stored id (not on its changed paths), hashes every directory again from the rows, warns, and
+	 * succeeds. */
+	sql_ok(&e, "UPDATE dir_trees SET tree_sha = (SELECT tree_sha FROM dir_trees WHERE "
 		   "path = 'new' ORDER BY id DESC LIMIT 1) WHERE path = '' AND superseded_by IS NULL");
 	rep = verify(&e, false);
-	CHECK(has_problem(&rep, "/", "dir_tree_mismatch") || rep.nproblems == 0);
+	CHECK(has_problem(&rep, "/", "dir_tree_mismatch"));
+	CHECK_INT(rep.nproblems, 1);
 	ps_verify_report_dispose(&rep);
-	sql = ps_asprintf(SET_SHA("dir_trees", "tree_sha", "WHERE path = 'new'"),
+	sql = ps_asprintf(SET_SHA("dir_trees", "tree_sha", "WHERE path = 'dir'"),
 			  "0000000000000000000000000000000000000000");
 	sql_ok(&e, sql);
 	free(sql);
 	rep = verify(&e, false);
-	CHECK(has_problem(&rep, "new/", "dir_tree_mismatch"));
+	CHECK(has_problem(&rep, "dir/", "dir_tree_mismatch"));
 	ps_verify_report_dispose(&rep);
 	fake_commit(e.fake, "c3", v1, 6);
 	r = run(&e, NULL, 0);

@@ -1,7 +1,8 @@
 /*
- * Directory trees of snapshots in PostgreSQL (table dir_trees, migration 0008): the rules of
- * src/store/sqlite/sqlite_trees.c, one statement per round trip where it matters (staging and the
- * finalize's supersede are multi-row).
+ * Directory trees of snapshots in PostgreSQL (table dir_trees, migrations 0009 and 0020): the
+ * rules of src/store/sqlite/sqlite_trees.c, one statement per round trip where it matters
+ * (staging and the finalize's supersede are multi-row, a directory's entries are rebuilt
+ * server-side by ps_dir_entries, migration 0020).
  */
 #include "store/store.h"
 
@@ -18,7 +19,7 @@
 	"dt.introduced_by <= " at " AND (dt.superseded_by IS NULL OR dt.superseded_by > " at ") " \
 	"AND EXISTS (SELECT 1 FROM syncs i WHERE i.id = dt.introduced_by AND i.status = 'succeeded')"
 
-/* Rows per multi-row INSERT: 5 parameters each. */
+/* Rows per multi-row INSERT: 4 parameters each. */
 #define STAGE_BATCH 1000
 
 int ps_pg_dir_trees_stage(struct ps_store *s, const struct ps_sync *y,
@@ -37,13 +38,12 @@ int ps_pg_dir_trees_stage(struct ps_store *s, const struct ps_sync *y,
 			int b = q.n;
 			if (rows == 0)
 				ps_buf_puts(&sql, "INSERT INTO dir_trees (project_id, path, tree_sha, "
-					    "entries, introduced_by) VALUES ");
-			ps_buf_printf(&sql, "%s($%d,$%d,ps_unhex($%d),$%d,$%d)", rows ? "," : "", b + 1, b + 2,
-				      b + 3, b + 4, b + 5);
+					    "introduced_by) VALUES ");
+			ps_buf_printf(&sql, "%s($%d,$%d,ps_unhex($%d),$%d)", rows ? "," : "", b + 1,
+				      b + 2, b + 3, b + 4);
 			ps_pq_int(&q, y->project_id);
 			ps_pq_path(&q, dirs[i].path);
 			ps_pq_text(&q, dirs[i].sha);
-			ps_pq_bytes(&q, dirs[i].body ? (const void *)dirs[i].body : "", dirs[i].len);
 			ps_pq_int(&q, y->id);
 			rows++;
 		}
@@ -66,51 +66,59 @@ int ps_pg_dir_trees_stage(struct ps_store *s, const struct ps_sync *y,
 	return ps_pg_commit(s);
 }
 
-/* A binary row (path, tree_sha, entries) as a directory with new memory. */
-static void dir_from_row(const PGresult *r, int i, struct ps_tree_dir *d)
-{
-	size_t len = (size_t)PQgetlength(r, i, 2);
-
-	d->path = ps_strndup(PQgetvalue(r, i, 0), (size_t)PQgetlength(r, i, 0));
-	snprintf(d->sha, sizeof(d->sha), "%.*s", PQgetlength(r, i, 1), PQgetvalue(r, i, 1));
-	d->len = len;
-	d->body = NULL;
-	if (len) {
-		d->body = ps_malloc(len);
-		memcpy(d->body, PQgetvalue(r, i, 2), len);
-	}
-}
-
 int ps_pg_dir_tree_get(struct ps_store *s, int64_t project_id, int64_t at, const char *path,
 		       struct ps_tree_dir *out)
 {
+	/* The directory's row, then its entries (none for a row whose rows add up to nothing:
+	 * the LEFT JOIN keeps the row). Text results: the names are bytea, read as hex. */
 	static const char sql[] =
-		"SELECT dt.path, ps_hex(dt.tree_sha), dt.entries FROM dir_trees dt "
-		"WHERE dt.project_id = $1 AND dt.path = $3 AND " DT_VISIBLE_AT("$2");
+		"WITH d AS (SELECT dt.tree_sha FROM dir_trees dt "
+		"  WHERE dt.project_id = $1 AND dt.path = $3 AND " DT_VISIBLE_AT("$2") " "
+		"  ORDER BY dt.introduced_by DESC LIMIT 1) "
+		"SELECT e.mode, e.name, ps_hex(e.sha) FROM d "
+		"LEFT JOIN LATERAL ps_dir_entries($1, $2, $4) e ON true";
+	struct ps_tree t = { 0 };
 	struct ps_pq q = { 0 };
+	char *prefix = ps_asprintf("%s%s", path, path[0] ? "/" : "");
 	PGresult *r;
-	int rc = 0;
+	int rc = 0, rows;
 
 	ps_pq_int(&q, project_id);
 	ps_pq_int(&q, at);
 	ps_pq_path(&q, path);
-	if (!(r = ps_pg_run(PSPG(s), sql, &q, true, "read directory tree", &rc)))
+	ps_pq_path(&q, prefix);
+	r = ps_pg_run(PSPG(s), sql, &q, false, "read directory tree", &rc);
+	free(prefix);
+	if (!r)
 		return rc;
-	if (PQntuples(r) == 0) {
+	if ((rows = PQntuples(r)) == 0) {
 		PQclear(r);
 		return ps_error_set(PS_ENOTFOUND, "dir_not_found", "no stored tree for directory "
 				    "'%s' at sync %lld", path, (long long)at);
 	}
-	dir_from_row(r, 0, out);
+	t.entries = ps_calloc((size_t)rows, sizeof(*t.entries));
+	for (int i = 0; i < rows; i++) {
+		struct ps_tree_entry *e;
+
+		if (PQgetisnull(r, i, 1))
+			continue;
+		e = &t.entries[t.n++];
+		e->mode = (uint32_t)ps_pg_col_int(r, i, 0);
+		e->name = ps_pg_col_bytea(r, i, 1);
+		e->size = -1;
+		snprintf(e->sha, sizeof(e->sha), "%s", PQgetvalue(r, i, 2));
+	}
 	PQclear(r);
-	return 0;
+	rc = ps_tree_dir_make(path, &t, out);
+	ps_tree_dispose(&t);
+	return rc;
 }
 
 int ps_pg_dir_trees_each(struct ps_store *s, int64_t project_id, int64_t at, ps_dir_cb cb,
 			 void *ud)
 {
 	static const char sql[] =
-		"SELECT dt.path, ps_hex(dt.tree_sha), dt.entries FROM dir_trees dt "
+		"SELECT dt.path, ps_hex(dt.tree_sha) FROM dir_trees dt "
 		"WHERE dt.project_id = $1 AND " DT_VISIBLE_AT("$2") " ORDER BY dt.path";
 	struct ps_pq q = { 0 };
 	PGresult *r;
@@ -121,11 +129,12 @@ int ps_pg_dir_trees_each(struct ps_store *s, int64_t project_id, int64_t at, ps_
 	if (!(r = ps_pg_run(PSPG(s), sql, &q, true, "list directory trees", &rc)))
 		return rc;
 	for (int i = 0; i < PQntuples(r) && rc == 0; i++) {
-		struct ps_tree_dir d;
-		dir_from_row(r, i, &d);
+		struct ps_tree_dir d = { 0 };
+
+		d.path = ps_strndup(PQgetvalue(r, i, 0), (size_t)PQgetlength(r, i, 0));
+		snprintf(d.sha, sizeof(d.sha), "%.*s", PQgetlength(r, i, 1), PQgetvalue(r, i, 1));
 		rc = cb(ud, &d);
 		free(d.path);
-		free(d.body);
 	}
 	PQclear(r);
 	return rc;
