@@ -869,11 +869,12 @@ def test_tag_or_commit_is_not_a_branch(gh, hub, repo):
         r = gh("sync", "p", "--branch", ref)
         assert r.rc != 0, r
         assert f"branch '{ref}' not found" in r.err, r
-    # Setting a branch checks it like the source: exit 3, nothing stored.
+    # Setting a branch checks it like the source: invalid input (exit 2, as the API's 422),
+    # nothing stored.
     r = gh("project", "set", "p", "--branch", "v1")
-    assert r.rc == 3 and "branch 'v1' not found" in r.err, r
+    assert r.rc == 2 and "branch 'v1' not found" in r.err, r
     r = gh("project", "add", "q", src, "--branch", "nope")
-    assert r.rc == 3 and "branch 'nope' not found" in r.err, r
+    assert r.rc == 2 and "branch 'nope' not found" in r.err, r
     assert gh("project", "show", "q").rc == 3
     assert gh.json("project", "show", "p")["branch"] is None
     gh.ok("project", "set", "p", "--branch", "main")
