@@ -48,6 +48,15 @@ def summary(label, p):
           f"{total('blobs', 'sqlite_autoindex_blobs'):5.2f}  code index {code:5.2f}")
 
 
+# The indexes today's directory-tree queries need, with the directory id where the path was.
+DIR_TREES_INDEXES = """
+    CREATE INDEX dir_trees_path ON dir_trees(project_id, dir_id, introduced_by);
+    CREATE INDEX dir_trees_introduced ON dir_trees(introduced_by);
+    CREATE INDEX dir_trees_superseded ON dir_trees(project_id, superseded_by)
+        WHERE superseded_by IS NOT NULL;
+"""
+
+
 def split(path):
     i = path.rfind("/")
     return ("", path) if i < 0 else (path[:i], path[i + 1:])
@@ -93,11 +102,7 @@ def dir_ids(db):
         CREATE INDEX file_versions_superseded ON file_versions(project_id, superseded_by)
             WHERE superseded_by IS NOT NULL;
         CREATE INDEX file_versions_sha ON file_versions(sha);
-        CREATE INDEX dir_trees_path ON dir_trees(project_id, dir_id, introduced_by);
-        CREATE INDEX dir_trees_introduced ON dir_trees(introduced_by);
-        CREATE INDEX dir_trees_superseded ON dir_trees(project_id, superseded_by)
-            WHERE superseded_by IS NOT NULL;
-    """)
+    """ + DIR_TREES_INDEXES)
     db.commit()
 
 
@@ -110,11 +115,7 @@ def thin_trees(db):
         INSERT INTO dt SELECT id, project_id, dir_id, tree_sha, introduced_by, superseded_by
             FROM dir_trees;
         DROP TABLE dir_trees; ALTER TABLE dt RENAME TO dir_trees;
-        CREATE INDEX dir_trees_path ON dir_trees(project_id, dir_id, introduced_by);
-        CREATE INDEX dir_trees_introduced ON dir_trees(introduced_by);
-        CREATE INDEX dir_trees_superseded ON dir_trees(project_id, superseded_by)
-            WHERE superseded_by IS NOT NULL;
-    """)
+    """ + DIR_TREES_INDEXES)
     db.commit()
 
 

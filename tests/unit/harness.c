@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "model/model.h"
 #include "store/sqlite/sqlite_internal.h"
 #include "util/util.h"
 
@@ -285,4 +286,23 @@ char *ps_test_git_commit(const char *repo, const char *msg)
 {
 	ps_test_sh(repo, "git add -A && git commit -q --allow-empty -m '%s'", msg);
 	return ps_test_sh_out(repo, "git rev-parse HEAD");
+}
+
+int ps_test_files_add(void *ud, const struct ps_file *f)
+{
+	struct ps_test_files *l = ud;
+
+	l->v = ps_realloc(l->v, (l->n + 1) * sizeof(*l->v));
+	l->v[l->n] = *f;
+	l->v[l->n++].path = ps_strdup(f->path);
+	return 0;
+}
+
+void ps_test_files_dispose(struct ps_test_files *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->v[i].path);
+	free(l->v);
+	l->v = NULL;
+	l->n = 0;
 }

@@ -62,4 +62,14 @@ char *ps_test_git_init(void);
 /* `git add -A && git commit -m msg` in repo; returns the new commit SHA (malloc'd). */
 char *ps_test_git_commit(const char *repo, const char *msg);
 
+/* The files a snapshot listing hands out (ps_file_cb), each copied with its path: pass
+ * ps_test_files_add as the callback and the list as its data; free with ps_test_files_dispose. */
+struct ps_file;
+struct ps_test_files {
+	struct ps_file *v;
+	size_t n;
+};
+int ps_test_files_add(void *ud, const struct ps_file *f);
+void ps_test_files_dispose(struct ps_test_files *l);
+
 #endif

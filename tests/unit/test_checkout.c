@@ -72,28 +72,6 @@ static void fx_dispose(struct fx *f)
 	free(f->tmp);
 }
 
-struct file_list {
-	struct ps_file *v;
-	size_t n;
-};
-
-static int collect(void *ud, const struct ps_file *f)
-{
-	struct file_list *l = ud;
-	l->v = ps_realloc(l->v, (l->n + 1) * sizeof(*l->v));
-	l->v[l->n] = *f;
-	l->v[l->n].path = ps_strdup(f->path);
-	l->n++;
-	return 0;
-}
-
-static void file_list_dispose(struct file_list *l)
-{
-	for (size_t i = 0; i < l->n; i++)
-		free(l->v[i].path);
-	free(l->v);
-}
-
 static void entry_sha(const struct entry *e, char sha[PS_SHA_HEX])
 {
 	if (e->mode == PS_MODE_COMMIT)
@@ -109,7 +87,7 @@ static void entry_sha(const struct entry *e, char sha[PS_SHA_HEX])
 static int64_t make_sync_of(struct fx *f, struct ps_project *p, const struct entry *entries,
 			    size_t n)
 {
-	struct file_list old = { 0 };
+	struct ps_test_files old = { 0 };
 	struct ps_change *ch = ps_calloc(n + 64, sizeof(*ch));
 	struct ps_sync *y = NULL;
 	char ident[64];
@@ -119,7 +97,7 @@ static int64_t make_sync_of(struct fx *f, struct ps_project *p, const struct ent
 	int rc;
 
 	ps_process_identity(getpid(), ident, sizeof(ident));
-	rc = ps_store_snapshot_each(f->s, p->id, 0, NULL, collect, &old);
+	rc = ps_store_snapshot_each(f->s, p->id, 0, NULL, ps_test_files_add, &old);
 	CHECK(rc == 0 || rc == PS_ENOTFOUND);
 	for (size_t i = 0; i < n; i++) {
 		const struct entry *e = &entries[i];
@@ -174,7 +152,7 @@ static int64_t make_sync_of(struct fx *f, struct ps_project *p, const struct ent
 	for (size_t i = 0; i < nch; i++)
 		ps_change_dispose(&ch[i]);
 	free(ch);
-	file_list_dispose(&old);
+	ps_test_files_dispose(&old);
 	ps_sync_free(y);
 	return id;
 }

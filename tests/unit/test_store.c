@@ -572,30 +572,15 @@ static int load_stored_dir(void *ud, const char *path, struct ps_tree_dir *out)
 	return ps_store_dir_tree_get(a->s, a->project, a->at, path, out);
 }
 
-struct file_vec {
-	struct ps_file *v;
-	size_t n;
-};
-
-static int collect_file(void *ud, const struct ps_file *f)
-{
-	struct file_vec *l = ud;
-
-	l->v = ps_realloc(l->v, (l->n + 1) * sizeof(*l->v));
-	l->v[l->n] = *f;
-	l->v[l->n++].path = ps_strdup(f->path);
-	return 0;
-}
-
 /* Every directory of the snapshot at `at`, hashed from its full listing: what the rebuilt
  * ones must be, byte for byte. */
 static void expect_dirs(struct ps_store *s, int64_t project, int64_t at, size_t want_dirs)
 {
-	struct file_vec files = { 0 };
+	struct ps_test_files files = { 0 };
 	struct ps_tree_dir *dirs = NULL;
 	size_t ndirs = 0;
 
-	CHECK_OK(ps_store_snapshot_each(s, project, at, NULL, collect_file, &files));
+	CHECK_OK(ps_store_snapshot_each(s, project, at, NULL, ps_test_files_add, &files));
 	CHECK_OK(ps_tree_build(files.v, files.n, &dirs, &ndirs));
 	CHECK_INT(ndirs, want_dirs);
 	for (size_t i = 0; i < ndirs; i++) {
@@ -610,9 +595,7 @@ static void expect_dirs(struct ps_store *s, int64_t project, int64_t at, size_t 
 		free(got.body);
 	}
 	ps_tree_dirs_free(dirs, ndirs);
-	for (size_t i = 0; i < files.n; i++)
-		free(files.v[i].path);
-	free(files.v);
+	ps_test_files_dispose(&files);
 }
 
 /* One sync as core/sync.c makes it: the directories on the changed paths re-hashed from the
