@@ -36,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -1444,6 +1445,24 @@ static void remove_stale_tmp(struct apply *a, const struct manifest *m, const st
 }
 
 /* Whether the folder holds nothing but what killed checkouts left (remove_stale_tmp). */
+/*
+ * One checkout writes a folder at a time: two would interleave their files and manifests, and
+ * each would take the other's temporary files for a killed run's (remove_stale_tmp, whose
+ * process test cannot see a writer in another PID namespace). The lock is the folder's own
+ * (flock on its descriptor, released when it is closed or the process dies), so nothing is
+ * left behind by a crash; a second checkout of the same folder, from any process or thread,
+ * fails at once instead of waiting behind a large one.
+ */
+static int lock_folder(int rootfd, const char *dir)
+{
+	if (flock(rootfd, LOCK_EX | LOCK_NB) == 0)
+		return 0;
+	if (errno == EWOULDBLOCK)
+		return ps_error_set(PS_ECONFLICT, "checkout_busy",
+				    "another checkout is writing %s: wait for it to finish", dir);
+	return ps_error_set(PS_EIO, NULL, "cannot lock %s: %s", dir, strerror(errno));
+}
+
 static int dir_is_empty(int rootfd, const char *dir, bool *empty)
 {
 	int fd = openat(rootfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -1539,6 +1558,8 @@ int ps_checkout(struct ps_store *s, const struct ps_project *p, int64_t at_sync,
 		rc = ps_error_set(PS_EIO, NULL, "cannot open %s: %s", dir, strerror(errno));
 		goto cleanup;
 	}
+	if (a.rootfd >= 0 && (rc = lock_folder(a.rootfd, dir)) < 0)
+		goto cleanup;
 	rc = manifest_read(a.rootfd, dir, &m);
 	if (rc < 0)
 		goto cleanup;
@@ -1615,6 +1636,8 @@ int ps_checkout(struct ps_store *s, const struct ps_project *p, int64_t at_sync,
 			rc = ps_error_set(PS_EIO, NULL, "cannot open %s: %s", dir, strerror(errno));
 			goto cleanup;
 		}
+		if ((rc = lock_folder(a.rootfd, dir)) < 0)
+			goto cleanup;
 	}
 	/* What a killed run left at no path of its own: before the manifest that named it is
 	 * replaced. */

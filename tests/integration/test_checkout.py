@@ -7,6 +7,7 @@ sync. The folder's manifest (.projsync-checkout) is projsync's own and not compa
 A snapshot path with `..` cannot be made with git (it refuses such paths in trees it writes),
 so path safety is left to the C unit tests.
 """
+import fcntl
 import json
 import os
 import random
@@ -150,6 +151,31 @@ def test_checkout_errors(ps, repo, make_repo, tmp_path):
     (tmp_path / "afile").write_text("x")
     r = ps("checkout", "p", tmp_path / "afile")
     assert r.rc == 1 and one_error_line(r.err), r
+
+
+def test_one_checkout_writes_a_folder_at_a_time(ps, repo, tmp_path):
+    """A second checkout of a folder another one is writing fails at once (exit 4) and
+    changes nothing; once the first is done, it goes on."""
+    repo.write("a", "a")
+    repo.commit()
+    ps.add("p", str(repo.path))
+    ps.sync("p")
+    ps.ok("checkout", "p", tmp_path / "co")
+    repo.write("b", "b")
+    c2 = repo.commit()
+    ps.sync("p")
+    before = tree_of_dir(tmp_path / "co")
+    # The first writer's lock, held as a running checkout holds it.
+    fd = os.open(tmp_path / "co", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        r = ps("checkout", "p", tmp_path / "co")
+        assert r.rc == 4 and one_error_line(r.err) and "another checkout" in r.err, r
+        assert tree_of_dir(tmp_path / "co") == before
+    finally:
+        os.close(fd)
+    ps.ok("checkout", "p", tmp_path / "co")
+    assert tree_of_dir(tmp_path / "co") == tree_of_commit(repo, c2)
 
 
 def test_checkout_skips_unstored_large_files(ps, repo, tmp_path):
