@@ -1455,9 +1455,10 @@ static void remove_stale_tmp(struct apply *a, const struct manifest *m, const st
  */
 static int lock_folder(int rootfd, const char *dir)
 {
+	/* Only a lock another run holds refuses: a file system without locks (NFS maps flock
+	 * to a write lock, which a directory opened to read cannot take) checks out as before. */
 	if (flock(rootfd, LOCK_EX | LOCK_NB) == 0 || errno != EWOULDBLOCK)
-		return 0; /* a file system without locks (NFS maps flock to a write lock that a
-			     directory opened to read cannot take) keeps checkouts working as before */
+		return 0;
 	return ps_error_set(PS_ECONFLICT, "checkout_busy",
 			    "another checkout is writing %s: wait for it to finish", dir);
 }
