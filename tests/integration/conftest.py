@@ -205,11 +205,23 @@ def thin_trees_version():
     return names.index("0020_thin_trees.sql")
 
 
+def sqlite_undo_segment_docs(con):
+    """Undoes migration 0021 (code_segments.docs) in an SQLite store. Does not commit."""
+    cols = [r[1] for r in con.execute("PRAGMA table_info(code_segments)")]
+    if "docs" in cols:
+        con.execute("ALTER TABLE code_segments DROP COLUMN docs")
+
+
+# Undoes PostgreSQL's migration 0021, as sqlite_undo_segment_docs does.
+PG_UNDO_SEGMENT_DOCS = ["ALTER TABLE IF EXISTS code_segments DROP COLUMN IF EXISTS docs"]
+
+
 def sqlite_undo_thin_trees(con):
     """Undoes migration 0020 in an SQLite store, for a test that turns it back into an older
-    schema: dir_trees gets its entries column again, with empty bodies (the migrations on the
-    way up copy it and 0020 drops it again; a test that needs the real bodies fills them).
-    Does not commit."""
+    schema (and 0021 before it): dir_trees gets its entries column again, with empty bodies
+    (the migrations on the way up copy it and 0020 drops it again; a test that needs the real
+    bodies fills them). Does not commit."""
+    sqlite_undo_segment_docs(con)
     cols = [r[1] for r in con.execute("PRAGMA table_info(dir_trees)")]
     if cols and "entries" not in cols:
         con.execute("ALTER TABLE dir_trees ADD COLUMN entries BLOB NOT NULL DEFAULT x''")
@@ -217,7 +229,7 @@ def sqlite_undo_thin_trees(con):
 
 # Undoes PostgreSQL's migration 0020 (directory trees without entries), as
 # sqlite_undo_thin_trees does.
-PG_UNDO_THIN_TREES = [
+PG_UNDO_THIN_TREES = PG_UNDO_SEGMENT_DOCS + [
     "DROP FUNCTION ps_dir_entries(bigint, bigint, bytea)",
     "ALTER TABLE dir_trees ADD COLUMN entries bytea NOT NULL DEFAULT ''"]
 

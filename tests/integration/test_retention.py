@@ -263,3 +263,52 @@ def test_server_prunes_blobs_while_syncs_keep_running(ps, make_repo):
             assert got.rc == 0 and got.outb == r.blob(f["sha"]), (f, got)
     for name in ("p", "busy0", "busy1", "busy2"):
         ps.ok("verify", name)
+
+
+def index_bytes(ps):
+    """The bytes of the code index's posting rows and how many segments hold them."""
+    sql = "SELECT coalesce(sum(length(data)), 0), (SELECT count(*) FROM code_segments) " \
+          "FROM code_postings"
+    if ps.backend == "pg":
+        size, segs = psql(ps.db, sql).split("|")
+        return int(size), int(segs)
+    with sqlite3.connect(ps.db) as db:
+        return db.execute(sql).fetchone()
+
+
+@pytest.mark.parametrize("counted", [True, False], ids=["counted", "uncounted"])
+def test_prune_takes_pruned_blobs_out_of_the_code_index(ps, make_repo, counted):
+    """A prune that removes most indexed blobs takes their postings out of the code index at
+    once, not at some later merge of their segments (the top level may never merge again), and
+    searches stay exact; also with segments written before they counted their documents
+    (schema 20 and older: docs is NULL)."""
+    repo = make_repo("idx")
+    rnd = random.Random(7)
+    words = [f"w{rnd.randrange(10**9):09d}" for _ in range(4000)]
+    for i in range(12):
+        for k in range(15):
+            repo.write(f"src/f{k}.c", f"int v{i}_{k};\n" +
+                       " ".join(rnd.sample(words, 300)) + "\n")
+        repo.commit(f"c{i}")
+        if i == 0:
+            ps.add("p", str(repo.path))
+        ps.sync("p")
+    before, _ = index_bytes(ps)
+    if not counted:
+        sql = "UPDATE code_segments SET docs = NULL"
+        if ps.backend == "pg":
+            psql(ps.db, sql)
+        else:
+            with sqlite3.connect(ps.db) as db:
+                db.execute(sql)
+    ps.ok("project", "set", "p", "--keep-syncs", "1")
+    done = ps.json("prune", "p")
+    assert done["syncs"] == 11, done
+    after, segs = index_bytes(ps)
+    # One snapshot of twelve is left: its postings, in one segment, not the twelve's.
+    assert segs == 1 and after < before / 4, (before, after, segs)
+    assert stored_shas(ps, "code_blobs") == stored_shas(ps)
+    hits = ps.json("grep", "v11_3", "p")
+    assert [(m["path"], m["line"]) for m in hits] == [("src/f3.c", 1)], hits
+    r = ps("grep", "v10_3", "p")
+    assert r.rc == 1 and r.out == "", r   # gone with its sync: no match, as git grep

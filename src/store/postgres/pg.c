@@ -2620,6 +2620,9 @@ int ps_pg_prune_blobs(struct ps_store *s, struct ps_prune_stats *out)
 			     "(SELECT 1 FROM file_versions f WHERE f.sha = c.sha)", &none,
 			     "prune the code index", NULL)) < 0)
 		goto fail;
+	/* Their postings go too when the index mostly holds such (pg_code.c). */
+	if ((rc = ps_pg_code_compact(PSPG(s))) < 0)
+		goto fail;
 	if (!(r = ps_pg_run(PSPG(s), del, NULL, false, "prune blobs", &rc)))
 		goto fail;
 	out->blobs += ps_pg_col_int(r, 0, 0);

@@ -217,7 +217,7 @@ static int new_segment(struct ps_pg *g, int level, int64_t *seg)
 }
 
 static int seal_segment(struct ps_pg *g, int64_t seg, uint64_t postings, int64_t min_id,
-			int64_t max_id)
+			int64_t max_id, int64_t docs)
 {
 	struct ps_pq q = { 0 };
 
@@ -229,8 +229,9 @@ static int seal_segment(struct ps_pg *g, int64_t seg, uint64_t postings, int64_t
 	ps_pq_int(&q, (int64_t)postings);
 	ps_pq_int(&q, min_id);
 	ps_pq_int(&q, max_id);
-	return ps_pg_exec(g, "UPDATE code_segments SET postings = $2, min_id = $3, max_id = $4 "
-			  "WHERE id = $1", &q, "write the code index", NULL);
+	ps_pq_int(&q, docs);
+	return ps_pg_exec(g, "UPDATE code_segments SET postings = $2, min_id = $3, max_id = $4, "
+			  "docs = $5 WHERE id = $1", &q, "write the code index", NULL);
 }
 
 /* An array literal of ids. */
@@ -291,22 +292,26 @@ static int merge_segments(struct ps_pg *g, int level, const int64_t *segs, size_
 	struct cursor *cur = ps_calloc(n, sizeof(*cur));
 	struct ps_tri_writer w;
 	struct seg_out out = { .g = g };
-	uint64_t *live = NULL;
+	uint64_t *live = NULL, *kept;
 	uint32_t *ids = NULL;
 	size_t cap = 0;
 	uint32_t min_out = UINT32_MAX, max_out = 0;
+	int64_t docs = 0;
 	struct ps_pq q = { 0 };
 	PGresult *r;
 	char *arr;
 	int rc = 0;
 
 	live = ps_calloc((size_t)(hi - lo) / 64 + 1, sizeof(*live));
+	/* The documents the new segment holds (code_segments.docs), for compaction. */
+	kept = ps_calloc((size_t)(hi - lo) / 64 + 1, sizeof(*kept));
 	ps_pq_int(&q, lo);
 	ps_pq_int(&q, hi);
 	if (!(r = ps_pg_run(g, "SELECT id FROM code_blobs WHERE id BETWEEN $1 AND $2", &q, false,
 			    "merge the code index", &rc))) {
 		free(cur);
 		free(live);
+		free(kept);
 		return rc;
 	}
 	for (int i = 0; i < PQntuples(r); i++) {
@@ -347,6 +352,13 @@ static int merge_segments(struct ps_pg *g, int level, const int64_t *segs, size_
 			rc = cursor_next(g, &cur[i]);
 		}
 		k = ps_tri_ids_keep(ids, count, live, lo, hi);
+		for (size_t j = 0; j < k; j++) {
+			uint64_t bit = (uint64_t)1 << ((ids[j] - lo) % 64);
+			uint64_t *word = &kept[(ids[j] - lo) / 64];
+
+			docs += !(*word & bit);
+			*word |= bit;
+		}
 		if (k) {
 			if (ids[0] < min_out)
 				min_out = ids[0];
@@ -361,6 +373,7 @@ static int merge_segments(struct ps_pg *g, int level, const int64_t *segs, size_
 	free(cur);
 	free(ids);
 	free(live);
+	free(kept);
 	if (rc == 0)
 		rc = ps_tri_writer_finish(&w);
 	else
@@ -385,7 +398,7 @@ static int merge_segments(struct ps_pg *g, int level, const int64_t *segs, size_
 	}
 	free(arr);
 	if (rc == 0)
-		rc = seal_segment(g, out.seg, w.postings, min_out, max_out);
+		rc = seal_segment(g, out.seg, w.postings, min_out, max_out, docs);
 	return rc;
 }
 
@@ -429,6 +442,48 @@ static int merge_level(struct ps_pg *g, int level, bool *merged)
 	return rc;
 }
 
+/*
+ * After a prune, as sqlite_code.c's code_compact: when most documents the segments hold have
+ * no code_blobs row any more, every segment nobody else is merging (FOR UPDATE SKIP LOCKED) is
+ * merged into one of the top level, which leaves them out.
+ */
+int ps_pg_code_compact(struct ps_pg *g)
+{
+	PGresult *r;
+	int64_t docs, alive, top, lo = INT64_MAX, hi = -1, *segs;
+	size_t n;
+	int rc = 0;
+
+	if (!(r = ps_pg_run(g, "SELECT coalesce(sum(coalesce(docs, max_id - min_id + 1)), 0), "
+			    "coalesce(max(level), 0), (SELECT count(*) FROM code_blobs "
+			    "WHERE is_binary = 0) FROM code_segments", NULL, false,
+			    "read the code index", &rc)))
+		return rc;
+	docs = ps_pg_col_int(r, 0, 0);
+	top = ps_pg_col_int(r, 0, 1);
+	alive = ps_pg_col_int(r, 0, 2);
+	PQclear(r);
+	if (docs == 0 || (docs - alive) * 2 <= docs)
+		return 0;
+	if (!(r = ps_pg_run(g, "SELECT id, min_id, max_id FROM code_segments ORDER BY id "
+			    "FOR UPDATE SKIP LOCKED", NULL, false, "read the code index", &rc)))
+		return rc;
+	n = (size_t)PQntuples(r);
+	segs = ps_calloc(n + 1, sizeof(*segs));
+	for (size_t i = 0; i < n; i++) {
+		int64_t a = ps_pg_col_int(r, (int)i, 1), b = ps_pg_col_int(r, (int)i, 2);
+
+		segs[i] = ps_pg_col_int(r, (int)i, 0);
+		lo = a < lo ? a : lo;
+		hi = b > hi ? b : hi;
+	}
+	PQclear(r);
+	if (n && hi >= lo)
+		rc = merge_segments(g, (int)top, segs, n, lo, hi);
+	free(segs);
+	return rc;
+}
+
 /* Writes the accumulator as a new segment of level 0, then merges full levels. */
 static int write_segment(struct ps_pg *g, struct ps_tri_acc *acc)
 {
@@ -436,8 +491,12 @@ static int write_segment(struct ps_pg *g, struct ps_tri_acc *acc)
 	struct seg_out out = { .g = g };
 	uint32_t min_id = acc->n ? acc->id[0] : 0;
 	bool merged = true;
+	int64_t docs = 0;
 	int rc;
 
+	/* Before the write sorts the pairs: each document added its pairs under one id. */
+	for (size_t i = 0; i < acc->n; i++)
+		docs += i == 0 || acc->id[i] != acc->id[i - 1];
 	if ((rc = new_segment(g, 0, &out.seg)) < 0)
 		return rc;
 	ps_tri_writer_init(&w, emit_row, &out);
@@ -450,7 +509,7 @@ static int write_segment(struct ps_pg *g, struct ps_tri_acc *acc)
 		rc = rows_flush(&out);
 	seg_out_dispose(&out);
 	if (rc == 0)
-		rc = seal_segment(g, out.seg, w.postings, min_id, acc->max_id);
+		rc = seal_segment(g, out.seg, w.postings, min_id, acc->max_id, docs);
 	for (int l = 0; rc == 0 && merged; l++)
 		rc = merge_level(g, l, &merged);
 	return rc;

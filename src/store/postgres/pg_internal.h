@@ -96,6 +96,9 @@ int ps_pg_resolve_snapshot(struct ps_store *s, int64_t project_id, int64_t at, i
  * outermost COMMIT, with the code_blobs rows they cover; discard drops them on rollback; free
  * at close. */
 int ps_pg_code_flush(struct ps_store *s);
+/* After a prune removed code_blobs rows: merges every segment into one when most of the
+ * documents they hold are gone (pg_code.c). */
+int ps_pg_code_compact(struct ps_pg *g);
 void ps_pg_code_discard(struct ps_store *s);
 void ps_pg_code_free(struct ps_store *s);
 

@@ -316,10 +316,11 @@ static int new_segment(struct ps_store *s, int level, int64_t *seg)
 }
 
 static int seal_segment(struct ps_store *s, int64_t seg, uint64_t postings, int64_t min_id,
-			int64_t max_id)
+			int64_t max_id, int64_t docs)
 {
 	static const char upd[] =
-		"UPDATE code_segments SET postings = ?2, min_id = ?3, max_id = ?4 WHERE id = ?1";
+		"UPDATE code_segments SET postings = ?2, min_id = ?3, max_id = ?4, docs = ?5 "
+		"WHERE id = ?1";
 	static const char del[] = "DELETE FROM code_segments WHERE id = ?";
 	sqlite3_stmt *st = ps_sqlite_stmt(s, postings ? upd : del);
 
@@ -331,6 +332,7 @@ static int seal_segment(struct ps_store *s, int64_t seg, uint64_t postings, int6
 		sqlite3_bind_int64(st, 2, (sqlite3_int64)postings);
 		sqlite3_bind_int64(st, 3, min_id);
 		sqlite3_bind_int64(st, 4, max_id);
+		sqlite3_bind_int64(st, 5, docs);
 	}
 	return ps_sqlite_step_done(s, st, "write the code index");
 }
@@ -405,16 +407,15 @@ static int cursor_next(struct ps_store *s, struct cursor *c)
  */
 static int merge_segments(struct ps_store *s, int level, const int64_t *segs, size_t n)
 {
-	static const char range[] = "SELECT min(min_id), max(max_id) FROM code_segments "
-				    "WHERE level = ?";
+	static const char range[] = "SELECT min_id, max_id FROM code_segments WHERE id = ?";
 	static const char live_sql[] = "SELECT id FROM code_blobs WHERE id BETWEEN ? AND ?";
 	struct cursor *cur = ps_calloc(n, sizeof(*cur));
 	struct ps_tri_writer w;
 	struct seg_out out = { s, 0 };
-	uint64_t *live = NULL;
+	uint64_t *live = NULL, *kept = NULL;
 	uint32_t *ids = NULL;
 	size_t cap = 0;
-	int64_t lo = 0, hi = -1;
+	int64_t lo = INT64_MAX, hi = -1, docs = 0;
 	uint32_t min_out = UINT32_MAX, max_out = 0;
 	sqlite3_stmt *st;
 	int rc = 0;
@@ -423,14 +424,19 @@ static int merge_segments(struct ps_store *s, int level, const int64_t *segs, si
 	 * as many rows as the inputs hold documents. */
 	if (!(st = ps_sqlite_stmt(s, range)))
 		return free(cur), PS_ESTORE;
-	sqlite3_bind_int(st, 1, level - 1); /* the inputs: every segment of the level below */
-	if (sqlite3_step(st) == SQLITE_ROW) {
-		lo = sqlite3_column_int64(st, 0);
-		hi = sqlite3_column_int64(st, 1);
+	for (size_t i = 0; i < n; i++) {
+		sqlite3_bind_int64(st, 1, segs[i]);
+		if (sqlite3_step(st) == SQLITE_ROW) {
+			int64_t a = sqlite3_column_int64(st, 0), b = sqlite3_column_int64(st, 1);
+			lo = a < lo ? a : lo;
+			hi = b > hi ? b : hi;
+		}
+		sqlite3_reset(st);
 	}
-	sqlite3_reset(st);
 	if (hi >= lo) {
 		live = ps_calloc((size_t)(hi - lo) / 64 + 1, sizeof(*live));
+		/* The documents the new segment holds (code_segments.docs), for compaction. */
+		kept = ps_calloc((size_t)(hi - lo) / 64 + 1, sizeof(*kept));
 		if (!(st = ps_sqlite_stmt(s, live_sql)))
 			return free(cur), free(live), PS_ESTORE;
 		sqlite3_bind_int64(st, 1, lo);
@@ -478,6 +484,13 @@ static int merge_segments(struct ps_store *s, int level, const int64_t *segs, si
 		}
 		size_t k = ps_tri_ids_keep(ids, count, live, lo, hi);
 
+		for (size_t j = 0; j < k; j++) {
+			uint64_t bit = (uint64_t)1 << ((ids[j] - lo) % 64);
+			uint64_t *word = &kept[(ids[j] - lo) / 64];
+
+			docs += !(*word & bit);
+			*word |= bit;
+		}
 		if (k) {
 			if (ids[0] < min_out)
 				min_out = ids[0];
@@ -494,6 +507,7 @@ static int merge_segments(struct ps_store *s, int level, const int64_t *segs, si
 	free(cur);
 	free(ids);
 	free(live);
+	free(kept);
 	if (rc == 0)
 		rc = ps_tri_writer_finish(&w);
 	else
@@ -501,7 +515,7 @@ static int merge_segments(struct ps_store *s, int level, const int64_t *segs, si
 	for (size_t i = 0; rc == 0 && i < n; i++)
 		rc = drop_segment(s, segs[i]);
 	if (rc == 0)
-		rc = seal_segment(s, out.seg, w.postings, min_out, max_out);
+		rc = seal_segment(s, out.seg, w.postings, min_out, max_out, docs);
 	return rc;
 }
 
@@ -536,8 +550,12 @@ static int write_segment(struct ps_store *s, struct ps_tri_acc *acc)
 	struct ps_tri_writer w;
 	struct seg_out out = { s, 0 };
 	uint32_t min_id = acc->n ? acc->id[0] : 0;
+	int64_t docs = 0;
 	int rc;
 
+	/* Before the write sorts the pairs: each document added its pairs under one id. */
+	for (size_t i = 0; i < acc->n; i++)
+		docs += i == 0 || acc->id[i] != acc->id[i - 1];
 	if ((rc = new_segment(s, level, &out.seg)) < 0)
 		return rc;
 	ps_tri_writer_init(&w, emit_row, &out);
@@ -547,7 +565,7 @@ static int write_segment(struct ps_store *s, struct ps_tri_acc *acc)
 	else
 		ps_tri_writer_finish(&w);
 	if (rc == 0)
-		rc = seal_segment(s, out.seg, w.postings, min_id, acc->max_id);
+		rc = seal_segment(s, out.seg, w.postings, min_id, acc->max_id, docs);
 	for (int l = level; rc == 0; l++) {
 		int64_t *list;
 		size_t n;
@@ -955,16 +973,76 @@ int ps_sqlite_code_candidates(struct ps_store *s, int64_t project_id, int64_t at
 	return rc;
 }
 
+/*
+ * After a prune: when most of what the segments hold are documents no code_blobs row has any
+ * more, every segment is merged into one, which leaves them out. Without it they would stay
+ * until their segments merge again, which for the top level may be never: an index that keeps
+ * every blob it ever held, whatever the retention. Segments count their documents
+ * (code_segments.docs); one written before they did (migration 0021) is counted as its whole
+ * id range, so an old store is compacted at most once too often.
+ */
+static int code_compact(struct ps_store *s)
+{
+	static const char held[] =
+		"SELECT coalesce(sum(coalesce(docs, max_id - min_id + 1)), 0), count(*), "
+		"coalesce(max(level), 0) FROM code_segments";
+	static const char live[] = "SELECT count(*) FROM code_blobs WHERE binary = 0";
+	int64_t docs = 0, nseg = 0, top = 0, alive = 0, *list = NULL;
+	size_t n = 0;
+	sqlite3_stmt *st;
+	int rc;
+
+	if (!(st = ps_sqlite_stmt(s, held)))
+		return PS_ESTORE;
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		docs = sqlite3_column_int64(st, 0);
+		nseg = sqlite3_column_int64(st, 1);
+		top = sqlite3_column_int64(st, 2);
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW)
+		return ps_sqlite_error(s, "read the code index");
+	if (!(st = ps_sqlite_stmt(s, live)))
+		return PS_ESTORE;
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		alive = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW)
+		return ps_sqlite_error(s, "read the code index");
+	if (nseg == 0 || (docs - alive) * 2 <= docs)
+		return 0;
+	for (int l = 0; l <= top; l++) {
+		int64_t *one;
+		size_t k;
+
+		if ((rc = level_segments(s, l, &one, &k)) < 0)
+			break;
+		list = ps_realloc(list, (n + k + 1) * sizeof(*list));
+		if (k)
+			memcpy(list + n, one, k * sizeof(*one));
+		n += k;
+		free(one);
+	}
+	if (rc == 0 && n)
+		rc = merge_segments(s, (int)top, list, n);
+	free(list);
+	return rc;
+}
+
 int ps_sqlite_code_forget_unreferenced(struct ps_store *s)
 {
 	/* The rows go; their ids' postings stay in the segments, which queries ignore (no row to
-	 * join) and the next merge of those segments drops. */
+	 * join), and the next merge of those segments drops; code_compact merges them all at once
+	 * when they are mostly such. */
 	static const char del[] =
 		"DELETE FROM code_blobs WHERE NOT EXISTS "
 		"(SELECT 1 FROM file_versions f WHERE f.sha = code_blobs.sha)";
 	sqlite3_stmt *st = ps_sqlite_stmt(s, del);
+	int rc;
 
 	if (!st)
 		return PS_ESTORE;
-	return ps_sqlite_step_done(s, st, "remove from the code index");
+	if ((rc = ps_sqlite_step_done(s, st, "remove from the code index")) < 0)
+		return rc;
+	return sqlite3_changes(s->db) > 0 ? code_compact(s) : 0;
 }
