@@ -403,54 +403,66 @@ static int merge_segments(struct ps_pg *g, int level, const int64_t *segs, size_
 }
 
 /*
- * Merges level `level` if it holds FANIN segments nobody else is merging: they are locked
- * FOR UPDATE SKIP LOCKED, so a concurrent merge (another node's commit) takes none of them and
- * neither waits; segments other transactions have not committed are not seen. *merged: whether
- * it merged (then the next level may be full).
+ * The segments of `level` (every level when it is negative) nobody else is merging, locked FOR
+ * UPDATE SKIP LOCKED, so a concurrent merge (another node's commit) takes none of them and
+ * neither waits; segments other transactions have not committed are not seen. *lo, *hi: the
+ * range of ids they hold.
  */
-static int merge_level(struct ps_pg *g, int level, bool *merged)
+static int take_segments(struct ps_pg *g, int level, int64_t **segs, size_t *n, int64_t *lo,
+			 int64_t *hi)
 {
 	struct ps_pq q = { 0 };
 	PGresult *r;
-	int64_t *segs, lo = INT64_MAX, hi = -1;
-	size_t n;
 	int rc = 0;
 
-	*merged = false;
 	ps_pq_int(&q, level);
-	if (!(r = ps_pg_run(g, "SELECT id, min_id, max_id FROM code_segments WHERE level = $1 "
-			    "ORDER BY id FOR UPDATE SKIP LOCKED", &q, false, "read the code index",
-			    &rc)))
+	if (!(r = ps_pg_run(g, "SELECT id, min_id, max_id FROM code_segments "
+			    "WHERE $1 < 0 OR level = $1 ORDER BY id FOR UPDATE SKIP LOCKED", &q, false,
+			    "read the code index", &rc)))
 		return rc;
-	n = (size_t)PQntuples(r);
-	if (n < FANIN) {
-		PQclear(r);
-		return 0;
-	}
-	segs = ps_calloc(n, sizeof(*segs));
-	for (size_t i = 0; i < n; i++) {
+	*n = (size_t)PQntuples(r);
+	*segs = ps_calloc(*n + 1, sizeof(**segs));
+	*lo = INT64_MAX;
+	*hi = -1;
+	for (size_t i = 0; i < *n; i++) {
 		int64_t a = ps_pg_col_int(r, (int)i, 1), b = ps_pg_col_int(r, (int)i, 2);
 
-		segs[i] = ps_pg_col_int(r, (int)i, 0);
-		lo = a < lo ? a : lo;
-		hi = b > hi ? b : hi;
+		(*segs)[i] = ps_pg_col_int(r, (int)i, 0);
+		*lo = a < *lo ? a : *lo;
+		*hi = b > *hi ? b : *hi;
 	}
 	PQclear(r);
-	rc = merge_segments(g, level + 1, segs, n, lo, hi);
+	return 0;
+}
+
+/* Merges level `level` if it holds FANIN segments nobody else is merging (take_segments).
+ * *merged: whether it merged (then the next level may be full). */
+static int merge_level(struct ps_pg *g, int level, bool *merged)
+{
+	int64_t *segs, lo, hi;
+	size_t n;
+	int rc;
+
+	*merged = false;
+	if ((rc = take_segments(g, level, &segs, &n, &lo, &hi)) < 0)
+		return rc;
+	if (n >= FANIN) {
+		rc = merge_segments(g, level + 1, segs, n, lo, hi);
+		*merged = rc == 0;
+	}
 	free(segs);
-	*merged = rc == 0;
 	return rc;
 }
 
 /*
  * After a prune, as sqlite_code.c's code_compact: when most documents the segments hold have
- * no code_blobs row any more, every segment nobody else is merging (FOR UPDATE SKIP LOCKED) is
- * merged into one of the top level, which leaves them out.
+ * no code_blobs row any more, every segment nobody else is merging is merged into one of the
+ * top level, which leaves them out.
  */
 int ps_pg_code_compact(struct ps_pg *g)
 {
 	PGresult *r;
-	int64_t docs, alive, top, lo = INT64_MAX, hi = -1, *segs;
+	int64_t docs, alive, top, lo, hi, *segs;
 	size_t n;
 	int rc = 0;
 
@@ -465,19 +477,8 @@ int ps_pg_code_compact(struct ps_pg *g)
 	PQclear(r);
 	if (docs == 0 || (docs - alive) * 2 <= docs)
 		return 0;
-	if (!(r = ps_pg_run(g, "SELECT id, min_id, max_id FROM code_segments ORDER BY id "
-			    "FOR UPDATE SKIP LOCKED", NULL, false, "read the code index", &rc)))
+	if ((rc = take_segments(g, -1, &segs, &n, &lo, &hi)) < 0)
 		return rc;
-	n = (size_t)PQntuples(r);
-	segs = ps_calloc(n + 1, sizeof(*segs));
-	for (size_t i = 0; i < n; i++) {
-		int64_t a = ps_pg_col_int(r, (int)i, 1), b = ps_pg_col_int(r, (int)i, 2);
-
-		segs[i] = ps_pg_col_int(r, (int)i, 0);
-		lo = a < lo ? a : lo;
-		hi = b > hi ? b : hi;
-	}
-	PQclear(r);
 	if (n && hi >= lo)
 		rc = merge_segments(g, (int)top, segs, n, lo, hi);
 	free(segs);
