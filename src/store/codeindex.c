@@ -99,6 +99,7 @@ void ps_tri_acc_add(struct ps_tri_acc *a, uint32_t id, const uint32_t *codes, si
 		a->max_id = id;
 	if (!n) /* an empty document: `codes` may be NULL */
 		return;
+	a->docs++;
 	if (a->n + n > a->cap) {
 		size_t cap = a->cap ? a->cap : 65536;
 
@@ -118,6 +119,7 @@ void ps_tri_acc_clear(struct ps_tri_acc *a)
 {
 	a->n = 0;
 	a->max_id = 0;
+	a->docs = 0;
 }
 
 void ps_tri_acc_dispose(struct ps_tri_acc *a)
@@ -478,6 +480,20 @@ size_t ps_tri_ids_keep(uint32_t *ids, size_t n, const uint64_t *live, int64_t lo
 		k = u;
 	}
 	return k;
+}
+
+size_t ps_tri_ids_mark(uint64_t *seen, int64_t lo, const uint32_t *ids, size_t n)
+{
+	size_t fresh = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		uint64_t at = (uint64_t)((int64_t)ids[i] - lo);
+		uint64_t bit = (uint64_t)1 << (at % 64);
+
+		fresh += !(seen[at / 64] & bit);
+		seen[at / 64] |= bit;
+	}
+	return fresh;
 }
 
 /* ---- queries ---- */

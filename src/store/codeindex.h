@@ -64,6 +64,7 @@ struct ps_tri_acc {
 	uint32_t *code, *id;
 	size_t n, cap;
 	uint32_t max_id;
+	size_t docs; /* documents with a trigram added since the last clear (a segment's docs) */
 };
 void ps_tri_acc_add(struct ps_tri_acc *a, uint32_t id, const uint32_t *codes, size_t n);
 void ps_tri_acc_clear(struct ps_tri_acc *a);
@@ -136,5 +137,9 @@ int ps_tri_eval(const struct ps_code_query *q, size_t words, ps_tri_lookup_fn lo
  * still have a code_blobs row), in increasing order and once each (the lists of several input
  * segments, which may overlap when several processes wrote them); returns how many. */
 size_t ps_tri_ids_keep(uint32_t *ids, size_t n, const uint64_t *live, int64_t lo, int64_t hi);
+/* For a merge: sets the bits of ids[0..n) in `seen` (a bitmap of the ids from lo, which all
+ * are) and returns how many were not set yet, so that the merged segment's documents are
+ * counted once across all its trigrams (code_segments.docs). */
+size_t ps_tri_ids_mark(uint64_t *seen, int64_t lo, const uint32_t *ids, size_t n);
 
 #endif

@@ -148,6 +148,19 @@ static size_t lookup(const struct rows *r, uint32_t code, uint32_t *ids)
 	return 0;
 }
 
+/* List i of the round trip: dense and sparse runs, one very long list, ids near 2^32 / 14. */
+static size_t random_list(int i, unsigned *seed, uint32_t *ids)
+{
+	size_t n = i == 150 ? 100000 : 1 + rand_r(seed) % 700;
+	uint32_t id = i % 7 == 0 ? 300000000u + (uint32_t)i : 1 + (uint32_t)(rand_r(seed) % 3);
+
+	for (size_t k = 0; k < n; k++) {
+		ids[k] = id;
+		id += 1 + (uint32_t)(rand_r(seed) % (k % 5 ? 3 : 5000));
+	}
+	return n;
+}
+
 static void test_rows_round_trip(void)
 {
 	static struct rows r;
@@ -164,13 +177,7 @@ static void test_rows_round_trip(void)
 			codes[i] = codes[i - 1] + 1;
 	}
 	for (int i = 0; i < 300; i++) {
-		size_t n = i == 150 ? 100000 : 1 + rand_r(&seed) % 700;
-		uint32_t id = i % 7 == 0 ? 300000000u + (uint32_t)i : 1 + (uint32_t)(rand_r(&seed) % 3);
-
-		for (size_t k = 0; k < n; k++) {
-			ids[k] = id;
-			id += 1 + (uint32_t)(rand_r(&seed) % (k % 5 ? 3 : 5000));
-		}
+		size_t n = random_list(i, &seed, ids);
 		CHECK_OK(ps_tri_writer_add(&w, codes[i], ids, n));
 	}
 	CHECK_OK(ps_tri_writer_finish(&w));
@@ -192,13 +199,7 @@ static void test_rows_round_trip(void)
 	/* Every list reads back exactly (the same random sequence again). */
 	seed = 7;
 	for (int i = 0; i < 300; i++) {
-		size_t n = i == 150 ? 100000 : 1 + rand_r(&seed) % 700;
-		uint32_t id = i % 7 == 0 ? 300000000u + (uint32_t)i : 1 + (uint32_t)(rand_r(&seed) % 3);
-
-		for (size_t k = 0; k < n; k++) {
-			ids[k] = id;
-			id += 1 + (uint32_t)(rand_r(&seed) % (k % 5 ? 3 : 5000));
-		}
+		size_t n = random_list(i, &seed, ids);
 		CHECK_INT(lookup(&r, codes[i], got), n);
 		CHECK(memcmp(ids, got, n * sizeof(*ids)) == 0);
 		/* A trigram between two written ones has no list. */
@@ -247,6 +248,7 @@ static void test_accumulator(void)
 		ps_tri_acc_add(&a, 10 + id, d.codes, d.n);
 	}
 	CHECK_INT(a.max_id, 15);
+	CHECK_INT(a.docs, 4); /* "" and "\x01\x02" hold no trigram: no document of the segment */
 	ps_tri_writer_init(&w, keep_row, &r);
 	CHECK_OK(ps_tri_acc_write(&a, &w));
 	CHECK_OK(ps_tri_writer_finish(&w));
@@ -259,6 +261,7 @@ static void test_accumulator(void)
 	CHECK_INT(lookup(&r, (uint32_t)ps_tri_of("zzz"), got), 0);
 	ps_tri_acc_clear(&a);
 	CHECK_INT(a.n, 0);
+	CHECK_INT(a.docs, 0);
 	free_rows(&r);
 	ps_tri_acc_dispose(&a);
 	ps_tri_doc_dispose(&d);
@@ -283,5 +286,18 @@ static void test_ids_keep(void)
 	CHECK_INT(ps_tri_ids_keep(in_order, 3, NULL, 1, 0), 0);
 }
 
+/* A merged segment's documents: each id counted once across the lists of all its trigrams. */
+static void test_ids_mark(void)
+{
+	uint64_t seen[3] = { 0 };
+	uint32_t first[] = { 100, 103, 164, 228 };
+	uint32_t second[] = { 103, 104, 228 };
+
+	CHECK_INT(ps_tri_ids_mark(seen, 100, first, 4), 4);
+	CHECK_INT(ps_tri_ids_mark(seen, 100, second, 3), 1);
+	CHECK_INT(ps_tri_ids_mark(seen, 100, first, 4), 0);
+	CHECK(seen[0] == ((1u << 0) | (1u << 3) | (1u << 4)) && seen[1] == 1 && seen[2] == 1);
+}
+
 PS_TESTS(PS_TEST(test_extract), PS_TEST(test_rows_round_trip), PS_TEST(test_accumulator),
-	 PS_TEST(test_ids_keep))
+	 PS_TEST(test_ids_keep), PS_TEST(test_ids_mark))

@@ -352,13 +352,7 @@ static int merge_segments(struct ps_pg *g, int level, const int64_t *segs, size_
 			rc = cursor_next(g, &cur[i]);
 		}
 		k = ps_tri_ids_keep(ids, count, live, lo, hi);
-		for (size_t j = 0; j < k; j++) {
-			uint64_t bit = (uint64_t)1 << ((ids[j] - lo) % 64);
-			uint64_t *word = &kept[(ids[j] - lo) / 64];
-
-			docs += !(*word & bit);
-			*word |= bit;
-		}
+		docs += (int64_t)ps_tri_ids_mark(kept, lo, ids, k);
 		if (k) {
 			if (ids[0] < min_out)
 				min_out = ids[0];
@@ -492,12 +486,8 @@ static int write_segment(struct ps_pg *g, struct ps_tri_acc *acc)
 	struct seg_out out = { .g = g };
 	uint32_t min_id = acc->n ? acc->id[0] : 0;
 	bool merged = true;
-	int64_t docs = 0;
 	int rc;
 
-	/* Before the write sorts the pairs: each document added its pairs under one id. */
-	for (size_t i = 0; i < acc->n; i++)
-		docs += i == 0 || acc->id[i] != acc->id[i - 1];
 	if ((rc = new_segment(g, 0, &out.seg)) < 0)
 		return rc;
 	ps_tri_writer_init(&w, emit_row, &out);
@@ -510,7 +500,7 @@ static int write_segment(struct ps_pg *g, struct ps_tri_acc *acc)
 		rc = rows_flush(&out);
 	seg_out_dispose(&out);
 	if (rc == 0)
-		rc = seal_segment(g, out.seg, w.postings, min_id, acc->max_id, docs);
+		rc = seal_segment(g, out.seg, w.postings, min_id, acc->max_id, (int64_t)acc->docs);
 	for (int l = 0; rc == 0 && merged; l++)
 		rc = merge_level(g, l, &merged);
 	return rc;

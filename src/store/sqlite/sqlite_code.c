@@ -484,13 +484,7 @@ static int merge_segments(struct ps_store *s, int level, const int64_t *segs, si
 		}
 		size_t k = ps_tri_ids_keep(ids, count, live, lo, hi);
 
-		for (size_t j = 0; j < k; j++) {
-			uint64_t bit = (uint64_t)1 << ((ids[j] - lo) % 64);
-			uint64_t *word = &kept[(ids[j] - lo) / 64];
-
-			docs += !(*word & bit);
-			*word |= bit;
-		}
+		docs += (int64_t)ps_tri_ids_mark(kept, lo, ids, k);
 		if (k) {
 			if (ids[0] < min_out)
 				min_out = ids[0];
@@ -550,12 +544,8 @@ static int write_segment(struct ps_store *s, struct ps_tri_acc *acc)
 	struct ps_tri_writer w;
 	struct seg_out out = { s, 0 };
 	uint32_t min_id = acc->n ? acc->id[0] : 0;
-	int64_t docs = 0;
 	int rc;
 
-	/* Before the write sorts the pairs: each document added its pairs under one id. */
-	for (size_t i = 0; i < acc->n; i++)
-		docs += i == 0 || acc->id[i] != acc->id[i - 1];
 	if ((rc = new_segment(s, level, &out.seg)) < 0)
 		return rc;
 	ps_tri_writer_init(&w, emit_row, &out);
@@ -565,7 +555,7 @@ static int write_segment(struct ps_store *s, struct ps_tri_acc *acc)
 	else
 		ps_tri_writer_finish(&w);
 	if (rc == 0)
-		rc = seal_segment(s, out.seg, w.postings, min_id, acc->max_id, docs);
+		rc = seal_segment(s, out.seg, w.postings, min_id, acc->max_id, (int64_t)acc->docs);
 	for (int l = level; rc == 0; l++) {
 		int64_t *list;
 		size_t n;
