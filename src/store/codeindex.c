@@ -496,6 +496,55 @@ size_t ps_tri_ids_mark(uint64_t *seen, int64_t lo, const uint32_t *ids, size_t n
 	return fresh;
 }
 
+int ps_tri_merge(size_t n, ps_tri_entry_fn entry, ps_tri_next_fn next, void *ctx,
+		 const uint64_t *live, int64_t lo, int64_t hi, struct ps_tri_writer *w,
+		 struct ps_tri_merged *out)
+{
+	/* The ids written so far, to count each document once across its trigrams. */
+	uint64_t *kept = hi >= lo ? ps_calloc((size_t)(hi - lo) / 64 + 1, sizeof(*kept)) : NULL;
+	uint32_t *ids = NULL;
+	size_t cap = 0;
+	int rc = 0;
+
+	out->min_id = UINT32_MAX;
+	out->max_id = 0;
+	out->docs = 0;
+	while (rc == 0) {
+		uint32_t code = UINT32_MAX;
+		size_t count = 0, k;
+		struct ps_tri_row *r;
+
+		for (size_t i = 0; i < n; i++)
+			if ((r = entry(ctx, i)) && r->code < code)
+				code = r->code;
+		if (code == UINT32_MAX)
+			break;
+		for (size_t i = 0; rc == 0 && i < n; i++) {
+			if (!(r = entry(ctx, i)) || r->code != code)
+				continue;
+			if (count + r->ndocs > cap) {
+				cap = 2 * (count + r->ndocs);
+				ids = ps_realloc(ids, cap * sizeof(*ids));
+			}
+			count += ps_tri_list_decode(r, ids + count);
+			rc = next(ctx, i);
+		}
+		k = ps_tri_ids_keep(ids, count, live, lo, hi);
+		out->docs += (int64_t)ps_tri_ids_mark(kept, lo, ids, k);
+		if (k) {
+			if (ids[0] < out->min_id)
+				out->min_id = ids[0];
+			if (ids[k - 1] > out->max_id)
+				out->max_id = ids[k - 1];
+		}
+		if (rc == 0)
+			rc = ps_tri_writer_add(w, code, ids, k);
+	}
+	free(ids);
+	free(kept);
+	return rc;
+}
+
 /* ---- queries ---- */
 
 size_t ps_tri_picks(const char *literal)

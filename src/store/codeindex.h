@@ -137,6 +137,25 @@ int ps_tri_eval(const struct ps_code_query *q, size_t words, ps_tri_lookup_fn lo
  * still have a code_blobs row), in increasing order and once each (the lists of several input
  * segments, which may overlap when several processes wrote them); returns how many. */
 size_t ps_tri_ids_keep(uint32_t *ids, size_t n, const uint64_t *live, int64_t lo, int64_t hi);
+/*
+ * A merge of segments, streamed: input i is a backend's cursor over one segment's rows, whose
+ * current entry `entry` gives (NULL once the input ended) and `next` moves on (reading the
+ * segment's next row when the entry was its row's last; 0 or a PS_E* code).
+ */
+typedef struct ps_tri_row *(*ps_tri_entry_fn)(void *ctx, size_t i);
+typedef int (*ps_tri_next_fn)(void *ctx, size_t i);
+/* What a merge wrote: the range of ids and the documents the new segment holds. */
+struct ps_tri_merged {
+	uint32_t min_id, max_id;
+	int64_t docs;
+};
+/* Writes the inputs' lists into `w` trigram by trigram, each list the union of the inputs'
+ * lists of that trigram with only the ids `live` has (ps_tri_ids_keep; lo..hi covers every
+ * input); 0 or the first error of `next` or the writer. */
+int ps_tri_merge(size_t n, ps_tri_entry_fn entry, ps_tri_next_fn next, void *ctx,
+		 const uint64_t *live, int64_t lo, int64_t hi, struct ps_tri_writer *w,
+		 struct ps_tri_merged *out);
+
 /* For a merge: sets the bits of ids[0..n) in `seen` (a bitmap of the ids from lo, which all
  * are) and returns how many were not set yet, so that the merged segment's documents are
  * counted once across all its trigrams (code_segments.docs). */

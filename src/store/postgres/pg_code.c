@@ -280,6 +280,26 @@ static int cursor_next(struct ps_pg *g, struct cursor *c)
 	}
 }
 
+/* The inputs of a merge as ps_tri_merge reads them. */
+struct merge_in {
+	struct ps_pg *g;
+	struct cursor *cur;
+};
+
+static struct ps_tri_row *merge_entry(void *ctx, size_t i)
+{
+	struct merge_in *in = ctx;
+
+	return in->cur[i].live ? &in->cur[i].row : NULL;
+}
+
+static int merge_next(void *ctx, size_t i)
+{
+	struct merge_in *in = ctx;
+
+	return cursor_next(in->g, &in->cur[i]);
+}
+
 /*
  * Merges segments segs[0..n) (locked by this transaction, ids lo..hi) into one new segment of
  * `level`, leaving out the ids no code_blobs row has any more (pruned blobs, lost conflicts).
@@ -290,28 +310,23 @@ static int merge_segments(struct ps_pg *g, int level, const int64_t *segs, size_
 			  int64_t hi)
 {
 	struct cursor *cur = ps_calloc(n, sizeof(*cur));
+	struct merge_in in = { g, cur };
 	struct ps_tri_writer w;
+	struct ps_tri_merged m = { 0 };
 	struct seg_out out = { .g = g };
-	uint64_t *live = NULL, *kept;
-	uint32_t *ids = NULL;
-	size_t cap = 0;
-	uint32_t min_out = UINT32_MAX, max_out = 0;
-	int64_t docs = 0;
+	uint64_t *live = NULL;
 	struct ps_pq q = { 0 };
 	PGresult *r;
 	char *arr;
 	int rc = 0;
 
 	live = ps_calloc((size_t)(hi - lo) / 64 + 1, sizeof(*live));
-	/* The documents the new segment holds (code_segments.docs), for compaction. */
-	kept = ps_calloc((size_t)(hi - lo) / 64 + 1, sizeof(*kept));
 	ps_pq_int(&q, lo);
 	ps_pq_int(&q, hi);
 	if (!(r = ps_pg_run(g, "SELECT id FROM code_blobs WHERE id BETWEEN $1 AND $2", &q, false,
 			    "merge the code index", &rc))) {
 		free(cur);
 		free(live);
-		free(kept);
 		return rc;
 	}
 	for (int i = 0; i < PQntuples(r); i++) {
@@ -332,42 +347,12 @@ static int merge_segments(struct ps_pg *g, int level, const int64_t *segs, size_
 		if (cur[i].r)
 			rc = cursor_next(g, &cur[i]);
 	}
-	while (rc == 0) {
-		uint32_t code = UINT32_MAX;
-		size_t count = 0, k = 0;
-
-		for (size_t i = 0; i < n; i++)
-			if (cur[i].live && cur[i].row.code < code)
-				code = cur[i].row.code;
-		if (code == UINT32_MAX)
-			break;
-		for (size_t i = 0; rc == 0 && i < n; i++) {
-			if (!cur[i].live || cur[i].row.code != code)
-				continue;
-			if (count + cur[i].row.ndocs > cap) {
-				cap = 2 * (count + cur[i].row.ndocs);
-				ids = ps_realloc(ids, cap * sizeof(*ids));
-			}
-			count += ps_tri_list_decode(&cur[i].row, ids + count);
-			rc = cursor_next(g, &cur[i]);
-		}
-		k = ps_tri_ids_keep(ids, count, live, lo, hi);
-		docs += (int64_t)ps_tri_ids_mark(kept, lo, ids, k);
-		if (k) {
-			if (ids[0] < min_out)
-				min_out = ids[0];
-			if (ids[k - 1] > max_out)
-				max_out = ids[k - 1];
-		}
-		if (rc == 0)
-			rc = ps_tri_writer_add(&w, code, ids, k);
-	}
+	if (rc == 0)
+		rc = ps_tri_merge(n, merge_entry, merge_next, &in, live, lo, hi, &w, &m);
 	for (size_t i = 0; i < n; i++)
 		PQclear(cur[i].r);
 	free(cur);
-	free(ids);
 	free(live);
-	free(kept);
 	if (rc == 0)
 		rc = ps_tri_writer_finish(&w);
 	else
@@ -392,7 +377,7 @@ static int merge_segments(struct ps_pg *g, int level, const int64_t *segs, size_
 	}
 	free(arr);
 	if (rc == 0)
-		rc = seal_segment(g, out.seg, w.postings, min_out, max_out, docs);
+		rc = seal_segment(g, out.seg, w.postings, m.min_id, m.max_id, m.docs);
 	return rc;
 }
 

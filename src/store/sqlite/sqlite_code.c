@@ -400,6 +400,26 @@ static int cursor_next(struct ps_store *s, struct cursor *c)
 	}
 }
 
+/* The inputs of a merge as ps_tri_merge reads them. */
+struct merge_in {
+	struct ps_store *s;
+	struct cursor *cur;
+};
+
+static struct ps_tri_row *merge_entry(void *ctx, size_t i)
+{
+	struct merge_in *in = ctx;
+
+	return in->cur[i].live ? &in->cur[i].row : NULL;
+}
+
+static int merge_next(void *ctx, size_t i)
+{
+	struct merge_in *in = ctx;
+
+	return cursor_next(in->s, &in->cur[i]);
+}
+
 /*
  * Merges segments segs[0..n), every segment of level `level` - 1 (oldest first), into one new
  * segment of `level`, leaving out the ids no code_blobs row has any more (pruned blobs):
@@ -410,13 +430,12 @@ static int merge_segments(struct ps_store *s, int level, const int64_t *segs, si
 	static const char range[] = "SELECT min_id, max_id FROM code_segments WHERE id = ?";
 	static const char live_sql[] = "SELECT id FROM code_blobs WHERE id BETWEEN ? AND ?";
 	struct cursor *cur = ps_calloc(n, sizeof(*cur));
+	struct merge_in in = { s, cur };
 	struct ps_tri_writer w;
+	struct ps_tri_merged m = { 0 };
 	struct seg_out out = { s, 0 };
-	uint64_t *live = NULL, *kept = NULL;
-	uint32_t *ids = NULL;
-	size_t cap = 0;
-	int64_t lo = INT64_MAX, hi = -1, docs = 0;
-	uint32_t min_out = UINT32_MAX, max_out = 0;
+	uint64_t *live = NULL;
+	int64_t lo = INT64_MAX, hi = -1;
 	sqlite3_stmt *st;
 	int rc = 0;
 
@@ -435,8 +454,6 @@ static int merge_segments(struct ps_store *s, int level, const int64_t *segs, si
 	}
 	if (hi >= lo) {
 		live = ps_calloc((size_t)(hi - lo) / 64 + 1, sizeof(*live));
-		/* The documents the new segment holds (code_segments.docs), for compaction. */
-		kept = ps_calloc((size_t)(hi - lo) / 64 + 1, sizeof(*kept));
 		if (!(st = ps_sqlite_stmt(s, live_sql)))
 			return free(cur), free(live), PS_ESTORE;
 		sqlite3_bind_int64(st, 1, lo);
@@ -463,45 +480,14 @@ static int merge_segments(struct ps_store *s, int level, const int64_t *segs, si
 		sqlite3_bind_int64(cur[i].st, 2, KEY(segs[i] + 1, 0) - 1);
 		rc = cursor_next(s, &cur[i]);
 	}
-	while (rc == 0) {
-		uint32_t code = UINT32_MAX;
-		size_t count = 0;
-
-		for (size_t i = 0; i < n; i++)
-			if (cur[i].live && cur[i].row.code < code)
-				code = cur[i].row.code;
-		if (code == UINT32_MAX)
-			break;
-		for (size_t i = 0; rc == 0 && i < n; i++) {
-			if (!cur[i].live || cur[i].row.code != code)
-				continue;
-			if (count + cur[i].row.ndocs > cap) {
-				cap = 2 * (count + cur[i].row.ndocs);
-				ids = ps_realloc(ids, cap * sizeof(*ids));
-			}
-			count += ps_tri_list_decode(&cur[i].row, ids + count);
-			rc = cursor_next(s, &cur[i]);
-		}
-		size_t k = ps_tri_ids_keep(ids, count, live, lo, hi);
-
-		docs += (int64_t)ps_tri_ids_mark(kept, lo, ids, k);
-		if (k) {
-			if (ids[0] < min_out)
-				min_out = ids[0];
-			if (ids[k - 1] > max_out)
-				max_out = ids[k - 1];
-		}
-		if (rc == 0)
-			rc = ps_tri_writer_add(&w, code, ids, k);
-	}
+	if (rc == 0)
+		rc = ps_tri_merge(n, merge_entry, merge_next, &in, live, lo, hi, &w, &m);
 	for (size_t i = 0; i < n; i++) {
 		sqlite3_finalize(cur[i].st);
 		free(cur[i].data);
 	}
 	free(cur);
-	free(ids);
 	free(live);
-	free(kept);
 	if (rc == 0)
 		rc = ps_tri_writer_finish(&w);
 	else
@@ -509,7 +495,7 @@ static int merge_segments(struct ps_store *s, int level, const int64_t *segs, si
 	for (size_t i = 0; rc == 0 && i < n; i++)
 		rc = drop_segment(s, segs[i]);
 	if (rc == 0)
-		rc = seal_segment(s, out.seg, w.postings, min_out, max_out, docs);
+		rc = seal_segment(s, out.seg, w.postings, m.min_id, m.max_id, m.docs);
 	return rc;
 }
 
