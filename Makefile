@@ -8,6 +8,10 @@ BUILD_FUZZ ?= build-fuzz
 FUZZ_SECONDS ?= 300
 FUZZ_TARGETS ?= $(sort $(notdir $(wildcard fuzz/corpus/*)))
 PYTHON     ?= /usr/bin/python3
+# The integration suites run on this many pytest processes (pytest-xdist): most of a test is
+# waiting on a server, git or PostgreSQL, so two processes on two cores take ~2/3 of the time.
+# PYTEST_WORKERS=0 runs them in this process, one at a time.
+PYTEST_WORKERS ?= 2
 DATA       ?= $(CURDIR)/.run
 export PROJSYNC_DB ?= $(DATA)/projsync.db
 # Where `make run` serves: `make run PORT=8421`, or `make run LISTEN=[::1]:8421`.
@@ -50,7 +54,7 @@ test: test-deps $(BUILD_SAN)/build.ninja
 	tests/pg/with-pg sh -c '\
 	  meson test -C $(BUILD_SAN) --print-errorlogs --num-processes 2 && \
 	  SCREENSHOT_DIR=$(CURDIR)/$(BUILD_SAN)/screenshots PROJSYNC_BIN=$(CURDIR)/$(BUILD_SAN)/projsync \
-	  $(PYTHON) -m pytest -q tests/integration tests/fakehub'
+	  $(PYTHON) -m pytest -q -n $(PYTEST_WORKERS) tests/integration tests/fakehub'
 
 unit: test-deps $(BUILD_SAN)/build.ninja
 	ninja -C $(BUILD_SAN)
@@ -59,7 +63,7 @@ unit: test-deps $(BUILD_SAN)/build.ninja
 integration: test-deps $(BUILD_SAN)/build.ninja
 	ninja -C $(BUILD_SAN)
 	SCREENSHOT_DIR=$(CURDIR)/$(BUILD_SAN)/screenshots PROJSYNC_BIN=$(CURDIR)/$(BUILD_SAN)/projsync \
-	  tests/pg/with-pg $(PYTHON) -m pytest -q tests/integration tests/fakehub
+	  tests/pg/with-pg $(PYTHON) -m pytest -q -n $(PYTEST_WORKERS) tests/integration tests/fakehub
 
 # The soak run (tests/soak/soak.py): SOAK_MINUTES (default 30) of syncs, 1,000 SSE watchers,
 # API reads, CLI syncs killed and GitHub faults against one server, then its checks. `make
