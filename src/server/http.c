@@ -195,7 +195,29 @@ bool ps_http_query_bool(struct ps_request *rq, const char *name, bool *out)
 
 const char *ps_http_header(struct ps_request *rq, const char *name)
 {
-	return MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, name);
+	const char *v = NULL;
+	size_t n = 0, a = 0;
+	struct ps_header_copy *c;
+
+	if (MHD_lookup_connection_value_n(rq->conn, MHD_HEADER_KIND, name, strlen(name), &v, &n) !=
+		    MHD_YES ||
+	    !v)
+		return NULL;
+	/* Whitespace around a field value is not part of it (RFC 9110 5.5); libmicrohttpd drops
+	 * the leading run only, so `Host: x ` would not be our name and `Last-Event-ID: 3 ` not a
+	 * number. Its copy sits in the connection's own buffer: a trimmed one is ours. */
+	while (a < n && (v[a] == ' ' || v[a] == '\t'))
+		a++;
+	while (n > a && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+		n--;
+	if (a == 0 && v[n] == '\0')
+		return v;
+	c = ps_malloc(sizeof(*c) + n - a + 1);
+	memcpy(c->value, v + a, n - a);
+	c->value[n - a] = '\0';
+	c->next = rq->header_copies;
+	rq->header_copies = c;
+	return c->value;
 }
 
 static void set_response(struct ps_request *rq, unsigned status, struct MHD_Response *r)
@@ -970,6 +992,11 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	ps_http_offload_release(rq);
 	if (rq->response)
 		MHD_destroy_response(rq->response);
+	while (rq->header_copies) {
+		struct ps_header_copy *next = rq->header_copies->next;
+		free(rq->header_copies);
+		rq->header_copies = next;
+	}
 	free(rq->body);
 	free(rq->url);
 	free(rq->raw_target);

@@ -86,6 +86,12 @@ struct ps_route {
 	ps_handler check_headers;
 };
 
+/* A header value trimmed of the whitespace libmicrohttpd leaves at its end (ps_http_header). */
+struct ps_header_copy {
+	struct ps_header_copy *next;
+	char value[];
+};
+
 struct ps_request {
 	struct ps_server *srv;
 	struct MHD_Connection *conn;
@@ -111,6 +117,7 @@ struct ps_request {
 	struct MHD_Response *response;
 	bool queued;
 	int64_t t0;
+	struct ps_header_copy *header_copies; /* trimmed header values handed out (owned) */
 };
 
 /* Path parameter i (decoded; borrowed). */
@@ -118,6 +125,8 @@ const char *ps_http_param(struct ps_request *rq, size_t i);
 /* A query argument or header (borrowed; NULL if absent). A query argument given without a
  * value (`?include_superseded`) is "". */
 const char *ps_http_query(struct ps_request *rq, const char *name);
+/* A header's value without the spaces and tabs around it (RFC 9110 5.5), for every reader of
+ * headers alike; borrowed for the life of the request, NULL if absent. */
 const char *ps_http_header(struct ps_request *rq, const char *name);
 /* A true/false query argument, the same for every route: absent, "false" or "0" is false;
  * "true", "1" or no value (`?patch`) is true. Anything else replies 400 invalid_parameter and
