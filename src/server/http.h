@@ -67,6 +67,12 @@ struct ps_server {
 	/* The tokens' SHA-256 digests, compared in constant time (access.c). */
 	bool has_api_token, has_read_token;
 	unsigned char api_digest[PS_ACCESS_DIGEST_LEN], read_digest[PS_ACCESS_DIGEST_LEN];
+	/* libmicrohttpd's first message while the daemon starts, and errno when it was written:
+	 * a failed start becomes one error of ours, a good one logs it as a warning (http.c). */
+	pthread_mutex_t start_mu;
+	bool starting;
+	int start_errno;
+	char start_msg[256];
 	pthread_mutex_t stores_mu;         /* the per-thread store handles, freed at exit */
 	struct ps_store **stores;
 	size_t nstores, cap_stores;

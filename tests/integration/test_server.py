@@ -482,6 +482,14 @@ def test_token_auth_and_binding(served, ps):
 
     r = ps("serve", "--listen", "0.0.0.0:0", timeout=30)
     assert r.rc == 2 and "PROJSYNC_API_TOKEN" in r.err
+    # A port in use: projsync's own line alone, not libmicrohttpd's log before it.
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        r = ps("serve", "--listen", f"127.0.0.1:{port}", timeout=30)
+    assert r.rc == 1 and r.out == ""
+    assert r.err == f"projsync: cannot listen on 127.0.0.1:{port}: Address already in use\n"
     srv2 = served(env={"PROJSYNC_API_TOKEN": "tok"}, listen="0.0.0.0:0", add=False)
     st, _, _ = Server.request(srv2, "GET", "/api/v1/projects",
                               headers={"Authorization": "Bearer tok"})
