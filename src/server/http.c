@@ -698,7 +698,10 @@ static bool check_protocol(struct ps_request *rq, const char *version)
 					   : "both Content-Length and Transfer-Encoding");
 		return false;
 	}
-	te = ps_http_header(rq, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+	/* libmicrohttpd's own view, untrimmed: it reads a chunked body only for exactly
+	 * "chunked", and would wait for the end of any other body forever. */
+	te = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND,
+					 MHD_HTTP_HEADER_TRANSFER_ENCODING);
 	if (te && (hs.n_te > 1 || strcasecmp(te, "chunked") != 0)) {
 		ps_http_error(rq, MHD_HTTP_NOT_IMPLEMENTED, "unsupported_transfer_encoding",
 			      "only Transfer-Encoding: chunked is supported");

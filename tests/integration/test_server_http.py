@@ -321,7 +321,7 @@ def test_protocol_abuse_answered_at_once(demo):
                                [auth, "Content-Type: application/json", "Content-Length: 2",
                                 "Content-Length: 40"], b"{}"))
     assert st == 400 and err_code(body) == "bad_length"
-    for te in ("gzip, chunked", "gzip", "identity"):
+    for te in ("gzip, chunked", "gzip", "identity", "chunked "):
         st, _, body = raw(srv, req(srv, "POST", "/api/v1/projects",
                                    [auth, "Content-Type: application/json",
                                     f"Transfer-Encoding: {te}"], b"2\r\n{}\r\n0\r\n\r\n"))
