@@ -1723,8 +1723,10 @@ int ps_checkout(struct ps_store *s, const struct ps_project *p, int64_t at_sync,
 		if (items[i].act != ACT_WRITE || (rc = check_interrupted(dir, target)) < 0)
 			continue;
 		rc = write_entry(&a, &items[i]);
-		if (raise_sig && stats->written == raise_after)
+		if (raise_sig && stats->written == raise_after) {
 			raise(raise_sig);
+			raise_sig = 0; /* once: a second signal kills */
+		}
 	}
 	drop_cached_dir(&a);
 	if (rc < 0) {

@@ -1247,15 +1247,15 @@ int ps_server_run(const struct ps_server_config *cfg)
 		pthread_mutex_lock(&srv->start_mu);
 		srv->starting = false;
 		pthread_mutex_unlock(&srv->start_mu);
-		if (srv->start_msg[0] && srv->start_errno)
-			err = srv->start_errno;
-		if (!srv->daemon && err)
+		/* The reason: the errno of what libmicrohttpd said failed (a port in use reads
+		 * better as strerror's words than as its sentence), else its sentence. */
+		if (!srv->daemon)
 			rc = ps_error_set(PS_EIO, "listen_failed", "cannot listen on %s:%d: %s", host,
-					  cfg->port, strerror(err));
-		else if (!srv->daemon)
-			rc = ps_error_set(PS_EIO, "listen_failed", "cannot listen on %s:%d: %s", host,
-					  cfg->port, srv->start_msg[0] ? srv->start_msg
-								   : "libmicrohttpd did not start");
+					  cfg->port,
+					  srv->start_msg[0] && srv->start_errno
+						  ? strerror(srv->start_errno)
+					  : srv->start_msg[0] ? srv->start_msg
+					  : err ? strerror(err) : "libmicrohttpd did not start");
 		else if (srv->start_msg[0])
 			log_start_msg("%s", srv->start_msg);
 	}
