@@ -58,7 +58,7 @@ export function SyncBanner({ project, onRetry, onChange, onCancel }) {
     const s = st.summary || sync || {};
     const running = !FINAL.has(st.status);
     const title = h('h2#banner-title', h('span.banner-status', STATUS_TEXT[st.status] || st.status),
-      ' ', h('span.muted', `sync #${st.syncId}`, s.branch ? ` · ${s.branch}` : ''));
+      ' ', h('span.muted', `sync #${st.syncId}`, ` · ${s.branch || 'default branch'}`));
 
     const dots = h('ol.phases', { 'aria-label': 'Phases' }, PHASES.map((name, i) => {
       const ps = phaseState(st, i);

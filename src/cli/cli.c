@@ -8,6 +8,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -135,6 +136,24 @@ int ps_cli_fail(int rc)
 	fprintf(stderr, "projsync: %.*s\n", (int)strcspn(msg[0] ? msg : ps_error_code_name(rc), "\n"),
 		msg[0] ? msg : ps_error_code_name(rc));
 	return ps_cli_exit_code(rc);
+}
+
+void ps_cli_catch_signals(bool install, void (*on_signal)(int), struct sigaction old[3])
+{
+	static const int sigs[3] = { SIGINT, SIGTERM, SIGPIPE };
+
+	for (int i = 0; i < 3; i++) {
+		if (install) {
+			struct sigaction sa = { 0 };
+			sa.sa_handler = sigs[i] == SIGPIPE ? SIG_IGN : on_signal;
+			/* The first signal asks politely; the second one kills. */
+			sa.sa_flags = sigs[i] == SIGPIPE ? 0 : SA_RESETHAND;
+			sigemptyset(&sa.sa_mask);
+			sigaction(sigs[i], &sa, &old[i]);
+		} else {
+			sigaction(sigs[i], &old[i], NULL);
+		}
+	}
 }
 
 int ps_cli_usage_error(struct ps_cli *cli, const char *fmt, ...)

@@ -20,6 +20,7 @@
 
 #include <getopt.h>
 #include <jansson.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -133,6 +134,13 @@ int ps_cli_exit_code(int rc);
 /* Prints the current error (util/error.h) as `projsync: <message>` and returns
  * ps_cli_exit_code(rc). For rc == 0 prints nothing and returns 0. */
 int ps_cli_fail(int rc);
+
+/* While a command runs work that can stop cleanly at a step boundary (sync, checkout): with
+ * `install`, SIGINT and SIGTERM call `on_signal` (which must be async-signal-safe and ask the
+ * work to stop), a second one kills as usual, and SIGPIPE is ignored so a reader that goes
+ * away does not kill the process mid-write; the previous handlers go to `old`. Without
+ * `install`, restores `old`. */
+void ps_cli_catch_signals(bool install, void (*on_signal)(int), struct sigaction old[3]);
 
 /* For ps_cli_open_store, beside the store.h flags: this command may create the store. */
 #define PS_CLI_STORE_CREATE (1u << 16)

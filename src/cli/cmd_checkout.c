@@ -8,10 +8,15 @@
  * refused on their own, and local changes --force discarded are warnings on stderr: the
  * checkout itself succeeds.
  *
+ * SIGINT/SIGTERM stop the checkout before its next entry (core/checkout.h): the folder keeps a
+ * manifest that the next run finishes from, no temporary file, and the exit code is the
+ * shell's for that signal (130, 143). A second signal kills at once.
+ *
  * Refused for local changes (exit 4), the changes are listed on stdout, one per line as
  * "CHANGE PATH" (CHANGE: modified, deleted, type_changed, mode_changed, untracked), or with
  * --json as {"conflicts": [{"path", "change"}]}; the error is the usual one line on stderr.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -34,9 +39,20 @@ static const char checkout_usage[] =
 	"files in DIR are left alone. Files whose content is not stored (over the project's\n"
 	"size limit) are skipped with a warning.\n"
 	"\n"
+	"Ctrl-C stops before the next file (exit 130); running again finishes the checkout.\n"
+	"\n"
 	"  --at SYNC_ID   check out this succeeded sync instead of the latest\n"
 	"  --force        discard local changes; also write into a non-empty folder\n"
 	"  --json         print the result as JSON\n";
+
+/* The signal that asked the checkout to stop, for the exit code; 0 = none. */
+static volatile sig_atomic_t caught;
+
+static void on_signal(int sig)
+{
+	caught = sig;
+	ps_checkout_interrupt();
+}
 
 static json_t *changes_to_json(const struct ps_checkout_stats *st)
 {
@@ -136,6 +152,7 @@ int ps_cmd_checkout(struct ps_cli *cli, int argc, char **argv)
 	};
 	struct ps_checkout_stats st = { 0 };
 	struct ps_project *p = NULL;
+	struct sigaction old[3];
 	const char *name, *dir;
 	int64_t at = 0;
 	bool force = false;
@@ -166,11 +183,15 @@ int ps_cmd_checkout(struct ps_cli *cli, int argc, char **argv)
 	if ((rc = ps_cli_open_store(cli, 0)) < 0 ||
 	    (rc = ps_store_project_get(cli->store, name, &p)) < 0)
 		return ps_cli_fail(rc);
+	ps_cli_catch_signals(true, on_signal, old);
 	rc = ps_checkout(cli->store, p, at, dir, force, &st);
+	ps_cli_catch_signals(false, on_signal, old);
 	if (rc < 0) {
 		if (rc == PS_ECONFLICT && st.nchanges > 0)
 			print_changes(cli, &st);
 		code = ps_cli_fail(rc);
+		if (rc == PS_ECANCELLED && caught)
+			code = 128 + caught; /* what a shell reports for a command the signal ended */
 		goto cleanup;
 	}
 	warn_skipped(&st);

@@ -53,8 +53,8 @@ static const char add_usage[] =
 	"                         asked at every sync); must exist (exit 3 otherwise)\n"
 	"  --memory-glob G        markdown files imported as memory entries; repeatable\n"
 	"                         (default: " PS_DEFAULT_MEMORY_GLOB ")\n"
-	"  --max-blob-size BYTES  files larger than this are kept without content (default 8M;\n"
-	"                         suffixes K, M, G are powers of 1024)\n"
+	"  --max-blob-size BYTES  files larger than this are kept without content (default 8M,\n"
+	"                         at most 256M; suffixes K, M, G are powers of 1024)\n"
 	"  --every DURATION|auto|off  sync on a schedule while 'projsync serve' runs: every\n"
 	"                         DURATION (30s, 10m, 1h, 1d; 10s at least), 'auto' (halves the\n"
 	"                         interval after a change, doubles it when up to date) or 'off'\n"
@@ -62,8 +62,8 @@ static const char add_usage[] =
 	"  --max-failures N       pause the schedule after N failed syncs in a row (default: the\n"
 	"                         server's --max-failures, 10); 0 = the server's\n"
 	"  --keep-syncs N         'projsync prune' keeps the newest N succeeded syncs (0 = all)\n"
-	"  --keep-days D          ... and the ones of the last D days (0 = no day limit); with\n"
-	"                         both, a sync either keeps stays\n"
+	"  --keep-days D          ... and the ones of the last D days (0 = no day limit, at\n"
+	"                         most 36500); with both, a sync either keeps stays\n"
 	"  --no-code-index        do not index its files for `projsync grep` (grep still works,\n"
 	"                         reading every file)\n"
 	"  --json                 print the project as JSON\n";
@@ -83,7 +83,8 @@ static const char set_usage[] =
 	"  --memory-glob G        replaces the memory globs (repeatable); the next sync, even\n"
 	"                         one with nothing new, imports the notes the new globs match\n"
 	"                         and supersedes the entries of notes they no longer match\n"
-	"  --max-blob-size BYTES  the new size limit (suffixes K, M, G); files already synced\n"
+	"  --max-blob-size BYTES  the new size limit (at most 256M; suffixes K, M, G); files\n"
+	"                         already synced\n"
 	"                         keep what was stored, and after a raise the next sync, even\n"
 	"                         one with nothing new, fetches the files that now fit\n"
 	"  --rename NEW           the project's new name (refused while a sync runs)\n"
@@ -99,8 +100,8 @@ static const char set_usage[] =
 	"  --max-failures N       pause the schedule after N failed syncs in a row (default: the\n"
 	"                         server's --max-failures, 10); 0 = the server's\n"
 	"  --keep-syncs N         'projsync prune' keeps the newest N succeeded syncs (0 = all)\n"
-	"  --keep-days D          ... and the ones of the last D days (0 = no day limit); with\n"
-	"                         both, a sync either keeps stays\n"
+	"  --keep-days D          ... and the ones of the last D days (0 = no day limit, at\n"
+	"                         most 36500); with both, a sync either keeps stays\n"
 	"  --no-code-index        stop indexing its files for `projsync grep`\n"
 	"  --code-index           index them again; the next sync indexes what it missed\n"
 	"  --json                 print the project as JSON\n";
@@ -431,6 +432,11 @@ static int settings_option(struct ps_cli *cli, int c, struct settings *st)
 		static const char *const names[] = { "max-failures", "keep-syncs", "keep-days" };
 		int k = c == OPT_MAX_FAILURES ? 0 : c == OPT_KEEP_SYNCS ? 1 : 2;
 		int64_t *dst = k == 0 ? &st->max_failures : k == 1 ? &st->keep_syncs : &st->keep_days;
+		if (k == 2 && !parse_count(optarg, PS_MAX_KEEP_DAYS, dst)) {
+			ps_cli_usage_error(cli, "invalid --keep-days '%s': give a whole number from 0 "
+					   "to %d (100 years)", optarg, PS_MAX_KEEP_DAYS);
+			return -1;
+		}
 		if (!parse_count(optarg, 1000000000, dst)) {
 			ps_cli_usage_error(cli, "invalid --%s '%s': give a whole number, 0 or more",
 					   names[k], optarg);
@@ -446,6 +452,11 @@ static int settings_option(struct ps_cli *cli, int c, struct settings *st)
 		if (!parse_size(optarg, &st->max_blob_size)) {
 			ps_cli_usage_error(cli, "invalid --max-blob-size '%s': give a positive number "
 					   "of bytes (suffixes K, M, G)", optarg);
+			return -1;
+		}
+		if (st->max_blob_size > PS_MAX_BLOB_SIZE_LIMIT) {
+			ps_cli_usage_error(cli, "invalid --max-blob-size '%s': at most 256M (%d "
+					   "bytes)", optarg, PS_MAX_BLOB_SIZE_LIMIT);
 			return -1;
 		}
 		return 1;

@@ -378,7 +378,9 @@ int ps_cmd_history(struct ps_cli *cli, int argc, char **argv)
 			else if (s->up_to_date)
 				err = up_to_date_note(s);
 			ps_table_add(&t, (const char *const[]){ id, ps_sync_status_name(s->status),
-				     ps_phase_name(s->phase), s->branch, sha, subject, a, m, d, r,
+				     ps_phase_name(s->phase),
+				     s->branch && s->branch[0] ? s->branch : "(default)", sha, subject,
+				     a, m, d, r,
 				     started, took,
 				     s->trigger, err ? err : "" });
 			free(err);

@@ -47,27 +47,6 @@ static void on_signal(int sig)
 		ps_sync_cancel(running);
 }
 
-/* SIGINT/SIGTERM cancel the run. SIGPIPE is ignored while it runs: a reader that goes away
- * (`projsync sync x | head -1`) must not kill the process mid-sync; the sync finishes and the
- * lost output is reported when stdout is flushed at exit. */
-static void set_signals(bool install, struct sigaction old[3])
-{
-	static const int sigs[3] = { SIGINT, SIGTERM, SIGPIPE };
-
-	for (int i = 0; i < 3; i++) {
-		if (install) {
-			struct sigaction sa = { 0 };
-			sa.sa_handler = sigs[i] == SIGPIPE ? SIG_IGN : on_signal;
-			/* The first signal asks politely; the second one kills. */
-			sa.sa_flags = sigs[i] == SIGPIPE ? 0 : SA_RESETHAND;
-			sigemptyset(&sa.sa_mask);
-			sigaction(sigs[i], &sa, &old[i]);
-		} else {
-			sigaction(sigs[i], &old[i], NULL);
-		}
-	}
-}
-
 static int terminal_width(void)
 {
 	struct winsize ws;
@@ -152,7 +131,7 @@ int ps_cmd_sync(struct ps_cli *cli, int argc, char **argv)
 			 cli->json ? PS_PROGRESS_JSON : live ? PS_PROGRESS_LIVE : PS_PROGRESS_LINES,
 			 locale_is_utf8(), live ? terminal_width() : 0, argv[optind]);
 	running = run;
-	set_signals(true, old);
+	ps_cli_catch_signals(true, on_signal, old);
 	while ((step = ps_sync_next(run, &ev)) == PS_SYNC_MORE) {
 		ps_progress_event(&progress, ev);
 		if (ps_event_is_final(ev->kind)) {
@@ -162,7 +141,7 @@ int ps_cmd_sync(struct ps_cli *cli, int argc, char **argv)
 			final_message = ps_progress_summary(&progress, ev);
 		}
 	}
-	set_signals(false, old);
+	ps_cli_catch_signals(false, on_signal, old);
 	running = NULL;
 	if (step < 0 && !saw_final) {
 		/* The generator promises a final event; if it breaks that promise, say so. */

@@ -121,6 +121,29 @@ struct apply {
 	struct ps_checkout_stats *stats;
 };
 
+/* Set by ps_checkout_interrupt (a signal handler): the run stops before its next entry. */
+static volatile sig_atomic_t interrupted;
+
+void ps_checkout_interrupt(void)
+{
+	interrupted = 1;
+}
+
+/* A test hook like core/sync.c's: PROJSYNC_TEST_CHECKOUT_RAISE=<INT|TERM>:<n> raises that
+ * signal in this process after the n-th entry written, so a test interrupts a checkout at a
+ * known point without racing it. */
+static void read_raise_hook(int *sig, long *after)
+{
+	const char *v = getenv("PROJSYNC_TEST_CHECKOUT_RAISE");
+	char name[8] = "";
+
+	*sig = 0;
+	*after = 0;
+	if (!v || sscanf(v, "%7[A-Z]:%ld", name, after) != 2 || *after < 1)
+		return;
+	*sig = strcmp(name, "INT") == 0 ? SIGINT : strcmp(name, "TERM") == 0 ? SIGTERM : 0;
+}
+
 static int cmp_op(const void *x, const void *y)
 {
 	return strcmp(((const struct op *)x)->path, ((const struct op *)y)->path);
@@ -1529,6 +1552,38 @@ static int refuse_changes(const char *dir, const struct ps_checkout_stats *st)
 			    st->nchanges > 1 ? ", ..." : "");
 }
 
+/* The folder itself is the caller's choice and may be reached through a symlink; only what
+ * lies below it is walked without following. *out is -1 when it does not exist yet. */
+static int open_folder(const char *dir, int *out)
+{
+	struct stat st;
+	int err;
+
+	*out = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (*out >= 0 || errno == ENOENT)
+		return 0;
+	err = errno;
+	if (err == ENOTDIR && stat(dir, &st) == 0 && !S_ISDIR(st.st_mode))
+		return ps_error_set(PS_EINVAL, "not_a_folder",
+				    "%s is not a folder: give a folder or a path that does not "
+				    "exist yet", dir);
+	if (err == ENOTDIR)
+		return ps_error_set(PS_EINVAL, "not_a_folder",
+				    "%s: a part of its path is not a folder", dir);
+	return ps_error_set(PS_EIO, NULL, "cannot open %s: %s", dir, strerror(err));
+}
+
+/* Between two entries: a stop that was asked for ends the run as an error, which still writes
+ * the manifest of what the folder holds, so the next run finishes the job. */
+static int check_interrupted(const char *dir, const struct ps_sync *target)
+{
+	if (!interrupted)
+		return 0;
+	return ps_error_set(PS_ECANCELLED, "interrupted",
+			    "checkout interrupted: %s holds part of sync %lld; run the checkout "
+			    "again to finish it", dir, (long long)target->id);
+}
+
 int ps_checkout(struct ps_store *s, const struct ps_project *p, int64_t at_sync, const char *dir,
 		bool force, struct ps_checkout_stats *stats)
 {
@@ -1540,7 +1595,8 @@ int ps_checkout(struct ps_store *s, const struct ps_project *p, int64_t at_sync,
 	struct apply a = { .store = s, .dir = dir, .rootfd = -1, .cached_fd = -1, .probe_fd = -1,
 			   .stats = stats };
 	bool refresh = false, any = false;
-	int rc;
+	long raise_after = 0;
+	int rc, raise_sig = 0;
 
 	memset(stats, 0, sizeof(*stats));
 	if (!dir || !*dir)
@@ -1551,13 +1607,8 @@ int ps_checkout(struct ps_store *s, const struct ps_project *p, int64_t at_sync,
 		goto cleanup;
 	stats->sync_id = target->id;
 
-	/* The folder itself is the caller's choice and may be reached through a symlink; only
-	 * what lies below it is walked without following. */
-	a.rootfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (a.rootfd < 0 && errno != ENOENT) {
-		rc = ps_error_set(PS_EIO, NULL, "cannot open %s: %s", dir, strerror(errno));
+	if ((rc = open_folder(dir, &a.rootfd)) < 0)
 		goto cleanup;
-	}
 	if (a.rootfd >= 0 && (rc = lock_folder(a.rootfd, dir)) < 0)
 		goto cleanup;
 	rc = manifest_read(a.rootfd, dir, &m);
@@ -1620,6 +1671,11 @@ int ps_checkout(struct ps_store *s, const struct ps_project *p, int64_t at_sync,
 
 	for (size_t i = 0; i < nitems; i++)
 		any = any || items[i].act == ACT_WRITE || items[i].act == ACT_DELETE;
+	if (interrupted) {
+		rc = ps_error_set(PS_ECANCELLED, "interrupted",
+				  "checkout interrupted before it changed %s", dir);
+		goto cleanup;
+	}
 	if (!any && m.present && m.complete && !m.legacy && !refresh &&
 	    m.sync_id == target->id && strcmp(m.project, p->name) == 0) {
 		remove_stale_tmp(&a, &m, &tg);
@@ -1652,6 +1708,8 @@ int ps_checkout(struct ps_store *s, const struct ps_project *p, int64_t at_sync,
 
 		if (it->act != ACT_DELETE)
 			continue;
+		if ((rc = check_interrupted(dir, target)) < 0)
+			break;
 		rc = delete_path(&a, it->path);
 		it->owned = false;
 		if (rc == PS_EIO && !fatal_errno(a.err)) {
@@ -1660,9 +1718,16 @@ int ps_checkout(struct ps_store *s, const struct ps_project *p, int64_t at_sync,
 			rc = 0;
 		}
 	}
-	for (size_t i = 0; i < nitems && rc == 0; i++)
-		if (items[i].act == ACT_WRITE)
-			rc = write_entry(&a, &items[i]);
+	read_raise_hook(&raise_sig, &raise_after);
+	for (size_t i = 0; i < nitems && rc == 0; i++) {
+		if (items[i].act != ACT_WRITE || (rc = check_interrupted(dir, target)) < 0)
+			continue;
+		rc = write_entry(&a, &items[i]);
+		if (raise_sig && stats->written == raise_after) {
+			raise(raise_sig);
+			raise_sig = 0; /* once: a second signal kills */
+		}
+	}
 	drop_cached_dir(&a);
 	if (rc < 0) {
 		/* Stopped half-way: the manifest must still describe the folder. Best effort,
@@ -1689,6 +1754,7 @@ cleanup:
 	targets_dispose(&tg);
 	free(items);
 	ps_sync_free(target);
+	interrupted = 0; /* it asked this run to stop, not the next one */
 	return rc;
 }
 

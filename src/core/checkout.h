@@ -105,12 +105,21 @@ const char *ps_checkout_change_name(enum ps_checkout_change c);
  *   PS_ECONFLICT  the folder's manifest names another project ("other_project"), the folder is
  *                 not empty and has no manifest ("not_a_checkout", unless `force`), or there
  *                 are local changes ("local_changes", unless `force`); nothing is changed;
- *   PS_EINVAL     a path of the snapshot is unsafe (names it; nothing is changed), or the
- *                 manifest is unreadable;
+ *   PS_EINVAL     a path of the snapshot is unsafe (names it; nothing is changed), the
+ *                 manifest is unreadable, or `dir` (or a part of its path) is not a folder
+ *                 ("not_a_folder");
+ *   PS_ECANCELLED ps_checkout_interrupt was called ("interrupted");
  *   PS_EIO        the file system failed as a whole (no space, read-only, I/O error...);
  *   PS_ESTORE     the store failed.
  */
 int ps_checkout(struct ps_store *s, const struct ps_project *p, int64_t at_sync, const char *dir,
 		bool force, struct ps_checkout_stats *stats);
+
+/* Asks the ps_checkout running in this process to stop before its next entry (a Ctrl-C): it
+ * returns PS_ECANCELLED "interrupted", with no temporary file left and a manifest that
+ * describes the folder, so the next run finishes. Before the first change nothing is changed.
+ * Async-signal-safe; the request ends with that run (one that comes before it starts stops it
+ * at once). */
+void ps_checkout_interrupt(void);
 
 #endif

@@ -120,7 +120,10 @@ json_t *ps_sync_to_json(const struct ps_sync *s)
 	json_t *j = json_pack("{s:I, s:o, s:o, s:s, s:s, s:o, s:o, s:o, s:o, s:o}",
 			      "id", (json_int_t)s->id,
 			      "project", ps_json_string(s->project),
-			      "branch", ps_json_string(s->branch),
+			      /* "" in the model: following the default branch, not resolved yet
+			       * (a queued sync, or an empty repository) */
+			      "branch", s->branch && s->branch[0] ? ps_json_string(s->branch)
+								  : json_null(),
 			      "status", ps_sync_status_name(s->status),
 			      "phase", ps_phase_name(s->phase),
 			      "commit", ps_json_string(s->commit),

@@ -13,6 +13,16 @@
 #include "util/util.h"
 
 #define PS_DEFAULT_MAX_BLOB_SIZE (8 * 1024 * 1024)
+/* The highest max_blob_size (256 MiB). A stored blob is at most its content's size (the codec
+ * keeps raw what zstd does not shrink), and the tightest place it must fit is PostgreSQL's
+ * text form of bytea, which `store copy` reads: 2n + 2 hex characters within its 1 GiB
+ * allocation limit, so n under 512 MiB. SQLite's limit is 1e9 bytes and libpq's lengths are
+ * ints. Half that leaves room, and bounds what a sync holds per blob (content, its encoding
+ * and a delta base: about 3x). */
+#define PS_MAX_BLOB_SIZE_LIMIT (256 * 1024 * 1024)
+/* The highest keep_days: 100 years, far past any retention anyone means; days in ms must not
+ * overflow the cut-off's arithmetic. */
+#define PS_MAX_KEEP_DAYS 36500
 #define PS_DEFAULT_MEMORY_GLOB ".memory/**/*.md"
 
 /* Git file modes as stored and shown (as octal strings in JSON). */

@@ -153,7 +153,8 @@ static bool opt_string(struct ps_request *rq, json_t *body, const char *key, con
 	return true;
 }
 
-/* 'max_blob_size': absent or null leaves *out as it is; else a positive integer, or 400. */
+/* 'max_blob_size': absent or null leaves *out as it is; else a positive integer (or 400) up
+ * to PS_MAX_BLOB_SIZE_LIMIT (or 422). */
 static bool parse_max_blob_size(struct ps_request *rq, json_t *body, int64_t *out)
 {
 	json_t *v = json_object_get(body, "max_blob_size");
@@ -163,6 +164,12 @@ static bool parse_max_blob_size(struct ps_request *rq, json_t *body, int64_t *ou
 	if (!json_is_integer(v) || json_integer_value(v) <= 0) {
 		ps_http_error(rq, MHD_HTTP_BAD_REQUEST, "invalid_field",
 			      "'max_blob_size' must be a positive integer (bytes)");
+		return false;
+	}
+	if (json_integer_value(v) > PS_MAX_BLOB_SIZE_LIMIT) {
+		ps_http_error(rq, MHD_HTTP_UNPROCESSABLE_CONTENT, "max_blob_size_too_large",
+			      "'max_blob_size' must be at most %d bytes (256 MiB)",
+			      PS_MAX_BLOB_SIZE_LIMIT);
 		return false;
 	}
 	*out = json_integer_value(v);
@@ -244,6 +251,14 @@ static bool schedule_fields(struct ps_request *rq, json_t *body, struct ps_proje
 	}
 	for (size_t k = 0; k < sizeof(counts) / sizeof(*counts); k++) {
 		if ((v = json_object_get(body, counts[k])) && !json_is_null(v)) {
+			if (k == 2 && json_is_integer(v) &&
+			    json_integer_value(v) > PS_MAX_KEEP_DAYS) {
+				ps_http_error(rq, MHD_HTTP_UNPROCESSABLE_CONTENT,
+					      "keep_days_too_large",
+					      "'keep_days' must be at most %d (100 years)",
+					      PS_MAX_KEEP_DAYS);
+				return false;
+			}
 			if (!json_is_integer(v) || json_integer_value(v) < 0 ||
 			    json_integer_value(v) > 1000000000) {
 				ps_http_error(rq, MHD_HTTP_BAD_REQUEST, "invalid_field",

@@ -195,7 +195,29 @@ bool ps_http_query_bool(struct ps_request *rq, const char *name, bool *out)
 
 const char *ps_http_header(struct ps_request *rq, const char *name)
 {
-	return MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, name);
+	const char *v = NULL;
+	size_t n = 0, a = 0;
+	struct ps_header_copy *c;
+
+	if (MHD_lookup_connection_value_n(rq->conn, MHD_HEADER_KIND, name, strlen(name), &v, &n) !=
+		    MHD_YES ||
+	    !v)
+		return NULL;
+	/* Whitespace around a field value is not part of it (RFC 9110 5.5); libmicrohttpd drops
+	 * the leading run only, so `Host: x ` would not be our name and `Last-Event-ID: 3 ` not a
+	 * number. Its copy sits in the connection's own buffer: a trimmed one is ours. */
+	while (a < n && (v[a] == ' ' || v[a] == '\t'))
+		a++;
+	while (n > a && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+		n--;
+	if (a == 0 && v[n] == '\0')
+		return v;
+	c = ps_malloc(sizeof(*c) + n - a + 1);
+	memcpy(c->value, v + a, n - a);
+	c->value[n - a] = '\0';
+	c->next = rq->header_copies;
+	rq->header_copies = c;
+	return c->value;
 }
 
 static void set_response(struct ps_request *rq, unsigned status, struct MHD_Response *r)
@@ -676,7 +698,10 @@ static bool check_protocol(struct ps_request *rq, const char *version)
 					   : "both Content-Length and Transfer-Encoding");
 		return false;
 	}
-	te = ps_http_header(rq, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+	/* libmicrohttpd's own view, untrimmed: it reads a chunked body only for exactly
+	 * "chunked", and would wait for the end of any other body forever. */
+	te = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND,
+					 MHD_HTTP_HEADER_TRANSFER_ENCODING);
 	if (te && (hs.n_te > 1 || strcasecmp(te, "chunked") != 0)) {
 		ps_http_error(rq, MHD_HTTP_NOT_IMPLEMENTED, "unsupported_transfer_encoding",
 			      "only Transfer-Encoding: chunked is supported");
@@ -970,6 +995,11 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	ps_http_offload_release(rq);
 	if (rq->response)
 		MHD_destroy_response(rq->response);
+	while (rq->header_copies) {
+		struct ps_header_copy *next = rq->header_copies->next;
+		free(rq->header_copies);
+		rq->header_copies = next;
+	}
 	free(rq->body);
 	free(rq->url);
 	free(rq->raw_target);
@@ -1072,6 +1102,41 @@ static int parse_public_url(const char *url, char **origin, char **host)
 	return 0;
 }
 
+/* libmicrohttpd's log. While the daemon starts, its first message is held: it explains a
+ * failed start (a port in use), which the caller reports as one error of its own, not as a
+ * warning printed before it. */
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	struct ps_server *srv = cls;
+	int err = errno; /* what the failed call set: libmicrohttpd logs right after it */
+	bool held = false;
+
+	pthread_mutex_lock(&srv->start_mu);
+	if (srv->starting && !srv->start_msg[0]) {
+		size_t n;
+
+		vsnprintf(srv->start_msg, sizeof(srv->start_msg), fmt, ap);
+		n = strlen(srv->start_msg);
+		while (n && (srv->start_msg[n - 1] == '\n' || srv->start_msg[n - 1] == ' '))
+			srv->start_msg[--n] = '\0';
+		srv->start_errno = err;
+		held = true;
+	}
+	pthread_mutex_unlock(&srv->start_mu);
+	if (!held)
+		ps_log_mhd(NULL, fmt, ap);
+}
+
+/* Logs the message held during a start that went well. */
+static void log_start_msg(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	ps_log_mhd(NULL, fmt, ap);
+	va_end(ap);
+}
+
 static void server_free(struct ps_server *srv)
 {
 	free(srv->public_host);
@@ -1080,6 +1145,7 @@ static void server_free(struct ps_server *srv)
 		ps_store_free(srv->stores[i]);
 	free(srv->stores);
 	pthread_mutex_destroy(&srv->stores_mu);
+	pthread_mutex_destroy(&srv->start_mu);
 	ps_workers_free(srv->workers);
 	ps_offload_free(srv->offload);
 	ps_metrics_free(srv->metrics);
@@ -1124,6 +1190,7 @@ int ps_server_run(const struct ps_server_config *cfg)
 		return rc;
 	}
 	pthread_mutex_init(&srv->stores_mu, NULL);
+	pthread_mutex_init(&srv->start_mu, NULL);
 	ps_access_init(srv);
 	ps_http_routes(&nroutes);
 	ps_metrics_new(&srv->metrics, nroutes);
@@ -1157,8 +1224,14 @@ int ps_server_run(const struct ps_server_config *cfg)
 
 	flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
 		(v6 ? MHD_USE_IPv6 : 0);
+	if (v6)
+		snprintf(host, sizeof(host), "[%s]", cfg->host);
+	else
+		snprintf(host, sizeof(host), "%s", cfg->host && cfg->host[0] ? cfg->host : "0.0.0.0");
+	srv->starting = true;
+	errno = 0;
 	srv->daemon = MHD_start_daemon(flags, (uint16_t)cfg->port, NULL, NULL, on_request, srv,
-		MHD_OPTION_EXTERNAL_LOGGER, ps_log_mhd, NULL, /* first, or MHD logs before it */
+		MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv, /* first, or MHD logs before it */
 		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
 		MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections,
 		MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)4096,
@@ -1168,9 +1241,25 @@ int ps_server_run(const struct ps_server_config *cfg)
 		MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
 		MHD_OPTION_URI_LOG_CALLBACK, on_uri, srv,
 		MHD_OPTION_END);
+	{
+		int err = errno;
+
+		pthread_mutex_lock(&srv->start_mu);
+		srv->starting = false;
+		pthread_mutex_unlock(&srv->start_mu);
+		/* The reason: the errno of what libmicrohttpd said failed (a port in use reads
+		 * better as strerror's words than as its sentence), else its sentence. */
+		if (!srv->daemon)
+			rc = ps_error_set(PS_EIO, "listen_failed", "cannot listen on %s:%d: %s", host,
+					  cfg->port,
+					  srv->start_msg[0] && srv->start_errno
+						  ? strerror(srv->start_errno)
+					  : srv->start_msg[0] ? srv->start_msg
+					  : err ? strerror(err) : "libmicrohttpd did not start");
+		else if (srv->start_msg[0])
+			log_start_msg("%s", srv->start_msg);
+	}
 	if (!srv->daemon) {
-		rc = ps_error_set(PS_EIO, "listen_failed", "cannot listen on %s:%d: %s",
-				  cfg->host, cfg->port, strerror(errno ? errno : EADDRINUSE));
 		ps_scheduler_stop(srv->scheduler);
 		ps_workers_stop(srv->workers);
 		ps_hub_stop(srv->hub);
@@ -1180,10 +1269,6 @@ int ps_server_run(const struct ps_server_config *cfg)
 	}
 	info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
 	srv->port = info ? info->port : (unsigned)cfg->port;
-	if (v6)
-		snprintf(host, sizeof(host), "[%s]", cfg->host);
-	else
-		snprintf(host, sizeof(host), "%s", cfg->host && cfg->host[0] ? cfg->host : "0.0.0.0");
 	printf("projsync: listening on http://%s:%u (%d workers)\n", host,
 	       info ? info->port : (unsigned)cfg->port, cfg->workers);
 	fflush(stdout);

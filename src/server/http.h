@@ -67,6 +67,12 @@ struct ps_server {
 	/* The tokens' SHA-256 digests, compared in constant time (access.c). */
 	bool has_api_token, has_read_token;
 	unsigned char api_digest[PS_ACCESS_DIGEST_LEN], read_digest[PS_ACCESS_DIGEST_LEN];
+	/* libmicrohttpd's first message while the daemon starts, and errno when it was written:
+	 * a failed start becomes one error of ours, a good one logs it as a warning (http.c). */
+	pthread_mutex_t start_mu;
+	bool starting;
+	int start_errno;
+	char start_msg[256];
 	pthread_mutex_t stores_mu;         /* the per-thread store handles, freed at exit */
 	struct ps_store **stores;
 	size_t nstores, cap_stores;
@@ -84,6 +90,12 @@ struct ps_route {
 	/* Optional: looks at the headers alone, before any byte of the body is read, and
 	 * replies to refuse the request (the webhook without a secret or a signature). */
 	ps_handler check_headers;
+};
+
+/* A header value trimmed of the whitespace libmicrohttpd leaves at its end (ps_http_header). */
+struct ps_header_copy {
+	struct ps_header_copy *next;
+	char value[];
 };
 
 struct ps_request {
@@ -111,6 +123,7 @@ struct ps_request {
 	struct MHD_Response *response;
 	bool queued;
 	int64_t t0;
+	struct ps_header_copy *header_copies; /* trimmed header values handed out (owned) */
 };
 
 /* Path parameter i (decoded; borrowed). */
@@ -118,6 +131,8 @@ const char *ps_http_param(struct ps_request *rq, size_t i);
 /* A query argument or header (borrowed; NULL if absent). A query argument given without a
  * value (`?include_superseded`) is "". */
 const char *ps_http_query(struct ps_request *rq, const char *name);
+/* A header's value without the spaces and tabs around it (RFC 9110 5.5), for every reader of
+ * headers alike; borrowed for the life of the request, NULL if absent. */
 const char *ps_http_header(struct ps_request *rq, const char *name);
 /* A true/false query argument, the same for every route: absent, "false" or "0" is false;
  * "true", "1" or no value (`?patch`) is true. Anything else replies 400 invalid_parameter and

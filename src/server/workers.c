@@ -104,7 +104,9 @@ static void log_event(const struct ps_sync *s, const struct ps_event *ev, int64_
 	case PS_EVENT_SUCCEEDED:
 		ps_log_kv("info", "sync succeeded", PS_LOG_STR("project", s->project),
 			  PS_LOG_INT("sync_id", s->id), PS_LOG_STR("trigger", s->trigger),
-			  PS_LOG_STR("branch", sum && sum->branch ? sum->branch : s->branch),
+			  PS_LOG_STR("branch", sum && sum->branch && sum->branch[0] ? sum->branch
+								: s->branch && s->branch[0] ? s->branch
+								: "default"),
 			  PS_LOG_INT("duration_ms", duration_ms),
 			  PS_LOG_STR("commit", sum && sum->commit ? sum->commit : ""),
 			  PS_LOG_STR("up_to_date", sum && sum->up_to_date ? "true" : "false"),

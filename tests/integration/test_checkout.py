@@ -147,10 +147,13 @@ def test_checkout_errors(ps, repo, make_repo, tmp_path):
     r = ps("checkout", "q", tmp_path / "co")
     assert r.rc == 4 and one_error_line(r.err), r
     assert tree_of_dir(tmp_path / "co") == before
-    # A file in the way of a directory path cannot be overwritten into a folder.
+    # A file named as the folder, or as a part of its path, is invalid input, left as it was.
     (tmp_path / "afile").write_text("x")
-    r = ps("checkout", "p", tmp_path / "afile")
-    assert r.rc == 1 and one_error_line(r.err), r
+    for target in (tmp_path / "afile", tmp_path / "afile" / "sub"):
+        r = ps("checkout", "p", target)
+        assert r.rc == 2 and one_error_line(r.err), r
+        assert f"{target}" in r.err and "not a folder" in r.err, r
+    assert (tmp_path / "afile").read_text() == "x"
 
 
 def test_one_checkout_writes_a_folder_at_a_time(ps, repo, tmp_path):
@@ -333,4 +336,27 @@ def test_killed_checkout_leaves_no_temporary_file_behind(ps, repo, tmp_path):
 
     ps.ok("checkout", "p", co)
     assert temporaries() == []
+    assert tree_of_dir(co) == tree_of_commit(repo, "HEAD")
+
+
+@pytest.mark.parametrize("sig,code", [("INT", 130), ("TERM", 143)])
+def test_interrupted_checkout_stops_cleanly_and_the_next_run_finishes(ps, repo, tmp_path, sig,
+                                                                     code):
+    """Ctrl-C (or SIGTERM) stops a checkout before its next file: no temporary file, a manifest
+    that describes the folder, the shell's exit code for the signal; the next run finishes.
+    The test hook raises the signal in the process after the 2nd file written, so the
+    interruption falls mid-checkout every time."""
+    for i in range(6):
+        repo.write(f"d/f{i}.txt", f"{i}\n")
+    repo.commit()
+    ps.add("p", str(repo.path))
+    ps.sync("p")
+    co = tmp_path / "co"
+    r = ps("checkout", "p", co, env={"PROJSYNC_TEST_CHECKOUT_RAISE": f"{sig}:2"})
+    assert r.rc == code and r.out == "" and one_error_line(r.err), r
+    assert "interrupted" in r.err and str(co) in r.err, r
+    names = [n for _, _, ns in os.walk(co) for n in ns]
+    assert not [n for n in names if n.endswith(".tmp")], names
+    assert MANIFEST in names and 0 < len(names) - 1 < 6, names
+    r = ps.ok("checkout", "p", co)
     assert tree_of_dir(co) == tree_of_commit(repo, "HEAD")

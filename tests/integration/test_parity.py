@@ -30,7 +30,7 @@ def patch(server, name, body, **kw):
     return server.request("PATCH", f"/api/v1/projects/{name}", body=body, **kw)
 
 
-def test_patch_settings_like_project_set(server, ps):
+def test_patch_settings_like_project_set(server, ps, repo):
     st, _, p = patch(server, "p", {"branch": "dev", "memory_globs": ["notes/*.md"],
                                    "max_blob_size": 10})
     assert st == 200, p
@@ -54,6 +54,19 @@ def test_patch_settings_like_project_set(server, ps):
         st, _, e = patch(server, "p", body)
         assert st == status and e["error"]["code"] == code, (body, e)
     assert ps.project("p") == before
+    # Past the bounds (what the stores can hold; 100 years): 422, nothing stored, on creation
+    # too; the bounds themselves are fine.
+    for body, code in (({"max_blob_size": 256 * 2 ** 20 + 1}, "max_blob_size_too_large"),
+                       ({"max_blob_size": 2 ** 62}, "max_blob_size_too_large"),
+                       ({"keep_days": 36501}, "keep_days_too_large")):
+        st, _, e = patch(server, "p", body)
+        assert st == 422 and e["error"]["code"] == code, (body, e)
+        st, _, e = server.post("/api/v1/projects", {"name": "n", "source": str(repo.path), **body})
+        assert st == 422 and e["error"]["code"] == code, (body, e)
+    assert ps.project("p") == before
+    assert server.get("/api/v1/projects/n")[0] == 404
+    st, _, p = patch(server, "p", {"max_blob_size": 256 * 2 ** 20, "keep_days": 36500})
+    assert st == 200 and p["max_blob_size"] == 256 * 2 ** 20 and p["keep_days"] == 36500, p
     st, _, e = patch(server, "nope", {"branch": "dev"})
     assert st == 404 and e["error"]["code"] == "project_not_found", e
 

@@ -39,6 +39,12 @@ def test_bad_input_changes_nothing(ps, repo):
     for args, rc in ((("project", "set", "nope", "--branch", "x"), 3),
                      (("project", "set", "p", "--branch", "x", "--default-branch"), 2),
                      (("project", "set", "p", "--max-blob-size", "-5"), 2),
+                     # past what the stores can hold, or 100 years
+                     (("project", "set", "p", "--max-blob-size", "257M"), 2),
+                     (("project", "set", "p", "--max-blob-size", str(256 * 2 ** 20 + 1)), 2),
+                     (("project", "set", "p", "--keep-days", "36501"), 2),
+                     (("project", "add", "q", str(repo.path), "--max-blob-size", "1G"), 2),
+                     (("project", "add", "q", str(repo.path), "--keep-days", "99999"), 2),
                      (("project", "set", "p", "--memory-glob", ""), 2),
                      (("project", "set", "p", "--continue-history"), 2),
                      (("project", "set"), 2),
@@ -46,3 +52,6 @@ def test_bad_input_changes_nothing(ps, repo):
         r = ps(*args)
         assert r.rc == rc and one_error_line(r.err), r
     assert ps.project("p") == before
+    assert ps("project", "show", "q").rc == 3
+    p = ps.json("project", "set", "p", "--max-blob-size", "256M", "--keep-days", "36500")
+    assert p["max_blob_size"] == 256 * 2 ** 20 and p["keep_days"] == 36500

@@ -191,13 +191,17 @@ def test_sync_flow_and_queries(served, repo):
     assert st == 200 and status["running"] is None and status["last_succeeded"] is None
 
     s1 = start_sync(srv)
+    # The project follows the default branch: not known until the sync asks the source.
+    assert s1["branch"] is None, s1
     final = check_stream(stream(srv, s1["id"]))
     assert final[1] == "succeeded"
     assert final[2]["summary"]["commit"] == repo.head()
+    assert final[2]["summary"]["branch"] == "main"
     c1 = repo.head()
 
     st, _, s = srv.get(f"/api/v1/syncs/{s1['id']}")
     assert st == 200 and s["status"] == "succeeded" and s["counts"]["files"] == 7
+    assert s["branch"] == "main"
 
     st, _, files = srv.get("/api/v1/projects/demo/files")
     assert st == 200 and files == repo.ls_tree("HEAD")
@@ -313,8 +317,14 @@ def test_cancel_running_and_queued(served, ps, make_repo):
 
     s = start_sync(srv)
     wait_status(srv, s["id"], ("running",))
-    # One worker is busy: this one waits in the queue.
+    # One worker is busy: this one waits in the queue, its branch not known yet (null, not "").
     q = start_sync(srv, "other")
+    st, _, body = srv.get(f"/api/v1/syncs/{q['id']}")
+    assert st == 200 and body["status"] == "queued" and body["branch"] is None, body
+    st, _, hist = srv.get("/api/v1/projects/other/syncs")
+    assert st == 200 and hist[0]["id"] == q["id"] and hist[0]["branch"] is None, hist
+    r = ps("history", "other")
+    assert r.rc == 0 and "(default)" in r.out.splitlines()[1], r
     st, _, body = srv.post(f"/api/v1/syncs/{q['id']}/cancel")
     assert st == 202 and body["status"] == "cancelled"
     final = check_stream(stream(srv, q["id"]))
@@ -482,6 +492,14 @@ def test_token_auth_and_binding(served, ps):
 
     r = ps("serve", "--listen", "0.0.0.0:0", timeout=30)
     assert r.rc == 2 and "PROJSYNC_API_TOKEN" in r.err
+    # A port in use: projsync's own line alone, not libmicrohttpd's log before it.
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        r = ps("serve", "--listen", f"127.0.0.1:{port}", timeout=30)
+    assert r.rc == 1 and r.out == ""
+    assert r.err == f"projsync: cannot listen on 127.0.0.1:{port}: Address already in use\n"
     srv2 = served(env={"PROJSYNC_API_TOKEN": "tok"}, listen="0.0.0.0:0", add=False)
     st, _, _ = Server.request(srv2, "GET", "/api/v1/projects",
                               headers={"Authorization": "Bearer tok"})

@@ -183,6 +183,10 @@ def test_cross_site_and_rebinding_refused(demo, repo):
     for host in (own, f"localhost:{srv.port}", "127.0.0.1", f"127.1.2.3:{srv.port}"):
         st, _, _ = srv.get("/api/v1/projects", headers={"Host": host})
         assert st == 200, host
+    # Whitespace around a header value is not part of it (RFC 9110 5.5).
+    for host in (f"{own} ", f"{own}\t", f" {own} \t "):
+        st, _, body = raw(srv, f"GET /api/v1/projects HTTP/1.1\r\nHost:{host}\r\n\r\n".encode())
+        assert st == 200, (host, body)
     st, _, s = srv.post("/api/v1/projects/demo/sync", {},
                         headers={"Origin": f"http://{own}"})
     assert st == 202, s
@@ -293,6 +297,10 @@ def test_event_stream_past_the_final_event_ends(demo):
     body = read_within(c.getresponse(), 2)
     c.close()
     assert [ln for ln in body.splitlines() if ln.startswith("id: ")] == [f"id: {final}"]
+    # Whitespace around the header's value is not part of it: the same number.
+    st, hdrs, _ = raw(srv, req(srv, "GET", f"/api/v1/events/project-sync/{s['id']}",
+                               [f"Last-Event-ID: {final} \t"]))
+    assert st == 200 and hdrs["content-type"].startswith("text/event-stream"), hdrs
     for bad in ("99999999999999999999", "abc", "-1", "1e3", " 5"):
         st, _, e = srv.get(f"/api/v1/events/project-sync/{s['id']}?last_event_id="
                            + urllib.parse.quote(bad))
@@ -313,7 +321,7 @@ def test_protocol_abuse_answered_at_once(demo):
                                [auth, "Content-Type: application/json", "Content-Length: 2",
                                 "Content-Length: 40"], b"{}"))
     assert st == 400 and err_code(body) == "bad_length"
-    for te in ("gzip, chunked", "gzip", "identity"):
+    for te in ("gzip, chunked", "gzip", "identity", "chunked "):
         st, _, body = raw(srv, req(srv, "POST", "/api/v1/projects",
                                    [auth, "Content-Type: application/json",
                                     f"Transfer-Encoding: {te}"], b"2\r\n{}\r\n0\r\n\r\n"))
@@ -326,6 +334,8 @@ def test_protocol_abuse_answered_at_once(demo):
     assert st == 400
     # Well-formed requests, one header or many, still pass.
     st, _, _ = raw(srv, req(srv, "GET", "/api/v1/projects", [auth, "X-A: 1", "X-B:", "X-C:  3 "]))
+    assert st == 200
+    st, _, _ = raw(srv, req(srv, "GET", "/api/v1/projects", [auth + " \t"]))
     assert st == 200
     st, _, _ = raw(srv, req(srv, "GET", "/api/v1/projects", [auth]))
     assert st == 200

@@ -1206,6 +1206,49 @@ static void test_killed_first_run_is_no_foreign_folder(void)
 }
 
 /* Issue 15 item 8: a symlink target Linux cannot hold fails that entry only. */
+/* A stop asked for before the run (a Ctrl-C as it starts) changes nothing, and ends with that
+ * run; a file named as the folder is invalid input. */
+static void test_interrupt_and_not_a_folder(void)
+{
+	struct fx f;
+	struct ps_checkout_stats st;
+	struct entry v1[] = { { "a.txt", PS_MODE_FILE, "a\n", false } };
+	struct stat sb;
+	char *dir, *file, *under;
+	FILE *fp;
+
+	fx_init(&f, "demo", NULL);
+	make_sync(&f, v1, NELEM(v1));
+	dir = ps_asprintf("%s/co", f.tmp);
+	ps_checkout_interrupt();
+	CHECK_INT(ps_checkout(f.s, f.p, 0, dir, false, &st), PS_ECANCELLED);
+	CHECK_STR(ps_error_slug(), "interrupted");
+	CHECK(stat(dir, &sb) != 0); /* not even created */
+	ps_checkout_stats_dispose(&st);
+	CHECK_OK(ps_checkout(f.s, f.p, 0, dir, false, &st)); /* the request was that run's */
+	CHECK_FILE(dir, "a.txt", "a\n");
+	ps_checkout_stats_dispose(&st);
+
+	file = ps_asprintf("%s/afile", f.tmp);
+	under = ps_asprintf("%s/afile/sub", f.tmp);
+	fp = fopen(file, "w");
+	CHECK(fp != NULL);
+	if (fp)
+		fclose(fp);
+	CHECK_INT(ps_checkout(f.s, f.p, 0, file, false, &st), PS_EINVAL);
+	CHECK_STR(ps_error_slug(), "not_a_folder");
+	CHECK(strstr(ps_error_message(), file) != NULL);
+	ps_checkout_stats_dispose(&st);
+	CHECK_INT(ps_checkout(f.s, f.p, 0, under, false, &st), PS_EINVAL);
+	CHECK_STR(ps_error_slug(), "not_a_folder");
+	ps_checkout_stats_dispose(&st);
+	CHECK(stat(file, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size == 0);
+	free(under);
+	free(file);
+	free(dir);
+	fx_dispose(&f);
+}
+
 static void test_entry_failure_is_local(void)
 {
 	struct fx f;
@@ -1409,5 +1452,6 @@ PS_TESTS(
 	PS_TEST(test_killed_run_temporaries_removed),
 	PS_TEST(test_killed_first_run_is_no_foreign_folder),
 	PS_TEST(test_entry_failure_is_local),
+	PS_TEST(test_interrupt_and_not_a_folder),
 	PS_TEST(test_pipeline_checkout),
 )
