@@ -15,7 +15,10 @@
 -- them few, the insert folds in the rows no other transaction holds (FOR UPDATE SKIP LOCKED:
 -- never a wait): the table holds about one row, one more per transaction in flight, and a dead
 -- row per change for VACUUM. A change is a statement, not a row (statement triggers over the
--- rows the statement changed: a batch of blobs costs one probe per row and one delta).
+-- rows the statement changed: a batch of blobs costs one probe per row and one delta). On one
+-- node this costs what one counter row would: a first sync of libgit2 at HEAD~2000 (4,806
+-- files), median of 7, server CPU 0.28 s without the count, 0.31 s with it, either way
+-- (bench/pg_code_bench.py, docs/performance.md).
 --
 -- Exact under concurrency because the count changes only with blobs and code_blobs rows, and
 -- every such transaction holds a lock on blobs to its end (it writes blobs, or its trigger reads
@@ -33,18 +36,22 @@ INSERT INTO code_unindexed (n)
     SELECT count(*) FROM blobs b
     WHERE NOT EXISTS (SELECT 1 FROM code_blobs c WHERE c.sha = ps_unhex(b.sha));
 
+-- The counts are planned at each run (EXECUTE), with the tables' and the statement's sizes as
+-- they are: a plan made once per connection, while the tables were small (a new store, a first
+-- sync), scanned the whole other table for each changed row, which cost a first sync of libgit2
+-- 0.5 s more server CPU, growing with the square of its blobs.
 CREATE FUNCTION ps_code_unindexed_change() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     d bigint;
 BEGIN
     -- `changed` is the statement's inserted or deleted rows (the triggers below).
     IF TG_TABLE_NAME = 'blobs' THEN
-        SELECT count(*) INTO d FROM changed b
-        WHERE NOT EXISTS (SELECT 1 FROM code_blobs c WHERE c.sha = ps_unhex(b.sha));
+        EXECUTE 'SELECT count(*) FROM changed b WHERE NOT EXISTS '
+                '(SELECT 1 FROM code_blobs c WHERE c.sha = ps_unhex(b.sha))' INTO d;
         IF TG_OP = 'DELETE' THEN d := -d; END IF;
     ELSE
-        SELECT count(*) INTO d FROM changed c
-        WHERE EXISTS (SELECT 1 FROM blobs b WHERE b.sha = ps_hex(c.sha));
+        EXECUTE 'SELECT count(*) FROM changed c WHERE EXISTS '
+                '(SELECT 1 FROM blobs b WHERE b.sha = ps_hex(c.sha))' INTO d;
         IF TG_OP = 'INSERT' THEN d := -d; END IF;
     END IF;
     IF d <> 0 THEN
