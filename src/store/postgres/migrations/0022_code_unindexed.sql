@@ -31,6 +31,11 @@
 -- The comparison of blobs.sha (hex text) with code_blobs.sha (20 bytes) is in one function,
 -- ps_code_unindexed_change, the only place to change when blobs.sha changes type.
 
+-- Writers of blobs and code_blobs wait from here to this migration's end, and the ones at work
+-- (a node of the previous version) end first, so the count below sees every row written without
+-- the triggers and every later row fires them.
+LOCK TABLE blobs, code_blobs IN SHARE ROW EXCLUSIVE MODE;
+
 CREATE TABLE code_unindexed (n bigint NOT NULL);
 INSERT INTO code_unindexed (n)
     SELECT count(*) FROM blobs b
