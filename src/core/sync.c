@@ -1691,8 +1691,9 @@ static int check_tree(struct ps_sync_run *run)
 
 		rc = ps_tree_update(run->changes, run->nchanges, load_base_dir_root_once, &b,
 				    &run->dirs, &run->ndirs);
-	} else
+	} else {
 		rc = hash_all_dirs(run);
+	}
 	if (rc < 0)
 		goto out;
 	root = ps_tree_dirs_find(run->dirs, run->ndirs, "");
