@@ -1571,6 +1571,26 @@ static int load_base_dir(void *ud, const char *path, struct ps_tree_dir *out)
 	return ps_store_dir_tree_get(run->store, run->project->id, run->base->id, path, out);
 }
 
+/* The base's stored directories for ps_tree_update, the root from what check_tree loaded
+ * already (each load rebuilds its entries from the rows: a round trip or more on PostgreSQL). */
+struct base_dirs {
+	struct ps_sync_run *run;
+	struct ps_tree_dir *root; /* its path and body are handed over once, its sha kept */
+};
+
+static int load_base_dir_root_once(void *ud, const char *path, struct ps_tree_dir *out)
+{
+	struct base_dirs *b = ud;
+
+	if (path[0] || !b->root->path)
+		return load_base_dir(b->run, path, out);
+	*out = *b->root;
+	b->root->path = NULL;
+	b->root->body = NULL;
+	b->root->len = 0;
+	return 0;
+}
+
 /* A directory of the new snapshot: hashed by this sync, else unchanged from the base. */
 static int our_dir(void *ud, const char *path, struct ps_tree_dir *out)
 {
@@ -1666,11 +1686,14 @@ static int check_tree(struct ps_sync_run *run)
 			return rc;
 		ps_error_clear();
 	}
-	if (incremental)
-		rc = ps_tree_update(run->changes, run->nchanges, load_base_dir, run, &run->dirs,
-				    &run->ndirs);
-	else
+	if (incremental) {
+		struct base_dirs b = { run, &base_root };
+
+		rc = ps_tree_update(run->changes, run->nchanges, load_base_dir_root_once, &b,
+				    &run->dirs, &run->ndirs);
+	} else {
 		rc = hash_all_dirs(run);
+	}
 	if (rc < 0)
 		goto out;
 	root = ps_tree_dirs_find(run->dirs, run->ndirs, "");

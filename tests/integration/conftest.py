@@ -162,10 +162,17 @@ def sqlite_undo_code_ids(con):
     con.commit()
 
 
+# Undoes PostgreSQL's migration 0022 (code_unindexed and its triggers; the rewrite of dir_trees
+# needs no undo), first of every undo of an older migration below: the triggers name blobs and
+# code_blobs, which such tests change, and 0022 makes them again on the way up.
+PG_UNDO_CODE_UNINDEXED = ["DROP FUNCTION IF EXISTS ps_code_unindexed_change() CASCADE",
+                          "DROP TABLE IF EXISTS code_unindexed"]
+
 # Undoes PostgreSQL's migration 0019 (code_blobs.sha as 20 bytes, statistics on the blobs' ids
-# as bytes), for a test that turns a store back into an older schema.
-PG_UNDO_CODE_IDS = ["ALTER TABLE code_blobs ALTER COLUMN sha TYPE text USING encode(sha, 'hex')",
-                    "DROP STATISTICS blobs_sha_bytes"]
+# as bytes), for a test that turns a store back into an older schema (0022 first).
+PG_UNDO_CODE_IDS = PG_UNDO_CODE_UNINDEXED + [
+    "ALTER TABLE code_blobs ALTER COLUMN sha TYPE text USING encode(sha, 'hex')",
+    "DROP STATISTICS blobs_sha_bytes"]
 
 
 def sqlite_undo_code_own(con):
@@ -212,8 +219,9 @@ def sqlite_undo_segment_docs(con):
         con.execute("ALTER TABLE code_segments DROP COLUMN docs")
 
 
-# Undoes PostgreSQL's migration 0021, as sqlite_undo_segment_docs does.
-PG_UNDO_SEGMENT_DOCS = ["ALTER TABLE IF EXISTS code_segments DROP COLUMN IF EXISTS docs"]
+# Undoes PostgreSQL's migration 0021, as sqlite_undo_segment_docs does (0022 first).
+PG_UNDO_SEGMENT_DOCS = PG_UNDO_CODE_UNINDEXED + [
+    "ALTER TABLE IF EXISTS code_segments DROP COLUMN IF EXISTS docs"]
 
 
 def sqlite_undo_thin_trees(con):

@@ -12,11 +12,13 @@ import json
 import os
 import sqlite3
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
-from conftest import (GIT_ENV, PG_UNDO_CODE_IDS, PG_UNDO_CODE_OWN, PG_UNDO_THIN_TREES, ROOT,
+from conftest import (GIT_ENV, PG_UNDO_CODE_IDS, PG_UNDO_CODE_OWN, PG_UNDO_CODE_UNINDEXED,
+                      PG_UNDO_THIN_TREES, ROOT,
                       UNDO_FOLDED_CHECKS, Projsync, Repo, git, one_error_line, psql,
                       sqlite_code_tokenizer, sqlite_undo_code_own, sqlite_undo_code_unindexed)
 from server_util import Server
@@ -553,3 +555,40 @@ def test_max_across_candidate_batches_keeps_git_order(ps, make_repo, tmp_path):
         assert got == want and len(want) == 87
     finally:
         s.stop()
+
+
+def test_pg_unindexed_count_migrated_while_a_node_writes(ps, make_repo):
+    """Migration 0022 counts the stored blobs the code index lacks and adds the triggers that
+    keep the count; a node of the previous version may be storing blobs meanwhile. Its rows are
+    counted once, whenever it commits: a count too low would let searches skip blobs the index
+    lacks."""
+    if ps.backend != "pg":
+        pytest.skip("PostgreSQL's migration")
+    repo = make_repo("mig")
+    repo.write("a.txt", "needle one\n")
+    repo.commit("c1")
+    ps.add("mig", str(repo.path))
+    ps.sync("mig")
+    version = store_sql(ps, "SELECT max(version) FROM projsync_schema")
+    names = sorted(p.name for p in (ROOT / "src/store/postgres/migrations").glob("*.sql"))
+    before = names.index("0022_code_unindexed.sql")
+    psql(ps.db, "; ".join(PG_UNDO_CODE_UNINDEXED +
+                          [f"DELETE FROM projsync_schema WHERE version > {before}"]))
+    old = subprocess.Popen(["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", ps.db],
+                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    old.stdin.write("BEGIN; INSERT INTO blobs (sha, size, content) "
+                    "VALUES (repeat('ab', 20), 3, 'abc'); SELECT 'stored';\n")
+    old.stdin.flush()
+    assert old.stdout.readline().strip() == "stored"
+    migrating = ps.popen("grep", "-F", "needle", "mig")
+    time.sleep(1)  # the migration runs into the open transaction
+    old.stdin.write("COMMIT;\n")
+    old.stdin.close()
+    assert old.wait(timeout=30) == 0
+    out, err = migrating.communicate(timeout=60)
+    assert migrating.returncode == 0, err
+    assert store_sql(ps, "SELECT max(version) FROM projsync_schema") == version
+    truth = store_sql(ps, "SELECT count(*) FROM blobs b WHERE NOT EXISTS "
+                          "(SELECT 1 FROM code_blobs c WHERE encode(c.sha, 'hex') = b.sha)")
+    assert truth == ["1"]
+    assert store_sql(ps, "SELECT sum(n) FROM code_unindexed") == truth

@@ -13,6 +13,7 @@
 #include "core/sync.h"
 #include "core/verify.h"
 #include "fake_source.h"
+#include "store/backend.h"
 #include "util/error.h"
 
 struct env {
@@ -181,6 +182,51 @@ static void test_first_then_incremental_then_up_to_date(void)
 	CHECK_INT(r.summary.counts.files, 4);
 	CHECK_INT(fake_tree_reads(e.fake), 0);
 	CHECK_STR(r.phases, "prepare finalize ");
+	env_dispose(&e);
+}
+
+/* The stored directories read through the store, by path, while counting is on. */
+static const struct ps_store_ops *counted_ops;
+static char dir_loads[4096];
+
+static int counting_dir_tree_get(struct ps_store *s, int64_t project_id, int64_t at,
+				 const char *path, struct ps_tree_dir *out)
+{
+	size_t len = strlen(dir_loads);
+
+	snprintf(dir_loads + len, sizeof(dir_loads) - len, "[%s]", path);
+	return counted_ops->dir_tree_get(s, project_id, at, path, out);
+}
+
+/* An incremental sync re-hashes the directories on its changed paths from the base's stored
+ * ones and loads each once: the root too, which the check loads first to see that the base
+ * has its directories (every load rebuilds the entries from the rows). */
+static void test_incremental_loads_each_base_dir_once(void)
+{
+	struct env e;
+	struct fake_file v1[] = { { "a", "1" }, { "d/b", "2" }, { "d/c", "3" }, { "x/y/z", "4" } };
+	struct ps_store_head *h;
+	struct ps_store_ops ops;
+	struct result r;
+
+	env_init(&e, 0);
+	fake_commit(e.fake, "c1", v1, 4);
+	r = run(&e, NULL, 0);
+	CHECK_INT(r.last, PS_EVENT_SUCCEEDED);
+	v1[2].content = "3 changed";
+	fake_commit(e.fake, "c2", v1, 4);
+	h = (struct ps_store_head *)e.store;
+	counted_ops = h->ops ? h->ops : &ps_sqlite_ops;
+	ops = *counted_ops;
+	ops.dir_tree_get = counting_dir_tree_get;
+	h->ops = &ops;
+	dir_loads[0] = '\0';
+	r = run(&e, NULL, 0);
+	h->ops = counted_ops == &ps_sqlite_ops ? NULL : counted_ops;
+	CHECK_INT(r.last, PS_EVENT_SUCCEEDED);
+	CHECK(!r.warned);
+	CHECK_INT(r.summary.counts.modified, 1);
+	CHECK_STR(dir_loads, "[][d]");
 	env_dispose(&e);
 }
 
@@ -868,6 +914,7 @@ static void test_verify_finds_altered_store(void)
 PS_TESTS(PS_TEST(test_default_branch_asked_every_sync),
 	 PS_TEST(test_lying_source_fails_tree_mismatch), PS_TEST(test_verify_finds_altered_store),
 	 PS_TEST(test_first_then_incremental_then_up_to_date), PS_TEST(test_source_fast_paths),
+	 PS_TEST(test_incremental_loads_each_base_dir_once),
 	 PS_TEST(test_failures_leave_previous_snapshot), PS_TEST(test_cancel_and_conflict),
 	 PS_TEST(test_fallback_when_base_tree_is_gone), PS_TEST(test_size_limit_and_odd_entries),
 	 PS_TEST(test_empty_repository), PS_TEST(test_raised_limit_fetches_skipped),

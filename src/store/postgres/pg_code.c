@@ -582,11 +582,19 @@ int ps_pg_code_index_have(struct ps_store *s, const char *const *shas, size_t n,
 	return 0;
 }
 
+/*
+ * A condition that is false when code_unindexed, kept by triggers (migration 0022), says that
+ * every stored blob is in the index; only 0 is trusted (an empty table is not). The planner
+ * evaluates it once, before the scan it guards (a one-time filter), so a search skips looking
+ * for the blobs the index lacks in the same round trip.
+ */
+#define SOME_UNINDEXED "(SELECT sum(n) FROM code_unindexed) IS DISTINCT FROM 0 "
+
 int ps_pg_code_unindexed(struct ps_store *s, int64_t project_id, struct ps_strv *out)
 {
 	static const char sql[] =
 		"SELECT DISTINCT ps_hex(fv.sha) COLLATE \"C\" AS sha FROM file_versions fv "
-		"WHERE fv.project_id = $1 AND (fv.mode & 61440) = 32768 "
+		"WHERE " SOME_UNINDEXED "AND fv.project_id = $1 AND (fv.mode & 61440) = 32768 "
 		"AND NOT EXISTS (SELECT 1 FROM code_blobs c WHERE c.sha = fv.sha) "
 		"AND EXISTS (SELECT 1 FROM blobs b WHERE b.sha = ps_hex(fv.sha)) ORDER BY 1";
 	struct ps_pq q = { 0 };
@@ -725,13 +733,13 @@ static int candidates(struct ps_store *s, int64_t project_id, int64_t at,
 {
 	/* The blobs that satisfy the query are found once, by the index, over the whole store (a
 	 * blob is indexed once whatever project holds it), with the stored blobs the index lacks
-	 * (normally none), and only their file versions are read (file_versions_sha), not every
-	 * file of the snapshot (sqlite_code.c explains the cost). The two parts are disjoint: no
-	 * row repeats. */
+	 * (normally none, and then not looked for: SOME_UNINDEXED), and only their file versions
+	 * are read (file_versions_sha), not every file of the snapshot (sqlite_code.c explains
+	 * the cost). The two parts are disjoint: no row repeats. */
 	static const char head[] =
 		"WITH hit AS MATERIALIZED (SELECT m.sha FROM code_blobs m WHERE m.id = ANY($5::bigint[]) "
-		"UNION ALL SELECT ps_unhex(b.sha) FROM blobs b "
-		"WHERE NOT EXISTS (SELECT 1 FROM code_blobs c WHERE c.sha = ps_unhex(b.sha))) ";
+		"UNION ALL SELECT ps_unhex(b.sha) FROM blobs b WHERE " SOME_UNINDEXED
+		"AND NOT EXISTS (SELECT 1 FROM code_blobs c WHERE c.sha = ps_unhex(b.sha))) ";
 	static const char cols[] =
 		"SELECT fv.path, fv.mode, ps_hex(fv.sha), fv.size, cb.sha IS NOT NULL, cb.is_binary ";
 	static const char body[] = "FROM file_versions fv LEFT JOIN code_blobs cb ON cb.sha = fv.sha ";

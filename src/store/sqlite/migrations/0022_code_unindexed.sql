@@ -1,0 +1,7 @@
+-- projsync schema 22: nothing to do on SQLite. Migration numbers are the same on both backends
+-- (a version means the same schema on either), and PostgreSQL's 0022 catches up with two things
+-- SQLite has already:
+-- - the count of stored blobs the code index lacks, kept by triggers (code_unindexed: here since
+--   schema 14, remade by 19), which lets a search skip looking for them when it is 0;
+-- - giving back the space of dir_trees.entries, which 0020 dropped: SQLite's 0020 rebuilt the
+--   table without them, PostgreSQL's DROP COLUMN only marks the column dropped.
