@@ -745,10 +745,10 @@ static int round_trip(struct ps_store *s, const char *path, const void *data, si
 	CHECK(back && (len == 0 || memcmp(back, data, len) == 0));
 	CHECK(back && ((char *)back)[len] == '\0');
 	free(back);
-	sql = ps_asprintf("SELECT encoding FROM blobs WHERE sha = '%s'", sha);
+	sql = ps_asprintf("SELECT encoding FROM blobs WHERE sha = ps_unhex('%s')", sha);
 	enc = db_int(path, sql);
 	free(sql);
-	sql = ps_asprintf("SELECT size FROM blobs WHERE sha = '%s'", sha);
+	sql = ps_asprintf("SELECT size FROM blobs WHERE sha = ps_unhex('%s')", sha);
 	CHECK_INT(db_int(path, sql), len);
 	free(sql);
 	return (int)enc;
@@ -875,18 +875,18 @@ static void test_blob_corrupt(void)
 	ps_git_blob_sha(text, sizeof(text), sha);
 	CHECK_OK(ps_store_blob_put(s, sha, text, sizeof(text)));
 	ps_store_free(s);
-	sql = ps_asprintf("SELECT encoding FROM blobs WHERE sha = '%s'", sha);
+	sql = ps_asprintf("SELECT encoding FROM blobs WHERE sha = ps_unhex('%s')", sha);
 	CHECK_INT(db_int(path, sql), PS_BLOB_ZSTD);
 	free(sql);
 
 	/* One byte flipped in the middle of the frame. */
 	if (ps_test_pg())
 		sql = ps_asprintf("UPDATE blobs SET content = overlay(content placing "
-				  "'\\x5a'::bytea from length(content) / 2 + 1 for 1) WHERE sha = '%s'",
+				  "'\\x5a'::bytea from length(content) / 2 + 1 for 1) WHERE sha = ps_unhex('%s')",
 				  sha);
 	else
 		sql = ps_asprintf("UPDATE blobs SET content = substr(content, 1, length(content) / 2) "
-				  "|| x'5a' || substr(content, length(content) / 2 + 2) WHERE sha = '%s'",
+				  "|| x'5a' || substr(content, length(content) / 2 + 2) WHERE sha = ps_unhex('%s')",
 				  sha);
 	db_exec(path, sql);
 	free(sql);
@@ -899,8 +899,8 @@ static void test_blob_corrupt(void)
 
 	/* Cut short, and a size that disagrees with the frame. */
 	sql = ps_asprintf(ps_test_pg() ? "UPDATE blobs SET content = substring(content from 1 for 10) "
-					 "WHERE sha = '%s'"
-				       : "UPDATE blobs SET content = substr(content, 1, 10) WHERE sha = '%s'",
+					 "WHERE sha = ps_unhex('%s')"
+				       : "UPDATE blobs SET content = substr(content, 1, 10) WHERE sha = ps_unhex('%s')",
 			  sha);
 	db_exec(path, sql);
 	free(sql);
@@ -910,7 +910,7 @@ static void test_blob_corrupt(void)
 	ps_store_free(s);
 
 	/* A delta that names no base is damaged, never read as a plain frame. */
-	sql = ps_asprintf("UPDATE blobs SET encoding = 2 WHERE sha = '%s'", sha);
+	sql = ps_asprintf("UPDATE blobs SET encoding = 2 WHERE sha = ps_unhex('%s')", sha);
 	db_exec(path, sql);
 	free(sql);
 	CHECK_OK(ps_store_open(&s, path, 0));
@@ -920,7 +920,7 @@ static void test_blob_corrupt(void)
 	ps_store_free(s);
 
 	/* An encoding from a newer projsync is refused, naming the blob. */
-	sql = ps_asprintf("UPDATE blobs SET encoding = 7 WHERE sha = '%s'", sha);
+	sql = ps_asprintf("UPDATE blobs SET encoding = 7 WHERE sha = ps_unhex('%s')", sha);
 	db_exec(path, sql);
 	free(sql);
 	CHECK_OK(ps_store_open(&s, path, 0));
@@ -946,7 +946,7 @@ static size_t delta_version(int i, char *buf, size_t cap)
 
 static char *blob_col(const char *path, const char *col, const char *sha)
 {
-	char *sql = ps_asprintf("SELECT %s FROM blobs WHERE sha = '%s'", col, sha);
+	char *sql = ps_asprintf("SELECT %s FROM blobs WHERE sha = ps_unhex('%s')", col, sha);
 	char *out = ps_test_sql(path, sql);
 
 	free(sql);
@@ -970,7 +970,7 @@ static void test_blob_delta_chain(void)
 		ps_git_blob_sha(buf, n, shas[i]);
 		CHECK_OK(ps_store_blob_put_delta(s, shas[i], buf, n, i ? shas[i - 1] : NULL));
 		enc = blob_col(path, "encoding", shas[i]);
-		base = blob_col(path, "coalesce(base, '-')", shas[i]);
+		base = blob_col(path, "coalesce(ps_hex(base), '-')", shas[i]);
 		/* Version 0 has no base; versions 1..MAX chain; MAX+1 is plain again. */
 		if (i % (PS_BLOB_CHAIN_MAX + 1) == 0) {
 			CHECK_STR(enc, "1|\n");
@@ -989,7 +989,7 @@ static void test_blob_delta_chain(void)
 		size_t n = delta_version(3, buf, sizeof(buf));
 		char *base;
 		CHECK_OK(ps_store_blob_put_delta(s, shas[3], buf, n, shas[0]));
-		base = blob_col(path, "base", shas[3]);
+		base = blob_col(path, "ps_hex(base)", shas[3]);
 		char *want = ps_asprintf("%s|\n", shas[2]);
 		CHECK_STR(base, want);
 		free(want);
@@ -1050,11 +1050,11 @@ static void test_blob_delta_corrupt(void)
 	/* One byte flipped in the middle of version 2's delta frame. */
 	if (ps_test_pg())
 		sql = ps_asprintf("UPDATE blobs SET content = overlay(content placing "
-				  "'\\x5a'::bytea from length(content) / 2 + 1 for 1) WHERE sha = '%s'",
+				  "'\\x5a'::bytea from length(content) / 2 + 1 for 1) WHERE sha = ps_unhex('%s')",
 				  shas[2]);
 	else
 		sql = ps_asprintf("UPDATE blobs SET content = substr(content, 1, length(content) / 2) "
-				  "|| x'5a' || substr(content, length(content) / 2 + 2) WHERE sha = '%s'",
+				  "|| x'5a' || substr(content, length(content) / 2 + 2) WHERE sha = ps_unhex('%s')",
 				  shas[2]);
 	db_exec(path, sql);
 	free(sql);
@@ -1087,7 +1087,7 @@ static void test_blob_delta_corrupt(void)
 	/* Version 1's base gone behind the store's back (the foreign key would refuse it). */
 	if (ps_test_pg())
 		db_exec(path, "ALTER TABLE blobs DROP CONSTRAINT blobs_base_fkey");
-	sql = ps_asprintf("DELETE FROM blobs WHERE sha = '%s'", shas[0]);
+	sql = ps_asprintf("DELETE FROM blobs WHERE sha = ps_unhex('%s')", shas[0]);
 	db_exec(path, sql);
 	free(sql);
 	CHECK_OK(ps_store_open(&s, path, 0));
@@ -1134,7 +1134,7 @@ static void test_blob_delta_prune(void)
 	CHECK_OK(ps_store_prune_blobs(s, &pr));
 	CHECK_INT(pr.blobs, 2);
 	CHECK_INT(pr.blobs_rewritten, 1);
-	out = ps_test_sql(path, "SELECT encoding, coalesce(base, '-') FROM blobs");
+	out = ps_test_sql(path, "SELECT encoding, coalesce(ps_hex(base), '-') FROM blobs");
 	CHECK_STR(out, "1|-|\n");
 	free(out);
 	CHECK_OK(ps_store_blob_get(s, shas[2], &data, &len));
@@ -1284,8 +1284,8 @@ static void test_blob_conversion(void)
 
 		db_exec(path, sql);
 		free(sql);
-		sql = ps_asprintf("DELETE FROM blobs WHERE sha = '%s'; DELETE FROM blobs_raw WHERE "
-				  "sha = '%s'", shas[OLD_BLOBS + 1], shas[OLD_BLOBS + 1]);
+		sql = ps_asprintf("DELETE FROM blobs WHERE sha = ps_unhex('%s'); DELETE FROM "
+				  "blobs_raw WHERE sha = '%s'", shas[OLD_BLOBS + 1], shas[OLD_BLOBS + 1]);
 		db_exec(half, sql);
 		free(sql);
 		CHECK_OK(ps_store_open(&from, half, PS_STORE_NO_MIGRATE));
