@@ -45,10 +45,8 @@ def make_history(ps, repo, n=20):
 
 
 def stored_shas(ps, table="blobs"):
-    """The blob ids in `table`, as hex (code_blobs holds their 20 bytes: schema 19)."""
-    col = "sha"
-    if table != "blobs":
-        col = "encode(sha, 'hex')" if ps.backend == "pg" else "lower(hex(sha))"
+    """The blob ids in `table`, as hex (both tables hold their 20 bytes: schemas 19 and 23)."""
+    col = "encode(sha, 'hex')" if ps.backend == "pg" else "lower(hex(sha))"
     sql = f"SELECT {col} FROM {table}"
     if ps.backend == "pg":
         return set(psql(ps.db, sql).split())
