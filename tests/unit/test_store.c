@@ -2211,100 +2211,37 @@ int ps_pg_blob_convert(struct ps_store *s, size_t batch_rows,
 /* Index of migrations/0023_blob_ids.sql among the embedded migrations. */
 #define BLOB_IDS_STEP 22
 
-/* A store written at schema 22 (hex blob ids) with plain, zstd and delta blobs converts to
- * 20-byte ids (migration 0023) in batches: a conversion killed in its second batch keeps the
- * first, the next open finishes it, and every blob reads back byte-exact, still verifies and
- * keeps its encoding and delta base. Both backends. */
-static void test_blob_id_conversion(void)
+/* The store at `path` back to schema 22's hex ids, then migration 0023's SQL on it, as
+ * ps_store_migrate runs it before converting: a store whose rows wait in the old layout. */
+static void back_to_hex_ids(const char *path)
 {
-	char *path = NULL, shas[ID_BLOBS][PS_SHA_HEX], buf[32768], *out, *want;
-	int encodings[ID_BLOBS];
-	struct ps_store *s = open_store(&path);
-	size_t kill_row = 3, n;
-	uint64_t x = 7;
-	pid_t pid;
-	int status = 0;
-
-	/* Rows in id order: raw, zstd, incompressible (raw), a chain of four versions of a path
-	 * (zstd, then deltas), then more zstd rows. */
-	for (int i = 0; i < ID_BLOBS; i++) {
-		if (i == 0) {
-			n = 1;
-			buf[0] = 'x';
-		} else if (i == 2) {
-			for (n = 0; n < 4096; n += 8) {
-				uint64_t r = rng_next(&x);
-				memcpy(buf + n, &r, 8);
-			}
-		} else if (i >= 3 && i <= 6) {
-			n = delta_version(i - 3, buf, sizeof(buf));
-		} else {
-			old_content(i, buf, sizeof(buf), &n);
-		}
-		ps_git_blob_sha(buf, n, shas[i]);
-		CHECK_OK(ps_store_blob_put_delta(s, shas[i], buf, n, i >= 4 && i <= 6 ? shas[i - 1]
-										 : NULL));
-	}
-	ps_store_free(s);
-	for (int i = 0; i < ID_BLOBS; i++) {
-		char *enc = blob_col(path, "encoding", shas[i]);
-		encodings[i] = atoi(enc);
-		free(enc);
-	}
-	CHECK_INT(encodings[0], PS_BLOB_RAW);
-	CHECK_INT(encodings[1], PS_BLOB_ZSTD);
-	CHECK_INT(encodings[2], PS_BLOB_RAW);
-	CHECK_INT(encodings[6], PS_BLOB_DELTA);
+	extern const struct ps_embedded ps_pg_migrations[];
+	const struct ps_embedded *m = ps_test_pg() ? &ps_pg_migrations[BLOB_IDS_STEP]
+						   : &ps_migrations[BLOB_IDS_STEP];
+	char *out, *sql;
 
 	db_exec(path, ps_test_pg() ? undo_blob_ids_pg : undo_blob_ids_sqlite);
 	out = ps_test_sql(path, "SELECT count(*) FROM blobs WHERE sha = ps_hex(ps_unhex(sha)) AND "
 				"(base IS NULL OR base = ps_hex(ps_unhex(base)))");
-	want = ps_asprintf("%d|\n", ID_BLOBS);
-	CHECK_STR(out, want); /* hex text, as schema 22 held it */
+	sql = ps_asprintf("%d|\n", ID_BLOBS);
+	CHECK_STR(out, sql); /* hex text, as schema 22 held it */
 	free(out);
-	free(want);
+	free(sql);
+	CHECK(strstr(m->name, "0023_blob_ids") != NULL);
+	sql = ps_asprintf("%s; %s", m->text,
+			  ps_test_pg() ? "INSERT INTO projsync_schema VALUES (23)"
+				       : "PRAGMA user_version = 23");
+	db_exec(path, sql);
+	free(sql);
+}
 
-	/* Migration 0023 itself, as ps_store_migrate runs it before converting. */
-	{
-		extern const struct ps_embedded ps_pg_migrations[];
-		const struct ps_embedded *m = ps_test_pg() ? &ps_pg_migrations[BLOB_IDS_STEP]
-							   : &ps_migrations[BLOB_IDS_STEP];
-		char *sql = ps_asprintf("%s; %s", m->text,
-					ps_test_pg() ? "INSERT INTO projsync_schema VALUES (23)"
-						     : "PRAGMA user_version = 23");
+/* Every blob reads back byte-exact with its encoding, the delta keeps its base, and every id
+ * is 20 bytes. */
+static void check_blob_ids(const char *path, char shas[][PS_SHA_HEX], const int *encodings)
+{
+	struct ps_store *s = NULL;
+	char *out, *want;
 
-		CHECK(strstr(m->name, "0023_blob_ids") != NULL);
-		db_exec(path, sql);
-		free(sql);
-	}
-
-	/* Killed in the second batch of two rows (which takes the delta family along on SQLite):
-	 * the first is kept, and every delta's base is converted no later than the delta. */
-	pid = fork();
-	if (pid == 0) {
-		if (ps_store_open(&s, path, PS_STORE_NO_MIGRATE) < 0)
-			_exit(3);
-		if (ps_test_pg())
-			ps_pg_blob_convert(s, 2, kill_at, &kill_row);
-		else
-			ps_sqlite_blob_convert(s, 2, kill_at, &kill_row);
-		_exit(4);
-	}
-	CHECK(waitpid(pid, &status, 0) == pid);
-	CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
-	if (ps_test_pg()) {
-		CHECK_INT(db_int(path, "SELECT count(*) FROM blobs WHERE sha IS NOT NULL"), 2);
-		CHECK_INT(db_int(path, "SELECT count(*) FROM blobs WHERE sha_hex IS NOT NULL"),
-			  ID_BLOBS - 2);
-	} else {
-		CHECK_INT(db_int(path, "SELECT count(*) FROM blobs"), 2);
-		CHECK_INT(db_int(path, "SELECT count(*) FROM blobs_hex"), ID_BLOBS - 2);
-		out = ps_test_sql(path, "PRAGMA foreign_key_check");
-		CHECK_STR(out, "");
-		free(out);
-	}
-
-	/* Opening finishes it. */
 	CHECK_OK(ps_store_open(&s, path, 0));
 	for (int i = 0; i < ID_BLOBS; i++) {
 		void *data = NULL;
@@ -2344,6 +2281,105 @@ static void test_blob_id_conversion(void)
 			  db_int(path, "SELECT count(*) FROM blobs b WHERE NOT EXISTS "
 				       "(SELECT 1 FROM code_blobs c WHERE c.sha = b.sha)"));
 	}
+}
+
+
+/* A store written at schema 22 (hex blob ids) with plain, zstd and delta blobs converts to
+ * 20-byte ids (migration 0023) in batches: a conversion killed in its second batch keeps the
+ * first, the next open finishes it, and every blob reads back byte-exact, still verifies and
+ * keeps its encoding and delta base. Both backends. */
+static void test_blob_id_conversion(void)
+{
+	char *path = NULL, shas[ID_BLOBS][PS_SHA_HEX], buf[32768], *out;
+	int encodings[ID_BLOBS];
+	struct ps_store *s = open_store(&path);
+	size_t kill_row = 3, n;
+	uint64_t x = 7;
+	pid_t pid, pids[2];
+	int status = 0;
+
+	/* Rows in id order: raw, zstd, incompressible (raw), a chain of four versions of a path
+	 * (zstd, then deltas), then more zstd rows. */
+	for (int i = 0; i < ID_BLOBS; i++) {
+		if (i == 0) {
+			n = 1;
+			buf[0] = 'x';
+		} else if (i == 2) {
+			for (n = 0; n < 4096; n += 8) {
+				uint64_t r = rng_next(&x);
+				memcpy(buf + n, &r, 8);
+			}
+		} else if (i >= 3 && i <= 6) {
+			n = delta_version(i - 3, buf, sizeof(buf));
+		} else {
+			old_content(i, buf, sizeof(buf), &n);
+		}
+		ps_git_blob_sha(buf, n, shas[i]);
+		CHECK_OK(ps_store_blob_put_delta(s, shas[i], buf, n, i >= 4 && i <= 6 ? shas[i - 1]
+										 : NULL));
+	}
+	ps_store_free(s);
+	for (int i = 0; i < ID_BLOBS; i++) {
+		char *enc = blob_col(path, "encoding", shas[i]);
+		encodings[i] = atoi(enc);
+		free(enc);
+	}
+	CHECK_INT(encodings[0], PS_BLOB_RAW);
+	CHECK_INT(encodings[1], PS_BLOB_ZSTD);
+	CHECK_INT(encodings[2], PS_BLOB_RAW);
+	CHECK_INT(encodings[6], PS_BLOB_DELTA);
+
+	back_to_hex_ids(path);
+
+	/* Killed in the second batch of two rows (which takes the delta family along on SQLite):
+	 * the first is kept, and every delta's base is converted no later than the delta. */
+	pid = fork();
+	if (pid == 0) {
+		if (ps_store_open(&s, path, PS_STORE_NO_MIGRATE) < 0)
+			_exit(3);
+		if (ps_test_pg())
+			ps_pg_blob_convert(s, 2, kill_at, &kill_row);
+		else
+			ps_sqlite_blob_convert(s, 2, kill_at, &kill_row);
+		_exit(4);
+	}
+	CHECK(waitpid(pid, &status, 0) == pid);
+	CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+	if (ps_test_pg()) {
+		CHECK_INT(db_int(path, "SELECT count(*) FROM blobs WHERE sha IS NOT NULL"), 2);
+		CHECK_INT(db_int(path, "SELECT count(*) FROM blobs WHERE sha_hex IS NOT NULL"),
+			  ID_BLOBS - 2);
+	} else {
+		CHECK_INT(db_int(path, "SELECT count(*) FROM blobs"), 2);
+		CHECK_INT(db_int(path, "SELECT count(*) FROM blobs_hex"), ID_BLOBS - 2);
+		out = ps_test_sql(path, "PRAGMA foreign_key_check");
+		CHECK_STR(out, "");
+		free(out);
+	}
+
+	/* Opening finishes it. */
+	check_blob_ids(path, shas, encodings);
+
+	/* Two processes converting at once take turns batch by batch (SQLite: batches of one
+	 * row; PostgreSQL: the open of each, one waiting on the migration lock), and the store
+	 * ends up converted once. */
+	back_to_hex_ids(path);
+	for (int k = 0; k < 2; k++) {
+		pids[k] = fork();
+		if (pids[k] == 0) {
+			if (ps_store_open(&s, path, ps_test_pg() ? 0 : PS_STORE_NO_MIGRATE) < 0)
+				_exit(3);
+			if (!ps_test_pg() && ps_sqlite_blob_convert(s, 1, NULL, NULL) < 0)
+				_exit(4);
+			ps_store_free(s);
+			_exit(0);
+		}
+	}
+	for (int k = 0; k < 2; k++) {
+		CHECK(waitpid(pids[k], &status, 0) == pids[k]);
+		CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	}
+	check_blob_ids(path, shas, encodings);
 	free(path);
 }
 
