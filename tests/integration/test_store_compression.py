@@ -89,8 +89,8 @@ def test_compressed_blobs_read_back_exactly(ps, repo):
     old = {f["path"]: f["sha"] for f in repo.ls_tree(c1)}
     # The edited file is a delta against its previous version, the first version plain.
     assert enc[shas["text.txt"]] == 2 and enc[old["text.txt"]] == 1
-    assert query(ps, f"SELECT ps_hex(base) FROM blobs WHERE sha = ps_unhex('{shas['text.txt']}')") == \
-        [(old["text.txt"],)]
+    text_base = f"SELECT ps_hex(base) FROM blobs WHERE sha = ps_unhex('{shas['text.txt']}')"
+    assert query(ps, text_base) == [(old["text.txt"],)]
     assert len(stored_bytes(ps, shas["text.txt"])) < len(stored_bytes(ps, old["text.txt"]))
     assert enc[shas["runs.txt"]] == 1
     assert enc[shas["small.txt"]] == 0 and enc[shas["empty.txt"]] == 0
