@@ -327,10 +327,11 @@ int ps_sqlite_migrate(struct ps_store *s, int *from, int *to)
 		if ((rc = ps_store_commit(s)) < 0)
 			return rc;
 	}
-	/* Blobs written before schema 10 are compressed in resumable batches, outside the
-	 * one-transaction SQL migrations (migrations/0010_blob_encoding.sql). */
+	/* Blobs written before schema 10 are compressed, and those written before schema 23 get
+	 * 20-byte ids, in resumable batches outside the one-transaction SQL migrations
+	 * (migrations/0010_blob_encoding.sql, 0023_blob_ids.sql). */
 	if ((rc = ps_sqlite_blob_convert(s, 0, NULL, NULL)) < 0)
-		return ps_error_wrap(rc, "converting blobs to the compressed format: ");
+		return ps_error_wrap(rc, "converting blobs to the current format: ");
 	if (to)
 		*to = ps_store_schema_version();
 	return 0;
