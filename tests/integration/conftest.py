@@ -139,11 +139,74 @@ UNDO_FOLDED_CHECKS = ("DROP INDEX projects_failing; ALTER TABLE syncs DROP COLUM
                       "ALTER TABLE syncs DROP COLUMN first_check_at; ")
 
 
+def sqlite_id_functions(con):
+    """Registers projsync's ps_unhex/ps_hex (src/store/sqlite/sqlite.c) on a Python sqlite3
+    connection: the store's triggers (migrations 0019, 0023) call them, and a test may too."""
+    def unhex(v):
+        return bytes.fromhex(v) if isinstance(v, str) and re.fullmatch(r"[0-9a-f]{40}", v) else v
+
+    def tohex(v):
+        return v.hex() if isinstance(v, bytes) and len(v) == 20 else v
+    con.create_function("ps_unhex", 1, unhex, deterministic=True)
+    con.create_function("ps_hex", 1, tohex, deterministic=True)
+
+
+def sqlite_undo_blob_ids(con):
+    """Undoes migration 0023 (blobs.sha and blobs.base as 20 bytes) in an SQLite store, for a
+    test that turns it back into an older schema: blobs as schema 13 left it, hex ids, the same
+    row ids, and the code_unindexed triggers as schema 19 made them. Registers ps_unhex/ps_hex on
+    the connection (sqlite_id_functions). Leaves PRAGMA user_version alone; does not commit."""
+    sqlite_id_functions(con)
+    if ("sha", "BLOB") not in {(r[1], r[2]) for r in con.execute("PRAGMA table_info(blobs)")}:
+        return
+    triggers = [r[0] for r in con.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name IN "
+        "('blobs', 'code_blobs') AND name LIKE 'code_unindexed_%'")]
+    for t in triggers:
+        con.execute(f"DROP TRIGGER {t}")
+    con.execute("CREATE TABLE blobs_22 (id INTEGER PRIMARY KEY, sha TEXT NOT NULL UNIQUE, "
+                "size INTEGER NOT NULL, encoding INTEGER NOT NULL DEFAULT 0, "
+                "content BLOB NOT NULL, "
+                "base TEXT REFERENCES blobs(sha) DEFERRABLE INITIALLY DEFERRED)")
+    con.execute("INSERT INTO blobs_22 (id, sha, size, encoding, content, base) "
+                "SELECT id, ps_hex(sha), size, encoding, content, ps_hex(base) FROM blobs "
+                "ORDER BY id")
+    con.execute("DROP TABLE blobs")
+    con.execute("ALTER TABLE blobs_22 RENAME TO blobs")
+    con.execute("CREATE INDEX blobs_base ON blobs(base) WHERE base IS NOT NULL")
+    if triggers:
+        step = (ROOT / "src" / "store" / "sqlite" / "migrations" /
+                "0019_code_blob_ids.sql").read_text()
+        for trigger in re.findall(r"CREATE TRIGGER .*?END;", step, re.S):
+            con.execute(trigger)
+
+
+# Undoes PostgreSQL's migration 0023 (blobs.sha and blobs.base as bytea), for a test that turns
+# a store back into an older schema: text ids again, with the statistics of 0019. Does nothing
+# on a store without it, so that every undo list may start with it.
+PG_UNDO_BLOB_IDS = [
+    "DO $$ BEGIN IF (SELECT data_type FROM information_schema.columns WHERE "
+    "table_schema = current_schema() AND table_name = 'blobs' AND column_name = 'sha') "
+    "= 'bytea' THEN "
+    "ALTER TABLE blobs DROP CONSTRAINT blobs_base_fkey; DROP INDEX blobs_base; "
+    "ALTER TABLE blobs DROP CONSTRAINT blobs_pkey; "
+    "ALTER TABLE blobs ALTER COLUMN sha TYPE text USING encode(sha, 'hex'), "
+    "ALTER COLUMN base TYPE text USING encode(base, 'hex'); "
+    "ALTER TABLE blobs ADD PRIMARY KEY (sha); "
+    "ALTER TABLE blobs ADD FOREIGN KEY (base) REFERENCES blobs(sha) "
+    "DEFERRABLE INITIALLY DEFERRED; "
+    "CREATE INDEX blobs_base ON blobs(base) WHERE base IS NOT NULL; "
+    "CREATE STATISTICS blobs_sha_bytes ON (decode(sha, 'hex')) FROM blobs; "
+    "END IF; END $$"]
+
+
 def sqlite_undo_code_ids(con):
     """Undoes migration 0019 (code_blobs.sha as 20 bytes) in an SQLite store, for a test that
     turns it back into an older schema: code_blobs as schema 8 made it, hex ids, the same row
     ids, and the code_unindexed triggers as schema 14 made them (Python's sqlite3 has no
-    ps_unhex, so the triggers of 0019 go first). Leaves PRAGMA user_version alone; commits."""
+    ps_unhex, so the triggers of 0019 go first). Undoes 0023 first (sqlite_undo_blob_ids).
+    Leaves PRAGMA user_version alone; commits."""
+    sqlite_undo_blob_ids(con)
     if ("sha", "BLOB") not in {(r[1], r[2]) for r in con.execute("PRAGMA table_info(code_blobs)")}:
         return
     for t in ("blob_in", "blob_out", "code_in", "code_out"):
@@ -169,8 +232,8 @@ PG_UNDO_CODE_UNINDEXED = ["DROP FUNCTION IF EXISTS ps_code_unindexed_change() CA
                           "DROP TABLE IF EXISTS code_unindexed"]
 
 # Undoes PostgreSQL's migration 0019 (code_blobs.sha as 20 bytes, statistics on the blobs' ids
-# as bytes), for a test that turns a store back into an older schema (0022 first).
-PG_UNDO_CODE_IDS = PG_UNDO_CODE_UNINDEXED + [
+# as bytes), for a test that turns a store back into an older schema (0023 and 0022 first).
+PG_UNDO_CODE_IDS = PG_UNDO_BLOB_IDS + PG_UNDO_CODE_UNINDEXED + [
     "ALTER TABLE code_blobs ALTER COLUMN sha TYPE text USING encode(sha, 'hex')",
     "DROP STATISTICS blobs_sha_bytes"]
 
@@ -213,14 +276,16 @@ def thin_trees_version():
 
 
 def sqlite_undo_segment_docs(con):
-    """Undoes migration 0021 (code_segments.docs) in an SQLite store. Does not commit."""
+    """Undoes migration 0021 (code_segments.docs) in an SQLite store, and 0023 before it
+    (sqlite_undo_blob_ids). Does not commit."""
+    sqlite_undo_blob_ids(con)
     cols = [r[1] for r in con.execute("PRAGMA table_info(code_segments)")]
     if "docs" in cols:
         con.execute("ALTER TABLE code_segments DROP COLUMN docs")
 
 
-# Undoes PostgreSQL's migration 0021, as sqlite_undo_segment_docs does (0022 first).
-PG_UNDO_SEGMENT_DOCS = PG_UNDO_CODE_UNINDEXED + [
+# Undoes PostgreSQL's migration 0021, as sqlite_undo_segment_docs does (0023 and 0022 first).
+PG_UNDO_SEGMENT_DOCS = PG_UNDO_BLOB_IDS + PG_UNDO_CODE_UNINDEXED + [
     "ALTER TABLE IF EXISTS code_segments DROP COLUMN IF EXISTS docs"]
 
 

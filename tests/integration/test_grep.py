@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (GIT_ENV, PG_UNDO_CODE_IDS, PG_UNDO_CODE_OWN, PG_UNDO_CODE_UNINDEXED,
+from conftest import (GIT_ENV, PG_UNDO_BLOB_IDS, PG_UNDO_CODE_IDS, PG_UNDO_CODE_OWN, PG_UNDO_CODE_UNINDEXED,
                       PG_UNDO_THIN_TREES, ROOT,
                       UNDO_FOLDED_CHECKS, Projsync, Repo, git, one_error_line, psql,
                       sqlite_code_tokenizer, sqlite_undo_code_own, sqlite_undo_code_unindexed)
@@ -572,7 +572,7 @@ def test_pg_unindexed_count_migrated_while_a_node_writes(ps, make_repo):
     version = store_sql(ps, "SELECT max(version) FROM projsync_schema")
     names = sorted(p.name for p in (ROOT / "src/store/postgres/migrations").glob("*.sql"))
     before = names.index("0022_code_unindexed.sql")
-    psql(ps.db, "; ".join(PG_UNDO_CODE_UNINDEXED +
+    psql(ps.db, "; ".join(PG_UNDO_BLOB_IDS + PG_UNDO_CODE_UNINDEXED +
                           [f"DELETE FROM projsync_schema WHERE version > {before}"]))
     old = subprocess.Popen(["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", ps.db],
                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -589,6 +589,6 @@ def test_pg_unindexed_count_migrated_while_a_node_writes(ps, make_repo):
     assert migrating.returncode == 0, err
     assert store_sql(ps, "SELECT max(version) FROM projsync_schema") == version
     truth = store_sql(ps, "SELECT count(*) FROM blobs b WHERE NOT EXISTS "
-                          "(SELECT 1 FROM code_blobs c WHERE encode(c.sha, 'hex') = b.sha)")
+                          "(SELECT 1 FROM code_blobs c WHERE c.sha = b.sha)")
     assert truth == ["1"]
     assert store_sql(ps, "SELECT sum(n) FROM code_unindexed") == truth

@@ -11,8 +11,8 @@ import sqlite3
 
 import pytest
 
-from conftest import (UNDO_FOLDED_CHECKS, one_error_line, psql, sqlite_undo_code_own,
-                      sqlite_undo_code_unindexed, sqlite_undo_thin_trees)
+from conftest import (UNDO_FOLDED_CHECKS, one_error_line, psql, sqlite_id_functions,
+                      sqlite_undo_code_own, sqlite_undo_code_unindexed, sqlite_undo_thin_trees)
 
 TEXT = "".join(f"line {i}: the same kind of source text again and again\n" for i in range(400))
 BINARY = bytes(range(256)) * 64
@@ -23,6 +23,7 @@ def query(ps, sql):
     if ps.backend == "pg":
         return [tuple(line.split("|")) for line in psql(ps.db, sql).splitlines() if line]
     con = sqlite3.connect(ps.db)
+    sqlite_id_functions(con)  # blob ids are 20 bytes (schema 23): ps_hex() reads them
     try:
         return [tuple(str(v) for v in row) for row in con.execute(sql)]
     finally:
@@ -30,28 +31,30 @@ def query(ps, sql):
 
 
 def encodings(ps):
-    return {sha: int(enc) for sha, enc in query(ps, "SELECT sha, encoding FROM blobs")}
+    return {sha: int(enc) for sha, enc in query(ps, "SELECT ps_hex(sha), encoding FROM blobs")}
 
 
 def stored_bytes(ps, sha):
     """The stored (encoded) bytes of one blob, read behind projsync's back."""
     if ps.backend == "pg":
         return bytes.fromhex(psql(ps.db, f"SELECT encode(content, 'hex') FROM blobs "
-                                         f"WHERE sha = '{sha}'").strip())
+                                         f"WHERE sha = ps_unhex('{sha}')").strip())
     con = sqlite3.connect(ps.db)
     try:
-        return bytes(con.execute("SELECT content FROM blobs WHERE sha = ?", (sha,)).fetchone()[0])
+        return bytes(con.execute("SELECT content FROM blobs WHERE sha = ?",
+                                 (bytes.fromhex(sha),)).fetchone()[0])
     finally:
         con.close()
 
 
 def write_stored_bytes(ps, sha, data):
     if ps.backend == "pg":
-        psql(ps.db, f"UPDATE blobs SET content = '\\x{data.hex()}'::bytea WHERE sha = '{sha}'")
+        psql(ps.db, f"UPDATE blobs SET content = '\\x{data.hex()}'::bytea "
+                    f"WHERE sha = ps_unhex('{sha}')")
         return
     con = sqlite3.connect(ps.db)
     with con:
-        con.execute("UPDATE blobs SET content = ? WHERE sha = ?", (data, sha))
+        con.execute("UPDATE blobs SET content = ? WHERE sha = ?", (data, bytes.fromhex(sha)))
     con.close()
 
 
@@ -86,8 +89,8 @@ def test_compressed_blobs_read_back_exactly(ps, repo):
     old = {f["path"]: f["sha"] for f in repo.ls_tree(c1)}
     # The edited file is a delta against its previous version, the first version plain.
     assert enc[shas["text.txt"]] == 2 and enc[old["text.txt"]] == 1
-    assert query(ps, f"SELECT base FROM blobs WHERE sha = '{shas['text.txt']}'") == \
-        [(old["text.txt"],)]
+    text_base = f"SELECT ps_hex(base) FROM blobs WHERE sha = ps_unhex('{shas['text.txt']}')"
+    assert query(ps, text_base) == [(old["text.txt"],)]
     assert len(stored_bytes(ps, shas["text.txt"])) < len(stored_bytes(ps, old["text.txt"]))
     assert enc[shas["runs.txt"]] == 1
     assert enc[shas["small.txt"]] == 0 and enc[shas["empty.txt"]] == 0
@@ -194,7 +197,7 @@ def test_schema9_store_is_converted(ps, repo):
     assert con.execute("SELECT done FROM blob_conversion").fetchone() == (1,)
     assert con.execute("PRAGMA user_version").fetchone()[0] >= 10
     shas = {f["path"]: f["sha"] for f in repo.ls_tree(c1)}
-    enc = dict(con.execute("SELECT sha, encoding FROM blobs"))
+    enc = dict(con.execute("SELECT lower(hex(sha)), encoding FROM blobs"))
     con.close()
     assert enc[shas["text.txt"]] == 1 and enc[shas["small.txt"]] == 0
     assert ps.json("stats")["store"]["blobs_compressed"] == 3
@@ -203,9 +206,9 @@ def test_schema9_store_is_converted(ps, repo):
 def stored_rows(ps):
     """(sha, size, encoding, stored bytes as hex) of every blob row."""
     if ps.backend == "pg":
-        sql = "SELECT sha, size, encoding, encode(content, 'hex') FROM blobs ORDER BY sha"
+        sql = "SELECT ps_hex(sha), size, encoding, encode(content, 'hex') FROM blobs ORDER BY sha"
     else:
-        sql = "SELECT sha, size, encoding, hex(content) FROM blobs ORDER BY sha"
+        sql = "SELECT ps_hex(sha), size, encoding, hex(content) FROM blobs ORDER BY sha"
     return [(sha, int(size), int(enc), data.lower()) for sha, size, enc, data in query(ps, sql)]
 
 
@@ -227,7 +230,7 @@ def test_store_copy_moves_the_encoded_bytes(tmp_path, pg_database, repo):
     want = stored_rows(src)
     assert any(enc == 1 for _, _, enc, _ in want) and any(enc == 2 for _, _, enc, _ in want)
     assert stored_rows(pg) == want and stored_rows(back) == want
-    bases = "SELECT sha, coalesce(base, '-') FROM blobs ORDER BY sha"
+    bases = "SELECT ps_hex(sha), coalesce(ps_hex(base), '-') FROM blobs ORDER BY sha"
     assert query(pg, bases) == query(src, bases) == query(back, bases)
     for copy in (pg, back):
         check_cat(copy, repo, "p", c1)
@@ -280,7 +283,7 @@ def test_deltas_chain_to_the_bound_and_read_back(ps, repo, tmp_path):
     commits, syncs = delta_history(ps, repo, n)
     docs = [next(f["sha"] for f in repo.ls_tree(c) if f["path"] == "doc.txt") for c in commits]
     rows = {sha: (int(enc), base) for sha, enc, base in
-            query(ps, "SELECT sha, encoding, coalesce(base, '-') FROM blobs")}
+            query(ps, "SELECT ps_hex(sha), encoding, coalesce(ps_hex(base), '-') FROM blobs")}
     # Version 0 plain; 1..8 each a delta against the one before; 9 plain again (the chain was
     # at its bound); 10.. deltas again.
     for i, sha in enumerate(docs):

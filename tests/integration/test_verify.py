@@ -15,11 +15,13 @@ from server_util import Server
 
 def alter_blob(ps, sha, content=b"tampered\n"):
     if ps.backend == "pg":
-        psql(ps.db, f"UPDATE blobs SET content = '\\x{content.hex()}'::bytea WHERE sha = '{sha}'")
+        psql(ps.db, f"UPDATE blobs SET content = '\\x{content.hex()}'::bytea "
+                    f"WHERE sha = ps_unhex('{sha}')")
     else:
         db = sqlite3.connect(ps.db)
         with db:
-            n = db.execute("UPDATE blobs SET content = ? WHERE sha = ?", (content, sha)).rowcount
+            n = db.execute("UPDATE blobs SET content = ? WHERE sha = ?",
+                           (content, bytes.fromhex(sha))).rowcount
         db.close()
         assert n == 1
 

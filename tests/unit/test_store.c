@@ -745,10 +745,10 @@ static int round_trip(struct ps_store *s, const char *path, const void *data, si
 	CHECK(back && (len == 0 || memcmp(back, data, len) == 0));
 	CHECK(back && ((char *)back)[len] == '\0');
 	free(back);
-	sql = ps_asprintf("SELECT encoding FROM blobs WHERE sha = '%s'", sha);
+	sql = ps_asprintf("SELECT encoding FROM blobs WHERE sha = ps_unhex('%s')", sha);
 	enc = db_int(path, sql);
 	free(sql);
-	sql = ps_asprintf("SELECT size FROM blobs WHERE sha = '%s'", sha);
+	sql = ps_asprintf("SELECT size FROM blobs WHERE sha = ps_unhex('%s')", sha);
 	CHECK_INT(db_int(path, sql), len);
 	free(sql);
 	return (int)enc;
@@ -875,18 +875,18 @@ static void test_blob_corrupt(void)
 	ps_git_blob_sha(text, sizeof(text), sha);
 	CHECK_OK(ps_store_blob_put(s, sha, text, sizeof(text)));
 	ps_store_free(s);
-	sql = ps_asprintf("SELECT encoding FROM blobs WHERE sha = '%s'", sha);
+	sql = ps_asprintf("SELECT encoding FROM blobs WHERE sha = ps_unhex('%s')", sha);
 	CHECK_INT(db_int(path, sql), PS_BLOB_ZSTD);
 	free(sql);
 
 	/* One byte flipped in the middle of the frame. */
 	if (ps_test_pg())
 		sql = ps_asprintf("UPDATE blobs SET content = overlay(content placing "
-				  "'\\x5a'::bytea from length(content) / 2 + 1 for 1) WHERE sha = '%s'",
+				  "'\\x5a'::bytea from length(content) / 2 + 1 for 1) WHERE sha = ps_unhex('%s')",
 				  sha);
 	else
 		sql = ps_asprintf("UPDATE blobs SET content = substr(content, 1, length(content) / 2) "
-				  "|| x'5a' || substr(content, length(content) / 2 + 2) WHERE sha = '%s'",
+				  "|| x'5a' || substr(content, length(content) / 2 + 2) WHERE sha = ps_unhex('%s')",
 				  sha);
 	db_exec(path, sql);
 	free(sql);
@@ -899,8 +899,8 @@ static void test_blob_corrupt(void)
 
 	/* Cut short, and a size that disagrees with the frame. */
 	sql = ps_asprintf(ps_test_pg() ? "UPDATE blobs SET content = substring(content from 1 for 10) "
-					 "WHERE sha = '%s'"
-				       : "UPDATE blobs SET content = substr(content, 1, 10) WHERE sha = '%s'",
+					 "WHERE sha = ps_unhex('%s')"
+				       : "UPDATE blobs SET content = substr(content, 1, 10) WHERE sha = ps_unhex('%s')",
 			  sha);
 	db_exec(path, sql);
 	free(sql);
@@ -910,7 +910,7 @@ static void test_blob_corrupt(void)
 	ps_store_free(s);
 
 	/* A delta that names no base is damaged, never read as a plain frame. */
-	sql = ps_asprintf("UPDATE blobs SET encoding = 2 WHERE sha = '%s'", sha);
+	sql = ps_asprintf("UPDATE blobs SET encoding = 2 WHERE sha = ps_unhex('%s')", sha);
 	db_exec(path, sql);
 	free(sql);
 	CHECK_OK(ps_store_open(&s, path, 0));
@@ -920,7 +920,7 @@ static void test_blob_corrupt(void)
 	ps_store_free(s);
 
 	/* An encoding from a newer projsync is refused, naming the blob. */
-	sql = ps_asprintf("UPDATE blobs SET encoding = 7 WHERE sha = '%s'", sha);
+	sql = ps_asprintf("UPDATE blobs SET encoding = 7 WHERE sha = ps_unhex('%s')", sha);
 	db_exec(path, sql);
 	free(sql);
 	CHECK_OK(ps_store_open(&s, path, 0));
@@ -946,7 +946,7 @@ static size_t delta_version(int i, char *buf, size_t cap)
 
 static char *blob_col(const char *path, const char *col, const char *sha)
 {
-	char *sql = ps_asprintf("SELECT %s FROM blobs WHERE sha = '%s'", col, sha);
+	char *sql = ps_asprintf("SELECT %s FROM blobs WHERE sha = ps_unhex('%s')", col, sha);
 	char *out = ps_test_sql(path, sql);
 
 	free(sql);
@@ -970,7 +970,7 @@ static void test_blob_delta_chain(void)
 		ps_git_blob_sha(buf, n, shas[i]);
 		CHECK_OK(ps_store_blob_put_delta(s, shas[i], buf, n, i ? shas[i - 1] : NULL));
 		enc = blob_col(path, "encoding", shas[i]);
-		base = blob_col(path, "coalesce(base, '-')", shas[i]);
+		base = blob_col(path, "coalesce(ps_hex(base), '-')", shas[i]);
 		/* Version 0 has no base; versions 1..MAX chain; MAX+1 is plain again. */
 		if (i % (PS_BLOB_CHAIN_MAX + 1) == 0) {
 			CHECK_STR(enc, "1|\n");
@@ -989,7 +989,7 @@ static void test_blob_delta_chain(void)
 		size_t n = delta_version(3, buf, sizeof(buf));
 		char *base;
 		CHECK_OK(ps_store_blob_put_delta(s, shas[3], buf, n, shas[0]));
-		base = blob_col(path, "base", shas[3]);
+		base = blob_col(path, "ps_hex(base)", shas[3]);
 		char *want = ps_asprintf("%s|\n", shas[2]);
 		CHECK_STR(base, want);
 		free(want);
@@ -1050,11 +1050,11 @@ static void test_blob_delta_corrupt(void)
 	/* One byte flipped in the middle of version 2's delta frame. */
 	if (ps_test_pg())
 		sql = ps_asprintf("UPDATE blobs SET content = overlay(content placing "
-				  "'\\x5a'::bytea from length(content) / 2 + 1 for 1) WHERE sha = '%s'",
+				  "'\\x5a'::bytea from length(content) / 2 + 1 for 1) WHERE sha = ps_unhex('%s')",
 				  shas[2]);
 	else
 		sql = ps_asprintf("UPDATE blobs SET content = substr(content, 1, length(content) / 2) "
-				  "|| x'5a' || substr(content, length(content) / 2 + 2) WHERE sha = '%s'",
+				  "|| x'5a' || substr(content, length(content) / 2 + 2) WHERE sha = ps_unhex('%s')",
 				  shas[2]);
 	db_exec(path, sql);
 	free(sql);
@@ -1087,7 +1087,7 @@ static void test_blob_delta_corrupt(void)
 	/* Version 1's base gone behind the store's back (the foreign key would refuse it). */
 	if (ps_test_pg())
 		db_exec(path, "ALTER TABLE blobs DROP CONSTRAINT blobs_base_fkey");
-	sql = ps_asprintf("DELETE FROM blobs WHERE sha = '%s'", shas[0]);
+	sql = ps_asprintf("DELETE FROM blobs WHERE sha = ps_unhex('%s')", shas[0]);
 	db_exec(path, sql);
 	free(sql);
 	CHECK_OK(ps_store_open(&s, path, 0));
@@ -1134,7 +1134,7 @@ static void test_blob_delta_prune(void)
 	CHECK_OK(ps_store_prune_blobs(s, &pr));
 	CHECK_INT(pr.blobs, 2);
 	CHECK_INT(pr.blobs_rewritten, 1);
-	out = ps_test_sql(path, "SELECT encoding, coalesce(base, '-') FROM blobs");
+	out = ps_test_sql(path, "SELECT encoding, coalesce(ps_hex(base), '-') FROM blobs");
 	CHECK_STR(out, "1|-|\n");
 	free(out);
 	CHECK_OK(ps_store_blob_get(s, shas[2], &data, &len));
@@ -1284,8 +1284,8 @@ static void test_blob_conversion(void)
 
 		db_exec(path, sql);
 		free(sql);
-		sql = ps_asprintf("DELETE FROM blobs WHERE sha = '%s'; DELETE FROM blobs_raw WHERE "
-				  "sha = '%s'", shas[OLD_BLOBS + 1], shas[OLD_BLOBS + 1]);
+		sql = ps_asprintf("DELETE FROM blobs WHERE sha = ps_unhex('%s'); DELETE FROM "
+				  "blobs_raw WHERE sha = '%s'", shas[OLD_BLOBS + 1], shas[OLD_BLOBS + 1]);
 		db_exec(half, sql);
 		free(sql);
 		CHECK_OK(ps_store_open(&from, half, PS_STORE_NO_MIGRATE));
@@ -2289,6 +2289,223 @@ static void test_code_index_crash(void)
 	free(path);
 }
 
+/* The layout of schema 22 (blobs.sha and blobs.base as hex text), rebuilt from a store at the
+ * current schema: what a projsync before migration 0023 wrote (tests/integration/conftest.py
+ * undoes 0023 the same way). */
+static const char undo_blob_ids_sqlite[] =
+	"DROP TRIGGER code_unindexed_blob_in; DROP TRIGGER code_unindexed_blob_out; "
+	"DROP TRIGGER code_unindexed_code_in; DROP TRIGGER code_unindexed_code_out; "
+	"CREATE TABLE blobs_22 (id INTEGER PRIMARY KEY, sha TEXT NOT NULL UNIQUE, "
+	"size INTEGER NOT NULL, encoding INTEGER NOT NULL DEFAULT 0, content BLOB NOT NULL, "
+	"base TEXT REFERENCES blobs(sha) DEFERRABLE INITIALLY DEFERRED); "
+	"INSERT INTO blobs_22 SELECT id, ps_hex(sha), size, encoding, content, ps_hex(base) "
+	"FROM blobs ORDER BY id; "
+	"DROP TABLE blobs; ALTER TABLE blobs_22 RENAME TO blobs; "
+	"CREATE INDEX blobs_base ON blobs(base) WHERE base IS NOT NULL; "
+	"CREATE TRIGGER code_unindexed_blob_in AFTER INSERT ON blobs "
+	"WHEN NOT EXISTS (SELECT 1 FROM code_blobs c WHERE c.sha = ps_unhex(NEW.sha)) "
+	"BEGIN UPDATE code_unindexed SET n = n + 1; END; "
+	"CREATE TRIGGER code_unindexed_blob_out AFTER DELETE ON blobs "
+	"WHEN NOT EXISTS (SELECT 1 FROM code_blobs c WHERE c.sha = ps_unhex(OLD.sha)) "
+	"BEGIN UPDATE code_unindexed SET n = n - 1; END; "
+	"CREATE TRIGGER code_unindexed_code_in AFTER INSERT ON code_blobs "
+	"WHEN EXISTS (SELECT 1 FROM blobs b WHERE b.sha = ps_hex(NEW.sha)) "
+	"BEGIN UPDATE code_unindexed SET n = n - 1; END; "
+	"CREATE TRIGGER code_unindexed_code_out AFTER DELETE ON code_blobs "
+	"WHEN EXISTS (SELECT 1 FROM blobs b WHERE b.sha = ps_hex(OLD.sha)) "
+	"BEGIN UPDATE code_unindexed SET n = n + 1; END; "
+	"PRAGMA user_version = 22";
+static const char undo_blob_ids_pg[] =
+	"ALTER TABLE blobs DROP CONSTRAINT blobs_base_fkey; DROP INDEX blobs_base; "
+	"ALTER TABLE blobs DROP CONSTRAINT blobs_pkey; "
+	"ALTER TABLE blobs ALTER COLUMN sha TYPE text USING encode(sha, 'hex'), "
+	"ALTER COLUMN base TYPE text USING encode(base, 'hex'); "
+	"ALTER TABLE blobs ADD PRIMARY KEY (sha); "
+	"ALTER TABLE blobs ADD FOREIGN KEY (base) REFERENCES blobs(sha) "
+	"DEFERRABLE INITIALLY DEFERRED; "
+	"CREATE INDEX blobs_base ON blobs(base) WHERE base IS NOT NULL; "
+	"CREATE STATISTICS blobs_sha_bytes ON (decode(sha, 'hex')) FROM blobs; "
+	"DELETE FROM projsync_schema WHERE version > 22";
+
+int ps_pg_blob_convert(struct ps_store *s, size_t batch_rows,
+		       void (*after_row)(void *ud, size_t row), void *ud);
+
+#define ID_BLOBS 12
+/* Index of migrations/0023_blob_ids.sql among the embedded migrations. */
+#define BLOB_IDS_STEP 22
+
+/* The store at `path` back to schema 22's hex ids, then migration 0023's SQL on it, as
+ * ps_store_migrate runs it before converting: a store whose rows wait in the old layout. */
+static void back_to_hex_ids(const char *path)
+{
+	extern const struct ps_embedded ps_pg_migrations[];
+	const struct ps_embedded *m = ps_test_pg() ? &ps_pg_migrations[BLOB_IDS_STEP]
+						   : &ps_migrations[BLOB_IDS_STEP];
+	char *out, *sql;
+
+	db_exec(path, ps_test_pg() ? undo_blob_ids_pg : undo_blob_ids_sqlite);
+	out = ps_test_sql(path, "SELECT count(*) FROM blobs WHERE sha = ps_hex(ps_unhex(sha)) AND "
+				"(base IS NULL OR base = ps_hex(ps_unhex(base)))");
+	sql = ps_asprintf("%d|\n", ID_BLOBS);
+	CHECK_STR(out, sql); /* hex text, as schema 22 held it */
+	free(out);
+	free(sql);
+	CHECK(strstr(m->name, "0023_blob_ids") != NULL);
+	sql = ps_asprintf("%s; %s", m->text,
+			  ps_test_pg() ? "INSERT INTO projsync_schema VALUES (23)"
+				       : "PRAGMA user_version = 23");
+	db_exec(path, sql);
+	free(sql);
+}
+
+/* Every blob reads back byte-exact with its encoding, the delta keeps its base, and every id
+ * is 20 bytes. */
+static void check_blob_ids(const char *path, char shas[][PS_SHA_HEX], const int *encodings)
+{
+	struct ps_store *s = NULL;
+	char *out, *want;
+
+	CHECK_OK(ps_store_open(&s, path, 0));
+	for (int i = 0; i < ID_BLOBS; i++) {
+		void *data = NULL;
+		size_t len = 0;
+		char actual[PS_SHA_HEX] = "", *enc;
+
+		CHECK_OK(ps_store_blob_get(s, shas[i], &data, &len));
+		if (data)
+			ps_git_blob_sha(data, len, actual);
+		CHECK_STR(actual, shas[i]);
+		free(data);
+		enc = blob_col(path, "encoding", shas[i]);
+		CHECK_INT(atoi(enc), encodings[i]);
+		free(enc);
+	}
+	ps_store_free(s);
+	out = blob_col(path, "ps_hex(base)", shas[6]);
+	want = ps_asprintf("%s|\n", shas[5]);
+	CHECK_STR(out, want);
+	free(out);
+	free(want);
+	out = ps_test_sql(path, ps_test_pg() ? "SELECT DISTINCT octet_length(sha) FROM blobs"
+					     : "SELECT DISTINCT length(sha) FROM blobs");
+	CHECK_STR(out, "20|\n");
+	free(out);
+	if (ps_test_pg()) {
+		CHECK_INT(db_int(path, "SELECT count(*) FROM pg_attribute WHERE attrelid = "
+				       "'blobs'::regclass AND attname LIKE '%hex' AND NOT attisdropped"), 0);
+		CHECK_INT(db_int(path, "SELECT count(*) FROM pg_constraint WHERE conname = "
+				       "'blobs_pkey' AND contype = 'p'"), 1);
+	} else {
+		CHECK_INT(db_int(path, "SELECT count(*) FROM sqlite_master WHERE name = 'blobs_hex'"),
+			  0);
+		CHECK_INT(db_int(path, "SELECT count(*) FROM blobs WHERE typeof(sha) <> 'blob'"), 0);
+		/* The counter of unindexed blobs (migration 0014) came through the moves exact. */
+		CHECK_INT(db_int(path, "SELECT n FROM code_unindexed"),
+			  db_int(path, "SELECT count(*) FROM blobs b WHERE NOT EXISTS "
+				       "(SELECT 1 FROM code_blobs c WHERE c.sha = b.sha)"));
+	}
+}
+
+
+/* A store written at schema 22 (hex blob ids) with plain, zstd and delta blobs converts to
+ * 20-byte ids (migration 0023) in batches: a conversion killed in its second batch keeps the
+ * first, the next open finishes it, and every blob reads back byte-exact, still verifies and
+ * keeps its encoding and delta base. Both backends. */
+static void test_blob_id_conversion(void)
+{
+	char *path = NULL, shas[ID_BLOBS][PS_SHA_HEX], buf[32768], *out;
+	int encodings[ID_BLOBS];
+	struct ps_store *s = open_store(&path);
+	size_t kill_row = 3, n;
+	uint64_t x = 7;
+	pid_t pid, pids[2];
+	int status = 0;
+
+	/* Rows in id order: raw, zstd, incompressible (raw), a chain of four versions of a path
+	 * (zstd, then deltas), then more zstd rows. */
+	for (int i = 0; i < ID_BLOBS; i++) {
+		if (i == 0) {
+			n = 1;
+			buf[0] = 'x';
+		} else if (i == 2) {
+			for (n = 0; n < 4096; n += 8) {
+				uint64_t r = rng_next(&x);
+				memcpy(buf + n, &r, 8);
+			}
+		} else if (i >= 3 && i <= 6) {
+			n = delta_version(i - 3, buf, sizeof(buf));
+		} else {
+			old_content(i, buf, sizeof(buf), &n);
+		}
+		ps_git_blob_sha(buf, n, shas[i]);
+		CHECK_OK(ps_store_blob_put_delta(s, shas[i], buf, n, i >= 4 && i <= 6 ? shas[i - 1]
+										 : NULL));
+	}
+	ps_store_free(s);
+	for (int i = 0; i < ID_BLOBS; i++) {
+		char *enc = blob_col(path, "encoding", shas[i]);
+		encodings[i] = atoi(enc);
+		free(enc);
+	}
+	CHECK_INT(encodings[0], PS_BLOB_RAW);
+	CHECK_INT(encodings[1], PS_BLOB_ZSTD);
+	CHECK_INT(encodings[2], PS_BLOB_RAW);
+	CHECK_INT(encodings[6], PS_BLOB_DELTA);
+
+	back_to_hex_ids(path);
+
+	/* Killed in the second batch of two rows (which takes the delta family along on SQLite):
+	 * the first is kept, and every delta's base is converted no later than the delta. */
+	pid = fork();
+	if (pid == 0) {
+		if (ps_store_open(&s, path, PS_STORE_NO_MIGRATE) < 0)
+			_exit(3);
+		if (ps_test_pg())
+			ps_pg_blob_convert(s, 2, kill_at, &kill_row);
+		else
+			ps_sqlite_blob_convert(s, 2, kill_at, &kill_row);
+		_exit(4);
+	}
+	CHECK(waitpid(pid, &status, 0) == pid);
+	CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+	if (ps_test_pg()) {
+		CHECK_INT(db_int(path, "SELECT count(*) FROM blobs WHERE sha IS NOT NULL"), 2);
+		CHECK_INT(db_int(path, "SELECT count(*) FROM blobs WHERE sha_hex IS NOT NULL"),
+			  ID_BLOBS - 2);
+	} else {
+		CHECK_INT(db_int(path, "SELECT count(*) FROM blobs"), 2);
+		CHECK_INT(db_int(path, "SELECT count(*) FROM blobs_hex"), ID_BLOBS - 2);
+		out = ps_test_sql(path, "PRAGMA foreign_key_check");
+		CHECK_STR(out, "");
+		free(out);
+	}
+
+	/* Opening finishes it. */
+	check_blob_ids(path, shas, encodings);
+
+	/* Two processes converting at once take turns batch by batch (SQLite: batches of one
+	 * row; PostgreSQL: the open of each, one waiting on the migration lock), and the store
+	 * ends up converted once. */
+	back_to_hex_ids(path);
+	for (int k = 0; k < 2; k++) {
+		pids[k] = fork();
+		if (pids[k] == 0) {
+			if (ps_store_open(&s, path, ps_test_pg() ? 0 : PS_STORE_NO_MIGRATE) < 0)
+				_exit(3);
+			if (!ps_test_pg() && ps_sqlite_blob_convert(s, 1, NULL, NULL) < 0)
+				_exit(4);
+			ps_store_free(s);
+			_exit(0);
+		}
+	}
+	for (int k = 0; k < 2; k++) {
+		CHECK(waitpid(pids[k], &status, 0) == pids[k]);
+		CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	}
+	check_blob_ids(path, shas, encodings);
+	free(path);
+}
+
 PS_TESTS(PS_TEST(test_atomic_visibility), PS_TEST(test_one_chain), PS_TEST(test_versioned_rows),
 	 PS_TEST(test_content_addressing), PS_TEST(test_crash_reap),
 	 PS_TEST(test_marker_moves_only_on_success), PS_TEST(test_migrations),
@@ -2299,5 +2516,5 @@ PS_TESTS(PS_TEST(test_atomic_visibility), PS_TEST(test_one_chain), PS_TEST(test_
 	 PS_TEST(test_code_index), PS_TEST(test_code_segments), PS_TEST(test_code_segments_shared), PS_TEST(test_code_index_crash), PS_TEST(test_blob_round_trips), PS_TEST(test_blob_put_in_transaction),
 	 PS_TEST(test_blob_corrupt), PS_TEST(test_blob_delta_chain), PS_TEST(test_blob_delta_corrupt),
 	 PS_TEST(test_blob_delta_prune),
-	 PS_TEST(test_blob_conversion), PS_TEST(test_stats), PS_TEST(test_object_ids_at_rest),
+	 PS_TEST(test_blob_conversion), PS_TEST(test_blob_id_conversion), PS_TEST(test_stats), PS_TEST(test_object_ids_at_rest),
 	 PS_TEST(test_dir_trees_rebuilt))

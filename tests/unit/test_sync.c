@@ -813,8 +813,8 @@ static void test_verify_finds_altered_store(void)
 
 	/* A blob altered in the store: the files that use it. */
 	ps_git_blob_sha("2", 1, sha);
-	sql = ps_asprintf(ps_test_pg() ? "UPDATE blobs SET content = '\\x3f'::bytea WHERE sha = '%s'"
-				       : "UPDATE blobs SET content = X'3f' WHERE sha = '%s'", sha);
+	sql = ps_asprintf(ps_test_pg() ? "UPDATE blobs SET content = '\\x3f'::bytea WHERE sha = ps_unhex('%s')"
+				       : "UPDATE blobs SET content = X'3f' WHERE sha = ps_unhex('%s')", sha);
 	sql_ok(&e, sql);
 	free(sql);
 	rep = verify(&e, false);

@@ -246,7 +246,8 @@ static const struct {
 	unsigned unhex; /* the columns (bit i: column i) sent as hex and stored as bytes */
 } deferred_sql[PS_PG_DEFER_N] = {
 	[PS_PG_DEFER_BLOBS] = { "INSERT INTO blobs (sha, size, encoding, base, content) VALUES ",
-				" ON CONFLICT (sha) DO NOTHING", "store blobs", 5, 0 },
+				" ON CONFLICT (sha) DO NOTHING", "store blobs", 5,
+				(1u << 0) | (1u << 3) }, /* sha and base are bytea (migration 0023) */
 	/* code_blobs.sha is bytea (migration 0019). */
 	[PS_PG_DEFER_CODE_BLOBS] = { "INSERT INTO code_blobs (id, sha, is_binary) VALUES ",
 				     " ON CONFLICT (sha) DO NOTHING", "index blobs", 3, 1u << 1 },
@@ -549,10 +550,140 @@ int ps_pg_migrate(struct ps_store *s, int *from, int *to)
 		if ((rc = ps_pg_commit(s)) < 0)
 			goto out;
 	}
+	/* Still under the lock: a node that opens meanwhile waits for the whole conversion
+	 * (migrations/0023_blob_ids.sql), so none reads a half-converted table. */
+	if ((rc = ps_pg_blob_convert(s, 0, NULL, NULL)) < 0) {
+		rc = ps_error_wrap(rc, "converting blob ids to bytes: ");
+		goto out;
+	}
 	if (to)
 		*to = ps_pg_schema_version();
 out:
 	PQclear(PQexec(g->conn, "SELECT pg_advisory_unlock(" MIGRATION_LOCK ")"));
+	return rc;
+}
+
+/* ---- schema 23: blob ids to bytea (migrations/0023_blob_ids.sql) ---- */
+
+/* Rows per batch: an UPDATE that leaves the TOASTed content alone writes a small row version
+ * (content under ~2 kB is inline and is copied), so rows, not bytes, bound a batch. */
+#define ID_BATCH_ROWS 1000
+
+/* The bytea of a hex id, as 0016 converted file_versions (a non-hex id keeps its bytes). */
+#define ID_BYTES(col) \
+	"CASE WHEN " col " ~ '^[0-9a-f]{40}$' THEN decode(" col ", 'hex') " \
+	"ELSE convert_to(" col ", 'UTF8') END"
+
+static int hex_ids_left(struct ps_pg *g, bool *columns, bool *rows)
+{
+	static const char cols_sql[] =
+		"SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('blobs') "
+		"AND attname = 'sha_hex' AND NOT attisdropped)";
+	PGresult *r;
+	int rc = 0;
+
+	*rows = false;
+	if (!(r = ps_pg_run(g, cols_sql, NULL, false, "look for hex blob ids", &rc)))
+		return rc;
+	*columns = PQgetvalue(r, 0, 0)[0] == 't';
+	PQclear(r);
+	if (!*columns)
+		return 0;
+	if (!(r = ps_pg_run(g, "SELECT EXISTS (SELECT 1 FROM blobs WHERE sha_hex IS NOT NULL)",
+			    NULL, false, "look for hex blob ids", &rc)))
+		return rc;
+	*rows = PQgetvalue(r, 0, 0)[0] == 't';
+	PQclear(r);
+	return 0;
+}
+
+int ps_pg_blob_convert(struct ps_store *s, size_t batch_rows,
+		       void (*after_row)(void *ud, size_t row), void *ud)
+{
+	/* The next rows after $2 in sha_hex order whose base (if any) is converted already: the
+	 * foreign key on the bytea columns holds at every commit. count and the last key. */
+	static const char batch[] =
+		"WITH pick AS (SELECT b.sha_hex FROM blobs b WHERE b.sha_hex IS NOT NULL "
+		"AND b.sha_hex > $2 AND (b.base_hex IS NULL OR EXISTS (SELECT 1 FROM blobs p "
+		"WHERE p.sha = " ID_BYTES("b.base_hex") ")) ORDER BY b.sha_hex LIMIT $1), "
+		"moved AS (UPDATE blobs b SET sha = " ID_BYTES("b.sha_hex") ", "
+		"base = " ID_BYTES("b.base_hex") ", sha_hex = NULL, base_hex = NULL "
+		"FROM pick WHERE b.sha_hex = pick.sha_hex RETURNING pick.sha_hex AS k) "
+		"SELECT count(*), max(k) FROM moved";
+	/* A catalog change and a scan of the small row versions (SET NOT NULL): the hex columns'
+	 * bytes were set NULL by the batches already. */
+	static const char finish[] =
+		"ALTER TABLE blobs DROP COLUMN sha_hex, DROP COLUMN base_hex, "
+		"ALTER COLUMN sha SET NOT NULL; "
+		"ALTER TABLE blobs ADD CONSTRAINT blobs_pkey PRIMARY KEY USING INDEX blobs_pkey; "
+		"ANALYZE blobs";
+	struct ps_pg *g = PSPG(s);
+	char *last = ps_strdup("");
+	bool columns, rows, pass_moved = false;
+	size_t row_no = 0;
+	int rc;
+
+	if (batch_rows == 0)
+		batch_rows = ID_BATCH_ROWS;
+	if ((rc = hex_ids_left(g, &columns, &rows)) < 0 || !columns)
+		goto out;
+	for (;;) {
+		struct ps_pq q = { 0 };
+		PGresult *r;
+		int64_t n;
+
+		if ((rc = ps_pg_begin(s)) < 0)
+			goto out;
+		ps_pq_int(&q, (int64_t)batch_rows);
+		ps_pq_text(&q, last);
+		if (!(r = ps_pg_run(g, batch, &q, false, "convert blob ids", &rc))) {
+			ps_pg_rollback(s);
+			goto out;
+		}
+		n = ps_pg_col_int(r, 0, 0);
+		if (n > 0) {
+			free(last);
+			last = ps_pg_col_text(r, 0, 1);
+		}
+		PQclear(r);
+		for (int64_t i = 0; i < n && after_row; i++)
+			after_row(ud, row_no++);
+		if ((rc = ps_pg_commit(s)) < 0)
+			goto out;
+		if (n > 0) {
+			pass_moved = true;
+			continue;
+		}
+		/* The end of a pass: the deltas whose base this pass converted are left. */
+		if ((rc = hex_ids_left(g, &columns, &rows)) < 0)
+			goto out;
+		if (!rows)
+			break;
+		if (!pass_moved) {
+			rc = ps_error_set(PS_ESTORE, "blob_base_missing",
+					  "some delta blobs name a base that is not stored");
+			goto out;
+		}
+		free(last);
+		last = ps_strdup("");
+		pass_moved = false;
+	}
+	if ((rc = ps_pg_begin(s)) < 0)
+		goto out;
+	{
+		/* Several statements: the simple protocol. */
+		PGresult *r = PQexec(g->conn, finish);
+		if (PQresultStatus(r) != PGRES_COMMAND_OK)
+			rc = pg_error(g, r, "finish the blob id conversion");
+		PQclear(r);
+	}
+	if (rc < 0) {
+		ps_pg_rollback(s);
+		goto out;
+	}
+	rc = ps_pg_commit(s);
+out:
+	free(last);
 	return rc;
 }
 
@@ -2172,12 +2303,15 @@ int ps_pg_blob_row_replace(struct ps_store *s, const char *sha, const struct ps_
 	int64_t n = 0;
 	int rc;
 
+	/* Ids are bytea (migration 0023): what is not one is not stored (decode() would fail). */
+	if (!ps_sha_valid(sha))
+		return ps_error_set(PS_ENOTFOUND, "blob_not_stored", "blob %s is not stored", sha);
 	ps_pq_int(&q, row->encoding);
 	ps_pq_text(&q, row->base[0] ? row->base : NULL);
 	ps_pq_bytes(&q, row->content, row->len);
 	ps_pq_text(&q, sha);
-	if ((rc = ps_pg_exec(PSPG(s), "UPDATE blobs SET encoding = $1, base = $2, content = $3 "
-			     "WHERE sha = $4", &q, "rewrite blob", &n)) < 0)
+	if ((rc = ps_pg_exec(PSPG(s), "UPDATE blobs SET encoding = $1, base = ps_unhex($2), "
+			     "content = $3 WHERE sha = ps_unhex($4)", &q, "rewrite blob", &n)) < 0)
 		return rc;
 	if (n != 1)
 		return ps_error_set(PS_ENOTFOUND, "blob_not_stored", "blob %s is not stored", sha);
@@ -2207,10 +2341,12 @@ int ps_pg_blob_row_get(struct ps_store *s, const char *sha, struct ps_blob_row *
 	size_t n;
 	int rc = 0;
 
+	if (!ps_sha_valid(sha))
+		return ps_error_set(PS_ENOTFOUND, "blob_not_stored", "blob %s is not stored", sha);
 	ps_pq_text(&q, sha);
 	/* Binary results: the content arrives as it is stored, without bytea's hex text. */
-	if (!(r = ps_pg_run(PSPG(s), "SELECT encoding, size, base, content FROM blobs WHERE sha = $1",
-			    &q, true, "read blob", &rc)))
+	if (!(r = ps_pg_run(PSPG(s), "SELECT encoding, size, ps_hex(base), content FROM blobs "
+			    "WHERE sha = ps_unhex($1)", &q, true, "read blob", &rc)))
 		return rc;
 	if (PQntuples(r) == 0) {
 		PQclear(r);
@@ -2259,12 +2395,15 @@ int ps_pg_blob_have(struct ps_store *s, const char *const *shas, size_t n, bool 
 			bool hex = shas[at + i][0] != '\0';
 			for (const char *c = shas[at + i]; *c; c++)
 				hex = hex && ((*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'f'));
-			ps_buf_printf(&arr, "%s%s", i ? "," : "", hex ? shas[at + i] : "0");
+			/* "00" is no blob id: what is not hex matches nothing. */
+			hex = hex && strlen(shas[at + i]) % 2 == 0;
+			ps_buf_printf(&arr, "%s%s", i ? "," : "", hex ? shas[at + i] : "00");
 		}
 		ps_buf_puts(&arr, "}");
 		text = ps_buf_take(&arr, NULL);
 		ps_pq_text(&q, text);
-		r = ps_pg_run(PSPG(s), "SELECT sha FROM blobs WHERE sha = ANY($1::text[])", &q, false,
+		r = ps_pg_run(PSPG(s), "SELECT ps_hex(sha) FROM blobs WHERE sha = ANY(ARRAY("
+			      "SELECT ps_unhex(x) FROM unnest($1::text[]) x))", &q, false,
 			      "look up blobs", &rc);
 		free(text);
 		if (!r)
@@ -2309,7 +2448,7 @@ int ps_pg_snapshot_missing_blobs(struct ps_store *s, int64_t project_id, int64_t
 		"SELECT fv.path, fv.mode, ps_hex(fv.sha), fv.size FROM file_versions fv "
 		"WHERE fv.project_id = $1 AND " VISIBLE_AT("$2") " "
 		"AND fv.mode != 57344 AND fv.size >= 0 AND fv.size <= $3 "
-		"AND NOT EXISTS (SELECT 1 FROM blobs b WHERE b.sha = ps_hex(fv.sha)) "
+		"AND NOT EXISTS (SELECT 1 FROM blobs b WHERE b.sha = fv.sha) "
 		"ORDER BY fv.path";
 	struct ps_pq q = { 0 };
 	int64_t snap;
@@ -2579,18 +2718,18 @@ int ps_pg_prune_blobs(struct ps_store *s, struct ps_prune_stats *out)
 	static const char running[] = "SELECT count(*) FROM syncs WHERE status = 'running'";
 	static const char any_unreferenced[] =
 		"SELECT count(*) FROM (SELECT 1 FROM blobs b WHERE NOT EXISTS "
-		"(SELECT 1 FROM file_versions f WHERE f.sha = ps_unhex(b.sha)) LIMIT 1) x";
+		"(SELECT 1 FROM file_versions f WHERE f.sha = b.sha) LIMIT 1) x";
 	/* The bytes freed are the stored (encoded) ones: octet_length reads the TOAST pointer's
 	 * size, not the content. */
 	static const char del[] =
 		"WITH gone AS (DELETE FROM blobs b WHERE NOT EXISTS "
-		"(SELECT 1 FROM file_versions f WHERE f.sha = ps_unhex(b.sha)) RETURNING octet_length(content) AS n) "
+		"(SELECT 1 FROM file_versions f WHERE f.sha = b.sha) RETURNING octet_length(content) AS n) "
 		"SELECT count(*), coalesce(sum(n), 0) FROM gone";
 	/* Kept deltas whose base goes: rewritten plain before the delete (blobs.c). */
 	static const char orphans[] =
-		"SELECT sha FROM blobs b WHERE base IS NOT NULL AND "
-		"EXISTS (SELECT 1 FROM file_versions f WHERE f.sha = ps_unhex(b.sha)) AND "
-		"NOT EXISTS (SELECT 1 FROM file_versions f WHERE f.sha = ps_unhex(b.base))";
+		"SELECT ps_hex(sha) FROM blobs b WHERE base IS NOT NULL AND "
+		"EXISTS (SELECT 1 FROM file_versions f WHERE f.sha = b.sha) AND "
+		"NOT EXISTS (SELECT 1 FROM file_versions f WHERE f.sha = b.base)";
 	struct ps_pq none = { 0 };
 	struct ps_strv keep = { 0 };
 	PGresult *r;
@@ -2679,8 +2818,7 @@ int ps_pg_stats(struct ps_store *s, int64_t project_id, struct ps_store_stats *o
 	static const char one_blobs[] =
 		"SELECT count(*), count(*) FILTER (WHERE encoding <> 0), coalesce(sum(size), 0), "
 		"coalesce(sum(octet_length(content)), 0), count(*) FILTER (WHERE encoding = 2) "
-		"FROM blobs WHERE sha IN "
-		"(SELECT ps_hex(sha) FROM file_versions WHERE project_id = $1)";
+		"FROM blobs WHERE sha IN (SELECT sha FROM file_versions WHERE project_id = $1)";
 	/* Every table of the schema projsync's tables are in, with its indexes and TOAST. */
 	static const char disk[] =
 		"SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c "

@@ -596,7 +596,7 @@ int ps_pg_code_unindexed(struct ps_store *s, int64_t project_id, struct ps_strv 
 		"SELECT DISTINCT ps_hex(fv.sha) COLLATE \"C\" AS sha FROM file_versions fv "
 		"WHERE " SOME_UNINDEXED "AND fv.project_id = $1 AND (fv.mode & 61440) = 32768 "
 		"AND NOT EXISTS (SELECT 1 FROM code_blobs c WHERE c.sha = fv.sha) "
-		"AND EXISTS (SELECT 1 FROM blobs b WHERE b.sha = ps_hex(fv.sha)) ORDER BY 1";
+		"AND EXISTS (SELECT 1 FROM blobs b WHERE b.sha = fv.sha) ORDER BY 1";
 	struct ps_pq q = { 0 };
 	struct ps_strv v = { 0 };
 	PGresult *r;
@@ -738,8 +738,8 @@ static int candidates(struct ps_store *s, int64_t project_id, int64_t at,
 	 * the cost). The two parts are disjoint: no row repeats. */
 	static const char head[] =
 		"WITH hit AS MATERIALIZED (SELECT m.sha FROM code_blobs m WHERE m.id = ANY($5::bigint[]) "
-		"UNION ALL SELECT ps_unhex(b.sha) FROM blobs b WHERE " SOME_UNINDEXED
-		"AND NOT EXISTS (SELECT 1 FROM code_blobs c WHERE c.sha = ps_unhex(b.sha))) ";
+		"UNION ALL SELECT b.sha FROM blobs b WHERE " SOME_UNINDEXED
+		"AND NOT EXISTS (SELECT 1 FROM code_blobs c WHERE c.sha = b.sha)) ";
 	static const char cols[] =
 		"SELECT fv.path, fv.mode, ps_hex(fv.sha), fv.size, cb.sha IS NOT NULL, cb.is_binary ";
 	static const char body[] = "FROM file_versions fv LEFT JOIN code_blobs cb ON cb.sha = fv.sha ";
@@ -750,7 +750,7 @@ static int candidates(struct ps_store *s, int64_t project_id, int64_t at,
 		"AND (fv.mode & 61440) = 32768 "
 		"AND ($3::bytea IS NULL OR fv.path >= $3) AND ($4::bytea IS NULL OR fv.path < $4) ";
 	static const char stored[] =
-		"AND (cb.sha IS NOT NULL OR EXISTS (SELECT 1 FROM blobs b WHERE b.sha = ps_hex(fv.sha))) ";
+		"AND (cb.sha IS NOT NULL OR EXISTS (SELECT 1 FROM blobs b WHERE b.sha = fv.sha)) ";
 	struct ps_code_candidate *v;
 	struct ps_pq p = { 0 };
 	struct ps_buf sql;

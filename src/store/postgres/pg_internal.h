@@ -102,6 +102,14 @@ int ps_pg_code_compact(struct ps_pg *g);
 void ps_pg_code_discard(struct ps_store *s);
 void ps_pg_code_free(struct ps_store *s);
 
+/* Schema 23's conversion of blob ids to bytea (migrations/0023_blob_ids.sql), run by
+ * ps_pg_migrate under the migration lock after the SQL migrations: batches of at most
+ * `batch_rows` rows (0: the default), each one transaction; a delta is converted only once its
+ * base was; the last step drops the hex columns. `after_row` (tests: NULL otherwise) is called
+ * after each batch's rows are converted, once per row, inside the batch's transaction. */
+int ps_pg_blob_convert(struct ps_store *s, size_t batch_rows,
+		       void (*after_row)(void *ud, size_t row), void *ud);
+
 /* Memory entries (pg_memory.c), called by pg.c inside its transactions. */
 int ps_pg_memory_finalize(struct ps_store *s, const struct ps_sync *sync);
 int ps_pg_memory_discard(struct ps_store *s, int64_t sync_id);

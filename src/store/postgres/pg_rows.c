@@ -11,12 +11,13 @@
 #include "util/error.h"
 #include "util/util.h"
 
-/* Object ids this backend keeps as bytea (schema 16); store copy speaks hex, the way the
+/* Object ids this backend keeps as bytea (schemas 16 and 23); store copy speaks hex, the way the
  * queries do. */
 static bool binary_sha(const struct ps_copy_table *t, const char *col)
 {
 	return (!strcmp(t->name, "file_versions") && !strcmp(col, "sha")) ||
-	       (!strcmp(t->name, "dir_trees") && !strcmp(col, "tree_sha"));
+	       (!strcmp(t->name, "dir_trees") && !strcmp(col, "tree_sha")) ||
+	       (!strcmp(t->name, "blobs") && (!strcmp(col, "sha") || !strcmp(col, "base")));
 }
 
 static void put_value(struct ps_pq *q, const struct ps_copy_col *col, const struct ps_copy_value *v)
@@ -57,7 +58,9 @@ int ps_pg_rows_each(struct ps_store *s, const struct ps_copy_table *t, ps_copy_r
 				ps_buf_printf(&b, "%s\"%s\"", k ? ", " : "", t->cols[k].name);
 			ps_buf_puts(&b, ") > (");
 			for (size_t k = 0; k < t->nkeys; k++) {
-				ps_buf_printf(&b, "%s$%zu", k ? ", " : "", k + 1);
+				ps_buf_printf(&b, binary_sha(t, t->cols[k].name) ? "%sps_unhex($%zu)"
+										 : "%s$%zu",
+					      k ? ", " : "", k + 1);
 				put_value(&q, &t->cols[k], &last[k]);
 			}
 			ps_buf_puts(&b, ")");

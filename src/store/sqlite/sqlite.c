@@ -327,10 +327,11 @@ int ps_sqlite_migrate(struct ps_store *s, int *from, int *to)
 		if ((rc = ps_store_commit(s)) < 0)
 			return rc;
 	}
-	/* Blobs written before schema 10 are compressed in resumable batches, outside the
-	 * one-transaction SQL migrations (migrations/0010_blob_encoding.sql). */
+	/* Blobs written before schema 10 are compressed, and those written before schema 23 get
+	 * 20-byte ids, in resumable batches outside the one-transaction SQL migrations
+	 * (migrations/0010_blob_encoding.sql, 0023_blob_ids.sql). */
 	if ((rc = ps_sqlite_blob_convert(s, 0, NULL, NULL)) < 0)
-		return ps_error_wrap(rc, "converting blobs to the compressed format: ");
+		return ps_error_wrap(rc, "converting blobs to the current format: ");
 	if (to)
 		*to = ps_store_schema_version();
 	return 0;
@@ -1675,7 +1676,7 @@ int ps_sqlite_snapshot_missing_blobs(struct ps_store *s, int64_t project_id, int
 		"SELECT fv.path, fv.mode, ps_hex(fv.sha), fv.size FROM file_versions fv "
 		"WHERE fv.project_id = ?1 AND " VISIBLE_AT("?2") " "
 		"AND fv.mode != 57344 AND fv.size >= 0 AND fv.size <= ?3 "
-		"AND NOT EXISTS (SELECT 1 FROM blobs b WHERE b.sha = ps_hex(fv.sha)) "
+		"AND NOT EXISTS (SELECT 1 FROM blobs b WHERE b.sha = fv.sha) "
 		"ORDER BY fv.path";
 	sqlite3_stmt *st;
 	int64_t snap;
@@ -1860,7 +1861,7 @@ static void bind_row(sqlite3_stmt *st, int i, const struct ps_blob_row *row)
 int ps_sqlite_blob_row_put(struct ps_store *s, const char *sha, const struct ps_blob_row *row)
 {
 	static const char sql[] = "INSERT OR IGNORE INTO blobs (sha, size, encoding, base, content) "
-				  "VALUES (?, ?, ?, ?, ?)";
+				  "VALUES (ps_unhex(?), ?, ?, ps_unhex(?), ?)";
 	sqlite3_stmt *st;
 	int rc;
 	bool have = false;
@@ -1885,7 +1886,8 @@ int ps_sqlite_blob_row_put(struct ps_store *s, const char *sha, const struct ps_
 
 int ps_sqlite_blob_row_replace(struct ps_store *s, const char *sha, const struct ps_blob_row *row)
 {
-	static const char sql[] = "UPDATE blobs SET encoding = ?, base = ?, content = ? WHERE sha = ?";
+	static const char sql[] = "UPDATE blobs SET encoding = ?, base = ps_unhex(?), content = ? "
+				  "WHERE sha = ps_unhex(?)";
 	sqlite3_stmt *st = stmt(s, sql);
 	int rc;
 
@@ -1902,7 +1904,8 @@ int ps_sqlite_blob_row_replace(struct ps_store *s, const char *sha, const struct
 
 int ps_sqlite_blob_row_get(struct ps_store *s, const char *sha, struct ps_blob_row *out)
 {
-	static const char sql[] = "SELECT encoding, size, base, content, 0 FROM blobs WHERE sha = ?";
+	static const char sql[] = "SELECT encoding, size, ps_hex(base), content, 0 FROM blobs "
+				  "WHERE sha = ps_unhex(?)";
 	/* Rows written before schema 10 that the conversion has not moved yet (sqlite_blobs.c). */
 	static const char raw_sql[] = "SELECT 0, size, NULL, content, 1 FROM blobs_raw WHERE sha = ?";
 	sqlite3_stmt *st = stmt(s, sql);
@@ -1951,9 +1954,9 @@ int ps_sqlite_blob_row_get(struct ps_store *s, const char *sha, struct ps_blob_r
 
 int ps_sqlite_blob_have(struct ps_store *s, const char *const *shas, size_t n, bool *have)
 {
-	static const char sql[] = "SELECT 1 FROM blobs WHERE sha = ?";
+	static const char sql[] = "SELECT 1 FROM blobs WHERE sha = ps_unhex(?)";
 	/* Until the schema-10 conversion finished, a blob may still be in blobs_raw. */
-	static const char raw_sql[] = "SELECT 1 FROM blobs WHERE sha = ?1 UNION ALL "
+	static const char raw_sql[] = "SELECT 1 FROM blobs WHERE sha = ps_unhex(?1) UNION ALL "
 				      "SELECT 1 FROM blobs_raw WHERE sha = ?1";
 	bool raw_left = ps_sqlite_blobs_raw_left(s);
 	sqlite3_stmt *st = stmt(s, raw_left ? raw_sql : sql);
@@ -2244,24 +2247,24 @@ int ps_sqlite_prune_blobs(struct ps_store *s, struct ps_prune_stats *out)
 		"SELECT count(*) FROM syncs WHERE status IN ('queued','running') AND status = 'running'";
 	static const char any_unreferenced[] =
 		"SELECT EXISTS (SELECT 1 FROM blobs b WHERE NOT EXISTS "
-		"(SELECT 1 FROM file_versions f WHERE f.sha = ps_unhex(b.sha)))";
+		"(SELECT 1 FROM file_versions f WHERE f.sha = b.sha))";
 	static const char measure[] =
 		"SELECT count(*) FROM blobs b WHERE NOT EXISTS "
-		"(SELECT 1 FROM file_versions f WHERE f.sha = ps_unhex(b.sha))";
+		"(SELECT 1 FROM file_versions f WHERE f.sha = b.sha)";
 	/* The bytes the store frees: length() of the stored (encoded) content, read from the row
 	 * header without decoding; rows still in blobs_raw (a conversion under way in another
 	 * process) are left for a later prune, once they have moved. */
 	static const char measure_bytes[] =
 		"SELECT coalesce(sum(length(content)), 0) FROM blobs b WHERE NOT EXISTS "
-		"(SELECT 1 FROM file_versions f WHERE f.sha = ps_unhex(b.sha))";
+		"(SELECT 1 FROM file_versions f WHERE f.sha = b.sha)";
 	static const char del[] =
 		"DELETE FROM blobs WHERE NOT EXISTS "
-		"(SELECT 1 FROM file_versions f WHERE f.sha = ps_unhex(blobs.sha))";
+		"(SELECT 1 FROM file_versions f WHERE f.sha = blobs.sha)";
 	/* Kept deltas whose base goes: rewritten plain before the delete (blobs.c). */
 	static const char orphans[] =
-		"SELECT sha FROM blobs b WHERE base IS NOT NULL AND "
-		"EXISTS (SELECT 1 FROM file_versions f WHERE f.sha = ps_unhex(b.sha)) AND "
-		"NOT EXISTS (SELECT 1 FROM file_versions f WHERE f.sha = ps_unhex(b.base))";
+		"SELECT ps_hex(sha) FROM blobs b WHERE base IS NOT NULL AND "
+		"EXISTS (SELECT 1 FROM file_versions f WHERE f.sha = b.sha) AND "
+		"NOT EXISTS (SELECT 1 FROM file_versions f WHERE f.sha = b.base)";
 	struct ps_strv keep = { 0 };
 	sqlite3_stmt *st;
 	int rc = 0, step;

@@ -1,6 +1,7 @@
 /*
- * The SQLite backend's blob housekeeping: the resumable conversion of blobs written before
- * schema 10 to the blob codec, and the figures of `projsync stats`. ps_store_blob_put/get live in
+ * The SQLite backend's blob housekeeping: the resumable conversions of blobs written before
+ * schema 10 to the blob codec and of those written before schema 23 to 20-byte ids, and the
+ * figures of `projsync stats`. ps_store_blob_put/get live in
  * sqlite.c beside the other hot paths.
  */
 #include <sqlite3.h>
@@ -17,22 +18,36 @@
 #define CONVERT_BATCH_ROWS 256
 #define CONVERT_BATCH_BYTES (32u << 20)
 
-bool ps_sqlite_blobs_raw_left(struct ps_store *s)
+static bool table_left(struct ps_store *s, const char *sql, bool *gone)
 {
-	static const char sql[] = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
-				  "name = 'blobs_raw'";
 	sqlite3_stmt *st;
 
 	/* Once gone it never comes back: stop asking. */
-	if (s->blobs_raw_gone)
+	if (*gone)
 		return false;
 	st = ps_sqlite_stmt(s, sql);
 	if (!st)
 		return true;
 	if (sqlite3_step(st) != SQLITE_ROW)
-		s->blobs_raw_gone = true;
+		*gone = true;
 	sqlite3_reset(st);
-	return !s->blobs_raw_gone;
+	return !*gone;
+}
+
+bool ps_sqlite_blobs_raw_left(struct ps_store *s)
+{
+	static const char sql[] = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
+				  "name = 'blobs_raw'";
+
+	return table_left(s, sql, &s->blobs_raw_gone);
+}
+
+bool ps_sqlite_blobs_hex_left(struct ps_store *s)
+{
+	static const char sql[] = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
+				  "name = 'blobs_hex'";
+
+	return table_left(s, sql, &s->blobs_hex_gone);
 }
 
 struct raw_row {
@@ -87,7 +102,7 @@ static int read_batch(struct ps_store *s, size_t batch_rows, struct raw_row **ou
 static int move_row(struct ps_store *s, const struct raw_row *r)
 {
 	static const char ins[] = "INSERT OR IGNORE INTO blobs (sha, size, encoding, content) "
-				  "VALUES (?, ?, ?, ?)";
+				  "VALUES (ps_unhex(?), ?, ?, ?)";
 	static const char del[] = "DELETE FROM blobs_raw WHERE sha = ?";
 	char actual[PS_SHA_HEX];
 	void *enc_data = NULL;
@@ -122,8 +137,47 @@ static int move_row(struct ps_store *s, const struct raw_row *r)
 	return ps_sqlite_step_done(s, st, "move a blob");
 }
 
-/* One batch in its own transaction; *more = false once blobs_raw was empty and is dropped. */
-static int convert_batch(struct ps_store *s, size_t batch_rows,
+/* The rows of the next schema-23 batch: the first rows of blobs_hex, up to ?1 rows and ?2 bytes
+ * (the first always), with their whole delta families (bases and deltas, transitively): in
+ * either table a delta's base must be there at commit (migrations/0023). The two statements
+ * that use it read the same rows, blobs_hex not changing between them. */
+#define HEX_BATCH                                                                               \
+	"WITH RECURSIVE seed AS (SELECT id, sha, length(content) AS len FROM blobs_hex "        \
+	"ORDER BY id LIMIT ?1), "                                                               \
+	"pick(sha) AS (SELECT sha FROM (SELECT sha, sum(len) OVER (ORDER BY id) - len AS "      \
+	"before FROM seed) WHERE before < ?2 "                                                  \
+	"UNION SELECT h.base FROM blobs_hex h JOIN pick p ON h.sha = p.sha "                    \
+	"WHERE h.base IS NOT NULL "                                                             \
+	"UNION SELECT h.sha FROM blobs_hex h JOIN pick p ON h.base = p.sha) "
+
+/* Moves one batch of blobs_hex into blobs, in the caller's transaction; *n: the rows moved.
+ * SQLite copies the rows itself: no content passes through this process. */
+static int move_hex_batch(struct ps_store *s, size_t batch_rows, size_t *n)
+{
+	static const char ins[] =
+		HEX_BATCH "INSERT OR IGNORE INTO blobs (sha, size, encoding, base, content) "
+		"SELECT ps_unhex(sha), size, encoding, ps_unhex(base), content FROM blobs_hex "
+		"WHERE sha IN (SELECT sha FROM pick) ORDER BY id";
+	static const char del[] = HEX_BATCH "DELETE FROM blobs_hex WHERE sha IN (SELECT sha FROM pick)";
+	sqlite3_stmt *st;
+	int rc;
+
+	*n = 0;
+	for (int i = 0; i < 2; i++) {
+		if (!(st = ps_sqlite_stmt(s, i ? del : ins)))
+			return PS_ESTORE;
+		sqlite3_bind_int64(st, 1, (sqlite3_int64)batch_rows);
+		sqlite3_bind_int64(st, 2, (sqlite3_int64)CONVERT_BATCH_BYTES);
+		if ((rc = ps_sqlite_step_done(s, st, "convert blob ids")) < 0)
+			return rc;
+	}
+	*n = (size_t)sqlite3_changes(s->db);
+	return 0;
+}
+
+/* One batch in its own transaction, of blobs_raw (`hex` false) or blobs_hex; *more = false
+ * once the table was empty and is dropped. */
+static int convert_batch(struct ps_store *s, bool hex, size_t batch_rows,
 			 void (*after_row)(void *ud, size_t row), void *ud, size_t *row_no,
 			 bool *more)
 {
@@ -139,24 +193,35 @@ static int convert_batch(struct ps_store *s, size_t batch_rows,
 		return rc;
 	/* Read inside the transaction: two processes opening the same store take turns, and
 	 * neither moves a row the other already moved. */
-	if (!ps_sqlite_blobs_raw_left(s)) {
+	if (!(hex ? ps_sqlite_blobs_hex_left(s) : ps_sqlite_blobs_raw_left(s))) {
 		ps_store_rollback(s);
 		return 0;
 	}
-	if ((rc = read_batch(s, batch_rows, &rows, &n)) < 0)
-		goto out;
-	for (size_t i = 0; i < n; i++) {
-		if ((rc = move_row(s, &rows[i])) < 0)
+	if (hex) {
+		if ((rc = move_hex_batch(s, batch_rows, &n)) < 0)
 			goto out;
-		if (after_row)
+		for (size_t i = 0; i < n && after_row; i++)
 			after_row(ud, (*row_no)++);
+	} else {
+		if ((rc = read_batch(s, batch_rows, &rows, &n)) < 0)
+			goto out;
+		for (size_t i = 0; i < n; i++) {
+			if ((rc = move_row(s, &rows[i])) < 0)
+				goto out;
+			if (after_row)
+				after_row(ud, (*row_no)++);
+		}
 	}
 	if (n == 0) {
 		/* Everything moved: the old table goes, and readers stop looking in it. */
-		rc = sqlite3_exec(s->db, "DROP TABLE blobs_raw; UPDATE blob_conversion SET done = 1",
+		rc = sqlite3_exec(s->db,
+				  hex ? "DROP TABLE blobs_hex"
+				      : "DROP TABLE blobs_raw; UPDATE blob_conversion SET done = 1",
 				  NULL, NULL, NULL) == SQLITE_OK
 			     ? 0
 			     : ps_sqlite_error(s, "finish the blob conversion");
+	} else if (hex) {
+		rc = 0;
 	} else if (!(st = ps_sqlite_stmt(s, count))) {
 		rc = PS_ESTORE;
 	} else {
@@ -164,7 +229,7 @@ static int convert_batch(struct ps_store *s, size_t batch_rows,
 		rc = ps_sqlite_step_done(s, st, "count converted blobs");
 	}
 out:
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; rows && i < n; i++) {
 		free(rows[i].sha);
 		free(rows[i].data);
 	}
@@ -183,15 +248,21 @@ int ps_sqlite_blob_convert(struct ps_store *s, size_t batch_rows,
 			   void (*after_row)(void *ud, size_t row), void *ud)
 {
 	size_t row_no = 0;
-	bool more = true;
 	int rc = 0;
 
 	if (batch_rows == 0)
 		batch_rows = CONVERT_BATCH_ROWS;
-	/* A converted store is not written to at all (a read-only store opens as before). */
-	while (more && ps_sqlite_blobs_raw_left(s))
-		if ((rc = convert_batch(s, batch_rows, after_row, ud, &row_no, &more)) < 0)
-			return rc;
+	/* Schema 10's first: its rows go into the schema-23 table (a store older than 10 runs
+	 * every SQL migration before either conversion). A converted store is not written to at
+	 * all (a read-only store opens as before). */
+	for (int hex = 0; hex < 2; hex++) {
+		bool more = true;
+
+		while (more && (hex ? ps_sqlite_blobs_hex_left(s) : ps_sqlite_blobs_raw_left(s)))
+			if ((rc = convert_batch(s, hex, batch_rows, after_row, ud, &row_no,
+						&more)) < 0)
+				return rc;
+	}
 	return 0;
 }
 
@@ -240,8 +311,7 @@ int ps_sqlite_stats(struct ps_store *s, int64_t project_id, struct ps_store_stat
 	static const char one_blobs[] =
 		"SELECT count(*), coalesce(sum(encoding <> 0), 0), coalesce(sum(size), 0), "
 		"coalesce(sum(length(content)), 0), coalesce(sum(encoding = 2), 0) FROM blobs "
-		"WHERE sha IN "
-		"(SELECT ps_hex(sha) FROM file_versions WHERE project_id = ?1)";
+		"WHERE sha IN (SELECT sha FROM file_versions WHERE project_id = ?1)";
 	struct ps_store_stats st = { 0 };
 	int64_t v[5];
 	int rc;

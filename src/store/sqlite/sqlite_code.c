@@ -615,7 +615,7 @@ int ps_sqlite_code_unindexed(struct ps_store *s, int64_t project_id, struct ps_s
 		"SELECT DISTINCT ps_hex(fv.sha) FROM file_versions fv "
 		"WHERE fv.project_id = ? AND (fv.mode & 61440) = 32768 "
 		"AND NOT EXISTS (SELECT 1 FROM code_blobs c WHERE c.sha = fv.sha) "
-		"AND EXISTS (SELECT 1 FROM blobs b WHERE b.sha = ps_hex(fv.sha)) ORDER BY 1";
+		"AND EXISTS (SELECT 1 FROM blobs b WHERE b.sha = fv.sha) ORDER BY 1";
 	sqlite3_stmt *st = ps_sqlite_stmt(s, sql);
 	struct ps_strv v = { 0 };
 	int rc;
@@ -795,7 +795,7 @@ static int candidates(struct ps_store *s, int64_t project_id, int64_t at,
 	static const char all_sql[] =
 		"SELECT fv.path, fv.mode, ps_hex(fv.sha), fv.size, cb.id, cb.binary "
 		"FROM file_versions fv LEFT JOIN code_blobs cb ON cb.sha = fv.sha " CANDIDATE_WHERE
-		"AND (cb.id IS NOT NULL OR EXISTS (SELECT 1 FROM blobs b WHERE b.sha = ps_hex(fv.sha))) "
+		"AND (cb.id IS NOT NULL OR EXISTS (SELECT 1 FROM blobs b WHERE b.sha = fv.sha)) "
 		"ORDER BY fv.path LIMIT ?6";
 	/*
 	 * With a query the blobs come first: those whose document matches (few for a rare
@@ -814,8 +814,8 @@ static int candidates(struct ps_store *s, int64_t project_id, int64_t at,
 		"FROM hit h CROSS JOIN file_versions fv ON fv.sha = h.sha " \
 		"LEFT JOIN code_blobs cb ON cb.sha = fv.sha " CANDIDATE_WHERE "ORDER BY fv.path LIMIT ?6"
 	static const char match_sql[] = MATCH_SQL(
-		"UNION ALL SELECT ps_unhex(b.sha) FROM blobs b "
-		"WHERE NOT EXISTS (SELECT 1 FROM code_blobs c WHERE c.sha = ps_unhex(b.sha))");
+		"UNION ALL SELECT b.sha FROM blobs b "
+		"WHERE NOT EXISTS (SELECT 1 FROM code_blobs c WHERE c.sha = b.sha)");
 	/* The same when code_unindexed says every stored blob is indexed (migration 0014). */
 	static const char match_indexed_sql[] = MATCH_SQL("");
 #undef MATCH_SQL
@@ -829,7 +829,7 @@ static int candidates(struct ps_store *s, int64_t project_id, int64_t at,
 	static const char walk_sql[] =
 		"SELECT fv.path, fv.mode, ps_hex(fv.sha), fv.size, cb.id, cb.binary "
 		"FROM file_versions fv LEFT JOIN code_blobs cb ON cb.sha = fv.sha " CANDIDATE_WHERE
-		"AND (CASE WHEN cb.id IS NULL THEN EXISTS (SELECT 1 FROM blobs b WHERE b.sha = ps_hex(fv.sha)) "
+		"AND (CASE WHEN cb.id IS NULL THEN EXISTS (SELECT 1 FROM blobs b WHERE b.sha = fv.sha) "
 		"ELSE ps_code_hit(?5, cb.id) END) ORDER BY fv.path LIMIT ?6";
 	struct ps_code_candidate *v = NULL;
 	size_t count = 0, cap = 0;

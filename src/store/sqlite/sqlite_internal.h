@@ -22,6 +22,7 @@ struct ps_store {
 	bool tx_aborted;
 	struct ps_blobcodec *codec; /* store/blobcodec.h: blob content at rest */
 	bool blobs_raw_gone;        /* the schema-10 conversion finished (sqlite_blobs.c) */
+	bool blobs_hex_gone;        /* the schema-23 conversion finished (sqlite_blobs.c) */
 	struct ps_sqlite_code *code; /* the code index's postings of this transaction (sqlite_code.c) */
 	struct {
 		const char *sql; /* cached by the address of a string literal */
@@ -80,15 +81,19 @@ int ps_sqlite_trees_finalize(struct ps_store *s, const struct ps_sync *sync,
 int ps_sqlite_trees_discard(struct ps_store *s, int64_t sync_id);
 int ps_sqlite_trees_purge(struct ps_store *s, int64_t project_id);
 int ps_sqlite_trees_remove_project(struct ps_store *s, int64_t project_id);
-/* Blobs (sqlite_blobs.c). The conversion of blobs written before schema 10 (the rows left in
- * blobs_raw, migrations/0010) to the blob codec, run by ps_store_migrate after the SQL
- * migrations: bounded batches of at most `batch_rows` rows (0: the default), each one
- * transaction that inserts the encoded rows into blobs and deletes them from blobs_raw, so an
- * interrupted run loses nothing and resumes with the rows left. `after_row` (tests: NULL
- * otherwise) is called after each row is moved, inside the batch's transaction. */
+/* Blobs (sqlite_blobs.c). The conversions of blobs written before schema 10 (the rows left in
+ * blobs_raw, migrations/0010) to the blob codec, then of those written before schema 23 (the
+ * rows left in blobs_hex, migrations/0023) to 20-byte ids, run by ps_store_migrate after the
+ * SQL migrations: bounded batches of at most `batch_rows` rows (0: the default; a schema-23
+ * batch also takes the whole delta families of its rows), each one transaction that inserts the
+ * converted rows into blobs and deletes them from the old table, so an interrupted run loses
+ * at most one batch and resumes with the rows left. `after_row` (tests: NULL otherwise) is
+ * called after each row is moved, inside the batch's transaction. */
 int ps_sqlite_blob_convert(struct ps_store *s, size_t batch_rows,
 			   void (*after_row)(void *ud, size_t row), void *ud);
 /* True while blobs_raw exists: readers look there for what blobs lacks. */
 bool ps_sqlite_blobs_raw_left(struct ps_store *s);
+/* True while blobs_hex exists (only while a conversion runs: open finishes it). */
+bool ps_sqlite_blobs_hex_left(struct ps_store *s);
 
 #endif

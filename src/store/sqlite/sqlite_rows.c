@@ -12,18 +12,19 @@
 #include "util/util.h"
 
 /* While a conversion of blobs written before schema 10 is under way (sqlite_blobs.c), the rows
- * it has not moved yet are in blobs_raw, raw: the copy reads both tables as one (a row is in
- * exactly one of them, moves being one transaction each). */
+ * it has not moved yet are in blobs_raw, raw and with hex ids: the copy reads both tables as
+ * one (a row is in exactly one of them, moves being one transaction each). */
 static const char blobs_with_raw[] =
 	"(SELECT sha, size, encoding, content, base FROM blobs UNION ALL "
-	"SELECT sha, size, 0 AS encoding, content, NULL AS base FROM blobs_raw) AS blobs";
+	"SELECT ps_unhex(sha), size, 0 AS encoding, content, NULL AS base FROM blobs_raw) AS blobs";
 
-/* Object ids this backend keeps as 20 bytes (schema 16); store copy speaks hex, the way the
+/* Object ids this backend keeps as 20 bytes (schemas 16 and 23); store copy speaks hex, the way the
  * queries do. */
 static bool binary_sha(const struct ps_copy_table *t, const char *col)
 {
 	return (!strcmp(t->name, "file_versions") && !strcmp(col, "sha")) ||
-	       (!strcmp(t->name, "dir_trees") && !strcmp(col, "tree_sha"));
+	       (!strcmp(t->name, "dir_trees") && !strcmp(col, "tree_sha")) ||
+	       (!strcmp(t->name, "blobs") && (!strcmp(col, "sha") || !strcmp(col, "base")));
 }
 
 static char *select_sql(struct ps_store *s, const struct ps_copy_table *t, bool after)
@@ -45,7 +46,8 @@ static char *select_sql(struct ps_store *s, const struct ps_copy_table *t, bool 
 			ps_buf_printf(&b, "%s\"%s\"", k ? ", " : "", t->cols[k].name);
 		ps_buf_puts(&b, ") > (");
 		for (size_t k = 0; k < t->nkeys; k++)
-			ps_buf_puts(&b, k ? ", ?" : "?");
+			ps_buf_printf(&b, "%s%s", k ? ", " : "",
+				      binary_sha(t, t->cols[k].name) ? "ps_unhex(?)" : "?");
 		ps_buf_puts(&b, ")");
 	}
 	ps_buf_puts(&b, " ORDER BY ");
