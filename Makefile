@@ -10,7 +10,8 @@ FUZZ_TARGETS ?= $(sort $(notdir $(wildcard fuzz/corpus/*)))
 PYTHON     ?= /usr/bin/python3
 # The integration suites run on this many pytest processes (pytest-xdist): most of a test is
 # waiting on a server, git or PostgreSQL, so two processes on two cores take ~2/3 of the time.
-# PYTEST_WORKERS=0 runs them in this process, one at a time.
+# PYTEST_WORKERS=0 runs them in this process, one at a time. Tests marked `serial` (they restart
+# the PostgreSQL server every test shares) run alone afterwards.
 PYTEST_WORKERS ?= 2
 DATA       ?= $(CURDIR)/.run
 export PROJSYNC_DB ?= $(DATA)/projsync.db
@@ -53,8 +54,9 @@ test: test-deps $(BUILD_SAN)/build.ninja
 	ninja -C $(BUILD_SAN)
 	tests/pg/with-pg sh -c '\
 	  meson test -C $(BUILD_SAN) --print-errorlogs --num-processes 2 && \
-	  SCREENSHOT_DIR=$(CURDIR)/$(BUILD_SAN)/screenshots PROJSYNC_BIN=$(CURDIR)/$(BUILD_SAN)/projsync \
-	  $(PYTHON) -m pytest -q -n $(PYTEST_WORKERS) tests/integration tests/fakehub'
+	  export SCREENSHOT_DIR=$(CURDIR)/$(BUILD_SAN)/screenshots PROJSYNC_BIN=$(CURDIR)/$(BUILD_SAN)/projsync && \
+	  $(PYTHON) -m pytest -q -n $(PYTEST_WORKERS) -m "not serial" tests/integration tests/fakehub && \
+	  $(PYTHON) -m pytest -q -m serial tests/integration tests/fakehub'
 
 unit: test-deps $(BUILD_SAN)/build.ninja
 	ninja -C $(BUILD_SAN)
@@ -63,7 +65,8 @@ unit: test-deps $(BUILD_SAN)/build.ninja
 integration: test-deps $(BUILD_SAN)/build.ninja
 	ninja -C $(BUILD_SAN)
 	SCREENSHOT_DIR=$(CURDIR)/$(BUILD_SAN)/screenshots PROJSYNC_BIN=$(CURDIR)/$(BUILD_SAN)/projsync \
-	  tests/pg/with-pg $(PYTHON) -m pytest -q -n $(PYTEST_WORKERS) tests/integration tests/fakehub
+	  tests/pg/with-pg sh -c '$(PYTHON) -m pytest -q -n $(PYTEST_WORKERS) -m "not serial" \
+	  tests/integration tests/fakehub && $(PYTHON) -m pytest -q -m serial tests/integration tests/fakehub'
 
 # The soak run (tests/soak/soak.py): SOAK_MINUTES (default 30) of syncs, 1,000 SSE watchers,
 # API reads, CLI syncs killed and GitHub faults against one server, then its checks. `make

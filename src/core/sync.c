@@ -1888,13 +1888,6 @@ static struct ps_sync_run *run_new(struct ps_sync_ctx *ctx)
 	return run;
 }
 
-/* A limit set before it had a bound (model.h): no blob the store cannot hold is fetched. */
-static void clamp_blob_limit(struct ps_project *p)
-{
-	if (p->max_blob_size > PS_MAX_BLOB_SIZE_LIMIT)
-		p->max_blob_size = PS_MAX_BLOB_SIZE_LIMIT;
-}
-
 int ps_sync_begin(struct ps_sync_run **out, struct ps_sync_ctx *ctx, const char *project,
 		  const struct ps_sync_opts *opts)
 {
@@ -1904,7 +1897,6 @@ int ps_sync_begin(struct ps_sync_run **out, struct ps_sync_ctx *ctx, const char 
 
 	if ((rc = ps_store_project_get(ctx->store, project, &run->project)) < 0)
 		goto fail;
-	clamp_blob_limit(run->project);
 	branch = opts && opts->branch ? opts->branch : run->project->branch;
 	run->want_branch = ps_strdup(branch);
 	/* Following the default branch: the branch stays empty until prepare asks the source
@@ -1928,7 +1920,6 @@ int ps_sync_resume(struct ps_sync_run **out, struct ps_sync_ctx *ctx, int64_t sy
 	if ((rc = ps_store_sync_get(ctx->store, sync_id, &run->sync)) < 0 ||
 	    (rc = ps_store_project_get_by_id(ctx->store, run->sync->project_id, &run->project)) < 0)
 		goto fail;
-	clamp_blob_limit(run->project);
 	if (run->sync->status != PS_SYNC_RUNNING) {
 		rc = ps_error_set(PS_ECONFLICT, "not_running", "sync %lld is %s, not running",
 				  (long long)sync_id, ps_sync_status_name(run->sync->status));

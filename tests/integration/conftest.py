@@ -58,6 +58,9 @@ def pytest_report_header(config):
 
 
 def pytest_configure(config):
+    # make test runs the suites on several processes (pytest-xdist), then the `serial` tests
+    # alone: they restart what every test shares (the PostgreSQL server of tests/pg/with-pg).
+    config.addinivalue_line("markers", "serial: run alone, after the parallel part")
     config.addinivalue_line("markers", "sqlite_only: about SQLite files, not run on PostgreSQL")
 
 

@@ -243,6 +243,7 @@ def pg_restart():
                    stdin=subprocess.DEVNULL, timeout=90)
 
 
+@pytest.mark.serial
 def test_database_restart_under_a_running_node(cluster):
     if not os.environ.get("PROJSYNC_TEST_PG_DATA"):
         pytest.skip("needs the private server of tests/pg/with-pg (PROJSYNC_TEST_PG_DATA)")

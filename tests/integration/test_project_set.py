@@ -2,7 +2,9 @@
 `project set`: changed settings take effect on the next sync, what is not given stays, and bad
 input changes nothing.
 """
-from conftest import one_error_line
+import sqlite3
+
+from conftest import ROOT, one_error_line, psql
 
 
 def test_settings_apply_to_the_next_sync(ps, repo):
@@ -55,3 +57,24 @@ def test_bad_input_changes_nothing(ps, repo):
     assert ps("project", "show", "q").rc == 3
     p = ps.json("project", "set", "p", "--max-blob-size", "256M", "--keep-days", "36500")
     assert p["max_blob_size"] == 256 * 2 ** 20 and p["keep_days"] == 36500
+
+
+def test_settings_stored_over_the_bounds_are_brought_within_them(ps, repo):
+    """Before schema 24 a project could hold any max_blob_size and keep_days; the upgrade brings
+    them within today's bounds, so `project show` (and a client writing a project back) sees
+    values the API accepts, and a sync never asks for more than the store can hold."""
+    repo.write("a.txt", "a\n")
+    repo.commit("c1")
+    ps.add("p", str(repo.path), "--keep-days", "7")
+    names = sorted(p.name for p in (ROOT / "src/store/sqlite/migrations").glob("*.sql"))
+    before = names.index("0024_setting_bounds.sql")
+    set_old = "UPDATE projects SET max_blob_size = 1073741824, keep_days = 99999"
+    if ps.backend == "pg":
+        psql(ps.db, f"{set_old}; DELETE FROM projsync_schema WHERE version > {before}")
+    else:
+        with sqlite3.connect(ps.db) as db:
+            db.execute(set_old)
+            db.execute(f"PRAGMA user_version = {before}")
+    p = ps.json("project", "show", "p")
+    assert p["max_blob_size"] == 256 << 20 and p["keep_days"] == 36500
+    assert ps.sync("p")["status"] == "succeeded"

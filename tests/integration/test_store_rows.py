@@ -8,10 +8,13 @@ has, the same diffs and code search results; and syncing goes on from it.
 import json
 import re
 import sqlite3
+import time
 from pathlib import Path
 
+import pytest
+
 from conftest import (PG_UNDO_CODE_IDS, PG_UNDO_CODE_OWN, PG_UNDO_THIN_TREES, psql,
-                      sqlite_undo_code_ids, sqlite_undo_code_own, sqlite_undo_thin_trees)
+                      sqlite_undo_blob_ids, sqlite_undo_code_ids, sqlite_undo_code_own, sqlite_undo_thin_trees)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -280,3 +283,32 @@ def test_schema18_code_index_converts_in_place(ps, repo):
     assert ps.json("grep", "-F", "umlaut", "p") == found
     assert [m["path"] for m in ps.json("grep", "-F", "333", "p")] == ["src/lib/f3.c"]
     check_exact(ps, repo, syncs[-1:])
+
+
+def test_two_processes_upgrading_one_sqlite_store_both_open_it(ps, repo):
+    """A server and a CLI opening a store of the previous schema at the same moment (after an
+    upgrade) both open it: the second to get the write lock finds the step applied and skips it,
+    rather than running it again and failing (0023's tables would exist twice)."""
+    if ps.backend != "sqlite":
+        pytest.skip("SQLite's migration runner; PostgreSQL's reads the version under its lock")
+    repo.write("a.txt", "one\n")
+    repo.commit()
+    ps.add("p", str(repo.path))
+    ps.sync("p")
+    names = sorted(p.name for p in (ROOT / "src/store/sqlite/migrations").glob("*.sql"))
+    before = names.index("0023_blob_ids.sql")
+    con = sqlite3.connect(ps.db)
+    sqlite_undo_blob_ids(con)
+    con.execute(f"PRAGMA user_version = {before}")
+    con.commit()
+    # Both read the old version, then wait for the write lock this connection holds.
+    con.execute("BEGIN IMMEDIATE")
+    procs = [ps.popen("stats", "--json") for _ in range(2)]
+    time.sleep(0.5)
+    con.rollback()
+    con.close()
+    for p in procs:
+        out, err = p.communicate(timeout=60)
+        assert p.returncode == 0, err
+        assert json.loads(out)["store"]["blobs"] == 1
+    assert ps.ok("cat", "p", "a.txt").out == "one\n"

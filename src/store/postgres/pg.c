@@ -660,8 +660,20 @@ int ps_pg_blob_convert(struct ps_store *s, size_t batch_rows,
 		if (!rows)
 			break;
 		if (!pass_moved) {
-			rc = ps_error_set(PS_ESTORE, "blob_base_missing",
-					  "some delta blobs name a base that is not stored");
+			/* Only a store changed behind projsync's back gets here (the foreign key
+			 * keeps bases): name one such blob, for whoever repairs it. */
+			PGresult *e = ps_pg_run(g, "SELECT sha_hex, base_hex FROM blobs WHERE "
+						"sha_hex IS NOT NULL ORDER BY sha_hex LIMIT 1",
+						NULL, false, "look for hex blob ids", &rc);
+			if (e && PQntuples(e) == 1)
+				rc = ps_error_set(PS_ESTORE, "blob_base_missing",
+						  "delta blob %s names base %s, which is not stored "
+						  "(and so may others): its content cannot be read",
+						  PQgetvalue(e, 0, 0), PQgetvalue(e, 0, 1));
+			else if (e)
+				rc = ps_error_set(PS_ESTORE, "blob_base_missing",
+						  "some delta blobs name a base that is not stored");
+			PQclear(e);
 			goto out;
 		}
 		free(last);

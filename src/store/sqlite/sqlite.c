@@ -314,9 +314,27 @@ int ps_sqlite_migrate(struct ps_store *s, int *from, int *to)
 	}
 	for (size_t i = (size_t)version; i < ps_migrations_count; i++) {
 		char pragma[64];
+		int now;
 
 		if ((rc = ps_store_begin(s)) < 0)
 			return rc;
+		/* Read again under the write lock: another process opening the store at the same
+		 * moment may have applied this step since (a server and a CLI after an upgrade);
+		 * running it twice fails (its tables exist) or, worse, would apply it twice. */
+		if ((rc = user_version(s, &now)) < 0) {
+			ps_store_rollback(s);
+			return rc;
+		}
+		if ((size_t)now > i) {
+			ps_store_rollback(s);
+			if (now > ps_store_schema_version())
+				return ps_error_set(PS_ESTORE, "schema_too_new",
+						    "store %s has schema version %d, newer than this "
+						    "projsync knows (%d): upgrade projsync",
+						    s->path, now, ps_store_schema_version());
+			i = (size_t)now - 1;
+			continue;
+		}
 		snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %zu", i + 1);
 		if (exec(s, ps_migrations[i].text, ps_migrations[i].name) < 0 ||
 		    exec(s, pragma, "set schema version") < 0) {

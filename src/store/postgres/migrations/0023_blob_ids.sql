@@ -27,6 +27,8 @@ ALTER TABLE blobs DROP CONSTRAINT blobs_pkey;
 ALTER TABLE blobs RENAME COLUMN sha TO sha_hex;
 ALTER TABLE blobs RENAME COLUMN base TO base_hex;
 ALTER TABLE blobs ALTER COLUMN sha_hex DROP NOT NULL;
+-- A node of the previous version still running fails on these columns (its text ids meet
+-- bytea: no operator), rather than storing rows no lookup finds.
 ALTER TABLE blobs ADD COLUMN sha bytea, ADD COLUMN base bytea;
 -- Becomes the primary key once every row has its sha (ALTER TABLE ... USING INDEX).
 CREATE UNIQUE INDEX blobs_pkey ON blobs(sha);

@@ -27,12 +27,17 @@ ALTER TABLE blobs RENAME TO blobs_hex;
 
 CREATE TABLE blobs (
     id       INTEGER PRIMARY KEY,
-    sha      BLOB NOT NULL UNIQUE,                 -- 20 bytes
+    sha      BLOB NOT NULL UNIQUE                  -- 20 bytes
+             CHECK (typeof(sha) = 'blob' AND length(sha) = 20),
     size     INTEGER NOT NULL,
     encoding INTEGER NOT NULL DEFAULT 0,
-    base     BLOB REFERENCES blobs(sha) DEFERRABLE INITIALLY DEFERRED,
+    base     BLOB REFERENCES blobs(sha) DEFERRABLE INITIALLY DEFERRED
+             CHECK (base IS NULL OR (typeof(base) = 'blob' AND length(base) = 20)),
     content  BLOB NOT NULL
 );
+-- The CHECKs: a process of the previous version still running (a server the upgrade has not
+-- restarted) would store its 40 hex digits here as text, rows no lookup by bytes ever finds;
+-- it fails instead.
 CREATE INDEX blobs_delta_base ON blobs(base) WHERE base IS NOT NULL;
 
 -- code_unindexed (0014) keeps counting the stored blobs code_blobs lacks: a row leaving
