@@ -55,7 +55,7 @@ test: test-deps $(BUILD_SAN)/build.ninja
 	tests/pg/with-pg sh -c '\
 	  meson test -C $(BUILD_SAN) --print-errorlogs --num-processes 2 && \
 	  export SCREENSHOT_DIR=$(CURDIR)/$(BUILD_SAN)/screenshots PROJSYNC_BIN=$(CURDIR)/$(BUILD_SAN)/projsync && \
-	  $(PYTHON) -m pytest -q -n $(PYTEST_WORKERS) -m "not serial" tests/integration tests/fakehub && \
+	  $(PYTHON) -m pytest -q -n $(PYTEST_WORKERS) --dist loadgroup -m "not serial" tests/integration tests/fakehub && \
 	  $(PYTHON) -m pytest -q -m serial tests/integration tests/fakehub'
 
 unit: test-deps $(BUILD_SAN)/build.ninja
@@ -65,7 +65,7 @@ unit: test-deps $(BUILD_SAN)/build.ninja
 integration: test-deps $(BUILD_SAN)/build.ninja
 	ninja -C $(BUILD_SAN)
 	SCREENSHOT_DIR=$(CURDIR)/$(BUILD_SAN)/screenshots PROJSYNC_BIN=$(CURDIR)/$(BUILD_SAN)/projsync \
-	  tests/pg/with-pg sh -c '$(PYTHON) -m pytest -q -n $(PYTEST_WORKERS) -m "not serial" \
+	  tests/pg/with-pg sh -c '$(PYTHON) -m pytest -q -n $(PYTEST_WORKERS) --dist loadgroup -m "not serial" \
 	  tests/integration tests/fakehub && $(PYTHON) -m pytest -q -m serial tests/integration tests/fakehub'
 
 # The soak run (tests/soak/soak.py): SOAK_MINUTES (default 30) of syncs, 1,000 SSE watchers,

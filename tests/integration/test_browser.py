@@ -19,6 +19,10 @@ import pytest
 from conftest import GIT_ENV, ROOT, wait_for
 from server_util import Server, wait_status
 
+# One browser at a time: under pytest-xdist (make test) the browser tests share a process, so two
+# chromiums never compete for the two cores while a page waits on its 15 s budget.
+pytestmark = pytest.mark.xdist_group("browser")
+
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 NODE = shutil.which("node")
 BROWSER_DIR = ROOT / "tests" / "browser"
