@@ -2,8 +2,8 @@
 -- (src/model/model.h says why), and the API and the CLI refuse more since this version. Values
 -- stored before are brought within the bounds here, once, so that every reader (a sync, `cat`
 -- deciding whether a file was too big or is still to be fetched, `project show`, a client that
--- reads a project and writes it back) sees a value the API accepts. A larger max_blob_size
--- never stored anything larger (a blob over 256 MiB could not be held by either backend with
--- room), and 36500 days is as good as no day limit.
+-- reads a project and writes it back) sees a value the API accepts. Content stored under a
+-- larger limit stays; a later version over 256 MiB is kept without content, as over any limit.
+-- 36500 days is as good as no day limit.
 UPDATE projects SET max_blob_size = 268435456 WHERE max_blob_size > 268435456;
 UPDATE projects SET keep_days = 36500 WHERE keep_days > 36500;
