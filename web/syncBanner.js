@@ -30,11 +30,14 @@ function phaseState(st, i) {
 
 export function SyncBanner({ project, onRetry, onChange, onCancel }) {
   const body = h('div.banner-body');
+  // Outside `body`, which every update rebuilds: the Cancel button stays the same node while its
+  // sync runs, so an update arriving mid-click neither swallows the click nor takes the focus.
+  const actions = h('div.banner-actions', { hidden: true });
   const live = h('p.visually-hidden', { role: 'status', 'aria-live': 'polite' });
   const el = h('section.banner', { 'aria-labelledby': 'banner-title', dataset: { status: 'none' } },
-    body, live);
+    body, actions, live);
   let unsub = null, tick = null, state = null, sync = null, elapsedEl = null, lastSpoken = '';
-  let cancelling = false;
+  let cancelFor = null; // the sync the Cancel button in `actions` is for
 
   function detach() {
     if (unsub) unsub();
@@ -47,10 +50,35 @@ export function SyncBanner({ project, onRetry, onChange, onCancel }) {
     if (text !== lastSpoken) live.textContent = lastSpoken = text;
   }
 
+  // Cancel: the sync stops at its next step and ends `cancelled`, wherever it runs.
+  function renderCancel(syncId) {
+    if (syncId === cancelFor) return;
+    cancelFor = syncId;
+    actions.hidden = syncId === null;
+    if (syncId === null) {
+      actions.replaceChildren();
+      return;
+    }
+    const button = h('button.btn#cancel-sync', { type: 'button', onclick: async () => {
+      button.disabled = true;
+      button.textContent = 'Cancelling…';
+      try {
+        await onCancel(syncId);
+        speak('Cancel requested: the sync stops at its next step.');
+      } catch (e) {
+        button.disabled = false;
+        button.textContent = 'Cancel sync';
+        button.after(notice('error', e.message));
+      }
+    } }, 'Cancel sync');
+    actions.replaceChildren(button);
+  }
+
   function render() {
     const st = state;
     el.dataset.status = st ? st.status : 'none';
     if (!st) {
+      renderCancel(null);
       mount(body, h('h2#banner-title', 'No sync yet'),
         h('p.muted', 'Pick a branch and press Sync Now to take the first snapshot.'));
       return;
@@ -112,23 +140,8 @@ export function SyncBanner({ project, onRetry, onChange, onCancel }) {
         st.warnings.map((w) => h('li', w)))];
     const conn = running && st.connection === 'reconnecting'
       ? h('p.muted.reconnecting', 'Connection lost — reconnecting…') : null;
-    // Cancel: the sync stops at its next step and ends `cancelled`, wherever it runs.
-    const actions = running && onCancel ? h('div.banner-actions', h('button.btn#cancel-sync', {
-      type: 'button', disabled: cancelling,
-      onclick: async (ev) => {
-        cancelling = true;
-        ev.currentTarget.disabled = true;
-        try {
-          await onCancel(st.syncId);
-          speak('Cancel requested: the sync stops at its next step.');
-        } catch (e) {
-          cancelling = false;
-          ev.currentTarget.disabled = false;
-          ev.currentTarget.after(notice('error', e.message));
-        }
-      } }, cancelling ? 'Cancelling…' : 'Cancel sync')) : null;
-
-    mount(body, title, dots, bar, stats, conn, actions, outcome);
+    renderCancel(running && onCancel ? st.syncId : null);
+    mount(body, title, dots, bar, stats, conn, outcome);
     speak(running ? `${STATUS_TEXT[st.status]}${st.phaseIndex ? `: ${st.phase}` : ''}`
       : `${STATUS_TEXT[st.status]}`);
   }
@@ -140,7 +153,6 @@ export function SyncBanner({ project, onRetry, onChange, onCancel }) {
     follow(syncId, syncObj) {
       if (state && state.syncId === syncId && unsub) return;
       detach();
-      cancelling = false;
       sync = syncObj || null;
       unsub = useProjectSync(syncId).subscribe((st) => {
         state = st;
