@@ -225,9 +225,12 @@ def test_page_does_what_the_cli_does(serve, make_repo, ps):
     for i in range(205):
         st, _, _ = srv.post("/api/v1/projects/par/memory", {"title": f"note {i}", "content": "x"})
         assert st == 201
-    # Each step of the one sync the flow starts (and cancels) waits 3 s: an up-to-date sync has
-    # few steps, and at 700 ms it once ended before a loaded machine showed its Cancel button.
-    srv_slow = serve(delay="3000")
+    # The one sync the flow starts (and cancels) has a new commit to take, so it runs through
+    # every phase, 700 ms a step: one with nothing new ends after a step or two, which on a
+    # loaded machine came before the page showed its Cancel button.
+    repo.write("src/new.txt", "for the sync the page cancels\n")
+    repo.commit("c3")
+    srv_slow = serve(delay="700")
     run_flow("parity.mjs", srv_slow, project="par", sync_id=last["id"], repo=str(repo.path))
 
 
