@@ -10,7 +10,9 @@
  *
  * SIGINT/SIGTERM stop the checkout before its next entry (core/checkout.h): the folder keeps a
  * manifest that the next run finishes from, no temporary file, and the exit code is the
- * shell's for that signal (130, 143). A second signal kills at once.
+ * shell's for that signal (130, 143), also when it comes while planning and the plan found
+ * local changes. One that comes after the last entry is written is not heeded (exit 0). A
+ * second signal kills at once.
  *
  * Refused for local changes (exit 4), the changes are listed on stdout, one per line as
  * "CHANGE PATH" (CHANGE: modified, deleted, type_changed, mode_changed, untracked), or with

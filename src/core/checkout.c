@@ -103,6 +103,49 @@ struct targets {
 	size_t n, cap;
 };
 
+/* A test hook like core/sync.c's: PROJSYNC_TEST_CHECKOUT_RAISE=<INT|TERM>:<n> raises that
+ * signal in this process after the n-th entry written; <n> = "plan" raises it after the first
+ * path planned (before anything is written), "manifest" just before the final manifest is
+ * written. A test interrupts a checkout at a known point without racing it. */
+enum raise_point { RAISE_AFTER_WRITES, RAISE_PLAN, RAISE_MANIFEST };
+
+struct raise_hook {
+	int sig;                /* 0: no hook */
+	enum raise_point at;
+	long after;             /* RAISE_AFTER_WRITES: the n-th entry written */
+};
+
+static void read_raise_hook(struct raise_hook *h)
+{
+	const char *v = getenv("PROJSYNC_TEST_CHECKOUT_RAISE");
+	char name[8] = "", at[16] = "";
+	char *end;
+
+	memset(h, 0, sizeof(*h));
+	if (!v || sscanf(v, "%7[A-Z]:%15s", name, at) != 2)
+		return;
+	if (strcmp(at, "plan") == 0) {
+		h->at = RAISE_PLAN;
+	} else if (strcmp(at, "manifest") == 0) {
+		h->at = RAISE_MANIFEST;
+	} else {
+		h->at = RAISE_AFTER_WRITES;
+		h->after = strtol(at, &end, 10);
+		if (*end || h->after < 1)
+			return;
+	}
+	h->sig = strcmp(name, "INT") == 0 ? SIGINT : strcmp(name, "TERM") == 0 ? SIGTERM : 0;
+}
+
+/* Raises the hook's signal if the run is at its point; once: a second signal kills. */
+static void raise_at(struct raise_hook *h, enum raise_point at, long written)
+{
+	if (h->sig && h->at == at && (at != RAISE_AFTER_WRITES || written == h->after)) {
+		raise(h->sig);
+		h->sig = 0;
+	}
+}
+
 /* State while planning and applying. */
 struct apply {
 	struct ps_store *store;
@@ -119,6 +162,7 @@ struct apply {
 	unsigned tmp_counter;
 	int err;                /* errno of the last io_error */
 	struct ps_checkout_stats *stats;
+	struct raise_hook hook;
 };
 
 /* Set by ps_checkout_interrupt (a signal handler): the run stops before its next entry. */
@@ -129,19 +173,11 @@ void ps_checkout_interrupt(void)
 	interrupted = 1;
 }
 
-/* A test hook like core/sync.c's: PROJSYNC_TEST_CHECKOUT_RAISE=<INT|TERM>:<n> raises that
- * signal in this process after the n-th entry written, so a test interrupts a checkout at a
- * known point without racing it. */
-static void read_raise_hook(int *sig, long *after)
+/* A stop asked before the first change: nothing was written. */
+static int interrupted_before(const char *dir)
 {
-	const char *v = getenv("PROJSYNC_TEST_CHECKOUT_RAISE");
-	char name[8] = "";
-
-	*sig = 0;
-	*after = 0;
-	if (!v || sscanf(v, "%7[A-Z]:%ld", name, after) != 2 || *after < 1)
-		return;
-	*sig = strcmp(name, "INT") == 0 ? SIGINT : strcmp(name, "TERM") == 0 ? SIGTERM : 0;
+	return ps_error_set(PS_ECANCELLED, "interrupted",
+			    "checkout interrupted before it changed %s", dir);
 }
 
 static int cmp_op(const void *x, const void *y)
@@ -1265,6 +1301,12 @@ static int plan(struct apply *a, const struct manifest *m, const struct targets 
 		int pfd = -1, pr, change = 0;
 		bool read_it;
 
+		/* Planning reads (and may hash) every path: a stop asked meanwhile ends it here,
+		 * before anything is written. */
+		if (interrupted) {
+			rc = interrupted_before(a->dir);
+			break;
+		}
 		if (c <= 0) {
 			it->t = &tg->v[i++];
 			it->path = it->t->path;
@@ -1357,6 +1399,7 @@ static int plan(struct apply *a, const struct manifest *m, const struct targets 
 		}
 		if (change)
 			add_change(a->stats, it->path, change);
+		raise_at(&a->hook, RAISE_PLAN, 0);
 	}
 	free(last_blocker);
 	drop_probe_dir(a);
@@ -1595,8 +1638,7 @@ int ps_checkout(struct ps_store *s, const struct ps_project *p, int64_t at_sync,
 	struct apply a = { .store = s, .dir = dir, .rootfd = -1, .cached_fd = -1, .probe_fd = -1,
 			   .stats = stats };
 	bool refresh = false, any = false;
-	long raise_after = 0;
-	int rc, raise_sig = 0;
+	int rc;
 
 	memset(stats, 0, sizeof(*stats));
 	if (!dir || !*dir)
@@ -1662,8 +1704,15 @@ int ps_checkout(struct ps_store *s, const struct ps_project *p, int64_t at_sync,
 	for (size_t i = 0; i < tg.n; i++)
 		if ((rc = check_path(tg.v[i].path)) < 0)
 			goto cleanup;
+	read_raise_hook(&a.hook);
 	if ((rc = plan(&a, &m, &tg, &items, &nitems, &refresh)) < 0)
 		goto cleanup;
+	/* A stop asked while planning wins over what the plan found: the user asked to stop,
+	 * and nothing was written either way. */
+	if (interrupted) {
+		rc = interrupted_before(dir);
+		goto cleanup;
+	}
 	if (stats->nchanges > 0 && !force) {
 		rc = refuse_changes(dir, stats);
 		goto cleanup;
@@ -1671,11 +1720,6 @@ int ps_checkout(struct ps_store *s, const struct ps_project *p, int64_t at_sync,
 
 	for (size_t i = 0; i < nitems; i++)
 		any = any || items[i].act == ACT_WRITE || items[i].act == ACT_DELETE;
-	if (interrupted) {
-		rc = ps_error_set(PS_ECANCELLED, "interrupted",
-				  "checkout interrupted before it changed %s", dir);
-		goto cleanup;
-	}
 	if (!any && m.present && m.complete && !m.legacy && !refresh &&
 	    m.sync_id == target->id && strcmp(m.project, p->name) == 0) {
 		remove_stale_tmp(&a, &m, &tg);
@@ -1718,15 +1762,11 @@ int ps_checkout(struct ps_store *s, const struct ps_project *p, int64_t at_sync,
 			rc = 0;
 		}
 	}
-	read_raise_hook(&raise_sig, &raise_after);
 	for (size_t i = 0; i < nitems && rc == 0; i++) {
 		if (items[i].act != ACT_WRITE || (rc = check_interrupted(dir, target)) < 0)
 			continue;
 		rc = write_entry(&a, &items[i]);
-		if (raise_sig && stats->written == raise_after) {
-			raise(raise_sig);
-			raise_sig = 0; /* once: a second signal kills */
-		}
+		raise_at(&a.hook, RAISE_AFTER_WRITES, (long)stats->written);
 	}
 	drop_cached_dir(&a);
 	if (rc < 0) {
@@ -1738,6 +1778,9 @@ int ps_checkout(struct ps_store *s, const struct ps_project *p, int64_t at_sync,
 		free(msg);
 		goto cleanup;
 	}
+	/* A stop asked from here on is not heeded: every entry is written, and the final
+	 * manifest ends the run as a success (exit 0), which is what the folder then holds. */
+	raise_at(&a.hook, RAISE_MANIFEST, 0);
 	rc = manifest_write(&a, p, target, true, false, items, nitems);
 	if (rc < 0)
 		goto cleanup;

@@ -117,7 +117,9 @@ int ps_checkout(struct ps_store *s, const struct ps_project *p, int64_t at_sync,
 
 /* Asks the ps_checkout running in this process to stop before its next entry (a Ctrl-C): it
  * returns PS_ECANCELLED "interrupted", with no temporary file left and a manifest that
- * describes the folder, so the next run finishes. Before the first change nothing is changed.
+ * describes the folder, so the next run finishes. Before the first change nothing is changed,
+ * and the stop wins over a plan that found local changes (not PS_ECONFLICT). Once every entry
+ * is written the request is not heeded: the final manifest is written and the run succeeds.
  * Async-signal-safe; the request ends with that run (one that comes before it starts stops it
  * at once). */
 void ps_checkout_interrupt(void);

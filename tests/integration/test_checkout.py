@@ -360,3 +360,63 @@ def test_interrupted_checkout_stops_cleanly_and_the_next_run_finishes(ps, repo, 
     assert MANIFEST in names and 0 < len(names) - 1 < 6, names
     r = ps.ok("checkout", "p", co)
     assert tree_of_dir(co) == tree_of_commit(repo, "HEAD")
+
+
+def snapshot_of_folder(root):
+    """Every byte and inode under root, the manifest included: to show nothing was written."""
+    out = {}
+    for dirpath, _, names in os.walk(root):
+        for n in names:
+            full = os.path.join(dirpath, n)
+            st = os.lstat(full)
+            with open(full, "rb") as f:
+                out[os.path.relpath(full, root)] = (st.st_ino, st.st_mtime_ns, f.read())
+    return out
+
+
+@pytest.mark.parametrize("sig,code", [("INT", 130), ("TERM", 143)])
+def test_a_signal_while_planning_wins_over_local_changes(ps, repo, tmp_path, sig, code):
+    """A Ctrl-C (or SIGTERM) that arrives while checkout is still planning stops it with the
+    signal's exit code, not exit 4, even when the plan then finds local changes: the user
+    asked to stop. Nothing is written and no conflict list is printed. The test hook raises
+    the signal after the first path planned."""
+    for i in range(4):
+        repo.write(f"f{i}.txt", f"{i}\n")
+    repo.commit()
+    ps.add("p", str(repo.path))
+    ps.sync("p")
+    co = tmp_path / "co"
+    ps.ok("checkout", "p", co)
+    repo.write("f0.txt", "new upstream\n")
+    repo.commit()
+    ps.sync("p")
+    (co / "f3.txt").write_text("mine\n")  # a local change the plan finds last
+    before = snapshot_of_folder(co)
+
+    r = ps("checkout", "p", co, env={"PROJSYNC_TEST_CHECKOUT_RAISE": f"{sig}:plan"})
+    assert r.rc == code and r.out == "" and one_error_line(r.err), r
+    assert "interrupted" in r.err and "local change" not in r.err, r
+    assert snapshot_of_folder(co) == before
+
+    # Without the signal the same run is refused for the local change, as before.
+    r = ps("checkout", "p", co)
+    assert r.rc == 4 and "f3.txt" in r.out, r
+
+
+def test_a_signal_during_the_final_manifest_write_is_not_heeded(ps, repo, tmp_path):
+    """A signal that arrives once every entry is written, while the final manifest is being
+    written, does not undo a finished checkout: it exits 0 with its summary, and the folder
+    holds the snapshot with a complete manifest (a re-run has nothing to do)."""
+    for i in range(3):
+        repo.write(f"d/f{i}.txt", f"{i}\n")
+    repo.commit()
+    ps.add("p", str(repo.path))
+    ps.sync("p")
+    co = tmp_path / "co"
+    r = ps("checkout", "p", co, env={"PROJSYNC_TEST_CHECKOUT_RAISE": "INT:manifest"})
+    assert r.rc == 0 and "3 written" in r.out, r
+    assert tree_of_dir(co) == tree_of_commit(repo, "HEAD")
+    header = json.loads((co / MANIFEST).read_text().splitlines()[0])
+    assert header["complete"] is True, header
+    r = ps.ok("checkout", "p", co, "--json")
+    assert json.loads(r.out)["written"] == 0, r
