@@ -3,6 +3,7 @@
 port that is taken ends the demo with a clear message and no hints; Ctrl-C stops the server.
 """
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -17,12 +18,6 @@ DEMO = str(ROOT / "scripts" / "demo")
 def demo_env(ps, listen):
     return ps.env_with({"PROJSYNC_DB": str(ps.tmp / "demo" / "projsync.db"),
                         "PROJSYNC_LISTEN": listen})
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_a_taken_port_fails_before_any_hint(ps):
@@ -40,8 +35,9 @@ def test_a_taken_port_fails_before_any_hint(ps):
 
 
 def test_hints_come_once_the_server_answers_and_ctrl_c_stops_it(ps):
-    port = free_port()
-    proc = subprocess.Popen([DEMO, BIN], env=demo_env(ps, f"127.0.0.1:{port}"),
+    # Port 0: the server binds a port of the kernel's choosing and the demo names the one it
+    # got (a port picked here and released would be a race with other tests' servers).
+    proc = subprocess.Popen([DEMO, BIN], env=demo_env(ps, "127.0.0.1:0"),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             start_new_session=True)
     try:
@@ -53,7 +49,10 @@ def test_hints_come_once_the_server_answers_and_ctrl_c_stops_it(ps):
                 break
             out += line
         text = out.decode()
-        assert f"projsync serve on http://127.0.0.1:{port}" in text, text
+        m = re.search(r"projsync serve on http://127\.0\.0\.1:(\d+) ", text)
+        assert m and int(m.group(1)) != 0, text
+        port = int(m.group(1))
+        assert f"curl -s http://127.0.0.1:{port}/api/v1/projects" in text, text
         # The hints are out: the server must answer now, not in a moment.
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10) as resp:
             assert resp.status == 200

@@ -6,51 +6,21 @@ served by `git daemon` on loopback and by file:// URLs; what git says (ls-tree, 
 cat-file on the cache) is the expected answer.
 """
 import shutil
-import socket
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from conftest import wait_for
+from git_daemon import GitDaemon
 from test_snapshot import check_changes, check_snapshot
-
-
-class Daemon:
-    """`git daemon` serving the bare repositories under `base` on a free loopback port."""
-
-    def __init__(self, base):
-        probe = socket.socket()
-        probe.bind(("127.0.0.1", 0))
-        self.port = probe.getsockname()[1]
-        probe.close()
-        self.proc = subprocess.Popen(
-            ["git", "daemon", "--reuseaddr", "--export-all", f"--base-path={base}",
-             "--listen=127.0.0.1", f"--port={self.port}", str(base)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        assert wait_for(self._up, timeout=10), "git daemon did not start"
-
-    def _up(self):
-        try:
-            socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-            return True
-        except OSError:
-            return False
-
-    def url(self, name):
-        return f"git://127.0.0.1:{self.port}/{name}"
-
-    def close(self):
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
 
 
 @pytest.fixture
 def served(tmp_path):
     base = tmp_path / "served"
     base.mkdir()
-    d = Daemon(base)
-    d.base = base
+    d = GitDaemon(base)
     yield d
     d.close()
 

@@ -20,6 +20,7 @@ import pytest
 
 from conftest import (BIN, Projsync, git, one_error_line, parse_events, sorted_by_path,
                       wait_for)
+from git_daemon import GitDaemon
 from server_util import (FINAL, Server, check_stream, open_sse, read_sse, stream,
                          wait_status)
 
@@ -690,74 +691,6 @@ class SilentRemotes:
             s.close()
 
 
-class Gate:
-    """A TCP forwarder in front of `git daemon` serving `base`; with `silent` set, new
-    connections are held open and never answered (a remote gone quiet)."""
-
-    def __init__(self, base):
-        probe = socket.socket()
-        probe.bind(("127.0.0.1", 0))
-        dport = probe.getsockname()[1]
-        probe.close()
-        self.daemon = subprocess.Popen(
-            ["git", "daemon", "--reuseaddr", "--export-all", f"--base-path={base}",
-             "--listen=127.0.0.1", f"--port={dport}", str(base)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self.dport = dport
-        self.silent = False
-        self.held = []
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
-        assert wait_for(self._daemon_up, timeout=10), "git daemon did not start"
-
-    def _daemon_up(self):
-        try:
-            socket.create_connection(("127.0.0.1", self.dport), timeout=1).close()
-            return True
-        except OSError:
-            return False
-
-    def _accept(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            if self.silent:
-                self.held.append(c)
-                continue
-            up = socket.create_connection(("127.0.0.1", self.dport))
-            for a, b in ((c, up), (up, c)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pipe(a, b):
-        try:
-            while data := a.recv(65536):
-                b.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (a, b):
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-
-    def url(self, name):
-        return f"git://127.0.0.1:{self.port}/{name}"
-
-    def close(self):
-        self.sock.close()
-        for c in self.held:
-            c.close()
-        self.daemon.terminate()
-        self.daemon.wait(timeout=10)
-
-
 @pytest.fixture
 def silent():
     s = SilentRemotes()
@@ -864,7 +797,7 @@ def test_a_remote_gone_silent_bounds_branch_lists_and_syncs(served, tmp_path, ma
     base = tmp_path / "served"
     base.mkdir()
     git(base, "clone", "-q", "--bare", str(origin.path), "r.git")
-    gate = Gate(base)
+    gate = GitDaemon(base)
     try:
         server = served(env={"PROJSYNC_NET_TIMEOUT": str(NET_TIMEOUT)}, add=False)
         st, _, p = server.post("/api/v1/projects", {"name": "g", "source": gate.url("r.git")})

@@ -10,12 +10,14 @@
 
 #include <arpa/inet.h>
 #include <dirent.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1167,6 +1169,45 @@ static void test_stalled_fetch_is_bounded(void)
 	alarm(0);
 }
 
+/* A git daemon on the bound listener `fd`: a child process accepts each connection and hands
+ * it to `git daemon --inetd`. The port stays bound from the start: a port picked, released and
+ * then given to a daemon races with every other test binding ports meanwhile. Returns the
+ * child's pid; kill it with SIGTERM. */
+static pid_t serve_git_daemon(int fd, const char *base)
+{
+	char *base_path = ps_asprintf("--base-path=%s", base);
+	pid_t pid = fork();
+
+	CHECK(pid >= 0);
+	if (pid != 0) {
+		free(base_path);
+		return pid;
+	}
+	for (;;) {
+		int c = accept(fd, NULL, NULL);
+		/* Reaped here, not with SIGCHLD ignored: the daemon would inherit that and lose
+		 * its own children's exit status. */
+		while (waitpid(-1, NULL, WNOHANG) > 0)
+			;
+
+		if (c < 0) {
+			if (errno == EINTR)
+				continue;
+			_exit(1);
+		}
+		if (fork() == 0) {
+			dup2(c, 0);
+			dup2(c, 1);
+			close(c);
+			close(fd);
+			execlp("git", "git", "daemon", "--inetd", "--export-all",
+			       "--log-destination=none", base_path, base, (char *)NULL);
+			_exit(127);
+		}
+		close(c);
+	}
+}
+
 /* The bounded stream carries real git traffic: a git daemon on loopback, listed and fetched. */
 static void test_git_daemon_through_the_bounded_stream(void)
 {
@@ -1176,28 +1217,22 @@ static void test_git_daemon_through_the_bounded_stream(void)
 	struct ps_source *src;
 	struct ps_strv names = {0};
 	struct ps_head head;
-	char *def = NULL, *c1, *url, *pidfile;
+	char *def = NULL, *c1, *url;
+	pid_t dpid;
 	int port, fd;
 
 	ps_test_write(repo, "a.txt", "over git://\n");
 	c1 = ps_test_git_commit(repo, "one");
 	CHECK_INT(ps_test_sh(base, "git clone -q --bare '%s' r.git", repo), 0);
-	/* A free port: the kernel's pick, released for the daemon. */
-	fd = listener(&port, false, NULL, 0);
-	close(fd);
-	pidfile = ps_asprintf("%s/daemon.pid", base);
-	if (ps_test_sh(base, "git daemon --detach --reuseaddr --export-all --base-path=. "
-			     "--listen=127.0.0.1 --port=%d --pid-file=daemon.pid .", port) != 0) {
+	if (ps_test_sh(base, "test -x \"$(git --exec-path)/git-daemon\"") != 0) {
 		fprintf(stderr, "git daemon unavailable: skipped\n");
 		goto cleanup;
 	}
+	fd = listener(&port, false, NULL, 0);
+	dpid = serve_git_daemon(fd, base);
+	close(fd);
 	url = ps_asprintf("git://127.0.0.1:%d/r.git", port);
 	setenv("PROJSYNC_NET_TIMEOUT", "10", 1);
-	/* The daemon may take a moment to listen. */
-	for (int i = 0; i < 50 && ps_source_check(url, &o) != 0; i++) {
-		struct timespec d = { 0, 100 * 1000000 };
-		nanosleep(&d, NULL);
-	}
 	CHECK_OK(ps_source_check(url, &o));
 	src = open_ok(url, &o);
 	if (src) {
@@ -1209,12 +1244,12 @@ static void test_git_daemon_through_the_bounded_stream(void)
 		ps_source_free(src);
 	}
 	unsetenv("PROJSYNC_NET_TIMEOUT");
-	ps_test_sh(base, "kill $(cat daemon.pid)");
+	kill(dpid, SIGTERM);
+	waitpid(dpid, NULL, 0);
 	ps_strv_dispose(&names);
 	free(def);
 	free(url);
 cleanup:
-	free(pidfile);
 	free(c1);
 	free(repo);
 	free(base);
