@@ -108,11 +108,17 @@ static int remote_job_error(const struct remote_job *job)
 			    job->message && job->message[0] ? job->message : "bad source");
 }
 
-/* 504 for a remote that did not answer in time, else `status`. */
+/* The status of a failed source check: 504 for a remote that did not answer in time, 502 for
+ * one that could not be reached (refused, reset, no address: the network or the host failed,
+ * and a retry may succeed, as `project add` says with exit 1), else `status` (the source
+ * answered and is not a usable repository: the request is wrong). */
 static unsigned check_status(unsigned status)
 {
-	return strcmp(ps_error_slug(), "upstream_timeout") == 0 ? MHD_HTTP_GATEWAY_TIMEOUT
-								 : status;
+	if (strcmp(ps_error_slug(), "upstream_timeout") == 0)
+		return MHD_HTTP_GATEWAY_TIMEOUT;
+	if (strcmp(ps_error_slug(), "upstream_unreachable") == 0)
+		return MHD_HTTP_BAD_GATEWAY;
+	return status;
 }
 
 void ps_api_projects_list(struct ps_request *rq)
@@ -848,13 +854,9 @@ static void patch_finish(struct ps_request *rq, struct patch_job *job)
 	if (job->rc < 0) {
 		ps_error_set(job->rc, job->slug && job->slug[0] ? job->slug : NULL, "%s",
 			     job->message && job->message[0] ? job->message : "bad source");
-		if (strcmp(ps_error_slug(), "upstream_timeout") == 0)
-			ps_http_error(rq, MHD_HTTP_GATEWAY_TIMEOUT, "upstream_timeout", "%s",
-				      ps_error_message());
-		else
-			ps_http_error(rq, MHD_HTTP_UNPROCESSABLE_CONTENT,
-				      ps_error_slug()[0] ? ps_error_slug() : "invalid_source", "%s",
-				      ps_error_message());
+		ps_http_error(rq, check_status(MHD_HTTP_UNPROCESSABLE_CONTENT),
+			      ps_error_slug()[0] ? ps_error_slug() : "invalid_source", "%s",
+			      ps_error_message());
 		return;
 	}
 	/* Read again: the check may have waited on a remote while the project changed. A new

@@ -93,6 +93,10 @@ static pthread_once_t libgit2_once = PTHREAD_ONCE_INIT;
  */
 static _Thread_local int64_t op_deadline;
 static _Thread_local bool op_timed_out;
+/* The stream itself failed (no address, no connection, a reset...): the remote could not be
+ * reached, as opposed to a remote that answered and refused (an HTTP 404, "repository not
+ * exported"). Only this one is worth retrying later. */
+static _Thread_local bool op_net_failed;
 /* Our words for the bound that was hit: a TLS layer above the stream replaces the error with
  * its own ("SSL error: ... Generic error"). */
 static _Thread_local char op_timeout_msg[256];
@@ -182,6 +186,7 @@ static int timed_connect(git_stream *stream)
 
 	/* The resolver is bounded by its own configuration (resolv.conf timeout and attempts). */
 	if ((err = getaddrinfo(st->host, st->port, &hints, &info)) != 0) {
+		op_net_failed = true;
 		git_error_set(GIT_ERROR_NET, "failed to resolve address for %s: %s", st->host,
 			      gai_strerror(err));
 		return -1;
@@ -224,6 +229,7 @@ static int timed_connect(git_stream *stream)
 		return 0;
 	if (timed_out)
 		return stream_timeout(st, "connecting to");
+	op_net_failed = true;
 	git_error_set(GIT_ERROR_NET, "failed to connect to %s:%s: %s", st->host, st->port,
 		      strerror(last_errno ? last_errno : ECONNREFUSED));
 	return -1;
@@ -242,6 +248,7 @@ static ssize_t timed_read(git_stream *stream, void *data, size_t len)
 		if (errno == EINTR)
 			continue;
 		if (errno != EAGAIN && errno != EWOULDBLOCK) {
+			op_net_failed = true;
 			git_error_set(GIT_ERROR_NET, "error receiving data from %s: %s", st->host,
 				      strerror(errno));
 			return -1;
@@ -269,6 +276,7 @@ static ssize_t timed_write(git_stream *stream, const char *data, size_t len, int
 		if (errno == EINTR)
 			continue;
 		if (errno != EAGAIN && errno != EWOULDBLOCK) {
+			op_net_failed = true;
 			git_error_set(GIT_ERROR_NET, "error sending data to %s: %s", st->host,
 				      strerror(errno));
 			return -1;
@@ -329,6 +337,7 @@ static void op_begin(bool whole, struct ps_source *src)
 	op_src = src;
 	op_stopped = false;
 	op_timed_out = false;
+	op_net_failed = false;
 	op_deadline = whole ? ps_mono_ms() + ps_source_net_timeout_ms() : 0;
 }
 
@@ -339,6 +348,7 @@ static void op_end(void)
 	op_stopped = false;
 	op_deadline = 0;
 	op_timed_out = false;
+	op_net_failed = false;
 }
 
 static void libgit2_setup(void)
@@ -566,8 +576,10 @@ static int remote_connect(struct git_source *s, bool with_cache, git_remote **ou
 		return git_fail(PS_EINVAL, "bad_source", "bad git URL %s", s->location);
 	s->base.requests++;
 	if (git_remote_connect(r, GIT_DIRECTION_FETCH, cbs, NULL, NULL) < 0) {
-		rc = git_fail(PS_EUPSTREAM, "upstream_unreachable", "cannot connect to %s",
-			      s->location);
+		/* The words of the GitHub source: unreachable when the network failed, an error
+		 * when the remote answered with one (the server answers the two differently). */
+		rc = git_fail(PS_EUPSTREAM, op_net_failed ? "upstream_unreachable" : "upstream_error",
+			      "cannot connect to %s", s->location);
 		git_remote_free(r);
 		return rc;
 	}

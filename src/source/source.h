@@ -146,7 +146,10 @@ int ps_source_stopped(struct ps_source *src);
 /*
  * Checks that `spec` names a reachable repository (used when a project is added): a path must
  * be a git repository, a URL must answer. Blocks on the network for remote sources, at most
- * the network timeout in all (then PS_EUPSTREAM, slug "upstream_timeout").
+ * the network timeout in all (then PS_EUPSTREAM, slug "upstream_timeout"). A remote that
+ * cannot be reached (no address, refused, reset) fails with PS_EUPSTREAM and the slug
+ * "upstream_unreachable"; one that answered with an error ("not found", "not exported") with
+ * PS_EUPSTREAM and "upstream_error", or PS_ENOTFOUND (GitHub).
  */
 int ps_source_check(const char *spec, const struct ps_source_opts *opts);
 /*

@@ -12,6 +12,7 @@ import os
 import re
 import signal
 import socket
+import struct
 import subprocess
 import threading
 import time
@@ -660,14 +661,19 @@ NET_TIMEOUT = 1.5
 
 
 class SilentRemotes:
-    """Two loopback ports that never answer: on `accepting` the kernel completes connections
-    and nobody ever reads or writes; on `full` the accept queue is full, so a connect never
-    completes (the SYN is dropped)."""
+    """Two loopback ports that never answer: `accepting` accepts every connection and holds it
+    open, never reading or writing; on `full` the accept queue is full, so a connect never
+    completes (the SYN is dropped). `accepting` takes its connections off the accept queue at
+    once: left there, a loaded machine could fill the queue and the kernel reset a connection
+    (seen as a check that failed with "Connection reset by peer" instead of waiting)."""
 
     def __init__(self):
         self.accepting = socket.socket()
         self.accepting.bind(("127.0.0.1", 0))
         self.accepting.listen(64)
+        self.held = []
+        self._thread = threading.Thread(target=self._hold, daemon=True)
+        self._thread.start()
         self.full = socket.socket()
         self.full.bind(("127.0.0.1", 0))
         self.full.listen(0)
@@ -681,14 +687,58 @@ class SilentRemotes:
                 pass
             self.fillers.append(c)
 
+    def _hold(self):
+        while True:
+            try:
+                c, _ = self.accepting.accept()
+            except OSError:
+                return
+            self.held.append(c)
+
     def urls(self):
         a, f = self.accepting.getsockname()[1], self.full.getsockname()[1]
         return [f"http://127.0.0.1:{a}/r.git", f"git://127.0.0.1:{a}/r.git",
                 f"http://127.0.0.1:{f}/r.git"]
 
     def close(self):
-        for s in self.fillers + [self.accepting, self.full]:
+        try:
+            self.accepting.shutdown(socket.SHUT_RDWR)  # wakes the accept() in the thread
+        except OSError:
+            pass
+        self.accepting.close()
+        self._thread.join(timeout=10)
+        for s in self.fillers + self.held + [self.full]:
             s.close()
+
+
+class ResettingRemote:
+    """A loopback port whose every connection is accepted and reset at once (SO_LINGER 0, then
+    close: the kernel sends RST): a git host whose network fails under the check."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self._thread = threading.Thread(target=self._reset, daemon=True)
+        self._thread.start()
+
+    def _reset(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            c.close()
+
+    def close(self):
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()
+        self._thread.join(timeout=10)
 
 
 @pytest.fixture
@@ -837,3 +887,35 @@ def test_sigterm_while_a_remote_check_waits(served, silent):
     t.join(timeout=10)
     assert out and out[0][0] == 503 and out[0][2]["error"]["code"] == "shutting_down", out
     assert time.monotonic() - t0 < 3 + 3
+
+
+def test_a_remote_that_resets_is_unreachable_not_a_bad_source(served, ps, repo, tmp_path):
+    """A source check whose connection is reset failed on the network, not on what the client
+    asked for: 502 upstream_unreachable (as `project add` exits 1 for it), for a new project
+    and a changed source alike, and nothing is stored. A remote that answers that it has no
+    such repository is still the client's mistake: 422."""
+    rst = ResettingRemote()
+    base = tmp_path / "served"
+    base.mkdir()
+    daemon = GitDaemon(base)
+    try:
+        server = served(env={"PROJSYNC_NET_TIMEOUT": "5"})
+        for url in (f"git://127.0.0.1:{rst.port}/r.git", f"http://127.0.0.1:{rst.port}/r.git"):
+            st, _, body = server.post("/api/v1/projects", {"name": "r", "source": url})
+            assert st == 502 and body["error"]["code"] == "upstream_unreachable", (url, body)
+            assert "reset" in body["error"]["message"], body
+            st, _, body = server.request("PATCH", "/api/v1/projects/demo", {"source": url})
+            assert st == 502 and body["error"]["code"] == "upstream_unreachable", (url, body)
+        st, _, projects = server.get("/api/v1/projects")
+        assert [(p["name"], p["source"]) for p in projects] == [("demo", str(repo.path))], \
+            projects
+        r = ps("project", "add", "r", f"git://127.0.0.1:{rst.port}/r.git")
+        assert r.rc == 1 and one_error_line(r.err) and "reset" in r.err, r
+
+        st, _, body = server.post("/api/v1/projects",
+                                  {"name": "n", "source": daemon.url("nope.git")})
+        assert st == 422 and body["error"]["code"] == "upstream_error", body
+        assert "not exported" in body["error"]["message"], body
+    finally:
+        daemon.close()
+        rst.close()
