@@ -515,8 +515,11 @@ int ps_store_prune_syncs(struct ps_store *s, int64_t project_id, int64_t start_s
  * nothing and sets out->blobs_skipped.
  */
 int ps_store_prune_blobs(struct ps_store *s, struct ps_prune_stats *out);
-/* Gives freed space back (SQLite: VACUUM and a WAL checkpoint; PostgreSQL: VACUUM). Does
- * nothing inside a transaction (a dry run). Blocks writers while it runs. */
+/* Gives freed space back after a prune: first, in a transaction of its own, merges the code
+ * index's segments when most of the documents they hold were pruned (their postings, which
+ * match nothing once ps_store_prune_blobs removed their rows, go); then SQLite: VACUUM and a
+ * WAL checkpoint; PostgreSQL: VACUUM. Does nothing inside a transaction (a dry run). Blocks
+ * writers while it runs (SQLite; PostgreSQL's merge locks only the segments it merges). */
 int ps_store_compact(struct ps_store *s);
 /*
  * The prune gate (migration 0018), for the server's blob prune on a busy store: while it is shut

@@ -2053,8 +2053,8 @@ static void test_code_segments(void)
 	for (int i = 0; i < GONE; i++)
 		CHECK_OK(ps_store_code_index_put(s, shas[i], text[i], strlen(text[i]), false));
 	/* The gone blobs lose their rows (no file version references them); the kept blobs
-	 * come after, and their flushes merge the segments that hold the gone ones. (A prune
-	 * would also compact the index at once: tests/integration/test_retention.py.) */
+	 * come after, and their flushes merge the segments that hold the gone ones. (A prune's
+	 * last step would also compact the index at once: test_code_compaction_after_prune.) */
 	out = ps_test_sql(path, "DELETE FROM code_blobs WHERE NOT EXISTS (SELECT 1 FROM "
 				"file_versions f WHERE f.sha = code_blobs.sha)");
 	CHECK_STR(out, "");
@@ -2106,6 +2106,109 @@ search:
 	char *got = candidates(s, p->id, s1, &kept, NULL, NULL, 0);
 	CHECK_INT(strlen(got), KEPT * strlen("f00.txt:t "));
 	free(got);
+	ps_project_free(p);
+	ps_store_free(s);
+	free(path);
+}
+
+/* Blob i of test_code_compaction_after_prune: "kept" ones (referenced), then "gone" ones. */
+enum { CMP_KEPT = 16, CMP_GONE = 48, CMP_NEW = CMP_KEPT + CMP_GONE };
+
+static void cmp_text(int i, char *out, size_t len)
+{
+	snprintf(out, len, "%s %d zq%dvx end\n", i < CMP_KEPT || i == CMP_NEW ? "kept" : "gone", i,
+		 i * 7919);
+}
+
+/* Searches at sync `at` find each kept blob's literal in its file only, a gone blob's nowhere;
+ * with `with_new` the blob indexed after the prune is found as new.txt. */
+static void cmp_check_searches(struct ps_store *s, int64_t project, int64_t at, bool with_new)
+{
+	struct ps_code_query gone = { .op = PS_CODE_LITERAL, .literal = (char *)"gone " };
+	struct ps_code_query kept = { .op = PS_CODE_LITERAL, .literal = (char *)"kept " };
+	char lit[32], *w, *got;
+
+	for (int i = 0; i <= CMP_NEW; i++) {
+		struct ps_code_query q = { .op = PS_CODE_LITERAL, .literal = lit };
+
+		snprintf(lit, sizeof(lit), "ZQ%dVX", i * 7919);
+		if (i < CMP_KEPT)
+			w = ps_asprintf("f%02d.txt:t ", i);
+		else
+			w = ps_strdup(i == CMP_NEW && with_new ? "new.txt:t " : "");
+		EXPECT_CANDIDATES(s, project, at, &q, NULL, NULL, w);
+		free(w);
+	}
+	EXPECT_CANDIDATES(s, project, at, &gone, NULL, NULL, "");
+	got = candidates(s, project, at, &kept, NULL, NULL, 0);
+	CHECK_INT(strlen(got), (CMP_KEPT + with_new) * strlen("f00.txt:t "));
+	free(got);
+}
+
+/*
+ * The blob prune takes pruned blobs' rows out of the code index in its transaction and leaves
+ * the merge that drops their postings to ps_store_compact, in a transaction of its own: a merge
+ * of the whole index inside the prune held the write lock (SQLite) or the blobs table lock
+ * (PostgreSQL) for its duration, and syncs waited. Searches are right at every point: between
+ * the steps a posting whose row is gone matches nothing and a blob indexed meanwhile gets an id
+ * no segment holds (the pruned ids are the highest here: given again, they would bring their
+ * postings along); after the merge only live ids are left.
+ */
+static void test_code_compaction_after_prune(void)
+{
+	char text[CMP_NEW + 1][64], shas[CMP_NEW + 1][PS_SHA_HEX], names[CMP_KEPT][16];
+	struct ps_change ch[CMP_KEPT];
+	struct ps_prune_stats pr = { 0 };
+	struct ps_project *p;
+	struct ps_store *s;
+	char *path = NULL, *before, *out;
+	int64_t s1, s2, held;
+
+	s = open_store(&path);
+	p = add_project(s, "cmp");
+	for (int i = 0; i <= CMP_NEW; i++) {
+		cmp_text(i, text[i], sizeof(text[i]));
+		ps_git_blob_sha(text[i], strlen(text[i]), shas[i]);
+	}
+	for (int i = 0; i < CMP_NEW; i++) {
+		put_blob(s, text[i], strlen(text[i]), shas[i]);
+		CHECK_OK(ps_store_code_index_put(s, shas[i], text[i], strlen(text[i]), false));
+	}
+	for (int i = 0; i < CMP_KEPT; i++) {
+		snprintf(names[i], sizeof(names[i]), "f%02d.txt", i);
+		ch[i] = change(PS_CHANGE_ADDED, names[i], text[i]);
+	}
+	s1 = commit_sync(s, p, ch, CMP_KEPT, "c1");
+	cmp_check_searches(s, p->id, s1, false);
+	before = ps_test_sql(path, "SELECT id, level, min_id, max_id FROM code_segments ORDER BY id");
+
+	CHECK_OK(ps_store_prune_blobs(s, &pr));
+	CHECK_INT(pr.blobs, CMP_GONE);
+	/* The prune's transaction merged nothing: the segments are as they were. */
+	out = ps_test_sql(path, "SELECT id, level, min_id, max_id FROM code_segments ORDER BY id");
+	CHECK_STR(out, before);
+	free(out);
+	CHECK_INT(db_int(path, "SELECT count(*) FROM code_blobs"), CMP_KEPT);
+	cmp_check_searches(s, p->id, s1, false);
+
+	/* A sync between the prune and the merge indexes a new blob. */
+	held = db_int(path, "SELECT max(max_id) FROM code_segments");
+	put_blob(s, text[CMP_NEW], strlen(text[CMP_NEW]), shas[CMP_NEW]);
+	CHECK_OK(ps_store_code_index_put(s, shas[CMP_NEW], text[CMP_NEW], strlen(text[CMP_NEW]),
+					 false));
+	ch[0] = change(PS_CHANGE_ADDED, "new.txt", text[CMP_NEW]);
+	s2 = commit_sync(s, p, ch, 1, "c2");
+	CHECK(db_int(path, "SELECT max(id) FROM code_blobs") > held);
+	cmp_check_searches(s, p->id, s2, true);
+
+	/* Step 3: the merge, in its own transaction, leaves one segment of the live documents. */
+	CHECK_OK(ps_store_compact(s));
+	CHECK_INT(db_int(path, "SELECT count(*) FROM code_segments"), 1);
+	CHECK_INT(db_int(path, "SELECT sum(docs) FROM code_segments"), CMP_KEPT + 1);
+	cmp_check_searches(s, p->id, s2, true);
+	cmp_check_searches(s, p->id, s1, false);
+
+	free(before);
 	ps_project_free(p);
 	ps_store_free(s);
 	free(path);
@@ -2513,7 +2616,7 @@ PS_TESTS(PS_TEST(test_atomic_visibility), PS_TEST(test_one_chain), PS_TEST(test_
 	 PS_TEST(test_code_unindexed_count),
 	 PS_TEST(test_projects),
 	 PS_TEST(test_takeover_fences_the_stale_run), PS_TEST(test_reap_leaves_syncs_to_live_nodes),
-	 PS_TEST(test_code_index), PS_TEST(test_code_segments), PS_TEST(test_code_segments_shared), PS_TEST(test_code_index_crash), PS_TEST(test_blob_round_trips), PS_TEST(test_blob_put_in_transaction),
+	 PS_TEST(test_code_index), PS_TEST(test_code_segments), PS_TEST(test_code_compaction_after_prune), PS_TEST(test_code_segments_shared), PS_TEST(test_code_index_crash), PS_TEST(test_blob_round_trips), PS_TEST(test_blob_put_in_transaction),
 	 PS_TEST(test_blob_corrupt), PS_TEST(test_blob_delta_chain), PS_TEST(test_blob_delta_corrupt),
 	 PS_TEST(test_blob_delta_prune),
 	 PS_TEST(test_blob_conversion), PS_TEST(test_blob_id_conversion), PS_TEST(test_stats), PS_TEST(test_object_ids_at_rest),

@@ -2771,9 +2771,9 @@ int ps_pg_prune_blobs(struct ps_store *s, struct ps_prune_stats *out)
 			     "(SELECT 1 FROM file_versions f WHERE f.sha = c.sha)", &none,
 			     "prune the code index", NULL)) < 0)
 		goto fail;
-	/* Their postings go too when the index mostly holds such (pg_code.c). */
-	if ((rc = ps_pg_code_compact(PSPG(s))) < 0)
-		goto fail;
+	/* Their postings stay until ps_pg_compact merges them away, after this transaction: a
+	 * merge of the whole index under the blobs lock would hold back every sync meanwhile. A
+	 * posting whose document row is gone matches nothing (ids come from a sequence). */
 	if (!(r = ps_pg_run(PSPG(s), del, NULL, false, "prune blobs", &rc)))
 		goto fail;
 	out->blobs += ps_pg_col_int(r, 0, 0);
@@ -2803,8 +2803,20 @@ int ps_pg_prune_gate_get(struct ps_store *s, int64_t *until)
 
 int ps_pg_compact(struct ps_store *s)
 {
+	int rc;
+
 	if (PSPG(s)->tx_depth > 0)
 		return 0; /* a dry run: nothing was freed */
+	/* The code index's postings of pruned blobs, when most of what it holds is such
+	 * (pg_code.c), in a transaction of its own: its merge locks only the segments it takes. */
+	if ((rc = ps_pg_begin(s)) < 0)
+		return rc;
+	if ((rc = ps_pg_code_compact(PSPG(s))) < 0) {
+		ps_pg_rollback(s);
+		return rc;
+	}
+	if ((rc = ps_pg_commit(s)) < 0)
+		return rc;
 	/* Plain VACUUM makes the space reusable (and returns trailing pages); VACUUM FULL would
 	 * lock the tables for the whole rewrite, too much for a server that keeps syncing. */
 	return exec_simple(PSPG(s), "VACUUM blobs", "vacuum");

@@ -2343,8 +2343,17 @@ int ps_sqlite_prune_gate_get(struct ps_store *s, int64_t *until)
 
 int ps_sqlite_compact(struct ps_store *s)
 {
+	int rc;
+
 	if (s->tx_depth > 0)
 		return 0; /* a dry run: nothing was freed */
+	/* The code index's postings of pruned blobs first, so VACUUM gives their pages back too.
+	 * Not in the prune's transaction: a merge of the whole index holds the write lock for
+	 * as long as it takes, and syncs wait. Until it runs, or if it fails or the process dies
+	 * first, searches are still right: a posting whose document row the prune removed
+	 * matches nothing, and ids are never reused. */
+	if ((rc = ps_sqlite_code_compact(s)) < 0)
+		return rc;
 	/* VACUUM rewrites the file without the freed pages; the checkpoint moves the result out
 	 * of the WAL so the file on disk shrinks now, not at the next checkpoint. */
 	if (exec(s, "VACUUM", "vacuum") < 0)

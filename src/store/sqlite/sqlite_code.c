@@ -1008,8 +1008,9 @@ static int code_compact(struct ps_store *s)
 int ps_sqlite_code_forget_unreferenced(struct ps_store *s)
 {
 	/* The rows go; their ids' postings stay in the segments, which queries ignore (no row to
-	 * join), and the next merge of those segments drops; code_compact merges them all at once
-	 * when they are mostly such. */
+	 * join; ids are never reused, next_id), and the next merge of those segments drops;
+	 * ps_sqlite_code_compact merges them all at once when they are mostly such, after the
+	 * prune, in a transaction of its own. */
 	static const char del[] =
 		"DELETE FROM code_blobs WHERE NOT EXISTS "
 		"(SELECT 1 FROM file_versions f WHERE f.sha = code_blobs.sha)";
@@ -1020,5 +1021,18 @@ int ps_sqlite_code_forget_unreferenced(struct ps_store *s)
 		return PS_ESTORE;
 	if ((rc = ps_sqlite_step_done(s, st, "remove from the code index")) < 0)
 		return rc;
-	return sqlite3_changes(s->db) > 0 ? code_compact(s) : 0;
+	return 0;
+}
+
+int ps_sqlite_code_compact(struct ps_store *s)
+{
+	int rc;
+
+	if ((rc = ps_store_begin(s)) < 0)
+		return rc;
+	if ((rc = code_compact(s)) < 0) {
+		ps_store_rollback(s);
+		return rc;
+	}
+	return ps_store_commit(s);
 }

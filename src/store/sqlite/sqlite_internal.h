@@ -59,6 +59,9 @@ int ps_sqlite_memory_remove_project(struct ps_store *s, int64_t project_id);
 /* Removes the code index rows of blobs no file version references (sqlite_code.c; inside the
  * caller's transaction, before the blobs themselves are deleted). */
 int ps_sqlite_code_forget_unreferenced(struct ps_store *s);
+/* After a prune, in a transaction of its own: merges the code index's segments when most of
+ * the documents they hold are gone (sqlite_code.c, code_compact). */
+int ps_sqlite_code_compact(struct ps_store *s);
 /* Registers "projsync_trigram" (the tokenizer of schemas 14-16's code_fts, which migration 0017
  * drops: FTS5 cannot open the table without it) and ps_code_hit() on a new connection: -1 if
  * FTS5 lacks. */
