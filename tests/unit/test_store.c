@@ -1973,6 +1973,9 @@ out:
 	free(path);
 }
 
+/* Where the tests read code index rows decompress into. */
+static struct ps_tri_zbuf tz;
+
 /* Every id in the code index's rows (SQLite), sorted with repeats, as "id id ...". */
 static char *posting_ids(const char *path, size_t *count)
 {
@@ -1989,7 +1992,7 @@ static char *posting_ids(const char *path, size_t *count)
 		struct ps_tri_row row;
 
 		CHECK(ps_tri_row_open(&row, (uint32_t)(sqlite3_column_int64(st, 0) & 0xffffff),
-				      sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1)));
+				      sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1), &tz));
 		while (ps_tri_row_next(&row)) {
 			if (n + row.ndocs > cap) {
 				cap = 2 * (n + row.ndocs);
@@ -2208,7 +2211,7 @@ static int64_t ids_without_postings(const char *path)
 		uint32_t *ids;
 
 		CHECK(ps_tri_row_open(&row, (uint32_t)(sqlite3_column_int64(st, 0) & 0xffffff),
-				      sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1)));
+				      sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1), &tz));
 		while (ps_tri_row_next(&row)) {
 			size_t n;
 			ids = ps_malloc(row.ndocs * sizeof(*ids) + 1);

@@ -252,6 +252,7 @@ struct cursor {
 	PGresult *r;
 	int64_t seg;
 	int at;
+	struct ps_tri_zbuf z; /* the current row, decompressed if it is compressed */
 	struct ps_tri_row row;
 	bool live;
 };
@@ -269,7 +270,7 @@ static int cursor_next(struct ps_pg *g, struct cursor *c)
 		}
 		if (!ps_tri_row_open(&c->row, (uint32_t)ps_pg_col_binary_int(c->r, c->at, 0),
 				     (const unsigned char *)PQgetvalue(c->r, c->at, 1),
-				     (size_t)PQgetlength(c->r, c->at, 1)))
+				     (size_t)PQgetlength(c->r, c->at, 1), &c->z))
 			return ps_error_set(PS_ESTORE, "store_corrupt",
 					    "code index segment %lld is damaged", (long long)c->seg);
 		c->at++;
@@ -349,8 +350,10 @@ static int merge_segments(struct ps_pg *g, int level, const int64_t *segs, size_
 	}
 	if (rc == 0)
 		rc = ps_tri_merge(n, merge_entry, merge_next, &in, live, lo, hi, &w, &m);
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		PQclear(cur[i].r);
+		ps_tri_zbuf_dispose(&cur[i].z);
+	}
 	free(cur);
 	free(live);
 	if (rc == 0)
@@ -644,6 +647,7 @@ struct eval {
 	PGresult *r;
 	size_t words;
 	int64_t nbits;
+	struct ps_tri_zbuf z; /* the rows read, decompressed */
 };
 
 /* ORs into `bits` the ids of the documents holding trigram `code`, from every segment (a
@@ -658,7 +662,7 @@ static int trigram_bits(void *ctx, uint32_t code, uint64_t *bits)
 		uint32_t first = (uint32_t)ps_pg_col_binary_int(e->r, i, 2);
 
 		if (!ps_tri_row_bits(first, PQgetvalue(e->r, i, 3), (size_t)PQgetlength(e->r, i, 3),
-				     code, bits, e->nbits))
+				     code, bits, e->nbits, &e->z))
 			return ps_error_set(PS_ESTORE, "store_corrupt",
 					    "code index segment %lld is damaged",
 					    (long long)ps_pg_col_binary_int(e->r, i, 0));
@@ -706,6 +710,7 @@ static int query_hits(struct ps_pg *g, const struct ps_code_query *q, char **out
 	e.nbits = (int64_t)e.words * 64;
 	rc = ps_tri_eval(q, e.words, trigram_bits, &e, &bits);
 	PQclear(e.r);
+	ps_tri_zbuf_dispose(&e.z);
 	if (rc < 0)
 		return rc;
 	ps_buf_init(&b, SIZE_MAX);

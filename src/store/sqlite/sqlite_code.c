@@ -360,8 +360,9 @@ static int drop_segment(struct ps_store *s, int64_t seg)
 struct cursor {
 	sqlite3_stmt *st;
 	int64_t seg;
-	unsigned char *data; /* the current row, copied: the merge writes the table meanwhile */
+	unsigned char *data; /* the current raw row, copied: the merge writes the table meanwhile */
 	size_t cap;
+	struct ps_tri_zbuf z; /* the current compressed row, decompressed */
 	struct ps_tri_row row;
 	bool live; /* row's current entry is valid */
 };
@@ -382,15 +383,20 @@ static int cursor_next(struct ps_store *s, struct cursor *c)
 		if (rc != SQLITE_ROW)
 			return ps_sqlite_error(s, "read the code index");
 		size_t len = (size_t)sqlite3_column_bytes(c->st, 1);
-		if (len > c->cap) {
-			c->cap = len;
-			c->data = ps_realloc(c->data, len);
+		const unsigned char *data = sqlite3_column_blob(c->st, 1);
+		/* A compressed row is decompressed into c->z, which is a copy already. */
+		if (!ps_tri_row_compressed(data, len)) {
+			if (len > c->cap) {
+				c->cap = len;
+				c->data = ps_realloc(c->data, len);
+			}
+			if (len)
+				memcpy(c->data, data, len);
+			data = c->data;
 		}
-		if (len)
-			memcpy(c->data, sqlite3_column_blob(c->st, 1), len);
 		if (!ps_tri_row_open(&c->row, (uint32_t)(sqlite3_column_int64(c->st, 0) &
 							 ((1 << KEY_SHIFT) - 1)),
-				     c->data, len))
+				     data, len, &c->z))
 			return ps_error_set(PS_ESTORE, "store_corrupt",
 					    "code index segment %lld is damaged", (long long)c->seg);
 		if (ps_tri_row_next(&c->row)) {
@@ -485,6 +491,7 @@ static int merge_segments(struct ps_store *s, int level, const int64_t *segs, si
 	for (size_t i = 0; i < n; i++) {
 		sqlite3_finalize(cur[i].st);
 		free(cur[i].data);
+		ps_tri_zbuf_dispose(&cur[i].z);
 	}
 	free(cur);
 	free(live);
@@ -654,6 +661,7 @@ struct eval {
 	size_t nsegs;
 	int64_t nbits; /* ids < nbits */
 	size_t words;
+	struct ps_tri_zbuf z; /* the rows read, decompressed */
 };
 
 /* ORs into `bits` the ids of the documents holding trigram `code`, from every segment (a
@@ -678,7 +686,7 @@ static int trigram_bits(void *ctx, uint32_t code, uint64_t *bits)
 
 			if (!ps_tri_row_bits(first, sqlite3_column_blob(st, 1),
 					     (size_t)sqlite3_column_bytes(st, 1), code, bits,
-					     e->nbits)) {
+					     e->nbits, &e->z)) {
 				sqlite3_reset(st);
 				return ps_error_set(PS_ESTORE, "store_corrupt",
 						    "code index segment %lld is damaged",
@@ -727,6 +735,7 @@ static int collect_hits(struct ps_store *s, const struct ps_code_query *q, struc
 	e.nbits = (int64_t)e.words * 64;
 	rc = ps_tri_eval(q, e.words, trigram_bits, &e, &h->bits);
 	free(e.segs);
+	ps_tri_zbuf_dispose(&e.z);
 	if (rc < 0)
 		return rc;
 	h->nbits = e.nbits;
