@@ -861,3 +861,96 @@ int ps_pg_code_candidates(struct ps_store *s, int64_t project_id, int64_t at,
 	}
 	return rc;
 }
+
+/* ---- schema 25: rows written before compressed (migrations/0025_code_rows_zstd.sql) ---- */
+
+/* Rows per batch: ~8 KiB each, so a batch holds ~2 MiB in memory and a kill loses that much. */
+#define ZSTD_BATCH_ROWS 256
+
+/* One batch in its own transaction; *more = false once the last row was looked at and
+ * code_rows_raw dropped. */
+static int code_convert_batch(struct ps_store *s, size_t batch_rows, struct ps_tri_zbuf *z,
+			      void (*after_row)(void *ud, size_t row), void *ud, size_t *row_no,
+			      bool *more)
+{
+	static const char rows_sql[] =
+		"SELECT c.seg, c.first, c.data FROM code_postings c, code_rows_raw m "
+		"WHERE (c.seg, c.first) > (m.seg, m.first) ORDER BY c.seg, c.first LIMIT $1";
+	static const char put[] = "UPDATE code_postings SET data = $3 WHERE seg = $1 AND first = $2";
+	static const char mark[] = "UPDATE code_rows_raw SET seg = $1, first = $2";
+	struct ps_pg *g = PSPG(s);
+	struct ps_pq q = { 0 };
+	PGresult *r;
+	int n = 0, rc;
+
+	*more = false;
+	if ((rc = ps_store_begin(s)) < 0)
+		return rc;
+	ps_pq_int(&q, (int64_t)batch_rows);
+	if (!(r = ps_pg_run(g, rows_sql, &q, true, "convert the code index", &rc)))
+		goto out;
+	n = PQntuples(r);
+	for (int i = 0; i < n && rc == 0; i++) {
+		const unsigned char *data = (const unsigned char *)PQgetvalue(r, i, 2), *out;
+		size_t len = (size_t)PQgetlength(r, i, 2), out_len;
+
+		if (ps_tri_row_compressed(data, len))
+			continue;
+		if ((rc = ps_tri_row_pack(z, data, len, &out, &out_len)) < 0)
+			break;
+		if (out != data) {
+			struct ps_pq p = { 0 };
+
+			ps_pq_int(&p, ps_pg_col_binary_int(r, i, 0));
+			ps_pq_int(&p, ps_pg_col_binary_int(r, i, 1));
+			ps_pq_bytes(&p, out, out_len);
+			rc = ps_pg_exec(g, put, &p, "convert the code index", NULL);
+		}
+		if (rc == 0 && after_row)
+			after_row(ud, (*row_no)++);
+	}
+	if (rc < 0)
+		goto out;
+	if ((size_t)n < batch_rows) {
+		/* The last row was looked at: the next open finds nothing to do. */
+		rc = ps_pg_exec(g, "DROP TABLE code_rows_raw", NULL,
+				"finish the code index conversion", NULL);
+	} else {
+		struct ps_pq p = { 0 };
+
+		ps_pq_int(&p, ps_pg_col_binary_int(r, n - 1, 0));
+		ps_pq_int(&p, ps_pg_col_binary_int(r, n - 1, 1));
+		rc = ps_pg_exec(g, mark, &p, "convert the code index", NULL);
+		*more = rc == 0;
+	}
+out:
+	PQclear(r);
+	if (rc < 0) {
+		*more = false;
+		ps_store_rollback(s);
+		return rc;
+	}
+	return ps_store_commit(s);
+}
+
+int ps_pg_code_convert(struct ps_store *s, size_t batch_rows,
+		       void (*after_row)(void *ud, size_t row), void *ud)
+{
+	struct ps_tri_zbuf z = { 0 };
+	size_t row_no = 0;
+	bool more = true;
+	PGresult *r;
+	int rc = 0;
+
+	if (batch_rows == 0)
+		batch_rows = ZSTD_BATCH_ROWS;
+	if (!(r = ps_pg_run(PSPG(s), "SELECT to_regclass('code_rows_raw') IS NOT NULL", NULL, false,
+			    "look for code index rows to convert", &rc)))
+		return rc;
+	more = PQgetvalue(r, 0, 0)[0] == 't';
+	PQclear(r);
+	while (more && rc == 0)
+		rc = code_convert_batch(s, batch_rows, &z, after_row, ud, &row_no, &more);
+	ps_tri_zbuf_dispose(&z);
+	return rc;
+}
