@@ -21,7 +21,7 @@
  *
  * The writer takes whichever form is smaller (dense: a trigram in most documents of the
  * segment). A list's length in bytes is not stored: a reader skips it by its varints or its
- * span, so a lookup scans at most one row (PS_TRI_ROW_BYTES).
+ * span, so a lookup scans at most one row (PS_TRI_ROW_BYTES, or PS_TRI_ROW_STORED compressed).
  *
  * A row is keyed by its first trigram, so the row that may hold trigram t is the one with the
  * largest key <= t.
@@ -55,6 +55,13 @@
  * reads and scans one row per segment: 8 KiB searched as fast as FTS5 did on libgit2, 16 KiB
  * took ~0.5 ms more per rare literal; the index is the same size either way. */
 #define PS_TRI_ROW_BYTES (8u * 1024)
+/* A compressed row is closed once its lists reach about this many bytes as stored (the writer
+ * estimates from the previous row's ratio, between PS_TRI_ROW_BYTES and twice that raw): a
+ * lookup reads as many bytes as from a raw row of PS_TRI_ROW_BYTES, and SQLite keeps a record of
+ * 8,153-9,200 bytes in two full overflow pages and under 1 KiB of its leaf page (with 4 KiB
+ * pages; records of 5-8 KiB keep 1.5-3.5 KiB in the leaf, which packs them badly: 0.65 MiB of
+ * leaf space unused on libgit2's index, docs/performance.md, "Schema 25"). */
+#define PS_TRI_ROW_STORED 8700u
 /* The largest row that is stored compressed (larger ones stay raw), and so the most a reader
  * ever decompresses: a row is PS_TRI_ROW_BYTES plus its last list, and a list is at most a
  * bitmap of its segment's ids (1 MiB: 8M documents in one segment; a row beyond that is a list
@@ -122,6 +129,7 @@ struct ps_tri_writer {
 	size_t ndir, npost, capdir, cappost;
 	uint32_t ntri, first, prev;
 	uint64_t postings; /* written in all */
+	size_t target; /* the raw bytes at which the row is closed (0: not estimated yet) */
 	struct ps_tri_zbuf z;
 	int rc;
 };
