@@ -157,8 +157,11 @@ int ps_tri_row_pack(struct ps_tri_zbuf *z, const unsigned char *row, size_t len,
 		    ZSTD_isError(ZSTD_CCtx_setParameter(z->cctx, ZSTD_c_compressionLevel,
 							PS_TRI_ZSTD_LEVEL)) ||
 		    ZSTD_isError(ZSTD_CCtx_setParameter(z->cctx, ZSTD_c_checksumFlag, 1)) ||
-		    ZSTD_isError(ZSTD_CCtx_setParameter(z->cctx, ZSTD_c_contentSizeFlag, 1)))
+		    ZSTD_isError(ZSTD_CCtx_setParameter(z->cctx, ZSTD_c_contentSizeFlag, 1))) {
+			ZSTD_freeCCtx(z->cctx);
+			z->cctx = NULL;
 			return ps_error_set(PS_EFAIL, NULL, "zstd: cannot set up code index rows");
+		}
 	}
 	if (cap > z->cap) {
 		z->data = ps_realloc(z->data, cap);
@@ -292,12 +295,12 @@ static int flush_row(struct ps_tri_writer *w)
 	rc = ps_tri_row_pack(&w->z, row, h + w->ndir + w->npost, &stored, &len);
 	if (rc == 0)
 		rc = w->emit(w->ctx, w->first, stored, len);
-	/* The next row's size from this one's ratio: consecutive rows of a segment compress
-	 * alike. A row that stayed raw resets it. */
-	if (stored != row || !w->target) {
-		uint64_t raw = h + w->ndir + w->npost, t = stored != row
-			? (uint64_t)PS_TRI_ROW_STORED * raw / (len ? len : 1)
-			: PS_TRI_ROW_BYTES * 4u / 3u;
+	/* The next row's size from this one's ratio (consecutive rows of a segment compress
+	 * alike); after a row that stayed raw, PS_TRI_ROW_BYTES raw. */
+	if (rc == 0) {
+		uint64_t t = stored != row ? (uint64_t)PS_TRI_ROW_STORED * (h + w->ndir + w->npost) /
+						     (len ? len : 1)
+					   : PS_TRI_ROW_BYTES;
 
 		w->target = (size_t)(t < PS_TRI_ROW_BYTES ? PS_TRI_ROW_BYTES
 				     : t > 2 * PS_TRI_ROW_BYTES ? 2 * PS_TRI_ROW_BYTES : t);
