@@ -58,12 +58,12 @@
 /* A compressed row is closed once its lists reach about this many bytes as stored (the writer
  * estimates from the previous row's ratio, between PS_TRI_ROW_BYTES and twice that raw): a
  * lookup reads as many bytes as from a raw row of PS_TRI_ROW_BYTES, and SQLite keeps a record of
- * 8,153-9,200 bytes in two full overflow pages and under 1 KiB of its leaf page (with 4 KiB
+ * 8,153-9,200 bytes in two overflow pages and under 1 KiB of its leaf page (with 4 KiB
  * pages; records of 5-8 KiB keep 1.5-3.5 KiB in the leaf, which packs them badly: 0.65 MiB of
  * leaf space unused on libgit2's index, docs/performance.md, "Schema 25"). */
 #define PS_TRI_ROW_STORED 8700u
 /* The largest row that is stored compressed (larger ones stay raw), and so the most a reader
- * ever decompresses: a row is PS_TRI_ROW_BYTES plus its last list, and a list is at most a
+ * ever decompresses: a row is at most 2 x PS_TRI_ROW_BYTES plus its last list, a list at most a
  * bitmap of its segment's ids (1 MiB: 8M documents in one segment; a row beyond that is a list
  * of a store far larger than any measured, and stays readable raw). */
 #define PS_TRI_ZROW_MAX (1u << 20)
