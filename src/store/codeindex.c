@@ -7,9 +7,11 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zstd.h>
 
 #include "store/codeindex.h"
 #include "store/store.h"
+#include "util/error.h"
 #include "util/util.h"
 
 static unsigned char sym[256];
@@ -129,6 +131,91 @@ void ps_tri_acc_dispose(struct ps_tri_acc *a)
 	memset(a, 0, sizeof(*a));
 }
 
+/* ---- stored rows: raw or compressed ---- */
+
+void ps_tri_zbuf_dispose(struct ps_tri_zbuf *z)
+{
+	ZSTD_freeCCtx(z->cctx);
+	ZSTD_freeDCtx(z->dctx);
+	free(z->data);
+	memset(z, 0, sizeof(*z));
+}
+
+int ps_tri_row_pack(struct ps_tri_zbuf *z, const unsigned char *row, size_t len,
+		    const unsigned char **out, size_t *out_len)
+{
+	size_t cap = 1 + ZSTD_compressBound(len), n;
+
+	*out = row;
+	*out_len = len;
+	if (len < 2 || len > PS_TRI_ZROW_MAX)
+		return 0;
+	if (!z->cctx) {
+		/* The checksum turns a damaged frame into a malformed row instead of other ids;
+		 * the content size is what a reader bounds its buffer by. */
+		if (!(z->cctx = ZSTD_createCCtx()) ||
+		    ZSTD_isError(ZSTD_CCtx_setParameter(z->cctx, ZSTD_c_compressionLevel,
+							PS_TRI_ZSTD_LEVEL)) ||
+		    ZSTD_isError(ZSTD_CCtx_setParameter(z->cctx, ZSTD_c_checksumFlag, 1)) ||
+		    ZSTD_isError(ZSTD_CCtx_setParameter(z->cctx, ZSTD_c_contentSizeFlag, 1))) {
+			ZSTD_freeCCtx(z->cctx);
+			z->cctx = NULL;
+			return ps_error_set(PS_EFAIL, NULL, "zstd: cannot set up code index rows");
+		}
+	}
+	if (cap > z->cap) {
+		z->data = ps_realloc(z->data, cap);
+		z->cap = cap;
+	}
+	z->data[0] = 0;
+	n = ZSTD_compress2(z->cctx, z->data + 1, cap - 1, row, len);
+	if (ZSTD_isError(n))
+		return ps_error_set(PS_EFAIL, NULL, "zstd: %s", ZSTD_getErrorName(n));
+	if (1 + n < len) {
+		*out = z->data;
+		*out_len = 1 + n;
+	}
+	return 0;
+}
+
+bool ps_tri_row_compressed(const unsigned char *data, size_t len)
+{
+	return len > 0 && data[0] == 0;
+}
+
+bool ps_tri_row_unpack(struct ps_tri_zbuf *z, const unsigned char *data, size_t len,
+		       const unsigned char **out, size_t *out_len)
+{
+	unsigned long long size;
+	size_t n;
+
+	if (!ps_tri_row_compressed(data, len)) {
+		*out = data;
+		*out_len = len;
+		return true;
+	}
+	data++;
+	len--;
+	/* Exactly one frame, whose header declares a size a row may have: the buffer is sized by
+	 * it, and a second frame (or trailing bytes) would be bytes no writer produced. */
+	size = ZSTD_getFrameContentSize(data, len);
+	if (!z || size == ZSTD_CONTENTSIZE_UNKNOWN || size == ZSTD_CONTENTSIZE_ERROR || size < 2 ||
+	    size > PS_TRI_ZROW_MAX || ZSTD_findFrameCompressedSize(data, len) != len)
+		return false;
+	if (!z->dctx && !(z->dctx = ZSTD_createDCtx()))
+		return false;
+	if (size > z->cap) {
+		z->data = ps_realloc(z->data, (size_t)size);
+		z->cap = (size_t)size;
+	}
+	n = ZSTD_decompressDCtx(z->dctx, z->data, (size_t)size, data, len);
+	if (ZSTD_isError(n) || n != size || z->data[0] == 0)
+		return false; /* a compressed row holds a raw one, never another compressed one */
+	*out = z->data;
+	*out_len = n;
+	return true;
+}
+
 /* ---- writing rows ---- */
 
 static size_t put_varint(unsigned char *out, uint64_t v)
@@ -192,8 +279,9 @@ void ps_tri_writer_init(struct ps_tri_writer *w, ps_tri_emit_fn emit, void *ctx)
 static int flush_row(struct ps_tri_writer *w)
 {
 	unsigned char head[20];
-	size_t h;
+	size_t h, len;
 	unsigned char *row;
+	const unsigned char *stored;
 	int rc;
 
 	if (!w->ntri || w->rc < 0)
@@ -204,7 +292,19 @@ static int flush_row(struct ps_tri_writer *w)
 	memcpy(row, head, h);
 	memcpy(row + h, w->dir, w->ndir);
 	memcpy(row + h + w->ndir, w->post, w->npost);
-	rc = w->emit(w->ctx, w->first, row, h + w->ndir + w->npost);
+	rc = ps_tri_row_pack(&w->z, row, h + w->ndir + w->npost, &stored, &len);
+	if (rc == 0)
+		rc = w->emit(w->ctx, w->first, stored, len);
+	/* The next row's size from this one's ratio (consecutive rows of a segment compress
+	 * alike); after a row that stayed raw, PS_TRI_ROW_BYTES raw. */
+	if (rc == 0) {
+		uint64_t t = stored != row ? (uint64_t)PS_TRI_ROW_STORED * (h + w->ndir + w->npost) /
+						     (len ? len : 1)
+					   : PS_TRI_ROW_BYTES;
+
+		w->target = (size_t)(t < PS_TRI_ROW_BYTES ? PS_TRI_ROW_BYTES
+				     : t > 2 * PS_TRI_ROW_BYTES ? 2 * PS_TRI_ROW_BYTES : t);
+	}
 	free(row);
 	w->ntri = 0;
 	w->ndir = w->npost = 0;
@@ -253,7 +353,9 @@ int ps_tri_writer_add(struct ps_tri_writer *w, uint32_t code, const uint32_t *id
 	w->prev = code;
 	w->ntri++;
 	w->postings += n;
-	if (w->npost + w->ndir >= PS_TRI_ROW_BYTES)
+	if (!w->target) /* the first row: zstd takes a quarter off these lists, about */
+		w->target = PS_TRI_ROW_BYTES * 4u / 3u;
+	if (w->npost + w->ndir >= w->target)
 		return flush_row(w);
 	return 0;
 }
@@ -266,6 +368,7 @@ int ps_tri_writer_finish(struct ps_tri_writer *w)
 	free(w->post);
 	w->dir = w->post = NULL;
 	w->capdir = w->cappost = 0;
+	ps_tri_zbuf_dispose(&w->z);
 	return rc;
 }
 
@@ -315,14 +418,20 @@ int ps_tri_acc_write(struct ps_tri_acc *a, struct ps_tri_writer *w)
 
 /* ---- reading rows ---- */
 
-bool ps_tri_row_open(struct ps_tri_row *r, uint32_t first, const unsigned char *data, size_t len)
+bool ps_tri_row_open(struct ps_tri_row *r, uint32_t first, const unsigned char *data, size_t len,
+		     struct ps_tri_zbuf *z)
 {
-	const unsigned char *p = data, *end = data + len;
+	const unsigned char *p, *end;
 	uint64_t n, dir;
 
 	memset(r, 0, sizeof(*r));
-	if (first >= PS_TRI_CODES || !get_varint(&p, end, &n) || n > len || !get_varint(&p, end, &dir) ||
-	    dir > (uint64_t)(end - p))
+	if (!ps_tri_row_unpack(z, data, len, &data, &len))
+		return false;
+	p = data;
+	end = data + len;
+	/* ntri >= 1: a writer never writes an empty row, and a leading 0 marks a compressed one. */
+	if (first >= PS_TRI_CODES || !get_varint(&p, end, &n) || n == 0 || n > len ||
+	    !get_varint(&p, end, &dir) || dir > (uint64_t)(end - p))
 		return false;
 	r->p = p;
 	r->dir_end = p + dir;
@@ -576,12 +685,12 @@ static void set_bit(void *ctx, uint32_t id)
 }
 
 bool ps_tri_row_bits(uint32_t first, const void *data, size_t len, uint32_t code, uint64_t *bits,
-		     int64_t nbits)
+		     int64_t nbits, struct ps_tri_zbuf *z)
 {
 	struct bitset b = { bits, nbits };
 	struct ps_tri_row row;
 
-	if (!ps_tri_row_open(&row, first, data, len))
+	if (!ps_tri_row_open(&row, first, data, len, z))
 		return false;
 	while (ps_tri_row_next(&row) && row.code < code)
 		;

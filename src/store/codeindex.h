@@ -21,10 +21,24 @@
  *
  * The writer takes whichever form is smaller (dense: a trigram in most documents of the
  * segment). A list's length in bytes is not stored: a reader skips it by its varints or its
- * span, so a lookup scans at most one row (PS_TRI_ROW_BYTES).
+ * span, so a lookup scans at most one row (PS_TRI_ROW_BYTES, or PS_TRI_ROW_STORED compressed).
  *
  * A row is keyed by its first trigram, so the row that may hold trigram t is the one with the
  * largest key <= t.
+ *
+ * A row is stored as it is, or compressed (schema 25):
+ *
+ *     stored := row                   (starts with varint ntri >= 1: never a 0x00 byte)
+ *             | 0x00, zstd frame      (one frame, content size and checksum in its header, of a
+ *                                      row of at most PS_TRI_ZROW_MAX bytes)
+ *
+ * The writer compresses every row it finishes (PS_TRI_ZSTD_LEVEL) and keeps the frame when the
+ * stored row is smaller that way (the lists' varints and bitmaps shrink by about a quarter:
+ * docs/performance.md, "Schema 25"). A reader decompresses into a buffer it owns and reuses
+ * (struct ps_tri_zbuf); a frame that is damaged, holds more than one frame, declares no size or
+ * more than PS_TRI_ZROW_MAX, or whose content is not a row, is a malformed row, as a damaged raw
+ * row is. Rows written before schema 25 are raw; opening the store compresses them
+ * (sqlite/sqlite_code.c and postgres/pg_code.c, ps_*_code_convert).
  */
 #ifndef PS_STORE_CODEINDEX_H
 #define PS_STORE_CODEINDEX_H
@@ -41,6 +55,21 @@
  * reads and scans one row per segment: 8 KiB searched as fast as FTS5 did on libgit2, 16 KiB
  * took ~0.5 ms more per rare literal; the index is the same size either way. */
 #define PS_TRI_ROW_BYTES (8u * 1024)
+/* A compressed row is closed once its lists reach about this many bytes as stored (the writer
+ * estimates from the previous row's ratio, between PS_TRI_ROW_BYTES and twice that raw): a
+ * lookup reads as many bytes as from a raw row of PS_TRI_ROW_BYTES, and SQLite keeps a record of
+ * 8,153-9,200 bytes in two overflow pages and under 1 KiB of its leaf page (with 4 KiB
+ * pages; records of 5-8 KiB keep 1.5-3.5 KiB in the leaf, which packs them badly: 0.65 MiB of
+ * leaf space unused on libgit2's index, docs/performance.md, "Schema 25"). */
+#define PS_TRI_ROW_STORED 8700u
+/* The largest row that is stored compressed (larger ones stay raw), and so the most a reader
+ * ever decompresses: a row is at most 2 x PS_TRI_ROW_BYTES plus its last list, a list at most a
+ * bitmap of its segment's ids (1 MiB: 8M documents in one segment; a row beyond that is a list
+ * of a store far larger than any measured, and stays readable raw). */
+#define PS_TRI_ZROW_MAX (1u << 20)
+/* zstd's level for rows: on libgit2's index level 1 left 3.14 MB of 4.09, 3 left 3.09 and 19
+ * 3.03 (docs/performance.md, "Schema 25"); decompression costs the same at every level. */
+#define PS_TRI_ZSTD_LEVEL 3
 
 /* The folded byte a byte stands for (0: it separates), and the trigram of 3 bytes (-1 if one
  * separates). */
@@ -70,7 +99,27 @@ void ps_tri_acc_add(struct ps_tri_acc *a, uint32_t id, const uint32_t *codes, si
 void ps_tri_acc_clear(struct ps_tri_acc *a);
 void ps_tri_acc_dispose(struct ps_tri_acc *a);
 
-/* Writes rows: called once per finished row with its first trigram and bytes. */
+/* zstd state for rows, created on first use and reused row after row: the bytes a compressed
+ * row decompresses to (or a packed row), and the contexts. */
+struct ps_tri_zbuf {
+	unsigned char *data;
+	size_t cap;
+	void *cctx, *dctx; /* ZSTD_CCtx, ZSTD_DCtx */
+};
+void ps_tri_zbuf_dispose(struct ps_tri_zbuf *z);
+/* The bytes to store for the raw row `row`: its compressed form in z->data when that is
+ * smaller, else `row` itself (*out points at one of the two); 0 or PS_EFAIL (zstd failed). */
+int ps_tri_row_pack(struct ps_tri_zbuf *z, const unsigned char *row, size_t len,
+		    const unsigned char **out, size_t *out_len);
+/* Whether stored bytes are a compressed row. */
+bool ps_tri_row_compressed(const unsigned char *data, size_t len);
+/* The raw row of stored bytes: `data` itself, or, compressed, decompressed into z->data
+ * (valid until z's next use); false if the frame is malformed (see the format above). */
+bool ps_tri_row_unpack(struct ps_tri_zbuf *z, const unsigned char *data, size_t len,
+		       const unsigned char **out, size_t *out_len);
+
+/* Writes rows: called once per finished row with its first trigram and its bytes as stored
+ * (ps_tri_row_pack). */
 typedef int (*ps_tri_emit_fn)(void *ctx, uint32_t first, const unsigned char *data, size_t len);
 
 struct ps_tri_writer {
@@ -80,6 +129,8 @@ struct ps_tri_writer {
 	size_t ndir, npost, capdir, cappost;
 	uint32_t ntri, first, prev;
 	uint64_t postings; /* written in all */
+	size_t target; /* the raw bytes at which the row is closed (0: not estimated yet) */
+	struct ps_tri_zbuf z;
 	int rc;
 };
 void ps_tri_writer_init(struct ps_tri_writer *w, ps_tri_emit_fn emit, void *ctx);
@@ -99,8 +150,10 @@ struct ps_tri_row {
 	bool dense;
 	const unsigned char *list; /* the current entry's list */
 };
-/* false if the row is malformed */
-bool ps_tri_row_open(struct ps_tri_row *r, uint32_t first, const unsigned char *data, size_t len);
+/* Opens a row as stored, raw or compressed (decompressed into z, which must outlive the reading
+ * of the row; NULL: a compressed row is refused); false if the row is malformed. */
+bool ps_tri_row_open(struct ps_tri_row *r, uint32_t first, const unsigned char *data, size_t len,
+		     struct ps_tri_zbuf *z);
 /* Moves to the next entry: false at the end (or on a malformed row). */
 bool ps_tri_row_next(struct ps_tri_row *r);
 /* Decodes the current entry's list into ids[] (room for r->ndocs); returns how many. */
@@ -121,9 +174,10 @@ size_t ps_tri_picks(const char *literal);
 int32_t ps_tri_pick(const char *literal, size_t k, size_t picks);
 
 /* ORs into the row's bitmap `bits` (ids < nbits) the ids of the current row's list for trigram
- * `code`, if the row (parsed from `first`, data, len) holds it; false if the row is damaged. */
+ * `code`, if the row (parsed from `first`, data, len as stored; z as for ps_tri_row_open)
+ * holds it; false if the row is damaged. */
 bool ps_tri_row_bits(uint32_t first, const void *data, size_t len, uint32_t code, uint64_t *bits,
-		     int64_t nbits);
+		     int64_t nbits, struct ps_tri_zbuf *z);
 
 /* A backend's lookup: ORs into `bits` the ids of the documents holding trigram `code`, from
  * every segment; 0 or a negative PS_E* code. */

@@ -154,6 +154,48 @@ def sqlite_id_functions(con):
     con.create_function("ps_hex", 1, tohex, deterministic=True)
 
 
+def code_row_raw(data):
+    """A code_postings row as a projsync before schema 25 stored it: a compressed row (a 0 byte,
+    then a zstd frame; src/store/codeindex.h) decompressed by zstd's CLI (Python has no zstd),
+    any other row as it is."""
+    if data[:1] != b"\0":
+        return data
+    r = subprocess.run(["zstd", "-d", "-q", "-c"], input=data[1:], capture_output=True,
+                       check=True, timeout=60)
+    return r.stdout
+
+
+def sqlite_undo_code_rows_zstd(con):
+    """Undoes migration 0025 (code index rows compressed) in an SQLite store, for a test that
+    turns it back into an older schema: every code_postings row raw again (code_row_raw) and
+    code_rows_raw gone. Leaves PRAGMA user_version alone; does not commit."""
+    con.execute("DROP TABLE IF EXISTS code_rows_raw")
+    if not con.execute("SELECT 1 FROM sqlite_master WHERE name = 'code_postings'").fetchone():
+        return
+    rows = con.execute("SELECT key, data FROM code_postings WHERE substr(data, 1, 1) = x'00'")
+    for key, data in rows.fetchall():
+        con.execute("UPDATE code_postings SET data = ? WHERE key = ?", (code_row_raw(data), key))
+
+
+def pg_undo_code_rows_zstd(url):
+    """Undoes PostgreSQL's migration 0025 as sqlite_undo_code_rows_zstd does (the rows go
+    through Python: PostgreSQL has no zstd function). Leaves projsync_schema alone."""
+    rows = psql(url, "SELECT seg, first, encode(data, 'hex') FROM code_postings "
+                     "WHERE get_byte(data, 0) = 0")
+    sql = ["BEGIN", "DROP TABLE IF EXISTS code_rows_raw"]
+    for line in rows.splitlines():
+        seg, first, data = line.split("|")
+        raw = code_row_raw(bytes.fromhex(data))
+        sql.append(f"UPDATE code_postings SET data = '\\x{raw.hex()}'::bytea "
+                   f"WHERE seg = {seg} AND first = {first}")
+    sql.append("COMMIT")
+    # On stdin: the rows' hex is longer than a command line may be.
+    r = subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", url],
+                       input=";\n".join(sql) + ";\n", capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+
+
 def sqlite_undo_blob_ids(con):
     """Undoes migration 0023 (blobs.sha and blobs.base as 20 bytes) in an SQLite store, for a
     test that turns it back into an older schema: blobs as schema 13 left it, hex ids, the same

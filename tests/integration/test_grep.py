@@ -20,7 +20,8 @@ import pytest
 from conftest import (GIT_ENV, PG_UNDO_BLOB_IDS, PG_UNDO_CODE_IDS, PG_UNDO_CODE_OWN, PG_UNDO_CODE_UNINDEXED,
                       PG_UNDO_THIN_TREES, ROOT,
                       UNDO_FOLDED_CHECKS, Projsync, Repo, git, one_error_line, psql,
-                      sqlite_code_tokenizer, sqlite_undo_code_own, sqlite_undo_code_unindexed)
+                      pg_undo_code_rows_zstd, sqlite_code_tokenizer, sqlite_undo_code_own,
+                      sqlite_undo_code_rows_zstd, sqlite_undo_code_unindexed)
 from server_util import Server
 from test_store_rows import downgrade_sqlite
 
@@ -592,3 +593,53 @@ def test_pg_unindexed_count_migrated_while_a_node_writes(ps, make_repo):
                           "(SELECT 1 FROM code_blobs c WHERE c.sha = b.sha)")
     assert truth == ["1"]
     assert store_sql(ps, "SELECT sum(n) FROM code_unindexed") == truth
+
+
+def code_rows(ps):
+    """The code index's rows as stored, in key order, as hex."""
+    if ps.backend == "pg":
+        return store_sql(ps, "SELECT encode(data, 'hex') FROM code_postings ORDER BY seg, first")
+    return store_sql(ps, "SELECT lower(hex(data)) FROM code_postings ORDER BY key")
+
+
+def test_code_rows_compressed_at_open(ps, make_repo, tmp_path):
+    """Schema 25: a store whose code index rows are raw, as a projsync before it wrote them, has
+    them compressed when it is next opened, byte for byte as a new store writes them, and every
+    search answers exactly as before (and as git grep does)."""
+    repo = make_repo("zr")
+    for i in range(200):
+        repo.write(f"src/f{i:03}.c", "".join(
+            f"int fn_{i}_{k}(int x{k}) {{ return x{k} * {i * k + 7}; }} /* Note {k} */\n"
+            for k in range(40)))
+    repo.write("README", "nothing of the above\n")
+    commit = repo.commit("c1")
+    ps.add("zr", str(repo.path))
+    ps.sync("zr")
+    searches = [("fn_17_3(", {}), ("return x39 * 1", {}), (r"fn_1\d\d_39\(", {"regex": True}),
+                ("note 12 *", {"icase": True}), ("not in any file", {}), ("above", {})]
+    before = [check_same(ps, tmp_path, repo.path, "zr", commit, p, **kw).outb for p, kw in searches]
+    written = code_rows(ps)
+    assert sum(r.startswith("00") for r in written) >= len(written) - 1, written
+    version = store_sql(ps, "SELECT max(version) FROM projsync_schema" if ps.backend == "pg"
+                        else "PRAGMA user_version")
+    names = sorted(p.name for p in (ROOT / "src/store/sqlite/migrations").glob("*.sql"))
+    step = names.index("0025_code_rows_zstd.sql")
+    if ps.backend == "pg":
+        pg_undo_code_rows_zstd(ps.db)
+        psql(ps.db, f"DELETE FROM projsync_schema WHERE version > {step}")
+    else:
+        con = sqlite3.connect(ps.db)
+        sqlite_undo_code_rows_zstd(con)
+        con.execute(f"PRAGMA user_version = {step}")
+        con.commit()
+        con.close()
+    raw = code_rows(ps)
+    assert len(raw) == len(written) and not any(r.startswith("00") for r in raw)
+    after = [check_same(ps, tmp_path, repo.path, "zr", commit, p, **kw).outb for p, kw in searches]
+    assert after == before
+    assert code_rows(ps) == written
+    assert store_sql(ps, "SELECT max(version) FROM projsync_schema" if ps.backend == "pg"
+                     else "PRAGMA user_version") == version
+    assert store_sql(ps, "SELECT count(*) FROM pg_tables WHERE tablename = 'code_rows_raw'"
+                     if ps.backend == "pg" else
+                     "SELECT count(*) FROM sqlite_master WHERE name = 'code_rows_raw'") == ["0"]

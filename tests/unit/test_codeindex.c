@@ -2,10 +2,11 @@
  * store/codeindex.c: projsync's own trigram index format. A document's trigrams against a
  * plain reference implementation of the rule (random bytes, folding, the two non-ASCII letters),
  * and posting lists written as rows and read back exactly (row boundaries, long lists, large
- * ids, malformed rows).
+ * ids, malformed rows, rows stored raw and compressed).
  */
 #include <stdlib.h>
 #include <string.h>
+#include <zstd.h>
 
 #include "harness.h"
 #include "store/codeindex.h"
@@ -131,6 +132,9 @@ static void free_rows(struct rows *r)
 	r->n = 0;
 }
 
+/* Where the tests decompress rows into, as a backend's cursor does. */
+static struct ps_tri_zbuf tz;
+
 /* The list of trigram `code` as the rows hold it (the row with the largest first <= code). */
 static size_t lookup(const struct rows *r, uint32_t code, uint32_t *ids)
 {
@@ -140,7 +144,7 @@ static size_t lookup(const struct rows *r, uint32_t code, uint32_t *ids)
 	for (size_t i = 0; i < r->n; i++)
 		if (r->first[i] <= code)
 			at = i;
-	if (at == SIZE_MAX || !ps_tri_row_open(&row, r->first[at], r->data[at], r->len[at]))
+	if (at == SIZE_MAX || !ps_tri_row_open(&row, r->first[at], r->data[at], r->len[at], &tz))
 		return 0;
 	while (ps_tri_row_next(&row))
 		if (row.code == code)
@@ -168,6 +172,7 @@ static void test_rows_round_trip(void)
 	static uint32_t ids[200000], got[200000];
 	unsigned seed = 7;
 	uint32_t codes[300];
+	size_t compressed = 0;
 
 	/* Trigrams with lists of 1 to 100,000 ids, some above 2^28 (5-byte varints). */
 	ps_tri_writer_init(&w, keep_row, &r);
@@ -185,17 +190,24 @@ static void test_rows_round_trip(void)
 	fprintf(stderr, "%zu rows\n", r.n);
 	for (size_t i = 0; i < r.n; i++) {
 		struct ps_tri_row row;
-		size_t entries = 0;
+		const unsigned char *raw;
+		size_t entries = 0, raw_len;
 
-		CHECK(ps_tri_row_open(&row, r.first[i], r.data[i], r.len[i]));
+		CHECK(ps_tri_row_open(&row, r.first[i], r.data[i], r.len[i], &tz));
 		while (ps_tri_row_next(&row))
 			entries++;
 		CHECK(entries >= 1);
 		/* A row closes once it reaches the target: only the last row is small. */
-		CHECK(i == r.n - 1 || r.len[i] >= PS_TRI_ROW_BYTES);
+		CHECK(ps_tri_row_unpack(&tz, r.data[i], r.len[i], &raw, &raw_len));
+		CHECK(i == r.n - 1 || raw_len >= PS_TRI_ROW_BYTES);
+		/* Compressed when that is smaller (these lists' varints and bitmaps are), with the
+		 * leading 0 a raw row never has; stored raw otherwise. */
+		CHECK(ps_tri_row_compressed(r.data[i], r.len[i]) == (raw_len > r.len[i]));
+		compressed += ps_tri_row_compressed(r.data[i], r.len[i]);
 		if (i)
 			CHECK(r.first[i] > r.first[i - 1]);
 	}
+	CHECK(compressed >= r.n - 1);
 	/* Every list reads back exactly (the same random sequence again). */
 	seed = 7;
 	for (int i = 0; i < 300; i++) {
@@ -217,7 +229,7 @@ static void test_rows_round_trip(void)
 			memcpy(copy, r.data[i], cut);
 			if (k % 3 == 2 && cut) /* a flipped byte too */
 				copy[rand_r(&seed) % cut] ^= (unsigned char)(1 + rand_r(&seed) % 255);
-			if (ps_tri_row_open(&row, r.first[i], copy, cut))
+			if (ps_tri_row_open(&row, r.first[i], copy, cut, &tz))
 				while (ps_tri_row_next(&row))
 					if (row.ndocs <= 200000)
 						CHECK(ps_tri_list_decode(&row, got) <= row.ndocs);
@@ -225,6 +237,166 @@ static void test_rows_round_trip(void)
 		}
 	}
 	free_rows(&r);
+}
+
+/* Every entry of a stored row (raw or compressed) as "code:id,id;..." (NULL if it is refused). */
+static char *row_text(uint32_t first, const unsigned char *data, size_t len,
+		      struct ps_tri_zbuf *z)
+{
+	struct ps_tri_row row;
+	struct ps_buf b;
+	static uint32_t ids[200000];
+
+	if (!ps_tri_row_open(&row, first, data, len, z))
+		return NULL;
+	ps_buf_init(&b, SIZE_MAX);
+	ps_buf_puts(&b, "");
+	while (ps_tri_row_next(&row)) {
+		size_t n = ps_tri_list_decode(&row, ids);
+
+		ps_buf_printf(&b, "%u:", row.code);
+		for (size_t k = 0; k < n; k++)
+			ps_buf_printf(&b, "%u,", ids[k]);
+		ps_buf_puts(&b, ";");
+	}
+	return ps_buf_take(&b, NULL);
+}
+
+/*
+ * Rows stored compressed (schema 25) read exactly as their raw form, which rows written before
+ * it are (and still read); a damaged, truncated, extended or oversized frame is refused as a
+ * malformed raw row is, never read as other ids.
+ */
+static void test_rows_compressed(void)
+{
+	static struct rows r;
+	static uint32_t ids[200000];
+	struct ps_tri_writer w;
+	unsigned seed = 11;
+	size_t compressed = 0;
+
+	ps_tri_writer_init(&w, keep_row, &r);
+	for (int i = 0; i < 300; i++) {
+		size_t n = random_list(i, &seed, ids);
+		CHECK_OK(ps_tri_writer_add(&w, (uint32_t)i * 3 + 1, ids, n));
+	}
+	CHECK_OK(ps_tri_writer_finish(&w));
+	/* A row of one id: a few bytes, which zstd's frame would only make larger. */
+	{
+		static struct rows one;
+
+		ps_tri_writer_init(&w, keep_row, &one);
+		CHECK_OK(ps_tri_writer_add(&w, 5000, (const uint32_t[]){ 7 }, 1));
+		CHECK_OK(ps_tri_writer_finish(&w));
+		CHECK_INT(one.n, 1);
+		CHECK(!ps_tri_row_compressed(one.data[0], one.len[0]));
+		free_rows(&one);
+	}
+	for (size_t i = 0; i < r.n; i++) {
+		const unsigned char *raw;
+		size_t raw_len;
+		char *a, *b;
+		unsigned char *copy;
+
+		CHECK(ps_tri_row_unpack(&tz, r.data[i], r.len[i], &raw, &raw_len));
+		copy = ps_malloc(raw_len);
+		memcpy(copy, raw, raw_len);
+		/* The raw form, as an older projsync stored it: the same entries. */
+		a = row_text(r.first[i], r.data[i], r.len[i], &tz);
+		b = row_text(r.first[i], copy, raw_len, NULL);
+		CHECK(a && b && strcmp(a, b) == 0);
+		free(b);
+		free(copy);
+		if (!ps_tri_row_compressed(r.data[i], r.len[i])) {
+			free(a);
+			continue;
+		}
+		compressed++;
+		/* Without a buffer to decompress into, a compressed row is refused, not misread. */
+		CHECK(row_text(r.first[i], r.data[i], r.len[i], NULL) == NULL);
+		/* Every flipped byte, every cut, and a frame with bytes after it: refused (the frame's
+		 * checksum, its declared size, exactly one frame). ASan watches the copies. */
+		for (size_t k = 0; k < r.len[i]; k += 1 + k / 64) {
+			copy = ps_malloc(r.len[i] + 4);
+			memcpy(copy, r.data[i], r.len[i]);
+			copy[k] ^= (unsigned char)(1 + rand_r(&seed) % 255);
+			if (k > 0) {
+				/* Refused, or (a byte zstd does not use, e.g. of a table it
+				 * ends up not needing) exactly the row: the checksum passed. */
+				char *t = row_text(r.first[i], copy, r.len[i], &tz);
+				CHECK(t == NULL || strcmp(t, a) == 0);
+				free(t);
+			}
+			else
+				free(row_text(r.first[i], copy, r.len[i], &tz)); /* read raw, maybe */
+			memcpy(copy, r.data[i], r.len[i]);
+			CHECK(row_text(r.first[i], copy, k, &tz) == NULL);
+			memcpy(copy + r.len[i], "\0\0\0\0", 4);
+			CHECK(row_text(r.first[i], copy, r.len[i] + 4, &tz) == NULL);
+			free(copy);
+		}
+		free(a);
+	}
+	CHECK(compressed >= r.n - 1);
+	/* Compressed rows are closed by their size as stored (the writer's estimate from the
+	 * row before): about PS_TRI_ROW_STORED each, not the ~6 KiB that 8 KiB of lists take. */
+	{
+		size_t sum = 0, count = 0;
+
+		for (size_t i = 1; i + 1 < r.n; i++) {
+			const unsigned char *raw;
+			size_t raw_len;
+
+			CHECK(ps_tri_row_unpack(&tz, r.data[i], r.len[i], &raw, &raw_len));
+			if (raw_len > 2 * PS_TRI_ROW_BYTES + 1024)
+				continue; /* one long list */
+			sum += r.len[i];
+			count++;
+		}
+		CHECK(count >= 5);
+		CHECK(count && sum / count > PS_TRI_ROW_STORED * 9 / 10 &&
+		      sum / count < PS_TRI_ROW_STORED * 11 / 10);
+	}
+
+	/* A frame declaring more than PS_TRI_ZROW_MAX is refused before anything is allocated
+	 * for it; the writer stores such a row raw. */
+	{
+		size_t big = PS_TRI_ZROW_MAX + 1, cap = 1 + ZSTD_compressBound(big);
+		unsigned char *src = ps_calloc(big, 1), *frame = ps_malloc(cap);
+		const unsigned char *out;
+		size_t n, out_len;
+
+		src[0] = 1; /* ntri 1, as a row starts */
+		frame[0] = 0;
+		n = ZSTD_compress(frame + 1, cap - 1, src, big, 3);
+		CHECK(!ZSTD_isError(n));
+		CHECK(row_text(0, frame, 1 + n, &tz) == NULL);
+		CHECK(tz.cap < big);
+		CHECK_OK(ps_tri_row_pack(&tz, src, big, &out, &out_len));
+		CHECK(out == src && out_len == big);
+		/* A frame holding a compressed row (a leading 0 again): refused. */
+		src[0] = 0;
+		n = ZSTD_compress(frame + 1, cap - 1, src, 4096, 3);
+		CHECK(!ZSTD_isError(n));
+		CHECK(row_text(0, frame, 1 + n, &tz) == NULL);
+		/* A frame without a content size: refused (the buffer is sized by it). */
+		{
+			ZSTD_CCtx *c = ZSTD_createCCtx();
+			src[0] = 1;
+			CHECK(!ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_contentSizeFlag, 0)));
+			n = ZSTD_compress2(c, frame + 1, cap - 1, src, 4096);
+			CHECK(!ZSTD_isError(n));
+			CHECK(row_text(0, frame, 1 + n, &tz) == NULL);
+			ZSTD_freeCCtx(c);
+		}
+		free(src);
+		free(frame);
+	}
+	/* A raw row of ntri 0 (a lone 0 byte is the marker with no frame): malformed. */
+	CHECK(row_text(0, (const unsigned char *)"\0\0", 2, &tz) == NULL);
+	CHECK(row_text(0, (const unsigned char *)"\0", 1, &tz) == NULL);
+	free_rows(&r);
+	ps_tri_zbuf_dispose(&tz);
 }
 
 /* An accumulator: documents in id order, written sorted by trigram, each list in id order. */
@@ -299,5 +471,6 @@ static void test_ids_mark(void)
 	CHECK(seen[0] == ((1u << 0) | (1u << 3) | (1u << 4)) && seen[1] == 1 && seen[2] == 1);
 }
 
-PS_TESTS(PS_TEST(test_extract), PS_TEST(test_rows_round_trip), PS_TEST(test_accumulator),
+PS_TESTS(PS_TEST(test_extract), PS_TEST(test_rows_round_trip), PS_TEST(test_rows_compressed),
+	 PS_TEST(test_accumulator),
 	 PS_TEST(test_ids_keep), PS_TEST(test_ids_mark))

@@ -1973,6 +1973,9 @@ out:
 	free(path);
 }
 
+/* Where the tests read code index rows decompress into. */
+static struct ps_tri_zbuf tz;
+
 /* Every id in the code index's rows (SQLite), sorted with repeats, as "id id ...". */
 static char *posting_ids(const char *path, size_t *count)
 {
@@ -1989,7 +1992,7 @@ static char *posting_ids(const char *path, size_t *count)
 		struct ps_tri_row row;
 
 		CHECK(ps_tri_row_open(&row, (uint32_t)(sqlite3_column_int64(st, 0) & 0xffffff),
-				      sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1)));
+				      sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1), &tz));
 		while (ps_tri_row_next(&row)) {
 			if (n + row.ndocs > cap) {
 				cap = 2 * (n + row.ndocs);
@@ -2311,7 +2314,7 @@ static int64_t ids_without_postings(const char *path)
 		uint32_t *ids;
 
 		CHECK(ps_tri_row_open(&row, (uint32_t)(sqlite3_column_int64(st, 0) & 0xffffff),
-				      sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1)));
+				      sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1), &tz));
 		while (ps_tri_row_next(&row)) {
 			size_t n;
 			ids = ps_malloc(row.ndocs * sizeof(*ids) + 1);
@@ -2609,6 +2612,305 @@ static void test_blob_id_conversion(void)
 	free(path);
 }
 
+
+/* ---- schema 25: code index rows compressed (migrations/0025_code_rows_zstd.sql) ---- */
+
+int ps_pg_code_convert(struct ps_store *s, size_t batch_rows,
+		       void (*after_row)(void *ud, size_t row), void *ud);
+
+/* Index of migrations/0025_code_rows_zstd.sql among the embedded migrations. */
+#define CODE_ZSTD_STEP 24
+
+/* code_postings as stored, in key order (either backend). */
+struct stored_rows {
+	int64_t seg[512], first[512];
+	unsigned char *data[512];
+	size_t len[512], n;
+};
+
+static void stored_rows_free(struct stored_rows *r)
+{
+	for (size_t i = 0; i < r->n; i++)
+		free(r->data[i]);
+	r->n = 0;
+}
+
+static void stored_rows_read(const char *path, struct stored_rows *r)
+{
+	r->n = 0;
+	if (ps_test_pg()) {
+		PGconn *c = PQconnectdb(path);
+		PGresult *res = PQexecParams(c, "SELECT seg, first, data FROM code_postings ORDER BY "
+						"seg, first", 0, NULL, NULL, NULL, NULL, 1);
+
+		CHECK_INT(PQresultStatus(res), PGRES_TUPLES_OK);
+		for (int i = 0; i < PQntuples(res) && r->n < 512; i++, r->n++) {
+			uint64_t seg = 0;
+			uint32_t first = 0;
+
+			memcpy(&seg, PQgetvalue(res, i, 0), 8);
+			memcpy(&first, PQgetvalue(res, i, 1), 4);
+			r->seg[r->n] = (int64_t)__builtin_bswap64(seg);
+			r->first[r->n] = (int64_t)__builtin_bswap32(first);
+			r->len[r->n] = (size_t)PQgetlength(res, i, 2);
+			r->data[r->n] = ps_malloc(r->len[r->n] + 1);
+			memcpy(r->data[r->n], PQgetvalue(res, i, 2), r->len[r->n]);
+		}
+		PQclear(res);
+		PQfinish(c);
+		return;
+	}
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+
+	CHECK_INT(sqlite3_open(path, &db), SQLITE_OK);
+	CHECK_INT(sqlite3_prepare_v2(db, "SELECT key, data FROM code_postings ORDER BY key", -1, &st,
+				     NULL), SQLITE_OK);
+	while (st && sqlite3_step(st) == SQLITE_ROW && r->n < 512) {
+		int64_t key = sqlite3_column_int64(st, 0);
+
+		r->seg[r->n] = key >> 24;
+		r->first[r->n] = key & 0xffffff;
+		r->len[r->n] = (size_t)sqlite3_column_bytes(st, 1);
+		r->data[r->n] = ps_malloc(r->len[r->n] + 1);
+		memcpy(r->data[r->n], sqlite3_column_blob(st, 1), r->len[r->n]);
+		r->n++;
+	}
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+}
+
+/* Sets one row's bytes behind projsync's back. */
+static void stored_row_write(const char *path, int64_t seg, int64_t first, const void *data,
+			     size_t len)
+{
+	if (ps_test_pg()) {
+		PGconn *c = PQconnectdb(path);
+		char a[32], b[32];
+		const char *vals[3] = { a, b, data };
+		int lens[3] = { 0, 0, (int)len }, fmts[3] = { 0, 0, 1 };
+		PGresult *res;
+
+		snprintf(a, sizeof(a), "%lld", (long long)seg);
+		snprintf(b, sizeof(b), "%lld", (long long)first);
+		res = PQexecParams(c, "UPDATE code_postings SET data = $3 WHERE seg = $1 AND first = $2",
+				   3, NULL, vals, lens, fmts, 0);
+		CHECK_INT(PQresultStatus(res), PGRES_COMMAND_OK);
+		CHECK_STR(PQcmdTuples(res), "1");
+		PQclear(res);
+		PQfinish(c);
+		return;
+	}
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+
+	CHECK_INT(sqlite3_open(path, &db), SQLITE_OK);
+	CHECK_INT(sqlite3_prepare_v2(db, "UPDATE code_postings SET data = ? WHERE key = ?", -1, &st,
+				     NULL), SQLITE_OK);
+	sqlite3_bind_blob(st, 1, data, (int)len, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, seg << 24 | first);
+	CHECK_INT(sqlite3_step(st), SQLITE_DONE);
+	CHECK_INT(sqlite3_changes(db), 1);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+}
+
+static size_t count_compressed(const struct stored_rows *r)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < r->n; i++)
+		n += ps_tri_row_compressed(r->data[i], r->len[i]);
+	return n;
+}
+
+/* The store at `path` back to schema 24, its code index rows raw as a projsync before 0025 wrote
+ * them (tests/integration/conftest.py, sqlite_undo_code_rows_zstd, does the same), then
+ * migration 0025's SQL on it, as ps_store_migrate runs it before converting. */
+static void back_to_raw_rows(const char *path)
+{
+	extern const struct ps_embedded ps_pg_migrations[];
+	const struct ps_embedded *m = ps_test_pg() ? &ps_pg_migrations[CODE_ZSTD_STEP]
+						   : &ps_migrations[CODE_ZSTD_STEP];
+	struct stored_rows r;
+	char *sql;
+
+	stored_rows_read(path, &r);
+	for (size_t i = 0; i < r.n; i++) {
+		const unsigned char *raw;
+		size_t len;
+
+		if (!ps_tri_row_compressed(r.data[i], r.len[i]))
+			continue;
+		CHECK(ps_tri_row_unpack(&tz, r.data[i], r.len[i], &raw, &len));
+		stored_row_write(path, r.seg[i], r.first[i], raw, len);
+	}
+	stored_rows_free(&r);
+	db_exec(path, ps_test_pg() ? "DELETE FROM projsync_schema WHERE version > 24"
+				   : "PRAGMA user_version = 24");
+	stored_rows_read(path, &r);
+	CHECK_INT(count_compressed(&r), 0);
+	stored_rows_free(&r);
+	CHECK(strstr(m->name, "0025_code_rows_zstd") != NULL);
+	sql = ps_asprintf("%s; %s", m->text,
+			  ps_test_pg() ? "INSERT INTO projsync_schema VALUES (25)"
+				       : "PRAGMA user_version = 25");
+	db_exec(path, sql);
+	free(sql);
+}
+
+/*
+ * A store whose code index rows are raw (written before schema 25) has them compressed at open
+ * (migration 0025) in batches: a conversion killed in its second batch keeps the first, the next
+ * open finishes it, the rows end up byte for byte as a new store writes them, and every search
+ * answers as before. A compressed row that is damaged fails a search with the same error as a
+ * damaged raw row. Both backends.
+ */
+static void test_code_rows_conversion(void)
+{
+	enum { N = 160 };
+	char *path = NULL, *want[8], *err_raw, *err_zstd;
+	static char text[N][512], names[N][32];
+	const char *lits[8];
+	char shas[N][PS_SHA_HEX], lit[8][16];
+	struct ps_change ch[N];
+	struct stored_rows before, after, mid;
+	struct ps_store *s = open_store(&path);
+	struct ps_project *p = add_project(s, "zrows");
+	size_t kill_row = 3, compressed;
+	uint64_t x = 99;
+	int64_t s1;
+	pid_t pid;
+	int status = 0;
+
+	/* One large segment (one transaction: several rows of ~8 KiB), then small ones. */
+	for (int i = 0; i < N; i++) {
+		size_t n = 0;
+
+		while (n < 400) {
+			uint64_t r = rng_next(&x);
+			for (int k = 0; k < 5; k++, r >>= 5)
+				text[i][n++] = (char)('a' + r % 26);
+			text[i][n++] = ' ';
+		}
+		text[i][n++] = '\n';
+		text[i][n] = 0;
+		put_blob(s, text[i], n, shas[i]);
+	}
+	CHECK_OK(ps_store_begin(s));
+	for (int i = 0; i < N - 4; i++)
+		CHECK_OK(ps_store_code_index_put(s, shas[i], text[i], strlen(text[i]), false));
+	CHECK_OK(ps_store_commit(s));
+	for (int i = N - 4; i < N; i++)
+		CHECK_OK(ps_store_code_index_put(s, shas[i], text[i], strlen(text[i]), false));
+	for (int i = 0; i < N; i++) {
+		snprintf(names[i], sizeof(names[i]), "f%03d.txt", i);
+		ch[i] = change(PS_CHANGE_ADDED, names[i], text[i]);
+	}
+	s1 = commit_sync(s, p, ch, N, "c1");
+	/* Literals from the texts (a word, a word's end and the next's start), a rare one. */
+	for (int k = 0; k < 8; k++) {
+		const char *t = text[(k * 37) % N];
+		memcpy(lit[k], t + (k % 2 ? 6 * k : 6 * k + 3), 5);
+		lit[k][5] = 0;
+		lits[k] = lit[k];
+	}
+	for (int k = 0; k < 8; k++) {
+		struct ps_code_query q = { .op = PS_CODE_LITERAL, .literal = (char *)lits[k] };
+		want[k] = candidates(s, p->id, s1, &q, NULL, NULL, 0);
+		CHECK(strncmp(want[k], "error", 5) != 0 && *want[k]);
+	}
+	ps_store_free(s);
+	stored_rows_read(path, &before);
+	CHECK(before.n >= 6);
+	CHECK(count_compressed(&before) >= before.n - 4); /* the small segments' rows may not shrink */
+
+	back_to_raw_rows(path);
+	/* Killed in the second batch of two rows: the first batch stays compressed, the rest raw. */
+	pid = fork();
+	if (pid == 0) {
+		if (ps_store_open(&s, path, PS_STORE_NO_MIGRATE) < 0)
+			_exit(3);
+		if (ps_test_pg())
+			ps_pg_code_convert(s, 2, kill_at, &kill_row);
+		else
+			ps_sqlite_code_convert(s, 2, kill_at, &kill_row);
+		_exit(4);
+	}
+	CHECK(waitpid(pid, &status, 0) == pid);
+	CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+	stored_rows_read(path, &mid);
+	compressed = count_compressed(&mid);
+	CHECK_INT(compressed, 2);
+	for (size_t i = 0; i < mid.n; i++)
+		CHECK(ps_tri_row_compressed(mid.data[i], mid.len[i]) == (i < 2));
+	stored_rows_free(&mid);
+	CHECK_INT(db_int(path, "SELECT count(*) FROM code_rows_raw"), 1);
+
+	/* Opening finishes it: the rows are what a new store holds, the marker is gone, and
+	 * every search answers as before. */
+	CHECK_OK(ps_store_open(&s, path, 0));
+	stored_rows_read(path, &after);
+	CHECK_INT(after.n, before.n);
+	for (size_t i = 0; i < after.n && i < before.n; i++) {
+		CHECK(after.seg[i] == before.seg[i] && after.first[i] == before.first[i]);
+		CHECK(after.len[i] == before.len[i] &&
+		      memcmp(after.data[i], before.data[i], after.len[i]) == 0);
+	}
+	CHECK_INT(db_int(path, ps_test_pg() ? "SELECT count(*) FROM pg_tables WHERE tablename = "
+					      "'code_rows_raw'"
+					    : "SELECT count(*) FROM sqlite_master WHERE name = "
+					      "'code_rows_raw'"), 0);
+	for (int k = 0; k < 8; k++) {
+		struct ps_code_query q = { .op = PS_CODE_LITERAL, .literal = (char *)lits[k] };
+		EXPECT_CANDIDATES(s, p->id, s1, &q, NULL, NULL, want[k]);
+	}
+
+	/* Damaged rows fail a search, compressed (its checksum's last byte changed) exactly as
+	 * raw (a directory longer than the row) do. */
+	{
+		struct ps_code_query q = { .op = PS_CODE_LITERAL, .literal = (char *)lits[0] };
+
+		for (size_t i = 0; i < after.n; i++) {
+			if (!ps_tri_row_compressed(after.data[i], after.len[i]))
+				continue;
+			after.data[i][after.len[i] - 1] ^= 0x40;
+			stored_row_write(path, after.seg[i], after.first[i], after.data[i],
+					 after.len[i]);
+			after.data[i][after.len[i] - 1] ^= 0x40;
+		}
+		err_zstd = candidates(s, p->id, s1, &q, NULL, NULL, 0);
+		for (size_t i = 0; i < after.n; i++)
+			if (ps_tri_row_compressed(after.data[i], after.len[i]))
+				stored_row_write(path, after.seg[i], after.first[i], "\x05\xff\x01", 3);
+		err_raw = candidates(s, p->id, s1, &q, NULL, NULL, 0);
+		CHECK(strstr(err_zstd, "code index segment") && strstr(err_zstd, "is damaged"));
+		CHECK_STR(err_zstd, err_raw);
+		free(err_zstd);
+		free(err_raw);
+		for (size_t i = 0; i < after.n; i++)
+			stored_row_write(path, after.seg[i], after.first[i], after.data[i],
+					 after.len[i]);
+		EXPECT_CANDIDATES(s, p->id, s1, &q, NULL, NULL, want[0]);
+	}
+	ps_store_free(s);
+
+	/* A store converted already: an open writes nothing, the rows stay as they are. */
+	CHECK_OK(ps_store_open(&s, path, 0));
+	ps_store_free(s);
+	stored_rows_read(path, &mid);
+	CHECK_INT(mid.n, after.n);
+	for (size_t i = 0; i < mid.n && i < after.n; i++)
+		CHECK(mid.len[i] == after.len[i] && !memcmp(mid.data[i], after.data[i], mid.len[i]));
+	stored_rows_free(&mid);
+	for (int k = 0; k < 8; k++)
+		free(want[k]);
+	stored_rows_free(&before);
+	stored_rows_free(&after);
+	ps_project_free(p);
+	free(path);
+}
+
 PS_TESTS(PS_TEST(test_atomic_visibility), PS_TEST(test_one_chain), PS_TEST(test_versioned_rows),
 	 PS_TEST(test_content_addressing), PS_TEST(test_crash_reap),
 	 PS_TEST(test_marker_moves_only_on_success), PS_TEST(test_migrations),
@@ -2619,5 +2921,5 @@ PS_TESTS(PS_TEST(test_atomic_visibility), PS_TEST(test_one_chain), PS_TEST(test_
 	 PS_TEST(test_code_index), PS_TEST(test_code_segments), PS_TEST(test_code_compaction_after_prune), PS_TEST(test_code_segments_shared), PS_TEST(test_code_index_crash), PS_TEST(test_blob_round_trips), PS_TEST(test_blob_put_in_transaction),
 	 PS_TEST(test_blob_corrupt), PS_TEST(test_blob_delta_chain), PS_TEST(test_blob_delta_corrupt),
 	 PS_TEST(test_blob_delta_prune),
-	 PS_TEST(test_blob_conversion), PS_TEST(test_blob_id_conversion), PS_TEST(test_stats), PS_TEST(test_object_ids_at_rest),
+	 PS_TEST(test_blob_conversion), PS_TEST(test_blob_id_conversion), PS_TEST(test_code_rows_conversion), PS_TEST(test_stats), PS_TEST(test_object_ids_at_rest),
 	 PS_TEST(test_dir_trees_rebuilt))

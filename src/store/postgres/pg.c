@@ -556,6 +556,12 @@ int ps_pg_migrate(struct ps_store *s, int *from, int *to)
 		rc = ps_error_wrap(rc, "converting blob ids to bytes: ");
 		goto out;
 	}
+	/* Code index rows written before schema 25 are compressed the same way
+	 * (migrations/0025_code_rows_zstd.sql). */
+	if ((rc = ps_pg_code_convert(s, 0, NULL, NULL)) < 0) {
+		rc = ps_error_wrap(rc, "compressing the code index: ");
+		goto out;
+	}
 	if (to)
 		*to = ps_pg_schema_version();
 out:

@@ -252,6 +252,7 @@ struct cursor {
 	PGresult *r;
 	int64_t seg;
 	int at;
+	struct ps_tri_zbuf z; /* the current row, decompressed if it is compressed */
 	struct ps_tri_row row;
 	bool live;
 };
@@ -269,7 +270,7 @@ static int cursor_next(struct ps_pg *g, struct cursor *c)
 		}
 		if (!ps_tri_row_open(&c->row, (uint32_t)ps_pg_col_binary_int(c->r, c->at, 0),
 				     (const unsigned char *)PQgetvalue(c->r, c->at, 1),
-				     (size_t)PQgetlength(c->r, c->at, 1)))
+				     (size_t)PQgetlength(c->r, c->at, 1), &c->z))
 			return ps_error_set(PS_ESTORE, "store_corrupt",
 					    "code index segment %lld is damaged", (long long)c->seg);
 		c->at++;
@@ -349,8 +350,10 @@ static int merge_segments(struct ps_pg *g, int level, const int64_t *segs, size_
 	}
 	if (rc == 0)
 		rc = ps_tri_merge(n, merge_entry, merge_next, &in, live, lo, hi, &w, &m);
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		PQclear(cur[i].r);
+		ps_tri_zbuf_dispose(&cur[i].z);
+	}
 	free(cur);
 	free(live);
 	if (rc == 0)
@@ -644,6 +647,7 @@ struct eval {
 	PGresult *r;
 	size_t words;
 	int64_t nbits;
+	struct ps_tri_zbuf z; /* the rows read, decompressed */
 };
 
 /* ORs into `bits` the ids of the documents holding trigram `code`, from every segment (a
@@ -658,7 +662,7 @@ static int trigram_bits(void *ctx, uint32_t code, uint64_t *bits)
 		uint32_t first = (uint32_t)ps_pg_col_binary_int(e->r, i, 2);
 
 		if (!ps_tri_row_bits(first, PQgetvalue(e->r, i, 3), (size_t)PQgetlength(e->r, i, 3),
-				     code, bits, e->nbits))
+				     code, bits, e->nbits, &e->z))
 			return ps_error_set(PS_ESTORE, "store_corrupt",
 					    "code index segment %lld is damaged",
 					    (long long)ps_pg_col_binary_int(e->r, i, 0));
@@ -706,6 +710,7 @@ static int query_hits(struct ps_pg *g, const struct ps_code_query *q, char **out
 	e.nbits = (int64_t)e.words * 64;
 	rc = ps_tri_eval(q, e.words, trigram_bits, &e, &bits);
 	PQclear(e.r);
+	ps_tri_zbuf_dispose(&e.z);
 	if (rc < 0)
 		return rc;
 	ps_buf_init(&b, SIZE_MAX);
@@ -854,5 +859,98 @@ int ps_pg_code_candidates(struct ps_store *s, int64_t project_id, int64_t at,
 		PQclear(PQexec(g->conn, rc < 0 ? "ROLLBACK" : "COMMIT"));
 		g->tx_depth = 0;
 	}
+	return rc;
+}
+
+/* ---- schema 25: rows written before compressed (migrations/0025_code_rows_zstd.sql) ---- */
+
+/* Rows per batch: ~8 KiB each, so a batch holds ~2 MiB in memory and a kill loses that much. */
+#define ZSTD_BATCH_ROWS 256
+
+/* One batch in its own transaction; *more = false once the last row was looked at and
+ * code_rows_raw dropped. */
+static int code_convert_batch(struct ps_store *s, size_t batch_rows, struct ps_tri_zbuf *z,
+			      void (*after_row)(void *ud, size_t row), void *ud, size_t *row_no,
+			      bool *more)
+{
+	static const char rows_sql[] =
+		"SELECT c.seg, c.first, c.data FROM code_postings c, code_rows_raw m "
+		"WHERE (c.seg, c.first) > (m.seg, m.first) ORDER BY c.seg, c.first LIMIT $1";
+	static const char put[] = "UPDATE code_postings SET data = $3 WHERE seg = $1 AND first = $2";
+	static const char mark[] = "UPDATE code_rows_raw SET seg = $1, first = $2";
+	struct ps_pg *g = PSPG(s);
+	struct ps_pq q = { 0 };
+	PGresult *r;
+	int n = 0, rc;
+
+	*more = false;
+	if ((rc = ps_store_begin(s)) < 0)
+		return rc;
+	ps_pq_int(&q, (int64_t)batch_rows);
+	if (!(r = ps_pg_run(g, rows_sql, &q, true, "convert the code index", &rc)))
+		goto out;
+	n = PQntuples(r);
+	for (int i = 0; i < n && rc == 0; i++) {
+		const unsigned char *data = (const unsigned char *)PQgetvalue(r, i, 2), *out;
+		size_t len = (size_t)PQgetlength(r, i, 2), out_len;
+
+		if (ps_tri_row_compressed(data, len))
+			continue;
+		if ((rc = ps_tri_row_pack(z, data, len, &out, &out_len)) < 0)
+			break;
+		if (out != data) {
+			struct ps_pq p = { 0 };
+
+			ps_pq_int(&p, ps_pg_col_binary_int(r, i, 0));
+			ps_pq_int(&p, ps_pg_col_binary_int(r, i, 1));
+			ps_pq_bytes(&p, out, out_len);
+			rc = ps_pg_exec(g, put, &p, "convert the code index", NULL);
+		}
+		if (rc == 0 && after_row)
+			after_row(ud, (*row_no)++);
+	}
+	if (rc < 0)
+		goto out;
+	if ((size_t)n < batch_rows) {
+		/* The last row was looked at: the next open finds nothing to do. */
+		rc = ps_pg_exec(g, "DROP TABLE code_rows_raw", NULL,
+				"finish the code index conversion", NULL);
+	} else {
+		struct ps_pq p = { 0 };
+
+		ps_pq_int(&p, ps_pg_col_binary_int(r, n - 1, 0));
+		ps_pq_int(&p, ps_pg_col_binary_int(r, n - 1, 1));
+		rc = ps_pg_exec(g, mark, &p, "convert the code index", NULL);
+		*more = rc == 0;
+	}
+out:
+	PQclear(r);
+	if (rc < 0) {
+		*more = false;
+		ps_store_rollback(s);
+		return rc;
+	}
+	return ps_store_commit(s);
+}
+
+int ps_pg_code_convert(struct ps_store *s, size_t batch_rows,
+		       void (*after_row)(void *ud, size_t row), void *ud)
+{
+	struct ps_tri_zbuf z = { 0 };
+	size_t row_no = 0;
+	bool more = true;
+	PGresult *r;
+	int rc = 0;
+
+	if (batch_rows == 0)
+		batch_rows = ZSTD_BATCH_ROWS;
+	if (!(r = ps_pg_run(PSPG(s), "SELECT to_regclass('code_rows_raw') IS NOT NULL", NULL, false,
+			    "look for code index rows to convert", &rc)))
+		return rc;
+	more = PQgetvalue(r, 0, 0)[0] == 't';
+	PQclear(r);
+	while (more && rc == 0)
+		rc = code_convert_batch(s, batch_rows, &z, after_row, ud, &row_no, &more);
+	ps_tri_zbuf_dispose(&z);
 	return rc;
 }

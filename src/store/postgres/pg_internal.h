@@ -110,6 +110,14 @@ void ps_pg_code_free(struct ps_store *s);
 int ps_pg_blob_convert(struct ps_store *s, size_t batch_rows,
 		       void (*after_row)(void *ud, size_t row), void *ud);
 
+/* Schema 25's compression of the code index's rows written before it (migrations/0025), run by
+ * ps_pg_migrate under the migration lock after the blob conversion: batches of at most
+ * `batch_rows` rows (0: the default) in (seg, first) order, each one transaction that also
+ * records the last key looked at; the last drops code_rows_raw. `after_row` (tests: NULL
+ * otherwise) is called after each raw row is looked at, inside the batch's transaction. */
+int ps_pg_code_convert(struct ps_store *s, size_t batch_rows,
+		       void (*after_row)(void *ud, size_t row), void *ud);
+
 /* Memory entries (pg_memory.c), called by pg.c inside its transactions. */
 int ps_pg_memory_finalize(struct ps_store *s, const struct ps_sync *sync);
 int ps_pg_memory_discard(struct ps_store *s, int64_t sync_id);

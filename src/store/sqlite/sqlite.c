@@ -350,6 +350,10 @@ int ps_sqlite_migrate(struct ps_store *s, int *from, int *to)
 	 * (migrations/0010_blob_encoding.sql, 0023_blob_ids.sql). */
 	if ((rc = ps_sqlite_blob_convert(s, 0, NULL, NULL)) < 0)
 		return ps_error_wrap(rc, "converting blobs to the current format: ");
+	/* Code index rows written before schema 25 are compressed the same way
+	 * (migrations/0025_code_rows_zstd.sql). */
+	if ((rc = ps_sqlite_code_convert(s, 0, NULL, NULL)) < 0)
+		return ps_error_wrap(rc, "compressing the code index: ");
 	if (to)
 		*to = ps_store_schema_version();
 	return 0;

@@ -360,8 +360,9 @@ static int drop_segment(struct ps_store *s, int64_t seg)
 struct cursor {
 	sqlite3_stmt *st;
 	int64_t seg;
-	unsigned char *data; /* the current row, copied: the merge writes the table meanwhile */
+	unsigned char *data; /* the current raw row, copied: the merge writes the table meanwhile */
 	size_t cap;
+	struct ps_tri_zbuf z; /* the current compressed row, decompressed */
 	struct ps_tri_row row;
 	bool live; /* row's current entry is valid */
 };
@@ -382,15 +383,20 @@ static int cursor_next(struct ps_store *s, struct cursor *c)
 		if (rc != SQLITE_ROW)
 			return ps_sqlite_error(s, "read the code index");
 		size_t len = (size_t)sqlite3_column_bytes(c->st, 1);
-		if (len > c->cap) {
-			c->cap = len;
-			c->data = ps_realloc(c->data, len);
+		const unsigned char *data = sqlite3_column_blob(c->st, 1);
+		/* A compressed row is decompressed into c->z, which is a copy already. */
+		if (!ps_tri_row_compressed(data, len)) {
+			if (len > c->cap) {
+				c->cap = len;
+				c->data = ps_realloc(c->data, len);
+			}
+			if (len)
+				memcpy(c->data, data, len);
+			data = c->data;
 		}
-		if (len)
-			memcpy(c->data, sqlite3_column_blob(c->st, 1), len);
 		if (!ps_tri_row_open(&c->row, (uint32_t)(sqlite3_column_int64(c->st, 0) &
 							 ((1 << KEY_SHIFT) - 1)),
-				     c->data, len))
+				     data, len, &c->z))
 			return ps_error_set(PS_ESTORE, "store_corrupt",
 					    "code index segment %lld is damaged", (long long)c->seg);
 		if (ps_tri_row_next(&c->row)) {
@@ -485,6 +491,7 @@ static int merge_segments(struct ps_store *s, int level, const int64_t *segs, si
 	for (size_t i = 0; i < n; i++) {
 		sqlite3_finalize(cur[i].st);
 		free(cur[i].data);
+		ps_tri_zbuf_dispose(&cur[i].z);
 	}
 	free(cur);
 	free(live);
@@ -654,6 +661,7 @@ struct eval {
 	size_t nsegs;
 	int64_t nbits; /* ids < nbits */
 	size_t words;
+	struct ps_tri_zbuf z; /* the rows read, decompressed */
 };
 
 /* ORs into `bits` the ids of the documents holding trigram `code`, from every segment (a
@@ -678,7 +686,7 @@ static int trigram_bits(void *ctx, uint32_t code, uint64_t *bits)
 
 			if (!ps_tri_row_bits(first, sqlite3_column_blob(st, 1),
 					     (size_t)sqlite3_column_bytes(st, 1), code, bits,
-					     e->nbits)) {
+					     e->nbits, &e->z)) {
 				sqlite3_reset(st);
 				return ps_error_set(PS_ESTORE, "store_corrupt",
 						    "code index segment %lld is damaged",
@@ -727,6 +735,7 @@ static int collect_hits(struct ps_store *s, const struct ps_code_query *q, struc
 	e.nbits = (int64_t)e.words * 64;
 	rc = ps_tri_eval(q, e.words, trigram_bits, &e, &h->bits);
 	free(e.segs);
+	ps_tri_zbuf_dispose(&e.z);
 	if (rc < 0)
 		return rc;
 	h->nbits = e.nbits;
@@ -1035,4 +1044,148 @@ int ps_sqlite_code_compact(struct ps_store *s)
 		return rc;
 	}
 	return ps_store_commit(s);
+}
+
+/* ---- schema 25: rows written before compressed (migrations/0025_code_rows_zstd.sql) ---- */
+
+/* Rows per batch: ~8 KiB each, so a batch holds ~2 MiB in memory and a kill loses that much. */
+#define ZSTD_BATCH_ROWS 256
+
+struct raw_code_row {
+	sqlite3_int64 key;
+	unsigned char *data; /* NULL: compressed already */
+	size_t len;
+};
+
+/* One batch in its own transaction; *more = false once the last row was looked at and
+ * code_rows_raw dropped (or another process did). */
+static int code_convert_batch(struct ps_store *s, size_t batch_rows, struct ps_tri_zbuf *z,
+			      void (*after_row)(void *ud, size_t row), void *ud, size_t *row_no,
+			      bool *more)
+{
+	static const char left[] = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
+				   "name = 'code_rows_raw'";
+	static const char rows_sql[] = "SELECT key, data FROM code_postings WHERE key > "
+				       "(SELECT after FROM code_rows_raw) ORDER BY key LIMIT ?";
+	static const char put[] = "UPDATE code_postings SET data = ? WHERE key = ?";
+	static const char mark[] = "UPDATE code_rows_raw SET after = ?";
+	struct raw_code_row *rows = ps_calloc(batch_rows, sizeof(*rows));
+	size_t n = 0;
+	sqlite3_stmt *st;
+	int rc;
+
+	*more = false;
+	if ((rc = ps_store_begin(s)) < 0) {
+		free(rows);
+		return rc;
+	}
+	/* Asked inside the transaction: two processes opening the store take turns, and the one
+	 * that comes second finds the table gone or the key moved on. Not cached: the table goes. */
+	if (sqlite3_prepare_v2(s->db, left, -1, &st, NULL) != SQLITE_OK) {
+		rc = ps_sqlite_error(s, "convert the code index");
+		goto out;
+	}
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW) {
+		rc = rc == SQLITE_DONE ? 0 : ps_sqlite_error(s, "convert the code index");
+		goto out;
+	}
+	/* Read first, then written: the batch is in memory before any row changes. */
+	if (sqlite3_prepare_v2(s->db, rows_sql, -1, &st, NULL) != SQLITE_OK) {
+		rc = ps_sqlite_error(s, "convert the code index");
+		goto out;
+	}
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)batch_rows);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW && n < batch_rows) {
+		const unsigned char *data = sqlite3_column_blob(st, 1);
+		size_t len = (size_t)sqlite3_column_bytes(st, 1);
+
+		rows[n].key = sqlite3_column_int64(st, 0);
+		if (!ps_tri_row_compressed(data, len)) {
+			rows[n].data = ps_malloc(len ? len : 1);
+			if (len)
+				memcpy(rows[n].data, data, len);
+			rows[n].len = len;
+		}
+		n++;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+		rc = ps_sqlite_error(s, "convert the code index");
+		goto out;
+	}
+	rc = 0;
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		const unsigned char *out;
+		size_t out_len;
+
+		if (!rows[i].data)
+			continue;
+		if ((rc = ps_tri_row_pack(z, rows[i].data, rows[i].len, &out, &out_len)) < 0)
+			break;
+		if (out != rows[i].data) {
+			if (!(st = ps_sqlite_stmt(s, put))) {
+				rc = PS_ESTORE;
+				break;
+			}
+			sqlite3_bind_blob(st, 1, out, (int)out_len, SQLITE_STATIC);
+			sqlite3_bind_int64(st, 2, rows[i].key);
+			rc = ps_sqlite_step_done(s, st, "convert the code index");
+		}
+		if (rc == 0 && after_row)
+			after_row(ud, (*row_no)++);
+	}
+	if (rc < 0)
+		goto out;
+	if (n < batch_rows) {
+		/* The last row was looked at: readers never asked, and opens stop asking. */
+		rc = sqlite3_exec(s->db, "DROP TABLE code_rows_raw", NULL, NULL, NULL) == SQLITE_OK
+			     ? 0
+			     : ps_sqlite_error(s, "finish the code index conversion");
+	} else if (sqlite3_prepare_v2(s->db, mark, -1, &st, NULL) != SQLITE_OK) {
+		rc = ps_sqlite_error(s, "convert the code index");
+	} else {
+		sqlite3_bind_int64(st, 1, rows[n - 1].key);
+		rc = sqlite3_step(st) == SQLITE_DONE ? 0 : ps_sqlite_error(s, "convert the code index");
+		sqlite3_finalize(st);
+		*more = rc == 0;
+	}
+out:
+	for (size_t i = 0; i < n; i++)
+		free(rows[i].data);
+	free(rows);
+	if (rc < 0) {
+		*more = false;
+		ps_store_rollback(s);
+		return rc;
+	}
+	return ps_store_commit(s);
+}
+
+int ps_sqlite_code_convert(struct ps_store *s, size_t batch_rows,
+			   void (*after_row)(void *ud, size_t row), void *ud)
+{
+	static const char left[] = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
+				   "name = 'code_rows_raw'";
+	struct ps_tri_zbuf z = { 0 };
+	size_t row_no = 0;
+	bool more = true;
+	sqlite3_stmt *st;
+	int rc;
+
+	if (batch_rows == 0)
+		batch_rows = ZSTD_BATCH_ROWS;
+	/* A converted store is not written to at all (a read-only one opens as before). */
+	if (sqlite3_prepare_v2(s->db, left, -1, &st, NULL) != SQLITE_OK)
+		return ps_sqlite_error(s, "convert the code index");
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW)
+		return rc == SQLITE_DONE ? 0 : ps_sqlite_error(s, "convert the code index");
+	rc = 0;
+	while (more && rc == 0)
+		rc = code_convert_batch(s, batch_rows, &z, after_row, ud, &row_no, &more);
+	ps_tri_zbuf_dispose(&z);
+	return rc;
 }

@@ -73,6 +73,15 @@ int ps_sqlite_code_register(sqlite3 *db);
  * close.
  */
 int ps_sqlite_code_flush(struct ps_store *s);
+/* Schema 25's compression of the code index's rows written before it (migrations/0025), run by
+ * ps_store_migrate after the SQL migrations and the blob conversions: batches of at most
+ * `batch_rows` rows (0: the default) in key order, each one transaction that also records the
+ * last key looked at, so a killed run loses at most one batch and the next resumes after it;
+ * the last drops code_rows_raw. `after_row` (tests: NULL otherwise) is called after each raw
+ * row is looked at (compressed, or left raw when that is not smaller), inside the batch's
+ * transaction. */
+int ps_sqlite_code_convert(struct ps_store *s, size_t batch_rows,
+			   void (*after_row)(void *ud, size_t row), void *ud);
 void ps_sqlite_code_discard(struct ps_store *s);
 void ps_sqlite_code_free(struct ps_store *s);
 /* Directory trees (sqlite_trees.c), called by sqlite.c inside its transactions: finalize
