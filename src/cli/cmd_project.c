@@ -404,13 +404,22 @@ static int settings_option(struct ps_cli *cli, int c, struct settings *st)
 	case OPT_DEFAULT_BRANCH:
 		st->default_branch = true;
 		return 1;
-	case OPT_MEMORY_GLOB:
+	case OPT_MEMORY_GLOB: {
 		if (!optarg[0]) {
 			ps_cli_usage_error(cli, "--memory-glob needs a pattern");
 			return -1;
 		}
+		/* The store keeps the globs as a JSON array, which holds UTF-8 only: a glob of other
+		 * bytes was dropped on the way in, leaving the project without it, silently. */
+		json_t *probe = json_string(optarg);
+		if (!probe) {
+			ps_cli_usage_error(cli, "invalid --memory-glob: a pattern must be UTF-8 text");
+			return -1;
+		}
+		json_decref(probe);
 		ps_strv_push(&st->globs, optarg);
 		return 1;
+	}
 	case OPT_EVERY:
 		st->every = optarg;
 		return 1;

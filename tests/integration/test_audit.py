@@ -24,3 +24,17 @@ def test_a_tag_that_is_not_utf8_is_kept_not_dropped(ps, repo):
               "--tag", os.fsdecode(b"a\xff"), "--tag", "b", "--json")
     assert ps.json("memory", "show", json.loads(r.out)["id"])["tags"] == ["a\ufffd", "b"]
 
+
+def test_a_memory_glob_that_is_not_utf8_is_refused(ps, repo):
+    # The project's globs are a JSON array too: such a glob was dropped and the project left
+    # with no glob at all ("memory globs: (none)"), which the API never allows.
+    repo.write("a.md", "# A\n")
+    repo.commit("c1")
+    bad = os.fsdecode(b"\xff*.md")
+    r = ps("project", "add", "p", repo.path, "--memory-glob", bad)
+    assert r.rc == 2 and one_error_line(r.err) and "--memory-glob" in r.err, (r.rc, r.err)
+    assert ps("project", "show", "p").rc == 3
+    ps.add("q", repo.path)
+    r = ps("project", "set", "q", "--memory-glob", bad)
+    assert r.rc == 2 and one_error_line(r.err), (r.rc, r.err)
+    assert ps.json("project", "show", "q")["memory_globs"] == [".memory/**/*.md"]
