@@ -38,3 +38,20 @@ def test_a_memory_glob_that_is_not_utf8_is_refused(ps, repo):
     r = ps("project", "set", "q", "--memory-glob", bad)
     assert r.rc == 2 and one_error_line(r.err), (r.rc, r.err)
     assert ps.json("project", "show", "q")["memory_globs"] == [".memory/**/*.md"]
+
+
+def test_memory_file_that_is_a_directory_is_invalid_input(ps, repo, tmp_path):
+    # fopen() succeeds on a directory and only the read fails: that was exit 1 (a failure of
+    # projsync) where a missing file is exit 2 (a mistake in the input).
+    repo.write("a.txt", "a\n")
+    repo.commit("c1")
+    ps.add("p", repo.path)
+    for args in (("memory", "add", "p", "--title", "t", "--file", tmp_path),
+                 ("memory", "add", "p", "--title", "t", "--file", tmp_path / "missing")):
+        r = ps(*args)
+        assert r.rc == 2 and one_error_line(r.err) and "cannot read" in r.err, r
+    assert ps.json("memory", "list", "p") == []
+    e = ps.json("memory", "add", "p", "--title", "t", "--text", "x")
+    r = ps("memory", "edit", e["id"], "--file", tmp_path)
+    assert r.rc == 2 and one_error_line(r.err), r
+    assert ps.json("memory", "show", e["id"])["content"] == "x"
