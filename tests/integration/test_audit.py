@@ -6,8 +6,10 @@ same bytes.
 """
 import json
 import os
+import socket
 
 from conftest import one_error_line
+from server_util import Server
 
 
 def test_a_tag_that_is_not_utf8_is_kept_not_dropped(ps, repo):
@@ -55,3 +57,42 @@ def test_memory_file_that_is_a_directory_is_invalid_input(ps, repo, tmp_path):
     r = ps("memory", "edit", e["id"], "--file", tmp_path)
     assert r.rc == 2 and one_error_line(r.err), r
     assert ps.json("memory", "show", e["id"])["content"] == "x"
+
+
+def raw_status(srv, head):
+    s = socket.create_connection((srv.host, srv.port), timeout=10)
+    try:
+        s.sendall(head)
+        out = b""
+        while b"\r\n" not in out:
+            d = s.recv(4096)
+            if not d:
+                break
+            out += d
+    finally:
+        s.close()
+    return int(out.split(b" ", 2)[1])
+
+
+def test_repeated_host_or_authorization_header_is_400(ps):
+    # Only the first of two Host headers was checked: "Host: 127.0.0.1" then "Host: evil" was
+    # answered 200 (RFC 9112 §3.2: 400). Of two Authorization headers only the first decided.
+    get = b"GET /api/v1/projects HTTP/1.1\r\n"
+    end = b"Connection: close\r\n\r\n"
+    srv = Server(ps)
+    try:
+        assert raw_status(srv, get + b"Host: 127.0.0.1\r\n" + end) == 200
+        assert raw_status(srv, get + b"Host: 127.0.0.1\r\nHost: evil\r\n" + end) == 400
+        assert raw_status(srv, get + b"Host: evil\r\nHost: 127.0.0.1\r\n" + end) in (400, 421)
+    finally:
+        srv.stop()
+    srv = Server(ps, env={"PROJSYNC_API_TOKEN": "tok"})
+    try:
+        auth = b"Authorization: Bearer tok\r\n"
+        other = b"Authorization: Bearer other\r\n"
+        host = b"Host: 127.0.0.1\r\n"
+        assert raw_status(srv, get + host + auth + end) == 200
+        assert raw_status(srv, get + host + auth + other + end) == 400
+        assert raw_status(srv, get + host + other + auth + end) == 400
+    finally:
+        srv.stop()
