@@ -96,3 +96,17 @@ def test_repeated_host_or_authorization_header_is_400(ps):
         assert raw_status(srv, get + host + other + auth + end) == 400
     finally:
         srv.stop()
+
+
+def test_sync_server_that_is_not_http_is_a_usage_error(ps, repo, tmp_path):
+    # libcurl read file: URLs (and tried ftp:, or http for a bare name): "cannot reach the
+    # server", exit 1, for a mistyped URL, and a file: URL read a local file as the answer.
+    repo.write("a.txt", "a\n")
+    repo.commit("c1")
+    ps.add("p", repo.path)
+    for url in (f"file://{tmp_path}", "ftp://127.0.0.1:1", "127.0.0.1:1"):
+        r = ps("sync", "p", "--server", url)
+        assert r.rc == 2 and one_error_line(r.err) and "--server" in r.err, r
+        r = ps("sync", "p", env={"PROJSYNC_SERVER": url})
+        assert r.rc == 2 and one_error_line(r.err) and "PROJSYNC_SERVER" in r.err, r
+    assert ps.json("history", "p") == []
