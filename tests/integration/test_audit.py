@@ -110,3 +110,21 @@ def test_sync_server_that_is_not_http_is_a_usage_error(ps, repo, tmp_path):
         r = ps("sync", "p", env={"PROJSYNC_SERVER": url})
         assert r.rc == 2 and one_error_line(r.err) and "PROJSYNC_SERVER" in r.err, r
     assert ps.json("history", "p") == []
+
+
+def test_bad_at_reads_alike_on_files_and_code_search(ps, repo):
+    # The code search said "invalid sync id 'at' 'x'", the file list "invalid ?at 'x'".
+    repo.write("a.txt", "alpha\n")
+    repo.commit("c1")
+    srv = Server(ps)
+    try:
+        st, _, p = srv.post("/api/v1/projects", {"name": "p", "source": str(repo.path)})
+        assert st == 201, p
+        msgs = []
+        for path in ("/api/v1/projects/p/files?at=x", "/api/v1/projects/p/search/code?q=alpha&at=x"):
+            st, _, e = srv.get(path)
+            assert st == 400 and e["error"]["code"] == "invalid_id", e
+            msgs.append(e["error"]["message"])
+        assert msgs[0] == msgs[1] == "invalid ?at 'x': give a positive number"
+    finally:
+        srv.stop()
