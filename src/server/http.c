@@ -1100,6 +1100,16 @@ static int parse_public_url(const char *url, char **origin, char **host)
 		return ps_error_set(PS_EINVAL, "bad_public_url", "invalid --public-url '%s': give "
 				    "http(s)://HOST[:PORT]", url);
 	*host = ps_strndup(a, n);
+	/* A host name is letters, digits and '-._~' (RFC 3986's unreserved characters), or an
+	 * IPv6 literal in brackets: 'http://a b' was taken, and then every request naming it,
+	 * which no client can send as its Host, answered 421. */
+	if ((*host)[strspn(*host, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+			   "0123456789-._~:[]")] != 0) {
+		free(*host);
+		*host = NULL;
+		return ps_error_set(PS_EINVAL, "bad_public_url", "invalid --public-url '%s': give "
+				    "http(s)://HOST[:PORT]", url);
+	}
 	if (!(h = authority_host(*host, &port))) {
 		free(*host);
 		*host = NULL;

@@ -128,3 +128,18 @@ def test_bad_at_reads_alike_on_files_and_code_search(ps, repo):
         assert msgs[0] == msgs[1] == "invalid ?at 'x': give a positive number"
     finally:
         srv.stop()
+
+
+def test_public_url_with_a_host_no_client_can_send_is_refused(ps):
+    # 'http://a b' was accepted: the server started and answered 421 to every request meant
+    # for that name. A mistyped option is exit 2 at start, like 'ftp://x'.
+    for url in ("http://a b", "http://a\"b", "https://a<b>:8080", "http://a%20b"):
+        r = ps("serve", "--listen", "127.0.0.1:0", "--public-url", url, timeout=20)
+        assert r.rc == 2 and one_error_line(r.err) and "--public-url" in r.err, r
+    srv = Server(ps, "--public-url", "https://my_host.example:8443")
+    try:
+        st, _, _ = srv.request("GET", "/api/v1/projects",
+                               headers={"Host": "my_host.example:8443"})
+        assert st == 200
+    finally:
+        srv.stop()
