@@ -155,8 +155,9 @@ int ps_project_change_allowed(struct ps_store *s, const struct ps_project *p,
 	 * to say to what. */
 	if (c->continue_history && !c->source)
 		return ps_error_set(PS_EINVAL, "continue_history_without_source",
-				    "continue_history goes with a new source: give the source whose "
-				    "history the project continues");
+				    "continuing the history (--continue-history, \"continue_history\") "
+				    "goes with a new source (--source, \"source\"): give the source "
+				    "whose history the project continues");
 	if (renames) {
 		rc = ps_store_project_get(s, c->name, &other);
 		ps_project_free(other);
@@ -189,8 +190,9 @@ int ps_project_change_allowed(struct ps_store *s, const struct ps_project *p,
 		if (!same)
 			return ps_error_set(PS_ECONFLICT, "source_has_history",
 					    "project '%s' has synced history from %s: add %s as a "
-					    "new project, or ask to continue this project's history "
-					    "from it (the next sync records what differs)", p->name,
+					    "new project, or continue this project's history from it "
+					    "(--continue-history, \"continue_history\": true; the next "
+					    "sync records what differs)", p->name,
 					    p->source, c->source);
 	}
 	return 0;
