@@ -160,3 +160,24 @@ def test_source_history_refusals_name_the_cli_option(ps, make_repo):
     assert r.rc == 2 and one_error_line(r.err) and "--continue-history" in r.err \
         and "--source" in r.err, r
     assert ps.json("project", "show", "p")["source"] == str(a.path)
+
+
+def test_code_search_at_a_failed_sync_is_409_like_every_snapshot(ps, repo):
+    # grep --at / ?at of a failed sync answered 404 no_snapshot (exit 3) where files, cat,
+    # checkout and verify answer 409 not_succeeded (exit 4).
+    repo.write("a.txt", "alpha\n")
+    repo.commit("c1")
+    ps.add("p", repo.path)
+    ps.sync("p")
+    failed = ps.sync("p", "--branch", "nope", expect="failed")["id"]
+    for cmd in (("grep", "alpha", "p"), ("files", "p"), ("cat", "p", "a.txt")):
+        r = ps(*cmd, "--at", failed)
+        assert r.rc == 4 and one_error_line(r.err) and "succeeded" in r.err, r
+    srv = Server(ps)
+    try:
+        for path in (f"/api/v1/projects/p/search/code?q=alpha&at={failed}",
+                     f"/api/v1/projects/p/files?at={failed}"):
+            st, _, e = srv.get(path)
+            assert st == 409 and e["error"]["code"] == "not_succeeded", (path, e)
+    finally:
+        srv.stop()
