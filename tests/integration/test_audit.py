@@ -8,6 +8,8 @@ import json
 import os
 import socket
 
+import pytest
+
 from conftest import one_error_line
 from server_util import Server
 
@@ -181,3 +183,21 @@ def test_code_search_at_a_failed_sync_is_409_like_every_snapshot(ps, repo):
             assert st == 409 and e["error"]["code"] == "not_succeeded", (path, e)
     finally:
         srv.stop()
+
+
+def test_an_empty_file_is_no_store_for_a_read_command(ps, repo, tmp_path):
+    # `touch store.db; projsync --db store.db project list` made the empty file a store (schema,
+    # WAL) on a read command; an empty PostgreSQL database is refused as "no store" already.
+    if ps.backend != "sqlite":
+        pytest.skip("about SQLite files")
+    repo.write("a.txt", "a\n")
+    repo.commit("c1")
+    db = tmp_path / "empty.db"
+    db.write_bytes(b"")
+    for args in (("project", "list"), ("history", "p"), ("stats",)):
+        r = ps("--db", db, *args, db=False)
+        assert r.rc == 3 and one_error_line(r.err) and "no store at" in r.err, r
+    assert db.stat().st_size == 0 and not (tmp_path / "empty.db-wal").exists()
+    # project add still makes a store of it.
+    assert ps("--db", db, "project", "add", "p", repo.path, db=False).rc == 0
+    assert ps("--db", db, "project", "list", "--json", db=False).rc == 0

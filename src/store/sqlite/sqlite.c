@@ -378,8 +378,20 @@ int ps_sqlite_open(struct ps_store **out, const char *url, unsigned flags)
 		struct stat st;
 		/* Without SQLITE_OPEN_CREATE SQLite would only say "unable to open database file";
 		 * a missing file deserves its own answer. */
-		if (stat(url, &st) < 0 && errno == ENOENT)
+		int sr = stat(url, &st);
+		if (sr < 0 && errno == ENOENT)
 			return ps_error_set(PS_ENOTFOUND, "no_store", "no store at %s", url);
+		/* An empty file (`touch`) is no store either, as an empty PostgreSQL database is
+		 * not: opening it would make it one on a read command. Unless its WAL holds what
+		 * was not checkpointed into it yet. */
+		if (sr == 0 && S_ISREG(st.st_mode) && st.st_size == 0) {
+			char *wal = ps_asprintf("%s-wal", url);
+			struct stat ws;
+			bool none = stat(wal, &ws) < 0 || ws.st_size == 0;
+			free(wal);
+			if (none)
+				return ps_error_set(PS_ENOTFOUND, "no_store", "no store at %s", url);
+		}
 	}
 	s = ps_calloc(1, sizeof(*s));
 	s->path = ps_strdup(url);
