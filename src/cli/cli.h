@@ -165,8 +165,9 @@ bool ps_cli_parse_id(const char *s, int64_t *out);
 /* Prints `j` compact followed by a newline to stdout and releases it (steals the reference). */
 void ps_cli_print_json(json_t *j);
 
-/* A path for people (malloc'd): as is when printable, else double-quoted with C escapes
- * (git's quoting), so a newline in a file name cannot fake a table row. */
+/* A path for people (malloc'd): as is when printable (UTF-8 text included), else
+ * double-quoted with git's escapes (\n, \t, octal \033; core.quotePath=false), so a newline in
+ * a file name cannot fake a table row nor an escape sequence reach the terminal. */
 char *ps_cli_quote_path(const char *path);
 
 /* Local time "2026-01-02 15:04" ("-" for 0). `out` holds at least 32 bytes. */

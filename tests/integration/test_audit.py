@@ -201,3 +201,32 @@ def test_an_empty_file_is_no_store_for_a_read_command(ps, repo, tmp_path):
     # project add still makes a store of it.
     assert ps("--db", db, "project", "add", "p", repo.path, db=False).rc == 0
     assert ps("--db", db, "project", "list", "--json", db=False).rc == 0
+
+
+def test_listed_paths_are_quoted_with_gits_escapes(ps, repo):
+    # changes/files quoted control characters as \x1b, \x7f where git writes \033, \177, and
+    # printed bytes that are not UTF-8 raw: "bad\xff" garbled the terminal, a C1 control (U+009B
+    # is CSI) could drive it.
+    names = {"a\"b": '"a\\"b"', "a\\b": '"a\\\\b"', "tab\there": '"tab\\there"',
+             "esc\x1b[31m": '"esc\\033[31m"', "del\x7f": '"del\\177"', "caf\u00e9": "caf\u00e9",
+             "bell\x07": '"bell\\a"', "c1\u009b": '"c1\\302\\233"'}
+    for n in names:
+        repo.write(n, "x\n")
+    repo.write(os.fsdecode(b"bad\xff\xfe"), "y\n")
+    repo.commit("c1")
+    ps.add("p", repo.path)
+    sync = ps.sync("p")["id"]
+    want = dict(names)
+    want[os.fsdecode(b"bad\xff\xfe")] = '"bad\\377\\376"'
+    lines = ps.ok("changes", sync).out.splitlines()
+    assert sorted(lines) == sorted("A " + q for q in want.values())
+    files = [ln.split(None, 4)[4] for ln in ps.ok("files", "p").out.splitlines()]
+    assert sorted(files) == sorted(want.values())
+    # git agrees wherever the name is UTF-8 text (core.quotePath=false).
+    out = repo.git("-c", "core.quotePath=false", "diff", "--name-status",
+                   "4b825dc642cb6eb9a060e54bf8d69288fbee4904", "HEAD",
+                   raw=True).decode("utf-8", "surrogateescape")
+    gits = {ln.split("\t", 1)[1] for ln in out.splitlines()}
+    for n, q in names.items():
+        if n != "c1\u009b":
+            assert q in gits, (q, gits)
