@@ -369,10 +369,27 @@ void ps_table_init(struct ps_table *t, size_t ncols, const char *const *headers)
 	ps_table_add(t, headers);
 }
 
+char *ps_cli_printable(const char *s)
+{
+	char *out = ps_strdup(s ? s : "");
+
+	for (unsigned char *p = (unsigned char *)out; *p; p++)
+		if (*p < 0x20 || *p == 0x7f)
+			*p = ' ';
+		else if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)
+			p[0] = p[1] = ' ';  /* C1 controls, U+0080..U+009F */
+	return out;
+}
+
 void ps_table_add(struct ps_table *t, const char *const *cells)
 {
-	for (size_t i = 0; i < t->ncols; i++)
-		ps_strv_push(&t->cells, cells[i] ? cells[i] : "-");
+	/* Cells come from repositories too (commit subjects, author names): a control character
+	 * would drive the terminal (ESC) or break the row (a newline), and miscount its width. */
+	for (size_t i = 0; i < t->ncols; i++) {
+		char *cell = ps_cli_printable(cells[i] ? cells[i] : "-");
+		ps_strv_push(&t->cells, cell);
+		free(cell);
+	}
 }
 
 void ps_table_print(const struct ps_table *t, FILE *out)

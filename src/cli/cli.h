@@ -170,6 +170,10 @@ void ps_cli_print_json(json_t *j);
  * a file name cannot fake a table row nor an escape sequence reach the terminal. */
 char *ps_cli_quote_path(const char *path);
 
+/* A copy of `s` (NULL: "") with control characters (C0, DEL, C1) as spaces, for text of a
+ * repository shown on a terminal (malloc'd). */
+char *ps_cli_printable(const char *s);
+
 /* Local time "2026-01-02 15:04" ("-" for 0). `out` holds at least 32 bytes. */
 void ps_cli_format_time(int64_t ms, char *out, size_t outlen);
 /* "12s ago", "5m ago", "3h ago", "2d ago" relative to now ("never" for 0). */

@@ -230,3 +230,20 @@ def test_listed_paths_are_quoted_with_gits_escapes(ps, repo):
     for n, q in names.items():
         if n != "c1\u009b":
             assert q in gits, (q, gits)
+
+
+def test_repository_text_in_tables_cannot_drive_the_terminal(ps, repo):
+    # A commit subject (or author) with ESC sequences went raw into history's SUBJECT column
+    # and status' head commit: the repository's author could recolour or clear the terminal
+    # of whoever lists its syncs.
+    repo.write("a.txt", "a\n")
+    repo.git("add", "-A")
+    repo.git("-c", "user.name=Ev\x1b]0;x\x07il", "commit", "-q", "-m",
+             "evil \x1b[2J\x1b[31mred\x9b\u009b\x7f\x07 subject")
+    ps.add("p", repo.path)
+    ps.sync("p")
+    for args in (("history", "p"), ("status", "p"), ("project", "list")):
+        out = ps.ok(*args).outb
+        assert not any(b in out for b in (b"\x1b", b"\x07", b"\x7f", b"\xc2\x9b")), (args, out)
+        assert b"red" in out or args == ("project", "list")
+    assert "\x1b[2J" in ps.json("history", "p")[0]["head_commit"]["subject"]
