@@ -447,8 +447,8 @@ static int settings_option(struct ps_cli *cli, int c, struct settings *st)
 			return -1;
 		}
 		if (!parse_count(optarg, 1000000000, dst)) {
-			ps_cli_usage_error(cli, "invalid --%s '%s': give a whole number, 0 or more",
-					   names[k], optarg);
+			ps_cli_usage_error(cli, "invalid --%s '%s': give a whole number from 0 to "
+					   "1000000000", names[k], optarg);
 			return -1;
 		}
 		return 1;

@@ -247,3 +247,23 @@ def test_repository_text_in_tables_cannot_drive_the_terminal(ps, repo):
         assert not any(b in out for b in (b"\x1b", b"\x07", b"\x7f", b"\xc2\x9b")), (args, out)
         assert b"red" in out or args == ("project", "list")
     assert "\x1b[2J" in ps.json("history", "p")[0]["head_commit"]["subject"]
+
+
+def test_count_settings_say_their_upper_bound(ps, repo):
+    # --keep-syncs 99999999999 was refused with "give a whole number, 0 or more", which it is;
+    # the API said the same for keep_syncs and max_failures over 10^9.
+    repo.write("a.txt", "a\n")
+    repo.commit("c1")
+    ps.add("p", repo.path)
+    for opt in ("--keep-syncs", "--max-failures"):
+        r = ps("project", "set", "p", opt, "99999999999")
+        assert r.rc == 2 and one_error_line(r.err) and "1000000000" in r.err, r
+    srv = Server(ps)
+    try:
+        for field in ("keep_syncs", "max_failures"):
+            st, _, e = srv.request("PATCH", "/api/v1/projects/p", body={field: 99999999999})
+            assert st == 400 and "1000000000" in e["error"]["message"], e
+            st, _, e = srv.request("PATCH", "/api/v1/projects/p", body={field: 1000000000})
+            assert st == 200 and e[field] == 1000000000, e
+    finally:
+        srv.stop()
