@@ -267,3 +267,24 @@ def test_count_settings_say_their_upper_bound(ps, repo):
             assert st == 200 and e[field] == 1000000000, e
     finally:
         srv.stop()
+
+
+def test_patch_of_a_note_with_a_null_title_does_not_say_required(ps, repo):
+    # PATCH /memory/{id} requires no field, yet {"title": null} answered "'title' is required".
+    repo.write("a.txt", "a\n")
+    repo.commit("c1")
+    srv = Server(ps)
+    try:
+        st, _, p = srv.post("/api/v1/projects", {"name": "p", "source": str(repo.path)})
+        assert st == 201, p
+        st, _, n = srv.post("/api/v1/projects/p/memory", {"title": "t", "content": "c"})
+        assert st == 201, n
+        for field in ("title", "content"):
+            st, _, e = srv.request("PATCH", f"/api/v1/memory/{n['id']}", body={field: None})
+            assert st == 400 and e["error"]["code"] == "invalid_field", e
+            assert e["error"]["message"] == f"'{field}' must be a string", e
+        st, _, e = srv.post("/api/v1/projects/p/memory", {"title": "t"})
+        assert st == 400 and e["error"]["code"] == "missing_field" \
+            and "required" in e["error"]["message"], e
+    finally:
+        srv.stop()
