@@ -1,6 +1,10 @@
 """
-Defects found by a first-time user's walk through the CLI and the API, each kept fixed here:
-text that is not UTF-8 where the store keeps JSON (memory tags, memory globs), ...
+Defects found by a first-time user's and a security reviewer's walk through the CLI and the API,
+each kept fixed here: text that is not UTF-8 where the store keeps JSON (memory tags, memory
+globs), exit codes and messages that disagreed with docs/cli.md and docs/api.md (a directory as
+--file, --server URLs, grep of a failed sync, bounds, required fields), repeated Host and
+Authorization headers, --public-url hosts no client can send, an empty file taken as a store,
+and repository text (file names, commit subjects) that could drive the terminal.
 Arguments that are bytes go in through os.fsdecode, which the subprocess turns back into the
 same bytes.
 """
