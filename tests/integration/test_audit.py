@@ -11,6 +11,7 @@ same bytes.
 import json
 import os
 import socket
+import urllib.parse
 
 import pytest
 
@@ -292,3 +293,27 @@ def test_patch_of_a_note_with_a_null_title_does_not_say_required(ps, repo):
             and "required" in e["error"]["message"], e
     finally:
         srv.stop()
+
+
+def test_files_json_of_the_cli_has_path_raw_like_the_api(ps, repo):
+    # The API's file list gives a name that is not UTF-8 as path_raw (its exact bytes); the
+    # CLI's `files --json`, "the same shapes", gave only the U+FFFD form, which names no file.
+    repo.write(os.fsdecode(b"bad\xff name"), "y\n")
+    repo.write("good.txt", "x\n")
+    repo.commit("c1")
+    ps.add("p", repo.path)
+    ps.sync("p")
+    cli = ps.json("files", "p")
+    srv = Server(ps)
+    try:
+        st, _, api = srv.get("/api/v1/projects/p/files")
+        assert st == 200
+    finally:
+        srv.stop()
+    assert cli == api
+    bad = [f for f in cli if f["path"] != "good.txt"]
+    assert [f["path_raw"] for f in bad] == ["bad%FF%20name"]
+    assert "path_raw" not in [f for f in cli if f["path"] == "good.txt"][0]
+    raw = urllib.parse.unquote_to_bytes(bad[0]["path_raw"])
+    assert raw == b"bad\xff name"
+    assert ps.ok("cat", "p", os.fsdecode(raw)).outb == b"y\n"
