@@ -317,3 +317,16 @@ def test_files_json_of_the_cli_has_path_raw_like_the_api(ps, repo):
     raw = urllib.parse.unquote_to_bytes(bad[0]["path_raw"])
     assert raw == b"bad\xff name"
     assert ps.ok("cat", "p", os.fsdecode(raw)).outb == b"y\n"
+
+
+def test_store_copy_json_keeps_a_path_that_is_not_utf8(ps, repo, tmp_path):
+    # "to" went missing from `store copy --json` for a target path that is not UTF-8.
+    if ps.backend != "sqlite":
+        pytest.skip("about SQLite file names")
+    repo.write("a.txt", "a\n")
+    repo.commit("c1")
+    ps.add("p", repo.path)
+    to = os.fsdecode(bytes(tmp_path) + b"/c\xff.db")
+    out = json.loads(ps.ok("store", "copy", ps.db, to, "--json", db=False).outb)
+    assert out["from"] == str(ps.db) and out["to"] == os.fsdecode(bytes(tmp_path)) + "/c\ufffd.db"
+    assert out["rows"]["projects"] == 1
