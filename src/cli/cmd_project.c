@@ -923,7 +923,10 @@ int ps_cmd_branches(struct ps_cli *cli, int argc, char **argv)
 	if ((rc = ps_source_open(&src, p->source, &sopts)) < 0 ||
 	    (rc = ps_source_branches(src, &names, &def)) < 0) {
 		ps_error_wrap(rc, "project '%s': ", p->name);
-		exit_code = ps_cli_fail(rc);
+		/* The project exists: its source failing to answer is the source's failure (the
+		 * API's 502, exit 1), not a mistake in this command (exit 2) nor a missing project
+		 * (exit 3), whatever the source said (a gone directory, a repository not found). */
+		exit_code = ps_cli_fail(rc == PS_ENOTFOUND || rc == PS_EINVAL ? PS_EUPSTREAM : rc);
 		goto cleanup;
 	}
 	selected = p->branch ? p->branch : def;

@@ -10,6 +10,7 @@ same bytes.
 """
 import json
 import os
+import shutil
 import socket
 import urllib.parse
 
@@ -330,3 +331,21 @@ def test_store_copy_json_keeps_a_path_that_is_not_utf8(ps, repo, tmp_path):
     out = json.loads(ps.ok("store", "copy", ps.db, to, "--json", db=False).outb)
     assert out["from"] == str(ps.db) and out["to"] == os.fsdecode(bytes(tmp_path)) + "/c\ufffd.db"
     assert out["rows"]["projects"] == 1
+
+
+def test_branches_of_a_gone_source_is_exit_1_like_the_apis_502(ps, make_repo):
+    # The API answers 502 when a project's source cannot list its branches; the CLI said
+    # exit 2 (a usage error) for the same request, against the one rule of docs/cli.md.
+    gone = make_repo("gone")
+    gone.write("a.txt", "a\n")
+    gone.commit("c1")
+    ps.add("p", gone.path)
+    shutil.rmtree(gone.path)
+    r = ps("branches", "p")
+    assert r.rc == 1 and one_error_line(r.err), r
+    srv = Server(ps)
+    try:
+        st, _, e = srv.get("/api/v1/projects/p/branches")
+        assert st == 502, e
+    finally:
+        srv.stop()
