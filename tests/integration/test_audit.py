@@ -349,3 +349,19 @@ def test_branches_of_a_gone_source_is_exit_1_like_the_apis_502(ps, make_repo):
         assert st == 502, e
     finally:
         srv.stop()
+
+
+def test_a_token_no_client_can_send_is_refused_at_start(ps):
+    # "abc " (a trailing blank, as an EnvironmentFile line may have) was taken as the token;
+    # clients' headers arrive trimmed, so every call was 401 with nothing saying why.
+    for env in ({"PROJSYNC_API_TOKEN": "abc "}, {"PROJSYNC_API_TOKEN": " abc"},
+                {"PROJSYNC_API_TOKEN": "a\nb"},
+                {"PROJSYNC_API_TOKEN": "abc", "PROJSYNC_READ_TOKEN": "rd\t"}):
+        r = ps("serve", "--listen", "127.0.0.1:0", env=env, timeout=20)
+        assert r.rc == 2 and one_error_line(r.err) and "TOKEN" in r.err, r
+    srv = Server(ps, env={"PROJSYNC_API_TOKEN": "a b"})
+    try:
+        st, _, _ = srv.get("/api/v1/projects", headers={"Authorization": "Bearer a b"})
+        assert st == 200
+    finally:
+        srv.stop()
