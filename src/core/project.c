@@ -190,9 +190,8 @@ int ps_project_change_allowed(struct ps_store *s, const struct ps_project *p,
 		if (!same)
 			return ps_error_set(PS_ECONFLICT, "source_has_history",
 					    "project '%s' has synced history from %s: add %s as a "
-					    "new project, or continue this project's history from it "
-					    "(--continue-history, \"continue_history\": true; the next "
-					    "sync records what differs)", p->name,
+					    "new project, or ask to continue this project's history "
+					    "from it (the next sync records what differs)", p->name,
 					    p->source, c->source);
 	}
 	return 0;
