@@ -251,37 +251,72 @@ void ps_cli_print_json(json_t *j)
 	json_decref(j);
 }
 
+/* Length of the UTF-8 character at `p` that a terminal shows as text (not a C1 control,
+ * U+0080..U+009F, which some terminals obey like ESC), or 0. */
+static size_t shown_utf8(const unsigned char *p)
+{
+	size_t k;
+	uint32_t cp;
+
+	if (p[0] >= 0xc2 && p[0] <= 0xdf)
+		k = 1, cp = p[0] & 0x1f;
+	else if (p[0] >= 0xe0 && p[0] <= 0xef)
+		k = 2, cp = p[0] & 0x0f;
+	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+		k = 3, cp = p[0] & 0x07;
+	else
+		return 0;
+	for (size_t i = 1; i <= k; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0; /* also stops at the terminating NUL */
+		cp = cp << 6 | (p[i] & 0x3f);
+	}
+	if ((k == 1 && cp < 0xa0) || (k == 2 && cp < 0x800) ||
+	    (k == 3 && (cp < 0x10000 || cp > 0x10ffff)) || (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return k + 1;
+}
+
+/* git's escapes (quote.c): \a \b \t \n \v \f \r \" \\, else 3 octal digits. Text in UTF-8
+ * stays as it is (git's core.quotePath=false); bytes that are not (and C1 controls) are
+ * escaped like control characters: printed raw, they garble or drive the terminal. */
 char *ps_cli_quote_path(const char *path)
 {
-	static const char hex[] = "0123456789abcdef";
+	static const char named[] = { ['\a'] = 'a', ['\b'] = 'b', ['\t'] = 't', ['\n'] = 'n',
+				      ['\v'] = 'v', ['\f'] = 'f', ['\r'] = 'r' };
+	const unsigned char *u = (const unsigned char *)path;
 	bool plain = true;
 	struct ps_buf b;
+	size_t n;
 
-	for (const unsigned char *p = (const unsigned char *)path; *p; p++)
-		if (*p < 0x20 || *p == 0x7f || *p == '"' || *p == '\\')
-			plain = false;
+	for (const unsigned char *p = u; *p && plain; p += n ? n : 1) {
+		n = *p >= 0x80 ? shown_utf8(p) : 0;
+		plain = !(*p < 0x20 || *p == 0x7f || *p == '"' || *p == '\\' || (*p >= 0x80 && !n));
+	}
 	if (plain)
 		return ps_strdup(path);
 	ps_buf_init(&b, strlen(path) * 4 + 3);
 	ps_buf_puts(&b, "\"");
-	for (const unsigned char *p = (const unsigned char *)path; *p; p++) {
+	for (const unsigned char *p = u; *p;) {
 		char esc[5] = { '\\', 0, 0, 0, 0 };
-		switch (*p) {
-		case '\n': esc[1] = 'n'; break;
-		case '\t': esc[1] = 't'; break;
-		case '\r': esc[1] = 'r'; break;
-		case '"': esc[1] = '"'; break;
-		case '\\': esc[1] = '\\'; break;
-		default:
-			if (*p < 0x20 || *p == 0x7f) {
-				esc[1] = 'x';
-				esc[2] = hex[*p >> 4];
-				esc[3] = hex[*p & 15];
-			} else {
-				esc[0] = (char)*p;
-			}
+		if (*p >= 0x80 && (n = shown_utf8(p))) {
+			ps_buf_append(&b, p, n);
+			p += n;
+			continue;
+		}
+		if (*p == '"' || *p == '\\') {
+			esc[1] = (char)*p;
+		} else if (*p < sizeof(named) && named[*p]) {
+			esc[1] = named[*p];
+		} else if (*p < 0x20 || *p >= 0x7f) {
+			esc[1] = (char)('0' + (*p >> 6));
+			esc[2] = (char)('0' + ((*p >> 3) & 7));
+			esc[3] = (char)('0' + (*p & 7));
+		} else {
+			esc[0] = (char)*p;
 		}
 		ps_buf_puts(&b, esc);
+		p++;
 	}
 	ps_buf_puts(&b, "\"");
 	return ps_buf_take(&b, NULL);
@@ -334,10 +369,27 @@ void ps_table_init(struct ps_table *t, size_t ncols, const char *const *headers)
 	ps_table_add(t, headers);
 }
 
+char *ps_cli_printable(const char *s)
+{
+	char *out = ps_strdup(s ? s : "");
+
+	for (unsigned char *p = (unsigned char *)out; *p; p++)
+		if (*p < 0x20 || *p == 0x7f)
+			*p = ' ';
+		else if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)
+			p[0] = p[1] = ' ';  /* C1 controls, U+0080..U+009F */
+	return out;
+}
+
 void ps_table_add(struct ps_table *t, const char *const *cells)
 {
-	for (size_t i = 0; i < t->ncols; i++)
-		ps_strv_push(&t->cells, cells[i] ? cells[i] : "-");
+	/* Cells come from repositories too (commit subjects, author names): a control character
+	 * would drive the terminal (ESC) or break the row (a newline), and miscount its width. */
+	for (size_t i = 0; i < t->ncols; i++) {
+		char *cell = ps_cli_printable(cells[i] ? cells[i] : "-");
+		ps_strv_push(&t->cells, cell);
+		free(cell);
+	}
 }
 
 void ps_table_print(const struct ps_table *t, FILE *out)

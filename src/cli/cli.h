@@ -165,9 +165,14 @@ bool ps_cli_parse_id(const char *s, int64_t *out);
 /* Prints `j` compact followed by a newline to stdout and releases it (steals the reference). */
 void ps_cli_print_json(json_t *j);
 
-/* A path for people (malloc'd): as is when printable, else double-quoted with C escapes
- * (git's quoting), so a newline in a file name cannot fake a table row. */
+/* A path for people (malloc'd): as is when printable (UTF-8 text included), else
+ * double-quoted with git's escapes (\n, \t, octal \033; core.quotePath=false), so a newline in
+ * a file name cannot fake a table row nor an escape sequence reach the terminal. */
 char *ps_cli_quote_path(const char *path);
+
+/* A copy of `s` (NULL: "") with control characters (C0, DEL, C1) as spaces, for text of a
+ * repository shown on a terminal (malloc'd). */
+char *ps_cli_printable(const char *s);
 
 /* Local time "2026-01-02 15:04" ("-" for 0). `out` holds at least 32 bytes. */
 void ps_cli_format_time(int64_t ms, char *out, size_t outlen);

@@ -22,6 +22,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "core/memory.h"
 #include "util/error.h"
@@ -568,6 +569,13 @@ static int read_content(const char *file, char **out)
 	if (!f)
 		return ps_error_set(errno == ENOENT ? PS_ENOTFOUND : PS_EIO, NULL, "cannot read %s: %s",
 				    file, strerror(errno));
+	/* fopen() opens a directory for reading and only fread() fails (EISDIR): a folder given as
+	 * the note is a mistake in the input, like a file that is not there (exit 2), not exit 1. */
+	struct stat sb;
+	if (f != stdin && fstat(fileno(f), &sb) == 0 && S_ISDIR(sb.st_mode)) {
+		fclose(f);
+		return ps_error_set(PS_EINVAL, NULL, "cannot read %s: it is a directory", file);
+	}
 	ps_buf_init(&b, PS_MEMORY_MAX_CONTENT);
 	while ((got = fread(chunk, 1, sizeof(chunk), f)) > 0)
 		if ((rc = ps_buf_append(&b, chunk, got)) < 0) {

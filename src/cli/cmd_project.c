@@ -404,13 +404,22 @@ static int settings_option(struct ps_cli *cli, int c, struct settings *st)
 	case OPT_DEFAULT_BRANCH:
 		st->default_branch = true;
 		return 1;
-	case OPT_MEMORY_GLOB:
+	case OPT_MEMORY_GLOB: {
 		if (!optarg[0]) {
 			ps_cli_usage_error(cli, "--memory-glob needs a pattern");
 			return -1;
 		}
+		/* The store keeps the globs as a JSON array, which holds UTF-8 only: a glob of other
+		 * bytes was dropped on the way in, leaving the project without it, silently. */
+		json_t *probe = json_string(optarg);
+		if (!probe) {
+			ps_cli_usage_error(cli, "invalid --memory-glob: a pattern must be UTF-8 text");
+			return -1;
+		}
+		json_decref(probe);
 		ps_strv_push(&st->globs, optarg);
 		return 1;
+	}
 	case OPT_EVERY:
 		st->every = optarg;
 		return 1;
@@ -438,8 +447,8 @@ static int settings_option(struct ps_cli *cli, int c, struct settings *st)
 			return -1;
 		}
 		if (!parse_count(optarg, 1000000000, dst)) {
-			ps_cli_usage_error(cli, "invalid --%s '%s': give a whole number, 0 or more",
-					   names[k], optarg);
+			ps_cli_usage_error(cli, "invalid --%s '%s': give a whole number from 0 to "
+					   "1000000000", names[k], optarg);
 			return -1;
 		}
 		return 1;
@@ -914,7 +923,10 @@ int ps_cmd_branches(struct ps_cli *cli, int argc, char **argv)
 	if ((rc = ps_source_open(&src, p->source, &sopts)) < 0 ||
 	    (rc = ps_source_branches(src, &names, &def)) < 0) {
 		ps_error_wrap(rc, "project '%s': ", p->name);
-		exit_code = ps_cli_fail(rc);
+		/* The project exists: its source failing to answer is the source's failure (the
+		 * API's 502, exit 1), not a mistake in this command (exit 2) nor a missing project
+		 * (exit 3), whatever the source said (a gone directory, a repository not found). */
+		exit_code = ps_cli_fail(rc == PS_ENOTFOUND || rc == PS_EINVAL ? PS_EUPSTREAM : rc);
 		goto cleanup;
 	}
 	selected = p->branch ? p->branch : def;

@@ -206,8 +206,13 @@ static void print_head_commit(const struct ps_sync *s)
 	if (!c)
 		return;
 	ps_cli_format_time(c->author.date, when, sizeof(when));
-	printf("%-16s %s %s\n%-16s %s <%s>, %s\n", "head commit:", s->commit, c->subject,
-	       "", c->author.name, c->author.email, when);
+	char *subject = ps_cli_printable(c->subject), *name = ps_cli_printable(c->author.name),
+	     *email = ps_cli_printable(c->author.email);
+	printf("%-16s %s %s\n%-16s %s <%s>, %s\n", "head commit:", s->commit, subject, "", name,
+	       email, when);
+	free(subject);
+	free(name);
+	free(email);
 }
 
 /* "up to date", and for a row that stands for a run of scheduled checks how many and when:

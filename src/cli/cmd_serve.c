@@ -283,6 +283,24 @@ int ps_cmd_serve(struct ps_cli *cli, int argc, char **argv)
 		free(local_root);
 		return PS_EXIT_USAGE;
 	}
+	/* A header value reaches the server trimmed and cannot hold control characters: a token
+	 * with a space at an end (an EnvironmentFile line "TOKEN=abc ") or a newline could never
+	 * be presented, and every call would be 401 with nothing saying why. */
+	for (int i = 0; i < 2; i++) {
+		const char *t = i ? cfg.read_token : cfg.api_token;
+		size_t n = t ? strlen(t) : 0;
+		bool bad = n && (t[0] == ' ' || t[0] == '\t' || t[n - 1] == ' ' || t[n - 1] == '\t');
+		for (size_t k = 0; k < n && !bad; k++)
+			bad = (unsigned char)t[k] < 0x20 || t[k] == 0x7f;
+		if (bad) {
+			fprintf(stderr, "projsync: %s starts or ends with a blank or holds a control "
+				"character: no client could send it in 'Authorization: Bearer'\n",
+				i ? "PROJSYNC_READ_TOKEN" : "PROJSYNC_API_TOKEN");
+			free(host);
+			free(local_root);
+			return PS_EXIT_USAGE;
+		}
+	}
 	if (cfg.read_token && cfg.read_token[0] &&
 	    (!(cfg.api_token && cfg.api_token[0]) || strcmp(cfg.read_token, cfg.api_token) == 0)) {
 		/* Without an API token nothing would be asked of a client, and one token cannot

@@ -9,6 +9,7 @@
 
 #include "cli/cli.h"
 #include "store/store.h"
+#include "model/json.h"
 #include "util/error.h"
 
 static const char usage[] =
@@ -75,8 +76,10 @@ int ps_cmd_store(struct ps_cli *cli, int argc, char **argv)
 		json_t *rows = json_object();
 		for (size_t i = 0; i < counts.ntables; i++)
 			json_object_set_new(rows, counts.table[i], json_integer(counts.rows[i]));
-		json_object_set_new(j, "from", json_string(where_from));
-		json_object_set_new(j, "to", json_string(where_to));
+		/* ps_json_string: a path that is not UTF-8 made json_string() NULL and the key
+		 * went missing from the document. */
+		json_object_set_new(j, "from", ps_json_string(where_from));
+		json_object_set_new(j, "to", ps_json_string(where_to));
 		json_object_set_new(j, "rows", rows);
 		ps_cli_print_json(j);
 	} else {

@@ -13,6 +13,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
@@ -86,7 +87,7 @@ int ps_cmd_sync(struct ps_cli *cli, int argc, char **argv)
 	enum ps_event_kind final = PS_EVENT_FAILED;
 	char *final_message = NULL;
 	const char *terminal = getenv("TERM");
-	const char *server = getenv("PROJSYNC_SERVER");
+	const char *server = getenv("PROJSYNC_SERVER"), *optarg_server = NULL;
 	bool live, saw_final = false;
 	int c, rc, step;
 
@@ -94,7 +95,7 @@ int ps_cmd_sync(struct ps_cli *cli, int argc, char **argv)
 		switch (c) {
 		case PS_CLI_OPT_HELP: return PS_EXIT_OK;
 		case OPT_JSON: cli->json = true; break;
-		case OPT_SERVER: server = optarg; break;
+		case OPT_SERVER: server = optarg_server = optarg; break;
 		case OPT_BRANCH:
 			if (!optarg[0])
 				return ps_cli_usage_error(cli, "--branch needs a branch name");
@@ -107,6 +108,13 @@ int ps_cmd_sync(struct ps_cli *cli, int argc, char **argv)
 		return ps_cli_usage_error(cli, "sync needs a project NAME");
 	if (argc - optind > 1)
 		return ps_cli_usage_error(cli, "unexpected argument '%s'", argv[optind + 1]);
+	/* libcurl takes any scheme it knows (file:, ftp:) or none ("host" as http://host): such a
+	 * URL failed as "cannot reach the server", exit 1, for what is a mistake in the input. */
+	if (server && server[0] && strncasecmp(server, "http://", 7) != 0 &&
+	    strncasecmp(server, "https://", 8) != 0)
+		return ps_cli_usage_error(cli, "invalid %s '%s': give the server's URL, "
+					  "http(s)://HOST:PORT",
+					  server == optarg_server ? "--server" : "$PROJSYNC_SERVER", server);
 	if (server && server[0]) {
 		/* The sync runs on the server; this process only shows its progress. */
 		live = !cli->json && cli->stdout_tty && !(terminal && strcmp(terminal, "dumb") == 0);

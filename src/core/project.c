@@ -155,8 +155,9 @@ int ps_project_change_allowed(struct ps_store *s, const struct ps_project *p,
 	 * to say to what. */
 	if (c->continue_history && !c->source)
 		return ps_error_set(PS_EINVAL, "continue_history_without_source",
-				    "continue_history goes with a new source: give the source whose "
-				    "history the project continues");
+				    "continuing the history (--continue-history, \"continue_history\") "
+				    "goes with a new source (--source, \"source\"): give the source "
+				    "whose history the project continues");
 	if (renames) {
 		rc = ps_store_project_get(s, c->name, &other);
 		ps_project_free(other);

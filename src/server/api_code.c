@@ -76,7 +76,7 @@ void ps_api_project_search_code(struct ps_request *rq)
 	    !ps_http_query_bool(rq, "ignore_case", &go.ignore_case) ||
 	    !ps_api_parse_limit(rq, DEFAULT_LIMIT, &pg.limit))
 		return;
-	if (at_s && !ps_http_parse_id(rq, "sync id 'at'", at_s, &go.at))
+	if (at_s && !ps_http_parse_id(rq, "?at", at_s, &go.at))
 		return;
 	if (after) {
 		/* "LINE:PATH" from our own Link header. */

@@ -107,18 +107,7 @@ static int add_file(void *ud, const struct ps_file *f)
 		pg->more = true;
 		return STOP_FULL;
 	}
-	j = ps_file_to_json(f);
-	{
-		/* `path` shows a name that is not UTF-8 with U+FFFD, which names no file:
-		 * `path_raw` has its exact bytes, percent-encoded, to give to ?path= as is. */
-		json_t *probe = json_string(f->path);
-		if (!probe) {
-			char *raw = url_escape(f->path);
-			json_object_set_new(j, "path_raw", json_string(raw));
-			free(raw);
-		}
-		json_decref(probe);
-	}
+	j = ps_file_to_json(f); /* with path_raw for a name that is not UTF-8 */
 	text = json_dumps(j, JSON_COMPACT);
 	json_decref(j);
 	rc = ps_buf_puts(&pg->out, pg->n ? "," : "[");

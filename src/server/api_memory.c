@@ -227,9 +227,11 @@ static bool need_string(struct ps_request *rq, json_t *body, const char *key, co
 {
 	json_t *v = json_object_get(body, key);
 
+	/* A present member of the wrong type is not a missing one (PATCH requires none). */
 	if (!v || !json_is_string(v)) {
 		ps_http_error(rq, MHD_HTTP_BAD_REQUEST, v ? "invalid_field" : "missing_field",
-			      "'%s' is required and must be a string", key);
+			      v ? "'%s' must be a string" : "'%s' is required and must be a string",
+			      key);
 		return false;
 	}
 	*out = json_string_value(v);

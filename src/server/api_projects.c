@@ -268,7 +268,8 @@ static bool schedule_fields(struct ps_request *rq, json_t *body, struct ps_proje
 			if (!json_is_integer(v) || json_integer_value(v) < 0 ||
 			    json_integer_value(v) > 1000000000) {
 				ps_http_error(rq, MHD_HTTP_BAD_REQUEST, "invalid_field",
-					      "'%s' must be an integer, 0 or more", counts[k]);
+					      "'%s' must be an integer from 0 to 1000000000",
+					      counts[k]);
 				return false;
 			}
 			*(k == 0 ? &p->max_failures : k == 1 ? &p->keep_syncs : &p->keep_days) =

@@ -593,6 +593,7 @@ struct header_scan {
 	const char *prev_end;      /* the end of the previous header's value */
 	bool bad;
 	unsigned n_cl, n_te;
+	unsigned n_host, n_auth;
 	const char *cl;
 	bool cl_differ;
 };
@@ -635,6 +636,10 @@ static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const cha
 		hs->cl = value;
 	} else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
 		hs->n_te++;
+	} else if (strcasecmp(key, MHD_HTTP_HEADER_HOST) == 0) {
+		hs->n_host++;
+	} else if (strcasecmp(key, MHD_HTTP_HEADER_AUTHORIZATION) == 0) {
+		hs->n_auth++;
 	}
 	return MHD_YES;
 }
@@ -690,6 +695,14 @@ static bool check_protocol(struct ps_request *rq, const char *version)
 	if (hs.bad) {
 		ps_http_error(rq, MHD_HTTP_BAD_REQUEST, "bad_header",
 			      "a header holds a NUL byte or is folded over several lines");
+		return false;
+	}
+	/* Only the first of repeated headers is looked at (libmicrohttpd's lookup): with two Host
+	 * headers the check of the first let a request through whatever the second named (RFC 9112
+	 * §3.2: 400), and of two Authorization headers one decided and the other was ignored. */
+	if (hs.n_host > 1 || hs.n_auth > 1) {
+		ps_http_error(rq, MHD_HTTP_BAD_REQUEST, "bad_header", "more than one %s header",
+			      hs.n_host > 1 ? "Host" : "Authorization");
 		return false;
 	}
 	if (hs.cl_differ || (hs.n_cl && hs.n_te)) {
@@ -1087,6 +1100,16 @@ static int parse_public_url(const char *url, char **origin, char **host)
 		return ps_error_set(PS_EINVAL, "bad_public_url", "invalid --public-url '%s': give "
 				    "http(s)://HOST[:PORT]", url);
 	*host = ps_strndup(a, n);
+	/* A host name is letters, digits and '-._~' (RFC 3986's unreserved characters), or an
+	 * IPv6 literal in brackets: 'http://a b' was taken, and then every request naming it,
+	 * which no client can send as its Host, answered 421. */
+	if ((*host)[strspn(*host, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+			   "0123456789-._~:[]")] != 0) {
+		free(*host);
+		*host = NULL;
+		return ps_error_set(PS_EINVAL, "bad_public_url", "invalid --public-url '%s': give "
+				    "http(s)://HOST[:PORT]", url);
+	}
 	if (!(h = authority_host(*host, &port))) {
 		free(*host);
 		*host = NULL;

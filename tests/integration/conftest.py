@@ -50,6 +50,7 @@ BOTH_BACKENDS |= {"test_commits"}  # the commits of a sync: stored by each backe
 BOTH_BACKENDS |= {"test_patch_schedule"}  # PATCH of schedule/retention: saved by each backend
 BOTH_BACKENDS |= {"test_store_rows"}  # schema 16: object ids at rest, converted by each backend
 BOTH_BACKENDS |= {"test_thin_trees"}  # schema 20: directory entries rebuilt by each backend
+BOTH_BACKENDS |= {"test_audit"}  # memory tags and globs: stored by each backend
 
 
 def pytest_report_header(config):

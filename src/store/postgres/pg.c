@@ -2124,9 +2124,11 @@ int ps_pg_resolve_snapshot(struct ps_store *s, int64_t project_id, int64_t at, i
 			return ps_error_set(PS_ENOTFOUND, "sync_not_found",
 					    "sync %lld does not belong to this project", (long long)at);
 		}
+		/* 409 not_succeeded, as everywhere a sync that did not succeed is used as a
+		 * snapshot (docs/cli.md): code search, which relies on this check, said 404. */
 		if (y->status != PS_SYNC_SUCCEEDED) {
-			rc = ps_error_set(PS_ENOTFOUND, "no_snapshot",
-					  "sync %lld has no snapshot (it is %s)", (long long)at,
+			rc = ps_error_set(PS_ECONFLICT, "not_succeeded", "sync %lld is %s: only a "
+					  "succeeded sync has a snapshot", (long long)at,
 					  ps_sync_status_name(y->status));
 			ps_sync_free(y);
 			return rc;

@@ -85,7 +85,8 @@ char *ps_pg_col_bytea(const PGresult *r, int row, int col); /* text-format bytea
 /* Inside a transaction: PS_ECONFLICT (slug "taken_over") unless running sync y is still at
  * y->attempt; locks the row against a takeover until the transaction ends (0: no check). */
 int ps_pg_fence(struct ps_store *s, const struct ps_sync *y);
-/* Resolves `at` (0 = latest) to a succeeded sync of the project (PS_ENOTFOUND otherwise). */
+/* Resolves `at` (0 = latest) to a succeeded sync of the project: PS_ENOTFOUND for none or a
+ * sync of another project, PS_ECONFLICT (not_succeeded) for one that did not succeed. */
 int ps_pg_resolve_snapshot(struct ps_store *s, int64_t project_id, int64_t at, int64_t *out);
 /* SQL condition: file version `fv` is in the snapshot of succeeded sync `at` (a parameter). */
 #define VISIBLE_AT(at) \

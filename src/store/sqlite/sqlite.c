@@ -382,8 +382,20 @@ int ps_sqlite_open(struct ps_store **out, const char *url, unsigned flags)
 		struct stat st;
 		/* Without SQLITE_OPEN_CREATE SQLite would only say "unable to open database file";
 		 * a missing file deserves its own answer. */
-		if (stat(url, &st) < 0 && errno == ENOENT)
+		int sr = stat(url, &st);
+		if (sr < 0 && errno == ENOENT)
 			return ps_error_set(PS_ENOTFOUND, "no_store", "no store at %s", url);
+		/* An empty file (`touch`) is no store either, as an empty PostgreSQL database is
+		 * not: opening it would make it one on a read command. Unless its WAL holds what
+		 * was not checkpointed into it yet. */
+		if (sr == 0 && S_ISREG(st.st_mode) && st.st_size == 0) {
+			char *wal = ps_asprintf("%s-wal", url);
+			struct stat ws;
+			bool none = stat(wal, &ws) < 0 || ws.st_size == 0;
+			free(wal);
+			if (none)
+				return ps_error_set(PS_ENOTFOUND, "no_store", "no store at %s", url);
+		}
 	}
 	s = ps_calloc(1, sizeof(*s));
 	s->path = ps_strdup(url);
@@ -1612,9 +1624,11 @@ static int resolve_snapshot(struct ps_store *s, int64_t project_id, int64_t at, 
 			return ps_error_set(PS_ENOTFOUND, "sync_not_found",
 					    "sync %lld does not belong to this project", (long long)at);
 		}
+		/* 409 not_succeeded, as everywhere a sync that did not succeed is used as a
+		 * snapshot (docs/cli.md): code search, which relies on this check, said 404. */
 		if (y->status != PS_SYNC_SUCCEEDED) {
-			rc = ps_error_set(PS_ENOTFOUND, "no_snapshot",
-					  "sync %lld has no snapshot (it is %s)", (long long)at,
+			rc = ps_error_set(PS_ECONFLICT, "not_succeeded", "sync %lld is %s: only a "
+					  "succeeded sync has a snapshot", (long long)at,
 					  ps_sync_status_name(y->status));
 			ps_sync_free(y);
 			return rc;

@@ -46,7 +46,8 @@ char *ps_sqlite_col_text(sqlite3_stmt *st, int i);
  * queries and migrations from schema 16 on need them. Returns an SQLite result code. */
 int ps_sqlite_functions(sqlite3 *db);
 
-/* Resolves `at` (0 = latest) to a succeeded sync of the project (PS_ENOTFOUND otherwise). */
+/* Resolves `at` (0 = latest) to a succeeded sync of the project: PS_ENOTFOUND for none or a
+ * sync of another project, PS_ECONFLICT (not_succeeded) for one that did not succeed. */
 int ps_sqlite_resolve_snapshot(struct ps_store *s, int64_t project_id, int64_t at, int64_t *out);
 
 /* Memory entries (sqlite_memory.c), called by sqlite.c inside its transactions:

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/json.h"
 #include "model/memory.h"
 #include "store/sqlite/sqlite_internal.h"
 #include "util/error.h"
@@ -58,8 +59,10 @@ static char *tags_json(const struct ps_strv *tags)
 	json_t *a = json_array();
 	char *text;
 
+	/* ps_json_string: a tag that is not UTF-8 (front matter and --tag are bytes) is kept with
+	 * U+FFFD for each invalid byte; json_string() returns NULL for it and the tag was lost. */
 	for (size_t i = 0; tags && i < tags->n; i++)
-		json_array_append_new(a, json_string(tags->v[i]));
+		json_array_append_new(a, ps_json_string(tags->v[i]));
 	text = json_dumps(a, JSON_COMPACT);
 	json_decref(a);
 	return text ? text : ps_strdup("[]");

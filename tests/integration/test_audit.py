@@ -1,0 +1,366 @@
+"""
+Defects found by a first-time user's and a security reviewer's walk through the CLI and the API,
+each kept fixed here: text that is not UTF-8 where the store keeps JSON (memory tags, memory
+globs), exit codes and messages that disagreed with docs/cli.md and docs/api.md (a directory as
+--file, --server URLs, grep of a failed sync, bounds, required fields), repeated Host and
+Authorization headers, --public-url hosts no client can send, an empty file taken as a store,
+and repository text (file names, commit subjects) that could drive the terminal.
+Arguments that are bytes go in through os.fsdecode, which the subprocess turns back into the
+same bytes.
+"""
+import json
+import os
+import shutil
+import socket
+import urllib.parse
+
+import pytest
+
+from conftest import one_error_line
+from server_util import Server
+
+
+def test_a_tag_that_is_not_utf8_is_kept_not_dropped(ps, repo):
+    # The tags of an entry are stored as a JSON array: json_string() refuses bytes that are not
+    # UTF-8, and such a tag vanished from the note without a word.
+    repo.write(".memory/cafe.md", b"---\ntags: [caf\xe9, ops]\n---\n# Cafe\nbeans\n")
+    repo.commit("c1")
+    ps.add("p", repo.path)
+    ps.sync("p")
+    imported = [e for e in ps.json("memory", "list", "p") if e["source_ref"] == ".memory/cafe.md"]
+    assert [e["tags"] for e in imported] == [["caf\ufffd", "ops"]]
+
+    r = ps.ok("memory", "add", "p", "--title", "t", "--text", "x",
+              "--tag", os.fsdecode(b"a\xff"), "--tag", "b", "--json")
+    assert ps.json("memory", "show", json.loads(r.out)["id"])["tags"] == ["a\ufffd", "b"]
+
+
+def test_a_memory_glob_that_is_not_utf8_is_refused(ps, repo):
+    # The project's globs are a JSON array too: such a glob was dropped and the project left
+    # with no glob at all ("memory globs: (none)"), which the API never allows.
+    repo.write("a.md", "# A\n")
+    repo.commit("c1")
+    bad = os.fsdecode(b"\xff*.md")
+    r = ps("project", "add", "p", repo.path, "--memory-glob", bad)
+    assert r.rc == 2 and one_error_line(r.err) and "--memory-glob" in r.err, (r.rc, r.err)
+    assert ps("project", "show", "p").rc == 3
+    ps.add("q", repo.path)
+    r = ps("project", "set", "q", "--memory-glob", bad)
+    assert r.rc == 2 and one_error_line(r.err), (r.rc, r.err)
+    assert ps.json("project", "show", "q")["memory_globs"] == [".memory/**/*.md"]
+
+
+def test_memory_file_that_is_a_directory_is_invalid_input(ps, repo, tmp_path):
+    # fopen() succeeds on a directory and only the read fails: that was exit 1 (a failure of
+    # projsync) where a missing file is exit 2 (a mistake in the input).
+    repo.write("a.txt", "a\n")
+    repo.commit("c1")
+    ps.add("p", repo.path)
+    for args in (("memory", "add", "p", "--title", "t", "--file", tmp_path),
+                 ("memory", "add", "p", "--title", "t", "--file", tmp_path / "missing")):
+        r = ps(*args)
+        assert r.rc == 2 and one_error_line(r.err) and "cannot read" in r.err, r
+    assert ps.json("memory", "list", "p") == []
+    e = ps.json("memory", "add", "p", "--title", "t", "--text", "x")
+    r = ps("memory", "edit", e["id"], "--file", tmp_path)
+    assert r.rc == 2 and one_error_line(r.err), r
+    assert ps.json("memory", "show", e["id"])["content"] == "x"
+
+
+def raw_status(srv, head):
+    s = socket.create_connection((srv.host, srv.port), timeout=10)
+    try:
+        s.sendall(head)
+        out = b""
+        while b"\r\n" not in out:
+            d = s.recv(4096)
+            if not d:
+                break
+            out += d
+    finally:
+        s.close()
+    return int(out.split(b" ", 2)[1])
+
+
+def test_repeated_host_or_authorization_header_is_400(ps):
+    # Only the first of two Host headers was checked: "Host: 127.0.0.1" then "Host: evil" was
+    # answered 200 (RFC 9112 §3.2: 400). Of two Authorization headers only the first decided.
+    get = b"GET /api/v1/projects HTTP/1.1\r\n"
+    end = b"Connection: close\r\n\r\n"
+    srv = Server(ps)
+    try:
+        assert raw_status(srv, get + b"Host: 127.0.0.1\r\n" + end) == 200
+        assert raw_status(srv, get + b"Host: 127.0.0.1\r\nHost: evil\r\n" + end) == 400
+        assert raw_status(srv, get + b"Host: evil\r\nHost: 127.0.0.1\r\n" + end) in (400, 421)
+    finally:
+        srv.stop()
+    srv = Server(ps, env={"PROJSYNC_API_TOKEN": "tok"})
+    try:
+        auth = b"Authorization: Bearer tok\r\n"
+        other = b"Authorization: Bearer other\r\n"
+        host = b"Host: 127.0.0.1\r\n"
+        assert raw_status(srv, get + host + auth + end) == 200
+        assert raw_status(srv, get + host + auth + other + end) == 400
+        assert raw_status(srv, get + host + other + auth + end) == 400
+    finally:
+        srv.stop()
+
+
+def test_sync_server_that_is_not_http_is_a_usage_error(ps, repo, tmp_path):
+    # libcurl read file: URLs (and tried ftp:, or http for a bare name): "cannot reach the
+    # server", exit 1, for a mistyped URL, and a file: URL read a local file as the answer.
+    repo.write("a.txt", "a\n")
+    repo.commit("c1")
+    ps.add("p", repo.path)
+    for url in (f"file://{tmp_path}", "ftp://127.0.0.1:1", "127.0.0.1:1"):
+        r = ps("sync", "p", "--server", url)
+        assert r.rc == 2 and one_error_line(r.err) and "--server" in r.err, r
+        r = ps("sync", "p", env={"PROJSYNC_SERVER": url})
+        assert r.rc == 2 and one_error_line(r.err) and "PROJSYNC_SERVER" in r.err, r
+    assert ps.json("history", "p") == []
+
+
+def test_bad_at_reads_alike_on_files_and_code_search(ps, repo):
+    # The code search said "invalid sync id 'at' 'x'", the file list "invalid ?at 'x'".
+    repo.write("a.txt", "alpha\n")
+    repo.commit("c1")
+    srv = Server(ps)
+    try:
+        st, _, p = srv.post("/api/v1/projects", {"name": "p", "source": str(repo.path)})
+        assert st == 201, p
+        msgs = []
+        for path in ("/api/v1/projects/p/files?at=x", "/api/v1/projects/p/search/code?q=alpha&at=x"):
+            st, _, e = srv.get(path)
+            assert st == 400 and e["error"]["code"] == "invalid_id", e
+            msgs.append(e["error"]["message"])
+        assert msgs[0] == msgs[1] == "invalid ?at 'x': give a positive number"
+    finally:
+        srv.stop()
+
+
+def test_public_url_with_a_host_no_client_can_send_is_refused(ps):
+    # 'http://a b' was accepted: the server started and answered 421 to every request meant
+    # for that name. A mistyped option is exit 2 at start, like 'ftp://x'.
+    for url in ("http://a b", "http://a\"b", "https://a<b>:8080", "http://a%20b"):
+        r = ps("serve", "--listen", "127.0.0.1:0", "--public-url", url, timeout=20)
+        assert r.rc == 2 and one_error_line(r.err) and "--public-url" in r.err, r
+    srv = Server(ps, "--public-url", "https://my_host.example:8443")
+    try:
+        st, _, _ = srv.request("GET", "/api/v1/projects",
+                               headers={"Host": "my_host.example:8443"})
+        assert st == 200
+    finally:
+        srv.stop()
+
+
+def test_continue_history_without_source_names_the_cli_options(ps, make_repo):
+    # The CLI printed the API's words ("continue_history goes with a new source"): a CLI user
+    # was not told which option was missing. (The refusal of another repository deliberately
+    # does not name --continue-history: test_parity.)
+    a, b = make_repo("a"), make_repo("b")
+    for r in (a, b):
+        r.write("x.txt", "x\n")
+        r.commit("c1")
+    ps.add("p", a.path)
+    ps.sync("p")
+    r = ps("project", "set", "p", "--continue-history")
+    assert r.rc == 2 and one_error_line(r.err) and "--continue-history" in r.err \
+        and "--source" in r.err, r
+    assert ps.json("project", "show", "p")["source"] == str(a.path)
+
+
+def test_code_search_at_a_failed_sync_is_409_like_every_snapshot(ps, repo):
+    # grep --at / ?at of a failed sync answered 404 no_snapshot (exit 3) where files, cat,
+    # checkout and verify answer 409 not_succeeded (exit 4).
+    repo.write("a.txt", "alpha\n")
+    repo.commit("c1")
+    ps.add("p", repo.path)
+    ps.sync("p")
+    failed = ps.sync("p", "--branch", "nope", expect="failed")["id"]
+    for cmd in (("grep", "alpha", "p"), ("files", "p"), ("cat", "p", "a.txt")):
+        r = ps(*cmd, "--at", failed)
+        assert r.rc == 4 and one_error_line(r.err) and "succeeded" in r.err, r
+    srv = Server(ps)
+    try:
+        for path in (f"/api/v1/projects/p/search/code?q=alpha&at={failed}",
+                     f"/api/v1/projects/p/files?at={failed}"):
+            st, _, e = srv.get(path)
+            assert st == 409 and e["error"]["code"] == "not_succeeded", (path, e)
+    finally:
+        srv.stop()
+
+
+def test_an_empty_file_is_no_store_for_a_read_command(ps, repo, tmp_path):
+    # `touch store.db; projsync --db store.db project list` made the empty file a store (schema,
+    # WAL) on a read command; an empty PostgreSQL database is refused as "no store" already.
+    if ps.backend != "sqlite":
+        pytest.skip("about SQLite files")
+    repo.write("a.txt", "a\n")
+    repo.commit("c1")
+    db = tmp_path / "empty.db"
+    db.write_bytes(b"")
+    for args in (("project", "list"), ("history", "p"), ("stats",)):
+        r = ps("--db", db, *args, db=False)
+        assert r.rc == 3 and one_error_line(r.err) and "no store at" in r.err, r
+    assert db.stat().st_size == 0 and not (tmp_path / "empty.db-wal").exists()
+    # project add still makes a store of it.
+    assert ps("--db", db, "project", "add", "p", repo.path, db=False).rc == 0
+    assert ps("--db", db, "project", "list", "--json", db=False).rc == 0
+
+
+def test_listed_paths_are_quoted_with_gits_escapes(ps, repo):
+    # changes/files quoted control characters as \x1b, \x7f where git writes \033, \177, and
+    # printed bytes that are not UTF-8 raw: "bad\xff" garbled the terminal, a C1 control (U+009B
+    # is CSI) could drive it.
+    names = {"a\"b": '"a\\"b"', "a\\b": '"a\\\\b"', "tab\there": '"tab\\there"',
+             "esc\x1b[31m": '"esc\\033[31m"', "del\x7f": '"del\\177"', "caf\u00e9": "caf\u00e9",
+             "bell\x07": '"bell\\a"', "c1\u009b": '"c1\\302\\233"'}
+    for n in names:
+        repo.write(n, "x\n")
+    repo.write(os.fsdecode(b"bad\xff\xfe"), "y\n")
+    repo.commit("c1")
+    ps.add("p", repo.path)
+    sync = ps.sync("p")["id"]
+    want = dict(names)
+    want[os.fsdecode(b"bad\xff\xfe")] = '"bad\\377\\376"'
+    lines = ps.ok("changes", sync).out.splitlines()
+    assert sorted(lines) == sorted("A " + q for q in want.values())
+    files = [ln.split(None, 4)[4] for ln in ps.ok("files", "p").out.splitlines()]
+    assert sorted(files) == sorted(want.values())
+    # git agrees wherever the name is UTF-8 text (core.quotePath=false).
+    out = repo.git("-c", "core.quotePath=false", "diff", "--name-status",
+                   "4b825dc642cb6eb9a060e54bf8d69288fbee4904", "HEAD",
+                   raw=True).decode("utf-8", "surrogateescape")
+    gits = {ln.split("\t", 1)[1] for ln in out.splitlines()}
+    for n, q in names.items():
+        if n != "c1\u009b":
+            assert q in gits, (q, gits)
+
+
+def test_repository_text_in_tables_cannot_drive_the_terminal(ps, repo):
+    # A commit subject (or author) with ESC sequences went raw into history's SUBJECT column
+    # and status' head commit: the repository's author could recolour or clear the terminal
+    # of whoever lists its syncs.
+    repo.write("a.txt", "a\n")
+    repo.git("add", "-A")
+    repo.git("-c", "user.name=Ev\x1b]0;x\x07il", "commit", "-q", "-m",
+             "evil \x1b[2J\x1b[31mred\x9b\u009b\x7f\x07 subject")
+    ps.add("p", repo.path)
+    ps.sync("p")
+    for args in (("history", "p"), ("status", "p"), ("project", "list")):
+        out = ps.ok(*args).outb
+        assert not any(b in out for b in (b"\x1b", b"\x07", b"\x7f", b"\xc2\x9b")), (args, out)
+        assert b"red" in out or args == ("project", "list")
+    assert "\x1b[2J" in ps.json("history", "p")[0]["head_commit"]["subject"]
+
+
+def test_count_settings_say_their_upper_bound(ps, repo):
+    # --keep-syncs 99999999999 was refused with "give a whole number, 0 or more", which it is;
+    # the API said the same for keep_syncs and max_failures over 10^9.
+    repo.write("a.txt", "a\n")
+    repo.commit("c1")
+    ps.add("p", repo.path)
+    for opt in ("--keep-syncs", "--max-failures"):
+        r = ps("project", "set", "p", opt, "99999999999")
+        assert r.rc == 2 and one_error_line(r.err) and "1000000000" in r.err, r
+    srv = Server(ps)
+    try:
+        for field in ("keep_syncs", "max_failures"):
+            st, _, e = srv.request("PATCH", "/api/v1/projects/p", body={field: 99999999999})
+            assert st == 400 and "1000000000" in e["error"]["message"], e
+            st, _, e = srv.request("PATCH", "/api/v1/projects/p", body={field: 1000000000})
+            assert st == 200 and e[field] == 1000000000, e
+    finally:
+        srv.stop()
+
+
+def test_patch_of_a_note_with_a_null_title_does_not_say_required(ps, repo):
+    # PATCH /memory/{id} requires no field, yet {"title": null} answered "'title' is required".
+    repo.write("a.txt", "a\n")
+    repo.commit("c1")
+    srv = Server(ps)
+    try:
+        st, _, p = srv.post("/api/v1/projects", {"name": "p", "source": str(repo.path)})
+        assert st == 201, p
+        st, _, n = srv.post("/api/v1/projects/p/memory", {"title": "t", "content": "c"})
+        assert st == 201, n
+        for field in ("title", "content"):
+            st, _, e = srv.request("PATCH", f"/api/v1/memory/{n['id']}", body={field: None})
+            assert st == 400 and e["error"]["code"] == "invalid_field", e
+            assert e["error"]["message"] == f"'{field}' must be a string", e
+        st, _, e = srv.post("/api/v1/projects/p/memory", {"title": "t"})
+        assert st == 400 and e["error"]["code"] == "missing_field" \
+            and "required" in e["error"]["message"], e
+    finally:
+        srv.stop()
+
+
+def test_files_json_of_the_cli_has_path_raw_like_the_api(ps, repo):
+    # The API's file list gives a name that is not UTF-8 as path_raw (its exact bytes); the
+    # CLI's `files --json`, "the same shapes", gave only the U+FFFD form, which names no file.
+    repo.write(os.fsdecode(b"bad\xff name"), "y\n")
+    repo.write("good.txt", "x\n")
+    repo.commit("c1")
+    ps.add("p", repo.path)
+    ps.sync("p")
+    cli = ps.json("files", "p")
+    srv = Server(ps)
+    try:
+        st, _, api = srv.get("/api/v1/projects/p/files")
+        assert st == 200
+    finally:
+        srv.stop()
+    assert cli == api
+    bad = [f for f in cli if f["path"] != "good.txt"]
+    assert [f["path_raw"] for f in bad] == ["bad%FF%20name"]
+    assert "path_raw" not in [f for f in cli if f["path"] == "good.txt"][0]
+    raw = urllib.parse.unquote_to_bytes(bad[0]["path_raw"])
+    assert raw == b"bad\xff name"
+    assert ps.ok("cat", "p", os.fsdecode(raw)).outb == b"y\n"
+
+
+def test_store_copy_json_keeps_a_path_that_is_not_utf8(ps, repo, tmp_path):
+    # "to" went missing from `store copy --json` for a target path that is not UTF-8.
+    if ps.backend != "sqlite":
+        pytest.skip("about SQLite file names")
+    repo.write("a.txt", "a\n")
+    repo.commit("c1")
+    ps.add("p", repo.path)
+    to = os.fsdecode(bytes(tmp_path) + b"/c\xff.db")
+    out = json.loads(ps.ok("store", "copy", ps.db, to, "--json", db=False).outb)
+    assert out["from"] == str(ps.db) and out["to"] == os.fsdecode(bytes(tmp_path)) + "/c\ufffd.db"
+    assert out["rows"]["projects"] == 1
+
+
+def test_branches_of_a_gone_source_is_exit_1_like_the_apis_502(ps, make_repo):
+    # The API answers 502 when a project's source cannot list its branches; the CLI said
+    # exit 2 (a usage error) for the same request, against the one rule of docs/cli.md.
+    gone = make_repo("gone")
+    gone.write("a.txt", "a\n")
+    gone.commit("c1")
+    ps.add("p", gone.path)
+    shutil.rmtree(gone.path)
+    r = ps("branches", "p")
+    assert r.rc == 1 and one_error_line(r.err), r
+    srv = Server(ps)
+    try:
+        st, _, e = srv.get("/api/v1/projects/p/branches")
+        assert st == 502, e
+    finally:
+        srv.stop()
+
+
+def test_a_token_no_client_can_send_is_refused_at_start(ps):
+    # "abc " (a trailing blank, as an EnvironmentFile line may have) was taken as the token;
+    # clients' headers arrive trimmed, so every call was 401 with nothing saying why.
+    for env in ({"PROJSYNC_API_TOKEN": "abc "}, {"PROJSYNC_API_TOKEN": " abc"},
+                {"PROJSYNC_API_TOKEN": "a\nb"},
+                {"PROJSYNC_API_TOKEN": "abc", "PROJSYNC_READ_TOKEN": "rd\t"}):
+        r = ps("serve", "--listen", "127.0.0.1:0", env=env, timeout=20)
+        assert r.rc == 2 and one_error_line(r.err) and "TOKEN" in r.err, r
+    srv = Server(ps, env={"PROJSYNC_API_TOKEN": "a b"})
+    try:
+        st, _, _ = srv.get("/api/v1/projects", headers={"Authorization": "Bearer a b"})
+        assert st == 200
+    finally:
+        srv.stop()
