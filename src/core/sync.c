@@ -119,6 +119,8 @@ struct ps_sync_run {
 	struct blob_size *sizes;       /* sizes learnt from fetched content */
 	size_t nsizes, capsizes;
 	size_t memory_pos;             /* next change to consider for memory entries */
+	size_t memory_not_text;        /* matching files not imported: they hold a NUL byte */
+	char *first_not_text;
 
 	/* Code index backlog (step_index): stored blobs of this sync's snapshot the index lacks. */
 	struct ps_strv index_backlog;
@@ -1406,6 +1408,35 @@ static int stage_memory_batch(struct ps_sync_run *run, const struct ps_memory_en
 	return progress(run, 1.0);
 }
 
+/* A file with a NUL byte is binary, not a note (`memory add --file` refuses it too): never an
+ * entry cut at its first NUL. Counted for one warning at the end of the memory step. */
+static bool memory_not_text(struct ps_sync_run *run, const char *path, const void *data,
+			    size_t len)
+{
+	if (!len || !memchr(data, 0, len))
+		return false;
+	if (!run->memory_not_text++)
+		run->first_not_text = ps_strdup(path);
+	return true;
+}
+
+/* The memory step is over: the sync goes on to finalize, warning of the files it did not take. */
+static int memory_done(struct ps_sync_run *run)
+{
+	int rc = 0;
+
+	run->state = ST_FINALIZE;
+	if (run->memory_not_text) {
+		char *msg = ps_asprintf("%zu file(s) matching the memory globs hold NUL bytes, not "
+					"text: not imported as notes (first: %s)",
+					run->memory_not_text, run->first_not_text);
+		rc = emit(run, PS_EVENT_WARNING, run->fraction, msg);
+		free(msg);
+		run->memory_not_text = 0;
+	}
+	return rc;
+}
+
 /*
  * The memory rescan after a change of the project's memory globs (after the changes' memory
  * entries are staged): every file of the new snapshot that matches the globs gets an entry
@@ -1429,10 +1460,8 @@ static int step_rescan_memory(struct ps_sync_run *run)
 	if (!run->rescan_loaded)
 		return rescan_load(run);
 	if (run->rescan_file_pos >= run->nrescan_files &&
-	    run->rescan_active_pos >= run->nrescan_active) {
-		run->state = ST_FINALIZE;
-		return 0;
-	}
+	    run->rescan_active_pos >= run->nrescan_active)
+		return memory_done(run);
 	max_entries = batch(run, MEMORY_BATCH);
 	max_items = batch(run, IMPORT_BATCH);
 	entries = ps_calloc(max_entries, sizeof(*entries));
@@ -1465,6 +1494,12 @@ static int step_rescan_memory(struct ps_sync_run *run)
 		}
 		if (rc < 0)
 			goto out;
+		if (memory_not_text(run, f->path, data, len)) {
+			free(data);
+			if (cur)
+				removals[nremovals++] = f->path;
+			continue;
+		}
 		struct ps_memory_entry *e = &entries[nentries++];
 		ps_memory_parse(e, f->path, data, len);
 		free(data);
@@ -1512,8 +1547,7 @@ static int step_import_memory(struct ps_sync_run *run)
 	if (run->memory_pos >= run->nchanges || globs->n == 0) {
 		if (run->rescan_memory)
 			return step_rescan_memory(run);
-		run->state = ST_FINALIZE;
-		return 0;
+		return memory_done(run);
 	}
 	max_entries = batch(run, MEMORY_BATCH);
 	end = run->memory_pos + batch(run, IMPORT_BATCH);
@@ -1546,6 +1580,11 @@ static int step_import_memory(struct ps_sync_run *run)
 		}
 		if (rc < 0)
 			goto out;
+		if (memory_not_text(run, c->path, data, len)) {
+			free(data);
+			removals[nremovals++] = c->path;
+			continue;
+		}
 		struct ps_memory_entry *e = &entries[nentries++];
 		ps_memory_parse(e, c->path, data, len);
 		free(data);
@@ -1993,6 +2032,7 @@ void ps_sync_end(struct ps_sync_run *run)
 	free(run->fetch_base);
 	ps_strv_dispose(&run->index_backlog);
 	free(run->sizes);
+	free(run->first_not_text);
 	ps_tree_dirs_free(run->dirs, run->ndirs);
 	rescan_free(run);
 	ps_source_free(run->src);

@@ -364,3 +364,32 @@ def test_a_token_no_client_can_send_is_refused_at_start(ps):
         assert st == 200
     finally:
         srv.stop()
+
+
+def test_a_memory_file_with_a_nul_byte_is_not_a_note_and_is_warned_of(ps, repo):
+    # ps_memory_parse stopped at the first NUL: `a\0b` became a note "a" without a word, where
+    # `memory add --file` refuses the same file as not text.
+    repo.write(".memory/ok.md", "# Ok\nfine\n")
+    repo.write(".memory/bin.md", b"# Bin\na\x00b\n")
+    repo.commit("c1")
+    ps.add("p", repo.path)
+    r = ps("sync", "p", "--json")
+    assert r.rc == 0, r
+    warnings = [e["message"] for e in map(json.loads, r.out.splitlines()) if e["kind"] == "warning"]
+    assert len(warnings) == 1 and ".memory/bin.md" in warnings[0] and "NUL" in warnings[0], r
+    assert [e["source_ref"] for e in ps.json("memory", "list", "p")] == [".memory/ok.md"]
+    r = ps("memory", "add", "p", "--title", "t", "--file", repo.path / ".memory/bin.md")
+    assert r.rc == 2 and "NUL" in r.err, r
+
+    # A note whose file gains a NUL is gone, not cut; without --json the warning is a line of
+    # the sync's report, like the one about files over the size limit.
+    repo.write(".memory/ok.md", b"# Ok\nfine\x00tail\n")
+    repo.commit("c2")
+    r = ps("sync", "p")
+    assert r.rc == 0 and any(ln.startswith("warning: ") and ".memory/ok.md" in ln and "NUL" in ln
+                             for ln in r.out.splitlines()), r
+    assert ps.json("memory", "list", "p") == []
+    repo.write(".memory/ok.md", "# Ok\nagain\n")
+    repo.commit("c3")
+    ps.sync("p")
+    assert [e["content"] for e in ps.json("memory", "list", "p")] == ["# Ok\nagain\n"]
