@@ -166,6 +166,18 @@ int ps_memory_check_note(const char *title, const char *content, const struct ps
 	return 0;
 }
 
+void ps_memory_tags_unique(struct ps_strv *out, const struct ps_strv *in)
+{
+	for (size_t i = 0; i < in->n; i++) {
+		bool dup = false;
+
+		for (size_t j = 0; j < out->n && !dup; j++)
+			dup = strcmp(out->v[j], in->v[i]) == 0;
+		if (!dup)
+			ps_strv_push(out, in->v[i]);
+	}
+}
+
 bool ps_memory_deleted(const struct ps_memory_entry *e)
 {
 	return e->origin == PS_MEMORY_FROM_MANUAL && e->status == PS_MEMORY_SUPERSEDED &&

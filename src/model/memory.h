@@ -91,6 +91,10 @@ int ps_memory_fts_prefix_query(char **out, const char *user_query);
  * PS_MEMORY_MAX_CONTENT. `content` and `tags` may be NULL (not checked). */
 int ps_memory_check_note(const char *title, const char *content, const struct ps_strv *tags);
 
+/* `in` without repeats, each tag where it first appears: the rule of imported front matter,
+ * applied to the tags of manual notes too (add and edit, CLI and API). */
+void ps_memory_tags_unique(struct ps_strv *out, const struct ps_strv *in);
+
 /* A manual note deleted by hand: superseded with no successor (neither an entry nor a sync). */
 bool ps_memory_deleted(const struct ps_memory_entry *e);
 

@@ -506,7 +506,14 @@ int ps_store_memory_history(struct ps_store *s, int64_t id, struct ps_memory_ent
 
 int ps_store_memory_add(struct ps_store *s, int64_t project_id, const char *title, const char *content, const struct ps_strv *tags, struct ps_memory_entry **out)
 {
-	return ops(s)->memory_add(s, project_id, title, content, tags, out);
+	struct ps_strv unique = { 0 };
+	int rc;
+
+	if (tags)
+		ps_memory_tags_unique(&unique, tags);
+	rc = ops(s)->memory_add(s, project_id, title, content, tags ? &unique : NULL, out);
+	ps_strv_dispose(&unique);
+	return rc;
 }
 
 int ps_store_memory_restore(struct ps_store *s, int64_t id, struct ps_memory_entry **out, bool *restored)
@@ -516,7 +523,14 @@ int ps_store_memory_restore(struct ps_store *s, int64_t id, struct ps_memory_ent
 
 int ps_store_memory_edit(struct ps_store *s, int64_t id, const char *title, const char *content, const struct ps_strv *tags, struct ps_memory_entry **out, bool *changed)
 {
-	return ops(s)->memory_edit(s, id, title, content, tags, out, changed);
+	struct ps_strv unique = { 0 };
+	int rc;
+
+	if (tags)
+		ps_memory_tags_unique(&unique, tags);
+	rc = ops(s)->memory_edit(s, id, title, content, tags ? &unique : NULL, out, changed);
+	ps_strv_dispose(&unique);
+	return rc;
 }
 
 int ps_store_memory_delete(struct ps_store *s, int64_t id, struct ps_memory_entry **out)

@@ -393,3 +393,37 @@ def test_a_memory_file_with_a_nul_byte_is_not_a_note_and_is_warned_of(ps, repo):
     repo.commit("c3")
     ps.sync("p")
     assert [e["content"] for e in ps.json("memory", "list", "p")] == ["# Ok\nagain\n"]
+
+
+def test_a_tag_given_twice_is_kept_once_like_front_matter(ps, repo):
+    # Front matter `tags: [b, a, b]` is imported as [b, a]; a note by hand kept ["a", "a"].
+    repo.write(".memory/n.md", "---\ntags: [b, a, b]\n---\n# N\n")
+    repo.commit("c1")
+    ps.add("p", repo.path)
+    ps.sync("p")
+    assert [e["tags"] for e in ps.json("memory", "list", "p")] == [["b", "a"]]
+
+    e = ps.json("memory", "add", "p", "--title", "t", "--text", "x",
+                "--tag", "b", "--tag", "a", "--tag", "b")
+    assert e["tags"] == ["b", "a"]
+    e2 = ps.json("memory", "edit", e["id"], "--tag", "c", "--tag", "c", "--tag", "a")
+    assert ps.json("memory", "show", e2["id"])["tags"] == ["c", "a"]
+    # The same tags given again, repeated, are no change: no new version.
+    r = ps.json("memory", "edit", e2["id"], "--tag", "c", "--tag", "a", "--tag", "a")
+    assert r["id"] == e2["id"]
+    # 65 tags of which 64 differ are 64 tags, not too many.
+    many = [f"t{i}" for i in range(64)] + ["t0"]
+    srv = Server(ps)
+    try:
+        st, _, body = srv.post("/api/v1/projects/p/memory",
+                               {"title": "api", "content": "y", "tags": ["a", "z", "a"]})
+        assert st == 201 and body["tags"] == ["a", "z"], body
+        st, _, got = srv.get(f"/api/v1/memory/{body['id']}")
+        assert got["tags"] == ["a", "z"]
+        st, _, body = srv.request("PATCH", f"/api/v1/memory/{body['id']}",
+                                  {"tags": ["y", "y", "x"]})
+        assert st == 200 and body["tags"] == ["y", "x"] and body["changed"], body
+        st, _, body = srv.request("PATCH", f"/api/v1/memory/{body['id']}", {"tags": many})
+        assert st == 200 and body["tags"] == many[:64], body
+    finally:
+        srv.stop()
