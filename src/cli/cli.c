@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "cli/progress.h"
+#include "source/source.h"
 #include "util/error.h"
 
 static const char main_usage[] =
@@ -539,6 +540,20 @@ int ps_cmd_migrate(struct ps_cli *cli, int argc, char **argv)
 
 /* ---- main ---- */
 
+/* The commands that reach a source (or serve those that do) and so depend on
+ * PROJSYNC_NET_TIMEOUT: a bad value is refused before they start, not replaced by the default
+ * without a word. Asking for help needs no network. */
+static bool uses_network(int argc, char **argv)
+{
+	for (int k = 1; k < argc; k++)
+		if (strcmp(argv[k], "--help") == 0 || strcmp(argv[k], "-h") == 0)
+			return false;
+	if (strcmp(argv[0], "project") == 0)
+		return argc > 1 && (strcmp(argv[1], "add") == 0 || strcmp(argv[1], "set") == 0);
+	return strcmp(argv[0], "branches") == 0 || strcmp(argv[0], "sync") == 0 ||
+	       strcmp(argv[0], "serve") == 0;
+}
+
 static void cli_dispose(struct ps_cli *cli)
 {
 	ps_store_free(cli->store);
@@ -605,6 +620,10 @@ int ps_cli_main(int argc, char **argv)
 		return PS_EXIT_USAGE;
 	}
 	cli.command = cmd->name;
+	if (uses_network(argc - i, argv + i) && (rc = ps_source_net_timeout_check()) < 0) {
+		cli_dispose(&cli);
+		return ps_cli_fail(rc);
+	}
 	rc = cmd->run(&cli, argc - i, argv + i);
 	/* Output that did not arrive (full disk, closed pipe) is a failure, not a success. */
 	errno = 0;

@@ -21,7 +21,9 @@
 
 #define NET_TIMEOUT_DEFAULT_MS 30000
 
-int64_t ps_source_net_timeout_ms(void)
+/* The timeout PROJSYNC_NET_TIMEOUT sets, in ms: 0 when it is set to something else than a plain
+ * number of seconds in range, NET_TIMEOUT_DEFAULT_MS when it is unset or empty. */
+static int64_t net_timeout_setting(void)
 {
 	const char *v = getenv("PROJSYNC_NET_TIMEOUT");
 	char *end;
@@ -31,11 +33,27 @@ int64_t ps_source_net_timeout_ms(void)
 		return NET_TIMEOUT_DEFAULT_MS;
 	errno = 0;
 	x = strtod(v, &end);
-	/* A value that is not a plain number of seconds in range keeps the default rather than
-	 * disabling the bound. */
 	if (errno || end == v || *end || !(x >= 0.1 && x <= 3600))
-		return NET_TIMEOUT_DEFAULT_MS;
+		return 0;
 	return (int64_t)(x * 1000 + 0.5);
+}
+
+int ps_source_net_timeout_check(void)
+{
+	if (net_timeout_setting() == 0)
+		return ps_error_set(PS_EINVAL, "bad_net_timeout",
+				    "PROJSYNC_NET_TIMEOUT must be a number of seconds from 0.1 to "
+				    "3600 (unset: %d)", NET_TIMEOUT_DEFAULT_MS / 1000);
+	return 0;
+}
+
+int64_t ps_source_net_timeout_ms(void)
+{
+	int64_t ms = net_timeout_setting();
+
+	/* The commands that reach a source refuse a bad value at start (ps_source_net_timeout_check);
+	 * anything else that gets here still never runs unbounded. */
+	return ms ? ms : NET_TIMEOUT_DEFAULT_MS;
 }
 
 void ps_source_net_timeout_text(char *out, size_t len)

@@ -118,6 +118,9 @@ struct ps_source_opts {
  * with PS_EUPSTREAM and the slug "upstream_timeout".
  */
 int64_t ps_source_net_timeout_ms(void);
+/* PS_EINVAL ("bad_net_timeout") when PROJSYNC_NET_TIMEOUT is set to anything but a number in
+ * range: what the commands that reach a source (and `serve`) check before they start. */
+int ps_source_net_timeout_check(void);
 /* "30 s" or "0.5 s": the timeout as messages show it. */
 void ps_source_net_timeout_text(char *out, size_t len);
 

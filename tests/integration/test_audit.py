@@ -427,3 +427,25 @@ def test_a_tag_given_twice_is_kept_once_like_front_matter(ps, repo):
         assert st == 200 and body["tags"] == many[:64], body
     finally:
         srv.stop()
+
+
+def test_a_bad_net_timeout_is_refused_at_start_not_replaced_by_30s(ps, repo):
+    # PROJSYNC_NET_TIMEOUT=abc (or -1, nan, 0) silently became 30 s: a user who meant a short
+    # bound got a long one and nothing said so.
+    repo.write("a.txt", "a\n")
+    repo.commit("c1")
+    ps.add("p", repo.path)
+    for bad in ("abc", "-1", "nan", "0", "5s", "1e9"):
+        env = {"PROJSYNC_NET_TIMEOUT": bad}
+        for args in (("sync", "p"), ("branches", "p"), ("project", "add", "q", repo.path),
+                     ("project", "set", "p", "--branch", "main"),
+                     ("serve", "--listen", "127.0.0.1:0")):
+            r = ps(*args, env=env, timeout=20)
+            assert r.rc == 2 and one_error_line(r.err) and "PROJSYNC_NET_TIMEOUT" in r.err, r
+    assert ps.json("history", "p") == [] and ps("project", "show", "q").rc == 3
+    # Commands that never reach a source are not stopped by it; help is help.
+    env = {"PROJSYNC_NET_TIMEOUT": "abc"}
+    assert ps("project", "show", "p", env=env).rc == 0
+    assert ps("sync", "--help", env=env).rc == 0
+    for good in ("", "0.5", "30", "3600"):
+        assert ps("branches", "p", env={"PROJSYNC_NET_TIMEOUT": good}).rc == 0, good
