@@ -153,6 +153,14 @@ int ps_cmd_grep(struct ps_cli *cli, int argc, char **argv)
 	if ((rc = ps_cli_open_store(cli, 0)) < 0 ||
 	    (rc = ps_store_project_get(cli->store, argv[optind + 1], &p)) < 0)
 		return ps_cli_fail(rc);
+	/* The words of `files` and `verify` for the same state (the store's own message knows
+	 * no project name and no way out). */
+	if (go.at == 0 && p->last_sync_id <= 0) {
+		ps_error_set(PS_ENOTFOUND, "no_snapshot", "project %s has no snapshot yet: run "
+			     "'projsync sync %s'", p->name, p->name);
+		exit_code = ps_cli_fail(PS_ENOTFOUND);
+		goto cleanup;
+	}
 	if (out.json)
 		fputc('[', stdout);
 	rc = ps_grep_run(cli->store, p, &go, print_match, &out, &info);

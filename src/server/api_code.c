@@ -94,6 +94,12 @@ void ps_api_project_search_code(struct ps_request *rq)
 	go.max = pg.limit;
 	if (!(p = ps_http_project(rq)))
 		goto cleanup;
+	if (go.at == 0 && p->last_sync_id <= 0) {
+		/* As GET /files answers it: the store's message names no project. */
+		ps_http_error(rq, MHD_HTTP_NOT_FOUND, "no_snapshot",
+			      "project %s has no snapshot yet: sync it first", p->name);
+		goto cleanup;
+	}
 	pg.arr = json_array();
 	rc = ps_grep_run(rq->store, p, &go, add_match, &pg, &info);
 	if (rc < 0) {

@@ -449,3 +449,22 @@ def test_a_bad_net_timeout_is_refused_at_start_not_replaced_by_30s(ps, repo):
     assert ps("sync", "--help", env=env).rc == 0
     for good in ("", "0.5", "30", "3600"):
         assert ps("branches", "p", env={"PROJSYNC_NET_TIMEOUT": good}).rc == 0, good
+
+
+def test_grep_before_any_sync_says_what_files_says(ps, repo):
+    # grep said "the project has no succeeded sync yet": no project name, no way out, where
+    # files, cat and verify name the project and the command to run.
+    repo.write("a.txt", "a\n")
+    repo.commit("c1")
+    ps.add("p", repo.path)
+    files = ps("files", "p")
+    grep = ps("grep", "a", "p")
+    assert files.rc == grep.rc == 3 and one_error_line(grep.err), grep
+    assert grep.err == files.err and "project p" in grep.err and "projsync sync p" in grep.err
+    srv = Server(ps)
+    try:
+        st_f, _, f = srv.get("/api/v1/projects/p/files")
+        st_g, _, g = srv.get("/api/v1/projects/p/search/code?q=a")
+        assert st_f == st_g == 404 and g["error"] == f["error"], (f, g)
+    finally:
+        srv.stop()
