@@ -663,8 +663,8 @@ cleanup:
 
 static int branch_not_found(struct git_source *s, const char *branch)
 {
-	return ps_error_set(PS_ENOTFOUND, "branch_not_found", "branch '%s' not found in %s",
-			    branch, s->location);
+	return ps_error_set(PS_ENOTFOUND, "branch_not_found", "branch '%s' not found in %s%s",
+			    branch, s->location, ps_source_branch_hint(branch));
 }
 
 static int repository_empty(struct git_source *s)

@@ -56,6 +56,13 @@ int64_t ps_source_net_timeout_ms(void)
 	return ms ? ms : NET_TIMEOUT_DEFAULT_MS;
 }
 
+const char *ps_source_branch_hint(const char *branch)
+{
+	return branch && strncmp(branch, "refs/heads/", 11) == 0
+		       ? ": give the branch name without refs/heads/"
+		       : "";
+}
+
 void ps_source_net_timeout_text(char *out, size_t len)
 {
 	int64_t ms = ps_source_net_timeout_ms();
@@ -305,8 +312,8 @@ int ps_source_check_branch(const char *spec, const char *branch,
 		rc = src->ops->check_branch(src, branch);
 	} else if ((rc = ps_source_branches(src, &names, &def)) == 0 && names.n > 0 &&
 		   !bsearch(&branch, names.v, names.n, sizeof(*names.v), cmp_name)) {
-		rc = ps_error_set(PS_ENOTFOUND, "branch_not_found", "branch '%s' not found in %s",
-				  branch, spec);
+		rc = ps_error_set(PS_ENOTFOUND, "branch_not_found", "branch '%s' not found in %s%s",
+				  branch, spec, ps_source_branch_hint(branch));
 	}
 	if (rc == PS_EEMPTY) {
 		ps_error_clear();

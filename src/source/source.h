@@ -121,6 +121,9 @@ int64_t ps_source_net_timeout_ms(void);
 /* PS_EINVAL ("bad_net_timeout") when PROJSYNC_NET_TIMEOUT is set to anything but a number in
  * range: what the commands that reach a source (and `serve`) check before they start. */
 int ps_source_net_timeout_check(void);
+/* What a "branch not found" message adds for a full ref ("refs/heads/main"): a branch is given
+ * by its name, and the message says so rather than leave the user guessing. "" otherwise. */
+const char *ps_source_branch_hint(const char *branch);
 /* "30 s" or "0.5 s": the timeout as messages show it. */
 void ps_source_net_timeout_text(char *out, size_t len);
 

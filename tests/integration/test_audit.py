@@ -468,3 +468,31 @@ def test_grep_before_any_sync_says_what_files_says(ps, repo):
         assert st_f == st_g == 404 and g["error"] == f["error"], (f, g)
     finally:
         srv.stop()
+
+
+def test_a_full_ref_as_branch_is_refused_with_the_way_out(ps, repo):
+    # `--branch refs/heads/main` said "branch ... not found" and nothing more, though the
+    # branch exists: a branch is given by its name, and the message now says so. Refused as a
+    # missing branch is (same exit code); a name that is simply not there gets no such hint.
+    repo.write("a.txt", "a\n")
+    repo.commit("c1")
+    full = "refs/heads/main"
+    ps.add("p", repo.url)
+    for args in (("project", "add", "q", str(repo.path), "--branch"),
+                 ("project", "add", "q", repo.url, "--branch"),
+                 ("project", "set", "p", "--branch"), ("sync", "p", "--branch")):
+        r, nope = ps(*args, full), ps(*args, "nope")
+        assert r.rc == nope.rc != 0 and one_error_line(r.err), (r, nope)
+        assert "not found" in r.err and "without refs/heads/" in r.err, r
+        assert "not found" in nope.err and "refs/heads/" not in nope.err, nope
+    assert ps("project", "show", "q").rc == 3
+    assert ps.json("project", "show", "p")["branch"] is None
+    ps.sync("p", "--branch", "main")
+    srv = Server(ps)
+    try:
+        st, _, e = srv.post("/api/v1/projects", {"name": "api", "source": repo.url,
+                                                 "branch": full})
+        assert st == 422 and e["error"]["code"] == "branch_not_found", e
+        assert "without refs/heads/" in e["error"]["message"], e
+    finally:
+        srv.stop()

@@ -213,6 +213,21 @@ def test_truncated_tree_still_syncs_completely(gh, hub, repo):
     assert "blob" not in kinds, requests_summary(hub)
 
 
+def test_a_full_ref_as_branch_is_refused_with_the_way_out(gh, hub, repo):
+    """`--branch refs/heads/main` is not a branch name: refused as a missing branch, with the
+    hint to give the name (as for git sources, test_audit)."""
+    repo.write("a.txt", "a\n")
+    repo.commit()
+    src = publish(hub, repo)
+    for args in (("project", "add", "q", src, "--branch"), ("sync", "p", "--branch")):
+        if args[0] == "sync" and gh("project", "show", "p").rc != 0:
+            gh.add("p", src)
+        r, nope = gh(*args, "refs/heads/main"), gh(*args, "nope")
+        assert r.rc == nope.rc != 0 and one_error_line(r.err), (r, nope)
+        assert "not found" in r.err and "without refs/heads/" in r.err, r
+        assert "refs/heads/" not in nope.err, nope
+
+
 def test_tarball_listing_completes_what_the_archive_leaves_out(gh, hub, repo):
     """The tarball leaves out export-ignore paths and submodules and rewrites export-subst
     files: those directories' ids differ from the head's, and only they are read (tree API),

@@ -240,7 +240,8 @@ static int resolve_empty_or_missing(struct gh_source *s, const char *branch)
 				  s->repo);
 	else
 		rc = ps_error_set(PS_ENOTFOUND, "branch_not_found",
-				  "branch '%s' not found in github:%s/%s", branch, s->owner, s->repo);
+				  "branch '%s' not found in github:%s/%s%s", branch, s->owner, s->repo,
+				  ps_source_branch_hint(branch));
 cleanup:
 	gh_req_dispose(&r);
 	return rc;
