@@ -404,20 +404,50 @@ static bool mode_known(unsigned mode)
 	       mode == PS_MODE_COMMIT;
 }
 
+/* One field of an entry line and the space after it, in `base`, within [lo, hi]. False for
+ * anything else: sscanf's %lld saturated a field out of range (undefined behaviour, too), so
+ * "99999999999999999999999" read as a size that no file has and made it a local change. */
+static bool manifest_field(char **p, int base, long long lo, long long hi, long long *out)
+{
+	char *end;
+	long long v;
+
+	if (!((**p >= '0' && **p <= '9') || (**p == '-' && base == 10)))
+		return false;
+	errno = 0;
+	v = strtoll(*p, &end, base);
+	if (errno || end == *p || *end != ' ' || v < lo || v > hi)
+		return false;
+	*out = v;
+	*p = end + 1;
+	return true;
+}
+
 /* Parses one entry line of a version 2 manifest into `m`. False when malformed. */
 static bool manifest_parse_line(struct manifest *m, char *line)
 {
-	unsigned mode, st_mode;
-	long long size, ino, ms, mns, cs, cns;
+	long long mode, st_mode, size, ino, ms, mns, cs, cns;
 	char sha[PS_SHA_HEX];
-	int off = -1;
-	char *path;
+	char *p = line, *path;
 	struct owned *o;
+	int off;
 
-	if (sscanf(line, "%o %40s %o %lld %lld %lld %lld %lld %lld %n", &mode, sha, &st_mode,
-		   &size, &ino, &ms, &mns, &cs, &cns, &off) != 9 || off < 0 ||
-	    !mode_known(mode) || !ps_sha_valid(sha))
+	if (!manifest_field(&p, 8, 0, 07777777, &mode) || !mode_known((unsigned)mode) ||
+	    strspn(p, "0123456789abcdef") != PS_SHA_HEX - 1 || p[PS_SHA_HEX - 1] != ' ')
 		return false;
+	memcpy(sha, p, PS_SHA_HEX - 1);
+	sha[PS_SHA_HEX - 1] = '\0';
+	p += PS_SHA_HEX;
+	/* Sizes are never negative; the rest are what stat gave, ino_t stored as signed. */
+	if (!ps_sha_valid(sha) || !manifest_field(&p, 8, 0, UINT32_MAX, &st_mode) ||
+	    !manifest_field(&p, 10, 0, LLONG_MAX, &size) ||
+	    !manifest_field(&p, 10, LLONG_MIN, LLONG_MAX, &ino) ||
+	    !manifest_field(&p, 10, LLONG_MIN, LLONG_MAX, &ms) ||
+	    !manifest_field(&p, 10, 0, 999999999, &mns) ||
+	    !manifest_field(&p, 10, LLONG_MIN, LLONG_MAX, &cs) ||
+	    !manifest_field(&p, 10, 0, 999999999, &cns))
+		return false;
+	off = (int)(p - line);
 	path = path_decode(line + off);
 	if (!path)
 		return false;
@@ -429,9 +459,9 @@ static bool manifest_parse_line(struct manifest *m, char *line)
 	}
 	o = manifest_push(m);
 	o->path = path;
-	o->mode = mode;
+	o->mode = (uint32_t)mode;
 	memcpy(o->sha, sha, sizeof(o->sha));
-	o->st = (struct statrec){ .st_mode = st_mode, .size = size, .ino = ino, .mtime_s = ms,
+	o->st = (struct statrec){ .st_mode = (uint32_t)st_mode, .size = size, .ino = ino, .mtime_s = ms,
 				  .mtime_ns = mns, .ctime_s = cs, .ctime_ns = cns };
 	return true;
 }

@@ -420,3 +420,37 @@ def test_a_signal_during_the_final_manifest_write_is_not_heeded(ps, repo, tmp_pa
     assert header["complete"] is True, header
     r = ps.ok("checkout", "p", co, "--json")
     assert json.loads(r.out)["written"] == 0, r
+
+
+def test_a_manifest_field_out_of_range_is_a_malformed_manifest(ps, repo, tmp_path):
+    # sscanf's %lld saturated a size of 99999999999999999999999: the file looked changed by
+    # hand ("local modifications") instead of the manifest being refused as not ours, as bad
+    # JSON or an absolute path is. Every field of an entry line is held to its range.
+    repo.write("a.txt", "a\n")
+    repo.write("b.txt", "b\n")
+    repo.commit("c1")
+    ps.add("p", repo.path)
+    ps.sync("p")
+    co = tmp_path / "co"
+    ps.ok("checkout", "p", co)
+    good = (co / MANIFEST).read_text()
+    head, *lines = good.splitlines(keepends=True)
+    line = next(ln for ln in lines if ln.rstrip("\n").endswith(" a.txt"))
+    f = line.split(" ")
+    huge = "99999999999999999999999"
+    bad_lines = [" ".join(f[:3] + [huge] + f[4:]),           # size
+                 " ".join(f[:3] + ["-1"] + f[4:]),           # a negative size
+                 " ".join(f[:4] + [huge] + f[5:]),           # inode
+                 " ".join(f[:5] + ["1" + huge] + f[6:]),     # mtime
+                 " ".join(f[:2] + ["7" * 30] + f[3:]),       # st_mode, octal
+                 " ".join(["1" + "0" * 30] + f[1:]),         # mode
+                 " ".join(f[:3] + ["12x"] + f[4:])]
+    for bad in bad_lines:
+        (co / MANIFEST).write_text(head + "".join(bad if ln == line else ln for ln in lines))
+        for force in ((), ("--force",)):
+            r = ps("checkout", "p", co, *force)
+            assert r.rc == 2 and one_error_line(r.err), (bad, r)
+            assert "not a projsync checkout manifest" in r.err and "malformed" in r.err, r
+    (co / MANIFEST).write_text(good)
+    r = ps.ok("checkout", "p", co)
+    assert (co / "a.txt").read_text() == "a\n"
