@@ -356,6 +356,10 @@ static int fold_checks(struct ps_store *s, struct ps_sync *sync, const struct ps
 		sum->base_sync_id = sync->base_sync_id;
 		sum->checks = sync->checks;
 		sum->first_check_at = sync->first_check_at;
+		sum->counts.added = sync->counts.added;
+		sum->counts.modified = sync->counts.modified;
+		sum->counts.deleted = sync->counts.deleted;
+		sum->counts.renamed = sync->counts.renamed;
 	}
 	return 0;
 }
@@ -365,6 +369,7 @@ int ps_store_sync_finalize(struct ps_store *s, struct ps_sync *sync, const struc
 	/* What a fold changes in memory, put back when the transaction does not commit. */
 	int64_t prev = sync->previous_sync_id, base = sync->base_sync_id;
 	int64_t checks = sync->checks, first = sync->first_check_at;
+	struct ps_counts counts = sync->counts;
 	int rc;
 
 	if ((rc = ps_store_begin(s)) < 0)
@@ -377,6 +382,7 @@ int ps_store_sync_finalize(struct ps_store *s, struct ps_sync *sync, const struc
 		sync->base_sync_id = base;
 		sync->checks = checks;
 		sync->first_check_at = first;
+		sync->counts = counts;
 		return rc;
 	}
 	return ps_store_commit(s);

@@ -310,3 +310,44 @@ def test_prune_takes_pruned_blobs_out_of_the_code_index(ps, make_repo, counted):
     assert [(m["path"], m["line"]) for m in hits] == [("src/f3.c", 1)], hits
     r = ps("grep", "v10_3", "p")
     assert r.rc == 1 and r.out == "", r   # gone with its sync: no match, as git grep
+
+
+def test_the_oldest_kept_sync_counts_what_its_changes_list(ps, repo):
+    # After a prune the oldest kept sync has no predecessor: its changes (CLI and API) list its
+    # whole snapshot as added, while its counts still said "+1 ~1" against the sync pruned
+    # before it.
+    repo.write("a.txt", "a\n")
+    repo.write("b.txt", "b\n")
+    repo.commit("c1")
+    ps.add("p", repo.path)
+    ps.sync("p")
+    for i in range(3):
+        repo.write("a.txt", f"a {i}\n")
+        repo.write(f"n{i}.txt", f"{i}\n")
+        repo.commit(f"c{i + 2}")
+        ps.sync("p")
+    ps.ok("project", "set", "p", "--keep-syncs", "1")
+    ps.ok("prune")
+    hist = ps.history("p")
+    assert len(hist) == 1
+    start = hist[0]
+    changes = ps.json("changes", str(start["id"]))
+    assert [c["status"] for c in changes] == ["added"] * 5, changes
+    want = {"added": 5, "modified": 0, "deleted": 0, "renamed": 0}
+    assert {k: start["counts"][k] for k in want} == want, start
+    srv = Server(ps)
+    try:
+        st, _, y = srv.get(f"/api/v1/syncs/{start['id']}")
+        st2, _, ch = srv.get(f"/api/v1/syncs/{start['id']}/changes")
+        assert st == st2 == 200 and len(ch) == 5 and {c["status"] for c in ch} == {"added"}
+        assert {k: y["counts"][k] for k in want} == want, y
+    finally:
+        srv.stop()
+    # A prune with nothing to remove changes nothing, and later syncs count as before.
+    ps.ok("prune")
+    assert ps.history("p") == hist
+    repo.write("b.txt", "b changed\n")
+    repo.commit("c5")
+    ps.ok("project", "set", "p", "--keep-syncs", "5")
+    s = ps.sync("p")
+    assert (s["counts"]["added"], s["counts"]["modified"]) == (0, 1), s

@@ -870,6 +870,18 @@ static void test_store_fold_prune_start(void)
 	char *snap = snapshot_text(s, p->id, d);
 	CHECK_STR(snap, "x.txt:70df761 y.txt:7f65e00 ");
 	free(snap);
+	/* The start lists its whole snapshot as its changes; so do its counts, and the row that
+	 * takes its place takes them too. */
+	{
+		struct ps_sync *y = NULL;
+		CHECK_OK(ps_store_sync_get(s, d, &y));
+		if (y) {
+			CHECK_INT(y->counts.added, 2);
+			CHECK_INT(y->counts.modified + y->counts.deleted + y->counts.renamed, 0);
+			CHECK(y->up_to_date);
+		}
+		ps_sync_free(y);
+	}
 	int64_t e = change_at(s, p->id, C2, "x.txt", "x two\n", false, T0 + 30 * S);
 	memset(&st, 0, sizeof(st));
 	CHECK_OK(ps_prune(s, "foldstart", T0 + 31 * S, false, NULL, NULL, &st));

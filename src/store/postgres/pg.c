@@ -1561,7 +1561,8 @@ int ps_pg_sync_fold(struct ps_store *s, struct ps_sync *y)
 {
 	static const char find[] =
 		"SELECT p.id, p.previous_sync_id, p.base_sync_id, p.checks, "
-		"coalesce(p.first_check_at, p.finished_at) "
+		"coalesce(p.first_check_at, p.finished_at), p.added, p.modified, p.deleted, "
+		"p.renamed "
 		"FROM syncs n JOIN syncs p ON p.id = n.previous_sync_id "
 		"WHERE n.id = $1 AND n.status = 'running' AND ($4 <= 0 OR n.attempt = $4) "
 		"AND n.memory_rescan = 0 AND n.blob_rescan = 0 AND p.status = 'succeeded' "
@@ -1606,6 +1607,13 @@ int ps_pg_sync_fold(struct ps_store *s, struct ps_sync *y)
 	base = ps_pg_col_int(r, 0, 2);
 	checks = ps_pg_col_int(r, 0, 3);
 	first = ps_pg_col_int(r, 0, 4);
+	if (!prev) {
+		/* The start a prune made: the new row takes its counts too (sqlite.c). */
+		y->counts.added = ps_pg_col_int(r, 0, 5);
+		y->counts.modified = ps_pg_col_int(r, 0, 6);
+		y->counts.deleted = ps_pg_col_int(r, 0, 7);
+		y->counts.renamed = ps_pg_col_int(r, 0, 8);
+	}
 	PQclear(r);
 	ps_pq_int(&q, old);
 	if ((rc = ps_pg_exec(PSPG(s), del_events, &q, "fold checks", NULL)) < 0)
@@ -2693,7 +2701,9 @@ int ps_pg_prune_syncs(struct ps_store *s, int64_t project_id, int64_t start,
 		"AND id < $2)";
 	static const char del_syncs[] = "DELETE FROM syncs WHERE project_id = $1 AND id < $2";
 	static const char new_start[] =
-		"UPDATE syncs SET previous_sync_id = NULL, base_sync_id = NULL "
+		"UPDATE syncs SET previous_sync_id = NULL, base_sync_id = NULL, "
+		"added = (SELECT count(*) FROM file_versions WHERE project_id = $1 "
+		"AND introduced_by = $2), modified = 0, deleted = 0, renamed = 0 "
 		"WHERE project_id = $1 AND id = $2";
 	static const char bases[] =
 		"UPDATE syncs SET base_sync_id = NULL WHERE project_id = $1 AND base_sync_id < $2";

@@ -1314,7 +1314,8 @@ int ps_sqlite_sync_fold(struct ps_store *s, struct ps_sync *y)
 {
 	static const char find[] =
 		"SELECT p.id, p.previous_sync_id, p.base_sync_id, p.checks, "
-		"coalesce(p.first_check_at, p.finished_at) "
+		"coalesce(p.first_check_at, p.finished_at), p.added, p.modified, p.deleted, "
+		"p.renamed "
 		"FROM syncs n JOIN syncs p ON p.id = n.previous_sync_id "
 		"WHERE n.id = ?1 AND n.status = 'running' AND n.memory_rescan = 0 "
 		"AND n.blob_rescan = 0 AND p.status = 'succeeded' AND p.trigger = 'schedule' "
@@ -1360,6 +1361,14 @@ int ps_sqlite_sync_fold(struct ps_store *s, struct ps_sync *y)
 	base = sqlite3_column_int64(st, 2);
 	checks = sqlite3_column_int64(st, 3);
 	first = sqlite3_column_int64(st, 4);
+	if (!prev) {
+		/* The start a prune made, with its whole snapshot: so are its counts, and the new
+		 * row takes both (store.c fold_checks). */
+		y->counts.added = sqlite3_column_int64(st, 5);
+		y->counts.modified = sqlite3_column_int64(st, 6);
+		y->counts.deleted = sqlite3_column_int64(st, 7);
+		y->counts.renamed = sqlite3_column_int64(st, 8);
+	}
 	sqlite3_reset(st);
 	if (!(st = stmt(s, del_events)))
 		return PS_ESTORE;
@@ -2239,8 +2248,13 @@ int ps_sqlite_prune_syncs(struct ps_store *s, int64_t project_id, int64_t start,
 		"DELETE FROM events WHERE sync_id IN (SELECT id FROM syncs WHERE project_id = ?1 "
 		"AND id < ?2)";
 	static const char del_syncs[] = "DELETE FROM syncs WHERE project_id = ?1 AND id < ?2";
+	/* The start has no predecessor now: its changes are its whole snapshot (every path
+	 * added, as `changes` and the API list them), and its counts say so, not what it
+	 * changed relative to a sync that is gone. */
 	static const char new_start[] =
-		"UPDATE syncs SET previous_sync_id = NULL, base_sync_id = NULL "
+		"UPDATE syncs SET previous_sync_id = NULL, base_sync_id = NULL, "
+		"added = (SELECT count(*) FROM file_versions WHERE project_id = ?1 "
+		"AND introduced_by = ?2), modified = 0, deleted = 0, renamed = 0 "
 		"WHERE project_id = ?1 AND id = ?2";
 	static const char bases[] =
 		"UPDATE syncs SET base_sync_id = NULL WHERE project_id = ?1 AND base_sync_id < ?2";
