@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/memory.h"
 #include "model/schedule.h"
 #include "model/tree.h"
 #include "store/backend.h"
