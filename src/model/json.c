@@ -188,26 +188,6 @@ json_t *ps_sync_to_json_or_null(const struct ps_sync *s)
 	return s ? ps_sync_to_json(s) : json_null();
 }
 
-/* `s` percent-encoded but for unreserved characters and '/' (RFC 3986), for a query. */
-static char *percent_encode(const char *s)
-{
-	static const char hex[] = "0123456789ABCDEF";
-	struct ps_buf b;
-
-	ps_buf_init(&b, strlen(s) * 3 + 1);
-	ps_buf_puts(&b, "");
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-		    strchr("-._~/", *p)) {
-			ps_buf_append(&b, p, 1);
-		} else {
-			char e[3] = { '%', hex[*p >> 4], hex[*p & 15] };
-			ps_buf_append(&b, e, 3);
-		}
-	}
-	return ps_buf_take(&b, NULL);
-}
-
 json_t *ps_file_to_json(const struct ps_file *f)
 {
 	char mode[8];
@@ -225,7 +205,7 @@ json_t *ps_file_to_json(const struct ps_file *f)
 	 * API alone, so that `files --json` gives a script the same way to the file. */
 	probe = json_string(f->path);
 	if (!probe) {
-		char *raw = percent_encode(f->path);
+		char *raw = ps_percent_encode(f->path, "/");
 		json_object_set_new(j, "path_raw", json_string(raw));
 		free(raw);
 	}

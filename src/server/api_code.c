@@ -18,25 +18,6 @@
 
 #define DEFAULT_LIMIT 100
 
-static char *url_escape(const char *s)
-{
-	static const char hex[] = "0123456789ABCDEF";
-	struct ps_buf b;
-
-	ps_buf_init(&b, strlen(s) * 3 + 1);
-	ps_buf_puts(&b, "");
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-		    strchr("-._~/", *p)) {
-			ps_buf_append(&b, p, 1);
-		} else {
-			char e[3] = { '%', hex[*p >> 4], hex[*p & 15] };
-			ps_buf_append(&b, e, 3);
-		}
-	}
-	return ps_buf_take(&b, NULL);
-}
-
 struct page {
 	json_t *arr;
 	int64_t limit;
@@ -124,11 +105,11 @@ void ps_api_project_search_code(struct ps_request *rq)
 						    : "the pattern has no 3-character literal the index "
 						      "can use: every file was read");
 	if (info.more && pg.last_path) {
-		char *q = url_escape(go.pattern), *cursor, *cur_e, *path_e = NULL, *link;
+		char *q = ps_percent_encode(go.pattern, "/"), *cursor, *cur_e, *path_e = NULL, *link;
 		cursor = ps_asprintf("%" PRId64 ":%s", pg.last_line, pg.last_path);
-		cur_e = url_escape(cursor);
+		cur_e = ps_percent_encode(cursor, "/");
 		if (go.path_glob)
-			path_e = url_escape(go.path_glob);
+			path_e = ps_percent_encode(go.path_glob, "/");
 		link = ps_asprintf("</api/v1/projects/%s/search/code?q=%s&at=%" PRId64
 				   "&limit=%" PRId64 "%s%s%s%s&after=%s>; rel=\"next\"",
 				   p->name, q, info.sync_id, pg.limit, go.regex ? "&regex=true" : "",

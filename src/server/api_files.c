@@ -74,26 +74,6 @@ struct files_page {
 
 enum { STOP_FULL = 1, STOP_TOOBIG = 2 };
 
-static char *url_escape(const char *s)
-{
-	static const char hex[] = "0123456789ABCDEF";
-	struct ps_buf b;
-
-	ps_buf_init(&b, strlen(s) * 3 + 1);
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-		    strchr("-._~/", *p)) {
-			ps_buf_append(&b, p, 1);
-		} else {
-			char e[3] = { '%', hex[*p >> 4], hex[*p & 15] };
-			ps_buf_append(&b, e, 3);
-		}
-	}
-	if (!b.len)
-		ps_buf_puts(&b, "");
-	return ps_buf_take(&b, NULL);
-}
-
 static int add_file(void *ud, const struct ps_file *f)
 {
 	struct files_page *pg = ud;
@@ -156,8 +136,8 @@ void ps_api_project_files(struct ps_request *rq)
 		ps_http_raw(rq, MHD_HTTP_OK, "application/json", text, len, true);
 	}
 	if (pg.more) {
-		char *after = url_escape(pg.last_path);
-		char *pre = prefix ? url_escape(prefix) : NULL;
+		char *after = ps_percent_encode(pg.last_path, "/");
+		char *pre = prefix ? ps_percent_encode(prefix, "/") : NULL;
 		char *link = ps_asprintf("</api/v1/projects/%s/files?at=%" PRId64 "&limit=%" PRId64
 					 "%s%s&after=%s>; rel=\"next\"", p->name, snapshot, pg.limit,
 					 pre ? "&prefix=" : "", pre ? pre : "", after);
@@ -273,7 +253,7 @@ static char *attachment(const char *path)
 		if ((unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f || *c == '"' || *c == '\\' ||
 		    *c == '%' || *c == ';')
 			*c = '_';
-	exact = url_escape(base);
+	exact = ps_percent_encode(base, "/");
 	out = ps_asprintf("attachment; filename=\"%s\"; filename*=UTF-8''%s", fallback, exact);
 	free(fallback);
 	free(exact);

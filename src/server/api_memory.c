@@ -54,27 +54,6 @@ static void memory_fail(struct ps_request *rq, int rc, const char *what)
 	}
 }
 
-/* Percent-encodes a query value for a Link header (RFC 3986 unreserved characters stay). */
-static char *url_encode(const char *s)
-{
-	static const char hex[] = "0123456789ABCDEF";
-	size_t n = strlen(s);
-	char *out = ps_malloc(n * 3 + 1), *o = out;
-
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
-		    (*p >= '0' && *p <= '9') || strchr("-._~", *p)) {
-			*o++ = (char)*p;
-		} else {
-			*o++ = '%';
-			*o++ = hex[*p >> 4];
-			*o++ = hex[*p & 15];
-		}
-	}
-	*o = 0;
-	return out;
-}
-
 /* ?offset: a count from 0; 0 when absent. */
 static bool parse_offset(struct ps_request *rq, int64_t *out)
 {
@@ -140,7 +119,7 @@ void ps_api_project_memory(struct ps_request *rq)
 	}
 	ps_http_json(rq, MHD_HTTP_OK, entries_json(v, (int64_t)n > limit ? (size_t)limit : n));
 	if ((int64_t)n > limit) {
-		char *eq = q ? url_encode(q) : NULL;
+		char *eq = q ? ps_percent_encode(q, "") : NULL;
 		char *link = ps_asprintf("</api/v1/projects/%s/memory?limit=%" PRId64 "&offset=%"
 					 PRId64 "%s%s%s>; rel=\"next\"", p->name, limit,
 					 offset + limit, eq ? "&q=" : "", eq ? eq : "",

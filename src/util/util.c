@@ -119,6 +119,26 @@ void ps_git_blob_sha(const void *data, size_t len, char out[PS_SHA_HEX])
 	out[40] = '\0';
 }
 
+char *ps_percent_encode(const char *s, const char *keep)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t n = strlen(s);
+	char *out = ps_malloc(3 * n + 1), *o = out;
+
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+		    strchr("-._~", *p) || strchr(keep, *p)) {
+			*o++ = (char)*p;
+		} else {
+			*o++ = '%';
+			*o++ = hex[*p >> 4];
+			*o++ = hex[*p & 15];
+		}
+	}
+	*o = '\0';
+	return out;
+}
+
 bool ps_sha_valid(const char *s)
 {
 	if (!s)

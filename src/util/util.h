@@ -31,6 +31,9 @@ void ps_time_rfc3339(int64_t ms, char *out, size_t outlen);
 void ps_git_blob_sha(const void *data, size_t len, char out[PS_SHA_HEX]);
 /* True when s is exactly 40 lowercase hex digits. */
 bool ps_sha_valid(const char *s);
+/* `s` percent-encoded (malloc\'d): RFC 3986\'s unreserved characters and those in `keep` stay
+ * as they are, every other byte is %XX. */
+char *ps_percent_encode(const char *s, const char *keep);
 
 /* A growable byte buffer with a hard maximum (curl's dynbuf idea): appending past `max` fails
  * with PS_ETOOBIG instead of growing without bound. Always NUL-terminated when non-empty. */
