@@ -119,7 +119,7 @@ function rowsSplit(hunk) {
 // The file as a whole at the newer sync, split in lines (for expanding unchanged regions).
 async function newLines(ctx) {
   if (!ctx.linesPromise) {
-    ctx.linesPromise = api.file(ctx.project, ctx.file.path, ctx.to).then(({ bytes }) => {
+    ctx.linesPromise = api.file(ctx.project, ctx.file, ctx.to).then(({ bytes }) => {
       const text = new TextDecoder().decode(bytes);
       const lines = text.split('\n');
       if (lines.length && lines[lines.length - 1] === '') lines.pop();
@@ -220,8 +220,11 @@ export function renderFileDiff(file, { project, from, to, split = false }) {
 // The diff panel of one change: fetches it and offers unified / side-by-side.
 export async function diffPanel({ project, from, to, change }) {
   const box = h('section.diff', { 'aria-label': `Diff of ${change.path}` });
-  const patch = await api.diff(from, to, change.path);
-  const files = (patch.files || []).filter((f) => f.path === change.path || f.previous_path === change.path);
+  const patch = await api.diff(from, to, change);
+  // The patch's entries carry no path_raw: the change's goes with its file, for reading the
+  // whole file when unchanged lines are expanded.
+  const files = (patch.files || []).filter((f) => f.path === change.path || f.previous_path === change.path)
+    .map((f) => (f.path === change.path && change.path_raw ? { ...f, path_raw: change.path_raw } : f));
   let split = false;
   const content = h('div');
   const toggle = h('button.btn.btn-small.diff-toggle', { type: 'button', 'aria-pressed': 'false',

@@ -112,7 +112,7 @@ async function fileView(box, project, at, f, maxBlob, line) {
   mount(box, head, h('p.muted', 'Loading…'));
   let file;
   try {
-    file = await api.file(project, f.path, at);
+    file = await api.file(project, f, at);
   } catch (e) {
     return mount(box, head, notice('error', e.message));
   }
