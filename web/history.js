@@ -7,6 +7,8 @@ import { shortSha, duration, syncDuration, checksNote } from './format.js';
 import { projectHeader, statusBadge, timeEl } from './projects.js';
 import { fileBrowser } from './files.js';
 import { diffPanel } from './diffView.js';
+import { SyncBanner } from './syncBanner.js';
+import { FINAL } from './projectSync.js';
 
 function counts(s) {
   const c = s.counts || {};
@@ -141,6 +143,22 @@ export async function syncDetailView({ root, params, query, navigate }) {
     h('section.card', { 'aria-labelledby': 'changes-title' }, h('h2#changes-title', 'Changes'), changesBox),
     h('section.card', { 'aria-labelledby': 'files-title' }, h('h2#files-title', 'Files of this snapshot'), filesBox));
 
+  if (!FINAL.has(sync.status)) {
+    // Queued or running: it has no commits, changes or files yet, and it has not failed
+    // either. Its live progress stands in for them, and the page fills in when it ends.
+    let ended = false;
+    const banner = SyncBanner({ project: name, onCancel: (sid) => api.cancelSync(sid), onChange: (st) => {
+      if (ended || !FINAL.has(st.status)) return;
+      ended = true;
+      navigate(location.pathname + location.search, { replace: true, keepFocus: true });
+    } });
+    const waiting = `Sync #${sync.id} is ${sync.status}: this appears when it succeeds.`;
+    mount(changesBox, banner.el, h('p.muted.sync-pending', waiting));
+    mount(commitsBox, h('p.muted.sync-pending', waiting));
+    mount(filesBox, h('p.muted.sync-pending', waiting));
+    banner.follow(sync.id, sync);
+    return () => banner.destroy();
+  }
   if (sync.status !== 'succeeded') {
     mount(changesBox, h('p.muted', 'This sync did not succeed: it made no snapshot.'));
     mount(commitsBox, h('p.muted', 'No commits: the sync did not succeed.'));

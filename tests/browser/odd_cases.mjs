@@ -1,0 +1,41 @@
+// Cases a first-time user met on the page: a file whose name is not UTF-8 (its content and its
+// diff open through the listing's path_raw), and the page of a sync that is still running
+// (shown live, not as a failed sync, and filled in when it ends).
+import { run, cfg, BASE, check, shot, api, waitSync } from './lib.mjs';
+
+run('odd_cases', async (b) => {
+  const page = await b.page('odd');
+  const p = encodeURIComponent(cfg.project);
+
+  // A name that is not UTF-8: the listing shows U+FFFD, the page asks with the exact bytes.
+  await page.goto(`${BASE}/projects/${p}/syncs/${cfg.second}`);
+  const latin = page.locator('ul.file-list li.file a', { hasText: cfg.latin_shown });
+  await latin.click();
+  await page.locator('.file-view .code-view').waitFor();
+  check((await page.locator('.file-view pre.file-text').textContent()).includes('café two'),
+    'the file\'s content is shown');
+  check(!(await page.locator('.file-view .notice-error').count()), 'no "no such file" error');
+  const change = page.locator('button.change-open', { hasText: cfg.latin_shown });
+  await change.click();
+  const diff = page.locator('li.change', { hasText: cfg.latin_shown }).locator('section.diff');
+  await diff.waitFor();
+  check((await diff.locator('.diff-head').textContent()).includes('+1'), 'the diff has its added line');
+  check(!(await diff.locator('.diff-note').count()), 'not "No difference."');
+  await shot(page, 'odd-10-non-utf8-name');
+
+  // The page of a sync that is still running.
+  const started = await api('POST', `/projects/${p}/sync`, {});
+  check(started.status === 202, 'sync started');
+  const id = started.body.id;
+  await page.goto(`${BASE}/projects/${p}/syncs/${id}`);
+  await page.waitForSelector('.banner[data-status=running], .banner[data-status=queued]');
+  const text = await page.locator('main').textContent();
+  check(!text.includes('did not succeed'), `a running sync is not called failed: ${text}`);
+  check(text.includes(`Sync #${id} is`), 'it says the sync is under way');
+  await shot(page, 'odd-20-running-sync-page');
+  await waitSync(id);
+  // Filled in once it ends, without a reload.
+  await page.locator('ul.changes li.change').first().waitFor();
+  check(!(await page.locator('.sync-pending').count()), 'the placeholders are gone');
+  check((await page.locator('#sync-title').textContent()).includes('succeeded'), 'the badge says succeeded');
+});
