@@ -25,6 +25,11 @@ export function setToken(token) {
   else sessionStorage.removeItem('projsync.token');
 }
 
+// Whether this tab holds a token (to tell "no token" from "a token the server refused").
+export function hasToken() {
+  return Boolean(sessionStorage.getItem('projsync.token'));
+}
+
 function headers(extra) {
   const h = { Accept: 'application/json', ...extra };
   const token = sessionStorage.getItem('projsync.token');

@@ -5,7 +5,7 @@
 // on what changed.
 
 import { h, mount, notice } from './dom.js';
-import { api, setToken } from './api.js';
+import { api, setToken, hasToken } from './api.js';
 import { projectsView } from './projects.js';
 import { overviewView } from './overview.js';
 import { historyView, syncDetailView } from './history.js';
@@ -73,6 +73,9 @@ async function render({ keepFocus = false } = {}) {
     if (gen !== generation) return;
     mount(root, h('h1', { tabindex: '-1' }, e.status === 404 ? 'Not found' : 'Something went wrong'),
       notice('error', e.message),
+      // The server says the same for a missing and a wrong token: after one was given, say
+      // it was refused, or the form looks as if it had done nothing.
+      e.status === 401 && hasToken() ? notice('error', h('span.token-refused', 'The server refused the token this tab holds: check it and enter it again.')) : null,
       e.status === 401 ? tokenForm(() => render()) : null,
       h('p', h('a', { href: '/', dataset: { route: '' } }, 'Back to the projects')));
   } finally {

@@ -30,3 +30,9 @@ def test_odd_names_and_a_running_sync_page(serve, make_repo, ps):  # noqa: F811
     repo.commit("three")
     slow = serve(delay="400")
     run_flow("odd_cases.mjs", slow, project="odd", second=second["id"], latin_shown="lat\ufffd.txt")
+
+
+def test_a_wrong_token_is_said_to_be_refused(serve):  # noqa: F811
+    need_browser()
+    srv = serve(delay="0", env={"PROJSYNC_API_TOKEN": "right-token-1"})
+    run_flow("token.mjs", srv, token="right-token-1")
