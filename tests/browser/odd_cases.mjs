@@ -1,7 +1,8 @@
 // Cases a first-time user met on the page: a file whose name is not UTF-8 (its content and its
 // diff open through the listing's path_raw), and the page of a sync that is still running
 // (shown live, not as a failed sync, and filled in when it ends).
-import { run, cfg, BASE, check, shot, api, waitSync } from './lib.mjs';
+import { run, cfg, BASE, check, shot, api, waitSync, git } from './lib.mjs';
+import { writeFileSync } from 'node:fs';
 
 run('odd_cases', async (b) => {
   const page = await b.page('odd');
@@ -38,4 +39,18 @@ run('odd_cases', async (b) => {
   await page.locator('ul.changes li.change').first().waitFor();
   check(!(await page.locator('.sync-pending').count()), 'the placeholders are gone');
   check((await page.locator('#sync-title').textContent()).includes('succeeded'), 'the badge says succeeded');
+
+  // Cancel from the keyboard: when the sync ends the focus is not dropped on <body>.
+  writeFileSync(`${cfg.repo}/cancel-me.txt`, 'for the sync cancelled from the keyboard\n');
+  git(cfg.repo, 'add', 'cancel-me.txt');
+  git(cfg.repo, 'commit', '-qm', 'four');
+  await page.goto(`${BASE}/projects/${p}`);
+  await page.locator('#sync-now:enabled').waitFor();
+  await page.click('#sync-now');
+  await page.locator('#cancel-sync').focus();
+  await page.keyboard.press('Enter');
+  await page.waitForSelector('.banner[data-status=cancelled]');
+  await page.waitForFunction(() => document.activeElement !== document.body);
+  const focused = await page.evaluate(() => document.activeElement.textContent);
+  check(focused === 'Retry', `the focus moves to Retry, not ${focused}`);
 });

@@ -29,7 +29,8 @@ def test_odd_names_and_a_running_sync_page(serve, make_repo, ps):  # noqa: F811
     repo.write("README.md", "# odd, for the sync the page watches\n")
     repo.commit("three")
     slow = serve(delay="400")
-    run_flow("odd_cases.mjs", slow, project="odd", second=second["id"], latin_shown="lat\ufffd.txt")
+    run_flow("odd_cases.mjs", slow, project="odd", second=second["id"], latin_shown="lat\ufffd.txt",
+             repo=str(repo.path))
 
 
 def test_a_wrong_token_is_said_to_be_refused(serve):  # noqa: F811
