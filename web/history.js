@@ -2,7 +2,7 @@
 // changed and a file browser of its snapshot.
 
 import { h, mount, link, notice } from './dom.js';
-import { api } from './api.js';
+import { api, ApiError } from './api.js';
 import { shortSha, duration, syncDuration, checksNote } from './format.js';
 import { projectHeader, statusBadge, timeEl } from './projects.js';
 import { fileBrowser } from './files.js';
@@ -121,6 +121,10 @@ function commitsList(commits, sync) {
 export async function syncDetailView({ root, params, query, navigate }) {
   const name = params.name, id = Number(params.id);
   const [project, sync] = await Promise.all([api.project(name), api.sync(id)]);
+  // Sync ids are global: one of another project would be shown under this one's name, with
+  // its files asked of this project (refused).
+  if (sync.project !== project.name)
+    throw new ApiError(404, 'sync_not_found', `sync ${id} is not a sync of project ${project.name} (it is one of ${sync.project})`);
   const changesBox = h('div', h('p.muted', 'Loading…'));
   const commitsBox = h('div', h('p.muted', 'Loading…'));
   const filesBox = h('div');

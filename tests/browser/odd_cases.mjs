@@ -53,4 +53,13 @@ run('odd_cases', async (b) => {
   await page.waitForFunction(() => document.activeElement !== document.body);
   const focused = await page.evaluate(() => document.activeElement.textContent);
   check(focused === 'Retry', `the focus moves to Retry, not ${focused}`);
+
+  // A sync of another project, under this one's address: not found, not shown as this one's.
+  const cancelled = /#(\d+)/.exec(await page.locator('.banner h2').textContent())[1];
+  check((await api('POST', '/projects', { name: 'other', source: cfg.repo })).status === 201, 'other added');
+  await b.expecting([/404/], async () => {
+    await page.goto(`${BASE}/projects/other/syncs/${cancelled}`);
+    await page.getByRole('heading', { name: 'Not found' }).waitFor();
+  });
+  check((await page.locator('main').textContent()).includes(`not a sync of project other`), 'it says whose it is not');
 });
