@@ -62,4 +62,16 @@ run('odd_cases', async (b) => {
     await page.getByRole('heading', { name: 'Not found' }).waitFor();
   });
   check((await page.locator('main').textContent()).includes(`not a sync of project other`), 'it says whose it is not');
+
+  // The server gone (its API refused at the network level): the open overview says so, and
+  // stops saying it when the server answers again.
+  await page.goto(`${BASE}/projects/${p}`);
+  await page.locator('#sync-now:enabled').waitFor();
+  await b.expecting([/ERR_FAILED|Failed to load resource/], async () => {
+    await page.route('**/api/v1/**', (r) => r.abort('connectionrefused'));
+    await page.locator('.offline .notice-error').waitFor();
+    await shot(page, 'odd-30-server-unreachable');
+    await page.unroute('**/api/v1/**');
+    await page.locator('.offline').waitFor({ state: 'hidden' });
+  });
 });
