@@ -74,4 +74,22 @@ run('odd_cases', async (b) => {
     await page.unroute('**/api/v1/**');
     await page.locator('.offline').waitFor({ state: 'hidden' });
   });
+
+  // A note with images: none is loaded (the CSP would refuse a remote one with a console
+  // error, which fails this flow; a relative one names a repository file, not a page's).
+  const note = await api('POST', `/projects/${p}/memory`, { title: 'Pictures',
+    content: 'See ![the diagram](https://example.com/d.png) and ![local](docs/a.png).' });
+  check(note.status === 201, 'note added');
+  const asked = [];
+  page.on('request', (r) => { if (/d\.png|a\.png/.test(r.url())) asked.push(r.url()); });
+  await page.goto(`${BASE}/projects/${p}/memory`);
+  const entry = page.locator('.memory-entry', { has: page.locator('h3', { hasText: 'Pictures' }) });
+  await entry.locator('summary', { hasText: 'Full text' }).click();
+  const md = entry.locator('.entry-content.markdown');
+  await md.waitFor();
+  check(await md.locator('img').count() === 0, 'no <img> in the rendered note');
+  const remote = md.locator('a.md-image[href="https://example.com/d.png"]');
+  check((await remote.textContent()).includes('the diagram'), 'a remote image is a link with its alt text');
+  check((await md.locator('span.md-image').textContent()).includes('local'), 'a relative one is its alt text');
+  check(asked.length === 0, `no image was requested: ${asked}`);
 });
