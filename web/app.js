@@ -55,6 +55,8 @@ function tokenForm(retry) {
 async function render({ keepFocus = false } = {}) {
   const gen = ++generation;
   const focusId = keepFocus && document.activeElement ? document.activeElement.id : null;
+  // A link that stays in place (data-stay) names the element to focus after the render.
+  const focusKey = keepFocus && document.activeElement ? document.activeElement.dataset?.focusKey : null;
   if (cleanup) { cleanup(); cleanup = null; }
   const route = match(location.pathname);
   const query = new URLSearchParams(location.search);
@@ -82,7 +84,8 @@ async function render({ keepFocus = false } = {}) {
     if (gen === generation) root.removeAttribute('aria-busy');
   }
   if (gen !== generation) return;
-  const again = focusId && document.getElementById(focusId);
+  const again = (focusId && document.getElementById(focusId)) ||
+    (focusKey && root.querySelector(`[data-focus-key="${CSS.escape(focusKey)}"]`));
   if (again) again.focus();
   else if (!keepFocus) {
     const h1 = root.querySelector('h1');
@@ -103,6 +106,13 @@ document.addEventListener('click', (ev) => {
   const url = new URL(a.href, location.href);
   if (url.origin !== location.origin) return;
   ev.preventDefault();
+  // Inside a view (a folder or a file of the snapshot browser): the page stays where it is and
+  // the focus goes to the same link in the new render, not to the top and its heading.
+  if (a.dataset.stay !== undefined) {
+    a.focus({ preventScroll: true });
+    navigate(url.pathname + url.search, { keepFocus: true });
+    return;
+  }
   navigate(url.pathname + url.search).then(() => {
     const h1 = root.querySelector('h1');
     if (h1) h1.focus({ preventScroll: true });

@@ -5,7 +5,8 @@ import { run, cfg, BASE, check, shot, api, waitSync, git } from './lib.mjs';
 import { writeFileSync } from 'node:fs';
 
 run('odd_cases', async (b) => {
-  const page = await b.page('odd');
+  // Short, so that the file browser is below the fold.
+  const page = await b.page('odd', { width: 1280, height: 500 });
   const p = encodeURIComponent(cfg.project);
 
   // A name that is not UTF-8: the listing shows U+FFFD, the page asks with the exact bytes.
@@ -13,6 +14,11 @@ run('odd_cases', async (b) => {
   const latin = page.locator('ul.file-list li.file a', { hasText: cfg.latin_shown });
   await latin.click();
   await page.locator('.file-view .code-view').waitFor();
+  // Opening a file keeps the page where it is, the focus on that file's link (not thrown to
+  // the top of the page, the content out of sight).
+  check(await page.evaluate(() => window.scrollY) > 0, 'the page did not jump to the top');
+  check(await page.evaluate(() => document.activeElement.dataset.focusKey) === `file:${cfg.latin_shown}`,
+    'the focus is on the file\'s link');
   check((await page.locator('.file-view pre.file-text').textContent()).includes('café two'),
     'the file\'s content is shown');
   check(!(await page.locator('.file-view .notice-error').count()), 'no "no such file" error');
