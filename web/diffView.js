@@ -154,6 +154,8 @@ function gapRow(ctx, from, to, shift, cols) {
   return row;
 }
 
+const CONTEXT = 3; // lines of context around each hunk (the API's patch=1)
+
 export const CHUNK = 200; // rows built at once: the first screenful and more, never the whole file
 
 // Appends the rows built by `builders` to `body` CHUNK at a time: the first chunk at once, each
@@ -204,7 +206,12 @@ export function renderFileDiff(file, { project, from, to, split = false }) {
     newEnd = hunk.new_start + hunk.new_lines - 1;
     shift = (hunk.new_start + hunk.new_lines) - (hunk.old_start + hunk.old_lines);
   }
-  if (canExpand && (file.hunks || []).length && !file.hunks.at(-1).lines.some((l) => l.no_newline)) {
+  // Lines may follow the last hunk only when it ends with a full context (git's 3 lines): one
+  // ending with fewer, or with a change, reaches the end of the file.
+  const lastLines = (file.hunks || []).length ? file.hunks.at(-1).lines : [];
+  let trailing = 0;
+  while (trailing < lastLines.length && lastLines[lastLines.length - 1 - trailing].origin === ' ') trailing++;
+  if (canExpand && trailing >= CONTEXT && !lastLines.some((l) => l.no_newline)) {
     const [a, d] = [newEnd + 1, shift];
     builders.push(() => gapRow(ctx, a, null, d, cols));
   }

@@ -28,6 +28,9 @@ run('odd_cases', async (b) => {
   await diff.waitFor();
   check((await diff.locator('.diff-head').textContent()).includes('+1'), 'the diff has its added line');
   check(!(await diff.locator('.diff-note').count()), 'not "No difference."');
+  // Its one line is the whole file: nothing is offered "to the end".
+  await diff.locator('tr.add, tr.chg').first().waitFor();
+  check(await diff.locator('tr.gap').count() === 0, 'no row to expand past the end of the file');
   await shot(page, 'odd-10-non-utf8-name');
 
   // The page of a sync that is still running.
