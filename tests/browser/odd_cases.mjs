@@ -33,6 +33,17 @@ run('odd_cases', async (b) => {
   check(await diff.locator('tr.gap').count() === 0, 'no row to expand past the end of the file');
   await shot(page, 'odd-10-non-utf8-name');
 
+  // Side by side, a line far wider than the screen wraps in its half: the new side is in view
+  // beside the old one, not thousands of pixels to the right.
+  await page.locator('button.change-open', { hasText: 'long.txt' }).click();
+  const longDiff = page.locator('li.change', { hasText: 'long.txt' }).locator('section.diff');
+  await longDiff.getByRole('button', { name: 'Side by side' }).click();
+  await longDiff.locator('table.diff-split td.code.new').waitFor();
+  const box = await longDiff.boundingBox();
+  const right = await longDiff.locator('td.code.new').boundingBox();
+  check(right.x + right.width <= box.x + box.width + 1, `the new side is within the diff (${JSON.stringify([box, right])})`);
+  await shot(page, 'odd-11-long-line-side-by-side');
+
   // The page of a sync that is still running.
   const started = await api('POST', `/projects/${p}/sync`, {});
   check(started.status === 202, 'sync started');

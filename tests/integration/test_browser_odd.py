@@ -19,8 +19,10 @@ def test_odd_names_and_a_running_sync_page(serve, make_repo, ps):  # noqa: F811
     latin = repo.path / os.fsdecode(b"lat\xe9.txt")  # a Latin-1 name: not UTF-8
     repo.write("README.md", "# odd\n")
     latin.write_bytes("café one\n".encode())
+    repo.write("long.txt", "a" * 3000 + "\n")
     repo.commit("one")
     latin.write_bytes("café two\n".encode())
+    repo.write("long.txt", "b" * 3000 + "\n")
     repo.commit("two")
     srv = serve(delay="0")
     st, _, _ = srv.post("/api/v1/projects", {"name": "odd", "source": str(repo.path)})
@@ -30,7 +32,7 @@ def test_odd_names_and_a_running_sync_page(serve, make_repo, ps):  # noqa: F811
     second = ps.sync("odd", "--branch", "main")
     repo.write("README.md", "# odd, for the sync the page watches\n")
     repo.commit("three")
-    slow = serve(delay="400")
+    slow = serve(delay="700")  # long enough to open the page of the running sync
     run_flow("odd_cases.mjs", slow, project="odd", second=second["id"], latin_shown="lat\ufffd.txt",
              repo=str(repo.path))
 
