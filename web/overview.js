@@ -48,6 +48,8 @@ export async function overviewView({ root, params }) {
       const sync = await api.startSync(name, branch);
       controls.setRunning(true);
       banner.follow(sync.id, sync);
+      const a = document.activeElement;
+      if (!a || a === document.body || controls.el.contains(a)) banner.focus();
     } catch (e) {
       if (e.status === 409) {
         await refresh();

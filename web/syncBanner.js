@@ -145,18 +145,19 @@ export function SyncBanner({ project, onRetry, onChange, onCancel }) {
       ? h('p.muted.reconnecting', 'Connection lost — reconnecting…') : null;
     // A keyboard user who pressed Cancel would be left on <body> when the button goes away:
     // the focus moves to the outcome's Retry, or the banner's title.
-    const hadFocus = cancelPressed && (actions.contains(document.activeElement) ||
-      document.activeElement === document.body);
+    // Every update rebuilds the title: one that had the focus gives it to its successor.
+    const active = document.activeElement;
+    const hadFocus = actions.contains(active) || (cancelPressed && active === document.body);
+    const keepTitle = active && active.id === 'banner-title' && body.contains(active);
     renderCancel(running && onCancel ? st.syncId : null);
+    title.tabIndex = -1;
     mount(body, title, dots, bar, stats, conn, outcome);
+    if (keepTitle) title.focus({ preventScroll: true });
     if (actions.hidden) cancelPressed = false;
     if (hadFocus && actions.hidden) {
       const retry = body.querySelector('.outcome button');
       if (retry && retry.offsetParent !== null) retry.focus();
-      else {
-        title.tabIndex = -1;
-        title.focus();
-      }
+      else title.focus();
     }
     speak(running ? `${STATUS_TEXT[st.status]}${st.phaseIndex ? `: ${st.phase}` : ''}`
       : `${STATUS_TEXT[st.status]}`);
@@ -188,6 +189,12 @@ export function SyncBanner({ project, onRetry, onChange, onCancel }) {
       sync = syncObj;
       state = syncObj ? stateFromSync(syncObj) : null;
       render();
+    },
+    // The focus to the banner's title (a sync started from the keyboard: its button is
+    // disabled while the sync runs, which would leave the focus on <body>).
+    focus() {
+      const t = body.querySelector('#banner-title');
+      if (t) t.focus();
     },
     destroy: detach,
   };

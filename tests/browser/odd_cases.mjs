@@ -66,8 +66,16 @@ run('odd_cases', async (b) => {
   git(cfg.repo, 'commit', '-qm', 'four');
   await page.goto(`${BASE}/projects/${p}`);
   await page.locator('#sync-now:enabled').waitFor();
-  await page.click('#sync-now');
-  await page.locator('#cancel-sync').focus();
+  // Sync Now from the keyboard: the button is disabled while the sync runs, and the focus goes
+  // to the banner's title (kept there as the banner updates), one Tab before Cancel.
+  await page.locator('#sync-now').focus();
+  await page.keyboard.press('Enter');
+  await page.locator('#cancel-sync').waitFor();
+  await page.waitForTimeout(800); // a few progress updates, each rebuilding the banner
+  check(await page.evaluate(() => document.activeElement.id) === 'banner-title',
+    `the focus is on the banner title, not ${await page.evaluate(() => document.activeElement.tagName)}`);
+  await page.keyboard.press('Tab');
+  check(await page.evaluate(() => document.activeElement.id) === 'cancel-sync', 'Tab reaches Cancel');
   await page.keyboard.press('Enter');
   await page.waitForSelector('.banner[data-status=cancelled]');
   await page.waitForFunction(() => document.activeElement !== document.body);
