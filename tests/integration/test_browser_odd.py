@@ -32,7 +32,7 @@ def test_odd_names_and_a_running_sync_page(serve, make_repo, ps):  # noqa: F811
     second = ps.sync("odd", "--branch", "main")
     repo.write("README.md", "# odd, for the sync the page watches\n")
     repo.commit("three")
-    slow = serve(delay="700")  # long enough to open the page of the running sync
+    slow = serve(delay="1500")  # long enough to open the page of a running sync, and to cancel one
     run_flow("odd_cases.mjs", slow, project="odd", second=second["id"], latin_shown="lat\ufffd.txt",
              repo=str(repo.path))
 
