@@ -24,15 +24,14 @@ def test_odd_names_and_a_running_sync_page(serve, make_repo, ps):  # noqa: F811
     latin.write_bytes("café two\n".encode())
     repo.write("long.txt", "b" * 3000 + "\n")
     repo.commit("two")
-    srv = serve(delay="0")
-    st, _, _ = srv.post("/api/v1/projects", {"name": "odd", "source": str(repo.path)})
-    assert st == 201
+    # No server yet: a second one on the same store could claim the flow's syncs, at full speed.
+    ps.add("odd", str(repo.path))
     repo.git("branch", "old", "HEAD~1")
     ps.sync("odd", "--branch", "old")
     second = ps.sync("odd", "--branch", "main")
     repo.write("README.md", "# odd, for the sync the page watches\n")
     repo.commit("three")
-    slow = serve(delay="1500")  # long enough to open the page of a running sync, and to cancel one
+    slow = serve(delay="700")  # long enough to open the page of a running sync, and to cancel one
     run_flow("odd_cases.mjs", slow, project="odd", second=second["id"], latin_shown="lat\ufffd.txt",
              repo=str(repo.path))
 
