@@ -13,11 +13,21 @@ export class ApiError extends Error {
 
 const enc = encodeURIComponent;
 
+// A file's path for ?path=: a listing or change entry ({path, path_raw}) or a plain string. A
+// name that is not UTF-8 shows U+FFFD in `path`, which names no file; its `path_raw` (the exact
+// bytes, already percent-encoded) does (docs/api.md).
+const pathQ = (p) => (typeof p === 'object' && p ? p.path_raw || enc(p.path) : enc(p));
+
 // A server bound beyond loopback needs a bearer token (docs/api.md); the page keeps one the
 // user typed in this tab only.
 export function setToken(token) {
   if (token) sessionStorage.setItem('projsync.token', token);
   else sessionStorage.removeItem('projsync.token');
+}
+
+// Whether this tab holds a token (to tell "no token" from "a token the server refused").
+export function hasToken() {
+  return Boolean(sessionStorage.getItem('projsync.token'));
 }
 
 function headers(extra) {
@@ -82,8 +92,9 @@ export const api = {
   more: (next) => json('GET', next),
   sync: (id) => json('GET', `/syncs/${enc(id)}`),
   cancelSync: (id) => json('POST', `/syncs/${enc(id)}/cancel`),
-  // Content diff of one path from sync `a` to sync `b` (JSON with hunks, docs/api.md).
-  diff: (a, b, path) => json('GET', `/syncs/${enc(a)}/diff/${enc(b)}?patch=1&path=${enc(path)}`),
+  // Content diff of one path (a string or a change entry) from sync `a` to sync `b` (JSON with
+  // hunks, docs/api.md).
+  diff: (a, b, path) => json('GET', `/syncs/${enc(a)}/diff/${enc(b)}?patch=1&path=${pathQ(path)}`),
   changes: (id) => json('GET', `/syncs/${enc(id)}/changes`),
   commits: (id) => json('GET', `/syncs/${enc(id)}/commits`),
   files: (name, at, prefix) => json('GET', `/projects/${enc(name)}/files?at=${enc(at)}` +
@@ -102,9 +113,9 @@ export const api = {
   editMemory: (id, changes) => json('PATCH', `/memory/${enc(id)}`, changes),
   deleteMemory: (id) => json('DELETE', `/memory/${enc(id)}`),
 
-  // A file's raw bytes and what the headers say about it.
+  // A file's raw bytes and what the headers say about it (`path`: a string or a listing entry).
   async file(name, path, at) {
-    const res = await request('GET', `/projects/${enc(name)}/file?path=${enc(path)}&at=${enc(at)}`);
+    const res = await request('GET', `/projects/${enc(name)}/file?path=${pathQ(path)}&at=${enc(at)}`);
     if (!res.ok) throw await fail(res);
     return { bytes: new Uint8Array(await res.arrayBuffer()), sha: res.headers.get('X-Projsync-Sha'),
       mode: res.headers.get('X-Projsync-Mode'), type: res.headers.get('Content-Type') };

@@ -5,7 +5,7 @@
 // on what changed.
 
 import { h, mount, notice } from './dom.js';
-import { api, setToken } from './api.js';
+import { api, setToken, hasToken } from './api.js';
 import { projectsView } from './projects.js';
 import { overviewView } from './overview.js';
 import { historyView, syncDetailView } from './history.js';
@@ -55,6 +55,8 @@ function tokenForm(retry) {
 async function render({ keepFocus = false } = {}) {
   const gen = ++generation;
   const focusId = keepFocus && document.activeElement ? document.activeElement.id : null;
+  // A link that stays in place (data-stay) names the element to focus after the render.
+  const focusKey = keepFocus && document.activeElement ? document.activeElement.dataset?.focusKey : null;
   if (cleanup) { cleanup(); cleanup = null; }
   const route = match(location.pathname);
   const query = new URLSearchParams(location.search);
@@ -73,13 +75,17 @@ async function render({ keepFocus = false } = {}) {
     if (gen !== generation) return;
     mount(root, h('h1', { tabindex: '-1' }, e.status === 404 ? 'Not found' : 'Something went wrong'),
       notice('error', e.message),
+      // The server says the same for a missing and a wrong token: after one was given, say
+      // it was refused, or the form looks as if it had done nothing.
+      e.status === 401 && hasToken() ? notice('error', h('span.token-refused', 'The server refused the token this tab holds: check it and enter it again.')) : null,
       e.status === 401 ? tokenForm(() => render()) : null,
       h('p', h('a', { href: '/', dataset: { route: '' } }, 'Back to the projects')));
   } finally {
     if (gen === generation) root.removeAttribute('aria-busy');
   }
   if (gen !== generation) return;
-  const again = focusId && document.getElementById(focusId);
+  const again = (focusId && document.getElementById(focusId)) ||
+    (focusKey && root.querySelector(`[data-focus-key="${CSS.escape(focusKey)}"]`));
   if (again) again.focus();
   else if (!keepFocus) {
     const h1 = root.querySelector('h1');
@@ -100,6 +106,13 @@ document.addEventListener('click', (ev) => {
   const url = new URL(a.href, location.href);
   if (url.origin !== location.origin) return;
   ev.preventDefault();
+  // Inside a view (a folder or a file of the snapshot browser): the page stays where it is and
+  // the focus goes to the same link in the new render, not to the top and its heading.
+  if (a.dataset.stay !== undefined) {
+    a.focus({ preventScroll: true });
+    navigate(url.pathname + url.search, { keepFocus: true });
+    return;
+  }
   navigate(url.pathname + url.search).then(() => {
     const h1 = root.querySelector('h1');
     if (h1) h1.focus({ preventScroll: true });

@@ -119,7 +119,7 @@ function rowsSplit(hunk) {
 // The file as a whole at the newer sync, split in lines (for expanding unchanged regions).
 async function newLines(ctx) {
   if (!ctx.linesPromise) {
-    ctx.linesPromise = api.file(ctx.project, ctx.file.path, ctx.to).then(({ bytes }) => {
+    ctx.linesPromise = api.file(ctx.project, ctx.file, ctx.to).then(({ bytes }) => {
       const text = new TextDecoder().decode(bytes);
       const lines = text.split('\n');
       if (lines.length && lines[lines.length - 1] === '') lines.pop();
@@ -153,6 +153,8 @@ function gapRow(ctx, from, to, shift, cols) {
     } }, `⋯ ${label}`)));
   return row;
 }
+
+const CONTEXT = 3; // lines of context around each hunk (the API's patch=1)
 
 export const CHUNK = 200; // rows built at once: the first screenful and more, never the whole file
 
@@ -204,7 +206,12 @@ export function renderFileDiff(file, { project, from, to, split = false }) {
     newEnd = hunk.new_start + hunk.new_lines - 1;
     shift = (hunk.new_start + hunk.new_lines) - (hunk.old_start + hunk.old_lines);
   }
-  if (canExpand && (file.hunks || []).length && !file.hunks.at(-1).lines.some((l) => l.no_newline)) {
+  // Lines may follow the last hunk only when it ends with a full context (git's 3 lines): one
+  // ending with fewer, or with a change, reaches the end of the file.
+  const lastLines = (file.hunks || []).length ? file.hunks.at(-1).lines : [];
+  let trailing = 0;
+  while (trailing < lastLines.length && lastLines[lastLines.length - 1 - trailing].origin === ' ') trailing++;
+  if (canExpand && trailing >= CONTEXT && !lastLines.some((l) => l.no_newline)) {
     const [a, d] = [newEnd + 1, shift];
     builders.push(() => gapRow(ctx, a, null, d, cols));
   }
@@ -220,8 +227,11 @@ export function renderFileDiff(file, { project, from, to, split = false }) {
 // The diff panel of one change: fetches it and offers unified / side-by-side.
 export async function diffPanel({ project, from, to, change }) {
   const box = h('section.diff', { 'aria-label': `Diff of ${change.path}` });
-  const patch = await api.diff(from, to, change.path);
-  const files = (patch.files || []).filter((f) => f.path === change.path || f.previous_path === change.path);
+  const patch = await api.diff(from, to, change);
+  // The patch's entries carry no path_raw: the change's goes with its file, for reading the
+  // whole file when unchanged lines are expanded.
+  const files = (patch.files || []).filter((f) => f.path === change.path || f.previous_path === change.path)
+    .map((f) => (f.path === change.path && change.path_raw ? { ...f, path_raw: change.path_raw } : f));
   let split = false;
   const content = h('div');
   const toggle = h('button.btn.btn-small.diff-toggle', { type: 'button', 'aria-pressed': 'false',

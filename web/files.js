@@ -23,8 +23,10 @@ function withQuery(query, changes) {
   return location.pathname + (s ? `?${s}` : '');
 }
 
-function qlink(query, changes, ...children) {
-  return h('a', { href: withQuery(query, changes), dataset: { route: '' } }, ...children);
+// A link of the browser: it keeps the page where it is, and the link for the same folder or
+// file in the new render (`key`) takes the focus.
+function qlink(query, changes, key, ...children) {
+  return h('a', { href: withQuery(query, changes), dataset: { route: '', stay: '', focusKey: key } }, ...children);
 }
 
 // Splits the files under `dir` into its direct sub-folders (with file counts) and files.
@@ -112,7 +114,7 @@ async function fileView(box, project, at, f, maxBlob, line) {
   mount(box, head, h('p.muted', 'Loading…'));
   let file;
   try {
-    file = await api.file(project, f.path, at);
+    file = await api.file(project, f, at);
   } catch (e) {
     return mount(box, head, notice('error', e.message));
   }
@@ -141,11 +143,11 @@ export async function fileBrowser({ box, project, at, query, maxBlob, navigate }
     codeSearch({ box: searchBox, project, at, query, navigate, withQuery: (changes) => withQuery(query, changes) })]);
   const { dirs, here } = listing(files, dir);
 
-  const crumbs = [qlink(query, { dir: null, file: null }, 'root')];
+  const crumbs = [qlink(query, { dir: null, file: null }, 'dir:', 'root')];
   let acc = '';
   for (const part of dir.split('/').filter(Boolean)) {
     acc += part + '/';
-    crumbs.push(' / ', qlink(query, { dir: acc, file: null }, part));
+    crumbs.push(' / ', qlink(query, { dir: acc, file: null }, `dir:${acc}`, part));
   }
   const view = h('div.file-view');
   mount(box, searchBox,
@@ -153,10 +155,10 @@ export async function fileBrowser({ box, project, at, query, maxBlob, navigate }
     h('div.browser',
       h('ul.file-list', { 'aria-label': `Files in ${dir || 'the root folder'}` },
         dirs.sort((a, b) => (a[0] < b[0] ? -1 : 1)).map(([d, n]) => h('li.dir',
-          qlink(query, { dir: dir + d + '/', file: null }, h('span.icon', { 'aria-hidden': 'true' }, '▸ '), d + '/'),
+          qlink(query, { dir: dir + d + '/', file: null }, `dir:${dir + d}/`, h('span.icon', { 'aria-hidden': 'true' }, '▸ '), d + '/'),
           h('span.muted', ` ${n}`))),
         here.map((f) => h('li.file', { class: f.path === filePath ? 'selected' : '' },
-          qlink(query, { dir: dir || null, file: f.path }, f.path.slice(dir.length)),
+          qlink(query, { dir: dir || null, file: f.path }, `file:${f.path}`, f.path.slice(dir.length)),
           h('span.muted', ` ${f.type === 'commit' ? 'submodule' : bytes(f.size)}`))),
         !dirs.length && !here.length ? h('li.empty', 'No files.') : null),
       view));

@@ -2,11 +2,13 @@
 // changed and a file browser of its snapshot.
 
 import { h, mount, link, notice } from './dom.js';
-import { api } from './api.js';
+import { api, ApiError } from './api.js';
 import { shortSha, duration, syncDuration, checksNote } from './format.js';
 import { projectHeader, statusBadge, timeEl } from './projects.js';
 import { fileBrowser } from './files.js';
 import { diffPanel } from './diffView.js';
+import { SyncBanner } from './syncBanner.js';
+import { FINAL } from './projectSync.js';
 
 function counts(s) {
   const c = s.counts || {};
@@ -119,6 +121,10 @@ function commitsList(commits, sync) {
 export async function syncDetailView({ root, params, query, navigate }) {
   const name = params.name, id = Number(params.id);
   const [project, sync] = await Promise.all([api.project(name), api.sync(id)]);
+  // Sync ids are global: one of another project would be shown under this one's name, with
+  // its files asked of this project (refused).
+  if (sync.project !== project.name)
+    throw new ApiError(404, 'sync_not_found', `sync ${id} is not a sync of project ${project.name} (it is one of ${sync.project})`);
   const changesBox = h('div', h('p.muted', 'Loading…'));
   const commitsBox = h('div', h('p.muted', 'Loading…'));
   const filesBox = h('div');
@@ -141,6 +147,22 @@ export async function syncDetailView({ root, params, query, navigate }) {
     h('section.card', { 'aria-labelledby': 'changes-title' }, h('h2#changes-title', 'Changes'), changesBox),
     h('section.card', { 'aria-labelledby': 'files-title' }, h('h2#files-title', 'Files of this snapshot'), filesBox));
 
+  if (!FINAL.has(sync.status)) {
+    // Queued or running: it has no commits, changes or files yet, and it has not failed
+    // either. Its live progress stands in for them, and the page fills in when it ends.
+    let ended = false;
+    const banner = SyncBanner({ project: name, onCancel: (sid) => api.cancelSync(sid), onChange: (st) => {
+      if (ended || !FINAL.has(st.status)) return;
+      ended = true;
+      navigate(location.pathname + location.search, { replace: true, keepFocus: true });
+    } });
+    const waiting = `Sync #${sync.id} is ${sync.status}: this appears when it succeeds.`;
+    mount(changesBox, banner.el, h('p.muted.sync-pending', waiting));
+    mount(commitsBox, h('p.muted.sync-pending', waiting));
+    mount(filesBox, h('p.muted.sync-pending', waiting));
+    banner.follow(sync.id, sync);
+    return () => banner.destroy();
+  }
   if (sync.status !== 'succeeded') {
     mount(changesBox, h('p.muted', 'This sync did not succeed: it made no snapshot.'));
     mount(commitsBox, h('p.muted', 'No commits: the sync did not succeed.'));

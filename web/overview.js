@@ -3,7 +3,7 @@
 // visible) and follows a running sync it did not start, so Sync Now is disabled while any sync
 // of the project runs and the banner shows it live.
 
-import { h, mount, link } from './dom.js';
+import { h, mount, link, notice } from './dom.js';
 import { api } from './api.js';
 import { SyncControls } from './syncControls.js';
 import { SyncBanner } from './syncBanner.js';
@@ -19,6 +19,8 @@ export async function overviewView({ root, params }) {
   let status = null, timer = null, gone = false;
 
   const recent = h('div.recent');
+  // Said while the polls fail for want of a server, so a page left open does not pretend.
+  const offline = h('div.offline', { hidden: true });
   const controls = SyncControls({ project: name, onSync: start });
   const banner = SyncBanner({
     project: name,
@@ -35,7 +37,7 @@ export async function overviewView({ root, params }) {
   const showSchedule = (p) => mount(scheduleEl, scheduleFacts(p, showSchedule));
   showSchedule(project);
   mount(root, projectHeader(project, 'overview'),
-    h('div.overview', h('div.card', controls.el, scheduleEl), banner.el,
+    h('div.overview', offline, h('div.card', controls.el, scheduleEl), banner.el,
       h('section.card', { 'aria-labelledby': 'recent-title' },
         h('div.card-head', h('h2#recent-title', 'Recent syncs'),
           link(`/projects/${encodeURIComponent(name)}/history`, 'Full history')),
@@ -46,6 +48,8 @@ export async function overviewView({ root, params }) {
       const sync = await api.startSync(name, branch);
       controls.setRunning(true);
       banner.follow(sync.id, sync);
+      const a = document.activeElement;
+      if (!a || a === document.body || controls.el.contains(a)) banner.focus();
     } catch (e) {
       if (e.status === 409) {
         await refresh();
@@ -60,9 +64,18 @@ export async function overviewView({ root, params }) {
     try {
       status = await api.syncStatus(name);
     } catch (e) {
-      return; // a missed poll is retried at the next tick
+      // A missed poll is retried at the next tick; an unreachable server is said meanwhile.
+      if (!gone && e.status === 0 && offline.hidden) {
+        mount(offline, notice('error', 'The server cannot be reached: what is shown may be out of date. Retrying…'));
+        offline.hidden = false;
+      }
+      return;
     }
     if (gone) return;
+    if (!offline.hidden) {
+      offline.hidden = true;
+      offline.replaceChildren();
+    }
     if (status.running) {
       controls.setRunning(true);
       banner.follow(status.running.id, status.running);

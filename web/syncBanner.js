@@ -38,6 +38,7 @@ export function SyncBanner({ project, onRetry, onChange, onCancel }) {
     body, actions, live);
   let unsub = null, tick = null, state = null, sync = null, elapsedEl = null, lastSpoken = '';
   let cancelFor = null; // the sync the Cancel button in `actions` is for
+  let cancelPressed = false; // (disabling the pressed button blurs it: remember it was used)
 
   function detach() {
     if (unsub) unsub();
@@ -60,12 +61,14 @@ export function SyncBanner({ project, onRetry, onChange, onCancel }) {
       return;
     }
     const button = h('button.btn#cancel-sync', { type: 'button', onclick: async () => {
+      cancelPressed = true;
       button.disabled = true;
       button.textContent = 'Cancelling…';
       try {
         await onCancel(syncId);
         speak('Cancel requested: the sync stops at its next step.');
       } catch (e) {
+        cancelPressed = false;
         button.disabled = false;
         button.textContent = 'Cancel sync';
         button.after(notice('error', e.message));
@@ -140,8 +143,22 @@ export function SyncBanner({ project, onRetry, onChange, onCancel }) {
         st.warnings.map((w) => h('li', w)))];
     const conn = running && st.connection === 'reconnecting'
       ? h('p.muted.reconnecting', 'Connection lost — reconnecting…') : null;
+    // A keyboard user who pressed Cancel would be left on <body> when the button goes away:
+    // the focus moves to the outcome's Retry, or the banner's title.
+    // Every update rebuilds the title: one that had the focus gives it to its successor.
+    const active = document.activeElement;
+    const hadFocus = actions.contains(active) || (cancelPressed && active === document.body);
+    const keepTitle = active && active.id === 'banner-title' && body.contains(active);
     renderCancel(running && onCancel ? st.syncId : null);
+    title.tabIndex = -1;
     mount(body, title, dots, bar, stats, conn, outcome);
+    if (keepTitle) title.focus({ preventScroll: true });
+    if (actions.hidden) cancelPressed = false;
+    if (hadFocus && actions.hidden) {
+      const retry = body.querySelector('.outcome button');
+      if (retry && retry.offsetParent !== null) retry.focus();
+      else title.focus();
+    }
     speak(running ? `${STATUS_TEXT[st.status]}${st.phaseIndex ? `: ${st.phase}` : ''}`
       : `${STATUS_TEXT[st.status]}`);
   }
@@ -172,6 +189,12 @@ export function SyncBanner({ project, onRetry, onChange, onCancel }) {
       sync = syncObj;
       state = syncObj ? stateFromSync(syncObj) : null;
       render();
+    },
+    // The focus to the banner's title (a sync started from the keyboard: its button is
+    // disabled while the sync runs, which would leave the focus on <body>).
+    focus() {
+      const t = body.querySelector('#banner-title');
+      if (t) t.focus();
     },
     destroy: detach,
   };

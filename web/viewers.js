@@ -98,14 +98,39 @@ async function markdownParser() {
   return markdown;
 }
 
+// A note's image is not loaded: one from elsewhere is refused by the page's Content-Security-
+// Policy (a console error and a broken image, and the other site would learn who reads the
+// note), and a relative one names a file of the repository, not of the page. The image becomes
+// its alt text, a link to its address when that is an absolute http(s) one.
+function imagesAsLinks(frag) {
+  for (const img of frag.querySelectorAll('img')) {
+    const src = img.getAttribute('src') || '';
+    const label = `image: ${img.getAttribute('alt') || src || 'no address'}`;
+    let repl;
+    if (/^https?:\/\//i.test(src)) {
+      repl = document.createElement('a');
+      repl.href = src;
+      repl.rel = 'noopener noreferrer nofollow';
+      repl.target = '_blank';
+    } else {
+      repl = document.createElement('span');
+      if (src) repl.title = src;
+    }
+    repl.className = 'md-image';
+    repl.textContent = `[${label}]`;
+    img.replaceWith(repl);
+  }
+  return frag;
+}
+
 // Markdown `text` as a sanitized DocumentFragment.
 export async function renderMarkdown(text) {
   const [parse, DOMPurify] = await Promise.all([markdownParser(), purify()]);
-  return DOMPurify.sanitize(parse(String(text ?? '')), {
+  return imagesAsLinks(DOMPurify.sanitize(parse(String(text ?? '')), {
     RETURN_DOM_FRAGMENT: true,
     FORBID_TAGS: ['style', 'form', 'input', 'button', 'textarea', 'select', 'iframe', 'object', 'embed', 'svg', 'math'],
     FORBID_ATTR: ['style'],
-  });
+  }));
 }
 
 // Fills `el` with the rendered markdown of `text`; the plain text stays if rendering fails.

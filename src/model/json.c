@@ -188,10 +188,30 @@ json_t *ps_sync_to_json_or_null(const struct ps_sync *s)
 	return s ? ps_sync_to_json(s) : json_null();
 }
 
+/* Sets `key` to `path`'s bytes percent-encoded when `path` is not UTF-8: the U+FFFD that
+ * ps_json_string shows instead of each invalid byte names no file, and the API's ?path= takes
+ * this value as it is. */
+static void set_raw(json_t *j, const char *key, const char *path)
+{
+	json_t *probe;
+	char *raw;
+
+	if (!path)
+		return;
+	probe = json_string(path);
+	if (probe) {
+		json_decref(probe);
+		return;
+	}
+	raw = ps_percent_encode(path, "/");
+	json_object_set_new(j, key, json_string(raw));
+	free(raw);
+}
+
 json_t *ps_file_to_json(const struct ps_file *f)
 {
 	char mode[8];
-	json_t *j, *probe;
+	json_t *j;
 
 	ps_mode_string(f->mode, mode);
 	j = json_pack("{s:o, s:s, s:s, s:s, s:o}",
@@ -203,13 +223,7 @@ json_t *ps_file_to_json(const struct ps_file *f)
 	/* `path` shows a name that is not UTF-8 with U+FFFD, which names no file: `path_raw` has
 	 * its exact bytes, percent-encoded (the API's ?path= takes it as is). Here, not in the
 	 * API alone, so that `files --json` gives a script the same way to the file. */
-	probe = json_string(f->path);
-	if (!probe) {
-		char *raw = ps_percent_encode(f->path, "/");
-		json_object_set_new(j, "path_raw", json_string(raw));
-		free(raw);
-	}
-	json_decref(probe);
+	set_raw(j, "path_raw", f->path);
 	return j;
 }
 
@@ -230,7 +244,7 @@ static json_t *sha_or_null(const char *sha)
 
 json_t *ps_change_to_json(const struct ps_change *c)
 {
-	return json_pack("{s:s, s:o, s:o, s:o, s:o, s:o, s:o}",
+	json_t *j = json_pack("{s:s, s:o, s:o, s:o, s:o, s:o, s:o}",
 			 "status", ps_change_status_name(c->status),
 			 "path", ps_json_string(c->path),
 			 "previous_path", ps_json_string(c->status == PS_CHANGE_RENAMED
@@ -239,6 +253,12 @@ json_t *ps_change_to_json(const struct ps_change *c)
 			 "previous_sha", sha_or_null(c->previous_sha),
 			 "mode", mode_or_null(c->mode),
 			 "previous_mode", mode_or_null(c->previous_mode));
+
+	/* As for files: the page asks for a change's diff with the path's exact bytes. */
+	set_raw(j, "path_raw", c->path);
+	if (c->status == PS_CHANGE_RENAMED)
+		set_raw(j, "previous_path_raw", c->previous_path);
+	return j;
 }
 
 json_t *ps_event_to_json(const struct ps_event *e)
