@@ -157,13 +157,23 @@ def sqlite_id_functions(con):
 
 def code_row_raw(data):
     """A code_postings row as a projsync before schema 25 stored it: a compressed row (a 0 byte,
-    then a zstd frame; src/store/codeindex.h) decompressed by zstd's CLI (Python has no zstd),
-    any other row as it is."""
+    then a zstd frame with its content size; src/store/codeindex.h) decompressed by libzstd
+    through ctypes (Python has no zstd module, and libzstd1 is there wherever projsync builds;
+    its CLI, Debian's zstd package, need not be), any other row as it is."""
     if data[:1] != b"\0":
         return data
-    r = subprocess.run(["zstd", "-d", "-q", "-c"], input=data[1:], capture_output=True,
-                       check=True, timeout=60)
-    return r.stdout
+    import ctypes
+    lib = ctypes.CDLL("libzstd.so.1")
+    lib.ZSTD_getFrameContentSize.restype = ctypes.c_ulonglong
+    lib.ZSTD_decompress.restype = ctypes.c_size_t
+    lib.ZSTD_isError.restype = ctypes.c_uint
+    frame = bytes(data[1:])
+    size = lib.ZSTD_getFrameContentSize(frame, ctypes.c_size_t(len(frame)))
+    assert size < 1 << 20, size  # also the "unknown" and "error" values, near 2**64
+    out = ctypes.create_string_buffer(max(size, 1))
+    n = lib.ZSTD_decompress(out, ctypes.c_size_t(size), frame, ctypes.c_size_t(len(frame)))
+    assert not lib.ZSTD_isError(ctypes.c_size_t(n)) and n == size, n
+    return out.raw[:n]
 
 
 def sqlite_undo_code_rows_zstd(con):
