@@ -23,7 +23,7 @@ static const char grep_usage[] =
 	"\n"
 	"  -F, --fixed-strings    PATTERN is a literal string (the default)\n"
 	"  -E, --extended-regexp  PATTERN is a regular expression in PCRE2 (Perl) syntax, as\n"
-	"                         `git grep -P` takes it\n"
+	"                         `git grep -P` takes it (not together with -F)\n"
 	"  -i, --ignore-case      ignore case\n"
 	"  --path GLOB            only paths matching GLOB (* and ? within a directory, ** across)\n"
 	"  --max N                stop after N matches\n"
@@ -110,7 +110,7 @@ int ps_cmd_grep(struct ps_cli *cli, int argc, char **argv)
 	struct ps_grep_info info;
 	struct ps_project *p = NULL;
 	struct out out = { 0 };
-	int c, rc, exit_code;
+	int c, rc, exit_code, kind = 0;
 
 	while ((c = ps_cli_getopt(cli, argc, argv, opts, grep_usage)) != -1) {
 		char *end = NULL;
@@ -119,8 +119,16 @@ int ps_cmd_grep(struct ps_cli *cli, int argc, char **argv)
 		switch (c) {
 		case PS_CLI_OPT_HELP: return PS_EXIT_OK;
 		case OPT_JSON: cli->json = true; break;
-		case 'F': go.regex = false; break;
-		case 'E': go.regex = true; break;
+		case 'F':
+		case 'E':
+			/* The last flag winning would search for something the user did not ask
+			 * for (a literal taken as a regex or the other way) without a word. */
+			if (kind && kind != c)
+				return ps_cli_usage_error(cli, "-F (--fixed-strings) and -E "
+							  "(--extended-regexp) cannot be combined");
+			kind = c;
+			go.regex = c == 'E';
+			break;
 		case 'i': go.ignore_case = true; break;
 		case OPT_PATH: go.path_glob = optarg; break;
 		case OPT_AT:

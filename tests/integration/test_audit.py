@@ -496,3 +496,19 @@ def test_a_full_ref_as_branch_is_refused_with_the_way_out(ps, repo):
         assert "without refs/heads/" in e["error"]["message"], e
     finally:
         srv.stop()
+
+
+def test_grep_with_both_pattern_kinds_is_a_usage_error(ps, repo):
+    # `grep -F -E` let the last flag win: a literal searched as a regex (or the other way)
+    # without a word. Each flag alone, or repeated, still works.
+    repo.write("a.txt", "a.c\nabc\n")
+    repo.commit("c1")
+    ps.add("p", repo.path)
+    ps.sync("p")
+    for flags in (("-F", "-E"), ("-E", "-F"), ("--fixed-strings", "--extended-regexp"),
+                  ("-E", "-F", "-E")):
+        r = ps("grep", *flags, "a.c", "p")
+        assert r.rc == 2 and one_error_line(r.err) and r.out == "", (flags, r)
+        assert "-F" in r.err and "-E" in r.err, r
+    assert ps("grep", "-F", "-F", "a.c", "p").out == "a.txt:1:a.c\n"
+    assert ps("grep", "-E", "-E", "a.c", "p").out == "a.txt:1:a.c\na.txt:2:abc\n"
