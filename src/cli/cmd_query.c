@@ -62,7 +62,8 @@ static const char diff_usage[] =
 	"in the format of 'projsync changes'. --json prints a bare array of change objects.\n"
 	"--patch prints the content diff as 'git diff' does; --stat prints 'git diff --stat'.\n"
 	"--full-index prints whole blob ids in 'index' lines (git's --full-index; by default 7\n"
-	"digits). PATH restricts the output to those files or directories.\n";
+	"digits). PATH restricts the output to those files or directories, relative to the\n"
+	"repository root ('.' for all).\n";
 
 static const char files_usage[] =
 	"usage: projsync files NAME [PREFIX] [--at SYNC_ID] [--json]\n"
@@ -513,6 +514,11 @@ int ps_cmd_diff(struct ps_cli *cli, int argc, char **argv)
 		return rc;
 	paths = (const char *const *)argv + optind + 2;
 	npaths = (size_t)(argc - optind - 2);
+	for (size_t i = 0; i < npaths; i++) {
+		const char *why = ps_patch_path_problem(paths[i]);
+		if (why)
+			return ps_cli_usage_error(cli, "invalid path '%s': %s", paths[i], why);
+	}
 	if ((rc = load_sync(cli, argv[optind], &a)) >= 0)
 		return rc;
 	if ((rc = load_sync(cli, argv[optind + 1], &b)) >= 0) {

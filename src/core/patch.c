@@ -872,6 +872,15 @@ bool ps_patch_change_matches(const struct ps_change *c, const char *const *paths
 	       (c->status == PS_CHANGE_RENAMED && path_matches(c->previous_path, &o));
 }
 
+const char *ps_patch_path_problem(const char *path)
+{
+	if (!*path)
+		return "give a file or a directory ('.' for all)";
+	if (path[0] == '/')
+		return "paths are relative to the repository root (no leading '/')";
+	return NULL;
+}
+
 struct limited {
 	size_t max, used;
 	bool truncated, full_index;

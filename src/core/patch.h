@@ -121,6 +121,11 @@ void ps_patch_stat_free(struct ps_patch_stat *st);
  * pathspecs: a file or a directory, "." for all); always true for n == 0. */
 bool ps_patch_change_matches(const struct ps_change *c, const char *const *paths, size_t n);
 
+/* NULL when `path` can be a pathspec for ps_patch_change_matches, else why not, to follow
+ * "invalid path '...': ". Like git, an empty path is refused (it read as "everything"), and so
+ * is one with a leading '/' (it read as nothing: stored paths never start with one). */
+const char *ps_patch_path_problem(const char *path);
+
 enum {
 	PS_PATCH_WANT_PATCH = 1 << 0,
 	PS_PATCH_WANT_STAT = 1 << 1,

@@ -232,6 +232,14 @@ void ps_api_sync_diff(struct ps_request *rq)
 			      "arguments", MAX_DIFF_PATHS);
 		return;
 	}
+	for (size_t i = 0; i < paths.n; i++) {
+		const char *why = ps_patch_path_problem(paths.v[i]);
+		if (why) {
+			ps_http_error(rq, MHD_HTTP_BAD_REQUEST, "invalid_path", "invalid path "
+				      "'%s': %s", paths.v[i], why);
+			return;
+		}
+	}
 	opts.paths = paths.v;
 	opts.npaths = paths.n;
 	opts.full_index = full_index;

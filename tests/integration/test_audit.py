@@ -512,3 +512,38 @@ def test_grep_with_both_pattern_kinds_is_a_usage_error(ps, repo):
         assert "-F" in r.err and "-E" in r.err, r
     assert ps("grep", "-F", "-F", "a.c", "p").out == "a.txt:1:a.c\n"
     assert ps("grep", "-E", "-E", "a.c", "p").out == "a.txt:1:a.c\na.txt:2:abc\n"
+
+
+def test_diff_refuses_an_empty_path_and_a_leading_slash(ps, repo):
+    # `diff A B ''` matched everything and `diff A B /src` nothing, both without a word: git
+    # refuses an empty pathspec and a path outside the repository. Paths are relative to the
+    # repository root; "." and "src/" still work.
+    repo.write("src/a.c", "a\n")
+    repo.write("b.txt", "b\n")
+    repo.commit("c1")
+    ps.add("p", repo.path)
+    a = str(ps.sync("p")["id"])
+    repo.write("src/a.c", "a2\n")
+    repo.write("b.txt", "b2\n")
+    repo.commit("c2")
+    b = str(ps.sync("p")["id"])
+    assert ps.ok("diff", a, b, "src").out == ps.ok("diff", a, b, "src/").out == "M src/a.c\n"
+    assert ps.ok("diff", a, b, ".").out == ps.ok("diff", a, b).out
+    for bad in ("", "/src", "/"):
+        for extra in ((), ("--patch",), ("--stat",)):
+            r = ps("diff", a, b, "src", bad, *extra)
+            assert r.rc == 2 and one_error_line(r.err) and r.out == "", (bad, extra, r)
+            assert f"'{bad}'" in r.err, r
+            if bad:
+                assert "relative to the repository root" in r.err, r
+    srv = Server(ps)
+    try:
+        base = f"/api/v1/syncs/{a}/diff/{b}"
+        st, _, ok = srv.get(base + "?path=src")
+        assert st == 200 and [c["path"] for c in ok] == ["src/a.c"], ok
+        for q in ("?path=", "?path=%2Fsrc", "?path=src&path=/", "?path=&format=diff",
+                  "?path=/src&patch=1"):
+            st, _, e = srv.get(base + q)
+            assert st == 400 and e["error"]["code"] == "invalid_path", (q, e)
+    finally:
+        srv.stop()
