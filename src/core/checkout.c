@@ -1096,8 +1096,9 @@ static int resolve_target(struct ps_store *s, const struct ps_project *p, int64_
 	if (at <= 0) {
 		rc = ps_store_sync_last_succeeded(s, p->id, 0, &sync);
 		if (rc == PS_ENOTFOUND)
-			return ps_error_set(PS_ENOTFOUND, "no_snapshot",
-					    "project '%s' has no succeeded sync to check out",
+			/* The words of files, grep and verify for the same state. */
+			return ps_error_set(PS_ENOTFOUND, "no_snapshot", "project %s has no "
+					    "snapshot yet: run 'projsync sync %s'", p->name,
 					    p->name);
 		if (rc < 0)
 			return rc;

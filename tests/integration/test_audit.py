@@ -547,3 +547,16 @@ def test_diff_refuses_an_empty_path_and_a_leading_slash(ps, repo):
             assert st == 400 and e["error"]["code"] == "invalid_path", (q, e)
     finally:
         srv.stop()
+
+
+def test_checkout_before_any_sync_says_what_files_says(ps, repo, tmp_path):
+    # checkout said "project 'p' has no succeeded sync to check out", files, grep and verify
+    # "project p has no snapshot yet: run 'projsync sync p'" (the way out). Same exit code.
+    repo.write("a.txt", "a\n")
+    repo.commit("c1")
+    ps.add("p", repo.path)
+    files = ps("files", "p")
+    co = ps("checkout", "p", tmp_path / "co")
+    assert files.rc == co.rc == 3 and one_error_line(co.err), co
+    assert co.err == files.err and "projsync sync p" in co.err, (co, files)
+    assert not (tmp_path / "co").exists() or not any((tmp_path / "co").iterdir())
