@@ -153,7 +153,7 @@ static void test_local_resolve(void)
 {
 	char *repo = ps_test_git_init();
 	struct ps_source *src;
-	struct ps_head head;
+	struct ps_head head = {0};
 	char *c1, *c2, *t1, *t2;
 
 	ps_test_write(repo, "a.txt", "a\n");
@@ -216,7 +216,7 @@ static void test_kept_repository_sees_changes(void)
 {
 	char *repo = ps_test_git_init();
 	struct ps_source *src;
-	struct ps_head head;
+	struct ps_head head = {0};
 	struct ps_tree t = { 0 };
 	char *c1, *c2, *c3, *t2, *other, *path;
 
@@ -298,7 +298,7 @@ static void test_bare_local(void)
 	char *bare = ps_test_tmpdir();
 	char *c1, *path;
 	struct ps_source *src;
-	struct ps_head head;
+	struct ps_head head = {0};
 
 	ps_test_write(repo, "a.txt", "a\n");
 	c1 = ps_test_git_commit(repo, "one");
@@ -321,7 +321,7 @@ static void check_empty(const char *spec)
 	struct ps_source_opts o = opts_with_cache();
 	struct ps_source *src = open_ok(spec, &o);
 	struct ps_strv names = {0};
-	struct ps_head head;
+	struct ps_head head = {0};
 	char *def = (char *)"x";
 
 	if (!src)
@@ -356,7 +356,7 @@ static void check_fancy(const char *repo, const char *spec)
 	struct ps_source_opts o = opts_with_cache();
 	struct ps_source *src = open_ok(spec, &o);
 	struct ps_tree tree = {0}, sub = {0};
-	struct ps_head head;
+	struct ps_head head = {0};
 	struct collected col = {0};
 	const struct ps_tree_entry *e;
 	const char *shas[4];
@@ -507,7 +507,7 @@ static void test_url_source(void)
 	struct ps_source *src;
 	struct ps_strv names = {0};
 	char *def = NULL, *c1, *c2, *t1;
-	struct ps_head head;
+	struct ps_head head = {0};
 	int64_t req;
 
 	ps_test_write(work, "a.txt", "a\n");
@@ -587,7 +587,7 @@ static void test_force_push(void)
 	char *work, *bare, *url = make_upstream(&work, &bare);
 	struct ps_source_opts o = opts_with_cache();
 	struct ps_source *src;
-	struct ps_head head;
+	struct ps_head head = {0};
 	struct ps_tree tree = {0};
 	char *c1, *t1, *c2, *t2;
 
@@ -665,7 +665,7 @@ static void test_shallow_fetch(void)
 	char *cache = ps_test_tmpdir();
 	struct ps_source_opts o = {.cache_dir = cache};
 	struct ps_source *src = NULL;
-	struct ps_head head;
+	struct ps_head head = {0};
 	struct ps_tree tree = {0};
 	char *head_objs = NULL, *c2 = NULL, *t2 = NULL, *shallow = NULL;
 	int64_t first_bytes, before;
@@ -725,7 +725,7 @@ static void test_dash_branch_refused(void)
 	char *work, *bare, *url = make_upstream(&work, &bare);
 	struct ps_source_opts o = opts_with_cache();
 	struct ps_source *src;
-	struct ps_head head;
+	struct ps_head head = {0};
 
 	ps_test_write(work, "a.txt", "a\n");
 	free(ps_test_git_commit(work, "one"));
@@ -750,7 +750,7 @@ static void test_branch_dir_file_conflict(void)
 	char *work, *bare, *url = make_upstream(&work, &bare);
 	struct ps_source_opts o = opts_with_cache();
 	struct ps_source *src;
-	struct ps_head head;
+	struct ps_head head = {0};
 	char *c1, *c2;
 
 	ps_test_write(work, "a.txt", "a\n");
@@ -868,7 +868,7 @@ static void test_relative_path(void)
 	char *repo = ps_test_git_init();
 	char cwd[4096];
 	struct ps_source *src = NULL;
-	struct ps_head head;
+	struct ps_head head = {0};
 	char *c1, *parent = ps_strdup(repo), *base;
 
 	ps_test_write(repo, "a.txt", "a\n");
@@ -906,7 +906,7 @@ static void test_check(void)
 	/* The same failure surfaces from the source itself. */
 	{
 		struct ps_source *src = open_ok(gone, &o);
-		struct ps_head head;
+		struct ps_head head = {0};
 		struct ps_strv names = {0};
 		char *def = NULL;
 		if (src) {
@@ -983,7 +983,7 @@ static void test_silent_remotes_time_out(void)
 	for (size_t i = 0; i < 3; i++) {
 		char *url = ps_asprintf("%s://127.0.0.1:%d/r.git", schemes[i], port_silent);
 		struct ps_source *src;
-		struct ps_head head;
+		struct ps_head head = {0};
 		struct ps_strv names = {0};
 		char *def = NULL;
 
@@ -1143,7 +1143,7 @@ static void test_stalled_fetch_is_bounded(void)
 		struct ps_source_opts o = opts_with_cache();
 		struct fake_daemon d = { .trickle = trickle };
 		struct ps_source *src;
-		struct ps_head head;
+		struct ps_head head = {0};
 		struct timespec t0;
 		pthread_t th;
 		int port;
@@ -1216,7 +1216,7 @@ static void test_git_daemon_through_the_bounded_stream(void)
 	struct ps_source_opts o = opts_with_cache();
 	struct ps_source *src;
 	struct ps_strv names = {0};
-	struct ps_head head;
+	struct ps_head head = {0};
 	char *def = NULL, *c1, *url;
 	pid_t dpid;
 	int port, fd;
