@@ -653,6 +653,10 @@ int ps_cmd_files(struct ps_cli *cli, int argc, char **argv)
 	if ((rc = parse_args(cli, argc, argv, opts, files_usage, 1, 2, "a project NAME", NULL,
 			     &at)) >= 0)
 		return rc;
+	/* A prefix with a leading '/' matches no stored path: it listed nothing, without a word. */
+	if (argc - optind > 1 && argv[optind + 1][0] == '/')
+		return ps_cli_usage_error(cli, "invalid prefix '%s': %s", argv[optind + 1],
+					  ps_patch_path_problem(argv[optind + 1]));
 	if ((rc = open_project(cli, argv[optind], &p)) < 0)
 		return ps_cli_fail(rc);
 	if ((exit_code = resolve_snapshot(cli, p, at, &snapshot)) >= 0)

@@ -19,6 +19,7 @@
 #include <strings.h>
 
 #include "model/json.h"
+#include "core/patch.h"
 #include "core/project.h"
 #include "server/http.h"
 #include "util/error.h"
@@ -113,6 +114,12 @@ void ps_api_project_files(struct ps_request *rq)
 	if (ps_http_query(rq, "limit") && !ps_api_parse_limit(rq, 0, &pg.limit))
 		return;
 	pg.after = ps_http_query(rq, "after");
+	if (prefix && prefix[0] == '/') {
+		/* No stored path starts with '/': the listing was empty, without a word. */
+		ps_http_error(rq, MHD_HTTP_BAD_REQUEST, "invalid_path", "invalid ?prefix '%s': %s",
+			      prefix, ps_patch_path_problem(prefix));
+		return;
+	}
 	if (!(p = ps_http_project(rq)))
 		return;
 	if (!resolve_snapshot(rq, p, &snapshot))

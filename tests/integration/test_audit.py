@@ -560,3 +560,25 @@ def test_checkout_before_any_sync_says_what_files_says(ps, repo, tmp_path):
     assert files.rc == co.rc == 3 and one_error_line(co.err), co
     assert co.err == files.err and "projsync sync p" in co.err, (co, files)
     assert not (tmp_path / "co").exists() or not any((tmp_path / "co").iterdir())
+
+
+def test_files_refuses_a_prefix_with_a_leading_slash(ps, repo):
+    # `files p /src` and ?prefix=/src listed nothing, without a word: no stored path starts
+    # with '/'. Like diff's paths, a prefix is relative to the repository root.
+    repo.write("src/a.c", "a\n")
+    repo.commit("c1")
+    ps.add("p", repo.path)
+    ps.sync("p")
+    assert "src/a.c" in ps.ok("files", "p", "src").out
+    r = ps("files", "p", "/src")
+    assert r.rc == 2 and one_error_line(r.err) and r.out == "", r
+    assert "'/src'" in r.err and "relative to the repository root" in r.err, r
+    srv = Server(ps)
+    try:
+        st, _, ok = srv.get("/api/v1/projects/p/files?prefix=src")
+        assert st == 200 and [f["path"] for f in ok] == ["src/a.c"], ok
+        st, _, e = srv.get("/api/v1/projects/p/files?prefix=%2Fsrc")
+        assert st == 400 and e["error"]["code"] == "invalid_path", e
+        assert "relative to the repository root" in e["error"]["message"], e
+    finally:
+        srv.stop()
