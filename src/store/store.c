@@ -511,13 +511,25 @@ int ps_store_memory_history(struct ps_store *s, int64_t id, struct ps_memory_ent
 	return ops(s)->memory_history(s, id, out, n);
 }
 
+/* Tags without repeats (model/memory.c), after a bound on how many were given: the dedupe
+ * compares each tag with those kept, and a body of 100,000 tags would keep a server thread busy
+ * for seconds before the limit of PS_MEMORY_MAX_TAGS refused it. Repeats within the bound are
+ * forgiven (65 tags of which 64 differ are 64 tags). */
+static int unique_tags(struct ps_strv *unique, const struct ps_strv *tags)
+{
+	if (tags->n > 16 * PS_MEMORY_MAX_TAGS)
+		return ps_error_set(PS_EINVAL, "too_many_tags", "at most %d tags", PS_MEMORY_MAX_TAGS);
+	ps_memory_tags_unique(unique, tags);
+	return 0;
+}
+
 int ps_store_memory_add(struct ps_store *s, int64_t project_id, const char *title, const char *content, const struct ps_strv *tags, struct ps_memory_entry **out)
 {
 	struct ps_strv unique = { 0 };
 	int rc;
 
-	if (tags)
-		ps_memory_tags_unique(&unique, tags);
+	if (tags && (rc = unique_tags(&unique, tags)) < 0)
+		return rc;
 	rc = ops(s)->memory_add(s, project_id, title, content, tags ? &unique : NULL, out);
 	ps_strv_dispose(&unique);
 	return rc;
@@ -533,8 +545,8 @@ int ps_store_memory_edit(struct ps_store *s, int64_t id, const char *title, cons
 	struct ps_strv unique = { 0 };
 	int rc;
 
-	if (tags)
-		ps_memory_tags_unique(&unique, tags);
+	if (tags && (rc = unique_tags(&unique, tags)) < 0)
+		return rc;
 	rc = ops(s)->memory_edit(s, id, title, content, tags ? &unique : NULL, out, changed);
 	ps_strv_dispose(&unique);
 	return rc;

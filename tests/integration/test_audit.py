@@ -425,6 +425,11 @@ def test_a_tag_given_twice_is_kept_once_like_front_matter(ps, repo):
         assert st == 200 and body["tags"] == ["y", "x"] and body["changed"], body
         st, _, body = srv.request("PATCH", f"/api/v1/memory/{body['id']}", {"tags": many})
         assert st == 200 and body["tags"] == many[:64], body
+        # Past 16 x 64 given, refused before the dedupe (which compares each with those kept:
+        # 100,000 tags kept a server thread busy for seconds), whatever they repeat.
+        st, _, e = srv.request("PATCH", f"/api/v1/memory/{body['id']}",
+                               {"tags": ["t"] * (16 * 64 + 1)})
+        assert st == 422 and e["error"]["code"] == "too_many_tags", e
     finally:
         srv.stop()
 
