@@ -88,6 +88,7 @@ int ps_cmd_sync(struct ps_cli *cli, int argc, char **argv)
 	char *final_message = NULL;
 	const char *terminal = getenv("TERM");
 	const char *server = getenv("PROJSYNC_SERVER"), *optarg_server = NULL;
+	char *server_url = NULL; /* server with the http:// it was given without */
 	bool live, saw_final = false;
 	int c, rc, step;
 
@@ -108,13 +109,26 @@ int ps_cmd_sync(struct ps_cli *cli, int argc, char **argv)
 		return ps_cli_usage_error(cli, "sync needs a project NAME");
 	if (argc - optind > 1)
 		return ps_cli_usage_error(cli, "unexpected argument '%s'", argv[optind + 1]);
-	/* libcurl takes any scheme it knows (file:, ftp:) or none ("host" as http://host): such a
-	 * URL failed as "cannot reach the server", exit 1, for what is a mistake in the input. */
-	if (server && server[0] && strncasecmp(server, "http://", 7) != 0 &&
-	    strncasecmp(server, "https://", 8) != 0)
-		return ps_cli_usage_error(cli, "invalid %s '%s': give the server's URL, "
-					  "http(s)://HOST:PORT",
-					  server == optarg_server ? "--server" : "$PROJSYNC_SERVER", server);
+	/* libcurl takes any scheme it knows (file: read a local file, ftp:) and guesses one for a
+	 * bare host ("ftp.x" as ftp://): a scheme other than http(s) is a mistake in the input, and
+	 * HOST[:PORT] (as $PROJSYNC_SERVER has long been set) is http://HOST[:PORT]. */
+	if (server && server[0]) {
+		const char *colon = strchr(server, ':');
+		size_t scheme = strspn(server, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+					       "0123456789+.-");
+		bool http = strncasecmp(server, "http://", 7) == 0 ||
+			    strncasecmp(server, "https://", 8) == 0;
+
+		if (!http && colon && scheme > 0 && server + scheme == colon &&
+		    !(colon[1] >= '0' && colon[1] <= '9'))
+			return ps_cli_usage_error(cli, "invalid %s '%s': give the server's URL, "
+						  "http(s)://HOST:PORT",
+						  server == optarg_server ? "--server"
+									  : "$PROJSYNC_SERVER",
+						  server);
+		if (!http)
+			server = server_url = ps_asprintf("http://%s", server);
+	}
 	if (server && server[0]) {
 		/* The sync runs on the server; this process only shows its progress. */
 		live = !cli->json && cli->stdout_tty && !(terminal && strcmp(terminal, "dumb") == 0);
@@ -124,6 +138,7 @@ int ps_cmd_sync(struct ps_cli *cli, int argc, char **argv)
 				 locale_is_utf8(), live ? terminal_width() : 0, argv[optind]);
 		rc = ps_remote_sync(cli, server, argv[optind], sopts.branch, &progress, live);
 		ps_progress_dispose(&progress);
+		free(server_url);
 		return rc;
 	}
 	if ((rc = ps_cli_open_store(cli, 0)) < 0)

@@ -112,12 +112,24 @@ def test_sync_server_that_is_not_http_is_a_usage_error(ps, repo, tmp_path):
     repo.write("a.txt", "a\n")
     repo.commit("c1")
     ps.add("p", repo.path)
-    for url in (f"file://{tmp_path}", "ftp://127.0.0.1:1", "127.0.0.1:1"):
+    for url in (f"file://{tmp_path}", f"file:{tmp_path}", "ftp://127.0.0.1:1", "ftp:x"):
         r = ps("sync", "p", "--server", url)
         assert r.rc == 2 and one_error_line(r.err) and "--server" in r.err, r
         r = ps("sync", "p", env={"PROJSYNC_SERVER": url})
         assert r.rc == 2 and one_error_line(r.err) and "PROJSYNC_SERVER" in r.err, r
     assert ps.json("history", "p") == []
+    # HOST:PORT without a scheme is http://HOST:PORT, as it was before these refusals (a
+    # $PROJSYNC_SERVER of long standing must keep working; found by review).
+    srv = Server(ps)
+    try:
+        hostport = srv.base[len("http://"):]
+        r = ps("sync", "p", "--server", hostport)
+        assert r.rc == 0, r
+        r = ps("sync", "p", env={"PROJSYNC_SERVER": hostport})
+        assert r.rc == 0, r
+    finally:
+        srv.stop()
+    assert len(ps.json("history", "p")) == 2
 
 
 def test_bad_at_reads_alike_on_files_and_code_search(ps, repo):
