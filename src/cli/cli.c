@@ -370,16 +370,31 @@ void ps_table_init(struct ps_table *t, size_t ncols, const char *const *headers)
 	ps_table_add(t, headers);
 }
 
-char *ps_cli_printable(const char *s)
+/* Control characters (C0 but `keep`, DEL, C1) and bytes that are not UTF-8 as spaces: a lone
+ * 0x9b is an 8-bit CSI to some terminals, as the C1 of U+009B is. */
+static char *printable(const char *s, const char *keep)
 {
 	char *out = ps_strdup(s ? s : "");
+	size_t n;
 
-	for (unsigned char *p = (unsigned char *)out; *p; p++)
-		if (*p < 0x20 || *p == 0x7f)
+	for (unsigned char *p = (unsigned char *)out; *p; p += n ? n : 1) {
+		n = 0;
+		if (*p >= 0x80 && !(n = shown_utf8(p)))
 			*p = ' ';
-		else if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)
-			p[0] = p[1] = ' ';  /* C1 controls, U+0080..U+009F */
+		else if ((*p < 0x20 && !strchr(keep, *p)) || *p == 0x7f)
+			*p = ' ';
+	}
 	return out;
+}
+
+char *ps_cli_printable(const char *s)
+{
+	return printable(s, "");
+}
+
+char *ps_cli_printable_text(const char *s)
+{
+	return printable(s, "\n\t");
 }
 
 void ps_table_add(struct ps_table *t, const char *const *cells)

@@ -173,6 +173,8 @@ char *ps_cli_quote_path(const char *path);
 /* A copy of `s` (NULL: "") with control characters (C0, DEL, C1) as spaces, for text of a
  * repository shown on a terminal (malloc'd). */
 char *ps_cli_printable(const char *s);
+/* The same for text of several lines: newlines and tabs stay. */
+char *ps_cli_printable_text(const char *s);
 
 /* Local time "2026-01-02 15:04" ("-" for 0). `out` holds at least 32 bytes. */
 void ps_cli_format_time(int64_t ms, char *out, size_t outlen);

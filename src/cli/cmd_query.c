@@ -273,8 +273,12 @@ static void print_sync_line(const char *label, const struct ps_sync *s)
 		ps_cli_format_ago(s->finished_at, ago, sizeof(ago));
 		printf("%-16s #%" PRId64 " %s %s in %s", label, s->id, ps_sync_status_name(s->status),
 		       ago, ps_phase_name(s->phase));
-		if (s->error_message)
-			printf(": %s", s->error_message);
+		if (s->error_message) {
+			/* Words of the source (a remote's answer) can be in it. */
+			char *msg = ps_cli_printable(s->error_message);
+			printf(": %s", msg);
+			free(msg);
+		}
 		putchar('\n');
 		break;
 	}
@@ -770,7 +774,13 @@ static void print_commit(const struct ps_commit *c, bool first)
 		putchar('\n');
 	}
 	git_date(c->author.date, when, sizeof(when));
-	printf("Author: %s <%s>\nDate:   %s\n\n", c->author.name, c->author.email, when);
+	/* Repository text, shown on a terminal: no control character reaches it (cli.h). */
+	char *name = ps_cli_printable(c->author.name), *email = ps_cli_printable(c->author.email),
+	     *text = ps_cli_printable_text(m);
+	printf("Author: %s <%s>\nDate:   %s\n\n", name, email, when);
+	free(name);
+	free(email);
+	m = text;
 	/* git drops the message's leading blank lines and its trailing ones. */
 	while (*m == '\n')
 		m++;
@@ -786,6 +796,7 @@ static void print_commit(const struct ps_commit *c, bool first)
 			putchar('\n');
 		i += n + 1;
 	}
+	free(text);
 }
 
 int ps_cmd_log(struct ps_cli *cli, int argc, char **argv)
