@@ -93,6 +93,26 @@ run('odd_cases', async (b) => {
   });
   check((await page.locator('main').textContent()).includes(`not a sync of project other`), 'it says whose it is not');
 
+  // History's "Load older syncs" from the keyboard (a page of one sync, so that this
+  // project's few make pages): the focus goes to the first row it brought, not to <body>.
+  const onePerPage = /\/api\/v1\/projects\/[^/]+\/syncs\?limit=30$/;
+  await page.route(onePerPage, (r) => r.continue({ url: r.request().url().replace(/limit=30$/, 'limit=1') }));
+  await page.goto(`${BASE}/projects/${p}/history`);
+  const rows = page.locator('ol.history li.sync-row');
+  await rows.first().waitFor();
+  check(await rows.count() === 1, 'one sync on the first page');
+  await page.getByRole('button', { name: 'Load older syncs' }).focus();
+  await page.keyboard.press('Enter');
+  await rows.nth(1).waitFor();
+  const second = await rows.nth(1).getAttribute('data-sync-id');
+  const onOlder = await page.evaluate(() => [document.activeElement.tagName,
+    document.activeElement.closest('li.sync-row')?.dataset.syncId]);
+  check(onOlder[0] === 'A' && onOlder[1] === second, `the focus is on the first older sync's link, not ${onOlder}`);
+  await page.keyboard.press('Tab');
+  check(await page.evaluate(() => document.activeElement.closest('li.sync-row') !== null
+    || document.activeElement.id === 'load-older'), 'Tab goes on down the list');
+  await page.unroute(onePerPage);
+
   // The server gone (its API refused at the network level): the open overview says so, and
   // stops saying it when the server answers again.
   await page.goto(`${BASE}/projects/${p}`);
