@@ -142,4 +142,38 @@ run('odd_cases', async (b) => {
   check((await remote.textContent()).includes('the diagram'), 'a remote image is a link with its alt text');
   check((await md.locator('span.md-image').textContent()).includes('local'), 'a relative one is its alt text');
   check(asked.length === 0, `no image was requested: ${asked}`);
+  // Relative links in notes open that file in the latest snapshot: from the note's own file
+  // for one imported from the repository, from the root for one written by hand. Other
+  // schemes stay neutralised, http(s) stays as it is.
+  const last = (await api('GET', `/projects/${p}/sync`)).body.last_succeeded.id;
+  const linked = await api('POST', `/projects/${p}/memory`, { title: 'Links',
+    content: 'See [guide](docs/guide.md), [a folder](docs/), [outside](../x.md), ' +
+      '[bad](javascript:alert(1)) and [site](https://example.com/x).' });
+  check(linked.status === 201, 'note with links added');
+  await page.goto(`${BASE}/projects/${p}/memory`);
+  const open = async (title) => {
+    const card = page.locator('.memory-entry', { has: page.locator('h3', { hasText: title }) });
+    await card.locator('summary', { hasText: 'Full text' }).click();
+    const body = card.locator('.entry-content.markdown');
+    await body.waitFor();
+    return body;
+  };
+  const manual = await open('Links');
+  const hrefOf = (body, text) => body.locator('a', { hasText: text }).getAttribute('href');
+  const guideUrl = `/projects/${p}/syncs/${last}?dir=docs%2F&file=docs%2Fguide.md`;
+  check(await hrefOf(manual, 'guide') === guideUrl, `a manual note's link from the root: ${await hrefOf(manual, 'guide')}`);
+  check(await hrefOf(manual, 'a folder') === `/projects/${p}/syncs/${last}?dir=docs%2F`, 'a folder opens the folder');
+  check(await manual.locator('a', { hasText: 'outside' }).count() === 0, 'a link outside the repository is no link');
+  check(await manual.locator('span.repo-link-text[title="../x.md"]').textContent() === 'outside', 'it is its text, the address in a title');
+  check(await manual.locator('a', { hasText: 'bad' }).getAttribute('href') === null, 'javascript: is not a link');
+  check(await hrefOf(manual, 'site') === 'https://example.com/x', 'http(s) stays');
+  const imported = await open('How to');
+  check(await hrefOf(imported, 'the guide') === `${guideUrl}&line=2`, `from the note's own file: ${await hrefOf(imported, 'the guide')}`);
+  check(await hrefOf(imported, 'a sibling') === `/projects/${p}/syncs/${last}?dir=.memory%2Fnotes%2F&file=.memory%2Fnotes%2Fother.md`,
+    `a sibling: ${await hrefOf(imported, 'a sibling')}`);
+  // Followed, it is that file's page, not "Page not found".
+  await page.goto(BASE + await hrefOf(imported, 'the guide'));
+  await page.locator('.file-view pre.file-text').waitFor();
+  check((await page.locator('.file-view pre.file-text').textContent()).includes('the guide\'s text'), 'the guide is shown');
+  await shot(page, 'odd-40-note-relative-link');
 });
