@@ -176,4 +176,11 @@ run('odd_cases', async (b) => {
   await page.locator('.file-view pre.file-text').waitFor();
   check((await page.locator('.file-view pre.file-text').textContent()).includes('the guide\'s text'), 'the guide is shown');
   await shot(page, 'odd-40-note-relative-link');
+  // An address with a bad percent-escape (a link cut short) is the page, saying Not found,
+  // not the server's JSON 400; a bad escape in ?file= is a file not in the snapshot.
+  const cut = await page.goto(`${BASE}/projects/%E0%A4%A`);
+  check(cut.status() === 200, `the page is served: ${cut.status()}`);
+  await page.getByRole('heading', { name: 'Page not found' }).waitFor();
+  await page.goto(`${BASE}/projects/${p}/syncs/${last}?file=%ZZ`);
+  await page.locator('.file-view .notice-error').waitFor();
 });
