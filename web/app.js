@@ -30,7 +30,12 @@ function match(path) {
     const m = re.exec(path);
     if (!m) continue;
     const params = {};
-    names.forEach((n, i) => { params[n] = decodeURIComponent(m[i + 1]); });
+    // A bad escape (an address cut short) names no project: Page not found, not a page error.
+    try {
+      names.forEach((n, i) => { params[n] = decodeURIComponent(m[i + 1]); });
+    } catch {
+      return null;
+    }
     return { view, params, title: typeof title === 'function' ? title(params) : title };
   }
   return null;

@@ -50,12 +50,24 @@ export async function historyView({ root, params }) {
   mount(root, projectHeader(project, 'history'),
     h('section.card', h('h2', 'History'), h('p.muted', 'Newest first. Open a sync for its changes and files.'), list, more));
 
-  const add = (page) => {
-    list.append(...page.map((s) => syncRow(name, s)));
-    mount(more, page.next ? h('button.btn', { type: 'button', onclick: async (ev) => {
-      ev.target.disabled = true;
-      add(await api.more(page.next));
+  // "Load older syncs" is disabled while it loads and then replaced, which would drop a
+  // keyboard user's focus on <body>: the first of the rows it brought takes it (where the
+  // button was, so the next Tab goes on down the list).
+  const add = (page, focusFirst = false) => {
+    const rows = page.map((s) => syncRow(name, s));
+    list.append(...rows);
+    mount(more, page.next ? h('button.btn#load-older', { type: 'button', onclick: async (ev) => {
+      const button = ev.currentTarget;
+      button.disabled = true;
+      try {
+        add(await api.more(page.next), true);
+      } catch (e) {
+        button.disabled = false;
+        mount(more, button, notice('error', e.message));
+        button.focus();
+      }
     } }, 'Load older syncs') : null);
+    if (focusFirst && rows.length) rows[0].querySelector('a').focus();
   };
   const first = await api.syncs(name, 30);
   if (!first.length) mount(list, h('li.empty', 'No syncs yet.'));

@@ -66,6 +66,12 @@ export async function memoryView({ root, params, query, navigate }) {
 
   mount(root, projectHeader(project, 'memory'), canWrite() ? addNoteForm() : null, form, results);
 
+  // The snapshot a note's relative links open their files in: the latest succeeded sync's,
+  // asked once, when a note is first opened (none, or not known: the links stay text).
+  let latest = null;
+  const latestSnapshot = () => (latest ??= api.syncStatus(name)
+    .then((st) => st.last_succeeded?.id ?? null, () => null));
+
   // Active entries first, each group in the API's order (best match first when searching).
   const ordered = (found) => [...found.filter((e) => e.status === 'active'),
     ...found.filter((e) => e.status !== 'active')];
@@ -271,7 +277,15 @@ export async function memoryView({ root, params, query, navigate }) {
     details.addEventListener('toggle', () => {
       if (details.open && !full.dataset.rendered) {
         full.dataset.rendered = '1';
-        markdownInto(full, e.content);
+        latestSnapshot().then((at) => markdownInto(full, e.content, { notePath: e.source_ref,
+          fileUrl: at ? ({ path, dir, line }) => {
+            const sp = new URLSearchParams();
+            const folder = dir ? `${path}/` : path.slice(0, path.lastIndexOf('/') + 1);
+            if (folder) sp.set('dir', folder);
+            if (!dir) sp.set('file', path);
+            if (line && !dir) sp.set('line', String(line));
+            return `/projects/${encodeURIComponent(name)}/syncs/${at}?${sp}`;
+          } : null }));
       }
     });
     const card = {};

@@ -123,20 +123,64 @@ function imagesAsLinks(frag) {
   return frag;
 }
 
-// Markdown `text` as a sanitized DocumentFragment.
-export async function renderMarkdown(text) {
+// The repository path a relative link of a note names: resolved from the folder of the note's
+// own file (`notePath`; a note without one, from the repository's root), `/x` from the root.
+// {path, dir (a link ending in /), line (#L12)}, or null for a link that leaves the repository.
+export function repoTarget(href, notePath) {
+  const m = /^([^?#]*)(?:\?[^#]*)?(?:#L(\d+)\b.*|#.*)?$/.exec(href);
+  let ref = m ? m[1] : '';
+  if (!ref) return null;
+  try { ref = decodeURIComponent(ref); } catch { return null; }
+  const parts = ref.startsWith('/') ? [] : String(notePath || '').split('/').slice(0, -1);
+  for (const seg of ref.split('/')) {
+    if (seg === '' || seg === '.') continue;
+    if (seg !== '..') parts.push(seg);
+    else if (parts.length) parts.pop();
+    else return null;
+  }
+  if (!parts.length) return null;
+  return { path: parts.join('/'), dir: ref.endsWith('/'), line: m[2] ? Number(m[2]) : 0 };
+}
+
+// A note's relative link names a file of the repository, not a page: as it was, it opened the
+// page's address under the note's (Page not found). It goes to that file in the snapshot
+// `fileUrl` gives (null: none), or, with no snapshot or outside the repository, becomes its text
+// with the address in a title. Links with a scheme are left as DOMPurify left them.
+function relativeLinks(frag, notePath, fileUrl) {
+  for (const a of frag.querySelectorAll('a[href]')) {
+    const href = a.getAttribute('href');
+    if (/^[a-z][a-z0-9+.-]*:/i.test(href) || href.startsWith('//') || href.startsWith('#')) continue;
+    const target = repoTarget(href, notePath);
+    const url = target && fileUrl ? fileUrl(target) : null;
+    if (url) {
+      a.setAttribute('href', url);
+      a.classList.add('repo-link');
+      continue;
+    }
+    const span = document.createElement('span');
+    span.className = 'repo-link-text';
+    span.title = href;
+    span.append(...a.childNodes);
+    a.replaceWith(span);
+  }
+  return frag;
+}
+
+// Markdown `text` as a sanitized DocumentFragment; `notePath` and `fileUrl` as for
+// relativeLinks.
+export async function renderMarkdown(text, { notePath = null, fileUrl = null } = {}) {
   const [parse, DOMPurify] = await Promise.all([markdownParser(), purify()]);
-  return imagesAsLinks(DOMPurify.sanitize(parse(String(text ?? '')), {
+  return relativeLinks(imagesAsLinks(DOMPurify.sanitize(parse(String(text ?? '')), {
     RETURN_DOM_FRAGMENT: true,
     FORBID_TAGS: ['style', 'form', 'input', 'button', 'textarea', 'select', 'iframe', 'object', 'embed', 'svg', 'math'],
     FORBID_ATTR: ['style'],
-  }));
+  })), notePath, fileUrl);
 }
 
 // Fills `el` with the rendered markdown of `text`; the plain text stays if rendering fails.
-export async function markdownInto(el, text) {
+export async function markdownInto(el, text, opts) {
   try {
-    el.replaceChildren(await renderMarkdown(text));
+    el.replaceChildren(await renderMarkdown(text, opts));
     el.classList.add('markdown');
   } catch (e) {
     el.textContent = String(text ?? '');

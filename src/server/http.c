@@ -533,6 +533,23 @@ static bool target_part_valid(const char *s, size_t len)
 	return true;
 }
 
+/* True when s[0, len) holds no control character or space: what target_part_valid asks except
+ * the escapes. */
+static bool target_part_plain(const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)s[i] <= 0x20 || s[i] == 0x7f)
+			return false;
+	return true;
+}
+
+/* A web page address (web.c): "/", "/projects", "/projects/...". */
+static bool page_path(const char *raw, size_t plen)
+{
+	return (plen == 1 && raw[0] == '/') || (plen == 9 && strncmp(raw, "/projects", 9) == 0) ||
+	       (plen > 9 && strncmp(raw, "/projects/", 10) == 0);
+}
+
 static char *decode_path(const char *s, size_t len)
 {
 	char *out = ps_malloc(len + 1);
@@ -655,6 +672,7 @@ static bool check_protocol(struct ps_request *rq, const char *version)
 	const char *raw = rq->raw_target, *q = strchr(raw, '?');
 	size_t plen = q ? (size_t)(q - raw) : strlen(raw);
 	const char *te;
+	bool bad_escape, page_as_sent = false;
 
 	/* The target ends where libmicrohttpd put the NUL before the version: a shorter string
 	 * means it held a NUL byte of its own. */
@@ -668,12 +686,20 @@ static bool check_protocol(struct ps_request *rq, const char *version)
 			      "the request target is longer than %d bytes", PS_HTTP_MAX_TARGET);
 		return false;
 	}
-	if (plen == 0 || raw[0] != '/' || !target_part_valid(raw, plen)) {
+	/* A page address with a bad escape (a link cut short, a hand-typed %) is someone's
+	 * browser, not an API client: it gets the page, which says Not found itself, not a JSON
+	 * 400. Its path is kept as sent, never decoded: the server only matches its prefix. */
+	bad_escape = (plen && raw[0] == '/' && !target_part_valid(raw, plen)) ||
+		     (q && !target_part_valid(q + 1, strlen(q + 1)));
+	if (bad_escape && page_path(raw, plen) && target_part_plain(raw, plen) &&
+	    (!q || target_part_plain(q + 1, strlen(q + 1))))
+		page_as_sent = true;
+	else if (plen == 0 || raw[0] != '/' || !target_part_valid(raw, plen)) {
 		ps_http_error(rq, MHD_HTTP_BAD_REQUEST, "bad_path",
 			      "the path is not a valid percent-encoded path (or it encodes NUL)");
 		return false;
 	}
-	if (q && !target_part_valid(q + 1, strlen(q + 1))) {
+	if (!page_as_sent && q && !target_part_valid(q + 1, strlen(q + 1))) {
 		ps_http_error(rq, MHD_HTTP_BAD_REQUEST, "bad_query",
 			      "the query is not validly percent-encoded (or it encodes NUL)");
 		return false;
@@ -720,7 +746,7 @@ static bool check_protocol(struct ps_request *rq, const char *version)
 			      "only Transfer-Encoding: chunked is supported");
 		return false;
 	}
-	rq->url = decode_path(raw, plen);
+	rq->url = page_as_sent ? ps_strndup(raw, plen) : decode_path(raw, plen);
 	return true;
 }
 /* Host part of an authority ("h:p", "[v6]:p"), lowercased, and its port (0 = none). */

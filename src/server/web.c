@@ -6,6 +6,7 @@
  *   /assets/NAME                  the file NAME of web/ (404 if there is none)
  *   /, /projects, /projects/...   index.html: the page routes with the History API, so a
  *                                 reloaded or shared address of a view opens that view
+ *                                 (one with a bad percent-escape too: http.c keeps it as sent)
  *
  * The router (http.c) asks ps_web_claims only for a path no API route matched, so `/api/`,
  * `/healthz`, `/metrics` and `/openapi.json` are never shadowed, and nothing under `/api/` is

@@ -93,6 +93,26 @@ run('odd_cases', async (b) => {
   });
   check((await page.locator('main').textContent()).includes(`not a sync of project other`), 'it says whose it is not');
 
+  // History's "Load older syncs" from the keyboard (a page of one sync, so that this
+  // project's few make pages): the focus goes to the first row it brought, not to <body>.
+  const onePerPage = /\/api\/v1\/projects\/[^/]+\/syncs\?limit=30$/;
+  await page.route(onePerPage, (r) => r.continue({ url: r.request().url().replace(/limit=30$/, 'limit=1') }));
+  await page.goto(`${BASE}/projects/${p}/history`);
+  const rows = page.locator('ol.history li.sync-row');
+  await rows.first().waitFor();
+  check(await rows.count() === 1, 'one sync on the first page');
+  await page.getByRole('button', { name: 'Load older syncs' }).focus();
+  await page.keyboard.press('Enter');
+  await rows.nth(1).waitFor();
+  const second = await rows.nth(1).getAttribute('data-sync-id');
+  const onOlder = await page.evaluate(() => [document.activeElement.tagName,
+    document.activeElement.closest('li.sync-row')?.dataset.syncId]);
+  check(onOlder[0] === 'A' && onOlder[1] === second, `the focus is on the first older sync's link, not ${onOlder}`);
+  await page.keyboard.press('Tab');
+  check(await page.evaluate(() => document.activeElement.closest('li.sync-row') !== null
+    || document.activeElement.id === 'load-older'), 'Tab goes on down the list');
+  await page.unroute(onePerPage);
+
   // The server gone (its API refused at the network level): the open overview says so, and
   // stops saying it when the server answers again.
   await page.goto(`${BASE}/projects/${p}`);
@@ -122,4 +142,45 @@ run('odd_cases', async (b) => {
   check((await remote.textContent()).includes('the diagram'), 'a remote image is a link with its alt text');
   check((await md.locator('span.md-image').textContent()).includes('local'), 'a relative one is its alt text');
   check(asked.length === 0, `no image was requested: ${asked}`);
+  // Relative links in notes open that file in the latest snapshot: from the note's own file
+  // for one imported from the repository, from the root for one written by hand. Other
+  // schemes stay neutralised, http(s) stays as it is.
+  const last = (await api('GET', `/projects/${p}/sync`)).body.last_succeeded.id;
+  const linked = await api('POST', `/projects/${p}/memory`, { title: 'Links',
+    content: 'See [guide](docs/guide.md), [a folder](docs/), [outside](../x.md), ' +
+      '[bad](javascript:alert(1)) and [site](https://example.com/x).' });
+  check(linked.status === 201, 'note with links added');
+  await page.goto(`${BASE}/projects/${p}/memory`);
+  const open = async (title) => {
+    const card = page.locator('.memory-entry', { has: page.locator('h3', { hasText: title }) });
+    await card.locator('summary', { hasText: 'Full text' }).click();
+    const body = card.locator('.entry-content.markdown');
+    await body.waitFor();
+    return body;
+  };
+  const manual = await open('Links');
+  const hrefOf = (body, text) => body.locator('a', { hasText: text }).getAttribute('href');
+  const guideUrl = `/projects/${p}/syncs/${last}?dir=docs%2F&file=docs%2Fguide.md`;
+  check(await hrefOf(manual, 'guide') === guideUrl, `a manual note's link from the root: ${await hrefOf(manual, 'guide')}`);
+  check(await hrefOf(manual, 'a folder') === `/projects/${p}/syncs/${last}?dir=docs%2F`, 'a folder opens the folder');
+  check(await manual.locator('a', { hasText: 'outside' }).count() === 0, 'a link outside the repository is no link');
+  check(await manual.locator('span.repo-link-text[title="../x.md"]').textContent() === 'outside', 'it is its text, the address in a title');
+  check(await manual.locator('a', { hasText: 'bad' }).getAttribute('href') === null, 'javascript: is not a link');
+  check(await hrefOf(manual, 'site') === 'https://example.com/x', 'http(s) stays');
+  const imported = await open('How to');
+  check(await hrefOf(imported, 'the guide') === `${guideUrl}&line=2`, `from the note's own file: ${await hrefOf(imported, 'the guide')}`);
+  check(await hrefOf(imported, 'a sibling') === `/projects/${p}/syncs/${last}?dir=.memory%2Fnotes%2F&file=.memory%2Fnotes%2Fother.md`,
+    `a sibling: ${await hrefOf(imported, 'a sibling')}`);
+  // Followed, it is that file's page, not "Page not found".
+  await page.goto(BASE + await hrefOf(imported, 'the guide'));
+  await page.locator('.file-view pre.file-text').waitFor();
+  check((await page.locator('.file-view pre.file-text').textContent()).includes('the guide\'s text'), 'the guide is shown');
+  await shot(page, 'odd-40-note-relative-link');
+  // An address with a bad percent-escape (a link cut short) is the page, saying Not found,
+  // not the server's JSON 400; a bad escape in ?file= is a file not in the snapshot.
+  const cut = await page.goto(`${BASE}/projects/%E0%A4%A`);
+  check(cut.status() === 200, `the page is served: ${cut.status()}`);
+  await page.getByRole('heading', { name: 'Page not found' }).waitFor();
+  await page.goto(`${BASE}/projects/${p}/syncs/${last}?file=%ZZ`);
+  await page.locator('.file-view .notice-error').waitFor();
 });

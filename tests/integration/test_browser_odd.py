@@ -20,6 +20,10 @@ def test_odd_names_and_a_running_sync_page(serve, make_repo, ps):  # noqa: F811
     repo.write("README.md", "# odd\n")
     latin.write_bytes("café one\n".encode())
     repo.write("long.txt", "a" * 3000 + "\n")
+    # A memory note with links relative to its own file (the default glob, .memory/**/*.md).
+    repo.write(".memory/notes/howto.md",
+               "# How to\n\nRead [the guide](../../docs/guide.md#L2) and [a sibling](other.md).\n")
+    repo.write("docs/guide.md", "# Guide\n\nthe guide's text\n")
     repo.commit("one")
     latin.write_bytes("café two\n".encode())
     repo.write("long.txt", "b" * 3000 + "\n")

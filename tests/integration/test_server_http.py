@@ -239,6 +239,29 @@ def test_nul_or_bad_escape_in_path_is_400_before_routing(demo):
     assert st == 200 and p["name"] == "demo"
 
 
+def test_a_page_address_with_a_bad_escape_gets_the_page(demo):
+    """A browser opening a page address with malformed percent-encoding (a link cut short)
+    gets the page, which says Not found itself, not a 400 in JSON; the API keeps its 400."""
+    srv = demo()
+    _, _, page = raw(srv, req(srv, "GET", "/"))
+    for path in ("/projects/%E0%A4%A", "/projects/demo/syncs/1?file=%ZZ", "/?dir=%4",
+                 "/projects/demo%00/memory", "/projects/demo?file=a%00b"):
+        st, hdrs, body = raw(srv, req(srv, "GET", path))
+        assert st == 200, (path, st, body)
+        assert hdrs["content-type"].startswith("text/html"), (path, hdrs)
+        assert body == page and b"<html" in body.lower(), path
+    # The API, and paths outside the page, keep their JSON 400.
+    for path, code in (("/api/v1/projects/%E0%A4%A", "bad_path"), ("/healthz%zz", "bad_path"),
+                       ("/projects%zz", "bad_path"),
+                       ("/api/v1/projects/demo/file?path=%ZZ", "bad_query"),
+                       ("/assets/app%zz.js", "bad_path")):
+        st, hdrs, body = raw(srv, req(srv, "GET", path))
+        assert st == 400 and err_code(body) == code, (path, body)
+    # A control byte is still refused, on a page address too.
+    st, _, body = raw(srv, req(srv, "GET", "/projects/a\x01b"))
+    assert st == 400
+
+
 # ---- 16: log injection -------------------------------------------------------------------
 
 def test_request_log_is_escaped(demo):
