@@ -277,7 +277,7 @@ export async function memoryView({ root, params, query, navigate }) {
     details.addEventListener('toggle', () => {
       if (details.open && !full.dataset.rendered) {
         full.dataset.rendered = '1';
-        latestSnapshot().then((at) => markdownInto(full, e.content, { notePath: e.source_ref,
+        latestSnapshot().then((at) => markdownInto(full, e.content, { notePath: e.source_ref, idPrefix: `note-${e.id}-`,
           fileUrl: at ? ({ path, dir, line }) => {
             const sp = new URLSearchParams();
             const folder = dir ? `${path}/` : path.slice(0, path.lastIndexOf('/') + 1);

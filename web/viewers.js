@@ -142,6 +142,57 @@ export function repoTarget(href, notePath) {
   return { path: parts.join('/'), dir: ref.endsWith('/'), line: m[2] ? Number(m[2]) : 0 };
 }
 
+// A heading's anchor as GitHub (and the renderers that copy it) makes it, so that a note's
+// `[see](#set-up-the-server)` written against GitHub's view finds its heading here: lower case,
+// every character but letters, digits, marks, `_`, `-` and spaces dropped, spaces made `-`.
+export function headingSlug(text) {
+  return String(text).trim().toLowerCase().replace(/[^\p{L}\p{M}\p{N}\p{Pc} -]/gu, '').replace(/ /g, '-');
+}
+
+// Gives each heading an id: `idPrefix` (one per note: several notes, each with its "Setup",
+// are open on one page) + its slug, `-1`, `-2`... for a slug seen before in the note (as
+// GitHub does). data-anchor keeps the bare slug, the name a `#fragment` link uses.
+function headingAnchors(frag, idPrefix) {
+  const seen = new Map();
+  for (const el of frag.querySelectorAll('h1, h2, h3, h4, h5, h6')) {
+    const base = headingSlug(el.textContent);
+    const n = seen.get(base) || 0;
+    seen.set(base, n + 1);
+    const anchor = n ? `${base}-${n}` : base;
+    el.id = idPrefix + anchor;
+    el.dataset.anchor = anchor;
+  }
+  return frag;
+}
+
+// A `#fragment` link names a heading of the same note. DOMPurify's hook gave it target=_blank
+// like any link, so it opened the memory page again in a new tab (on its top, the note closed).
+// It stays in the tab and moves to the heading, which takes the focus (a keyboard user goes on
+// from there); the address is not changed: a new fragment would be a navigation that the
+// router answers by drawing the page anew, every note closed. A fragment that names no heading
+// does nothing.
+function fragmentLinks(frag) {
+  for (const a of frag.querySelectorAll('a[href^="#"]')) {
+    a.removeAttribute('target');
+    a.removeAttribute('rel');
+    a.classList.add('fragment-link');
+    a.addEventListener('click', (ev) => {
+      ev.preventDefault();
+      let name = a.getAttribute('href').slice(1);
+      try { name = decodeURIComponent(name); } catch { /* used as it is */ }
+      const scope = a.closest('.markdown') || document;
+      const headings = [...scope.querySelectorAll('[data-anchor]')];
+      const target = headings.find((el) => el.dataset.anchor === name) ||
+        headings.find((el) => el.dataset.anchor === name.toLowerCase());
+      if (!target) return;
+      target.setAttribute('tabindex', '-1');
+      target.scrollIntoView({ block: 'start' });
+      target.focus({ preventScroll: true });
+    });
+  }
+  return frag;
+}
+
 // A note's relative link names a file of the repository, not a page: as it was, it opened the
 // page's address under the note's (Page not found). It goes to that file in the snapshot
 // `fileUrl` gives (null: none), or, with no snapshot or outside the repository, becomes its text
@@ -167,14 +218,15 @@ function relativeLinks(frag, notePath, fileUrl) {
 }
 
 // Markdown `text` as a sanitized DocumentFragment; `notePath` and `fileUrl` as for
-// relativeLinks.
-export async function renderMarkdown(text, { notePath = null, fileUrl = null } = {}) {
+// relativeLinks. Headings get ids (`idPrefix` + their slug) and `#fragment` links move to them
+// (headingAnchors, fragmentLinks).
+export async function renderMarkdown(text, { notePath = null, fileUrl = null, idPrefix = 'md-' } = {}) {
   const [parse, DOMPurify] = await Promise.all([markdownParser(), purify()]);
-  return relativeLinks(imagesAsLinks(DOMPurify.sanitize(parse(String(text ?? '')), {
+  return fragmentLinks(headingAnchors(relativeLinks(imagesAsLinks(DOMPurify.sanitize(parse(String(text ?? '')), {
     RETURN_DOM_FRAGMENT: true,
     FORBID_TAGS: ['style', 'form', 'input', 'button', 'textarea', 'select', 'iframe', 'object', 'embed', 'svg', 'math'],
     FORBID_ATTR: ['style'],
-  })), notePath, fileUrl);
+  })), notePath, fileUrl), idPrefix));
 }
 
 // Fills `el` with the rendered markdown of `text`; the plain text stays if rendering fails.

@@ -1,0 +1,19 @@
+"""
+The web page in a real browser: comparing two syncs, a note's #fragment links, file addresses of
+names that are not UTF-8, an empty repository's sync (the flows in tests/browser/; the same
+machinery as test_browser.py, in the same xdist group).
+"""
+import pytest
+
+from test_browser import need_browser, run_flow, serve  # noqa: F401 (serve is a fixture)
+
+pytestmark = pytest.mark.xdist_group("browser")
+
+
+def test_note_fragment_links_move_within_the_note(serve, make_repo, ps):  # noqa: F811
+    need_browser()
+    repo = make_repo("repo")
+    repo.write("README.md", "x\n")
+    repo.commit("one")
+    ps.add("anchors", str(repo.path))
+    run_flow("note_anchors.mjs", serve(delay="0"), project="anchors")
