@@ -32,7 +32,8 @@ export function syncRow(project, s) {
     h('div.sync-row-main',
       link(`/projects/${encodeURIComponent(project)}/syncs/${s.id}`, `#${s.id}`),
       ' ', statusBadge(s.status), ' ', h('span.branch', s.branch || 'default branch'),
-      ' ', h('code.commit', shortSha(s.commit)),
+      ' ', s.status === 'succeeded' && !s.commit ? h('span.muted.empty-repo', 'empty repository')
+        : h('code.commit', shortSha(s.commit)),
       hc ? [' ', h('span.subject', { title: hc.subject }, hc.subject), ' ', commitByline(hc)] : null),
     h('div.sync-row-meta',
       counts(s),
@@ -79,6 +80,7 @@ const CHANGE_ORDER = ['added', 'modified', 'renamed', 'type_changed', 'deleted']
 // Each change opens its diff against the sync's base (the previous succeeded sync) below it; a
 // first sync has no base, so its files open in the file browser instead.
 function changesList(changes, { project, sync, openFile }) {
+  if (!changes.length && !sync.commit) return h('p.muted', 'No files: the repository was empty.');
   if (!changes.length) return h('p.muted', 'No file changed.');
   const sorted = [...changes].sort((a, b) => CHANGE_ORDER.indexOf(a.status) - CHANGE_ORDER.indexOf(b.status));
   return h('ul.changes', { 'aria-label': 'Changed files' }, sorted.map((c, i) => {
@@ -106,6 +108,9 @@ function changesList(changes, { project, sync, openFile }) {
 
 // What the commit list is not, in words (the sync's commit_count and commits_truncated).
 function commitsNote(commits, sync) {
+  // A succeeded sync without a commit found an empty repository (no commit, no branch): the
+  // commit list is not missing, there is none to record.
+  if (!sync.commit) return 'The repository was empty: it had no commits yet (no branch either), so this snapshot holds no files. Push a first commit and sync again to see it here.';
   if (sync.up_to_date) return 'No new commits: the branch had not moved.';
   if (!sync.base_sync_id && commits.length) return 'The project\'s first sync: only its head commit is listed.';
   if (!commits.length && sync.commit_count === 0) return 'No new commits: the head moved back to a commit the previous sync already had.';
@@ -145,7 +150,8 @@ export async function syncDetailView({ root, params, query, navigate }) {
       h('h2#sync-title', `Sync #${sync.id} `, statusBadge(sync.status)),
       h('dl.facts',
         h('div', h('dt', 'Branch'), h('dd', sync.branch || 'default branch')),
-        h('div', h('dt', 'Commit'), h('dd', h('code', sync.commit || '—'))),
+        h('div', h('dt', 'Commit'), h('dd', sync.status === 'succeeded' && !sync.commit
+          ? h('span.empty-repo', 'none: the repository was empty') : h('code', sync.commit || '—'))),
         sync.head_commit ? h('div', h('dt', 'Head commit'), h('dd.head-commit',
           h('span.subject', sync.head_commit.subject), ' ', commitByline(sync.head_commit))) : null,
         h('div', h('dt', 'Trigger'), h('dd', sync.trigger || '—')),

@@ -117,7 +117,13 @@ export function SyncBanner({ project, onRetry, onChange, onCancel }) {
     let outcome = null;
     if (st.status === 'succeeded') {
       const c = s.counts || {};
-      outcome = h('div.outcome.outcome-ok',
+      // No commit: the source is an empty repository (no commit, no branch), not a sync that
+      // lost its commit; "Commit —" and "+0 added" would say nothing of it.
+      outcome = 'commit' in s && !s.commit ? h('div.outcome.outcome-ok',
+        h('p.empty-repo', s.up_to_date ? 'Still empty: the repository has no commits yet.'
+          : 'The repository is empty: it has no commits yet, so there are no files to copy.'),
+        h('p.muted', 'Push a first commit and sync again. ',
+          link(`/projects/${encodeURIComponent(project)}/syncs/${st.syncId}`, 'This sync'))) : h('div.outcome.outcome-ok',
         s.up_to_date ? h('p', 'Already up to date: the branch has not moved.')
           : h('p.counts', { 'aria-label': 'Changes' },
             h('span.count.added', `+${c.added ?? 0} added`),

@@ -17,3 +17,12 @@ def test_note_fragment_links_move_within_the_note(serve, make_repo, ps):  # noqa
     repo.commit("one")
     ps.add("anchors", str(repo.path))
     run_flow("note_anchors.mjs", serve(delay="0"), project="anchors")
+
+
+def test_an_empty_repository_is_said_to_be_empty(serve, make_repo, ps):  # noqa: F811
+    need_browser()
+    repo = make_repo("repo")  # no commit: no branch either
+    ps.add("void", str(repo.path))
+    first = ps.sync("void")
+    assert first["commit"] is None
+    run_flow("empty_repo.mjs", serve(delay="0"), project="void", first=first["id"])
