@@ -13,13 +13,59 @@ import { codeSearch } from './codeSearch.js';
 
 const SHOW_MAX = 512 * 1024; // bytes of text shown before cutting
 
-function withQuery(query, changes) {
+// The value of `name` in this page's address as it was written (still percent-encoded) when it
+// is not UTF-8, else null: URLSearchParams reads %E9 as U+FFFD, so two file names that differ
+// only in such bytes would read alike.
+export function rawParam(name, search = location.search) {
+  for (const pair of search.replace(/^\?/, '').split('&')) {
+    const eq = pair.indexOf('=');
+    const [k, v] = eq < 0 ? [pair, ''] : [pair.slice(0, eq), pair.slice(eq + 1)];
+    let key;
+    try { key = decodeURIComponent(k.replace(/\+/g, ' ')); } catch { continue; }
+    if (key !== name) continue;
+    try { decodeURIComponent(v.replace(/\+/g, ' ')); return null; } catch { return v; }
+  }
+  return null;
+}
+
+// A percent-encoded text as its bytes (one character each), to compare two encodings of one
+// name ('%e9' and '%E9', '+' as a query's space).
+function rawBytes(s) {
+  return s.replace(/\+/g, ' ').replace(/%([0-9a-f]{2})/gi, (_, x) => String.fromCharCode(parseInt(x, 16)));
+}
+
+// What `?file=` holds for a listing or change entry: the path for a UTF-8 name (the address it
+// always had), the exact bytes (the API's path_raw, as it is: `?file=lat%E9.txt`) for one
+// that is not.
+export function fileParam(f) {
+  return f.path_raw ? { raw: f.path_raw } : f.path;
+}
+
+// Whether entry `f` is the file `?file=` names: `raw` (rawParam) by its bytes, else by its
+// path (a name that is not UTF-8 only when it is the one shown so: an address from before).
+function names(f, raw, path, files) {
+  if (raw !== null) return Boolean(f.path_raw) && rawBytes(f.path_raw) === rawBytes(raw);
+  if (f.path !== path) return false;
+  return !f.path_raw || files.filter((x) => x.path === path).length === 1;
+}
+
+// This page's address with `changes` made to its query (null or '': removed; {raw}: a value
+// already percent-encoded). Every other value is written as URLSearchParams writes it; one
+// that is not UTF-8 stays as it was written.
+export function withQuery(query, changes) {
   const q = new URLSearchParams(query);
+  const raws = new Map();
+  for (const k of new Set(q.keys())) {
+    const r = rawParam(k);
+    if (r !== null && !(k in changes)) raws.set(k, r);
+  }
   for (const [k, v] of Object.entries(changes)) {
     if (v === null || v === '') q.delete(k);
+    else if (typeof v === 'object') { q.set(k, ''); raws.set(k, v.raw); }
     else q.set(k, v);
   }
-  const s = q.toString();
+  const s = [...q].map(([k, v]) => (raws.has(k) ? `${encodeURIComponent(k)}=${raws.get(k)}`
+    : new URLSearchParams([[k, v]]).toString())).join('&');
   return location.pathname + (s ? `?${s}` : '');
 }
 
@@ -137,6 +183,7 @@ async function fileView(box, project, at, f, maxBlob, line) {
 export async function fileBrowser({ box, project, at, query, maxBlob, navigate }) {
   const dir = (query.get('dir') || '').replace(/^\/+/, '');
   const filePath = query.get('file');
+  const fileRaw = rawParam('file');
   const line = Number(query.get('line')) || 0;
   const searchBox = h('div.code-search-box');
   const [files] = await Promise.all([api.files(project, at, dir || undefined),
@@ -157,14 +204,16 @@ export async function fileBrowser({ box, project, at, query, maxBlob, navigate }
         dirs.sort((a, b) => (a[0] < b[0] ? -1 : 1)).map(([d, n]) => h('li.dir',
           qlink(query, { dir: dir + d + '/', file: null }, `dir:${dir + d}/`, h('span.icon', { 'aria-hidden': 'true' }, '▸ '), d + '/'),
           h('span.muted', ` ${n}`))),
-        here.map((f) => h('li.file', { class: f.path === filePath ? 'selected' : '' },
-          qlink(query, { dir: dir || null, file: f.path }, `file:${f.path}`, f.path.slice(dir.length)),
+        here.map((f) => h('li.file', { class: filePath !== null && names(f, fileRaw, filePath, files) ? 'selected' : '' },
+          qlink(query, { dir: dir || null, file: fileParam(f) }, `file:${f.path_raw || f.path}`, f.path.slice(dir.length)),
           h('span.muted', ` ${f.type === 'commit' ? 'submodule' : bytes(f.size)}`))),
         !dirs.length && !here.length ? h('li.empty', 'No files.') : null),
       view));
   if (filePath) {
-    const f = files.find((x) => x.path === filePath);
+    const f = files.find((x) => names(x, fileRaw, filePath, files));
     if (f) await fileView(view, project, at, f, maxBlob, line);
+    else if (files.some((x) => x.path === filePath))
+      mount(view, notice('error', 'Several files have this name once the bytes that are not UTF-8 are shown as \ufffd: pick one in the list.'));
     else mount(view, notice('error', 'That file is not in this folder of the snapshot.'));
   } else {
     mount(view, h('p.muted', 'Pick a file to see its content.'));

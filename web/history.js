@@ -5,7 +5,7 @@ import { h, mount, link, notice } from './dom.js';
 import { api, ApiError } from './api.js';
 import { shortSha, duration, syncDuration, checksNote } from './format.js';
 import { projectHeader, statusBadge, timeEl } from './projects.js';
-import { fileBrowser } from './files.js';
+import { fileBrowser, fileParam, withQuery } from './files.js';
 import { diffPanel } from './diffView.js';
 import { SyncBanner } from './syncBanner.js';
 import { FINAL } from './projectSync.js';
@@ -89,7 +89,7 @@ function changesList(changes, { project, sync, openFile }) {
     const base = sync.base_sync_id;
     const opener = h('button.change-open', { type: 'button', 'aria-expanded': 'false', 'aria-controls': `diff-${i}`,
       onclick: async () => {
-        if (!base) { if (c.status !== 'deleted') openFile(c.path); return; }
+        if (!base) { if (c.status !== 'deleted') openFile(c); return; }
         const open = opener.getAttribute('aria-expanded') === 'true';
         opener.setAttribute('aria-expanded', String(!open));
         panel.hidden = open;
@@ -190,6 +190,6 @@ export async function syncDetailView({ root, params, query, navigate }) {
   const [changes, commits] = await Promise.all([api.changes(id), api.commits(id)]);
   mount(commitsBox, commitsList(commits, sync));
   mount(changesBox, changesList(changes, { project: name, sync,
-    openFile: (path) => navigate(`${location.pathname}?file=${encodeURIComponent(path)}`, { keepFocus: true }) }));
+    openFile: (c) => navigate(withQuery('', { file: fileParam(c) }), { keepFocus: true }) }));
   await fileBrowser({ box: filesBox, project: name, at: id, query, maxBlob: project.max_blob_size, navigate });
 }

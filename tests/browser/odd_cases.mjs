@@ -17,7 +17,7 @@ run('odd_cases', async (b) => {
   // Opening a file keeps the page where it is, the focus on that file's link (not thrown to
   // the top of the page, the content out of sight).
   check(await page.evaluate(() => window.scrollY) > 0, 'the page did not jump to the top');
-  check(await page.evaluate(() => document.activeElement.dataset.focusKey) === `file:${cfg.latin_shown}`,
+  check(await page.evaluate(() => document.activeElement.dataset.focusKey) === `file:${cfg.latin_raw}`,
     'the focus is on the file\'s link');
   check((await page.locator('.file-view pre.file-text').textContent()).includes('café two'),
     'the file\'s content is shown');

@@ -36,7 +36,7 @@ def test_odd_names_and_a_running_sync_page(serve, make_repo, ps):  # noqa: F811
     repo.write("README.md", "# odd, for the sync the page watches\n")
     repo.commit("three")
     slow = serve(delay="700")  # long enough to open the page of a running sync, and to cancel one
-    run_flow("odd_cases.mjs", slow, project="odd", second=second["id"], latin_shown="lat\ufffd.txt",
+    run_flow("odd_cases.mjs", slow, project="odd", second=second["id"], latin_shown="lat\ufffd.txt", latin_raw="lat%E9.txt",
              repo=str(repo.path))
 
 

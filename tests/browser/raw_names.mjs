@@ -1,0 +1,73 @@
+// Two file names that differ only in bytes that are not UTF-8 (lat\xe9.txt, lat\xe8.txt: both
+// shown as lat\ufffd.txt) have addresses of their own: ?file= holds the exact bytes
+// (?file=lat%E9.txt), so each opens, from the list, from a change and from a shared address.
+// Ordinary names keep the addresses they had.
+import { run, cfg, BASE, check, shot } from './lib.mjs';
+
+run('raw_names', async (b) => {
+  const page = await b.page('raw-names');
+  const p = encodeURIComponent(cfg.project);
+  const base = `${BASE}/projects/${p}/syncs/${cfg.sync}`;
+  await page.goto(base);
+  const links = page.locator('ul.file-list li.file a', { hasText: 'lat\ufffd.txt' });
+  await links.first().waitFor();
+  check(await links.count() === 2, 'both files are listed');
+  const hrefs = [await links.nth(0).getAttribute('href'), await links.nth(1).getAttribute('href')];
+  check(hrefs[0] !== hrefs[1], `the two files have addresses of their own: ${hrefs}`);
+  check(hrefs.some((x) => x.endsWith('?file=lat%E9.txt')) && hrefs.some((x) => x.endsWith('?file=lat%E8.txt')),
+    `?file= holds the exact bytes: ${hrefs}`);
+
+  // Opened from the list, with the keyboard: the file itself, its link selected and focused.
+  const e8 = page.locator('ul.file-list li.file a[href$="?file=lat%E8.txt"]');
+  await e8.focus();
+  await page.keyboard.press('Enter');
+  await page.waitForURL(/\?file=lat%E8\.txt$/);
+  const text = page.locator('.file-view pre.file-text');
+  await page.locator('.file-view pre.file-text', { hasText: 'grave' }).waitFor();
+  check((await text.textContent()).includes('e-grave content'), 'the \\xe8 file is shown');
+  check(await page.locator('li.file.selected').count() === 1 &&
+    (await page.locator('li.file.selected a').getAttribute('href')).endsWith('lat%E8.txt'), 'only its link is selected');
+  check(await page.evaluate(() => document.activeElement.getAttribute('href')?.endsWith('lat%E8.txt')), 'the focus stays on its link');
+  await shot(page, 'raw-names-10-e8');
+
+  // Each address, opened as it is (a shared link, a reload).
+  for (const [q, want] of [['lat%E9.txt', 'e-acute content'], ['lat%e8.txt', 'e-grave content']]) {
+    await page.goto(`${base}?file=${q}`);
+    await text.waitFor();
+    check((await text.textContent()).includes(want), `?file=${q} shows ${want}`);
+  }
+  // Another link made on that page keeps the file's exact bytes (the code search form stays
+  // on it; a folder link drops it).
+  const docs = page.locator('ul.file-list li.dir a', { hasText: 'docs/' });
+  check((await docs.getAttribute('href')).endsWith('?dir=docs%2F'), `a folder link: ${await docs.getAttribute('href')}`);
+  // The address the page made before (the name as shown) names neither: it says so.
+  await page.goto(`${base}?file=${encodeURIComponent('lat\ufffd.txt')}`);
+  await page.locator('.file-view .notice-error').waitFor();
+  check((await page.locator('.file-view .notice-error').textContent()).includes('Several files'), 'an ambiguous address says so');
+
+  // Ordinary names: the addresses they always had (URLSearchParams' form).
+  await page.goto(`${base}?dir=docs%2F`);
+  const plain = page.locator('ul.file-list li.file a', { hasText: 'a b+c.md' });
+  await plain.waitFor();
+  const want = `/projects/${p}/syncs/${cfg.sync}?${new URLSearchParams({ dir: 'docs/', file: 'docs/a b+c.md' })}`;
+  check(await plain.getAttribute('href') === want, `${await plain.getAttribute('href')} is ${want}`);
+  await plain.click();
+  await page.locator('.file-view pre.file-text', { hasText: 'plain' }).waitFor();
+
+  // A first sync's change opens its file in the browser: the right one of the two.
+  await page.goto(base);
+  const changes = page.locator('li.change button.change-open', { hasText: 'lat\ufffd.txt' });
+  await changes.first().waitFor();
+  check(await changes.count() === 2, 'two changes of that name');
+  const opened = [];
+  for (let i = 0; i < 2; i++) {
+    await page.goto(base);
+    await changes.nth(i).click();
+    await page.waitForURL(/\?file=lat%E[89]\.txt$/);
+    const raw = /file=(lat%E[89]\.txt)$/.exec(page.url())[1];
+    opened.push(raw);
+    const wantText = raw === 'lat%E9.txt' ? 'e-acute content' : 'e-grave content';
+    await page.locator('.file-view pre.file-text', { hasText: wantText }).waitFor();
+  }
+  check(opened.sort().join() === 'lat%E8.txt,lat%E9.txt', `each change opens its own file: ${opened}`);
+});
