@@ -96,6 +96,8 @@ export const api = {
   // hunks, docs/api.md).
   diff: (a, b, path) => json('GET', `/syncs/${enc(a)}/diff/${enc(b)}?patch=1&path=${pathQ(path)}`),
   changes: (id) => json('GET', `/syncs/${enc(id)}/changes`),
+  // What changed from sync `a` to sync `b` ([change]; `a` newer than `b`: the way back).
+  compare: (a, b) => json('GET', `/syncs/${enc(a)}/diff/${enc(b)}`),
   commits: (id) => json('GET', `/syncs/${enc(id)}/commits`),
   files: (name, at, prefix) => json('GET', `/projects/${enc(name)}/files?at=${enc(at)}` +
     (prefix ? `&prefix=${enc(prefix)}` : '')),

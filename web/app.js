@@ -11,12 +11,15 @@ import { overviewView } from './overview.js';
 import { historyView, syncDetailView } from './history.js';
 import { memoryView } from './memory.js';
 import { settingsView } from './settings.js';
+import { compareView } from './compare.js';
 
 const routes = [
   [/^\/(?:projects\/?)?$/, projectsView, 'Projects'],
   [/^\/projects\/([^/]+)\/?$/, overviewView, (p) => p.name, ['name']],
   [/^\/projects\/([^/]+)\/history\/?$/, historyView, (p) => `History · ${p.name}`, ['name']],
   [/^\/projects\/([^/]+)\/syncs\/(\d+)\/?$/, syncDetailView, (p) => `Sync #${p.id} · ${p.name}`, ['name', 'id']],
+  [/^\/projects\/([^/]+)\/compare\/?$/, compareView, (p) => `Compare · ${p.name}`, ['name']],
+  [/^\/projects\/([^/]+)\/compare\/(\d+)\.\.(\d+)\/?$/, compareView, (p) => `Compare #${p.a} → #${p.b} · ${p.name}`, ['name', 'a', 'b']],
   [/^\/projects\/([^/]+)\/memory\/?$/, memoryView, (p) => `Memory · ${p.name}`, ['name']],
   [/^\/projects\/([^/]+)\/settings\/?$/, settingsView, (p) => `Settings · ${p.name}`, ['name']],
 ];

@@ -43,7 +43,7 @@ export function fileParam(f) {
 
 // Whether entry `f` is the file `?file=` names: `raw` (rawParam) by its bytes, else by its
 // path (a name that is not UTF-8 only when it is the one shown so: an address from before).
-function names(f, raw, path, files) {
+export function namesFile(f, raw, path, files) {
   if (raw !== null) return Boolean(f.path_raw) && rawBytes(f.path_raw) === rawBytes(raw);
   if (f.path !== path) return false;
   return !f.path_raw || files.filter((x) => x.path === path).length === 1;
@@ -204,13 +204,13 @@ export async function fileBrowser({ box, project, at, query, maxBlob, navigate }
         dirs.sort((a, b) => (a[0] < b[0] ? -1 : 1)).map(([d, n]) => h('li.dir',
           qlink(query, { dir: dir + d + '/', file: null }, `dir:${dir + d}/`, h('span.icon', { 'aria-hidden': 'true' }, '▸ '), d + '/'),
           h('span.muted', ` ${n}`))),
-        here.map((f) => h('li.file', { class: filePath !== null && names(f, fileRaw, filePath, files) ? 'selected' : '' },
+        here.map((f) => h('li.file', { class: filePath !== null && namesFile(f, fileRaw, filePath, files) ? 'selected' : '' },
           qlink(query, { dir: dir || null, file: fileParam(f) }, `file:${f.path_raw || f.path}`, f.path.slice(dir.length)),
           h('span.muted', ` ${f.type === 'commit' ? 'submodule' : bytes(f.size)}`))),
         !dirs.length && !here.length ? h('li.empty', 'No files.') : null),
       view));
   if (filePath) {
-    const f = files.find((x) => names(x, fileRaw, filePath, files));
+    const f = files.find((x) => namesFile(x, fileRaw, filePath, files));
     if (f) await fileView(view, project, at, f, maxBlob, line);
     else if (files.some((x) => x.path === filePath))
       mount(view, notice('error', 'Several files have this name once the bytes that are not UTF-8 are shown as \ufffd: pick one in the list.'));

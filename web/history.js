@@ -9,6 +9,7 @@ import { fileBrowser, fileParam, withQuery } from './files.js';
 import { diffPanel } from './diffView.js';
 import { SyncBanner } from './syncBanner.js';
 import { FINAL } from './projectSync.js';
+import { compareUrl } from './compare.js';
 
 function counts(s) {
   const c = s.counts || {};
@@ -43,19 +44,50 @@ export function syncRow(project, s) {
       h('span.muted', timeEl(s.created_at))));
 }
 
-export async function historyView({ root, params }) {
+export async function historyView({ root, params, navigate }) {
   const name = params.name;
   const project = await api.project(name);
   const list = h('ol.sync-list.history', { 'aria-label': 'Syncs, newest first' });
   const more = h('div.more');
+  // Two ticked syncs are compared (the older one as the base); ticking a third lets go of the
+  // first ticked, so the last two ticked are always the pair.
+  const ticked = [];
+  const compareButton = h('button.btn.btn-small#compare-chosen', { type: 'button', disabled: true,
+    onclick: () => {
+      const [x, y] = [...ticked].sort((p, q) => p - q);
+      navigate(compareUrl(name, x, y)).then(() => document.getElementById('compare-title')?.focus());
+    } }, 'Compare the two ticked syncs');
+  const tick = (s) => {
+    const box = h('input.compare-tick', { type: 'checkbox', id: `tick-${s.id}`, onchange: () => {
+      const i = ticked.indexOf(s.id);
+      if (box.checked && i < 0) ticked.push(s.id);
+      if (!box.checked && i >= 0) ticked.splice(i, 1);
+      while (ticked.length > 2) {
+        const old = document.getElementById(`tick-${ticked.shift()}`);
+        if (old) old.checked = false;
+      }
+      compareButton.disabled = ticked.length !== 2;
+      const [x, y] = [...ticked].sort((p, q) => p - q);
+      compareButton.textContent = ticked.length === 2 ? `Compare #${x} → #${y}` : 'Compare the two ticked syncs';
+    } });
+    return h('span.compare-pick', box, h('label', { for: `tick-${s.id}` },
+      h('span.visually-hidden', `Sync #${s.id}: `), 'compare'));
+  };
   mount(root, projectHeader(project, 'history'),
-    h('section.card', h('h2', 'History'), h('p.muted', 'Newest first. Open a sync for its changes and files.'), list, more));
+    h('section.card', h('h2', 'History'), h('p.muted', 'Newest first. Open a sync for its changes and files.'),
+      h('div.compare-bar', h('span.muted', 'Tick two syncs to compare them: '), compareButton, ' ',
+        link(`/projects/${encodeURIComponent(name)}/compare`, 'or choose any two…')),
+      list, more));
 
   // "Load older syncs" is disabled while it loads and then replaced, which would drop a
   // keyboard user's focus on <body>: the first of the rows it brought takes it (where the
   // button was, so the next Tab goes on down the list).
   const add = (page, focusFirst = false) => {
-    const rows = page.map((s) => syncRow(name, s));
+    const rows = page.map((s) => {
+      const r = syncRow(name, s);
+      if (s.status === 'succeeded') r.querySelector('.sync-row-main').append(tick(s));
+      return r;
+    });
     list.append(...rows);
     mount(more, page.next ? h('button.btn#load-older', { type: 'button', onclick: async (ev) => {
       const button = ev.currentTarget;
@@ -160,6 +192,8 @@ export async function syncDetailView({ root, params, query, navigate }) {
         h('div', h('dt', 'Duration'), h('dd', duration(syncDuration(sync)))),
         sync.previous_sync_id ? h('div', h('dt', 'Previous'), h('dd',
           link(`/projects/${encodeURIComponent(name)}/syncs/${sync.previous_sync_id}`, `#${sync.previous_sync_id}`))) : null),
+      sync.status === 'succeeded' ? h('p.compare-with', link(sync.base_sync_id ? compareUrl(name, sync.base_sync_id, sync.id)
+        : `/projects/${encodeURIComponent(name)}/compare?to=${sync.id}`, 'Compare with another sync…')) : null,
       sync.error ? notice('error', `Failed in the ${sync.phase} phase: ${sync.error.message} (${sync.error.code})`) : null),
     h('section.card', { 'aria-labelledby': 'commits-title' }, h('h2#commits-title', 'Commits'), commitsBox),
     h('section.card', { 'aria-labelledby': 'changes-title' }, h('h2#changes-title', 'Changes'), changesBox),

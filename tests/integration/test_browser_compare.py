@@ -40,3 +40,33 @@ def test_names_that_differ_in_bytes_not_utf8_have_their_own_addresses(serve, mak
     ps.add("raw", str(repo.path))
     first = ps.sync("raw")
     run_flow("raw_names.mjs", serve(delay="0"), project="raw", sync=first["id"])
+
+
+def test_compare_two_syncs(serve, make_repo, ps):  # noqa: F811
+    """History ticks two syncs, a sync's page compares with its base, the picker takes any two:
+    the changed files with counts, each file's diff (its address shared), the way back, the same
+    sync twice, a failed sync and one not in the store, and many changes a page at a time."""
+    need_browser()
+    repo = make_repo("repo")
+    repo.write("a.txt", "one\ntwo\nthree\n")
+    repo.write("b.txt", "to be deleted\n")
+    repo.write("old.txt", "a file renamed without a change, long enough to pair\n")
+    (repo.path / os.fsdecode(b"lat\xe9.txt")).write_bytes(b"latin one\n")
+    repo.commit("one")
+    ps.add("cmp", str(repo.path))
+    s1 = ps.sync("cmp")
+    repo.write("a.txt", "one\nTWO\nthree\n")
+    repo.write("c.txt", "added\n")
+    repo.rm("b.txt")
+    repo.mv("old.txt", "new.txt")
+    (repo.path / os.fsdecode(b"lat\xe9.txt")).write_bytes(b"latin two\n")
+    repo.git("add", "-A")
+    repo.commit("two")
+    s2 = ps.sync("cmp")
+    for i in range(250):
+        repo.write(f"many/f{i:03d}.txt", f"file {i}\n")
+    repo.commit("many")
+    s3 = ps.sync("cmp")
+    repo.branch("doomed")  # the flow deletes it and syncs it: a failed sync
+    run_flow("compare.mjs", serve(delay="0"), project="cmp", s1=s1["id"], s2=s2["id"], s3=s3["id"],
+             repo=str(repo.path))
