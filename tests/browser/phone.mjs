@@ -1,7 +1,7 @@
 // Every view at a phone's width (390 px): nothing may be wider than the screen, so the page never
 // scrolls sideways; long lines of a file scroll inside their own box. Views: the projects, a
 // project's overview, its history (with a failed sync's long error), a sync with its changes and
-// a file open, and memory with a search.
+// a file open, a comparison of syncs, and memory with a search.
 import { BASE, cfg, check, launch, shot } from './lib.mjs';
 
 const WIDTH = 390;
@@ -48,6 +48,11 @@ try {
   // The long line is still there to read: its box scrolls, the page does not.
   const inner = await page.locator('.code-view').evaluate((el) => el.scrollWidth > el.clientWidth);
   check(inner, 'the long line scrolls inside the file box');
+
+  // Comparing (the one succeeded sync with itself: the picker and what it says).
+  await page.goto(`${BASE}/projects/${p}/compare/${cfg.sync_id}..${cfg.sync_id}`);
+  await page.locator('.compare-result .notice').waitFor();
+  await fits(page, 'compare');
 
   await page.goto(`${BASE}/projects/${p}/memory?q=deploy&superseded=1`);
   await page.locator('.memory-entry').first().waitFor();
