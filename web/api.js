@@ -99,8 +99,9 @@ export const api = {
   // What changed from sync `a` to sync `b` ([change]; `a` newer than `b`: the way back).
   compare: (a, b) => json('GET', `/syncs/${enc(a)}/diff/${enc(b)}`),
   commits: (id) => json('GET', `/syncs/${enc(id)}/commits`),
+  // `prefix`: a folder's path, or {raw} (its bytes percent-encoded) for a name that is not UTF-8.
   files: (name, at, prefix) => json('GET', `/projects/${enc(name)}/files?at=${enc(at)}` +
-    (prefix ? `&prefix=${enc(prefix)}` : '')),
+    (prefix ? `&prefix=${typeof prefix === 'object' ? prefix.raw : enc(prefix)}` : '')),
   // One page of `git grep -n`-like matches in a snapshot; `.next` goes to api.more, `.note`
   // is the server's word when the code index could not narrow the search.
   searchCode: (name, { at, q, regex, ignore_case, path, limit }) => json('GET', `/projects/${enc(name)}/search/code?q=${enc(q)}` +

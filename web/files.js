@@ -75,21 +75,33 @@ function qlink(query, changes, key, ...children) {
   return h('a', { href: withQuery(query, changes), dataset: { route: '', stay: '', focusKey: key } }, ...children);
 }
 
-// Splits the files under `dir` into its direct sub-folders (with file counts) and files.
+// A folder's path as ?dir= holds it: the path (ending in /) for a UTF-8 name, {raw} (its bytes
+// percent-encoded, '/' kept) for one that is not. `raw` is a path_raw cut after a '/'.
+function dirValue(raw) {
+  try { return decodeURIComponent(raw); } catch { return { raw }; }
+}
+
+// Splits the files under `dir` into its direct sub-folders ([name, count, ?dir= value]) and
+// files. A folder whose name is not UTF-8 is told apart by its bytes (the path_raw of the files
+// in it: '/' is kept there, so its n-th segment is the path's), not by its name as shown.
 function listing(files, dir) {
   const dirs = new Map(), here = [];
+  const depth = dir.split('/').length - 1;
   for (const f of files) {
     if (!f.path.startsWith(dir)) continue;
     const rest = f.path.slice(dir.length);
     const slash = rest.indexOf('/');
     if (slash >= 0) {
       const d = rest.slice(0, slash);
-      dirs.set(d, (dirs.get(d) || 0) + 1);
+      const value = f.path_raw ? dirValue(f.path_raw.split('/').slice(0, depth + 1).join('/') + '/') : dir + d + '/';
+      const key = typeof value === 'object' ? `raw:${value.raw}` : value;
+      const had = dirs.get(key);
+      dirs.set(key, [d, (had ? had[1] : 0) + 1, value]);
     } else {
       here.push(f);
     }
   }
-  return { dirs: [...dirs.entries()], here };
+  return { dirs: [...dirs.values()], here };
 }
 
 export function isBinary(buf) {
@@ -182,30 +194,35 @@ async function fileView(box, project, at, f, maxBlob, line) {
 
 export async function fileBrowser({ box, project, at, query, maxBlob, navigate }) {
   const dir = (query.get('dir') || '').replace(/^\/+/, '');
+  // A folder whose name is not UTF-8: its bytes ('/' as a separator however it was written).
+  const dirRaw = rawParam('dir')?.replace(/%2F/gi, '/').replace(/^\/+/, '') ?? null;
+  const dirArg = dirRaw !== null ? { raw: dirRaw } : dir || null;
   const filePath = query.get('file');
   const fileRaw = rawParam('file');
   const line = Number(query.get('line')) || 0;
   const searchBox = h('div.code-search-box');
-  const [files] = await Promise.all([api.files(project, at, dir || undefined),
+  const [files] = await Promise.all([api.files(project, at, dirArg || undefined),
     codeSearch({ box: searchBox, project, at, query, navigate, withQuery: (changes) => withQuery(query, changes) })]);
   const { dirs, here } = listing(files, dir);
 
   const crumbs = [qlink(query, { dir: null, file: null }, 'dir:', 'root')];
   let acc = '';
-  for (const part of dir.split('/').filter(Boolean)) {
+  const rawParts = dirRaw !== null ? dirRaw.split('/') : null;
+  dir.split('/').filter(Boolean).forEach((part, i) => {
     acc += part + '/';
-    crumbs.push(' / ', qlink(query, { dir: acc, file: null }, `dir:${acc}`, part));
-  }
+    const value = rawParts ? dirValue(rawParts.slice(0, i + 1).join('/') + '/') : acc;
+    crumbs.push(' / ', qlink(query, { dir: value, file: null }, `dir:${value.raw || value}`, part));
+  });
   const view = h('div.file-view');
   mount(box, searchBox,
     h('nav.crumbs.file-crumbs', { 'aria-label': 'Folder' }, crumbs),
     h('div.browser',
       h('ul.file-list', { 'aria-label': `Files in ${dir || 'the root folder'}` },
-        dirs.sort((a, b) => (a[0] < b[0] ? -1 : 1)).map(([d, n]) => h('li.dir',
-          qlink(query, { dir: dir + d + '/', file: null }, `dir:${dir + d}/`, h('span.icon', { 'aria-hidden': 'true' }, '▸ '), d + '/'),
+        dirs.sort((a, b) => (a[0] < b[0] ? -1 : 1)).map(([d, n, value]) => h('li.dir',
+          qlink(query, { dir: value, file: null }, `dir:${value.raw || value}`, h('span.icon', { 'aria-hidden': 'true' }, '▸ '), d + '/'),
           h('span.muted', ` ${n}`))),
         here.map((f) => h('li.file', { class: filePath !== null && namesFile(f, fileRaw, filePath, files) ? 'selected' : '' },
-          qlink(query, { dir: dir || null, file: fileParam(f) }, `file:${f.path_raw || f.path}`, f.path.slice(dir.length)),
+          qlink(query, { dir: dirArg, file: fileParam(f) }, `file:${f.path_raw || f.path}`, f.path.slice(dir.length)),
           h('span.muted', ` ${f.type === 'commit' ? 'submodule' : bytes(f.size)}`))),
         !dirs.length && !here.length ? h('li.empty', 'No files.') : null),
       view));

@@ -54,6 +54,28 @@ run('raw_names', async (b) => {
   await plain.click();
   await page.locator('.file-view pre.file-text', { hasText: 'plain' }).waitFor();
 
+  // Folders too: d\xe9/ and d\xe8/ (both shown as d\ufffd/) list their own files, from the root
+  // and back by the crumbs.
+  await page.goto(base);
+  const folders = page.locator('ul.file-list li.dir a', { hasText: 'd\ufffd/' });
+  await folders.first().waitFor();
+  check(await folders.count() === 2, `two folders: ${await folders.count()}`);
+  const folderHrefs = [await folders.nth(0).getAttribute('href'), await folders.nth(1).getAttribute('href')];
+  check(folderHrefs.some((x) => x.endsWith('?dir=d%E9/')) && folderHrefs.some((x) => x.endsWith('?dir=d%E8/')),
+    `?dir= holds the folder's bytes: ${folderHrefs}`);
+  await page.locator('ul.file-list li.dir a[href$="?dir=d%E8/"]').click();
+  const inner = page.locator('ul.file-list li.file a');
+  await page.waitForURL(/\?dir=d%E8\/$/);
+  await inner.first().waitFor();
+  check((await inner.allTextContents()).join() === 'grave-inside.txt', `the \\xe8 folder's file: ${await inner.allTextContents()}`);
+  await inner.first().click();
+  await page.waitForURL(/\?dir=d%E8\/&file=d%E8\/grave-inside\.txt$/);
+  await page.locator('.file-view pre.file-text', { hasText: 'inside e-grave' }).waitFor();
+  const crumb = page.locator('nav.file-crumbs a', { hasText: 'd\ufffd' });
+  check((await crumb.getAttribute('href')).endsWith('?dir=d%E8/'), `the crumb: ${await crumb.getAttribute('href')}`);
+  await page.goto(`${base}?dir=d%E9%2F`);
+  await page.locator('ul.file-list li.file a', { hasText: 'acute-inside.txt' }).waitFor();
+
   // A first sync's change opens its file in the browser: the right one of the two.
   await page.goto(base);
   const changes = page.locator('li.change button.change-open', { hasText: 'lat\ufffd.txt' });

@@ -36,6 +36,10 @@ def test_names_that_differ_in_bytes_not_utf8_have_their_own_addresses(serve, mak
     (repo.path / os.fsdecode(b"lat\xe9.txt")).write_bytes(b"e-acute content\n")
     (repo.path / os.fsdecode(b"lat\xe8.txt")).write_bytes(b"e-grave content\n")
     repo.write("docs/a b+c.md", "plain name\n")
+    for byte, name in ((b"\xe9", "acute"), (b"\xe8", "grave")):
+        folder = repo.path / os.fsdecode(b"d" + byte)
+        folder.mkdir()
+        (folder / f"{name}-inside.txt").write_bytes(f"inside e-{name}\n".encode())
     repo.commit("one")
     ps.add("raw", str(repo.path))
     first = ps.sync("raw")
