@@ -57,7 +57,12 @@ def test_compare_two_syncs(serve, make_repo, ps):  # noqa: F811
     repo.write("old.txt", "a file renamed without a change, long enough to pair\n")
     (repo.path / os.fsdecode(b"lat\xe9.txt")).write_bytes(b"latin one\n")
     repo.commit("one")
+    repo.write("a.txt", "zero\n")
+    repo.commit("zero")
     ps.add("cmp", str(repo.path))
+    s0 = ps.sync("cmp")  # pruned below: a sync not in the store any more
+    repo.write("a.txt", "one\ntwo\nthree\n")
+    repo.commit("one again")
     s1 = ps.sync("cmp")
     repo.write("a.txt", "one\nTWO\nthree\n")
     repo.write("c.txt", "added\n")
@@ -71,6 +76,8 @@ def test_compare_two_syncs(serve, make_repo, ps):  # noqa: F811
         repo.write(f"many/f{i:03d}.txt", f"file {i}\n")
     repo.commit("many")
     s3 = ps.sync("cmp")
+    ps.ok("project", "set", "cmp", "--keep-syncs", "3")
+    ps.ok("prune", "cmp")
     repo.branch("doomed")  # the flow deletes it and syncs it: a failed sync
-    run_flow("compare.mjs", serve(delay="0"), project="cmp", s1=s1["id"], s2=s2["id"], s3=s3["id"],
+    run_flow("compare.mjs", serve(delay="0"), project="cmp", s0=s0["id"], s1=s1["id"], s2=s2["id"], s3=s3["id"],
              repo=str(repo.path))
