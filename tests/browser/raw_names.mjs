@@ -66,7 +66,8 @@ run('raw_names', async (b) => {
   await page.locator('ul.file-list li.dir a[href$="?dir=d%E8/"]').click();
   const inner = page.locator('ul.file-list li.file a');
   await page.waitForURL(/\?dir=d%E8\/$/);
-  await inner.first().waitFor();
+  // The address changes before the folder is drawn: wait for the folder's listing itself.
+  await page.locator('ul.file-list[aria-label="Files in d\ufffd/"]').waitFor();
   check((await inner.allTextContents()).join() === 'grave-inside.txt', `the \\xe8 folder's file: ${await inner.allTextContents()}`);
   await inner.first().click();
   await page.waitForURL(/\?dir=d%E8\/&file=d%E8\/grave-inside\.txt$/);
