@@ -471,7 +471,7 @@ def test_a_bad_net_timeout_is_refused_at_start_not_replaced_by_30s(ps, repo):
     repo.write("a.txt", "a\n")
     repo.commit("c1")
     ps.add("p", repo.path)
-    for bad in ("abc", "-1", "nan", "0", "5s", "1e9"):
+    for bad in ("abc", "-1", "nan", "0", "5s", "1e9", " 5", "5 ", "1e1", "0x10", "inf"):
         env = {"PROJSYNC_NET_TIMEOUT": bad}
         for args in (("sync", "p"), ("branches", "p"), ("project", "add", "q", repo.path),
                      ("project", "set", "p", "--branch", "main"),
@@ -483,6 +483,17 @@ def test_a_bad_net_timeout_is_refused_at_start_not_replaced_by_30s(ps, repo):
     env = {"PROJSYNC_NET_TIMEOUT": "abc"}
     assert ps("project", "show", "p", env=env).rc == 0
     assert ps("sync", "--help", env=env).rc == 0
+    # Settings that touch no source need no network: they were refused by a guess from argv.
+    r = ps("project", "set", "p", "--keep-syncs", "3", env=env)
+    assert r.rc == 0, r
+    assert ps.json("project", "show", "p")["keep_syncs"] == 3
+    # sync --server runs the sync on the server (whose own bound applies): this process never
+    # reaches a source, so only the unreachable server stops it, not the setting.
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        r = ps("sync", "p", "--server", f"127.0.0.1:{port}", env=env, timeout=20)
+    assert r.rc == 1 and "PROJSYNC_NET_TIMEOUT" not in r.err, r
     for good in ("", "0.5", "30", "3600"):
         assert ps("branches", "p", env={"PROJSYNC_NET_TIMEOUT": good}).rc == 0, good
 
