@@ -715,7 +715,7 @@ int ps_cmd_cat(struct ps_cli *cli, int argc, char **argv)
 		exit_code = ps_cli_fail(PS_EINVAL);
 		goto cleanup;
 	}
-	if ((rc = ps_store_blob_get(cli->store, f.sha, &data, &len)) < 0) {
+	if ((rc = ps_project_blob_get(cli->store, p, f.sha, f.size, &data, &len)) < 0) {
 		/* The file exists, so its missing content is never "not found" but the API's
 		 * answer for it: over the size limit 422 (exit 2), kept as metadata under a lower
 		 * limit that has since been raised 409 (exit 4: the next sync fetches it). */

@@ -40,6 +40,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/project.h"
 #include "util/error.h"
 #include "util/path.h"
 
@@ -149,6 +150,7 @@ static void raise_at(struct raise_hook *h, enum raise_point at, long written)
 /* State while planning and applying. */
 struct apply {
 	struct ps_store *store;
+	const struct ps_project *project;
 	const char *dir;        /* for messages */
 	int rootfd;
 	/* The parent directory of the last write, kept open: paths are sorted, so neighbours
@@ -955,7 +957,7 @@ static int write_entry(struct apply *a, struct item *it)
 		entry_failed(a, it, pfd, name, why);
 		return 0;
 	}
-	rc = ps_store_blob_get(a->store, o->sha, &data, &len);
+	rc = ps_project_blob_get(a->store, a->project, o->sha, o->size, &data, &len);
 	if (rc == PS_ENOTFOUND) {
 		ps_error_clear();
 		skip(a, it, pfd, name);
@@ -1666,7 +1668,7 @@ int ps_checkout(struct ps_store *s, const struct ps_project *p, int64_t at_sync,
 	struct targets tg = { 0 };
 	struct item *items = NULL;
 	size_t nitems = 0;
-	struct apply a = { .store = s, .dir = dir, .rootfd = -1, .cached_fd = -1, .probe_fd = -1,
+	struct apply a = { .store = s, .project = p, .dir = dir, .rootfd = -1, .cached_fd = -1, .probe_fd = -1,
 			   .stats = stats };
 	bool refresh = false, any = false;
 	int rc;

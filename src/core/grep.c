@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/project.h"
 #include "model/json.h"
 #include "core/memory.h"
 #include "util/error.h"
@@ -676,7 +677,7 @@ int ps_grep_run(struct ps_store *s, const struct ps_project *p, const struct ps_
 				rc = timed_out(o);
 				break;
 			}
-			if ((rc = ps_store_blob_get(s, f->sha, &data, &len)) < 0) {
+			if ((rc = ps_project_blob_get(s, p, f->sha, f->size, &data, &len)) < 0) {
 				if (rc != PS_ENOTFOUND)
 					break;
 				ps_error_clear(); /* kept as metadata only: nothing to search */
