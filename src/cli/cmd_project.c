@@ -479,9 +479,10 @@ static int settings_option(struct ps_cli *cli, int c, struct settings *st)
  * not a missing object of the store (404, exit 3). */
 static int check_failed(int rc)
 {
+	bool refused = ps_source_check_refused(rc);
 	int code = ps_cli_fail(rc);
 
-	return rc == PS_ENOTFOUND ? PS_EXIT_USAGE : code;
+	return refused ? PS_EXIT_USAGE : code;
 }
 
 static int project_add(struct ps_cli *cli, int argc, char **argv)

@@ -301,6 +301,12 @@ int ps_source_check(const char *spec, const struct ps_source_opts *opts)
 	return rc;
 }
 
+bool ps_source_check_refused(int rc)
+{
+	return rc == PS_EINVAL || rc == PS_ENOTFOUND ||
+	       (rc == PS_EUPSTREAM && strcmp(ps_error_slug(), "upstream_error") == 0);
+}
+
 static int cmp_name(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);
