@@ -426,6 +426,23 @@ def test_a_memory_file_with_a_nul_byte_is_not_a_note_and_is_warned_of(ps, repo):
     assert [e["content"] for e in ps.json("memory", "list", "p")] == ["# Ok\nagain\n"]
 
 
+def test_tags_that_differ_only_in_bytes_that_are_not_utf8_are_one_tag(ps, repo):
+    # "a\xff" and "a\xfe" were both kept (compared raw), then both stored as "a\ufffd": a
+    # note showed the same tag twice. The dedupe compares what is stored.
+    repo.write(".memory/n.md", b"---\ntags: [a\xff, a\xfe, b]\n---\n# N\n")
+    repo.commit("c1")
+    ps.add("p", repo.path)
+    ps.sync("p")
+    assert [e["tags"] for e in ps.json("memory", "list", "p")] == [["a\ufffd", "b"]]
+    e = ps.json("memory", "add", "p", "--title", "t", "--text", "x",
+                "--tag", "a\udcff", "--tag", "a\udcfe", "--tag", "a\ufffd")
+    assert e["tags"] == ["a\ufffd"], e
+    assert ps.json("memory", "show", e["id"])["tags"] == ["a\ufffd"]
+    # Given again in other invalid bytes, they are the same tags: no new version.
+    r = ps.json("memory", "edit", e["id"], "--tag", "a\udc80", "--tag", "a\udc81")
+    assert r["id"] == e["id"] and r["tags"] == ["a\ufffd"], r
+
+
 def test_a_tag_given_twice_is_kept_once_like_front_matter(ps, repo):
     # Front matter `tags: [b, a, b]` is imported as [b, a]; a note by hand kept ["a", "a"].
     repo.write(".memory/n.md", "---\ntags: [b, a, b]\n---\n# N\n")
