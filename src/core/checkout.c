@@ -1677,8 +1677,8 @@ int ps_checkout(struct ps_store *s, const struct ps_project *p, int64_t at_sync,
 	struct targets tg = { 0 };
 	struct item *items = NULL;
 	size_t nitems = 0;
-	struct apply a = { .store = s, .project = p, .dir = dir, .rootfd = -1, .cached_fd = -1, .probe_fd = -1,
-			   .stats = stats };
+	struct apply a = { .store = s, .project = p, .dir = dir, .rootfd = -1, .cached_fd = -1,
+			   .probe_fd = -1, .stats = stats };
 	bool refresh = false, any = false, changed = false;
 	int rc;
 
