@@ -282,6 +282,7 @@ def test_a_projects_size_limit_decides_whatever_another_project_stored(ps, repo,
     big = b"needle " * 20 + b"\n"
     repo.write("a.txt", "needle a\n")
     repo.write("big.txt", big)
+    repo.write(".memory/big.md", b"# Big note\n" + big)
     repo.commit("c1")
     ps.add("whole", repo.path)
     ps.sync("whole")
@@ -293,11 +294,16 @@ def test_a_projects_size_limit_decides_whatever_another_project_stored(ps, repo,
     # grep finds the needle in a.txt only, verify has one blob it does not check.
     hits = ps.json("grep", "needle", "small")
     assert [h["path"] for h in hits] == ["a.txt"], hits
+    # A memory file over the limit is no note of the small project, as its own sync alone
+    # would have had it.
+    assert [e["title"] for e in ps.json("memory", "list", "whole")] == ["Big note"]
+    assert ps.json("memory", "list", "small") == []
     v = ps.json("verify", "small", "--blobs")
-    assert v["sound"] and v["blobs_not_stored"] == 1 and v["blobs_checked"] == 1, v
+    assert v["sound"] and v["blobs_not_stored"] == 2 and v["blobs_checked"] == 1, v
     # checkout leaves it out; the diff against the next sync says it is not stored.
     ps.ok("checkout", "small", tmp_path / "co")
     assert (tmp_path / "co" / "a.txt").exists() and not (tmp_path / "co" / "big.txt").exists()
+    assert not (tmp_path / "co" / ".memory" / "big.md").exists()
     repo.write("big.txt", big + b"more\n")
     repo.commit("c2")
     ps.sync("whole")
@@ -312,5 +318,7 @@ def test_a_projects_size_limit_decides_whatever_another_project_stored(ps, repo,
         assert st == 200, body
         st, _, body = srv.get("/api/v1/projects/small/search/code?q=needle")
         assert st == 200 and [h["path"] for h in body] == ["a.txt"], body
+        st, _, body = srv.get("/api/v1/projects/small/memory")
+        assert st == 200 and body == [], body
     finally:
         srv.stop()
