@@ -10,11 +10,12 @@ until the diff table is visible. Figures are printed, never asserted.
 """
 import json
 import os
+import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -55,11 +56,16 @@ def main():
         subprocess.run([BIN, "sync", "big"], env=env, check=True, capture_output=True)
         sync_id = json.loads(subprocess.run([BIN, "history", "big", "--json"], env=env, check=True,
                                             capture_output=True).stdout)[0]["id"]
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        srv = subprocess.Popen([BIN, "serve", "--listen", f"127.0.0.1:{port}", "--quiet"], env=env)
-        base = f"http://127.0.0.1:{port}"
+        # Port 0: the server binds a port of the kernel's choosing and names it on its first
+        # line (a port picked here and released could be taken by another process first).
+        srv = subprocess.Popen([BIN, "serve", "--listen", "127.0.0.1:0", "--quiet"], env=env,
+                               stdout=subprocess.PIPE)
+        line = srv.stdout.readline().decode()
+        m = re.search(r"http://127\.0\.0\.1:(\d+)", line)
+        if not m:
+            sys.exit(f"the server did not start: {line!r}")
+        base = f"http://127.0.0.1:{m.group(1)}"
+        threading.Thread(target=srv.stdout.read, daemon=True).start()  # never a full pipe
         for _ in range(100):
             try:
                 urllib.request.urlopen(base + "/healthz", timeout=1)

@@ -63,12 +63,45 @@ def generate(bare):
         sys.exit(f"git fast-import failed: {p.stderr.decode()}")
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+class InetdDaemon:
+    """`git daemon` on a loopback port bound here (port 0, the kernel's choice), each
+    connection handed to `git daemon --inetd`: a port picked, released and then given to the
+    daemon could be taken meanwhile by another process, and the bench would talk to it."""
+
+    def __init__(self, served):
+        self.served = served
+        self.procs = []
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            with c:
+                self.procs.append(subprocess.Popen(
+                    ["git", "daemon", "--inetd", "--export-all", "--log-destination=none",
+                     f"--base-path={self.served}", str(self.served)],
+                    stdin=c.fileno(), stdout=c.fileno(), stderr=subprocess.DEVNULL))
+            self.procs = [p for p in self.procs if p.poll() is None]
+
+    def close(self):
+        # shutdown wakes the accept() blocked in the thread; close alone would not.
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()
+        self._thread.join(timeout=10)
+        for p in self.procs:
+            p.terminate()
+            p.wait(timeout=10)
 
 
 def timed(argv, env=None, cwd=None):
@@ -157,19 +190,10 @@ def main(argv):
     commits = git("rev-list", "--count", old, cwd=bare)
     git("update-ref", "refs/heads/main", old, cwd=bare)
 
-    port = free_port()
-    daemon = subprocess.Popen(["git", "daemon", "--reuseaddr", "--export-all",
-                               f"--base-path={served}", "--listen=127.0.0.1", f"--port={port}",
-                               str(served)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    relay = Relay(port)
+    daemon = InetdDaemon(served)
+    relay = Relay(daemon.port)
     url = f"git://127.0.0.1:{relay.port}/r.git"
     try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.05)
         genv = GIT_ENV
         t_clone, _ = timed(["git", "clone", "-q", "--depth", "1", "--no-checkout", url,
                             str(tmp / "clone")], env=genv)
@@ -193,8 +217,7 @@ def main(argv):
                             "origin", "main"], env=genv)
         fetch_bytes = relay.take()
     finally:
-        daemon.terminate()
-        daemon.wait()
+        daemon.close()
 
     print(f"repository: {src or 'generated'}: {total} files at main~40, {commits} commits "
           f"of history; main~40 -> main~35 changes {changed} files")

@@ -515,12 +515,19 @@ int ps_cli_open_store(struct ps_cli *cli, unsigned flags)
 	return rc;
 }
 
-struct ps_source_opts ps_cli_source_opts(struct ps_cli *cli)
+int ps_cli_source_opts(struct ps_cli *cli, struct ps_source_opts *out)
 {
+	int rc;
+
+	*out = (struct ps_source_opts){ .cache_dir = cli->cache_dir };
+	/* Every command that reaches a source (or serves those that do) comes here first: a bad
+	 * bound is refused before it starts, not replaced by the default without a word. */
+	if ((rc = ps_source_net_timeout_check()) < 0)
+		return rc;
 	/* A failure here surfaces when the source tries to use the directory, with its path. */
 	if (cli->cache_dir)
 		(void)ps_mkdir_p(cli->cache_dir);
-	return (struct ps_source_opts){ .cache_dir = cli->cache_dir };
+	return 0;
 }
 
 /* ---- commands defined here ---- */
@@ -554,20 +561,6 @@ int ps_cmd_migrate(struct ps_cli *cli, int argc, char **argv)
 }
 
 /* ---- main ---- */
-
-/* The commands that reach a source (or serve those that do) and so depend on
- * PROJSYNC_NET_TIMEOUT: a bad value is refused before they start, not replaced by the default
- * without a word. Asking for help needs no network. */
-static bool uses_network(int argc, char **argv)
-{
-	for (int k = 1; k < argc; k++)
-		if (strcmp(argv[k], "--help") == 0 || strcmp(argv[k], "-h") == 0)
-			return false;
-	if (strcmp(argv[0], "project") == 0)
-		return argc > 1 && (strcmp(argv[1], "add") == 0 || strcmp(argv[1], "set") == 0);
-	return strcmp(argv[0], "branches") == 0 || strcmp(argv[0], "sync") == 0 ||
-	       strcmp(argv[0], "serve") == 0;
-}
 
 static void cli_dispose(struct ps_cli *cli)
 {
@@ -635,10 +628,6 @@ int ps_cli_main(int argc, char **argv)
 		return PS_EXIT_USAGE;
 	}
 	cli.command = cmd->name;
-	if (uses_network(argc - i, argv + i) && (rc = ps_source_net_timeout_check()) < 0) {
-		cli_dispose(&cli);
-		return ps_cli_fail(rc);
-	}
 	rc = cmd->run(&cli, argc - i, argv + i);
 	/* Output that did not arrive (full disk, closed pipe) is a failure, not a success. */
 	errno = 0;

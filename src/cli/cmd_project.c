@@ -479,9 +479,10 @@ static int settings_option(struct ps_cli *cli, int c, struct settings *st)
  * not a missing object of the store (404, exit 3). */
 static int check_failed(int rc)
 {
+	bool refused = ps_source_check_refused(rc);
 	int code = ps_cli_fail(rc);
 
-	return rc == PS_ENOTFOUND ? PS_EXIT_USAGE : code;
+	return refused ? PS_EXIT_USAGE : code;
 }
 
 static int project_add(struct ps_cli *cli, int argc, char **argv)
@@ -548,7 +549,10 @@ static int project_add(struct ps_cli *cli, int argc, char **argv)
 		exit_code = ps_cli_fail(rc);
 		goto cleanup;
 	}
-	sopts = ps_cli_source_opts(cli);
+	if ((rc = ps_cli_source_opts(cli, &sopts)) < 0) {
+		exit_code = ps_cli_fail(rc);
+		goto cleanup;
+	}
 	if ((rc = ps_source_check_branch(p.source, p.branch, &sopts)) < 0) {
 		exit_code = check_failed(rc);
 		goto cleanup;
@@ -589,7 +593,7 @@ static int project_set(struct ps_cli *cli, int argc, char **argv)
 	};
 	struct ps_project *p = NULL;
 	struct ps_project_change chg = { 0 };
-	struct ps_source_opts sopts;
+	struct ps_source_opts sopts = { 0 };
 	struct settings st = SETTINGS_INIT;
 	bool schedule_changed = false;
 	char *source = NULL;
@@ -655,8 +659,13 @@ static int project_set(struct ps_cli *cli, int argc, char **argv)
 		schedule_changed = true;
 	}
 	chg.schedule = schedule_changed;
-	sopts = ps_cli_source_opts(cli);
 	if ((rc = ps_project_change_allowed(cli->store, p, &chg)) < 0) {
+		exit_code = ps_cli_fail(rc);
+		goto cleanup;
+	}
+	/* Only a new source or branch is checked at the source: other settings need no network
+	 * and are not stopped by its bound. */
+	if (ps_project_change_needs_check(p, &chg) && (rc = ps_cli_source_opts(cli, &sopts)) < 0) {
 		exit_code = ps_cli_fail(rc);
 		goto cleanup;
 	}
@@ -919,7 +928,10 @@ int ps_cmd_branches(struct ps_cli *cli, int argc, char **argv)
 	if ((rc = ps_cli_open_store(cli, 0)) < 0 ||
 	    (rc = ps_store_project_get(cli->store, argv[optind], &p)) < 0)
 		return ps_cli_fail(rc);
-	sopts = ps_cli_source_opts(cli);
+	if ((rc = ps_cli_source_opts(cli, &sopts)) < 0) {
+		ps_project_free(p);
+		return ps_cli_fail(rc);
+	}
 	if ((rc = ps_source_open(&src, p->source, &sopts)) < 0 ||
 	    (rc = ps_source_branches(src, &names, &def)) < 0) {
 		ps_error_wrap(rc, "project '%s': ", p->name);

@@ -29,7 +29,8 @@ static const char history_usage[] =
 	"\n"
 	"Lists a project's syncs, newest first (all of them unless --limit N). SUBJECT is the\n"
 	"head commit's subject; NOTE holds a failed sync's error, or \"up to date\" for a sync\n"
-	"that found nothing new. 'projsync log SYNC_ID' lists a sync's commits.\n"
+	"that found nothing new (\"first kept sync\" once a prune made it the first: its counts\n"
+	"are then its whole snapshot). 'projsync log SYNC_ID' lists a sync's commits.\n"
 	"--json prints a bare array of sync objects.\n";
 
 static const char log_usage[] =
@@ -222,6 +223,10 @@ static char *up_to_date_note(const struct ps_sync *s)
 {
 	char first[32], last[32];
 
+	/* A prune made it the first sync of the history: its counts are now its whole snapshot
+	 * (+N, what `changes` lists for it), and "up to date" beside them read as a contradiction. */
+	if (!s->previous_sync_id)
+		return ps_strdup("first kept sync; up to date when it ran");
 	if (s->checks <= 1)
 		return ps_strdup("up to date");
 	if (!s->finished_at) /* times not known (a sync read from a server's JSON) */
@@ -715,7 +720,7 @@ int ps_cmd_cat(struct ps_cli *cli, int argc, char **argv)
 		exit_code = ps_cli_fail(PS_EINVAL);
 		goto cleanup;
 	}
-	if ((rc = ps_store_blob_get(cli->store, f.sha, &data, &len)) < 0) {
+	if ((rc = ps_project_blob_get(cli->store, p, f.sha, f.size, &data, &len)) < 0) {
 		/* The file exists, so its missing content is never "not found" but the API's
 		 * answer for it: over the size limit 422 (exit 2), kept as metadata under a lower
 		 * limit that has since been raised 409 (exit 4: the next sync fetches it). */

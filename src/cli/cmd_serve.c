@@ -129,6 +129,7 @@ int ps_cmd_serve(struct ps_cli *cli, int argc, char **argv)
 		{ "local-root", required_argument, NULL, OPT_LOCAL_ROOT },
 		{ 0 },
 	};
+	struct ps_source_opts sopts;
 	struct ps_server_config cfg;
 	enum ps_log_format log_format = PS_LOG_LOGFMT;
 	char *host = NULL, *local_root = NULL;
@@ -316,7 +317,12 @@ int ps_cmd_serve(struct ps_cli *cli, int argc, char **argv)
 		free(local_root);
 		return ps_cli_fail(rc);
 	}
-	(void)ps_cli_source_opts(cli); /* creates the cache directory */
+	/* Refuses a bad network bound and creates the cache directory. */
+	if ((rc = ps_cli_source_opts(cli, &sopts)) < 0) {
+		free(host);
+		free(local_root);
+		return ps_cli_fail(rc);
+	}
 	cfg.db_url = cli->db_url;
 	cfg.cache_dir = cli->cache_dir;
 	/* Every server thread opens its own handle; this one was only for migrations. */

@@ -145,8 +145,8 @@ int ps_cmd_sync(struct ps_cli *cli, int argc, char **argv)
 		return ps_cli_fail(rc);
 
 	ctx.store = cli->store;
-	ctx.source_opts = ps_cli_source_opts(cli);
-	if ((rc = ps_sync_begin(&run, &ctx, argv[optind], &sopts)) < 0)
+	if ((rc = ps_cli_source_opts(cli, &ctx.source_opts)) < 0 ||
+	    (rc = ps_sync_begin(&run, &ctx, argv[optind], &sopts)) < 0)
 		return ps_cli_fail(rc);
 
 	live = !cli->json && cli->stdout_tty && !(terminal && strcmp(terminal, "dumb") == 0);

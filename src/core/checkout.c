@@ -40,6 +40,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/project.h"
 #include "util/error.h"
 #include "util/path.h"
 
@@ -105,9 +106,10 @@ struct targets {
 
 /* A test hook like core/sync.c's: PROJSYNC_TEST_CHECKOUT_RAISE=<INT|TERM>:<n> raises that
  * signal in this process after the n-th entry written; <n> = "plan" raises it after the first
- * path planned (before anything is written), "manifest" just before the final manifest is
- * written. A test interrupts a checkout at a known point without racing it. */
-enum raise_point { RAISE_AFTER_WRITES, RAISE_PLAN, RAISE_MANIFEST };
+ * path planned (before anything is written), "apply" once the plan is done and just before the
+ * first entry is changed, "manifest" just before the final manifest is written. A test
+ * interrupts a checkout at a known point without racing it. */
+enum raise_point { RAISE_AFTER_WRITES, RAISE_PLAN, RAISE_APPLY, RAISE_MANIFEST };
 
 struct raise_hook {
 	int sig;                /* 0: no hook */
@@ -128,6 +130,8 @@ static void read_raise_hook(struct raise_hook *h)
 		h->at = RAISE_PLAN;
 	} else if (strcmp(at, "manifest") == 0) {
 		h->at = RAISE_MANIFEST;
+	} else if (strcmp(at, "apply") == 0) {
+		h->at = RAISE_APPLY;
 	} else {
 		h->at = RAISE_AFTER_WRITES;
 		h->after = strtol(at, &end, 10);
@@ -149,6 +153,7 @@ static void raise_at(struct raise_hook *h, enum raise_point at, long written)
 /* State while planning and applying. */
 struct apply {
 	struct ps_store *store;
+	const struct ps_project *project;
 	const char *dir;        /* for messages */
 	int rootfd;
 	/* The parent directory of the last write, kept open: paths are sorted, so neighbours
@@ -955,7 +960,7 @@ static int write_entry(struct apply *a, struct item *it)
 		entry_failed(a, it, pfd, name, why);
 		return 0;
 	}
-	rc = ps_store_blob_get(a->store, o->sha, &data, &len);
+	rc = ps_project_blob_get(a->store, a->project, o->sha, o->size, &data, &len);
 	if (rc == PS_ENOTFOUND) {
 		ps_error_clear();
 		skip(a, it, pfd, name);
@@ -1648,11 +1653,17 @@ static int open_folder(const char *dir, int *out)
 }
 
 /* Between two entries: a stop that was asked for ends the run as an error, which still writes
- * the manifest of what the folder holds, so the next run finishes the job. */
-static int check_interrupted(const char *dir, const struct ps_sync *target)
+ * the manifest of what the folder holds, so the next run finishes the job. `changed`: an entry
+ * was deleted or written already; before the first one the folder holds what it held, and the
+ * message says so rather than "part of sync N". */
+static int check_interrupted(const char *dir, const struct ps_sync *target, bool changed)
 {
 	if (!interrupted)
 		return 0;
+	if (!changed) /* the folder may be new, and its manifest says so: no file changed yet */
+		return ps_error_set(PS_ECANCELLED, "interrupted",
+				    "checkout interrupted before it changed any file in %s; run the "
+				    "checkout again to do it", dir);
 	return ps_error_set(PS_ECANCELLED, "interrupted",
 			    "checkout interrupted: %s holds part of sync %lld; run the checkout "
 			    "again to finish it", dir, (long long)target->id);
@@ -1666,9 +1677,9 @@ int ps_checkout(struct ps_store *s, const struct ps_project *p, int64_t at_sync,
 	struct targets tg = { 0 };
 	struct item *items = NULL;
 	size_t nitems = 0;
-	struct apply a = { .store = s, .dir = dir, .rootfd = -1, .cached_fd = -1, .probe_fd = -1,
-			   .stats = stats };
-	bool refresh = false, any = false;
+	struct apply a = { .store = s, .project = p, .dir = dir, .rootfd = -1, .cached_fd = -1,
+			   .probe_fd = -1, .stats = stats };
+	bool refresh = false, any = false, changed = false;
 	int rc;
 
 	memset(stats, 0, sizeof(*stats));
@@ -1777,14 +1788,16 @@ int ps_checkout(struct ps_store *s, const struct ps_project *p, int64_t at_sync,
 	 * change, so a crash half-way is neither a "local change" nor trusted as finished. */
 	if (any && (rc = manifest_write(&a, p, target, false, true, items, nitems)) < 0)
 		goto cleanup;
+	raise_at(&a.hook, RAISE_APPLY, 0);
 	/* Deletions first: a path that was a file or symlink may now be a directory. */
 	for (size_t i = 0; i < nitems && rc == 0; i++) {
 		struct item *it = &items[i];
 
 		if (it->act != ACT_DELETE)
 			continue;
-		if ((rc = check_interrupted(dir, target)) < 0)
+		if ((rc = check_interrupted(dir, target, changed)) < 0)
 			break;
+		changed = true;
 		rc = delete_path(&a, it->path);
 		it->owned = false;
 		if (rc == PS_EIO && !fatal_errno(a.err)) {
@@ -1794,8 +1807,9 @@ int ps_checkout(struct ps_store *s, const struct ps_project *p, int64_t at_sync,
 		}
 	}
 	for (size_t i = 0; i < nitems && rc == 0; i++) {
-		if (items[i].act != ACT_WRITE || (rc = check_interrupted(dir, target)) < 0)
+		if (items[i].act != ACT_WRITE || (rc = check_interrupted(dir, target, changed)) < 0)
 			continue;
+		changed = true;
 		rc = write_entry(&a, &items[i]);
 		raise_at(&a.hook, RAISE_AFTER_WRITES, (long)stats->written);
 	}

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/project.h"
 #include "model/json.h"
 #include "core/memory.h"
 #include "util/error.h"
@@ -546,6 +547,42 @@ static char *glob_prefix(const char *glob)
 	return ps_strndup(glob, n);
 }
 
+/* The length of a --path that is a plain path ("src", "src/", "/src", "."), without its
+ * slashes around; -1 for a glob. */
+static ssize_t plain_path(const char *spec, const char **start)
+{
+	size_t n;
+
+	if (strpbrk(spec, "*?[\\"))
+		return -1;
+	while (*spec == '/')
+		spec++;
+	n = strlen(spec);
+	while (n > 0 && spec[n - 1] == '/')
+		n--;
+	if (n == 1 && spec[0] == '.')
+		n = 0;
+	*start = spec;
+	return (ssize_t)n;
+}
+
+/*
+ * Whether `path` is selected by --path `spec`. A glob matches the whole path (ps_memory_glob
+ * rules); a plain path is git's pathspec: the file itself or everything under the directory
+ * it names ("src" selects src/a.c, "." everything), so `grep --path src` finds what
+ * `git grep -- src` does instead of nothing.
+ */
+static bool path_selected(const char *spec, const char *path)
+{
+	const char *dir;
+	ssize_t n = plain_path(spec, &dir);
+
+	if (n < 0)
+		return ps_memory_glob_match(spec, path);
+	return n == 0 || (strncmp(path, dir, (size_t)n) == 0 &&
+			  (path[n] == '\0' || path[n] == '/'));
+}
+
 /* Candidates of the first batch when the matches wanted are counted (grows 4x a batch). */
 #define FIRST_BATCH 256
 
@@ -648,8 +685,11 @@ int ps_grep_run(struct ps_store *s, const struct ps_project *p, const struct ps_
 	se.deadline = ps_mono_ms() + (o->timeout_ms > 0 ? o->timeout_ms : PS_GREP_DEFAULT_TIMEOUT_MS);
 	ps_grep_query(o->pattern, o->regex, &q);
 	info->scanned = !q || p->no_code_index;
-	if (o->path_glob && *o->path_glob)
-		prefix = glob_prefix(o->path_glob);
+	if (o->path_glob && *o->path_glob) {
+		const char *dir;
+		ssize_t n = plain_path(o->path_glob, &dir);
+		prefix = n < 0 ? glob_prefix(o->path_glob) : n > 0 ? ps_strndup(dir, (size_t)n) : NULL;
+	}
 	/*
 	 * With --max (or a page of the API) the candidates come in batches, in path order, each
 	 * from just after the last one: a pattern that most files hold finds its first matches in
@@ -669,14 +709,13 @@ int ps_grep_run(struct ps_store *s, const struct ps_project *p, const struct ps_
 			void *data = NULL;
 			size_t len = 0;
 
-			if (o->path_glob && *o->path_glob &&
-			    !ps_memory_glob_match(o->path_glob, f->path))
+			if (o->path_glob && *o->path_glob && !path_selected(o->path_glob, f->path))
 				continue;
 			if (ps_mono_ms() > se.deadline) {
 				rc = timed_out(o);
 				break;
 			}
-			if ((rc = ps_store_blob_get(s, f->sha, &data, &len)) < 0) {
+			if ((rc = ps_project_blob_get(s, p, f->sha, f->size, &data, &len)) < 0) {
 				if (rc != PS_ENOTFOUND)
 					break;
 				ps_error_clear(); /* kept as metadata only: nothing to search */

@@ -75,9 +75,13 @@ static char *scalar(const char *s, const char *e)
 
 static void add_tag(struct ps_strv *tags, const char *s, const char *e)
 {
-	char *t = scalar(s, e);
+	char *raw = scalar(s, e), *t = ps_memory_tag_text(raw);
+	size_t len = strlen(raw);
 
-	if (t[0] && strlen(t) <= PS_MEMORY_MAX_TAG && tags->n < PS_MEMORY_MAX_TAGS) {
+	/* Compared as stored (U+FFFD for bytes that are not UTF-8), like a note's tags; the
+	 * length bound is the one of the bytes given, as for a note. */
+	free(raw);
+	if (t[0] && len <= PS_MEMORY_MAX_TAG && tags->n < PS_MEMORY_MAX_TAGS) {
 		bool dup = false;
 		for (size_t i = 0; i < tags->n && !dup; i++)
 			dup = strcmp(tags->v[i], t) == 0;

@@ -89,7 +89,8 @@ static void side_dispose(struct side *sd)
 
 /* Loads a side's content: a submodule is its "Subproject commit" line (as git diffs it), the
  * empty blob needs no store, anything else comes from the store within the size limit. */
-static int side_load(struct ps_store *s, struct side *sd, int64_t known_size, size_t max)
+static int side_load(struct ps_store *s, struct side *sd, int64_t known_size, size_t max,
+		     int64_t max_blob_size)
 {
 	int rc;
 
@@ -116,7 +117,11 @@ static int side_load(struct ps_store *s, struct side *sd, int64_t known_size, si
 		sd->skip = PS_PATCH_TOO_LARGE;
 		return 0;
 	}
-	rc = ps_store_blob_get(s, sd->sha, &sd->data, &sd->len);
+	/* Over the project's own limit the content is not the project's, whoever stored it
+	 * (ps_project_blob_get). */
+	rc = known_size > max_blob_size
+		     ? ps_error_set(PS_ENOTFOUND, "not_stored", "over the project's size limit")
+		     : ps_store_blob_get(s, sd->sha, &sd->data, &sd->len);
 	if (rc == PS_ENOTFOUND) {
 		ps_error_clear();
 		sd->skip = PS_PATCH_NOT_STORED;
@@ -331,6 +336,7 @@ static const char *note_for(const struct ps_patch_file *f, const struct ps_patch
 struct walk {
 	struct ps_store *s;
 	int64_t project_id, sync_a;
+	int64_t max_blob_size; /* the project's */
 	const struct ps_patch_opts *opts;
 	ps_patch_cb cb;
 	void *ud;
@@ -375,8 +381,8 @@ static int emit(struct walk *w, const struct ps_change *ch, struct side *o, stru
 			ps_error_clear();
 			ps_file_dispose(&of);
 		}
-		if ((rc = side_load(w->s, o, old_known, max_bytes)) < 0 ||
-		    (rc = side_load(w->s, n, ch->size, max_bytes)) < 0)
+		if ((rc = side_load(w->s, o, old_known, max_bytes, w->max_blob_size)) < 0 ||
+		    (rc = side_load(w->s, n, ch->size, max_bytes, w->max_blob_size)) < 0)
 			goto cleanup;
 		f.old_size = o->size;
 		f.new_size = n->size;
@@ -397,7 +403,7 @@ static int emit(struct walk *w, const struct ps_change *ch, struct side *o, stru
 		}
 	} else if (w->opts->stat_only) {
 		/* Same blob: git's --stat still says "Bin" for a binary one. */
-		if ((rc = side_load(w->s, n, ch->size, max_bytes)) < 0)
+		if ((rc = side_load(w->s, n, ch->size, max_bytes, w->max_blob_size)) < 0)
 			goto cleanup;
 		f.binary = side_binary(w->attr, n, f.path);
 		f.old_size = f.new_size = n->size;
@@ -424,8 +430,13 @@ int ps_patch_each(struct ps_store *s, int64_t project_id, int64_t sync_a, int64_
 	size_t n = 0;
 	struct walk w = { .s = s, .project_id = project_id, .sync_a = sync_a,
 		.opts = opts ? opts : &defaults, .cb = cb, .ud = ud };
+	struct ps_project *p = NULL;
 	int rc;
 
+	if ((rc = ps_store_project_get_by_id(s, project_id, &p)) < 0)
+		return rc;
+	w.max_blob_size = p->max_blob_size;
+	ps_project_free(p);
 	if ((rc = ps_store_diff(s, project_id, sync_a, sync_b, &cs, &n)) < 0)
 		return rc;
 	git_libgit2_init();

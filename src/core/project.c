@@ -57,6 +57,18 @@ void ps_project_status_dispose(struct ps_project_status *st)
 	memset(st, 0, sizeof(*st));
 }
 
+int ps_project_blob_get(struct ps_store *s, const struct ps_project *p, const char *sha,
+			int64_t size, void **data, size_t *len)
+{
+	*data = NULL;
+	*len = 0;
+	if (size > p->max_blob_size)
+		return ps_error_set(PS_ENOTFOUND, "not_stored",
+				    "blob %s not stored: %lld bytes exceeds the project's limit", sha,
+				    (long long)size);
+	return ps_store_blob_get(s, sha, data, len);
+}
+
 int ps_project_content_missing(struct ps_store *s, const struct ps_project *p,
 			       const struct ps_file *f)
 {

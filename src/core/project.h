@@ -27,6 +27,16 @@ int ps_project_status_load(struct ps_store *s, const struct ps_project *p,
 			   struct ps_project_status *out);
 void ps_project_status_dispose(struct ps_project_status *st);
 /*
+ * The content of a file of project `p` (blob `sha`, `size` bytes; size < 0: unknown), as the
+ * project sees it: PS_ENOTFOUND (slug "not_stored") for a file over the project's own size
+ * limit even when the blob is in the store because another project (or a higher limit
+ * before) put it there, so what a project shows (cat, the file endpoint, grep, verify,
+ * checkout) never depends on another project. Otherwise ps_store_blob_get.
+ */
+int ps_project_blob_get(struct ps_store *s, const struct ps_project *p, const char *sha,
+			int64_t size, void **data, size_t *len);
+
+/*
  * Why file `f` of project `p` has no stored content (its blob is absent; a submodule is not
  * asked about): a sync kept it as metadata only because it was over the size limit. Sets the
  * error and returns PS_ETOOBIG (slug "too_big") when it is still over the project's limit, or

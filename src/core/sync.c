@@ -41,6 +41,7 @@
 #include "model/diff.h"
 #include "core/grep.h"
 #include "core/memory.h"
+#include "core/project.h"
 #include "core/scan.h"
 #include "core/tree_source.h"
 #include "util/error.h"
@@ -1483,7 +1484,8 @@ static int step_rescan_memory(struct ps_sync_run *run)
 		}
 		if (cur && strcmp(cur->sha, f->sha) == 0)
 			continue;
-		rc = ps_store_blob_get(run->store, f->sha, &data, &len);
+		/* Over the project's limit it is not this project's note, whoever stored it. */
+		rc = ps_project_blob_get(run->store, run->project, f->sha, f->size, &data, &len);
 		if (rc == PS_ENOTFOUND) {
 			/* Kept as metadata only (over the size limit): no entry to show. */
 			ps_error_clear();
@@ -1570,9 +1572,10 @@ static int step_import_memory(struct ps_sync_run *run)
 			removals[nremovals++] = c->path;
 			continue;
 		}
-		rc = ps_store_blob_get(run->store, c->sha, &data, &len);
+		rc = ps_project_blob_get(run->store, run->project, c->sha, c->size, &data, &len);
 		if (rc == PS_ENOTFOUND) {
-			/* Kept as metadata only (over the size limit): the old entry is stale. */
+			/* Kept as metadata only (over the size limit, even when another project
+			 * stored the blob): the old entry is stale. */
 			ps_error_clear();
 			rc = 0;
 			removals[nremovals++] = c->path;

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/project.h"
 #include "model/json.h"
 #include "model/tree.h"
 #include "util/error.h"
@@ -161,7 +162,8 @@ static int cmp_file_sha(const void *a, const void *b)
 	return c ? c : strcmp(x->path, y->path);
 }
 
-static int check_blobs(struct ps_store *s, struct ps_verify_report *r, struct files *f)
+static int check_blobs(struct ps_store *s, const struct ps_project *p, struct ps_verify_report *r,
+		       struct files *f)
 {
 	struct ps_file *v = ps_calloc(f->n + 1, sizeof(*v));
 	size_t n = 0;
@@ -182,7 +184,9 @@ static int check_blobs(struct ps_store *s, struct ps_verify_report *r, struct fi
 
 		while (end < n && strcmp(v[end].sha, v[i].sha) == 0)
 			end++;
-		rc = ps_store_blob_get(s, v[i].sha, &data, &len);
+		/* One blob, one size: over the project's limit it is not this project's to check,
+		 * whoever stored it. */
+		rc = ps_project_blob_get(s, p, v[i].sha, v[i].size, &data, &len);
 		if (rc == PS_ENOTFOUND) {
 			ps_error_clear();
 			r->blobs_not_stored += (int64_t)(end - i);
@@ -297,7 +301,7 @@ int ps_verify(struct ps_store *s, const struct ps_project *p, int64_t at, bool b
 	}
 	out->directories = out->commit ? (int64_t)nmine : 0;
 	out->directories_stored = stored.n > 0;
-	if (blobs && (rc = check_blobs(s, out, &files)) < 0)
+	if (blobs && (rc = check_blobs(s, p, out, &files)) < 0)
 		goto out;
 	if (out->nproblems > 1)
 		qsort(out->problems, out->nproblems, sizeof(*out->problems), cmp_problem);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/json.h"
 #include "util/error.h"
 #include "util/util.h"
 
@@ -166,15 +167,28 @@ int ps_memory_check_note(const char *title, const char *content, const struct ps
 	return 0;
 }
 
+char *ps_memory_tag_text(const char *s)
+{
+	json_t *j = ps_json_string(s);
+	char *t = ps_strdup(json_string_value(j));
+
+	json_decref(j);
+	return t;
+}
+
 void ps_memory_tags_unique(struct ps_strv *out, const struct ps_strv *in)
 {
 	for (size_t i = 0; i < in->n; i++) {
+		/* The stores keep tags as JSON text: compared raw, two tags that differ only in
+		 * invalid bytes were both kept and then stored as the same text. */
+		char *t = ps_memory_tag_text(in->v[i]);
 		bool dup = false;
 
 		for (size_t j = 0; j < out->n && !dup; j++)
-			dup = strcmp(out->v[j], in->v[i]) == 0;
+			dup = strcmp(out->v[j], t) == 0;
 		if (!dup)
-			ps_strv_push(out, in->v[i]);
+			ps_strv_push(out, t);
+		free(t);
 	}
 }
 

@@ -92,8 +92,13 @@ int ps_memory_fts_prefix_query(char **out, const char *user_query);
 int ps_memory_check_note(const char *title, const char *content, const struct ps_strv *tags);
 
 /* `in` without repeats, each tag where it first appears: the rule of imported front matter,
- * applied to the tags of manual notes too (add and edit, CLI and API). */
+ * applied to the tags of manual notes too (add and edit, CLI and API). Each tag is taken as it
+ * is stored, with U+FFFD for every byte that is not UTF-8 (ps_memory_tag_text), before it is
+ * compared: two tags that differ only in such bytes are one tag. */
 void ps_memory_tags_unique(struct ps_strv *out, const struct ps_strv *in);
+/* `s` as a tag is stored and shown: valid UTF-8 unchanged, each invalid byte U+FFFD. The
+ * caller frees it. */
+char *ps_memory_tag_text(const char *s);
 
 /* A manual note deleted by hand: superseded with no successor (neither an entry nor a sync). */
 bool ps_memory_deleted(const struct ps_memory_entry *e);

@@ -309,7 +309,7 @@ void ps_api_project_file(struct ps_request *rq)
 			      "%s is a submodule (commit %s): it has no content", path, f.sha);
 		goto cleanup;
 	}
-	if ((rc = ps_store_blob_get(rq->store, f.sha, &data, &len)) < 0) {
+	if ((rc = ps_project_blob_get(rq->store, p, f.sha, f.size, &data, &len)) < 0) {
 		if (rc == PS_ENOTFOUND) {
 			/* Kept as metadata only: 422 while over the limit, 409 when a raised
 			 * limit lets it in and the next sync fetches it. */

@@ -108,17 +108,22 @@ static int remote_job_error(const struct remote_job *job)
 			    job->message && job->message[0] ? job->message : "bad source");
 }
 
-/* The status of a failed source check: 504 for a remote that did not answer in time, 502 for
- * one that could not be reached (refused, reset, no address: the network or the host failed,
- * and a retry may succeed, as `project add` says with exit 1), else `status` (the source
- * answered and is not a usable repository: the request is wrong). */
-static unsigned check_status(unsigned status)
+/* Answers a failed source check (its error set): 422 when the source answered that it is not a
+ * usable repository or branch (the request is wrong: `project add` exits 2), 504 for a remote
+ * that did not answer in time, else what the failure is (502 for a remote that could not be
+ * reached or failed: a retry may succeed, `project add` exits 1). ps_source_check_refused
+ * decides for both. */
+static void check_failed(struct ps_request *rq, int rc)
 {
-	if (strcmp(ps_error_slug(), "upstream_timeout") == 0)
-		return MHD_HTTP_GATEWAY_TIMEOUT;
-	if (strcmp(ps_error_slug(), "upstream_unreachable") == 0)
-		return MHD_HTTP_BAD_GATEWAY;
-	return status;
+	if (ps_source_check_refused(rc))
+		ps_http_error(rq, MHD_HTTP_UNPROCESSABLE_CONTENT,
+			      ps_error_slug()[0] ? ps_error_slug() : "invalid_source", "%s",
+			      ps_error_message());
+	else if (strcmp(ps_error_slug(), "upstream_timeout") == 0)
+		ps_http_error(rq, MHD_HTTP_GATEWAY_TIMEOUT, "upstream_timeout", "%s",
+			      ps_error_message());
+	else
+		ps_http_fail(rq, rc);
 }
 
 void ps_api_projects_list(struct ps_request *rq)
@@ -351,10 +356,7 @@ static void create_finish(struct ps_request *rq, struct remote_job *job)
 	int rc;
 
 	if (job->rc < 0) {
-		remote_job_error(job);
-		ps_http_error(rq, check_status(MHD_HTTP_UNPROCESSABLE_CONTENT),
-			      ps_error_slug()[0] ? ps_error_slug() : "invalid_source", "%s",
-			      ps_error_message());
+		check_failed(rq, remote_job_error(job));
 		return;
 	}
 	if ((rc = ps_store_project_add(rq->store, &job->p)) < 0) {
@@ -853,11 +855,9 @@ static void patch_finish(struct ps_request *rq, struct patch_job *job)
 	int rc;
 
 	if (job->rc < 0) {
-		ps_error_set(job->rc, job->slug && job->slug[0] ? job->slug : NULL, "%s",
-			     job->message && job->message[0] ? job->message : "bad source");
-		ps_http_error(rq, check_status(MHD_HTTP_UNPROCESSABLE_CONTENT),
-			      ps_error_slug()[0] ? ps_error_slug() : "invalid_source", "%s",
-			      ps_error_message());
+		check_failed(rq, ps_error_set(job->rc, job->slug && job->slug[0] ? job->slug : NULL,
+					      "%s", job->message && job->message[0] ? job->message
+										: "bad source"));
 		return;
 	}
 	/* Read again: the check may have waited on a remote while the project changed. A new

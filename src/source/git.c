@@ -578,8 +578,11 @@ static int remote_connect(struct git_source *s, bool with_cache, git_remote **ou
 	if (git_remote_connect(r, GIT_DIRECTION_FETCH, cbs, NULL, NULL) < 0) {
 		/* The words of the GitHub source: unreachable when the network failed, an error
 		 * when the remote answered with one (the server answers the two differently). */
-		rc = git_fail(PS_EUPSTREAM, op_net_failed ? "upstream_unreachable" : "upstream_error",
-			      "cannot connect to %s", s->location);
+		rc = op_net_failed
+			     ? git_fail(PS_EUPSTREAM, "upstream_unreachable", "cannot connect to %s",
+					s->location)
+			     : git_fail(PS_EUPSTREAM, "upstream_error", "%s answered with an error",
+					s->location);
 		git_remote_free(r);
 		return rc;
 	}

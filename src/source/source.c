@@ -22,18 +22,29 @@
 #define NET_TIMEOUT_DEFAULT_MS 30000
 
 /* The timeout PROJSYNC_NET_TIMEOUT sets, in ms: 0 when it is set to something else than a plain
- * number of seconds in range, NET_TIMEOUT_DEFAULT_MS when it is unset or empty. */
+ * number of seconds in range, NET_TIMEOUT_DEFAULT_MS when it is unset or empty. Plain means
+ * digits with at most one '.', nothing around them: strtod alone would take " 5" (it skips
+ * leading blanks) but not "5 ", and "1e1", "0x10" or "inf" besides. */
 static int64_t net_timeout_setting(void)
 {
 	const char *v = getenv("PROJSYNC_NET_TIMEOUT");
-	char *end;
+	int digits = 0, dots = 0;
 	double x;
 
 	if (!v || !*v)
 		return NET_TIMEOUT_DEFAULT_MS;
-	errno = 0;
-	x = strtod(v, &end);
-	if (errno || end == v || *end || !(x >= 0.1 && x <= 3600))
+	for (const char *q = v; *q; q++) {
+		if (*q >= '0' && *q <= '9')
+			digits++;
+		else if (*q == '.' && dots++ == 0)
+			continue;
+		else
+			return 0;
+	}
+	if (digits == 0)
+		return 0;
+	x = strtod(v, NULL);
+	if (!(x >= 0.1 && x <= 3600))
 		return 0;
 	return (int64_t)(x * 1000 + 0.5);
 }
@@ -288,6 +299,12 @@ int ps_source_check(const char *spec, const struct ps_source_opts *opts)
 	rc = github ? github_call(location, NULL, opts) : ps_git_source_check(location, opts);
 	free(location);
 	return rc;
+}
+
+bool ps_source_check_refused(int rc)
+{
+	return rc == PS_EINVAL || rc == PS_ENOTFOUND ||
+	       (rc == PS_EUPSTREAM && strcmp(ps_error_slug(), "upstream_error") == 0);
 }
 
 static int cmp_name(const void *a, const void *b)

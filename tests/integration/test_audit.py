@@ -426,6 +426,23 @@ def test_a_memory_file_with_a_nul_byte_is_not_a_note_and_is_warned_of(ps, repo):
     assert [e["content"] for e in ps.json("memory", "list", "p")] == ["# Ok\nagain\n"]
 
 
+def test_tags_that_differ_only_in_bytes_that_are_not_utf8_are_one_tag(ps, repo):
+    # "a\xff" and "a\xfe" were both kept (compared raw), then both stored as "a\ufffd": a
+    # note showed the same tag twice. The dedupe compares what is stored.
+    repo.write(".memory/n.md", b"---\ntags: [a\xff, a\xfe, b]\n---\n# N\n")
+    repo.commit("c1")
+    ps.add("p", repo.path)
+    ps.sync("p")
+    assert [e["tags"] for e in ps.json("memory", "list", "p")] == [["a\ufffd", "b"]]
+    e = ps.json("memory", "add", "p", "--title", "t", "--text", "x",
+                "--tag", "a\udcff", "--tag", "a\udcfe", "--tag", "a\ufffd")
+    assert e["tags"] == ["a\ufffd"], e
+    assert ps.json("memory", "show", e["id"])["tags"] == ["a\ufffd"]
+    # Given again in other invalid bytes, they are the same tags: no new version.
+    r = ps.json("memory", "edit", e["id"], "--tag", "a\udc80", "--tag", "a\udc81")
+    assert r["id"] == e["id"] and r["tags"] == ["a\ufffd"], r
+
+
 def test_a_tag_given_twice_is_kept_once_like_front_matter(ps, repo):
     # Front matter `tags: [b, a, b]` is imported as [b, a]; a note by hand kept ["a", "a"].
     repo.write(".memory/n.md", "---\ntags: [b, a, b]\n---\n# N\n")
@@ -471,7 +488,7 @@ def test_a_bad_net_timeout_is_refused_at_start_not_replaced_by_30s(ps, repo):
     repo.write("a.txt", "a\n")
     repo.commit("c1")
     ps.add("p", repo.path)
-    for bad in ("abc", "-1", "nan", "0", "5s", "1e9"):
+    for bad in ("abc", "-1", "nan", "0", "5s", "1e9", " 5", "5 ", "1e1", "0x10", "inf"):
         env = {"PROJSYNC_NET_TIMEOUT": bad}
         for args in (("sync", "p"), ("branches", "p"), ("project", "add", "q", repo.path),
                      ("project", "set", "p", "--branch", "main"),
@@ -483,6 +500,17 @@ def test_a_bad_net_timeout_is_refused_at_start_not_replaced_by_30s(ps, repo):
     env = {"PROJSYNC_NET_TIMEOUT": "abc"}
     assert ps("project", "show", "p", env=env).rc == 0
     assert ps("sync", "--help", env=env).rc == 0
+    # Settings that touch no source need no network: they were refused by a guess from argv.
+    r = ps("project", "set", "p", "--keep-syncs", "3", env=env)
+    assert r.rc == 0, r
+    assert ps.json("project", "show", "p")["keep_syncs"] == 3
+    # sync --server runs the sync on the server (whose own bound applies): this process never
+    # reaches a source, so only the unreachable server stops it, not the setting.
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        r = ps("sync", "p", "--server", f"127.0.0.1:{port}", env=env, timeout=20)
+    assert r.rc == 1 and "PROJSYNC_NET_TIMEOUT" not in r.err, r
     for good in ("", "0.5", "30", "3600"):
         assert ps("branches", "p", env={"PROJSYNC_NET_TIMEOUT": good}).rc == 0, good
 

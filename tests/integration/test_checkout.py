@@ -403,6 +403,40 @@ def test_a_signal_while_planning_wins_over_local_changes(ps, repo, tmp_path, sig
     assert r.rc == 4 and "f3.txt" in r.out, r
 
 
+@pytest.mark.parametrize("sig,code", [("INT", 130), ("TERM", 143)])
+def test_a_signal_after_the_plan_before_the_first_write_says_nothing_changed(ps, repo, tmp_path,
+                                                                            sig, code):
+    """A signal between the plan and the first entry said "DIR holds part of sync N" though
+    no file was touched: it says no file changed, the files are the previous sync's, and the
+    next run finishes."""
+    for i in range(3):
+        repo.write(f"f{i}.txt", f"{i}\n")
+    repo.commit()
+    ps.add("p", str(repo.path))
+    ps.sync("p")
+    co = tmp_path / "co"
+    ps.ok("checkout", "p", co)
+    old = tree_of_dir(co)
+    repo.write("f0.txt", "new\n")
+    repo.rm("f1.txt")
+    repo.commit()
+    s2 = ps.sync("p")
+    r = ps("checkout", "p", co, env={"PROJSYNC_TEST_CHECKOUT_RAISE": f"{sig}:apply"})
+    assert r.rc == code and r.out == "" and one_error_line(r.err), r
+    assert "before it changed any file" in r.err and "part of sync" not in r.err, r
+    assert tree_of_dir(co) == old
+    ps.ok("checkout", "p", co)
+    assert tree_of_dir(co) == tree_of_commit(repo, "HEAD")
+    # A new folder: created, still no file of the snapshot in it.
+    new = tmp_path / "new"
+    r = ps("checkout", "p", new, "--at", str(s2["id"]),
+           env={"PROJSYNC_TEST_CHECKOUT_RAISE": f"{sig}:apply"})
+    assert r.rc == code and "before it changed any file" in r.err, r
+    assert [n for n in os.listdir(new) if n != MANIFEST] == [], os.listdir(new)
+    ps.ok("checkout", "p", new)
+    assert tree_of_dir(new) == tree_of_commit(repo, "HEAD")
+
+
 def test_a_signal_during_the_final_manifest_write_is_not_heeded(ps, repo, tmp_path):
     """A signal that arrives once every entry is written, while the final manifest is being
     written, does not undo a finished checkout: it exits 0 with its summary, and the folder

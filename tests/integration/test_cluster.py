@@ -6,7 +6,10 @@ once give one 202 and one 409. PostgreSQL only: SQLite is one machine's store.
 """
 import json
 import os
+import re
+import shlex
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -231,16 +234,107 @@ def test_killed_cli_sync_without_nodes_is_interrupted(cluster):
     ps.sync("demo")
 
 
-def pg_restart():
+class PgRelay:
+    """A loopback TCP relay to the test server's PostgreSQL, on a port bound here (port 0) and
+    held for the test: the node under test reaches the database through it, so a restart
+    that has to move the server to another port (its own was taken while it was down) does
+    not cut the node off for good."""
+
+    def __init__(self, port):
+        self.up = port
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(128)
+        self.port = self.sock.getsockname()[1]
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            try:
+                u = socket.create_connection(("127.0.0.1", self.up), timeout=10)
+                u.settimeout(None)
+            except OSError:
+                c.close()  # the database is down: the client sees its connection fail
+                continue
+            threading.Thread(target=self._pipe, args=(c, u), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(u, c), daemon=True).start()
+
+    @staticmethod
+    def _pipe(a, b):
+        try:
+            while data := a.recv(65536):
+                b.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (a, b):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def url(self, url):
+        return re.sub(r"@127\.0\.0\.1:\d+/", f"@127.0.0.1:{self.port}/", url)
+
+    def close(self):
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()
+        self._thread.join(timeout=10)
+
+
+def pg_restart(relay):
+    """Stops the test server and starts it again, on its port when that is still free; when the
+    log says another process took it meanwhile, on a new port of the kernel's choosing (tried
+    again while the log says the same), which `relay` and this run's PostgreSQL URL follow."""
+    import conftest
     data, bindir = os.environ["PROJSYNC_TEST_PG_DATA"], os.environ["PROJSYNC_TEST_PG_BINDIR"]
     user = os.environ.get("PROJSYNC_TEST_PG_USER")
-    # -l: the restarted server logs where with-pg's did, and holds no pipe of ours open.
-    log = os.path.join(os.path.dirname(data), "server.log")
-    argv = [f"{bindir}/pg_ctl", "-D", data, "-l", log, "-w", "-t", "60", "-m", "fast", "restart"]
-    if user:
-        argv = ["runuser", "-u", user, "--"] + argv
-    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                   stdin=subprocess.DEVNULL, timeout=90)
+    as_user = ["runuser", "-u", user, "--"] if user else []
+    # The options with-pg started it with (postmaster.opts: the postgres command line), but
+    # the data folder, which pg_ctl gives, and the port, which may change.
+    with open(os.path.join(data, "postmaster.opts")) as f:
+        words = shlex.split(f.read())[1:]
+    opts, port, i = [], None, 0
+    while i < len(words):
+        if words[i] in ("-D", "-p"):
+            if words[i] == "-p":
+                port = int(words[i + 1])
+            i += 2
+            continue
+        opts.append(words[i])
+        i += 1
+    subprocess.run(as_user + [f"{bindir}/pg_ctl", "-D", data, "-w", "-t", "60", "-m", "fast",
+                              "stop"], check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, timeout=90)
+    for _ in range(5):
+        # -l: a log of its own for each start, which holds no pipe of ours open.
+        log = os.path.join(os.path.dirname(data), f"restart-{port}-{time.monotonic_ns()}.log")
+        r = subprocess.run(as_user + [f"{bindir}/pg_ctl", "-D", data, "-l", log, "-w", "-t",
+                                      "60", "start", "-o", shlex.join(opts + ["-p", str(port)])],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           stdin=subprocess.DEVNULL, timeout=90)
+        if r.returncode == 0:
+            break
+        with open(log, errors="replace") as f:
+            text = f.read()
+        if "Address already in use" not in text:
+            raise AssertionError(f"PostgreSQL did not start again:\n{text}")
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+    else:
+        raise AssertionError("PostgreSQL found no free port to start again on")
+    relay.up = port
+    url = re.sub(r"@127\.0\.0\.1:\d+/", f"@127.0.0.1:{port}/", conftest.PG_URL)
+    conftest.PG_URL = os.environ["PROJSYNC_TEST_PG_URL"] = url
 
 
 @pytest.mark.serial
@@ -248,6 +342,8 @@ def test_database_restart_under_a_running_node(cluster):
     if not os.environ.get("PROJSYNC_TEST_PG_DATA"):
         pytest.skip("needs the private server of tests/pg/with-pg (PROJSYNC_TEST_PG_DATA)")
     ps, repo, c1, start = cluster
+    relay = PgRelay(int(re.search(r"@127\.0\.0\.1:(\d+)/", ps.db).group(1)))
+    ps.db = relay.url(ps.db)
     a = start(env={"PROJSYNC_TEST_STEP_DELAY_MS": "300", "PROJSYNC_TEST_BATCH": "4"})
     st, _, sync = a.post("/api/v1/projects/demo/sync")
     assert st == 202, sync
@@ -257,7 +353,7 @@ def test_database_restart_under_a_running_node(cluster):
     reader = threading.Thread(target=lambda: got.extend(read_sse(resp)), daemon=True)
     reader.start()
     assert wait_for(lambda: a.get(f"/api/v1/syncs/{sid}")[2]["phase"] == "fetch", 60)
-    pg_restart()
+    pg_restart(relay)
     # The node stays up, and the sync ends: carried on, or failed with a reason.
     final = wait_status(a, sid, ("succeeded", "failed", "cancelled"), timeout=90)
     assert a.proc.poll() is None, a.stderr()

@@ -218,6 +218,25 @@ def test_force_push_keeps_exact_snapshots(ps, upstream):
     check_changes(ps, work, s, c3)
 
 
+def test_a_remote_that_answers_with_an_error_fails_the_sync_as_upstream_error(ps, upstream):
+    # The stored code is upstream_error (the remote answered, with an error), and what status
+    # and history print says so instead of "cannot connect".
+    import shutil
+    work, bare, url = upstream
+    work.write("a.txt", "a\n")
+    work.commit("c1")
+    work.push()
+    ps.add("p", url)
+    ps.sync("p")
+    shutil.rmtree(bare.path)
+    failed = ps.sync("p", expect="failed")
+    if url.startswith("git://"):
+        assert failed["error"]["code"] == "upstream_error", failed
+        assert "answered with an error" in failed["error"]["message"], failed
+    status = ps.ok("status", "p").out
+    assert failed["error"]["message"] in status and "cannot connect" not in status, status
+
+
 def test_branch_with_slashes_and_missing_branch(ps, upstream):
     work, bare, url = upstream
     work.write("a.txt", "main\n")

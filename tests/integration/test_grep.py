@@ -112,6 +112,14 @@ PATTERNS = [
     ("e", {}),
     ("hello", {"path": "src/**"}),
     ("hello", {"path": "*.txt"}),
+    # A plain path is git's pathspec: a file, or everything under a directory ("src" found
+    # nothing: it had to match a whole path).
+    ("hello", {"path": "src"}),
+    ("TODO", {"path": "src/"}),
+    ("hello", {"path": "caf\u00e9"}),
+    ("hello", {"path": "src/main.c"}),
+    ("hello", {"path": "."}),
+    ("hello", {"path": "sr"}),
     ("^int ", {"regex": True}),
     ("fo+bar", {"regex": True}),
     (r"(alpha|beta)_\d+", {"regex": True}),
@@ -166,6 +174,24 @@ def test_grep_on_this_checkout_latest_and_older(ps, tmp_path):
                         ("projsync", {"path": "docs/*.md"})]:
         check_same(ps, tmp_path, clone, "self", head, pattern, **kw)
         check_same(ps, tmp_path, clone, "self", old, pattern, at=s_old["id"], **kw)
+
+
+def test_path_naming_a_directory_selects_the_files_under_it(ps, crafted):
+    # CLI and API alike: ?path=src is the directory, a glob still matches whole paths.
+    server = Server(ps)
+    try:
+        for path, want in (("src", {"src/main.c"}), ("src/", {"src/main.c"}),
+                           ("src/*", {"src/main.c"}), ("sr", set()), ("src/n*", set()),
+                           ("src/main.c", {"src/main.c"})):
+            got = {m["path"] for m in ps.json("grep", "hello", "crafted", "--path", path)} \
+                if want else set()
+            if not want:
+                assert ps("grep", "hello", "crafted", "--path", path).rc == 1, path
+            assert got == want, (path, got)
+            st, _, body = server.get(f"/api/v1/projects/crafted/search/code?q=hello&path={path}")
+            assert st == 200 and {m["path"] for m in body} == want, (path, body)
+    finally:
+        server.stop()
 
 
 def test_grep_json_shape_and_max(ps, crafted):

@@ -351,3 +351,25 @@ def test_the_oldest_kept_sync_counts_what_its_changes_list(ps, repo):
     ps.ok("project", "set", "p", "--keep-syncs", "5")
     s = ps.sync("p")
     assert (s["counts"]["added"], s["counts"]["modified"]) == (0, 1), s
+
+
+def test_an_up_to_date_sync_that_a_prune_made_first_is_not_shown_as_up_to_date_plus_n(
+        ps, make_repo):
+    # The prune makes the first kept sync's counts its whole snapshot (+2); status and history
+    # printed "(up to date), +2": the note says what the row now is.
+    repo = make_repo()
+    repo.write("a", "a\n")
+    repo.write("b", "b\n")
+    repo.commit("c1")
+    ps.add("p", str(repo.path))
+    ps.sync("p")
+    kept = ps.sync("p")
+    assert kept["up_to_date"]
+    assert "up to date" in ps.ok("history", "p").out
+    ps.ok("project", "set", "p", "--keep-syncs", "1")
+    ps.ok("prune", "p")
+    [row] = ps.json("history", "p")
+    assert row["id"] == kept["id"] and row["counts"]["added"] == 2, row
+    for out in (ps.ok("status", "p").out, ps.ok("history", "p").out):
+        assert "first kept sync" in out and "(up to date)" not in out, out
+        assert " up to date\n" not in out, out

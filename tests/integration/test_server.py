@@ -916,6 +916,13 @@ def test_a_remote_that_resets_is_unreachable_not_a_bad_source(served, ps, repo, 
                                   {"name": "n", "source": daemon.url("nope.git")})
         assert st == 422 and body["error"]["code"] == "upstream_error", body
         assert "not exported" in body["error"]["message"], body
+        # ... and `project add` says the same, exit 2 (it exited 1, as for a network failure),
+        # with a message that does not claim it could not connect.
+        r = ps("project", "add", "n", daemon.url("nope.git"))
+        assert r.rc == 2 and one_error_line(r.err) and "not exported" in r.err, r
+        assert "cannot connect" not in r.err and ps("project", "show", "n").rc == 3, r
+        r = ps("project", "set", "demo", "--source", daemon.url("nope.git"))
+        assert r.rc == 2 and one_error_line(r.err) and "not exported" in r.err, r
     finally:
         daemon.close()
         rst.close()

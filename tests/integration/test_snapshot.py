@@ -272,3 +272,53 @@ def test_identical_content_across_projects(ps, make_repo):
     ps.ok("project", "rm", "a", "--yes")
     assert ps.ok("cat", "b", "same.txt").outb == b"shared content\n"
     assert ps.files("b") == b.ls_tree(cb)
+
+
+def test_a_projects_size_limit_decides_whatever_another_project_stored(ps, repo, tmp_path):
+    # cat printed a file over the project's limit (exit 0) when another project of the store
+    # held its blob; files/grep/verify said it was not stored. A project's view must not
+    # depend on the other projects: its own limit decides, everywhere.
+    from server_util import Server
+    big = b"needle " * 20 + b"\n"
+    repo.write("a.txt", "needle a\n")
+    repo.write("big.txt", big)
+    repo.write(".memory/big.md", b"# Big note\n" + big)
+    repo.commit("c1")
+    ps.add("whole", repo.path)
+    ps.sync("whole")
+    ps.add("small", repo.path, "--max-blob-size", "64")
+    s1 = ps.sync("small")
+    assert ps.ok("cat", "whole", "big.txt").outb == big
+    r = ps("cat", "small", "big.txt")
+    assert r.rc == 2 and r.out == "" and "limit" in r.err, r
+    # grep finds the needle in a.txt only, verify has one blob it does not check.
+    hits = ps.json("grep", "needle", "small")
+    assert [h["path"] for h in hits] == ["a.txt"], hits
+    # A memory file over the limit is no note of the small project, as its own sync alone
+    # would have had it.
+    assert [e["title"] for e in ps.json("memory", "list", "whole")] == ["Big note"]
+    assert ps.json("memory", "list", "small") == []
+    v = ps.json("verify", "small", "--blobs")
+    assert v["sound"] and v["blobs_not_stored"] == 2 and v["blobs_checked"] == 1, v
+    # checkout leaves it out; the diff against the next sync says it is not stored.
+    ps.ok("checkout", "small", tmp_path / "co")
+    assert (tmp_path / "co" / "a.txt").exists() and not (tmp_path / "co" / "big.txt").exists()
+    assert not (tmp_path / "co" / ".memory" / "big.md").exists()
+    repo.write("big.txt", big + b"more\n")
+    repo.commit("c2")
+    ps.sync("whole")
+    s2 = ps.sync("small")
+    d = ps.json("diff", str(s1["id"]), str(s2["id"]), "--patch")
+    assert [(f["path"], f.get("skipped")) for f in d["files"]] == [("big.txt", "not_stored")], d
+    srv = Server(ps)
+    try:
+        st, _, body = srv.get("/api/v1/projects/small/file?path=big.txt")
+        assert st == 422 and body["error"]["code"] == "too_big", body
+        st, _, body = srv.get("/api/v1/projects/whole/file?path=big.txt", raw=True)
+        assert st == 200, body
+        st, _, body = srv.get("/api/v1/projects/small/search/code?q=needle")
+        assert st == 200 and [h["path"] for h in body] == ["a.txt"], body
+        st, _, body = srv.get("/api/v1/projects/small/memory")
+        assert st == 200 and body == [], body
+    finally:
+        srv.stop()
