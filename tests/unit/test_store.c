@@ -2395,6 +2395,39 @@ static void test_code_index_crash(void)
 	free(path);
 }
 
+/* The layout of schema 25 (file_versions and dir_trees by full path, no dirs), rebuilt from a
+ * store at the current schema: what a projsync before migration 0026 wrote
+ * (tests/integration/conftest.py, SQLITE_UNDO_DIR_IDS, is the same). */
+static const char undo_dir_ids_sqlite[] =
+	"CREATE TABLE file_versions_25 (id INTEGER PRIMARY KEY, "
+	"project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE, "
+	"path TEXT NOT NULL, mode INTEGER NOT NULL, sha BLOB NOT NULL, size INTEGER, "
+	"introduced_by INTEGER NOT NULL, superseded_by INTEGER); "
+	"INSERT INTO file_versions_25 SELECT fv.id, fv.project_id, "
+	"iif(d.path = '', fv.name, d.path || '/' || fv.name), fv.mode, fv.sha, fv.size, "
+	"fv.introduced_by, fv.superseded_by FROM file_versions fv JOIN dirs d ON d.id = fv.dir_id "
+	"ORDER BY fv.id; "
+	"DROP TABLE file_versions; ALTER TABLE file_versions_25 RENAME TO file_versions; "
+	"CREATE INDEX file_versions_path ON file_versions(project_id, path, introduced_by); "
+	"CREATE INDEX file_versions_introduced ON file_versions(introduced_by); "
+	"CREATE INDEX file_versions_superseded ON file_versions(project_id, superseded_by) "
+	"WHERE superseded_by IS NOT NULL; "
+	"CREATE INDEX file_versions_sha ON file_versions(sha); "
+	"CREATE TABLE dir_trees_25 (id INTEGER PRIMARY KEY, "
+	"project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE, "
+	"path TEXT NOT NULL, tree_sha BLOB NOT NULL, introduced_by INTEGER NOT NULL, "
+	"superseded_by INTEGER); "
+	"INSERT INTO dir_trees_25 SELECT dt.id, dt.project_id, d.path, dt.tree_sha, "
+	"dt.introduced_by, dt.superseded_by FROM dir_trees dt JOIN dirs d ON d.id = dt.dir_id "
+	"ORDER BY dt.id; "
+	"DROP TABLE dir_trees; ALTER TABLE dir_trees_25 RENAME TO dir_trees; "
+	"CREATE INDEX dir_trees_path ON dir_trees(project_id, path, introduced_by); "
+	"CREATE INDEX dir_trees_introduced ON dir_trees(introduced_by); "
+	"CREATE INDEX dir_trees_superseded ON dir_trees(project_id, superseded_by) "
+	"WHERE superseded_by IS NOT NULL; "
+	"DROP TABLE dirs; "
+	"PRAGMA user_version = 25";
+
 /* The layout of schema 22 (blobs.sha and blobs.base as hex text), rebuilt from a store at the
  * current schema: what a projsync before migration 0023 wrote (tests/integration/conftest.py
  * undoes 0023 the same way). */
@@ -2449,6 +2482,8 @@ static void back_to_hex_ids(const char *path)
 						   : &ps_migrations[BLOB_IDS_STEP];
 	char *out, *sql;
 
+	if (!ps_test_pg())
+		db_exec(path, undo_dir_ids_sqlite);
 	db_exec(path, ps_test_pg() ? undo_blob_ids_pg : undo_blob_ids_sqlite);
 	out = ps_test_sql(path, "SELECT count(*) FROM blobs WHERE sha = ps_hex(ps_unhex(sha)) AND "
 				"(base IS NULL OR base = ps_hex(ps_unhex(base)))");
@@ -2735,6 +2770,8 @@ static void back_to_raw_rows(const char *path)
 	struct stored_rows r;
 	char *sql;
 
+	if (!ps_test_pg())
+		db_exec(path, undo_dir_ids_sqlite);
 	stored_rows_read(path, &r);
 	for (size_t i = 0; i < r.n; i++) {
 		const unsigned char *raw;

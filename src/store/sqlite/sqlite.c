@@ -255,13 +255,133 @@ static void sql_hex(sqlite3_context *cx, int argc, sqlite3_value **argv)
 	sqlite3_result_text(cx, out, 40, SQLITE_TRANSIENT);
 }
 
+/* ---- directories by id (schema 26) ---- */
+
+void ps_sqlite_split_path(const char *path, size_t len, size_t *dirlen, const char **name)
+{
+	const char *slash = NULL;
+
+	for (size_t i = len; i > 0; i--)
+		if (path[i - 1] == '/') {
+			slash = path + i - 1;
+			break;
+		}
+	*dirlen = slash ? (size_t)(slash - path) : 0;
+	*name = slash ? slash + 1 : path;
+}
+
+/* ps_dirname(path), ps_basename(path): the two halves of ps_sqlite_split_path, for migration
+ * 0026. A value that is not text is returned as it is. */
+static void sql_split(sqlite3_context *cx, int argc, sqlite3_value **argv)
+{
+	const char *p, *name;
+	size_t len, dirlen;
+
+	(void)argc;
+	if (sqlite3_value_type(argv[0]) != SQLITE_TEXT) {
+		sqlite3_result_value(cx, argv[0]);
+		return;
+	}
+	p = (const char *)sqlite3_value_text(argv[0]);
+	len = (size_t)sqlite3_value_bytes(argv[0]);
+	ps_sqlite_split_path(p, len, &dirlen, &name);
+	if (sqlite3_user_data(cx))
+		sqlite3_result_text64(cx, name, len - (size_t)(name - p), SQLITE_TRANSIENT, SQLITE_UTF8);
+	else
+		sqlite3_result_text64(cx, p, dirlen, SQLITE_TRANSIENT, SQLITE_UTF8);
+}
+
+int ps_sqlite_dir_id(struct ps_store *s, int64_t project_id, const char *dir, size_t len,
+		     bool create, int64_t *id)
+{
+	static const char find[] = "SELECT id FROM dirs WHERE project_id = ?1 AND path = ?2";
+	static const char add[] = "INSERT INTO dirs (project_id, path) VALUES (?1, ?2)";
+	sqlite3_stmt *st = stmt(s, find);
+	int rc;
+
+	if (!st)
+		return PS_ESTORE;
+	sqlite3_bind_int64(st, 1, project_id);
+	sqlite3_bind_text64(st, 2, dir, len, SQLITE_STATIC, SQLITE_UTF8);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*id = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	if (rc == SQLITE_ROW)
+		return 0;
+	if (rc != SQLITE_DONE)
+		return db_error(s, "find directory");
+	if (!create)
+		return PS_ENOTFOUND;
+	if (!(st = stmt(s, add)))
+		return PS_ESTORE;
+	sqlite3_bind_int64(st, 1, project_id);
+	sqlite3_bind_text64(st, 2, dir, len, SQLITE_STATIC, SQLITE_UTF8);
+	if ((rc = step_done(s, st, "add directory")) < 0)
+		return rc;
+	*id = sqlite3_last_insert_rowid(s->db);
+	return 0;
+}
+
+/* The strings after `p` (`len` bytes): NULL when there is none (`p` is all 0xff bytes). */
+static char *upper_bound(const char *p, size_t len)
+{
+	char *u;
+
+	while (len > 0 && (unsigned char)p[len - 1] == 0xff)
+		len--;
+	if (len == 0)
+		return NULL;
+	u = ps_strndup(p, len);
+	u[len - 1] = (char)((unsigned char)u[len - 1] + 1);
+	return u;
+}
+
+void ps_sqlite_prefix_make(const char *prefix, struct ps_sqlite_prefix *out)
+{
+	size_t len = strlen(prefix);
+	const char *name;
+
+	ps_sqlite_split_path(prefix, len, &out->dirlen, &name);
+	out->dir = ps_strndup(prefix, out->dirlen);
+	out->name_lo = ps_strdup(name);
+	out->name_hi = upper_bound(name, strlen(name));
+	out->dir_lo = ps_strdup(prefix);
+	out->dir_hi = upper_bound(prefix, len);
+}
+
+void ps_sqlite_prefix_dispose(struct ps_sqlite_prefix *p)
+{
+	free(p->dir);
+	free(p->name_lo);
+	free(p->name_hi);
+	free(p->dir_lo);
+	free(p->dir_hi);
+}
+
+void ps_sqlite_prefix_bind(sqlite3_stmt *st, int i, const struct ps_sqlite_prefix *p)
+{
+	sqlite3_bind_text64(st, i, p->dir, p->dirlen, SQLITE_TRANSIENT, SQLITE_UTF8);
+	bind_text(st, i + 1, p->name_lo);
+	bind_text(st, i + 2, p->name_hi);
+	bind_text(st, i + 3, p->dir_lo);
+	bind_text(st, i + 4, p->dir_hi);
+}
+
 int ps_sqlite_functions(sqlite3 *db)
 {
 	const int flags = SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS;
+	static int basename_tag;
 	int rc = sqlite3_create_function(db, "ps_unhex", 1, flags, NULL, sql_unhex, NULL, NULL);
 
-	return rc != SQLITE_OK ? rc
-			       : sqlite3_create_function(db, "ps_hex", 1, flags, NULL, sql_hex, NULL, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_create_function(db, "ps_hex", 1, flags, NULL, sql_hex, NULL, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_create_function(db, "ps_dirname", 1, flags, NULL, sql_split, NULL, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_create_function(db, "ps_basename", 1, flags, &basename_tag, sql_split,
+					     NULL, NULL);
+	return rc;
 }
 
 /* ---- open and migrations ---- */
@@ -1218,8 +1338,9 @@ int ps_sqlite_sync_finalize(struct ps_store *s, struct ps_sync *y, const struct 
 		"finished_at = ?, lease_until = NULL, error_code = NULL, error_message = NULL "
 		"WHERE id = ? AND status = 'running'";
 	static const char supersede[] =
-		"UPDATE file_versions SET superseded_by = ?1 WHERE project_id = ?2 AND path = ?3 "
-		"AND superseded_by IS NULL AND introduced_by < ?1";
+		"UPDATE file_versions SET superseded_by = ?1 "
+		"WHERE dir_id = (SELECT id FROM dirs WHERE project_id = ?2 AND path = ?3) "
+		"AND name = ?4 AND superseded_by IS NULL AND introduced_by < ?1";
 	static const char proj[] =
 		"UPDATE projects SET last_sync_id = ?, last_commit = ?, failures_in_row = 0, "
 		"last_error_code = NULL, last_error_message = NULL WHERE id = ?";
@@ -1272,9 +1393,14 @@ int ps_sqlite_sync_finalize(struct ps_store *s, struct ps_sync *y, const struct 
 					 changes[i].status == PS_CHANGE_RENAMED ? changes[i].previous_path
 										 : NULL };
 		for (int k = 0; k < 2 && paths[k]; k++) {
+			size_t len = strlen(paths[k]), dirlen;
+			const char *name;
+
+			ps_sqlite_split_path(paths[k], len, &dirlen, &name);
 			sqlite3_bind_int64(st, 1, y->id);
 			sqlite3_bind_int64(st, 2, y->project_id);
-			bind_text(st, 3, paths[k]);
+			sqlite3_bind_text64(st, 3, paths[k], dirlen, SQLITE_STATIC, SQLITE_UTF8);
+			bind_text(st, 4, name);
 			if ((rc = step_done(s, st, "supersede file versions")) < 0)
 				goto fail;
 		}
@@ -1580,9 +1706,13 @@ int ps_sqlite_files_stage(struct ps_store *s, const struct ps_sync *y,
 			 const struct ps_change *changes, size_t n)
 {
 	static const char sql[] =
-		"INSERT INTO file_versions (project_id, path, mode, sha, size, introduced_by) "
-		"VALUES (?, ?, ?, ps_unhex(?), ?, ?)";
+		"INSERT INTO file_versions (project_id, dir_id, name, mode, sha, size, introduced_by) "
+		"VALUES (?, ?, ?, ?, ps_unhex(?), ?, ?)";
 	sqlite3_stmt *st;
+	/* The last directory looked up: a sync's paths come in order, so runs share it. */
+	char *last_dir = NULL;
+	size_t last_len = 0;
+	int64_t dir_id = 0;
 	int rc;
 
 	if ((rc = ps_store_begin(s)) < 0)
@@ -1593,23 +1723,40 @@ int ps_sqlite_files_stage(struct ps_store *s, const struct ps_sync *y,
 	}
 	for (size_t i = 0; i < n; i++) {
 		const struct ps_change *c = &changes[i];
+		size_t dirlen;
+		const char *name;
+
 		if (c->status == PS_CHANGE_DELETED)
 			continue;
-		sqlite3_bind_int64(st, 1, y->project_id);
-		bind_text(st, 2, c->path);
-		sqlite3_bind_int64(st, 3, c->mode);
-		bind_text(st, 4, c->sha);
-		if (c->size >= 0)
-			sqlite3_bind_int64(st, 5, c->size);
-		else
-			sqlite3_bind_null(st, 5);
-		sqlite3_bind_int64(st, 6, y->id);
-		if ((rc = step_done(s, st, "stage file versions")) < 0) {
-			ps_store_rollback(s);
-			return rc;
+		ps_sqlite_split_path(c->path, strlen(c->path), &dirlen, &name);
+		if (!last_dir || last_len != dirlen || memcmp(last_dir, c->path, dirlen) != 0) {
+			/* Looked up with its own statement: `st` is bound again below. */
+			if ((rc = ps_sqlite_dir_id(s, y->project_id, c->path, dirlen, true,
+						   &dir_id)) < 0)
+				goto fail;
+			free(last_dir);
+			last_dir = ps_strndup(c->path, dirlen);
+			last_len = dirlen;
 		}
+		sqlite3_bind_int64(st, 1, y->project_id);
+		sqlite3_bind_int64(st, 2, dir_id);
+		bind_text(st, 3, name);
+		sqlite3_bind_int64(st, 4, c->mode);
+		bind_text(st, 5, c->sha);
+		if (c->size >= 0)
+			sqlite3_bind_int64(st, 6, c->size);
+		else
+			sqlite3_bind_null(st, 6);
+		sqlite3_bind_int64(st, 7, y->id);
+		if ((rc = step_done(s, st, "stage file versions")) < 0)
+			goto fail;
 	}
+	free(last_dir);
 	return ps_store_commit(s);
+fail:
+	free(last_dir);
+	ps_store_rollback(s);
+	return rc;
 }
 
 /* Resolves `at` (0 = latest) to a succeeded sync of the project. */
@@ -1657,6 +1804,14 @@ int ps_sqlite_resolve_snapshot(struct ps_store *s, int64_t project_id, int64_t a
 	"fv.introduced_by <= " at " AND (fv.superseded_by IS NULL OR fv.superseded_by > " at ") " \
 	"AND EXISTS (SELECT 1 FROM syncs i WHERE i.id = fv.introduced_by AND i.status = 'succeeded')"
 
+/* A file version's columns as file_from_row reads them, its full path first (sorting by
+ * column 1 is full-path byte order); `d` is its dirs row. */
+#define FILE_COLS \
+	"SELECT " PS_SQLITE_FULL_PATH("d", "fv.name") ", fv.mode, ps_hex(fv.sha), fv.size "
+/* A project's file versions, directory by directory: the project's range of dirs' unique
+ * index, then each directory's range of file_versions_path. */
+#define PROJECT_FILES "FROM dirs d JOIN file_versions fv ON fv.dir_id = d.id WHERE d.project_id = ?1 "
+
 static void file_from_row(sqlite3_stmt *st, struct ps_file *f)
 {
 	const unsigned char *sha = sqlite3_column_text(st, 2);
@@ -1670,35 +1825,34 @@ static void file_from_row(sqlite3_stmt *st, struct ps_file *f)
 int ps_sqlite_snapshot_each(struct ps_store *s, int64_t project_id, int64_t at, const char *prefix,
 			   ps_file_cb cb, void *ud)
 {
+	/* Sorted by the full path: a depth-first walk of the directories would give the same
+	 * order without the sort, but costs a statement per directory (docs/performance.md,
+	 * "Schema 26"). */
 	static const char sql[] =
-		"SELECT fv.path, fv.mode, ps_hex(fv.sha), fv.size FROM file_versions fv "
-		"WHERE fv.project_id = ?1 AND " VISIBLE_AT("?2") " "
-		"AND (?3 IS NULL OR fv.path >= ?3) AND (?4 IS NULL OR fv.path < ?4) "
-		"ORDER BY fv.path";
+		FILE_COLS PROJECT_FILES "AND " VISIBLE_AT("?2") " ORDER BY 1";
+	/* With a prefix: the files of its directory whose name continues it, and those of the
+	 * directories whose path continues it (ps_sqlite_prefix_make), each an index range. */
+	static const char prefixed[] =
+		FILE_COLS PROJECT_FILES "AND d.path = ?3 AND fv.name >= ?4 "
+		"AND (?5 IS NULL OR fv.name < ?5) AND " VISIBLE_AT("?2") " UNION ALL "
+		FILE_COLS PROJECT_FILES "AND d.path >= ?6 AND (?7 IS NULL OR d.path < ?7) AND "
+		VISIBLE_AT("?2") " ORDER BY 1";
+	struct ps_sqlite_prefix pre;
+	bool with_prefix = prefix && *prefix;
 	sqlite3_stmt *st;
 	int64_t snap;
 	int rc;
 
 	if ((rc = resolve_snapshot(s, project_id, at, &snap)) < 0)
 		return rc;
-	if (!(st = stmt(s, sql)))
+	if (!(st = stmt(s, with_prefix ? prefixed : sql)))
 		return PS_ESTORE;
 	sqlite3_bind_int64(st, 1, project_id);
 	sqlite3_bind_int64(st, 2, snap);
-	if (prefix && *prefix) {
-		/* Paths with the prefix are those in [prefix, prefix with its last byte + 1): a
-		 * range the path index answers, and byte order (BINARY) is what we sort by. */
-		size_t len = strlen(prefix);
-		char *upper = ps_strdup(prefix);
-
-		while (len > 0 && (unsigned char)upper[len - 1] == 0xff)
-			len--;
-		bind_text(st, 3, prefix);
-		if (len > 0) {
-			upper[len - 1] = (char)((unsigned char)upper[len - 1] + 1);
-			sqlite3_bind_text(st, 4, upper, (int)len, SQLITE_TRANSIENT);
-		}
-		free(upper);
+	if (with_prefix) {
+		ps_sqlite_prefix_make(prefix, &pre);
+		ps_sqlite_prefix_bind(st, 3, &pre);
+		ps_sqlite_prefix_dispose(&pre);
 	}
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		struct ps_file f;
@@ -1718,11 +1872,10 @@ int ps_sqlite_snapshot_missing_blobs(struct ps_store *s, int64_t project_id, int
 				    int64_t max_size, ps_file_cb cb, void *ud)
 {
 	static const char sql[] =
-		"SELECT fv.path, fv.mode, ps_hex(fv.sha), fv.size FROM file_versions fv "
-		"WHERE fv.project_id = ?1 AND " VISIBLE_AT("?2") " "
+		FILE_COLS PROJECT_FILES "AND " VISIBLE_AT("?2") " "
 		"AND fv.mode != 57344 AND fv.size >= 0 AND fv.size <= ?3 "
 		"AND NOT EXISTS (SELECT 1 FROM blobs b WHERE b.sha = fv.sha) "
-		"ORDER BY fv.path";
+		"ORDER BY 1";
 	sqlite3_stmt *st;
 	int64_t snap;
 	int rc;
@@ -1783,9 +1936,10 @@ int ps_sqlite_snapshot_file(struct ps_store *s, int64_t project_id, int64_t at, 
 			   struct ps_file *out)
 {
 	static const char sql[] =
-		"SELECT fv.path, fv.mode, ps_hex(fv.sha), fv.size FROM file_versions fv "
-		"WHERE fv.project_id = ?1 AND fv.path = ?3 AND " VISIBLE_AT("?2");
+		FILE_COLS PROJECT_FILES "AND d.path = ?3 AND fv.name = ?4 AND " VISIBLE_AT("?2");
 	sqlite3_stmt *st;
+	const char *name;
+	size_t dirlen;
 	int64_t snap;
 	int rc;
 
@@ -1793,9 +1947,11 @@ int ps_sqlite_snapshot_file(struct ps_store *s, int64_t project_id, int64_t at, 
 		return rc;
 	if (!(st = stmt(s, sql)))
 		return PS_ESTORE;
+	ps_sqlite_split_path(path, strlen(path), &dirlen, &name);
 	sqlite3_bind_int64(st, 1, project_id);
 	sqlite3_bind_int64(st, 2, snap);
-	bind_text(st, 3, path);
+	sqlite3_bind_text64(st, 3, path, dirlen, SQLITE_STATIC, SQLITE_UTF8);
+	bind_text(st, 4, name);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		file_from_row(st, out);
@@ -1839,15 +1995,15 @@ int ps_sqlite_diff(struct ps_store *s, int64_t project_id, int64_t a, int64_t b,
 	/* Rows visible at a but not at b, and at b but not at a (a < b): their ids lie in (a, b],
 	 * so the cost follows what changed, not the snapshot size. */
 	static const char old_sql[] =
-		"SELECT fv.path, fv.mode, ps_hex(fv.sha), fv.size FROM file_versions fv "
+		FILE_COLS "FROM file_versions fv JOIN dirs d ON d.id = fv.dir_id "
 		"WHERE fv.project_id = ?1 AND fv.superseded_by > ?2 AND fv.superseded_by <= ?3 AND "
-		VISIBLE_AT("?2") " ORDER BY fv.path";
-	/* "+fv.project_id": the planner would otherwise walk the whole project in path order
-	 * (file_versions_path) rather than the range of file_versions_introduced and a sort. */
+		VISIBLE_AT("?2") " ORDER BY 1";
+	/* "+fv.project_id": the planner would otherwise walk the project's rows of
+	 * file_versions_superseded rather than the range of file_versions_introduced. */
 	static const char new_sql[] =
-		"SELECT fv.path, fv.mode, ps_hex(fv.sha), fv.size FROM file_versions fv "
+		FILE_COLS "FROM file_versions fv JOIN dirs d ON d.id = fv.dir_id "
 		"WHERE +fv.project_id = ?1 AND fv.introduced_by > ?2 AND fv.introduced_by <= ?3 AND "
-		VISIBLE_AT("?3") " ORDER BY fv.path";
+		VISIBLE_AT("?3") " ORDER BY 1";
 	struct file_list olds = { 0 }, news = { 0 };
 	bool swap = false;
 	int64_t snap;
@@ -2244,6 +2400,12 @@ int ps_sqlite_prune_syncs(struct ps_store *s, int64_t project_id, int64_t start,
 	static const char dt_rebase[] =
 		"UPDATE dir_trees SET introduced_by = ?2 WHERE project_id = ?1 "
 		"AND introduced_by < ?2";
+	/* Directories (schema 26) no file version and no tree names any more; ?2 only keeps
+	 * run2's binding valid. */
+	static const char del_dirs[] =
+		"DELETE FROM dirs WHERE project_id = ?1 AND ?2 IS NOT NULL "
+		"AND NOT EXISTS (SELECT 1 FROM file_versions f WHERE f.dir_id = dirs.id) "
+		"AND NOT EXISTS (SELECT 1 FROM dir_trees t WHERE t.dir_id = dirs.id)";
 	static const char del_events[] =
 		"DELETE FROM events WHERE sync_id IN (SELECT id FROM syncs WHERE project_id = ?1 "
 		"AND id < ?2)";
@@ -2277,6 +2439,7 @@ int ps_sqlite_prune_syncs(struct ps_store *s, int64_t project_id, int64_t start,
 	    (rc = run2(s, dt_unsucceeded, project_id, start, NULL)) < 0 ||
 	    (rc = run2(s, dt_superseded, project_id, start, NULL)) < 0 ||
 	    (rc = run2(s, dt_rebase, project_id, start, NULL)) < 0 ||
+	    (rc = run2(s, del_dirs, project_id, start, NULL)) < 0 ||
 	    (rc = run2(s, del_events, project_id, start, &out->events)) < 0 ||
 	    (rc = run2(s, del_syncs, project_id, start, NULL)) < 0 ||
 	    (rc = run2(s, new_start, project_id, start, NULL)) < 0 ||

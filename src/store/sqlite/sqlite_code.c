@@ -764,12 +764,17 @@ static void hits_json(const struct hits *h, struct ps_buf *b)
 	}
 	ps_buf_puts(b, "]");
 }
+/* Schema 26: the full path is built from the file's dirs row `d`; the prefix and the point a
+ * search resumes from bound it (the sort then keeps only what is left). */
+#define CANDIDATE_PATH PS_SQLITE_FULL_PATH("d", "fv.name")
+#define CANDIDATE_COLS \
+	"SELECT " CANDIDATE_PATH ", fv.mode, ps_hex(fv.sha), fv.size, cb.id, cb.binary "
 #define CANDIDATE_WHERE \
-	"WHERE fv.project_id = ?1 AND fv.introduced_by <= ?2 " \
+	"WHERE fv.project_id = ?1 AND d.project_id = ?1 AND fv.introduced_by <= ?2 " \
 	"AND (fv.superseded_by IS NULL OR fv.superseded_by > ?2) " \
 	"AND EXISTS (SELECT 1 FROM syncs i WHERE i.id = fv.introduced_by AND i.status = 'succeeded') " \
 	"AND (fv.mode & 61440) = 32768 " \
-	"AND (?3 IS NULL OR fv.path >= ?3) AND (?4 IS NULL OR fv.path < ?4) "
+	"AND (?3 IS NULL OR " CANDIDATE_PATH " >= ?3) AND (?4 IS NULL OR " CANDIDATE_PATH " < ?4) "
 
 /* The number of code_blobs rows there may be (the largest id): what a hit count is out of. */
 static int64_t indexed_blobs(struct ps_store *s)
@@ -802,10 +807,10 @@ static int candidates(struct ps_store *s, int64_t project_id, int64_t at,
 		      size_t limit, int64_t *snap, struct ps_code_candidate **out, size_t *n)
 {
 	static const char all_sql[] =
-		"SELECT fv.path, fv.mode, ps_hex(fv.sha), fv.size, cb.id, cb.binary "
-		"FROM file_versions fv LEFT JOIN code_blobs cb ON cb.sha = fv.sha " CANDIDATE_WHERE
+		CANDIDATE_COLS "FROM dirs d JOIN file_versions fv ON fv.dir_id = d.id "
+		"LEFT JOIN code_blobs cb ON cb.sha = fv.sha " CANDIDATE_WHERE
 		"AND (cb.id IS NOT NULL OR EXISTS (SELECT 1 FROM blobs b WHERE b.sha = fv.sha)) "
-		"ORDER BY fv.path LIMIT ?6";
+		"ORDER BY 1 LIMIT ?6";
 	/*
 	 * With a query the blobs come first: those whose document matches (few for a rare
 	 * literal) and the stored blobs the index lacks (normally none: the anti-join walks two
@@ -819,9 +824,9 @@ static int candidates(struct ps_store *s, int64_t project_id, int64_t at,
 		"WITH hit(sha) AS (" \
 		"SELECT m.sha FROM code_blobs m WHERE m.id IN " \
 		"(SELECT value FROM json_each(?5)) " unindexed ") " \
-		"SELECT fv.path, fv.mode, ps_hex(fv.sha), fv.size, cb.id, cb.binary " \
-		"FROM hit h CROSS JOIN file_versions fv ON fv.sha = h.sha " \
-		"LEFT JOIN code_blobs cb ON cb.sha = fv.sha " CANDIDATE_WHERE "ORDER BY fv.path LIMIT ?6"
+		CANDIDATE_COLS "FROM hit h CROSS JOIN file_versions fv ON fv.sha = h.sha " \
+		"CROSS JOIN dirs d ON d.id = fv.dir_id " \
+		"LEFT JOIN code_blobs cb ON cb.sha = fv.sha " CANDIDATE_WHERE "ORDER BY 1 LIMIT ?6"
 	static const char match_sql[] = MATCH_SQL(
 		"UNION ALL SELECT b.sha FROM blobs b "
 		"WHERE NOT EXISTS (SELECT 1 FROM code_blobs c WHERE c.sha = b.sha)");
@@ -831,15 +836,15 @@ static int candidates(struct ps_store *s, int64_t project_id, int64_t at,
 	/*
 	 * But when most blobs match (a common literal) and only the first `limit` candidates are
 	 * wanted, that lists and sorts nearly every file of the snapshot for a few of them (~6 us
-	 * per file: 0.6 s at 100,000 files). Then the snapshot is walked in path order
-	 * (file_versions_path, no sort) with the matches in a bitmap, and the walk stops at the
-	 * limit.
+	 * per file: 0.6 s at 100,000 files). Then the snapshot is walked directory by directory
+	 * with the matches in a bitmap, and only the matching rows are sorted (schema 26: the
+	 * rows are no longer in full-path order in an index; docs/performance.md, "Schema 26").
 	 */
 	static const char walk_sql[] =
-		"SELECT fv.path, fv.mode, ps_hex(fv.sha), fv.size, cb.id, cb.binary "
-		"FROM file_versions fv LEFT JOIN code_blobs cb ON cb.sha = fv.sha " CANDIDATE_WHERE
+		CANDIDATE_COLS "FROM dirs d JOIN file_versions fv ON fv.dir_id = d.id "
+		"LEFT JOIN code_blobs cb ON cb.sha = fv.sha " CANDIDATE_WHERE
 		"AND (CASE WHEN cb.id IS NULL THEN EXISTS (SELECT 1 FROM blobs b WHERE b.sha = fv.sha) "
-		"ELSE ps_code_hit(?5, cb.id) END) ORDER BY fv.path LIMIT ?6";
+		"ELSE ps_code_hit(?5, cb.id) END) ORDER BY 1 LIMIT ?6";
 	struct ps_code_candidate *v = NULL;
 	size_t count = 0, cap = 0;
 	const char *lower = NULL;
