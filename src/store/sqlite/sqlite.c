@@ -838,7 +838,10 @@ int ps_sqlite_project_remove(struct ps_store *s, const char *name)
 {
 	static const char del_events[] =
 		"DELETE FROM events WHERE sync_id IN (SELECT id FROM syncs WHERE project_id = ?)";
-	static const char del_files[] = "DELETE FROM file_versions WHERE project_id = ?";
+	/* By the project's directories (schema 26): no index of file_versions starts with
+	 * project_id but the partial one of superseded rows. */
+	static const char del_files[] =
+		"DELETE FROM file_versions WHERE dir_id IN (SELECT id FROM dirs WHERE project_id = ?)";
 	static const char del_syncs[] = "DELETE FROM syncs WHERE project_id = ?";
 	static const char del_project[] = "DELETE FROM projects WHERE id = ?";
 	const char *const steps[] = { del_events, del_files, del_syncs, del_project };

@@ -619,8 +619,8 @@ int ps_sqlite_code_index_have(struct ps_store *s, const char *const *shas, size_
 int ps_sqlite_code_unindexed(struct ps_store *s, int64_t project_id, struct ps_strv *out)
 {
 	static const char sql[] =
-		"SELECT DISTINCT ps_hex(fv.sha) FROM file_versions fv "
-		"WHERE fv.project_id = ? AND (fv.mode & 61440) = 32768 "
+		"SELECT DISTINCT ps_hex(fv.sha) FROM dirs d JOIN file_versions fv ON fv.dir_id = d.id "
+		"WHERE d.project_id = ? AND (fv.mode & 61440) = 32768 "
 		"AND NOT EXISTS (SELECT 1 FROM code_blobs c WHERE c.sha = fv.sha) "
 		"AND EXISTS (SELECT 1 FROM blobs b WHERE b.sha = fv.sha) ORDER BY 1";
 	sqlite3_stmt *st = ps_sqlite_stmt(s, sql);

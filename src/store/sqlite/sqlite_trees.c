@@ -362,7 +362,9 @@ int ps_sqlite_trees_purge(struct ps_store *s, int64_t project_id)
 
 int ps_sqlite_trees_remove_project(struct ps_store *s, int64_t project_id)
 {
-	static const char sql[] = "DELETE FROM dir_trees WHERE project_id = ?";
+	/* By the project's directories, as for its file versions (sqlite.c). */
+	static const char sql[] =
+		"DELETE FROM dir_trees WHERE dir_id IN (SELECT id FROM dirs WHERE project_id = ?)";
 	sqlite3_stmt *st = ps_sqlite_stmt(s, sql);
 
 	if (!st)
