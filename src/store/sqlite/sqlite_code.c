@@ -802,6 +802,73 @@ static bool all_indexed(struct ps_store *s)
 	return none;
 }
 
+struct walk_list {
+	struct ps_code_candidate *v;
+	size_t n, cap, limit;
+	struct hits *hits;
+};
+
+static void walk_bind(sqlite3_stmt *st, void *ud)
+{
+	struct walk_list *l = ud;
+
+	if (l->hits)
+		sqlite3_bind_pointer(st, 5, l->hits, HITS_POINTER, NULL);
+}
+
+static int walk_take(void *ud, const struct ps_file *f, int state)
+{
+	struct walk_list *l = ud;
+	struct ps_code_candidate *c;
+
+	if (l->n == l->cap) {
+		l->cap = l->cap ? l->cap * 2 : 256;
+		l->v = ps_realloc(l->v, l->cap * sizeof(*l->v));
+	}
+	c = &l->v[l->n++];
+	c->file = *f;
+	c->file.path = ps_strdup(f->path);
+	c->state = state == 0 ? PS_CODE_UNINDEXED : state == 2 ? PS_CODE_BINARY : PS_CODE_TEXT;
+	return l->n == l->limit; /* 1: enough */
+}
+
+/* The first `limit` candidates in path order from `from_path` on, by the ordered walk. */
+static int walk_candidates(struct ps_store *s, int64_t project_id, int64_t snap,
+			   const char *dir_sql, struct hits *hits, const char *prefix,
+			   const char *from_path, size_t limit, struct ps_code_candidate **out,
+			   size_t *n)
+{
+	struct walk_list l = { .limit = limit, .hits = hits };
+	struct ps_sqlite_walk w = { .project_id = project_id, .at = snap, .files_sql = dir_sql,
+				    .bind = walk_bind, .cb = walk_take, .ud = &l };
+	char *upper = NULL;
+	int rc;
+
+	if (prefix && *prefix) {
+		size_t len = strlen(prefix);
+
+		upper = ps_strdup(prefix);
+		while (len > 0 && (unsigned char)upper[len - 1] == 0xff)
+			len--;
+		if (len > 0)
+			upper[len - 1] = (char)((unsigned char)upper[len - 1] + 1);
+		upper[len] = '\0';
+		w.upper = len > 0 ? upper : NULL;
+		w.lower = prefix;
+	}
+	if (from_path && (!w.lower || strcmp(from_path, w.lower) > 0))
+		w.lower = from_path;
+	rc = ps_sqlite_walk(s, &w);
+	free(upper);
+	if (rc < 0) {
+		ps_code_candidates_free(l.v, l.n);
+		return rc;
+	}
+	*out = l.v;
+	*n = l.n;
+	return 0;
+}
+
 static int candidates(struct ps_store *s, int64_t project_id, int64_t at,
 		      const struct ps_code_query *q, const char *prefix, const char *from_path,
 		      size_t limit, int64_t *snap, struct ps_code_candidate **out, size_t *n)
@@ -836,15 +903,26 @@ static int candidates(struct ps_store *s, int64_t project_id, int64_t at,
 	/*
 	 * But when most blobs match (a common literal) and only the first `limit` candidates are
 	 * wanted, that lists and sorts nearly every file of the snapshot for a few of them (~6 us
-	 * per file: 0.6 s at 100,000 files). Then the snapshot is walked directory by directory
-	 * with the matches in a bitmap, and only the matching rows are sorted (schema 26: the
-	 * rows are no longer in full-path order in an index; docs/performance.md, "Schema 26").
+	 * per file: 0.6 s at 100,000 files). Then the snapshot is walked in full-path order
+	 * (ps_sqlite_walk: directory by directory, each one's rows in name order, no sort; schema
+	 * 26 keeps no index in full-path order) with the matches in a bitmap, and the walk stops
+	 * at the limit. The same walk lists every candidate when there is no query but a limit.
 	 */
-	static const char walk_sql[] =
-		CANDIDATE_COLS "FROM dirs d JOIN file_versions fv ON fv.dir_id = d.id "
-		"LEFT JOIN code_blobs cb ON cb.sha = fv.sha " CANDIDATE_WHERE
-		"AND (CASE WHEN cb.id IS NULL THEN EXISTS (SELECT 1 FROM blobs b WHERE b.sha = fv.sha) "
-		"ELSE ps_code_hit(?5, cb.id) END) ORDER BY 1 LIMIT ?6";
+#define DIR_SQL(cond) \
+		"SELECT fv.name, fv.mode, ps_hex(fv.sha), fv.size, cb.id, cb.binary " \
+		"FROM dirs d JOIN file_versions fv ON fv.dir_id = d.id " \
+		"LEFT JOIN code_blobs cb ON cb.sha = fv.sha " \
+		"WHERE d.project_id = ?1 AND d.path = ?2 AND fv.introduced_by <= ?3 " \
+		"AND (fv.superseded_by IS NULL OR fv.superseded_by > ?3) " \
+		"AND EXISTS (SELECT 1 FROM syncs i WHERE i.id = fv.introduced_by " \
+		"AND i.status = 'succeeded') AND (fv.mode & 61440) = 32768 AND " cond \
+		" ORDER BY fv.name"
+	static const char walk_dir_sql[] = DIR_SQL(
+		"(CASE WHEN cb.id IS NULL THEN EXISTS (SELECT 1 FROM blobs b WHERE b.sha = fv.sha) "
+		"ELSE ps_code_hit(?5, cb.id) END)");
+	static const char all_dir_sql[] = DIR_SQL(
+		"(cb.id IS NOT NULL OR EXISTS (SELECT 1 FROM blobs b WHERE b.sha = fv.sha))");
+#undef DIR_SQL
 	struct ps_code_candidate *v = NULL;
 	size_t count = 0, cap = 0;
 	const char *lower = NULL;
@@ -873,10 +951,16 @@ static int candidates(struct ps_store *s, int64_t project_id, int64_t at,
 			hits_json(&hits, &expr);
 		}
 	}
+	if (walk || (!q && limit > 0)) {
+		rc = walk_candidates(s, project_id, id, walk ? walk_dir_sql : all_dir_sql,
+				     walk ? &hits : NULL, prefix, from_path, limit, out, n);
+		free(hits.bits);
+		if (rc == 0)
+			*snap = id;
+		return rc;
+	}
 	if (!q)
 		sql = all_sql;
-	else if (walk)
-		sql = walk_sql;
 	else
 		sql = all_indexed(s) ? match_indexed_sql : match_sql;
 	if (!(st = ps_sqlite_stmt(s, sql))) {

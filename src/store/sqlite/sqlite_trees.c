@@ -106,26 +106,19 @@ static void add_entry(struct ps_tree *t, size_t *cap, const char *name, size_t l
 }
 
 /*
- * The entries of directory `path` at sync `at`, from the rows (schema 26): its files are the
- * visible versions among the rows of its dirs row (one range of file_versions_path), its
- * subdirectories the children of `path` among the project's dirs that have a tree visible at
- * `at`. The children are found by a skip scan over dirs' (project_id, path) index, one seek per
- * step: the next dir after the cursor names a child C, and the scan goes on after C. Siblings
- * such as "C-x" and "C.y" sort between C and C's own subdirectories ("C/..."), so the children
- * whose subdirectories have not been passed yet are kept on a stack (the last found comes
- * first in path order); a dir under the one on top sends the scan past all of them
- * (C + "0", '0' being '/' + 1). So a directory costs a range read of its own files' rows plus
- * a seek or two per subdirectory (that it has or ever had), and a subdirectory's rows are never
- * read: the root is on every changed path, and reading the whole snapshot there would make
- * every re-sync cost the repository's size.
+ * The children of directory `path` among the project's dirs (schema 26), as full paths in
+ * path order, whether or not a snapshot sees them: a skip scan over dirs' (project_id, path)
+ * index, one seek per step. The next dir after the cursor names a child C (the first component
+ * after the prefix: C itself may have no row, only dirs below it), and the scan goes on after
+ * C. Siblings such as "C-x" and "C.y" sort between C and C's own subdirectories ("C/..."), so
+ * the children whose subdirectories have not been passed yet are kept on a stack (the last
+ * found comes first in path order); a dir under the one on top sends the scan past all of it
+ * (C + "0", '0' being '/' + 1). So finding the children costs a seek or two per child (that
+ * the directory has or ever had), never a read of what lies below them.
  */
-static int rebuild_entries(struct ps_store *s, int64_t project_id, int64_t at, const char *path,
-			   struct ps_tree *t)
+int ps_sqlite_child_dirs(struct ps_store *s, int64_t project_id, const char *path,
+			 struct ps_strv *out)
 {
-	static const char files[] =
-		"SELECT fv.name, fv.mode, ps_hex(fv.sha) FROM dirs d "
-		"JOIN file_versions fv ON fv.dir_id = d.id "
-		"WHERE d.project_id = ?1 AND d.path = ?2 AND " FV_VISIBLE_AT("?3");
 #define NEXT_DIR(op, range) \
 	"SELECT path FROM dirs WHERE project_id = ?1 AND path " op " ?2 " range \
 	" ORDER BY path LIMIT 1"
@@ -135,47 +128,27 @@ static int rebuild_entries(struct ps_store *s, int64_t project_id, int64_t at, c
 	};
 #undef NEXT_DIR
 	struct ps_strv open = { 0 }; /* children found, each with its '/' */
-	bool after = true;           /* the cursor itself is not wanted: the prefix, or a child */
+	bool after = false; /* whether the cursor itself is passed over (a child is; the prefix
+			     * is not: "a/" is a child of "a" in a path no source writes) */
 	size_t plen = strlen(path) + (path[0] ? 1 : 0);
 	char *prefix = ps_asprintf("%s%s", path, path[0] ? "/" : "");
 	char *upper = NULL;
 	char *cur = ps_strdup(prefix);
-	size_t curlen = plen, cap = 0;
-	sqlite3_stmt *st = ps_sqlite_stmt(s, files);
-	int rc;
+	size_t curlen = plen;
+	int rc = 0;
 
-	if (!st) {
-		rc = PS_ESTORE;
-		goto out;
-	}
-	sqlite3_bind_int64(st, 1, project_id);
-	ps_sqlite_bind_text(st, 2, path);
-	sqlite3_bind_int64(st, 3, at);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const char *name = (const char *)sqlite3_column_text(st, 0);
-		const unsigned char *sha = sqlite3_column_text(st, 2);
-
-		if (name)
-			add_entry(t, &cap, name, (size_t)sqlite3_column_bytes(st, 0),
-				  (uint32_t)sqlite3_column_int64(st, 1), sha ? (const char *)sha : "");
-	}
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE) {
-		rc = ps_sqlite_error(s, "read directory entries");
-		goto out;
-	}
-	rc = 0;
 	if (plen) {
 		upper = ps_strdup(prefix);
 		upper[plen - 1] = '0';
 	}
 	for (;;) {
-		char *p = NULL, *dir, *child, sha[PS_SHA_HEX];
+		char *p = NULL, *child;
 		const char *slash;
 		size_t len = 0, dlen;
 		bool skip = false;
+		sqlite3_stmt *st = ps_sqlite_stmt(s, next[upper != NULL][after]);
 
-		if (!(st = ps_sqlite_stmt(s, next[upper != NULL][after]))) {
+		if (!st) {
 			rc = PS_ESTORE;
 			break;
 		}
@@ -190,11 +163,12 @@ static int rebuild_entries(struct ps_store *s, int64_t project_id, int64_t at, c
 		}
 		sqlite3_reset(st);
 		if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-			rc = ps_sqlite_error(s, "read directory entries");
+			free(p);
+			rc = ps_sqlite_error(s, "read directories");
 			break;
 		}
 		rc = 0;
-		if (!p || len <= plen || memcmp(p, prefix, plen) != 0) {
+		if (!p || len < plen || memcmp(p, prefix, plen) != 0) {
 			free(p);
 			break; /* no more (a path that is not valid text ends the scan too) */
 		}
@@ -222,30 +196,81 @@ static int rebuild_entries(struct ps_store *s, int64_t project_id, int64_t at, c
 			free(p);
 			continue;
 		}
-		slash = memchr(p + plen, '/', len - plen);
+		/* The component after the prefix; it may be empty in a path no source writes
+		 * ("a//b": "a/" is a child of "a"), and a leading '/' is part of it ("/x" is a
+		 * child of the root, ps_sqlite_split_path). */
+		slash = len > plen ? memchr(p + plen + 1, '/', len - plen - 1) : NULL;
 		dlen = slash ? (size_t)(slash - p) : len;
-		dir = ps_strndup(p, dlen);
-		free(p);
-		rc = dir_sha(s, project_id, at, dir, dlen, sha);
-		if (rc == 0)
-			add_entry(t, &cap, dir + plen, dlen - plen, PS_MODE_TREE, sha);
-		if (rc == PS_ENOTFOUND)
-			rc = 0;
-		free(cur);
-		cur = dir;
-		curlen = dlen;
-		after = true;
-		child = ps_asprintf("%s/", dir);
+		p[dlen] = '\0';
+		ps_strv_push(out, p);
+		child = ps_asprintf("%s/", p);
 		ps_strv_push(&open, child);
 		free(child);
-		if (rc < 0)
-			break;
+		free(cur);
+		cur = p;
+		curlen = dlen;
+		after = true;
 	}
-out:
 	ps_strv_dispose(&open);
 	free(prefix);
 	free(upper);
 	free(cur);
+	return rc;
+}
+
+/*
+ * The entries of directory `path` at sync `at`, from the rows (schema 26): its files are the
+ * visible versions among the rows of its dirs row (one range of file_versions_path), its
+ * subdirectories those of its children (ps_sqlite_child_dirs) that have a tree visible at `at`.
+ * So a directory costs a range read of its own files' rows plus a seek or two per
+ * subdirectory (that it has or ever had), and a subdirectory's rows are never read: the root is
+ * on every changed path, and reading the whole snapshot there would make every re-sync cost
+ * the repository's size.
+ */
+static int rebuild_entries(struct ps_store *s, int64_t project_id, int64_t at, const char *path,
+			   struct ps_tree *t)
+{
+	static const char files[] =
+		"SELECT fv.name, fv.mode, ps_hex(fv.sha) FROM dirs d "
+		"JOIN file_versions fv ON fv.dir_id = d.id "
+		"WHERE d.project_id = ?1 AND d.path = ?2 AND " FV_VISIBLE_AT("?3");
+	struct ps_strv children = { 0 };
+	size_t plen = strlen(path) + (path[0] ? 1 : 0), cap = 0;
+	sqlite3_stmt *st = ps_sqlite_stmt(s, files);
+	int rc;
+
+	if (!st)
+		return PS_ESTORE;
+	sqlite3_bind_int64(st, 1, project_id);
+	ps_sqlite_bind_text(st, 2, path);
+	sqlite3_bind_int64(st, 3, at);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *name = (const char *)sqlite3_column_text(st, 0);
+		const unsigned char *sha = sqlite3_column_text(st, 2);
+
+		if (name)
+			add_entry(t, &cap, name, (size_t)sqlite3_column_bytes(st, 0),
+				  (uint32_t)sqlite3_column_int64(st, 1), sha ? (const char *)sha : "");
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return ps_sqlite_error(s, "read directory entries");
+	if ((rc = ps_sqlite_child_dirs(s, project_id, path, &children)) < 0)
+		goto out;
+	for (size_t i = 0; i < children.n; i++) {
+		size_t dlen = strlen(children.v[i]);
+		char sha[PS_SHA_HEX];
+
+		rc = dir_sha(s, project_id, at, children.v[i], dlen, sha);
+		if (rc == 0)
+			add_entry(t, &cap, children.v[i] + plen, dlen - plen, PS_MODE_TREE, sha);
+		else if (rc == PS_ENOTFOUND)
+			rc = 0;
+		else
+			break;
+	}
+out:
+	ps_strv_dispose(&children);
 	return rc;
 }
 
