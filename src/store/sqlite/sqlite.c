@@ -1966,7 +1966,10 @@ static int walk_dir(struct ps_store *s, const struct ps_sqlite_walk *w, const ch
 		r->len = (size_t)sqlite3_column_bytes(st, 0);
 		r->name = ps_strndup((const char *)sqlite3_column_text(st, 0), r->len);
 		r->mode = (uint32_t)sqlite3_column_int64(st, 1);
-		snprintf(r->sha, sizeof(r->sha), "%s", sha ? (const char *)sha : "");
+		if (sha && sqlite3_column_bytes(st, 2) == PS_SHA_HEX - 1)
+			memcpy(r->sha, sha, PS_SHA_HEX);
+		else
+			snprintf(r->sha, sizeof(r->sha), "%s", sha ? (const char *)sha : "");
 		r->size = sqlite3_column_type(st, 3) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 3);
 		r->state = !six || sqlite3_column_type(st, 4) == SQLITE_NULL ? 0
 			   : sqlite3_column_int(st, 5)                      ? 2
@@ -1986,12 +1989,13 @@ static int walk_dir(struct ps_store *s, const struct ps_sqlite_walk *w, const ch
 		kids[k].len = strlen(kids[k].key);
 	}
 	qsort(kids, children.n, sizeof(*kids), cmp_child);
+	/* The directory's prefix once; each file's name goes after it. */
 	ps_buf_init(&path, SIZE_MAX);
+	if (dlen)
+		ps_buf_printf(&path, "%s/", dir);
 	rc = 0;
 	while (rc == 0 && (i < nrows || j < children.n)) {
-		path.len = 0;
-		if (dlen)
-			ps_buf_printf(&path, "%s/", dir);
+		path.len = dlen ? dlen + 1 : 0;
 		if (i < nrows)
 			ps_buf_append(&path, rows[i].name, rows[i].len);
 		if (i < nrows && (j == children.n || cmp_bytes(path.data, path.len, kids[j].key) < 0)) {
@@ -2002,7 +2006,7 @@ static int walk_dir(struct ps_store *s, const struct ps_sqlite_walk *w, const ch
 			if (w->upper && cmp_bytes(path.data, path.len, w->upper) >= 0)
 				rc = WALK_PAST_UPPER;
 			else if (!w->lower || cmp_bytes(path.data, path.len, w->lower) >= 0) {
-				snprintf(f.sha, sizeof(f.sha), "%s", rows[i - 1].sha);
+				memcpy(f.sha, rows[i - 1].sha, sizeof(f.sha));
 				rc = w->cb(w->ud, &f, rows[i - 1].state);
 			}
 			continue;
