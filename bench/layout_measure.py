@@ -138,8 +138,11 @@ def main():
         src.backup(dst)  # a consistent copy, WAL included
         src.close()
         summary("today", parts(dst))
-        dir_ids(dst)
-        summary("dir ids", parts(dst))
+        if dst.execute("SELECT 1 FROM sqlite_master WHERE name = 'dirs'").fetchone():
+            print("(the store already names directories by id: schema 26)")
+        else:
+            dir_ids(dst)
+            summary("dir ids", parts(dst))
         thin_trees(dst)
         summary("+ thin trees", parts(dst))
         binary_ids(dst)

@@ -78,7 +78,8 @@ def store_size(db):
 # Where a store's bytes go, by what they serve (SQLite's dbstat; names not listed are "other").
 PARTS = (
     ("blob content", ("blobs", "blobs_base")),
-    ("file versions", ("file_versions",)),
+    # dirs (schema 26): the directory paths file versions and directory trees name by id
+    ("file versions", ("file_versions", "dirs")),
     ("directory trees", ("dir_trees",)),
     ("code index", ("code_",)),
     ("commits", ("sync_commits",)),

@@ -10,6 +10,19 @@
  * is a generated id, and a batch size (small when rows hold content). Derived data (SQLite's
  * memory_fts, PostgreSQL's tsvector column) is not copied: the target builds its own. Per-node
  * state (PostgreSQL's nodes table, syncs.attempt) is not copied either.
+ *
+ * Contract with the backends' row functions (sqlite_rows.c, pg_rows.c) for file versions and
+ * directory trees, whatever the backend's layout (schema 26 names a version's directory by id,
+ * docs/architecture.md): the row interface speaks FULL PATHS. `file_versions` moves as
+ * (id, project_id, path, mode, sha, size, introduced_by, superseded_by) and `dir_trees` as
+ * (id, project_id, path, tree_sha, introduced_by, superseded_by), `path` being the full path
+ * ("src/a/b.c"; a tree's directory without a trailing slash, '' for the root), exactly as before
+ * schema 26. A backend that keeps directories in a table of their own joins them in when it reads
+ * (rows_each) and splits the path into directory and name when it writes (rows_insert), finding
+ * or creating the directory row there; its `dirs` table is therefore not in `tables` below and
+ * is never copied (its ids are the target's own). Rows are still read in order of their id, and
+ * the ids themselves move as they are. So a schema-26 store and one still in schema 25's layout
+ * copy both ways.
  */
 #include <stdlib.h>
 #include <string.h>

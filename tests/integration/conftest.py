@@ -176,10 +176,60 @@ def code_row_raw(data):
     return out.raw[:n]
 
 
+# Undoes migration 0026 (a file version names its directory by id) in an SQLite store:
+# file_versions and dir_trees with their full paths again, as schemas 16 and 20 left them, the
+# same row ids, and no dirs table. Does nothing on a store without it.
+SQLITE_UNDO_DIR_IDS = """
+    CREATE TABLE file_versions_25 (
+        id INTEGER PRIMARY KEY,
+        project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+        path TEXT NOT NULL, mode INTEGER NOT NULL, sha BLOB NOT NULL, size INTEGER,
+        introduced_by INTEGER NOT NULL, superseded_by INTEGER);
+    INSERT INTO file_versions_25
+        SELECT fv.id, fv.project_id, iif(d.path = '', fv.name, d.path || '/' || fv.name),
+               fv.mode, fv.sha, fv.size, fv.introduced_by, fv.superseded_by
+        FROM file_versions fv JOIN dirs d ON d.id = fv.dir_id ORDER BY fv.id;
+    DROP TABLE file_versions;
+    ALTER TABLE file_versions_25 RENAME TO file_versions;
+    CREATE INDEX file_versions_path ON file_versions(project_id, path, introduced_by);
+    CREATE INDEX file_versions_introduced ON file_versions(introduced_by);
+    CREATE INDEX file_versions_superseded ON file_versions(project_id, superseded_by)
+        WHERE superseded_by IS NOT NULL;
+    CREATE INDEX file_versions_sha ON file_versions(sha);
+    CREATE TABLE dir_trees_25 (
+        id INTEGER PRIMARY KEY,
+        project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+        path TEXT NOT NULL, tree_sha BLOB NOT NULL, introduced_by INTEGER NOT NULL,
+        superseded_by INTEGER);
+    INSERT INTO dir_trees_25
+        SELECT dt.id, dt.project_id, d.path, dt.tree_sha, dt.introduced_by, dt.superseded_by
+        FROM dir_trees dt JOIN dirs d ON d.id = dt.dir_id ORDER BY dt.id;
+    DROP TABLE dir_trees;
+    ALTER TABLE dir_trees_25 RENAME TO dir_trees;
+    CREATE INDEX dir_trees_path ON dir_trees(project_id, path, introduced_by);
+    CREATE INDEX dir_trees_introduced ON dir_trees(introduced_by);
+    CREATE INDEX dir_trees_superseded ON dir_trees(project_id, superseded_by)
+        WHERE superseded_by IS NOT NULL;
+    DROP TABLE dirs;
+"""
+
+
+def sqlite_undo_dir_ids(con):
+    """Undoes migration 0026 (SQLITE_UNDO_DIR_IDS) in an SQLite store, first of every undo of
+    an older migration: those name file_versions.path and dir_trees.path. Leaves PRAGMA
+    user_version alone; does not commit."""
+    if not con.execute("SELECT 1 FROM sqlite_master WHERE name = 'dirs'").fetchone():
+        return
+    for stmt in SQLITE_UNDO_DIR_IDS.split(";"):
+        if stmt.strip():
+            con.execute(stmt)
+
+
 def sqlite_undo_code_rows_zstd(con):
     """Undoes migration 0025 (code index rows compressed) in an SQLite store, for a test that
     turns it back into an older schema: every code_postings row raw again (code_row_raw) and
-    code_rows_raw gone. Leaves PRAGMA user_version alone; does not commit."""
+    code_rows_raw gone. Undoes 0026 first. Leaves PRAGMA user_version alone; does not commit."""
+    sqlite_undo_dir_ids(con)
     con.execute("DROP TABLE IF EXISTS code_rows_raw")
     if not con.execute("SELECT 1 FROM sqlite_master WHERE name = 'code_postings'").fetchone():
         return
@@ -211,8 +261,10 @@ def sqlite_undo_blob_ids(con):
     """Undoes migration 0023 (blobs.sha and blobs.base as 20 bytes) in an SQLite store, for a
     test that turns it back into an older schema: blobs as schema 13 left it, hex ids, the same
     row ids, and the code_unindexed triggers as schema 19 made them. Registers ps_unhex/ps_hex on
-    the connection (sqlite_id_functions). Leaves PRAGMA user_version alone; does not commit."""
+    the connection (sqlite_id_functions). Undoes 0026 first (sqlite_undo_dir_ids). Leaves PRAGMA
+    user_version alone; does not commit."""
     sqlite_id_functions(con)
+    sqlite_undo_dir_ids(con)
     if ("sha", "BLOB") not in {(r[1], r[2]) for r in con.execute("PRAGMA table_info(blobs)")}:
         return
     triggers = [r[0] for r in con.execute(

@@ -684,6 +684,106 @@ static void test_dir_trees_rebuilt(void)
 	ps_store_free(s);
 }
 
+/* Schema 26 keeps a file's directory by id and its name: the full paths still list in byte
+ * order (not (directory, name) order: "a/b.c" < "a/b/x" < "a/c"), a page that stops early is the
+ * start of that order, prefixes may end inside a name or at a directory, a path reads back by
+ * itself, a modification supersedes by directory and name, and paths no source writes (a
+ * leading '/', empty components, a trailing '/', bytes that are not UTF-8) come back as stored.
+ * Both backends. */
+static int stop_after_3(void *ud, const struct ps_file *f)
+{
+	struct ps_test_files *l = ud;
+
+	ps_test_files_add(l, f);
+	return l->n == 3 ? 7 : 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static void test_paths_in_byte_order(void)
+{
+	static const char *const paths[] = {
+		"a/b.c", "a/b/x", "a/c", "a", "a-b", "a.c", "a0", "b/c/d/e", "b.d/f", "b/x",
+		"README", "/etc/evil", "/x", "a//b", "a/", "//y", "z/\xff\xfe/q", "z/\xff",
+		"deep/1/2/3/4/5", "deep/1/2/x",
+	};
+	static const char *const prefixes[] = {
+		"a", "a/", "a/b", "a/b/", "a.", "b", "/", "/e", "//", "a//", "z/\xff", "deep/1/2/",
+		"deep/1/2/3/4/5", "nothing", "R",
+	};
+	enum { N = sizeof(paths) / sizeof(*paths) };
+	struct ps_store *s = open_store(NULL);
+	struct ps_project *p = add_project(s, "order");
+	struct ps_change c1[N], c2[2];
+	const char *sorted[N];
+	struct ps_test_files all = { 0 }, page = { 0 };
+	int64_t s1, s2;
+
+	for (size_t i = 0; i < N; i++) {
+		c1[i] = change(PS_CHANGE_ADDED, paths[i], paths[i]);
+		sorted[i] = paths[i];
+	}
+	qsort(sorted, N, sizeof(*sorted), cmp_str);
+	s1 = commit_sync(s, p, c1, N, "c1");
+	c2[0] = change(PS_CHANGE_MODIFIED, "a/b/x", "x2");
+	c2[1] = change(PS_CHANGE_MODIFIED, "/x", "x3");
+	s2 = commit_sync(s, p, c2, 2, "c2");
+	CHECK_OK(ps_store_snapshot_each(s, p->id, s2, NULL, ps_test_files_add, &all));
+	CHECK_INT(all.n, N);
+	for (size_t i = 0; i < all.n && i < N; i++)
+		CHECK_STR(all.v[i].path, sorted[i]);
+	CHECK_INT(ps_store_snapshot_each(s, p->id, s2, NULL, stop_after_3, &page), 7);
+	CHECK_INT(page.n, 3);
+	for (size_t i = 0; i < page.n; i++)
+		CHECK_STR(page.v[i].path, sorted[i]);
+	for (size_t k = 0; k < sizeof(prefixes) / sizeof(*prefixes); k++) {
+		struct ps_test_files got = { 0 };
+		size_t j = 0;
+
+		CHECK_OK(ps_store_snapshot_each(s, p->id, s2, prefixes[k], ps_test_files_add, &got));
+		for (size_t i = 0; i < N; i++) {
+			if (strncmp(sorted[i], prefixes[k], strlen(prefixes[k])) != 0)
+				continue;
+			CHECK(j < got.n);
+			if (j < got.n)
+				CHECK_STR(got.v[j].path, sorted[i]);
+			j++;
+		}
+		CHECK_INT(got.n, j);
+		ps_test_files_dispose(&got);
+	}
+	for (size_t i = 0; i < N; i++) {
+		struct ps_file f = { 0 };
+		const char *want = !strcmp(paths[i], "a/b/x") ? "x2" : !strcmp(paths[i], "/x") ? "x3"
+												 : paths[i];
+		char sha[PS_SHA_HEX];
+
+		fake_sha(sha, want);
+		CHECK_OK(ps_store_snapshot_file(s, p->id, s2, paths[i], &f));
+		CHECK_STR(f.path, paths[i]);
+		CHECK_STR(f.sha, sha);
+		free(f.path);
+		fake_sha(sha, paths[i]);
+		CHECK_OK(ps_store_snapshot_file(s, p->id, s1, paths[i], &f));
+		CHECK_STR(f.sha, sha);
+		free(f.path);
+	}
+	{
+		struct ps_file none = { 0 };
+
+		/* A directory is no file. */
+		CHECK_INT(ps_store_snapshot_file(s, p->id, s2, "a/b", &none), PS_ENOTFOUND);
+	}
+	ps_error_clear();
+	ps_test_files_dispose(&all);
+	ps_test_files_dispose(&page);
+	ps_project_free(p);
+	ps_store_free(s);
+}
+
 /* ---- blob encoding (issue 14) ---- */
 
 struct ps_embedded {
@@ -2395,6 +2495,39 @@ static void test_code_index_crash(void)
 	free(path);
 }
 
+/* The layout of schema 25 (file_versions and dir_trees by full path, no dirs), rebuilt from a
+ * store at the current schema: what a projsync before migration 0026 wrote
+ * (tests/integration/conftest.py, SQLITE_UNDO_DIR_IDS, is the same). */
+static const char undo_dir_ids_sqlite[] =
+	"CREATE TABLE file_versions_25 (id INTEGER PRIMARY KEY, "
+	"project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE, "
+	"path TEXT NOT NULL, mode INTEGER NOT NULL, sha BLOB NOT NULL, size INTEGER, "
+	"introduced_by INTEGER NOT NULL, superseded_by INTEGER); "
+	"INSERT INTO file_versions_25 SELECT fv.id, fv.project_id, "
+	"iif(d.path = '', fv.name, d.path || '/' || fv.name), fv.mode, fv.sha, fv.size, "
+	"fv.introduced_by, fv.superseded_by FROM file_versions fv JOIN dirs d ON d.id = fv.dir_id "
+	"ORDER BY fv.id; "
+	"DROP TABLE file_versions; ALTER TABLE file_versions_25 RENAME TO file_versions; "
+	"CREATE INDEX file_versions_path ON file_versions(project_id, path, introduced_by); "
+	"CREATE INDEX file_versions_introduced ON file_versions(introduced_by); "
+	"CREATE INDEX file_versions_superseded ON file_versions(project_id, superseded_by) "
+	"WHERE superseded_by IS NOT NULL; "
+	"CREATE INDEX file_versions_sha ON file_versions(sha); "
+	"CREATE TABLE dir_trees_25 (id INTEGER PRIMARY KEY, "
+	"project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE, "
+	"path TEXT NOT NULL, tree_sha BLOB NOT NULL, introduced_by INTEGER NOT NULL, "
+	"superseded_by INTEGER); "
+	"INSERT INTO dir_trees_25 SELECT dt.id, dt.project_id, d.path, dt.tree_sha, "
+	"dt.introduced_by, dt.superseded_by FROM dir_trees dt JOIN dirs d ON d.id = dt.dir_id "
+	"ORDER BY dt.id; "
+	"DROP TABLE dir_trees; ALTER TABLE dir_trees_25 RENAME TO dir_trees; "
+	"CREATE INDEX dir_trees_path ON dir_trees(project_id, path, introduced_by); "
+	"CREATE INDEX dir_trees_introduced ON dir_trees(introduced_by); "
+	"CREATE INDEX dir_trees_superseded ON dir_trees(project_id, superseded_by) "
+	"WHERE superseded_by IS NOT NULL; "
+	"DROP TABLE dirs; "
+	"PRAGMA user_version = 25";
+
 /* The layout of schema 22 (blobs.sha and blobs.base as hex text), rebuilt from a store at the
  * current schema: what a projsync before migration 0023 wrote (tests/integration/conftest.py
  * undoes 0023 the same way). */
@@ -2449,6 +2582,8 @@ static void back_to_hex_ids(const char *path)
 						   : &ps_migrations[BLOB_IDS_STEP];
 	char *out, *sql;
 
+	if (!ps_test_pg())
+		db_exec(path, undo_dir_ids_sqlite);
 	db_exec(path, ps_test_pg() ? undo_blob_ids_pg : undo_blob_ids_sqlite);
 	out = ps_test_sql(path, "SELECT count(*) FROM blobs WHERE sha = ps_hex(ps_unhex(sha)) AND "
 				"(base IS NULL OR base = ps_hex(ps_unhex(base)))");
@@ -2735,6 +2870,8 @@ static void back_to_raw_rows(const char *path)
 	struct stored_rows r;
 	char *sql;
 
+	if (!ps_test_pg())
+		db_exec(path, undo_dir_ids_sqlite);
 	stored_rows_read(path, &r);
 	for (size_t i = 0; i < r.n; i++) {
 		const unsigned char *raw;
@@ -2922,4 +3059,4 @@ PS_TESTS(PS_TEST(test_atomic_visibility), PS_TEST(test_one_chain), PS_TEST(test_
 	 PS_TEST(test_blob_corrupt), PS_TEST(test_blob_delta_chain), PS_TEST(test_blob_delta_corrupt),
 	 PS_TEST(test_blob_delta_prune),
 	 PS_TEST(test_blob_conversion), PS_TEST(test_blob_id_conversion), PS_TEST(test_code_rows_conversion), PS_TEST(test_stats), PS_TEST(test_object_ids_at_rest),
-	 PS_TEST(test_dir_trees_rebuilt))
+	 PS_TEST(test_dir_trees_rebuilt), PS_TEST(test_paths_in_byte_order))

@@ -255,13 +255,136 @@ static void sql_hex(sqlite3_context *cx, int argc, sqlite3_value **argv)
 	sqlite3_result_text(cx, out, 40, SQLITE_TRANSIENT);
 }
 
+/* ---- directories by id (schema 26) ---- */
+
+void ps_sqlite_split_path(const char *path, size_t len, size_t *dirlen, const char **name)
+{
+	const char *slash = NULL;
+
+	/* Not at a leading '/': "/x" (no source writes one, but the store keeps what it is
+	 * given) is the root's "/x", since the root's path '' cannot be told from an empty
+	 * first component. */
+	for (size_t i = len; i > 1; i--)
+		if (path[i - 1] == '/') {
+			slash = path + i - 1;
+			break;
+		}
+	*dirlen = slash ? (size_t)(slash - path) : 0;
+	*name = slash ? slash + 1 : path;
+}
+
+/* ps_dirname(path), ps_basename(path): the two halves of ps_sqlite_split_path, for migration
+ * 0026. A value that is not text is returned as it is. */
+static void sql_split(sqlite3_context *cx, int argc, sqlite3_value **argv)
+{
+	const char *p, *name;
+	size_t len, dirlen;
+
+	(void)argc;
+	if (sqlite3_value_type(argv[0]) != SQLITE_TEXT) {
+		sqlite3_result_value(cx, argv[0]);
+		return;
+	}
+	p = (const char *)sqlite3_value_text(argv[0]);
+	len = (size_t)sqlite3_value_bytes(argv[0]);
+	ps_sqlite_split_path(p, len, &dirlen, &name);
+	if (sqlite3_user_data(cx))
+		sqlite3_result_text64(cx, name, len - (size_t)(name - p), SQLITE_TRANSIENT, SQLITE_UTF8);
+	else
+		sqlite3_result_text64(cx, p, dirlen, SQLITE_TRANSIENT, SQLITE_UTF8);
+}
+
+int ps_sqlite_dir_id(struct ps_store *s, int64_t project_id, const char *dir, size_t len,
+		     bool create, int64_t *id)
+{
+	static const char find[] = "SELECT id FROM dirs WHERE project_id = ?1 AND path = ?2";
+	static const char add[] = "INSERT INTO dirs (project_id, path) VALUES (?1, ?2)";
+	sqlite3_stmt *st = stmt(s, find);
+	int rc;
+
+	if (!st)
+		return PS_ESTORE;
+	sqlite3_bind_int64(st, 1, project_id);
+	sqlite3_bind_text64(st, 2, dir, len, SQLITE_STATIC, SQLITE_UTF8);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*id = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	if (rc == SQLITE_ROW)
+		return 0;
+	if (rc != SQLITE_DONE)
+		return db_error(s, "find directory");
+	if (!create)
+		return PS_ENOTFOUND;
+	if (!(st = stmt(s, add)))
+		return PS_ESTORE;
+	sqlite3_bind_int64(st, 1, project_id);
+	sqlite3_bind_text64(st, 2, dir, len, SQLITE_STATIC, SQLITE_UTF8);
+	if ((rc = step_done(s, st, "add directory")) < 0)
+		return rc;
+	*id = sqlite3_last_insert_rowid(s->db);
+	return 0;
+}
+
+/* The strings after `p` (`len` bytes): NULL when there is none (`p` is all 0xff bytes). */
+static char *upper_bound(const char *p, size_t len)
+{
+	char *u;
+
+	while (len > 0 && (unsigned char)p[len - 1] == 0xff)
+		len--;
+	if (len == 0)
+		return NULL;
+	u = ps_strndup(p, len);
+	u[len - 1] = (char)((unsigned char)u[len - 1] + 1);
+	return u;
+}
+
+void ps_sqlite_prefix_make(const char *prefix, struct ps_sqlite_prefix *out)
+{
+	size_t len = strlen(prefix);
+	const char *name;
+
+	ps_sqlite_split_path(prefix, len, &out->dirlen, &name);
+	out->dir = ps_strndup(prefix, out->dirlen);
+	out->name_lo = ps_strdup(name);
+	out->name_hi = upper_bound(name, strlen(name));
+	out->dir_lo = ps_strdup(prefix);
+	out->dir_hi = upper_bound(prefix, len);
+}
+
+void ps_sqlite_prefix_dispose(struct ps_sqlite_prefix *p)
+{
+	free(p->dir);
+	free(p->name_lo);
+	free(p->name_hi);
+	free(p->dir_lo);
+	free(p->dir_hi);
+}
+
+void ps_sqlite_prefix_bind(sqlite3_stmt *st, int i, const struct ps_sqlite_prefix *p)
+{
+	sqlite3_bind_text64(st, i, p->dir, p->dirlen, SQLITE_TRANSIENT, SQLITE_UTF8);
+	bind_text(st, i + 1, p->name_lo);
+	bind_text(st, i + 2, p->name_hi);
+	bind_text(st, i + 3, p->dir_lo);
+	bind_text(st, i + 4, p->dir_hi);
+}
+
 int ps_sqlite_functions(sqlite3 *db)
 {
 	const int flags = SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS;
+	static int basename_tag;
 	int rc = sqlite3_create_function(db, "ps_unhex", 1, flags, NULL, sql_unhex, NULL, NULL);
 
-	return rc != SQLITE_OK ? rc
-			       : sqlite3_create_function(db, "ps_hex", 1, flags, NULL, sql_hex, NULL, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_create_function(db, "ps_hex", 1, flags, NULL, sql_hex, NULL, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_create_function(db, "ps_dirname", 1, flags, NULL, sql_split, NULL, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_create_function(db, "ps_basename", 1, flags, &basename_tag, sql_split,
+					     NULL, NULL);
+	return rc;
 }
 
 /* ---- open and migrations ---- */
@@ -718,7 +841,10 @@ int ps_sqlite_project_remove(struct ps_store *s, const char *name)
 {
 	static const char del_events[] =
 		"DELETE FROM events WHERE sync_id IN (SELECT id FROM syncs WHERE project_id = ?)";
-	static const char del_files[] = "DELETE FROM file_versions WHERE project_id = ?";
+	/* By the project's directories (schema 26): no index of file_versions starts with
+	 * project_id but the partial one of superseded rows. */
+	static const char del_files[] =
+		"DELETE FROM file_versions WHERE dir_id IN (SELECT id FROM dirs WHERE project_id = ?)";
 	static const char del_syncs[] = "DELETE FROM syncs WHERE project_id = ?";
 	static const char del_project[] = "DELETE FROM projects WHERE id = ?";
 	const char *const steps[] = { del_events, del_files, del_syncs, del_project };
@@ -1218,8 +1344,9 @@ int ps_sqlite_sync_finalize(struct ps_store *s, struct ps_sync *y, const struct 
 		"finished_at = ?, lease_until = NULL, error_code = NULL, error_message = NULL "
 		"WHERE id = ? AND status = 'running'";
 	static const char supersede[] =
-		"UPDATE file_versions SET superseded_by = ?1 WHERE project_id = ?2 AND path = ?3 "
-		"AND superseded_by IS NULL AND introduced_by < ?1";
+		"UPDATE file_versions SET superseded_by = ?1 "
+		"WHERE dir_id = (SELECT id FROM dirs WHERE project_id = ?2 AND path = ?3) "
+		"AND name = ?4 AND superseded_by IS NULL AND introduced_by < ?1";
 	static const char proj[] =
 		"UPDATE projects SET last_sync_id = ?, last_commit = ?, failures_in_row = 0, "
 		"last_error_code = NULL, last_error_message = NULL WHERE id = ?";
@@ -1272,9 +1399,14 @@ int ps_sqlite_sync_finalize(struct ps_store *s, struct ps_sync *y, const struct 
 					 changes[i].status == PS_CHANGE_RENAMED ? changes[i].previous_path
 										 : NULL };
 		for (int k = 0; k < 2 && paths[k]; k++) {
+			size_t len = strlen(paths[k]), dirlen;
+			const char *name;
+
+			ps_sqlite_split_path(paths[k], len, &dirlen, &name);
 			sqlite3_bind_int64(st, 1, y->id);
 			sqlite3_bind_int64(st, 2, y->project_id);
-			bind_text(st, 3, paths[k]);
+			sqlite3_bind_text64(st, 3, paths[k], dirlen, SQLITE_STATIC, SQLITE_UTF8);
+			bind_text(st, 4, name);
 			if ((rc = step_done(s, st, "supersede file versions")) < 0)
 				goto fail;
 		}
@@ -1580,9 +1712,13 @@ int ps_sqlite_files_stage(struct ps_store *s, const struct ps_sync *y,
 			 const struct ps_change *changes, size_t n)
 {
 	static const char sql[] =
-		"INSERT INTO file_versions (project_id, path, mode, sha, size, introduced_by) "
-		"VALUES (?, ?, ?, ps_unhex(?), ?, ?)";
+		"INSERT INTO file_versions (project_id, dir_id, name, mode, sha, size, introduced_by) "
+		"VALUES (?, ?, ?, ?, ps_unhex(?), ?, ?)";
 	sqlite3_stmt *st;
+	/* The last directory looked up: a sync's paths come in order, so runs share it. */
+	char *last_dir = NULL;
+	size_t last_len = 0;
+	int64_t dir_id = 0;
 	int rc;
 
 	if ((rc = ps_store_begin(s)) < 0)
@@ -1593,23 +1729,40 @@ int ps_sqlite_files_stage(struct ps_store *s, const struct ps_sync *y,
 	}
 	for (size_t i = 0; i < n; i++) {
 		const struct ps_change *c = &changes[i];
+		size_t dirlen;
+		const char *name;
+
 		if (c->status == PS_CHANGE_DELETED)
 			continue;
-		sqlite3_bind_int64(st, 1, y->project_id);
-		bind_text(st, 2, c->path);
-		sqlite3_bind_int64(st, 3, c->mode);
-		bind_text(st, 4, c->sha);
-		if (c->size >= 0)
-			sqlite3_bind_int64(st, 5, c->size);
-		else
-			sqlite3_bind_null(st, 5);
-		sqlite3_bind_int64(st, 6, y->id);
-		if ((rc = step_done(s, st, "stage file versions")) < 0) {
-			ps_store_rollback(s);
-			return rc;
+		ps_sqlite_split_path(c->path, strlen(c->path), &dirlen, &name);
+		if (!last_dir || last_len != dirlen || memcmp(last_dir, c->path, dirlen) != 0) {
+			/* Looked up with its own statement: `st` is bound again below. */
+			if ((rc = ps_sqlite_dir_id(s, y->project_id, c->path, dirlen, true,
+						   &dir_id)) < 0)
+				goto fail;
+			free(last_dir);
+			last_dir = ps_strndup(c->path, dirlen);
+			last_len = dirlen;
 		}
+		sqlite3_bind_int64(st, 1, y->project_id);
+		sqlite3_bind_int64(st, 2, dir_id);
+		bind_text(st, 3, name);
+		sqlite3_bind_int64(st, 4, c->mode);
+		bind_text(st, 5, c->sha);
+		if (c->size >= 0)
+			sqlite3_bind_int64(st, 6, c->size);
+		else
+			sqlite3_bind_null(st, 6);
+		sqlite3_bind_int64(st, 7, y->id);
+		if ((rc = step_done(s, st, "stage file versions")) < 0)
+			goto fail;
 	}
+	free(last_dir);
 	return ps_store_commit(s);
+fail:
+	free(last_dir);
+	ps_store_rollback(s);
+	return rc;
 }
 
 /* Resolves `at` (0 = latest) to a succeeded sync of the project. */
@@ -1657,6 +1810,14 @@ int ps_sqlite_resolve_snapshot(struct ps_store *s, int64_t project_id, int64_t a
 	"fv.introduced_by <= " at " AND (fv.superseded_by IS NULL OR fv.superseded_by > " at ") " \
 	"AND EXISTS (SELECT 1 FROM syncs i WHERE i.id = fv.introduced_by AND i.status = 'succeeded')"
 
+/* A file version's columns as file_from_row reads them, its full path first (sorting by
+ * column 1 is full-path byte order); `d` is its dirs row. */
+#define FILE_COLS \
+	"SELECT " PS_SQLITE_FULL_PATH("d", "fv.name") ", fv.mode, ps_hex(fv.sha), fv.size "
+/* A project's file versions, directory by directory: the project's range of dirs' unique
+ * index, then each directory's range of file_versions_path. */
+#define PROJECT_FILES "FROM dirs d JOIN file_versions fv ON fv.dir_id = d.id WHERE d.project_id = ?1 "
+
 static void file_from_row(sqlite3_stmt *st, struct ps_file *f)
 {
 	const unsigned char *sha = sqlite3_column_text(st, 2);
@@ -1667,38 +1828,60 @@ static void file_from_row(sqlite3_stmt *st, struct ps_file *f)
 	f->size = sqlite3_column_type(st, 3) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 3);
 }
 
+struct walk_files {
+	ps_file_cb cb;
+	void *ud;
+};
+
+static int walk_file(void *ud, const struct ps_file *f, int state)
+{
+	struct walk_files *wf = ud;
+
+	(void)state;
+	return wf->cb(wf->ud, f);
+}
+
 int ps_sqlite_snapshot_each(struct ps_store *s, int64_t project_id, int64_t at, const char *prefix,
 			   ps_file_cb cb, void *ud)
 {
-	static const char sql[] =
-		"SELECT fv.path, fv.mode, ps_hex(fv.sha), fv.size FROM file_versions fv "
-		"WHERE fv.project_id = ?1 AND " VISIBLE_AT("?2") " "
-		"AND (?3 IS NULL OR fv.path >= ?3) AND (?4 IS NULL OR fv.path < ?4) "
-		"ORDER BY fv.path";
+	/* The whole snapshot: walked in full-path order (ps_sqlite_walk), so that a caller that
+	 * stops early (a page of the files API) pays for what it read, not for sorting every
+	 * file first (docs/performance.md, "Schema 26"). */
+	static const char dir_files[] =
+		"SELECT fv.name, fv.mode, ps_hex(fv.sha), fv.size FROM dirs d "
+		"JOIN file_versions fv ON fv.dir_id = d.id WHERE d.project_id = ?1 AND d.path = ?2 "
+		"AND " VISIBLE_AT("?3") " ORDER BY fv.name";
+	/* With a prefix: the files of its directory whose name continues it, and those of the
+	 * directories whose path continues it (ps_sqlite_prefix_make), each an index range,
+	 * sorted by the full path. */
+	static const char prefixed[] =
+		FILE_COLS PROJECT_FILES "AND d.path = ?3 AND fv.name >= ?4 "
+		"AND (?5 IS NULL OR fv.name < ?5) AND " VISIBLE_AT("?2") " UNION ALL "
+		FILE_COLS PROJECT_FILES "AND d.path >= ?6 AND (?7 IS NULL OR d.path < ?7) AND "
+		VISIBLE_AT("?2") " ORDER BY 1";
+	struct ps_sqlite_prefix pre;
+	bool with_prefix = prefix && *prefix;
 	sqlite3_stmt *st;
 	int64_t snap;
 	int rc;
 
 	if ((rc = resolve_snapshot(s, project_id, at, &snap)) < 0)
 		return rc;
-	if (!(st = stmt(s, sql)))
+	if (!with_prefix) {
+		struct walk_files wf = { cb, ud };
+		struct ps_sqlite_walk w = { .project_id = project_id, .at = snap,
+					    .files_sql = dir_files, .cb = walk_file, .ud = &wf };
+
+		return ps_sqlite_walk(s, &w);
+	}
+	if (!(st = stmt(s, prefixed)))
 		return PS_ESTORE;
 	sqlite3_bind_int64(st, 1, project_id);
 	sqlite3_bind_int64(st, 2, snap);
-	if (prefix && *prefix) {
-		/* Paths with the prefix are those in [prefix, prefix with its last byte + 1): a
-		 * range the path index answers, and byte order (BINARY) is what we sort by. */
-		size_t len = strlen(prefix);
-		char *upper = ps_strdup(prefix);
-
-		while (len > 0 && (unsigned char)upper[len - 1] == 0xff)
-			len--;
-		bind_text(st, 3, prefix);
-		if (len > 0) {
-			upper[len - 1] = (char)((unsigned char)upper[len - 1] + 1);
-			sqlite3_bind_text(st, 4, upper, (int)len, SQLITE_TRANSIENT);
-		}
-		free(upper);
+	if (with_prefix) {
+		ps_sqlite_prefix_make(prefix, &pre);
+		ps_sqlite_prefix_bind(st, 3, &pre);
+		ps_sqlite_prefix_dispose(&pre);
 	}
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		struct ps_file f;
@@ -1714,15 +1897,162 @@ int ps_sqlite_snapshot_each(struct ps_store *s, int64_t project_id, int64_t at, 
 	return rc == SQLITE_DONE ? 0 : db_error(s, "list snapshot");
 }
 
+/* ---- the ordered walk (schema 26) ---- */
+
+struct walk_row {
+	char *name;
+	size_t len;
+	uint32_t mode;
+	char sha[PS_SHA_HEX];
+	int64_t size;
+	int state;
+};
+
+struct walk_child {
+	char *key; /* the child's path and its '/': where its subtree sorts */
+	size_t len;
+};
+
+static int cmp_child(const void *a, const void *b)
+{
+	const struct walk_child *x = a, *y = b;
+	size_t n = x->len < y->len ? x->len : y->len;
+	int c = memcmp(x->key, y->key, n);
+
+	return c ? c : (x->len > y->len) - (x->len < y->len);
+}
+
+/* Byte order of a (`alen` bytes) and b (NUL-terminated). */
+static int cmp_bytes(const char *a, size_t alen, const char *b)
+{
+	size_t blen = strlen(b), n = alen < blen ? alen : blen;
+	int c = memcmp(a, b, n);
+
+	return c ? c : (alen > blen) - (alen < blen);
+}
+
+enum { WALK_PAST_UPPER = 1 << 20 }; /* not a callback's value: the walk is done */
+
+static int walk_dir(struct ps_store *s, const struct ps_sqlite_walk *w, const char *dir)
+{
+	struct walk_row *rows = NULL;
+	struct walk_child *kids = NULL;
+	struct ps_strv children = { 0 };
+	size_t nrows = 0, cap = 0, dlen = strlen(dir), i = 0, j = 0;
+	struct ps_buf path;
+	sqlite3_stmt *st = stmt(s, w->files_sql);
+	int rc, six;
+
+	if (!st)
+		return PS_ESTORE;
+	sqlite3_bind_int64(st, 1, w->project_id);
+	sqlite3_bind_text64(st, 2, dir, dlen, SQLITE_STATIC, SQLITE_UTF8);
+	sqlite3_bind_int64(st, 3, w->at);
+	if (w->bind)
+		w->bind(st, w->ud);
+	six = sqlite3_column_count(st) >= 6;
+	/* Read whole before going down: the statement is the same one at every depth. */
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct walk_row *r;
+		const unsigned char *sha = sqlite3_column_text(st, 2);
+
+		if (!sqlite3_column_text(st, 0))
+			continue;
+		if (nrows == cap) {
+			cap = cap ? cap * 2 : 64;
+			rows = ps_realloc(rows, cap * sizeof(*rows));
+		}
+		r = &rows[nrows++];
+		r->len = (size_t)sqlite3_column_bytes(st, 0);
+		r->name = ps_strndup((const char *)sqlite3_column_text(st, 0), r->len);
+		r->mode = (uint32_t)sqlite3_column_int64(st, 1);
+		if (sha && sqlite3_column_bytes(st, 2) == PS_SHA_HEX - 1)
+			memcpy(r->sha, sha, PS_SHA_HEX);
+		else
+			snprintf(r->sha, sizeof(r->sha), "%s", sha ? (const char *)sha : "");
+		r->size = sqlite3_column_type(st, 3) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 3);
+		r->state = !six || sqlite3_column_type(st, 4) == SQLITE_NULL ? 0
+			   : sqlite3_column_int(st, 5)                      ? 2
+									    : 1;
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st); /* a bound pointer must not outlive the call */
+	if (rc != SQLITE_DONE) {
+		rc = db_error(s, "walk snapshot");
+		goto out;
+	}
+	if ((rc = ps_sqlite_child_dirs(s, w->project_id, dir, &children)) < 0)
+		goto out;
+	kids = ps_calloc(children.n ? children.n : 1, sizeof(*kids));
+	for (size_t k = 0; k < children.n; k++) {
+		kids[k].key = ps_asprintf("%s/", children.v[k]);
+		kids[k].len = strlen(kids[k].key);
+	}
+	qsort(kids, children.n, sizeof(*kids), cmp_child);
+	/* The directory's prefix once; each file's name goes after it. */
+	ps_buf_init(&path, SIZE_MAX);
+	if (dlen)
+		ps_buf_printf(&path, "%s/", dir);
+	rc = 0;
+	while (rc == 0 && (i < nrows || j < children.n)) {
+		path.len = dlen ? dlen + 1 : 0;
+		if (i < nrows)
+			ps_buf_append(&path, rows[i].name, rows[i].len);
+		if (i < nrows && (j == children.n || cmp_bytes(path.data, path.len, kids[j].key) < 0)) {
+			struct ps_file f = { .path = path.data, .mode = rows[i].mode,
+					     .size = rows[i].size };
+
+			i++;
+			if (w->upper && cmp_bytes(path.data, path.len, w->upper) >= 0)
+				rc = WALK_PAST_UPPER;
+			else if (!w->lower || cmp_bytes(path.data, path.len, w->lower) >= 0) {
+				memcpy(f.sha, rows[i - 1].sha, sizeof(f.sha));
+				rc = w->cb(w->ud, &f, rows[i - 1].state);
+			}
+			continue;
+		}
+		/* The child's subtree: [C/, C0). */
+		{
+			struct walk_child *c = &kids[j++];
+
+			if (w->upper && cmp_bytes(c->key, c->len, w->upper) >= 0) {
+				rc = WALK_PAST_UPPER;
+				break;
+			}
+			c->key[c->len - 1] = '0';
+			if (w->lower && cmp_bytes(c->key, c->len, w->lower) <= 0)
+				continue; /* all of it before the lower bound */
+			c->key[c->len - 1] = '\0';
+			rc = walk_dir(s, w, c->key);
+		}
+	}
+	ps_buf_dispose(&path);
+out:
+	for (size_t k = 0; k < nrows; k++)
+		free(rows[k].name);
+	free(rows);
+	for (size_t k = 0; kids && k < children.n; k++)
+		free(kids[k].key);
+	free(kids);
+	ps_strv_dispose(&children);
+	return rc;
+}
+
+int ps_sqlite_walk(struct ps_store *s, const struct ps_sqlite_walk *w)
+{
+	int rc = walk_dir(s, w, "");
+
+	return rc == WALK_PAST_UPPER ? 0 : rc;
+}
+
 int ps_sqlite_snapshot_missing_blobs(struct ps_store *s, int64_t project_id, int64_t at,
 				    int64_t max_size, ps_file_cb cb, void *ud)
 {
 	static const char sql[] =
-		"SELECT fv.path, fv.mode, ps_hex(fv.sha), fv.size FROM file_versions fv "
-		"WHERE fv.project_id = ?1 AND " VISIBLE_AT("?2") " "
+		FILE_COLS PROJECT_FILES "AND " VISIBLE_AT("?2") " "
 		"AND fv.mode != 57344 AND fv.size >= 0 AND fv.size <= ?3 "
 		"AND NOT EXISTS (SELECT 1 FROM blobs b WHERE b.sha = fv.sha) "
-		"ORDER BY fv.path";
+		"ORDER BY 1";
 	sqlite3_stmt *st;
 	int64_t snap;
 	int rc;
@@ -1783,9 +2113,10 @@ int ps_sqlite_snapshot_file(struct ps_store *s, int64_t project_id, int64_t at, 
 			   struct ps_file *out)
 {
 	static const char sql[] =
-		"SELECT fv.path, fv.mode, ps_hex(fv.sha), fv.size FROM file_versions fv "
-		"WHERE fv.project_id = ?1 AND fv.path = ?3 AND " VISIBLE_AT("?2");
+		FILE_COLS PROJECT_FILES "AND d.path = ?3 AND fv.name = ?4 AND " VISIBLE_AT("?2");
 	sqlite3_stmt *st;
+	const char *name;
+	size_t dirlen;
 	int64_t snap;
 	int rc;
 
@@ -1793,9 +2124,11 @@ int ps_sqlite_snapshot_file(struct ps_store *s, int64_t project_id, int64_t at, 
 		return rc;
 	if (!(st = stmt(s, sql)))
 		return PS_ESTORE;
+	ps_sqlite_split_path(path, strlen(path), &dirlen, &name);
 	sqlite3_bind_int64(st, 1, project_id);
 	sqlite3_bind_int64(st, 2, snap);
-	bind_text(st, 3, path);
+	sqlite3_bind_text64(st, 3, path, dirlen, SQLITE_STATIC, SQLITE_UTF8);
+	bind_text(st, 4, name);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		file_from_row(st, out);
@@ -1839,15 +2172,15 @@ int ps_sqlite_diff(struct ps_store *s, int64_t project_id, int64_t a, int64_t b,
 	/* Rows visible at a but not at b, and at b but not at a (a < b): their ids lie in (a, b],
 	 * so the cost follows what changed, not the snapshot size. */
 	static const char old_sql[] =
-		"SELECT fv.path, fv.mode, ps_hex(fv.sha), fv.size FROM file_versions fv "
+		FILE_COLS "FROM file_versions fv JOIN dirs d ON d.id = fv.dir_id "
 		"WHERE fv.project_id = ?1 AND fv.superseded_by > ?2 AND fv.superseded_by <= ?3 AND "
-		VISIBLE_AT("?2") " ORDER BY fv.path";
-	/* "+fv.project_id": the planner would otherwise walk the whole project in path order
-	 * (file_versions_path) rather than the range of file_versions_introduced and a sort. */
+		VISIBLE_AT("?2") " ORDER BY 1";
+	/* "+fv.project_id": the planner would otherwise walk the project's rows of
+	 * file_versions_superseded rather than the range of file_versions_introduced. */
 	static const char new_sql[] =
-		"SELECT fv.path, fv.mode, ps_hex(fv.sha), fv.size FROM file_versions fv "
+		FILE_COLS "FROM file_versions fv JOIN dirs d ON d.id = fv.dir_id "
 		"WHERE +fv.project_id = ?1 AND fv.introduced_by > ?2 AND fv.introduced_by <= ?3 AND "
-		VISIBLE_AT("?3") " ORDER BY fv.path";
+		VISIBLE_AT("?3") " ORDER BY 1";
 	struct file_list olds = { 0 }, news = { 0 };
 	bool swap = false;
 	int64_t snap;
@@ -2244,6 +2577,12 @@ int ps_sqlite_prune_syncs(struct ps_store *s, int64_t project_id, int64_t start,
 	static const char dt_rebase[] =
 		"UPDATE dir_trees SET introduced_by = ?2 WHERE project_id = ?1 "
 		"AND introduced_by < ?2";
+	/* Directories (schema 26) no file version and no tree names any more; ?2 only keeps
+	 * run2's binding valid. */
+	static const char del_dirs[] =
+		"DELETE FROM dirs WHERE project_id = ?1 AND ?2 IS NOT NULL "
+		"AND NOT EXISTS (SELECT 1 FROM file_versions f WHERE f.dir_id = dirs.id) "
+		"AND NOT EXISTS (SELECT 1 FROM dir_trees t WHERE t.dir_id = dirs.id)";
 	static const char del_events[] =
 		"DELETE FROM events WHERE sync_id IN (SELECT id FROM syncs WHERE project_id = ?1 "
 		"AND id < ?2)";
@@ -2277,6 +2616,7 @@ int ps_sqlite_prune_syncs(struct ps_store *s, int64_t project_id, int64_t start,
 	    (rc = run2(s, dt_unsucceeded, project_id, start, NULL)) < 0 ||
 	    (rc = run2(s, dt_superseded, project_id, start, NULL)) < 0 ||
 	    (rc = run2(s, dt_rebase, project_id, start, NULL)) < 0 ||
+	    (rc = run2(s, del_dirs, project_id, start, NULL)) < 0 ||
 	    (rc = run2(s, del_events, project_id, start, &out->events)) < 0 ||
 	    (rc = run2(s, del_syncs, project_id, start, NULL)) < 0 ||
 	    (rc = run2(s, new_start, project_id, start, NULL)) < 0 ||

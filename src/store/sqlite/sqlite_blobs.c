@@ -284,6 +284,10 @@ static int count_one(struct ps_store *s, const char *sql, int64_t project_id, in
 	return rc == SQLITE_ROW ? 0 : ps_sqlite_error(s, what);
 }
 
+/* A project's file versions by its directories (schema 26: file_versions_path starts with
+ * dir_id, and no other index but a partial one with project_id). */
+#define PROJECT_ROWS "dirs d JOIN file_versions f ON f.dir_id = d.id WHERE d.project_id = ?1"
+
 int ps_sqlite_stats(struct ps_store *s, int64_t project_id, struct ps_store_stats *out)
 {
 	static const char all_syncs[] =
@@ -299,19 +303,19 @@ int ps_sqlite_stats(struct ps_store *s, int64_t project_id, struct ps_store_stat
 		"FROM blobs_raw";
 	static const char one_blobs_raw[] =
 		"SELECT count(*), 0, coalesce(sum(size), 0), coalesce(sum(length(content)), 0) "
-		"FROM blobs_raw WHERE sha IN (SELECT ps_hex(sha) FROM file_versions WHERE project_id = ?1)";
+		"FROM blobs_raw WHERE sha IN (SELECT ps_hex(f.sha) FROM " PROJECT_ROWS ")";
 	static const char disk[] =
 		"SELECT (SELECT page_count FROM pragma_page_count()) - "
 		"(SELECT freelist_count FROM pragma_freelist_count()), "
 		"(SELECT page_size FROM pragma_page_size())";
 	static const char one_syncs[] =
 		"SELECT count(*), coalesce(sum(status = 'succeeded'), 0), 1, "
-		"(SELECT count(*) FROM file_versions WHERE project_id = ?1) FROM syncs "
+		"(SELECT count(*) FROM " PROJECT_ROWS ") FROM syncs "
 		"WHERE project_id = ?1";
 	static const char one_blobs[] =
 		"SELECT count(*), coalesce(sum(encoding <> 0), 0), coalesce(sum(size), 0), "
 		"coalesce(sum(length(content)), 0), coalesce(sum(encoding = 2), 0) FROM blobs "
-		"WHERE sha IN (SELECT sha FROM file_versions WHERE project_id = ?1)";
+		"WHERE sha IN (SELECT f.sha FROM " PROJECT_ROWS ")";
 	struct ps_store_stats st = { 0 };
 	int64_t v[5];
 	int rc;

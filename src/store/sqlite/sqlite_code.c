@@ -619,8 +619,8 @@ int ps_sqlite_code_index_have(struct ps_store *s, const char *const *shas, size_
 int ps_sqlite_code_unindexed(struct ps_store *s, int64_t project_id, struct ps_strv *out)
 {
 	static const char sql[] =
-		"SELECT DISTINCT ps_hex(fv.sha) FROM file_versions fv "
-		"WHERE fv.project_id = ? AND (fv.mode & 61440) = 32768 "
+		"SELECT DISTINCT ps_hex(fv.sha) FROM dirs d JOIN file_versions fv ON fv.dir_id = d.id "
+		"WHERE d.project_id = ? AND (fv.mode & 61440) = 32768 "
 		"AND NOT EXISTS (SELECT 1 FROM code_blobs c WHERE c.sha = fv.sha) "
 		"AND EXISTS (SELECT 1 FROM blobs b WHERE b.sha = fv.sha) ORDER BY 1";
 	sqlite3_stmt *st = ps_sqlite_stmt(s, sql);
@@ -764,12 +764,17 @@ static void hits_json(const struct hits *h, struct ps_buf *b)
 	}
 	ps_buf_puts(b, "]");
 }
+/* Schema 26: the full path is built from the file's dirs row `d`; the prefix and the point a
+ * search resumes from bound it (the sort then keeps only what is left). */
+#define CANDIDATE_PATH PS_SQLITE_FULL_PATH("d", "fv.name")
+#define CANDIDATE_COLS \
+	"SELECT " CANDIDATE_PATH ", fv.mode, ps_hex(fv.sha), fv.size, cb.id, cb.binary "
 #define CANDIDATE_WHERE \
-	"WHERE fv.project_id = ?1 AND fv.introduced_by <= ?2 " \
+	"WHERE fv.project_id = ?1 AND d.project_id = ?1 AND fv.introduced_by <= ?2 " \
 	"AND (fv.superseded_by IS NULL OR fv.superseded_by > ?2) " \
 	"AND EXISTS (SELECT 1 FROM syncs i WHERE i.id = fv.introduced_by AND i.status = 'succeeded') " \
 	"AND (fv.mode & 61440) = 32768 " \
-	"AND (?3 IS NULL OR fv.path >= ?3) AND (?4 IS NULL OR fv.path < ?4) "
+	"AND (?3 IS NULL OR " CANDIDATE_PATH " >= ?3) AND (?4 IS NULL OR " CANDIDATE_PATH " < ?4) "
 
 /* The number of code_blobs rows there may be (the largest id): what a hit count is out of. */
 static int64_t indexed_blobs(struct ps_store *s)
@@ -797,15 +802,82 @@ static bool all_indexed(struct ps_store *s)
 	return none;
 }
 
+struct walk_list {
+	struct ps_code_candidate *v;
+	size_t n, cap, limit;
+	struct hits *hits;
+};
+
+static void walk_bind(sqlite3_stmt *st, void *ud)
+{
+	struct walk_list *l = ud;
+
+	if (l->hits)
+		sqlite3_bind_pointer(st, 5, l->hits, HITS_POINTER, NULL);
+}
+
+static int walk_take(void *ud, const struct ps_file *f, int state)
+{
+	struct walk_list *l = ud;
+	struct ps_code_candidate *c;
+
+	if (l->n == l->cap) {
+		l->cap = l->cap ? l->cap * 2 : 256;
+		l->v = ps_realloc(l->v, l->cap * sizeof(*l->v));
+	}
+	c = &l->v[l->n++];
+	c->file = *f;
+	c->file.path = ps_strdup(f->path);
+	c->state = state == 0 ? PS_CODE_UNINDEXED : state == 2 ? PS_CODE_BINARY : PS_CODE_TEXT;
+	return l->n == l->limit; /* 1: enough */
+}
+
+/* The first `limit` candidates in path order from `from_path` on, by the ordered walk. */
+static int walk_candidates(struct ps_store *s, int64_t project_id, int64_t snap,
+			   const char *dir_sql, struct hits *hits, const char *prefix,
+			   const char *from_path, size_t limit, struct ps_code_candidate **out,
+			   size_t *n)
+{
+	struct walk_list l = { .limit = limit, .hits = hits };
+	struct ps_sqlite_walk w = { .project_id = project_id, .at = snap, .files_sql = dir_sql,
+				    .bind = walk_bind, .cb = walk_take, .ud = &l };
+	char *upper = NULL;
+	int rc;
+
+	if (prefix && *prefix) {
+		size_t len = strlen(prefix);
+
+		upper = ps_strdup(prefix);
+		while (len > 0 && (unsigned char)upper[len - 1] == 0xff)
+			len--;
+		if (len > 0)
+			upper[len - 1] = (char)((unsigned char)upper[len - 1] + 1);
+		upper[len] = '\0';
+		w.upper = len > 0 ? upper : NULL;
+		w.lower = prefix;
+	}
+	if (from_path && (!w.lower || strcmp(from_path, w.lower) > 0))
+		w.lower = from_path;
+	rc = ps_sqlite_walk(s, &w);
+	free(upper);
+	if (rc < 0) {
+		ps_code_candidates_free(l.v, l.n);
+		return rc;
+	}
+	*out = l.v;
+	*n = l.n;
+	return 0;
+}
+
 static int candidates(struct ps_store *s, int64_t project_id, int64_t at,
 		      const struct ps_code_query *q, const char *prefix, const char *from_path,
 		      size_t limit, int64_t *snap, struct ps_code_candidate **out, size_t *n)
 {
 	static const char all_sql[] =
-		"SELECT fv.path, fv.mode, ps_hex(fv.sha), fv.size, cb.id, cb.binary "
-		"FROM file_versions fv LEFT JOIN code_blobs cb ON cb.sha = fv.sha " CANDIDATE_WHERE
+		CANDIDATE_COLS "FROM dirs d JOIN file_versions fv ON fv.dir_id = d.id "
+		"LEFT JOIN code_blobs cb ON cb.sha = fv.sha " CANDIDATE_WHERE
 		"AND (cb.id IS NOT NULL OR EXISTS (SELECT 1 FROM blobs b WHERE b.sha = fv.sha)) "
-		"ORDER BY fv.path LIMIT ?6";
+		"ORDER BY 1 LIMIT ?6";
 	/*
 	 * With a query the blobs come first: those whose document matches (few for a rare
 	 * literal) and the stored blobs the index lacks (normally none: the anti-join walks two
@@ -819,9 +891,9 @@ static int candidates(struct ps_store *s, int64_t project_id, int64_t at,
 		"WITH hit(sha) AS (" \
 		"SELECT m.sha FROM code_blobs m WHERE m.id IN " \
 		"(SELECT value FROM json_each(?5)) " unindexed ") " \
-		"SELECT fv.path, fv.mode, ps_hex(fv.sha), fv.size, cb.id, cb.binary " \
-		"FROM hit h CROSS JOIN file_versions fv ON fv.sha = h.sha " \
-		"LEFT JOIN code_blobs cb ON cb.sha = fv.sha " CANDIDATE_WHERE "ORDER BY fv.path LIMIT ?6"
+		CANDIDATE_COLS "FROM hit h CROSS JOIN file_versions fv ON fv.sha = h.sha " \
+		"CROSS JOIN dirs d ON d.id = fv.dir_id " \
+		"LEFT JOIN code_blobs cb ON cb.sha = fv.sha " CANDIDATE_WHERE "ORDER BY 1 LIMIT ?6"
 	static const char match_sql[] = MATCH_SQL(
 		"UNION ALL SELECT b.sha FROM blobs b "
 		"WHERE NOT EXISTS (SELECT 1 FROM code_blobs c WHERE c.sha = b.sha)");
@@ -831,15 +903,26 @@ static int candidates(struct ps_store *s, int64_t project_id, int64_t at,
 	/*
 	 * But when most blobs match (a common literal) and only the first `limit` candidates are
 	 * wanted, that lists and sorts nearly every file of the snapshot for a few of them (~6 us
-	 * per file: 0.6 s at 100,000 files). Then the snapshot is walked in path order
-	 * (file_versions_path, no sort) with the matches in a bitmap, and the walk stops at the
-	 * limit.
+	 * per file: 0.6 s at 100,000 files). Then the snapshot is walked in full-path order
+	 * (ps_sqlite_walk: directory by directory, each one's rows in name order, no sort; schema
+	 * 26 keeps no index in full-path order) with the matches in a bitmap, and the walk stops
+	 * at the limit. The same walk lists every candidate when there is no query but a limit.
 	 */
-	static const char walk_sql[] =
-		"SELECT fv.path, fv.mode, ps_hex(fv.sha), fv.size, cb.id, cb.binary "
-		"FROM file_versions fv LEFT JOIN code_blobs cb ON cb.sha = fv.sha " CANDIDATE_WHERE
-		"AND (CASE WHEN cb.id IS NULL THEN EXISTS (SELECT 1 FROM blobs b WHERE b.sha = fv.sha) "
-		"ELSE ps_code_hit(?5, cb.id) END) ORDER BY fv.path LIMIT ?6";
+#define DIR_SQL(cond) \
+		"SELECT fv.name, fv.mode, ps_hex(fv.sha), fv.size, cb.id, cb.binary " \
+		"FROM dirs d JOIN file_versions fv ON fv.dir_id = d.id " \
+		"LEFT JOIN code_blobs cb ON cb.sha = fv.sha " \
+		"WHERE d.project_id = ?1 AND d.path = ?2 AND fv.introduced_by <= ?3 " \
+		"AND (fv.superseded_by IS NULL OR fv.superseded_by > ?3) " \
+		"AND EXISTS (SELECT 1 FROM syncs i WHERE i.id = fv.introduced_by " \
+		"AND i.status = 'succeeded') AND (fv.mode & 61440) = 32768 AND " cond \
+		" ORDER BY fv.name"
+	static const char walk_dir_sql[] = DIR_SQL(
+		"(CASE WHEN cb.id IS NULL THEN EXISTS (SELECT 1 FROM blobs b WHERE b.sha = fv.sha) "
+		"ELSE ps_code_hit(?5, cb.id) END)");
+	static const char all_dir_sql[] = DIR_SQL(
+		"(cb.id IS NOT NULL OR EXISTS (SELECT 1 FROM blobs b WHERE b.sha = fv.sha))");
+#undef DIR_SQL
 	struct ps_code_candidate *v = NULL;
 	size_t count = 0, cap = 0;
 	const char *lower = NULL;
@@ -868,10 +951,16 @@ static int candidates(struct ps_store *s, int64_t project_id, int64_t at,
 			hits_json(&hits, &expr);
 		}
 	}
+	if (walk || (!q && limit > 0)) {
+		rc = walk_candidates(s, project_id, id, walk ? walk_dir_sql : all_dir_sql,
+				     walk ? &hits : NULL, prefix, from_path, limit, out, n);
+		free(hits.bits);
+		if (rc == 0)
+			*snap = id;
+		return rc;
+	}
 	if (!q)
 		sql = all_sql;
-	else if (walk)
-		sql = walk_sql;
 	else
 		sql = all_indexed(s) ? match_indexed_sql : match_sql;
 	if (!(st = ps_sqlite_stmt(s, sql))) {

@@ -11,6 +11,7 @@
 
 #include "store/backend.h"
 #include "store/store.h"
+#include "util/util.h"
 
 #define STMT_CACHE 512 /* well above the distinct statements of sqlite*.c (about 120) */
 
@@ -42,9 +43,73 @@ void ps_sqlite_bind_text(sqlite3_stmt *st, int i, const char *v);
 /* A column as a new string, NULL for NULL. */
 char *ps_sqlite_col_text(sqlite3_stmt *st, int i);
 
-/* Registers ps_hex() and ps_unhex() (sqlite.c: object ids at rest) on a connection; the
- * queries and migrations from schema 16 on need them. Returns an SQLite result code. */
+/* Registers ps_hex() and ps_unhex() (sqlite.c: object ids at rest), ps_dirname() and
+ * ps_basename() (schema 26's split of a path) on a connection; the queries and migrations
+ * from schema 16 on need them. Returns an SQLite result code. */
 int ps_sqlite_functions(sqlite3 *db);
+
+/*
+ * Directories by id (schema 26, migrations/0026): file_versions and dir_trees name their
+ * directory by a dirs row (project_id, path; '' is the root, no trailing slash) and a file
+ * version keeps only its name. Everything above the backend speaks full paths.
+ *
+ * PS_SQLITE_FULL_PATH(d, name) is the SQL of the full path from a dirs alias and a name column;
+ * its BINARY order is the byte order of full paths, which is what listings promise (it is not
+ * the order of (directory, name): "a/b.c" < "a/b/x" < "a/c").
+ */
+#define PS_SQLITE_FULL_PATH(d, name) \
+	"iif(" d ".path = '', " name ", " d ".path || '/' || " name ")"
+/* Splits a path of `len` bytes at its last '/' (one at its very start does not count): the
+ * directory is its first *dirlen bytes (0: the root) and the name the rest, from *name. The
+ * one place a path is split. */
+void ps_sqlite_split_path(const char *path, size_t len, size_t *dirlen, const char **name);
+/* The id of the project's directory `dir` (`len` bytes): created when missing if `create`,
+ * else PS_ENOTFOUND (no error set). */
+int ps_sqlite_dir_id(struct ps_store *s, int64_t project_id, const char *dir, size_t len,
+		     bool create, int64_t *id);
+/*
+ * A prefix of full paths as ranges the indexes answer: the paths starting with `prefix` are
+ * the files of directory `dir` whose name lies in [name_lo, name_hi) plus every file of the
+ * directories whose path lies in [dir_lo, dir_hi) (NULL bounds: no upper bound). E.g.
+ * "src/gi": the files of "src" named gi..., and the directories "src/gi...". Free with
+ * ps_sqlite_prefix_dispose.
+ */
+struct ps_sqlite_prefix {
+	char *dir;
+	size_t dirlen;
+	char *name_lo, *name_hi;
+	char *dir_lo, *dir_hi;
+};
+void ps_sqlite_prefix_make(const char *prefix, struct ps_sqlite_prefix *out);
+void ps_sqlite_prefix_dispose(struct ps_sqlite_prefix *p);
+/* Binds a prefix's five values from parameter `i` on: dir, name_lo, name_hi, dir_lo, dir_hi. */
+void ps_sqlite_prefix_bind(sqlite3_stmt *st, int i, const struct ps_sqlite_prefix *p);
+
+/* The children of directory `path` ('' the root) among the project's dirs, seen by a snapshot
+ * or not, as full paths in path order, appended to `out` (sqlite_trees.c). */
+int ps_sqlite_child_dirs(struct ps_store *s, int64_t project_id, const char *path,
+			 struct ps_strv *out);
+/*
+ * Walks a snapshot's files in byte order of their full paths without sorting them: directory
+ * by directory, depth first, each directory's rows read in name order (file_versions_path) and
+ * merged with its children (ps_sqlite_child_dirs) in git tree order (a child C sorts as "C/").
+ * So a walk that stops early costs what it read, not the snapshot. `files_sql` lists one
+ * directory's rows in name order: ?1 the project, ?2 the directory's path, ?3 the sync; its
+ * columns are the name, mode, ps_hex(sha), size and, if it has six, code_blobs' id and binary
+ * (the candidate's state). `bind` (may be NULL) binds its other parameters. Paths outside
+ * [lower, upper) (NULL: unbounded) are left out and their directories not entered. `cb` gets
+ * each file (a path it must copy) and its state; a nonzero return stops the walk and is
+ * returned.
+ */
+struct ps_sqlite_walk {
+	int64_t project_id, at;
+	const char *files_sql;
+	void (*bind)(sqlite3_stmt *st, void *ud);
+	const char *lower, *upper;
+	int (*cb)(void *ud, const struct ps_file *f, int state);
+	void *ud;
+};
+int ps_sqlite_walk(struct ps_store *s, const struct ps_sqlite_walk *w);
 
 /* Resolves `at` (0 = latest) to a succeeded sync of the project: PS_ENOTFOUND for none or a
  * sync of another project, PS_ECONFLICT (not_succeeded) for one that did not succeed. */

@@ -27,23 +27,53 @@ static bool binary_sha(const struct ps_copy_table *t, const char *col)
 	       (!strcmp(t->name, "blobs") && (!strcmp(col, "sha") || !strcmp(col, "base")));
 }
 
+/*
+ * Schema 26 keeps a file version's and a directory tree's directory in dirs, by id; store copy
+ * speaks full paths (the contract at the top of store/copy.c). DIRS_NAME: `path` is the dirs row
+ * plus the row's `name` (file_versions); DIRS_SELF: `path` is the dirs row's path itself
+ * (dir_trees). Rows are read with their dirs row joined and written with it found or created.
+ */
+enum dir_layout { DIRS_NONE, DIRS_NAME, DIRS_SELF };
+
+static enum dir_layout dir_layout(const struct ps_copy_table *t)
+{
+	return !strcmp(t->name, "file_versions") ? DIRS_NAME
+	       : !strcmp(t->name, "dir_trees")   ? DIRS_SELF
+						 : DIRS_NONE;
+}
+
+static bool is_path(const struct ps_copy_table *t, size_t c)
+{
+	return dir_layout(t) != DIRS_NONE && !strcmp(t->cols[c].name, "path");
+}
+
 static char *select_sql(struct ps_store *s, const struct ps_copy_table *t, bool after)
 {
+	enum dir_layout dl = dir_layout(t);
+	const char *q = dl != DIRS_NONE ? "t." : ""; /* the table's alias, when dirs is joined */
 	struct ps_buf b;
 
 	ps_buf_init(&b, SIZE_MAX);
 	ps_buf_puts(&b, "SELECT ");
-	for (size_t c = 0; c < t->ncols; c++)
-		ps_buf_printf(&b, binary_sha(t, t->cols[c].name) ? "%sps_hex(\"%s\")" : "%s\"%s\"",
-			      c ? ", " : "", t->cols[c].name);
+	for (size_t c = 0; c < t->ncols; c++) {
+		if (is_path(t, c))
+			ps_buf_printf(&b, "%s%s", c ? ", " : "",
+				      dl == DIRS_NAME ? PS_SQLITE_FULL_PATH("d", "t.name") : "d.path");
+		else
+			ps_buf_printf(&b, binary_sha(t, t->cols[c].name) ? "%sps_hex(%s\"%s\")"
+									 : "%s%s\"%s\"",
+				      c ? ", " : "", q, t->cols[c].name);
+	}
 	if (!strcmp(t->name, "blobs") && ps_sqlite_blobs_raw_left(s))
 		ps_buf_printf(&b, " FROM %s", blobs_with_raw);
+	else if (dl != DIRS_NONE)
+		ps_buf_printf(&b, " FROM \"%s\" t JOIN dirs d ON d.id = t.dir_id", t->name);
 	else
 		ps_buf_printf(&b, " FROM \"%s\"", t->name);
 	if (after) {
 		ps_buf_puts(&b, " WHERE (");
 		for (size_t k = 0; k < t->nkeys; k++)
-			ps_buf_printf(&b, "%s\"%s\"", k ? ", " : "", t->cols[k].name);
+			ps_buf_printf(&b, "%s%s\"%s\"", k ? ", " : "", q, t->cols[k].name);
 		ps_buf_puts(&b, ") > (");
 		for (size_t k = 0; k < t->nkeys; k++)
 			ps_buf_printf(&b, "%s%s", k ? ", " : "",
@@ -52,7 +82,7 @@ static char *select_sql(struct ps_store *s, const struct ps_copy_table *t, bool 
 	}
 	ps_buf_puts(&b, " ORDER BY ");
 	for (size_t k = 0; k < t->nkeys; k++)
-		ps_buf_printf(&b, "%s\"%s\"", k ? ", " : "", t->cols[k].name);
+		ps_buf_printf(&b, "%s%s\"%s\"", k ? ", " : "", q, t->cols[k].name);
 	ps_buf_printf(&b, " LIMIT %zu", t->batch);
 	return ps_buf_take(&b, NULL);
 }
@@ -146,24 +176,71 @@ int ps_sqlite_rows_insert(struct ps_store *s, const struct ps_copy_table *t,
 	char *sql;
 	int rc = 0;
 
+	enum dir_layout dl = dir_layout(t);
+	size_t project = t->ncols;
+
 	ps_buf_init(&b, SIZE_MAX);
 	ps_buf_printf(&b, "INSERT INTO \"%s\" (", t->name);
-	for (size_t c = 0; c < t->ncols; c++)
-		ps_buf_printf(&b, "%s\"%s\"", c ? ", " : "", t->cols[c].name);
+	for (size_t c = 0; c < t->ncols; c++) {
+		if (is_path(t, c))
+			ps_buf_printf(&b, "%s%s", c ? ", " : "",
+				      dl == DIRS_NAME ? "dir_id, name" : "dir_id");
+		else
+			ps_buf_printf(&b, "%s\"%s\"", c ? ", " : "", t->cols[c].name);
+		if (!strcmp(t->cols[c].name, "project_id"))
+			project = c;
+	}
 	ps_buf_puts(&b, ") VALUES (");
 	for (size_t c = 0; c < t->ncols; c++)
 		ps_buf_printf(&b, "%s%s", c ? ", " : "",
-			      binary_sha(t, t->cols[c].name) ? "ps_unhex(?)" : "?");
+			      is_path(t, c) && dl == DIRS_NAME ? "?, ?"
+			      : binary_sha(t, t->cols[c].name) ? "ps_unhex(?)"
+								: "?");
 	ps_buf_puts(&b, ")");
 	sql = ps_buf_take(&b, NULL);
+	if (dl != DIRS_NONE && project == t->ncols) {
+		free(sql);
+		return ps_error_set(PS_EINVAL, "bad_table", "%s without project_id", t->name);
+	}
 	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
 		free(sql);
 		return ps_sqlite_error(s, "write rows");
 	}
 	free(sql);
 	for (size_t r = 0; r < nrows && rc == 0; r++) {
-		for (size_t c = 0; c < t->ncols; c++)
-			bind_value(st, (int)c + 1, &t->cols[c], &rows[r * t->ncols + c]);
+		const struct ps_copy_value *row = &rows[r * t->ncols];
+		int i = 1;
+
+		for (size_t c = 0; c < t->ncols && rc == 0; c++) {
+			const struct ps_copy_value *v = &row[c];
+			const char *name = NULL;
+			size_t dirlen = 0;
+			int64_t dir_id;
+
+			if (!is_path(t, c)) {
+				bind_value(st, i++, &t->cols[c], v);
+				continue;
+			}
+			if (v->null || row[project].null) {
+				rc = ps_error_set(PS_EINVAL, "bad_row", "%s row without a path",
+						  t->name);
+				break;
+			}
+			if (dl == DIRS_NAME)
+				ps_sqlite_split_path(v->s, v->len, &dirlen, &name);
+			else
+				dirlen = v->len;
+			/* A statement of its own: `st` keeps its bindings meanwhile. */
+			if ((rc = ps_sqlite_dir_id(s, row[project].i, v->s, dirlen, true,
+						   &dir_id)) < 0)
+				break;
+			sqlite3_bind_int64(st, i++, dir_id);
+			if (dl == DIRS_NAME)
+				sqlite3_bind_text64(st, i++, name, v->len - (size_t)(name - v->s),
+						    SQLITE_TRANSIENT, SQLITE_UTF8);
+		}
+		if (rc < 0)
+			break;
 		if (sqlite3_step(st) != SQLITE_DONE)
 			rc = ps_sqlite_error(s, t->name);
 		sqlite3_reset(st);

@@ -29,9 +29,10 @@ int ps_sqlite_dir_trees_stage(struct ps_store *s, const struct ps_sync *y,
 			      const struct ps_tree_dir *dirs, size_t n)
 {
 	static const char sql[] =
-		"INSERT INTO dir_trees (project_id, path, tree_sha, introduced_by) "
+		"INSERT INTO dir_trees (project_id, dir_id, tree_sha, introduced_by) "
 		"VALUES (?, ?, ps_unhex(?), ?)";
 	sqlite3_stmt *st;
+	int64_t dir_id;
 	int rc;
 
 	if ((rc = ps_store_begin(s)) < 0)
@@ -43,8 +44,13 @@ int ps_sqlite_dir_trees_stage(struct ps_store *s, const struct ps_sync *y,
 	for (size_t i = 0; i < n; i++) {
 		if (!dirs[i].sha[0])
 			continue;
+		if ((rc = ps_sqlite_dir_id(s, y->project_id, dirs[i].path, strlen(dirs[i].path),
+					   true, &dir_id)) < 0) {
+			ps_store_rollback(s);
+			return rc;
+		}
 		sqlite3_bind_int64(st, 1, y->project_id);
-		ps_sqlite_bind_text(st, 2, dirs[i].path);
+		sqlite3_bind_int64(st, 2, dir_id);
 		ps_sqlite_bind_text(st, 3, dirs[i].sha);
 		sqlite3_bind_int64(st, 4, y->id);
 		if ((rc = ps_sqlite_step_done(s, st, "stage directory trees")) < 0) {
@@ -61,8 +67,8 @@ static int dir_sha(struct ps_store *s, int64_t project_id, int64_t at, const cha
 		   size_t len, char sha[PS_SHA_HEX])
 {
 	static const char sql[] =
-		"SELECT ps_hex(dt.tree_sha) FROM dir_trees dt "
-		"WHERE dt.project_id = ?1 AND dt.path = ?3 AND " DT_VISIBLE_AT("?2") " "
+		"SELECT ps_hex(dt.tree_sha) FROM dirs d JOIN dir_trees dt ON dt.dir_id = d.id "
+		"WHERE d.project_id = ?1 AND d.path = ?3 AND " DT_VISIBLE_AT("?2") " "
 		"ORDER BY dt.introduced_by DESC LIMIT 1";
 	sqlite3_stmt *st = ps_sqlite_stmt(s, sql);
 	int rc;
@@ -100,41 +106,47 @@ static void add_entry(struct ps_tree *t, size_t *cap, const char *name, size_t l
 }
 
 /*
- * The entries of directory `path` at sync `at`, from the rows: a skip scan over the
- * (project_id, path, introduced_by) index of file_versions. From a cursor in the directory's
- * range [prefix, prefix's end), the rows are read in index order, each with whether it is
- * visible at `at`: a direct child's visible version is a file entry (its other versions are
- * passed over: they lie next to it). A deeper path names a subdirectory C, an entry when
- * dir_trees has a row of prefix + C visible at `at`; the scan then seeks again after everything
- * under C (prefix + C + "0", '0' being '/' + 1). So a directory costs a range read of its own
- * files' rows plus one seek per subdirectory (that it has or ever had), and a subdirectory's
- * rows are never read: the root is on every changed path, and reading the whole snapshot
- * there would make every re-sync cost the repository's size.
+ * The children of directory `path` among the project's dirs (schema 26), as full paths in
+ * path order, whether or not a snapshot sees them: a skip scan over dirs' (project_id, path)
+ * index, one seek per step. The next dir after the cursor names a child C (the first component
+ * after the prefix: C itself may have no row, only dirs below it), and the scan goes on after
+ * C. Siblings such as "C-x" and "C.y" sort between C and C's own subdirectories ("C/..."), so
+ * the children whose subdirectories have not been passed yet are kept on a stack (the last
+ * found comes first in path order); a dir under the one on top sends the scan past all of it
+ * (C + "0", '0' being '/' + 1). So finding the children costs a seek or two per child (that
+ * the directory has or ever had), never a read of what lies below them.
  */
-static int rebuild_entries(struct ps_store *s, int64_t project_id, int64_t at, const char *path,
-			   struct ps_tree *t)
+int ps_sqlite_child_dirs(struct ps_store *s, int64_t project_id, const char *path,
+			 struct ps_strv *out)
 {
-#define ROWS_FROM(range) \
-	"SELECT fv.path, fv.mode, ps_hex(fv.sha), " FV_VISIBLE_AT("?4") " FROM file_versions fv " \
-	"WHERE fv.project_id = ?1 AND fv.path >= ?2 " range " ORDER BY fv.path, fv.introduced_by"
-	static const char rows_in[] = ROWS_FROM("AND fv.path < ?3");
-	static const char rows_root[] = ROWS_FROM("");
-#undef ROWS_FROM
+#define NEXT_DIR(op, range) \
+	"SELECT path FROM dirs WHERE project_id = ?1 AND path " op " ?2 " range \
+	" ORDER BY path LIMIT 1"
+	static const char *const next[2][2] = {
+		{ NEXT_DIR(">=", "AND path != ''"), NEXT_DIR(">", "AND path != ''") },
+		{ NEXT_DIR(">=", "AND path < ?3"), NEXT_DIR(">", "AND path < ?3") },
+	};
+#undef NEXT_DIR
+	struct ps_strv open = { 0 }; /* children found, each with its '/' */
+	bool after = false; /* whether the cursor itself is passed over (a child is; the prefix
+			     * is not: "a/" is a child of "a" in a path no source writes) */
 	size_t plen = strlen(path) + (path[0] ? 1 : 0);
 	char *prefix = ps_asprintf("%s%s", path, path[0] ? "/" : "");
 	char *upper = NULL;
 	char *cur = ps_strdup(prefix);
-	size_t curlen = plen, cap = 0;
-	bool more = true;
+	size_t curlen = plen;
 	int rc = 0;
 
 	if (plen) {
 		upper = ps_strdup(prefix);
 		upper[plen - 1] = '0';
 	}
-	while (more && rc == 0) {
-		sqlite3_stmt *st = ps_sqlite_stmt(s, upper ? rows_in : rows_root);
-		char *dir = NULL;
+	for (;;) {
+		char *p = NULL, *child;
+		const char *slash;
+		size_t len = 0, dlen;
+		bool skip = false;
+		sqlite3_stmt *st = ps_sqlite_stmt(s, next[upper != NULL][after]);
 
 		if (!st) {
 			rc = PS_ESTORE;
@@ -144,53 +156,121 @@ static int rebuild_entries(struct ps_store *s, int64_t project_id, int64_t at, c
 		sqlite3_bind_text(st, 2, cur, (int)curlen, SQLITE_STATIC);
 		if (upper)
 			sqlite3_bind_text(st, 3, upper, (int)plen, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 4, at);
-		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-			const char *p = (const char *)sqlite3_column_text(st, 0);
-			size_t len = (size_t)sqlite3_column_bytes(st, 0);
-			const char *slash;
-
-			if (!p || len <= plen || memcmp(p, prefix, plen) != 0)
-				continue; /* not valid text: outside any directory */
-			if ((slash = memchr(p + plen, '/', len - plen))) {
-				dir = ps_strndup(p, (size_t)(slash - p));
-				break;
-			}
-			if (sqlite3_column_int(st, 3)) {
-				const unsigned char *sha = sqlite3_column_text(st, 2);
-				add_entry(t, &cap, p + plen, len - plen,
-					  (uint32_t)sqlite3_column_int64(st, 1),
-					  sha ? (const char *)sha : "");
-			}
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW && sqlite3_column_text(st, 0)) {
+			len = (size_t)sqlite3_column_bytes(st, 0);
+			p = ps_strndup((const char *)sqlite3_column_text(st, 0), len);
 		}
 		sqlite3_reset(st);
 		if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-			rc = ps_sqlite_error(s, "read directory entries");
+			free(p);
+			rc = ps_sqlite_error(s, "read directories");
 			break;
 		}
 		rc = 0;
-		more = dir != NULL;
-		if (dir) {
-			size_t dlen = strlen(dir);
-			char sha[PS_SHA_HEX];
-
-			rc = dir_sha(s, project_id, at, dir, dlen, sha);
-			if (rc == 0)
-				add_entry(t, &cap, dir + plen, dlen - plen, PS_MODE_TREE, sha);
-			if (rc == PS_ENOTFOUND)
-				rc = 0;
-			free(cur);
-			cur = ps_malloc(dlen + 2);
-			memcpy(cur, dir, dlen);
-			cur[dlen] = '0';
-			cur[dlen + 1] = '\0';
-			curlen = dlen + 1;
-			free(dir);
+		if (!p || len < plen || memcmp(p, prefix, plen) != 0) {
+			free(p);
+			break; /* no more (a path that is not valid text ends the scan too) */
 		}
+		/* Children whose subdirectories lie before p are done with. */
+		while (open.n > 0) {
+			const char *top = open.v[open.n - 1];
+			size_t tlen = strlen(top);
+
+			if (len >= tlen && memcmp(p, top, tlen) == 0) {
+				/* Under it: on past all of it. */
+				free(cur);
+				cur = ps_strdup(top);
+				cur[tlen - 1] = '0';
+				curlen = tlen;
+				after = false;
+				skip = true;
+				free(open.v[--open.n]);
+				break;
+			}
+			if (strcmp(p, top) < 0)
+				break;
+			free(open.v[--open.n]);
+		}
+		if (skip) {
+			free(p);
+			continue;
+		}
+		/* The component after the prefix; it may be empty in a path no source writes
+		 * ("a//b": "a/" is a child of "a"), and a leading '/' is part of it ("/x" is a
+		 * child of the root, ps_sqlite_split_path). */
+		slash = len > plen ? memchr(p + plen + 1, '/', len - plen - 1) : NULL;
+		dlen = slash ? (size_t)(slash - p) : len;
+		p[dlen] = '\0';
+		ps_strv_push(out, p);
+		child = ps_asprintf("%s/", p);
+		ps_strv_push(&open, child);
+		free(child);
+		free(cur);
+		cur = p;
+		curlen = dlen;
+		after = true;
 	}
+	ps_strv_dispose(&open);
 	free(prefix);
 	free(upper);
 	free(cur);
+	return rc;
+}
+
+/*
+ * The entries of directory `path` at sync `at`, from the rows (schema 26): its files are the
+ * visible versions among the rows of its dirs row (one range of file_versions_path), its
+ * subdirectories those of its children (ps_sqlite_child_dirs) that have a tree visible at `at`.
+ * So a directory costs a range read of its own files' rows plus a seek or two per
+ * subdirectory (that it has or ever had), and a subdirectory's rows are never read: the root is
+ * on every changed path, and reading the whole snapshot there would make every re-sync cost
+ * the repository's size.
+ */
+static int rebuild_entries(struct ps_store *s, int64_t project_id, int64_t at, const char *path,
+			   struct ps_tree *t)
+{
+	static const char files[] =
+		"SELECT fv.name, fv.mode, ps_hex(fv.sha) FROM dirs d "
+		"JOIN file_versions fv ON fv.dir_id = d.id "
+		"WHERE d.project_id = ?1 AND d.path = ?2 AND " FV_VISIBLE_AT("?3");
+	struct ps_strv children = { 0 };
+	size_t plen = strlen(path) + (path[0] ? 1 : 0), cap = 0;
+	sqlite3_stmt *st = ps_sqlite_stmt(s, files);
+	int rc;
+
+	if (!st)
+		return PS_ESTORE;
+	sqlite3_bind_int64(st, 1, project_id);
+	ps_sqlite_bind_text(st, 2, path);
+	sqlite3_bind_int64(st, 3, at);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *name = (const char *)sqlite3_column_text(st, 0);
+		const unsigned char *sha = sqlite3_column_text(st, 2);
+
+		if (name)
+			add_entry(t, &cap, name, (size_t)sqlite3_column_bytes(st, 0),
+				  (uint32_t)sqlite3_column_int64(st, 1), sha ? (const char *)sha : "");
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return ps_sqlite_error(s, "read directory entries");
+	if ((rc = ps_sqlite_child_dirs(s, project_id, path, &children)) < 0)
+		goto out;
+	for (size_t i = 0; i < children.n; i++) {
+		size_t dlen = strlen(children.v[i]);
+		char sha[PS_SHA_HEX];
+
+		rc = dir_sha(s, project_id, at, children.v[i], dlen, sha);
+		if (rc == 0)
+			add_entry(t, &cap, children.v[i] + plen, dlen - plen, PS_MODE_TREE, sha);
+		else if (rc == PS_ENOTFOUND)
+			rc = 0;
+		else
+			break;
+	}
+out:
+	ps_strv_dispose(&children);
 	return rc;
 }
 
@@ -216,8 +296,8 @@ int ps_sqlite_dir_trees_each(struct ps_store *s, int64_t project_id, int64_t at,
 			     void *ud)
 {
 	static const char sql[] =
-		"SELECT dt.path, ps_hex(dt.tree_sha) FROM dir_trees dt "
-		"WHERE dt.project_id = ?1 AND " DT_VISIBLE_AT("?2") " ORDER BY dt.path";
+		"SELECT d.path, ps_hex(dt.tree_sha) FROM dirs d JOIN dir_trees dt ON dt.dir_id = d.id "
+		"WHERE d.project_id = ?1 AND " DT_VISIBLE_AT("?2") " ORDER BY d.path";
 	sqlite3_stmt *st = ps_sqlite_stmt(s, sql);
 	int rc;
 
@@ -245,13 +325,14 @@ int ps_sqlite_trees_finalize(struct ps_store *s, const struct ps_sync *y,
 {
 	/* The directories this sync re-hashed or emptied: every one on a changed path. */
 	static const char on_path[] =
-		"UPDATE dir_trees SET superseded_by = ?1 WHERE project_id = ?2 AND path = ?3 "
+		"UPDATE dir_trees SET superseded_by = ?1 "
+		"WHERE dir_id = (SELECT id FROM dirs WHERE project_id = ?2 AND path = ?3) "
 		"AND superseded_by IS NULL AND introduced_by < ?1";
 	/* ... and every one it staged (all of them when its base had none stored). */
 	static const char staged[] =
 		"UPDATE dir_trees SET superseded_by = ?1 WHERE project_id = ?2 "
-		"AND superseded_by IS NULL AND introduced_by < ?1 AND path IN "
-		"(SELECT path FROM dir_trees WHERE introduced_by = ?1)";
+		"AND superseded_by IS NULL AND introduced_by < ?1 AND dir_id IN "
+		"(SELECT dir_id FROM dir_trees WHERE introduced_by = ?1)";
 	sqlite3_stmt *st;
 	char **dirs = NULL;
 	size_t ndirs = 0;
@@ -306,7 +387,9 @@ int ps_sqlite_trees_purge(struct ps_store *s, int64_t project_id)
 
 int ps_sqlite_trees_remove_project(struct ps_store *s, int64_t project_id)
 {
-	static const char sql[] = "DELETE FROM dir_trees WHERE project_id = ?";
+	/* By the project's directories, as for its file versions (sqlite.c). */
+	static const char sql[] =
+		"DELETE FROM dir_trees WHERE dir_id IN (SELECT id FROM dirs WHERE project_id = ?)";
 	sqlite3_stmt *st = ps_sqlite_stmt(s, sql);
 
 	if (!st)
