@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -1201,6 +1202,48 @@ static void server_free(struct ps_server *srv)
 	free(srv);
 }
 
+/*
+ * Every connection holds a file descriptor, and so do the store handles of every thread, the
+ * workers' git fetches and GitHub transfers. A systemd service starts with a soft limit of
+ * 1024 descriptors, far below --max-connections: past it libmicrohttpd accepts nothing, logs
+ * thousands of lines a second while it busy-waits, and a sync cannot open its repository.
+ * So the soft limit is raised to what the connections need (the hard limit permitting), and
+ * when it cannot be, the server takes fewer connections, keeping descriptors for its own work,
+ * and says so once. Returns the connection limit to use.
+ */
+static unsigned fit_connections_to_fd_limit(const struct ps_server_config *cfg)
+{
+	int threads = cfg->http_threads > 0 ? cfg->http_threads : 1;
+	int workers = cfg->workers > 0 ? cfg->workers : 1;
+	/* Per HTTP thread its store and its helper's (offload.c); per worker its store, a git
+	 * child's pipes and libgit2's open packs; plus libmicrohttpd's own and the hub's. */
+	rlim_t reserve = 64 + 16 * (rlim_t)(2 * threads + workers);
+	rlim_t want = (rlim_t)cfg->max_connections + reserve, fit;
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY ||
+	    rl.rlim_cur >= want)
+		return cfg->max_connections;
+	{
+		struct rlimit up = rl;
+
+		up.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+		if (up.rlim_cur > rl.rlim_cur && setrlimit(RLIMIT_NOFILE, &up) == 0)
+			rl = up;
+	}
+	if (rl.rlim_cur >= want)
+		return cfg->max_connections;
+	fit = rl.rlim_cur > 2 * reserve ? rl.rlim_cur - reserve : rl.rlim_cur / 2;
+	if (fit < (rlim_t)threads)
+		fit = (rlim_t)threads;
+	ps_log_kv("warn", "too few file descriptors for --max-connections: serving fewer "
+		  "connections (raise LimitNOFILE, or ulimit -n)",
+		  PS_LOG_INT("max_connections", cfg->max_connections),
+		  PS_LOG_INT("connections", fit), PS_LOG_INT("nofile_limit", rl.rlim_cur),
+		  PS_LOG_INT("nofile_needed", want));
+	return (unsigned)fit;
+}
+
 int ps_server_run(const struct ps_server_config *cfg)
 {
 	struct ps_server *srv;
@@ -1232,6 +1275,7 @@ int ps_server_run(const struct ps_server_config *cfg)
 
 	srv = ps_calloc(1, sizeof(*srv));
 	srv->cfg = *cfg;
+	srv->cfg.max_connections = fit_connections_to_fd_limit(cfg);
 	if (cfg->public_url && cfg->public_url[0] &&
 	    (rc = parse_public_url(cfg->public_url, &srv->public_origin, &srv->public_host)) < 0) {
 		free(srv);
@@ -1282,7 +1326,7 @@ int ps_server_run(const struct ps_server_config *cfg)
 	srv->daemon = MHD_start_daemon(flags, (uint16_t)cfg->port, NULL, NULL, on_request, srv,
 		MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv, /* first, or MHD logs before it */
 		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-		MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections,
+		MHD_OPTION_CONNECTION_LIMIT, srv->cfg.max_connections,
 		MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)4096,
 		MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(cfg->http_threads > 0 ? cfg->http_threads : 1),
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(16 * 1024),

@@ -1,0 +1,83 @@
+"""
+What an operator running `projsync serve` as a service meets (the operations audit): the server
+under the file descriptor limit of a systemd service, stops and restarts, and what the log and
+the history say about them.
+"""
+import json
+import socket
+import time
+
+from server_util import Server, stream, wait_status
+
+
+class _FewFds:
+    """The test's Projsync, whose commands run with `n` file descriptors at most (soft and
+    hard: the server cannot raise it), as a service's LimitNOFILE would give."""
+
+    def __init__(self, ps, n):
+        self._ps, self._n = ps, n
+
+    def __getattr__(self, name):
+        return getattr(self._ps, name)
+
+    def argv(self, args, db=True):
+        return ["prlimit", f"--nofile={self._n}:{self._n}", "--"] + self._ps.argv(args, db)
+
+
+def _request(conn, method, path):
+    conn.request(method, path)
+    r = conn.getresponse()
+    return r.status, json.loads(r.read() or b"null")
+
+
+def test_idle_connections_beyond_the_fd_limit_leave_syncs_working_and_the_log_readable(
+        ps, repo):
+    """Before: --max-connections (16384) was handed to libmicrohttpd whatever the process's
+    descriptor limit; idle connections used them all, libmicrohttpd busy-waited logging tens of
+    thousands of lines a second, and a sync could not open its repository."""
+    repo.write("a.txt", "one\n")
+    repo.commit("one")
+    ps.add("web", str(repo.path))
+    ps.sync("web")
+    srv = Server(_FewFds(ps, 200), "--quiet")
+    try:
+        c0 = srv.conn()  # accepted before the flood: stays usable
+        assert _request(c0, "GET", "/healthz")[0] == 200
+        idle = []
+        try:
+            for _ in range(400):
+                idle.append(socket.create_connection((srv.host, srv.port), timeout=5))
+            time.sleep(2)
+            repo.write("a.txt", "two\n")
+            repo.commit("two")
+            st, body = _request(c0, "POST", "/api/v1/projects/web/sync")
+            assert st == 202, body
+            deadline = time.monotonic() + 60
+            while True:
+                st, s = _request(c0, "GET", f"/api/v1/syncs/{body['id']}")
+                if s["status"] not in ("queued", "running") or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
+            assert s["status"] == "succeeded", s
+            assert s["counts"]["modified"] == 1, s
+            lines = srv.stderr().splitlines()
+            assert len(lines) < 200, f"{len(lines)} log lines, e.g. {lines[-3:]}"
+            # Said once, at the start, with what to do.
+            assert sum("too few file descriptors for --max-connections" in ln and
+                       "LimitNOFILE" in ln for ln in lines) == 1, lines[:5]
+        finally:
+            for s in idle:
+                s.close()
+        c0.close()
+        # The connections given back, the server takes new ones again.
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if srv.get("/healthz")[0] == 200:
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, srv.stderr()[-2000:]
+            time.sleep(0.5)
+    finally:
+        srv.stop()
