@@ -10,8 +10,8 @@
  * Every event the generator returns is already stored; the worker pokes the SSE hub so
  * watchers get it at once instead of at the hub's next poll, and logs sync transitions as
  * structured records (log.h).
- * Stopping cancels each running sync at its next step boundary (ps_sync_cancel) and waits for
- * its final event.
+ * Stopping cancels each running sync at its next step boundary (ps_sync_cancel_stopping, so
+ * that its end says why) and waits for its final event.
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -248,7 +248,7 @@ static void run_one(struct worker *me, struct ps_store *store, int64_t id)
 	me->run = run;
 	pool->running++;
 	if (pool->stopping)
-		ps_sync_cancel(run);
+		ps_sync_cancel_stopping(run);
 	pthread_mutex_unlock(&pool->mu);
 	attempt = ps_sync_run_sync(run)->attempt;
 	{
@@ -441,7 +441,7 @@ void ps_workers_stop(struct ps_workers *pool)
 	pool->stopping = true;
 	for (int i = 0; i < pool->n; i++)
 		if (pool->w[i].run)
-			ps_sync_cancel(pool->w[i].run);
+			ps_sync_cancel_stopping(pool->w[i].run);
 	pthread_cond_broadcast(&pool->cv);
 	pthread_mutex_unlock(&pool->mu);
 	for (int i = 0; i < pool->n; i++)

@@ -7,7 +7,7 @@ import json
 import socket
 import time
 
-from server_util import Server, stream, wait_status
+from server_util import Server, open_sse, read_sse, wait_status
 
 
 class _FewFds:
@@ -81,3 +81,35 @@ def test_idle_connections_beyond_the_fd_limit_leave_syncs_working_and_the_log_re
             time.sleep(0.5)
     finally:
         srv.stop()
+
+
+def test_sigterm_cancels_running_syncs_saying_the_server_stopped(ps, repo):
+    """Before: a sync the server cancelled because it was stopping (systemctl restart, an apt
+    upgrade) ended "cancelled by request", the words of a cancel someone asked for."""
+    for i in range(40):
+        repo.write(f"f{i}.txt", f"{i}\n")
+    repo.commit("many")
+    ps.add("web", str(repo.path))
+    srv = Server(ps, env={"PROJSYNC_TEST_STEP_DELAY_MS": "200"})
+    stopped = False
+    try:
+        st, _, s = srv.post("/api/v1/projects/web/sync")
+        assert st == 202, s
+        wait_status(srv, s["id"], ("running",))
+        c, r = open_sse(srv, s["id"])
+        assert r.status == 200
+        srv.stop()
+        stopped = True
+        events = read_sse(r)
+        c.close()
+    finally:
+        if not stopped:
+            srv.stop()
+    assert events[-1][1] == "cancelled", events[-1]
+    (h,) = [x for x in ps.history("web") if x["id"] == s["id"]]
+    for said in (h["error"]["message"], events[-1][2]["message"]):
+        assert "server stopped" in said and "by request" not in said, said
+    assert h["error"]["code"] == "cancelled", h
+    log = srv.stderr()
+    assert 'msg="sync cancelled"' in log and "server stopped" in log, log[-2000:]
+
