@@ -222,7 +222,7 @@ static void settle(struct ps_workers *pool, struct ps_store *store, int64_t id, 
 	}
 }
 
-static void run_one(struct worker *me, struct ps_store *store, int64_t id)
+static void run_one(struct worker *me, struct ps_store *store, int64_t id, bool took_over)
 {
 	struct ps_workers *pool = me->pool;
 	struct ps_server *srv = pool->srv;
@@ -253,6 +253,14 @@ static void run_one(struct worker *me, struct ps_store *store, int64_t id)
 	attempt = ps_sync_run_sync(run)->attempt;
 	{
 		const struct ps_sync *s = ps_sync_run_sync(run);
+		/* A record of its own with the sync's fields, so that a search of the log for the
+		 * project or the sync finds the takeover (its warning event names both nodes). */
+		if (took_over)
+			ps_log_kv("warn", "sync taken over", PS_LOG_STR("project", s->project),
+				  PS_LOG_INT("sync_id", id), PS_LOG_STR("trigger", s->trigger),
+				  PS_LOG_INT("attempt", attempt), PS_LOG_INT("worker", me->index),
+				  PS_LOG_STR("reason", "the node running it stopped; it runs again "
+						       "from the start"));
 		ps_log_kv("info", "sync started", PS_LOG_STR("project", s->project),
 			  PS_LOG_INT("sync_id", id), PS_LOG_STR("trigger", s->trigger),
 			  PS_LOG_STR("branch", s->branch && s->branch[0] ? s->branch : "default"),
@@ -355,13 +363,13 @@ static void *worker_main(void *arg)
 		rc = store ? ps_store_sync_claim_next(store, &owner, &id) : PS_ESTORE;
 		/* Nothing queued: a sync whose node died is the next thing to run (PostgreSQL;
 		 * on SQLite there is never one to take over). */
+		bool took_over = false;
 		if (rc == PS_ENOTFOUND && ps_store_sync_takeover(store, &owner, &id) == 0) {
-			ps_log("worker %d: took over sync %lld from a node that stopped", me->index,
-			       (long long)id);
+			took_over = true;
 			rc = 0;
 		}
 		if (rc == 0) {
-			run_one(me, store, id);
+			run_one(me, store, id, took_over);
 			continue;
 		}
 		/* Once per outage, not every second while the database is away. */

@@ -7,6 +7,7 @@ import json
 import socket
 import time
 
+from conftest import Projsync, wait_for
 from server_util import Server, open_sse, read_sse, wait_status
 
 
@@ -113,3 +114,33 @@ def test_sigterm_cancels_running_syncs_saying_the_server_stopped(ps, repo):
     log = srv.stderr()
     assert 'msg="sync cancelled"' in log and "server stopped" in log, log[-2000:]
 
+
+
+def test_takeover_is_logged_with_the_project_and_sync(tmp_path, pg_database, repo):
+    """Before: the node that took a dead node's sync over logged "worker 1: took over sync 7
+    from a node that stopped", a record without project or sync_id fields, so a search of the
+    log for the project (journalctl ... | grep project=web) missed it."""
+    ps = Projsync(tmp_path, pg_database())
+    for i in range(30):
+        repo.write(f"f{i:02}.txt", f"file {i}\n")
+    repo.commit("c1")
+    ps.add("web", str(repo.path))
+    a = Server(ps, "--lease-seconds", "2",
+               env={"PROJSYNC_TEST_KILL_AT": "fetch:2", "PROJSYNC_TEST_STEP_DELAY_MS": "150",
+                    "PROJSYNC_TEST_BATCH": "4"})
+    b = None
+    try:
+        st, _, s = a.post("/api/v1/projects/web/sync")
+        assert st == 202, s
+        wait_status(a, s["id"], ("running",))
+        b = Server(ps, "--lease-seconds", "2")
+        a.proc.wait(timeout=60)  # killed by its own hook mid-fetch
+        assert wait_status(b, s["id"], ("succeeded",), timeout=90)["status"] == "succeeded"
+        recs = [ln for ln in b.stderr().splitlines() if 'msg="sync taken over"' in ln]
+        assert len(recs) == 1, b.stderr()[-3000:]
+        assert "level=warn" in recs[0] and "project=web" in recs[0] and \
+            f"sync_id={s['id']}" in recs[0], recs
+    finally:
+        a.stop(expect_rc=None)
+        if b:
+            b.stop()
