@@ -199,6 +199,7 @@ int ps_cmd_serve(struct ps_cli *cli, int argc, char **argv)
 		case OPT_MAX_FAILURES:
 			if (!parse_num(optarg, 1, 1000000, &v)) {
 				free(host);
+				free(local_root);
 				return ps_cli_usage_error(cli, "--max-failures needs a number from 1");
 			}
 			cfg.max_failures = v;
@@ -208,6 +209,7 @@ int ps_cmd_serve(struct ps_cli *cli, int argc, char **argv)
 			if (strcmp(optarg, "off") != 0 &&
 			    (!ps_duration_parse(optarg, &ms) || ms < 1000)) {
 				free(host);
+				free(local_root);
 				return ps_cli_usage_error(cli, "invalid --prune-every '%s': give a "
 							  "duration like 1h or 'off'", optarg);
 			}

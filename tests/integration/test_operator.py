@@ -144,3 +144,13 @@ def test_takeover_is_logged_with_the_project_and_sync(tmp_path, pg_database, rep
         a.stop(expect_rc=None)
         if b:
             b.stop()
+
+
+def test_serve_option_errors_after_local_root_exit_2(ps, tmp_path):
+    """Before: a bad --max-failures or --prune-every after --local-root leaked the resolved
+    root, which the sanitizer build reports at exit (exit 86, not 2)."""
+    for bad in (["--max-failures", "0"], ["--prune-every", "1ms"]):
+        r = ps("serve", "--local-root", str(tmp_path), *bad, "--listen", "127.0.0.1:0")
+        assert r.rc == 2, r
+        assert r.err.startswith("projsync: --max-failures") or \
+            r.err.startswith("projsync: invalid --prune-every"), r
