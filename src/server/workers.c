@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "core/sync.h"
+#include "model/schedule.h"
 #include "server/http.h"
 #include "server/log.h"
 #include "util/error.h"
@@ -131,6 +132,33 @@ static void log_event(const struct ps_sync *s, const struct ps_event *ev, int64_
 	}
 }
 
+/*
+ * The store pauses a scheduled project at the scheduler's next look once its failures in a row
+ * reach its limit (ps_store_schedule_next), and nothing else would tell the log: its scheduled
+ * syncs just stop. Said here, at the failure that reached the limit, by the node that ran it.
+ */
+static void log_if_pausing(struct ps_server *srv, struct ps_store *store, int64_t project_id)
+{
+	struct ps_project *p = NULL;
+	int64_t max;
+
+	if (ps_store_project_get_by_id(store, project_id, &p) < 0) {
+		ps_error_clear();
+		return;
+	}
+	max = p->max_failures > 0 ? p->max_failures
+	      : srv->cfg.max_failures > 0 ? srv->cfg.max_failures : PS_SCHEDULE_MAX_FAILURES;
+	if (!p->paused && (p->every_ms > 0 || p->every_auto) && p->failures_in_row >= max) {
+		char *resume = ps_asprintf("projsync project resume %s", p->name);
+		ps_log_kv("warn", "project paused", PS_LOG_STR("project", p->name),
+			  PS_LOG_INT("failures_in_row", p->failures_in_row),
+			  PS_LOG_INT("max_failures", max),
+			  PS_LOG_STR("error", p->last_error_message), PS_LOG_STR("resume", resume));
+		free(resume);
+	}
+	ps_project_free(p);
+}
+
 /* Marks a claimed sync that the pipeline could not even resume as failed, with its event. */
 static void fail_unresumable(struct ps_store *store, int64_t id, int rc)
 {
@@ -231,7 +259,8 @@ static void run_one(struct worker *me, struct ps_store *store, int64_t id, bool 
 	const struct ps_event *ev;
 	int64_t t0 = ps_mono_ms(), attempt;
 	char *code = NULL, *message = NULL;
-	bool succeeded = false;
+	bool succeeded = false, failed = false;
+	int64_t project_id;
 	int rc;
 
 	ctx.store = store;
@@ -251,6 +280,7 @@ static void run_one(struct worker *me, struct ps_store *store, int64_t id, bool 
 		ps_sync_cancel_stopping(run);
 	pthread_mutex_unlock(&pool->mu);
 	attempt = ps_sync_run_sync(run)->attempt;
+	project_id = ps_sync_run_sync(run)->project_id;
 	{
 		const struct ps_sync *s = ps_sync_run_sync(run);
 		/* A record of its own with the sync's fields, so that a search of the log for the
@@ -279,6 +309,7 @@ static void run_one(struct worker *me, struct ps_store *store, int64_t id, bool 
 			code = ps_strdup(ev->summary ? ev->summary->error_code : NULL);
 			message = ps_strdup(ev->summary ? ev->summary->error_message : ev->message);
 			succeeded = ev->kind == PS_EVENT_SUCCEEDED;
+			failed = ev->kind == PS_EVENT_FAILED;
 		}
 		ps_hub_poke(srv->hub);
 		log_event(ps_sync_run_sync(run), ev, ps_mono_ms() - t0);
@@ -287,6 +318,8 @@ static void run_one(struct worker *me, struct ps_store *store, int64_t id, bool 
 	me->run = NULL;
 	pool->running--;
 	pthread_mutex_unlock(&pool->mu);
+	if (failed)
+		log_if_pausing(srv, store, project_id);
 	ps_sync_end(run);
 	/* Taken over by another node: that node ends it. A `succeeded` event is handed out only
 	 * after the finalize transaction committed, so such a sync has ended: no read to check. */

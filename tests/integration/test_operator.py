@@ -154,3 +154,43 @@ def test_serve_option_errors_after_local_root_exit_2(ps, tmp_path):
         assert r.rc == 2, r
         assert r.err.startswith("projsync: --max-failures") or \
             r.err.startswith("projsync: invalid --prune-every"), r
+
+
+def test_a_project_paused_by_its_failures_shows_in_the_log_and_metrics(ps, make_repo, tmp_path):
+    """Before: the server paused a scheduled project after --max-failures failures in a row
+    without a log record, and /metrics had nothing to alert on: its syncs just stopped."""
+    import shutil
+    repo = make_repo()
+    repo.write("a.txt", "one\n")
+    repo.commit("one")
+    other = make_repo("other")
+    other.write("b.txt", "b\n")
+    other.commit("b")
+    ps.add("p", str(repo.path), "--every", "1h")
+    ps.add("q", str(other.path))
+    ps.sync("p")
+    shutil.rmtree(repo.path)
+    srv = Server(ps, "--max-failures", "2")
+    try:
+        def metric(state):
+            st, _, text = srv.get("/metrics")
+            assert st == 200
+            for ln in text.decode().splitlines():
+                if ln.startswith(f'projsync_projects{{state="{state}"}} '):
+                    return int(ln.split()[-1])
+            raise AssertionError(text.decode())
+        assert metric("paused") == 0 and metric("active") == 2
+        # Failures started by hand count too (README: "failures in a row").
+        for _ in range(2):
+            st, _, s = srv.post("/api/v1/projects/p/sync")
+            assert st == 202, s
+            assert wait_status(srv, s["id"], ("failed",))["error"]["code"] == "source_gone"
+        assert wait_for(lambda: srv.get("/api/v1/projects/p")[2]["state"] == "paused",
+                        timeout=60), srv.stderr()[-3000:]
+        assert metric("paused") == 1 and metric("active") == 1
+        recs = [ln for ln in srv.stderr().splitlines() if 'msg="project paused"' in ln]
+        assert len(recs) == 1, srv.stderr()[-3000:]
+        assert "project=p " in recs[0] and "failures_in_row=2" in recs[0] and \
+            "the source is gone" in recs[0] and "project resume p" in recs[0], recs
+    finally:
+        srv.stop()
