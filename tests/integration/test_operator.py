@@ -194,3 +194,19 @@ def test_a_project_paused_by_its_failures_shows_in_the_log_and_metrics(ps, make_
             "the source is gone" in recs[0] and "project resume p" in recs[0], recs
     finally:
         srv.stop()
+
+
+def test_default_file_offers_every_setting_the_server_reads():
+    """Before: /etc/default/projsync, which projsync-serve(1) calls "the environment variables
+    above", left out PROJSYNC_NET_TIMEOUT, so an operator editing it did not learn of it."""
+    import re
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[2]
+    man = (root / "docs/man/projsync-serve.1.scd").read_text()
+    env = man.split("# ENVIRONMENT", 1)[1].split("\n# ", 1)[0]
+    documented = set(re.findall(r"^\*([A-Z_]+)\*$", env, re.M))
+    assert {"PROJSYNC_DB", "PROJSYNC_NET_TIMEOUT", "GITHUB_TOKEN"} <= documented, documented
+    # Not the server's: the clients' default, and the unit's own (the file sets it).
+    documented -= {"PROJSYNC_SERVER"}
+    offered = set(re.findall(r"^#([A-Z_]+)=", (root / "dist/projsync.default").read_text(), re.M))
+    assert documented <= offered, documented - offered
