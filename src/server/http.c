@@ -136,6 +136,17 @@ void ps_log(const char *fmt, ...)
 	ps_log_message("info", line);
 }
 
+void ps_log_at(const char *level, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	ps_log_message(level, line);
+}
+
 /* ---- per-thread store handles ---- */
 
 static __thread struct ps_store *thread_store;
@@ -145,7 +156,7 @@ static struct ps_store *request_store(struct ps_server *srv)
 	if (thread_store)
 		return thread_store;
 	if (ps_server_store_open(&thread_store, srv->cfg.db_url) < 0) {
-		ps_log("cannot open the store for a request thread: %s", ps_error_message());
+		ps_log_at("error", "cannot open the store for a request thread: %s", ps_error_message());
 		thread_store = NULL;
 		return NULL;
 	}
@@ -306,7 +317,7 @@ void ps_http_fail(struct ps_request *rq, int rc)
 	if (!msg[0])
 		msg = ps_error_code_name(rc);
 	if (status >= 500)
-		ps_log("%s %s failed: %s", rq->method, rq->url, msg);
+		ps_log_at("error", "%s %s failed: %s", rq->method, rq->url, msg);
 	ps_http_error(rq, status, slug, "%s", msg);
 	if (busy)
 		ps_http_add_header(rq, "Retry-After", "1");

@@ -231,14 +231,14 @@ static void settle(struct ps_workers *pool, struct ps_store *store, int64_t id, 
 						message ? message : "the store failed during the sync",
 						NULL);
 			if (rc == 0)
-				ps_log("sync %lld of %s failed: %s (recorded after the store came back)",
+				ps_log_at("error", "sync %lld of %s failed: %s (recorded after the store came back)",
 				       (long long)id, s->project, message ? message : "");
 			ps_sync_free(s);
 			if (rc == 0 || rc == PS_ECONFLICT)
 				return;
 		}
 		if (!said)
-			ps_log("sync %lld: cannot record its end yet: %s; trying every second",
+			ps_log_at("error", "sync %lld: cannot record its end yet: %s; trying every second",
 			       (long long)id, ps_error_message());
 		said = true;
 		pthread_mutex_lock(&pool->mu);
@@ -354,7 +354,7 @@ static void *node_main(void *arg)
 			store = NULL;
 		rc = store ? ps_store_node_beat(store, &me) : PS_ESTORE;
 		if (rc < 0 && !down)
-			ps_log("node: cannot renew this node's heartbeat: %s", ps_error_message());
+			ps_log_at("error", "node: cannot renew this node's heartbeat: %s", ps_error_message());
 		else if (rc == 0 && down)
 			ps_log("node: the store answers again");
 		down = rc < 0;
@@ -390,10 +390,11 @@ static void *worker_main(void *arg)
 		pthread_mutex_unlock(&pool->mu);
 
 		if (!store && ps_server_store_open(&store, pool->srv->cfg.db_url) < 0) {
-			ps_log("worker %d: cannot open the store: %s", me->index, ps_error_message());
 			store = NULL;
+			rc = PS_ESTORE;
+		} else {
+			rc = ps_store_sync_claim_next(store, &owner, &id);
 		}
-		rc = store ? ps_store_sync_claim_next(store, &owner, &id) : PS_ESTORE;
 		/* Nothing queued: a sync whose node died is the next thing to run (PostgreSQL;
 		 * on SQLite there is never one to take over). */
 		bool took_over = false;
@@ -407,8 +408,9 @@ static void *worker_main(void *arg)
 		}
 		/* Once per outage, not every second while the database is away. */
 		if (rc < 0 && rc != PS_ENOTFOUND && !down)
-			ps_log("worker %d: looking for queued syncs: %s", me->index,
-			       ps_error_message());
+			ps_log_at("error", "worker %d: %s: %s", me->index,
+				  store ? "looking for queued syncs" : "cannot open the store",
+				  ps_error_message());
 		down = rc < 0 && rc != PS_ENOTFOUND;
 
 		/* Nothing queued: sleep until poked (a sync was queued here) or for a second (one

@@ -210,3 +210,41 @@ def test_default_file_offers_every_setting_the_server_reads():
     documented -= {"PROJSYNC_SERVER"}
     offered = set(re.findall(r"^#([A-Z_]+)=", (root / "dist/projsync.default").read_text(), re.M))
     assert documented <= offered, documented - offered
+
+
+def test_a_store_that_refuses_connections_is_logged_as_an_error_once(tmp_path, pg_database):
+    """Before: a worker that could not open the store logged it every second, at level=info,
+    like the scheduler and the event hub: a database outage filled the log with records an
+    operator filtering by level (warn, error) never saw."""
+    import re
+    from conftest import psql
+    import os
+    admin = pg_database()
+    db = admin.rsplit("/", 1)[1]
+    # A role of its own: connection limits do not hold for the superuser of the tests.
+    role = "lim_" + os.urandom(4).hex()
+    psql(admin, f"CREATE ROLE {role} LOGIN")
+    psql(admin, f"ALTER DATABASE {db} OWNER TO {role}")
+    base, _, _ = admin.rpartition("/")
+    url = base.replace("://projsync@", f"://{role}@") + "/" + db
+    ps = Projsync(tmp_path, url)
+    ps.ok("migrate")
+    # Room for a few of the server's connections: the other threads cannot open the store.
+    psql(admin, f"ALTER ROLE {role} CONNECTION LIMIT 4")
+    srv = Server(ps, "--workers", "8", "--quiet")
+    try:
+        time.sleep(4)
+        lines = [ln for ln in srv.stderr().splitlines() if "cannot open the store" in ln]
+        assert lines, srv.stderr()[-3000:]
+        assert all("level=error" in ln for ln in lines), lines[:3]
+        per_thread = {}
+        for ln in lines:
+            who = re.search(r'msg="([a-z]+(?: \d+)?):', ln)
+            key = who.group(1) if who else ln
+            per_thread[key] = per_thread.get(key, 0) + 1
+        assert max(per_thread.values()) == 1, per_thread
+    finally:
+        srv.stop()
+        psql(admin, f"REASSIGN OWNED BY {role} TO projsync")
+        psql(admin, f"ALTER DATABASE {db} OWNER TO projsync")
+        psql(admin, f"DROP ROLE {role}")
