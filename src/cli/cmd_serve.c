@@ -218,11 +218,14 @@ int ps_cmd_serve(struct ps_cli *cli, int argc, char **argv)
 		}
 		case OPT_QUIET: cfg.log_requests = false; break;
 		case OPT_PUBLIC_URL:
-			if (strncmp(optarg, "http://", 7) != 0 && strncmp(optarg, "https://", 8) != 0) {
+			/* The server's own check, here: a usage error must not leave a new
+			 * store behind. */
+			if (ps_server_check_public_url(optarg) < 0) {
 				free(host);
 				free(local_root);
-				return ps_cli_usage_error(cli, "invalid --public-url '%s': give "
-							  "http(s)://HOST[:PORT]", optarg);
+				rc = ps_cli_usage_error(cli, "%s", ps_error_message());
+				ps_error_clear();
+				return rc;
 			}
 			cfg.public_url = optarg;
 			break;
@@ -281,7 +284,8 @@ int ps_cmd_serve(struct ps_cli *cli, int argc, char **argv)
 	ps_log_add_secret(getenv("GITHUB_TOKEN"));
 	if (!(cfg.api_token && cfg.api_token[0]) && !ps_server_host_is_loopback(cfg.host)) {
 		fprintf(stderr, "projsync: refusing to listen on '%s' without an API token: set "
-			"PROJSYNC_API_TOKEN, or listen on 127.0.0.1\n", cfg.host);
+			"PROJSYNC_API_TOKEN, or listen on 127.0.0.1\n",
+			cfg.host[0] ? cfg.host : "*" /* ":PORT": every address */);
 		free(host);
 		free(local_root);
 		return PS_EXIT_USAGE;

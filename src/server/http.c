@@ -1163,6 +1163,16 @@ static int parse_public_url(const char *url, char **origin, char **host)
 	return 0;
 }
 
+int ps_server_check_public_url(const char *url)
+{
+	char *origin = NULL, *host = NULL;
+	int rc = parse_public_url(url, &origin, &host);
+
+	free(origin);
+	free(host);
+	return rc;
+}
+
 /* libmicrohttpd's log. While the daemon starts, its first message is held: it explains a
  * failed start (a port in use), which the caller reports as one error of its own, not as a
  * warning printed before it. */

@@ -248,3 +248,20 @@ def test_a_store_that_refuses_connections_is_logged_as_an_error_once(tmp_path, p
         psql(admin, f"REASSIGN OWNED BY {role} TO projsync")
         psql(admin, f"ALTER DATABASE {db} OWNER TO projsync")
         psql(admin, f"DROP ROLE {role}")
+
+
+def test_serve_usage_errors_leave_no_store_behind(ps, tmp_path):
+    """Before: a --public-url with a bad host ('http://a b') was refused only once the store had
+    been created, so the usage error left a new empty store (and its cache folder) behind."""
+    where = tmp_path / "fresh"
+    where.mkdir()
+    db = where / "projsync.db"
+    r = ps("serve", "--public-url", "http://a b", "--listen", "127.0.0.1:0", db=False,
+           env={"PROJSYNC_DB": str(db)})
+    assert r.rc == 2, r
+    assert r.err.startswith("projsync: invalid --public-url 'http://a b'"), r
+    assert list(where.iterdir()) == [], list(where.iterdir())
+    # ":PORT" is every address: said so, not as an empty name.
+    r = ps("serve", "--listen", ":0", db=False, env={"PROJSYNC_DB": str(db)})
+    assert r.rc == 2 and "refusing to listen on '*'" in r.err, r
+    assert list(where.iterdir()) == []
