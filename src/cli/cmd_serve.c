@@ -60,8 +60,8 @@ static const char serve_usage[] =
 	"  GITHUB_TOKEN             the token for github: sources\n"
 	"The log shows none of them: their values are redacted wherever they would appear.\n"
 	"\n"
-	"SIGTERM or Ctrl-C stops accepting, cancels running syncs at their next step, ends\n"
-	"every event stream and exits 0.\n";
+	"SIGTERM, SIGHUP or Ctrl-C stops accepting, cancels running syncs at their next\n"
+	"step, ends every event stream and exits 0.\n";
 
 static bool parse_listen(const char *s, char **host, int *port)
 {

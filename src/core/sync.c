@@ -392,8 +392,8 @@ static void fail_from_error(struct ps_sync_run *run, int rc)
 	 * upgrade restarting the service cancels every running sync). */
 	if (rc == PS_ECANCELLED && run->cancel_stopping) {
 		free(msg);
-		msg = ps_strdup("cancelled: the server stopped (SIGTERM or SIGINT) before the sync "
-				"finished; nothing of it was applied");
+		msg = ps_strdup("cancelled: the server stopped (SIGTERM, SIGINT or SIGHUP) before "
+				"the sync finished; nothing of it was applied");
 	}
 	if (rc == PS_ECANCELLED)
 		finish_unsuccessful(run, PS_SYNC_CANCELLED, "cancelled", msg, true);

@@ -1291,6 +1291,10 @@ int ps_server_run(const struct ps_server_config *cfg)
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGINT);
+	/* The terminal of a foreground server closing, or a `kill -HUP` out of habit (there is
+	 * nothing to reload): left to its default it killed the process on the spot, its running
+	 * syncs left `running` for the next start to reap. Stopped as for SIGTERM instead. */
+	sigaddset(&sigs, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &sigs, &old);
 	signal(SIGPIPE, SIG_IGN);
 

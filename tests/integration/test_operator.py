@@ -4,8 +4,11 @@ under the file descriptor limit of a systemd service, stops and restarts, and wh
 the history say about them.
 """
 import json
+import signal
 import socket
 import time
+
+import pytest
 
 from conftest import Projsync, wait_for
 from server_util import Server, open_sse, read_sse, wait_status
@@ -84,9 +87,12 @@ def test_idle_connections_beyond_the_fd_limit_leave_syncs_working_and_the_log_re
         srv.stop()
 
 
-def test_sigterm_cancels_running_syncs_saying_the_server_stopped(ps, repo):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_stop_signal_cancels_running_syncs_saying_the_server_stopped(ps, repo, sig):
     """Before: a sync the server cancelled because it was stopping (systemctl restart, an apt
-    upgrade) ended "cancelled by request", the words of a cancel someone asked for."""
+    upgrade) ended "cancelled by request", the words of a cancel someone asked for; and SIGHUP
+    (a foreground server's terminal closing) killed the server on the spot, leaving its sync
+    `running`."""
     for i in range(40):
         repo.write(f"f{i}.txt", f"{i}\n")
     repo.commit("many")
@@ -99,7 +105,7 @@ def test_sigterm_cancels_running_syncs_saying_the_server_stopped(ps, repo):
         wait_status(srv, s["id"], ("running",))
         c, r = open_sse(srv, s["id"])
         assert r.status == 200
-        srv.stop()
+        srv.stop(sig)
         stopped = True
         events = read_sse(r)
         c.close()
