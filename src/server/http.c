@@ -1125,6 +1125,37 @@ static int resolve_listen(const struct ps_server_config *cfg, struct sockaddr_st
 	return 0;
 }
 
+/*
+ * Whether the address can be listened on, asked before anything else starts: the workers and
+ * the scheduler start before the HTTP daemon binds, and a second server started on a port in
+ * use (a restart racing the old process, a unit started twice) claimed queued syncs in that
+ * moment and then, failing, cancelled them. Bound as libmicrohttpd binds (SO_REUSEADDR; an
+ * IPv6 socket for IPv6 only), then closed; port 0 always binds.
+ */
+static int probe_listen(const struct ps_server_config *cfg, const struct sockaddr_storage *sa,
+			bool v6)
+{
+	int one = 1, fd, err = 0;
+	socklen_t len = v6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+
+	if (cfg->port == 0)
+		return 0;
+	if ((fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+		return 0; /* libmicrohttpd will say why */
+	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (v6)
+		(void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(fd, (const struct sockaddr *)sa, len) != 0 || listen(fd, 1) != 0)
+		err = errno;
+	close(fd);
+	if (err == EADDRINUSE || err == EACCES || err == EADDRNOTAVAIL)
+		return ps_error_set(PS_EIO, "listen_failed", "cannot listen on %s%s%s:%d: %s",
+				    v6 ? "[" : "", cfg->host && cfg->host[0] ? cfg->host
+						   : v6 ? "::" : "0.0.0.0",
+				    v6 ? "]" : "", cfg->port, strerror(err));
+	return 0;
+}
+
 /* --public-url http(s)://HOST[:PORT][/...]: its origin and its HOST[:PORT], lowercased. */
 static int parse_public_url(const char *url, char **origin, char **host)
 {
@@ -1283,7 +1314,7 @@ int ps_server_run(const struct ps_server_config *cfg)
 				    "refusing to listen on '%s' without an API token: set "
 				    "PROJSYNC_API_TOKEN, or listen on 127.0.0.1",
 				    cfg->host && cfg->host[0] ? cfg->host : "*");
-	if ((rc = resolve_listen(cfg, &sa, &v6)) < 0)
+	if ((rc = resolve_listen(cfg, &sa, &v6)) < 0 || (rc = probe_listen(cfg, &sa, v6)) < 0)
 		return rc;
 
 	/* Signals go to the main thread's sigwait, never to a worker or a daemon thread: block

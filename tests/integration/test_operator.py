@@ -271,3 +271,33 @@ def test_serve_usage_errors_leave_no_store_behind(ps, tmp_path):
     r = ps("serve", "--listen", ":0", db=False, env={"PROJSYNC_DB": str(db)})
     assert r.rc == 2 and "refusing to listen on '*'" in r.err, r
     assert list(where.iterdir()) == []
+
+
+def test_a_second_server_on_a_port_in_use_leaves_queued_syncs_alone(ps, make_repo):
+    """Before: a `serve` whose port was taken (a second instance, a restart racing the old
+    process) started its workers before it bound the port, claimed the queued syncs of the
+    store in that moment and cancelled them when its start failed."""
+    for name in ("w", "w2"):
+        r = make_repo(name)
+        r.write("a.txt", f"{name}\n")
+        r.commit("one")
+        ps.add(name, str(r.path))
+    # One worker, kept busy by a slow sync: the next one stays queued.
+    a = Server(ps, "--workers", "1", env={"PROJSYNC_TEST_STEP_DELAY_MS": "300"})
+    try:
+        st, _, first = a.post("/api/v1/projects/w/sync")
+        assert st == 202, first
+        wait_status(a, first["id"], ("running",))
+        st, _, queued = a.post("/api/v1/projects/w2/sync")
+        assert st == 202 and queued["status"] == "queued", queued
+        r = ps("serve", "--listen", f"127.0.0.1:{a.port}", "--workers", "4")
+        assert r.rc == 1, r
+        assert r.err == (f"projsync: cannot listen on 127.0.0.1:{a.port}: Address already "
+                         "in use\n"), r
+        assert "sync started" not in r.err
+        st, _, s = a.get(f"/api/v1/syncs/{queued['id']}")
+        assert s["status"] in ("queued", "running"), s
+        assert wait_status(a, queued["id"], ("succeeded", "failed", "cancelled"),
+                           timeout=120)["status"] == "succeeded"
+    finally:
+        a.stop()
