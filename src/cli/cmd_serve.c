@@ -30,7 +30,8 @@ static const char serve_usage[] =
 	"                       port 0 picks a free port, printed on stdout)\n"
 	"  --workers N          sync worker threads (default 2)\n"
 	"  --threads N          HTTP threads (default 4)\n"
-	"  --max-connections N  open connections, SSE streams included (default 16384)\n"
+	"  --max-connections N  open connections, SSE streams included (default 16384; fewer,\n"
+	"                       with a warning, when the open-files limit has no room)\n"
 	"  --heartbeat-ms MS    SSE heartbeat comment interval (default 15000)\n"
 	"  --poll-ms MS         how often streams look for events of other processes (default 100;\n"
 	"                       on PostgreSQL, which notifies them, a 1000 ms safety net)\n"
@@ -59,8 +60,8 @@ static const char serve_usage[] =
 	"  GITHUB_TOKEN             the token for github: sources\n"
 	"The log shows none of them: their values are redacted wherever they would appear.\n"
 	"\n"
-	"SIGTERM or Ctrl-C stops accepting, cancels running syncs at their next step, ends\n"
-	"every event stream and exits 0.\n";
+	"SIGTERM, SIGHUP or Ctrl-C stops accepting, cancels running syncs at their next\n"
+	"step, ends every event stream and exits 0.\n";
 
 static bool parse_listen(const char *s, char **host, int *port)
 {
@@ -199,6 +200,7 @@ int ps_cmd_serve(struct ps_cli *cli, int argc, char **argv)
 		case OPT_MAX_FAILURES:
 			if (!parse_num(optarg, 1, 1000000, &v)) {
 				free(host);
+				free(local_root);
 				return ps_cli_usage_error(cli, "--max-failures needs a number from 1");
 			}
 			cfg.max_failures = v;
@@ -208,6 +210,7 @@ int ps_cmd_serve(struct ps_cli *cli, int argc, char **argv)
 			if (strcmp(optarg, "off") != 0 &&
 			    (!ps_duration_parse(optarg, &ms) || ms < 1000)) {
 				free(host);
+				free(local_root);
 				return ps_cli_usage_error(cli, "invalid --prune-every '%s': give a "
 							  "duration like 1h or 'off'", optarg);
 			}
@@ -216,11 +219,14 @@ int ps_cmd_serve(struct ps_cli *cli, int argc, char **argv)
 		}
 		case OPT_QUIET: cfg.log_requests = false; break;
 		case OPT_PUBLIC_URL:
-			if (strncmp(optarg, "http://", 7) != 0 && strncmp(optarg, "https://", 8) != 0) {
+			/* The server's own check, here: a usage error must not leave a new
+			 * store behind. */
+			if (ps_server_check_public_url(optarg) < 0) {
 				free(host);
 				free(local_root);
-				return ps_cli_usage_error(cli, "invalid --public-url '%s': give "
-							  "http(s)://HOST[:PORT]", optarg);
+				rc = ps_cli_usage_error(cli, "%s", ps_error_message());
+				ps_error_clear();
+				return rc;
 			}
 			cfg.public_url = optarg;
 			break;
@@ -279,7 +285,8 @@ int ps_cmd_serve(struct ps_cli *cli, int argc, char **argv)
 	ps_log_add_secret(getenv("GITHUB_TOKEN"));
 	if (!(cfg.api_token && cfg.api_token[0]) && !ps_server_host_is_loopback(cfg.host)) {
 		fprintf(stderr, "projsync: refusing to listen on '%s' without an API token: set "
-			"PROJSYNC_API_TOKEN, or listen on 127.0.0.1\n", cfg.host);
+			"PROJSYNC_API_TOKEN, or listen on 127.0.0.1\n",
+			cfg.host[0] ? cfg.host : "*" /* ":PORT": every address */);
 		free(host);
 		free(local_root);
 		return PS_EXIT_USAGE;

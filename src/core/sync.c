@@ -103,6 +103,7 @@ struct ps_sync_run {
 	const char **fetch_base;       /* per SHA of `fetch`: the previous version of its path, the
 					* base of a delta (ps_store_blob_put_delta), or NULL */
 	volatile sig_atomic_t cancel;
+	volatile sig_atomic_t cancel_stopping; /* the cancel is the server's stop */
 	int64_t stop_checked_ms;       /* when source_should_stop last asked the store */
 
 	struct ps_scan *scan;
@@ -387,6 +388,13 @@ static void fail_from_error(struct ps_sync_run *run, int rc)
 		free(slug);
 		msg = plain;
 		slug = ps_strdup("source_gone");
+	}
+	/* "cancelled by request" would send the operator looking for who cancelled it (an apt
+	 * upgrade restarting the service cancels every running sync). */
+	if (rc == PS_ECANCELLED && run->cancel_stopping) {
+		free(msg);
+		msg = ps_strdup("cancelled: the server stopped (SIGTERM, SIGINT or SIGHUP) before "
+				"the sync finished; nothing of it was applied");
 	}
 	if (rc == PS_ECANCELLED)
 		finish_unsuccessful(run, PS_SYNC_CANCELLED, "cancelled", msg, true);
@@ -2007,6 +2015,12 @@ int ps_sync_next(struct ps_sync_run *run, const struct ps_event **ev)
 
 void ps_sync_cancel(struct ps_sync_run *run)
 {
+	run->cancel = 1;
+}
+
+void ps_sync_cancel_stopping(struct ps_sync_run *run)
+{
+	run->cancel_stopping = 1;
 	run->cancel = 1;
 }
 

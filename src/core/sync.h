@@ -63,6 +63,9 @@ int ps_sync_next(struct ps_sync_run *run, const struct ps_event **ev);
 
 /* Asks the run to stop at the next step boundary; it then ends `cancelled`. Async-signal-safe. */
 void ps_sync_cancel(struct ps_sync_run *run);
+/* The same, because the server running it stops (SIGTERM): the sync ends `cancelled` saying so,
+ * not as if someone had cancelled it. Async-signal-safe. */
+void ps_sync_cancel_stopping(struct ps_sync_run *run);
 
 /* The sync as it stands (borrowed). */
 const struct ps_sync *ps_sync_run_sync(const struct ps_sync_run *run);

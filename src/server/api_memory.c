@@ -48,7 +48,7 @@ static void memory_fail(struct ps_request *rq, int rc, const char *what)
 			      ps_error_message());
 		return;
 	default:
-		ps_log("%s %s: %s failed: %s", rq->method, rq->url, what, ps_error_message());
+		ps_log_at("error", "%s %s: %s failed: %s", rq->method, rq->url, what, ps_error_message());
 		ps_http_error(rq, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal",
 			      "%s failed (see the server log)", what);
 	}

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -135,6 +136,17 @@ void ps_log(const char *fmt, ...)
 	ps_log_message("info", line);
 }
 
+void ps_log_at(const char *level, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	ps_log_message(level, line);
+}
+
 /* ---- per-thread store handles ---- */
 
 static __thread struct ps_store *thread_store;
@@ -144,7 +156,7 @@ static struct ps_store *request_store(struct ps_server *srv)
 	if (thread_store)
 		return thread_store;
 	if (ps_server_store_open(&thread_store, srv->cfg.db_url) < 0) {
-		ps_log("cannot open the store for a request thread: %s", ps_error_message());
+		ps_log_at("error", "cannot open the store for a request thread: %s", ps_error_message());
 		thread_store = NULL;
 		return NULL;
 	}
@@ -305,7 +317,7 @@ void ps_http_fail(struct ps_request *rq, int rc)
 	if (!msg[0])
 		msg = ps_error_code_name(rc);
 	if (status >= 500)
-		ps_log("%s %s failed: %s", rq->method, rq->url, msg);
+		ps_log_at("error", "%s %s failed: %s", rq->method, rq->url, msg);
 	ps_http_error(rq, status, slug, "%s", msg);
 	if (busy)
 		ps_http_add_header(rq, "Retry-After", "1");
@@ -1113,6 +1125,37 @@ static int resolve_listen(const struct ps_server_config *cfg, struct sockaddr_st
 	return 0;
 }
 
+/*
+ * Whether the address can be listened on, asked before anything else starts: the workers and
+ * the scheduler start before the HTTP daemon binds, and a second server started on a port in
+ * use (a restart racing the old process, a unit started twice) claimed queued syncs in that
+ * moment and then, failing, cancelled them. Bound as libmicrohttpd binds (SO_REUSEADDR; an
+ * IPv6 socket for IPv6 only), then closed; port 0 always binds.
+ */
+static int probe_listen(const struct ps_server_config *cfg, const struct sockaddr_storage *sa,
+			bool v6)
+{
+	int one = 1, fd, err = 0;
+	socklen_t len = v6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+
+	if (cfg->port == 0)
+		return 0;
+	if ((fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+		return 0; /* libmicrohttpd will say why */
+	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (v6)
+		(void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(fd, (const struct sockaddr *)sa, len) != 0 || listen(fd, 1) != 0)
+		err = errno;
+	close(fd);
+	if (err == EADDRINUSE || err == EACCES || err == EADDRNOTAVAIL)
+		return ps_error_set(PS_EIO, "listen_failed", "cannot listen on %s%s%s:%d: %s",
+				    v6 ? "[" : "", cfg->host && cfg->host[0] ? cfg->host
+						   : v6 ? "::" : "0.0.0.0",
+				    v6 ? "]" : "", cfg->port, strerror(err));
+	return 0;
+}
+
 /* --public-url http(s)://HOST[:PORT][/...]: its origin and its HOST[:PORT], lowercased. */
 static int parse_public_url(const char *url, char **origin, char **host)
 {
@@ -1149,6 +1192,16 @@ static int parse_public_url(const char *url, char **origin, char **host)
 	for (char *p = *origin; *p; p++)
 		*p = (char)tolower((unsigned char)*p);
 	return 0;
+}
+
+int ps_server_check_public_url(const char *url)
+{
+	char *origin = NULL, *host = NULL;
+	int rc = parse_public_url(url, &origin, &host);
+
+	free(origin);
+	free(host);
+	return rc;
 }
 
 /* libmicrohttpd's log. While the daemon starts, its first message is held: it explains a
@@ -1201,6 +1254,48 @@ static void server_free(struct ps_server *srv)
 	free(srv);
 }
 
+/*
+ * Every connection holds a file descriptor, and so do the store handles of every thread, the
+ * workers' git fetches and GitHub transfers. A systemd service starts with a soft limit of
+ * 1024 descriptors, far below --max-connections: past it libmicrohttpd accepts nothing, logs
+ * thousands of lines a second while it busy-waits, and a sync cannot open its repository.
+ * So the soft limit is raised to what the connections need (the hard limit permitting), and
+ * when it cannot be, the server takes fewer connections, keeping descriptors for its own work,
+ * and says so once. Returns the connection limit to use.
+ */
+static unsigned fit_connections_to_fd_limit(const struct ps_server_config *cfg)
+{
+	int threads = cfg->http_threads > 0 ? cfg->http_threads : 1;
+	int workers = cfg->workers > 0 ? cfg->workers : 1;
+	/* Per HTTP thread its store and its helper's (offload.c); per worker its store, a git
+	 * child's pipes and libgit2's open packs; plus libmicrohttpd's own and the hub's. */
+	rlim_t reserve = 64 + 16 * (rlim_t)(2 * threads + workers);
+	rlim_t want = (rlim_t)cfg->max_connections + reserve, fit;
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY ||
+	    rl.rlim_cur >= want)
+		return cfg->max_connections;
+	{
+		struct rlimit up = rl;
+
+		up.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+		if (up.rlim_cur > rl.rlim_cur && setrlimit(RLIMIT_NOFILE, &up) == 0)
+			rl = up;
+	}
+	if (rl.rlim_cur >= want)
+		return cfg->max_connections;
+	fit = rl.rlim_cur > 2 * reserve ? rl.rlim_cur - reserve : rl.rlim_cur / 2;
+	if (fit < (rlim_t)threads)
+		fit = (rlim_t)threads;
+	ps_log_kv("warn", "too few file descriptors for --max-connections: serving fewer "
+		  "connections (raise LimitNOFILE, or ulimit -n)",
+		  PS_LOG_INT("max_connections", cfg->max_connections),
+		  PS_LOG_INT("connections", fit), PS_LOG_INT("nofile_limit", rl.rlim_cur),
+		  PS_LOG_INT("nofile_needed", want));
+	return (unsigned)fit;
+}
+
 int ps_server_run(const struct ps_server_config *cfg)
 {
 	struct ps_server *srv;
@@ -1219,7 +1314,7 @@ int ps_server_run(const struct ps_server_config *cfg)
 				    "refusing to listen on '%s' without an API token: set "
 				    "PROJSYNC_API_TOKEN, or listen on 127.0.0.1",
 				    cfg->host && cfg->host[0] ? cfg->host : "*");
-	if ((rc = resolve_listen(cfg, &sa, &v6)) < 0)
+	if ((rc = resolve_listen(cfg, &sa, &v6)) < 0 || (rc = probe_listen(cfg, &sa, v6)) < 0)
 		return rc;
 
 	/* Signals go to the main thread's sigwait, never to a worker or a daemon thread: block
@@ -1227,11 +1322,16 @@ int ps_server_run(const struct ps_server_config *cfg)
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGINT);
+	/* The terminal of a foreground server closing, or a `kill -HUP` out of habit (there is
+	 * nothing to reload): left to its default it killed the process on the spot, its running
+	 * syncs left `running` for the next start to reap. Stopped as for SIGTERM instead. */
+	sigaddset(&sigs, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &sigs, &old);
 	signal(SIGPIPE, SIG_IGN);
 
 	srv = ps_calloc(1, sizeof(*srv));
 	srv->cfg = *cfg;
+	srv->cfg.max_connections = fit_connections_to_fd_limit(cfg);
 	if (cfg->public_url && cfg->public_url[0] &&
 	    (rc = parse_public_url(cfg->public_url, &srv->public_origin, &srv->public_host)) < 0) {
 		free(srv);
@@ -1282,7 +1382,7 @@ int ps_server_run(const struct ps_server_config *cfg)
 	srv->daemon = MHD_start_daemon(flags, (uint16_t)cfg->port, NULL, NULL, on_request, srv,
 		MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv, /* first, or MHD logs before it */
 		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-		MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections,
+		MHD_OPTION_CONNECTION_LIMIT, srv->cfg.max_connections,
 		MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)4096,
 		MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(cfg->http_threads > 0 ? cfg->http_threads : 1),
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(16 * 1024),

@@ -182,8 +182,11 @@ bool ps_api_parse_limit(struct ps_request *rq, int64_t def, int64_t *out);
 /* Loads the project named by path parameter 0; replies 404 and returns NULL if unknown. */
 struct ps_project *ps_http_project(struct ps_request *rq);
 
-/* Logs one line on stderr with a UTC timestamp ("projsync: ..."). */
+/* Logs one line on stderr with a UTC timestamp ("projsync: ..."), at level info. */
 void ps_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The same at level "warn" or "error": what an operator filtering the log by level must see
+ * (a store that does not answer, a failed request, a prune that could not run). */
+void ps_log_at(const char *level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Handlers (one file per resource). */
 void ps_api_projects_list(struct ps_request *rq);

@@ -4,6 +4,7 @@
  */
 #include "server/log.h"
 
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -257,15 +258,47 @@ void ps_log_message(const char *level, const char *text)
 	ps_log_fields(level, text, NULL, 0);
 }
 
+/* libmicrohttpd repeats a message for every failed attempt: out of file descriptors it logs
+ * each accept it retries in a busy loop, a hundred thousand lines in seconds, which would push
+ * every other record out of the journal (journald drops what exceeds its rate limit). The same
+ * message is written at most once a second; the next record of it counts those left out. */
+static pthread_mutex_t mhd_mu = PTHREAD_MUTEX_INITIALIZER;
+static char mhd_last[1024];
+static int64_t mhd_last_ms;
+static int64_t mhd_repeats;
+
 void ps_log_mhd(void *cls, const char *fmt, va_list ap)
 {
 	char text[1024];
 	size_t n;
+	int64_t now = ps_mono_ms(), repeats = 0;
+	bool same;
 
 	(void)cls;
 	vsnprintf(text, sizeof(text), fmt, ap);
 	n = strlen(text);
 	while (n && (text[n - 1] == '\n' || text[n - 1] == ' '))
 		text[--n] = 0;
-	ps_log_kv("warn", "libmicrohttpd", PS_LOG_STR("detail", text));
+	pthread_mutex_lock(&mhd_mu);
+	same = strcmp(text, mhd_last) == 0;
+	if (same && now - mhd_last_ms < 1000) {
+		mhd_repeats++;
+		pthread_mutex_unlock(&mhd_mu);
+		return;
+	}
+	if (same)
+		repeats = mhd_repeats;
+	else if (mhd_repeats > 0)
+		/* Another message: the count of the one before is not lost. */
+		ps_log_kv("warn", "libmicrohttpd", PS_LOG_STR("detail", mhd_last),
+			  PS_LOG_INT("repeated", mhd_repeats));
+	mhd_repeats = 0;
+	mhd_last_ms = now;
+	memcpy(mhd_last, text, n + 1);
+	pthread_mutex_unlock(&mhd_mu);
+	if (repeats > 0)
+		ps_log_kv("warn", "libmicrohttpd", PS_LOG_STR("detail", text),
+			  PS_LOG_INT("repeated", repeats));
+	else
+		ps_log_kv("warn", "libmicrohttpd", PS_LOG_STR("detail", text));
 }

@@ -3,6 +3,7 @@
  * `/metrics` in the Prometheus text format (version 0.0.4):
  *
  *   projsync_syncs{status}                         syncs in the store by status (gauge)
+ *   projsync_projects{state}                       projects by state: active, paused (gauge)
  *   projsync_sync_duration_seconds                 histogram of syncs run by this server
  *   projsync_syncs_finished_total{status}          syncs this server's workers ended
  *   projsync_upstream_requests_total{source_kind}  upstream requests made by those syncs
@@ -128,6 +129,29 @@ void ps_api_metrics(struct ps_request *rq)
 	for (int s = PS_SYNC_QUEUED; have_counts && s <= PS_SYNC_CANCELLED; s++)
 		ps_buf_printf(&b, "projsync_syncs{status=\"%s\"} %lld\n",
 			      ps_sync_status_name((enum ps_sync_status)s), (long long)counts[s]);
+	/* A project paused by its failures stops syncing without anything else saying so; this
+	 * is what an alert can watch. */
+	{
+		struct ps_project **ps = NULL;
+		size_t n = 0;
+		int64_t paused = 0;
+
+		if (ps_store_project_list(rq->store, &ps, &n) == 0) {
+			for (size_t i = 0; i < n; i++)
+				paused += ps[i]->paused;
+			ps_buf_printf(&b, "# HELP projsync_projects Projects in the store by state "
+					  "(paused: its scheduled syncs failed too often).\n"
+					  "# TYPE projsync_projects gauge\n"
+					  "projsync_projects{state=\"active\"} %lld\n"
+					  "projsync_projects{state=\"paused\"} %lld\n",
+				      (long long)((int64_t)n - paused), (long long)paused);
+		} else {
+			ps_error_clear();
+		}
+		for (size_t i = 0; i < n; i++)
+			ps_project_free(ps[i]);
+		free(ps);
+	}
 	ps_buf_printf(&b, "# HELP projsync_syncs_running Syncs running in this server.\n"
 			  "# TYPE projsync_syncs_running gauge\n"
 			  "projsync_syncs_running %zu\n", ps_workers_running(rq->srv->workers));

@@ -80,7 +80,7 @@ static void tick(struct ps_scheduler *sch, struct ps_store *store)
 	rc = ps_store_schedule_next(store, ps_now_ms(), cfg->max_failures, &sync);
 	if (rc < 0) {
 		if (rc != PS_ENOTFOUND)
-			ps_log("scheduler: %s, retrying in a moment", ps_error_message());
+			ps_log_at("error", "scheduler: %s, retrying in a moment", ps_error_message());
 		ps_error_clear();
 		return;
 	}
@@ -91,7 +91,7 @@ static void tick(struct ps_scheduler *sch, struct ps_store *store)
 		bool more = true;
 
 		if (ps_store_begin(store) < 0) {
-			ps_log("scheduler: %s, retrying in a moment", ps_error_message());
+			ps_log_at("error", "scheduler: %s, retrying in a moment", ps_error_message());
 			break;
 		}
 		while (n < PER_TRANSACTION && done < MAX_PER_TICK) {
@@ -106,7 +106,7 @@ static void tick(struct ps_scheduler *sch, struct ps_store *store)
 				batch[n++] = sync;
 		}
 		if (rc < 0 && rc != PS_ENOTFOUND)
-			ps_log("scheduler: %s, retrying in a moment", ps_error_message());
+			ps_log_at("error", "scheduler: %s, retrying in a moment", ps_error_message());
 		/* After an inner failure the transaction is rolled back here and reports it. */
 		rc = ps_store_commit(store);
 		for (size_t i = 0; i < n; i++) {
@@ -134,7 +134,7 @@ static void gate_shut(struct ps_scheduler *sch, struct ps_store *store)
 
 	sch->blobs_retry = 0;
 	if (ps_store_prune_gate_set(store, until, -1) < 0) {
-		ps_log("prune: cannot hold syncs back to prune blobs: %s, trying again later",
+		ps_log_at("warn", "prune: cannot hold syncs back to prune blobs: %s, trying again later",
 		       ps_error_message());
 		ps_error_clear();
 		sch->blobs_retry = ps_mono_ms() + GATE_RETRY_MS;
@@ -149,7 +149,7 @@ static void gate_open(struct ps_scheduler *sch, struct ps_store *store)
 {
 	if (ps_store_prune_gate_set(store, 0, sch->gate_until) < 0) {
 		/* It opens by itself at gate_until. */
-		ps_log("prune: %s", ps_error_message());
+		ps_log_at("error", "prune: %s", ps_error_message());
 		ps_error_clear();
 	}
 	sch->gate_until = 0;
@@ -168,7 +168,7 @@ static void gate_tick(struct ps_scheduler *sch, struct ps_store *store)
 		gate_open(sch, store);
 		sch->gate_misses = 0;
 		if (b.blobs && ps_store_compact(store) < 0) {
-			ps_log("prune: %s", ps_error_message());
+			ps_log_at("error", "prune: %s", ps_error_message());
 			ps_error_clear();
 		}
 		ps_log("prune: removed %lld blobs (%lld bytes), rewrote %lld deltas whose base went",
@@ -176,7 +176,7 @@ static void gate_tick(struct ps_scheduler *sch, struct ps_store *store)
 		return;
 	}
 	if (rc < 0) {
-		ps_log("prune: %s", ps_error_message());
+		ps_log_at("error", "prune: %s", ps_error_message());
 		ps_error_clear();
 	}
 	if (ps_now_ms() >= sch->gate_until) {
@@ -193,7 +193,7 @@ static void prune(struct ps_scheduler *sch, struct ps_store *store)
 	struct ps_prune_stats total;
 
 	if (ps_prune(store, NULL, ps_now_ms(), false, NULL, NULL, &total) < 0) {
-		ps_log("prune: %s, trying again later", ps_error_message());
+		ps_log_at("error", "prune: %s, trying again later", ps_error_message());
 		ps_error_clear();
 		return;
 	}
@@ -214,6 +214,7 @@ static void *run(void *arg)
 	struct ps_store *store = NULL;
 	int64_t tick_ms = cfg->schedule_tick_ms > 0 ? cfg->schedule_tick_ms : 1000;
 	int64_t next_prune = cfg->prune_interval_ms > 0 ? ps_mono_ms() + cfg->prune_interval_ms : 0;
+	bool down = false;
 
 	pthread_mutex_lock(&sch->mu);
 	while (!sch->stopping) {
@@ -222,9 +223,13 @@ static void *run(void *arg)
 
 		pthread_mutex_unlock(&sch->mu);
 		if (!store && ps_server_store_open(&store, cfg->db_url) < 0) {
-			ps_log("scheduler: cannot open the store: %s", ps_error_message());
+			/* Once per outage, not at every tick while the database is away. */
+			if (!down)
+				ps_log_at("error", "scheduler: cannot open the store: %s",
+					  ps_error_message());
 			store = NULL;
 		}
+		down = !store;
 		if (store) {
 			tick(sch, store);
 			if (next_prune && ps_mono_ms() >= next_prune) {

@@ -52,6 +52,9 @@ void ps_server_config_defaults(struct ps_server_config *cfg);
 
 /* True when `host` names only loopback addresses (127.0.0.0/8, ::1, localhost). */
 bool ps_server_host_is_loopback(const char *host);
+/* 0 if `url` is a --public-url the server takes, else PS_EINVAL with the message it would
+ * give: `serve` checks it before it creates a store. */
+int ps_server_check_public_url(const char *url);
 
 /*
  * Runs the server until SIGTERM/SIGINT: reaps syncs left running by dead processes, starts the

@@ -132,7 +132,7 @@ static bool enqueue(struct watcher *w, const char *data, size_t n)
  * stream ends with an error the next time its connection can be written. */
 static void drop(struct watcher *w)
 {
-	ps_log("sse: dropping a slow watcher of sync %lld (%zu bytes queued, unread for %d ms)",
+	ps_log_at("warn", "sse: dropping a slow watcher of sync %lld (%zu bytes queued, unread for %d ms)",
 	       (long long)w->topic->sync_id, pending(w), STALL_MS);
 	w->dropped = true;
 	free(w->buf);
@@ -515,6 +515,7 @@ static void *hub_main(void *arg)
 	struct ps_hub *hub = arg;
 	const struct ps_server_config *cfg = &hub->srv->cfg;
 	struct ps_store *store = NULL;
+	bool store_down = false;
 
 	pthread_mutex_lock(&hub->mu);
 	hub->next_hb = ps_mono_ms() + cfg->heartbeat_ms;
@@ -581,8 +582,14 @@ static void *hub_main(void *arg)
 
 		if (nw && !store &&
 		    ps_server_store_open(&store, cfg->db_url) < 0) {
-			ps_log("sse: cannot open the store: %s", ps_error_message());
+			/* Once per outage: this loop runs every poll interval. */
+			if (!store_down)
+				ps_log_at("error", "sse: cannot open the store: %s",
+					  ps_error_message());
+			store_down = true;
 			store = NULL;
+		} else if (store) {
+			store_down = false;
 		}
 		for (size_t i = 0; store && i < nw; i++) {
 			if (ps_store_event_list(store, wk[i].sync_id, wk[i].after, POLL_BATCH,
@@ -661,7 +668,7 @@ static void *listener_main(void *arg)
 					  &lost);
 		if (rc < 0) {
 			if (!down)
-				ps_log("sse: %s; streams fall back to the %lld ms poll until it is back",
+				ps_log_at("warn", "sse: %s; streams fall back to the %lld ms poll until it is back",
 				       ps_error_message(), (long long)hub->poll_ms);
 			down = true;
 			continue;

@@ -182,7 +182,7 @@ static void handle_push(struct ps_request *rq, json_t *payload, const char *deli
 		else if (rc == PS_ECONFLICT)
 			json_array_append_new(running, ps_json_string(ps[i]->name));
 		else
-			ps_log("webhook: queueing a sync of %s failed: %s", ps[i]->name,
+			ps_log_at("error", "webhook: queueing a sync of %s failed: %s", ps[i]->name,
 			       ps_error_message());
 		ps_sync_free(sync);
 	}
@@ -236,7 +236,7 @@ void ps_api_webhook_github(struct ps_request *rq)
 		return;
 	}
 	if (!ps_webhook_signature_valid(secret, rq->body, rq->body_len, sig)) {
-		ps_log("webhook: delivery %s has a bad signature", delivery ? delivery : "-");
+		ps_log_at("warn", "webhook: delivery %s has a bad signature", delivery ? delivery : "-");
 		ps_http_error(rq, MHD_HTTP_UNAUTHORIZED, "bad_signature",
 			      "X-Hub-Signature-256 does not match the body");
 		return;

@@ -10,8 +10,8 @@
  * Every event the generator returns is already stored; the worker pokes the SSE hub so
  * watchers get it at once instead of at the hub's next poll, and logs sync transitions as
  * structured records (log.h).
- * Stopping cancels each running sync at its next step boundary (ps_sync_cancel) and waits for
- * its final event.
+ * Stopping cancels each running sync at its next step boundary (ps_sync_cancel_stopping, so
+ * that its end says why) and waits for its final event.
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "core/sync.h"
+#include "model/schedule.h"
 #include "server/http.h"
 #include "server/log.h"
 #include "util/error.h"
@@ -131,6 +132,33 @@ static void log_event(const struct ps_sync *s, const struct ps_event *ev, int64_
 	}
 }
 
+/*
+ * The store pauses a scheduled project at the scheduler's next look once its failures in a row
+ * reach its limit (ps_store_schedule_next), and nothing else would tell the log: its scheduled
+ * syncs just stop. Said here, at the failure that reached the limit, by the node that ran it.
+ */
+static void log_if_pausing(struct ps_server *srv, struct ps_store *store, int64_t project_id)
+{
+	struct ps_project *p = NULL;
+	int64_t max;
+
+	if (ps_store_project_get_by_id(store, project_id, &p) < 0) {
+		ps_error_clear();
+		return;
+	}
+	max = p->max_failures > 0 ? p->max_failures
+	      : srv->cfg.max_failures > 0 ? srv->cfg.max_failures : PS_SCHEDULE_MAX_FAILURES;
+	if (!p->paused && (p->every_ms > 0 || p->every_auto) && p->failures_in_row >= max) {
+		char *resume = ps_asprintf("projsync project resume %s", p->name);
+		ps_log_kv("warn", "project paused", PS_LOG_STR("project", p->name),
+			  PS_LOG_INT("failures_in_row", p->failures_in_row),
+			  PS_LOG_INT("max_failures", max),
+			  PS_LOG_STR("error", p->last_error_message), PS_LOG_STR("resume", resume));
+		free(resume);
+	}
+	ps_project_free(p);
+}
+
 /* Marks a claimed sync that the pipeline could not even resume as failed, with its event. */
 static void fail_unresumable(struct ps_store *store, int64_t id, int rc)
 {
@@ -203,14 +231,14 @@ static void settle(struct ps_workers *pool, struct ps_store *store, int64_t id, 
 						message ? message : "the store failed during the sync",
 						NULL);
 			if (rc == 0)
-				ps_log("sync %lld of %s failed: %s (recorded after the store came back)",
+				ps_log_at("error", "sync %lld of %s failed: %s (recorded after the store came back)",
 				       (long long)id, s->project, message ? message : "");
 			ps_sync_free(s);
 			if (rc == 0 || rc == PS_ECONFLICT)
 				return;
 		}
 		if (!said)
-			ps_log("sync %lld: cannot record its end yet: %s; trying every second",
+			ps_log_at("error", "sync %lld: cannot record its end yet: %s; trying every second",
 			       (long long)id, ps_error_message());
 		said = true;
 		pthread_mutex_lock(&pool->mu);
@@ -222,7 +250,7 @@ static void settle(struct ps_workers *pool, struct ps_store *store, int64_t id, 
 	}
 }
 
-static void run_one(struct worker *me, struct ps_store *store, int64_t id)
+static void run_one(struct worker *me, struct ps_store *store, int64_t id, bool took_over)
 {
 	struct ps_workers *pool = me->pool;
 	struct ps_server *srv = pool->srv;
@@ -231,7 +259,8 @@ static void run_one(struct worker *me, struct ps_store *store, int64_t id)
 	const struct ps_event *ev;
 	int64_t t0 = ps_mono_ms(), attempt;
 	char *code = NULL, *message = NULL;
-	bool succeeded = false;
+	bool succeeded = false, failed = false;
+	int64_t project_id;
 	int rc;
 
 	ctx.store = store;
@@ -248,11 +277,20 @@ static void run_one(struct worker *me, struct ps_store *store, int64_t id)
 	me->run = run;
 	pool->running++;
 	if (pool->stopping)
-		ps_sync_cancel(run);
+		ps_sync_cancel_stopping(run);
 	pthread_mutex_unlock(&pool->mu);
 	attempt = ps_sync_run_sync(run)->attempt;
+	project_id = ps_sync_run_sync(run)->project_id;
 	{
 		const struct ps_sync *s = ps_sync_run_sync(run);
+		/* A record of its own with the sync's fields, so that a search of the log for the
+		 * project or the sync finds the takeover (its warning event names both nodes). */
+		if (took_over)
+			ps_log_kv("warn", "sync taken over", PS_LOG_STR("project", s->project),
+				  PS_LOG_INT("sync_id", id), PS_LOG_STR("trigger", s->trigger),
+				  PS_LOG_INT("attempt", attempt), PS_LOG_INT("worker", me->index),
+				  PS_LOG_STR("reason", "the node running it stopped; it runs again "
+						       "from the start"));
 		ps_log_kv("info", "sync started", PS_LOG_STR("project", s->project),
 			  PS_LOG_INT("sync_id", id), PS_LOG_STR("trigger", s->trigger),
 			  PS_LOG_STR("branch", s->branch && s->branch[0] ? s->branch : "default"),
@@ -271,6 +309,7 @@ static void run_one(struct worker *me, struct ps_store *store, int64_t id)
 			code = ps_strdup(ev->summary ? ev->summary->error_code : NULL);
 			message = ps_strdup(ev->summary ? ev->summary->error_message : ev->message);
 			succeeded = ev->kind == PS_EVENT_SUCCEEDED;
+			failed = ev->kind == PS_EVENT_FAILED;
 		}
 		ps_hub_poke(srv->hub);
 		log_event(ps_sync_run_sync(run), ev, ps_mono_ms() - t0);
@@ -279,6 +318,8 @@ static void run_one(struct worker *me, struct ps_store *store, int64_t id)
 	me->run = NULL;
 	pool->running--;
 	pthread_mutex_unlock(&pool->mu);
+	if (failed)
+		log_if_pausing(srv, store, project_id);
 	ps_sync_end(run);
 	/* Taken over by another node: that node ends it. A `succeeded` event is handed out only
 	 * after the finalize transaction committed, so such a sync has ended: no read to check. */
@@ -313,7 +354,7 @@ static void *node_main(void *arg)
 			store = NULL;
 		rc = store ? ps_store_node_beat(store, &me) : PS_ESTORE;
 		if (rc < 0 && !down)
-			ps_log("node: cannot renew this node's heartbeat: %s", ps_error_message());
+			ps_log_at("error", "node: cannot renew this node's heartbeat: %s", ps_error_message());
 		else if (rc == 0 && down)
 			ps_log("node: the store answers again");
 		down = rc < 0;
@@ -349,25 +390,27 @@ static void *worker_main(void *arg)
 		pthread_mutex_unlock(&pool->mu);
 
 		if (!store && ps_server_store_open(&store, pool->srv->cfg.db_url) < 0) {
-			ps_log("worker %d: cannot open the store: %s", me->index, ps_error_message());
 			store = NULL;
+			rc = PS_ESTORE;
+		} else {
+			rc = ps_store_sync_claim_next(store, &owner, &id);
 		}
-		rc = store ? ps_store_sync_claim_next(store, &owner, &id) : PS_ESTORE;
 		/* Nothing queued: a sync whose node died is the next thing to run (PostgreSQL;
 		 * on SQLite there is never one to take over). */
+		bool took_over = false;
 		if (rc == PS_ENOTFOUND && ps_store_sync_takeover(store, &owner, &id) == 0) {
-			ps_log("worker %d: took over sync %lld from a node that stopped", me->index,
-			       (long long)id);
+			took_over = true;
 			rc = 0;
 		}
 		if (rc == 0) {
-			run_one(me, store, id);
+			run_one(me, store, id, took_over);
 			continue;
 		}
 		/* Once per outage, not every second while the database is away. */
 		if (rc < 0 && rc != PS_ENOTFOUND && !down)
-			ps_log("worker %d: looking for queued syncs: %s", me->index,
-			       ps_error_message());
+			ps_log_at("error", "worker %d: %s: %s", me->index,
+				  store ? "looking for queued syncs" : "cannot open the store",
+				  ps_error_message());
 		down = rc < 0 && rc != PS_ENOTFOUND;
 
 		/* Nothing queued: sleep until poked (a sync was queued here) or for a second (one
@@ -441,7 +484,7 @@ void ps_workers_stop(struct ps_workers *pool)
 	pool->stopping = true;
 	for (int i = 0; i < pool->n; i++)
 		if (pool->w[i].run)
-			ps_sync_cancel(pool->w[i].run);
+			ps_sync_cancel_stopping(pool->w[i].run);
 	pthread_cond_broadcast(&pool->cv);
 	pthread_mutex_unlock(&pool->mu);
 	for (int i = 0; i < pool->n; i++)

@@ -112,3 +112,46 @@ def test_verify_over_http(ps, synced):
         assert st == 404, err
     finally:
         srv.stop()
+
+
+def delete_blob(ps, sha):
+    if ps.backend == "pg":
+        psql(ps.db, f"DELETE FROM blobs WHERE sha = ps_unhex('{sha}')")
+    else:
+        db = sqlite3.connect(ps.db)
+        with db:
+            n = db.execute("DELETE FROM blobs WHERE sha = ?", (bytes.fromhex(sha),)).rowcount
+        db.close()
+        assert n == 1
+
+
+def test_verify_blobs_finds_a_lost_blob(ps, synced):
+    """Before: a blob gone from the store counted as a file kept as metadata only (over the size
+    limit), and `verify --blobs` called the snapshot sound."""
+    sha = synced.git("rev-parse", "HEAD:src/lib/f3.c").strip()
+    delete_blob(ps, sha)
+    r = ps("verify", "demo", "--blobs")
+    assert r.rc == 1, r
+    assert r.out.startswith("src/lib/f3.c: blob_missing: blob " + sha), r
+    rep = json.loads(ps("verify", "demo", "--blobs", "--json").out)
+    assert rep["sound"] is False and rep["blobs_not_stored"] == 0, rep
+    assert [(p["path"], p["problem"]) for p in rep["problems"]] == [("src/lib/f3.c",
+                                                                     "blob_missing")]
+
+
+def test_verify_blobs_files_kept_as_metadata_stay_sound(ps, repo):
+    """Files over the size limit have no blob on purpose, also while a raise of the limit is
+    owed to the next sync."""
+    repo.write("small.txt", "small\n")
+    repo.write("big.bin", "x" * 5000)
+    repo.commit("c1")
+    ps.ok("project", "add", "lim", repo.path, "--max-blob-size", "1000")
+    ps.ok("sync", "lim")
+    rep = json.loads(ps.ok("verify", "lim", "--blobs", "--json").out)
+    assert rep["sound"] and rep["blobs_not_stored"] == 1, rep
+    ps.ok("project", "set", "lim", "--max-blob-size", "10000")
+    rep = json.loads(ps.ok("verify", "lim", "--blobs", "--json").out)
+    assert rep["sound"] and rep["blobs_not_stored"] == 1, rep
+    ps.ok("sync", "lim")
+    rep = json.loads(ps.ok("verify", "lim", "--blobs", "--json").out)
+    assert rep["sound"] and rep["blobs_not_stored"] == 0, rep

@@ -6,7 +6,11 @@
 #include "harness.h"
 
 #include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "server/log.h"
 
@@ -122,6 +126,47 @@ static void test_parse_format(void)
 	CHECK(!ps_log_parse_format(NULL, &f));
 }
 
+static void mhd(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	ps_log_mhd(NULL, fmt, ap);
+	va_end(ap);
+}
+
+/* libmicrohttpd out of descriptors logs each accept it retries in a busy loop: the same message
+ * is written at most once a second, and the next record of it (or of another message) says how
+ * many were left out. */
+static void test_mhd_repeats_are_counted_not_written(void)
+{
+	FILE *cap = tmpfile();
+	int saved = dup(STDERR_FILENO);
+	char line[512];
+	int lines = 0, counted = 0;
+
+	CHECK(cap != NULL && saved >= 0);
+	fflush(stderr);
+	dup2(fileno(cap), STDERR_FILENO);
+	ps_log_set_format(PS_LOG_LOGFMT);
+	for (int i = 0; i < 10000; i++)
+		mhd("Error accepting connection: %s\n", "Too many open files");
+	mhd("Server reached connection limit. Closing inbound connection.\n");
+	fflush(stderr);
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+	rewind(cap);
+	while (fgets(line, sizeof(line), cap)) {
+		lines++;
+		if (strstr(line, "Too many open files") && strstr(line, "repeated="))
+			counted = atoi(strstr(line, "repeated=") + 9);
+	}
+	fclose(cap);
+	/* The first, the count of the rest (time permitting, a second-later one), the other. */
+	CHECK(lines >= 3 && lines <= 12);
+	CHECK(counted > 0 && counted < 10000);
+}
+
 PS_TESTS(PS_TEST(test_logfmt_plain_and_quoted_values), PS_TEST(test_json_records_parse),
 	 PS_TEST(test_secrets_and_url_credentials_are_redacted), PS_TEST(test_long_values_are_cut),
-	 PS_TEST(test_parse_format))
+	 PS_TEST(test_parse_format), PS_TEST(test_mhd_repeats_are_counted_not_written))
