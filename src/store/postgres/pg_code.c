@@ -596,8 +596,9 @@ int ps_pg_code_index_have(struct ps_store *s, const char *const *shas, size_t n,
 int ps_pg_code_unindexed(struct ps_store *s, int64_t project_id, struct ps_strv *out)
 {
 	static const char sql[] =
-		"SELECT DISTINCT ps_hex(fv.sha) COLLATE \"C\" AS sha FROM file_versions fv "
-		"WHERE " SOME_UNINDEXED "AND fv.project_id = $1 AND (fv.mode & 61440) = 32768 "
+		"SELECT DISTINCT ps_hex(fv.sha) COLLATE \"C\" AS sha FROM dirs d "
+		"JOIN file_versions fv ON fv.dir_id = d.id "
+		"WHERE " SOME_UNINDEXED "AND d.project_id = $1 AND (fv.mode & 61440) = 32768 "
 		"AND NOT EXISTS (SELECT 1 FROM code_blobs c WHERE c.sha = fv.sha) "
 		"AND EXISTS (SELECT 1 FROM blobs b WHERE b.sha = fv.sha) ORDER BY 1";
 	struct ps_pq q = { 0 };
@@ -742,26 +743,27 @@ static int candidates(struct ps_store *s, int64_t project_id, int64_t at,
 	 * are read (file_versions_sha), not every file of the snapshot (sqlite_code.c explains
 	 * the cost). The two parts are disjoint: no row repeats. */
 	static const char head[] =
-		"WITH hit AS MATERIALIZED (SELECT m.sha FROM code_blobs m WHERE m.id = ANY($5::bigint[]) "
+		"WITH hit AS MATERIALIZED (SELECT m.sha FROM code_blobs m WHERE m.id = ANY($3::bigint[]) "
 		"UNION ALL SELECT b.sha FROM blobs b WHERE " SOME_UNINDEXED
 		"AND NOT EXISTS (SELECT 1 FROM code_blobs c WHERE c.sha = b.sha)) ";
 	static const char cols[] =
-		"SELECT fv.path, fv.mode, ps_hex(fv.sha), fv.size, cb.sha IS NOT NULL, cb.is_binary ";
-	static const char body[] = "FROM file_versions fv LEFT JOIN code_blobs cb ON cb.sha = fv.sha ";
+		"SELECT " FV_PATH ", fv.mode, ps_hex(fv.sha), fv.size, cb.sha IS NOT NULL, "
+		"cb.is_binary ";
+	/* The full path (migration 0026): the directory joined in; the listing sorted by it. */
+	static const char body[] = "FROM dirs d JOIN file_versions fv ON fv.dir_id = d.id "
+				   "LEFT JOIN code_blobs cb ON cb.sha = fv.sha ";
 	static const char hit_body[] = "FROM hit h JOIN file_versions fv ON fv.sha = h.sha "
+				       "JOIN dirs d ON d.id = fv.dir_id "
 				       "LEFT JOIN code_blobs cb ON cb.sha = fv.sha ";
 	static const char where[] =
-		"WHERE fv.project_id = $1 AND " VISIBLE_AT("$2") " "
-		"AND (fv.mode & 61440) = 32768 "
-		"AND ($3::bytea IS NULL OR fv.path >= $3) AND ($4::bytea IS NULL OR fv.path < $4) ";
+		"WHERE fv.project_id = $1 AND d.project_id = $1 AND " VISIBLE_AT("$2") " "
+		"AND (fv.mode & 61440) = 32768 ";
 	static const char stored[] =
 		"AND (cb.sha IS NOT NULL OR EXISTS (SELECT 1 FROM blobs b WHERE b.sha = fv.sha)) ";
 	struct ps_code_candidate *v;
 	struct ps_pq p = { 0 };
 	struct ps_buf sql;
-	const char *lower = NULL;
-	char *upper = NULL, *text, *hits = NULL;
-	size_t upper_len = 0;
+	char *text, *hits = NULL;
 	int64_t id;
 	PGresult *r;
 	int rc = 0;
@@ -770,29 +772,12 @@ static int candidates(struct ps_store *s, int64_t project_id, int64_t at,
 		return rc;
 	if (q && (rc = query_hits(PSPG(s), q, &hits)) < 0)
 		return rc;
-	if (prefix && *prefix) {
-		/* Paths with the prefix lie in [prefix, prefix with its last byte + 1). */
-		upper_len = strlen(prefix);
-		upper = ps_strdup(prefix);
-		while (upper_len > 0 && (unsigned char)upper[upper_len - 1] == 0xff)
-			upper_len--;
-		if (upper_len > 0)
-			upper[upper_len - 1] = (char)((unsigned char)upper[upper_len - 1] + 1);
-		lower = prefix;
-	}
-	if (from_path && (!lower || strcmp(from_path, lower) > 0))
-		lower = from_path;
 	ps_pq_int(&p, project_id);
 	ps_pq_int(&p, id);
-	ps_pq_path(&p, lower);
-	if (upper_len > 0)
-		ps_pq_bytes(&p, upper, upper_len);
-	else
-		ps_pq_path(&p, NULL);
-
+	if (q)
+		ps_pq_text(&p, hits);
 	ps_buf_init(&sql, SIZE_MAX);
 	if (q) {
-		ps_pq_text(&p, hits);
 		ps_buf_puts(&sql, head);
 		ps_buf_puts(&sql, cols);
 		ps_buf_puts(&sql, hit_body);
@@ -803,13 +788,17 @@ static int candidates(struct ps_store *s, int64_t project_id, int64_t at,
 		ps_buf_puts(&sql, where);
 		ps_buf_puts(&sql, stored);
 	}
-	ps_buf_puts(&sql, "ORDER BY fv.path");
+	ps_pg_prefix_cond(&sql, &p, prefix);
+	if (from_path) {
+		ps_pq_path(&p, from_path);
+		ps_buf_printf(&sql, "AND " FV_PATH " >= $%d ", p.n);
+	}
+	ps_buf_puts(&sql, "ORDER BY 1");
 	if (limit > 0)
 		ps_buf_printf(&sql, " LIMIT %zu", limit);
 	text = ps_buf_take(&sql, NULL);
 	r = ps_pg_run(PSPG(s), text, &p, false, "find code search candidates", &rc);
 	free(text);
-	free(upper);
 	free(hits);
 	if (!r)
 		return rc;
