@@ -780,9 +780,36 @@ static void sql_ok(struct env *e, const char *sql)
 }
 
 /* An object id written behind the store's back, in its stored form (20 bytes, schema 16). */
-#define SET_SHA(table, col, where) \
-	(ps_test_pg() ? "UPDATE " table " SET " col " = '\\x%s'::bytea " where \
-		      : "UPDATE " table " SET " col " = X'%s' " where)
+#define SET_SHA(table, col) \
+	(ps_test_pg() ? "UPDATE " table " SET " col " = '\\x%s'::bytea %s" \
+		      : "UPDATE " table " SET " col " = X'%s' %s")
+
+/* Whether the store names directories by id (schema 26: dirs, file_versions.dir_id and .name,
+ * dir_trees.dir_id) rather than by path. */
+static bool dir_ids(struct env *e)
+{
+	char *out = ps_test_sql(e->url, ps_test_pg()
+		? "SELECT count(*) FROM information_schema.columns WHERE table_schema = "
+		  "current_schema() AND table_name = 'file_versions' AND column_name = 'dir_id'"
+		: "SELECT count(*) FROM pragma_table_info('file_versions') WHERE name = 'dir_id'");
+	bool yes = out && out[0] == '1';
+
+	free(out);
+	return yes;
+}
+
+/* "WHERE ..." selecting the rows of `table` (file_versions: the file `name` in directory `dir`,
+ * '' for the root; dir_trees: directory `dir`, name NULL) in either layout. */
+static char *where_path(struct env *e, const char *dir, const char *name)
+{
+	if (dir_ids(e))
+		return name ? ps_asprintf("WHERE dir_id IN (SELECT id FROM dirs WHERE path = '%s') "
+					  "AND name = '%s'", dir, name)
+			    : ps_asprintf("WHERE dir_id IN (SELECT id FROM dirs WHERE path = '%s')",
+					  dir);
+	return name ? ps_asprintf("WHERE path = '%s%s%s'", dir, dir[0] ? "/" : "", name)
+		    : ps_asprintf("WHERE path = '%s'", dir);
+}
 
 /* ps_verify on snapshots altered in the store behind projsync's back: a blob's content, a file
  * version's blob id, the stored directory trees; and the lazy directory trees of a snapshot
@@ -796,7 +823,7 @@ static void test_verify_finds_altered_store(void)
 				  { "dir/h", "@exec:3" }, { "lnk", "@link:dir/h" },
 				  { "mod", "@sub:x" }, { "new/n", "n" } };
 	struct ps_verify_report rep;
-	char sha[PS_SHA_HEX], *sql;
+	char sha[PS_SHA_HEX], *sql, *where;
 	struct result r;
 	struct env e;
 
@@ -830,7 +857,8 @@ static void test_verify_finds_altered_store(void)
 	 * directory ids name the directory holding the file (not its parents, whose own
 	 * entries are right). */
 	ps_git_blob_sha("1", 1, sha);
-	sql = ps_asprintf(SET_SHA("file_versions", "sha", "WHERE path = 'dir/h'"), sha);
+	where = where_path(&e, "dir", "h");
+	sql = ps_asprintf(SET_SHA("file_versions", "sha"), sha, where);
 	sql_ok(&e, sql);
 	free(sql);
 	rep = verify(&e, false);
@@ -838,12 +866,14 @@ static void test_verify_finds_altered_store(void)
 	CHECK_INT(rep.nproblems, 1);
 	ps_verify_report_dispose(&rep);
 	ps_git_blob_sha("3", 1, sha);
-	sql = ps_asprintf(SET_SHA("file_versions", "sha", "WHERE path = 'dir/h'"), sha);
+	sql = ps_asprintf(SET_SHA("file_versions", "sha"), sha, where);
 	sql_ok(&e, sql);
 	free(sql);
+	free(where);
 	/* ... and one of the root's own files: the root, not the directories below it. */
 	ps_git_blob_sha("1", 1, sha);
-	sql = ps_asprintf(SET_SHA("file_versions", "sha", "WHERE path = 'README'"), sha);
+	where = where_path(&e, "", "README");
+	sql = ps_asprintf(SET_SHA("file_versions", "sha"), sha, where);
 	sql_ok(&e, sql);
 	free(sql);
 	rep = verify(&e, false);
@@ -851,9 +881,10 @@ static void test_verify_finds_altered_store(void)
 	CHECK_INT(rep.nproblems, 1);
 	ps_verify_report_dispose(&rep);
 	ps_git_blob_sha("r", 1, sha);
-	sql = ps_asprintf(SET_SHA("file_versions", "sha", "WHERE path = 'README'"), sha);
+	sql = ps_asprintf(SET_SHA("file_versions", "sha"), sha, where);
 	sql_ok(&e, sql);
 	free(sql);
+	free(where);
 
 	/* A snapshot from before directory trees were stored: sound, and the next sync hashes
 	 * every directory from the rows and stores them. */
@@ -875,16 +906,27 @@ static void test_verify_finds_altered_store(void)
 	 * subdirectory's): verify names each; the next sync, whose root is rebuilt with the
 	 * subdirectory's stored id (not on its changed paths), hashes every directory again from the rows, warns, and
 	 * succeeds. */
-	sql_ok(&e, "UPDATE dir_trees SET tree_sha = (SELECT tree_sha FROM dir_trees WHERE "
-		   "path = 'new' ORDER BY id DESC LIMIT 1) WHERE path = '' AND superseded_by IS NULL");
+	{
+		char *w_new = where_path(&e, "new", NULL), *w_root = where_path(&e, "", NULL);
+
+		sql = ps_asprintf("UPDATE dir_trees SET tree_sha = (SELECT tree_sha FROM dir_trees "
+				  "%s ORDER BY id DESC LIMIT 1) %s AND superseded_by IS NULL",
+				  w_new, w_root);
+		sql_ok(&e, sql);
+		free(sql);
+		free(w_new);
+		free(w_root);
+	}
 	rep = verify(&e, false);
 	CHECK(has_problem(&rep, "/", "dir_tree_mismatch"));
 	CHECK_INT(rep.nproblems, 1);
 	ps_verify_report_dispose(&rep);
-	sql = ps_asprintf(SET_SHA("dir_trees", "tree_sha", "WHERE path = 'dir'"),
-			  "0000000000000000000000000000000000000000");
+	where = where_path(&e, "dir", NULL);
+	sql = ps_asprintf(SET_SHA("dir_trees", "tree_sha"),
+			  "0000000000000000000000000000000000000000", where);
 	sql_ok(&e, sql);
 	free(sql);
+	free(where);
 	rep = verify(&e, false);
 	CHECK(has_problem(&rep, "dir/", "dir_tree_mismatch"));
 	ps_verify_report_dispose(&rep);
