@@ -1101,6 +1101,47 @@ static void test_blob_delta_corrupt(void)
 	free(path);
 }
 
+/* Schema 26: a directory only a failed sync named is deleted by the prune, and a later sync of
+ * the same writer (one store handle, as a server's worker) that names it again gets a new row,
+ * not the id it looked up before (the writer remembers a directory only within a transaction).
+ * Both backends. */
+static void test_dir_rows_after_prune(void)
+{
+	char *path;
+	struct ps_store *s = open_store(&path);
+	struct ps_project *p = add_project(s, "p");
+	struct ps_prune_stats pr = { 0 };
+	struct ps_change keep = change(PS_CHANGE_ADDED, "keep/a", "a");
+	struct ps_change gone = change(PS_CHANGE_ADDED, "gone/x", "x");
+	struct ps_change back = change(PS_CHANGE_ADDED, "gone/y", "y");
+	struct ps_owner o = me();
+	struct ps_sync *y = NULL;
+	int64_t s1, s2;
+
+	s1 = commit_sync(s, p, &keep, 1, "c1");
+	CHECK_OK(ps_store_sync_create(s, p->id, "main", "cli", &o, &y));
+	CHECK_OK(ps_store_files_stage(s, y, &gone, 1));
+	CHECK_OK(ps_store_sync_fail(s, y, PS_SYNC_FAILED, "boom", "failed on purpose", NULL));
+	ps_sync_free(y);
+	CHECK_INT(db_int(path, "SELECT count(*) FROM dirs WHERE path = 'gone'"), 1);
+	CHECK_OK(ps_store_prune_syncs(s, p->id, s1, &pr));
+	CHECK_INT(db_int(path, "SELECT count(*) FROM dirs WHERE path = 'gone'"), 0);
+	CHECK_INT(db_int(path, "SELECT count(*) FROM dirs WHERE path = 'keep'"), 1);
+	s2 = commit_sync(s, p, &back, 1, "c2");
+	CHECK(s2 > s1);
+	{
+		char *ys = short_sha("y"), *as = short_sha("a"), want[64];
+
+		snprintf(want, sizeof(want), "gone/y:%s keep/a:%s ", ys, as);
+		expect_snapshot(s, p->id, s2, want);
+		free(ys);
+		free(as);
+	}
+	ps_project_free(p);
+	ps_store_free(s);
+	free(path);
+}
+
 /* Pruning the versions a kept delta was built on rewrites the delta as a plain row first, in
  * the same transaction: the kept version reads back byte-exact, and its bases are gone. */
 static void test_blob_delta_prune(void)
@@ -2976,6 +3017,6 @@ PS_TESTS(PS_TEST(test_atomic_visibility), PS_TEST(test_one_chain), PS_TEST(test_
 	 PS_TEST(test_takeover_fences_the_stale_run), PS_TEST(test_reap_leaves_syncs_to_live_nodes),
 	 PS_TEST(test_code_index), PS_TEST(test_code_segments), PS_TEST(test_code_compaction_after_prune), PS_TEST(test_code_segments_shared), PS_TEST(test_code_index_crash), PS_TEST(test_blob_round_trips), PS_TEST(test_blob_put_in_transaction),
 	 PS_TEST(test_blob_corrupt), PS_TEST(test_blob_delta_chain), PS_TEST(test_blob_delta_corrupt),
-	 PS_TEST(test_blob_delta_prune),
+	 PS_TEST(test_blob_delta_prune), PS_TEST(test_dir_rows_after_prune),
 	 PS_TEST(test_blob_conversion), PS_TEST(test_blob_id_conversion), PS_TEST(test_code_rows_conversion), PS_TEST(test_stats), PS_TEST(test_object_ids_at_rest),
 	 PS_TEST(test_dir_trees_rebuilt))

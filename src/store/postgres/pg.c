@@ -446,6 +446,8 @@ int ps_pg_commit(struct ps_store *s)
 	}
 	rc = exec_simple(g, "COMMIT", "commit");
 	g->tx_depth = 0;
+	/* Its row was locked until now (ps_pg_dir_ids): a prune may delete it from here on. */
+	forget_last_dir(g);
 	if (rc < 0)
 		rollback_now(g);
 	return rc;
@@ -2220,7 +2222,8 @@ int ps_pg_dir_ids(struct ps_pg *g, const int64_t *project_ids, const char *const
 		}
 		PQclear(r);
 	}
-	if (rc == 0 && n > 0)
+	/* Only inside a transaction, which holds its row locked (forgotten at its end). */
+	if (rc == 0 && n > 0 && g->tx_depth > 0)
 		set_last_dir(g, project_ids[n - 1], paths[n - 1], lens[n - 1], ids[n - 1]);
 	free(keys);
 	return rc;
@@ -2925,10 +2928,9 @@ int ps_pg_prune_syncs(struct ps_store *s, int64_t project_id, int64_t start,
 	static const char bases[] =
 		"UPDATE syncs SET base_sync_id = NULL WHERE project_id = $1 AND base_sync_id < $2";
 	/* The directories no row names any more (migration 0026); one a writer has just looked
-	 * up and not yet named holds a lock (ps_pg_dir_ids) and stays. $2 is unused. */
+	 * up and not yet named holds a lock (ps_pg_dir_ids) and stays. */
 	static const char del_dirs[] =
 		"DELETE FROM dirs WHERE id IN (SELECT d.id FROM dirs d WHERE d.project_id = $1 "
-		"AND $2::bigint IS NOT NULL "
 		"AND NOT EXISTS (SELECT 1 FROM file_versions f WHERE f.dir_id = d.id) "
 		"AND NOT EXISTS (SELECT 1 FROM dir_trees t WHERE t.dir_id = d.id) "
 		"FOR UPDATE SKIP LOCKED)";
@@ -2954,9 +2956,15 @@ int ps_pg_prune_syncs(struct ps_store *s, int64_t project_id, int64_t start,
 	    (rc = pg_run2(s, del_events, project_id, start, &out->events)) < 0 ||
 	    (rc = pg_run2(s, del_syncs, project_id, start, NULL)) < 0 ||
 	    (rc = pg_run2(s, new_start, project_id, start, NULL)) < 0 ||
-	    (rc = pg_run2(s, bases, project_id, start, NULL)) < 0 ||
-	    (rc = pg_run2(s, del_dirs, project_id, start, NULL)) < 0)
+	    (rc = pg_run2(s, bases, project_id, start, NULL)) < 0)
 		goto fail;
+	{
+		struct ps_pq q = { 0 };
+
+		ps_pq_int(&q, project_id);
+		if ((rc = ps_pg_exec(PSPG(s), del_dirs, &q, "prune directories", NULL)) < 0)
+			goto fail;
+	}
 	return ps_pg_commit(s);
 fail:
 	ps_pg_rollback(s);

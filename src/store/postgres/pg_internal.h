@@ -45,8 +45,9 @@ struct ps_pg {
 	struct ps_pg_deferred defer[PS_PG_DEFER_N];
 	bool flushing;
 	struct ps_pg_code *code; /* the code index's postings of this transaction (pg_code.c) */
-	/* The directory a writer looked up last (schema 26, ps_pg_dir_ids): consecutive paths of
-	 * a sync share directories. Forgotten at every rollback (the row may be gone with it). */
+	/* The directory a writer looked up last in this transaction (schema 26, ps_pg_dir_ids):
+	 * consecutive paths of a sync share directories. Forgotten when the transaction ends: its
+	 * lock on the row goes (a prune may delete it), or the row itself with a rollback. */
 	struct {
 		int64_t project_id, id;
 		char *path;
@@ -107,7 +108,7 @@ void ps_pg_bytea_elem(struct ps_buf *arr, const void *p, size_t len, bool first)
  * the directory rows that are missing (ON CONFLICT DO NOTHING: several writers may add the same
  * directory). Rows it finds stay locked (FOR KEY SHARE) to the end of the transaction, so the
  * prune cannot delete one before the rows naming it are written. One round trip for all of
- * them (none when every one is the last directory looked up).
+ * them (none when every one is the last directory this transaction looked up).
  */
 int ps_pg_dir_ids(struct ps_pg *g, const int64_t *project_ids, const char *const *paths,
 		  const size_t *lens, size_t n, int64_t *ids);
