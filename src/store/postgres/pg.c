@@ -2401,8 +2401,7 @@ int ps_pg_snapshot_each(struct ps_store *s, int64_t project_id, int64_t at, cons
 	ps_pq_int(&q, project_id);
 	ps_pq_int(&q, snap);
 	ps_buf_init(&sql, SIZE_MAX);
-	ps_buf_puts(&sql, "SELECT " FV_PATH ", fv.mode, ps_hex(fv.sha), fv.size FROM dirs d "
-		    "JOIN file_versions fv ON fv.dir_id = d.id "
+	ps_buf_puts(&sql, "SELECT " FV_PATH ", fv.mode, ps_hex(fv.sha), fv.size FROM " DIR_FILES " "
 		    "WHERE d.project_id = $1 AND " VISIBLE_AT("$2") " ");
 	ps_pg_prefix_cond(&sql, &q, prefix);
 	ps_buf_puts(&sql, "ORDER BY 1");
@@ -2692,8 +2691,7 @@ int ps_pg_snapshot_missing_blobs(struct ps_store *s, int64_t project_id, int64_t
 				int64_t max_size, ps_file_cb cb, void *ud)
 {
 	static const char sql[] =
-		"SELECT " FV_PATH ", fv.mode, ps_hex(fv.sha), fv.size FROM dirs d "
-		"JOIN file_versions fv ON fv.dir_id = d.id "
+		"SELECT " FV_PATH ", fv.mode, ps_hex(fv.sha), fv.size FROM " DIR_FILES " "
 		"WHERE d.project_id = $1 AND " VISIBLE_AT("$2") " "
 		"AND fv.mode != 57344 AND fv.size >= 0 AND fv.size <= $3 "
 		"AND NOT EXISTS (SELECT 1 FROM blobs b WHERE b.sha = fv.sha) "
@@ -3085,8 +3083,7 @@ int ps_pg_stats(struct ps_store *s, int64_t project_id, struct ps_store_stats *o
 		"(SELECT count(*) FROM projects), (SELECT count(*) FROM file_versions) FROM syncs";
 	static const char one_syncs[] =
 		"SELECT count(*), count(*) FILTER (WHERE status = 'succeeded'), 1, "
-		"(SELECT count(*) FROM dirs d JOIN file_versions fv ON fv.dir_id = d.id "
-		"WHERE d.project_id = $1) FROM syncs "
+		"(SELECT count(*) FROM " DIR_FILES " WHERE d.project_id = $1) FROM syncs "
 		"WHERE project_id = $1";
 	static const char all_blobs[] =
 		"SELECT count(*), count(*) FILTER (WHERE encoding <> 0), coalesce(sum(size), 0), "
@@ -3095,8 +3092,7 @@ int ps_pg_stats(struct ps_store *s, int64_t project_id, struct ps_store_stats *o
 	static const char one_blobs[] =
 		"SELECT count(*), count(*) FILTER (WHERE encoding <> 0), coalesce(sum(size), 0), "
 		"coalesce(sum(octet_length(content)), 0), count(*) FILTER (WHERE encoding = 2) "
-		"FROM blobs WHERE sha IN (SELECT fv.sha FROM dirs d JOIN file_versions fv "
-		"ON fv.dir_id = d.id WHERE d.project_id = $1)";
+		"FROM blobs WHERE sha IN (SELECT fv.sha FROM " DIR_FILES " WHERE d.project_id = $1)";
 	/* Every table of the schema projsync's tables are in, with its indexes and TOAST. */
 	static const char disk[] =
 		"SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c "

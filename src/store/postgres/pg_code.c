@@ -596,8 +596,7 @@ int ps_pg_code_index_have(struct ps_store *s, const char *const *shas, size_t n,
 int ps_pg_code_unindexed(struct ps_store *s, int64_t project_id, struct ps_strv *out)
 {
 	static const char sql[] =
-		"SELECT DISTINCT ps_hex(fv.sha) COLLATE \"C\" AS sha FROM dirs d "
-		"JOIN file_versions fv ON fv.dir_id = d.id "
+		"SELECT DISTINCT ps_hex(fv.sha) COLLATE \"C\" AS sha FROM " DIR_FILES " "
 		"WHERE " SOME_UNINDEXED "AND d.project_id = $1 AND (fv.mode & 61440) = 32768 "
 		"AND NOT EXISTS (SELECT 1 FROM code_blobs c WHERE c.sha = fv.sha) "
 		"AND EXISTS (SELECT 1 FROM blobs b WHERE b.sha = fv.sha) ORDER BY 1";
@@ -750,8 +749,7 @@ static int candidates(struct ps_store *s, int64_t project_id, int64_t at,
 		"SELECT " FV_PATH ", fv.mode, ps_hex(fv.sha), fv.size, cb.sha IS NOT NULL, "
 		"cb.is_binary ";
 	/* The full path (migration 0026): the directory joined in; the listing sorted by it. */
-	static const char body[] = "FROM dirs d JOIN file_versions fv ON fv.dir_id = d.id "
-				   "LEFT JOIN code_blobs cb ON cb.sha = fv.sha ";
+	static const char body[] = "FROM " DIR_FILES " LEFT JOIN code_blobs cb ON cb.sha = fv.sha ";
 	static const char hit_body[] = "FROM hit h JOIN file_versions fv ON fv.sha = h.sha "
 				       "JOIN dirs d ON d.id = fv.dir_id "
 				       "LEFT JOIN code_blobs cb ON cb.sha = fv.sha ";

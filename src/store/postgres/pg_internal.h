@@ -115,6 +115,14 @@ int ps_pg_dir_ids(struct ps_pg *g, const int64_t *project_ids, const char *const
 /* SQL expression: the full path of file version `fv` in directory `d` (ps_path, 0026). */
 #define FV_PATH "ps_path(d.path, fv.name)"
 /*
+ * SQL FROM items: the file versions `fv` of the directories `d` (the caller restricts d to a
+ * project), each directory's rows read by file_versions_path. OFFSET 0 keeps the planner from
+ * flattening the subquery into a join, which it ran as a scan of every project's rows once a
+ * project held a good part of the store (there is no index of file_versions by project).
+ */
+#define DIR_FILES "dirs d CROSS JOIN LATERAL (SELECT * FROM file_versions fv " \
+	"WHERE fv.dir_id = d.id OFFSET 0) fv"
+/*
  * Adds to `sql` (after "WHERE ...") the condition that the full path of the file version `fv`
  * in directory `d` starts with `prefix` (nothing when NULL or empty), with its parameters
  * appended to q: an index range of dirs (the prefix's own directory and every directory whose
