@@ -68,6 +68,17 @@ def test_listings_follow_full_path_order(pg, repo):
     assert every.index("b.y") < every.index("b/c/d/e") < every.index("b/x") < every.index("b0")
     for prefix in PREFIXES:
         assert [f["path"] for f in files(pg, prefix)] == [p for p in every if p.startswith(prefix)]
+    # A search without a literal the index can use asks for its candidates in batches from a
+    # path, each read directory by directory (pg_code.c, walk): the first N matches are those
+    # of the whole search, for every N, in every scope.
+    for scope in ([], ["--path", "b/**"], ["--path", "b*"], ["--path", "deep/1/**"]):
+        whole = pg("grep", "-E", ".", "p", *scope).out.splitlines()
+        assert whole
+        if not scope:  # every file once (a symlink is not searched), in path order
+            assert [ln.split(":")[0] for ln in whole] == [p for p in every if p != "link"]
+        for m in range(1, len(whole) + 1):
+            assert pg("grep", "-E", ".", "p", "--max", str(m), *scope).out.splitlines() == \
+                whole[:m], (scope, m)
     # One row per directory of the project, the root's path empty.
     dirs = psql(pg.db, "SELECT encode(path, 'escape') FROM dirs ORDER BY path").split("\n")[:-1]
     assert dirs == sorted({p.rpartition("/")[0] for p in every} | {"b/c", "deep/1/2", "deep"},
