@@ -903,7 +903,8 @@ static int walk(struct ps_store *s, int64_t project_id, int64_t snap, const char
 		add_rows(r, &pending, &np, &capp);
 		PQclear(r);
 		qsort(pending, np, sizeof(*pending), cmp_candidate);
-		while (take < np && nv < limit && (!next || strcmp(pending[take].file.path, next) < 0))
+		while (take < np && nv + take < limit &&
+		       (!next || strcmp(pending[take].file.path, next) < 0))
 			take++;
 		if (nv + take + 1 > capv) {
 			capv = (nv + take + 1) * 2;
