@@ -153,3 +153,29 @@ def test_prune_drops_directories_nothing_names(pg, repo):
     assert [f["path"] for f in files(pg)] == ["gone/deep/b", "keep/a", "keep/new/c"]
     pg.ok("project", "rm", "p", "--yes")
     assert psql(pg.db, "SELECT count(*) FROM dirs").strip() == "0"
+
+
+def test_odd_stored_paths_convert_as_stored(pg, repo):
+    """Paths no source writes (a leading '/', empty components, a trailing '/') that a schema-25
+    store holds come back as stored after the conversion, in byte order: a leading '/' is part
+    of a name of the root ("/x"), not an empty first directory."""
+    repo.write("a/b", "b\n")
+    repo.write("z", "z\n")
+    repo.commit("c0")
+    pg.ok("project", "add", "p", str(repo.path))
+    s = sync_quietly(pg)
+    version = psql(pg.db, "SELECT max(version) FROM projsync_schema").strip()
+    odd = ["/x", "//y", "/etc/evil", "a//b", "a/", "a/b/"]
+    psql(pg.db, "BEGIN; " + "; ".join(PG_UNDO_DIR_IDS + [
+        f"DELETE FROM projsync_schema WHERE version > {int(version) - 1}"] + [
+        "INSERT INTO file_versions (project_id, path, mode, sha, size, introduced_by) "
+        f"SELECT project_id, convert_to('{p}', 'UTF8'), mode, sha, size, introduced_by "
+        "FROM file_versions WHERE path = 'z'" for p in odd]) + "; COMMIT")
+    listed = [f["path"] for f in files(pg, "", s)]  # the first command migrates
+    assert listed == sorted(odd + ["a/b", "z"], key=lambda p: p.encode())
+    assert psql(pg.db, "SELECT encode(d.path, 'escape') || '|' || encode(fv.name, 'escape') "
+                       "FROM file_versions fv JOIN dirs d ON d.id = fv.dir_id "
+                       "WHERE fv.name = '/x'").strip() == "|/x"
+    for p in odd[3:]:  # the CLI takes no path with a leading '/'
+        assert json.loads(pg.ok("files", "p", p, "--json").out)[0]["path"] == p
+        assert pg.ok("cat", "p", p).out == "z\n"

@@ -2077,7 +2077,10 @@ size_t ps_pg_name_at(const char *path)
 {
 	const char *slash = strrchr(path, '/');
 
-	return slash ? (size_t)(slash - path) + 1 : 0;
+	/* Not a leading '/': "/x" (no source writes one, but the store keeps what it is given)
+	 * is the root's "/x", since the root's path '' cannot be told from an empty first
+	 * component (as sqlite.c ps_sqlite_split_path). */
+	return slash && slash > path ? (size_t)(slash - path) + 1 : 0;
 }
 
 size_t ps_pg_dir_len(const char *path)

@@ -95,7 +95,7 @@ char *ps_pg_col_bytea(const PGresult *r, int row, int col); /* text-format bytea
  * Schema 26 (migrations/0026_dir_ids.sql): a file version names its directory by id and holds
  * its last path component. ps_pg_name_at is where `path`'s name starts: 0 for a file of the
  * root (its directory is ''), else one past its last '/' (the directory is the bytes before
- * that '/').
+ * that '/'); a '/' that starts the path separates nothing ("/x" is the root's "/x").
  */
 size_t ps_pg_name_at(const char *path);
 /* The length of the directory part of `path` (0 for the root). */

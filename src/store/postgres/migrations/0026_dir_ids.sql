@@ -38,10 +38,13 @@ CREATE TABLE dirs (
 );
 
 -- A path's directory part with its trailing slash ('' for a file of the root): rtrim of every
--- byte but '/'.
+-- byte but '/'. A '/' that starts the path separates nothing: "/x" (no source writes one, but
+-- the store keeps what it is given) is the root's "/x", the root's '' being no empty first
+-- component (postgres/pg.c ps_pg_name_at, as SQLite's ps_sqlite_split_path).
 CREATE TEMPORARY TABLE fv_split ON COMMIT DROP AS
-    SELECT id, project_id, path, rtrim(path, '\x000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f202122232425262728292a2b2c2d2e303132333435363738393a3b3c3d3e3f404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9fa0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebfc0c1c2c3c4c5c6c7c8c9cacbcccdcecfd0d1d2d3d4d5d6d7d8d9dadbdcdddedfe0e1e2e3e4e5e6e7e8e9eaebecedeeeff0f1f2f3f4f5f6f7f8f9fafbfcfdfeff'::bytea) AS head
-    FROM file_versions;
+    SELECT id, project_id, path, CASE WHEN length(h) > 1 THEN h ELSE ''::bytea END AS head
+    FROM (SELECT id, project_id, path, rtrim(path, '\x000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f202122232425262728292a2b2c2d2e303132333435363738393a3b3c3d3e3f404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9fa0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebfc0c1c2c3c4c5c6c7c8c9cacbcccdcecfd0d1d2d3d4d5d6d7d8d9dadbdcdddedfe0e1e2e3e4e5e6e7e8e9eaebecedeeeff0f1f2f3f4f5f6f7f8f9fafbfcfdfeff'::bytea) AS h
+          FROM file_versions) x;
 
 INSERT INTO dirs (project_id, path)
     SELECT project_id, path FROM (
