@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from conftest import (GIT_ENV, PG_UNDO_BLOB_IDS, PG_UNDO_CODE_IDS, PG_UNDO_CODE_OWN, PG_UNDO_CODE_UNINDEXED,
+                      PG_UNDO_DIR_IDS,
                       PG_UNDO_THIN_TREES, ROOT,
                       UNDO_FOLDED_CHECKS, Projsync, Repo, git, one_error_line, psql,
                       pg_undo_code_rows_zstd, sqlite_code_tokenizer, sqlite_undo_code_own,
@@ -318,7 +319,8 @@ def test_existing_store_is_indexed_on_next_sync(ps, make_repo, tmp_path):
         undo_ids += "UPDATE file_versions SET sha = lower(hex(sha)); "
     undo_commits += undo_ids
     if ps.backend == "pg":
-        psql(ps.db, undo_commits + "; ".join(PG_UNDO_CODE_IDS) + "; "
+        psql(ps.db, "; ".join(PG_UNDO_DIR_IDS) + "; " + undo_commits +
+             "; ".join(PG_UNDO_CODE_IDS) + "; "
              "DROP FUNCTION ps_dir_entries(bigint, bigint, bytea); "
              "DROP TABLE dir_trees; DROP TABLE code_blobs; "
              "DROP TABLE code_segments; DROP TABLE code_postings; "
@@ -651,6 +653,7 @@ def test_code_rows_compressed_at_open(ps, make_repo, tmp_path):
     names = sorted(p.name for p in (ROOT / "src/store/sqlite/migrations").glob("*.sql"))
     step = names.index("0025_code_rows_zstd.sql")
     if ps.backend == "pg":
+        psql(ps.db, "; ".join(PG_UNDO_DIR_IDS))
         pg_undo_code_rows_zstd(ps.db)
         psql(ps.db, f"DELETE FROM projsync_schema WHERE version > {step}")
     else:

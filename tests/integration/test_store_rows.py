@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (PG_UNDO_CODE_IDS, PG_UNDO_CODE_OWN, PG_UNDO_THIN_TREES, psql,
+from conftest import (PG_UNDO_CODE_IDS, PG_UNDO_CODE_OWN, PG_UNDO_DIR_IDS, PG_UNDO_THIN_TREES, psql,
                       sqlite_undo_blob_ids, sqlite_undo_code_ids, sqlite_undo_code_own, sqlite_undo_thin_trees)
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -64,7 +64,8 @@ def downgrade_sqlite(db):
 
 def downgrade_pg(url):
     ddl = [s for s in schema12_ddl("pg") if s.startswith("CREATE INDEX")]
-    sql = ["DROP INDEX file_versions_superseded", "DROP INDEX dir_trees_superseded",
+    sql = PG_UNDO_DIR_IDS + [
+           "DROP INDEX file_versions_superseded", "DROP INDEX dir_trees_superseded",
            "ALTER TABLE file_versions ALTER COLUMN sha TYPE text USING encode(sha, 'hex')",
            "ALTER TABLE dir_trees ALTER COLUMN tree_sha TYPE text USING encode(tree_sha, 'hex')",
            "DROP FUNCTION ps_hex(bytea)", "DROP FUNCTION ps_unhex(text)",

@@ -129,6 +129,7 @@ def test_store_with_entries_is_migrated(ps, repo):
     version = thin_trees_version()
     if ps.backend == "pg":
         before = psql(ps.db, "SELECT max(version) FROM projsync_schema").strip()
+        current = pg_dir_trees_shape(ps)  # later migrations (0026) reshape the table
         psql(ps.db, "BEGIN; " + "; ".join(PG_UNDO_THIN_TREES + [
             f"DELETE FROM projsync_schema WHERE version > {version}"]) + "; COMMIT")
         ids = psql(ps.db, "SELECT id, encode(tree_sha, 'hex') FROM dir_trees ORDER BY id")
@@ -149,7 +150,6 @@ def test_store_with_entries_is_migrated(ps, repo):
                     "md5(id::text || '.' || k::text), ''), 'hex') FROM generate_series(1, 500) k)")
         psql(ps.db, "VACUUM dir_trees")
         full = int(psql(ps.db, "SELECT pg_total_relation_size('dir_trees')"))
-        shape = pg_dir_trees_shape(ps)
 
     check_sound(ps, repo, syncs)  # the first command migrates
     assert not has_entries(ps)
@@ -160,7 +160,7 @@ def test_store_with_entries_is_migrated(ps, repo):
         # table keeps its columns, constraints and indexes.
         thin = int(psql(ps.db, "SELECT pg_total_relation_size('dir_trees')"))
         assert thin < full / 2, (thin, full)
-        assert pg_dir_trees_shape(ps) == [c for c in shape if "|entries|" not in c]
+        assert pg_dir_trees_shape(ps) == current
     else:
         con = sqlite3.connect(ps.db)
         assert str(con.execute("PRAGMA user_version").fetchone()[0]) == before

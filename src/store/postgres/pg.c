@@ -412,9 +412,12 @@ int ps_pg_begin(struct ps_store *s)
 	return 0;
 }
 
+static void forget_last_dir(struct ps_pg *g);
+
 static void rollback_now(struct ps_pg *g)
 {
 	defer_drop(g);
+	forget_last_dir(g);
 	ps_pg_code_discard((struct ps_store *)g);
 	PQclear(PQexec(g->conn, "ROLLBACK"));
 }
@@ -443,6 +446,8 @@ int ps_pg_commit(struct ps_store *s)
 	}
 	rc = exec_simple(g, "COMMIT", "commit");
 	g->tx_depth = 0;
+	/* Its row was locked until now (ps_pg_dir_ids): a prune may delete it from here on. */
+	forget_last_dir(g);
 	if (rc < 0)
 		rollback_now(g);
 	return rc;
@@ -815,6 +820,7 @@ void ps_pg_free(struct ps_store *s)
 	if (g->tx_depth > 0 && g->conn)
 		rollback_now(g);
 	defer_drop(g);
+	forget_last_dir(g);
 	ps_pg_code_free(s);
 	PQfinish(g->conn);
 	ps_blobcodec_free(g->codec);
@@ -1055,8 +1061,10 @@ int ps_pg_project_remove(struct ps_store *s, const char *name)
 {
 	static const char *const steps[] = {
 		"DELETE FROM events WHERE sync_id IN (SELECT id FROM syncs WHERE project_id = $1)",
-		"DELETE FROM file_versions WHERE project_id = $1",
-		"DELETE FROM dir_trees WHERE project_id = $1",
+		/* By directory: the rows' indexes start with dir_id (migration 0026). */
+		"DELETE FROM file_versions WHERE dir_id IN (SELECT id FROM dirs WHERE project_id = $1)",
+		"DELETE FROM dir_trees WHERE dir_id IN (SELECT id FROM dirs WHERE project_id = $1)",
+		"DELETE FROM dirs WHERE project_id = $1",
 		"DELETE FROM syncs WHERE project_id = $1",
 		"DELETE FROM projects WHERE id = $1",
 	};
@@ -1653,10 +1661,13 @@ int ps_pg_sync_finalize(struct ps_store *s, struct ps_sync *y, const struct ps_c
 		"skipped_large = $12, finished_at = $13, lease_until = NULL, error_code = NULL, "
 		"error_message = NULL WHERE id = $14 AND status = 'running' "
 		"AND ($15 <= 0 OR attempt = $15)";
-	/* All superseded paths in one statement: one round trip, not one per change. */
+	/* All superseded paths in one statement: one round trip, not one per change. Each is
+	 * its directory and name (migration 0026): one probe of the path index per path. */
 	static const char supersede[] =
-		"UPDATE file_versions SET superseded_by = $1 WHERE project_id = $2 "
-		"AND path = ANY($3::bytea[]) AND superseded_by IS NULL AND introduced_by < $1";
+		"UPDATE file_versions fv SET superseded_by = $1 FROM dirs d, "
+		"unnest($3::bytea[], $4::bytea[]) AS x(dir, name) "
+		"WHERE d.project_id = $2 AND d.path = x.dir AND fv.dir_id = d.id AND fv.name = x.name "
+		"AND fv.superseded_by IS NULL AND fv.introduced_by < $1";
 	static const char proj[] =
 		"UPDATE projects SET last_sync_id = $1, last_commit = $2, failures_in_row = 0, "
 		"last_error_code = NULL, last_error_message = NULL WHERE id = $3";
@@ -1665,7 +1676,7 @@ int ps_pg_sync_finalize(struct ps_store *s, struct ps_sync *y, const struct ps_c
 		"UPDATE projects SET blob_rescan = 0 WHERE id = $2 AND blob_rescan != 0 "
 		"AND blob_rescan = (SELECT blob_rescan FROM syncs WHERE id = $1)";
 	struct ps_pq q = { 0 };
-	struct ps_buf arr;
+	struct ps_buf arr, names;
 	int64_t changed = 0;
 	size_t npaths = 0;
 	int rc;
@@ -1695,9 +1706,11 @@ int ps_pg_sync_finalize(struct ps_store *s, struct ps_sync *y, const struct ps_c
 		rc = not_ours(s, y->id, y->attempt);
 		goto fail;
 	}
-	/* The paths as an array literal of hex bytea: {"\\x6162",...}. */
+	/* The paths' directories and names as array literals of hex bytea: {"\\x6162",...}. */
 	ps_buf_init(&arr, SIZE_MAX);
+	ps_buf_init(&names, SIZE_MAX);
 	ps_buf_puts(&arr, "{");
+	ps_buf_puts(&names, "{");
 	for (size_t i = 0; i < n; i++) {
 		/* An added path had no version in the base snapshot: nothing to supersede. */
 		if (changes[i].status == PS_CHANGE_ADDED)
@@ -1706,24 +1719,30 @@ int ps_pg_sync_finalize(struct ps_store *s, struct ps_sync *y, const struct ps_c
 					 changes[i].status == PS_CHANGE_RENAMED ? changes[i].previous_path
 										 : NULL };
 		for (int k = 0; k < 2 && paths[k]; k++) {
-			ps_buf_puts(&arr, npaths++ ? ",\"\\\\x" : "\"\\\\x");
-			for (const unsigned char *c = (const unsigned char *)paths[k]; *c; c++)
-				ps_buf_printf(&arr, "%02x", *c);
-			ps_buf_puts(&arr, "\"");
+			size_t at = ps_pg_name_at(paths[k]);
+
+			ps_pg_bytea_elem(&arr, paths[k], ps_pg_dir_len(paths[k]), npaths == 0);
+			ps_pg_bytea_elem(&names, paths[k] + at, strlen(paths[k] + at), npaths == 0);
+			npaths++;
 		}
 	}
 	ps_buf_puts(&arr, "}");
+	ps_buf_puts(&names, "}");
 	if (npaths > 0) {
 		char *text = ps_buf_take(&arr, NULL);
+		char *ntext = ps_buf_take(&names, NULL);
 		ps_pq_int(&q, y->id);
 		ps_pq_int(&q, y->project_id);
 		ps_pq_text(&q, text);
+		ps_pq_text(&q, ntext);
 		rc = ps_pg_exec(PSPG(s), supersede, &q, "supersede file versions", NULL);
 		free(text);
+		free(ntext);
 		if (rc < 0)
 			goto fail;
 	} else {
 		ps_buf_dispose(&arr);
+		ps_buf_dispose(&names);
 	}
 	if ((rc = ps_pg_memory_finalize(s, y)) < 0 ||
 	    (rc = ps_pg_trees_finalize(s, y, changes, n)) < 0)
@@ -2052,9 +2071,202 @@ int ps_pg_event_list(struct ps_store *s, int64_t sync_id, int64_t after_seq, int
 	return 0;
 }
 
+/* ---- directories (schema 26, migrations/0026_dir_ids.sql) ---- */
+
+size_t ps_pg_name_at(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	/* Not a leading '/': "/x" (no source writes one, but the store keeps what it is given)
+	 * is the root's "/x", since the root's path '' cannot be told from an empty first
+	 * component (as sqlite.c ps_sqlite_split_path). */
+	return slash && slash > path ? (size_t)(slash - path) + 1 : 0;
+}
+
+size_t ps_pg_dir_len(const char *path)
+{
+	size_t at = ps_pg_name_at(path);
+
+	return at ? at - 1 : 0;
+}
+
+void ps_pg_bytea_elem(struct ps_buf *arr, const void *p, size_t len, bool first)
+{
+	const unsigned char *c = p;
+
+	ps_buf_puts(arr, first ? "\"\\\\x" : ",\"\\\\x");
+	for (size_t i = 0; i < len; i++)
+		ps_buf_printf(arr, "%02x", c[i]);
+	ps_buf_puts(arr, "\"");
+}
+
+/* A directory to look up: its project, bytes, and the row of ids it came from. */
+struct dir_key {
+	int64_t project_id;
+	const char *path;
+	size_t len;
+	size_t at;
+};
+
+static int cmp_dir_key(const void *a, const void *b)
+{
+	const struct dir_key *x = a, *y = b;
+	size_t n = x->len < y->len ? x->len : y->len;
+	int c;
+
+	if (x->project_id != y->project_id)
+		return x->project_id < y->project_id ? -1 : 1;
+	if ((c = memcmp(x->path, y->path, n)) != 0)
+		return c;
+	return x->len < y->len ? -1 : x->len > y->len;
+}
+
+static bool is_last_dir(const struct ps_pg *g, int64_t project_id, const char *path, size_t len)
+{
+	return g->last_dir.path && g->last_dir.project_id == project_id && g->last_dir.len == len &&
+	       memcmp(g->last_dir.path, path, len) == 0;
+}
+
+static void set_last_dir(struct ps_pg *g, int64_t project_id, const char *path, size_t len,
+			 int64_t id)
+{
+	free(g->last_dir.path);
+	g->last_dir.path = ps_strndup(path, len);
+	g->last_dir.len = len;
+	g->last_dir.project_id = project_id;
+	g->last_dir.id = id;
+}
+
+static void forget_last_dir(struct ps_pg *g)
+{
+	free(g->last_dir.path);
+	memset(&g->last_dir, 0, sizeof(g->last_dir));
+}
+
+int ps_pg_dir_ids(struct ps_pg *g, const int64_t *project_ids, const char *const *paths,
+		  const size_t *lens, size_t n, int64_t *ids)
+{
+	/*
+	 * The rows found are locked against the prune's delete (which skips locked rows); the
+	 * missing ones inserted. A directory another transaction inserts at the same moment is
+	 * in neither part (its row is not in this statement's snapshot, and ON CONFLICT skips
+	 * it): the loop asks again, in a new statement that sees it.
+	 */
+	static const char sql[] =
+		"WITH x AS (SELECT DISTINCT p, d FROM unnest($1::bigint[], $2::bytea[]) AS u(p, d)), "
+		"old AS (SELECT dr.id, dr.project_id, dr.path FROM dirs dr JOIN x "
+		"ON dr.project_id = x.p AND dr.path = x.d FOR KEY SHARE OF dr), "
+		"ins AS (INSERT INTO dirs (project_id, path) SELECT x.p, x.d FROM x "
+		"WHERE NOT EXISTS (SELECT 1 FROM old WHERE old.project_id = x.p AND old.path = x.d) "
+		"ORDER BY x.p, x.d ON CONFLICT DO NOTHING RETURNING id, project_id, path) "
+		"SELECT project_id, path, id FROM old UNION ALL SELECT project_id, path, id FROM ins";
+	struct dir_key *keys = ps_calloc(n + 1, sizeof(*keys));
+	size_t nkeys = 0, left;
+	int rc = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		ids[i] = 0;
+		if (is_last_dir(g, project_ids[i], paths[i], lens[i]))
+			ids[i] = g->last_dir.id;
+		else
+			keys[nkeys++] = (struct dir_key){ project_ids[i], paths[i], lens[i], i };
+	}
+	qsort(keys, nkeys, sizeof(*keys), cmp_dir_key);
+	left = nkeys;
+	for (int attempt = 0; left > 0 && rc == 0; attempt++) {
+		struct ps_buf pa, da;
+		struct ps_pq q = { 0 };
+		PGresult *r;
+		bool first = true;
+		char *ptext, *dtext;
+
+		if (attempt == 5) {
+			rc = ps_error_set(PS_ESTORE, NULL, "directories could not be stored");
+			break;
+		}
+		ps_buf_init(&pa, SIZE_MAX);
+		ps_buf_init(&da, SIZE_MAX);
+		ps_buf_puts(&pa, "{");
+		ps_buf_puts(&da, "{");
+		for (size_t k = 0; k < nkeys; k++) {
+			if (ids[keys[k].at] || (k > 0 && cmp_dir_key(&keys[k - 1], &keys[k]) == 0))
+				continue;
+			ps_buf_printf(&pa, "%s%lld", first ? "" : ",", (long long)keys[k].project_id);
+			ps_pg_bytea_elem(&da, keys[k].path, keys[k].len, first);
+			first = false;
+		}
+		ps_buf_puts(&pa, "}");
+		ps_buf_puts(&da, "}");
+		ptext = ps_buf_take(&pa, NULL);
+		dtext = ps_buf_take(&da, NULL);
+		ps_pq_text(&q, ptext);
+		ps_pq_text(&q, dtext);
+		r = ps_pg_run(g, sql, &q, false, "store directories", &rc);
+		free(ptext);
+		free(dtext);
+		if (!r)
+			break;
+		for (int i = 0; i < PQntuples(r); i++) {
+			char *path = ps_pg_col_bytea(r, i, 1);
+			struct dir_key want = { ps_pg_col_int(r, i, 0), path, strlen(path), 0 };
+			struct dir_key *hit = bsearch(&want, keys, nkeys, sizeof(*keys), cmp_dir_key);
+
+			/* Every key equal to it: bsearch finds one of them. */
+			if (hit) {
+				while (hit > keys && cmp_dir_key(hit - 1, &want) == 0)
+					hit--;
+				for (; hit < keys + nkeys && cmp_dir_key(hit, &want) == 0; hit++)
+					if (!ids[hit->at]) {
+						ids[hit->at] = ps_pg_col_int(r, i, 2);
+						left--;
+					}
+			}
+			free(path);
+		}
+		PQclear(r);
+	}
+	/* Only inside a transaction, which holds its row locked (forgotten at its end). */
+	if (rc == 0 && n > 0 && g->tx_depth > 0)
+		set_last_dir(g, project_ids[n - 1], paths[n - 1], lens[n - 1], ids[n - 1]);
+	free(keys);
+	return rc;
+}
+
+void ps_pg_prefix_cond(struct ps_buf *sql, struct ps_pq *q, const char *prefix)
+{
+	size_t len, dir_len;
+	char *upper;
+
+	if (!prefix || !*prefix)
+		return;
+	/* Paths with the prefix are those in [prefix, prefix with its last byte + 1). */
+	len = strlen(prefix);
+	upper = ps_strdup(prefix);
+	while (len > 0 && (unsigned char)upper[len - 1] == 0xff)
+		len--;
+	if (len > 0)
+		upper[len - 1] = (char)((unsigned char)upper[len - 1] + 1);
+	/* "src/gi": the files of "src" (those whose name starts with "gi") and of every
+	 * directory whose path starts with "src/gi". */
+	dir_len = ps_pg_dir_len(prefix);
+	ps_pq_bytes(q, prefix, dir_len);
+	ps_buf_printf(sql, "AND (d.path = $%d ", q->n);
+	ps_pq_path(q, prefix);
+	ps_buf_printf(sql, "OR (d.path >= $%d ", q->n);
+	if (len > 0) {
+		pq_add(q, upper, (int)len, 1, true); /* q owns it */
+		ps_buf_printf(sql, "AND d.path < $%d", q->n);
+	}
+	ps_buf_printf(sql, ")) AND " FV_PATH " >= $%d ", q->n - (len > 0));
+	if (len > 0)
+		ps_buf_printf(sql, "AND " FV_PATH " < $%d ", q->n);
+	else
+		free(upper);
+}
+
 /* ---- file versions ---- */
 
-/* Rows per multi-row INSERT: 6 parameters each, far below the protocol's 65535. */
+/* Rows per multi-row INSERT: 7 parameters each, far below the protocol's 65535. */
 #define STAGE_BATCH 1000
 
 int ps_pg_files_stage(struct ps_store *s, const struct ps_sync *y,
@@ -2063,26 +2275,43 @@ int ps_pg_files_stage(struct ps_store *s, const struct ps_sync *y,
 	struct ps_buf sql;
 	struct ps_pq q = { 0 };
 	size_t rows = 0;
-	int rc;
+	int rc = 0;
+	int64_t *pids = ps_calloc(STAGE_BATCH, sizeof(*pids));
+	int64_t *ids = ps_calloc(STAGE_BATCH, sizeof(*ids));
+	const char **dirs = ps_calloc(STAGE_BATCH, sizeof(*dirs));
+	size_t *lens = ps_calloc(STAGE_BATCH, sizeof(*lens));
+	const struct ps_change **batch = ps_calloc(STAGE_BATCH, sizeof(*batch));
 
 	if ((rc = ps_pg_begin(s)) < 0)
-		return rc;
+		goto out;
 	if ((rc = ps_pg_fence(s, y)) < 0) {
 		ps_pg_rollback(s);
-		return rc;
+		goto out;
 	}
-	ps_buf_init(&sql, SIZE_MAX);
 	for (size_t i = 0; i <= n; i++) {
 		if (i < n && changes[i].status != PS_CHANGE_DELETED) {
-			const struct ps_change *c = &changes[i];
+			pids[rows] = y->project_id;
+			dirs[rows] = changes[i].path;
+			lens[rows] = ps_pg_dir_len(changes[i].path);
+			batch[rows++] = &changes[i];
+		}
+		if (rows == 0 || (rows < STAGE_BATCH && i < n))
+			continue;
+		/* The directories first (one statement), then the rows naming them. */
+		if ((rc = ps_pg_dir_ids(PSPG(s), pids, dirs, lens, rows, ids)) < 0)
+			break;
+		ps_buf_init(&sql, SIZE_MAX);
+		ps_buf_puts(&sql, "INSERT INTO file_versions (project_id, dir_id, name, mode, sha, "
+			    "size, introduced_by) VALUES ");
+		for (size_t k = 0; k < rows; k++) {
+			const struct ps_change *c = batch[k];
 			int b = q.n;
-			if (rows == 0)
-				ps_buf_puts(&sql, "INSERT INTO file_versions (project_id, path, mode, "
-					    "sha, size, introduced_by) VALUES ");
-			ps_buf_printf(&sql, "%s($%d,$%d,$%d,ps_unhex($%d),$%d,$%d)", rows ? "," : "", b + 1,
-				      b + 2, b + 3, b + 4, b + 5, b + 6);
+
+			ps_buf_printf(&sql, "%s($%d,$%d,$%d,$%d,ps_unhex($%d),$%d,$%d)", k ? "," : "",
+				      b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7);
 			ps_pq_int(&q, y->project_id);
-			ps_pq_path(&q, c->path);
+			ps_pq_int(&q, ids[k]);
+			ps_pq_path(&q, c->path + ps_pg_name_at(c->path));
 			ps_pq_int(&q, c->mode);
 			ps_pq_text(&q, c->sha);
 			if (c->size >= 0)
@@ -2090,25 +2319,28 @@ int ps_pg_files_stage(struct ps_store *s, const struct ps_sync *y,
 			else
 				ps_pq_text(&q, NULL);
 			ps_pq_int(&q, y->id);
-			rows++;
 		}
-		if (rows > 0 && (rows == STAGE_BATCH || i == n)) {
+		{
 			char *text = ps_buf_take(&sql, NULL);
 			rc = ps_pg_exec(PSPG(s), text, &q, "stage file versions", NULL);
 			free(text);
-			ps_buf_init(&sql, SIZE_MAX);
-			rows = 0;
-			if (rc < 0)
-				break;
 		}
+		rows = 0;
+		if (rc < 0)
+			break;
 	}
-	ps_buf_dispose(&sql);
 	ps_pq_dispose(&q);
-	if (rc < 0) {
+	if (rc < 0)
 		ps_pg_rollback(s);
-		return rc;
-	}
-	return ps_pg_commit(s);
+	else
+		rc = ps_pg_commit(s);
+out:
+	free(pids);
+	free(ids);
+	free(dirs);
+	free(lens);
+	free(batch);
+	return rc;
 }
 
 /* Resolves `at` (0 = latest) to a succeeded sync of the project (pg_internal.h). */
@@ -2159,41 +2391,26 @@ static void file_from_row(const PGresult *r, int i, struct ps_file *f)
 int ps_pg_snapshot_each(struct ps_store *s, int64_t project_id, int64_t at, const char *prefix,
 			ps_file_cb cb, void *ud)
 {
-	static const char sql[] =
-		"SELECT fv.path, fv.mode, ps_hex(fv.sha), fv.size FROM file_versions fv "
-		"WHERE fv.project_id = $1 AND " VISIBLE_AT("$2") " "
-		"AND ($3::bytea IS NULL OR fv.path >= $3) AND ($4::bytea IS NULL OR fv.path < $4) "
-		"ORDER BY fv.path";
+	/* In byte order of the full path, which is not the order of (directory, name): sorted. */
 	struct ps_pq q = { 0 };
-	char *upper = NULL;
+	struct ps_buf sql;
 	int64_t snap;
 	PGresult *r;
+	char *text;
 	int rc = 0;
 
 	if ((rc = ps_pg_resolve_snapshot(s, project_id, at, &snap)) < 0)
 		return rc;
 	ps_pq_int(&q, project_id);
 	ps_pq_int(&q, snap);
-	if (prefix && *prefix) {
-		/* Paths with the prefix are those in [prefix, prefix with its last byte + 1). */
-		size_t len = strlen(prefix);
-
-		upper = ps_strdup(prefix);
-		while (len > 0 && (unsigned char)upper[len - 1] == 0xff)
-			len--;
-		ps_pq_path(&q, prefix);
-		if (len > 0) {
-			upper[len - 1] = (char)((unsigned char)upper[len - 1] + 1);
-			ps_pq_bytes(&q, upper, len);
-		} else {
-			ps_pq_path(&q, NULL);
-		}
-	} else {
-		ps_pq_path(&q, NULL);
-		ps_pq_path(&q, NULL);
-	}
-	r = ps_pg_run(PSPG(s), sql, &q, false, "list snapshot", &rc);
-	free(upper);
+	ps_buf_init(&sql, SIZE_MAX);
+	ps_buf_puts(&sql, "SELECT " FV_PATH ", fv.mode, ps_hex(fv.sha), fv.size FROM " DIR_FILES " "
+		    "WHERE d.project_id = $1 AND " VISIBLE_AT("$2") " ");
+	ps_pg_prefix_cond(&sql, &q, prefix);
+	ps_buf_puts(&sql, "ORDER BY 1");
+	text = ps_buf_take(&sql, NULL);
+	r = ps_pg_run(PSPG(s), text, &q, false, "list snapshot", &rc);
+	free(text);
 	if (!r)
 		return rc;
 	rc = 0;
@@ -2211,8 +2428,9 @@ int ps_pg_snapshot_file(struct ps_store *s, int64_t project_id, int64_t at, cons
 			struct ps_file *out)
 {
 	static const char sql[] =
-		"SELECT fv.path, fv.mode, ps_hex(fv.sha), fv.size FROM file_versions fv "
-		"WHERE fv.project_id = $1 AND fv.path = $3 AND " VISIBLE_AT("$2");
+		"SELECT " FV_PATH ", fv.mode, ps_hex(fv.sha), fv.size FROM dirs d "
+		"JOIN file_versions fv ON fv.dir_id = d.id WHERE d.project_id = $1 AND d.path = $3 "
+		"AND fv.name = $4 AND " VISIBLE_AT("$2");
 	struct ps_pq q = { 0 };
 	int64_t snap;
 	PGresult *r;
@@ -2222,7 +2440,8 @@ int ps_pg_snapshot_file(struct ps_store *s, int64_t project_id, int64_t at, cons
 		return rc;
 	ps_pq_int(&q, project_id);
 	ps_pq_int(&q, snap);
-	ps_pq_path(&q, path);
+	ps_pq_bytes(&q, path, ps_pg_dir_len(path));
+	ps_pq_path(&q, path + ps_pg_name_at(path));
 	if (!(r = ps_pg_run(PSPG(s), sql, &q, false, "read file", &rc)))
 		return rc;
 	if (PQntuples(r) == 0) {
@@ -2265,13 +2484,15 @@ int ps_pg_diff(struct ps_store *s, int64_t project_id, int64_t a, int64_t b,
 {
 	/* Rows visible at a but not at b, and at b but not at a (a < b): their ids lie in (a, b]. */
 	static const char old_sql[] =
-		"SELECT fv.path, fv.mode, ps_hex(fv.sha), fv.size FROM file_versions fv "
+		"SELECT " FV_PATH ", fv.mode, ps_hex(fv.sha), fv.size FROM file_versions fv "
+		"JOIN dirs d ON d.id = fv.dir_id "
 		"WHERE fv.project_id = $1 AND fv.superseded_by > $2 AND fv.superseded_by <= $3 AND "
-		VISIBLE_AT("$2") " ORDER BY fv.path";
+		VISIBLE_AT("$2") " ORDER BY 1";
 	static const char new_sql[] =
-		"SELECT fv.path, fv.mode, ps_hex(fv.sha), fv.size FROM file_versions fv "
+		"SELECT " FV_PATH ", fv.mode, ps_hex(fv.sha), fv.size FROM file_versions fv "
+		"JOIN dirs d ON d.id = fv.dir_id "
 		"WHERE fv.project_id = $1 AND fv.introduced_by > $2 AND fv.introduced_by <= $3 AND "
-		VISIBLE_AT("$3") " ORDER BY fv.path";
+		VISIBLE_AT("$3") " ORDER BY 1";
 	struct file_list olds = { 0 }, news = { 0 };
 	bool swap = false;
 	int64_t snap;
@@ -2473,11 +2694,11 @@ int ps_pg_snapshot_missing_blobs(struct ps_store *s, int64_t project_id, int64_t
 				int64_t max_size, ps_file_cb cb, void *ud)
 {
 	static const char sql[] =
-		"SELECT fv.path, fv.mode, ps_hex(fv.sha), fv.size FROM file_versions fv "
-		"WHERE fv.project_id = $1 AND " VISIBLE_AT("$2") " "
+		"SELECT " FV_PATH ", fv.mode, ps_hex(fv.sha), fv.size FROM " DIR_FILES " "
+		"WHERE d.project_id = $1 AND " VISIBLE_AT("$2") " "
 		"AND fv.mode != 57344 AND fv.size >= 0 AND fv.size <= $3 "
 		"AND NOT EXISTS (SELECT 1 FROM blobs b WHERE b.sha = fv.sha) "
-		"ORDER BY fv.path";
+		"ORDER BY 1";
 	struct ps_pq q = { 0 };
 	int64_t snap;
 	PGresult *r;
@@ -2707,6 +2928,13 @@ int ps_pg_prune_syncs(struct ps_store *s, int64_t project_id, int64_t start,
 		"WHERE project_id = $1 AND id = $2";
 	static const char bases[] =
 		"UPDATE syncs SET base_sync_id = NULL WHERE project_id = $1 AND base_sync_id < $2";
+	/* The directories no row names any more (migration 0026); one a writer has just looked
+	 * up and not yet named holds a lock (ps_pg_dir_ids) and stays. */
+	static const char del_dirs[] =
+		"DELETE FROM dirs WHERE id IN (SELECT d.id FROM dirs d WHERE d.project_id = $1 "
+		"AND NOT EXISTS (SELECT 1 FROM file_versions f WHERE f.dir_id = d.id) "
+		"AND NOT EXISTS (SELECT 1 FROM dir_trees t WHERE t.dir_id = d.id) "
+		"FOR UPDATE SKIP LOCKED)";
 	int rc = 0;
 
 	if ((rc = ps_pg_begin(s)) < 0)
@@ -2731,6 +2959,13 @@ int ps_pg_prune_syncs(struct ps_store *s, int64_t project_id, int64_t start,
 	    (rc = pg_run2(s, new_start, project_id, start, NULL)) < 0 ||
 	    (rc = pg_run2(s, bases, project_id, start, NULL)) < 0)
 		goto fail;
+	{
+		struct ps_pq q = { 0 };
+
+		ps_pq_int(&q, project_id);
+		if ((rc = ps_pg_exec(PSPG(s), del_dirs, &q, "prune directories", NULL)) < 0)
+			goto fail;
+	}
 	return ps_pg_commit(s);
 fail:
 	ps_pg_rollback(s);
@@ -2851,7 +3086,7 @@ int ps_pg_stats(struct ps_store *s, int64_t project_id, struct ps_store_stats *o
 		"(SELECT count(*) FROM projects), (SELECT count(*) FROM file_versions) FROM syncs";
 	static const char one_syncs[] =
 		"SELECT count(*), count(*) FILTER (WHERE status = 'succeeded'), 1, "
-		"(SELECT count(*) FROM file_versions WHERE project_id = $1) FROM syncs "
+		"(SELECT count(*) FROM " DIR_FILES " WHERE d.project_id = $1) FROM syncs "
 		"WHERE project_id = $1";
 	static const char all_blobs[] =
 		"SELECT count(*), count(*) FILTER (WHERE encoding <> 0), coalesce(sum(size), 0), "
@@ -2860,7 +3095,7 @@ int ps_pg_stats(struct ps_store *s, int64_t project_id, struct ps_store_stats *o
 	static const char one_blobs[] =
 		"SELECT count(*), count(*) FILTER (WHERE encoding <> 0), coalesce(sum(size), 0), "
 		"coalesce(sum(octet_length(content)), 0), count(*) FILTER (WHERE encoding = 2) "
-		"FROM blobs WHERE sha IN (SELECT sha FROM file_versions WHERE project_id = $1)";
+		"FROM blobs WHERE sha IN (SELECT fv.sha FROM " DIR_FILES " WHERE d.project_id = $1)";
 	/* Every table of the schema projsync's tables are in, with its indexes and TOAST. */
 	static const char disk[] =
 		"SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c "

@@ -596,8 +596,8 @@ int ps_pg_code_index_have(struct ps_store *s, const char *const *shas, size_t n,
 int ps_pg_code_unindexed(struct ps_store *s, int64_t project_id, struct ps_strv *out)
 {
 	static const char sql[] =
-		"SELECT DISTINCT ps_hex(fv.sha) COLLATE \"C\" AS sha FROM file_versions fv "
-		"WHERE " SOME_UNINDEXED "AND fv.project_id = $1 AND (fv.mode & 61440) = 32768 "
+		"SELECT DISTINCT ps_hex(fv.sha) COLLATE \"C\" AS sha FROM " DIR_FILES " "
+		"WHERE " SOME_UNINDEXED "AND d.project_id = $1 AND (fv.mode & 61440) = 32768 "
 		"AND NOT EXISTS (SELECT 1 FROM code_blobs c WHERE c.sha = fv.sha) "
 		"AND EXISTS (SELECT 1 FROM blobs b WHERE b.sha = fv.sha) ORDER BY 1";
 	struct ps_pq q = { 0 };
@@ -732,9 +732,37 @@ static int query_hits(struct ps_pg *g, const struct ps_code_query *q, char **out
 	return 0;
 }
 
-static int candidates(struct ps_store *s, int64_t project_id, int64_t at,
-		      const struct ps_code_query *q, const char *prefix, const char *from_path,
-		      size_t limit, int64_t *snap, struct ps_code_candidate **out, size_t *n)
+/* Appends the rows of a candidates query to v (*n of *cap). */
+static void add_rows(const PGresult *r, struct ps_code_candidate **v, size_t *n, size_t *cap)
+{
+	size_t rows = (size_t)PQntuples(r);
+
+	if (*n + rows + 1 > *cap) {
+		*cap = (*n + rows + 1) * 2;
+		*v = ps_realloc(*v, *cap * sizeof(**v));
+	}
+	for (size_t i = 0; i < rows; i++) {
+		struct ps_code_candidate *c = &(*v)[(*n)++];
+
+		memset(c, 0, sizeof(*c));
+		c->file.path = ps_pg_col_bytea(r, (int)i, 0);
+		c->file.mode = (uint32_t)ps_pg_col_int(r, (int)i, 1);
+		snprintf(c->file.sha, sizeof(c->file.sha), "%s", PQgetvalue(r, (int)i, 2));
+		c->file.size = PQgetisnull(r, (int)i, 3) ? -1 : ps_pg_col_int(r, (int)i, 3);
+		c->state = strcmp(PQgetvalue(r, (int)i, 4), "t") != 0 ? PS_CODE_UNINDEXED
+			   : ps_pg_col_int(r, (int)i, 5)               ? PS_CODE_BINARY
+									: PS_CODE_TEXT;
+	}
+}
+
+/*
+ * The candidates query: with `hits` (an array literal of code_blobs ids) the files whose blob
+ * is one of them or unindexed; otherwise the snapshot's stored regular files, of the
+ * directories `dir_ids` (an array literal) when not NULL. Sorted by full path.
+ */
+static PGresult *run_query(struct ps_store *s, int64_t project_id, int64_t snap, const char *hits,
+			   const char *dir_ids, const char *prefix, const char *from_path,
+			   size_t limit, int *rc)
 {
 	/* The blobs that satisfy the query are found once, by the index, over the whole store (a
 	 * blob is indexed once whatever project holds it), with the stored blobs the index lacks
@@ -742,56 +770,31 @@ static int candidates(struct ps_store *s, int64_t project_id, int64_t at,
 	 * are read (file_versions_sha), not every file of the snapshot (sqlite_code.c explains
 	 * the cost). The two parts are disjoint: no row repeats. */
 	static const char head[] =
-		"WITH hit AS MATERIALIZED (SELECT m.sha FROM code_blobs m WHERE m.id = ANY($5::bigint[]) "
+		"WITH hit AS MATERIALIZED (SELECT m.sha FROM code_blobs m WHERE m.id = ANY($3::bigint[]) "
 		"UNION ALL SELECT b.sha FROM blobs b WHERE " SOME_UNINDEXED
 		"AND NOT EXISTS (SELECT 1 FROM code_blobs c WHERE c.sha = b.sha)) ";
 	static const char cols[] =
-		"SELECT fv.path, fv.mode, ps_hex(fv.sha), fv.size, cb.sha IS NOT NULL, cb.is_binary ";
-	static const char body[] = "FROM file_versions fv LEFT JOIN code_blobs cb ON cb.sha = fv.sha ";
+		"SELECT " FV_PATH ", fv.mode, ps_hex(fv.sha), fv.size, cb.sha IS NOT NULL, "
+		"cb.is_binary ";
+	/* The full path (migration 0026): the directory joined in; the listing sorted by it. */
+	static const char body[] = "FROM " DIR_FILES " LEFT JOIN code_blobs cb ON cb.sha = fv.sha ";
 	static const char hit_body[] = "FROM hit h JOIN file_versions fv ON fv.sha = h.sha "
+				       "JOIN dirs d ON d.id = fv.dir_id "
 				       "LEFT JOIN code_blobs cb ON cb.sha = fv.sha ";
 	static const char where[] =
-		"WHERE fv.project_id = $1 AND " VISIBLE_AT("$2") " "
-		"AND (fv.mode & 61440) = 32768 "
-		"AND ($3::bytea IS NULL OR fv.path >= $3) AND ($4::bytea IS NULL OR fv.path < $4) ";
+		"WHERE fv.project_id = $1 AND d.project_id = $1 AND " VISIBLE_AT("$2") " "
+		"AND (fv.mode & 61440) = 32768 ";
 	static const char stored[] =
 		"AND (cb.sha IS NOT NULL OR EXISTS (SELECT 1 FROM blobs b WHERE b.sha = fv.sha)) ";
-	struct ps_code_candidate *v;
 	struct ps_pq p = { 0 };
 	struct ps_buf sql;
-	const char *lower = NULL;
-	char *upper = NULL, *text, *hits = NULL;
-	size_t upper_len = 0;
-	int64_t id;
 	PGresult *r;
-	int rc = 0;
+	char *text;
 
-	if ((rc = ps_pg_resolve_snapshot(s, project_id, at, &id)) < 0)
-		return rc;
-	if (q && (rc = query_hits(PSPG(s), q, &hits)) < 0)
-		return rc;
-	if (prefix && *prefix) {
-		/* Paths with the prefix lie in [prefix, prefix with its last byte + 1). */
-		upper_len = strlen(prefix);
-		upper = ps_strdup(prefix);
-		while (upper_len > 0 && (unsigned char)upper[upper_len - 1] == 0xff)
-			upper_len--;
-		if (upper_len > 0)
-			upper[upper_len - 1] = (char)((unsigned char)upper[upper_len - 1] + 1);
-		lower = prefix;
-	}
-	if (from_path && (!lower || strcmp(from_path, lower) > 0))
-		lower = from_path;
 	ps_pq_int(&p, project_id);
-	ps_pq_int(&p, id);
-	ps_pq_path(&p, lower);
-	if (upper_len > 0)
-		ps_pq_bytes(&p, upper, upper_len);
-	else
-		ps_pq_path(&p, NULL);
-
+	ps_pq_int(&p, snap);
 	ps_buf_init(&sql, SIZE_MAX);
-	if (q) {
+	if (hits) {
 		ps_pq_text(&p, hits);
 		ps_buf_puts(&sql, head);
 		ps_buf_puts(&sql, cols);
@@ -802,33 +805,162 @@ static int candidates(struct ps_store *s, int64_t project_id, int64_t at,
 		ps_buf_puts(&sql, body);
 		ps_buf_puts(&sql, where);
 		ps_buf_puts(&sql, stored);
+		if (dir_ids) {
+			ps_pq_text(&p, dir_ids);
+			ps_buf_puts(&sql, "AND d.id = ANY($3::bigint[]) ");
+		}
 	}
-	ps_buf_puts(&sql, "ORDER BY fv.path");
+	ps_pg_prefix_cond(&sql, &p, prefix);
+	if (from_path) {
+		ps_pq_path(&p, from_path);
+		ps_buf_printf(&sql, "AND " FV_PATH " >= $%d ", p.n);
+	}
+	ps_buf_puts(&sql, "ORDER BY 1");
 	if (limit > 0)
 		ps_buf_printf(&sql, " LIMIT %zu", limit);
 	text = ps_buf_take(&sql, NULL);
-	r = ps_pg_run(PSPG(s), text, &p, false, "find code search candidates", &rc);
+	r = ps_pg_run(PSPG(s), text, &p, false, "find code search candidates", rc);
 	free(text);
-	free(upper);
+	return r;
+}
+
+/* A directory of the walk below: its id and its key, its path and '/' ('' for the root). */
+struct walk_dir {
+	int64_t id;
+	char *key;
+};
+
+static int cmp_walk_dir(const void *a, const void *b)
+{
+	return strcmp(((const struct walk_dir *)a)->key, ((const struct walk_dir *)b)->key);
+}
+
+static int cmp_candidate(const void *a, const void *b)
+{
+	return strcmp(((const struct ps_code_candidate *)a)->file.path,
+		      ((const struct ps_code_candidate *)b)->file.path);
+}
+
+/*
+ * The first `limit` candidates in path order without a query, with an early stop: sorting the
+ * whole snapshot for a batch of 256 cost as much as listing it. A file's full path is its
+ * directory's key followed by its name, so every file of a directory whose key is K sorts at
+ * or after K: reading the directories in order of their keys, a chunk at a time, every file
+ * read that sorts before the next unread directory's key is final. Directories of the prefix
+ * only; before `from_path`, only those whose files can sort after it (a key at or after it, or
+ * a key it starts with).
+ */
+static int walk(struct ps_store *s, int64_t project_id, int64_t snap, const char *prefix,
+		const char *from_path, size_t limit, struct ps_code_candidate **out, size_t *n)
+{
+	struct ps_code_candidate *v = NULL, *pending = NULL;
+	size_t nv = 0, capv = 0, np = 0, capp = 0, nd = 0, chunk = 8;
+	size_t plen = prefix ? strlen(prefix) : 0, pdir = prefix ? ps_pg_dir_len(prefix) : 0;
+	struct walk_dir *dirs;
+	struct ps_pq q = { 0 };
+	PGresult *r;
+	int rc = 0;
+
+	ps_pq_int(&q, project_id);
+	if (!(r = ps_pg_run(PSPG(s), "SELECT id, path FROM dirs WHERE project_id = $1", &q, false,
+			    "find code search candidates", &rc)))
+		return rc;
+	dirs = ps_calloc((size_t)PQntuples(r) + 1, sizeof(*dirs));
+	for (int i = 0; i < PQntuples(r); i++) {
+		char *path = ps_pg_col_bytea(r, i, 1);
+		char *key = path[0] ? ps_asprintf("%s/", path) : ps_strdup("");
+		bool keep = (!plen || strncmp(path, prefix, plen) == 0 ||
+			     (strlen(path) == pdir && strncmp(path, prefix, pdir) == 0)) &&
+			    (!from_path || strcmp(key, from_path) >= 0 ||
+			     strncmp(from_path, key, strlen(key)) == 0);
+
+		free(path);
+		if (!keep) {
+			free(key);
+			continue;
+		}
+		dirs[nd].id = ps_pg_col_int(r, i, 0);
+		dirs[nd++].key = key;
+	}
+	PQclear(r);
+	qsort(dirs, nd, sizeof(*dirs), cmp_walk_dir);
+	for (size_t at = 0; at < nd && nv < limit && rc == 0; chunk *= 2) {
+		size_t end = at + chunk < nd ? at + chunk : nd, take = 0;
+		const char *next = end < nd ? dirs[end].key : NULL;
+		struct ps_buf ids;
+		char *text;
+
+		ps_buf_init(&ids, SIZE_MAX);
+		ps_buf_puts(&ids, "{");
+		for (size_t k = at; k < end; k++)
+			ps_buf_printf(&ids, "%s%lld", k > at ? "," : "", (long long)dirs[k].id);
+		ps_buf_puts(&ids, "}");
+		text = ps_buf_take(&ids, NULL);
+		r = run_query(s, project_id, snap, NULL, text, prefix, from_path, 0, &rc);
+		free(text);
+		if (!r)
+			break;
+		add_rows(r, &pending, &np, &capp);
+		PQclear(r);
+		qsort(pending, np, sizeof(*pending), cmp_candidate);
+		while (take < np && nv + take < limit &&
+		       (!next || strcmp(pending[take].file.path, next) < 0))
+			take++;
+		if (nv + take + 1 > capv) {
+			capv = (nv + take + 1) * 2;
+			v = ps_realloc(v, capv * sizeof(*v));
+		}
+		memcpy(v + nv, pending, take * sizeof(*v));
+		nv += take;
+		memmove(pending, pending + take, (np - take) * sizeof(*pending));
+		np -= take;
+		at = end;
+	}
+	ps_code_candidates_free(pending, np);
+	for (size_t k = 0; k < nd; k++)
+		free(dirs[k].key);
+	free(dirs);
+	if (rc < 0) {
+		ps_code_candidates_free(v, nv);
+		return rc;
+	}
+	*out = v ? v : ps_calloc(1, sizeof(*v));
+	*n = nv;
+	return 0;
+}
+
+static int candidates(struct ps_store *s, int64_t project_id, int64_t at,
+		      const struct ps_code_query *q, const char *prefix, const char *from_path,
+		      size_t limit, int64_t *snap, struct ps_code_candidate **out, size_t *n)
+{
+	struct ps_code_candidate *v = NULL;
+	size_t nv = 0, cap = 0;
+	char *hits = NULL;
+	int64_t id;
+	PGresult *r;
+	int rc = 0;
+
+	if ((rc = ps_pg_resolve_snapshot(s, project_id, at, &id)) < 0)
+		return rc;
+	if (!q && limit > 0) {
+		if ((rc = walk(s, project_id, id, prefix, from_path, limit, out, n)) < 0)
+			return rc;
+		*snap = id;
+		return 0;
+	}
+	if (q && (rc = query_hits(PSPG(s), q, &hits)) < 0)
+		return rc;
+	r = run_query(s, project_id, id, q ? hits : NULL, NULL, prefix, from_path, limit, &rc);
 	free(hits);
 	if (!r)
 		return rc;
-	*n = (size_t)PQntuples(r);
-	v = ps_calloc(*n + 1, sizeof(*v));
-	for (size_t i = 0; i < *n; i++) {
-		struct ps_code_candidate *c = &v[i];
-
-		c->file.path = ps_pg_col_bytea(r, (int)i, 0);
-		c->file.mode = (uint32_t)ps_pg_col_int(r, (int)i, 1);
-		snprintf(c->file.sha, sizeof(c->file.sha), "%s", PQgetvalue(r, (int)i, 2));
-		c->file.size = PQgetisnull(r, (int)i, 3) ? -1 : ps_pg_col_int(r, (int)i, 3);
-		c->state = strcmp(PQgetvalue(r, (int)i, 4), "t") != 0 ? PS_CODE_UNINDEXED
-			   : ps_pg_col_int(r, (int)i, 5)               ? PS_CODE_BINARY
-									: PS_CODE_TEXT;
-	}
+	add_rows(r, &v, &nv, &cap);
 	PQclear(r);
+	if (!v)
+		v = ps_calloc(1, sizeof(*v));
 	*snap = id;
 	*out = v;
+	*n = nv;
 	return 0;
 }
 

@@ -11,6 +11,7 @@
 
 #include "store/backend.h"
 #include "store/store.h"
+#include "util/util.h"
 
 /* Parameters of one statement, all sent as text except bytea ones (binary). */
 struct ps_pq {
@@ -44,6 +45,14 @@ struct ps_pg {
 	struct ps_pg_deferred defer[PS_PG_DEFER_N];
 	bool flushing;
 	struct ps_pg_code *code; /* the code index's postings of this transaction (pg_code.c) */
+	/* The directory a writer looked up last in this transaction (schema 26, ps_pg_dir_ids):
+	 * consecutive paths of a sync share directories. Forgotten when the transaction ends: its
+	 * lock on the row goes (a prune may delete it), or the row itself with a rollback. */
+	struct {
+		int64_t project_id, id;
+		char *path;
+		size_t len;
+	} last_dir;
 };
 
 #define PSPG(s) ((struct ps_pg *)(s))
@@ -81,6 +90,45 @@ int64_t ps_pg_col_int(const PGresult *r, int row, int col);
 int64_t ps_pg_col_binary_int(const PGresult *r, int row, int col);
 char *ps_pg_col_text(const PGresult *r, int row, int col);  /* NULL for NULL */
 char *ps_pg_col_bytea(const PGresult *r, int row, int col); /* text-format bytea as a string */
+
+/*
+ * Schema 26 (migrations/0026_dir_ids.sql): a file version names its directory by id and holds
+ * its last path component. ps_pg_name_at is where `path`'s name starts: 0 for a file of the
+ * root (its directory is ''), else one past its last '/' (the directory is the bytes before
+ * that '/'); a '/' that starts the path separates nothing ("/x" is the root's "/x").
+ */
+size_t ps_pg_name_at(const char *path);
+/* The length of the directory part of `path` (0 for the root). */
+size_t ps_pg_dir_len(const char *path);
+/* Appends bytes as one element of a bytea[] array literal being built in `arr` ("{" already
+ * there; `first`: no comma before it). */
+void ps_pg_bytea_elem(struct ps_buf *arr, const void *p, size_t len, bool first);
+/*
+ * Fills ids[i] with the id of directory (project_ids[i], paths[i] of lens[i] bytes), inserting
+ * the directory rows that are missing (ON CONFLICT DO NOTHING: several writers may add the same
+ * directory). Rows it finds stay locked (FOR KEY SHARE) to the end of the transaction, so the
+ * prune cannot delete one before the rows naming it are written. One round trip for all of
+ * them (none when every one is the last directory this transaction looked up).
+ */
+int ps_pg_dir_ids(struct ps_pg *g, const int64_t *project_ids, const char *const *paths,
+		  const size_t *lens, size_t n, int64_t *ids);
+/* SQL expression: the full path of file version `fv` in directory `d` (ps_path, 0026). */
+#define FV_PATH "ps_path(d.path, fv.name)"
+/*
+ * SQL FROM items: the file versions `fv` of the directories `d` (the caller restricts d to a
+ * project), each directory's rows read by file_versions_path. OFFSET 0 keeps the planner from
+ * flattening the subquery into a join, which it ran as a scan of every project's rows once a
+ * project held a good part of the store (there is no index of file_versions by project).
+ */
+#define DIR_FILES "dirs d CROSS JOIN LATERAL (SELECT * FROM file_versions fv " \
+	"WHERE fv.dir_id = d.id OFFSET 0) fv"
+/*
+ * Adds to `sql` (after "WHERE ...") the condition that the full path of the file version `fv`
+ * in directory `d` starts with `prefix` (nothing when NULL or empty), with its parameters
+ * appended to q: an index range of dirs (the prefix's own directory and every directory whose
+ * path starts with the prefix) and the exact test on the full path.
+ */
+void ps_pg_prefix_cond(struct ps_buf *sql, struct ps_pq *q, const char *prefix);
 
 /* Inside a transaction: PS_ECONFLICT (slug "taken_over") unless running sync y is still at
  * y->attempt; locks the row against a takeover until the transaction ends (0: no check). */

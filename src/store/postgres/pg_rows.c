@@ -20,6 +20,27 @@ static bool binary_sha(const struct ps_copy_table *t, const char *col)
 	       (!strcmp(t->name, "blobs") && (!strcmp(col, "sha") || !strcmp(col, "base")));
 }
 
+/*
+ * Tables whose `path` column is a directory row and a name since schema 26 (migration 0026);
+ * store copy moves them with full paths (store/copy.c): joined on read, split on insert.
+ */
+static bool dir_named(const struct ps_copy_table *t)
+{
+	return !strcmp(t->name, "file_versions") || !strcmp(t->name, "dir_trees");
+}
+
+/* The select expression of column `col` of table `t` (aliased r). */
+static void select_col(struct ps_buf *b, const struct ps_copy_table *t, const char *col)
+{
+	if (dir_named(t) && !strcmp(col, "path"))
+		ps_buf_printf(b, "(SELECT %s FROM dirs d WHERE d.id = r.dir_id)",
+			      !strcmp(t->name, "file_versions") ? "ps_path(d.path, r.name)" : "d.path");
+	else if (binary_sha(t, col))
+		ps_buf_printf(b, "ps_hex(r.\"%s\")", col);
+	else
+		ps_buf_printf(b, "r.\"%s\"", col);
+}
+
 static void put_value(struct ps_pq *q, const struct ps_copy_col *col, const struct ps_copy_value *v)
 {
 	if (v->null)
@@ -48,14 +69,15 @@ int ps_pg_rows_each(struct ps_store *s, const struct ps_copy_table *t, ps_copy_r
 
 		ps_buf_init(&b, SIZE_MAX);
 		ps_buf_puts(&b, "SELECT ");
-		for (size_t c = 0; c < t->ncols; c++)
-			ps_buf_printf(&b, binary_sha(t, t->cols[c].name) ? "%sps_hex(\"%s\")" : "%s\"%s\"",
-				      c ? ", " : "", t->cols[c].name);
-		ps_buf_printf(&b, " FROM \"%s\"", t->name);
+		for (size_t c = 0; c < t->ncols; c++) {
+			ps_buf_puts(&b, c ? ", " : "");
+			select_col(&b, t, t->cols[c].name);
+		}
+		ps_buf_printf(&b, " FROM \"%s\" r", t->name);
 		if (after) {
 			ps_buf_puts(&b, " WHERE (");
 			for (size_t k = 0; k < t->nkeys; k++)
-				ps_buf_printf(&b, "%s\"%s\"", k ? ", " : "", t->cols[k].name);
+				ps_buf_printf(&b, "%sr.\"%s\"", k ? ", " : "", t->cols[k].name);
 			ps_buf_puts(&b, ") > (");
 			for (size_t k = 0; k < t->nkeys; k++) {
 				ps_buf_printf(&b, binary_sha(t, t->cols[k].name) ? "%sps_unhex($%zu)"
@@ -67,7 +89,7 @@ int ps_pg_rows_each(struct ps_store *s, const struct ps_copy_table *t, ps_copy_r
 		}
 		ps_buf_puts(&b, " ORDER BY ");
 		for (size_t k = 0; k < t->nkeys; k++)
-			ps_buf_printf(&b, "%s\"%s\"", k ? ", " : "", t->cols[k].name);
+			ps_buf_printf(&b, "%sr.\"%s\"", k ? ", " : "", t->cols[k].name);
 		ps_buf_printf(&b, " LIMIT %zu", t->batch);
 		sql = ps_buf_take(&b, NULL);
 		r = ps_pg_run(PSPG(s), sql, &q, false, "read rows", &rc);
@@ -130,23 +152,73 @@ int ps_pg_rows_insert(struct ps_store *s, const struct ps_copy_table *t, const s
 	char *sql;
 	int rc;
 
+	size_t path_col = t->ncols, project_col = t->ncols;
+	int64_t *dir_ids = NULL;
+
 	if (nrows == 0)
 		return 0;
+	if (dir_named(t)) {
+		/* Full paths in (store/copy.c): each row's directory found or created here. */
+		int64_t *pids = ps_calloc(nrows, sizeof(*pids));
+		const char **dirs = ps_calloc(nrows, sizeof(*dirs));
+		size_t *lens = ps_calloc(nrows, sizeof(*lens));
+		bool file = !strcmp(t->name, "file_versions");
+
+		for (size_t c = 0; c < t->ncols; c++) {
+			if (!strcmp(t->cols[c].name, "path"))
+				path_col = c;
+			else if (!strcmp(t->cols[c].name, "project_id"))
+				project_col = c;
+		}
+		dir_ids = ps_calloc(nrows, sizeof(*dir_ids));
+		for (size_t r = 0; r < nrows; r++) {
+			const struct ps_copy_value *pv = &rows[r * t->ncols + path_col];
+
+			pids[r] = rows[r * t->ncols + project_col].i;
+			dirs[r] = pv->s ? pv->s : "";
+			lens[r] = file ? ps_pg_dir_len(dirs[r]) : strlen(dirs[r]);
+		}
+		rc = ps_pg_dir_ids(PSPG(s), pids, dirs, lens, nrows, dir_ids);
+		free(pids);
+		free(dirs);
+		free(lens);
+		if (rc < 0) {
+			free(dir_ids);
+			return rc;
+		}
+	}
 	ps_buf_init(&b, SIZE_MAX);
 	ps_buf_printf(&b, "INSERT INTO \"%s\" (", t->name);
-	for (size_t c = 0; c < t->ncols; c++)
-		ps_buf_printf(&b, "%s\"%s\"", c ? ", " : "", t->cols[c].name);
+	for (size_t c = 0; c < t->ncols; c++) {
+		if (c == path_col)
+			ps_buf_printf(&b, "%sdir_id%s", c ? ", " : "",
+				      !strcmp(t->name, "file_versions") ? ", name" : "");
+		else
+			ps_buf_printf(&b, "%s\"%s\"", c ? ", " : "", t->cols[c].name);
+	}
 	/* OVERRIDING SYSTEM VALUE: the ids are the source's, even in identity columns. */
 	ps_buf_printf(&b, ")%s VALUES ", t->identity ? " OVERRIDING SYSTEM VALUE" : "");
 	for (size_t r = 0; r < nrows; r++) {
 		ps_buf_puts(&b, r ? ", (" : "(");
 		for (size_t c = 0; c < t->ncols; c++) {
+			if (c == path_col) {
+				const char *path = rows[r * t->ncols + c].s ? rows[r * t->ncols + c].s : "";
+
+				ps_buf_printf(&b, "%s$%zu", c ? ", " : "", ++param);
+				ps_pq_int(&q, dir_ids[r]);
+				if (!strcmp(t->name, "file_versions")) {
+					ps_buf_printf(&b, ", $%zu", ++param);
+					ps_pq_path(&q, path + ps_pg_name_at(path));
+				}
+				continue;
+			}
 			ps_buf_printf(&b, binary_sha(t, t->cols[c].name) ? "%sps_unhex($%zu)" : "%s$%zu",
 				      c ? ", " : "", ++param);
 			put_value(&q, &t->cols[c], &rows[r * t->ncols + c]);
 		}
 		ps_buf_puts(&b, ")");
 	}
+	free(dir_ids);
 	sql = ps_buf_take(&b, NULL);
 	rc = ps_pg_exec(PSPG(s), sql, &q, t->name, NULL);
 	free(sql);

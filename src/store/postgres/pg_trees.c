@@ -29,41 +29,60 @@ int ps_pg_dir_trees_stage(struct ps_store *s, const struct ps_sync *y,
 	struct ps_pq q = { 0 };
 	size_t rows = 0;
 	int rc = 0;
+	int64_t *pids = ps_calloc(STAGE_BATCH, sizeof(*pids));
+	int64_t *ids = ps_calloc(STAGE_BATCH, sizeof(*ids));
+	const char **paths = ps_calloc(STAGE_BATCH, sizeof(*paths));
+	size_t *lens = ps_calloc(STAGE_BATCH, sizeof(*lens));
+	const struct ps_tree_dir **batch = ps_calloc(STAGE_BATCH, sizeof(*batch));
 
 	if ((rc = ps_pg_begin(s)) < 0)
-		return rc;
-	ps_buf_init(&sql, SIZE_MAX);
+		goto out;
 	for (size_t i = 0; i <= n; i++) {
 		if (i < n && dirs[i].sha[0]) {
-			int b = q.n;
-			if (rows == 0)
-				ps_buf_puts(&sql, "INSERT INTO dir_trees (project_id, path, tree_sha, "
-					    "introduced_by) VALUES ");
-			ps_buf_printf(&sql, "%s($%d,$%d,ps_unhex($%d),$%d)", rows ? "," : "", b + 1,
-				      b + 2, b + 3, b + 4);
-			ps_pq_int(&q, y->project_id);
-			ps_pq_path(&q, dirs[i].path);
-			ps_pq_text(&q, dirs[i].sha);
-			ps_pq_int(&q, y->id);
-			rows++;
+			pids[rows] = y->project_id;
+			paths[rows] = dirs[i].path;
+			lens[rows] = strlen(dirs[i].path);
+			batch[rows++] = &dirs[i];
 		}
-		if (rows > 0 && (rows == STAGE_BATCH || i == n)) {
+		if (rows == 0 || (rows < STAGE_BATCH && i < n))
+			continue;
+		/* A tree row names its own directory (migration 0026). */
+		if ((rc = ps_pg_dir_ids(PSPG(s), pids, paths, lens, rows, ids)) < 0)
+			break;
+		ps_buf_init(&sql, SIZE_MAX);
+		ps_buf_puts(&sql, "INSERT INTO dir_trees (project_id, dir_id, tree_sha, introduced_by) "
+			    "VALUES ");
+		for (size_t k = 0; k < rows; k++) {
+			int b = q.n;
+
+			ps_buf_printf(&sql, "%s($%d,$%d,ps_unhex($%d),$%d)", k ? "," : "", b + 1, b + 2,
+				      b + 3, b + 4);
+			ps_pq_int(&q, y->project_id);
+			ps_pq_int(&q, ids[k]);
+			ps_pq_text(&q, batch[k]->sha);
+			ps_pq_int(&q, y->id);
+		}
+		{
 			char *text = ps_buf_take(&sql, NULL);
 			rc = ps_pg_exec(PSPG(s), text, &q, "stage directory trees", NULL);
 			free(text);
-			ps_buf_init(&sql, SIZE_MAX);
-			rows = 0;
-			if (rc < 0)
-				break;
 		}
+		rows = 0;
+		if (rc < 0)
+			break;
 	}
-	ps_buf_dispose(&sql);
 	ps_pq_dispose(&q);
-	if (rc < 0) {
+	if (rc < 0)
 		ps_pg_rollback(s);
-		return rc;
-	}
-	return ps_pg_commit(s);
+	else
+		rc = ps_pg_commit(s);
+out:
+	free(pids);
+	free(ids);
+	free(paths);
+	free(lens);
+	free(batch);
+	return rc;
 }
 
 int ps_pg_dir_tree_get(struct ps_store *s, int64_t project_id, int64_t at, const char *path,
@@ -72,8 +91,8 @@ int ps_pg_dir_tree_get(struct ps_store *s, int64_t project_id, int64_t at, const
 	/* The directory's row, then its entries (none for a row whose rows add up to nothing:
 	 * the LEFT JOIN keeps the row). Text results: the names are bytea, read as hex. */
 	static const char sql[] =
-		"WITH d AS (SELECT dt.tree_sha FROM dir_trees dt "
-		"  WHERE dt.project_id = $1 AND dt.path = $3 AND " DT_VISIBLE_AT("$2") " "
+		"WITH d AS (SELECT dt.tree_sha FROM dirs dr JOIN dir_trees dt ON dt.dir_id = dr.id "
+		"  WHERE dr.project_id = $1 AND dr.path = $3 AND " DT_VISIBLE_AT("$2") " "
 		"  ORDER BY dt.introduced_by DESC LIMIT 1) "
 		"SELECT e.mode, e.name, ps_hex(e.sha) FROM d "
 		"LEFT JOIN LATERAL ps_dir_entries($1, $2, $4) e ON true";
@@ -118,8 +137,8 @@ int ps_pg_dir_trees_each(struct ps_store *s, int64_t project_id, int64_t at, ps_
 			 void *ud)
 {
 	static const char sql[] =
-		"SELECT dt.path, ps_hex(dt.tree_sha) FROM dir_trees dt "
-		"WHERE dt.project_id = $1 AND " DT_VISIBLE_AT("$2") " ORDER BY dt.path";
+		"SELECT d.path, ps_hex(dt.tree_sha) FROM dirs d JOIN dir_trees dt ON dt.dir_id = d.id "
+		"WHERE d.project_id = $1 AND " DT_VISIBLE_AT("$2") " ORDER BY d.path";
 	struct ps_pq q = { 0 };
 	PGresult *r;
 	int rc = 0;
@@ -146,9 +165,10 @@ int ps_pg_trees_finalize(struct ps_store *s, const struct ps_sync *y,
 	/* The directories this sync re-hashed or emptied (every one on a changed path) and every
 	 * one it staged (all of them when its base had none stored), in one statement. */
 	static const char sql[] =
-		"UPDATE dir_trees SET superseded_by = $1 WHERE project_id = $2 "
-		"AND superseded_by IS NULL AND introduced_by < $1 AND (path = ANY($3::bytea[]) "
-		"OR path IN (SELECT path FROM dir_trees WHERE introduced_by = $1))";
+		"UPDATE dir_trees SET superseded_by = $1 WHERE dir_id = ANY(ARRAY("
+		"SELECT id FROM dirs WHERE project_id = $2 AND path = ANY($3::bytea[]) "
+		"UNION SELECT dir_id FROM dir_trees WHERE introduced_by = $1)) "
+		"AND superseded_by IS NULL AND introduced_by < $1";
 	struct ps_pq q = { 0 };
 	struct ps_buf arr;
 	char **dirs = NULL;
@@ -161,10 +181,7 @@ int ps_pg_trees_finalize(struct ps_store *s, const struct ps_sync *y,
 	ps_buf_init(&arr, SIZE_MAX);
 	ps_buf_puts(&arr, "{");
 	for (size_t i = 0; i < ndirs; i++) {
-		ps_buf_puts(&arr, i ? ",\"\\\\x" : "\"\\\\x");
-		for (const unsigned char *c = (const unsigned char *)dirs[i]; *c; c++)
-			ps_buf_printf(&arr, "%02x", *c);
-		ps_buf_puts(&arr, "\"");
+		ps_pg_bytea_elem(&arr, dirs[i], strlen(dirs[i]), i == 0);
 		free(dirs[i]);
 	}
 	free(dirs);
@@ -203,6 +220,7 @@ int ps_pg_trees_remove_project(struct ps_store *s, int64_t project_id)
 	struct ps_pq q = { 0 };
 
 	ps_pq_int(&q, project_id);
-	return ps_pg_exec(PSPG(s), "DELETE FROM dir_trees WHERE project_id = $1", &q,
+	return ps_pg_exec(PSPG(s), "DELETE FROM dir_trees WHERE dir_id IN "
+			  "(SELECT id FROM dirs WHERE project_id = $1)", &q,
 			  "remove directory trees", NULL);
 }
