@@ -708,11 +708,11 @@ static void test_paths_in_byte_order(void)
 	static const char *const paths[] = {
 		"a/b.c", "a/b/x", "a/c", "a", "a-b", "a.c", "a0", "b/c/d/e", "b.d/f", "b/x",
 		"README", "/etc/evil", "/x", "a//b", "a/", "//y", "z/\xff\xfe/q", "z/\xff",
-		"deep/1/2/3/4/5", "deep/1/2/x",
+		"deep/1/2/3/4/5", "deep/1/2/x", "deep.x/f", "deep/1-a/g",
 	};
 	static const char *const prefixes[] = {
 		"a", "a/", "a/b", "a/b/", "a.", "b", "/", "/e", "//", "a//", "z/\xff", "deep/1/2/",
-		"deep/1/2/3/4/5", "nothing", "R",
+		"deep/1/2/3/4/5", "nothing", "R", "deep", "deep/",
 	};
 	enum { N = sizeof(paths) / sizeof(*paths) };
 	struct ps_store *s = open_store(NULL);

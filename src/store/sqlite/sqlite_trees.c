@@ -203,10 +203,21 @@ int ps_sqlite_child_dirs(struct ps_store *s, int64_t project_id, const char *pat
 		dlen = slash ? (size_t)(slash - p) : len;
 		p[dlen] = '\0';
 		ps_strv_push(out, p);
+		free(cur);
+		if (slash) {
+			/* C has no row of its own, only dirs below it (p is one): its siblings
+			 * "C-x" that sort before p were read already (the scan went from before C
+			 * straight to p), so going on after C would find them again. On past all
+			 * of C. */
+			p[dlen] = '0';
+			cur = p;
+			curlen = dlen + 1;
+			after = false;
+			continue;
+		}
 		child = ps_asprintf("%s/", p);
 		ps_strv_push(&open, child);
 		free(child);
-		free(cur);
 		cur = p;
 		curlen = dlen;
 		after = true;
