@@ -477,9 +477,9 @@ static int settings_option(struct ps_cli *cli, int c, struct settings *st)
 /* A failed check of a source or branch (add, set) exits as POST and PATCH /api/v1/projects
  * answer it: a branch or repository the source does not have is invalid input (422, exit 2),
  * not a missing object of the store (404, exit 3). */
-static int check_failed(int rc)
+static int check_failed(const char *spec, int rc)
 {
-	bool refused = ps_source_check_refused(rc);
+	bool refused = ps_source_check_refused(spec, rc);
 	int code = ps_cli_fail(rc);
 
 	return refused ? PS_EXIT_USAGE : code;
@@ -554,7 +554,7 @@ static int project_add(struct ps_cli *cli, int argc, char **argv)
 		goto cleanup;
 	}
 	if ((rc = ps_source_check_branch(p.source, p.branch, &sopts)) < 0) {
-		exit_code = check_failed(rc);
+		exit_code = check_failed(p.source, rc);
 		goto cleanup;
 	}
 	if ((rc = ps_store_project_add(cli->store, &p)) < 0) {
@@ -670,7 +670,7 @@ static int project_set(struct ps_cli *cli, int argc, char **argv)
 		goto cleanup;
 	}
 	if ((rc = ps_project_change_check(p, &chg, &sopts)) < 0) {
-		exit_code = check_failed(rc);
+		exit_code = check_failed(chg.source ? chg.source : p->source, rc);
 		goto cleanup;
 	}
 	if ((rc = ps_project_change_apply(cli->store, p, &chg)) < 0) {

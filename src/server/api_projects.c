@@ -113,9 +113,9 @@ static int remote_job_error(const struct remote_job *job)
  * that did not answer in time, else what the failure is (502 for a remote that could not be
  * reached or failed: a retry may succeed, `project add` exits 1). ps_source_check_refused
  * decides for both. */
-static void check_failed(struct ps_request *rq, int rc)
+static void check_failed(struct ps_request *rq, const char *spec, int rc)
 {
-	if (ps_source_check_refused(rc))
+	if (ps_source_check_refused(spec, rc))
 		ps_http_error(rq, MHD_HTTP_UNPROCESSABLE_CONTENT,
 			      ps_error_slug()[0] ? ps_error_slug() : "invalid_source", "%s",
 			      ps_error_message());
@@ -356,7 +356,7 @@ static void create_finish(struct ps_request *rq, struct remote_job *job)
 	int rc;
 
 	if (job->rc < 0) {
-		check_failed(rq, remote_job_error(job));
+		check_failed(rq, job->source, remote_job_error(job));
 		return;
 	}
 	if ((rc = ps_store_project_add(rq->store, &job->p)) < 0) {
@@ -855,7 +855,8 @@ static void patch_finish(struct ps_request *rq, struct patch_job *job)
 	int rc;
 
 	if (job->rc < 0) {
-		check_failed(rq, ps_error_set(job->rc, job->slug && job->slug[0] ? job->slug : NULL,
+		check_failed(rq, job->chg.source ? job->chg.source : job->p->source,
+			     ps_error_set(job->rc, job->slug && job->slug[0] ? job->slug : NULL,
 					      "%s", job->message && job->message[0] ? job->message
 										: "bad source"));
 		return;

@@ -301,10 +301,16 @@ int ps_source_check(const char *spec, const struct ps_source_opts *opts)
 	return rc;
 }
 
-bool ps_source_check_refused(int rc)
+bool ps_source_check_refused(const char *spec, int rc)
 {
+	/* GitHub says "no such repository" as repository_not_found (PS_ENOTFOUND); its
+	 * upstream_error is a status it should not have answered, 5xx after every retry
+	 * included: the host failing, not the request. */
+	bool github = spec && (strncmp(spec, "github:", 7) == 0 ||
+			       strncasecmp(spec, "https://github.com/", 19) == 0);
+
 	return rc == PS_EINVAL || rc == PS_ENOTFOUND ||
-	       (rc == PS_EUPSTREAM && strcmp(ps_error_slug(), "upstream_error") == 0);
+	       (rc == PS_EUPSTREAM && !github && strcmp(ps_error_slug(), "upstream_error") == 0);
 }
 
 static int cmp_name(const void *a, const void *b)

@@ -163,9 +163,11 @@ int ps_source_check(const char *spec, const struct ps_source_opts *opts);
  * the repository or branch is not one it has or can give (a bad path or URL, "not found", a
  * git host's refusal: "upstream_error"): the caller's mistake, `project add|set` exit 2 and
  * HTTP 422. False when reaching it failed (unreachable, timed out, rate limited, ...): exit 1
- * and HTTP 5xx, a retry may succeed. The CLI and the API both ask here, so they agree.
+ * and HTTP 5xx, a retry may succeed; so is GitHub's upstream_error (an unexpected status, a
+ * 5xx after every retry), `spec` being the source checked. The CLI and the API both ask here,
+ * so they agree.
  */
-bool ps_source_check_refused(int rc);
+bool ps_source_check_refused(const char *spec, int rc);
 /*
  * ps_source_check, and with a `branch` (NULL: none to check) also that the branch exists, as a
  * sync would resolve it (a tag or a commit id is not a branch): PS_ENOTFOUND, slug

@@ -604,6 +604,17 @@ def test_a_silent_github_bounds_the_check(gh, hub, repo):
     assert 1.2 < took < 4, took
 
 
+def test_a_failing_github_is_no_bad_source(gh, hub, repo):
+    # GitHub answering 503 to every retry of the check is the host failing, not a repository
+    # it does not have: `project add` exits 1 (a retry may succeed), not 2, and stores nothing.
+    source = publish(hub, repo)
+    hub.fault("repo", "503", nth=1, times=100)
+    r = gh("project", "add", "p", source)
+    assert r.rc == 1, r
+    assert one_error_line(r.err) and "503" in r.err, r.err
+    assert gh.json("project", "list") == []
+
+
 # ------------------------------------------------------------------------------------------
 # faults in every phase
 
