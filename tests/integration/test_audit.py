@@ -496,6 +496,13 @@ def test_a_bad_net_timeout_is_refused_at_start_not_replaced_by_30s(ps, repo):
             r = ps(*args, env=env, timeout=20)
             assert r.rc == 2 and one_error_line(r.err) and "PROJSYNC_NET_TIMEOUT" in r.err, r
     assert ps.json("history", "p") == [] and ps("project", "show", "q").rc == 3
+    # Refused before a store is created: no new store is left behind.
+    fresh = ps.tmp / "fresh" / "new.db"
+    fresh.parent.mkdir()
+    for args in (("project", "add", "q", repo.path), ("serve", "--listen", "127.0.0.1:0")):
+        r = ps("--db", fresh, *args, env={"PROJSYNC_NET_TIMEOUT": "abc"}, db=False, timeout=20)
+        assert r.rc == 2 and "PROJSYNC_NET_TIMEOUT" in r.err, r
+        assert list(fresh.parent.iterdir()) == [], (args, list(fresh.parent.iterdir()))
     # Commands that never reach a source are not stopped by it; help is help.
     env = {"PROJSYNC_NET_TIMEOUT": "abc"}
     assert ps("project", "show", "p", env=env).rc == 0
