@@ -8,6 +8,7 @@
 
 import { h, mount, notice } from './dom.js';
 import { api } from './api.js';
+import { fileParam, dirParam } from './files.js';
 
 // The last search shown: its key, the rows and the next cursor (module state, one at a time).
 let cache = null;
@@ -50,26 +51,23 @@ function lineText(text, re) {
   return out;
 }
 
-function dirOf(path) {
-  const i = path.lastIndexOf('/');
-  return i >= 0 ? path.slice(0, i + 1) : null;
-}
-
 // The results as one list of files, each with its lines.
 function resultList(rows, s, fileHref) {
   const re = marker(s);
   const groups = [];
   for (const r of rows) {
+    // Two names that are not UTF-8 can show alike: a file is its bytes (path_raw) then.
+    const id = r.path_raw || r.path;
     let g = groups[groups.length - 1];
-    if (!g || g.path !== r.path) groups.push(g = { path: r.path, rows: [] });
+    if (!g || g.id !== id) groups.push(g = { id, path: r.path, entry: r, rows: [] });
     g.rows.push(r);
   }
   return h('ol.search-files', groups.map((g) => h('li.search-file',
-    h('h4.search-path', h('a', { href: fileHref(g.path, g.rows[0].line || null), dataset: { route: '' } }, g.path),
+    h('h4.search-path', h('a', { href: fileHref(g.entry, g.rows[0].line || null), dataset: { route: '' } }, g.path),
       h('span.muted', ` ${g.rows[0].binary ? '' : g.rows.length}`)),
     g.rows[0].binary ? h('p.muted.search-binary', 'Binary file matches.')
       : h('ol.search-lines', g.rows.map((r) => h('li.search-line',
-        h('a.search-lineno', { href: fileHref(g.path, r.line), dataset: { route: '' },
+        h('a.search-lineno', { href: fileHref(g.entry, r.line), dataset: { route: '' },
           'aria-label': `${g.path} line ${r.line}` }, String(r.line)),
         h('code.search-text', lineText(r.text, re))))))));
 }
@@ -104,7 +102,9 @@ export async function codeSearch({ box, project, at, query, withQuery, navigate 
   mount(box, form, results);
   if (!s.q) return;
 
-  const fileHref = (path, line) => withQuery({ file: path, dir: dirOf(path), line: line ? String(line) : null });
+  // A result opens its file by the bytes of its name when that is not UTF-8 (path_raw), as
+  // the file list does: the name shown with U+FFFD names no file.
+  const fileHref = (r, line) => withQuery({ file: fileParam(r), dir: dirParam(r), line: line ? String(line) : null });
   const key = keyOf(project, at, s);
   if (!cache || cache.key !== key) {
     mount(results, h('p.muted', 'Searching…'));
@@ -119,7 +119,7 @@ export async function codeSearch({ box, project, at, query, withQuery, navigate 
     cache = { key, rows: [...page], next: page.next || null, note: page.note || null };
   }
   const show = () => {
-    const files = new Set(cache.rows.map((r) => r.path)).size;
+    const files = new Set(cache.rows.map((r) => r.path_raw || r.path)).size;
     const more = cache.next ? h('button.btn.btn-small#code-more', { type: 'button', onclick: async (ev) => {
       ev.target.disabled = true;
       try {

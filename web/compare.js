@@ -102,13 +102,37 @@ function remember(file) {
   history.replaceState(null, '', withQuery(new URLSearchParams(location.search), { file }));
 }
 
+// Changes in the order both lists show them: by status, then as the API gave them.
+export function sortChanges(changes) {
+  return changes.map((c, i) => [c, i]).sort((x, y) =>
+    (ORDER.indexOf(x[0].status) - ORDER.indexOf(y[0].status)) || (x[1] - y[1])).map(([c]) => c);
+}
+
+// `sorted` as rows of `list`, PAGE at a time (at least `upTo`), with a "Show more" button
+// (id `moreId`) in `more`; `row(c, i)` makes an <li> whose `opener` is its button. Also a
+// sync's page's list of its changes: a sync of thousands of files is not drawn at once.
+export function pagedRows(sorted, { list, more, moreId, row, upTo = PAGE }) {
+  const rows = [];
+  // Shows the changes up to `end`; the first new row's button takes the focus when asked (the
+  // button that was pressed is gone, which would drop a keyboard user's focus on <body>).
+  const showTo = (end, focusFirst) => {
+    const start = rows.length;
+    for (let i = start; i < Math.min(end, sorted.length); i++) rows.push(row(sorted[i], i));
+    list.append(...rows.slice(start));
+    const left = sorted.length - rows.length;
+    mount(more, left ? h(`button.btn#${moreId}`, { type: 'button', onclick: () => showTo(rows.length + PAGE, true) },
+      `Show ${Math.min(PAGE, left)} more of ${plural(left, 'change')} left`) : null);
+    if (focusFirst && rows[start]) rows[start].opener.focus();
+  };
+  showTo(Math.max(PAGE, upTo), false);
+  return rows;
+}
+
 // The changed files, PAGE at a time; `open` (an index) is opened, scrolled to and focused.
 function changeList(changes, { project, from, to, open }) {
-  const sorted = changes.map((c, i) => [c, i]).sort((x, y) =>
-    (ORDER.indexOf(x[0].status) - ORDER.indexOf(y[0].status)) || (x[1] - y[1])).map(([c]) => c);
+  const sorted = sortChanges(changes);
   const list = h('ul.changes.compare-changes', { 'aria-label': 'Changed files' });
   const more = h('div.more');
-  const rows = [];
   const row = (c, i) => {
     const panel = h('div.change-diff', { id: `cmp-diff-${i}`, hidden: true });
     const label = [c.status === 'renamed' ? [h('span.path', c.previous_path), ' → '] : null, h('span.path', c.path)];
@@ -133,19 +157,9 @@ function changeList(changes, { project, from, to, open }) {
     li.opener = opener;
     return li;
   };
-  // Shows the changes up to `end`; the first new row's button takes the focus when asked (the
-  // button that was pressed is gone, which would drop a keyboard user's focus on <body>).
-  const showTo = (end, focusFirst) => {
-    const start = rows.length;
-    for (let i = start; i < Math.min(end, sorted.length); i++) rows.push(row(sorted[i], i));
-    list.append(...rows.slice(start));
-    const left = sorted.length - rows.length;
-    mount(more, left ? h('button.btn#compare-more', { type: 'button', onclick: () => showTo(rows.length + PAGE, true) },
-      `Show ${Math.min(PAGE, left)} more of ${plural(left, 'change')} left`) : null);
-    if (focusFirst && rows[start]) rows[start].opener.focus();
-  };
   const at = open === null ? -1 : sorted.indexOf(changes[open]);
-  showTo(Math.max(PAGE, Math.ceil((at + 1) / PAGE) * PAGE), false);
+  const rows = pagedRows(sorted, { list, more, moreId: 'compare-more', row,
+    upTo: Math.ceil((at + 1) / PAGE) * PAGE });
   // Once in the page (a detached button takes no focus).
   const reveal = () => {
     if (at < 0) return;

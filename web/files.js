@@ -41,6 +41,14 @@ export function fileParam(f) {
   return f.path_raw ? { raw: f.path_raw } : f.path;
 }
 
+// What `?dir=` holds for the folder of entry `f` (a search result too): null at the root.
+export function dirParam(f) {
+  const p = f.path_raw || f.path;
+  const i = p.lastIndexOf('/');
+  if (i < 0) return null;
+  return f.path_raw ? dirValue(p.slice(0, i + 1)) : p.slice(0, i + 1);
+}
+
 // Whether entry `f` is the file `?file=` names: `raw` (rawParam) by its bytes, else by its
 // path (a name that is not UTF-8 only when it is the one shown so: an address from before).
 export function namesFile(f, raw, path, files) {

@@ -9,7 +9,7 @@ import { fileBrowser, fileParam, withQuery } from './files.js';
 import { diffPanel } from './diffView.js';
 import { SyncBanner } from './syncBanner.js';
 import { FINAL } from './projectSync.js';
-import { compareUrl } from './compare.js';
+import { compareUrl, pagedRows, sortChanges } from './compare.js';
 
 function counts(s) {
   const c = s.counts || {};
@@ -107,15 +107,15 @@ export async function historyView({ root, params, navigate }) {
   else add(first);
 }
 
-const CHANGE_ORDER = ['added', 'modified', 'renamed', 'type_changed', 'deleted'];
-
 // Each change opens its diff against the sync's base (the previous succeeded sync) below it; a
-// first sync has no base, so its files open in the file browser instead.
+// first sync has no base, so its files open in the file browser instead. PAGE at a time, as
+// the compare view shows them.
 function changesList(changes, { project, sync, openFile }) {
   if (!changes.length && !sync.commit) return h('p.muted', 'No files: the repository was empty.');
   if (!changes.length) return h('p.muted', 'No file changed.');
-  const sorted = [...changes].sort((a, b) => CHANGE_ORDER.indexOf(a.status) - CHANGE_ORDER.indexOf(b.status));
-  return h('ul.changes', { 'aria-label': 'Changed files' }, sorted.map((c, i) => {
+  const list = h('ul.changes', { 'aria-label': 'Changed files' });
+  const more = h('div.more');
+  const row = (c, i) => {
     const panel = h('div.change-diff', { id: `diff-${i}`, hidden: true });
     const label = [c.status === 'renamed' ? [h('span.path', c.previous_path), ' → '] : null, h('span.path', c.path)];
     const base = sync.base_sync_id;
@@ -133,9 +133,13 @@ function changesList(changes, { project, sync, openFile }) {
           mount(panel, notice('error', e.message));
         }
       } }, label);
-    return h('li.change', { dataset: { status: c.status } },
+    const li = h('li.change', { dataset: { status: c.status } },
       h('span.badge', { class: `badge-change-${c.status}` }, c.status.replace('_', ' ')), ' ', opener, panel);
-  }));
+    li.opener = opener;
+    return li;
+  };
+  pagedRows(sortChanges(changes), { list, more, moreId: 'changes-more', row });
+  return h('div.changes-paged', list, more);
 }
 
 // What the commit list is not, in words (the sync's commit_count and commits_truncated).

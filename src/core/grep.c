@@ -516,12 +516,20 @@ static int matcher_line(struct matcher *m, const char *line, size_t len, size_t 
 
 json_t *ps_grep_match_to_json(const struct ps_grep_match *m)
 {
+	json_t *j;
+
 	if (m->binary)
-		return json_pack("{s:o, s:n, s:n, s:n, s:b}", "path", ps_json_string(m->path), "line",
-				 "column", "text", "binary", 1);
-	return json_pack("{s:o, s:I, s:I, s:o, s:b}", "path", ps_json_string(m->path), "line",
-			 (json_int_t)m->line, "column", (json_int_t)m->column, "text",
-			 ps_json_stringn(m->text, m->text_len), "binary", 0);
+		j = json_pack("{s:o, s:n, s:n, s:n, s:b}", "path", ps_json_string(m->path), "line",
+			      "column", "text", "binary", 1);
+	else
+		j = json_pack("{s:o, s:I, s:I, s:o, s:b}", "path", ps_json_string(m->path), "line",
+			      (json_int_t)m->line, "column", (json_int_t)m->column, "text",
+			      ps_json_stringn(m->text, m->text_len), "binary", 0);
+	/* As for files and changes: `path` shows a name that is not UTF-8 with U+FFFD, which
+	 * names no file, so a result could not be opened without its exact bytes. */
+	if (j)
+		ps_json_set_raw(j, "path_raw", m->path);
+	return j;
 }
 
 /* ---- the search ---- */

@@ -66,7 +66,8 @@ struct ps_grep_match {
 	bool binary;
 };
 
-/* The JSON shape (`grep --json`, the API): {"path", "line", "column", "text", "binary"}; a binary
+/* The JSON shape (`grep --json`, the API): {"path", "line", "column", "text", "binary"} (and
+ * "path_raw" for a path that is not UTF-8); a binary
  * file's match has line, column and text null. Invalid UTF-8 in text becomes U+FFFD. */
 json_t *ps_grep_match_to_json(const struct ps_grep_match *m);
 

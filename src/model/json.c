@@ -191,7 +191,7 @@ json_t *ps_sync_to_json_or_null(const struct ps_sync *s)
 /* Sets `key` to `path`'s bytes percent-encoded when `path` is not UTF-8: the U+FFFD that
  * ps_json_string shows instead of each invalid byte names no file, and the API's ?path= takes
  * this value as it is. */
-static void set_raw(json_t *j, const char *key, const char *path)
+void ps_json_set_raw(json_t *j, const char *key, const char *path)
 {
 	json_t *probe;
 	char *raw;
@@ -223,7 +223,7 @@ json_t *ps_file_to_json(const struct ps_file *f)
 	/* `path` shows a name that is not UTF-8 with U+FFFD, which names no file: `path_raw` has
 	 * its exact bytes, percent-encoded (the API's ?path= takes it as is). Here, not in the
 	 * API alone, so that `files --json` gives a script the same way to the file. */
-	set_raw(j, "path_raw", f->path);
+	ps_json_set_raw(j, "path_raw", f->path);
 	return j;
 }
 
@@ -255,9 +255,9 @@ json_t *ps_change_to_json(const struct ps_change *c)
 			 "previous_mode", mode_or_null(c->previous_mode));
 
 	/* As for files: the page asks for a change's diff with the path's exact bytes. */
-	set_raw(j, "path_raw", c->path);
+	ps_json_set_raw(j, "path_raw", c->path);
 	if (c->status == PS_CHANGE_RENAMED)
-		set_raw(j, "previous_path_raw", c->previous_path);
+		ps_json_set_raw(j, "previous_path_raw", c->previous_path);
 	return j;
 }
 

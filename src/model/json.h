@@ -21,6 +21,9 @@ json_t *ps_json_time(int64_t ms);
 json_t *ps_project_to_json(const struct ps_project *p);
 json_t *ps_sync_to_json(const struct ps_sync *s);
 json_t *ps_file_to_json(const struct ps_file *f);
+/* Sets `key` to `path`'s exact bytes, percent-encoded, only when `path` is not valid UTF-8
+ * (files, changes and code search results all name such a path the same way). */
+void ps_json_set_raw(json_t *j, const char *key, const char *path);
 json_t *ps_change_to_json(const struct ps_change *c);
 json_t *ps_event_to_json(const struct ps_event *e);
 json_t *ps_sync_to_json_or_null(const struct ps_sync *s);

@@ -1,7 +1,7 @@
 // Comparing two syncs (compare.js): ticked in History, from a sync's page, or picked; the
 // changed files with counts, each one's diff with an address that opens it again, the way
 // back (base newer than target), the same sync twice, a failed sync, one not in the store, and
-// many changes a page at a time. Everything from the keyboard, the focus never left on <body>.
+// many changes a page at a time (a sync's own page too). Everything from the keyboard, the focus never left on <body>.
 import { run, cfg, BASE, check, shot, api, waitSync, git } from './lib.mjs';
 
 run('compare', async (b) => {
@@ -135,6 +135,30 @@ run('compare', async (b) => {
   const far = page.locator('li.change', { hasText: 'many/f240.txt' });
   await far.locator('section.diff tr.add').waitFor();
   check((await far.locator('section.diff').textContent()).includes('file 240'), 'its diff');
+
+  // A sync's own page lists its changes the same way: a page at a time, the focus on the first
+  // row brought, each row's diff against the sync's base.
+  await page.goto(`${BASE}/projects/${p}/syncs/${s3}`);
+  const own = page.locator('section[aria-labelledby="changes-title"] ul.changes li.change');
+  await own.first().waitFor();
+  check(await own.count() === 100, `the sync's first 100: ${await own.count()}`);
+  const ownMore = page.locator('#changes-more');
+  check((await ownMore.textContent()) === 'Show 100 more of 150 changes left', `${await ownMore.textContent()}`);
+  await ownMore.focus();
+  await page.keyboard.press('Enter');
+  await own.nth(199).waitFor();
+  f = await active();
+  check(f.tag === 'BUTTON' && f.text === (await own.nth(100).locator('button.change-open').textContent()),
+    `the focus is on the sync's first row brought: ${JSON.stringify(f)}`);
+  await page.keyboard.press('Enter');
+  await own.nth(100).locator('section.diff').waitFor();
+  await ownMore.focus();
+  await page.keyboard.press('Enter');
+  await own.nth(249).waitFor();
+  check(await own.count() === 250 && await ownMore.count() === 0, 'all 250, no more to show');
+  const names = await own.locator('button.change-open').allTextContents();
+  check(new Set(names).size === 250, 'each change once');
+  await shot(page, 'compare-25-sync-page');
 
   // A sync's page: "Compare with another sync…" compares it with its base.
   await page.goto(`${BASE}/projects/${p}/syncs/${s2}`);

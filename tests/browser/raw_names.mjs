@@ -1,6 +1,7 @@
 // Two file names that differ only in bytes that are not UTF-8 (lat\xe9.txt, lat\xe8.txt: both
 // shown as lat\ufffd.txt) have addresses of their own: ?file= holds the exact bytes
-// (?file=lat%E9.txt), so each opens, from the list, from a change and from a shared address.
+// (?file=lat%E9.txt), so each opens, from the list, from a change, from a code search result
+// and from a shared address.
 // Ordinary names keep the addresses they had.
 import { run, cfg, BASE, check, shot } from './lib.mjs';
 
@@ -93,4 +94,33 @@ run('raw_names', async (b) => {
     await page.locator('.file-view pre.file-text', { hasText: wantText }).waitFor();
   }
   check(opened.sort().join() === 'lat%E8.txt,lat%E9.txt', `each change opens its own file: ${opened}`);
+
+  // Code search results open a name that is not UTF-8 by its bytes (the result's path_raw):
+  // the two lat\ufffd.txt are two results, each opening its own file at its line.
+  await page.goto(`${base}?q=content`);
+  const found = page.locator('.search-file .search-path a', { hasText: 'lat\ufffd.txt' });
+  await found.first().waitFor();
+  check(await found.count() === 2, `two files found: ${await found.count()}`);
+  const foundHrefs = [await found.nth(0).getAttribute('href'), await found.nth(1).getAttribute('href')];
+  check(foundHrefs.some((x) => /[?&]file=lat%E9\.txt(&|$)/.test(x)) && foundHrefs.some((x) => /[?&]file=lat%E8\.txt(&|$)/.test(x)),
+    `results name the exact bytes: ${foundHrefs}`);
+  for (const [bytes, want] of [['lat%E9.txt', 'e-acute content'], ['lat%E8.txt', 'e-grave content']]) {
+    await page.goto(`${base}?q=content`);
+    const line = page.locator(`.search-file:has(.search-path a[href*="file=${bytes}"]) .search-lineno`);
+    await line.first().waitFor();
+    await line.first().focus();
+    await page.keyboard.press('Enter');
+    await page.locator('.file-view pre.file-text', { hasText: want }).waitFor();
+    check(page.url().includes(`file=${bytes}`) && /[?&]line=1(&|$)/.test(page.url()), `the result opened ${page.url()}`);
+  }
+  // In a folder that is not UTF-8 either: the folder's bytes go in ?dir= too.
+  await page.goto(`${base}?q=inside%20e-grave`);
+  const inside = page.locator('.search-file .search-path a', { hasText: 'grave-inside.txt' });
+  await inside.waitFor();
+  check(/[?&]file=d%E8\/grave-inside\.txt(&|$)/.test(await inside.getAttribute('href')) &&
+    /[?&]dir=d%E8\/(&|$)/.test(await inside.getAttribute('href')), `folder and file by bytes: ${await inside.getAttribute('href')}`);
+  await inside.click();
+  await page.locator('.file-view pre.file-text', { hasText: 'inside e-grave' }).waitFor();
+  await page.locator('ul.file-list li.file a', { hasText: 'grave-inside.txt' }).waitFor();
+  await shot(page, 'raw-names-20-search');
 });

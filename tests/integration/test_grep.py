@@ -672,3 +672,33 @@ def test_code_rows_compressed_at_open(ps, make_repo, tmp_path):
     assert store_sql(ps, "SELECT count(*) FROM pg_tables WHERE tablename = 'code_rows_raw'"
                      if ps.backend == "pg" else
                      "SELECT count(*) FROM sqlite_master WHERE name = 'code_rows_raw'") == ["0"]
+
+
+def test_result_for_a_name_not_utf8_opens_by_path_raw(ps, make_repo):
+    # A name that is not UTF-8 shows U+FFFD in `path`, which names no file: a result carries
+    # the exact bytes (`path_raw`) as the files and changes endpoints do, in both the CLI's
+    # --json and the API, and the file endpoint opens it with them.
+    repo = make_repo("odd")
+    repo.write("ok.txt", "a needle here\n")
+    os.makedirs(os.fsencode(repo.path) + b"/d\xe9", exist_ok=True)
+    with open(os.fsencode(repo.path) + b"/d\xe9/caf\xe9 +.txt", "wb") as f:
+        f.write(b"one needle\nno\nneedle two\n")
+    repo.commit("odd names")
+    ps.add("odd", str(repo.path))
+    ps.sync("odd")
+    cli = ps.json("grep", "needle", "odd")
+    odd = [m for m in cli if "\ufffd" in m["path"]]
+    assert [m["line"] for m in odd] == [1, 3], cli
+    assert all(m["path_raw"] == "d%E9/caf%E9%20%2B.txt" for m in odd), odd
+    assert [m for m in cli if "path_raw" not in m] == [m for m in cli if m not in odd]
+    assert [m["path"] for m in cli if m not in odd] == ["ok.txt"]
+    s = Server(ps)
+    try:
+        st, _, api = s.get("/api/v1/projects/odd/search/code?q=needle")
+        assert st == 200 and api == cli, api
+        st, _, data = s.get("/api/v1/projects/odd/file?path=" + odd[0]["path_raw"], raw=True)
+        assert st == 200 and data == b"one needle\nno\nneedle two\n"
+        st, _, files = s.get("/api/v1/projects/odd/files")
+        assert [f["path_raw"] for f in files if "path_raw" in f] == [odd[0]["path_raw"]]
+    finally:
+        s.stop()
