@@ -354,6 +354,13 @@ def test_cancel_running_and_queued(served, ps, make_repo):
     assert st == 202 and body["status"] == "cancelled"
     final = check_stream(stream(srv, q["id"]))
     assert final[1] == "cancelled"
+    # It never ran: history shows no duration for it (its time in the queue was shown as one).
+    lines = ps.ok("history", "other").out.splitlines()
+    cols = re.split(r"\s{2,}", lines[0].strip())
+    row = next(ln for ln in lines[1:] if ln.split()[0] == str(q["id"]))
+    assert "cancelled before it started" in row, lines
+    took = row[lines[0].index("DURATION"):].split()[0]
+    assert "DURATION" in cols and took == "-", lines
 
     c, r = open_sse(srv, s["id"])
     first = read_sse(r, stop_after=3)
