@@ -848,7 +848,11 @@ int ps_cmd_log(struct ps_cli *cli, int argc, char **argv)
 			print_commit(&v[i], i == 0);
 	}
 	/* What the list is not, on stderr: the list itself stays clean for a pipe. */
-	if (s->up_to_date)
+	if (n == 0 && !s->commit)
+		/* A succeeded sync knows its head; none means the repository had no commit. */
+		fprintf(stderr, "projsync: sync %" PRId64 " found the repository empty: no commit "
+			"yet\n", s->id);
+	else if (s->up_to_date)
 		fprintf(stderr, "projsync: sync %" PRId64 " found the head unchanged: no new "
 			"commits\n", s->id);
 	else if (n == 0 && s->commit_count == 0 && s->head_commit)
