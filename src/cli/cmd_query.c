@@ -161,12 +161,17 @@ static void format_counts(const struct ps_sync *s, bool unicode_arrow, char *out
 		 s->counts.files == 1 ? "file" : "files");
 }
 
-static int64_t sync_duration(const struct ps_sync *s)
+/* How long the sync ran, into `out`; "-" for one that never started (queued, or cancelled
+ * before a worker claimed it: no started_at), whose time in the queue is no run time. */
+static void sync_duration(const struct ps_sync *s, char *out, size_t len)
 {
-	int64_t start = s->started_at ? s->started_at : s->created_at;
 	int64_t end = s->finished_at ? s->finished_at : ps_now_ms();
 
-	return start ? end - start : 0;
+	if (!s->started_at) {
+		snprintf(out, len, "-");
+		return;
+	}
+	ps_format_duration(end - s->started_at, out, len);
 }
 
 /* ---- status ---- */
@@ -249,7 +254,7 @@ static void print_sync_line(const char *label, const struct ps_sync *s)
 		return;
 	}
 	ps_cli_short_sha(s->commit, sha);
-	ps_format_duration(sync_duration(s), took, sizeof(took));
+	sync_duration(s, took, sizeof(took));
 	switch (s->status) {
 	case PS_SYNC_QUEUED:
 		ps_cli_format_ago(s->created_at, ago, sizeof(ago));
@@ -387,7 +392,7 @@ int ps_cmd_history(struct ps_cli *cli, int argc, char **argv)
 			snprintf(r, sizeof(r), "%" PRId64, s->counts.renamed);
 			ps_cli_format_time(s->started_at ? s->started_at : s->created_at, started,
 					   sizeof(started));
-			ps_format_duration(sync_duration(s), took, sizeof(took));
+			sync_duration(s, took, sizeof(took));
 			if (s->error_code || s->error_message)
 				err = ps_strdup(s->error_message ? s->error_message : s->error_code);
 			else if (s->up_to_date)
@@ -843,7 +848,11 @@ int ps_cmd_log(struct ps_cli *cli, int argc, char **argv)
 			print_commit(&v[i], i == 0);
 	}
 	/* What the list is not, on stderr: the list itself stays clean for a pipe. */
-	if (s->up_to_date)
+	if (n == 0 && !s->commit)
+		/* A succeeded sync knows its head; none means the repository had no commit. */
+		fprintf(stderr, "projsync: sync %" PRId64 " found the repository empty: no commit "
+			"yet\n", s->id);
+	else if (s->up_to_date)
 		fprintf(stderr, "projsync: sync %" PRId64 " found the head unchanged: no new "
 			"commits\n", s->id);
 	else if (n == 0 && s->commit_count == 0 && s->head_commit)

@@ -555,16 +555,22 @@ static char *glob_prefix(const char *glob)
 	return ps_strndup(glob, n);
 }
 
-/* The length of a --path that is a plain path ("src", "src/", "/src", "."), without its
- * slashes around; -1 for a glob. */
+/* The length of a --path that is a plain path ("src", "src/", "/src", ".", "./src"), without
+ * its slashes and leading "./" around; -1 for a glob. */
 static ssize_t plain_path(const char *spec, const char **start)
 {
 	size_t n;
 
 	if (strpbrk(spec, "*?[\\"))
 		return -1;
-	while (*spec == '/')
-		spec++;
+	/* git reads "./src" (and "././src", ".//src") as "src": stored paths have no "./". */
+	for (;;) {
+		while (*spec == '/')
+			spec++;
+		if (spec[0] != '.' || spec[1] != '/')
+			break;
+		spec += 2;
+	}
 	n = strlen(spec);
 	while (n > 0 && spec[n - 1] == '/')
 		n--;

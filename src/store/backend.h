@@ -130,6 +130,10 @@ int ps_store_blobs_make_plain(struct ps_store *s, char *const *shas, size_t n,
 /* True for a postgres:// or postgresql:// URL (libpq's URI forms). */
 bool ps_store_url_is_pg(const char *url);
 
+/* Sets and returns the PS_ECONFLICT of a sync refused because `active` (queued or running) is
+ * there, the same words on both backends, with what the user can do about it. */
+int ps_store_sync_conflict(const struct ps_sync *active);
+
 /* ---- SQLite (sqlite.c, sqlite_memory.c, sqlite_code.c) ---- */
 int ps_sqlite_open(struct ps_store **out, const char *url, unsigned flags);
 int ps_sqlite_rows_each(struct ps_store *s, const struct ps_copy_table *t, ps_copy_row_cb cb, void *ud);

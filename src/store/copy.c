@@ -183,6 +183,62 @@ static int check_blob(struct batch *b, const struct ps_copy_value *row)
 	return 0;
 }
 
+static size_t col_index(const struct ps_copy_table *t, const char *name)
+{
+	for (size_t c = 0; c < t->ncols; c++)
+		if (!strcmp(t->cols[c].name, name))
+			return c;
+	abort(); /* a name of sync_cols below: a typo is a bug */
+}
+
+static void set_text(struct ps_copy_value *v, const char *text)
+{
+	free(v->s);
+	v->s = text ? ps_strdup(text) : NULL;
+	v->len = text ? strlen(text) : 0;
+	v->null = text == NULL;
+	v->i = 0;
+}
+
+static void set_int(struct ps_copy_value *v, int64_t i, bool null)
+{
+	free(v->s);
+	v->s = NULL;
+	v->len = 0;
+	v->i = i;
+	v->null = null;
+}
+
+/*
+ * A sync queued or running in the source (a live store) has no owner in the copy: its work is
+ * not there, and its owner (a process of the source's host) would keep it "running" on the
+ * target for as long as it lives, or a queued one would block every sync of its project until a
+ * server of the target ran it. So the copy gets it as it would end up: a running one failed as
+ * interrupted, a queued one cancelled before it started, both finished at the copy and owned by
+ * no process. A sync of the project on the target runs anew (its staged rows are purged then,
+ * as a reaped sync's are).
+ */
+static void end_unfinished_sync(const struct ps_copy_table *t, struct ps_copy_value *row)
+{
+	struct ps_copy_value *status = &row[col_index(t, "status")];
+	bool running;
+
+	if (status->null || (strcmp(status->s, "running") && strcmp(status->s, "queued")))
+		return;
+	running = !strcmp(status->s, "running");
+	set_text(status, running ? "failed" : "cancelled");
+	set_text(&row[col_index(t, "error_code")], running ? "interrupted" : "cancelled");
+	set_text(&row[col_index(t, "error_message")],
+		 running ? "interrupted: the sync was running in the source store when it was "
+			   "copied (store copy), and its work is not in the copy"
+			 : "cancelled before it started: the sync was queued in the source store "
+			   "when it was copied (store copy)");
+	set_int(&row[col_index(t, "finished_at")], ps_now_ms(), false);
+	set_text(&row[col_index(t, "owner_host")], NULL);
+	set_text(&row[col_index(t, "owner_process")], NULL);
+	set_int(&row[col_index(t, "lease_until")], 0, true);
+}
+
 static int take_row(void *ud, const struct ps_copy_value *row)
 {
 	struct batch *b = ud;
@@ -200,6 +256,8 @@ static int take_row(void *ud, const struct ps_copy_value *row)
 			dst[c].s[row[c].len] = '\0';
 		}
 	}
+	if (b->t->cols == sync_cols)
+		end_unfinished_sync(b->t, dst);
 	if (b->t->cols == project_cols) {
 		/* The last column: the code index the target does not have yet. */
 		dst[b->t->ncols - 1].null = false;

@@ -173,6 +173,21 @@ static const struct ps_store_ops *ops(const struct ps_store *s)
 	return h->ops ? h->ops : &ps_sqlite_ops;
 }
 
+int ps_store_sync_conflict(const struct ps_sync *active)
+{
+	/* A queued sync waits for a server's worker: left behind by a server that stopped (or whose
+	 * only worker was busy), it blocks every new sync of the project until something runs or
+	 * clears it, so say what does. */
+	if (active->status == PS_SYNC_QUEUED)
+		return ps_error_set(PS_ECONFLICT, "sync_running",
+				    "a sync of project '%s' is already queued (sync %lld): a running "
+				    "'projsync serve' runs it, or 'projsync cancel %lld' clears it",
+				    active->project, (long long)active->id, (long long)active->id);
+	return ps_error_set(PS_ECONFLICT, "sync_running",
+			    "a sync of project '%s' is already %s (sync %lld)", active->project,
+			    ps_sync_status_name(active->status), (long long)active->id);
+}
+
 bool ps_store_url_is_pg(const char *url)
 {
 	return url && (!strncmp(url, "postgres://", 11) || !strncmp(url, "postgresql://", 13));

@@ -220,6 +220,24 @@ def test_an_empty_file_is_no_store_for_a_read_command(ps, repo, tmp_path):
     assert ps("--db", db, "project", "list", "--json", db=False).rc == 0
 
 
+def test_a_missing_postgresql_database_is_no_store(ps, repo):
+    # `--db postgresql://HOST/nosuchdb project list` exited 1 ("cannot open store ... database
+    # "nosuchdb" does not exist") where a missing store is exit 3, as a missing SQLite file is.
+    if ps.backend != "pg":
+        pytest.skip("about PostgreSQL databases")
+    import conftest
+    url = conftest.pg_url_for("it_missing_" + os.urandom(4).hex())
+    for args in (("project", "list"), ("history", "p"), ("project", "add", "p", str(repo.path))):
+        r = ps("--db", url, *args, db=False)
+        assert r.rc == 3 and one_error_line(r.err), r
+        assert "no store at" in r.err and "does not exist" in r.err, r
+    # Another refused connection (a role that does not exist) stays a store failure (exit 1).
+    scheme, _, rest = conftest.PG_URL.partition("://")
+    bad_user = f"{scheme}://it_nosuchrole@{rest.split('@', 1)[-1]}"
+    r = ps("--db", bad_user, "project", "list", db=False)
+    assert r.rc == 1 and "no store" not in r.err, r
+
+
 def test_listed_paths_are_quoted_with_gits_escapes(ps, repo):
     # changes/files quoted control characters as \x1b, \x7f where git writes \033, \177, and
     # printed bytes that are not UTF-8 raw: "bad\xff" garbled the terminal, a C1 control (U+009B

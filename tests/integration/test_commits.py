@@ -177,6 +177,18 @@ def test_log_errors(ps, repo, monkeypatch):
     assert failed["head_commit"] is None and failed["commit_count"] is None
 
 
+def test_log_of_an_empty_repository_says_it_was_empty(ps, make_repo):
+    # `log` of an empty repository's sync said "has no commits recorded (synced before
+    # projsync recorded them...)", untrue there: the repository had no commit yet.
+    repo = make_repo("void")  # no commit
+    ps.add("void", str(repo.path))
+    first = ps.sync("void")
+    assert first["status"] == "succeeded" and first["commit"] is None, first
+    r = ps("log", str(first["id"]))
+    assert r.rc == 0 and r.out == "", r
+    assert r.err == f"projsync: sync {first['id']} found the repository empty: no commit yet\n", r
+
+
 def test_head_moved_back_keeps_its_head_commit(ps, repo, monkeypatch):
     """A head moved to a commit the last sync's head already reaches: no commit, but the
     head commit is still recorded (it is not in the range)."""

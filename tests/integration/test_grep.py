@@ -183,7 +183,10 @@ def test_path_naming_a_directory_selects_the_files_under_it(ps, crafted):
     try:
         for path, want in (("src", {"src/main.c"}), ("src/", {"src/main.c"}),
                            ("src/*", {"src/main.c"}), ("sr", set()), ("src/n*", set()),
-                           ("src/main.c", {"src/main.c"})):
+                           ("src/main.c", {"src/main.c"}),
+                           # git reads ./src as src (it matched nothing)
+                           ("./src", {"src/main.c"}), ("././src/", {"src/main.c"}),
+                           (".//src/main.c", {"src/main.c"})):
             got = {m["path"] for m in ps.json("grep", "hello", "crafted", "--path", path)} \
                 if want else set()
             if not want:

@@ -309,6 +309,29 @@ def test_racing_starts_one_wins(served):
     check_stream(stream(srv, winner["id"]))
 
 
+def test_a_left_queued_sync_says_how_to_clear_it(served, ps, make_repo):
+    # A sync queued while the only worker was busy, then the server stopped: `projsync sync`
+    # answered "already queued (sync N)" with no word of what runs or clears it.
+    srv = served("--workers", "1", env=SLOW)
+    other = make_repo("other")
+    other.write("a.txt", "a\n")
+    other.commit("o1")
+    st, _, _ = srv.post("/api/v1/projects", {"name": "other", "source": str(other.path)})
+    assert st == 201
+    s = start_sync(srv)
+    wait_status(srv, s["id"], ("running",))
+    q = start_sync(srv, "other")
+    srv.stop()
+    r = ps("sync", "other")
+    assert r.rc == 4 and one_error_line(r.err), r
+    assert f"already queued (sync {q['id']})" in r.err and "projsync serve" in r.err, r
+    cmd = re.search(r"'(projsync cancel \d+)'", r.err)
+    assert cmd and cmd.group(1) == f"projsync cancel {q['id']}", r
+    # What it says works: the queued sync is cleared and the next sync runs.
+    ps.ok(*cmd.group(1).split()[1:])
+    assert ps("sync", "other").rc == 0
+
+
 def test_cancel_running_and_queued(served, ps, make_repo):
     srv = served("--workers", "1", env=SLOW)
     other = make_repo("other")
@@ -331,6 +354,13 @@ def test_cancel_running_and_queued(served, ps, make_repo):
     assert st == 202 and body["status"] == "cancelled"
     final = check_stream(stream(srv, q["id"]))
     assert final[1] == "cancelled"
+    # It never ran: history shows no duration for it (its time in the queue was shown as one).
+    lines = ps.ok("history", "other").out.splitlines()
+    cols = re.split(r"\s{2,}", lines[0].strip())
+    row = next(ln for ln in lines[1:] if ln.split()[0] == str(q["id"]))
+    assert "cancelled before it started" in row, lines
+    took = row[lines[0].index("DURATION"):].split()[0]
+    assert "DURATION" in cols and took == "-", lines
 
     c, r = open_sse(srv, s["id"])
     first = read_sse(r, stop_after=3)

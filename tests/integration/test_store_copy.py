@@ -152,3 +152,45 @@ def test_bad_arguments(tmp_path, pg_database):
     assert r.rc == 2, r
     r = a("store", "copy", str(tmp_path / "x.db"), str(tmp_path / "x.db"), db=False)
     assert r.rc == 2 and one_error_line(r.err), r
+
+
+def test_a_live_stores_unfinished_syncs_arrive_ended(tmp_path, pg_database, make_repo):
+    # A copy of a live store carried its running and queued syncs as they were: on the target the
+    # running one stayed "running" while the source's server (its owner, alive on this host)
+    # lived, and the queued one blocked every sync of its project. Their work is not in the
+    # copy: the running one arrives failed (interrupted), the queued one cancelled unstarted.
+    from server_util import Server, wait_status
+    a = Projsync(tmp_path / "a")
+    for name in ("w", "w2"):
+        r = make_repo(name)
+        for i in range(8):
+            r.write(f"f{i}.txt", f"{name} {i}\n")
+        r.commit("one")
+        a.ok("project", "add", name, str(r.path))
+    srv = Server(a, "--workers", "1", env={"PROJSYNC_TEST_STEP_DELAY_MS": "300",
+                                          "PROJSYNC_TEST_BATCH": "1"})
+    try:
+        st, _, run = srv.post("/api/v1/projects/w/sync")
+        assert st == 202, run
+        wait_status(srv, run["id"], ("running",))
+        st, _, queued = srv.post("/api/v1/projects/w2/sync")
+        assert st == 202 and queued["status"] == "queued", queued
+        targets = [Projsync(tmp_path / "p", pg_database()), Projsync(tmp_path / "t")]
+        for t in targets:
+            a.ok("store", "copy", str(a.db), str(t.db), db=False)
+        # The source's own syncs are untouched.
+        st, _, s = srv.get(f"/api/v1/syncs/{queued['id']}")
+        assert s["status"] in ("queued", "running", "succeeded"), s
+    finally:
+        srv.stop()
+    for t in targets:
+        got = {s["id"]: s for s in t.json("history", "w") + t.json("history", "w2")}
+        r, q = got[run["id"]], got[queued["id"]]
+        assert r["status"] == "failed" and r["error"]["code"] == "interrupted", r
+        assert "store copy" in r["error"]["message"], r
+        assert r["finished_at"] and r["started_at"], r
+        assert q["status"] == "cancelled" and q["error"]["code"] == "cancelled", q
+        assert q["finished_at"] and not q["started_at"], q
+        # Nothing blocks the target: both projects sync there.
+        for name in ("w", "w2"):
+            assert t.sync(name)["status"] == "succeeded"

@@ -754,6 +754,25 @@ int ps_pg_server_supported(int server_version, const char *where)
 			    "is %s)", where, PS_PG_MIN_SERVER_VERSION / 10000, have);
 }
 
+/* Whether a failed connection was refused because its database does not exist (SQLSTATE 3D000,
+ * invalid_catalog_name). libpq keeps no SQLSTATE of a failed connection, only the server's
+ * message, so this matches that message for exactly this database name: PostgreSQL's
+ * `FATAL:  database "NAME" does not exist` (an untranslated server; a translated one stays the
+ * generic "cannot open store", never a wrong "no store"). */
+static bool database_missing(PGconn *conn)
+{
+	const char *db = PQdb(conn), *msg = PQerrorMessage(conn);
+	char *want;
+	bool found;
+
+	if (!db || !*db || !msg)
+		return false;
+	want = ps_asprintf("FATAL:  database \"%s\" does not exist", db);
+	found = strstr(msg, want) != NULL;
+	free(want);
+	return found;
+}
+
 int ps_pg_open(struct ps_store **out, const char *url, unsigned flags)
 {
 	struct ps_pg *g = ps_calloc(1, sizeof(*g));
@@ -773,6 +792,15 @@ int ps_pg_open(struct ps_store **out, const char *url, unsigned flags)
 	 * connect_timeout unless the URL sets one: an unreachable host fails, never hangs. */
 	g->conn = PQconnectdbParams(keys, vals, 1);
 	if (!g->conn || PQstatus(g->conn) != CONNECTION_OK) {
+		if (g->conn && database_missing(g->conn)) {
+			/* A database that does not exist is no store there, as a missing SQLite file
+			 * is (exit 3), not a server failing; projsync cannot create it. */
+			rc = ps_error_set(PS_ENOTFOUND, "no_database", "no store at %s: database "
+					  "\"%s\" does not exist (create it, e.g. with createdb, or "
+					  "check --db and $PROJSYNC_DB)", g->where, PQdb(g->conn));
+			ps_pg_free((struct ps_store *)g);
+			return rc;
+		}
 		char *msg = first_line(g->conn ? PQerrorMessage(g->conn) : "out of memory");
 		ps_error_set(PS_ESTORE, "store_open", "cannot open store %s: %s", g->where, msg);
 		free(msg);
@@ -1272,9 +1300,7 @@ int ps_pg_sync_create(struct ps_store *s, int64_t project_id, const char *branch
 		goto fail;
 	rc = ps_pg_sync_active(s, project_id, &active);
 	if (rc == 0) {
-		rc = ps_error_set(PS_ECONFLICT, "sync_running",
-				  "a sync of project '%s' is already %s (sync %lld)", active->project,
-				  ps_sync_status_name(active->status), (long long)active->id);
+		rc = ps_store_sync_conflict(active);
 		ps_sync_free(active);
 		goto fail;
 	}

@@ -1070,9 +1070,7 @@ int ps_sqlite_sync_create(struct ps_store *s, int64_t project_id, const char *br
 		goto fail;
 	rc = ps_store_sync_active(s, project_id, &active);
 	if (rc == 0) {
-		rc = ps_error_set(PS_ECONFLICT, "sync_running",
-				  "a sync of project '%s' is already %s (sync %lld)", active->project,
-				  ps_sync_status_name(active->status), (long long)active->id);
+		rc = ps_store_sync_conflict(active);
 		ps_sync_free(active);
 		goto fail;
 	}
