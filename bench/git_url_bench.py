@@ -35,6 +35,9 @@ GIT_ENV = dict(os.environ, GIT_AUTHOR_NAME="bench", GIT_AUTHOR_EMAIL="bench@exam
                GIT_CONFIG_NOSYSTEM="1", GIT_CONFIG_GLOBAL="/dev/null")
 FILES, COMMITS, TOUCH = 20000, 200, 200
 
+sys.path.insert(0, str(ROOT / "tests" / "integration"))
+from git_daemon import GitDaemon  # noqa: E402  (a port bound here, each connection to git daemon --inetd)
+
 
 def git(*args, cwd=None, env=None, capture=True):
     r = subprocess.run(["git", *args], cwd=cwd, env=env or GIT_ENV, capture_output=capture)
@@ -61,47 +64,6 @@ def generate(bare):
                        env=GIT_ENV, capture_output=True)
     if p.returncode != 0:
         sys.exit(f"git fast-import failed: {p.stderr.decode()}")
-
-
-class InetdDaemon:
-    """`git daemon` on a loopback port bound here (port 0, the kernel's choice), each
-    connection handed to `git daemon --inetd`: a port picked, released and then given to the
-    daemon could be taken meanwhile by another process, and the bench would talk to it."""
-
-    def __init__(self, served):
-        self.served = served
-        self.procs = []
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
-        self._thread = threading.Thread(target=self._accept, daemon=True)
-        self._thread.start()
-
-    def _accept(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            with c:
-                self.procs.append(subprocess.Popen(
-                    ["git", "daemon", "--inetd", "--export-all", "--log-destination=none",
-                     f"--base-path={self.served}", str(self.served)],
-                    stdin=c.fileno(), stdout=c.fileno(), stderr=subprocess.DEVNULL))
-            self.procs = [p for p in self.procs if p.poll() is None]
-
-    def close(self):
-        # shutdown wakes the accept() blocked in the thread; close alone would not.
-        try:
-            self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        self.sock.close()
-        self._thread.join(timeout=10)
-        for p in self.procs:
-            p.terminate()
-            p.wait(timeout=10)
 
 
 def timed(argv, env=None, cwd=None):
@@ -190,7 +152,7 @@ def main(argv):
     commits = git("rev-list", "--count", old, cwd=bare)
     git("update-ref", "refs/heads/main", old, cwd=bare)
 
-    daemon = InetdDaemon(served)
+    daemon = GitDaemon(served)
     relay = Relay(daemon.port)
     url = f"git://127.0.0.1:{relay.port}/r.git"
     try:
