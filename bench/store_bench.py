@@ -9,12 +9,18 @@ the same range, the first sync's time, `cat` of random files at the oldest sync 
 `checkout` of the newest.
 Generated: N generated text files (bench/sync_bench.py's generator), one sync; the store against
 a tar.gz of the tree and against git's own copy of it (a bare repository after `git gc`), and
-the first sync's time. Each store is also shown by part (blob content, file versions, directory
+the first sync's time.
+Generated, the issue's shape (--generated-large N): N generated C-like source files averaging
+~4.2 KiB (409 MiB at 100,000, the size issue 14 names; its tar.gz compresses ~4.6x, near the
+issue's 409 MiB -> 87 MB and a C tree's, libgit2's src/ and include/ 4.8x), one sync with the code
+index and one without it (unless --no-code-index: then only without), against the same tar.gz
+and git after gc. Each store is also shown by part (blob content, file versions, directory
 trees, code index, commits: SQLite's dbstat) and git's pack by object type, so the gap between
 the two can be read where it is.
 
     PROJSYNC_BIN=build-release/projsync python3 bench/store_bench.py \\
-        [--repo PATH] [--rev REV] [--depth N] [--generated N] [--cat N] [--no-code-index] [--keep]
+        [--repo PATH] [--rev REV] [--depth N] [--generated N] [--generated-large N]
+        [--no-history] [--cat N] [--no-code-index] [--keep]
 
 --repo defaults to this repository. Set PROJSYNC_BIN_BASELINE to a second binary (e.g. one built
 from before a change) to measure it side by side. Figures are printed, never asserted.
@@ -193,30 +199,178 @@ def git_shallow_size(tmp, src, revs):
     return du(dest)
 
 
-def bench_generated(tmp, binary, label, n, add_opts=()):
-    repo = tmp / f"repo-{n}.git"
+# The issue's generated tree (--generated-large): C-like files whose text is drawn from a
+# vocabulary, not repeated. Chosen before the store was measured on it; its one calibration is
+# the tar.gz ratio (~4.6x, as the issue's tree and real C code), never the store's figures.
+ONSETS = ("b c d f g h j k l m n p r s t v w z br ch cl cr dr fl gr pl pr sh sl sp st str th "
+          "tr").split()
+VOWELS = "a e i o u ai ea ee io ou oa".split()
+CODAS = ("", "", "", "n", "r", "s", "t", "l", "m", "ck", "nd", "ng", "nt", "rt", "st", "x")
+LARGE_HEADER = ("/*\n * Copyright (C) the generated project contributors. All rights reserved.\n"
+                " *\n * This file is part of a generated tree, distributed under the terms of\n"
+                " * the license found in the COPYING file in the root of this source tree.\n"
+                " */\n\n")
+LARGE_TYPES = ("int", "size_t", "const char *", "char *", "unsigned int", "uint32_t", "int64_t",
+               "bool", "void *", "double")
+_vocab = None
+
+
+def vocabulary():
+    """20,000 pronounceable words, drawn by Zipf's law (s = 1.15) as identifiers and prose."""
+    global _vocab
+    if _vocab is None:
+        rng = random.Random(14)
+        words, seen = [], set()
+        while len(words) < 20000:
+            w = "".join(rng.choice(ONSETS) + rng.choice(VOWELS) + rng.choice(CODAS)
+                        for _ in range(rng.choice((1, 1, 2, 2, 2, 3))))
+            if w not in seen:
+                seen.add(w)
+                words.append(w)
+        cum, t = [], 0.0
+        for k in range(len(words)):
+            t += 1.0 / (k + 1) ** 1.15
+            cum.append(t)
+        _vocab = (words, cum)
+    return _vocab
+
+
+def large_path_of(i):
+    return f"pkg{i // 1000:03}/mod{(i // 100) % 10}/file{i:06}.c"
+
+
+def large_content_of(i):
+    """File i: a license header, includes, then functions (comments, declarations, calls,
+    branches, loops) until a size drawn log-normally (median ~3.1 KiB, mean ~4.2 KiB). Each file
+    names its own module and 24 identifiers of its own, and draws the rest from the vocabulary."""
+    vocab, cum = vocabulary()
+    rng = random.Random(i * 7919 + 14)
+    rnd = rng.random
+    target = int(min(max(rng.lognormvariate(8.05, 0.6), 300), 40000))
+
+    def words(k):
+        return rng.choices(vocab, cum_weights=cum, k=k)
+
+    mod = "_".join(words(2))
+    local = words(24)
+    nl = len(local)
+    types = ["struct %s_%s" % (mod, w) for w in words(4)] + list(LARGE_TYPES)
+    funcs = ["%s_%s" % (mod, "_".join(words(rng.choice((1, 2))))) for _ in range(12)]
+
+    def ident():
+        return local[int(rnd() * nl)] if rnd() < 0.92 else words(1)[0]
+
+    out = [LARGE_HEADER,
+           "".join('#include "%s/%s.h"\n' % tuple(words(2)) for _ in range(rng.randint(2, 8))),
+           "\n"]
+    size = sum(map(len, out))
+    while size < target:
+        lines = []
+        if rnd() < 0.35:
+            lines.append("/*\n")
+            for _ in range(rng.randint(1, 4)):
+                lines.append(" * " + " ".join(words(rng.randint(6, 12))) + "\n")
+            lines.append(" */\n")
+        args = ", ".join("%s %s" % (rng.choice(types), ident())
+                         for _ in range(rng.randint(1, 4)))
+        lines.append("%s%s %s(%s)\n{\n" % ("static " if rnd() < 0.5 else "", rng.choice(types),
+                                           rng.choice(funcs), args))
+        for _ in range(rng.randint(1, 3)):
+            lines.append("\t%s %s = %d;\n" % (rng.choice(types), ident(),
+                                               rng.choice((0, 0, 0, 1, -1, 64))))
+        depth = 1
+        for _ in range(rng.randint(4, 30)):
+            ind = "\t" * depth
+            r = rnd()
+            if r < 0.2:
+                lines.append("%sif (%s %s %s) {\n" % (ind, ident(),
+                                                      rng.choice(("==", "!=", "<", ">=")),
+                                                      rng.choice(("NULL", "0", ident(), "1"))))
+                depth += 1
+            elif r < 0.28 and depth > 1:
+                depth -= 1
+                lines.append("\t" * depth + "}\n")
+            elif r < 0.45:
+                lines.append("%s%s = %s(%s);\n" % (ind, ident(), rng.choice(funcs),
+                                                   ", ".join(ident()
+                                                             for _ in range(rng.randint(0, 3)))))
+            elif r < 0.55:
+                lines.append("%sif ((error = %s(%s, %s)) < 0)\n%s\tgoto done;\n"
+                             % (ind, rng.choice(funcs), ident(), ident(), ind))
+            elif r < 0.59:
+                lines.append("%s/* %s */\n" % (ind, " ".join(words(rng.randint(3, 9)))))
+            elif r < 0.72:
+                lines.append('%s%s(%s, "%s");\n'
+                             % (ind, rng.choice(("log_error", "log_debug", "set_error")),
+                                ident(), " ".join(words(rng.randint(2, 6)))))
+            elif r < 0.8:
+                lines.append("%sfor (i = 0; i < %s; i++)\n" % (ind, ident()))
+                lines.append("%s\t%s[i] = %s->%s;\n" % (ind, ident(), ident(), ident()))
+            elif r < 0.9:
+                lines.append("%s%s->%s = %s;\n" % (ind, ident(), ident(),
+                                                   rng.choice((ident(), "NULL", "0", "1"))))
+            else:
+                lines.append("%sreturn %s;\n" % (ind, rng.choice(("0", "-1", "error", ident()))))
+        while depth > 1:
+            depth -= 1
+            lines.append("\t" * depth + "}\n")
+        lines.append("\ndone:\n\treturn error;\n}\n\n")
+        text = "".join(lines)
+        out.append(text)
+        size += len(text)
+    return "".join(out).encode()
+
+
+def make_large_repo(tmp, n):
+    """The issue-shaped tree as one commit, streamed into git fast-import (400 MiB at 100k)."""
+    repo = tmp / f"repo-large-{n}.git"
+    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(repo)], check=True,
+                   env=sync_bench.GIT_ENV)
+    p = subprocess.Popen(["git", "fast-import", "--quiet"], cwd=repo, stdin=subprocess.PIPE,
+                         env=sync_bench.GIT_FAST_ENV)
+    p.stdin.write(sync_bench.commit_stream(f"{n} files", ()))
+    raw = 0
+    for i in range(n):
+        data = large_content_of(i)
+        raw += len(data)
+        p.stdin.write(b"M 100644 inline %s\ndata %d\n%s\n"
+                      % (large_path_of(i).encode(), len(data), data))
+    p.stdin.close()
+    if p.wait() != 0:
+        sys.exit("git fast-import failed")
+    return repo, raw
+
+
+def bench_generated(tmp, binary, label, n, add_opts=(), key=None):
+    key = key or str(n)
+    repo = tmp / f"repo-{key}.git"
     if not repo.exists():
         repo = sync_bench.make_repo(tmp, n)
-    db = tmp / f"gen-{label}" / "projsync.db"
+    db = tmp / f"gen-{key}-{label}{'-no-index' if add_opts else ''}" / "projsync.db"
     db.parent.mkdir()
     run(binary, db, "project", "add", "gen", str(repo), *add_opts)
+    load = os.getloadavg()[0]
     t, c, _ = run(binary, db, "sync", "gen")
-    return {"store": store_size(db), "first_sync_s": t, "first_sync_cpu": c,
-            "stats": stats(binary, db), "parts": store_parts(db)}
+    r = {"store": store_size(db), "first_sync_s": t, "first_sync_cpu": c,
+         "load": (load, os.getloadavg()[0]), "stats": stats(binary, db), "parts": store_parts(db)}
+    if key != str(n):  # the issue-shaped tree: 400 MiB a store at 100k, freed as it goes
+        shutil.rmtree(db.parent)
+    return r
 
 
-def tar_gz_size(tmp, n):
-    repo = tmp / f"repo-{n}.git"
-    out = tmp / f"tree-{n}.tar.gz"
+def tar_gz_size(tmp, n, key=None):
+    key = key or str(n)
+    repo = tmp / f"repo-{key}.git"
+    out = tmp / f"tree-{key}.tar.gz"
     with open(out, "wb") as f:
         subprocess.run(["git", "-C", str(repo), "archive", "--format=tar.gz", "main"],
                        stdout=f, check=True)
     return os.path.getsize(out)
 
 
-def git_packed_size(tmp, n):
+def git_packed_size(tmp, n, key=None):
     """The generated tree as git keeps it: a bare repository after `git gc` (one pack)."""
-    repo = tmp / f"repo-{n}.git"
+    repo = tmp / f"repo-{key or n}.git"
     subprocess.run(["git", "-C", str(repo), "gc", "-q"], check=True, env=sync_bench.GIT_ENV)
     return du(repo / "objects")
 
@@ -227,6 +381,9 @@ def main():
     ap.add_argument("--rev", default="HEAD")
     ap.add_argument("--depth", type=int, default=200)
     ap.add_argument("--generated", type=int, default=10000)
+    ap.add_argument("--generated-large", type=int, default=0, metavar="N",
+                    help="also N files of the issue's shape (~4.2 KiB of C-like text each)")
+    ap.add_argument("--no-history", action="store_true", help="skip the --repo history part")
     ap.add_argument("--cat", type=int, default=1000)
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--no-code-index", action="store_true",
@@ -246,24 +403,27 @@ def main():
     revs = [first_parents[depth - depth * i // 5] for i in range(6)]
     tmp = Path(tempfile.mkdtemp(prefix="projsync-store-bench-"))
     try:
-        git_size = git_shallow_size(tmp, args.repo, revs)
-        print(f"history: {args.repo} at {args.rev}~{depth} .. {args.rev} (6 syncs)")
-        print(f"  git clone --shallow-since (bare): {git_size / MIB:8.2f} MiB "
-              f"(MiB by object type: {fmt_parts(git_parts(tmp / 'shallow.git'))})")
-        for label, b in bins:
-            r = bench_history(tmp, b, label, args.repo, revs, args.cat, add_opts)
-            st = r["stats"] or {}
-            extra = (f", blobs {st.get('blobs')} (deltas {st.get('blobs_delta', '-')}) raw "
-                     f"{st.get('raw_bytes', 0) / MIB:.1f} MiB stored "
-                     f"{st.get('stored_bytes', 0) / MIB:.2f} MiB") if st else ""
-            print(f"  {label:9}: store {r['store'] / MIB:8.2f} MiB = {r['store'] / git_size:5.2f}x "
-                  f"git; first sync {r['first_sync_s']:.2f}s ({r['first_sync_cpu']:.2f}s CPU); "
-                  f"5 later syncs {r['later_s']:.2f}s ({r['later_cpu']:.2f}s CPU); "
-                  f"cat x{r['cat_n']} oldest {r['cat_s']:.2f}s ({r['cat_cpu']:.2f}s CPU), newest "
-                  f"{r['cat_new_s']:.2f}s ({r['cat_new_cpu']:.2f}s CPU); checkout "
-                  f"{r['checkout_s']:.2f}s ({r['checkout_cpu']:.2f}s CPU){extra}")
-            if r["parts"]:
-                print(f"             MiB by part: {fmt_parts(r['parts'])}")
+        if args.no_history:
+            revs = []
+        if revs:
+            git_size = git_shallow_size(tmp, args.repo, revs)
+            print(f"history: {args.repo} at {args.rev}~{depth} .. {args.rev} (6 syncs)")
+            print(f"  git clone --shallow-since (bare): {git_size / MIB:8.2f} MiB "
+                  f"(MiB by object type: {fmt_parts(git_parts(tmp / 'shallow.git'))})")
+            for label, b in bins:
+                r = bench_history(tmp, b, label, args.repo, revs, args.cat, add_opts)
+                st = r["stats"] or {}
+                extra = (f", blobs {st.get('blobs')} (deltas {st.get('blobs_delta', '-')}) raw "
+                         f"{st.get('raw_bytes', 0) / MIB:.1f} MiB stored "
+                         f"{st.get('stored_bytes', 0) / MIB:.2f} MiB") if st else ""
+                print(f"  {label:9}: store {r['store'] / MIB:8.2f} MiB = {r['store'] / git_size:5.2f}x "
+                      f"git; first sync {r['first_sync_s']:.2f}s ({r['first_sync_cpu']:.2f}s CPU); "
+                      f"5 later syncs {r['later_s']:.2f}s ({r['later_cpu']:.2f}s CPU); "
+                      f"cat x{r['cat_n']} oldest {r['cat_s']:.2f}s ({r['cat_cpu']:.2f}s CPU), newest "
+                      f"{r['cat_new_s']:.2f}s ({r['cat_new_cpu']:.2f}s CPU); checkout "
+                      f"{r['checkout_s']:.2f}s ({r['checkout_cpu']:.2f}s CPU){extra}")
+                if r["parts"]:
+                    print(f"             MiB by part: {fmt_parts(r['parts'])}")
         if args.generated > 0:
             n = args.generated
             sync_bench.make_repo(tmp, n)
@@ -279,6 +439,29 @@ def main():
                       f"({r['first_sync_cpu']:.2f}s CPU)")
                 if r["parts"]:
                     print(f"             MiB by part: {fmt_parts(r['parts'])}")
+        if args.generated_large > 0:
+            n, key = args.generated_large, f"large-{args.generated_large}"
+            t = time.monotonic()
+            _repo, raw = make_large_repo(tmp, n)
+            made = time.monotonic() - t
+            tgz = tar_gz_size(tmp, n, key)
+            print(f"generated, the issue's shape: {n} files, {raw / MIB:.1f} MiB of text "
+                  f"({raw / n:.0f} bytes a file; made in {made:.0f} s)")
+            print(f"  tar.gz of the tree:               {tgz / MIB:8.2f} MiB "
+                  f"(the text / tar.gz: {raw / tgz:.2f})")
+            packed = git_packed_size(tmp, n, key)
+            print(f"  git, bare after gc (objects):     {packed / MIB:8.2f} MiB")
+            variants = [add_opts] if args.no_code_index else [(), ("--no-code-index",)]
+            for label, b in bins:
+                for opts in variants:
+                    r = bench_generated(tmp, b, label, n, opts, key)
+                    print(f"  {label:9}{' ' + opts[0] if opts else ''}: store "
+                          f"{r['store'] / MIB:8.2f} MiB = {r['store'] / tgz:5.2f}x tar.gz = "
+                          f"{r['store'] / packed:5.2f}x git; first sync {r['first_sync_s']:.2f}s "
+                          f"({r['first_sync_cpu']:.2f}s CPU; load average "
+                          f"{r['load'][0]:.1f} -> {r['load'][1]:.1f})")
+                    if r["parts"]:
+                        print(f"             MiB by part: {fmt_parts(r['parts'])}")
     finally:
         if args.keep:
             print(f"kept {tmp}")
