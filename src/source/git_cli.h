@@ -8,6 +8,7 @@
 #define PS_SOURCE_GIT_CLI_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct ps_git_cli_fetch {
@@ -25,6 +26,9 @@ struct ps_git_cli_fetch {
 	 * the cache stays locked while git writes it even if this process dies first (git runs
 	 * in a session of its own and outlives a killed projsync). */
 	int lock_fd;
+	/* <data dir>/ssh: projsync's known_hosts and default key (ps_git_ssh_key); NULL: ssh's
+	 * own defaults (no known_hosts of projsync's). Created (0700) when missing. */
+	const char *ssh_dir;
 };
 
 /*
@@ -37,5 +41,31 @@ struct ps_git_cli_fetch {
  * otherwise (git missing included).
  */
 int ps_git_cli_fetch(const struct ps_git_cli_fetch *f, int64_t *bytes);
+
+/* The key an ssh connection offers: PROJSYNC_SSH_KEY (made absolute; PS_EINVAL with slug
+ * bad_ssh_key when it cannot be read), else <ssh_dir>/id_ed25519 when that exists, else none
+ * (*out NULL: ssh's own choice, the agent included). *out is owned by the caller. */
+#define PS_GIT_SSH_DEFAULT_KEY "id_ed25519"
+int ps_git_ssh_key(const char *ssh_dir, char **out);
+/* PROJSYNC_SSH_STRICT: 1 for yes (only hosts already in known_hosts), 0 for no, unset or empty
+ * (a new host's key is recorded on first contact), PS_EINVAL (slug bad_ssh_strict) otherwise. */
+int ps_git_ssh_strict(void);
+
+struct ps_git_cli_ls {
+	const char *url;
+	const char *ssh_dir;   /* as in ps_git_cli_fetch; also where git runs */
+	int64_t deadline_ms;
+	bool (*stop)(void *ud);
+	void *stop_ud;
+};
+
+/*
+ * `git ls-remote --symref -- URL HEAD 'refs/heads/<any>'` under the same bounds, environment and
+ * ssh settings as a fetch: *out gets its output (owned, NUL-terminated; *len bytes). The
+ * transport of ssh remotes' listings (source/git.c). Errors as ps_git_cli_fetch's, with
+ * "cannot list branches of URL"; ssh's refusals get their own slugs: host_key_changed,
+ * host_key_unknown, bad_credentials.
+ */
+int ps_git_cli_ls_remote(const struct ps_git_cli_ls *l, char **out, size_t *len);
 
 #endif
