@@ -408,16 +408,18 @@ static bool looks_remote(const char *location)
 	       strchr(location, '@') != NULL;
 }
 
-/* A remote that libgit2 and git reach over ssh: the schemes both know, and the scp-like form
- * (looks_remote's user@host:path). */
+/* A remote that is not git://, http(s):// or file://: libgit2 1.5 hands every other remote with a
+ * ':' to its ssh transport (transport.c, transport_find_fn; "foo://h/x" included), so all of
+ * them are left to git (ssh://, git+ssh://, ssh+git://, user@host:path; git refuses the
+ * rest, GIT_ALLOW_PROTOCOL) and libgit2 never makes an ssh connection. */
 static bool is_ssh(const char *location)
 {
-	static const char *const schemes[] = { "ssh://", "ssh+git://", "git+ssh://", NULL };
+	static const char *const others[] = { "git://", "http://", "https://", "file://", NULL };
 
-	for (size_t i = 0; schemes[i]; i++)
-		if (strncasecmp(location, schemes[i], strlen(schemes[i])) == 0)
-			return true;
-	return !strstr(location, "://");
+	for (size_t i = 0; others[i]; i++)
+		if (strncasecmp(location, others[i], strlen(others[i])) == 0)
+			return false;
+	return true;
 }
 
 /* <data dir>/ssh, beside <data dir>/cache. */
@@ -753,7 +755,7 @@ static int remote_list(struct git_source *s, bool with_cache, struct remote_head
 	if (s->ssh) {
 		struct ps_git_cli_ls l = {
 			.url = s->location,
-			.ssh_dir = s->ssh_dir,
+			.ssh_dir = s->ssh ? s->ssh_dir : NULL,
 			.deadline_ms = op_deadline,
 			.stop = op_src ? op_src->stop : NULL,
 			.stop_ud = op_src ? op_src->stop_ud : NULL,
@@ -1141,7 +1143,7 @@ static int remote_resolve(struct git_source *s, const char *branch, const char *
 			.stop = s->base.stop,
 			.stop_ud = s->base.stop_ud,
 			.lock_fd = lock_fd,
-			.ssh_dir = s->ssh_dir,
+			.ssh_dir = s->ssh ? s->ssh_dir : NULL,
 		};
 		s->base.requests++;
 		rc = ps_git_cli_fetch(&f, &s->base.bytes);
@@ -1495,7 +1497,7 @@ static int git_commits(struct ps_source *src, const char *base_commit, const cha
 		.shallow_since = since,
 		.stop = s->base.stop,
 		.stop_ud = s->base.stop_ud,
-		.ssh_dir = s->ssh_dir,
+		.ssh_dir = s->ssh ? s->ssh_dir : NULL,
 	};
 	op_begin(s->bounded, &s->base);
 	f.deadline_ms = op_deadline;

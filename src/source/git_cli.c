@@ -247,6 +247,7 @@ static void kill_and_reap(pid_t pid)
 /* One run of git: what it said and how it ended. */
 struct run {
 	const char *const *argv;
+	const char *name;      /* "git fetch", for messages */
 	const char *cwd;       /* NULL: ours */
 	const char *ssh_dir;
 	int lock_fd;
@@ -467,8 +468,8 @@ static int run_failure(const struct run *r, const char *what)
 	if (r->timed_out) {
 		char t[32];
 		ps_source_net_timeout_text(t, sizeof(t));
-		return ps_error_set(PS_EUPSTREAM, "upstream_timeout", "%s: git timed out (no progress "
-				    "within %s; PROJSYNC_NET_TIMEOUT)", what, t);
+		return ps_error_set(PS_EUPSTREAM, "upstream_timeout", "%s: %s timed out (no progress "
+				    "within %s; PROJSYNC_NET_TIMEOUT)", what, r->name, t);
 	}
 	memcpy(tail, r->tail, r->tail_len);
 	tail[r->tail_len] = '\0';
@@ -545,7 +546,7 @@ int ps_git_cli_fetch(const struct ps_git_cli_fetch *f, int64_t *bytes)
 		};
 
 		r = ps_calloc(1, sizeof(*r));
-		*r = (struct run){ .argv = argv, .ssh_dir = f->ssh_dir, .lock_fd = f->lock_fd,
+		*r = (struct run){ .argv = argv, .name = "git fetch", .ssh_dir = f->ssh_dir, .lock_fd = f->lock_fd,
 				   .deadline_ms = f->deadline_ms, .stop = f->stop,
 				   .stop_ud = f->stop_ud };
 		rc = run_git(r, what);
@@ -580,7 +581,7 @@ int ps_git_cli_ls_remote(const struct ps_git_cli_ls *l, char **out, size_t *len)
 	ps_buf_init(&b, LS_REMOTE_MAX);
 	what = ps_asprintf("cannot list branches of %s", l->url);
 	r = ps_calloc(1, sizeof(*r));
-	*r = (struct run){ .argv = argv, .cwd = l->ssh_dir, .ssh_dir = l->ssh_dir, .lock_fd = -1,
+	*r = (struct run){ .argv = argv, .name = "git ls-remote", .cwd = l->ssh_dir, .ssh_dir = l->ssh_dir, .lock_fd = -1,
 			   .deadline_ms = l->deadline_ms, .stop = l->stop, .stop_ud = l->stop_ud,
 			   .out = &b };
 	rc = run_git(r, what);

@@ -261,3 +261,19 @@ def test_bad_ssh_settings_are_refused_before_any_work(pss, repo, var, value, wor
     r = pss("project", "add", "p", str(repo.path), env={var: value})
     assert r.rc == 2 and one_error_line(r.err) and words in r.err, r
     assert pss("project", "show", "p").rc != 0
+
+
+def test_an_unknown_scheme_is_never_taken_for_ssh(ps):
+    """libgit2 1.5 took any remote with a ':' that is not git/http/https/file for ssh
+    ("foo://h:p/x" connected to h:p) and would have checked its host key its own way."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+    listener.settimeout(0.5)
+    port = listener.getsockname()[1]
+    r = ps("project", "add", "p", f"foo://127.0.0.1:{port}/x")
+    assert r.rc != 0 and one_error_line(r.err), r
+    assert "transport 'foo' not allowed" in r.err, r
+    with pytest.raises(socket.timeout):
+        listener.accept()
+    listener.close()
