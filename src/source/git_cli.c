@@ -490,6 +490,10 @@ static int run_failure(const struct run *r, const char *what)
 	} else if (strstr(tail, "Host key verification failed.")) {
 		rc = ps_error_set(PS_EUPSTREAM, "host_key_unknown",
 				  "%s: ssh could not verify the host key against %s", what, kh);
+	} else if (line_after(tail, "Load key \"", "\": bad permissions", msg, sizeof(msg))) {
+		rc = ps_error_set(PS_EUPSTREAM, "bad_credentials",
+				  "%s: ssh refused to use the key %s: others may read it (it must be "
+				  "readable by its owner only: chmod 600)", what, msg);
 	} else if ((p = strstr(tail, ": Permission denied ("))) {
 		size_t l = strcspn(p + 2, "\r\n");
 		rc = ps_error_set(PS_EUPSTREAM, "bad_credentials",

@@ -277,3 +277,39 @@ def test_an_unknown_scheme_is_never_taken_for_ssh(ps):
     with pytest.raises(socket.timeout):
         listener.accept()
     listener.close()
+
+
+def test_a_group_readable_key_is_named(pss, upstream, sshd):
+    work, url = upstream
+    work.write("a.txt", "one\n")
+    work.commit("one")
+    work.push()
+    key = pss.tmp / "loose_key"
+    shutil.copy(sshd.client_key, key)
+    os.chmod(key, 0o640)
+    pss.env["PROJSYNC_SSH_KEY"] = str(key)
+    r = pss("project", "add", "p", url)
+    assert r.rc == 1 and one_error_line(r.err), r
+    assert f"ssh refused to use the key {key}: others may read it" in r.err, r
+
+
+def test_a_repository_around_the_store_lends_no_configuration(pss, upstream, sshd, make_repo):
+    """The listing runs git in <data dir>/ssh: a repository around the store (`make run` keeps
+    its store in the checkout's .run/) must not rewrite the URL (insteadOf) or else steer git."""
+    work, url = upstream
+    work.write("a.txt", "real\n")
+    real = work.commit("real")
+    work.push()
+    decoy = make_repo("decoy")
+    decoy.git("checkout", "-q", "-b", "decoy")
+    decoy.write("a.txt", "decoy\n")
+    decoy.commit("decoy")
+    store_dir = Path(pss.db).parent
+    subprocess.run(["git", "init", "-q", str(store_dir)], check=True)
+    subprocess.run(["git", "-C", str(store_dir), "config", f"url.{decoy.url}.insteadOf", url],
+                   check=True)
+    pss.env["PROJSYNC_SSH_KEY"] = str(sshd.client_key)
+    pss.add("p", url)
+    s = pss.sync("p")
+    assert (s["branch"], s["commit"]) == ("main", real), s
+    assert pss.json("branches", "p") == [{"name": "main", "default": True, "selected": True}]
