@@ -313,3 +313,40 @@ def test_a_repository_around_the_store_lends_no_configuration(pss, upstream, ssh
     s = pss.sync("p")
     assert (s["branch"], s["commit"]) == ("main", real), s
     assert pss.json("branches", "p") == [{"name": "main", "default": True, "selected": True}]
+
+
+def test_the_server_syncs_over_ssh_as_the_service_would(pss, upstream, sshd):
+    """`serve` as the package runs it: no agent, an empty HOME, the key in its data directory."""
+    from server_util import Server, wait_status
+    work, url = upstream
+    work.write("a.txt", "one\n")
+    c1 = work.commit("one")
+    work.push()
+    ssh_dir = Path(pss.db).parent / "ssh"
+    ssh_dir.mkdir(mode=0o700)
+    shutil.copy(sshd.client_key, ssh_dir / "id_ed25519")
+    os.chmod(ssh_dir / "id_ed25519", 0o600)
+    srv = Server(pss, "--workers", "1")
+    try:
+        st, _, p = srv.post("/api/v1/projects", {"name": "p", "source": url})
+        assert st == 201, p
+        st, _, s = srv.post("/api/v1/projects/p/sync")
+        assert st == 202, s
+        s = wait_status(srv, s["id"], ("succeeded", "failed"))
+        assert (s["status"], s["commit"]) == ("succeeded", c1), s
+
+        sshd.set_host_key(sshd.base / "host_b")
+        work.write("b.txt", "two\n")
+        work.commit("two")
+        work.push()
+        st, _, s = srv.post("/api/v1/projects/p/sync")
+        assert st == 202, s
+        s = wait_status(srv, s["id"], ("succeeded", "failed"))
+        assert s["status"] == "failed" and s["error"]["code"] == "host_key_changed", s
+        assert f"[127.0.0.1]:{sshd.port}" in s["error"]["message"], s
+        st, _, p = srv.get("/api/v1/projects/p")
+        assert p["last_commit"] == c1, p
+        st, _, e = srv.post("/api/v1/projects", {"name": "q", "source": url})
+        assert st == 502 and e["error"]["code"] == "host_key_changed", (st, e)
+    finally:
+        srv.stop()
