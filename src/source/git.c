@@ -4,16 +4,16 @@
  *
  * Local paths are opened directly and nothing is copied: the objects are already on this disk.
  * Remote URLs (file:// included, so the tests exercise the same path as https://) get one bare
- * cache repository per URL under opts->cache_dir. `resolve` lists the remote's refs with
- * libgit2 and, when the head is not in the cache yet, fetches only that branch, one commit
- * deep, with git's own CLI (source/git_cli.c: libgit2 1.5 has no shallow fetch), with a forced
- * refspec so that force-pushes are followed. The cache's earlier commits go out as "haves", so
- * a re-sync transfers only the objects the new commit adds. Objects are never pruned from the
- * cache, because the sync pipeline diffs the new tree against the tree of the last sync, which a
- * force-push may have made unreachable upstream; a cache without it (a fresh one) makes the
- * pipeline compare with the stored snapshot instead. libgit2 reads the shallow cache like any
- * other: it never walks history. `branches` only lists the remote's refs and needs no cache.
- * Every network round trip is counted in src->requests and every pack byte received in
+ * cache repository per URL under opts->cache_dir. `resolve` lists the remote's refs with libgit2
+ * (an ssh remote with `git ls-remote`: remote_list) and, when the head is not in the cache yet,
+ * fetches only that branch, one commit deep, with git's own CLI (source/git_cli.c: libgit2 1.5 has
+ * no shallow fetch), with a forced refspec so that force-pushes are followed. The cache's earlier
+ * commits go out as "haves", so a re-sync transfers only the objects the new commit adds. Objects
+ * are never pruned from the cache, because the sync pipeline diffs the new tree against the tree of
+ * the last sync, which a force-push may have made unreachable upstream; a cache without it (a fresh
+ * one) makes the pipeline compare with the stored snapshot instead. libgit2 reads the shallow cache
+ * like any other: it never walks history. `branches` only lists the remote's refs and needs no
+ * cache. Every network round trip is counted in src->requests and every pack byte received in
  * src->bytes.
  *
  * libgit2 errors become PS_E* codes carrying libgit2's own message after our context.
@@ -63,7 +63,8 @@ struct git_source {
 	char *location;        /* absolute path or URL, as shown in messages */
 	bool remote;
 	char *cache_path;      /* remote only: the bare cache repository */
-	char *ssh_dir;         /* remote only: <data dir>/ssh, known_hosts and key (git_cli.h) */
+	char *ssh_dir;         /* remote only: <data dir>/ssh, known_hosts and key (git_cli.h),
+				* handed to git for ssh remotes only */
 	bool ssh;              /* remote over ssh: listed with `git ls-remote`, not libgit2 */
 	git_repository *repo;  /* local: the repository; remote: the cache, opened on first use */
 	bool bounded;          /* each remote operation as a whole within the network timeout */

@@ -16,6 +16,10 @@
  * (GIT_ALLOW_PROTOCOL: never ext:: or other remote helpers), and ssh in batch mode. User input
  * (the URL and the branch) goes after `--` and is refused when it could still read as an
  * option or carries control characters.
+ *
+ * ssh (git's child) gets projsync's own host-key list and key (ssh_command): the same for the
+ * fetch and for the listing of ssh remotes (`git ls-remote`, which source/git.c uses instead of
+ * libgit2's libssh2 transport), so one policy decides which host is trusted.
  */
 #include "source/git_cli.h"
 
@@ -550,7 +554,8 @@ int ps_git_cli_fetch(const struct ps_git_cli_fetch *f, int64_t *bytes)
 		};
 
 		r = ps_calloc(1, sizeof(*r));
-		*r = (struct run){ .argv = argv, .name = "git fetch", .ssh_dir = f->ssh_dir, .lock_fd = f->lock_fd,
+		*r = (struct run){ .argv = argv, .name = "git fetch", .ssh_dir = f->ssh_dir,
+				   .lock_fd = f->lock_fd,
 				   .deadline_ms = f->deadline_ms, .stop = f->stop,
 				   .stop_ud = f->stop_ud };
 		rc = run_git(r, what);
@@ -585,7 +590,8 @@ int ps_git_cli_ls_remote(const struct ps_git_cli_ls *l, char **out, size_t *len)
 	ps_buf_init(&b, LS_REMOTE_MAX);
 	what = ps_asprintf("cannot list branches of %s", l->url);
 	r = ps_calloc(1, sizeof(*r));
-	*r = (struct run){ .argv = argv, .name = "git ls-remote", .cwd = l->ssh_dir, .ssh_dir = l->ssh_dir, .lock_fd = -1,
+	*r = (struct run){ .argv = argv, .name = "git ls-remote", .cwd = l->ssh_dir,
+			   .ssh_dir = l->ssh_dir, .lock_fd = -1,
 			   .deadline_ms = l->deadline_ms, .stop = l->stop, .stop_ud = l->stop_ud,
 			   .out = &b };
 	rc = run_git(r, what);

@@ -37,8 +37,10 @@ struct ps_git_cli_fetch {
  * moves (no protocol line, pack byte or progress output) for the network timeout
  * (PROJSYNC_NET_TIMEOUT), or at f->deadline_ms. Blocks for the duration of the fetch.
  * Returns 0; PS_EINVAL (slug bad_source) for a URL or ref name that could pass for an option;
- * PS_EUPSTREAM with slug upstream_timeout after a bound, fetch_failed with git's own message
- * otherwise (git missing included).
+ * PS_EUPSTREAM with slug upstream_timeout after a bound; host_key_changed, host_key_unknown or
+ * bad_credentials when ssh refused the host or the login (in projsync's words, with the host
+ * and the known_hosts file); fetch_failed with git's own message otherwise (git missing
+ * included). PS_EINVAL from the ssh settings (ps_git_ssh_key, ps_git_ssh_strict).
  */
 int ps_git_cli_fetch(const struct ps_git_cli_fetch *f, int64_t *bytes);
 
@@ -62,9 +64,8 @@ struct ps_git_cli_ls {
 /*
  * `git ls-remote --symref -- URL HEAD 'refs/heads/<any>'` under the same bounds, environment and
  * ssh settings as a fetch: *out gets its output (owned, NUL-terminated; *len bytes). The
- * transport of ssh remotes' listings (source/git.c). Errors as ps_git_cli_fetch's, with
- * "cannot list branches of URL"; ssh's refusals get their own slugs: host_key_changed,
- * host_key_unknown, bad_credentials.
+ * transport of ssh remotes' listings (source/git.c). Errors as ps_git_cli_fetch's, after
+ * "cannot list branches of URL".
  */
 int ps_git_cli_ls_remote(const struct ps_git_cli_ls *l, char **out, size_t *len);
 
