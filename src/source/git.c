@@ -585,10 +585,10 @@ static int on_certificate(git_cert *cert, int valid, const char *host, void *pay
 {
 	(void)valid;
 	(void)payload;
+	(void)host;
 	if (cert->cert_type == GIT_CERT_HOSTKEY_LIBSSH2) {
 		git_error_set_str(GIT_ERROR_SSH, "projsync does not connect to ssh hosts through "
 				  "libgit2");
-		(void)host;
 		return GIT_ECERTIFICATE;
 	}
 	return GIT_PASSTHROUGH;
@@ -706,7 +706,8 @@ static int remote_heads_parse(struct git_source *s, const char *text, struct rem
 				def = ps_strndup(line + 5 + HEADS_PREFIX_LEN,
 						 (size_t)(tab - line) - 5 - HEADS_PREFIX_LEN);
 			}
-		} else if (strncmp(tab + 1, HEADS_PREFIX, HEADS_PREFIX_LEN) == 0 && tab[1 + HEADS_PREFIX_LEN]) {
+		} else if (strncmp(tab + 1, HEADS_PREFIX, HEADS_PREFIX_LEN) == 0 &&
+			   tab[1 + HEADS_PREFIX_LEN]) {
 			if (tab - line != GIT_OID_HEXSZ) {
 				int rc = ps_error_set(PS_EUPSTREAM, "upstream_error", "cannot list "
 						      "branches of %s: git ls-remote printed "
@@ -756,7 +757,7 @@ static int remote_list(struct git_source *s, bool with_cache, struct remote_head
 	if (s->ssh) {
 		struct ps_git_cli_ls l = {
 			.url = s->location,
-			.ssh_dir = s->ssh ? s->ssh_dir : NULL,
+			.ssh_dir = s->ssh_dir,
 			.deadline_ms = op_deadline,
 			.stop = op_src ? op_src->stop : NULL,
 			.stop_ud = op_src ? op_src->stop_ud : NULL,

@@ -58,10 +58,17 @@ static bool arg_safe(const char *s)
 	return true;
 }
 
-/* The last "fatal:"/"error:" line of git's stderr, else its last line; into `out`. */
+/* The git fatal that follows any ssh failure, saying nothing of its own. */
+#define GENERIC_FATAL "Could not read from remote repository."
+
+/*
+ * The last "fatal:"/"error:" line of git's stderr, or ssh's own ("ssh: connect to host ...")
+ * and a host's ("ERROR: Repository not found."), else its last line; into `out`. git's
+ * GENERIC_FATAL counts only when nothing else was said.
+ */
 static void git_message(const char *tail, size_t len, char *out, size_t outlen)
 {
-	const char *best = NULL, *last = NULL;
+	const char *best = NULL, *last = NULL, *generic = NULL;
 	size_t best_len = 0, last_len = 0;
 	size_t i = 0;
 
@@ -74,11 +81,24 @@ static void git_message(const char *tail, size_t len, char *out, size_t outlen)
 			last_len = j - i;
 			if ((last_len > 7 && strncmp(last, "fatal: ", 7) == 0) ||
 			    (last_len > 7 && strncmp(last, "error: ", 7) == 0)) {
-				best = last + 7;
-				best_len = last_len - 7;
+				if (last_len - 7 == strlen(GENERIC_FATAL) &&
+				    strncmp(last + 7, GENERIC_FATAL, last_len - 7) == 0) {
+					generic = last + 7;
+				} else {
+					best = last + 7;
+					best_len = last_len - 7;
+				}
+			} else if ((last_len > 5 && strncmp(last, "ssh: ", 5) == 0) ||
+				   (last_len > 7 && strncmp(last, "ERROR: ", 7) == 0)) {
+				best = last;
+				best_len = last_len;
 			}
 		}
 		i = j + 1;
+	}
+	if (!best && generic) {
+		best = generic;
+		best_len = strlen(GENERIC_FATAL);
 	}
 	if (!best) {
 		best = last;
@@ -506,10 +526,30 @@ static int run_failure(const struct run *r, const char *what)
 				  "agent's keys", what, (int)(l < 200 ? l : 200), p + 2,
 				  r->ssh_dir ? r->ssh_dir : "<data dir>/ssh");
 	} else {
+		const char *slug = "fetch_failed";
+		int code = PS_EUPSTREAM;
+
 		git_message(r->tail, r->tail_len, msg, sizeof(msg));
-		if (WIFEXITED(r->status) && WEXITSTATUS(r->status) == 127)
+		if (WIFEXITED(r->status) && WEXITSTATUS(r->status) == 127) {
 			snprintf(msg, sizeof(msg), "cannot run git (is git installed?)");
-		rc = ps_error_set(PS_EUPSTREAM, "fetch_failed", "%s: %s", what, msg);
+		} else if (r->out) {
+			/* A listing is the check of `project add` and of project creation, which
+			 * tell a remote that refused (upstream_error: no such repository, 422,
+			 * exit 2) from one that could not be reached (retry later), as the libgit2
+			 * listing does (git.c, remote_connect). */
+			if (strstr(tail, "transport '") && strstr(tail, "' not allowed")) {
+				code = PS_EINVAL;
+				slug = "bad_source";
+			} else if (strncmp(msg, "ssh: ", 5) == 0 ||
+				   strstr(tail, "Connection closed by") ||
+				   strstr(tail, "Connection reset by") ||
+				   strstr(tail, "kex_exchange_identification")) {
+				slug = "upstream_unreachable";
+			} else {
+				slug = "upstream_error";
+			}
+		}
+		rc = ps_error_set(code, slug, "%s: %s", what, msg);
 	}
 	free(kh);
 	return rc;

@@ -350,3 +350,20 @@ def test_the_server_syncs_over_ssh_as_the_service_would(pss, upstream, sshd):
         assert st == 502 and e["error"]["code"] == "host_key_changed", (st, e)
     finally:
         srv.stop()
+
+
+def test_a_missing_repository_is_refused_and_a_dead_host_unreachable(pss, upstream, sshd):
+    """The listing tells a host that answered "no such repository" (refused: exit 2, as the
+    libgit2 listing of other remotes) from one that could not be reached (exit 1, retry)."""
+    _, url = upstream
+    pss.env["PROJSYNC_SSH_KEY"] = str(sshd.client_key)
+    r = pss("project", "add", "p", url.replace("up.git", "nothing.git"))
+    assert r.rc == 2 and one_error_line(r.err), r
+    assert "does not appear to be a git repository" in r.err, r
+    dead = socket.socket()
+    dead.bind(("127.0.0.1", 0))
+    port = dead.getsockname()[1]  # bound, never listening: connections are refused
+    r = pss("project", "add", "p", f"ssh://{getpass.getuser()}@127.0.0.1:{port}/x.git")
+    dead.close()
+    assert r.rc == 1 and one_error_line(r.err), r
+    assert f"ssh: connect to host 127.0.0.1 port {port}: Connection refused" in r.err, r
