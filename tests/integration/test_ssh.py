@@ -367,3 +367,24 @@ def test_a_missing_repository_is_refused_and_a_dead_host_unreachable(pss, upstre
     dead.close()
     assert r.rc == 1 and one_error_line(r.err), r
     assert f"ssh: connect to host 127.0.0.1 port {port}: Connection refused" in r.err, r
+
+
+def test_odd_characters_in_the_data_directory_and_key_path(tmp_path, upstream, sshd):
+    """The known_hosts and key paths go through the shell git runs GIT_SSH_COMMAND with and
+    ssh's option parser, which splits on blanks and expands %-tokens."""
+    from conftest import Projsync
+    odd = tmp_path / "a b %h 'c' \"d\""
+    p = Projsync(odd)
+    p.env.pop("SSH_AUTH_SOCK", None)
+    key = odd / "k %u 'e'"
+    shutil.copy(sshd.client_key, key)
+    os.chmod(key, 0o600)
+    p.env["PROJSYNC_SSH_KEY"] = str(key)
+    work, url = upstream
+    work.write("a.txt", "one\n")
+    c1 = work.commit("one")
+    work.push()
+    p.add("p", url)
+    assert p.sync("p")["commit"] == c1
+    key_a = " ".join(sshd.set_host_key(sshd.base / "host_a"))
+    assert known_hosts(p).read_text() == f"[127.0.0.1]:{sshd.port} {key_a}\n"
