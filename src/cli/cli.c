@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "cli/progress.h"
+#include "source/git_cli.h"
 #include "source/source.h"
 #include "util/error.h"
 
@@ -524,6 +525,14 @@ int ps_cli_source_opts(struct ps_cli *cli, struct ps_source_opts *out)
 	 * bound is refused before it starts, not replaced by the default without a word. */
 	if ((rc = ps_source_net_timeout_check()) < 0)
 		return rc;
+	/* The same for the ssh settings (git_cli.h): a key that is not there, or a typo in
+	 * PROJSYNC_SSH_STRICT, is refused now, not met by the first ssh sync. */
+	{
+		char *key = NULL;
+		if ((rc = ps_git_ssh_strict()) < 0 || (rc = ps_git_ssh_key(NULL, &key)) < 0)
+			return rc;
+		free(key);
+	}
 	/* A failure here surfaces when the source tries to use the directory, with its path. */
 	if (cli->cache_dir)
 		(void)ps_mkdir_p(cli->cache_dir);

@@ -4,16 +4,16 @@
  *
  * Local paths are opened directly and nothing is copied: the objects are already on this disk.
  * Remote URLs (file:// included, so the tests exercise the same path as https://) get one bare
- * cache repository per URL under opts->cache_dir. `resolve` lists the remote's refs with
- * libgit2 and, when the head is not in the cache yet, fetches only that branch, one commit
- * deep, with git's own CLI (source/git_cli.c: libgit2 1.5 has no shallow fetch), with a forced
- * refspec so that force-pushes are followed. The cache's earlier commits go out as "haves", so
- * a re-sync transfers only the objects the new commit adds. Objects are never pruned from the
- * cache, because the sync pipeline diffs the new tree against the tree of the last sync, which a
- * force-push may have made unreachable upstream; a cache without it (a fresh one) makes the
- * pipeline compare with the stored snapshot instead. libgit2 reads the shallow cache like any
- * other: it never walks history. `branches` only lists the remote's refs and needs no cache.
- * Every network round trip is counted in src->requests and every pack byte received in
+ * cache repository per URL under opts->cache_dir. `resolve` lists the remote's refs with libgit2
+ * (an ssh remote with `git ls-remote`: remote_list) and, when the head is not in the cache yet,
+ * fetches only that branch, one commit deep, with git's own CLI (source/git_cli.c: libgit2 1.5 has
+ * no shallow fetch), with a forced refspec so that force-pushes are followed. The cache's earlier
+ * commits go out as "haves", so a re-sync transfers only the objects the new commit adds. Objects
+ * are never pruned from the cache, because the sync pipeline diffs the new tree against the tree of
+ * the last sync, which a force-push may have made unreachable upstream; a cache without it (a fresh
+ * one) makes the pipeline compare with the stored snapshot instead. libgit2 reads the shallow cache
+ * like any other: it never walks history. `branches` only lists the remote's refs and needs no
+ * cache. Every network round trip is counted in src->requests and every pack byte received in
  * src->bytes.
  *
  * libgit2 errors become PS_E* codes carrying libgit2's own message after our context.
@@ -43,6 +43,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -62,6 +63,9 @@ struct git_source {
 	char *location;        /* absolute path or URL, as shown in messages */
 	bool remote;
 	char *cache_path;      /* remote only: the bare cache repository */
+	char *ssh_dir;         /* remote only: <data dir>/ssh, known_hosts and key (git_cli.h),
+				* handed to git for ssh remotes only */
+	bool ssh;              /* remote over ssh: listed with `git ls-remote`, not libgit2 */
 	git_repository *repo;  /* local: the repository; remote: the cache, opened on first use */
 	bool bounded;          /* each remote operation as a whole within the network timeout */
 	char *fetched_ref;     /* remote: the ref resolve fetched (refs/heads/B), for `commits` */
@@ -405,6 +409,36 @@ static bool looks_remote(const char *location)
 	       strchr(location, '@') != NULL;
 }
 
+/* A remote that is not git://, http(s):// or file://: libgit2 1.5 hands every other remote with a
+ * ':' to its ssh transport (transport.c, transport_find_fn; "foo://h/x" included), so all of
+ * them are left to git (ssh://, git+ssh://, ssh+git://, user@host:path; git refuses the
+ * rest, GIT_ALLOW_PROTOCOL) and libgit2 never makes an ssh connection. */
+static bool is_ssh(const char *location)
+{
+	static const char *const others[] = { "git://", "http://", "https://", "file://", NULL };
+
+	for (size_t i = 0; others[i]; i++)
+		if (strncasecmp(location, others[i], strlen(others[i])) == 0)
+			return false;
+	return true;
+}
+
+/* <data dir>/ssh, beside <data dir>/cache. */
+static char *ssh_dir_for(const char *cache_dir)
+{
+	size_t n = strlen(cache_dir);
+
+	while (n > 1 && cache_dir[n - 1] == '/')
+		n--;
+	while (n > 0 && cache_dir[n - 1] != '/')
+		n--;
+	while (n > 1 && cache_dir[n - 1] == '/')
+		n--;
+	if (n == 0)
+		return ps_strdup("ssh");
+	return ps_asprintf("%.*s/ssh", (int)(n == 1 && cache_dir[0] == '/' ? 0 : n), cache_dir);
+}
+
 static int cmp_str(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);
@@ -541,10 +575,30 @@ static int on_credentials(git_credential **out, const char *url, const char *use
 	return GIT_PASSTHROUGH;
 }
 
+/*
+ * ssh remotes are listed and fetched by git and OpenSSH (remote_list), against projsync's own
+ * known_hosts. libgit2 1.5.1 would check ~/.ssh/known_hosts instead (there is none under the
+ * service, HOME=/), so an ssh connection of libgit2's is refused outright rather than trusted
+ * by other rules. TLS certificates keep libgit2's verdict.
+ */
+static int on_certificate(git_cert *cert, int valid, const char *host, void *payload)
+{
+	(void)valid;
+	(void)payload;
+	(void)host;
+	if (cert->cert_type == GIT_CERT_HOSTKEY_LIBSSH2) {
+		git_error_set_str(GIT_ERROR_SSH, "projsync does not connect to ssh hosts through "
+				  "libgit2");
+		return GIT_ECERTIFICATE;
+	}
+	return GIT_PASSTHROUGH;
+}
+
 static void callbacks_init(git_remote_callbacks *cbs, struct call_state *cs)
 {
 	git_remote_init_callbacks(cbs, GIT_REMOTE_CALLBACKS_VERSION);
 	cbs->credentials = on_credentials;
+	cbs->certificate_check = on_certificate;
 	cbs->payload = cs;
 }
 
@@ -625,6 +679,107 @@ static int remote_heads_list(struct git_source *s, git_remote *r, struct remote_
 	git_buf_dispose(&def);
 	git_error_clear();
 	return 0;
+}
+
+/* remote_heads from `git ls-remote --symref` output: "OID\tREF" lines, and "ref: TARGET\tHEAD"
+ * for the default branch. */
+static int remote_heads_parse(struct git_source *s, const char *text, struct remote_heads *h)
+{
+	char *def = NULL;
+	size_t cap = 0;
+
+	memset(h, 0, sizeof(*h));
+	for (const char *p = text; *p;) {
+		const char *e = strchr(p, '\n'), *tab;
+		size_t len = e ? (size_t)(e - p) : strlen(p);
+		char *line = ps_strndup(p, len);
+
+		p += len + (e ? 1 : 0);
+		if (!(tab = strchr(line, '\t'))) {
+			free(line);
+			continue;
+		}
+		if (strncmp(line, "ref: ", 5) == 0) {
+			if (strcmp(tab + 1, "HEAD") == 0 &&
+			    strncmp(line + 5, HEADS_PREFIX, HEADS_PREFIX_LEN) == 0) {
+				free(def);
+				def = ps_strndup(line + 5 + HEADS_PREFIX_LEN,
+						 (size_t)(tab - line) - 5 - HEADS_PREFIX_LEN);
+			}
+		} else if (strncmp(tab + 1, HEADS_PREFIX, HEADS_PREFIX_LEN) == 0 &&
+			   tab[1 + HEADS_PREFIX_LEN]) {
+			if (tab - line != GIT_OID_HEXSZ) {
+				int rc = ps_error_set(PS_EUPSTREAM, "upstream_error", "cannot list "
+						      "branches of %s: git ls-remote printed "
+						      "'%.80s'", s->location, line);
+				free(line);
+				free(def);
+				remote_heads_dispose(h);
+				return rc;
+			}
+			if (h->names.n == cap) {
+				cap = cap ? cap * 2 : 16;
+				h->oids = ps_realloc(h->oids, cap * sizeof(git_oid));
+			}
+			if (git_oid_fromstrn(&h->oids[h->names.n], line, GIT_OID_HEXSZ) < 0) {
+				git_error_clear();
+				free(line);
+				continue;
+			}
+			ps_strv_push(&h->names, tab + 1 + HEADS_PREFIX_LEN);
+		}
+		free(line);
+	}
+	if (!h->oids)
+		h->oids = ps_calloc(1, sizeof(git_oid));
+	for (size_t i = 0; def && i < h->names.n; i++)
+		if (strcmp(h->names.v[i], def) == 0)
+			h->default_branch = ps_strdup(def);
+	free(def);
+	return 0;
+}
+
+/*
+ * The remote's branches and default. Over ssh through `git ls-remote` (git_cli.c), so that one
+ * ssh (OpenSSH, with projsync's known_hosts and key) makes every connection: libgit2 1.5.1's
+ * libssh2 transport reads ~/.ssh/known_hosts only, knows no accept-new, and needs a second
+ * setup of keys. Other remotes: one libgit2 connection. With `with_cache` the cache is opened
+ * (created) first, as resolve needs it.
+ */
+static int remote_list(struct git_source *s, bool with_cache, struct remote_heads *h)
+{
+	git_remote_callbacks cbs;
+	struct call_state cs = {0};
+	git_remote *r = NULL;
+	int rc;
+
+	memset(h, 0, sizeof(*h));
+	if (s->ssh) {
+		struct ps_git_cli_ls l = {
+			.url = s->location,
+			.ssh_dir = s->ssh_dir,
+			.deadline_ms = op_deadline,
+			.stop = op_src ? op_src->stop : NULL,
+			.stop_ud = op_src ? op_src->stop_ud : NULL,
+		};
+		char *text = NULL;
+		size_t len;
+
+		if (with_cache && (rc = cache_open(s)) < 0)
+			return rc;
+		s->base.requests++;
+		if ((rc = ps_git_cli_ls_remote(&l, &text, &len)) < 0)
+			return rc;
+		rc = remote_heads_parse(s, text, h);
+		free(text);
+		return rc;
+	}
+	callbacks_init(&cbs, &cs);
+	if ((rc = remote_connect(s, with_cache, &r, &cbs)) < 0)
+		return rc;
+	rc = remote_heads_list(s, r, h);
+	git_remote_free(r);
+	return rc;
 }
 
 /* Fills `out` from the commit a reference points to (through annotated tags if need be). */
@@ -867,20 +1022,11 @@ cleanup:
 
 static int remote_branches(struct git_source *s, struct ps_strv *out, char **default_branch)
 {
-	struct call_state cs = {0};
-	git_remote_callbacks cbs;
 	struct remote_heads h;
-	git_remote *r = NULL;
 	int rc;
 
-	callbacks_init(&cbs, &cs);
 	op_begin(s->bounded, &s->base);
-	if ((rc = remote_connect(s, false, &r, &cbs)) < 0) {
-		op_end();
-		return rc;
-	}
-	rc = remote_heads_list(s, r, &h);
-	git_remote_free(r);
+	rc = remote_list(s, false, &h);
 	op_end();
 	if (rc < 0)
 		return rc;
@@ -942,26 +1088,16 @@ static int64_t cached_commit_time(struct git_source *s, const char *sha)
 static int remote_resolve(struct git_source *s, const char *branch, const char *known,
 			  struct ps_head *out)
 {
-	struct call_state cs = {0};
-	git_remote_callbacks cbs;
 	struct remote_heads h = {0};
-	git_remote *r = NULL;
 	git_odb *odb = NULL;
 	git_reference *ref = NULL;
 	char *refname = NULL;
 	size_t i;
 	int rc, lock_fd = -1;
 
-	callbacks_init(&cbs, &cs);
 	op_begin(s->bounded, &s->base);
-	if ((rc = remote_connect(s, true, &r, &cbs)) < 0) {
-		op_end();
-		return rc;
-	}
-	rc = remote_heads_list(s, r, &h);
-	/* The fetch, if any, makes its own connection: this one would only idle meanwhile. */
-	git_remote_free(r);
-	if (rc < 0)
+	/* The fetch, if any, makes its own connection: this one is closed by then. */
+	if ((rc = remote_list(s, true, &h)) < 0)
 		goto cleanup;
 	if (h.names.n == 0) {
 		rc = repository_empty(s);
@@ -1009,6 +1145,7 @@ static int remote_resolve(struct git_source *s, const char *branch, const char *
 			.stop = s->base.stop,
 			.stop_ud = s->base.stop_ud,
 			.lock_fd = lock_fd,
+			.ssh_dir = s->ssh ? s->ssh_dir : NULL,
 		};
 		s->base.requests++;
 		rc = ps_git_cli_fetch(&f, &s->base.bytes);
@@ -1362,6 +1499,7 @@ static int git_commits(struct ps_source *src, const char *base_commit, const cha
 		.shallow_since = since,
 		.stop = s->base.stop,
 		.stop_ud = s->base.stop_ud,
+		.ssh_dir = s->ssh ? s->ssh_dir : NULL,
 	};
 	op_begin(s->bounded, &s->base);
 	f.deadline_ms = op_deadline;
@@ -1707,6 +1845,7 @@ static void git_source_free(struct ps_source *src)
 	free(s->fetched_ref);
 	free(s->location);
 	free(s->cache_path);
+	free(s->ssh_dir);
 	free(s);
 }
 
@@ -1742,6 +1881,8 @@ int ps_git_source_open(struct ps_source **out, const char *location,
 		}
 		/* The cache is created on first use: opening stays cheap and offline. */
 		s->cache_path = cache_path_for(opts->cache_dir, location);
+		s->ssh_dir = ssh_dir_for(opts->cache_dir);
+		s->ssh = is_ssh(location);
 	} else if ((s->repo = take_repo(location, &s->git_dev, &s->git_ino))) {
 		/* Kept from an earlier sync of this path (keep_repo). */
 	} else if ((err = git_repository_open_ext(&s->repo, location,
@@ -1763,25 +1904,17 @@ int ps_git_source_check(const char *location, const struct ps_source_opts *opts)
 {
 	struct ps_source *src = NULL;
 	struct git_source *s;
-	struct call_state cs = {0};
-	git_remote_callbacks cbs;
 	struct remote_heads h;
-	git_remote *r = NULL;
 	int rc;
 
 	if ((rc = ps_git_source_open(&src, location, opts)) < 0)
 		return rc;
 	s = (struct git_source *)src;
 	if (s->remote) {
-		callbacks_init(&cbs, &cs);
 		/* A check answers a user who waits (an HTTP request, `project add`): bounded whole. */
 		op_begin(true, NULL);
-		if ((rc = remote_connect(s, false, &r, &cbs)) == 0) {
-			rc = remote_heads_list(s, r, &h);
-			if (rc == 0)
-				remote_heads_dispose(&h);
-			git_remote_free(r);
-		}
+		if ((rc = remote_list(s, false, &h)) == 0)
+			remote_heads_dispose(&h);
 		op_end();
 	}
 	ps_source_free(src);

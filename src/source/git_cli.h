@@ -8,6 +8,7 @@
 #define PS_SOURCE_GIT_CLI_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct ps_git_cli_fetch {
@@ -25,6 +26,9 @@ struct ps_git_cli_fetch {
 	 * the cache stays locked while git writes it even if this process dies first (git runs
 	 * in a session of its own and outlives a killed projsync). */
 	int lock_fd;
+	/* <data dir>/ssh: projsync's known_hosts and default key (ps_git_ssh_key); NULL: ssh's
+	 * own defaults (no known_hosts of projsync's). Created (0700) when missing. */
+	const char *ssh_dir;
 };
 
 /*
@@ -33,9 +37,36 @@ struct ps_git_cli_fetch {
  * moves (no protocol line, pack byte or progress output) for the network timeout
  * (PROJSYNC_NET_TIMEOUT), or at f->deadline_ms. Blocks for the duration of the fetch.
  * Returns 0; PS_EINVAL (slug bad_source) for a URL or ref name that could pass for an option;
- * PS_EUPSTREAM with slug upstream_timeout after a bound, fetch_failed with git's own message
- * otherwise (git missing included).
+ * PS_EUPSTREAM with slug upstream_timeout after a bound; host_key_changed, host_key_unknown or
+ * bad_credentials when ssh refused the host or the login (in projsync's words, with the host
+ * and the known_hosts file); fetch_failed with git's own message otherwise (git missing
+ * included). PS_EINVAL from the ssh settings (ps_git_ssh_key, ps_git_ssh_strict).
  */
 int ps_git_cli_fetch(const struct ps_git_cli_fetch *f, int64_t *bytes);
+
+/* The key an ssh connection offers: PROJSYNC_SSH_KEY (made absolute; PS_EINVAL with slug
+ * bad_ssh_key when it cannot be read), else <ssh_dir>/id_ed25519 when that exists, else none
+ * (*out NULL: ssh's own choice, the agent included). *out is owned by the caller. */
+#define PS_GIT_SSH_DEFAULT_KEY "id_ed25519"
+int ps_git_ssh_key(const char *ssh_dir, char **out);
+/* PROJSYNC_SSH_STRICT: 1 for yes (only hosts already in known_hosts), 0 for no, unset or empty
+ * (a new host's key is recorded on first contact), PS_EINVAL (slug bad_ssh_strict) otherwise. */
+int ps_git_ssh_strict(void);
+
+struct ps_git_cli_ls {
+	const char *url;
+	const char *ssh_dir;   /* as in ps_git_cli_fetch; also where git runs */
+	int64_t deadline_ms;
+	bool (*stop)(void *ud);
+	void *stop_ud;
+};
+
+/*
+ * `git ls-remote --symref -- URL HEAD 'refs/heads/<any>'` under the same bounds, environment and
+ * ssh settings as a fetch: *out gets its output (owned, NUL-terminated; *len bytes). The
+ * transport of ssh remotes' listings (source/git.c). Errors as ps_git_cli_fetch's, after
+ * "cannot list branches of URL".
+ */
+int ps_git_cli_ls_remote(const struct ps_git_cli_ls *l, char **out, size_t *len);
 
 #endif

@@ -119,10 +119,12 @@ def test_man_pages_name_every_option_and_command(installed):
     for cmd in re.findall(r"^  ([a-z]+) ", run(BIN, "--help").stdout, re.M):
         assert f"\\fB{cmd}" in raw, cmd  # each command heads an entry, in bold
     for var in ("PROJSYNC_DB", "PROJSYNC_API_TOKEN", "GITHUB_TOKEN", "PROJSYNC_GITHUB_API",
-                "PROJSYNC_GITHUB_MAX_WAIT", "PROJSYNC_SERVER"):
+                "PROJSYNC_GITHUB_MAX_WAIT", "PROJSYNC_SERVER", "PROJSYNC_SSH_KEY",
+                "PROJSYNC_SSH_STRICT"):
         assert var in main, var
     for var in ("PROJSYNC_DB", "PROJSYNC_API_TOKEN", "PROJSYNC_WEBHOOK_SECRET", "GITHUB_TOKEN",
-                "PROJSYNC_GITHUB_API", "PROJSYNC_GITHUB_MAX_WAIT", "PROJSYNC_OPTS"):
+                "PROJSYNC_GITHUB_API", "PROJSYNC_GITHUB_MAX_WAIT", "PROJSYNC_OPTS",
+                "PROJSYNC_SSH_KEY", "PROJSYNC_SSH_STRICT"):
         assert var in serve, var
 
 
@@ -179,7 +181,8 @@ def test_default_file_documents_the_settings(installed):
     for line in text.splitlines():
         assert line == "" or line.startswith("#") or re.match(r"[A-Z_]+=", line), line
     for var in ("PROJSYNC_OPTS", "PROJSYNC_API_TOKEN", "PROJSYNC_WEBHOOK_SECRET", "GITHUB_TOKEN",
-                "PROJSYNC_GITHUB_API", "PROJSYNC_GITHUB_MAX_WAIT"):
+                "PROJSYNC_GITHUB_API", "PROJSYNC_GITHUB_MAX_WAIT", "PROJSYNC_SSH_KEY",
+                "PROJSYNC_SSH_STRICT"):
         assert f"#{var}=" in text, var
 
 
@@ -248,6 +251,10 @@ def test_debian_folder_agrees_with_the_build():
     binary = control.split("Package: projsync", 1)[1]
     depends = re.search(r"^Depends:(.*)$", binary, re.M).group(1)
     assert "git" in [d.strip() for d in depends.split(",")], depends
+    # ssh sources run OpenSSH's ssh; the package's README.Debian says how to give it a key.
+    recommends = re.search(r"^Recommends:(.*)$", binary, re.M).group(1)
+    assert "openssh-client" in [d.strip() for d in recommends.split(",")], recommends
+    assert "PROJSYNC_SSH_KEY" in (ROOT / "debian/README.Debian").read_text()
 
 
 # ---- the Debian package (make deb-test) ----
