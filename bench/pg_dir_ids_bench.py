@@ -15,6 +15,12 @@ asserted.
      without 3 literal characters (--max 100: the candidates come in batches in path order);
      the +10-file re-sync. Each figure the median of --runs runs.
 
+  3. With --many-dirs N: a generated repository of N directories holding one file each
+     (`dNNN/eNNN/f`, two levels): code search without a usable trigram (`^f.l`), whose
+     batches walk the directories in path order (pg_code.c, walk): `grep --max 100`, the API's
+     first page of 100 and one page from the middle (`after`), each the median of --runs runs,
+     the binaries interleaved run by run.
+
     PROJSYNC_BIN=build-release/projsync PROJSYNC_BIN_BASELINE=/path/to/old/projsync \\
         tests/pg/with-pg python3 bench/pg_dir_ids_bench.py --repo /path/to/libgit2 --rev main
 """
@@ -159,6 +165,62 @@ def generated(tmp, label, binary, repo, n, runs):
           + f"; +10-file re-sync {resync:.2f}s", flush=True)
 
 
+def many_dirs(tmp, bins, n, runs):
+    """Section 3: the walk of code search over many directories, the binaries interleaved."""
+    width = len(str(n - 1))
+    paths = [f"d{i // 100:0{width}}/e{i:0{width}}/f" for i in range(n)]
+    repo = tmp / "many-dirs.git"
+    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(repo)], check=True,
+                   env=sb.GIT_ENV)
+    sb.fast_import(repo, sb.commit_stream(f"{n} directories",
+                                          ((p, f"file {i}\n".encode())
+                                           for i, p in enumerate(paths))))
+    setups = []
+    for label, binary in bins:
+        db = new_db(f"many_{label}")
+        run(binary, db, "project", "add", "bench", repo)
+        first = run(binary, db, "sync", "bench")
+        psql(db, "VACUUM ANALYZE")
+        port = free_port()
+        srv = subprocess.Popen([binary, "--db", db, "serve", "--listen", f"127.0.0.1:{port}",
+                                "--workers", "1"], env=sb.GIT_ENV, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+        setups.append((label, binary, db, port, srv, first))
+    api = "/api/v1/projects/bench/search/code?q=%5Ef.l&regex=true&limit=100"
+    mid = f"{api}&after=1:{paths[n // 2]}"
+    times = {label: {"grep": [], "page": [], "mid": []} for label, *_ in setups}
+    try:
+        for _, _, _, port, _, _ in setups:
+            for _ in range(100):
+                try:
+                    get(f"http://127.0.0.1:{port}{api}")
+                    break
+                except OSError:
+                    time.sleep(0.1)
+        for _ in range(runs):
+            for label, binary, db, port, _, _ in setups:
+                t0 = time.perf_counter()
+                subprocess.run([binary, "--db", db, "grep", "-E", "^f.l", "bench", "--max",
+                                "100"], env=sb.GIT_ENV, capture_output=True, check=True)
+                times[label]["grep"].append(time.perf_counter() - t0)
+                times[label]["page"].append(get(f"http://127.0.0.1:{port}{api}")[0])
+                dt, body = get(f"http://127.0.0.1:{port}{mid}")
+                assert len(body) == 100 and body[0]["path"] > paths[n // 2], body[:1]
+                times[label]["mid"].append(dt)
+    finally:
+        for *_, srv, _ in setups:
+            srv.terminate()
+            srv.wait()
+    for label, _, db, _, _, first in setups:
+        t = {k: sorted(v) for k, v in times[label].items()}
+        print(f"  {label:9}: {psql(db, 'SELECT count(*) FROM dirs')} dirs, first sync "
+              f"{first:.2f}s; ^f.l: grep --max 100 " + ", API first page ".join(
+                  f"{v[0] * 1000:.1f} / {statistics.median(v) * 1000:.1f}" for v in
+                  (t["grep"], t["page"])) + f", API page from the middle "
+              f"{t['mid'][0] * 1000:.1f} / {statistics.median(t['mid']) * 1000:.1f} ms "
+              "(min / median)", flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--repo")
@@ -166,6 +228,7 @@ def main():
     ap.add_argument("--depth", type=int, default=200)
     ap.add_argument("--generated", type=int, default=100000)
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--many-dirs", type=int, default=0)
     args = ap.parse_args()
     if not PG:
         sys.exit("PROJSYNC_TEST_PG_URL is not set (run under tests/pg/with-pg)")
@@ -188,6 +251,9 @@ def main():
                 (tmp / label).mkdir()
                 repo = sb.make_repo(tmp / label, args.generated)
                 generated(tmp, label, b, str(repo), args.generated, args.runs)
+        if args.many_dirs:
+            print(f"many directories: {args.many_dirs} of one file each")
+            many_dirs(tmp, bins, args.many_dirs, args.runs)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

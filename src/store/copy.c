@@ -11,6 +11,16 @@
  * memory_fts, PostgreSQL's tsvector column) is not copied: the target builds its own. Per-node
  * state (PostgreSQL's nodes table, syncs.attempt) is not copied either.
  *
+ * The code index is derived data too, but costly to rebuild (every blob read and tokenized
+ * again) and in one format on both backends (store/codeindex.h): it moves as it is, ids
+ * included, so a search on the copy reads what it read on the source. The rows' meaning does
+ * not depend on anything the copy renumbers: code_blobs names blobs by SHA and postings name
+ * code_blobs ids, which move unchanged. Neutrally, code_blobs is (id, sha as its 20 bytes,
+ * binary) and code_postings (seg, first, data); SQLite packs (seg, first) into one key and
+ * PostgreSQL names `binary` is_binary, which their row functions translate. The backend's count
+ * of unindexed blobs (code_unindexed) follows from its own triggers, and the next code_blobs id
+ * is above every id a segment holds (ps_store_rows_done), as each backend's index_put keeps it.
+ *
  * Contract with the backends' row functions (sqlite_rows.c, pg_rows.c) for file versions and
  * directory trees, whatever the backend's layout (schema 26 names a version's directory by id,
  * docs/architecture.md): the row interface speaks FULL PATHS. `file_versions` moves as
@@ -45,8 +55,8 @@ static const struct ps_copy_col project_cols[] = {
 	C("interval_ms", INT), C("next_sync_at", INT), C("last_check_at", INT),
 	C("max_failures", INT), C("state", TEXT), C("paused_at", INT), C("paused_reason", TEXT),
 	C("keep_syncs", INT), C("keep_days", INT),
-	/* code search (migration 0008): the index itself is derived and not copied, so every
-	 * project arrives owing it (take_row sets code_index_pending) and its next sync builds it */
+	/* code search (migration 0008): the index moves too (code_*_cols below), so a project
+	 * owes on the target exactly the backlog it owed on the source */
 	C("code_index", INT), C("code_index_pending", INT),
 };
 static const struct ps_copy_col sync_cols[] = {
@@ -107,6 +117,19 @@ static const struct ps_copy_col webhook_cols[] = {
 	C("id", TEXT), C("event", TEXT), C("received_at", INT),
 };
 
+/* The code index (schema 17, store/codeindex.h; docs/architecture.md §7a), read in one snapshot
+ * with the blobs: a code_blobs row commits with its postings, so none lacks them in the copy. */
+static const struct ps_copy_col code_segment_cols[] = {
+	C("id", INT), C("level", INT), C("postings", INT), C("min_id", INT), C("max_id", INT),
+	C("docs", INT),
+};
+static const struct ps_copy_col code_posting_cols[] = {
+	C("seg", INT), C("first", INT), C("data", BLOB),
+};
+static const struct ps_copy_col code_blob_cols[] = {
+	C("id", INT), C("sha", BLOB), C("binary", INT),
+};
+
 #define T(name, cols, nkeys, identity, batch) \
 	{ name, cols, sizeof(cols) / sizeof(*cols), nkeys, identity, batch }
 
@@ -121,8 +144,15 @@ static const struct ps_copy_table tables[] = {
 	T("memory_entries", memory_cols, 1, true, 200),
 	T("memory_staged_removals", removal_cols, 2, false, 1000),
 	T("webhook_deliveries", webhook_cols, 1, false, 1000),
+	/* ~8 KiB a postings row; code_blobs last, so its ps_store_rows_done sees the segments */
+	T("code_segments", code_segment_cols, 1, true, 500),
+	T("code_postings", code_posting_cols, 2, false, 64),
+	T("code_blobs", code_blob_cols, 1, true, 1000),
 };
 #define NTABLES (sizeof(tables) / sizeof(*tables))
+_Static_assert(NTABLES <= sizeof(((struct ps_copy_counts *)0)->rows) /
+			  sizeof(((struct ps_copy_counts *)0)->rows[0]),
+	       "struct ps_copy_counts holds a count per table");
 
 struct batch {
 	struct ps_store *from;
@@ -258,11 +288,6 @@ static int take_row(void *ud, const struct ps_copy_value *row)
 	}
 	if (b->t->cols == sync_cols)
 		end_unfinished_sync(b->t, dst);
-	if (b->t->cols == project_cols) {
-		/* The last column: the code index the target does not have yet. */
-		dst[b->t->ncols - 1].null = false;
-		dst[b->t->ncols - 1].i = 1;
-	}
 	if (++b->n == b->t->batch)
 		return flush(b);
 	return 0;

@@ -537,8 +537,8 @@ int ps_store_prune_gate_shut(struct ps_store *s, int64_t now, bool *shut);
 /*
  * Raw rows, for moving a whole store between backends. A table is described once, backend-
  * neutrally (store/copy.c lists them, parents before children); both backends have the same
- * column names. Types: INT (integers), TEXT (UTF-8 text), BYTES (a path: any bytes; TEXT on
- * SQLite, bytea on PostgreSQL), BLOB (content).
+ * column names (or translate them: the code index, store/copy.c). Types: INT (integers), TEXT
+ * (UTF-8 text), BYTES (a path: any bytes; TEXT on SQLite, bytea on PostgreSQL), BLOB (content).
  */
 enum ps_copy_col_type { PS_COL_INT, PS_COL_TEXT, PS_COL_BYTES, PS_COL_BLOB };
 struct ps_copy_col {
@@ -582,9 +582,9 @@ struct ps_copy_counts {
 /*
  * Copies every table of `from` into `to` (another store, possibly another backend), rows and
  * ids as they are: projects, the sync chain, events, file versions, blobs (verified against
- * their SHA), memory entries, staged memory removals, webhook deliveries. `to` must be empty
- * (PS_ECONFLICT otherwise, nothing written); it is written in one transaction, so a failure
- * leaves it empty. Reads and writes go in batches: memory stays bounded whatever the size.
+ * their SHA), memory entries, staged memory removals, webhook deliveries, the code index. `to`
+ * must be empty (PS_ECONFLICT otherwise, nothing written); it is written in one transaction, so
+ * a failure leaves it empty. Reads and writes go in batches: memory stays bounded whatever the size.
  */
 int ps_store_copy(struct ps_store *from, struct ps_store *to, struct ps_copy_counts *counts);
 /* ---- code index (code search, core/grep.c) ---- */

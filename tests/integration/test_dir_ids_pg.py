@@ -179,3 +179,55 @@ def test_odd_stored_paths_convert_as_stored(pg, repo):
     for p in odd[3:]:  # the CLI takes no path with a leading '/'
         assert json.loads(pg.ok("files", "p", p, "--json").out)[0]["path"] == p
         assert pg.ok("cat", "p", p).out == "z\n"
+
+
+def test_code_search_batches_over_many_directories(pg, repo):
+    """A search without a literal the index can use reads its candidates in batches in path
+    order (256, then 4x more, each from just after the last path; an API page from its
+    cursor), walking the project's directories in order (pg_code.c, walk). With many
+    directories, names sorting around '/' (`d1` < `d1-x` < `d1.y` < `d1/s`, whose files sort
+    `d1-x/..` < `d1.y/..` < `d1/..`) and files in the root between them, every batch boundary
+    and every page gives exactly the whole search's matches, in every scope. (Each batch
+    reads only the directories it needs since the walk resumes from the previous one's last
+    path; docs/performance.md has the cost.)"""
+    for i in range(300):
+        repo.write(f"a/f{i:03}", "a file of the first directory\n")
+    for i in range(150):
+        d = f"d{i:03}"
+        for sub in (d, f"{d}-x", f"{d}.y", f"{d}/s", f"{d}/s/t"):
+            repo.write(f"{sub}/f", f"{sub}\n")
+        repo.write(f"{d}/s-z", "beside s/\n")
+        repo.write(f"{d}0", "a root file between directories\n")
+    repo.commit("many")
+    pg.ok("project", "add", "p", str(repo.path))
+    sync_quietly(pg)
+    ndirs = int(psql(pg.db, "SELECT count(*) FROM dirs"))
+    assert ndirs > 750
+    for scope in ([], ["--path", "d01*"], ["--path", "d014/**"], ["--path", "d14*"]):
+        whole = pg("grep", "-E", "^.", "p", *scope).out.splitlines()
+        paths = [ln.split(":")[0] for ln in whole]
+        assert paths == sorted(paths, key=lambda p: p.encode()), scope
+        if not scope:
+            assert len(whole) == 300 + 150 * 7 and paths[300:308] == [
+                "d000-x/f", "d000.y/f", "d000/f", "d000/s-z", "d000/s/f", "d000/s/t/f",
+                "d0000", "d001-x/f"], paths[300:308]
+        for m in {1, 7, 255, 256, 257, 1279, 1280, 1281, len(whole) - 1, len(whole)}:
+            if 0 < m <= len(whole):
+                got = pg("grep", "-E", "^.", "p", "--max", str(m), *scope).out.splitlines()
+                assert got == whole[:m], (scope, m)
+    # The API pages resume from their cursor, one at every offset of the 7 files of a group
+    # (pages of 6): the pages put together are the whole search.
+    from server_util import Server
+    want = pg.json("grep", "-E", "^.", "p")
+    s = Server(pg)
+    try:
+        got, url = [], "/api/v1/projects/p/search/code?q=%5E.&regex=true&limit=6"
+        while url:
+            st, h, body = s.get(url)
+            assert st == 200, body
+            got += body
+            link = h.get("link")
+            url = link[1:link.index(">")] if link else None
+        assert got == want
+    finally:
+        s.stop()

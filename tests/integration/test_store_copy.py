@@ -9,7 +9,7 @@ import sqlite3
 
 import pytest
 
-from conftest import Projsync, one_error_line
+from conftest import Projsync, one_error_line, psql
 
 
 def build_history(ps, repo):
@@ -64,15 +64,47 @@ def answers(ps, same_backend=True):
         if s["status"] == "succeeded":
             v = ps.json("verify", "demo", "--at", str(s["id"]), "--blobs")
             out[f"verify@{s['id']}"] = (v["sound"], v["directories_stored"], v["files"])
-    # Code search answers the same (the copy owes its index; results are exact meanwhile).
+    # Code search answers the same, in every snapshot (the index comes along: code_index below).
     r = ps("grep", "-F", "a", "demo", "--json")
     out["grep"] = (r.rc, r.out)
+    for s in hist:
+        if s["status"] == "succeeded":
+            for args in (("-F", "version"), ("-i", "-E", "DEPLOY|Kiwi"), ("-E", "^a$")):
+                r = ps("grep", *args, "demo", "--at", str(s["id"]), "--json")
+                out[f"grep {args}@{s['id']}"] = (r.rc, r.out, r.err)
     for q in ("kiwi", "mango", "papaya", "deploy guide"):
         found = ps.json("memory", "search", "demo", q, "--include-superseded")
         if not same_backend:
             found = sorted(({k: v for k, v in e.items() if k not in ("rank", "snippet")}
                             for e in found), key=lambda e: e["id"])
         out[f"search {q}"] = found
+    return out
+
+
+def code_index(ps):
+    """The code index as stored, backend-neutrally: code_blobs (id, sha, binary), the segments,
+    each postings row as (segment, first trigram, bytes), each project's code_index_pending and
+    the count of stored blobs the index lacks."""
+    if ps.backend == "pg":
+        def q(sql):
+            return [tuple(line.split("|")) for line in psql(ps.db, sql).splitlines() if line]
+        return (q("SELECT id, encode(sha, 'hex'), is_binary FROM code_blobs ORDER BY id"),
+                q("SELECT id, level, postings, min_id, max_id, docs FROM code_segments "
+                  "ORDER BY id"),
+                q("SELECT seg, first, encode(data, 'hex') FROM code_postings ORDER BY 1, 2"),
+                q("SELECT id, code_index, code_index_pending FROM projects ORDER BY id"),
+                q("SELECT coalesce(sum(n), 0) FROM code_unindexed"))
+    con = sqlite3.connect(ps.db)
+
+    def q(sql):
+        return [tuple("" if v is None else str(v) for v in row) for row in con.execute(sql)]
+    out = (q("SELECT id, lower(hex(sha)), binary FROM code_blobs ORDER BY id"),
+           q("SELECT id, level, postings, min_id, max_id, docs FROM code_segments ORDER BY id"),
+           q("SELECT key >> 24, key & 16777215, lower(hex(data)) FROM code_postings "
+             "ORDER BY key"),
+           q("SELECT id, code_index, code_index_pending FROM projects ORDER BY id"),
+           q("SELECT n FROM code_unindexed"))
+    con.close()
     return out
 
 
@@ -116,19 +148,63 @@ def test_round_trip_sqlite_postgres_sqlite(tmp_path, pg_database, repo):
     # backend in another layout (schema 26: the row interface speaks full paths, store/copy.c),
     # and the copy has a dirs row for each directory named, the root included.
     assert sqlite_rows(back.db) == sqlite_rows(original.db)
-    # The copies owe their code index: their next sync builds it.
+    # The code index comes along as it is, both ways: every blob the source indexed is indexed
+    # in the copy under the same id with the same postings, nothing is left unindexed (a search
+    # reads the files the index names, not every file of the snapshot), and no project owes a
+    # rebuild. Before, the copy arrived with an empty index: every search read every file until
+    # each project's next sync had indexed its whole history again.
+    index = code_index(original)
+    assert index[0] and index[1] and index[2] and index[4] == [("0",)], index
+    assert index[3] == [("1", "1", "0")], index
     for ps in (pg, back):
         assert ps.json("project", "show", "demo")["code_index"] is True
+        assert code_index(ps) == index
 
-    # The copies go on: the next sync gets a new id after the copied ones, on both backends.
+    # The copies go on: the next sync gets a new id after the copied ones, on both backends,
+    # and indexes only what is new.
     repo.write("src/after.txt", "after the move\n")
     head = repo.commit("c3")
     last = max(s["id"] for s in want["history"])
     for ps in (pg, back):
         s = ps.sync("demo")
         assert s["id"] == last + 1 and s["commit"] == head, s
+        assert code_index(ps)[0][:-1] == index[0], code_index(ps)[0]
+        assert ps.ok("grep", "after the", "demo").out == "src/after.txt:1:after the move\n"
         e = ps.json("memory", "add", "demo", "--title", "After", "--text", "x")
         assert e["id"] > max(m["id"] for m in want["memory"]), e
+
+
+def test_code_index_ids_stay_past_pruned_ones(tmp_path, pg_database, repo):
+    """A pruned blob's postings stay in its segment until a merge (docs/architecture.md §7a), so
+    the copy hands out code_blobs ids above every id a segment holds, not only above the
+    copied rows: a new blob given a pruned blob's id would inherit its postings."""
+    a = Projsync(tmp_path / "a")
+    for i in range(4):
+        repo.write(f"f{i}.txt", f"kept file {i}\n")
+    repo.commit("c1")
+    a.ok("project", "add", "demo", str(repo.path))
+    a.sync("demo")
+    repo.write("gone.txt", "zebra crossing\n")
+    repo.commit("c2")
+    a.sync("demo")
+    repo.rm("gone.txt")
+    repo.commit("c3")
+    a.sync("demo")
+    a.ok("project", "set", "demo", "--keep-syncs", "1")
+    a.ok("prune", "demo")
+    blobs, segments = code_index(a)[:2]
+    top = max(int(seg[4]) for seg in segments)
+    assert top > max(int(b[0]) for b in blobs), (blobs, segments)
+
+    repo.write("new.txt", "zebra newcomer\n")
+    repo.commit("c4")
+    for t in (Projsync(tmp_path / "p", pg_database()), Projsync(tmp_path / "t")):
+        a.ok("store", "copy", str(a.db), str(t.db), db=False)
+        assert code_index(t)[:2] == (blobs, segments)
+        t.sync("demo")
+        new = code_index(t)[0]
+        assert len(new) == len(blobs) + 1 and int(new[-1][0]) > top, new
+        assert t.ok("grep", "zebra", "demo").out == "new.txt:1:zebra newcomer\n"
 
 
 def test_refuses_a_non_empty_target(tmp_path, pg_database, repo):

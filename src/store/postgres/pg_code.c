@@ -824,87 +824,164 @@ static PGresult *run_query(struct ps_store *s, int64_t project_id, int64_t snap,
 	return r;
 }
 
-/* A directory of the walk below: its id and its key, its path and '/' ('' for the root). */
-struct walk_dir {
-	int64_t id;
-	char *key;
-};
-
-static int cmp_walk_dir(const void *a, const void *b)
-{
-	return strcmp(((const struct walk_dir *)a)->key, ((const struct walk_dir *)b)->key);
-}
-
 static int cmp_candidate(const void *a, const void *b)
 {
 	return strcmp(((const struct ps_code_candidate *)a)->file.path,
 		      ((const struct ps_code_candidate *)b)->file.path);
 }
 
+/* Whether directory `path` may hold a file of the walk's scope: under `prefix` (a path with
+ * it, or the prefix's own directory, `pdir` bytes of it) and, with `from_path`, at or after
+ * it. */
+static bool walk_keeps(const char *path, const char *prefix, size_t plen, size_t pdir,
+		       const char *from_path)
+{
+	size_t len = strlen(path);
+
+	if (plen && strncmp(path, prefix, plen) != 0 &&
+	    !(len == pdir && strncmp(path, prefix, pdir) == 0))
+		return false;
+	/* A file of `path` is `path/NAME` (NAME alone in the root): it can sort at or after
+	 * from_path unless path/ sorts before it without being its start. */
+	if (!from_path || !len)
+		return true;
+	return strncmp(path, from_path, len) != 0 ? strcmp(path, from_path) > 0
+	       : !from_path[len] || (unsigned char)from_path[len] <= '/';
+}
+
+/* Appends the directories of r (id, path) that walk_keeps, their ids to `ids` (an array
+ * literal being built), counting them in *n. Returns the path of r's last row (NULL without
+ * rows), which the caller frees. */
+static char *walk_take(const PGresult *r, struct ps_buf *ids, size_t *n, const char *prefix,
+		       size_t plen, size_t pdir, const char *from_path)
+{
+	char *last = NULL;
+
+	for (int i = 0; i < PQntuples(r); i++) {
+		free(last);
+		last = ps_pg_col_bytea(r, i, 1);
+		if (walk_keeps(last, prefix, plen, pdir, from_path))
+			ps_buf_printf(ids, "%s%lld", (*n)++ ? "," : "",
+				      (long long)ps_pg_col_int(r, i, 0));
+	}
+	return last;
+}
+
 /*
  * The first `limit` candidates in path order without a query, with an early stop: sorting the
- * whole snapshot for a batch of 256 cost as much as listing it. A file's full path is its
- * directory's key followed by its name, so every file of a directory whose key is K sorts at
- * or after K: reading the directories in order of their keys, a chunk at a time, every file
- * read that sorts before the next unread directory's key is final. Directories of the prefix
- * only; before `from_path`, only those whose files can sort after it (a key at or after it, or
- * a key it starts with).
+ * whole snapshot for a batch of 256 cost as much as listing it, and so did reading every
+ * directory of the project for each batch (bounded by the project, not by the batch). A
+ * file's full path is its directory's path, '/' and its name, so every file of directory D
+ * sorts after D: reading the directories in path order (the `dirs_path` index), a chunk at a
+ * time, every file read whose full path is at most the last directory read is final (a
+ * directory still unread sorts after that one, and so do its files).
+ *
+ * Only the directories of the scope are read. With `from_path` (the batch resumes after the
+ * previous one's last path), the range starts there (keyset), plus the directories before it
+ * whose files can still follow it: each is a start of from_path followed there by a byte <=
+ * '/' (`src` for `src/x.c`, and `a` for `a-b/x`, since `a/...` sorts after `a-b/...`) or the
+ * root, found in one lookup of those few paths. With `prefix`, the range is the paths with
+ * it, plus the prefix's own directory.
  */
 static int walk(struct ps_store *s, int64_t project_id, int64_t snap, const char *prefix,
 		const char *from_path, size_t limit, struct ps_code_candidate **out, size_t *n)
 {
+	/* The directories before the range that may hold files of it ($2: from_path, $3: the
+	 * prefix's directory): the root, the starts of from_path before a byte <= '/'. */
+	static const char before_sql[] =
+		"SELECT id, path FROM dirs WHERE project_id = $1 AND path = ANY(ARRAY("
+		"SELECT substring($2::bytea FROM 1 FOR i) FROM generate_series(0, length($2::bytea) - 1) i "
+		"WHERE i = 0 OR get_byte($2::bytea, i) <= 47) || $3::bytea)";
 	struct ps_code_candidate *v = NULL, *pending = NULL;
-	size_t nv = 0, capv = 0, np = 0, capp = 0, nd = 0, chunk = 8;
+	size_t nv = 0, capv = 0, np = 0, capp = 0, chunk = 8;
 	size_t plen = prefix ? strlen(prefix) : 0, pdir = prefix ? ps_pg_dir_len(prefix) : 0;
-	struct walk_dir *dirs;
-	struct ps_pq q = { 0 };
+	char *upper = NULL, *last = NULL;
+	const char *lo = "";
+	size_t ulen = 0;
+	bool scanned = false;
+	struct ps_buf ids;
+	size_t nids = 0;
 	PGresult *r;
 	int rc = 0;
 
-	ps_pq_int(&q, project_id);
-	if (!(r = ps_pg_run(PSPG(s), "SELECT id, path FROM dirs WHERE project_id = $1", &q, false,
-			    "find code search candidates", &rc)))
-		return rc;
-	dirs = ps_calloc((size_t)PQntuples(r) + 1, sizeof(*dirs));
-	for (int i = 0; i < PQntuples(r); i++) {
-		char *path = ps_pg_col_bytea(r, i, 1);
-		char *key = path[0] ? ps_asprintf("%s/", path) : ps_strdup("");
-		bool keep = (!plen || strncmp(path, prefix, plen) == 0 ||
-			     (strlen(path) == pdir && strncmp(path, prefix, pdir) == 0)) &&
-			    (!from_path || strcmp(key, from_path) >= 0 ||
-			     strncmp(from_path, key, strlen(key)) == 0);
-
-		free(path);
-		if (!keep) {
-			free(key);
-			continue;
-		}
-		dirs[nd].id = ps_pg_col_int(r, i, 0);
-		dirs[nd++].key = key;
+	/* The range: [max(prefix, from_path), the prefix's successor). */
+	if (plen) {
+		lo = prefix;
+		upper = ps_strdup(prefix);
+		ulen = plen;
+		while (ulen > 0 && (unsigned char)upper[ulen - 1] == 0xff)
+			ulen--;
+		if (ulen > 0)
+			upper[ulen - 1] = (char)((unsigned char)upper[ulen - 1] + 1);
 	}
-	PQclear(r);
-	qsort(dirs, nd, sizeof(*dirs), cmp_walk_dir);
-	for (size_t at = 0; at < nd && nv < limit && rc == 0; chunk *= 2) {
-		size_t end = at + chunk < nd ? at + chunk : nd, take = 0;
-		const char *next = end < nd ? dirs[end].key : NULL;
-		struct ps_buf ids;
+	if (from_path && strcmp(from_path, lo) > 0)
+		lo = from_path;
+	ps_buf_init(&ids, SIZE_MAX);
+	ps_buf_puts(&ids, "{");
+	if (from_path || plen) {
+		struct ps_pq q = { 0 };
+
+		ps_pq_int(&q, project_id);
+		ps_pq_path(&q, from_path);
+		if (plen)
+			ps_pq_bytes(&q, prefix, pdir);
+		else
+			ps_pq_path(&q, NULL);
+		if (!(r = ps_pg_run(PSPG(s), before_sql, &q, false, "find code search candidates",
+				    &rc)))
+			goto out;
+		free(walk_take(r, &ids, &nids, prefix, plen, pdir, from_path));
+		PQclear(r);
+	}
+	while (nv < limit) {
+		size_t take = 0;
 		char *text;
 
-		ps_buf_init(&ids, SIZE_MAX);
-		ps_buf_puts(&ids, "{");
-		for (size_t k = at; k < end; k++)
-			ps_buf_printf(&ids, "%s%lld", k > at ? "," : "", (long long)dirs[k].id);
+		if (!scanned) {
+			struct ps_pq q = { 0 };
+			char sql[256];
+			char *got;
+
+			ps_pq_int(&q, project_id);
+			if (last)
+				ps_pq_path(&q, last);
+			else
+				ps_pq_path(&q, lo);
+			snprintf(sql, sizeof(sql),
+				 "SELECT id, path FROM dirs WHERE project_id = $1 AND path %s $2%s "
+				 "ORDER BY path LIMIT %zu", last ? ">" : ">=",
+				 ulen ? " AND path < $3" : "", chunk);
+			if (ulen)
+				ps_pq_bytes(&q, upper, ulen);
+			if (!(r = ps_pg_run(PSPG(s), sql, &q, false, "find code search candidates",
+					    &rc)))
+				break;
+			scanned = (size_t)PQntuples(r) < chunk;
+			got = walk_take(r, &ids, &nids, prefix, plen, pdir, from_path);
+			PQclear(r);
+			if (got) {
+				free(last);
+				last = got;
+			}
+			chunk *= 2;
+		}
 		ps_buf_puts(&ids, "}");
 		text = ps_buf_take(&ids, NULL);
-		r = run_query(s, project_id, snap, NULL, text, prefix, from_path, 0, &rc);
+		r = nids ? run_query(s, project_id, snap, NULL, text, prefix, from_path, 0, &rc)
+			 : NULL;
 		free(text);
-		if (!r)
+		ps_buf_init(&ids, SIZE_MAX);
+		ps_buf_puts(&ids, "{");
+		nids = 0;
+		if (rc < 0)
 			break;
-		add_rows(r, &pending, &np, &capp);
-		PQclear(r);
-		qsort(pending, np, sizeof(*pending), cmp_candidate);
+		if (r) {
+			add_rows(r, &pending, &np, &capp);
+			PQclear(r);
+			qsort(pending, np, sizeof(*pending), cmp_candidate);
+		}
 		while (take < np && nv + take < limit &&
-		       (!next || strcmp(pending[take].file.path, next) < 0))
+		       (scanned || strcmp(pending[take].file.path, last) <= 0))
 			take++;
 		if (nv + take + 1 > capv) {
 			capv = (nv + take + 1) * 2;
@@ -914,12 +991,14 @@ static int walk(struct ps_store *s, int64_t project_id, int64_t snap, const char
 		nv += take;
 		memmove(pending, pending + take, (np - take) * sizeof(*pending));
 		np -= take;
-		at = end;
+		if (scanned)
+			break; /* every directory read, and what they hold taken up to the limit */
 	}
+out:
+	ps_buf_dispose(&ids);
 	ps_code_candidates_free(pending, np);
-	for (size_t k = 0; k < nd; k++)
-		free(dirs[k].key);
-	free(dirs);
+	free(upper);
+	free(last);
 	if (rc < 0) {
 		ps_code_candidates_free(v, nv);
 		return rc;

@@ -29,6 +29,13 @@ static bool dir_named(const struct ps_copy_table *t)
 	return !strcmp(t->name, "file_versions") || !strcmp(t->name, "dir_trees");
 }
 
+/* A column's name here, where it differs from the copy's (SQLite's): code_blobs.binary is
+ * is_binary, `binary` being a keyword of PostgreSQL's. */
+static const char *pg_col(const struct ps_copy_table *t, const char *col)
+{
+	return !strcmp(t->name, "code_blobs") && !strcmp(col, "binary") ? "is_binary" : col;
+}
+
 /* The select expression of column `col` of table `t` (aliased r). */
 static void select_col(struct ps_buf *b, const struct ps_copy_table *t, const char *col)
 {
@@ -38,7 +45,7 @@ static void select_col(struct ps_buf *b, const struct ps_copy_table *t, const ch
 	else if (binary_sha(t, col))
 		ps_buf_printf(b, "ps_hex(r.\"%s\")", col);
 	else
-		ps_buf_printf(b, "r.\"%s\"", col);
+		ps_buf_printf(b, "r.\"%s\"", pg_col(t, col));
 }
 
 static void put_value(struct ps_pq *q, const struct ps_copy_col *col, const struct ps_copy_value *v)
@@ -194,7 +201,7 @@ int ps_pg_rows_insert(struct ps_store *s, const struct ps_copy_table *t, const s
 			ps_buf_printf(&b, "%sdir_id%s", c ? ", " : "",
 				      !strcmp(t->name, "file_versions") ? ", name" : "");
 		else
-			ps_buf_printf(&b, "%s\"%s\"", c ? ", " : "", t->cols[c].name);
+			ps_buf_printf(&b, "%s\"%s\"", c ? ", " : "", pg_col(t, t->cols[c].name));
 	}
 	/* OVERRIDING SYSTEM VALUE: the ids are the source's, even in identity columns. */
 	ps_buf_printf(&b, ")%s VALUES ", t->identity ? " OVERRIDING SYSTEM VALUE" : "");
@@ -227,10 +234,21 @@ int ps_pg_rows_insert(struct ps_store *s, const struct ps_copy_table *t, const s
 
 int ps_pg_rows_done(struct ps_store *s, const struct ps_copy_table *t)
 {
-	char *sql = ps_asprintf("SELECT setval(pg_get_serial_sequence('%s', '%s'), "
+	char *sql;
+	int rc;
+
+	/* Ids are never reused (pg_code.c): a pruned blob's postings stay in its segments, so the
+	 * next id is above every id a segment holds too, not only above the rows. */
+	if (!strcmp(t->name, "code_blobs"))
+		return ps_pg_exec(PSPG(s),
+				  "SELECT setval('code_blobs_id_seq', greatest("
+				  "(SELECT max(id) FROM code_blobs), "
+				  "(SELECT max(max_id) FROM code_segments), 0) + 1, false)",
+				  NULL, "move ids past the copied ones", NULL);
+	sql = ps_asprintf("SELECT setval(pg_get_serial_sequence('%s', '%s'), "
 				"coalesce((SELECT max(\"%s\") FROM \"%s\"), 0) + 1, false)",
 				t->name, t->cols[0].name, t->cols[0].name, t->name);
-	int rc = ps_pg_exec(PSPG(s), sql, NULL, "move ids past the copied ones", NULL);
+	rc = ps_pg_exec(PSPG(s), sql, NULL, "move ids past the copied ones", NULL);
 
 	free(sql);
 	return rc;

@@ -42,6 +42,16 @@ static enum dir_layout dir_layout(const struct ps_copy_table *t)
 						 : DIRS_NONE;
 }
 
+/*
+ * code_postings keeps (segment, first trigram) packed in one integer key, (seg << 24) | first
+ * (sqlite_code.c), the order of the pair: the copy's (seg, first) are computed from it, and its
+ * pages and inserts go by the key itself, so each page stays one rowid range.
+ */
+static bool packed_key(const struct ps_copy_table *t)
+{
+	return !strcmp(t->name, "code_postings");
+}
+
 static bool is_path(const struct ps_copy_table *t, size_t c)
 {
 	return dir_layout(t) != DIRS_NONE && !strcmp(t->cols[c].name, "path");
@@ -54,6 +64,15 @@ static char *select_sql(struct ps_store *s, const struct ps_copy_table *t, bool 
 	struct ps_buf b;
 
 	ps_buf_init(&b, SIZE_MAX);
+	if (packed_key(t)) {
+		/* seg, first, then the other columns as they are */
+		ps_buf_puts(&b, "SELECT key >> 24, key & 16777215");
+		for (size_t c = 2; c < t->ncols; c++)
+			ps_buf_printf(&b, ", \"%s\"", t->cols[c].name);
+		ps_buf_printf(&b, " FROM \"%s\"%s ORDER BY key LIMIT %zu", t->name,
+			      after ? " WHERE key > ((?1 << 24) | ?2)" : "", t->batch);
+		return ps_buf_take(&b, NULL);
+	}
 	ps_buf_puts(&b, "SELECT ");
 	for (size_t c = 0; c < t->ncols; c++) {
 		if (is_path(t, c))
@@ -181,8 +200,10 @@ int ps_sqlite_rows_insert(struct ps_store *s, const struct ps_copy_table *t,
 
 	ps_buf_init(&b, SIZE_MAX);
 	ps_buf_printf(&b, "INSERT INTO \"%s\" (", t->name);
-	for (size_t c = 0; c < t->ncols; c++) {
-		if (is_path(t, c))
+	for (size_t c = packed_key(t) ? 2 : 0; c < t->ncols; c++) {
+		if (packed_key(t) && c == 2)
+			ps_buf_printf(&b, "key, \"%s\"", t->cols[c].name);
+		else if (is_path(t, c))
 			ps_buf_printf(&b, "%s%s", c ? ", " : "",
 				      dl == DIRS_NAME ? "dir_id, name" : "dir_id");
 		else
@@ -191,7 +212,9 @@ int ps_sqlite_rows_insert(struct ps_store *s, const struct ps_copy_table *t,
 			project = c;
 	}
 	ps_buf_puts(&b, ") VALUES (");
-	for (size_t c = 0; c < t->ncols; c++)
+	if (packed_key(t))
+		ps_buf_puts(&b, "(?1 << 24) | ?2");
+	for (size_t c = packed_key(t) ? 2 : 0; c < t->ncols; c++)
 		ps_buf_printf(&b, "%s%s", c ? ", " : "",
 			      is_path(t, c) && dl == DIRS_NAME ? "?, ?"
 			      : binary_sha(t, t->cols[c].name) ? "ps_unhex(?)"
