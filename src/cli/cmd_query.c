@@ -230,7 +230,7 @@ static char *up_to_date_note(const struct ps_sync *s)
 
 	/* A prune made it the first sync of the history: its counts are now its whole snapshot
 	 * (+N, what `changes` lists for it), and "up to date" beside them read as a contradiction. */
-	if (!s->previous_sync_id)
+	if (ps_sync_first_kept(s))
 		return ps_strdup("first kept sync; up to date when it ran");
 	if (s->checks <= 1)
 		return ps_strdup("up to date");
