@@ -20,11 +20,9 @@ Figures are printed, never asserted.
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -37,6 +35,7 @@ FILES, COMMITS, TOUCH = 20000, 200, 200
 
 sys.path.insert(0, str(ROOT / "tests" / "integration"))
 from git_daemon import GitDaemon  # noqa: E402  (a port bound here, each connection to git daemon --inetd)
+from tcp_relay import Relay  # noqa: E402  (counts the bytes sent back to clients: received, take())
 
 
 def git(*args, cwd=None, env=None, capture=True):
@@ -73,51 +72,6 @@ def timed(argv, env=None, cwd=None):
     if r.returncode != 0:
         sys.exit(f"{' '.join(map(str, argv))} failed: {r.stderr.decode(errors='replace')}")
     return took, r
-
-
-class Relay:
-    """A loopback TCP relay to `port` that counts the bytes sent back to clients."""
-
-    def __init__(self, port):
-        self.up = port
-        self.received = 0
-        self.lock = threading.Lock()
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            u = socket.create_connection(("127.0.0.1", self.up))
-            threading.Thread(target=self._pipe, args=(c, u, False), daemon=True).start()
-            threading.Thread(target=self._pipe, args=(u, c, True), daemon=True).start()
-
-    def _pipe(self, a, b, count):
-        try:
-            while data := a.recv(262144):
-                if count:
-                    with self.lock:
-                        self.received += len(data)
-                b.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (a, b):
-                try:
-                    s.shutdown(socket.SHUT_WR if s is b else socket.SHUT_RD)
-                except OSError:
-                    pass
-
-    def take(self):
-        with self.lock:
-            n, self.received = self.received, 0
-        return n
 
 
 def human(n):

@@ -62,6 +62,14 @@ export function checksNote(s) {
   return `up to date · checked ${s.checks} times, ${from}–${to}`;
 }
 
+// What an up-to-date sync's row says. A prune made a first kept sync the first of the history,
+// so its counts are its whole snapshot and a bare "up to date" beside "+N" read as a
+// contradiction: the CLI's words (`history`, `status`) instead.
+export const FIRST_KEPT_NOTE = 'first kept sync; up to date when it ran';
+export function upToDateNote(s) {
+  return s && s.first_kept ? FIRST_KEPT_NOTE : checksNote(s);
+}
+
 export function syncDuration(s) {
   if (!s || !s.started_at) return null;
   const end = s.finished_at ? Date.parse(s.finished_at) : Date.now();

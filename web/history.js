@@ -3,7 +3,7 @@
 
 import { h, mount, link, notice } from './dom.js';
 import { api, ApiError } from './api.js';
-import { shortSha, duration, syncDuration, checksNote } from './format.js';
+import { shortSha, duration, syncDuration, checksNote, upToDateNote, FIRST_KEPT_NOTE } from './format.js';
 import { projectHeader, statusBadge, timeEl } from './projects.js';
 import { fileBrowser, fileParam, withQuery } from './files.js';
 import { diffPanel } from './diffView.js';
@@ -14,10 +14,12 @@ import { compareUrl, pagedRows, sortChanges } from './compare.js';
 function counts(s) {
   const c = s.counts || {};
   if (s.status !== 'succeeded') return null;
-  if (s.up_to_date) return h('span.muted.up-to-date', checksNote(s));
-  return h('span.counts', { 'aria-label': `${c.added} added, ${c.modified} modified, ${c.deleted} deleted, ${c.renamed} renamed` },
+  if (s.up_to_date && !s.first_kept) return h('span.muted.up-to-date', upToDateNote(s));
+  // A first kept sync: its note and the counts a prune rebased onto it, as `history` prints them.
+  const note = s.first_kept ? h('span.muted.up-to-date.first-kept', upToDateNote(s)) : null;
+  return [note, h('span.counts', { 'aria-label': `${c.added} added, ${c.modified} modified, ${c.deleted} deleted, ${c.renamed} renamed` },
     h('span.count.added', `+${c.added}`), ' ', h('span.count.modified', `~${c.modified}`), ' ',
-    h('span.count.deleted', `−${c.deleted}`), c.renamed ? [' ', h('span.count.renamed', `→${c.renamed}`)] : null);
+    h('span.count.deleted', `−${c.deleted}`), c.renamed ? [' ', h('span.count.renamed', `→${c.renamed}`)] : null)];
 }
 
 // "Ann Author, 3 min ago": who made a commit and when (the author date).
@@ -198,6 +200,8 @@ export async function syncDetailView({ root, params, query, navigate }) {
           link(`/projects/${encodeURIComponent(name)}/syncs/${sync.previous_sync_id}`, `#${sync.previous_sync_id}`))) : null),
       sync.status === 'succeeded' ? h('p.compare-with', link(sync.base_sync_id ? compareUrl(name, sync.base_sync_id, sync.id)
         : `/projects/${encodeURIComponent(name)}/compare?to=${sync.id}`, 'Compare with another sync…')) : null,
+      sync.first_kept ? h('p.muted.first-kept', h('strong', FIRST_KEPT_NOTE), ': a prune removed the syncs before it, '
+        + 'so the changes below are its whole snapshot (every file added), not what it found.') : null,
       sync.error ? notice('error', `Failed in the ${sync.phase} phase: ${sync.error.message} (${sync.error.code})`) : null),
     h('section.card', { 'aria-labelledby': 'commits-title' }, h('h2#commits-title', 'Commits'), commitsBox),
     h('section.card', { 'aria-labelledby': 'changes-title' }, h('h2#changes-title', 'Changes'), changesBox),

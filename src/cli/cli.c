@@ -477,14 +477,14 @@ static bool is_url(const char *s)
 	return strncmp(s, "postgres://", 11) == 0 || strncmp(s, "postgresql://", 13) == 0;
 }
 
-int ps_cli_open_store(struct ps_cli *cli, unsigned flags)
+/* The store location (db_url), the local data directory and its cache, resolved once per run:
+ * ps_cli_source_opts lends out cache_dir, before or after the store is opened. Creates nothing. */
+static int store_location(struct ps_cli *cli)
 {
 	const char *slash;
-	int rc;
 
-	if (cli->store)
+	if (cli->db_url)
 		return 0;
-	free(cli->db_url);
 	cli->db_url = cli->db_option ? ps_strdup(cli->db_option) : default_db_path();
 	if (!cli->db_url)
 		return ps_error_set(PS_EINVAL, NULL,
@@ -503,11 +503,23 @@ int ps_cli_open_store(struct ps_cli *cli, unsigned flags)
 		cli->data_dir = slash ? ps_strndup(cli->db_url, slash == cli->db_url ? 1
 					: (size_t)(slash - cli->db_url))
 				      : ps_strdup(".");
-		if ((flags & PS_CLI_STORE_CREATE) && (rc = ps_mkdir_p(cli->data_dir)) < 0)
-			return ps_error_wrap(rc, "store directory %s: ", cli->data_dir);
 	}
 	free(cli->cache_dir);
 	cli->cache_dir = ps_asprintf("%s/cache", cli->data_dir);
+	return 0;
+}
+
+int ps_cli_open_store(struct ps_cli *cli, unsigned flags)
+{
+	int rc;
+
+	if (cli->store)
+		return 0;
+	if ((rc = store_location(cli)) < 0)
+		return rc;
+	if ((flags & PS_CLI_STORE_CREATE) && !is_url(cli->db_url) &&
+	    (rc = ps_mkdir_p(cli->data_dir)) < 0)
+		return ps_error_wrap(rc, "store directory %s: ", cli->data_dir);
 	rc = ps_store_open(&cli->store, cli->db_url, (flags & ~PS_CLI_STORE_CREATE) |
 			   (flags & PS_CLI_STORE_CREATE ? 0 : PS_STORE_NO_CREATE));
 	if (rc == PS_ENOTFOUND && strcmp(ps_error_slug(), "no_store") == 0)
@@ -520,10 +532,9 @@ int ps_cli_source_opts(struct ps_cli *cli, struct ps_source_opts *out)
 {
 	int rc;
 
-	*out = (struct ps_source_opts){ .cache_dir = cli->cache_dir };
 	/* Every command that reaches a source (or serves those that do) comes here first: a bad
 	 * bound is refused before it starts, not replaced by the default without a word. */
-	if ((rc = ps_source_net_timeout_check()) < 0)
+	if ((rc = ps_source_net_timeout_check()) < 0 || (rc = store_location(cli)) < 0)
 		return rc;
 	/* The same for the ssh settings (git_cli.h): a key that is not there, or a typo in
 	 * PROJSYNC_SSH_STRICT, is refused now, not met by the first ssh sync. */
@@ -533,6 +544,7 @@ int ps_cli_source_opts(struct ps_cli *cli, struct ps_source_opts *out)
 			return rc;
 		free(key);
 	}
+	*out = (struct ps_source_opts){ .cache_dir = cli->cache_dir };
 	/* A failure here surfaces when the source tries to use the directory, with its path. */
 	if (cli->cache_dir)
 		(void)ps_mkdir_p(cli->cache_dir);

@@ -155,11 +155,13 @@ void ps_cli_catch_signals(bool install, void (*on_signal)(int), struct sigaction
  */
 int ps_cli_open_store(struct ps_cli *cli, unsigned flags);
 
-/* Source options for this run (cache_dir = cli->cache_dir, created on demand). Call after
- * ps_cli_open_store, only when the command is about to reach a source (or serve those that
- * do): it is where a bad PROJSYNC_NET_TIMEOUT is refused (PS_EINVAL, "bad_net_timeout"), so
- * a command that touches no source is never stopped by it. The pointers inside borrow from
- * cli. Returns 0 or a PS_E* code with the message set. */
+/* Source options for this run (cache_dir = cli->cache_dir, created on demand). Call only when
+ * the command is about to reach a source (or serve those that do): it is where a bad
+ * PROJSYNC_NET_TIMEOUT is refused (PS_EINVAL, "bad_net_timeout"), so a command that touches no
+ * source is never stopped by it. Before or after ps_cli_open_store (the cache's place comes
+ * from the store's location, not the open store): a command that may create the store calls
+ * it first, so that a refused bound leaves no new store behind. The pointers inside borrow
+ * from cli. Returns 0 or a PS_E* code with the message set. */
 int ps_cli_source_opts(struct ps_cli *cli, struct ps_source_opts *out);
 
 /* Parses a positive decimal id ("42"). Returns false for anything else. */

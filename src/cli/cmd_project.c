@@ -545,17 +545,9 @@ static int project_add(struct ps_cli *cli, int argc, char **argv)
 	if (apply_schedule(cli, &st, &p, &unused) < 0)
 		goto cleanup;
 	/* The bound is refused before the store is opened: a refused add must not leave a new
-	 * store behind (ps_cli_source_opts asks again, on the open store). */
-	if ((rc = ps_source_net_timeout_check()) < 0) {
-		exit_code = ps_cli_fail(rc);
-		goto cleanup;
-	}
-
-	if ((rc = ps_cli_open_store(cli, PS_CLI_STORE_CREATE)) < 0) {
-		exit_code = ps_cli_fail(rc);
-		goto cleanup;
-	}
-	if ((rc = ps_cli_source_opts(cli, &sopts)) < 0) {
+	 * store behind. */
+	if ((rc = ps_cli_source_opts(cli, &sopts)) < 0 ||
+	    (rc = ps_cli_open_store(cli, PS_CLI_STORE_CREATE)) < 0) {
 		exit_code = ps_cli_fail(rc);
 		goto cleanup;
 	}

@@ -230,7 +230,7 @@ static char *up_to_date_note(const struct ps_sync *s)
 
 	/* A prune made it the first sync of the history: its counts are now its whole snapshot
 	 * (+N, what `changes` lists for it), and "up to date" beside them read as a contradiction. */
-	if (!s->previous_sync_id)
+	if (ps_sync_first_kept(s))
 		return ps_strdup("first kept sync; up to date when it ran");
 	if (s->checks <= 1)
 		return ps_strdup("up to date");
@@ -727,10 +727,11 @@ int ps_cmd_cat(struct ps_cli *cli, int argc, char **argv)
 	}
 	if ((rc = ps_project_blob_get(cli->store, p, f.sha, f.size, &data, &len)) < 0) {
 		/* The file exists, so its missing content is never "not found" but the API's
-		 * answer for it: over the size limit 422 (exit 2), kept as metadata under a lower
-		 * limit that has since been raised 409 (exit 4: the next sync fetches it). */
+		 * answer for it: over the size limit 422 (exit 2), a lost blob a store fault
+		 * (500, exit 1), kept as metadata under a lower limit that has since been raised
+		 * (or lost: not known) 409 (exit 4: the next sync fetches it). */
 		if (rc == PS_ENOTFOUND) {
-			rc = ps_project_content_missing(cli->store, p, &f);
+			rc = ps_project_content_missing(cli->store, p, snapshot, &f);
 			exit_code = ps_cli_fail(rc);
 			if (rc == PS_ETOOBIG)
 				exit_code = PS_EXIT_USAGE;

@@ -319,20 +319,10 @@ int ps_cmd_serve(struct ps_cli *cli, int argc, char **argv)
 		free(local_root);
 		return PS_EXIT_USAGE;
 	}
-	/* Before the store is opened, as the usage errors above: a refused start must not leave
-	 * a new store behind (ps_cli_source_opts asks again below). */
-	if ((rc = ps_source_net_timeout_check()) < 0) {
-		free(host);
-		free(local_root);
-		return ps_cli_fail(rc);
-	}
-	if ((rc = ps_cli_open_store(cli, PS_CLI_STORE_CREATE)) < 0) {
-		free(host);
-		free(local_root);
-		return ps_cli_fail(rc);
-	}
-	/* Refuses a bad network bound and creates the cache directory. */
-	if ((rc = ps_cli_source_opts(cli, &sopts)) < 0) {
+	/* A bad network bound is refused before the store is opened, as the usage errors above:
+	 * a refused start must not leave a new store behind. */
+	if ((rc = ps_cli_source_opts(cli, &sopts)) < 0 ||
+	    (rc = ps_cli_open_store(cli, PS_CLI_STORE_CREATE)) < 0) {
 		free(host);
 		free(local_root);
 		return ps_cli_fail(rc);

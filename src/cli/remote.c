@@ -63,6 +63,7 @@ static struct ps_sync *sync_from_json(json_t *j)
 	(void)ps_phase_parse(jstr(j, "phase") ? jstr(j, "phase") : "", &s->phase);
 	s->commit = jstr(j, "commit") ? ps_strdup(jstr(j, "commit")) : NULL;
 	s->trigger = ps_strdup(jstr(j, "trigger") ? jstr(j, "trigger") : "api");
+	s->previous_sync_id = jint(j, "previous_sync_id"); /* for ps_sync_first_kept */
 	s->counts.added = jint(counts, "added");
 	s->counts.modified = jint(counts, "modified");
 	s->counts.deleted = jint(counts, "deleted");

@@ -81,13 +81,9 @@ static void add_tag(struct ps_strv *tags, const char *s, const char *e)
 	/* Compared as stored (U+FFFD for bytes that are not UTF-8), like a note's tags; the
 	 * length bound is the one of the bytes given, as for a note. */
 	free(raw);
-	if (t[0] && len <= PS_MEMORY_MAX_TAG && tags->n < PS_MEMORY_MAX_TAGS) {
-		bool dup = false;
-		for (size_t i = 0; i < tags->n && !dup; i++)
-			dup = strcmp(tags->v[i], t) == 0;
-		if (!dup)
-			ps_strv_push(tags, t);
-	}
+	if (t[0] && len <= PS_MEMORY_MAX_TAG && tags->n < PS_MEMORY_MAX_TAGS &&
+	    !ps_strv_has(tags, t))
+		ps_strv_push(tags, t);
 	free(t);
 }
 

@@ -69,7 +69,20 @@ int ps_project_blob_get(struct ps_store *s, const struct ps_project *p, const ch
 	return ps_store_blob_get(s, sha, data, len);
 }
 
-int ps_project_content_missing(struct ps_store *s, const struct ps_project *p,
+int64_t ps_project_blob_bound(struct ps_store *s, const struct ps_project *p, int64_t sync_id)
+{
+	struct ps_sync *last = NULL;
+	int64_t pending = 0, bound = -1;
+
+	if (ps_store_project_blob_rescan(s, p->id, &pending) == 0 && pending == 0 &&
+	    ps_store_sync_last_succeeded(s, p->id, 0, &last) == 0 && last->id == sync_id)
+		bound = p->max_blob_size;
+	ps_sync_free(last);
+	ps_error_clear();
+	return bound;
+}
+
+int ps_project_content_missing(struct ps_store *s, const struct ps_project *p, int64_t sync_id,
 			       const struct ps_file *f)
 {
 	int64_t pending = 0;
@@ -79,15 +92,23 @@ int ps_project_content_missing(struct ps_store *s, const struct ps_project *p,
 				    "content of %s not stored: %lld bytes exceeds the project's limit "
 				    "of %lld bytes", f->path, (long long)f->size,
 				    (long long)p->max_blob_size);
+	if (ps_project_blob_lost(ps_project_blob_bound(s, p, sync_id), f->size))
+		return ps_error_set(PS_ESTORE, "blob_missing",
+				    "content of %s is lost: blob %s (%lld bytes, within the project's "
+				    "size limit) is not in the store; 'projsync verify %s --blobs' "
+				    "lists every file that lost its content", f->path, f->sha,
+				    (long long)f->size, p->name);
 	if (ps_store_project_blob_rescan(s, p->id, &pending) < 0) {
 		pending = 0;
 		ps_error_clear();
 	}
+	/* An older snapshot, or one a raised limit has not been applied to: no row says which
+	 * limit held when it was synced, so skipped and lost look alike. */
 	return ps_error_set(PS_ECONFLICT, "not_fetched",
 			    "content of %s not stored: it was over the project's size limit when it "
-			    "was synced (%lld bytes, the limit is now %lld)%s", f->path,
-			    (long long)f->size, (long long)p->max_blob_size,
-			    pending ? "; the next sync fetches it" : "");
+			    "was synced, or its blob %s was lost since (%lld bytes, the limit is now "
+			    "%lld)%s", f->path, f->sha, (long long)f->size,
+			    (long long)p->max_blob_size, pending ? "; the next sync fetches it" : "");
 }
 
 json_t *ps_project_status_to_json(const struct ps_project *p, const struct ps_project_status *st)

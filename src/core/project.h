@@ -37,15 +37,36 @@ int ps_project_blob_get(struct ps_store *s, const struct ps_project *p, const ch
 			int64_t size, void **data, size_t *len);
 
 /*
- * Why file `f` of project `p` has no stored content (its blob is absent; a submodule is not
- * asked about): a sync kept it as metadata only because it was over the size limit. Sets the
- * error and returns PS_ETOOBIG (slug "too_big") when it is still over the project's limit, or
- * PS_ECONFLICT (slug "not_fetched") when a raised limit lets it in but it was not fetched (the
- * next sync does, if it is in the latest snapshot). Never a store failure: blobs are stored
- * before the rows that name them and never removed, so a missing one was skipped for its size.
- * HTTP shows the first as 422 and the second as 409; `cat` prints the message.
+ * The size up to which every file of snapshot `sync_id` of project `p` must have its blob in the
+ * store, or -1 when no such bound holds. Blobs are stored before the rows that name them and a
+ * prune removes only blobs no row names, so in the project's latest snapshot, with no blob rescan
+ * owed (a raised limit makes the next sync fetch what now fits), every file within the
+ * project's limit has its content: one that does not was lost (`verify --blobs`'s
+ * blob_missing). An older snapshot may hold files kept as metadata only under a lower limit
+ * that no row records: -1. A store error also reads as -1 (cannot be known) and is cleared.
  */
-int ps_project_content_missing(struct ps_store *s, const struct ps_project *p,
+int64_t ps_project_blob_bound(struct ps_store *s, const struct ps_project *p, int64_t sync_id);
+
+/* Whether a file of `size` bytes whose blob is absent was lost rather than kept as metadata
+ * only, under the bound ps_project_blob_bound gave for its snapshot. */
+static inline bool ps_project_blob_lost(int64_t bound, int64_t size)
+{
+	return size >= 0 && size <= bound;
+}
+
+/*
+ * Why file `f` of snapshot `sync_id` of project `p` has no stored content (its blob is absent;
+ * a submodule is not asked about). Sets the error and returns:
+ * - PS_ETOOBIG (slug "too_big") when it is over the project's limit: a sync kept it as
+ *   metadata only;
+ * - PS_ESTORE (slug "blob_missing") when ps_project_blob_lost says its blob was lost: a store
+ *   fault, the message names the blob and `projsync verify --blobs`;
+ * - PS_ECONFLICT (slug "not_fetched") otherwise: a raised limit lets it in, and it was either
+ *   over the limit when it was synced or lost since, which the store cannot tell apart (the
+ *   next sync fetches it if it is in the latest snapshot).
+ * HTTP shows them as 422, 500 and 409; `cat` prints the message and exits 2, 1 and 4.
+ */
+int ps_project_content_missing(struct ps_store *s, const struct ps_project *p, int64_t sync_id,
 			       const struct ps_file *f);
 
 /*

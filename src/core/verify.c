@@ -162,12 +162,8 @@ static int cmp_file_sha(const void *a, const void *b)
 	return c ? c : strcmp(x->path, y->path);
 }
 
-/*
- * `must_hold`: the size up to which every file's blob must be stored (-1: no such bound). A blob
- * not found is then lost, not a file kept as metadata only: in the project's latest snapshot,
- * with no blob rescan owed (a raise of the size limit makes the next sync fetch what now fits),
- * every file within the project's limit has its content in the store.
- */
+/* `must_hold`: ps_project_blob_bound of the snapshot, under which a blob not found was lost,
+ * not a file kept as metadata only. */
 static int check_blobs(struct ps_store *s, const struct ps_project *p, struct ps_verify_report *r,
 		       struct files *f, int64_t must_hold)
 {
@@ -193,7 +189,7 @@ static int check_blobs(struct ps_store *s, const struct ps_project *p, struct ps
 		/* One blob, one size: over the project's limit it is not this project's to check,
 		 * whoever stored it. */
 		rc = ps_project_blob_get(s, p, v[i].sha, v[i].size, &data, &len);
-		if (rc == PS_ENOTFOUND && v[i].size >= 0 && v[i].size <= must_hold) {
+		if (rc == PS_ENOTFOUND && ps_project_blob_lost(must_hold, v[i].size)) {
 			ps_error_clear();
 			code = "blob_missing";
 			why = ps_asprintf("blob %s (%lld bytes, within the project's size limit) is "
@@ -267,22 +263,6 @@ static int resolve(struct ps_store *s, const struct ps_project *p, int64_t at, s
 	return rc;
 }
 
-/* check_blobs' bound for snapshot `y`: the project's limit for its latest snapshot when no blob
- * rescan is owed, else -1 (an older snapshot may hold files kept as metadata only under a lower
- * limit, which no sync fetched since). */
-static int64_t must_hold(struct ps_store *s, const struct ps_project *p, const struct ps_sync *y)
-{
-	struct ps_sync *last = NULL;
-	int64_t pending = 0, bound = -1;
-
-	if (ps_store_project_blob_rescan(s, p->id, &pending) == 0 && pending == 0 &&
-	    ps_store_sync_last_succeeded(s, p->id, 0, &last) == 0 && last->id == y->id)
-		bound = p->max_blob_size;
-	ps_sync_free(last);
-	ps_error_clear();
-	return bound;
-}
-
 int ps_verify(struct ps_store *s, const struct ps_project *p, int64_t at, bool blobs,
 	      struct ps_verify_report *out)
 {
@@ -329,7 +309,7 @@ int ps_verify(struct ps_store *s, const struct ps_project *p, int64_t at, bool b
 	}
 	out->directories = out->commit ? (int64_t)nmine : 0;
 	out->directories_stored = stored.n > 0;
-	if (blobs && (rc = check_blobs(s, p, out, &files, must_hold(s, p, y))) < 0)
+	if (blobs && (rc = check_blobs(s, p, out, &files, ps_project_blob_bound(s, p, y->id))) < 0)
 		goto out;
 	if (out->nproblems > 1)
 		qsort(out->problems, out->nproblems, sizeof(*out->problems), cmp_problem);

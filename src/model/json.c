@@ -133,6 +133,9 @@ json_t *ps_sync_to_json(const struct ps_sync *s)
 			      "error", error);
 
 	json_object_set_new(j, "up_to_date", json_boolean(s->up_to_date));
+	/* Beside up_to_date (what the sync found), so that a reader of "added": N knows those
+	 * counts are the whole snapshot a prune rebased onto it, as the CLI's note says. */
+	json_object_set_new(j, "first_kept", json_boolean(ps_sync_first_kept(s)));
 	json_object_set_new(j, "base_sync_id", ps_json_id(s->base_sync_id));
 	json_object_set_new(j, "bytes", json_integer(s->bytes));
 	json_object_set_new(j, "requests", json_integer(s->requests));

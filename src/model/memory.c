@@ -182,11 +182,8 @@ void ps_memory_tags_unique(struct ps_strv *out, const struct ps_strv *in)
 		/* The stores keep tags as JSON text: compared raw, two tags that differ only in
 		 * invalid bytes were both kept and then stored as the same text. */
 		char *t = ps_memory_tag_text(in->v[i]);
-		bool dup = false;
 
-		for (size_t j = 0; j < out->n && !dup; j++)
-			dup = strcmp(out->v[j], t) == 0;
-		if (!dup)
+		if (!ps_strv_has(out, t))
 			ps_strv_push(out, t);
 		free(t);
 	}

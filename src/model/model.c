@@ -170,6 +170,11 @@ static const char *const event_names[] = { "queued", "phase", "progress", "warni
 
 const char *ps_sync_status_name(enum ps_sync_status s) { return status_names[s]; }
 
+bool ps_sync_first_kept(const struct ps_sync *s)
+{
+	return s->status == PS_SYNC_SUCCEEDED && s->up_to_date && !s->previous_sync_id;
+}
+
 int ps_sync_status_parse(const char *name, enum ps_sync_status *out)
 {
 	for (size_t i = 0; i < sizeof(status_names) / sizeof(*status_names); i++)

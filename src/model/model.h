@@ -226,6 +226,12 @@ void ps_change_dispose(struct ps_change *c);
 void ps_event_dispose(struct ps_event *e);
 
 const char *ps_sync_status_name(enum ps_sync_status s);
+/* Whether `s` is an up-to-date sync that a prune has made the first of its project's history:
+ * its counts then hold its whole snapshot (what `changes` lists for it), not what it found.
+ * Only a prune clears the previous sync of a sync that had a base to be up to date with; a
+ * sync that brought changes and became the first looks like a project's first sync, so it is
+ * not told apart (no store row records the prune). */
+bool ps_sync_first_kept(const struct ps_sync *s);
 int ps_sync_status_parse(const char *name, enum ps_sync_status *out);
 const char *ps_phase_name(enum ps_phase p);
 int ps_phase_parse(const char *name, enum ps_phase *out);

@@ -312,11 +312,15 @@ void ps_api_project_file(struct ps_request *rq)
 	if ((rc = ps_project_blob_get(rq->store, p, f.sha, f.size, &data, &len)) < 0) {
 		if (rc == PS_ENOTFOUND) {
 			/* Kept as metadata only: 422 while over the limit, 409 when a raised
-			 * limit lets it in and the next sync fetches it. */
-			rc = ps_project_content_missing(rq->store, p, &f);
-			ps_http_error(rq, rc == PS_ETOOBIG ? MHD_HTTP_UNPROCESSABLE_CONTENT
-							   : MHD_HTTP_CONFLICT,
-				      ps_error_slug(), "%s", ps_error_message());
+			 * limit lets it in and the next sync fetches it; a lost blob is the
+			 * store's fault (500, logged). */
+			rc = ps_project_content_missing(rq->store, p, snapshot, &f);
+			if (rc == PS_ETOOBIG || rc == PS_ECONFLICT)
+				ps_http_error(rq, rc == PS_ETOOBIG ? MHD_HTTP_UNPROCESSABLE_CONTENT
+								   : MHD_HTTP_CONFLICT,
+					      ps_error_slug(), "%s", ps_error_message());
+			else
+				ps_http_fail(rq, rc);
 		} else
 			ps_http_fail(rq, rc);
 		goto cleanup;

@@ -219,6 +219,14 @@ void ps_strv_push(struct ps_strv *sv, const char *s)
 	sv->v[sv->n++] = ps_strdup(s);
 }
 
+bool ps_strv_has(const struct ps_strv *sv, const char *s)
+{
+	for (size_t i = 0; i < sv->n; i++)
+		if (strcmp(sv->v[i], s) == 0)
+			return true;
+	return false;
+}
+
 void ps_strv_dispose(struct ps_strv *sv)
 {
 	for (size_t i = 0; i < sv->n; i++)

@@ -58,6 +58,8 @@ struct ps_strv {
 	size_t cap;
 };
 void ps_strv_push(struct ps_strv *sv, const char *s);
+/* Whether `sv` holds a string equal to `s` (a linear scan: for short lists such as tags). */
+bool ps_strv_has(const struct ps_strv *sv, const char *s);
 void ps_strv_dispose(struct ps_strv *sv);
 
 /* Host name of this machine (cached) and a process identity that survives pid reuse:

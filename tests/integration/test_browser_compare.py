@@ -1,6 +1,6 @@
 """
 The web page in a real browser: comparing two syncs, a note's #fragment links, file addresses of
-names that are not UTF-8, an empty repository's sync (the flows in tests/browser/; the same
+names that are not UTF-8, an empty repository's sync, the first sync a prune kept (the flows in tests/browser/; the same
 machinery as test_browser.py, in the same xdist group).
 """
 import os
@@ -28,6 +28,22 @@ def test_an_empty_repository_is_said_to_be_empty(serve, make_repo, ps):  # noqa:
     first = ps.sync("void")
     assert first["commit"] is None
     run_flow("empty_repo.mjs", serve(delay="0"), project="void", first=first["id"])
+
+
+def test_the_first_kept_sync_is_said_to_be_so(serve, make_repo, ps):  # noqa: F811
+    need_browser()
+    repo = make_repo("repo")
+    repo.write("a", "a\n")
+    repo.write("b", "b\n")
+    repo.commit("c1")
+    ps.add("kept", str(repo.path))
+    ps.sync("kept")
+    kept = ps.sync("kept")
+    ps.ok("project", "set", "kept", "--keep-syncs", "1")
+    ps.ok("prune", "kept")
+    later = ps.sync("kept")
+    assert kept["up_to_date"] and later["up_to_date"]
+    run_flow("first_kept.mjs", serve(delay="0"), project="kept", kept=kept["id"], later=later["id"])
 
 
 def test_names_that_differ_in_bytes_not_utf8_have_their_own_addresses(serve, make_repo, ps):  # noqa: F811

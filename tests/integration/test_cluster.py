@@ -18,6 +18,7 @@ import pytest
 
 from conftest import wait_for
 from server_util import Server, check_stream, read_sse, open_sse, stream, wait_status
+from tcp_relay import Relay
 
 
 @pytest.fixture
@@ -234,60 +235,18 @@ def test_killed_cli_sync_without_nodes_is_interrupted(cluster):
     ps.sync("demo")
 
 
-class PgRelay:
+class PgRelay(Relay):
     """A loopback TCP relay to the test server's PostgreSQL, on a port bound here (port 0) and
     held for the test: the node under test reaches the database through it, so a restart
     that has to move the server to another port (its own was taken while it was down) does
-    not cut the node off for good."""
+    not cut the node off for good (pg_restart sets `up`). A client that connects while the
+    database is down sees its connection fail; one whose database went down is cut both ways."""
 
     def __init__(self, port):
-        self.up = port
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(128)
-        self.port = self.sock.getsockname()[1]
-        self._thread = threading.Thread(target=self._accept, daemon=True)
-        self._thread.start()
-
-    def _accept(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            try:
-                u = socket.create_connection(("127.0.0.1", self.up), timeout=10)
-                u.settimeout(None)
-            except OSError:
-                c.close()  # the database is down: the client sees its connection fail
-                continue
-            threading.Thread(target=self._pipe, args=(c, u), daemon=True).start()
-            threading.Thread(target=self._pipe, args=(u, c), daemon=True).start()
-
-    @staticmethod
-    def _pipe(a, b):
-        try:
-            while data := a.recv(65536):
-                b.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (a, b):
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
+        super().__init__(port, backlog=128, cut_both=True)
 
     def url(self, url):
         return re.sub(r"@127\.0\.0\.1:\d+/", f"@127.0.0.1:{self.port}/", url)
-
-    def close(self):
-        try:
-            self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        self.sock.close()
-        self._thread.join(timeout=10)
 
 
 def pg_restart(relay):

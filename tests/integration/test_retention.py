@@ -373,3 +373,38 @@ def test_an_up_to_date_sync_that_a_prune_made_first_is_not_shown_as_up_to_date_p
     for out in (ps.ok("status", "p").out, ps.ok("history", "p").out):
         assert "first kept sync" in out and "(up to date)" not in out, out
         assert " up to date\n" not in out, out
+
+
+def test_the_api_says_which_up_to_date_sync_a_prune_made_first(ps, make_repo):
+    # The CLI's note ("first kept sync; up to date when it ran") had no word in the JSON: the API
+    # said up_to_date: true beside added: 2. up_to_date stays what the sync found; first_kept
+    # says its counts are now its whole snapshot.
+    repo = make_repo()
+    repo.write("a", "a\n")
+    repo.write("b", "b\n")
+    repo.commit("c1")
+    ps.add("p", str(repo.path))
+    first = ps.sync("p")
+    kept = ps.sync("p")
+    assert kept["up_to_date"] and not kept["first_kept"] and not first["first_kept"], kept
+    ps.ok("project", "set", "p", "--keep-syncs", "1")
+    ps.ok("prune", "p")
+    repo.write("c", "c\n")
+    repo.commit("c2")
+    later = ps.sync("p")
+    srv = Server(ps)
+    try:
+        st, _, rows = srv.get("/api/v1/projects/p/syncs")
+        assert st == 200 and [r["id"] for r in rows] == [later["id"], kept["id"]], rows
+        st2, _, one = srv.get(f"/api/v1/syncs/{kept['id']}")
+        assert st2 == 200
+        for y in (rows[1], one):
+            assert y["up_to_date"] and y["first_kept"] and y["counts"]["added"] == 2, y
+            assert y["previous_sync_id"] is None, y
+        assert not rows[0]["first_kept"] and not rows[0]["up_to_date"], rows[0]
+        assert rows[0]["counts"]["added"] == 1, rows[0]
+    finally:
+        srv.stop()
+    # --json prints the same object.
+    [_, row] = ps.json("history", "p")
+    assert row["first_kept"] and row["up_to_date"], row

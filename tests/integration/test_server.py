@@ -24,6 +24,7 @@ from conftest import (BIN, Projsync, git, one_error_line, parse_events, sorted_b
 from git_daemon import GitDaemon
 from server_util import (FINAL, Server, check_stream, open_sse, read_sse, stream,
                          wait_status)
+from tcp_relay import Listener
 
 SLOW = {"PROJSYNC_TEST_STEP_DELAY_MS": "150", "PROJSYNC_TEST_BATCH": "2"}
 
@@ -698,12 +699,8 @@ class SilentRemotes:
     (seen as a check that failed with "Connection reset by peer" instead of waiting)."""
 
     def __init__(self):
-        self.accepting = socket.socket()
-        self.accepting.bind(("127.0.0.1", 0))
-        self.accepting.listen(64)
         self.held = []
-        self._thread = threading.Thread(target=self._hold, daemon=True)
-        self._thread.start()
+        self.accepting = Listener(self.held.append)
         self.full = socket.socket()
         self.full.bind(("127.0.0.1", 0))
         self.full.listen(0)
@@ -717,58 +714,24 @@ class SilentRemotes:
                 pass
             self.fillers.append(c)
 
-    def _hold(self):
-        while True:
-            try:
-                c, _ = self.accepting.accept()
-            except OSError:
-                return
-            self.held.append(c)
-
     def urls(self):
-        a, f = self.accepting.getsockname()[1], self.full.getsockname()[1]
+        a, f = self.accepting.port, self.full.getsockname()[1]
         return [f"http://127.0.0.1:{a}/r.git", f"git://127.0.0.1:{a}/r.git",
                 f"http://127.0.0.1:{f}/r.git"]
 
     def close(self):
-        try:
-            self.accepting.shutdown(socket.SHUT_RDWR)  # wakes the accept() in the thread
-        except OSError:
-            pass
         self.accepting.close()
-        self._thread.join(timeout=10)
         for s in self.fillers + self.held + [self.full]:
             s.close()
 
 
-class ResettingRemote:
+class ResettingRemote(Listener):
     """A loopback port whose every connection is accepted and reset at once (SO_LINGER 0, then
     close: the kernel sends RST): a git host whose network fails under the check."""
 
-    def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
-        self._thread = threading.Thread(target=self._reset, daemon=True)
-        self._thread.start()
-
-    def _reset(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            c.close()
-
-    def close(self):
-        try:
-            self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        self.sock.close()
-        self._thread.join(timeout=10)
+    def on_connect(self, c):
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        c.close()
 
 
 @pytest.fixture

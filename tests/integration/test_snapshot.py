@@ -322,3 +322,44 @@ def test_a_projects_size_limit_decides_whatever_another_project_stored(ps, repo,
         assert st == 200 and body == [], body
     finally:
         srv.stop()
+
+
+def test_cat_of_a_lost_blob_says_it_was_lost_not_skipped(ps, repo):
+    # A blob deleted from the store behind projsync's back: `cat` and the file endpoint said
+    # the file "was over the project's size limit when it was synced" (exit 4, 409). In the
+    # latest snapshot (no rescan owed, within the limit) the store knows it was lost, as
+    # `verify --blobs` does: a store fault (exit 1, 500 blob_missing) naming the blob and verify.
+    from server_util import Server
+    from test_verify import delete_blob
+    repo.write("keep.txt", "kept in both snapshots\n")
+    repo.write("other.txt", "one\n")
+    repo.commit("c1")
+    ps.add("p", str(repo.path))
+    first = ps.sync("p")
+    repo.write("other.txt", "two\n")
+    repo.commit("c2")
+    ps.sync("p")
+    sha = repo.git("rev-parse", "HEAD:keep.txt").strip()
+    delete_blob(ps, sha)
+    assert "blob_missing" in ps("verify", "p", "--blobs").out
+    r = ps("cat", "p", "keep.txt")
+    assert r.rc == 1 and r.outb == b"", r
+    assert sha in r.err and "lost" in r.err and "projsync verify p --blobs" in r.err, r
+    assert "size limit when it was synced" not in r.err, r
+    # An older snapshot: no row says which limit held when it was synced, so skipped and lost
+    # are both said, neither as certain.
+    old = ps("cat", "p", "keep.txt", "--at", str(first["id"]))
+    assert old.rc == 4 and "over the project's size limit when it was synced, or its blob " \
+        f"{sha} was lost" in old.err, old
+    srv = Server(ps)
+    try:
+        st, _, body = srv.get("/api/v1/projects/p/file?path=keep.txt")
+        assert st == 500 and body["error"]["code"] == "blob_missing", (st, body)
+        assert sha in body["error"]["message"], body
+        st, _, body = srv.get(f"/api/v1/projects/p/file?path=keep.txt&at={first['id']}")
+        assert st == 409 and body["error"]["code"] == "not_fetched", (st, body)
+        # Other files are served as before.
+        st, _, body = srv.get("/api/v1/projects/p/file?path=other.txt")
+        assert st == 200, (st, body)
+    finally:
+        srv.stop()

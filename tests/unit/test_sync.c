@@ -472,7 +472,7 @@ static void test_raised_limit_fetches_skipped(void)
 	CHECK_INT(ps_store_blob_get(e.store, f.sha, &data, &len), PS_ENOTFOUND);
 	/* Over the limit still: the reason, never a store failure. */
 	CHECK_OK(ps_store_project_get(e.store, "p", &p));
-	CHECK_INT(ps_project_content_missing(e.store, p, &f), PS_ETOOBIG);
+	CHECK_INT(ps_project_content_missing(e.store, p, r.summary.id, &f), PS_ETOOBIG);
 	CHECK_STR(ps_error_slug(), "too_big");
 	ps_file_dispose(&f);
 
@@ -487,7 +487,7 @@ static void test_raised_limit_fetches_skipped(void)
 	p->max_blob_size = 30;
 	CHECK_OK(ps_store_project_update(e.store, p));
 	CHECK_OK(ps_store_snapshot_file(e.store, 1, 0, "huge", &f));
-	CHECK_INT(ps_project_content_missing(e.store, p, &f), PS_ECONFLICT);
+	CHECK_INT(ps_project_content_missing(e.store, p, r.summary.id, &f), PS_ECONFLICT);
 	CHECK_STR(ps_error_slug(), "not_fetched");
 	CHECK(strstr(ps_error_message(), "the next sync fetches it") != NULL);
 	ps_file_dispose(&f);

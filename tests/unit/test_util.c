@@ -98,6 +98,19 @@ static void test_json_string_of_invalid_utf8(void)
 	json_decref(j);
 }
 
-PS_TESTS(PS_TEST(test_blob_sha_matches_git), PS_TEST(test_buffer_has_a_hard_limit),
+static void test_strv_has(void)
+{
+	struct ps_strv sv = { 0 };
+
+	CHECK(!ps_strv_has(&sv, ""));
+	ps_strv_push(&sv, "a");
+	ps_strv_push(&sv, "");
+	ps_strv_push(&sv, "b\xef\xbf\xbd");
+	CHECK(ps_strv_has(&sv, "a") && ps_strv_has(&sv, "") && ps_strv_has(&sv, "b\xef\xbf\xbd"));
+	CHECK(!ps_strv_has(&sv, "A") && !ps_strv_has(&sv, "ab") && !ps_strv_has(&sv, "b"));
+	ps_strv_dispose(&sv);
+}
+
+PS_TESTS(PS_TEST(test_blob_sha_matches_git), PS_TEST(test_strv_has), PS_TEST(test_buffer_has_a_hard_limit),
 	 PS_TEST(test_rfc3339), PS_TEST(test_process_identity), PS_TEST(test_error_slot),
 	 PS_TEST(test_json_string_of_invalid_utf8))
