@@ -136,7 +136,7 @@ def paging_only(n):
     """--paging: only the files API's pages (the keyset cursor), both binaries on one store
     made by PROJSYNC_BIN: SQLite, or the PostgreSQL database PROJSYNC_BENCH_PG_URL (emptied
     first by the caller) when set. Medians of 3 of the whole walk, and of the first and the
-    last ten pages."""
+    last ten pages; then the prefix listings and a limited common search (medians of 3)."""
     tmp = Path(tempfile.mkdtemp(prefix="projsync-paging-"))
     try:
         repo = sync_bench.make_repo(tmp, n)
@@ -157,6 +157,18 @@ def paging_only(n):
             med = [statistics.median(r[k] for r in runs) for k in range(3)]
             print(f"{label:<10}{med[0]:>15.3f}{med[1]:>20.1f}{med[2]:>20.1f}")
         print(f"(pages: {pages})")
+        # The other listings the walk serves (a prefix is a range of it; code search's
+        # batches resume from a path).
+        print(f"\n{'':<10}{'files pkg050/':>15}{'pkg050/mod5/file0505':>22}"
+              f"{'grep common --max 100':>23}")
+        for label, binary in (("baseline", OLD), ("cursor", NEW)):
+            d = timed(lambda: run(binary, db, "files", "bench", "--json", "pkg050/"))
+            f = timed(lambda: run(binary, db, "files", "bench", "--json",
+                                  "pkg050/mod5/file0505"))
+            g = timed(lambda: subprocess.run(
+                [binary, "--db", str(db), "grep", "-F", "lorem", "bench", "--max", "100"],
+                env=ENV, capture_output=True))
+            print(f"{label:<10}{d:>15.3f}{f:>22.3f}{g:>23.3f}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -1933,7 +1933,7 @@ enum { WALK_PAST_UPPER = 1 << 20 }; /* not a callback's value: the walk is done 
 
 /* Rows of a directory read at a time: a page reads a few batches, a flat directory of 100,000
  * files is not read whole for one of them. */
-enum { WALK_BATCH_FIRST = 64, WALK_BATCH_MAX = 4096 };
+enum { WALK_BATCH_FIRST = 256, WALK_BATCH_MAX = 4096 };
 
 static void walk_rows_free(struct walk_row *rows, size_t n)
 {
