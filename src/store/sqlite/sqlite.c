@@ -340,37 +340,6 @@ static char *upper_bound(const char *p, size_t len)
 	return u;
 }
 
-void ps_sqlite_prefix_make(const char *prefix, struct ps_sqlite_prefix *out)
-{
-	size_t len = strlen(prefix);
-	const char *name;
-
-	ps_sqlite_split_path(prefix, len, &out->dirlen, &name);
-	out->dir = ps_strndup(prefix, out->dirlen);
-	out->name_lo = ps_strdup(name);
-	out->name_hi = upper_bound(name, strlen(name));
-	out->dir_lo = ps_strdup(prefix);
-	out->dir_hi = upper_bound(prefix, len);
-}
-
-void ps_sqlite_prefix_dispose(struct ps_sqlite_prefix *p)
-{
-	free(p->dir);
-	free(p->name_lo);
-	free(p->name_hi);
-	free(p->dir_lo);
-	free(p->dir_hi);
-}
-
-void ps_sqlite_prefix_bind(sqlite3_stmt *st, int i, const struct ps_sqlite_prefix *p)
-{
-	sqlite3_bind_text64(st, i, p->dir, p->dirlen, SQLITE_TRANSIENT, SQLITE_UTF8);
-	bind_text(st, i + 1, p->name_lo);
-	bind_text(st, i + 2, p->name_hi);
-	bind_text(st, i + 3, p->dir_lo);
-	bind_text(st, i + 4, p->dir_hi);
-}
-
 int ps_sqlite_functions(sqlite3 *db)
 {
 	const int flags = SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS;
@@ -1872,15 +1841,7 @@ int ps_sqlite_snapshot_page(struct ps_store *s, int64_t project_id, int64_t at,
 		return rc;
 	w.at = snap;
 	if (prefix && *prefix) {
-		size_t len = strlen(prefix);
-
-		upper = ps_strdup(prefix);
-		while (len > 0 && (unsigned char)upper[len - 1] == 0xff)
-			len--;
-		if (len > 0)
-			upper[len - 1] = (char)((unsigned char)upper[len - 1] + 1);
-		upper[len] = '\0';
-		w.upper = len > 0 ? upper : NULL;
+		w.upper = upper = upper_bound(prefix, strlen(prefix));
 		w.lower = prefix;
 	}
 	if (after) {

@@ -67,24 +67,6 @@ void ps_sqlite_split_path(const char *path, size_t len, size_t *dirlen, const ch
  * else PS_ENOTFOUND (no error set). */
 int ps_sqlite_dir_id(struct ps_store *s, int64_t project_id, const char *dir, size_t len,
 		     bool create, int64_t *id);
-/*
- * A prefix of full paths as ranges the indexes answer: the paths starting with `prefix` are
- * the files of directory `dir` whose name lies in [name_lo, name_hi) plus every file of the
- * directories whose path lies in [dir_lo, dir_hi) (NULL bounds: no upper bound). E.g.
- * "src/gi": the files of "src" named gi..., and the directories "src/gi...". Free with
- * ps_sqlite_prefix_dispose.
- */
-struct ps_sqlite_prefix {
-	char *dir;
-	size_t dirlen;
-	char *name_lo, *name_hi;
-	char *dir_lo, *dir_hi;
-};
-void ps_sqlite_prefix_make(const char *prefix, struct ps_sqlite_prefix *out);
-void ps_sqlite_prefix_dispose(struct ps_sqlite_prefix *p);
-/* Binds a prefix's five values from parameter `i` on: dir, name_lo, name_hi, dir_lo, dir_hi. */
-void ps_sqlite_prefix_bind(sqlite3_stmt *st, int i, const struct ps_sqlite_prefix *p);
-
 /* The children of directory `path` ('' the root) among the project's dirs, seen by a snapshot
  * or not, as full paths in path order, appended to `out` (sqlite_trees.c). */
 int ps_sqlite_child_dirs(struct ps_store *s, int64_t project_id, const char *path,
