@@ -885,8 +885,8 @@ static void test_paging_by_cursor(void)
 	};
 	static const char *const cursors[] = {
 		"", "\x01", " ", "/", "//", "a", "a/", "a//", "a/b", "a/b/", "a-", "a.", "a.b",
-		"a/b.c/", "b/c", "b/c/d/e/f", "deep/1", "deep/1/", "deep/1-", "flat/f05", "flat/f050",
-		"flat/f050/", "flat/x", "flat/x/", "flat0", "q/r", "q/r/", "z/\xff", "z/\xff\xff",
+		"a/b.c/", "b/c", "b/c/d/e/f", "deep/1", "deep/1/", "deep/1-", "flat/f05",
+		"flat/f050", "flat/f050/", "flat/x", "flat/x/", "flat0", "q/r", "q/r/", "z/\xff", "z/\xff\xff",
 		"\xff", "zz", "a\x01\x01", "c/\xc3", "c/\xc3\xa9/", "flat/f59", "flat/f599",
 	};
 	static const char *const prefixes[] = { "a", "a/", "a/b", "flat/", "flat/f0", "q/r", "/",

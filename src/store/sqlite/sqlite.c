@@ -2014,8 +2014,9 @@ static int walk_dir(struct ps_store *s, const struct ps_sqlite_walk *w, const ch
 			if (batch < WALK_BATCH_MAX)
 				batch *= 2;
 			i = 0;
-			if ((rc = walk_read(s, w, dir, dlen, next, strlen(next), batch, &rows, &nrows,
-					    &cap, &full)) < 0)
+			rc = walk_read(s, w, dir, dlen, next, strlen(next), batch, &rows, &nrows, &cap,
+				       &full);
+			if (rc < 0)
 				break;
 		}
 		if (i == nrows && j == children.n)
