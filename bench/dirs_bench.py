@@ -14,6 +14,9 @@ asserted; each time is the median of 3 runs (1 for the re-sync and the migration
 
     PROJSYNC_BIN=build-release/projsync PROJSYNC_BIN_BASELINE=/path/to/old/projsync \\
         python3 bench/dirs_bench.py [N]
+
+With --paging [N], only the files API's pages, both binaries on one store (SQLite, or the
+PostgreSQL database PROJSYNC_BENCH_PG_URL): the whole walk and the first and last ten pages.
 """
 import json
 import os
@@ -87,12 +90,16 @@ def page_all(binary, db):
                 time.sleep(0.05)
         t0 = time.perf_counter()
         url, pages, files = base + "/api/v1/projects/bench/files?limit=1000", 0, 0
+        page_times = []
         while url:
+            t1 = time.perf_counter()
             with urllib.request.urlopen(url, timeout=600) as r:
                 files += len(json.loads(r.read()))
                 link = r.headers.get("Link")
+            page_times.append(time.perf_counter() - t1)
             pages += 1
             url = base + link[1:link.index(">")] if link else None
+        page_all.page_times = page_times
         return time.perf_counter() - t0, pages, files
     finally:
         srv.terminate()
@@ -125,7 +132,53 @@ def measure(binary, db, n, tmp, label):
     return row
 
 
+def paging_only(n):
+    """--paging: only the files API's pages (the keyset cursor), both binaries on one store
+    made by PROJSYNC_BIN: SQLite, or the PostgreSQL database PROJSYNC_BENCH_PG_URL (emptied
+    first by the caller) when set. Medians of 3 of the whole walk, and of the first and the
+    last ten pages; then the prefix listings and a limited common search (medians of 3)."""
+    tmp = Path(tempfile.mkdtemp(prefix="projsync-paging-"))
+    try:
+        repo = sync_bench.make_repo(tmp, n)
+        db = os.environ.get("PROJSYNC_BENCH_PG_URL") or tmp / "p.db"
+        run(NEW, db, "project", "add", "bench", repo)
+        run(NEW, db, "sync", "bench")
+        print(f"{n} generated files, {'PostgreSQL' if isinstance(db, str) else 'SQLite'}")
+        print(f"{'':<10}{'all pages (s)':>15}{'first 10 (ms/page)':>20}"
+              f"{'last 10 (ms/page)':>20}")
+        for label, binary in (("baseline", OLD), ("cursor", NEW)):
+            runs = []
+            for _ in range(3):
+                total, pages, got = page_all(binary, db)
+                if got != n:
+                    sys.exit(f"{label}: paging listed {got} files of {n}")
+                t = page_all.page_times
+                runs.append((total, 1000 * sum(t[:10]) / 10, 1000 * sum(t[-10:]) / 10))
+            med = [statistics.median(r[k] for r in runs) for k in range(3)]
+            print(f"{label:<10}{med[0]:>15.3f}{med[1]:>20.1f}{med[2]:>20.1f}")
+        print(f"(pages: {pages})")
+        # The other listings the walk serves (a prefix is a range of it; code search's
+        # batches resume from a path).
+        print(f"\n{'':<10}{'files pkg050/':>15}{'pkg050/mod5/file0505':>22}"
+              f"{'grep common --max 100':>23}")
+        for label, binary in (("baseline", OLD), ("cursor", NEW)):
+            d = timed(lambda: run(binary, db, "files", "bench", "--json", "pkg050/"))
+            f = timed(lambda: run(binary, db, "files", "bench", "--json",
+                                  "pkg050/mod5/file0505"))
+            g = timed(lambda: subprocess.run(
+                [binary, "--db", str(db), "grep", "-F", "lorem", "bench", "--max", "100"],
+                env=ENV, capture_output=True))
+            print(f"{label:<10}{d:>15.3f}{f:>22.3f}{g:>23.3f}")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main(argv):
+    if argv and argv[0] == "--paging":
+        if not OLD:
+            sys.exit("set PROJSYNC_BIN_BASELINE to the projsync to compare with")
+        paging_only(sync_bench.parse_size(argv[1]) if len(argv) > 1 else 100000)
+        return
     n = sync_bench.parse_size(argv[0]) if argv else 100000
     if not OLD:
         sys.exit("set PROJSYNC_BIN_BASELINE to a projsync from before schema 26")

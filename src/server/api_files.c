@@ -66,7 +66,7 @@ static bool resolve_snapshot(struct ps_request *rq, const struct ps_project *p, 
 
 struct files_page {
 	struct ps_buf out;
-	const char *after;
+	const char *after;      /* the cursor: the last path of the previous page */
 	int64_t limit;          /* 0 = all */
 	int64_t n;
 	bool more;
@@ -82,8 +82,6 @@ static int add_file(void *ud, const struct ps_file *f)
 	char *text;
 	int rc;
 
-	if (pg->after && strcmp(f->path, pg->after) <= 0)
-		return 0;
 	if (pg->limit > 0 && pg->n == pg->limit) {
 		pg->more = true;
 		return STOP_FULL;
@@ -126,7 +124,10 @@ void ps_api_project_files(struct ps_request *rq)
 		goto cleanup;
 	/* 512 MiB of JSON is far past any real snapshot; past it, ask for pages. */
 	ps_buf_init(&pg.out, 512u * 1024 * 1024);
-	rc = ps_store_snapshot_each(rq->store, p->id, snapshot, prefix, add_file, &pg);
+	/* From `after` on in the store (a keyset cursor: a page costs about a page), one file
+	 * more than the page to know whether another follows. */
+	rc = ps_store_snapshot_page(rq->store, p->id, snapshot, prefix, pg.after,
+				    pg.limit > 0 ? pg.limit + 1 : 0, add_file, &pg);
 	if (rc == STOP_TOOBIG) {
 		ps_http_error(rq, MHD_HTTP_CONTENT_TOO_LARGE, "too_big",
 			      "the listing is too large: use ?limit and follow the Link header");

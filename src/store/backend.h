@@ -60,7 +60,7 @@ struct ps_store_ops {
 	int (*event_append)(struct ps_store *s, const struct ps_event *ev);
 	int (*event_list)(struct ps_store *s, int64_t sync_id, int64_t after_seq, int64_t limit, struct ps_stored_event **out, size_t *n);
 	int (*files_stage)(struct ps_store *s, const struct ps_sync *sync, const struct ps_change *changes, size_t n);
-	int (*snapshot_each)(struct ps_store *s, int64_t project_id, int64_t at, const char *prefix, ps_file_cb cb, void *ud);
+	int (*snapshot_page)(struct ps_store *s, int64_t project_id, int64_t at, const char *prefix, const char *after, int64_t limit, ps_file_cb cb, void *ud);
 	int (*snapshot_file)(struct ps_store *s, int64_t project_id, int64_t at, const char *path, struct ps_file *out);
 	int (*diff)(struct ps_store *s, int64_t project_id, int64_t sync_a, int64_t sync_b, struct ps_change **out, size_t *n);
 	int (*blob_row_put)(struct ps_store *s, const char *sha, const struct ps_blob_row *row);
@@ -171,7 +171,7 @@ int ps_sqlite_sync_count_by_status(struct ps_store *s, int64_t counts[PS_SYNC_CA
 int ps_sqlite_event_append(struct ps_store *s, const struct ps_event *ev);
 int ps_sqlite_event_list(struct ps_store *s, int64_t sync_id, int64_t after_seq, int64_t limit, struct ps_stored_event **out, size_t *n);
 int ps_sqlite_files_stage(struct ps_store *s, const struct ps_sync *sync, const struct ps_change *changes, size_t n);
-int ps_sqlite_snapshot_each(struct ps_store *s, int64_t project_id, int64_t at, const char *prefix, ps_file_cb cb, void *ud);
+int ps_sqlite_snapshot_page(struct ps_store *s, int64_t project_id, int64_t at, const char *prefix, const char *after, int64_t limit, ps_file_cb cb, void *ud);
 int ps_sqlite_snapshot_file(struct ps_store *s, int64_t project_id, int64_t at, const char *path, struct ps_file *out);
 int ps_sqlite_diff(struct ps_store *s, int64_t project_id, int64_t sync_a, int64_t sync_b, struct ps_change **out, size_t *n);
 int ps_sqlite_blob_row_put(struct ps_store *s, const char *sha, const struct ps_blob_row *row);
@@ -279,7 +279,7 @@ int ps_pg_sync_count_by_status(struct ps_store *s, int64_t counts[PS_SYNC_CANCEL
 int ps_pg_event_append(struct ps_store *s, const struct ps_event *ev);
 int ps_pg_event_list(struct ps_store *s, int64_t sync_id, int64_t after_seq, int64_t limit, struct ps_stored_event **out, size_t *n);
 int ps_pg_files_stage(struct ps_store *s, const struct ps_sync *sync, const struct ps_change *changes, size_t n);
-int ps_pg_snapshot_each(struct ps_store *s, int64_t project_id, int64_t at, const char *prefix, ps_file_cb cb, void *ud);
+int ps_pg_snapshot_page(struct ps_store *s, int64_t project_id, int64_t at, const char *prefix, const char *after, int64_t limit, ps_file_cb cb, void *ud);
 int ps_pg_snapshot_file(struct ps_store *s, int64_t project_id, int64_t at, const char *path, struct ps_file *out);
 int ps_pg_diff(struct ps_store *s, int64_t project_id, int64_t sync_a, int64_t sync_b, struct ps_change **out, size_t *n);
 int ps_pg_blob_row_put(struct ps_store *s, const char *sha, const struct ps_blob_row *row);

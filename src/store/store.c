@@ -46,7 +46,7 @@ const struct ps_store_ops ps_sqlite_ops = {
 	.event_append = ps_sqlite_event_append,
 	.event_list = ps_sqlite_event_list,
 	.files_stage = ps_sqlite_files_stage,
-	.snapshot_each = ps_sqlite_snapshot_each,
+	.snapshot_page = ps_sqlite_snapshot_page,
 	.snapshot_file = ps_sqlite_snapshot_file,
 	.diff = ps_sqlite_diff,
 	.blob_row_put = ps_sqlite_blob_row_put,
@@ -122,7 +122,7 @@ const struct ps_store_ops ps_pg_ops = {
 	.event_append = ps_pg_event_append,
 	.event_list = ps_pg_event_list,
 	.files_stage = ps_pg_files_stage,
-	.snapshot_each = ps_pg_snapshot_each,
+	.snapshot_page = ps_pg_snapshot_page,
 	.snapshot_file = ps_pg_snapshot_file,
 	.diff = ps_pg_diff,
 	.blob_row_put = ps_pg_blob_row_put,
@@ -448,7 +448,12 @@ int ps_store_files_stage(struct ps_store *s, const struct ps_sync *sync, const s
 
 int ps_store_snapshot_each(struct ps_store *s, int64_t project_id, int64_t at, const char *prefix, ps_file_cb cb, void *ud)
 {
-	return ops(s)->snapshot_each(s, project_id, at, prefix, cb, ud);
+	return ops(s)->snapshot_page(s, project_id, at, prefix, NULL, 0, cb, ud);
+}
+
+int ps_store_snapshot_page(struct ps_store *s, int64_t project_id, int64_t at, const char *prefix, const char *after, int64_t limit, ps_file_cb cb, void *ud)
+{
+	return ops(s)->snapshot_page(s, project_id, at, prefix, after, limit < 0 ? 0 : limit, cb, ud);
 }
 
 int ps_store_snapshot_file(struct ps_store *s, int64_t project_id, int64_t at, const char *path, struct ps_file *out)

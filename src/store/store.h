@@ -239,6 +239,16 @@ int ps_store_files_stage(struct ps_store *s, const struct ps_sync *sync,
 typedef int (*ps_file_cb)(void *ud, const struct ps_file *f);
 int ps_store_snapshot_each(struct ps_store *s, int64_t project_id, int64_t at,
 			   const char *prefix, ps_file_cb cb, void *ud);
+/*
+ * A page of that listing, the keyset cursor of the files API: only the paths after `after` in
+ * byte order (NULL: from the start; any string, in the snapshot or not), and at most `limit` of
+ * them (0: all). Costs about the page, not what lies before `after`: SQLite seeks its ordered
+ * walk to `after`, PostgreSQL reads the directories from `after` on a chunk at a time
+ * (docs/architecture.md §4 rule 3).
+ */
+int ps_store_snapshot_page(struct ps_store *s, int64_t project_id, int64_t at,
+			   const char *prefix, const char *after, int64_t limit, ps_file_cb cb,
+			   void *ud);
 /* One path of a snapshot. PS_ENOTFOUND if the path is not in it. */
 int ps_store_snapshot_file(struct ps_store *s, int64_t project_id, int64_t at, const char *path,
 			   struct ps_file *out);

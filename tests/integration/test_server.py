@@ -16,6 +16,7 @@ import struct
 import subprocess
 import threading
 import time
+import urllib.parse
 
 import pytest
 
@@ -281,6 +282,55 @@ def test_sync_flow_and_queries(served, repo):
     assert st == 400
     st, _, e = srv.post("/api/v1/projects/nope/sync")
     assert st == 404
+
+
+def test_files_pages_through_odd_names(ps, make_repo):
+    """Paging the file list with every page size from 1 up lists the whole snapshot once, in
+    byte order of the paths, through names whose order trips a (directory, name) sort (a-b,
+    a.b, a/b, bytes below '/', a name that is not UTF-8); a cursor that is no path starts
+    right after it, with or without a prefix (the store seeks to it: ps_store_snapshot_page)."""
+    r = make_repo()
+    names = ["a0", "a-b", "a.b/c", "a/b-c/d", "a/b.c", "a/b/c", "a b", "a!x",
+             "a/b!", "\u00e9/x", "z", os.fsdecode(b"y/bad\xff name"), "y/b"]
+    for i, n in enumerate(names):
+        r.write(n, f"{i}\n")
+    r.commit("odd")
+    srv = Server(ps)
+    try:
+        st, _, p = srv.post("/api/v1/projects", {"name": "odd", "source": str(r.path)})
+        assert st == 201, p
+        s = start_sync(srv, "odd")
+        assert check_stream(stream(srv, s["id"]))[1] == "succeeded"
+        st, _, full = srv.get("/api/v1/projects/odd/files")
+        assert st == 200 and len(full) == len(names)
+
+        def raw(f):
+            return (urllib.parse.unquote_to_bytes(f["path_raw"]) if "path_raw" in f
+                    else f["path"].encode())
+        assert [raw(f) for f in full] == sorted(os.fsencode(n) for n in names)
+        for size in range(1, len(names) + 2):
+            got, url, pages = [], f"/api/v1/projects/odd/files?limit={size}", 0
+            while url:
+                st, h, page = srv.get(url)
+                assert st == 200 and len(page) <= size
+                got += page
+                pages += 1
+                m = re.match(r'<([^>]+)>; rel="next"', h.get("link", ""))
+                url = m.group(1) if m else None
+            assert got == full, size
+            assert pages == -(-len(names) // size), size
+        for after, prefix in [(b"a-", None), (b"a/", None), (b"a/b", "a/"), (b"a", "a"),
+                              (b"y/bad", None), (b"\x01", None), (b"\xff", None),
+                              (b"a/b-", "a/b")]:
+            q = f"limit=3&after={urllib.parse.quote(after)}"
+            if prefix:
+                q += f"&prefix={urllib.parse.quote(prefix)}"
+            st, _, page = srv.get(f"/api/v1/projects/odd/files?{q}")
+            want = [f for f in full if raw(f) > after and
+                    (not prefix or raw(f).startswith(prefix.encode()))][:3]
+            assert st == 200 and page == want, (after, prefix)
+    finally:
+        srv.stop()
 
 
 def test_racing_starts_one_wins(served):

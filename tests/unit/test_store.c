@@ -784,6 +784,179 @@ static void test_paths_in_byte_order(void)
 	ps_store_free(s);
 }
 
+/* The files of `sorted` (n, in byte order) after `after` (NULL: all) that start with `prefix`
+ * (NULL: all), at most `limit` (0: all), are what a page lists, in that order. */
+static void check_page(struct ps_store *s, int64_t project, int64_t at, const char *const *sorted,
+		       size_t n, const char *prefix, const char *after, int64_t limit,
+		       struct ps_test_files *got)
+{
+	size_t j = 0;
+
+	CHECK_OK(ps_store_snapshot_page(s, project, at, prefix, after, limit, ps_test_files_add,
+					got));
+	for (size_t i = 0; i < n && (limit == 0 || (int64_t)j < limit); i++) {
+		if ((after && strcmp(sorted[i], after) <= 0) ||
+		    (prefix && strncmp(sorted[i], prefix, strlen(prefix)) != 0))
+			continue;
+		CHECK(j < got->n);
+		if (j < got->n && strcmp(got->v[j].path, sorted[i]) != 0) {
+			fprintf(stderr, "page after '%s' prefix '%s' limit %lld: row %zu is '%s', "
+				"not '%s'\n", after ? after : "(null)", prefix ? prefix : "(null)",
+				(long long)limit, j, got->v[j].path, sorted[i]);
+			ps_test_failures++;
+		}
+		j++;
+	}
+	CHECK_INT(got->n, j);
+}
+
+/* Pages through the snapshot `size` files at a time, each page from the last path of the one
+ * before: the whole of `sorted` (n), each file once, in order. */
+static void page_through(struct ps_store *s, int64_t project, int64_t at,
+			 const char *const *sorted, size_t n, int64_t size)
+{
+	char *last = NULL;
+	size_t seen = 0;
+	int pages = 0;
+
+	for (;;) {
+		struct ps_test_files got = { 0 };
+
+		check_page(s, project, at, sorted, n, NULL, last, size, &got);
+		for (size_t i = 0; i < got.n; i++, seen++)
+			if (seen < n)
+				CHECK_STR(got.v[i].path, sorted[seen]);
+		if (got.n == 0 || ++pages > (int)n + 2) {
+			ps_test_files_dispose(&got);
+			break;
+		}
+		free(last);
+		last = ps_strdup(got.v[got.n - 1].path);
+		ps_test_files_dispose(&got);
+	}
+	CHECK_INT(seen, n);
+	free(last);
+}
+
+/* Stores `paths` (n) in one sync and deletes every `del`-th of them (0: none) in a second,
+ * whose snapshot is returned; `sorted` gets the paths left, in byte order. */
+static int64_t store_tree(struct ps_store *s, const struct ps_project *p, const char *const *paths,
+			  size_t n, size_t del, const char **sorted, size_t *nsorted)
+{
+	struct ps_change *c = ps_calloc(n, sizeof(*c));
+	size_t nd = 0;
+	int64_t at;
+
+	for (size_t i = 0; i < n; i++)
+		c[i] = change(PS_CHANGE_ADDED, paths[i], paths[i]);
+	at = commit_sync(s, p, c, n, "c1");
+	*nsorted = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (del && i % del == 0)
+			c[nd++] = change(PS_CHANGE_DELETED, paths[i], NULL);
+		else
+			sorted[(*nsorted)++] = paths[i];
+	}
+	if (nd)
+		at = commit_sync(s, p, c, nd, "c2");
+	free(c);
+	qsort(sorted, *nsorted, sizeof(*sorted), cmp_str);
+	return at;
+}
+
+/*
+ * The keyset cursor (ps_store_snapshot_page): paging with every page size from 1 to N through
+ * odd names (bytes below '/', `a-b` / `a.b` / `a/b`, prefixes of siblings, empty components, a
+ * leading '/', bytes that are not UTF-8, deleted files among them) lists each file once, in
+ * byte order, the whole listing; so does a directory of more files than SQLite's walk reads at
+ * once (256, then 512) at the page sizes around its batches; a cursor that is no path (between
+ * paths, a directory, before or past everything) starts right after it, alone and with a
+ * prefix. Both backends.
+ */
+static void test_paging_by_cursor(void)
+{
+	static const char *const odd[] = {
+		"a/b.c", "a/b/x", "a/c", "a", "a-b", "a.c", "a0", "b/c/d/e", "b.d/f", "b/x",
+		"README", "/etc/evil", "/x", "a//b", "a/", "//y", "z/\xff\xfe/q", "z/\xff",
+		"deep/1/2/3/4/5", "deep/1/2/x", "deep.x/f", "deep/1-a/g", "a!/q", "a b/c", "a\x01",
+		"a-b.d/e", "a.b/c", "a/b-c/d", "a/b!", "c/\xc3\xa9/\xe2\x82\xac", "c/\xc3\xa9.x",
+		"flat/x/y", "flat/x-y", "flat/x.y/z", "flat-a/b", "q/r/s/t/u", "q/r.s", "q/r/s.t",
+		"b/y", "b/z", "d",
+	};
+	static const char *const cursors[] = {
+		"", "\x01", " ", "/", "//", "a", "a/", "a//", "a/b", "a/b/", "a-", "a.", "a.b",
+		"a/b.c/", "b/c", "b/c/d/e/f", "deep/1", "deep/1/", "deep/1-", "flat/f05",
+		"flat/f050", "flat/f050/", "flat/x", "flat/x/", "flat0", "q/r", "q/r/", "z/\xff", "z/\xff\xff",
+		"\xff", "zz", "a\x01\x01", "c/\xc3", "c/\xc3\xa9/", "flat/f59", "flat/f599",
+	};
+	static const char *const prefixes[] = { "a", "a/", "a/b", "flat/", "flat/f0", "q/r", "/",
+						"z/\xff", "deep/1/2/" };
+	static const int64_t flat_sizes[] = { 1, 7, 100, 255, 256, 257, 511, 512, 513, 1000 };
+	enum { NODD = sizeof(odd) / sizeof(*odd), NFLAT = 600, NBIG = NODD + NFLAT };
+	struct ps_store *s = open_store(NULL);
+	struct ps_project *p = add_project(s, "paging"), *q = add_project(s, "flat");
+	const char *big[NBIG], *sorted[NBIG];
+	char *flat[NFLAT];
+	size_t n = 0;
+	int64_t at;
+
+	/* The odd names, every tenth deleted: every page size. */
+	at = store_tree(s, p, odd, NODD, 10, sorted, &n);
+	for (int64_t size = 1; size <= (int64_t)n + 1; size++)
+		page_through(s, p->id, at, sorted, n, size);
+	for (size_t k = 0; k < sizeof(cursors) / sizeof(*cursors); k++) {
+		struct ps_test_files got = { 0 };
+
+		check_page(s, p->id, at, sorted, n, NULL, cursors[k], 0, &got);
+		ps_test_files_dispose(&got);
+		for (size_t x = 0; x < sizeof(prefixes) / sizeof(*prefixes); x++) {
+			struct ps_test_files pg = { 0 };
+
+			check_page(s, p->id, at, sorted, n, prefixes[x], cursors[k], 3, &pg);
+			ps_test_files_dispose(&pg);
+		}
+	}
+	/* Every path as the cursor, and a page of every prefix from it. */
+	for (size_t i = 0; i < n; i++) {
+		struct ps_test_files got = { 0 };
+
+		check_page(s, p->id, at, sorted, n, NULL, sorted[i], 2, &got);
+		ps_test_files_dispose(&got);
+		for (size_t x = 0; x < sizeof(prefixes) / sizeof(*prefixes); x++) {
+			struct ps_test_files pg = { 0 };
+
+			check_page(s, p->id, at, sorted, n, prefixes[x], sorted[i], 2, &pg);
+			ps_test_files_dispose(&pg);
+		}
+	}
+
+	/* The odd names beside a directory of 600 files, every seventh deleted. */
+	for (size_t i = 0; i < NODD; i++)
+		big[i] = odd[i];
+	for (size_t i = 0; i < NFLAT; i++)
+		big[NODD + i] = flat[i] = ps_asprintf("flat/f%03zu", i);
+	at = store_tree(s, q, big, NBIG, 7, sorted, &n);
+	for (size_t k = 0; k < sizeof(flat_sizes) / sizeof(*flat_sizes); k++)
+		page_through(s, q->id, at, sorted, n, flat_sizes[k]);
+	for (size_t k = 0; k < sizeof(cursors) / sizeof(*cursors); k++) {
+		struct ps_test_files got = { 0 };
+
+		check_page(s, q->id, at, sorted, n, NULL, cursors[k], 0, &got);
+		ps_test_files_dispose(&got);
+		for (size_t x = 0; x < sizeof(prefixes) / sizeof(*prefixes); x++) {
+			struct ps_test_files pg = { 0 };
+
+			check_page(s, q->id, at, sorted, n, prefixes[x], cursors[k], 300, &pg);
+			ps_test_files_dispose(&pg);
+		}
+	}
+	for (size_t i = 0; i < NFLAT; i++)
+		free(flat[i]);
+	ps_project_free(p);
+	ps_project_free(q);
+	ps_store_free(s);
+}
+
 /* ---- blob encoding (issue 14) ---- */
 
 struct ps_embedded {
@@ -3156,4 +3329,5 @@ PS_TESTS(PS_TEST(test_atomic_visibility), PS_TEST(test_one_chain), PS_TEST(test_
 	 PS_TEST(test_blob_corrupt), PS_TEST(test_blob_delta_chain), PS_TEST(test_blob_delta_corrupt),
 	 PS_TEST(test_blob_delta_prune), PS_TEST(test_dir_rows_after_prune),
 	 PS_TEST(test_blob_conversion), PS_TEST(test_blob_id_conversion), PS_TEST(test_code_rows_conversion), PS_TEST(test_stats), PS_TEST(test_object_ids_at_rest),
-	 PS_TEST(test_dir_trees_rebuilt), PS_TEST(test_paths_in_byte_order))
+	 PS_TEST(test_dir_trees_rebuilt), PS_TEST(test_paths_in_byte_order),
+	 PS_TEST(test_paging_by_cursor))

@@ -2414,19 +2414,16 @@ static void file_from_row(const PGresult *r, int i, struct ps_file *f)
 	f->size = PQgetisnull(r, i, 3) ? -1 : ps_pg_col_int(r, i, 3);
 }
 
-int ps_pg_snapshot_each(struct ps_store *s, int64_t project_id, int64_t at, const char *prefix,
+static int snapshot_all(struct ps_store *s, int64_t project_id, int64_t snap, const char *prefix,
 			ps_file_cb cb, void *ud)
 {
 	/* In byte order of the full path, which is not the order of (directory, name): sorted. */
 	struct ps_pq q = { 0 };
 	struct ps_buf sql;
-	int64_t snap;
 	PGresult *r;
 	char *text;
 	int rc = 0;
 
-	if ((rc = ps_pg_resolve_snapshot(s, project_id, at, &snap)) < 0)
-		return rc;
 	ps_pq_int(&q, project_id);
 	ps_pq_int(&q, snap);
 	ps_buf_init(&sql, SIZE_MAX);
@@ -2447,6 +2444,217 @@ int ps_pg_snapshot_each(struct ps_store *s, int64_t project_id, int64_t at, cons
 		free(f.path);
 	}
 	PQclear(r);
+	return rc;
+}
+
+struct page_files {
+	struct ps_file *v;
+	size_t n, cap;
+};
+
+static int cmp_page_file(const void *a, const void *b)
+{
+	return strcmp(((const struct ps_file *)a)->path, ((const struct ps_file *)b)->path);
+}
+
+/* Adds the result's files (columns from `col`: path, mode, sha, size; a NULL path is a
+ * directory without a file) in [lower, upper) to pf. */
+static void page_add(struct page_files *pf, const PGresult *r, int col, const char *lower,
+		     const char *upper)
+{
+	for (int i = 0; i < PQntuples(r); i++) {
+		struct ps_file f;
+
+		if (PQgetisnull(r, i, col))
+			continue;
+		f.path = ps_pg_col_bytea(r, i, col);
+		if (strcmp(f.path, lower) < 0 || (upper && strcmp(f.path, upper) >= 0)) {
+			free(f.path);
+			continue;
+		}
+		f.mode = (uint32_t)ps_pg_col_int(r, i, col + 1);
+		snprintf(f.sha, sizeof(f.sha), "%s", PQgetvalue(r, i, col + 2));
+		f.size = PQgetisnull(r, i, col + 3) ? -1 : ps_pg_col_int(r, i, col + 3);
+		if (pf->n == pf->cap) {
+			pf->cap = pf->cap ? pf->cap * 2 : 256;
+			pf->v = ps_realloc(pf->v, pf->cap * sizeof(*pf->v));
+		}
+		pf->v[pf->n++] = f;
+	}
+}
+
+/* One directory's visible rows from name $lo on, at most $4 (NULL: all), in name order. */
+#define PAGE_DIR_FILES(lo) \
+	"(SELECT fv.name, fv.mode, fv.sha, fv.size FROM file_versions fv WHERE fv.dir_id = d.id " \
+	"AND fv.name >= " lo " AND " VISIBLE_AT("$2") " ORDER BY fv.name LIMIT $4) fv"
+
+/*
+ * The files in [lower, upper) (upper NULL: unbounded), at most `limit` (0: all), without
+ * sorting the snapshot nor reading what lies before `lower`. A file's full path is its
+ * directory's path, '/' and its name, so the directories that can hold a path >= lower are
+ * those whose path is >= lower, and the ancestors of `lower`: the root and each proper prefix
+ * P of it followed by a byte at or below '/' (P = "a" for "a-b/x": "a/..." sorts after it);
+ * an ancestor's rows are read from lower's rest on (all of them when the byte is below '/').
+ * The ancestors are read first, then the directories from `lower` on in path order, a chunk
+ * at a time (8, then twice as many each time): every file not read yet is in a directory whose
+ * path is past the chunk's last, so it sorts after that path, and the files read that sort at
+ * or before it are final. A directory's rows are read up to the number of files still wanted
+ * (its later rows cannot be among them).
+ */
+static int snapshot_seek(struct ps_store *s, int64_t project_id, int64_t snap,
+			 const char *lower, const char *upper, int64_t limit, ps_file_cb cb,
+			 void *ud)
+{
+	static const char anc_sql[] =
+		"SELECT " FV_PATH ", fv.mode, ps_hex(fv.sha), fv.size "
+		"FROM unnest($3::bytea[], $5::bytea[]) a(path, lo) "
+		"JOIN dirs d ON d.project_id = $1 AND d.path = a.path "
+		"CROSS JOIN LATERAL " PAGE_DIR_FILES("a.lo");
+#define CHUNK_SQL(op) \
+		"SELECT d.path, " FV_PATH ", fv.mode, ps_hex(fv.sha), fv.size " \
+		"FROM (SELECT id, path FROM dirs WHERE project_id = $1 AND path " op " $3 " \
+		"AND ($6::bytea IS NULL OR path < $6) ORDER BY path LIMIT $5) d " \
+		"LEFT JOIN LATERAL " PAGE_DIR_FILES("''::bytea") " ON true ORDER BY 1"
+	static const char *const chunk_sql[2] = { CHUNK_SQL(">="), CHUNK_SQL(">") };
+#undef CHUNK_SQL
+	struct page_files pf = { 0 };
+	size_t llen = strlen(lower), done = 0, chunk = 8;
+	int64_t emitted = 0;
+	char *last = NULL;
+	bool more = true;
+	PGresult *r;
+	int rc = 0;
+
+	if (llen > 0) {
+		struct ps_buf paths, los;
+		struct ps_pq q = { 0 };
+		char *ptext, *ltext;
+
+		ps_buf_init(&paths, SIZE_MAX);
+		ps_buf_init(&los, SIZE_MAX);
+		ps_buf_puts(&paths, "{");
+		ps_buf_puts(&los, "{");
+		ps_pg_bytea_elem(&paths, "", 0, true);
+		ps_pg_bytea_elem(&los, lower, llen, true);
+		for (size_t k = 1; k < llen; k++) {
+			if ((unsigned char)lower[k] > '/')
+				continue;
+			ps_pg_bytea_elem(&paths, lower, k, false);
+			if (lower[k] == '/')
+				ps_pg_bytea_elem(&los, lower + k + 1, llen - k - 1, false);
+			else
+				ps_pg_bytea_elem(&los, "", 0, false);
+		}
+		ps_buf_puts(&paths, "}");
+		ps_buf_puts(&los, "}");
+		ptext = ps_buf_take(&paths, NULL);
+		ltext = ps_buf_take(&los, NULL);
+		ps_pq_int(&q, project_id);
+		ps_pq_int(&q, snap);
+		ps_pq_text(&q, ptext);
+		if (limit > 0)
+			ps_pq_int(&q, limit);
+		else
+			ps_pq_text(&q, NULL);
+		ps_pq_text(&q, ltext);
+		r = ps_pg_run(PSPG(s), anc_sql, &q, false, "list snapshot", &rc);
+		free(ptext); /* the parameters point into them */
+		free(ltext);
+		if (!r)
+			return rc;
+		page_add(&pf, r, 0, lower, upper);
+		PQclear(r);
+	}
+	while (rc == 0 && (limit == 0 || emitted < limit)) {
+		struct ps_pq q = { 0 };
+		size_t dirs = 0;
+
+		if (more) {
+			ps_pq_int(&q, project_id);
+			ps_pq_int(&q, snap);
+			ps_pq_path(&q, last ? last : lower);
+			if (limit > 0)
+				ps_pq_int(&q, limit - emitted);
+			else
+				ps_pq_text(&q, NULL);
+			ps_pq_int(&q, (int64_t)chunk);
+			ps_pq_path(&q, upper);
+			if (!(r = ps_pg_run(PSPG(s), chunk_sql[last != NULL], &q, false,
+					    "list snapshot", &rc)))
+				break;
+			for (int i = 0; i < PQntuples(r); i++) {
+				char *d = ps_pg_col_bytea(r, i, 0);
+
+				if (!last || strcmp(d, last) != 0) {
+					free(last);
+					last = d;
+					dirs++;
+				} else
+					free(d);
+			}
+			page_add(&pf, r, 1, lower, upper);
+			PQclear(r);
+			more = dirs == chunk;
+			if (chunk < 4096)
+				chunk *= 2;
+		}
+		/* The files read so far in order; those at or before the last directory's path
+		 * are final (all of them once the directories are done). */
+		if (pf.n > done)
+			qsort(pf.v + done, pf.n - done, sizeof(*pf.v), cmp_page_file);
+		while (done < pf.n && (limit == 0 || emitted < limit) &&
+		       (!more || strcmp(pf.v[done].path, last) <= 0)) {
+			rc = cb(ud, &pf.v[done]);
+			done++;
+			emitted++;
+			if (rc != 0)
+				break;
+		}
+		if (!more)
+			break;
+	}
+	for (size_t k = 0; k < pf.n; k++)
+		free(pf.v[k].path);
+	free(pf.v);
+	free(last);
+	return rc;
+}
+
+int ps_pg_snapshot_page(struct ps_store *s, int64_t project_id, int64_t at, const char *prefix,
+			const char *after, int64_t limit, ps_file_cb cb, void *ud)
+{
+	char *lower = NULL, *upper = NULL;
+	int64_t snap;
+	int rc;
+
+	if ((rc = ps_pg_resolve_snapshot(s, project_id, at, &snap)) < 0)
+		return rc;
+	if (!after && limit == 0)
+		return snapshot_all(s, project_id, snap, prefix, cb, ud);
+	/* [lower, upper): paths after `after` are those at or after after + "\x01" (no path
+	 * holds a NUL); with a prefix, within [prefix, its successor). */
+	lower = after ? ps_asprintf("%s\x01", after) : ps_strdup("");
+	if (prefix && *prefix) {
+		size_t len = strlen(prefix);
+
+		if (strcmp(prefix, lower) > 0) {
+			free(lower);
+			lower = ps_strdup(prefix);
+		}
+		upper = ps_strdup(prefix);
+		while (len > 0 && (unsigned char)upper[len - 1] == 0xff)
+			len--;
+		if (len > 0)
+			upper[len - 1] = (char)((unsigned char)upper[len - 1] + 1);
+		upper[len] = '\0';
+		if (len == 0) {
+			free(upper);
+			upper = NULL;
+		}
+	}
+	rc = snapshot_seek(s, project_id, snap, lower, upper, limit, cb, ud);
+	free(lower);
+	free(upper);
 	return rc;
 }
 

@@ -340,37 +340,6 @@ static char *upper_bound(const char *p, size_t len)
 	return u;
 }
 
-void ps_sqlite_prefix_make(const char *prefix, struct ps_sqlite_prefix *out)
-{
-	size_t len = strlen(prefix);
-	const char *name;
-
-	ps_sqlite_split_path(prefix, len, &out->dirlen, &name);
-	out->dir = ps_strndup(prefix, out->dirlen);
-	out->name_lo = ps_strdup(name);
-	out->name_hi = upper_bound(name, strlen(name));
-	out->dir_lo = ps_strdup(prefix);
-	out->dir_hi = upper_bound(prefix, len);
-}
-
-void ps_sqlite_prefix_dispose(struct ps_sqlite_prefix *p)
-{
-	free(p->dir);
-	free(p->name_lo);
-	free(p->name_hi);
-	free(p->dir_lo);
-	free(p->dir_hi);
-}
-
-void ps_sqlite_prefix_bind(sqlite3_stmt *st, int i, const struct ps_sqlite_prefix *p)
-{
-	sqlite3_bind_text64(st, i, p->dir, p->dirlen, SQLITE_TRANSIENT, SQLITE_UTF8);
-	bind_text(st, i + 1, p->name_lo);
-	bind_text(st, i + 2, p->name_hi);
-	bind_text(st, i + 3, p->dir_lo);
-	bind_text(st, i + 4, p->dir_hi);
-}
-
 int ps_sqlite_functions(sqlite3 *db)
 {
 	const int flags = SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS;
@@ -1826,73 +1795,65 @@ static void file_from_row(sqlite3_stmt *st, struct ps_file *f)
 	f->size = sqlite3_column_type(st, 3) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 3);
 }
 
-struct walk_files {
+struct walk_page {
 	ps_file_cb cb;
 	void *ud;
+	int64_t left; /* files still wanted, -1: all */
 };
 
-static int walk_file(void *ud, const struct ps_file *f, int state)
+enum { PAGE_DONE = 1 << 21 }; /* not a callback's value: the page is full */
+
+static int page_file(void *ud, const struct ps_file *f, int state)
 {
-	struct walk_files *wf = ud;
+	struct walk_page *pg = ud;
+	int rc;
 
 	(void)state;
-	return wf->cb(wf->ud, f);
+	if (pg->left == 0)
+		return PAGE_DONE;
+	if ((rc = pg->cb(pg->ud, f)) != 0)
+		return rc;
+	if (pg->left > 0)
+		pg->left--;
+	return 0;
 }
 
-int ps_sqlite_snapshot_each(struct ps_store *s, int64_t project_id, int64_t at, const char *prefix,
-			   ps_file_cb cb, void *ud)
+int ps_sqlite_snapshot_page(struct ps_store *s, int64_t project_id, int64_t at,
+			    const char *prefix, const char *after, int64_t limit, ps_file_cb cb,
+			    void *ud)
 {
-	/* The whole snapshot: walked in full-path order (ps_sqlite_walk), so that a caller that
-	 * stops early (a page of the files API) pays for what it read, not for sorting every
-	 * file first (docs/performance.md, "Schema 26"). */
+	/* Walked in full-path order (ps_sqlite_walk), from `after` on: a page costs about what
+	 * it lists and the directories on the way, neither a sort of the snapshot nor a read of
+	 * what lies before `after` (docs/performance.md, "Schema 26"). A prefix is the range
+	 * [prefix, the prefix's successor) of the same walk. */
 	static const char dir_files[] =
 		"SELECT fv.name, fv.mode, ps_hex(fv.sha), fv.size FROM dirs d "
 		"JOIN file_versions fv ON fv.dir_id = d.id WHERE d.project_id = ?1 AND d.path = ?2 "
-		"AND " VISIBLE_AT("?3") " ORDER BY fv.name";
-	/* With a prefix: the files of its directory whose name continues it, and those of the
-	 * directories whose path continues it (ps_sqlite_prefix_make), each an index range,
-	 * sorted by the full path. */
-	static const char prefixed[] =
-		FILE_COLS PROJECT_FILES "AND d.path = ?3 AND fv.name >= ?4 "
-		"AND (?5 IS NULL OR fv.name < ?5) AND " VISIBLE_AT("?2") " UNION ALL "
-		FILE_COLS PROJECT_FILES "AND d.path >= ?6 AND (?7 IS NULL OR d.path < ?7) AND "
-		VISIBLE_AT("?2") " ORDER BY 1";
-	struct ps_sqlite_prefix pre;
-	bool with_prefix = prefix && *prefix;
-	sqlite3_stmt *st;
+		"AND fv.name >= ?4 AND " VISIBLE_AT("?3") " ORDER BY fv.name LIMIT ?5";
+	struct walk_page pg = { cb, ud, limit > 0 ? limit : -1 };
+	struct ps_sqlite_walk w = { .project_id = project_id, .files_sql = dir_files,
+				    .cb = page_file, .ud = &pg };
+	char *lower = NULL, *upper = NULL;
 	int64_t snap;
 	int rc;
 
 	if ((rc = resolve_snapshot(s, project_id, at, &snap)) < 0)
 		return rc;
-	if (!with_prefix) {
-		struct walk_files wf = { cb, ud };
-		struct ps_sqlite_walk w = { .project_id = project_id, .at = snap,
-					    .files_sql = dir_files, .cb = walk_file, .ud = &wf };
-
-		return ps_sqlite_walk(s, &w);
+	w.at = snap;
+	if (prefix && *prefix) {
+		w.upper = upper = upper_bound(prefix, strlen(prefix));
+		w.lower = prefix;
 	}
-	if (!(st = stmt(s, prefixed)))
-		return PS_ESTORE;
-	sqlite3_bind_int64(st, 1, project_id);
-	sqlite3_bind_int64(st, 2, snap);
-	if (with_prefix) {
-		ps_sqlite_prefix_make(prefix, &pre);
-		ps_sqlite_prefix_bind(st, 3, &pre);
-		ps_sqlite_prefix_dispose(&pre);
+	if (after) {
+		/* Paths after `after` are those at or after after + "\x01": no path holds a NUL. */
+		lower = ps_asprintf("%s\x01", after);
+		if (!w.lower || strcmp(lower, w.lower) > 0)
+			w.lower = lower;
 	}
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct ps_file f;
-		int stop;
-
-		file_from_row(st, &f);
-		if ((stop = cb(ud, &f)) != 0) {
-			sqlite3_reset(st);
-			return stop;
-		}
-	}
-	sqlite3_reset(st);
-	return rc == SQLITE_DONE ? 0 : db_error(s, "list snapshot");
+	rc = ps_sqlite_walk(s, &w);
+	free(lower);
+	free(upper);
+	return rc == PAGE_DONE ? 0 : rc;
 }
 
 /* ---- the ordered walk (schema 26) ---- */
@@ -1931,21 +1892,35 @@ static int cmp_bytes(const char *a, size_t alen, const char *b)
 
 enum { WALK_PAST_UPPER = 1 << 20 }; /* not a callback's value: the walk is done */
 
-static int walk_dir(struct ps_store *s, const struct ps_sqlite_walk *w, const char *dir)
+/* Rows of a directory read at a time: a page reads a few batches, a flat directory of 100,000
+ * files is not read whole for one of them. */
+enum { WALK_BATCH_FIRST = 256, WALK_BATCH_MAX = 4096 };
+
+static void walk_rows_free(struct walk_row *rows, size_t n)
 {
-	struct walk_row *rows = NULL;
-	struct walk_child *kids = NULL;
-	struct ps_strv children = { 0 };
-	size_t nrows = 0, cap = 0, dlen = strlen(dir), i = 0, j = 0;
-	struct ps_buf path;
+	for (size_t k = 0; k < n; k++)
+		free(rows[k].name);
+}
+
+/* Up to `max` of the directory's rows from name `from` on (inclusive) into rows (replacing
+ * what it held); *full: there may be more. */
+static int walk_read(struct ps_store *s, const struct ps_sqlite_walk *w, const char *dir,
+		     size_t dlen, const char *from, size_t fromlen, size_t max,
+		     struct walk_row **rows, size_t *nrows, size_t *cap, bool *full)
+{
 	sqlite3_stmt *st = stmt(s, w->files_sql);
+	size_t stepped = 0;
 	int rc, six;
 
+	walk_rows_free(*rows, *nrows);
+	*nrows = 0;
 	if (!st)
 		return PS_ESTORE;
 	sqlite3_bind_int64(st, 1, w->project_id);
 	sqlite3_bind_text64(st, 2, dir, dlen, SQLITE_STATIC, SQLITE_UTF8);
 	sqlite3_bind_int64(st, 3, w->at);
+	sqlite3_bind_text64(st, 4, from, fromlen, SQLITE_STATIC, SQLITE_UTF8);
+	sqlite3_bind_int64(st, 5, (sqlite3_int64)max);
 	if (w->bind)
 		w->bind(st, w->ud);
 	six = sqlite3_column_count(st) >= 6;
@@ -1954,13 +1929,14 @@ static int walk_dir(struct ps_store *s, const struct ps_sqlite_walk *w, const ch
 		struct walk_row *r;
 		const unsigned char *sha = sqlite3_column_text(st, 2);
 
+		stepped++;
 		if (!sqlite3_column_text(st, 0))
 			continue;
-		if (nrows == cap) {
-			cap = cap ? cap * 2 : 64;
-			rows = ps_realloc(rows, cap * sizeof(*rows));
+		if (*nrows == *cap) {
+			*cap = *cap ? *cap * 2 : 64;
+			*rows = ps_realloc(*rows, *cap * sizeof(**rows));
 		}
-		r = &rows[nrows++];
+		r = &(*rows)[(*nrows)++];
 		r->len = (size_t)sqlite3_column_bytes(st, 0);
 		r->name = ps_strndup((const char *)sqlite3_column_text(st, 0), r->len);
 		r->mode = (uint32_t)sqlite3_column_int64(st, 1);
@@ -1975,11 +1951,48 @@ static int walk_dir(struct ps_store *s, const struct ps_sqlite_walk *w, const ch
 	}
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st); /* a bound pointer must not outlive the call */
-	if (rc != SQLITE_DONE) {
-		rc = db_error(s, "walk snapshot");
-		goto out;
+	if (rc != SQLITE_DONE)
+		return db_error(s, "walk snapshot");
+	/* Only a short batch is the last. */
+	*full = stepped >= max && *nrows > 0;
+	return 0;
+}
+
+static int walk_dir(struct ps_store *s, const struct ps_sqlite_walk *w, const char *dir)
+{
+	struct walk_row *rows = NULL;
+	struct walk_child *kids = NULL;
+	struct ps_strv children = { 0 };
+	size_t nrows = 0, cap = 0, dlen = strlen(dir), plen = dlen ? dlen + 1 : 0, i = 0, j = 0;
+	size_t batch = WALK_BATCH_FIRST, fromlen = 0;
+	const char *from = "";
+	char *next = NULL, *start = NULL;
+	struct ps_buf path;
+	bool full = false;
+	int rc;
+
+	/*
+	 * The seek: when the lower bound L lies in this directory (it starts with "D/"), its
+	 * rows are read from L's rest R on (a name >= R is a path >= L), and its children from
+	 * R's first bytes up to the first one at or below '/': a child C is needed when C + "/"
+	 * can hold a path >= L, that is C >= R's first component, or C a prefix of it followed
+	 * by a byte below '/' (C = "a" for R = "a-b/x": "a/..." sorts after "a-b/x"); every one
+	 * of them is at or after that start. A lower bound before "D/" leaves the whole
+	 * directory (the walk enters no directory wholly before it).
+	 */
+	if (w->lower && strncmp(w->lower, dir, dlen) == 0 && (!dlen || w->lower[dlen] == '/')) {
+		size_t k = 0;
+
+		from = w->lower + plen;
+		fromlen = strlen(from);
+		while (k < fromlen && (unsigned char)from[k] > '/')
+			k++;
+		start = ps_strndup(from, k);
 	}
-	if ((rc = ps_sqlite_child_dirs(s, w->project_id, dir, &children)) < 0)
+	if ((rc = walk_read(s, w, dir, dlen, from, fromlen, batch, &rows, &nrows, &cap, &full)) < 0)
+		goto out;
+	if ((rc = ps_sqlite_child_dirs_range(s, w->project_id, dir, start, w->upper,
+					     &children)) < 0)
 		goto out;
 	kids = ps_calloc(children.n ? children.n : 1, sizeof(*kids));
 	for (size_t k = 0; k < children.n; k++) {
@@ -1992,8 +2005,23 @@ static int walk_dir(struct ps_store *s, const struct ps_sqlite_walk *w, const ch
 	if (dlen)
 		ps_buf_printf(&path, "%s/", dir);
 	rc = 0;
-	while (rc == 0 && (i < nrows || j < children.n)) {
-		path.len = dlen ? dlen + 1 : 0;
+	while (rc == 0) {
+		if (i == nrows && full) {
+			/* The next batch: from just after the last name (no name holds a NUL, so
+			 * none sorts between it and it + "\x01"). */
+			free(next);
+			next = ps_asprintf("%s\x01", rows[nrows - 1].name);
+			if (batch < WALK_BATCH_MAX)
+				batch *= 2;
+			i = 0;
+			rc = walk_read(s, w, dir, dlen, next, strlen(next), batch, &rows, &nrows, &cap,
+				       &full);
+			if (rc < 0)
+				break;
+		}
+		if (i == nrows && j == children.n)
+			break;
+		path.len = plen;
 		if (i < nrows)
 			ps_buf_append(&path, rows[i].name, rows[i].len);
 		if (i < nrows && (j == children.n || cmp_bytes(path.data, path.len, kids[j].key) < 0)) {
@@ -2026,13 +2054,14 @@ static int walk_dir(struct ps_store *s, const struct ps_sqlite_walk *w, const ch
 	}
 	ps_buf_dispose(&path);
 out:
-	for (size_t k = 0; k < nrows; k++)
-		free(rows[k].name);
+	walk_rows_free(rows, nrows);
 	free(rows);
 	for (size_t k = 0; kids && k < children.n; k++)
 		free(kids[k].key);
 	free(kids);
 	ps_strv_dispose(&children);
+	free(next);
+	free(start);
 	return rc;
 }
 

@@ -813,7 +813,7 @@ static void walk_bind(sqlite3_stmt *st, void *ud)
 	struct walk_list *l = ud;
 
 	if (l->hits)
-		sqlite3_bind_pointer(st, 5, l->hits, HITS_POINTER, NULL);
+		sqlite3_bind_pointer(st, 6, l->hits, HITS_POINTER, NULL);
 }
 
 static int walk_take(void *ud, const struct ps_file *f, int state)
@@ -914,12 +914,12 @@ static int candidates(struct ps_store *s, int64_t project_id, int64_t at,
 		"LEFT JOIN code_blobs cb ON cb.sha = fv.sha " \
 		"WHERE d.project_id = ?1 AND d.path = ?2 AND fv.introduced_by <= ?3 " \
 		"AND (fv.superseded_by IS NULL OR fv.superseded_by > ?3) " \
-		"AND EXISTS (SELECT 1 FROM syncs i WHERE i.id = fv.introduced_by " \
-		"AND i.status = 'succeeded') AND (fv.mode & 61440) = 32768 AND " cond \
-		" ORDER BY fv.name"
+		"AND fv.name >= ?4 AND EXISTS (SELECT 1 FROM syncs i " \
+		"WHERE i.id = fv.introduced_by AND i.status = 'succeeded') " \
+		"AND (fv.mode & 61440) = 32768 AND " cond " ORDER BY fv.name LIMIT ?5"
 	static const char walk_dir_sql[] = DIR_SQL(
 		"(CASE WHEN cb.id IS NULL THEN EXISTS (SELECT 1 FROM blobs b WHERE b.sha = fv.sha) "
-		"ELSE ps_code_hit(?5, cb.id) END)");
+		"ELSE ps_code_hit(?6, cb.id) END)");
 	static const char all_dir_sql[] = DIR_SQL(
 		"(cb.id IS NOT NULL OR EXISTS (SELECT 1 FROM blobs b WHERE b.sha = fv.sha))");
 #undef DIR_SQL

@@ -67,37 +67,27 @@ void ps_sqlite_split_path(const char *path, size_t len, size_t *dirlen, const ch
  * else PS_ENOTFOUND (no error set). */
 int ps_sqlite_dir_id(struct ps_store *s, int64_t project_id, const char *dir, size_t len,
 		     bool create, int64_t *id);
-/*
- * A prefix of full paths as ranges the indexes answer: the paths starting with `prefix` are
- * the files of directory `dir` whose name lies in [name_lo, name_hi) plus every file of the
- * directories whose path lies in [dir_lo, dir_hi) (NULL bounds: no upper bound). E.g.
- * "src/gi": the files of "src" named gi..., and the directories "src/gi...". Free with
- * ps_sqlite_prefix_dispose.
- */
-struct ps_sqlite_prefix {
-	char *dir;
-	size_t dirlen;
-	char *name_lo, *name_hi;
-	char *dir_lo, *dir_hi;
-};
-void ps_sqlite_prefix_make(const char *prefix, struct ps_sqlite_prefix *out);
-void ps_sqlite_prefix_dispose(struct ps_sqlite_prefix *p);
-/* Binds a prefix's five values from parameter `i` on: dir, name_lo, name_hi, dir_lo, dir_hi. */
-void ps_sqlite_prefix_bind(sqlite3_stmt *st, int i, const struct ps_sqlite_prefix *p);
-
 /* The children of directory `path` ('' the root) among the project's dirs, seen by a snapshot
  * or not, as full paths in path order, appended to `out` (sqlite_trees.c). */
 int ps_sqlite_child_dirs(struct ps_store *s, int64_t project_id, const char *path,
 			 struct ps_strv *out);
+/* The children C of `path` with C >= from (NULL: all; a name, not a full path) whose rows
+ * start before full path `until` (NULL: unbounded), a superset of those the walk needs. */
+int ps_sqlite_child_dirs_range(struct ps_store *s, int64_t project_id, const char *path,
+			       const char *from, const char *until, struct ps_strv *out);
 /*
  * Walks a snapshot's files in byte order of their full paths without sorting them: directory
  * by directory, depth first, each directory's rows read in name order (file_versions_path) and
  * merged with its children (ps_sqlite_child_dirs) in git tree order (a child C sorts as "C/").
  * So a walk that stops early costs what it read, not the snapshot. `files_sql` lists one
- * directory's rows in name order: ?1 the project, ?2 the directory's path, ?3 the sync; its
- * columns are the name, mode, ps_hex(sha), size and, if it has six, code_blobs' id and binary
- * (the candidate's state). `bind` (may be NULL) binds its other parameters. Paths outside
- * [lower, upper) (NULL: unbounded) are left out and their directories not entered. `cb` gets
+ * directory's rows in name order: ?1 the project, ?2 the directory's path, ?3 the sync, ?4 the
+ * first name to list (inclusive), ?5 at most how many (the walk reads a directory in batches,
+ * each from after the last); its columns are the name, mode, ps_hex(sha), size and, if it has
+ * six, code_blobs' id and binary (the candidate's state). `bind` (may be NULL) binds its other
+ * parameters (?6 on). Paths outside [lower, upper) (NULL: unbounded) are left out, their
+ * directories not entered, and the walk seeks to `lower`: in each directory on its way, the
+ * rows from its rest on and the children that can hold a path at or after it (walk_dir), so
+ * what lies before `lower` is not read. `cb` gets
  * each file (a path it must copy) and its state; a nonzero return stops the walk and is
  * returned.
  */

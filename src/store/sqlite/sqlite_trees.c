@@ -119,6 +119,19 @@ static void add_entry(struct ps_tree *t, size_t *cap, const char *name, size_t l
 int ps_sqlite_child_dirs(struct ps_store *s, int64_t project_id, const char *path,
 			 struct ps_strv *out)
 {
+	return ps_sqlite_child_dirs_range(s, project_id, path, NULL, NULL, out);
+}
+
+/*
+ * The same skip scan begun at `from` and ended at `until`: every child C >= from is found (its
+ * rows, D/C and D/C/..., sort at or after D/from), and none is lost by starting there: the scan
+ * only ever passes over rows it has read or rows under a child it has found. A row at or past
+ * `until` ends it: a child found that way could hold only paths past `until` (its own row D/C,
+ * which sorts before any D/C/..., would have come first).
+ */
+int ps_sqlite_child_dirs_range(struct ps_store *s, int64_t project_id, const char *path,
+			       const char *from, const char *until, struct ps_strv *out)
+{
 #define NEXT_DIR(op, range) \
 	"SELECT path FROM dirs WHERE project_id = ?1 AND path " op " ?2 " range \
 	" ORDER BY path LIMIT 1"
@@ -133,8 +146,8 @@ int ps_sqlite_child_dirs(struct ps_store *s, int64_t project_id, const char *pat
 	size_t plen = strlen(path) + (path[0] ? 1 : 0);
 	char *prefix = ps_asprintf("%s%s", path, path[0] ? "/" : "");
 	char *upper = NULL;
-	char *cur = ps_strdup(prefix);
-	size_t curlen = plen;
+	char *cur = ps_asprintf("%s%s", prefix, from ? from : "");
+	size_t curlen = strlen(cur);
 	int rc = 0;
 
 	if (plen) {
@@ -168,7 +181,8 @@ int ps_sqlite_child_dirs(struct ps_store *s, int64_t project_id, const char *pat
 			break;
 		}
 		rc = 0;
-		if (!p || len < plen || memcmp(p, prefix, plen) != 0) {
+		if (!p || len < plen || memcmp(p, prefix, plen) != 0 ||
+		    (until && strcmp(p, until) >= 0)) {
 			free(p);
 			break; /* no more (a path that is not valid text ends the scan too) */
 		}
