@@ -1,0 +1,25 @@
+"""
+Defects found by a later first-time user's and security reviewer's walk through the CLI, the API
+and the web page's server, each kept fixed here: help texts that promised another exit code than
+the command gives, query arguments read past what they say.
+"""
+import re
+
+from conftest import one_error_line
+from server_util import Server
+
+
+def test_help_of_branch_states_the_exit_code_a_missing_branch_gives(ps, repo):
+    # `project add|set --help` said "must exist (exit 3 otherwise)"; a branch the source does
+    # not have is invalid input, exit 2 (docs/cli.md, the API's 422 branch_not_found).
+    repo.write("a.txt", "a\n")
+    repo.commit("c1")
+    ps.add("p", repo.path)
+    for cmd in (("project", "add", "q", str(repo.path)), ("project", "set", "p")):
+        helptext = ps.ok(*cmd[:2], "--help").out
+        m = re.search(r"must exist\s+\(exit (\d+) otherwise\)", helptext)
+        assert m, helptext
+        r = ps(*cmd, "--branch", "no-such-branch")
+        assert r.rc == int(m.group(1)) and one_error_line(r.err), (cmd, m.group(0), r)
+        assert "no-such-branch" in r.err
+    assert [p["name"] for p in ps.json("project", "list")] == ["p"]
