@@ -23,3 +23,26 @@ def test_help_of_branch_states_the_exit_code_a_missing_branch_gives(ps, repo):
         assert r.rc == int(m.group(1)) and one_error_line(r.err), (cmd, m.group(0), r)
         assert "no-such-branch" in r.err
     assert [p["name"] for p in ps.json("project", "list")] == ["p"]
+
+
+def test_a_code_search_cursor_is_digits_that_fit_or_400(ps, repo):
+    # The `after` cursor's line went through strtoll unchecked: a line past 2^63 became
+    # LLONG_MAX and answered an empty page (200, as if nothing followed), and `+1` or ` 1`
+    # passed, where every other number of the API is digits only.
+    repo.write("a.txt", "alpha\nalpha\n")
+    repo.commit("c1")
+    ps.add("p", repo.path)
+    ps.sync("p")
+    srv = Server(ps)
+    try:
+        base = "/api/v1/projects/p/search/code?q=alpha"
+        st, _, hits = srv.get(base)
+        assert st == 200 and [x["line"] for x in hits] == [1, 2], hits
+        st, _, hits = srv.get(base + "&after=1:a.txt")
+        assert st == 200 and [x["line"] for x in hits] == [2], hits
+        for bad in ("99999999999999999999:a.txt", "%2B1:a.txt", "%201:a.txt", "-1:a.txt",
+                    "1", "x:a.txt"):
+            st, _, e = srv.get(f"{base}&after={bad}")
+            assert st == 400 and e["error"]["code"] == "invalid_parameter", (bad, st, e)
+    finally:
+        srv.stop()
