@@ -46,3 +46,26 @@ def test_a_code_search_cursor_is_digits_that_fit_or_400(ps, repo):
             assert st == 400 and e["error"]["code"] == "invalid_parameter", (bad, st, e)
     finally:
         srv.stop()
+
+
+def test_sync_server_says_which_variable_carries_the_token(ps, repo):
+    # `sync --server` printed the server's words, "this server needs 'Authorization: Bearer
+    # <token>'", to someone who sends no header by hand: the CLI sends PROJSYNC_API_TOKEN.
+    repo.write("a.txt", "a\n")
+    repo.commit("c1")
+    ps.add("p", repo.path)
+    srv = Server(ps, env={"PROJSYNC_API_TOKEN": "api-tok", "PROJSYNC_READ_TOKEN": "read-tok"})
+    try:
+        cases = ((None, "needs a token"), ("wrong", "refused the token"),
+                 ("read-tok", "may only read"))
+        for token, says in cases:
+            env = {"PROJSYNC_API_TOKEN": token} if token else {}
+            r = ps("sync", "p", "--server", srv.base, env=env)
+            assert r.rc == 1 and one_error_line(r.err), r
+            assert "PROJSYNC_API_TOKEN" in r.err and says in r.err, r.err
+            assert "Authorization" not in r.err and (not token or token not in r.err), r.err
+        assert ps.json("history", "p") == []
+        r = ps("sync", "p", "--server", srv.base, env={"PROJSYNC_API_TOKEN": "api-tok"})
+        assert r.rc == 0, r
+    finally:
+        srv.stop()
