@@ -287,7 +287,11 @@ static void print_project(struct ps_cli *cli, const struct ps_project *p)
 	struct ps_sync *last = NULL;
 
 	printf("name:           %s\n", p->name);
-	printf("source:         %s\n", p->source);
+	{
+		char *source = ps_redact_userinfo(p->source); /* as ps_project_to_json shows it */
+		printf("source:         %s\n", source);
+		free(source);
+	}
 	printf("branch:         %s\n", p->branch ? p->branch : "(the source's default)");
 	printf("memory globs:  ");
 	for (size_t i = 0; i < p->memory_globs.n; i++)
@@ -749,6 +753,7 @@ static int project_list(struct ps_cli *cli, int argc, char **argv)
 			struct ps_sync **last = NULL;
 			size_t nl = 0;
 			char sha[8] = "-", ago[32] = "never", failures[24], every[32], next[48];
+			char *source;
 			const char *status = "never";
 
 			(void)ps_store_reap(cli->store, ps[i]->id, NULL);
@@ -761,9 +766,11 @@ static int project_list(struct ps_cli *cli, int argc, char **argv)
 			snprintf(failures, sizeof(failures), "%" PRId64, ps[i]->failures_in_row);
 			ps_schedule_every_string(ps[i], every, sizeof(every));
 			format_next(ps[i], next, sizeof(next));
-			ps_table_add(&t, (const char *const[]){ ps[i]->name, ps[i]->source,
+			source = ps_redact_userinfo(ps[i]->source);
+			ps_table_add(&t, (const char *const[]){ ps[i]->name, source,
 				     ps[i]->branch ? ps[i]->branch : "(default)", status, sha, ago,
 				     failures, ps[i]->paused ? "paused" : "active", every, next });
+			free(source);
 			for (size_t k = 0; k < nl; k++)
 				ps_sync_free(last[k]);
 			free(last);

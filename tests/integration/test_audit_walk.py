@@ -69,3 +69,63 @@ def test_sync_server_says_which_variable_carries_the_token(ps, repo):
         assert r.rc == 0, r
     finally:
         srv.stop()
+
+
+def test_credentials_in_a_source_url_are_shown_nowhere(ps, make_repo, tmp_path):
+    # A source such as https://user:TOKEN@host/repo.git (the usual way to give a private
+    # remote's token) was shown whole: in the API's project (to the read token too), the sync's
+    # error, its events, the web page, `project list|show|status` and every error message.
+    # Only the server's log redacted it.
+    from git_daemon import GitDaemon
+    from server_util import stream, wait_status
+
+    secret = "s3cret-Pa55"
+    work = make_repo("work")
+    work.write("a.txt", "a\n")
+    work.commit("c1")
+    (tmp_path / "served").mkdir()
+    work.git("clone", "-q", "--bare", str(work.path), str(tmp_path / "served" / "up.git"))
+    daemon = GitDaemon(tmp_path / "served")
+    try:
+        url = f"git://user:{secret}@127.0.0.1:{daemon.port}/up.git"
+        shown = f"git://[redacted]@127.0.0.1:{daemon.port}/up.git"
+        r = ps("project", "add", "p", url)
+        assert r.rc == 0 and secret not in r.out + r.err and shown in r.out, r
+        ssh = "ssh://git:" + secret + "@127.0.0.1:1/x.git"
+        r = ps("project", "add", "q", ssh)
+        assert r.rc != 0 and one_error_line(r.err), r
+        assert secret not in r.err and "ssh://git:[redacted]@127.0.0.1:1/x.git" in r.err, r.err
+        r = ps("project", "add", "q", f"http://{secret}@127.0.0.1:1/x.git")
+        assert r.rc != 0 and secret not in r.err and "http://[redacted]@127.0.0.1:1" in r.err, r
+        srv = Server(ps, env={"PROJSYNC_API_TOKEN": "api-tok", "PROJSYNC_READ_TOKEN": "read"})
+        try:
+            write = {"Authorization": "Bearer api-tok"}
+            read = {"Authorization": "Bearer read"}
+            st, _, s = srv.post("/api/v1/projects/p/sync", {}, headers=write)
+            assert st == 202, s
+            wait_status(srv, s["id"], ("succeeded", "failed"), headers=write)
+            seen = []
+            for path in ("/api/v1/projects", "/api/v1/projects/p", "/api/v1/projects/p/syncs",
+                         f"/api/v1/syncs/{s['id']}"):
+                st, _, body = srv.get(path, headers=read, raw=True)
+                assert st == 200, body
+                seen.append(body.decode())
+            c = srv.conn()
+            c.request("GET", f"/api/v1/events/project-sync/{s['id']}?access_token=read")
+            seen.append(c.getresponse().read().decode())
+            c.close()
+            assert shown in seen[1], seen[1]
+            for text in seen:
+                assert secret not in text, text
+        finally:
+            srv.stop()
+        assert secret not in srv.stderr()
+        r = ps("sync", "p")
+        assert secret not in r.out + r.err, r
+        for args in (("project", "list"), ("project", "show", "p"), ("status", "p"),
+                     ("project", "list", "--json"), ("history", "p", "--json")):
+            r = ps.ok(*args)
+            assert secret not in r.out + r.err, (args, r.out)
+        assert shown in ps.ok("project", "list").out
+    finally:
+        daemon.close()
