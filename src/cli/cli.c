@@ -172,6 +172,17 @@ int ps_cli_usage_error(struct ps_cli *cli, const char *fmt, ...)
 	return PS_EXIT_USAGE;
 }
 
+/* The word of the command line that getopt was reading when it met the unknown letter `c`: a
+ * single-dash word of more than one letter (getopt has not always stepped past it yet). */
+static const char *dash_word(int argc, char **argv, int c)
+{
+	for (int i = optind - 1; i <= optind && i < argc; i++)
+		if (i > 0 && argv[i][0] == '-' && argv[i][1] != '-' && strlen(argv[i]) > 2 &&
+		    strchr(argv[i] + 1, c))
+			return argv[i];
+	return NULL;
+}
+
 int ps_cli_getopt(struct ps_cli *cli, int argc, char **argv, const struct option *longopts,
 		  const char *usage)
 {
@@ -218,6 +229,11 @@ int ps_cli_getopt(struct ps_cli *cli, int argc, char **argv, const struct option
 			parsing = NULL;
 			if (c == ':')
 				ps_cli_usage_error(cli, "option '%s' needs a value", arg);
+			else if (optopt && optopt != '?' && (arg = dash_word(argc, argv, optopt)))
+				/* "-leading-dash.txt" reads as options -l -e -a...: say so, and how
+				 * to give such a path or pattern. */
+				ps_cli_usage_error(cli, "unknown option '-%c' in '%s' (an argument "
+						   "that starts with '-' goes after '--')", optopt, arg);
 			else if (optopt && optopt != '?')
 				ps_cli_usage_error(cli, "unknown option '-%c'", optopt);
 			else

@@ -129,3 +129,20 @@ def test_credentials_in_a_source_url_are_shown_nowhere(ps, make_repo, tmp_path):
         assert shown in ps.ok("project", "list").out
     finally:
         daemon.close()
+
+
+def test_a_path_that_starts_with_a_dash_is_told_to_go_after_double_dash(ps, repo):
+    # `cat p -leading.txt` said only "unknown option '-l'", a letter the user never typed
+    # alone; `--` (which works) was named nowhere.
+    repo.write("-leading.txt", "-leading dash\n")
+    repo.commit("c1")
+    ps.add("p", repo.path)
+    ps.sync("p")
+    for args in (("cat", "p", "-leading.txt"), ("grep", "-leading", "p")):
+        r = ps(*args)
+        assert r.rc == 2 and one_error_line(r.err), r
+        assert "'-leading" in r.err and "'--'" in r.err, r.err
+    assert ps.ok("cat", "p", "--", "-leading.txt").out == "-leading dash\n"
+    assert ps.ok("grep", "--", "-leading", "p").out == "-leading.txt:1:-leading dash\n"
+    r = ps("sync", "p", "-q")
+    assert r.rc == 2 and "unknown option '-q'" in r.err and "'--'" not in r.err, r.err
