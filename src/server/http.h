@@ -116,6 +116,7 @@ struct ps_request {
 	size_t nparams;
 	char *body;                   /* NUL-terminated (owned) */
 	size_t body_len, body_max;
+	size_t body_cap;              /* bytes allocated at body */
 	bool body_too_big;
 	struct ps_offload_task *task; /* work handed to a helper thread (offload.c); NULL = none */
 	/* The reply. */
