@@ -168,3 +168,56 @@ def test_a_large_webhook_body_is_read_in_linear_time(ps):
         assert st == 200
     finally:
         srv.stop()
+
+
+def test_request_bodies_held_at_once_are_bounded(ps):
+    # Each body was bounded by its route (25 MiB for the webhook, open to anyone), but not
+    # their sum: every connection (16384 by default) could hold a delivery it never finished.
+    # Past PS_HTTP_MAX_BODIES_TOTAL (128 MiB) a body is refused, 503 server_busy, and what
+    # the others held is given back when they end.
+    import socket
+    srv = Server(ps, env={"PROJSYNC_WEBHOOK_SECRET": "hook-secret"})
+    declared = 25 * 1024 * 1024 - 1000
+    chunk = b"a" * (24 * 1024 * 1024)
+    head = (f"POST /api/v1/webhooks/github HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"X-GitHub-Event: push\r\nContent-Type: application/json\r\n"
+            f"X-Hub-Signature-256: sha256={'0' * 64}\r\n"
+            f"Content-Length: {declared}\r\n\r\n").encode()
+    socks, answers = [], []
+    try:
+        for _ in range(6):
+            s = socket.create_connection((srv.host, srv.port), timeout=30)
+            socks.append(s)
+            try:
+                s.sendall(head + chunk)
+            except OSError:
+                pass  # refused and closed while we were still sending
+        for s in socks:
+            s.settimeout(2)
+            try:
+                answers.append(s.recv(4096))
+            except socket.timeout:
+                answers.append(b"")  # still reading the body: held
+        busy = [a for a in answers if a.startswith(b"HTTP/1.1 503")]
+        assert busy and all(b"server_busy" in a for a in busy), answers
+        assert len([a for a in answers if a == b""]) >= 4, answers
+        st, _, _ = srv.get("/healthz")
+        assert st == 200
+    finally:
+        for s in socks:
+            s.close()
+    try:
+        import time
+        for _ in range(50):  # the server frees a body once it sees its connection end
+            try:
+                st, _, e = srv.post("/api/v1/webhooks/github", b"a" * declared, headers={
+                    "X-GitHub-Event": "push", "Content-Type": "application/json",
+                    "X-Hub-Signature-256": "sha256=" + "0" * 64})
+            except OSError as err:  # refused before the body, connection closed
+                st, e = 503, err
+            if st != 503:
+                break
+            time.sleep(0.2)
+        assert st == 401, e
+    finally:
+        srv.stop()
