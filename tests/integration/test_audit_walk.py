@@ -221,3 +221,15 @@ def test_request_bodies_held_at_once_are_bounded(ps):
         assert st == 401, e
     finally:
         srv.stop()
+
+
+def test_every_serve_option_is_in_the_api_document(ps):
+    # docs/api.md, the server's reference, listed neither --lease-seconds, --max-failures,
+    # --prune-every nor --log-format, which `serve --help` and projsync-serve(1) describe.
+    import pathlib
+    doc = (pathlib.Path(__file__).resolve().parents[2] / "docs" / "api.md").read_text()
+    table = doc[:doc.index("## Access")]
+    opts = set(re.findall(r"^\s+(--[a-z][a-z-]+)", ps.ok("serve", "--help", db=False).out, re.M))
+    assert "--listen" in opts and "--prune-every" in opts, opts
+    missing = sorted(o for o in opts - {"--routes"} if f"`{o} " not in table and f"`{o}`" not in table)
+    assert not missing, missing
