@@ -233,3 +233,38 @@ def test_every_serve_option_is_in_the_api_document(ps):
     assert "--listen" in opts and "--prune-every" in opts, opts
     missing = sorted(o for o in opts - {"--routes"} if f"`{o} " not in table and f"`{o}`" not in table)
     assert not missing, missing
+
+
+def test_a_webhook_push_reaches_a_source_that_carries_credentials(ps, make_repo, tmp_path):
+    # A private repository is often given with its token in the URL (https://TOKEN@host/...);
+    # GitHub's payload names the repository without it, and the comparison kept the user
+    # part: such a project never synced on a push.
+    import hashlib
+    import hmac
+    import json as jsonlib
+    from git_daemon import GitDaemon
+
+    work = make_repo("work")
+    work.write("a.txt", "a\n")
+    work.commit("c1")
+    (tmp_path / "served").mkdir()
+    work.git("clone", "-q", "--bare", str(work.path), str(tmp_path / "served" / "up.git"))
+    daemon = GitDaemon(tmp_path / "served")
+    secret = "hook-secret"
+    try:
+        plain = f"git://127.0.0.1:{daemon.port}/up.git"
+        ps.ok("project", "add", "p", plain.replace("git://", "git://user:pw@"), "--branch", "main")
+        srv = Server(ps, env={"PROJSYNC_WEBHOOK_SECRET": secret})
+        try:
+            body = jsonlib.dumps({"ref": "refs/heads/main", "after": "1" * 40,
+                                  "repository": {"full_name": "o/up", "clone_url": plain,
+                                                 "default_branch": "main"}}).encode()
+            sig = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+            st, _, r = srv.post("/api/v1/webhooks/github", body, headers={
+                "X-GitHub-Event": "push", "Content-Type": "application/json",
+                "X-Hub-Signature-256": sig, "X-GitHub-Delivery": "d-1"})
+            assert st == 202 and [q["project"] for q in r["queued"]] == ["p"], (st, r)
+        finally:
+            srv.stop()
+    finally:
+        daemon.close()
