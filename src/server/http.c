@@ -960,6 +960,11 @@ static enum MHD_Result queue(struct ps_request *rq)
 	/* Counted when answered, not when the connection is done with it: a client may
 	 * already ask /metrics on another connection before that. */
 	ps_metrics_http(rq->srv->metrics, rq->route_index, rq->status);
+	/* Every answer, not only a file's raw bytes: JSON and error bodies quote repository
+	 * text (file names, notes, commit messages) and request paths, and a browser that
+	 * sniffed one as a page would run it on this origin. */
+	if (!MHD_get_response_header(rq->response, "X-Content-Type-Options"))
+		MHD_add_response_header(rq->response, "X-Content-Type-Options", "nosniff");
 	r = MHD_queue_response(rq->conn, rq->status, rq->response);
 	MHD_destroy_response(rq->response);
 	rq->response = NULL;

@@ -268,3 +268,27 @@ def test_a_webhook_push_reaches_a_source_that_carries_credentials(ps, make_repo,
             srv.stop()
     finally:
         daemon.close()
+
+
+def test_every_answer_says_nosniff(ps, repo):
+    # Only a file's raw bytes and the page's files said nosniff; JSON answers and errors,
+    # which quote repository text and request paths, did not.
+    repo.write("<img src=x onerror=alert(1)>.md", "# hi\n")
+    repo.commit("c1")
+    ps.add("p", repo.path)
+    ps.sync("p")
+    srv = Server(ps)
+    try:
+        for path in ("/api/v1/projects", "/api/v1/projects/p/files", "/api/v1/projects/%3Cb%3E",
+                     "/api/v1/nope%3Cscript%3E", "/api/v1/syncs/1", "/openapi.json", "/metrics",
+                     "/healthz", "/", "/api/v1/projects/p/file?path=x", "/api/v1/syncs/x",
+                     "/api/v1/events/project-sync/1"):
+            st, h, _ = srv.get(path, raw=True)
+            assert h.get("x-content-type-options") == "nosniff", (path, st, h)
+        st, h, _ = srv.request("DELETE", "/api/v1/projects/nope")
+        assert st == 404 and h.get("x-content-type-options") == "nosniff", h
+        st, h, _ = srv.get("/api/v1/projects/p/file?path=%3Cimg%20src%3Dx%20onerror%3Dalert(1)%3E.md",
+                           raw=True)
+        assert st == 200 and h.get("x-content-type-options") == "nosniff", h
+    finally:
+        srv.stop()
