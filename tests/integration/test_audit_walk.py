@@ -292,3 +292,27 @@ def test_every_answer_says_nosniff(ps, repo):
         assert st == 200 and h.get("x-content-type-options") == "nosniff", h
     finally:
         srv.stop()
+
+
+def test_a_local_path_refused_by_the_api_says_the_ways_in(ps, repo, tmp_path):
+    # A first project added on the page is a path more often than not (the form's own
+    # example is one), and `serve` has no --local-root by default: the answer said only
+    # "local paths are not allowed through the API", naming neither way in.
+    repo.write("a.txt", "a\n")
+    repo.commit("c1")
+    srv = Server(ps, local_root=False)
+    try:
+        st, _, e = srv.post("/api/v1/projects", {"name": "p", "source": str(repo.path)})
+        assert st == 403 and e["error"]["code"] == "local_path_forbidden", e
+        msg = e["error"]["message"]
+        assert "--local-root" in msg and "projsync project add" in msg, msg
+        assert str(repo.path) not in msg
+    finally:
+        srv.stop()
+    (tmp_path / "elsewhere").mkdir()
+    srv = Server(ps, local_root=str(tmp_path / "elsewhere"))
+    try:
+        st, _, e = srv.post("/api/v1/projects", {"name": "p", "source": str(repo.path)})
+        assert st == 403 and "outside the server's --local-root" in e["error"]["message"], e
+    finally:
+        srv.stop()
