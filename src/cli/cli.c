@@ -592,6 +592,7 @@ int ps_cli_main(int argc, char **argv)
 {
 	struct ps_cli cli = { 0 };
 	const struct command *cmd = NULL;
+	char **help_argv = NULL;
 	int i, rc;
 
 	cli.stdout_tty = isatty(STDOUT_FILENO) == 1;
@@ -629,6 +630,18 @@ int ps_cli_main(int argc, char **argv)
 		cli_dispose(&cli);
 		return PS_EXIT_USAGE;
 	}
+	if (strcmp(argv[i], "help") == 0 && i + 1 < argc) {
+		/* git's habit: `help sync` is `sync --help`, `help project add` is
+		 * `project add --help` (it printed the overview, whatever followed). */
+		int n = 0;
+		help_argv = ps_calloc((size_t)(argc - i + 1), sizeof(*help_argv));
+		for (int k = i + 1; k < argc; k++)
+			help_argv[n++] = argv[k];
+		help_argv[n++] = (char *)"--help";
+		argv = help_argv;
+		argc = n;
+		i = 0;
+	}
 	for (size_t k = 0; k < sizeof(commands) / sizeof(*commands); k++)
 		if (strcmp(argv[i], commands[k].name) == 0)
 			cmd = &commands[k];
@@ -640,6 +653,7 @@ int ps_cli_main(int argc, char **argv)
 		}
 		fprintf(stderr, "projsync: unknown command '%s' (see 'projsync --help')\n",
 			argv[i]);
+		free(help_argv);
 		cli_dispose(&cli);
 		return PS_EXIT_USAGE;
 	}
@@ -652,6 +666,7 @@ int ps_cli_main(int argc, char **argv)
 			errno ? strerror(errno) : "");
 		rc = PS_EXIT_FAILURE;
 	}
+	free(help_argv);
 	cli_dispose(&cli);
 	return rc;
 }

@@ -316,3 +316,16 @@ def test_a_local_path_refused_by_the_api_says_the_ways_in(ps, repo, tmp_path):
         assert st == 403 and "outside the server's --local-root" in e["error"]["message"], e
     finally:
         srv.stop()
+
+
+def test_help_command_prints_the_commands_own_help(ps):
+    # `projsync help sync` printed the overview whatever followed, where git's `help commit`
+    # habit expects sync's own text; and sync's usage line left out --server, which its
+    # options describe.
+    for words in (("sync",), ("project", "add"), ("memory", "list"), ("store", "copy")):
+        want = ps.ok(*words, "--help", db=False).out
+        assert ps.ok("help", *words, db=False).out == want, words
+    assert "[--server URL]" in ps.ok("sync", "--help", db=False).out.splitlines()[0]
+    assert ps.ok("help", db=False).out == ps.ok("--help", db=False).out
+    r = ps("help", "nope", db=False)
+    assert r.rc == 2 and one_error_line(r.err) and "'nope'" in r.err, r
