@@ -173,6 +173,17 @@ int ps_cli_usage_error(struct ps_cli *cli, const char *fmt, ...)
 	return PS_EXIT_USAGE;
 }
 
+/* The word of the command line that getopt was reading when it met the unknown letter `c`: a
+ * single-dash word of more than one letter (getopt has not always stepped past it yet). */
+static const char *dash_word(int argc, char **argv, int c)
+{
+	for (int i = optind - 1; i <= optind && i < argc; i++)
+		if (i > 0 && argv[i][0] == '-' && argv[i][1] != '-' && strlen(argv[i]) > 2 &&
+		    strchr(argv[i] + 1, c))
+			return argv[i];
+	return NULL;
+}
+
 int ps_cli_getopt(struct ps_cli *cli, int argc, char **argv, const struct option *longopts,
 		  const char *usage)
 {
@@ -219,6 +230,11 @@ int ps_cli_getopt(struct ps_cli *cli, int argc, char **argv, const struct option
 			parsing = NULL;
 			if (c == ':')
 				ps_cli_usage_error(cli, "option '%s' needs a value", arg);
+			else if (optopt && optopt != '?' && (arg = dash_word(argc, argv, optopt)))
+				/* "-leading-dash.txt" reads as options -l -e -a...: say so, and how
+				 * to give such a path or pattern. */
+				ps_cli_usage_error(cli, "unknown option '-%c' in '%s' (an argument "
+						   "that starts with '-' goes after '--')", optopt, arg);
 			else if (optopt && optopt != '?')
 				ps_cli_usage_error(cli, "unknown option '-%c'", optopt);
 			else
@@ -597,6 +613,7 @@ int ps_cli_main(int argc, char **argv)
 {
 	struct ps_cli cli = { 0 };
 	const struct command *cmd = NULL;
+	char **help_argv = NULL;
 	int i, rc;
 
 	cli.stdout_tty = isatty(STDOUT_FILENO) == 1;
@@ -634,6 +651,18 @@ int ps_cli_main(int argc, char **argv)
 		cli_dispose(&cli);
 		return PS_EXIT_USAGE;
 	}
+	if (strcmp(argv[i], "help") == 0 && i + 1 < argc) {
+		/* git's habit: `help sync` is `sync --help`, `help project add` is
+		 * `project add --help` (it printed the overview, whatever followed). */
+		int n = 0;
+		help_argv = ps_calloc((size_t)(argc - i + 1), sizeof(*help_argv));
+		for (int k = i + 1; k < argc; k++)
+			help_argv[n++] = argv[k];
+		help_argv[n++] = (char *)"--help";
+		argv = help_argv;
+		argc = n;
+		i = 0;
+	}
 	for (size_t k = 0; k < sizeof(commands) / sizeof(*commands); k++)
 		if (strcmp(argv[i], commands[k].name) == 0)
 			cmd = &commands[k];
@@ -645,6 +674,7 @@ int ps_cli_main(int argc, char **argv)
 		}
 		fprintf(stderr, "projsync: unknown command '%s' (see 'projsync --help')\n",
 			argv[i]);
+		free(help_argv);
 		cli_dispose(&cli);
 		return PS_EXIT_USAGE;
 	}
@@ -657,6 +687,7 @@ int ps_cli_main(int argc, char **argv)
 			errno ? strerror(errno) : "");
 		rc = PS_EXIT_FAILURE;
 	}
+	free(help_argv);
 	cli_dispose(&cli);
 	return rc;
 }

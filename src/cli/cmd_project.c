@@ -50,7 +50,7 @@ static const char add_usage[] =
 	"  SOURCE                 a local repository path (stored as an absolute path), a git URL,\n"
 	"                         github:OWNER/REPO or https://github.com/OWNER/REPO\n"
 	"  --branch B             the branch to sync (default: the source's default branch,\n"
-	"                         asked at every sync); must exist (exit 3 otherwise)\n"
+	"                         asked at every sync); must exist (exit 2 otherwise)\n"
 	"  --memory-glob G        markdown files imported as memory entries; repeatable\n"
 	"                         (default: " PS_DEFAULT_MEMORY_GLOB ")\n"
 	"  --max-blob-size BYTES  files larger than this are kept without content (default 8M,\n"
@@ -78,15 +78,15 @@ static const char set_usage[] =
 	"\n"
 	"Changes a project's settings; what is not given stays as it is. The next sync uses them.\n"
 	"\n"
-	"  --branch B             sync branch B from now on; must exist (exit 3 otherwise)\n"
+	"  --branch B             sync branch B from now on; must exist (exit 2 otherwise)\n"
 	"  --default-branch       follow the source's default branch (asked at every sync)\n"
 	"  --memory-glob G        replaces the memory globs (repeatable); the next sync, even\n"
 	"                         one with nothing new, imports the notes the new globs match\n"
 	"                         and supersedes the entries of notes they no longer match\n"
-	"  --max-blob-size BYTES  the new size limit (at most 256M; suffixes K, M, G); files\n"
-	"                         already synced\n"
-	"                         keep what was stored, and after a raise the next sync, even\n"
-	"                         one with nothing new, fetches the files that now fit\n"
+	"  --max-blob-size BYTES  the new size limit (at most 256M; suffixes K, M, G); a lower\n"
+	"                         one applies at once: files over it show as not stored (their\n"
+	"                         content stays, so a raise shows them again), and after a raise\n"
+	"                         the next sync, even one with nothing new, fetches what now fits\n"
 	"  --rename NEW           the project's new name (refused while a sync runs)\n"
 	"  --source SOURCE        a new source, checked like the one of `project add` (refused\n"
 	"                         while a sync runs). A project with synced history keeps one\n"
@@ -287,7 +287,11 @@ static void print_project(struct ps_cli *cli, const struct ps_project *p)
 	struct ps_sync *last = NULL;
 
 	printf("name:           %s\n", p->name);
-	printf("source:         %s\n", p->source);
+	{
+		char *source = ps_redact_userinfo(p->source); /* as ps_project_to_json shows it */
+		printf("source:         %s\n", source);
+		free(source);
+	}
 	printf("branch:         %s\n", p->branch ? p->branch : "(the source's default)");
 	printf("memory globs:  ");
 	for (size_t i = 0; i < p->memory_globs.n; i++)
@@ -741,6 +745,7 @@ static int project_list(struct ps_cli *cli, int argc, char **argv)
 			struct ps_sync **last = NULL;
 			size_t nl = 0;
 			char sha[8] = "-", ago[32] = "never", failures[24], every[32], next[48];
+			char *source;
 			const char *status = "never";
 
 			(void)ps_store_reap(cli->store, ps[i]->id, NULL);
@@ -753,9 +758,11 @@ static int project_list(struct ps_cli *cli, int argc, char **argv)
 			snprintf(failures, sizeof(failures), "%" PRId64, ps[i]->failures_in_row);
 			ps_schedule_every_string(ps[i], every, sizeof(every));
 			format_next(ps[i], next, sizeof(next));
-			ps_table_add(&t, (const char *const[]){ ps[i]->name, ps[i]->source,
+			source = ps_redact_userinfo(ps[i]->source);
+			ps_table_add(&t, (const char *const[]){ ps[i]->name, source,
 				     ps[i]->branch ? ps[i]->branch : "(default)", status, sha, ago,
 				     failures, ps[i]->paused ? "paused" : "active", every, next });
+			free(source);
 			for (size_t k = 0; k < nl; k++)
 				ps_sync_free(last[k]);
 			free(last);

@@ -312,8 +312,10 @@ int ps_cmd_status(struct ps_cli *cli, int argc, char **argv)
 	if (cli->json) {
 		ps_cli_print_json(ps_project_status_to_json(p, &st));
 	} else {
-		printf("%-16s %s (%s, branch %s)\n", "project:", p->name, p->source,
+		char *source = ps_redact_userinfo(p->source);
+		printf("%-16s %s (%s, branch %s)\n", "project:", p->name, source,
 		       p->branch ? p->branch : "default");
+		free(source);
 		print_sync_line("running:", st.running);
 		print_sync_line("last succeeded:", st.last_succeeded);
 		print_head_commit(st.last_succeeded);

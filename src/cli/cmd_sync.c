@@ -24,7 +24,7 @@
 #include "util/error.h"
 
 static const char sync_usage[] =
-	"usage: projsync sync NAME [--branch B] [--json]\n"
+	"usage: projsync sync NAME [--branch B] [--server URL] [--json]\n"
 	"\n"
 	"Syncs a project now: resolves the branch head, scans what changed since the last\n"
 	"succeeded sync, fetches new content, imports it and makes the new snapshot visible.\n"

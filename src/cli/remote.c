@@ -242,13 +242,27 @@ static long post(const char *url, const char *json, struct body *out, char *err)
 	return status;
 }
 
-static const char *error_message(struct body *b)
+static const char *error_message(struct body *b, long status, const char *base)
 {
 	static __thread char msg[512];
 	json_t *j = b->b.len ? json_loadb(b->b.data, b->b.len, 0, NULL) : NULL;
-	const char *m = json_string_value(json_object_get(json_object_get(j, "error"), "message"));
+	json_t *e = json_object_get(j, "error");
+	const char *m = json_string_value(json_object_get(e, "message"));
+	const char *code = json_string_value(json_object_get(e, "code"));
+	const char *token = getenv("PROJSYNC_API_TOKEN");
 
-	snprintf(msg, sizeof(msg), "%s", m ? m : "unexpected answer from the server");
+	/* The server's words name a header, which is how an HTTP client fixes it; the CLI's user
+	 * fixes it with the variable the CLI sends. */
+	if (status == 401 && code && strcmp(code, "unauthorized") == 0)
+		snprintf(msg, sizeof(msg), token && token[0]
+			 ? "the server at %s refused the token in PROJSYNC_API_TOKEN"
+			 : "the server at %s needs a token: set PROJSYNC_API_TOKEN to its API token",
+			 base);
+	else if (status == 403 && code && strcmp(code, "read_only_token") == 0)
+		snprintf(msg, sizeof(msg), "PROJSYNC_API_TOKEN holds a token that may only read on "
+			 "the server at %s: a sync needs its API token", base);
+	else
+		snprintf(msg, sizeof(msg), "%s", m ? m : "unexpected answer from the server");
 	json_decref(j);
 	return msg;
 }
@@ -322,7 +336,7 @@ int ps_remote_sync(struct ps_cli *cli, const char *server_url, const char *proje
 			fprintf(stderr, "projsync: cannot reach the server at %s: %s\n", base,
 				err[0] ? err : "no answer");
 		else
-			fprintf(stderr, "projsync: %s\n", error_message(&resp));
+			fprintf(stderr, "projsync: %s\n", error_message(&resp, status, base));
 		exit_code = status == 404 ? PS_EXIT_NOTFOUND : status == 409 ? PS_EXIT_CONFLICT
 			  : status == 400 ? PS_EXIT_USAGE : PS_EXIT_FAILURE;
 		goto cleanup;

@@ -4,6 +4,7 @@
  */
 #include "model/json.h"
 #include "model/schedule.h"
+#include "util/util.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -61,13 +62,16 @@ json_t *ps_json_id(int64_t id)
 json_t *ps_project_to_json(const struct ps_project *p)
 {
 	json_t *globs = json_array();
+	/* Credentials in a source URL are for fetching: the API shows a project to read-only
+	 * tokens too, and the CLI's JSON goes into logs and scripts. */
+	char *source = p->source ? ps_redact_userinfo(p->source) : NULL;
 
 	for (size_t i = 0; i < p->memory_globs.n; i++)
 		json_array_append_new(globs, ps_json_string(p->memory_globs.v[i]));
 	json_t *j = json_pack("{s:I, s:o, s:o, s:o, s:I, s:o, s:o, s:o, s:o, s:I, s:o, s:b}",
 			 "id", (json_int_t)p->id,
 			 "name", ps_json_string(p->name),
-			 "source", ps_json_string(p->source),
+			 "source", ps_json_string(source),
 			 "branch", ps_json_string(p->branch),
 			 "max_blob_size", (json_int_t)p->max_blob_size,
 			 "memory_globs", globs,
@@ -83,6 +87,7 @@ json_t *ps_project_to_json(const struct ps_project *p)
 	char every[32];
 
 	ps_schedule_every_string(p, every, sizeof(every));
+	free(source);
 	json_object_set_new(j, "every", json_string(every));
 	json_object_set_new(j, "interval_seconds", ps_schedule_on(p) && p->interval_ms > 0
 				    ? json_integer(p->interval_ms / 1000) : json_null());

@@ -218,10 +218,15 @@ bool ps_access_source_allowed(struct ps_request *rq, const char *source)
 		resolved = path ? resolve(path) : NULL;
 		ok = resolved && inside(resolved, root);
 	}
+	/* Without a root, this is what a first project added on the page meets (a path is the
+	 * first thing one tries): the message says the two ways in. */
 	if (!ok)
 		ps_http_error(rq, MHD_HTTP_FORBIDDEN, "local_path_forbidden",
 			      "local paths are not allowed through the API%s",
-			      root ? " outside the server's --local-root" : "");
+			      root ? " outside the server's --local-root"
+				   : ": start 'projsync serve' with --local-root DIR to allow the "
+				     "repositories inside DIR, or add the project with 'projsync "
+				     "project add' on the server's machine");
 	free(path);
 	free(resolved);
 	return ok;

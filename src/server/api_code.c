@@ -7,6 +7,7 @@
  * past its time or match limit is a 422. Headers: X-Projsync-Sync (the snapshot searched) and,
  * when the index could not narrow the search, X-Projsync-Note.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,10 +61,17 @@ void ps_api_project_search_code(struct ps_request *rq)
 	if (at_s && !ps_http_parse_id(rq, "?at", at_s, &go.at))
 		return;
 	if (after) {
-		/* "LINE:PATH" from our own Link header. */
+		/* "LINE:PATH" from our own Link header: digits only, as every number of the API
+		 * reads (an overflowing line went on as LLONG_MAX and answered an empty page). */
 		char *end = NULL;
-		long long line = strtoll(after, &end, 10);
-		if (!end || end == after || *end != ':' || line < 0) {
+		long long line = -1;
+		if (after[0] >= '0' && after[0] <= '9') {
+			errno = 0;
+			line = strtoll(after, &end, 10);
+			if (errno)
+				line = -1;
+		}
+		if (line < 0 || !end || *end != ':') {
 			ps_http_error(rq, MHD_HTTP_BAD_REQUEST, "invalid_parameter",
 				      "'after' must be a cursor from a Link header (LINE:PATH)");
 			return;

@@ -883,6 +883,7 @@ static bool content_type_json(struct ps_request *rq)
 static bool check_headers(struct ps_request *rq, const char *version)
 {
 	const char *cl;
+	size_t held;
 
 	if (!check_protocol(rq, version))
 		return false;
@@ -913,6 +914,17 @@ static bool check_headers(struct ps_request *rq, const char *version)
 		rq->body_too_big = true;
 		ps_http_error(rq, MHD_HTTP_CONTENT_TOO_LARGE, "body_too_large",
 			      "the request body exceeds %zu bytes", rq->body_max);
+		return false;
+	}
+	/* A declared body the server has no room for (PS_HTTP_MAX_BODIES_TOTAL) is refused now,
+	 * with an answer the client can read; one that only grows past it is cut off (on_request).
+	 * A body alone always has room: every route's limit is below the total. */
+	held = __atomic_load_n(&rq->srv->body_bytes, __ATOMIC_RELAXED);
+	if (cl && held && (held >= PS_HTTP_MAX_BODIES_TOTAL ||
+			   strtoull(cl, NULL, 10) > PS_HTTP_MAX_BODIES_TOTAL - held)) {
+		ps_http_error(rq, MHD_HTTP_SERVICE_UNAVAILABLE, "server_busy",
+			      "the server holds as many request bodies as it may: retry");
+		ps_http_add_header(rq, MHD_HTTP_HEADER_RETRY_AFTER, "1");
 		return false;
 	}
 	if (!rq->route->check_headers && has_body(rq) && !content_type_json(rq)) {
@@ -948,6 +960,11 @@ static enum MHD_Result queue(struct ps_request *rq)
 	/* Counted when answered, not when the connection is done with it: a client may
 	 * already ask /metrics on another connection before that. */
 	ps_metrics_http(rq->srv->metrics, rq->route_index, rq->status);
+	/* Every answer, not only a file's raw bytes: JSON and error bodies quote repository
+	 * text (file names, notes, commit messages) and request paths, and a browser that
+	 * sniffed one as a page would run it on this origin. */
+	if (!MHD_get_response_header(rq->response, "X-Content-Type-Options"))
+		MHD_add_response_header(rq->response, "X-Content-Type-Options", "nosniff");
 	r = MHD_queue_response(rq->conn, rq->status, rq->response);
 	MHD_destroy_response(rq->response);
 	rq->response = NULL;
@@ -956,25 +973,35 @@ static enum MHD_Result queue(struct ps_request *rq)
 }
 
 /*
- * A chunked body that grows past the limit. libmicrohttpd 0.9.75 accepts a response only
- * before the body or after all of it, and reading on would let a client stream forever; so the
- * 413 is written to the socket here (nothing else is being written on it: the request is still
- * being read) and returning MHD_NO makes libmicrohttpd close the connection.
+ * A body refused while it is being read: one that grows past the route's limit (chunked, or
+ * longer than it said), or one the server has no room for (PS_HTTP_MAX_BODIES_TOTAL).
+ * libmicrohttpd 0.9.75 accepts a response only before the body or after all of it, and
+ * reading on would let a client stream forever; so the answer is written to the socket here
+ * (nothing else is being written on it: the request is still being read) and returning
+ * MHD_NO makes libmicrohttpd close the connection.
  */
-static enum MHD_Result cut_off(struct ps_request *rq)
+static enum MHD_Result cut_off(struct ps_request *rq, bool busy)
 {
 	const union MHD_ConnectionInfo *ci =
 		MHD_get_connection_info(rq->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-	char body[160], head[256];
+	char body[200], head[320];
 	int blen, hlen;
 
-	rq->status = MHD_HTTP_CONTENT_TOO_LARGE;
+	rq->status = busy ? MHD_HTTP_SERVICE_UNAVAILABLE : MHD_HTTP_CONTENT_TOO_LARGE;
 	rq->queued = true;
 	ps_metrics_http(rq->srv->metrics, rq->route_index, rq->status);
-	blen = snprintf(body, sizeof(body), "{\"error\":{\"code\":\"body_too_large\",\"message\":"
-			"\"the request body exceeds %zu bytes\"}}\n", rq->body_max);
-	hlen = snprintf(head, sizeof(head), "HTTP/1.1 413 Content Too Large\r\nConnection: close\r\n"
-			"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n", blen);
+	if (busy)
+		blen = snprintf(body, sizeof(body), "{\"error\":{\"code\":\"server_busy\","
+				"\"message\":\"the server holds as many request bodies as it may: "
+				"retry\"}}\n");
+	else
+		blen = snprintf(body, sizeof(body), "{\"error\":{\"code\":\"body_too_large\","
+				"\"message\":\"the request body exceeds %zu bytes\"}}\n",
+				rq->body_max);
+	hlen = snprintf(head, sizeof(head), "HTTP/1.1 %s\r\nConnection: close\r\n%s"
+			"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n",
+			busy ? "503 Service Unavailable" : "413 Content Too Large",
+			busy ? "Retry-After: 1\r\n" : "", blen);
 	if (ci) {
 		(void)!send(ci->connect_fd, head, (size_t)hlen, MSG_NOSIGNAL | MSG_DONTWAIT);
 		(void)!send(ci->connect_fd, body, (size_t)blen, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -1008,8 +1035,26 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		size_t n = *upload_data_size;
 		*upload_data_size = 0;
 		if (rq->body_len + n > rq->body_max)
-			return cut_off(rq);
-		rq->body = ps_realloc(rq->body, rq->body_len + n + 1);
+			return cut_off(rq, false);
+		/* Chunks come a few KiB at a time (the connection's 16 KiB of memory): growing by
+		 * each copied the whole body again, minutes of memcpy for a 25 MiB webhook
+		 * delivery that anyone may send with a wrong signature. Doubling copies it
+		 * about twice in all, and never allocates past the route's limit. */
+		if (rq->body_len + n + 1 > rq->body_cap) {
+			size_t cap = rq->body_cap ? rq->body_cap : 16 * 1024;
+			while (cap < rq->body_len + n + 1)
+				cap *= 2;
+			if (cap > rq->body_max + 1)
+				cap = rq->body_max + 1;
+			if (__atomic_add_fetch(&rq->srv->body_bytes, cap - rq->body_cap,
+					       __ATOMIC_RELAXED) > PS_HTTP_MAX_BODIES_TOTAL) {
+				__atomic_sub_fetch(&rq->srv->body_bytes, cap - rq->body_cap,
+						   __ATOMIC_RELAXED);
+				return cut_off(rq, true);
+			}
+			rq->body = ps_realloc(rq->body, cap);
+			rq->body_cap = cap;
+		}
 		memcpy(rq->body + rq->body_len, upload_data, n);
 		rq->body_len += n;
 		rq->body[rq->body_len] = 0;
@@ -1052,6 +1097,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		rq->header_copies = next;
 	}
 	free(rq->body);
+	if (rq->body_cap)
+		__atomic_sub_fetch(&srv->body_bytes, rq->body_cap, __ATOMIC_RELAXED);
 	free(rq->url);
 	free(rq->raw_target);
 	free(rq);

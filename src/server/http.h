@@ -27,6 +27,10 @@
 #define PS_HTTP_MAX_BODY (1024 * 1024)          /* JSON API bodies */
 #define PS_HTTP_MAX_SMALL_BODY 4096             /* routes whose body is empty or one field */
 #define PS_HTTP_MAX_WEBHOOK_BODY (25 * 1024 * 1024) /* GitHub's own cap on webhook payloads */
+/* All request bodies being read or handled at once: five webhook deliveries of the largest
+ * size. Each is within its own route's limit, but the webhook's is open to anyone, and
+ * connections many times over (--max-connections) would hold that many. */
+#define PS_HTTP_MAX_BODIES_TOTAL ((size_t)128 * 1024 * 1024)
 #define PS_HTTP_MAX_JSON_DEPTH 32
 #define PS_HTTP_MAX_PARAMS 4
 /* Query arguments per request. libmicrohttpd 0.9.75 stores each in the connection's memory
@@ -73,6 +77,7 @@ struct ps_server {
 	bool starting;
 	int start_errno;
 	char start_msg[256];
+	size_t body_bytes;                 /* held by request bodies now (atomic; http.c) */
 	pthread_mutex_t stores_mu;         /* the per-thread store handles, freed at exit */
 	struct ps_store **stores;
 	size_t nstores, cap_stores;
@@ -116,6 +121,7 @@ struct ps_request {
 	size_t nparams;
 	char *body;                   /* NUL-terminated (owned) */
 	size_t body_len, body_max;
+	size_t body_cap;              /* bytes allocated at body */
 	bool body_too_big;
 	struct ps_offload_task *task; /* work handed to a helper thread (offload.c); NULL = none */
 	/* The reply. */

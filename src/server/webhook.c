@@ -59,7 +59,7 @@ bool ps_webhook_signature_valid(const char *secret, const void *body, size_t len
 }
 
 /* A comparable form of a repository location: no file:// scheme, no trailing "/" or ".git",
- * host part lowercased for http(s) URLs. */
+ * no user part, host part lowercased for URLs. */
 static char *normalize_location(const char *s)
 {
 	char *n = ps_strdup(strncmp(s, "file://", 7) == 0 ? s + 7 : s);
@@ -71,7 +71,15 @@ static char *normalize_location(const char *s)
 	if (len > 4 && strcmp(n + len - 4, ".git") == 0)
 		n[len -= 4] = 0;
 	if ((host = strstr(n, "://"))) {
-		for (char *p = host + 3; *p && *p != '/'; p++)
+		char *auth = host + 3, *end = auth + strcspn(auth, "/"), *at = NULL;
+		/* Credentials a source carries to fetch with (https://TOKEN@host/...) are not
+		 * part of which repository it is: GitHub's URLs never have them. */
+		for (char *p = auth; p < end; p++)
+			if (*p == '@')
+				at = p;
+		if (at)
+			memmove(auth, at + 1, strlen(at + 1) + 1);
+		for (char *p = auth; *p && *p != '/'; p++)
 			*p = (char)tolower((unsigned char)*p);
 	}
 	return n;

@@ -3,9 +3,11 @@
  * or one JSON field, never a dump.
  */
 #include "util/error.h"
+#include "util/util.h"
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define PS_ERROR_MAX 1024
@@ -35,36 +37,42 @@ const char *ps_error_code_name(int code)
 	}
 }
 
+/* A message names the URL it failed on, and it goes where a source's credentials must not:
+ * the API (to read-only tokens too), the store's sync errors, the web page, the terminal.
+ * Redacted before the cut, so a URL cut short cannot leave half its password. */
+static void set_message(const char *text)
+{
+	char *r = strstr(text, "://") ? ps_redact_userinfo(text) : NULL;
+
+	snprintf(last.message, sizeof(last.message), "%s", r ? r : text);
+	free(r);
+}
+
 int ps_error_set(int code, const char *slug, const char *fmt, ...)
 {
+	char full[4 * PS_ERROR_MAX];
 	va_list ap;
 
 	last.code = code;
 	snprintf(last.slug, sizeof(last.slug), "%s", slug ? slug : ps_error_code_name(code));
 	va_start(ap, fmt);
-	vsnprintf(last.message, sizeof(last.message), fmt, ap);
+	vsnprintf(full, sizeof(full), fmt, ap);
 	va_end(ap);
+	set_message(full);
 	return code;
 }
 
 int ps_error_wrap(int code, const char *fmt, ...)
 {
-	char prefix[PS_ERROR_MAX], old[PS_ERROR_MAX];
+	char prefix[PS_ERROR_MAX], full[2 * PS_ERROR_MAX];
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(prefix, sizeof(prefix), fmt, ap);
 	va_end(ap);
-	memcpy(old, last.message, sizeof(old));
 	/* Truncation is intended: the message stays one bounded line. */
-	size_t plen = strlen(prefix), olen = strlen(old);
-	if (plen > sizeof(last.message) - 1)
-		plen = sizeof(last.message) - 1;
-	if (olen > sizeof(last.message) - 1 - plen)
-		olen = sizeof(last.message) - 1 - plen;
-	memcpy(last.message, prefix, plen);
-	memcpy(last.message + plen, old, olen);
-	last.message[plen + olen] = '\0';
+	snprintf(full, sizeof(full), "%s%s", prefix, last.message);
+	set_message(full);
 	if (last.code == 0) {
 		last.code = code;
 		snprintf(last.slug, sizeof(last.slug), "%s", ps_error_code_name(code));

@@ -4,13 +4,16 @@
 #include "util/util.h"
 #include "util/error.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <openssl/evp.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -137,6 +140,87 @@ char *ps_percent_encode(const char *s, const char *keep)
 	}
 	*o = '\0';
 	return out;
+}
+
+/* True when the scheme that ends at `sep` (its "://") takes a login name before '@', no
+ * secret: ssh (git@host, also git+ssh, ssh+git) and PostgreSQL (a role, which messages about a
+ * store name on purpose). Elsewhere (https://TOKEN@host) a name alone may be the token. */
+static bool scheme_has_login(const char *text, const char *sep)
+{
+	const char *b = sep;
+
+	while (b > text && (isalnum((unsigned char)b[-1]) || strchr("+.-", b[-1])))
+		b--;
+	for (const char *q = b; q + 3 <= sep; q++)
+		if (strncasecmp(q, "ssh", 3) == 0)
+			return true;
+	return (size_t)(sep - b) >= 8 && strncasecmp(b, "postgres", 8) == 0;
+}
+
+#define REDACTED "[redacted]"
+#define MAX_REDACTED 8
+
+char *ps_redact_userinfo(const char *s)
+{
+	struct ps_buf out, again;
+	char *secrets[MAX_REDACTED], *text;
+	size_t nsecrets = 0, len;
+	const char *p = s;
+
+	ps_buf_init(&out, SIZE_MAX / 2);
+	for (;;) {
+		const char *sep = strstr(p, "://"), *auth, *end, *at = NULL, *from;
+		if (!sep) {
+			ps_buf_puts(&out, p);
+			break;
+		}
+		auth = sep + 3;
+		for (end = auth; *end && !strchr("/?#\"' \t\r\n<>", *end); end++)
+			if (*end == '@')
+				at = end;
+		from = auth;
+		if (at && scheme_has_login(s, sep)) {
+			const char *colon = memchr(auth, ':', (size_t)(at - auth));
+			from = colon ? colon + 1 : at;
+		}
+		ps_buf_append(&out, p, (size_t)(from - p));
+		if (at && at > from) {
+			if (nsecrets < MAX_REDACTED)
+				secrets[nsecrets++] = ps_strndup(from, (size_t)(at - from));
+			ps_buf_puts(&out, REDACTED);
+			ps_buf_append(&out, at, (size_t)(end - at));
+		} else {
+			ps_buf_append(&out, from, (size_t)(end - from));
+		}
+		p = end;
+	}
+	text = ps_buf_take(&out, &len);
+	if (!text)
+		text = ps_strdup("");
+	/* The same credentials quoted without their scheme ("unable to look up user:pw@host",
+	 * git's words after the URL): wherever they stand before an '@'. */
+	for (size_t i = 0; i < nsecrets; i++) {
+		size_t n = strlen(secrets[i]);
+		const char *from = text, *hit;
+
+		ps_buf_init(&again, SIZE_MAX / 2);
+		while ((hit = strstr(from, secrets[i]))) {
+			if (hit[n] == '@') {
+				ps_buf_append(&again, from, (size_t)(hit - from));
+				ps_buf_puts(&again, REDACTED);
+			} else {
+				ps_buf_append(&again, from, (size_t)(hit - from) + n);
+			}
+			from = hit + n;
+		}
+		ps_buf_puts(&again, from);
+		free(text);
+		text = ps_buf_take(&again, &len);
+		if (!text)
+			text = ps_strdup("");
+		free(secrets[i]);
+	}
+	return text;
 }
 
 bool ps_sha_valid(const char *s)

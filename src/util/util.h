@@ -34,6 +34,11 @@ bool ps_sha_valid(const char *s);
 /* `s` percent-encoded (malloc\'d): RFC 3986\'s unreserved characters and those in `keep` stay
  * as they are, every other byte is %XX. */
 char *ps_percent_encode(const char *s, const char *keep);
+/* `s` (malloc'd copy) with the credentials of every URL in it replaced by "[redacted]": the
+ * user part (https://TOKEN@host, https://user:password@host), for ssh and postgresql only a
+ * password (ssh://git@host stays), also where the text quotes them again before an '@'. Messages and
+ * listings show sources through it; the store keeps them whole, to fetch with. */
+char *ps_redact_userinfo(const char *s);
 
 /* A growable byte buffer with a hard maximum (curl's dynbuf idea): appending past `max` fails
  * with PS_ETOOBIG instead of growing without bound. Always NUL-terminated when non-empty. */

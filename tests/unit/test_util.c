@@ -111,6 +111,41 @@ static void test_strv_has(void)
 	ps_strv_dispose(&sv);
 }
 
+/* Credentials of a source URL never reach a message or a listing (test_audit_walk.py). */
+static void check_redacted(const char *in, const char *want)
+{
+	char *out = ps_redact_userinfo(in);
+	CHECK_STR(out, want);
+	free(out);
+}
+
+static void test_redact_userinfo(void)
+{
+	check_redacted("https://user:pw@host/x.git", "https://[redacted]@host/x.git");
+	check_redacted("https://ghp_TOKEN@github.com/o/r", "https://[redacted]@github.com/o/r");
+	check_redacted("ssh://git@host/x.git", "ssh://git@host/x.git");
+	check_redacted("store postgresql://role:pw@db/x", "store postgresql://role:[redacted]@db/x");
+	check_redacted("store postgres://role@db/x", "store postgres://role@db/x");
+	check_redacted("git+ssh://git:pw@host/x", "git+ssh://git:[redacted]@host/x");
+	check_redacted("git@host:x.git /abs/path https://host/a@b", "git@host:x.git /abs/path "
+		       "https://host/a@b");
+	/* git's own words quote them again without the scheme. */
+	check_redacted("cannot fetch from git://u:pw@h:1/r: unable to look up u:pw@h:1 (u:pw)",
+		       "cannot fetch from git://[redacted]@h:1/r: unable to look up [redacted]@h:1 "
+		       "(u:pw)");
+	check_redacted("'http://a:b@x' and 'http://c@y'", "'http://[redacted]@x' and "
+		       "'http://[redacted]@y'");
+	check_redacted("", "");
+	/* A message cut at its bound is cut after the redaction, never inside a password. */
+	char long_msg[2048];
+	memset(long_msg, 'x', sizeof(long_msg));
+	memcpy(long_msg + 1000, "https://user:secretpassword@h/", 30);
+	long_msg[sizeof(long_msg) - 1] = 0;
+	ps_error_set(PS_EUPSTREAM, NULL, "%s", long_msg);
+	CHECK(strstr(ps_error_message(), "secret") == NULL);
+	ps_error_clear();
+}
+
 PS_TESTS(PS_TEST(test_blob_sha_matches_git), PS_TEST(test_strv_has), PS_TEST(test_buffer_has_a_hard_limit),
 	 PS_TEST(test_rfc3339), PS_TEST(test_process_identity), PS_TEST(test_error_slot),
-	 PS_TEST(test_json_string_of_invalid_utf8))
+	 PS_TEST(test_json_string_of_invalid_utf8), PS_TEST(test_redact_userinfo))
