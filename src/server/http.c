@@ -490,9 +490,10 @@ static void route(struct ps_request *rq)
 			memcpy(rq->params, params, sizeof(params));
 			rq->nparams = np;
 			rq->route = &rt[i];
-			rq->route_index = (int)i;
 			return;
 		}
+		if (!rq->path_route)
+			rq->path_route = &rt[i];
 		path_known = true;
 		/* HEAD is answered wherever GET is (above), so it is allowed there too. */
 		snprintf(allow + strlen(allow), sizeof(allow) - strlen(allow), "%s%s%s",
@@ -596,7 +597,6 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 
 	rq->srv = cls;
 	rq->conn = conn;
-	rq->route_index = -1;
 	rq->t0 = ps_mono_ms();
 	rq->raw_target = ps_strdup(uri ? uri : "");
 	rq->raw_target_at = uri;
@@ -953,13 +953,43 @@ static void dispatch(struct ps_request *rq)
 		ps_http_error(rq, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", "no response");
 }
 
+/* The method as a metrics label: any token a client sends would make a new series. */
+static const char *method_label(const char *method)
+{
+	static const char *const known[] = { "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE",
+					     "OPTIONS" };
+
+	for (size_t i = 0; method && i < sizeof(known) / sizeof(*known); i++)
+		if (strcmp(method, known[i]) == 0)
+			return known[i];
+	return "other";
+}
+
+/* Counts an answered request under the route that took it (HEAD counts as the GET it is
+ * answered by), a 405 under the path's route and the method refused, the web page as "web",
+ * and anything not routed (404, refused on its request line or Host) as "unmatched". */
+static void count_answer(struct ps_request *rq)
+{
+	const char *route = "unmatched", *method = method_label(rq->method);
+
+	if (rq->route == &ps_web_route) {
+		route = "web";
+	} else if (rq->route) {
+		route = rq->route->pattern;
+		method = rq->route->method;
+	} else if (rq->path_route) {
+		route = rq->path_route->pattern;
+	}
+	ps_metrics_http(rq->srv->metrics, route, method, rq->status);
+}
+
 static enum MHD_Result queue(struct ps_request *rq)
 {
 	enum MHD_Result r;
 
 	/* Counted when answered, not when the connection is done with it: a client may
 	 * already ask /metrics on another connection before that. */
-	ps_metrics_http(rq->srv->metrics, rq->route_index, rq->status);
+	count_answer(rq);
 	/* Every answer, not only a file's raw bytes: JSON and error bodies quote repository
 	 * text (file names, notes, commit messages) and request paths, and a browser that
 	 * sniffed one as a page would run it on this origin. */
@@ -989,7 +1019,7 @@ static enum MHD_Result cut_off(struct ps_request *rq, bool busy)
 
 	rq->status = busy ? MHD_HTTP_SERVICE_UNAVAILABLE : MHD_HTTP_CONTENT_TOO_LARGE;
 	rq->queued = true;
-	ps_metrics_http(rq->srv->metrics, rq->route_index, rq->status);
+	count_answer(rq);
 	if (busy)
 		blen = snprintf(body, sizeof(body), "{\"error\":{\"code\":\"server_busy\","
 				"\"message\":\"the server holds as many request bodies as it may: "
@@ -1353,7 +1383,6 @@ int ps_server_run(const struct ps_server_config *cfg)
 	char host[INET6_ADDRSTRLEN + 2] = "";
 	bool v6 = false;
 	int rc, sig = 0, reaped = 0;
-	size_t nroutes;
 	unsigned flags;
 
 	if (!(cfg->api_token && cfg->api_token[0]) && !ps_server_host_is_loopback(cfg->host))
@@ -1388,8 +1417,7 @@ int ps_server_run(const struct ps_server_config *cfg)
 	pthread_mutex_init(&srv->stores_mu, NULL);
 	pthread_mutex_init(&srv->start_mu, NULL);
 	ps_access_init(srv);
-	ps_http_routes(&nroutes);
-	ps_metrics_new(&srv->metrics, nroutes);
+	ps_metrics_new(&srv->metrics);
 
 	/* Syncs owned by a dead process on this host (a previous server killed mid-sync) are
 	 * marked interrupted before anything else runs. */

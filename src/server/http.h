@@ -116,7 +116,8 @@ struct ps_request {
 	bool started;                 /* the access handler has seen the headers */
 	const struct ps_route *route; /* NULL until routed */
 	enum ps_access access;        /* what its token allows (set on the headers) */
-	int route_index;              /* for metrics; -1 = no route */
+	/* The route whose path matched when none took the method (a 405): its metrics label. */
+	const struct ps_route *path_route;
 	char *params[PS_HTTP_MAX_PARAMS]; /* path parameters in pattern order (owned) */
 	size_t nparams;
 	char *body;                   /* NUL-terminated (owned) */
@@ -316,9 +317,11 @@ int ps_sse_ensure_final_event(struct ps_store *store, int64_t sync_id);
 
 /* ---- metrics (metrics.c) ---- */
 
-int ps_metrics_new(struct ps_metrics **out, size_t nroutes);
+int ps_metrics_new(struct ps_metrics **out);
 void ps_metrics_free(struct ps_metrics *m);
-void ps_metrics_http(struct ps_metrics *m, int route_index, unsigned status);
+/* One answered request under its labels (static strings: the count keeps the pointers). */
+void ps_metrics_http(struct ps_metrics *m, const char *route, const char *method,
+		     unsigned status);
 /* A sync this server's workers ended: its final status, duration and the upstream requests it
  * made through a source of `source_kind` ("git" | "github"; NULL when no source was opened). */
 void ps_metrics_sync_done(struct ps_metrics *m, const char *status, int64_t duration_ms,

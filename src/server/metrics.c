@@ -35,14 +35,13 @@ static const double buckets[] = { 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 90
 #define NSTATUS 600
 
 struct http_count {
-	int route;
+	const char *route, *method; /* static strings: the route table's, http.c's labels */
 	unsigned status;
 	uint64_t count;
 };
 
 struct ps_metrics {
 	pthread_mutex_t mu;
-	size_t nroutes;
 	struct http_count *http;
 	size_t nhttp, caphttp;
 	uint64_t dur_buckets[NBUCKETS];
@@ -52,12 +51,11 @@ struct ps_metrics {
 	uint64_t upstream_requests[2]; /* by source kind: git, github */
 };
 
-int ps_metrics_new(struct ps_metrics **out, size_t nroutes)
+int ps_metrics_new(struct ps_metrics **out)
 {
 	struct ps_metrics *m = ps_calloc(1, sizeof(*m));
 
 	pthread_mutex_init(&m->mu, NULL);
-	m->nroutes = nroutes;
 	*out = m;
 	return 0;
 }
@@ -71,20 +69,23 @@ void ps_metrics_free(struct ps_metrics *m)
 	free(m);
 }
 
-void ps_metrics_http(struct ps_metrics *m, int route, unsigned status)
+void ps_metrics_http(struct ps_metrics *m, const char *route, const char *method,
+		     unsigned status)
 {
 	size_t i;
 
 	pthread_mutex_lock(&m->mu);
+	/* By value: the same label can come from two tables ("GET" of a route, of a 405). */
 	for (i = 0; i < m->nhttp; i++)
-		if (m->http[i].route == route && m->http[i].status == status)
+		if (m->http[i].status == status && strcmp(m->http[i].route, route) == 0 &&
+		    strcmp(m->http[i].method, method) == 0)
 			break;
 	if (i == m->nhttp) {
 		if (m->nhttp == m->caphttp) {
 			m->caphttp = m->caphttp ? m->caphttp * 2 : 32;
 			m->http = ps_realloc(m->http, m->caphttp * sizeof(*m->http));
 		}
-		m->http[m->nhttp++] = (struct http_count){ route, status, 0 };
+		m->http[m->nhttp++] = (struct http_count){ route, method, status, 0 };
 	}
 	m->http[i].count++;
 	pthread_mutex_unlock(&m->mu);
@@ -119,8 +120,6 @@ void ps_api_metrics(struct ps_request *rq)
 	int64_t counts[PS_SYNC_CANCELLED + 1] = { 0 };
 	struct ps_buf b;
 	int64_t rl_remaining, rl_reset;
-	size_t nroutes;
-	const struct ps_route *routes = ps_http_routes(&nroutes);
 	bool have_counts = ps_store_sync_count_by_status(rq->store, counts) == 0;
 
 	ps_buf_init(&b, 16 * 1024 * 1024);
@@ -187,12 +186,9 @@ void ps_api_metrics(struct ps_request *rq)
 			"# TYPE projsync_http_requests_total counter\n");
 	for (size_t i = 0; i < m->nhttp; i++) {
 		const struct http_count *h = &m->http[i];
-		bool known = h->route >= 0 && (size_t)h->route < nroutes;
 		ps_buf_printf(&b, "projsync_http_requests_total{route=\"%s\",method=\"%s\","
 				  "status=\"%u\"} %llu\n",
-			      known ? routes[h->route].pattern : "unmatched",
-			      known ? routes[h->route].method : "",
-			      h->status, (unsigned long long)h->count);
+			      h->route, h->method, h->status, (unsigned long long)h->count);
 	}
 	pthread_mutex_unlock(&m->mu);
 	/* Omitted until a GitHub answer carried them: 0 would read as an exhausted limit. */

@@ -713,6 +713,37 @@ def test_healthz_and_metrics(served):
             assert re.match(r'^[a-z_]+(\{.*\})? [0-9.e+-]+$', line), line
 
 
+def test_metrics_count_each_answer_under_the_route_it_came_to(served):
+    """A 405 is a known route asked with the wrong method, the page is the page: neither is
+    'unmatched', which is left to requests no route took or refused before routing."""
+    srv = served(add=False)
+    assert srv.request("PUT", "/api/v1/projects")[0] == 405
+    assert srv.request("BREW", "/api/v1/projects")[0] == 405
+    assert srv.get("/")[0] == 200
+    assert srv.get("/api/v1/nothing")[0] == 404
+    assert srv.get("/api/v1/projects", headers={"Host": "evil.example"})[0] == 421
+    st, _, _ = srv.post("/api/v1/projects", "x" * 10,
+                        headers={"Content-Type": "application/json",
+                                 "Content-Length": str(1 << 30)})
+    assert st == 413
+    st, _, m = srv.get("/metrics")
+    assert st == 200
+    counts = {}
+    for line in m.decode().splitlines():
+        g = re.match(r'^projsync_http_requests_total\{route="([^"]*)",method="([^"]*)",'
+                     r'status="(\d+)"\} (\d+)$', line)
+        if g:
+            counts[g.group(1, 2, 3)] = int(g.group(4))
+    assert counts.get(("/api/v1/projects", "PUT", "405")) == 1, counts
+    # Any other method token is one label, so a client cannot add series at will.
+    assert counts.get(("/api/v1/projects", "other", "405")) == 1, counts
+    assert counts.get(("web", "GET", "200")) == 1, counts
+    assert counts.get(("unmatched", "GET", "404")) == 1, counts
+    assert counts.get(("unmatched", "GET", "421")) == 1, counts
+    assert counts.get(("/api/v1/projects", "POST", "413")) == 1, counts
+    assert all(meth for (_, meth, _) in counts), counts
+
+
 def test_cli_sync_with_server_flag(served, ps, repo):
     srv = served(env=SLOW)
     r = ps("sync", "demo", "--json", "--server", srv.base + "/")
