@@ -19,8 +19,12 @@
 #include "util/error.h"
 
 static const char serve_usage[] =
-	"usage: projsync serve [--listen HOST:PORT] [--workers N] [--public-url URL]\n"
-	"                      [--local-root DIR] [--log-format logfmt|json] [--quiet]\n"
+	"usage: projsync serve [--listen HOST:PORT] [--workers N] [--threads N]\n"
+	"                      [--max-connections N] [--heartbeat-ms MS] [--poll-ms MS]\n"
+	"                      [--lease-seconds N] [--max-failures N] [--prune-every D|off]\n"
+	"                      [--public-url URL] [--local-root DIR]\n"
+	"                      [--log-format logfmt|json] [--quiet]\n"
+	"       projsync serve --routes\n"
 	"\n"
 	"Serves the HTTP API (/api/v1), live sync progress as server-sent events, a GitHub\n"
 	"webhook, /healthz, /metrics and /openapi.json, runs queued syncs with N workers, and\n"

@@ -94,6 +94,17 @@ COMMANDS = [("project", "add"), ("project", "set"), ("project", "list"), ("proje
             ("store", "copy")]
 
 
+def test_usage_lines_name_every_option_their_help_lists():
+    """The usage line is what a reader scans first: an option only in the list below it
+    (serve's --threads, --routes, ... were) looks like it does not exist."""
+    for cmd in COMMANDS:
+        out = run(BIN, *cmd, "--help").stdout
+        usage = out.split("\n\n")[0]
+        listed = set(re.findall(r"^\s+(--[a-z][a-z-]*|-[A-Za-z])\b", out, re.M)) - {"--help"}
+        in_usage = set(re.findall(r"(?<![\w-])(--[a-z][a-z-]*|-[A-Za-z])\b", usage))
+        assert listed <= in_usage, (cmd, sorted(listed - in_usage))
+
+
 def test_install_puts_everything_in_place(installed):
     binary = find(installed, "/bin/projsync")
     assert os.access(binary, os.X_OK)
