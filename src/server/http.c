@@ -411,6 +411,8 @@ json_t *ps_http_body_fields(struct ps_request *rq, bool allow_empty, const char 
 	return body;
 }
 
+/* Leading zeros are read as the number ("007" is 7), as every id parser here and in the CLI
+ * (ps_cli_parse_id) reads them: no other id shares that number, so nothing is ambiguous. */
 bool ps_http_parse_id(struct ps_request *rq, const char *what, const char *s, int64_t *out)
 {
 	char *end;
