@@ -2,15 +2,17 @@
 `make run` (scripts/demo): the server comes up first and only then are the hints printed; a
 port that is taken ends the demo with a clear message and no hints; Ctrl-C stops the server.
 """
+import json
 import os
 import re
 import signal
 import socket
 import subprocess
 import time
+import urllib.error
 import urllib.request
 
-from conftest import BIN, ROOT, check_sanitizers, Result
+from conftest import BIN, ROOT, Repo, check_sanitizers, Result
 
 DEMO = str(ROOT / "scripts" / "demo")
 
@@ -32,6 +34,18 @@ def test_a_taken_port_fails_before_any_hint(ps):
     assert f"did not start on 127.0.0.1:{port}" in r.stderr, r.stderr
     assert "make run PORT=" in r.stderr, r.stderr
     check_sanitizers(Result(["demo"], r.returncode, b"", r.stderr))
+
+
+def add_by_path(port, name, path):
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{port}/api/v1/projects", method="POST",
+        data=json.dumps({"name": name, "source": str(path)}).encode(),
+        headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status
+    except urllib.error.HTTPError as e:
+        return e.code
 
 
 def test_hints_come_once_the_server_answers_and_ctrl_c_stops_it(ps):
@@ -56,6 +70,16 @@ def test_hints_come_once_the_server_answers_and_ctrl_c_stops_it(ps):
         # The hints are out: the server must answer now, not in a moment.
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10) as resp:
             assert resp.status == 200
+        # A first user adds a repository by path on the page: the demo's folder for them
+        # (--local-root) is named in the hints and takes it; a path elsewhere stays refused.
+        repos = (ps.tmp / "demo" / "repos").resolve()
+        assert f"git clone SOURCE {repos}/NAME" in text, text
+        for where in (repos / "mine", ps.tmp / "elsewhere"):
+            r = Repo.init(where)
+            r.write("a.txt", "a\n")
+            r.commit()
+        assert add_by_path(port, "mine", repos / "mine") == 201
+        assert add_by_path(port, "elsewhere", ps.tmp / "elsewhere") == 403
         # Ctrl-C in a terminal reaches the whole foreground process group.
         os.killpg(proc.pid, signal.SIGINT)
         rc = proc.wait(timeout=60)
