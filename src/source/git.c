@@ -423,10 +423,15 @@ static bool is_ssh(const char *location)
 	return true;
 }
 
-/* <data dir>/ssh, beside <data dir>/cache. */
+/*
+ * <data dir>/ssh, beside <data dir>/cache, as an absolute path: the listing runs git in it
+ * (git_cli.c), so a relative one would send ssh to <it>/<it>/known_hosts and the key there, and
+ * git ignores a relative GIT_CEILING_DIRECTORIES (a --db given relative makes it relative).
+ */
 static char *ssh_dir_for(const char *cache_dir)
 {
 	size_t n = strlen(cache_dir);
+	char *dir, *cwd, *abs;
 
 	while (n > 1 && cache_dir[n - 1] == '/')
 		n--;
@@ -435,8 +440,16 @@ static char *ssh_dir_for(const char *cache_dir)
 	while (n > 1 && cache_dir[n - 1] == '/')
 		n--;
 	if (n == 0)
-		return ps_strdup("ssh");
-	return ps_asprintf("%.*s/ssh", (int)(n == 1 && cache_dir[0] == '/' ? 0 : n), cache_dir);
+		dir = ps_strdup("ssh");
+	else
+		dir = ps_asprintf("%.*s/ssh", (int)(n == 1 && cache_dir[0] == '/' ? 0 : n),
+				  cache_dir);
+	if (dir[0] == '/' || !(cwd = getcwd(NULL, 0)))
+		return dir; /* no working directory: ssh fails later, naming the path */
+	abs = ps_asprintf("%s%s%s", cwd, strcmp(cwd, "/") ? "/" : "", dir);
+	free(cwd);
+	free(dir);
+	return abs;
 }
 
 static int cmp_str(const void *a, const void *b)

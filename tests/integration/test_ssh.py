@@ -388,3 +388,34 @@ def test_odd_characters_in_the_data_directory_and_key_path(tmp_path, upstream, s
     assert p.sync("p")["commit"] == c1
     key_a = " ".join(sshd.set_host_key(sshd.base / "host_a"))
     assert known_hosts(p).read_text() == f"[127.0.0.1]:{sshd.port} {key_a}\n"
+
+
+def test_a_relative_data_directory(pss, upstream, sshd):
+    """--db with a relative path: the listing runs git in <data dir>/ssh, and its ssh must still
+    find the key and known_hosts of that directory, not ones relative to it; nor may git look
+    for a repository above it (GIT_CEILING_DIRECTORIES takes absolute paths only)."""
+    work, url = upstream
+    work.write("a.txt", "one\n")
+    c1 = work.commit("one")
+    work.push()
+    ssh_dir = pss.tmp / "store" / "ssh"
+    ssh_dir.mkdir(mode=0o700)
+    shutil.copy(sshd.client_key, ssh_dir / "id_ed25519")
+    os.chmod(ssh_dir / "id_ed25519", 0o600)
+
+    def run(*args):
+        from conftest import BIN, Result, check_sanitizers
+        r = subprocess.run([BIN, "--db", "store/projsync.db"] + list(args), cwd=pss.tmp,
+                           env=pss.env, capture_output=True, timeout=120)
+        res = Result(args, r.returncode, r.stdout, r.stderr.decode("utf-8", "replace"))
+        check_sanitizers(res)
+        return res
+
+    r = run("project", "add", "p", url)
+    assert r.rc == 0, r
+    key_a = " ".join(sshd.set_host_key(sshd.base / "host_a"))
+    assert (ssh_dir / "known_hosts").read_text() == f"[127.0.0.1]:{sshd.port} {key_a}\n"
+    assert not (ssh_dir / "store").exists()
+    r = run("sync", "p")
+    assert r.rc == 0, r
+    assert pss.project("p")["last_commit"] == c1

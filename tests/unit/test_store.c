@@ -957,6 +957,40 @@ static void test_paging_by_cursor(void)
 	ps_store_free(s);
 }
 
+/*
+ * The first candidates without a query (the early-stopping walk) where the scope holds nothing:
+ * a prefix no directory has, a resume point past every file. None, and no undefined behaviour
+ * on the way (PostgreSQL's walk once copied from a list never allocated: UBSan, fatal here).
+ */
+static void test_code_walk_empty_scope(void)
+{
+	struct ps_store *s = open_store(NULL);
+	struct ps_project *p = add_project(s, "walk-empty");
+	struct ps_change c[] = { change(PS_CHANGE_ADDED, "a/x.txt", "xx\n") };
+	struct { const char *prefix, *from; } scopes[] = {
+		{ "nothing/", NULL }, { "b", NULL }, { NULL, "b" }, { "a/", "a/y" },
+	};
+	char sha[PS_SHA_HEX];
+	int64_t at;
+
+	fake_sha(sha, "xx\n");
+	CHECK_OK(ps_store_blob_put(s, sha, "xx\n", 3));
+	at = commit_sync(s, p, c, 1, "c1");
+	for (size_t k = 0; k < sizeof(scopes) / sizeof(*scopes); k++) {
+		struct ps_code_candidate *v = NULL;
+		size_t n = 99;
+		int64_t snap = 0;
+
+		CHECK_OK(ps_store_code_candidates(s, p->id, at, NULL, scopes[k].prefix,
+						  scopes[k].from, 5, &snap, &v, &n));
+		CHECK_INT(n, 0);
+		CHECK_INT(snap, at);
+		ps_code_candidates_free(v, n);
+	}
+	ps_project_free(p);
+	ps_store_free(s);
+}
+
 /* ---- blob encoding (issue 14) ---- */
 
 struct ps_embedded {
@@ -3330,4 +3364,4 @@ PS_TESTS(PS_TEST(test_atomic_visibility), PS_TEST(test_one_chain), PS_TEST(test_
 	 PS_TEST(test_blob_delta_prune), PS_TEST(test_dir_rows_after_prune),
 	 PS_TEST(test_blob_conversion), PS_TEST(test_blob_id_conversion), PS_TEST(test_code_rows_conversion), PS_TEST(test_stats), PS_TEST(test_object_ids_at_rest),
 	 PS_TEST(test_dir_trees_rebuilt), PS_TEST(test_paths_in_byte_order),
-	 PS_TEST(test_paging_by_cursor))
+	 PS_TEST(test_paging_by_cursor), PS_TEST(test_code_walk_empty_scope))

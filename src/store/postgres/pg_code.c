@@ -987,10 +987,13 @@ static int walk(struct ps_store *s, int64_t project_id, int64_t snap, const char
 			capv = (nv + take + 1) * 2;
 			v = ps_realloc(v, capv * sizeof(*v));
 		}
-		memcpy(v + nv, pending, take * sizeof(*v));
-		nv += take;
-		memmove(pending, pending + take, (np - take) * sizeof(*pending));
-		np -= take;
+		/* Nothing read yet leaves pending NULL, which memcpy must not get even for 0. */
+		if (take > 0) {
+			memcpy(v + nv, pending, take * sizeof(*v));
+			nv += take;
+			memmove(pending, pending + take, (np - take) * sizeof(*pending));
+			np -= take;
+		}
 		if (scanned)
 			break; /* every directory read, and what they hold taken up to the limit */
 	}
