@@ -73,6 +73,22 @@ class Server:
     def post(self, path, body=None, **kw):
         return self.request("POST", path, body=body, **kw)
 
+    def pages(self, path):
+        """Follows a list's `Link: <...>; rel="next"` from `path` to its end: (items, pages)."""
+        items, n = [], 0
+        while path:
+            st, h, body = self.get(path)
+            assert st == 200, (path, body)
+            items += body
+            n += 1
+            link = h.get("link")
+            if link:
+                assert link.endswith('>; rel="next"') and link.startswith("</api/v1/"), link
+                path = link[1:link.index(">")]
+            else:
+                path = None
+        return items, n
+
     def stop(self, sig=signal.SIGTERM, expect_rc=0, timeout=60):
         if self.proc.poll() is None:
             self.proc.send_signal(sig)

@@ -221,13 +221,7 @@ def test_code_search_batches_over_many_directories(pg, repo):
     want = pg.json("grep", "-E", "^.", "p")
     s = Server(pg)
     try:
-        got, url = [], "/api/v1/projects/p/search/code?q=%5E.&regex=true&limit=6"
-        while url:
-            st, h, body = s.get(url)
-            assert st == 200, body
-            got += body
-            link = h.get("link")
-            url = link[1:link.index(">")] if link else None
+        got, _ = s.pages("/api/v1/projects/p/search/code?q=%5E.&regex=true&limit=6")
         assert got == want
     finally:
         s.stop()

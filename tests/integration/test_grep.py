@@ -364,14 +364,7 @@ def test_api_search_code_pages_like_cli_json(ps, crafted):
     want = ps.json("grep", "hello", "crafted")
     s = Server(ps)
     try:
-        got, url, pages = [], "/api/v1/projects/crafted/search/code?q=hello&limit=3", 0
-        while url:
-            st, h, body = s.get(url)
-            assert st == 200, body
-            got += body
-            pages += 1
-            link = h.get("link")
-            url = link[1:link.index(">")] if link else None
+        got, pages = s.pages("/api/v1/projects/crafted/search/code?q=hello&limit=3")
         assert got == want and pages == -(-len(want) // 3)
         st, h, body = s.get("/api/v1/projects/crafted/search/code?q=fo%2Bbar&regex=true")
         assert st == 200 and [m["path"] for m in body] == ["src/new.c"]
@@ -577,13 +570,7 @@ def test_max_across_candidate_batches_keeps_git_order(ps, make_repo, tmp_path):
     want = ps.json("grep", "needle", "many")
     s = Server(ps)
     try:
-        got, url = [], "/api/v1/projects/many/search/code?q=needle&limit=40"
-        while url:
-            st, h, body = s.get(url)
-            assert st == 200, body
-            got += body
-            link = h.get("link")
-            url = link[1:link.index(">")] if link else None
+        got, _ = s.pages("/api/v1/projects/many/search/code?q=needle&limit=40")
         assert got == want and len(want) == 87
     finally:
         s.stop()

@@ -229,19 +229,8 @@ def test_paging(mem):
         ids.append(e["id"])
 
     def walk(path):
-        seen, pages = [], 0
-        while path:
-            st, h, page = srv.get(path)
-            assert st == 200, page
-            seen += [e["id"] for e in page]
-            pages += 1
-            link = h.get("link")
-            if link:
-                assert link.endswith('>; rel="next"') and link.startswith("</api/v1/")
-                path = link[1:link.index(">")]
-            else:
-                path = None
-        return seen, pages
+        entries, pages = srv.pages(path)
+        return [e["id"] for e in entries], pages
 
     seen, pages = walk("/api/v1/projects/p/memory?limit=3")
     assert seen == ids[::-1] and pages == 3  # newest first, no entry twice
