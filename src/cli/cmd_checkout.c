@@ -2,11 +2,13 @@
  * `projsync checkout NAME DIR [--at SYNC_ID] [--force] [--json]`: mirror a snapshot into a
  * folder (core/checkout.c does the work). Prints one summary line, or with --json one object:
  *   {"project", "sync_id", "from_sync_id" (null for a full write), "dir", "full", "written",
- *    "deleted", "skipped", "failed", "unchanged", "total", "skipped_paths": [...],
+ *    "deleted", "skipped", "failed", "missing", "unchanged", "total", "skipped_paths": [...],
  *    "failures": [{"path", "reason"}], "discarded": [{"path", "change"}]}
  * Files whose content is not stored (over the project's size limit), entries the file system
  * refused on their own, and local changes --force discarded are warnings on stderr: the
- * checkout itself succeeds.
+ * checkout itself succeeds. Files whose content the store lost ("missing", also failures) are
+ * written nowhere and make it fail (exit 1, blob_missing) after the rest is written: the
+ * folder is not the snapshot, and a script must not take it for one.
  *
  * SIGINT/SIGTERM stop the checkout before its next entry (core/checkout.h): the folder keeps a
  * manifest that the next run finishes from, no temporary file, and the exit code is the
@@ -39,7 +41,8 @@ static const char checkout_usage[] =
 	"type or executable bit changed) and files of yours at snapshot paths are listed and\n"
 	"refuse the checkout (exit 4); --force discards them and restores the snapshot. Other\n"
 	"files in DIR are left alone. Files whose content is not stored (over the project's\n"
-	"size limit) are skipped with a warning.\n"
+	"size limit) are skipped with a warning; files whose content the store lost are not\n"
+	"written either, and fail the checkout (exit 1) once the rest is written.\n"
 	"\n"
 	"Ctrl-C stops before the next file (exit 130); running again finishes the checkout.\n"
 	"\n"
@@ -79,7 +82,8 @@ static json_t *stats_to_json(const char *project, const char *dir,
 		json_array_append_new(failures, json_pack("{s:o, s:s}", "path",
 							  ps_json_string(st->failures[i].path),
 							  "reason", st->failures[i].reason));
-	return json_pack("{s:o, s:I, s:o, s:o, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:o, s:o}",
+	return json_pack("{s:o, s:I, s:o, s:o, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:o, "
+			 "s:o}",
 			 "project", ps_json_string(project),
 			 "sync_id", (json_int_t)st->sync_id,
 			 "from_sync_id", st->from_sync_id ? json_integer(st->from_sync_id)
@@ -90,6 +94,7 @@ static json_t *stats_to_json(const char *project, const char *dir,
 			 "deleted", (json_int_t)st->deleted,
 			 "skipped", (json_int_t)st->skipped,
 			 "failed", (json_int_t)st->failed,
+			 "missing", (json_int_t)st->missing,
 			 "unchanged", (json_int_t)st->unchanged,
 			 "total", (json_int_t)st->total,
 			 "skipped_paths", skipped,
@@ -110,8 +115,8 @@ static void warn_skipped(const struct ps_checkout_stats *st)
 			st->skipped_paths.n - MAX_SKIP_WARNINGS);
 	for (size_t i = 0; i < st->nfailures && i < MAX_SKIP_WARNINGS; i++) {
 		char *q = ps_cli_quote_path(st->failures[i].path);
-		fprintf(stderr, "projsync: warning: %s not written: %s, ignoring\n", q,
-			st->failures[i].reason);
+		fprintf(stderr, "projsync: warning: %s not written: %s%s\n", q,
+			st->failures[i].reason, st->failures[i].lost ? "" : ", ignoring");
 		free(q);
 	}
 	if (st->nfailures > MAX_SKIP_WARNINGS)
@@ -213,6 +218,12 @@ int ps_cmd_checkout(struct ps_cli *cli, int argc, char **argv)
 		free(q);
 	}
 	code = PS_EXIT_OK;
+	if (st.missing > 0)
+		code = ps_cli_fail(ps_error_set(PS_ESTORE, "blob_missing",
+						"%lld file%s not written: content lost from the store; "
+						"'projsync verify %s --blobs' lists every file that lost "
+						"its content", (long long)st.missing,
+						st.missing == 1 ? "" : "s", p->name));
 cleanup:
 	ps_checkout_stats_dispose(&st);
 	ps_project_free(p);

@@ -186,6 +186,10 @@ int ps_cmd_grep(struct ps_cli *cli, int argc, char **argv)
 			info.candidates, info.sync_id);
 	if (info.more)
 		fprintf(stderr, "projsync: note: stopped after %" PRId64 " matches (--max)\n", go.max);
+	if (info.missing)
+		fprintf(stderr, "projsync: warning: %zu file%s not searched: content lost from the "
+			"store; 'projsync verify %s --blobs' lists every file that lost its content\n",
+			info.missing, info.missing == 1 ? "" : "s", p->name);
 	exit_code = out.n ? PS_EXIT_OK : PS_EXIT_FAILURE;
 cleanup:
 	ps_project_free(p);

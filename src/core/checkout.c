@@ -166,6 +166,8 @@ struct apply {
 	struct timespec manifest_mtime;
 	unsigned tmp_counter;
 	int err;                /* errno of the last io_error */
+	/* ps_project_blob_bound of the target: a file within it whose blob is absent was lost. */
+	int64_t blob_bound;
 	struct ps_checkout_stats *stats;
 	struct raise_hook hook;
 };
@@ -289,6 +291,7 @@ static void add_failure(struct ps_checkout_stats *st, const char *path, const ch
 	st->failures = ps_realloc(st->failures, (st->nfailures + 1) * sizeof(*st->failures));
 	st->failures[st->nfailures].path = ps_strdup(path);
 	st->failures[st->nfailures].reason = ps_strdup(reason);
+	st->failures[st->nfailures].lost = false;
 	st->nfailures++;
 	st->failed++;
 }
@@ -963,6 +966,18 @@ static int write_entry(struct apply *a, struct item *it)
 	rc = ps_project_blob_get(a->store, a->project, o->sha, o->size, &data, &len);
 	if (rc == PS_ENOTFOUND) {
 		ps_error_clear();
+		/* Not a file the sync chose to keep without content: the store lost it. The folder
+		 * must not pass for the snapshot, so this is a failure the caller reports as an
+		 * error, not a skip that only warns. */
+		if (ps_project_blob_lost(a->blob_bound, o->size)) {
+			char why[128];
+			snprintf(why, sizeof(why), "its content is lost: blob %s is not in the store",
+				 o->sha);
+			a->stats->missing++;
+			entry_failed(a, it, pfd, name, why);
+			a->stats->failures[a->stats->nfailures - 1].lost = true;
+			return 0;
+		}
 		skip(a, it, pfd, name);
 		return 0;
 	}
@@ -1690,6 +1705,7 @@ int ps_checkout(struct ps_store *s, const struct ps_project *p, int64_t at_sync,
 	if (rc < 0)
 		goto cleanup;
 	stats->sync_id = target->id;
+	a.blob_bound = ps_project_blob_bound(s, p, target->id);
 
 	if ((rc = open_folder(dir, &a.rootfd)) < 0)
 		goto cleanup;

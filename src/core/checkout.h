@@ -53,6 +53,7 @@ struct ps_checkout_change_entry {
 struct ps_checkout_failure {
 	char *path;
 	char *reason;
+	bool lost;   /* its blob was lost from the store (counted in `missing`) */
 };
 
 struct ps_checkout_stats {
@@ -63,6 +64,7 @@ struct ps_checkout_stats {
 	int64_t deleted;            /* paths removed */
 	int64_t skipped;            /* files whose content is not stored (over the size limit) */
 	int64_t failed;             /* entries not written for a reason of their own (failures) */
+	int64_t missing;            /* of those, files whose blob the store lost (blob_missing) */
 	int64_t unchanged;          /* entries left as they were (total - written - skipped - failed) */
 	int64_t total;              /* entries in the target snapshot */
 	struct ps_strv skipped_paths; /* the skipped paths, for warnings */
@@ -97,7 +99,9 @@ const char *ps_checkout_change_name(enum ps_checkout_change c);
  *
  * Entries: 100644 -> a 0644 file, 100755 -> 0755, 120000 -> a symlink whose target is the blob
  * content, 160000 (submodule) -> an empty directory. A file whose blob is not stored is skipped
- * (counted, listed, and any stale entry at its path removed), not an error. An entry the file
+ * (counted, listed, and any stale entry at its path removed), not an error; one whose blob was
+ * lost (ps_project_blob_lost under the snapshot's ps_project_blob_bound) is a failure, also
+ * counted in `missing`, which the caller must report as an error (blob_missing). An entry the file
  * system refuses for a reason of its own is a failure (listed), not an error.
  *
  * Returns 0, or:

@@ -686,6 +686,8 @@ int ps_grep_run(struct ps_store *s, const struct ps_project *p, const struct ps_
 	struct ps_code_candidate *cand = NULL;
 	size_t ncand = 0, batch;
 	char *prefix = NULL, *from = NULL;
+	int64_t bound = -1;
+	bool bound_known = false;
 	int rc;
 
 	memset(info, 0, sizeof(*info));
@@ -732,7 +734,15 @@ int ps_grep_run(struct ps_store *s, const struct ps_project *p, const struct ps_
 			if ((rc = ps_project_blob_get(s, p, f->sha, f->size, &data, &len)) < 0) {
 				if (rc != PS_ENOTFOUND)
 					break;
-				ps_error_clear(); /* kept as metadata only: nothing to search */
+				ps_error_clear();
+				/* Kept as metadata only: nothing to search. Lost: skipped too (the
+				 * other files still answer), but counted, so the caller says so. */
+				if (!bound_known) {
+					bound = ps_project_blob_bound(s, p, info->sync_id);
+					bound_known = true;
+				}
+				if (ps_project_blob_lost(bound, f->size))
+					info->missing++;
 				rc = 0;
 				continue;
 			}

@@ -79,6 +79,10 @@ struct ps_grep_info {
 	bool scanned;              /* the index could not narrow: every file was read */
 	bool more;                 /* stopped at `max` with more matches left */
 	size_t candidates;         /* files read */
+	/* Files not searched because the store lost their blob (within the limit of the latest
+	 * snapshot, ps_project_blob_bound: what `verify --blobs` calls blob_missing). A file kept
+	 * as metadata only (over the size limit) is not counted: it has no content to search. */
+	size_t missing;
 };
 
 /*

@@ -5,6 +5,7 @@
  */
 #include "core/patch.h"
 #include "core/patch_attr.h"
+#include "core/project.h"
 
 #include <git2.h>
 #include <inttypes.h>
@@ -90,7 +91,7 @@ static void side_dispose(struct side *sd)
 /* Loads a side's content: a submodule is its "Subproject commit" line (as git diffs it), the
  * empty blob needs no store, anything else comes from the store within the size limit. */
 static int side_load(struct ps_store *s, struct side *sd, int64_t known_size, size_t max,
-		     int64_t max_blob_size)
+		     int64_t max_blob_size, int64_t blob_bound)
 {
 	int rc;
 
@@ -124,7 +125,10 @@ static int side_load(struct ps_store *s, struct side *sd, int64_t known_size, si
 		     : ps_store_blob_get(s, sd->sha, &sd->data, &sd->len);
 	if (rc == PS_ENOTFOUND) {
 		ps_error_clear();
-		sd->skip = PS_PATCH_NOT_STORED;
+		/* Within the bound of its snapshot the content was not left out by a sync: the
+		 * store lost it, which the diff must not pass off as the size limit. */
+		sd->skip = ps_project_blob_lost(blob_bound, known_size) ? PS_PATCH_MISSING
+									  : PS_PATCH_NOT_STORED;
 		return 0;
 	}
 	if (rc < 0)
@@ -328,6 +332,8 @@ static const char *note_for(const struct ps_patch_file *f, const struct ps_patch
 		return buf;
 	case PS_PATCH_OMITTED:
 		return "omitted: output limit reached";
+	case PS_PATCH_MISSING:
+		return "content missing: its blob was lost from the store; see projsync verify --blobs";
 	default:
 		return NULL;
 	}
@@ -337,6 +343,8 @@ struct walk {
 	struct ps_store *s;
 	int64_t project_id, sync_a;
 	int64_t max_blob_size; /* the project's */
+	/* ps_project_blob_bound of sync_a's and sync_b's snapshots: which absent blob was lost */
+	int64_t bound_a, bound_b;
 	const struct ps_patch_opts *opts;
 	ps_patch_cb cb;
 	void *ud;
@@ -381,13 +389,18 @@ static int emit(struct walk *w, const struct ps_change *ch, struct side *o, stru
 			ps_error_clear();
 			ps_file_dispose(&of);
 		}
-		if ((rc = side_load(w->s, o, old_known, max_bytes, w->max_blob_size)) < 0 ||
-		    (rc = side_load(w->s, n, ch->size, max_bytes, w->max_blob_size)) < 0)
+		if ((rc = side_load(w->s, o, old_known, max_bytes, w->max_blob_size,
+				    w->bound_a)) < 0 ||
+		    (rc = side_load(w->s, n, ch->size, max_bytes, w->max_blob_size,
+				    w->bound_b)) < 0)
 			goto cleanup;
 		f.old_size = o->size;
 		f.new_size = n->size;
 		if (o->skip || n->skip) {
-			f.skip = o->skip == PS_PATCH_TOO_LARGE || n->skip == PS_PATCH_TOO_LARGE
+			/* A lost side is said first: it is a fault, the others are limits. */
+			f.skip = o->skip == PS_PATCH_MISSING || n->skip == PS_PATCH_MISSING
+				? PS_PATCH_MISSING
+				: o->skip == PS_PATCH_TOO_LARGE || n->skip == PS_PATCH_TOO_LARGE
 				? PS_PATCH_TOO_LARGE : PS_PATCH_NOT_STORED;
 		} else if (side_binary(w->attr, o, f.old_path) || side_binary(w->attr, n, f.path)) {
 			f.binary = true;
@@ -403,7 +416,8 @@ static int emit(struct walk *w, const struct ps_change *ch, struct side *o, stru
 		}
 	} else if (w->opts->stat_only) {
 		/* Same blob: git's --stat still says "Bin" for a binary one. */
-		if ((rc = side_load(w->s, n, ch->size, max_bytes, w->max_blob_size)) < 0)
+		if ((rc = side_load(w->s, n, ch->size, max_bytes, w->max_blob_size,
+				    w->bound_b)) < 0)
 			goto cleanup;
 		f.binary = side_binary(w->attr, n, f.path);
 		f.old_size = f.new_size = n->size;
@@ -436,6 +450,8 @@ int ps_patch_each(struct ps_store *s, int64_t project_id, int64_t sync_a, int64_
 	if ((rc = ps_store_project_get_by_id(s, project_id, &p)) < 0)
 		return rc;
 	w.max_blob_size = p->max_blob_size;
+	w.bound_a = sync_a > 0 ? ps_project_blob_bound(s, p, sync_a) : -1;
+	w.bound_b = ps_project_blob_bound(s, p, sync_b);
 	ps_project_free(p);
 	if ((rc = ps_store_diff(s, project_id, sync_a, sync_b, &cs, &n)) < 0)
 		return rc;
@@ -585,7 +601,8 @@ static json_t *sha_json(const char *sha)
 
 json_t *ps_patch_file_to_json(const struct ps_patch_file *f)
 {
-	static const char *const skips[] = { NULL, "not_stored", "too_large", "omitted" };
+	static const char *const skips[] = { NULL, "not_stored", "too_large", "omitted",
+					     "missing" };
 	json_t *hunks = json_array();
 	json_t *j;
 
@@ -733,7 +750,8 @@ void ps_patch_stat_add(struct ps_patch_stat *st, const struct ps_patch_file *f)
 	}
 	if (f->skip) {
 		e->slot = f->skip == PS_PATCH_NOT_STORED ? "not stored"
-			  : f->skip == PS_PATCH_TOO_LARGE ? "too large" : "omitted";
+			  : f->skip == PS_PATCH_TOO_LARGE ? "too large"
+			  : f->skip == PS_PATCH_MISSING ? "missing" : "omitted";
 	} else if (f->binary) {
 		e->binary = true;
 		if (strcmp(f->old_sha, f->new_sha) != 0) {

@@ -52,6 +52,8 @@ enum ps_patch_skip {
 	PS_PATCH_NOT_STORED,  /* a side's content is not in the store (over the size limit) */
 	PS_PATCH_TOO_LARGE,   /* content or diff over PS_PATCH_MAX_FILE_* */
 	PS_PATCH_OMITTED,     /* the caller's output limit was reached before this file */
+	PS_PATCH_MISSING,     /* a side's blob was lost from the store (blob_missing: within the
+	                         size limit of the latest snapshot, ps_project_blob_bound) */
 };
 
 /*

@@ -17,7 +17,8 @@
 
 struct ps_verify_problem {
 	char *path;           /* a file, or a directory with a trailing '/' ("/" the root) */
-	char *code;           /* tree_mismatch | dir_tree_mismatch | blob_mismatch | blob_unreadable */
+	char *code;           /* tree_mismatch | dir_tree_mismatch | blob_mismatch | blob_missing |
+	                         blob_unreadable */
 	char *message;
 };
 

@@ -5,7 +5,8 @@
  * `Link: <...>; rel="next"` whose `after` cursor ("LINE:PATH", 0 for a binary file) and pinned
  * `at` continue the same snapshot. A pattern PCRE2 rejects is a 400 naming the error; a search
  * past its time or match limit is a 422. Headers: X-Projsync-Sync (the snapshot searched) and,
- * when the index could not narrow the search, X-Projsync-Note.
+ * X-Projsync-Note when the index could not narrow the search or files were not searched because
+ * the store lost their content, whose count X-Projsync-Missing also gives.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -107,11 +108,30 @@ void ps_api_project_search_code(struct ps_request *rq)
 		snprintf(sync_s, sizeof(sync_s), "%" PRId64, info.sync_id);
 		ps_http_add_header(rq, "X-Projsync-Sync", sync_s);
 	}
-	if (info.scanned)
-		ps_http_add_header(rq, "X-Projsync-Note",
-				   p->no_code_index ? "the project has no code index: every file was read"
-						    : "the pattern has no 3-character literal the index "
-						      "can use: every file was read");
+	if (info.scanned || info.missing) {
+		/* One note, which the page shows as it is; the count also on its own for scripts. */
+		char *lost = info.missing
+			? ps_asprintf("%zu file%s not searched: content lost from the store "
+				      "(projsync verify %s --blobs)", info.missing,
+				      info.missing == 1 ? "" : "s", p->name)
+			: NULL;
+		char *note = ps_asprintf(
+			"%s%s%s",
+			!info.scanned ? ""
+			: p->no_code_index ? "the project has no code index: every file was read"
+			: "the pattern has no 3-character literal the index can use: every file "
+			  "was read",
+			info.scanned && lost ? "; " : "", lost ? lost : "");
+		char count[24];
+
+		ps_http_add_header(rq, "X-Projsync-Note", note);
+		if (lost) {
+			snprintf(count, sizeof(count), "%zu", info.missing);
+			ps_http_add_header(rq, "X-Projsync-Missing", count);
+		}
+		free(note);
+		free(lost);
+	}
 	if (info.more && pg.last_path) {
 		char *q = ps_percent_encode(go.pattern, "/"), *cursor, *cur_e, *path_e = NULL, *link;
 		cursor = ps_asprintf("%" PRId64 ":%s", pg.last_line, pg.last_path);

@@ -166,6 +166,20 @@ bool ps_source_is_local_path(const char *spec)
 	       !is_scp_like(spec);
 }
 
+/* git:// has no authentication, so a "user:pw@" there is a mistake, and not a harmless one:
+ * libgit2 ignores it when listing branches, but git fetch takes "user:pw@host" for the host,
+ * so the project would pass its check at add and fail every sync. Refused rather than
+ * stripped: stripping would keep credentials in the store that no request ever sends. */
+static bool git_url_has_userinfo(const char *spec)
+{
+	if (strncasecmp(spec, "git://", 6) != 0)
+		return false;
+	for (const char *p = spec + 6; *p && !strchr("/?#", *p); p++)
+		if (*p == '@')
+			return true;
+	return false;
+}
+
 /*
  * Classifies `spec` and returns its location: "OWNER/REPO" for GitHub (*github set), a URL as
  * given, a path made absolute. Fails with PS_EINVAL and a message that names the problem.
@@ -185,6 +199,10 @@ static int source_location(const char *spec, char **out, bool *github)
 		return parse_github(spec, spec + 19, true, out);
 	*github = false;
 	if (!ps_source_is_local_path(spec)) {
+		if (git_url_has_userinfo(spec))
+			return ps_error_set(PS_EINVAL, "bad_source",
+					    "a git:// URL has no authentication: remove the user "
+					    "name and password from %s (git://HOST/PATH)", spec);
 		*out = ps_strdup(spec);
 		return 0;
 	}

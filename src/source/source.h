@@ -6,7 +6,8 @@
  * interchangeable. A source object is used by one thread at a time.
  *
  * SOURCE strings:  a local path to a git repository (bare or not) | any git URL (https://, ssh://,
- * git://, file://, user@host:path) | github:OWNER/REPO | https://github.com/OWNER/REPO[.git].
+ * git:// without user or password, file://, user@host:path) | github:OWNER/REPO |
+ * https://github.com/OWNER/REPO[.git].
  */
 #ifndef PS_SOURCE_SOURCE_H
 #define PS_SOURCE_SOURCE_H

@@ -193,6 +193,40 @@ def test_checkout_skips_unstored_large_files(ps, repo, tmp_path):
     assert "large.bin" in r.out + r.err
 
 
+def test_checkout_of_a_lost_blob_fails_instead_of_passing_for_the_snapshot(ps, repo, tmp_path):
+    # A blob deleted from the store behind projsync's back was skipped like a file over the
+    # size limit: a warning that blamed the limit, exit 0, and a folder that was not the
+    # snapshot. It is lost (within the limit, latest snapshot): listed, the rest written, and
+    # the checkout fails (exit 1, blob_missing) naming verify; a stale copy is not left behind.
+    from test_verify import delete_blob
+    repo.write("keep.txt", "kept\n")
+    repo.write("other.txt", "one\n")
+    repo.commit("c1")
+    ps.add("p", str(repo.path))
+    ps.sync("p")
+    co = tmp_path / "co"
+    ps.ok("checkout", "p", co)
+    repo.write("keep.txt", "changed, then lost\n")
+    repo.write("other.txt", "two\n")
+    repo.commit("c2")
+    ps.sync("p")
+    sha = repo.git("rev-parse", "HEAD:keep.txt").strip()
+    delete_blob(ps, sha)
+    r = ps("checkout", "p", co, "--json")
+    assert r.rc == 1, r
+    out = json.loads(r.out)
+    assert out["missing"] == 1 and out["skipped"] == 0, out
+    assert [f["path"] for f in out["failures"]] == ["keep.txt"], out
+    assert sha in out["failures"][0]["reason"], out
+    err = r.err.splitlines()[-1]
+    assert "blob_missing" not in err and "lost" in err and "projsync verify p --blobs" in err, r
+    assert "size limit" not in r.err, r
+    assert (co / "other.txt").read_text() == "two\n"
+    assert not (co / "keep.txt").exists()
+    # Still not the snapshot on the next run, which tries again.
+    assert ps("checkout", "p", co).rc == 1
+
+
 def test_checkout_never_discards_what_it_did_not_write(ps, repo, tmp_path):
     """Issue 15 item 6: a folder of the user's is refused; local changes are listed and refuse
     the checkout (exit 4) until --force restores the snapshot; other files stay."""

@@ -250,6 +250,36 @@ def test_not_stored_and_too_large(ps, repo):
     assert " big.txt   | not stored\n" in stat
 
 
+def test_a_lost_blob_is_said_missing_not_over_the_size_limit(ps, repo):
+    # A blob deleted from the store behind projsync's back: the diff blamed the size limit
+    # ("not stored"), which the project's limit contradicts. In the latest snapshot (no rescan
+    # owed, within the limit) the store knows it was lost, as `cat` and `verify --blobs` say.
+    from test_verify import delete_blob
+    repo.write("keep.txt", "one\n")
+    repo.write("small.txt", "a\n")
+    repo.commit("one")
+    ps.add("p", str(repo.path))
+    a = ps.sync("p")
+    repo.write("keep.txt", "two\n")
+    repo.write("small.txt", "b\n")
+    c2 = repo.commit("two")
+    b = ps.sync("p")
+    delete_blob(ps, repo.git("rev-parse", f"{c2}:keep.txt").strip())
+    out = ps_out(ps, "diff", a["id"], b["id"], "--patch").decode()
+    keep = out.split("diff --git a/small.txt")[0]
+    assert "Files a/keep.txt and b/keep.txt differ (content missing: its blob was lost from " \
+        "the store; see projsync verify --blobs)\n" in keep, out
+    assert "size limit" not in out, out
+    doc = ps.json("diff", a["id"], b["id"], "--patch")
+    assert doc["files"][0]["skipped"] == "missing" and doc["files"][0]["hunks"] == [], doc
+    assert doc["files"][1]["skipped"] is None and doc["files"][1]["hunks"], doc
+    stat = ps_out(ps, "diff", a["id"], b["id"], "--stat").decode()
+    assert " keep.txt  | missing\n" in stat, stat
+    # Reversed, the lost blob is the old side's: the same.
+    doc = ps.json("diff", b["id"], a["id"], "--patch")
+    assert doc["files"][0]["skipped"] == "missing", doc
+
+
 def test_too_many_lines_gives_too_large(ps, repo):
     repo.write("huge.txt", lines_of(120000))
     c1 = repo.commit("one")

@@ -295,3 +295,36 @@ def test_two_projects_on_one_url_sync_at_once(ps, upstream):
     assert ps.history("a")[0]["commit"] == work.head("HEAD~1")
     assert ps.history("b")[0]["commit"] == work.head()
     check_snapshot(ps, work, "b", work.head())
+
+
+def test_a_git_url_with_credentials_is_refused_at_add_and_set(ps, make_repo, served):
+    # git:// has no authentication. libgit2 ignored a user:pw@ when it listed the branches, so
+    # `project add` passed, but git fetch took "user:pw@127.0.0.1" for the host and every sync
+    # failed. Refused where it is given, with the way out, and the password never echoed.
+    from conftest import one_error_line
+    from server_util import Server
+    work = make_repo("work")
+    bare = make_repo("served/up.git", bare=True)
+    work.write("a.txt", "a\n")
+    work.commit("c1")
+    work.git("push", "-q", str(bare.path), "HEAD:refs/heads/main")
+    url = served.url("up.git")
+    creds = url.replace("git://", "git://alice:s3cret@")
+    for bad in (creds, url.replace("git://", "GIT://alice@")):
+        r = ps("project", "add", "p", bad)
+        assert r.rc == 2 and one_error_line(r.err), r
+        assert "no authentication" in r.err and "s3cret" not in r.err, r
+    assert ps("project", "show", "p").rc == 3
+    ps.add("p", url)
+    ps.sync("p")
+    r = ps("project", "set", "p", "--source", creds, "--continue-history")
+    assert r.rc == 2 and "no authentication" in r.err and "s3cret" not in r.err, r
+    assert ps.json("project", "show", "p")["source"] == url
+    srv = Server(ps)
+    try:
+        st, _, e = srv.post("/api/v1/projects", {"name": "api", "source": creds})
+        assert st == 422 and e["error"]["code"] == "bad_source", e
+        assert "s3cret" not in e["error"]["message"], e
+    finally:
+        srv.stop()
+    assert ps("project", "show", "api").rc == 3

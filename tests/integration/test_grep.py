@@ -411,6 +411,34 @@ TOKENIZER_PATTERNS = [
 ]
 
 
+def test_a_file_whose_blob_was_lost_is_counted_not_searched_silently(ps, make_repo):
+    # A blob deleted from the store behind projsync's back: grep skipped its file like one over
+    # the size limit and said nothing, so "no match there" could be a lost file. It still
+    # searches the rest (exit 0) but warns, with the count, as the API's note and header do.
+    from test_verify import delete_blob
+    repo = make_repo("lost")
+    repo.write("keep.txt", "a needle here\n")
+    repo.write("other.txt", "another needle\n")
+    repo.commit("c1")
+    ps.add("p", str(repo.path))
+    ps.sync("p")
+    delete_blob(ps, repo.git("rev-parse", "HEAD:keep.txt").strip())
+    for pattern, regex in (("needle", ()), ("n.", ("-E",))):  # the index narrows; it cannot
+        r = ps("grep", *regex, pattern, "p")
+        assert r.rc == 0 and r.out.startswith("other.txt:1:"), r
+        assert "keep.txt" not in r.out, r
+        assert "warning: 1 file not searched: content lost from the store; 'projsync verify p " \
+            "--blobs'" in r.err, r
+    srv = Server(ps)
+    try:
+        st, h, body = srv.get("/api/v1/projects/p/search/code?q=needle")
+        assert st == 200 and [m["path"] for m in body] == ["other.txt"], body
+        assert h.get("x-projsync-missing") == "1", h
+        assert "1 file not searched: content lost from the store" in h.get("x-projsync-note"), h
+    finally:
+        srv.stop()
+
+
 def test_code_index_is_exact_on_crafted_content(ps, make_repo, tmp_path):
     """The index narrows (every blob is in it) and results stay exactly git grep's: non-ASCII
     letters -i folds to ASCII, invalid UTF-8, CRLF, tabs, control bytes, binary, a NUL after

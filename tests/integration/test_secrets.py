@@ -186,3 +186,32 @@ def test_no_secret_reaches_any_output_log_event_or_the_store(ps, hub, make_repo)
             assert m.encode() not in data, (f, m)
     # The search itself works: the transcript holds what a leak would sit beside.
     assert any("bad credentials" in text.lower() for _, text in t.parts)
+
+
+def test_a_new_sqlite_store_and_its_wal_are_private_an_existing_one_keeps_its_mode(ps, repo):
+    # The store holds sources with their credentials. In a folder that exists (not the default
+    # one, created 0700) it was created with the umask's mode, 0644: readable by every user.
+    import os
+    import stat
+    if ps.backend != "sqlite":
+        pytest.skip("a SQLite store file")
+    old = os.umask(0o022)
+    try:
+        db = Path(ps.db)
+        assert db.parent.is_dir() and not db.exists()
+        ps.add("p", repo.url)
+        assert stat.S_IMODE(db.stat().st_mode) == 0o600
+        srv = Server(ps)  # holds the store open: its -wal and -shm exist meanwhile
+        try:
+            ps.sync("p")
+            for side in ("-wal", "-shm"):
+                f = Path(f"{db}{side}")
+                assert f.exists() and stat.S_IMODE(f.stat().st_mode) == 0o600, side
+        finally:
+            srv.stop()
+        # A store the user made readable stays so: projsync does not chmod a user's file.
+        os.chmod(db, 0o640)
+        ps.sync("p")
+        assert stat.S_IMODE(db.stat().st_mode) == 0o640
+    finally:
+        os.umask(old)

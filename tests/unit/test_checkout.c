@@ -120,7 +120,10 @@ static int64_t make_sync_of(struct fx *f, struct ps_project *p, const struct ent
 		c->path = ps_strdup(e->path);
 		snprintf(c->sha, sizeof(c->sha), "%s", sha);
 		c->mode = e->mode;
-		c->size = e->mode == PS_MODE_COMMIT ? -1 : (int64_t)strlen(e->content);
+		/* An unstored file is one over the size limit, as a sync keeps it; a file within
+		 * the limit without its blob would be a lost one (blob_missing). */
+		c->size = e->mode == PS_MODE_COMMIT ? -1
+			  : e->unstored ? p->max_blob_size + 1 : (int64_t)strlen(e->content);
 		if (prev) {
 			snprintf(c->previous_sha, sizeof(c->previous_sha), "%s", prev->sha);
 			c->previous_mode = prev->mode;

@@ -15,6 +15,7 @@
 #include "store/store.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <sqlite3.h>
@@ -463,9 +464,31 @@ static void sqlite_setup(void)
 	(void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 }
 
+/*
+ * Creates the store file 0600 when it does not exist yet, so that SQLite finds it instead of
+ * creating it with the umask's mode (0644 usually): the store holds sources with their
+ * credentials and the server's data, and a --db in an existing folder has no 0700 folder
+ * around it. SQLite gives its -wal, -shm and -journal files the main file's mode, so they
+ * follow. A file that exists keeps its mode: it is the user's. True when this call created
+ * it. Any failure is left to SQLite's open, which says it in its own words.
+ */
+static bool create_private(const char *path)
+{
+	int fd;
+
+	if (strcmp(path, ":memory:") == 0 || strncmp(path, "file:", 5) == 0)
+		return false;
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return false;
+	close(fd);
+	return true;
+}
+
 int ps_sqlite_open(struct ps_store **out, const char *url, unsigned flags)
 {
 	struct ps_store *s;
+	bool created = false;
 	int rc;
 
 	pthread_once(&sqlite_once, sqlite_setup);
@@ -495,12 +518,16 @@ int ps_sqlite_open(struct ps_store **out, const char *url, unsigned flags)
 		ps_sqlite_free(s);
 		return rc;
 	}
+	if (!(flags & PS_STORE_NO_CREATE))
+		created = create_private(url);
 	rc = sqlite3_open_v2(url, &s->db, SQLITE_OPEN_READWRITE |
 			     (flags & PS_STORE_NO_CREATE ? 0 : SQLITE_OPEN_CREATE), NULL);
 	if (rc != SQLITE_OK) {
 		ps_error_set(PS_ESTORE, "store_open", "cannot open store %s: %s", url,
 			     s->db ? sqlite3_errmsg(s->db) : "out of memory");
 		ps_store_free(s);
+		if (created)
+			(void)unlink(url);
 		return PS_ESTORE;
 	}
 	sqlite3_extended_result_codes(s->db, 0);
