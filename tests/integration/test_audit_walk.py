@@ -76,7 +76,7 @@ def test_credentials_in_a_source_url_are_shown_nowhere(ps, make_repo, tmp_path):
     # remote's token) was shown whole: in the API's project (to the read token too), the sync's
     # error, its events, the web page, `project list|show|status` and every error message.
     # Only the server's log redacted it.
-    from git_daemon import GitDaemon
+    from git_http import GitHttp
     from server_util import stream, wait_status
 
     secret = "s3cret-Pa55"
@@ -85,10 +85,10 @@ def test_credentials_in_a_source_url_are_shown_nowhere(ps, make_repo, tmp_path):
     work.commit("c1")
     (tmp_path / "served").mkdir()
     work.git("clone", "-q", "--bare", str(work.path), str(tmp_path / "served" / "up.git"))
-    daemon = GitDaemon(tmp_path / "served")
+    daemon = GitHttp(tmp_path / "served")
     try:
-        url = f"git://user:{secret}@127.0.0.1:{daemon.port}/up.git"
-        shown = f"git://[redacted]@127.0.0.1:{daemon.port}/up.git"
+        url = daemon.url("up.git", f"user:{secret}")
+        shown = daemon.url("up.git", "[redacted]")
         r = ps("project", "add", "p", url)
         assert r.rc == 0 and secret not in r.out + r.err and shown in r.out, r
         ssh = "ssh://git:" + secret + "@127.0.0.1:1/x.git"
@@ -242,18 +242,18 @@ def test_a_webhook_push_reaches_a_source_that_carries_credentials(ps, make_repo,
     import hashlib
     import hmac
     import json as jsonlib
-    from git_daemon import GitDaemon
+    from git_http import GitHttp
 
     work = make_repo("work")
     work.write("a.txt", "a\n")
     work.commit("c1")
     (tmp_path / "served").mkdir()
     work.git("clone", "-q", "--bare", str(work.path), str(tmp_path / "served" / "up.git"))
-    daemon = GitDaemon(tmp_path / "served")
+    daemon = GitHttp(tmp_path / "served")
     secret = "hook-secret"
     try:
-        plain = f"git://127.0.0.1:{daemon.port}/up.git"
-        ps.ok("project", "add", "p", plain.replace("git://", "git://user:pw@"), "--branch", "main")
+        plain = daemon.url("up.git")
+        ps.ok("project", "add", "p", daemon.url("up.git", "user:pw"), "--branch", "main")
         srv = Server(ps, env={"PROJSYNC_WEBHOOK_SECRET": secret})
         try:
             body = jsonlib.dumps({"ref": "refs/heads/main", "after": "1" * 40,
