@@ -200,16 +200,20 @@ static int ssh_command(const char *ssh_dir, long secs, char **out)
 	return 0;
 }
 
-/* A clean environment: what git, ssh and curl need, and the bounds. */
+/*
+ * A clean environment: what git, ssh and curl need, and the bounds. `ssh_dir` NULL: the remote
+ * is not an ssh one, so ssh is not allowed and its settings are not read (a key gone since
+ * start-up fails the ssh sources, not the others).
+ */
 static int child_env(int64_t timeout_ms, const char *ssh_dir, char ***out)
 {
 	static const char *const keep[] = { "PATH", "HOME", "SSH_AUTH_SOCK", NULL };
 	long secs = (long)((timeout_ms + 999) / 1000);
-	char **env, *ssh;
+	char **env, *ssh = NULL;
 	size_t n = 0;
 	int rc;
 
-	if ((rc = ssh_command(ssh_dir, secs, &ssh)) < 0)
+	if (ssh_dir && (rc = ssh_command(ssh_dir, secs, &ssh)) < 0)
 		return rc;
 	env = ps_calloc(32, sizeof(char *));
 	for (size_t i = 0; keep[i]; i++) {
@@ -225,10 +229,14 @@ static int child_env(int64_t timeout_ms, const char *ssh_dir, char ***out)
 	env[n++] = ps_strdup("GIT_TERMINAL_PROMPT=0");
 	/* Set and empty: git then asks neither core.askPass nor SSH_ASKPASS. */
 	env[n++] = ps_strdup("GIT_ASKPASS=");
-	env[n++] = ps_strdup("GIT_ALLOW_PROTOCOL=http:https:git:ssh:file");
-	env[n++] = ps_asprintf("GIT_SSH_COMMAND=%s", ssh);
-	/* Not plink or tortoiseplink, whatever the command's name would suggest to git. */
-	env[n++] = ps_strdup("GIT_SSH_VARIANT=ssh");
+	if (ssh) {
+		env[n++] = ps_strdup("GIT_ALLOW_PROTOCOL=http:https:git:ssh:file");
+		env[n++] = ps_asprintf("GIT_SSH_COMMAND=%s", ssh);
+		/* Not plink or tortoiseplink, whatever the command's name would suggest to git. */
+		env[n++] = ps_strdup("GIT_SSH_VARIANT=ssh");
+	} else {
+		env[n++] = ps_strdup("GIT_ALLOW_PROTOCOL=http:https:git:file");
+	}
 	env[n++] = ps_asprintf("GIT_HTTP_LOW_SPEED_LIMIT=1");
 	env[n++] = ps_asprintf("GIT_HTTP_LOW_SPEED_TIME=%ld", secs);
 	env[n++] = ps_strdup("GIT_PROGRESS_DELAY=0");

@@ -419,3 +419,39 @@ def test_a_relative_data_directory(pss, upstream, sshd):
     r = run("sync", "p")
     assert r.rc == 0, r
     assert pss.project("p")["last_commit"] == c1
+
+
+def test_a_key_gone_since_start_up_fails_only_the_ssh_sources(pss, upstream, sshd, make_repo):
+    """The ssh settings are read for ssh remotes only: PROJSYNC_SSH_KEY naming a key removed
+    while the server runs fails the ssh source with the key's name, and a file:// source (git's
+    fetch too, never ssh) still syncs."""
+    from server_util import Server, wait_status
+    work, url = upstream
+    work.write("a.txt", "one\n")
+    work.commit("one")
+    work.push()
+    other = make_repo("other")
+    other.write("x.txt", "one\n")
+    other.commit("one")
+    key = pss.tmp / "gone_key"
+    shutil.copy(sshd.client_key, key)
+    os.chmod(key, 0o600)
+    srv = Server(pss, "--workers", "1", env={"PROJSYNC_SSH_KEY": str(key)})
+    try:
+        for name, source in (("s", url), ("f", f"file://{other.path}")):
+            st, _, p = srv.post("/api/v1/projects", {"name": name, "source": source})
+            assert st == 201, p
+        key.unlink()
+        other.write("x.txt", "two\n")
+        c2 = other.commit("two")
+        st, _, s = srv.post("/api/v1/projects/f/sync")
+        assert st == 202, s
+        s = wait_status(srv, s["id"], ("succeeded", "failed"))
+        assert (s["status"], s["commit"]) == ("succeeded", c2), s
+        st, _, s = srv.post("/api/v1/projects/s/sync")
+        assert st == 202, s
+        s = wait_status(srv, s["id"], ("succeeded", "failed"))
+        assert s["status"] == "failed" and s["error"]["code"] == "bad_ssh_key", s
+        assert f"PROJSYNC_SSH_KEY: cannot read {key}" in s["error"]["message"], s
+    finally:
+        srv.stop()
