@@ -57,7 +57,10 @@ int ps_git_ssh_strict(void);
 
 struct ps_git_cli_ls {
 	const char *url;
-	const char *ssh_dir;   /* as in ps_git_cli_fetch; also where git runs */
+	/* as in ps_git_cli_fetch, never NULL; also where git runs, with GIT_DIR set to the empty
+	 * bare repository <ssh_dir>/empty.git (made when missing), so git reads no repository's
+	 * configuration but that empty one's */
+	const char *ssh_dir;
 	int64_t deadline_ms;
 	bool (*stop)(void *ud);
 	void *stop_ud;
