@@ -426,7 +426,7 @@ static bool is_ssh(const char *location)
 /*
  * <data dir>/ssh, beside <data dir>/cache, as an absolute path: the listing runs git in it
  * (git_cli.c), so a relative one would send ssh to <it>/<it>/known_hosts and the key there, and
- * git ignores a relative GIT_CEILING_DIRECTORIES (a --db given relative makes it relative).
+ * GIT_DIR to <it>/<it>/empty.git (a --db given relative makes it relative).
  */
 static char *ssh_dir_for(const char *cache_dir)
 {

@@ -200,16 +200,20 @@ static int ssh_command(const char *ssh_dir, long secs, char **out)
 	return 0;
 }
 
-/* A clean environment: what git, ssh and curl need, and the bounds. */
-static int child_env(int64_t timeout_ms, const char *ssh_dir, char ***out)
+/*
+ * A clean environment: what git, ssh and curl need, and the bounds. `ssh_dir` NULL: the remote
+ * is not an ssh one, so ssh is not allowed and its settings are not read (a key gone since
+ * start-up fails the ssh sources, not the others). `git_dir`: GIT_DIR, or NULL.
+ */
+static int child_env(int64_t timeout_ms, const char *ssh_dir, const char *git_dir, char ***out)
 {
 	static const char *const keep[] = { "PATH", "HOME", "SSH_AUTH_SOCK", NULL };
 	long secs = (long)((timeout_ms + 999) / 1000);
-	char **env, *ssh;
+	char **env, *ssh = NULL;
 	size_t n = 0;
 	int rc;
 
-	if ((rc = ssh_command(ssh_dir, secs, &ssh)) < 0)
+	if (ssh_dir && (rc = ssh_command(ssh_dir, secs, &ssh)) < 0)
 		return rc;
 	env = ps_calloc(32, sizeof(char *));
 	for (size_t i = 0; keep[i]; i++) {
@@ -225,24 +229,21 @@ static int child_env(int64_t timeout_ms, const char *ssh_dir, char ***out)
 	env[n++] = ps_strdup("GIT_TERMINAL_PROMPT=0");
 	/* Set and empty: git then asks neither core.askPass nor SSH_ASKPASS. */
 	env[n++] = ps_strdup("GIT_ASKPASS=");
-	env[n++] = ps_strdup("GIT_ALLOW_PROTOCOL=http:https:git:ssh:file");
-	env[n++] = ps_asprintf("GIT_SSH_COMMAND=%s", ssh);
-	/* Not plink or tortoiseplink, whatever the command's name would suggest to git. */
-	env[n++] = ps_strdup("GIT_SSH_VARIANT=ssh");
+	if (ssh) {
+		env[n++] = ps_strdup("GIT_ALLOW_PROTOCOL=http:https:git:ssh:file");
+		env[n++] = ps_asprintf("GIT_SSH_COMMAND=%s", ssh);
+		/* Not plink or tortoiseplink, whatever the command's name would suggest to git. */
+		env[n++] = ps_strdup("GIT_SSH_VARIANT=ssh");
+	} else {
+		env[n++] = ps_strdup("GIT_ALLOW_PROTOCOL=http:https:git:file");
+	}
 	env[n++] = ps_asprintf("GIT_HTTP_LOW_SPEED_LIMIT=1");
 	env[n++] = ps_asprintf("GIT_HTTP_LOW_SPEED_TIME=%ld", secs);
 	env[n++] = ps_strdup("GIT_PROGRESS_DELAY=0");
 	env[n++] = ps_strdup("GIT_TRACE_PACKET=3");
 	env[n++] = ps_strdup("GIT_TRACE_PACKFILE=4");
-	if (ssh_dir) {
-		/* ls-remote runs in the ssh directory (ours, never a repository) and must not
-		 * take a repository above it for its own, nor that one's configuration. */
-		char *parent = ps_strdup(ssh_dir), *slash = strrchr(parent, '/');
-		if (slash)
-			*(slash == parent ? slash + 1 : slash) = '\0';
-		env[n++] = ps_asprintf("GIT_CEILING_DIRECTORIES=%s", parent);
-		free(parent);
-	}
+	if (git_dir)
+		env[n++] = ps_asprintf("GIT_DIR=%s", git_dir);
 	env[n] = NULL;
 	free(ssh);
 	*out = env;
@@ -274,6 +275,7 @@ struct run {
 	const char *name;      /* "git fetch", for messages */
 	const char *cwd;       /* NULL: ours */
 	const char *ssh_dir;
+	const char *git_dir;   /* GIT_DIR; NULL: none */
 	int lock_fd;
 	int64_t deadline_ms;
 	bool (*stop)(void *ud);
@@ -327,7 +329,7 @@ static int run_git(struct run *r, const char *what)
 	if (r->ssh_dir && mkdir(r->ssh_dir, 0700) < 0 && errno != EEXIST)
 		return ps_error_set(PS_EIO, "fetch_failed", "%s: cannot create %s: %s", what,
 				    r->ssh_dir, strerror(errno));
-	if ((rc = child_env(idle_ms, r->ssh_dir, &env)) < 0)
+	if ((rc = child_env(idle_ms, r->ssh_dir, r->git_dir, &env)) < 0)
 		return rc;
 	for (int i = 0; i < OUT_N; i++)
 		fds[i][0] = fds[i][1] = -1;
@@ -611,6 +613,62 @@ int ps_git_cli_fetch(const struct ps_git_cli_fetch *f, int64_t *bytes)
 	return rc;
 }
 
+/*
+ * <ssh_dir>/empty.git, an empty bare repository of ours, made when missing. The listing runs
+ * with GIT_DIR set to it, so git searches for no repository around the ssh directory (whose
+ * configuration, an insteadOf say, would steer it) and reads no configuration but this empty
+ * one's. GIT_CEILING_DIRECTORIES cannot fence every path: it is a ':'-separated list without
+ * escapes. The layout is the least git takes for a repository (gitrepository-layout(5)).
+ */
+static int empty_repo(const char *ssh_dir, const char *what, char **out)
+{
+	static const char head_text[] = "ref: refs/heads/main\n";
+	char *dir = ps_asprintf("%s/empty.git", ssh_dir), *head = ps_asprintf("%s/HEAD", dir);
+	char *objects = ps_asprintf("%s/objects", dir), *refs = ps_asprintf("%s/refs", dir);
+	char *tmp = NULL;
+	const char *failed = NULL;
+	int fd, rc = 0;
+
+	if (access(head, F_OK) == 0)
+		goto done;
+	if (mkdir(ssh_dir, 0700) < 0 && errno != EEXIST)
+		failed = ssh_dir;
+	else if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		failed = dir;
+	else if (mkdir(objects, 0700) < 0 && errno != EEXIST)
+		failed = objects;
+	else if (mkdir(refs, 0700) < 0 && errno != EEXIST)
+		failed = refs;
+	if (failed)
+		goto done;
+	/* Written aside then renamed: a listing that runs at the same time never sees half a HEAD. */
+	tmp = ps_asprintf("%s/HEAD.XXXXXX", dir);
+	if ((fd = mkstemp(tmp)) < 0) {
+		failed = tmp;
+		goto done;
+	}
+	if (write(fd, head_text, sizeof(head_text) - 1) != (ssize_t)(sizeof(head_text) - 1) ||
+	    close(fd) < 0 || rename(tmp, head) < 0) {
+		int e = errno;
+		(void)unlink(tmp);
+		errno = e;
+		failed = head;
+	}
+done:
+	if (failed)
+		rc = ps_error_set(PS_EIO, "fetch_failed", "%s: cannot create %s: %s", what, failed,
+				  strerror(errno));
+	free(tmp);
+	free(head);
+	free(objects);
+	free(refs);
+	if (rc == 0)
+		*out = dir;
+	else
+		free(dir);
+	return rc;
+}
+
 int ps_git_cli_ls_remote(const struct ps_git_cli_ls *l, char **out, size_t *len)
 {
 	const char *argv[] = {
@@ -620,18 +678,22 @@ int ps_git_cli_ls_remote(const struct ps_git_cli_ls *l, char **out, size_t *len)
 	};
 	struct ps_buf b;
 	struct run *r;
-	char *what;
+	char *what, *git_dir;
 	int rc;
 
 	*out = NULL;
 	*len = 0;
 	if (!arg_safe(l->url))
 		return ps_error_set(PS_EINVAL, "bad_source", "bad git URL '%s'", l->url);
-	ps_buf_init(&b, LS_REMOTE_MAX);
 	what = ps_asprintf("cannot list branches of %s", l->url);
+	if ((rc = empty_repo(l->ssh_dir, what, &git_dir)) < 0) {
+		free(what);
+		return rc;
+	}
+	ps_buf_init(&b, LS_REMOTE_MAX);
 	r = ps_calloc(1, sizeof(*r));
 	*r = (struct run){ .argv = argv, .name = "git ls-remote", .cwd = l->ssh_dir,
-			   .ssh_dir = l->ssh_dir, .lock_fd = -1,
+			   .ssh_dir = l->ssh_dir, .git_dir = git_dir, .lock_fd = -1,
 			   .deadline_ms = l->deadline_ms, .stop = l->stop, .stop_ud = l->stop_ud,
 			   .out = &b };
 	rc = run_git(r, what);
@@ -644,5 +706,6 @@ int ps_git_cli_ls_remote(const struct ps_git_cli_ls *l, char **out, size_t *len)
 	ps_buf_dispose(&b);
 	free(r);
 	free(what);
+	free(git_dir);
 	return rc;
 }

@@ -26,8 +26,9 @@ struct ps_git_cli_fetch {
 	 * the cache stays locked while git writes it even if this process dies first (git runs
 	 * in a session of its own and outlives a killed projsync). */
 	int lock_fd;
-	/* <data dir>/ssh: projsync's known_hosts and default key (ps_git_ssh_key); NULL: ssh's
-	 * own defaults (no known_hosts of projsync's). Created (0700) when missing. */
+	/* <data dir>/ssh: projsync's known_hosts and default key (ps_git_ssh_key), for an ssh
+	 * remote; created (0700) when missing. NULL for any other remote: git may then not use
+	 * ssh, and the ssh settings are not read. */
 	const char *ssh_dir;
 };
 
@@ -40,7 +41,8 @@ struct ps_git_cli_fetch {
  * PS_EUPSTREAM with slug upstream_timeout after a bound; host_key_changed, host_key_unknown or
  * bad_credentials when ssh refused the host or the login (in projsync's words, with the host
  * and the known_hosts file); fetch_failed with git's own message otherwise (git missing
- * included). PS_EINVAL from the ssh settings (ps_git_ssh_key, ps_git_ssh_strict).
+ * included). PS_EINVAL from the ssh settings (ps_git_ssh_key, ps_git_ssh_strict), read for
+ * an ssh remote only (f->ssh_dir set).
  */
 int ps_git_cli_fetch(const struct ps_git_cli_fetch *f, int64_t *bytes);
 
@@ -55,7 +57,10 @@ int ps_git_ssh_strict(void);
 
 struct ps_git_cli_ls {
 	const char *url;
-	const char *ssh_dir;   /* as in ps_git_cli_fetch; also where git runs */
+	/* as in ps_git_cli_fetch, never NULL; also where git runs, with GIT_DIR set to the empty
+	 * bare repository <ssh_dir>/empty.git (made when missing), so git reads no repository's
+	 * configuration but that empty one's */
+	const char *ssh_dir;
 	int64_t deadline_ms;
 	bool (*stop)(void *ud);
 	void *stop_ud;

@@ -293,9 +293,17 @@ def test_a_group_readable_key_is_named(pss, upstream, sshd):
     assert f"ssh refused to use the key {key}: others may read it" in r.err, r
 
 
-def test_a_repository_around_the_store_lends_no_configuration(pss, upstream, sshd, make_repo):
+@pytest.mark.parametrize("data_dir", ["", "a:b"])
+def test_a_repository_around_the_store_lends_no_configuration(pss, upstream, sshd, make_repo,
+                                                              tmp_path, data_dir):
     """The listing runs git in <data dir>/ssh: a repository around the store (`make run` keeps
-    its store in the checkout's .run/) must not rewrite the URL (insteadOf) or else steer git."""
+    its store in the checkout's .run/) must not rewrite the URL (insteadOf) or else steer git,
+    whatever characters the path holds (GIT_CEILING_DIRECTORIES, a ':'-separated list, would
+    split "a:b")."""
+    if data_dir:
+        from conftest import Projsync
+        pss = Projsync(tmp_path / data_dir)
+        pss.env.pop("SSH_AUTH_SOCK", None)
     work, url = upstream
     work.write("a.txt", "real\n")
     real = work.commit("real")
@@ -392,8 +400,8 @@ def test_odd_characters_in_the_data_directory_and_key_path(tmp_path, upstream, s
 
 def test_a_relative_data_directory(pss, upstream, sshd):
     """--db with a relative path: the listing runs git in <data dir>/ssh, and its ssh must still
-    find the key and known_hosts of that directory, not ones relative to it; nor may git look
-    for a repository above it (GIT_CEILING_DIRECTORIES takes absolute paths only)."""
+    find the key and known_hosts of that directory, not ones relative to it, and git its
+    empty repository (GIT_DIR) there."""
     work, url = upstream
     work.write("a.txt", "one\n")
     c1 = work.commit("one")
@@ -419,3 +427,39 @@ def test_a_relative_data_directory(pss, upstream, sshd):
     r = run("sync", "p")
     assert r.rc == 0, r
     assert pss.project("p")["last_commit"] == c1
+
+
+def test_a_key_gone_since_start_up_fails_only_the_ssh_sources(pss, upstream, sshd, make_repo):
+    """The ssh settings are read for ssh remotes only: PROJSYNC_SSH_KEY naming a key removed
+    while the server runs fails the ssh source with the key's name, and a file:// source (git's
+    fetch too, never ssh) still syncs."""
+    from server_util import Server, wait_status
+    work, url = upstream
+    work.write("a.txt", "one\n")
+    work.commit("one")
+    work.push()
+    other = make_repo("other")
+    other.write("x.txt", "one\n")
+    other.commit("one")
+    key = pss.tmp / "gone_key"
+    shutil.copy(sshd.client_key, key)
+    os.chmod(key, 0o600)
+    srv = Server(pss, "--workers", "1", env={"PROJSYNC_SSH_KEY": str(key)})
+    try:
+        for name, source in (("s", url), ("f", f"file://{other.path}")):
+            st, _, p = srv.post("/api/v1/projects", {"name": name, "source": source})
+            assert st == 201, p
+        key.unlink()
+        other.write("x.txt", "two\n")
+        c2 = other.commit("two")
+        st, _, s = srv.post("/api/v1/projects/f/sync")
+        assert st == 202, s
+        s = wait_status(srv, s["id"], ("succeeded", "failed"))
+        assert (s["status"], s["commit"]) == ("succeeded", c2), s
+        st, _, s = srv.post("/api/v1/projects/s/sync")
+        assert st == 202, s
+        s = wait_status(srv, s["id"], ("succeeded", "failed"))
+        assert s["status"] == "failed" and s["error"]["code"] == "bad_ssh_key", s
+        assert f"PROJSYNC_SSH_KEY: cannot read {key}" in s["error"]["message"], s
+    finally:
+        srv.stop()

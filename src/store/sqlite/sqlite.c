@@ -327,8 +327,7 @@ int ps_sqlite_dir_id(struct ps_store *s, int64_t project_id, const char *dir, si
 	return 0;
 }
 
-/* The strings after `p` (`len` bytes): NULL when there is none (`p` is all 0xff bytes). */
-static char *upper_bound(const char *p, size_t len)
+char *ps_sqlite_upper_bound(const char *p, size_t len)
 {
 	char *u;
 
@@ -1868,7 +1867,7 @@ int ps_sqlite_snapshot_page(struct ps_store *s, int64_t project_id, int64_t at,
 		return rc;
 	w.at = snap;
 	if (prefix && *prefix) {
-		w.upper = upper = upper_bound(prefix, strlen(prefix));
+		w.upper = upper = ps_sqlite_upper_bound(prefix, strlen(prefix));
 		w.lower = prefix;
 	}
 	if (after) {

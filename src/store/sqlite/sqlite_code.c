@@ -845,15 +845,7 @@ static int walk_candidates(struct ps_store *s, int64_t project_id, int64_t snap,
 	int rc;
 
 	if (prefix && *prefix) {
-		size_t len = strlen(prefix);
-
-		upper = ps_strdup(prefix);
-		while (len > 0 && (unsigned char)upper[len - 1] == 0xff)
-			len--;
-		if (len > 0)
-			upper[len - 1] = (char)((unsigned char)upper[len - 1] + 1);
-		upper[len] = '\0';
-		w.upper = len > 0 ? upper : NULL;
+		w.upper = upper = ps_sqlite_upper_bound(prefix, strlen(prefix));
 		w.lower = prefix;
 	}
 	if (from_path && (!w.lower || strcmp(from_path, w.lower) > 0))
@@ -971,16 +963,9 @@ static int candidates(struct ps_store *s, int64_t project_id, int64_t at,
 	sqlite3_bind_int64(st, 1, project_id);
 	sqlite3_bind_int64(st, 2, id);
 	if (prefix && *prefix) {
-		/* Paths with the prefix lie in [prefix, prefix with its last byte + 1). */
-		size_t len = strlen(prefix);
-
-		upper = ps_strdup(prefix);
-		while (len > 0 && (unsigned char)upper[len - 1] == 0xff)
-			len--;
-		if (len > 0) {
-			upper[len - 1] = (char)((unsigned char)upper[len - 1] + 1);
-			sqlite3_bind_text(st, 4, upper, (int)len, SQLITE_TRANSIENT);
-		}
+		/* Paths with the prefix lie in [prefix, upper); no upper (NULL): no end. */
+		upper = ps_sqlite_upper_bound(prefix, strlen(prefix));
+		ps_sqlite_bind_text(st, 4, upper);
 		lower = prefix;
 	}
 	if (from_path && (!lower || strcmp(from_path, lower) > 0))
