@@ -61,6 +61,19 @@ char *ps_strndup(const char *s, size_t n)
 	return p;
 }
 
+char *ps_prefix_end(const char *p, size_t len)
+{
+	char *u;
+
+	while (len > 0 && (unsigned char)p[len - 1] == 0xff)
+		len--;
+	if (len == 0)
+		return NULL;
+	u = ps_strndup(p, len);
+	u[len - 1] = (char)((unsigned char)u[len - 1] + 1);
+	return u;
+}
+
 char *ps_asprintf(const char *fmt, ...)
 {
 	va_list ap;

@@ -20,6 +20,11 @@ void *ps_realloc(void *p, size_t n);
 char *ps_strdup(const char *s);
 char *ps_strndup(const char *s, size_t n);
 char *ps_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The first byte string after every string that starts with the `len` bytes at `p` (a prefix's
+ * successor, the open end of its range in byte order): `p` without its trailing 0xff bytes,
+ * its last byte plus one. NULL when there is none (`p` empty or all 0xff): the range then runs
+ * to the end. The stores' listings by prefix bound their index ranges with it. */
+char *ps_prefix_end(const char *p, size_t len);
 
 /* Milliseconds since the epoch (wall clock) and a monotonic clock for durations. */
 int64_t ps_now_ms(void);

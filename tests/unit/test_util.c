@@ -146,6 +146,22 @@ static void test_redact_userinfo(void)
 	ps_error_clear();
 }
 
-PS_TESTS(PS_TEST(test_blob_sha_matches_git), PS_TEST(test_strv_has), PS_TEST(test_buffer_has_a_hard_limit),
+/* A prefix's range ends where no string with it can sort: the listings by prefix rely on it. */
+static void test_prefix_end(void)
+{
+	char *u;
+
+	CHECK_STR((u = ps_prefix_end("src", 3)), "srd");
+	free(u);
+	CHECK_STR((u = ps_prefix_end("a\xff\xff", 3)), "b");
+	free(u);
+	CHECK_STR((u = ps_prefix_end("a/b\x7f", 4)), "a/b\x80");
+	free(u);
+	CHECK(ps_prefix_end("\xff\xff", 2) == NULL && ps_prefix_end("", 0) == NULL);
+	CHECK_STR((u = ps_prefix_end("abc", 2)), "ac"); /* only the first len bytes count */
+	free(u);
+}
+
+PS_TESTS(PS_TEST(test_blob_sha_matches_git), PS_TEST(test_strv_has), PS_TEST(test_prefix_end), PS_TEST(test_buffer_has_a_hard_limit),
 	 PS_TEST(test_rfc3339), PS_TEST(test_process_identity), PS_TEST(test_error_slot),
 	 PS_TEST(test_json_string_of_invalid_utf8), PS_TEST(test_redact_userinfo))

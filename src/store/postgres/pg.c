@@ -2266,12 +2266,8 @@ void ps_pg_prefix_cond(struct ps_buf *sql, struct ps_pq *q, const char *prefix)
 	if (!prefix || !*prefix)
 		return;
 	/* Paths with the prefix are those in [prefix, prefix with its last byte + 1). */
-	len = strlen(prefix);
-	upper = ps_strdup(prefix);
-	while (len > 0 && (unsigned char)upper[len - 1] == 0xff)
-		len--;
-	if (len > 0)
-		upper[len - 1] = (char)((unsigned char)upper[len - 1] + 1);
+	upper = ps_prefix_end(prefix, strlen(prefix));
+	len = upper ? strlen(upper) : 0;
 	/* "src/gi": the files of "src" (those whose name starts with "gi") and of every
 	 * directory whose path starts with "src/gi". */
 	dir_len = ps_pg_dir_len(prefix);
@@ -2635,22 +2631,11 @@ int ps_pg_snapshot_page(struct ps_store *s, int64_t project_id, int64_t at, cons
 	 * holds a NUL); with a prefix, within [prefix, its successor). */
 	lower = after ? ps_asprintf("%s\x01", after) : ps_strdup("");
 	if (prefix && *prefix) {
-		size_t len = strlen(prefix);
-
 		if (strcmp(prefix, lower) > 0) {
 			free(lower);
 			lower = ps_strdup(prefix);
 		}
-		upper = ps_strdup(prefix);
-		while (len > 0 && (unsigned char)upper[len - 1] == 0xff)
-			len--;
-		if (len > 0)
-			upper[len - 1] = (char)((unsigned char)upper[len - 1] + 1);
-		upper[len] = '\0';
-		if (len == 0) {
-			free(upper);
-			upper = NULL;
-		}
+		upper = ps_prefix_end(prefix, strlen(prefix));
 	}
 	rc = snapshot_seek(s, project_id, snap, lower, upper, limit, cb, ud);
 	free(lower);

@@ -907,12 +907,8 @@ static int walk(struct ps_store *s, int64_t project_id, int64_t snap, const char
 	/* The range: [max(prefix, from_path), the prefix's successor). */
 	if (plen) {
 		lo = prefix;
-		upper = ps_strdup(prefix);
-		ulen = plen;
-		while (ulen > 0 && (unsigned char)upper[ulen - 1] == 0xff)
-			ulen--;
-		if (ulen > 0)
-			upper[ulen - 1] = (char)((unsigned char)upper[ulen - 1] + 1);
+		upper = ps_prefix_end(prefix, plen);
+		ulen = upper ? strlen(upper) : 0;
 	}
 	if (from_path && strcmp(from_path, lo) > 0)
 		lo = from_path;

@@ -327,19 +327,6 @@ int ps_sqlite_dir_id(struct ps_store *s, int64_t project_id, const char *dir, si
 	return 0;
 }
 
-char *ps_sqlite_upper_bound(const char *p, size_t len)
-{
-	char *u;
-
-	while (len > 0 && (unsigned char)p[len - 1] == 0xff)
-		len--;
-	if (len == 0)
-		return NULL;
-	u = ps_strndup(p, len);
-	u[len - 1] = (char)((unsigned char)u[len - 1] + 1);
-	return u;
-}
-
 int ps_sqlite_functions(sqlite3 *db)
 {
 	const int flags = SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS;
@@ -1867,7 +1854,7 @@ int ps_sqlite_snapshot_page(struct ps_store *s, int64_t project_id, int64_t at,
 		return rc;
 	w.at = snap;
 	if (prefix && *prefix) {
-		w.upper = upper = ps_sqlite_upper_bound(prefix, strlen(prefix));
+		w.upper = upper = ps_prefix_end(prefix, strlen(prefix));
 		w.lower = prefix;
 	}
 	if (after) {

@@ -845,7 +845,7 @@ static int walk_candidates(struct ps_store *s, int64_t project_id, int64_t snap,
 	int rc;
 
 	if (prefix && *prefix) {
-		w.upper = upper = ps_sqlite_upper_bound(prefix, strlen(prefix));
+		w.upper = upper = ps_prefix_end(prefix, strlen(prefix));
 		w.lower = prefix;
 	}
 	if (from_path && (!w.lower || strcmp(from_path, w.lower) > 0))
@@ -964,7 +964,7 @@ static int candidates(struct ps_store *s, int64_t project_id, int64_t at,
 	sqlite3_bind_int64(st, 2, id);
 	if (prefix && *prefix) {
 		/* Paths with the prefix lie in [prefix, upper); no upper (NULL): no end. */
-		upper = ps_sqlite_upper_bound(prefix, strlen(prefix));
+		upper = ps_prefix_end(prefix, strlen(prefix));
 		ps_sqlite_bind_text(st, 4, upper);
 		lower = prefix;
 	}

@@ -63,9 +63,6 @@ int ps_sqlite_functions(sqlite3 *db);
  * directory is its first *dirlen bytes (0: the root) and the name the rest, from *name. The
  * one place a path is split. */
 void ps_sqlite_split_path(const char *path, size_t len, size_t *dirlen, const char **name);
-/* The least string above every one that starts with `p` (`len` bytes), the exclusive end of a
- * prefix's range (owned): NULL when there is none (`p` is all 0xff bytes). */
-char *ps_sqlite_upper_bound(const char *p, size_t len);
 /* The id of the project's directory `dir` (`len` bytes): created when missing if `create`,
  * else PS_ENOTFOUND (no error set). */
 int ps_sqlite_dir_id(struct ps_store *s, int64_t project_id, const char *dir, size_t len,
