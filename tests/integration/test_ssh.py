@@ -16,12 +16,12 @@ import os
 import shutil
 import socket
 import subprocess
-import threading
 from pathlib import Path
 
 import pytest
 
 from conftest import one_error_line
+from tcp_relay import Listener
 
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 
@@ -32,11 +32,12 @@ def keygen(path):
     return Path(str(path) + ".pub").read_text().split()[:2]
 
 
-class SshServer:
+class SshServer(Listener):
     """sshd -i for each connection to 127.0.0.1:port, with the host key `host_key` (a path,
     read at each connection) and `authorized` as the only authorized keys."""
 
     def __init__(self, base):
+        # Set before the listener starts: its accept thread reads them at once.
         self.base = base
         self.config = base / "sshd_config"
         self.log = base / "sshd.log"
@@ -44,12 +45,7 @@ class SshServer:
         self.authorized.touch()
         self.procs = []
         self.set_host_key(base / "host_a")
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        self.thread = threading.Thread(target=self._accept, daemon=True)
-        self.thread.start()
+        super().__init__(backlog=16)
 
     def set_host_key(self, path):
         """Serves with the key at `path` (made when missing) from the next connection on;
@@ -65,28 +61,25 @@ class SshServer:
         self.host_key = path
         return Path(str(path) + ".pub").read_text().split()[:2]
 
-    def _accept(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            with c, open(self.log, "ab") as log:
-                self.procs.append(subprocess.Popen(
-                    [SSHD, "-i", "-e", "-f", str(self.config)],
-                    stdin=c.fileno(), stdout=c.fileno(), stderr=log))
-            self.procs = [p for p in self.procs if p.poll() is None]
+    def on_connect(self, c):
+        with c, open(self.log, "ab") as log:
+            self.procs.append(subprocess.Popen(
+                [SSHD, "-i", "-e", "-f", str(self.config)],
+                stdin=c.fileno(), stdout=c.fileno(), stderr=log))
+        self.procs = [p for p in self.procs if p.poll() is None]
 
     def close(self):
-        try:
-            self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        self.sock.close()
-        self.thread.join(timeout=10)
+        super().close()
         for p in self.procs:
             p.terminate()
             p.wait(timeout=10)
+
+
+def key_in_data_dir(ssh_dir, sshd):
+    """The client's key where projsync looks without PROJSYNC_SSH_KEY: <data dir>/ssh."""
+    ssh_dir.mkdir(mode=0o700)
+    shutil.copy(sshd.client_key, ssh_dir / "id_ed25519")
+    os.chmod(ssh_dir / "id_ed25519", 0o600)
 
 
 def sshd_unusable_reason():
@@ -213,10 +206,7 @@ def test_key_in_the_data_directory_needs_no_agent(pss, upstream, sshd):
     work.write("a.txt", "one\n")
     c1 = work.commit("one")
     work.push()
-    ssh_dir = Path(pss.db).parent / "ssh"
-    ssh_dir.mkdir(mode=0o700)
-    shutil.copy(sshd.client_key, ssh_dir / "id_ed25519")
-    os.chmod(ssh_dir / "id_ed25519", 0o600)
+    key_in_data_dir(Path(pss.db).parent / "ssh", sshd)
     pss.add("p", url)
     assert pss.sync("p")["commit"] == c1
 
@@ -330,10 +320,7 @@ def test_the_server_syncs_over_ssh_as_the_service_would(pss, upstream, sshd):
     work.write("a.txt", "one\n")
     c1 = work.commit("one")
     work.push()
-    ssh_dir = Path(pss.db).parent / "ssh"
-    ssh_dir.mkdir(mode=0o700)
-    shutil.copy(sshd.client_key, ssh_dir / "id_ed25519")
-    os.chmod(ssh_dir / "id_ed25519", 0o600)
+    key_in_data_dir(Path(pss.db).parent / "ssh", sshd)
     srv = Server(pss, "--workers", "1")
     try:
         st, _, p = srv.post("/api/v1/projects", {"name": "p", "source": url})
@@ -407,9 +394,7 @@ def test_a_relative_data_directory(pss, upstream, sshd):
     c1 = work.commit("one")
     work.push()
     ssh_dir = pss.tmp / "store" / "ssh"
-    ssh_dir.mkdir(mode=0o700)
-    shutil.copy(sshd.client_key, ssh_dir / "id_ed25519")
-    os.chmod(ssh_dir / "id_ed25519", 0o600)
+    key_in_data_dir(ssh_dir, sshd)
 
     def run(*args):
         from conftest import BIN, Result, check_sanitizers
