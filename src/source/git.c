@@ -29,6 +29,7 @@
  */
 #include "source/source.h"
 #include "source/git_cli.h"
+#include "source/pack_order.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -72,6 +73,8 @@ struct git_source {
 	bool objects_read;     /* local: repo read objects (its odb is open), see keep_repo */
 	dev_t git_dev;         /* local: the identity of repo's git directory when opened */
 	ino_t git_ino;
+	char **fetch;          /* the fetch session's blobs, in pack order (git_fetch_begin) */
+	size_t nfetch, fetch_pos;
 };
 
 /* State shared with libgit2's callbacks during one connection. */
@@ -1849,6 +1852,58 @@ static int git_fetch_blobs(struct ps_source *src, const char *const *shas, size_
 	return 0;
 }
 
+static void git_fetch_end(struct ps_source *src)
+{
+	struct git_source *s = (struct git_source *)src;
+
+	for (size_t i = 0; i < s->nfetch; i++)
+		free(s->fetch[i]);
+	free(s->fetch);
+	s->fetch = NULL;
+	s->nfetch = s->fetch_pos = 0;
+}
+
+/* The set is read in pack order (source/pack_order.h): in id order, as the pipeline gives it,
+ * libgit2 inflated each blob's whole delta chain, most of a first sync's time. */
+static int git_fetch_begin(struct ps_source *src, const struct ps_head *head,
+			   const char *const *shas, size_t n)
+{
+	struct git_source *s = (struct git_source *)src;
+	git_buf objects = {0};
+	int rc;
+
+	(void)head;
+	git_fetch_end(src);
+	s->fetch = ps_calloc(n + 1, sizeof(char *));
+	for (size_t i = 0; i < n; i++)
+		s->fetch[i] = ps_strdup(shas[i]);
+	s->nfetch = n;
+	if (n < 2)
+		return 0;
+	if (s->remote && (rc = cache_open(s)) < 0)
+		return rc;
+	if (git_repository_item_path(&objects, s->repo, GIT_REPOSITORY_ITEM_OBJECTS) == 0)
+		ps_pack_order(objects.ptr, s->fetch, n);
+	git_error_clear();
+	git_buf_dispose(&objects);
+	return 0;
+}
+
+static int git_fetch_next(struct ps_source *src, size_t max, ps_blob_cb cb, void *ud, bool *done)
+{
+	struct git_source *s = (struct git_source *)src;
+	size_t end = s->fetch_pos + max < s->nfetch ? s->fetch_pos + max : s->nfetch;
+	int rc;
+
+	if (end > s->fetch_pos &&
+	    (rc = git_fetch_blobs(src, (const char *const *)s->fetch + s->fetch_pos,
+				  end - s->fetch_pos, cb, ud)) != 0)
+		return rc;
+	s->fetch_pos = end;
+	*done = end >= s->nfetch;
+	return 0;
+}
+
 static void git_source_free(struct ps_source *src)
 {
 	struct git_source *s = (struct git_source *)src;
@@ -1868,6 +1923,9 @@ static const struct ps_source_ops git_ops = {
 	.resolve = git_resolve,
 	.read_tree = git_read_tree,
 	.fetch_blobs = git_fetch_blobs,
+	.fetch_begin = git_fetch_begin,
+	.fetch_next = git_fetch_next,
+	.fetch_end = git_fetch_end,
 	.free = git_source_free,
 	.commits = git_commits,
 };
