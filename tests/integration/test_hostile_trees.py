@@ -62,3 +62,29 @@ def test_a_tree_no_git_writes_fails_the_sync_and_stores_nothing(ps, repo, name, 
         return [s for s in history if s["status"] == "succeeded"]
     assert succeeded(ps.history("p")) == succeeded(before[0])
     assert ps.files("p") == before[1]       # the snapshot is still the good one
+
+
+def test_a_blob_whose_bytes_are_not_its_id_fails_the_sync_and_stores_nothing(ps, repo):
+    """libgit2 no longer re-hashes what it reads (source/git.c): the store's own check of each
+    blob's id is what refuses a damaged or forged object."""
+    repo.write("a.txt", "good\n")
+    repo.commit()
+    ps.add("p", str(repo.path))
+    ps.sync("p")
+    before = (ps.history("p"), ps.files("p"))
+    repo.write("b.txt", "the real content\n")
+    repo.commit()
+    sha = git(repo.path, "rev-parse", "HEAD:b.txt").strip()
+    other = write_object(repo, b"other content\n")
+    gitdir = repo.path / ".git" / "objects"
+    dest = gitdir / sha[:2] / sha[2:]
+    dest.chmod(0o644)
+    dest.write_bytes((gitdir / other[:2] / other[2:]).read_bytes())
+
+    r = ps("sync", "p")
+    assert r.rc == 1, r
+    assert one_error_line(r.err), r
+    assert sha in r.err and "verification" in r.err, r
+    assert [s for s in ps.history("p") if s["status"] == "succeeded"] == \
+        [s for s in before[0] if s["status"] == "succeeded"]
+    assert ps.files("p") == before[1]
