@@ -148,6 +148,25 @@ def test_memory_search_shows_a_manual_note_once_parenthesised(ps, repo):
     assert "(manual)" in out and "((manual))" not in out, out
 
 
+@pytest.mark.parametrize("args", [("cat", "p", "-hidden.txt"), ("memory", "search", "p", "-hello"),
+                                  ("files", "p", "-hx")])
+def test_a_dash_word_with_an_h_is_not_a_request_for_help(ps, repo, args):
+    # getopt read "-hidden.txt" as -h -i -d...: it met the h first, and the command printed
+    # its usage on stdout with exit 0, which a script took for the file's content. Like any
+    # other such word it is an unknown option, pointing at `--`.
+    repo.write("-hidden.txt", "secret\n")
+    repo.commit()
+    ps.add("p", str(repo.path))
+    ps.sync("p")
+    r = ps(*args)
+    assert r.rc == 2 and r.out == "", r
+    assert f"in '{args[-1]}' (an argument that starts with '-' goes after '--')" in r.err, r
+    assert ps.ok(*args[:-1], "--", args[-1]).rc == 0
+    # -h alone, and a word of known letters that holds h, still ask for the usage.
+    assert ps.ok(*args[:-1], "-h").out.startswith("usage: projsync ")
+    assert ps.ok("grep", "x", "p", "-ih").out.startswith("usage: projsync grep")
+
+
 # ------------------------------------------------------------------------------------------
 # a store that does not exist
 
