@@ -363,6 +363,11 @@ static int memory_list(struct ps_cli *cli, int argc, char **argv, enum list_form
 	}
 	if (cli->json) {
 		print_json_array(v, n);
+	} else if (n == 0 && offset > 0) {
+		/* A page past the end: the project may well have entries, just not this many. */
+		printf(query ? "no memory entries of %s match past the first %" PRId64 "\n"
+			     : "%s has no more memory entries past the first %" PRId64 "\n",
+		       p->name, offset);
 	} else if (n == 0) {
 		printf(query ? "no memory entries of %s match\n" : "%s has no memory entries\n",
 		       p->name);
