@@ -427,6 +427,10 @@ static int emit(struct walk *w, const struct ps_change *ch, struct side *o, stru
 			goto cleanup;
 		f.binary = side_binary(w->attr, n, f.path);
 		f.old_size = f.new_size = n->size;
+	} else if (ch->size >= 0 && (n->mode & 0170000u) != PS_MODE_COMMIT) {
+		/* Same blob (a rename, a mode change): the change knows its size without reading
+		 * it, so the patch says what --stat says rather than null. */
+		f.old_size = f.new_size = ch->size;
 	}
 	f.note = note_for(&f, w->opts, note, sizeof(note));
 	f.text = c.text.data ? c.text.data : "";
