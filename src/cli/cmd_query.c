@@ -269,19 +269,24 @@ static void print_sync_line(const char *label, const struct ps_sync *s)
 		printf("%-16s #%" PRId64 " running, phase %s, started %s\n", label, s->id,
 		       ps_phase_name(s->phase), ago);
 		break;
-	case PS_SYNC_SUCCEEDED:
+	case PS_SYNC_SUCCEEDED: {
+		/* An empty repository has no commit: "at -" said nothing; sync's words. */
+		char where[32];
+		snprintf(where, sizeof(where), s->commit && s->commit[0] ? "at %s"
+			 : "at an empty repository", sha);
 		ps_cli_format_ago(s->finished_at, ago, sizeof(ago));
 		format_counts(s, true, counts, sizeof(counts));
 		if (s->up_to_date) {
 			char *note = up_to_date_note(s);
-			printf("%-16s #%" PRId64 " succeeded %s at %s (%s), %s (%s)\n", label, s->id,
-			       ago, sha, note, counts, took);
+			printf("%-16s #%" PRId64 " succeeded %s %s (%s), %s (%s)\n", label, s->id,
+			       ago, where, note, counts, took);
 			free(note);
 		} else {
-			printf("%-16s #%" PRId64 " succeeded %s at %s, %s (%s)\n", label, s->id, ago,
-			       sha, counts, took);
+			printf("%-16s #%" PRId64 " succeeded %s %s, %s (%s)\n", label, s->id, ago,
+			       where, counts, took);
 		}
 		break;
+	}
 	case PS_SYNC_FAILED:
 	case PS_SYNC_CANCELLED:
 		ps_cli_format_ago(s->finished_at, ago, sizeof(ago));

@@ -139,6 +139,16 @@ def test_status_and_history_wording(ps, repo):
     assert rows[0].rstrip().endswith("up to date") and "(up to date)" not in rows[0], rows
 
 
+def test_status_of_an_empty_repository_names_it(ps, tmp_path):
+    # status said "succeeded 0s ago at -," for a sync of an empty repository.
+    subprocess.run(["git", "init", "-q", "--bare", str(tmp_path / "empty.git")], check=True)
+    ps.add("e", str(tmp_path / "empty.git"))
+    ps.sync("e")
+    out = ps.ok("status", "e").out
+    assert "succeeded" in out and " at -" not in out, out
+    assert out.count(" ago at an empty repository, +0 ~0 -0") == 2, out
+
+
 def test_memory_search_shows_a_manual_note_once_parenthesised(ps, repo):
     repo.write("a.txt", "a\n")
     repo.commit()
