@@ -184,6 +184,21 @@ static const char *dash_word(int argc, char **argv, int c)
 	return NULL;
 }
 
+/* The first letter of single-dash word `w` that is not one of `shorts` (getopt's optstring),
+ * or 0 when the whole word reads as options: the letters after one that takes a value are
+ * that value. */
+static int dash_word_unknown(const char *w, const char *shorts)
+{
+	for (const char *q = w + 1; *q; q++) {
+		const char *o = *q == ':' ? NULL : strchr(shorts, *q);
+		if (!o)
+			return (unsigned char)*q;
+		if (o[1] == ':')
+			return 0;
+	}
+	return 0;
+}
+
 int ps_cli_getopt(struct ps_cli *cli, int argc, char **argv, const struct option *longopts,
 		  const char *usage)
 {
@@ -216,6 +231,18 @@ int ps_cli_getopt(struct ps_cli *cli, int argc, char **argv, const struct option
 	for (;;) {
 		c = getopt_long(argc, argv, shorts, all, &idx);
 		if (c == OPT_HELP) {
+			/* "-hidden.txt" or a search for "-hello" reads as -h -i -d...: getopt
+			 * meets the h first, and printing the usage with exit 0 would pass for the
+			 * answer (cat would "print" the file). Refuse it as any other unknown
+			 * letter of such a word is refused. */
+			const char *w = dash_word(argc, argv, 'h');
+			int bad = w ? dash_word_unknown(w, shorts) : 0;
+			if (bad) {
+				parsing = NULL;
+				ps_cli_usage_error(cli, "unknown option '-%c' in '%s' (an argument "
+						   "that starts with '-' goes after '--')", bad, w);
+				return PS_CLI_OPT_ERROR;
+			}
 			fputs(usage, stdout);
 			parsing = NULL;
 			return PS_CLI_OPT_HELP;

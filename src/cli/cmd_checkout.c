@@ -106,8 +106,13 @@ static void warn_skipped(const struct ps_checkout_stats *st)
 {
 	for (size_t i = 0; i < st->skipped_paths.n && i < MAX_SKIP_WARNINGS; i++) {
 		char *q = ps_cli_quote_path(st->skipped_paths.v[i]);
+		/* cat's not_fetched words for a file within today's limit: no row says whether
+		 * the limit was lower when it was synced or its blob was lost since. */
 		fprintf(stderr, "projsync: warning: %s not written: its content is not stored "
-			"(over the size limit), ignoring\n", q);
+			"(%s), ignoring\n", q,
+			st->skipped_unsure && st->skipped_unsure[i]
+			? "over the project's size limit when it was synced, or lost since"
+			: "over the project's size limit");
 		free(q);
 	}
 	if (st->skipped_paths.n > MAX_SKIP_WARNINGS)

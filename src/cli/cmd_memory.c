@@ -174,9 +174,24 @@ static char *tags_text(const struct ps_memory_entry *e)
 
 	ps_buf_init(&b, 1 << 16);
 	for (size_t i = 0; i < e->tags.n; i++) {
+		const char *t = e->tags.v[i];
+		size_t len = strlen(t);
 		if (i)
 			ps_buf_puts(&b, ", ");
-		ps_buf_puts(&b, e->tags.v[i]);
+		/* The list is joined with ", ": a tag holding a comma (or a quote, or edge
+		 * spaces) is quoted, as front matter writes it, so one tag "a, b" does not read
+		 * as the two tags a and b. */
+		if (strpbrk(t, ",\"") || (len && (t[0] == ' ' || t[len - 1] == ' '))) {
+			ps_buf_puts(&b, "\"");
+			for (const char *q = t; *q; q++) {
+				if (*q == '"' || *q == '\\')
+					ps_buf_puts(&b, "\\");
+				ps_buf_append(&b, q, 1);
+			}
+			ps_buf_puts(&b, "\"");
+		} else {
+			ps_buf_puts(&b, t);
+		}
 	}
 	char *raw = ps_buf_take(&b, NULL), *out = printable(raw);
 	free(raw);
@@ -363,6 +378,11 @@ static int memory_list(struct ps_cli *cli, int argc, char **argv, enum list_form
 	}
 	if (cli->json) {
 		print_json_array(v, n);
+	} else if (n == 0 && offset > 0) {
+		/* A page past the end: the project may well have entries, just not this many. */
+		printf(query ? "no memory entries of %s match past the first %" PRId64 "\n"
+			     : "%s has no more memory entries past the first %" PRId64 "\n",
+		       p->name, offset);
 	} else if (n == 0) {
 		printf(query ? "no memory entries of %s match\n" : "%s has no memory entries\n",
 		       p->name);

@@ -25,13 +25,15 @@ static const char status_usage[] =
 	"--json prints {\"project\", \"running\", \"last_succeeded\", \"last_sync\"} (syncs or null).\n";
 
 static const char history_usage[] =
-	"usage: projsync history NAME [--limit N] [--json]\n"
+	"usage: projsync history NAME [--limit N] [--before SYNC_ID] [--json]\n"
 	"\n"
 	"Lists a project's syncs, newest first (all of them unless --limit N). SUBJECT is the\n"
 	"head commit's subject; NOTE holds a failed sync's error, or \"up to date\" for a sync\n"
 	"that found nothing new (\"first kept sync\" once a prune made it the first: its counts\n"
 	"are then its whole snapshot). 'projsync log SYNC_ID' lists a sync's commits.\n"
-	"--json prints a bare array of sync objects.\n";
+	"--before SYNC_ID lists only the syncs older than SYNC_ID: the next page after one\n"
+	"whose last row is SYNC_ID (the API's 'before'). --json prints a bare array of sync\n"
+	"objects.\n";
 
 static const char log_usage[] =
 	"usage: projsync log SYNC_ID [--limit N] [--json]\n"
@@ -80,7 +82,7 @@ static const char cat_usage[] =
 	"Writes the content of PATH in a project's snapshot (the latest, or the one of succeeded\n"
 	"sync SYNC_ID) to stdout, byte for byte. A symbolic link prints its target.\n";
 
-enum { OPT_JSON = 0x100, OPT_LIMIT, OPT_AT, OPT_PATCH, OPT_STAT, OPT_FULL_INDEX };
+enum { OPT_JSON = 0x100, OPT_LIMIT, OPT_AT, OPT_PATCH, OPT_STAT, OPT_FULL_INDEX, OPT_BEFORE };
 
 static const struct option diff_opts[] = {
 	{ "json", no_argument, NULL, OPT_JSON },
@@ -116,9 +118,11 @@ static int parse_args(struct ps_cli *cli, int argc, char **argv, const struct op
 							  "number", optarg);
 			break;
 		case OPT_AT:
+		case OPT_BEFORE:
+			/* --before (history's page cursor) fills the same slot: no command takes both. */
 			if (!ps_cli_parse_id(optarg, at))
-				return ps_cli_usage_error(cli, "invalid --at '%s': give a sync id",
-							  optarg);
+				return ps_cli_usage_error(cli, "invalid %s '%s': give a sync id",
+							  c == OPT_AT ? "--at" : "--before", optarg);
 			break;
 		default: return PS_EXIT_USAGE;
 		}
@@ -265,19 +269,24 @@ static void print_sync_line(const char *label, const struct ps_sync *s)
 		printf("%-16s #%" PRId64 " running, phase %s, started %s\n", label, s->id,
 		       ps_phase_name(s->phase), ago);
 		break;
-	case PS_SYNC_SUCCEEDED:
+	case PS_SYNC_SUCCEEDED: {
+		/* An empty repository has no commit: "at -" said nothing; sync's words. */
+		char where[32];
+		snprintf(where, sizeof(where), s->commit && s->commit[0] ? "at %s"
+			 : "at an empty repository", sha);
 		ps_cli_format_ago(s->finished_at, ago, sizeof(ago));
 		format_counts(s, true, counts, sizeof(counts));
 		if (s->up_to_date) {
 			char *note = up_to_date_note(s);
-			printf("%-16s #%" PRId64 " succeeded %s at %s (%s), %s (%s)\n", label, s->id,
-			       ago, sha, note, counts, took);
+			printf("%-16s #%" PRId64 " succeeded %s %s (%s), %s (%s)\n", label, s->id,
+			       ago, where, note, counts, took);
 			free(note);
 		} else {
-			printf("%-16s #%" PRId64 " succeeded %s at %s, %s (%s)\n", label, s->id, ago,
-			       sha, counts, took);
+			printf("%-16s #%" PRId64 " succeeded %s %s, %s (%s)\n", label, s->id, ago,
+			       where, counts, took);
 		}
 		break;
+	}
 	case PS_SYNC_FAILED:
 	case PS_SYNC_CANCELLED:
 		ps_cli_format_ago(s->finished_at, ago, sizeof(ago));
@@ -348,6 +357,7 @@ int ps_cmd_history(struct ps_cli *cli, int argc, char **argv)
 	static const struct option opts[] = {
 		{ "json", no_argument, NULL, OPT_JSON },
 		{ "limit", required_argument, NULL, OPT_LIMIT },
+		{ "before", required_argument, NULL, OPT_BEFORE },
 		{ 0 },
 	};
 	static const char *const headers[] = { "ID", "STATUS", "PHASE", "BRANCH", "COMMIT",
@@ -355,16 +365,16 @@ int ps_cmd_history(struct ps_cli *cli, int argc, char **argv)
 	struct ps_project *p = NULL;
 	struct ps_sync **syncs = NULL;
 	size_t n = 0;
-	int64_t limit = 0;
+	int64_t limit = 0, before = 0;
 	int rc, exit_code = PS_EXIT_OK;
 
 	if ((rc = parse_args(cli, argc, argv, opts, history_usage, 1, 1, "a project NAME", &limit,
-			     NULL)) >= 0)
+			     &before)) >= 0)
 		return rc;
 	if ((rc = open_project(cli, argv[optind], &p)) < 0)
 		return ps_cli_fail(rc);
 	if ((rc = reap(cli, p->id)) < 0 ||
-	    (rc = ps_store_sync_list(cli->store, p->id, limit, 0, &syncs, &n)) < 0) {
+	    (rc = ps_store_sync_list(cli->store, p->id, limit, before, &syncs, &n)) < 0) {
 		exit_code = ps_cli_fail(rc);
 		goto cleanup;
 	}
@@ -373,6 +383,8 @@ int ps_cmd_history(struct ps_cli *cli, int argc, char **argv)
 		for (size_t i = 0; i < n; i++)
 			json_array_append_new(arr, ps_sync_to_json(syncs[i]));
 		ps_cli_print_json(arr);
+	} else if (n == 0 && before) {
+		printf("no syncs of %s before sync %" PRId64 "\n", p->name, before);
 	} else if (n == 0) {
 		printf("no syncs of %s yet: run 'projsync sync %s'\n", p->name, p->name);
 	} else {

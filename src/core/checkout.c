@@ -252,6 +252,8 @@ void ps_checkout_stats_dispose(struct ps_checkout_stats *stats)
 	if (!stats)
 		return;
 	ps_strv_dispose(&stats->skipped_paths);
+	free(stats->skipped_unsure);
+	stats->skipped_unsure = NULL;
 	for (size_t i = 0; i < stats->nchanges; i++)
 		free(stats->changes[i].path);
 	free(stats->changes);
@@ -888,6 +890,11 @@ static void skip(struct apply *a, struct item *it, int pfd, const char *name)
 	it->owned = false;
 	a->stats->skipped++;
 	ps_strv_push(&a->stats->skipped_paths, it->path);
+	a->stats->skipped_unsure = ps_realloc(a->stats->skipped_unsure,
+					      a->stats->skipped_paths.n *
+					      sizeof(*a->stats->skipped_unsure));
+	a->stats->skipped_unsure[a->stats->skipped_paths.n - 1] =
+		it->t->size <= a->project->max_blob_size;
 }
 
 /* An entry that cannot be written for a reason of its own: listed, and the rest goes on. */

@@ -68,6 +68,10 @@ struct ps_checkout_stats {
 	int64_t unchanged;          /* entries left as they were (total - written - skipped - failed) */
 	int64_t total;              /* entries in the target snapshot */
 	struct ps_strv skipped_paths; /* the skipped paths, for warnings */
+	/* Per skipped path: true when its size is within today's limit, so it was either over
+	 * the limit when its snapshot was synced or its blob was lost since (no row says which:
+	 * ps_project_content_missing's not_fetched); false when it is over the limit now. */
+	bool *skipped_unsure;
 	/* Local changes: with PS_ECONFLICT "local_changes" those that refused the checkout; after
 	 * a forced checkout those it discarded. Sorted by path. */
 	struct ps_checkout_change_entry *changes;

@@ -8,6 +8,7 @@
  */
 #include "core/memory.h"
 
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -41,8 +42,61 @@ static char *utf8_cut(const char *s, size_t len, size_t max)
 	return ps_strndup(s, len);
 }
 
-/* A YAML scalar as plain text: quotes removed ("..." with \" and \\, '...' with ''), and a
- * trailing ` # comment` dropped. An unclosed quote is kept as text. */
+/* One escape of a double-quoted YAML scalar, `p` just after its backslash, into `b`: \x, \u
+ * and \U as UTF-8 (U+FFFD for what is no character), \t \n \r as a space (a title and a tag
+ * are one line), \0 and YAML's control escapes dropped, any other character as itself (\"
+ * \\ \/ \ ). Returns the last byte it read. */
+static const char *yaml_escape(struct ps_buf *b, const char *p, const char *e)
+{
+	int digits = *p == 'x' ? 2 : *p == 'u' ? 4 : *p == 'U' ? 8 : 0;
+	uint32_t cp = 0;
+	char utf8[4];
+	size_t n;
+
+	if (!digits) {
+		if (strchr("tnr", *p))
+			ps_buf_append(b, " ", 1);
+		else if (!strchr("0abefvLNP_", *p))
+			ps_buf_append(b, p, 1);
+		return p;
+	}
+	for (int i = 1; i <= digits; i++) {
+		int v = p + i >= e || !isxdigit((unsigned char)p[i]) ? -1
+			: isdigit((unsigned char)p[i]) ? p[i] - '0' : (p[i] | 0x20) - 'a' + 10;
+		if (v < 0) {
+			/* Not an escape after all: kept as it was written. */
+			ps_buf_append(b, p - 1, 2);
+			return p;
+		}
+		cp = cp << 4 | (uint32_t)v;
+	}
+	if (cp == 0 || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		cp = 0xfffd;
+	if (cp < 0x80) {
+		utf8[0] = (char)cp;
+		n = 1;
+	} else if (cp < 0x800) {
+		utf8[0] = (char)(0xc0 | cp >> 6);
+		utf8[1] = (char)(0x80 | (cp & 0x3f));
+		n = 2;
+	} else if (cp < 0x10000) {
+		utf8[0] = (char)(0xe0 | cp >> 12);
+		utf8[1] = (char)(0x80 | (cp >> 6 & 0x3f));
+		utf8[2] = (char)(0x80 | (cp & 0x3f));
+		n = 3;
+	} else {
+		utf8[0] = (char)(0xf0 | cp >> 18);
+		utf8[1] = (char)(0x80 | (cp >> 12 & 0x3f));
+		utf8[2] = (char)(0x80 | (cp >> 6 & 0x3f));
+		utf8[3] = (char)(0x80 | (cp & 0x3f));
+		n = 4;
+	}
+	ps_buf_append(b, utf8, n);
+	return p + digits;
+}
+
+/* A YAML scalar as plain text: quotes removed ("..." with its escapes: yaml_escape; '...'
+ * with ''), and a trailing ` # comment` dropped. An unclosed quote is kept as text. */
 static char *scalar(const char *s, const char *e)
 {
 	trim(&s, &e);
@@ -53,7 +107,8 @@ static char *scalar(const char *s, const char *e)
 		ps_buf_init(&b, (size_t)(e - s) + 1);
 		for (const char *p = s + 1; p < e; p++) {
 			if (q == '"' && *p == '\\' && p + 1 < e) {
-				p++;
+				p = yaml_escape(&b, p + 1, e);
+				continue;
 			} else if (q == '\'' && *p == '\'' && p + 1 < e && p[1] == '\'') {
 				p++;
 			} else if (*p == q) {

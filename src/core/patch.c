@@ -78,6 +78,7 @@ struct side {
 	bool fixed;          /* data points at `inline_text` */
 	char inline_text[64];
 	enum ps_patch_skip skip;
+	bool maybe_lost;     /* with PS_PATCH_NOT_STORED: within today's limit (ps_patch_file) */
 	int64_t size;
 };
 
@@ -129,6 +130,7 @@ static int side_load(struct ps_store *s, struct side *sd, int64_t known_size, si
 		 * store lost it, which the diff must not pass off as the size limit. */
 		sd->skip = ps_project_blob_lost(blob_bound, known_size) ? PS_PATCH_MISSING
 									  : PS_PATCH_NOT_STORED;
+		sd->maybe_lost = sd->skip == PS_PATCH_NOT_STORED && known_size <= max_blob_size;
 		return 0;
 	}
 	if (rc < 0)
@@ -324,7 +326,9 @@ static const char *note_for(const struct ps_patch_file *f, const struct ps_patch
 {
 	switch (f->skip) {
 	case PS_PATCH_NOT_STORED:
-		return "content not stored: over the project's size limit";
+		return f->maybe_lost ? "content not stored: over the project's size limit when it "
+				       "was synced, or lost since"
+				     : "content not stored: over the project's size limit";
 	case PS_PATCH_TOO_LARGE:
 		snprintf(buf, len, "diff too large: over %zu MiB of content or %zu lines",
 			 (o->max_file_bytes ? o->max_file_bytes : PS_PATCH_MAX_FILE_BYTES) >> 20,
@@ -402,6 +406,8 @@ static int emit(struct walk *w, const struct ps_change *ch, struct side *o, stru
 				? PS_PATCH_MISSING
 				: o->skip == PS_PATCH_TOO_LARGE || n->skip == PS_PATCH_TOO_LARGE
 				? PS_PATCH_TOO_LARGE : PS_PATCH_NOT_STORED;
+			f.maybe_lost = f.skip == PS_PATCH_NOT_STORED &&
+				       (o->maybe_lost || n->maybe_lost);
 		} else if (side_binary(w->attr, o, f.old_path) || side_binary(w->attr, n, f.path)) {
 			f.binary = true;
 		} else {
@@ -421,6 +427,10 @@ static int emit(struct walk *w, const struct ps_change *ch, struct side *o, stru
 			goto cleanup;
 		f.binary = side_binary(w->attr, n, f.path);
 		f.old_size = f.new_size = n->size;
+	} else if (ch->size >= 0 && (n->mode & 0170000u) != PS_MODE_COMMIT) {
+		/* Same blob (a rename, a mode change): the change knows its size without reading
+		 * it, so the patch says what --stat says rather than null. */
+		f.old_size = f.new_size = ch->size;
 	}
 	f.note = note_for(&f, w->opts, note, sizeof(note));
 	f.text = c.text.data ? c.text.data : "";

@@ -70,6 +70,10 @@ struct ps_patch_file {
 	int64_t old_size, new_size; /* content bytes, -1 when unknown */
 	bool binary;
 	enum ps_patch_skip skip;
+	/* With PS_PATCH_NOT_STORED: a side within today's size limit lacks its content, so it
+	 * was over the limit when its snapshot was synced or its blob was lost since (no row
+	 * says which; the note says both, as cat's not_fetched does). */
+	bool maybe_lost;
 	const char *note;          /* the note line printed instead of hunks, or NULL */
 	struct ps_patch_hunk *hunks;
 	size_t nhunks;

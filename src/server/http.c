@@ -369,8 +369,12 @@ json_t *ps_http_body_object(struct ps_request *rq, bool allow_empty)
 	}
 	j = json_loadb(rq->body, rq->body_len, JSON_REJECT_DUPLICATES, &err);
 	if (!j) {
+		/* jansson's own text names its flag (JSON_ALLOW_NUL), which means nothing to a
+		 * client: say what is wrong, as `memory add --file` does for a NUL byte. */
 		ps_http_error(rq, MHD_HTTP_BAD_REQUEST, "bad_json", "invalid JSON at line %d: %s",
-			      err.line, err.text);
+			      err.line, json_error_code(&err) == json_error_null_character
+			      ? "a string holds \\u0000 (a NUL byte): text takes no NUL bytes"
+			      : err.text);
 		return NULL;
 	}
 	if (!json_is_object(j)) {

@@ -139,6 +139,16 @@ def test_status_and_history_wording(ps, repo):
     assert rows[0].rstrip().endswith("up to date") and "(up to date)" not in rows[0], rows
 
 
+def test_status_of_an_empty_repository_names_it(ps, tmp_path):
+    # status said "succeeded 0s ago at -," for a sync of an empty repository.
+    subprocess.run(["git", "init", "-q", "--bare", str(tmp_path / "empty.git")], check=True)
+    ps.add("e", str(tmp_path / "empty.git"))
+    ps.sync("e")
+    out = ps.ok("status", "e").out
+    assert "succeeded" in out and " at -" not in out, out
+    assert out.count(" ago at an empty repository, +0 ~0 -0") == 2, out
+
+
 def test_memory_search_shows_a_manual_note_once_parenthesised(ps, repo):
     repo.write("a.txt", "a\n")
     repo.commit()
@@ -146,6 +156,25 @@ def test_memory_search_shows_a_manual_note_once_parenthesised(ps, repo):
     ps.ok("memory", "add", "p", "--title", "On call", "--text", "rotate the pager weekly")
     out = ps.ok("memory", "p", "--search", "pager").out
     assert "(manual)" in out and "((manual))" not in out, out
+
+
+@pytest.mark.parametrize("args", [("cat", "p", "-hidden.txt"), ("memory", "search", "p", "-hello"),
+                                  ("files", "p", "-hx")])
+def test_a_dash_word_with_an_h_is_not_a_request_for_help(ps, repo, args):
+    # getopt read "-hidden.txt" as -h -i -d...: it met the h first, and the command printed
+    # its usage on stdout with exit 0, which a script took for the file's content. Like any
+    # other such word it is an unknown option, pointing at `--`.
+    repo.write("-hidden.txt", "secret\n")
+    repo.commit()
+    ps.add("p", str(repo.path))
+    ps.sync("p")
+    r = ps(*args)
+    assert r.rc == 2 and r.out == "", r
+    assert f"in '{args[-1]}' (an argument that starts with '-' goes after '--')" in r.err, r
+    assert ps.ok(*args[:-1], "--", args[-1]).rc == 0
+    # -h alone, and a word of known letters that holds h, still ask for the usage.
+    assert ps.ok(*args[:-1], "-h").out.startswith("usage: projsync ")
+    assert ps.ok("grep", "x", "p", "-ih").out.startswith("usage: projsync grep")
 
 
 # ------------------------------------------------------------------------------------------

@@ -417,6 +417,28 @@ def test_http_diff_text_and_json(ps, crafted, server):
     assert [(c["status"], c["path"]) for c in names] == [("renamed", "moved/b.txt")]
 
 
+def test_patch_json_gives_the_size_of_a_renamed_or_mode_changed_file(ps, repo, server):
+    # A rename or a mode change keeps its blob: the patch did not read it and said
+    # old_size/new_size null, while --stat (and the blob) know the size.
+    repo.write("old name.txt", "twelve bytes")
+    repo.write("run.sh", "#!/bin/sh\n")
+    repo.commit("c1")
+    ps.add("p", str(repo.path))
+    a = ps.sync("p")
+    repo.git("mv", "old name.txt", "new name.txt")
+    os.chmod(repo.path / "run.sh", 0o755)
+    repo.commit("c2")
+    b = ps.sync("p")
+    want = {"new name.txt": 12, "run.sh": 10}
+    for args in (("--patch",), ("--stat",)):
+        doc = ps.json("diff", a["id"], b["id"], *args)
+        assert {f["path"]: (f["old_size"], f["new_size"]) for f in doc["files"]} == \
+            {p: (n, n) for p, n in want.items()}, (args, doc)
+    st, _, doc = server.get(f"/api/v1/syncs/{a['id']}/diff/{b['id']}?patch=1")
+    assert st == 200 and [(f["old_size"], f["new_size"]) for f in doc["files"]] == \
+        [(12, 12), (10, 10)], doc
+
+
 def test_http_diff_non_utf8_text_becomes_replacement_char(ps, repo, server):
     repo.write("latin1.txt", b"caf\xe9\n")
     c1 = repo.commit("one")

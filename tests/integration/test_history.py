@@ -43,6 +43,31 @@ def test_chain_newest_first(ps, repo):
     assert ps.project("p")["last_commit"] == commits[-1]
 
 
+def test_history_pages_with_before_as_the_api_does(ps, repo):
+    # The API pages the history with `before`; the CLI had only --limit, so a user could not
+    # see past the newest N syncs without listing them all.
+    from server_util import Server
+    ps.add("p", str(repo.path))
+    for i in range(5):
+        repo.write(f"f{i}.txt", f"{i}\n")
+        repo.commit(f"c{i}")
+        ps.sync("p")
+    hist = ps.history("p")
+    page = ps.history("p", "--limit", "2", "--before", str(hist[1]["id"]))
+    assert page == hist[2:4], page
+    assert ps.history("p", "--before", str(hist[3]["id"])) == hist[4:]
+    srv = Server(ps)
+    try:
+        st, _, api = srv.get(f"/api/v1/projects/p/syncs?limit=2&before={hist[1]['id']}")
+        assert st == 200 and [s["id"] for s in api] == [s["id"] for s in page], api
+    finally:
+        srv.stop()
+    out = ps.ok("history", "p", "--before", str(hist[-1]["id"])).out
+    assert out == f"no syncs of p before sync {hist[-1]['id']}\n", out
+    r = ps("history", "p", "--before", "0")
+    assert r.rc == 2 and "invalid --before '0'" in r.err, r
+
+
 def test_deleted_branch_fails_in_prepare(ps, repo):
     repo.write("a.txt", "a\n")
     repo.commit("a")

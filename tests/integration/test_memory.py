@@ -191,6 +191,41 @@ def test_search_input_and_isolation(world, make_repo):
 SUBCOMMANDS = ("list", "search", "show", "history", "restore", "add")
 
 
+def test_a_page_past_the_end_does_not_say_the_project_has_no_entries(ps, repo):
+    # `memory list p --offset 5` on a project with two notes said "p has no memory entries".
+    repo.write(".memory/a.md", "# Alpha\nkiwi\n")
+    repo.write(".memory/b.md", "# Beta\nkiwi\n")
+    repo.commit("c1")
+    ps.add("p", str(repo.path))
+    ps.sync("p")
+    assert len(ps.json("memory", "list", "p", "--limit", "1", "--offset", "1")) == 1
+    out = ps.ok("memory", "list", "p", "--offset", "5").out
+    assert out == "p has no more memory entries past the first 5\n", out
+    out = ps.ok("memory", "search", "p", "kiwi", "--offset", "2").out
+    assert out == "no memory entries of p match past the first 2\n", out
+    # Without an offset the plain answers stay.
+    assert ps.ok("memory", "search", "p", "papaya").out == "no memory entries of p match\n"
+    ps.add("empty", str(repo.path))
+    assert ps.ok("memory", "list", "empty").out == "empty has no memory entries\n"
+
+
+def test_a_tag_holding_a_comma_is_quoted_in_text_output(ps, repo):
+    # Tags are shown joined with ", ": the one tag "deploy, prod" read as two tags.
+    repo.write(".memory/a.md", '---\ntitle: Alpha\ntags: ["deploy, prod", ops]\n---\nkiwi\n')
+    repo.commit("c1")
+    ps.add("p", str(repo.path))
+    ps.sync("p")
+    assert ps.json("memory", "list", "p")[0]["tags"] == ["deploy, prod", "ops"]
+    listed = ps.ok("memory", "list", "p").out.splitlines()[1]
+    assert listed.rstrip().endswith('"deploy, prod", ops'), listed
+    assert 'tags        "deploy, prod", ops\n' in ps.ok("memory", "show", "1").out
+    found = ps.ok("memory", "search", "p", "kiwi").out
+    assert '["deploy, prod", ops]' in found, found
+    # A plain tag stays bare.
+    ps.ok("memory", "add", "p", "--title", "Hand", "--text", "x", "--tag", "solo")
+    assert ps.ok("memory", "list", "p").out.splitlines()[1].rstrip().endswith("solo")
+
+
 def test_projects_named_like_subcommands(ps, repo):
     """A project may be named like any memory subcommand: `memory list NAME` and `memory search
     NAME TEXT` reach it, the subcommand words keep their meaning, and the short form `memory

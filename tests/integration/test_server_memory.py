@@ -203,6 +203,12 @@ def test_manual_entries_and_validation(mem):
                               headers={"Content-Type": "application/json"})
         assert st == want, (body, st, err)
         assert set(err["error"]) == {"code", "message"} and err["error"]["message"], err
+        # jansson's text named its flag ("not allowed without JSON_ALLOW_NUL").
+        assert "JSON_" not in err["error"]["message"], err
+    st, _, err = srv.post("/api/v1/projects/p/memory", '{"title": "a\\u0000b", "content": "x"}',
+                          headers={"Content-Type": "application/json"})
+    assert err["error"]["message"] == "invalid JSON at line 1: a string holds \\u0000 (a NUL " \
+        "byte): text takes no NUL bytes", err
     st, _, err = srv.post("/api/v1/projects/nosuch/memory", {"title": "x", "content": "x"})
     assert st == 404 and err["error"]["code"] == "project_not_found"
     # A declared body over 1 MiB is refused from its headers (sending the body too would race

@@ -363,3 +363,52 @@ def test_cat_of_a_lost_blob_says_it_was_lost_not_skipped(ps, repo):
         assert st == 200, (st, body)
     finally:
         srv.stop()
+
+
+def test_checkout_and_diff_of_an_old_lost_blob_say_both_causes_as_cat_does(ps, repo, tmp_path):
+    # In an older snapshot a file within today's limit whose blob is absent was either over
+    # the limit when it was synced or lost since: `cat` says both (409 not_fetched), while
+    # `checkout` warned "(over the size limit)" and `diff` noted "not stored: over the
+    # project's size limit", as if the limit were the only cause.
+    from test_verify import delete_blob
+    repo.write("keep.txt", "first version\n")
+    repo.commit("c1")
+    ps.add("p", str(repo.path))
+    first = ps.sync("p")
+    old_sha = repo.git("rev-parse", "HEAD:keep.txt").strip()
+    repo.write("keep.txt", "second version\n")
+    repo.commit("c2")
+    second = ps.sync("p")
+    delete_blob(ps, old_sha)
+    cat = ps("cat", "p", "keep.txt", "--at", str(first["id"]))
+    assert cat.rc == 4 and "or its blob" in cat.err and "was lost since" in cat.err, cat
+    co = ps("checkout", "p", tmp_path / "co", "--at", str(first["id"]))
+    assert co.rc == 0 and not (tmp_path / "co" / "keep.txt").exists(), co
+    assert "keep.txt not written: its content is not stored (over the project's size limit " \
+        "when it was synced, or lost since), ignoring" in co.err, co
+    d = ps.json("diff", str(first["id"]), str(second["id"]), "--patch")
+    f = d["files"][0]
+    assert f["path"] == "keep.txt" and f["skipped"] == "not_stored", d
+    assert f["note"] == "content not stored: over the project's size limit when it was " \
+        "synced, or lost since", d
+    text = ps("diff", str(first["id"]), str(second["id"]), "--patch").out
+    assert "Files a/keep.txt and b/keep.txt differ (content not stored: over the project's " \
+        "size limit when it was synced, or lost since)" in text, text
+
+
+def test_checkout_and_diff_of_a_file_over_the_limit_name_the_limit_only(ps, repo, tmp_path):
+    # Over today's limit the file was kept as metadata only for certain: no "lost since".
+    repo.write("big.txt", "x" * 4000 + "\n")
+    repo.write("a.txt", "a\n")
+    repo.commit("c1")
+    ps.add("p", str(repo.path), "--max-blob-size", "1000")
+    first = ps.sync("p")
+    repo.write("big.txt", "y" * 4000 + "\n")
+    repo.commit("c2")
+    second = ps.sync("p")
+    co = ps("checkout", "p", tmp_path / "co", "--at", str(first["id"]))
+    assert co.rc == 0 and "big.txt not written: its content is not stored (over the " \
+        "project's size limit), ignoring" in co.err, co
+    d = ps.json("diff", str(first["id"]), str(second["id"]), "--patch")
+    assert [(f["path"], f["note"]) for f in d["files"]] == [
+        ("big.txt", "content not stored: over the project's size limit")], d

@@ -54,6 +54,18 @@ static void test_front_matter_title_and_tags(void)
 	CHECK_INT(e.tags.n, 2);
 	ps_memory_entry_dispose(&e);
 
+	/* YAML's escapes in double quotes: \u, \U and \x are characters (they lost their
+	 * backslash: "caf\u00e9" became "cafu00e9"), \t and \n a space, no valid code point
+	 * U+FFFD; a backslash before what is no escape's digits stays as written. */
+	parse(&e, "n.md",
+	      "---\ntitle: \"caf\\u00e9 \\x41\\U0001F600 \\\"q\\\" a\\tb\\nc \\\\ \\ud800\"\n"
+	      "tags: [\"\\u00fcber\", \"x\\u12\"]\n---\nbody\n");
+	CHECK_STR(e.title, "caf\xc3\xa9 A\xf0\x9f\x98\x80 \"q\" a b c \\ \xef\xbf\xbd");
+	CHECK_INT(e.tags.n, 2);
+	CHECK_STR(e.tags.n > 0 ? e.tags.v[0] : NULL, "\xc3\xbc" "ber");
+	CHECK_STR(e.tags.n > 1 ? e.tags.v[1] : NULL, "x\\u12");
+	ps_memory_entry_dispose(&e);
+
 	/* A UTF-8 byte order mark before the block. */
 	parse(&e, "n.md", "\xef\xbb\xbf---\ntitle: BOM\n---\nx");
 	CHECK_STR(e.title, "BOM");
