@@ -806,6 +806,41 @@ static int remote_list(struct git_source *s, bool with_cache, struct remote_head
 }
 
 /* Fills `out` from the commit a reference points to (through annotated tags if need be). */
+/*
+ * The head commit's bytes must hash to its id: libgit2 no longer re-hashes what it reads
+ * (libgit2_setup), and the commit names the tree check_tree holds the snapshot to, so a commit
+ * object holding another commit's bytes would make another tree the snapshot of this commit.
+ * One object per resolve; blobs and trees are checked downstream.
+ */
+static int verify_commit(struct git_source *s, const git_oid *id)
+{
+	git_odb *odb = NULL;
+	git_odb_object *o = NULL;
+	git_oid got = {{0}};
+	char want_hex[PS_SHA_HEX], got_hex[PS_SHA_HEX];
+	int rc = 0;
+
+	if (git_repository_odb(&odb, s->repo) < 0 || git_odb_read(&o, odb, id) < 0) {
+		git_oid_tostr(want_hex, sizeof(want_hex), id);
+		rc = git_fail(PS_EUPSTREAM, NULL, "cannot read commit %s in %s", want_hex,
+			      s->location);
+		goto out;
+	}
+	if (git_odb_hash(&got, git_odb_object_data(o), git_odb_object_size(o),
+			 git_odb_object_type(o)) < 0 || !git_oid_equal(&got, id)) {
+		git_error_clear();
+		git_oid_tostr(want_hex, sizeof(want_hex), id);
+		git_oid_tostr(got_hex, sizeof(got_hex), &got);
+		rc = ps_error_set(PS_EUPSTREAM, "sha_mismatch",
+				  "commit %s in %s failed verification (content hashes to %s)",
+				  want_hex, s->location, got_hex);
+	}
+out:
+	git_odb_object_free(o);
+	git_odb_free(odb);
+	return rc;
+}
+
 /* The head commit and root tree of a branch. When the branch still points at `known` (the
  * last sync's commit; may be NULL) only the commit is filled: its tree cannot have changed and
  * the caller has it (source.h, resolve), so no object is read, the common case of a scheduled
@@ -833,6 +868,8 @@ static int head_from_ref(struct git_source *s, const char *refname, const char *
 		rc = git_fail(PS_EUPSTREAM, NULL, "cannot read %s in %s", refname, s->location);
 		goto cleanup;
 	}
+	if ((rc = verify_commit(s, git_object_id(obj))) < 0)
+		goto cleanup;
 	git_oid_tostr(out->commit, PS_SHA_HEX, git_object_id(obj));
 	git_oid_tostr(out->tree, PS_SHA_HEX, git_commit_tree_id((git_commit *)obj));
 cleanup:

@@ -61,7 +61,9 @@ static unsigned char *map_index(const char *path, size_t *len)
 {
 	struct stat st;
 	void *map;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO named *.idx (libgit2 skips an index without its pack, so nothing
+	 * else opens it) would block the open until a writer came, hanging the sync. */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 
 	if (fd < 0)
 		return NULL;

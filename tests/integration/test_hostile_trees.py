@@ -88,3 +88,34 @@ def test_a_blob_whose_bytes_are_not_its_id_fails_the_sync_and_stores_nothing(ps,
     assert [s for s in ps.history("p") if s["status"] == "succeeded"] == \
         [s for s in before[0] if s["status"] == "succeeded"]
     assert ps.files("p") == before[1]
+
+
+def test_a_commit_whose_bytes_are_not_its_id_fails_the_sync_and_stores_nothing(ps, repo):
+    """The commit names the tree check_tree holds the snapshot to: with libgit2 no longer
+    re-hashing, a commit object holding another commit's bytes (another tree) would have made
+    that tree the snapshot of a commit it is not."""
+    repo.write("a.txt", "good\n")
+    repo.commit()
+    ps.add("p", str(repo.path))
+    ps.sync("p")
+    before = (ps.history("p"), ps.files("p"))
+    repo.write("b.txt", "the real content\n")
+    repo.commit()
+    sha = git(repo.path, "rev-parse", "HEAD").strip()
+    tree = git(repo.path, "rev-parse", "HEAD^{tree}").strip()
+    other_tree = literal_tree(repo, [("100644", b"forged.txt",
+                                      write_object(repo, b"forged\n"))])
+    body = git(repo.path, "cat-file", "commit", sha).replace(tree, other_tree)
+    other = write_object(repo, body.encode(), "commit")
+    objects = repo.path / ".git" / "objects"
+    dest = objects / sha[:2] / sha[2:]
+    dest.chmod(0o644)
+    dest.write_bytes((objects / other[:2] / other[2:]).read_bytes())
+
+    r = ps("sync", "p")
+    assert r.rc == 1, r
+    assert one_error_line(r.err), r
+    assert sha in r.err and "verification" in r.err, r
+    assert [s for s in ps.history("p") if s["status"] == "succeeded"] == \
+        [s for s in before[0] if s["status"] == "succeeded"]
+    assert ps.files("p") == before[1]

@@ -1398,7 +1398,90 @@ static void test_fetch_in_pack_order(void)
 	free(repo);
 }
 
-PS_TESTS(PS_TEST(test_fetch_in_pack_order), PS_TEST(test_check_branch), PS_TEST(test_noncanonical_modes),
+/*
+ * A local source is a repository the user points at, maybe someone else's: whatever sits in
+ * its objects/pack under a .idx name (a FIFO, a directory, truncated or random indexes, offsets
+ * out of range) must neither hang nor crash the fetch, which still delivers every blob once,
+ * with its bytes. A FIFO blocked the index's open() forever: libgit2 ignores an .idx without
+ * its .pack, the pack order read every one.
+ */
+static void test_fetch_hostile_pack_indexes(void)
+{
+	char *repo = ps_test_git_init();
+	struct ps_source *src;
+	struct ps_head head = {0};
+	struct ps_strv want = {0};
+	char *out, *got, *line, *save = NULL;
+
+	for (int i = 0; i < 12; i++) {
+		char name[32], body[256];
+		snprintf(name, sizeof(name), "f%02d.c", i);
+		snprintf(body, sizeof(body), "/* a shared header line, long enough to delta */\n"
+			 "int f%d(void)\n{\n\treturn %d;\n}\n", i, i * 7);
+		ps_test_write(repo, name, body);
+	}
+	free(ps_test_git_commit(repo, "files"));
+	CHECK_INT(ps_test_sh(repo, "git gc -q"), 0);
+	out = ps_test_sh_out(repo, "git ls-tree HEAD | awk '{print $3}' | sort");
+	for (line = strtok_r(out, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+		ps_strv_push(&want, line);
+	free(out);
+	CHECK_INT(want.n, 12);
+	CHECK_INT(ps_test_sh(repo,
+		"cd .git/objects/pack && real=$(ls *.idx) && size=$(stat -c %%s $real) && "
+		"mkfifo fifo.idx && mkdir dir.idx && : > empty.idx && "
+		"for n in 4 8 1031 1032 1040 $((size / 2)) $((size - 41)) $((size - 1)); do "
+		"  head -c $n $real > cut$n.idx; done && "
+		/* a header claiming 2^32-1 objects, then nothing */
+		"{ printf '\\377tOc\\0\\0\\0\\2'; for i in $(seq 256); do printf '\\377\\377\\377\\377'; done; } > huge.idx && "
+		/* every offset a 64-bit one, indexing far past the end */
+		"{ head -c $((1032 + 12 * 24)) $real; for i in $(seq 12); do printf '\\377\\377\\377\\377'; done; "
+		"  tail -c 40 $real; } > large.idx && "
+		/* the real fan-out and ids, random bytes after */
+		"for i in $(seq 20); do { head -c $((1032 + 12 * 20)) $real; "
+		"  head -c $((i * 37)) /dev/urandom; } > rnd$i.idx; done && "
+		/* a valid header, random fan-out and beyond */
+		"for i in $(seq 20); do { printf '\\377tOc\\0\\0\\0\\2'; "
+		"  head -c $((1024 + i * 97)) /dev/urandom; } > fan$i.idx; done"), 0);
+
+	alarm(60); /* a hang fails the test rather than the whole run */
+	src = open_ok(repo, NULL);
+	for (int round = 0; round < 2; round++) {
+		struct collected col = {0};
+		bool done = false;
+		int steps = 0;
+
+		CHECK_OK(ps_source_resolve(src, "main", NULL, &head));
+		CHECK_OK(ps_source_fetch_begin(src, &head, (const char *const *)want.v, want.n));
+		while (!done && steps++ < 10)
+			CHECK_OK(ps_source_fetch_next(src, 5, collect_cb, &col, &done));
+		CHECK(done);
+		CHECK_INT(col.shas.n, want.n);
+		for (size_t i = 0; i < want.n; i++) {
+			size_t seen = 0;
+			for (size_t j = 0; j < col.shas.n; j++) {
+				if (strcmp(col.shas.v[j], want.v[i]) != 0)
+					continue;
+				seen++;
+				/* the x keeps the blob's final newline, which sh_out strips */
+				out = ps_test_sh_out(repo, "git cat-file blob %s; printf x", want.v[i]);
+				got = ps_asprintf("%sx", col.data.v[j]);
+				CHECK_STR(got, out);
+				free(got);
+				free(out);
+			}
+			CHECK_INT(seen, 1);
+		}
+		ps_source_fetch_end(src);
+		collected_dispose(&col);
+	}
+	alarm(0);
+	ps_source_free(src);
+	ps_strv_dispose(&want);
+	free(repo);
+}
+
+PS_TESTS(PS_TEST(test_fetch_hostile_pack_indexes), PS_TEST(test_fetch_in_pack_order), PS_TEST(test_check_branch), PS_TEST(test_noncanonical_modes),
 	 PS_TEST(test_local_branches),
 	 PS_TEST(test_local_resolve),
 	 PS_TEST(test_kept_repository_sees_changes),
