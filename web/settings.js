@@ -1,6 +1,7 @@
-// Project settings: what `projsync project set` changes (branch, memory globs, size limit, name,
-// source), saved with PATCH /projects/{name}, which checks them the same way; and removing the
-// project, which asks the user to type its name first.
+// Project settings: what `projsync project set` changes (branch, memory globs, size limit,
+// schedule, pausing after failures, retention, name, source), saved with PATCH
+// /projects/{name}, which checks them the same way; and removing the project, which asks the
+// user to type its name first.
 
 import { h, mount, notice } from './dom.js';
 import { api } from './api.js';
@@ -28,6 +29,17 @@ export async function settingsView({ root, params, navigate }) {
     'aria-describedby': 'set-globs-help' }, (project.memory_globs || []).join('\n'));
   const size = h('input#set-size', { name: 'max_blob_size', type: 'number', min: '1', step: '1',
     value: String(project.max_blob_size), 'aria-describedby': 'set-size-help' });
+  // Schedule and retention: what `project set --every/--keep-syncs/--keep-days/--max-failures`
+  // changes. An empty number box is null (no limit, or the server's --max-failures).
+  const every = h('input#set-every', { name: 'every', value: project.every || 'off', autocomplete: 'off',
+    spellcheck: 'false', 'aria-describedby': 'set-every-help' });
+  const num = (id, key, min, empty) => h(`input#${id}`, { name: key, type: 'number', min, step: '1', placeholder: empty,
+    value: project[key] == null ? '' : String(project[key]), 'aria-describedby': `${id}-help` });
+  const numbers = {
+    keep_syncs: num('set-keep-syncs', 'keep_syncs', '0', 'no limit'),
+    keep_days: num('set-keep-days', 'keep_days', '0', 'no limit'),
+    max_failures: num('set-max-failures', 'max_failures', '0', 'the server’s default'),
+  };
   const msg = h('div.form-msg');
   const save = h('button.btn.btn-primary', { type: 'submit' }, 'Save settings');
 
@@ -53,6 +65,14 @@ export async function settingsView({ root, params, navigate }) {
     if (g.join('\n') !== (project.memory_globs || []).join('\n')) c.memory_globs = g;
     const z = Number(size.value);
     if (z !== project.max_blob_size) c.max_blob_size = z;
+    const e = every.value.trim() || 'off';
+    if (e !== (project.every || 'off')) c.every = e;
+    // The API clears these with 0 (as `project set --keep-syncs 0` does); it reads a null
+    // member as "not given" and would keep the old limit.
+    for (const [key, input] of Object.entries(numbers)) {
+      const v = input.value.trim() === '' ? 0 : Number(input.value);
+      if (v !== (project[key] ?? 0)) c[key] = v;
+    }
     return c;
   }
 
@@ -70,6 +90,13 @@ export async function settingsView({ root, params, navigate }) {
         size.focus();
         return;
       }
+      for (const [key, input] of Object.entries(numbers)) {
+        if (c[key] !== undefined && !(Number.isInteger(c[key]) && c[key] >= 0)) {
+          mount(msg, notice('error', `${input.labels[0].textContent}: a whole number, or empty for none.`));
+          input.focus();
+          return;
+        }
+      }
       if (!Object.keys(c).length) { mount(msg, notice('info', 'Nothing changed.')); return; }
       save.disabled = true;
       mount(msg, h('p.muted', 'Saving… (a new source or branch is checked first)'));
@@ -80,9 +107,13 @@ export async function settingsView({ root, params, navigate }) {
           return;
         }
         Object.assign(project, p);
-        mount(msg, notice('info', 'Saved. The next sync uses the new settings.'));
+        every.value = p.every || 'off';
+        mount(msg, notice('info', 'Saved. The next sync uses the new settings.',
+          p.every && p.every !== 'off' && p.next_sync_at
+            ? ` Next scheduled sync: ${new Date(p.next_sync_at).toLocaleString()}.` : ''));
       } catch (e) {
         mount(msg, notice('error', e.message));
+        if (e.code === 'invalid_every') every.focus();
       } finally {
         save.disabled = false;
       }
@@ -91,6 +122,10 @@ export async function settingsView({ root, params, navigate }) {
   field('set-branch', 'Branch', branch),
   field('set-globs', 'Memory globs', globs, 'One pattern per line; markdown files that match become memory entries at the next sync.'),
   field('set-size', 'Size limit (bytes)', size, 'Larger files are kept without content; raising it makes the next sync fetch what now fits.'),
+  field('set-every', 'Sync schedule', every, 'off, auto (adapts to how often the source changes), or an interval from 10s to 30d: 30s, 10m, 1h, 1d.'),
+  field('set-max-failures', 'Pause after failures in a row', numbers.max_failures, 'A scheduled project pauses after this many failed syncs in a row; empty: the server’s default.'),
+  field('set-keep-syncs', 'Keep syncs', numbers.keep_syncs, 'Keep at most this many syncs; older ones are pruned. Empty: no limit.'),
+  field('set-keep-days', 'Keep days', numbers.keep_days, 'Prune syncs older than this many days. Empty: no limit.'),
   field('set-name', 'Name', nameIn, 'Renaming changes the project’s addresses.'),
   field('set-source', 'Source', sourceIn, 'Checked like a new project’s. Another repository is refused for a project that has synced, unless you continue its history below.'),
   h('div.field.check', keep, h('label', { for: 'set-continue' }, 'Continue this project’s history from another repository')),

@@ -377,3 +377,12 @@ def test_a_read_only_token_gets_no_controls_that_write(serve, make_repo, ps):
     assert st == 202
     wait_status(srv, s["id"], ("succeeded",), headers=auth)
     run_flow("read_only.mjs", srv, read_token="read-tok-2", api_token="api-tok-1")
+
+
+def test_schedule_and_retention_in_the_settings(serve, make_repo, ps):
+    """The settings page sets and clears the schedule, pause threshold and retention."""
+    need_browser()
+    repo, _ = small_repo(make_repo)
+    ps.add("cfg", str(repo.path))
+    srv = serve(delay="0")
+    run_flow("settings.mjs", srv, project="cfg", max_blob_size=8 * 1024 * 1024)

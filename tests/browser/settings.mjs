@@ -1,0 +1,51 @@
+// The settings page edits the schedule, the pause threshold and the retention of a project
+// (what `project set --every/--max-failures/--keep-syncs/--keep-days` changes): a bad schedule
+// is refused with the server's message and the field focused, nothing saved; good values are
+// saved, shown again after a reload, and the overview shows the schedule; an emptied box
+// clears its limit.
+import { run, cfg, BASE, check, shot, api } from './lib.mjs';
+
+run('settings', async (b) => {
+  const page = await b.page('settings');
+  const url = `${BASE}/projects/${cfg.project}/settings`;
+  await page.goto(url);
+  const every = page.getByLabel('Sync schedule');
+  await every.waitFor();
+  check(await every.inputValue() === 'off', 'schedule off at first');
+  check(await page.getByLabel('Keep syncs').inputValue() === '', 'no retention at first');
+
+  await every.fill('often');
+  await b.expecting([/status of 400/], async () => {
+    await page.getByRole('button', { name: 'Save settings' }).click();
+    await page.locator('#project-settings [role=alert]').filter({ hasText: 'every' }).waitFor();
+  });
+  check(await page.evaluate(() => document.activeElement.id) === 'set-every', 'focus on the schedule');
+  check((await api('GET', `/projects/${cfg.project}`)).body.every === 'off', 'nothing saved');
+
+  await every.fill('10m');
+  await page.getByLabel('Pause after failures in a row').fill('4');
+  await page.getByLabel('Keep syncs').fill('3');
+  await page.getByLabel('Keep days').fill('30');
+  await page.getByRole('button', { name: 'Save settings' }).click();
+  await page.locator('#project-settings [role=status]').filter({ hasText: 'Saved' }).waitFor();
+  await shot(page, 'settings-10-saved');
+  let p = (await api('GET', `/projects/${cfg.project}`)).body;
+  check(p.every === '10m' && p.max_failures === 4 && p.keep_syncs === 3 && p.keep_days === 30,
+    `saved: ${JSON.stringify(p)}`);
+  check(p.name === cfg.project && p.max_blob_size === cfg.max_blob_size, 'untouched settings kept');
+
+  await page.reload();
+  await every.waitFor();
+  check(await every.inputValue() === '10m', 'schedule shown after a reload');
+  check(await page.getByLabel('Keep syncs').inputValue() === '3', 'keep syncs shown after a reload');
+
+  // Emptied: no limit again.
+  await page.getByLabel('Keep syncs').fill('');
+  await page.getByRole('button', { name: 'Save settings' }).click();
+  await page.locator('#project-settings [role=status]').filter({ hasText: 'Saved' }).waitFor();
+  p = (await api('GET', `/projects/${cfg.project}`)).body;
+  check(p.keep_syncs === null && p.keep_days === 30, `keep_syncs cleared only: ${JSON.stringify(p)}`);
+
+  await page.getByRole('navigation', { name: 'Project' }).getByRole('link', { name: 'Overview' }).click();
+  await page.locator('.schedule-line').filter({ hasText: 'every 10m' }).waitFor();
+});
