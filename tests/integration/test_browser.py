@@ -273,7 +273,8 @@ HOSTILE_MD = """# Hostile note
 
 
 def test_viewers_and_note_editing(serve, make_repo, ps):
-    """File view: line numbers, highlighting, Raw, Download, an image; memory markdown with
+    """File view: line numbers, highlighting, Raw, Download, an image, a markdown file rendered
+    and its source; memory markdown with
     hostile markup that must not run; a note edited, deleted and restored on the page; 390 px."""
     need_browser()
     repo = make_repo("repo")
@@ -285,6 +286,8 @@ def test_viewers_and_note_editing(serve, make_repo, ps):
     long_file = "src/" + "long-name-" * 6 + ".py"
     repo.write(long_file, "x = '" + "0123456789" * 40 + "'\n")
     repo.write(".memory/guide.md", "# Guide\nImported from the repository.\n")
+    repo.write("docs/readme.md", "---\ntitle: Front matter\n---\n# Read me\n\nSome **bold** text, "
+               "[the program](../src/app.c) and <script>alert('md')</script>.\n")
     repo.commit("viewers")
     srv = serve(delay="0")
     st, _, _ = srv.post("/api/v1/projects", {"name": "view", "source": str(repo.path)})
