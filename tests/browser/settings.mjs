@@ -2,7 +2,7 @@
 // (what `project set --every/--max-failures/--keep-syncs/--keep-days` changes): a bad schedule
 // is refused with the server's message and the field focused, nothing saved; good values are
 // saved, shown again after a reload, and the overview shows the schedule; an emptied box
-// clears its limit.
+// clears its limit. (The project never synced: its compare view says only that.)
 import { run, cfg, BASE, check, shot, api } from './lib.mjs';
 
 run('settings', async (b) => {
@@ -48,4 +48,10 @@ run('settings', async (b) => {
 
   await page.getByRole('navigation', { name: 'Project' }).getByRole('link', { name: 'Overview' }).click();
   await page.locator('.schedule-line').filter({ hasText: 'every 10m' }).waitFor();
+
+  // The project never synced: its compare view says there is nothing to compare, and does not
+  // also ask to choose a base and a target.
+  await page.goto(`${BASE}/projects/${cfg.project}/compare`);
+  await page.getByText('No sync of this project has succeeded yet').waitFor();
+  check(!(await page.getByText('Choose a base and a target').count()), 'no instructions for pickers that are not there');
 });
