@@ -188,7 +188,7 @@ function markdownView(project, at, path, text, source, line) {
   const toggle = (label, showRendered) => h('button.btn.btn-small', { type: 'button', 'aria-pressed': 'false',
     dataset: { mdView: showRendered ? 'rendered' : 'source' }, onclick: () => show(showRendered) }, label);
   const bRendered = toggle('Rendered', true), bSource = toggle('Source', false);
-  const wrap = h('div.md-file', h('div.file-actions.md-toggle', { role: 'group', 'aria-label': 'Show' }, bRendered, bSource),
+  const wrap = h('div.markdown-file', h('div.file-actions.markdown-toggle', { role: 'group', 'aria-label': 'Show' }, bRendered, bSource),
     rendered, source);
   function show(asRendered) {
     rendered.hidden = !asRendered;

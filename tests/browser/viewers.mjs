@@ -68,16 +68,16 @@ run('viewers', async (b) => {
   check(await page.getByRole('button', { name: 'Rendered' }).getAttribute('aria-pressed') === 'true', 'Rendered pressed');
   const progHref = await rendered.locator('a', { hasText: 'the program' }).getAttribute('href');
   check(progHref === `/projects/${P}/syncs/${cfg.sync_id}?dir=src%2F&file=src%2Fapp.c`, `a relative link opens the file here: ${progHref}`);
-  check(!(await page.locator('.md-file .code-view').isVisible()), 'the source is hidden');
+  check(!(await page.locator('.markdown-file .code-view').isVisible()), 'the source is hidden');
   await shot(page, '91b-file-markdown');
   await page.getByRole('button', { name: 'Source' }).click();
-  await page.locator('.md-file .code-view').waitFor();
-  check((await page.locator('.md-file .file-text').textContent()).includes('Some **bold** text'), 'the source as it is');
+  await page.locator('.markdown-file .code-view').waitFor();
+  check((await page.locator('.markdown-file .file-text').textContent()).includes('Some **bold** text'), 'the source as it is');
   check(!(await rendered.isVisible()), 'the rendering is hidden');
   check(await page.getByRole('button', { name: 'Source' }).getAttribute('aria-pressed') === 'true', 'Source pressed');
   // A search result's line opens the source, where the line is.
   await page.goto(fileUrl('docs/readme.md') + '&line=4');
-  await page.locator('.md-file .code-view .line-target[data-line="4"]').waitFor();
+  await page.locator('.markdown-file .code-view .line-target[data-line="4"]').waitFor();
   check(!(await page.locator('.file-markdown').isVisible()), 'the rendering is hidden for a line');
 
   // ---- memory: hostile markdown ----
