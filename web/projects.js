@@ -107,8 +107,13 @@ function addForm(onAdded) {
     h('h2#add-title', 'Add a project'),
     field('name', 'Name', { required: true, placeholder: 'my-app' },
       'Letters, digits, “.”, “_” and “-”; starts with a letter or digit.'),
-    field('source', 'Source', { required: true, placeholder: '/srv/git/my-app or https://…' },
-      'An absolute path to a git repository, a git URL, or github:OWNER/REPO.'),
+    // Without serve --local-root the server refuses every path on its disk: the hint does not
+    // offer one (docs/api.md, "Local root").
+    document.body.dataset.localPaths === 'false'
+      ? field('source', 'Source', { required: true, placeholder: 'https://… or github:OWNER/REPO' },
+        'A git URL or github:OWNER/REPO. This server takes no paths on its own disk (it runs without --local-root); “projsync project add” does.')
+      : field('source', 'Source', { required: true, placeholder: '/srv/git/my-app or https://…' },
+        'An absolute path to a git repository (inside the folder the server allows: its --local-root), a git URL, or github:OWNER/REPO.'),
     field('project-branch', 'Branch (optional)', { placeholder: 'the default branch' }),
     button, msg);
 

@@ -27,6 +27,8 @@ run('sync_flow', async (b) => {
   await page.goto(BASE + '/');
   await page.getByRole('heading', { name: 'Projects' }).waitFor();
   check(await page.getByText('No projects yet').isVisible(), 'empty list says so');
+  // This server has a --local-root: the hint offers a path and says where.
+  check((await page.locator('#source-help').textContent()).includes('--local-root'), 'the hint names the local root');
   await shot(page, '01-projects-empty');
 
   // A bad source: the form says why, and nothing is added.
