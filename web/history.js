@@ -192,6 +192,10 @@ export async function syncDetailView({ root, params, query, navigate }) {
           ? h('span.empty-repo', 'none: the repository was empty') : h('code', sync.commit || '—'))),
         sync.head_commit ? h('div', h('dt', 'Head commit'), h('dd.head-commit',
           h('span.subject', sync.head_commit.subject), ' ', commitByline(sync.head_commit))) : null,
+        // What it found and what its snapshot holds, before the long lists below: a first
+        // sync's changes are every file, a hundred rows before the file browser.
+        sync.status === 'succeeded' ? h('div', h('dt', 'Changes'), h('dd.sync-counts', counts(sync))) : null,
+        sync.status === 'succeeded' && sync.counts ? h('div', h('dt', 'Files'), h('dd.sync-files', String(sync.counts.files))) : null,
         h('div', h('dt', 'Trigger'), h('dd', sync.trigger || '—')),
         sync.checks > 1 ? h('div', h('dt', 'Checks'), h('dd.checks', checksNote(sync))) : null,
         h('div', h('dt', 'Started'), h('dd', timeEl(sync.started_at || sync.created_at))),

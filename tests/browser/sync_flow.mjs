@@ -132,6 +132,10 @@ run('sync_flow', async (b) => {
   await rows.nth(1).getByRole('link').first().click();
   await page.waitForURL(/\/syncs\/\d+$/);
   await page.locator('.changes').waitFor();
+  // Its facts say what it found and how many files its snapshot holds.
+  const found = await page.locator('.sync-detail .sync-counts').textContent();
+  check(found.includes(`+${cfg.feature_files}`) && found.includes('−0'), `counts among the facts: ${found}`);
+  check(await page.locator('.sync-detail .sync-files').textContent() === String(cfg.feature_files), 'files of the snapshot');
   const changes = await page.locator('.change').allTextContents();
   check(changes.length === cfg.feature_files && changes.every((c) => c.startsWith('added')), `changes: ${changes}`);
   check(changes.some((c) => c.includes(cfg.weird_name)), 'odd path shown as text');
