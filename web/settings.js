@@ -14,9 +14,14 @@ export async function settingsView({ root, params, navigate }) {
   const project = await api.project(name);
   const base = (n) => `/projects/${encodeURIComponent(n)}`;
 
-  const field = (id, label, control, help) => h('div.field',
-    h('label', { for: id }, label), control,
-    help ? h('p.hint', { id: `${id}-help` }, help) : null);
+  // Each field has an error line under it, so a refusal is said next to what has to change
+  // (the form is long: its message line is far below most fields).
+  const field = (id, label, control, help) => {
+    control.setAttribute('aria-describedby', [help ? `${id}-help` : null, `${id}-error`].filter(Boolean).join(' '));
+    return h('div.field', h('label', { for: id }, label), control,
+      h('p.field-error', { id: `${id}-error` }),
+      help ? h('p.hint', { id: `${id}-help` }, help) : null);
+  };
   const nameIn = h('input#set-name', { name: 'name', value: project.name, autocomplete: 'off',
     spellcheck: 'false', 'aria-describedby': 'set-name-help' });
   const sourceIn = h('input#set-source', { name: 'source', value: project.source, autocomplete: 'off',
@@ -76,24 +81,44 @@ export async function settingsView({ root, params, navigate }) {
     return c;
   }
 
+  // The field a refusal of PATCH is about (docs/api.md), from its code or the member its
+  // message names; null when the network, the remote or the server failed.
+  function blamed(e) {
+    if (e.status === 0 || e.status >= 500) return null;
+    const byCode = { invalid_every: every, branch_not_found: branch, project_exists: nameIn, invalid_name: nameIn,
+      keep_days_too_large: numbers.keep_days, max_blob_size_too_large: size, source_has_history: sourceIn,
+      bad_source: sourceIn, invalid_source: sourceIn, local_path_forbidden: sourceIn, repository_not_found: sourceIn };
+    if (byCode[e.code]) return byCode[e.code];
+    const member = /'([a-z_]+)'/.exec(e.message || '')?.[1];
+    const byMember = { ...numbers, max_blob_size: size, memory_globs: globs, every, name: nameIn, source: sourceIn };
+    return (member && byMember[member]) || null;
+  }
+
   const form = h('form#project-settings.card', { novalidate: true, 'aria-labelledby': 'settings-title',
     onsubmit: async (ev) => {
       ev.preventDefault();
+      for (const el of form.querySelectorAll('[aria-invalid]')) el.removeAttribute('aria-invalid');
+      for (const el of form.querySelectorAll('.field-error')) mount(el);
+      // A refusal about one field goes under it, the focus with it; any other in the message line.
+      const bad = (input, text) => {
+        if (!input) { mount(msg, notice('error', text)); return; }
+        mount(msg);
+        input.setAttribute('aria-invalid', 'true');
+        mount(form.querySelector(`#${input.id}-error`), notice('error', text));
+        input.focus();
+      };
       const c = changes();
       if (c.name !== undefined && !NAME_RE.test(c.name)) {
-        mount(msg, notice('error', 'A name uses letters, digits, “.”, “_” and “-”, starts with a letter or digit, at most 100 characters.'));
-        nameIn.focus();
+        bad(nameIn, 'A name uses letters, digits, “.”, “_” and “-”, starts with a letter or digit, at most 100 characters.');
         return;
       }
       if (c.max_blob_size !== undefined && !(Number.isInteger(c.max_blob_size) && c.max_blob_size > 0)) {
-        mount(msg, notice('error', 'The size limit is a positive number of bytes.'));
-        size.focus();
+        bad(size, 'The size limit is a positive number of bytes.');
         return;
       }
       for (const [key, input] of Object.entries(numbers)) {
         if (c[key] !== undefined && !(Number.isInteger(c[key]) && c[key] >= 0)) {
-          mount(msg, notice('error', `${input.labels[0].textContent}: a whole number, or empty for none.`));
-          input.focus();
+          bad(input, `${input.labels[0].textContent}: a whole number, or empty for none.`);
           return;
         }
       }
@@ -112,8 +137,7 @@ export async function settingsView({ root, params, navigate }) {
           p.every && p.every !== 'off' && p.next_sync_at
             ? ` Next scheduled sync: ${new Date(p.next_sync_at).toLocaleString()}.` : ''));
       } catch (e) {
-        mount(msg, notice('error', e.message));
-        if (e.code === 'invalid_every') every.focus();
+        bad(blamed(e), e.message);
       } finally {
         save.disabled = false;
       }

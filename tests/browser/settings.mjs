@@ -1,8 +1,9 @@
 // The settings page edits the schedule, the pause threshold and the retention of a project
 // (what `project set --every/--max-failures/--keep-syncs/--keep-days` changes): a bad schedule
-// is refused with the server's message and the field focused, nothing saved; good values are
-// saved, shown again after a reload, and the overview shows the schedule; an emptied box
-// clears its limit. (The project never synced: its compare view says only that.)
+// or a taken name is refused with the server's message under its field, which gets the focus,
+// nothing saved; good values are saved, shown again after a reload, and the overview shows
+// the schedule; an emptied box clears its limit. (The project never synced: its compare view
+// says only that.)
 import { run, cfg, BASE, check, shot, api } from './lib.mjs';
 
 run('settings', async (b) => {
@@ -17,10 +18,24 @@ run('settings', async (b) => {
   await every.fill('often');
   await b.expecting([/status of 400/], async () => {
     await page.getByRole('button', { name: 'Save settings' }).click();
-    await page.locator('#project-settings [role=alert]').filter({ hasText: 'every' }).waitFor();
+    await page.locator('#set-every-error [role=alert]').filter({ hasText: 'every' }).waitFor();
   });
   check(await page.evaluate(() => document.activeElement.id) === 'set-every', 'focus on the schedule');
+  check(await every.getAttribute('aria-invalid') === 'true', 'the schedule marked invalid');
   check((await api('GET', `/projects/${cfg.project}`)).body.every === 'off', 'nothing saved');
+
+  // A name another project has: said under Name, the schedule's error gone.
+  await every.fill('off');
+  await page.getByLabel('Name').fill(cfg.other);
+  await b.expecting([/status of 409/], async () => {
+    await page.getByRole('button', { name: 'Save settings' }).click();
+    await page.locator('#set-name-error [role=alert]').filter({ hasText: 'already exists' }).waitFor();
+  });
+  check(await page.evaluate(() => document.activeElement.id) === 'set-name', 'focus on the name');
+  check(!(await page.locator('#set-every-error').textContent()) && await every.getAttribute('aria-invalid') === null,
+    'the old error is gone');
+  await shot(page, 'settings-05-name-taken');
+  await page.getByLabel('Name').fill(cfg.project);
 
   await every.fill('10m');
   await page.getByLabel('Pause after failures in a row').fill('4');

@@ -383,9 +383,11 @@ def test_a_read_only_token_gets_no_controls_that_write(serve, make_repo, ps):
 
 
 def test_schedule_and_retention_in_the_settings(serve, make_repo, ps):
-    """The settings page sets and clears the schedule, pause threshold and retention."""
+    """The settings page sets and clears the schedule, pause threshold and retention; errors
+    under their fields."""
     need_browser()
     repo, _ = small_repo(make_repo)
     ps.add("cfg", str(repo.path))
+    ps.add("other", str(repo.path))
     srv = serve(delay="0")
-    run_flow("settings.mjs", srv, project="cfg", max_blob_size=8 * 1024 * 1024)
+    run_flow("settings.mjs", srv, project="cfg", other="other", max_blob_size=8 * 1024 * 1024)
