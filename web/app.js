@@ -46,18 +46,37 @@ function match(path) {
 
 // A read-only token (docs/api.md, "Access") gets the same views without the controls that
 // write: everything marked .needs-write is hidden while the server says `access: read`.
+// `local_paths` is kept too, for the Add form.
 async function learnAccess() {
-  let access = 'write';
-  try { ({ access } = await api.whoami()); } catch { /* 401 etc.: the views say so */ }
+  let access = 'write', localPaths = true;
+  try { ({ access, local_paths: localPaths } = await api.whoami()); } catch { /* 401 etc.: the views say so */ }
   document.body.dataset.access = access;
+  // Whether a project's source may be a path on the server's disk (serve --local-root): the
+  // Add form says which sources this server takes.
+  document.body.dataset.localPaths = String(localPaths !== false);
   document.getElementById('access-note').hidden = access !== 'read';
 }
 
 function tokenForm(retry) {
-  const input = h('input#token', { type: 'password', autocomplete: 'off' });
+  const input = h('input#token', { type: 'password', autocomplete: 'off', 'aria-describedby': 'token-help' });
   return h('form.card', { onsubmit: (ev) => { ev.preventDefault(); setToken(input.value.trim()); learnAccess().then(retry); } },
-    h('div.field', h('label', { for: 'token' }, 'API token'), input),
+    h('div.field', h('label', { for: 'token' }, 'API token'), input,
+      h('p.hint#token-help', 'This tab keeps it until it is closed; nothing else stores it.')),
     h('button.btn.btn-primary', { type: 'submit' }, 'Use token'));
+}
+
+// A server started with a token (docs/api.md, "Access") answers 401 until the page has one: a
+// first-time user meets this before anything else, so it says what is asked for and where it
+// comes from, in words, not as an HTTP header.
+function tokenPage(retry) {
+  mount(root, h('h1', { tabindex: '-1' }, 'This server needs a token'),
+    h('p', 'Enter the token the server was started with: its ', h('code', 'PROJSYNC_API_TOKEN'),
+      ', or its ', h('code', 'PROJSYNC_READ_TOKEN'), ' to look without changing anything. Ask whoever runs the server for it.'),
+    // The server says the same for a missing and a wrong token: after one was given, say
+    // it was refused, or the form looks as if it had done nothing.
+    hasToken() ? notice('error', h('span.token-refused', 'The server refused the token this tab holds: check it and enter it again.')) : null,
+    tokenForm(retry));
+  root.querySelector('#token').focus();
 }
 
 async function render({ keepFocus = false } = {}) {
@@ -81,12 +100,9 @@ async function render({ keepFocus = false } = {}) {
     cleanup = typeof c === 'function' ? c : null;
   } catch (e) {
     if (gen !== generation) return;
-    mount(root, h('h1', { tabindex: '-1' }, e.status === 404 ? 'Not found' : 'Something went wrong'),
+    if (e.status === 401) tokenPage(() => render());
+    else mount(root, h('h1', { tabindex: '-1' }, e.status === 404 ? 'Not found' : 'Something went wrong'),
       notice('error', e.message),
-      // The server says the same for a missing and a wrong token: after one was given, say
-      // it was refused, or the form looks as if it had done nothing.
-      e.status === 401 && hasToken() ? notice('error', h('span.token-refused', 'The server refused the token this tab holds: check it and enter it again.')) : null,
-      e.status === 401 ? tokenForm(() => render()) : null,
       h('p', h('a', { href: '/', dataset: { route: '' } }, 'Back to the projects')));
   } finally {
     if (gen === generation) root.removeAttribute('aria-busy');
@@ -122,6 +138,7 @@ document.addEventListener('click', (ev) => {
     return;
   }
   navigate(url.pathname + url.search).then(() => {
+    if (document.activeElement?.id === 'token') return;
     const h1 = root.querySelector('h1');
     if (h1) h1.focus({ preventScroll: true });
   });

@@ -201,7 +201,9 @@ export async function compareView({ root, params, query, navigate }) {
       picker({ name, syncs, a: base, b: target, known, navigate }),
       result));
   if (!chosen) {
-    mount(result, h('p.muted', 'Choose a base and a target, then Compare: the files that differ between their snapshots, each with its diff.'));
+    // With no snapshot there is nothing to choose: the picker's own line says so, alone.
+    if (syncs.some((s) => s.status === 'succeeded'))
+      mount(result, h('p.muted', 'Choose a base and a target, then Compare: the files that differ between their snapshots, each with its diff.'));
     return;
   }
   const problems = [problem(a, sa.s, sa.err, name), a === b ? null : problem(b, sb.s, sb.err, name)].filter(Boolean);

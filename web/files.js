@@ -8,7 +8,7 @@
 import { h, mount, notice } from './dom.js';
 import { api } from './api.js';
 import { bytes, shortSha } from './format.js';
-import { highlightInto } from './viewers.js';
+import { highlightInto, markdownInto } from './viewers.js';
 import { codeSearch } from './codeSearch.js';
 
 const SHOW_MAX = 512 * 1024; // bytes of text shown before cutting
@@ -169,6 +169,37 @@ function codeView(path, text, line) {
   return view;
 }
 
+// A markdown file is read rendered, as a forge shows it, and its source is one press away
+// (Source / Rendered, a pair of toggle buttons); a search result's ?line= opens the source,
+// where that line is. Relative links go to the files of the same snapshot.
+function markdownView(project, at, path, text, source, line) {
+  const rendered = h('div.file-markdown', { tabindex: '0', 'aria-label': `${path}, rendered` }, text);
+  // A leading YAML front matter block (a memory note's title and tags) is data, not prose:
+  // rendered it would be a rule and a heading "title: ...". Source shows it.
+  const body = text.replace(/^---\r?\n[\s\S]*?\r?\n---\r?\n/, '');
+  markdownInto(rendered, body, { notePath: path, idPrefix: 'file-md-', fileUrl: ({ path: p, dir, line: l }) => {
+    const sp = new URLSearchParams();
+    const folder = dir ? `${p}/` : p.slice(0, p.lastIndexOf('/') + 1);
+    if (folder) sp.set('dir', folder);
+    if (!dir) sp.set('file', p);
+    if (l && !dir) sp.set('line', String(l));
+    return `/projects/${encodeURIComponent(project)}/syncs/${at}?${sp}`;
+  } });
+  const toggle = (label, showRendered) => h('button.btn.btn-small', { type: 'button', 'aria-pressed': 'false',
+    dataset: { mdView: showRendered ? 'rendered' : 'source' }, onclick: () => show(showRendered) }, label);
+  const bRendered = toggle('Rendered', true), bSource = toggle('Source', false);
+  const wrap = h('div.markdown-file', h('div.file-actions.markdown-toggle', { role: 'group', 'aria-label': 'Show' }, bRendered, bSource),
+    rendered, source);
+  function show(asRendered) {
+    rendered.hidden = !asRendered;
+    source.hidden = asRendered;
+    bRendered.setAttribute('aria-pressed', String(asRendered));
+    bSource.setAttribute('aria-pressed', String(!asRendered));
+  }
+  show(!line);
+  return wrap;
+}
+
 async function fileView(box, project, at, f, maxBlob, line) {
   for (const url of blobUrls) URL.revokeObjectURL(url);
   blobUrls = [];
@@ -194,8 +225,13 @@ async function fileView(box, project, at, f, maxBlob, line) {
   if (isBinary(buf))
     return mount(box, head, h('p.binary', `Binary file (${bytes(buf.length)}): not shown.`));
   const text = new TextDecoder().decode(buf.subarray(0, SHOW_MAX));
-  mount(box, head, codeView(f.path, text, line),
-    buf.length > SHOW_MAX ? h('p.muted', `Showing the first ${bytes(SHOW_MAX)} of ${bytes(buf.length)}.`) : null);
+  const source = codeView(f.path, text, line);
+  const cut = buf.length > SHOW_MAX ? h('p.muted', `Showing the first ${bytes(SHOW_MAX)} of ${bytes(buf.length)}.`) : null;
+  if (/\.(md|markdown)$/i.test(f.path)) {
+    mount(box, head, markdownView(project, at, f.path, text, source, line), cut);
+    return;
+  }
+  mount(box, head, source, cut);
   const target = box.querySelector('.line-target');
   if (target) target.scrollIntoView({ block: 'center' });
 }

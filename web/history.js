@@ -11,12 +11,13 @@ import { SyncBanner } from './syncBanner.js';
 import { FINAL } from './projectSync.js';
 import { compareUrl, pagedRows, sortChanges } from './compare.js';
 
-function counts(s) {
+// `withNote` false: without a first kept sync's note (a sync's page says it in a paragraph).
+function counts(s, withNote = true) {
   const c = s.counts || {};
   if (s.status !== 'succeeded') return null;
   if (s.up_to_date && !s.first_kept) return h('span.muted.up-to-date', upToDateNote(s));
   // A first kept sync: its note and the counts a prune rebased onto it, as `history` prints them.
-  const note = s.first_kept ? h('span.muted.up-to-date.first-kept', upToDateNote(s)) : null;
+  const note = s.first_kept && withNote ? h('span.muted.up-to-date.first-kept', upToDateNote(s)) : null;
   return [note, h('span.counts', { 'aria-label': `${c.added} added, ${c.modified} modified, ${c.deleted} deleted, ${c.renamed} renamed` },
     h('span.count.added', `+${c.added}`), ' ', h('span.count.modified', `~${c.modified}`), ' ',
     h('span.count.deleted', `−${c.deleted}`), c.renamed ? [' ', h('span.count.renamed', `→${c.renamed}`)] : null)];
@@ -192,6 +193,10 @@ export async function syncDetailView({ root, params, query, navigate }) {
           ? h('span.empty-repo', 'none: the repository was empty') : h('code', sync.commit || '—'))),
         sync.head_commit ? h('div', h('dt', 'Head commit'), h('dd.head-commit',
           h('span.subject', sync.head_commit.subject), ' ', commitByline(sync.head_commit))) : null,
+        // What it found and what its snapshot holds, before the long lists below: a first
+        // sync's changes are every file, a hundred rows before the file browser.
+        sync.status === 'succeeded' ? h('div', h('dt', 'Changes'), h('dd.sync-counts', counts(sync, false))) : null,
+        sync.status === 'succeeded' && sync.counts ? h('div', h('dt', 'Files'), h('dd.sync-files', String(sync.counts.files))) : null,
         h('div', h('dt', 'Trigger'), h('dd', sync.trigger || '—')),
         sync.checks > 1 ? h('div', h('dt', 'Checks'), h('dd.checks', checksNote(sync))) : null,
         h('div', h('dt', 'Started'), h('dd', timeEl(sync.started_at || sync.created_at))),

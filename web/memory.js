@@ -99,7 +99,8 @@ export async function memoryView({ root, params, query, navigate }) {
     } }, 'Load more entries') : null);
     pageOn(found.next);
     mount(results, note || null, head, entries.length ? [list, more]
-      : h('p.empty', q ? 'Nothing matches.' : 'No memory entries: files matching the project’s memory globs (' +
+      : h('p.empty', q ? (superseded ? 'Nothing matches, superseded entries included.'
+        : 'Nothing matches among the active entries. Tick “Show superseded entries” to search the older ones too.') : 'No memory entries: files matching the project’s memory globs (' +
         (project.memory_globs || []).join(', ') + ') become entries when they are synced, or add a note above.'));
   }
 

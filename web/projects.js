@@ -80,11 +80,26 @@ function projectCard(p, status) {
   return card;
 }
 
+const FIELDS = ['name', 'source', 'project-branch'];
+
+// The field a refusal of POST /projects is about (docs/api.md): none when the network, the
+// remote host or the server failed, since no field can fix that.
+function blamedField(e) {
+  if (e.code === 'branch_not_found') return 'project-branch';
+  if (e.status === 409 || e.code === 'invalid_name') return 'name';
+  if (e.status === 0 || e.status >= 500) return null;
+  return 'source';
+}
+
 function addForm(onAdded) {
+  // Each field has its own error line under it (empty until a check or the server blames that
+  // field), so the message sits next to what has to change, and a screen reader reads it with
+  // the field.
   const field = (id, label, attrs, help) => h('div.field',
     h('label', { for: id }, label),
     h('input', { id, name: id, autocomplete: 'off', spellcheck: 'false',
-      'aria-describedby': help ? `${id}-help` : null, ...attrs }),
+      'aria-describedby': [help ? `${id}-help` : null, `${id}-error`].filter(Boolean).join(' '), ...attrs }),
+    h('p.field-error', { id: `${id}-error` }),
     help ? h('p.hint', { id: `${id}-help` }, help) : null);
   const msg = h('div.form-msg');
   const button = h('button.btn.btn-primary', { type: 'submit' }, 'Add project');
@@ -92,21 +107,32 @@ function addForm(onAdded) {
     h('h2#add-title', 'Add a project'),
     field('name', 'Name', { required: true, placeholder: 'my-app' },
       'Letters, digits, “.”, “_” and “-”; starts with a letter or digit.'),
-    field('source', 'Source', { required: true, placeholder: '/srv/git/my-app or https://…' },
-      'An absolute path to a git repository, a git URL, or github:OWNER/REPO.'),
+    // Without serve --local-root the server refuses every path on its disk: the hint does not
+    // offer one (docs/api.md, "Local root").
+    document.body.dataset.localPaths === 'false'
+      ? field('source', 'Source', { required: true, placeholder: 'https://… or github:OWNER/REPO' },
+        'A git URL or github:OWNER/REPO. This server takes no paths on its own disk (it runs without --local-root); “projsync project add” does.')
+      : field('source', 'Source', { required: true, placeholder: '/srv/git/my-app or https://…' },
+        'An absolute path to a git repository (inside the folder the server allows: its --local-root), a git URL, or github:OWNER/REPO.'),
     field('project-branch', 'Branch (optional)', { placeholder: 'the default branch' }),
     button, msg);
 
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
     const get = (id) => form.querySelector(`#${id}`);
-    for (const id of ['name', 'source']) get(id).removeAttribute('aria-invalid');
+    for (const id of FIELDS) {
+      get(id).removeAttribute('aria-invalid');
+      mount(get(`${id}-error`));
+    }
+    mount(msg);
     const name = get('name').value.trim(), source = get('source').value.trim();
     const branch = get('project-branch').value.trim();
     const bad = (id, text) => {
+      if (!id) { mount(msg, notice('error', text)); return; }
+      mount(msg);
       get(id).setAttribute('aria-invalid', 'true');
+      mount(get(`${id}-error`), notice('error', text));
       get(id).focus();
-      mount(msg, notice('error', text));
     };
     if (!NAME_RE.test(name)) return bad('name', 'Give a name: letters, digits, “.”, “_” and “-”, starting with a letter or digit (at most 100).');
     if (!source) return bad('source', 'Give the source: a path to a git repository or a git URL.');
@@ -118,8 +144,7 @@ function addForm(onAdded) {
       form.reset();
       onAdded(p);
     } catch (e) {
-      const which = /name|exists|taken/i.test(e.code) ? 'name' : 'source';
-      bad(e.status === 409 ? 'name' : which, `Could not add the project: ${e.message}`);
+      bad(blamedField(e), `Could not add the project: ${e.message}`);
     } finally {
       button.disabled = false;
     }

@@ -1,6 +1,7 @@
 // Memory: search shows highlighted snippets (the match marked, everything else plain text),
 // "show superseded" brings older versions, an entry lists its versions, and Restore makes a
-// superseded version the active one.
+// superseded version the active one. A search that finds nothing active says to look among the
+// superseded entries too.
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { run, cfg, BASE, check, shot, api, git, waitSync } from './lib.mjs';
@@ -40,6 +41,20 @@ run('memory', async (b) => {
   await page.locator('.memory-entry .snippet mark').first().waitFor();
   check((await page.locator('.snippet mark').first().textContent()).toLowerCase() === 'deploy', 'the match is marked');
   check(await page.getByLabel('Search memory').evaluate((el) => el === document.activeElement), 'focus stays in the search box');
+
+  // A word only the superseded version has: nothing active matches, and the page says where
+  // else to look.
+  await page.getByLabel('Search memory').fill('blue-green');
+  await page.getByLabel('Search memory').press('Enter');
+  await page.locator('.memory-results .empty', { hasText: 'Show superseded entries' }).waitFor();
+  await page.getByLabel('Show superseded entries').check();
+  await page.locator('.memory-entry[data-status=superseded]').waitFor();
+  await page.getByLabel('Show superseded entries').uncheck();
+  await page.locator('.memory-results .empty').waitFor();
+  await page.getByLabel('Search memory').fill('deploy');
+  await page.getByLabel('Search memory').press('Enter');
+  await page.waitForURL(/\?q=deploy$/);
+  await page.locator('.memory-entry .snippet mark').first().waitFor();
 
   // Show superseded: the first version too, its markup shown as text.
   await page.getByLabel('Show superseded entries').check();

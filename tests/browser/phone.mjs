@@ -32,6 +32,13 @@ try {
   await page.goto(`${BASE}/projects/${p}`);
   await page.waitForSelector('.banner[data-status=failed]');  // with its long error
   await fits(page, 'overview');
+  // The four project tabs are all in sight, none cut off at the edge of their scrolling bar.
+  const cut = await page.evaluate(() => {
+    const bar = document.querySelector('.tabs ul').getBoundingClientRect();
+    return [...document.querySelectorAll('.tabs a')].filter((a) => a.getBoundingClientRect().right > bar.right + 0.5)
+      .map((a) => a.textContent);
+  });
+  check(!cut.length, `project tabs cut off at ${WIDTH}px: ${cut}`);
 
   await page.goto(`${BASE}/projects/${p}/history`);
   await page.locator('.sync-row').nth(1).waitFor();

@@ -53,6 +53,7 @@ run('raw_names', async (b) => {
   const want = `/projects/${p}/syncs/${cfg.sync}?${new URLSearchParams({ dir: 'docs/', file: 'docs/a b+c.md' })}`;
   check(await plain.getAttribute('href') === want, `${await plain.getAttribute('href')} is ${want}`);
   await plain.click();
+  await page.getByRole('button', { name: 'Source' }).click();
   await page.locator('.file-view pre.file-text', { hasText: 'plain' }).waitFor();
 
   // Folders too: d\xe9/ and d\xe8/ (both shown as d\ufffd/) list their own files, from the root

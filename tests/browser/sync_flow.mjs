@@ -27,6 +27,8 @@ run('sync_flow', async (b) => {
   await page.goto(BASE + '/');
   await page.getByRole('heading', { name: 'Projects' }).waitFor();
   check(await page.getByText('No projects yet').isVisible(), 'empty list says so');
+  // This server has a --local-root: the hint offers a path and says where.
+  check((await page.locator('#source-help').textContent()).includes('--local-root'), 'the hint names the local root');
   await shot(page, '01-projects-empty');
 
   // A bad source: the form says why, and nothing is added.
@@ -37,11 +39,29 @@ run('sync_flow', async (b) => {
     await page.locator('#add-project [role=alert]').filter({ hasText: 'Could not add the project' }).waitFor();
   });
   check(await page.getByLabel('Source').getAttribute('aria-invalid') === 'true', 'source marked invalid');
+  // The error sits under the field it is about, and the field's description reads it.
+  await page.locator('#source-error [role=alert]').filter({ hasText: 'Could not add the project' }).waitFor();
+  check((await page.getByLabel('Source').getAttribute('aria-describedby')).split(' ').includes('source-error'), 'source described by its error');
+  check(!(await page.getByText('Checking the source').count()), 'no "checking" left beside the error');
   await shot(page, '02-projects-add-error');
+  // A branch the source does not have: the Branch field is the one blamed, not Source.
+  await page.getByLabel('Source').fill(cfg.repo);
+  await page.getByLabel('Branch (optional)').fill('no-such-branch');
+  await b.expecting([/status of 422/], async () => {
+    await page.getByRole('button', { name: 'Add project' }).click();
+    await page.locator('#project-branch-error [role=alert]').filter({ hasText: 'no-such-branch' }).waitFor();
+  });
+  check(await page.getByLabel('Branch (optional)').getAttribute('aria-invalid') === 'true', 'branch marked invalid');
+  check(await page.getByLabel('Source').getAttribute('aria-invalid') === null, 'source no longer blamed');
+  check(!(await page.locator('#source-error').textContent()), 'the old source error is gone');
+  check(await page.evaluate(() => document.activeElement.id) === 'project-branch', 'focus on the branch field');
+  check(!(await page.getByText('Checking the source').count()), 'no "checking" left beside the branch error');
+  await shot(page, '02b-projects-add-branch-error');
+  await page.getByLabel('Branch (optional)').fill('');
   // A bad name is caught before asking the server.
   await page.getByLabel('Name').fill('no spaces');
   await page.getByRole('button', { name: 'Add project' }).click();
-  await page.locator('#add-project [role=alert]').filter({ hasText: 'Give a name' }).waitFor();
+  await page.locator('#name-error [role=alert]').filter({ hasText: 'Give a name' }).waitFor();
 
   // The real one, with the keyboard: type, then Enter submits.
   await page.getByLabel('Name').fill('demo');
@@ -112,6 +132,10 @@ run('sync_flow', async (b) => {
   await rows.nth(1).getByRole('link').first().click();
   await page.waitForURL(/\/syncs\/\d+$/);
   await page.locator('.changes').waitFor();
+  // Its facts say what it found and how many files its snapshot holds.
+  const found = await page.locator('.sync-detail .sync-counts').textContent();
+  check(found.includes(`+${cfg.feature_files}`) && found.includes('−0'), `counts among the facts: ${found}`);
+  check(await page.locator('.sync-detail .sync-files').textContent() === String(cfg.feature_files), 'files of the snapshot');
   const changes = await page.locator('.change').allTextContents();
   check(changes.length === cfg.feature_files && changes.every((c) => c.startsWith('added')), `changes: ${changes}`);
   check(changes.some((c) => c.includes(cfg.weird_name)), 'odd path shown as text');
@@ -161,4 +185,15 @@ run('sync_flow', async (b) => {
   const text = await card.textContent();
   check(text.includes('succeeded') && text.includes(cfg.main_head.slice(0, 7)) && /Failures in a row\s*0/.test(text), `project card: ${text}`);
   await shot(page, '11-projects');
+
+  // A name already taken: said under Name, which gets the focus.
+  await page.getByLabel('Name').fill('demo');
+  await page.getByLabel('Source').fill(cfg.repo);
+  await b.expecting([/status of 409/], async () => {
+    await page.getByRole('button', { name: 'Add project' }).click();
+    await page.locator('#name-error [role=alert]').filter({ hasText: 'already exists' }).waitFor();
+  });
+  check(await page.getByLabel('Name').getAttribute('aria-invalid') === 'true', 'name marked invalid');
+  check(await page.getByLabel('Source').getAttribute('aria-invalid') === null, 'source not blamed for a taken name');
+  check(await page.evaluate(() => document.activeElement.id) === 'name', 'focus on the name field');
 });

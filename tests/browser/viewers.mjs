@@ -1,8 +1,9 @@
 // The viewers: a file with line numbers and syntax highlighting (the text itself unchanged), Raw
-// and Download of the bytes, an image shown as an image; memory notes rendered from markdown
-// with hostile markup neutralised (the test fails if any injected alert fires, and the DOM is
-// checked for what the sanitizer must remove); a note written by hand edited, deleted and
-// brought back from the page; every new view at 390 px.
+// and Download of the bytes, an image shown as an image, a markdown file rendered (its source a
+// press away); memory notes rendered from markdown with hostile markup neutralised (the test
+// fails if any injected alert fires, and the DOM is checked for what the sanitizer must
+// remove); a note written by hand edited, deleted and brought back from the page; every new
+// view at 390 px.
 import { readFileSync } from 'node:fs';
 import { run, cfg, BASE, check, shot, api } from './lib.mjs';
 
@@ -54,6 +55,30 @@ run('viewers', async (b) => {
   check(await img.evaluate((el) => el.naturalWidth) === 2, 'the PNG is decoded and shown');
   check(await page.locator('#file-download').getAttribute('download') === 'dot.png', 'download of the image');
   await shot(page, '91-file-image');
+
+  // ---- a markdown file: rendered (no front matter, no script), its source one press away ----
+  await page.goto(fileUrl('docs/readme.md'));
+  const rendered = page.locator('.file-markdown.markdown');
+  await rendered.waitFor();
+  check(await rendered.locator('h1', { hasText: 'Read me' }).count() === 1 && await rendered.locator('strong').count() === 1,
+    'the markdown file is rendered');
+  const renderedText = await rendered.textContent();
+  check(!renderedText.includes('title:') && !renderedText.includes('**'), `front matter and markup not shown: ${renderedText}`);
+  check(await rendered.locator('script').count() === 0, 'no script from the file');
+  check(await page.getByRole('button', { name: 'Rendered' }).getAttribute('aria-pressed') === 'true', 'Rendered pressed');
+  const progHref = await rendered.locator('a', { hasText: 'the program' }).getAttribute('href');
+  check(progHref === `/projects/${P}/syncs/${cfg.sync_id}?dir=src%2F&file=src%2Fapp.c`, `a relative link opens the file here: ${progHref}`);
+  check(!(await page.locator('.markdown-file .code-view').isVisible()), 'the source is hidden');
+  await shot(page, '91b-file-markdown');
+  await page.getByRole('button', { name: 'Source' }).click();
+  await page.locator('.markdown-file .code-view').waitFor();
+  check((await page.locator('.markdown-file .file-text').textContent()).includes('Some **bold** text'), 'the source as it is');
+  check(!(await rendered.isVisible()), 'the rendering is hidden');
+  check(await page.getByRole('button', { name: 'Source' }).getAttribute('aria-pressed') === 'true', 'Source pressed');
+  // A search result's line opens the source, where the line is.
+  await page.goto(fileUrl('docs/readme.md') + '&line=4');
+  await page.locator('.markdown-file .code-view .line-target[data-line="4"]').waitFor();
+  check(!(await page.locator('.file-markdown').isVisible()), 'the rendering is hidden for a line');
 
   // ---- memory: hostile markdown ----
   await page.goto(`${BASE}/projects/${P}/memory`);
@@ -127,6 +152,9 @@ run('viewers', async (b) => {
   await phone.goto(fileUrl('img/dot.png'));
   await phone.locator('.file-image img').waitFor();
   await fits(phone, 'image view');
+  await phone.goto(fileUrl('docs/readme.md'));
+  await phone.locator('.file-markdown.markdown').waitFor();
+  await fits(phone, 'rendered markdown file');
   await phone.goto(`${BASE}/projects/${P}/memory`);
   const h = phone.locator('.memory-entry', { has: phone.locator('h3', { hasText: 'Hostile' }) });
   await h.locator('summary', { hasText: 'Full text' }).click();

@@ -273,7 +273,8 @@ HOSTILE_MD = """# Hostile note
 
 
 def test_viewers_and_note_editing(serve, make_repo, ps):
-    """File view: line numbers, highlighting, Raw, Download, an image; memory markdown with
+    """File view: line numbers, highlighting, Raw, Download, an image, a markdown file rendered
+    and its source; memory markdown with
     hostile markup that must not run; a note edited, deleted and restored on the page; 390 px."""
     need_browser()
     repo = make_repo("repo")
@@ -285,6 +286,8 @@ def test_viewers_and_note_editing(serve, make_repo, ps):
     long_file = "src/" + "long-name-" * 6 + ".py"
     repo.write(long_file, "x = '" + "0123456789" * 40 + "'\n")
     repo.write(".memory/guide.md", "# Guide\nImported from the repository.\n")
+    repo.write("docs/readme.md", "---\ntitle: Front matter\n---\n# Read me\n\nSome **bold** text, "
+               "[the program](../src/app.c) and <script>alert('md')</script>.\n")
     repo.commit("viewers")
     srv = serve(delay="0")
     st, _, _ = srv.post("/api/v1/projects", {"name": "view", "source": str(repo.path)})
@@ -377,3 +380,14 @@ def test_a_read_only_token_gets_no_controls_that_write(serve, make_repo, ps):
     assert st == 202
     wait_status(srv, s["id"], ("succeeded",), headers=auth)
     run_flow("read_only.mjs", srv, read_token="read-tok-2", api_token="api-tok-1")
+
+
+def test_schedule_and_retention_in_the_settings(serve, make_repo, ps):
+    """The settings page sets and clears the schedule, pause threshold and retention; errors
+    under their fields."""
+    need_browser()
+    repo, _ = small_repo(make_repo)
+    ps.add("cfg", str(repo.path))
+    ps.add("other", str(repo.path))
+    srv = serve(delay="0")
+    run_flow("settings.mjs", srv, project="cfg", other="other", max_blob_size=8 * 1024 * 1024)

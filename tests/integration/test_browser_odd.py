@@ -77,3 +77,17 @@ def test_changes_carry_path_raw_for_a_name_that_is_not_utf8(ps, make_repo):
     finally:
         srv.stop()
     assert cli == api
+
+
+def test_a_server_without_local_root_offers_no_paths(ps, make_repo):
+    """Without serve --local-root the Add form's hint offers no path; a path is refused under
+    Source."""
+    need_browser()
+    repo = make_repo("repo")
+    repo.write("a.txt", "a\n")
+    repo.commit("one")
+    srv = Server(ps, "--quiet", local_root=False)
+    try:
+        run_flow("local_paths.mjs", srv, repo=str(repo.path))
+    finally:
+        srv.stop()
