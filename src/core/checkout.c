@@ -356,17 +356,6 @@ static int manifest_bad(const char *dir, const char *why)
 
 static int check_path(const char *path);
 
-static int hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Paths are stored percent-encoded (spaces, control bytes, '%'), so a line splits on spaces
  * and any byte string survives. NULL when the encoding is broken or hides a NUL. */
 static char *path_decode(const char *s)
@@ -385,8 +374,8 @@ static char *path_decode(const char *s)
 			free(out);
 			return NULL;
 		}
-		hi = hexval((unsigned char)s[i + 1]);
-		lo = hi < 0 ? -1 : hexval((unsigned char)s[i + 2]);
+		hi = ps_hex_digit((unsigned char)s[i + 1]);
+		lo = hi < 0 ? -1 : ps_hex_digit((unsigned char)s[i + 2]);
 		if (lo < 0 || (hi == 0 && lo == 0)) {
 			free(out);
 			return NULL;

@@ -27,21 +27,10 @@ static void bytes_put(struct bytes *b, const void *d, size_t n)
 	b->n += n;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 static bool hex_to_id(const char *hex, unsigned char id[20])
 {
 	for (int i = 0; i < 20; i++) {
-		int hi = hexval(hex[2 * i]), lo = hi < 0 ? -1 : hexval(hex[2 * i + 1]);
+		int hi = ps_hex_digit(hex[2 * i]), lo = hi < 0 ? -1 : ps_hex_digit(hex[2 * i + 1]);
 		if (hi < 0 || lo < 0)
 			return false;
 		id[i] = (unsigned char)(hi << 4 | lo);

@@ -112,17 +112,6 @@ void ps_api_whoami(struct ps_request *rq)
 
 /* ---- local paths ---- */
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /*
  * The path a file: URL names, as libgit2 reads it (file://[localhost]/PATH, percent-decoded),
  * or NULL when it names none (then it is refused whole: it is still a local form).
@@ -143,7 +132,7 @@ static char *file_url_path(const char *url)
 	out = ps_malloc(strlen(p) + 1);
 	for (; *p; p++) {
 		if (*p == '%') {
-			int hi = hexval(p[1]), lo = hi < 0 ? -1 : hexval(p[2]);
+			int hi = ps_hex_digit(p[1]), lo = hi < 0 ? -1 : ps_hex_digit(p[2]);
 			if (lo < 0 || (hi == 0 && lo == 0)) {
 				free(out);
 				return NULL;

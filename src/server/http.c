@@ -521,17 +521,6 @@ static void route(struct ps_request *rq)
 
 /* ---- checks on the request line and the headers (before routing and before the body) ---- */
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* True when s[0, len) is a well-formed percent-encoded string: each '%' starts two hex digits,
  * none encodes NUL, and no byte is a control character or a space (which a request target
  * cannot hold). libmicrohttpd leaves a bad escape as it is and decodes %00 into a NUL that
@@ -544,7 +533,7 @@ static bool target_part_valid(const char *s, size_t len)
 			return false;
 		if (c != '%')
 			continue;
-		if (i + 2 >= len || hexval(s[i + 1]) < 0 || hexval(s[i + 2]) < 0 ||
+		if (i + 2 >= len || ps_hex_digit(s[i + 1]) < 0 || ps_hex_digit(s[i + 2]) < 0 ||
 		    (s[i + 1] == '0' && s[i + 2] == '0'))
 			return false;
 		i += 2;
@@ -576,7 +565,7 @@ static char *decode_path(const char *s, size_t len)
 
 	for (size_t i = 0; i < len; i++) {
 		if (s[i] == '%') {
-			out[n++] = (char)(hexval(s[i + 1]) << 4 | hexval(s[i + 2]));
+			out[n++] = (char)(ps_hex_digit(s[i + 1]) << 4 | ps_hex_digit(s[i + 2]));
 			i += 2;
 		} else {
 			out[n++] = s[i];

@@ -26,17 +26,6 @@
 #include "server/http.h"
 #include "util/error.h"
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 bool ps_webhook_signature_valid(const char *secret, const void *body, size_t len,
 				const char *header)
 {
@@ -47,7 +36,7 @@ bool ps_webhook_signature_valid(const char *secret, const void *body, size_t len
 	    strlen(header + 7) != 64)
 		return false;
 	for (size_t i = 0; i < 32; i++) {
-		int hi = hexval(header[7 + 2 * i]), lo = hexval(header[8 + 2 * i]);
+		int hi = ps_hex_digit(header[7 + 2 * i]), lo = ps_hex_digit(header[8 + 2 * i]);
 		if (hi < 0 || lo < 0)
 			return false;
 		given[i] = (unsigned char)(hi << 4 | lo);
@@ -120,9 +109,9 @@ static char *form_payload(const char *body, size_t len, size_t *outlen)
 	for (size_t i = 8; i < len; i++) {
 		if (body[i] == '+') {
 			out[n++] = ' ';
-		} else if (body[i] == '%' && i + 2 < len && hexval(body[i + 1]) >= 0 &&
-			   hexval(body[i + 2]) >= 0) {
-			out[n++] = (char)(hexval(body[i + 1]) << 4 | hexval(body[i + 2]));
+		} else if (body[i] == '%' && i + 2 < len && ps_hex_digit(body[i + 1]) >= 0 &&
+			   ps_hex_digit(body[i + 2]) >= 0) {
+			out[n++] = (char)(ps_hex_digit(body[i + 1]) << 4 | ps_hex_digit(body[i + 2]));
 			i += 2;
 		} else if (body[i] == '&') {
 			break;

@@ -34,21 +34,10 @@ static uint32_t be32(const unsigned char *p)
 	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 static bool to_raw(const char *sha, unsigned char *raw)
 {
 	for (size_t i = 0; i < OID_RAW; i++) {
-		int hi = hexval(sha[2 * i]), lo = hi < 0 ? -1 : hexval(sha[2 * i + 1]);
+		int hi = ps_hex_digit(sha[2 * i]), lo = hi < 0 ? -1 : ps_hex_digit(sha[2 * i + 1]);
 		if (hi < 0 || lo < 0)
 			return false;
 		raw[i] = (unsigned char)(hi << 4 | lo);

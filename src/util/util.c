@@ -61,6 +61,17 @@ char *ps_strndup(const char *s, size_t n)
 	return p;
 }
 
+int ps_hex_digit(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
 char *ps_prefix_end(const char *p, size_t len)
 {
 	char *u;

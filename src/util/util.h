@@ -25,6 +25,8 @@ char *ps_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * its last byte plus one. NULL when there is none (`p` empty or all 0xff): the range then runs
  * to the end. The stores' listings by prefix bound their index ranges with it. */
 char *ps_prefix_end(const char *p, size_t len);
+/* The value of one hex digit (either case), or -1. */
+int ps_hex_digit(int c);
 
 /* Milliseconds since the epoch (wall clock) and a monotonic clock for durations. */
 int64_t ps_now_ms(void);
