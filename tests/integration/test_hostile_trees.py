@@ -76,10 +76,16 @@ def test_a_blob_whose_bytes_are_not_its_id_fails_the_sync_and_stores_nothing(ps,
     repo.commit()
     sha = git(repo.path, "rev-parse", "HEAD:b.txt").strip()
     other = write_object(repo, b"other content\n")
-    gitdir = repo.path / ".git" / "objects"
-    dest = gitdir / sha[:2] / sha[2:]
+    swap_object_and_check_the_sync_fails(ps, repo, sha, other, before)
+
+
+def swap_object_and_check_the_sync_fails(ps, repo, sha, other, before):
+    """Gives loose object `sha` the bytes of `other`: the sync must fail naming `sha`, with
+    nothing stored (`before`: history and files as they were)."""
+    objects = repo.path / ".git" / "objects"
+    dest = objects / sha[:2] / sha[2:]
     dest.chmod(0o644)
-    dest.write_bytes((gitdir / other[:2] / other[2:]).read_bytes())
+    dest.write_bytes((objects / other[:2] / other[2:]).read_bytes())
 
     r = ps("sync", "p")
     assert r.rc == 1, r
@@ -107,15 +113,4 @@ def test_a_commit_whose_bytes_are_not_its_id_fails_the_sync_and_stores_nothing(p
                                       write_object(repo, b"forged\n"))])
     body = git(repo.path, "cat-file", "commit", sha).replace(tree, other_tree)
     other = write_object(repo, body.encode(), "commit")
-    objects = repo.path / ".git" / "objects"
-    dest = objects / sha[:2] / sha[2:]
-    dest.chmod(0o644)
-    dest.write_bytes((objects / other[:2] / other[2:]).read_bytes())
-
-    r = ps("sync", "p")
-    assert r.rc == 1, r
-    assert one_error_line(r.err), r
-    assert sha in r.err and "verification" in r.err, r
-    assert [s for s in ps.history("p") if s["status"] == "succeeded"] == \
-        [s for s in before[0] if s["status"] == "succeeded"]
-    assert ps.files("p") == before[1]
+    swap_object_and_check_the_sync_fails(ps, repo, sha, other, before)
