@@ -360,15 +360,20 @@ def test_racing_starts_one_wins(served):
     check_stream(stream(srv, winner["id"]))
 
 
-def test_a_left_queued_sync_says_how_to_clear_it(served, ps, make_repo):
-    # A sync queued while the only worker was busy, then the server stopped: `projsync sync`
-    # answered "already queued (sync N)" with no word of what runs or clears it.
-    srv = served("--workers", "1", env=SLOW)
+def add_other_project(srv, make_repo):
+    """A second project, "other", with one commit, for a sync that must wait in the queue."""
     other = make_repo("other")
     other.write("a.txt", "a\n")
     other.commit("o1")
     st, _, _ = srv.post("/api/v1/projects", {"name": "other", "source": str(other.path)})
     assert st == 201
+
+
+def test_a_left_queued_sync_says_how_to_clear_it(served, ps, make_repo):
+    # A sync queued while the only worker was busy, then the server stopped: `projsync sync`
+    # answered "already queued (sync N)" with no word of what runs or clears it.
+    srv = served("--workers", "1", env=SLOW)
+    add_other_project(srv, make_repo)
     s = start_sync(srv)
     wait_status(srv, s["id"], ("running",))
     q = start_sync(srv, "other")
@@ -385,11 +390,7 @@ def test_a_left_queued_sync_says_how_to_clear_it(served, ps, make_repo):
 
 def test_cancel_running_and_queued(served, ps, make_repo):
     srv = served("--workers", "1", env=SLOW)
-    other = make_repo("other")
-    other.write("a.txt", "a\n")
-    other.commit("o1")
-    st, _, _ = srv.post("/api/v1/projects", {"name": "other", "source": str(other.path)})
-    assert st == 201
+    add_other_project(srv, make_repo)
 
     s = start_sync(srv)
     wait_status(srv, s["id"], ("running",))
