@@ -77,8 +77,9 @@ bool ps_memory_same_text(const struct ps_memory_entry *a, const struct ps_memory
  * Turns what a user typed into an FTS5 query that cannot carry syntax: the text is split at
  * white space, every piece that holds a letter or digit becomes a double-quoted phrase (quotes
  * inside doubled), and the phrases are ANDed. `"`, `-`, `*`, `(`, `NEAR`, `AND`, `OR`, `:` are
- * all just text. PS_EINVAL ("empty_query") when nothing searchable remains, PS_ETOOBIG for
- * more than PS_MEMORY_MAX_QUERY bytes. Words beyond PS_MEMORY_MAX_QUERY_WORDS are ignored.
+ * all just text. PS_EINVAL ("empty_query") when nothing searchable remains, PS_EINVAL
+ * ("invalid_query") when the text is not valid UTF-8, PS_ETOOBIG for more than
+ * PS_MEMORY_MAX_QUERY bytes. Words beyond PS_MEMORY_MAX_QUERY_WORDS are ignored.
  * *out is malloc'd.
  */
 int ps_memory_fts_query(char **out, const char *user_query);

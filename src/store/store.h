@@ -411,7 +411,8 @@ int ps_store_memory_active_paths(struct ps_store *s, int64_t project_id,
  * `include_superseded` (each marked by its status). With `query` (the user's text, see
  * ps_memory_fts_query: words, never FTS syntax) a full-text search over title, content and
  * tags, best first (bm25, a title match above a body mention), each result with `snippet` and
- * `rank`; PS_EINVAL ("empty_query") when the text holds no word. Without `query` all of them,
+ * `rank`; PS_EINVAL ("empty_query") when the text holds no word, ("invalid_query") when it
+ * is not valid UTF-8. Without `query` all of them,
  * newest first. `limit` <= 0: no limit. Free with ps_memory_entries_free.
  */
 int ps_store_memory_search(struct ps_store *s, int64_t project_id, const char *query,

@@ -174,6 +174,13 @@ def test_search_input_and_isolation(world, make_repo):
     for q in ["", "   ", "- * ("]:
         r = ps("memory", "p", "--search", q)
         assert r.rc == 2 and one_error_line(r.err) and "empty query" in r.err, r
+    # Bytes that are not UTF-8 (a surrogate escape is passed as the raw byte) are refused as
+    # the bad input they are, not answered with "no entries match".
+    for args in (["search", "p", "--", "\udcff"], ["search", "p", "--", "zebra\udcff"],
+                 ["p", "--search", "caf\udcc3"]):
+        r = ps("memory", *args)
+        assert r.rc == 2 and one_error_line(r.err) and "not valid UTF-8" in r.err, r
+        assert r.out == "", r
 
     assert ps("memory", "nosuch").rc == 3
     assert ps("memory", "nosuch", "--search", "x").rc == 3

@@ -281,6 +281,11 @@ def test_bad_queries_never_fail_the_server(mem):
         assert err["error"]["code"] == "empty_query" and "empty query" in err["error"]["message"]
     st, _, err = srv.get("/api/v1/projects/p/memory?q=" + "a" * 1001)
     assert st == 400 and err["error"]["code"] == "query_too_long", err
+    # A query that is not UTF-8 names the problem instead of matching nothing.
+    for q in ["%FF", "zebra%FF", "caf%C3", "%ED%A0%80"]:
+        st, _, err = srv.get("/api/v1/projects/p/memory?q=" + q)
+        assert st == 400 and err["error"]["code"] == "invalid_query", (q, err)
+        assert "not valid UTF-8" in err["error"]["message"], err
     # The server is still fine.
     st, _, _ = srv.get("/healthz")
     assert st == 200

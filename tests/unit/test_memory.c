@@ -220,6 +220,22 @@ static void test_query_sanitising(void)
 		ps_buf_puts(&big, "x");
 	CHECK_INT(ps_memory_fts_query(&q, big.data), PS_ETOOBIG);
 	ps_buf_dispose(&big);
+
+	/* Text that is not UTF-8 is refused by name, whatever the word around it; every
+	 * well-formed sequence length still passes. */
+	static const char *const bad[] = { "\xff", "kiwi\xff", "\xc0\x80", "caf\xc3",
+					   "\xe2\x82", "\xed\xa0\x80", "\xf4\x90\x80\x80",
+					   "a \xf8\x88\x80\x80\x80", "\xe0\x80\xaf" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		q = NULL;
+		CHECK_INT(ps_memory_fts_query(&q, bad[i]), PS_EINVAL);
+		CHECK_STR(ps_error_slug(), "invalid_query");
+		CHECK(strstr(ps_error_message(), "not valid UTF-8") != NULL);
+		CHECK(q == NULL);
+		CHECK_INT(ps_memory_fts_prefix_query(&q, bad[i]), PS_EINVAL);
+	}
+	check_query("\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 \xf4\x8f\xbf\xbf",
+		    "\"\xc3\xa9\" \"\xe2\x82\xac\" \"\xf0\x9f\x98\x80\" \"\xf4\x8f\xbf\xbf\"");
 }
 
 /* ---- the store and the pipeline ---- */
