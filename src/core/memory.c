@@ -170,6 +170,124 @@ static bool delimiter(const char *s, const char *e, bool closing)
 }
 
 /*
+ * The value of a `title:` or `tags:` key, which may run over the lines after the key: a plain
+ * (or quoted, or flow `[...]`) scalar continued on indented lines, folded with spaces as YAML
+ * does; or a block scalar (`|` literal, `>` folded, with YAML's optional chomping and
+ * indentation indicators), whose indented lines are its text as written (no quotes, no
+ * comments). A block list (`- a` lines) is not a value here: its items are read as they come.
+ */
+struct fm_value {
+	enum { K_OTHER, K_TITLE, K_TAGS } key;
+	enum { V_PLAIN, V_LITERAL, V_FOLDED } style;
+	bool list;        /* the title is a block list: no title */
+	struct ps_buf text; /* plain: the lines joined with spaces; block: its lines, '\n' after each */
+};
+
+/* Is [s, e) a block scalar header: `|` or `>`, then at most one chomping indicator (+ -) and
+ * one indentation digit in either order, then nothing or a comment? */
+static bool block_header(const char *s, const char *e, bool *folded)
+{
+	bool chomp = false, indent = false;
+
+	if (s == e || (*s != '|' && *s != '>'))
+		return false;
+	*folded = *s == '>';
+	for (s++; s < e; s++) {
+		if ((*s == '+' || *s == '-') && !chomp)
+			chomp = true;
+		else if (*s >= '1' && *s <= '9' && !indent)
+			indent = true;
+		else
+			break;
+	}
+	/* [s, e) is trimmed: white space here is followed by more text. */
+	return s == e || ((*s == ' ' || *s == '\t') && s[strspn(s, " \t")] == '#');
+}
+
+static void text_clear(struct ps_buf *b)
+{
+	b->len = 0;
+	if (b->data)
+		b->data[0] = '\0';
+}
+
+static void value_start(struct fm_value *v, int key, const char *vs, const char *ve)
+{
+	bool folded;
+
+	v->key = key;
+	v->list = false;
+	text_clear(&v->text);
+	v->style = V_PLAIN;
+	if (vs < ve && *vs == '#')
+		return;                                /* `tags: # comment`: no value yet */
+	if (block_header(vs, ve, &folded))
+		v->style = folded ? V_FOLDED : V_LITERAL;
+	else
+		ps_buf_append(&v->text, vs, (size_t)(ve - vs));
+}
+
+/* One more line [s, e) of the value, trimmed. */
+static void value_line(struct fm_value *v, const char *s, const char *e)
+{
+	if (v->style == V_PLAIN) {
+		if (v->text.len)
+			ps_buf_append(&v->text, " ", 1);
+		ps_buf_append(&v->text, s, (size_t)(e - s));
+	} else {
+		ps_buf_append(&v->text, s, (size_t)(e - s));
+		ps_buf_append(&v->text, "\n", 1);
+	}
+}
+
+/* Takes the value in: the title, or tags. False for a flow list without its `]`. */
+static bool value_end(struct fm_value *v, char **title, struct ps_strv *tags)
+{
+	const char *s = v->text.len ? v->text.data : "", *e = s + v->text.len;
+	bool ok = true;
+
+	if (v->key == K_TITLE && !v->list && s < e) {
+		free(*title);
+		if (v->style == V_PLAIN) {
+			*title = scalar(s, e);
+		} else {
+			/* A title is one line: a block's lines (literal or folded) join with spaces. */
+			trim(&s, &e);
+			*title = ps_strndup(s, (size_t)(e - s));
+			for (char *c = *title; *c; c++)
+				if (*c == '\n')
+					*c = ' ';
+		}
+	} else if (v->key == K_TAGS && v->style == V_PLAIN && s < e && *s == '[') {
+		const char *close = e;
+		while (close > s && close[-1] != ']')
+			close--;
+		if (close == s)
+			ok = false;                        /* `[a, b` without its `]` */
+		else
+			add_tag_list(tags, s + 1, close - 1);
+	} else if (v->key == K_TAGS && v->style == V_LITERAL) {
+		/* Each line a tag, or a comma list of them, as on one `tags:` line. */
+		for (const char *l = s; l < e;) {
+			const char *nl = memchr(l, '\n', (size_t)(e - l));
+			add_tag_list(tags, l, nl);
+			l = nl + 1;
+		}
+	} else if (v->key == K_TAGS && s < e) {
+		/* Plain, or folded: the lines joined with spaces, a comma list. */
+		char *joined = ps_strndup(s, (size_t)(e - s));
+		for (char *c = joined; *c; c++)
+			if (*c == '\n')
+				*c = ' ';
+		add_tag_list(tags, joined, joined + strlen(joined));
+		free(joined);
+	}
+	text_clear(&v->text);
+	v->style = V_PLAIN;
+	return ok;
+}
+
+/*
  * Parses the front matter at the start of text. On success sets *title (malloc'd or NULL),
  * fills tags and *body (the offset after the closing line) and returns true. Returns false for
  * anything that is not a well-formed, bounded block; then *title is NULL and tags are empty.
@@ -178,13 +296,15 @@ static bool front_matter(const char *text, size_t len, char **title, struct ps_s
 			 size_t *body)
 {
 	const char *p = text, *end = text + len, *nl;
-	enum { K_OTHER, K_TAGS } key = K_OTHER;
+	struct fm_value v = { .key = K_OTHER };
 	int lines = 0;
 
 	*title = NULL;
 	nl = memchr(p, '\n', (size_t)(end - p));
 	if (!nl || !delimiter(p, nl, false))
 		return false;
+	/* Bounded by the front matter's own limit: a value is some of its lines. */
+	ps_buf_init(&v.text, PS_MEMORY_MAX_FRONT_MATTER + 1);
 	p = nl + 1;
 	while (p < end) {
 		const char *ls = p, *le;
@@ -195,19 +315,44 @@ static bool front_matter(const char *text, size_t len, char **title, struct ps_s
 		if (++lines > PS_MEMORY_MAX_FRONT_LINES || (size_t)(ls - text) > PS_MEMORY_MAX_FRONT_MATTER)
 			break;
 		if (delimiter(ls, le, true)) {
+			if (!value_end(&v, title, tags))
+				break;
+			ps_buf_dispose(&v.text);
 			*body = (size_t)(p - text);
 			return true;
 		}
 		const char *s = ls, *e = le;
+		bool indented = ls < le && (ls[0] == ' ' || ls[0] == '\t');
 		trim(&s, &e);
+		if (v.style != V_PLAIN) {
+			/* A block scalar: its indented lines (blank ones too) are text, '#' and all;
+			 * the first line back at the left margin ends it. */
+			if (s == e)
+				continue;
+			if (indented) {
+				value_line(&v, s, e);
+				continue;
+			}
+			value_end(&v, title, tags);
+		}
 		if (s == e || *s == '#')
 			continue;                      /* blank or comment */
-		if (ls[0] == ' ' || ls[0] == '\t' || ls[0] == '-') {
-			/* A list item or a continuation of the previous key's value. */
-			if (key == K_TAGS && *s == '-' && (s + 1 == e || s[1] == ' ' || s[1] == '\t'))
+		if (indented || ls[0] == '-') {
+			bool item = *s == '-' && (s + 1 == e || s[1] == ' ' || s[1] == '\t');
+			if (item && v.key == K_TAGS) {
+				/* A block list's item; a value before it (`tags: a`) goes first. */
+				if (!value_end(&v, title, tags))
+					break;
 				add_tag(tags, s + 1, e);
+			} else if (item && v.key == K_TITLE && !v.text.len) {
+				v.list = true;             /* `title:` then `- x`: a list, no title */
+			} else if (!item && indented && v.key != K_OTHER && !v.list) {
+				value_line(&v, s, e);      /* a plain value continued */
+			}
 			continue;
 		}
+		if (!value_end(&v, title, tags))
+			break;
 		const char *colon = s;
 		while (colon < e && (((*colon | 0x20) >= 'a' && (*colon | 0x20) <= 'z') ||
 				     (*colon >= '0' && *colon <= '9') || *colon == '_' || *colon == '-'))
@@ -218,26 +363,14 @@ static bool front_matter(const char *text, size_t len, char **title, struct ps_s
 		size_t klen = (size_t)(colon - s);
 		const char *vs = colon + 1, *ve = e;
 		trim(&vs, &ve);
-		key = K_OTHER;
-		if (klen == 5 && memcmp(s, "title", 5) == 0) {
-			if (vs < ve && *vs != '|' && *vs != '>') {
-				free(*title);
-				*title = scalar(vs, ve);
-			}
-		} else if (klen == 4 && memcmp(s, "tags", 4) == 0) {
-			key = K_TAGS;
-			if (vs < ve && *vs == '[') {
-				const char *close = ve;
-				while (close > vs && close[-1] != ']')
-					close--;
-				if (close == vs)
-					break;                 /* `[a, b` without its `]` */
-				add_tag_list(tags, vs + 1, close - 1);
-			} else if (vs < ve) {
-				add_tag_list(tags, vs, ve);
-			}
-		}
+		if (klen == 5 && memcmp(s, "title", 5) == 0)
+			value_start(&v, K_TITLE, vs, ve);
+		else if (klen == 4 && memcmp(s, "tags", 4) == 0)
+			value_start(&v, K_TAGS, vs, ve);
+		else
+			value_start(&v, K_OTHER, vs, ve);
 	}
+	ps_buf_dispose(&v.text);
 	free(*title);
 	*title = NULL;
 	ps_strv_dispose(tags);

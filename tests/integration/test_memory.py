@@ -233,6 +233,27 @@ def test_a_tag_holding_a_comma_is_quoted_in_text_output(ps, repo):
     assert ps.ok("memory", "list", "p").out.splitlines()[1].rstrip().endswith("solo")
 
 
+def test_front_matter_over_several_lines(ps, repo):
+    # Block scalars (`title: |`, `title: >-`, `tags: |`) were skipped: the title fell back to
+    # the file name and `|` became a tag. Block lists and wrapped flow lists read too.
+    repo.write(".memory/lit.md", "---\ntitle: |\n  Literal title\ntags: |\n  ops\n  deploy\n---\n"
+               "kiwi one\n")
+    repo.write(".memory/fold.md", "---\ntitle: >-\n  A folded\n  title\ntags:\n  - a\n- b\n---\n"
+               "kiwi two\n")
+    repo.write(".memory/wrap.md", "---\ntitle: Wrapped\ntags: [x,\n  y]\n---\nkiwi three\n")
+    repo.commit("c1")
+    ps.add("p", str(repo.path))
+    ps.sync("p")
+    got = {e["source_ref"]: (e["title"], e["tags"], e["content"]) for e in ps.json("memory", "list", "p")}
+    assert got == {
+        ".memory/lit.md": ("Literal title", ["ops", "deploy"], "kiwi one\n"),
+        ".memory/fold.md": ("A folded title", ["a", "b"], "kiwi two\n"),
+        ".memory/wrap.md": ("Wrapped", ["x", "y"], "kiwi three\n"),
+    }, got
+    # The title is searchable as the title.
+    assert [e["source_ref"] for e in ps.json("memory", "search", "p", "folded")] == [".memory/fold.md"]
+
+
 def test_projects_named_like_subcommands(ps, repo):
     """A project may be named like any memory subcommand: `memory list NAME` and `memory search
     NAME TEXT` reach it, the subcommand words keep their meaning, and the short form `memory

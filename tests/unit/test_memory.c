@@ -73,6 +73,85 @@ static void test_front_matter_title_and_tags(void)
 	ps_memory_entry_dispose(&e);
 }
 
+static void check_tags(const struct ps_memory_entry *e, const char *const *want, size_t n)
+{
+	CHECK_INT(e->tags.n, n);
+	for (size_t i = 0; i < n && i < e->tags.n; i++)
+		CHECK_STR(e->tags.v[i], want[i]);
+}
+
+/* Values over several lines, as YAML writers produce them: block scalars (literal `|` and
+ * folded `>`, with chomping and indentation indicators), block lists, plain and quoted
+ * scalars and flow lists continued on indented lines. */
+static void test_front_matter_multiline(void)
+{
+	struct ps_memory_entry e;
+
+	parse(&e, "n.md", "---\ntitle: |\n  Literal title\ntags: |\n  a\n  b, c\n---\nbody\n");
+	CHECK_STR(e.title, "Literal title");
+	check_tags(&e, (const char *const[]){ "a", "b", "c" }, 3);
+	CHECK_STR(e.content, "body\n");
+	ps_memory_entry_dispose(&e);
+
+	/* Folded, lines joined; a block's text is as written: '#', quotes, '- ' and `k: v`. */
+	parse(&e, "n.md",
+	      "---\ntitle: >-\n  Folded \"title\"\n\n  # over lines\n  - x\n  k: v\n"
+	      "tags: >+ # a comment\n  one,\n  two\n\nowner: me\n---\nbody\n");
+	CHECK_STR(e.title, "Folded \"title\" # over lines - x k: v");
+	check_tags(&e, (const char *const[]){ "one", "two" }, 2);
+	ps_memory_entry_dispose(&e);
+
+	/* Indentation indicators, CRLF line ends, the block last before the closing line. */
+	parse(&e, "n.md", "---\r\ntags: [z]\r\ntitle: |2+\r\n    Indented\r\n  more\r\n---\r\nb\r\n");
+	CHECK_STR(e.title, "Indented more");
+	check_tags(&e, (const char *const[]){ "z" }, 1);
+	CHECK_STR(e.content, "b\r\n");
+	ps_memory_entry_dispose(&e);
+
+	/* Block lists after `tags:` with a comment, at the margin or indented, items with
+	 * comments and quotes; a value on the key's line comes first. */
+	parse(&e, "n.md",
+	      "---\ntags: # the tags\n  - c1\n  - 'c2' # second\n- c3\ntitle: T\n---\nx\n");
+	check_tags(&e, (const char *const[]){ "c1", "c2", "c3" }, 3);
+	CHECK_STR(e.title, "T");
+	ps_memory_entry_dispose(&e);
+	parse(&e, "n.md", "---\ntags: first\n  - second\n---\nx\n");
+	check_tags(&e, (const char *const[]){ "first", "second" }, 2);
+	ps_memory_entry_dispose(&e);
+
+	/* Plain and quoted scalars and flow lists continued on indented lines. */
+	parse(&e, "n.md",
+	      "---\ntitle:\n  A plain title\n  over lines\ntags: [one,\n  \"t, two\",\n  three]\n"
+	      "---\nx\n");
+	CHECK_STR(e.title, "A plain title over lines");
+	check_tags(&e, (const char *const[]){ "one", "t, two", "three" }, 3);
+	ps_memory_entry_dispose(&e);
+	parse(&e, "n.md", "---\ntitle: \"A quoted\n  title\" # c\n---\nx\n");
+	CHECK_STR(e.title, "A quoted title");
+	ps_memory_entry_dispose(&e);
+
+	/* Other keys' blocks are skipped whatever they hold; a title that is a list is none;
+	 * an empty block is no title. */
+	parse(&e, "d/n.md",
+	      "---\ndescription: |\n  title: no\n  - no\ntitle:\n  - a\n  - b\ntags: |\n---\n# H\n");
+	CHECK_STR(e.title, "H");
+	CHECK_INT(e.tags.n, 0);
+	ps_memory_entry_dispose(&e);
+	parse(&e, "d/n.md", "---\ntitle: >\n\ntags: x\n---\nbody\n");
+	CHECK_STR(e.title, "n.md");
+	check_tags(&e, (const char *const[]){ "x" }, 1);
+	ps_memory_entry_dispose(&e);
+
+	/* `|x` is no block header: a plain value; a flow list never closed is no front matter. */
+	parse(&e, "n.md", "---\ntitle: |x\n---\nb\n");
+	CHECK_STR(e.title, "|x");
+	ps_memory_entry_dispose(&e);
+	parse(&e, "n.md", "---\ntags: [a,\n  b\n---\n# H\n");
+	CHECK_STR(e.title, "H");
+	CHECK_INT(e.tags.n, 0);
+	ps_memory_entry_dispose(&e);
+}
+
 static void test_front_matter_tolerant(void)
 {
 	struct ps_memory_entry e;
@@ -1196,6 +1275,7 @@ static void test_rescan_supersedes_restores(void)
 
 PS_TESTS(
 	PS_TEST(test_front_matter_title_and_tags),
+	PS_TEST(test_front_matter_multiline),
 	PS_TEST(test_front_matter_tolerant),
 	PS_TEST(test_glob),
 	PS_TEST(test_query_sanitising),
