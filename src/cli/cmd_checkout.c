@@ -3,7 +3,11 @@
  * folder (core/checkout.c does the work). Prints one summary line, or with --json one object:
  *   {"project", "sync_id", "from_sync_id" (null for a full write), "dir", "full", "written",
  *    "deleted", "skipped", "failed", "missing", "unchanged", "total", "skipped_paths": [...],
- *    "failures": [{"path", "reason"}], "discarded": [{"path", "change"}]}
+ *    "skipped_files": [{"path", "reason", "may_be_lost"}], "failures": [{"path", "reason",
+ *    "lost"}], "discarded": [{"path", "change"}]}
+ * A skipped file's "reason" is the warning's words, "may_be_lost" whether its content may have
+ * been lost rather than kept out by the limit; a failure's "lost" marks the files counted in
+ * "missing".
  * Files whose content is not stored (over the project's size limit), entries the file system
  * refused on their own, and local changes --force discarded are warnings on stderr: the
  * checkout itself succeeds. Files whose content the store lost ("missing", also failures) are
@@ -48,7 +52,8 @@ static const char checkout_usage[] =
 	"\n"
 	"  --at SYNC_ID   check out this succeeded sync instead of the latest\n"
 	"  --force        discard local changes; also write into a non-empty folder\n"
-	"  --json         print the result as JSON\n";
+	"  --json         print the result as JSON (skipped_files marks a file whose content\n"
+	"                 may have been lost: may_be_lost; failures mark lost files: lost)\n";
 
 /* The signal that asked the checkout to stop, for the exit code; 0 = none. */
 static volatile sig_atomic_t caught;
@@ -71,19 +76,40 @@ static json_t *changes_to_json(const struct ps_checkout_stats *st)
 	return a;
 }
 
+/* Whether skipped file i is within today's size limit: then it was either over the limit when
+ * it was synced or its blob was lost since, and no row says which. */
+static bool skipped_unsure(const struct ps_checkout_stats *st, size_t i)
+{
+	return st->skipped_unsure && st->skipped_unsure[i];
+}
+
+/* cat's not_fetched words for a file within today's limit. */
+static const char *skipped_reason(bool unsure)
+{
+	return unsure ? "over the project's size limit when it was synced, or lost since"
+		      : "over the project's size limit";
+}
+
 static json_t *stats_to_json(const char *project, const char *dir,
 			     const struct ps_checkout_stats *st)
 {
-	json_t *skipped = json_array(), *failures = json_array();
+	json_t *skipped = json_array(), *files = json_array(), *failures = json_array();
 
-	for (size_t i = 0; i < st->skipped_paths.n; i++)
+	for (size_t i = 0; i < st->skipped_paths.n; i++) {
+		bool unsure = skipped_unsure(st, i);
 		json_array_append_new(skipped, ps_json_string(st->skipped_paths.v[i]));
+		json_array_append_new(files, json_pack("{s:o, s:s, s:b}", "path",
+						       ps_json_string(st->skipped_paths.v[i]),
+						       "reason", skipped_reason(unsure),
+						       "may_be_lost", unsure));
+	}
 	for (size_t i = 0; i < st->nfailures; i++)
-		json_array_append_new(failures, json_pack("{s:o, s:s}", "path",
+		json_array_append_new(failures, json_pack("{s:o, s:s, s:b}", "path",
 							  ps_json_string(st->failures[i].path),
-							  "reason", st->failures[i].reason));
+							  "reason", st->failures[i].reason,
+							  "lost", st->failures[i].lost));
 	return json_pack("{s:o, s:I, s:o, s:o, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:o, "
-			 "s:o}",
+			 "s:o, s:o}",
 			 "project", ps_json_string(project),
 			 "sync_id", (json_int_t)st->sync_id,
 			 "from_sync_id", st->from_sync_id ? json_integer(st->from_sync_id)
@@ -98,6 +124,7 @@ static json_t *stats_to_json(const char *project, const char *dir,
 			 "unchanged", (json_int_t)st->unchanged,
 			 "total", (json_int_t)st->total,
 			 "skipped_paths", skipped,
+			 "skipped_files", files,
 			 "failures", failures,
 			 "discarded", changes_to_json(st));
 }
@@ -106,13 +133,8 @@ static void warn_skipped(const struct ps_checkout_stats *st)
 {
 	for (size_t i = 0; i < st->skipped_paths.n && i < MAX_SKIP_WARNINGS; i++) {
 		char *q = ps_cli_quote_path(st->skipped_paths.v[i]);
-		/* cat's not_fetched words for a file within today's limit: no row says whether
-		 * the limit was lower when it was synced or its blob was lost since. */
 		fprintf(stderr, "projsync: warning: %s not written: its content is not stored "
-			"(%s), ignoring\n", q,
-			st->skipped_unsure && st->skipped_unsure[i]
-			? "over the project's size limit when it was synced, or lost since"
-			: "over the project's size limit");
+			"(%s), ignoring\n", q, skipped_reason(skipped_unsure(st, i)));
 		free(q);
 	}
 	if (st->skipped_paths.n > MAX_SKIP_WARNINGS)

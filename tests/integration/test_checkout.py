@@ -216,7 +216,7 @@ def test_checkout_of_a_lost_blob_fails_instead_of_passing_for_the_snapshot(ps, r
     assert r.rc == 1, r
     out = json.loads(r.out)
     assert out["missing"] == 1 and out["skipped"] == 0, out
-    assert [f["path"] for f in out["failures"]] == ["keep.txt"], out
+    assert [(f["path"], f["lost"]) for f in out["failures"]] == [("keep.txt", True)], out
     assert sha in out["failures"][0]["reason"], out
     err = r.err.splitlines()[-1]
     assert "blob_missing" not in err and "lost" in err and "projsync verify p --blobs" in err, r
@@ -322,7 +322,7 @@ def test_checkout_skips_a_symlink_no_file_system_can_hold(ps, repo, tmp_path):
     r = ps.ok("checkout", "p", co, "--json")
     out = json.loads(r.out)
     assert out["failed"] == 1 and out["written"] == 2, r
-    assert [f["path"] for f in out["failures"]] == ["long-link"]
+    assert [(f["path"], f["lost"]) for f in out["failures"]] == [("long-link", False)]
     assert "long-link" in r.err and "warning" in r.err
     assert (co / "a.txt").read_text() == "a\n" and (co / "z.txt").read_text() == "z\n"
     assert not os.path.lexists(co / "long-link")

@@ -7,6 +7,7 @@ About renames: projsync reports an exact rename (same blob, new path) as one `re
 with `previous_path`; git with --no-renames reports a deletion plus an addition. The comparison
 (conftest.changes_as_git) expands every `renamed` into `D previous_path` + `A path`.
 """
+import json
 import os
 
 import pytest
@@ -386,6 +387,13 @@ def test_checkout_and_diff_of_an_old_lost_blob_say_both_causes_as_cat_does(ps, r
     assert co.rc == 0 and not (tmp_path / "co" / "keep.txt").exists(), co
     assert "keep.txt not written: its content is not stored (over the project's size limit " \
         "when it was synced, or lost since), ignoring" in co.err, co
+    # --json marks the file as the warning does.
+    co = ps("checkout", "p", tmp_path / "co2", "--at", str(first["id"]), "--json")
+    out = json.loads(co.out)
+    assert co.rc == 0 and out["skipped_paths"] == ["keep.txt"], co
+    assert out["skipped_files"] == [{
+        "path": "keep.txt", "may_be_lost": True,
+        "reason": "over the project's size limit when it was synced, or lost since"}], out
     d = ps.json("diff", str(first["id"]), str(second["id"]), "--patch")
     f = d["files"][0]
     assert f["path"] == "keep.txt" and f["skipped"] == "not_stored", d
@@ -409,6 +417,10 @@ def test_checkout_and_diff_of_a_file_over_the_limit_name_the_limit_only(ps, repo
     co = ps("checkout", "p", tmp_path / "co", "--at", str(first["id"]))
     assert co.rc == 0 and "big.txt not written: its content is not stored (over the " \
         "project's size limit), ignoring" in co.err, co
+    out = json.loads(ps.ok("checkout", "p", tmp_path / "co2", "--at", str(first["id"]),
+                           "--json").out)
+    assert out["skipped_files"] == [{"path": "big.txt", "may_be_lost": False,
+                                     "reason": "over the project's size limit"}], out
     d = ps.json("diff", str(first["id"]), str(second["id"]), "--patch")
     assert [(f["path"], f["note"]) for f in d["files"]] == [
         ("big.txt", "content not stored: over the project's size limit")], d
