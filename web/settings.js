@@ -72,8 +72,8 @@ export async function settingsView({ root, params, navigate }) {
     if (z !== project.max_blob_size) c.max_blob_size = z;
     const e = every.value.trim() || 'off';
     if (e !== (project.every || 'off')) c.every = e;
-    // The API clears these with 0 (as `project set --keep-syncs 0` does); it reads a null
-    // member as "not given" and would keep the old limit.
+    // An empty box clears the limit: 0, as `project set --keep-syncs 0` takes it (the API
+    // takes null too).
     for (const [key, input] of Object.entries(numbers)) {
       const v = input.value.trim() === '' ? 0 : Number(input.value);
       if (v !== (project[key] ?? 0)) c[key] = v;

@@ -808,10 +808,23 @@ static const struct {
 
 static bool patch_schedule(struct ps_request *rq, json_t *v, struct patch_job *job)
 {
-	(void)rq;
+	bool limit = !strcmp(job->cur_key, "max_failures") || !strcmp(job->cur_key, "keep_syncs") ||
+		     !strcmp(job->cur_key, "keep_days");
+
+	if (json_is_null(v) && !limit) {
+		/* Never null when read back: taking null as "not given" would answer 200 and
+		 * change nothing the client asked to change. */
+		ps_http_error(rq, MHD_HTTP_BAD_REQUEST, "invalid_field",
+			      "'%s' cannot be null: give a value (\"every\": \"off\" stops the "
+			      "schedule)", job->cur_key);
+		return false;
+	}
 	if (!job->schedule)
 		job->schedule = json_object();
-	json_object_set(job->schedule, job->cur_key, v);
+	/* A limit reads back as null when there is none (the server's --max-failures for
+	 * max_failures): null clears it, as 0 does, so what a GET gave can be sent back. */
+	json_object_set_new(job->schedule, job->cur_key,
+			    json_is_null(v) ? json_integer(0) : json_incref(v));
 	return true;
 }
 

@@ -76,6 +76,11 @@ def test_patch_schedule_and_retention_applied(server, ps):
     ({"keep_syncs": 2.5}, "invalid_field"),
     ({"keep_days": "7"}, "invalid_field"),
     ({"code_index": "no"}, "invalid_field"),
+    # Never null when read back: null is refused, not taken as "not given" (a 200 that
+    # changed nothing).
+    ({"every": None}, "invalid_field"),
+    ({"auto_min_seconds": None}, "invalid_field"),
+    ({"auto_max_seconds": None, "keep_syncs": None}, "invalid_field"),
     # A good field beside a bad one: nothing of it is applied, not even the rename.
     ({"keep_syncs": 9, "every": "1s"}, "invalid_every"),
     ({"name": "q", "every": "10m", "keep_days": -3}, "invalid_field"),
@@ -105,3 +110,23 @@ def test_patch_retention_alone_keeps_the_schedule(server, ps):
             assert p[key] == adapted[key], (body, key, p, adapted)
     assert p["keep_syncs"] == 3 and p["keep_days"] == 7 and p["max_failures"] == 4
     assert ps.project("p") == p
+
+
+def test_patch_null_clears_a_limit_as_it_reads_back(server, ps):
+    # A limit reads back as null when there is none, but a PATCH with null changed nothing
+    # (200, the old limit kept): sending back what a GET gave must mean what it says.
+    st, _, p = patch(server, "p", {"every": "1h", "max_failures": 3, "keep_syncs": 5,
+                                   "keep_days": 30})
+    assert st == 200, p
+    st, _, p = patch(server, "p", {"keep_syncs": None})
+    assert st == 200 and p["keep_syncs"] is None, p
+    assert p["keep_days"] == 30 and p["max_failures"] == 3 and p["every"] == "1h", p
+    st, _, p = patch(server, "p", {"keep_days": None, "max_failures": None})
+    assert st == 200 and p["keep_days"] is None and p["max_failures"] is None, p
+    assert ps.project("p") == p
+    assert ps.project("p")["keep_syncs"] is None
+    # The round trip: a project as read back, patched with its own nullable members.
+    st, _, got = server.get("/api/v1/projects/p")
+    body = {k: got[k] for k in ("max_failures", "keep_syncs", "keep_days")}
+    st, _, p = patch(server, "p", body)
+    assert st == 200 and p == got, (p, got)
