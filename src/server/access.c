@@ -208,14 +208,19 @@ bool ps_access_source_allowed(struct ps_request *rq, const char *source)
 		ok = resolved && inside(resolved, root);
 	}
 	/* Without a root, this is what a first project added on the page meets (a path is the
-	 * first thing one tries): the message says the two ways in. */
-	if (!ok)
+	 * first thing one tries): the message says the two ways in. With one, it names the
+	 * folder, so the user can tell where to put the repository without asking the admin. */
+	if (!ok && root)
 		ps_http_error(rq, MHD_HTTP_FORBIDDEN, "local_path_forbidden",
-			      "local paths are not allowed through the API%s",
-			      root ? " outside the server's --local-root"
-				   : ": start 'projsync serve' with --local-root DIR to allow the "
-				     "repositories inside DIR, or add the project with 'projsync "
-				     "project add' on the server's machine");
+			      "local paths are not allowed through the API outside the server's "
+			      "--local-root '%.600s': '%.200s' is not inside it (symlinks and '..' "
+			      "resolved)", root, source);
+	else if (!ok)
+		ps_http_error(rq, MHD_HTTP_FORBIDDEN, "local_path_forbidden",
+			      "local paths are not allowed through the API: start 'projsync "
+			      "serve' with --local-root DIR to allow the repositories inside DIR, "
+			      "or add the project with 'projsync project add' on the server's "
+			      "machine");
 	free(path);
 	free(resolved);
 	return ok;

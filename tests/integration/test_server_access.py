@@ -167,10 +167,17 @@ def add(srv, source, name="p"):
     return srv.post("/api/v1/projects", {"name": name, "source": source})
 
 
-def assert_local_refused(res, source):
+def assert_local_refused(res, source, root=None):
     st, _, e = res
     assert st == 403 and code(e) == "local_path_forbidden", (source, e)
-    assert "local paths are not allowed through the API" in e["error"]["message"]
+    msg = e["error"]["message"]
+    assert "local paths are not allowed through the API" in msg and "\n" not in msg, e
+    if root:
+        # The folder they are allowed under is named (resolved, as paths are judged), and
+        # the path refused.
+        assert f"--local-root '{os.path.realpath(root)}'" in msg and f"'{source}'" in msg, e
+    else:
+        assert "--local-root DIR" in msg and "projsync project add" in msg, e
 
 
 def test_without_local_root_the_api_refuses_every_local_form(ps, repo, servers):
@@ -211,7 +218,7 @@ def test_local_root_is_judged_on_resolved_paths(ps, make_repo, tmp_path, servers
                f"file://{outside.path}", f"file://{root}/link-out",
                f"file://{root}/%2e%2e/rootx", "/etc"]
     for source in refused:
-        assert_local_refused(add(srv, source), source)
+        assert_local_refused(add(srv, source), source, root)
 
     accepted = [str(inside.path), str(tmp_path / "root-link" / "inside"),
                 str(root / "inside" / ".." / "inside"), f"file://{inside.path}",
@@ -230,6 +237,9 @@ def test_local_root_is_judged_on_resolved_paths(ps, make_repo, tmp_path, servers
 
     st, _, lst = srv.get("/api/v1/projects")
     assert sorted(p["name"] for p in lst) == [f"ok{i}" for i in range(len(accepted))]
+    # A new source outside the root is refused the same way, naming the root.
+    res = srv.request("PATCH", "/api/v1/projects/ok0", body={"source": str(outside.path)})
+    assert_local_refused(res, str(outside.path), root)
     # An accepted project syncs like any other.
     st, _, s = srv.post("/api/v1/projects/ok0/sync")
     assert st == 202
