@@ -476,12 +476,14 @@ void ps_api_openapi(struct ps_request *rq)
 
 /* ---- libmicrohttpd callbacks ---- */
 
-static void route(struct ps_request *rq)
+/* Finds the route of the request's method and path (rq->route, with its parameters), or the
+ * first route of its path when only the method differs (rq->path_route; `allow` then lists
+ * the methods the path takes and the result is true), or the web page's. Replies nothing. */
+static bool find_route(struct ps_request *rq, char *allow, size_t allow_size)
 {
 	size_t n;
 	const struct ps_route *rt = ps_http_routes(&n);
 	bool path_known = false;
-	char allow[64] = "";
 
 	for (size_t i = 0; i < n; i++) {
 		char *params[PS_HTTP_MAX_PARAMS] = { 0 };
@@ -496,25 +498,32 @@ static void route(struct ps_request *rq)
 			memcpy(rq->params, params, sizeof(params));
 			rq->nparams = np;
 			rq->route = &rt[i];
-			return;
+			return false;
 		}
 		if (!rq->path_route)
 			rq->path_route = &rt[i];
 		path_known = true;
 		/* HEAD is answered wherever GET is (above), so it is allowed there too. */
-		snprintf(allow + strlen(allow), sizeof(allow) - strlen(allow), "%s%s%s",
+		snprintf(allow + strlen(allow), allow_size - strlen(allow), "%s%s%s",
 			 allow[0] ? ", " : "", rt[i].method,
 			 strcmp(rt[i].method, "GET") == 0 ? ", HEAD" : "");
 		for (size_t k = 0; k < np; k++)
 			free(params[k]);
 	}
-	if (path_known) {
+	if (!path_known && ps_web_claims(rq->url))
+		rq->route = &ps_web_route; /* the web page (web.c), outside the API's table */
+	return path_known;
+}
+
+static void route(struct ps_request *rq)
+{
+	char allow[64] = "";
+
+	if (find_route(rq, allow, sizeof(allow))) {
 		ps_http_error(rq, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed",
 			      "%s is not allowed on %s", rq->method, rq->url);
 		ps_http_add_header(rq, MHD_HTTP_HEADER_ALLOW, allow);
-	} else if (ps_web_claims(rq->url)) {
-		rq->route = &ps_web_route; /* the web page (web.c), outside the API's table */
-	} else {
+	} else if (!rq->route) {
 		ps_http_error(rq, MHD_HTTP_NOT_FOUND, "not_found", "no such endpoint: %s", rq->url);
 	}
 }
@@ -883,6 +892,11 @@ static bool check_headers(struct ps_request *rq, const char *version)
 	if (!check_protocol(rq, version))
 		return false;
 	if (!host_allowed(rq)) {
+		char allow[64] = "";
+		/* Looked up for /metrics only (count_answer): the request line was sound, so
+		 * it counts under the route it asked for, as a 405 or a 413 does; "unmatched"
+		 * stays for a path no route takes. */
+		find_route(rq, allow, sizeof(allow));
 		ps_http_error(rq, MHD_HTTP_MISDIRECTED_REQUEST, "wrong_host",
 			      "this server does not answer for that Host: give the listen address, "
 			      "or start the server with --public-url");
@@ -962,7 +976,8 @@ static const char *method_label(const char *method)
 
 /* Counts an answered request under the route that took it (HEAD counts as the GET it is
  * answered by), a 405 under the path's route and the method refused, the web page as "web",
- * and anything not routed (404, refused on its request line or Host) as "unmatched". */
+ * a 421 (wrong Host) under the route its method and path name, and anything not routed (404,
+ * refused on its request line) as "unmatched". */
 static void count_answer(struct ps_request *rq)
 {
 	const char *route = "unmatched", *method = method_label(rq->method);

@@ -715,14 +715,21 @@ def test_healthz_and_metrics(served):
 
 
 def test_metrics_count_each_answer_under_the_route_it_came_to(served):
-    """A 405 is a known route asked with the wrong method, the page is the page: neither is
-    'unmatched', which is left to requests no route took or refused before routing."""
+    """A 405 is a known route asked with the wrong method, the page is the page, a 421 asked
+    for a route with the wrong Host: none is 'unmatched', which is left to requests no route
+    took or refused on their request line."""
     srv = served(add=False)
     assert srv.request("PUT", "/api/v1/projects")[0] == 405
     assert srv.request("BREW", "/api/v1/projects")[0] == 405
     assert srv.get("/")[0] == 200
     assert srv.get("/api/v1/nothing")[0] == 404
+    # A wrong Host is refused after a sound request line: it counts under the route it asked
+    # for (it counted as "unmatched", mixed with 404s), or the page's; an unknown path stays
+    # unmatched.
     assert srv.get("/api/v1/projects", headers={"Host": "evil.example"})[0] == 421
+    assert srv.request("DELETE", "/api/v1/projects/p", headers={"Host": "evil.example"})[0] == 421
+    assert srv.get("/projects/p", headers={"Host": "evil.example"})[0] == 421
+    assert srv.get("/api/v1/nothing", headers={"Host": "evil.example"})[0] == 421
     st, _, _ = srv.post("/api/v1/projects", "x" * 10,
                         headers={"Content-Type": "application/json",
                                  "Content-Length": str(1 << 30)})
@@ -740,6 +747,9 @@ def test_metrics_count_each_answer_under_the_route_it_came_to(served):
     assert counts.get(("/api/v1/projects", "other", "405")) == 1, counts
     assert counts.get(("web", "GET", "200")) == 1, counts
     assert counts.get(("unmatched", "GET", "404")) == 1, counts
+    assert counts.get(("/api/v1/projects", "GET", "421")) == 1, counts
+    assert counts.get(("/api/v1/projects/{name}", "DELETE", "421")) == 1, counts
+    assert counts.get(("web", "GET", "421")) == 1, counts
     assert counts.get(("unmatched", "GET", "421")) == 1, counts
     assert counts.get(("/api/v1/projects", "POST", "413")) == 1, counts
     assert all(meth for (_, meth, _) in counts), counts
