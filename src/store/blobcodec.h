@@ -10,6 +10,12 @@
  *                       used as a prefix (ZSTD_CCtx_refPrefix): the row names that base blob.
  *                       Decodable by `zstd -d --patch-from=BASE`. The store (store.c) resolves
  *                       the base, which may be a delta itself, up to PS_BLOB_CHAIN_MAX deep.
+ *   PS_BLOB_PACKED (3)  no bytes of its own: the content is `size` bytes at `pack_offset` of
+ *                       the decoded content of a pack (table blob_packs, schema 27): one zstd
+ *                       frame, as PS_BLOB_ZSTD, holding several small blobs one after another,
+ *                       so each compresses with its neighbours as context (docs/performance.md,
+ *                       "Packs"). A member read back is hashed against its id: a damaged row
+ *                       or pack fails naming the blob, never returns another blob's bytes.
  *
  * The encoder picks raw for small content and for content zstd does not shrink enough, so a
  * reader never pays a decompression for nothing. Decoding checks the frame's declared size and
@@ -26,6 +32,7 @@ enum ps_blob_encoding {
 	PS_BLOB_RAW = 0,
 	PS_BLOB_ZSTD = 1,
 	PS_BLOB_DELTA = 2,
+	PS_BLOB_PACKED = 3,
 };
 
 /* Content shorter than this is stored raw: a zstd frame's own header and checksum (~13 bytes)
@@ -37,6 +44,12 @@ enum ps_blob_encoding {
  * so reading any blob costs at most PS_BLOB_CHAIN_MAX + 1 decompressions (docs/performance.md,
  * "Deltas": the bound's cost and gain were measured). */
 #define PS_BLOB_CHAIN_MAX 8
+/* Blobs of 1 to PS_BLOB_PACK_MEMBER_MAX bytes that are not stored as deltas go into packs
+ * (ps_store_blob_put_many); a pack is closed once its content reaches PS_BLOB_PACK_TARGET, so
+ * reading a member decompresses at most PS_BLOB_PACK_TARGET + PS_BLOB_PACK_MEMBER_MAX bytes.
+ * Larger blobs compress well alone. Both chosen by measurement (docs/performance.md, "Packs"). */
+#define PS_BLOB_PACK_MEMBER_MAX (16u << 10)
+#define PS_BLOB_PACK_TARGET (64u << 10)
 /* What a reader follows before it calls a chain corrupt (a cycle, or a store written with a
  * larger bound by some later projsync): well above the write bound, still bounded. */
 #define PS_BLOB_CHAIN_READ_MAX 64

@@ -180,3 +180,21 @@ int ps_store_blobs_make_plain(struct ps_store *s, char *const *shas, size_t n,
 	}
 	return 0;
 }
+
+/* FIRST CUT (interface commit): no packing yet; replaced by the packing writer. */
+int ps_store_blob_put_many(struct ps_store *s, const struct ps_blob_in *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		int rc = ps_store_blob_put_delta(s, v[i].sha, v[i].data, v[i].len, v[i].base);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+int ps_store_blob_packs_tidy(struct ps_store *s, struct ps_prune_stats *out)
+{
+	(void)s;
+	(void)out;
+	return 0;
+}
