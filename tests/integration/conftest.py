@@ -51,6 +51,7 @@ BOTH_BACKENDS |= {"test_patch_schedule"}  # PATCH of schedule/retention: saved b
 BOTH_BACKENDS |= {"test_store_rows"}  # schema 16: object ids at rest, converted by each backend
 BOTH_BACKENDS |= {"test_thin_trees"}  # schema 20: directory entries rebuilt by each backend
 BOTH_BACKENDS |= {"test_audit"}  # memory tags and globs: stored by each backend
+BOTH_BACKENDS |= {"test_packs"}  # schema 27: packs written, read and pruned by each backend
 
 
 def pytest_report_header(config):
