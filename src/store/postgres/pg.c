@@ -2751,16 +2751,17 @@ struct ps_blobcodec *ps_pg_blobcodec(struct ps_store *s)
 	return PSPG(s)->codec;
 }
 
-/* A row's pack and offset (schema 27): both NULL unless it is packed. */
+/* A row's pack and offset (schema 27): both NULL but for a packed row, which is all the partial
+ * index blobs_pack holds (as sqlite.c bind_row). */
 static void pq_pack(struct ps_pq *q, const struct ps_blob_row *row)
 {
-	bool packed = row->encoding == PS_BLOB_PACKED;
-
-	ps_pq_id(q, packed ? row->pack : 0);
-	if (packed)
+	if (row->encoding == PS_BLOB_PACKED && row->pack > 0) {
+		ps_pq_int(q, row->pack);
 		ps_pq_int(q, row->pack_offset);
-	else
+	} else {
 		ps_pq_text(q, NULL);
+		ps_pq_text(q, NULL);
+	}
 }
 
 int ps_pg_blob_row_put(struct ps_store *s, const char *sha, const struct ps_blob_row *row)
@@ -3346,7 +3347,7 @@ int ps_pg_stats(struct ps_store *s, int64_t project_id, struct ps_store_stats *o
 		"coalesce(sum(octet_length(b.content)), 0) + coalesce(sum(b.size * "
 		"octet_length(p.content) / nullif(p.size, 0)), 0), "
 		"count(*) FILTER (WHERE b.encoding = 2), count(*) FILTER (WHERE b.encoding = 3), 0 "
-		"FROM blobs b LEFT JOIN blob_packs p ON p.id = b.pack "
+		"FROM blobs b LEFT JOIN blob_packs p ON p.id = b.pack AND b.encoding = 3 "
 		"WHERE b.sha IN (SELECT fv.sha FROM " DIR_FILES " WHERE d.project_id = $1)";
 	/* Every table of the schema projsync's tables are in, with its indexes and TOAST. */
 	static const char disk[] =
