@@ -1,8 +1,8 @@
 /*
  * Packs of small blobs in PostgreSQL (table blob_packs, schema 27,
  * migrations/0027_blob_packs.sql): the rows blobs.c writes, reads and tidies (store/backend.h
- * says what each op does), the same rows and answers as src/store/sqlite/sqlite_blobs.c's. Every op
- * runs in the caller's transaction.
+ * says what each op does), the same rows and answers as src/store/sqlite/sqlite_blobs.c's.
+ * Every op runs in the caller's transaction.
  */
 #include "store/store.h"
 
