@@ -3384,6 +3384,127 @@ static void test_code_rows_conversion(void)
 	free(path);
 }
 
+/* A packed row as blobs.c writes one (schema 27): no bytes of its own, its pack and offset. */
+static struct ps_blob_row packed_row(int64_t pack, int64_t offset, int64_t size)
+{
+	struct ps_blob_row row = { .encoding = PS_BLOB_PACKED, .size = size, .pack = pack,
+				   .pack_offset = offset, .content = "", .len = 0 };
+	return row;
+}
+
+/* The pack rows of both backends (store/backend.h, schema 27), below blobs.c: a pack reads back
+ * byte-exact; its members come in offset order; a pack is sparse when its members' sizes add up
+ * to less than half its size (exactly half is not), or it has none; a rewritten row names no
+ * pack any more; a pack some row names cannot go (the foreign key, at commit); ids are never
+ * handed out twice, not even after the newest pack went. */
+static void test_blob_pack_rows(void)
+{
+	char *path = NULL, sha[4][PS_SHA_HEX], *out;
+	struct ps_store *s = open_store(&path);
+	struct ps_blob_pack_row in = { .size = 400, .content = "frame one", .len = 9 }, got;
+	struct ps_blob_row row, back;
+	struct ps_strv members = { 0 };
+	const int64_t offsets[3] = { 200, 0, 100 };
+	int64_t id1 = 0, id2 = 0, id3 = 0, *ids = NULL;
+	size_t n = 0;
+
+	for (int i = 0; i < 4; i++) {
+		char text[16];
+		snprintf(text, sizeof(text), "member %d", i);
+		ps_git_blob_sha(text, strlen(text), sha[i]);
+	}
+	CHECK_OK(ps_store_begin(s));
+	CHECK_OK(ps_store_blob_pack_put(s, &in, &id1));
+	in = (struct ps_blob_pack_row){ .size = 100, .content = "frame\0two", .len = 9 };
+	CHECK_OK(ps_store_blob_pack_put(s, &in, &id2));
+	CHECK(id1 > 0 && id2 > id1);
+	for (int i = 0; i < 3; i++) {
+		row = packed_row(id1, offsets[i], 100);
+		CHECK_OK(ps_store_blob_row_put(s, sha[i], &row));
+	}
+	/* Not packed: pack and offset are not stored, whatever the struct holds. */
+	row = (struct ps_blob_row){ .encoding = PS_BLOB_RAW, .size = 1, .pack = id2,
+				    .pack_offset = 5, .content = "x", .len = 1 };
+	CHECK_OK(ps_store_blob_row_put(s, sha[3], &row));
+	CHECK_OK(ps_store_commit(s));
+
+	CHECK_OK(ps_store_blob_pack_get(s, id2, &got));
+	CHECK_INT(got.id, id2);
+	CHECK_INT(got.size, 100);
+	CHECK(got.len == 9 && memcmp(got.content, "frame\0two", 9) == 0);
+	free(got.content);
+	CHECK_OK(ps_store_blob_row_get(s, sha[0], &back));
+	CHECK_INT(back.encoding, PS_BLOB_PACKED);
+	CHECK_INT(back.pack, id1);
+	CHECK_INT(back.pack_offset, 200);
+	CHECK_INT(back.size, 100);
+	CHECK_INT(back.len, 0);
+	free(back.content);
+	CHECK_OK(ps_store_blob_row_get(s, sha[3], &back));
+	CHECK_INT(back.pack, 0);
+	CHECK_INT(back.pack_offset, 0);
+	free(back.content);
+	out = blob_col(path, "coalesce(pack, -1), coalesce(pack_offset, -1)", sha[3]);
+	CHECK_STR(out, "-1|-1|\n");
+	free(out);
+
+	CHECK_OK(ps_store_blob_pack_members(s, id1, &members));
+	CHECK_INT(members.n, 3);
+	if (members.n == 3) {
+		CHECK_STR(members.v[0], sha[1]);
+		CHECK_STR(members.v[1], sha[2]);
+		CHECK_STR(members.v[2], sha[0]);
+	}
+	ps_strv_dispose(&members);
+	CHECK_OK(ps_store_blob_pack_members(s, id2, &members));
+	CHECK_INT(members.n, 0);
+	ps_strv_dispose(&members);
+
+	/* 300 of 400 bytes live: only the pack without members is sparse. */
+	CHECK_OK(ps_store_blob_packs_sparse(s, &ids, &n));
+	CHECK(n == 1 && ids[0] == id2);
+	free(ids);
+	/* One member rewritten plain: 200 of 400, exactly half, is not sparse yet. */
+	row = (struct ps_blob_row){ .encoding = PS_BLOB_RAW, .size = 100, .pack = id1,
+				    .pack_offset = 200, .content = "y", .len = 1 };
+	CHECK_OK(ps_store_blob_row_replace(s, sha[0], &row));
+	out = blob_col(path, "encoding, coalesce(pack, -1), coalesce(pack_offset, -1)", sha[0]);
+	CHECK_STR(out, "0|-1|-1|\n");
+	free(out);
+	CHECK_OK(ps_store_blob_packs_sparse(s, &ids, &n));
+	CHECK(n == 1 && ids[0] == id2);
+	free(ids);
+	CHECK_OK(ps_store_blob_row_replace(s, sha[2], &row));
+	CHECK_OK(ps_store_blob_packs_sparse(s, &ids, &n));
+	CHECK(n == 2 && ids[0] == id1 && ids[1] == id2);
+	free(ids);
+
+	/* A pack a row still names: refused at commit, nothing deleted. */
+	CHECK_OK(ps_store_begin(s));
+	CHECK_OK(ps_store_blob_pack_delete(s, id1));
+	CHECK(ps_store_commit(s) < 0);
+	ps_store_rollback(s);
+	CHECK_OK(ps_store_blob_pack_get(s, id1, &got));
+	free(got.content);
+
+	/* The newest pack goes; a new one gets a new id, and reading the old one says so. */
+	CHECK_OK(ps_store_blob_pack_delete(s, id2));
+	CHECK_OK(ps_store_blob_pack_delete(s, id2)); /* not there: no error */
+	CHECK_INT(ps_store_blob_pack_get(s, id2, &got), PS_ENOTFOUND);
+	CHECK_STR(ps_error_slug(), "blob_pack_missing");
+	ps_store_free(s);
+	CHECK_OK(ps_store_open(&s, path, 0));
+	CHECK_OK(ps_store_blob_pack_put(s, &in, &id3));
+	CHECK(id3 > id2);
+
+	if (ps_test_pg()) /* a zstd frame: out of line, never pglz-compressed, as blobs.content */
+		CHECK_INT(db_int(path, "SELECT count(*) FROM pg_attribute WHERE attrelid = "
+				       "'blob_packs'::regclass AND attname = 'content' AND "
+				       "attstorage = 'e'"), 1);
+	ps_store_free(s);
+	free(path);
+}
+
 PS_TESTS(PS_TEST(test_atomic_visibility), PS_TEST(test_one_chain), PS_TEST(test_versioned_rows),
 	 PS_TEST(test_content_addressing), PS_TEST(test_crash_reap),
 	 PS_TEST(test_marker_moves_only_on_success), PS_TEST(test_migrations),
@@ -3394,6 +3515,6 @@ PS_TESTS(PS_TEST(test_atomic_visibility), PS_TEST(test_one_chain), PS_TEST(test_
 	 PS_TEST(test_code_index), PS_TEST(test_code_segments), PS_TEST(test_code_compaction_after_prune), PS_TEST(test_code_segments_shared), PS_TEST(test_code_index_crash), PS_TEST(test_blob_round_trips), PS_TEST(test_blob_put_in_transaction),
 	 PS_TEST(test_blob_corrupt), PS_TEST(test_blob_delta_chain), PS_TEST(test_blob_delta_corrupt),
 	 PS_TEST(test_blob_delta_prune), PS_TEST(test_dir_rows_after_prune),
-	 PS_TEST(test_blob_conversion), PS_TEST(test_blob_id_conversion), PS_TEST(test_code_rows_conversion), PS_TEST(test_stats), PS_TEST(test_object_ids_at_rest),
+	 PS_TEST(test_blob_conversion), PS_TEST(test_blob_id_conversion), PS_TEST(test_code_rows_conversion), PS_TEST(test_stats), PS_TEST(test_object_ids_at_rest), PS_TEST(test_blob_pack_rows),
 	 PS_TEST(test_dir_trees_rebuilt), PS_TEST(test_paths_in_byte_order),
 	 PS_TEST(test_paging_by_cursor), PS_TEST(test_code_walk_empty_scope))
