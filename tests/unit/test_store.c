@@ -2743,10 +2743,40 @@ static void test_code_index_crash(void)
 	free(path);
 }
 
+/* The layout of schema 26 (no packs: blobs as 0023 made it, no blob_packs), rebuilt from a
+ * store at the current schema that has no packed blobs: what a projsync before migration 0027
+ * wrote. SQLite cannot drop a column with a foreign key, so blobs is rebuilt, the same row ids,
+ * and with it the code_unindexed triggers (a trigger on blobs goes with the table). */
+#define UNDO_BLOB_PACKS_SQLITE                                                                  \
+	"DROP TRIGGER code_unindexed_code_in; DROP TRIGGER code_unindexed_code_out; "           \
+	"CREATE TABLE blobs_26 (id INTEGER PRIMARY KEY, sha BLOB NOT NULL UNIQUE "              \
+	"CHECK (typeof(sha) = 'blob' AND length(sha) = 20), size INTEGER NOT NULL, "            \
+	"encoding INTEGER NOT NULL DEFAULT 0, base BLOB REFERENCES blobs(sha) DEFERRABLE "     \
+	"INITIALLY DEFERRED CHECK (base IS NULL OR (typeof(base) = 'blob' AND "                \
+	"length(base) = 20)), content BLOB NOT NULL); "                                         \
+	"INSERT INTO blobs_26 SELECT id, sha, size, encoding, base, content FROM blobs "       \
+	"ORDER BY id; "                                                                         \
+	"DROP TABLE blobs; ALTER TABLE blobs_26 RENAME TO blobs; DROP TABLE blob_packs; "      \
+	"CREATE INDEX blobs_delta_base ON blobs(base) WHERE base IS NOT NULL; "                 \
+	"CREATE TRIGGER code_unindexed_blob_in AFTER INSERT ON blobs "                          \
+	"WHEN NOT EXISTS (SELECT 1 FROM code_blobs c WHERE c.sha = NEW.sha) "                   \
+	"BEGIN UPDATE code_unindexed SET n = n + 1; END; "                                      \
+	"CREATE TRIGGER code_unindexed_blob_out AFTER DELETE ON blobs "                         \
+	"WHEN NOT EXISTS (SELECT 1 FROM code_blobs c WHERE c.sha = OLD.sha) "                   \
+	"BEGIN UPDATE code_unindexed SET n = n - 1; END; "                                      \
+	"CREATE TRIGGER code_unindexed_code_in AFTER INSERT ON code_blobs "                     \
+	"WHEN EXISTS (SELECT 1 FROM blobs b WHERE b.sha = NEW.sha) "                            \
+	"BEGIN UPDATE code_unindexed SET n = n - 1; END; "                                      \
+	"CREATE TRIGGER code_unindexed_code_out AFTER DELETE ON code_blobs "                    \
+	"WHEN EXISTS (SELECT 1 FROM blobs b WHERE b.sha = OLD.sha) "                            \
+	"BEGIN UPDATE code_unindexed SET n = n + 1; END; "
+
 /* The layout of schema 25 (file_versions and dir_trees by full path, no dirs), rebuilt from a
  * store at the current schema: what a projsync before migration 0026 wrote
- * (tests/integration/conftest.py, SQLITE_UNDO_DIR_IDS, is the same). */
+ * (tests/integration/conftest.py, SQLITE_UNDO_DIR_IDS, is the same). Schema 27's packs are
+ * undone first. */
 static const char undo_dir_ids_sqlite[] =
+	UNDO_BLOB_PACKS_SQLITE
 	"CREATE TABLE file_versions_25 (id INTEGER PRIMARY KEY, "
 	"project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE, "
 	"path TEXT NOT NULL, mode INTEGER NOT NULL, sha BLOB NOT NULL, size INTEGER, "
