@@ -27,6 +27,7 @@
 #define PS_STORE_BLOBCODEC_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 enum ps_blob_encoding {
 	PS_BLOB_RAW = 0,
@@ -102,7 +103,27 @@ int ps_blobcodec_decode_delta(struct ps_blobcodec *c, const char *sha, const voi
 			      size_t base_len, const void *stored, size_t stored_len,
 			      size_t raw_len, void **out);
 
-/* A short name of an encoding ("raw", "zstd", "delta"), for stats and errors. */
+/*
+ * Decoded packs (PS_BLOB_PACKED) kept by the codec, so the neighbours of a member read just
+ * before it cost no decompression: at most PS_BLOBCODEC_PACK_CACHE packs and
+ * PS_BLOBCODEC_PACK_CACHE_BYTES of content, least recently used out first. A pack id is
+ * never reused by a committed pack, but a rolled back transaction can hand its ids out again:
+ * the store clears the cache on every rollback (ps_store_rollback), and a reader hashes every
+ * member it takes from a cached pack anyway.
+ * - pack_cache_get: the decoded content of pack `id` (*len bytes, valid until the next call
+ *   of any pack_cache function on this codec) or NULL.
+ * - pack_cache_put: takes `data` (malloc'd, `len` bytes) for pack `id`; frees it instead when
+ *   it is larger than the whole cache.
+ * - pack_cache_drop: forgets pack `id` (a member of it did not hash to its id).
+ */
+#define PS_BLOBCODEC_PACK_CACHE 16
+#define PS_BLOBCODEC_PACK_CACHE_BYTES ((size_t)2 << 20)
+const void *ps_blobcodec_pack_cache_get(struct ps_blobcodec *c, int64_t id, size_t *len);
+void ps_blobcodec_pack_cache_put(struct ps_blobcodec *c, int64_t id, void *data, size_t len);
+void ps_blobcodec_pack_cache_drop(struct ps_blobcodec *c, int64_t id);
+void ps_blobcodec_pack_cache_clear(struct ps_blobcodec *c);
+
+/* A short name of an encoding ("raw", "zstd", "delta", "packed"), for stats and errors. */
 const char *ps_blobcodec_name(int enc);
 
 #endif

@@ -12,6 +12,7 @@
 #include "model/schedule.h"
 #include "model/tree.h"
 #include "store/backend.h"
+#include "store/blobcodec.h"
 #include "util/error.h"
 #include "util/util.h"
 
@@ -236,14 +237,29 @@ int ps_store_begin(struct ps_store *s)
 	return ops(s)->begin(s);
 }
 
+/* A rolled back pack's id can be handed out again (SQLite's AUTOINCREMENT counter rolls back
+ * with it): its decoded content must not answer for the next pack of that id. */
+static void forget_packs(struct ps_store *s)
+{
+	struct ps_blobcodec *codec = ops(s)->blobcodec(s);
+
+	if (codec)
+		ps_blobcodec_pack_cache_clear(codec);
+}
+
 int ps_store_commit(struct ps_store *s)
 {
-	return ops(s)->commit(s);
+	int rc = ops(s)->commit(s);
+
+	if (rc < 0) /* a failed commit rolled back */
+		forget_packs(s);
+	return rc;
 }
 
 void ps_store_rollback(struct ps_store *s)
 {
 	ops(s)->rollback(s);
+	forget_packs(s);
 }
 
 int ps_store_project_add(struct ps_store *s, struct ps_project *p)
