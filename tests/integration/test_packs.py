@@ -326,9 +326,11 @@ def test_a_member_pointing_at_the_wrong_bytes_is_corrupt(ps, repo):
     r = ps("cat", "p", "--", a)
     assert r.rc == 1 and one_error_line(r.err) and shas[a] in r.err and "corrupt" in r.err, r
     assert r.outb == b""
-    # A member whose pack is not stored.
-    execute(ps, f"UPDATE blobs SET pack = {max(pack_rows(ps)) + 1000} "
-                f"WHERE sha = ps_unhex('{shas[b]}')")
+    # A member whose pack is not stored (on PostgreSQL past the foreign key, as a damaged store
+    # would be: replica mode skips its trigger).
+    execute(ps, ("SET session_replication_role = replica; " if ps.backend == "pg" else "") +
+            f"UPDATE blobs SET pack = {max(pack_rows(ps)) + 1000} "
+            f"WHERE sha = ps_unhex('{shas[b]}')")
     r = ps("cat", "p", "--", b)
     assert r.rc == 1 and one_error_line(r.err) and shas[b] in r.err and "corrupt" in r.err, r
     assert r.outb == b""
