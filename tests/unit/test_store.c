@@ -3611,7 +3611,8 @@ static void test_code_rows_conversion(void)
 }
 
 /* PostgreSQL's blob_packs.content (migration 0027) is stored as blobs.content is: out of line,
- * never pglz-compressed, which a zstd frame would only cost time for. */
+ * never pglz-compressed, which a zstd frame would only cost time for; and the prune's compact
+ * step vacuums blob_packs too, so the space of the packs a prune deleted is reused. */
 static void test_pg_blob_packs_storage(void)
 {
 	char *path = NULL;
@@ -3623,6 +3624,9 @@ static void test_pg_blob_packs_storage(void)
 	CHECK_INT(db_int(path, "SELECT count(*) FROM pg_attribute WHERE attrelid = "
 			       "'blob_packs'::regclass AND attname = 'content' AND attstorage = 'e'"),
 		  1);
+	CHECK_OK(ps_store_compact(s));
+	CHECK_INT(db_int(path, "SELECT count(*) FROM pg_stat_user_tables WHERE relname = "
+			       "'blob_packs' AND vacuum_count > 0"), 1);
 	ps_store_free(s);
 	free(path);
 }
