@@ -1838,6 +1838,13 @@ static void test_blob_packs_corrupt(void)
 		struct ps_blob_in b = { shas[3], bufs[3], 2500, NULL };
 		expect_blobs(s, &b, 1);
 	}
+	/* A member row given bytes of its own (its content altered in place). */
+	sql = ps_asprintf(ps_test_pg() ? "UPDATE blobs SET content = '\\x3f'::bytea WHERE sha = ps_unhex('%s')"
+				       : "UPDATE blobs SET content = X'3f' WHERE sha = ps_unhex('%s')",
+			  shas[2]);
+	db_exec(path, sql);
+	free(sql);
+	expect_corrupt(s, shas[2], NULL);
 	ps_store_free(s);
 
 	/* The pack's frame damaged: every member fails, naming itself and the pack. */
