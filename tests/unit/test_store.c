@@ -1594,8 +1594,9 @@ static void test_blob_packs(void)
 {
 	char *path, bytes[4][300], shas[5][PS_SHA_HEX], *sql;
 	const size_t sizes[4] = { 100, 100, 100, 300 }; /* a, b in pack 1; c, d in pack 2 */
-	const char frame1[] = "pack one: opaque to the backend", frame2[] = "pack two, 60 bytes or so"
-								       "..................................";
+	/* Opaque to the backend: no frames needed. */
+	const char frame1[] = "pack one, 40 bytes......................";
+	const char frame2[] = "pack two, 60 bytes..........................................";
 	struct ps_store *s = open_store(&path);
 	struct ps_project *p = add_project(s, "p");
 	struct ps_blob_pack_row pk = { 0 }, got = { 0 };
@@ -1679,7 +1680,8 @@ static void test_blob_packs(void)
 	CHECK_INT(st.blobs, 5);
 	CHECK_INT(st.blobs_packed, 2);
 	CHECK_INT(st.packs, 3);
-	CHECK_INT(st.stored_bytes, rows_bytes + (int64_t)(sizeof(frame1) - 1 + sizeof(frame2) - 1) + 10);
+	CHECK_INT(st.stored_bytes,
+		  rows_bytes + (int64_t)(sizeof(frame1) - 1 + sizeof(frame2) - 1) + 10);
 	for (int i = 0; i < 3; i++) {
 		char name[8];
 		snprintf(name, sizeof(name), "%c.c", 'a' + i);
