@@ -1531,6 +1531,47 @@ static void expect_sparse(struct ps_store *s, const int64_t *want, size_t nwant)
 	free(ids);
 }
 
+/* Where pack_rows_copy puts the rows it reads. */
+struct rows_to {
+	struct ps_store *to;
+	const struct ps_copy_table *t;
+	size_t n;
+};
+
+static int rows_copy_one(void *ud, const struct ps_copy_value *row)
+{
+	struct rows_to *r = ud;
+
+	r->n++;
+	return ps_store_rows_insert(r->to, r->t, row, 1);
+}
+
+/* Copies blob_packs, then blobs (with pack and pack_offset), from `from` into `to` through the
+ * backends' row interface, as store copy does; returns the rows copied. */
+static size_t pack_rows_copy(struct ps_store *from, struct ps_store *to)
+{
+	static const struct ps_copy_col pack_cols[] = {
+		{ "id", PS_COL_INT }, { "size", PS_COL_INT }, { "content", PS_COL_BLOB },
+	};
+	static const struct ps_copy_col blob_cols[] = {
+		{ "sha", PS_COL_TEXT }, { "size", PS_COL_INT }, { "encoding", PS_COL_INT },
+		{ "content", PS_COL_BLOB }, { "base", PS_COL_TEXT }, { "pack", PS_COL_INT },
+		{ "pack_offset", PS_COL_INT },
+	};
+	const struct ps_copy_table tables[2] = { { "blob_packs", pack_cols, 3, 1, true, 2 },
+						 { "blobs", blob_cols, 7, 1, false, 2 } };
+	struct rows_to r = { .to = to };
+
+	CHECK_OK(ps_store_begin(to));
+	for (int i = 0; i < 2; i++) {
+		r.t = &tables[i];
+		CHECK_OK(ps_store_rows_each(from, &tables[i], rows_copy_one, &r));
+		CHECK_OK(ps_store_rows_done(to, &tables[i]));
+	}
+	CHECK_OK(ps_store_commit(to));
+	return r.n;
+}
+
 /* A packed member's row: encoding 3, no content of its own. */
 static void put_member(struct ps_store *s, const char *sha, int64_t size, int64_t pack,
 		       int64_t offset)
@@ -1553,8 +1594,9 @@ static void test_blob_packs(void)
 {
 	char *path, bytes[4][300], shas[5][PS_SHA_HEX], *sql;
 	const size_t sizes[4] = { 100, 100, 100, 300 }; /* a, b in pack 1; c, d in pack 2 */
-	const char frame1[] = "pack one: opaque to the backend", frame2[] = "pack two, 60 bytes or so"
-								       "..................................";
+	/* Opaque to the backend: no frames needed. */
+	const char frame1[] = "pack one, 40 bytes......................";
+	const char frame2[] = "pack two, 60 bytes..........................................";
 	struct ps_store *s = open_store(&path);
 	struct ps_project *p = add_project(s, "p");
 	struct ps_blob_pack_row pk = { 0 }, got = { 0 };
@@ -1638,7 +1680,8 @@ static void test_blob_packs(void)
 	CHECK_INT(st.blobs, 5);
 	CHECK_INT(st.blobs_packed, 2);
 	CHECK_INT(st.packs, 3);
-	CHECK_INT(st.stored_bytes, rows_bytes + (int64_t)(sizeof(frame1) - 1 + sizeof(frame2) - 1) + 10);
+	CHECK_INT(st.stored_bytes,
+		  rows_bytes + (int64_t)(sizeof(frame1) - 1 + sizeof(frame2) - 1) + 10);
 	for (int i = 0; i < 3; i++) {
 		char name[8];
 		snprintf(name, sizeof(name), "%c.c", 'a' + i);
@@ -1656,6 +1699,31 @@ static void test_blob_packs(void)
 	CHECK_INT(st.raw_bytes, 300);
 	CHECK_INT(st.stored_bytes, 100 * (int64_t)(sizeof(frame1) - 1) / 200 + 100 +
 					   100 * (int64_t)(sizeof(frame2) - 1) / 400);
+
+	/* store copy's rows: packs with their ids, member rows with their pack and offset, and
+	 * the copy's next pack id after the copied ones. */
+	{
+		struct ps_store *t = open_store(NULL);
+
+		CHECK_INT(pack_rows_copy(s, t), 3 + 5);
+		CHECK_OK(ps_store_blob_pack_get(t, id2, &got));
+		CHECK_INT(got.size, 400);
+		CHECK(got.len == sizeof(frame2) - 1 && !memcmp(got.content, frame2, got.len));
+		free(got.content);
+		CHECK_OK(ps_store_blob_row_get(t, shas[2], &row));
+		CHECK_INT(row.encoding, PS_BLOB_PACKED);
+		CHECK_INT(row.pack, id2);
+		CHECK_INT(row.pack_offset, 0);
+		free(row.content);
+		CHECK_OK(ps_store_blob_row_get(t, shas[3], &row));
+		CHECK_INT(row.pack, 0);
+		CHECK_INT(row.len, 300);
+		free(row.content);
+		expect_members(t, id1, shas[0], NULL);
+		CHECK_OK(ps_store_blob_pack_put(t, &pk, &id4));
+		CHECK(id4 > id3);
+		ps_store_free(t);
+	}
 
 	/* A pack a row still names cannot go: the foreign key refuses it at commit. */
 	CHECK_OK(ps_store_begin(s));
