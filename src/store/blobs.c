@@ -97,6 +97,9 @@ static int read_member(struct ps_store *s, const char *sha, const struct ps_blob
 
 	if (row->pack <= 0)
 		return corrupt(sha, "a pack member that names no pack");
+	/* Its bytes are in the pack: a row that holds some was written by something else. */
+	if (row->len != 0)
+		return corrupt(sha, "a pack member with bytes of its own");
 	for (int attempt = 0; attempt < 2; attempt++) {
 		size_t pack_len = 0;
 		const void *pack = attempt ? NULL : ps_blobcodec_pack_cache_get(codec, row->pack,
@@ -562,7 +565,7 @@ static int repack_members(struct ps_store *s, struct packer *p, int64_t id,
 
 		if ((rc = ps_store_blob_row_get(s, members->v[i], &row)) < 0)
 			break;
-		if (row.encoding != PS_BLOB_PACKED || row.pack != id || row.size < 0) {
+		if (row.encoding != PS_BLOB_PACKED || row.pack != id || row.size < 0 || row.len) {
 			rc = corrupt(members->v[i], "its row does not name the pack that lists it");
 		} else if (!(slice = member_slice(members->v[i], &row, pack, pack_len, &why))) {
 			rc = ps_error_set(PS_ESTORE, "blob_corrupt",

@@ -3316,8 +3316,9 @@ int ps_pg_compact(struct ps_store *s)
 	if ((rc = ps_pg_commit(s)) < 0)
 		return rc;
 	/* Plain VACUUM makes the space reusable (and returns trailing pages); VACUUM FULL would
-	 * lock the tables for the whole rewrite, too much for a server that keeps syncing. */
-	return exec_simple(PSPG(s), "VACUUM blobs", "vacuum");
+	 * lock the tables for the whole rewrite, too much for a server that keeps syncing. The
+	 * packs (schema 27) the prune deleted or rewrote free their space in blob_packs. */
+	return exec_simple(PSPG(s), "VACUUM blobs, blob_packs", "vacuum");
 }
 
 /* ---- what the store costs ---- */
