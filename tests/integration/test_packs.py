@@ -239,6 +239,7 @@ def test_prune_rewrites_thinned_packs_and_everything_kept_reads(ps, repo, tmp_pa
     ps.ok("project", "set", "p", "--keep-syncs", "1")
     done = ps.json("prune", "p")
     assert done["syncs"] == 1 and done["blobs"] > 0 and done["bytes"] > 0, done
+    assert done["packs_rewritten"] > 0, done
     after = ps.json("stats")["store"]
     assert after["stored_bytes"] < before["stored_bytes"], (before, after)
     assert [s["id"] for s in ps.history("p")] == [s2["id"]]
@@ -263,7 +264,7 @@ def test_prune_rewrites_thinned_packs_and_everything_kept_reads(ps, repo, tmp_pa
                 == [path]
     # Nothing left to do; a later sync packs again, with ids never used before.
     again = ps.json("prune", "p")
-    assert again["syncs"] == 0 and again["blobs"] == 0, again
+    assert again["syncs"] == 0 and again["blobs"] == 0 and again["packs_rewritten"] == 0, again
     assert pack_rows(ps) == packs
     for i in range(8):
         repo.write(f"later/f{i}.c", c_source(random.Random(i), 7000 + i, 3000))
