@@ -214,10 +214,47 @@ SQLITE_UNDO_DIR_IDS = """
 """
 
 
+def sqlite_undo_blob_packs(con):
+    """Undoes migration 0027 (packs) in an SQLite store: each packed blob raw again (encoding 0,
+    its bytes cut from its pack's decoded content), blobs rebuilt as migration 0023 made it
+    (SQLite cannot drop a column with a foreign key: the same row ids, its index and the
+    code_unindexed triggers, which go with the table) and no blob_packs. Does nothing on a
+    store without it. Leaves PRAGMA user_version alone; does not commit."""
+    if not con.execute("SELECT 1 FROM sqlite_master WHERE name = 'blob_packs'").fetchone():
+        return
+    sqlite_id_functions(con)
+    pack, data = None, b""
+    for rowid, size, p, off in con.execute("SELECT id, size, pack, pack_offset FROM blobs "
+                                           "WHERE pack IS NOT NULL ORDER BY pack").fetchall():
+        if p != pack:
+            frame = con.execute("SELECT content FROM blob_packs WHERE id = ?", (p,)).fetchone()[0]
+            pack, data = p, code_row_raw(b"\0" + bytes(frame))
+        con.execute("UPDATE blobs SET encoding = 0, pack = NULL, pack_offset = NULL, content = ? "
+                    "WHERE id = ?", (data[off:off + size], rowid))
+    for t in ("code_in", "code_out"):
+        con.execute(f"DROP TRIGGER code_unindexed_{t}")
+    con.execute("CREATE TABLE blobs_26 (id INTEGER PRIMARY KEY, sha BLOB NOT NULL UNIQUE "
+                "CHECK (typeof(sha) = 'blob' AND length(sha) = 20), size INTEGER NOT NULL, "
+                "encoding INTEGER NOT NULL DEFAULT 0, base BLOB REFERENCES blobs(sha) "
+                "DEFERRABLE INITIALLY DEFERRED CHECK (base IS NULL OR "
+                "(typeof(base) = 'blob' AND length(base) = 20)), content BLOB NOT NULL)")
+    con.execute("INSERT INTO blobs_26 SELECT id, sha, size, encoding, base, content FROM blobs "
+                "ORDER BY id")
+    con.execute("DROP TABLE blobs")
+    con.execute("ALTER TABLE blobs_26 RENAME TO blobs")
+    con.execute("DROP TABLE blob_packs")
+    con.execute("CREATE INDEX blobs_delta_base ON blobs(base) WHERE base IS NOT NULL")
+    step = (ROOT / "src" / "store" / "sqlite" / "migrations" / "0023_blob_ids.sql").read_text()
+    for trigger in re.findall(r"CREATE TRIGGER .*?END;", step, re.S):
+        if "ON blobs_hex" not in trigger:
+            con.execute(trigger)
+
+
 def sqlite_undo_dir_ids(con):
     """Undoes migration 0026 (SQLITE_UNDO_DIR_IDS) in an SQLite store, first of every undo of
-    an older migration: those name file_versions.path and dir_trees.path. Leaves PRAGMA
-    user_version alone; does not commit."""
+    an older migration: those name file_versions.path and dir_trees.path. Undoes 0027 first
+    (sqlite_undo_blob_packs). Leaves PRAGMA user_version alone; does not commit."""
+    sqlite_undo_blob_packs(con)
     if not con.execute("SELECT 1 FROM sqlite_master WHERE name = 'dirs'").fetchone():
         return
     for stmt in SQLITE_UNDO_DIR_IDS.split(";"):

@@ -2290,7 +2290,8 @@ static void bind_row(sqlite3_stmt *st, int i, const struct ps_blob_row *row)
 int ps_sqlite_blob_row_put(struct ps_store *s, const char *sha, const struct ps_blob_row *row)
 {
 	static const char sql[] = "INSERT OR IGNORE INTO blobs (sha, size, encoding, base, pack, "
-				  "pack_offset, content) VALUES (ps_unhex(?), ?, ?, ps_unhex(?), ?, ?, ?)";
+				  "pack_offset, content) "
+				  "VALUES (ps_unhex(?), ?, ?, ps_unhex(?), ?, ?, ?)";
 	sqlite3_stmt *st;
 	int rc;
 	bool have = false;

@@ -426,7 +426,8 @@ int ps_sqlite_blob_pack_get(struct ps_store *s, int64_t id, struct ps_blob_pack_
 int ps_sqlite_blob_pack_members(struct ps_store *s, int64_t id, struct ps_strv *shas)
 {
 	/* "pack = ?" implies "pack IS NOT NULL": a read of the partial index blobs_pack. */
-	static const char sql[] = "SELECT ps_hex(sha) FROM blobs WHERE pack = ? ORDER BY pack_offset";
+	static const char sql[] = "SELECT ps_hex(sha) FROM blobs WHERE pack = ? "
+				  "ORDER BY pack_offset";
 	sqlite3_stmt *st = ps_sqlite_stmt(s, sql);
 	int rc;
 
