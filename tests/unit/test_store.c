@@ -1499,6 +1499,300 @@ static void test_blob_delta_prune(void)
 	free(path);
 }
 
+/* `len` bytes of text that differ with `seed` (a blob of the pack tests). */
+static void pack_member(int seed, char *buf, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		buf[i] = (char)('a' + (seed * 7 + (int)i / 5) % 26);
+}
+
+static void expect_members(struct ps_store *s, int64_t pack, const char *want0, const char *want1)
+{
+	struct ps_strv got = { 0 };
+
+	CHECK_OK(ps_store_blob_pack_members(s, pack, &got));
+	CHECK_INT(got.n, want1 ? 2 : want0 ? 1 : 0);
+	if (got.n > 0 && want0)
+		CHECK_STR(got.v[0], want0);
+	if (got.n > 1 && want1)
+		CHECK_STR(got.v[1], want1);
+	ps_strv_dispose(&got);
+}
+
+static void expect_sparse(struct ps_store *s, const int64_t *want, size_t nwant)
+{
+	int64_t *ids = NULL;
+	size_t n = 0;
+
+	CHECK_OK(ps_store_blob_packs_sparse(s, &ids, &n));
+	CHECK_INT(n, nwant);
+	for (size_t i = 0; i < n && i < nwant; i++)
+		CHECK_INT(ids[i], want[i]);
+	free(ids);
+}
+
+/* Where pack_rows_copy puts the rows it reads. */
+struct rows_to {
+	struct ps_store *to;
+	const struct ps_copy_table *t;
+	size_t n;
+};
+
+static int rows_copy_one(void *ud, const struct ps_copy_value *row)
+{
+	struct rows_to *r = ud;
+
+	r->n++;
+	return ps_store_rows_insert(r->to, r->t, row, 1);
+}
+
+/* Copies blob_packs, then blobs (with pack and pack_offset), from `from` into `to` through the
+ * backends' row interface, as store copy does; returns the rows copied. */
+static size_t pack_rows_copy(struct ps_store *from, struct ps_store *to)
+{
+	static const struct ps_copy_col pack_cols[] = {
+		{ "id", PS_COL_INT }, { "size", PS_COL_INT }, { "content", PS_COL_BLOB },
+	};
+	static const struct ps_copy_col blob_cols[] = {
+		{ "sha", PS_COL_TEXT }, { "size", PS_COL_INT }, { "encoding", PS_COL_INT },
+		{ "content", PS_COL_BLOB }, { "base", PS_COL_TEXT }, { "pack", PS_COL_INT },
+		{ "pack_offset", PS_COL_INT },
+	};
+	const struct ps_copy_table tables[2] = { { "blob_packs", pack_cols, 3, 1, true, 2 },
+						 { "blobs", blob_cols, 7, 1, false, 2 } };
+	struct rows_to r = { .to = to };
+
+	CHECK_OK(ps_store_begin(to));
+	for (int i = 0; i < 2; i++) {
+		r.t = &tables[i];
+		CHECK_OK(ps_store_rows_each(from, &tables[i], rows_copy_one, &r));
+		CHECK_OK(ps_store_rows_done(to, &tables[i]));
+	}
+	CHECK_OK(ps_store_commit(to));
+	return r.n;
+}
+
+/* A packed member's row: encoding 3, no content of its own. */
+static void put_member(struct ps_store *s, const char *sha, int64_t size, int64_t pack,
+		       int64_t offset)
+{
+	struct ps_blob_row row = { .encoding = PS_BLOB_PACKED, .size = size, .pack = pack,
+				   .pack_offset = offset };
+
+	CHECK_OK(ps_store_blob_row_put(s, sha, &row));
+}
+
+/*
+ * The backend's pack rows (schema 27, store/backend.h): a pack reads back as written, its
+ * members come in offset order, a member's row carries its pack and offset until it is
+ * rewritten plain, the sparse packs are those whose members hold less than half their bytes
+ * (no member at all included), a pack still named cannot go, a deleted one is gone and its id
+ * is not handed out again, and the stats count packs whole for the store and by share for a
+ * project. Both backends; a store of schema 26 (SQLite) gets the new table on open.
+ */
+static void test_blob_packs(void)
+{
+	char *path, bytes[4][300], shas[5][PS_SHA_HEX], *sql;
+	const size_t sizes[4] = { 100, 100, 100, 300 }; /* a, b in pack 1; c, d in pack 2 */
+	/* Opaque to the backend: no frames needed. */
+	const char frame1[] = "pack one, 40 bytes......................";
+	const char frame2[] = "pack two, 60 bytes..........................................";
+	struct ps_store *s = open_store(&path);
+	struct ps_project *p = add_project(s, "p");
+	struct ps_blob_pack_row pk = { 0 }, got = { 0 };
+	struct ps_blob_row row = { 0 };
+	struct ps_store_stats st;
+	struct ps_change c[3];
+	int64_t id1 = 0, id2 = 0, id3 = 0, id4 = 0, rows_bytes;
+
+	for (int i = 0; i < 4; i++) {
+		pack_member(i, bytes[i], sizes[i]);
+		ps_git_blob_sha(bytes[i], sizes[i], shas[i]);
+	}
+	ps_git_blob_sha("a plain blob\n", 13, shas[4]);
+
+	CHECK_OK(ps_store_begin(s));
+	pk = (struct ps_blob_pack_row){ .size = 200, .content = (void *)frame1,
+					.len = sizeof(frame1) - 1 };
+	CHECK_OK(ps_store_blob_pack_put(s, &pk, &id1));
+	/* Rows in the reverse order of their offsets: members still list by offset. */
+	put_member(s, shas[1], 100, id1, 100);
+	put_member(s, shas[0], 100, id1, 0);
+	pk = (struct ps_blob_pack_row){ .size = 400, .content = (void *)frame2,
+					.len = sizeof(frame2) - 1 };
+	CHECK_OK(ps_store_blob_pack_put(s, &pk, &id2));
+	put_member(s, shas[3], 300, id2, 100);
+	put_member(s, shas[2], 100, id2, 0);
+	pk = (struct ps_blob_pack_row){ .size = 50, .content = (void *)"0123456789", .len = 10 };
+	CHECK_OK(ps_store_blob_pack_put(s, &pk, &id3));
+	CHECK_OK(ps_store_blob_put(s, shas[4], "a plain blob\n", 13));
+	CHECK_OK(ps_store_commit(s));
+	CHECK(id1 > 0 && id2 > id1 && id3 > id2);
+
+	CHECK_OK(ps_store_blob_pack_get(s, id2, &got));
+	CHECK_INT(got.id, id2);
+	CHECK_INT(got.size, 400);
+	CHECK_INT(got.len, sizeof(frame2) - 1);
+	CHECK(got.content && memcmp(got.content, frame2, sizeof(frame2) - 1) == 0);
+	free(got.content);
+
+	CHECK_OK(ps_store_blob_row_get(s, shas[1], &row));
+	CHECK_INT(row.encoding, PS_BLOB_PACKED);
+	CHECK_INT(row.size, 100);
+	CHECK_INT(row.pack, id1);
+	CHECK_INT(row.pack_offset, 100);
+	CHECK_INT(row.len, 0);
+	CHECK_STR(row.base, "");
+	free(row.content);
+	CHECK_OK(ps_store_blob_row_get(s, shas[4], &row));
+	CHECK_INT(row.pack, 0);
+	CHECK_INT(row.pack_offset, 0);
+	free(row.content);
+
+	expect_members(s, id1, shas[0], shas[1]);
+	expect_members(s, id2, shas[2], shas[3]);
+	expect_members(s, id3, NULL, NULL);
+	expect_sparse(s, (int64_t[]){ id3 }, 1);
+
+	/* b and d leave their packs (as the prune's tidy rewrites them): pack 1 keeps exactly
+	 * half its bytes (not sparse), pack 2 a quarter. */
+	for (int i = 1; i < 4; i += 2) {
+		struct ps_blob_row plain = { .encoding = PS_BLOB_RAW, .size = (int64_t)sizes[i],
+					     .pack = i == 1 ? id1 : id2, .content = bytes[i],
+					     .len = sizes[i] };
+
+		CHECK_OK(ps_store_blob_row_replace(s, shas[i], &plain));
+		CHECK_OK(ps_store_blob_row_get(s, shas[i], &row));
+		CHECK_INT(row.encoding, PS_BLOB_RAW);
+		CHECK_INT(row.pack, 0);
+		CHECK_INT(row.len, sizes[i]);
+		free(row.content);
+	}
+	CHECK_INT(db_int(path, "SELECT count(*) FROM blobs WHERE pack IS NOT NULL OR "
+			       "pack_offset IS NOT NULL"), 2);
+	expect_members(s, id1, shas[0], NULL);
+	expect_members(s, id2, shas[2], NULL);
+	expect_sparse(s, (int64_t[]){ id2, id3 }, 2);
+
+	/* Stats: the store counts its packs whole; a project its packed blobs' share of them. */
+	rows_bytes = db_int(path, "SELECT sum(length(content)) FROM blobs");
+	CHECK_OK(ps_store_stats(s, 0, &st));
+	CHECK_INT(st.blobs, 5);
+	CHECK_INT(st.blobs_packed, 2);
+	CHECK_INT(st.packs, 3);
+	CHECK_INT(st.stored_bytes,
+		  rows_bytes + (int64_t)(sizeof(frame1) - 1 + sizeof(frame2) - 1) + 10);
+	for (int i = 0; i < 3; i++) {
+		char name[8];
+		snprintf(name, sizeof(name), "%c.c", 'a' + i);
+		c[i] = (struct ps_change){ .status = PS_CHANGE_ADDED, .path = ps_strdup(name),
+					   .mode = PS_MODE_FILE, .size = (int64_t)sizes[i] };
+		memcpy(c[i].sha, shas[i], PS_SHA_HEX);
+	}
+	commit_sync(s, p, c, 3, "c1");
+	for (int i = 0; i < 3; i++)
+		free(c[i].path);
+	CHECK_OK(ps_store_stats(s, p->id, &st));
+	CHECK_INT(st.blobs, 3);
+	CHECK_INT(st.blobs_packed, 2);
+	CHECK_INT(st.packs, 0);
+	CHECK_INT(st.raw_bytes, 300);
+	CHECK_INT(st.stored_bytes, 100 * (int64_t)(sizeof(frame1) - 1) / 200 + 100 +
+					   100 * (int64_t)(sizeof(frame2) - 1) / 400);
+
+	/* store copy's rows: packs with their ids, member rows with their pack and offset, and
+	 * the copy's next pack id after the copied ones. */
+	{
+		struct ps_store *t = open_store(NULL);
+
+		CHECK_INT(pack_rows_copy(s, t), 3 + 5);
+		CHECK_OK(ps_store_blob_pack_get(t, id2, &got));
+		CHECK_INT(got.size, 400);
+		CHECK(got.len == sizeof(frame2) - 1 && !memcmp(got.content, frame2, got.len));
+		free(got.content);
+		CHECK_OK(ps_store_blob_row_get(t, shas[2], &row));
+		CHECK_INT(row.encoding, PS_BLOB_PACKED);
+		CHECK_INT(row.pack, id2);
+		CHECK_INT(row.pack_offset, 0);
+		free(row.content);
+		CHECK_OK(ps_store_blob_row_get(t, shas[3], &row));
+		CHECK_INT(row.pack, 0);
+		CHECK_INT(row.len, 300);
+		free(row.content);
+		expect_members(t, id1, shas[0], NULL);
+		CHECK_OK(ps_store_blob_pack_put(t, &pk, &id4));
+		CHECK(id4 > id3);
+		ps_store_free(t);
+	}
+
+	/* A pack a row still names cannot go: the foreign key refuses it at commit. */
+	CHECK_OK(ps_store_begin(s));
+	CHECK_OK(ps_store_blob_pack_delete(s, id1));
+	CHECK(ps_store_commit(s) < 0);
+	ps_error_clear();
+	CHECK_OK(ps_store_blob_pack_get(s, id1, &got));
+	free(got.content);
+
+	/* One no row names goes; deleting it again is no error, reading it is PS_ENOTFOUND. */
+	CHECK_OK(ps_store_blob_pack_delete(s, id3));
+	CHECK_OK(ps_store_blob_pack_delete(s, id3));
+	CHECK_INT(ps_store_blob_pack_get(s, id3, &got), PS_ENOTFOUND);
+	CHECK_STR(ps_error_slug(), "blob_pack_missing");
+	ps_error_clear();
+	expect_sparse(s, (int64_t[]){ id2 }, 1);
+	/* The highest id went: the next pack still gets a new one (a reader caches by id). */
+	CHECK_OK(ps_store_blob_pack_put(s, &pk, &id4));
+	CHECK(id4 > id3);
+	CHECK_OK(ps_store_blob_pack_delete(s, id4));
+	ps_project_free(p);
+	ps_store_free(s);
+	free(path);
+
+	/* A store of schema 26 gets the table on open; its rows stay as they were, in no pack. */
+	if (!ps_test_pg()) {
+		char *dir = ps_test_tmpdir(), *old = ps_asprintf("%s/old26.db", dir);
+		void *data = NULL;
+		size_t len = 0;
+		sqlite3 *raw = NULL;
+
+		CHECK_INT(sqlite3_open(old, &raw), SQLITE_OK);
+		CHECK_INT(ps_sqlite_functions(raw), SQLITE_OK);
+		CHECK_OK(ps_sqlite_code_register(raw));
+		for (int i = 0; i < 26; i++)
+			CHECK_INT(sqlite3_exec(raw, ps_migrations[i].text, NULL, NULL, NULL),
+				  SQLITE_OK);
+		CHECK(strstr(ps_migrations[26].name, "0027_blob_packs") != NULL);
+		sql = ps_asprintf("PRAGMA user_version = 26; INSERT INTO blobs (sha, size, encoding, "
+				  "content) VALUES (ps_unhex('%s'), 13, 0, 'a plain blob\n')",
+				  shas[4]);
+		CHECK_INT(sqlite3_exec(raw, sql, NULL, NULL, NULL), SQLITE_OK);
+		free(sql);
+		sqlite3_close(raw);
+		CHECK_INT(db_int(old, "SELECT count(*) FROM sqlite_master WHERE name = 'blob_packs'"),
+			  0);
+
+		CHECK_OK(ps_store_open(&s, old, 0));
+		CHECK_INT(db_int(old, "PRAGMA user_version"), 27);
+		CHECK_INT(db_int(old, "SELECT count(*) FROM sqlite_master WHERE name IN "
+				      "('blob_packs', 'blobs_pack')"), 2);
+		CHECK_OK(ps_store_blob_get(s, shas[4], &data, &len));
+		CHECK(len == 13 && data && memcmp(data, "a plain blob\n", 13) == 0);
+		free(data);
+		CHECK_OK(ps_store_blob_row_get(s, shas[4], &row));
+		CHECK_INT(row.pack, 0);
+		free(row.content);
+		expect_sparse(s, NULL, 0);
+		CHECK_OK(ps_store_begin(s));
+		CHECK_OK(ps_store_blob_pack_put(s, &pk, &id1));
+		put_member(s, shas[0], 100, id1, 0);
+		CHECK_OK(ps_store_commit(s));
+		expect_members(s, id1, shas[0], NULL);
+		ps_store_free(s);
+		free(old);
+		free(dir);
+	}
+}
+
 /* ---- packs (schema 27): small blobs compressed together ---- */
 
 /* File i of a generated tree: `len` bytes of C-like lines, alike across files (what packs
@@ -2081,300 +2375,6 @@ static void test_blob_packs_copy(void)
 		free(bufs[i]);
 	free(target);
 	free(path);
-}
-
-/* `len` bytes of text that differ with `seed` (a blob of the pack tests). */
-static void pack_member(int seed, char *buf, size_t len)
-{
-	for (size_t i = 0; i < len; i++)
-		buf[i] = (char)('a' + (seed * 7 + (int)i / 5) % 26);
-}
-
-static void expect_members(struct ps_store *s, int64_t pack, const char *want0, const char *want1)
-{
-	struct ps_strv got = { 0 };
-
-	CHECK_OK(ps_store_blob_pack_members(s, pack, &got));
-	CHECK_INT(got.n, want1 ? 2 : want0 ? 1 : 0);
-	if (got.n > 0 && want0)
-		CHECK_STR(got.v[0], want0);
-	if (got.n > 1 && want1)
-		CHECK_STR(got.v[1], want1);
-	ps_strv_dispose(&got);
-}
-
-static void expect_sparse(struct ps_store *s, const int64_t *want, size_t nwant)
-{
-	int64_t *ids = NULL;
-	size_t n = 0;
-
-	CHECK_OK(ps_store_blob_packs_sparse(s, &ids, &n));
-	CHECK_INT(n, nwant);
-	for (size_t i = 0; i < n && i < nwant; i++)
-		CHECK_INT(ids[i], want[i]);
-	free(ids);
-}
-
-/* Where pack_rows_copy puts the rows it reads. */
-struct rows_to {
-	struct ps_store *to;
-	const struct ps_copy_table *t;
-	size_t n;
-};
-
-static int rows_copy_one(void *ud, const struct ps_copy_value *row)
-{
-	struct rows_to *r = ud;
-
-	r->n++;
-	return ps_store_rows_insert(r->to, r->t, row, 1);
-}
-
-/* Copies blob_packs, then blobs (with pack and pack_offset), from `from` into `to` through the
- * backends' row interface, as store copy does; returns the rows copied. */
-static size_t pack_rows_copy(struct ps_store *from, struct ps_store *to)
-{
-	static const struct ps_copy_col pack_cols[] = {
-		{ "id", PS_COL_INT }, { "size", PS_COL_INT }, { "content", PS_COL_BLOB },
-	};
-	static const struct ps_copy_col blob_cols[] = {
-		{ "sha", PS_COL_TEXT }, { "size", PS_COL_INT }, { "encoding", PS_COL_INT },
-		{ "content", PS_COL_BLOB }, { "base", PS_COL_TEXT }, { "pack", PS_COL_INT },
-		{ "pack_offset", PS_COL_INT },
-	};
-	const struct ps_copy_table tables[2] = { { "blob_packs", pack_cols, 3, 1, true, 2 },
-						 { "blobs", blob_cols, 7, 1, false, 2 } };
-	struct rows_to r = { .to = to };
-
-	CHECK_OK(ps_store_begin(to));
-	for (int i = 0; i < 2; i++) {
-		r.t = &tables[i];
-		CHECK_OK(ps_store_rows_each(from, &tables[i], rows_copy_one, &r));
-		CHECK_OK(ps_store_rows_done(to, &tables[i]));
-	}
-	CHECK_OK(ps_store_commit(to));
-	return r.n;
-}
-
-/* A packed member's row: encoding 3, no content of its own. */
-static void put_member(struct ps_store *s, const char *sha, int64_t size, int64_t pack,
-		       int64_t offset)
-{
-	struct ps_blob_row row = { .encoding = PS_BLOB_PACKED, .size = size, .pack = pack,
-				   .pack_offset = offset };
-
-	CHECK_OK(ps_store_blob_row_put(s, sha, &row));
-}
-
-/*
- * The backend's pack rows (schema 27, store/backend.h): a pack reads back as written, its
- * members come in offset order, a member's row carries its pack and offset until it is
- * rewritten plain, the sparse packs are those whose members hold less than half their bytes
- * (no member at all included), a pack still named cannot go, a deleted one is gone and its id
- * is not handed out again, and the stats count packs whole for the store and by share for a
- * project. Both backends; a store of schema 26 (SQLite) gets the new table on open.
- */
-static void test_blob_packs(void)
-{
-	char *path, bytes[4][300], shas[5][PS_SHA_HEX], *sql;
-	const size_t sizes[4] = { 100, 100, 100, 300 }; /* a, b in pack 1; c, d in pack 2 */
-	/* Opaque to the backend: no frames needed. */
-	const char frame1[] = "pack one, 40 bytes......................";
-	const char frame2[] = "pack two, 60 bytes..........................................";
-	struct ps_store *s = open_store(&path);
-	struct ps_project *p = add_project(s, "p");
-	struct ps_blob_pack_row pk = { 0 }, got = { 0 };
-	struct ps_blob_row row = { 0 };
-	struct ps_store_stats st;
-	struct ps_change c[3];
-	int64_t id1 = 0, id2 = 0, id3 = 0, id4 = 0, rows_bytes;
-
-	for (int i = 0; i < 4; i++) {
-		pack_member(i, bytes[i], sizes[i]);
-		ps_git_blob_sha(bytes[i], sizes[i], shas[i]);
-	}
-	ps_git_blob_sha("a plain blob\n", 13, shas[4]);
-
-	CHECK_OK(ps_store_begin(s));
-	pk = (struct ps_blob_pack_row){ .size = 200, .content = (void *)frame1,
-					.len = sizeof(frame1) - 1 };
-	CHECK_OK(ps_store_blob_pack_put(s, &pk, &id1));
-	/* Rows in the reverse order of their offsets: members still list by offset. */
-	put_member(s, shas[1], 100, id1, 100);
-	put_member(s, shas[0], 100, id1, 0);
-	pk = (struct ps_blob_pack_row){ .size = 400, .content = (void *)frame2,
-					.len = sizeof(frame2) - 1 };
-	CHECK_OK(ps_store_blob_pack_put(s, &pk, &id2));
-	put_member(s, shas[3], 300, id2, 100);
-	put_member(s, shas[2], 100, id2, 0);
-	pk = (struct ps_blob_pack_row){ .size = 50, .content = (void *)"0123456789", .len = 10 };
-	CHECK_OK(ps_store_blob_pack_put(s, &pk, &id3));
-	CHECK_OK(ps_store_blob_put(s, shas[4], "a plain blob\n", 13));
-	CHECK_OK(ps_store_commit(s));
-	CHECK(id1 > 0 && id2 > id1 && id3 > id2);
-
-	CHECK_OK(ps_store_blob_pack_get(s, id2, &got));
-	CHECK_INT(got.id, id2);
-	CHECK_INT(got.size, 400);
-	CHECK_INT(got.len, sizeof(frame2) - 1);
-	CHECK(got.content && memcmp(got.content, frame2, sizeof(frame2) - 1) == 0);
-	free(got.content);
-
-	CHECK_OK(ps_store_blob_row_get(s, shas[1], &row));
-	CHECK_INT(row.encoding, PS_BLOB_PACKED);
-	CHECK_INT(row.size, 100);
-	CHECK_INT(row.pack, id1);
-	CHECK_INT(row.pack_offset, 100);
-	CHECK_INT(row.len, 0);
-	CHECK_STR(row.base, "");
-	free(row.content);
-	CHECK_OK(ps_store_blob_row_get(s, shas[4], &row));
-	CHECK_INT(row.pack, 0);
-	CHECK_INT(row.pack_offset, 0);
-	free(row.content);
-
-	expect_members(s, id1, shas[0], shas[1]);
-	expect_members(s, id2, shas[2], shas[3]);
-	expect_members(s, id3, NULL, NULL);
-	expect_sparse(s, (int64_t[]){ id3 }, 1);
-
-	/* b and d leave their packs (as the prune's tidy rewrites them): pack 1 keeps exactly
-	 * half its bytes (not sparse), pack 2 a quarter. */
-	for (int i = 1; i < 4; i += 2) {
-		struct ps_blob_row plain = { .encoding = PS_BLOB_RAW, .size = (int64_t)sizes[i],
-					     .pack = i == 1 ? id1 : id2, .content = bytes[i],
-					     .len = sizes[i] };
-
-		CHECK_OK(ps_store_blob_row_replace(s, shas[i], &plain));
-		CHECK_OK(ps_store_blob_row_get(s, shas[i], &row));
-		CHECK_INT(row.encoding, PS_BLOB_RAW);
-		CHECK_INT(row.pack, 0);
-		CHECK_INT(row.len, sizes[i]);
-		free(row.content);
-	}
-	CHECK_INT(db_int(path, "SELECT count(*) FROM blobs WHERE pack IS NOT NULL OR "
-			       "pack_offset IS NOT NULL"), 2);
-	expect_members(s, id1, shas[0], NULL);
-	expect_members(s, id2, shas[2], NULL);
-	expect_sparse(s, (int64_t[]){ id2, id3 }, 2);
-
-	/* Stats: the store counts its packs whole; a project its packed blobs' share of them. */
-	rows_bytes = db_int(path, "SELECT sum(length(content)) FROM blobs");
-	CHECK_OK(ps_store_stats(s, 0, &st));
-	CHECK_INT(st.blobs, 5);
-	CHECK_INT(st.blobs_packed, 2);
-	CHECK_INT(st.packs, 3);
-	CHECK_INT(st.stored_bytes,
-		  rows_bytes + (int64_t)(sizeof(frame1) - 1 + sizeof(frame2) - 1) + 10);
-	for (int i = 0; i < 3; i++) {
-		char name[8];
-		snprintf(name, sizeof(name), "%c.c", 'a' + i);
-		c[i] = (struct ps_change){ .status = PS_CHANGE_ADDED, .path = ps_strdup(name),
-					   .mode = PS_MODE_FILE, .size = (int64_t)sizes[i] };
-		memcpy(c[i].sha, shas[i], PS_SHA_HEX);
-	}
-	commit_sync(s, p, c, 3, "c1");
-	for (int i = 0; i < 3; i++)
-		free(c[i].path);
-	CHECK_OK(ps_store_stats(s, p->id, &st));
-	CHECK_INT(st.blobs, 3);
-	CHECK_INT(st.blobs_packed, 2);
-	CHECK_INT(st.packs, 0);
-	CHECK_INT(st.raw_bytes, 300);
-	CHECK_INT(st.stored_bytes, 100 * (int64_t)(sizeof(frame1) - 1) / 200 + 100 +
-					   100 * (int64_t)(sizeof(frame2) - 1) / 400);
-
-	/* store copy's rows: packs with their ids, member rows with their pack and offset, and
-	 * the copy's next pack id after the copied ones. */
-	{
-		struct ps_store *t = open_store(NULL);
-
-		CHECK_INT(pack_rows_copy(s, t), 3 + 5);
-		CHECK_OK(ps_store_blob_pack_get(t, id2, &got));
-		CHECK_INT(got.size, 400);
-		CHECK(got.len == sizeof(frame2) - 1 && !memcmp(got.content, frame2, got.len));
-		free(got.content);
-		CHECK_OK(ps_store_blob_row_get(t, shas[2], &row));
-		CHECK_INT(row.encoding, PS_BLOB_PACKED);
-		CHECK_INT(row.pack, id2);
-		CHECK_INT(row.pack_offset, 0);
-		free(row.content);
-		CHECK_OK(ps_store_blob_row_get(t, shas[3], &row));
-		CHECK_INT(row.pack, 0);
-		CHECK_INT(row.len, 300);
-		free(row.content);
-		expect_members(t, id1, shas[0], NULL);
-		CHECK_OK(ps_store_blob_pack_put(t, &pk, &id4));
-		CHECK(id4 > id3);
-		ps_store_free(t);
-	}
-
-	/* A pack a row still names cannot go: the foreign key refuses it at commit. */
-	CHECK_OK(ps_store_begin(s));
-	CHECK_OK(ps_store_blob_pack_delete(s, id1));
-	CHECK(ps_store_commit(s) < 0);
-	ps_error_clear();
-	CHECK_OK(ps_store_blob_pack_get(s, id1, &got));
-	free(got.content);
-
-	/* One no row names goes; deleting it again is no error, reading it is PS_ENOTFOUND. */
-	CHECK_OK(ps_store_blob_pack_delete(s, id3));
-	CHECK_OK(ps_store_blob_pack_delete(s, id3));
-	CHECK_INT(ps_store_blob_pack_get(s, id3, &got), PS_ENOTFOUND);
-	CHECK_STR(ps_error_slug(), "blob_pack_missing");
-	ps_error_clear();
-	expect_sparse(s, (int64_t[]){ id2 }, 1);
-	/* The highest id went: the next pack still gets a new one (a reader caches by id). */
-	CHECK_OK(ps_store_blob_pack_put(s, &pk, &id4));
-	CHECK(id4 > id3);
-	CHECK_OK(ps_store_blob_pack_delete(s, id4));
-	ps_project_free(p);
-	ps_store_free(s);
-	free(path);
-
-	/* A store of schema 26 gets the table on open; its rows stay as they were, in no pack. */
-	if (!ps_test_pg()) {
-		char *dir = ps_test_tmpdir(), *old = ps_asprintf("%s/old26.db", dir);
-		void *data = NULL;
-		size_t len = 0;
-		sqlite3 *raw = NULL;
-
-		CHECK_INT(sqlite3_open(old, &raw), SQLITE_OK);
-		CHECK_INT(ps_sqlite_functions(raw), SQLITE_OK);
-		CHECK_OK(ps_sqlite_code_register(raw));
-		for (int i = 0; i < 26; i++)
-			CHECK_INT(sqlite3_exec(raw, ps_migrations[i].text, NULL, NULL, NULL),
-				  SQLITE_OK);
-		CHECK(strstr(ps_migrations[26].name, "0027_blob_packs") != NULL);
-		sql = ps_asprintf("PRAGMA user_version = 26; INSERT INTO blobs (sha, size, encoding, "
-				  "content) VALUES (ps_unhex('%s'), 13, 0, 'a plain blob\n')",
-				  shas[4]);
-		CHECK_INT(sqlite3_exec(raw, sql, NULL, NULL, NULL), SQLITE_OK);
-		free(sql);
-		sqlite3_close(raw);
-		CHECK_INT(db_int(old, "SELECT count(*) FROM sqlite_master WHERE name = 'blob_packs'"),
-			  0);
-
-		CHECK_OK(ps_store_open(&s, old, 0));
-		CHECK_INT(db_int(old, "PRAGMA user_version"), 27);
-		CHECK_INT(db_int(old, "SELECT count(*) FROM sqlite_master WHERE name IN "
-				      "('blob_packs', 'blobs_pack')"), 2);
-		CHECK_OK(ps_store_blob_get(s, shas[4], &data, &len));
-		CHECK(len == 13 && data && memcmp(data, "a plain blob\n", 13) == 0);
-		free(data);
-		CHECK_OK(ps_store_blob_row_get(s, shas[4], &row));
-		CHECK_INT(row.pack, 0);
-		free(row.content);
-		expect_sparse(s, NULL, 0);
-		CHECK_OK(ps_store_begin(s));
-		CHECK_OK(ps_store_blob_pack_put(s, &pk, &id1));
-		put_member(s, shas[0], 100, id1, 0);
-		CHECK_OK(ps_store_commit(s));
-		expect_members(s, id1, shas[0], NULL);
-		ps_store_free(s);
-		free(old);
-		free(dir);
-	}
 }
 
 #define OLD_BLOBS 100
@@ -3728,10 +3728,11 @@ int ps_pg_blob_convert(struct ps_store *s, size_t batch_rows,
 /* Index of migrations/0020_thin_trees.sql among the embedded migrations. */
 #define THIN_TREES_STEP 19
 
-/* Undoes PostgreSQL's migration 0026 (directories by id) for a test that steps a store back to
- * an older schema: schema 25's file_versions and dir_trees with full paths, the same row ids,
- * and ps_dir_entries as 0020 made it (tests/integration/conftest.py, pg_undo_dir_ids_sql, does
- * the same). Leaves projsync_schema alone. */
+/* Undoes PostgreSQL's migrations 0027 (packs; the store must hold no packed blob) and 0026
+ * (directories by id) for a test that steps a store back to an older schema: schema 25's
+ * file_versions and dir_trees with full paths, the same row ids, and ps_dir_entries as 0020
+ * made it (tests/integration/conftest.py, pg_undo_dir_ids_sql, does the same for 0026). Leaves
+ * projsync_schema alone. */
 static void undo_dir_ids_pg(const char *path)
 {
 	extern const struct ps_embedded ps_pg_migrations[];
@@ -3743,6 +3744,7 @@ static void undo_dir_ids_pg(const char *path)
 	for (const char *p = fn; (p = strstr(p, "$$")) != NULL; p += 2)
 		end = p + 2;
 	sql = ps_asprintf(
+		"ALTER TABLE blobs DROP COLUMN pack, DROP COLUMN pack_offset; DROP TABLE blob_packs; "
 		"CREATE TABLE file_versions_25 (id bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY, "
 		"project_id bigint NOT NULL REFERENCES projects(id) ON DELETE CASCADE, "
 		"path bytea NOT NULL, mode bigint NOT NULL, sha bytea NOT NULL, size bigint, "
@@ -4260,6 +4262,27 @@ static void test_code_rows_conversion(void)
 	free(path);
 }
 
+/* PostgreSQL's blob_packs.content (migration 0027) is stored as blobs.content is: out of line,
+ * never pglz-compressed, which a zstd frame would only cost time for; and the prune's compact
+ * step vacuums blob_packs too, so the space of the packs a prune deleted is reused. */
+static void test_pg_blob_packs_storage(void)
+{
+	char *path = NULL;
+	struct ps_store *s;
+
+	if (!ps_test_pg())
+		return;
+	s = open_store(&path);
+	CHECK_INT(db_int(path, "SELECT count(*) FROM pg_attribute WHERE attrelid = "
+			       "'blob_packs'::regclass AND attname = 'content' AND attstorage = 'e'"),
+		  1);
+	CHECK_OK(ps_store_compact(s));
+	CHECK_INT(db_int(path, "SELECT count(*) FROM pg_stat_user_tables WHERE relname = "
+			       "'blob_packs' AND vacuum_count > 0"), 1);
+	ps_store_free(s);
+	free(path);
+}
+
 PS_TESTS(PS_TEST(test_atomic_visibility), PS_TEST(test_one_chain), PS_TEST(test_versioned_rows),
 	 PS_TEST(test_content_addressing), PS_TEST(test_crash_reap),
 	 PS_TEST(test_marker_moves_only_on_success), PS_TEST(test_migrations),
@@ -4269,10 +4292,11 @@ PS_TESTS(PS_TEST(test_atomic_visibility), PS_TEST(test_one_chain), PS_TEST(test_
 	 PS_TEST(test_takeover_fences_the_stale_run), PS_TEST(test_reap_leaves_syncs_to_live_nodes),
 	 PS_TEST(test_code_index), PS_TEST(test_code_segments), PS_TEST(test_code_compaction_after_prune), PS_TEST(test_code_segments_shared), PS_TEST(test_code_index_crash), PS_TEST(test_blob_round_trips), PS_TEST(test_blob_put_in_transaction),
 	 PS_TEST(test_blob_corrupt), PS_TEST(test_blob_delta_chain), PS_TEST(test_blob_delta_corrupt),
-	 PS_TEST(test_blob_delta_prune), PS_TEST(test_blob_packs), PS_TEST(test_dir_rows_after_prune),
+	 PS_TEST(test_blob_delta_prune), PS_TEST(test_blob_packs),
+	 PS_TEST(test_dir_rows_after_prune),
 	 PS_TEST(test_blob_packs_round_trips), PS_TEST(test_blob_packs_deltas),
 	 PS_TEST(test_blob_packs_corrupt), PS_TEST(test_blob_packs_rollback),
 	 PS_TEST(test_blob_packs_prune), PS_TEST(test_blob_packs_copy),
-	 PS_TEST(test_blob_conversion), PS_TEST(test_blob_id_conversion), PS_TEST(test_code_rows_conversion), PS_TEST(test_stats), PS_TEST(test_object_ids_at_rest),
+	 PS_TEST(test_blob_conversion), PS_TEST(test_blob_id_conversion), PS_TEST(test_code_rows_conversion), PS_TEST(test_stats), PS_TEST(test_object_ids_at_rest), PS_TEST(test_pg_blob_packs_storage),
 	 PS_TEST(test_dir_trees_rebuilt), PS_TEST(test_paths_in_byte_order),
 	 PS_TEST(test_paging_by_cursor), PS_TEST(test_code_walk_empty_scope))

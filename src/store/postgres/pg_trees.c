@@ -224,37 +224,3 @@ int ps_pg_trees_remove_project(struct ps_store *s, int64_t project_id)
 			  "(SELECT id FROM dirs WHERE project_id = $1)", &q,
 			  "remove directory trees", NULL);
 }
-
-/* ---- packs (schema 27): STUBS, to be replaced by the PostgreSQL backend's implementation ---- */
-
-int ps_pg_blob_pack_put(struct ps_store *s, const struct ps_blob_pack_row *row, int64_t *id)
-{
-	(void)s; (void)row; (void)id;
-	return ps_error_set(PS_ESTORE, "not_implemented", "packs are not implemented yet");
-}
-
-int ps_pg_blob_pack_get(struct ps_store *s, int64_t id, struct ps_blob_pack_row *out)
-{
-	(void)s; (void)id; (void)out;
-	return ps_error_set(PS_ESTORE, "not_implemented", "packs are not implemented yet");
-}
-
-int ps_pg_blob_pack_members(struct ps_store *s, int64_t id, struct ps_strv *shas)
-{
-	(void)s; (void)id; (void)shas;
-	return ps_error_set(PS_ESTORE, "not_implemented", "packs are not implemented yet");
-}
-
-int ps_pg_blob_packs_sparse(struct ps_store *s, int64_t **ids, size_t *n)
-{
-	(void)s;
-	*ids = NULL;
-	*n = 0;
-	return 0;
-}
-
-int ps_pg_blob_pack_delete(struct ps_store *s, int64_t id)
-{
-	(void)s; (void)id;
-	return ps_error_set(PS_ESTORE, "not_implemented", "packs are not implemented yet");
-}
