@@ -607,15 +607,16 @@ int ps_store_blobs_make_plain(struct ps_store *s, char *const *shas, size_t n,
 }
 
 /* Hands pack `id`'s members to the packer (`members` its shas, from the store): each read
- * from the pack decoded once, checked against its row and its id. */
+ * from the pack decoded once, checked against its row and its id. *stored: the pack's stored
+ * bytes. */
 static int repack_members(struct ps_store *s, struct packer *p, int64_t id,
-			  const struct ps_strv *members)
+			  const struct ps_strv *members, size_t *stored)
 {
 	void *pack = NULL;
 	size_t pack_len = 0;
 	int rc;
 
-	if ((rc = pack_load(s, members->v[0], id, &pack, &pack_len, NULL)) < 0)
+	if ((rc = pack_load(s, members->v[0], id, &pack, &pack_len, stored)) < 0)
 		return ps_error_wrap(rc, "cannot repack pack %lld: ", (long long)id);
 	for (size_t i = 0; i < members->n && rc == 0; i++) {
 		struct ps_blob_row row = { 0 };
@@ -659,11 +660,14 @@ int ps_store_blob_packs_tidy(struct ps_store *s, struct ps_prune_stats *out)
 
 		if ((rc = ps_store_blob_pack_members(s, ids[k], &members)) < 0)
 			break;
-		if ((rc = ps_store_blob_pack_get(s, ids[k], &pk)) == 0) {
+		if (members.n) {
+			size_t stored = 0;
+
+			if ((rc = repack_members(s, &p, ids[k], &members, &stored)) == 0)
+				freed += (int64_t)stored;
+		} else if ((rc = ps_store_blob_pack_get(s, ids[k], &pk)) == 0) {
 			freed += (int64_t)pk.len;
 			free(pk.content);
-			if (members.n)
-				rc = repack_members(s, &p, ids[k], &members);
 		} else if (rc == PS_ENOTFOUND) {
 			ps_error_clear(); /* gone already: nothing to free */
 			rc = 0;
