@@ -288,41 +288,6 @@ int ps_store_blob_put(struct ps_store *s, const char *sha, const void *data, siz
 	return ps_store_blob_put_delta(s, sha, data, len, NULL);
 }
 
-int ps_store_blobs_make_plain(struct ps_store *s, char *const *shas, size_t n,
-			      int64_t *rewritten)
-{
-	struct ps_blobcodec *codec = ps_store_blobcodec(s);
-
-	/* Rewritten as plain rather than against an older ancestor: a prune drops the oldest
-	 * versions, so the surviving delta's chain is the one being cut, and the plain row is
-	 * what the blob would cost without deltas at all (docs/architecture.md §4a). */
-	for (size_t i = 0; i < n; i++) {
-		struct ps_blob_row row = { 0 };
-		void *data = NULL, *enc_data = NULL;
-		size_t len = 0, enc_len = 0;
-		int enc, depth, rc;
-
-		if ((rc = get_chain(s, shas[i], PS_BLOB_CHAIN_READ_MAX, &data, &len, &depth,
-				    NULL)) < 0)
-			return ps_error_wrap(rc, "cannot prune the base of blob %s: ", shas[i]);
-		if ((rc = ps_blobcodec_encode(codec, data, len, &enc, &enc_data, &enc_len)) < 0) {
-			free(data);
-			return rc;
-		}
-		row.encoding = enc;
-		row.size = (int64_t)len;
-		row.content = enc_data ? enc_data : data;
-		row.len = enc_data ? enc_len : len;
-		rc = ps_store_blob_row_replace(s, shas[i], &row);
-		free(enc_data);
-		free(data);
-		if (rc < 0)
-			return rc;
-		(*rewritten)++;
-	}
-	return 0;
-}
-
 /* ---- packs ---- */
 
 #define PACK_CAP (PS_BLOB_PACK_TARGET + PS_BLOB_PACK_MEMBER_MAX)
@@ -548,16 +513,110 @@ out:
 	return rc;
 }
 
+struct by_place {
+	int64_t pack, off; /* the base's place when it is packed; INT64_MAX after the others */
+	size_t i;
+};
+
+static int cmp_by_place(const void *a, const void *b)
+{
+	const struct by_place *x = a, *y = b;
+
+	if (x->pack != y->pack)
+		return x->pack < y->pack ? -1 : 1;
+	if (x->off != y->off)
+		return x->off < y->off ? -1 : 1;
+	return (x->i > y->i) - (x->i < y->i);
+}
+
+/* The order to rewrite deltas in: by where their bases sit in packs, which is the order the
+ * sync wrote them (paths near each other), so the rewritten versions are packed with the
+ * neighbours they compress best with, not in the order of their ids. */
+static int order_by_base(struct ps_store *s, char *const *shas, size_t n, struct by_place *v)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct ps_blob_row row = { 0 }, base = { 0 };
+		int rc;
+
+		v[i] = (struct by_place){ INT64_MAX, 0, i };
+		if ((rc = ps_store_blob_row_get(s, shas[i], &row)) < 0)
+			return rc;
+		free(row.content);
+		if (row.encoding != PS_BLOB_DELTA || !row.base[0])
+			continue;
+		rc = ps_store_blob_row_get(s, row.base, &base);
+		if (rc == PS_ENOTFOUND) {
+			ps_error_clear(); /* get_chain says so below, naming the blob */
+			continue;
+		}
+		if (rc < 0)
+			return rc;
+		free(base.content);
+		if (base.encoding == PS_BLOB_PACKED)
+			v[i] = (struct by_place){ base.pack, base.pack_offset, i };
+	}
+	qsort(v, n, sizeof(*v), cmp_by_place);
+	return 0;
+}
+
+int ps_store_blobs_make_plain(struct ps_store *s, char *const *shas, size_t n,
+			      int64_t *rewritten)
+{
+	struct ps_blobcodec *codec = ps_store_blobcodec(s);
+	struct packer p = { .s = s, .replace = true };
+	struct by_place *order = ps_malloc((n ? n : 1) * sizeof(*order));
+	int rc;
+
+	if ((rc = order_by_base(s, shas, n, order)) < 0) {
+		free(order);
+		return rc;
+	}
+
+	/* Rewritten as plain rather than against an older ancestor: a prune drops the oldest
+	 * versions, so the surviving delta's chain is the one being cut, and the plain row is
+	 * what the blob would cost without deltas at all (docs/architecture.md §4a): small ones
+	 * packed together, as ps_store_blob_put_many would store them. A delta waiting in the
+	 * pending pack still reads as the delta it is: its base goes only after this returns. */
+	for (size_t k = 0; k < n && rc == 0; k++) {
+		size_t i = order[k].i;
+		void *data = NULL, *enc_data = NULL;
+		size_t len = 0, enc_len = 0;
+		int enc, depth;
+
+		if ((rc = get_chain(s, shas[i], PS_BLOB_CHAIN_READ_MAX, &data, &len, &depth,
+				    NULL)) < 0) {
+			rc = ps_error_wrap(rc, "cannot prune the base of blob %s: ", shas[i]);
+			break;
+		}
+		if (packable(len)) {
+			rc = packer_add(&p, shas[i], data, len, 0);
+		} else if ((rc = ps_blobcodec_encode(codec, data, len, &enc, &enc_data,
+						     &enc_len)) == 0) {
+			rc = put_row(s, shas[i], data, len, enc, NULL, enc_data, enc_len, true);
+		}
+		free(enc_data);
+		free(data);
+		if (rc == 0)
+			(*rewritten)++;
+	}
+	if (rc == 0)
+		rc = packer_flush(&p);
+	packer_dispose(&p);
+	free(order);
+	return rc;
+}
+
 /* Hands pack `id`'s members to the packer (`members` its shas, from the store): each read
- * from the pack decoded once, checked against its row and its id. */
+ * from the pack decoded once, checked against its row and its id. *stored: the pack's stored
+ * bytes. */
 static int repack_members(struct ps_store *s, struct packer *p, int64_t id,
-			  const struct ps_strv *members)
+			  const struct ps_strv *members, size_t *stored)
 {
 	void *pack = NULL;
 	size_t pack_len = 0;
 	int rc;
 
-	if ((rc = pack_load(s, members->v[0], id, &pack, &pack_len, NULL)) < 0)
+	if ((rc = pack_load(s, members->v[0], id, &pack, &pack_len, stored)) < 0)
 		return ps_error_wrap(rc, "cannot repack pack %lld: ", (long long)id);
 	for (size_t i = 0; i < members->n && rc == 0; i++) {
 		struct ps_blob_row row = { 0 };
@@ -601,11 +660,14 @@ int ps_store_blob_packs_tidy(struct ps_store *s, struct ps_prune_stats *out)
 
 		if ((rc = ps_store_blob_pack_members(s, ids[k], &members)) < 0)
 			break;
-		if ((rc = ps_store_blob_pack_get(s, ids[k], &pk)) == 0) {
+		if (members.n) {
+			size_t stored = 0;
+
+			if ((rc = repack_members(s, &p, ids[k], &members, &stored)) == 0)
+				freed += (int64_t)stored;
+		} else if ((rc = ps_store_blob_pack_get(s, ids[k], &pk)) == 0) {
 			freed += (int64_t)pk.len;
 			free(pk.content);
-			if (members.n)
-				rc = repack_members(s, &p, ids[k], &members);
 		} else if (rc == PS_ENOTFOUND) {
 			ps_error_clear(); /* gone already: nothing to free */
 			rc = 0;

@@ -295,6 +295,34 @@ def pg_undo_code_rows_zstd(url):
     assert r.returncode == 0, r.stderr
 
 
+def pg_undo_blob_packs(url):
+    """Undoes PostgreSQL's migration 0027 (packs) as sqlite_undo_blob_packs does: each packed
+    blob raw again (encoding 0, its bytes cut from its pack's decoded content, through Python:
+    PostgreSQL has no zstd function), blobs without pack and pack_offset, no blob_packs. Run it
+    before any other PostgreSQL undo (PG_UNDO_DIR_IDS and the lists built on it, which are SQL
+    only). Does nothing on a store without it. Leaves projsync_schema alone."""
+    if psql(url, "SELECT to_regclass('blob_packs') IS NOT NULL").strip() != "t":
+        return
+    rows = psql(url, "SELECT encode(sha, 'hex'), size, pack, pack_offset FROM blobs "
+                     "WHERE pack IS NOT NULL ORDER BY pack")
+    sql, pack, data = ["BEGIN"], None, b""
+    for line in rows.splitlines():
+        sha, size, p, off = line.split("|")
+        if p != pack:
+            frame = psql(url, f"SELECT encode(content, 'hex') FROM blob_packs WHERE id = {p}")
+            pack, data = p, code_row_raw(b"\0" + bytes.fromhex(frame.strip()))
+        raw = data[int(off):int(off) + int(size)]
+        sql.append(f"UPDATE blobs SET encoding = 0, pack = NULL, pack_offset = NULL, "
+                   f"content = '\\x{raw.hex()}'::bytea WHERE sha = decode('{sha}', 'hex')")
+    sql += ["ALTER TABLE blobs DROP COLUMN pack, DROP COLUMN pack_offset",
+            "DROP TABLE blob_packs", "COMMIT"]
+    # On stdin: the rows' hex is longer than a command line may be.
+    r = subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", url],
+                       input=";\n".join(sql) + ";\n", capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+
+
 def sqlite_undo_blob_ids(con):
     """Undoes migration 0023 (blobs.sha and blobs.base as 20 bytes) in an SQLite store, for a
     test that turns it back into an older schema: blobs as schema 13 left it, hex ids, the same
@@ -377,7 +405,8 @@ def pg_undo_dir_ids_sql():
 
 
 # Undoes PostgreSQL's migration 0026 (pg_undo_dir_ids_sql), first of every undo of an older
-# migration: the ones below name file versions and directory trees by their paths.
+# migration: the ones below name file versions and directory trees by their paths. Call
+# pg_undo_blob_packs (0027) on the store before any of them.
 PG_UNDO_DIR_IDS = [pg_undo_dir_ids_sql()]
 
 # Undoes PostgreSQL's migration 0023 (blobs.sha and blobs.base as bytea), for a test that turns

@@ -2317,6 +2317,60 @@ static void test_blob_packs_prune(void)
 	free(path);
 }
 
+/* Deltas a prune cuts from their (packed) bases are rewritten packed together, not one frame
+ * each: the store does not grow back to what it was without packs. */
+static void test_blob_packs_prune_deltas(void)
+{
+	enum { N = 10 };
+	char *path, old[N][PS_SHA_HEX], neu[N][PS_SHA_HEX], *obuf[N], *nbuf[N], names[N][16];
+	struct ps_store *s = open_store(&path);
+	struct ps_project *p = add_project(s, "p");
+	struct ps_change ch[N];
+	struct ps_blob_in v[N];
+	struct ps_prune_stats pr = { 0 };
+	int64_t s2;
+
+	put_pack(s, 0, N, old, obuf, 3000);
+	for (int i = 0; i < N; i++) {
+		snprintf(names[i], sizeof(names[i]), "f%02d.c", i);
+		ch[i] = (struct ps_change){ .status = PS_CHANGE_ADDED, .path = names[i],
+					    .mode = PS_MODE_FILE, .size = 3000 };
+		memcpy(ch[i].sha, old[i], PS_SHA_HEX);
+	}
+	commit_sync(s, p, ch, N, "c1");
+	for (int i = 0; i < N; i++) {
+		nbuf[i] = ps_strdup(obuf[i]);
+		memcpy(nbuf[i] + 100, "EDITED", 6);
+		ps_git_blob_sha(nbuf[i], 3000, neu[i]);
+		v[i] = (struct ps_blob_in){ neu[i], nbuf[i], 3000, old[i] };
+		ch[i].status = PS_CHANGE_MODIFIED;
+		memcpy(ch[i].sha, neu[i], PS_SHA_HEX);
+		memcpy(ch[i].previous_sha, old[i], PS_SHA_HEX);
+		ch[i].previous_mode = PS_MODE_FILE;
+	}
+	CHECK_OK(ps_store_blob_put_many(s, v, N));
+	CHECK_INT(db_int(path, "SELECT count(*) FROM blobs WHERE encoding = 2"), N);
+	s2 = commit_sync(s, p, ch, N, "c2");
+	CHECK_OK(ps_store_prune_syncs(s, p->id, s2, &pr));
+	CHECK_OK(ps_store_prune_blobs(s, &pr));
+	CHECK_INT(pr.blobs, N);
+	CHECK_INT(pr.blobs_rewritten, N);
+	CHECK_INT(pr.packs_rewritten, 1);
+	CHECK_INT(db_int(path, "SELECT count(*) FROM blobs WHERE encoding = 3"), N);
+	CHECK_INT(db_int(path, "SELECT count(*) FROM blob_packs"), 1);
+	expect_blobs(s, v, N);
+	ps_store_free(s);
+	CHECK_OK(ps_store_open(&s, path, 0));
+	expect_blobs(s, v, N);
+	ps_project_free(p);
+	ps_store_free(s);
+	for (int i = 0; i < N; i++) {
+		free(obuf[i]);
+		free(nbuf[i]);
+	}
+	free(path);
+}
+
 /* store copy moves packs with their ids before the blobs naming them: every packed blob and
  * a delta against one read back from the copy, and the copy's next pack gets a new id. */
 static void test_blob_packs_copy(void)
@@ -4296,7 +4350,8 @@ PS_TESTS(PS_TEST(test_atomic_visibility), PS_TEST(test_one_chain), PS_TEST(test_
 	 PS_TEST(test_dir_rows_after_prune),
 	 PS_TEST(test_blob_packs_round_trips), PS_TEST(test_blob_packs_deltas),
 	 PS_TEST(test_blob_packs_corrupt), PS_TEST(test_blob_packs_rollback),
-	 PS_TEST(test_blob_packs_prune), PS_TEST(test_blob_packs_copy),
+	 PS_TEST(test_blob_packs_prune), PS_TEST(test_blob_packs_prune_deltas),
+	 PS_TEST(test_blob_packs_copy),
 	 PS_TEST(test_blob_conversion), PS_TEST(test_blob_id_conversion), PS_TEST(test_code_rows_conversion), PS_TEST(test_stats), PS_TEST(test_object_ids_at_rest), PS_TEST(test_pg_blob_packs_storage),
 	 PS_TEST(test_dir_trees_rebuilt), PS_TEST(test_paths_in_byte_order),
 	 PS_TEST(test_paging_by_cursor), PS_TEST(test_code_walk_empty_scope))
