@@ -231,8 +231,13 @@ def test_prune_rewrites_thinned_packs_and_everything_kept_reads(ps, repo, tmp_pa
     c1 = fill(repo)
     ps.add("p", repo.path)
     ps.sync("p")
-    # Most files change: the first sync's packs keep only a few members each.
-    c2 = edit(repo, c1, n=200)
+    # Half the files go and most of the rest change (deltas against packed bases): the first
+    # sync's packs keep few members each, and the deltas lose their bases.
+    gone = [f["path"] for f in repo.ls_tree(c1) if f["path"].startswith("src/")][::2]
+    for path in gone:
+        repo.rm(path)
+    repo.commit("half gone")
+    c2 = edit(repo, repo.head(), n=100)
     s2 = ps.sync("p")
     before = ps.json("stats")["store"]
     packs_before = pack_rows(ps)
@@ -242,6 +247,13 @@ def test_prune_rewrites_thinned_packs_and_everything_kept_reads(ps, repo, tmp_pa
     assert done["packs_rewritten"] > 0, done
     after = ps.json("stats")["store"]
     assert after["stored_bytes"] < before["stored_bytes"], (before, after)
+    assert done["deltas_rewritten"] > 50, done
+    # What is left costs about what a new store of the kept commit does: the rewritten deltas
+    # are packed again, and a pack kept as it is has at least half of its bytes alive.
+    fresh = Projsync(tmp_path / "fresh")
+    fresh.add("p", repo.path)
+    fresh.sync("p")
+    assert after["stored_bytes"] < 2 * fresh.json("stats")["store"]["stored_bytes"], after
     assert [s["id"] for s in ps.history("p")] == [s2["id"]]
     rows = blob_rows(ps)
     packs = pack_rows(ps)
