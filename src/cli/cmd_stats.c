@@ -142,10 +142,11 @@ int ps_cmd_stats(struct ps_cli *cli, int argc, char **argv)
 		ps_table_print(&t, stdout);
 		ps_format_bytes(total.disk_bytes, disk, sizeof(disk));
 		printf("\nprojects: %" PRId64 "; the store takes %s on disk.\n", total.projects, disk);
-		printf("blobs: %" PRId64 " compressed alone, %" PRId64 " as deltas, %" PRId64
-		       " packed together in %" PRId64 " packs.\n",
+		printf("blobs: %" PRId64 " packed together in %" PRId64 " packs, %" PRId64
+		       " as deltas, %" PRId64 " compressed alone, %" PRId64 " as they are.\n",
+		       total.blobs_packed, total.packs, total.blobs_delta,
 		       total.blobs_compressed - total.blobs_delta - total.blobs_packed,
-		       total.blobs_delta, total.blobs_packed, total.packs);
+		       total.blobs - total.blobs_compressed);
 		if (total.unconverted_blobs > 0)
 			printf("%" PRId64 " blobs are still waiting to be compressed.\n",
 			       total.unconverted_blobs);
