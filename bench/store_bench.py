@@ -83,7 +83,7 @@ def store_size(db):
 
 # Where a store's bytes go, by what they serve (SQLite's dbstat; names not listed are "other").
 PARTS = (
-    ("blob content", ("blobs", "blobs_base")),
+    ("blob content", ("blobs", "blobs_base", "blob_packs")),
     # dirs (schema 26): the directory paths file versions and directory trees name by id
     ("file versions", ("file_versions", "dirs")),
     ("directory trees", ("dir_trees",)),

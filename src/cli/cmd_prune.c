@@ -27,7 +27,8 @@ static const char prune_usage[] =
 	"\n"
 	"  --dry-run   say what would be removed and how many bytes, change nothing\n"
 	"  --json      print {\"dry_run\", \"projects\": [...], \"syncs\", \"file_versions\",\n"
-	"              \"events\", \"blobs\", \"bytes\", \"deltas_rewritten\", \"blobs_skipped\"}\n";
+	"              \"events\", \"blobs\", \"bytes\", \"deltas_rewritten\", \"packs_rewritten\",\n"
+	"              \"blobs_skipped\"}\n";
 
 struct report {
 	bool dry_run;
@@ -92,13 +93,14 @@ int ps_cmd_prune(struct ps_cli *cli, int argc, char **argv)
 		return ps_cli_fail(rc);
 	}
 	if (cli->json) {
-		ps_cli_print_json(json_pack("{s:b, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:b}",
+		ps_cli_print_json(json_pack("{s:b, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b}",
 			"dry_run", r.dry_run, "projects", r.projects,
 			"syncs", (json_int_t)total.syncs,
 			"file_versions", (json_int_t)total.file_versions,
 			"events", (json_int_t)total.events, "blobs", (json_int_t)total.blobs,
 			"bytes", (json_int_t)total.blob_bytes,
 			"deltas_rewritten", (json_int_t)total.blobs_rewritten,
+			"packs_rewritten", (json_int_t)total.packs_rewritten,
 			"blobs_skipped", total.blobs_skipped));
 		return PS_EXIT_OK;
 	}
@@ -112,6 +114,9 @@ int ps_cmd_prune(struct ps_cli *cli, int argc, char **argv)
 	if (total.blobs_rewritten)
 		printf("deltas: %s %" PRId64 " whose base goes as plain rows\n",
 		       r.dry_run ? "would rewrite" : "rewrote", total.blobs_rewritten);
+	if (total.packs_rewritten)
+		printf("packs: %s %" PRId64 " whose members went (deleted or rewritten smaller)\n",
+		       r.dry_run ? "would repack" : "repacked", total.packs_rewritten);
 	if (total.syncs == 0 && total.blobs == 0)
 		printf("nothing to prune%s\n", name ? "" : " (projects without --keep-syncs or "
 			"--keep-days keep everything)");

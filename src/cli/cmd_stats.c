@@ -17,7 +17,8 @@ static const char stats_usage[] =
 	"What the store costs: for each project (or only NAME) and for the whole store, the number\n"
 	"of syncs, file versions and distinct blobs, the blobs' raw (uncompressed) bytes, the bytes\n"
 	"stored for them and the ratio raw/stored. Blobs shared by projects count in each of them;\n"
-	"the store line counts them once and adds the database's size on disk.\n"
+	"the store line counts them once and adds the database's size on disk and how blobs are\n"
+	"stored (alone, as deltas, packed together).\n"
 	"--json prints {\"projects\": [...], \"store\": {...}} (with NAME: that project's object).\n";
 
 static double ratio(const struct ps_store_stats *st)
@@ -36,12 +37,14 @@ static json_t *stats_json(const char *name, const struct ps_store_stats *st, boo
 			      "stored_bytes", (json_int_t)st->stored_bytes, "ratio", ratio(st));
 
 	json_object_set_new(j, "blobs_delta", json_integer(st->blobs_delta));
+	json_object_set_new(j, "blobs_packed", json_integer(st->blobs_packed));
 	if (name)
 		json_object_set_new(j, "name", json_string(name));
 	if (store) {
 		json_object_set_new(j, "projects", json_integer(st->projects));
 		json_object_set_new(j, "disk_bytes", json_integer(st->disk_bytes));
 		json_object_set_new(j, "unconverted_blobs", json_integer(st->unconverted_blobs));
+		json_object_set_new(j, "packs", json_integer(st->packs));
 	}
 	return j;
 }
@@ -139,6 +142,11 @@ int ps_cmd_stats(struct ps_cli *cli, int argc, char **argv)
 		ps_table_print(&t, stdout);
 		ps_format_bytes(total.disk_bytes, disk, sizeof(disk));
 		printf("\nprojects: %" PRId64 "; the store takes %s on disk.\n", total.projects, disk);
+		printf("blobs: %" PRId64 " packed together in %" PRId64 " packs, %" PRId64
+		       " as deltas, %" PRId64 " compressed alone, %" PRId64 " as they are.\n",
+		       total.blobs_packed, total.packs, total.blobs_delta,
+		       total.blobs_compressed - total.blobs_delta - total.blobs_packed,
+		       total.blobs - total.blobs_compressed);
 		if (total.unconverted_blobs > 0)
 			printf("%" PRId64 " blobs are still waiting to be compressed.\n",
 			       total.unconverted_blobs);

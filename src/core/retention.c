@@ -58,6 +58,7 @@ static void add_stats(struct ps_prune_stats *to, const struct ps_prune_stats *fr
 	to->blobs += from->blobs;
 	to->blob_bytes += from->blob_bytes;
 	to->blobs_rewritten += from->blobs_rewritten;
+	to->packs_rewritten += from->packs_rewritten;
 	to->blobs_skipped = to->blobs_skipped || from->blobs_skipped;
 }
 

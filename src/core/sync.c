@@ -1087,21 +1087,29 @@ static int flush_blobs(struct fetch_ctx *fc)
 		return 0;
 	if ((rc = ps_store_begin(run->store)) < 0)
 		goto out;
-	for (size_t i = 0; i < fc->npending; i++) {
+	/* One call for the flush: small blobs are packed with their neighbours (in the order
+	 * the source delivered them, paths near each other), store/blobcodec.h PS_BLOB_PACKED. */
+	{
+		struct ps_blob_in *in = ps_malloc(fc->npending * sizeof(*in));
+
+		for (size_t i = 0; i < fc->npending; i++) {
+			const struct pending_blob *b = &fc->pending[i];
+			in[i] = (struct ps_blob_in){ b->sha, b->data, b->len, b->base };
+		}
+		rc = ps_store_blob_put_many(run->store, in, fc->npending);
+		free(in);
+	}
+	if (rc < 0) {
+		/* Only a wrong id is a verification failure; a busy or failing store says so
+		 * itself. */
+		const char *slug = ps_error_slug();
+		if (slug && strcmp(slug, "sha_mismatch") == 0)
+			rc = ps_error_wrap(rc, "fetched blob failed verification: ");
+	}
+	for (size_t i = 0; i < fc->npending && rc == 0 && !run->project->no_code_index; i++) {
 		const struct pending_blob *b = &fc->pending[i];
 
-		if ((rc = ps_store_blob_put_delta(run->store, b->sha, b->data, b->len,
-						  b->base)) < 0) {
-			/* Only a wrong id is a verification failure; a busy or failing store
-			 * says so itself. */
-			const char *slug = ps_error_slug();
-			if (slug && strcmp(slug, "sha_mismatch") == 0)
-				rc = ps_error_wrap(rc, "fetched blob failed verification: ");
-			break;
-		}
-		if (!run->project->no_code_index &&
-		    (rc = ps_grep_index_blob(run->store, b->sha, b->data, b->len)) < 0)
-			break;
+		rc = ps_grep_index_blob(run->store, b->sha, b->data, b->len);
 	}
 	if (rc < 0)
 		ps_store_rollback(run->store);

@@ -22,11 +22,26 @@ struct ps_blob_row {
 	int encoding;            /* store/blobcodec.h */
 	int64_t size;            /* of the uncompressed content */
 	char base[PS_SHA_HEX];   /* the delta's base blob, "" for any other encoding */
+	int64_t pack;            /* PS_BLOB_PACKED: the blob_packs id holding it; 0 otherwise */
+	int64_t pack_offset;     /* PS_BLOB_PACKED: where its bytes start in the pack's content */
 	void *content;           /* the stored bytes; a row read by blob_row_get owns them */
 	size_t len;
 	bool unconverted;        /* SQLite: read from blobs_raw (schema 10's conversion not done
 				  * with it): no delta may name it as base, the foreign key points
 				  * into blobs */
+};
+
+/*
+ * A pack (schema 27, store/blobcodec.h PS_BLOB_PACKED): small blobs' contents one after another,
+ * `size` bytes in all, stored as one zstd frame (`content`, `len` bytes). Written once, never
+ * changed; deleted when no blob row names it any more. Ids are never reused (SQLite
+ * AUTOINCREMENT, a PostgreSQL identity), so a reader may cache a decoded pack by id.
+ */
+struct ps_blob_pack_row {
+	int64_t id;
+	int64_t size;
+	void *content;           /* a row read by blob_pack_get owns them */
+	size_t len;
 };
 
 struct ps_store_ops {
@@ -68,6 +83,11 @@ struct ps_store_ops {
 	int (*blob_row_replace)(struct ps_store *s, const char *sha, const struct ps_blob_row *row);
 	struct ps_blobcodec *(*blobcodec)(struct ps_store *s);
 	int (*blob_have)(struct ps_store *s, const char *const *shas, size_t n, bool *have);
+	int (*blob_pack_put)(struct ps_store *s, const struct ps_blob_pack_row *row, int64_t *id);
+	int (*blob_pack_get)(struct ps_store *s, int64_t id, struct ps_blob_pack_row *out);
+	int (*blob_pack_members)(struct ps_store *s, int64_t id, struct ps_strv *shas);
+	int (*blob_packs_sparse)(struct ps_store *s, int64_t **ids, size_t *n);
+	int (*blob_pack_delete)(struct ps_store *s, int64_t id);
 	int (*memory_stage)(struct ps_store *s, const struct ps_sync *sync, const struct ps_memory_entry *entries, size_t n);
 	int (*memory_stage_removals)(struct ps_store *s, const struct ps_sync *sync, const char *const *paths, size_t n);
 	int (*project_memory_rescan)(struct ps_store *s, int64_t project_id, int64_t *generation);
@@ -117,6 +137,35 @@ int ps_store_blob_row_put(struct ps_store *s, const char *sha, const struct ps_b
 int ps_store_blob_row_get(struct ps_store *s, const char *sha, struct ps_blob_row *out);
 int ps_store_blob_row_replace(struct ps_store *s, const char *sha, const struct ps_blob_row *row);
 struct ps_blobcodec *ps_store_blobcodec(struct ps_store *s);
+
+/*
+ * The pack ops (schema 27), dispatched by store.c for blobs.c; each runs in the caller's
+ * transaction.
+ * - blob_pack_put: inserts a pack (row->id ignored), sets *id to its new id.
+ * - blob_pack_get: reads one; PS_ENOTFOUND (slug "blob_pack_missing") if there is none.
+ * - blob_pack_members: pushes the hex SHAs of the blob rows naming pack `id` onto `shas`, in
+ *   order of pack_offset.
+ * - blob_packs_sparse: the ids (malloc'd array, caller frees) of the packs whose member rows'
+ *   sizes add up to less than half the pack's size, those without any member included, in
+ *   order of id.
+ * - blob_pack_delete: deletes pack `id`; the caller has made sure no blob row names it (the
+ *   foreign key, checked at commit, refuses it otherwise). Deleting a pack that is not there
+ *   is no error.
+ */
+int ps_store_blob_pack_put(struct ps_store *s, const struct ps_blob_pack_row *row, int64_t *id);
+int ps_store_blob_pack_get(struct ps_store *s, int64_t id, struct ps_blob_pack_row *out);
+int ps_store_blob_pack_members(struct ps_store *s, int64_t id, struct ps_strv *shas);
+int ps_store_blob_packs_sparse(struct ps_store *s, int64_t **ids, size_t *n);
+int ps_store_blob_pack_delete(struct ps_store *s, int64_t id);
+
+/*
+ * For ps_store_prune_blobs, in its transaction, after it deleted the unreferenced blob rows:
+ * deletes the packs no row names any more and rewrites each sparse pack's remaining members
+ * into new packs (rows updated through blob_row_replace, the old pack deleted), so a prune
+ * gives back the space of pruned members. Adds the stored bytes freed to out->blob_bytes and
+ * the packs deleted or rewritten to out->packs_rewritten. Implemented once, in blobs.c.
+ */
+int ps_store_blob_packs_tidy(struct ps_store *s, struct ps_prune_stats *out);
 
 /*
  * For ps_store_prune_blobs, in its transaction, before it deletes the unreferenced blobs:
@@ -179,6 +228,11 @@ int ps_sqlite_blob_row_get(struct ps_store *s, const char *sha, struct ps_blob_r
 int ps_sqlite_blob_row_replace(struct ps_store *s, const char *sha, const struct ps_blob_row *row);
 struct ps_blobcodec *ps_sqlite_blobcodec(struct ps_store *s);
 int ps_sqlite_blob_have(struct ps_store *s, const char *const *shas, size_t n, bool *have);
+int ps_sqlite_blob_pack_put(struct ps_store *s, const struct ps_blob_pack_row *row, int64_t *id);
+int ps_sqlite_blob_pack_get(struct ps_store *s, int64_t id, struct ps_blob_pack_row *out);
+int ps_sqlite_blob_pack_members(struct ps_store *s, int64_t id, struct ps_strv *shas);
+int ps_sqlite_blob_packs_sparse(struct ps_store *s, int64_t **ids, size_t *n);
+int ps_sqlite_blob_pack_delete(struct ps_store *s, int64_t id);
 int ps_sqlite_memory_stage(struct ps_store *s, const struct ps_sync *sync, const struct ps_memory_entry *entries, size_t n);
 int ps_sqlite_memory_stage_removals(struct ps_store *s, const struct ps_sync *sync, const char *const *paths, size_t n);
 int ps_sqlite_project_memory_rescan(struct ps_store *s, int64_t project_id, int64_t *generation);
@@ -287,6 +341,11 @@ int ps_pg_blob_row_get(struct ps_store *s, const char *sha, struct ps_blob_row *
 int ps_pg_blob_row_replace(struct ps_store *s, const char *sha, const struct ps_blob_row *row);
 struct ps_blobcodec *ps_pg_blobcodec(struct ps_store *s);
 int ps_pg_blob_have(struct ps_store *s, const char *const *shas, size_t n, bool *have);
+int ps_pg_blob_pack_put(struct ps_store *s, const struct ps_blob_pack_row *row, int64_t *id);
+int ps_pg_blob_pack_get(struct ps_store *s, int64_t id, struct ps_blob_pack_row *out);
+int ps_pg_blob_pack_members(struct ps_store *s, int64_t id, struct ps_strv *shas);
+int ps_pg_blob_packs_sparse(struct ps_store *s, int64_t **ids, size_t *n);
+int ps_pg_blob_pack_delete(struct ps_store *s, int64_t id);
 int ps_pg_memory_stage(struct ps_store *s, const struct ps_sync *sync, const struct ps_memory_entry *entries, size_t n);
 int ps_pg_memory_stage_removals(struct ps_store *s, const struct ps_sync *sync, const char *const *paths, size_t n);
 int ps_pg_project_memory_rescan(struct ps_store *s, int64_t project_id, int64_t *generation);

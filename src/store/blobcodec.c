@@ -11,10 +11,20 @@
 #include "util/error.h"
 #include "util/util.h"
 
+struct pack_entry {
+	int64_t id;        /* 0: a free slot */
+	void *data;
+	size_t len;
+	uint64_t used;     /* the codec's clock at the last hit, for least recently used */
+};
+
 struct ps_blobcodec {
 	ZSTD_CCtx *cctx;
 	ZSTD_DCtx *dctx;
 	int level; /* the level cctx is set to */
+	struct pack_entry packs[PS_BLOBCODEC_PACK_CACHE];
+	size_t pack_bytes;
+	uint64_t clock;
 };
 
 int ps_blobcodec_new(struct ps_blobcodec **out)
@@ -45,6 +55,7 @@ void ps_blobcodec_free(struct ps_blobcodec *c)
 {
 	if (!c)
 		return;
+	ps_blobcodec_pack_cache_clear(c);
 	ZSTD_freeCCtx(c->cctx);
 	ZSTD_freeDCtx(c->dctx);
 	free(c);
@@ -56,6 +67,7 @@ const char *ps_blobcodec_name(int enc)
 	case PS_BLOB_RAW: return "raw";
 	case PS_BLOB_ZSTD: return "zstd";
 	case PS_BLOB_DELTA: return "delta";
+	case PS_BLOB_PACKED: return "packed";
 	default: return "unknown";
 	}
 }
@@ -197,6 +209,10 @@ int ps_blobcodec_decode(struct ps_blobcodec *c, const char *sha, int enc, const 
 		return ps_error_set(PS_ESTORE, "blob_corrupt",
 				    "blob %s is corrupt in the store: a delta read without its base",
 				    sha);
+	case PS_BLOB_PACKED:
+		return ps_error_set(PS_ESTORE, "blob_corrupt",
+				    "blob %s is corrupt in the store: a pack member read without its "
+				    "pack", sha);
 	default:
 		return ps_error_set(PS_ESTORE, "blob_encoding_unknown",
 				    "blob %s has encoding %d (%s), which this projsync cannot read: "
@@ -215,4 +231,71 @@ int ps_blobcodec_decode_delta(struct ps_blobcodec *c, const char *sha, const voi
 				    "blob %s is corrupt in the store: a delta against an empty base",
 				    sha);
 	return ps_blobcodec_decompress(c, sha, base, base_len, stored, stored_len, raw_len, out);
+}
+
+static void entry_free(struct ps_blobcodec *c, struct pack_entry *e)
+{
+	c->pack_bytes -= e->len;
+	free(e->data);
+	*e = (struct pack_entry){ 0 };
+}
+
+const void *ps_blobcodec_pack_cache_get(struct ps_blobcodec *c, int64_t id, size_t *len)
+{
+	for (size_t i = 0; i < PS_BLOBCODEC_PACK_CACHE; i++) {
+		struct pack_entry *e = &c->packs[i];
+		if (e->id == id && e->data) {
+			e->used = ++c->clock;
+			*len = e->len;
+			return e->data;
+		}
+	}
+	return NULL;
+}
+
+void ps_blobcodec_pack_cache_put(struct ps_blobcodec *c, int64_t id, void *data, size_t len)
+{
+	struct pack_entry *slot = NULL;
+
+	if (len > PS_BLOBCODEC_PACK_CACHE_BYTES || id <= 0) {
+		free(data);
+		return;
+	}
+	ps_blobcodec_pack_cache_drop(c, id);
+	/* Evict the least recently used until both bounds hold with the new one in. */
+	for (;;) {
+		struct pack_entry *lru = NULL;
+
+		slot = NULL;
+		for (size_t i = 0; i < PS_BLOBCODEC_PACK_CACHE; i++) {
+			struct pack_entry *e = &c->packs[i];
+			if (!e->data)
+				slot = slot ? slot : e;
+			else if (!lru || e->used < lru->used)
+				lru = e;
+		}
+		if ((slot && c->pack_bytes + len <= PS_BLOBCODEC_PACK_CACHE_BYTES) || !lru)
+			break; /* an empty cache has a slot, and len fits it (checked above) */
+		entry_free(c, lru);
+	}
+	slot->id = id;
+	slot->data = data;
+	slot->len = len;
+	slot->used = ++c->clock;
+	c->pack_bytes += len;
+}
+
+void ps_blobcodec_pack_cache_drop(struct ps_blobcodec *c, int64_t id)
+{
+	for (size_t i = 0; i < PS_BLOBCODEC_PACK_CACHE; i++)
+		if (c->packs[i].data && c->packs[i].id == id)
+			entry_free(c, &c->packs[i]);
+}
+
+void ps_blobcodec_pack_cache_clear(struct ps_blobcodec *c)
+{
+	for (size_t i = 0; i < PS_BLOBCODEC_PACK_CACHE; i++)
+		if (c->packs[i].data)
+			entry_free(c, &c->packs[i]);
+	c->pack_bytes = 0;
 }

@@ -10,6 +10,12 @@
  *                       used as a prefix (ZSTD_CCtx_refPrefix): the row names that base blob.
  *                       Decodable by `zstd -d --patch-from=BASE`. The store (store.c) resolves
  *                       the base, which may be a delta itself, up to PS_BLOB_CHAIN_MAX deep.
+ *   PS_BLOB_PACKED (3)  no bytes of its own: the content is `size` bytes at `pack_offset` of
+ *                       the decoded content of a pack (table blob_packs, schema 27): one zstd
+ *                       frame, as PS_BLOB_ZSTD, holding several small blobs one after another,
+ *                       so each compresses with its neighbours as context (docs/performance.md,
+ *                       "Packs"). A member read back is hashed against its id: a damaged row
+ *                       or pack fails naming the blob, never returns another blob's bytes.
  *
  * The encoder picks raw for small content and for content zstd does not shrink enough, so a
  * reader never pays a decompression for nothing. Decoding checks the frame's declared size and
@@ -21,11 +27,13 @@
 #define PS_STORE_BLOBCODEC_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 enum ps_blob_encoding {
 	PS_BLOB_RAW = 0,
 	PS_BLOB_ZSTD = 1,
 	PS_BLOB_DELTA = 2,
+	PS_BLOB_PACKED = 3,
 };
 
 /* Content shorter than this is stored raw: a zstd frame's own header and checksum (~13 bytes)
@@ -37,6 +45,12 @@ enum ps_blob_encoding {
  * so reading any blob costs at most PS_BLOB_CHAIN_MAX + 1 decompressions (docs/performance.md,
  * "Deltas": the bound's cost and gain were measured). */
 #define PS_BLOB_CHAIN_MAX 8
+/* Blobs of 1 to PS_BLOB_PACK_MEMBER_MAX bytes that are not stored as deltas go into packs
+ * (ps_store_blob_put_many); a pack is closed once its content reaches PS_BLOB_PACK_TARGET, so
+ * reading a member decompresses at most PS_BLOB_PACK_TARGET + PS_BLOB_PACK_MEMBER_MAX bytes.
+ * Larger blobs compress well alone. Both chosen by measurement (docs/performance.md, "Packs"). */
+#define PS_BLOB_PACK_MEMBER_MAX (16u << 10)
+#define PS_BLOB_PACK_TARGET (64u << 10)
 /* What a reader follows before it calls a chain corrupt (a cycle, or a store written with a
  * larger bound by some later projsync): well above the write bound, still bounded. */
 #define PS_BLOB_CHAIN_READ_MAX 64
@@ -89,7 +103,27 @@ int ps_blobcodec_decode_delta(struct ps_blobcodec *c, const char *sha, const voi
 			      size_t base_len, const void *stored, size_t stored_len,
 			      size_t raw_len, void **out);
 
-/* A short name of an encoding ("raw", "zstd", "delta"), for stats and errors. */
+/*
+ * Decoded packs (PS_BLOB_PACKED) kept by the codec, so the neighbours of a member read just
+ * before it cost no decompression: at most PS_BLOBCODEC_PACK_CACHE packs and
+ * PS_BLOBCODEC_PACK_CACHE_BYTES of content, least recently used out first. A pack id is
+ * never reused by a committed pack, but a rolled back transaction can hand its ids out again:
+ * the store clears the cache on every rollback (ps_store_rollback), and a reader hashes every
+ * member it takes from a cached pack anyway.
+ * - pack_cache_get: the decoded content of pack `id` (*len bytes, valid until the next call
+ *   of any pack_cache function on this codec) or NULL.
+ * - pack_cache_put: takes `data` (malloc'd, `len` bytes) for pack `id`; frees it instead when
+ *   it is larger than the whole cache.
+ * - pack_cache_drop: forgets pack `id` (a member of it did not hash to its id).
+ */
+#define PS_BLOBCODEC_PACK_CACHE 16
+#define PS_BLOBCODEC_PACK_CACHE_BYTES ((size_t)2 << 20)
+const void *ps_blobcodec_pack_cache_get(struct ps_blobcodec *c, int64_t id, size_t *len);
+void ps_blobcodec_pack_cache_put(struct ps_blobcodec *c, int64_t id, void *data, size_t len);
+void ps_blobcodec_pack_cache_drop(struct ps_blobcodec *c, int64_t id);
+void ps_blobcodec_pack_cache_clear(struct ps_blobcodec *c);
+
+/* A short name of an encoding ("raw", "zstd", "delta", "packed"), for stats and errors. */
 const char *ps_blobcodec_name(int enc);
 
 #endif

@@ -96,6 +96,12 @@ static const struct ps_copy_col file_cols[] = {
  * may bring a delta before its base. */
 static const struct ps_copy_col blob_cols[] = {
 	C("sha", TEXT), C("size", INT), C("encoding", INT), C("content", BLOB), C("base", TEXT),
+	/* a packed blob's pack and place in it (migration 0027), NULL for any other row */
+	C("pack", INT), C("pack_offset", INT),
+};
+/* Packs (migration 0027) move before the blobs that name them, ids and frames as they are. */
+static const struct ps_copy_col blob_pack_cols[] = {
+	C("id", INT), C("size", INT), C("content", BLOB),
 };
 static const struct ps_copy_col memory_cols[] = {
 	C("id", INT), C("project_id", INT), C("origin", TEXT), C("source", TEXT),
@@ -140,6 +146,8 @@ static const struct ps_copy_table tables[] = {
 	T("sync_commits", commit_cols, 2, false, 500),
 	T("file_versions", file_cols, 1, true, 1000),
 	T("dir_trees", dir_tree_cols, 1, true, 1000),
+	/* ~20 KiB a pack (a 64 KiB frame of small files, compressed) */
+	T("blob_packs", blob_pack_cols, 1, true, 16),
 	T("blobs", blob_cols, 1, false, 32),
 	T("memory_entries", memory_cols, 1, true, 200),
 	T("memory_staged_removals", removal_cols, 2, false, 1000),
@@ -195,9 +203,10 @@ static int check_blob(struct batch *b, const struct ps_copy_value *row)
 
 	if (row[0].null || row[1].null || row[2].null || row[3].null || row[1].i < 0)
 		return ps_error_set(PS_ESTORE, "sha_mismatch", "blob without SHA, size or content");
-	/* A delta decodes only against its base, which the source store resolves (its chain is
-	 * bounded); the bytes copied are still the row's own. */
-	if (row[2].i == PS_BLOB_DELTA)
+	/* A delta decodes only against its base, and a pack member only out of its pack: the
+	 * source store resolves both (a chain is bounded, a pack is decoded once into its cache);
+	 * the bytes copied are still the row's own. */
+	if (row[2].i == PS_BLOB_DELTA || row[2].i == PS_BLOB_PACKED)
 		rc = ps_store_blob_get(b->from, row[0].s, &data, &len);
 	else
 		rc = ps_blobcodec_decode(b->codec, row[0].s, (int)row[2].i, row[3].s, row[3].len,

@@ -12,6 +12,7 @@
 #include "model/schedule.h"
 #include "model/tree.h"
 #include "store/backend.h"
+#include "store/blobcodec.h"
 #include "util/error.h"
 #include "util/util.h"
 
@@ -54,6 +55,11 @@ const struct ps_store_ops ps_sqlite_ops = {
 	.blob_row_replace = ps_sqlite_blob_row_replace,
 	.blobcodec = ps_sqlite_blobcodec,
 	.blob_have = ps_sqlite_blob_have,
+	.blob_pack_put = ps_sqlite_blob_pack_put,
+	.blob_pack_get = ps_sqlite_blob_pack_get,
+	.blob_pack_members = ps_sqlite_blob_pack_members,
+	.blob_packs_sparse = ps_sqlite_blob_packs_sparse,
+	.blob_pack_delete = ps_sqlite_blob_pack_delete,
 	.memory_stage = ps_sqlite_memory_stage,
 	.memory_stage_removals = ps_sqlite_memory_stage_removals,
 	.project_memory_rescan = ps_sqlite_project_memory_rescan,
@@ -130,6 +136,11 @@ const struct ps_store_ops ps_pg_ops = {
 	.blob_row_replace = ps_pg_blob_row_replace,
 	.blobcodec = ps_pg_blobcodec,
 	.blob_have = ps_pg_blob_have,
+	.blob_pack_put = ps_pg_blob_pack_put,
+	.blob_pack_get = ps_pg_blob_pack_get,
+	.blob_pack_members = ps_pg_blob_pack_members,
+	.blob_packs_sparse = ps_pg_blob_packs_sparse,
+	.blob_pack_delete = ps_pg_blob_pack_delete,
 	.memory_stage = ps_pg_memory_stage,
 	.memory_stage_removals = ps_pg_memory_stage_removals,
 	.project_memory_rescan = ps_pg_project_memory_rescan,
@@ -226,14 +237,29 @@ int ps_store_begin(struct ps_store *s)
 	return ops(s)->begin(s);
 }
 
+/* A rolled back pack's id can be handed out again (SQLite's AUTOINCREMENT counter rolls back
+ * with it): its decoded content must not answer for the next pack of that id. */
+static void forget_packs(struct ps_store *s)
+{
+	struct ps_blobcodec *codec = ops(s)->blobcodec(s);
+
+	if (codec)
+		ps_blobcodec_pack_cache_clear(codec);
+}
+
 int ps_store_commit(struct ps_store *s)
 {
-	return ops(s)->commit(s);
+	int rc = ops(s)->commit(s);
+
+	if (rc < 0) /* a failed commit rolled back */
+		forget_packs(s);
+	return rc;
 }
 
 void ps_store_rollback(struct ps_store *s)
 {
 	ops(s)->rollback(s);
+	forget_packs(s);
 }
 
 int ps_store_project_add(struct ps_store *s, struct ps_project *p)
@@ -484,6 +510,31 @@ int ps_store_blob_row_replace(struct ps_store *s, const char *sha, const struct 
 struct ps_blobcodec *ps_store_blobcodec(struct ps_store *s)
 {
 	return ops(s)->blobcodec(s);
+}
+
+int ps_store_blob_pack_put(struct ps_store *s, const struct ps_blob_pack_row *row, int64_t *id)
+{
+	return ops(s)->blob_pack_put(s, row, id);
+}
+
+int ps_store_blob_pack_get(struct ps_store *s, int64_t id, struct ps_blob_pack_row *out)
+{
+	return ops(s)->blob_pack_get(s, id, out);
+}
+
+int ps_store_blob_pack_members(struct ps_store *s, int64_t id, struct ps_strv *shas)
+{
+	return ops(s)->blob_pack_members(s, id, shas);
+}
+
+int ps_store_blob_packs_sparse(struct ps_store *s, int64_t **ids, size_t *n)
+{
+	return ops(s)->blob_packs_sparse(s, ids, n);
+}
+
+int ps_store_blob_pack_delete(struct ps_store *s, int64_t id)
+{
+	return ops(s)->blob_pack_delete(s, id);
 }
 
 int ps_store_blob_have(struct ps_store *s, const char *const *shas, size_t n, bool *have)

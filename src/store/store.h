@@ -329,6 +329,23 @@ int ps_store_blob_put(struct ps_store *s, const char *sha, const void *data, siz
  */
 int ps_store_blob_put_delta(struct ps_store *s, const char *sha, const void *data, size_t len,
 			    const char *base);
+/* One blob for ps_store_blob_put_many: its id, content and the path's previous blob (`base`,
+ * NULL or "" for none), as ps_store_blob_put_delta takes them. */
+struct ps_blob_in {
+	const char *sha;
+	const void *data;
+	size_t len;
+	const char *base;
+};
+/*
+ * Stores `n` blobs as ps_store_blob_put_delta would one by one, except that those of 1 to
+ * PS_BLOB_PACK_MEMBER_MAX bytes not stored as deltas go into packs of about PS_BLOB_PACK_TARGET
+ * bytes (store/blobcodec.h PS_BLOB_PACKED), in the order given: neighbours compress together.
+ * Every blob is verified before anything is written; PS_EINVAL ("sha_mismatch", naming the
+ * blob) if one does not hash to its id. Already stored blobs are left as they are. Runs in the
+ * caller's transaction.
+ */
+int ps_store_blob_put_many(struct ps_store *s, const struct ps_blob_in *v, size_t n);
 /* Content of a blob (malloc'd, caller frees, with a NUL after the `len` bytes). PS_ENOTFOUND if
  * not stored; PS_ESTORE (slug "blob_corrupt", naming the blob) if its stored bytes do not decode
  * to its size with a good checksum, or it is a delta whose base is missing or damaged (the
@@ -352,8 +369,11 @@ struct ps_store_stats {
 	int64_t blobs;             /* distinct blobs (of a project: referenced by its versions) */
 	int64_t blobs_compressed;  /* of those, stored with an encoding other than raw */
 	int64_t blobs_delta;       /* of those, stored as deltas against another blob */
+	int64_t blobs_packed;      /* of those, stored in packs (schema 27) */
+	int64_t packs;             /* whole store: packs stored; one project: 0 */
 	int64_t raw_bytes;
-	int64_t stored_bytes;
+	int64_t stored_bytes;      /* encoded; a packed blob counts its share of its pack (by size); the
+				      whole store counts every pack whole */
 	int64_t disk_bytes;        /* whole store: what the database takes on disk (SQLite: the
 				      file's used pages; PostgreSQL: the relations' total size);
 				      one project: 0, it has no size of its own */
@@ -504,6 +524,7 @@ struct ps_prune_stats {
 	int64_t blobs;          /* blobs no file version references any more */
 	int64_t blob_bytes;     /* their stored bytes (encoded, store/blobcodec.h): what is freed */
 	int64_t blobs_rewritten;/* kept deltas whose base went, rewritten as plain rows first */
+	int64_t packs_rewritten;/* packs deleted or rewritten smaller because members went */
 	bool blobs_skipped;     /* a sync was running: blobs are left for the next prune */
 };
 

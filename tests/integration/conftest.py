@@ -51,6 +51,7 @@ BOTH_BACKENDS |= {"test_patch_schedule"}  # PATCH of schedule/retention: saved b
 BOTH_BACKENDS |= {"test_store_rows"}  # schema 16: object ids at rest, converted by each backend
 BOTH_BACKENDS |= {"test_thin_trees"}  # schema 20: directory entries rebuilt by each backend
 BOTH_BACKENDS |= {"test_audit"}  # memory tags and globs: stored by each backend
+BOTH_BACKENDS |= {"test_packs"}  # schema 27: packs written, read and pruned by each backend
 
 
 def pytest_report_header(config):
@@ -214,10 +215,47 @@ SQLITE_UNDO_DIR_IDS = """
 """
 
 
+def sqlite_undo_blob_packs(con):
+    """Undoes migration 0027 (packs) in an SQLite store: each packed blob raw again (encoding 0,
+    its bytes cut from its pack's decoded content), blobs rebuilt as migration 0023 made it
+    (SQLite cannot drop a column with a foreign key: the same row ids, its index and the
+    code_unindexed triggers, which go with the table) and no blob_packs. Does nothing on a
+    store without it. Leaves PRAGMA user_version alone; does not commit."""
+    if not con.execute("SELECT 1 FROM sqlite_master WHERE name = 'blob_packs'").fetchone():
+        return
+    sqlite_id_functions(con)
+    pack, data = None, b""
+    for rowid, size, p, off in con.execute("SELECT id, size, pack, pack_offset FROM blobs "
+                                           "WHERE pack IS NOT NULL ORDER BY pack").fetchall():
+        if p != pack:
+            frame = con.execute("SELECT content FROM blob_packs WHERE id = ?", (p,)).fetchone()[0]
+            pack, data = p, code_row_raw(b"\0" + bytes(frame))
+        con.execute("UPDATE blobs SET encoding = 0, pack = NULL, pack_offset = NULL, content = ? "
+                    "WHERE id = ?", (data[off:off + size], rowid))
+    for t in ("code_in", "code_out"):
+        con.execute(f"DROP TRIGGER code_unindexed_{t}")
+    con.execute("CREATE TABLE blobs_26 (id INTEGER PRIMARY KEY, sha BLOB NOT NULL UNIQUE "
+                "CHECK (typeof(sha) = 'blob' AND length(sha) = 20), size INTEGER NOT NULL, "
+                "encoding INTEGER NOT NULL DEFAULT 0, base BLOB REFERENCES blobs(sha) "
+                "DEFERRABLE INITIALLY DEFERRED CHECK (base IS NULL OR "
+                "(typeof(base) = 'blob' AND length(base) = 20)), content BLOB NOT NULL)")
+    con.execute("INSERT INTO blobs_26 SELECT id, sha, size, encoding, base, content FROM blobs "
+                "ORDER BY id")
+    con.execute("DROP TABLE blobs")
+    con.execute("ALTER TABLE blobs_26 RENAME TO blobs")
+    con.execute("DROP TABLE blob_packs")
+    con.execute("CREATE INDEX blobs_delta_base ON blobs(base) WHERE base IS NOT NULL")
+    step = (ROOT / "src" / "store" / "sqlite" / "migrations" / "0023_blob_ids.sql").read_text()
+    for trigger in re.findall(r"CREATE TRIGGER .*?END;", step, re.S):
+        if "ON blobs_hex" not in trigger:
+            con.execute(trigger)
+
+
 def sqlite_undo_dir_ids(con):
     """Undoes migration 0026 (SQLITE_UNDO_DIR_IDS) in an SQLite store, first of every undo of
-    an older migration: those name file_versions.path and dir_trees.path. Leaves PRAGMA
-    user_version alone; does not commit."""
+    an older migration: those name file_versions.path and dir_trees.path. Undoes 0027 first
+    (sqlite_undo_blob_packs). Leaves PRAGMA user_version alone; does not commit."""
+    sqlite_undo_blob_packs(con)
     if not con.execute("SELECT 1 FROM sqlite_master WHERE name = 'dirs'").fetchone():
         return
     for stmt in SQLITE_UNDO_DIR_IDS.split(";"):
@@ -250,6 +288,34 @@ def pg_undo_code_rows_zstd(url):
         sql.append(f"UPDATE code_postings SET data = '\\x{raw.hex()}'::bytea "
                    f"WHERE seg = {seg} AND first = {first}")
     sql.append("COMMIT")
+    # On stdin: the rows' hex is longer than a command line may be.
+    r = subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", url],
+                       input=";\n".join(sql) + ";\n", capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+
+
+def pg_undo_blob_packs(url):
+    """Undoes PostgreSQL's migration 0027 (packs) as sqlite_undo_blob_packs does: each packed
+    blob raw again (encoding 0, its bytes cut from its pack's decoded content, through Python:
+    PostgreSQL has no zstd function), blobs without pack and pack_offset, no blob_packs. Run it
+    before any other PostgreSQL undo (PG_UNDO_DIR_IDS and the lists built on it, which are SQL
+    only). Does nothing on a store without it. Leaves projsync_schema alone."""
+    if psql(url, "SELECT to_regclass('blob_packs') IS NOT NULL").strip() != "t":
+        return
+    rows = psql(url, "SELECT encode(sha, 'hex'), size, pack, pack_offset FROM blobs "
+                     "WHERE pack IS NOT NULL ORDER BY pack")
+    sql, pack, data = ["BEGIN"], None, b""
+    for line in rows.splitlines():
+        sha, size, p, off = line.split("|")
+        if p != pack:
+            frame = psql(url, f"SELECT encode(content, 'hex') FROM blob_packs WHERE id = {p}")
+            pack, data = p, code_row_raw(b"\0" + bytes.fromhex(frame.strip()))
+        raw = data[int(off):int(off) + int(size)]
+        sql.append(f"UPDATE blobs SET encoding = 0, pack = NULL, pack_offset = NULL, "
+                   f"content = '\\x{raw.hex()}'::bytea WHERE sha = decode('{sha}', 'hex')")
+    sql += ["ALTER TABLE blobs DROP COLUMN pack, DROP COLUMN pack_offset",
+            "DROP TABLE blob_packs", "COMMIT"]
     # On stdin: the rows' hex is longer than a command line may be.
     r = subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", url],
                        input=";\n".join(sql) + ";\n", capture_output=True, text=True,
@@ -339,7 +405,8 @@ def pg_undo_dir_ids_sql():
 
 
 # Undoes PostgreSQL's migration 0026 (pg_undo_dir_ids_sql), first of every undo of an older
-# migration: the ones below name file versions and directory trees by their paths.
+# migration: the ones below name file versions and directory trees by their paths. Call
+# pg_undo_blob_packs (0027) on the store before any of them.
 PG_UNDO_DIR_IDS = [pg_undo_dir_ids_sql()]
 
 # Undoes PostgreSQL's migration 0023 (blobs.sha and blobs.base as bytea), for a test that turns

@@ -9,7 +9,7 @@ verify, checkout. SQLite (migration 0026 of the SQLite backend).
 import json
 import sqlite3
 
-from conftest import sorted_by_path, sqlite_undo_dir_ids
+from conftest import ROOT, sorted_by_path, sqlite_undo_dir_ids
 from test_thin_trees import STEPS, first_tree, sync_quietly
 
 PREFIXES = ["", "a", "a.", "b", "b/", "b.", "b.d/", "b/c", "b/c/d/", "deep", "deep/1/", "run",
@@ -85,8 +85,9 @@ def test_schema_25_store_converts_unchanged(ps, repo, tmp_path):
                       "FROM file_versions f JOIN dirs d ON d.id = f.dir_id ORDER BY f.id").fetchall()
     tree_ids = con.execute("SELECT t.id, d.path, t.tree_sha FROM dir_trees t "
                            "JOIN dirs d ON d.id = t.dir_id ORDER BY t.id").fetchall()
-    sqlite_undo_dir_ids(con)
-    con.execute(f"PRAGMA user_version = {version - 1}")
+    sqlite_undo_dir_ids(con)  # and the migrations after 0026
+    names = sorted(p.name for p in (ROOT / "src/store/sqlite/migrations").glob("*.sql"))
+    con.execute(f"PRAGMA user_version = {names.index('0026_dir_ids.sql')}")
     con.commit()
     assert con.execute("SELECT id, introduced_by, superseded_by, path FROM file_versions "
                        "ORDER BY id").fetchall() == ids

@@ -21,7 +21,8 @@ from conftest import (GIT_ENV, PG_UNDO_BLOB_IDS, PG_UNDO_CODE_IDS, PG_UNDO_CODE_
                       PG_UNDO_DIR_IDS,
                       PG_UNDO_THIN_TREES, ROOT,
                       UNDO_FOLDED_CHECKS, Projsync, Repo, git, one_error_line, psql,
-                      pg_undo_code_rows_zstd, sqlite_code_tokenizer, sqlite_undo_code_own,
+                      pg_undo_blob_packs, pg_undo_code_rows_zstd, sqlite_code_tokenizer,
+                      sqlite_undo_code_own,
                       sqlite_undo_code_rows_zstd, sqlite_undo_code_unindexed)
 from server_util import Server
 from test_store_rows import downgrade_sqlite
@@ -322,6 +323,7 @@ def test_existing_store_is_indexed_on_next_sync(ps, make_repo, tmp_path):
         undo_ids += "UPDATE file_versions SET sha = lower(hex(sha)); "
     undo_commits += undo_ids
     if ps.backend == "pg":
+        pg_undo_blob_packs(ps.db)
         psql(ps.db, "; ".join(PG_UNDO_DIR_IDS) + "; " + undo_commits +
              "; ".join(PG_UNDO_CODE_IDS) + "; "
              "DROP FUNCTION ps_dir_entries(bigint, bigint, bytea); "
@@ -520,6 +522,7 @@ def test_schema_16_pg_store_is_reindexed(ps, make_repo, tmp_path):
     ps.sync("s16")
     indexed = code_blobs(ps)
     version = store_sql(ps, "SELECT max(version) FROM projsync_schema")
+    pg_undo_blob_packs(ps.db)
     psql(ps.db, "; ".join(PG_UNDO_CODE_OWN + PG_UNDO_THIN_TREES +
                           ["UPDATE projects SET code_index_pending = 0",
                            "DELETE FROM projsync_schema WHERE version > 16"]))
@@ -619,6 +622,7 @@ def test_pg_unindexed_count_migrated_while_a_node_writes(ps, make_repo):
     version = store_sql(ps, "SELECT max(version) FROM projsync_schema")
     names = sorted(p.name for p in (ROOT / "src/store/postgres/migrations").glob("*.sql"))
     before = names.index("0022_code_unindexed.sql")
+    pg_undo_blob_packs(ps.db)
     psql(ps.db, "; ".join(PG_UNDO_BLOB_IDS + PG_UNDO_CODE_UNINDEXED +
                           [f"DELETE FROM projsync_schema WHERE version > {before}"]))
     old = subprocess.Popen(["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", ps.db],
@@ -671,6 +675,7 @@ def test_code_rows_compressed_at_open(ps, make_repo, tmp_path):
     names = sorted(p.name for p in (ROOT / "src/store/sqlite/migrations").glob("*.sql"))
     step = names.index("0025_code_rows_zstd.sql")
     if ps.backend == "pg":
+        pg_undo_blob_packs(ps.db)
         psql(ps.db, "; ".join(PG_UNDO_DIR_IDS))
         pg_undo_code_rows_zstd(ps.db)
         psql(ps.db, f"DELETE FROM projsync_schema WHERE version > {step}")

@@ -4,7 +4,8 @@ input changes nothing.
 """
 import sqlite3
 
-from conftest import PG_UNDO_DIR_IDS, ROOT, one_error_line, psql, sqlite_undo_dir_ids
+from conftest import (PG_UNDO_DIR_IDS, ROOT, one_error_line, pg_undo_blob_packs, psql,
+                      sqlite_undo_dir_ids)
 
 
 def test_settings_apply_to_the_next_sync(ps, repo):
@@ -70,6 +71,7 @@ def test_settings_stored_over_the_bounds_are_brought_within_them(ps, repo):
     before = names.index("0024_setting_bounds.sql")
     set_old = "UPDATE projects SET max_blob_size = 1073741824, keep_days = 99999"
     if ps.backend == "pg":
+        pg_undo_blob_packs(ps.db)
         psql(ps.db, "; ".join(PG_UNDO_DIR_IDS + [
             set_old, f"DELETE FROM projsync_schema WHERE version > {before}"]))
     else:

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (PG_UNDO_CODE_IDS, PG_UNDO_CODE_OWN, PG_UNDO_DIR_IDS, PG_UNDO_THIN_TREES, psql,
+from conftest import (PG_UNDO_CODE_IDS, PG_UNDO_CODE_OWN, PG_UNDO_DIR_IDS, PG_UNDO_THIN_TREES,
+                      pg_undo_blob_packs, psql,
                       sqlite_undo_blob_ids, sqlite_undo_code_ids, sqlite_undo_code_own, sqlite_undo_thin_trees)
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -64,6 +65,7 @@ def downgrade_sqlite(db):
 
 def downgrade_pg(url):
     ddl = [s for s in schema12_ddl("pg") if s.startswith("CREATE INDEX")]
+    pg_undo_blob_packs(url)
     sql = PG_UNDO_DIR_IDS + [
            "DROP INDEX file_versions_superseded", "DROP INDEX dir_trees_superseded",
            "ALTER TABLE file_versions ALTER COLUMN sha TYPE text USING encode(sha, 'hex')",
@@ -225,6 +227,7 @@ def downgrade_code_ids(ps, drop_sha=None):
     leaves that blob out of the index as schema 18 would have kept it: unindexed, its project
     owing the backlog."""
     if ps.backend == "pg":
+        pg_undo_blob_packs(ps.db)
         sql = PG_UNDO_THIN_TREES + PG_UNDO_CODE_IDS + \
             ["DELETE FROM projsync_schema WHERE version > 18"]
         if drop_sha:

@@ -1499,6 +1499,938 @@ static void test_blob_delta_prune(void)
 	free(path);
 }
 
+/* `len` bytes of text that differ with `seed` (a blob of the pack tests). */
+static void pack_member(int seed, char *buf, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		buf[i] = (char)('a' + (seed * 7 + (int)i / 5) % 26);
+}
+
+static void expect_members(struct ps_store *s, int64_t pack, const char *want0, const char *want1)
+{
+	struct ps_strv got = { 0 };
+
+	CHECK_OK(ps_store_blob_pack_members(s, pack, &got));
+	CHECK_INT(got.n, want1 ? 2 : want0 ? 1 : 0);
+	if (got.n > 0 && want0)
+		CHECK_STR(got.v[0], want0);
+	if (got.n > 1 && want1)
+		CHECK_STR(got.v[1], want1);
+	ps_strv_dispose(&got);
+}
+
+static void expect_sparse(struct ps_store *s, const int64_t *want, size_t nwant)
+{
+	int64_t *ids = NULL;
+	size_t n = 0;
+
+	CHECK_OK(ps_store_blob_packs_sparse(s, &ids, &n));
+	CHECK_INT(n, nwant);
+	for (size_t i = 0; i < n && i < nwant; i++)
+		CHECK_INT(ids[i], want[i]);
+	free(ids);
+}
+
+/* Where pack_rows_copy puts the rows it reads. */
+struct rows_to {
+	struct ps_store *to;
+	const struct ps_copy_table *t;
+	size_t n;
+};
+
+static int rows_copy_one(void *ud, const struct ps_copy_value *row)
+{
+	struct rows_to *r = ud;
+
+	r->n++;
+	return ps_store_rows_insert(r->to, r->t, row, 1);
+}
+
+/* Copies blob_packs, then blobs (with pack and pack_offset), from `from` into `to` through the
+ * backends' row interface, as store copy does; returns the rows copied. */
+static size_t pack_rows_copy(struct ps_store *from, struct ps_store *to)
+{
+	static const struct ps_copy_col pack_cols[] = {
+		{ "id", PS_COL_INT }, { "size", PS_COL_INT }, { "content", PS_COL_BLOB },
+	};
+	static const struct ps_copy_col blob_cols[] = {
+		{ "sha", PS_COL_TEXT }, { "size", PS_COL_INT }, { "encoding", PS_COL_INT },
+		{ "content", PS_COL_BLOB }, { "base", PS_COL_TEXT }, { "pack", PS_COL_INT },
+		{ "pack_offset", PS_COL_INT },
+	};
+	const struct ps_copy_table tables[2] = { { "blob_packs", pack_cols, 3, 1, true, 2 },
+						 { "blobs", blob_cols, 7, 1, false, 2 } };
+	struct rows_to r = { .to = to };
+
+	CHECK_OK(ps_store_begin(to));
+	for (int i = 0; i < 2; i++) {
+		r.t = &tables[i];
+		CHECK_OK(ps_store_rows_each(from, &tables[i], rows_copy_one, &r));
+		CHECK_OK(ps_store_rows_done(to, &tables[i]));
+	}
+	CHECK_OK(ps_store_commit(to));
+	return r.n;
+}
+
+/* A packed member's row: encoding 3, no content of its own. */
+static void put_member(struct ps_store *s, const char *sha, int64_t size, int64_t pack,
+		       int64_t offset)
+{
+	struct ps_blob_row row = { .encoding = PS_BLOB_PACKED, .size = size, .pack = pack,
+				   .pack_offset = offset };
+
+	CHECK_OK(ps_store_blob_row_put(s, sha, &row));
+}
+
+/*
+ * The backend's pack rows (schema 27, store/backend.h): a pack reads back as written, its
+ * members come in offset order, a member's row carries its pack and offset until it is
+ * rewritten plain, the sparse packs are those whose members hold less than half their bytes
+ * (no member at all included), a pack still named cannot go, a deleted one is gone and its id
+ * is not handed out again, and the stats count packs whole for the store and by share for a
+ * project. Both backends; a store of schema 26 (SQLite) gets the new table on open.
+ */
+static void test_blob_packs(void)
+{
+	char *path, bytes[4][300], shas[5][PS_SHA_HEX], *sql;
+	const size_t sizes[4] = { 100, 100, 100, 300 }; /* a, b in pack 1; c, d in pack 2 */
+	/* Opaque to the backend: no frames needed. */
+	const char frame1[] = "pack one, 40 bytes......................";
+	const char frame2[] = "pack two, 60 bytes..........................................";
+	struct ps_store *s = open_store(&path);
+	struct ps_project *p = add_project(s, "p");
+	struct ps_blob_pack_row pk = { 0 }, got = { 0 };
+	struct ps_blob_row row = { 0 };
+	struct ps_store_stats st;
+	struct ps_change c[3];
+	int64_t id1 = 0, id2 = 0, id3 = 0, id4 = 0, rows_bytes;
+
+	for (int i = 0; i < 4; i++) {
+		pack_member(i, bytes[i], sizes[i]);
+		ps_git_blob_sha(bytes[i], sizes[i], shas[i]);
+	}
+	ps_git_blob_sha("a plain blob\n", 13, shas[4]);
+
+	CHECK_OK(ps_store_begin(s));
+	pk = (struct ps_blob_pack_row){ .size = 200, .content = (void *)frame1,
+					.len = sizeof(frame1) - 1 };
+	CHECK_OK(ps_store_blob_pack_put(s, &pk, &id1));
+	/* Rows in the reverse order of their offsets: members still list by offset. */
+	put_member(s, shas[1], 100, id1, 100);
+	put_member(s, shas[0], 100, id1, 0);
+	pk = (struct ps_blob_pack_row){ .size = 400, .content = (void *)frame2,
+					.len = sizeof(frame2) - 1 };
+	CHECK_OK(ps_store_blob_pack_put(s, &pk, &id2));
+	put_member(s, shas[3], 300, id2, 100);
+	put_member(s, shas[2], 100, id2, 0);
+	pk = (struct ps_blob_pack_row){ .size = 50, .content = (void *)"0123456789", .len = 10 };
+	CHECK_OK(ps_store_blob_pack_put(s, &pk, &id3));
+	CHECK_OK(ps_store_blob_put(s, shas[4], "a plain blob\n", 13));
+	CHECK_OK(ps_store_commit(s));
+	CHECK(id1 > 0 && id2 > id1 && id3 > id2);
+
+	CHECK_OK(ps_store_blob_pack_get(s, id2, &got));
+	CHECK_INT(got.id, id2);
+	CHECK_INT(got.size, 400);
+	CHECK_INT(got.len, sizeof(frame2) - 1);
+	CHECK(got.content && memcmp(got.content, frame2, sizeof(frame2) - 1) == 0);
+	free(got.content);
+
+	CHECK_OK(ps_store_blob_row_get(s, shas[1], &row));
+	CHECK_INT(row.encoding, PS_BLOB_PACKED);
+	CHECK_INT(row.size, 100);
+	CHECK_INT(row.pack, id1);
+	CHECK_INT(row.pack_offset, 100);
+	CHECK_INT(row.len, 0);
+	CHECK_STR(row.base, "");
+	free(row.content);
+	CHECK_OK(ps_store_blob_row_get(s, shas[4], &row));
+	CHECK_INT(row.pack, 0);
+	CHECK_INT(row.pack_offset, 0);
+	free(row.content);
+
+	expect_members(s, id1, shas[0], shas[1]);
+	expect_members(s, id2, shas[2], shas[3]);
+	expect_members(s, id3, NULL, NULL);
+	expect_sparse(s, (int64_t[]){ id3 }, 1);
+
+	/* b and d leave their packs (as the prune's tidy rewrites them): pack 1 keeps exactly
+	 * half its bytes (not sparse), pack 2 a quarter. */
+	for (int i = 1; i < 4; i += 2) {
+		struct ps_blob_row plain = { .encoding = PS_BLOB_RAW, .size = (int64_t)sizes[i],
+					     .pack = i == 1 ? id1 : id2, .content = bytes[i],
+					     .len = sizes[i] };
+
+		CHECK_OK(ps_store_blob_row_replace(s, shas[i], &plain));
+		CHECK_OK(ps_store_blob_row_get(s, shas[i], &row));
+		CHECK_INT(row.encoding, PS_BLOB_RAW);
+		CHECK_INT(row.pack, 0);
+		CHECK_INT(row.len, sizes[i]);
+		free(row.content);
+	}
+	CHECK_INT(db_int(path, "SELECT count(*) FROM blobs WHERE pack IS NOT NULL OR "
+			       "pack_offset IS NOT NULL"), 2);
+	expect_members(s, id1, shas[0], NULL);
+	expect_members(s, id2, shas[2], NULL);
+	expect_sparse(s, (int64_t[]){ id2, id3 }, 2);
+
+	/* Stats: the store counts its packs whole; a project its packed blobs' share of them. */
+	rows_bytes = db_int(path, "SELECT sum(length(content)) FROM blobs");
+	CHECK_OK(ps_store_stats(s, 0, &st));
+	CHECK_INT(st.blobs, 5);
+	CHECK_INT(st.blobs_packed, 2);
+	CHECK_INT(st.packs, 3);
+	CHECK_INT(st.stored_bytes,
+		  rows_bytes + (int64_t)(sizeof(frame1) - 1 + sizeof(frame2) - 1) + 10);
+	for (int i = 0; i < 3; i++) {
+		char name[8];
+		snprintf(name, sizeof(name), "%c.c", 'a' + i);
+		c[i] = (struct ps_change){ .status = PS_CHANGE_ADDED, .path = ps_strdup(name),
+					   .mode = PS_MODE_FILE, .size = (int64_t)sizes[i] };
+		memcpy(c[i].sha, shas[i], PS_SHA_HEX);
+	}
+	commit_sync(s, p, c, 3, "c1");
+	for (int i = 0; i < 3; i++)
+		free(c[i].path);
+	CHECK_OK(ps_store_stats(s, p->id, &st));
+	CHECK_INT(st.blobs, 3);
+	CHECK_INT(st.blobs_packed, 2);
+	CHECK_INT(st.packs, 0);
+	CHECK_INT(st.raw_bytes, 300);
+	CHECK_INT(st.stored_bytes, 100 * (int64_t)(sizeof(frame1) - 1) / 200 + 100 +
+					   100 * (int64_t)(sizeof(frame2) - 1) / 400);
+
+	/* store copy's rows: packs with their ids, member rows with their pack and offset, and
+	 * the copy's next pack id after the copied ones. */
+	{
+		struct ps_store *t = open_store(NULL);
+
+		CHECK_INT(pack_rows_copy(s, t), 3 + 5);
+		CHECK_OK(ps_store_blob_pack_get(t, id2, &got));
+		CHECK_INT(got.size, 400);
+		CHECK(got.len == sizeof(frame2) - 1 && !memcmp(got.content, frame2, got.len));
+		free(got.content);
+		CHECK_OK(ps_store_blob_row_get(t, shas[2], &row));
+		CHECK_INT(row.encoding, PS_BLOB_PACKED);
+		CHECK_INT(row.pack, id2);
+		CHECK_INT(row.pack_offset, 0);
+		free(row.content);
+		CHECK_OK(ps_store_blob_row_get(t, shas[3], &row));
+		CHECK_INT(row.pack, 0);
+		CHECK_INT(row.len, 300);
+		free(row.content);
+		expect_members(t, id1, shas[0], NULL);
+		CHECK_OK(ps_store_blob_pack_put(t, &pk, &id4));
+		CHECK(id4 > id3);
+		ps_store_free(t);
+	}
+
+	/* A pack a row still names cannot go: the foreign key refuses it at commit. */
+	CHECK_OK(ps_store_begin(s));
+	CHECK_OK(ps_store_blob_pack_delete(s, id1));
+	CHECK(ps_store_commit(s) < 0);
+	ps_error_clear();
+	CHECK_OK(ps_store_blob_pack_get(s, id1, &got));
+	free(got.content);
+
+	/* One no row names goes; deleting it again is no error, reading it is PS_ENOTFOUND. */
+	CHECK_OK(ps_store_blob_pack_delete(s, id3));
+	CHECK_OK(ps_store_blob_pack_delete(s, id3));
+	CHECK_INT(ps_store_blob_pack_get(s, id3, &got), PS_ENOTFOUND);
+	CHECK_STR(ps_error_slug(), "blob_pack_missing");
+	ps_error_clear();
+	expect_sparse(s, (int64_t[]){ id2 }, 1);
+	/* The highest id went: the next pack still gets a new one (a reader caches by id). */
+	CHECK_OK(ps_store_blob_pack_put(s, &pk, &id4));
+	CHECK(id4 > id3);
+	CHECK_OK(ps_store_blob_pack_delete(s, id4));
+	ps_project_free(p);
+	ps_store_free(s);
+	free(path);
+
+	/* A store of schema 26 gets the table on open; its rows stay as they were, in no pack. */
+	if (!ps_test_pg()) {
+		char *dir = ps_test_tmpdir(), *old = ps_asprintf("%s/old26.db", dir);
+		void *data = NULL;
+		size_t len = 0;
+		sqlite3 *raw = NULL;
+
+		CHECK_INT(sqlite3_open(old, &raw), SQLITE_OK);
+		CHECK_INT(ps_sqlite_functions(raw), SQLITE_OK);
+		CHECK_OK(ps_sqlite_code_register(raw));
+		for (int i = 0; i < 26; i++)
+			CHECK_INT(sqlite3_exec(raw, ps_migrations[i].text, NULL, NULL, NULL),
+				  SQLITE_OK);
+		CHECK(strstr(ps_migrations[26].name, "0027_blob_packs") != NULL);
+		sql = ps_asprintf("PRAGMA user_version = 26; INSERT INTO blobs (sha, size, encoding, "
+				  "content) VALUES (ps_unhex('%s'), 13, 0, 'a plain blob\n')",
+				  shas[4]);
+		CHECK_INT(sqlite3_exec(raw, sql, NULL, NULL, NULL), SQLITE_OK);
+		free(sql);
+		sqlite3_close(raw);
+		CHECK_INT(db_int(old, "SELECT count(*) FROM sqlite_master WHERE name = 'blob_packs'"),
+			  0);
+
+		CHECK_OK(ps_store_open(&s, old, 0));
+		CHECK_INT(db_int(old, "PRAGMA user_version"), 27);
+		CHECK_INT(db_int(old, "SELECT count(*) FROM sqlite_master WHERE name IN "
+				      "('blob_packs', 'blobs_pack')"), 2);
+		CHECK_OK(ps_store_blob_get(s, shas[4], &data, &len));
+		CHECK(len == 13 && data && memcmp(data, "a plain blob\n", 13) == 0);
+		free(data);
+		CHECK_OK(ps_store_blob_row_get(s, shas[4], &row));
+		CHECK_INT(row.pack, 0);
+		free(row.content);
+		expect_sparse(s, NULL, 0);
+		CHECK_OK(ps_store_begin(s));
+		CHECK_OK(ps_store_blob_pack_put(s, &pk, &id1));
+		put_member(s, shas[0], 100, id1, 0);
+		CHECK_OK(ps_store_commit(s));
+		expect_members(s, id1, shas[0], NULL);
+		ps_store_free(s);
+		free(old);
+		free(dir);
+	}
+}
+
+/* ---- packs (schema 27): small blobs compressed together ---- */
+
+/* File i of a generated tree: `len` bytes of C-like lines, alike across files (what packs
+ * are for: neighbours compress together). */
+static char *pack_file(int i, size_t len)
+{
+	char *buf = malloc(len + 128);
+	size_t n = 0;
+
+	for (int line = 0; n < len; line++)
+		n += (size_t)snprintf(buf + n, 128, "static int f%d_%d(int x) { return x * %d + %d; }\n",
+				      i, line, (line * 31 + i) % 97, line);
+	buf[len] = '\0';
+	return buf;
+}
+
+/* Reads every blob of `v` back through `s`: byte-exact, with the NUL after it. */
+static void expect_blobs(struct ps_store *s, const struct ps_blob_in *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		void *data = NULL;
+		size_t len = 0;
+
+		CHECK_OK(ps_store_blob_get(s, v[i].sha, &data, &len));
+		CHECK_INT(len, v[i].len);
+		CHECK(data && (len == 0 || memcmp(data, v[i].data, len) == 0) &&
+		      ((char *)data)[len] == '\0');
+		free(data);
+	}
+}
+
+static int64_t blob_int(const char *path, const char *col, const char *sha)
+{
+	char *sql = ps_asprintf("SELECT %s FROM blobs WHERE sha = ps_unhex('%s')", col, sha);
+	int64_t v = db_int(path, sql);
+
+	free(sql);
+	return v;
+}
+
+/* What the whole store's stats must say its blobs take: every row's own bytes and every pack
+ * whole. */
+static int64_t stored_by_rows(const char *path)
+{
+	return db_int(path, "SELECT (SELECT coalesce(sum(length(content)), 0) FROM blobs) + "
+			    "(SELECT coalesce(sum(length(content)), 0) FROM blob_packs)");
+}
+
+enum { PK_EMPTY, PK_ONE, PK_BINARY, PK_RANDOM, PK_MAX, PK_OVER, PK_STORED, PK_FILES };
+#define PK_NFILES 60 /* ~4.3 KiB each: PS_BLOB_PACK_TARGET crossed several times */
+
+/* Every kind of blob through ps_store_blob_put_many comes back byte-exact, from the handle
+ * that wrote it and from a new one (the rows alone); small ones are packed in the order given,
+ * each pack closed once it reaches PS_BLOB_PACK_TARGET, larger and empty ones get rows of their
+ * own, repeats and blobs already stored are left as they are, and stats count it all. */
+static void test_blob_packs_round_trips(void)
+{
+	enum { N = PK_FILES + PK_NFILES + 3 };
+	char *path, (*shas)[PS_SHA_HEX] = calloc(N, sizeof(*shas)), *bufs[N] = { 0 };
+	struct ps_store *s = open_store(&path);
+	struct ps_blob_in v[N];
+	struct ps_store_stats st;
+	uint64_t x = 0x243f6a8885a308d3ull;
+	size_t n = 0, files_bytes = 0;
+	int64_t stored_row;
+
+	memset(v, 0, sizeof(v));
+	bufs[PK_EMPTY] = ps_strdup("");
+	bufs[PK_ONE] = ps_strdup("x");
+	bufs[PK_BINARY] = malloc(300);
+	for (int i = 0; i < 300; i++)
+		bufs[PK_BINARY][i] = (char)(i * 7);
+	bufs[PK_RANDOM] = malloc(4096);
+	for (int i = 0; i < 4096; i += 8) {
+		uint64_t r = rng_next(&x);
+		memcpy(bufs[PK_RANDOM] + i, &r, 8);
+	}
+	bufs[PK_MAX] = pack_file(1000, PS_BLOB_PACK_MEMBER_MAX);
+	bufs[PK_OVER] = pack_file(1001, PS_BLOB_PACK_MEMBER_MAX + 1);
+	bufs[PK_STORED] = pack_file(1002, 3000);
+	for (int i = PK_EMPTY; i < PK_FILES; i++) {
+		size_t len = i == PK_EMPTY ? 0 : i == PK_ONE ? 1 : i == PK_BINARY ? 300
+			   : i == PK_RANDOM ? 4096 : i == PK_MAX ? PS_BLOB_PACK_MEMBER_MAX
+			   : i == PK_OVER ? PS_BLOB_PACK_MEMBER_MAX + 1 : 3000;
+		v[n++] = (struct ps_blob_in){ shas[i], bufs[i], len, NULL };
+	}
+	for (int i = 0; i < PK_NFILES; i++) {
+		size_t len = 4000 + (size_t)(i * 37 % 700);
+		bufs[PK_FILES + i] = pack_file(i, len);
+		v[n++] = (struct ps_blob_in){ shas[PK_FILES + i], bufs[PK_FILES + i], len, NULL };
+		files_bytes += len;
+	}
+	/* Repeats within the batch: a packed file, the one byte, the large one. */
+	v[n++] = v[PK_FILES + 5];
+	v[n++] = v[PK_ONE];
+	v[n++] = v[PK_OVER];
+	CHECK_INT(n, N);
+	for (size_t i = 0; i < PK_FILES + PK_NFILES; i++)
+		ps_git_blob_sha(v[i].data, v[i].len, shas[i]);
+
+	/* One of them is stored already, alone: it stays as it is. */
+	CHECK_OK(ps_store_blob_put(s, shas[PK_STORED], bufs[PK_STORED], 3000));
+	stored_row = blob_int(path, "length(content)", shas[PK_STORED]);
+	CHECK_OK(ps_store_begin(s));
+	CHECK_OK(ps_store_blob_put_many(s, v, n));
+	expect_blobs(s, v, n); /* inside the transaction */
+	CHECK_OK(ps_store_commit(s));
+	CHECK_OK(ps_store_blob_put_many(s, v, n)); /* all stored: nothing to do */
+
+	CHECK_INT(db_int(path, "SELECT count(*) FROM blobs"), PK_FILES + PK_NFILES);
+	CHECK_INT(blob_int(path, "encoding", shas[PK_EMPTY]), PS_BLOB_RAW);
+	CHECK_INT(blob_int(path, "encoding", shas[PK_ONE]), PS_BLOB_PACKED);
+	CHECK_INT(blob_int(path, "encoding", shas[PK_BINARY]), PS_BLOB_PACKED);
+	CHECK_INT(blob_int(path, "encoding", shas[PK_RANDOM]), PS_BLOB_PACKED);
+	CHECK_INT(blob_int(path, "encoding", shas[PK_MAX]), PS_BLOB_PACKED);
+	CHECK_INT(blob_int(path, "encoding", shas[PK_OVER]), PS_BLOB_ZSTD);
+	CHECK_INT(blob_int(path, "encoding", shas[PK_STORED]), PS_BLOB_ZSTD);
+	CHECK_INT(blob_int(path, "length(content)", shas[PK_STORED]), stored_row);
+	for (int i = 0; i < PK_NFILES; i++)
+		CHECK_INT(blob_int(path, "encoding", shas[PK_FILES + i]), PS_BLOB_PACKED);
+	/* Packed rows hold no bytes and name a pack; the others name none. */
+	CHECK_INT(db_int(path, "SELECT count(*) FROM blobs WHERE encoding = 3 AND "
+			       "(length(content) <> 0 OR pack IS NULL OR pack_offset IS NULL)"), 0);
+	CHECK_INT(db_int(path, "SELECT count(*) FROM blobs WHERE encoding <> 3 AND "
+			       "(pack IS NOT NULL OR pack_offset IS NOT NULL)"), 0);
+	/* Neighbours in the order given: a pack's members follow each other. */
+	CHECK_INT(blob_int(path, "pack", shas[PK_FILES + 1]), blob_int(path, "pack", shas[PK_FILES + 2]));
+	CHECK_INT(blob_int(path, "pack_offset", shas[PK_FILES + 2]),
+		  blob_int(path, "pack_offset", shas[PK_FILES + 1]) + (int64_t)v[PK_FILES + 1].len);
+	/* Each pack closed at the target, but the last; its size the sum of its members'. */
+	CHECK(db_int(path, "SELECT count(*) FROM blob_packs") >= 5);
+	CHECK_INT(db_int(path, "SELECT count(*) FROM blob_packs WHERE size < 65536 AND id < "
+			       "(SELECT max(id) FROM blob_packs)"), 0);
+	CHECK_INT(db_int(path, "SELECT count(*) FROM blob_packs WHERE size >= 65536 + 16384"), 0);
+	CHECK_INT(db_int(path, "SELECT count(*) FROM blob_packs p WHERE size <> (SELECT sum(size) "
+			       "FROM blobs b WHERE b.pack = p.id)"), 0);
+	CHECK(db_int(path, "SELECT sum(length(content)) FROM blob_packs") * 3 <
+	      (int64_t)files_bytes);
+
+	CHECK_OK(ps_store_stats(s, 0, &st));
+	CHECK_INT(st.blobs_packed, db_int(path, "SELECT count(*) FROM blobs WHERE encoding = 3"));
+	CHECK_INT(st.packs, db_int(path, "SELECT count(*) FROM blob_packs"));
+	CHECK_INT(st.stored_bytes, stored_by_rows(path));
+	ps_store_free(s);
+
+	/* From the rows alone. */
+	CHECK_OK(ps_store_open(&s, path, 0));
+	expect_blobs(s, v, n);
+
+	/* A lone small blob left at the end of a call gets a plain row, not a pack of one. */
+	{
+		char *small = pack_file(2000, 900), *big = pack_file(2001, 40000), ssha[PS_SHA_HEX],
+		     bsha[PS_SHA_HEX];
+		int64_t packs = db_int(path, "SELECT count(*) FROM blob_packs");
+		struct ps_blob_in w[2] = { { ssha, small, 900, NULL }, { bsha, big, 40000, NULL } };
+
+		ps_git_blob_sha(small, 900, ssha);
+		ps_git_blob_sha(big, 40000, bsha);
+		CHECK_OK(ps_store_blob_put_many(s, w, 2));
+		CHECK_INT(blob_int(path, "encoding", ssha), PS_BLOB_ZSTD);
+		CHECK_INT(blob_int(path, "encoding", bsha), PS_BLOB_ZSTD);
+		CHECK_INT(db_int(path, "SELECT count(*) FROM blob_packs"), packs);
+		expect_blobs(s, w, 2);
+		/* A wrong id anywhere in a batch: nothing of it is stored. */
+		small[0] = 'X';
+		w[0].sha = "0123456789012345678901234567890123456789";
+		big[0] = 'Y';
+		ps_git_blob_sha(big, 40000, bsha);
+		CHECK_INT(ps_store_blob_put_many(s, w, 2), PS_EINVAL);
+		CHECK_STR(ps_error_slug(), "sha_mismatch");
+		CHECK(strstr(ps_error_message(), w[0].sha) != NULL);
+		CHECK_INT(blob_int(path, "count(*)", bsha), 0);
+		free(small);
+		free(big);
+	}
+	ps_store_free(s);
+	for (int i = 0; i < N; i++)
+		free(bufs[i]);
+	free(shas);
+	free(path);
+}
+
+/* Deltas and packs together: a delta whose base is packed reads, a blob whose base waits in
+ * the same batch's pending pack is stored after that pack (so the base reads), and
+ * ps_store_blobs_make_plain rewrites a delta against a packed base. */
+static void test_blob_packs_deltas(void)
+{
+	char *path, vs[4][32768], shas[4][PS_SHA_HEX], fsha[2][PS_SHA_HEX], *filler[2];
+	struct ps_store *s = open_store(&path);
+	struct ps_blob_in v[4];
+	size_t lens[4];
+	int64_t rewritten = 0;
+
+	for (int i = 0; i < 4; i++) {
+		lens[i] = delta_version(i, vs[i], sizeof(vs[i]));
+		CHECK(lens[i] <= PS_BLOB_PACK_MEMBER_MAX);
+		ps_git_blob_sha(vs[i], lens[i], shas[i]);
+	}
+	for (int i = 0; i < 2; i++) {
+		filler[i] = pack_file(3000 + i, 2000);
+		ps_git_blob_sha(filler[i], 2000, fsha[i]);
+	}
+	/* Version 0 packed with a neighbour, then version 1 against it in the same batch. */
+	v[0] = (struct ps_blob_in){ fsha[0], filler[0], 2000, NULL };
+	v[1] = (struct ps_blob_in){ shas[0], vs[0], lens[0], NULL };
+	v[2] = (struct ps_blob_in){ shas[1], vs[1], lens[1], shas[0] };
+	v[3] = (struct ps_blob_in){ fsha[1], filler[1], 2000, NULL };
+	CHECK_OK(ps_store_blob_put_many(s, v, 4));
+	CHECK_INT(blob_int(path, "encoding", shas[0]), PS_BLOB_PACKED);
+	CHECK_INT(blob_int(path, "encoding", shas[1]), PS_BLOB_DELTA);
+	{
+		char *base = blob_col(path, "ps_hex(base)", shas[1]), *want = ps_asprintf("%s|\n", shas[0]);
+		CHECK_STR(base, want);
+		free(base);
+		free(want);
+	}
+	expect_blobs(s, v, 4);
+	/* In a later call: version 2 against version 1 (a delta), version 3 against the packed
+	 * version 0. */
+	v[0] = (struct ps_blob_in){ shas[2], vs[2], lens[2], shas[1] };
+	v[1] = (struct ps_blob_in){ shas[3], vs[3], lens[3], shas[0] };
+	CHECK_OK(ps_store_blob_put_many(s, v, 2));
+	CHECK_INT(blob_int(path, "encoding", shas[2]), PS_BLOB_DELTA);
+	CHECK_INT(blob_int(path, "encoding", shas[3]), PS_BLOB_DELTA);
+	ps_store_free(s);
+	CHECK_OK(ps_store_open(&s, path, 0));
+	for (int i = 0; i < 4; i++) {
+		struct ps_blob_in b = { shas[i], vs[i], lens[i], NULL };
+		expect_blobs(s, &b, 1);
+	}
+	/* A base alone in the pending pack: it gets its own row first, the delta follows. */
+	{
+		char a[32768], b[32768], asha[PS_SHA_HEX], bsha[PS_SHA_HEX];
+		size_t al = delta_version(40, a, sizeof(a)), bl = delta_version(41, b, sizeof(b));
+		struct ps_blob_in w[2] = { { asha, a, al, NULL }, { bsha, b, bl, asha } };
+
+		ps_git_blob_sha(a, al, asha);
+		ps_git_blob_sha(b, bl, bsha);
+		CHECK_OK(ps_store_blob_put_many(s, w, 2));
+		CHECK_INT(blob_int(path, "encoding", asha), PS_BLOB_ZSTD);
+		CHECK_INT(blob_int(path, "encoding", bsha), PS_BLOB_DELTA);
+		expect_blobs(s, w, 2);
+	}
+	/* Cut from its packed base: the delta becomes plain, and reads the same. */
+	CHECK_OK(ps_store_begin(s));
+	{
+		char *list[1] = { shas[3] };
+		CHECK_OK(ps_store_blobs_make_plain(s, list, 1, &rewritten));
+	}
+	CHECK_OK(ps_store_commit(s));
+	CHECK_INT(rewritten, 1);
+	CHECK_INT(blob_int(path, "encoding", shas[3]), PS_BLOB_ZSTD);
+	{
+		struct ps_blob_in b = { shas[3], vs[3], lens[3], NULL };
+		expect_blobs(s, &b, 1);
+	}
+	ps_store_free(s);
+	free(filler[0]);
+	free(filler[1]);
+	free(path);
+}
+
+/* Writes `n` small files as one pack; their shas in `shas`, contents in `bufs`. */
+static void put_pack(struct ps_store *s, int first, int n, char (*shas)[PS_SHA_HEX], char **bufs,
+		     size_t len)
+{
+	struct ps_blob_in *v = calloc((size_t)n, sizeof(*v));
+
+	for (int i = 0; i < n; i++) {
+		bufs[i] = pack_file(first + i, len);
+		ps_git_blob_sha(bufs[i], len, shas[i]);
+		v[i] = (struct ps_blob_in){ shas[i], bufs[i], len, NULL };
+	}
+	CHECK_OK(ps_store_blob_put_many(s, v, (size_t)n));
+	free(v);
+}
+
+static void expect_corrupt(struct ps_store *s, const char *sha, const char *also)
+{
+	void *data = NULL;
+	size_t len = 0;
+
+	CHECK_INT(ps_store_blob_get(s, sha, &data, &len), PS_ESTORE);
+	CHECK_STR(ps_error_slug(), "blob_corrupt");
+	CHECK(strstr(ps_error_message(), sha) != NULL);
+	if (also && !strstr(ps_error_message(), also)) {
+		fprintf(stderr, "error lacks '%s': %s\n", also, ps_error_message());
+		ps_test_failures++;
+	}
+	CHECK(data == NULL);
+	free(data);
+}
+
+/* A damaged pack or member row is an error naming the blob (and the pack), never another
+ * blob's bytes, whether the pack is in the reader's cache or not. */
+static void test_blob_packs_corrupt(void)
+{
+	enum { N = 12 };
+	char *path, shas[N][PS_SHA_HEX], *bufs[N], *sql, pack_name[32];
+	struct ps_store *s = open_store(&path);
+	struct ps_blob_in ok[2];
+	int64_t pack, off;
+
+	put_pack(s, 0, N, shas, bufs, 2500);
+	pack = blob_int(path, "pack", shas[0]);
+	CHECK(pack > 0);
+	snprintf(pack_name, sizeof(pack_name), "pack %lld", (long long)pack);
+	ok[0] = (struct ps_blob_in){ shas[0], bufs[0], 2500, NULL };
+	ok[1] = (struct ps_blob_in){ shas[N - 1], bufs[N - 1], 2500, NULL };
+	expect_blobs(s, ok, 2); /* the pack is in this handle's cache from here on */
+
+	/* A member row pointing one byte off, then outside the pack: fails from the cache and
+	 * from the store alike. */
+	off = blob_int(path, "pack_offset", shas[3]);
+	sql = ps_asprintf("UPDATE blobs SET pack_offset = pack_offset + 1 WHERE sha = ps_unhex('%s')",
+			  shas[3]);
+	db_exec(path, sql);
+	free(sql);
+	expect_corrupt(s, shas[3], pack_name);
+	expect_blobs(s, ok, 2);
+	/* Another member's place: its bytes, which must not pass for this blob's. */
+	sql = ps_asprintf("UPDATE blobs SET pack_offset = %lld WHERE sha = ps_unhex('%s')",
+			  (long long)blob_int(path, "pack_offset", shas[4]), shas[3]);
+	db_exec(path, sql);
+	free(sql);
+	expect_corrupt(s, shas[3], pack_name);
+	sql = ps_asprintf("UPDATE blobs SET pack_offset = 10000000 WHERE sha = ps_unhex('%s')",
+			  shas[3]);
+	db_exec(path, sql);
+	free(sql);
+	expect_corrupt(s, shas[3], pack_name);
+	sql = ps_asprintf("UPDATE blobs SET pack_offset = %lld WHERE sha = ps_unhex('%s')",
+			  (long long)off, shas[3]);
+	db_exec(path, sql);
+	free(sql);
+	{
+		struct ps_blob_in b = { shas[3], bufs[3], 2500, NULL };
+		expect_blobs(s, &b, 1);
+	}
+	/* A member row given bytes of its own (its content altered in place). */
+	sql = ps_asprintf(ps_test_pg() ? "UPDATE blobs SET content = '\\x3f'::bytea WHERE sha = ps_unhex('%s')"
+				       : "UPDATE blobs SET content = X'3f' WHERE sha = ps_unhex('%s')",
+			  shas[2]);
+	db_exec(path, sql);
+	free(sql);
+	expect_corrupt(s, shas[2], NULL);
+	ps_store_free(s);
+
+	/* The pack's frame damaged: every member fails, naming itself and the pack. */
+	sql = ps_asprintf(ps_test_pg()
+			  ? "UPDATE blob_packs SET content = overlay(content placing "
+			    "'\\x5a5a5a5a'::bytea from length(content) / 2 + 1 for 4) WHERE id = %lld"
+			  : "UPDATE blob_packs SET content = substr(content, 1, length(content) / 2) "
+			    "|| x'5a5a5a5a' || substr(content, length(content) / 2 + 5) WHERE id = %lld",
+			  (long long)pack);
+	db_exec(path, sql);
+	free(sql);
+	CHECK_OK(ps_store_open(&s, path, 0));
+	expect_corrupt(s, shas[0], pack_name);
+	expect_corrupt(s, shas[7], pack_name);
+	ps_store_free(s);
+
+	/* The pack gone behind the store's back (the foreign key would refuse it). */
+	if (ps_test_pg())
+		db_exec(path, "ALTER TABLE blobs DROP CONSTRAINT blobs_pack_fkey");
+	sql = ps_asprintf("DELETE FROM blob_packs WHERE id = %lld", (long long)pack);
+	db_exec(path, sql);
+	free(sql);
+	CHECK_OK(ps_store_open(&s, path, 0));
+	expect_corrupt(s, shas[5], "not stored");
+	expect_corrupt(s, shas[5], pack_name);
+	ps_store_free(s);
+	for (int i = 0; i < N; i++)
+		free(bufs[i]);
+	free(path);
+}
+
+/* A pack written in a transaction that rolls back is gone, and its id may come back for
+ * another pack (SQLite's AUTOINCREMENT rolls back too): the reader's cache never answers for
+ * the new one with the old content. */
+static void test_blob_packs_rollback(void)
+{
+	enum { N = 6 };
+	char *path, a[N][PS_SHA_HEX], b[N][PS_SHA_HEX], *abuf[N], *bbuf[N];
+	struct ps_store *s = open_store(&path);
+	struct ps_blob_in v[N];
+	void *data = NULL;
+	size_t len = 0;
+	int64_t pack_a;
+
+	CHECK_OK(ps_store_begin(s));
+	put_pack(s, 0, N, a, abuf, 1500);
+	{
+		struct ps_blob_row row = { 0 };
+		CHECK_OK(ps_store_blob_row_get(s, a[0], &row)); /* uncommitted: through the handle */
+		CHECK_INT(row.encoding, PS_BLOB_PACKED);
+		pack_a = row.pack;
+		free(row.content);
+	}
+	for (int i = 0; i < N; i++)
+		v[i] = (struct ps_blob_in){ a[i], abuf[i], 1500, NULL };
+	expect_blobs(s, v, N);
+	ps_store_rollback(s);
+	CHECK_INT(ps_store_blob_get(s, a[0], &data, &len), PS_ENOTFOUND);
+	free(data);
+	CHECK_INT(db_int(path, "SELECT count(*) FROM blob_packs"), 0);
+
+	/* Other blobs, same sizes, so the same offsets in a pack of (on SQLite) the same id. */
+	CHECK_OK(ps_store_begin(s));
+	put_pack(s, 100, N, b, bbuf, 1500);
+	CHECK_OK(ps_store_commit(s));
+	if (!ps_test_pg())
+		CHECK_INT(blob_int(path, "pack", b[0]), pack_a);
+	for (int i = 0; i < N; i++)
+		v[i] = (struct ps_blob_in){ b[i], bbuf[i], 1500, NULL };
+	expect_blobs(s, v, N);
+	/* And the first ones again, after. */
+	for (int i = 0; i < N; i++) {
+		free(abuf[i]);
+		abuf[i] = NULL;
+	}
+	put_pack(s, 0, N, a, abuf, 1500);
+	for (int i = 0; i < N; i++)
+		v[i] = (struct ps_blob_in){ a[i], abuf[i], 1500, NULL };
+	expect_blobs(s, v, N);
+	ps_store_free(s);
+	CHECK_OK(ps_store_open(&s, path, 0));
+	expect_blobs(s, v, N);
+	ps_store_free(s);
+	for (int i = 0; i < N; i++) {
+		free(abuf[i]);
+		free(bbuf[i]);
+	}
+	free(path);
+}
+
+/* A prune gives back the space of pruned pack members: a pack whose members all went is
+ * deleted, a sparse one rewritten into a new pack with the members left (all still read),
+ * a dense one left alone; the bytes it reports are what the store's stats lose. */
+static void test_blob_packs_prune(void)
+{
+	enum { NA = 30, NB = 12, NC = 20 };
+	char *path, a[NA][PS_SHA_HEX], b[NB][PS_SHA_HEX], c[NC][PS_SHA_HEX];
+	char *abuf[NA], *bbuf[NB], *cbuf[NC];
+	struct ps_store *s = open_store(&path);
+	struct ps_project *p = add_project(s, "p");
+	struct ps_change ch[NA + NB + NC];
+	struct ps_prune_stats pr = { 0 };
+	struct ps_store_stats before, after;
+	struct ps_blob_in keep[3];
+	int64_t s1, s2, pack_a, pack_c;
+	char names[NA + NB + NC][16];
+	size_t n = 0;
+
+	put_pack(s, 0, NA, a, abuf, 3000);   /* 90 KB: one full pack and a leftover pack */
+	put_pack(s, 100, NB, b, bbuf, 3000); /* 36 KB: one pack */
+	put_pack(s, 200, NC, c, cbuf, 2000); /* 40 KB: one pack, kept whole */
+	pack_a = blob_int(path, "pack", a[0]);
+	pack_c = blob_int(path, "pack", c[0]);
+	CHECK_INT(db_int(path, "SELECT count(*) FROM blob_packs"), 4);
+	for (int i = 0; i < NA + NB + NC; i++) {
+		const char *sha = i < NA ? a[i] : i < NA + NB ? b[i - NA] : c[i - NA - NB];
+		snprintf(names[i], sizeof(names[i]), "f%03d.c", i);
+		ch[i] = (struct ps_change){ .status = PS_CHANGE_ADDED, .path = names[i],
+					    .mode = PS_MODE_FILE, .size = i < NA + NB ? 3000 : 2000 };
+		memcpy(ch[i].sha, sha, PS_SHA_HEX);
+	}
+	s1 = commit_sync(s, p, ch, NA + NB + NC, "c1");
+	CHECK(s1 > 0);
+	/* Sync 2 keeps a[0], a[1], a[29] and every c; the rest goes. */
+	for (int i = 0; i < NA + NB; i++) {
+		if (i == 0 || i == 1 || i == NA - 1)
+			continue;
+		ch[n] = change(PS_CHANGE_DELETED, names[i], NULL);
+		n++;
+	}
+	s2 = commit_sync(s, p, ch, n, "c2");
+	CHECK_OK(ps_store_stats(s, 0, &before));
+	CHECK_INT(before.stored_bytes, stored_by_rows(path));
+	CHECK_OK(ps_store_prune_syncs(s, p->id, s2, &pr));
+	CHECK_OK(ps_store_prune_blobs(s, &pr));
+	CHECK_INT(pr.blobs, NA + NB - 3);
+	CHECK_INT(pr.packs_rewritten, 3);
+	CHECK_OK(ps_store_stats(s, 0, &after));
+	CHECK_INT(after.stored_bytes, stored_by_rows(path));
+	CHECK(after.stored_bytes < before.stored_bytes);
+	CHECK_INT(pr.blob_bytes, before.stored_bytes - after.stored_bytes);
+	/* The dense pack stays as it was; the three members left share one new pack. */
+	CHECK_INT(db_int(path, "SELECT count(*) FROM blob_packs"), 2);
+	CHECK_INT(blob_int(path, "pack", c[NC - 1]), pack_c);
+	CHECK(blob_int(path, "pack", a[0]) > pack_c);
+	CHECK_INT(blob_int(path, "pack", a[29]), blob_int(path, "pack", a[0]));
+	CHECK_INT(blob_int(path, "encoding", a[1]), PS_BLOB_PACKED);
+	CHECK(blob_int(path, "pack", a[0]) != pack_a);
+	CHECK_INT(db_int(path, "SELECT count(*) FROM blob_packs p WHERE size <> (SELECT sum(size) "
+			       "FROM blobs b WHERE b.pack = p.id)"), 0);
+	keep[0] = (struct ps_blob_in){ a[0], abuf[0], 3000, NULL };
+	keep[1] = (struct ps_blob_in){ a[1], abuf[1], 3000, NULL };
+	keep[2] = (struct ps_blob_in){ a[NA - 1], abuf[NA - 1], 3000, NULL };
+	expect_blobs(s, keep, 3);
+	for (int i = 0; i < NC; i++) {
+		struct ps_blob_in k = { c[i], cbuf[i], 2000, NULL };
+		expect_blobs(s, &k, 1);
+	}
+	ps_store_free(s);
+	CHECK_OK(ps_store_open(&s, path, 0));
+	expect_blobs(s, keep, 3);
+	/* Nothing left to do. */
+	memset(&pr, 0, sizeof(pr));
+	CHECK_OK(ps_store_prune_blobs(s, &pr));
+	CHECK_INT(pr.blobs, 0);
+	CHECK_INT(pr.packs_rewritten, 0);
+	CHECK_INT(pr.blob_bytes, 0);
+	ps_project_free(p);
+	ps_store_free(s);
+	for (int i = 0; i < NA; i++)
+		free(abuf[i]);
+	for (int i = 0; i < NB; i++)
+		free(bbuf[i]);
+	for (int i = 0; i < NC; i++)
+		free(cbuf[i]);
+	free(path);
+}
+
+/* Deltas a prune cuts from their (packed) bases are rewritten packed together, not one frame
+ * each: the store does not grow back to what it was without packs. */
+static void test_blob_packs_prune_deltas(void)
+{
+	enum { N = 10 };
+	char *path, old[N][PS_SHA_HEX], neu[N][PS_SHA_HEX], *obuf[N], *nbuf[N], names[N][16];
+	struct ps_store *s = open_store(&path);
+	struct ps_project *p = add_project(s, "p");
+	struct ps_change ch[N];
+	struct ps_blob_in v[N];
+	struct ps_prune_stats pr = { 0 };
+	int64_t s2;
+
+	put_pack(s, 0, N, old, obuf, 3000);
+	for (int i = 0; i < N; i++) {
+		snprintf(names[i], sizeof(names[i]), "f%02d.c", i);
+		ch[i] = (struct ps_change){ .status = PS_CHANGE_ADDED, .path = names[i],
+					    .mode = PS_MODE_FILE, .size = 3000 };
+		memcpy(ch[i].sha, old[i], PS_SHA_HEX);
+	}
+	commit_sync(s, p, ch, N, "c1");
+	for (int i = 0; i < N; i++) {
+		nbuf[i] = ps_strdup(obuf[i]);
+		memcpy(nbuf[i] + 100, "EDITED", 6);
+		ps_git_blob_sha(nbuf[i], 3000, neu[i]);
+		v[i] = (struct ps_blob_in){ neu[i], nbuf[i], 3000, old[i] };
+		ch[i].status = PS_CHANGE_MODIFIED;
+		memcpy(ch[i].sha, neu[i], PS_SHA_HEX);
+		memcpy(ch[i].previous_sha, old[i], PS_SHA_HEX);
+		ch[i].previous_mode = PS_MODE_FILE;
+	}
+	CHECK_OK(ps_store_blob_put_many(s, v, N));
+	CHECK_INT(db_int(path, "SELECT count(*) FROM blobs WHERE encoding = 2"), N);
+	s2 = commit_sync(s, p, ch, N, "c2");
+	CHECK_OK(ps_store_prune_syncs(s, p->id, s2, &pr));
+	CHECK_OK(ps_store_prune_blobs(s, &pr));
+	CHECK_INT(pr.blobs, N);
+	CHECK_INT(pr.blobs_rewritten, N);
+	CHECK_INT(pr.packs_rewritten, 1);
+	CHECK_INT(db_int(path, "SELECT count(*) FROM blobs WHERE encoding = 3"), N);
+	CHECK_INT(db_int(path, "SELECT count(*) FROM blob_packs"), 1);
+	expect_blobs(s, v, N);
+	ps_store_free(s);
+	CHECK_OK(ps_store_open(&s, path, 0));
+	expect_blobs(s, v, N);
+	ps_project_free(p);
+	ps_store_free(s);
+	for (int i = 0; i < N; i++) {
+		free(obuf[i]);
+		free(nbuf[i]);
+	}
+	free(path);
+}
+
+/* store copy moves packs with their ids before the blobs naming them: every packed blob and
+ * a delta against one read back from the copy, and the copy's next pack gets a new id. */
+static void test_blob_packs_copy(void)
+{
+	enum { N = 40 };
+	char *path, *target = ps_test_store_url(), shas[N][PS_SHA_HEX], *bufs[N];
+	char d[32768], dsha[PS_SHA_HEX], *out, *want;
+	struct ps_store *s = open_store(&path), *to = NULL;
+	struct ps_copy_counts counts;
+	struct ps_blob_in v[N + 1];
+	size_t dl = delta_version(1, d, sizeof(d));
+	char base[32768], bsha[PS_SHA_HEX];
+	size_t bl = delta_version(0, base, sizeof(base));
+	int64_t max_pack;
+
+	ps_git_blob_sha(base, bl, bsha);
+	ps_git_blob_sha(d, dl, dsha);
+	{
+		struct ps_blob_in w[3] = { { bsha, base, bl, NULL }, { dsha, d, dl, bsha } };
+		char *f = pack_file(999, 1000), fsha[PS_SHA_HEX];
+		ps_git_blob_sha(f, 1000, fsha);
+		w[2] = (struct ps_blob_in){ fsha, f, 1000, NULL };
+		/* base packed with f (the delta's row is written once the base's pack is) */
+		struct ps_blob_in order[3] = { w[0], w[2], w[1] };
+		CHECK_OK(ps_store_blob_put_many(s, order, 3));
+		free(f);
+	}
+	CHECK_INT(blob_int(path, "encoding", bsha), PS_BLOB_PACKED);
+	CHECK_INT(blob_int(path, "encoding", dsha), PS_BLOB_DELTA);
+	put_pack(s, 0, N, shas, bufs, 4000);
+	ps_store_free(s);
+	CHECK_OK(ps_store_open(&s, path, 0));
+	CHECK_OK(ps_store_open(&to, target, 0));
+	CHECK_OK(ps_store_copy(s, to, &counts));
+	out = ps_test_sql(target, "SELECT id, size, length(content) FROM blob_packs ORDER BY id");
+	want = ps_test_sql(path, "SELECT id, size, length(content) FROM blob_packs ORDER BY id");
+	CHECK_STR(out, want);
+	free(out);
+	free(want);
+	for (int i = 0; i < N; i++)
+		v[i] = (struct ps_blob_in){ shas[i], bufs[i], 4000, NULL };
+	v[N] = (struct ps_blob_in){ dsha, d, dl, NULL };
+	expect_blobs(to, v, N + 1);
+	max_pack = db_int(target, "SELECT max(id) FROM blob_packs");
+	{
+		char *more[N];
+		char msha[N][PS_SHA_HEX];
+		put_pack(to, 500, 4, msha, more, 1000);
+		CHECK(blob_int(target, "pack", msha[0]) > max_pack);
+		for (int i = 0; i < 4; i++)
+			free(more[i]);
+	}
+	ps_store_free(to);
+	ps_store_free(s);
+	for (int i = 0; i < N; i++)
+		free(bufs[i]);
+	free(target);
+	free(path);
+}
+
 #define OLD_BLOBS 100
 /* Index of migrations/0010_blob_encoding.sql among the embedded migrations. */
 #define BLOB_ENCODING_STEP 9
@@ -2227,6 +3159,56 @@ static void test_code_unindexed_count(void)
 	free(path);
 }
 
+/* The count of unindexed blobs (migrations 0014/0022) stays exact with packs (schema 27): a
+ * member's row is inserted and deleted like any row, and the prune's repacking of a sparse pack
+ * only rewrites rows (no count change). The count equals the blobs without an index entry at
+ * every step. Both backends. */
+static void test_code_unindexed_count_packed(void)
+{
+	char *path;
+	struct ps_store *s = open_store(&path);
+	struct ps_project *p = add_project(s, "p");
+	enum { N = 4 };
+	char text[N][256], sha[N][PS_SHA_HEX];
+	struct ps_blob_in in[N];
+	struct ps_prune_stats st = { 0 };
+	const char *anti = "SELECT count(*) FROM blobs b WHERE NOT EXISTS "
+			   "(SELECT 1 FROM code_blobs c WHERE c.sha = b.sha)";
+	void *data = NULL;
+	size_t len = 0;
+
+	for (int i = 0; i < N; i++) {
+		snprintf(text[i], sizeof(text[i]), "int f%d(void) { return %d; } /* %0200d */\n", i,
+			 i * 7, i);
+		fake_sha(sha[i], text[i]);
+		in[i] = (struct ps_blob_in){ .sha = sha[i], .data = text[i], .len = strlen(text[i]) };
+	}
+	CHECK_OK(ps_store_begin(s));
+	CHECK_OK(ps_store_blob_put_many(s, in, N));
+	CHECK_OK(ps_store_code_index_put(s, sha[0], text[0], strlen(text[0]), false));
+	CHECK_OK(ps_store_commit(s));
+	CHECK_INT(db_int(path, "SELECT count(*) FROM blobs WHERE encoding = 3"), N);
+	CHECK_INT(unindexed_count(path), N - 1);
+	CHECK_INT(unindexed_count(path), db_int(path, anti));
+
+	/* Only blob 1 stays referenced: 3 members go, the pack is rewritten for the last one. */
+	struct ps_change keep[] = { change(PS_CHANGE_ADDED, "one.c", text[1]) };
+	commit_sync(s, p, keep, 1, "c1");
+	CHECK_OK(ps_store_prune_blobs(s, &st));
+	CHECK_INT(st.blobs, N - 1);
+	CHECK_INT(st.packs_rewritten, 1);
+	CHECK_INT(unindexed_count(path), 1);
+	CHECK_INT(unindexed_count(path), db_int(path, anti));
+	CHECK_OK(ps_store_blob_get(s, sha[1], &data, &len));
+	CHECK(len == strlen(text[1]) && memcmp(data, text[1], len) == 0);
+	free(data);
+	CHECK_OK(ps_store_code_index_put(s, sha[1], text[1], strlen(text[1]), false));
+	CHECK_INT(unindexed_count(path), 0);
+	ps_project_free(p);
+	ps_store_free(s);
+	free(path);
+}
+
 static int dir_sha_cb(void *ud, const struct ps_tree_dir *d)
 {
 	snprintf(ud, PS_SHA_HEX, "%s", d->sha);
@@ -2743,10 +3725,40 @@ static void test_code_index_crash(void)
 	free(path);
 }
 
+/* The layout of schema 26 (no packs: blobs as 0023 made it, no blob_packs), rebuilt from a
+ * store at the current schema that has no packed blobs: what a projsync before migration 0027
+ * wrote. SQLite cannot drop a column with a foreign key, so blobs is rebuilt, the same row ids,
+ * and with it the code_unindexed triggers (a trigger on blobs goes with the table). */
+#define UNDO_BLOB_PACKS_SQLITE                                                                  \
+	"DROP TRIGGER code_unindexed_code_in; DROP TRIGGER code_unindexed_code_out; "           \
+	"CREATE TABLE blobs_26 (id INTEGER PRIMARY KEY, sha BLOB NOT NULL UNIQUE "              \
+	"CHECK (typeof(sha) = 'blob' AND length(sha) = 20), size INTEGER NOT NULL, "            \
+	"encoding INTEGER NOT NULL DEFAULT 0, base BLOB REFERENCES blobs(sha) DEFERRABLE "     \
+	"INITIALLY DEFERRED CHECK (base IS NULL OR (typeof(base) = 'blob' AND "                \
+	"length(base) = 20)), content BLOB NOT NULL); "                                         \
+	"INSERT INTO blobs_26 SELECT id, sha, size, encoding, base, content FROM blobs "       \
+	"ORDER BY id; "                                                                         \
+	"DROP TABLE blobs; ALTER TABLE blobs_26 RENAME TO blobs; DROP TABLE blob_packs; "      \
+	"CREATE INDEX blobs_delta_base ON blobs(base) WHERE base IS NOT NULL; "                 \
+	"CREATE TRIGGER code_unindexed_blob_in AFTER INSERT ON blobs "                          \
+	"WHEN NOT EXISTS (SELECT 1 FROM code_blobs c WHERE c.sha = NEW.sha) "                   \
+	"BEGIN UPDATE code_unindexed SET n = n + 1; END; "                                      \
+	"CREATE TRIGGER code_unindexed_blob_out AFTER DELETE ON blobs "                         \
+	"WHEN NOT EXISTS (SELECT 1 FROM code_blobs c WHERE c.sha = OLD.sha) "                   \
+	"BEGIN UPDATE code_unindexed SET n = n - 1; END; "                                      \
+	"CREATE TRIGGER code_unindexed_code_in AFTER INSERT ON code_blobs "                     \
+	"WHEN EXISTS (SELECT 1 FROM blobs b WHERE b.sha = NEW.sha) "                            \
+	"BEGIN UPDATE code_unindexed SET n = n - 1; END; "                                      \
+	"CREATE TRIGGER code_unindexed_code_out AFTER DELETE ON code_blobs "                    \
+	"WHEN EXISTS (SELECT 1 FROM blobs b WHERE b.sha = OLD.sha) "                            \
+	"BEGIN UPDATE code_unindexed SET n = n + 1; END; "
+
 /* The layout of schema 25 (file_versions and dir_trees by full path, no dirs), rebuilt from a
  * store at the current schema: what a projsync before migration 0026 wrote
- * (tests/integration/conftest.py, SQLITE_UNDO_DIR_IDS, is the same). */
+ * (tests/integration/conftest.py, SQLITE_UNDO_DIR_IDS, is the same). Schema 27's packs are
+ * undone first. */
 static const char undo_dir_ids_sqlite[] =
+	UNDO_BLOB_PACKS_SQLITE
 	"CREATE TABLE file_versions_25 (id INTEGER PRIMARY KEY, "
 	"project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE, "
 	"path TEXT NOT NULL, mode INTEGER NOT NULL, sha BLOB NOT NULL, size INTEGER, "
@@ -2820,10 +3832,11 @@ int ps_pg_blob_convert(struct ps_store *s, size_t batch_rows,
 /* Index of migrations/0020_thin_trees.sql among the embedded migrations. */
 #define THIN_TREES_STEP 19
 
-/* Undoes PostgreSQL's migration 0026 (directories by id) for a test that steps a store back to
- * an older schema: schema 25's file_versions and dir_trees with full paths, the same row ids,
- * and ps_dir_entries as 0020 made it (tests/integration/conftest.py, pg_undo_dir_ids_sql, does
- * the same). Leaves projsync_schema alone. */
+/* Undoes PostgreSQL's migrations 0027 (packs; the store must hold no packed blob) and 0026
+ * (directories by id) for a test that steps a store back to an older schema: schema 25's
+ * file_versions and dir_trees with full paths, the same row ids, and ps_dir_entries as 0020
+ * made it (tests/integration/conftest.py, pg_undo_dir_ids_sql, does the same for 0026). Leaves
+ * projsync_schema alone. */
 static void undo_dir_ids_pg(const char *path)
 {
 	extern const struct ps_embedded ps_pg_migrations[];
@@ -2835,6 +3848,7 @@ static void undo_dir_ids_pg(const char *path)
 	for (const char *p = fn; (p = strstr(p, "$$")) != NULL; p += 2)
 		end = p + 2;
 	sql = ps_asprintf(
+		"ALTER TABLE blobs DROP COLUMN pack, DROP COLUMN pack_offset; DROP TABLE blob_packs; "
 		"CREATE TABLE file_versions_25 (id bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY, "
 		"project_id bigint NOT NULL REFERENCES projects(id) ON DELETE CASCADE, "
 		"path bytea NOT NULL, mode bigint NOT NULL, sha bytea NOT NULL, size bigint, "
@@ -3352,16 +4366,42 @@ static void test_code_rows_conversion(void)
 	free(path);
 }
 
+/* PostgreSQL's blob_packs.content (migration 0027) is stored as blobs.content is: out of line,
+ * never pglz-compressed, which a zstd frame would only cost time for; and the prune's compact
+ * step vacuums blob_packs too, so the space of the packs a prune deleted is reused. */
+static void test_pg_blob_packs_storage(void)
+{
+	char *path = NULL;
+	struct ps_store *s;
+
+	if (!ps_test_pg())
+		return;
+	s = open_store(&path);
+	CHECK_INT(db_int(path, "SELECT count(*) FROM pg_attribute WHERE attrelid = "
+			       "'blob_packs'::regclass AND attname = 'content' AND attstorage = 'e'"),
+		  1);
+	CHECK_OK(ps_store_compact(s));
+	CHECK_INT(db_int(path, "SELECT count(*) FROM pg_stat_user_tables WHERE relname = "
+			       "'blob_packs' AND vacuum_count > 0"), 1);
+	ps_store_free(s);
+	free(path);
+}
+
 PS_TESTS(PS_TEST(test_atomic_visibility), PS_TEST(test_one_chain), PS_TEST(test_versioned_rows),
 	 PS_TEST(test_content_addressing), PS_TEST(test_crash_reap),
 	 PS_TEST(test_marker_moves_only_on_success), PS_TEST(test_migrations),
 	 PS_TEST(test_backends_share_schema_numbers), PS_TEST(test_pg_server_version),
-	 PS_TEST(test_code_unindexed_count),
+	 PS_TEST(test_code_unindexed_count), PS_TEST(test_code_unindexed_count_packed),
 	 PS_TEST(test_projects),
 	 PS_TEST(test_takeover_fences_the_stale_run), PS_TEST(test_reap_leaves_syncs_to_live_nodes),
 	 PS_TEST(test_code_index), PS_TEST(test_code_segments), PS_TEST(test_code_compaction_after_prune), PS_TEST(test_code_segments_shared), PS_TEST(test_code_index_crash), PS_TEST(test_blob_round_trips), PS_TEST(test_blob_put_in_transaction),
 	 PS_TEST(test_blob_corrupt), PS_TEST(test_blob_delta_chain), PS_TEST(test_blob_delta_corrupt),
-	 PS_TEST(test_blob_delta_prune), PS_TEST(test_dir_rows_after_prune),
-	 PS_TEST(test_blob_conversion), PS_TEST(test_blob_id_conversion), PS_TEST(test_code_rows_conversion), PS_TEST(test_stats), PS_TEST(test_object_ids_at_rest),
+	 PS_TEST(test_blob_delta_prune), PS_TEST(test_blob_packs),
+	 PS_TEST(test_dir_rows_after_prune),
+	 PS_TEST(test_blob_packs_round_trips), PS_TEST(test_blob_packs_deltas),
+	 PS_TEST(test_blob_packs_corrupt), PS_TEST(test_blob_packs_rollback),
+	 PS_TEST(test_blob_packs_prune), PS_TEST(test_blob_packs_prune_deltas),
+	 PS_TEST(test_blob_packs_copy),
+	 PS_TEST(test_blob_conversion), PS_TEST(test_blob_id_conversion), PS_TEST(test_code_rows_conversion), PS_TEST(test_stats), PS_TEST(test_object_ids_at_rest), PS_TEST(test_pg_blob_packs_storage),
 	 PS_TEST(test_dir_trees_rebuilt), PS_TEST(test_paths_in_byte_order),
 	 PS_TEST(test_paging_by_cursor), PS_TEST(test_code_walk_empty_scope))

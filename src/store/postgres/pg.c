@@ -245,8 +245,8 @@ static const struct {
 	int ncols;
 	unsigned unhex; /* the columns (bit i: column i) sent as hex and stored as bytes */
 } deferred_sql[PS_PG_DEFER_N] = {
-	[PS_PG_DEFER_BLOBS] = { "INSERT INTO blobs (sha, size, encoding, base, content) VALUES ",
-				" ON CONFLICT (sha) DO NOTHING", "store blobs", 5,
+	[PS_PG_DEFER_BLOBS] = { "INSERT INTO blobs (sha, size, encoding, base, pack, pack_offset, "
+				"content) VALUES ", " ON CONFLICT (sha) DO NOTHING", "store blobs", 7,
 				(1u << 0) | (1u << 3) }, /* sha and base are bytea (migration 0023) */
 	/* code_blobs.sha is bytea (migration 0019). */
 	[PS_PG_DEFER_CODE_BLOBS] = { "INSERT INTO code_blobs (id, sha, is_binary) VALUES ",
@@ -2751,6 +2751,19 @@ struct ps_blobcodec *ps_pg_blobcodec(struct ps_store *s)
 	return PSPG(s)->codec;
 }
 
+/* A row's pack and offset (schema 27): both NULL but for a packed row, which is all the partial
+ * index blobs_pack holds (as sqlite.c bind_row). */
+static void pq_pack(struct ps_pq *q, const struct ps_blob_row *row)
+{
+	if (row->encoding == PS_BLOB_PACKED && row->pack > 0) {
+		ps_pq_int(q, row->pack);
+		ps_pq_int(q, row->pack_offset);
+	} else {
+		ps_pq_text(q, NULL);
+		ps_pq_text(q, NULL);
+	}
+}
+
 int ps_pg_blob_row_put(struct ps_store *s, const char *sha, const struct ps_blob_row *row)
 {
 	struct ps_pq q = { 0 };
@@ -2759,6 +2772,7 @@ int ps_pg_blob_row_put(struct ps_store *s, const char *sha, const struct ps_blob
 	ps_pq_int(&q, row->size);
 	ps_pq_int(&q, row->encoding);
 	ps_pq_text(&q, row->base[0] ? row->base : NULL);
+	pq_pack(&q, row);
 	ps_pq_bytes(&q, row->content, row->len);
 	/* One multi-row INSERT per batch of the fetch's transaction (ps_pg_defer), not a round
 	 * trip per blob. */
@@ -2776,10 +2790,12 @@ int ps_pg_blob_row_replace(struct ps_store *s, const char *sha, const struct ps_
 		return ps_error_set(PS_ENOTFOUND, "blob_not_stored", "blob %s is not stored", sha);
 	ps_pq_int(&q, row->encoding);
 	ps_pq_text(&q, row->base[0] ? row->base : NULL);
+	pq_pack(&q, row);
 	ps_pq_bytes(&q, row->content, row->len);
 	ps_pq_text(&q, sha);
 	if ((rc = ps_pg_exec(PSPG(s), "UPDATE blobs SET encoding = $1, base = ps_unhex($2), "
-			     "content = $3 WHERE sha = ps_unhex($4)", &q, "rewrite blob", &n)) < 0)
+			     "pack = $3, pack_offset = $4, content = $5 WHERE sha = ps_unhex($6)",
+			     &q, "rewrite blob", &n)) < 0)
 		return rc;
 	if (n != 1)
 		return ps_error_set(PS_ENOTFOUND, "blob_not_stored", "blob %s is not stored", sha);
@@ -2813,8 +2829,9 @@ int ps_pg_blob_row_get(struct ps_store *s, const char *sha, struct ps_blob_row *
 		return ps_error_set(PS_ENOTFOUND, "blob_not_stored", "blob %s is not stored", sha);
 	ps_pq_text(&q, sha);
 	/* Binary results: the content arrives as it is stored, without bytea's hex text. */
-	if (!(r = ps_pg_run(PSPG(s), "SELECT encoding, size, ps_hex(base), content FROM blobs "
-			    "WHERE sha = ps_unhex($1)", &q, true, "read blob", &rc)))
+	if (!(r = ps_pg_run(PSPG(s), "SELECT encoding, size, ps_hex(base), content, pack, "
+			    "pack_offset FROM blobs WHERE sha = ps_unhex($1)", &q, true, "read blob",
+			    &rc)))
 		return rc;
 	if (PQntuples(r) == 0) {
 		PQclear(r);
@@ -2835,6 +2852,10 @@ int ps_pg_blob_row_get(struct ps_store *s, const char *sha, struct ps_blob_row *
 	if (n)
 		memcpy(out->content, PQgetvalue(r, 0, 3), n);
 	out->len = n;
+	if (!PQgetisnull(r, 0, 4))
+		out->pack = ps_pg_col_binary_int(r, 0, 4);
+	if (!PQgetisnull(r, 0, 5))
+		out->pack_offset = ps_pg_col_binary_int(r, 0, 5);
 	PQclear(r);
 	return 0;
 }
@@ -3251,6 +3272,11 @@ int ps_pg_prune_blobs(struct ps_store *s, struct ps_prune_stats *out)
 	out->blobs += ps_pg_col_int(r, 0, 0);
 	out->blob_bytes += ps_pg_col_int(r, 0, 1);
 	PQclear(r);
+	/* A packed blob's row holds no bytes (schema 27): its pack's space comes back when the
+	 * pack is deleted or rewritten without it, in this transaction, under the same lock
+	 * (blob_packs changes only with blobs rows). */
+	if ((rc = ps_store_blob_packs_tidy(s, out)) < 0)
+		goto fail;
 	ps_strv_dispose(&keep);
 	return ps_pg_commit(s);
 fail:
@@ -3290,8 +3316,9 @@ int ps_pg_compact(struct ps_store *s)
 	if ((rc = ps_pg_commit(s)) < 0)
 		return rc;
 	/* Plain VACUUM makes the space reusable (and returns trailing pages); VACUUM FULL would
-	 * lock the tables for the whole rewrite, too much for a server that keeps syncing. */
-	return exec_simple(PSPG(s), "VACUUM blobs", "vacuum");
+	 * lock the tables for the whole rewrite, too much for a server that keeps syncing. The
+	 * packs (schema 27) the prune deleted or rewrote free their space in blob_packs. */
+	return exec_simple(PSPG(s), "VACUUM blobs, blob_packs", "vacuum");
 }
 
 /* ---- what the store costs ---- */
@@ -3307,14 +3334,22 @@ int ps_pg_stats(struct ps_store *s, int64_t project_id, struct ps_store_stats *o
 		"SELECT count(*), count(*) FILTER (WHERE status = 'succeeded'), 1, "
 		"(SELECT count(*) FROM " DIR_FILES " WHERE d.project_id = $1) FROM syncs "
 		"WHERE project_id = $1";
+	/* Packs (schema 27): the whole store counts every pack whole; a project counts, for each
+	 * of its packed blobs, its share of its pack's stored bytes by raw size (a packed row's
+	 * own content is empty). */
 	static const char all_blobs[] =
 		"SELECT count(*), count(*) FILTER (WHERE encoding <> 0), coalesce(sum(size), 0), "
-		"coalesce(sum(octet_length(content)), 0), count(*) FILTER (WHERE encoding = 2) "
-		"FROM blobs";
+		"coalesce(sum(octet_length(content)), 0) + "
+		"(SELECT coalesce(sum(octet_length(p.content)), 0) FROM blob_packs p), "
+		"count(*) FILTER (WHERE encoding = 2), count(*) FILTER (WHERE encoding = 3), "
+		"(SELECT count(*) FROM blob_packs) FROM blobs";
 	static const char one_blobs[] =
-		"SELECT count(*), count(*) FILTER (WHERE encoding <> 0), coalesce(sum(size), 0), "
-		"coalesce(sum(octet_length(content)), 0), count(*) FILTER (WHERE encoding = 2) "
-		"FROM blobs WHERE sha IN (SELECT fv.sha FROM " DIR_FILES " WHERE d.project_id = $1)";
+		"SELECT count(*), count(*) FILTER (WHERE b.encoding <> 0), coalesce(sum(b.size), 0), "
+		"coalesce(sum(octet_length(b.content)), 0) + coalesce(sum(b.size * "
+		"octet_length(p.content) / nullif(p.size, 0)), 0), "
+		"count(*) FILTER (WHERE b.encoding = 2), count(*) FILTER (WHERE b.encoding = 3), 0 "
+		"FROM blobs b LEFT JOIN blob_packs p ON p.id = b.pack AND b.encoding = 3 "
+		"WHERE b.sha IN (SELECT fv.sha FROM " DIR_FILES " WHERE d.project_id = $1)";
 	/* Every table of the schema projsync's tables are in, with its indexes and TOAST. */
 	static const char disk[] =
 		"SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
@@ -3351,6 +3386,8 @@ int ps_pg_stats(struct ps_store *s, int64_t project_id, struct ps_store_stats *o
 	st.raw_bytes = ps_pg_col_int(r, 0, 2);
 	st.stored_bytes = ps_pg_col_int(r, 0, 3);
 	st.blobs_delta = ps_pg_col_int(r, 0, 4);
+	st.blobs_packed = ps_pg_col_int(r, 0, 5);
+	st.packs = ps_pg_col_int(r, 0, 6);
 	PQclear(r);
 	if (!project_id) {
 		if (!(r = ps_pg_run(PSPG(s), disk, NULL, false, "measure the store", &rc)))

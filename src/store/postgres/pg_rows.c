@@ -237,6 +237,9 @@ int ps_pg_rows_done(struct ps_store *s, const struct ps_copy_table *t)
 	char *sql;
 	int rc;
 
+	/* A table without an identity (blobs, keyed by sha) has no generator to move. */
+	if (!t->identity)
+		return 0;
 	/* Ids are never reused (pg_code.c): a pruned blob's postings stay in its segments, so the
 	 * next id is above every id a segment holds too, not only above the rows. */
 	if (!strcmp(t->name, "code_blobs"))

@@ -2269,17 +2269,29 @@ struct ps_blobcodec *ps_sqlite_blobcodec(struct ps_store *s)
 	return s->codec;
 }
 
+/* Binds encoding, base, pack, pack_offset and content from ?i on: pack and pack_offset are NULL
+ * but for a packed row (schema 27), which is all the partial index blobs_pack holds. */
 static void bind_row(sqlite3_stmt *st, int i, const struct ps_blob_row *row)
 {
+	bool packed = row->encoding == PS_BLOB_PACKED;
+
 	sqlite3_bind_int(st, i, row->encoding);
 	bind_text(st, i + 1, row->base[0] ? row->base : NULL);
-	sqlite3_bind_blob64(st, i + 2, row->len ? row->content : "", row->len, SQLITE_STATIC);
+	if (packed && row->pack) {
+		sqlite3_bind_int64(st, i + 2, (sqlite3_int64)row->pack);
+		sqlite3_bind_int64(st, i + 3, (sqlite3_int64)row->pack_offset);
+	} else {
+		sqlite3_bind_null(st, i + 2);
+		sqlite3_bind_null(st, i + 3);
+	}
+	sqlite3_bind_blob64(st, i + 4, row->len ? row->content : "", row->len, SQLITE_STATIC);
 }
 
 int ps_sqlite_blob_row_put(struct ps_store *s, const char *sha, const struct ps_blob_row *row)
 {
-	static const char sql[] = "INSERT OR IGNORE INTO blobs (sha, size, encoding, base, content) "
-				  "VALUES (ps_unhex(?), ?, ?, ps_unhex(?), ?)";
+	static const char sql[] = "INSERT OR IGNORE INTO blobs (sha, size, encoding, base, pack, "
+				  "pack_offset, content) "
+				  "VALUES (ps_unhex(?), ?, ?, ps_unhex(?), ?, ?, ?)";
 	sqlite3_stmt *st;
 	int rc;
 	bool have = false;
@@ -2304,15 +2316,15 @@ int ps_sqlite_blob_row_put(struct ps_store *s, const char *sha, const struct ps_
 
 int ps_sqlite_blob_row_replace(struct ps_store *s, const char *sha, const struct ps_blob_row *row)
 {
-	static const char sql[] = "UPDATE blobs SET encoding = ?, base = ps_unhex(?), content = ? "
-				  "WHERE sha = ps_unhex(?)";
+	static const char sql[] = "UPDATE blobs SET encoding = ?, base = ps_unhex(?), pack = ?, "
+				  "pack_offset = ?, content = ? WHERE sha = ps_unhex(?)";
 	sqlite3_stmt *st = stmt(s, sql);
 	int rc;
 
 	if (!st)
 		return PS_ESTORE;
 	bind_row(st, 1, row);
-	bind_text(st, 4, sha);
+	bind_text(st, 6, sha);
 	if ((rc = step_done(s, st, "rewrite blob")) < 0)
 		return rc;
 	if (sqlite3_changes(s->db) != 1)
@@ -2322,10 +2334,11 @@ int ps_sqlite_blob_row_replace(struct ps_store *s, const char *sha, const struct
 
 int ps_sqlite_blob_row_get(struct ps_store *s, const char *sha, struct ps_blob_row *out)
 {
-	static const char sql[] = "SELECT encoding, size, ps_hex(base), content, 0 FROM blobs "
-				  "WHERE sha = ps_unhex(?)";
+	static const char sql[] = "SELECT encoding, size, ps_hex(base), content, 0, pack, "
+				  "pack_offset FROM blobs WHERE sha = ps_unhex(?)";
 	/* Rows written before schema 10 that the conversion has not moved yet (sqlite_blobs.c). */
-	static const char raw_sql[] = "SELECT 0, size, NULL, content, 1 FROM blobs_raw WHERE sha = ?";
+	static const char raw_sql[] = "SELECT 0, size, NULL, content, 1, NULL, NULL FROM blobs_raw "
+				      "WHERE sha = ?";
 	sqlite3_stmt *st = stmt(s, sql);
 	int rc;
 
@@ -2361,6 +2374,9 @@ int ps_sqlite_blob_row_get(struct ps_store *s, const char *sha, struct ps_blob_r
 			memcpy(out->content, sqlite3_column_blob(st, 3), n);
 		out->len = n;
 		out->unconverted = sqlite3_column_int(st, 4) != 0;
+		/* NULL (0) but for a packed row: the reader then reports the pack missing. */
+		out->pack = sqlite3_column_int64(st, 5);
+		out->pack_offset = sqlite3_column_int64(st, 6);
 		sqlite3_reset(st);
 		return 0;
 	}
@@ -2730,6 +2746,10 @@ int ps_sqlite_prune_blobs(struct ps_store *s, struct ps_prune_stats *out)
 	 * index with the text it came with). */
 	if ((rc = ps_sqlite_code_forget_unreferenced(s)) < 0 ||
 	    (rc = run2(s, del, 0, 0, NULL)) < 0)
+		goto fail;
+	/* The packs whose members just went (all or most of them): deleted or rewritten smaller
+	 * (blobs.c), in this transaction, so the space of pruned members comes back. */
+	if ((rc = ps_store_blob_packs_tidy(s, out)) < 0)
 		goto fail;
 	ps_strv_dispose(&keep);
 	return ps_store_commit(s);

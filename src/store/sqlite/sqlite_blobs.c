@@ -1,7 +1,7 @@
 /*
  * The SQLite backend's blob housekeeping: the resumable conversions of blobs written before
- * schema 10 to the blob codec and of those written before schema 23 to 20-byte ids, and the
- * figures of `projsync stats`. ps_store_blob_put/get live in
+ * schema 10 to the blob codec and of those written before schema 23 to 20-byte ids, the
+ * packs' rows (schema 27) and the figures of `projsync stats`. ps_store_blob_put/get live in
  * sqlite.c beside the other hot paths.
  */
 #include <sqlite3.h>
@@ -293,10 +293,14 @@ int ps_sqlite_stats(struct ps_store *s, int64_t project_id, struct ps_store_stat
 	static const char all_syncs[] =
 		"SELECT count(*), coalesce(sum(status = 'succeeded'), 0), "
 		"(SELECT count(*) FROM projects), (SELECT count(*) FROM file_versions) FROM syncs";
-	/* length() of a BLOB reads the row header, not the content. */
+	/* length() of a BLOB reads the row header, not the content. The packs (schema 27) count
+	 * whole: their members' rows hold no content of their own. */
 	static const char all_blobs[] =
 		"SELECT count(*), coalesce(sum(encoding <> 0), 0), coalesce(sum(size), 0), "
-		"coalesce(sum(length(content)), 0), coalesce(sum(encoding = 2), 0) FROM blobs";
+		"coalesce(sum(length(content)), 0) + "
+		"(SELECT coalesce(sum(length(content)), 0) FROM blob_packs), "
+		"coalesce(sum(encoding = 2), 0), coalesce(sum(encoding = 3), 0), "
+		"(SELECT count(*) FROM blob_packs) FROM blobs";
 	static const char all_left[] = "SELECT count(*) FROM blobs_raw";
 	static const char all_blobs_raw[] =
 		"SELECT count(*), 0, coalesce(sum(size), 0), coalesce(sum(length(content)), 0) "
@@ -312,12 +316,17 @@ int ps_sqlite_stats(struct ps_store *s, int64_t project_id, struct ps_store_stat
 		"SELECT count(*), coalesce(sum(status = 'succeeded'), 0), 1, "
 		"(SELECT count(*) FROM " PROJECT_ROWS ") FROM syncs "
 		"WHERE project_id = ?1";
+	/* A packed blob counts its share of its pack's stored bytes, by size: what the project
+	 * would give back if its blobs went (the packs shared with other projects stay). */
 	static const char one_blobs[] =
-		"SELECT count(*), coalesce(sum(encoding <> 0), 0), coalesce(sum(size), 0), "
-		"coalesce(sum(length(content)), 0), coalesce(sum(encoding = 2), 0) FROM blobs "
-		"WHERE sha IN (SELECT f.sha FROM " PROJECT_ROWS ")";
+		"SELECT count(*), coalesce(sum(b.encoding <> 0), 0), coalesce(sum(b.size), 0), "
+		"coalesce(sum(length(b.content)), 0) + "
+		"coalesce(sum(b.size * length(p.content) / p.size), 0), "
+		"coalesce(sum(b.encoding = 2), 0), coalesce(sum(b.encoding = 3), 0), 0 "
+		"FROM blobs b LEFT JOIN blob_packs p ON p.id = b.pack AND b.encoding = 3 "
+		"WHERE b.sha IN (SELECT f.sha FROM " PROJECT_ROWS ")";
 	struct ps_store_stats st = { 0 };
-	int64_t v[5];
+	int64_t v[7];
 	int rc;
 
 	if (project_id) {
@@ -333,12 +342,14 @@ int ps_sqlite_stats(struct ps_store *s, int64_t project_id, struct ps_store_stat
 	st.syncs_succeeded = v[1];
 	st.projects = v[2];
 	st.file_versions = v[3];
-	if ((rc = count_one(s, project_id ? one_blobs : all_blobs, project_id, v, 5,
+	if ((rc = count_one(s, project_id ? one_blobs : all_blobs, project_id, v, 7,
 			    "count blobs")) < 0)
 		return rc;
 	st.blobs = v[0];
 	st.blobs_compressed = v[1];
 	st.blobs_delta = v[4];
+	st.blobs_packed = v[5];
+	st.packs = v[6];
 	st.raw_bytes = v[2];
 	st.stored_bytes = v[3];
 	/* Until the conversion finished, the blobs not yet moved count as they are. */
@@ -362,4 +373,114 @@ int ps_sqlite_stats(struct ps_store *s, int64_t project_id, struct ps_store_stat
 	}
 	*out = st;
 	return 0;
+}
+
+/* ---- packs (schema 27, migrations/0027_blob_packs.sql; the contract in store/backend.h) ---- */
+
+int ps_sqlite_blob_pack_put(struct ps_store *s, const struct ps_blob_pack_row *row, int64_t *id)
+{
+	static const char sql[] = "INSERT INTO blob_packs (size, content) VALUES (?, ?)";
+	sqlite3_stmt *st = ps_sqlite_stmt(s, sql);
+	int rc;
+
+	if (!st)
+		return PS_ESTORE;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)row->size);
+	sqlite3_bind_blob64(st, 2, row->len ? row->content : "", row->len, SQLITE_STATIC);
+	if ((rc = ps_sqlite_step_done(s, st, "store a blob pack")) < 0)
+		return rc;
+	*id = (int64_t)sqlite3_last_insert_rowid(s->db);
+	return 0;
+}
+
+int ps_sqlite_blob_pack_get(struct ps_store *s, int64_t id, struct ps_blob_pack_row *out)
+{
+	static const char sql[] = "SELECT size, content FROM blob_packs WHERE id = ?";
+	sqlite3_stmt *st = ps_sqlite_stmt(s, sql);
+	int rc;
+
+	if (!st)
+		return PS_ESTORE;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		size_t n = (size_t)sqlite3_column_bytes(st, 1);
+
+		memset(out, 0, sizeof(*out));
+		out->id = id;
+		out->size = sqlite3_column_int64(st, 0);
+		out->content = ps_malloc(n + 1);
+		if (n)
+			memcpy(out->content, sqlite3_column_blob(st, 1), n);
+		out->len = n;
+		sqlite3_reset(st);
+		return 0;
+	}
+	sqlite3_reset(st);
+	if (rc == SQLITE_DONE)
+		return ps_error_set(PS_ENOTFOUND, "blob_pack_missing", "blob pack %lld is not stored",
+				    (long long)id);
+	return ps_sqlite_error(s, "read a blob pack");
+}
+
+int ps_sqlite_blob_pack_members(struct ps_store *s, int64_t id, struct ps_strv *shas)
+{
+	/* "pack = ?" implies "pack IS NOT NULL": a read of the partial index blobs_pack. */
+	static const char sql[] = "SELECT ps_hex(sha) FROM blobs WHERE pack = ? "
+				  "ORDER BY pack_offset";
+	sqlite3_stmt *st = ps_sqlite_stmt(s, sql);
+	int rc;
+
+	if (!st)
+		return PS_ESTORE;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)id);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		ps_strv_push(shas, (const char *)sqlite3_column_text(st, 0));
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : ps_sqlite_error(s, "list a blob pack's members");
+}
+
+int ps_sqlite_blob_packs_sparse(struct ps_store *s, int64_t **ids, size_t *n)
+{
+	/* One pass over the partial index blobs_pack (the packed rows only, in pack order, so
+	 * the grouping needs no sort) for the members' sizes; the outer join keeps the packs no
+	 * row names any more. "live * 2 < size": less than half, without rounding. */
+	static const char sql[] =
+		"SELECT p.id FROM blob_packs p LEFT JOIN "
+		"(SELECT pack, sum(size) AS live FROM blobs WHERE pack IS NOT NULL GROUP BY pack) m "
+		"ON m.pack = p.id WHERE coalesce(m.live, 0) * 2 < p.size ORDER BY p.id";
+	sqlite3_stmt *st = ps_sqlite_stmt(s, sql);
+	size_t cap = 0;
+	int rc;
+
+	*ids = NULL;
+	*n = 0;
+	if (!st)
+		return PS_ESTORE;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (*n == cap) {
+			cap = cap ? cap * 2 : 16;
+			*ids = ps_realloc(*ids, cap * sizeof(**ids));
+		}
+		(*ids)[(*n)++] = sqlite3_column_int64(st, 0);
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE) {
+		free(*ids);
+		*ids = NULL;
+		*n = 0;
+		return ps_sqlite_error(s, "find sparse blob packs");
+	}
+	return 0;
+}
+
+int ps_sqlite_blob_pack_delete(struct ps_store *s, int64_t id)
+{
+	static const char sql[] = "DELETE FROM blob_packs WHERE id = ?";
+	sqlite3_stmt *st = ps_sqlite_stmt(s, sql);
+
+	if (!st)
+		return PS_ESTORE;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)id);
+	return ps_sqlite_step_done(s, st, "delete a blob pack");
 }

@@ -13,10 +13,12 @@
 
 /* While a conversion of blobs written before schema 10 is under way (sqlite_blobs.c), the rows
  * it has not moved yet are in blobs_raw, raw and with hex ids: the copy reads both tables as
- * one (a row is in exactly one of them, moves being one transaction each). */
+ * one (a row is in exactly one of them, moves being one transaction each). Those are never in
+ * a pack (schema 27). */
 static const char blobs_with_raw[] =
-	"(SELECT sha, size, encoding, content, base FROM blobs UNION ALL "
-	"SELECT ps_unhex(sha), size, 0 AS encoding, content, NULL AS base FROM blobs_raw) AS blobs";
+	"(SELECT sha, size, encoding, content, base, pack, pack_offset FROM blobs UNION ALL "
+	"SELECT ps_unhex(sha), size, 0 AS encoding, content, NULL AS base, NULL AS pack, "
+	"NULL AS pack_offset FROM blobs_raw) AS blobs";
 
 /* Object ids this backend keeps as 20 bytes (schemas 16 and 23); store copy speaks hex, the way the
  * queries do. */
@@ -274,7 +276,8 @@ int ps_sqlite_rows_insert(struct ps_store *s, const struct ps_copy_table *t,
 
 int ps_sqlite_rows_done(struct ps_store *s, const struct ps_copy_table *t)
 {
-	/* Ids inserted explicitly already move AUTOINCREMENT's sqlite_sequence and max(rowid). */
+	/* Ids inserted explicitly already move AUTOINCREMENT's sqlite_sequence (blob_packs,
+	 * schema 27: never below the largest id inserted) and max(rowid). */
 	(void)s;
 	(void)t;
 	return 0;
