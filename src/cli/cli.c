@@ -66,6 +66,7 @@ static const char main_usage[] =
 	"  prune [NAME] [--dry-run]        drop syncs beyond --keep-syncs/--keep-days, free space\n"
 	"  migrate                         apply pending store migrations\n"
 	"  store copy FROM TO              copy a whole store into an empty one (SQLite <-> PostgreSQL)\n"
+	"  store pack                      pack the small blobs stored before packs existed\n"
 	"  stats [NAME]                    what the store costs: syncs, versions, blobs, bytes\n"
 	"\n"
 	"Every command takes --help; listings take --json (one compact JSON document on stdout,\n"

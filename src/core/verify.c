@@ -164,11 +164,22 @@ static int cmp_file_sha(const void *a, const void *b)
 
 /* `must_hold`: ps_project_blob_bound of the snapshot, under which a blob not found was lost,
  * not a file kept as metadata only. */
+struct blob_group {
+	size_t start, end;  /* the files of one blob: v[start..end), by path */
+	const char *first;  /* the first of their paths */
+};
+
+static int cmp_group_path(const void *a, const void *b)
+{
+	return strcmp(((const struct blob_group *)a)->first, ((const struct blob_group *)b)->first);
+}
+
 static int check_blobs(struct ps_store *s, const struct ps_project *p, struct ps_verify_report *r,
 		       struct files *f, int64_t must_hold)
 {
 	struct ps_file *v = ps_calloc(f->n + 1, sizeof(*v));
-	size_t n = 0;
+	struct blob_group *g = ps_calloc(f->n + 1, sizeof(*g));
+	size_t n = 0, ng = 0;
 	int rc = 0;
 
 	for (size_t i = 0; i < f->n; i++)
@@ -176,16 +187,27 @@ static int check_blobs(struct ps_store *s, const struct ps_project *p, struct ps
 			v[n++] = f->v[i]; /* borrowed paths */
 	if (n > 1)
 		qsort(v, n, sizeof(*v), cmp_file_sha);
+	/* Each blob once, read in the order of its first path: small blobs are packed with
+	 * their neighbours in the tree (store/blobcodec.h PS_BLOB_PACKED), so path order reads
+	 * each pack once where id order would decode one per blob. */
 	for (size_t i = 0; i < n;) {
 		size_t end = i + 1;
+
+		while (end < n && strcmp(v[end].sha, v[i].sha) == 0)
+			end++;
+		g[ng++] = (struct blob_group){ i, end, v[i].path };
+		i = end;
+	}
+	if (ng > 1)
+		qsort(g, ng, sizeof(*g), cmp_group_path);
+	for (size_t k = 0; k < ng; k++) {
+		size_t i = g[k].start, end = g[k].end;
 		void *data = NULL;
 		size_t len = 0;
 		char got[PS_SHA_HEX];
 		const char *code = NULL;
 		char *why = NULL;
 
-		while (end < n && strcmp(v[end].sha, v[i].sha) == 0)
-			end++;
 		/* One blob, one size: over the project's limit it is not this project's to check,
 		 * whoever stored it. */
 		rc = ps_project_blob_get(s, p, v[i].sha, v[i].size, &data, &len);
@@ -216,11 +238,11 @@ static int check_blobs(struct ps_store *s, const struct ps_project *p, struct ps
 			}
 		}
 		free(data);
-		for (size_t k = i; code && k < end; k++)
-			problem(r, ps_strdup(v[k].path), code, ps_strdup(why));
+		for (size_t j = i; code && j < end; j++)
+			problem(r, ps_strdup(v[j].path), code, ps_strdup(why));
 		free(why);
-		i = end;
 	}
+	free(g);
 	free(v);
 	return rc;
 }

@@ -88,6 +88,7 @@ struct ps_store_ops {
 	int (*blob_pack_members)(struct ps_store *s, int64_t id, struct ps_strv *shas);
 	int (*blob_packs_sparse)(struct ps_store *s, int64_t **ids, size_t *n);
 	int (*blob_pack_delete)(struct ps_store *s, int64_t id);
+	int (*blobs_unpacked)(struct ps_store *s, int64_t max_size, struct ps_strv *shas);
 	int (*memory_stage)(struct ps_store *s, const struct ps_sync *sync, const struct ps_memory_entry *entries, size_t n);
 	int (*memory_stage_removals)(struct ps_store *s, const struct ps_sync *sync, const char *const *paths, size_t n);
 	int (*project_memory_rescan)(struct ps_store *s, int64_t project_id, int64_t *generation);
@@ -157,6 +158,11 @@ int ps_store_blob_pack_get(struct ps_store *s, int64_t id, struct ps_blob_pack_r
 int ps_store_blob_pack_members(struct ps_store *s, int64_t id, struct ps_strv *shas);
 int ps_store_blob_packs_sparse(struct ps_store *s, int64_t **ids, size_t *n);
 int ps_store_blob_pack_delete(struct ps_store *s, int64_t id);
+/* For ps_store_blobs_pack_existing: pushes onto `shas` the hex SHAs of the blobs stored plain
+ * (raw or zstd: neither a delta nor packed) of 1 to max_size bytes, in the order of the first
+ * file version that names each (the order the syncs staged them: path order within a sync),
+ * blobs no version names last. Reads only; one query. */
+int ps_store_blobs_unpacked(struct ps_store *s, int64_t max_size, struct ps_strv *shas);
 
 /*
  * For ps_store_prune_blobs, in its transaction, after it deleted the unreferenced blob rows:
@@ -233,6 +239,7 @@ int ps_sqlite_blob_pack_get(struct ps_store *s, int64_t id, struct ps_blob_pack_
 int ps_sqlite_blob_pack_members(struct ps_store *s, int64_t id, struct ps_strv *shas);
 int ps_sqlite_blob_packs_sparse(struct ps_store *s, int64_t **ids, size_t *n);
 int ps_sqlite_blob_pack_delete(struct ps_store *s, int64_t id);
+int ps_sqlite_blobs_unpacked(struct ps_store *s, int64_t max_size, struct ps_strv *shas);
 int ps_sqlite_memory_stage(struct ps_store *s, const struct ps_sync *sync, const struct ps_memory_entry *entries, size_t n);
 int ps_sqlite_memory_stage_removals(struct ps_store *s, const struct ps_sync *sync, const char *const *paths, size_t n);
 int ps_sqlite_project_memory_rescan(struct ps_store *s, int64_t project_id, int64_t *generation);
@@ -346,6 +353,7 @@ int ps_pg_blob_pack_get(struct ps_store *s, int64_t id, struct ps_blob_pack_row 
 int ps_pg_blob_pack_members(struct ps_store *s, int64_t id, struct ps_strv *shas);
 int ps_pg_blob_packs_sparse(struct ps_store *s, int64_t **ids, size_t *n);
 int ps_pg_blob_pack_delete(struct ps_store *s, int64_t id);
+int ps_pg_blobs_unpacked(struct ps_store *s, int64_t max_size, struct ps_strv *shas);
 int ps_pg_memory_stage(struct ps_store *s, const struct ps_sync *sync, const struct ps_memory_entry *entries, size_t n);
 int ps_pg_memory_stage_removals(struct ps_store *s, const struct ps_sync *sync, const char *const *paths, size_t n);
 int ps_pg_project_memory_rescan(struct ps_store *s, int64_t project_id, int64_t *generation);

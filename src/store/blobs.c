@@ -309,6 +309,7 @@ struct packer {
 	size_t n, cap;
 	unsigned char *state; /* put_many: the batch's blobs' states (below), or NULL */
 	int64_t stored;  /* encoded bytes written: packs' frames and lone members' rows */
+	int64_t packs;   /* packs written */
 };
 
 enum { BLOB_TODO = 0, BLOB_PENDING, BLOB_DONE };
@@ -350,6 +351,7 @@ static int packer_flush(struct packer *p)
 	if (rc < 0)
 		goto out;
 	p->stored += (int64_t)frame_len;
+	p->packs++;
 	for (size_t i = 0; i < p->n && rc == 0; i++) {
 		struct ps_blob_row row = { .encoding = PS_BLOB_PACKED, .size = (int64_t)p->m[i].len,
 					   .pack = id, .pack_offset = (int64_t)p->m[i].off,
@@ -689,4 +691,95 @@ int ps_store_blob_packs_tidy(struct ps_store *s, struct ps_prune_stats *out)
 	out->blob_bytes += freed - p.stored;
 	out->packs_rewritten += rewritten;
 	return 0;
+}
+
+/* One transaction of ps_store_blobs_pack_existing: from shas[*i] on, until about `batch_bytes`
+ * of content went into packs (stopping where a pack was just written). */
+static int pack_existing_batch(struct ps_store *s, char *const *shas, size_t n, size_t *i,
+			       size_t batch_bytes, struct ps_pack_report *out)
+{
+	struct ps_blobcodec *codec = ps_store_blobcodec(s);
+	struct packer p = { .s = s, .replace = true };
+	int64_t before = 0, blobs = 0;
+	size_t bytes = 0;
+	int rc;
+
+	if ((rc = ps_store_begin(s)) < 0)
+		return rc;
+	for (; *i < n && rc == 0 && (bytes < batch_bytes || p.n > 0); (*i)++) {
+		struct ps_blob_row row = { 0 };
+		char actual[PS_SHA_HEX];
+		void *data = NULL;
+
+		/* Read again inside the transaction: a sync or prune of another process may have
+		 * changed or removed it since the list was made. */
+		rc = ps_store_blob_row_get(s, shas[*i], &row);
+		if (rc == PS_ENOTFOUND) {
+			ps_error_clear();
+			rc = 0;
+			continue;
+		}
+		if (rc < 0)
+			break;
+		if ((row.encoding == PS_BLOB_RAW || row.encoding == PS_BLOB_ZSTD) && !row.pack &&
+		    !row.unconverted && row.size >= 1 && row.size <= PS_BLOB_PACK_MEMBER_MAX) {
+			if (ps_blobcodec_decode(codec, shas[*i], row.encoding, row.content, row.len,
+						(size_t)row.size, &data) < 0) {
+				/* A damaged row stays as it is, for verify to report, rather
+				 * than being sealed into a pack with a good checksum. */
+				ps_error_clear();
+				out->damaged++;
+			} else {
+				ps_git_blob_sha(data, (size_t)row.size, actual);
+				if (strcmp(actual, shas[*i]) != 0) {
+					out->damaged++;
+				} else {
+					before += (int64_t)row.len;
+					bytes += (size_t)row.size;
+					blobs++;
+					rc = packer_add(&p, shas[*i], data, (size_t)row.size, 0);
+				}
+				free(data);
+			}
+		}
+		free(row.content);
+	}
+	if (rc == 0)
+		rc = packer_flush(&p);
+	packer_dispose(&p);
+	if (rc < 0) {
+		ps_store_rollback(s);
+		return rc;
+	}
+	if ((rc = ps_store_commit(s)) < 0)
+		return rc;
+	out->blobs += blobs;
+	out->packs += p.packs;
+	out->bytes_before += before;
+	out->bytes_after += p.stored;
+	return 0;
+}
+
+int ps_store_blobs_pack_existing(struct ps_store *s, size_t batch_bytes,
+				 void (*progress)(void *ud, size_t done, size_t total), void *ud,
+				 struct ps_pack_report *out)
+{
+	struct ps_strv shas = { 0 };
+	size_t i = 0;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if (batch_bytes == 0)
+		batch_bytes = (size_t)4 << 20;
+	if ((rc = ps_store_blobs_unpacked(s, PS_BLOB_PACK_MEMBER_MAX, &shas)) < 0)
+		return rc;
+	out->candidates = (int64_t)shas.n;
+	while (i < shas.n) {
+		if ((rc = pack_existing_batch(s, shas.v, shas.n, &i, batch_bytes, out)) < 0)
+			break;
+		if (progress)
+			progress(ud, i, shas.n);
+	}
+	ps_strv_dispose(&shas);
+	return rc;
 }

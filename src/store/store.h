@@ -346,6 +346,27 @@ struct ps_blob_in {
  * caller's transaction.
  */
 int ps_store_blob_put_many(struct ps_store *s, const struct ps_blob_in *v, size_t n);
+/* What ps_store_blobs_pack_existing did. */
+struct ps_pack_report {
+	int64_t candidates;   /* small blobs stored plain when it started */
+	int64_t blobs;        /* of those, rewritten into packs (a lone last one stays plain) */
+	int64_t packs;        /* packs written */
+	int64_t damaged;      /* left as they are: their rows do not decode to their id */
+	int64_t bytes_before; /* their stored bytes before */
+	int64_t bytes_after;  /* and after */
+};
+/*
+ * Packs the small blobs the store holds plain (written before schema 27, or one at a time), as a
+ * sync today would store them: every blob of 1 to PS_BLOB_PACK_MEMBER_MAX bytes that is neither
+ * a delta nor packed, in the order its first file version was staged, in transactions of about
+ * `batch_bytes` of content (0: 4 MiB). Each transaction stands alone: a killed run leaves every
+ * blob readable, and the next run packs what is left. Rows that do not decode to their id are
+ * left as they are (counted in out->damaged). `progress` (may be NULL) is called after each
+ * transaction.
+ */
+int ps_store_blobs_pack_existing(struct ps_store *s, size_t batch_bytes,
+				 void (*progress)(void *ud, size_t done, size_t total), void *ud,
+				 struct ps_pack_report *out);
 /* Content of a blob (malloc'd, caller frees, with a NUL after the `len` bytes). PS_ENOTFOUND if
  * not stored; PS_ESTORE (slug "blob_corrupt", naming the blob) if its stored bytes do not decode
  * to its size with a good checksum, or it is a delta whose base is missing or damaged (the

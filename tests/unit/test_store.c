@@ -2371,6 +2371,104 @@ static void test_blob_packs_prune_deltas(void)
 	free(path);
 }
 
+/* `projsync store pack`: blobs stored one by one (ps_store_blob_put, as every blob was before
+ * schema 27) are packed in place, every one still reads byte-exact, the stored bytes shrink,
+ * deltas naming them still read, a damaged row is left as it is, large ones and deltas stay,
+ * and a second run finds only what was stored plain since. */
+static void test_blob_packs_existing(void)
+{
+	enum { N = 40 };
+	char *path, shas[N + 4][PS_SHA_HEX], *bufs[N + 4], *sql;
+	struct ps_store *s = open_store(&path);
+	struct ps_blob_in v[N + 4];
+	struct ps_pack_report r;
+	struct ps_store_stats before, after;
+	char *big = pack_file(9999, PS_BLOB_PACK_MEMBER_MAX + 100), *delta;
+	size_t delta_len;
+
+	for (int i = 0; i < N; i++) {
+		size_t len = 3000 + (size_t)(i * 53 % 1500);
+		bufs[i] = pack_file(i, len);
+		ps_git_blob_sha(bufs[i], len, shas[i]);
+		v[i] = (struct ps_blob_in){ shas[i], bufs[i], len, NULL };
+		CHECK_OK(ps_store_blob_put(s, shas[i], bufs[i], len));
+	}
+	/* A large blob (stays alone) and a delta against one of the small ones (stays a delta,
+	 * its base now packed). */
+	ps_git_blob_sha(big, PS_BLOB_PACK_MEMBER_MAX + 100, shas[N]);
+	CHECK_OK(ps_store_blob_put(s, shas[N], big, PS_BLOB_PACK_MEMBER_MAX + 100));
+	v[N] = (struct ps_blob_in){ shas[N], big, PS_BLOB_PACK_MEMBER_MAX + 100, NULL };
+	delta_len = v[7].len + 20;
+	delta = malloc(delta_len + 1);
+	memcpy(delta, bufs[7], v[7].len);
+	memcpy(delta + v[7].len, "/* one more line */\n", 20);
+	ps_git_blob_sha(delta, delta_len, shas[N + 1]);
+	CHECK_OK(ps_store_blob_put_delta(s, shas[N + 1], delta, delta_len, shas[7]));
+	CHECK_INT(blob_int(path, "encoding", shas[N + 1]), PS_BLOB_DELTA);
+	v[N + 1] = (struct ps_blob_in){ shas[N + 1], delta, delta_len, NULL };
+	/* A damaged plain row: its bytes no longer give its id. */
+	sql = ps_asprintf("UPDATE blobs SET encoding = 0, content = ps_unhex('%040d'), size = 20 "
+			  "WHERE sha = ps_unhex('%s')", 7, shas[11]);
+	db_exec(path, sql);
+	free(sql);
+	CHECK_OK(ps_store_stats(s, 0, &before));
+
+	CHECK_OK(ps_store_blobs_pack_existing(s, 16384, NULL, NULL, &r));
+	CHECK_INT(r.candidates, N);
+	CHECK_INT(r.damaged, 1);
+	CHECK_INT(r.blobs, N - 1);
+	CHECK(r.packs >= 2); /* 16 KiB batches: several transactions, each its own packs */
+	CHECK(r.bytes_after < r.bytes_before);
+	CHECK_OK(ps_store_stats(s, 0, &after));
+	CHECK(after.stored_bytes < before.stored_bytes);
+	CHECK_INT(after.stored_bytes, stored_by_rows(path));
+	CHECK_INT(after.packs, r.packs);
+	CHECK_INT(db_int(path, "SELECT count(*) FROM blobs WHERE encoding = 3"), after.blobs_packed);
+	CHECK(after.blobs_packed >= N - 2); /* a lone last member of a batch stays plain */
+	CHECK_INT(blob_int(path, "encoding", shas[11]), 0);
+	CHECK_INT(blob_int(path, "encoding", shas[N]), PS_BLOB_ZSTD);
+	CHECK_INT(blob_int(path, "encoding", shas[N + 1]), PS_BLOB_DELTA);
+	CHECK_INT(blob_int(path, "encoding", shas[7]), PS_BLOB_PACKED);
+	for (int i = 0; i < N + 2; i++)
+		if (i != 11)
+			expect_blobs(s, &v[i], 1);
+	ps_store_free(s);
+	/* A new handle (no cache) reads the same. */
+	CHECK_OK(ps_store_open(&s, path, 0));
+	for (int i = 0; i < N + 2; i++)
+		if (i != 11)
+			expect_blobs(s, &v[i], 1);
+
+	/* Again: nothing new but the damaged row and a lone leftover stay candidates. */
+	CHECK_OK(ps_store_blobs_pack_existing(s, 0, NULL, NULL, &r));
+	CHECK(r.candidates <= 2);
+	CHECK_INT(r.damaged, 1);
+	/* Two more stored alone later: packed by the next run, with what was left. */
+	for (int i = N + 2; i < N + 4; i++) {
+		size_t len = 2000 + (size_t)i;
+		bufs[i] = pack_file(i, len);
+		ps_git_blob_sha(bufs[i], len, shas[i]);
+		v[i] = (struct ps_blob_in){ shas[i], bufs[i], len, NULL };
+		CHECK_OK(ps_store_blob_put(s, shas[i], bufs[i], len));
+	}
+	CHECK_OK(ps_store_blobs_pack_existing(s, 0, NULL, NULL, &r));
+	CHECK(r.blobs >= 2);
+	CHECK_INT(blob_int(path, "encoding", shas[N + 2]), PS_BLOB_PACKED);
+	CHECK_INT(blob_int(path, "encoding", shas[N + 3]), PS_BLOB_PACKED);
+	for (int i = 0; i < N + 4; i++)
+		if (i != 11)
+			expect_blobs(s, &v[i], 1);
+
+	for (int i = 0; i < N; i++)
+		free(bufs[i]);
+	free(bufs[N + 2]);
+	free(bufs[N + 3]);
+	free(big);
+	free(delta);
+	ps_store_free(s);
+	free(path);
+}
+
 /* store copy moves packs with their ids before the blobs naming them: every packed blob and
  * a delta against one read back from the copy, and the copy's next pack gets a new id. */
 static void test_blob_packs_copy(void)
@@ -4401,7 +4499,7 @@ PS_TESTS(PS_TEST(test_atomic_visibility), PS_TEST(test_one_chain), PS_TEST(test_
 	 PS_TEST(test_blob_packs_round_trips), PS_TEST(test_blob_packs_deltas),
 	 PS_TEST(test_blob_packs_corrupt), PS_TEST(test_blob_packs_rollback),
 	 PS_TEST(test_blob_packs_prune), PS_TEST(test_blob_packs_prune_deltas),
-	 PS_TEST(test_blob_packs_copy),
+	 PS_TEST(test_blob_packs_copy), PS_TEST(test_blob_packs_existing),
 	 PS_TEST(test_blob_conversion), PS_TEST(test_blob_id_conversion), PS_TEST(test_code_rows_conversion), PS_TEST(test_stats), PS_TEST(test_object_ids_at_rest), PS_TEST(test_pg_blob_packs_storage),
 	 PS_TEST(test_dir_trees_rebuilt), PS_TEST(test_paths_in_byte_order),
 	 PS_TEST(test_paging_by_cursor), PS_TEST(test_code_walk_empty_scope))

@@ -111,3 +111,24 @@ int ps_pg_blob_pack_delete(struct ps_store *s, int64_t id)
 	return ps_pg_exec(PSPG(s), "DELETE FROM blob_packs WHERE id = $1", &q, "delete a blob pack",
 			  NULL);
 }
+
+int ps_pg_blobs_unpacked(struct ps_store *s, int64_t max_size, struct ps_strv *shas)
+{
+	/* As SQLite's (sqlite_blobs.c): in the order of the first version naming each blob,
+	 * found through file_versions_sha. */
+	static const char sql[] =
+		"SELECT ps_hex(b.sha), (SELECT min(f.id) FROM file_versions f WHERE f.sha = b.sha) "
+		"AS first FROM blobs b WHERE b.encoding IN (0, 1) AND b.pack IS NULL AND "
+		"b.size BETWEEN 1 AND $1 ORDER BY first NULLS LAST, b.sha";
+	struct ps_pq q = { 0 };
+	PGresult *r;
+	int rc = 0;
+
+	ps_pq_int(&q, max_size);
+	if (!(r = ps_pg_run(PSPG(s), sql, &q, false, "list the blobs to pack", &rc)))
+		return rc;
+	for (int i = 0; i < PQntuples(r); i++)
+		ps_strv_push(shas, PQgetvalue(r, i, 0));
+	PQclear(r);
+	return 0;
+}

@@ -484,3 +484,24 @@ int ps_sqlite_blob_pack_delete(struct ps_store *s, int64_t id)
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)id);
 	return ps_sqlite_step_done(s, st, "delete a blob pack");
 }
+
+int ps_sqlite_blobs_unpacked(struct ps_store *s, int64_t max_size, struct ps_strv *shas)
+{
+	/* The first version naming a blob by the file_versions_sha index, one probe per
+	 * candidate: file version ids follow the order syncs staged them (path order within a
+	 * sync), so neighbours in a pack are neighbours in the tree, as a sync's packs are. */
+	static const char sql[] =
+		"SELECT ps_hex(b.sha), (SELECT min(f.id) FROM file_versions f WHERE f.sha = b.sha) "
+		"AS first FROM blobs b WHERE b.encoding IN (0, 1) AND b.pack IS NULL AND "
+		"b.size BETWEEN 1 AND ?1 ORDER BY first IS NULL, first, b.id";
+	sqlite3_stmt *st = ps_sqlite_stmt(s, sql);
+	int rc;
+
+	if (!st)
+		return PS_ESTORE;
+	sqlite3_bind_int64(st, 1, max_size);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		ps_strv_push(shas, (const char *)sqlite3_column_text(st, 0));
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : ps_sqlite_error(s, "list the blobs to pack");
+}
