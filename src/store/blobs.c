@@ -195,9 +195,20 @@ static int get_chain(struct ps_store *s, const char *sha, int left, void **data,
 
 int ps_store_blob_get(struct ps_store *s, const char *sha, void **data, size_t *len)
 {
-	int depth;
+	const char *slug;
+	int depth, rc;
 
-	return get_chain(s, sha, PS_BLOB_CHAIN_READ_MAX, data, len, &depth, NULL);
+	rc = get_chain(s, sha, PS_BLOB_CHAIN_READ_MAX, data, len, &depth, NULL);
+	/* Outside a transaction a blob is read in several statements (its row, then its pack or
+	 * its delta base), and a prune committing between them may have rewritten the row and
+	 * deleted what it named: the pack or base looks missing, the blob corrupt. Read once
+	 * more from the start: a prune leaves every kept blob readable, so only real damage
+	 * fails twice. */
+	if (rc == PS_ESTORE && (slug = ps_error_slug()) && !strcmp(slug, "blob_corrupt")) {
+		ps_error_clear();
+		rc = get_chain(s, sha, PS_BLOB_CHAIN_READ_MAX, data, len, &depth, NULL);
+	}
+	return rc;
 }
 
 /* The error just set says the base's rows are damaged (as opposed to the store failing). */
