@@ -11,6 +11,7 @@
 
 #include <ctype.h>
 #include <pcre2.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -448,6 +449,7 @@ static int matcher_init(struct matcher *m, const struct ps_grep_opts *o)
 	uint32_t options = PCRE2_UTF | PCRE2_MATCH_INVALID_UTF;
 	int err;
 	PCRE2_SIZE off;
+	size_t bad;
 
 	memset(m, 0, sizeof(*m));
 	if (!o->regex && !o->ignore_case) {
@@ -455,6 +457,15 @@ static int matcher_init(struct matcher *m, const struct ps_grep_opts *o)
 		m->literal_len = strlen(o->pattern);
 		return 0;
 	}
+	/* PCRE2 in UTF mode takes only a UTF-8 pattern; its own words ("invalid regular
+	 * expression ... UTF-8 error") misnamed a literal -i search. Raw bytes (a Latin-1 file)
+	 * are still found by the case-sensitive literal above, as `git grep -F` finds them. */
+	if ((bad = ps_utf8_first_bad(o->pattern)) != SIZE_MAX)
+		return ps_error_set(PS_EINVAL, "invalid_pattern",
+				    "the pattern is not valid UTF-8 (byte 0x%02x at offset %zu): a "
+				    "regular expression or case-insensitive search needs UTF-8 text; "
+				    "only a case-sensitive fixed-string search matches other bytes",
+				    (unsigned char)o->pattern[bad], bad);
 	if (!o->regex)
 		options |= PCRE2_LITERAL;
 	if (o->ignore_case)

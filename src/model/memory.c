@@ -85,48 +85,6 @@ bool ps_memory_same_text(const struct ps_memory_entry *a, const struct ps_memory
 
 /* ---- search text ---- */
 
-/* The offset of the first byte of `s` that does not start a well-formed UTF-8 sequence
- * (overlong forms, surrogates and code points past U+10FFFF included), or SIZE_MAX. */
-static size_t first_bad_utf8(const char *s)
-{
-	const unsigned char *u = (const unsigned char *)s;
-	size_t i = 0;
-
-	while (u[i]) {
-		unsigned c = u[i], lo = 0x80, hi = 0xbf;
-		size_t k;
-
-		if (c < 0x80) {
-			i++;
-			continue;
-		}
-		if (c >= 0xc2 && c <= 0xdf)
-			k = 1;
-		else if (c >= 0xe0 && c <= 0xef)
-			k = 2;
-		else if (c >= 0xf0 && c <= 0xf4)
-			k = 3;
-		else
-			return i;
-		/* The second byte's range rules out overlong forms, surrogates and > U+10FFFF. */
-		if (c == 0xe0)
-			lo = 0xa0;
-		else if (c == 0xed)
-			hi = 0x9f;
-		else if (c == 0xf0)
-			lo = 0x90;
-		else if (c == 0xf4)
-			hi = 0x8f;
-		if (u[i + 1] < lo || u[i + 1] > hi)
-			return i;
-		for (size_t j = 2; j <= k; j++)
-			if (u[i + j] < 0x80 || u[i + j] > 0xbf)
-				return i;
-		i += k + 1;
-	}
-	return SIZE_MAX;
-}
-
 /* The FTS5 query of ps_memory_fts_query; with `prefix`, every phrase's last word also matches
  * as the start of a longer word ("cach"* finds "caching"). */
 static int fts_query(char **out, const char *q, bool prefix)
@@ -141,7 +99,7 @@ static int fts_query(char **out, const char *q, bool prefix)
 				    PS_MEMORY_MAX_QUERY);
 	/* Bytes that are not UTF-8 match nothing (the index holds text) and the PostgreSQL
 	 * backend cannot even send them: the user's mistake, said so, not "no match". */
-	if ((bad = first_bad_utf8(p)) != SIZE_MAX)
+	if ((bad = ps_utf8_first_bad(p)) != SIZE_MAX)
 		return ps_error_set(PS_EINVAL, "invalid_query",
 				    "search query is not valid UTF-8 (byte 0x%02x at offset %zu)",
 				    (unsigned char)p[bad], bad);

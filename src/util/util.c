@@ -257,6 +257,46 @@ bool ps_sha_valid(const char *s)
 	return s[40] == '\0';
 }
 
+size_t ps_utf8_first_bad(const char *s)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	size_t i = 0;
+
+	while (u[i]) {
+		unsigned c = u[i], lo = 0x80, hi = 0xbf;
+		size_t k;
+
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		if (c >= 0xc2 && c <= 0xdf)
+			k = 1;
+		else if (c >= 0xe0 && c <= 0xef)
+			k = 2;
+		else if (c >= 0xf0 && c <= 0xf4)
+			k = 3;
+		else
+			return i;
+		/* The second byte's range rules out overlong forms, surrogates and > U+10FFFF. */
+		if (c == 0xe0)
+			lo = 0xa0;
+		else if (c == 0xed)
+			hi = 0x9f;
+		else if (c == 0xf0)
+			lo = 0x90;
+		else if (c == 0xf4)
+			hi = 0x8f;
+		if (u[i + 1] < lo || u[i + 1] > hi)
+			return i;
+		for (size_t j = 2; j <= k; j++)
+			if (u[i + j] < 0x80 || u[i + j] > 0xbf)
+				return i;
+		i += k + 1;
+	}
+	return SIZE_MAX;
+}
+
 void ps_buf_init(struct ps_buf *b, size_t max)
 {
 	memset(b, 0, sizeof(*b));

@@ -38,6 +38,10 @@ void ps_time_rfc3339(int64_t ms, char *out, size_t outlen);
 void ps_git_blob_sha(const void *data, size_t len, char out[PS_SHA_HEX]);
 /* True when s is exactly 40 lowercase hex digits. */
 bool ps_sha_valid(const char *s);
+/* The offset of the first byte of `s` that does not start a well-formed UTF-8 sequence
+ * (overlong forms, surrogates and code points past U+10FFFF included), or SIZE_MAX when the
+ * whole string is UTF-8. */
+size_t ps_utf8_first_bad(const char *s);
 /* `s` percent-encoded (malloc\'d): RFC 3986\'s unreserved characters and those in `keep` stay
  * as they are, every other byte is %XX. */
 char *ps_percent_encode(const char *s, const char *keep);

@@ -239,6 +239,37 @@ def test_bad_patterns_are_usage_errors_without_sql(ps, crafted):
         assert r.rc in (0, 1) and "fts5" not in r.err.lower() and "sql" not in r.err.lower(), r
 
 
+def test_pattern_not_utf8_finds_bytes_as_fixed_string_and_is_refused_by_pcre(ps, tmp_path,
+                                                                             crafted):
+    repo, (c1, s1), (c2, s2) = crafted
+    # \udcXX is the raw byte 0xXX on the command line: latin1.txt holds caf\xe9 and \xff\xfe.
+    for pat in ("caf\udce9", "\udcff\udcfe broken"):
+        r = check_same(ps, tmp_path, repo.path, "crafted", c2, pat)
+        assert r.rc == 0 and b"latin1.txt:" in r.outb, r
+    # PCRE2 takes UTF-8 only: the pattern is refused as what it is, not "no match", and not
+    # as an invalid regular expression when it was a literal.
+    for opts in (["-F", "-i"], ["-E"], ["-E", "-i"]):
+        r = ps("grep", *opts, "caf\udce9", "crafted")
+        assert r.rc == 2 and one_error_line(r.err) and "not valid UTF-8" in r.err, r
+        assert "byte 0xe9 at offset 3" in r.err and "regular expression at" not in r.err, r
+    s = Server(ps)
+    try:
+        st, h, body = s.get("/api/v1/projects/crafted/search/code?q=caf%E9")
+        assert st == 200 and [(m["path"], m["line"], m["column"]) for m in body] == \
+            [("latin1.txt", 1, 1)], body
+        # The Link of a page carries the bytes on: the same matches as the CLI.
+        want = ps.json("grep", "--at", s1["id"], "\udcff", "crafted")
+        assert len(want) == 2
+        got, pages = s.pages(f"/api/v1/projects/crafted/search/code?q=%FF&at={s1['id']}&limit=1")
+        assert got == want and pages == 2
+        for extra in ("&regex=true", "&ignore_case=true"):
+            st, h, body = s.get("/api/v1/projects/crafted/search/code?q=caf%E9" + extra)
+            assert st == 400 and body["error"]["code"] == "invalid_pattern", body
+            assert "not valid UTF-8" in body["error"]["message"], body
+    finally:
+        s.stop()
+
+
 def test_catastrophic_pattern_is_bounded(ps, make_repo):
     repo = make_repo("evil")
     repo.write("a.txt", "a" * 5000 + "!\n")
