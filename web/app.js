@@ -46,14 +46,18 @@ function match(path) {
 
 // A read-only token (docs/api.md, "Access") gets the same views without the controls that
 // write: everything marked .needs-write is hidden while the server says `access: read`.
-// `local_paths` is kept too, for the Add form.
+// `local_paths` and `local_root` are kept too, for the Add form.
 async function learnAccess() {
-  let access = 'write', localPaths = true;
-  try { ({ access, local_paths: localPaths } = await api.whoami()); } catch { /* 401 etc.: the views say so */ }
+  let access = 'write', localPaths = true, localRoot = null;
+  try {
+    ({ access, local_paths: localPaths, local_root: localRoot } = await api.whoami());
+  } catch { /* 401 etc.: the views say so */ }
   document.body.dataset.access = access;
-  // Whether a project's source may be a path on the server's disk (serve --local-root): the
-  // Add form says which sources this server takes.
+  // Whether a project's source may be a path on the server's disk (serve --local-root), and
+  // which folder: the Add form says which sources this server takes.
   document.body.dataset.localPaths = String(localPaths !== false);
+  if (typeof localRoot === 'string') document.body.dataset.localRoot = localRoot;
+  else delete document.body.dataset.localRoot;
   document.getElementById('access-note').hidden = access !== 'read';
 }
 

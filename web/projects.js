@@ -112,8 +112,11 @@ function addForm(onAdded) {
     document.body.dataset.localPaths === 'false'
       ? field('source', 'Source', { required: true, placeholder: 'https://… or github:OWNER/REPO' },
         'A git URL or github:OWNER/REPO. This server takes no paths on its own disk (it runs without --local-root); “projsync project add” does.')
-      : field('source', 'Source', { required: true, placeholder: '/srv/git/my-app or https://…' },
-        'An absolute path to a git repository (inside the folder the server allows: its --local-root), a git URL, or github:OWNER/REPO.'),
+      : document.body.dataset.localRoot
+        ? field('source', 'Source', { required: true, placeholder: `${document.body.dataset.localRoot.replace(/\/$/, '')}/my-app or https://…` },
+          `An absolute path to a git repository inside ${document.body.dataset.localRoot} (the server's --local-root), a git URL, or github:OWNER/REPO.`)
+        : field('source', 'Source', { required: true, placeholder: '/srv/git/my-app or https://…' },
+          'An absolute path to a git repository (inside the folder the server allows: its --local-root), a git URL, or github:OWNER/REPO.'),
     field('project-branch', 'Branch (optional)', { placeholder: 'the default branch' }),
     button, msg);
 

@@ -24,6 +24,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "model/json.h"
 #include "server/http.h"
 #include "source/source.h"
 
@@ -105,9 +106,15 @@ void ps_api_whoami(struct ps_request *rq)
 	const char *token = !rq->srv->has_api_token && !rq->srv->has_read_token ? "none"
 			    : rq->access == PS_ACCESS_READ ? "read" : "api";
 
-	ps_http_json(rq, MHD_HTTP_OK, json_pack("{s:s, s:s, s:b}", "access", access, "token",
-						token, "local_paths",
-						rq->srv->cfg.local_root != NULL));
+	const char *root = rq->srv->cfg.local_root;
+
+	/* The folder lets the Add form say which paths it takes; it is the server's disk, so only
+	 * a caller who may add a project (a read token may not) learns it. */
+	ps_http_json(rq, MHD_HTTP_OK,
+		     json_pack("{s:s, s:s, s:b, s:o}", "access", access, "token", token,
+			       "local_paths", root != NULL, "local_root",
+			       root && rq->access == PS_ACCESS_WRITE ? ps_json_string(root)
+								     : json_null()));
 }
 
 /* ---- local paths ---- */

@@ -28,7 +28,9 @@ run('sync_flow', async (b) => {
   await page.getByRole('heading', { name: 'Projects' }).waitFor();
   check(await page.getByText('No projects yet').isVisible(), 'empty list says so');
   // This server has a --local-root: the hint offers a path and says where.
-  check((await page.locator('#source-help').textContent()).includes('--local-root'), 'the hint names the local root');
+  const hint = await page.locator('#source-help').textContent();
+  check(hint.includes('--local-root') && hint.includes(cfg.local_root), `the hint names the local root: ${hint}`);
+  check((await page.getByLabel('Source').getAttribute('placeholder')).startsWith(cfg.local_root + '/'), 'the example path is inside it');
   await shot(page, '01-projects-empty');
 
   // A bad source: the form says why, and nothing is added.

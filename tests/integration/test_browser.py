@@ -146,7 +146,7 @@ def test_sync_flow(serve, make_repo):
     repo, main = small_repo(make_repo)
     srv = serve()
     run_flow("sync_flow.mjs", srv, repo=str(repo.path), main_head=main, feature_files=6,
-             weird_name='weird <b>&"name".txt')
+             weird_name='weird <b>&"name".txt', local_root=os.path.realpath(srv.ps.tmp))
 
 
 def test_failing_sync_shows_its_reason(serve, make_repo):

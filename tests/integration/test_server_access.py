@@ -108,17 +108,27 @@ def test_read_token_reads_and_streams_but_never_writes(demo):
     assert API not in srv.stderr() and READ not in srv.stderr()
 
 
-def test_whoami_tells_the_page_what_it_may_do(demo, ps, servers):
+def test_whoami_tells_the_page_what_it_may_do(demo, ps, servers, tmp_path):
+    # The server's folder is told to who may add a project there, never to a read token.
     st, _, me = demo.get("/api/v1/whoami", headers=bearer(READ))
-    assert st == 200 and me == {"access": "read", "token": "read", "local_paths": True}
+    assert st == 200 and me == {"access": "read", "token": "read", "local_paths": True,
+                                "local_root": None}
     st, _, me = demo.get("/api/v1/whoami", headers=bearer(API))
-    assert st == 200 and me["access"] == "write" and me["token"] == "api"
+    assert st == 200 and me == {"access": "write", "token": "api", "local_paths": True,
+                                "local_root": os.path.realpath(ps.tmp)}
     st, h, e = demo.get("/api/v1/whoami")
     assert st == 401 and code(e) == "unauthorized" and h["www-authenticate"] == "Bearer"
 
     open_srv = servers(ps, local_root=False)
     st, _, me = open_srv.get("/api/v1/whoami")
-    assert st == 200 and me == {"access": "write", "token": "none", "local_paths": False}
+    assert st == 200 and me == {"access": "write", "token": "none", "local_paths": False,
+                                "local_root": None}
+    # Resolved as the server judges paths: a symlink to the folder names the folder.
+    (tmp_path / "real root").mkdir()
+    (tmp_path / "via-link").symlink_to(tmp_path / "real root")
+    linked = servers(ps, local_root=tmp_path / "via-link")
+    st, _, me = linked.get("/api/v1/whoami")
+    assert st == 200 and me["local_root"] == os.path.realpath(tmp_path / "real root"), me
 
 
 def test_wrong_tokens_are_refused(demo):
