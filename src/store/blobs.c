@@ -711,7 +711,7 @@ static int pack_existing_batch(struct ps_store *s, char *const *shas, size_t n, 
 {
 	struct ps_blobcodec *codec = ps_store_blobcodec(s);
 	struct packer p = { .s = s, .replace = true };
-	int64_t before = 0, blobs = 0;
+	int64_t before = 0, blobs = 0, last_len = 0;
 	size_t bytes = 0;
 	int rc;
 
@@ -746,6 +746,7 @@ static int pack_existing_batch(struct ps_store *s, char *const *shas, size_t n, 
 					out->damaged++;
 				} else {
 					before += (int64_t)row.len;
+					last_len = (int64_t)row.len;
 					bytes += (size_t)row.size;
 					blobs++;
 					rc = packer_add(&p, shas[*i], data, (size_t)row.size, 0);
@@ -754,6 +755,15 @@ static int pack_existing_batch(struct ps_store *s, char *const *shas, size_t n, 
 			}
 		}
 		free(row.content);
+	}
+	/* A lone member left at the end of the list (the pending pack empties at each write)
+	 * would only be rewritten as the plain row it already is, and found again by every
+	 * later run: it stays as it is, not counted as packed. */
+	if (rc == 0 && p.n == 1) {
+		p.n = 0;
+		p.len = 0;
+		blobs--;
+		before -= last_len;
 	}
 	if (rc == 0)
 		rc = packer_flush(&p);

@@ -2472,6 +2472,36 @@ static void test_blob_packs_existing(void)
 	free(path);
 }
 
+/* A lone small blob left at the end of `store pack`'s list cannot be packed (a pack of one
+ * saves nothing): it stays as it is and is not reported as packed, so a second run over a store
+ * with nothing else to pack says so, rather than rewriting that blob (and compacting) each time. */
+static void test_blob_packs_existing_lone(void)
+{
+	char *path, sha[PS_SHA_HEX], *buf = pack_file(4242, 3000);
+	struct ps_store *s = open_store(&path);
+	struct ps_pack_report r;
+	struct ps_blob_in v = { sha, buf, 3000, NULL };
+	int64_t row_len;
+
+	ps_git_blob_sha(buf, 3000, sha);
+	CHECK_OK(ps_store_blob_put(s, sha, buf, 3000));
+	row_len = blob_int(path, "length(content)", sha);
+	for (int run = 0; run < 2; run++) {
+		CHECK_OK(ps_store_blobs_pack_existing(s, 0, NULL, NULL, &r));
+		CHECK_INT(r.candidates, 1);
+		CHECK_INT(r.blobs, 0);
+		CHECK_INT(r.packs, 0);
+		CHECK_INT(r.bytes_before, 0);
+		CHECK_INT(r.bytes_after, 0);
+		CHECK_INT(blob_int(path, "encoding", sha), PS_BLOB_ZSTD);
+		CHECK_INT(blob_int(path, "length(content)", sha), row_len);
+		expect_blobs(s, &v, 1);
+	}
+	ps_store_free(s);
+	free(buf);
+	free(path);
+}
+
 /* store copy moves packs with their ids before the blobs naming them: every packed blob and
  * a delta against one read back from the copy, and the copy's next pack gets a new id. */
 static void test_blob_packs_copy(void)
@@ -4503,6 +4533,7 @@ PS_TESTS(PS_TEST(test_atomic_visibility), PS_TEST(test_one_chain), PS_TEST(test_
 	 PS_TEST(test_blob_packs_corrupt), PS_TEST(test_blob_packs_rollback),
 	 PS_TEST(test_blob_packs_prune), PS_TEST(test_blob_packs_prune_deltas),
 	 PS_TEST(test_blob_packs_copy), PS_TEST(test_blob_packs_existing),
+	 PS_TEST(test_blob_packs_existing_lone),
 	 PS_TEST(test_blob_conversion), PS_TEST(test_blob_id_conversion), PS_TEST(test_code_rows_conversion), PS_TEST(test_stats), PS_TEST(test_object_ids_at_rest), PS_TEST(test_pg_blob_packs_storage),
 	 PS_TEST(test_dir_trees_rebuilt), PS_TEST(test_paths_in_byte_order),
 	 PS_TEST(test_paging_by_cursor), PS_TEST(test_code_walk_empty_scope))
