@@ -176,11 +176,13 @@ int ps_store_blob_packs_tidy(struct ps_store *s, struct ps_prune_stats *out);
 /*
  * For ps_store_prune_blobs, in its transaction, before it deletes the unreferenced blobs:
  * rewrites each of the `n` remaining delta rows `shas` (deltas whose base is about to go) as a
- * plain row (zstd or raw), so no delta outlives its base. Adds their count to *rewritten.
+ * plain row (zstd or raw; small ones packed), so no delta outlives its base. Adds their count
+ * to out->blobs_rewritten and takes the bytes the rewritten rows add (their new stored bytes
+ * less the deltas') off out->blob_bytes, which then says what the prune gives back.
  * Implemented once, in blobs.c, through the ops above.
  */
 int ps_store_blobs_make_plain(struct ps_store *s, char *const *shas, size_t n,
-			      int64_t *rewritten);
+			      struct ps_prune_stats *out);
 
 /* True for a postgres:// or postgresql:// URL (libpq's URI forms). */
 bool ps_store_url_is_pg(const char *url);
