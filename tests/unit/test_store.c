@@ -2428,7 +2428,8 @@ static void test_blob_packs_existing(void)
 	CHECK_OK(ps_store_blobs_pack_existing(s, 16384, NULL, NULL, &r));
 	CHECK_INT(r.candidates, N);
 	CHECK_INT(r.damaged, 1);
-	CHECK_INT(r.blobs, N - 1);
+	/* All the good ones but a lone last one (the list's order is the backend's). */
+	CHECK(r.blobs == N - 1 || r.blobs == N - 2);
 	CHECK(r.packs >= 2); /* 16 KiB batches: several transactions, each its own packs */
 	CHECK(r.bytes_after < r.bytes_before);
 	CHECK_OK(ps_store_stats(s, 0, &after));
@@ -2436,7 +2437,7 @@ static void test_blob_packs_existing(void)
 	CHECK_INT(after.stored_bytes, stored_by_rows(path));
 	CHECK_INT(after.packs, r.packs);
 	CHECK_INT(db_int(path, "SELECT count(*) FROM blobs WHERE encoding = 3"), after.blobs_packed);
-	CHECK(after.blobs_packed >= N - 2); /* a lone last member of a batch stays plain */
+	CHECK_INT(after.blobs_packed, r.blobs); /* what it says it packed, it packed */
 	CHECK_INT(blob_int(path, "encoding", shas[11]), 0);
 	CHECK_INT(blob_int(path, "encoding", shas[N]), PS_BLOB_ZSTD);
 	CHECK_INT(blob_int(path, "encoding", shas[N + 1]), PS_BLOB_DELTA);
