@@ -727,6 +727,11 @@ static int pack_existing_batch(struct ps_store *s, char *const *shas, size_t n, 
 
 	if ((rc = ps_store_begin(s)) < 0)
 		return rc;
+	/* Another run packing the same rows at the same time would pack them twice. */
+	if ((rc = ps_store_blob_packs_lock(s)) < 0) {
+		ps_store_rollback(s);
+		return rc;
+	}
 	for (; *i < n && rc == 0 && (bytes < batch_bytes || p.n > 0); (*i)++) {
 		struct ps_blob_row row = { 0 };
 		char actual[PS_SHA_HEX];
