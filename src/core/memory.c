@@ -133,10 +133,12 @@ static void add_tag(struct ps_strv *tags, const char *s, const char *e)
 	char *raw = scalar(s, e), *t = ps_memory_tag_text(raw);
 	size_t len = strlen(raw);
 
-	/* Compared as stored (U+FFFD for bytes that are not UTF-8), like a note's tags; the
-	 * length bound is the one of the bytes given, as for a note. */
+	/* Compared as stored (U+FFFD for bytes that are not UTF-8), like a note's tags. The
+	 * length bound holds for the bytes given, as for a note, and for the tag as stored:
+	 * each byte that is not UTF-8 grows to three, past what memory.h promises. */
 	free(raw);
-	if (t[0] && len <= PS_MEMORY_MAX_TAG && tags->n < PS_MEMORY_MAX_TAGS &&
+	if (t[0] && len <= PS_MEMORY_MAX_TAG && strlen(t) <= PS_MEMORY_MAX_TAG &&
+	    tags->n < PS_MEMORY_MAX_TAGS &&
 	    !ps_strv_has(tags, t))
 		ps_strv_push(tags, t);
 	free(t);

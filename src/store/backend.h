@@ -89,6 +89,7 @@ struct ps_store_ops {
 	int (*blob_packs_sparse)(struct ps_store *s, int64_t **ids, size_t *n);
 	int (*blob_pack_delete)(struct ps_store *s, int64_t id);
 	int (*blobs_unpacked)(struct ps_store *s, int64_t max_size, struct ps_strv *shas);
+	int (*blob_packs_lock)(struct ps_store *s);
 	int (*memory_stage)(struct ps_store *s, const struct ps_sync *sync, const struct ps_memory_entry *entries, size_t n);
 	int (*memory_stage_removals)(struct ps_store *s, const struct ps_sync *sync, const char *const *paths, size_t n);
 	int (*project_memory_rescan)(struct ps_store *s, int64_t project_id, int64_t *generation);
@@ -163,6 +164,11 @@ int ps_store_blob_pack_delete(struct ps_store *s, int64_t id);
  * file version that names each (the order the syncs staged them: path order within a sync),
  * blobs no version names last. Reads only; one query. */
 int ps_store_blobs_unpacked(struct ps_store *s, int64_t max_size, struct ps_strv *shas);
+/* For ps_store_blobs_pack_existing, first in each of its transactions: holds any other
+ * process's packing of existing blobs back until this transaction ends, so a row read as plain
+ * is not packed by both (PostgreSQL reads each statement at its own moment; SQLite's
+ * transactions are one writer at a time already: nothing to do). */
+int ps_store_blob_packs_lock(struct ps_store *s);
 
 /*
  * For ps_store_prune_blobs, in its transaction, after it deleted the unreferenced blob rows:
@@ -176,11 +182,13 @@ int ps_store_blob_packs_tidy(struct ps_store *s, struct ps_prune_stats *out);
 /*
  * For ps_store_prune_blobs, in its transaction, before it deletes the unreferenced blobs:
  * rewrites each of the `n` remaining delta rows `shas` (deltas whose base is about to go) as a
- * plain row (zstd or raw), so no delta outlives its base. Adds their count to *rewritten.
+ * plain row (zstd or raw; small ones packed), so no delta outlives its base. Adds their count
+ * to out->blobs_rewritten and takes the bytes the rewritten rows add (their new stored bytes
+ * less the deltas') off out->blob_bytes, which then says what the prune gives back.
  * Implemented once, in blobs.c, through the ops above.
  */
 int ps_store_blobs_make_plain(struct ps_store *s, char *const *shas, size_t n,
-			      int64_t *rewritten);
+			      struct ps_prune_stats *out);
 
 /* True for a postgres:// or postgresql:// URL (libpq's URI forms). */
 bool ps_store_url_is_pg(const char *url);
@@ -240,6 +248,7 @@ int ps_sqlite_blob_pack_members(struct ps_store *s, int64_t id, struct ps_strv *
 int ps_sqlite_blob_packs_sparse(struct ps_store *s, int64_t **ids, size_t *n);
 int ps_sqlite_blob_pack_delete(struct ps_store *s, int64_t id);
 int ps_sqlite_blobs_unpacked(struct ps_store *s, int64_t max_size, struct ps_strv *shas);
+int ps_sqlite_blob_packs_lock(struct ps_store *s);
 int ps_sqlite_memory_stage(struct ps_store *s, const struct ps_sync *sync, const struct ps_memory_entry *entries, size_t n);
 int ps_sqlite_memory_stage_removals(struct ps_store *s, const struct ps_sync *sync, const char *const *paths, size_t n);
 int ps_sqlite_project_memory_rescan(struct ps_store *s, int64_t project_id, int64_t *generation);
@@ -354,6 +363,7 @@ int ps_pg_blob_pack_members(struct ps_store *s, int64_t id, struct ps_strv *shas
 int ps_pg_blob_packs_sparse(struct ps_store *s, int64_t **ids, size_t *n);
 int ps_pg_blob_pack_delete(struct ps_store *s, int64_t id);
 int ps_pg_blobs_unpacked(struct ps_store *s, int64_t max_size, struct ps_strv *shas);
+int ps_pg_blob_packs_lock(struct ps_store *s);
 int ps_pg_memory_stage(struct ps_store *s, const struct ps_sync *sync, const struct ps_memory_entry *entries, size_t n);
 int ps_pg_memory_stage_removals(struct ps_store *s, const struct ps_sync *sync, const char *const *paths, size_t n);
 int ps_pg_project_memory_rescan(struct ps_store *s, int64_t project_id, int64_t *generation);

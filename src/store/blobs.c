@@ -545,7 +545,8 @@ static int cmp_by_place(const void *a, const void *b)
 /* The order to rewrite deltas in: by where their bases sit in packs, which is the order the
  * sync wrote them (paths near each other), so the rewritten versions are packed with the
  * neighbours they compress best with, not in the order of their ids. */
-static int order_by_base(struct ps_store *s, char *const *shas, size_t n, struct by_place *v)
+static int order_by_base(struct ps_store *s, char *const *shas, size_t n, struct by_place *v,
+			 int64_t *stored)
 {
 	for (size_t i = 0; i < n; i++) {
 		struct ps_blob_row row = { 0 }, base = { 0 };
@@ -555,6 +556,7 @@ static int order_by_base(struct ps_store *s, char *const *shas, size_t n, struct
 		if ((rc = ps_store_blob_row_get(s, shas[i], &row)) < 0)
 			return rc;
 		free(row.content);
+		*stored += (int64_t)row.len;
 		if (row.encoding != PS_BLOB_DELTA || !row.base[0])
 			continue;
 		rc = ps_store_blob_row_get(s, row.base, &base);
@@ -573,14 +575,15 @@ static int order_by_base(struct ps_store *s, char *const *shas, size_t n, struct
 }
 
 int ps_store_blobs_make_plain(struct ps_store *s, char *const *shas, size_t n,
-			      int64_t *rewritten)
+			      struct ps_prune_stats *out)
 {
 	struct ps_blobcodec *codec = ps_store_blobcodec(s);
 	struct packer p = { .s = s, .replace = true };
 	struct by_place *order = ps_malloc((n ? n : 1) * sizeof(*order));
+	int64_t old_bytes = 0, rewritten = 0;
 	int rc;
 
-	if ((rc = order_by_base(s, shas, n, order)) < 0) {
+	if ((rc = order_by_base(s, shas, n, order, &old_bytes)) < 0) {
 		free(order);
 		return rc;
 	}
@@ -606,17 +609,24 @@ int ps_store_blobs_make_plain(struct ps_store *s, char *const *shas, size_t n,
 		} else if ((rc = ps_blobcodec_encode(codec, data, len, &enc, &enc_data,
 						     &enc_len)) == 0) {
 			rc = put_row(s, shas[i], data, len, enc, NULL, enc_data, enc_len, true);
+			p.stored += (int64_t)(enc_data ? enc_len : len);
 		}
 		free(enc_data);
 		free(data);
 		if (rc == 0)
-			(*rewritten)++;
+			rewritten++;
 	}
 	if (rc == 0)
 		rc = packer_flush(&p);
 	packer_dispose(&p);
 	free(order);
-	return rc;
+	if (rc < 0)
+		return rc;
+	/* A plain row costs more than the delta it replaces: the prune reports what the store
+	 * gives back, so the growth comes off the bytes the removed rows free. */
+	out->blobs_rewritten += rewritten;
+	out->blob_bytes -= p.stored - old_bytes;
+	return 0;
 }
 
 /* Hands pack `id`'s members to the packer (`members` its shas, from the store): each read
@@ -711,12 +721,17 @@ static int pack_existing_batch(struct ps_store *s, char *const *shas, size_t n, 
 {
 	struct ps_blobcodec *codec = ps_store_blobcodec(s);
 	struct packer p = { .s = s, .replace = true };
-	int64_t before = 0, blobs = 0;
+	int64_t before = 0, blobs = 0, last_len = 0;
 	size_t bytes = 0;
 	int rc;
 
 	if ((rc = ps_store_begin(s)) < 0)
 		return rc;
+	/* Another run packing the same rows at the same time would pack them twice. */
+	if ((rc = ps_store_blob_packs_lock(s)) < 0) {
+		ps_store_rollback(s);
+		return rc;
+	}
 	for (; *i < n && rc == 0 && (bytes < batch_bytes || p.n > 0); (*i)++) {
 		struct ps_blob_row row = { 0 };
 		char actual[PS_SHA_HEX];
@@ -746,6 +761,7 @@ static int pack_existing_batch(struct ps_store *s, char *const *shas, size_t n, 
 					out->damaged++;
 				} else {
 					before += (int64_t)row.len;
+					last_len = (int64_t)row.len;
 					bytes += (size_t)row.size;
 					blobs++;
 					rc = packer_add(&p, shas[*i], data, (size_t)row.size, 0);
@@ -754,6 +770,15 @@ static int pack_existing_batch(struct ps_store *s, char *const *shas, size_t n, 
 			}
 		}
 		free(row.content);
+	}
+	/* A lone member left at the end of the list (the pending pack empties at each write)
+	 * would only be rewritten as the plain row it already is, and found again by every
+	 * later run: it stays as it is, not counted as packed. */
+	if (rc == 0 && p.n == 1) {
+		p.n = 0;
+		p.len = 0;
+		blobs--;
+		before -= last_len;
 	}
 	if (rc == 0)
 		rc = packer_flush(&p);

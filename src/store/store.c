@@ -61,6 +61,7 @@ const struct ps_store_ops ps_sqlite_ops = {
 	.blob_packs_sparse = ps_sqlite_blob_packs_sparse,
 	.blob_pack_delete = ps_sqlite_blob_pack_delete,
 	.blobs_unpacked = ps_sqlite_blobs_unpacked,
+	.blob_packs_lock = ps_sqlite_blob_packs_lock,
 	.memory_stage = ps_sqlite_memory_stage,
 	.memory_stage_removals = ps_sqlite_memory_stage_removals,
 	.project_memory_rescan = ps_sqlite_project_memory_rescan,
@@ -143,6 +144,7 @@ const struct ps_store_ops ps_pg_ops = {
 	.blob_packs_sparse = ps_pg_blob_packs_sparse,
 	.blob_pack_delete = ps_pg_blob_pack_delete,
 	.blobs_unpacked = ps_pg_blobs_unpacked,
+	.blob_packs_lock = ps_pg_blob_packs_lock,
 	.memory_stage = ps_pg_memory_stage,
 	.memory_stage_removals = ps_pg_memory_stage_removals,
 	.project_memory_rescan = ps_pg_project_memory_rescan,
@@ -542,6 +544,11 @@ int ps_store_blob_pack_delete(struct ps_store *s, int64_t id)
 int ps_store_blobs_unpacked(struct ps_store *s, int64_t max_size, struct ps_strv *shas)
 {
 	return ops(s)->blobs_unpacked(s, max_size, shas);
+}
+
+int ps_store_blob_packs_lock(struct ps_store *s)
+{
+	return ops(s)->blob_packs_lock(s);
 }
 
 int ps_store_blob_have(struct ps_store *s, const char *const *shas, size_t n, bool *have)

@@ -8,7 +8,7 @@ import json
 import os
 import sqlite3
 
-from conftest import sqlite_undo_blob_packs
+from conftest import Projsync, pg_undo_blob_packs, psql, sqlite_undo_blob_packs
 
 SNIPPET = [f"static int handler_{i}(struct request *req) {{ return respond(req, {i}); }}\n"
            for i in range(200)]
@@ -96,3 +96,30 @@ def test_store_pack_usage(ps):
     assert r.rc == 0, r
     assert json.loads(r.out) == {"candidates": 0, "blobs": 0, "packs": 0, "damaged": 0,
                                  "bytes_before": 0, "bytes_after": 0}
+
+
+def test_store_pack_twice_at_once_on_postgresql(tmp_path, pg_database, repo):
+    """Two `store pack` runs at once on PostgreSQL (read committed: each reads a row, then
+    rewrites it) pack each blob once: the second run does not pack again what the first is
+    packing, so no pack is left holding a dead copy and the savings are not counted twice."""
+    for i in range(600):
+        repo.write(f"src/mod{i % 7}/file{i:03d}.c", small_file(i))
+    c1 = repo.commit("many small files")
+    pg = Projsync(tmp_path / "pg", pg_database())
+    pg.add("p", repo.path)
+    assert pg("sync", "p").rc == 0
+    pg_undo_blob_packs(pg.db)
+    psql(pg.db, "DELETE FROM projsync_schema WHERE version > 26")
+    runs = [pg.popen("store", "pack", "--json") for _ in range(2)]
+    reports = []
+    for r in runs:
+        out, err = r.communicate(timeout=300)
+        assert r.returncode == 0, err
+        reports.append(json.loads(out))
+    assert sum(r["blobs"] for r in reports) == 600, reports
+    st = pg.json("stats")["store"]
+    assert st["blobs_packed"] == 600 and st["packs"] == sum(r["packs"] for r in reports), st
+    for f in repo.ls_tree(c1)[::60]:  # verify --blobs reads them all
+        r = pg("cat", "p", "--", f["path"])
+        assert r.rc == 0 and r.outb == repo.blob(f["sha"]), f["path"]
+    assert pg("verify", "--blobs", "p").rc == 0

@@ -203,6 +203,25 @@ static void test_front_matter_tolerant(void)
 	ps_memory_entry_dispose(&e);
 	ps_buf_dispose(&big);
 
+	/* A tag's bound holds for the tag as stored: bytes that are not UTF-8 become U+FFFD
+	 * (3 bytes each), so 41 of them (41 bytes given) would be a 123-byte tag. Dropped, as
+	 * a tag over the bound is; one that fits as stored is kept. */
+	ps_buf_init(&big, 1024);
+	ps_buf_puts(&big, "---\ntags: ok, ");
+	for (int i = 0; i < 41; i++)
+		ps_buf_puts(&big, "\xff");
+	ps_buf_puts(&big, ", ");
+	for (int i = 0; i < 33; i++)
+		ps_buf_puts(&big, "\xff");
+	ps_buf_puts(&big, "\n---\nbody\n");
+	parse(&e, "t.md", big.data);
+	CHECK_INT(e.tags.n, 2);
+	for (size_t i = 0; i < e.tags.n; i++)
+		CHECK(strlen(e.tags.v[i]) <= PS_MEMORY_MAX_TAG);
+	CHECK(e.tags.n == 2 && strcmp(e.tags.v[0], "ok") == 0 && strlen(e.tags.v[1]) == 99);
+	ps_memory_entry_dispose(&e);
+	ps_buf_dispose(&big);
+
 	/* A huge title is cut at a character boundary. */
 	ps_buf_init(&big, 1 << 20);
 	ps_buf_puts(&big, "# ");

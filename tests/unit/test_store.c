@@ -1457,6 +1457,7 @@ static void test_blob_delta_prune(void)
 	struct ps_store *s = open_store(&path);
 	struct ps_project *p = add_project(s, "p");
 	struct ps_prune_stats pr = { 0 };
+	struct ps_store_stats before, after;
 	int64_t ids[3];
 	void *data = NULL;
 	size_t len = 0, n = 0;
@@ -1478,10 +1479,15 @@ static void test_blob_delta_prune(void)
 		free(commit);
 	}
 	CHECK_INT(db_int(path, "SELECT count(*) FROM blobs WHERE encoding = 2"), 2);
+	CHECK_OK(ps_store_stats(s, 0, &before));
 	CHECK_OK(ps_store_prune_syncs(s, p->id, ids[2], &pr));
 	CHECK_OK(ps_store_prune_blobs(s, &pr));
 	CHECK_INT(pr.blobs, 2);
 	CHECK_INT(pr.blobs_rewritten, 1);
+	/* The bytes reported are what the store gave back: the kept delta's plain row, larger
+	 * than the delta it replaced, is taken off what the removed rows freed. */
+	CHECK_OK(ps_store_stats(s, 0, &after));
+	CHECK_INT(pr.blob_bytes, before.stored_bytes - after.stored_bytes);
 	out = ps_test_sql(path, "SELECT encoding, coalesce(ps_hex(base), '-') FROM blobs");
 	CHECK_STR(out, "1|-|\n");
 	free(out);
@@ -1984,7 +1990,7 @@ static void test_blob_packs_deltas(void)
 	struct ps_store *s = open_store(&path);
 	struct ps_blob_in v[4];
 	size_t lens[4];
-	int64_t rewritten = 0;
+	struct ps_prune_stats rewritten = { 0 };
 
 	for (int i = 0; i < 4; i++) {
 		lens[i] = delta_version(i, vs[i], sizeof(vs[i]));
@@ -2043,7 +2049,7 @@ static void test_blob_packs_deltas(void)
 		CHECK_OK(ps_store_blobs_make_plain(s, list, 1, &rewritten));
 	}
 	CHECK_OK(ps_store_commit(s));
-	CHECK_INT(rewritten, 1);
+	CHECK_INT(rewritten.blobs_rewritten, 1);
 	CHECK_INT(blob_int(path, "encoding", shas[3]), PS_BLOB_ZSTD);
 	{
 		struct ps_blob_in b = { shas[3], vs[3], lens[3], NULL };
@@ -2328,6 +2334,7 @@ static void test_blob_packs_prune_deltas(void)
 	struct ps_change ch[N];
 	struct ps_blob_in v[N];
 	struct ps_prune_stats pr = { 0 };
+	struct ps_store_stats before, after;
 	int64_t s2;
 
 	put_pack(s, 0, N, old, obuf, 3000);
@@ -2351,11 +2358,16 @@ static void test_blob_packs_prune_deltas(void)
 	CHECK_OK(ps_store_blob_put_many(s, v, N));
 	CHECK_INT(db_int(path, "SELECT count(*) FROM blobs WHERE encoding = 2"), N);
 	s2 = commit_sync(s, p, ch, N, "c2");
+	CHECK_OK(ps_store_stats(s, 0, &before));
 	CHECK_OK(ps_store_prune_syncs(s, p->id, s2, &pr));
 	CHECK_OK(ps_store_prune_blobs(s, &pr));
 	CHECK_INT(pr.blobs, N);
 	CHECK_INT(pr.blobs_rewritten, N);
 	CHECK_INT(pr.packs_rewritten, 1);
+	/* What the store gave back: the old pack, less the new pack of the rewritten deltas
+	 * and the deltas' own rows. */
+	CHECK_OK(ps_store_stats(s, 0, &after));
+	CHECK_INT(pr.blob_bytes, before.stored_bytes - after.stored_bytes);
 	CHECK_INT(db_int(path, "SELECT count(*) FROM blobs WHERE encoding = 3"), N);
 	CHECK_INT(db_int(path, "SELECT count(*) FROM blob_packs"), 1);
 	expect_blobs(s, v, N);
@@ -2416,7 +2428,8 @@ static void test_blob_packs_existing(void)
 	CHECK_OK(ps_store_blobs_pack_existing(s, 16384, NULL, NULL, &r));
 	CHECK_INT(r.candidates, N);
 	CHECK_INT(r.damaged, 1);
-	CHECK_INT(r.blobs, N - 1);
+	/* All the good ones but a lone last one (the list's order is the backend's). */
+	CHECK(r.blobs == N - 1 || r.blobs == N - 2);
 	CHECK(r.packs >= 2); /* 16 KiB batches: several transactions, each its own packs */
 	CHECK(r.bytes_after < r.bytes_before);
 	CHECK_OK(ps_store_stats(s, 0, &after));
@@ -2424,7 +2437,7 @@ static void test_blob_packs_existing(void)
 	CHECK_INT(after.stored_bytes, stored_by_rows(path));
 	CHECK_INT(after.packs, r.packs);
 	CHECK_INT(db_int(path, "SELECT count(*) FROM blobs WHERE encoding = 3"), after.blobs_packed);
-	CHECK(after.blobs_packed >= N - 2); /* a lone last member of a batch stays plain */
+	CHECK_INT(after.blobs_packed, r.blobs); /* what it says it packed, it packed */
 	CHECK_INT(blob_int(path, "encoding", shas[11]), 0);
 	CHECK_INT(blob_int(path, "encoding", shas[N]), PS_BLOB_ZSTD);
 	CHECK_INT(blob_int(path, "encoding", shas[N + 1]), PS_BLOB_DELTA);
@@ -2469,6 +2482,36 @@ static void test_blob_packs_existing(void)
 	free(big);
 	free(delta);
 	ps_store_free(s);
+	free(path);
+}
+
+/* A lone small blob left at the end of `store pack`'s list cannot be packed (a pack of one
+ * saves nothing): it stays as it is and is not reported as packed, so a second run over a store
+ * with nothing else to pack says so, rather than rewriting that blob (and compacting) each time. */
+static void test_blob_packs_existing_lone(void)
+{
+	char *path, sha[PS_SHA_HEX], *buf = pack_file(4242, 3000);
+	struct ps_store *s = open_store(&path);
+	struct ps_pack_report r;
+	struct ps_blob_in v = { sha, buf, 3000, NULL };
+	int64_t row_len;
+
+	ps_git_blob_sha(buf, 3000, sha);
+	CHECK_OK(ps_store_blob_put(s, sha, buf, 3000));
+	row_len = blob_int(path, "length(content)", sha);
+	for (int run = 0; run < 2; run++) {
+		CHECK_OK(ps_store_blobs_pack_existing(s, 0, NULL, NULL, &r));
+		CHECK_INT(r.candidates, 1);
+		CHECK_INT(r.blobs, 0);
+		CHECK_INT(r.packs, 0);
+		CHECK_INT(r.bytes_before, 0);
+		CHECK_INT(r.bytes_after, 0);
+		CHECK_INT(blob_int(path, "encoding", sha), PS_BLOB_ZSTD);
+		CHECK_INT(blob_int(path, "length(content)", sha), row_len);
+		expect_blobs(s, &v, 1);
+	}
+	ps_store_free(s);
+	free(buf);
 	free(path);
 }
 
@@ -4503,6 +4546,7 @@ PS_TESTS(PS_TEST(test_atomic_visibility), PS_TEST(test_one_chain), PS_TEST(test_
 	 PS_TEST(test_blob_packs_corrupt), PS_TEST(test_blob_packs_rollback),
 	 PS_TEST(test_blob_packs_prune), PS_TEST(test_blob_packs_prune_deltas),
 	 PS_TEST(test_blob_packs_copy), PS_TEST(test_blob_packs_existing),
+	 PS_TEST(test_blob_packs_existing_lone),
 	 PS_TEST(test_blob_conversion), PS_TEST(test_blob_id_conversion), PS_TEST(test_code_rows_conversion), PS_TEST(test_stats), PS_TEST(test_object_ids_at_rest), PS_TEST(test_pg_blob_packs_storage),
 	 PS_TEST(test_dir_trees_rebuilt), PS_TEST(test_paths_in_byte_order),
 	 PS_TEST(test_paging_by_cursor), PS_TEST(test_code_walk_empty_scope))

@@ -3257,7 +3257,7 @@ int ps_pg_prune_blobs(struct ps_store *s, struct ps_prune_stats *out)
 	for (int i = 0; i < PQntuples(r); i++)
 		ps_strv_push(&keep, PQgetvalue(r, i, 0));
 	PQclear(r);
-	if ((rc = ps_store_blobs_make_plain(s, keep.v, keep.n, &out->blobs_rewritten)) < 0)
+	if ((rc = ps_store_blobs_make_plain(s, keep.v, keep.n, out)) < 0)
 		goto fail;
 	/* The code index goes with its blobs. */
 	if ((rc = ps_pg_exec(PSPG(s), "DELETE FROM code_blobs c WHERE NOT EXISTS "

@@ -132,3 +132,13 @@ int ps_pg_blobs_unpacked(struct ps_store *s, int64_t max_size, struct ps_strv *s
 	PQclear(r);
 	return 0;
 }
+
+int ps_pg_blob_packs_lock(struct ps_store *s)
+{
+	/* Read committed: without it, two runs both read a row as plain, and the second's
+	 * UPDATE, let through when the first commits, packs it again (the first's pack then holds
+	 * a dead copy, and both count it). The key is "pakexist" in ASCII; it ends with the
+	 * transaction, and nothing else takes it, so syncs and readers go on. */
+	return ps_pg_exec(PSPG(s), "SELECT pg_advisory_xact_lock(8097871688544908148)", NULL,
+			  "wait for another store pack", NULL);
+}

@@ -2740,7 +2740,7 @@ int ps_sqlite_prune_blobs(struct ps_store *s, struct ps_prune_stats *out)
 		rc = db_error(s, "find deltas whose base goes");
 		goto fail;
 	}
-	if ((rc = ps_store_blobs_make_plain(s, keep.v, keep.n, &out->blobs_rewritten)) < 0)
+	if ((rc = ps_store_blobs_make_plain(s, keep.v, keep.n, out)) < 0)
 		goto fail;
 	/* The code index goes with its blobs (read before they go: a document leaves the FTS
 	 * index with the text it came with). */
