@@ -105,12 +105,18 @@ int ps_cmd_prune(struct ps_cli *cli, int argc, char **argv)
 		return PS_EXIT_OK;
 	}
 	json_decref(r.projects);
-	ps_format_bytes(total.blob_bytes, bytes, sizeof(bytes));
+	ps_format_bytes(total.blob_bytes < 0 ? -total.blob_bytes : total.blob_bytes, bytes,
+			sizeof(bytes));
 	if (total.blobs_skipped)
 		printf("blobs: left for later, a sync is running\n");
-	else
+	else if (total.blob_bytes >= 0)
 		printf("blobs: %s %" PRId64 " no longer referenced (%s, %" PRId64 " bytes)\n",
 		       r.dry_run ? "would remove" : "removed", total.blobs, bytes, total.blob_bytes);
+	else /* bytes < 0: the deltas whose base went cost more stored plain than what went */
+		printf("blobs: %s %" PRId64 " no longer referenced; the store %s by %s (%" PRId64
+		       " bytes): the deltas below, rewritten without their base, take more\n",
+		       r.dry_run ? "would remove" : "removed", total.blobs,
+		       r.dry_run ? "would grow" : "grew", bytes, -total.blob_bytes);
 	if (total.blobs_rewritten)
 		printf("deltas: %s %" PRId64 " whose base goes as plain rows\n",
 		       r.dry_run ? "would rewrite" : "rewrote", total.blobs_rewritten);

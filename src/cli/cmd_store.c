@@ -76,7 +76,7 @@ static int store_pack(struct ps_cli *cli, int nargs)
 	ps_format_bytes(r.bytes_before, before, sizeof(before));
 	ps_format_bytes(r.bytes_after, after, sizeof(after));
 	if (r.blobs == 0)
-		printf("nothing to pack: no small blob is stored alone\n");
+		printf("nothing to pack: fewer than two small blobs are stored alone\n");
 	else
 		printf("packed %lld blobs into %lld packs: %s -> %s\n", (long long)r.blobs,
 		       (long long)r.packs, before, after);
