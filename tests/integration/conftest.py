@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import signal
+import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -86,6 +87,21 @@ def psql(url, sql):
     if r.returncode != 0:
         raise AssertionError(f"psql {sql!r} failed: {r.stderr.decode(errors='replace')}")
     return r.stdout.decode()
+
+
+def set_bytes(ps, table, column, data, **key):
+    """Sets `column` of the row of `table` that `key` names (id=N, or sha=HEX for a 20-byte id)
+    to the bytes `data`, behind projsync's back, on either backend (a test damaging a store)."""
+    (name, value), = key.items()
+    if ps.backend == "pg":
+        where = f"sha = ps_unhex('{value}')" if name == "sha" else f"{name} = {int(value)}"
+        psql(ps.db, f"UPDATE {table} SET {column} = '\\x{data.hex()}'::bytea WHERE {where}")
+        return
+    con = sqlite3.connect(ps.db)
+    with con:
+        con.execute(f"UPDATE {table} SET {column} = ? WHERE {name} = ?",
+                    (data, bytes.fromhex(value) if name == "sha" else value))
+    con.close()
 
 
 def pg_url_for(db):

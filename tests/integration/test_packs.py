@@ -16,7 +16,7 @@ import tarfile
 
 import pytest
 
-from conftest import Projsync, one_error_line, psql, sqlite_id_functions
+from conftest import Projsync, one_error_line, psql, set_bytes, sqlite_id_functions
 
 MEMBER_MAX = 16 << 10  # PS_BLOB_PACK_MEMBER_MAX
 MANIFEST = ".projsync-checkout"
@@ -101,14 +101,7 @@ def pack_rows(ps):
 
 
 def write_pack_content(ps, pack_id, data):
-    if ps.backend == "pg":
-        psql(ps.db, f"UPDATE blob_packs SET content = '\\x{data.hex()}'::bytea "
-                    f"WHERE id = {pack_id}")
-        return
-    con = sqlite3.connect(ps.db)
-    with con:
-        con.execute("UPDATE blob_packs SET content = ? WHERE id = ?", (data, pack_id))
-    con.close()
+    set_bytes(ps, "blob_packs", "content", data, id=pack_id)
 
 
 def execute(ps, sql):

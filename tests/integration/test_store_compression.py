@@ -11,7 +11,7 @@ import sqlite3
 
 import pytest
 
-from conftest import (UNDO_FOLDED_CHECKS, one_error_line, psql, sqlite_id_functions,
+from conftest import (UNDO_FOLDED_CHECKS, one_error_line, psql, set_bytes, sqlite_id_functions,
                       sqlite_undo_code_own, sqlite_undo_code_unindexed, sqlite_undo_thin_trees)
 
 TEXT = "".join(f"line {i}: the same kind of source text again and again\n" for i in range(400))
@@ -48,14 +48,7 @@ def stored_bytes(ps, sha):
 
 
 def write_stored_bytes(ps, sha, data):
-    if ps.backend == "pg":
-        psql(ps.db, f"UPDATE blobs SET content = '\\x{data.hex()}'::bytea "
-                    f"WHERE sha = ps_unhex('{sha}')")
-        return
-    con = sqlite3.connect(ps.db)
-    with con:
-        con.execute("UPDATE blobs SET content = ? WHERE sha = ?", (data, bytes.fromhex(sha)))
-    con.close()
+    set_bytes(ps, "blobs", "content", data, sha=sha)
 
 
 def fill(repo):
