@@ -29,6 +29,23 @@ def literal_tree(repo, entries):
     return write_object(repo, data, "tree")
 
 
+def first_good_sync(ps, repo):
+    """Project p synced at one good commit -> (that commit, (history, files)) as they stood."""
+    repo.write("a.txt", "good\n")
+    good = repo.commit()
+    ps.add("p", str(repo.path))
+    ps.sync("p")
+    return good, (ps.history("p"), ps.files("p"))
+
+
+def assert_nothing_stored(ps, before):
+    """The project's succeeded syncs and files are those of `before` (first_good_sync)."""
+    def succeeded(history):
+        return [s for s in history if s["status"] == "succeeded"]
+    assert succeeded(ps.history("p")) == succeeded(before[0])
+    assert ps.files("p") == before[1]       # the snapshot is still the good one
+
+
 def commit_tree(repo, tree, parent):
     return git(repo.path, "commit-tree", tree, "-p", parent, "-m", "hostile").strip()
 
@@ -43,11 +60,7 @@ def commit_tree(repo, tree, parent):
     ("empty", lambda a, b: [("100644", b"", a)]),
 ])
 def test_a_tree_no_git_writes_fails_the_sync_and_stores_nothing(ps, repo, name, entries_of):
-    repo.write("a.txt", "good\n")
-    good = repo.commit()
-    ps.add("p", str(repo.path))
-    ps.sync("p")
-    before = (ps.history("p"), ps.files("p"))
+    good, before = first_good_sync(ps, repo)
     a = write_object(repo, b"x\n")
     b = write_object(repo, b"y\n")
     tree = literal_tree(repo, entries_of(a, b))
@@ -58,20 +71,13 @@ def test_a_tree_no_git_writes_fails_the_sync_and_stores_nothing(ps, repo, name, 
     assert r.rc == 1, r
     assert one_error_line(r.err), r
     assert tree in r.err, r
-    def succeeded(history):
-        return [s for s in history if s["status"] == "succeeded"]
-    assert succeeded(ps.history("p")) == succeeded(before[0])
-    assert ps.files("p") == before[1]       # the snapshot is still the good one
+    assert_nothing_stored(ps, before)
 
 
 def test_a_blob_whose_bytes_are_not_its_id_fails_the_sync_and_stores_nothing(ps, repo):
     """libgit2 no longer re-hashes what it reads (source/git.c): the store's own check of each
     blob's id is what refuses a damaged or forged object."""
-    repo.write("a.txt", "good\n")
-    repo.commit()
-    ps.add("p", str(repo.path))
-    ps.sync("p")
-    before = (ps.history("p"), ps.files("p"))
+    _, before = first_good_sync(ps, repo)
     repo.write("b.txt", "the real content\n")
     repo.commit()
     sha = git(repo.path, "rev-parse", "HEAD:b.txt").strip()
@@ -91,20 +97,14 @@ def swap_object_and_check_the_sync_fails(ps, repo, sha, other, before):
     assert r.rc == 1, r
     assert one_error_line(r.err), r
     assert sha in r.err and "verification" in r.err, r
-    assert [s for s in ps.history("p") if s["status"] == "succeeded"] == \
-        [s for s in before[0] if s["status"] == "succeeded"]
-    assert ps.files("p") == before[1]
+    assert_nothing_stored(ps, before)
 
 
 def test_a_commit_whose_bytes_are_not_its_id_fails_the_sync_and_stores_nothing(ps, repo):
     """The commit names the tree check_tree holds the snapshot to: with libgit2 no longer
     re-hashing, a commit object holding another commit's bytes (another tree) would have made
     that tree the snapshot of a commit it is not."""
-    repo.write("a.txt", "good\n")
-    repo.commit()
-    ps.add("p", str(repo.path))
-    ps.sync("p")
-    before = (ps.history("p"), ps.files("p"))
+    _, before = first_good_sync(ps, repo)
     repo.write("b.txt", "the real content\n")
     repo.commit()
     sha = git(repo.path, "rev-parse", "HEAD").strip()
